@@ -1,0 +1,271 @@
+"""The data-flow graph as plain data: nodes (layers) and edges (tensors between named ports).
+
+Every mutation goes through a method that validates first and then emits a signal, so a refused
+edit changes nothing and every view (the canvas, shape overlay) just follows the signals.
+"""
+from __future__ import annotations
+
+import copy
+import keyword
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from engine.spec import AttrError, LayerloomError
+
+
+class GraphError(LayerloomError):
+    """A graph edit or file that breaks a structural rule (cycle, taken port, unknown type...)."""
+
+
+class Signal:
+    """A tiny Qt-free signal: ``connect(fn)``, ``emit(*args)``; keeps the engine headless."""
+
+    def __init__(self) -> None:
+        self._slots: list[Callable] = []
+
+    def connect(self, fn: Callable) -> None:
+        self._slots.append(fn)
+
+    def disconnect(self, fn: Callable) -> None:
+        self._slots.remove(fn)
+
+    def emit(self, *args: Any) -> None:
+        for fn in list(self._slots):
+            fn(*args)
+
+
+PortRef = tuple  # (node_id, port_name)
+
+
+@dataclass
+class Node:
+    id: str
+    type: str
+    attrs: dict = field(default_factory=dict)
+    pos: tuple = (0.0, 0.0)
+    frozen: bool = False
+
+    def __repr__(self) -> str:
+        frozen = ", frozen" if self.frozen else ""
+        return f"Node({self.id!r}, {self.type}, {self.attrs}{frozen})"
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: PortRef  # (node_id, output port)
+    dst: PortRef  # (node_id, input port)
+
+
+def check_node_id(node_id: str) -> None:
+    """Ids become parameter keys and PyTorch attribute names, so they must be identifiers."""
+    if not isinstance(node_id, str) or not node_id.isidentifier() or keyword.iskeyword(node_id):
+        raise GraphError(f"node id {node_id!r} must be a Python identifier (letters, digits, _)")
+
+
+class Graph:
+    """Nodes keyed by id plus a set of edges; an input port holds at most one edge."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.edges: list[Edge] = []
+        self.node_added, self.node_removed = Signal(), Signal()  # (node) / (node_id)
+        self.edge_added, self.edge_removed = Signal(), Signal()  # (edge)
+        self.attr_changed = Signal()  # (node_id, name, value)
+        self.node_moved = Signal()  # (node_id, pos)
+        self.node_renamed = Signal()  # (old_id, new_id)
+        self.frozen_changed = Signal()  # (node_id, frozen)
+        self.changed = Signal()  # () after any edit: shape inference listens here
+
+    def __repr__(self) -> str:
+        return f"Graph({len(self.nodes)} nodes, {len(self.edges)} edges)"
+
+    # ---------------------------------------------------------------------- queries
+    def layer(self, node_id: str):
+        from engine.registry import get
+
+        return get(self.nodes[node_id].type)
+
+    def edges_into(self, node_id: str) -> list[Edge]:
+        return [e for e in self.edges if e.dst[0] == node_id]
+
+    def edges_from(self, node_id: str) -> list[Edge]:
+        return [e for e in self.edges if e.src[0] == node_id]
+
+    def edge_into(self, dst: PortRef) -> Edge | None:
+        return next((e for e in self.edges if e.dst == tuple(dst)), None)
+
+    def unique_id(self, stem: str) -> str:
+        """``conv1``, ``conv2``...: the first free id from a stem (the type name, lower-cased)."""
+        stem = "".join(ch for ch in stem.lower() if ch.isalnum() or ch == "_") or "node"
+        if stem[0].isdigit():
+            stem = "n" + stem
+        i = 1
+        while f"{stem}{i}" in self.nodes:
+            i += 1
+        return f"{stem}{i}"
+
+    def topological_order(self) -> list[str]:
+        """Kahn's algorithm, stable in insertion order; raises GraphError on a cycle."""
+        indeg = {n: 0 for n in self.nodes}
+        for e in self.edges:
+            indeg[e.dst[0]] += 1
+        ready = [n for n in self.nodes if indeg[n] == 0]
+        order: list[str] = []
+        while ready:
+            n = ready.pop(0)
+            order.append(n)
+            for e in self.edges_from(n):
+                indeg[e.dst[0]] -= 1
+                if indeg[e.dst[0]] == 0:
+                    ready.append(e.dst[0])
+        if len(order) != len(self.nodes):
+            stuck = sorted(set(self.nodes) - set(order))
+            raise GraphError(f"the graph has a cycle through {', '.join(stuck)}")
+        return order
+
+    def reaches(self, start: str, target: str) -> bool:
+        """True when a path of edges leads from ``start`` to ``target``."""
+        seen, todo = set(), [start]
+        while todo:
+            n = todo.pop()
+            if n == target:
+                return True
+            if n not in seen:
+                seen.add(n)
+                todo.extend(e.dst[0] for e in self.edges_from(n))
+        return False
+
+    # ---------------------------------------------------------------------- edits
+    def add_node(self, node: Node) -> Node:
+        """Validate type, id and attrs; the stored attrs are the validated, default-filled ones."""
+        from engine.registry import get
+
+        check_node_id(node.id)
+        if node.id in self.nodes:
+            raise GraphError(f"a node named {node.id!r} already exists")
+        cls = get(node.type)
+        try:
+            attrs = dict(cls.validate_attrs(node.attrs))
+        except AttrError as err:
+            raise GraphError(f"{node.type} {node.id!r}: {err}") from None
+        node = Node(node.id, node.type, attrs, tuple(float(v) for v in node.pos), bool(node.frozen))
+        self.nodes[node.id] = node
+        self.node_added.emit(node)
+        self.changed.emit()
+        return node
+
+    def remove_node(self, node_id: str) -> tuple[Node, list[Edge]]:
+        """Remove a node and its edges; returns both so an undo can put them back."""
+        node = self._node(node_id)
+        removed = [e for e in self.edges if node_id in (e.src[0], e.dst[0])]
+        for e in removed:
+            self.disconnect(e, notify=False)
+        del self.nodes[node_id]
+        self.node_removed.emit(node_id)
+        self.changed.emit()
+        return node, removed
+
+    def check_connect(self, src: PortRef, dst: PortRef) -> Edge:
+        """The rules of a new edge, without making it (the canvas asks while dragging)."""
+        src, dst = tuple(src), tuple(dst)
+        s_cls, d_cls = self.layer(self._node(src[0]).id), self.layer(self._node(dst[0]).id)
+        if src[1] not in s_cls.outputs:
+            raise GraphError(f"{src[0]!r} has no output port {src[1]!r}")
+        if dst[1] not in d_cls.inputs:
+            raise GraphError(f"{dst[0]!r} has no input port {dst[1]!r}")
+        if src[0] == dst[0]:
+            raise GraphError(f"cannot connect {src[0]!r} to itself")
+        if self.edge_into(dst) is not None:
+            raise GraphError(f"input {dst[1]!r} of {dst[0]!r} is already connected")
+        if self.reaches(dst[0], src[0]):
+            raise GraphError(f"connecting {src[0]} to {dst[0]} would make a cycle")
+        return Edge(src, dst)
+
+    def connect(self, src: PortRef, dst: PortRef) -> Edge:
+        edge = self.check_connect(src, dst)
+        self.edges.append(edge)
+        self.edge_added.emit(edge)
+        self.changed.emit()
+        return edge
+
+    def disconnect(self, edge: Edge, notify: bool = True) -> None:
+        if edge not in self.edges:
+            raise GraphError(f"no edge from {edge.src} to {edge.dst}")
+        self.edges.remove(edge)
+        self.edge_removed.emit(edge)
+        if notify:
+            self.changed.emit()
+
+    def set_attr(self, node_id: str, name: str, value: Any) -> None:
+        node = self._node(node_id)
+        cls = self.layer(node_id)
+        try:
+            validated = cls.validate_attrs({**node.attrs, name: value})
+        except AttrError as err:
+            raise GraphError(f"{node.type} {node_id!r}: {err}") from None
+        node.attrs = dict(validated)
+        self.attr_changed.emit(node_id, name, node.attrs[name])
+        self.changed.emit()
+
+    def move(self, node_id: str, pos: tuple) -> None:
+        self._node(node_id).pos = (float(pos[0]), float(pos[1]))
+        self.node_moved.emit(node_id, self.nodes[node_id].pos)
+
+    def set_frozen(self, node_id: str, frozen: bool) -> None:
+        self._node(node_id).frozen = bool(frozen)
+        self.frozen_changed.emit(node_id, bool(frozen))
+        self.changed.emit()
+
+    def rename(self, old: str, new: str) -> None:
+        """Change a node's id, keeping its edges and its place in insertion order."""
+        self._node(old)
+        if new == old:
+            return
+        check_node_id(new)
+        if new in self.nodes:
+            raise GraphError(f"a node named {new!r} already exists")
+        self.nodes = {(new if k == old else k): v for k, v in self.nodes.items()}
+        self.nodes[new].id = new
+        ren = lambda ref: (new, ref[1]) if ref[0] == old else ref  # noqa: E731
+        self.edges = [Edge(ren(e.src), ren(e.dst)) for e in self.edges]
+        self.node_renamed.emit(old, new)
+        self.changed.emit()
+
+    def _node(self, node_id: str) -> Node:
+        try:
+            return self.nodes[node_id]
+        except KeyError:
+            raise GraphError(f"no node named {node_id!r}") from None
+
+    # ---------------------------------------------------------------------- files
+    def to_dict(self) -> dict:
+        from engine.serialize import graph_to_dict
+
+        return graph_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Graph":
+        from engine.serialize import graph_from_dict
+
+        return graph_from_dict(data)
+
+    @classmethod
+    def load(cls, path) -> "Graph":
+        from engine.serialize import load_project
+
+        return load_project(path).graph
+
+    def save(self, path) -> None:
+        from engine.serialize import Project, save_project
+
+        save_project(Project(self), path)
+
+    def copy(self) -> "Graph":
+        return Graph.from_dict(copy.deepcopy(self.to_dict()))
+
+    def add_all(self, nodes: Iterable[Node], edges: Iterable[Edge]) -> None:
+        """Put back nodes and edges (an undo of a removal, a paste)."""
+        for n in nodes:
+            self.add_node(n)
+        for e in edges:
+            self.connect(e.src, e.dst)

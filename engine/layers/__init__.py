@@ -1,0 +1,1 @@
+"""One module per layer family; each class registers itself with ``@register``."""

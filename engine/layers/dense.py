@@ -1,0 +1,65 @@
+"""Dense (fully connected) layer, as ``torch.nn.Linear``: y = x Wᵀ + b over the last axis."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.registry import register
+from engine.spec import Bool, Example, Int, Layer, ShapeError, fmt_shape
+
+
+def uniform_fan_in(rng: np.random.Generator, shape: tuple, fan_in: int) -> np.ndarray:
+    """U(-1/√fan_in, 1/√fan_in): PyTorch's default for Linear/Conv weights and biases
+    (kaiming_uniform with a=√5 reduces to this bound)."""
+    bound = 1.0 / np.sqrt(fan_in) if fan_in > 0 else 0.0
+    return rng.uniform(-bound, bound, size=shape)
+
+
+@register
+class Dense(Layer):
+    """Fully connected layer: every output is a weighted sum of all inputs plus a bias."""
+
+    category = "Dense"
+    attrs = {
+        "out_features": Int(64, "number of outputs", min=1, max=1_000_000),
+        "bias": Bool(True, "add a learned bias"),
+    }
+    examples = (Example({"out_features": 3}, ((4, 5),)),
+                Example({"out_features": 2, "bias": False}, ((2, 3, 4),)))
+
+    @classmethod
+    def label(cls, a) -> str:
+        return f"{a['out_features']}"
+
+    @staticmethod
+    def infer(a, x):
+        if len(x) == 2 or len(x) == 3:
+            return (*x[:-1], a.out_features)
+        if len(x) < 2:
+            raise ShapeError(f"expects vectors, got {fmt_shape(x)}")
+        raise ShapeError(f"expects a vector, got {fmt_shape(x)} — add Flatten", fix="Flatten")
+
+    @staticmethod
+    def init(a, in_shapes, rng):
+        fan_in = in_shapes[0][-1]
+        p = {"weight": uniform_fan_in(rng, (a.out_features, fan_in), fan_in)}
+        if a.bias:
+            p["bias"] = uniform_fan_in(rng, (a.out_features,), fan_in)
+        return p
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        ctx.save(x)
+        y = x @ p["weight"].T
+        if a.bias:
+            y += p["bias"]
+        return y
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        (x,) = ctx.saved
+        x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+        grads = {"weight": dy2.T @ x2}
+        if a.bias:
+            grads["bias"] = dy2.sum(axis=0)
+        dx = dy @ p["weight"] if ctx.needs_input_grad[0] else None
+        return (dx,), grads

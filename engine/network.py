@@ -1,0 +1,97 @@
+"""``Network``: the small, stable public facade over plan + executor that tests and tools use.
+
+>>> net = Network(Graph.load("samples/lenet5.json"), seed=0)
+>>> out = net.forward({"image": x, "label": y}, training=True)
+>>> net.backward(); net.grads["conv1.weight"]
+"""
+from __future__ import annotations
+
+from os import PathLike
+
+import numpy as np
+
+from engine.executor import Executor
+from engine.graph import Graph
+from engine.plan import Plan, PlanError, compile_plan
+from engine.spec import LayerloomError
+
+
+class WeightsError(LayerloomError):
+    """A weights dict or file that does not fit the graph (missing key, wrong shape)."""
+
+
+class Network:
+    """A compiled graph with its parameters; ``params`` and ``grads`` are keyed "<node>.<param>"."""
+
+    def __init__(self, graph: Graph, seed: int = 0, dtype=np.float32, params: dict | None = None):
+        self.graph = graph
+        self.dtype = np.dtype(dtype)
+        self.plan: Plan = compile_plan(graph)
+        self.executor = Executor(self.plan, self.dtype)
+        self.rng = np.random.default_rng(seed)
+        self.params: dict[str, np.ndarray] = self.plan.init_params(np.random.default_rng(seed), self.dtype)
+        self.grads: dict[str, np.ndarray] = {}
+        if params is not None:
+            self.load_params(params)
+
+    def __repr__(self) -> str:
+        n = sum(v.size for v in self.params.values())
+        return f"Network({len(self.plan.steps)} steps, {n:,} parameters, {self.dtype})"
+
+    @property
+    def trainable_keys(self) -> tuple:
+        return self.plan.trainable_keys
+
+    def forward(self, inputs: dict, training: bool = False, check: bool = True) -> dict:
+        """Run the graph on ``{source_node_id: batch}``.
+
+        Returns each node's output under its id; a node with several outputs also gives each one
+        as ``"<node_id>.<port>"`` (its first output stays under the bare id).
+        """
+        values = self.executor.forward(self.params, inputs, training, self.rng, check)
+        out = {}
+        for s in self.plan.steps:
+            out[s.node_id] = values[(s.node_id, s.outputs[0])]
+            if len(s.outputs) > 1:
+                for port in s.outputs:
+                    out[f"{s.node_id}.{port}"] = values[(s.node_id, port)]
+        return out
+
+    def loss(self) -> float:
+        """Sum of the loss nodes' outputs from the last forward."""
+        if not self.plan.losses:
+            raise PlanError(["the graph has no loss node: add MSELoss or CrossEntropyLoss"])
+        return float(sum(self.executor.values[(n, self.plan.step(n).outputs[0])]
+                         for n in self.plan.losses))
+
+    def backward(self, check: bool = True) -> dict:
+        """Gradients of the summed loss for every trainable parameter (frozen nodes get none)."""
+        if not self.plan.losses:
+            raise PlanError(["the graph has no loss node: add MSELoss or CrossEntropyLoss"])
+        if not self.executor.values:
+            raise LayerloomError("call forward() before backward()")
+        self.grads = self.executor.backward(self.params, check)
+        return self.grads
+
+    def load_params(self, params: dict) -> None:
+        """Replace parameters by a state dict; refuses a missing key or a wrong shape."""
+        for key, value in self.params.items():
+            if key not in params:
+                raise WeightsError(f"the weights have no {key!r}")
+            got = np.shape(params[key])
+            if got != value.shape:
+                raise WeightsError(f"{key}: expected shape {value.shape}, the weights have {got}")
+        extra = sorted(set(params) - set(self.params))
+        if extra:
+            raise WeightsError(f"the weights have {extra[0]!r}, which this graph does not use")
+        self.params = {k: np.array(params[k], dtype=self.dtype) for k in self.params}
+
+    def save_weights(self, path: str | PathLike) -> None:
+        from engine.export.weights import save_weights
+
+        save_weights(self.params, path)
+
+    def load_weights(self, path: str | PathLike) -> None:
+        from engine.export.weights import load_weights
+
+        self.load_params(load_weights(path))

@@ -1,0 +1,92 @@
+"""Optimisers over a ``{key: array}`` dict, updating in place: θ ← θ − γ·step(∇θ).
+
+Formulas follow ``torch.optim.SGD`` and ``torch.optim.Adam``/``AdamW`` so results match PyTorch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.spec import LayerloomError
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+
+
+class Optimizer:
+    def __init__(self, lr: float, weight_decay: float = 0.0):
+        if not lr > 0:
+            raise LayerloomError(f"learning rate must be > 0, got {lr}")
+        self.lr, self.weight_decay = float(lr), float(weight_decay)
+        self.state: dict[str, dict] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(lr={self.lr}, weight_decay={self.weight_decay})"
+
+    def step(self, params: dict, grads: dict) -> None:
+        for key, g in grads.items():
+            self.update(key, params[key], g)
+
+    def update(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Plain SGD, or with (Nesterov) momentum: v ← μv + g; θ ← θ − γv (PyTorch's form)."""
+
+    def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0):
+        super().__init__(lr, weight_decay)
+        self.momentum, self.nesterov = float(momentum), nesterov
+
+    def update(self, key, p, g):
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if self.momentum:
+            st = self.state.get(key)
+            if st is None:
+                v = g.copy()
+                self.state[key] = {"v": v}
+            else:
+                v = st["v"]
+                v *= self.momentum
+                v += g
+            g = g + self.momentum * v if self.nesterov else v
+        p -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam with bias correction; ``decoupled=True`` is AdamW (decay applied to θ directly)."""
+
+    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, decoupled: bool = False):
+        super().__init__(lr, weight_decay)
+        self.b1, self.b2 = betas
+        self.eps, self.decoupled = eps, decoupled
+
+    def update(self, key, p, g):
+        st = self.state.setdefault(key, {"t": 0, "m": np.zeros_like(p), "v": np.zeros_like(p)})
+        if self.weight_decay and self.decoupled:
+            p *= 1 - self.lr * self.weight_decay
+        elif self.weight_decay:
+            g = g + self.weight_decay * p
+        st["t"] += 1
+        m, v, t = st["m"], st["v"], st["t"]
+        m *= self.b1
+        m += (1 - self.b1) * g
+        v *= self.b2
+        v += (1 - self.b2) * (g * g)
+        step = self.lr / (1 - self.b1 ** t)
+        denom = np.sqrt(v / (1 - self.b2 ** t))
+        denom += self.eps
+        p -= step * (m / denom)
+
+
+def make_optimizer(name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimizer:
+    if name == "sgd":
+        return SGD(lr, weight_decay=weight_decay)
+    if name == "momentum":
+        return SGD(lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return Adam(lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return Adam(lr, weight_decay=weight_decay, decoupled=True)
+    raise LayerloomError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")

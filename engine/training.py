@@ -1,0 +1,247 @@
+"""Training as a generator of frozen reports: the CLI prints them, the GUI plots them.
+
+``train(net, data, config, control)`` yields a ``StepReport`` per mini-batch, an ``EpochReport``
+after each epoch's validation, and ends with a ``DoneReport`` (test metrics) or a ``Diverged``
+report (the first non-finite value, named by node; parameters rolled back to the last good step).
+A ``Control`` lets another thread pause, resume or stop between steps.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Iterator
+
+import numpy as np
+
+from engine.data import Dataset, Split
+from engine.executor import NonFiniteError
+from engine.network import Network
+from engine.optim import make_optimizer
+from engine.spec import LayerloomError
+
+
+@dataclass
+class TrainConfig:
+    """Stored in the project file under ``"training"``."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int = 1
+    seed: int = 0
+    max_steps: int | None = None  # stop early (tests, "Step" in the GUI uses its own control)
+    histogram_every: int = 25
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StepReport:
+    epoch: int
+    step: int  # within the epoch, from 0
+    global_step: int  # from 0
+    steps_per_epoch: int
+    total_steps: int
+    loss: float
+    accuracy: float | None  # of this batch; None for regression
+    grad_norms: dict  # param key -> L2 norm of its gradient
+    samples_per_sec: float
+    elapsed: float
+    histograms: dict | None = None  # key -> {"grad": (counts, edges), "weight": (counts, edges)}
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    epoch: int
+    train_loss: float
+    train_accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class DoneReport:
+    steps: int
+    test_loss: float | None
+    test_accuracy: float | None
+    confusion: np.ndarray | None  # [true, predicted] counts
+    samples_per_sec: float
+    stopped: bool  # True when stopped early by the Control
+
+
+@dataclass(frozen=True)
+class Diverged:
+    global_step: int
+    node_id: str
+    phase: str  # "forward" or "backward" or "update"
+    message: str
+
+
+class Control:
+    """Thread-safe pause/resume/stop, checked by ``train`` between steps."""
+
+    def __init__(self) -> None:
+        self._run = threading.Event()
+        self._run.set()
+        self._stop = threading.Event()
+
+    def pause(self) -> None:
+        self._run.clear()
+
+    def resume(self) -> None:
+        self._run.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._run.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._run.is_set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def wait(self) -> bool:
+        """Block while paused; True when training should stop."""
+        self._run.wait()
+        return self._stop.is_set()
+
+
+@dataclass
+class Binding:
+    """Which source node gets the samples and which the targets, and where accuracy is read."""
+
+    input_id: str
+    label_id: str
+    logits_ref: tuple | None  # the port feeding CrossEntropyLoss's input, for accuracy
+
+
+def bind(net: Network) -> Binding:
+    steps = {s.node_id: s for s in net.plan.steps}
+    inputs = [n for n in net.plan.sources if steps[n].layer.type_id == "Input"]
+    labels = [n for n in net.plan.sources if steps[n].layer.type_id == "Label"]
+    if len(inputs) != 1 or len(labels) != 1:
+        raise LayerloomError(f"training needs exactly one Input and one Label node, "
+                             f"found {len(inputs)} and {len(labels)}")
+    if not net.plan.losses:
+        raise LayerloomError("the graph has no loss node: add CrossEntropyLoss or MSELoss")
+    ce = [n for n in net.plan.losses if steps[n].layer.type_id == "CrossEntropyLoss"
+          and steps[n].inputs[1] == (labels[0], "y")]
+    return Binding(inputs[0], labels[0], steps[ce[0]].inputs[0] if ce else None)
+
+
+def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for i in range(0, n, batch_size):
+        yield order[i:i + batch_size]
+
+
+def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding | None = None):
+    """(mean loss, accuracy or None, predicted classes or None) over a split, in inference mode."""
+    binding = binding or bind(net)
+    if len(split) == 0:
+        return None, None, None
+    total, correct, preds = 0.0, 0, []
+    for idx in batches(len(split), batch_size, None):
+        net.forward({binding.input_id: split.x[idx], binding.label_id: split.y[idx]})
+        total += net.loss() * len(idx)
+        if binding.logits_ref is not None:
+            p = net.executor.values[binding.logits_ref].argmax(axis=-1)
+            preds.append(p)
+            correct += int((p == split.y[idx]).sum())
+    acc = correct / split.y.size if binding.logits_ref is not None else None
+    return total / len(split), acc, (np.concatenate(preds) if preds else None)
+
+
+def _hint(phase: str, node_type: str, losses: list, lr: float) -> str:
+    if phase == "update" or (len(losses) >= 2 and losses[-1] > 2 * losses[0]) or lr >= 0.5:
+        return f"the learning rate ({lr:g}) is probably too high"
+    if node_type in ("CrossEntropyLoss", "Log", "Softmax"):
+        return "likely a log of zero or an overflow in the exponent"
+    return "likely an overflow: lower the learning rate or add normalisation"
+
+
+def train(net: Network, data: Dataset, config: TrainConfig,
+          control: Control | None = None) -> Iterator:
+    """Train ``net`` in place; see the module docstring for what it yields."""
+    binding, control = bind(net), control or Control()
+    opt = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
+    rng = np.random.default_rng(config.seed)
+    net.rng = np.random.default_rng(config.seed + 1)  # dropout masks, reproducible per run
+    keys = net.trainable_keys
+    steps_per_epoch = -(-len(data.train) // config.batch_size)
+    total = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    last_good = {k: net.params[k].copy() for k in keys}
+    t0, seen, gstep, losses = time.perf_counter(), 0, 0, []
+    for epoch in range(config.epochs):
+        ep_loss, ep_correct, ep_n = 0.0, 0, 0
+        for i, idx in enumerate(batches(len(data.train), config.batch_size, rng)):
+            if gstep >= total or control.wait():
+                yield _done(net, data, binding, gstep, seen, t0, stopped=gstep < total)
+                return
+            x, y = data.train.x[idx], data.train.y[idx]
+            try:
+                net.forward({binding.input_id: x, binding.label_id: y}, training=True)
+                loss = net.loss()
+                grads = net.backward()
+            except NonFiniteError as err:
+                yield Diverged(gstep, err.node_id, err.phase,
+                               f"{err}: {_hint(err.phase, err.layer_type, losses, config.lr)}")
+                return
+            norms = {k: float(np.sqrt(np.vdot(grads[k], grads[k]))) for k in keys}
+            for k in keys:
+                np.copyto(last_good[k], net.params[k])
+            opt.step(net.params, grads)
+            bad = next((k for k in keys if not np.isfinite(net.params[k].sum())), None)
+            if bad is not None:
+                for k in keys:
+                    np.copyto(net.params[k], last_good[k])
+                node = bad.split(".")[0]
+                yield Diverged(gstep, node, "update", f"the update made {bad!r} non-finite: "
+                               f"{_hint('update', '', losses, config.lr)}")
+                return
+            acc = None
+            if binding.logits_ref is not None:
+                pred = net.executor.values[binding.logits_ref].argmax(axis=-1)
+                acc = float((pred == y).mean())
+                ep_correct += int((pred == y).sum())
+            seen += len(idx)
+            ep_loss += loss * len(idx)
+            ep_n += len(idx)
+            losses.append(loss)
+            hist = None
+            if config.histogram_every and gstep % config.histogram_every == 0:
+                hist = {k: {"grad": np.histogram(grads[k], bins=30),
+                            "weight": np.histogram(net.params[k], bins=30)} for k in keys}
+            elapsed = time.perf_counter() - t0
+            yield StepReport(epoch, i, gstep, steps_per_epoch, total, loss, acc, norms,
+                             seen / max(elapsed, 1e-9), elapsed, hist)
+            gstep += 1
+        val_loss, val_acc, _ = evaluate(net, data.val, binding=binding)
+        train_acc = ep_correct / (ep_n * max(1, data.train.y[:1].size)) if binding.logits_ref else None
+        yield EpochReport(epoch, ep_loss / max(ep_n, 1), train_acc, val_loss, val_acc)
+    yield _done(net, data, binding, gstep, seen, t0, stopped=False)
+
+
+def _done(net, data, binding, steps, seen, t0, stopped) -> DoneReport:
+    rate = seen / max(time.perf_counter() - t0, 1e-9)
+    test_loss, test_acc, preds = evaluate(net, data.test, binding=binding)
+    confusion = None
+    if preds is not None and data.class_names and data.test.y.ndim == 1:
+        k = len(data.class_names)
+        confusion = np.zeros((k, k), dtype=np.int64)
+        np.add.at(confusion, (data.test.y, preds), 1)
+    return DoneReport(steps, test_loss, test_acc, confusion, rate, stopped)

@@ -1,0 +1,1 @@
+"""Layerloom's desktop GUI (PySide6 + pyqtgraph) over the headless engine."""
