@@ -1,0 +1,43 @@
+"""One thread pool at a time: numba's parallel kernels spread over the batch, the BLAS stays at one.
+
+Two pools side by side (OpenBLAS's 2 threads beside numba's 2) made a training step 10–30×
+slower on these machines (PLATFORM-NOTES), so the engine holds the BLAS to one thread while it
+runs. ``LAYERLOOM_THREADS`` (or ``set_threads``) sets how many cores the engine uses.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+
+def default_threads() -> int:
+    env = os.environ.get("LAYERLOOM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+_threads = default_threads()
+
+
+def set_threads(n: int) -> None:
+    """Cores for numba's parallel kernels (applied on the next ``engine_threads`` block)."""
+    global _threads
+    _threads = max(1, int(n))
+
+
+def get_threads() -> int:
+    return _threads
+
+
+@contextlib.contextmanager
+def engine_threads() -> Iterator[None]:
+    """Run a block of engine work with numba on ``get_threads()`` cores and the BLAS on one."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    n = min(_threads, numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(n)
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -1,0 +1,108 @@
+"""Training: reproducible, frozen nodes stay put, NaN stops with a name, pause/stop from a thread."""
+import threading
+
+import numpy as np
+import pytest
+
+from engine.data import Dataset, Split, split_off
+from engine.network import Network
+from engine.optim import SGD, Adam
+from engine.training import Control, Diverged, DoneReport, EpochReport, StepReport, TrainConfig, train
+
+from .test_graph import mlp
+
+torch = pytest.importorskip("torch")
+
+
+def blobs(n=600, seed=0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(size=(n, 4)) + 3.0 * np.eye(3, 4)[y]
+    train_split, val = split_off(x, y, 0.2, seed)
+    return Dataset("blobs", train_split, val, Split(x[:100], y[:100]), class_names=["a", "b", "c"])
+
+
+def run(config, graph=None, control=None):
+    net = Network(graph or mlp(), seed=0)
+    return net, list(train(net, blobs(), config, control))
+
+
+def test_loss_falls_and_reports_come_in_order():
+    net, reports = run(TrainConfig(epochs=3, lr=0.02, batch_size=32))
+    steps = [r for r in reports if isinstance(r, StepReport)]
+    epochs = [r for r in reports if isinstance(r, EpochReport)]
+    assert len(epochs) == 3 and isinstance(reports[-1], DoneReport)
+    assert np.mean([s.loss for s in steps[-5:]]) < 0.5 * np.mean([s.loss for s in steps[:5]])
+    assert reports[-1].test_accuracy > 0.9
+    assert set(steps[0].grad_norms) == set(net.trainable_keys) and steps[0].histograms
+
+
+def test_same_seed_same_run():
+    a, _ = run(TrainConfig(epochs=1, seed=3))
+    b, _ = run(TrainConfig(epochs=1, seed=3))
+    c, _ = run(TrainConfig(epochs=1, seed=4))
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+    assert not np.array_equal(a.params["fc1.weight"], c.params["fc1.weight"])
+
+
+def test_frozen_nodes_get_no_gradient_and_do_not_move():
+    g = mlp()
+    g.set_frozen("fc1", True)
+    before = Network(g, seed=0).params["fc1.weight"].copy()
+    net, reports = run(TrainConfig(epochs=1), graph=g)
+    assert "fc1.weight" not in net.trainable_keys
+    assert all("fc1.weight" not in r.grad_norms for r in reports if isinstance(r, StepReport))
+    assert np.array_equal(net.params["fc1.weight"], before)
+
+
+def test_absurd_learning_rate_stops_naming_a_node_and_keeps_finite_weights():
+    net, reports = run(TrainConfig(optimizer="sgd", lr=1e8, epochs=2))
+    last = reports[-1]
+    assert isinstance(last, Diverged)
+    assert last.node_id in net.graph.nodes and "learning rate" in last.message
+    assert all(np.isfinite(v).all() for v in net.params.values())
+
+
+def test_control_stops_from_another_thread():
+    control = Control()
+    net = Network(mlp(), seed=0)
+    gen = train(net, blobs(), TrainConfig(epochs=50, batch_size=8), control)
+    first = next(gen)
+    threading.Thread(target=control.stop).start()
+    rest = list(gen)
+    assert isinstance(first, StepReport)
+    assert isinstance(rest[-1], DoneReport) and rest[-1].stopped
+    assert rest[-1].steps < 50 * 60
+
+
+def test_pause_blocks_until_resumed():
+    control = Control()
+    gen = train(Network(mlp(), seed=0), blobs(), TrainConfig(max_steps=3), control)
+    next(gen)
+    control.pause()
+    got = []
+    worker = threading.Thread(target=lambda: got.append(next(gen)))
+    worker.start()
+    worker.join(0.3)
+    assert worker.is_alive() and not got  # paused: no step was taken
+    control.resume()
+    worker.join(5)
+    assert isinstance(got[0], StepReport) and got[0].global_step == 1
+
+
+def test_optimizers_match_pytorch():
+    rng = np.random.default_rng(0)
+    p0, grads = rng.normal(size=(5, 3)), [rng.normal(size=(5, 3)) for _ in range(4)]
+    cases = [(SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+              lambda t: torch.optim.SGD([t], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
+             (Adam(0.01, weight_decay=0.01, decoupled=True),
+              lambda t: torch.optim.AdamW([t], lr=0.01, weight_decay=0.01)),
+             (Adam(0.01), lambda t: torch.optim.Adam([t], lr=0.01))]
+    for ours, make in cases:
+        p, t = {"w": p0.copy()}, torch.tensor(p0.copy(), requires_grad=True)
+        opt = make(t)
+        for g in grads:
+            ours.step(p, {"w": g})
+            t.grad = torch.tensor(g)
+            opt.step()
+        np.testing.assert_allclose(p["w"], t.detach().numpy(), rtol=1e-10, atol=1e-12)
