@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.kernels.elementwise import gelu_backward, gelu_forward
 from engine.registry import register
-from engine.spec import Example, Layer
+from engine.spec import Choice, Example, Float, Int, Layer, ShapeError
 
 
 @register
@@ -30,4 +31,111 @@ class ReLU(Layer):
         return (dy * mask,), {}
 
 
-_ = np
+
+class _Elementwise(Layer):
+    category = "Activation"
+    examples = (Example({}, ((3, 4),)), Example({}, ((2, 2, 3, 3),)))
+
+    @staticmethod
+    def infer(a, x):
+        return x
+
+
+@register
+class LeakyReLU(_Elementwise):
+    """Like ReLU, but lets a small slope through for negative inputs: x if x > 0 else slope·x."""
+
+    attrs = {"negative_slope": Float(0.01, "slope for negative inputs", min=0.0, max=1.0)}
+    examples = (Example({"negative_slope": 0.1}, ((3, 4),)),)
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        scale = np.where(x > 0, 1.0, a.negative_slope).astype(x.dtype)
+        ctx.save(scale)
+        return x * scale
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        (scale,) = ctx.saved
+        return (dy * scale,), {}
+
+
+@register
+class Sigmoid(_Elementwise):
+    """Logistic function 1 / (1 + e^-x): squashes to (0, 1)."""
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        # Split by sign so exp never overflows.
+        e = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        ctx.save(y)
+        return y
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        (y,) = ctx.saved
+        return (dy * y * (1 - y),), {}
+
+
+@register
+class Tanh(_Elementwise):
+    """Hyperbolic tangent: squashes to (-1, 1), zero-centred."""
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        y = np.tanh(x)
+        ctx.save(y)
+        return y
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        (y,) = ctx.saved
+        return (dy * (1 - y * y),), {}
+
+
+@register
+class GELU(_Elementwise):
+    """Gaussian error linear unit x·Φ(x), the Transformer's activation (exact or tanh form)."""
+
+    attrs = {"approximate": Choice("none", "'none' for the exact erf form, 'tanh' for the "
+                                   "approximation (as torch.nn.GELU)", choices=("none", "tanh"))}
+    examples = (Example({}, ((3, 4),)), Example({"approximate": "tanh"}, ((2, 5),)))
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        x = np.ascontiguousarray(x)
+        ctx.save(x)
+        return gelu_forward(x.reshape(-1), a.approximate == "tanh").reshape(x.shape)
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        (x,) = ctx.saved
+        g = gelu_backward(x.reshape(-1), np.ascontiguousarray(dy).reshape(-1), a.approximate == "tanh")
+        return (g.reshape(x.shape),), {}
+
+
+@register
+class Softmax(_Elementwise):
+    """Turns scores into probabilities along one axis (they are positive and sum to 1)."""
+
+    attrs = {"dim": Int(-1, "axis to normalise over (-1 = last)")}
+    examples = (Example({}, ((3, 4),)), Example({"dim": 1}, ((2, 3, 4),)))
+
+    @staticmethod
+    def infer(a, x):
+        if not -len(x) <= a.dim < len(x):
+            raise ShapeError(f"dim {a.dim} is out of range for {len(x)}-D input")
+        return x
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        e = np.exp(x - x.max(axis=a.dim, keepdims=True))
+        y = e / e.sum(axis=a.dim, keepdims=True)
+        ctx.save(y)
+        return y
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        (y,) = ctx.saved
+        return (y * (dy - (dy * y).sum(axis=a.dim, keepdims=True)),), {}

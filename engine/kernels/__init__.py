@@ -1,0 +1,1 @@
+"""numba kernels for the hot loops, each beside the numpy twin that defines it."""

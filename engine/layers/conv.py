@@ -1,0 +1,99 @@
+"""Conv2D, as ``torch.nn.Conv2d`` (weight out×in×kh×kw, zero padding, stride)."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.kernels.conv import conv2d_forward, conv2d_input_grad, conv2d_weight_grad
+from engine.layers.dense import uniform_fan_in
+from engine.registry import register
+from engine.spec import Bool, Example, Int, IntPair, Layer, ShapeError, fmt_shape
+
+
+def image_shape(x, what: str) -> tuple:
+    """(C, H, W) of an image batch, or a ShapeError offering Reshape for vectors."""
+    if len(x) != 4:
+        raise ShapeError(f"expects images (channels×height×width), got {fmt_shape(x)}"
+                         + (" — add Reshape" if len(x) == 2 else ""),
+                         fix="Reshape" if len(x) == 2 else None)
+    return x[1], x[2], x[3]
+
+
+def window_out(size: int, k: int, stride: int, pad: int, axis: str) -> int:
+    padded = size + 2 * pad
+    if k > padded:
+        raise ShapeError(f"kernel {k} is larger than the padded input {axis} {padded}")
+    return (padded - k) // stride + 1
+
+
+def pad2d(x: np.ndarray, ph: int, pw: int, value: float = 0.0) -> np.ndarray:
+    if ph == 0 and pw == 0:
+        return np.ascontiguousarray(x)
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+@register
+class Conv2D(Layer):
+    """2-D convolution: learned filters slide over the image, one feature map per filter."""
+
+    category = "Convolution"
+    attrs = {
+        "out_channels": Int(8, "number of filters (output feature maps)", min=1, max=65536),
+        "kernel_size": IntPair(3, "filter height and width", min=1),
+        "stride": IntPair(1, "step between filter positions", min=1),
+        "padding": IntPair(0, "zeros added on each side", min=0),
+        "bias": Bool(True, "add a learned bias per filter"),
+    }
+    examples = (Example({"out_channels": 3, "kernel_size": (3, 2)}, ((2, 2, 6, 5),)),
+                Example({"out_channels": 2, "kernel_size": (3, 3), "stride": (2, 1),
+                         "padding": (1, 2), "bias": False}, ((2, 3, 7, 6),)))
+
+    @classmethod
+    def label(cls, a) -> str:
+        kh, kw = a["kernel_size"]
+        s = f"{a['out_channels']}@{kh}×{kw}"
+        if tuple(a["stride"]) != (1, 1):
+            s += f" /{a['stride'][0]}"
+        return s
+
+    @staticmethod
+    def infer(a, x):
+        c, h, w = image_shape(x, "Conv2D")
+        (kh, kw), (sh, sw), (ph, pw) = a.kernel_size, a.stride, a.padding
+        return (x[0], a.out_channels, window_out(h, kh, sh, ph, "height"),
+                window_out(w, kw, sw, pw, "width"))
+
+    @staticmethod
+    def init(a, in_shapes, rng):
+        c = in_shapes[0][1]
+        kh, kw = a.kernel_size
+        fan_in = c * kh * kw
+        p = {"weight": uniform_fan_in(rng, (a.out_channels, c, kh, kw), fan_in)}
+        if a.bias:
+            p["bias"] = uniform_fan_in(rng, (a.out_channels,), fan_in)
+        return p
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        xp = pad2d(x, *a.padding)
+        w = np.ascontiguousarray(p["weight"], dtype=x.dtype)
+        y = conv2d_forward(xp, w, *a.stride)
+        if a.bias:
+            y += p["bias"].reshape(1, -1, 1, 1)
+        ctx.save(xp, x.shape)
+        return y
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        xp, shape = ctx.saved
+        dy = np.ascontiguousarray(dy)
+        kh, kw = a.kernel_size
+        grads = {"weight": conv2d_weight_grad(xp, dy, kh, kw, *a.stride)}
+        if a.bias:
+            grads["bias"] = dy.sum(axis=(0, 2, 3))
+        dx = None
+        if ctx.needs_input_grad[0]:
+            w = np.ascontiguousarray(p["weight"], dtype=dy.dtype)
+            dxp = conv2d_input_grad(dy, w, xp.shape[2], xp.shape[3], *a.stride)
+            ph, pw = a.padding
+            dx = dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]
+        return (dx,), grads

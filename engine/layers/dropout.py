@@ -1,0 +1,38 @@
+"""Dropout, as ``torch.nn.Dropout``: inverted dropout in training, identity in inference."""
+from __future__ import annotations
+
+from engine.registry import register
+from engine.spec import Example, Float, Layer
+
+
+@register
+class Dropout(Layer):
+    """Zeroes a random fraction p of values while training (scaling the rest by 1/(1-p))."""
+
+    category = "Regularisation"
+    stochastic = True  # masks come from the run's generator, so PyTorch is compared in inference
+    attrs = {"p": Float(0.5, "probability of dropping each value", min=0.0, max=0.99)}
+    examples = (Example({"p": 0.3}, ((4, 5),)),)
+
+    @classmethod
+    def label(cls, a) -> str:
+        return f"p={a['p']:g}"
+
+    @staticmethod
+    def infer(a, x):
+        return x
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        if not ctx.training or a.p == 0:
+            ctx.save(None)
+            return x
+        mask = (ctx.rng.random(x.shape) >= a.p).astype(x.dtype) / x.dtype.type(1 - a.p)
+        ctx.save(mask)
+        return x * mask
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        (mask,) = ctx.saved
+        return (dy if mask is None else dy * mask,), {}
+

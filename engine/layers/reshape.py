@@ -1,0 +1,73 @@
+"""Shape layers: Flatten and Reshape change how values are laid out, never the values."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.registry import register
+from engine.spec import AttrError, Example, IntTuple, Layer, ShapeError, fmt_shape
+
+
+@register
+class Flatten(Layer):
+    """Flattens all but the batch dimension (images to vectors, before a Dense layer)."""
+
+    category = "Shape"
+    examples = (Example({}, ((2, 3, 4, 5),)),)
+
+    @staticmethod
+    def infer(a, x):
+        if any(d is None for d in x[1:]):
+            raise ShapeError(f"cannot flatten {fmt_shape(x)}: a dimension is unknown")
+        return (x[0], int(np.prod(x[1:])))
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        ctx.save(x.shape)
+        return x.reshape(len(x), -1)
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        (shape,) = ctx.saved
+        return (dy.reshape(shape),), {}
+
+
+@register
+class Reshape(Layer):
+    """Reshapes each sample (batch kept) to a new shape with the same number of values; -1 infers one."""
+
+    category = "Shape"
+    attrs = {"shape": IntTuple((1, 28, 28), "new shape of one sample; one entry may be -1",
+                               min=1, allow_minus_one=True)}
+    examples = (Example({"shape": (3, -1)}, ((2, 12),)), Example({"shape": (2, 2, 3)}, ((2, 3, 4),)))
+
+    @classmethod
+    def check_attrs(cls, a: dict) -> None:
+        if list(a["shape"]).count(-1) > 1:
+            raise AttrError("shape: at most one entry may be -1")
+
+    @classmethod
+    def label(cls, a) -> str:
+        return "×".join("?" if d == -1 else str(d) for d in a["shape"])
+
+    @staticmethod
+    def infer(a, x):
+        size = int(np.prod(x[1:]))
+        known = int(np.prod([d for d in a.shape if d != -1]))
+        if -1 in a.shape:
+            if size % known:
+                raise ShapeError(f"cannot reshape {fmt_shape(x)} ({size} values) to {a.shape}")
+            return (x[0], *[size // known if d == -1 else d for d in a.shape])
+        if known != size:
+            raise ShapeError(f"cannot reshape {fmt_shape(x)} ({size} values) to "
+                             f"{'×'.join(map(str, a.shape))} ({known} values)")
+        return (x[0], *a.shape)
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        ctx.save(x.shape)
+        return x.reshape(len(x), *a.shape)
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        (shape,) = ctx.saved
+        return (dy.reshape(shape),), {}
