@@ -136,8 +136,11 @@ class Graph:
         return False
 
     # ---------------------------------------------------------------------- edits
-    def add_node(self, node: Node) -> Node:
-        """Validate type, id and attrs; the stored attrs are the validated, default-filled ones."""
+    def add_node(self, node: Node, index: int | None = None) -> Node:
+        """Validate type, id and attrs; the stored attrs are the validated, default-filled ones.
+
+        ``index`` puts the node back at its old place in insertion order (an undo of a removal
+        then restores the file byte for byte)."""
         from engine.registry import get
 
         check_node_id(node.id)
@@ -149,7 +152,12 @@ class Graph:
         except AttrError as err:
             raise GraphError(f"{node.type} {node.id!r}: {err}") from None
         node = Node(node.id, node.type, attrs, tuple(float(v) for v in node.pos), bool(node.frozen))
-        self.nodes[node.id] = node
+        if index is None:
+            self.nodes[node.id] = node
+        else:
+            items = list(self.nodes.items())
+            items.insert(index, (node.id, node))
+            self.nodes = dict(items)
         self.node_added.emit(node)
         self.changed.emit()
         return node
@@ -181,9 +189,10 @@ class Graph:
             raise GraphError(f"connecting {src[0]} to {dst[0]} would make a cycle")
         return Edge(src, dst)
 
-    def connect(self, src: PortRef, dst: PortRef) -> Edge:
+    def connect(self, src: PortRef, dst: PortRef, index: int | None = None) -> Edge:
+        """Add an edge; ``index`` restores its old place in the edge list (undo)."""
         edge = self.check_connect(src, dst)
-        self.edges.append(edge)
+        self.edges.insert(len(self.edges) if index is None else index, edge)
         self.edge_added.emit(edge)
         self.changed.emit()
         return edge

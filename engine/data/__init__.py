@@ -2,7 +2,8 @@
 
 ``load_data(spec)`` takes the spec strings the CLI and project files use: ``bundled``,
 ``idx:DIR``, ``npz:FILE``, ``csv:FILE``, or a synthetic set name (``spirals``, ``moons``,
-``circles``, ``xor``). Images are float32 in [0, 1] shaped (N, C, H, W); class labels int64.
+``circles``, ``xor``), each optionally followed by options (``spirals?n=500&noise=0.2``).
+Images are float32 in [0, 1] shaped (N, C, H, W); class labels int64.
 """
 from __future__ import annotations
 
@@ -64,3 +65,91 @@ def split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple
     n_hold = int(round(len(x) * fraction))
     hold, keep = order[:n_hold], order[n_hold:]
     return Split(x[keep], y[keep]), Split(x[hold], y[hold])
+
+
+def holdout(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int,
+            test_fraction: float = 0.2) -> tuple[Split, Split, Split]:
+    """Train/validation/test from one pool of samples (for files that carry no test split)."""
+    rest, test = split_off(x, y, test_fraction, seed)
+    train, val = split_off(rest.x, rest.y, val_fraction, seed + 1)
+    return train, val, test
+
+
+# ------------------------------------------------------------------------------------ specs
+# "kind:PATH" specs and bare-name specs -> "module:function". A reader is called as
+# fn([path,] val_fraction, seed, **options); its keyword-only parameters are the options it takes.
+PATH_READERS = {"idx": "engine.data.idx:load_idx_dir", "npz": "engine.data.npz:load_npz",
+                "csv": "engine.data.csv:load_csv"}
+NAMED_READERS = {"bundled": "engine.data.bundled:load_bundled",
+                 **{k: f"engine.data.synthetic:load_{k}" for k in ("spirals", "moons", "circles", "xor")}}
+COMMON_OPTIONS = ("seed", "val_fraction")  # any spec may override load_data's own arguments
+
+
+def spec_forms() -> str:
+    """The accepted spec forms, for error messages and help texts."""
+    named = list(NAMED_READERS)
+    paths = [f"{k}:{'DIR' if k == 'idx' else 'FILE'}" for k in PATH_READERS]
+    return ", ".join(named[:1] + paths + named[1:])
+
+
+def _option_value(text: str):
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_spec(spec: str) -> tuple[str, str | None, dict]:
+    """``"spirals?n=500&noise=0.2"`` -> ``("spirals", None, {"n": 500, "noise": 0.2})``;
+    ``"idx:/data/mnist"`` -> ``("idx", "/data/mnist", {})``. Values become int, float, bool or str."""
+    from urllib.parse import parse_qsl
+
+    if not isinstance(spec, str) or not spec.strip():
+        raise DataError(f"empty data spec: use one of {spec_forms()}")
+    spec = spec.strip()
+    base, _, query = spec.partition("?")
+    try:
+        pairs = parse_qsl(query, strict_parsing=True) if query else []
+    except ValueError:
+        raise DataError(f"data spec {spec!r}: options must look like ?name=value&name=value") from None
+    options = {k: _option_value(v) for k, v in pairs}
+    kind, sep, arg = base.partition(":")
+    if sep and kind in PATH_READERS:
+        if not arg:
+            raise DataError(f"data spec {spec!r}: give a path after {kind}:")
+        return kind, arg, options
+    if not sep and base in NAMED_READERS:
+        return base, None, options
+    raise DataError(f"unknown data spec {spec!r}: use one of {spec_forms()}")
+
+
+def _reader(kind: str, has_path: bool):
+    import importlib
+
+    module, _, name = (PATH_READERS if has_path else NAMED_READERS)[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_data(spec: str, val_fraction: float = 0.1, seed: int = 0, **options) -> Dataset:
+    """Read the data set a spec string names; options in the spec win over keywords."""
+    import inspect
+
+    kind, arg, parsed = parse_spec(spec)
+    options = {**options, **parsed}
+    seed = options.pop("seed", seed)
+    val_fraction = options.pop("val_fraction", val_fraction)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise DataError(f"data spec {spec!r}: seed must be an integer, got {seed!r}")
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
+        raise DataError(f"data spec {spec!r}: val_fraction must be a number, got {val_fraction!r}")
+    reader = _reader(kind, arg is not None)
+    accepted = sorted(p.name for p in inspect.signature(reader).parameters.values()
+                      if p.kind is p.KEYWORD_ONLY)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        allowed = ", ".join(accepted + list(COMMON_OPTIONS))
+        raise DataError(f"data spec {spec!r}: unknown option {unknown[0]!r} (options: {allowed})")
+    args = (arg,) if arg is not None else ()
+    return reader(*args, val_fraction, seed, **options)

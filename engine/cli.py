@@ -1,0 +1,338 @@
+"""The headless command line: ``layerloom check GRAPH`` and ``layerloom train GRAPH [options]``.
+
+No Qt is imported here (``gui/main.py`` sends subcommands to ``main`` before it imports Qt).
+Every ``LayerloomError`` ends as one ``error: ...`` line per problem and exit code 1, never a
+traceback. Training consumes ``engine.training.train``'s reports: a progress line on stderr,
+one summary line per epoch and the test result on stdout, and optionally a metrics JSON file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, TextIO
+
+from engine.data import Dataset, load_data, spec_forms
+from engine.graph import Graph
+from engine.optim import OPTIMIZERS
+from engine.plan import PlanError
+from engine.serialize import FormatError, atomic_write_bytes, load_project
+from engine.shapes import ShapeReport, infer_shapes, param_counts
+from engine.spec import LayerloomError, fmt_shape
+
+COMMANDS = ("check", "train")
+COMPILE_NOTICE_AFTER = 1.0  # seconds the first step may take before we say kernels are compiling
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="layerloom", description="Layerloom's headless commands.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="print a model summary, or the graph's problems")
+    check.add_argument("graph", help="a layerloom-graph JSON file")
+    check.set_defaults(run=cmd_check)
+    train = sub.add_parser("train", help="train a graph; settings default to the file's")
+    train.add_argument("graph", help="a layerloom-graph JSON file")
+    train.add_argument("--data", metavar="SPEC", help=f"data set: {spec_forms()}")
+    train.add_argument("--epochs", type=_positive_int)
+    train.add_argument("--batch-size", type=_positive_int)
+    train.add_argument("--lr", type=_positive_float, help="learning rate")
+    train.add_argument("--optimizer", choices=OPTIMIZERS)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--max-steps", type=_positive_int, help="stop after this many steps")
+    train.add_argument("--val-fraction", type=float, help="share of training data held out")
+    train.add_argument("--save-weights", metavar="FILE", help="write weights (.npz or .safetensors)")
+    train.add_argument("--metrics-json", metavar="FILE", help="write losses and accuracies as JSON")
+    train.set_defaults(run=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return args.run(args)
+    except PlanError as err:
+        for problem in err.problems:
+            print(f"error: {problem}", file=sys.stderr)
+    except LayerloomError as err:
+        print(f"error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+# ------------------------------------------------------------------------------------ check
+def summary_rows(graph: Graph, report: ShapeReport) -> list[tuple[str, str, str, int, bool]]:
+    """(node id, type, output shape, parameter count, frozen) per node in execution order."""
+    counts = param_counts(graph, report)
+    rows = []
+    for node_id in graph.topological_order():
+        node = graph.nodes[node_id]
+        ports = graph.layer(node_id).outputs
+        shapes = [report.shapes.get((node_id, p)) for p in ports]
+        if len(ports) == 1:
+            shown = fmt_shape(shapes[0]) if shapes[0] is not None else "?"
+        else:
+            shown = ", ".join(f"{p}: {fmt_shape(s) if s is not None else '?'}"
+                              for p, s in zip(ports, shapes))
+        rows.append((node_id, node.type, shown, counts[node_id], node.frozen))
+    return rows
+
+
+def format_summary(rows: list[tuple]) -> str:
+    head = ("node", "type", "output", "params", "")
+    body = [(r[0], r[1], r[2], f"{r[3]:,}", "frozen" if r[4] else "") for r in rows]
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(5)]
+    line = lambda row: "  ".join(  # noqa: E731 (params right-aligned, the rest left)
+        cell.rjust(w) if i == 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))
+    ).rstrip()
+    rule = "-" * len(line(tuple("-" * w for w in widths)))
+    total = sum(r[3] for r in rows)
+    frozen = sum(r[3] for r in rows if r[4])
+    tail = f"total parameters: {total:,} (trainable {total - frozen:,}, frozen {frozen:,})"
+    return "\n".join([line(head), rule, *map(line, body), rule, tail])
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    project = load_project(args.graph)
+    graph = project.graph
+    report = infer_shapes(graph)
+    problems = list(report.errors.values())
+    if not graph.nodes:
+        problems.append("the graph is empty: add an Input node")
+    if problems:
+        raise PlanError(problems)
+    print(format_summary(summary_rows(graph, report)))
+    if not any(graph.layer(n).is_loss for n in graph.nodes):
+        print("note: no loss node, so this graph cannot be trained (add CrossEntropyLoss or MSELoss)")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ train
+def training_config(settings: dict, args: argparse.Namespace, where: str):
+    """The file's "training" section, checked, with the command-line flags on top."""
+    from engine.training import TrainConfig
+
+    config = TrainConfig.from_dict(settings)
+    for flag in ("epochs", "batch_size", "lr", "optimizer", "seed", "max_steps"):
+        value = getattr(args, flag)
+        if value is not None:
+            setattr(config, flag, value)
+    positive = lambda v: _is_int(v) and v >= 1  # noqa: E731
+    checks = {"epochs": positive, "batch_size": positive, "seed": _is_int,
+              "max_steps": lambda v: v is None or positive(v),
+              "lr": lambda v: _is_number(v) and 0 < v < float("inf"),
+              "optimizer": lambda v: v in OPTIMIZERS}
+    for name, ok in checks.items():
+        if not ok(getattr(config, name)):
+            raise FormatError(f"{where}: training.{name}: invalid value {getattr(config, name)!r}")
+    return config
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def load_dataset(section: dict, args: argparse.Namespace, where: str) -> tuple[str, Dataset]:
+    """The data set from ``--data`` or the file's "data" section (``{"spec", "val_fraction",
+    "seed"}``); the split seed is the data section's, so changing the training seed keeps it."""
+    spec = args.data or section.get("spec") or "bundled"
+    val = args.val_fraction if args.val_fraction is not None else section.get("val_fraction", 0.1)
+    seed = section.get("seed", 0)
+    if not isinstance(spec, str) or not _is_int(seed):
+        raise FormatError(f"{where}: data: spec must be a string and seed an integer")
+    if not _is_number(val) or not 0 <= val < 1:
+        raise FormatError(f"{where}: data.val_fraction: must be in [0, 1), got {val!r}")
+    return spec, load_data(spec, val_fraction=float(val), seed=seed)
+
+
+class Progress:
+    """A ``\\r``-updated bar on a terminal; nothing per step when stderr is a pipe or a file."""
+
+    def __init__(self, stream: TextIO, epochs: int):
+        self.stream, self.epochs = stream, epochs
+        self.tty = stream.isatty()
+        self.last, self.width = 0.0, 0
+
+    def step(self, r) -> None:
+        now = time.perf_counter()
+        end_of_epoch = r.step + 1 == r.steps_per_epoch
+        if not self.tty or (now - self.last < 0.1 and not end_of_epoch):
+            return
+        self.last = now
+        done = (r.step + 1) / r.steps_per_epoch
+        bar = "#" * int(20 * done) + "." * (20 - int(20 * done))
+        text = (f"epoch {r.epoch + 1}/{self.epochs} [{bar}] step {r.step + 1}/{r.steps_per_epoch}"
+                f"  loss {r.loss:.4f}  {r.samples_per_sec:,.0f} samples/s")
+        self.stream.write("\r" + text.ljust(self.width))
+        self.stream.flush()
+        self.width = len(text)
+
+    def clear(self) -> None:
+        if self.tty and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+            self.width = 0
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}%"
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+@contextmanager
+def stop_on_sigint(control) -> Iterator[None]:
+    """First Ctrl-C: finish the current step, evaluate, save. A second one aborts at once."""
+    def handler(signum, frame):
+        if control.stopped:
+            raise KeyboardInterrupt
+        control.stop()
+        print("\nstopping after this step (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _compile_notice() -> threading.Timer:
+    timer = threading.Timer(COMPILE_NOTICE_AFTER, lambda: print(
+        "compiling kernels… (first run only; cached afterwards)", file=sys.stderr, flush=True))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def run_training(net, dataset: Dataset, config) -> dict:
+    """Consume ``train``'s reports, printing progress; returns the metrics dict."""
+    from engine.threads import engine_threads
+    from engine.training import Control, Diverged, DoneReport, EpochReport, StepReport, train
+
+    control, progress = Control(), Progress(sys.stderr, config.epochs)
+    metrics = {"epochs": [], "step_losses": [], "steps": 0, "samples_per_sec": None,
+               "test_loss": None, "test_accuracy": None, "stopped": False, "diverged": None}
+    last_rate, t0 = None, time.perf_counter()
+    timer = _compile_notice()
+    with stop_on_sigint(control), engine_threads():
+        for r in train(net, dataset, config, control):
+            timer.cancel()
+            if isinstance(r, StepReport):
+                progress.step(r)
+                metrics["step_losses"].append(r.loss)
+                last_rate = r.samples_per_sec
+            elif isinstance(r, EpochReport):
+                progress.clear()
+                metrics["epochs"].append({"epoch": r.epoch + 1, "train_loss": r.train_loss,
+                                          "train_accuracy": r.train_accuracy,
+                                          "val_loss": r.val_loss, "val_accuracy": r.val_accuracy,
+                                          "samples_per_sec": last_rate})
+                print(f"epoch {r.epoch + 1}/{config.epochs}: train loss {_num(r.train_loss)}, "
+                      f"val loss {_num(r.val_loss)}, val accuracy {_pct(r.val_accuracy)}"
+                      f" ({last_rate or 0:,.0f} samples/s)", flush=True)
+            elif isinstance(r, DoneReport):
+                progress.clear()
+                metrics.update(steps=r.steps, samples_per_sec=r.samples_per_sec, stopped=r.stopped,
+                               test_loss=r.test_loss, test_accuracy=r.test_accuracy)
+            elif isinstance(r, Diverged):
+                progress.clear()
+                metrics["steps"] = r.global_step
+                metrics["diverged"] = {"step": r.global_step, "node": r.node_id,
+                                       "phase": r.phase, "message": r.message}
+    timer.cancel()
+    metrics["seconds"] = time.perf_counter() - t0
+    return metrics
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.export.weights import check_weights_path, save_weights
+    from engine.network import Network
+    from engine.project import check_fit, fit_graph_to_data
+
+    where = Path(args.graph).name
+    project = load_project(args.graph)
+    config = training_config(project.training, args, where)
+    if args.save_weights:
+        check_weights_path(args.save_weights)
+    spec, dataset = load_dataset(project.data, args, where)
+    for change in fit_graph_to_data(project.graph, dataset):
+        print(f"note: {change} (to fit the data)", file=sys.stderr)
+    check_fit(project.graph, dataset)
+    net = Network(project.graph, seed=config.seed)
+    classes = f", {dataset.num_classes} classes" if dataset.task == "classification" else ""
+    print(f"training {where} on {spec}: {len(dataset.train):,} train / {len(dataset.val):,} val / "
+          f"{len(dataset.test):,} test samples of {fmt_shape(dataset.sample_shape)}{classes}; "
+          f"{config.optimizer} lr {config.lr:g}, batch {config.batch_size}, "
+          f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}", file=sys.stderr, flush=True)
+    metrics = run_training(net, dataset, config)
+    diverged = metrics["diverged"]
+    if diverged is None:
+        print(f"test loss {_num(metrics['test_loss'])}, test accuracy {_pct(metrics['test_accuracy'])}"
+              f" ({len(dataset.test):,} samples); {metrics['steps']:,} steps in "
+              f"{metrics['seconds']:.1f} s, {metrics['samples_per_sec']:,.0f} samples/s", flush=True)
+        if args.save_weights:
+            save_weights(net.params, args.save_weights)
+            print(f"weights written to {args.save_weights}", file=sys.stderr)
+    if args.metrics_json:
+        _write_metrics(args, spec, dataset, config, metrics)
+    if diverged is not None:
+        print(f"error: training diverged at step {diverged['step'] + 1}: {diverged['message']}",
+              file=sys.stderr)
+        return 1
+    if metrics["stopped"]:
+        print("stopped early by Ctrl-C", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _write_metrics(args, spec: str, dataset: Dataset, config, metrics: dict) -> None:
+    out = {"graph": str(args.graph), "data": spec,
+           "dataset": {"name": dataset.name, "task": dataset.task, "train": len(dataset.train),
+                       "val": len(dataset.val), "test": len(dataset.test),
+                       "sample_shape": list(dataset.sample_shape),
+                       "classes": dataset.num_classes},
+           "config": config.to_dict(), **metrics}
+    try:
+        atomic_write_bytes(args.metrics_json, (json.dumps(out, indent=1) + "\n").encode())
+    except OSError as err:
+        raise LayerloomError(f"{args.metrics_json}: cannot write metrics ({err.strerror or err})") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
