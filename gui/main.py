@@ -1,6 +1,7 @@
 """The ``layerloom`` entry point: subcommands go to the headless CLI before Qt is imported."""
 from __future__ import annotations
 
+import argparse
 import sys
 
 from engine.cli import COMMANDS
@@ -12,8 +13,31 @@ def main(argv: list[str] | None = None) -> int:
         from engine.cli import main as cli_main
 
         return cli_main(argv)
-    print("GUI not built yet")
-    return 0
+    parser = argparse.ArgumentParser(
+        prog="layerloom", description="Open the Layerloom window on a graph file "
+        f"(default: the LeNet-5 sample). Headless commands: {', '.join(COMMANDS)}.")
+    parser.add_argument("file", nargs="?", help="a layerloom-graph .json file to open")
+    args, qt_args = parser.parse_known_args(argv)
+    return run_gui(args.file, qt_args)
+
+
+def run_gui(path: str | None, qt_args: list[str] | None = None) -> int:
+    """Start Qt (only now: the CLI above never imports it) and show the window."""
+    from PySide6.QtWidgets import QApplication
+
+    from engine import paths
+    from gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *(qt_args or [])])
+    app.setApplicationName("Layerloom")
+    app.setOrganizationName("Layerloom")
+    window = MainWindow()
+    window.show()
+    if path is not None:
+        window.open_path(path, ask=False)
+    elif paths.DEFAULT_GRAPH.exists():
+        window.open_path(paths.DEFAULT_GRAPH, ask=False)
+    return app.exec()
 
 
 if __name__ == "__main__":

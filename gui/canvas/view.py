@@ -1,0 +1,296 @@
+"""The canvas widget: zoom, pan, palette drops, quick add; turns scene gestures into Document calls.
+
+Drops are handled by overriding the view's drag handlers (events reach them through the
+viewport), so tests can send real QDrag*Events to ``view.viewport()`` offscreen.
+"""
+from __future__ import annotations
+
+import shiboken6
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QPainter, QPen
+from PySide6.QtWidgets import QGraphicsView, QMenu
+
+from engine.graph import Graph
+from gui import theme as th
+from gui.canvas.node_item import NodeItem
+from gui.canvas.scene import GraphScene
+from gui.document import Document
+from gui.layout import is_cramped
+from gui.quick_add import QuickAddPopup
+
+LAYER_MIME = "application/x-layerloom-layer"  # payload: the layer type id, UTF-8
+MIN_ZOOM, MAX_ZOOM, FIT_MAX_ZOOM = 0.15, 4.0, 1.25
+DROP_OFFSET = QPointF(60.0, 18.0)
+NUDGES = {Qt.Key_Left: (-1, 0), Qt.Key_Right: (1, 0), Qt.Key_Up: (0, -1), Qt.Key_Down: (0, 1)}  # a new node's top-left sits this far up-left of the cursor
+
+
+class GraphView(QGraphicsView):
+    selection_changed = Signal(list)  # selected node ids
+
+    def __init__(self, document: Document, parent=None):
+        super().__init__(parent)
+        self.document = document
+        self.graph_scene = GraphScene(self)
+        self.setScene(self.graph_scene)
+        self.setRenderHints(QPainter.Antialiasing | QPainter.TextAntialiasing)
+        self.setViewportUpdateMode(QGraphicsView.FullViewportUpdate)
+        self.setDragMode(QGraphicsView.RubberBandDrag)
+        self.setTransformationAnchor(QGraphicsView.AnchorUnderMouse)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setAcceptDrops(True)
+        self.setMouseTracking(True)
+        self.setFrameShape(QGraphicsView.NoFrame)
+        self.quick_add = QuickAddPopup(self)
+        self.quick_add.chosen.connect(self._quick_add_chosen)
+        self._quick_pos, self._quick_src = QPointF(), None
+        self._last_mouse: QPoint | None = None
+        self._pan_from: QPoint | None = None
+        self._space = False
+        self._keep_fitted = False
+        self._wire()
+        self.graph_scene.set_theme(th.current())
+        self._show_graph(document.graph)
+
+    def _wire(self) -> None:
+        doc, sc = self.document, self.graph_scene
+        doc.project_replaced.connect(self._show_graph)
+        doc.report_changed.connect(sc.apply_report)
+        doc.select_requested.connect(sc.select_only)
+        sc.connect_requested.connect(doc.connect)
+        sc.reconnect_requested.connect(doc.reconnect)
+        sc.disconnect_requested.connect(doc.disconnect)
+        sc.nodes_moved.connect(doc.move_nodes)
+        sc.fix_requested.connect(doc.insert_fix)
+        sc.refused.connect(doc.message.emit)
+        sc.wire_released.connect(self._wire_released)
+        sc.selectionChanged.connect(self._emit_selection)
+
+    def _emit_selection(self) -> None:
+        if shiboken6.isValid(self.graph_scene):  # the scene clears its selection as it dies
+            self.selection_changed.emit(self.graph_scene.selected_node_ids())
+
+    def _show_graph(self, graph: Graph) -> None:
+        self.graph_scene.set_graph(graph)
+        self.graph_scene.apply_report(self.document.report)
+        sizes = self.graph_scene.node_sizes()
+        if is_cramped(graph, sizes):
+            self.document.lay_out_on_open(sizes, self.viewport_extent())
+        self.zoom_to_fit()
+        # zoom_to_fit: until the person zooms or pans, resizing the window re-fits
+
+    def viewport_extent(self) -> tuple[float, float]:
+        """The canvas size in pixels (a sensible default before the window is laid out)."""
+        size = self.viewport().size()
+        return (size.width(), size.height()) if size.width() > 300 and size.height() > 200 \
+            else (1100.0, 800.0)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        if self._keep_fitted:
+            self.zoom_to_fit()
+
+    # ------------------------------------------------------------------ zoom
+    @property
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def set_zoom(self, factor: float) -> None:
+        self._keep_fitted = False
+        factor = max(MIN_ZOOM, min(MAX_ZOOM, factor))
+        self.scale(factor / self.zoom, factor / self.zoom)
+
+    def zoom_in(self) -> None:
+        self.set_zoom(self.zoom * 1.25)
+
+    def zoom_out(self) -> None:
+        self.set_zoom(self.zoom / 1.25)
+
+    def zoom_to_fit(self) -> None:
+        """Show every node (Ctrl+0); never magnify a small graph past FIT_MAX_ZOOM."""
+        rect = self.graph_scene.itemsBoundingRect()
+        if rect.isEmpty():
+            self.resetTransform()
+            self.centerOn(0, 0)
+            self._keep_fitted = True
+            return
+        rect = rect.adjusted(-40, -40, 40, 40)
+        self.fitInView(rect, Qt.KeepAspectRatio)
+        if self.zoom > FIT_MAX_ZOOM or self.zoom < MIN_ZOOM:
+            self.set_zoom(self.zoom)
+            self.set_zoom(min(self.zoom, FIT_MAX_ZOOM))
+        self.centerOn(rect.center())
+        self._keep_fitted = True
+
+    def ensure_visible(self, rect: QRectF) -> None:
+        """Zoom out (only if needed) and scroll so ``rect`` is in view."""
+        view = self.mapToScene(self.viewport().rect()).boundingRect()
+        if rect.width() > view.width() or rect.height() > view.height():
+            self.fitInView(rect.adjusted(-40, -40, 40, 40), Qt.KeepAspectRatio)
+        self.ensureVisible(rect, 20, 20)
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.set_zoom(self.zoom * (1.15 ** steps))
+        event.accept()
+
+    # ------------------------------------------------------------------ pan, keys
+    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.button() == Qt.MiddleButton or (event.button() == Qt.LeftButton and self._space):
+            self._pan_from = event.position().toPoint()
+            self._keep_fitted = False
+            self.viewport().setCursor(Qt.ClosedHandCursor)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self._last_mouse = event.position().toPoint()
+        if self._pan_from is not None:
+            delta = self._last_mouse - self._pan_from
+            self._pan_from = self._last_mouse
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - delta.x())
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - delta.y())
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if self._pan_from is not None:
+            self._pan_from = None
+            self.viewport().setCursor(Qt.OpenHandCursor if self._space else Qt.ArrowCursor)
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.key() == Qt.Key_Tab:
+            self.open_quick_add(self._mouse_scene_pos())
+            event.accept()
+        elif event.key() in NUDGES and self.graph_scene.selected_node_ids():
+            self._nudge(event)
+        elif event.key() == Qt.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self.viewport().setCursor(Qt.OpenHandCursor)
+            event.accept()
+        else:
+            super().keyPressEvent(event)
+
+    def _nudge(self, event) -> None:
+        """Arrow keys move the selection; a run of nudges is one undo step (merged moves)."""
+        dx, dy = NUDGES[event.key()]
+        step = 50 if event.modifiers() & Qt.ShiftModifier else 10
+        ids = sorted(self.graph_scene.selected_node_ids())
+        nodes = self.document.graph.nodes
+        moves = {n: (nodes[n].pos[0] + dx * step, nodes[n].pos[1] + dy * step) for n in ids}
+        self.document.move_nodes(moves, merge_key="nudge:" + ",".join(ids))
+        event.accept()
+
+    def keyReleaseEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.key() == Qt.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self.viewport().setCursor(Qt.ArrowCursor)
+        super().keyReleaseEvent(event)
+
+    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802,A002 (Qt override)
+        return False  # Tab opens quick add instead of moving the focus away
+
+    # ------------------------------------------------------------------ adding nodes
+    def centre_scene_pos(self) -> QPointF:
+        return self.mapToScene(self.viewport().rect().center())
+
+    def _mouse_scene_pos(self) -> QPointF:
+        pos = self._last_mouse
+        if pos is None or not self.viewport().rect().contains(pos):
+            pos = self.viewport().mapFromGlobal(self.cursor().pos())
+        if not self.viewport().rect().contains(pos):
+            return self.centre_scene_pos()
+        return self.mapToScene(pos)
+
+    def add_at(self, type_id: str, scene_pos: QPointF) -> str | None:
+        """Add a node so that the cursor is near its title; returns the new id."""
+        p = scene_pos - DROP_OFFSET
+        return self.document.add_node(type_id, (round(p.x()), round(p.y())))
+
+    def add_at_centre(self, type_id: str) -> str | None:
+        """Double-click in the palette: at the view centre, stepped so repeats do not stack."""
+        p = self.centre_scene_pos()
+        taken = {tuple(n.pos) for n in self.document.graph.nodes.values()}
+        while (round(p.x() - DROP_OFFSET.x()), round(p.y() - DROP_OFFSET.y())) in taken:
+            p += QPointF(30, 30)
+        return self.add_at(type_id, p)
+
+    def open_quick_add(self, scene_pos: QPointF, src: tuple | None = None) -> None:
+        self._quick_pos, self._quick_src = QPointF(scene_pos), src
+        shape = self.document.report.shapes.get(tuple(src)) if src else None
+        global_pos = self.viewport().mapToGlobal(self.mapFromScene(scene_pos))
+        self.quick_add.popup(global_pos, shape)
+
+    def _wire_released(self, src: tuple, scene_pos: QPointF) -> None:
+        self.open_quick_add(scene_pos, src)
+
+    def _quick_add_chosen(self, type_id: str) -> None:
+        if self._quick_src is None:
+            self.add_at(type_id, self._quick_pos)
+            return
+        p = self._quick_pos - QPointF(0, 34)
+        self.document.add_connected_node(type_id, (round(p.x()), round(p.y())), self._quick_src)
+        self._quick_src = None
+
+    # ------------------------------------------------------------------ drops
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.mimeData().hasFormat(LAYER_MIME):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if not event.mimeData().hasFormat(LAYER_MIME):
+            event.ignore()
+            return
+        type_id = bytes(event.mimeData().data(LAYER_MIME)).decode("utf-8")
+        event.acceptProposedAction()
+        self.add_at(type_id, self.mapToScene(event.position().toPoint()))
+
+    # ------------------------------------------------------------------ context menu, painting
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        item = self.itemAt(event.pos())
+        while item is not None and not isinstance(item, NodeItem):
+            item = item.parentItem()
+        if item is None:
+            self.open_quick_add(self.mapToScene(event.pos()))
+            return
+        self._node_menu(item.node_id).exec(event.globalPos())
+
+    def _node_menu(self, node_id: str) -> QMenu:
+        doc, menu = self.document, QMenu(self)
+        node = doc.graph.nodes[node_id]
+        fix = doc.report.fixes.get(node_id)
+        if fix:
+            menu.addAction(f"Insert {fix}", lambda: doc.insert_fix(node_id))
+        menu.addAction("Unfreeze" if node.frozen else "Freeze",
+                       lambda: doc.set_frozen(node_id, not node.frozen))
+        menu.addAction("Delete", lambda: doc.remove([node_id]))
+        return menu
+
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 (Qt override)
+        theme = self.graph_scene.theme
+        painter.fillRect(rect, theme.canvas)
+        if self.zoom < 0.4:
+            return  # a dot grid this dense is noise
+        step = th.GRID * (2 if self.zoom < 0.8 else 1)
+        painter.setPen(QPen(theme.grid, 1.6 / self.zoom))
+        x0, y0 = int(rect.left() // step) * step, int(rect.top() // step) * step
+        points = [QPointF(x0 + i * step, y0 + j * step)
+                  for i in range(int(rect.width() // step) + 2)
+                  for j in range(int(rect.height() // step) + 2)]
+        painter.drawPoints(points)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.type() == event.Type.PaletteChange:
+            self.graph_scene.set_theme(th.current())
+        super().changeEvent(event)

@@ -1,0 +1,255 @@
+"""The main window: palette (left), canvas (centre), inspector (right), status bar; wiring only.
+
+Later panels (training, plots, data) attach with ``add_panel``; they reach the project through
+``window.document`` and lock structural edits with ``document.set_locked(True, reason)``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QSettings, Qt
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
+                               QMessageBox, QWidget)
+
+from engine.serialize import FormatError
+from engine.shapes import ShapeReport
+from gui import theme as th
+from gui.canvas.view import GraphView
+from gui.document import Document
+from gui.inspector import Inspector
+from gui.menus import build_menus
+from gui.palette import LayerPalette
+
+GRAPH_MIME = "application/x-layerloom-graph"  # clipboard: a subgraph in the file format
+MAX_RECENT = 8
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None):
+        super().__init__()
+        self.settings = settings or QSettings("Layerloom", "Layerloom")
+        self.theme_mode = str(self.settings.value("theme", "system"))
+        if self.theme_mode != "system":
+            th.apply_theme(self.theme_mode)
+        self.document = Document(parent=self)
+        self.view = GraphView(self.document, self)
+        self.setCentralWidget(self.view)
+        self.palette_panel = LayerPalette(self)
+        self.inspector = Inspector(self.document, self)
+        self.palette_dock = self._dock(self.palette_panel, Qt.LeftDockWidgetArea, "Layers")
+        self.inspector_dock = self._dock(self.inspector, Qt.RightDockWidgetArea, "Inspector")
+        self._build_status_bar()
+        self.actions_by_name = build_menus(self)
+        for dock in (self.palette_dock, self.inspector_dock):
+            self.panels_menu.addAction(dock.toggleViewAction())
+        self._paste_count = 0
+        self._wire()
+        self._update_title()
+        self._on_report(self.document.report)
+        self.resize(1440, 900)
+        em = self.fontMetrics().horizontalAdvance("M")
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [19 * em, 27 * em],
+                         Qt.Horizontal)
+
+    def _wire(self) -> None:
+        doc = self.document
+        self.palette_panel.add_requested.connect(self.view.add_at_centre)
+        self.view.selection_changed.connect(self.inspector.show_nodes)
+        self.view.selection_changed.connect(lambda _ids: self._on_report(doc.report))
+        doc.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.statusBar().messageChanged.connect(self._restore_error)
+        doc.report_changed.connect(self._on_report)
+        doc.dirty_changed.connect(lambda _d: self._update_title())
+        doc.path_changed.connect(lambda _p: self._update_title())
+        doc.locked_changed.connect(self._on_locked)
+
+    # ------------------------------------------------------------------ panels
+    def _dock(self, widget: QWidget, area: Qt.DockWidgetArea, title: str) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetClosable
+                         | QDockWidget.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def add_panel(self, widget: QWidget, area: Qt.DockWidgetArea = Qt.BottomDockWidgetArea,
+                  title: str = "Panel") -> QDockWidget:
+        """Dock a side panel (training, plots, data...) and list it under View > Panels.
+
+        ``area`` is a Qt.DockWidgetArea; panels added to the same area are tabbed together.
+        Returns the QDockWidget so the caller can raise or hide it.
+        """
+        existing = [d for d in self.findChildren(QDockWidget) if self.dockWidgetArea(d) == area]
+        dock = self._dock(widget, area, title)
+        if existing and area in (Qt.BottomDockWidgetArea, Qt.TopDockWidgetArea):
+            self.tabifyDockWidget(existing[-1], dock)
+            dock.raise_()
+        self.panels_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    # ------------------------------------------------------------------ status bar
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.lock_label = QLabel()
+        self.problems_label = QLabel()
+        self.params_label = QLabel()
+        for label in (self.lock_label, self.problems_label, self.params_label):
+            label.setContentsMargins(8, 0, 8, 0)
+            bar.addPermanentWidget(label)
+        self.lock_label.hide()
+
+    def _on_report(self, report: ShapeReport) -> None:
+        self.params_label.setText(f"{self.document.total_params:,} parameters")
+        n = len(report.errors)
+        self.problems_label.setText(f"{n} problem{'s' if n != 1 else ''}" if n else "")
+        self.problems_label.setStyleSheet(f"color: {th.current().error.name()}; font-weight: bold;")
+        if not n:
+            if getattr(self, "_showing_error", False):
+                self.statusBar().clearMessage()
+            self._showing_error = False
+            return
+        selected = [i for i in self.view.graph_scene.selected_node_ids() if i in report.errors]
+        node_id = selected[0] if selected else next(iter(report.errors))
+        fix = report.fixes.get(node_id)
+        hint = f"   ⟶ click “Insert {fix}” below the node" if fix else ""
+        self.statusBar().showMessage(report.errors[node_id] + hint)
+        self._showing_error = True
+
+    def _restore_error(self, text: str) -> None:
+        """A passing notice ("Saved") timed out: show the standing shape error again."""
+        if not text and self.document.report.errors:
+            self._on_report(self.document.report)
+
+    def _on_locked(self, locked: bool) -> None:
+        self.lock_label.setText(f"🔒 locked: {self.document.lock_reason}" if locked else "")
+        self.lock_label.setVisible(locked)
+
+    def _update_title(self) -> None:
+        path = self.document.path
+        self.setWindowTitle(f"{path.name if path else 'Untitled'}[*] — Layerloom")
+        self.setWindowModified(self.document.dirty)
+
+    # ------------------------------------------------------------------ editing
+    def delete_selection(self) -> None:
+        scene = self.view.graph_scene
+        self.document.remove(scene.selected_node_ids(), scene.selected_edges())
+
+    def copy(self) -> bool:
+        ids = self.view.graph_scene.selected_node_ids()
+        if not ids:
+            return False
+        text = json.dumps(self.document.copy(ids))
+        data = QMimeData()
+        data.setData(GRAPH_MIME, text.encode("utf-8"))
+        data.setText(text)
+        QApplication.clipboard().setMimeData(data)
+        self._paste_count = 0
+        return True
+
+    def cut(self) -> None:
+        if self.copy():
+            self.delete_selection()
+
+    def paste(self) -> list[str]:
+        data = QApplication.clipboard().mimeData()
+        if data is None:
+            return []
+        if data.hasFormat(GRAPH_MIME):
+            payload = bytes(data.data(GRAPH_MIME)).decode("utf-8")
+        elif data.hasText():
+            payload = data.text()
+        else:
+            return []
+        self._paste_count += 1
+        step = 40.0 * self._paste_count
+        return self.document.paste(payload, (step, step))
+
+    def auto_layout(self) -> None:
+        sizes = self.view.graph_scene.node_sizes()
+        if self.document.auto_layout(sizes, self.view.viewport_extent()):
+            self.view.zoom_to_fit()
+
+    def set_theme(self, mode: str) -> None:
+        self.theme_mode = mode
+        self.settings.setValue("theme", mode)
+        th.apply_theme(mode)
+        self.view.graph_scene.set_theme(th.current())
+        self.palette_panel.refresh_icons()
+
+    # ------------------------------------------------------------------ files
+    def maybe_save(self) -> bool:
+        """Ask before unsaved changes are lost; False means the person cancelled."""
+        if not self.document.dirty:
+            return True
+        name = self.document.path.name if self.document.path else "Untitled"
+        answer = QMessageBox.question(
+            self, "Unsaved changes", f"Save the changes to {name} before closing it?",
+            QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+        if answer == QMessageBox.Save:
+            return self.save()
+        return answer == QMessageBox.Discard
+
+    def new_graph(self) -> bool:
+        return self.maybe_save() and self.document.new()
+
+    def open_dialog(self) -> bool:
+        start = str(self.document.path.parent) if self.document.path else str(Path.cwd())
+        path, _ = QFileDialog.getOpenFileName(self, "Open graph", start,
+                                              "Layerloom graph (*.json);;All files (*)")
+        return bool(path) and self.open_path(path)
+
+    def open_path(self, path: str | Path, ask: bool = True) -> bool:
+        """Open a graph file; a file that fails to load leaves the current graph untouched."""
+        if ask and not self.maybe_save():
+            return False
+        try:
+            opened = self.document.open(path)
+        except FormatError as err:
+            QMessageBox.critical(self, "Cannot open graph", str(err))
+            return False
+        if opened:
+            self._remember(Path(path))
+            self.statusBar().showMessage(f"Opened {Path(path).name}", 4000)
+        return opened
+
+    def save(self) -> bool:
+        if self.document.path is None:
+            return self.save_as()
+        return self._save_to(self.document.path)
+
+    def save_as(self) -> bool:
+        start = str(self.document.path or Path.cwd() / "untitled.json")
+        path, _ = QFileDialog.getSaveFileName(self, "Save graph as", start,
+                                              "Layerloom graph (*.json)")
+        if not path:
+            return False
+        path = Path(path)
+        return self._save_to(path if path.suffix == ".json" else path.with_suffix(".json"))
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            self.document.save(path)
+        except OSError as err:
+            QMessageBox.critical(self, "Cannot save graph", f"{path}: {err.strerror or err}")
+            return False
+        self._remember(path)
+        self.statusBar().showMessage(f"Saved {path.name}", 4000)
+        return True
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        files = [value] if isinstance(value, str) else list(value or [])
+        return [f for f in files if Path(f).exists()]
+
+    def _remember(self, path: Path) -> None:
+        files = [str(path.resolve())] + [f for f in self.recent_files()
+                                          if f != str(path.resolve())]
+        self.settings.setValue("recent_files", files[:MAX_RECENT])
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if self.maybe_save():
+            event.accept()
+        else:
+            event.ignore()

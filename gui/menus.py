@@ -1,0 +1,106 @@
+"""The main window's menus and shortcuts; every action calls one MainWindow or Document method."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QMenu
+
+from engine import paths
+
+if TYPE_CHECKING:
+    from gui.main_window import MainWindow
+
+
+def _action(window: "MainWindow", menu: QMenu, text: str, slot, shortcut=None) -> QAction:
+    action = QAction(text, window)
+    if shortcut is not None:
+        keys = shortcut if isinstance(shortcut, list) else [shortcut]
+        action.setShortcuts([QKeySequence(k) for k in keys])
+    action.triggered.connect(lambda _checked=False: slot())
+    menu.addAction(action)
+    return action
+
+
+def build_menus(window: "MainWindow") -> dict[str, QAction]:
+    """Create File, Edit and View; returns the actions by name (tests trigger them)."""
+    bar, acts = window.menuBar(), {}
+    file = bar.addMenu("&File")
+    acts["new"] = _action(window, file, "&New", window.new_graph, QKeySequence.New)
+    acts["open"] = _action(window, file, "&Open…", window.open_dialog, QKeySequence.Open)
+    window.recent_menu = file.addMenu("Open &Recent")
+    window.recent_menu.aboutToShow.connect(lambda: _fill_recent(window))
+    window.samples_menu = file.addMenu("&Samples")
+    window.samples_menu.aboutToShow.connect(lambda: fill_samples(window))
+    file.addSeparator()
+    acts["save"] = _action(window, file, "&Save", window.save, QKeySequence.Save)
+    acts["save_as"] = _action(window, file, "Save &As…", window.save_as, QKeySequence.SaveAs)
+    file.addSeparator()
+    acts["quit"] = _action(window, file, "&Quit", window.close, QKeySequence.Quit)
+
+    edit = bar.addMenu("&Edit")
+    doc = window.document
+    acts["undo"] = _action(window, edit, "&Undo", doc.undo, QKeySequence.Undo)
+    acts["redo"] = _action(window, edit, "&Redo", doc.redo, [QKeySequence.Redo, "Ctrl+Shift+Z"])
+    doc.stack.canUndoChanged.connect(acts["undo"].setEnabled)
+    doc.stack.canRedoChanged.connect(acts["redo"].setEnabled)
+    doc.stack.undoTextChanged.connect(lambda t: acts["undo"].setText(f"&Undo {t}".strip()))
+    doc.stack.redoTextChanged.connect(lambda t: acts["redo"].setText(f"&Redo {t}".strip()))
+    acts["undo"].setEnabled(False)
+    acts["redo"].setEnabled(False)
+    edit.addSeparator()
+    acts["cut"] = _action(window, edit, "Cu&t", window.cut, QKeySequence.Cut)
+    acts["copy"] = _action(window, edit, "&Copy", window.copy, QKeySequence.Copy)
+    acts["paste"] = _action(window, edit, "&Paste", window.paste, QKeySequence.Paste)
+    acts["delete"] = _action(window, edit, "&Delete", window.delete_selection,
+                             [QKeySequence.Delete, "Backspace"])
+    acts["select_all"] = _action(window, edit, "Select &All", window.view.graph_scene.select_all,
+                                 QKeySequence.SelectAll)
+    edit.addSeparator()
+    acts["layout"] = _action(window, edit, "Auto-&layout", window.auto_layout, "Ctrl+L")
+    acts["quick_add"] = _action(window, edit, "&Add Layer…",
+                                lambda: window.view.open_quick_add(window.view.centre_scene_pos()))
+
+    view = bar.addMenu("&View")
+    acts["fit"] = _action(window, view, "Zoom to &Fit", window.view.zoom_to_fit, "Ctrl+0")
+    acts["zoom_in"] = _action(window, view, "Zoom &In", window.view.zoom_in,
+                              [QKeySequence.ZoomIn, "Ctrl+="])
+    acts["zoom_out"] = _action(window, view, "Zoom &Out", window.view.zoom_out,
+                               QKeySequence.ZoomOut)
+    acts["zoom_reset"] = _action(window, view, "&Actual Size", lambda: window.view.set_zoom(1.0),
+                                 "Ctrl+1")
+    view.addSeparator()
+    theme_menu = view.addMenu("&Theme")
+    group = QActionGroup(window)
+    for mode in ("system", "light", "dark"):
+        act = _action(window, theme_menu, mode.capitalize(), lambda m=mode: window.set_theme(m))
+        act.setCheckable(True)
+        act.setChecked(mode == window.theme_mode)
+        group.addAction(act)
+        acts[f"theme_{mode}"] = act
+    view.addSeparator()
+    window.panels_menu = view.addMenu("&Panels")
+    return acts
+
+
+def _fill_recent(window: "MainWindow") -> None:
+    menu = window.recent_menu
+    menu.clear()
+    files = window.recent_files()
+    for path in files:
+        menu.addAction(Path(path).name, lambda p=path: window.open_path(p)).setToolTip(path)
+    if not files:
+        menu.addAction("(none)").setEnabled(False)
+
+
+def fill_samples(window: "MainWindow") -> list[Path]:
+    """Rebuilt on every opening, so samples added while the app runs show up."""
+    menu = window.samples_menu
+    menu.clear()
+    samples = sorted(paths.SAMPLES.glob("*.json")) if paths.SAMPLES.is_dir() else []
+    for path in samples:
+        menu.addAction(path.stem, lambda p=path: window.open_path(p)).setToolTip(str(path))
+    if not samples:
+        menu.addAction("(no samples found)").setEnabled(False)
+    return samples

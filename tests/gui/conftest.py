@@ -1,0 +1,76 @@
+"""GUI test fixtures: a main window with private settings, and modal dialogs that never block."""
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
+
+
+class Dialogs:
+    """Records every message box; ``answer`` is what a question returns (Discard by default)."""
+
+    def __init__(self):
+        self.shown: list[tuple[str, str, str]] = []
+        self.answer = QMessageBox.Discard
+
+    def question(self, parent, title, text, *args, **kwargs):
+        self.shown.append(("question", title, text))
+        return self.answer
+
+    def critical(self, parent, title, text, *args, **kwargs):
+        self.shown.append(("critical", title, text))
+        return QMessageBox.Ok
+
+
+@pytest.fixture(autouse=True)
+def dialogs(monkeypatch):
+    d = Dialogs()
+    monkeypatch.setattr(QMessageBox, "question", d.question)
+    monkeypatch.setattr(QMessageBox, "critical", d.critical)
+    monkeypatch.setattr(QMessageBox, "warning", d.critical)
+    return d
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    from gui.main_window import MainWindow
+
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.resize(1400, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def build(document, nodes, edges):
+    """Add nodes [(id, type, attrs, pos)] and edges [((src, port), (dst, port))] via the
+    Document, renaming each new node to its wanted id; returns the document."""
+    for node_id, type_id, attrs, pos in nodes:
+        new = document.add_node(type_id, pos, attrs)
+        assert new is not None and document.rename(new, node_id)
+    for src, dst in edges:
+        assert document.connect(src, dst), (src, dst)
+    return document
+
+
+MLP_NODES = [("image", "Input", {"shape": (1, 28, 28)}, (0, 0)),
+             ("fc1", "Dense", {"out_features": 32}, (250, 0)),
+             ("act1", "ReLU", {}, (500, 0)),
+             ("fc2", "Dense", {"out_features": 10}, (750, 0)),
+             ("label", "Label", {}, (750, 150)),
+             ("loss", "CrossEntropyLoss", {}, (1000, 50))]
+MLP_EDGES = [(("image", "y"), ("fc1", "x")), (("fc1", "y"), ("act1", "x")),
+             (("act1", "y"), ("fc2", "x")), (("fc2", "y"), ("loss", "input")),
+             (("label", "y"), ("loss", "target"))]
+
+
+@pytest.fixture
+def mlp(window):
+    """The window holding a small classifier whose first Dense is fed an image (a shape error)."""
+    build(window.document, MLP_NODES, MLP_EDGES)
+    window.view.zoom_to_fit()
+    return window
