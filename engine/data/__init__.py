@@ -79,8 +79,10 @@ def holdout(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int,
 # "kind:PATH" specs and bare-name specs -> "module:function". A reader is called as
 # fn([path,] val_fraction, seed, **options); its keyword-only parameters are the options it takes.
 PATH_READERS = {"idx": "engine.data.idx:load_idx_dir", "npz": "engine.data.npz:load_npz",
-                "csv": "engine.data.csv:load_csv"}
+                "csv": "engine.data.csv:load_csv", "text": "engine.data.text:load_text_file",
+                "seq": "engine.data.sequences:load_sequence_task"}
 NAMED_READERS = {"bundled": "engine.data.bundled:load_bundled",
+                 "text": "engine.data.text:load_default_text",
                  **{k: f"engine.data.synthetic:load_{k}" for k in ("spirals", "moons", "circles", "xor")}}
 COMMON_OPTIONS = ("seed", "val_fraction")  # any spec may override load_data's own arguments
 
@@ -88,7 +90,7 @@ COMMON_OPTIONS = ("seed", "val_fraction")  # any spec may override load_data's o
 def spec_forms() -> str:
     """The accepted spec forms, for error messages and help texts."""
     named = list(NAMED_READERS)
-    paths = [f"{k}:{'DIR' if k == 'idx' else 'FILE'}" for k in PATH_READERS]
+    paths = [f"{k}:{ {'idx': 'DIR', 'seq': 'TASK'}.get(k, 'FILE')}" for k in PATH_READERS]
     return ", ".join(named[:1] + paths + named[1:])
 
 

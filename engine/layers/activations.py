@@ -31,8 +31,9 @@ class ReLU(Layer):
         return (dy * mask,), {}
 
 
-
 class _Elementwise(Layer):
+    """Shape-preserving activations share their category, examples and shape rule."""
+
     category = "Activation"
     examples = (Example({}, ((3, 4),)), Example({}, ((2, 2, 3, 3),)))
 
@@ -46,7 +47,7 @@ class LeakyReLU(_Elementwise):
     """Like ReLU, but lets a small slope through for negative inputs: x if x > 0 else slope·x."""
 
     attrs = {"negative_slope": Float(0.01, "slope for negative inputs", min=0.0, max=1.0)}
-    examples = (Example({"negative_slope": 0.1}, ((3, 4),)),)
+    examples = (Example({"negative_slope": 0.1}, ((3, 4),)), Example({}, ((2, 2, 3, 3),)))
 
     @staticmethod
     def forward(a, p, ctx, x):

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.conv import conv2d_forward, conv2d_input_grad, conv2d_weight_grad
+from engine.kernels.conv import conv2d_backward, conv2d_forward
 from engine.layers.dense import uniform_fan_in
 from engine.registry import register
 from engine.spec import Bool, Example, Int, IntPair, Layer, ShapeError, fmt_shape
 
 
-def image_shape(x, what: str) -> tuple:
+def image_shape(x) -> tuple:
     """(C, H, W) of an image batch, or a ShapeError offering Reshape for vectors."""
     if len(x) != 4:
         raise ShapeError(f"expects images (channels×height×width), got {fmt_shape(x)}"
@@ -19,13 +19,16 @@ def image_shape(x, what: str) -> tuple:
 
 
 def window_out(size: int, k: int, stride: int, pad: int, axis: str) -> int:
+    """Output length along one axis (PyTorch's floor rule), or a ShapeError when k cannot fit."""
     padded = size + 2 * pad
     if k > padded:
-        raise ShapeError(f"kernel {k} is larger than the padded input {axis} {padded}")
+        raise ShapeError(f"kernel {k} does not fit the input {axis} {size} + padding {2 * pad}: "
+                         f"use a smaller kernel_size or more padding")
     return (padded - k) // stride + 1
 
 
 def pad2d(x: np.ndarray, ph: int, pw: int, value: float = 0.0) -> np.ndarray:
+    """A C-contiguous copy padded on both sides of H and W (kernels index it without bounds checks)."""
     if ph == 0 and pw == 0:
         return np.ascontiguousarray(x)
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
@@ -57,7 +60,7 @@ class Conv2D(Layer):
 
     @staticmethod
     def infer(a, x):
-        c, h, w = image_shape(x, "Conv2D")
+        c, h, w = image_shape(x)
         (kh, kw), (sh, sw), (ph, pw) = a.kernel_size, a.stride, a.padding
         return (x[0], a.out_channels, window_out(h, kh, sh, ph, "height"),
                 window_out(w, kw, sw, pw, "width"))
@@ -76,24 +79,18 @@ class Conv2D(Layer):
     def forward(a, p, ctx, x):
         xp = pad2d(x, *a.padding)
         w = np.ascontiguousarray(p["weight"], dtype=x.dtype)
-        y = conv2d_forward(xp, w, *a.stride)
-        if a.bias:
-            y += p["bias"].reshape(1, -1, 1, 1)
-        ctx.save(xp, x.shape)
+        b = p["bias"] if a.bias else np.zeros(len(w))
+        y = conv2d_forward(xp, w, np.ascontiguousarray(b, dtype=x.dtype), *a.stride)
+        ctx.save(xp, w, x.shape)
         return y
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        xp, shape = ctx.saved
-        dy = np.ascontiguousarray(dy)
-        kh, kw = a.kernel_size
-        grads = {"weight": conv2d_weight_grad(xp, dy, kh, kw, *a.stride)}
-        if a.bias:
-            grads["bias"] = dy.sum(axis=(0, 2, 3))
+        xp, w, shape = ctx.saved
+        dxp, dw, db = conv2d_backward(xp, w, dy, *a.stride, ctx.needs_input_grad[0])
+        grads = {"weight": dw, "bias": db} if a.bias else {"weight": dw}
         dx = None
-        if ctx.needs_input_grad[0]:
-            w = np.ascontiguousarray(p["weight"], dtype=dy.dtype)
-            dxp = conv2d_input_grad(dy, w, xp.shape[2], xp.shape[3], *a.stride)
+        if dxp is not None:
             ph, pw = a.padding
             dx = dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]
         return (dx,), grads

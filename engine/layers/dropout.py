@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from engine.registry import register
-from engine.spec import Example, Float, Layer
+from engine.spec import AttrError, Example, Float, Layer
 
 
 @register
@@ -11,8 +11,13 @@ class Dropout(Layer):
 
     category = "Regularisation"
     stochastic = True  # masks come from the run's generator, so PyTorch is compared in inference
-    attrs = {"p": Float(0.5, "probability of dropping each value", min=0.0, max=0.99)}
-    examples = (Example({"p": 0.3}, ((4, 5),)),)
+    attrs = {"p": Float(0.5, "probability of dropping each value, in [0, 1)", min=0.0, max=1.0)}
+    examples = (Example({"p": 0.3}, ((4, 5),)), Example({}, ((2, 3, 4, 4),)))
+
+    @classmethod
+    def check_attrs(cls, a: dict) -> None:
+        if a["p"] >= 1.0:
+            raise AttrError(f"p: must be below 1 (p = 1 would drop every value), got {a['p']:g}")
 
     @classmethod
     def label(cls, a) -> str:
@@ -27,7 +32,9 @@ class Dropout(Layer):
         if not ctx.training or a.p == 0:
             ctx.save(None)
             return x
-        mask = (ctx.rng.random(x.shape) >= a.p).astype(x.dtype) / x.dtype.type(1 - a.p)
+        # Inverted dropout (as PyTorch): scale the survivors now so inference needs no rescaling.
+        draw = ctx.rng.random(x.shape, dtype=x.dtype if x.dtype.itemsize == 4 else "float64")
+        mask = (draw >= a.p).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - a.p))
         ctx.save(mask)
         return x * mask
 
@@ -35,4 +42,3 @@ class Dropout(Layer):
     def backward(a, p, ctx, dy):
         (mask,) = ctx.saved
         return (dy if mask is None else dy * mask,), {}
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.pool import (avg_pool2d_backward, avg_pool2d_reference, max_pool2d_backward,
+from engine.kernels.pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
                                  max_pool2d_forward)
 from engine.layers.conv import image_shape, pad2d, window_out
 from engine.registry import register
@@ -23,6 +23,8 @@ def geometry(a) -> tuple:
 
 
 class _Pool2D(Layer):
+    """Shared attributes, checks and shape rule of the two pooling layers."""
+
     category = "Pooling"
     attrs = POOL_ATTRS
 
@@ -35,11 +37,12 @@ class _Pool2D(Layer):
     @classmethod
     def label(cls, a) -> str:
         kh, kw = a["kernel_size"]
-        return f"{kh}×{kw}"
+        stride = tuple(s or k for s, k in zip(a["stride"], a["kernel_size"]))
+        return f"{kh}×{kw}" + ("" if stride == (kh, kw) else f" /{stride[0]}")
 
     @staticmethod
     def infer(a, x):
-        c, h, w = image_shape(x, "pooling")
+        c, h, w = image_shape(x)
         kh, kw, sh, sw, ph, pw = geometry(a)
         return (x[0], c, window_out(h, kh, sh, ph, "height"), window_out(w, kw, sw, pw, "width"))
 
@@ -79,7 +82,7 @@ class AvgPool2D(_Pool2D):
         kh, kw, sh, sw, ph, pw = geometry(a)
         xp = pad2d(x, ph, pw)
         ctx.save(xp.shape, x.shape)
-        return np.ascontiguousarray(avg_pool2d_reference(xp, kh, kw, sh, sw))
+        return avg_pool2d_forward(xp, kh, kw, sh, sw)
 
     @staticmethod
     def backward(a, p, ctx, dy):

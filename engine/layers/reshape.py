@@ -51,15 +51,19 @@ class Reshape(Layer):
 
     @staticmethod
     def infer(a, x):
+        if any(d is None for d in x[1:]):
+            raise ShapeError(f"cannot reshape {fmt_shape(x)}: a dimension is unknown")
         size = int(np.prod(x[1:]))
         known = int(np.prod([d for d in a.shape if d != -1]))
+        target = "×".join("?" if d == -1 else str(d) for d in a.shape)
         if -1 in a.shape:
             if size % known:
-                raise ShapeError(f"cannot reshape {fmt_shape(x)} ({size} values) to {a.shape}")
+                raise ShapeError(f"cannot reshape {fmt_shape(x)} ({size} values) to {target}: "
+                                 f"{size} is not a multiple of {known}")
             return (x[0], *[size // known if d == -1 else d for d in a.shape])
         if known != size:
-            raise ShapeError(f"cannot reshape {fmt_shape(x)} ({size} values) to "
-                             f"{'×'.join(map(str, a.shape))} ({known} values)")
+            raise ShapeError(f"cannot reshape {fmt_shape(x)} ({size} values) to {target} "
+                             f"({known} values)")
         return (x[0], *a.shape)
 
     @staticmethod

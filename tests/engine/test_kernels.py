@@ -2,58 +2,113 @@
 import numpy as np
 import pytest
 
-from engine.kernels.conv import (conv2d_forward, conv2d_forward_reference, conv2d_input_grad,
-                                 conv2d_input_grad_reference, conv2d_weight_grad,
-                                 conv2d_weight_grad_reference)
-from engine.kernels.elementwise import gelu_backward, gelu_forward, gelu_reference
-from engine.kernels.pool import (avg_pool2d_backward, avg_pool2d_reference, max_pool2d_backward,
-                                 max_pool2d_forward, max_pool2d_reference)
+from engine.kernels import conv, elementwise, pool
 
-TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=1e-4, atol=1e-5)}
-GEOMETRIES = [((3, 2, 9, 8), (4, 2, 3, 2), (1, 1)), ((2, 1, 28, 28), (6, 1, 5, 5), (1, 1)),
-              ((2, 3, 11, 10), (2, 3, 3, 3), (2, 3)), ((1, 6, 14, 14), (16, 6, 5, 5), (1, 1))]
+TOL = {np.float64: dict(rtol=1e-11, atol=1e-11), np.float32: dict(rtol=2e-4, atol=2e-5)}
+DTYPES = [np.float64, np.float32]
+
+# (input N×C×H×W, weight O×C×KH×KW, stride, padding): LeNet's two layers, odd sizes, a 1×1
+# kernel, rectangular kernels and strides, padding wider than the kernel's half.
+CONV_CASES = [((3, 2, 9, 8), (4, 2, 3, 2), (1, 1), (0, 0)),
+              ((2, 1, 28, 28), (6, 1, 5, 5), (1, 1), (2, 2)),
+              ((1, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0)),
+              ((2, 3, 11, 10), (5, 3, 3, 3), (2, 3), (1, 0)),
+              ((3, 5, 7, 5), (3, 5, 1, 1), (1, 1), (0, 0)),
+              ((2, 2, 5, 7), (7, 2, 2, 4), (3, 1), (2, 3)),
+              ((1, 1, 4, 4), (1, 1, 4, 4), (1, 1), (0, 0))]
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("xs,ws,stride", GEOMETRIES)
-def test_conv2d_kernels_match_their_twins(dtype, xs, ws, stride):
+def padded(rng, shape, pad, dtype):
+    x = rng.standard_normal(shape).astype(dtype)
+    return np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xs,ws,stride,pad", CONV_CASES)
+def test_conv2d_kernels_match_their_twins(dtype, xs, ws, stride, pad):
     rng = np.random.default_rng(0)
-    x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
-    y = conv2d_forward(x, w, *stride)
-    np.testing.assert_allclose(y, conv2d_forward_reference(x, w, *stride), **TOL[dtype])
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    np.testing.assert_allclose(conv2d_weight_grad(x, dy, ws[2], ws[3], *stride),
-                               conv2d_weight_grad_reference(x, dy, ws[2], ws[3], *stride),
-                               **TOL[dtype])
-    np.testing.assert_allclose(conv2d_input_grad(dy, w, xs[2], xs[3], *stride),
-                               conv2d_input_grad_reference(dy, w, xs[2], xs[3], *stride),
-                               **TOL[dtype])
+    xp = padded(rng, xs, pad, dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    y = conv.conv2d_forward(xp, w, b, *stride)
     assert y.dtype == dtype
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("k,s", [((2, 2), (2, 2)), ((3, 3), (2, 2)), ((3, 2), (1, 2))])
-def test_pool_kernels_match_their_twins(dtype, k, s):
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((2, 3, 9, 8)).astype(dtype)
-    y, arg = max_pool2d_forward(x, *k, *s)
-    np.testing.assert_array_equal(y, max_pool2d_reference(x, *k, *s))
+    np.testing.assert_allclose(y, conv.conv2d_forward_reference(xp, w, b, *stride), **TOL[dtype])
     dy = rng.standard_normal(y.shape).astype(dtype)
-    dx = max_pool2d_backward(dy, arg, 9, 8)
-    # The gradient lands on each window's winner: summing it back gives dy's total per plane.
-    np.testing.assert_allclose(dx.sum(axis=(2, 3)), dy.sum(axis=(2, 3)), **TOL[dtype])
-    winners = np.zeros_like(x, dtype=bool).reshape(2, 3, -1)
-    np.put_along_axis(winners, arg.reshape(2, 3, -1).astype(np.int64), True, axis=2)
-    assert not dx.reshape(2, 3, -1)[~winners].any()
-    # Average pooling backward is the transpose of its forward: <avg(x), dy> == <x, avg'(dy)>.
-    ya = avg_pool2d_reference(x, *k, *s)  # same windows, so the same shape as y
-    da = avg_pool2d_backward(dy, *k, *s, 9, 8)
-    np.testing.assert_allclose((ya * dy).sum(), (x * da).sum(), rtol=1e-4)
+    dxp, dw, db = conv.conv2d_backward(xp, w, dy, *stride, True)
+    assert dxp.dtype == dw.dtype == db.dtype == dtype
+    np.testing.assert_allclose(dw, conv.conv2d_weight_grad_reference(xp, dy, *ws[2:], *stride),
+                               **TOL[dtype])
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), **TOL[dtype])
+    np.testing.assert_allclose(dxp, conv.conv2d_input_grad_reference(dy, w, *xp.shape[2:], *stride),
+                               **TOL[dtype])
+    no_dx, dw_again, _ = conv.conv2d_backward(xp, w, dy, *stride, False)
+    assert no_dx is None
+    np.testing.assert_array_equal(dw_again, dw)
+
+
+def test_conv2d_twin_is_a_convolution():
+    """The twin itself, checked by hand on one window: the kernels inherit its meaning."""
+    xp = np.arange(2 * 4 * 5, dtype=np.float64).reshape(1, 2, 4, 5)
+    w = np.random.default_rng(3).standard_normal((3, 2, 2, 3))
+    y = conv.conv2d_forward_reference(xp, w, np.zeros(3), 2, 1)
+    assert y.shape == (1, 3, 2, 3)
+    np.testing.assert_allclose(y[0, 1, 1, 2], (xp[0, :, 2:4, 2:5] * w[1]).sum())
+
+
+POOL_CASES = [((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((3, 2), (1, 2), (1, 0)),
+              ((2, 2), (1, 1), (0, 0)), ((1, 3), (1, 3), (0, 1))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k,s,pad", POOL_CASES)
+def test_max_pool_kernels_match_their_twins(dtype, k, s, pad):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 9, 7)).astype(dtype)
+    xp = np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2),
+                                     constant_values=-np.inf))
+    y, arg = pool.max_pool2d_forward(xp, *k, *s)
+    want_y, want_arg = pool.max_pool2d_reference(xp, *k, *s)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(arg, want_arg)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dxp = pool.max_pool2d_backward(dy, arg, *xp.shape[2:])
+    np.testing.assert_allclose(dxp, pool.max_pool2d_backward_reference(dy, arg, *xp.shape[2:]),
+                               **TOL[dtype])
+
+
+def test_max_pool_ties_go_to_the_first_maximum_and_nan_is_never_hidden():
+    xp = np.array([[[[1.0, 1.0], [0.0, 1.0]]]])
+    y, arg = pool.max_pool2d_forward(xp, 2, 2, 2, 2)
+    assert y[0, 0, 0, 0] == 1.0 and arg[0, 0, 0, 0] == 0  # as PyTorch: the first maximum
+    xp[0, 0, 1, 1] = np.nan
+    y, arg = pool.max_pool2d_forward(xp, 2, 2, 2, 2)
+    assert np.isnan(y[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 3
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k,s,pad", POOL_CASES)
+def test_avg_pool_kernels_match_their_twins(dtype, k, s, pad):
+    rng = np.random.default_rng(2)
+    xp = padded(rng, (2, 3, 8, 7), pad, dtype)
+    y = pool.avg_pool2d_forward(xp, *k, *s)
+    np.testing.assert_allclose(y, pool.avg_pool2d_reference(xp, *k, *s), **TOL[dtype])
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dxp = pool.avg_pool2d_backward(dy, *k, *s, *xp.shape[2:])
+    np.testing.assert_allclose(dxp, pool.avg_pool2d_backward_reference(dy, *k, *s, *xp.shape[2:]),
+                               **TOL[dtype])
+    # The backward twin is the forward's transpose: <avg(x), dy> == <x, avg'(dy)>.
+    np.testing.assert_allclose((y * dy).sum(), (xp * dxp).sum(), rtol=1e-4)
 
 
 @pytest.mark.parametrize("tanh", [False, True])
 def test_gelu_kernels_match_their_twin_and_its_derivative(tanh):
     x = np.linspace(-6, 6, 301)
-    np.testing.assert_allclose(gelu_forward(x, tanh), gelu_reference(x, tanh), rtol=1e-12, atol=1e-14)
-    numeric = (gelu_reference(x + 1e-6, tanh) - gelu_reference(x - 1e-6, tanh)) / 2e-6
-    np.testing.assert_allclose(gelu_backward(x, np.ones_like(x), tanh), numeric, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(elementwise.gelu_forward(x, tanh), elementwise.gelu_reference(x, tanh),
+                               rtol=1e-12, atol=1e-14)
+    numeric = (elementwise.gelu_reference(x + 1e-6, tanh)
+               - elementwise.gelu_reference(x - 1e-6, tanh)) / 2e-6
+    np.testing.assert_allclose(elementwise.gelu_backward(x, np.ones_like(x), tanh), numeric,
+                               rtol=1e-6, atol=1e-8)
+    x32 = x.astype(np.float32)
+    np.testing.assert_allclose(elementwise.gelu_forward(x32, tanh), elementwise.gelu_reference(x, tanh),
+                               rtol=1e-5, atol=1e-6)

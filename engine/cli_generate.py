@@ -1,0 +1,69 @@
+"""``layerloom generate GRAPH --weights FILE --prompt TEXT``: continue a text with a trained model.
+
+The vocabulary comes from the data set the model was trained on: the graph file's data spec, or
+``--data`` when it was trained on another text. Prints the prompt followed by the generated text.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 always takes the likeliest), got {text}")
+    return value
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Adds the ``generate`` subcommand to ``layerloom``'s subparsers."""
+    parser = subparsers.add_parser("generate", help="continue a text with a trained character "
+                                                    "language model")
+    parser.add_argument("graph", help="a layerloom-graph JSON file")
+    parser.add_argument("--weights", required=True, metavar="FILE",
+                        help="trained weights (.npz or .safetensors)")
+    parser.add_argument("--prompt", required=True, metavar="TEXT", help="the text to continue")
+    parser.add_argument("--length", type=_count, default=200, metavar="N",
+                        help="characters to generate (default 200)")
+    parser.add_argument("--temperature", type=_temperature, default=0.8, metavar="T",
+                        help="below 1 safer, above 1 wilder, 0 always the likeliest (default 0.8)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random draws")
+    parser.add_argument("--data", metavar="SPEC",
+                        help="the data the model was trained on, for its vocabulary "
+                             "(default: the graph file's)")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Raises LayerloomError subclasses for ``layerloom``'s main to print as one line."""
+    from engine.data import load_data
+    from engine.network import Network
+    from engine.project import fit_graph_to_data
+    from engine.sampling import generate
+    from engine.serialize import load_project
+
+    project = load_project(args.graph)
+    spec = args.data or project.data.get("spec") or "text"
+    dataset = load_data(spec, seed=project.data.get("seed", 0))
+    fit_graph_to_data(project.graph, dataset)  # the context length follows the data, as in train
+    net = Network(project.graph)
+    net.load_weights(args.weights)
+    text = generate(net, dataset.class_names, args.prompt, args.length, args.temperature, args.seed)
+    sys.stdout.write(args.prompt + text + "\n")
+    sys.stdout.flush()
+    return 0

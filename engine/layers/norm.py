@@ -1,0 +1,175 @@
+"""Normalisation layers as ``torch.nn.LayerNorm``, ``BatchNorm1d`` and ``BatchNorm2d``.
+
+Both rescale activations to zero mean and unit variance and then apply a learned gain (``weight``)
+and shift (``bias``). LayerNorm normalises each sample over its last axis (the Transformer's
+choice: it does not depend on the batch). BatchNorm normalises each channel over the batch (and
+length / height / width); in training it also folds the batch statistics into
+``running_mean``/``running_var`` (buffers: changed by forward, never given gradients), which
+inference then uses instead. The variance folded in is the unbiased one, as PyTorch's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.registry import register
+from engine.spec import Bool, Example, Float, Layer, ShapeError, fmt_shape
+
+
+def _normalise_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axes) -> np.ndarray:
+    """dx of xhat = (x - mean) * inv_std, statistics over ``axes``, given d loss / d xhat."""
+    return inv_std * (dxhat - dxhat.mean(axis=axes, keepdims=True)
+                      - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
+
+
+@register
+class LayerNorm(Layer):
+    """Normalises each position's features (the last axis) to zero mean and unit variance."""
+
+    category = "Normalisation"
+    attrs = {
+        "eps": Float(1e-5, "added to the variance so the division is never by zero", min=0.0),
+        "elementwise_affine": Bool(True, "learn a gain (weight) and a shift (bias) per feature"),
+        "bias": Bool(True, "learn the shift (only with elementwise_affine)"),
+    }
+    examples = (Example({}, ((4, 6),)), Example({"eps": 1e-3}, ((2, 3, 5),)),
+                Example({"elementwise_affine": False}, ((3, 4),)),
+                Example({"bias": False}, ((2, 2, 4),)))
+
+    @staticmethod
+    def infer(a, x):
+        if len(x) < 2:
+            raise ShapeError(f"expects (N, ..., features), got {fmt_shape(x)}")
+        return x
+
+    @staticmethod
+    def init(a, in_shapes, rng):
+        d = in_shapes[0][-1]
+        p = {}
+        if a.elementwise_affine:
+            p["weight"] = np.ones(d)
+            if a.bias:
+                p["bias"] = np.zeros(d)
+        return p
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        mean = x.mean(axis=-1, keepdims=True)
+        xc = x - mean
+        inv_std = 1.0 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + a.eps)
+        xhat = xc * inv_std
+        ctx.save(xhat, inv_std)
+        if "weight" not in p:
+            return xhat
+        y = xhat * p["weight"]
+        if "bias" in p:
+            y += p["bias"]
+        return y
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        xhat, inv_std = ctx.saved
+        grads = {}
+        if "weight" in p:
+            rows = dy.reshape(-1, dy.shape[-1])
+            grads["weight"] = (rows * xhat.reshape(rows.shape)).sum(axis=0)
+            if "bias" in p:
+                grads["bias"] = rows.sum(axis=0)
+            dy = dy * p["weight"]
+        dx = _normalise_backward(dy, xhat, inv_std, -1) if ctx.needs_input_grad[0] else None
+        return (dx,), grads
+
+
+class _BatchNorm(Layer):
+    category = "Normalisation"
+    buffers = ("running_mean", "running_var")
+    ranks: tuple = ()  # accepted input ranks, batch included
+    attrs = {
+        "eps": Float(1e-5, "added to the variance so the division is never by zero", min=0.0),
+        "momentum": Float(0.1, "weight of each new batch in the running statistics",
+                          min=0.0, max=1.0),
+        "affine": Bool(True, "learn a gain (weight) and a shift (bias) per channel"),
+        "track_running_stats": Bool(True, "keep running statistics and use them in inference "
+                                          "(off: batch statistics always)"),
+    }
+
+    @classmethod
+    def infer(cls, a, x):
+        if len(x) not in cls.ranks:
+            want = " or ".join(("(N, C)", "(N, C, L)", "(N, C, H, W)")[r - 2] for r in cls.ranks)
+            raise ShapeError(f"expects {want}, got {fmt_shape(x)}")
+        return x
+
+    @staticmethod
+    def init(a, in_shapes, rng):
+        c = in_shapes[0][1]
+        p = {}
+        if a.affine:
+            p.update(weight=np.ones(c), bias=np.zeros(c))
+        if a.track_running_stats:
+            p.update(running_mean=np.zeros(c), running_var=np.ones(c))
+        return p
+
+    @staticmethod
+    def _axes(x) -> tuple:
+        return (0, *range(2, x.ndim))
+
+    @classmethod
+    def forward(cls, a, p, ctx, x):
+        axes, bshape = cls._axes(x), (1, -1) + (1,) * (x.ndim - 2)
+        if ctx.training or not a.track_running_stats:
+            count = x.size // x.shape[1]
+            if count < 2 and ctx.training:
+                raise ShapeError(f"needs more than one value per channel in training, got "
+                                 f"{fmt_shape(x.shape)}: use a batch size above 1")
+            mean = x.mean(axis=axes)
+            xc = x - mean.reshape(bshape)
+            var = (xc * xc).mean(axis=axes)
+            if ctx.training and a.track_running_stats:
+                m = a.momentum
+                rm, rv = p["running_mean"], p["running_var"]
+                rm *= 1 - m
+                rm += m * mean
+                rv *= 1 - m
+                rv += m * var * (count / max(count - 1, 1))
+            batch_stats = True
+        else:
+            xc = x - p["running_mean"].reshape(bshape)
+            var, batch_stats = p["running_var"], False
+        inv_std = (1.0 / np.sqrt(var + a.eps)).astype(x.dtype).reshape(bshape)
+        xhat = xc * inv_std
+        ctx.save(xhat, inv_std, batch_stats)
+        if not a.affine:
+            return xhat
+        return xhat * p["weight"].reshape(bshape) + p["bias"].reshape(bshape)
+
+    @classmethod
+    def backward(cls, a, p, ctx, dy):
+        xhat, inv_std, batch_stats = ctx.saved
+        axes, grads = cls._axes(dy), {}
+        if a.affine:
+            grads["weight"] = (dy * xhat).sum(axis=axes)
+            grads["bias"] = dy.sum(axis=axes)
+            dy = dy * p["weight"].reshape(inv_std.shape)
+        if not ctx.needs_input_grad[0]:
+            return (None,), grads
+        if batch_stats:
+            return (_normalise_backward(dy, xhat, inv_std, axes),), grads
+        return (dy * inv_std,), grads  # running statistics are constants
+
+
+@register
+class BatchNorm1d(_BatchNorm):
+    """Normalises each channel over the batch (and length) of (N, C) or (N, C, L) inputs."""
+
+    ranks = (2, 3)
+    examples = (Example({}, ((5, 3),)), Example({"momentum": 0.3}, ((3, 2, 4),)),
+                Example({"affine": False, "track_running_stats": False}, ((4, 3),)))
+
+
+@register
+class BatchNorm2d(_BatchNorm):
+    """Normalises each channel of (N, C, H, W) images over the batch and all positions."""
+
+    ranks = (4,)
+    examples = (Example({}, ((2, 3, 4, 4),)),
+                Example({"affine": False, "eps": 1e-3}, ((3, 2, 3, 3),)))

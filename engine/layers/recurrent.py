@@ -1,0 +1,253 @@
+"""Recurrent layers as ``torch.nn.RNN``/``LSTM``/``GRU`` (one layer, ``batch_first=True``).
+
+Each has two outputs: ``seq``, the hidden state at every step (N×T×H, or N×T×2H with the reverse
+direction concatenated after the forward one, as PyTorch's ``output``), and ``last``, the final
+hidden state of each direction (N×H or N×2H: the forward direction's state after step T-1 beside
+the reverse direction's after step 0, i.e. ``h_n`` transposed to batch first and flattened).
+The initial state is zero. Parameters are named and laid out as PyTorch's (``weight_ih_l0``
+G·H×D, ``weight_hh_l0`` G·H×H, ``bias_ih_l0``, ``bias_hh_l0``, and ``*_reverse``), so a node's
+weights load into ``nn.LSTM(D, H, batch_first=True, bidirectional=...)`` unchanged.
+
+Work is arranged for BLAS: the input projection of all steps is one matrix product; each step
+does one ``h @ W_hhᵀ``, one ``np.tanh`` over all its gates (SIMD) and a fused numba kernel for the
+arithmetic (``engine/kernels/recurrent.py``); backprop through time keeps every step's
+pre-activation gradient so the weight gradients are again single products over all steps.
+Arrays inside are time-major (T×N×·) so each step reads contiguous memory.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.kernels.recurrent import (gru_gates, gru_output, gru_step_backward, lstm_gates,
+                                      lstm_step_backward, rnn_step_backward)
+from engine.layers.dense import uniform_fan_in
+from engine.registry import register
+from engine.spec import Bool, Example, Int, Layer, ShapeError, fmt_shape
+
+
+def _order(steps: int, reverse: bool) -> range:
+    return range(steps - 1, -1, -1) if reverse else range(steps)
+
+
+def _project(x_tm: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """All steps' ``x @ wᵀ + b`` at once: (T, N, D) -> (T, N, G)."""
+    t, n, d = x_tm.shape
+    out = (x_tm.reshape(t * n, d) @ w.T).reshape(t, n, w.shape[0])
+    if b is not None:
+        out += b
+    return out
+
+
+def _prev(seq: np.ndarray, t: int, reverse: bool, zeros: np.ndarray) -> np.ndarray:
+    """The state the step at time ``t`` started from (zeros for the first step processed)."""
+    s = t + 1 if reverse else t - 1
+    return seq[s] if 0 <= s < len(seq) else zeros
+
+
+def _weight_grads(dxg: np.ndarray, dhg: np.ndarray, x_tm: np.ndarray, hs: np.ndarray,
+                  reverse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """dW_ih over all steps, and dW_hh pairing each step with the state it started from."""
+    g, d, h = dxg.shape[2], x_tm.shape[2], hs.shape[2]
+    dw_ih = dxg.reshape(-1, g).T @ x_tm.reshape(-1, d)
+    later, earlier = (dhg[:-1], hs[1:]) if reverse else (dhg[1:], hs[:-1])
+    dw_hh = later.reshape(-1, g).T @ earlier.reshape(-1, h)
+    return dw_ih, dw_hh
+
+
+# -------------------------------------------------------------------- one direction per cell
+def _sigmoid_scale(hsz: int, kinds: str, dtype) -> np.ndarray:
+    """½ on the rows of sigmoid gates ("s"), 1 on tanh gates ("t"): σ(v) = ½·tanh(v/2) + ½."""
+    return np.repeat(np.array([0.5 if k == "s" else 1.0 for k in kinds], dtype=dtype), hsz)
+
+
+def _rnn_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
+    hs = _project(x_tm, w_ih, None if b_ih is None else b_ih + b_hh)  # becomes h in place
+    tmp = np.empty(hs.shape[1:], hs.dtype)
+    for k, s in enumerate(_order(len(hs), reverse)):
+        if k:
+            np.matmul(hs[s + 1 if reverse else s - 1], w_hh.T, out=tmp)
+            hs[s] += tmp
+        np.tanh(hs[s], out=hs[s])
+    return hs, ()
+
+
+def _rnn_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
+    dpre, drec, one = np.empty_like(hs), dlast.copy(), hs.dtype.type(1)
+    for s in _order(len(hs), not reverse):
+        rnn_step_backward(dhs[s], drec, hs[s], dpre[s], one)
+        np.matmul(dpre[s], w_hh, out=drec)
+    return dpre, dpre
+
+
+def _lstm_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
+    g4, dtype = w_ih.shape[0], x_tm.dtype
+    hsz, scale = g4 // 4, _sigmoid_scale(g4 // 4, "ssts", dtype)
+    bias = None if b_ih is None else (b_ih + b_hh) * scale
+    gates = _project(x_tm, w_ih * scale[:, None], bias)  # each step adds h @ W_hhᵀ in place
+    w_hh_t = (w_hh * scale[:, None]).T
+    t, n, _ = gates.shape
+    hs, cs, tcs = (np.empty((t, n, hsz), dtype) for _ in range(3))
+    tmp, zeros, one = np.empty((n, g4), dtype), np.zeros((n, hsz), dtype), dtype.type(1)
+    for k, s in enumerate(_order(t, reverse)):
+        g = gates[s]
+        if k:
+            np.matmul(_prev(hs, s, reverse, zeros), w_hh_t, out=tmp)
+            g += tmp
+        np.tanh(g, out=g)
+        lstm_gates(g, _prev(cs, s, reverse, zeros), cs[s], one)
+        np.tanh(cs[s], out=tcs[s])
+        np.multiply(g[:, 3 * hsz:], tcs[s], out=hs[s])
+    return hs, (gates, cs, tcs)
+
+
+def _lstm_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
+    gates, cs, tcs = saved
+    t, n, hsz = hs.shape
+    dpre, drec, one = np.empty_like(gates), dlast.copy(), hs.dtype.type(1)
+    dc, zeros = np.zeros((n, hsz), hs.dtype), np.zeros((n, hsz), hs.dtype)
+    for s in _order(t, not reverse):
+        lstm_step_backward(dhs[s], drec, dc, gates[s], _prev(cs, s, reverse, zeros), tcs[s],
+                           dpre[s], one)
+        np.matmul(dpre[s], w_hh, out=drec)
+    return dpre, dpre
+
+
+def _gru_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
+    g3, dtype = w_ih.shape[0], x_tm.dtype
+    hsz, scale = g3 // 3, _sigmoid_scale(g3 // 3, "sst", dtype)
+    xg = _project(x_tm, w_ih * scale[:, None], None if b_ih is None else b_ih * scale)
+    w_hh_t = (w_hh * scale[:, None]).T
+    b_hh = None if b_hh is None else b_hh * scale
+    t, n, _ = xg.shape
+    hs, hns, gates = np.empty((t, n, hsz), dtype), np.empty((t, n, hsz), dtype), np.empty_like(xg)
+    hg, zeros, one = np.empty((n, g3), dtype), np.zeros((n, hsz), dtype), dtype.type(1)
+    rz = slice(0, 2 * hsz)
+    for s in _order(t, reverse):
+        h_prev, g = _prev(hs, s, reverse, zeros), gates[s]
+        np.matmul(h_prev, w_hh_t, out=hg)
+        if b_hh is not None:
+            hg += b_hh
+        np.add(xg[s][:, rz], hg[:, rz], out=g[:, rz])
+        np.tanh(g[:, rz], out=g[:, rz])
+        gru_gates(g, xg[s], hg, hns[s], one)  # n's pre-activation needs r: a second tanh
+        np.tanh(g[:, 2 * hsz:], out=g[:, 2 * hsz:])
+        gru_output(g, h_prev, hs[s], one)
+    return hs, (gates, hns)
+
+
+def _gru_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
+    gates, hns = saved
+    t, n, hsz = hs.shape
+    dxg, dhg = np.empty_like(gates), np.empty_like(gates)
+    drec, direct = dlast.copy(), np.empty((n, hsz), hs.dtype)
+    zeros, one = np.zeros((n, hsz), hs.dtype), hs.dtype.type(1)
+    for s in _order(t, not reverse):
+        gru_step_backward(dhs[s], drec, gates[s], hns[s], _prev(hs, s, reverse, zeros),
+                          dxg[s], dhg[s], direct, one)
+        np.matmul(dhg[s], w_hh, out=drec)
+        drec += direct
+    return dxg, dhg
+
+
+CELLS = {"SimpleRNN": (1, _rnn_run, _rnn_grad), "LSTM": (4, _lstm_run, _lstm_grad),
+         "GRU": (3, _gru_run, _gru_grad)}
+
+
+# ----------------------------------------------------------------------------- the layers
+class _Recurrent(Layer):
+    category = "Recurrent"
+    outputs = ("seq", "last")
+    attrs = {
+        "hidden_size": Int(64, "size of the hidden state h", min=1, max=100_000),
+        "bidirectional": Bool(False, "also run a second layer from the last step to the first "
+                                     "and concatenate both"),
+        "bias": Bool(True, "learn the biases b_ih and b_hh"),
+    }
+
+    @classmethod
+    def label(cls, a) -> str:
+        return f"{a['hidden_size']}" + (" ⇄" if a["bidirectional"] else "")
+
+    @staticmethod
+    def _suffixes(a) -> tuple:
+        return ("_l0", "_l0_reverse") if a.bidirectional else ("_l0",)
+
+    @classmethod
+    def infer(cls, a, x):
+        if len(x) != 3:
+            raise ShapeError(f"expects sequences (N, steps, features), got {fmt_shape(x)}")
+        width = a.hidden_size * (2 if a.bidirectional else 1)
+        return (x[0], x[1], width), (x[0], width)
+
+    @classmethod
+    def init(cls, a, in_shapes, rng):
+        gates, hsz = CELLS[cls.__name__][0], a.hidden_size
+        sizes = {"weight_ih": (gates * hsz, in_shapes[0][-1]), "weight_hh": (gates * hsz, hsz)}
+        if a.bias:
+            sizes.update(bias_ih=(gates * hsz,), bias_hh=(gates * hsz,))
+        # Every weight and bias ~ U(-1/√H, 1/√H), as torch.nn.RNNBase.reset_parameters.
+        return {name + sfx: uniform_fan_in(rng, shape, hsz)
+                for sfx in cls._suffixes(a) for name, shape in sizes.items()}
+
+    @classmethod
+    def forward(cls, a, p, ctx, x):
+        _, run, _ = CELLS[cls.__name__]
+        x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
+        runs = []
+        for k, sfx in enumerate(cls._suffixes(a)):
+            hs, saved = run(x_tm, p["weight_ih" + sfx], p["weight_hh" + sfx],
+                            p.get("bias_ih" + sfx), p.get("bias_hh" + sfx), reverse=k == 1)
+            runs.append((hs, saved))
+        ctx.save(x_tm, runs)
+        seq = np.concatenate([hs for hs, _ in runs], axis=2).transpose(1, 0, 2)
+        last = np.concatenate([runs[0][0][-1]] + [hs[0] for hs, _ in runs[1:]], axis=1)
+        return np.ascontiguousarray(seq), last
+
+    @classmethod
+    def backward(cls, a, p, ctx, dseq, dlast):
+        _, _, grad = CELLS[cls.__name__]
+        x_tm, runs = ctx.saved
+        hsz = a.hidden_size
+        dseq_tm = np.ascontiguousarray(dseq.transpose(1, 0, 2))
+        dx_tm, grads = None, {}
+        for k, (sfx, (hs, saved)) in enumerate(zip(cls._suffixes(a), runs)):
+            part = slice(k * hsz, (k + 1) * hsz)
+            w_ih, w_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
+            dxg, dhg = grad(np.ascontiguousarray(dseq_tm[:, :, part]), dlast[:, part], hs, saved,
+                            x_tm, w_ih, w_hh, reverse=k == 1)
+            grads["weight_ih" + sfx], grads["weight_hh" + sfx] = _weight_grads(dxg, dhg, x_tm, hs,
+                                                                               k == 1)
+            if a.bias:
+                grads["bias_ih" + sfx] = dxg.sum(axis=(0, 1))
+                grads["bias_hh" + sfx] = dhg.sum(axis=(0, 1))
+            if ctx.needs_input_grad[0]:
+                dx = _project(dxg, w_ih.T, None)
+                dx_tm = dx if dx_tm is None else dx_tm + dx
+        dx = None if dx_tm is None else np.ascontiguousarray(dx_tm.transpose(1, 0, 2))
+        return (dx,), grads
+
+
+_EXAMPLES = (Example({"hidden_size": 4}, ((3, 5, 2),)),
+             Example({"hidden_size": 3, "bidirectional": True}, ((2, 4, 3),)),
+             Example({"hidden_size": 3, "bias": False}, ((2, 3, 2),)))
+
+
+@register
+class SimpleRNN(_Recurrent):
+    """Elman recurrent layer: h_t = tanh(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh), as nn.RNN."""
+
+    examples = _EXAMPLES
+
+
+@register
+class LSTM(_Recurrent):
+    """Long short-term memory: gated cell state that carries information across many steps."""
+
+    examples = _EXAMPLES
+
+
+@register
+class GRU(_Recurrent):
+    """Gated recurrent unit: a lighter LSTM with reset and update gates, as nn.GRU."""
+
+    examples = _EXAMPLES

@@ -1,0 +1,61 @@
+"""Sequence heads: reduce (N, T, D) sequences to one vector per sample for a classifier."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.registry import register
+from engine.spec import Example, Layer, ShapeError, fmt_shape
+
+
+def _check_sequence(x) -> None:
+    if len(x) != 3:
+        raise ShapeError(f"expects sequences (N, steps, features), got {fmt_shape(x)}")
+
+
+@register
+class TakeLast(Layer):
+    """Keeps only the last step of a sequence: (N, T, D) -> (N, D), as x[:, -1]."""
+
+    category = "Shape"
+    examples = (Example({}, ((3, 4, 2),)),)
+
+    @staticmethod
+    def infer(a, x):
+        _check_sequence(x)
+        return (x[0], x[2])
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        ctx.save(x.shape)
+        return x[:, -1].copy()
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        (shape,) = ctx.saved
+        dx = np.zeros(shape, dtype=dy.dtype)
+        dx[:, -1] = dy
+        return (dx,), {}
+
+
+@register
+class MeanPool(Layer):
+    """Averages a sequence over time: (N, T, D) -> (N, D), as x.mean(dim=1)."""
+
+    category = "Pooling"
+    examples = (Example({}, ((3, 4, 2),)),)
+
+    @staticmethod
+    def infer(a, x):
+        _check_sequence(x)
+        return (x[0], x[2])
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        ctx.save(x.shape)
+        return x.mean(axis=1)
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        (shape,) = ctx.saved
+        dx = np.broadcast_to((dy / shape[1])[:, None, :], shape).copy()
+        return (dx,), {}

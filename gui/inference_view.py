@@ -1,0 +1,274 @@
+"""The inference view: after training, run one sample through the network and look inside.
+
+Pick a test sample (or draw one on a pad for single-channel image models) and see the
+prediction, the class probabilities and any node's activation: feature maps as a grid of
+images for N×C×H×W outputs, bars for short vectors and a heat map otherwise.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QLabel, QListWidget,
+                               QListWidgetItem, QPushButton, QRadioButton, QSpinBox, QSplitter,
+                               QStackedWidget, QVBoxLayout, QWidget)
+
+from engine.data import Dataset
+from engine.network import Network
+from engine.spec import LayerloomError, fmt_shape
+from engine.training import bind
+from gui.plots.images import DrawPad, ImageLabel, displayable, feature_map_grid, to_unit
+from gui.plots.style import SERIES, make_view, style_plot
+
+MAX_BARS = 64  # longer vectors are drawn as a heat map
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of one row of scores (CrossEntropyLoss takes raw scores)."""
+    z = np.asarray(logits, dtype=np.float64) - np.max(logits)
+    e = np.exp(z)
+    return e / e.sum()
+
+
+class InferenceView(QWidget):
+    def __init__(self, controller=None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.net: Network | None = None
+        self.dataset: Dataset | None = None
+        self.outputs: dict = {}
+        self.probabilities: np.ndarray | None = None
+        self._build()
+        self.set_network(None, None)
+        if controller is not None:
+            self.attach(controller)
+
+    # ------------------------------------------------------------------ building
+    def _build(self) -> None:
+        input_box = self._build_input_side()
+        self.prob_view = make_view(pg.PlotWidget)
+        self.prob_view.setMinimumWidth(220)
+        style_plot(self.prob_view.getPlotItem(), title="class probabilities")
+        self.prob_view.getPlotItem().setMouseEnabled(x=False, y=False)
+        self.prob_view.getPlotItem().invertY(True)
+        self._build_activation_side()
+        # two rows, so the view reads well both in a wide bottom dock and a narrow side one
+        top, bottom = QSplitter(Qt.Horizontal), QSplitter(Qt.Horizontal)
+        top.addWidget(input_box)
+        top.addWidget(self.prob_view)
+        bottom.addWidget(self.nodes)
+        bottom.addWidget(self.activation_box)
+        for split, sizes in ((top, [300, 400]), (bottom, [170, 530])):
+            split.setSizes(sizes)
+            split.setStretchFactor(1, 1)
+            split.setChildrenCollapsible(False)
+        rows = QSplitter(Qt.Vertical)
+        rows.addWidget(top)
+        rows.addWidget(bottom)
+        rows.setSizes([300, 300])
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.message)
+        layout.addWidget(rows, 1)
+
+    def _build_input_side(self) -> QWidget:
+        self.use_sample, self.use_pad = QRadioButton("Test sample"), QRadioButton("Draw")
+        self.use_sample.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.use_sample)
+        group.addButton(self.use_pad)
+        self.index = QSpinBox()
+        self.random_button, self.clear_button = QPushButton("Random"), QPushButton("Clear")
+        self.pad = DrawPad()
+        self.sample_image = ImageLabel()
+        self.input_stack = QStackedWidget()
+        self.input_stack.addWidget(self.sample_image)
+        self.input_stack.addWidget(self.pad)
+        self.prediction = QLabel()
+        self.prediction.setWordWrap(True)
+        controls = QGridLayout()
+        controls.addWidget(self.use_sample, 0, 0)
+        controls.addWidget(self.index, 0, 1)
+        controls.addWidget(self.random_button, 0, 2)
+        controls.addWidget(self.use_pad, 1, 0)
+        controls.addWidget(self.clear_button, 1, 2)
+        left = QVBoxLayout()
+        left.setContentsMargins(0, 0, 0, 0)
+        left.addLayout(controls)
+        left.addWidget(self.input_stack, 1)
+        left.addWidget(self.prediction)
+        self.index.valueChanged.connect(lambda _v: self.run())
+        self.random_button.clicked.connect(self.random_sample)
+        self.clear_button.clicked.connect(self.pad.clear)
+        self.pad.changed.connect(self.run)
+        self.use_pad.toggled.connect(self._on_mode)
+        input_box = QWidget()
+        input_box.setLayout(left)
+        return input_box
+
+    def _build_activation_side(self) -> None:
+        self.nodes = QListWidget()
+        self.nodes.setMinimumWidth(140)
+        self.nodes.currentItemChanged.connect(lambda *_: self.show_activation())
+        self.maps = ImageLabel()
+        self.bars = make_view(pg.PlotWidget)
+        style_plot(self.bars.getPlotItem())
+        self.activation_stack = QStackedWidget()
+        self.activation_stack.addWidget(self.maps)
+        self.activation_stack.addWidget(self.bars)
+        self.activation_caption = QLabel()
+        right = QVBoxLayout()
+        right.setContentsMargins(0, 0, 0, 0)
+        right.addWidget(self.activation_caption)
+        right.addWidget(self.activation_stack, 1)
+        self.activation_box = QWidget()
+        self.activation_box.setLayout(right)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return QSize(800, 520)
+
+    # ------------------------------------------------------------------ network in
+    def attach(self, controller) -> None:
+        """Follow a TrainingController: show its trained network when a run ends."""
+        def refresh(*_):
+            net = controller.trained_network()
+            self.set_network(net, controller.dataset if net is not None else None)
+
+        controller.weights_changed.connect(refresh)
+        controller.state_changed.connect(lambda s: self.setEnabled(s == "idle"))
+
+    def set_network(self, net: Network | None, dataset: Dataset | None) -> None:
+        self.net, self.dataset = net, dataset
+        self.binding = bind(net) if net is not None else None
+        ready = net is not None and dataset is not None
+        for w in (self.use_sample, self.index, self.random_button, self.nodes):
+            w.setEnabled(ready)
+        image_model = ready and self._pad_shape() is not None
+        self.use_pad.setEnabled(image_model)
+        if not image_model and self.use_pad.isChecked():
+            self.use_sample.setChecked(True)
+        self.clear_button.setEnabled(image_model and self.use_pad.isChecked())
+        self.nodes.clear()
+        if not ready:
+            self.message.setText("Train the network (or load weights) to look inside it.")
+            return
+        self.message.setText("")
+        if self._pad_shape() is not None:
+            self.pad.pixels = np.zeros(self._pad_shape(), dtype=np.float32)
+        self.index.blockSignals(True)
+        self.index.setRange(0, max(0, len(dataset.test) - 1))
+        self.index.blockSignals(False)
+        for s in net.plan.steps:
+            if not s.layer.is_source and not s.layer.is_loss:
+                item = QListWidgetItem(f"{s.node_id} · {s.layer.type_id}")
+                item.setData(Qt.UserRole, s.node_id)
+                self.nodes.addItem(item)
+        self.run()
+        self.nodes.setCurrentRow(0)
+
+    def _pad_shape(self) -> tuple | None:
+        """(H, W) when the model takes single-channel images a person can draw."""
+        shape = self.dataset.sample_shape if self.dataset is not None else ()
+        return tuple(shape[1:]) if len(shape) == 3 and shape[0] == 1 else None
+
+    def _on_mode(self, drawing: bool) -> None:
+        self.input_stack.setCurrentWidget(self.pad if drawing else self.sample_image)
+        self.clear_button.setEnabled(drawing)
+        self.index.setEnabled(not drawing)
+        self.random_button.setEnabled(not drawing)
+        self.run()
+
+    def random_sample(self) -> None:
+        if self.dataset is not None and len(self.dataset.test):
+            self.index.setValue(int(np.random.default_rng().integers(len(self.dataset.test))))
+
+    # ------------------------------------------------------------------ running
+    def current_input(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """One sample as a batch of 1, and its true target (None for a drawing)."""
+        if self.use_pad.isChecked():
+            return self.pad.pixels[None, None].copy(), None
+        i = self.index.value()
+        return self.dataset.test.x[i:i + 1], self.dataset.test.y[i:i + 1]
+
+    def run(self) -> None:
+        """Forward the current sample in inference mode and refresh every view."""
+        if self.net is None or self.dataset is None or not len(self.dataset.test):
+            return
+        x, y = self.current_input()
+        label = y if y is not None else np.zeros((1, *self.dataset.target_shape),
+                                                 dtype=self.dataset.test.y.dtype)
+        try:
+            self.outputs = self.net.forward({self.binding.input_id: x,
+                                             self.binding.label_id: label}, check=False)
+        except LayerloomError as err:
+            self.message.setText(str(err))
+            return
+        if not self.use_pad.isChecked():
+            self._show_sample(x[0])
+        self._show_prediction(y)
+        self.show_activation()
+
+    def _show_sample(self, sample: np.ndarray) -> None:
+        img = displayable(sample)
+        if img is None:
+            values = ", ".join(f"{v:.3g}" for v in np.ravel(sample)[:8])
+            self.sample_image.image = None
+            self.sample_image.setText(f"sample: ({values}{'…' if sample.size > 8 else ''})")
+            return
+        self.sample_image.set_array(to_unit(img))
+
+    def _show_prediction(self, y: np.ndarray | None) -> None:
+        plot = self.prob_view.getPlotItem()
+        plot.clear()
+        ref = self.binding.logits_ref
+        if ref is None:
+            self.probabilities = None
+            self.prediction.setText("Regression model: see the activations for its outputs.")
+            return
+        logits = self.net.executor.values[ref][0]
+        self.probabilities = softmax(logits)
+        names = self.dataset.class_names or [str(i) for i in range(len(logits))]
+        k = int(np.argmax(self.probabilities))
+        truth = f" — true: {names[int(y[0])]}" if y is not None and y.ndim == 1 else ""
+        self.prediction.setText(f"<b>Prediction: {names[k]}</b> "
+                                f"({100 * self.probabilities[k]:.1f}%){truth}")
+        colors = [SERIES["val"] if i == k else SERIES["train"] for i in range(len(names))]
+        plot.addItem(pg.BarGraphItem(x0=0, y=np.arange(len(names)), height=0.7,
+                                     width=self.probabilities, brushes=colors))
+        plot.getAxis("left").setTicks([[(i, str(n)) for i, n in enumerate(names)]])
+        plot.setXRange(0, 1, padding=0.02)
+        plot.setYRange(-0.5, len(names) - 0.5, padding=0)
+
+    def show_activation(self) -> None:
+        item = self.nodes.currentItem()
+        if item is None or not self.outputs:
+            return
+        node_id = item.data(Qt.UserRole)
+        a = np.asarray(self.outputs[node_id])[0]
+        self.activation_caption.setText(f"{node_id}: output {fmt_shape(a.shape)}")
+        if a.ndim == 3:
+            grid, shown = feature_map_grid(a)
+            more = f" (first {shown} of {len(a)} maps)" if shown < len(a) else ""
+            self.activation_caption.setText(f"{node_id}: {len(a)} feature maps of "
+                                            f"{a.shape[1]}×{a.shape[2]}{more}")
+            self._show_image(grid)
+        elif a.ndim <= 1 and a.size <= MAX_BARS:
+            self._show_bars(np.ravel(a))
+        else:
+            flat = np.ravel(a)
+            side = int(np.ceil(np.sqrt(flat.size)))
+            padded = np.full(side * side, np.nan, dtype=np.float32)
+            padded[:flat.size] = flat
+            self._show_image(to_unit(padded.reshape(side, side)))
+
+    def _show_image(self, img: np.ndarray) -> None:
+        self.maps.set_array(img)
+        self.activation_stack.setCurrentWidget(self.maps)
+
+    def _show_bars(self, values: np.ndarray) -> None:
+        plot = self.bars.getPlotItem()
+        plot.clear()
+        plot.addItem(pg.BarGraphItem(x=np.arange(len(values)), height=values, width=0.8,
+                                     brush=SERIES["train"]))
+        plot.autoRange()
+        self.activation_stack.setCurrentWidget(self.bars)

@@ -1,0 +1,94 @@
+"""All live training plots in one dockable panel, wired to a TrainingController.
+
+Loss/accuracy, gradient norms, the selected parameter's histograms and the confusion matrix.
+``highlight(node_id)`` is what a canvas selection calls; ``node_warning`` relays the gradient
+alarm for canvas badges.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
+
+from gui.plots.alarm import GradientAlarm
+from gui.plots.confusion import ConfusionMatrixView
+from gui.plots.gradient_plot import GradientPlot
+from gui.plots.histogram_plot import HistogramPlot
+from gui.plots.loss_plot import LossPlot
+
+
+class PlotsPanel(QWidget):
+    node_warning = Signal(str, str)  # node_id, reason: a vanishing/exploding/NaN gradient
+    warnings_cleared = Signal()
+
+    def __init__(self, controller=None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.loss_plot, self.gradient_plot = LossPlot(), GradientPlot()
+        self.histogram_plot, self.confusion_view = HistogramPlot(), ConfusionMatrixView()
+        self.alarm = GradientAlarm(self)
+        self.alarm.node_warning.connect(self.node_warning)
+        self.alarm.warnings_cleared.connect(self.warnings_cleared)
+        self.gradient_plot.key_selected.connect(self.histogram_plot.select)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.histogram_plot, "Histogram")
+        self.tabs.addTab(self.confusion_view, "Confusion matrix")
+        split = QSplitter(Qt.Horizontal)
+        for w in (self.loss_plot, self.gradient_plot, self.tabs):
+            split.addWidget(w)
+        split.setSizes([380, 470, 380])
+        for i, stretch in enumerate((4, 5, 4)):
+            split.setStretchFactor(i, stretch)
+        split.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+        if controller is not None:
+            self.attach(controller)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override): a bottom dock, not 2000 px wide
+        return QSize(1200, 380)
+
+    @property
+    def views(self) -> tuple:
+        return (self.loss_plot, self.gradient_plot, self.histogram_plot, self.confusion_view,
+                self.alarm)
+
+    def attach(self, controller) -> None:
+        controller.started.connect(self.reset)
+        controller.steps.connect(self.add_steps)
+        controller.epoch.connect(self.loss_plot.add_epoch)
+        controller.finished.connect(self.show_done)
+        controller.diverged.connect(self.mark_diverged)
+        self._controller = controller
+
+    def reset(self, info) -> None:
+        self._info = info
+        for view in self.views:
+            view.reset(info)
+        self.tabs.setCurrentWidget(self.histogram_plot)
+
+    def add_steps(self, reports: list) -> None:
+        for view in (self.loss_plot, self.gradient_plot, self.histogram_plot, self.alarm):
+            view.add_steps(reports)
+
+    def show_done(self, report) -> None:
+        if report.confusion is None:
+            return
+        self.confusion_view.set_matrix(report.confusion, self._info.dataset.class_names,
+                                       report.test_accuracy)
+        self.tabs.setCurrentWidget(self.confusion_view)
+
+    def mark_diverged(self, report) -> None:
+        self.loss_plot.mark_diverged(report)
+        self.gradient_plot.mark_diverged(report)
+        self.histogram_plot.highlight(report.node_id)
+
+    def highlight(self, node_id: str | None) -> None:
+        """Emphasise a node's gradient curves and show its histograms (canvas selection)."""
+        self.gradient_plot.highlight(node_id)
+        if node_id is not None:
+            self.histogram_plot.highlight(node_id)
+
+    def flush(self) -> None:
+        """Draw everything pending now (screenshots, tests)."""
+        for view in (self.loss_plot, self.gradient_plot, self.histogram_plot):
+            view.redrawer.flush()

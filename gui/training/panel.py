@@ -1,0 +1,252 @@
+"""The training panel: settings bound to the project's "training" section, run buttons, progress.
+
+Train / Pause / Resume / Step / Stop drive the TrainingController; the progress bar shows epoch,
+step, samples per second and time left; a diverged run's message names the node; the final
+test accuracy stays on show until the next run.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QLabel,
+                               QProgressBar, QPushButton, QSizePolicy, QSpinBox, QStyle, QVBoxLayout,
+                               QWidget)
+
+from engine.optim import OPTIMIZERS
+from engine.serialize import Project
+from engine.training import TrainConfig
+from gui.plots.buffers import Redrawer
+from gui.training import controller as ctl
+from gui.training.widgets import ScientificSpinBox
+
+OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam", "adamw": "AdamW"}
+ERROR_STYLE = "color: #c62828;"
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+class TrainingPanel(QWidget):
+    settings_changed = Signal(dict)  # the project's training section after an edit (mark dirty)
+
+    def __init__(self, controller, project: Callable[[], Project], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller, self._project = controller, project
+        self._build_settings()
+        self._build_buttons()
+        self._build_progress()
+        layout = QVBoxLayout(self)
+        layout.addLayout(self.form)
+        layout.addLayout(self.button_row)
+        layout.addWidget(self.progress)
+        for label in (self.progress_label, self.status_label, self.result_label, self.weights_label):
+            layout.addWidget(label)
+        layout.addStretch(1)
+        self._latest = None
+        self.redrawer = Redrawer(self._show_progress, self)
+        self._connect(controller)
+        self.load_settings()
+        self._on_state(controller.state)
+        self._on_weights(controller.network is not None)
+
+    # ------------------------------------------------------------------ building
+    def _build_settings(self) -> None:
+        self.optimizer = QComboBox()
+        for key in OPTIMIZERS:
+            self.optimizer.addItem(OPTIMIZER_NAMES.get(key, key), key)
+        self.lr = ScientificSpinBox()
+        self.batch_size, self.epochs, self.seed = QSpinBox(), QSpinBox(), QSpinBox()
+        self.batch_size.setRange(1, 65536)
+        self.epochs.setRange(1, 100_000)
+        self.seed.setRange(0, 2**31 - 1)
+        em = self.fontMetrics().horizontalAdvance("M")
+        for w in (self.lr, self.batch_size, self.epochs, self.seed):
+            w.setMinimumWidth(7 * em)
+            w.setMaximumWidth(11 * em)
+        self.optimizer.setMaximumWidth(14 * em)
+        self.form = QGridLayout()
+        self.form.setHorizontalSpacing(em)
+        cells = (("Optimizer", self.optimizer), ("Learning rate", self.lr),
+                 ("Batch size", self.batch_size), ("Epochs", self.epochs), ("Seed", self.seed))
+        for i, (text, widget) in enumerate(cells):  # two label/field pairs per row
+            row, col = divmod(i, 2)
+            self.form.addWidget(QLabel(text), row, 2 * col, Qt.AlignRight)
+            self.form.addWidget(widget, row, 2 * col + 1)
+        self.form.setColumnStretch(4, 1)
+        self.optimizer.currentIndexChanged.connect(
+            lambda _i: self._store("optimizer", self.optimizer.currentData()))
+        self.lr.valueChanged.connect(lambda v: self._store("lr", float(v)))
+        for name in ("batch_size", "epochs", "seed"):
+            getattr(self, name).valueChanged.connect(lambda v, n=name: self._store(n, int(v)))
+
+    def _build_buttons(self) -> None:
+        icon = lambda name: self.style().standardIcon(getattr(QStyle, name))  # noqa: E731
+        self.train_button = QPushButton(icon("SP_MediaPlay"), "Train")
+        self.pause_button = QPushButton(icon("SP_MediaPause"), "Pause")
+        self.resume_button = QPushButton(icon("SP_MediaPlay"), "Resume")
+        self.step_button = QPushButton(icon("SP_MediaSkipForward"), "Step")
+        self.stop_button = QPushButton(icon("SP_MediaStop"), "Stop")
+        self.reset_button = QPushButton(icon("SP_BrowserReload"), "Reset weights")
+        self.step_button.setToolTip("Run exactly one mini-batch, update every view, then pause")
+        self.reset_button.setToolTip("Forget the trained weights: the next run starts fresh")
+        c = self.controller
+        self.train_button.clicked.connect(lambda: c.start())
+        self.pause_button.clicked.connect(c.pause)
+        self.resume_button.clicked.connect(c.resume)
+        self.step_button.clicked.connect(c.step)
+        self.stop_button.clicked.connect(c.stop)
+        self.reset_button.clicked.connect(c.drop_weights)
+        self.button_row = QGridLayout()  # 3 × 2: fits a narrow side dock as well as a wide one
+        for i, b in enumerate((self.train_button, self.pause_button, self.resume_button,
+                               self.step_button, self.stop_button, self.reset_button)):
+            b.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
+            self.button_row.addWidget(b, *divmod(i, 3))
+        self.button_row.setColumnStretch(3, 1)
+
+    def _build_progress(self) -> None:
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("idle")
+        self.progress.setValue(0)
+        self.progress_label = QLabel(" ")
+        self.status_label, self.result_label, self.weights_label = QLabel(), QLabel(), QLabel()
+        for label in (self.progress_label, self.status_label, self.result_label):
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.weights_label.setStyleSheet("color: palette(placeholder-text);")
+
+    def _connect(self, c) -> None:
+        c.state_changed.connect(self._on_state)
+        c.started.connect(self._on_started)
+        c.status.connect(self._on_status)
+        c.steps.connect(self._on_steps)
+        c.epoch.connect(self._on_epoch)
+        c.finished.connect(self._on_finished)
+        c.diverged.connect(self._on_diverged)
+        c.failed.connect(self._on_failed)
+        c.weights_changed.connect(self._on_weights)
+
+    # ------------------------------------------------------------------ settings
+    def load_settings(self) -> None:
+        """Show the project's training section (call after File > Open)."""
+        config = TrainConfig.from_dict(self._project().training)
+        widgets = (self.optimizer, self.lr, self.batch_size, self.epochs, self.seed)
+        for w in widgets:
+            w.blockSignals(True)
+        i = self.optimizer.findData(config.optimizer)
+        self.optimizer.setCurrentIndex(max(i, 0))
+        self.lr.setValue(float(config.lr))
+        self.batch_size.setValue(int(config.batch_size))
+        self.epochs.setValue(int(config.epochs))
+        self.seed.setValue(int(config.seed))
+        for w in widgets:
+            w.blockSignals(False)
+
+    def _store(self, name: str, value) -> None:
+        training = self._project().training
+        if training.get(name) == value:
+            return
+        training[name] = value
+        self.settings_changed.emit(dict(training))
+
+    # ------------------------------------------------------------------ controller reports
+    def _on_state(self, state: str) -> None:
+        idle = state == ctl.IDLE
+        self.train_button.setEnabled(idle)
+        self.pause_button.setEnabled(state in (ctl.RUNNING, ctl.PREPARING))
+        self.resume_button.setEnabled(state == ctl.PAUSED)
+        self.step_button.setEnabled(state in (ctl.IDLE, ctl.PAUSED))
+        self.stop_button.setEnabled(state in (ctl.RUNNING, ctl.PAUSED, ctl.PREPARING))
+        self.reset_button.setEnabled(idle and self.controller.network is not None)
+        for w in (self.optimizer, self.lr, self.batch_size, self.epochs, self.seed):
+            w.setEnabled(idle)
+        if state == ctl.PAUSED:
+            self.redrawer.flush()
+            self.progress.setFormat("paused — %p%")
+        elif state == ctl.STOPPING:
+            self.progress.setFormat("stopping: evaluating on the test set…")
+
+    def _on_started(self, info) -> None:
+        self._info, self._latest = info, None
+        self.progress.setRange(0, 0)  # busy until the first step: kernels may be compiling
+        self.progress.setFormat("preparing…")
+        self.status_label.setStyleSheet("")
+        self.status_label.setText("")
+        self.result_label.setText("")
+        start = "continuing from the trained weights" if info.continued else "fresh weights"
+        self.progress_label.setText(
+            f"{info.dataset.name}: {len(info.dataset.train):,} training samples, "
+            f"{len(info.trainable_keys)} trainable tensors; {start}")
+
+    def _on_status(self, text: str) -> None:
+        self.status_label.setStyleSheet("")
+        self.status_label.setText(text)
+
+    def _on_steps(self, reports: list) -> None:
+        self._latest = reports[-1]
+        self.redrawer.mark()
+
+    def _show_progress(self) -> None:
+        """On the plots' shared clock: one repaint per frame, however fast steps arrive."""
+        r = self._latest
+        if r is None:
+            return
+        if self.progress.maximum() != r.total_steps:
+            self.progress.setRange(0, max(1, r.total_steps))
+        self.progress.setValue(r.global_step + 1)
+        if self.controller.state != ctl.PAUSED:
+            self.progress.setFormat("%p%")
+        left = (r.total_steps - r.global_step - 1) * self._info.config.batch_size
+        eta = format_duration(left / r.samples_per_sec) if r.samples_per_sec > 0 else "?"
+        acc = f" · accuracy {100 * r.accuracy:.0f}%" if r.accuracy is not None else ""
+        self.progress_label.setText(
+            f"epoch {r.epoch + 1}/{self._info.config.epochs} · step {r.step + 1}/"
+            f"{r.steps_per_epoch} · {r.samples_per_sec:,.0f} samples/s · {eta} left · "
+            f"loss {r.loss:.4g}{acc}")
+
+    def _on_epoch(self, r) -> None:
+        parts = [f"epoch {r.epoch + 1}: train loss {r.train_loss:.4g}"]
+        if r.val_loss is not None:
+            parts.append(f"val loss {r.val_loss:.4g}")
+        if r.val_accuracy is not None:
+            parts.append(f"val accuracy {100 * r.val_accuracy:.1f}%")
+        self.status_label.setStyleSheet("")
+        self.status_label.setText(", ".join(parts))
+
+    def _on_finished(self, r) -> None:
+        self.redrawer.flush()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.progress.setFormat("stopped" if r.stopped else "done")
+        parts = [f"{'Stopped' if r.stopped else 'Finished'} after {r.steps:,} steps."]
+        if r.test_accuracy is not None:
+            parts.append(f"Test accuracy {100 * r.test_accuracy:.2f}%")
+        if r.test_loss is not None:
+            parts.append(f"(test loss {r.test_loss:.4g})")
+        self.result_label.setText(" ".join(parts))
+        font = self.result_label.font()
+        font.setBold(True)
+        self.result_label.setFont(font)
+
+    def _on_diverged(self, r) -> None:
+        self.redrawer.flush()
+        self.progress.setFormat("diverged")
+        self.status_label.setStyleSheet(ERROR_STYLE)
+        self.status_label.setText(f"Training stopped at step {r.global_step + 1}: {r.message}. "
+                                  f"The last good weights are kept.")
+
+    def _on_failed(self, text: str) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("not started" if self.controller.network is None else "failed")
+        self.status_label.setStyleSheet(ERROR_STYLE)
+        self.status_label.setText(text)
+
+    def _on_weights(self, trained: bool) -> None:
+        self.weights_label.setText("Weights: trained — Train continues from them"
+                                   if trained else "Weights: fresh initialisation")
+        self.reset_button.setEnabled(trained and self.controller.state == ctl.IDLE)

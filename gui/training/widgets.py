@@ -1,0 +1,54 @@
+"""Small input widgets the training settings need: a learning-rate box that speaks 1e-3."""
+from __future__ import annotations
+
+import math
+
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import QDoubleSpinBox
+
+
+def ladder_step(value: float, steps: int) -> float:
+    """Move ``steps`` rungs along the 1-2-5 ladder (…, 0.001, 0.002, 0.005, 0.01, …), the values
+    people actually try for a learning rate."""
+    exponent = math.floor(math.log10(value))
+    mantissa = value / 10 ** exponent
+    rungs = (1.0, 2.0, 5.0)
+    # the rung at or below the value, so an odd value snaps onto the ladder first
+    index = max(i for i, r in enumerate(rungs) if r <= mantissa + 1e-9)
+    if steps < 0 and mantissa > rungs[index] + 1e-9:
+        steps += 1
+    position = exponent * 3 + index + steps
+    exponent, index = divmod(position, 3)
+    return float(f"{rungs[index] * 10 ** exponent:.12g}")
+
+
+class ScientificSpinBox(QDoubleSpinBox):
+    """A positive number shown as ``0.001`` or ``1e+06``; arrows walk the 1-2-5 ladder."""
+
+    def __init__(self, minimum: float = 1e-8, maximum: float = 1e8, parent=None):
+        super().__init__(parent)
+        self.setDecimals(12)
+        self.setRange(minimum, maximum)
+        self.setKeyboardTracking(False)
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt override)
+        return f"{value:g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 (Qt override)
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):
+        try:
+            value = float(text)
+        except ValueError:
+            partial = text == "" or text[-1] in "eE+-." or text.lower().endswith("e-")
+            return (QValidator.Intermediate if partial else QValidator.Invalid), text, pos
+        ok = self.minimum() <= value <= self.maximum()
+        return (QValidator.Acceptable if ok else QValidator.Intermediate), text, pos
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt override)
+        value = min(max(ladder_step(self.value(), steps), self.minimum()), self.maximum())
+        self.setValue(value)
