@@ -3,7 +3,6 @@
 The training runs are short (a few epochs on the bundled 58 kB text) but must beat a uniform
 guess over the vocabulary (ln V) clearly, and the encoder must solve its synthetic task.
 """
-import argparse
 import math
 
 import numpy as np
@@ -104,13 +103,12 @@ def test_generation_refuses_what_it_cannot_continue(char_lstm):
 
 
 def test_generate_command_prints_the_prompt_and_its_continuation(char_lstm, tmp_path, capsys):
-    from engine import cli_generate
+    from engine import cli
 
     net, _, _, _ = char_lstm
     weights = tmp_path / "lstm.npz"
     net.save_weights(weights)
-    parser = argparse.ArgumentParser(prog="layerloom")
-    cli_generate.add_parser(parser.add_subparsers(dest="command", required=True))
+    parser = cli.build_parser()  # `layerloom generate` as the console entry point parses it
     argv = ["generate", str(SAMPLES / "char_lstm.json"), "--weights", str(weights),
             "--prompt", "import ", "--length", "30", "--seed", "5"]
     args = parser.parse_args(argv)
@@ -121,6 +119,8 @@ def test_generate_command_prints_the_prompt_and_its_continuation(char_lstm, tmp_
     assert capsys.readouterr().out == first
     with pytest.raises(SystemExit):
         parser.parse_args(argv + ["--temperature", "-2"])
+    assert cli.main(argv[:-2] + ["--prompt", "\u20ac"]) == 1  # a one-line error, not a traceback
+    assert "not in the vocabulary" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------- data
