@@ -3,6 +3,11 @@
 Gradients are summed where a tensor feeds several layers. Non-finite values are looked for lazily:
 the hot path only checks the graph's final outputs and the parameter gradients; when one is bad,
 a second look walks the saved values in order to name the first node that produced it.
+
+The executor runs the plan's schedule: fused steps by default (``Plan.schedule``). A fused step
+keeps only its last node's output; ``member_values`` recomputes the inner nodes' outputs from the
+step's input with the unfused layers when someone asks (the GUI's activation view, and the search
+for the first non-finite node, which then names a node inside the fused chain).
 """
 from __future__ import annotations
 
@@ -36,17 +41,21 @@ def _finite(a: np.ndarray) -> bool:
 class Executor:
     """Runs one Plan; holds the values and contexts of the last forward for the backward."""
 
-    def __init__(self, plan: Plan, dtype=np.float32):
-        self.plan, self.dtype = plan, np.dtype(dtype)
+    def __init__(self, plan: Plan, dtype=np.float32, fuse: bool = True):
+        self.plan, self.dtype, self.fuse = plan, np.dtype(dtype), fuse
         self.values: dict = {}
         self.ctxs: dict = {}
-        self._last: tuple = ()  # terminal port refs: checked for non-finite values
+        self.schedule: tuple = plan.schedule((), fuse)
+        self._ran: tuple = self.schedule  # the schedule of the last forward
+        self._wanted = {s.node_id: (s.layer.infer(s.attrs), np.issubdtype(
+            np.dtype(s.layer.feed_dtype(s.attrs)), np.floating)) for s in plan.steps if s.layer.is_source}
+        self._terminal = tuple(ref for s in plan.steps for ref in ((s.node_id, p) for p in s.outputs)
+                               if ref not in plan.consumers)
 
     def feed(self, step, batch) -> np.ndarray:
         """Cast and check one source batch against the node's declared shape."""
         arr = np.asarray(batch)
-        want = step.layer.infer(step.attrs)
-        float_like = np.issubdtype(np.dtype(step.layer.feed_dtype(step.attrs)), np.floating)
+        want, float_like = self._wanted[step.node_id]
         if float_like:
             arr = np.ascontiguousarray(arr, dtype=self.dtype)
         elif not np.issubdtype(arr.dtype, np.integer):
@@ -59,41 +68,60 @@ class Executor:
         return arr
 
     def forward(self, params: dict, feeds: dict, training: bool = False,
-                rng: np.random.Generator | None = None, check: bool = True) -> dict:
-        """Returns every output port's value keyed (node_id, port)."""
-        with np.errstate(all="ignore"):  # non-finite values are found and named below instead
-            return self._forward(params, feeds, training, rng, check)
+                rng: np.random.Generator | None = None, check: bool = True, keep=None) -> dict:
+        """Returns every computed output port's value keyed (node_id, port).
 
-    def _forward(self, params, feeds, training, rng, check) -> dict:
+        ``keep``: node ids whose outputs must be computed and kept (no fusion hides them).
+        """
+        schedule = self.schedule if not keep else self.plan.schedule(keep, self.fuse)
+        with np.errstate(all="ignore"):  # non-finite values are found and named below instead
+            return self._forward(schedule, params, feeds, training, rng, check)
+
+    def _forward(self, schedule, params, feeds, training, rng, check) -> dict:
         rng = rng if rng is not None else np.random.default_rng(0)
         values, ctxs = {}, {}
-        for s in self.plan.steps:
+        for s in schedule:
             if s.layer.is_source:
                 if s.node_id not in feeds:
                     raise InputError(f"no data fed to {s.layer.type_id} {s.node_id!r}")
                 values[(s.node_id, s.outputs[0])] = self.feed(s, feeds[s.node_id])
                 continue
             xs = [values[r] if r is not None else None for r in s.inputs]
-            p = {k[len(s.node_id) + 1:]: params[k] for k in s.param_keys}
+            p = {n: params[k] for n, k in zip(s.param_names, s.param_keys)}
             ctx = Ctx(training, rng, s.needs_input_grad)
             out = s.layer.forward(s.attrs, p, ctx, *xs)
             ctxs[s.node_id] = ctx
-            outs = (out,) if len(s.outputs) == 1 else out
-            for port, y in zip(s.outputs, outs):
-                values[(s.node_id, port)] = y
-        self.values, self.ctxs = values, ctxs
-        if check:
-            terminal = [ref for ref in values if ref not in self.plan.consumers]
-            if not all(_finite(values[r]) for r in terminal):
-                self._raise_first_nonfinite_forward()
+            if len(s.outputs) == 1:
+                values[(s.node_id, s.outputs[0])] = out
+            else:
+                for port, y in zip(s.outputs, out):
+                    values[(s.node_id, port)] = y
+        self.values, self.ctxs, self._ran = values, ctxs, schedule
+        if check and not all(_finite(values[r]) for r in self._terminal if r in values):
+            self._raise_first_nonfinite_forward(params)
         return values
 
-    def _raise_first_nonfinite_forward(self) -> None:
-        for s in self.plan.steps:
-            for port in s.outputs:
-                y = self.values[(s.node_id, port)]
+    def member_values(self, step, params: dict, values: dict | None = None) -> dict:
+        """{node_id: output} of every node a fused step stands for, recomputed unfused from the
+        step's input in ``values`` (default: the last forward's; these layers are deterministic)."""
+        values = self.values if values is None else values
+        xs = [values[r] if r is not None else None for r in step.inputs]
+        out = {}
+        with np.errstate(all="ignore"):
+            for m in step.members:
+                p = {n: params[k] for n, k in zip(m.param_names, m.param_keys)}
+                xs = [m.layer.forward(m.attrs, p, Ctx(False, None, m.needs_input_grad), *xs)]
+                out[m.node_id] = xs[0]
+        return out
+
+    def _raise_first_nonfinite_forward(self, params: dict) -> None:
+        for s in self._ran:
+            outs = (self.member_values(s, params) if s.members else
+                    {s.node_id: self.values[(s.node_id, p)] for p in s.outputs})
+            for node_id, y in outs.items():
                 if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
-                    raise NonFiniteError(s.node_id, s.layer.type_id, "forward")
+                    step = self.plan.step(node_id)
+                    raise NonFiniteError(node_id, step.layer.type_id, "forward")
 
     def backward(self, params: dict, check: bool = True) -> dict:
         """Seed every loss with 1 and return ``{param_key: grad}`` for the trainable parameters."""
@@ -104,10 +132,9 @@ class Executor:
         grads: dict = {}
         pending: dict = {}
         for node_id in self.plan.losses:
-            step = self.plan.step(node_id)
-            y = self.values[(node_id, step.outputs[0])]
-            pending[(node_id, step.outputs[0])] = np.ones_like(y)
-        for s in reversed(self.plan.steps):
+            ref = (node_id, self.plan.step(node_id).outputs[0])
+            pending[ref] = np.ones_like(self.values[ref])
+        for s in reversed(self._ran):
             if s.layer.is_source or not s.requires_grad:
                 continue
             dys = [pending.pop((s.node_id, port), None) for port in s.outputs]
@@ -115,18 +142,30 @@ class Executor:
                 continue
             dys = [np.zeros_like(self.values[(s.node_id, port)]) if d is None else d
                    for d, port in zip(dys, s.outputs)]
-            p = {k[len(s.node_id) + 1:]: params[k] for k in s.param_keys}
+            p = {n: params[k] for n, k in zip(s.param_names, s.param_keys)}
             in_grads, p_grads = s.layer.backward(s.attrs, p, self.ctxs[s.node_id], *dys)
             if s.trainable:
-                for key in s.grad_keys:
-                    grads[key] = p_grads[key[len(s.node_id) + 1:]]
+                for key, name in zip(s.param_keys, s.param_names):
+                    if key in s.grad_keys:
+                        grads[key] = p_grads[name]
+            if trace:
+                self._trace(s, dys, in_grads, p_grads)
             for ref, g, need in zip(s.inputs, in_grads, s.needs_input_grad):
                 if need and g is not None:
                     pending[ref] = pending[ref] + g if ref in pending else g
-                    if trace and not np.isfinite(g).all():
-                        raise NonFiniteError(s.node_id, s.layer.type_id, "backward")
-            if trace and s.trainable and not all(np.isfinite(p_grads[k]).all() for k in p_grads):
-                raise NonFiniteError(s.node_id, s.layer.type_id, "backward")
         if check and not all(_finite(g) for g in grads.values()):
             self._backward(params, check=False, trace=True)
         return grads
+
+    def _trace(self, s, dys, in_grads, p_grads) -> None:
+        """Name the node whose backward first made a non-finite gradient. A fused step names its
+        last node when the gradient arrived non-finite (the unfused path would stop there too),
+        else its first node, where the parameters are."""
+        bad = (any(g is not None and not np.isfinite(g).all() for g in in_grads)
+               or (s.trainable and not all(np.isfinite(p_grads[k]).all() for k in p_grads)))
+        if not bad:
+            return
+        node = s
+        if s.members:
+            node = s.members[-1] if not all(np.isfinite(d).all() for d in dys) else s.members[0]
+        raise NonFiniteError(node.node_id, node.layer.type_id, "backward")

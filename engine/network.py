@@ -3,6 +3,11 @@
 >>> net = Network(Graph.load("samples/lenet5.json"), seed=0)
 >>> out = net.forward({"image": x, "label": y}, training=True)
 >>> net.backward(); net.grads["conv1.weight"]
+
+The plan fuses known chains of nodes (``engine.plan``); ``Network(..., fuse=False)`` runs every
+node on its own (the reference), and ``forward(..., keep=ids)`` keeps the chosen nodes out of any
+fused chain. Either way ``forward`` can give every node's output: the inside of a fused chain is
+recomputed on first access.
 """
 from __future__ import annotations
 
@@ -20,17 +25,43 @@ class WeightsError(LayerloomError):
     """A weights dict or file that does not fit the graph (missing key, wrong shape)."""
 
 
+class Activations(dict):
+    """``forward``'s result: a dict of node outputs where the nodes inside a fused chain are
+    computed on first access, from the chain's input and the parameters at that moment (read
+    them before the next optimiser step)."""
+
+    def __init__(self, values: dict, lazy: dict):
+        super().__init__(values)
+        self._lazy = lazy  # node_id -> function computing {node_id: output} of its chain
+
+    def __missing__(self, key):
+        make = self._lazy.get(key)
+        if make is None:
+            raise KeyError(key)
+        for node_id, value in make().items():
+            self.setdefault(node_id, value)
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, key) -> bool:
+        return dict.__contains__(self, key) or key in self._lazy
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
 class Network:
     """A compiled graph with its parameters; ``params`` and ``grads`` are keyed "<node>.<param>"."""
 
-    def __init__(self, graph: Graph, seed: int = 0, dtype=np.float32, params: dict | None = None):
+    def __init__(self, graph: Graph, seed: int = 0, dtype=np.float32, params: dict | None = None,
+                 fuse: bool = True):
         self.graph = graph
         self.dtype = np.dtype(dtype)
         self.plan: Plan = compile_plan(graph)
-        self.executor = Executor(self.plan, self.dtype)
+        self.executor = Executor(self.plan, self.dtype, fuse)
         self.rng = np.random.default_rng(seed)
         self.params: dict[str, np.ndarray] = self.plan.init_params(np.random.default_rng(seed), self.dtype)
         self.grads: dict[str, np.ndarray] = {}
+        self._layouts: dict = {}
         if params is not None:
             self.load_params(params)
 
@@ -42,20 +73,38 @@ class Network:
     def trainable_keys(self) -> tuple:
         return self.plan.trainable_keys
 
-    def forward(self, inputs: dict, training: bool = False, check: bool = True) -> dict:
+    def forward(self, inputs: dict, training: bool = False, check: bool = True,
+                keep=None) -> dict:
         """Run the graph on ``{source_node_id: batch}``.
 
         Returns each node's output under its id; a node with several outputs also gives each one
-        as ``"<node_id>.<port>"`` (its first output stays under the bare id).
+        as ``"<node_id>.<port>"`` (its first output stays under the bare id). ``keep``: node ids
+        computed as separate steps in this pass (e.g. every node, for a view of activations).
         """
-        values = self.executor.forward(self.params, inputs, training, self.rng, check)
-        out = {}
-        for s in self.plan.steps:
-            out[s.node_id] = values[(s.node_id, s.outputs[0])]
-            if len(s.outputs) > 1:
-                for port in s.outputs:
-                    out[f"{s.node_id}.{port}"] = values[(s.node_id, port)]
-        return out
+        ex = self.executor
+        values = ex.forward(self.params, inputs, training, self.rng, check, keep)
+        names, fused = self._layout(ex._ran)
+        out = {name: values[ref] for name, ref in names}
+        if not fused:
+            return out
+        lazy = {}
+        for s in fused:
+            make = _member_values(ex, s, self.params)
+            lazy.update((m.node_id, make) for m in s.members[:-1])
+        return Activations(out, lazy)
+
+    def _layout(self, schedule: tuple) -> tuple:
+        """((name, port ref) per returned output, fused steps) of a schedule, worked out once."""
+        cached = self._layouts.get(id(schedule))
+        if cached is None or cached[0] is not schedule:
+            names = []
+            for s in schedule:
+                names.append((s.node_id, (s.node_id, s.outputs[0])))
+                if len(s.outputs) > 1:
+                    names += [(f"{s.node_id}.{port}", (s.node_id, port)) for port in s.outputs]
+            cached = self._layouts[id(schedule)] = (schedule, names,
+                                                    tuple(s for s in schedule if s.members))
+        return cached[1], cached[2]
 
     def loss(self) -> float:
         """Sum of the loss nodes' outputs from the last forward."""
@@ -95,3 +144,8 @@ class Network:
         from engine.export.weights import load_weights
 
         self.load_params(load_weights(path))
+
+
+def _member_values(ex: Executor, step, params: dict):
+    values = ex.values
+    return lambda: ex.member_values(step, params, values)

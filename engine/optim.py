@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.kernels.optim import adam_update
 from engine.spec import LayerloomError
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
@@ -63,13 +64,22 @@ class Adam(Optimizer):
         self.eps, self.decoupled = eps, decoupled
 
     def update(self, key, p, g):
-        st = self.state.setdefault(key, {"t": 0, "m": np.zeros_like(p), "v": np.zeros_like(p)})
+        st = self.state.get(key)
+        if st is None:
+            st = self.state[key] = {"t": 0, "m": np.zeros_like(p), "v": np.zeros_like(p)}
         if self.weight_decay and self.decoupled:
             p *= 1 - self.lr * self.weight_decay
         elif self.weight_decay:
             g = g + self.weight_decay * p
         st["t"] += 1
         m, v, t = st["m"], st["v"], st["t"]
+        if p.flags.c_contiguous and p.dtype.kind == "f":  # one pass (engine/kernels/optim.py)
+            f = p.dtype.type
+            adam_update(p.reshape(-1), np.ascontiguousarray(g, p.dtype).reshape(-1), m.reshape(-1),
+                        v.reshape(-1), f(self.b1), f(1 - self.b1), f(self.b2), f(1 - self.b2),
+                        f(self.lr / (1 - self.b1 ** t)), f(1 - self.b2 ** t), f(self.eps),
+                        np.finfo(p.dtype).tiny)
+            return
         m *= self.b1
         m += (1 - self.b1) * g
         v *= self.b2

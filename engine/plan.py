@@ -3,15 +3,23 @@
 The plan decides once what each step needs: which inputs want a gradient (nothing flows into a
 branch that has no trainable parameter upstream), which parameters are trainable (frozen nodes'
 are not), and the parameter keys ``"<node_id>.<param>"``.
+
+``Plan.steps`` holds one step per node: the reference. ``Plan.schedule(keep)`` is what the executor
+runs: the same steps with known chains fused into one (Conv2D stride 1 → ReLU → MaxPool2D, and
+Dense → activation). A chain fuses only when each inner node feeds exactly the next one, no inner
+node is in ``keep`` (activations a caller must see), all its nodes share one frozen flag, and the
+attributes are ones the fused kernel supports.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from engine.graph import Graph, PortRef
-from engine.registry import LAYERS
+from engine.registry import LAYERS  # first: loads every layer module, which fused builds on
+from engine.kernels.fused import (ACTIVATIONS, ConvReluMaxPool, DenseActivation, conv_pool_attrs,
+                                  dense_act_attrs)
 from engine.shapes import ShapeReport, infer_shapes
 from engine.spec import AttrValues, Layer, LayerloomError
 
@@ -38,6 +46,9 @@ class Step:
     trainable: bool  # has parameters and is not frozen
     requires_grad: bool  # its output depends on a trainable parameter
     needs_input_grad: tuple  # per input port
+    param_names: tuple = ()  # param_keys without the "<node_id>." prefix
+    frozen: bool = False
+    members: tuple = ()  # a fused step: the Steps it replaces, in order; () for a plain step
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,17 @@ class Plan:
     losses: tuple  # node ids whose scalar outputs sum to the loss
     shapes: ShapeReport
     consumers: dict  # PortRef -> number of edges reading it
+    readers: dict = field(default_factory=dict)  # PortRef -> node ids reading it
+    _schedules: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def schedule(self, keep=(), fuse: bool = True) -> tuple:
+        """The steps to run, fused unless ``fuse`` is False; nodes in ``keep`` stay visible."""
+        if not fuse:
+            return self.steps
+        key = frozenset(keep)
+        if key not in self._schedules:
+            self._schedules[key] = fused_steps(self, key)
+        return self._schedules[key]
 
     @property
     def trainable_keys(self) -> tuple:
@@ -92,10 +114,69 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None) -> Plan:
         steps.append(Step(node_id, cls, attrs, tuple(refs), tuple(cls.outputs), in_shapes,
                           tuple(f"{node_id}.{n}" for n in names),
                           tuple(f"{node_id}.{n}" for n in grad_names), trainable, requires[node_id],
-                          needs))
+                          needs, names, bool(node.frozen)))
     consumers: dict[PortRef, int] = {}
+    readers: dict[PortRef, list] = {}
     for e in graph.edges:
         consumers[e.src] = consumers.get(e.src, 0) + 1
+        readers.setdefault(e.src, []).append(e.dst[0])
     sources = tuple(s.node_id for s in steps if s.layer.is_source)
     losses = tuple(s.node_id for s in steps if s.layer.is_loss)
-    return Plan(tuple(steps), sources, losses, report, consumers)
+    return Plan(tuple(steps), sources, losses, report, consumers, readers)
+
+
+# ------------------------------------------------------------------------------------ fusion
+def _next(plan: Plan, step: Step, by_id: dict, keep: frozenset) -> Step | None:
+    """The one node reading ``step``'s only output, when the chain may continue through it."""
+    if step.node_id in keep or len(step.outputs) != 1:
+        return None
+    ref = (step.node_id, step.outputs[0])
+    readers = plan.readers.get(ref, ())
+    if plan.consumers.get(ref, 0) != 1 or len(readers) != 1:
+        return None
+    nxt = by_id[readers[0]]
+    return nxt if nxt.frozen == step.frozen and not nxt.layer.is_loss else None
+
+
+def _conv_chain(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | None:
+    if head.layer.type_id != "Conv2D" or tuple(head.attrs.stride) != (1, 1):
+        return None
+    relu = _next(plan, head, by_id, keep)
+    if relu is None or relu.layer.type_id != "ReLU":
+        return None
+    pool = _next(plan, relu, by_id, keep)
+    if pool is None or pool.layer.type_id != "MaxPool2D" or tuple(pool.attrs.padding) != (0, 0):
+        return None
+    return _fused(ConvReluMaxPool, conv_pool_attrs(head.attrs, pool.attrs), (head, relu, pool))
+
+
+def _dense_chain(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | None:
+    if head.layer.type_id != "Dense":
+        return None
+    act = _next(plan, head, by_id, keep)
+    if act is None or act.layer.type_id not in ACTIVATIONS:
+        return None
+    return _fused(DenseActivation, dense_act_attrs(head.attrs, act.layer, act.attrs), (head, act))
+
+
+def _fused(layer, attrs, members: tuple) -> Step:
+    """One step standing for ``members``: the head's inputs and parameters, the tail's output."""
+    head, tail = members[0], members[-1]
+    return replace(head, node_id=tail.node_id, layer=layer, attrs=attrs, outputs=tail.outputs,
+                   requires_grad=tail.requires_grad, members=members)
+
+
+def fused_steps(plan: Plan, keep: frozenset) -> tuple:
+    """``plan.steps`` with every fusable chain replaced by one step at the chain's last position
+    (the chain's only outside inputs are the head's, which come earlier)."""
+    by_id = {s.node_id: s for s in plan.steps}
+    at_tail, inner = {}, set()
+    for s in plan.steps:
+        if s.node_id in inner:
+            continue
+        group = _conv_chain(plan, s, by_id, keep) or _dense_chain(plan, s, by_id, keep)
+        if group is not None:
+            at_tail[group.node_id] = group
+            inner.update(m.node_id for m in group.members)
+    return tuple(at_tail.get(s.node_id, s) for s in plan.steps
+                 if s.node_id in at_tail or s.node_id not in inner)

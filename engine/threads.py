@@ -2,7 +2,9 @@
 
 Two pools side by side (OpenBLAS's 2 threads beside numba's 2) made a training step 10–30×
 slower on these machines (PLATFORM-NOTES), so the engine holds the BLAS to one thread while it
-runs. ``LAYERLOOM_THREADS`` (or ``set_threads``) sets how many cores the engine uses.
+runs. ``LAYERLOOM_THREADS`` (or ``set_threads``) sets how many cores the engine uses. A graph
+with no layer that runs numba-parallel kernels (an MLP, an LSTM) gives the cores to the BLAS
+instead, and numba stays on one thread: still one pool at a time.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ def default_threads() -> int:
 
 
 _threads = default_threads()
+# Layer types whose kernels are numba-parallel (engine/kernels: conv, pool, elementwise, attention).
+PARALLEL_LAYERS = frozenset({"Conv2D", "MaxPool2D", "AvgPool2D", "GELU", "MultiHeadSelfAttention"})
 
 
 def set_threads(n: int) -> None:
@@ -31,13 +35,19 @@ def get_threads() -> int:
     return _threads
 
 
+def blas_only(layer_types) -> bool:
+    """True when none of these layer types runs a numba-parallel kernel."""
+    return not PARALLEL_LAYERS.intersection(layer_types)
+
+
 @contextlib.contextmanager
-def engine_threads() -> Iterator[None]:
-    """Run a block of engine work with numba on ``get_threads()`` cores and the BLAS on one."""
+def engine_threads(blas: bool = False) -> Iterator[None]:
+    """Run a block of engine work with numba on ``get_threads()`` cores and the BLAS on one;
+    ``blas=True`` (see ``blas_only``) the other way round."""
     import numba
     from threadpoolctl import threadpool_limits
 
     n = min(_threads, numba.config.NUMBA_NUM_THREADS)
-    numba.set_num_threads(n)
-    with threadpool_limits(limits=1, user_api="blas"):
+    numba.set_num_threads(1 if blas else n)
+    with threadpool_limits(limits=_threads if blas else 1, user_api="blas"):
         yield

@@ -19,6 +19,7 @@ from engine.executor import NonFiniteError
 from engine.network import Network
 from engine.optim import make_optimizer
 from engine.spec import LayerloomError
+from engine.threads import blas_only, engine_threads
 
 
 @dataclass
@@ -172,9 +173,23 @@ def _hint(phase: str, node_type: str, losses: list, lr: float) -> str:
     return "likely an overflow: lower the learning rate or add normalisation"
 
 
+def _restore(net, saved: dict) -> None:
+    for k, v in saved.items():
+        np.copyto(net.params[k], v)
+
+
 def train(net: Network, data: Dataset, config: TrainConfig,
           control: Control | None = None) -> Iterator:
-    """Train ``net`` in place; see the module docstring for what it yields."""
+    """Train ``net`` in place; see the module docstring for what it yields.
+
+    Runs under ``engine_threads``: numba's kernels on the configured cores, the BLAS on one (or
+    the BLAS on the cores when no layer of the graph has numba-parallel kernels).
+    """
+    with engine_threads(blas_only(s.layer.type_id for s in net.plan.steps)):
+        yield from _train(net, data, config, control)
+
+
+def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | None) -> Iterator:
     binding, control = bind(net), control or Control()
     opt = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
     rng = np.random.default_rng(config.seed)
@@ -184,7 +199,8 @@ def train(net: Network, data: Dataset, config: TrainConfig,
     total = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    last_good = {k: net.params[k].copy() for k in keys}
+    # Every parameter and buffer as it was before the latest update: what a diverged run keeps.
+    last_good = {k: v.copy() for k, v in net.params.items()}
     t0, seen, gstep, losses = time.perf_counter(), 0, 0, []
     for epoch in range(config.epochs):
         ep_loss, ep_correct, ep_n = 0.0, 0, 0
@@ -198,17 +214,19 @@ def train(net: Network, data: Dataset, config: TrainConfig,
                 loss = net.loss()
                 grads = net.backward()
             except NonFiniteError as err:
+                # The weights that just went non-finite (or overflowed) are not "good": roll back
+                # to those before the update that led here, as the update check below does.
+                _restore(net, last_good)
                 yield Diverged(gstep, err.node_id, err.phase,
                                f"{err}: {_hint(err.phase, err.layer_type, losses, config.lr)}")
                 return
             norms = {k: float(np.sqrt(np.vdot(grads[k], grads[k]))) for k in keys}
-            for k in keys:
-                np.copyto(last_good[k], net.params[k])
+            for k, v in net.params.items():
+                np.copyto(last_good[k], v)
             opt.step(net.params, grads)
             bad = next((k for k in keys if not np.isfinite(net.params[k].sum())), None)
             if bad is not None:
-                for k in keys:
-                    np.copyto(net.params[k], last_good[k])
+                _restore(net, last_good)
                 node = bad.split(".")[0]
                 yield Diverged(gstep, node, "update", f"the update made {bad!r} non-finite: "
                                f"{_hint('update', '', losses, config.lr)}")

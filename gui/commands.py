@@ -13,7 +13,8 @@ from PySide6.QtGui import QUndoCommand
 
 from engine.graph import Edge, Graph, Node
 
-ATTR_ID, MOVE_ID = 1, 2  # QUndoCommand.id() values: commands with the same id may merge
+# QUndoCommand.id() values: commands with the same id may merge
+ATTR_ID, MOVE_ID, SECTION_ID = 1, 2, 3
 
 
 class AddNodeCommand(QUndoCommand):
@@ -157,3 +158,39 @@ class SetFrozenCommand(QUndoCommand):
 
     def undo(self) -> None:
         self.graph.set_frozen(self.node_id, self.old)
+
+
+class SetSectionCommand(QUndoCommand):
+    """Replaces a project section ("training", "data") in place; ``changed(name)`` tells the
+    panel showing it. Consecutive edits of one section merge (a spin box's many steps)."""
+
+    def __init__(self, sections: dict, name: str, old: dict, new: dict, changed):
+        super().__init__(f"Change {name} settings")
+        self.section, self.name, self.changed = sections, name, changed
+        self.old, self.new = dict(old), dict(new)
+        self._pushed = False
+
+    def _set(self, values: dict) -> None:
+        self.section.clear()
+        self.section.update(values)
+        self.changed(self.name)
+
+    def redo(self) -> None:
+        if not self._pushed:  # the push itself: the panel made this edit and already shows it
+            self._pushed = True
+            self.section.clear()
+            self.section.update(self.new)
+            return
+        self._set(self.new)
+
+    def undo(self) -> None:
+        self._set(self.old)
+
+    def id(self) -> int:
+        return SECTION_ID
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 (Qt override)
+        if not isinstance(other, SetSectionCommand) or other.name != self.name:
+            return False
+        self.new = other.new
+        return True

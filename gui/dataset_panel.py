@@ -67,6 +67,9 @@ class DatasetPanel(QWidget):
         self.source = QComboBox()
         for kind, label, _ in SOURCES:
             self.source.addItem(label, kind)
+        # long source names must not make the side dock wide: the combo elides, the popup shows all
+        self.source.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.source.setMinimumContentsLength(14)
         self.path = QLineEdit()
         self.path.setPlaceholderText("choose a folder or file…")
         self.browse = QPushButton("Browse…")
@@ -200,6 +203,13 @@ class DatasetPanel(QWidget):
         self._show_preview(dataset)
         self.fit_graph()
         self.dataset_changed.emit(dataset)
+
+    def show_dataset(self, dataset: Dataset) -> None:
+        """Show the data a just-opened file names, without editing its graph (no fit)."""
+        self.dataset = dataset
+        self._show_info(dataset)
+        self._show_preview(dataset)
+        self.refresh_fit()
 
     def _show_error(self, text: str) -> None:
         self.info.setStyleSheet(ERROR_STYLE)

@@ -34,6 +34,7 @@ class Document(QObject):
     dirty_changed = Signal(bool)
     locked_changed = Signal(bool)
     select_requested = Signal(list)  # node ids an edit wants selected (a new node, a paste)
+    section_changed = Signal(str)  # "training" or "data" changed (an edit, its undo or redo)
 
     def __init__(self, project: Project | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -134,6 +135,15 @@ class Document(QObject):
 
     def _macro(self, text: str):
         return _Macro(self.stack, text)
+
+    # ------------------------------------------------------------------ project sections
+    def set_section(self, name: str, old: dict, new: dict) -> None:
+        """Record that a panel changed the project's ``name`` section from ``old`` to ``new``
+        (undoable, marks the file dirty). Not structural, so allowed while locked."""
+        if old == new:
+            return
+        section = self.project.training if name == "training" else self.project.data
+        self._push(cmd.SetSectionCommand(section, name, old, new, self.section_changed.emit))
 
     # ------------------------------------------------------------------ nodes
     def new_node(self, type_id: str, pos: tuple, attrs: dict | None = None,

@@ -61,7 +61,7 @@ class InferenceView(QWidget):
             split.setSizes(sizes)
             split.setStretchFactor(1, 1)
             split.setChildrenCollapsible(False)
-        rows = QSplitter(Qt.Vertical)
+        rows = self.rows = QSplitter(Qt.Vertical)
         rows.addWidget(top)
         rows.addWidget(bottom)
         rows.setSizes([300, 300])
@@ -126,6 +126,17 @@ class InferenceView(QWidget):
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
         return QSize(800, 520)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        """Side by side in a wide, low bottom dock; stacked in a narrow one."""
+        size = event.size()
+        wide = size.width() > 2.2 * size.height()
+        orientation = Qt.Horizontal if wide else Qt.Vertical
+        if self.rows.orientation() != orientation:
+            self.rows.setOrientation(orientation)
+            extent = size.width() if wide else size.height()
+            self.rows.setSizes([extent // 2, extent - extent // 2])
+        super().resizeEvent(event)
 
     # ------------------------------------------------------------------ network in
     def attach(self, controller) -> None:
@@ -226,6 +237,11 @@ class InferenceView(QWidget):
             self.prediction.setText("Regression model: see the activations for its outputs.")
             return
         logits = self.net.executor.values[ref][0]
+        if not np.isfinite(logits).all():  # e.g. the weights a diverged run stopped at
+            self.probabilities = None
+            self.prediction.setText("The class scores are not finite (NaN/inf): reset the "
+                                    "weights and train with a lower learning rate.")
+            return
         self.probabilities = softmax(logits)
         names = self.dataset.class_names or [str(i) for i in range(len(logits))]
         k = int(np.argmax(self.probabilities))

@@ -1,7 +1,8 @@
-"""The main window: palette (left), canvas (centre), inspector (right), status bar; wiring only.
+"""The main window: palette and data (left), canvas (centre), training and inspector (right),
+plots and inference (bottom), status bar; wiring only.
 
-Later panels (training, plots, data) attach with ``add_panel``; they reach the project through
-``window.document`` and lock structural edits with ``document.set_locked(True, reason)``.
+The training docks attach with ``add_panel`` (``gui.training.session``); they reach the project
+through ``window.document`` and lock structural edits with ``document.set_locked(True, reason)``.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from gui.document import Document
 from gui.inspector import Inspector
 from gui.menus import build_menus
 from gui.palette import LayerPalette
+from gui.plots.style import restyle
+from gui.training.session import TrainingSession
 
 GRAPH_MIME = "application/x-layerloom-graph"  # clipboard: a subgraph in the file format
 MAX_RECENT = 8
@@ -44,13 +47,15 @@ class MainWindow(QMainWindow):
         for dock in (self.palette_dock, self.inspector_dock):
             self.panels_menu.addAction(dock.toggleViewAction())
         self._paste_count = 0
+        self.training = TrainingSession(self)
         self._wire()
         self._update_title()
         self._on_report(self.document.report)
         self.resize(1440, 900)
         em = self.fontMetrics().horizontalAdvance("M")
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [19 * em, 27 * em],
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [19 * em, 30 * em],
                          Qt.Horizontal)
+        self.training.default_sizes()
 
     def _wire(self) -> None:
         doc = self.document
@@ -123,7 +128,7 @@ class MainWindow(QMainWindow):
             self._on_report(self.document.report)
 
     def _on_locked(self, locked: bool) -> None:
-        self.lock_label.setText(f"🔒 locked: {self.document.lock_reason}" if locked else "")
+        self.lock_label.setText(f"Locked: {self.document.lock_reason}" if locked else "")
         self.lock_label.setVisible(locked)
 
     def _update_title(self) -> None:
@@ -177,11 +182,13 @@ class MainWindow(QMainWindow):
         th.apply_theme(mode)
         self.view.graph_scene.set_theme(th.current())
         self.palette_panel.refresh_icons()
+        restyle(self)
 
     # ------------------------------------------------------------------ files
     def maybe_save(self) -> bool:
-        """Ask before unsaved changes are lost; False means the person cancelled."""
-        if not self.document.dirty:
+        """Ask before unsaved changes (or trained weights not yet saved beside the graph) are
+        lost; False means the person cancelled."""
+        if not self.document.dirty and not self.training.weights_unsaved:
             return True
         name = self.document.path.name if self.document.path else "Untitled"
         answer = QMessageBox.question(
@@ -235,7 +242,9 @@ class MainWindow(QMainWindow):
             QMessageBox.critical(self, "Cannot save graph", f"{path}: {err.strerror or err}")
             return False
         self._remember(path)
-        self.statusBar().showMessage(f"Saved {path.name}", 4000)
+        weights = self.training.save_weights_beside(path)
+        also = f" and {weights.name}" if weights is not None else ""
+        self.statusBar().showMessage(f"Saved {path.name}{also}", 4000)
         return True
 
     def recent_files(self) -> list[str]:
@@ -250,6 +259,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if self.maybe_save():
+            self.training.shutdown()
             event.accept()
         else:
             event.ignore()

@@ -37,6 +37,18 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
     acts["save"] = _action(window, file, "&Save", window.save, QKeySequence.Save)
     acts["save_as"] = _action(window, file, "Save &As…", window.save_as, QKeySequence.SaveAs)
     file.addSeparator()
+    acts["export_weights"] = _action(window, file, "&Export Weights…",
+                                     lambda: window.training.export_weights(), "Ctrl+E")
+    acts["import_weights"] = _action(window, file, "&Import Weights…",
+                                     lambda: window.training.import_dialog())
+    save_weights = QAction("Save Trained &Weights with Graph", window)
+    save_weights.setCheckable(True)
+    save_weights.setChecked(window.settings.value("save_weights", "true") in (True, "true"))
+    save_weights.setToolTip("Save also writes <name>.weights.npz beside the graph; Open loads it")
+    save_weights.toggled.connect(lambda on: window.settings.setValue("save_weights", on))
+    file.addAction(save_weights)
+    window.save_weights_action = acts["save_weights"] = save_weights
+    file.addSeparator()
     acts["quit"] = _action(window, file, "&Quit", window.close, QKeySequence.Quit)
 
     edit = bar.addMenu("&Edit")

@@ -43,6 +43,7 @@ class Theme:
     error: QColor
     error_fill: QColor
     frozen: QColor
+    warning: QColor
     edge: QColor
     edge_label_bg: QColor
     port_data: QColor
@@ -89,6 +90,7 @@ def theme_for(palette: QPalette) -> Theme:
         error=QColor("#ff6b5e") if dark else QColor("#d0302a"),
         error_fill=QColor("#5a2522") if dark else QColor("#fde3e1"),
         frozen=QColor("#8fb8de") if dark else QColor("#5b87b5"),
+        warning=QColor("#f2b233") if dark else QColor("#eaa416"),
         edge=QColor("#8d939c") if dark else QColor("#6f7782"),
         edge_label_bg=QColor("#2d3036") if dark else QColor("#ffffff"),
         port_data=QColor("#e2c044") if dark else QColor("#c9931b"),

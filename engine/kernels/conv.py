@@ -2,60 +2,30 @@
 
 A direct loop beats im2col + BLAS for the few-channel convolutions of small image networks
 (PLATFORM-NOTES: ~3× on LeNet's first layer). Stride-1 convolutions use the "flat" layout: one
-sample's padded input is a flat vector, and the output row r, column q lives at r·Wp + q, so
-each filter tap (c, i, j) is one contiguous axpy of length L = (OH−1)·Wp + OW from offset
-c·Hp·Wp + i·Wp + j. The Wp − OW "gap" columns are computed and thrown away (forward) or held at
-zero (backward). Inner loops run over pre-sliced arrays with the plain loop index, blocked as two
-filters × four taps so that numba vectorises them with few loads per FMA. Every stride-1 driver
-is parallel over the batch; weight gradients sum per-chunk partials in a fixed order, so results
-do not depend on the thread count. Other strides take the row-by-row path in ``conv_strided``.
-
-Fused kernels live here too: numba's cache only notices edits to a kernel's own file, so kernels
-that call each other share one. All njit kernels release the GIL.
+sample's padded input is a flat vector and output (r, q) lives at r·Wp + q, so each filter tap
+(c, i, j) is one contiguous axpy of length L = (OH−1)·Wp + OW from offset c·Hp·Wp + i·Wp + j; the
+Wp − OW "gap" columns are computed and thrown away (forward) or held at zero (backward). Inner
+loops run over pre-sliced arrays with the plain loop index, two filters × four taps per pass, so
+numba vectorises them. Drivers are parallel over the batch; weight gradients sum per-chunk
+partials in a fixed order, so results do not depend on the thread count. Other strides take the
+row-by-row path in ``conv_strided``. Fused kernels live here too: numba's cache only notices edits
+to a kernel's own file, so kernels that call each other share one. All release the GIL.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-from numpy.lib.stride_tricks import sliding_window_view
 
 from engine.kernels.conv_strided import backward_strided, forward_strided
+from engine.kernels.conv_reference import (  # noqa: F401  the numpy twins, beside the kernels
+    conv2d_forward_reference, conv2d_input_grad_reference, conv2d_weight_grad_reference,
+    conv_relu_maxpool_reference)
 
 CHUNKS = 16  # weight-gradient partials per call: a fixed split keeps sums thread-count-independent
 
 
 def out_size(size: int, k: int, stride: int) -> int:
     return (size - k) // stride + 1
-
-
-# ------------------------------------------------------------------------- numpy twins
-def _windows(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
-    """(N, C, OH, OW, KH, KW) view of every receptive field."""
-    return sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-
-
-def conv2d_forward_reference(xp, w, b, sh, sw):
-    y = np.einsum("ncijkl,ockl->noij", _windows(xp, w.shape[2], w.shape[3], sh, sw), w)
-    return y + b.reshape(1, -1, 1, 1)
-
-
-def conv2d_weight_grad_reference(xp, dy, kh, kw, sh, sw):
-    return np.einsum("ncijkl,noij->ockl", _windows(xp, kh, kw, sh, sw), dy)
-
-
-def conv2d_input_grad_reference(dy, w, hp, wp, sh, sw):
-    n, _, oh, ow = dy.shape
-    dxp = np.zeros((n, w.shape[1], hp, wp), dtype=dy.dtype)
-    for i in range(w.shape[2]):
-        for j in range(w.shape[3]):
-            dxp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += np.einsum("noab,oc->ncab", dy, w[:, :, i, j])
-    return dxp
-
-
-def conv_relu_maxpool_reference(xp, w, b, pk, ps):
-    """maxpool(relu(conv(xp) + b)): the composition the fused kernel must equal."""
-    z = np.maximum(conv2d_forward_reference(xp, w, b, 1, 1), 0)
-    return _windows(z, pk[0], pk[1], ps[0], ps[1]).max(axis=(4, 5))
 
 
 # ------------------------------------------------------------------ flat-layout building blocks
@@ -110,34 +80,51 @@ def taps_forward(xf, w2, offs, acc, n):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _dots_2x4(d0, d1, x0, x1, x2, x3, zero, n):
+    """Eight dot products (two filters × four taps) in one pass: 6 loads feed 8 FMAs."""
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = zero
+    for p in range(n):
+        u, v = d0[p], d1[p]
+        s0, s1, s2, s3 = x0[p], x1[p], x2[p], x3[p]
+        a0 += u * s0
+        a1 += u * s1
+        a2 += u * s2
+        a3 += u * s3
+        b0 += v * s0
+        b1 += v * s1
+        b2 += v * s2
+        b3 += v * s3
+    return a0, a1, a2, a3, b0, b1, b2, b3
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def taps_weight_grad(xf, dz, offs, dw2, n):
-    """dw2[f, t] += Σ_p dz[f, p] · xf[offs[t] + p]: dot products, four taps per pass over dz."""
+    """dw2[f, t] += Σ_p dz[f, p] · xf[offs[t] + p], two filters × four taps a pass (odd: f, f)."""
     nf, nt = dw2.shape
     zero = np.zeros(1, dw2.dtype)[0]  # a float64 0.0 (or x * 0) would make float64 sums
-    for f in range(nf):
-        d = dz[f]
+    for f in range(0, nf, 2):
+        g = min(f + 1, nf - 1)
+        d0, d1 = dz[f], dz[g]
         t = 0
         while t + 4 <= nt:
             x0, x1 = xf[offs[t]:offs[t] + n], xf[offs[t + 1]:offs[t + 1] + n]
             x2, x3 = xf[offs[t + 2]:offs[t + 2] + n], xf[offs[t + 3]:offs[t + 3] + n]
-            s0 = s1 = s2 = s3 = zero
-            for p in range(n):
-                v = d[p]
-                s0 += v * x0[p]
-                s1 += v * x1[p]
-                s2 += v * x2[p]
-                s3 += v * x3[p]
-            dw2[f, t] += s0
-            dw2[f, t + 1] += s1
-            dw2[f, t + 2] += s2
-            dw2[f, t + 3] += s3
+            a0, a1, a2, a3, b0, b1, b2, b3 = _dots_2x4(d0, d1, x0, x1, x2, x3, zero, n)
+            dw2[f, t], dw2[f, t + 1] = dw2[f, t] + a0, dw2[f, t + 1] + a1
+            dw2[f, t + 2], dw2[f, t + 3] = dw2[f, t + 2] + a2, dw2[f, t + 3] + a3
+            if g != f:
+                dw2[g, t], dw2[g, t + 1] = dw2[g, t] + b0, dw2[g, t + 1] + b1
+                dw2[g, t + 2], dw2[g, t + 3] = dw2[g, t + 2] + b2, dw2[g, t + 3] + b3
             t += 4
         while t < nt:
             x0 = xf[offs[t]:offs[t] + n]
-            s0 = zero
+            s0 = s1 = zero
             for p in range(n):
-                s0 += d[p] * x0[p]
+                s0 += d0[p] * x0[p]
+                s1 += d1[p] * x0[p]
             dw2[f, t] += s0
+            if g != f:
+                dw2[g, t] += s1
             t += 1
 
 
@@ -315,6 +302,30 @@ def relu_maxpool_flat(acc, out, arg, wp, pkh, pkw, psh, psw):
                 _relu_pool_store(o, g, q, best, where, zero)
 
 
+@njit(cache=True, nogil=True)
+def _crm_sample(xs, w2, offs, b, out_s, arg_s, size, wp, pkh, pkw, psh, psw):
+    """One sample of ``conv_relu_maxpool_forward``: its flat conv rows, then pool + ReLU."""
+    nf = w2.shape[0]
+    acc = np.empty((nf + 1, size), xs.dtype)
+    for f in range(nf):
+        acc[f, :] = b[f]
+    taps_forward(xs, w2, offs, acc, size)
+    relu_maxpool_flat(acc, out_s, arg_s, wp, pkh, pkw, psh, psw)
+
+
+@njit(cache=True, nogil=True)
+def _crm_setup(xp, w, pkh, pkw, psh, psw, want_arg):
+    """Tap offsets, flat weights, outputs and the flat row length of the fused forward."""
+    n, c, hp, wp = xp.shape
+    nf, _, kh, kw = w.shape
+    oh, ow = hp - kh + 1, wp - kw + 1
+    ph, pw = (oh - pkh) // psh + 1, (ow - pkw) // psw + 1
+    out = np.empty((n, nf, ph, pw), xp.dtype)
+    arg = np.empty((n if want_arg else 0, nf, ph, pw), np.int32)
+    return (flat_offsets(c, hp, wp, kh, kw), w.reshape(nf, c * kh * kw), out, arg,
+            np.empty((nf, ph, pw), np.int32), (oh - 1) * wp + ow)
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def conv_relu_maxpool_forward(xp, w, b, pkh, pkw, psh, psw, want_arg):
     """maxpool(relu(conv(xp) + b)) without storing the convolution's output.
@@ -324,22 +335,29 @@ def conv_relu_maxpool_forward(xp, w, b, pkh, pkw, psh, psw, want_arg):
     NaN wins a window, as in PyTorch, so a non-finite value is never pooled away.
     """
     n, c, hp, wp = xp.shape
-    nf, _, kh, kw = w.shape
-    oh, ow = hp - kh + 1, wp - kw + 1
-    ph, pw = (oh - pkh) // psh + 1, (ow - pkw) // psw + 1
-    size = (oh - 1) * wp + ow
-    offs = flat_offsets(c, hp, wp, kh, kw)
-    w2 = w.reshape(nf, c * kh * kw)
-    out = np.empty((n, nf, ph, pw), xp.dtype)
-    arg = np.empty((n if want_arg else 0, nf, ph, pw), np.int32)
-    scratch = np.empty((nf, ph, pw), np.int32)
+    offs, w2, out, arg, scratch, size = _crm_setup(xp, w, pkh, pkw, psh, psw, want_arg)
     for s in prange(n):
-        acc = np.empty((nf + 1, size), xp.dtype)
-        for f in range(nf):
-            acc[f, :] = b[f]
-        taps_forward(xp[s].reshape(c * hp * wp), w2, offs, acc, size)
-        relu_maxpool_flat(acc, out[s], arg[s] if want_arg else scratch, wp, pkh, pkw, psh, psw)
+        _crm_sample(xp[s].reshape(c * hp * wp), w2, offs, b, out[s],
+                    arg[s] if want_arg else scratch, size, wp, pkh, pkw, psh, psw)
     return out, arg
+
+
+@njit(cache=True, nogil=True)
+def conv_relu_maxpool_forward_serial(xp, w, b, pkh, pkw, psh, psw, want_arg):
+    """``conv_relu_maxpool_forward`` on the calling thread: for a batch of one, waking the
+    parallel pool costs more than the work."""
+    n, c, hp, wp = xp.shape
+    offs, w2, out, arg, scratch, size = _crm_setup(xp, w, pkh, pkw, psh, psw, want_arg)
+    for s in range(n):
+        _crm_sample(xp[s].reshape(c * hp * wp), w2, offs, b, out[s],
+                    arg[s] if want_arg else scratch, size, wp, pkh, pkw, psh, psw)
+    return out, arg
+
+
+def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg: bool):
+    """The fused forward, serial for a single sample and parallel over the batch otherwise."""
+    run = conv_relu_maxpool_forward_serial if len(xp) == 1 else conv_relu_maxpool_forward
+    return run(xp, w, b, pkh, pkw, psh, psw, want_arg)
 
 
 @njit(cache=True, nogil=True, parallel=True)

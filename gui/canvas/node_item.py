@@ -2,7 +2,9 @@
 
 Holds the node id and what it draws (copied from the graph by the scene), never the Node.
 Red when shape inference fails, with a one-click "Insert <fix>" button below when the fix is
-mechanical; dashed blue and hatched when frozen.
+mechanical; dashed blue and hatched when frozen. Training adds warnings (an amber badge whose
+tooltip gives the reasons: the data does not fit, a gradient vanishes or explodes) and an alert
+(a thick red halo on the node where a run went non-finite).
 """
 from __future__ import annotations
 
@@ -62,6 +64,8 @@ class NodeItem(QGraphicsItem):
         self.node_id, self.type_id, self.category = node_id, type_id, category
         self.description = description
         self.label, self.error, self.fix, self.frozen = "", None, None, False
+        self.warnings: dict[str, str] = {}  # kind ("data", "gradient"…) -> reason
+        self.alert: str | None = None  # why a run stopped here (non-finite value)
         self.theme = th.current()
         self.width = self.height = self.header_h = 0.0
         self.inputs = {p: PortItem(self, p, False) for p in inputs}
@@ -102,6 +106,39 @@ class NodeItem(QGraphicsItem):
         self.theme = theme
         self.relayout()
 
+    def set_warning(self, kind: str, reason: str | None) -> None:
+        """Add (or with None remove) one kind of training warning; the badge shows all."""
+        if self.warnings.get(kind) == reason:
+            return
+        if reason is None:
+            self.warnings.pop(kind, None)
+        else:
+            self.warnings[kind] = reason
+        self.relayout()
+
+    def set_alert(self, reason: str | None) -> None:
+        if reason != self.alert:
+            self.alert = reason
+            self.relayout()
+
+    def tooltip_text(self) -> str:
+        lines = [self.error] if self.error else []
+        if self.alert:
+            lines.append(f"⛔ {self.alert}")
+        lines += [f"⚠ {reason}" for reason in self.warnings.values()]
+        return "\n".join(lines) or f"{self.type_id} · {self.description}"
+
+    def _badges(self) -> list[tuple]:
+        """(fill, glyph colour, glyph) from the right edge leftwards."""
+        t, badges = self.theme, []
+        if self.error or self.alert:
+            badges.append((t.error, QColor("#ffffff"), "!"))
+        elif self.frozen:
+            badges.append((t.frozen, QColor("#ffffff"), "❄"))
+        if self.warnings:
+            badges.append((t.warning, QColor("#1d1d1f"), "!"))
+        return badges
+
     # ------------------------------------------------------------------ geometry
     def _named_ports(self) -> bool:
         return len(self.inputs) > 1 or len(self.outputs) > 1
@@ -117,7 +154,8 @@ class NodeItem(QGraphicsItem):
         if self._named_ports():
             longest = lambda ports: max((df.horizontalAdvance(p) for p in ports), default=0.0)  # noqa: E731
             names = longest(self.inputs) + longest(self.outputs) + 3 * PAD
-        width = max(MIN_WIDTH, tf.horizontalAdvance(self.title) + 2 * PAD + 22,
+        badge_room = 22 + (self.header_h - 6) * max(0, len(self._badges()) - 1)
+        width = max(MIN_WIDTH, tf.horizontalAdvance(self.title) + 2 * PAD + badge_room,
                     df.horizontalAdvance(self.node_id) + 2 * PAD + 22, names)
         body_top = self.header_h + (df.height() + 4 if self._named_ports() else 0.0)
         height = body_top + rows * row_h + (PAD if self._named_ports() else 6.0)
@@ -128,7 +166,7 @@ class NodeItem(QGraphicsItem):
         self._place_ports()
         self.fix_button.set_text(f"Insert {self.fix}" if self.fix else "", self.theme)
         self.fix_button.setPos((width - self.fix_button.boundingRect().width()) / 2, height + 6)
-        self.setToolTip(self.error or f"{self.type_id} · {self.description}")
+        self.setToolTip(self.tooltip_text())
         self.update()
 
     def _port_y(self, index: int, count: int) -> float:
@@ -158,6 +196,11 @@ class NodeItem(QGraphicsItem):
         painter.setPen(Qt.NoPen)
         painter.setBrush(QColor(0, 0, 0, 70 if t.dark else 28))
         painter.drawRoundedRect(rect.translated(0, 2.5), CORNER, CORNER)
+        if self.alert:  # a halo that reads at any zoom: "the run stopped here"
+            painter.setPen(QPen(QColor(t.error.red(), t.error.green(), t.error.blue(), 110), 9))
+            painter.setBrush(Qt.NoBrush)
+            painter.drawRoundedRect(rect, CORNER + 2, CORNER + 2)
+            painter.setPen(Qt.NoPen)
         painter.setBrush(t.error_fill if self.error else t.node_body)
         painter.drawRoundedRect(rect, CORNER, CORNER)
         self._paint_header(painter, rect)
@@ -171,7 +214,7 @@ class NodeItem(QGraphicsItem):
         t = self.theme
         if self.isSelected():
             colour, width = t.selection, 2.6
-        elif self.error:
+        elif self.error or self.alert:
             colour, width = t.error, 2.2
         elif self.frozen:
             colour, width = t.frozen, 2.0
@@ -199,21 +242,22 @@ class NodeItem(QGraphicsItem):
         painter.setPen(QColor("#ffffff") if self.error else t.header_text(self.category))
         painter.drawText(QRectF(PAD, 0, rect.width() - 2 * PAD, self.header_h),
                          Qt.AlignVCenter | Qt.AlignLeft, self.title)
-        if self.error or self.frozen:
-            self._paint_badge(painter, rect)
+        for i, badge in enumerate(self._badges()):
+            self._paint_badge(painter, rect, i, *badge)
 
-    def _paint_badge(self, painter: QPainter, rect: QRectF) -> None:
+    def _paint_badge(self, painter: QPainter, rect: QRectF, index: int, fill: QColor,
+                     ink: QColor, glyph: str) -> None:
         t, size = self.theme, self.header_h - 10
-        centre = QPointF(rect.width() - PAD - size / 2, self.header_h / 2)
+        centre = QPointF(rect.width() - PAD - size / 2 - index * (size + 4), self.header_h / 2)
         painter.setPen(QPen(t.node_body, 1.4))
-        painter.setBrush(t.error if self.error else t.frozen)
+        painter.setBrush(fill)
         painter.drawEllipse(centre, size / 2, size / 2)
         _, detail_font = th.node_fonts()
         detail_font.setBold(True)
         painter.setFont(detail_font)
-        painter.setPen(QColor("#ffffff"))
+        painter.setPen(ink)
         painter.drawText(QRectF(centre.x() - size / 2, centre.y() - size / 2, size, size),
-                         Qt.AlignCenter, "!" if self.error else "❄")
+                         Qt.AlignCenter, glyph)
 
     def _paint_body(self, painter: QPainter) -> None:
         t = self.theme

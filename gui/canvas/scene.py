@@ -169,6 +169,26 @@ class GraphScene(QGraphicsScene):
             item.set_theme(theme)
         self.update()
 
+    # ------------------------------------------------------------------ training overlays
+    def set_node_warning(self, node_id: str, kind: str, reason: str | None) -> None:
+        """A warning badge (reason as tooltip) on a node, e.g. kind "gradient" or "data"."""
+        item = self.items_by_id.get(node_id)
+        if item is not None:
+            item.set_warning(kind, reason)
+
+    def clear_warnings(self, kind: str) -> None:
+        for item in self.items_by_id.values():
+            item.set_warning(kind, None)
+
+    def warnings_of(self, node_id: str) -> dict[str, str]:
+        item = self.items_by_id.get(node_id)
+        return dict(item.warnings) if item is not None else {}
+
+    def set_alert(self, node_id: str | None, reason: str = "") -> None:
+        """Halo the node where a run went non-finite (None clears every alert)."""
+        for nid, item in self.items_by_id.items():
+            item.set_alert(reason if nid == node_id else None)
+
     # ------------------------------------------------------------------ geometry helpers
     def port_item(self, ref: tuple, output: bool) -> PortItem:
         return self.items_by_id[ref[0]].port(ref[1], output)

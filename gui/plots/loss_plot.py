@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from gui.plots.buffers import Redrawer, RingBuffer, SmoothedBuffer
-from gui.plots.style import SERIES, make_view, style_plot
+from gui.plots.style import SERIES, legend_style, make_view, style_plot
 
 
 class LossPlot(QWidget):
@@ -40,8 +40,8 @@ class LossPlot(QWidget):
         self.redrawer = Redrawer(self._redraw, self)
 
     def _build_curves(self) -> None:
-        self.loss_item.addLegend(offset=(-10, 10), labelTextSize="8pt")
-        self.acc_item.addLegend(offset=(-10, -10), labelTextSize="8pt")
+        self.loss_item.addLegend(offset=(-10, 10), **legend_style())
+        self.acc_item.addLegend(offset=(-10, -10), **legend_style())
         raw = pg.mkColor(SERIES["train"])
         raw.setAlpha(90)
         self.loss_curve = self.loss_item.plot(pen=pg.mkPen(raw, width=1), name="train (per step)")

@@ -47,6 +47,15 @@ def style_plot(plot: pg.PlotItem, title: str = "", left: str = "", bottom: str =
     plot.setClipToView(True)
 
 
+def legend_style() -> dict:
+    """Legend keywords: small palette-coloured text on a veil of the background, so a legend
+    over the curves stays readable."""
+    bg, fg, _grid = palette_colors()
+    veil = QColor(bg)
+    veil.setAlpha(215)
+    return {"labelTextSize": "8pt", "labelTextColor": fg, "brush": pg.mkBrush(veil)}
+
+
 def make_view(widget_cls=pg.GraphicsLayoutWidget, **kwargs):
     """A pyqtgraph widget with the palette's background."""
     w = widget_cls(**kwargs)
@@ -61,3 +70,32 @@ def node_color(node_id: str, index: int | None = None, count: int | None = None)
     else:
         hue = int(hashlib.md5(node_id.encode()).hexdigest()[:4], 16) % 360
     return QColor.fromHsl(hue, 170, 110 if not is_dark() else 160)
+
+
+def restyle(root) -> None:
+    """Re-colour every plot under the widget ``root`` from the current palette (View > Theme):
+    backgrounds, axes, axis labels and titles."""
+    bg, fg, _grid = palette_colors()
+    for view in root.findChildren(pg.GraphicsView):
+        view.setBackground(bg)
+    for plot_widget in root.findChildren(pg.PlotWidget):
+        _restyle_plot(plot_widget.getPlotItem(), fg)
+    for layout_widget in root.findChildren(pg.GraphicsLayoutWidget):
+        for item in layout_widget.ci.items:
+            if isinstance(item, pg.PlotItem):
+                _restyle_plot(item, fg)
+
+
+def _restyle_plot(plot: pg.PlotItem, fg: QColor) -> None:
+    for name in ("left", "bottom"):
+        axis = plot.getAxis(name)
+        axis.setPen(pg.mkPen(fg))
+        axis.setTextPen(pg.mkPen(fg))
+        if axis.labelText:
+            axis.setLabel(axis.labelText, axis.labelUnits or None, color=fg.name())
+    if plot.titleLabel.text:
+        plot.setTitle(plot.titleLabel.text, color=fg.name(), size="10pt")
+    if plot.legend is not None:
+        style = legend_style()
+        plot.legend.setBrush(style["brush"])
+        plot.legend.setLabelTextColor(style["labelTextColor"])

@@ -59,15 +59,15 @@ def export_weights(params: dict, path: str | PathLike, parent: QWidget | None = 
         raise errors[0]
 
 
-def export_dialog(controller, parent: QWidget | None = None) -> Path | None:
+def export_dialog(controller, parent: QWidget | None = None,
+                  start: str = "weights.safetensors") -> Path | None:
     """File > Export Weights: ask for a file name and write the trained weights there."""
     net = controller.trained_network()
     if net is None:
         QMessageBox.warning(parent, "Export weights", "There are no trained weights to export: "
                             "train the network first.")
         return None
-    path, chosen = QFileDialog.getSaveFileName(parent, "Export weights", "weights.safetensors",
-                                               WEIGHTS_FILTER)
+    path, chosen = QFileDialog.getSaveFileName(parent, "Export weights", start, WEIGHTS_FILTER)
     if not path:
         return None
     path = Path(path)

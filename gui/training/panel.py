@@ -24,6 +24,12 @@ OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam", "
 ERROR_STYLE = "color: #c62828;"
 
 
+def _show(label: QLabel, text: str) -> None:
+    """An empty message takes no room: the panel stays compact in a short dock."""
+    label.setText(text)
+    label.setVisible(bool(text))
+
+
 def format_duration(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     h, rest = divmod(seconds, 3600)
@@ -60,18 +66,24 @@ class TrainingPanel(QWidget):
             self.optimizer.addItem(OPTIMIZER_NAMES.get(key, key), key)
         self.lr = ScientificSpinBox()
         self.batch_size, self.epochs, self.seed = QSpinBox(), QSpinBox(), QSpinBox()
+        self.max_steps = QSpinBox()
         self.batch_size.setRange(1, 65536)
         self.epochs.setRange(1, 100_000)
         self.seed.setRange(0, 2**31 - 1)
+        self.max_steps.setRange(0, 10_000_000)
+        self.max_steps.setSpecialValueText("all epochs")  # 0: no early stop
+        self.max_steps.setToolTip("Stop after this many mini-batches (a quick look at a model)")
         em = self.fontMetrics().horizontalAdvance("M")
-        for w in (self.lr, self.batch_size, self.epochs, self.seed):
-            w.setMinimumWidth(7 * em)
+        for w in (self.lr, self.batch_size, self.epochs, self.seed, self.max_steps):
+            w.setMinimumWidth(6 * em)
             w.setMaximumWidth(11 * em)
+        self.lr.setMinimumWidth(7 * em)  # room for "1e+06"
         self.optimizer.setMaximumWidth(14 * em)
         self.form = QGridLayout()
         self.form.setHorizontalSpacing(em)
         cells = (("Optimizer", self.optimizer), ("Learning rate", self.lr),
-                 ("Batch size", self.batch_size), ("Epochs", self.epochs), ("Seed", self.seed))
+                 ("Batch size", self.batch_size), ("Epochs", self.epochs), ("Seed", self.seed),
+                 ("Stop after", self.max_steps))
         for i, (text, widget) in enumerate(cells):  # two label/field pairs per row
             row, col = divmod(i, 2)
             self.form.addWidget(QLabel(text), row, 2 * col, Qt.AlignRight)
@@ -82,6 +94,7 @@ class TrainingPanel(QWidget):
         self.lr.valueChanged.connect(lambda v: self._store("lr", float(v)))
         for name in ("batch_size", "epochs", "seed"):
             getattr(self, name).valueChanged.connect(lambda v, n=name: self._store(n, int(v)))
+        self.max_steps.valueChanged.connect(lambda v: self._store("max_steps", int(v) or None))
 
     def _build_buttons(self) -> None:
         icon = lambda name: self.style().standardIcon(getattr(QStyle, name))  # noqa: E731
@@ -118,6 +131,8 @@ class TrainingPanel(QWidget):
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.weights_label.setStyleSheet("color: palette(placeholder-text);")
+        self.status_label.hide()
+        self.result_label.hide()
 
     def _connect(self, c) -> None:
         c.state_changed.connect(self._on_state)
@@ -134,7 +149,7 @@ class TrainingPanel(QWidget):
     def load_settings(self) -> None:
         """Show the project's training section (call after File > Open)."""
         config = TrainConfig.from_dict(self._project().training)
-        widgets = (self.optimizer, self.lr, self.batch_size, self.epochs, self.seed)
+        widgets = self.settings_widgets
         for w in widgets:
             w.blockSignals(True)
         i = self.optimizer.findData(config.optimizer)
@@ -143,14 +158,23 @@ class TrainingPanel(QWidget):
         self.batch_size.setValue(int(config.batch_size))
         self.epochs.setValue(int(config.epochs))
         self.seed.setValue(int(config.seed))
+        self.max_steps.setValue(int(config.max_steps or 0))
         for w in widgets:
             w.blockSignals(False)
 
+    @property
+    def settings_widgets(self) -> tuple:
+        return (self.optimizer, self.lr, self.batch_size, self.epochs, self.seed, self.max_steps)
+
     def _store(self, name: str, value) -> None:
+        """Write one setting into the project's training section (None removes it)."""
         training = self._project().training
         if training.get(name) == value:
             return
-        training[name] = value
+        if value is None:
+            training.pop(name, None)
+        else:
+            training[name] = value
         self.settings_changed.emit(dict(training))
 
     # ------------------------------------------------------------------ controller reports
@@ -162,7 +186,7 @@ class TrainingPanel(QWidget):
         self.step_button.setEnabled(state in (ctl.IDLE, ctl.PAUSED))
         self.stop_button.setEnabled(state in (ctl.RUNNING, ctl.PAUSED, ctl.PREPARING))
         self.reset_button.setEnabled(idle and self.controller.network is not None)
-        for w in (self.optimizer, self.lr, self.batch_size, self.epochs, self.seed):
+        for w in self.settings_widgets:
             w.setEnabled(idle)
         if state == ctl.PAUSED:
             self.redrawer.flush()
@@ -175,8 +199,8 @@ class TrainingPanel(QWidget):
         self.progress.setRange(0, 0)  # busy until the first step: kernels may be compiling
         self.progress.setFormat("preparing…")
         self.status_label.setStyleSheet("")
-        self.status_label.setText("")
-        self.result_label.setText("")
+        _show(self.status_label, "")
+        _show(self.result_label, "")
         start = "continuing from the trained weights" if info.continued else "fresh weights"
         self.progress_label.setText(
             f"{info.dataset.name}: {len(info.dataset.train):,} training samples, "
@@ -184,7 +208,7 @@ class TrainingPanel(QWidget):
 
     def _on_status(self, text: str) -> None:
         self.status_label.setStyleSheet("")
-        self.status_label.setText(text)
+        _show(self.status_label, text)
 
     def _on_steps(self, reports: list) -> None:
         self._latest = reports[-1]
@@ -215,7 +239,7 @@ class TrainingPanel(QWidget):
         if r.val_accuracy is not None:
             parts.append(f"val accuracy {100 * r.val_accuracy:.1f}%")
         self.status_label.setStyleSheet("")
-        self.status_label.setText(", ".join(parts))
+        _show(self.status_label, ", ".join(parts))
 
     def _on_finished(self, r) -> None:
         self.redrawer.flush()
@@ -227,7 +251,7 @@ class TrainingPanel(QWidget):
             parts.append(f"Test accuracy {100 * r.test_accuracy:.2f}%")
         if r.test_loss is not None:
             parts.append(f"(test loss {r.test_loss:.4g})")
-        self.result_label.setText(" ".join(parts))
+        _show(self.result_label, " ".join(parts))
         font = self.result_label.font()
         font.setBold(True)
         self.result_label.setFont(font)
@@ -236,7 +260,7 @@ class TrainingPanel(QWidget):
         self.redrawer.flush()
         self.progress.setFormat("diverged")
         self.status_label.setStyleSheet(ERROR_STYLE)
-        self.status_label.setText(f"Training stopped at step {r.global_step + 1}: {r.message}. "
+        _show(self.status_label, f"Training stopped at step {r.global_step + 1}: {r.message}. "
                                   f"The last good weights are kept.")
 
     def _on_failed(self, text: str) -> None:
@@ -244,7 +268,7 @@ class TrainingPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("not started" if self.controller.network is None else "failed")
         self.status_label.setStyleSheet(ERROR_STYLE)
-        self.status_label.setText(text)
+        _show(self.status_label, text)
 
     def _on_weights(self, trained: bool) -> None:
         self.weights_label.setText("Weights: trained — Train continues from them"

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.data import Dataset
 from engine.network import Network
+from engine.optim import make_optimizer
 from engine.spec import LayerloomError
 from engine.training import Control, StepReport, TrainConfig, bind, train
 
@@ -139,8 +140,13 @@ class TrainingWorker(QObject):
         x, y = self.data.train.x[:2], self.data.train.y[:2]
         try:
             probe.forward({binding.input_id: x, binding.label_id: y}, training=True, check=False)
-            probe.backward(check=False)
+            grads = probe.backward(check=False)
+            c = self.config  # the optimizer's update kernel compiles on its first step too
+            make_optimizer(c.optimizer, c.lr, c.momentum, c.weight_decay).step(probe.params, grads)
             probe.forward({binding.input_id: x, binding.label_id: y}, training=False, check=False)
+            # batch 1 takes serial kernels (the inference view's single sample)
+            probe.forward({binding.input_id: x[:1], binding.label_id: y[:1]}, training=False,
+                          check=False)
         except LayerloomError:
             pass  # the real first step reports it, with the node named
         if self.control.aborted:

@@ -63,6 +63,18 @@ def test_absurd_learning_rate_stops_naming_a_node_and_keeps_finite_weights():
     assert all(np.isfinite(v).all() for v in net.params.values())
 
 
+@pytest.mark.parametrize("lr", [1e6, 1e8])
+def test_the_weights_kept_after_divergence_run_a_finite_step(lr):
+    """Kept weights are those before the update that led to the blow-up, whichever pass (forward,
+    backward or the update itself) noticed it: the next forward and backward stay finite."""
+    net, reports = run(TrainConfig(optimizer="sgd", lr=lr, epochs=2))
+    assert isinstance(reports[-1], Diverged)
+    data = blobs()
+    net.forward({"x": data.train.x[:64], "t": data.train.y[:64]}, training=True)
+    assert np.isfinite(net.loss())
+    assert all(np.isfinite(g).all() for g in net.backward().values())
+
+
 def test_control_stops_from_another_thread():
     control = Control()
     net = Network(mlp(), seed=0)

@@ -3,7 +3,7 @@ import json
 import os
 
 import pytest
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from engine import paths
 from engine.serialize import load_project, project_to_dict
@@ -116,6 +116,8 @@ def test_a_file_with_stacked_nodes_is_laid_out_on_open_and_stays_clean(window, t
                       {"from": ["fc", "y"], "to": ["act", "x"]}]}
     path = tmp_path / "stacked.json"
     path.write_text(json.dumps(data))
+    window.resize(2000, 900)  # a canvas wide enough for one row beside the training docks
+    QApplication.processEvents()
     assert window.open_path(path)
     graph = window.document.graph
     assert not is_cramped(graph, window.view.graph_scene.node_sizes())

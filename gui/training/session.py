@@ -1,0 +1,306 @@
+"""The training parts inside the main window: docks, File > Export/Import Weights, weights saved
+beside the graph file, and the canvas overlays (data mismatch, gradient warnings, divergence).
+
+The window stays wiring-only: it makes one ``TrainingSession`` and forwards Save, Open and close
+to it. The controller reaches the project through ``window.document`` and locks structural edits
+with ``Document.set_locked`` while a run goes; setting changes in the panels become undoable
+``Document.set_section`` edits, so they mark the file dirty like any other edit.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from engine.data import Dataset
+from engine.export.weights import save_weights
+from engine.graph import Graph
+from engine.network import WeightsError
+from engine.project import check_fit, planned_fit
+from engine.shapes import infer_shapes
+from engine.spec import LayerloomError, fmt_shape
+from gui.dataset_panel import DatasetPanel
+from gui.inference_view import InferenceView
+from gui.plots.panel import PlotsPanel
+from gui.training import controller as ctl
+from gui.training import export
+from gui.training.controller import TrainingController
+from gui.training.panel import TrainingPanel
+
+if TYPE_CHECKING:
+    from gui.main_window import MainWindow
+
+WEIGHTS_SUFFIX = ".weights.npz"  # graph.json -> graph.weights.npz
+
+
+def weights_path(graph_path: str | Path) -> Path:
+    """Where the trained weights of a graph file are kept: beside it, same stem."""
+    graph_path = Path(graph_path)
+    return graph_path.with_name(graph_path.stem + WEIGHTS_SUFFIX)
+
+
+def _show(attr: str, value) -> str:
+    return fmt_shape(value) if attr == "shape" and value is not None else str(value)
+
+
+def data_warnings(graph: Graph, dataset: Dataset) -> dict[str, str]:
+    """Per node, why the graph as it stands does not take ``dataset``: an Input or Label whose
+    attributes differ from the data, and nodes that only fail once they are fitted to it."""
+    try:
+        edits = planned_fit(graph, dataset)
+    except LayerloomError:
+        return {}  # not exactly one Input and one Label: shape inference and Train say so
+    name, warnings = dataset.name, {}
+    for node_id, attr, old, new in edits:
+        line = (f"data {name!r} needs {attr} {_show(attr, new)}, "
+                f"this node has {_show(attr, old)}")
+        warnings[node_id] = "; ".join(filter(None, (warnings.get(node_id), line)))
+    for node_id in warnings:
+        warnings[node_id] += " (Train or Data > Load sets it)"
+    trial = graph.copy()
+    for node_id, attr, _old, new in edits:
+        trial.set_attr(node_id, attr, new)
+    before, after = infer_shapes(graph).errors, infer_shapes(trial).errors
+    for node_id, error in after.items():
+        if node_id not in before:
+            warnings.setdefault(node_id, f"with data {name!r}: {error}")
+    if not after:
+        try:
+            check_fit(trial, dataset)
+        except LayerloomError as err:
+            label = next((n for n, node in graph.nodes.items() if node.type == "Label"), None)
+            if label is not None:
+                warnings.setdefault(label, str(err))
+    return warnings
+
+
+class TrainingSession(QObject):
+    """Owns the controller and the four training docks of one main window."""
+
+    def __init__(self, window: MainWindow):
+        super().__init__(window)
+        self.window, self.document = window, window.document
+        doc = self.document
+        self.controller = TrainingController(lambda: doc.project, doc.set_locked,
+                                             self._apply_fit, parent=window)
+        self.training_panel = TrainingPanel(self.controller, lambda: doc.project)
+        self.dataset_panel = DatasetPanel(lambda: doc.project, self._apply_fit)
+        self.plots = PlotsPanel(self.controller)
+        self.inference = InferenceView(self.controller)
+        self._snapshots = {"training": dict(doc.project.training), "data": dict(doc.project.data)}
+        self.weights_unsaved = False  # a run changed the weights since the last Save or Open
+        self._dock()
+        self._wire()
+
+    @property
+    def scene(self):
+        return self.window.view.graph_scene
+
+    # ------------------------------------------------------------------ docks
+    def _dock(self) -> None:
+        """Data beside the palette (left), Training above the inspector (right), Plots and
+        Inference tabbed under the canvas; the right column runs the full height."""
+        w = self.window
+        self.dataset_dock = w.add_panel(self.dataset_panel, Qt.LeftDockWidgetArea, "Data")
+        w.tabifyDockWidget(w.palette_dock, self.dataset_dock)
+        w.palette_dock.raise_()
+        self.training_dock = w.add_panel(self.training_panel, Qt.RightDockWidgetArea, "Training")
+        w.splitDockWidget(self.training_dock, w.inspector_dock, Qt.Vertical)
+        self.plots_dock = w.add_panel(self.plots, Qt.BottomDockWidgetArea, "Plots")
+        self.inference_dock = w.add_panel(self.inference, Qt.BottomDockWidgetArea, "Inference")
+        self.plots_dock.raise_()
+        w.setCorner(Qt.BottomLeftCorner, Qt.BottomDockWidgetArea)
+        w.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
+
+    def default_sizes(self) -> None:
+        """Sizes for the first show (the window calls this once it has its size)."""
+        w, em = self.window, self.window.fontMetrics().horizontalAdvance("M")
+        w.resizeDocks([self.plots_dock], [int(w.height() * 0.36)], Qt.Vertical)
+        w.resizeDocks([w.palette_dock], [22 * em], Qt.Horizontal)
+        w.resizeDocks([self.training_dock, w.inspector_dock], [22 * em, 30 * em], Qt.Vertical)
+
+    # ------------------------------------------------------------------ wiring
+    def _wire(self) -> None:
+        doc, c, view = self.document, self.controller, self.window.view
+        doc.project_replaced.connect(self._on_project_replaced)
+        doc.section_changed.connect(self._on_section_changed)
+        doc.report_changed.connect(self._on_graph_changed)
+        self.training_panel.settings_changed.connect(lambda new: self._record("training", new))
+        self.dataset_panel.data_changed.connect(lambda new: self._record("data", new))
+        self.dataset_panel.dataset_changed.connect(self._on_dataset)
+        view.selection_changed.connect(
+            lambda ids: self.plots.highlight(ids[0] if len(ids) == 1 else None))
+        self.plots.node_warning.connect(
+            lambda node, reason: self.scene.set_node_warning(node, "gradient", reason))
+        self.plots.warnings_cleared.connect(lambda: self.scene.clear_warnings("gradient"))
+        c.started.connect(self._on_started)
+        c.state_changed.connect(lambda state: self.dataset_panel.setEnabled(state == ctl.IDLE))
+        c.status.connect(self._on_status)
+        c.diverged.connect(self._on_diverged)
+        c.weights_changed.connect(self._on_weights_changed)
+        c.failed.connect(lambda text: self._say(f"Training could not run: {text}", 0))
+        c.finished.connect(self._on_finished)
+
+    def _say(self, text: str, timeout: int = 8000) -> None:
+        self.window.statusBar().showMessage(text, timeout)
+
+    def _apply_fit(self, edits: list) -> None:
+        """Fit the Input/Label nodes to the data as one undoable edit."""
+        doc = self.document
+        doc.stack.beginMacro("Fit graph to data")
+        try:
+            for node_id, name, _old, new in edits:
+                doc.set_attr(node_id, name, new)
+        finally:
+            doc.stack.endMacro()
+
+    def _record(self, name: str, new: dict) -> None:
+        old, self._snapshots[name] = self._snapshots[name], dict(new)
+        self.document.set_section(name, old, new)
+
+    def _on_section_changed(self, name: str) -> None:
+        """An undo or redo changed a section: show it again."""
+        project = self.document.project
+        self._snapshots[name] = dict(getattr(project, name))
+        if name == "training":
+            self.training_panel.load_settings()
+        else:
+            self.dataset_panel.load_from_project()
+
+    def _on_project_replaced(self, graph: Graph) -> None:
+        """New or Open: show the file's settings and data, and load its weights if saved."""
+        project = self.document.project
+        self._snapshots = {"training": dict(project.training), "data": dict(project.data)}
+        self.controller.drop_weights()
+        self.weights_unsaved = False
+        self.controller.set_dataset(None)
+        self.scene.set_alert(None)
+        self.training_panel.load_settings()
+        self.dataset_panel.load_from_project()
+        if not graph.nodes:
+            return
+        try:
+            dataset = self.controller.load_dataset()
+        except LayerloomError as err:
+            self.dataset_panel._show_error(str(err))
+        else:
+            self.dataset_panel.show_dataset(dataset)
+            self._show_data_fit()
+        path = self.document.path
+        if path is not None and weights_path(path).exists():
+            self.import_weights(weights_path(path), quiet_errors=True)
+
+    def _on_dataset(self, dataset: Dataset) -> None:
+        self.controller.set_dataset(dataset)
+        self._show_data_fit()
+
+    def _on_graph_changed(self, _report=None) -> None:
+        if self.controller.state == ctl.IDLE:
+            self.controller.has_weights()  # drops them (and says so) when the structure changed
+        self.dataset_panel.refresh_fit()
+        self._show_data_fit()
+
+    def _show_data_fit(self) -> None:
+        """Badge the nodes that do not fit the chosen data, before anyone presses Train."""
+        self.scene.clear_warnings("data")
+        dataset = self.controller.dataset
+        if dataset is None:
+            return
+        for node_id, reason in data_warnings(self.document.graph, dataset).items():
+            self.scene.set_node_warning(node_id, "data", reason)
+
+    # ------------------------------------------------------------------ run reports
+    def _on_started(self, _info) -> None:
+        """The plots were reset for the run: clear the last run's alert, follow the selection."""
+        self.scene.set_alert(None)
+        ids = self.scene.selected_node_ids()
+        self.plots.highlight(ids[0] if len(ids) == 1 else None)
+        self.plots_dock.raise_()
+
+    def _on_status(self, text: str) -> None:
+        if text:
+            self._status_text = text
+            self._say(text, 0)
+        elif self.window.statusBar().currentMessage() == getattr(self, "_status_text", None):
+            self.window.statusBar().clearMessage()
+
+    def _on_weights_changed(self, trained: bool) -> None:
+        self.weights_unsaved = trained and self.window.save_weights_action.isChecked()
+
+    def _on_diverged(self, report) -> None:
+        item = self.scene.items_by_id.get(report.node_id)
+        self.scene.set_alert(report.node_id, f"training stopped here at step "
+                             f"{report.global_step + 1}: {report.message}")
+        if item is not None:
+            self.window.view.ensureVisible(item)
+        self._say(f"Training stopped: {report.message}. The last good weights are kept.", 0)
+
+    def _on_finished(self, report) -> None:
+        acc = (f", test accuracy {100 * report.test_accuracy:.1f}%"
+               if report.test_accuracy is not None else "")
+        self._say(f"Training {'stopped' if report.stopped else 'finished'} after "
+                  f"{report.steps:,} steps{acc}", 10_000)
+
+    # ------------------------------------------------------------------ weights files
+    def export_weights(self) -> Path | None:
+        graph_path = self.document.path
+        start = (graph_path.with_suffix(".safetensors") if graph_path is not None
+                 else Path.cwd() / "weights.safetensors")
+        path = export.export_dialog(self.controller, self.window, str(start))
+        if path is not None:
+            self._say(f"Exported weights to {path.name}")
+        return path
+
+    def import_dialog(self) -> bool:
+        if self.controller.busy:
+            self._say("Stop training before importing weights")
+            return False
+        start = str(self.document.path.parent if self.document.path else Path.cwd())
+        path, _ = QFileDialog.getOpenFileName(self.window, "Import weights", start,
+                                              "Weights (*.safetensors *.npz)")
+        return bool(path) and self.import_weights(Path(path))
+
+    def import_weights(self, path: Path, quiet_errors: bool = False) -> bool:
+        """Load a weights file into the current graph; predictions use it from now on."""
+        try:
+            if self.controller.dataset is None:
+                self.controller.load_dataset()  # the inference view needs samples to show
+        except LayerloomError:
+            pass
+        try:
+            export.import_weights(self.controller, path)
+        except (WeightsError, LayerloomError) as err:
+            if quiet_errors:
+                self._say(f"{path.name} does not fit this graph, not loaded: {err}", 0)
+            else:
+                QMessageBox.critical(self.window, "Import weights", str(err))
+            return False
+        self._say(f"Loaded trained weights from {path.name}")
+        beside = self.document.path is not None and path == weights_path(self.document.path)
+        self.weights_unsaved = not beside and self.window.save_weights_action.isChecked()
+        return True
+
+    def save_weights_beside(self, graph_path: Path) -> Path | None:
+        """After Save: write the trained weights to ``<stem>.weights.npz`` when
+        ``window.save_weights_action`` is checked. Without trained weights (none yet, reset,
+        or the structure changed) an older file there is removed, so Open never loads weights
+        the saved graph did not have. While a run goes the file is left as it is."""
+        if not self.window.save_weights_action.isChecked() or self.controller.busy:
+            return None
+        target, net = weights_path(graph_path), self.controller.trained_network()
+        if net is None:
+            target.unlink(missing_ok=True)
+            return None
+        try:
+            save_weights(net.params, target)
+        except WeightsError as err:
+            QMessageBox.critical(self.window, "Cannot save weights", str(err))
+            return None
+        self.weights_unsaved = False
+        return target
+
+    def shutdown(self) -> None:
+        """The window closes: end a run at once and join its thread."""
+        self.controller.shutdown()

@@ -1,0 +1,252 @@
+"""Layerloom against PyTorch on the CPU, side by side in one process (issue 6's table).
+
+    python tests/benchmarks/bench_train.py --threads 2 [--json FILE] [--quick]
+
+Each row builds the same model twice (a Layerloom Graph through the public API and a PyTorch
+module), warms both up, then alternates timed windows A B B A … so that the machine's drift
+(shared VMs swing ±30 %) hits both alike. It prints medians with min–max, the ratio (Layerloom
+throughput over PyTorch's; for latency rows PyTorch's latency over Layerloom's, so > 1 is always
+better for Layerloom), the target, and the sgemm 2048² peak of the same run. ``--cold-start`` and
+``--memory`` add the fresh-process measurements of ``bench_process.py``. Not collected by pytest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+
+import models  # noqa: E402  (the benchmark's own module, found through the path above)
+
+from engine.network import Network  # noqa: E402
+from engine.optim import Adam  # noqa: E402
+from engine.threads import blas_only, engine_threads, set_threads  # noqa: E402
+
+SEQ = 32
+PAUSE = 0.05  # seconds between windows
+# name: (label, model, batch, items per step, unit, latency row?, target ratio)
+ROWS = {
+    "lenet_train": ("LeNet-5 train b64", "lenet", 64, 64, "samples/s", False, 2.0),
+    "lenet_infer": ("LeNet-5 infer b1", "lenet", 1, 1, "µs", True, 2.0),
+    "mlp_train": ("MLP 784-256-256-10 train b64", "mlp", 64, 64, "samples/s", False, 1.2),
+    "mlp_infer": ("MLP infer b1", "mlp", 1, 1, "µs", True, 2.0),
+    "lstm_train": ("char-LSTM e64 h128 s32 b32 train", "lstm", 32, 32 * SEQ, "tokens/s", False, 0.8),
+    "block_train": ("Transformer block d64 h4 s32 b32 train", "block", 32, 32 * SEQ, "tokens/s",
+                    False, 0.8),
+}
+GRAPHS = {"lenet": models.lenet_graph, "mlp": models.mlp_graph,
+          "lstm": lambda loss=True: models.lstm_graph(SEQ),
+          "block": lambda loss=True: models.block_graph(SEQ)}
+
+
+# ------------------------------------------------------------------------------ step makers
+def layerloom_step(model: str, n: int, infer: bool) -> Callable[[], None]:
+    rng = np.random.default_rng(0)
+    batches = [models.batch(model, n, SEQ, rng) for _ in range(4)]
+    net = Network(GRAPHS[model](loss=not infer), seed=0)
+    opt, i = Adam(1e-3), [0]
+
+    def step():
+        x, y = batches[i[0] % 4]
+        i[0] += 1
+        if infer:
+            net.forward({"image": x})
+            return
+        net.forward({"image": x, "label": y}, training=True)
+        opt.step(net.params, net.backward())
+    step.blas = blas_only(s.layer.type_id for s in net.plan.steps)  # as engine.training.train
+    return step
+
+
+def torch_step(model: str, n: int, infer: bool) -> Callable[[], None]:
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    batches = [tuple(torch.from_numpy(a) for a in models.batch(model, n, SEQ, rng))
+               for _ in range(4)]
+    net = models.torch_model(model, SEQ)
+    opt, i = torch.optim.Adam(net.parameters(), 1e-3), [0]
+    if infer:
+        net.eval()
+
+    def step():
+        x, y = batches[i[0] % 4]
+        i[0] += 1
+        if infer:
+            with torch.inference_mode():
+                net(x)
+            return
+        opt.zero_grad(set_to_none=True)
+        out = net(x)
+        F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1)).backward()
+        opt.step()
+    return step
+
+
+# ---------------------------------------------------------------------------------- timing
+def _timed(step: Callable[[], None], count: int) -> float:
+    t = time.perf_counter()
+    for _ in range(count):
+        step()
+    return time.perf_counter() - t
+
+
+def calibrate(step: Callable[[], None], seconds: float) -> int:
+    """Steps that fill about ``seconds`` (after a warm-up that compiles and fills caches)."""
+    count, spent = 1, _timed(step, 3)
+    while spent < 0.05:
+        count *= 4
+        spent = _timed(step, count)
+    return max(1, int(count * seconds / spent))
+
+
+def compare(ll: Callable, pt: Callable, windows: int, seconds: float) -> tuple[list, list]:
+    """Seconds per step of each window, A B B A … interleaved after both are warm."""
+    with engine_threads(ll.blas):
+        n_ll = calibrate(ll, seconds)
+    n_pt = calibrate(pt, seconds)
+    ll_t, pt_t = [], []
+    for w in range(windows):
+        for who in ((0, 1) if w % 2 == 0 else (1, 0)):
+            time.sleep(PAUSE)  # lets the other side's spinning pool threads go idle first
+            if who == 0:
+                with engine_threads(ll.blas):
+                    ll_t.append(_timed(ll, n_ll) / n_ll)
+            else:
+                pt_t.append(_timed(pt, n_pt) / n_pt)
+    return ll_t, pt_t
+
+
+def sgemm_peak(threads: int) -> dict:
+    """Best GFLOP/s of a float32 2048² product, numpy (its BLAS) and torch, on ``threads``."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    flops, best = 2 * 2048 ** 3, {}
+    with threadpool_limits(limits=threads, user_api="blas"):
+        a @ a
+        best["numpy"] = flops / min(_timed(lambda: a @ a, 1) for _ in range(5)) / 1e9
+    t = torch.from_numpy(a)
+    t @ t
+    best["torch"] = flops / min(_timed(lambda: t @ t, 1) for _ in range(5)) / 1e9
+    best["peak"] = max(best.values())
+    return best
+
+
+def train_flops(model: str) -> float:
+    """≈ 3 × the forward FLOPs of the Conv2D and Dense nodes (forward, input and weight grads)."""
+    net = Network(GRAPHS[model](), seed=0)
+    shapes, total = net.plan.shapes, 0
+    for s in net.plan.steps:
+        out = shapes.shapes.get((s.node_id, s.outputs[0]))
+        if s.layer.type_id == "Conv2D":
+            _, c, kh, kw = net.params[f"{s.node_id}.weight"].shape
+            total += np.prod(out[1:]) * c * kh * kw
+        elif s.layer.type_id == "Dense":
+            total += np.prod(out[1:]) * s.in_shapes[0][-1]
+    return 3 * 2 * float(total)
+
+
+# ------------------------------------------------------------------------------------ report
+def summarize(key: str, ll_t: list, pt_t: list) -> dict:
+    label, _, _, items, unit, latency, target = ROWS[key]
+    conv = (lambda t: t * 1e6) if latency else (lambda t: items / t)
+    ll, pt = [conv(t) for t in ll_t], [conv(t) for t in pt_t]
+    med_ll, med_pt = statistics.median(ll), statistics.median(pt)
+    ratio = med_pt / med_ll if latency else med_ll / med_pt
+    return {"row": key, "label": label, "unit": unit, "layerloom": stats(ll), "torch": stats(pt),
+            "ratio": ratio, "target": target, "met": ratio >= target}
+
+
+def stats(values: list) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def fmt(s: dict) -> str:
+    digits = 0 if s["median"] >= 100 else 1
+    return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
+
+
+def table(result: dict) -> str:
+    lines = [f"threads {result['threads']} · sgemm 2048² peak {result['sgemm']['peak']:.0f} GFLOP/s "
+             f"(numpy {result['sgemm']['numpy']:.0f}, torch {result['sgemm']['torch']:.0f})", "",
+             "| row | unit | Layerloom median (min–max) | PyTorch median (min–max) | ratio | target |",
+             "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        mark = "met" if r["met"] else "NOT met"
+        lines.append(f"| {r['label']} | {r['unit']} | {fmt(r['layerloom'])} | {fmt(r['torch'])} | "
+                     f"{r['ratio']:.2f}× | ≥ {r['target']:g}× {mark} |")
+    if "peak_share" in result:
+        lines.append(f"\nLeNet-5 training uses {100 * result['peak_share']:.1f} % of the sgemm peak "
+                     f"(target ≥ 25 %)")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, choices=(1, 2), default=2)
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--quick", action="store_true", help="short windows: a smoke run, not a figure")
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {', '.join(ROWS)}")
+    p.add_argument("--windows", type=int, default=9, help="timed windows per side")
+    p.add_argument("--cold-start", action="store_true", help="first step of a fresh process")
+    p.add_argument("--memory", type=int, metavar="STEPS", default=0,
+                   help="peak RSS training LeNet-5 on all of Fashion-MNIST for STEPS steps")
+    args = p.parse_args(argv)
+    unknown = set(args.rows.split(",")) - set(ROWS)
+    if unknown:
+        p.error(f"unknown row {sorted(unknown)[0]!r}: choose from {', '.join(ROWS)}")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    set_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    windows, seconds = (3, 0.1) if args.quick else (args.windows, 0.5)
+    result = {"threads": args.threads, "quick": args.quick, "sgemm": sgemm_peak(args.threads),
+              "rows": []}
+    for key in args.rows.split(","):
+        _, model, n, _, _, latency, _ = ROWS[key]
+        ll_t, pt_t = compare(layerloom_step(model, n, latency), torch_step(model, n, latency),
+                             windows, seconds)
+        result["rows"].append(summarize(key, ll_t, pt_t))
+        if key == "lenet_train":
+            rate = result["rows"][-1]["layerloom"]["median"]
+            result["peak_share"] = rate * train_flops("lenet") / (result["sgemm"]["peak"] * 1e9)
+        print(f"  {result['rows'][-1]['label']}: {result['rows'][-1]['ratio']:.2f}×", flush=True)
+    if args.cold_start or args.memory:
+        import bench_process
+
+        if args.cold_start:
+            result["cold_start"] = bench_process.cold_start(args.threads)
+        if args.memory:
+            result["memory"] = bench_process.memory(args.memory, args.threads)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = run(args)
+    print(table(result))
+    for key in ("cold_start", "memory"):
+        if key in result:
+            print(f"{key}: {json.dumps(result[key])}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

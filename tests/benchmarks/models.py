@@ -1,0 +1,140 @@
+"""The benchmark's models, each built twice: as a Layerloom Graph through the public API, and as
+the same PyTorch module. Nothing here is special-cased for speed: the Graphs are what a user
+would draw, and the engine runs them as it runs any graph.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.graph import Graph, Node
+
+VOCAB = 96
+
+
+def _chain(g: Graph, nodes: list[tuple]) -> str:
+    """Add ``(id, type, attrs)`` nodes, each fed by the one before; returns the last id."""
+    prev = None
+    for node_id, type_id, attrs in nodes:
+        g.add_node(Node(node_id, type_id, attrs))
+        if prev is not None:
+            g.connect((prev, "y"), (node_id, "x"))
+        prev = node_id
+    return prev
+
+
+def _with_loss(g: Graph, logits: str, label_shape: list) -> Graph:
+    g.add_node(Node("label", "Label", {"kind": "class index", "shape": label_shape}))
+    g.add_node(Node("loss", "CrossEntropyLoss", {}))
+    g.connect((logits, "y"), ("loss", "input"))
+    g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+def lenet_graph(loss: bool = True) -> Graph:
+    g = Graph()
+    last = _chain(g, [("image", "Input", {"shape": [1, 28, 28]}),
+                      ("conv1", "Conv2D", {"out_channels": 6, "kernel_size": [5, 5], "padding": [2, 2]}),
+                      ("relu1", "ReLU", {}), ("pool1", "MaxPool2D", {"kernel_size": [2, 2]}),
+                      ("conv2", "Conv2D", {"out_channels": 16, "kernel_size": [5, 5]}),
+                      ("relu2", "ReLU", {}), ("pool2", "MaxPool2D", {"kernel_size": [2, 2]}),
+                      ("flatten", "Flatten", {}),
+                      ("fc1", "Dense", {"out_features": 120}), ("relu3", "ReLU", {}),
+                      ("fc2", "Dense", {"out_features": 84}), ("relu4", "ReLU", {}),
+                      ("fc3", "Dense", {"out_features": 10})])
+    return _with_loss(g, last, []) if loss else g
+
+
+def mlp_graph(loss: bool = True) -> Graph:
+    g = Graph()
+    last = _chain(g, [("image", "Input", {"shape": [784]}),
+                      ("fc1", "Dense", {"out_features": 256}), ("relu1", "ReLU", {}),
+                      ("fc2", "Dense", {"out_features": 256}), ("relu2", "ReLU", {}),
+                      ("fc3", "Dense", {"out_features": 10})])
+    return _with_loss(g, last, []) if loss else g
+
+
+def lstm_graph(seq: int) -> Graph:
+    g = Graph()
+    _chain(g, [("image", "Input", {"shape": [seq], "dtype": "int64"}),
+               ("embed", "Embedding", {"num_embeddings": VOCAB, "embedding_dim": 64})])
+    g.add_node(Node("lstm", "LSTM", {"hidden_size": 128}))
+    g.add_node(Node("logits", "Dense", {"out_features": VOCAB}))
+    g.connect(("embed", "y"), ("lstm", "x"))
+    g.connect(("lstm", "seq"), ("logits", "x"))
+    return _with_loss(g, "logits", [seq])
+
+
+def block_graph(seq: int, d: int = 64, heads: int = 4) -> Graph:
+    """Token + position embedding, one pre-norm Transformer block, a final norm and the logits."""
+    g = Graph()
+    _chain(g, [("image", "Input", {"shape": [seq], "dtype": "int64"}),
+               ("tok", "Embedding", {"num_embeddings": VOCAB, "embedding_dim": d}),
+               ("pos", "PositionalEmbedding", {"max_len": seq, "embedding_dim": d}),
+               ("ln1", "LayerNorm", {}),
+               ("attn", "MultiHeadSelfAttention", {"embed_dim": d, "num_heads": heads, "causal": True})])
+    g.add_node(Node("add1", "Add", {}))
+    g.connect(("pos", "y"), ("add1", "a"))
+    g.connect(("attn", "y"), ("add1", "b"))
+    _chain(g, [("ln2", "LayerNorm", {}), ("ff1", "Dense", {"out_features": 4 * d}),
+               ("gelu", "GELU", {}), ("ff2", "Dense", {"out_features": d})])
+    g.connect(("add1", "y"), ("ln2", "x"))
+    g.add_node(Node("add2", "Add", {}))
+    g.connect(("add1", "y"), ("add2", "a"))
+    g.connect(("ff2", "y"), ("add2", "b"))
+    _chain(g, [("lnf", "LayerNorm", {}), ("logits", "Dense", {"out_features": VOCAB})])
+    g.connect(("add2", "y"), ("lnf", "x"))
+    return _with_loss(g, "logits", [seq])
+
+
+# ------------------------------------------------------------------------------- PyTorch twins
+def torch_model(name: str, seq: int = 32):
+    import torch
+    from torch import nn
+
+    if name == "lenet":
+        return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                             nn.Linear(84, 10))
+    if name == "mlp":
+        return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                             nn.Linear(256, 10))
+
+    class CharLSTM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(VOCAB, 64)
+            self.lstm = nn.LSTM(64, 128, batch_first=True)
+            self.logits = nn.Linear(128, VOCAB)
+
+        def forward(self, x):
+            return self.logits(self.lstm(self.embed(x))[0])
+
+    class Block(nn.Module):
+        def __init__(self, d=64, heads=4):
+            super().__init__()
+            self.tok = nn.Embedding(VOCAB, d)
+            self.pos = nn.Parameter(torch.zeros(seq, d))
+            self.ln1, self.ln2, self.lnf = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+            self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+            self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+            self.logits = nn.Linear(d, VOCAB)
+            self.register_buffer("mask", torch.triu(torch.ones(seq, seq, dtype=torch.bool), 1))
+
+        def forward(self, x):
+            h = self.tok(x) + self.pos[:x.shape[1]]
+            a = self.ln1(h)
+            h = h + self.attn(a, a, a, attn_mask=self.mask, need_weights=False)[0]
+            h = h + self.ff(self.ln2(h))
+            return self.logits(self.lnf(h))
+
+    return CharLSTM() if name == "lstm" else Block()
+
+
+def batch(name: str, n: int, seq: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One random batch (inputs, class targets) of the shape the model takes."""
+    if name == "lenet":
+        return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n)
+    if name == "mlp":
+        return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
+    return rng.integers(0, VOCAB, (n, seq)), rng.integers(0, VOCAB, (n, seq))

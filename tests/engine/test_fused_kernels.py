@@ -1,0 +1,146 @@
+"""The fused conv + bias + ReLU + max-pool kernels equal their numpy twin (float64 tight, float32
+loose), and their backward equals the unfused chain's: conv backward of relu′ · pool backward."""
+import numpy as np
+import pytest
+
+from engine.kernels import conv, pool
+
+TOL = {np.float64: dict(rtol=1e-11, atol=1e-11), np.float32: dict(rtol=2e-4, atol=2e-5)}
+DTYPES = [np.float64, np.float32]
+
+# (padded input N×C×Hp×Wp, weight O×C×KH×KW, pool kernel, pool stride): LeNet's two layers,
+# odd sizes with a 3×3 / 2 pool, an odd filter count, non-square windows, a pool that drops edges.
+CASES = [((2, 1, 32, 32), (6, 1, 5, 5), (2, 2), (2, 2)),
+         ((3, 6, 14, 14), (16, 6, 5, 5), (2, 2), (2, 2)),
+         ((2, 3, 11, 9), (5, 3, 3, 3), (3, 3), (2, 2)),
+         ((1, 2, 8, 10), (3, 2, 2, 3), (2, 3), (1, 2)),
+         ((3, 4, 9, 7), (7, 4, 1, 1), (3, 2), (3, 2))]
+
+
+def unfused_backward(xp, w, b, pk, ps, dp):
+    """The reference chain's gradients: pool backward, ReLU mask, conv backward (numpy twins)."""
+    z = conv.conv2d_forward_reference(xp, w, b, 1, 1)
+    r = np.maximum(z, 0)
+    _, arg = pool.max_pool2d_reference(r, *pk, *ps)
+    dr = pool.max_pool2d_backward_reference(dp, arg, *r.shape[2:])
+    dz = dr * (z > 0)
+    return (conv.conv2d_input_grad_reference(dz, w, *xp.shape[2:], 1, 1),
+            conv.conv2d_weight_grad_reference(xp, dz, *w.shape[2:], 1, 1), dz.sum(axis=(0, 2, 3)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xs,ws,pk,ps", CASES)
+def test_fused_kernels_match_the_unfused_twins(dtype, xs, ws, pk, ps):
+    rng = np.random.default_rng(1)
+    xp = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    y, arg = conv.conv_relu_maxpool_forward(xp, w, b, *pk, *ps, True)
+    assert y.dtype == dtype and arg.shape == y.shape
+    np.testing.assert_allclose(y, conv.conv_relu_maxpool_reference(xp, w, b, pk, ps), **TOL[dtype])
+    dp = rng.standard_normal(y.shape).astype(dtype)
+    dxp, dw, db = conv.conv_relu_maxpool_backward(xp, w, dp, arg, True)
+    ref = unfused_backward(xp.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                           pk, ps, dp.astype(np.float64))
+    for got, want in zip((dxp, dw, db), ref):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **TOL[dtype])
+    no_dx, dw_again, _ = conv.conv_relu_maxpool_backward(xp, w, dp, arg, False)
+    assert no_dx.size == 0
+    np.testing.assert_array_equal(dw_again, dw)
+
+
+def test_fused_pool_ties_go_to_the_first_maximum_and_relu_clips_to_no_gradient():
+    """Integer data makes exact ties: the first maximum in row-major order takes the gradient,
+    as in the unfused pool; a window whose maximum is ≤ 0 passes no gradient at all."""
+    rng = np.random.default_rng(2)
+    xp = rng.integers(-1, 2, (2, 2, 9, 9)).astype(np.float64)
+    w = rng.integers(-1, 2, (3, 2, 2, 2)).astype(np.float64)
+    b = np.array([0.0, 1.0, -1.0])
+    for pk, ps in (((2, 2), (2, 2)), ((3, 3), (2, 2)), ((2, 2), (1, 1))):
+        y, arg = conv.conv_relu_maxpool_forward(xp, w, b, *pk, *ps, True)
+        np.testing.assert_array_equal(y, conv.conv_relu_maxpool_reference(xp, w, b, pk, ps))
+        assert (arg == -1).any() and (y == 0).any()
+        np.testing.assert_array_equal(arg == -1, y <= 0)
+        dp = rng.standard_normal(y.shape)
+        got = conv.conv_relu_maxpool_backward(xp, w, dp, arg, True)
+        for g, want in zip(got, unfused_backward(xp, w, b, pk, ps, dp)):
+            np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_pool_never_hides_a_nan():
+    xp = np.random.default_rng(3).standard_normal((1, 1, 6, 6))
+    xp[0, 0, 1, 1] = np.nan
+    w, b = np.ones((2, 1, 2, 2)), np.array([0.0, -100.0])  # filter 1 is clipped to 0 elsewhere
+    y, _ = conv.conv_relu_maxpool_forward(xp, w, b, 2, 2, 2, 2, True)
+    want = conv.conv_relu_maxpool_reference(xp, w, b, (2, 2), (2, 2))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    assert np.isnan(y[0, :, 0, 0]).all() and np.isnan(y).sum() == 2  # one window per filter
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    import numba
+
+    rng = np.random.default_rng(4)
+    xp, w = rng.standard_normal((37, 3, 12, 12)), rng.standard_normal((5, 3, 3, 3))
+    b = rng.standard_normal(5)
+    before = numba.get_num_threads()
+    runs = []
+    for n in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+        numba.set_num_threads(n)
+        y, arg = conv.conv_relu_maxpool_forward(xp, w, b, 2, 2, 2, 2, True)
+        runs.append((y, *conv.conv_relu_maxpool_backward(xp, w, np.ones_like(y), arg, True)))
+    numba.set_num_threads(before)
+    for a, b_ in zip(runs[0], runs[-1]):
+        np.testing.assert_array_equal(a, b_)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_serial_forward_for_small_batches_equals_the_parallel_one(n):
+    rng = np.random.default_rng(5)
+    xp, w, b = rng.standard_normal((n, 2, 9, 8)), rng.standard_normal((3, 2, 3, 3)), np.ones(3)
+    par = conv.conv_relu_maxpool_forward(xp, w, b, 3, 3, 2, 2, True)
+    for got in (conv.conv_relu_maxpool_forward_serial(xp, w, b, 3, 3, 2, 2, True),
+                conv.conv_relu_maxpool(xp, w, b, 3, 3, 2, 2, True)):
+        np.testing.assert_array_equal(got[0], par[0])
+        np.testing.assert_array_equal(got[1], par[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_kernel_equals_its_twin_bit_for_bit(dtype):
+    from engine.kernels.optim import adam_update, adam_update_reference
+
+    rng = np.random.default_rng(6)
+    state = [rng.standard_normal(257).astype(dtype) for _ in range(3)]
+    state[2] = np.abs(state[2])  # v ≥ 0
+    state[1][:8] = state[2][:8] = np.finfo(dtype).tiny * dtype(1.0005)  # decays below the
+    # smallest normal number in one step: flushed to 0
+    a, b = [s.copy() for s in state], [s.copy() for s in state]
+    f = np.dtype(dtype).type
+    scalars = (f(0.9), f(1 - 0.9), f(0.999), f(1 - 0.999), f(0.01 / (1 - 0.9 ** 3)),
+               f(1 - 0.999 ** 3), f(1e-8), np.finfo(dtype).tiny)
+    for _ in range(3):
+        g = rng.standard_normal(257).astype(dtype)
+        g[:8] = 0
+        adam_update(*[a[0], g, a[1], a[2]], *scalars)
+        adam_update_reference(*[b[0], g, b[1], b[2]], *scalars)
+    for x, y in zip(a, b):
+        assert x.dtype == dtype
+        np.testing.assert_array_equal(x, y)
+    assert not a[1][:8].any() and not a[2][:8].any()
+
+
+def test_float32_erf_equals_its_twin_and_erf():
+    import math
+
+    from engine.kernels import elementwise
+
+    x = np.linspace(-9, 9, 20001).astype(np.float32)
+    got = np.array([elementwise.erf32(v) for v in x[::50]], dtype=np.float32)
+    np.testing.assert_allclose(got, elementwise.erf32_reference(x[::50]), rtol=2e-7, atol=1e-7)
+    exact = np.array([math.erf(float(v)) for v in x])
+    assert np.abs(elementwise.erf32_reference(x) - exact).max() < 5e-7
+    y = elementwise.gelu_forward(x, False)
+    assert y.dtype == np.float32
+    phi = np.array([0.5 * (1 + math.erf(float(v) / math.sqrt(2))) for v in x])
+    np.testing.assert_allclose(y, x * phi, rtol=1e-5, atol=2e-6)

@@ -1,0 +1,232 @@
+"""The plan's fused steps equal the unfused reference: forward (every node), loss, every gradient.
+
+float64 to 1e-10, float32 loosely; LeNet-5 and small graphs with odd sizes, a 3×3 / 2 pool, exact
+ties, NaN, frozen nodes and activations a caller asks to keep. Fusion must not cross a node with
+two readers, a frozen boundary, or attributes the fused kernel does not support.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.executor import NonFiniteError
+from engine.graph import Graph, Node
+from engine.network import Network
+
+LENET = Path(__file__).resolve().parents[2] / "samples" / "lenet5.json"
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
+
+
+def chain(g: Graph, nodes: list[tuple]) -> None:
+    """Add ``(id, type, attrs)`` nodes and connect each to the one before."""
+    prev = None
+    for node_id, type_id, attrs in nodes:
+        g.add_node(Node(node_id, type_id, attrs))
+        if prev is not None:
+            g.connect((prev, "y"), (node_id, "x"))
+        prev = node_id
+
+
+def small_cnn(pool=None, act="ReLU", conv_stride=(1, 1)) -> Graph:
+    """Odd image sizes, padding, an odd filter count, a 3×3 / 2 pool and a Dense → act chain."""
+    g = Graph()
+    chain(g, [("image", "Input", {"shape": [3, 11, 9]}),
+              ("conv", "Conv2D", {"out_channels": 5, "kernel_size": [3, 2], "padding": [1, 0],
+                                  "stride": list(conv_stride)}),
+              ("relu", "ReLU", {}),
+              ("pool", "MaxPool2D", pool or {"kernel_size": [3, 3], "stride": [2, 2]}),
+              ("flat", "Flatten", {}),
+              ("fc1", "Dense", {"out_features": 7}),
+              ("act", act, {}),
+              ("fc2", "Dense", {"out_features": 4})])
+    g.add_node(Node("label", "Label", {}))
+    g.add_node(Node("loss", "CrossEntropyLoss", {}))
+    g.connect(("fc2", "y"), ("loss", "input"))
+    g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+def feeds(g: Graph, n=6, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    image = g.nodes["image"].attrs["shape"]
+    return {"image": rng.standard_normal((n, *image)), "label": rng.integers(0, 4, n)}
+
+
+def fused_ids(net: Network) -> set:
+    return {m.node_id for s in net.executor.schedule for m in s.members}
+
+
+def run(net: Network, inputs: dict, keep=None):
+    out = net.forward(inputs, training=True, keep=keep)
+    return {n: np.array(out[n]) for n in net.graph.nodes}, net.loss(), net.backward()
+
+
+def assert_same(g: Graph, inputs: dict, dtype, keep=None, expect_fused=True) -> Network:
+    fused, plain = Network(g, seed=3, dtype=dtype), Network(g, seed=3, dtype=dtype, fuse=False)
+    assert bool(fused_ids(fused)) == expect_fused and not fused_ids(plain)
+    (a_out, a_loss, a_grads), (b_out, b_loss, b_grads) = run(fused, inputs, keep), run(plain, inputs)
+    for node_id in g.nodes:
+        np.testing.assert_allclose(a_out[node_id], b_out[node_id], **TOL[dtype], err_msg=node_id)
+    np.testing.assert_allclose(a_loss, b_loss, **TOL[dtype])
+    assert set(a_grads) == set(b_grads) == set(fused.trainable_keys)
+    for key in b_grads:
+        assert a_grads[key].dtype == dtype
+        np.testing.assert_allclose(a_grads[key], b_grads[key], **TOL[dtype], err_msg=key)
+    return fused
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lenet5_fused_equals_unfused(dtype):
+    g = Graph.load(LENET)
+    rng = np.random.default_rng(0)
+    inputs = {"image": rng.random((9, 1, 28, 28)), "label": rng.integers(0, 10, 9)}
+    net = assert_same(g, inputs, dtype)
+    groups = {s.node_id: [m.node_id for m in s.members] for s in net.executor.schedule if s.members}
+    assert groups == {"pool1": ["conv1", "relu1", "pool1"], "pool2": ["conv2", "relu2", "pool2"],
+                      "relu3": ["fc1", "relu3"], "relu4": ["fc2", "relu4"]}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("act", ["ReLU", "Tanh", "Sigmoid", "GELU", "LeakyReLU"])
+def test_small_graph_with_odd_sizes_and_overlapping_pool(dtype, act):
+    g = small_cnn(act=act)
+    net = assert_same(g, feeds(g), dtype)
+    assert fused_ids(net) == {"conv", "relu", "pool", "fc1", "act"}
+
+
+@pytest.mark.parametrize("pool", [{"kernel_size": [2, 2]}, {"kernel_size": [2, 3], "stride": [1, 2]}])
+def test_exact_ties_go_where_the_unfused_pool_sends_them(pool):
+    g = small_cnn(pool=pool)
+    net = Network(g, seed=0, dtype=np.float64)
+    params = {k: np.round(v * 4) for k, v in net.params.items()}  # small integers: many ties
+    inputs = feeds(g)
+    inputs["image"] = np.round(inputs["image"])
+    fused, plain = Network(g, dtype=np.float64, params=params), Network(g, dtype=np.float64,
+                                                                        params=params, fuse=False)
+    (a, la, ga), (b, lb, gb) = run(fused, inputs), run(plain, inputs)
+    assert fused_ids(fused) and np.any(b["relu"] == 0)
+    np.testing.assert_array_equal(a["pool"], b["pool"])
+    np.testing.assert_allclose(la, lb, rtol=1e-12)
+    for key in gb:
+        np.testing.assert_allclose(ga[key], gb[key], rtol=1e-10, atol=1e-12, err_msg=key)
+
+
+def test_nan_inside_a_fused_chain_names_its_first_node():
+    g = Graph.load(LENET)
+    rng = np.random.default_rng(1)
+    inputs = {"image": rng.random((2, 1, 28, 28)), "label": rng.integers(0, 10, 2)}
+    for fuse in (True, False):
+        net = Network(g, seed=0, fuse=fuse)
+        net.params["conv2.weight"][3, 2, 1, 1] = np.nan
+        with pytest.raises(NonFiniteError) as err:
+            net.forward(inputs, training=True)
+        assert (err.value.node_id, err.value.phase) == ("conv2", "forward")
+    inputs["image"][1, 0, 5, 7] = np.nan  # one sample's pixel: only that sample turns NaN
+    fused, plain = Network(g, seed=0), Network(g, seed=0, fuse=False)
+    a = fused.forward(inputs, check=False)
+    b = plain.forward(inputs, check=False)
+    for node_id in ("conv1", "relu1", "pool1", "pool2", "fc3"):
+        np.testing.assert_array_equal(np.isnan(a[node_id]), np.isnan(b[node_id]), err_msg=node_id)
+    assert np.isnan(a["fc3"][1]).all() and np.isfinite(a["fc3"][0]).all()
+
+
+def test_nan_gradient_in_a_fused_chain_is_named():
+    g = small_cnn()
+    net = Network(g, seed=0, dtype=np.float64)
+    net.params["fc2.weight"][0, 0] = np.inf  # forward: inf·x in the logits -> NaN in the loss
+    with pytest.raises(NonFiniteError) as err:
+        net.forward(feeds(g), training=True)
+    assert err.value.node_id in ("fc2", "loss")
+    for fuse in (True, False):  # a NaN weight met only by the backward of the fused Dense → act
+        net = Network(g, seed=0, dtype=np.float64, fuse=fuse)
+        net.forward(feeds(g), training=True)
+        net.params["fc1.weight"][:] = np.nan
+        with pytest.raises(NonFiniteError) as err:
+            net.backward()
+        assert (err.value.node_id, err.value.phase) == ("fc1", "backward")
+
+
+@pytest.mark.parametrize("frozen", ["conv", "relu", "fc1"])
+def test_fusion_never_crosses_a_frozen_boundary(frozen):
+    g = small_cnn()
+    g.set_frozen(frozen, True)
+    net = assert_same(g, feeds(g), np.float64)
+    groups = [{m.node_id for m in s.members} for s in net.executor.schedule if s.members]
+    assert all(len({g.nodes[n].frozen for n in grp}) == 1 for grp in groups)
+    if frozen != "relu":
+        assert f"{frozen}.weight" not in net.trainable_keys
+
+
+def test_all_frozen_chain_still_fuses_and_passes_the_gradient_through():
+    g = small_cnn()
+    for n in ("conv", "relu", "pool"):
+        g.set_frozen(n, True)
+    net = assert_same(g, feeds(g), np.float64)
+    assert {"conv", "relu", "pool"} <= fused_ids(net) and "conv.weight" not in net.grads
+
+
+def test_requested_activations_are_never_fused_away():
+    g = Graph.load(LENET)
+    rng = np.random.default_rng(2)
+    inputs = {"image": rng.random((3, 1, 28, 28)), "label": rng.integers(0, 10, 3)}
+    net = assert_same(g, inputs, np.float64, keep={"relu1", "fc1"})
+    ran = {s.node_id for s in net.executor._ran if not s.members}
+    assert {"conv1", "relu1", "fc1", "relu3"} <= ran and "conv2" not in ran
+    every = net.forward(inputs, keep=set(g.nodes))
+    assert not any(s.members for s in net.executor._ran) and set(every) >= set(g.nodes)
+
+
+def test_inner_nodes_are_still_readable_after_a_fused_forward():
+    g = Graph.load(LENET)
+    x = {"image": np.random.default_rng(3).random((1, 1, 28, 28)), "label": np.zeros(1, np.int64)}
+    fused, plain = Network(g, seed=4, dtype=np.float64), Network(g, seed=4, dtype=np.float64, fuse=False)
+    a, b = fused.forward(x), plain.forward(x)
+    for node_id in ("conv2", "relu2", "fc1", "conv1"):
+        assert node_id in a
+        np.testing.assert_allclose(a[node_id], b[node_id], rtol=1e-12, err_msg=node_id)
+    assert a.get("nonexistent") is None and "nonexistent" not in a
+
+
+@pytest.mark.parametrize("change", ["stride", "pool_padding", "two_readers", "no_relu"])
+def test_unsupported_chains_stay_unfused(change):
+    g = small_cnn(conv_stride=(2, 1) if change == "stride" else (1, 1),
+                  pool={"kernel_size": [3, 3], "stride": [2, 2], "padding": [1, 1]}
+                  if change == "pool_padding" else None)
+    if change == "two_readers":  # relu's output also feeds a second pool
+        g.add_node(Node("pool_b", "MaxPool2D", {}))
+        g.connect(("relu", "y"), ("pool_b", "x"))
+    if change == "no_relu":  # conv -> pool directly
+        g.remove_node("relu")
+        g.connect(("conv", "y"), ("pool", "x"))
+    net = assert_same(g, feeds(g), np.float64)
+    assert fused_ids(net) == {"fc1", "act"}
+
+
+def test_training_holds_the_blas_to_one_thread_while_it_runs():
+    """One thread pool at a time (engine.threads): inside a run the BLAS has one thread."""
+    from threadpoolctl import threadpool_info
+
+    from engine.data import Dataset, Split
+    from engine.training import StepReport, TrainConfig, train
+
+    g = small_cnn()
+    x, y = feeds(g, n=40)["image"], feeds(g, n=40)["label"]
+    data = Dataset("blobs", Split(x, y), Split(x[:8], y[:8]), Split(x[:8], y[:8]))
+    run_ = train(Network(g, seed=0), data, TrainConfig(max_steps=2, batch_size=8))
+    assert isinstance(next(run_), StepReport)
+    assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+    list(run_)
+
+
+def test_a_graph_without_parallel_kernels_gives_the_cores_to_the_blas():
+    import numba
+    from threadpoolctl import threadpool_info
+
+    from engine.threads import blas_only, engine_threads, get_threads
+
+    assert blas_only(["Input", "Dense", "ReLU", "LSTM"]) and not blas_only(["Dense", "Conv2D"])
+    with engine_threads(blas=True):
+        assert numba.get_num_threads() == 1
+        blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+        assert blas and all(n == min(get_threads(), os.cpu_count()) for n in blas)
