@@ -2,9 +2,13 @@
 
 Pick a test sample (or draw one on a pad for single-channel image models) and see the
 prediction, the class probabilities and any node's activation: feature maps as a grid of
-images for N×C×H×W outputs, bars for short vectors and a heat map otherwise.
+images for N×C×H×W outputs, bars for short vectors and a heat map otherwise. A character
+language model also gets a "Generate text" section (gui/generate_view.py), and its sample and
+prediction read as text: the next character after the sample's last one.
 """
 from __future__ import annotations
+
+from html import escape
 
 import numpy as np
 import pyqtgraph as pg
@@ -14,13 +18,16 @@ from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QLabel, QListWidget,
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from engine.data import Dataset
+from engine.data.text import decode
 from engine.network import Network
 from engine.spec import LayerloomError, fmt_shape
 from engine.training import bind
+from gui.generate_view import GenerateView
 from gui.plots.images import DrawPad, ImageLabel, displayable, feature_map_grid, to_unit
 from gui.plots.style import SERIES, make_view, style_plot
 
 MAX_BARS = 64  # longer vectors are drawn as a heat map
+TOP_CLASSES = 10  # of a language model's next-character probabilities, the likeliest drawn
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -37,6 +44,8 @@ class InferenceView(QWidget):
         self.dataset: Dataset | None = None
         self.outputs: dict = {}
         self.probabilities: np.ndarray | None = None
+        # opaque: a stale tab bar that QMainWindow leaves under the bottom docks showed through
+        self.setAutoFillBackground(True)
         self._build()
         self.set_network(None, None)
         if controller is not None:
@@ -65,11 +74,18 @@ class InferenceView(QWidget):
         rows.addWidget(top)
         rows.addWidget(bottom)
         rows.setSizes([300, 300])
+        # a language model's text generation: beside the two rows (stacked) in a wide dock,
+        # under them in a narrow one
+        self.generator = GenerateView()
+        self.outer = QSplitter(Qt.Vertical)
+        self.outer.addWidget(rows)
+        self.outer.addWidget(self.generator)
+        self.outer.setChildrenCollapsible(False)
         self.message = QLabel()
         self.message.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.message)
-        layout.addWidget(rows, 1)
+        layout.addWidget(self.outer, 1)
 
     def _build_input_side(self) -> QWidget:
         self.use_sample, self.use_pad = QRadioButton("Test sample"), QRadioButton("Draw")
@@ -81,6 +97,7 @@ class InferenceView(QWidget):
         self.random_button, self.clear_button = QPushButton("Random"), QPushButton("Clear")
         self.pad = DrawPad()
         self.sample_image = ImageLabel()
+        self.sample_image.setWordWrap(True)  # a text sample (a language model's) wraps
         self.input_stack = QStackedWidget()
         self.input_stack.addWidget(self.sample_image)
         self.input_stack.addWidget(self.pad)
@@ -124,19 +141,31 @@ class InferenceView(QWidget):
         self.activation_box = QWidget()
         self.activation_box.setLayout(right)
 
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+    def sizeHint(self) -> QSize:
         return QSize(800, 520)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        """Side by side in a wide, low bottom dock; stacked in a narrow one."""
-        size = event.size()
-        wide = size.width() > 2.2 * size.height()
-        orientation = Qt.Horizontal if wide else Qt.Vertical
-        if self.rows.orientation() != orientation:
-            self.rows.setOrientation(orientation)
-            extent = size.width() if wide else size.height()
-            self.rows.setSizes([extent // 2, extent - extent // 2])
+    def resizeEvent(self, event) -> None:
+        self._arrange(event.size().width(), event.size().height())
         super().resizeEvent(event)
+
+    def _arrange(self, width: int, height: int, force: bool = False) -> None:
+        """Side by side in a wide, low bottom dock; stacked in a narrow one. With the generator
+        the two rows stack in a column and the generator takes the wider share beside them."""
+        wide, generating = width > 2.2 * height, self.generator.isVisibleTo(self)
+        rows = Qt.Horizontal if wide and not generating else Qt.Vertical
+        outer = Qt.Horizontal if wide else Qt.Vertical
+        if force or (self.rows.orientation(), self.outer.orientation()) != (rows, outer):
+            self.rows.setOrientation(rows)
+            self.outer.setOrientation(outer)
+            extent = width if wide else height
+            inner = width if rows == Qt.Horizontal else height
+            self.rows.setSizes([inner // 2, inner - inner // 2])
+            first = 2 * extent // 5 if wide else 3 * extent // 5
+            self.outer.setSizes([first, extent - first] if generating else [extent, 0])
+
+    def shutdown(self) -> None:
+        """The window closes: join a running text generation."""
+        self.generator.shutdown()
 
     # ------------------------------------------------------------------ network in
     def attach(self, controller) -> None:
@@ -146,12 +175,20 @@ class InferenceView(QWidget):
             self.set_network(net, controller.dataset if net is not None else None)
 
         controller.weights_changed.connect(refresh)
-        controller.state_changed.connect(lambda s: self.setEnabled(s == "idle"))
+        controller.state_changed.connect(self._on_state)
+
+    def _on_state(self, state: str) -> None:
+        """A run starts: end a generation first (one engine job, one set of pools at a time)."""
+        if state != "idle":
+            self.generator.shutdown()
+        self.setEnabled(state == "idle")
 
     def set_network(self, net: Network | None, dataset: Dataset | None) -> None:
         self.net, self.dataset = net, dataset
         self.binding = bind(net) if net is not None else None
         ready = net is not None and dataset is not None
+        self.vocab = self.generator.vocab if self.generator.set_model(net, dataset) else None
+        self._arrange(self.width(), self.height(), force=True)
         for w in (self.use_sample, self.index, self.random_button, self.nodes):
             w.setEnabled(ready)
         image_model = ready and self._pad_shape() is not None
@@ -221,6 +258,10 @@ class InferenceView(QWidget):
 
     def _show_sample(self, sample: np.ndarray) -> None:
         img = displayable(sample)
+        if self.vocab is not None:
+            self.sample_image.image = None
+            self.sample_image.setText(f"sample: {decode(sample, self.vocab)!r}")
+            return
         if img is None:
             values = ", ".join(f"{v:.3g}" for v in np.ravel(sample)[:8])
             self.sample_image.image = None
@@ -242,18 +283,25 @@ class InferenceView(QWidget):
             self.prediction.setText("The class scores are not finite (NaN/inf): reset the "
                                     "weights and train with a lower learning rate.")
             return
+        names = self.dataset.class_names or [str(i) for i in range(logits.shape[-1])]
+        limit = len(names)
+        if logits.ndim == 2:  # per-step scores (a language model): the step after the last
+            logits, y = logits[-1], (y[:, -1] if y is not None else None)
+            names, limit = [repr(n) for n in names], TOP_CLASSES
         self.probabilities = softmax(logits)
-        names = self.dataset.class_names or [str(i) for i in range(len(logits))]
         k = int(np.argmax(self.probabilities))
-        truth = f" — true: {names[int(y[0])]}" if y is not None and y.ndim == 1 else ""
-        self.prediction.setText(f"<b>Prediction: {names[k]}</b> "
+        truth = (f" — true: {escape(names[int(y[0])], False)}"
+                 if y is not None and y.ndim == 1 else "")
+        self.prediction.setText(f"<b>Prediction: {escape(names[k], False)}</b> "
                                 f"({100 * self.probabilities[k]:.1f}%){truth}")
-        colors = [SERIES["val"] if i == k else SERIES["train"] for i in range(len(names))]
-        plot.addItem(pg.BarGraphItem(x0=0, y=np.arange(len(names)), height=0.7,
-                                     width=self.probabilities, brushes=colors))
-        plot.getAxis("left").setTicks([[(i, str(n)) for i, n in enumerate(names)]])
+        shown = (np.arange(len(names)) if limit >= len(names)  # in class order
+                 else np.argsort(-self.probabilities, kind="stable")[:limit])
+        colors = [SERIES["val"] if i == k else SERIES["train"] for i in shown]
+        plot.addItem(pg.BarGraphItem(x0=0, y=np.arange(len(shown)), height=0.7,
+                                     width=self.probabilities[shown], brushes=colors))
+        plot.getAxis("left").setTicks([[(r, names[i]) for r, i in enumerate(shown)]])
         plot.setXRange(0, 1, padding=0.02)
-        plot.setYRange(-0.5, len(names) - 0.5, padding=0)
+        plot.setYRange(-0.5, len(shown) - 0.5, padding=0)
 
     def show_activation(self) -> None:
         item = self.nodes.currentItem()

@@ -302,5 +302,6 @@ class TrainingSession(QObject):
         return target
 
     def shutdown(self) -> None:
-        """The window closes: end a run at once and join its thread."""
+        """The window closes: end a run (or a text generation) at once and join its thread."""
         self.controller.shutdown()
+        self.inference.shutdown()
