@@ -95,6 +95,29 @@ def test_results_do_not_depend_on_the_thread_count():
         np.testing.assert_array_equal(a, b_)
 
 
+def test_chunked_backward_over_many_samples_matches_the_twins():
+    """The backward lays up to CHUNK // lp samples end to end in one row (conv_flat's row
+    layout; lp = 64 here): a batch in uneven chunks of many samples each still equals the twins
+    exactly, for the fused backward and for the plain convolution's."""
+    from engine.kernels.conv_flat import CHUNK
+
+    rng = np.random.default_rng(7)
+    xp, w = rng.standard_normal((4 * (CHUNK // 64) + 5, 2, 9, 8)), rng.standard_normal((3, 2, 3, 2))
+    b = rng.standard_normal(3)
+    y, arg = conv.conv_relu_maxpool_forward(xp, w, b, 2, 2, 2, 2, True)
+    dp = rng.standard_normal(y.shape)
+    got = conv.conv_relu_maxpool_backward(xp, w, dp, arg, True)
+    for g, want in zip(got, unfused_backward(xp, w, b, (2, 2), (2, 2), dp)):
+        np.testing.assert_allclose(g, want, **TOL[np.float64])
+    dy = rng.standard_normal((len(xp), 3, 7, 7))
+    dxp, dw, db = conv.conv2d_backward(xp, w, dy, 1, 1, True)
+    np.testing.assert_allclose(dxp, conv.conv2d_input_grad_reference(dy, w, 9, 8, 1, 1),
+                               **TOL[np.float64])
+    np.testing.assert_allclose(dw, conv.conv2d_weight_grad_reference(xp, dy, 3, 2, 1, 1),
+                               **TOL[np.float64])
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), **TOL[np.float64])
+
+
 @pytest.mark.parametrize("n", [1, 3])
 def test_serial_forward_for_small_batches_equals_the_parallel_one(n):
     rng = np.random.default_rng(5)

@@ -1,0 +1,399 @@
+"""Stride-1 direct convolution kernels, plain and fused with ReLU + max-pool (``conv`` wraps them).
+
+Forward, "flat" layout: one sample's padded input is a flat vector and output (r, q) lives
+at r·Wp + q, so each filter tap (c, i, j) is one contiguous axpy of length L = (OH−1)·Wp + OW
+from offset c·Hp·Wp + i·Wp + j; the Wp − OW "gap" columns are computed and thrown away.
+Backward, "row" layout (``_chunk_geometry``): a chunk of samples is copied into C·KH rows so
+that each tap is one dot over the whole chunk, not over one sample's 136 positions (LeNet's
+conv2), where the per-pass cost dominated; the input gradient is the forward kernel run on the
+output gradient. Inner loops run over pre-sliced arrays with the plain loop index, two filters ×
+four taps per pass, so numba vectorises them. Drivers are parallel over the batch; weight
+gradients sum per-chunk partials in a fixed order, so results do not depend on the thread count.
+Kernels that call each other share this file (numba's cache only notices edits to a kernel's
+own file). All release the GIL.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+CHUNK = 2304  # most positions per chunk row: long rows amortise each pass, too long leave L2
+
+
+# ------------------------------------------------------------------ flat-layout building blocks
+@njit(cache=True, nogil=True)
+def flat_offsets(c, hp, wp, kh, kw):
+    """Offset of each tap (c, i, j) in a sample's flat padded input, in weight order."""
+    offs = np.empty(c * kh * kw, np.int64)
+    t = 0
+    for ch in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                offs[t] = ch * hp * wp + i * wp + j
+                t += 1
+    return offs
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _fma_2x4(a, c, x0, x1, x2, x3, wa, wc, t, n):
+    """a += Σ_k wa[t+k]·x_k and c += Σ_k wc[t+k]·x_k over n positions: 4 loads feed 8 FMAs."""
+    w0, w1, w2, w3 = wa[t], wa[t + 1], wa[t + 2], wa[t + 3]
+    v0, v1, v2, v3 = wc[t], wc[t + 1], wc[t + 2], wc[t + 3]
+    for p in range(n):
+        s0, s1, s2, s3 = x0[p], x1[p], x2[p], x3[p]
+        a[p] += w0 * s0 + w1 * s1 + w2 * s2 + w3 * s3
+        c[p] += v0 * s0 + v1 * s1 + v2 * s2 + v3 * s3
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def taps_forward(xf, w2, offs, acc, at, n):
+    """acc[f, at:at + n] += Σ_t w2[f, t] · xf[offs[t] : offs[t] + n] for f < len(w2).
+
+    acc holds the bias on entry and one spare row beyond the filters: an odd last filter is
+    paired with that scratch row, so every pass runs two filters.
+    """
+    nf, nt = w2.shape
+    for f in range(0, nf, 2):
+        g = f + 1 if f + 1 < nf else nf
+        a, c = acc[f, at:at + n], acc[g, at:at + n]
+        wa, wc = w2[f], w2[min(g, nf - 1)]
+        t = 0
+        while t + 4 <= nt:
+            o0, o1, o2, o3 = offs[t], offs[t + 1], offs[t + 2], offs[t + 3]
+            _fma_2x4(a, c, xf[o0:o0 + n], xf[o1:o1 + n], xf[o2:o2 + n], xf[o3:o3 + n], wa, wc, t, n)
+            t += 4
+        while t < nt:
+            x0 = xf[offs[t]:offs[t] + n]
+            u, v = wa[t], wc[t]
+            for p in range(n):
+                a[p] += u * x0[p]
+                c[p] += v * x0[p]
+            t += 1
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _dots_2x4(d0, d1, x0, x1, x2, x3, zero, n):
+    """Eight dot products (two filters × four taps) in one pass: 6 loads feed 8 FMAs."""
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = zero
+    for p in range(n):
+        u, v = d0[p], d1[p]
+        s0, s1, s2, s3 = x0[p], x1[p], x2[p], x3[p]
+        a0 += u * s0
+        a1 += u * s1
+        a2 += u * s2
+        a3 += u * s3
+        b0 += v * s0
+        b1 += v * s1
+        b2 += v * s2
+        b3 += v * s3
+    return a0, a1, a2, a3, b0, b1, b2, b3
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def taps_weight_grad(xf, dz, at, offs, dw2, n):
+    """dw2[f, t] += Σ_p dz[f, at + p] · xf[offs[t] + p], two filters × four taps a pass."""
+    nf, nt = dw2.shape
+    zero = np.zeros(1, dw2.dtype)[0]  # a float64 0.0 (or x * 0) would make float64 sums
+    for f in range(0, nf, 2):
+        g = min(f + 1, nf - 1)
+        d0, d1 = dz[f, at:at + n], dz[g, at:at + n]
+        t = 0
+        while t + 4 <= nt:
+            x0, x1 = xf[offs[t]:offs[t] + n], xf[offs[t + 1]:offs[t + 1] + n]
+            x2, x3 = xf[offs[t + 2]:offs[t + 2] + n], xf[offs[t + 3]:offs[t + 3] + n]
+            a0, a1, a2, a3, b0, b1, b2, b3 = _dots_2x4(d0, d1, x0, x1, x2, x3, zero, n)
+            dw2[f, t], dw2[f, t + 1] = dw2[f, t] + a0, dw2[f, t + 1] + a1
+            dw2[f, t + 2], dw2[f, t + 3] = dw2[f, t + 2] + a2, dw2[f, t + 3] + a3
+            if g != f:
+                dw2[g, t], dw2[g, t + 1] = dw2[g, t] + b0, dw2[g, t + 1] + b1
+                dw2[g, t + 2], dw2[g, t + 3] = dw2[g, t + 2] + b2, dw2[g, t + 3] + b3
+            t += 4
+        while t < nt:
+            x0 = xf[offs[t]:offs[t] + n]
+            s0 = s1 = zero
+            for p in range(n):
+                s0 += d0[p] * x0[p]
+                s1 += d1[p] * x0[p]
+            dw2[f, t] += s0
+            if g != f:
+                dw2[g, t] += s1
+            t += 1
+
+
+@njit(cache=True, nogil=True)
+def _from_flat(src, dst, wp):
+    nf, oh, ow = dst.shape
+    for f in range(nf):
+        for r in range(oh):
+            s, d = src[f, r * wp:r * wp + ow], dst[f, r]
+            for q in range(ow):
+                d[q] = s[q]
+
+
+@njit(cache=True, nogil=True)
+def _sum_parts(parts):
+    out = parts[0].copy()
+    for i in range(1, len(parts)):
+        out += parts[i]
+    return out
+
+
+# ------------------------------------------------------------------------- plain convolution
+@njit(cache=True, nogil=True, parallel=True)
+def forward_flat(xp, w, b):
+    n, c, hp, wp = xp.shape
+    nf, _, kh, kw = w.shape
+    oh, ow = hp - kh + 1, wp - kw + 1
+    size = (oh - 1) * wp + ow
+    offs = flat_offsets(c, hp, wp, kh, kw)
+    w2 = w.reshape(nf, c * kh * kw)
+    out = np.empty((n, nf, oh, ow), xp.dtype)
+    for s in prange(n):
+        acc = np.empty((nf + 1, size), xp.dtype)
+        for f in range(nf):
+            acc[f, :] = b[f]
+        taps_forward(xp[s].reshape(c * hp * wp), w2, offs, acc, 0, size)
+        _from_flat(acc, out[s], wp)
+    return out
+
+
+# ------------------------------------------------------------- fused conv + bias + ReLU + max-pool
+@njit(cache=True, nogil=True)
+def _beats(u, v):
+    """u wins over v in a max-pool window: larger, or NaN against a number (NaN propagates)."""
+    return (u > v) | ((u != u) & (v == v))
+
+
+@njit(cache=True, nogil=True)
+def _relu_pool_store(o, g, q, best, where, zero):
+    keep = best > 0
+    o[q] = best if keep | (best != best) else zero
+    g[q] = where if keep else -1
+
+
+@njit(cache=True, nogil=True)
+def relu_maxpool_flat(acc, at, out, arg, wp, pkh, pkw, psh, psw):
+    """Pool each filter's flat map, keeping the first maximum in row-major order as PyTorch does;
+    ReLU folds into the result. 2×2 windows at stride 2 take a branch-free two-pass path."""
+    nf, ph, pw = out.shape
+    zero = np.zeros(1, acc.dtype)[0]
+    pair = pkh == 2 and pkw == 2 and psh == 2 and psw == 2
+    vm = np.empty(2 * pw, acc.dtype)
+    vi = np.empty(2 * pw, np.int64)
+    for f in range(nf):
+        a = acc[f, at:]
+        for r in range(ph):
+            o, g = out[f, r], arg[f, r]
+            if pair:
+                r0 = 2 * r * wp
+                ra, rb = a[r0:r0 + 2 * pw], a[r0 + wp:r0 + wp + 2 * pw]
+                for x in range(2 * pw):  # rows first: the lower row wins only when it beats
+                    lower = _beats(rb[x], ra[x])
+                    vm[x] = rb[x] if lower else ra[x]
+                    vi[x] = r0 + wp + x if lower else r0 + x
+                for q in range(pw):  # then columns; a tie goes to the earlier position
+                    c0, c1, i0, i1 = vm[2 * q], vm[2 * q + 1], vi[2 * q], vi[2 * q + 1]
+                    right = _beats(c1, c0) | (~_beats(c0, c1) & (i1 < i0))
+                    _relu_pool_store(o, g, q, c1 if right else c0, i1 if right else i0, zero)
+                continue
+            for q in range(pw):
+                base = r * psh * wp + q * psw
+                best, where = a[base], base
+                for i in range(pkh):
+                    row = base + i * wp
+                    for j in range(pkw):
+                        if _beats(a[row + j], best):
+                            best, where = a[row + j], row + j
+                _relu_pool_store(o, g, q, best, where, zero)
+
+
+@njit(cache=True, nogil=True)
+def _crm_sample(xs, w2, offs, b, out_s, arg_s, size, wp, pkh, pkw, psh, psw):
+    """One sample of ``conv_relu_maxpool_forward``: its flat conv rows, then pool + ReLU."""
+    nf = w2.shape[0]
+    acc = np.empty((nf + 1, size), xs.dtype)
+    for f in range(nf):
+        acc[f, :] = b[f]
+    taps_forward(xs, w2, offs, acc, 0, size)
+    relu_maxpool_flat(acc, 0, out_s, arg_s, wp, pkh, pkw, psh, psw)
+
+
+@njit(cache=True, nogil=True)
+def _crm_setup(xp, w, pkh, pkw, psh, psw, want_arg):
+    """Tap offsets, flat weights, outputs and the flat row length of the fused forward."""
+    n, c, hp, wp = xp.shape
+    nf, _, kh, kw = w.shape
+    oh, ow = hp - kh + 1, wp - kw + 1
+    ph, pw = (oh - pkh) // psh + 1, (ow - pkw) // psw + 1
+    out = np.empty((n, nf, ph, pw), xp.dtype)
+    arg = np.empty((n if want_arg else 0, nf, ph, pw), np.int32)
+    return (flat_offsets(c, hp, wp, kh, kw), w.reshape(nf, c * kh * kw), out, arg,
+            np.empty((nf, ph, pw), np.int32), (oh - 1) * wp + ow)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def conv_relu_maxpool_forward(xp, w, b, pkh, pkw, psh, psw, want_arg):
+    """maxpool(relu(conv(xp) + b)) without storing the convolution's output.
+
+    ``arg`` holds, per pooled value, the flat index (r·Wp + q) of the window's first maximum of
+    the pre-activation, or −1 where ReLU clipped it (max ≤ 0): the backward touches only these.
+    NaN wins a window, as in PyTorch, so a non-finite value is never pooled away.
+    """
+    n, c, hp, wp = xp.shape
+    offs, w2, out, arg, scratch, size = _crm_setup(xp, w, pkh, pkw, psh, psw, want_arg)
+    for s in prange(n):
+        _crm_sample(xp[s].reshape(c * hp * wp), w2, offs, b, out[s],
+                    arg[s] if want_arg else scratch, size, wp, pkh, pkw, psh, psw)
+    return out, arg
+
+
+@njit(cache=True, nogil=True)
+def conv_relu_maxpool_forward_serial(xp, w, b, pkh, pkw, psh, psw, want_arg):
+    """``conv_relu_maxpool_forward`` on the calling thread: for a batch of one, waking the
+    parallel pool costs more than the work."""
+    n, c, hp, wp = xp.shape
+    offs, w2, out, arg, scratch, size = _crm_setup(xp, w, pkh, pkw, psh, psw, want_arg)
+    for s in range(n):
+        _crm_sample(xp[s].reshape(c * hp * wp), w2, offs, b, out[s],
+                    arg[s] if want_arg else scratch, size, wp, pkh, pkw, psh, psw)
+    return out, arg
+
+
+# ------------------------------------------------------------------ backward in the row layout
+@njit(cache=True, nogil=True)
+def _chunk_bounds(n, lp):
+    """Near-equal chunks of ≤ CHUNK // lp samples, at least four (for the cores) if n allows: a
+    function of the shapes alone, so weight-gradient partials do not depend on the threads."""
+    per = max(1, CHUNK // lp)  # LeNet: conv1 2 samples, conv2 16
+    k = max((n + per - 1) // per, min(n, 4))
+    bounds = np.empty(k + 1, np.int64)
+    for i in range(k + 1):
+        bounds[i] = (i * n) // k
+    return bounds
+
+
+@njit(cache=True, nogil=True)
+def _chunk_geometry(xp, w):
+    """(lp, pitch, tap offsets into the rows, transposed weights and tap offsets into dz for the
+    input gradient, chunk bounds, dz's row length) of the chunked backward.
+
+    A chunk's input is copied into C·KH rows, row (c, i) holding each sample's flat input from
+    padded row i of channel c in a segment of lp ≥ OH·Wp (a multiple of 16) positions: tap
+    (c, i, j) is then one dot over the whole chunk at (c·KH + i)·pitch + j. dz rows hold the
+    output gradient at column KW − 1 + k·lp + r·Wp + q and are zero elsewhere (gap columns, the
+    tail of each segment, the margins), so tap shifts never mix two samples. The input gradient
+    is the forward kernel run on dz: row (c, i) gathers Σ_f Σ_j w[f, c, i, j] · dz[f, u − j].
+    """
+    n, c, hp, wp = xp.shape
+    nf, _, kh, kw = w.shape
+    lp = ((hp - kh + 1) * wp + 15) // 16 * 16
+    bounds = _chunk_bounds(n, lp)
+    kmax = -(-n // (len(bounds) - 1))  # the largest chunk: bounds split n evenly
+    pitch, dpitch = kmax * lp + kw, kmax * lp + 2 * kw
+    offs = np.empty(c * kh * kw, np.int64)
+    wt = np.empty((c * kh, nf * kw), w.dtype)
+    dx_offs = np.empty(nf * kw, np.int64)
+    for f in range(nf):
+        for j in range(kw):
+            dx_offs[f * kw + j] = f * dpitch + kw - 1 - j
+    for r in range(c * kh):
+        for j in range(kw):
+            offs[r * kw + j] = r * pitch + j
+            for f in range(nf):
+                wt[r, f * kw + j] = w[f, r // kh, r % kh, j]
+    return lp, pitch, offs, wt, dx_offs, bounds, kmax * lp + 2 * kw
+
+
+@njit(cache=True, nogil=True)
+def _rows_copy(xp, s0, s1, kh, lp, rows, back):
+    """rows[(c, i), k·lp + u] = xp[s0 + k] flat at c·Hp·Wp + i·Wp + u for u < OH·Wp, or with
+    ``back`` the reverse, added: xp[...] += rows[...] (folding an input gradient back)."""
+    _, c, hp, wp = xp.shape
+    m = (hp - kh + 1) * wp
+    for k in range(s1 - s0):
+        xs = xp[s0 + k].reshape(c * hp * wp)
+        for ch in range(c):
+            for i in range(kh):
+                a = ch * hp * wp + i * wp
+                flat, row = xs[a:a + m], rows[ch * kh + i, k * lp:k * lp + m]
+                if back:
+                    for u in range(m):
+                        flat[u] += row[u]
+                else:
+                    for u in range(m):
+                        row[u] = flat[u]
+
+
+@njit(cache=True, nogil=True)
+def _chunk_backward(xp, geo, dz, s0, s1, kh, kw, dw2, dxp, need_dx):
+    """dw2 += the chunk's weight gradient, dxp[s0:s1] += its input gradient, given dz."""
+    lp, pitch, offs, wt, dx_offs, _, _ = geo
+    c, n = xp.shape[1], (s1 - s0) * lp
+    rows = np.zeros((c * kh + 1, pitch), xp.dtype)  # + taps_forward's spare row
+    _rows_copy(xp, s0, s1, kh, lp, rows, False)
+    taps_weight_grad(rows.reshape(rows.size), dz, kw - 1, offs, dw2, n)
+    if need_dx:
+        rows[:] = 0
+        taps_forward(dz.reshape(dz.size), wt, dx_offs, rows, 0, n + kw - 1)
+        _rows_copy(dxp, s0, s1, kh, lp, rows, True)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def backward_flat(xp, w, dy, need_dx):
+    """(d padded input or empty, d weight, d bias) of the stride-1 convolution."""
+    n, c, hp, wp = xp.shape
+    nf, _, kh, kw = w.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    geo = _chunk_geometry(xp, w)
+    lp, bounds, dpitch = geo[0], geo[5], geo[6]
+    k = len(bounds) - 1
+    dw_parts = np.zeros((k, nf, c * kh * kw), xp.dtype)
+    db_parts = np.zeros((k, nf), xp.dtype)
+    dxp = np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype)
+    for ci in prange(k):
+        dz = np.zeros((nf, dpitch), xp.dtype)
+        for s in range(bounds[ci], bounds[ci + 1]):
+            at = kw - 1 + (s - bounds[ci]) * lp
+            for f in range(nf):
+                acc = db_parts[ci, f]
+                for r in range(oh):
+                    row, d = dy[s, f, r], dz[f, at + r * wp:at + r * wp + ow]
+                    for q in range(ow):
+                        d[q] = row[q]
+                        acc += row[q]
+                db_parts[ci, f] = acc
+        _chunk_backward(xp, geo, dz, bounds[ci], bounds[ci + 1], kh, kw, dw_parts[ci], dxp,
+                        need_dx)
+    return dxp, _sum_parts(dw_parts).reshape(nf, c, kh, kw), _sum_parts(db_parts)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def conv_relu_maxpool_backward(xp, w, dp, arg, need_dx):
+    """(d padded input or empty, d weight, d bias) given the pooled gradient and ``arg``:
+    only the pool's winners get a nonzero output gradient."""
+    n, c, hp, wp = xp.shape
+    nf, _, kh, kw = w.shape
+    ph, pw = dp.shape[2], dp.shape[3]
+    geo = _chunk_geometry(xp, w)
+    lp, bounds, dpitch = geo[0], geo[5], geo[6]
+    k = len(bounds) - 1
+    dw_parts = np.zeros((k, nf, c * kh * kw), xp.dtype)
+    db_parts = np.zeros((k, nf), xp.dtype)
+    dxp = np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype)
+    for ci in prange(k):
+        dz = np.zeros((nf, dpitch), xp.dtype)
+        for s in range(bounds[ci], bounds[ci + 1]):
+            base = kw - 1 + (s - bounds[ci]) * lp
+            for f in range(nf):
+                acc = db_parts[ci, f]
+                for r in range(ph):
+                    for q in range(pw):
+                        at = arg[s, f, r, q]
+                        if at >= 0:
+                            g = dp[s, f, r, q]
+                            dz[f, base + at] += g
+                            acc += g
+                db_parts[ci, f] = acc
+        _chunk_backward(xp, geo, dz, bounds[ci], bounds[ci + 1], kh, kw, dw_parts[ci], dxp,
+                        need_dx)
+    return dxp, _sum_parts(dw_parts).reshape(nf, c, kh, kw), _sum_parts(db_parts)
