@@ -279,3 +279,11 @@ class Layer:
     @staticmethod
     def backward(a: AttrValues, p: dict, ctx: Ctx, *dys):
         raise NotImplementedError
+
+
+def uniform_fan_in(rng: np.random.Generator, shape: tuple, fan_in: int) -> np.ndarray:
+    """U(-1/√fan_in, 1/√fan_in): PyTorch's default for Linear/Conv weights and biases
+    (kaiming_uniform with a=√5 reduces to this bound). Lives here, not in a layer file, so that
+    layers can share it without importing each other (the registry imports every layer)."""
+    bound = 1.0 / np.sqrt(fan_in) if fan_in > 0 else 0.0
+    return rng.uniform(-bound, bound, size=shape)

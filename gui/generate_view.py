@@ -25,6 +25,7 @@ from engine.network import Network
 from engine.sampling import generate
 from engine.spec import LayerloomError
 from engine.training import bind
+from gui import gc_guard
 from gui.plots.style import SERIES
 
 MAX_LENGTH = 10_000
@@ -93,6 +94,7 @@ class GenerationThread(QThread):
         self.stop_requested = False
         self.result: str | None = None
         self.error: str | None = None
+        self.gc_hold: gc_guard.GcHold | None = None  # set by whoever starts the thread
         self._observe_steps()
 
     def _observe_steps(self) -> None:
@@ -229,6 +231,7 @@ class GenerateView(QGroupBox):
         thread.progress.connect(self.progress.setValue)
         thread.finished.connect(lambda t=thread: self._on_thread_end(t))
         self.thread = thread
+        thread.gc_hold = gc_guard.hold()
         self.progress.setRange(0, self.length.value())
         self.progress.setValue(0)
         self._show_text(prompt, "")
@@ -252,6 +255,8 @@ class GenerateView(QGroupBox):
 
     def _on_thread_end(self, thread: GenerationThread) -> None:
         """Show what the thread made, unless it was stopped or replaced meanwhile."""
+        if thread.gc_hold is not None:
+            thread.gc_hold.release()
         thread.deleteLater()
         if self.thread is not thread:
             return

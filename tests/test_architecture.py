@@ -21,6 +21,24 @@ def test_the_engine_imports_no_qt_and_no_gui():
     assert out.stdout.strip() == "", f"engine pulled in: {out.stdout.strip()}"
 
 
+def test_every_engine_module_imports_first_on_its_own():
+    """Any engine module may be the first one imported (a script, a numba cache reload): none may
+    depend on the registry having imported the layers in some order (circular imports)."""
+    code = ("import sys, pkgutil, importlib, engine\n"
+            "names = [m.name for m in pkgutil.walk_packages(engine.__path__, 'engine.')]\n"
+            "for name in names:\n"
+            "    for loaded in [n for n in sys.modules if n == 'engine' or n.startswith('engine.')]:\n"
+            "        del sys.modules[loaded]\n"
+            "    try:\n"
+            "        importlib.import_module(name)\n"
+            "    except ImportError as err:\n"
+            "        print(f'{name}: {err}')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", out.stdout
+
+
 def test_no_python_file_is_longer_than_400_lines():
     skip = {".git", ".numba_cache", "build", "dist", ".venv", "venv"}
     long = {}

@@ -1,8 +1,16 @@
-"""Softmax over attention scores (scaled, optionally causal) and its backward, beside numpy twins.
+"""Scaled dot-product self-attention over a packed (N, T, 3D) q|k|v tensor, beside numpy twins.
 
-Scores arrive as (B, T, S) stacks (batch × heads flattened into B). The scale 1/√d_head is folded
-in here so the scores are read once; under a causal mask, query i sees keys 0..i (+ S - T when the
-keys are longer), and masked weights are exactly zero, so they pass no gradient either.
+One kernel call per pass (batch-parallel over samples) replaces numpy's split/transpose/batched
+matmul/softmax/merge chain and its temporaries: each head's q, k, v are copied into small
+buffers laid out so that every inner loop runs over all T positions (full-length loops are the
+ones LLVM vectorises; a ragged causal row of 1..T ran in its scalar remainder loop), the output
+and the packed dq | dk | dv are written straight into place. The softmax weights are kept
+transposed, (N, heads, keys, queries), for the same reason. The scale 1/√d_head is folded into
+k. Under a causal mask query i sees keys 0..i and its masked weights are exactly zero (so they
+pass no gradient). float32 takes a polynomial exp (Cephes' expf: relative error ~1e-7) that
+LLVM vectorises; libm's exp is a call per element (no SVML here) and made the softmax alone
+take half of numpy's whole attention. The twins take an optional dropout mask (weights are
+multiplied by it before they mix values); the layer uses them whenever dropout is on.
 """
 from __future__ import annotations
 
@@ -11,11 +19,31 @@ import math
 import numpy as np
 from numba import njit, prange
 
+# Reassociation lets LLVM vectorise the sums; no flag that assumes finite values.
+FAST = {"reassoc", "contract", "nsz"}
+_F = np.float32
+_LO, _LOG2E, _HALF, _ONE = _F(-87.0), _F(1.4426950408889634), _F(0.5), _F(1.0)
+_C1, _C2 = _F(0.693359375), _F(-2.12194440e-4)
+_P = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                           1.6666665459e-1, 5.0000001201e-1))
+
 
 # ------------------------------------------------------------------------- numpy twins
 def causal_mask_reference(steps: int, keys: int) -> np.ndarray:
     """True where query i may not look at key j (j > i + keys - steps)."""
     return np.triu(np.ones((steps, keys), dtype=bool), 1 + keys - steps)
+
+
+def split_heads(z: np.ndarray, heads: int) -> np.ndarray:
+    """(N, T, D) -> (N, heads, T, D/heads)."""
+    n, t, d = z.shape
+    return z.reshape(n, t, heads, d // heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(z: np.ndarray) -> np.ndarray:
+    """(N, heads, T, d) -> (N, T, heads·d), contiguous."""
+    n, h, t, d = z.shape
+    return np.ascontiguousarray(z.transpose(0, 2, 1, 3)).reshape(n, t, h * d)
 
 
 def attention_softmax_reference(scores: np.ndarray, scale: float, causal: bool) -> np.ndarray:
@@ -26,47 +54,202 @@ def attention_softmax_reference(scores: np.ndarray, scale: float, causal: bool) 
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def attention_softmax_backward_reference(p: np.ndarray, dp: np.ndarray, scale: float) -> np.ndarray:
-    """d scores from d weights: scale · p · (dp - Σ_j p·dp)."""
-    return scale * p * (dp - (p * dp).sum(axis=-1, keepdims=True))
+def _unpack(qkv: np.ndarray, heads: int):
+    d = qkv.shape[2] // 3
+    return tuple(split_heads(qkv[..., i * d:(i + 1) * d], heads) for i in range(3))
+
+
+def attention_forward_reference(qkv: np.ndarray, heads: int, scale: float, causal: bool,
+                                mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(output (N, T, D), softmax weights (N, heads, T, T)) of packed q|k|v (N, T, 3D)."""
+    q, k, v = _unpack(qkv, heads)
+    weights = attention_softmax_reference(q @ k.transpose(0, 1, 3, 2), scale, causal)
+    used = weights if mask is None else weights * mask
+    return merge_heads(used @ v), weights.astype(qkv.dtype)
+
+
+def attention_backward_reference(qkv: np.ndarray, weights: np.ndarray, do: np.ndarray, heads: int,
+                                 scale: float, mask: np.ndarray | None = None) -> np.ndarray:
+    """d qkv (N, T, 3D) from d output (N, T, D)."""
+    q, k, v = _unpack(qkv, heads)
+    do = split_heads(do, heads)
+    used = weights if mask is None else weights * mask
+    dv = used.transpose(0, 1, 3, 2) @ do
+    dw = do @ v.transpose(0, 1, 3, 2)
+    if mask is not None:
+        dw = dw * mask
+    ds = scale * weights * (dw - (weights * dw).sum(axis=-1, keepdims=True))
+    dq, dk = ds @ k, ds.transpose(0, 1, 3, 2) @ q
+    return np.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=2)
 
 
 # ------------------------------------------------------------------------------ kernels
-@njit(cache=True, nogil=True, parallel=True)
-def attention_softmax(scores, scale, causal):
-    b, t, s = scores.shape
-    out = np.empty_like(scores)
-    for k in prange(b):
+@njit(cache=True, nogil=True, fastmath=FAST)
+def _softmax_columns(st, causal, bits, m, total):
+    """st (keys, queries) of scores <- softmax over each column (one query's keys), in place.
+
+    Columns, so that every inner loop runs over all T queries: full-length loops are the ones
+    LLVM vectorises (a short or ragged causal row ran in its scalar remainder loop). Masked
+    scores become -inf before the max (they must not set it) and exactly 0 after the exp."""
+    keys, t = st.shape
+    if causal:
+        for j in range(keys):
+            for i in range(min(j, t)):
+                st[j, i] = -np.inf
+    for i in range(t):
+        m[i] = st[0, i]
+        total[i] = 0
+    for j in range(1, keys):
         for i in range(t):
-            row, dst = scores[k, i], out[k, i]
-            width = min(i + 1 + s - t, s) if causal else s
-            m = row[0]
-            for j in range(1, width):
-                if row[j] > m:
-                    m = row[j]
-            total = 0.0
-            for j in range(width):
-                e = math.exp((row[j] - m) * scale)
-                dst[j] = e
-                total += e
-            inv = 1.0 / total
-            for j in range(width):
-                dst[j] *= inv
-            for j in range(width, s):
-                dst[j] = 0.0
-    return out
+            m[i] = max(m[i], st[j, i])
+    pow2 = bits.view(np.float32)
+    for j in range(keys):
+        if st.itemsize == 4:
+            for i in range(t):
+                v = st[j, i] - m[i]
+                v = _LO if v < _LO else v
+                k = np.floor(v * _LOG2E + _HALF)
+                r = v - k * _C1 - k * _C2
+                p = _P[0]
+                for c in _P[1:]:
+                    p = p * r + c
+                st[j, i] = p * r * r + r + _ONE
+                bits[j, i] = (np.int32(k) + 127) << 23
+            for i in range(t):
+                st[j, i] *= pow2[j, i]
+        else:
+            for i in range(t):
+                st[j, i] = math.exp(st[j, i] - m[i])
+        if causal:
+            for i in range(min(j, t)):
+                st[j, i] = 0
+        for i in range(t):
+            total[i] += st[j, i]
+    for i in range(t):
+        m[i] = 1 / total[i]
+    for j in range(keys):
+        for i in range(t):
+            st[j, i] *= m[i]
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def attention_softmax_backward(p, dp, scale):
-    b, t, s = p.shape
-    out = np.empty_like(p)
-    for k in prange(b):
-        for i in range(t):
-            pr, dr, dst = p[k, i], dp[k, i], out[k, i]
-            dot = 0.0
-            for j in range(s):
-                dot += pr[j] * dr[j]
-            for j in range(s):
-                dst[j] = scale * pr[j] * (dr[j] - dot)
-    return out
+@njit(cache=True, nogil=True, fastmath=FAST)
+def _rank1(a, b, out):
+    """out (R, T) += a (R, C) @ b (C, T) along full rows of b, two rows of ``out`` by four rows
+    of b at a time (fewer loads and stores per multiply-add: 1.3× the plain triple loop)."""
+    cs, rs = a.shape[1] - a.shape[1] % 4, a.shape[0] - a.shape[0] % 2
+    for r in range(0, rs, 2):
+        d0, d1 = out[r], out[r + 1]
+        for c in range(0, cs, 4):
+            a0, a1, a2, a3 = a[r, c], a[r, c + 1], a[r, c + 2], a[r, c + 3]
+            e0, e1, e2, e3 = a[r + 1, c], a[r + 1, c + 1], a[r + 1, c + 2], a[r + 1, c + 3]
+            b0, b1, b2, b3 = b[c], b[c + 1], b[c + 2], b[c + 3]
+            for i in range(out.shape[1]):
+                x0, x1, x2, x3 = b0[i], b1[i], b2[i], b3[i]
+                d0[i] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
+                d1[i] += e0 * x0 + e1 * x1 + e2 * x2 + e3 * x3
+        for c in range(cs, a.shape[1]):
+            for i in range(out.shape[1]):
+                d0[i] += a[r, c] * b[c, i]
+                d1[i] += a[r + 1, c] * b[c, i]
+    for r in range(rs, a.shape[0]):
+        for c in range(a.shape[1]):
+            for i in range(out.shape[1]):
+                out[r, i] += a[r, c] * b[c, i]
+
+
+@njit(cache=True, nogil=True)
+def _get(x, c0, scale, out, transpose):
+    """out <- scale · x[:, c0:c0 + dh] (T, dh), or its transpose (dh, T)."""
+    dh = out.shape[0] if transpose else out.shape[1]
+    for j in range(x.shape[0]):
+        for c in range(dh):
+            if transpose:
+                out[c, j] = x[j, c0 + c] * scale
+            else:
+                out[j, c] = x[j, c0 + c] * scale
+
+
+@njit(cache=True, nogil=True)
+def _put(src_t, scale, x, c0):
+    """x[:, c0:c0 + dh] <- scale · src_tᵀ, src_t (dh, T)."""
+    for j in range(x.shape[0]):
+        for c in range(src_t.shape[0]):
+            x[j, c0 + c] = src_t[c, j] * scale
+
+
+@njit(cache=True, nogil=True)
+def _transpose(src, out):
+    for j in range(src.shape[0]):
+        for i in range(src.shape[1]):
+            out[i, j] = src[j, i]
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=FAST)
+def attention_forward(qkv, heads, scale, causal):
+    """(output (N, T, D), weightsᵀ (N, heads, keys, queries)) of packed q|k|v (N, T, 3D)."""
+    n, t, d3 = qkv.shape
+    d = d3 // 3
+    dh = d // heads
+    one = scale / scale
+    out = np.empty((n, t, d), qkv.dtype)
+    weights_t = np.empty((n, heads, t, t), qkv.dtype)
+    for s in prange(n):
+        qt, vt = np.empty((dh, t), qkv.dtype), np.empty((dh, t), qkv.dtype)
+        ks, ot = np.empty((t, dh), qkv.dtype), np.empty((dh, t), qkv.dtype)
+        bits, m, total = np.empty((t, t), np.int32), np.empty(t, qkv.dtype), np.empty(t, qkv.dtype)
+        x = qkv[s]
+        for h in range(heads):
+            st = weights_t[s, h]
+            _get(x, h * dh, one, qt, True)
+            _get(x, d + h * dh, scale, ks, False)
+            _get(x, 2 * d + h * dh, one, vt, True)
+            st[:] = 0
+            _rank1(ks, qt, st)  # Sᵀ = (scale·K) Qᵀ
+            _softmax_columns(st, causal, bits, m, total)
+            ot[:] = 0
+            _rank1(vt, st, ot)  # Oᵀ = Vᵀ Pᵀ
+            _put(ot, one, out[s], h * dh)
+    return out, weights_t
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=FAST)
+def attention_backward(qkv, weights_t, do, heads, scale):
+    """d qkv (N, T, 3D) from d output (N, T, D), given the forward's weightsᵀ."""
+    n, t, d3 = qkv.shape
+    d = d3 // 3
+    dh = d // heads
+    one = scale / scale
+    dqkv = np.empty_like(qkv)
+    for s in prange(n):
+        v, dot_t = np.empty((t, dh), qkv.dtype), np.empty((dh, t), qkv.dtype)
+        kt, qt = np.empty((dh, t), qkv.dtype), np.empty((dh, t), qkv.dtype)
+        ds_t, tr = np.empty((t, t), qkv.dtype), np.empty((t, t), qkv.dtype)
+        g, dot = np.empty((dh, t), qkv.dtype), np.empty(t, qkv.dtype)
+        x, dx = qkv[s], dqkv[s]
+        for h in range(heads):
+            pt = weights_t[s, h]
+            _get(x, 2 * d + h * dh, one, v, False)
+            _get(do[s], h * dh, one, dot_t, True)
+            _get(x, d + h * dh, scale, kt, True)
+            _get(x, h * dh, one, qt, True)
+            ds_t[:] = 0
+            _rank1(v, dot_t, ds_t)  # dPᵀ = V dOᵀ
+            dot[:] = 0
+            for j in range(t):
+                for i in range(t):
+                    dot[i] += pt[j, i] * ds_t[j, i]
+            for j in range(t):
+                for i in range(t):
+                    ds_t[j, i] = pt[j, i] * (ds_t[j, i] - dot[i])  # d scaled scoresᵀ
+            g[:] = 0
+            _rank1(kt, ds_t, g)  # dQᵀ = (scale·K)ᵀ dSᵀ
+            _put(g, one, dx, h * dh)
+            _transpose(ds_t, tr)
+            g[:] = 0
+            _rank1(qt, tr, g)  # dKᵀ = scale · Qᵀ dS
+            _put(g, scale, dx, d + h * dh)
+            _transpose(pt, tr)
+            g[:] = 0
+            _rank1(dot_t, tr, g)  # dVᵀ = dOᵀ P
+            _put(g, one, dx, 2 * d + h * dh)
+    return dqkv

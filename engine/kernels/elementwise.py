@@ -47,6 +47,43 @@ def erf32(v):
     return x * p / q
 
 
+_LOG2E, _LN2_HI, _LN2_LO = _F(1.4426950408889634), _F(0.693359375), _F(-2.12194440e-4)
+_U_MAX = _F(86.0)  # exp(-86) is still a normal float32
+_EXP_P = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                               1.6666665459e-1, 5.0000001201e-1))
+_POW2 = tuple(_F(2.0 ** -(1 << b)) for b in range(7))  # 2^-1, 2^-2, 2^-4 … 2^-64
+
+
+def expneg32_reference(u: np.ndarray) -> np.ndarray:
+    """exp(-u) for u >= 0 in float32 (Cephes' expf: u = k·ln2 - r, polynomial in r, times 2^-k)."""
+    u = np.minimum(u.astype(np.float32), _U_MAX)
+    k = np.floor(u * _LOG2E + _HALF)
+    r = (k * _LN2_HI - u) + k * _LN2_LO
+    p = _EXP_P[0]
+    for c in _EXP_P[1:]:
+        p = p * r + c
+    return (p * r * r + r + _ONE) * np.ldexp(_ONE, -k.astype(np.int32))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def expneg32(u):
+    """The twin above with 2^-k built from k's bits by selects: no libm call, so it vectorises
+    (np.exp in a numba loop is a scalar call per element: GELU's backward took 8× its forward)."""
+    u = min(u, _U_MAX)
+    k = np.floor(u * _LOG2E + _HALF)
+    r = (k * _LN2_HI - u) + k * _LN2_LO
+    p = _EXP_P[0]
+    for c in _EXP_P[1:]:
+        p = p * r + c
+    m = np.int32(k)
+    p2 = _POW2
+    scale = ((p2[0] if m & 1 else _ONE) * (p2[1] if m & 2 else _ONE)
+             * (p2[2] if m & 4 else _ONE) * (p2[3] if m & 8 else _ONE)
+             * (p2[4] if m & 16 else _ONE) * (p2[5] if m & 32 else _ONE)
+             * (p2[6] if m & 64 else _ONE))
+    return (p * r * r + r + _ONE) * scale
+
+
 def gelu_reference(x: np.ndarray, tanh: bool) -> np.ndarray:
     if tanh:
         return 0.5 * x * (1 + np.tanh(_SQRT_2_PI * (x + 0.044715 * x ** 3)))
@@ -76,7 +113,7 @@ def gelu_backward(x, dy, tanh):
     if x.itemsize == 4 and not tanh:
         for i in prange(x.size):
             v = x[i]
-            d = _HALF * (_ONE + erf32(v * _R2)) + v * np.exp(-_HALF * v * v) * _R2PI
+            d = _HALF * (_ONE + erf32(v * _R2)) + v * expneg32(_HALF * v * v) * _R2PI
             out[i] = dy[i] * d
         return out
     for i in prange(x.size):

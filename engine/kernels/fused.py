@@ -35,7 +35,7 @@ def dense_act_attrs(dense, act_layer, act_attrs) -> tuple:
 
 
 def zero_pad(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    """``engine.layers.conv.pad2d`` with zeros, without ``np.pad``'s ~50 µs of Python per call."""
+    """``engine.layers.image_ops.pad2d`` with zeros, without ``np.pad``'s ~50 µs of Python per call."""
     if ph == 0 and pw == 0:
         return np.ascontiguousarray(x)
     n, c, h, w = x.shape

@@ -12,22 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.attention import attention_softmax, attention_softmax_backward
-from engine.layers.dense import uniform_fan_in
+from engine.kernels.attention import (attention_backward, attention_backward_reference,
+                                     attention_forward, attention_forward_reference)
 from engine.registry import register
-from engine.spec import AttrError, Bool, Example, Float, Int, Layer, ShapeError, fmt_shape
-
-
-def _heads(z: np.ndarray, heads: int) -> np.ndarray:
-    """(N, T, D) -> (N, heads, T, D/heads)."""
-    n, t, d = z.shape
-    return z.reshape(n, t, heads, d // heads).transpose(0, 2, 1, 3)
-
-
-def _merge(z: np.ndarray) -> np.ndarray:
-    """(N, heads, T, d) -> (N, T, heads·d), contiguous."""
-    n, h, t, d = z.shape
-    return np.ascontiguousarray(z.transpose(0, 2, 1, 3)).reshape(n, t, h * d)
+from engine.spec import (AttrError, Bool, Example, Float, Int, Layer, ShapeError, fmt_shape,
+                         uniform_fan_in)
 
 
 @register
@@ -83,48 +72,41 @@ class MultiHeadSelfAttention(Layer):
     def forward(a, p, ctx, x):
         d, heads = a.embed_dim, a.num_heads
         n, t, _ = x.shape
-        qkv = x @ p["in_proj_weight"].T
+        rows = x.reshape(-1, d)
+        qkv = rows @ p["in_proj_weight"].T
         if a.bias:
             qkv += p["in_proj_bias"]
-        q, k, v = (_heads(qkv[..., i * d:(i + 1) * d], heads) for i in range(3))
+        qkv = qkv.reshape(n, t, 3 * d)
         scale = 1.0 / np.sqrt(d // heads)
-        scores = (q @ k.transpose(0, 1, 3, 2)).reshape(n * heads, t, t)
-        weights = attention_softmax(scores, scale, a.causal).reshape(n, heads, t, t)
         mask = None
         if ctx.training and a.dropout > 0:
-            mask = (ctx.rng.random(weights.shape) >= a.dropout).astype(x.dtype)
+            mask = (ctx.rng.random((n, heads, t, t)) >= a.dropout).astype(x.dtype)
             mask /= x.dtype.type(1 - a.dropout)
-        used = weights if mask is None else weights * mask
-        o = _merge(used @ v)
-        y = o @ p["out_proj.weight"].T
+            o, weights = attention_forward_reference(qkv, heads, scale, a.causal, mask)
+        else:  # the kernel keeps the weights transposed: (N, heads, keys, queries)
+            o, weights = attention_forward(qkv, heads, x.dtype.type(scale), a.causal)
+        y = o.reshape(-1, d) @ p["out_proj.weight"].T
         if a.bias:
             y += p["out_proj.bias"]
-        ctx.save(x, q, k, v, weights, mask, o, scale)
-        return y
+        ctx.save(rows, qkv, weights, mask, o, scale)
+        return y.reshape(n, t, d)
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        x, q, k, v, weights, mask, o, scale = ctx.saved
+        rows, qkv, weights, mask, o, scale = ctx.saved
         d, heads = a.embed_dim, a.num_heads
-        n, t, _ = x.shape
-        rows = dy.reshape(-1, d)
-        grads = {"out_proj.weight": rows.T @ o.reshape(-1, d)}
+        dy2 = dy.reshape(-1, d)
+        grads = {"out_proj.weight": dy2.T @ o.reshape(-1, d)}
         if a.bias:
-            grads["out_proj.bias"] = rows.sum(axis=0)
-        do = _heads(dy @ p["out_proj.weight"], heads)
-        used = weights if mask is None else weights * mask
-        dv = used.transpose(0, 1, 3, 2) @ do
-        dw = do @ v.transpose(0, 1, 3, 2)
-        if mask is not None:
-            dw *= mask
-        ds = attention_softmax_backward(weights.reshape(n * heads, t, t),
-                                        dw.reshape(n * heads, t, t), scale)
-        ds = ds.reshape(n, heads, t, t)
-        dq, dk = ds @ k, ds.transpose(0, 1, 3, 2) @ q
-        dqkv = np.concatenate([_merge(dq), _merge(dk), _merge(dv)], axis=2)
+            grads["out_proj.bias"] = dy2.sum(axis=0)
+        do = (dy2 @ p["out_proj.weight"]).reshape(o.shape)
+        if mask is None:
+            dqkv = attention_backward(qkv, weights, do, heads, dy.dtype.type(scale))
+        else:
+            dqkv = attention_backward_reference(qkv, weights, do, heads, scale, mask)
         flat = dqkv.reshape(-1, 3 * d)
-        grads["in_proj_weight"] = flat.T @ x.reshape(-1, d)
+        grads["in_proj_weight"] = flat.T @ rows
         if a.bias:
             grads["in_proj_bias"] = flat.sum(axis=0)
-        dx = dqkv @ p["in_proj_weight"] if ctx.needs_input_grad[0] else None
+        dx = (flat @ p["in_proj_weight"]).reshape(dy.shape) if ctx.needs_input_grad[0] else None
         return (dx,), grads

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.kernels.norm import layer_norm_backward, layer_norm_forward
 from engine.registry import register
 from engine.spec import Bool, Example, Float, Layer, ShapeError, fmt_shape
 
@@ -53,30 +54,25 @@ class LayerNorm(Layer):
 
     @staticmethod
     def forward(a, p, ctx, x):
-        mean = x.mean(axis=-1, keepdims=True)
-        xc = x - mean
-        inv_std = 1.0 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + a.eps)
-        xhat = xc * inv_std
+        rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+        none = np.zeros(0, x.dtype)
+        y, xhat, inv_std = layer_norm_forward(rows, p.get("weight", none), p.get("bias", none),
+                                              a.eps)
         ctx.save(xhat, inv_std)
-        if "weight" not in p:
-            return xhat
-        y = xhat * p["weight"]
-        if "bias" in p:
-            y += p["bias"]
-        return y
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(a, p, ctx, dy):
         xhat, inv_std = ctx.saved
+        rows = np.ascontiguousarray(dy).reshape(xhat.shape)
+        weight = p.get("weight", np.zeros(0, dy.dtype))
+        dx, dw, db = layer_norm_backward(rows, xhat, inv_std, weight)
         grads = {}
         if "weight" in p:
-            rows = dy.reshape(-1, dy.shape[-1])
-            grads["weight"] = (rows * xhat.reshape(rows.shape)).sum(axis=0)
+            grads["weight"] = dw
             if "bias" in p:
-                grads["bias"] = rows.sum(axis=0)
-            dy = dy * p["weight"]
-        dx = _normalise_backward(dy, xhat, inv_std, -1) if ctx.needs_input_grad[0] else None
-        return (dx,), grads
+                grads["bias"] = db
+        return (dx.reshape(dy.shape) if ctx.needs_input_grad[0] else None,), grads
 
 
 class _BatchNorm(Layer):

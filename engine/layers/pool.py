@@ -6,7 +6,7 @@ import numpy as np
 
 from engine.kernels.pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
                                  max_pool2d_forward)
-from engine.layers.conv import image_shape, pad2d, window_out
+from engine.layers.image_ops import image_shape, pad2d, window_out
 from engine.registry import register
 from engine.spec import AttrError, Example, IntPair, Layer
 

@@ -25,6 +25,7 @@ from engine.project import check_fit, planned_fit
 from engine.serialize import Project
 from engine.spec import LayerloomError
 from engine.training import DoneReport, TrainConfig, bind
+from gui import gc_guard
 from gui.training.worker import TrainingWorker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
@@ -83,6 +84,7 @@ class TrainingController(QObject):
         self.network: Network | None = None  # the trained (or training) network
         self._signature: str | None = None
         self.thread: QThread | None = None
+        self._gc: gc_guard.GcHold | None = None  # collection stays on this thread meanwhile
         self.worker: TrainingWorker | None = None
         self._ending: tuple | None = None  # (signal, payload) emitted once the thread has ended
         self.last_done: DoneReport | None = None
@@ -170,6 +172,7 @@ class TrainingController(QObject):
         self._set_locked(True, LOCK_REASON)
         self.started.emit(info)
         self._heartbeat.start()
+        self._gc = gc_guard.hold()
         self.thread.start()
         return True
 
@@ -274,6 +277,9 @@ class TrainingController(QObject):
         # owns it, so dropping the reference deletes it. The thread is the controller's child.
         self.thread.deleteLater()
         self.worker = self.thread = None
+        if self._gc is not None:
+            self._gc.release()
+            self._gc = None
         if failed or self.network is None or not _finite(self.network.params):
             self.network, self._signature = None, None
         self._set_locked(False, "")

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
 
 from engine.export.weights import check_weights_path, load_weights, save_weights
 from engine.network import WeightsError
+from gui import gc_guard
 
 PROGRESS_BYTES = 32 << 20  # models larger than this get a progress dialog
 WEIGHTS_FILTER = "Safetensors (*.safetensors);;NumPy archive (*.npz)"
@@ -46,14 +47,15 @@ def export_weights(params: dict, path: str | PathLike, parent: QWidget | None = 
             errors.append(err)
 
     thread = threading.Thread(target=write, name="export-weights", daemon=True)
-    thread.start()
-    loop = QEventLoop()
-    poll = QTimer()
-    poll.timeout.connect(lambda: None if thread.is_alive() else loop.quit())
-    poll.start(20)
-    loop.exec()
-    poll.stop()
-    thread.join()
+    with gc_guard.hold():
+        thread.start()
+        loop = QEventLoop()
+        poll = QTimer()
+        poll.timeout.connect(lambda: None if thread.is_alive() else loop.quit())
+        poll.start(20)
+        loop.exec()
+        poll.stop()
+        thread.join()
     dialog.close()
     if errors:
         raise errors[0]

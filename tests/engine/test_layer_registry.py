@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.registry import CATEGORIES, LAYERS
-from engine.spec import AttrValues, Ctx, IntInput
+from engine.spec import Ctx, IntInput
 
 from .oracles import ORACLES
 

@@ -1,0 +1,84 @@
+"""While a worker thread runs Python, garbage cycles are collected on the UI thread only: a
+worker that collects an old window's Qt objects can deadlock against the UI thread (gui.gc_guard
+says how; it hung this suite once)."""
+import gc
+import threading
+
+import pytest
+from PySide6.QtCore import Qt
+
+from gui import gc_guard
+from tests.gui.test_window_training import open_sample
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+class Cycle:
+    """A reference cycle that records, when freed, whether the UI (main) thread freed it."""
+
+    freed_on_ui: list = []
+
+    def __init__(self):
+        self.me = self
+
+    def __del__(self):
+        Cycle.freed_on_ui.append(threading.current_thread() is threading.main_thread())
+
+
+def churn(into: list) -> None:
+    """Allocate container objects well past generation 0's threshold and keep them alive (the
+    collector counts allocations net of frees)."""
+    into.extend([i] for i in range(20 * gc.get_threshold()[0]))
+
+
+@pytest.fixture(autouse=True)
+def fresh():
+    gc.collect()
+    Cycle.freed_on_ui = []
+    yield
+    assert not gc_guard.holding()
+    assert gc.isenabled()
+
+
+def test_a_worker_that_allocates_never_collects_while_held(qtbot):
+    with gc_guard.hold():
+        assert not gc.isenabled()
+        Cycle()
+        alive: list = []
+        worker = threading.Thread(target=churn, args=(alive,))
+        worker.start()
+        worker.join()
+        assert Cycle.freed_on_ui == []  # the worker crossed the threshold and did not collect
+        churn(alive)  # nor do the UI thread's own allocations: its timer does
+        qtbot.waitUntil(lambda: bool(Cycle.freed_on_ui), timeout=5_000)
+    assert Cycle.freed_on_ui == [True]
+
+
+def test_holds_nest_and_release_is_idempotent():
+    first, second = gc_guard.hold(), gc_guard.hold()
+    first.release()
+    first.release()
+    assert gc_guard.holding() and not gc.isenabled()
+    second.release()
+    assert not gc_guard.holding() and gc.isenabled()
+
+
+def test_a_collector_switched_off_by_the_user_stays_off():
+    gc.disable()
+    try:
+        gc_guard.hold().release()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_training_from_the_window_collects_on_the_ui_thread(qtbot, window):
+    open_sample(window, "mlp_spirals.json", epochs=2)
+    c = window.training.controller
+    with qtbot.waitSignal(c.finished, timeout=60_000):
+        qtbot.mouseClick(window.training.training_panel.train_button, Qt.LeftButton)
+        assert gc_guard.holding() and not gc.isenabled()
+        for _ in range(50):
+            Cycle()
+    assert not gc_guard.holding() and gc.isenabled()
+    assert len(Cycle.freed_on_ui) == 50 and all(Cycle.freed_on_ui)
