@@ -2,7 +2,8 @@
 
 A direct loop beats im2col + BLAS for the few-channel convolutions of small image networks
 (PLATFORM-NOTES: ~3× on LeNet's first layer). Stride-1 convolutions run the numba kernels of
-``conv_flat`` (flat layout forward, chunked row layout backward); other strides take the
+``conv_flat`` (flat layout forward, chunked row layout backward), the forward of those with
+many taps and filters as matrix products (``conv_gemm``); other strides take the
 row-by-row path in ``conv_strided``. The numpy twins that define them live in
 ``conv_reference``; all three are re-exported here.
 """
@@ -17,6 +18,7 @@ from engine.kernels.conv_flat import (  # noqa: F401  the kernels, re-exported f
     conv_relu_maxpool_forward_serial,
     flat_offsets,
     forward_flat,
+    relu_maxpool_batch,
     relu_maxpool_flat,
     taps_forward,
     taps_weight_grad,
@@ -27,6 +29,7 @@ from engine.kernels.conv_reference import (  # noqa: F401  the numpy twins, besi
     conv2d_weight_grad_reference,
     conv_relu_maxpool_reference,
 )
+from engine.kernels.conv_gemm import flat_to_image, gemm_forward_flat, prefers_gemm
 from engine.kernels.conv_strided import backward_strided, forward_strided
 
 
@@ -37,6 +40,9 @@ def out_size(size: int, k: int, stride: int) -> int:
 def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: int) -> np.ndarray:
     """conv(xp) + b over an already zero-padded, C-contiguous batch (N, C, Hp, Wp)."""
     if sh == 1 and sw == 1:
+        if prefers_gemm(w.shape, len(xp)):
+            oh, ow = xp.shape[2] - w.shape[2] + 1, xp.shape[3] - w.shape[3] + 1
+            return flat_to_image(gemm_forward_flat(xp, w, b), oh, ow, xp.shape[3])
         return forward_flat(xp, w, b)
     return forward_strided(xp, w, b, sh, sw)
 
@@ -52,6 +58,12 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
 
 
 def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg: bool):
-    """The fused forward, serial for a single sample and parallel over the batch otherwise."""
+    """The fused forward: serial for a single sample, else parallel over the batch, with the
+    convolution as matrix products where that is faster (``conv_gemm``)."""
+    if prefers_gemm(w.shape, len(xp)):
+        wp = xp.shape[3]
+        oh, ow = xp.shape[2] - w.shape[2] + 1, wp - w.shape[3] + 1
+        ph, pw = (oh - pkh) // psh + 1, (ow - pkw) // psw + 1
+        return relu_maxpool_batch(gemm_forward_flat(xp, w, b), wp, pkh, pkw, psh, psw, ph, pw)
     run = conv_relu_maxpool_forward_serial if len(xp) == 1 else conv_relu_maxpool_forward
     return run(xp, w, b, pkh, pkw, psh, psw, want_arg)

@@ -9,8 +9,7 @@ conv2), where the per-pass cost dominated; the input gradient is the forward ker
 output gradient. Inner loops run over pre-sliced arrays with the plain loop index, two filters ×
 four taps per pass, so numba vectorises them. Drivers are parallel over the batch; weight
 gradients sum per-chunk partials in a fixed order, so results do not depend on the thread count.
-Kernels that call each other share this file (numba's cache only notices edits to a kernel's
-own file). All release the GIL.
+Kernels that call each other share this file (numba's cache only notices a kernel's own file).
 """
 from __future__ import annotations
 
@@ -130,14 +129,6 @@ def _from_flat(src, dst, wp):
                 d[q] = s[q]
 
 
-@njit(cache=True, nogil=True)
-def _sum_parts(parts):
-    out = parts[0].copy()
-    for i in range(1, len(parts)):
-        out += parts[i]
-    return out
-
-
 # ------------------------------------------------------------------------- plain convolution
 @njit(cache=True, nogil=True, parallel=True)
 def forward_flat(xp, w, b):
@@ -174,27 +165,26 @@ def _relu_pool_store(o, g, q, best, where, zero):
 @njit(cache=True, nogil=True)
 def relu_maxpool_flat(acc, at, out, arg, wp, pkh, pkw, psh, psw):
     """Pool each filter's flat map, keeping the first maximum in row-major order as PyTorch does;
-    ReLU folds into the result. 2×2 windows at stride 2 take a branch-free two-pass path."""
+    ReLU folds into the result. 2×2 windows at stride 2 take an unrolled path."""
     nf, ph, pw = out.shape
     zero = np.zeros(1, acc.dtype)[0]
     pair = pkh == 2 and pkw == 2 and psh == 2 and psw == 2
-    vm = np.empty(2 * pw, acc.dtype)
-    vi = np.empty(2 * pw, np.int64)
     for f in range(nf):
         a = acc[f, at:]
         for r in range(ph):
             o, g = out[f, r], arg[f, r]
             if pair:
                 r0 = 2 * r * wp
-                ra, rb = a[r0:r0 + 2 * pw], a[r0 + wp:r0 + wp + 2 * pw]
-                for x in range(2 * pw):  # rows first: the lower row wins only when it beats
-                    lower = _beats(rb[x], ra[x])
-                    vm[x] = rb[x] if lower else ra[x]
-                    vi[x] = r0 + wp + x if lower else r0 + x
-                for q in range(pw):  # then columns; a tie goes to the earlier position
-                    c0, c1, i0, i1 = vm[2 * q], vm[2 * q + 1], vi[2 * q], vi[2 * q + 1]
-                    right = _beats(c1, c0) | (~_beats(c0, c1) & (i1 < i0))
-                    _relu_pool_store(o, g, q, c1 if right else c0, i1 if right else i0, zero)
+                top, low = a[r0:r0 + 2 * pw], a[r0 + wp:r0 + wp + 2 * pw]
+                for q in range(pw):
+                    best, where = top[2 * q], r0 + 2 * q
+                    v = top[2 * q + 1]
+                    best, where = (v, where + 1) if _beats(v, best) else (best, where)
+                    v = low[2 * q]
+                    best, where = (v, r0 + wp + 2 * q) if _beats(v, best) else (best, where)
+                    v = low[2 * q + 1]
+                    best, where = (v, r0 + wp + 2 * q + 1) if _beats(v, best) else (best, where)
+                    _relu_pool_store(o, g, q, best, where, zero)
                 continue
             for q in range(pw):
                 base = r * psh * wp + q * psw
@@ -249,13 +239,22 @@ def conv_relu_maxpool_forward(xp, w, b, pkh, pkw, psh, psw, want_arg):
 
 @njit(cache=True, nogil=True)
 def conv_relu_maxpool_forward_serial(xp, w, b, pkh, pkw, psh, psw, want_arg):
-    """``conv_relu_maxpool_forward`` on the calling thread: for a batch of one, waking the
-    parallel pool costs more than the work."""
+    """``conv_relu_maxpool_forward`` on the calling thread (one sample: waking the pool costs more)."""
     n, c, hp, wp = xp.shape
     offs, w2, out, arg, scratch, size = _crm_setup(xp, w, pkh, pkw, psh, psw, want_arg)
     for s in range(n):
         _crm_sample(xp[s].reshape(c * hp * wp), w2, offs, b, out[s],
                     arg[s] if want_arg else scratch, size, wp, pkh, pkw, psh, psw)
+    return out, arg
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def relu_maxpool_batch(acc, wp, pkh, pkw, psh, psw, ph, pw):
+    """``relu_maxpool_flat`` over a batch of flat conv rows (N, F, L), e.g. ``conv_gemm``'s."""
+    n, nf = acc.shape[0], acc.shape[1]
+    out, arg = np.empty((n, nf, ph, pw), acc.dtype), np.empty((n, nf, ph, pw), np.int32)
+    for s in prange(n):
+        relu_maxpool_flat(acc[s], 0, out[s], arg[s], wp, pkh, pkw, psh, psw)
     return out, arg
 
 
@@ -364,7 +363,7 @@ def backward_flat(xp, w, dy, need_dx):
                 db_parts[ci, f] = acc
         _chunk_backward(xp, geo, dz, bounds[ci], bounds[ci + 1], kh, kw, dw_parts[ci], dxp,
                         need_dx)
-    return dxp, _sum_parts(dw_parts).reshape(nf, c, kh, kw), _sum_parts(db_parts)
+    return dxp, dw_parts.sum(axis=0).reshape(nf, c, kh, kw), db_parts.sum(axis=0)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -396,4 +395,4 @@ def conv_relu_maxpool_backward(xp, w, dp, arg, need_dx):
                 db_parts[ci, f] = acc
         _chunk_backward(xp, geo, dz, bounds[ci], bounds[ci + 1], kh, kw, dw_parts[ci], dxp,
                         need_dx)
-    return dxp, _sum_parts(dw_parts).reshape(nf, c, kh, kw), _sum_parts(db_parts)
+    return dxp, dw_parts.sum(axis=0).reshape(nf, c, kh, kw), db_parts.sum(axis=0)

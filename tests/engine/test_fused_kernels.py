@@ -167,3 +167,35 @@ def test_float32_erf_equals_its_twin_and_erf():
     assert y.dtype == np.float32
     phi = np.array([0.5 * (1 + math.erf(float(v) / math.sqrt(2))) for v in x])
     np.testing.assert_allclose(y, x * phi, rtol=1e-5, atol=2e-6)
+
+
+# Convolutions with many taps and filters, where the forward runs as matrix products (conv_gemm).
+GEMM_CASES = [((4, 6, 14, 14), (16, 6, 5, 5), (2, 2), (2, 2)),
+              ((3, 8, 11, 9), (9, 8, 3, 3), (3, 3), (2, 2))]
+
+
+def test_the_matrix_product_forward_is_chosen_for_many_taps_and_filters_only():
+    from engine.kernels.conv_gemm import prefers_gemm
+
+    assert prefers_gemm((16, 6, 5, 5), 64)  # LeNet's conv2
+    assert not prefers_gemm((6, 1, 5, 5), 64)  # LeNet's conv1: the direct kernel is faster
+    assert not prefers_gemm((16, 6, 5, 5), 1)  # one sample: the serial direct kernel
+    assert all(prefers_gemm(ws, xs[0]) for xs, ws, _, _ in GEMM_CASES)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xs,ws,pk,ps", GEMM_CASES)
+def test_matrix_product_forward_equals_the_direct_kernel_and_the_twin(dtype, xs, ws, pk, ps):
+    rng = np.random.default_rng(7)
+    xp = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    y, arg = conv.conv_relu_maxpool(xp, w, b, *pk, *ps, True)  # the dispatcher: matrix products
+    direct = conv.conv_relu_maxpool_forward(xp, w, b, *pk, *ps, True)
+    assert y.dtype == dtype and arg.shape == y.shape
+    np.testing.assert_allclose(y, conv.conv_relu_maxpool_reference(xp, w, b, pk, ps), **TOL[dtype])
+    if dtype == np.float64:  # float32 sums in another order could flip a near-tie
+        np.testing.assert_array_equal(arg, direct[1])
+    plain = conv.conv2d_forward(xp, w, b, 1, 1)
+    assert plain.flags.c_contiguous and plain.dtype == dtype
+    np.testing.assert_allclose(plain, conv.conv2d_forward_reference(xp, w, b, 1, 1), **TOL[dtype])

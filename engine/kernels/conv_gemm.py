@@ -1,0 +1,74 @@
+"""Stride-1 convolution forward as one matrix product per sample, for many taps and filters.
+
+The direct kernel of ``conv_flat`` re-reads and re-writes its accumulator rows on every pass
+over four taps; with LeNet's second convolution (6→16 channels, 5×5: 150 taps) that kept it at
+about a third of a core's peak. Here one sample's taps are copied into a (taps × L) matrix
+(LeNet's conv2: 81 KB, it stays in L2) and multiplied by the (filters × taps) weights with
+BLAS: 1,040 → 510 µs for a batch of 64 on one thread. With few taps and filters (LeNet's first
+convolution: 25 taps, 6 filters) the copy costs more than it saves and the direct kernel stays
+(``prefers_gemm``). The backward stays direct: as matrix products (a tiny F × taps result
+reduced over thousands of positions) it took 1.7× as long. The layout is conv_flat's: output
+(r, q) lives at r·Wp + q of a row of length L = (OH−1)·Wp + OW, so
+``conv_flat.relu_maxpool_batch`` pools these rows as it pools its own.
+
+numba's ``np.dot`` calls SciPy's BLAS. It is imported here, before any thread limit is set, so
+that ``engine.threads`` (threadpoolctl) sees it and holds it to one thread while numba's
+threads run the batch: two BLAS threads under each numba thread would thrash the two cores.
+Self-contained on purpose: numba's cache only notices edits to a kernel's own file.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can limit it)
+from numba import njit, prange
+
+MIN_TAPS, MIN_FILTERS = 64, 8
+
+
+def prefers_gemm(w_shape: tuple, batch: int) -> bool:
+    """Whether the matrix-product forward beats the direct one for these weights and batch (a
+    single sample keeps the direct serial kernel: the pool's wake-up would cost more)."""
+    nf, c, kh, kw = w_shape
+    return batch > 1 and c * kh * kw >= MIN_TAPS and nf >= MIN_FILTERS
+
+
+@njit(cache=True, nogil=True)
+def _taps_matrix(xf, c, hp, wp, kh, kw, size, cols):
+    """cols[t] = xf[offset of tap t : + size], taps (c, i, j) in weight order."""
+    t = 0
+    for ch in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                o = ch * hp * wp + i * wp + j
+                src, dst = xf[o:o + size], cols[t]
+                for p in range(size):
+                    dst[p] = src[p]
+                t += 1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def gemm_forward_flat(xp, w, b):
+    """conv(xp) + b as flat rows (N, F, L) of an already padded, C-contiguous batch."""
+    n, c, hp, wp = xp.shape
+    nf, _, kh, kw = w.shape
+    size = (hp - kh) * wp + wp - kw + 1
+    w2 = np.ascontiguousarray(w).reshape(nf, c * kh * kw)
+    out = np.empty((n, nf, size), xp.dtype)
+    for s in prange(n):
+        cols = np.empty((c * kh * kw, size), xp.dtype)
+        _taps_matrix(xp[s].reshape(c * hp * wp), c, hp, wp, kh, kw, size, cols)
+        np.dot(w2, cols, out[s])
+        for f in range(nf):
+            row, bias = out[s, f], b[f]
+            for p in range(size):
+                row[p] += bias
+    return out
+
+
+def flat_to_image(flat: np.ndarray, oh: int, ow: int, wp: int) -> np.ndarray:
+    """(N, F, L) flat rows → a contiguous (N, F, OH, OW) image batch (drops the gap columns)."""
+    n, nf, size = flat.shape
+    item = flat.itemsize
+    view = np.lib.stride_tricks.as_strided(flat, (n, nf, oh, ow),
+                                           (nf * size * item, size * item, wp * item, item))
+    return np.ascontiguousarray(view)
