@@ -176,15 +176,14 @@ def relu_maxpool_flat(acc, at, out, arg, wp, pkh, pkw, psh, psw):
             if pair:
                 r0 = 2 * r * wp
                 top, low = a[r0:r0 + 2 * pw], a[r0 + wp:r0 + wp + 2 * pw]
-                for q in range(pw):
-                    best, where = top[2 * q], r0 + 2 * q
-                    v = top[2 * q + 1]
-                    best, where = (v, where + 1) if _beats(v, best) else (best, where)
-                    v = low[2 * q]
-                    best, where = (v, r0 + wp + 2 * q) if _beats(v, best) else (best, where)
-                    v = low[2 * q + 1]
-                    best, where = (v, r0 + wp + 2 * q + 1) if _beats(v, best) else (best, where)
-                    _relu_pool_store(o, g, q, best, where, zero)
+                for q in range(pw):  # selects only, so that it vectorises; NaN wins first
+                    t0, t1, l0, l1 = top[2 * q], top[2 * q + 1], low[2 * q], low[2 * q + 1]
+                    m = max(max(t0, t1), max(l0, l1))
+                    k = 0 if t0 == m else (1 if t1 == m else (2 if l0 == m else 3))
+                    nan = (t0 != t0) | (t1 != t1) | (l0 != l0) | (l1 != l1)
+                    kn = 0 if t0 != t0 else (1 if t1 != t1 else (2 if l0 != l0 else 3))
+                    k, m = (kn, t0 + t1 + l0 + l1) if nan else (k, m)
+                    _relu_pool_store(o, g, q, m, r0 + 2 * q + (k & 1) + (k >> 1) * wp, zero)
                 continue
             for q in range(pw):
                 base = r * psh * wp + q * psw
