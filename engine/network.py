@@ -30,20 +30,21 @@ class Activations(dict):
     computed on first access, from the chain's input and the parameters at that moment (read
     them before the next optimiser step)."""
 
-    def __init__(self, values: dict, lazy: dict):
+    def __init__(self, values: dict, chains: dict, executor, params: dict, run: dict):
         super().__init__(values)
-        self._lazy = lazy  # node_id -> function computing {node_id: output} of its chain
+        # node_id -> its fused step; what the step's members are recomputed from
+        self._chains, self._executor, self._params, self._run = chains, executor, params, run
 
     def __missing__(self, key):
-        make = self._lazy.get(key)
-        if make is None:
+        step = self._chains.get(key)
+        if step is None:
             raise KeyError(key)
-        for node_id, value in make().items():
+        for node_id, value in self._executor.member_values(step, self._params, self._run).items():
             self.setdefault(node_id, value)
         return dict.__getitem__(self, key)
 
     def __contains__(self, key) -> bool:
-        return dict.__contains__(self, key) or key in self._lazy
+        return dict.__contains__(self, key) or key in self._chains
 
     def get(self, key, default=None):
         return self[key] if key in self else default
@@ -83,18 +84,13 @@ class Network:
         """
         ex = self.executor
         values = ex.forward(self.params, inputs, training, self.rng, check, keep)
-        names, fused = self._layout(ex._ran)
+        names, chains = self._layout(ex._ran)
         out = {name: values[ref] for name, ref in names}
-        if not fused:
-            return out
-        lazy = {}
-        for s in fused:
-            make = _member_values(ex, s, self.params)
-            lazy.update((m.node_id, make) for m in s.members[:-1])
-        return Activations(out, lazy)
+        return Activations(out, chains, ex, self.params, values) if chains else out
 
     def _layout(self, schedule: tuple) -> tuple:
-        """((name, port ref) per returned output, fused steps) of a schedule, worked out once."""
+        """((name, port ref) per returned output, {node inside a fused chain: its step}) of a
+        schedule, worked out once."""
         cached = self._layouts.get(id(schedule))
         if cached is None or cached[0] is not schedule:
             names = []
@@ -102,8 +98,8 @@ class Network:
                 names.append((s.node_id, (s.node_id, s.outputs[0])))
                 if len(s.outputs) > 1:
                     names += [(f"{s.node_id}.{port}", (s.node_id, port)) for port in s.outputs]
-            cached = self._layouts[id(schedule)] = (schedule, names,
-                                                    tuple(s for s in schedule if s.members))
+            chains = {m.node_id: s for s in schedule for m in s.members[:-1]}
+            cached = self._layouts[id(schedule)] = (schedule, names, chains)
         return cached[1], cached[2]
 
     def loss(self) -> float:
@@ -144,8 +140,3 @@ class Network:
         from engine.export.weights import load_weights
 
         self.load_params(load_weights(path))
-
-
-def _member_values(ex: Executor, step, params: dict):
-    values = ex.values
-    return lambda: ex.member_values(step, params, values)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.kernels.conv import conv_relu_maxpool, conv_relu_maxpool_backward
+from engine.kernels.dense import add_bias, add_bias_relu
 from engine.layers.dense import Dense
 from engine.layers.pool import geometry
 from engine.spec import Ctx, Layer
@@ -79,14 +80,16 @@ class DenseActivation(Layer):
     @staticmethod
     def forward(a, p, ctx, x):
         dense, act, act_attrs = a
-        z = x @ p["weight"].T
+        z = x.reshape(-1, x.shape[-1]) @ p["weight"].T
+        shape = (*x.shape[:-1], z.shape[1])
+        if act.type_id == "ReLU":  # the same x·(x > 0) as the ReLU layer, in place, one pass
+            mask = np.empty(z.shape, np.bool_)
+            add_bias_relu(z, p["bias"] if dense["bias"] else np.empty(0, z.dtype), mask)
+            ctx.save(x, mask.reshape(shape))
+            return z.reshape(shape)
         if dense["bias"]:
-            z += p["bias"]
-        if act.type_id == "ReLU":  # the same x·(x > 0) as the ReLU layer, in place
-            mask = z > 0
-            z *= mask
-            ctx.save(x, mask)
-            return z
+            add_bias(z, p["bias"])
+        z = z.reshape(shape)
         sub = Ctx(ctx.training, ctx.rng, (True,))
         y = act.forward(act_attrs, {}, sub, z)
         ctx.save(x, sub)

@@ -101,8 +101,10 @@ def _timed(step: Callable[[], None], count: int) -> float:
 
 
 def calibrate(step: Callable[[], None], seconds: float) -> int:
-    """Steps that fill about ``seconds`` (after a warm-up that compiles and fills caches)."""
-    count, spent = 1, _timed(step, 3)
+    """Steps that fill about ``seconds``, sized after a warm-up: the first calls load numba's
+    cache (tens of ms), and sizing windows from them gave windows of one or two steps."""
+    _timed(step, 3)
+    count, spent = 1, _timed(step, 1)
     while spent < 0.05:
         count *= 4
         spent = _timed(step, count)

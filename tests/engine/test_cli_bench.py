@@ -32,3 +32,20 @@ def test_unknown_row_is_refused(capsys):
     with pytest.raises(SystemExit):
         cli.main(["bench", "--rows", "nonsense"])
     assert "unknown row 'nonsense'" in capsys.readouterr().err
+
+
+def test_windows_are_sized_after_the_warm_up_not_by_it():
+    """A first call that loads kernels (slow) must not shrink every timed window to a step or
+    two: that made the batch-1 rows time single cold calls."""
+    import time
+
+    from tests.benchmarks import bench_train
+
+    calls = []
+
+    def step():
+        calls.append(1)
+        time.sleep(0.2 if len(calls) == 1 else 0.001)
+
+    count = bench_train.calibrate(step, 0.05)
+    assert count >= 20  # about 50 steps of 1 ms; sized from the first call it would be 1

@@ -112,3 +112,38 @@ def test_gelu_kernels_match_their_twin_and_its_derivative(tanh):
     x32 = x.astype(np.float32)
     np.testing.assert_allclose(elementwise.gelu_forward(x32, tanh), elementwise.gelu_reference(x, tanh),
                                rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- Dense's one-pass kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_and_relu_in_one_pass_equal_the_numpy_forms(dtype):
+    from engine.kernels.dense import add_bias, add_bias_relu
+
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((5, 7)).astype(dtype)
+    z[0, :3] = [np.nan, -np.inf, np.inf]  # x·(x > 0): −inf gives NaN, as the ReLU layer does
+    b = rng.standard_normal(7).astype(dtype)
+    want = z + b
+    want_mask = want > 0
+    with np.errstate(invalid="ignore"):
+        want = want * want_mask
+    got, mask = z.copy(), np.empty(z.shape, np.bool_)
+    add_bias_relu(got, b, mask)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(mask, want_mask)
+    plain, no_bias = z.copy(), z.copy()
+    add_bias(plain, b)
+    np.testing.assert_array_equal(plain, z + b)
+    add_bias_relu(no_bias, np.empty(0, dtype), mask)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(no_bias, z * (z > 0))
+
+
+@pytest.mark.parametrize("a", [np.zeros(0), np.ones((3, 4), np.float32), np.ones((4, 6))[:, ::2],
+                               np.array([1.0, np.nan]), np.array([[np.inf]], np.float32),
+                               np.array([-np.inf, 2.0]), np.full(3, 3e38, np.float32),
+                               np.array([1, 2]), np.array([np.nan], np.float16)])
+def test_the_finite_check_agrees_with_numpy(a):
+    from engine.kernels.dense import finite
+
+    assert finite(a) == bool(np.isfinite(a).all())
