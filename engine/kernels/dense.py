@@ -4,7 +4,8 @@ non-finite check the executor runs on every output and gradient.
 A numpy call costs about a microsecond however small its array. At batch 1 (an MLP in the
 inference view) a Dense layer's bias, ReLU mask and product with the mask were three such calls
 beside a matrix-vector product of a few microseconds, and checking the output for NaN took two
-more; here each is one compiled pass. Same arithmetic as the numpy forms they replace:
+more; here each is one compiled pass (the check only for small arrays: numpy's sum is faster on
+large ones). Same arithmetic as the numpy forms they replace:
 ReLU is x·(x > 0), so −inf gives NaN exactly as the ReLU layer does.
 """
 from __future__ import annotations
@@ -47,10 +48,16 @@ def all_finite(flat):
     return acc == 0
 
 
+SMALL = 4096  # elements: below, one compiled pass; above, numpy's vectorised sum is faster
+
+
 def finite(a: np.ndarray) -> bool:
-    """``all_finite`` for any array (integers are always finite)."""
+    """No NaN or ±inf in ``a`` (integers are always finite)."""
     if a.dtype.kind != "f" or a.size == 0:
         return True
-    if a.dtype not in (np.float32, np.float64):
-        return bool(np.isfinite(a).all())
-    return bool(all_finite(a.reshape(-1)))
+    if a.size <= SMALL and a.dtype in (np.float32, np.float64):
+        return bool(all_finite(a.reshape(-1)))
+    # The sum propagates NaN/inf in one vectorised pass; an overflow of the sum itself (finite
+    # values summing to inf) needs the exact check.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all())

@@ -147,3 +147,13 @@ def test_the_finite_check_agrees_with_numpy(a):
     from engine.kernels.dense import finite
 
     assert finite(a) == bool(np.isfinite(a).all())
+
+
+def test_the_finite_check_on_large_arrays_finds_one_bad_value_and_a_sum_that_overflows():
+    from engine.kernels.dense import SMALL, finite
+
+    a = np.ones(SMALL * 3, np.float32)
+    assert finite(a)
+    a[-1] = np.nan
+    assert not finite(a)
+    assert finite(np.full(SMALL * 3, 3e38, np.float32))  # the sum overflows, the values do not
