@@ -32,8 +32,6 @@ class InputError(LayerloomError):
     """A batch fed to a source node does not match its declared shape or type."""
 
 
-
-
 class Executor:
     """Runs one Plan; holds the values and contexts of the last forward for the backward."""
 
