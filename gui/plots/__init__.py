@@ -1,1 +1,1 @@
-"""Live training plots: numpy buffers redrawn by a ~30 Hz timer, never once per step."""
+"""Live training plots: numpy buffers redrawn by a ~10 Hz timer, never once per step."""

@@ -1,6 +1,6 @@
 """Loss per step (raw and smoothed) with validation loss per epoch, and accuracy below it.
 
-Fed by the controller's reports; redrawn by a ~30 Hz timer, never per step. A diverged run is
+Fed by the controller's reports; redrawn by a ~10 Hz timer, never per step. A diverged run is
 marked with a red line at the step where the first non-finite value appeared.
 """
 from __future__ import annotations
