@@ -45,33 +45,20 @@ class Executor:
             np.dtype(s.layer.feed_dtype(s.attrs)), np.floating)) for s in plan.steps if s.layer.is_source}
         self._terminal = tuple(ref for s in plan.steps for ref in ((s.node_id, p) for p in s.outputs)
                                if ref not in plan.consumers)
-        self._runs_cache: dict = {}
-
-    def _runs(self, schedule: tuple) -> tuple:
-        """What the forward loop reads of each step, looked up once per schedule: attribute,
-        zip and comprehension work per step was a sixth of an MLP's batch-1 forward."""
-        got = self._runs_cache.get(id(schedule))
-        if got is None or got[0] is not schedule:
-            runs = tuple((s, s.layer.is_source, s.layer.forward, s.attrs, s.inputs,
-                          tuple(zip(s.param_names, s.param_keys)), s.outputs, s.needs_input_grad)
-                         for s in schedule)
-            got = self._runs_cache[id(schedule)] = (schedule, runs)
-        return got[1]
 
     def feed(self, step, batch) -> np.ndarray:
         """Cast and check one source batch against the node's declared shape."""
         want, float_like = self._wanted[step.node_id]
-        if (float_like and type(batch) is np.ndarray and batch.dtype == self.dtype
-                and batch.flags.c_contiguous and len(want) == batch.ndim
-                and all(w is None or w == n for w, n in zip(want, batch.shape))):
-            return batch  # already what the kernels want: no copy, no conversion
-        arr = np.asarray(batch)
-        if float_like:
-            arr = np.ascontiguousarray(arr, dtype=self.dtype)
-        elif not np.issubdtype(arr.dtype, np.integer):
-            if arr.size and not np.all(np.mod(arr, 1) == 0):
-                raise InputError(f"{step.node_id!r} expects integer values, got {arr.dtype}")
-            arr = arr.astype(np.int64)
+        if float_like:  # a batch that already fits is used as is (no numpy call at batch 1)
+            fits = (type(batch) is np.ndarray and batch.dtype == self.dtype
+                    and batch.flags.c_contiguous)
+            arr = batch if fits else np.ascontiguousarray(batch, dtype=self.dtype)
+        else:
+            arr = np.asarray(batch)
+            if not np.issubdtype(arr.dtype, np.integer):
+                if arr.size and not np.all(np.mod(arr, 1) == 0):
+                    raise InputError(f"{step.node_id!r} expects integer values, got {arr.dtype}")
+                arr = arr.astype(np.int64)
         if arr.ndim != len(want) or any(w is not None and w != s for w, s in zip(want, arr.shape)):
             raise InputError(f"{step.node_id!r} expects batches of {fmt_shape(want)}, "
                              f"got {fmt_shape((None,) + arr.shape[1:])}")
@@ -90,24 +77,21 @@ class Executor:
     def _forward(self, schedule, params, feeds, training, rng, check) -> dict:
         rng = rng if rng is not None else np.random.default_rng(0)
         values, ctxs = {}, {}
-        for s, source, forward, attrs, inputs, pkeys, outputs, needs in self._runs(schedule):
-            if source:
+        for s in schedule:
+            if s.layer.is_source:
                 if s.node_id not in feeds:
                     raise InputError(f"no data fed to {s.layer.type_id} {s.node_id!r}")
-                values[(s.node_id, outputs[0])] = self.feed(s, feeds[s.node_id])
+                values[(s.node_id, s.outputs[0])] = self.feed(s, feeds[s.node_id])
                 continue
-            if len(inputs) == 1 and inputs[0] is not None:
-                xs = (values[inputs[0]],)
-            else:
-                xs = [values[r] if r is not None else None for r in inputs]
-            p = {n: params[k] for n, k in pkeys} if pkeys else {}
-            ctx = Ctx(training, rng, needs)
-            out = forward(attrs, p, ctx, *xs)
+            xs = [values[r] if r is not None else None for r in s.inputs]
+            p = {n: params[k] for n, k in zip(s.param_names, s.param_keys)} if s.param_keys else {}
+            ctx = Ctx(training, rng, s.needs_input_grad)
+            out = s.layer.forward(s.attrs, p, ctx, *xs)
             ctxs[s.node_id] = ctx
-            if len(outputs) == 1:
-                values[(s.node_id, outputs[0])] = out
+            if len(s.outputs) == 1:
+                values[(s.node_id, s.outputs[0])] = out
             else:
-                for port, y in zip(outputs, out):
+                for port, y in zip(s.outputs, out):
                     values[(s.node_id, port)] = y
         self.values, self.ctxs, self._ran = values, ctxs, schedule
         if check:

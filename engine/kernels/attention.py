@@ -19,13 +19,12 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from engine.kernels.elementwise import EXP_P, LN2_HI, LN2_LO, LOG2E
+
 # Reassociation lets LLVM vectorise the sums; no flag that assumes finite values.
 FAST = {"reassoc", "contract", "nsz"}
 _F = np.float32
-_LO, _LOG2E, _HALF, _ONE = _F(-87.0), _F(1.4426950408889634), _F(0.5), _F(1.0)
-_C1, _C2 = _F(0.693359375), _F(-2.12194440e-4)
-_P = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
-                           1.6666665459e-1, 5.0000001201e-1))
+_LO, _HALF, _ONE = _F(-87.0), _F(0.5), _F(1.0)
 
 
 # ------------------------------------------------------------------------- numpy twins
@@ -108,10 +107,10 @@ def _softmax_columns(st, causal, bits, m, total):
             for i in range(t):
                 v = st[j, i] - m[i]
                 v = _LO if v < _LO else v
-                k = np.floor(v * _LOG2E + _HALF)
-                r = v - k * _C1 - k * _C2
-                p = _P[0]
-                for c in _P[1:]:
+                k = np.floor(v * LOG2E + _HALF)
+                r = v - k * LN2_HI - k * LN2_LO
+                p = EXP_P[0]
+                for c in EXP_P[1:]:
                     p = p * r + c
                 st[j, i] = p * r * r + r + _ONE
                 bits[j, i] = (np.int32(k) + 127) << 23

@@ -37,11 +37,16 @@ def out_size(size: int, k: int, stride: int) -> int:
     return (size - k) // stride + 1
 
 
+def _conv_out(xp: np.ndarray, w: np.ndarray) -> tuple[int, int]:
+    """(OH, OW) of a stride-1 convolution of the padded batch ``xp``."""
+    return out_size(xp.shape[2], w.shape[2], 1), out_size(xp.shape[3], w.shape[3], 1)
+
+
 def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: int) -> np.ndarray:
     """conv(xp) + b over an already zero-padded, C-contiguous batch (N, C, Hp, Wp)."""
     if sh == 1 and sw == 1:
         if prefers_gemm(w.shape, len(xp)):
-            oh, ow = xp.shape[2] - w.shape[2] + 1, xp.shape[3] - w.shape[3] + 1
+            oh, ow = _conv_out(xp, w)
             return flat_to_image(gemm_forward_flat(xp, w, b), oh, ow, xp.shape[3])
         return forward_flat(xp, w, b)
     return forward_strided(xp, w, b, sh, sw)
@@ -61,9 +66,8 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
     """The fused forward: serial for a single sample, else parallel over the batch, with the
     convolution as matrix products where that is faster (``conv_gemm``)."""
     if prefers_gemm(w.shape, len(xp)):
-        wp = xp.shape[3]
-        oh, ow = xp.shape[2] - w.shape[2] + 1, wp - w.shape[3] + 1
-        ph, pw = (oh - pkh) // psh + 1, (ow - pkw) // psw + 1
-        return relu_maxpool_batch(gemm_forward_flat(xp, w, b), wp, pkh, pkw, psh, psw, ph, pw)
+        oh, ow = _conv_out(xp, w)
+        return relu_maxpool_batch(gemm_forward_flat(xp, w, b), xp.shape[3], pkh, pkw, psh, psw,
+                                  out_size(oh, pkh, psh), out_size(ow, pkw, psw))
     run = conv_relu_maxpool_forward_serial if len(xp) == 1 else conv_relu_maxpool_forward
     return run(xp, w, b, pkh, pkw, psh, psw, want_arg)

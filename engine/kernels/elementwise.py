@@ -47,20 +47,22 @@ def erf32(v):
     return x * p / q
 
 
-_LOG2E, _LN2_HI, _LN2_LO = _F(1.4426950408889634), _F(0.693359375), _F(-2.12194440e-4)
+# Cephes' expf: exp(v) = 2^k · exp(r), k = round(v·log2 e), r = v − k·ln 2 (ln 2 split in two for
+# precision), exp(r) = 1 + r + r²·P(r). Also used by the attention softmax (engine.kernels.attention).
+LOG2E, LN2_HI, LN2_LO = _F(1.4426950408889634), _F(0.693359375), _F(-2.12194440e-4)
+EXP_P = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                              1.6666665459e-1, 5.0000001201e-1))
 _U_MAX = _F(86.0)  # exp(-86) is still a normal float32
-_EXP_P = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
-                               1.6666665459e-1, 5.0000001201e-1))
 _POW2 = tuple(_F(2.0 ** -(1 << b)) for b in range(7))  # 2^-1, 2^-2, 2^-4 … 2^-64
 
 
 def expneg32_reference(u: np.ndarray) -> np.ndarray:
     """exp(-u) for u >= 0 in float32 (Cephes' expf: u = k·ln2 - r, polynomial in r, times 2^-k)."""
     u = np.minimum(u.astype(np.float32), _U_MAX)
-    k = np.floor(u * _LOG2E + _HALF)
-    r = (k * _LN2_HI - u) + k * _LN2_LO
-    p = _EXP_P[0]
-    for c in _EXP_P[1:]:
+    k = np.floor(u * LOG2E + _HALF)
+    r = (k * LN2_HI - u) + k * LN2_LO
+    p = EXP_P[0]
+    for c in EXP_P[1:]:
         p = p * r + c
     return (p * r * r + r + _ONE) * np.ldexp(_ONE, -k.astype(np.int32))
 
@@ -70,10 +72,10 @@ def expneg32(u):
     """The twin above with 2^-k built from k's bits by selects: no libm call, so it vectorises
     (np.exp in a numba loop is a scalar call per element: GELU's backward took 8× its forward)."""
     u = min(u, _U_MAX)
-    k = np.floor(u * _LOG2E + _HALF)
-    r = (k * _LN2_HI - u) + k * _LN2_LO
-    p = _EXP_P[0]
-    for c in _EXP_P[1:]:
+    k = np.floor(u * LOG2E + _HALF)
+    r = (k * LN2_HI - u) + k * LN2_LO
+    p = EXP_P[0]
+    for c in EXP_P[1:]:
         p = p * r + c
     m = np.int32(k)
     p2 = _POW2

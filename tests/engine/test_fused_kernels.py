@@ -28,13 +28,17 @@ def unfused_backward(xp, w, b, pk, ps, dp):
             conv.conv2d_weight_grad_reference(xp, dz, *w.shape[2:], 1, 1), dz.sum(axis=(0, 2, 3)))
 
 
+def random_case(seed: int, xs: tuple, ws: tuple, dtype) -> tuple:
+    """(padded input, weights, bias) drawn from a standard normal, in ``dtype``; the generator
+    goes on to draw whatever the test needs next."""
+    rng = np.random.default_rng(seed)
+    return (rng, *(rng.standard_normal(shape).astype(dtype) for shape in (xs, ws, ws[0])))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("xs,ws,pk,ps", CASES)
 def test_fused_kernels_match_the_unfused_twins(dtype, xs, ws, pk, ps):
-    rng = np.random.default_rng(1)
-    xp = rng.standard_normal(xs).astype(dtype)
-    w = rng.standard_normal(ws).astype(dtype)
-    b = rng.standard_normal(ws[0]).astype(dtype)
+    rng, xp, w, b = random_case(1, xs, ws, dtype)
     y, arg = conv.conv_relu_maxpool_forward(xp, w, b, *pk, *ps, True)
     assert y.dtype == dtype and arg.shape == y.shape
     np.testing.assert_allclose(y, conv.conv_relu_maxpool_reference(xp, w, b, pk, ps), **TOL[dtype])
@@ -186,10 +190,7 @@ def test_the_matrix_product_forward_is_chosen_for_many_taps_and_filters_only():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("xs,ws,pk,ps", GEMM_CASES)
 def test_matrix_product_forward_equals_the_direct_kernel_and_the_twin(dtype, xs, ws, pk, ps):
-    rng = np.random.default_rng(7)
-    xp = rng.standard_normal(xs).astype(dtype)
-    w = rng.standard_normal(ws).astype(dtype)
-    b = rng.standard_normal(ws[0]).astype(dtype)
+    _, xp, w, b = random_case(7, xs, ws, dtype)
     y, arg = conv.conv_relu_maxpool(xp, w, b, *pk, *ps, True)  # the dispatcher: matrix products
     direct = conv.conv_relu_maxpool_forward(xp, w, b, *pk, *ps, True)
     assert y.dtype == dtype and arg.shape == y.shape
