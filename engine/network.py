@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.executor import Executor
 from engine.graph import Graph
+from engine.kernels import aligned
 from engine.plan import Plan, PlanError, compile_plan
 from engine.spec import LayerloomError
 
@@ -30,21 +31,22 @@ class Activations(dict):
     computed on first access, from the chain's input and the parameters at that moment (read
     them before the next optimiser step)."""
 
-    def __init__(self, values: dict, chains: dict, executor, params: dict, run: dict):
-        super().__init__(values)
-        # node_id -> its fused step; what the step's members are recomputed from
-        self._chains, self._executor, self._params, self._run = chains, executor, params, run
+    # Set by ``Network.forward`` after construction: (node_id -> its fused step, the executor, the
+    # parameters and the run's values that the step's members are recomputed from). A plain dict
+    # built first and tagged once costs half an overriding __init__ (µs count at batch 1).
+    _lazy: tuple = ({}, None, None, None)
 
     def __missing__(self, key):
-        step = self._chains.get(key)
+        chains, executor, params, run = self._lazy
+        step = chains.get(key)
         if step is None:
             raise KeyError(key)
-        for node_id, value in self._executor.member_values(step, self._params, self._run).items():
+        for node_id, value in executor.member_values(step, params, run).items():
             self.setdefault(node_id, value)
         return dict.__getitem__(self, key)
 
     def __contains__(self, key) -> bool:
-        return dict.__contains__(self, key) or key in self._chains
+        return dict.__contains__(self, key) or key in self._lazy[0]
 
     def get(self, key, default=None):
         return self[key] if key in self else default
@@ -85,8 +87,11 @@ class Network:
         ex = self.executor
         values = ex.forward(self.params, inputs, training, self.rng, check, keep)
         names, chains = self._layout(ex._ran)
-        out = {name: values[ref] for name, ref in names}
-        return Activations(out, chains, ex, self.params, values) if chains else out
+        if not chains:
+            return {name: values[ref] for name, ref in names}
+        out = Activations({name: values[ref] for name, ref in names})
+        out._lazy = (chains, ex, self.params, values)
+        return out
 
     def _layout(self, schedule: tuple) -> tuple:
         """((name, port ref) per returned output, {node inside a fused chain: its step}) of a
@@ -129,7 +134,7 @@ class Network:
         extra = sorted(set(params) - set(self.params))
         if extra:
             raise WeightsError(f"the weights have {extra[0]!r}, which this graph does not use")
-        self.params = {k: np.array(params[k], dtype=self.dtype) for k in self.params}
+        self.params = {k: aligned(params[k], self.dtype) for k in self.params}
 
     def save_weights(self, path: str | PathLike) -> None:
         from engine.export.weights import save_weights

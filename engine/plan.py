@@ -6,7 +6,7 @@ are not), and the parameter keys ``"<node_id>.<param>"``.
 
 ``Plan.steps`` holds one step per node: the reference. ``Plan.schedule(keep)`` is what the executor
 runs: the same steps with known chains fused into one (Conv2D stride 1 → ReLU → MaxPool2D, and
-Dense → activation). A chain fuses only when each inner node feeds exactly the next one, no inner
+Dense [→ activation] → Dense … as in an MLP). A chain fuses only when each inner node feeds exactly the next one, no inner
 node is in ``keep`` (activations a caller must see), all its nodes share one frozen flag, and the
 attributes are ones the fused kernel supports.
 """
@@ -18,8 +18,9 @@ import numpy as np
 
 from engine.graph import Graph, PortRef
 from engine.registry import LAYERS  # first: loads every layer module, which fused builds on
-from engine.kernels.fused import (ACTIVATIONS, ConvReluMaxPool, DenseActivation, conv_pool_attrs,
-                                  dense_act_attrs)
+from engine.kernels import aligned
+from engine.kernels.fused import (ACTIVATIONS, ConvReluMaxPool, DenseChain, conv_pool_attrs,
+                                  dense_chain_attrs)
 from engine.shapes import ShapeReport, infer_shapes
 from engine.spec import AttrValues, Layer, LayerloomError
 
@@ -49,6 +50,9 @@ class Step:
     param_names: tuple = ()  # param_keys without the "<node_id>." prefix
     frozen: bool = False
     members: tuple = ()  # a fused step: the Steps it replaces, in order; () for a plain step
+    # The layer reads its parameters by full key ("fc1.weight") from the network's whole dict (a
+    # fused step over several parametrised nodes): no per-call dict of its own (0.6 µs at batch 1).
+    by_full_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class Plan:
         params = {}
         for s in self.steps:
             for name, value in s.layer.init(s.attrs, s.in_shapes, rng).items():
-                params[f"{s.node_id}.{name}"] = np.ascontiguousarray(value, dtype=dtype)
+                params[f"{s.node_id}.{name}"] = aligned(value, dtype)
         return params
 
 
@@ -151,19 +155,29 @@ def _conv_chain(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | 
 
 
 def _dense_chain(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | None:
-    if head.layer.type_id != "Dense":
+    """Dense nodes, each optionally followed by an activation, each feeding the next Dense."""
+    members, node = [], head
+    while node is not None and node.layer.type_id == "Dense":
+        act = _next(plan, node, by_id, keep)
+        act = act if act is not None and act.layer.type_id in ACTIVATIONS else None
+        members += [node, act] if act is not None else [node]
+        node = _next(plan, members[-1], by_id, keep)
+    if len(members) < 2:
         return None
-    act = _next(plan, head, by_id, keep)
-    if act is None or act.layer.type_id not in ACTIVATIONS:
-        return None
-    return _fused(DenseActivation, dense_act_attrs(head.attrs, act.layer, act.attrs), (head, act))
+    return _fused(DenseChain, dense_chain_attrs(tuple(members)), tuple(members), full_names=True)
 
 
-def _fused(layer, attrs, members: tuple) -> Step:
-    """One step standing for ``members``: the head's inputs and parameters, the tail's output."""
+def _fused(layer, attrs, members: tuple, full_names: bool = False) -> Step:
+    """One step standing for ``members``: the head's inputs, the tail's output, every member's
+    parameters: named by their full keys ("fc1.weight") when several members have some, else
+    by the head's own names ("weight")."""
     head, tail = members[0], members[-1]
+    keys = tuple(k for m in members for k in m.param_keys)
     return replace(head, node_id=tail.node_id, layer=layer, attrs=attrs, outputs=tail.outputs,
-                   requires_grad=tail.requires_grad, members=members)
+                   requires_grad=tail.requires_grad, members=members, param_keys=keys,
+                   param_names=keys if full_names else head.param_names, by_full_key=full_names,
+                   grad_keys=tuple(k for m in members for k in m.grad_keys),
+                   trainable=any(m.trainable for m in members))
 
 
 def fused_steps(plan: Plan, keep: frozenset) -> tuple:

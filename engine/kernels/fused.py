@@ -5,10 +5,12 @@ where a known pattern appears and the unfused nodes stay the reference the tests
 
 - ``ConvReluMaxPool``: Conv2D (stride 1) → ReLU → MaxPool2D (no padding) in one numba kernel that
   never stores the convolution's output; its backward touches only the positions that won the pool.
-- ``DenseActivation``: Dense → an element-wise activation in one step (ReLU in place; any other
-  activation through its own layer functions), saving an executor step and a temporary.
+- ``DenseChain``: Dense layers, each optionally followed by an element-wise activation, each
+  feeding the next (an MLP's Dense → ReLU → Dense → ReLU → Dense) in one step. ReLU runs in the
+  same pass as the bias; any other activation through its own layer functions. At batch 1 the
+  executor's cost per node was as large as the products themselves; one step per chain saves it.
 
-Attributes arrive as plain tuples (``conv_pool_attrs`` / ``dense_act_attrs``) so the hot path
+Attributes arrive as plain tuples (``conv_pool_attrs`` / ``dense_chain_attrs``) so the hot path
 reads no ``AttrValues``.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.kernels.conv import conv_relu_maxpool, conv_relu_maxpool_backward
-from engine.kernels.dense import add_bias, add_bias_relu
+from engine.kernels.dense import linear
 from engine.layers.dense import Dense
 from engine.layers.pool import geometry
 from engine.spec import Ctx, Layer
@@ -30,9 +32,17 @@ def conv_pool_attrs(conv, pool) -> tuple:
     return tuple(conv.padding), (kh, kw, sh, sw), bool(conv.bias)
 
 
-def dense_act_attrs(dense, act_layer, act_attrs) -> tuple:
-    """(the Dense node's attributes, the activation's layer class, its attributes)."""
-    return dense, act_layer, act_attrs
+def dense_chain_attrs(members: tuple) -> tuple:
+    """One link per Dense member: (its attributes, weight key, bias key or None, the activation's
+    layer class or None, its attributes, whether it is ReLU). ``members`` are plan Steps."""
+    links = []
+    for m in members:
+        if m.layer.type_id == "Dense":
+            bias = f"{m.node_id}.bias" if m.attrs.bias else None
+            links.append([m.attrs, f"{m.node_id}.weight", bias, None, None, False])
+        else:
+            links[-1][3:] = [m.layer, m.attrs, m.layer.type_id == "ReLU"]
+    return tuple(tuple(link) for link in links)
 
 
 def zero_pad(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
@@ -72,37 +82,59 @@ class ConvReluMaxPool(Layer):
         return (dx,), ({"weight": dw, "bias": db} if bias else {"weight": dw})
 
 
-class DenseActivation(Layer):
-    """act(x Wᵀ + b) as one step; parameters are the Dense node's."""
+class DenseChain(Layer):
+    """Dense [→ activation] links as one step; parameters are keyed by their full keys
+    ("fc1.weight"), since several Dense nodes share the step."""
 
-    type_id = "Dense+activation"
+    type_id = "Dense chain"
 
     @staticmethod
     def forward(a, p, ctx, x):
-        dense, act, act_attrs = a
-        z = x.reshape(-1, x.shape[-1]) @ p["weight"].T
-        shape = (*x.shape[:-1], z.shape[1])
-        if act.type_id == "ReLU":  # the same x·(x > 0) as the ReLU layer, in place, one pass
-            mask = np.empty(z.shape, np.bool_)
-            add_bias_relu(z, p["bias"] if dense["bias"] else np.empty(0, z.dtype), mask)
-            ctx.save(x, mask.reshape(shape))
-            return z.reshape(shape)
-        if dense["bias"]:
-            add_bias(z, p["bias"])
-        z = z.reshape(shape)
-        sub = Ctx(ctx.training, ctx.rng, (True,))
-        y = act.forward(act_attrs, {}, sub, z)
-        ctx.save(x, sub)
-        return y
+        h = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])  # (N, T, D) as one (N·T, D) product
+        saved = []
+        for _, w_key, b_key, act, act_attrs, relu in a:
+            z = linear(h, p[w_key], None if b_key is None else p[b_key], relu)
+            if act is None or relu:  # ReLU's mask is z > 0 afterwards (see add_bias_relu)
+                saved.append((h, z))
+                h = z
+            else:
+                sub = Ctx(ctx.training, ctx.rng, (True,))
+                saved.append((h, sub))
+                h = act.forward(act_attrs, {}, sub, z)
+        ctx.save(x.shape, saved)
+        return h if x.ndim == 2 else h.reshape(*x.shape[:-1], h.shape[1])
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        dense, act, act_attrs = a
-        x, saved = ctx.saved
-        if act.type_id == "ReLU":
-            dz = dy * saved
-        else:
-            (dz,), _ = act.backward(act_attrs, {}, saved, dy)
-        inner = Ctx(ctx.training, ctx.rng, ctx.needs_input_grad)
-        inner.save(x)
-        return Dense.backward(dense, p, inner, dz)
+        grads, dx = {}, None
+        for _, dx, member_grads in DenseChain.members_backward(a, p, ctx, dy):
+            grads.update(member_grads)
+        return (dx,), grads
+
+    @staticmethod
+    def members_backward(a, p, ctx, dy):
+        """The chain's unfused backward from the values its forward saved, last member first:
+        yields (member position, the gradient into that member, its parameter gradients). The
+        executor walks it to name the member where a gradient first turned non-finite."""
+        shape, saved = ctx.saved
+        g = dy.reshape(-1, dy.shape[-1])
+        pos = sum(1 if link[3] is None else 2 for link in a) - 1
+        for (dense, w_key, b_key, act, act_attrs, relu), (h, kept) in zip(reversed(a),
+                                                                          reversed(saved)):
+            if act is not None:
+                if relu:
+                    g = g * (kept > 0)
+                else:
+                    (g,), _ = act.backward(act_attrs, {}, kept, g)
+                yield pos, g, {}
+                pos -= 1
+            inner = Ctx(ctx.training, ctx.rng, (pos > 0 or ctx.needs_input_grad[0],))
+            inner.save(h)
+            (g,), dense_grads = Dense.backward(dense, {"weight": p[w_key]}, inner, g)
+            member_grads = {w_key: dense_grads["weight"]}
+            if b_key is not None:
+                member_grads[b_key] = dense_grads["bias"]
+            if pos == 0 and g is not None:
+                g = g.reshape(shape)
+            yield pos, g, member_grads
+            pos -= 1

@@ -1,7 +1,7 @@
 """Dense (fully connected) layer, as ``torch.nn.Linear``: y = x Wᵀ + b over the last axis."""
 from __future__ import annotations
 
-from engine.kernels.dense import add_bias
+from engine.kernels.dense import linear
 from engine.registry import register
 from engine.spec import Bool, Example, Int, Layer, ShapeError, fmt_shape, uniform_fan_in
 
@@ -42,10 +42,10 @@ class Dense(Layer):
     def forward(a, p, ctx, x):
         ctx.save(x)
         # (N, T, D) as one (N·T, D) product: numpy runs 3-D @ 2-D as N products (2× slower)
-        y = x.reshape(-1, x.shape[-1]) @ p["weight"].T
-        if a.bias:
-            add_bias(y, p["bias"])
-        return y.reshape(*x.shape[:-1], -1)
+        flat = x.ndim == 2
+        y = linear(x if flat else x.reshape(-1, x.shape[-1]), p["weight"],
+                   p["bias"] if a.bias else None, False)
+        return y if flat else y.reshape(*x.shape[:-1], -1)
 
     @staticmethod
     def backward(a, p, ctx, dy):

@@ -84,7 +84,7 @@ def test_lenet5_fused_equals_unfused(dtype):
     net = assert_same(g, inputs, dtype)
     groups = {s.node_id: [m.node_id for m in s.members] for s in net.executor.schedule if s.members}
     assert groups == {"pool1": ["conv1", "relu1", "pool1"], "pool2": ["conv2", "relu2", "pool2"],
-                      "relu3": ["fc1", "relu3"], "relu4": ["fc2", "relu4"]}
+                      "fc3": ["fc1", "relu3", "fc2", "relu4", "fc3"]}
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -92,7 +92,7 @@ def test_lenet5_fused_equals_unfused(dtype):
 def test_small_graph_with_odd_sizes_and_overlapping_pool(dtype, act):
     g = small_cnn(act=act)
     net = assert_same(g, feeds(g), dtype)
-    assert fused_ids(net) == {"conv", "relu", "pool", "fc1", "act"}
+    assert fused_ids(net) == {"conv", "relu", "pool", "fc1", "act", "fc2"}
 
 
 @pytest.mark.parametrize("pool", [{"kernel_size": [2, 2]}, {"kernel_size": [2, 3], "stride": [1, 2]}])
@@ -200,7 +200,7 @@ def test_unsupported_chains_stay_unfused(change):
         g.remove_node("relu")
         g.connect(("conv", "y"), ("pool", "x"))
     net = assert_same(g, feeds(g), np.float64)
-    assert fused_ids(net) == {"fc1", "act"}
+    assert fused_ids(net) == {"fc1", "act", "fc2"}
 
 
 def test_training_holds_the_blas_to_one_thread_while_it_runs():
@@ -230,3 +230,71 @@ def test_a_graph_without_parallel_kernels_gives_the_cores_to_the_blas():
         assert numba.get_num_threads() == 1
         blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
         assert blas and all(n == min(get_threads(), os.cpu_count()) for n in blas)
+
+
+# ------------------------------------------------------------------------------ Dense chains
+def mlp(in_shape=(6,)) -> Graph:
+    """Dense → ReLU → Dense → Dense (no activation between) → Tanh → Dense, MSE to values."""
+    g = Graph()
+    chain(g, [("image", "Input", {"shape": list(in_shape)}),
+              ("fc1", "Dense", {"out_features": 5}), ("relu", "ReLU", {}),
+              ("fc2", "Dense", {"out_features": 4, "bias": False}),
+              ("fc3", "Dense", {"out_features": 3}), ("tanh", "Tanh", {}),
+              ("fc4", "Dense", {"out_features": 2})])
+    g.add_node(Node("label", "Label", {"kind": "values", "shape": [*in_shape[:-1], 2]}))
+    g.add_node(Node("loss", "MSELoss", {}))
+    g.connect(("fc4", "y"), ("loss", "input"))
+    g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+def mlp_feeds(g: Graph, n: int, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    shape = g.nodes["image"].attrs["shape"]
+    return {"image": rng.standard_normal((n, *shape)),
+            "label": rng.standard_normal((n, *shape[:-1], 2))}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n, in_shape", [(1, (6,)), (7, (6,)), (2, (3, 6)), (1, (1, 6))])
+def test_a_dense_chain_equals_its_nodes_at_one_row_and_many(dtype, n, in_shape):
+    """One row takes the compiled matrix-vector pass, several the BLAS; (N, T, D) runs as rows."""
+    g = mlp(in_shape)
+    net = assert_same(g, mlp_feeds(g, n), dtype)
+    groups = [[m.node_id for m in s.members] for s in net.executor.schedule if s.members]
+    assert groups == [["fc1", "relu", "fc2", "fc3", "tanh", "fc4"]]
+
+
+@pytest.mark.parametrize("bad", ["fc1", "fc2", "fc3", "fc4"])
+def test_a_nan_weight_met_only_by_the_backward_is_named_at_its_own_dense_node(bad):
+    """The chain replays its members' backward from the saved values to name the right node.
+    fc1's weight is not used by the backward at all (its input needs no gradient)."""
+    g = mlp()
+    for fuse in (True, False):
+        net = Network(g, seed=0, dtype=np.float64, fuse=fuse)
+        net.forward(mlp_feeds(g, 3), training=True)
+        net.params[f"{bad}.weight"][:] = np.nan
+        if bad == "fc1":
+            assert all(np.isfinite(v).all() for v in net.backward().values())
+            continue
+        with pytest.raises(NonFiniteError) as err:
+            net.backward()
+        assert (err.value.node_id, err.value.phase) == (bad, "backward")
+
+
+@pytest.mark.parametrize("split", ["frozen", "kept", "two_readers"])
+def test_a_dense_chain_stops_where_a_node_must_stay_visible_or_frozen(split):
+    g = mlp()
+    keep = None
+    if split == "frozen":
+        for n in ("fc3", "tanh", "fc4"):
+            g.set_frozen(n, True)
+    elif split == "kept":
+        keep = {"fc2"}
+    else:  # fc2's output also feeds a second head
+        g.add_node(Node("side", "ReLU", {}))
+        g.connect(("fc2", "y"), ("side", "x"))
+    net = assert_same(g, mlp_feeds(g, 4), np.float64, keep=keep)
+    ran = net.executor._ran
+    groups = [[m.node_id for m in s.members] for s in ran if s.members]
+    assert groups == [["fc1", "relu", "fc2"], ["fc3", "tanh", "fc4"]]

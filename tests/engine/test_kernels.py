@@ -1,4 +1,6 @@
 """Every numba kernel equals the numpy twin that defines it (float64 tight, float32 loose)."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -127,16 +129,43 @@ def test_bias_and_relu_in_one_pass_equal_the_numpy_forms(dtype):
     want_mask = want > 0
     with np.errstate(invalid="ignore"):
         want = want * want_mask
-    got, mask = z.copy(), np.empty(z.shape, np.bool_)
-    add_bias_relu(got, b, mask)
+    got = z.copy()
+    add_bias_relu(got, b)
     np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(mask, want_mask)
+    np.testing.assert_array_equal(got > 0, want_mask)  # what backward recomputes the mask from
     plain, no_bias = z.copy(), z.copy()
     add_bias(plain, b)
     np.testing.assert_array_equal(plain, z + b)
-    add_bias_relu(no_bias, np.empty(0, dtype), mask)
+    add_bias_relu(no_bias, np.empty(0, dtype))
     with np.errstate(invalid="ignore"):
         np.testing.assert_array_equal(no_bias, z * (z > 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k, m", [(784, 256), (7, 3), (5, 9), (1, 1)])
+@pytest.mark.parametrize("relu, bias", [(False, True), (True, True), (True, False)])
+def test_one_row_product_equals_the_blas_form(dtype, k, m, relu, bias):
+    """``linear`` at one row runs its own pass (4 weight rows at a time, any remainder alone);
+    at more rows the BLAS. Both equal x·wᵀ + b (then x·(x > 0)), NaN and ±inf included."""
+    from engine.kernels.dense import linear
+
+    rng = np.random.default_rng(k + m)
+    x = rng.standard_normal((3, k)).astype(dtype)
+    w, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal(m).astype(dtype)
+    if m > 2:  # one output NaN, one +inf, one −inf (→ NaN after ReLU)
+        w[0, 0], w[1, 0], w[2, 0] = np.nan, np.inf, -np.inf
+        x[:, 0] = 1
+    b = b if bias else None
+    with np.errstate(invalid="ignore", over="ignore"):  # as the executor runs them
+        want = x @ w.T + (0 if b is None else b)
+        want = want * (want > 0) if relu else want
+        one, rows = linear(x[:1], w, b, relu), linear(x, w, b, relu)
+        strided = linear(x[:1, ::-1], w[:, ::-1], b, relu)  # any layout is still right
+    # sums of k products in another order: float32 rounding grows with k (a wrong term is O(1))
+    tol = dict(rtol=1e-5, atol=1e-6 * k) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    assert one.dtype == dtype and one.shape == (1, m)
+    for got, ref in ((one, want[:1]), (rows, want), (strided, want[:1])):
+        np.testing.assert_allclose(got, ref, **tol)
 
 
 @pytest.mark.parametrize("a", [np.zeros(0), np.ones((3, 4), np.float32), np.ones((4, 6))[:, ::2],
@@ -157,3 +186,19 @@ def test_the_finite_check_on_large_arrays_finds_one_bad_value_and_a_sum_that_ove
     a[-1] = np.nan
     assert not finite(a)
     assert finite(np.full(SMALL * 3, 3e38, np.float32))  # the sum overflows, the values do not
+
+
+def test_parameters_start_on_a_cache_line_after_init_and_after_loading():
+    from engine.graph import Graph
+    from engine.kernels import CACHE_LINE, aligned
+    from engine.network import Network
+
+    net = Network(Graph.load(Path(__file__).resolve().parents[2] / "samples" / "lenet5.json"))
+    net.load_params({k: v[...].astype(np.float64) for k, v in net.params.items()})
+    for params in (net.params, Network(net.graph, params=net.params).params):
+        assert all(v.ctypes.data % CACHE_LINE == 0 and v.flags.c_contiguous and v.dtype == np.float32
+                   for v in params.values())
+    src = np.arange(12.0).reshape(3, 4)[:, ::-2]
+    got = aligned(src, np.float32)
+    np.testing.assert_array_equal(got, src)
+    assert got.ctypes.data % CACHE_LINE == 0 and got.flags.c_contiguous and got.flags.writeable
