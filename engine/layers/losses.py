@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.kernels.losses import xent_backward, xent_forward
 from engine.registry import register
 from engine.spec import Example, IntInput, Layer, ShapeError, fmt_shape
 
@@ -32,22 +33,20 @@ class CrossEntropyLoss(Layer):
     @staticmethod
     def forward(a, p, ctx, x, t):
         z = x.reshape(-1, x.shape[-1])
-        t = t.reshape(-1)
-        if t.size and (t.min() < 0 or t.max() >= z.shape[1]):
+        z = np.ascontiguousarray(z, dtype=np.float64 if z.dtype == np.float64 else np.float32)
+        t = t.reshape(-1).astype(np.int64, copy=False)
+        prob = np.empty_like(z)
+        loss, bad = xent_forward(z, t, prob) if len(t) else (np.nan, -1)  # no rows: mean of none
+        if bad >= 0:
             raise ShapeError(f"a label is outside 0..{z.shape[1] - 1} (got {t.min()}..{t.max()})")
-        m = z.max(axis=1, keepdims=True)  # log-sum-exp shift: exp never overflows
-        e = np.exp(z - m)
-        s = e.sum(axis=1, keepdims=True)
-        logp = z[np.arange(len(t)), t] - m[:, 0] - np.log(s[:, 0])
-        ctx.save(e / s, t, x.shape)
-        return np.asarray(-logp.mean(), dtype=x.dtype)
+        ctx.save(prob, t, x.shape)
+        return np.asarray(loss, dtype=x.dtype)
 
     @staticmethod
     def backward(a, p, ctx, dy):
         prob, t, shape = ctx.saved
-        g = prob.copy()
-        g[np.arange(len(t)), t] -= 1
-        g *= dy / len(t)
+        g = np.empty_like(prob)
+        xent_backward(prob, t, float(dy) / max(len(t), 1), g)
         return (g.reshape(shape), None), {}
 
 

@@ -202,3 +202,49 @@ def test_parameters_start_on_a_cache_line_after_init_and_after_loading():
     got = aligned(src, np.float32)
     np.testing.assert_array_equal(got, src)
     assert got.ctypes.data % CACHE_LINE == 0 and got.flags.c_contiguous and got.flags.writeable
+
+
+# --------------------------------------------------------------------- softmax cross-entropy
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_kernels_equal_their_twin(dtype):
+    from engine.kernels.losses import xent_backward, xent_forward, xent_reference
+
+    rng = np.random.default_rng(5)
+    z = (rng.standard_normal((37, 11)) * 30).astype(dtype)  # large logits: the shift matters
+    z[0, :] = -np.inf
+    z[0, 3] = 0  # one finite logit among −inf: probability 1
+    t = rng.integers(0, 11, 37)
+    t[0] = 3
+    want_loss, want_prob = xent_reference(z, t)
+    prob = np.empty_like(z)
+    loss, bad = xent_forward(z, t, prob)
+    assert bad == -1
+    np.testing.assert_allclose(loss, want_loss, **TOL[dtype])
+    np.testing.assert_allclose(prob, want_prob, **TOL[dtype])
+    g = np.empty_like(prob)
+    xent_backward(prob, t, 0.5, g)
+    onehot = np.eye(11)[t]
+    np.testing.assert_allclose(g, (want_prob - onehot) * 0.5, **TOL[dtype])
+
+
+@pytest.mark.parametrize("bad_logit", [np.nan, np.inf])
+def test_cross_entropy_turns_only_a_bad_row_nan_and_names_a_bad_label(bad_logit):
+    from engine.kernels.losses import xent_forward
+
+    z = np.zeros((4, 3), np.float32)
+    z[2, 1] = bad_logit
+    prob = np.empty_like(z)
+    loss, bad = xent_forward(z, np.array([0, 1, 2, 0]), prob)
+    assert np.isnan(loss) and bad == -1
+    assert np.isnan(prob[2]).all() and np.allclose(prob[[0, 1, 3]], 1 / 3)
+    assert xent_forward(z, np.array([0, 1, 3, 0]), prob)[1] == 2  # label 3 of 3 classes
+    assert xent_forward(z, np.array([-1, 1, 2, 0]), prob)[1] == 0
+
+
+def test_cross_entropy_layer_refuses_a_label_out_of_range_in_one_line():
+    from engine.layers.losses import CrossEntropyLoss
+    from engine.spec import AttrValues, Ctx, ShapeError
+
+    x = np.zeros((3, 10), np.float32)
+    with pytest.raises(ShapeError, match=r"a label is outside 0\.\.9 \(got 0\.\.10\)"):
+        CrossEntropyLoss.forward(AttrValues({}), {}, Ctx(), x, np.array([0, 10, 4]))
