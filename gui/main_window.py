@@ -26,6 +26,7 @@ from gui.training.session import TrainingSession
 
 GRAPH_MIME = "application/x-layerloom-graph"  # clipboard: a subgraph in the file format
 MAX_RECENT = 8
+LAYOUT_VERSION = 1  # bump when the set of docks changes: an older saved layout is then ignored
 
 
 class MainWindow(QMainWindow):
@@ -52,10 +53,37 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._on_report(self.document.report)
         self.resize(1440, 900)
+        self._default_sizes()
+        self._default_layout = self.saveState(LAYOUT_VERSION)
+        self._restore_layout()
+
+    # ------------------------------------------------------------------ layout
+    def _default_sizes(self) -> None:
         em = self.fontMetrics().horizontalAdvance("M")
         self.resizeDocks([self.palette_dock, self.inspector_dock], [19 * em, 30 * em],
                          Qt.Horizontal)
         self.training.default_sizes()
+
+    def _restore_layout(self) -> None:
+        """The size, place and dock arrangement of the last session; a saved layout that no
+        longer fits the docks (another version) is ignored and the defaults stay."""
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state, LAYOUT_VERSION)
+
+    def save_layout(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
+
+    def reset_layout(self) -> None:
+        """Every dock back where a first start puts it, shown, at its first size."""
+        self.restoreState(self._default_layout, LAYOUT_VERSION)
+        for dock in self.findChildren(QDockWidget):
+            dock.setFloating(False)
+        self._default_sizes()
 
     def _wire(self) -> None:
         doc = self.document
@@ -260,6 +288,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if self.maybe_save():
             self.training.shutdown()
+            self.save_layout()
             event.accept()
         else:
             event.ignore()

@@ -93,6 +93,7 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
         acts[f"theme_{mode}"] = act
     view.addSeparator()
     window.panels_menu = view.addMenu("&Panels")
+    acts["reset_layout"] = _action(window, view, "&Reset Layout", window.reset_layout)
     return acts
 
 

@@ -10,9 +10,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from gui.plots.empty_hint import EmptyHint
 from gui.plots.style import is_dark, make_view, palette_colors, style_plot
 
 MAX_TEXT_CLASSES = 20
+WHEN_ENDED = ("The test set's confusion matrix appears here when a classification run ends: "
+              "which classes the network mistakes for which.")
+NOT_CLASSIFYING = "No confusion matrix: the model does not classify."
 
 
 class ConfusionMatrixView(QWidget):
@@ -21,7 +25,7 @@ class ConfusionMatrixView(QWidget):
         self.matrix: np.ndarray | None = None
         self.class_names: list = []
         self._texts: list = []
-        self.caption = QLabel("The confusion matrix appears when training ends.")
+        self.caption = QLabel(WHEN_ENDED)
         self.caption.setWordWrap(True)  # else its one long line widens the whole panel
         self.view = make_view(pg.PlotWidget)
         self.plot = self.view.getPlotItem()
@@ -39,12 +43,16 @@ class ConfusionMatrixView(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.caption)
         layout.addWidget(self.view, 1)
+        self.hint = EmptyHint(self.view, WHEN_ENDED)
+        self.caption.hide()
 
     def reset(self, _info=None) -> None:
         self.matrix, self.class_names = None, []
         self.image.clear()
         self._clear_texts()
-        self.caption.setText("The confusion matrix appears when training ends.")
+        self.caption.setText(WHEN_ENDED)
+        self.caption.hide()
+        self.hint.show_when(True, WHEN_ENDED)
 
     def set_matrix(self, matrix: np.ndarray | None, class_names: list,
                    accuracy: float | None = None) -> None:
@@ -52,7 +60,8 @@ class ConfusionMatrixView(QWidget):
         self._clear_texts()
         if matrix is None:
             self.reset()
-            self.caption.setText("No confusion matrix: the model does not classify.")
+            self.caption.setText(NOT_CLASSIFYING)
+            self.hint.show_when(True, NOT_CLASSIFYING)
             return
         self.matrix, self.class_names = np.asarray(matrix), list(class_names)
         k = len(self.matrix)
@@ -71,6 +80,8 @@ class ConfusionMatrixView(QWidget):
         acc = f" — test accuracy {100 * accuracy:.1f}%" if accuracy is not None else ""
         self.caption.setText(f"Test set: {int(self.matrix.sum()):,} samples{acc}. "
                              f"Rows: true class, columns: predicted.")
+        self.caption.show()
+        self.hint.show_when(False)
 
     def _write_counts(self) -> None:
         top = max(1, self.matrix.max())

@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QIcon, QPen, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QSplitter, QWidget
 
 from gui.plots.buffers import Redrawer, RingBuffer
+from gui.plots.empty_hint import EmptyHint
 from gui.plots.loss_plot import fix_x_range
 from gui.plots.style import SERIES, make_view, node_color, style_plot
 
@@ -53,6 +54,9 @@ class GradientPlot(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
+        self.hint = EmptyHint(self, "The gradient norm of every trainable parameter, per step, "
+                                    "appears here while the network trains. One that vanishes "
+                                    "or explodes is flagged on its node.")
         self.redrawer = Redrawer(self._redraw, self)
 
     # ------------------------------------------------------------------ reports in
@@ -136,6 +140,7 @@ class GradientPlot(QWidget):
 
     # ------------------------------------------------------------------ drawing
     def _redraw(self) -> None:
+        self.hint.show_when(not any(len(b) for b in self.buffers.values()))
         for key, curve in self.curves.items():
             buf = self.buffers[key]
             curve.setData(buf.x, buf.y, connect="finite")

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from gui.plots.buffers import Redrawer
+from gui.plots.empty_hint import EmptyHint
 from gui.plots.style import SERIES, make_view, style_plot
 
 
@@ -46,6 +47,9 @@ class HistogramPlot(QWidget):
         layout.setContentsMargins(4, 4, 4, 0)
         layout.addLayout(top)
         layout.addWidget(self.view, 1)
+        self.hint = EmptyHint(self.view, "Histograms of one parameter's gradient and weights "
+                                         "appear here while the network trains. Choose it "
+                                         "above, or select its node on the canvas.")
         self.redrawer = Redrawer(self._redraw, self)
 
     def reset(self, info=None) -> None:
@@ -81,6 +85,7 @@ class HistogramPlot(QWidget):
 
     def _redraw(self) -> None:
         hist = self.latest.get(self.selected) if self.selected else None
+        self.hint.show_when(hist is None)
         if hist is None:
             self.grad_curve.setData([], [])
             self.weight_curve.setData([], [])

@@ -10,6 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from gui.plots.buffers import Redrawer, RingBuffer, SmoothedBuffer
+from gui.plots.empty_hint import EmptyHint
 from gui.plots.style import SERIES, legend_style, make_view, style_plot
 
 
@@ -37,6 +38,8 @@ class LossPlot(QWidget):
         self.acc_item.setYRange(0, 1, padding=0.02)
         self.acc_item.enableAutoRange(axis="y", enable=False)
         self._build_curves()
+        self.hint = EmptyHint(self.view, "The loss and the accuracy appear here while the network "
+                                         "trains.\n\nPress Train, or Step for one batch.")
         self.redrawer = Redrawer(self._redraw, self)
 
     def _build_curves(self) -> None:
@@ -110,6 +113,7 @@ class LossPlot(QWidget):
         self.val_curve.setData(self.val_loss.x, self.val_loss.y)
         self.acc_curve.setData(self.accuracy.x, self.accuracy.y)
         self.val_acc_curve.setData(self.val_accuracy.x, self.val_accuracy.y)
+        self.hint.show_when(not len(self.loss))
 
 
 def fix_x_range(plot: pg.PlotItem, total_steps: int) -> None:

@@ -150,3 +150,38 @@ def test_arrow_keys_nudge_the_selection_as_one_undo_step(mlp):
     assert doc.stack.count() == steps + 1
     doc.undo()
     assert doc.graph.nodes["fc1"].pos == (250.0, 0.0)
+
+
+def _open_window(qtbot, settings):
+    from gui.main_window import MainWindow
+
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def test_the_dock_layout_comes_back_after_a_restart_and_view_resets_it(qtbot, settings):
+    first = _open_window(qtbot, settings)
+    first.addDockWidget(Qt.LeftDockWidgetArea, first.inspector_dock)  # as a drag would
+    first.palette_dock.close()  # the dock's own close button
+    assert first.close()
+    # the window's size and place too (the offscreen platform clamps them to its small screen)
+    assert settings.value("window/geometry") is not None
+    again = _open_window(qtbot, settings)
+    assert again.dockWidgetArea(again.inspector_dock) == Qt.LeftDockWidgetArea
+    assert not again.palette_dock.isVisible()
+    again.actions_by_name["reset_layout"].trigger()
+    QApplication.processEvents()
+    assert again.dockWidgetArea(again.inspector_dock) == Qt.RightDockWidgetArea
+    assert again.palette_dock.isVisible() and again.inspector_dock.isVisible()
+    assert again.training.plots_dock.isVisible()
+
+
+def test_a_saved_layout_that_does_not_fit_is_ignored(qtbot, settings):
+    settings.setValue("window/state", b"not a layout")
+    settings.setValue("window/geometry", b"\x00\x01")
+    w = _open_window(qtbot, settings)
+    assert w.dockWidgetArea(w.inspector_dock) == Qt.RightDockWidgetArea
+    assert w.palette_dock.isVisible() and w.width() > 0

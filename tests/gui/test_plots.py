@@ -196,3 +196,30 @@ def test_steps_beyond_the_buffer_capacity_keep_plots_bounded(qtbot):
         plot.buffers[key] = RingBuffer(capacity=50)
     plot.add_steps([replace(step(i), grad_norms={"fc1.weight": 1.0}) for i in range(120)])
     assert len(plot.buffers["fc1.weight"]) == 50
+
+
+def test_every_plot_says_what_will_appear_until_it_has_data(qtbot):
+    """Bare 0–1 axes before the first run told a newcomer nothing: each plot carries a note
+    until its data arrives, and again after a new run clears it."""
+    loss, grads, hist, confusion = LossPlot(), GradientPlot(), HistogramPlot(), ConfusionMatrixView()
+    for w in (loss, grads, hist, confusion):
+        qtbot.addWidget(w)
+        w.show()
+        w.reset(run_info())
+    for w in (loss, grads, hist):
+        w.redrawer.flush()
+    assert "Press Train" in loss.hint.text()
+    assert all(w.hint.isVisible() for w in (loss, grads, hist, confusion))
+    assert loss.hint.geometry() == loss.view.rect()  # covers the empty axes
+    reports = [step(i, hist=True) for i in range(3)]
+    for w in (loss, grads, hist):
+        w.add_steps(reports)
+        w.redrawer.flush()
+    confusion.set_matrix(np.eye(3, dtype=int) * 5, ["a", "b", "c"], 1.0)
+    assert not any(w.hint.isVisible() for w in (loss, grads, hist, confusion))
+    loss.resize(500, 400)
+    loss.reset(run_info())
+    loss.redrawer.flush()
+    assert loss.hint.isVisible() and loss.hint.geometry() == loss.view.rect()
+    confusion.set_matrix(None, [])
+    assert confusion.hint.isVisible() and "does not classify" in confusion.hint.text()
