@@ -217,6 +217,24 @@ class Example:
     inputs: tuple = ()  # each a concrete shape tuple (float input) or an IntInput
 
 
+# ------------------------------------------------------------------------------ PyTorch code
+@dataclass(frozen=True)
+class TorchCode:
+    """How one node reads in generated PyTorch code (``engine.export.torch_code``).
+
+    ``forward``: an expression for the node's output, or for a tuple of its outputs in port
+    order; ``{m}`` stands for the node's module and ``{<input port>}`` for each input's value.
+    ``module``: the constructor of the ``torch.nn`` module that holds the node's parameters,
+    stored under the node's id, so that the "<node_id>.<param>" keys of a weights file are its
+    state_dict unchanged; "" for a node without one. ``helpers``: source of functions or classes
+    the expressions use, written once at the top of the file.
+    """
+
+    forward: str
+    module: str = ""
+    helpers: tuple = ()
+
+
 # ------------------------------------------------------------------------------------ layer
 class Layer:
     """Base of every layer type. Subclasses hold no state: only declarations and static functions.
@@ -228,6 +246,8 @@ class Layer:
     - ``backward(a, p, ctx, *dys) -> (input_grads, param_grads)``; an input grad may be None when
       ``ctx.needs_input_grad`` says nobody needs it. For several outputs, an unused output's dy is
       passed as zeros.
+    - ``to_torch(a, in_shapes) -> TorchCode``: the node in exported PyTorch code (not for the
+      data sources, which become the model's arguments).
     """
 
     type_id: ClassVar[str] = ""
@@ -282,6 +302,10 @@ class Layer:
 
     @staticmethod
     def backward(a: AttrValues, p: dict, ctx: Ctx, *dys):
+        raise NotImplementedError
+
+    @staticmethod
+    def to_torch(a: AttrValues, in_shapes: tuple) -> TorchCode:
         raise NotImplementedError
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from engine.kernels.elementwise import gelu_backward, gelu_forward
 from engine.registry import register
-from engine.spec import Choice, Example, Float, Int, Layer, ShapeError
+from engine.spec import Choice, Example, Float, Int, Layer, ShapeError, TorchCode
 
 
 @register
@@ -29,6 +29,10 @@ class ReLU(Layer):
     def backward(a, p, ctx, dy):
         (mask,) = ctx.saved
         return (dy * mask,), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("torch.relu({x})")
 
 
 class _Elementwise(Layer):
@@ -60,6 +64,10 @@ class LeakyReLU(_Elementwise):
         (scale,) = ctx.saved
         return (dy * scale,), {}
 
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode(f"F.leaky_relu({{x}}, {a.negative_slope!r})")
+
 
 @register
 class Sigmoid(_Elementwise):
@@ -78,6 +86,10 @@ class Sigmoid(_Elementwise):
         (y,) = ctx.saved
         return (dy * y * (1 - y),), {}
 
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("torch.sigmoid({x})")
+
 
 @register
 class Tanh(_Elementwise):
@@ -93,6 +105,10 @@ class Tanh(_Elementwise):
     def backward(a, p, ctx, dy):
         (y,) = ctx.saved
         return (dy * (1 - y * y),), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("torch.tanh({x})")
 
 
 @register
@@ -114,6 +130,10 @@ class GELU(_Elementwise):
         (x,) = ctx.saved
         g = gelu_backward(x.reshape(-1), np.ascontiguousarray(dy).reshape(-1), a.approximate == "tanh")
         return (g.reshape(x.shape),), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode(f"F.gelu({{x}}, approximate={a.approximate!r})")
 
 
 @register
@@ -140,3 +160,7 @@ class Softmax(_Elementwise):
     def backward(a, p, ctx, dy):
         (y,) = ctx.saved
         return (y * (dy - (dy * y).sum(axis=a.dim, keepdims=True)),), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode(f"torch.softmax({{x}}, dim={a.dim})")

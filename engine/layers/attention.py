@@ -15,8 +15,18 @@ import numpy as np
 from engine.kernels.attention import (attention_backward, attention_backward_reference,
                                      attention_forward, attention_forward_reference)
 from engine.registry import register
-from engine.spec import (AttrError, Bool, Example, Float, Int, Layer, ShapeError, fmt_shape,
-                         uniform_fan_in)
+from engine.spec import (AttrError, Bool, Example, Float, Int, Layer, ShapeError, TorchCode,
+                         fmt_shape, uniform_fan_in)
+
+# MultiHeadSelfAttention in exported PyTorch code
+TORCH_ATTENTION = '''
+def self_attention(module, x, causal):
+    """Queries, keys and values all from x; with ``causal`` step t sees only steps up to t."""
+    steps = x.shape[1]
+    mask = (torch.triu(torch.ones(steps, steps, dtype=torch.bool, device=x.device), 1)
+            if causal else None)
+    return module(x, x, x, attn_mask=mask, need_weights=False)[0]
+'''
 
 
 @register
@@ -110,3 +120,10 @@ class MultiHeadSelfAttention(Layer):
             grads["in_proj_bias"] = flat.sum(axis=0)
         dx = (flat @ p["in_proj_weight"]).reshape(dy.shape) if ctx.needs_input_grad[0] else None
         return (dx,), grads
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode(f"self_attention({{m}}, {{x}}, causal={a.causal})",
+                         f"nn.MultiheadAttention({a.embed_dim}, {a.num_heads}, "
+                         f"dropout={a.dropout!r}, bias={a.bias}, batch_first=True)",
+                         (TORCH_ATTENTION,))

@@ -6,7 +6,7 @@ import numpy as np
 from engine.kernels.conv import conv2d_backward, conv2d_forward
 from engine.layers.image_ops import image_shape, pad2d, window_out
 from engine.registry import register
-from engine.spec import Bool, Example, Int, IntPair, Layer, uniform_fan_in
+from engine.spec import Bool, Example, Int, IntPair, Layer, TorchCode, uniform_fan_in
 
 
 @register
@@ -69,3 +69,10 @@ class Conv2D(Layer):
             ph, pw = a.padding
             dx = dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]
         return (dx,), grads
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("{m}({x})", f"nn.Conv2d({in_shapes[0][1]}, {a.out_channels}, "
+                                     f"kernel_size={tuple(a.kernel_size)}, "
+                                     f"stride={tuple(a.stride)}, padding={tuple(a.padding)}, "
+                                     f"bias={a.bias})")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from engine.kernels.dense import linear
 from engine.registry import register
-from engine.spec import Bool, Example, Int, Layer, ShapeError, fmt_shape, uniform_fan_in
+from engine.spec import Bool, Example, Int, Layer, ShapeError, TorchCode, fmt_shape, uniform_fan_in
 
 
 @register
@@ -56,3 +56,8 @@ class Dense(Layer):
             grads["bias"] = dy2.sum(axis=0)
         dx = dy @ p["weight"] if ctx.needs_input_grad[0] else None
         return (dx,), grads
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("{m}({x})",
+                         f"nn.Linear({in_shapes[0][-1]}, {a.out_features}, bias={a.bias})")

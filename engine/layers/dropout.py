@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from engine.registry import register
-from engine.spec import AttrError, Example, Float, Layer
+from engine.spec import AttrError, Example, Float, Layer, TorchCode
 
 
 @register
@@ -42,3 +42,7 @@ class Dropout(Layer):
     def backward(a, p, ctx, dy):
         (mask,) = ctx.saved
         return (dy if mask is None else dy * mask,), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("{m}({x})", f"nn.Dropout({a.p!r})")

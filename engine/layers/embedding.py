@@ -8,7 +8,20 @@ from __future__ import annotations
 import numpy as np
 
 from engine.registry import register
-from engine.spec import Example, Int, IntInput, Layer, ShapeError, fmt_shape
+from engine.spec import Example, Int, IntInput, Layer, ShapeError, TorchCode, fmt_shape
+
+# PositionalEmbedding in exported PyTorch code (torch has no module for it)
+TORCH_POSITIONAL = '''
+class PositionalEmbedding(nn.Module):
+    """A learned vector per position, added to each step (Layerloom's PositionalEmbedding)."""
+
+    def __init__(self, max_len, dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(max_len, dim))
+
+    def forward(self, x):
+        return x + self.weight[: x.shape[1]]
+'''
 
 
 def rows_sum(ids: np.ndarray, rows: np.ndarray, shape: tuple) -> np.ndarray:
@@ -68,6 +81,10 @@ class Embedding(Layer):
         return (None,), {"weight": rows_sum(x.reshape(-1), dy.reshape(-1, dy.shape[-1]),
                                             p["weight"].shape)}
 
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("{m}({x})", f"nn.Embedding({a.num_embeddings}, {a.embedding_dim})")
+
 
 @register
 class PositionalEmbedding(Layer):
@@ -116,3 +133,8 @@ class PositionalEmbedding(Layer):
         dw = np.zeros_like(p["weight"])
         dw[:steps] = dy.sum(axis=0)
         return (dy,), {"weight": dw}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("{m}({x})", f"PositionalEmbedding({a.max_len}, {a.embedding_dim})",
+                         (TORCH_POSITIONAL,))

@@ -5,7 +5,7 @@ import numpy as np
 
 from engine.kernels.losses import xent_backward, xent_forward
 from engine.registry import register
-from engine.spec import Example, IntInput, Layer, ShapeError, fmt_shape
+from engine.spec import Example, IntInput, Layer, ShapeError, TorchCode, fmt_shape
 
 
 @register
@@ -49,6 +49,11 @@ class CrossEntropyLoss(Layer):
         xent_backward(prob, t, float(dy) / max(len(t), 1), g)
         return (g.reshape(shape), None), {}
 
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("F.cross_entropy({input}.reshape(-1, {input}.shape[-1]), "
+                         "{target}.reshape(-1))")
+
 
 @register
 class MSELoss(Layer):
@@ -78,3 +83,7 @@ class MSELoss(Layer):
         g = d * (2.0 * dy / d.size)
         return (g if ctx.needs_input_grad[0] else None,
                 -g if ctx.needs_input_grad[1] else None), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("F.mse_loss({input}, {target})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.registry import register
-from engine.spec import Example, Int, Layer, ShapeError, fmt_shape
+from engine.spec import Example, Int, Layer, ShapeError, TorchCode, fmt_shape
 
 
 def _axis(dim: int, ndim: int) -> int:
@@ -34,6 +34,10 @@ class Add(Layer):
     @staticmethod
     def backward(a, p, ctx, dy):
         return (dy, dy), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("{a} + {b}")
 
 
 @register
@@ -68,6 +72,10 @@ class Concat(Layer):
         (n,) = ctx.saved
         da, db = np.split(dy, [n], axis=a.dim % dy.ndim)
         return (da, db), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode(f"torch.cat(({{a}}, {{b}}), dim={a.dim})")
 
 
 @register
@@ -108,3 +116,8 @@ class Split(Layer):
     def backward(a, p, ctx, da, db):
         (d,) = ctx.saved
         return (np.concatenate([da, db], axis=d),), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        d, first = Split._sizes(a, in_shapes[0])
+        return TorchCode(f"torch.split({{x}}, [{first}, {in_shapes[0][d] - first}], dim={d})")

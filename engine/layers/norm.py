@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.kernels.norm import layer_norm_backward, layer_norm_forward
 from engine.registry import register
-from engine.spec import Bool, Example, Float, Layer, ShapeError, fmt_shape
+from engine.spec import Bool, Example, Float, Layer, ShapeError, TorchCode, fmt_shape
 
 
 def _normalise_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axes) -> np.ndarray:
@@ -73,6 +73,11 @@ class LayerNorm(Layer):
             if "bias" in p:
                 grads["bias"] = db
         return (dx.reshape(dy.shape) if ctx.needs_input_grad[0] else None,), grads
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("{m}({x})", f"nn.LayerNorm({in_shapes[0][-1]}, eps={a.eps!r}, "
+                                     f"elementwise_affine={a.elementwise_affine}, bias={a.bias})")
 
 
 class _BatchNorm(Layer):
@@ -151,6 +156,12 @@ class _BatchNorm(Layer):
         if batch_stats:
             return (_normalise_backward(dy, xhat, inv_std, axes),), grads
         return (dy * inv_std,), grads  # running statistics are constants
+
+    @classmethod
+    def to_torch(cls, a, in_shapes):
+        return TorchCode("{m}({x})", f"nn.{cls.__name__}({in_shapes[0][1]}, eps={a.eps!r}, "
+                                     f"momentum={a.momentum!r}, affine={a.affine}, "
+                                     f"track_running_stats={a.track_running_stats})")
 
 
 @register

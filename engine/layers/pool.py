@@ -8,7 +8,7 @@ from engine.kernels.pool import (avg_pool2d_backward, avg_pool2d_forward, max_po
                                  max_pool2d_forward)
 from engine.layers.image_ops import image_shape, pad2d, window_out
 from engine.registry import register
-from engine.spec import AttrError, Example, IntPair, Layer
+from engine.spec import AttrError, Example, IntPair, Layer, TorchCode
 
 POOL_ATTRS = {
     "kernel_size": IntPair(2, "window height and width", min=1),
@@ -69,6 +69,11 @@ class MaxPool2D(_Pool2D):
         dxp = max_pool2d_backward(np.ascontiguousarray(dy), arg, pshape[2], pshape[3])
         return (dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]],), {}
 
+    @staticmethod
+    def to_torch(a, in_shapes):
+        kh, kw, sh, sw, ph, pw = geometry(a)
+        return TorchCode(f"F.max_pool2d({{x}}, {(kh, kw)}, {(sh, sw)}, {(ph, pw)})")
+
 
 @register
 class AvgPool2D(_Pool2D):
@@ -90,3 +95,8 @@ class AvgPool2D(_Pool2D):
         kh, kw, sh, sw, ph, pw = geometry(a)
         dxp = avg_pool2d_backward(np.ascontiguousarray(dy), kh, kw, sh, sw, pshape[2], pshape[3])
         return (dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]],), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        kh, kw, sh, sw, ph, pw = geometry(a)
+        return TorchCode(f"F.avg_pool2d({{x}}, {(kh, kw)}, {(sh, sw)}, {(ph, pw)})")

@@ -21,7 +21,18 @@ import numpy as np
 from engine.kernels.recurrent import (gru_gates, gru_output, gru_step_backward, lstm_gates,
                                       lstm_step_backward, rnn_step_backward)
 from engine.registry import register
-from engine.spec import Bool, Example, Int, Layer, ShapeError, fmt_shape, uniform_fan_in
+from engine.spec import Bool, Example, Int, Layer, ShapeError, TorchCode, fmt_shape, uniform_fan_in
+
+# The recurrent layers' two outputs in exported PyTorch code
+TORCH_RECURRENT = '''
+def recurrent(module, x):
+    """(every step's output, the last hidden state with both directions side by side), as
+    Layerloom's recurrent layers give them."""
+    seq, h_n = module(x)
+    if isinstance(h_n, tuple):  # an LSTM's (h_n, c_n)
+        h_n = h_n[0]
+    return seq, h_n.transpose(0, 1).reshape(len(x), -1)
+'''
 
 
 def _order(steps: int, reverse: bool) -> range:
@@ -227,6 +238,13 @@ class _Recurrent(Layer):
                 dx_tm = dx if dx_tm is None else dx_tm + dx
         dx = None if dx_tm is None else np.ascontiguousarray(dx_tm.transpose(1, 0, 2))
         return (dx,), grads
+
+    @classmethod
+    def to_torch(cls, a, in_shapes):
+        module = {"SimpleRNN": "RNN"}.get(cls.__name__, cls.__name__)
+        return TorchCode("recurrent({m}, {x})",
+                         f"nn.{module}({in_shapes[0][-1]}, {a.hidden_size}, batch_first=True, "
+                         f"bias={a.bias}, bidirectional={a.bidirectional})", (TORCH_RECURRENT,))
 
 
 _EXAMPLES = (Example({"hidden_size": 4}, ((3, 5, 2),)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.registry import register
-from engine.spec import AttrError, Example, IntTuple, Layer, ShapeError, fmt_shape
+from engine.spec import AttrError, Example, IntTuple, Layer, ShapeError, TorchCode, fmt_shape
 
 
 @register
@@ -29,6 +29,10 @@ class Flatten(Layer):
     def backward(a, p, ctx, dy):
         (shape,) = ctx.saved
         return (dy.reshape(shape),), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("torch.flatten({x}, 1)")
 
 
 @register
@@ -75,3 +79,7 @@ class Reshape(Layer):
     def backward(a, p, ctx, dy):
         (shape,) = ctx.saved
         return (dy.reshape(shape),), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode(f"{{x}}.reshape(len({{x}}), {', '.join(map(str, a.shape))})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.registry import register
-from engine.spec import Example, Layer, ShapeError, fmt_shape
+from engine.spec import Example, Layer, ShapeError, TorchCode, fmt_shape
 
 
 def _check_sequence(x) -> None:
@@ -36,6 +36,10 @@ class TakeLast(Layer):
         dx[:, -1] = dy
         return (dx,), {}
 
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("{x}[:, -1]")
+
 
 @register
 class MeanPool(Layer):
@@ -59,3 +63,7 @@ class MeanPool(Layer):
         (shape,) = ctx.saved
         dx = np.broadcast_to((dy / shape[1])[:, None, :], shape).copy()
         return (dx,), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode("{x}.mean(dim=1)")

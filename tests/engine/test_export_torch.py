@@ -1,0 +1,202 @@
+"""Exported PyTorch code computes what Layerloom computes, loads its weights files, and trains.
+
+Every registered layer (each of its examples, as a one-node graph), every sample graph and a
+graph whose node ids clash with names the code uses are exported, imported and run in float64
+against ``Network.forward``; the exported command line trains LeNet-5 in a subprocess and its
+weights come back into Layerloom. Frozen nodes stay fixed there too.
+"""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.export.torch_code import MODULE_ATTRIBUTES, ExportError, torch_source
+from engine.export.weights import save_weights
+from engine.graph import Graph, Node
+from engine.network import Network
+from engine.registry import LAYERS
+from engine.serialize import load_project
+from engine.spec import IntInput
+
+torch = pytest.importorskip("torch")
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+COMPUTE = sorted(t for t, c in LAYERS.items() if not c.is_source)
+CASES = [(t, i) for t in COMPUTE for i in range(len(LAYERS[t].examples))]
+
+
+def one_node_graph(type_id: str, case: int) -> tuple[Graph, dict]:
+    """Sources for the example's inputs (a Label for a loss's target), then the node."""
+    cls, rng = LAYERS[type_id], np.random.default_rng(case)
+    ex = cls.examples[case]
+    g, feeds = Graph(), {}
+    g.add_node(Node("node", type_id, dict(ex.attrs)))
+    for port, spec in zip(cls.inputs, ex.inputs):
+        source = f"in_{port}"
+        ints = isinstance(spec, IntInput)
+        shape = spec.shape if ints else spec
+        if cls.is_loss and port == "target":
+            attrs = {"kind": "class index" if ints else "values", "shape": list(shape[1:])}
+            g.add_node(Node(source, "Label", attrs))
+        else:
+            attrs = {"shape": list(shape[1:]), "dtype": "int64" if ints else "float32"}
+            g.add_node(Node(source, "Input", attrs))
+        feeds[source] = (rng.integers(0, spec.high, size=shape) if ints
+                         else rng.standard_normal(shape))
+        g.connect((source, "y"), ("node", port))
+    return g, feeds
+
+
+def exported(g: Graph, tmp_path: Path, name="model", training=None):
+    path = tmp_path / f"{name}.py"
+    path.write_text(torch_source(g, training, title=name))
+    spec = importlib.util.spec_from_file_location(f"exported_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, path
+
+
+def torch_model(module, net: Network, tmp_path: Path, suffix=".npz"):
+    """The exported Net, double precision, with the network's weights through a weights file."""
+    model = module.Net().double()
+    weights = tmp_path / f"weights{suffix}"
+    save_weights(net.params, weights)
+    module.load_weights(model, weights)
+    return model.eval()
+
+
+def as_tensor(x: np.ndarray):
+    return torch.from_numpy(np.asarray(x, dtype=np.int64 if x.dtype.kind == "i" else np.float64))
+
+
+def perturbed(net: Network, seed=1) -> Network:
+    """Move parameters off their init (zero biases, unit gains) so every term shows."""
+    rng = np.random.default_rng(seed)
+    for key, value in net.params.items():
+        value += 0.1 * rng.standard_normal(value.shape)
+    return net
+
+
+@pytest.mark.parametrize("type_id,case", CASES)
+def test_every_layer_exports_to_code_that_computes_the_same(type_id, case, tmp_path):
+    g, feeds = one_node_graph(type_id, case)
+    net = perturbed(Network(g, dtype=np.float64, seed=0))
+    out = net.forward(feeds)
+    module, _ = exported(g, tmp_path)
+    model = torch_model(module, net, tmp_path)
+    cls = LAYERS[type_id]
+    inputs = [as_tensor(feeds[s]) for s in feeds if g.nodes[s].type == "Input"]
+    with torch.no_grad():
+        got = model(*inputs)
+        if cls.is_loss:
+            labels = [as_tensor(feeds[s]) for s in feeds if g.nodes[s].type == "Label"]
+            got, want = module.compute_loss(got, *labels), [out["node"]]
+        else:
+            want = [out["node"]] + [out[f"node.{p}"] for p in cls.outputs[1:]]
+    got = got if isinstance(got, tuple) else (got,)
+    assert len(got) == len(want)
+    for g_, w in zip(got, want):
+        np.testing.assert_allclose(g_.numpy(), w, rtol=1e-7, atol=1e-9, err_msg=type_id)
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("*.json")))
+def test_every_sample_exports_and_its_loss_matches(sample, tmp_path):
+    project = load_project(SAMPLES / sample)
+    g = project.graph
+    net = perturbed(Network(g, dtype=np.float64, seed=0))
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for node in g.nodes.values():
+        if node.type in ("Input", "Label"):
+            shape = (3, *node.attrs.get("shape", ()))
+            high = 10
+            for e in g.edges:  # token ids below the embedding's vocabulary, labels below classes
+                reader = g.nodes[e.dst[0]]
+                if e.src[0] == node.id and reader.type == "Embedding":
+                    high = reader.attrs["num_embeddings"]
+                if e.src[0] == node.id and reader.type == "CrossEntropyLoss":
+                    high = net.plan.shapes.in_shapes[reader.id][0][-1]
+            ints = node.attrs.get("dtype") == "int64" or node.attrs.get("kind") == "class index"
+            feeds[node.id] = rng.integers(0, high, shape) if ints else rng.random(shape)
+    net.forward(feeds)
+    module, _ = exported(g, tmp_path, Path(sample).stem, project.training)
+    model = torch_model(module, net, tmp_path, ".safetensors")
+    inputs = [as_tensor(feeds[n.id]) for n in g.nodes.values() if n.type == "Input"]
+    labels = [as_tensor(feeds[n.id]) for n in g.nodes.values() if n.type == "Label"]
+    with torch.no_grad():
+        loss = module.compute_loss(model(*inputs), *labels)
+    assert float(loss) == pytest.approx(net.loss(), rel=1e-7)
+
+
+def test_names_the_code_uses_are_kept_apart_from_node_ids(tmp_path):
+    g = Graph()
+    for node_id, type_id, attrs in [("x", "Input", {"shape": [4]}),
+                                    ("F", "Dense", {"out_features": 3}), ("torch", "ReLU", {}),
+                                    ("len", "Dense", {"out_features": 2}), ("outputs", "Tanh", {})]:
+        g.add_node(Node(node_id, type_id, attrs))
+    for a, b in [("x", "F"), ("F", "torch"), ("torch", "len"), ("len", "outputs")]:
+        g.connect((a, "y"), (b, "x"))
+    net = perturbed(Network(g, dtype=np.float64))
+    x = np.random.default_rng(2).standard_normal((5, 4))
+    module, _ = exported(g, tmp_path)
+    model = torch_model(module, net, tmp_path)
+    with torch.no_grad():
+        got = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, net.forward({"x": x})["outputs"], rtol=1e-7)
+    g.add_node(Node("train", "Dense", {"out_features": 2}))
+    g.connect(("outputs", "y"), ("train", "x"))
+    with pytest.raises(ExportError, match=r"^node 'train': PyTorch modules use that name"):
+        torch_source(g)
+
+
+def test_the_reserved_module_names_are_torch_s_own():
+    torch_names = {n for n in set(dir(torch.nn.Module)) | set(vars(torch.nn.Module()))
+                   if not n.startswith("_")}
+    assert MODULE_ATTRIBUTES == torch_names
+
+
+def test_the_exported_command_line_trains_lenet_and_its_weights_come_back(tmp_path):
+    """1 epoch on 128 random images in a fresh interpreter: frozen conv1 stays, the rest moves,
+    and Layerloom loads the result."""
+    project = load_project(SAMPLES / "lenet5.json")
+    g = project.graph
+    g.set_frozen("conv1", True)
+    start = Network(g, seed=0)
+    start.save_weights(tmp_path / "start.safetensors")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x=rng.integers(0, 256, (128, 28, 28), dtype=np.uint8),
+             y=rng.integers(0, 10, 128))
+    _, script = exported(g, tmp_path, "lenet5", dict(project.training, lr=0.01, batch_size=32))
+    done = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "data.npz"),
+                           "--weights", str(tmp_path / "start.safetensors"), "--epochs", "1",
+                           "--save", str(tmp_path / "trained.npz")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "epoch 1/1: train loss" in done.stdout
+    back = Network(g, seed=5)
+    back.load_weights(tmp_path / "trained.npz")
+    np.testing.assert_array_equal(back.params["conv1.weight"], start.params["conv1.weight"])
+    assert not np.allclose(back.params["fc1.weight"], start.params["fc1.weight"])
+    bad = subprocess.run([sys.executable, str(script), "--data",
+                          str(tmp_path / "start.safetensors")], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 1 and "needs arrays x and y" in bad.stderr
+
+
+def test_layerloom_export_writes_the_file_or_says_in_one_line_why_not(tmp_path, capsys):
+    from engine.cli import main
+
+    out = tmp_path / "lenet.py"
+    assert main(["export", str(SAMPLES / "lenet5.json"), str(out)]) == 0
+    assert "class Net(nn.Module)" in out.read_text() and "python" in capsys.readouterr().err
+    assert main(["export", str(SAMPLES / "lenet5.json"), str(tmp_path / "lenet.onnx")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "error: lenet.onnx: cannot tell the format; name a .py file for PyTorch code"
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"format": "layerloom-graph", "version": 1, "nodes": [{"id": "d", '
+                      '"type": "Dense", "attrs": {}}], "edges": []}')
+    assert main(["export", str(broken), str(out)]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
