@@ -248,6 +248,9 @@ class Layer:
       passed as zeros.
     - ``to_torch(a, in_shapes) -> TorchCode``: the node in exported PyTorch code (not for the
       data sources, which become the model's arguments).
+    - ``to_onnx(a, in_shapes, g, *xs) -> name`` (or a tuple of names, one per output port): the
+      node's inference as ONNX operators, written through ``g`` (``engine.export.onnx_graph``)
+      from the input value names ``xs`` (not for sources and losses).
     """
 
     type_id: ClassVar[str] = ""
@@ -306,6 +309,10 @@ class Layer:
 
     @staticmethod
     def to_torch(a: AttrValues, in_shapes: tuple) -> TorchCode:
+        raise NotImplementedError
+
+    @staticmethod
+    def to_onnx(a: AttrValues, in_shapes: tuple, g, *xs: str):
         raise NotImplementedError
 
 

@@ -1,40 +1,68 @@
-"""File > Export PyTorch Code: the graph and its training settings as a runnable ``.py`` file.
+"""File > Export PyTorch Code and File > Export ONNX Model: the graph for other tools.
 
-The engine writes the text (``engine.export.torch_code``); this only asks where, and reports.
-A graph that cannot be exported (a problem on the canvas, a node id torch reserves) is refused
-with the engine's one-line reason, and nothing is written.
+The engine writes the bytes (``engine.export.torch_code``, ``engine.export.onnx``); this only
+asks where, and reports. A graph that cannot be exported (a problem on the canvas, a node id
+torch reserves, no onnx package) is refused with the engine's one-line reason, and nothing is
+written. The ONNX model carries the trained weights when there are some, else fresh ones, and
+the status bar says which.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from engine.export.torch_code import torch_source
 from engine.serialize import atomic_write_bytes
 from engine.spec import LayerloomError
 
-TITLE = "Export PyTorch code"
-
 
 def export_pytorch_code(window: QWidget) -> Path | None:
-    """Ask for a ``.py`` file and write the code there; returns the path, or None."""
+    """Ask for a ``.py`` file and write the graph as PyTorch code there."""
+    from engine.export.torch_code import torch_source
+
     doc = window.document
-    start = doc.path.with_suffix(".py") if doc.path else Path.cwd() / "model.py"
-    chosen, _ = QFileDialog.getSaveFileName(window, TITLE, str(start), "Python file (*.py)")
+
+    def write(path: Path) -> str:
+        atomic_write_bytes(path, torch_source(doc.graph, doc.project.training,
+                                              title=path.stem).encode("utf-8"))
+        return (f"Exported {path.name}: python {path.name} --data DATA.npz trains it "
+                f"(--weights takes exported weights)")
+    return _export(window, "Export PyTorch code", ".py", "Python file (*.py)", write)
+
+
+def export_onnx(window: QWidget) -> Path | None:
+    """Ask for an ``.onnx`` file and write the inference graph with its weights there."""
+    from engine.export.onnx import onnx_bytes
+    from engine.network import Network
+
+    def write(path: Path) -> str:
+        net = window.training.controller.trained_network()
+        fresh = net is None
+        if fresh:
+            net = Network(window.document.graph, seed=0)
+        atomic_write_bytes(path, onnx_bytes(net, title=path.stem))
+        which = ("freshly initialised weights (train first for trained ones)" if fresh
+                 else "the trained weights")
+        return f"Exported {path.name} with {which}"
+    return _export(window, "Export ONNX model", ".onnx", "ONNX model (*.onnx)", write)
+
+
+def _export(window: QWidget, title: str, suffix: str, file_filter: str,
+            write: Callable[[Path], str]) -> Path | None:
+    doc = window.document
+    start = doc.path.with_suffix(suffix) if doc.path else Path.cwd() / f"model{suffix}"
+    chosen, _ = QFileDialog.getSaveFileName(window, title, str(start), file_filter)
     if not chosen:
         return None
-    path = Path(chosen) if chosen.endswith(".py") else Path(chosen).with_suffix(".py")
+    path = Path(chosen) if chosen.endswith(suffix) else Path(chosen).with_suffix(suffix)
     try:
-        source = torch_source(doc.graph, doc.project.training, title=path.stem)
-        atomic_write_bytes(path, source.encode("utf-8"))
+        message = write(path)
     except LayerloomError as err:
-        QMessageBox.critical(window, TITLE, f"Cannot export: {err}")
+        QMessageBox.critical(window, title, f"Cannot export: {err}")
         return None
     except OSError as err:
-        QMessageBox.critical(window, TITLE, f"{path}: cannot write ({err.strerror or err})")
+        QMessageBox.critical(window, title, f"{path}: cannot write ({err.strerror or err})")
         return None
-    window.statusBar().showMessage(
-        f"Exported {path.name}: python {path.name} --data DATA.npz trains it "
-        f"(--weights takes exported weights)", 10000)
+    window.statusBar().showMessage(message, 10000)
     return path

@@ -75,7 +75,7 @@ def torch_source(graph: Graph, training: dict | None = None, title: str = "model
     inputs = [s for s in plan.steps if s.layer.type_id == "Input"]
     labels = [s for s in plan.steps if s.layer.type_id == "Label"]
     losses = [s for s in steps if s.layer.is_loss]
-    outputs = _outputs(plan, losses, labels)
+    outputs = model_outputs(plan)
     helpers = list(dict.fromkeys(h.strip("\n") for c in codes.values() for h in c.helpers))
     parts = [_header(title, inputs, labels, losses), LIBRARY.strip("\n"), *helpers,
              _net_class(plan, names, codes, inputs, outputs),
@@ -94,12 +94,13 @@ def torch_source(graph: Graph, training: dict | None = None, title: str = "model
     return "\n\n\n".join(p for p in parts if p) + "\n\n\n" + runner.strip("\n") + "\n"
 
 
-def _outputs(plan: Plan, losses: list, labels: list) -> list:
-    """What ``Net.forward`` returns: the values the loss nodes read (not the labels), or, for a
+def model_outputs(plan: Plan) -> list:
+    """What an exported model gives: the values the loss nodes read (not the labels), or, for a
     graph without a loss, every value no node reads."""
-    label_ids = {s.node_id for s in labels}
+    losses = [s for s in plan.steps if s.layer.is_loss]
     if losses:
-        refs = [r for s in losses for r in s.inputs if r is not None and r[0] not in label_ids]
+        refs = [r for s in losses for r in s.inputs
+                if r is not None and plan.step(r[0]).layer.type_id != "Label"]
     else:
         refs = [(s.node_id, p) for s in plan.steps if not s.layer.is_source
                 for p in s.outputs if (s.node_id, p) not in plan.consumers]

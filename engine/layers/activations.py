@@ -34,6 +34,10 @@ class ReLU(Layer):
     def to_torch(a, in_shapes):
         return TorchCode("torch.relu({x})")
 
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        return g.op("Relu", x)
+
 
 class _Elementwise(Layer):
     """Shape-preserving activations share their category, examples and shape rule."""
@@ -68,6 +72,10 @@ class LeakyReLU(_Elementwise):
     def to_torch(a, in_shapes):
         return TorchCode(f"F.leaky_relu({{x}}, {a.negative_slope!r})")
 
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        return g.op("LeakyRelu", x, alpha=float(a.negative_slope))
+
 
 @register
 class Sigmoid(_Elementwise):
@@ -90,6 +98,10 @@ class Sigmoid(_Elementwise):
     def to_torch(a, in_shapes):
         return TorchCode("torch.sigmoid({x})")
 
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        return g.op("Sigmoid", x)
+
 
 @register
 class Tanh(_Elementwise):
@@ -109,6 +121,10 @@ class Tanh(_Elementwise):
     @staticmethod
     def to_torch(a, in_shapes):
         return TorchCode("torch.tanh({x})")
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        return g.op("Tanh", x)
 
 
 @register
@@ -134,6 +150,17 @@ class GELU(_Elementwise):
     @staticmethod
     def to_torch(a, in_shapes):
         return TorchCode(f"F.gelu({{x}}, approximate={a.approximate!r})")
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        """x/2 · (1 + erf(x/√2)), or with "tanh" x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
+        if a.approximate == "tanh":
+            cube = g.op("Mul", g.op("Mul", x, x), x)
+            inner = g.op("Add", x, g.op("Mul", cube, g.const(0.044715)))
+            s = g.op("Tanh", g.op("Mul", inner, g.const(np.sqrt(2.0 / np.pi))))
+        else:
+            s = g.op("Erf", g.op("Mul", x, g.const(1.0 / np.sqrt(2.0))))
+        return g.op("Mul", g.op("Mul", x, g.const(0.5)), g.op("Add", s, g.const(1.0)))
 
 
 @register
@@ -164,3 +191,7 @@ class Softmax(_Elementwise):
     @staticmethod
     def to_torch(a, in_shapes):
         return TorchCode(f"torch.softmax({{x}}, dim={a.dim})")
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        return g.op("Softmax", x, axis=a.dim)

@@ -127,3 +127,24 @@ class MultiHeadSelfAttention(Layer):
                          f"nn.MultiheadAttention({a.embed_dim}, {a.num_heads}, "
                          f"dropout={a.dropout!r}, bias={a.bias}, batch_first=True)",
                          (TORCH_ATTENTION,))
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        """Written out in matrix products (ONNX 17 has no attention operator); the causal mask
+        is a constant -inf above the diagonal, sized by the Input's fixed sequence length."""
+        d, heads, steps = a.embed_dim, a.num_heads, in_shapes[0][1]
+        qkv = g.op("MatMul", x, g.op("Transpose", g.param("in_proj_weight"), perm=[1, 0]))
+        if a.bias:
+            qkv = g.op("Add", qkv, g.param("in_proj_bias"))
+        split = g.op("Split", qkv, g.const([d, d, d], np.int64), axis=2, outputs=3)
+        per_head = g.const([0, 0, heads, d // heads], np.int64)
+        q, k, v = (g.op("Transpose", g.op("Reshape", t, per_head), perm=[0, 2, 1, 3])
+                   for t in split)  # (N, heads, T, D/heads)
+        scores = g.op("Mul", g.op("MatMul", q, g.op("Transpose", k, perm=[0, 1, 3, 2])),
+                      g.const(1.0 / np.sqrt(d // heads)))
+        if a.causal:
+            scores = g.op("Add", scores, g.const(np.triu(np.full((steps, steps), -np.inf), 1)))
+        o = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)
+        o = g.op("Reshape", g.op("Transpose", o, perm=[0, 2, 1, 3]), g.const([0, 0, d], np.int64))
+        y = g.op("MatMul", o, g.op("Transpose", g.param("out_proj.weight"), perm=[1, 0]))
+        return g.op("Add", y, g.param("out_proj.bias")) if a.bias else y

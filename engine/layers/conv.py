@@ -76,3 +76,9 @@ class Conv2D(Layer):
                                      f"kernel_size={tuple(a.kernel_size)}, "
                                      f"stride={tuple(a.stride)}, padding={tuple(a.padding)}, "
                                      f"bias={a.bias})")
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        (kh, kw), (ph, pw) = a.kernel_size, a.padding
+        return g.op("Conv", x, g.param("weight"), g.param("bias") if a.bias else "",
+                    kernel_shape=[kh, kw], strides=list(a.stride), pads=[ph, pw, ph, pw])

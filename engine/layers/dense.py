@@ -61,3 +61,11 @@ class Dense(Layer):
     def to_torch(a, in_shapes):
         return TorchCode("{m}({x})",
                          f"nn.Linear({in_shapes[0][-1]}, {a.out_features}, bias={a.bias})")
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        bias = g.param("bias") if a.bias else ""
+        if len(in_shapes[0]) == 2:
+            return g.op("Gemm", x, g.param("weight"), bias, transB=1)
+        y = g.op("MatMul", x, g.op("Transpose", g.param("weight"), perm=[1, 0]))
+        return g.op("Add", y, bias) if a.bias else y

@@ -46,3 +46,7 @@ class Dropout(Layer):
     @staticmethod
     def to_torch(a, in_shapes):
         return TorchCode("{m}({x})", f"nn.Dropout({a.p!r})")
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        return g.op("Identity", x)

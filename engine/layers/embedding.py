@@ -85,6 +85,10 @@ class Embedding(Layer):
     def to_torch(a, in_shapes):
         return TorchCode("{m}({x})", f"nn.Embedding({a.num_embeddings}, {a.embedding_dim})")
 
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        return g.op("Gather", g.param("weight"), x, axis=0)
+
 
 @register
 class PositionalEmbedding(Layer):
@@ -138,3 +142,10 @@ class PositionalEmbedding(Layer):
     def to_torch(a, in_shapes):
         return TorchCode("{m}({x})", f"PositionalEmbedding({a.max_len}, {a.embedding_dim})",
                          (TORCH_POSITIONAL,))
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        steps = g.op("Slice", g.op("Shape", x), g.const([1], np.int64), g.const([2], np.int64))
+        rows = g.op("Slice", g.param("weight"), g.const([0], np.int64), steps,
+                    g.const([0], np.int64))
+        return g.op("Add", x, rows)

@@ -39,6 +39,10 @@ class Add(Layer):
     def to_torch(a, in_shapes):
         return TorchCode("{a} + {b}")
 
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x, y):
+        return g.op("Add", x, y)
+
 
 @register
 class Concat(Layer):
@@ -76,6 +80,10 @@ class Concat(Layer):
     @staticmethod
     def to_torch(a, in_shapes):
         return TorchCode(f"torch.cat(({{a}}, {{b}}), dim={a.dim})")
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x, y):
+        return g.op("Concat", x, y, axis=a.dim)
 
 
 @register
@@ -121,3 +129,9 @@ class Split(Layer):
     def to_torch(a, in_shapes):
         d, first = Split._sizes(a, in_shapes[0])
         return TorchCode(f"torch.split({{x}}, [{first}, {in_shapes[0][d] - first}], dim={d})")
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        d, first = Split._sizes(a, in_shapes[0])
+        sizes = g.const([first, in_shapes[0][d] - first], np.int64)
+        return g.op("Split", x, sizes, axis=d, outputs=2)

@@ -79,6 +79,13 @@ class LayerNorm(Layer):
         return TorchCode("{m}({x})", f"nn.LayerNorm({in_shapes[0][-1]}, eps={a.eps!r}, "
                                      f"elementwise_affine={a.elementwise_affine}, bias={a.bias})")
 
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        d = in_shapes[0][-1]
+        scale = g.param("weight") if a.elementwise_affine else g.const(np.ones(d))
+        bias = g.param("bias") if a.elementwise_affine and a.bias else ""
+        return g.op("LayerNormalization", x, scale, bias, axis=-1, epsilon=float(a.eps))
+
 
 class _BatchNorm(Layer):
     category = "Normalisation"
@@ -162,6 +169,24 @@ class _BatchNorm(Layer):
         return TorchCode("{m}({x})", f"nn.{cls.__name__}({in_shapes[0][1]}, eps={a.eps!r}, "
                                      f"momentum={a.momentum!r}, affine={a.affine}, "
                                      f"track_running_stats={a.track_running_stats})")
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        """Running statistics (ONNX's inference batch norm), or, without them, the batch's own,
+        as the forward pass uses them in inference."""
+        c, ndim = in_shapes[0][1], len(in_shapes[0])
+        scale = g.value("weight") if a.affine else np.ones(c)
+        shift = g.value("bias") if a.affine else np.zeros(c)
+        if a.track_running_stats:
+            return g.op("BatchNormalization", x, g.const(scale), g.const(shift),
+                        g.param("running_mean"), g.param("running_var"), epsilon=float(a.eps))
+        axes = [0, *range(2, ndim)]
+        centred = g.op("Sub", x, g.op("ReduceMean", x, axes=axes, keepdims=1))
+        var = g.op("ReduceMean", g.op("Mul", centred, centred), axes=axes, keepdims=1)
+        y = g.op("Div", centred, g.op("Sqrt", g.op("Add", var, g.const(a.eps))))
+        per_channel = (c,) + (1,) * (ndim - 2)
+        return g.op("Add", g.op("Mul", y, g.const(scale.reshape(per_channel))),
+                    g.const(shift.reshape(per_channel)))
 
 
 @register

@@ -74,6 +74,11 @@ class MaxPool2D(_Pool2D):
         kh, kw, sh, sw, ph, pw = geometry(a)
         return TorchCode(f"F.max_pool2d({{x}}, {(kh, kw)}, {(sh, sw)}, {(ph, pw)})")
 
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        kh, kw, sh, sw, ph, pw = geometry(a)
+        return g.op("MaxPool", x, kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, ph, pw])
+
 
 @register
 class AvgPool2D(_Pool2D):
@@ -100,3 +105,9 @@ class AvgPool2D(_Pool2D):
     def to_torch(a, in_shapes):
         kh, kw, sh, sw, ph, pw = geometry(a)
         return TorchCode(f"F.avg_pool2d({{x}}, {(kh, kw)}, {(sh, sw)}, {(ph, pw)})")
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        kh, kw, sh, sw, ph, pw = geometry(a)  # padding counts in the mean, as torch's default
+        return g.op("AveragePool", x, kernel_shape=[kh, kw], strides=[sh, sw],
+                    pads=[ph, pw, ph, pw], count_include_pad=1)

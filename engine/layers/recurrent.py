@@ -246,6 +246,29 @@ class _Recurrent(Layer):
                          f"nn.{module}({in_shapes[0][-1]}, {a.hidden_size}, batch_first=True, "
                          f"bias={a.bias}, bidirectional={a.bidirectional})", (TORCH_RECURRENT,))
 
+    @classmethod
+    def to_onnx(cls, a, in_shapes, g, x):
+        """ONNX's RNN/LSTM/GRU run time-major with their own gate order (LSTM i o f c, GRU z r
+        h): the weights are restacked per direction, the outputs put back batch-first."""
+        hsz, dirs = a.hidden_size, 2 if a.bidirectional else 1
+        op, order = {"SimpleRNN": ("RNN", [0]), "LSTM": ("LSTM", [0, 3, 1, 2]),
+                     "GRU": ("GRU", [1, 0, 2])}[cls.__name__]
+
+        def gates(name):  # per direction, PyTorch's gate blocks in ONNX's order
+            return np.stack([np.concatenate([g.value(name + sfx)[k * hsz:(k + 1) * hsz]
+                                             for k in order]) for sfx in cls._suffixes(a)])
+        bias = (g.const(np.concatenate([gates("bias_ih"), gates("bias_hh")], axis=1))
+                if a.bias else "")
+        extra = {"linear_before_reset": 1} if op == "GRU" else {}  # PyTorch's GRU
+        seq, last = g.op(op, g.op("Transpose", x, perm=[1, 0, 2]), g.const(gates("weight_ih")),
+                         g.const(gates("weight_hh")), bias, outputs=2, hidden_size=hsz,
+                         direction="bidirectional" if a.bidirectional else "forward", **extra)
+        width = g.const([0, 0, dirs * hsz], np.int64)  # (T, dirs, N, H) -> (N, T, dirs·H)
+        seq = g.op("Reshape", g.op("Transpose", seq, perm=[2, 0, 1, 3]), width)
+        last = g.op("Reshape", g.op("Transpose", last, perm=[1, 0, 2]),
+                    g.const([0, dirs * hsz], np.int64))
+        return seq, last
+
 
 _EXAMPLES = (Example({"hidden_size": 4}, ((3, 5, 2),)),
              Example({"hidden_size": 3, "bidirectional": True}, ((2, 4, 3),)),

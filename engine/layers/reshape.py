@@ -34,6 +34,10 @@ class Flatten(Layer):
     def to_torch(a, in_shapes):
         return TorchCode("torch.flatten({x}, 1)")
 
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        return g.op("Flatten", x, axis=1)
+
 
 @register
 class Reshape(Layer):
@@ -83,3 +87,7 @@ class Reshape(Layer):
     @staticmethod
     def to_torch(a, in_shapes):
         return TorchCode(f"{{x}}.reshape(len({{x}}), {', '.join(map(str, a.shape))})")
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        return g.op("Reshape", x, g.const([0, *a.shape], np.int64))  # 0 keeps the batch

@@ -40,6 +40,10 @@ class TakeLast(Layer):
     def to_torch(a, in_shapes):
         return TorchCode("{x}[:, -1]")
 
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        return g.op("Gather", x, g.const(-1, np.int64), axis=1)
+
 
 @register
 class MeanPool(Layer):
@@ -67,3 +71,7 @@ class MeanPool(Layer):
     @staticmethod
     def to_torch(a, in_shapes):
         return TorchCode("{x}.mean(dim=1)")
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        return g.op("ReduceMean", x, axes=[1], keepdims=0)

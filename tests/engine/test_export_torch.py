@@ -19,35 +19,13 @@ from engine.graph import Graph, Node
 from engine.network import Network
 from engine.registry import LAYERS
 from engine.serialize import load_project
-from engine.spec import IntInput
+
+from .graph_cases import SAMPLES, one_node_graph, perturbed, sample_feeds
 
 torch = pytest.importorskip("torch")
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 COMPUTE = sorted(t for t, c in LAYERS.items() if not c.is_source)
 CASES = [(t, i) for t in COMPUTE for i in range(len(LAYERS[t].examples))]
-
-
-def one_node_graph(type_id: str, case: int) -> tuple[Graph, dict]:
-    """Sources for the example's inputs (a Label for a loss's target), then the node."""
-    cls, rng = LAYERS[type_id], np.random.default_rng(case)
-    ex = cls.examples[case]
-    g, feeds = Graph(), {}
-    g.add_node(Node("node", type_id, dict(ex.attrs)))
-    for port, spec in zip(cls.inputs, ex.inputs):
-        source = f"in_{port}"
-        ints = isinstance(spec, IntInput)
-        shape = spec.shape if ints else spec
-        if cls.is_loss and port == "target":
-            attrs = {"kind": "class index" if ints else "values", "shape": list(shape[1:])}
-            g.add_node(Node(source, "Label", attrs))
-        else:
-            attrs = {"shape": list(shape[1:]), "dtype": "int64" if ints else "float32"}
-            g.add_node(Node(source, "Input", attrs))
-        feeds[source] = (rng.integers(0, spec.high, size=shape) if ints
-                         else rng.standard_normal(shape))
-        g.connect((source, "y"), ("node", port))
-    return g, feeds
 
 
 def exported(g: Graph, tmp_path: Path, name="model", training=None):
@@ -70,14 +48,6 @@ def torch_model(module, net: Network, tmp_path: Path, suffix=".npz"):
 
 def as_tensor(x: np.ndarray):
     return torch.from_numpy(np.asarray(x, dtype=np.int64 if x.dtype.kind == "i" else np.float64))
-
-
-def perturbed(net: Network, seed=1) -> Network:
-    """Move parameters off their init (zero biases, unit gains) so every term shows."""
-    rng = np.random.default_rng(seed)
-    for key, value in net.params.items():
-        value += 0.1 * rng.standard_normal(value.shape)
-    return net
 
 
 @pytest.mark.parametrize("type_id,case", CASES)
@@ -107,20 +77,7 @@ def test_every_sample_exports_and_its_loss_matches(sample, tmp_path):
     project = load_project(SAMPLES / sample)
     g = project.graph
     net = perturbed(Network(g, dtype=np.float64, seed=0))
-    rng = np.random.default_rng(0)
-    feeds = {}
-    for node in g.nodes.values():
-        if node.type in ("Input", "Label"):
-            shape = (3, *node.attrs.get("shape", ()))
-            high = 10
-            for e in g.edges:  # token ids below the embedding's vocabulary, labels below classes
-                reader = g.nodes[e.dst[0]]
-                if e.src[0] == node.id and reader.type == "Embedding":
-                    high = reader.attrs["num_embeddings"]
-                if e.src[0] == node.id and reader.type == "CrossEntropyLoss":
-                    high = net.plan.shapes.in_shapes[reader.id][0][-1]
-            ints = node.attrs.get("dtype") == "int64" or node.attrs.get("kind") == "class index"
-            feeds[node.id] = rng.integers(0, high, shape) if ints else rng.random(shape)
+    feeds = sample_feeds(g, net)
     net.forward(feeds)
     module, _ = exported(g, tmp_path, Path(sample).stem, project.training)
     model = torch_model(module, net, tmp_path, ".safetensors")
@@ -192,9 +149,10 @@ def test_layerloom_export_writes_the_file_or_says_in_one_line_why_not(tmp_path, 
     out = tmp_path / "lenet.py"
     assert main(["export", str(SAMPLES / "lenet5.json"), str(out)]) == 0
     assert "class Net(nn.Module)" in out.read_text() and "python" in capsys.readouterr().err
-    assert main(["export", str(SAMPLES / "lenet5.json"), str(tmp_path / "lenet.onnx")]) == 1
+    assert main(["export", str(SAMPLES / "lenet5.json"), str(tmp_path / "lenet.pt")]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == "error: lenet.onnx: cannot tell the format; name a .py file for PyTorch code"
+    assert err == ("error: lenet.pt: cannot tell the format; name a .py file (PyTorch code) or "
+                   "an .onnx file")
     broken = tmp_path / "broken.json"
     broken.write_text('{"format": "layerloom-graph", "version": 1, "nodes": [{"id": "d", '
                       '"type": "Dense", "attrs": {}}], "edges": []}')

@@ -35,3 +35,28 @@ def test_a_graph_torch_cannot_hold_is_refused_in_one_line_and_nothing_is_written
     kind, title, text = dialogs.shown[-1]
     assert kind == "critical" and title == "Export PyTorch code"
     assert text.startswith("Cannot export: node 'train'") and "\n" not in text
+
+
+def test_export_onnx_carries_the_trained_weights_or_says_they_are_fresh(window, tmp_path,
+                                                                        monkeypatch):
+    import numpy as np
+    import pytest
+
+    ort = pytest.importorskip("onnxruntime")
+    from engine.network import Network
+
+    assert window.open_path(SAMPLES / "mlp_spirals.json", ask=False)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "spirals.onnx"), ""))
+    window.actions_by_name["export_onnx"].trigger()
+    assert "freshly initialised" in window.statusBar().currentMessage()
+    trained = Network(window.document.graph, seed=7)
+    monkeypatch.setattr(window.training.controller, "trained_network", lambda: trained)
+    window.actions_by_name["export_onnx"].trigger()
+    assert "the trained weights" in window.statusBar().currentMessage()
+    session = ort.InferenceSession(str(tmp_path / "spirals.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((5, 2)).astype(np.float32)
+    (got,) = session.run(None, {"points": x})
+    want = trained.forward({"points": x, "label": np.zeros(5, np.int64)})
+    np.testing.assert_allclose(got, want[session.get_outputs()[0].name], rtol=1e-4, atol=1e-5)

@@ -1,0 +1,73 @@
+"""A network as an ONNX model, for inference in other runtimes: ``onnx_bytes(net) -> bytes``.
+
+The inference graph only: loss and label nodes are left out, dropout passes its input through,
+batch norm uses its running statistics. The inputs are the Input nodes, named by their ids,
+with a symbolic batch axis. The outputs are the values the losses read (for a graph without a
+loss, every value no node reads), named by their node ("fc3", or "lstm.seq" for one of several
+ports). Each node's operators come from its layer's ``to_onnx`` through ``OnnxGraph``.
+Parameters become initializers under their weights-file keys. Opset 17 is the first with
+LayerNormalization. The ``onnx`` package is imported only here, when an export is asked for.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.export.onnx_graph import OnnxGraph
+from engine.export.torch_code import ExportError, model_outputs
+from engine.network import Network
+
+OPSET = 17
+
+
+def onnx_bytes(net: Network, title: str = "layerloom") -> bytes:
+    """The serialized ModelProto of ``net`` with its current parameters, checked by onnx."""
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError:
+        raise ExportError("ONNX export needs the onnx package: pip install onnx") from None
+    plan = net.plan
+    g = OnnxGraph(net.params, net.dtype)
+    names: dict = {}
+    inputs = []
+    for s in plan.steps:
+        if s.layer.type_id == "Input":
+            names[(s.node_id, s.outputs[0])] = s.node_id
+            inputs.append(s)
+        if s.layer.is_source or s.layer.is_loss:
+            continue
+        g.node_id = s.node_id
+        outs = s.layer.to_onnx(s.attrs, s.in_shapes, g,
+                               *[names[r] if r is not None else "" for r in s.inputs])
+        for port, name in zip(s.outputs, (outs,) if len(s.outputs) == 1 else outs):
+            names[(s.node_id, port)] = name
+    nodes = [helper.make_node(op.op_type, list(op.inputs), list(op.outputs), **op.attrs)
+             for op in g.ops]
+    outputs = []
+    for node_id, port in model_outputs(plan):
+        step = plan.step(node_id)
+        if step.layer.is_source:
+            continue  # a loss reading the data itself: nothing to compute
+        public = node_id if len(step.outputs) == 1 else f"{node_id}.{port}"
+        nodes.append(helper.make_node("Identity", [names[(node_id, port)]], [public]))
+        outputs.append(_value_info(helper, public, net.dtype, plan.shapes.shapes[(node_id, port)]))
+    graph = helper.make_graph(
+        nodes, title,
+        [_value_info(helper, s.node_id, np.dtype(s.attrs.dtype) if s.attrs.dtype == "int64"
+                     else net.dtype, s.layer.infer(s.attrs)) for s in inputs],
+        outputs, [numpy_helper.from_array(v, name) for name, v in g.initializers.items()])
+    model = helper.make_model(graph, producer_name="Layerloom",
+                              opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _value_info(helper, name: str, dtype, shape: tuple):
+    """A typed input or output whose batch axis (and any unknown size) is symbolic."""
+    from onnx import TensorProto
+
+    elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
+            np.dtype(np.int64): TensorProto.INT64}[np.dtype(dtype)]
+    dims = ["batch" if i == 0 else (d if d is not None else f"{name}_{i}")
+            for i, d in enumerate(shape)]
+    return helper.make_tensor_value_info(name, elem, dims)
