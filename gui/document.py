@@ -100,6 +100,16 @@ class Document(QObject):
         self._replace(project, Path(path))
         return True
 
+    def open_unsaved(self, path: str | Path, original: Path | None) -> bool:
+        """Load ``path`` (a recovery copy) as the unsaved state of ``original``: Save writes
+        there, and no undo step leads back to "saved" (the file on disk is older)."""
+        if not self.open(path):
+            return False
+        self.path = original
+        self.path_changed.emit(original)
+        self.stack.resetClean()
+        return True
+
     def save(self, path: str | Path | None = None) -> None:
         """Atomic write; raises OSError on failure, leaving the document dirty."""
         target = Path(path) if path is not None else self.path

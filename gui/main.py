@@ -33,6 +33,8 @@ def run_gui(path: str | None, qt_args: list[str] | None = None) -> int:
     app.setOrganizationName("Layerloom")
     window = MainWindow()
     window.show()
+    if window.offer_recovery():  # a graph a crash left unsaved wins over the one asked for
+        return app.exec()
     if path is not None:
         window.open_path(path, ask=False)
     elif paths.DEFAULT_GRAPH.exists():

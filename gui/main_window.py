@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QSettings, Qt
+from PySide6.QtCore import QMimeData, QSettings, Qt, QTimer
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QWidget)
 
 from engine.serialize import FormatError
 from engine.shapes import ShapeReport
 from gui import theme as th
+from gui.autosave import Autosaver, recovery_dir
 from gui.canvas.view import GraphView
 from gui.document import Document
 from gui.inspector import Inspector
@@ -49,6 +50,7 @@ class MainWindow(QMainWindow):
             self.panels_menu.addAction(dock.toggleViewAction())
         self._paste_count = 0
         self.training = TrainingSession(self)
+        self.autosave = Autosaver(self.document, recovery_dir(self.settings), parent=self)
         self._wire()
         self._update_title()
         self._on_report(self.document.report)
@@ -96,6 +98,10 @@ class MainWindow(QMainWindow):
         doc.dirty_changed.connect(lambda _d: self._update_title())
         doc.path_changed.connect(lambda _p: self._update_title())
         doc.locked_changed.connect(self._on_locked)
+        # posted: at start run_gui opens the sample right after the recovery offer, and its
+        # "Opened …" notice would otherwise hide a damaged-file notice at once
+        self.autosave.message.connect(lambda text: QTimer.singleShot(
+            0, self, lambda: self.statusBar().showMessage(text, 15000)))
 
     # ------------------------------------------------------------------ panels
     def _dock(self, widget: QWidget, area: Qt.DockWidgetArea, title: str) -> QDockWidget:
@@ -275,6 +281,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Saved {path.name}{also}", 4000)
         return True
 
+    def offer_recovery(self) -> bool:
+        """At start: offer what a crashed session left unsaved; True when a graph was recovered
+        (it is open, dirty, under its original path), so the caller opens nothing over it."""
+        return self.autosave.offer_recovery(self)
+
     def recent_files(self) -> list[str]:
         value = self.settings.value("recent_files", [])
         files = [value] if isinstance(value, str) else list(value or [])
@@ -289,6 +300,7 @@ class MainWindow(QMainWindow):
         if self.maybe_save():
             self.training.shutdown()
             self.save_layout()
+            self.autosave.discard()  # saved or discarded: only a crash leaves a recovery file
             event.accept()
         else:
             event.ignore()
