@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.export.onnx_graph import OnnxGraph
-from engine.export.torch_code import ExportError, model_outputs
+from engine.export.outputs import ExportError, model_outputs
 from engine.network import Network
 
 OPSET = 17
@@ -56,9 +56,15 @@ def onnx_bytes(net: Network, title: str = "layerloom") -> bytes:
         [_value_info(helper, s.node_id, np.dtype(s.attrs.dtype) if s.attrs.dtype == "int64"
                      else net.dtype, s.layer.infer(s.attrs)) for s in inputs],
         outputs, [numpy_helper.from_array(v, name) for name, v in g.initializers.items()])
+    if not outputs:
+        raise ExportError("the graph computes nothing to export: connect a layer after the Input")
     model = helper.make_model(graph, producer_name="Layerloom",
                               opset_imports=[helper.make_opsetid("", OPSET)])
-    onnx.checker.check_model(model)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as err:  # a translation bug: say so, in one line
+        raise ExportError(f"the ONNX checker refused the model: "
+                          f"{str(err).strip().splitlines()[0]}") from None
     return model.SerializeToString()
 
 

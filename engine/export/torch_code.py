@@ -13,10 +13,10 @@ from __future__ import annotations
 import keyword
 from dataclasses import dataclass
 
+from engine.export.outputs import ExportError, model_outputs
 from engine.export.torch_runner import LIBRARY, RUNNER
 from engine.graph import Graph
 from engine.plan import Plan, compile_plan
-from engine.spec import LayerloomError
 from engine.training import TrainConfig
 
 # Attribute names of torch.nn.Module (2.13): a node holding a module under one of these names
@@ -35,10 +35,6 @@ MODULE_ATTRIBUTES = frozenset((
 TAKEN = frozenset({"self", "torch", "F", "nn", "np", "len", "outputs", "recurrent",
                    "self_attention", "PositionalEmbedding"})
 INDENT = " " * 8
-
-
-class ExportError(LayerloomError):
-    """The graph cannot be written as PyTorch code (a node id torch reserves)."""
 
 
 @dataclass
@@ -92,19 +88,6 @@ def torch_source(graph: Graph, training: dict | None = None, title: str = "model
     runner = runner.replace("__LABEL_KIND__", repr(labels[0].attrs.kind if labels else ""))
     runner = runner.replace("__TRAINABLE__", repr(bool(trainable)))
     return "\n\n\n".join(p for p in parts if p) + "\n\n\n" + runner.strip("\n") + "\n"
-
-
-def model_outputs(plan: Plan) -> list:
-    """What an exported model gives: the values the loss nodes read (not the labels), or, for a
-    graph without a loss, every value no node reads."""
-    losses = [s for s in plan.steps if s.layer.is_loss]
-    if losses:
-        refs = [r for s in losses for r in s.inputs
-                if r is not None and plan.step(r[0]).layer.type_id != "Label"]
-    else:
-        refs = [(s.node_id, p) for s in plan.steps if not s.layer.is_source
-                for p in s.outputs if (s.node_id, p) not in plan.consumers]
-    return list(dict.fromkeys(refs))
 
 
 def _header(title: str, inputs: list, labels: list, losses: list) -> str:

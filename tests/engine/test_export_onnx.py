@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.export.onnx import onnx_bytes
-from engine.export.torch_code import model_outputs
+from engine.export.outputs import model_outputs
 from engine.network import Network
 from engine.registry import LAYERS
 from engine.serialize import load_project
@@ -90,3 +90,13 @@ def test_layerloom_export_writes_an_onnx_model_with_the_given_weights(tmp_path, 
     assert main(["export", str(SAMPLES / "lenet5.json"), str(out),
                  "--weights", str(tmp_path / "w.npz")]) == 1  # another graph's weights
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_graph_that_computes_nothing_is_refused_in_one_line():
+    from engine.export.outputs import ExportError
+    from engine.graph import Graph, Node
+
+    g = Graph()
+    g.add_node(Node("x", "Input", {"shape": [3]}))
+    with pytest.raises(ExportError, match=r"^the graph computes nothing to export"):
+        onnx_bytes(Network(g))

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.export.torch_code import MODULE_ATTRIBUTES, ExportError, torch_source
+from engine.export.outputs import ExportError
+from engine.export.torch_code import MODULE_ATTRIBUTES, torch_source
 from engine.export.weights import save_weights
 from engine.graph import Graph, Node
 from engine.network import Network
