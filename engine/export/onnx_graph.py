@@ -63,6 +63,3 @@ class OnnxGraph:
     def value(self, name: str) -> np.ndarray:
         """The current node's parameter as an array (for a layout ONNX wants otherwise)."""
         return np.asarray(self.params[f"{self.node_id}.{name}"], dtype=self.dtype)
-
-    def has(self, name: str) -> bool:
-        return f"{self.node_id}.{name}" in self.params

@@ -175,11 +175,13 @@ class _BatchNorm(Layer):
         """Running statistics (ONNX's inference batch norm), or, without them, the batch's own,
         as the forward pass uses them in inference."""
         c, ndim = in_shapes[0][1], len(in_shapes[0])
+        if a.track_running_stats:
+            scale = g.param("weight") if a.affine else g.const(np.ones(c))
+            shift = g.param("bias") if a.affine else g.const(np.zeros(c))
+            return g.op("BatchNormalization", x, scale, shift, g.param("running_mean"),
+                        g.param("running_var"), epsilon=float(a.eps))
         scale = g.value("weight") if a.affine else np.ones(c)
         shift = g.value("bias") if a.affine else np.zeros(c)
-        if a.track_running_stats:
-            return g.op("BatchNormalization", x, g.const(scale), g.const(shift),
-                        g.param("running_mean"), g.param("running_var"), epsilon=float(a.eps))
         axes = [0, *range(2, ndim)]
         centred = g.op("Sub", x, g.op("ReduceMean", x, axes=axes, keepdims=1))
         var = g.op("ReduceMean", g.op("Mul", centred, centred), axes=axes, keepdims=1)

@@ -56,18 +56,34 @@ def test_every_sample_exports_to_onnx_and_gives_its_logits(sample):
         np.testing.assert_allclose(got[node], want[node], **TOL, err_msg=f"{sample} {node}")
 
 
-def test_parameters_are_initializers_under_their_weights_file_keys():
+@pytest.mark.parametrize("sample", ["lenet5.json", "tiny_gpt.json"])
+def test_parameters_are_initializers_under_their_weights_file_keys(sample):
     import onnx
 
-    g = load_project(SAMPLES / "lenet5.json").graph
+    g = load_project(SAMPLES / sample).graph
     net = Network(g, seed=0)
     model = onnx.load_from_string(onnx_bytes(net))
     stored = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     assert set(net.params) <= set(stored)
     for key, value in net.params.items():
         np.testing.assert_array_equal(stored[key], value)
-    assert [i.name for i in model.graph.input] == ["image"]
+    inputs = [n.id for n in g.nodes.values() if n.type == "Input"]
+    assert [i.name for i in model.graph.input] == inputs
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_batch_norm_keeps_its_parameters_and_statistics_under_their_keys():
+    import onnx
+
+    from engine.graph import Graph, Node
+
+    g = Graph()
+    g.add_node(Node("x", "Input", {"shape": [3, 4, 4]}))
+    g.add_node(Node("bn", "BatchNorm2d", {}))
+    g.connect(("x", "y"), ("bn", "x"))
+    model = onnx.load_from_string(onnx_bytes(Network(g)))
+    names = {i.name for i in model.graph.initializer}
+    assert {"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"} <= names
 
 
 def test_layerloom_export_writes_an_onnx_model_with_the_given_weights(tmp_path, capsys):
