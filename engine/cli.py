@@ -25,7 +25,7 @@ from engine.serialize import FormatError, atomic_write_bytes, load_project
 from engine.shapes import ShapeReport, infer_shapes, param_counts
 from engine.spec import LayerloomError, fmt_shape
 
-COMMANDS = ("check", "train", "generate", "export", "bench")
+COMMANDS = ("check", "train", "generate", "export", "import", "bench")
 COMPILE_NOTICE_AFTER = 1.0  # seconds the first step may take before we say kernels are compiling
 
 
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cmd_train)
     from engine import cli_generate  # its own module: sampling options stay out of this file
     cli_generate.add_parser(sub)
-    from engine import cli_export  # layerloom export: the graph as PyTorch code
+    from engine import cli_export  # layerloom export / import: PyTorch code, ONNX
     cli_export.add_parser(sub)
     from engine import cli_bench  # layerloom bench: the PyTorch comparison (tests/benchmarks)
     cli_bench.add_parser(sub)

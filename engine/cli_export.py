@@ -1,9 +1,11 @@
-"""``layerloom export GRAPH OUT``: the graph as runnable PyTorch code, or as an ONNX model.
+"""``layerloom export GRAPH OUT`` and ``layerloom import MODEL.onnx OUT.json``: models in and out.
 
-The output's extension picks the form. ``.py`` is a module with the model, its loss and a
-command line that trains it with the graph file's settings (``engine.export.torch_code``).
+Export: the output's extension picks the form. ``.py`` is a module with the model, its loss and
+a command line that trains it with the graph file's settings (``engine.export.torch_code``).
 ``.onnx`` is the inference graph with the weights inside (``engine.export.onnx``): from
 ``--weights``, else freshly initialised ones, and it says which.
+Import: an ONNX model's graph (``engine.export.onnx_import``) as a graph file, its weights
+beside it as ``OUT.weights.npz``, which opening the graph loads.
 """
 from __future__ import annotations
 
@@ -25,7 +27,35 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--weights", metavar="FILE",
                         help="trained weights (.npz or .safetensors) to put in an .onnx model")
     parser.set_defaults(run=cmd_export)
+    reader = subparsers.add_parser("import", help="read an ONNX model into a graph file and its "
+                                                  "weights")
+    reader.add_argument("model", help="an .onnx file")
+    reader.add_argument("out", help="the graph file to write (.json); the weights go beside it")
+    reader.set_defaults(run=cmd_import)
     return parser
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from engine.export.onnx_import import graph_from_onnx
+    from engine.export.weights import save_weights, weights_path
+    from engine.serialize import Project, save_project
+
+    src, out = Path(args.model), Path(args.out)
+    if out.suffix != ".json":
+        raise LayerloomError(f"{out.name}: name a .json file for the graph")
+    try:
+        data = src.read_bytes()
+    except OSError as err:
+        raise LayerloomError(f"{src}: cannot read ({err.strerror or err})") from None
+    graph, params = graph_from_onnx(data)
+    try:
+        save_project(Project(graph), out)
+        save_weights(params, weights_path(out))
+    except OSError as err:
+        raise LayerloomError(f"{out}: cannot write ({err.strerror or err})") from None
+    print(f"wrote {out} ({len(graph.nodes)} nodes) and {weights_path(out).name}; add a Label and "
+          f"a loss to train it further", file=sys.stderr)
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -92,6 +92,14 @@ class Document(QObject):
         self._replace(Project(Graph()), None)
         return True
 
+    def new_from(self, project: Project) -> bool:
+        """An untitled document holding ``project`` (an imported model), unsaved."""
+        if self._refuse_if_locked():
+            return False
+        self._replace(project, None)
+        self.stack.resetClean()
+        return True
+
     def open(self, path: str | Path) -> bool:
         """Load a file; raises FormatError (and changes nothing) when it cannot be read."""
         if self._refuse_if_locked():

@@ -1,10 +1,12 @@
-"""File > Export PyTorch Code and File > Export ONNX Model: the graph for other tools.
+"""File > Export PyTorch Code, File > Export ONNX Model and File > Import ONNX Model: models in
+and out of the window.
 
 The engine writes the bytes (``engine.export.torch_code``, ``engine.export.onnx``); this only
 asks where, and reports. A graph that cannot be exported (a problem on the canvas, a node id
 torch reserves, no onnx package) is refused with the engine's one-line reason, and nothing is
 written. The ONNX model carries the trained weights when there are some, else fresh ones, and
-the status bar says which.
+the status bar says which. An imported model opens as an untitled, unsaved graph with its
+weights as the trained ones; an ONNX file Layerloom cannot read changes nothing.
 """
 from __future__ import annotations
 
@@ -66,3 +68,39 @@ def _export(window: QWidget, title: str, suffix: str, file_filter: str,
         return None
     window.statusBar().showMessage(message, 10000)
     return path
+
+
+def import_onnx(window: QWidget) -> bool:
+    """Ask for an ``.onnx`` file and open its graph, with its weights, as a new document."""
+    from engine.export.onnx_import import graph_from_onnx
+    from engine.network import WeightsError
+    from engine.serialize import Project
+
+    title = "Import ONNX model"
+    if window.training.controller.busy:
+        window.statusBar().showMessage("Stop training before importing a model", 8000)
+        return False
+    if not window.maybe_save():
+        return False
+    start = str(window.document.path.parent if window.document.path else Path.cwd())
+    chosen, _ = QFileDialog.getOpenFileName(window, title, start, "ONNX model (*.onnx)")
+    if not chosen:
+        return False
+    path = Path(chosen)
+    try:
+        graph, params = graph_from_onnx(path.read_bytes())
+    except LayerloomError as err:
+        QMessageBox.critical(window, title, f"Cannot import {path.name}: {err}")
+        return False
+    except OSError as err:
+        QMessageBox.critical(window, title, f"{path}: cannot read ({err.strerror or err})")
+        return False
+    window.document.new_from(Project(graph))
+    try:
+        window.training.adopt_weights(params)
+    except (WeightsError, LayerloomError) as err:  # the graph stays: it is still worth seeing
+        QMessageBox.critical(window, title, f"{path.name}: its weights do not fit: {err}")
+    window.auto_layout()
+    window.statusBar().showMessage(f"Imported {path.name}: {len(graph.nodes)} nodes with their "
+                                   f"weights; add a Label and a loss to train it further", 10000)
+    return True

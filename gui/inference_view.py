@@ -184,8 +184,12 @@ class InferenceView(QWidget):
         self.setEnabled(state == "idle")
 
     def set_network(self, net: Network | None, dataset: Dataset | None) -> None:
+        unbound = None
+        try:
+            self.binding = bind(net) if net is not None else None
+        except LayerloomError as err:  # e.g. an imported model: no Label and no loss yet
+            net, self.binding, unbound = None, None, f"No predictions yet: {err}."
         self.net, self.dataset = net, dataset
-        self.binding = bind(net) if net is not None else None
         ready = net is not None and dataset is not None
         self.vocab = self.generator.vocab if self.generator.set_model(net, dataset) else None
         self._arrange(self.width(), self.height(), force=True)
@@ -198,7 +202,8 @@ class InferenceView(QWidget):
         self.clear_button.setEnabled(image_model and self.use_pad.isChecked())
         self.nodes.clear()
         if not ready:
-            self.message.setText("Train the network (or load weights) to look inside it.")
+            self.message.setText(unbound or "Train the network (or load weights) to look "
+                                            "inside it.")
             return
         self.message.setText("")
         if self._pad_shape() is not None:

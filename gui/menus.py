@@ -8,7 +8,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from engine import paths
-from gui.export_code import export_onnx, export_pytorch_code
+from gui.export_code import export_onnx, export_pytorch_code, import_onnx
 
 if TYPE_CHECKING:
     from gui.main_window import MainWindow
@@ -45,6 +45,7 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
     acts["export_code"] = _action(window, file, "Export &PyTorch Code…",
                                   lambda: export_pytorch_code(window))
     acts["export_onnx"] = _action(window, file, "Export ONN&X Model…", lambda: export_onnx(window))
+    acts["import_onnx"] = _action(window, file, "Import ONNX &Model…", lambda: import_onnx(window))
     save_weights = QAction("Save Trained &Weights with Graph", window)
     save_weights.setCheckable(True)
     save_weights.setChecked(window.settings.value("save_weights", "true") in (True, "true"))

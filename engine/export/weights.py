@@ -26,6 +26,13 @@ ST_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "i1", "I16": "<i2",
              "I64": "<i8", "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?"}
 ST_NAMES = {np.dtype(v).newbyteorder("="): k for k, v in ST_DTYPES.items()}
 MAX_HEADER = 100 << 20  # the reference implementation's limit on the JSON header
+WEIGHTS_SUFFIX = ".weights.npz"  # graph.json -> graph.weights.npz, opened with the graph
+
+
+def weights_path(graph_path: str | PathLike) -> Path:
+    """Where the trained weights of a graph file are kept: beside it, same stem."""
+    graph_path = Path(graph_path)
+    return graph_path.with_name(graph_path.stem + WEIGHTS_SUFFIX)
 
 
 def check_weights_path(path: str | PathLike) -> str:

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from engine.data import Dataset
-from engine.export.weights import save_weights
+from engine.export.weights import save_weights, weights_path
 from engine.graph import Graph
 from engine.network import WeightsError
 from engine.project import check_fit, planned_fit
@@ -31,15 +31,6 @@ from gui.training.panel import TrainingPanel
 
 if TYPE_CHECKING:
     from gui.main_window import MainWindow
-
-WEIGHTS_SUFFIX = ".weights.npz"  # graph.json -> graph.weights.npz
-
-
-def weights_path(graph_path: str | Path) -> Path:
-    """Where the trained weights of a graph file are kept: beside it, same stem."""
-    graph_path = Path(graph_path)
-    return graph_path.with_name(graph_path.stem + WEIGHTS_SUFFIX)
-
 
 def _show(attr: str, value) -> str:
     return fmt_shape(value) if attr == "shape" and value is not None else str(value)
@@ -281,6 +272,12 @@ class TrainingSession(QObject):
         beside = self.document.path is not None and path == weights_path(self.document.path)
         self.weights_unsaved = not beside and self.window.save_weights_action.isChecked()
         return True
+
+    def adopt_weights(self, params: dict) -> None:
+        """Weights that came with the graph itself (an imported model): the trained state, not
+        yet saved anywhere; raises WeightsError when they do not fit."""
+        self.controller.load_weights(params)
+        self.weights_unsaved = self.window.save_weights_action.isChecked()
 
     def save_weights_beside(self, graph_path: Path) -> Path | None:
         """After Save: write the trained weights to ``<stem>.weights.npz`` when

@@ -1,7 +1,7 @@
 """File > Export PyTorch Code writes the graph and its training settings as a runnable file."""
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -60,3 +60,39 @@ def test_export_onnx_carries_the_trained_weights_or_says_they_are_fresh(window, 
     (got,) = session.run(None, {"points": x})
     want = trained.forward({"points": x, "label": np.zeros(5, np.int64)})
     np.testing.assert_allclose(got, want[session.get_outputs()[0].name], rtol=1e-4, atol=1e-5)
+
+
+def test_import_onnx_opens_the_model_with_its_weights_as_an_unsaved_graph(window, tmp_path,
+                                                                          monkeypatch, dialogs):
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("onnx")
+    from engine.export.onnx import onnx_bytes
+    from engine.graph import Graph
+    from engine.network import Network
+
+    source = Network(Graph.load(SAMPLES / "lenet5.json"), seed=11)
+    (tmp_path / "lenet.onnx").write_bytes(onnx_bytes(source))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda *a, **k: (str(tmp_path / "lenet.onnx"), ""))
+    assert window.actions_by_name["import_onnx"].trigger() is None
+    doc = window.document
+    assert doc.path is None and doc.dirty
+    assert {"conv1", "fc3"} <= set(doc.graph.nodes) and "loss" not in doc.graph.nodes
+    net = window.training.controller.trained_network()
+    for key, value in source.params.items():
+        np.testing.assert_array_equal(net.params[key], value)
+    assert "Imported lenet.onnx" in window.statusBar().currentMessage()
+    assert window.training.inference.message.text().startswith(
+        "No predictions yet: training needs exactly one Input and one Label node")
+    (tmp_path / "bad.onnx").write_bytes(b"not a model at all")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda *a, **k: (str(tmp_path / "bad.onnx"), ""))
+    before = set(doc.graph.nodes)
+    dialogs.answer = QMessageBox.Discard  # the unsaved import may go
+    window.actions_by_name["import_onnx"].trigger()
+    assert set(window.document.graph.nodes) == before  # nothing replaced
+    kind, title, text = dialogs.shown[-1]
+    assert (kind, title) == ("critical", "Import ONNX model")
+    assert text.startswith("Cannot import bad.onnx: not a readable ONNX model")

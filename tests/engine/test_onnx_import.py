@@ -1,0 +1,129 @@
+"""ONNX models come in as graphs with their weights: Layerloom's own exports round-trip, a
+PyTorch export computes what PyTorch computes, anything else is refused in one line."""
+import warnings
+
+import numpy as np
+import pytest
+
+from engine.export.onnx import onnx_bytes
+from engine.export.onnx_import import OnnxImportError, graph_from_onnx
+from engine.network import Network
+from engine.registry import LAYERS
+from engine.serialize import load_project
+
+from .graph_cases import SAMPLES, one_node_graph, perturbed, sample_feeds
+
+pytest.importorskip("onnx")
+
+INFERENCE = sorted(t for t, c in LAYERS.items() if not c.is_source and not c.is_loss)
+CASES = [(t, i) for t in INFERENCE for i in range(len(LAYERS[t].examples))]
+# Exported as operators the reader does not take apart again (recurrences, attention, GELU's
+# erf, the position table's slice, a split, batch norm over the batch's own statistics).
+NOT_READ = {"LSTM", "GRU", "SimpleRNN", "MultiHeadSelfAttention", "GELU", "PositionalEmbedding",
+            "Split"}
+TOL = dict(rtol=1e-5, atol=1e-6)
+
+
+def round_trip(net: Network, feeds: dict) -> tuple[Network, dict, dict]:
+    graph, params = graph_from_onnx(onnx_bytes(net))
+    back = Network(graph, params=params)
+    inputs = {k: v for k, v in feeds.items() if k in graph.nodes}
+    return back, net.forward(feeds), back.forward(inputs)
+
+
+@pytest.mark.parametrize("type_id,case", CASES)
+def test_every_layer_layerloom_exports_reads_back_or_is_refused_in_one_line(type_id, case):
+    g, feeds = one_node_graph(type_id, case)
+    net = perturbed(Network(g, seed=0))
+    tracks = LAYERS[type_id].examples[case].attrs.get("track_running_stats", True)
+    if type_id in NOT_READ or not tracks:
+        with pytest.raises(OnnxImportError) as err:
+            graph_from_onnx(onnx_bytes(net))
+        assert str(err.value).startswith("cannot read ONNX operator ")
+        assert "\n" not in str(err.value)
+        return
+    back, want, got = round_trip(net, feeds)
+    if type_id == "Dropout":  # inference: nothing but the input passes through
+        assert [n.type for n in back.graph.nodes.values()] == ["Input"]
+        np.testing.assert_allclose(next(iter(got.values())), want["node"], **TOL)
+        return
+    node = next(n for n in back.graph.nodes.values() if n.type == type_id)
+    np.testing.assert_allclose(got[node.id], want["node"], **TOL, err_msg=type_id)
+
+
+@pytest.mark.parametrize("sample", ["lenet5.json", "mlp_spirals.json"])
+def test_a_sample_round_trips_with_its_ids_and_weights(sample):
+    g = load_project(SAMPLES / sample).graph
+    net = perturbed(Network(g, seed=0))
+    back, want, got = round_trip(net, sample_feeds(g, net))
+    trained = {k for k in net.params}
+    assert trained == set(back.params)  # the same node ids hold the same parameters
+    for key in trained:
+        np.testing.assert_array_equal(back.params[key], net.params[key])
+    logits = [n for n in g.nodes if g.nodes[n].type == "Dense"][-1]
+    np.testing.assert_allclose(got[logits], want[logits], **TOL)
+
+
+def test_a_pytorch_export_computes_what_pytorch_computes():
+    torch = pytest.importorskip("torch")
+    import io
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2), torch.nn.AvgPool2d(2), torch.nn.Flatten(), torch.nn.Dropout(0.3),
+        torch.nn.Linear(4 * 7 * 7, 16), torch.nn.Tanh(), torch.nn.Linear(16, 5),
+        torch.nn.Softmax(dim=1)).eval()
+    with torch.no_grad():  # running statistics away from 0 and 1
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated, still exact
+        torch.onnx.export(model, (torch.zeros(1, 1, 28, 28),), buffer, dynamo=False,
+                          do_constant_folding=False, input_names=["image"],
+                          dynamic_axes={"image": {0: "batch"}})
+    graph, params = graph_from_onnx(buffer.getvalue())
+    net = Network(graph, params=params)
+    x = np.random.default_rng(0).random((3, 1, 28, 28)).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    out = net.forward({"image": x})
+    last = graph.topological_order()[-1]
+    np.testing.assert_allclose(out[last], want, **TOL)
+    assert [graph.nodes[n].type for n in graph.topological_order()][:4] == [
+        "Input", "Conv2D", "BatchNorm2d", "ReLU"]
+
+
+def test_a_file_that_is_not_onnx_or_holds_an_unknown_operator_is_refused_in_one_line():
+    from onnx import TensorProto, helper
+
+    with pytest.raises(OnnxImportError, match=r"^not a readable ONNX model"):
+        graph_from_onnx(b"\x00\x01 certainly not protobuf \xff" * 3)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    model = helper.make_model(helper.make_graph([helper.make_node("Cos", ["x"], ["y"], name="c")],
+                                                "g", [x], [y]))
+    with pytest.raises(OnnxImportError) as err:
+        graph_from_onnx(model.SerializeToString())
+    assert str(err.value).startswith("cannot read ONNX operator Cos (node 'c'): Layerloom reads")
+    assert "\n" not in str(err.value)
+
+
+def test_layerloom_import_writes_the_graph_and_its_weights_beside_it(tmp_path, capsys):
+    from engine.cli import main
+    from engine.graph import Graph
+
+    g = load_project(SAMPLES / "lenet5.json").graph
+    source = perturbed(Network(g, seed=0))
+    (tmp_path / "lenet.onnx").write_bytes(onnx_bytes(source))
+    out = tmp_path / "imported.json"
+    assert main(["import", str(tmp_path / "lenet.onnx"), str(out)]) == 0
+    assert "imported.weights.npz" in capsys.readouterr().err
+    back = Network(Graph.load(out))
+    back.load_weights(tmp_path / "imported.weights.npz")
+    x = np.random.default_rng(3).random((2, 1, 28, 28)).astype(np.float32)
+    want = source.forward({"image": x, "label": np.zeros(2, np.int64)})["fc3"]
+    np.testing.assert_allclose(back.forward({"image": x})["fc3"], want, **TOL)
+    assert main(["import", str(tmp_path / "missing.onnx"), str(out)]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
