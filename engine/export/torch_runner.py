@@ -56,12 +56,20 @@ TRAINABLE = __TRAINABLE__  # one Input, one Label and a loss: the command line c
 
 
 def read_data(path):
-    """(x, y) tensors from an .npz holding x and y (or x_train and y_train), read as Layerloom
-    reads it: uint8 images scaled to [0, 1], N×H×W images given their channel axis."""
+    """((x, y) to train on, (x, y) to test on or None) from an .npz holding x and y (or x_train
+    and y_train, with optional x_test and y_test), read as Layerloom reads it."""
     arrays = read_arrays(path)
     x, y = arrays.get("x_train", arrays.get("x")), arrays.get("y_train", arrays.get("y"))
     if x is None or y is None:
         sys.exit(f"{path}: needs arrays x and y (or x_train and y_train)")
+    test = None
+    if "x_test" in arrays and "y_test" in arrays:
+        test = tensors(arrays["x_test"], arrays["y_test"], path)
+    return tensors(x, y, path), test
+
+
+def tensors(x, y, path):
+    """uint8 images scaled to [0, 1], N×H×W images given their channel axis, labels typed."""
     if INPUT_DTYPE == "int64":
         x = x.astype(np.int64)
     else:
@@ -72,6 +80,22 @@ def read_data(path):
         sys.exit(f"{path}: samples of shape {tuple(x.shape[1:])}, the model takes {INPUT_SHAPE}")
     y = y.astype(np.int64 if LABEL_KIND == "class index" else np.float32)
     return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def evaluate(model, x, y, batch_size, device):
+    """(mean loss, accuracy or None) in inference mode; accuracy counts every label (one per
+    sample, or one per step of a sequence)."""
+    model.to(device).eval()
+    total, correct = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            outputs = model(xb)
+            total += compute_loss(outputs, yb).item() * len(xb)
+            if LABEL_KIND == "class index" and torch.is_tensor(outputs):
+                correct += (outputs.argmax(-1) == yb).sum().item()
+    accuracy = correct / y.numel() if LABEL_KIND == "class index" else None
+    return total / len(x), accuracy
 
 
 def make_optimizer(params, settings):
@@ -85,15 +109,17 @@ def make_optimizer(params, settings):
     return torch.optim.Adam(params, lr, weight_decay=decay)
 
 
-def train(model, x, y, epochs, batch_size, lr, device):
-    """Mini-batch training of every parameter that is not frozen; prints each epoch's loss."""
-    model.to(device).train()
+def train(model, x, y, epochs, batch_size, lr, device, test=None):
+    """Mini-batch training of every parameter that is not frozen; prints each epoch's loss, and
+    the test set's loss and accuracy when there is one."""
+    model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(trainable, dict(TRAINING, lr=lr))
     data = torch.utils.data.TensorDataset(x, y)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True)
     for epoch in range(epochs):
         total, count = 0.0, 0
+        model.train()
         for xb, yb in loader:
             xb, yb = xb.to(device), yb.to(device)
             optimizer.zero_grad(set_to_none=True)
@@ -101,7 +127,12 @@ def train(model, x, y, epochs, batch_size, lr, device):
             loss.backward()
             optimizer.step()
             total, count = total + loss.item() * len(xb), count + len(xb)
-        print(f"epoch {epoch + 1}/{epochs}: train loss {total / count:.4f}", flush=True)
+        line = f"epoch {epoch + 1}/{epochs}: train loss {total / count:.4f}"
+        if test is not None:
+            test_loss, accuracy = evaluate(model, *test, batch_size, device)
+            line += f", test loss {test_loss:.4f}"
+            line += f", test accuracy {100 * accuracy:.1f}%" if accuracy is not None else ""
+        print(line, flush=True)
 
 
 def main(argv=None):
@@ -125,8 +156,8 @@ def main(argv=None):
     if not TRAINABLE:
         sys.exit("this graph needs one Input, one Label and a loss to train from the command "
                  "line; call compute_loss in your own loop")
-    x, y = read_data(args.data)
-    train(model, x, y, args.epochs, args.batch_size, args.lr, args.device)
+    (x, y), test = read_data(args.data)
+    train(model, x, y, args.epochs, args.batch_size, args.lr, args.device, test)
     if args.save:
         save_weights(model, args.save)
         print(f"saved {args.save}")

@@ -6,6 +6,7 @@ against ``Network.forward``; the exported command line trains LeNet-5 in a subpr
 weights come back into Layerloom. Frozen nodes stay fixed there too.
 """
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,15 +126,17 @@ def test_the_exported_command_line_trains_lenet_and_its_weights_come_back(tmp_pa
     start = Network(g, seed=0)
     start.save_weights(tmp_path / "start.safetensors")
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "data.npz", x=rng.integers(0, 256, (128, 28, 28), dtype=np.uint8),
-             y=rng.integers(0, 10, 128))
+    images = rng.integers(0, 256, (168, 28, 28), dtype=np.uint8)
+    np.savez(tmp_path / "data.npz", x_train=images[:128], y_train=rng.integers(0, 10, 128),
+             x_test=images[128:], y_test=np.arange(40) % 10)
     _, script = exported(g, tmp_path, "lenet5", dict(project.training, lr=0.01, batch_size=32))
     done = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "data.npz"),
                            "--weights", str(tmp_path / "start.safetensors"), "--epochs", "1",
                            "--save", str(tmp_path / "trained.npz")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "epoch 1/1: train loss" in done.stdout
+    assert re.search(r"epoch 1/1: train loss \d+\.\d{4}, test loss \d+\.\d{4}, test accuracy "
+                     r"\d+\.\d%", done.stdout), done.stdout
     back = Network(g, seed=5)
     back.load_weights(tmp_path / "trained.npz")
     np.testing.assert_array_equal(back.params["conv1.weight"], start.params["conv1.weight"])
