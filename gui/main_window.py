@@ -217,6 +217,9 @@ class MainWindow(QMainWindow):
         self.view.graph_scene.set_theme(th.current())
         self.palette_panel.refresh_icons()
         restyle(self)
+        for widget in self.findChildren(QWidget):  # "palette(...)" in a style sheet is read when
+            if widget.styleSheet():                # the sheet is set: set it again
+                widget.setStyleSheet(widget.styleSheet())
 
     # ------------------------------------------------------------------ files
     def maybe_save(self) -> bool:

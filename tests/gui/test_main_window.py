@@ -185,3 +185,19 @@ def test_a_saved_layout_that_does_not_fit_is_ignored(qtbot, settings):
     w = _open_window(qtbot, settings)
     assert w.dockWidgetArea(w.inspector_dock) == Qt.RightDockWidgetArea
     assert w.palette_dock.isVisible() and w.width() > 0
+
+
+def test_a_theme_switch_recolours_text_whose_style_sheet_reads_the_palette(window):
+    """The trained-weights note is styled "palette(placeholder-text)", which Qt reads when the
+    sheet is set: after View > Theme > Dark it must be drawn from the dark palette (a stale
+    sheet kept the light panel and text behind)."""
+    window.actions_by_name["theme_dark"].trigger()
+    try:
+        label = window.training.training_panel.weights_label
+        image = label.grab().toImage()
+        shades = sorted(image.pixelColor(x, y).lightness()
+                        for x in range(0, image.width(), 2) for y in range(image.height()))
+        assert shades[len(shades) // 2] < 80  # the dark panel (the stale sheet kept it light)
+        assert shades[-1] > 100  # and readable text on it
+    finally:
+        window.actions_by_name["theme_system"].trigger()
