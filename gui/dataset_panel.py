@@ -24,8 +24,8 @@ from gui.plots.images import class_grid_pixmap, displayable
 from gui.plots.style import make_view, node_color, style_plot
 
 # (kind, label, what the path names or None)
-SOURCES = (("bundled", "Bundled images (Fashion-MNIST subset)", None),
-           ("idx", "MNIST-format folder (IDX files)", "folder"),
+SOURCES = (("bundled", "Fashion-MNIST subset", None),  # short: the side dock shows ~20 characters
+           ("idx", "MNIST-format folder", "folder"),
            ("npz", "NumPy .npz file", "file"), ("csv", "CSV file", "file"),
            ("spirals", "Synthetic: spirals", None), ("moons", "Synthetic: moons", None),
            ("circles", "Synthetic: circles", None), ("xor", "Synthetic: xor", None))
