@@ -19,7 +19,7 @@ from typing import Iterator, TextIO
 
 from engine.data import Dataset, load_data, spec_forms
 from engine.graph import Graph
-from engine.optim import OPTIMIZERS
+from engine.optim import OPTIMIZERS, SCHEDULES
 from engine.plan import PlanError
 from engine.serialize import FormatError, atomic_write_bytes, load_project
 from engine.shapes import ShapeReport, infer_shapes, param_counts
@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive_int)
     train.add_argument("--lr", type=_positive_float, help="learning rate")
     train.add_argument("--optimizer", choices=OPTIMIZERS)
+    train.add_argument("--schedule", choices=SCHEDULES,
+                       help="learning rate over the run: constant, cosine decay, or ÷10 at ½ and ¾")
     train.add_argument("--seed", type=int)
     train.add_argument("--max-steps", type=_positive_int, help="stop after this many steps")
     train.add_argument("--val-fraction", type=float, help="share of training data held out")
@@ -145,15 +147,15 @@ def training_config(settings: dict, args: argparse.Namespace, where: str):
     from engine.training import TrainConfig
 
     config = TrainConfig.from_dict(settings)
-    for flag in ("epochs", "batch_size", "lr", "optimizer", "seed", "max_steps"):
-        value = getattr(args, flag)
+    for flag in ("epochs", "batch_size", "lr", "optimizer", "schedule", "seed", "max_steps"):
+        value = getattr(args, flag, None)  # the window passes no flags
         if value is not None:
             setattr(config, flag, value)
     positive = lambda v: _is_int(v) and v >= 1  # noqa: E731
     checks = {"epochs": positive, "batch_size": positive, "seed": _is_int,
               "max_steps": lambda v: v is None or positive(v),
               "lr": lambda v: _is_number(v) and 0 < v < float("inf"),
-              "optimizer": lambda v: v in OPTIMIZERS}
+              "optimizer": lambda v: v in OPTIMIZERS, "schedule": lambda v: v in SCHEDULES}
     for name, ok in checks.items():
         if not ok(getattr(config, name)):
             raise FormatError(f"{where}: training.{name}: invalid value {getattr(config, name)!r}")
@@ -304,7 +306,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     classes = f", {dataset.num_classes} classes" if dataset.task == "classification" else ""
     print(f"training {where} on {spec}: {len(dataset.train):,} train / {len(dataset.val):,} val / "
           f"{len(dataset.test):,} test samples of {fmt_shape(dataset.sample_shape)}{classes}; "
-          f"{config.optimizer} lr {config.lr:g}, batch {config.batch_size}, "
+          f"{config.optimizer} lr {config.lr:g}"
+          f"{'' if config.schedule == 'constant' else f' ({config.schedule})'}, "
+          f"batch {config.batch_size}, "
           f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}", file=sys.stderr, flush=True)
     metrics = run_training(net, dataset, config)
     diverged = metrics["diverged"]

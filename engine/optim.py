@@ -4,12 +4,30 @@ Formulas follow ``torch.optim.SGD`` and ``torch.optim.Adam``/``AdamW`` so result
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from engine.kernels.optim import adam_update
 from engine.spec import LayerloomError
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "step")
+
+
+def lr_factor(schedule: str, progress: float) -> float:
+    """The share of the base learning rate at ``progress`` through a run (0 at its first step,
+    towards 1 at its last): "constant" keeps it; "cosine" lowers it from 1 to 0 along half a
+    cosine; "step" divides it by 10 at half the run and again at three quarters (the classic
+    recipe, by share of the run rather than by epoch, so it fits runs of any length)."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "step":
+        return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))
+    raise LayerloomError(f"unknown learning-rate schedule {schedule!r}: choose one of "
+                         f"{', '.join(SCHEDULES)}")
 
 
 class Optimizer:

@@ -17,7 +17,7 @@ import numpy as np
 from engine.data import Dataset, Split
 from engine.executor import NonFiniteError
 from engine.network import Network
-from engine.optim import make_optimizer
+from engine.optim import lr_factor, make_optimizer
 from engine.spec import LayerloomError
 from engine.threads import blas_only, engine_threads
 
@@ -28,6 +28,7 @@ class TrainConfig:
 
     optimizer: str = "adam"
     lr: float = 1e-3
+    schedule: str = "constant"  # engine.optim.SCHEDULES: how the learning rate moves over a run
     momentum: float = 0.9
     weight_decay: float = 0.0
     batch_size: int = 64
@@ -58,6 +59,7 @@ class StepReport:
     samples_per_sec: float
     elapsed: float
     histograms: dict | None = None  # key -> {"grad": (counts, edges), "weight": (counts, edges)}
+    lr: float | None = None  # the learning rate this step's update used (schedules change it)
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,7 @@ def train(net: Network, data: Dataset, config: TrainConfig,
 def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | None) -> Iterator:
     binding, control = bind(net), control or Control()
     opt = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
+    lr_factor(config.schedule, 0.0)  # an unknown schedule is refused before the first step
     rng = np.random.default_rng(config.seed)
     net.rng = np.random.default_rng(config.seed + 1)  # dropout masks, reproducible per run
     keys = net.trainable_keys
@@ -223,6 +226,7 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
             norms = {k: float(np.sqrt(np.vdot(grads[k], grads[k]))) for k in keys}
             for k, v in net.params.items():
                 np.copyto(last_good[k], v)
+            opt.lr = config.lr * lr_factor(config.schedule, gstep / total)
             opt.step(net.params, grads)
             bad = next((k for k in keys if not np.isfinite(net.params[k].sum())), None)
             if bad is not None:
@@ -246,7 +250,7 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
                             "weight": np.histogram(net.params[k], bins=30)} for k in keys}
             elapsed = time.perf_counter() - t0
             yield StepReport(epoch, i, gstep, steps_per_epoch, total, loss, acc, norms,
-                             seen / max(elapsed, 1e-9), elapsed, hist)
+                             seen / max(elapsed, 1e-9), elapsed, hist, opt.lr)
             gstep += 1
         val_loss, val_acc, _ = evaluate(net, data.val, binding=binding)
         train_acc = ep_correct / (ep_n * max(1, data.train.y[:1].size)) if binding.logits_ref else None

@@ -77,7 +77,8 @@ def torch_source(graph: Graph, training: dict | None = None, title: str = "model
              _net_class(plan, names, codes, inputs, outputs),
              _loss_function(plan, names, codes, losses, labels, outputs)]
     config = TrainConfig.from_dict(training or {})
-    settings = {"optimizer": config.optimizer, "lr": config.lr, "momentum": config.momentum,
+    settings = {"optimizer": config.optimizer, "lr": config.lr, "schedule": config.schedule,
+                "momentum": config.momentum,
                 "weight_decay": config.weight_decay, "batch_size": config.batch_size,
                 "epochs": config.epochs, "seed": config.seed}
     runner = RUNNER.replace("__TRAINING__", "{\n" + "".join(
@@ -102,7 +103,7 @@ def _header(title: str, inputs: list, labels: list, losses: list) -> str:
             f"    python {title}.py --data DATA.npz [--weights W.npz] [--epochs N] "
             f"[--device cuda] --save OUT.npz\n\n"
             f"trains it (``python {title}.py --help`` for the options).\n"
-            f'"""\nimport argparse\nimport json\nimport struct\nimport sys\n\n'
+            f'"""\nimport argparse\nimport json\nimport math\nimport struct\nimport sys\n\n'
             f"import numpy as np\nimport torch\nimport torch.nn.functional as F\n"
             f"from torch import nn")
 

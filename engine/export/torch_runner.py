@@ -98,6 +98,16 @@ def evaluate(model, x, y, batch_size, device):
     return total / len(x), accuracy
 
 
+def lr_factor(schedule, progress):
+    """The share of the base learning rate at ``progress`` (0 to 1) through the run, as in
+    Layerloom: constant, cosine decay to 0, or ÷10 at half and again at three quarters."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "step":
+        return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))
+    return 1.0
+
+
 def make_optimizer(params, settings):
     name, lr, decay = settings["optimizer"], settings["lr"], settings["weight_decay"]
     if name == "sgd":
@@ -117,6 +127,9 @@ def train(model, x, y, epochs, batch_size, lr, device, test=None):
     optimizer = make_optimizer(trainable, dict(TRAINING, lr=lr))
     data = torch.utils.data.TensorDataset(x, y)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True)
+    run_steps = epochs * len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(TRAINING["schedule"], step / run_steps))
     for epoch in range(epochs):
         total, count = 0.0, 0
         model.train()
@@ -126,6 +139,7 @@ def train(model, x, y, epochs, batch_size, lr, device, test=None):
             loss = compute_loss(model(xb), yb)
             loss.backward()
             optimizer.step()
+            scheduler.step()
             total, count = total + loss.item() * len(xb), count + len(xb)
         line = f"epoch {epoch + 1}/{epochs}: train loss {total / count:.4f}"
         if test is not None:

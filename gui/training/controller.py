@@ -146,8 +146,7 @@ class TrainingController(QObject):
         """The project's "training" section, checked (one-line FormatError when a value is bad)."""
         from engine.cli import training_config
 
-        flags = dict.fromkeys(("epochs", "batch_size", "lr", "optimizer", "seed", "max_steps"))
-        return training_config(self._project().training, SimpleNamespace(**flags), "training")
+        return training_config(self._project().training, SimpleNamespace(), "training")
 
     # ------------------------------------------------------------------ run control
     @property

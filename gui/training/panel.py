@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QLabel,
                                QProgressBar, QPushButton, QSizePolicy, QSpinBox, QStyle, QVBoxLayout,
                                QWidget)
 
-from engine.optim import OPTIMIZERS
+from engine.optim import OPTIMIZERS, SCHEDULES
 from engine.serialize import Project
 from engine.training import TrainConfig
 from gui.plots.buffers import Redrawer
@@ -21,6 +21,7 @@ from gui.training import controller as ctl
 from gui.training.widgets import ScientificSpinBox
 
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam", "adamw": "AdamW"}
+SCHEDULE_NAMES = {"constant": "constant", "cosine": "cosine decay", "step": "÷10 at ½ and ¾"}
 ERROR_STYLE = "color: #c62828;"
 
 
@@ -65,6 +66,11 @@ class TrainingPanel(QWidget):
         for key in OPTIMIZERS:
             self.optimizer.addItem(OPTIMIZER_NAMES.get(key, key), key)
         self.lr = ScientificSpinBox()
+        self.schedule = QComboBox()
+        for key in SCHEDULES:
+            self.schedule.addItem(SCHEDULE_NAMES.get(key, key), key)
+        self.schedule.setToolTip("How the learning rate moves over a run: kept, lowered to 0 "
+                                 "along a cosine, or divided by 10 at half and three quarters")
         self.batch_size, self.epochs, self.seed = QSpinBox(), QSpinBox(), QSpinBox()
         self.max_steps = QSpinBox()
         self.batch_size.setRange(1, 65536)
@@ -79,11 +85,12 @@ class TrainingPanel(QWidget):
             w.setMaximumWidth(11 * em)
         self.lr.setMinimumWidth(7 * em)  # room for "1e+06"
         self.optimizer.setMaximumWidth(14 * em)
+        self.schedule.setMaximumWidth(14 * em)
         self.form = QGridLayout()
         self.form.setHorizontalSpacing(em)
         cells = (("Optimizer", self.optimizer), ("Learning rate", self.lr),
                  ("Batch size", self.batch_size), ("Epochs", self.epochs), ("Seed", self.seed),
-                 ("Stop after", self.max_steps))
+                 ("Stop after", self.max_steps), ("Schedule", self.schedule))
         for i, (text, widget) in enumerate(cells):  # two label/field pairs per row
             row, col = divmod(i, 2)
             self.form.addWidget(QLabel(text), row, 2 * col, Qt.AlignRight)
@@ -92,6 +99,9 @@ class TrainingPanel(QWidget):
         self.optimizer.currentIndexChanged.connect(
             lambda _i: self._store("optimizer", self.optimizer.currentData()))
         self.lr.valueChanged.connect(lambda v: self._store("lr", float(v)))
+        self.schedule.currentIndexChanged.connect(  # the default is left out of the file
+            lambda _i: self._store("schedule", self.schedule.currentData()
+                                   if self.schedule.currentData() != "constant" else None))
         for name in ("batch_size", "epochs", "seed"):
             getattr(self, name).valueChanged.connect(lambda v, n=name: self._store(n, int(v)))
         self.max_steps.valueChanged.connect(lambda v: self._store("max_steps", int(v) or None))
@@ -154,6 +164,7 @@ class TrainingPanel(QWidget):
             w.blockSignals(True)
         i = self.optimizer.findData(config.optimizer)
         self.optimizer.setCurrentIndex(max(i, 0))
+        self.schedule.setCurrentIndex(max(self.schedule.findData(config.schedule), 0))
         self.lr.setValue(float(config.lr))
         self.batch_size.setValue(int(config.batch_size))
         self.epochs.setValue(int(config.epochs))
@@ -164,7 +175,8 @@ class TrainingPanel(QWidget):
 
     @property
     def settings_widgets(self) -> tuple:
-        return (self.optimizer, self.lr, self.batch_size, self.epochs, self.seed, self.max_steps)
+        return (self.optimizer, self.lr, self.schedule, self.batch_size, self.epochs, self.seed,
+                self.max_steps)
 
     def _store(self, name: str, value) -> None:
         """Write one setting into the project's training section (None removes it)."""
@@ -227,10 +239,12 @@ class TrainingPanel(QWidget):
         left = (r.total_steps - r.global_step - 1) * self._info.config.batch_size
         eta = format_duration(left / r.samples_per_sec) if r.samples_per_sec > 0 else "?"
         acc = f" · accuracy {100 * r.accuracy:.0f}%" if r.accuracy is not None else ""
+        scheduled = r.lr is not None and self._info.config.schedule != "constant"
+        lr = f" · lr {r.lr:.2g}" if scheduled else ""
         self.progress_label.setText(
             f"epoch {r.epoch + 1}/{self._info.config.epochs} · step {r.step + 1}/"
             f"{r.steps_per_epoch} · {r.samples_per_sec:,.0f} samples/s · {eta} left · "
-            f"loss {r.loss:.4g}{acc}")
+            f"loss {r.loss:.4g}{acc}{lr}")
 
     def _on_epoch(self, r) -> None:
         parts = [f"epoch {r.epoch + 1}: train loss {r.train_loss:.4g}"]

@@ -200,3 +200,16 @@ def test_cli_never_imports_qt():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ}, timeout=120)
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stderr
+
+
+def test_train_takes_a_learning_rate_schedule_and_refuses_an_unknown_one(tmp_path):
+    proc = cli("train", SPIRALS, "--data", "spirals?n=200", "--max-steps", 3, "--schedule",
+               "cosine", "--metrics-json", tmp_path / "m.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "(cosine)" in proc.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["config"]["schedule"] == "cosine"
+    data = json.loads(SPIRALS.read_text())
+    data["training"] = dict(data.get("training", {}), schedule="linear")
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    assert_clean_failure(cli("train", tmp_path / "bad.json", "--max-steps", 3),
+                         "training.schedule: invalid value 'linear'")

@@ -129,7 +129,8 @@ def test_the_exported_command_line_trains_lenet_and_its_weights_come_back(tmp_pa
     images = rng.integers(0, 256, (168, 28, 28), dtype=np.uint8)
     np.savez(tmp_path / "data.npz", x_train=images[:128], y_train=rng.integers(0, 10, 128),
              x_test=images[128:], y_test=np.arange(40) % 10)
-    _, script = exported(g, tmp_path, "lenet5", dict(project.training, lr=0.01, batch_size=32))
+    _, script = exported(g, tmp_path, "lenet5", dict(project.training, lr=0.01, batch_size=32,
+                                                     schedule="cosine"))
     done = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "data.npz"),
                            "--weights", str(tmp_path / "start.safetensors"), "--epochs", "1",
                            "--save", str(tmp_path / "trained.npz")],
@@ -162,3 +163,15 @@ def test_layerloom_export_writes_the_file_or_says_in_one_line_why_not(tmp_path, 
                       '"type": "Dense", "attrs": {}}], "edges": []}')
     assert main(["export", str(broken), str(out)]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_exported_training_follows_the_graph_s_schedule(tmp_path):
+    from engine.optim import SCHEDULES, lr_factor
+
+    module, path = exported(load_project(SAMPLES / "lenet5.json").graph, tmp_path, "lenet",
+                            {"schedule": "step", "lr": 0.02})
+    assert module.TRAINING["schedule"] == "step" and module.TRAINING["lr"] == 0.02
+    for schedule in SCHEDULES:
+        for progress in (0.0, 0.3, 0.5, 0.74, 0.75, 0.99):
+            assert module.lr_factor(schedule, progress) == lr_factor(schedule, progress)
+    assert "scheduler.step()" in path.read_text()

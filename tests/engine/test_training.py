@@ -118,3 +118,32 @@ def test_optimizers_match_pytorch():
             t.grad = torch.tensor(g)
             opt.step()
         np.testing.assert_allclose(p["w"], t.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "step"])
+def test_the_learning_rate_follows_the_schedule_over_the_run(schedule):
+    from engine.optim import lr_factor
+
+    _, reports = run(TrainConfig(epochs=2, lr=0.01, batch_size=60, schedule=schedule))
+    steps = [r for r in reports if isinstance(r, StepReport)]
+    lrs = np.array([s.lr for s in steps])
+    total = steps[0].total_steps
+    np.testing.assert_allclose(lrs, [0.01 * lr_factor(schedule, i / total) for i in range(total)])
+    assert lrs[0] == 0.01
+    if schedule == "cosine":
+        assert np.all(np.diff(lrs) < 0) and lrs[-1] < 0.01 * 0.01
+    if schedule == "step":
+        assert sorted(set(np.round(lrs / 0.01, 6))) == [0.01, 0.1, 1.0]
+        assert lrs[total // 2] == pytest.approx(0.001) and lrs[total // 2 - 1] == 0.01
+    if schedule == "constant":
+        assert np.all(lrs == 0.01)
+
+
+def test_an_unknown_schedule_is_refused_before_the_first_step():
+    from engine.spec import LayerloomError
+
+    net = Network(mlp(), seed=0)
+    before = {k: v.copy() for k, v in net.params.items()}
+    with pytest.raises(LayerloomError, match=r"unknown learning-rate schedule 'linear'"):
+        list(train(net, blobs(), TrainConfig(schedule="linear")))
+    assert all(np.array_equal(before[k], net.params[k]) for k in before)

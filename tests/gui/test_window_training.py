@@ -223,3 +223,18 @@ def test_closing_after_training_asks_to_save_the_new_weights(qtbot, window, dial
     assert window.isVisible() and dialogs.shown[-1][0] == "question"
     dialogs.answer = QMessageBox.Save
     assert window.close() and weights_path(tmp_path / "g.json").exists()
+
+
+def test_the_schedule_is_a_training_setting_that_undoes_and_shows_its_learning_rate(qtbot, window):
+    panel = open_sample(window, "mlp_spirals.json", max_steps=30)
+    doc, c = window.document, window.training.controller
+    panel.schedule.setCurrentIndex(panel.schedule.findData("cosine"))
+    assert doc.project.training["schedule"] == "cosine"
+    doc.undo()
+    assert "schedule" not in doc.project.training and panel.schedule.currentData() == "constant"
+    doc.redo()
+    assert panel.schedule.currentData() == "cosine"
+    with qtbot.waitSignal(c.finished, timeout=60_000):
+        qtbot.mouseClick(panel.train_button, Qt.LeftButton)
+    panel.redrawer.flush()
+    assert " · lr " in panel.progress_label.text()
