@@ -84,6 +84,8 @@ class TrainingPanel(QWidget):
             w.setMinimumWidth(6 * em)
             w.setMaximumWidth(11 * em)
         self.lr.setMinimumWidth(7 * em)  # room for "1e+06"
+        # room for "all epochs" beside the arrows (it showed "epochs" alone)
+        self.max_steps.setMinimumWidth(self.fontMetrics().horizontalAdvance("all epochs") + 4 * em)
         self.optimizer.setMaximumWidth(14 * em)
         self.schedule.setMaximumWidth(14 * em)
         self.form = QGridLayout()
