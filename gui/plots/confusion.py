@@ -34,9 +34,6 @@ class ConfusionMatrixView(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.image = pg.ImageItem()
-        low = palette_colors()[0]
-        high = pg.mkColor("#08306b" if not is_dark() else "#6baed6")
-        self.image.setLookupTable(pg.ColorMap([0.0, 1.0], [low, high]).getLookupTable(nPts=256))
         self.plot.addItem(self.image)
         self.plot.getViewBox().sigResized.connect(self._fit_texts)
         layout = QVBoxLayout(self)
@@ -65,6 +62,10 @@ class ConfusionMatrixView(QWidget):
             return
         self.matrix, self.class_names = np.asarray(matrix), list(class_names)
         k = len(self.matrix)
+        # from the panel's background to a blue, taken from the palette now: the theme may
+        # have changed since the view was built
+        low, high = palette_colors()[0], pg.mkColor("#08306b" if not is_dark() else "#6baed6")
+        self.image.setLookupTable(pg.ColorMap([0.0, 1.0], [low, high]).getLookupTable(nPts=256))
         # ImageItem's first axis is x: transpose so rows (true classes) run down the picture
         self.image.setImage(self.matrix.T.astype(float), levels=(0, max(1, self.matrix.max())))
         self.image.setRect(QRectF(0, 0, k, k))

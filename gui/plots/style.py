@@ -99,3 +99,5 @@ def _restyle_plot(plot: pg.PlotItem, fg: QColor) -> None:
         style = legend_style()
         plot.legend.setBrush(style["brush"])
         plot.legend.setLabelTextColor(style["labelTextColor"])
+        for _sample, label in plot.legend.items:  # setLabelTextColor only stores the colour:
+            label.setText(label.text)              # a label draws it when its text is set
