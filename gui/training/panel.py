@@ -77,15 +77,14 @@ class TrainingPanel(QWidget):
         self.epochs.setRange(1, 100_000)
         self.seed.setRange(0, 2**31 - 1)
         self.max_steps.setRange(0, 10_000_000)
-        self.max_steps.setSpecialValueText("all epochs")  # 0: no early stop
-        self.max_steps.setToolTip("Stop after this many mini-batches (a quick look at a model)")
+        self.max_steps.setSpecialValueText("all")  # 0: no early stop ("all epochs" was cut off)
+        self.max_steps.setToolTip("Stop after this many mini-batches (a quick look at a model); "
+                                  "\"all\" trains every epoch")
         em = self.fontMetrics().horizontalAdvance("M")
         for w in (self.lr, self.batch_size, self.epochs, self.seed, self.max_steps):
             w.setMinimumWidth(6 * em)
             w.setMaximumWidth(11 * em)
         self.lr.setMinimumWidth(7 * em)  # room for "1e+06"
-        # room for "all epochs" beside the arrows (it showed "epochs" alone)
-        self.max_steps.setMinimumWidth(self.fontMetrics().horizontalAdvance("all epochs") + 4 * em)
         self.optimizer.setMaximumWidth(14 * em)
         self.schedule.setMaximumWidth(14 * em)
         self.form = QGridLayout()
