@@ -1,4 +1,5 @@
-"""Autosave and crash recovery: a recovery copy of the open project while it has unsaved edits.
+"""Autosave and crash recovery: a recovery copy of the open project while it has unsaved edits,
+and of the trained weights while they are saved nowhere (``<copy>.weights.npz`` beside it).
 
 While the document is dirty a timer writes the project, in the normal file format plus one
 ``"recovery"`` key (the graph file it belongs to and when it was written), to a per-user folder.
@@ -21,6 +22,8 @@ from typing import Callable
 from PySide6.QtCore import QLockFile, QObject, QSettings, QStandardPaths, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from engine.export.weights import load_weights, save_weights, weights_path
+from engine.network import WeightsError
 from engine.serialize import FormatError, atomic_write_bytes, load_project, project_to_dict
 from gui.document import Document
 
@@ -95,9 +98,15 @@ class Autosaver(QObject):
     message = Signal(str)  # one line for the status bar: a failed write, a damaged file
 
     def __init__(self, document: Document, folder: Path, interval_ms: int | None = None,
-                 parent: QObject | None = None):
+                 parent: QObject | None = None,
+                 weights: Callable[[], tuple | None] | None = None,
+                 restore: Callable[[dict], None] | None = None):
+        """``weights()``: (a token that changes with them, the parameters) of trained weights
+        saved nowhere, else None; ``restore(params)`` takes them back after a crash."""
         super().__init__(parent)
         self.document, self.folder = document, Path(folder)
+        self.weights, self.restore = weights, restore
+        self._token = None  # the weights' token as last written
         self.session = uuid.uuid4().hex[:8]  # not the pid: a pid comes back after a reboot
         self.file: Path | None = None  # the recovery file this window owns, if any
         self._lock: QLockFile | None = None
@@ -114,12 +123,17 @@ class Autosaver(QObject):
             self.discard()
 
     def write_if_changed(self) -> bool:
-        """The timer's slot: write when the document is dirty and differs from the last copy."""
-        if not self.document.dirty:
+        """The timer's slot: write when the document is dirty, or its trained weights are saved
+        nowhere, and something differs from the last copy."""
+        weights = self.weights() if self.weights is not None else None
+        if not self.document.dirty and weights is None:
+            if self.file is not None:  # the weights were saved (or dropped) since
+                self.discard()
             return False
         data = project_to_dict(self.document.project)
         text = json.dumps(data, indent=1)  # compared as text: sections may hold nested dicts
-        if text == self._text:
+        token = weights[0] if weights is not None else None
+        if text == self._text and token == self._token:
             return False
         file, lock = self.file, self._lock
         if file is None:
@@ -132,20 +146,25 @@ class Autosaver(QObject):
             if lock is None:
                 raise OSError(f"cannot lock {file}")
             write_recovery(file, data, self.document.path)
-        except OSError as err:
+            if weights is not None and token != self._token:
+                save_weights(weights[1], weights_path(file))
+            elif weights is None:
+                weights_path(file).unlink(missing_ok=True)
+        except (OSError, WeightsError) as err:
             if lock is not None and lock is not self._lock:
                 lock.unlock()
             self.message.emit(f"Autosave failed: {err}")
             return False
-        self.file, self._lock, self._text = file, lock, text
+        self.file, self._lock, self._text, self._token = file, lock, text, token
         return True
 
     def discard(self) -> None:
         """Delete this window's recovery file and release its lock."""
         if self.file is not None:
             _remove(self.file, self.message.emit)
+            _remove(weights_path(self.file), self.message.emit)
             self._lock.unlock()
-        self.file, self._lock, self._text = None, None, None
+        self.file, self._lock, self._text, self._token = None, None, None, None
 
     # ------------------------------------------------------------------ recovery at start
     def orphans(self) -> list[Path]:
@@ -185,6 +204,7 @@ class Autosaver(QObject):
                                       QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes)
         if answer == QMessageBox.No:
             _remove(found.file, self.message.emit)
+            _remove(weights_path(found.file), self.message.emit)
         return answer == QMessageBox.Yes and self._adopt(found, lock)
 
     def _adopt(self, found: Recovery, lock: QLockFile) -> bool:
@@ -195,6 +215,12 @@ class Autosaver(QObject):
             return False
         self.file, self._lock = found.file, lock
         self._text = json.dumps(project_to_dict(doc.project), indent=1)
+        saved = weights_path(found.file)
+        if saved.exists() and self.restore is not None:
+            try:
+                self.restore(load_weights(saved))
+            except WeightsError as err:
+                self.message.emit(f"The recovered graph's trained weights were not restored: {err}")
         return True  # no "Recovered" notice: it would hide a damaged-file one; the title says it
 
     def _move_aside(self, file: Path, problem: str) -> str:
@@ -203,6 +229,9 @@ class Autosaver(QObject):
         aside = file.with_name(file.name + ".corrupt")
         try:
             file.replace(aside)
+            if weights_path(file).exists():  # kept too: the weights may well be whole
+                weights_path(file).replace(weights_path(file).with_name(
+                    weights_path(file).name + ".corrupt"))
         except OSError as err:
             return f"Damaged recovery file {file}: {problem}; cannot move it aside: {err}"
         problem = problem.removeprefix(f"{file}: ").removeprefix(f"{file.name}: ")

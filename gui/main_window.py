@@ -50,7 +50,9 @@ class MainWindow(QMainWindow):
             self.panels_menu.addAction(dock.toggleViewAction())
         self._paste_count = 0
         self.training = TrainingSession(self)
-        self.autosave = Autosaver(self.document, recovery_dir(self.settings), parent=self)
+        self.autosave = Autosaver(self.document, recovery_dir(self.settings), parent=self,
+                                  weights=self.training.unsaved_weights,
+                                  restore=self.training.adopt_weights)
         self._wire()
         self._update_title()
         self._on_report(self.document.report)

@@ -82,6 +82,7 @@ class TrainingSession(QObject):
         self.inference = InferenceView(self.controller)
         self._snapshots = {"training": dict(doc.project.training), "data": dict(doc.project.data)}
         self.weights_unsaved = False  # a run changed the weights since the last Save or Open
+        self.weights_generation = 0  # counts changes of the trained weights (autosave's token)
         self._dock()
         self._wire()
 
@@ -218,7 +219,16 @@ class TrainingSession(QObject):
             self.window.statusBar().clearMessage()
 
     def _on_weights_changed(self, trained: bool) -> None:
+        self.weights_generation += 1
         self.weights_unsaved = trained and self.window.save_weights_action.isChecked()
+
+    def unsaved_weights(self) -> tuple | None:
+        """(a token that changes with them, the parameters) of trained weights that are saved
+        nowhere, while no run is changing them: what autosave keeps; else None."""
+        net = self.controller.trained_network()
+        if not self.weights_unsaved or self.controller.busy or net is None:
+            return None
+        return self.weights_generation, net.params
 
     def _on_diverged(self, report) -> None:
         item = self.scene.items_by_id.get(report.node_id)

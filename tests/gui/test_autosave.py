@@ -194,3 +194,54 @@ def test_the_recovered_graph_wins_over_the_sample_at_start(qtbot, settings, tmp_
     assert set(window.document.graph.nodes) == {"image", "fc"} and window.document.dirty
     dialogs.answer = QMessageBox.Discard
     assert window.close() and not orphan.exists()
+
+
+def test_trained_weights_saved_nowhere_survive_a_crash_and_come_back(qtbot, window, settings,
+                                                                    tmp_path, dialogs):
+    """A graph saved, then trained (weights only in memory), then a crash: the next start
+    restores the weights with the graph, unsaved, and Save writes both where they belong."""
+    import numpy as np
+
+    from engine.network import Network
+
+    graph_file = _saved_graph(tmp_path / "net.json")
+    graph = load_project(graph_file).graph
+    graph.add_node(Node("fc", "Dense", {"out_features": 3}, (300.0, 0.0)))
+    graph.connect(("image", "y"), ("fc", "x"))
+    save_project(Project(graph), graph_file)
+    assert window.open_path(graph_file, ask=False) and not window.document.dirty
+    trained = Network(window.document.graph, seed=5)
+    window.training.adopt_weights(trained.params)  # as a finished run leaves them
+    saver = window.autosave
+    assert saver.write_if_changed()
+    copy = saver.file
+    assert copy.exists() and (copy.parent / f"{copy.stem}.weights.npz").exists()
+    assert not saver.write_if_changed()  # neither the graph nor the weights changed
+    saver._lock.unlock()  # the process "dies": its lock goes stale, its files stay
+
+    dialogs.answer = QMessageBox.Yes
+    second = _open_window(qtbot, settings)
+    assert second.offer_recovery()
+    back = second.training.controller.trained_network()
+    assert back is not None and second.training.weights_unsaved
+    for key, value in trained.params.items():
+        np.testing.assert_array_equal(back.params[key], value)
+    assert second.document.path == graph_file and second.document.dirty
+    assert second.save()
+    assert (tmp_path / "net.weights.npz").exists()
+    assert not copy.exists() and not (copy.parent / f"{copy.stem}.weights.npz").exists()
+
+
+def test_saving_the_weights_ends_their_recovery_copy(window, tmp_path):
+    from engine.network import Network
+
+    graph_file = _saved_graph(tmp_path / "net.json")
+    assert window.open_path(graph_file, ask=False)
+    window.training.adopt_weights(Network(window.document.graph, seed=1).params)
+    saver = window.autosave
+    assert saver.write_if_changed()
+    copy = saver.file
+    assert window.save() and (tmp_path / "net.weights.npz").exists()  # the graph was clean
+    assert not saver.write_if_changed()
+    assert saver.file is None and not copy.exists()
+    assert not (copy.parent / f"{copy.stem}.weights.npz").exists()
