@@ -126,7 +126,7 @@ class Binding:
     """Which source node gets the samples and which the targets, and where accuracy is read."""
 
     input_id: str
-    label_id: str
+    label_id: str | None  # None: a graph without a Label, bound for predictions only
     logits_ref: tuple | None  # the port feeding CrossEntropyLoss's input, for accuracy
 
 
@@ -142,6 +142,22 @@ def bind(net: Network) -> Binding:
     ce = [n for n in net.plan.losses if steps[n].layer.type_id == "CrossEntropyLoss"
           and steps[n].inputs[1] == (labels[0], "y")]
     return Binding(inputs[0], labels[0], steps[ce[0]].inputs[0] if ce else None)
+
+
+def bind_for_predictions(net: Network) -> Binding:
+    """As ``bind``; for a graph that cannot train yet (no Label or no loss, as an imported model
+    comes): its one Input, no label, and its first output as the class scores."""
+    try:
+        return bind(net)
+    except LayerloomError:
+        pass
+    from engine.export.outputs import model_outputs
+
+    inputs = [n for n in net.plan.sources if net.plan.step(n).layer.type_id == "Input"]
+    if len(inputs) != 1:
+        raise LayerloomError(f"predictions need exactly one Input node, found {len(inputs)}")
+    outputs = model_outputs(net.plan)
+    return Binding(inputs[0], None, outputs[0] if outputs else None)
 
 
 def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:

@@ -21,7 +21,7 @@ from engine.data import Dataset
 from engine.data.text import decode
 from engine.network import Network
 from engine.spec import LayerloomError, fmt_shape
-from engine.training import bind
+from engine.training import bind_for_predictions
 from gui.generate_view import GenerateView
 from gui.plots.images import DrawPad, ImageLabel, displayable, feature_map_grid, to_unit
 from gui.plots.style import SERIES, make_view, style_plot
@@ -186,8 +186,8 @@ class InferenceView(QWidget):
     def set_network(self, net: Network | None, dataset: Dataset | None) -> None:
         unbound = None
         try:
-            self.binding = bind(net) if net is not None else None
-        except LayerloomError as err:  # e.g. an imported model: no Label and no loss yet
+            self.binding = bind_for_predictions(net) if net is not None else None
+        except LayerloomError as err:  # not one Input
             net, self.binding, unbound = None, None, f"No predictions yet: {err}."
         self.net, self.dataset = net, dataset
         ready = net is not None and dataset is not None
@@ -251,8 +251,10 @@ class InferenceView(QWidget):
         label = y if y is not None else np.zeros((1, *self.dataset.target_shape),
                                                  dtype=self.dataset.test.y.dtype)
         try:
-            self.outputs = self.net.forward({self.binding.input_id: x,
-                                             self.binding.label_id: label}, check=False)
+            feeds = {self.binding.input_id: x}
+            if self.binding.label_id is not None:  # an imported model may have no Label yet
+                feeds[self.binding.label_id] = label
+            self.outputs = self.net.forward(feeds, check=False)
         except LayerloomError as err:
             self.message.setText(str(err))
             return
@@ -288,12 +290,16 @@ class InferenceView(QWidget):
             self.prediction.setText("The class scores are not finite (NaN/inf): reset the "
                                     "weights and train with a lower learning rate.")
             return
-        names = self.dataset.class_names or [str(i) for i in range(logits.shape[-1])]
+        names = self.dataset.class_names or []
+        if len(names) != logits.shape[-1]:  # an imported model may not know the data's classes
+            names = [str(i) for i in range(logits.shape[-1])]
         limit = len(names)
         if logits.ndim == 2:  # per-step scores (a language model): the step after the last
             logits, y = logits[-1], (y[:, -1] if y is not None else None)
             names, limit = [repr(n) for n in names], TOP_CLASSES
-        self.probabilities = softmax(logits)
+        ends_in_softmax = self.net.plan.step(ref[0]).layer.type_id == "Softmax"  # imported models
+        self.probabilities = (np.asarray(logits, dtype=np.float64) if ends_in_softmax
+                              else softmax(logits))
         k = int(np.argmax(self.probabilities))
         truth = (f" — true: {escape(names[int(y[0])], False)}"
                  if y is not None and y.ndim == 1 else "")

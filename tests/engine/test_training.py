@@ -147,3 +147,20 @@ def test_an_unknown_schedule_is_refused_before_the_first_step():
     with pytest.raises(LayerloomError, match=r"unknown learning-rate schedule 'linear'"):
         list(train(net, blobs(), TrainConfig(schedule="linear")))
     assert all(np.array_equal(before[k], net.params[k]) for k in before)
+
+
+def test_a_graph_without_a_label_binds_for_predictions_only():
+    from engine.graph import Graph, Node
+    from engine.spec import LayerloomError
+    from engine.training import bind, bind_for_predictions
+
+    g = mlp()
+    assert bind_for_predictions(Network(g)) == bind(Network(g))  # a trainable graph: the same
+    for node_id in [n for n in g.nodes if g.nodes[n].type in ("Label", "CrossEntropyLoss")]:
+        g.remove_node(node_id)
+    binding = bind_for_predictions(Network(g))
+    last = g.topological_order()[-1]
+    assert (binding.label_id, binding.logits_ref) == (None, (last, "y"))
+    g.add_node(Node("other", "Input", {"shape": [4]}))
+    with pytest.raises(LayerloomError, match="predictions need exactly one Input node, found 2"):
+        bind_for_predictions(Network(g))

@@ -84,8 +84,10 @@ def test_import_onnx_opens_the_model_with_its_weights_as_an_unsaved_graph(window
     for key, value in source.params.items():
         np.testing.assert_array_equal(net.params[key], value)
     assert "Imported lenet.onnx" in window.statusBar().currentMessage()
-    assert window.training.inference.message.text().startswith(
-        "No predictions yet: training needs exactly one Input and one Label node")
+    view = window.training.inference  # predictions without a Label: the first output's scores
+    assert view.binding.label_id is None and view.binding.logits_ref == ("fc3", "y")
+    assert view.prediction.text().startswith("<b>Prediction: ")
+    assert view.probabilities is not None and abs(view.probabilities.sum() - 1) < 1e-9
     (tmp_path / "bad.onnx").write_bytes(b"not a model at all")
     monkeypatch.setattr(QFileDialog, "getOpenFileName",
                         lambda *a, **k: (str(tmp_path / "bad.onnx"), ""))
@@ -96,3 +98,26 @@ def test_import_onnx_opens_the_model_with_its_weights_as_an_unsaved_graph(window
     kind, title, text = dialogs.shown[-1]
     assert (kind, title) == ("critical", "Import ONNX model")
     assert text.startswith("Cannot import bad.onnx: not a readable ONNX model")
+
+
+def test_a_model_that_ends_in_softmax_shows_its_own_probabilities(window):
+    import numpy as np
+
+    from engine.graph import Graph, Node
+    from engine.network import Network
+    from engine.serialize import Project
+
+    graph = Graph()
+    for node_id, type_id, attrs in [("image", "Input", {"shape": [1, 28, 28]}),
+                                    ("flat", "Flatten", {}), ("fc", "Dense", {"out_features": 10}),
+                                    ("probs", "Softmax", {})]:
+        graph.add_node(Node(node_id, type_id, attrs))
+    for a, b in [("image", "flat"), ("flat", "fc"), ("fc", "probs")]:
+        graph.connect((a, "y"), (b, "x"))
+    window.document.new_from(Project(graph))
+    params = Network(graph, seed=2).params
+    params["fc.weight"] *= 40  # confident scores: a second softmax would flatten them visibly
+    window.training.adopt_weights(params)
+    view = window.training.inference
+    assert view.binding.logits_ref == ("probs", "y")
+    np.testing.assert_allclose(view.probabilities, view.outputs["probs"][0], rtol=1e-6)
