@@ -77,10 +77,9 @@ def torch_source(graph: Graph, training: dict | None = None, title: str = "model
              _net_class(plan, names, codes, inputs, outputs),
              _loss_function(plan, names, codes, losses, labels, outputs)]
     config = TrainConfig.from_dict(training or {})
-    settings = {"optimizer": config.optimizer, "lr": config.lr, "schedule": config.schedule,
-                "momentum": config.momentum,
-                "weight_decay": config.weight_decay, "batch_size": config.batch_size,
-                "epochs": config.epochs, "seed": config.seed}
+    settings = {name: getattr(config, name) for name in ("optimizer", "lr", "schedule", "momentum",
+                                                         "weight_decay", "batch_size", "epochs",
+                                                         "seed")}
     runner = RUNNER.replace("__TRAINING__", "{\n" + "".join(
         f"    {k!r}: {v!r},\n" for k, v in settings.items()) + "}")
     trainable = len(inputs) == 1 and len(labels) == 1 and losses
