@@ -155,7 +155,9 @@ def training_config(settings: dict, args: argparse.Namespace, where: str):
     checks = {"epochs": positive, "batch_size": positive, "seed": _is_int,
               "max_steps": lambda v: v is None or positive(v),
               "lr": lambda v: _is_number(v) and 0 < v < float("inf"),
-              "optimizer": lambda v: v in OPTIMIZERS, "schedule": lambda v: v in SCHEDULES}
+              "optimizer": lambda v: v in OPTIMIZERS, "schedule": lambda v: v in SCHEDULES,
+              "weight_decay": lambda v: _is_number(v) and 0 <= v < float("inf"),
+              "momentum": lambda v: _is_number(v) and 0 <= v < 1}
     for name, ok in checks.items():
         if not ok(getattr(config, name)):
             raise FormatError(f"{where}: training.{name}: invalid value {getattr(config, name)!r}")

@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Callable
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QLabel,
-                               QProgressBar, QPushButton, QSizePolicy, QSpinBox, QStyle, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QLabel, QProgressBar,
+                               QPushButton, QSizePolicy, QSpinBox, QStyle, QVBoxLayout, QWidget)
 
 from engine.optim import OPTIMIZERS, SCHEDULES
 from engine.serialize import Project
@@ -71,6 +70,14 @@ class TrainingPanel(QWidget):
             self.schedule.addItem(SCHEDULE_NAMES.get(key, key), key)
         self.schedule.setToolTip("How the learning rate moves over a run: kept, lowered to 0 "
                                  "along a cosine, or divided by 10 at half and three quarters")
+        self.weight_decay = ScientificSpinBox(first_rung=1e-5)
+        self.weight_decay.setToolTip("L2 penalty on the weights (0: none); AdamW decays them "
+                                     "directly instead")
+        self.momentum = QDoubleSpinBox()
+        self.momentum.setRange(0.0, 0.999)
+        self.momentum.setDecimals(3)
+        self.momentum.setSingleStep(0.05)
+        self.momentum.setToolTip("Share of the previous step kept in each update (SGD + momentum)")
         self.batch_size, self.epochs, self.seed = QSpinBox(), QSpinBox(), QSpinBox()
         self.max_steps = QSpinBox()
         self.batch_size.setRange(1, 65536)
@@ -81,7 +88,8 @@ class TrainingPanel(QWidget):
         self.max_steps.setToolTip("Stop after this many mini-batches (a quick look at a model); "
                                   "\"all\" trains every epoch")
         em = self.fontMetrics().horizontalAdvance("M")
-        for w in (self.lr, self.batch_size, self.epochs, self.seed, self.max_steps):
+        for w in (self.lr, self.batch_size, self.epochs, self.seed, self.max_steps,
+                  self.weight_decay, self.momentum):
             w.setMinimumWidth(6 * em)
             w.setMaximumWidth(11 * em)
         self.lr.setMinimumWidth(7 * em)  # room for "1e+06"
@@ -91,7 +99,8 @@ class TrainingPanel(QWidget):
         self.form.setHorizontalSpacing(em)
         cells = (("Optimizer", self.optimizer), ("Learning rate", self.lr),
                  ("Batch size", self.batch_size), ("Epochs", self.epochs), ("Seed", self.seed),
-                 ("Stop after", self.max_steps), ("Schedule", self.schedule))
+                 ("Stop after", self.max_steps), ("Schedule", self.schedule),
+                 ("Weight decay", self.weight_decay), ("Momentum", self.momentum))
         for i, (text, widget) in enumerate(cells):  # two label/field pairs per row
             row, col = divmod(i, 2)
             self.form.addWidget(QLabel(text), row, 2 * col, Qt.AlignRight)
@@ -99,6 +108,9 @@ class TrainingPanel(QWidget):
         self.form.setColumnStretch(4, 1)
         self.optimizer.currentIndexChanged.connect(
             lambda _i: self._store("optimizer", self.optimizer.currentData()))
+        self.optimizer.currentIndexChanged.connect(lambda _i: self._enable_momentum())
+        self.weight_decay.valueChanged.connect(lambda v: self._store("weight_decay", float(v)))
+        self.momentum.valueChanged.connect(lambda v: self._store("momentum", round(float(v), 3)))
         self.lr.valueChanged.connect(lambda v: self._store("lr", float(v)))
         self.schedule.currentIndexChanged.connect(  # the default is left out of the file
             lambda _i: self._store("schedule", self.schedule.currentData()
@@ -166,6 +178,8 @@ class TrainingPanel(QWidget):
         i = self.optimizer.findData(config.optimizer)
         self.optimizer.setCurrentIndex(max(i, 0))
         self.schedule.setCurrentIndex(max(self.schedule.findData(config.schedule), 0))
+        self.weight_decay.setValue(float(config.weight_decay))
+        self.momentum.setValue(float(config.momentum))
         self.lr.setValue(float(config.lr))
         self.batch_size.setValue(int(config.batch_size))
         self.epochs.setValue(int(config.epochs))
@@ -173,11 +187,17 @@ class TrainingPanel(QWidget):
         self.max_steps.setValue(int(config.max_steps or 0))
         for w in widgets:
             w.blockSignals(False)
+        self._enable_momentum()
 
     @property
     def settings_widgets(self) -> tuple:
         return (self.optimizer, self.lr, self.schedule, self.batch_size, self.epochs, self.seed,
-                self.max_steps)
+                self.max_steps, self.weight_decay, self.momentum)
+
+    def _enable_momentum(self) -> None:
+        """Only SGD + momentum reads the momentum (Adam's moments are its own)."""
+        idle = self.controller.state == ctl.IDLE
+        self.momentum.setEnabled(idle and self.optimizer.currentData() == "momentum")
 
     def _store(self, name: str, value) -> None:
         """Write one setting into the project's training section (None removes it)."""
@@ -201,6 +221,7 @@ class TrainingPanel(QWidget):
         self.reset_button.setEnabled(idle and self.controller.network is not None)
         for w in self.settings_widgets:
             w.setEnabled(idle)
+        self._enable_momentum()
         if state == ctl.PAUSED:
             self.redrawer.flush()
             self.progress.setFormat("paused — %p%")

@@ -23,12 +23,17 @@ def ladder_step(value: float, steps: int) -> float:
 
 
 class ScientificSpinBox(QDoubleSpinBox):
-    """A positive number shown as ``0.001`` or ``1e+06``; arrows walk the 1-2-5 ladder."""
+    """A positive number shown as ``0.001`` or ``1e+06``; arrows walk the 1-2-5 ladder.
 
-    def __init__(self, minimum: float = 1e-8, maximum: float = 1e8, parent=None):
+    With ``first_rung`` the box also takes 0 ("off", e.g. no weight decay): up from 0 goes to
+    ``first_rung``, down from it back to 0 (the ladder itself never reaches 0)."""
+
+    def __init__(self, minimum: float = 1e-8, maximum: float = 1e8, parent=None,
+                 first_rung: float | None = None):
         super().__init__(parent)
+        self.first_rung = first_rung
         self.setDecimals(12)
-        self.setRange(minimum, maximum)
+        self.setRange(0.0 if first_rung is not None else minimum, maximum)
         self.setKeyboardTracking(False)
 
     def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt override)
@@ -50,5 +55,11 @@ class ScientificSpinBox(QDoubleSpinBox):
         return (QValidator.Acceptable if ok else QValidator.Intermediate), text, pos
 
     def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt override)
-        value = min(max(ladder_step(self.value(), steps), self.minimum()), self.maximum())
-        self.setValue(value)
+        value, rung = self.value(), self.first_rung
+        if rung is not None and value <= 0:
+            value = rung if steps > 0 else 0.0
+        elif rung is not None and steps < 0 and value <= rung * (1 + 1e-9):
+            value = 0.0
+        else:
+            value = ladder_step(value, steps)
+        self.setValue(min(max(value, self.minimum()), self.maximum()))

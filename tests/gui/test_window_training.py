@@ -251,3 +251,25 @@ def test_the_schedule_is_a_training_setting_that_undoes_and_shows_its_learning_r
         qtbot.mouseClick(panel.train_button, Qt.LeftButton)
     panel.redrawer.flush()
     assert " · lr " in panel.progress_label.text()
+
+
+def test_weight_decay_and_momentum_are_training_settings(window):
+    panel = open_sample(window, "mlp_spirals.json", max_steps=5)
+    doc = window.document
+    panel.optimizer.setCurrentIndex(panel.optimizer.findData("adam"))
+    assert not panel.momentum.isEnabled()  # only SGD + momentum reads it
+    panel.optimizer.setCurrentIndex(panel.optimizer.findData("momentum"))
+    assert panel.momentum.isEnabled()
+    panel.momentum.setValue(0.95)
+    assert doc.project.training["momentum"] == 0.95
+    assert panel.weight_decay.value() == 0
+    panel.weight_decay.stepBy(1)  # from "off" to the first rung, then up the 1-2-5 ladder
+    assert doc.project.training["weight_decay"] == pytest.approx(1e-5)
+    panel.weight_decay.stepBy(2)
+    assert doc.project.training["weight_decay"] == pytest.approx(5e-5)
+    assert window.training.controller.config().weight_decay == pytest.approx(5e-5)
+    doc.undo()  # consecutive edits of a setting merge into one undo step
+    assert panel.weight_decay.value() == 0 and not doc.project.training.get("weight_decay")
+    panel.weight_decay.setValue(1e-5)
+    panel.weight_decay.stepBy(-1)
+    assert panel.weight_decay.value() == 0 and doc.project.training["weight_decay"] == 0
