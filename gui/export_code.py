@@ -20,16 +20,24 @@ from engine.spec import LayerloomError
 
 
 def export_pytorch_code(window: QWidget) -> Path | None:
-    """Ask for a ``.py`` file and write the graph as PyTorch code there."""
+    """Ask for a ``.py`` file and write the graph as PyTorch code there, with the trained
+    weights beside it (``<name>.weights.npz``) when there are some, to continue from."""
     from engine.export.torch_code import torch_source
+    from engine.export.weights import save_weights, weights_path
 
     doc = window.document
 
     def write(path: Path) -> str:
         atomic_write_bytes(path, torch_source(doc.graph, doc.project.training,
                                               title=path.stem).encode("utf-8"))
-        return (f"Exported {path.name}: python {path.name} --data DATA.npz trains it "
-                f"(--weights takes exported weights)")
+        net = window.training.controller.trained_network()
+        if net is None:
+            return (f"Exported {path.name}: python {path.name} --data DATA.npz trains it "
+                    f"(--weights takes exported weights)")
+        save_weights(net.params, weights_path(path))
+        return (f"Exported {path.name} and the trained weights, {weights_path(path).name}: "
+                f"python {path.name} --data DATA.npz --weights {weights_path(path).name} "
+                f"continues from them")
     return _export(window, "Export PyTorch code", ".py", "Python file (*.py)", write)
 
 

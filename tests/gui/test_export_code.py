@@ -20,6 +20,17 @@ def test_export_pytorch_code_writes_the_open_graph_with_its_settings(window, tmp
     assert "self.conv1 = nn.Conv2d(1, 6, kernel_size=(5, 5)" in text
     assert "'lr': 0.0125," in text
     assert "python lenet.py --data DATA.npz" in window.statusBar().currentMessage()
+    assert not (tmp_path / "lenet.weights.npz").exists()  # nothing trained yet
+    from engine.network import Network
+
+    trained = Network(window.document.graph, seed=4)
+    window.training.adopt_weights(trained.params)
+    window.actions_by_name["export_code"].trigger()
+    assert "--weights lenet.weights.npz" in window.statusBar().currentMessage()
+    from engine.export.weights import load_weights
+
+    saved = load_weights(tmp_path / "lenet.weights.npz")
+    assert set(saved) == set(trained.params)
 
 
 def test_a_graph_torch_cannot_hold_is_refused_in_one_line_and_nothing_is_written(
