@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QMenu
 
 from engine import paths
 from gui.export_code import export_onnx, export_pytorch_code, import_onnx
+from gui.help import about_html, guide_html, show_text
 
 if TYPE_CHECKING:
     from gui.main_window import MainWindow
@@ -25,7 +26,7 @@ def _action(window: "MainWindow", menu: QMenu, text: str, slot, shortcut=None) -
 
 
 def build_menus(window: "MainWindow") -> dict[str, QAction]:
-    """Create File, Edit and View; returns the actions by name (tests trigger them)."""
+    """Create File, Edit, View and Help; returns the actions by name (tests trigger them)."""
     bar, acts = window.menuBar(), {}
     file = bar.addMenu("&File")
     acts["new"] = _action(window, file, "&New", window.new_graph, QKeySequence.New)
@@ -99,6 +100,13 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
     view.addSeparator()
     window.panels_menu = view.addMenu("&Panels")
     acts["reset_layout"] = _action(window, view, "&Reset Layout", window.reset_layout)
+
+    help_menu = bar.addMenu("&Help")
+    acts["guide"] = _action(window, help_menu, "&Quick Guide",
+                            lambda: show_text(window, "Layerloom quick guide", guide_html(window)),
+                            QKeySequence.HelpContents)
+    acts["about"] = _action(window, help_menu, "&About Layerloom",
+                            lambda: show_text(window, "About Layerloom", about_html(), (34, 20)))
     return acts
 
 

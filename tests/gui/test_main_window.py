@@ -1,6 +1,6 @@
 """The window: docks in place, a panel slot for later tools, the lock, zoom and auto-layout."""
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QPalette, QWheelEvent
+from PySide6.QtGui import QKeySequence, QPalette, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QLabel
 
@@ -201,3 +201,21 @@ def test_a_theme_switch_recolours_text_whose_style_sheet_reads_the_palette(windo
         assert shades[-1] > 100  # and readable text on it
     finally:
         window.actions_by_name["theme_system"].trigger()
+
+
+def test_help_opens_a_guide_whose_keys_are_the_window_s_own_and_an_about(window):
+    from PySide6.QtWidgets import QDialog, QTextBrowser
+
+    window.actions_by_name["guide"].trigger()
+    window.actions_by_name["about"].trigger()
+    dialogs = {d.windowTitle(): d for d in window.findChildren(QDialog) if d.isVisible()}
+    assert set(dialogs) >= {"Layerloom quick guide", "About Layerloom"}
+    guide = dialogs["Layerloom quick guide"].findChild(QTextBrowser).toPlainText()
+    for name in ("undo", "fit", "layout", "save"):
+        action = window.actions_by_name.get(name)
+        if action is not None and action.shortcuts():
+            assert action.shortcuts()[0].toString(QKeySequence.NativeText) in guide
+    assert "Auto-layout" in guide and "Tab (on the canvas)" in guide
+    about = dialogs["About Layerloom"].findChild(QTextBrowser).toPlainText()
+    assert "Layerloom" in about and "numpy" in about
+    assert not dialogs["About Layerloom"].isModal()  # the canvas stays usable beside it
