@@ -47,7 +47,13 @@ def graph_from_onnx(data: bytes) -> tuple[Graph, dict]:
         handler = HANDLERS.get(node.op_type)
         if handler is None:
             raise _refused(node, f"Layerloom reads {READS}")
-        handler(reader, node, _attrs(node, onnx))
+        try:
+            handler(reader, node, _attrs(node, onnx))
+        except OnnxImportError:
+            raise
+        except (LayerloomError, ValueError, TypeError, KeyError, IndexError,
+                AttributeError) as err:  # a malformed node: missing inputs, odd shapes
+            raise _refused(node, f"malformed ({type(err).__name__}: {err})") from None
     reader.lay_out()
     return reader.graph, reader.params
 

@@ -127,3 +127,16 @@ def test_layerloom_import_writes_the_graph_and_its_weights_beside_it(tmp_path, c
     np.testing.assert_allclose(back.forward({"image": x})["fc3"], want, **TOL)
     assert main(["import", str(tmp_path / "missing.onnx"), str(out)]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_malformed_node_is_refused_in_one_line_not_raised_as_is():
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    conv = helper.make_node("Conv", ["x"], ["y"], name="bare")  # no weight at all
+    model = helper.make_model(helper.make_graph([conv], "g", [x], [y]))
+    with pytest.raises(OnnxImportError) as err:
+        graph_from_onnx(model.SerializeToString())
+    assert str(err.value).startswith("cannot read ONNX operator Conv (node 'bare'): malformed")
+    assert "\n" not in str(err.value)
