@@ -1,6 +1,7 @@
 """All live training plots in one dockable panel, wired to a TrainingController.
 
-Loss/accuracy, gradient norms, the selected parameter's histograms and the confusion matrix.
+Loss/accuracy, gradient norms, the selected parameter's histograms, the confusion matrix, and for
+data with two features the decision regions as they form.
 ``highlight(node_id)`` is what a canvas selection calls; ``node_warning`` relays the gradient
 alarm for canvas badges.
 """
@@ -10,6 +11,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from gui.plots.alarm import GradientAlarm
+from gui.plots.boundary import DecisionBoundaryView
 from gui.plots.confusion import ConfusionMatrixView
 from gui.plots.gradient_plot import GradientPlot
 from gui.plots.histogram_plot import HistogramPlot
@@ -24,13 +26,19 @@ class PlotsPanel(QWidget):
         super().__init__(parent)
         self.loss_plot, self.gradient_plot = LossPlot(), GradientPlot()
         self.histogram_plot, self.confusion_view = HistogramPlot(), ConfusionMatrixView()
+        self.boundary_view = DecisionBoundaryView()
         self.alarm = GradientAlarm(self)
         self.alarm.node_warning.connect(self.node_warning)
         self.alarm.warnings_cleared.connect(self.warnings_cleared)
         self.gradient_plot.key_selected.connect(self.histogram_plot.select)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.histogram_plot, "Histogram")
-        self.tabs.addTab(self.confusion_view, "Confusion matrix")
+        # short names: three tabs share a third of the panel
+        for i, (view, name, full) in enumerate((
+                (self.histogram_plot, "Histogram", "Gradient and weight histograms"),
+                (self.confusion_view, "Confusion", "The test set's confusion matrix"),
+                (self.boundary_view, "Regions", "Decision regions (data with two features)"))):
+            self.tabs.addTab(view, name)
+            self.tabs.setTabToolTip(i, full)
         split = QSplitter(Qt.Horizontal)
         for w in (self.loss_plot, self.gradient_plot, self.tabs):
             split.addWidget(w)
@@ -50,7 +58,7 @@ class PlotsPanel(QWidget):
     @property
     def views(self) -> tuple:
         return (self.loss_plot, self.gradient_plot, self.histogram_plot, self.confusion_view,
-                self.alarm)
+                self.boundary_view, self.alarm)
 
     def attach(self, controller) -> None:
         controller.started.connect(self.reset)
@@ -58,13 +66,15 @@ class PlotsPanel(QWidget):
         controller.epoch.connect(self.loss_plot.add_epoch)
         controller.finished.connect(self.show_done)
         controller.diverged.connect(self.mark_diverged)
+        controller.boundary.connect(self.boundary_view.set_map)
         self._controller = controller
 
     def reset(self, info) -> None:
         self._info = info
         for view in self.views:
             view.reset(info)
-        self.tabs.setCurrentWidget(self.histogram_plot)
+        two_d = not self.boundary_view.hint.isVisibleTo(self.boundary_view)
+        self.tabs.setCurrentWidget(self.boundary_view if two_d else self.histogram_plot)
 
     def add_steps(self, reports: list) -> None:
         for view in (self.loss_plot, self.gradient_plot, self.histogram_plot, self.alarm):
@@ -75,7 +85,8 @@ class PlotsPanel(QWidget):
             return
         self.confusion_view.set_matrix(report.confusion, self._info.dataset.class_names,
                                        report.test_accuracy)
-        self.tabs.setCurrentWidget(self.confusion_view)
+        if self.tabs.currentWidget() is not self.boundary_view:  # 2-D data: keep its regions
+            self.tabs.setCurrentWidget(self.confusion_view)
 
     def mark_diverged(self, report) -> None:
         self.loss_plot.mark_diverged(report)
@@ -90,5 +101,5 @@ class PlotsPanel(QWidget):
 
     def flush(self) -> None:
         """Draw everything pending now (screenshots, tests)."""
-        for view in (self.loss_plot, self.gradient_plot, self.histogram_plot):
+        for view in (self.loss_plot, self.gradient_plot, self.histogram_plot, self.boundary_view):
             view.redrawer.flush()

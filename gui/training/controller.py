@@ -64,6 +64,7 @@ class TrainingController(QObject):
     status = Signal(str)  # a passing notice ("compiling kernels…"); "" clears it
     steps = Signal(object)  # list[StepReport]
     epoch = Signal(object)  # EpochReport
+    boundary = Signal(object)  # engine.boundary.BoundaryMap: 2-D data's decision regions
     finished = Signal(object)  # DoneReport (also after Stop: report.stopped is True)
     diverged = Signal(object)  # Diverged: node id, phase, message; weights rolled back
     failed = Signal(str)  # the run could not start or crashed: one line
@@ -201,6 +202,7 @@ class TrainingController(QObject):
         worker.steps.connect(self._on_steps)
         worker.report.connect(self._on_report)
         worker.status.connect(self._on_status)
+        worker.boundary.connect(self.boundary)
         worker.paused.connect(lambda: self._set_state(PAUSED))
         worker.failed.connect(lambda text: self._end(self.failed, text))
         thread.finished.connect(self._on_thread_finished)

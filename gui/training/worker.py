@@ -15,6 +15,9 @@ import numba  # noqa: F401 (imported with the window: a first import on the work
 import threadpoolctl  # noqa: F401  holds the GIL for ~0.3 s and freezes the UI meanwhile)
 from PySide6.QtCore import QObject, Signal, Slot
 
+import numpy as np
+
+from engine.boundary import applies, boundary_map, make_grid
 from engine.data import Dataset
 from engine.network import Network
 from engine.optim import make_optimizer
@@ -25,6 +28,7 @@ FLUSH_SECONDS = 0.03  # ~30 batches of step reports per second at most
 STARVED_SECONDS = 0.03  # the UI's heartbeat is this late: it waits for the GIL, let it run
 MAX_YIELD_SECONDS = 0.1  # never hold training back longer than this per step
 COMPILING = "Compiling kernels… (first run only; cached afterwards)"
+MAP_SECONDS = 0.25  # a decision-boundary map at most this often (2-D data only)
 
 
 class Aborted(Exception):
@@ -70,6 +74,7 @@ class TrainingWorker(QObject):
     paused = Signal()  # a Step request ran its one mini-batch and paused
     failed = Signal(str)  # one line: an engine error, or an unexpected exception's summary
     finished = Signal()  # always the last signal, whatever happened
+    boundary = Signal(object)  # engine.boundary.BoundaryMap, for data with two features
 
     def __init__(self, net: Network, data: Dataset, config: TrainConfig, pause_after_first=False):
         super().__init__()
@@ -80,6 +85,8 @@ class TrainingWorker(QObject):
         self._lock = threading.Lock()
         self._step_once = threading.Event()
         self.ui_beat = time.monotonic()
+        self._map = None  # (probe network, binding, grid) when the data has two features
+        self._last_map = 0.0
         if pause_after_first:
             self._step_once.set()
 
@@ -116,6 +123,7 @@ class TrainingWorker(QObject):
         try:
             with engine_threads():
                 self._warm_up()
+                self._start_map()
                 self._consume(train(self.net, self.data, self.config, self.control))
         except Aborted:
             pass
@@ -153,12 +161,34 @@ class TrainingWorker(QObject):
             raise Aborted
         self.status.emit("")
 
+    def _start_map(self) -> None:
+        """For two-feature classification data: a probe network the decision-boundary map is
+        computed on (the training network keeps its activations for its backward pass)."""
+        binding = bind(self.net)
+        if applies(self.data, binding):
+            probe = Network(self.net.graph, dtype=self.net.dtype)
+            self._map = (probe, binding, make_grid(self.data.train.x))
+            self._send_map(force=True)
+
+    def _send_map(self, force: bool = False) -> None:
+        """Between steps, so the parameters are whole; at most every ``MAP_SECONDS``."""
+        if self._map is None or (not force and
+                                 time.perf_counter() - self._last_map < MAP_SECONDS):
+            return
+        probe, binding, grid = self._map
+        for key, value in self.net.params.items():
+            np.copyto(probe.params[key], value)
+        self.boundary.emit(boundary_map(probe, binding, grid))
+        self._last_map = time.perf_counter()
+
     def _consume(self, reports) -> None:
         for r in reports:
             if not isinstance(r, StepReport):
                 self._flush()
+                self._send_map(force=True)
                 self.report.emit(r)
                 continue
+            self._send_map()
             with self._lock:
                 self._pending.append(r)
             if self._step_once.is_set():

@@ -273,3 +273,36 @@ def test_weight_decay_and_momentum_are_training_settings(window):
     panel.weight_decay.setValue(1e-5)
     panel.weight_decay.stepBy(-1)
     assert panel.weight_decay.value() == 0 and doc.project.training["weight_decay"] == 0
+
+
+def test_two_feature_data_shows_its_decision_regions_while_it_trains(qtbot, window):
+    panel = open_sample(window, "mlp_spirals.json", max_steps=40)
+    plots, c = window.training.plots, window.training.controller
+    maps = []
+    c.boundary.connect(maps.append)
+    with qtbot.waitSignal(c.finished, timeout=60_000):
+        qtbot.mouseClick(panel.train_button, Qt.LeftButton)
+    plots.flush()
+    view = plots.boundary_view
+    assert len(maps) >= 2  # the fresh weights', and the last step's at the end
+    assert maps[-1].probs.shape[:2] == (64, 64) and maps[-1].probs.shape[2] == 3
+    assert plots.tabs.currentWidget() is view and not view.hint.isVisible()
+    assert view.image.image is not None and view.image.image.shape[:2] == (64, 64)
+    assert len(view.points.data) > 0
+    # the regions change as the network learns: first and last maps differ
+    assert not np.allclose(maps[0].probs, maps[-1].probs)
+
+
+def test_image_data_gets_no_regions_but_says_where_they_would_appear(qtbot, window):
+    from types import SimpleNamespace
+
+    from engine.data import Dataset, Split
+
+    view = window.training.plots.boundary_view
+    images = Dataset("i", Split(np.zeros((4, 1, 2, 2), np.float32), np.zeros(4, int)),
+                     Split(np.zeros((0, 1, 2, 2), np.float32), np.zeros(0, int)),
+                     Split(np.zeros((0, 1, 2, 2), np.float32), np.zeros(0, int)))
+    window.training.plots.reset(SimpleNamespace(dataset=images, trainable_keys=(),
+                                                config=None))
+    assert view.hint.isVisibleTo(view) and "two features" in view.hint.text()
+    assert window.training.plots.tabs.currentWidget() is not view
