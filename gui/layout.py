@@ -47,14 +47,26 @@ def _columns(graph: Graph, depth: dict[str, int]) -> list[list[str]]:
     return [c for c in columns if c]
 
 
+def bands_of(count: int, bands: int) -> list[range]:
+    """``count`` columns split into ``bands`` runs whose lengths differ by one at most, longer
+    first: 7 in 3 is 3, 2, 2 (equal runs of ⌈7/3⌉ left the loss alone in a third band)."""
+    per, extra = divmod(count, bands)
+    runs, start = [], 0
+    for b in range(bands):
+        size = per + (1 if b < extra else 0)
+        if size:
+            runs.append(range(start, start + size))
+        start += size
+    return runs
+
+
 def _band_count(widths: list[float], heights: list[float], gap: float,
                 viewport: tuple[float, float]) -> int:
     """The fewest bands that show the graph at a legible zoom in ``viewport`` (else the zoom that
     comes closest): a short chain stays on one row, LeNet-5 folds into three."""
     best, best_zoom = 1, 0.0
     for bands in range(1, len(widths) + 1):
-        per = -(-len(widths) // bands)
-        chunks = [range(i, min(i + per, len(widths))) for i in range(0, len(widths), per)]
+        chunks = bands_of(len(widths), bands)
         w = max(sum(widths[c] + gap for c in ch) - gap for ch in chunks) + 2 * MARGIN
         h = sum(max(heights[c] for c in ch) for ch in chunks) + gap * (len(chunks) - 1) + 2 * MARGIN
         zoom = min(viewport[0] / w, viewport[1] / h, 1.0)
@@ -80,11 +92,9 @@ def layered_positions(graph: Graph, sizes: dict[str, tuple] | None = None,
     size = {n: sizes.get(n, DEFAULT_SIZE) for n in graph.nodes}
     widths = [max(size[n][0] for n in col) for col in columns]
     heights = [sum(size[n][1] for n in col) + row_gap * (len(col) - 1) for col in columns]
-    per = -(-len(columns) // _band_count(widths, heights, col_gap, viewport))
     out: dict[str, tuple] = {}
     band_top = 0.0
-    for start in range(0, len(columns), per):
-        band = range(start, min(start + per, len(columns)))
+    for band in bands_of(len(columns), _band_count(widths, heights, col_gap, viewport)):
         band_h = max(heights[c] for c in band)
         x = 0.0
         for c in band:

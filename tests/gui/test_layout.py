@@ -60,3 +60,20 @@ def test_a_graph_with_a_cycle_is_left_where_it_is():
     g = chain(2)
     g.edges.append(type(g.edges[0])(("a1", "y"), ("a0", "x")))  # bypass the rules on purpose
     assert layered_positions(g) == {}
+
+
+def test_bands_share_the_columns_evenly_so_no_band_holds_one_column_alone():
+    from gui.layout import bands_of
+
+    assert [len(b) for b in bands_of(7, 3)] == [3, 2, 2]
+    assert [len(b) for b in bands_of(14, 3)] == [5, 5, 4]
+    assert [list(b) for b in bands_of(3, 1)] == [[0, 1, 2]]
+    g = chain(5)  # x, a0 … a4 and then a loss: seven columns
+    g.add_node(Node("t", "Label", {"kind": "values", "shape": [4]}))
+    g.add_node(Node("loss", "MSELoss"))
+    g.connect(("a4", "y"), ("loss", "input"))
+    g.connect(("t", "y"), ("loss", "target"))
+    for width in (900, 1100):  # two and three columns to a band
+        pos = layered_positions(g, viewport=(width, 900))
+        # the loss shares its band with what feeds it: to their right, between them in height
+        assert pos["loss"][0] > pos["a4"][0] and pos["a4"][1] <= pos["loss"][1] <= pos["t"][1]
