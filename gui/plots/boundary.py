@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QEvent, QRectF
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from gui.plots.buffers import Redrawer
@@ -74,6 +74,12 @@ class DecisionBoundaryView(QWidget):
             x, y = data.train.x[pick], data.train.y[pick].astype(int)
             brushes = [pg.mkBrush(*c) for c in colours(int(y.max()) + 1)[y]]
             self.points.setData(x[:, 0], x[:, 1], brush=brushes)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        """View > Theme: the regions are blended with the background, so draw them again."""
+        if event.type() == QEvent.PaletteChange and self.latest is not None:
+            self.redrawer.mark()
+        super().changeEvent(event)
 
     def set_map(self, boundary) -> None:
         self.latest = boundary

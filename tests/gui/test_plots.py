@@ -223,3 +223,58 @@ def test_every_plot_says_what_will_appear_until_it_has_data(qtbot):
     assert loss.hint.isVisible() and loss.hint.geometry() == loss.view.rect()
     confusion.set_matrix(None, [])
     assert confusion.hint.isVisible() and "does not classify" in confusion.hint.text()
+
+
+def test_the_decision_regions_blend_with_the_current_background(qtbot):
+    from types import SimpleNamespace
+
+    from PySide6.QtGui import QColor
+
+    from engine.boundary import BoundaryMap
+    from engine.data import Dataset, Split
+    from gui.plots.boundary import DecisionBoundaryView, region_image
+
+    x = np.random.default_rng(0).normal(size=(30, 2)).astype(np.float32)
+    y = np.arange(30) % 3
+    data = Dataset("d", Split(x, y), Split(x[:3], y[:3]), Split(x[:3], y[:3]),
+                   class_names=list("abc"))
+    view = DecisionBoundaryView()
+    qtbot.addWidget(view)
+    view.show()
+    view.reset(SimpleNamespace(dataset=data))
+    assert not view.hint.isVisible() and len(view.points.data) == 30
+    unsure = np.full((4, 4, 3), 1 / 3)
+    sure = np.zeros((4, 4, 3))
+    sure[..., 1] = 1.0
+    view.set_map(BoundaryMap((0.0, 1.0, 0.0, 1.0), sure))
+    view.redrawer.flush()
+    assert view.image.image.shape == (4, 4, 3)
+    white, black = QColor("white"), QColor("black")
+    assert (region_image(unsure, white) == 255).all()  # no opinion: the plain background
+    assert (region_image(unsure, black) == 0).all()
+    assert not (region_image(sure, white) == 255).all()  # a sure class shows its colour
+
+
+def test_a_theme_change_redraws_the_regions_on_the_new_background(qtbot):
+    from PySide6.QtWidgets import QApplication
+
+    from engine.boundary import BoundaryMap
+    from gui import theme as th
+    from gui.plots.boundary import DecisionBoundaryView
+
+    view = DecisionBoundaryView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_map(BoundaryMap((0.0, 1.0, 0.0, 1.0), np.full((4, 4, 3), 1 / 3)))
+    th.apply_theme("light")
+    QApplication.processEvents()
+    view.redrawer.flush()
+    light = int(view.image.image[0, 0].mean())
+    try:
+        th.apply_theme("dark")
+        QApplication.processEvents()
+        view.redrawer.flush()
+        assert int(view.image.image[0, 0].mean()) < light - 100  # drawn again, dark
+    finally:
+        th.apply_theme("system")
+        QApplication.processEvents()
