@@ -21,8 +21,10 @@ def default_threads() -> int:
 
 
 _threads = default_threads()
-# Layer types whose kernels are numba-parallel (engine/kernels: conv, pool, elementwise, attention).
-PARALLEL_LAYERS = frozenset({"Conv2D", "MaxPool2D", "AvgPool2D", "GELU", "MultiHeadSelfAttention"})
+# Layer types whose kernels are numba-parallel (engine/kernels: conv, pool, elementwise, norm's
+# LayerNorm kernels, attention).
+PARALLEL_LAYERS = frozenset({"Conv2D", "MaxPool2D", "AvgPool2D", "GELU", "LayerNorm",
+                             "MultiHeadSelfAttention"})
 
 
 def set_threads(n: int) -> None:

@@ -226,6 +226,7 @@ def test_a_graph_without_parallel_kernels_gives_the_cores_to_the_blas():
     from engine.threads import blas_only, engine_threads, get_threads
 
     assert blas_only(["Input", "Dense", "ReLU", "LSTM"]) and not blas_only(["Dense", "Conv2D"])
+    assert not blas_only(["Dense", "LayerNorm"])  # its kernels are numba-parallel too
     with engine_threads(blas=True):
         assert numba.get_num_threads() == 1
         blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
