@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from gui.plots.buffers import Redrawer
 from gui.plots.empty_hint import EmptyHint
-from gui.plots.style import make_view, palette_colors, style_plot
+from gui.plots.style import legend_style, make_view, palette_colors, style_plot
 
 # Class colours (Tableau 10), as RGB rows: strong for points, blended towards the background
 # for regions.
@@ -54,6 +54,7 @@ class DecisionBoundaryView(QWidget):
         self.points = pg.ScatterPlotItem(size=5, pen=pg.mkPen(255, 255, 255, 160))
         self.plot.addItem(self.image)
         self.plot.addItem(self.points)
+        self.legend = self.plot.addLegend(offset=(-6, 6), **legend_style())  # colour -> class
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.view)
@@ -65,6 +66,7 @@ class DecisionBoundaryView(QWidget):
         self.latest = None
         self.image.clear()
         self.points.clear()
+        self.legend.clear()
         data = info.dataset if info is not None else None
         two_d = (data is not None and data.task == "classification"
                  and data.sample_shape == (2,) and len(data.train))
@@ -72,8 +74,13 @@ class DecisionBoundaryView(QWidget):
         if two_d:
             pick = np.random.default_rng(0).permutation(len(data.train))[:MAX_POINTS]
             x, y = data.train.x[pick], data.train.y[pick].astype(int)
-            brushes = [pg.mkBrush(*c) for c in colours(int(y.max()) + 1)[y]]
+            k = max(int(data.train.y.max()) + 1, len(data.class_names or []))
+            brushes = [pg.mkBrush(*c) for c in colours(k)[y]]
             self.points.setData(x[:, 0], x[:, 1], brush=brushes)
+            names = list(data.class_names or []) or [str(i) for i in range(k)]
+            for name, colour in zip(names, colours(k)):
+                sample = pg.ScatterPlotItem(size=8, brush=pg.mkBrush(*colour), pen=None)
+                self.legend.addItem(sample, str(name))
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         """View > Theme: the regions are blended with the background, so draw them again."""

@@ -243,6 +243,7 @@ def test_the_decision_regions_blend_with_the_current_background(qtbot):
     view.show()
     view.reset(SimpleNamespace(dataset=data))
     assert not view.hint.isVisible() and len(view.points.data) == 30
+    assert [label.text for _, label in view.legend.items] == ["a", "b", "c"]  # colour -> class
     unsure = np.full((4, 4, 3), 1 / 3)
     sure = np.zeros((4, 4, 3))
     sure[..., 1] = 1.0
