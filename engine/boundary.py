@@ -37,10 +37,15 @@ class BoundaryMap:
     probs: np.ndarray  # (n, n, classes)
 
 
+def two_features(dataset: Dataset | None) -> bool:
+    """Samples of two numbers with class labels: data whose decision regions can be drawn."""
+    return (dataset is not None and dataset.task == "classification"
+            and dataset.sample_shape == (2,))
+
+
 def applies(dataset: Dataset | None, binding: Binding | None) -> bool:
-    """Two-number samples, class labels, and class scores to read."""
-    return (dataset is not None and binding is not None and binding.logits_ref is not None
-            and dataset.task == "classification" and dataset.sample_shape == (2,))
+    """Two-feature classification data, and class scores to read."""
+    return two_features(dataset) and binding is not None and binding.logits_ref is not None
 
 
 def make_grid(x: np.ndarray, n: int = CELLS, margin: float = 0.1) -> Grid:

@@ -2,6 +2,8 @@
 kernel size; average pooling counts the zero padding, PyTorch's default)."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from engine.kernels.pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
@@ -23,10 +25,13 @@ def geometry(a) -> tuple:
 
 
 class _Pool2D(Layer):
-    """Shared attributes, checks and shape rule of the two pooling layers."""
+    """Shared attributes, checks, shape rule and exports of the two pooling layers."""
 
     category = "Pooling"
     attrs = POOL_ATTRS
+    torch_fn: ClassVar[str] = ""  # F.<torch_fn> in exported PyTorch code
+    onnx_op: ClassVar[str] = ""
+    onnx_attrs: ClassVar[dict] = {}
 
     @classmethod
     def check_attrs(cls, a: dict) -> None:
@@ -46,10 +51,23 @@ class _Pool2D(Layer):
         kh, kw, sh, sw, ph, pw = geometry(a)
         return (x[0], c, window_out(h, kh, sh, ph, "height"), window_out(w, kw, sw, pw, "width"))
 
+    @classmethod
+    def to_torch(cls, a, in_shapes):
+        kh, kw, sh, sw, ph, pw = geometry(a)
+        return TorchCode(f"F.{cls.torch_fn}({{x}}, {(kh, kw)}, {(sh, sw)}, {(ph, pw)})")
+
+    @classmethod
+    def to_onnx(cls, a, in_shapes, g, x):
+        kh, kw, sh, sw, ph, pw = geometry(a)
+        return g.op(cls.onnx_op, x, kernel_shape=[kh, kw], strides=[sh, sw],
+                    pads=[ph, pw, ph, pw], **cls.onnx_attrs)
+
 
 @register
 class MaxPool2D(_Pool2D):
     """Keeps the largest value of each window: downsamples feature maps."""
+
+    torch_fn, onnx_op = "max_pool2d", "MaxPool"
 
     examples = (Example({}, ((2, 3, 6, 5),)),
                 Example({"kernel_size": (3, 3), "stride": (2, 2), "padding": (1, 1)}, ((2, 2, 7, 6),)))
@@ -69,20 +87,13 @@ class MaxPool2D(_Pool2D):
         dxp = max_pool2d_backward(np.ascontiguousarray(dy), arg, pshape[2], pshape[3])
         return (dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]],), {}
 
-    @staticmethod
-    def to_torch(a, in_shapes):
-        kh, kw, sh, sw, ph, pw = geometry(a)
-        return TorchCode(f"F.max_pool2d({{x}}, {(kh, kw)}, {(sh, sw)}, {(ph, pw)})")
-
-    @staticmethod
-    def to_onnx(a, in_shapes, g, x):
-        kh, kw, sh, sw, ph, pw = geometry(a)
-        return g.op("MaxPool", x, kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, ph, pw])
-
 
 @register
 class AvgPool2D(_Pool2D):
     """Averages each window: a smooth downsampling of feature maps."""
+
+    torch_fn, onnx_op = "avg_pool2d", "AveragePool"
+    onnx_attrs = {"count_include_pad": 1}  # padding counts in the mean, as torch's default
 
     examples = (Example({}, ((2, 3, 6, 5),)),
                 Example({"kernel_size": (3, 2), "stride": (1, 2), "padding": (1, 1)}, ((2, 2, 5, 6),)))
@@ -100,14 +111,3 @@ class AvgPool2D(_Pool2D):
         kh, kw, sh, sw, ph, pw = geometry(a)
         dxp = avg_pool2d_backward(np.ascontiguousarray(dy), kh, kw, sh, sw, pshape[2], pshape[3])
         return (dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]],), {}
-
-    @staticmethod
-    def to_torch(a, in_shapes):
-        kh, kw, sh, sw, ph, pw = geometry(a)
-        return TorchCode(f"F.avg_pool2d({{x}}, {(kh, kw)}, {(sh, sw)}, {(ph, pw)})")
-
-    @staticmethod
-    def to_onnx(a, in_shapes, g, x):
-        kh, kw, sh, sw, ph, pw = geometry(a)  # padding counts in the mean, as torch's default
-        return g.op("AveragePool", x, kernel_shape=[kh, kw], strides=[sh, sw],
-                    pads=[ph, pw, ph, pw], count_include_pad=1)

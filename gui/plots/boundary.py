@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QRectF
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from engine.boundary import two_features
 from gui.plots.buffers import Redrawer
 from gui.plots.empty_hint import EmptyHint
 from gui.plots.style import legend_style, make_view, palette_colors, style_plot
@@ -46,6 +47,7 @@ class DecisionBoundaryView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.latest = None  # the newest engine.boundary.BoundaryMap
+        self.active = False  # the run's data has two features: regions will come
         self.view = make_view(pg.PlotWidget)
         self.plot = self.view.getPlotItem()
         style_plot(self.plot, left="feature 2", bottom="feature 1")
@@ -68,10 +70,9 @@ class DecisionBoundaryView(QWidget):
         self.points.clear()
         self.legend.clear()
         data = info.dataset if info is not None else None
-        two_d = (data is not None and data.task == "classification"
-                 and data.sample_shape == (2,) and len(data.train))
-        self.hint.show_when(not two_d, NOT_2D)
-        if two_d:
+        self.active = two_features(data) and len(data.train) > 0
+        self.hint.show_when(not self.active, NOT_2D)
+        if self.active:
             pick = np.random.default_rng(0).permutation(len(data.train))[:MAX_POINTS]
             x, y = data.train.x[pick], data.train.y[pick].astype(int)
             k = max(int(data.train.y.max()) + 1, len(data.class_names or []))

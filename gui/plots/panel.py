@@ -73,8 +73,8 @@ class PlotsPanel(QWidget):
         self._info = info
         for view in self.views:
             view.reset(info)
-        two_d = not self.boundary_view.hint.isVisibleTo(self.boundary_view)
-        self.tabs.setCurrentWidget(self.boundary_view if two_d else self.histogram_plot)
+        self.tabs.setCurrentWidget(self.boundary_view if self.boundary_view.active
+                                   else self.histogram_plot)
 
     def add_steps(self, reports: list) -> None:
         for view in (self.loss_plot, self.gradient_plot, self.histogram_plot, self.alarm):
