@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.data import Dataset
-from engine.network import Network
-from engine.training import Binding
+from layerloom.engine.data import Dataset
+from layerloom.engine.network import Network
+from layerloom.engine.training import Binding
 
 CELLS = 64  # per side: 4,096 points, well under a millisecond for the small nets 2-D data gets
 

@@ -17,13 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from engine.data import Dataset, load_data, spec_forms
-from engine.graph import Graph
-from engine.optim import OPTIMIZERS, SCHEDULES
-from engine.plan import PlanError
-from engine.serialize import FormatError, atomic_write_bytes, load_project
-from engine.shapes import ShapeReport, infer_shapes, param_counts
-from engine.spec import LayerloomError, fmt_shape
+from layerloom.engine.data import Dataset, load_data, spec_forms
+from layerloom.engine.graph import Graph
+from layerloom.engine.optim import OPTIMIZERS, SCHEDULES
+from layerloom.engine.plan import PlanError
+from layerloom.engine.serialize import FormatError, atomic_write_bytes, load_project
+from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
+from layerloom.engine.spec import LayerloomError, fmt_shape
 
 COMMANDS = ("check", "train", "generate", "export", "import", "bench")
 COMPILE_NOTICE_AFTER = 1.0  # seconds the first step may take before we say kernels are compiling
@@ -70,11 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-weights", metavar="FILE", help="write weights (.npz or .safetensors)")
     train.add_argument("--metrics-json", metavar="FILE", help="write losses and accuracies as JSON")
     train.set_defaults(run=cmd_train)
-    from engine import cli_generate  # its own module: sampling options stay out of this file
+    from layerloom.engine import cli_generate  # its own module: sampling options stay out of this file
     cli_generate.add_parser(sub)
-    from engine import cli_export  # layerloom export / import: PyTorch code, ONNX
+    from layerloom.engine import cli_export  # layerloom export / import: PyTorch code, ONNX
     cli_export.add_parser(sub)
-    from engine import cli_bench  # layerloom bench: the PyTorch comparison (tests/benchmarks)
+    from layerloom.engine import cli_bench  # layerloom bench: the PyTorch comparison (tests/benchmarks)
     cli_bench.add_parser(sub)
     return parser
 
@@ -144,7 +144,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------ train
 def training_config(settings: dict, args: argparse.Namespace, where: str):
     """The file's "training" section, checked, with the command-line flags on top."""
-    from engine.training import TrainConfig
+    from layerloom.engine.training import TrainConfig
 
     config = TrainConfig.from_dict(settings)
     for flag in ("epochs", "batch_size", "lr", "optimizer", "schedule", "seed", "max_steps"):
@@ -252,8 +252,8 @@ def _compile_notice() -> threading.Timer:
 
 def run_training(net, dataset: Dataset, config) -> dict:
     """Consume ``train``'s reports, printing progress; returns the metrics dict."""
-    from engine.threads import engine_threads
-    from engine.training import Control, Diverged, DoneReport, EpochReport, StepReport, train
+    from layerloom.engine.threads import engine_threads
+    from layerloom.engine.training import Control, Diverged, DoneReport, EpochReport, StepReport, train
 
     control, progress = Control(), Progress(sys.stderr, config.epochs)
     metrics = {"epochs": [], "step_losses": [], "steps": 0, "samples_per_sec": None,
@@ -291,9 +291,9 @@ def run_training(net, dataset: Dataset, config) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.export.weights import check_weights_path, save_weights
-    from engine.network import Network
-    from engine.project import check_fit, fit_graph_to_data
+    from layerloom.engine.export.weights import check_weights_path, save_weights
+    from layerloom.engine.network import Network
+    from layerloom.engine.project import check_fit, fit_graph_to_data
 
     where = Path(args.graph).name
     project = load_project(args.graph)

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.spec import LayerloomError
+from layerloom.engine.spec import LayerloomError
 
 FORMATS = {".py": "PyTorch code", ".onnx": "ONNX model"}
 
@@ -36,9 +36,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from engine.export.onnx_import import graph_from_onnx
-    from engine.export.weights import save_weights, weights_path
-    from engine.serialize import Project, save_project
+    from layerloom.engine.export.onnx_import import graph_from_onnx
+    from layerloom.engine.export.weights import save_weights, weights_path
+    from layerloom.engine.serialize import Project, save_project
 
     src, out = Path(args.model), Path(args.out)
     if out.suffix != ".json":
@@ -59,7 +59,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from engine.serialize import atomic_write_bytes, load_project
+    from layerloom.engine.serialize import atomic_write_bytes, load_project
 
     out = Path(args.out)
     if out.suffix not in FORMATS:
@@ -67,13 +67,13 @@ def cmd_export(args: argparse.Namespace) -> int:
                              f"code) or an .onnx file")
     project = load_project(args.graph)
     if out.suffix == ".py":
-        from engine.export.torch_code import torch_source
+        from layerloom.engine.export.torch_code import torch_source
 
         payload = torch_source(project.graph, project.training, title=out.stem).encode("utf-8")
         hint = f"train it with: python {out} --data DATA.npz --save WEIGHTS.npz"
     else:
-        from engine.export.onnx import onnx_bytes
-        from engine.network import Network
+        from layerloom.engine.export.onnx import onnx_bytes
+        from layerloom.engine.network import Network
 
         net = Network(project.graph, seed=int(project.training.get("seed", 0)))
         if args.weights:

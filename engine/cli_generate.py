@@ -51,11 +51,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Raises LayerloomError subclasses for ``layerloom``'s main to print as one line."""
-    from engine.data import load_data
-    from engine.network import Network
-    from engine.project import fit_graph_to_data
-    from engine.sampling import generate
-    from engine.serialize import load_project
+    from layerloom.engine.data import load_data
+    from layerloom.engine.network import Network
+    from layerloom.engine.project import fit_graph_to_data
+    from layerloom.engine.sampling import generate
+    from layerloom.engine.serialize import load_project
 
     project = load_project(args.graph)
     spec = args.data or project.data.get("spec") or "text"

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.dense import finite as _finite
-from engine.plan import Plan
-from engine.spec import Ctx, LayerloomError, fmt_shape
+from layerloom.engine.kernels.dense import finite as _finite
+from layerloom.engine.plan import Plan
+from layerloom.engine.spec import Ctx, LayerloomError, fmt_shape
 
 
 class NonFiniteError(LayerloomError):

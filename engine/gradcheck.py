@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.graph import Graph
-from engine.network import Network
+from layerloom.engine.graph import Graph
+from layerloom.engine.network import Network
 
 
 def check_network(graph: Graph, inputs: dict, seed: int = 0, eps: float = 1e-6,

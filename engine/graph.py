@@ -10,7 +10,7 @@ import keyword
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from engine.spec import AttrError, LayerloomError
+from layerloom.engine.spec import AttrError, LayerloomError
 
 
 class GraphError(LayerloomError):
@@ -81,7 +81,7 @@ class Graph:
 
     # ---------------------------------------------------------------------- queries
     def layer(self, node_id: str):
-        from engine.registry import get
+        from layerloom.engine.registry import get
 
         return get(self.nodes[node_id].type)
 
@@ -141,7 +141,7 @@ class Graph:
 
         ``index`` puts the node back at its old place in insertion order (an undo of a removal
         then restores the file byte for byte)."""
-        from engine.registry import get
+        from layerloom.engine.registry import get
 
         check_node_id(node.id)
         if node.id in self.nodes:
@@ -248,24 +248,24 @@ class Graph:
 
     # ---------------------------------------------------------------------- files
     def to_dict(self) -> dict:
-        from engine.serialize import graph_to_dict
+        from layerloom.engine.serialize import graph_to_dict
 
         return graph_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Graph":
-        from engine.serialize import graph_from_dict
+        from layerloom.engine.serialize import graph_from_dict
 
         return graph_from_dict(data)
 
     @classmethod
     def load(cls, path) -> "Graph":
-        from engine.serialize import load_project
+        from layerloom.engine.serialize import load_project
 
         return load_project(path).graph
 
     def save(self, path) -> None:
-        from engine.serialize import Project, save_project
+        from layerloom.engine.serialize import Project, save_project
 
         save_project(Project(self), path)
 

@@ -15,11 +15,11 @@ from os import PathLike
 
 import numpy as np
 
-from engine.executor import Executor
-from engine.graph import Graph
-from engine.kernels import aligned
-from engine.plan import Plan, PlanError, compile_plan
-from engine.spec import LayerloomError
+from layerloom.engine.executor import Executor
+from layerloom.engine.graph import Graph
+from layerloom.engine.kernels import aligned
+from layerloom.engine.plan import Plan, PlanError, compile_plan
+from layerloom.engine.spec import LayerloomError
 
 
 class WeightsError(LayerloomError):
@@ -137,11 +137,11 @@ class Network:
         self.params = {k: aligned(params[k], self.dtype) for k in self.params}
 
     def save_weights(self, path: str | PathLike) -> None:
-        from engine.export.weights import save_weights
+        from layerloom.engine.export.weights import save_weights
 
         save_weights(self.params, path)
 
     def load_weights(self, path: str | PathLike) -> None:
-        from engine.export.weights import load_weights
+        from layerloom.engine.export.weights import load_weights
 
         self.load_params(load_weights(path))

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from engine.kernels.optim import adam_update
-from engine.spec import LayerloomError
+from layerloom.engine.kernels.optim import adam_update
+from layerloom.engine.spec import LayerloomError
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")

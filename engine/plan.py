@@ -16,13 +16,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from engine.graph import Graph, PortRef
-from engine.registry import LAYERS  # first: loads every layer module, which fused builds on
-from engine.kernels import aligned
-from engine.kernels.fused import (ACTIVATIONS, ConvReluMaxPool, DenseChain, conv_pool_attrs,
+from layerloom.engine.graph import Graph, PortRef
+from layerloom.engine.registry import LAYERS  # first: loads every layer module, which fused builds on
+from layerloom.engine.kernels import aligned
+from layerloom.engine.kernels.fused import (ACTIVATIONS, ConvReluMaxPool, DenseChain, conv_pool_attrs,
                                   dense_chain_attrs)
-from engine.shapes import ShapeReport, infer_shapes
-from engine.spec import AttrValues, Layer, LayerloomError
+from layerloom.engine.shapes import ShapeReport, infer_shapes
+from layerloom.engine.spec import AttrValues, Layer, LayerloomError
 
 
 class PlanError(LayerloomError):

@@ -7,12 +7,12 @@ graph cannot take that data. The CLI and the GUI both call these.
 """
 from __future__ import annotations
 
-from engine.data import DataError, Dataset
-from engine.graph import Graph
-from engine.layers.io import source_nodes
-from engine.serialize import Project, load_project, save_project
-from engine.shapes import infer_shapes
-from engine.spec import fmt_shape
+from layerloom.engine.data import DataError, Dataset
+from layerloom.engine.graph import Graph
+from layerloom.engine.layers.io import source_nodes
+from layerloom.engine.serialize import Project, load_project, save_project
+from layerloom.engine.shapes import infer_shapes
+from layerloom.engine.spec import fmt_shape
 
 __all__ = ["Project", "load_project", "save_project", "fit_graph_to_data", "check_fit",
            "data_attrs", "planned_fit"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from engine.spec import Layer
+from layerloom.engine.spec import Layer
 
 LAYERS: dict[str, type[Layer]] = {}
 
@@ -32,7 +32,7 @@ def by_category() -> dict[str, list[type[Layer]]]:
 
 
 def get(type_id: str) -> type[Layer]:
-    from engine.graph import GraphError
+    from layerloom.engine.graph import GraphError
 
     try:
         return LAYERS[type_id]
@@ -41,10 +41,10 @@ def get(type_id: str) -> type[Layer]:
 
 
 def _import_all() -> None:
-    import engine.layers as pkg
+    import layerloom.engine.layers as pkg
 
     for mod in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"engine.layers.{mod.name}")
+        importlib.import_module(f"layerloom.engine.layers.{mod.name}")
 
 
 _import_all()

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.data.text import decode, encode
-from engine.network import Network
-from engine.spec import LayerloomError
-from engine.training import bind
+from layerloom.engine.data.text import decode, encode
+from layerloom.engine.network import Network
+from layerloom.engine.spec import LayerloomError
+from layerloom.engine.training import bind
 
 
 class SamplingError(LayerloomError):

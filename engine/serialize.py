@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.graph import Graph, GraphError, Node
-from engine.spec import LayerloomError
+from layerloom.engine.graph import Graph, GraphError, Node
+from layerloom.engine.spec import LayerloomError
 
 FORMAT, VERSION = "layerloom-graph", 1
 

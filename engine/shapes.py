@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.graph import Graph, GraphError, PortRef
-from engine.registry import LAYERS
-from engine.spec import AttrValues, LayerloomError, Shape, ShapeError
+from layerloom.engine.graph import Graph, GraphError, PortRef
+from layerloom.engine.registry import LAYERS
+from layerloom.engine.spec import AttrValues, LayerloomError, Shape, ShapeError
 
 
 @dataclass

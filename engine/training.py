@@ -14,12 +14,12 @@ from typing import Iterator
 
 import numpy as np
 
-from engine.data import Dataset, Split
-from engine.executor import NonFiniteError
-from engine.network import Network
-from engine.optim import lr_factor, make_optimizer
-from engine.spec import LayerloomError
-from engine.threads import blas_only, engine_threads
+from layerloom.engine.data import Dataset, Split
+from layerloom.engine.executor import NonFiniteError
+from layerloom.engine.network import Network
+from layerloom.engine.optim import lr_factor, make_optimizer
+from layerloom.engine.spec import LayerloomError
+from layerloom.engine.threads import blas_only, engine_threads
 
 
 @dataclass
@@ -151,7 +151,7 @@ def bind_for_predictions(net: Network) -> Binding:
         return bind(net)
     except LayerloomError:
         pass
-    from engine.export.outputs import model_outputs
+    from layerloom.engine.export.outputs import model_outputs
 
     inputs = [n for n in net.plan.sources if net.plan.step(n).layer.type_id == "Input"]
     if len(inputs) != 1:

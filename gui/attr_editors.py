@@ -15,7 +15,7 @@ from PySide6.QtGui import QRegularExpressionValidator, QValidator
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout,
                                QLabel, QLineEdit, QSpinBox, QWidget)
 
-from engine.spec import Attr
+from layerloom.engine.spec import Attr
 
 INT_LIMIT = 2**31 - 1  # QSpinBox holds a C int
 

@@ -22,10 +22,10 @@ from typing import Callable
 from PySide6.QtCore import QLockFile, QObject, QSettings, QStandardPaths, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from engine.export.weights import load_weights, save_weights, weights_path
-from engine.network import WeightsError
-from engine.serialize import FormatError, atomic_write_bytes, load_project, project_to_dict
-from gui.document import Document
+from layerloom.engine.export.weights import load_weights, save_weights, weights_path
+from layerloom.engine.network import WeightsError
+from layerloom.engine.serialize import FormatError, atomic_write_bytes, load_project, project_to_dict
+from layerloom.gui.document import Document
 
 AUTOSAVE_INTERVAL_MS = 30_000  # read when an Autosaver is built: tests patch it shorter
 RECOVERY_KEY = "recovery"  # the extra top-level key; the graph loader ignores unknown keys

@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6.QtGui import QUndoCommand
 
-from engine.graph import Edge, Graph, Node
+from layerloom.engine.graph import Edge, Graph, Node
 
 # QUndoCommand.id() values: commands with the same id may merge
 ATTR_ID, MOVE_ID, SECTION_ID = 1, 2, 3

@@ -16,12 +16,12 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDoubleSpinBox, QFileDia
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox,
                                QStackedWidget, QVBoxLayout, QWidget)
 
-from engine.data import Dataset, load_data, parse_spec
-from engine.project import check_fit, planned_fit
-from engine.serialize import Project
-from engine.spec import LayerloomError, fmt_shape
-from gui.plots.images import class_grid_pixmap, displayable
-from gui.plots.style import make_view, node_color, style_plot
+from layerloom.engine.data import Dataset, load_data, parse_spec
+from layerloom.engine.project import check_fit, planned_fit
+from layerloom.engine.serialize import Project
+from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.gui.plots.images import class_grid_pixmap, displayable
+from layerloom.gui.plots.style import make_view, node_color, style_plot
 
 # (kind, label, what the path names or None)
 SOURCES = (("bundled", "Fashion-MNIST subset", None),  # short: the side dock shows ~20 characters
@@ -135,7 +135,7 @@ class DatasetPanel(QWidget):
     def _set_synthetic_defaults(self) -> None:
         from inspect import signature
 
-        from engine.data import synthetic
+        from layerloom.engine.data import synthetic
 
         params = signature(getattr(synthetic, f"load_{self.kind}")).parameters
         self.points.setValue(int(params["n"].default))

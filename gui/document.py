@@ -15,13 +15,13 @@ import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from engine.graph import Edge, Graph, GraphError, Node, check_node_id
-from engine.registry import LAYERS
-from engine.serialize import Project, graph_from_dict, graph_to_dict, load_project, save_project
-from engine.shapes import ShapeReport, infer_shapes, param_counts
-from engine.spec import AttrError, LayerloomError
-from gui import commands as cmd
-from gui.layout import layered_positions
+from layerloom.engine.graph import Edge, Graph, GraphError, Node, check_node_id
+from layerloom.engine.registry import LAYERS
+from layerloom.engine.serialize import Project, graph_from_dict, graph_to_dict, load_project, save_project
+from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
+from layerloom.engine.spec import AttrError, LayerloomError
+from layerloom.gui import commands as cmd
+from layerloom.gui.layout import layered_positions
 
 
 class Document(QObject):

@@ -15,15 +15,15 @@ from typing import Callable
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from engine.serialize import atomic_write_bytes
-from engine.spec import LayerloomError
+from layerloom.engine.serialize import atomic_write_bytes
+from layerloom.engine.spec import LayerloomError
 
 
 def export_pytorch_code(window: QWidget) -> Path | None:
     """Ask for a ``.py`` file and write the graph as PyTorch code there, with the trained
     weights beside it (``<name>.weights.npz``) when there are some, to continue from."""
-    from engine.export.torch_code import torch_source
-    from engine.export.weights import save_weights, weights_path
+    from layerloom.engine.export.torch_code import torch_source
+    from layerloom.engine.export.weights import save_weights, weights_path
 
     doc = window.document
 
@@ -43,8 +43,8 @@ def export_pytorch_code(window: QWidget) -> Path | None:
 
 def export_onnx(window: QWidget) -> Path | None:
     """Ask for an ``.onnx`` file and write the inference graph with its weights there."""
-    from engine.export.onnx import onnx_bytes
-    from engine.network import Network
+    from layerloom.engine.export.onnx import onnx_bytes
+    from layerloom.engine.network import Network
 
     def write(path: Path) -> str:
         net = window.training.controller.trained_network()
@@ -80,9 +80,9 @@ def _export(window: QWidget, title: str, suffix: str, file_filter: str,
 
 def import_onnx(window: QWidget) -> bool:
     """Ask for an ``.onnx`` file and open its graph, with its weights, as a new document."""
-    from engine.export.onnx_import import graph_from_onnx
-    from engine.network import WeightsError
-    from engine.serialize import Project
+    from layerloom.engine.export.onnx_import import graph_from_onnx
+    from layerloom.engine.network import WeightsError
+    from layerloom.engine.serialize import Project
 
     title = "Import ONNX model"
     if window.training.controller.busy:

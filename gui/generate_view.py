@@ -19,14 +19,14 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QGridLayout, QGroupBox, QLabel, Q
                                QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QSpinBox,
                                QWidget)
 
-from engine.data import Dataset
-from engine.data.text import encode
-from engine.network import Network
-from engine.sampling import generate
-from engine.spec import LayerloomError
-from engine.training import bind
-from gui import gc_guard
-from gui.plots.style import SERIES
+from layerloom.engine.data import Dataset
+from layerloom.engine.data.text import encode
+from layerloom.engine.network import Network
+from layerloom.engine.sampling import generate
+from layerloom.engine.spec import LayerloomError
+from layerloom.engine.training import bind
+from layerloom.gui import gc_guard
+from layerloom.gui.plots.style import SERIES
 
 MAX_LENGTH = 10_000
 PROGRESS_EVERY = 0.05  # seconds between progress signals

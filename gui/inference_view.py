@@ -17,14 +17,14 @@ from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QLabel, QListWidget,
                                QListWidgetItem, QPushButton, QRadioButton, QSpinBox, QSplitter,
                                QStackedWidget, QVBoxLayout, QWidget)
 
-from engine.data import Dataset
-from engine.data.text import decode
-from engine.network import Network
-from engine.spec import LayerloomError, fmt_shape
-from engine.training import bind_for_predictions
-from gui.generate_view import GenerateView
-from gui.plots.images import DrawPad, ImageLabel, displayable, feature_map_grid, to_unit
-from gui.plots.style import SERIES, make_view, style_plot
+from layerloom.engine.data import Dataset
+from layerloom.engine.data.text import decode
+from layerloom.engine.network import Network
+from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.engine.training import bind_for_predictions
+from layerloom.gui.generate_view import GenerateView
+from layerloom.gui.plots.images import DrawPad, ImageLabel, displayable, feature_map_grid, to_unit
+from layerloom.gui.plots.style import SERIES, make_view, style_plot
 
 MAX_BARS = 64  # longer vectors are drawn as a heat map
 TOP_CLASSES = 10  # of a language model's next-character probabilities, the likeliest drawn

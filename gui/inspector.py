@@ -12,13 +12,13 @@ from PySide6.QtGui import QFont, QRegularExpressionValidator
 from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QLineEdit, QPushButton,
                                QScrollArea, QVBoxLayout, QWidget)
 
-from engine.graph import Graph
-from engine.registry import LAYERS
-from engine.shapes import ShapeReport
-from engine.spec import fmt_shape
-from gui import theme as th
-from gui.attr_editors import make_editor
-from gui.document import Document
+from layerloom.engine.graph import Graph
+from layerloom.engine.registry import LAYERS
+from layerloom.engine.shapes import ShapeReport
+from layerloom.engine.spec import fmt_shape
+from layerloom.gui import theme as th
+from layerloom.gui.attr_editors import make_editor
+from layerloom.gui.document import Document
 
 
 class Inspector(QScrollArea):

@@ -6,7 +6,7 @@ columns into a few bands keeps the left-to-right reading order at a legible size
 """
 from __future__ import annotations
 
-from engine.graph import Graph, GraphError
+from layerloom.engine.graph import Graph, GraphError
 
 DEFAULT_SIZE = (160.0, 70.0)
 MARGIN = 40.0  # what zoom-to-fit leaves around the graph

@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import COMMANDS
+from layerloom.engine.cli import COMMANDS
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS:
-        from engine.cli import main as cli_main
+        from layerloom.engine.cli import main as cli_main
 
         return cli_main(argv)
     parser = argparse.ArgumentParser(
@@ -23,10 +23,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_gui(path: str | None, qt_args: list[str] | None = None) -> int:
     """Start Qt (only now: the CLI above never imports it) and show the window."""
+    from layerloom.gui.preflight import display_problem
+
+    problem = display_problem()
+    if problem is not None:  # Qt would abort with advice that does not apply
+        print(f"layerloom: {problem}", file=sys.stderr)
+        return 2
     from PySide6.QtWidgets import QApplication
 
-    from engine import paths
-    from gui.main_window import MainWindow
+    from layerloom.engine import paths
+    from layerloom.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0], *(qt_args or [])])
     app.setApplicationName("Layerloom")

@@ -13,17 +13,17 @@ from PySide6.QtCore import QMimeData, QSettings, Qt, QTimer
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QWidget)
 
-from engine.serialize import FormatError
-from engine.shapes import ShapeReport
-from gui import theme as th
-from gui.autosave import Autosaver, recovery_dir
-from gui.canvas.view import GraphView
-from gui.document import Document
-from gui.inspector import Inspector
-from gui.menus import build_menus
-from gui.palette import LayerPalette
-from gui.plots.style import restyle
-from gui.training.session import TrainingSession
+from layerloom.engine.serialize import FormatError
+from layerloom.engine.shapes import ShapeReport
+from layerloom.gui import theme as th
+from layerloom.gui.autosave import Autosaver, recovery_dir
+from layerloom.gui.canvas.view import GraphView
+from layerloom.gui.document import Document
+from layerloom.gui.inspector import Inspector
+from layerloom.gui.menus import build_menus
+from layerloom.gui.palette import LayerPalette
+from layerloom.gui.plots.style import restyle
+from layerloom.gui.training.session import TrainingSession
 
 GRAPH_MIME = "application/x-layerloom-graph"  # clipboard: a subgraph in the file format
 MAX_RECENT = 8

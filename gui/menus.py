@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu
 
-from engine import paths
-from gui.export_code import export_onnx, export_pytorch_code, import_onnx
-from gui.help import about_html, guide_html, show_text
+from layerloom.engine import paths
+from layerloom.gui.export_code import export_onnx, export_pytorch_code, import_onnx
+from layerloom.gui.help import about_html, guide_html, show_text
 
 if TYPE_CHECKING:
-    from gui.main_window import MainWindow
+    from layerloom.gui.main_window import MainWindow
 
 
 def _action(window: "MainWindow", menu: QMenu, text: str, slot, shortcut=None) -> QAction:

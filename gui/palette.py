@@ -11,9 +11,9 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QLineEdit, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
-from engine.registry import by_category
-from gui import theme as th
-from gui.canvas.view import LAYER_MIME
+from layerloom.engine.registry import by_category
+from layerloom.gui import theme as th
+from layerloom.gui.canvas.view import LAYER_MIME
 
 
 def swatch(colour: QColor, size: int) -> QIcon:

@@ -13,9 +13,9 @@ from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QBrush, QKeyEvent, QPalette
 from PySide6.QtWidgets import QFrame, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout
 
-from engine import paths
-from engine.registry import CATEGORIES, LAYERS
-from engine.spec import LayerloomError
+from layerloom.engine import paths
+from layerloom.engine.registry import CATEGORIES, LAYERS
+from layerloom.engine.spec import LayerloomError
 
 
 def accepts(type_id: str, shape: tuple) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.data.idx import FASHION_CLASSES, load_idx_dir
+from layerloom.engine.data.idx import FASHION_CLASSES, load_idx_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -27,7 +27,7 @@ def test_full_fashion_mnist_loads_with_its_class_names():
 @pytest.mark.slow
 def test_lenet5_reaches_84_percent_in_one_epoch(tmp_path):
     metrics = tmp_path / "m.json"
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "train", "samples/lenet5.json",
+    proc = subprocess.run([sys.executable, "-m", "layerloom.engine.cli", "train", "samples/lenet5.json",
                            "--data", f"idx:{FASHION}", "--epochs", "1", "--metrics-json", str(metrics)],
                           cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr

@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from engine.data import load_data
-from engine.network import Network
-from engine.paths import SAMPLES
-from engine.project import check_fit, fit_graph_to_data
-from engine.serialize import load_project
-from engine.shapes import infer_shapes
-from engine.training import StepReport, TrainConfig, train
+from layerloom.engine.data import load_data
+from layerloom.engine.network import Network
+from layerloom.engine.paths import SAMPLES
+from layerloom.engine.project import check_fit, fit_graph_to_data
+from layerloom.engine.serialize import load_project
+from layerloom.engine.shapes import infer_shapes
+from layerloom.engine.training import StepReport, TrainConfig, train
 
 SAMPLE_FILES = sorted(SAMPLES.glob("*.json"))
 

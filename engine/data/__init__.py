@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.spec import LayerloomError
+from layerloom.engine.spec import LayerloomError
 
 
 class DataError(LayerloomError):
@@ -78,12 +78,12 @@ def holdout(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int,
 # ------------------------------------------------------------------------------------ specs
 # "kind:PATH" specs and bare-name specs -> "module:function". A reader is called as
 # fn([path,] val_fraction, seed, **options); its keyword-only parameters are the options it takes.
-PATH_READERS = {"idx": "engine.data.idx:load_idx_dir", "npz": "engine.data.npz:load_npz",
-                "csv": "engine.data.csv:load_csv", "text": "engine.data.text:load_text_file",
-                "seq": "engine.data.sequences:load_sequence_task"}
-NAMED_READERS = {"bundled": "engine.data.bundled:load_bundled",
-                 "text": "engine.data.text:load_default_text",
-                 **{k: f"engine.data.synthetic:load_{k}" for k in ("spirals", "moons", "circles", "xor")}}
+PATH_READERS = {"idx": "layerloom.engine.data.idx:load_idx_dir", "npz": "layerloom.engine.data.npz:load_npz",
+                "csv": "layerloom.engine.data.csv:load_csv", "text": "layerloom.engine.data.text:load_text_file",
+                "seq": "layerloom.engine.data.sequences:load_sequence_task"}
+NAMED_READERS = {"bundled": "layerloom.engine.data.bundled:load_bundled",
+                 "text": "layerloom.engine.data.text:load_default_text",
+                 **{k: f"layerloom.engine.data.synthetic:load_{k}" for k in ("spirals", "moons", "circles", "xor")}}
 COMMON_OPTIONS = ("seed", "val_fraction")  # any spec may override load_data's own arguments
 
 

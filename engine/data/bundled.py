@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import DataError, Dataset
-from engine.data.idx import find_idx_file, load_idx_dir, read_idx, write_idx
-from engine.paths import RESOURCES
+from layerloom.engine.data import DataError, Dataset
+from layerloom.engine.data.idx import find_idx_file, load_idx_dir, read_idx, write_idx
+from layerloom.engine.paths import RESOURCES
 
 BUNDLED_DIR = RESOURCES / "fashion-mnist-subset"
 TRAIN_PER_CLASS, TEST_PER_CLASS = 600, 100

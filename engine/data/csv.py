@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import DataError, Dataset, holdout
+from layerloom.engine.data import DataError, Dataset, holdout
 
 MAX_CLASSES = 256  # more distinct integer labels than this reads as a regression target
 DELIMITERS = ",;\t"

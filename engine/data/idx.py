@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import DataError, Dataset, Split, split_off
+from layerloom.engine.data import DataError, Dataset, Split, split_off
 
 GZIP_MAGIC = b"\x1f\x8b"
 # IDX type code -> big-endian numpy dtype
@@ -94,7 +94,7 @@ def encode_idx(array: np.ndarray) -> bytes:
 
 def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None) -> None:
     """Write an IDX file (gzip when ``compress``, or when the name ends in .gz); reproducible bytes."""
-    from engine.serialize import atomic_write_bytes
+    from layerloom.engine.serialize import atomic_write_bytes
 
     path = Path(path)
     payload = encode_idx(array)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import DataError, Dataset, Split, holdout, split_off
+from layerloom.engine.data import DataError, Dataset, Split, holdout, split_off
 
 KEY_SETS = "x and y, or x_train and y_train (with optional x_test and y_test)"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.data import DataError, Dataset, holdout
+from layerloom.engine.data import DataError, Dataset, holdout
 
 TASKS = ("copy", "reverse", "sort", "sorted", "parity")
 MAX_SAMPLES = 1_000_000

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.data import DataError, Dataset, holdout
+from layerloom.engine.data import DataError, Dataset, holdout
 
 MAX_POINTS = 10_000_000
 

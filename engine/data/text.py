@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import DataError, Dataset, holdout
-from engine.paths import RESOURCES
+from layerloom.engine.data import DataError, Dataset, holdout
+from layerloom.engine.paths import RESOURCES
 
 DEFAULT_TEXT = RESOURCES / "text" / "python_docstrings.txt"
 MIN_WINDOWS = 10

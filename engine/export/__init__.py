@@ -1,4 +1,4 @@
 """Exports of a network: weights files (npz, safetensors), PyTorch code, an ONNX model."""
-from engine.export.weights import load_weights, save_weights
+from layerloom.engine.export.weights import load_weights, save_weights
 
 __all__ = ["load_weights", "save_weights"]

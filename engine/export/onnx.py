@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.export.onnx_graph import OnnxGraph
-from engine.export.outputs import ExportError, model_outputs
-from engine.network import Network
+from layerloom.engine.export.onnx_graph import OnnxGraph
+from layerloom.engine.export.outputs import ExportError, model_outputs
+from layerloom.engine.network import Network
 
 OPSET = 17
 

@@ -14,8 +14,8 @@ from collections import Counter
 
 import numpy as np
 
-from engine.graph import Graph, Node
-from engine.spec import LayerloomError
+from layerloom.engine.graph import Graph, Node
+from layerloom.engine.spec import LayerloomError
 
 READS = ("Conv, Gemm, MatMul (+ Add), Relu, LeakyRelu, Sigmoid, Tanh, Softmax, MaxPool, "
          "AveragePool, Flatten, Reshape, Add, Concat, BatchNormalization, LayerNormalization, "

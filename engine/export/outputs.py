@@ -2,8 +2,8 @@
 an export raises."""
 from __future__ import annotations
 
-from engine.plan import Plan
-from engine.spec import LayerloomError
+from layerloom.engine.plan import Plan
+from layerloom.engine.spec import LayerloomError
 
 
 class ExportError(LayerloomError):

@@ -13,11 +13,11 @@ from __future__ import annotations
 import keyword
 from dataclasses import dataclass
 
-from engine.export.outputs import ExportError, model_outputs
-from engine.export.torch_runner import LIBRARY, RUNNER
-from engine.graph import Graph
-from engine.plan import Plan, compile_plan
-from engine.training import TrainConfig
+from layerloom.engine.export.outputs import ExportError, model_outputs
+from layerloom.engine.export.torch_runner import LIBRARY, RUNNER
+from layerloom.engine.graph import Graph
+from layerloom.engine.plan import Plan, compile_plan
+from layerloom.engine.training import TrainConfig
 
 # Attribute names of torch.nn.Module (2.13): a node holding a module under one of these names
 # would replace a method of the model. Checked against torch itself in the tests.

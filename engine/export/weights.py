@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.network import WeightsError
-from engine.serialize import atomic_write_bytes
+from layerloom.engine.network import WeightsError
+from layerloom.engine.serialize import atomic_write_bytes
 
 SUFFIXES = (".npz", ".safetensors")
 # safetensors dtype names <-> little-endian numpy dtypes

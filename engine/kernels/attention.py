@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from engine.kernels.elementwise import EXP_P, LN2_HI, LN2_LO, LOG2E
+from layerloom.engine.kernels.elementwise import EXP_P, LN2_HI, LN2_LO, LOG2E
 
 # Reassociation lets LLVM vectorise the sums; no flag that assumes finite values.
 FAST = {"reassoc", "contract", "nsz"}

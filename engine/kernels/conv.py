@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.conv_flat import (  # noqa: F401  the kernels, re-exported for tests and tools
+from layerloom.engine.kernels.conv_flat import (  # noqa: F401  the kernels, re-exported for tests and tools
     backward_flat,
     conv_relu_maxpool_backward,
     conv_relu_maxpool_forward,
@@ -23,14 +23,14 @@ from engine.kernels.conv_flat import (  # noqa: F401  the kernels, re-exported f
     taps_forward,
     taps_weight_grad,
 )
-from engine.kernels.conv_reference import (  # noqa: F401  the numpy twins, beside the kernels
+from layerloom.engine.kernels.conv_reference import (  # noqa: F401  the numpy twins, beside the kernels
     conv2d_forward_reference,
     conv2d_input_grad_reference,
     conv2d_weight_grad_reference,
     conv_relu_maxpool_reference,
 )
-from engine.kernels.conv_gemm import flat_to_image, gemm_forward_flat, prefers_gemm
-from engine.kernels.conv_strided import backward_strided, forward_strided
+from layerloom.engine.kernels.conv_gemm import flat_to_image, gemm_forward_flat, prefers_gemm
+from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
 
 
 def out_size(size: int, k: int, stride: int) -> int:

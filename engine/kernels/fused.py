@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.conv import conv_relu_maxpool, conv_relu_maxpool_backward
-from engine.kernels.dense import linear
-from engine.layers.dense import Dense
-from engine.layers.pool import geometry
-from engine.spec import Ctx, Layer
+from layerloom.engine.kernels.conv import conv_relu_maxpool, conv_relu_maxpool_backward
+from layerloom.engine.kernels.dense import linear
+from layerloom.engine.layers.dense import Dense
+from layerloom.engine.layers.pool import geometry
+from layerloom.engine.spec import Ctx, Layer
 
 ACTIVATIONS = ("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU")
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.elementwise import gelu_backward, gelu_forward
-from engine.registry import register
-from engine.spec import Choice, Example, Float, Int, Layer, ShapeError, TorchCode
+from layerloom.engine.kernels.elementwise import gelu_backward, gelu_forward
+from layerloom.engine.registry import register
+from layerloom.engine.spec import Choice, Example, Float, Int, Layer, ShapeError, TorchCode
 
 
 @register

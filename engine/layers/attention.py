@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.attention import (attention_backward, attention_backward_reference,
+from layerloom.engine.kernels.attention import (attention_backward, attention_backward_reference,
                                      attention_forward, attention_forward_reference)
-from engine.registry import register
-from engine.spec import (AttrError, Bool, Example, Float, Int, Layer, ShapeError, TorchCode,
+from layerloom.engine.registry import register
+from layerloom.engine.spec import (AttrError, Bool, Example, Float, Int, Layer, ShapeError, TorchCode,
                          fmt_shape, uniform_fan_in)
 
 # MultiHeadSelfAttention in exported PyTorch code

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.conv import conv2d_backward, conv2d_forward
-from engine.layers.image_ops import image_shape, pad2d, window_out
-from engine.registry import register
-from engine.spec import Bool, Example, Int, IntPair, Layer, TorchCode, uniform_fan_in
+from layerloom.engine.kernels.conv import conv2d_backward, conv2d_forward
+from layerloom.engine.layers.image_ops import image_shape, pad2d, window_out
+from layerloom.engine.registry import register
+from layerloom.engine.spec import Bool, Example, Int, IntPair, Layer, TorchCode, uniform_fan_in
 
 
 @register

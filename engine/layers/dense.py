@@ -1,9 +1,9 @@
 """Dense (fully connected) layer, as ``torch.nn.Linear``: y = x Wᵀ + b over the last axis."""
 from __future__ import annotations
 
-from engine.kernels.dense import linear
-from engine.registry import register
-from engine.spec import Bool, Example, Int, Layer, ShapeError, TorchCode, fmt_shape, uniform_fan_in
+from layerloom.engine.kernels.dense import linear
+from layerloom.engine.registry import register
+from layerloom.engine.spec import Bool, Example, Int, Layer, ShapeError, TorchCode, fmt_shape, uniform_fan_in
 
 
 @register

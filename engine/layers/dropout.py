@@ -1,8 +1,8 @@
 """Dropout, as ``torch.nn.Dropout``: inverted dropout in training, identity in inference."""
 from __future__ import annotations
 
-from engine.registry import register
-from engine.spec import AttrError, Example, Float, Layer, TorchCode
+from layerloom.engine.registry import register
+from layerloom.engine.spec import AttrError, Example, Float, Layer, TorchCode
 
 
 @register

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.registry import register
-from engine.spec import Example, Int, IntInput, Layer, ShapeError, TorchCode, fmt_shape
+from layerloom.engine.registry import register
+from layerloom.engine.spec import Example, Int, IntInput, Layer, ShapeError, TorchCode, fmt_shape
 
 # PositionalEmbedding in exported PyTorch code (torch has no module for it)
 TORCH_POSITIONAL = '''

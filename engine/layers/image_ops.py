@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.spec import ShapeError, fmt_shape
+from layerloom.engine.spec import ShapeError, fmt_shape
 
 
 def image_shape(x) -> tuple:

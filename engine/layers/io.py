@@ -1,8 +1,8 @@
 """Source nodes: where a batch from the data set enters the graph (features and labels)."""
 from __future__ import annotations
 
-from engine.registry import register
-from engine.spec import Choice, Example, IntTuple, Layer
+from layerloom.engine.registry import register
+from layerloom.engine.spec import Choice, Example, IntTuple, Layer
 
 
 @register

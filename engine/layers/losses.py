@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.losses import xent_backward, xent_forward
-from engine.registry import register
-from engine.spec import Example, IntInput, Layer, ShapeError, TorchCode, fmt_shape
+from layerloom.engine.kernels.losses import xent_backward, xent_forward
+from layerloom.engine.registry import register
+from layerloom.engine.spec import Example, IntInput, Layer, ShapeError, TorchCode, fmt_shape
 
 
 @register

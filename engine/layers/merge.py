@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.registry import register
-from engine.spec import Example, Int, Layer, ShapeError, TorchCode, fmt_shape
+from layerloom.engine.registry import register
+from layerloom.engine.spec import Example, Int, Layer, ShapeError, TorchCode, fmt_shape
 
 
 def _axis(dim: int, ndim: int) -> int:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.norm import layer_norm_backward, layer_norm_forward
-from engine.registry import register
-from engine.spec import Bool, Example, Float, Layer, ShapeError, TorchCode, fmt_shape
+from layerloom.engine.kernels.norm import layer_norm_backward, layer_norm_forward
+from layerloom.engine.registry import register
+from layerloom.engine.spec import Bool, Example, Float, Layer, ShapeError, TorchCode, fmt_shape
 
 
 def _normalise_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axes) -> np.ndarray:

@@ -6,11 +6,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from engine.kernels.pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
+from layerloom.engine.kernels.pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
                                  max_pool2d_forward)
-from engine.layers.image_ops import image_shape, pad2d, window_out
-from engine.registry import register
-from engine.spec import AttrError, Example, IntPair, Layer, TorchCode
+from layerloom.engine.layers.image_ops import image_shape, pad2d, window_out
+from layerloom.engine.registry import register
+from layerloom.engine.spec import AttrError, Example, IntPair, Layer, TorchCode
 
 POOL_ATTRS = {
     "kernel_size": IntPair(2, "window height and width", min=1),

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.recurrent import (gru_gates, gru_output, gru_step_backward, lstm_gates,
+from layerloom.engine.kernels.recurrent import (gru_gates, gru_output, gru_step_backward, lstm_gates,
                                       lstm_step_backward, rnn_step_backward)
-from engine.registry import register
-from engine.spec import Bool, Example, Int, Layer, ShapeError, TorchCode, fmt_shape, uniform_fan_in
+from layerloom.engine.registry import register
+from layerloom.engine.spec import Bool, Example, Int, Layer, ShapeError, TorchCode, fmt_shape, uniform_fan_in
 
 # The recurrent layers' two outputs in exported PyTorch code
 TORCH_RECURRENT = '''

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.registry import register
-from engine.spec import AttrError, Example, IntTuple, Layer, ShapeError, TorchCode, fmt_shape
+from layerloom.engine.registry import register
+from layerloom.engine.spec import AttrError, Example, IntTuple, Layer, ShapeError, TorchCode, fmt_shape
 
 
 @register

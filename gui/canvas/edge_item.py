@@ -9,8 +9,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem
 
-from engine.graph import Edge
-from gui import theme as th
+from layerloom.engine.graph import Edge
+from layerloom.gui import theme as th
 
 
 def wire_path(p1: QPointF, p2: QPointF) -> QPainterPath:

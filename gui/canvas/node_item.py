@@ -12,8 +12,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject
 
-from gui import theme as th
-from gui.canvas.port_item import PortItem
+from layerloom.gui import theme as th
+from layerloom.gui.canvas.port_item import PortItem
 
 MIN_WIDTH, PAD, CORNER = 132.0, 10.0, 7.0
 

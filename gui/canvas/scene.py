@@ -8,14 +8,14 @@ from __future__ import annotations
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QGraphicsScene
 
-from engine.graph import Edge, Graph, GraphError, Node
-from engine.registry import LAYERS
-from engine.shapes import ShapeReport
-from engine.spec import fmt_shape
-from gui import theme as th
-from gui.canvas.edge_item import EdgeItem, WireItem
-from gui.canvas.node_item import NodeItem
-from gui.canvas.port_item import PortItem
+from layerloom.engine.graph import Edge, Graph, GraphError, Node
+from layerloom.engine.registry import LAYERS
+from layerloom.engine.shapes import ShapeReport
+from layerloom.engine.spec import fmt_shape
+from layerloom.gui import theme as th
+from layerloom.gui.canvas.edge_item import EdgeItem, WireItem
+from layerloom.gui.canvas.node_item import NodeItem
+from layerloom.gui.canvas.port_item import PortItem
 
 SCENE_EXTENT = 50_000.0
 

@@ -10,13 +10,13 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QPainter, QPen
 from PySide6.QtWidgets import QGraphicsView, QMenu
 
-from engine.graph import Graph
-from gui import theme as th
-from gui.canvas.node_item import NodeItem
-from gui.canvas.scene import GraphScene
-from gui.document import Document
-from gui.layout import is_cramped
-from gui.quick_add import QuickAddPopup
+from layerloom.engine.graph import Graph
+from layerloom.gui import theme as th
+from layerloom.gui.canvas.node_item import NodeItem
+from layerloom.gui.canvas.scene import GraphScene
+from layerloom.gui.document import Document
+from layerloom.gui.layout import is_cramped
+from layerloom.gui.quick_add import QuickAddPopup
 
 LAYER_MIME = "application/x-layerloom-layer"  # payload: the layer type id, UTF-8
 MIN_ZOOM, MAX_ZOOM, FIT_MAX_ZOOM = 0.15, 4.0, 1.25

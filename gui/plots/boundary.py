@@ -12,10 +12,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QRectF
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from engine.boundary import two_features
-from gui.plots.buffers import Redrawer
-from gui.plots.empty_hint import EmptyHint
-from gui.plots.style import legend_style, make_view, palette_colors, style_plot
+from layerloom.engine.boundary import two_features
+from layerloom.gui.plots.buffers import Redrawer
+from layerloom.gui.plots.empty_hint import EmptyHint
+from layerloom.gui.plots.style import legend_style, make_view, palette_colors, style_plot
 
 # Class colours (Tableau 10), as RGB rows: strong for points, blended towards the background
 # for regions.

@@ -10,8 +10,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from gui.plots.empty_hint import EmptyHint
-from gui.plots.style import is_dark, make_view, palette_colors, style_plot
+from layerloom.gui.plots.empty_hint import EmptyHint
+from layerloom.gui.plots.style import is_dark, make_view, palette_colors, style_plot
 
 MAX_TEXT_CLASSES = 20
 WHEN_ENDED = ("The test set's confusion matrix appears here when a classification run ends: "

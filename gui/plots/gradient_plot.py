@@ -13,10 +13,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPen, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QSplitter, QWidget
 
-from gui.plots.buffers import Redrawer, RingBuffer
-from gui.plots.empty_hint import EmptyHint
-from gui.plots.loss_plot import fix_x_range
-from gui.plots.style import SERIES, make_view, node_color, style_plot
+from layerloom.gui.plots.buffers import Redrawer, RingBuffer
+from layerloom.gui.plots.empty_hint import EmptyHint
+from layerloom.gui.plots.loss_plot import fix_x_range
+from layerloom.gui.plots.style import SERIES, make_view, node_color, style_plot
 
 FLOOR = 1e-12  # a zero norm is drawn here: log scale has no zero
 

@@ -10,9 +10,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from gui.plots.buffers import Redrawer
-from gui.plots.empty_hint import EmptyHint
-from gui.plots.style import SERIES, make_view, style_plot
+from layerloom.gui.plots.buffers import Redrawer
+from layerloom.gui.plots.empty_hint import EmptyHint
+from layerloom.gui.plots.style import SERIES, make_view, style_plot
 
 
 class HistogramPlot(QWidget):

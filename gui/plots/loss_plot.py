@@ -9,9 +9,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from gui.plots.buffers import Redrawer, RingBuffer, SmoothedBuffer
-from gui.plots.empty_hint import EmptyHint
-from gui.plots.style import SERIES, legend_style, make_view, style_plot
+from layerloom.gui.plots.buffers import Redrawer, RingBuffer, SmoothedBuffer
+from layerloom.gui.plots.empty_hint import EmptyHint
+from layerloom.gui.plots.style import SERIES, legend_style, make_view, style_plot
 
 
 class LossPlot(QWidget):

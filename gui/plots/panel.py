@@ -10,12 +10,12 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
 
-from gui.plots.alarm import GradientAlarm
-from gui.plots.boundary import DecisionBoundaryView
-from gui.plots.confusion import ConfusionMatrixView
-from gui.plots.gradient_plot import GradientPlot
-from gui.plots.histogram_plot import HistogramPlot
-from gui.plots.loss_plot import LossPlot
+from layerloom.gui.plots.alarm import GradientAlarm
+from layerloom.gui.plots.boundary import DecisionBoundaryView
+from layerloom.gui.plots.confusion import ConfusionMatrixView
+from layerloom.gui.plots.gradient_plot import GradientPlot
+from layerloom.gui.plots.histogram_plot import HistogramPlot
+from layerloom.gui.plots.loss_plot import LossPlot
 
 
 class PlotsPanel(QWidget):

@@ -18,15 +18,15 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal
 
-from engine.data import Dataset
-from engine.graph import Graph
-from engine.network import Network
-from engine.project import check_fit, planned_fit
-from engine.serialize import Project
-from engine.spec import LayerloomError
-from engine.training import DoneReport, TrainConfig, bind
-from gui import gc_guard
-from gui.training.worker import TrainingWorker
+from layerloom.engine.data import Dataset
+from layerloom.engine.graph import Graph
+from layerloom.engine.network import Network
+from layerloom.engine.project import check_fit, planned_fit
+from layerloom.engine.serialize import Project
+from layerloom.engine.spec import LayerloomError
+from layerloom.engine.training import DoneReport, TrainConfig, bind
+from layerloom.gui import gc_guard
+from layerloom.gui.training.worker import TrainingWorker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
 LOCK_REASON = "training runs (stop it to edit the graph)"
@@ -104,7 +104,7 @@ class TrainingController(QObject):
 
     def load_dataset(self) -> Dataset:
         """The data set of the project's "data" section, loaded once and reused while unchanged."""
-        from engine.cli import load_dataset
+        from layerloom.engine.cli import load_dataset
 
         key = self._data_key()
         if self.dataset is None or key != self._dataset_key:
@@ -145,7 +145,7 @@ class TrainingController(QObject):
 
     def config(self) -> TrainConfig:
         """The project's "training" section, checked (one-line FormatError when a value is bad)."""
-        from engine.cli import training_config
+        from layerloom.engine.cli import training_config
 
         return training_config(self._project().training, SimpleNamespace(), "training")
 
@@ -255,7 +255,7 @@ class TrainingController(QObject):
         self.steps.emit(batch)
 
     def _on_report(self, report) -> None:
-        from engine.training import Diverged, EpochReport
+        from layerloom.engine.training import Diverged, EpochReport
 
         if isinstance(report, EpochReport):
             self.epoch.emit(report)

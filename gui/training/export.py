@@ -13,9 +13,9 @@ import numpy as np
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
 
-from engine.export.weights import check_weights_path, load_weights, save_weights
-from engine.network import WeightsError
-from gui import gc_guard
+from layerloom.engine.export.weights import check_weights_path, load_weights, save_weights
+from layerloom.engine.network import WeightsError
+from layerloom.gui import gc_guard
 
 PROGRESS_BYTES = 32 << 20  # models larger than this get a progress dialog
 WEIGHTS_FILTER = "Safetensors (*.safetensors);;NumPy archive (*.npz)"

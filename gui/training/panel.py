@@ -12,12 +12,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QLabel, QProgressBar,
                                QPushButton, QSizePolicy, QSpinBox, QStyle, QVBoxLayout, QWidget)
 
-from engine.optim import OPTIMIZERS, SCHEDULES
-from engine.serialize import Project
-from engine.training import TrainConfig
-from gui.plots.buffers import Redrawer
-from gui.training import controller as ctl
-from gui.training.widgets import ScientificSpinBox
+from layerloom.engine.optim import OPTIMIZERS, SCHEDULES
+from layerloom.engine.serialize import Project
+from layerloom.engine.training import TrainConfig
+from layerloom.gui.plots.buffers import Redrawer
+from layerloom.gui.training import controller as ctl
+from layerloom.gui.training.widgets import ScientificSpinBox
 
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam", "adamw": "AdamW"}
 SCHEDULE_NAMES = {"constant": "constant", "cosine": "cosine decay", "step": "÷10 at ½ and ¾"}

@@ -14,23 +14,23 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from engine.data import Dataset
-from engine.export.weights import save_weights, weights_path
-from engine.graph import Graph
-from engine.network import WeightsError
-from engine.project import check_fit, planned_fit
-from engine.shapes import infer_shapes
-from engine.spec import LayerloomError, fmt_shape
-from gui.dataset_panel import DatasetPanel
-from gui.inference_view import InferenceView
-from gui.plots.panel import PlotsPanel
-from gui.training import controller as ctl
-from gui.training import export
-from gui.training.controller import TrainingController
-from gui.training.panel import TrainingPanel
+from layerloom.engine.data import Dataset
+from layerloom.engine.export.weights import save_weights, weights_path
+from layerloom.engine.graph import Graph
+from layerloom.engine.network import WeightsError
+from layerloom.engine.project import check_fit, planned_fit
+from layerloom.engine.shapes import infer_shapes
+from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.gui.dataset_panel import DatasetPanel
+from layerloom.gui.inference_view import InferenceView
+from layerloom.gui.plots.panel import PlotsPanel
+from layerloom.gui.training import controller as ctl
+from layerloom.gui.training import export
+from layerloom.gui.training.controller import TrainingController
+from layerloom.gui.training.panel import TrainingPanel
 
 if TYPE_CHECKING:
-    from gui.main_window import MainWindow
+    from layerloom.gui.main_window import MainWindow
 
 def _show(attr: str, value) -> str:
     return fmt_shape(value) if attr == "shape" and value is not None else str(value)

@@ -17,12 +17,12 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 import numpy as np
 
-from engine.boundary import applies, boundary_map, make_grid
-from engine.data import Dataset
-from engine.network import Network
-from engine.optim import make_optimizer
-from engine.spec import LayerloomError
-from engine.training import Control, StepReport, TrainConfig, bind, train
+from layerloom.engine.boundary import applies, boundary_map, make_grid
+from layerloom.engine.data import Dataset
+from layerloom.engine.network import Network
+from layerloom.engine.optim import make_optimizer
+from layerloom.engine.spec import LayerloomError
+from layerloom.engine.training import Control, StepReport, TrainConfig, bind, train
 
 FLUSH_SECONDS = 0.03  # ~30 batches of step reports per second at most
 STARVED_SECONDS = 0.03  # the UI's heartbeat is this late: it waits for the GIL, let it run
@@ -118,7 +118,7 @@ class TrainingWorker(QObject):
     @Slot()
     def run(self) -> None:
         """The thread's one job; emits ``finished`` last in every case."""
-        from engine.threads import engine_threads
+        from layerloom.engine.threads import engine_threads
 
         try:
             with engine_threads():

@@ -26,9 +26,9 @@ t0 = time.perf_counter()
 sys.path[:0] = [{root!r}, {here!r}]
 import numpy as np
 import models
-from engine.network import Network
-from engine.optim import Adam
-from engine.threads import engine_threads, set_threads
+from layerloom.engine.network import Network
+from layerloom.engine.optim import Adam
+from layerloom.engine.threads import engine_threads, set_threads
 set_threads({threads})
 t1 = time.perf_counter()
 net = Network(models.lenet_graph(), seed=0)
@@ -51,10 +51,10 @@ import json, resource, sys
 sys.path[:0] = [{root!r}, {here!r}]
 import numpy as np
 import models
-from engine.data import load_data
-from engine.network import Network
-from engine.threads import set_threads
-from engine.training import DoneReport, TrainConfig, train
+from layerloom.engine.data import load_data
+from layerloom.engine.network import Network
+from layerloom.engine.threads import set_threads
+from layerloom.engine.training import DoneReport, TrainConfig, train
 set_threads({threads})
 data = load_data("idx:{fashion}")
 splits = [data.train, data.val, data.test]

@@ -26,9 +26,9 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 import models  # noqa: E402  (the benchmark's own module, found through the path above)
 
-from engine.network import Network  # noqa: E402
-from engine.optim import Adam  # noqa: E402
-from engine.threads import blas_only, engine_threads, set_threads  # noqa: E402
+from layerloom.engine.network import Network  # noqa: E402
+from layerloom.engine.optim import Adam  # noqa: E402
+from layerloom.engine.threads import blas_only, engine_threads, set_threads  # noqa: E402
 
 SEQ = 32
 PAUSE = 0.05  # seconds between windows

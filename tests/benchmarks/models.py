@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.graph import Graph, Node
+from layerloom.engine.graph import Graph, Node
 
 VOCAB = 96
 

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.graph import Graph, Node
-from engine.network import Network
-from engine.registry import LAYERS
-from engine.spec import IntInput
+from layerloom.engine.graph import Graph, Node
+from layerloom.engine.network import Network
+from layerloom.engine.registry import LAYERS
+from layerloom.engine.spec import IntInput
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

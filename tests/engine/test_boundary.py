@@ -2,11 +2,11 @@
 own class probabilities, and only two-feature classification data gets one."""
 import numpy as np
 
-from engine.boundary import applies, boundary_map, class_map, make_grid
-from engine.data import Dataset, Split
-from engine.graph import Graph
-from engine.network import Network
-from engine.training import bind
+from layerloom.engine.boundary import applies, boundary_map, class_map, make_grid
+from layerloom.engine.data import Dataset, Split
+from layerloom.engine.graph import Graph
+from layerloom.engine.network import Network
+from layerloom.engine.training import bind
 
 from .graph_cases import SAMPLES
 

@@ -9,17 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.data.idx import encode_idx, write_idx
-from engine.export.weights import load_weights
-from engine.graph import Graph
-from engine.network import Network
+from layerloom.engine.data.idx import encode_idx, write_idx
+from layerloom.engine.export.weights import load_weights
+from layerloom.engine.graph import Graph
+from layerloom.engine.network import Network
 
 ROOT = Path(__file__).resolve().parents[2]
 LENET, SPIRALS = ROOT / "samples" / "lenet5.json", ROOT / "samples" / "mlp_spirals.json"
 
 
 def cli(*args, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "layerloom.engine.cli", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -177,7 +177,7 @@ def test_bad_flags_are_refused_before_training(tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_still_saves(tmp_path):
     weights, metrics = tmp_path / "w.npz", tmp_path / "m.json"
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", str(SPIRALS),
+    proc = subprocess.Popen([sys.executable, "-m", "layerloom.engine.cli", "train", str(SPIRALS),
                              "--epochs", "100000", "--save-weights", str(weights),
                              "--metrics-json", str(metrics)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -194,9 +194,9 @@ def test_ctrl_c_stops_cleanly_and_still_saves(tmp_path):
 
 
 def test_cli_never_imports_qt():
-    code = ("import sys; from engine.cli import main; rc = main(['check', %r]); "
+    code = ("import sys; from layerloom.engine.cli import main; rc = main(['check', %r]); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', "
-            "'pyqtgraph', 'gui')]; print(rc, bad)" % str(SPIRALS))
+            "'pyqtgraph') or m.startswith('layerloom.gui')]; print(rc, bad)" % str(SPIRALS))
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ}, timeout=120)
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stderr

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from engine import cli, cli_bench
+from layerloom.engine import cli, cli_bench
 
 
 def test_without_torch_it_says_how_to_install_it(monkeypatch, capsys):

@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.data import DataError, load_data, parse_spec
-from engine.data.bundled import BUNDLED_DIR, load_bundled, stratified_indices
-from engine.data.csv import load_csv
-from engine.data.idx import FASHION_CLASSES, encode_idx, load_idx_dir, read_idx, write_idx
-from engine.data.npz import load_npz
-from engine.data.synthetic import GENERATORS
+from layerloom.engine.data import DataError, load_data, parse_spec
+from layerloom.engine.data.bundled import BUNDLED_DIR, load_bundled, stratified_indices
+from layerloom.engine.data.csv import load_csv
+from layerloom.engine.data.idx import FASHION_CLASSES, encode_idx, load_idx_dir, read_idx, write_idx
+from layerloom.engine.data.npz import load_npz
+from layerloom.engine.data.synthetic import GENERATORS
 
 
 def one_line(err: pytest.ExceptionInfo) -> str:
@@ -262,7 +262,7 @@ def test_stratified_indices_take_the_same_count_of_every_class():
 
 # ------------------------------------------------------------------------ fitting a graph
 def test_fitting_sets_input_shape_and_label_kind_from_the_data():
-    from engine.project import check_fit, fit_graph_to_data, planned_fit
+    from layerloom.engine.project import check_fit, fit_graph_to_data, planned_fit
 
     from .test_graph import mlp
 
@@ -276,7 +276,7 @@ def test_fitting_sets_input_shape_and_label_kind_from_the_data():
 
 
 def test_fitting_regression_data_switches_the_label_to_values(tmp_path):
-    from engine.project import check_fit, fit_graph_to_data
+    from layerloom.engine.project import check_fit, fit_graph_to_data
 
     from .test_graph import mlp
 

@@ -7,11 +7,11 @@ compared with ``Network.forward`` in float32.
 import numpy as np
 import pytest
 
-from engine.export.onnx import onnx_bytes
-from engine.export.outputs import model_outputs
-from engine.network import Network
-from engine.registry import LAYERS
-from engine.serialize import load_project
+from layerloom.engine.export.onnx import onnx_bytes
+from layerloom.engine.export.outputs import model_outputs
+from layerloom.engine.network import Network
+from layerloom.engine.registry import LAYERS
+from layerloom.engine.serialize import load_project
 
 from .graph_cases import SAMPLES, one_node_graph, perturbed, sample_feeds
 
@@ -75,7 +75,7 @@ def test_parameters_are_initializers_under_their_weights_file_keys(sample):
 def test_batch_norm_keeps_its_parameters_and_statistics_under_their_keys():
     import onnx
 
-    from engine.graph import Graph, Node
+    from layerloom.engine.graph import Graph, Node
 
     g = Graph()
     g.add_node(Node("x", "Input", {"shape": [3, 4, 4]}))
@@ -87,7 +87,7 @@ def test_batch_norm_keeps_its_parameters_and_statistics_under_their_keys():
 
 
 def test_layerloom_export_writes_an_onnx_model_with_the_given_weights(tmp_path, capsys):
-    from engine.cli import main
+    from layerloom.engine.cli import main
 
     g = load_project(SAMPLES / "mlp_spirals.json").graph
     trained = perturbed(Network(g, seed=0))
@@ -109,8 +109,8 @@ def test_layerloom_export_writes_an_onnx_model_with_the_given_weights(tmp_path, 
 
 
 def test_a_graph_that_computes_nothing_is_refused_in_one_line():
-    from engine.export.outputs import ExportError
-    from engine.graph import Graph, Node
+    from layerloom.engine.export.outputs import ExportError
+    from layerloom.engine.graph import Graph, Node
 
     g = Graph()
     g.add_node(Node("x", "Input", {"shape": [3]}))

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.export.outputs import ExportError
-from engine.export.torch_code import MODULE_ATTRIBUTES, torch_source
-from engine.export.weights import save_weights
-from engine.graph import Graph, Node
-from engine.network import Network
-from engine.registry import LAYERS
-from engine.serialize import load_project
+from layerloom.engine.export.outputs import ExportError
+from layerloom.engine.export.torch_code import MODULE_ATTRIBUTES, torch_source
+from layerloom.engine.export.weights import save_weights
+from layerloom.engine.graph import Graph, Node
+from layerloom.engine.network import Network
+from layerloom.engine.registry import LAYERS
+from layerloom.engine.serialize import load_project
 
 from .graph_cases import SAMPLES, one_node_graph, perturbed, sample_feeds
 
@@ -149,7 +149,7 @@ def test_the_exported_command_line_trains_lenet_and_its_weights_come_back(tmp_pa
 
 
 def test_layerloom_export_writes_the_file_or_says_in_one_line_why_not(tmp_path, capsys):
-    from engine.cli import main
+    from layerloom.engine.cli import main
 
     out = tmp_path / "lenet.py"
     assert main(["export", str(SAMPLES / "lenet5.json"), str(out)]) == 0
@@ -166,7 +166,7 @@ def test_layerloom_export_writes_the_file_or_says_in_one_line_why_not(tmp_path, 
 
 
 def test_the_exported_training_follows_the_graph_s_schedule(tmp_path):
-    from engine.optim import SCHEDULES, lr_factor
+    from layerloom.engine.optim import SCHEDULES, lr_factor
 
     module, path = exported(load_project(SAMPLES / "lenet5.json").graph, tmp_path, "lenet",
                             {"schedule": "step", "lr": 0.02})

@@ -3,7 +3,7 @@ loose), and their backward equals the unfused chain's: conv backward of relu′ 
 import numpy as np
 import pytest
 
-from engine.kernels import conv, pool
+from layerloom.engine.kernels import conv, pool
 
 TOL = {np.float64: dict(rtol=1e-11, atol=1e-11), np.float32: dict(rtol=2e-4, atol=2e-5)}
 DTYPES = [np.float64, np.float32]
@@ -103,7 +103,7 @@ def test_chunked_backward_over_many_samples_matches_the_twins():
     """The backward lays up to CHUNK // lp samples end to end in one row (conv_flat's row
     layout; lp = 64 here): a batch in uneven chunks of many samples each still equals the twins
     exactly, for the fused backward and for the plain convolution's."""
-    from engine.kernels.conv_flat import CHUNK
+    from layerloom.engine.kernels.conv_flat import CHUNK
 
     rng = np.random.default_rng(7)
     xp, w = rng.standard_normal((4 * (CHUNK // 64) + 5, 2, 9, 8)), rng.standard_normal((3, 2, 3, 2))
@@ -135,7 +135,7 @@ def test_serial_forward_for_small_batches_equals_the_parallel_one(n):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_adam_kernel_equals_its_twin_bit_for_bit(dtype):
-    from engine.kernels.optim import adam_update, adam_update_reference
+    from layerloom.engine.kernels.optim import adam_update, adam_update_reference
 
     rng = np.random.default_rng(6)
     state = [rng.standard_normal(257).astype(dtype) for _ in range(3)]
@@ -160,7 +160,7 @@ def test_adam_kernel_equals_its_twin_bit_for_bit(dtype):
 def test_float32_erf_equals_its_twin_and_erf():
     import math
 
-    from engine.kernels import elementwise
+    from layerloom.engine.kernels import elementwise
 
     x = np.linspace(-9, 9, 20001).astype(np.float32)
     got = np.array([elementwise.erf32(v) for v in x[::50]], dtype=np.float32)
@@ -179,7 +179,7 @@ GEMM_CASES = [((4, 6, 14, 14), (16, 6, 5, 5), (2, 2), (2, 2)),
 
 
 def test_the_matrix_product_forward_is_chosen_for_many_taps_and_filters_only():
-    from engine.kernels.conv_gemm import prefers_gemm
+    from layerloom.engine.kernels.conv_gemm import prefers_gemm
 
     assert prefers_gemm((16, 6, 5, 5), 64)  # LeNet's conv2
     assert not prefers_gemm((6, 1, 5, 5), 64)  # LeNet's conv1: the direct kernel is faster

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.executor import NonFiniteError
-from engine.graph import Graph, Node
-from engine.network import Network
+from layerloom.engine.executor import NonFiniteError
+from layerloom.engine.graph import Graph, Node
+from layerloom.engine.network import Network
 
 LENET = Path(__file__).resolve().parents[2] / "samples" / "lenet5.json"
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
@@ -207,8 +207,8 @@ def test_training_holds_the_blas_to_one_thread_while_it_runs():
     """One thread pool at a time (engine.threads): inside a run the BLAS has one thread."""
     from threadpoolctl import threadpool_info
 
-    from engine.data import Dataset, Split
-    from engine.training import StepReport, TrainConfig, train
+    from layerloom.engine.data import Dataset, Split
+    from layerloom.engine.training import StepReport, TrainConfig, train
 
     g = small_cnn()
     x, y = feeds(g, n=40)["image"], feeds(g, n=40)["label"]
@@ -223,7 +223,7 @@ def test_a_graph_without_parallel_kernels_gives_the_cores_to_the_blas():
     import numba
     from threadpoolctl import threadpool_info
 
-    from engine.threads import blas_only, engine_threads, get_threads
+    from layerloom.engine.threads import blas_only, engine_threads, get_threads
 
     assert blas_only(["Input", "Dense", "ReLU", "LSTM"]) and not blas_only(["Dense", "Conv2D"])
     assert not blas_only(["Dense", "LayerNorm"])  # its kernels are numba-parallel too

@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from engine.graph import Edge, Graph, GraphError, Node
-from engine.serialize import FormatError, Project, load_project, save_project
-from engine.shapes import infer_shapes
+from layerloom.engine.graph import Edge, Graph, GraphError, Node
+from layerloom.engine.serialize import FormatError, Project, load_project, save_project
+from layerloom.engine.shapes import infer_shapes
 
 
 def mlp() -> Graph:

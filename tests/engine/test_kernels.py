@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.kernels import conv, elementwise, pool
+from layerloom.engine.kernels import conv, elementwise, pool
 
 TOL = {np.float64: dict(rtol=1e-11, atol=1e-11), np.float32: dict(rtol=2e-4, atol=2e-5)}
 DTYPES = [np.float64, np.float32]
@@ -119,7 +119,7 @@ def test_gelu_kernels_match_their_twin_and_its_derivative(tanh):
 # ---------------------------------------------------------------- Dense's one-pass kernels
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bias_and_relu_in_one_pass_equal_the_numpy_forms(dtype):
-    from engine.kernels.dense import add_bias, add_bias_relu
+    from layerloom.engine.kernels.dense import add_bias, add_bias_relu
 
     rng = np.random.default_rng(3)
     z = rng.standard_normal((5, 7)).astype(dtype)
@@ -147,7 +147,7 @@ def test_bias_and_relu_in_one_pass_equal_the_numpy_forms(dtype):
 def test_one_row_product_equals_the_blas_form(dtype, k, m, relu, bias):
     """``linear`` at one row runs its own pass (4 weight rows at a time, any remainder alone);
     at more rows the BLAS. Both equal x·wᵀ + b (then x·(x > 0)), NaN and ±inf included."""
-    from engine.kernels.dense import linear
+    from layerloom.engine.kernels.dense import linear
 
     rng = np.random.default_rng(k + m)
     x = rng.standard_normal((3, k)).astype(dtype)
@@ -173,13 +173,13 @@ def test_one_row_product_equals_the_blas_form(dtype, k, m, relu, bias):
                                np.array([-np.inf, 2.0]), np.full(3, 3e38, np.float32),
                                np.array([1, 2]), np.array([np.nan], np.float16)])
 def test_the_finite_check_agrees_with_numpy(a):
-    from engine.kernels.dense import finite
+    from layerloom.engine.kernels.dense import finite
 
     assert finite(a) == bool(np.isfinite(a).all())
 
 
 def test_the_finite_check_on_large_arrays_finds_one_bad_value_and_a_sum_that_overflows():
-    from engine.kernels.dense import SMALL, finite
+    from layerloom.engine.kernels.dense import SMALL, finite
 
     a = np.ones(SMALL * 3, np.float32)
     assert finite(a)
@@ -189,9 +189,9 @@ def test_the_finite_check_on_large_arrays_finds_one_bad_value_and_a_sum_that_ove
 
 
 def test_parameters_start_on_a_cache_line_after_init_and_after_loading():
-    from engine.graph import Graph
-    from engine.kernels import CACHE_LINE, aligned
-    from engine.network import Network
+    from layerloom.engine.graph import Graph
+    from layerloom.engine.kernels import CACHE_LINE, aligned
+    from layerloom.engine.network import Network
 
     net = Network(Graph.load(Path(__file__).resolve().parents[2] / "samples" / "lenet5.json"))
     net.load_params({k: v[...].astype(np.float64) for k, v in net.params.items()})
@@ -207,7 +207,7 @@ def test_parameters_start_on_a_cache_line_after_init_and_after_loading():
 # --------------------------------------------------------------------- softmax cross-entropy
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cross_entropy_kernels_equal_their_twin(dtype):
-    from engine.kernels.losses import xent_backward, xent_forward, xent_reference
+    from layerloom.engine.kernels.losses import xent_backward, xent_forward, xent_reference
 
     rng = np.random.default_rng(5)
     z = (rng.standard_normal((37, 11)) * 30).astype(dtype)  # large logits: the shift matters
@@ -229,7 +229,7 @@ def test_cross_entropy_kernels_equal_their_twin(dtype):
 
 @pytest.mark.parametrize("bad_logit", [np.nan, np.inf])
 def test_cross_entropy_turns_only_a_bad_row_nan_and_names_a_bad_label(bad_logit):
-    from engine.kernels.losses import xent_forward
+    from layerloom.engine.kernels.losses import xent_forward
 
     z = np.zeros((4, 3), np.float32)
     z[2, 1] = bad_logit
@@ -242,8 +242,8 @@ def test_cross_entropy_turns_only_a_bad_row_nan_and_names_a_bad_label(bad_logit)
 
 
 def test_cross_entropy_layer_refuses_a_label_out_of_range_in_one_line():
-    from engine.layers.losses import CrossEntropyLoss
-    from engine.spec import AttrValues, Ctx, ShapeError
+    from layerloom.engine.layers.losses import CrossEntropyLoss
+    from layerloom.engine.spec import AttrValues, Ctx, ShapeError
 
     x = np.zeros((3, 10), np.float32)
     with pytest.raises(ShapeError, match=r"a label is outside 0\.\.9 \(got 0\.\.10\)"):

@@ -6,8 +6,8 @@ it to be checked here; a layer without either fails ``test_every_layer_is_specif
 import numpy as np
 import pytest
 
-from engine.registry import CATEGORIES, LAYERS
-from engine.spec import Ctx, IntInput
+from layerloom.engine.registry import CATEGORIES, LAYERS
+from layerloom.engine.spec import Ctx, IntInput
 
 from .oracles import ORACLES
 

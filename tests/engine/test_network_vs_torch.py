@@ -3,10 +3,10 @@ differences — gradients summed where a tensor fans out, frozen nodes skipped b
 import numpy as np
 import pytest
 
-from engine.gradcheck import check_network
-from engine.graph import Graph, Node
-from engine.network import Network
-from engine.registry import LAYERS
+from layerloom.engine.gradcheck import check_network
+from layerloom.engine.graph import Graph, Node
+from layerloom.engine.network import Network
+from layerloom.engine.registry import LAYERS
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

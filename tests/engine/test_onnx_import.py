@@ -5,11 +5,11 @@ import warnings
 import numpy as np
 import pytest
 
-from engine.export.onnx import onnx_bytes
-from engine.export.onnx_import import OnnxImportError, graph_from_onnx
-from engine.network import Network
-from engine.registry import LAYERS
-from engine.serialize import load_project
+from layerloom.engine.export.onnx import onnx_bytes
+from layerloom.engine.export.onnx_import import OnnxImportError, graph_from_onnx
+from layerloom.engine.network import Network
+from layerloom.engine.registry import LAYERS
+from layerloom.engine.serialize import load_project
 
 from .graph_cases import SAMPLES, one_node_graph, perturbed, sample_feeds
 
@@ -111,8 +111,8 @@ def test_a_file_that_is_not_onnx_or_holds_an_unknown_operator_is_refused_in_one_
 
 
 def test_layerloom_import_writes_the_graph_and_its_weights_beside_it(tmp_path, capsys):
-    from engine.cli import main
-    from engine.graph import Graph
+    from layerloom.engine.cli import main
+    from layerloom.engine.graph import Graph
 
     g = load_project(SAMPLES / "lenet5.json").graph
     source = perturbed(Network(g, seed=0))

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from numba.core import types
 
-from engine.kernels import attention as att
-from engine.kernels import norm
-from engine.kernels import recurrent as rec
+from layerloom.engine.kernels import attention as att
+from layerloom.engine.kernels import norm
+from layerloom.engine.kernels import recurrent as rec
 
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-6)}
 DTYPES = [np.float64, np.float32]
@@ -159,7 +159,7 @@ def test_layer_norm_kernels_match_reference(dtype, affine, rows):
 
 def test_float32_exp_equals_its_twin_and_exp():
     """GELU's backward (the Transformer block's feed-forward) uses this vectorisable exp(-u)."""
-    from engine.kernels import elementwise
+    from layerloom.engine.kernels import elementwise
 
     u = np.linspace(0, 86, 40001).astype(np.float32)
     want = elementwise.expneg32_reference(u)

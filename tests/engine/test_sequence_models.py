@@ -9,17 +9,17 @@ import math
 import numpy as np
 import pytest
 
-from engine.data import DataError, load_data
-from engine.data.sequences import load_sequence_task
-from engine.data.text import decode, encode, text_dataset
-from engine.network import Network
-from engine.paths import SAMPLES
-from engine.project import fit_graph_to_data, load_project
-from engine.registry import LAYERS
-from engine.sampling import SamplingError, generate
-from engine.spec import Ctx
-from engine.threads import engine_threads
-from engine.training import DoneReport, EpochReport, TrainConfig, train
+from layerloom.engine.data import DataError, load_data
+from layerloom.engine.data.sequences import load_sequence_task
+from layerloom.engine.data.text import decode, encode, text_dataset
+from layerloom.engine.network import Network
+from layerloom.engine.paths import SAMPLES
+from layerloom.engine.project import fit_graph_to_data, load_project
+from layerloom.engine.registry import LAYERS
+from layerloom.engine.sampling import SamplingError, generate
+from layerloom.engine.spec import Ctx
+from layerloom.engine.threads import engine_threads
+from layerloom.engine.training import DoneReport, EpochReport, TrainConfig, train
 
 
 def train_sample(name: str, epochs: int):
@@ -52,7 +52,7 @@ def test_char_lstm_validation_loss_falls_well_below_a_uniform_guess(char_lstm):
 
 def test_tiny_gpt_validation_loss_falls_well_below_a_uniform_guess(tmp_path, capsys):
     """Through `layerloom train`, as the issue states it: the sample's own data is the bundled text."""
-    from engine import cli
+    from layerloom.engine import cli
 
     metrics = tmp_path / "gpt.json"
     argv = ["train", str(SAMPLES / "tiny_gpt.json"), "--epochs", "3", "--metrics-json", str(metrics)]
@@ -111,7 +111,7 @@ def test_generation_refuses_what_it_cannot_continue(char_lstm):
 
 
 def test_generate_command_prints_the_prompt_and_its_continuation(char_lstm, tmp_path, capsys):
-    from engine import cli
+    from layerloom.engine import cli
 
     net, _, _, _ = char_lstm
     weights = tmp_path / "lstm.npz"
@@ -228,7 +228,7 @@ def test_batch_norm_infers_with_the_statistics_it_gathered():
 
 
 def test_buffers_change_in_training_but_are_never_trained():
-    from engine.graph import Graph, Node
+    from layerloom.engine.graph import Graph, Node
 
     g = Graph()
     g.add_node(Node("x", "Input", {"shape": [3]}))

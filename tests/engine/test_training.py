@@ -4,10 +4,10 @@ import threading
 import numpy as np
 import pytest
 
-from engine.data import Dataset, Split, split_off
-from engine.network import Network
-from engine.optim import SGD, Adam
-from engine.training import Control, Diverged, DoneReport, EpochReport, StepReport, TrainConfig, train
+from layerloom.engine.data import Dataset, Split, split_off
+from layerloom.engine.network import Network
+from layerloom.engine.optim import SGD, Adam
+from layerloom.engine.training import Control, Diverged, DoneReport, EpochReport, StepReport, TrainConfig, train
 
 from .test_graph import mlp
 
@@ -122,7 +122,7 @@ def test_optimizers_match_pytorch():
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine", "step"])
 def test_the_learning_rate_follows_the_schedule_over_the_run(schedule):
-    from engine.optim import lr_factor
+    from layerloom.engine.optim import lr_factor
 
     _, reports = run(TrainConfig(epochs=2, lr=0.01, batch_size=60, schedule=schedule))
     steps = [r for r in reports if isinstance(r, StepReport)]
@@ -140,7 +140,7 @@ def test_the_learning_rate_follows_the_schedule_over_the_run(schedule):
 
 
 def test_an_unknown_schedule_is_refused_before_the_first_step():
-    from engine.spec import LayerloomError
+    from layerloom.engine.spec import LayerloomError
 
     net = Network(mlp(), seed=0)
     before = {k: v.copy() for k, v in net.params.items()}
@@ -150,9 +150,9 @@ def test_an_unknown_schedule_is_refused_before_the_first_step():
 
 
 def test_a_graph_without_a_label_binds_for_predictions_only():
-    from engine.graph import Graph, Node
-    from engine.spec import LayerloomError
-    from engine.training import bind, bind_for_predictions
+    from layerloom.engine.graph import Graph, Node
+    from layerloom.engine.spec import LayerloomError
+    from layerloom.engine.training import bind, bind_for_predictions
 
     g = mlp()
     assert bind_for_predictions(Network(g)) == bind(Network(g))  # a trainable graph: the same

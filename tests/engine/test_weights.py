@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from engine.export.weights import load_weights, safetensors_bytes, save_weights
-from engine.network import Network, WeightsError
+from layerloom.engine.export.weights import load_weights, safetensors_bytes, save_weights
+from layerloom.engine.network import Network, WeightsError
 
 from .test_graph import mlp
 

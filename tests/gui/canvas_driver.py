@@ -6,7 +6,7 @@ from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from gui.canvas.port_item import PortItem
+from layerloom.gui.canvas.port_item import PortItem
 
 
 def _drag_event(cls, pos: QPoint, data):

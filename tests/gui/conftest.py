@@ -36,7 +36,7 @@ def settings(tmp_path):
 
 @pytest.fixture
 def window(qtbot, settings):
-    from gui.main_window import MainWindow
+    from layerloom.gui.main_window import MainWindow
 
     w = MainWindow(settings)
     qtbot.addWidget(w)

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-import gui.main
-from engine import paths
-from engine.graph import Graph, Node
-from engine.serialize import Project, load_project, project_to_dict, save_project
-from gui.autosave import recovery_dir, write_recovery
-from gui.main_window import MainWindow
+import layerloom.gui.main
+from layerloom.engine import paths
+from layerloom.engine.graph import Graph, Node
+from layerloom.engine.serialize import Project, load_project, project_to_dict, save_project
+from layerloom.gui.autosave import recovery_dir, write_recovery
+from layerloom.gui.main_window import MainWindow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,9 +24,9 @@ import os, sys
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
-import gui.autosave
-gui.autosave.AUTOSAVE_INTERVAL_MS = 50
-from gui.main_window import MainWindow
+import layerloom.gui.autosave
+layerloom.gui.autosave.AUTOSAVE_INTERVAL_MS = 50
+from layerloom.gui.main_window import MainWindow
 window = MainWindow(QSettings(sys.argv[1], QSettings.IniFormat))
 window.open_path(sys.argv[2], ask=False)
 window.document.add_node("Dense", (300, 0), {"out_features": 7})
@@ -155,11 +155,11 @@ def test_an_untitled_recovery_opens_as_an_unsaved_untitled_graph(qtbot, settings
 
 def _start(settings, monkeypatch) -> MainWindow:
     """``layerloom`` with no file, its window built on the test's private settings."""
-    import gui.main_window
+    import layerloom.gui.main_window
 
-    monkeypatch.setattr(gui.main_window, "MainWindow", lambda: MainWindow(settings))
+    monkeypatch.setattr(layerloom.gui.main_window, "MainWindow", lambda: MainWindow(settings))
     monkeypatch.setattr(QApplication, "exec", lambda *a: 0)  # return instead of running the loop
-    assert gui.main.main([]) == 0
+    assert layerloom.gui.main.main([]) == 0
     (window,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)
                  and w.settings is settings]
     return window
@@ -202,7 +202,7 @@ def test_trained_weights_saved_nowhere_survive_a_crash_and_come_back(qtbot, wind
     restores the weights with the graph, unsaved, and Save writes both where they belong."""
     import numpy as np
 
-    from engine.network import Network
+    from layerloom.engine.network import Network
 
     graph_file = _saved_graph(tmp_path / "net.json")
     graph = load_project(graph_file).graph
@@ -233,7 +233,7 @@ def test_trained_weights_saved_nowhere_survive_a_crash_and_come_back(qtbot, wind
 
 
 def test_saving_the_weights_ends_their_recovery_copy(window, tmp_path):
-    from engine.network import Network
+    from layerloom.engine.network import Network
 
     graph_file = _saved_graph(tmp_path / "net.json")
     assert window.open_path(graph_file, ask=False)

@@ -8,10 +8,10 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
-from engine import paths
-from engine.registry import LAYERS
-from engine.serialize import graph_from_dict
-from gui.attr_editors import (BoolEditor, ChoiceEditor, FixedTupleEditor, FloatEditor, IntEditor,
+from layerloom.engine import paths
+from layerloom.engine.registry import LAYERS
+from layerloom.engine.serialize import graph_from_dict
+from layerloom.gui.attr_editors import (BoolEditor, ChoiceEditor, FixedTupleEditor, FloatEditor, IntEditor,
                               TupleEditor)
 from tests.gui.canvas_driver import drag_port_to_port, drop_palette_entry, port
 

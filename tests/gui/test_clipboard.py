@@ -3,7 +3,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from engine.graph import Edge
+from layerloom.engine.graph import Edge
 
 
 def _keys(window, key, modifiers=Qt.ControlModifier):

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.data.idx import write_idx
-from engine.graph import Graph
-from engine.serialize import Project
-from gui.dataset_panel import DatasetPanel
+from layerloom.engine.data.idx import write_idx
+from layerloom.engine.graph import Graph
+from layerloom.engine.serialize import Project
+from layerloom.gui.dataset_panel import DatasetPanel
 from tests.gui.test_training_harness import sample_project
 
 

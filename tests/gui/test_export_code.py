@@ -21,13 +21,13 @@ def test_export_pytorch_code_writes_the_open_graph_with_its_settings(window, tmp
     assert "'lr': 0.0125," in text
     assert "python lenet.py --data DATA.npz" in window.statusBar().currentMessage()
     assert not (tmp_path / "lenet.weights.npz").exists()  # nothing trained yet
-    from engine.network import Network
+    from layerloom.engine.network import Network
 
     trained = Network(window.document.graph, seed=4)
     window.training.adopt_weights(trained.params)
     window.actions_by_name["export_code"].trigger()
     assert "--weights lenet.weights.npz" in window.statusBar().currentMessage()
-    from engine.export.weights import load_weights
+    from layerloom.engine.export.weights import load_weights
 
     saved = load_weights(tmp_path / "lenet.weights.npz")
     assert set(saved) == set(trained.params)
@@ -54,7 +54,7 @@ def test_export_onnx_carries_the_trained_weights_or_says_they_are_fresh(window, 
     import pytest
 
     ort = pytest.importorskip("onnxruntime")
-    from engine.network import Network
+    from layerloom.engine.network import Network
 
     assert window.open_path(SAMPLES / "mlp_spirals.json", ask=False)
     monkeypatch.setattr(QFileDialog, "getSaveFileName",
@@ -79,9 +79,9 @@ def test_import_onnx_opens_the_model_with_its_weights_as_an_unsaved_graph(window
     import pytest
 
     pytest.importorskip("onnx")
-    from engine.export.onnx import onnx_bytes
-    from engine.graph import Graph
-    from engine.network import Network
+    from layerloom.engine.export.onnx import onnx_bytes
+    from layerloom.engine.graph import Graph
+    from layerloom.engine.network import Network
 
     source = Network(Graph.load(SAMPLES / "lenet5.json"), seed=11)
     (tmp_path / "lenet.onnx").write_bytes(onnx_bytes(source))
@@ -114,9 +114,9 @@ def test_import_onnx_opens_the_model_with_its_weights_as_an_unsaved_graph(window
 def test_a_model_that_ends_in_softmax_shows_its_own_probabilities(window):
     import numpy as np
 
-    from engine.graph import Graph, Node
-    from engine.network import Network
-    from engine.serialize import Project
+    from layerloom.engine.graph import Graph, Node
+    from layerloom.engine.network import Network
+    from layerloom.engine.serialize import Project
 
     graph = Graph()
     for node_id, type_id, attrs in [("image", "Input", {"shape": [1, 28, 28]}),

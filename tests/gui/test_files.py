@@ -5,10 +5,10 @@ import os
 import pytest
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from engine import paths
-from engine.serialize import load_project, project_to_dict
-from gui.layout import is_cramped
-from gui.menus import fill_samples
+from layerloom.engine import paths
+from layerloom.engine.serialize import load_project, project_to_dict
+from layerloom.gui.layout import is_cramped
+from layerloom.gui.menus import fill_samples
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import threading
 import pytest
 from PySide6.QtCore import Qt
 
-from gui import gc_guard
+from layerloom.gui import gc_guard
 from tests.gui.test_window_training import open_sample
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")

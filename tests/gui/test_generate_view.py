@@ -7,11 +7,11 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont
 
-from engine.data import load_data
-from engine.network import Network
-from engine.project import fit_graph_to_data
-from engine.sampling import generate
-from gui.generate_view import language_vocab
+from layerloom.engine.data import load_data
+from layerloom.engine.network import Network
+from layerloom.engine.project import fit_graph_to_data
+from layerloom.engine.sampling import generate
+from layerloom.gui.generate_view import language_vocab
 from tests.gui.test_training_harness import sample_project
 from tests.gui.test_window_training import open_sample, press_train
 

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from engine.data import load_data
-from engine.network import Network
-from engine.project import fit_graph_to_data
-from gui.inference_view import InferenceView, softmax
-from gui.training.controller import TrainingController
+from layerloom.engine.data import load_data
+from layerloom.engine.network import Network
+from layerloom.engine.project import fit_graph_to_data
+from layerloom.gui.inference_view import InferenceView, softmax
+from layerloom.gui.training.controller import TrainingController
 from tests.gui.test_training_harness import (make_harness, sample_project,  # noqa: F401
                                              train_and_wait)
 

@@ -4,8 +4,8 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QLineEdit, QSpinBox
 
-from engine.registry import LAYERS
-from gui.attr_editors import FixedTupleEditor, INT_LIMIT, TupleEditor
+from layerloom.engine.registry import LAYERS
+from layerloom.gui.attr_editors import FixedTupleEditor, INT_LIMIT, TupleEditor
 
 WIDGETS = {"int": QSpinBox, "float": QDoubleSpinBox, "bool": QCheckBox, "choice": QComboBox}
 
@@ -108,8 +108,8 @@ def test_the_inspector_shows_the_output_shape_parameters_and_the_error(mlp):
 
 
 def test_the_float_editor_takes_scientific_notation_and_keeps_its_limits(qtbot):
-    from engine.spec import Float
-    from gui.attr_editors import FloatEditor
+    from layerloom.engine.spec import Float
+    from layerloom.gui.attr_editors import FloatEditor
 
     editor = FloatEditor(Float(1e-5, "epsilon", min=0.0, max=1.0))
     qtbot.addWidget(editor)

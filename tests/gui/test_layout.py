@@ -1,6 +1,6 @@
 """Auto-layout: left to right by topological depth, folded into bands only when too wide."""
-from engine.graph import Graph, Node
-from gui.layout import depths, is_cramped, layered_positions
+from layerloom.engine.graph import Graph, Node
+from layerloom.gui.layout import depths, is_cramped, layered_positions
 
 
 def chain(n: int) -> Graph:
@@ -63,7 +63,7 @@ def test_a_graph_with_a_cycle_is_left_where_it_is():
 
 
 def test_bands_share_the_columns_evenly_so_no_band_holds_one_column_alone():
-    from gui.layout import bands_of
+    from layerloom.gui.layout import bands_of
 
     assert [len(b) for b in bands_of(7, 3)] == [3, 2, 2]
     assert [len(b) for b in bands_of(14, 3)] == [5, 5, 4]

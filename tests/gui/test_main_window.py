@@ -4,7 +4,7 @@ from PySide6.QtGui import QKeySequence, QPalette, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QLabel
 
-from gui.layout import depths
+from layerloom.gui.layout import depths
 from tests.gui.canvas_driver import drop_palette_entry, press_move_release
 
 
@@ -153,7 +153,7 @@ def test_arrow_keys_nudge_the_selection_as_one_undo_step(mlp):
 
 
 def _open_window(qtbot, settings):
-    from gui.main_window import MainWindow
+    from layerloom.gui.main_window import MainWindow
 
     w = MainWindow(settings)
     qtbot.addWidget(w)

@@ -2,7 +2,7 @@
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
-from engine.registry import LAYERS, by_category
+from layerloom.engine.registry import LAYERS, by_category
 from tests.gui.canvas_driver import drop_palette_entry
 
 

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.training import Diverged, EpochReport, StepReport
-from gui.plots.alarm import GradientAlarm, GradientWatch
-from gui.plots.buffers import RingBuffer, SmoothedBuffer
-from gui.plots.confusion import ConfusionMatrixView
-from gui.plots.gradient_plot import FLOOR, GradientPlot
-from gui.plots.histogram_plot import HistogramPlot
-from gui.plots.loss_plot import LossPlot
-from gui.training.widgets import ScientificSpinBox, ladder_step
+from layerloom.engine.training import Diverged, EpochReport, StepReport
+from layerloom.gui.plots.alarm import GradientAlarm, GradientWatch
+from layerloom.gui.plots.buffers import RingBuffer, SmoothedBuffer
+from layerloom.gui.plots.confusion import ConfusionMatrixView
+from layerloom.gui.plots.gradient_plot import FLOOR, GradientPlot
+from layerloom.gui.plots.histogram_plot import HistogramPlot
+from layerloom.gui.plots.loss_plot import LossPlot
+from layerloom.gui.training.widgets import ScientificSpinBox, ladder_step
 
 KEYS = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
 
@@ -230,9 +230,9 @@ def test_the_decision_regions_blend_with_the_current_background(qtbot):
 
     from PySide6.QtGui import QColor
 
-    from engine.boundary import BoundaryMap
-    from engine.data import Dataset, Split
-    from gui.plots.boundary import DecisionBoundaryView, region_image
+    from layerloom.engine.boundary import BoundaryMap
+    from layerloom.engine.data import Dataset, Split
+    from layerloom.gui.plots.boundary import DecisionBoundaryView, region_image
 
     x = np.random.default_rng(0).normal(size=(30, 2)).astype(np.float32)
     y = np.arange(30) % 3
@@ -259,9 +259,9 @@ def test_the_decision_regions_blend_with_the_current_background(qtbot):
 def test_a_theme_change_redraws_the_regions_on_the_new_background(qtbot):
     from PySide6.QtWidgets import QApplication
 
-    from engine.boundary import BoundaryMap
-    from gui import theme as th
-    from gui.plots.boundary import DecisionBoundaryView
+    from layerloom.engine.boundary import BoundaryMap
+    from layerloom.gui import theme as th
+    from layerloom.gui.plots.boundary import DecisionBoundaryView
 
     view = DecisionBoundaryView()
     qtbot.addWidget(view)

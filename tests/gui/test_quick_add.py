@@ -5,8 +5,8 @@ from PySide6.QtGui import QContextMenuEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from engine.registry import LAYERS
-from gui.quick_add import accepts, ranked
+from layerloom.engine.registry import LAYERS
+from layerloom.gui.quick_add import accepts, ranked
 
 
 def quick_add(window, text: str, at: QPoint) -> str:

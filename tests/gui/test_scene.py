@@ -3,10 +3,10 @@ from PySide6.QtCore import QPointF
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QGraphicsView
 
-from engine.graph import Edge, Graph, Node
-from engine.shapes import infer_shapes
-from gui.canvas.scene import GraphScene
-from gui.commands import AddNodeCommand, ConnectCommand, RemoveNodeCommand, RenameCommand
+from layerloom.engine.graph import Edge, Graph, Node
+from layerloom.engine.shapes import infer_shapes
+from layerloom.gui.canvas.scene import GraphScene
+from layerloom.gui.commands import AddNodeCommand, ConnectCommand, RemoveNodeCommand, RenameCommand
 from tests.gui.canvas_driver import press_move_release
 
 

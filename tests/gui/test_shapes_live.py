@@ -3,9 +3,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from engine.graph import Edge
-from engine.registry import LAYERS
-from engine.shapes import infer_shapes, param_counts
+from layerloom.engine.graph import Edge
+from layerloom.engine.registry import LAYERS
+from layerloom.engine.shapes import infer_shapes, param_counts
 
 
 def test_edges_show_the_shape_flowing_through_them(mlp):

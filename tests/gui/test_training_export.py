@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QFileDialog, QProgressDialog
 
-from engine.network import WeightsError
-from engine.training import bind
-from gui.training import export
-from gui.training.controller import TrainingController
+from layerloom.engine.network import WeightsError
+from layerloom.engine.training import bind
+from layerloom.gui.training import export
+from layerloom.gui.training.controller import TrainingController
 from tests.gui.test_training_harness import (make_harness, sample_project,  # noqa: F401
                                              train_and_wait)
 

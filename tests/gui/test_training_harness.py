@@ -10,14 +10,14 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
 
-from engine.project import load_project
-from engine.registry import LAYERS
-from gui.dataset_panel import DatasetPanel
-from gui.inference_view import InferenceView
-from gui.plots.panel import PlotsPanel
-from gui.training import controller as ctl
-from gui.training.controller import TrainingController
-from gui.training.panel import TrainingPanel
+from layerloom.engine.project import load_project
+from layerloom.engine.registry import LAYERS
+from layerloom.gui.dataset_panel import DatasetPanel
+from layerloom.gui.inference_view import InferenceView
+from layerloom.gui.plots.panel import PlotsPanel
+from layerloom.gui.training import controller as ctl
+from layerloom.gui.training.controller import TrainingController
+from layerloom.gui.training.panel import TrainingPanel
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

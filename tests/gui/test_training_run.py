@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from gui.training import controller as ctl
+from layerloom.gui.training import controller as ctl
 from tests.gui.test_training_harness import (TickProbe, make_harness, sample_project,  # noqa: F401
                                              train_and_wait)
 

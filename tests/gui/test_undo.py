@@ -1,8 +1,8 @@
 """Every edit is one undo step, and undo/redo restore exactly the previous graph (as saved JSON)."""
 import json
 
-from engine.graph import Edge
-from engine.serialize import graph_to_dict
+from layerloom.engine.graph import Edge
+from layerloom.engine.serialize import graph_to_dict
 
 
 def snapshot(doc) -> str:

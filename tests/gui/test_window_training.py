@@ -9,9 +9,9 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from engine.training import bind
-from gui.training import controller as ctl
-from gui.training.session import weights_path
+from layerloom.engine.training import bind
+from layerloom.gui.training import controller as ctl
+from layerloom.gui.training.session import weights_path
 from tests.gui.test_training_harness import TickProbe
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -296,7 +296,7 @@ def test_two_feature_data_shows_its_decision_regions_while_it_trains(qtbot, wind
 def test_image_data_gets_no_regions_but_says_where_they_would_appear(qtbot, window):
     from types import SimpleNamespace
 
-    from engine.data import Dataset, Split
+    from layerloom.engine.data import Dataset, Split
 
     view = window.training.plots.boundary_view
     images = Dataset("i", Split(np.zeros((4, 1, 2, 2), np.float32), np.zeros(4, int)),

@@ -2,9 +2,9 @@
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
-from engine.graph import Edge
-from gui.canvas.edge_item import WireItem
-from gui.quick_add import accepts
+from layerloom.engine.graph import Edge
+from layerloom.gui.canvas.edge_item import WireItem
+from layerloom.gui.quick_add import accepts
 from tests.gui.canvas_driver import drag_port_to, drag_port_to_port, port
 from tests.gui.conftest import MLP_NODES, build
 
