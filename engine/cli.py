@@ -338,6 +338,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"weights written to {args.save_weights}", file=sys.stderr)
             if recorder is not None:
                 recorder.store.set_weights_path(recorder.run_id, args.save_weights)
+    if recorder is not None and not (args.save_weights and diverged is None):
+        recorder.store.keep_weights(recorder.run_id, net.params)  # Restore reopens it as it ended
     if args.metrics_json:
         _write_metrics(args, spec, dataset, config, metrics)
     if diverged is not None:

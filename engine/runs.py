@@ -224,6 +224,19 @@ class RunStore:
             self.db.execute("UPDATE runs SET weights_path = ? WHERE id = ?",
                             (str(Path(path).resolve()), run_id))
 
+    def keep_weights(self, run_id: int, params: dict) -> Path:
+        """A run's final weights beside the database (``weights/run-<id>.npz``), so Restore can
+        reopen any run as it ended; a run whose weights were saved elsewhere keeps that path."""
+        from layerloom.engine.export.weights import save_weights
+
+        target = self.path.parent / "weights" / f"run-{run_id}.npz"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_weights(params, target)
+        with self.db:
+            self.db.execute("UPDATE runs SET weights_path = COALESCE(weights_path, ?) WHERE id = ?",
+                            (str(target), run_id))
+        return target
+
     def update(self, run_id: int, **fields_: str) -> None:
         """Rename, tag or annotate a run (name, tags, note)."""
         bad = set(fields_) - {"name", "tags", "note"}
@@ -241,6 +254,8 @@ class RunStore:
     def purge(self) -> int:
         with self.db:
             ids = [r for (r,) in self.db.execute("SELECT id FROM runs WHERE deleted = 1")]
+            for run_id in ids:  # weights the store kept itself go with the run
+                (self.path.parent / "weights" / f"run-{run_id}.npz").unlink(missing_ok=True)
             for table in ("steps", "epochs", "grad_norms"):
                 self.db.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(i,) for i in ids])
             self.db.executemany("DELETE FROM runs WHERE id = ?", [(i,) for i in ids])
