@@ -46,6 +46,13 @@ class Augmentation:
         """Only the settings that are on (an empty dict means no augmentation)."""
         return {k: v for k, v in asdict(self).items() if v}
 
+    def describe(self) -> str:
+        """``"crop ±4 px, flip, rotation ±10°"``: what is on, in words."""
+        words = {"crop_padding": "crop ±{} px", "flip": "flip", "rotation": "rotation ±{:g}°",
+                 "shift": "shift ±{:.0%}", "brightness": "brightness ±{:.0%}",
+                 "contrast": "contrast ±{:.0%}", "cutout": "cutout {} px"}
+        return ", ".join(words[k].format(v) for k, v in self.to_dict().items()) or "none"
+
     @classmethod
     def from_dict(cls, d, where: str = "data.augment") -> "Augmentation":
         """Checked against ``SETTINGS``: a hand-edited file gets a one-line error naming the key."""

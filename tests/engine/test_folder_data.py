@@ -208,3 +208,29 @@ def test_stored_preprocessing_is_checked(change, words):
     with pytest.raises(DataError) as err:
         ImagePrep.from_dict({**good, **change})
     assert words in one_line(err)
+
+
+def test_the_graph_files_stored_preprocessing_is_what_the_same_source_normalises_with(tmp_path):
+    from layerloom.engine.cli import load_dataset
+    from types import SimpleNamespace
+
+    root = class_folder(tmp_path / "s", per_class=3, classes=("red", "blue"))
+    spec = f"folder:{root}?size=8"
+    fresh = load_data(spec)
+    stored = ImagePrep((8, 8), 3, "crop", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    section = {"spec": spec, "preprocessing": stored.to_dict(), "augment": {"flip": True}}
+    _, data = load_dataset(section, SimpleNamespace(data=None, val_fraction=None), "g.json")
+    assert data.preprocessing == stored.to_dict() and data.augment.flip
+    unit = data.train.x.unit(np.arange(2))
+    np.testing.assert_array_equal(data.train.x[:2], (unit - 0.5) / 0.25)
+    np.testing.assert_array_equal(data.test.x.rows, fresh.test.x.rows)  # the same split
+    for other in ({**section, "spec": spec + "&fit=stretch"},  # another source: its own numbers
+                  {**section, "preprocessing": {**stored.to_dict(), "std": [0, 0, 0]}}):
+        _, data = load_dataset(other, SimpleNamespace(data=None, val_fraction=None), "g.json")
+        assert data.preprocessing["mean"] != [0.5, 0.5, 0.5]
+    _, data = load_dataset(section, SimpleNamespace(data=spec + "&seed=1", val_fraction=None), "g")
+    assert data.preprocessing != stored.to_dict()
+    with pytest.raises(DataError) as err:
+        load_dataset({**section, "augment": {"flip": "yes"}},
+                     SimpleNamespace(data=None, val_fraction=None), "g.json")
+    assert "g.json: data.augment.flip: must be true or false" in one_line(err)
