@@ -185,7 +185,8 @@ def _is_number(v) -> bool:
 
 def load_dataset(section: dict, args: argparse.Namespace, where: str) -> tuple[str, Dataset]:
     """The data set from ``--data`` or the file's "data" section (``{"spec", "val_fraction",
-    "seed"}``); the split seed is the data section's, so changing the training seed keeps it."""
+    "seed", "augment", "preprocessing"}``); the split seed is the data section's, so changing the
+    training seed keeps it."""
     spec = args.data or section.get("spec") or "bundled"
     val = args.val_fraction if args.val_fraction is not None else section.get("val_fraction", 0.1)
     seed = section.get("seed", 0)
@@ -193,7 +194,11 @@ def load_dataset(section: dict, args: argparse.Namespace, where: str) -> tuple[s
         raise FormatError(f"{where}: data: spec must be a string and seed an integer")
     if not _is_number(val) or not 0 <= val < 1:
         raise FormatError(f"{where}: data.val_fraction: must be in [0, 1), got {val!r}")
-    return spec, load_data(spec, val_fraction=float(val), seed=seed)
+    from layerloom.engine.data.section import adopt  # augmentation, stored preprocessing
+
+    same = not args.data or args.data == section.get("spec")
+    dataset = load_data(spec, val_fraction=float(val), seed=seed)
+    return spec, adopt(dataset, section, same, f"{where}: data")
 
 
 class Progress:
@@ -325,7 +330,8 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{config.optimizer} lr {config.lr:g}"
           f"{'' if config.schedule == 'constant' else f' ({config.schedule})'}, "
           f"batch {config.batch_size}, "
-          f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}", file=sys.stderr, flush=True)
+          f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+          f"{augmenting(dataset)}", file=sys.stderr, flush=True)
     recorder = cli_runs.recorder_from_args(args, project, spec, config)
     metrics = run_training(net, dataset, config, recorder)
     diverged = metrics["diverged"]
@@ -350,6 +356,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("stopped early by Ctrl-C", file=sys.stderr)
         return 130
     return 0
+
+
+def augmenting(dataset: Dataset) -> str:
+    aug = dataset.augment
+    return f"; augmenting: {aug.describe()}" if aug is not None and aug.active else ""
 
 
 def _write_metrics(args, spec: str, dataset: Dataset, config, metrics: dict) -> None:
