@@ -87,6 +87,14 @@ class Plan:
         names = [a for a, r in self.aliases.items() if r == tuple(ref)]
         return min(names, key=lambda a: a[0].count(".")) if names else tuple(ref)
 
+    def public_name(self, ref: PortRef) -> str:
+        """A step output's name as ``Network.forward`` gives it, by its outermost name: "fc3",
+        "lstm.seq" for one of several ports, "enc" for what leaves a block instance."""
+        node, port = self.outer(ref)
+        ports = ([p for path, p in self.aliases if path == node] if (node, port) in self.aliases
+                 else self.step(node).outputs)
+        return node if len(ports) == 1 else f"{node}.{port}"
+
     @property
     def trainable_keys(self) -> tuple:
         return tuple(k for s in self.steps if s.trainable for k in s.grad_keys)
