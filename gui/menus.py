@@ -50,6 +50,8 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
                                      lambda: export_training_project(window))
     acts["export_onnx"] = _action(window, file, "Export ONN&X Model…", lambda: export_onnx(window))
     acts["import_onnx"] = _action(window, file, "Import ONNX &Model…", lambda: import_onnx(window))
+    acts["import_run"] = _action(window, file, "Import &Run…",  # a project trained elsewhere
+                                 lambda: window.runs.import_dialog())
     save_weights = QAction("Save Trained &Weights with Graph", window)
     save_weights.setCheckable(True)
     save_weights.setChecked(window.settings.value("save_weights", "true") in (True, "true"))

@@ -31,7 +31,7 @@ def test_export_a_trained_project_train_it_elsewhere_and_import_the_run(qtbot, w
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
-    window.runs.panel.buttons["Import run…"].click()
+    window.actions_by_name["import_run"].trigger()  # File > Import Run… (the Runs tab has it too)
     runs = RunStore(tmp_path / "runs.sqlite").runs()
     imported = [r for r in runs if r.source == "import"]
     assert len(imported) == 1 and imported[0].status == "finished"
