@@ -7,7 +7,7 @@ graph cannot take that data. The CLI and the GUI both call these.
 """
 from __future__ import annotations
 
-from layerloom.engine.data import DataError, Dataset, load_data
+from layerloom.engine.data import DataError, Dataset
 from layerloom.engine.graph import Graph
 from layerloom.engine.layers.io import source_nodes
 from layerloom.engine.serialize import Project, load_project, save_project
@@ -15,23 +15,7 @@ from layerloom.engine.shapes import infer_shapes
 from layerloom.engine.spec import fmt_shape
 
 __all__ = ["Project", "load_project", "save_project", "fit_graph_to_data", "check_fit",
-           "data_attrs", "planned_fit", "load_data_section"]
-
-
-def load_data_section(section: dict, where: str = "data", spec: str | None = None,
-                      val_fraction: float | None = None) -> tuple[str, Dataset]:
-    """The data set a project's "data" section (``{"spec", "val_fraction", "seed"}``) names, or
-    ``spec``/``val_fraction`` given instead (the CLI's ``--data``/``--val-fraction``); returns the
-    spec used and the data. The split seed is the data section's, so changing the training seed
-    keeps the split. The CLI and the window both load through here."""
-    spec = spec or section.get("spec") or "bundled"
-    val = val_fraction if val_fraction is not None else section.get("val_fraction", 0.1)
-    seed = section.get("seed", 0)
-    if not isinstance(spec, str) or not isinstance(seed, int) or isinstance(seed, bool):
-        raise DataError(f"{where}: data: spec must be a string and seed an integer")
-    if not isinstance(val, (int, float)) or isinstance(val, bool) or not 0 <= val < 1:
-        raise DataError(f"{where}: data.val_fraction: must be in [0, 1), got {val!r}")
-    return spec, load_data(spec, val_fraction=float(val), seed=seed)
+           "data_attrs", "planned_fit"]
 
 
 def _one(graph: Graph, type_id: str) -> str:

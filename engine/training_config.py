@@ -2,7 +2,7 @@
 
 A graph file's ``"training"`` section is checked here when the file is loaded, the CLI's flags
 when they are applied, and the window's training panel takes its limits from ``SETTINGS``; so a
-bad value (``seed: "x"``, ``lr: -1``, ``histogram_every: 0``) is one line naming the setting, never
+bad value (``seed: "x"``, ``lr: -1``, ``histogram_every: -1``) is one line naming the setting, never
 a ``TypeError`` deep inside training or an export.
 """
 from __future__ import annotations
@@ -85,7 +85,7 @@ SETTINGS = {
     "epochs": Whole(1),
     "seed": Whole(0),
     "max_steps": Whole(1, optional=True),
-    "histogram_every": Whole(1),
+    "histogram_every": Whole(0),  # 0: no histograms (quick runs and tests)
 }
 
 
@@ -103,7 +103,7 @@ class TrainConfig:
     epochs: int = 1
     seed: int = 0
     max_steps: int | None = None  # stop early (tests, "Step" in the GUI uses its own control)
-    histogram_every: int = 25  # steps between gradient and weight histograms
+    histogram_every: int = 25  # steps between gradient and weight histograms; 0 never
 
     def __post_init__(self) -> None:
         check_settings(asdict(self))

@@ -22,11 +22,12 @@ from layerloom.gui.layout import layered_positions
 from layerloom.gui.menus import build_menus
 from layerloom.gui.palette import LayerPalette
 from layerloom.gui.plots.style import restyle
+from layerloom.gui.runs.session import RunsSession
 from layerloom.gui.status_bar import StatusParts
 from layerloom.gui.training.session import TrainingSession
 
 MAX_RECENT = 8
-LAYOUT_VERSION = 1  # bump when the set of docks changes: an older saved layout is then ignored
+LAYOUT_VERSION = 2  # bump when the set of docks changes: an older saved layout is then ignored
 
 
 class MainWindow(QMainWindow):
@@ -53,6 +54,7 @@ class MainWindow(QMainWindow):
         for dock in (self.palette_dock, self.inspector_dock):
             self.panels_menu.addAction(dock.toggleViewAction())
         self.training = TrainingSession(self)
+        self.runs = RunsSession(self)
         self.autosave = Autosaver(self.document, recovery_dir(self.settings), parent=self,
                                   weights=self.training.unsaved_weights,
                                   restore=self.training.adopt_weights)
@@ -215,6 +217,7 @@ class MainWindow(QMainWindow):
             return False
         self._remember(path)
         weights = self.training.save_weights_beside(path)
+        self.runs.weights_saved(weights)
         also = f" and {weights.name}" if weights is not None else ""
         self.statusBar().showMessage(f"Saved {path.name}{also}", 4000)
         return True
@@ -237,6 +240,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if self.maybe_save():
             self.training.shutdown()
+            self.runs.shutdown()
             self.save_layout()
             self.autosave.discard()  # saved or discarded: only a crash leaves a recovery file
             event.accept()

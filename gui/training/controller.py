@@ -20,7 +20,8 @@ from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal
 from layerloom.engine.data import Dataset
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
-from layerloom.engine.project import check_fit, load_data_section, planned_fit
+from layerloom.engine.data.section import load_data_section
+from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.training import DoneReport, TrainConfig, bind

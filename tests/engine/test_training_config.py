@@ -17,7 +17,7 @@ BAD = [  # (setting, value, words of the one-line error)
     ("seed", -1, "training.seed: must be at least 0, got -1"),
     ("seed", 1.0, "training.seed: must be a whole number"),
     ("histogram_every", "x", "training.histogram_every: must be a whole number, got 'x'"),
-    ("histogram_every", 0, "training.histogram_every: must be at least 1, got 0"),
+    ("histogram_every", -1, "training.histogram_every: must be at least 0, got -1"),
     ("lr", 0, "training.lr: must be a finite number > 0"),
     ("lr", "1e-3", "training.lr: must be a number, got '1e-3'"),
     ("lr", 1e400, "training.lr: must be a finite number > 0, got inf"),
