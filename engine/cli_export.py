@@ -78,8 +78,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         from layerloom.engine.export.onnx import onnx_bytes
         from layerloom.engine.network import Network
+        from layerloom.engine.training_config import TrainConfig
 
-        net = Network(project.graph, seed=int(project.training.get("seed", 0)))
+        net = Network(project.graph, seed=TrainConfig.from_settings(project.training).seed)
         if args.weights:
             net.load_weights(args.weights)
         payload = onnx_bytes(net, title=out.stem)

@@ -170,7 +170,8 @@ def recorder_from_args(args: argparse.Namespace, project, spec: str, config):
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from layerloom.engine.cli import load_dataset, training_config
+    from layerloom.engine.cli import training_config
+    from layerloom.engine.data.section import load_data_section
     from layerloom.engine.export.weights import load_weights
     from layerloom.engine.lr_finder import LRRange, lr_range_test
     from layerloom.engine.network import Network
@@ -180,7 +181,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     where = Path(args.graph).name
     project = load_project(args.graph)
     config = training_config(project.training, argparse.Namespace(), where)
-    spec, dataset = load_dataset(project.data, args, where)
+    spec, dataset = load_data_section(project.data, where, args.data, args.val_fraction)
     fit_graph_to_data(project.graph, dataset)
     check_fit(project.graph, dataset)
     net = Network(project.graph, seed=config.seed)
