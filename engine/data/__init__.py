@@ -63,6 +63,30 @@ class Dataset:
                 f"test={len(self.test)}, sample={self.sample_shape}, {self.task})")
 
 
+MAX_CLASSES = 100_000  # more distinct labels than GPT-2's 50,257 tokens is no classification set
+
+
+def class_ids(labels: list[np.ndarray], where: str) -> tuple[list[np.ndarray], list[str]]:
+    """Class ids and names for integer label arrays (the splits of one data set, mapped together).
+
+    Labels 0..k-1 with k <= MAX_CLASSES keep their values (class k-1 exists even when no sample
+    of it is present, as a known label set expects). Larger or negative labels become the index
+    of their value among the distinct labels present, so one label of 10**12 makes one class, not
+    10**12 of them; more than MAX_CLASSES distinct labels is refused."""
+    present = [y for y in labels if y.size]
+    if not present:
+        return list(labels), []
+    low, high = min(int(y.min()) for y in present), max(int(y.max()) for y in present)
+    if low >= 0 and high < MAX_CLASSES:
+        return list(labels), [str(i) for i in range(high + 1)]
+    values = np.unique(np.concatenate([y.ravel() for y in present]))
+    if len(values) > MAX_CLASSES:
+        raise DataError(f"{where}: {len(values):,} distinct labels; a classification set has at "
+                        f"most {MAX_CLASSES:,} classes (real-valued targets make a regression set)")
+    mapped = [np.searchsorted(values, y).astype(np.int64) for y in labels]
+    return mapped, [str(v) for v in values.tolist()]
+
+
 def split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[Split, Split]:
     """Shuffle once with ``seed`` and hold out ``fraction`` of the samples."""
     if not 0 <= fraction < 1:
@@ -163,4 +187,19 @@ def load_data(spec: str, val_fraction: float = 0.1, seed: int = 0, **options) ->
         allowed = ", ".join(accepted + list(COMMON_OPTIONS))
         raise DataError(f"data spec {spec!r}: unknown option {unknown[0]!r} (options: {allowed})")
     args = (arg,) if arg is not None else ()
-    return reader(*args, val_fraction, seed, **options)
+    return checked(reader(*args, val_fraction, seed, **options))
+
+
+def checked(dataset: Dataset) -> Dataset:
+    """Refuse a data set training cannot use: no training samples (an empty file, or too few
+    samples for the splits) or samples without values."""
+    total = len(dataset.train) + len(dataset.val) + len(dataset.test)
+    if total == 0:
+        raise DataError(f"{dataset.name}: the data set holds no samples")
+    if len(dataset.train) == 0:
+        raise DataError(f"{dataset.name}: {total} samples leave none for training after the "
+                        f"validation and test splits; use more samples or a smaller validation "
+                        f"split")
+    if 0 in dataset.sample_shape:
+        raise DataError(f"{dataset.name}: samples of shape {dataset.sample_shape} hold no values")
+    return dataset

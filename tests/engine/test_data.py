@@ -181,7 +181,7 @@ def test_csv_negative_integer_labels_become_sorted_classes(tmp_path):
 
 
 @pytest.mark.parametrize("text, words", [
-    ("1,2,0\n3,x,1\n", "line 2: 'x' is not a number"),
+    ("1,2,0\n3,x,1\n", "line 2, column 2: not a number"),
     ("1,2,0\n3,4\n", "line 2: has 2 columns, expected 3"),
     ("1\n2\n", "at least two columns"),
     ("a,b\n", "no rows of numbers"),
