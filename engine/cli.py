@@ -111,14 +111,16 @@ def summary_rows(graph: Graph, report: ShapeReport) -> list[tuple[str, str, str,
     rows = []
     for node_id in graph.topological_order():
         node = graph.nodes[node_id]
-        ports = graph.layer(node_id).outputs
+        ports = graph.output_ports(node_id)
         shapes = [report.shapes.get((node_id, p)) for p in ports]
         if len(ports) == 1:
             shown = fmt_shape(shapes[0]) if shapes[0] is not None else "?"
         else:
             shown = ", ".join(f"{p}: {fmt_shape(s) if s is not None else '?'}"
                               for p, s in zip(ports, shapes))
-        rows.append((node_id, node.type, shown, counts[node_id], node.frozen))
+        kind = f"Block {graph.layer(node_id).label(node.attrs)}" if graph.definition(node_id) \
+            else node.type  # which block, and how many copies
+        rows.append((node_id, kind, shown, counts[node_id], node.frozen))
     return rows
 
 
