@@ -102,11 +102,9 @@ class Graph(BlockModel):
         return False
 
     # ---------------------------------------------------------------------- edits
-    def add_node(self, node: Node, index: int | None = None) -> Node:
-        """Validate type, id and attrs; the stored attrs are the validated, default-filled ones.
-
-        ``index`` puts the node back at its old place in insertion order (an undo of a removal
-        then restores the file byte for byte)."""
+    def check_node(self, node: Node) -> Node:
+        """The node as ``add_node`` would store it (id a free identifier, type known, attrs
+        validated and default-filled), without adding it: editors ask before they push."""
         from layerloom.engine.registry import get
 
         check_node_id(node.id)
@@ -120,7 +118,21 @@ class Graph(BlockModel):
         self._check_level(node.id, cls)
         if node.type == BLOCK:
             self._check_block_ref(node.id, attrs["block"])
-        node = Node(node.id, node.type, attrs, tuple(float(v) for v in node.pos), bool(node.frozen))
+        return Node(node.id, node.type, attrs, tuple(float(v) for v in node.pos), bool(node.frozen))
+
+    def new_node(self, type_id: str, pos: tuple = (0.0, 0.0), attrs: dict | None = None,
+                 node_id: str | None = None) -> Node:
+        """A checked node of ``type_id`` (not yet added), named ``dense1``, ``dense2``... unless
+        ``node_id`` is given."""
+        return self.check_node(Node(node_id or self.unique_id(type_id), type_id, dict(attrs or {}),
+                                    (float(pos[0]), float(pos[1]))))
+
+    def add_node(self, node: Node, index: int | None = None) -> Node:
+        """Validate type, id and attrs; the stored attrs are the validated, default-filled ones.
+
+        ``index`` puts the node back at its old place in insertion order (an undo of a removal
+        then restores the file byte for byte)."""
+        node = self.check_node(node)
         if index is None:
             self.nodes[node.id] = node
         else:
@@ -177,16 +189,21 @@ class Graph(BlockModel):
         if notify:
             self.changed.emit()
 
-    def set_attr(self, node_id: str, name: str, value: Any) -> None:
+    def check_attr(self, node_id: str, name: str, value: Any) -> dict:
+        """The node's attrs with ``name`` set to ``value``, validated (a GraphError naming the
+        node when the layer refuses it), without changing anything."""
         node = self._node(node_id)
-        cls = self.layer(node_id)
         try:
-            validated = cls.validate_attrs({**node.attrs, name: value})
+            validated = dict(self.layer(node_id).validate_attrs({**node.attrs, name: value}))
         except AttrError as err:
             raise GraphError(f"{node.type} {node_id!r}: {err}") from None
         if node.type == BLOCK and validated["block"] != node.attrs["block"]:
             self._check_block_ref(node_id, validated["block"], ports_of=node_id)
-        node.attrs = dict(validated)
+        return validated
+
+    def set_attr(self, node_id: str, name: str, value: Any) -> None:
+        node = self.nodes[node_id]
+        node.attrs = self.check_attr(node_id, name, value)
         self.attr_changed.emit(node_id, name, node.attrs[name])
         self.changed.emit()
 
@@ -199,15 +216,21 @@ class Graph(BlockModel):
         self.frozen_changed.emit(node_id, bool(frozen))
         self.changed.emit()
 
+    def check_rename(self, old: str, new: str) -> None:
+        """The rules of a new id: an identifier (it becomes a parameter key) not yet taken."""
+        self._node(old)
+        check_node_id(new)
+        if new != old and new in self.nodes:
+            raise GraphError(f"a node named {new!r} already exists")
+        if new != old:
+            self._check_port_free(old, "rename")
+
     def rename(self, old: str, new: str) -> None:
         """Change a node's id, keeping its edges and its place in insertion order."""
-        self._node(old)
         if new == old:
+            self._node(old)
             return
-        check_node_id(new)
-        if new in self.nodes:
-            raise GraphError(f"a node named {new!r} already exists")
-        self._check_port_free(old, "rename")
+        self.check_rename(old, new)
         self.nodes = {(new if k == old else k): v for k, v in self.nodes.items()}
         self.nodes[new].id = new
         ren = lambda ref: (new, ref[1]) if ref[0] == old else ref  # noqa: E731
