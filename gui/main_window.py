@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox
 from layerloom.engine.serialize import FormatError
 from layerloom.gui import theme as th
 from layerloom.gui.autosave import Autosaver, recovery_dir
+from layerloom.gui.canvas.flow_overlay import GradientFlowOverlay
 from layerloom.gui.canvas.view import GraphView
 from layerloom.gui.clipboard import GraphClipboard
 from layerloom.gui.document import Document
@@ -50,6 +51,7 @@ class MainWindow(QMainWindow):
         self.lock_label, self.problems_label = self.status.lock_label, self.status.problems_label
         self.params_label = self.status.params_label
         self.clipboard = GraphClipboard(self.document, self.view.graph_scene)
+        self.flow_overlay = GradientFlowOverlay(self.view.graph_scene, self.document)
         self.actions_by_name = build_menus(self)
         for dock in (self.palette_dock, self.inspector_dock):
             self.panels_menu.addAction(dock.toggleViewAction())
