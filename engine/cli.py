@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--max-steps", type=_positive_int, help="stop after this many steps")
     train.add_argument("--val-fraction", type=float, help="share of training data held out")
+    train.add_argument("--allow-outside-data", action="store_true",
+                       help="read the data the graph file names even outside its folder")
     train.add_argument("--save-weights", metavar="FILE", help="write weights (.npz or .safetensors)")
     train.add_argument("--metrics-json", metavar="FILE", help="write losses and accuracies as JSON")
     train.set_defaults(run=cmd_train)
@@ -172,9 +174,14 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def load_dataset(section: dict, args: argparse.Namespace, where: str) -> tuple[str, Dataset]:
+def load_dataset(section: dict, args: argparse.Namespace, where: str, graph_path=None,
+                 allowed: frozenset = frozenset()) -> tuple[str, Dataset]:
     """The data set from ``--data`` or the file's "data" section (``{"spec", "val_fraction",
-    "seed"}``); the split seed is the data section's, so changing the training seed keeps it."""
+    "seed"}``); the split seed is the data section's, so changing the training seed keeps it.
+    The file's path is resolved against ``graph_path``'s folder and refused outside it unless
+    ``--allow-outside-data`` or ``allowed`` (paths the person agreed to) say otherwise."""
+    from layerloom.engine.data.location import graph_data_spec
+
     spec = args.data or section.get("spec") or "bundled"
     val = args.val_fraction if args.val_fraction is not None else section.get("val_fraction", 0.1)
     seed = section.get("seed", 0)
@@ -182,6 +189,8 @@ def load_dataset(section: dict, args: argparse.Namespace, where: str) -> tuple[s
         raise FormatError(f"{where}: data: spec must be a string and seed an integer")
     if not _is_number(val) or not 0 <= val < 1:
         raise FormatError(f"{where}: data.val_fraction: must be in [0, 1), got {val!r}")
+    if not args.data:  # --data is the person's own choice; the file's is checked
+        spec = graph_data_spec(spec, graph_path, allowed, getattr(args, "allow_outside_data", False))
     return spec, load_data(spec, val_fraction=float(val), seed=seed)
 
 
@@ -300,7 +309,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = training_config(project.training, args, where)
     if args.save_weights:
         check_weights_path(args.save_weights)
-    spec, dataset = load_dataset(project.data, args, where)
+    spec, dataset = load_dataset(project.data, args, where, graph_path=args.graph)
     for change in fit_graph_to_data(project.graph, dataset):
         print(f"note: {change} (to fit the data)", file=sys.stderr)
     check_fit(project.graph, dataset)

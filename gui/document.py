@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from layerloom.engine.data.location import rebase_data
 from layerloom.engine.graph import Edge, Graph, GraphError, Node, check_node_id
 from layerloom.engine.registry import LAYERS
 from layerloom.engine.serialize import Project, graph_from_dict, graph_to_dict, load_project, save_project
@@ -41,6 +43,7 @@ class Document(QObject):
         self.stack = QUndoStack(self)
         self.stack.cleanChanged.connect(self._clean_changed)
         self.path: Path | None = None
+        self._opening_as: Path | None = None  # while a recovery copy opens: its original
         self.locked, self.lock_reason = False, ""
         self.project: Project | None = None
         self.report, self.params = ShapeReport(), {}
@@ -108,11 +111,20 @@ class Document(QObject):
         self._replace(project, Path(path))
         return True
 
+    @property
+    def data_home(self) -> Path | None:
+        """The file whose folder relative data paths start from (a recovery copy's original)."""
+        return self._opening_as or self.path
+
     def open_unsaved(self, path: str | Path, original: Path | None) -> bool:
         """Load ``path`` (a recovery copy) as the unsaved state of ``original``: Save writes
         there, and no undo step leads back to "saved" (the file on disk is older)."""
-        if not self.open(path):
-            return False
+        self._opening_as = original
+        try:
+            if not self.open(path):
+                return False
+        finally:
+            self._opening_as = None
         self.path = original
         self.path_changed.emit(original)
         self.stack.resetClean()
@@ -123,6 +135,8 @@ class Document(QObject):
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ValueError("no file name to save to")
+        if rebase_data(self.project.data, self.path, target):  # Save As into another folder
+            self.section_changed.emit("data")
         save_project(self.project, target)
         if target != self.path:
             self.path = target
@@ -131,13 +145,13 @@ class Document(QObject):
 
     def _replace(self, project: Project, path: Path | None) -> None:
         self.stack.clear()  # the old commands refer to the old graph
+        self.stack.setClean()  # before the news: data chosen on open is then an unsaved edit
         self._bind(project)
         self.path = path
         self.project_replaced.emit(self.graph)
         self.report_changed.emit(self.report)
         self.path_changed.emit(path)
-        self.stack.setClean()
-        self.dirty_changed.emit(False)
+        self.dirty_changed.emit(self.dirty)
 
     # ------------------------------------------------------------------ undo
     def undo(self) -> None:
@@ -151,8 +165,14 @@ class Document(QObject):
     def _push(self, command) -> None:
         self.stack.push(command)
 
-    def _macro(self, text: str):
-        return _Macro(self.stack, text)
+    @contextmanager
+    def _macro(self, text: str) -> Iterator[None]:
+        """``with self._macro("Paste"):`` groups pushes into one undo step."""
+        self.stack.beginMacro(text)
+        try:
+            yield
+        finally:
+            self.stack.endMacro()
 
     # ------------------------------------------------------------------ project sections
     def set_section(self, name: str, old: dict, new: dict) -> None:
@@ -378,15 +398,3 @@ def _fresh_id(node_id: str, taken: set) -> str:
         i += 1
     return f"{stem}{i}"
 
-
-class _Macro:
-    """``with document._macro("Paste"):`` groups pushes into one undo step."""
-
-    def __init__(self, stack: QUndoStack, text: str):
-        self.stack, self.text = stack, text
-
-    def __enter__(self):
-        self.stack.beginMacro(self.text)
-
-    def __exit__(self, *exc) -> None:
-        self.stack.endMacro()

@@ -17,6 +17,7 @@ from layerloom.engine.files import read_regular
 
 MAX_CLASSES = 256  # more distinct integer labels than this reads as a regression target
 DELIMITERS = ",;\t"
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_BYTES = 256 << 20  # larger tables belong in an .npz (read without parsing text)
 
 
@@ -69,6 +70,10 @@ def _rows(path: Path) -> tuple[list[str] | None, np.ndarray]:
     if not np.isfinite(table).all():
         row = int(np.argwhere(~np.isfinite(table))[0][0])
         raise DataError(f"{path}: data row {row + 1} holds a NaN or infinite value")
+    if np.abs(table).max() > FLOAT32_MAX:  # features and targets are float32
+        row = int(np.argwhere(np.abs(table) > FLOAT32_MAX)[0][0])
+        raise DataError(f"{path}: data row {row + 1} holds a value beyond float32's range "
+                        f"(±3.4e38)")
     return header, table
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable
 
@@ -19,6 +20,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal
 
 from layerloom.engine.data import Dataset
+from layerloom.engine.data.location import OutsideDataError
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
 from layerloom.engine.project import check_fit, planned_fit
@@ -30,6 +32,7 @@ from layerloom.gui.training.worker import TrainingWorker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
 LOCK_REASON = "training runs (stop it to edit the graph)"
+OUTSIDE_HOW = "load it from the question, or choose other data in the Data panel"
 
 
 def structure_signature(graph: Graph) -> str:
@@ -72,12 +75,19 @@ class TrainingController(QObject):
 
     def __init__(self, project: Callable[[], Project],
                  set_locked: Callable[[bool, str], None] = lambda locked, reason: None,
-                 apply_edits: Callable[[list], None] | None = None, parent: QObject | None = None):
+                 apply_edits: Callable[[list], None] | None = None, parent: QObject | None = None,
+                 graph_path: Callable[[], Path | None] = lambda: None):
         """``apply_edits(edits)`` makes the (node_id, attr, old, new) edits that fit the Input and
         Label nodes to the data; give the Document's undoable ``set_attr`` there. By default
-        the graph is edited directly."""
+        the graph is edited directly. ``graph_path()`` is the graph's file: its data paths are
+        read relative to its folder, and not at all outside it unless the person agrees."""
         super().__init__(parent)
         self._project, self._set_locked = project, set_locked
+        self.graph_path = graph_path
+        self.approved_data: set[Path] = set()  # data outside the graph's folder agreed to
+        # Asked (by the window) before data outside the graph's folder is read: True to read the
+        # data section again (the path was approved, or other data chosen), False to give up.
+        self.confirm_outside: Callable[[OutsideDataError], bool] | None = None
         self._apply_edits = apply_edits
         self.state = IDLE
         self.dataset: Dataset | None = None
@@ -102,16 +112,30 @@ class TrainingController(QObject):
     def _data_key(self) -> str:
         return json.dumps(self._project().data, sort_keys=True, default=str)
 
-    def load_dataset(self) -> Dataset:
-        """The data set of the project's "data" section, loaded once and reused while unchanged."""
-        from layerloom.engine.cli import load_dataset
-
-        key = self._data_key()
-        if self.dataset is None or key != self._dataset_key:
-            args = SimpleNamespace(data=None, val_fraction=None)
-            _spec, self.dataset = load_dataset(self._project().data, args, "data")
-            self._dataset_key = key
+    def load_dataset(self, ask: bool = True) -> Dataset:
+        """The data set of the project's "data" section, loaded once and reused while unchanged.
+        Data outside the graph's folder is read once approved: ``confirm_outside`` asks when
+        ``ask``; otherwise (or on a refusal) ``OutsideDataError`` says why nothing was read."""
+        if self.dataset is None or self._data_key() != self._dataset_key:
+            try:
+                dataset = self._read_data()
+            except OutsideDataError as err:
+                if not ask or self.confirm_outside is None or not self.confirm_outside(err):
+                    raise
+                dataset = self._read_data()  # approved, or other data was chosen meanwhile
+            self.dataset, self._dataset_key = dataset, self._data_key()
         return self.dataset
+
+    def _read_data(self) -> Dataset:
+        from layerloom.engine.cli import load_dataset
+        from layerloom.engine.data.location import graph_data_spec
+
+        section = self._project().data
+        spec = section.get("spec") or "bundled"
+        if isinstance(spec, str):  # a wrong type is load_dataset's to report
+            graph_data_spec(spec, self.graph_path(), self.approved_data, how=OUTSIDE_HOW)
+        args = SimpleNamespace(data=None, val_fraction=None, allow_outside_data=True)  # checked
+        return load_dataset(section, args, "data", self.graph_path())[1]
 
     def trained_network(self) -> Network | None:
         """The network with the trained weights, or None once the graph's structure changed."""

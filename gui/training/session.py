@@ -15,12 +15,14 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from layerloom.engine.data import Dataset
+from layerloom.engine.data.location import OutsideDataError, place
 from layerloom.engine.export.weights import save_weights, weights_path
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import WeightsError
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.shapes import infer_shapes
 from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.gui import data_question
 from layerloom.gui.dataset_panel import DatasetPanel
 from layerloom.gui.inference_view import InferenceView
 from layerloom.gui.plots.panel import PlotsPanel
@@ -75,9 +77,12 @@ class TrainingSession(QObject):
         self.window, self.document = window, window.document
         doc = self.document
         self.controller = TrainingController(lambda: doc.project, doc.set_locked,
-                                             self._apply_fit, parent=window)
+                                             self._apply_fit, parent=window,
+                                             graph_path=lambda: doc.data_home)
+        self.controller.confirm_outside = self._confirm_outside
         self.training_panel = TrainingPanel(self.controller, lambda: doc.project)
-        self.dataset_panel = DatasetPanel(lambda: doc.project, self._apply_fit)
+        self.dataset_panel = DatasetPanel(lambda: doc.project, self._apply_fit,
+                                          graph_path=lambda: doc.data_home)
         self.plots = PlotsPanel(self.controller)
         self.inference = InferenceView(self.controller)
         self._snapshots = {"training": dict(doc.project.training), "data": dict(doc.project.data)}
@@ -121,6 +126,7 @@ class TrainingSession(QObject):
         doc.report_changed.connect(self._on_graph_changed)
         self.training_panel.settings_changed.connect(lambda new: self._record("training", new))
         self.dataset_panel.data_changed.connect(lambda new: self._record("data", new))
+        self.dataset_panel.data_changed.connect(self._approve_chosen)
         self.dataset_panel.dataset_changed.connect(self._on_dataset)
         view.selection_changed.connect(
             lambda ids: self.plots.highlight(ids[0] if len(ids) == 1 else None))
@@ -148,6 +154,28 @@ class TrainingSession(QObject):
         finally:
             doc.stack.endMacro()
 
+    def _confirm_outside(self, err: OutsideDataError) -> bool:
+        """Ask before data outside the graph's folder is read; True when the data section should
+        be read again (the path approved, or other data chosen through the Data panel)."""
+        answer = data_question.ask_outside_data(self.window, err)
+        if answer == data_question.LOAD:
+            self.controller.approved_data.add(err.path)
+            return True
+        if answer == data_question.CHOOSE:
+            self.dataset_dock.raise_()
+            return self.dataset_panel.choose() is not None
+        self._say(f"Data not loaded: {err.path} is outside the graph file's folder", 0)
+        return False
+
+    def _approve_chosen(self, section: dict) -> None:
+        """Data the person picked in the Data panel is theirs to read, wherever it is."""
+        try:
+            path = place(section.get("spec") or "bundled", self.document.data_home).path
+        except LayerloomError:
+            return
+        if path is not None:
+            self.controller.approved_data.add(path)
+
     def _record(self, name: str, new: dict) -> None:
         old, self._snapshots[name] = self._snapshots[name], dict(new)
         self.document.set_section(name, old, new)
@@ -168,6 +196,7 @@ class TrainingSession(QObject):
         self.controller.drop_weights()
         self.weights_unsaved = False
         self.controller.set_dataset(None)
+        self.controller.approved_data.clear()  # an agreement holds for the graph it was given to
         self.scene.set_alert(None)
         self.training_panel.load_settings()
         self.dataset_panel.load_from_project()
@@ -266,8 +295,8 @@ class TrainingSession(QObject):
     def import_weights(self, path: Path, quiet_errors: bool = False) -> bool:
         """Load a weights file into the current graph; predictions use it from now on."""
         try:
-            if self.controller.dataset is None:
-                self.controller.load_dataset()  # the inference view needs samples to show
+            if self.controller.dataset is None:  # the inference view needs samples to show
+                self.controller.load_dataset(ask=False)  # asked once already, on open
         except LayerloomError:
             pass
         try:
