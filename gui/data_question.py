@@ -7,6 +7,8 @@ chooser), or Cancel (read nothing; the graph stays as it is).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from layerloom.engine.data.location import OutsideDataError
@@ -34,3 +36,20 @@ def ask_outside_data(parent: QWidget | None, err: OutsideDataError) -> str:
     box.exec()
     clicked = box.clickedButton()
     return next((answer for answer, button in buttons.items() if button is clicked), CANCEL)
+
+
+def confirmer(parent: QWidget, access, choose: Callable[[], object],
+              say: Callable[..., None]) -> Callable[[OutsideDataError], bool]:
+    """The ``DataAccess.confirm`` of a window: Load approves the path; Choose another runs
+    ``choose()`` (the Data panel's chooser, None when cancelled); Cancel says so in the status
+    bar (``say``). True when the data section should be read again."""
+    def confirm(err: OutsideDataError) -> bool:
+        answer = ask_outside_data(parent, err)
+        if answer == LOAD:
+            access.approved.add(err.path)
+            return True
+        if answer == CHOOSE:
+            return choose() is not None
+        say(f"Data not loaded: {err.path} is outside the graph file's folder", 0)
+        return False
+    return confirm

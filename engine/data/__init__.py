@@ -1,9 +1,10 @@
 """Data sets: every reader returns a ``Dataset`` of train/validation/test splits as numpy arrays.
 
 ``load_data(spec)`` takes the spec strings the CLI and project files use: ``bundled``,
-``idx:DIR``, ``npz:FILE``, ``csv:FILE``, or a synthetic set name (``spirals``, ``moons``,
+``idx:DIR``, ``folder:DIR`` (one sub-folder of images per class), ``npz:FILE``, ``csv:FILE``, or a synthetic set name (``spirals``, ``moons``,
 ``circles``, ``xor``), each optionally followed by options (``spirals?n=500&noise=0.2``).
-Images are float32 in [0, 1] shaped (N, C, H, W); class labels int64.
+Images are float32 shaped (N, C, H, W), in [0, 1] or normalised as ``preprocessing`` says; a
+split's ``x`` may be an array-like read on demand (``folder.ImageArray``); class labels int64.
 """
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ class Dataset:
     task: str = "classification"  # or "regression"
     class_names: list = field(default_factory=list)
     description: str = ""
+    # what inference needs to prepare new inputs as the training ones were (image size,
+    # channels, per-channel mean and std...); stored in the graph file's data section
+    preprocessing: dict = field(default_factory=dict)
+    # training-only random changes (engine.data.augment.Augmentation), or None
+    augment: object = None
 
     @property
     def sample_shape(self) -> tuple:
@@ -102,7 +108,9 @@ def holdout(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int,
 # ------------------------------------------------------------------------------------ specs
 # "kind:PATH" specs and bare-name specs -> "module:function". A reader is called as
 # fn([path,] val_fraction, seed, **options); its keyword-only parameters are the options it takes.
-PATH_READERS = {"idx": "layerloom.engine.data.idx:load_idx_dir", "npz": "layerloom.engine.data.npz:load_npz",
+PATH_READERS = {"idx": "layerloom.engine.data.idx:load_idx_dir",
+                "folder": "layerloom.engine.data.folder:load_folder",
+                "npz": "layerloom.engine.data.npz:load_npz",
                 "csv": "layerloom.engine.data.csv:load_csv", "text": "layerloom.engine.data.text:load_text_file",
                 "seq": "layerloom.engine.data.sequences:load_sequence_task"}
 NAMED_READERS = {"bundled": "layerloom.engine.data.bundled:load_bundled",
@@ -114,7 +122,7 @@ COMMON_OPTIONS = ("seed", "val_fraction")  # any spec may override load_data's o
 def spec_forms() -> str:
     """The accepted spec forms, for error messages and help texts."""
     named = list(NAMED_READERS)
-    paths = [f"{k}:{ {'idx': 'DIR', 'seq': 'TASK'}.get(k, 'FILE')}" for k in PATH_READERS]
+    paths = [f"{k}:{ {'idx': 'DIR', 'folder': 'DIR', 'seq': 'TASK'}.get(k, 'FILE')}" for k in PATH_READERS]
     return ", ".join(named[:1] + paths + named[1:])
 
 

@@ -57,15 +57,30 @@ def place(spec: str, graph_path: str | os.PathLike | None) -> DataPlace:
         return placed
     if not _inside(resolved, folder):
         return DataPlace(placed.spec, resolved, "outside the graph file's folder")
-    try:
-        entries = sorted(resolved.iterdir())[:1000] if resolved.is_dir() else []
-    except OSError:
-        entries = []  # unreadable: the reader says so
-    for entry in entries:  # a folder of IDX files: none of them may link out either
-        if not _inside(entry.resolve(), folder):
-            return DataPlace(placed.spec, entry.resolve(),
-                             f"{entry.name} in {raw} links outside the graph file's folder")
+    link = _link_out(resolved, folder) if resolved.is_dir() else None
+    if link is not None:  # a folder of IDX files or images: none of them may link out either
+        return DataPlace(placed.spec, link.resolve(),
+                         f"{link.relative_to(resolved)} in {raw} links outside the graph file's "
+                         f"folder")
     return placed
+
+
+def _link_out(root: Path, folder: Path) -> Path | None:
+    """The first symbolic link under ``root`` (at any depth) whose target lies outside
+    ``folder``; scandir's cached types keep this to one pass over the tree."""
+    pending = [root]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        if not _inside(Path(entry.path).resolve(), folder):
+                            return Path(entry.path)
+                    elif entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+        except OSError:
+            continue  # unreadable: the reader says so
+    return None
 
 
 def graph_data_spec(spec: str, graph_path: str | os.PathLike | None,
@@ -80,6 +95,20 @@ def graph_data_spec(spec: str, graph_path: str | os.PathLike | None,
         raise OutsideDataError(f"{name} wants to read data from {placed.path}, "
                                f"{placed.outside}: {how}", placed.path)
     return placed.spec
+
+
+def source_spec(file_spec: str, given: str | None, graph_path: str | os.PathLike | None,
+                allowed: frozenset | set = frozenset(), allow_all: bool = False) -> tuple[str, bool]:
+    """(the spec to read, whether it is the data the graph file names). ``given`` (the CLI's
+    ``--data``) is the person's own choice and wins unchecked; else the file's spec is placed
+    and checked by ``graph_data_spec``."""
+    if not given:
+        return graph_data_spec(file_spec, graph_path, allowed, allow_all), True
+    try:
+        same = given == file_spec or given == place(file_spec, graph_path).spec
+    except DataError:
+        same = False
+    return given, same
 
 
 def portable_spec(spec: str, graph_path: str | os.PathLike | None) -> str:

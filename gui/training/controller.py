@@ -20,7 +20,6 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal
 
 from layerloom.engine.data import Dataset
-from layerloom.engine.data.location import OutsideDataError
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
 from layerloom.engine.project import check_fit, planned_fit
@@ -28,11 +27,11 @@ from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.training import DoneReport, TrainConfig, bind
 from layerloom.gui import gc_guard
+from layerloom.gui.training.data_access import DataAccess
 from layerloom.gui.training.worker import TrainingWorker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
 LOCK_REASON = "training runs (stop it to edit the graph)"
-OUTSIDE_HOW = "load it from the question, or choose other data in the Data panel"
 
 
 def structure_signature(graph: Graph) -> str:
@@ -83,11 +82,7 @@ class TrainingController(QObject):
         read relative to its folder, and not at all outside it unless the person agrees."""
         super().__init__(parent)
         self._project, self._set_locked = project, set_locked
-        self.graph_path = graph_path
-        self.approved_data: set[Path] = set()  # data outside the graph's folder agreed to
-        # Asked (by the window) before data outside the graph's folder is read: True to read the
-        # data section again (the path was approved, or other data chosen), False to give up.
-        self.confirm_outside: Callable[[OutsideDataError], bool] | None = None
+        self.data_access = DataAccess(project, graph_path)  # the window installs its question
         self._apply_edits = apply_edits
         self.state = IDLE
         self.dataset: Dataset | None = None
@@ -114,28 +109,12 @@ class TrainingController(QObject):
 
     def load_dataset(self, ask: bool = True) -> Dataset:
         """The data set of the project's "data" section, loaded once and reused while unchanged.
-        Data outside the graph's folder is read once approved: ``confirm_outside`` asks when
-        ``ask``; otherwise (or on a refusal) ``OutsideDataError`` says why nothing was read."""
+        Data outside the graph's folder is read once approved (``data_access`` asks when
+        ``ask``); otherwise ``OutsideDataError`` says why nothing was read."""
         if self.dataset is None or self._data_key() != self._dataset_key:
-            try:
-                dataset = self._read_data()
-            except OutsideDataError as err:
-                if not ask or self.confirm_outside is None or not self.confirm_outside(err):
-                    raise
-                dataset = self._read_data()  # approved, or other data was chosen meanwhile
-            self.dataset, self._dataset_key = dataset, self._data_key()
+            self.dataset = self.data_access.read(ask)
+            self._dataset_key = self._data_key()
         return self.dataset
-
-    def _read_data(self) -> Dataset:
-        from layerloom.engine.cli import load_dataset
-        from layerloom.engine.data.location import graph_data_spec
-
-        section = self._project().data
-        spec = section.get("spec") or "bundled"
-        if isinstance(spec, str):  # a wrong type is load_dataset's to report
-            graph_data_spec(spec, self.graph_path(), self.approved_data, how=OUTSIDE_HOW)
-        args = SimpleNamespace(data=None, val_fraction=None, allow_outside_data=True)  # checked
-        return load_dataset(section, args, "data", self.graph_path())[1]
 
     def trained_network(self) -> Network | None:
         """The network with the trained weights, or None once the graph's structure changed."""

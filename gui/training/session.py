@@ -15,7 +15,6 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from layerloom.engine.data import Dataset
-from layerloom.engine.data.location import OutsideDataError, place
 from layerloom.engine.export.weights import save_weights, weights_path
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import WeightsError
@@ -79,7 +78,9 @@ class TrainingSession(QObject):
         self.controller = TrainingController(lambda: doc.project, doc.set_locked,
                                              self._apply_fit, parent=window,
                                              graph_path=lambda: doc.data_home)
-        self.controller.confirm_outside = self._confirm_outside
+        self.controller.data_access.confirm = data_question.confirmer(  # asked before reading
+            window, self.controller.data_access,  # data outside the graph's folder
+            lambda: (self.dataset_dock.raise_(), self.dataset_panel.choose())[1], self._say)
         self.training_panel = TrainingPanel(self.controller, lambda: doc.project)
         self.dataset_panel = DatasetPanel(lambda: doc.project, self._apply_fit,
                                           graph_path=lambda: doc.data_home)
@@ -126,13 +127,13 @@ class TrainingSession(QObject):
         doc.report_changed.connect(self._on_graph_changed)
         self.training_panel.settings_changed.connect(lambda new: self._record("training", new))
         self.dataset_panel.data_changed.connect(lambda new: self._record("data", new))
-        self.dataset_panel.data_changed.connect(self._approve_chosen)
+        self.dataset_panel.data_changed.connect(self.controller.data_access.approve_section)
         self.dataset_panel.dataset_changed.connect(self._on_dataset)
         view.selection_changed.connect(
             lambda ids: self.plots.highlight(ids[0] if len(ids) == 1 else None))
         self.plots.node_warning.connect(
-            lambda node, reason: self.scene.set_node_warning(node, "gradient", reason))
-        self.plots.warnings_cleared.connect(lambda: self.scene.clear_warnings("gradient"))
+            lambda node, reason: self.scene.overlays.set_warning(node, "gradient", reason))
+        self.plots.warnings_cleared.connect(lambda: self.scene.overlays.clear_warnings("gradient"))
         c.started.connect(self._on_started)
         c.state_changed.connect(lambda state: self.dataset_panel.setEnabled(state == ctl.IDLE))
         c.status.connect(self._on_status)
@@ -154,28 +155,6 @@ class TrainingSession(QObject):
         finally:
             doc.stack.endMacro()
 
-    def _confirm_outside(self, err: OutsideDataError) -> bool:
-        """Ask before data outside the graph's folder is read; True when the data section should
-        be read again (the path approved, or other data chosen through the Data panel)."""
-        answer = data_question.ask_outside_data(self.window, err)
-        if answer == data_question.LOAD:
-            self.controller.approved_data.add(err.path)
-            return True
-        if answer == data_question.CHOOSE:
-            self.dataset_dock.raise_()
-            return self.dataset_panel.choose() is not None
-        self._say(f"Data not loaded: {err.path} is outside the graph file's folder", 0)
-        return False
-
-    def _approve_chosen(self, section: dict) -> None:
-        """Data the person picked in the Data panel is theirs to read, wherever it is."""
-        try:
-            path = place(section.get("spec") or "bundled", self.document.data_home).path
-        except LayerloomError:
-            return
-        if path is not None:
-            self.controller.approved_data.add(path)
-
     def _record(self, name: str, new: dict) -> None:
         old, self._snapshots[name] = self._snapshots[name], dict(new)
         self.document.set_section(name, old, new)
@@ -196,8 +175,8 @@ class TrainingSession(QObject):
         self.controller.drop_weights()
         self.weights_unsaved = False
         self.controller.set_dataset(None)
-        self.controller.approved_data.clear()  # an agreement holds for the graph it was given to
-        self.scene.set_alert(None)
+        self.controller.data_access.approved.clear()  # agreed to for the graph it was given to
+        self.scene.overlays.set_alert(None)
         self.training_panel.load_settings()
         self.dataset_panel.load_from_project()
         if not graph.nodes:
@@ -225,17 +204,17 @@ class TrainingSession(QObject):
 
     def _show_data_fit(self) -> None:
         """Badge the nodes that do not fit the chosen data, before anyone presses Train."""
-        self.scene.clear_warnings("data")
+        self.scene.overlays.clear_warnings("data")
         dataset = self.controller.dataset
         if dataset is None:
             return
         for node_id, reason in data_warnings(self.document.graph, dataset).items():
-            self.scene.set_node_warning(node_id, "data", reason)
+            self.scene.overlays.set_warning(node_id, "data", reason)
 
     # ------------------------------------------------------------------ run reports
     def _on_started(self, _info) -> None:
         """The plots were reset for the run: clear the last run's alert, follow the selection."""
-        self.scene.set_alert(None)
+        self.scene.overlays.set_alert(None)
         ids = self.scene.selected_node_ids()
         self.plots.highlight(ids[0] if len(ids) == 1 else None)
         self.plots_dock.raise_()
@@ -261,7 +240,7 @@ class TrainingSession(QObject):
 
     def _on_diverged(self, report) -> None:
         item = self.scene.items_by_id.get(report.node_id)
-        self.scene.set_alert(report.node_id, f"training stopped here at step "
+        self.scene.overlays.set_alert(report.node_id, f"training stopped here at step "
                              f"{report.global_step + 1}: {report.message}")
         if item is not None:
             self.window.view.ensureVisible(item)

@@ -224,7 +224,7 @@ def test_spec_options_are_parsed_into_typed_values():
 
 
 @pytest.mark.parametrize("spec, words", [
-    ("imagenet", "use one of bundled, idx:DIR, npz:FILE, csv:FILE, text:FILE, seq:TASK"),
+    ("imagenet", "use one of bundled, idx:DIR, folder:DIR, npz:FILE, csv:FILE, text:FILE, seq:TASK"),
     ("idx:", "give a path"),
     ("spirals?n", "options must look like"),
     ("spirals?depth=3", "unknown option 'depth'"),

@@ -109,3 +109,44 @@ def test_portable_and_rebased_specs_keep_naming_the_same_file(tmp_path):
     assert rebase_spec("csv:../b/y.csv", old, new) == "csv:y.csv"
     assert rebase_spec("moons?n=10", old, new) == "moons?n=10"
     assert rebase_spec("not a spec", old, new) == "not a spec"
+
+
+def test_an_image_folder_with_a_link_out_at_any_depth_is_outside(tmp_path, capsys):
+    from .image_folders import class_folder
+
+    proj = tmp_path / "proj"
+    class_folder(proj / "imgs", per_class=3)
+    (tmp_path / "secret.png").write_bytes(b"not really")
+    (proj / "imgs" / "red" / "deep").mkdir()
+    (proj / "imgs" / "red" / "deep" / "x.png").symlink_to(tmp_path / "secret.png")
+    placed = place("folder:imgs", proj / "g.json")
+    assert placed.outside.startswith("red/deep/x.png in imgs links outside")
+    assert placed.path == (tmp_path / "secret.png").resolve()
+    (proj / "imgs" / "red" / "deep" / "x.png").unlink()
+    assert place("folder:imgs", proj / "g.json").outside == ""
+
+
+def test_a_fifo_among_the_images_is_skipped_not_read(tmp_path):
+    from layerloom.engine.data import load_data
+
+    from .image_folders import class_folder
+
+    class_folder(tmp_path / "imgs", per_class=4)
+    os.mkfifo(tmp_path / "imgs" / "red" / "pipe.png")  # opening it to decode would block
+    data = load_data(f"folder:{tmp_path / 'imgs'}?size=8")
+    assert len(data.train) + len(data.val) + len(data.test) == 12
+
+
+def test_a_sweep_passes_the_agreement_on_to_each_combination(tmp_path, capsys):
+    from layerloom.engine.runs import RunStore
+
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "points.csv").write_text(ROWS)
+    graph = project_with_data(tmp_path / "proj", f"csv:{tmp_path / 'shared' / 'points.csv'}")
+    db = tmp_path / "runs.sqlite"
+    grid = ["--grid", "lr=0.01", "--grid", "epochs=1", "--grid", "max_steps=1", "--runs-db", str(db)]
+    assert main(["sweep", str(graph), *grid]) == 0
+    assert "--allow-outside-data" in capsys.readouterr().err
+    assert main(["sweep", str(graph), *grid, "--allow-outside-data"]) == 0
+    statuses = sorted(r.status for r in RunStore(db).runs())
+    assert statuses.count("finished") == 1, statuses

@@ -140,3 +140,21 @@ def test_the_question_names_the_path_and_offers_three_answers(qtbot, tmp_path):
     assert box.defaultButton() is buttons[data_question.CANCEL]
     assert box.escapeButton() is buttons[data_question.CANCEL]
     assert buttons[data_question.CANCEL] is box.button(QMessageBox.Cancel)
+
+
+def test_a_sweep_reads_the_data_the_window_reads(window, tmp_path, asked, monkeypatch, dialogs,
+                                                outside):
+    monkeypatch.setenv("LAYERLOOM_RUNS_DB", str(tmp_path / "runs.sqlite"))
+    proj = tmp_path / "proj"
+    (proj / "data").mkdir(parents=True)
+    (proj / "data" / "points.csv").write_text(ROWS)
+    assert window.open_path(graph_with_data(proj, "csv:data/points.csv"))
+    window.runs.panel.buttons["Sweep…"].click()  # its copy of the graph may sit elsewhere
+    args = window.runs.dialogs[-1].arguments()
+    assert args[args.index("--data") + 1] == f"csv:{(proj / 'data' / 'points.csv').resolve()}"
+    window.runs.dialogs[-1].close()
+    assert window.open_path(graph_with_data(tmp_path / "other", f"csv:{outside}"))  # Cancel
+    count = len(window.runs.dialogs)
+    window.runs.panel.buttons["Sweep…"].click()
+    assert len(window.runs.dialogs) == count  # not agreed to: no sweep reads it either
+    assert dialogs.shown[-1][1] == "Sweep" and "wants to read data from" in dialogs.shown[-1][2]
