@@ -7,6 +7,7 @@ overrides), anything else a regression set with N×1 float targets. Commas, semi
 from __future__ import annotations
 
 import csv
+import io
 from array import array
 from pathlib import Path
 
@@ -37,8 +38,10 @@ def _text(path: Path) -> str:
 
 
 def _rows(path: Path) -> tuple[list[str] | None, np.ndarray]:
-    lines = _text(path).splitlines()
+    # read line by line: a list of 64 million short lines would take gigabytes for 256 MB
+    lines = io.StringIO(_text(path), newline="")
     first = next((ln for ln in lines if ln.strip()), "")
+    lines.seek(0)
     delimiter = max(DELIMITERS, key=first.count)
     header, values, width = None, array("d"), None  # 8 bytes a value, not a Python float each
     reader = csv.reader(lines, delimiter=delimiter)

@@ -16,7 +16,7 @@ from layerloom.engine.data.location import OutsideDataError, graph_data_spec, pl
 from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError
 
-OUTSIDE_HOW = "load it from the question, or choose other data in the Data panel"
+OUTSIDE_HOW = "not read without your say-so (Train asks again); or choose other data here"
 
 
 class DataAccess:
