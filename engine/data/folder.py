@@ -62,7 +62,7 @@ def _images_under(root: Path) -> tuple[list[tuple[str, int, int]], int]:
             except OSError:
                 ignored += 1
                 continue
-            if not stat.S_ISREG(st.st_mode):  # a FIFO would block the decoder: regular files only
+            if not stat.S_ISREG(st.st_mode):  # a FIFO or device named .png would block a read
                 ignored += 1
                 continue
             found.append((str(path), st.st_size, st.st_mtime_ns))

@@ -18,6 +18,9 @@ from urllib.parse import urlencode
 from layerloom.engine.data import DataError, parse_spec
 
 
+CLI_HOW = "pass --data SPEC, or --allow-outside-data to read it"
+
+
 class OutsideDataError(DataError):
     """A graph file names data outside its own folder; ``path`` is where it points."""
 
@@ -85,7 +88,7 @@ def _link_out(root: Path, folder: Path) -> Path | None:
 
 def graph_data_spec(spec: str, graph_path: str | os.PathLike | None,
                     allowed: frozenset | set = frozenset(), allow_all: bool = False,
-                    how: str = "pass --data SPEC, or --allow-outside-data to read it") -> str:
+                    how: str = CLI_HOW) -> str:
     """The spec to read for a graph file's data section; ``OutsideDataError`` when it points
     outside the graph's folder and neither ``allow_all`` nor ``allowed`` (resolved paths the
     person agreed to) lets it. ``how`` ends the message: what the person can do."""
@@ -98,12 +101,13 @@ def graph_data_spec(spec: str, graph_path: str | os.PathLike | None,
 
 
 def source_spec(file_spec: str, given: str | None, graph_path: str | os.PathLike | None,
-                allowed: frozenset | set = frozenset(), allow_all: bool = False) -> tuple[str, bool]:
+                allowed: frozenset | set = frozenset(), allow_all: bool = False,
+                how: str = CLI_HOW) -> tuple[str, bool]:
     """(the spec to read, whether it is the data the graph file names). ``given`` (the CLI's
     ``--data``) is the person's own choice and wins unchecked; else the file's spec is placed
     and checked by ``graph_data_spec``."""
     if not given:
-        return graph_data_spec(file_spec, graph_path, allowed, allow_all), True
+        return graph_data_spec(file_spec, graph_path, allowed, allow_all, how), True
     try:
         same = given == file_spec or given == place(file_spec, graph_path).spec
     except DataError:

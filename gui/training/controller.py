@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -147,10 +146,8 @@ class TrainingController(QObject):
         return self.network
 
     def config(self) -> TrainConfig:
-        """The project's "training" section, checked (one-line FormatError when a value is bad)."""
-        from layerloom.engine.cli import training_config
-
-        return training_config(self._project().training, SimpleNamespace(), "training")
+        """The project's "training" section, checked (one-line SettingsError when a value is bad)."""
+        return TrainConfig.from_settings(self._project().training)
 
     # ------------------------------------------------------------------ run control
     @property

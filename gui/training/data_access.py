@@ -8,7 +8,6 @@ the graph's folder is read. Qt-free: the rule itself lives in ``engine.data.loca
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable
 
 from layerloom.engine.data import Dataset
@@ -46,13 +45,10 @@ class DataAccess:
         return self._read()  # approved, or other data was chosen meanwhile
 
     def _read(self) -> Dataset:
-        from layerloom.engine.cli import load_dataset
+        from layerloom.engine.data.section import load_data_section
 
-        section = self.project().data
-        if isinstance(section.get("spec") or "bundled", str):  # else load_dataset says what's wrong
-            self.spec()
-        args = SimpleNamespace(data=None, val_fraction=None, allow_outside_data=True)  # checked
-        return load_dataset(section, args, "data", self.graph_path())[1]
+        return load_data_section(self.project().data, "data", graph_path=self.graph_path(),
+                                 allowed=self.approved, how=OUTSIDE_HOW)[1]
 
     def approve_section(self, section: dict) -> None:
         """Data the person picked themselves (the Data panel) is theirs to read, wherever it is."""

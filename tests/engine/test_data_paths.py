@@ -150,3 +150,12 @@ def test_a_sweep_passes_the_agreement_on_to_each_combination(tmp_path, capsys):
     assert main(["sweep", str(graph), *grid, "--allow-outside-data"]) == 0
     statuses = sorted(r.status for r in RunStore(db).runs())
     assert statuses.count("finished") == 1, statuses
+
+
+def test_lr_find_and_a_project_export_follow_the_same_policy(tmp_path, capsys):
+    graph = project_with_data(tmp_path / "proj", "csv:/etc/hostname")
+    assert main(["lr-find", str(graph), "--steps", "2"]) == 1
+    assert main(["export", str(graph), str(tmp_path / "out"), "--project"]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2 and all("--allow-outside-data" in e for e in errors)
+    assert not (tmp_path / "out").exists()

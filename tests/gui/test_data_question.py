@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from layerloom.engine import cli
+from layerloom.engine.data import section
 from layerloom.engine.data.location import OutsideDataError
 from layerloom.engine.serialize import load_project, project_to_dict
 from layerloom.gui import data_question
@@ -44,8 +44,9 @@ def asked(monkeypatch):
 def reads(monkeypatch):
     """Every spec the window hands to the data readers."""
     seen = []
-    real = cli.load_data
-    monkeypatch.setattr(cli, "load_data", lambda spec, **kw: (seen.append(spec), real(spec, **kw))[1])
+    real = section.load_data
+    monkeypatch.setattr(section, "load_data",
+                        lambda spec, **kw: (seen.append(spec), real(spec, **kw))[1])
     return seen
 
 
