@@ -30,8 +30,10 @@ SOURCES = (("bundled", "Fashion-MNIST subset", None),  # short: the side dock sh
            ("idx", "MNIST-format folder", "folder"),
            ("npz", "NumPy .npz file", "file"), ("csv", "CSV file", "file"),
            ("spirals", "Synthetic: spirals", None), ("moons", "Synthetic: moons", None),
-           ("circles", "Synthetic: circles", None), ("xor", "Synthetic: xor", None))
-SYNTHETIC = ("spirals", "moons", "circles", "xor")
+           ("circles", "Synthetic: circles", None), ("xor", "Synthetic: xor", None),
+           ("signals", "Synthetic: signals", None))
+SYNTHETIC = ("spirals", "moons", "circles", "xor", "signals")
+WAVES_PER_CLASS = 2
 FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)"}
 ERROR_STYLE, OK_STYLE = "color: #c62828;", "color: #2e7d32;"
 MAX_SCATTER = 3000
@@ -290,13 +292,36 @@ class DatasetPanel(QWidget):
         elif d.sample_shape == (2,):
             self._scatter(d)
             self.preview.setCurrentWidget(self.scatter_view)
+        elif len(d.sample_shape) == 2 and d.task == "classification" and len(d.train):
+            self._waves(d)
+            self.preview.setCurrentWidget(self.scatter_view)
         else:
             self.no_preview.setText(f"Samples of {fmt_shape(d.sample_shape)}: no picture for these.")
             self.preview.setCurrentWidget(self.no_preview)
 
+    def _waves(self, d: Dataset) -> None:
+        """Signals (channels × length): the first channel of a few samples of each class, one
+        band per class from the top."""
+        plot = self.scatter_view.getPlotItem()
+        plot.clear()
+        plot.setAspectLocked(False)
+        x, y = d.train.x, np.asarray(d.train.y)
+        classes = sorted(set(y.ravel().tolist()))
+        low, high = np.inf, -np.inf
+        for i, c in enumerate(classes):
+            color = node_color(str(c), i, len(classes))
+            for k, row in enumerate(np.flatnonzero(y == c)[:WAVES_PER_CLASS]):
+                wave = np.asarray(x[row][0], dtype=np.float64) - 3.0 * i
+                low, high = min(low, wave.min()), max(high, wave.max())
+                name = str(d.class_names[c]) if k == 0 and c < d.num_classes else None
+                plot.addItem(pg.PlotDataItem(wave, pen=pg.mkPen(color, width=1.2), name=name))
+        plot.autoRange()
+        plot.setYRange(low, high + 0.3 * (high - low), padding=0.02)  # room for the legend
+
     def _scatter(self, d: Dataset) -> None:
         plot = self.scatter_view.getPlotItem()
         plot.clear()
+        plot.setAspectLocked(True)
         x, y = d.train.x[:MAX_SCATTER], d.train.y[:MAX_SCATTER]
         classes = sorted(set(np.asarray(y).ravel().tolist())) if d.task == "classification" else [None]
         for i, c in enumerate(classes):
