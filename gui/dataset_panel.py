@@ -1,9 +1,10 @@
 """The dataset panel: choose the data a graph trains on and see what it holds.
 
 Sources are the engine's spec strings (bundled, ``idx:DIR``, ``npz:FILE``, ``csv:FILE``, or a
-synthetic set with size and noise). Loading one writes it into the project's "data" section,
-fits the graph's Input and Label nodes to it (through ``apply_edits`` so the window can make it
-an undoable edit) and reports, in the engine's words, why the graph cannot take it if so.
+synthetic set with size and noise). Loading one writes it into the project's "data" section
+(through ``edit_data``, the window's undoable ``Document.edit_section``), fits the graph's Input
+and Label nodes to it (through ``apply_edits`` so the window can make it an undoable edit) and
+reports, in the engine's words, why the graph cannot take it if so.
 """
 from __future__ import annotations
 
@@ -37,12 +38,15 @@ MAX_SCATTER = 3000
 
 class DatasetPanel(QWidget):
     dataset_changed = Signal(object)  # the Dataset just loaded
-    data_changed = Signal(dict)  # the project's new "data" section (the window marks it dirty)
 
     def __init__(self, project: Callable[[], Project],
-                 apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None):
+                 apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None,
+                 edit_data: Callable[[dict], object] | None = None):
+        """``edit_data(changes)`` sets keys of the project's "data" section (the window gives
+        ``Document.edit_section`` there); without it the section is set directly."""
         super().__init__(parent)
         self._project, self._apply_edits = project, apply_edits
+        self._edit_data = edit_data or (lambda changes: self._project().data.update(changes))
         self.dataset: Dataset | None = None
         self._build()
         self.load_from_project()
@@ -191,8 +195,7 @@ class DatasetPanel(QWidget):
             return None
         finally:
             QApplication.restoreOverrideCursor()
-        self._project().data.update({"spec": spec, "val_fraction": val})
-        self.data_changed.emit(dict(self._project().data))
+        self._edit_data({"spec": spec, "val_fraction": val})
         self.set_dataset(dataset)
         return dataset
 

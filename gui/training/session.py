@@ -3,8 +3,8 @@ beside the graph file, and the canvas overlays (data mismatch, gradient warnings
 
 The window stays wiring-only: it makes one ``TrainingSession`` and forwards Save, Open and close
 to it. The controller reaches the project through ``window.document`` and locks structural edits
-with ``Document.set_locked`` while a run goes; setting changes in the panels become undoable
-``Document.set_section`` edits, so they mark the file dirty like any other edit.
+with ``Document.set_locked`` while a run goes; setting changes in the panels are undoable
+``Document.edit_section`` edits, so they mark the file dirty like any other edit.
 """
 from __future__ import annotations
 
@@ -76,11 +76,12 @@ class TrainingSession(QObject):
         doc = self.document
         self.controller = TrainingController(lambda: doc.project, doc.set_locked,
                                              self._apply_fit, parent=window)
-        self.training_panel = TrainingPanel(self.controller, lambda: doc.project)
-        self.dataset_panel = DatasetPanel(lambda: doc.project, self._apply_fit)
+        self.training_panel = TrainingPanel(self.controller, doc)
+        self.dataset_panel = DatasetPanel(
+            lambda: doc.project, self._apply_fit,
+            edit_data=lambda changes: doc.edit_section("data", changes))
         self.plots = PlotsPanel(self.controller)
         self.inference = InferenceView(self.controller)
-        self._snapshots = {"training": dict(doc.project.training), "data": dict(doc.project.data)}
         self.weights_unsaved = False  # a run changed the weights since the last Save or Open
         self.weights_generation = 0  # counts changes of the trained weights (autosave's token)
         self._dock()
@@ -119,8 +120,6 @@ class TrainingSession(QObject):
         doc.project_replaced.connect(self._on_project_replaced)
         doc.section_changed.connect(self._on_section_changed)
         doc.report_changed.connect(self._on_graph_changed)
-        self.training_panel.settings_changed.connect(lambda new: self._record("training", new))
-        self.dataset_panel.data_changed.connect(lambda new: self._record("data", new))
         self.dataset_panel.dataset_changed.connect(self._on_dataset)
         view.selection_changed.connect(
             lambda ids: self.plots.highlight(ids[0] if len(ids) == 1 else None))
@@ -148,28 +147,18 @@ class TrainingSession(QObject):
         finally:
             doc.stack.endMacro()
 
-    def _record(self, name: str, new: dict) -> None:
-        old, self._snapshots[name] = self._snapshots[name], dict(new)
-        self.document.set_section(name, old, new)
-
     def _on_section_changed(self, name: str) -> None:
-        """An undo or redo changed a section: show it again."""
-        project = self.document.project
-        self._snapshots[name] = dict(getattr(project, name))
-        if name == "training":
-            self.training_panel.load_settings()
-        else:
+        """The data section changed (an edit, its undo or redo): show it again."""
+        if name == "data":
             self.dataset_panel.load_from_project()
 
     def _on_project_replaced(self, graph: Graph) -> None:
-        """New or Open: show the file's settings and data, and load its weights if saved."""
-        project = self.document.project
-        self._snapshots = {"training": dict(project.training), "data": dict(project.data)}
+        """New or Open: show the file's data (the training panel shows its settings itself),
+        and load its weights if saved."""
         self.controller.drop_weights()
         self.weights_unsaved = False
         self.controller.set_dataset(None)
         self.scene.overlays.set_alert(None)
-        self.training_panel.load_settings()
         self.dataset_panel.load_from_project()
         if not graph.nodes:
             return

@@ -10,8 +10,7 @@ def test_export_pytorch_code_writes_the_open_graph_with_its_settings(window, tmp
                                                                      monkeypatch):
     assert window.open_path(SAMPLES / "lenet5.json", ask=False)
     doc = window.document
-    doc.set_section("training", dict(doc.project.training),
-                    dict(doc.project.training, lr=0.0125))
+    assert doc.edit_section("training", {"lr": 0.0125})
     monkeypatch.setattr(QFileDialog, "getSaveFileName",
                         lambda *a, **k: (str(tmp_path / "lenet"), ""))  # no suffix typed
     window.actions_by_name["export_code"].trigger()
