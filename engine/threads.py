@@ -21,10 +21,6 @@ def default_threads() -> int:
 
 
 _threads = default_threads()
-# Layer types whose kernels are numba-parallel (engine/kernels: conv, pool, elementwise, norm's
-# LayerNorm kernels, attention).
-PARALLEL_LAYERS = frozenset({"Conv2D", "MaxPool2D", "AvgPool2D", "GELU", "LayerNorm",
-                             "MultiHeadSelfAttention"})
 
 
 def set_threads(n: int) -> None:
@@ -37,9 +33,10 @@ def get_threads() -> int:
     return _threads
 
 
-def blas_only(layer_types) -> bool:
-    """True when none of these layer types runs a numba-parallel kernel."""
-    return not PARALLEL_LAYERS.intersection(layer_types)
+def blas_only(layers) -> bool:
+    """True when none of these layer classes runs numba-parallel kernels (their
+    ``parallel_kernels`` trait, declared on the class)."""
+    return not any(layer.parallel_kernels for layer in layers)
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ def geometry(a) -> tuple:
 class _Pool2D(Layer):
     """Shared attributes, checks, shape rule and exports of the two pooling layers."""
 
+    parallel_kernels = True  # both poolings run numba-parallel kernels (kernels/pool.py)
     category = "Pooling"
     attrs = POOL_ATTRS
     torch_fn: ClassVar[str] = ""  # F.<torch_fn> in exported PyTorch code

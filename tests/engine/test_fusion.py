@@ -13,6 +13,7 @@ import pytest
 from layerloom.engine.executor import NonFiniteError
 from layerloom.engine.graph import Graph, Node
 from layerloom.engine.network import Network
+from layerloom.engine.registry import LAYERS
 
 LENET = Path(__file__).resolve().parents[2] / "samples" / "lenet5.json"
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
@@ -225,8 +226,10 @@ def test_a_graph_without_parallel_kernels_gives_the_cores_to_the_blas():
 
     from layerloom.engine.threads import blas_only, engine_threads, get_threads
 
-    assert blas_only(["Input", "Dense", "ReLU", "LSTM"]) and not blas_only(["Dense", "Conv2D"])
-    assert not blas_only(["Dense", "LayerNorm"])  # its kernels are numba-parallel too
+    layers = lambda *names: [LAYERS[n] for n in names]  # noqa: E731
+    assert blas_only(layers("Input", "Dense", "ReLU", "LSTM"))
+    assert not blas_only(layers("Dense", "Conv2D"))
+    assert not blas_only(layers("Dense", "LayerNorm"))  # its kernels are numba-parallel too
     with engine_threads(blas=True):
         assert numba.get_num_threads() == 1
         blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
@@ -299,3 +302,25 @@ def test_a_dense_chain_stops_where_a_node_must_stay_visible_or_frozen(split):
     ran = net.executor._ran
     groups = [[m.node_id for m in s.members] for s in ran if s.members]
     assert groups == [["fc1", "relu", "fc2"], ["fc3", "tanh", "fc4"]]
+
+
+ACTIVATION_TYPES = sorted(t for t, cls in LAYERS.items() if cls.category == "Activation")
+
+
+@pytest.mark.parametrize("type_id", ACTIVATION_TYPES)
+def test_a_dense_chain_absorbs_exactly_the_activations_that_declare_it(type_id):
+    """``fusable_activation`` on the layer class is the whole rule: no list elsewhere."""
+    g = small_cnn(act=type_id)
+    net = assert_same(g, feeds(g), np.float64)
+    assert ("act" in fused_ids(net)) == LAYERS[type_id].fusable_activation
+    assert ("fc1" in fused_ids(net)) == LAYERS[type_id].fusable_activation  # Dense → act → Dense
+
+
+@pytest.mark.parametrize("type_id", [t for t in ACTIVATION_TYPES if LAYERS[t].fusable_activation])
+def test_a_fusable_activation_is_element_wise(type_id):
+    """What the Dense chain assumes of an activation it absorbs: one input, one output, no
+    parameters, the shape kept."""
+    cls = LAYERS[type_id]
+    a = cls.validate_attrs({})
+    assert (cls.inputs, cls.outputs) == (("x",), ("y",))
+    assert cls.infer(a, (5, 7)) == (5, 7) and not cls.init(a, [(5, 7)], np.random.default_rng())
