@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_bench.add_parser(sub)
     from layerloom.engine import cli_runs, cli_sweep  # the run store: runs, lr-find, sweep
     cli_runs.add_parser(sub)
-    cli_sweep.add_parser(sub)
+    cli_sweep.add_parser(sub, main)
     return parser
 
 

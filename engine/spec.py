@@ -30,6 +30,11 @@ class AttrError(LayerloomError):
     """An attribute value is out of range, of the wrong type, or not one of the choices."""
 
 
+class WeightsError(LayerloomError):
+    """A weights dict or file that does not fit the graph (missing key, wrong shape). Defined
+    here, below both the network that checks a state dict and the files that carry one."""
+
+
 def fmt_shape(shape: Sequence) -> str:
     """``(None, 6, 28, 28)`` -> ``6×28×28`` (the batch is implied); scalars print as ``scalar``."""
     dims = [d for d in shape[1:]] if shape and shape[0] is None else list(shape)

@@ -50,10 +50,13 @@ class MainWindow(QMainWindow):
         self.lock_label, self.problems_label = self.status.lock_label, self.status.problems_label
         self.params_label = self.status.params_label
         self.clipboard = GraphClipboard(self.document, self.view.graph_scene)
-        self.actions_by_name = build_menus(self)
+        menus = build_menus(self)
+        self.actions_by_name = menus.actions
+        self.recent_menu, self.samples_menu, self.panels_menu = (menus.recent, menus.samples,
+                                                                  menus.panels)
         for dock in (self.palette_dock, self.inspector_dock):
             self.panels_menu.addAction(dock.toggleViewAction())
-        self.training = TrainingSession(self)
+        self.training = TrainingSession(self, save_with_graph=self.actions_by_name["save_weights"])
         self.runs = RunsSession(self)
         self.autosave = Autosaver(self.document, recovery_dir(self.settings), parent=self,
                                   weights=self.training.unsaved_weights,

@@ -9,10 +9,10 @@ with ``Document.set_locked`` while a run goes; setting changes in the panels are
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
 from layerloom.engine.data import Dataset
 from layerloom.engine.export.weights import save_weights, weights_path
@@ -29,8 +29,6 @@ from layerloom.gui.training import export
 from layerloom.gui.training.controller import TrainingController
 from layerloom.gui.training.panel import TrainingPanel
 
-if TYPE_CHECKING:
-    from layerloom.gui.main_window import MainWindow
 
 def _show(attr: str, value) -> str:
     return fmt_shape(value) if attr == "shape" and value is not None else str(value)
@@ -70,9 +68,12 @@ def data_warnings(graph: Graph, dataset: Dataset) -> dict[str, str]:
 class TrainingSession(QObject):
     """Owns the controller and the four training docks of one main window."""
 
-    def __init__(self, window: MainWindow):
+    def __init__(self, window: QMainWindow, save_with_graph: QAction):
+        """``window``: the MainWindow (its document, view, docks and ``add_panel``);
+        ``save_with_graph``: the checkable File > Save Trained Weights with Graph."""
         super().__init__(window)
         self.window, self.document = window, window.document
+        self.save_weights_action = save_with_graph
         doc = self.document
         self.controller = TrainingController(lambda: doc.project, doc.set_locked,
                                              self._apply_fit, parent=window)
@@ -209,7 +210,7 @@ class TrainingSession(QObject):
 
     def _on_weights_changed(self, trained: bool) -> None:
         self.weights_generation += 1
-        self.weights_unsaved = trained and self.window.save_weights_action.isChecked()
+        self.weights_unsaved = trained and self.save_weights_action.isChecked()
 
     def unsaved_weights(self) -> tuple | None:
         """(a token that changes with them, the parameters) of trained weights that are saved
@@ -269,21 +270,21 @@ class TrainingSession(QObject):
             return False
         self._say(f"Loaded trained weights from {path.name}")
         beside = self.document.path is not None and path == weights_path(self.document.path)
-        self.weights_unsaved = not beside and self.window.save_weights_action.isChecked()
+        self.weights_unsaved = not beside and self.save_weights_action.isChecked()
         return True
 
     def adopt_weights(self, params: dict) -> None:
         """Weights that came with the graph itself (an imported model): the trained state, not
         yet saved anywhere; raises WeightsError when they do not fit."""
         self.controller.load_weights(params)
-        self.weights_unsaved = self.window.save_weights_action.isChecked()
+        self.weights_unsaved = self.save_weights_action.isChecked()
 
     def save_weights_beside(self, graph_path: Path) -> Path | None:
         """After Save: write the trained weights to ``<stem>.weights.npz`` when
-        ``window.save_weights_action`` is checked. Without trained weights (none yet, reset,
+        ``save_weights_action`` is checked. Without trained weights (none yet, reset,
         or the structure changed) an older file there is removed, so Open never loads weights
         the saved graph did not have. While a run goes the file is left as it is."""
-        if not self.window.save_weights_action.isChecked() or self.controller.busy:
+        if not self.save_weights_action.isChecked() or self.controller.busy:
             return None
         target, net = weights_path(graph_path), self.controller.trained_network()
         if net is None:

@@ -14,6 +14,7 @@ from layerloom.engine.executor import NonFiniteError
 from layerloom.engine.graph import Graph, Node
 from layerloom.engine.network import Network
 from layerloom.engine.registry import LAYERS
+from layerloom.engine.serialize import load_project
 
 LENET = Path(__file__).resolve().parents[2] / "samples" / "lenet5.json"
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
@@ -79,7 +80,7 @@ def assert_same(g: Graph, inputs: dict, dtype, keep=None, expect_fused=True) -> 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_lenet5_fused_equals_unfused(dtype):
-    g = Graph.load(LENET)
+    g = load_project(LENET).graph
     rng = np.random.default_rng(0)
     inputs = {"image": rng.random((9, 1, 28, 28)), "label": rng.integers(0, 10, 9)}
     net = assert_same(g, inputs, dtype)
@@ -114,7 +115,7 @@ def test_exact_ties_go_where_the_unfused_pool_sends_them(pool):
 
 
 def test_nan_inside_a_fused_chain_names_its_first_node():
-    g = Graph.load(LENET)
+    g = load_project(LENET).graph
     rng = np.random.default_rng(1)
     inputs = {"image": rng.random((2, 1, 28, 28)), "label": rng.integers(0, 10, 2)}
     for fuse in (True, False):
@@ -168,7 +169,7 @@ def test_all_frozen_chain_still_fuses_and_passes_the_gradient_through():
 
 
 def test_requested_activations_are_never_fused_away():
-    g = Graph.load(LENET)
+    g = load_project(LENET).graph
     rng = np.random.default_rng(2)
     inputs = {"image": rng.random((3, 1, 28, 28)), "label": rng.integers(0, 10, 3)}
     net = assert_same(g, inputs, np.float64, keep={"relu1", "fc1"})
@@ -179,7 +180,7 @@ def test_requested_activations_are_never_fused_away():
 
 
 def test_inner_nodes_are_still_readable_after_a_fused_forward():
-    g = Graph.load(LENET)
+    g = load_project(LENET).graph
     x = {"image": np.random.default_rng(3).random((1, 1, 28, 28)), "label": np.zeros(1, np.int64)}
     fused, plain = Network(g, seed=4, dtype=np.float64), Network(g, seed=4, dtype=np.float64, fuse=False)
     a, b = fused.forward(x), plain.forward(x)

@@ -1,4 +1,5 @@
 """File > Export PyTorch Code writes the graph and its training settings as a runnable file."""
+from layerloom.engine.serialize import load_project
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox
@@ -82,7 +83,7 @@ def test_import_onnx_opens_the_model_with_its_weights_as_an_unsaved_graph(window
     from layerloom.engine.graph import Graph
     from layerloom.engine.network import Network
 
-    source = Network(Graph.load(SAMPLES / "lenet5.json"), seed=11)
+    source = Network(load_project(SAMPLES / "lenet5.json").graph, seed=11)
     (tmp_path / "lenet.onnx").write_bytes(onnx_bytes(source))
     monkeypatch.setattr(QFileDialog, "getOpenFileName",
                         lambda *a, **k: (str(tmp_path / "lenet.onnx"), ""))
