@@ -231,7 +231,7 @@ def _compile_notice() -> threading.Timer:
 def run_training(net, dataset: Dataset, config, recorder=None) -> dict:
     """Consume ``train``'s reports, printing progress (and recording them in the run store when
     a ``RunRecorder`` is given); returns the metrics dict."""
-    from layerloom.engine.runs import recorded
+    from layerloom.engine.run_recorder import recorded
     from layerloom.engine.threads import engine_threads
     from layerloom.engine.training import Control, Diverged, DoneReport, EpochReport, StepReport, train
 

@@ -40,9 +40,11 @@ class Project:
 
 
 def graph_to_dict(graph: Graph) -> dict:
-    """A model with its block definitions (version 2), or without any (version 1)."""
-    out = {"format": FORMAT, "version": VERSION if graph.blocks else 1, **_level_to_dict(graph)}
-    if graph.blocks:
+    """A model with its block definitions (version 2), or without any (version 1); a block
+    definition on its own is written as its nodes and edges only."""
+    blocks = graph.blocks if graph.name is None else {}
+    out = {"format": FORMAT, "version": VERSION if blocks else 1, **_level_to_dict(graph)}
+    if blocks:
         out["blocks"] = {name: _level_to_dict(d) for name, d in graph.blocks.items()}
     return out
 
@@ -92,6 +94,12 @@ def graph_from_dict(data: Any) -> Graph:
     for level, raw, where in levels:
         _add_edges(level, raw, where)
     return graph
+
+
+def fill_level(graph: Graph, level: dict, where: str = "") -> None:
+    """Add a level's nodes, then its edges, to ``graph`` (a new block definition)."""
+    _add_nodes(graph, level, where)
+    _add_edges(graph, level, where)
 
 
 def _add_nodes(graph: Graph, data: dict, prefix: str) -> None:

@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from layerloom.engine.data import Dataset, Split
-from layerloom.engine.data.loader import BatchLoader
+from layerloom.engine.data.loader import BatchLoader, capped_batch
 from layerloom.engine.executor import NonFiniteError
 from layerloom.engine.network import Network
 from layerloom.engine.optim import lr_factor, make_optimizer
@@ -152,7 +152,7 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
     if len(split) == 0:
         return None, None, None
     total, correct, preds = 0.0, 0, []
-    with BatchLoader(split, np.arange(len(split)), batch_size) as loader:
+    with BatchLoader(split, np.arange(len(split)), capped_batch(split, batch_size)) as loader:
         for batch in loader:
             net.forward({binding.input_id: batch.x, binding.label_id: batch.y})
             total += net.loss() * len(batch.index)

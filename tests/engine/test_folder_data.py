@@ -75,12 +75,13 @@ def test_corrupt_images_are_skipped_and_named_stray_files_ignored_empty_classes_
     (root / "blue" / "notes.txt").write_text("not an image")
     (root / "README.md").write_text("files outside the class folders")
     (root / "empty" / "nothing here").mkdir(parents=True)
+    os.mkfifo(root / "red" / "pipe.png")  # reading it would block: never opened
     data = load_folder(root, 0.0, 0, size=8, test_fraction=0.0)
     assert data.class_names == ["blue", "red"]
     assert len(data.train) == 10
     assert "2 unreadable images skipped" in data.description
     assert "broken.jpg" in data.description and "fake.png" in data.description
-    assert "2 non-image files ignored" in data.description
+    assert "3 non-image files ignored" in data.description
     assert "empty class folder left out: empty" in data.description
 
 
