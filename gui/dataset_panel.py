@@ -1,9 +1,10 @@
 """The dataset panel: choose the data a graph trains on and see what it holds.
 
 Sources are the engine's spec strings (bundled, ``idx:DIR``, ``npz:FILE``, ``csv:FILE``, or a
-synthetic set with size and noise). Loading one writes it into the project's "data" section,
-fits the graph's Input and Label nodes to it (through ``apply_edits`` so the window can make it
-an undoable edit) and reports, in the engine's words, why the graph cannot take it if so.
+synthetic set with size and noise). Loading one writes it into the project's "data" section
+(through ``edit_data``, the window's undoable ``Document.edit_section``), fits the graph's Input
+and Label nodes to it (through ``apply_edits`` so the window can make it an undoable edit) and
+reports, in the engine's words, why the graph cannot take it if so.
 """
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ SOURCES = (("bundled", "Fashion-MNIST subset", None),  # short: the side dock sh
            ("idx", "MNIST-format folder", "folder"),
            ("npz", "NumPy .npz file", "file"), ("csv", "CSV file", "file"),
            ("spirals", "Synthetic: spirals", None), ("moons", "Synthetic: moons", None),
-           ("circles", "Synthetic: circles", None), ("xor", "Synthetic: xor", None))
-SYNTHETIC = ("spirals", "moons", "circles", "xor")
+           ("circles", "Synthetic: circles", None), ("xor", "Synthetic: xor", None),
+           ("signals", "Synthetic: signals", None))
+SYNTHETIC = ("spirals", "moons", "circles", "xor", "signals")
+WAVES_PER_CLASS = 2
 FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)"}
 ERROR_STYLE, OK_STYLE = "color: #c62828;", "color: #2e7d32;"
 MAX_SCATTER = 3000
@@ -39,15 +42,19 @@ MAX_SCATTER = 3000
 
 class DatasetPanel(QWidget):
     dataset_changed = Signal(object)  # the Dataset just loaded
-    data_changed = Signal(dict)  # the project's new "data" section (the window marks it dirty)
+    data_chosen = Signal(dict)  # the data section after the person chose a source (Load)
 
     def __init__(self, project: Callable[[], Project],
                  apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None,
-                 graph_path: Callable[[], Path | None] = lambda: None):
+                 graph_path: Callable[[], Path | None] = lambda: None,
+                 edit_data: Callable[[dict], object] | None = None):
         """``graph_path()``: the graph's file; a path typed here is relative to its folder, and
-        data inside that folder is stored relative to it (the folder can move as a whole)."""
+        data inside that folder is stored relative to it (the folder can move as a whole).
+        ``edit_data(changes)`` sets keys of the project's "data" section (the window gives
+        ``Document.edit_section`` there); without it the section is set directly."""
         super().__init__(parent)
         self._project, self._apply_edits, self._graph_path = project, apply_edits, graph_path
+        self._edit_data = edit_data or (lambda changes: self._project().data.update(changes))
         self.dataset: Dataset | None = None
         self._build()
         self.load_from_project()
@@ -207,8 +214,8 @@ class DatasetPanel(QWidget):
         finally:
             QApplication.restoreOverrideCursor()
         spec = portable_spec(spec, self._graph_path())
-        self._project().data.update({"spec": spec, "val_fraction": val})
-        self.data_changed.emit(dict(self._project().data))
+        self._edit_data({"spec": spec, "val_fraction": val})
+        self.data_chosen.emit(dict(self._project().data))
         self.set_dataset(dataset)
         return dataset
 
@@ -290,13 +297,36 @@ class DatasetPanel(QWidget):
         elif d.sample_shape == (2,):
             self._scatter(d)
             self.preview.setCurrentWidget(self.scatter_view)
+        elif len(d.sample_shape) == 2 and d.task == "classification" and len(d.train):
+            self._waves(d)
+            self.preview.setCurrentWidget(self.scatter_view)
         else:
             self.no_preview.setText(f"Samples of {fmt_shape(d.sample_shape)}: no picture for these.")
             self.preview.setCurrentWidget(self.no_preview)
 
+    def _waves(self, d: Dataset) -> None:
+        """Signals (channels × length): the first channel of a few samples of each class, one
+        band per class from the top."""
+        plot = self.scatter_view.getPlotItem()
+        plot.clear()
+        plot.setAspectLocked(False)
+        x, y = d.train.x, np.asarray(d.train.y)
+        classes = sorted(set(y.ravel().tolist()))
+        low, high = np.inf, -np.inf
+        for i, c in enumerate(classes):
+            color = node_color(str(c), i, len(classes))
+            for k, row in enumerate(np.flatnonzero(y == c)[:WAVES_PER_CLASS]):
+                wave = np.asarray(x[row][0], dtype=np.float64) - 3.0 * i
+                low, high = min(low, wave.min()), max(high, wave.max())
+                name = str(d.class_names[c]) if k == 0 and c < d.num_classes else None
+                plot.addItem(pg.PlotDataItem(wave, pen=pg.mkPen(color, width=1.2), name=name))
+        plot.autoRange()
+        plot.setYRange(low, high + 0.3 * (high - low), padding=0.02)  # room for the legend
+
     def _scatter(self, d: Dataset) -> None:
         plot = self.scatter_view.getPlotItem()
         plot.clear()
+        plot.setAspectLocked(True)
         x, y = d.train.x[:MAX_SCATTER], d.train.y[:MAX_SCATTER]
         classes = sorted(set(np.asarray(y).ravel().tolist())) if d.task == "classification" else [None]
         for i, c in enumerate(classes):

@@ -2,7 +2,7 @@
 
 ``load_data(spec)`` takes the spec strings the CLI and project files use: ``bundled``,
 ``idx:DIR``, ``folder:DIR`` (one sub-folder of images per class), ``npz:FILE``, ``csv:FILE``, or a synthetic set name (``spirals``, ``moons``,
-``circles``, ``xor``), each optionally followed by options (``spirals?n=500&noise=0.2``).
+``circles``, ``xor``, ``signals``), each optionally followed by options (``spirals?n=500&noise=0.2``).
 Images are float32 shaped (N, C, H, W), in [0, 1] or normalised as ``preprocessing`` says; a
 split's ``x`` may be an array-like read on demand (``folder.ImageArray``); class labels int64.
 """
@@ -117,7 +117,8 @@ NAMED_READERS = {"bundled": "layerloom.engine.data.bundled:load_bundled",
                  "text": "layerloom.engine.data.text:load_default_text",
                  "shapes": "layerloom.engine.data.shapes:load_shapes",
                  "colour_shapes": "layerloom.engine.data.colour_shapes:load_colour_shapes",
-                 **{k: f"layerloom.engine.data.synthetic:load_{k}" for k in ("spirals", "moons", "circles", "xor")}}
+                 **{k: f"layerloom.engine.data.synthetic:load_{k}"
+                    for k in ("spirals", "moons", "circles", "xor", "signals")}}
 COMMON_OPTIONS = ("seed", "val_fraction")  # any spec may override load_data's own arguments
 
 
