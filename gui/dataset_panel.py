@@ -7,6 +7,7 @@ an undoable edit) and reports, in the engine's words, why the graph cannot take 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDoubleSpinBox, QFileDia
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from layerloom.engine.data import Dataset, load_data, parse_spec
+from layerloom.engine.data.location import place, portable_spec
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError, fmt_shape
@@ -42,9 +44,12 @@ class DatasetPanel(QWidget):
     data_changed = Signal(dict)  # the project's new "data" section (the window marks it dirty)
 
     def __init__(self, project: Callable[[], Project],
-                 apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None):
+                 apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None,
+                 graph_path: Callable[[], Path | None] = lambda: None):
+        """``graph_path()``: the graph's file; a path typed here is relative to its folder, and
+        data inside that folder is stored relative to it (the folder can move as a whole)."""
         super().__init__(parent)
-        self._project, self._apply_edits = project, apply_edits
+        self._project, self._apply_edits, self._graph_path = project, apply_edits, graph_path
         self.dataset: Dataset | None = None
         self._build()
         self.load_from_project()
@@ -152,14 +157,23 @@ class DatasetPanel(QWidget):
         return f"{self.kind}:{self.path.text().strip()}"
 
     def _browse(self) -> None:
+        self.choose()
+
+    def choose(self) -> Dataset | None:
+        """Ask for a file (or folder) of the chosen kind and load it; None when cancelled or
+        when it does not load (the panel says why)."""
+        if dict((k, n) for k, _, n in SOURCES)[self.kind] is None:  # bundled, synthetic: a file
+            self.source.setCurrentIndex(self.source.findData("npz"))
+        start = str(self._graph_path().parent) if self._graph_path() else self.path.text()
         if self.kind == "idx":
-            path = QFileDialog.getExistingDirectory(self, "MNIST-format folder", self.path.text())
+            path = QFileDialog.getExistingDirectory(self, "MNIST-format folder", start)
         else:
-            path, _ = QFileDialog.getOpenFileName(self, "Data file", self.path.text(),
+            path, _ = QFileDialog.getOpenFileName(self, "Data file", start,
                                                   FILE_FILTERS.get(self.kind, "All files (*)"))
-        if path:
-            self.path.setText(path)
-            self.load()
+        if not path:
+            return None
+        self.path.setText(path)
+        return self.load()
 
     def load_from_project(self) -> None:
         """Show the project's data section in the widgets (nothing is loaded)."""
@@ -187,12 +201,14 @@ class DatasetPanel(QWidget):
         seed = self._project().data.get("seed", 0)
         QApplication.setOverrideCursor(Qt.WaitCursor)
         try:
+            spec = place(spec, self._graph_path()).spec  # relative: from the graph's folder
             dataset = load_data(spec, val_fraction=val, seed=seed if isinstance(seed, int) else 0)
         except LayerloomError as err:
             self._show_error(str(err))
             return None
         finally:
             QApplication.restoreOverrideCursor()
+        spec = portable_spec(spec, self._graph_path())
         self._project().data.update({"spec": spec, "val_fraction": val})
         self.data_changed.emit(dict(self._project().data))
         self.set_dataset(dataset)

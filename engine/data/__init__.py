@@ -189,19 +189,19 @@ def load_data(spec: str, val_fraction: float = 0.1, seed: int = 0, **options) ->
         allowed = ", ".join(accepted + list(COMMON_OPTIONS))
         raise DataError(f"data spec {spec!r}: unknown option {unknown[0]!r} (options: {allowed})")
     args = (arg,) if arg is not None else ()
-    return checked(reader(*args, val_fraction, seed, **options))
+    return checked(reader(*args, val_fraction, seed, **options), arg or kind)
 
 
-def checked(dataset: Dataset) -> Dataset:
+def checked(dataset: Dataset, where: str) -> Dataset:
     """Refuse a data set training cannot use: no training samples (an empty file, or too few
     samples for the splits) or samples without values."""
     total = len(dataset.train) + len(dataset.val) + len(dataset.test)
     if total == 0:
-        raise DataError(f"{dataset.name}: the data set holds no samples")
+        raise DataError(f"{where}: the data set holds no samples")
     if len(dataset.train) == 0:
-        raise DataError(f"{dataset.name}: {total} samples leave none for training after the "
+        raise DataError(f"{where}: {total} samples leave none for training after the "
                         f"validation and test splits; use more samples or a smaller validation "
                         f"split")
     if 0 in dataset.sample_shape:
-        raise DataError(f"{dataset.name}: samples of shape {dataset.sample_shape} hold no values")
+        raise DataError(f"{where}: samples of shape {dataset.sample_shape} hold no values")
     return dataset
