@@ -14,6 +14,8 @@ class ReLU(Layer):
 
     fusable_activation = True  # a fused Dense chain may absorb it
     category = "Activation"
+    formula = "y = max(0, x), element by element"
+    backward_formula = "dL/dx = dL/dy where x > 0, else 0"
     examples = (Example({}, ((3, 4),)),)
 
     @staticmethod

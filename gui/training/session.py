@@ -21,6 +21,7 @@ from layerloom.engine.network import WeightsError
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.shapes import infer_shapes
 from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.gui import data_question
 from layerloom.gui.dataset_panel import DatasetPanel
 from layerloom.gui.inference_view import InferenceView
 from layerloom.gui.plots.panel import PlotsPanel
@@ -76,11 +77,15 @@ class TrainingSession(QObject):
         self.save_weights_action = save_with_graph
         doc = self.document
         self.controller = TrainingController(lambda: doc.project, doc.set_locked,
-                                             self._apply_fit, parent=window)
+                                             self._apply_fit, parent=window,
+                                             graph_path=lambda: doc.data_home)
+        self.controller.data_access.confirm = data_question.confirmer(  # asked before reading
+            window, self.controller.data_access,  # data outside the graph's folder
+            lambda: (self.dataset_dock.raise_(), self.dataset_panel.choose())[1], self._say)
         self.training_panel = TrainingPanel(self.controller, doc)
-        self.dataset_panel = DatasetPanel(
-            lambda: doc.project, self._apply_fit,
-            edit_data=lambda changes: doc.edit_section("data", changes))
+        self.dataset_panel = DatasetPanel(lambda: doc.project, self._apply_fit,
+                                          graph_path=lambda: doc.data_home,
+                                          edit_data=self._edit_data)
         self.plots = PlotsPanel(self.controller)
         self.inference = InferenceView(self.controller)
         self.weights_unsaved = False  # a run changed the weights since the last Save or Open
@@ -148,6 +153,12 @@ class TrainingSession(QObject):
         finally:
             doc.stack.endMacro()
 
+    def _edit_data(self, changes: dict) -> None:
+        """The Data panel loaded a source: one undoable edit of the data section, and the data
+        the person picked is theirs to read wherever it is."""
+        self.document.edit_section("data", changes)
+        self.controller.data_access.approve_section(self.document.project.data)
+
     def _on_section_changed(self, name: str) -> None:
         """The data section changed (an edit, its undo or redo): show it again."""
         if name == "data":
@@ -159,6 +170,7 @@ class TrainingSession(QObject):
         self.controller.drop_weights()
         self.weights_unsaved = False
         self.controller.set_dataset(None)
+        self.controller.data_access.approved.clear()  # agreed to for the graph it was given to
         self.scene.overlays.set_alert(None)
         self.dataset_panel.load_from_project()
         if not graph.nodes:
@@ -256,8 +268,8 @@ class TrainingSession(QObject):
     def import_weights(self, path: Path, quiet_errors: bool = False) -> bool:
         """Load a weights file into the current graph; predictions use it from now on."""
         try:
-            if self.controller.dataset is None:
-                self.controller.load_dataset()  # the inference view needs samples to show
+            if self.controller.dataset is None:  # the inference view needs samples to show
+                self.controller.load_dataset(ask=False)  # asked once already, on open
         except LayerloomError:
             pass
         try:
