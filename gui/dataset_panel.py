@@ -42,7 +42,6 @@ MAX_SCATTER = 3000
 
 class DatasetPanel(QWidget):
     dataset_changed = Signal(object)  # the Dataset just loaded
-    data_chosen = Signal(dict)  # the data section after the person chose a source (Load)
 
     def __init__(self, project: Callable[[], Project],
                  apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None,
@@ -215,7 +214,6 @@ class DatasetPanel(QWidget):
             QApplication.restoreOverrideCursor()
         spec = portable_spec(spec, self._graph_path())
         self._edit_data({"spec": spec, "val_fraction": val})
-        self.data_chosen.emit(dict(self._project().data))
         self.set_dataset(dataset)
         return dataset
 
