@@ -36,7 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from layerloom.engine.export.onnx_import import graph_from_onnx
+    from layerloom.engine.export.onnx_import import read_onnx
     from layerloom.engine.export.weights import save_weights, weights_path
     from layerloom.engine.serialize import Project, save_project
 
@@ -47,7 +47,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         data = src.read_bytes()
     except OSError as err:
         raise LayerloomError(f"{src}: cannot read ({err.strerror or err})") from None
-    graph, params = graph_from_onnx(data)
+    result = read_onnx(data)
+    graph, params = result.graph, result.params
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     try:
         save_project(Project(graph), out)
         save_weights(params, weights_path(out))

@@ -10,7 +10,7 @@ LAYERS: dict[str, type[Layer]] = {}
 
 # Palette order; a layer in a category not listed here goes at the end.
 CATEGORIES = ("Input/Output", "Dense", "Convolution", "Pooling", "Activation", "Normalisation",
-              "Recurrent", "Attention", "Merge/Split", "Shape", "Regularisation", "Loss")
+              "Recurrent", "Attention", "Merge/Split", "Math", "Shape", "Regularisation", "Loss")
 
 
 def register(cls: type[Layer]) -> type[Layer]:

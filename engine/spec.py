@@ -210,11 +210,21 @@ class IntInput:
 
 
 @dataclass(frozen=True)
+class RangeInput:
+    """An example float input drawn uniformly from ``[low, high)``: for a layer whose domain is
+    not every real (Log, Sqrt need positive values)."""
+
+    shape: tuple
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class Example:
     """Attributes and concrete input shapes the registry-wide tests run a layer with."""
 
     attrs: dict = field(default_factory=dict)
-    inputs: tuple = ()  # each a concrete shape tuple (float input) or an IntInput
+    inputs: tuple = ()  # each a concrete shape tuple (float input), an IntInput or a RangeInput
 
 
 # ------------------------------------------------------------------------------ PyTorch code

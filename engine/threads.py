@@ -22,8 +22,9 @@ def default_threads() -> int:
 
 _threads = default_threads()
 # Layer types whose kernels are numba-parallel (engine/kernels: conv, pool, elementwise, norm's
-# LayerNorm kernels, attention).
+# LayerNorm kernels, which the instance and group norms run on too, attention).
 PARALLEL_LAYERS = frozenset({"Conv2D", "MaxPool2D", "AvgPool2D", "GELU", "LayerNorm",
+                             "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "GroupNorm",
                              "MultiHeadSelfAttention"})
 
 

@@ -80,7 +80,7 @@ def _export(window: QWidget, title: str, suffix: str, file_filter: str,
 
 def import_onnx(window: QWidget) -> bool:
     """Ask for an ``.onnx`` file and open its graph, with its weights, as a new document."""
-    from layerloom.engine.export.onnx_import import graph_from_onnx
+    from layerloom.engine.export.onnx_import import read_onnx
     from layerloom.engine.network import WeightsError
     from layerloom.engine.serialize import Project
 
@@ -96,19 +96,22 @@ def import_onnx(window: QWidget) -> bool:
         return False
     path = Path(chosen)
     try:
-        graph, params = graph_from_onnx(path.read_bytes())
+        result = read_onnx(path.read_bytes())
     except LayerloomError as err:
         QMessageBox.critical(window, title, f"Cannot import {path.name}: {err}")
         return False
     except OSError as err:
         QMessageBox.critical(window, title, f"{path}: cannot read ({err.strerror or err})")
         return False
+    graph = result.graph
     window.document.new_from(Project(graph))
     try:
-        window.training.adopt_weights(params)
+        window.training.adopt_weights(result.params)
     except (WeightsError, LayerloomError) as err:  # the graph stays: it is still worth seeing
         QMessageBox.critical(window, title, f"{path.name}: its weights do not fit: {err}")
     window.auto_layout()
+    notes = "".join(f"; {note}" for note in result.notes)
     window.statusBar().showMessage(f"Imported {path.name}: {len(graph.nodes)} nodes with their "
-                                   f"weights; add a Label and a loss to train it further", 10000)
+                                   f"weights; add a Label and a loss to train it further{notes}",
+                                   10000)
     return True

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.layers.broadcast import broadcast_shapes, unbroadcast
 from layerloom.engine.registry import register
 from layerloom.engine.spec import Example, Int, Layer, ShapeError, TorchCode, fmt_shape
 
@@ -15,25 +16,27 @@ def _axis(dim: int, ndim: int) -> int:
 
 @register
 class Add(Layer):
-    """Element-wise sum of two tensors of the same shape (a residual connection)."""
+    """Element-wise sum of two tensors (a residual connection), with numpy/PyTorch broadcasting."""
 
     category = "Merge/Split"
     inputs = ("a", "b")
-    examples = (Example({}, ((3, 4), (3, 4))),)
+    examples = (Example({}, ((3, 4), (3, 4))), Example({}, ((2, 3, 4, 4), (2, 3, 1, 1))))
 
     @staticmethod
     def infer(a, x, y):
-        if tuple(x[1:]) != tuple(y[1:]):
-            raise ShapeError(f"cannot add {fmt_shape(x)} and {fmt_shape(y)}: shapes differ")
-        return x
+        return broadcast_shapes(x, y, "add")
 
     @staticmethod
     def forward(a, p, ctx, x, y):
+        ctx.save(x.shape, y.shape)
         return x + y
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        return (dy, dy), {}
+        shapes = ctx.saved
+        if shapes[0] == shapes[1]:
+            return (dy, dy), {}
+        return tuple(unbroadcast(dy, s) for s in shapes), {}
 
     @staticmethod
     def to_torch(a, in_shapes):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from layerloom.engine.registry import CATEGORIES, LAYERS
-from layerloom.engine.spec import Ctx, IntInput
+from layerloom.engine.spec import Ctx, IntInput, RangeInput
 
 from .oracles import ORACLES
 
@@ -22,6 +22,8 @@ def make_inputs(example, rng):
     for spec in example.inputs:
         if isinstance(spec, IntInput):
             out.append(rng.integers(0, spec.high, size=spec.shape).astype(np.int64))
+        elif isinstance(spec, RangeInput):
+            out.append(rng.uniform(spec.low, spec.high, size=spec.shape))
         else:
             out.append(rng.standard_normal(spec))
     return out
