@@ -1,4 +1,9 @@
-"""The ``layerloom-graph`` v1 JSON format: a graph plus training settings and data source.
+"""The ``layerloom-graph`` JSON format: a graph plus training settings and data source.
+
+Version 2 adds block definitions (``"blocks": {name: {"nodes": [...], "edges": [...]}}``, each a
+graph whose BlockInput/BlockOutput nodes are its ports) used by ``Block`` nodes. A file without
+blocks is still written as version 1, so older builds keep reading it; version 1 files load as
+they always did.
 
 Loading is two stages: parse and check the structure to a one-line error with a JSON path, then
 build through ``Graph``'s public methods so every rule of an edit also holds for a file. Nothing in
@@ -16,7 +21,8 @@ from typing import Any
 from layerloom.engine.graph import Graph, GraphError, Node
 from layerloom.engine.spec import LayerloomError
 
-FORMAT, VERSION = "layerloom-graph", 1
+FORMAT, VERSION = "layerloom-graph", 2
+VERSIONS = (1, 2)  # what this build reads; version 2 is the first with "blocks"
 
 
 class FormatError(LayerloomError):
@@ -33,10 +39,18 @@ class Project:
 
 
 def graph_to_dict(graph: Graph) -> dict:
+    """A model with its block definitions (version 2), or without any (version 1)."""
+    out = {"format": FORMAT, "version": VERSION if graph.blocks else 1, **_level_to_dict(graph)}
+    if graph.blocks:
+        out["blocks"] = {name: _level_to_dict(d) for name, d in graph.blocks.items()}
+    return out
+
+
+def _level_to_dict(graph: Graph) -> dict:
     nodes = [{"id": n.id, "type": n.type, "attrs": _jsonable(n.attrs), "pos": list(n.pos),
               "frozen": n.frozen} for n in graph.nodes.values()]
     edges = [{"from": list(e.src), "to": list(e.dst)} for e in graph.edges]
-    return {"format": FORMAT, "version": VERSION, "nodes": nodes, "edges": edges}
+    return {"nodes": nodes, "edges": edges}
 
 
 def _jsonable(attrs: dict) -> dict:
@@ -49,17 +63,41 @@ def _expect(cond: bool, where: str, what: str) -> None:
 
 
 def graph_from_dict(data: Any) -> Graph:
-    """Validate the structure, then build; every problem is a FormatError naming its path."""
+    """Validate the structure, then build; every problem is a FormatError naming its path.
+
+    Definitions are built before the model, all their nodes before any of their edges, so a
+    block may use one defined after it and every port exists when its edges are connected."""
     _expect(isinstance(data, dict), "top level", "must be a JSON object")
     _expect(data.get("format") == FORMAT, "format", f"must be {FORMAT!r}, got {data.get('format')!r}")
-    _expect(data.get("version") == VERSION, "version",
-            f"version {data.get('version')!r} is not supported (this build reads {VERSION})")
-    nodes, edges = data.get("nodes"), data.get("edges", [])
-    _expect(isinstance(nodes, list), "nodes", "must be a list")
-    _expect(isinstance(edges, list), "edges", "must be a list")
+    _expect(data.get("version") in VERSIONS, "version",
+            f"version {data.get('version')!r} is not supported (this build reads "
+            f"{' and '.join(map(str, VERSIONS))})")
+    blocks = data.get("blocks", {})
+    _expect(isinstance(blocks, dict), "blocks", "must be an object of block definitions")
+    _expect(not blocks or data["version"] >= 2, "blocks", "block definitions need version 2")
     graph = Graph()
+    levels = []
+    for name, raw in blocks.items():
+        where = f"blocks.{name}"
+        _expect(isinstance(raw, dict), where, "must be an object with nodes and edges")
+        try:
+            graph.add_block(graph.new_block(name))
+        except GraphError as err:
+            raise FormatError(f"{where}: {err}") from None
+        levels.append((graph.blocks[name], raw, f"{where}."))
+    levels.append((graph, data, ""))
+    for level, raw, where in levels:
+        _add_nodes(level, raw, where)
+    for level, raw, where in levels:
+        _add_edges(level, raw, where)
+    return graph
+
+
+def _add_nodes(graph: Graph, data: dict, prefix: str) -> None:
+    nodes = data.get("nodes")
+    _expect(isinstance(nodes, list), f"{prefix}nodes", "must be a list")
     for i, raw in enumerate(nodes):
-        where = f"nodes[{i}]"
+        where = f"{prefix}nodes[{i}]"
         _expect(isinstance(raw, dict), where, "must be an object")
         _expect(isinstance(raw.get("id"), str), f"{where}.id", "must be a string")
         _expect(isinstance(raw.get("type"), str), f"{where}.type", "must be a string")
@@ -73,8 +111,13 @@ def graph_from_dict(data: Any) -> Graph:
             graph.add_node(Node(raw["id"], raw["type"], attrs, tuple(pos), raw.get("frozen", False)))
         except GraphError as err:
             raise FormatError(f"{where}: {err}") from None
+
+
+def _add_edges(graph: Graph, data: dict, prefix: str) -> None:
+    edges = data.get("edges", [])
+    _expect(isinstance(edges, list), f"{prefix}edges", "must be a list")
     for i, raw in enumerate(edges):
-        where = f"edges[{i}]"
+        where = f"{prefix}edges[{i}]"
         _expect(isinstance(raw, dict), where, "must be an object")
         for key in ("from", "to"):
             ref = raw.get(key)
@@ -84,7 +127,6 @@ def graph_from_dict(data: Any) -> Graph:
             graph.connect(tuple(raw["from"]), tuple(raw["to"]))
         except GraphError as err:
             raise FormatError(f"{where}: {err}") from None
-    return graph
 
 
 def project_to_dict(project: Project) -> dict:

@@ -15,15 +15,20 @@ export round-trips to the same ids), else from the layer type.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
 
 from layerloom.engine.export import onnx_ops, onnx_ops_conv, onnx_ops_nn  # noqa: F401 (handlers)
+from layerloom.engine.export.onnx_checks import check_model
 from layerloom.engine.export.onnx_fold import FoldError, Folded, evaluate, shape_of, upgrade
 from layerloom.engine.export.onnx_patterns import rewrite
 from layerloom.engine.export.onnx_reader import HANDLERS, OnnxImportError, Reader, refused
+from layerloom.engine.files import read_regular
 from layerloom.engine.graph import Graph
 from layerloom.engine.spec import LayerloomError
 
-__all__ = ["OnnxImport", "OnnxImportError", "graph_from_onnx", "read_onnx"]
+__all__ = ["OnnxImport", "OnnxImportError", "graph_from_onnx", "graph_from_onnx_file", "read_onnx",
+           "read_onnx_file"]
 
 FLOATS = {1: "float32", 11: "float64", 10: "float16", 16: "bfloat16"}  # TensorProto codes
 
@@ -44,6 +49,21 @@ def graph_from_onnx(data: bytes) -> tuple[Graph, dict]:
     """The graph (positions laid out in columns by depth) and ``{"<node_id>.<param>": array}``."""
     result = read_onnx(data)
     return result.graph, result.params
+
+
+def graph_from_onnx_file(path: str | PathLike) -> tuple[Graph, dict]:
+    """``graph_from_onnx`` of a file: a regular file only, no larger than memory allows."""
+    result = read_onnx_file(path)
+    return result.graph, result.params
+
+
+def read_onnx_file(path: str | PathLike) -> OnnxImport:
+    """``read_onnx`` of a file (a regular file only); its errors name the file."""
+    data = read_regular(path, OnnxImportError)  # its errors name the path already
+    try:
+        return read_onnx(data)
+    except OnnxImportError as err:
+        raise OnnxImportError(f"{Path(path).name}: {err}") from None
 
 
 def read_onnx(data: bytes) -> OnnxImport:
@@ -77,6 +97,7 @@ def _load(data: bytes, onnx):
         model = onnx.load_from_string(data)
     except Exception as err:  # noqa: BLE001 (protobuf's decode errors have no common base)
         raise OnnxImportError(f"not a readable ONNX model ({type(err).__name__})") from None
+    check_model(model, OnnxImportError)  # every constant's dims against its data, then the checker
     if not model.graph.node:
         raise OnnxImportError("the ONNX model has no operators")
     other = sorted({o.domain for o in model.opset_import} - {"", "ai.onnx"})
@@ -98,9 +119,8 @@ def _load(data: bytes, onnx):
             dims[0].dim_param = "batch"
     try:
         return onnx.shape_inference.infer_shapes(model, data_prop=True), declared
-    except Exception as err:  # noqa: BLE001
-        raise OnnxImportError(f"the model's shapes do not check: "
-                              f"{str(err).strip().splitlines()[0][:160]}") from None
+    except Exception as err:  # noqa: BLE001 (onnx raises its C++ errors under several names)
+        raise OnnxImportError(f"ONNX shape inference fails on it ({type(err).__name__})") from None
 
 
 def _inferred_shapes(model) -> dict:
@@ -180,6 +200,6 @@ def _translate(reader: Reader, node, onnx) -> None:
         handler(reader, node, attrs)
     except OnnxImportError:
         raise
-    except (LayerloomError, ValueError, TypeError, KeyError, IndexError,
-            AttributeError) as err:  # a malformed node: missing inputs, odd shapes
+    except (LayerloomError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            OverflowError, ZeroDivisionError) as err:  # a malformed node: missing inputs, odd shapes
         raise refused(node, f"malformed ({type(err).__name__}: {err})") from None
