@@ -52,7 +52,7 @@ def shape_of(shape: tuple) -> Folded:
     return Folded(*(np.array([b, *shape[1:]], np.int64) for b in BATCHES))
 
 
-def evaluate(node, inputs: list) -> list:
+def evaluate(node, inputs: list, opset: int = OPSET) -> list:
     """The outputs of ``node`` (a NodeProto) from its inputs (each a Folded, or None for an
     omitted optional input), as Folded values."""
     from onnx.reference import ReferenceEvaluator
@@ -62,7 +62,7 @@ def evaluate(node, inputs: list) -> list:
     if node.domain not in ("", "ai.onnx"):
         raise FoldError(f"operators of domain {node.domain!r} are not standard ONNX")
     try:
-        evaluator = ReferenceEvaluator(node, opsets={"": OPSET})
+        evaluator = ReferenceEvaluator(node, opsets={"": opset})
     except Exception as err:  # noqa: BLE001 (onnx raises many kinds for an unknown operator)
         raise FoldError(f"{type(err).__name__}: {err}") from None
     present = [(name, f) for name, f in zip(node.input, inputs) if name]
@@ -80,12 +80,19 @@ def evaluate(node, inputs: list) -> list:
     return [Folded(a, b) for a, b in zip(one, run(1))]
 
 
-def upgrade(model, onnx):
-    """The model converted to ``OPSET`` by onnx's version converter (old and new opsets alike),
-    instead of parsing every operator's older forms."""
+def upgrade(model, onnx) -> tuple:
+    """(the model, its opset): converted to ``OPSET`` by onnx's version converter, instead of
+    parsing every operator's older forms. A newer model the converter cannot take back (it has
+    no way down for GroupNormalization-21, say) is read as written: the handlers take the few
+    forms that changed after 17 (axes as an input, Split's num_outputs, per-channel group norm)."""
     version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), OPSET)
     if version == OPSET:
-        return model
+        return model, OPSET
     # IR versions below 4 demand every initializer among the inputs; the converter checks that.
     model.ir_version = max(model.ir_version, 8)
-    return onnx.version_converter.convert_version(model, OPSET)
+    try:
+        return onnx.version_converter.convert_version(model, OPSET), OPSET
+    except Exception:  # noqa: BLE001 (the converter raises RuntimeError and others)
+        if version < OPSET:
+            raise
+        return model, version

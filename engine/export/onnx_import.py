@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
-from layerloom.engine.export import onnx_ops, onnx_ops_conv, onnx_ops_nn  # noqa: F401 (handlers)
+from layerloom.engine.export import (  # noqa: F401 (they register their handlers)
+    onnx_ops, onnx_ops_conv, onnx_ops_nn, onnx_ops_shape)
 from layerloom.engine.export.onnx_checks import check_model
 from layerloom.engine.export.onnx_fold import FoldError, Folded, evaluate, shape_of, upgrade
 from layerloom.engine.export.onnx_patterns import rewrite
@@ -72,11 +73,11 @@ def read_onnx(data: bytes) -> OnnxImport:
         from onnx import numpy_helper
     except ImportError:
         raise OnnxImportError("reading ONNX needs the onnx package: pip install onnx") from None
-    model, declared = _load(data, onnx)
+    model, declared, opset = _load(data, onnx)
     consts = {i.name: Folded.fixed_value(numpy_helper.to_array(i))
               for i in model.graph.initializer}
     reader = Reader(model, consts, _inferred_shapes(model), numpy_helper.to_array)
-    reader.declared_batches = declared
+    reader.declared_batches, reader.opset = declared, opset
     for inp in model.graph.input:
         if inp.name not in consts:
             _input(reader, inp)
@@ -105,7 +106,7 @@ def _load(data: bytes, onnx):
         raise OnnxImportError(f"the model uses operators of domain {other[0]!r}; Layerloom reads "
                               f"standard ONNX operators only")
     try:
-        model = upgrade(model, onnx)
+        model, opset = upgrade(model, onnx)
     except Exception as err:  # noqa: BLE001 (the converter raises RuntimeError and others)
         line = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise OnnxImportError(f"cannot upgrade the model to opset 17: {line}") from None
@@ -118,7 +119,7 @@ def _load(data: bytes, onnx):
             dims[0].Clear()
             dims[0].dim_param = "batch"
     try:
-        return onnx.shape_inference.infer_shapes(model, data_prop=True), declared
+        return onnx.shape_inference.infer_shapes(model, data_prop=True), declared, opset
     except Exception as err:  # noqa: BLE001 (onnx raises its C++ errors under several names)
         raise OnnxImportError(f"ONNX shape inference fails on it ({type(err).__name__})") from None
 
@@ -167,7 +168,7 @@ def _prefold(model, reader: Reader) -> None:
 
 def _fold(reader: Reader, node) -> None:
     inputs = [reader.consts[name] if name else None for name in node.input]
-    for name, value in zip(node.output, evaluate(node, inputs)):
+    for name, value in zip(node.output, evaluate(node, inputs, reader.opset)):
         reader.consts[name] = value
 
 

@@ -76,6 +76,9 @@ def synthetic(view: View, value: np.ndarray, name: str, parameter: bool = False)
 
 
 def make_node(op_type: str, inputs: list, output: str, name: str, **attrs):
+    """A synthetic node; domain "layerloom" tells a handler it is not ONNX's own operator of that
+    name (GroupNormalization with one gain per channel at any opset)."""
     from onnx import helper  # only when a model is read: the engine runs without onnx
 
-    return helper.make_node(op_type, inputs, [output], name=name or output, **attrs)
+    return helper.make_node(op_type, inputs, [output], name=name or output, domain="layerloom",
+                            **attrs)

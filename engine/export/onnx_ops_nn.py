@@ -29,7 +29,7 @@ for _op, _type, _attrs in (
         ("LeakyRelu", "LeakyReLU", {"negative_slope": ("alpha", 0.01)}),
         ("Elu", "ELU", {"alpha": ("alpha", 1.0)}), ("Celu", "CELU", {"alpha": ("alpha", 1.0)}),
         ("Softmax", "Softmax", {"dim": ("axis", -1)}), ("Gelu", "GELU", {"approximate": ("approximate", "none")}),
-        ("LogSoftmax", "LogSoftmax", {"dim": ("axis", -1)}),
+        ("LogSoftmax", "LogSoftmax", {"dim": ("axis", -1)}), ("Mish", "Mish", {}),
         # put back together from several operators by engine.export.onnx_patterns_act:
         ("ll.SiLU", "SiLU", {}), ("ll.Mish", "Mish", {}), ("ll.LogSigmoid", "LogSigmoid", {}),
         ("ll.Softmin", "Softmin", {"dim": ("dim", -1)}), ("ll.GLU", "GLU", {"dim": ("dim", -1)})):
@@ -141,10 +141,13 @@ def _instance_norm(r: Reader, node, a: dict) -> None:
 
 @handles("GroupNormalization")
 def _group_norm(r: Reader, node, a: dict) -> None:
-    """Per-channel scale and bias: the form ``onnx_patterns`` builds from PyTorch's export."""
+    """Per-channel scale and bias (opset 21, and the form ``onnx_patterns`` builds from PyTorch's
+    export), or per group (opsets 18 to 20), each group's value then shared by its channels."""
     src = r.value(node)
     scale, shift = r.const(node, 1, "scale"), r.const(node, 2, "bias")
-    channels = r.shape(src)[1]
+    channels, groups = r.shape(src)[1], int(a["num_groups"])
+    if node.domain != "layerloom" and r.opset < 21 and channels % groups == 0:
+        scale, shift = (np.repeat(np.reshape(v, -1), channels // groups) for v in (scale, shift))
     if scale.size != channels or shift.size != channels:
         raise refused(node, f"its scale and bias must hold one value per channel ({channels})")
     affine = _affine(r, node, scale, shift)

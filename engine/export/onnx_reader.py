@@ -60,6 +60,7 @@ class Reader:
         self.notes: list[str] = []
         self.declared_batches: set = set()  # batch sizes the model's inputs were fixed to
         self.initializers = {i.name for i in model.graph.initializer}  # the model's parameters
+        self.opset = 17  # the opset the model is read at (17, or a newer one as written)
 
     def add_input(self, name: str, shape: list, ints: bool) -> None:
         node_id = self._id(name, "input")
