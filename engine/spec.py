@@ -297,6 +297,13 @@ class Layer:
         """Cross-attribute rules (override when needed); raise AttrError."""
 
     @classmethod
+    def outputs_for(cls, a: Mapping[str, Any]) -> tuple:
+        """The output ports of a node with these attributes: ``outputs``, unless their number
+        follows an attribute (Chunk's pieces). The graph refuses an edit that would take away a
+        port an edge leaves from."""
+        return cls.outputs
+
+    @classmethod
     def label(cls, a: Mapping[str, Any]) -> str:
         """Key attributes for the node's face on the canvas ("6@5×5"); override per layer."""
         return ""

@@ -126,13 +126,17 @@ def _split(r: Reader, node, a: dict) -> None:
     axis = int(a.get("axis", 0)) % len(x)
     sizes = r.const(node, 1, "split") if len(node.input) > 1 and node.input[1] else a.get("split")
     n = len(node.output)
+    chunk = -(-x[axis] // n)  # torch.chunk's piece, and opset 18's num_outputs
     if sizes is None:
-        if x[axis] % n:
+        if x[axis] % n and "num_outputs" not in a:
             raise refused(node, f"{x[axis]} entries do not split evenly in {n}")
-        sizes = [x[axis] // n] * n
+        sizes = [min(chunk, x[axis] - start) for start in range(0, x[axis], chunk)]
     sizes = [int(s) for s in np.reshape(sizes, -1)]
     if n == 1:
         r.alias(node)
+        return
+    if n > 2 and sizes == [min(chunk, x[axis] - s) for s in range(0, x[axis], chunk)]:
+        r.add(node, "Chunk", {"chunks": n, "dim": axis}, [src])
         return
     for k in range(n - 1):  # two-way Splits in a chain: the first part, then the rest
         rest = None if k < n - 2 else node.output[k + 1]

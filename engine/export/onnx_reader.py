@@ -114,7 +114,8 @@ class Reader:
             out = cls.infer(a, *[self.shapes[ref] for ref in inputs])
         except (AttrError, ShapeError) as err:
             raise refused(node, f"as {type_id}: {err}") from None
-        outs = (out,) if len(cls.outputs) == 1 else tuple(out)
+        out_ports = cls.outputs_for(a)
+        outs = (out,) if len(out_ports) == 1 else tuple(out)
         names = tuple(node.output) if bind is None else bind
         for name, shape in zip(names, outs):
             self._check_shape(node, type_id, name, shape)
@@ -125,7 +126,7 @@ class Reader:
         for port, src in zip(ports, inputs):
             self.graph.connect(src, (node_id, port))
         self._params(node, type_id, node_id, a, inputs, params or {})
-        for port, name, shape in zip(cls.outputs, names, outs):
+        for port, name, shape in zip(out_ports, names, outs):
             self.shapes[(node_id, port)] = tuple(shape)
             if name:
                 self.values[name] = (node_id, port)
