@@ -19,7 +19,7 @@ from os import PathLike
 from pathlib import Path
 
 from layerloom.engine.export import (  # noqa: F401 (they register their handlers)
-    onnx_ops, onnx_ops_conv, onnx_ops_nn, onnx_ops_shape)
+    onnx_import_conv, onnx_ops, onnx_ops_nn, onnx_ops_shape)
 from layerloom.engine.export.onnx_checks import check_model
 from layerloom.engine.export.onnx_fold import FoldError, Folded, evaluate, shape_of, upgrade
 from layerloom.engine.export.onnx_patterns import rewrite
@@ -180,7 +180,6 @@ def _fold_shape(reader: Reader, node, shape: tuple) -> None:
     reader.consts[node.output[0]] = Folded(full.one[start:end], full.two[start:end])
 
 
-<<<<<<< HEAD
 def _translate(reader: Reader, node, onnx) -> None:
     if node.output and all(name in reader.consts for name in node.output if name):
         return  # folded before
@@ -205,156 +204,3 @@ def _translate(reader: Reader, node, onnx) -> None:
     except (LayerloomError, ValueError, TypeError, KeyError, IndexError, AttributeError,
             OverflowError, ZeroDivisionError) as err:  # a malformed node: missing inputs, odd shapes
         raise refused(node, f"malformed ({type(err).__name__}: {err})") from None
-=======
-def _gemm(r: _Reader, node, a: dict) -> None:
-    w, b = r.const(node, 1, "weight"), r.const(node, 2, "bias")
-    if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
-        raise _refused(node, "only y = x·Bᵀ + c (or x·B + c) is supported")
-    w = w if a.get("transB", 0) else w.T
-    if b is not None and b.shape != (w.shape[0],):
-        raise _refused(node, "the bias must hold one value per output")
-    params = {"weight": w} if b is None else {"weight": w, "bias": b}
-    r.add(node, "Dense", {"out_features": w.shape[0], "bias": b is not None},
-          [r.value(node)], params)
-
-
-def _matmul(r: _Reader, node, a: dict) -> None:
-    w = r.const(node, 1, "weight")
-    r.add(node, "Dense", {"out_features": w.shape[1], "bias": False}, [r.value(node)],
-          {"weight": w.T})
-
-
-def _add(r: _Reader, node, a: dict) -> None:
-    names = list(node.input)
-    if all(n in r.values for n in names):
-        r.add(node, "Add", {}, [r.values[n] for n in names], ports=("a", "b"))
-        return
-    src = next((n for n in names if n in r.values), None)
-    bias = next((r.consts[n] for n in names if n in r.consts), None)
-    dense = r.values.get(src, (None,))[0] if src else None
-    fits = (dense is not None and r.graph.nodes[dense].type == "Dense"
-            and not r.graph.nodes[dense].attrs["bias"] and r.uses[src] == 1
-            and bias.shape == (r.graph.nodes[dense].attrs["out_features"],))
-    if not fits:
-        raise _refused(node, "a constant is added only as the bias of a MatMul just before it")
-    r.graph.set_attr(dense, "bias", True)  # MatMul then Add: one Dense with a bias
-    r.params[f"{dense}.bias"] = np.asarray(bias, dtype=np.float32)
-    r.values[node.output[0]] = (dense, "y")
-
-
-def _pool(type_id: str):
-    def read(r: _Reader, node, a: dict) -> None:
-        kernel, pads = list(a["kernel_shape"]), _pads(node, a)
-        if len(kernel) != 2 or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations",
-                                                                                 [1, 1])):
-            raise _refused(node, "only 2-D pooling without ceil mode or dilation is supported")
-        if type_id == "AvgPool2D" and any(pads) and not a.get("count_include_pad", 0):
-            raise _refused(node, "padding must count in the mean")
-        r.add(node, type_id, {"kernel_size": kernel, "stride": list(a.get("strides", [1, 1])),
-                              "padding": pads}, [r.value(node)])
-    return read
-
-
-def _reshape(r: _Reader, node, a: dict) -> None:
-    shape = [int(d) for d in r.const(node, 1, "shape")]
-    rest = shape[1:]
-    if not rest or 0 in rest or (shape[0] == -1 and -1 in rest):
-        raise _refused(node, f"only a reshape that keeps the batch first is supported "
-                             f"(got {shape})")
-    r.add(node, "Reshape", {"shape": rest}, [r.value(node)])
-
-
-def _batch_norm(r: _Reader, node, a: dict) -> None:
-    scale, shift, mean, var = (r.const(node, i, what) for i, what in
-                               enumerate(("scale", "bias", "mean", "variance"), 1))
-    rank = r.ranks.get(node.input[0], 4)
-    r.add(node, "BatchNorm2d" if rank == 4 else "BatchNorm1d",
-          {"eps": float(a.get("epsilon", 1e-5)),  # ONNX keeps the old statistics' share
-           "momentum": round(1.0 - float(a.get("momentum", 0.9)), 12)},
-          [r.value(node)], {"weight": scale, "bias": shift, "running_mean": mean,
-                            "running_var": var})
-
-
-def _layer_norm(r: _Reader, node, a: dict) -> None:
-    scale, shift = r.const(node, 1, "scale"), r.const(node, 2, "bias")
-    rank = r.ranks.get(node.input[0])
-    if a.get("axis", -1) not in (-1, (rank or 0) - 1):
-        raise _refused(node, "only over the last axis")
-    params = {"weight": scale} if shift is None else {"weight": scale, "bias": shift}
-    r.add(node, "LayerNorm", {"eps": float(a.get("epsilon", 1e-5)), "bias": shift is not None},
-          [r.value(node)], params)
-
-
-def _gather(r: _Reader, node, a: dict) -> None:
-    if node.input[0] in r.consts and node.input[1] in r.values and a.get("axis", 0) == 0:
-        w = r.consts[node.input[0]]  # a table looked up by token ids: an embedding
-        r.add(node, "Embedding", {"num_embeddings": w.shape[0], "embedding_dim": w.shape[1]},
-              [r.values[node.input[1]]], {"weight": w})
-        return
-    index = r.consts.get(node.input[1])
-    if index is None or index.shape != () or int(index) != -1 or a.get("axis", 0) != 1:
-        raise _refused(node, "only an embedding lookup or the last step of a sequence is "
-                             "supported")
-    r.add(node, "TakeLast", {}, [r.value(node)])
-
-
-def _reduce_mean(r: _Reader, node, a: dict) -> None:
-    axes = list(a.get("axes", []))
-    if len(node.input) > 1:
-        axes = [int(v) for v in r.const(node, 1, "axes")]
-    if axes != [1] or a.get("keepdims", 1):
-        raise _refused(node, "only the mean over the steps (axis 1, dropped) is supported")
-    r.add(node, "MeanPool", {}, [r.value(node)])
-
-
-def _simple(type_id: str, **attr_map):
-    def read(r: _Reader, node, a: dict) -> None:
-        attrs = {ours: cast(a.get(theirs, default)) for ours, (theirs, default, cast)
-                 in attr_map.items()}
-        r.add(node, type_id, attrs, [r.value(node)])
-    return read
-
-
-def _constant(r: _Reader, node, a: dict) -> None:
-    r.consts[node.output[0]] = r.to_array(a["value"]) if "value" in a else np.asarray(
-        next(iter(a.values())))
-
-
-def _transpose(r: _Reader, node, a: dict) -> None:
-    w = r.const(node, 0, "input")  # a transposed weight (Layerloom writes x·Wᵀ as MatMul)
-    r.consts[node.output[0]] = np.transpose(w, a.get("perm"))
-
-
-def _flatten(r: _Reader, node, a: dict) -> None:
-    if a.get("axis", 1) != 1:
-        raise _refused(node, "only flattening after the batch axis")
-    r.add(node, "Flatten", {}, [r.value(node)])
-
-
-def _concat(r: _Reader, node, a: dict) -> None:
-    if len(node.input) != 2:
-        raise _refused(node, "only two inputs are supported")
-    r.add(node, "Concat", {"dim": int(a["axis"])}, [r.value(node, 0), r.value(node, 1)],
-          ports=("a", "b"))
-
-
-HANDLERS = {
-    "Conv": _conv, "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Reshape": _reshape,
-    "MaxPool": _pool("MaxPool2D"), "AveragePool": _pool("AvgPool2D"), "Flatten": _flatten,
-    "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm, "Gather": _gather,
-    "ReduceMean": _reduce_mean, "Concat": _concat, "Constant": _constant,
-    "Transpose": _transpose, "Identity": lambda r, n, a: r.alias(n),
-    "Dropout": lambda r, n, a: r.alias(n),  # inference: its input passes through
-    "Relu": _simple("ReLU"), "Sigmoid": _simple("Sigmoid"), "Tanh": _simple("Tanh"),
-    "LeakyRelu": _simple("LeakyReLU", negative_slope=("alpha", 0.01, float)),
-    "Softmax": _simple("Softmax", dim=("axis", -1, int)),
-}
-
-
-# Convolution, pooling, padding and resampling operators read in their own module.
-from layerloom.engine.export import onnx_import_conv  # noqa: E402  (after the names it uses)
-
-HANDLERS.update(onnx_import_conv.HANDLERS)
-STEMS.update(onnx_import_conv.STEMS)
-READS = f"{READS}, {onnx_import_conv.READS}"
->>>>>>> main

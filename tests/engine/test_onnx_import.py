@@ -17,24 +17,16 @@ pytest.importorskip("onnx")
 
 INFERENCE = sorted(t for t, c in LAYERS.items() if not c.is_source and not c.is_loss)
 CASES = [(t, i) for t in INFERENCE for i in range(len(LAYERS[t].examples))]
-<<<<<<< HEAD
 # Exported as operators the reader does not take apart again (recurrences, attention, the
 # position table added as a constant tensor, batch norm over the batch's own statistics).
 NOT_READ = {"LSTM", "GRU", "SimpleRNN", "MultiHeadSelfAttention", "PositionalEmbedding"}
 # Exported as ONNX operators that read back as other layers computing the same: a composition
 # (SiLU is Sigmoid then Multiply), a shared operator (Clamp and Hardtanh are both Clip), or nothing
-# at all (a Squeeze of a dim that is not 1, Dropout in inference); a Chunk in two is a Split.
-READ_AS_OTHERS = {"Clamp", "Permute", "Squeeze", "InstanceNorm2d", "Dropout", "Chunk"}
-=======
-# Exported as operators the reader does not take apart again (recurrences, attention, GELU's
-# erf, the position table's slice, a split, batch norm over the batch's own statistics).
-NOT_READ = {"LSTM", "GRU", "SimpleRNN", "MultiHeadSelfAttention", "GELU", "PositionalEmbedding",
-            "Split"}
-# Exported as operators that read back as other layers computing the same: an adaptive pool is
-# a plain pool when its windows are equal, matrix products (Dense) when they are not.
-READ_AS_OTHERS = {"AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
+# at all (a Squeeze of a dim that is not 1, Dropout in inference); a Chunk in two is a Split; an
+# adaptive pool is a plain pool when its windows are equal, matrix products (Dense) when not.
+READ_AS_OTHERS = {"Clamp", "Permute", "Squeeze", "InstanceNorm2d", "Dropout", "Chunk",
+                  "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
                   "AdaptiveMaxPool2d"}
->>>>>>> main
 TOL = dict(rtol=1e-5, atol=1e-6)
 
 
@@ -56,7 +48,6 @@ def test_every_layer_layerloom_exports_reads_back_or_is_refused_in_one_line(type
         assert str(err.value).startswith("cannot read ONNX operator ")
         assert "\n" not in str(err.value)
         return
-<<<<<<< HEAD
     result = read_onnx(onnx_bytes(net))
     back = Network(result.graph, params=result.params)
     want = net.forward(feeds)
@@ -70,17 +61,6 @@ def test_every_layer_layerloom_exports_reads_back_or_is_refused_in_one_line(type
         np.testing.assert_allclose(got[key], want[name], **TOL, err_msg=f"{type_id} {name}")
     types = {n.type for n in result.graph.nodes.values()}
     assert type_id in types or type_id in READ_AS_OTHERS, f"{type_id} came back as {types}"
-=======
-    back, want, got = round_trip(net, feeds)
-    if type_id == "Dropout":  # inference: nothing but the input passes through
-        assert [n.type for n in back.graph.nodes.values()] == ["Input"]
-        np.testing.assert_allclose(next(iter(got.values())), want["node"], **TOL)
-        return
-    node = next((n for n in back.graph.nodes.values() if n.type == type_id), None)
-    if node is None and type_id in READ_AS_OTHERS:
-        node = back.graph.nodes[back.graph.topological_order()[-1]]
-    np.testing.assert_allclose(got[node.id], want["node"], **TOL, err_msg=type_id)
->>>>>>> main
 
 
 @pytest.mark.parametrize("sample", ["lenet5.json", "mlp_spirals.json"])

@@ -88,7 +88,7 @@ def _model(op: str, inputs: list, shape: list, **attrs) -> bytes:
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *shape])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", *[None] * len(shape)])
     node = helper.make_node(op, ["x", *[i for i, _ in inputs]], ["y"], name="n", **attrs)
     inits = [helper.make_tensor(n, TensorProto.FLOAT if v.dtype.kind == "f" else
                                 TensorProto.INT64, v.shape, v.ravel().tolist()) for n, v in inputs]
