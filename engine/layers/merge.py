@@ -143,7 +143,7 @@ class Split(Layer):
 
 @register
 class Chunk(Layer):
-    """Splits a tensor into `chunks` pieces along one dim (torch.chunk): one output port each."""
+    """Splits a tensor into pieces along one dim (torch.chunk), one output port per piece."""
 
     category = "Merge/Split"
     outputs = ("y0", "y1")  # for the default chunks=2; ``outputs_for`` follows the attribute

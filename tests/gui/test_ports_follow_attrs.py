@@ -25,6 +25,7 @@ def test_chunk_draws_one_output_port_per_piece_and_keeps_a_wired_one(window):
     assert list(item.outputs) == ["y0", "y1"]
     set_chunks(window, 3)
     assert list(item.outputs) == ["y0", "y1", "y2"]
+    assert window.inspector.shape_label.text().startswith("Output y0: 2, y1: 2, y2: 2\n")
     assert all(p.scene() is scene for p in item.outputs.values())
     assert doc.connect(("cut", "y2"), ("act", "x")) is False  # act's input is taken
     assert doc.remove(edges=[e for e in doc.graph.edges if e.dst == ("act", "x")])
