@@ -85,6 +85,10 @@ def read_onnx(data: bytes) -> OnnxImport:
     for node in rewrite(list(model.graph.node), reader):
         _translate(reader, node, onnx)
     for out in model.graph.output:
+        if out.name in reader.consts:  # a tensor of the model's own: a Parameter node
+            constant = onnx.helper.make_node("Identity", [out.name], [out.name], name=out.name)
+            reader.values[out.name] = reader.parameter(
+                constant, out.name, len(reader.onnx_shapes.get(out.name) or [1]))
         if out.name not in reader.values:
             raise OnnxImportError(f"output {out.name!r} does not depend on the input; Layerloom "
                                   f"imports what a model computes from its input")
@@ -168,8 +172,11 @@ def _prefold(model, reader: Reader) -> None:
 
 def _fold(reader: Reader, node) -> None:
     inputs = [reader.consts[name] if name else None for name in node.input]
+    learned = any(name in reader.learned for name in node.input)
     for name, value in zip(node.output, evaluate(node, inputs, reader.opset)):
         reader.consts[name] = value
+        if learned:  # a transposed or reshaped weight is still the model's weight
+            reader.learned.add(name)
 
 
 def _fold_shape(reader: Reader, node, shape: tuple) -> None:

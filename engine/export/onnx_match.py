@@ -71,7 +71,7 @@ def synthetic(view: View, value: np.ndarray, name: str, parameter: bool = False)
     """A constant for a synthetic node; ``parameter`` marks it as learned (a norm's affine)."""
     view.r.consts[name] = Folded.fixed_value(value)
     if parameter:
-        view.r.initializers.add(name)
+        view.r.learned.add(name)
     return name
 
 

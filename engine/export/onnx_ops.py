@@ -83,11 +83,15 @@ def _binary(r: Reader, node, a: dict) -> None:
             and _bias_of_matmul(r, node, names[1 - i], r.const(node, i, "bias"))):
         return
     c = _scalar(r, node, i)
-    if c is None:
-        shape = r.const(node, i, "operand").shape
-        raise refused(node, f"its constant operand is a tensor of shape {shape}; Layerloom's "
-                            f"Scale, Bias, Pow and Clamp take one number")
-    _with_constant(r, node, r.value(node, 1 - i), c, constant_first=i == 0)
+    if c is not None:
+        _with_constant(r, node, r.value(node, 1 - i), c, constant_first=i == 0)
+        return
+    if node.op_type == "Pow":
+        raise refused(node, "Layerloom's Pow raises to one fixed exponent, not a tensor of them")
+    src = r.value(node, 1 - i)  # a tensor of the model's own: a Parameter node wired in
+    const = r.parameter(node, names[i], len(r.shape(src)))
+    r.add(node, BINARY[node.op_type], {}, [const, src] if i == 0 else [src, const],
+          ports=("a", "b"))
 
 
 def _with_constant(r: Reader, node, src: tuple, c: float, constant_first: bool) -> None:

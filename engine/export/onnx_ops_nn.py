@@ -84,8 +84,7 @@ def _affine(r: Reader, node, scale, shift) -> bool:
     """Whether a norm learns its gain and shift: PyTorch writes them as initializers (its
     parameters) and a norm without them as Constant ones and zeros (Layerloom as initializers
     named "<node>/const_<n>")."""
-    named = any(i < len(node.input) and node.input[i] in r.initializers
-                and "/" not in node.input[i] for i in (1, 2))
+    named = any(i < len(node.input) and node.input[i] in r.learned for i in (1, 2))
     return named or not (np.all(scale == 1) and (shift is None or np.all(shift == 0)))
 
 

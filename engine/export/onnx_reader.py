@@ -59,7 +59,9 @@ class Reader:
         self.uses.update(o.name for o in model.graph.output)
         self.notes: list[str] = []
         self.declared_batches: set = set()  # batch sizes the model's inputs were fixed to
-        self.initializers = {i.name for i in model.graph.initializer}  # the model's parameters
+        # Tensors the model learned: its initializers (PyTorch's parameters; Layerloom's own
+        # constants are named "<node>/const_<n>"), and what is folded from them.
+        self.learned = {i.name for i in model.graph.initializer if "/" not in i.name}
         self.opset = 17  # the opset the model is read at (17, or a newer one as written)
 
     def add_input(self, name: str, shape: list, ints: bool) -> None:
@@ -104,7 +106,8 @@ class Reader:
 
     # ------------------------------------------------------------------------------ output
     def add(self, node, type_id: str, attrs: dict, inputs: list, params: dict | None = None,
-            ports: tuple = ("x",), bind: tuple | None = None, stem: str | None = None) -> str:
+            ports: tuple = ("x",), bind: tuple | None = None, stem: str | None = None,
+            frozen: bool = False) -> str:
         """A Layerloom node for ``node``: its attributes and shapes checked as the graph checks
         them, its output shapes checked against ONNX's. ``bind``: the ONNX tensor names its
         output ports stand for (default: the node's outputs; None entries stay unnamed)."""
@@ -122,7 +125,7 @@ class Reader:
         weight = next((n for n in node.input[1:] if n in self.consts), "")
         prefix = weight.rsplit(".", 1)[0] if "." in weight and params else ""
         node_id = self._id(prefix, stem or STEMS.get(type_id, type_id.lower()))
-        self.graph.add_node(Node(node_id, type_id, dict(attrs)))
+        self.graph.add_node(Node(node_id, type_id, dict(attrs), frozen=frozen))
         for port, src in zip(ports, inputs):
             self.graph.connect(src, (node_id, port))
         self._params(node, type_id, node_id, a, inputs, params or {})
@@ -154,6 +157,25 @@ class Reader:
                 raise refused(node, f"its {name} has shape {array.shape}, {type_id} needs "
                                     f"{tuple(wanted[name].shape) if name in wanted else 'none'}")
             self.params[f"{node_id}.{name}"] = np.asarray(array, dtype=np.float32)
+
+    def parameter(self, node, name: str, rank: int) -> tuple:
+        """The constant tensor ``name`` as a Parameter node that broadcasts against a value of
+        ``rank`` dims (the batch included) as it did in the model; frozen unless the model
+        learned it. Its output reference."""
+        folded = self.consts[name]
+        if not folded.fixed:
+            raise refused(node, f"its constant operand {name!r} depends on the batch size")
+        value = np.asarray(folded.one)
+        if value.ndim >= rank:
+            if value.ndim > rank or value.shape[0] != 1:
+                raise refused(node, f"its constant operand of shape {value.shape} has a batch "
+                                    f"axis of its own")
+            value = value[0]
+        value = value.reshape((1,) * (rank - 1 - value.ndim) + value.shape)
+        node_id = self.add(node, "Parameter", {"shape": list(value.shape)}, [],
+                           {"value": value}, bind=("",), stem="parameter",
+                           frozen=name not in self.learned)
+        return (node_id, "y")
 
     def chain(self, node, type_id: str, attrs: dict, src: tuple, last: bool = False,
               ports: tuple = ("x",)) -> tuple:

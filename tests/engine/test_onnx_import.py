@@ -17,14 +17,15 @@ pytest.importorskip("onnx")
 
 INFERENCE = sorted(t for t, c in LAYERS.items() if not c.is_source and not c.is_loss)
 CASES = [(t, i) for t in INFERENCE for i in range(len(LAYERS[t].examples))]
-# Exported as operators the reader does not take apart again (recurrences, attention, the
-# position table added as a constant tensor, batch norm over the batch's own statistics).
-NOT_READ = {"LSTM", "GRU", "SimpleRNN", "MultiHeadSelfAttention", "PositionalEmbedding"}
+# Exported as operators the reader does not take apart again (recurrences, attention, batch norm
+# over the batch's own statistics).
+NOT_READ = {"LSTM", "GRU", "SimpleRNN", "MultiHeadSelfAttention"}
 # Exported as ONNX operators that read back as other layers computing the same: a composition
 # (SiLU is Sigmoid then Multiply), a shared operator (Clamp and Hardtanh are both Clip), or nothing
 # at all (a Squeeze of a dim that is not 1, Dropout in inference); a Chunk in two is a Split; an
 # adaptive pool is a plain pool when its windows are equal, matrix products (Dense) when not.
 READ_AS_OTHERS = {"Clamp", "Permute", "Squeeze", "InstanceNorm2d", "Dropout", "Chunk",
+                  "PositionalEmbedding",  # the rows its steps use: a Parameter, then Add
                   "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
                   "AdaptiveMaxPool2d"}
 TOL = dict(rtol=1e-5, atol=1e-6)

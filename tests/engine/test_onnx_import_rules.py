@@ -75,10 +75,24 @@ def test_same_rank_inputs_broadcast_and_different_ranks_say_where_the_batch_woul
         in text
 
 
-def test_a_constant_tensor_operand_is_refused_naming_its_shape():
-    mul = helper.make_node("Mul", ["x", "k"], ["y"])
-    text = refusal(model([mul], {"k": np.ones(4, np.float32)}, [4], ["batch", 4]))
-    assert "its constant operand is a tensor of shape (4,)" in text
+def test_a_tensor_of_the_model_s_own_comes_in_as_a_parameter_node():
+    """A learned per-channel scale (an initializer, as PyTorch writes nn.Parameter) trains; a
+    Constant node's tensor is frozen; a constant with a batch axis of its own is refused."""
+    gamma = RNG.standard_normal((3, 1, 1)).astype(np.float32)
+    mul = helper.make_node("Mul", ["gamma", "x"], ["m"])
+    shift = helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(
+        np.arange(4, dtype=np.float32)))
+    sub = helper.make_node("Sub", ["m", "c"], ["y"])
+    x = RNG.standard_normal((2, 3, 2, 4)).astype(np.float32)
+    got, result = run(model([mul, shift, sub], {"gamma": gamma}, [3, 2, 4], ["batch", 3, 2, 4]), x)
+    np.testing.assert_allclose(got, gamma * x - np.arange(4), rtol=1e-6)
+    params = {n.id: n for n in result.graph.nodes.values() if n.type == "Parameter"}
+    assert sorted(n.attrs["shape"] for n in params.values()) == [(1, 1, 4), (3, 1, 1)]
+    assert {tuple(n.attrs["shape"]): n.frozen for n in params.values()} == {
+        (3, 1, 1): False, (1, 1, 4): True}
+    batched = helper.make_node("Add", ["x", "k"], ["y"])
+    text = refusal(model([batched], {"k": np.ones((2, 4), np.float32)}, [4], ["batch", 4]))
+    assert "its constant operand of shape (2, 4) has a batch axis of its own" in text
 
 
 def test_a_float64_model_is_read_as_float32_and_says_so():

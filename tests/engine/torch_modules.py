@@ -21,6 +21,19 @@ class Fn(nn.Module):
         return self.fn(x)
 
 
+class LayerScale(nn.Module):
+    """Tensors of a model's own: a learned per-channel scale and shift, and a fixed table."""
+
+    def __init__(self, channels: int = 4):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((channels, 1, 1), 0.1))
+        self.beta = nn.Parameter(torch.zeros(channels, 1, 1))
+        self.register_buffer("table", torch.randn(5))
+
+    def forward(self, x):
+        return x * self.gamma + self.beta - self.table
+
+
 def _moved(module: nn.Module) -> nn.Module:
     with torch.no_grad():
         for p in module.parameters():
@@ -95,5 +108,7 @@ TENSOR_OPS = [
     ("Concat", Fn(lambda x: torch.cat([x, x * 2, x.exp()], dim=1)), SEQ),
 ]
 
-CASES = ACTIVATIONS + NORMS + LINEAR + [(name, (lambda m=m: m), shape)
-                                        for name, m, shape in TENSOR_OPS]
+OWN_TENSORS = [("LayerScale", lambda: _moved(LayerScale()), IMAGE)]
+
+CASES = ACTIVATIONS + NORMS + LINEAR + OWN_TENSORS + [(name, (lambda m=m: m), shape)
+                                                      for name, m, shape in TENSOR_OPS]

@@ -36,3 +36,4 @@ ORACLES = {
     "Squeeze": lambda a, p, xs, tr: torch.squeeze(xs[0], a.dim),
     "Unsqueeze": lambda a, p, xs, tr: torch.unsqueeze(xs[0], a.dim),
 }
+ORACLES["Parameter"] = lambda a, p, xs, tr: p["value"][None]
