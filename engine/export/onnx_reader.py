@@ -15,20 +15,19 @@ from typing import Callable
 
 import numpy as np
 
+from layerloom.engine.export.onnx_errors import OnnxImportError, refused
 from layerloom.engine.export.onnx_fold import Folded
 from layerloom.engine.graph import Graph, Node
 from layerloom.engine.registry import LAYERS
-from layerloom.engine.spec import AttrError, LayerloomError, ShapeError, fmt_shape
+from layerloom.engine.spec import AttrError, ShapeError, fmt_shape
+
+__all__ = ["HANDLERS", "OnnxImportError", "Reader", "handles", "refused"]  # errors: onnx_errors
 
 HANDLERS: dict[str, Callable] = {}
 STEMS = {"Conv2D": "conv", "Dense": "fc", "MaxPool2D": "pool", "AvgPool2D": "pool",
          "BatchNorm1d": "bn", "BatchNorm2d": "bn", "BatchNorm3d": "bn", "LayerNorm": "ln",
          "Embedding": "embed", "GroupNorm": "gn", "InstanceNorm1d": "inorm",
          "InstanceNorm2d": "inorm", "InstanceNorm3d": "inorm"}
-
-
-class OnnxImportError(LayerloomError):
-    """The file is not an ONNX model Layerloom can read; the message says why in one line."""
 
 
 def handles(*op_types: str):
@@ -38,12 +37,6 @@ def handles(*op_types: str):
             HANDLERS[op] = fn
         return fn
     return register
-
-
-def refused(node, why: str) -> OnnxImportError:
-    """One line: the operator, its node, and why Layerloom cannot take it."""
-    return OnnxImportError(f"cannot read ONNX operator {node.op_type} (node "
-                           f"{node.name or node.output[0]!r}): {why}")
 
 
 class Reader:

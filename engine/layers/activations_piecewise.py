@@ -16,6 +16,7 @@ SHAPES = (Example({}, ((3, 4),)), Example({}, ((2, 2, 3, 3),)))
 
 class _Piecewise(Layer):
     category = "Activation"
+    fusable_activation = True  # element-wise, no parameters: a fused Dense chain may absorb it
     examples = SHAPES
 
     @staticmethod
@@ -27,6 +28,7 @@ class _Piecewise(Layer):
 class PReLU(_Piecewise):
     """Leaky ReLU whose negative slope is learned: one for all channels, or one per channel (dim 1)."""
 
+    fusable_activation = False  # it has parameters (its slopes)
     attrs = {"num_parameters": Int(1, "1 (one shared slope) or the number of channels (dim 1)",
                                    min=1),
              "init": Float(0.25, "the slopes' starting value")}

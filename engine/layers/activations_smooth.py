@@ -22,6 +22,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 class _Smooth(Layer):
     category = "Activation"
+    fusable_activation = True  # element-wise, no parameters: a fused Dense chain may absorb it
     examples = SHAPES
 
     @staticmethod

@@ -49,6 +49,7 @@ def _affine_grads(dy: np.ndarray, xhat: np.ndarray) -> dict:
 
 class _InstanceNorm(Layer):
     category = "Normalisation"
+    parallel_kernels = True  # LayerNorm's numba-parallel kernels (kernels/norm.py)
     buffers = ("running_mean", "running_var")
     rank = 4
     attrs = {
@@ -158,6 +159,7 @@ class GroupNorm(Layer):
     """Normalises groups of channels of each sample (N, C, …) over those channels and positions."""
 
     category = "Normalisation"
+    parallel_kernels = True  # LayerNorm's numba-parallel kernels (kernels/norm.py)
     attrs = {"num_groups": Int(2, "how many groups the channels split into (divides C)", min=1),
              "eps": EPS,
              "affine": Bool(True, "learn a gain (weight) and a shift (bias) per channel")}
