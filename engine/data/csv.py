@@ -42,7 +42,7 @@ def _text(path: Path) -> str:
         raise DataError(f"{path}: not UTF-8 text (byte {err.start} cannot be decoded)") from None
 
 
-def read_table(path: Path) -> tuple[list[list[str]], list[int]]:
+def read_table(path: Path, min_columns: int = 2) -> tuple[list[list[str]], list[int]]:
     """The non-blank rows as stripped cells, with their line numbers; all rows equally wide."""
     lines = _text(path).splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
@@ -62,12 +62,12 @@ def read_table(path: Path) -> tuple[list[list[str]], list[int]]:
         raise DataError(f"{path}: line {reader.line_num}: not valid CSV ({err})") from None
     if not rows:
         raise DataError(f"{path}: no rows")
-    if width < 2:
+    if width < min_columns:
         raise DataError(f"{path}: needs at least two columns (features, then the target)")
     return rows, line_numbers
 
 
-def _has_header(rows: list[list[str]]) -> bool:
+def has_header(rows: list[list[str]]) -> bool:
     first, rest = rows[0], rows[1:]
     if any(number(c) is not None for c in first):
         return False
@@ -158,9 +158,9 @@ def load_csv(path: str | Path, val_fraction: float = 0.1, seed: int = 0, *,
     where = str(path)
     _check(where, task, fill, header)
     rows, lines = read_table(path)
-    has_header = _has_header(rows) if header is None else header
-    names = rows[0] if has_header else [f"column {j + 1}" for j in range(len(rows[0]))]
-    if has_header:
+    headed = has_header(rows) if header is None else header
+    names = rows[0] if headed else [f"column {j + 1}" for j in range(len(rows[0]))]
+    if headed:
         rows, lines = rows[1:], lines[1:]
     if not rows:
         raise DataError(f"{where}: no data rows under the header")
