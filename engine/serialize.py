@@ -20,6 +20,7 @@ from typing import Any
 
 from layerloom.engine.graph import Graph, GraphError, Node
 from layerloom.engine.spec import LayerloomError
+from layerloom.engine.training_config import SettingsError, check_settings
 
 FORMAT, VERSION = "layerloom-graph", 2
 VERSIONS = (1, 2)  # what this build reads; version 2 is the first with "blocks"
@@ -39,9 +40,11 @@ class Project:
 
 
 def graph_to_dict(graph: Graph) -> dict:
-    """A model with its block definitions (version 2), or without any (version 1)."""
-    out = {"format": FORMAT, "version": VERSION if graph.blocks else 1, **_level_to_dict(graph)}
-    if graph.blocks:
+    """A model with its block definitions (version 2), or without any (version 1); a block
+    definition on its own is written as its nodes and edges only."""
+    blocks = graph.blocks if graph.name is None else {}
+    out = {"format": FORMAT, "version": VERSION if blocks else 1, **_level_to_dict(graph)}
+    if blocks:
         out["blocks"] = {name: _level_to_dict(d) for name, d in graph.blocks.items()}
     return out
 
@@ -93,6 +96,12 @@ def graph_from_dict(data: Any) -> Graph:
     return graph
 
 
+def fill_level(graph: Graph, level: dict, where: str = "") -> None:
+    """Add a level's nodes, then its edges, to ``graph`` (a new block definition)."""
+    _add_nodes(graph, level, where)
+    _add_edges(graph, level, where)
+
+
 def _add_nodes(graph: Graph, data: dict, prefix: str) -> None:
     nodes = data.get("nodes")
     _expect(isinstance(nodes, list), f"{prefix}nodes", "must be a list")
@@ -141,6 +150,10 @@ def project_from_dict(data: Any) -> Project:
     training, source = data.get("training", {}), data.get("data", {})
     _expect(isinstance(training, dict), "training", "must be an object")
     _expect(isinstance(source, dict), "data", "must be an object")
+    try:
+        check_settings(training, "training")
+    except SettingsError as err:
+        raise FormatError(str(err)) from None
     return Project(graph, dict(training), dict(source))
 
 

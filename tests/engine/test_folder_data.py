@@ -212,26 +212,24 @@ def test_stored_preprocessing_is_checked(change, words):
 
 
 def test_the_graph_files_stored_preprocessing_is_what_the_same_source_normalises_with(tmp_path):
-    from layerloom.engine.cli import load_dataset
-    from types import SimpleNamespace
+    from layerloom.engine.data.section import load_data_section
 
     root = class_folder(tmp_path / "s", per_class=3, classes=("red", "blue"))
     spec = f"folder:{root}?size=8"
     fresh = load_data(spec)
     stored = ImagePrep((8, 8), 3, "crop", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     section = {"spec": spec, "preprocessing": stored.to_dict(), "augment": {"flip": True}}
-    _, data = load_dataset(section, SimpleNamespace(data=None, val_fraction=None), "g.json")
+    _, data = load_data_section(section, "g.json")
     assert data.preprocessing == stored.to_dict() and data.augment.flip
     unit = data.train.x.unit(np.arange(2))
     np.testing.assert_array_equal(data.train.x[:2], (unit - 0.5) / 0.25)
     np.testing.assert_array_equal(data.test.x.rows, fresh.test.x.rows)  # the same split
     for other in ({**section, "spec": spec + "&fit=stretch"},  # another source: its own numbers
                   {**section, "preprocessing": {**stored.to_dict(), "std": [0, 0, 0]}}):
-        _, data = load_dataset(other, SimpleNamespace(data=None, val_fraction=None), "g.json")
+        _, data = load_data_section(other, "g.json")
         assert data.preprocessing["mean"] != [0.5, 0.5, 0.5]
-    _, data = load_dataset(section, SimpleNamespace(data=spec + "&seed=1", val_fraction=None), "g")
+    _, data = load_data_section(section, "g", spec + "&seed=1")
     assert data.preprocessing != stored.to_dict()
     with pytest.raises(DataError) as err:
-        load_dataset({**section, "augment": {"flip": "yes"}},
-                     SimpleNamespace(data=None, val_fraction=None), "g.json")
+        load_data_section({**section, "augment": {"flip": "yes"}}, "g.json")
     assert "g.json: data.augment.flip: must be true or false" in one_line(err)
