@@ -41,17 +41,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def preparation(project, data_spec: str | None, where: str):
     """The stored preparation, or the one of the data the graph (or ``--data``) names."""
-    from types import SimpleNamespace
-
-    from layerloom.engine.cli import load_dataset
     from layerloom.engine.data import DataError
+    from layerloom.engine.data.section import load_data_section
     from layerloom.engine.predict import Prepared, stored_preparation
 
     stored = stored_preparation(project.data) if data_spec is None else None
     if stored is not None:
         return stored
-    spec, dataset = load_dataset(project.data, SimpleNamespace(data=data_spec, val_fraction=None),
-                                 where)
+    spec, dataset = load_data_section(project.data, where, data_spec)
     if not dataset.preprocessing:
         raise DataError(f"{where}: its data ({spec}) keeps no preprocessing for files: predict "
                         f"works for image and CSV data")
