@@ -7,25 +7,30 @@ an undoable edit) and reports, in the engine's words, why the graph cannot take 
 """
 from __future__ import annotations
 
+from html import escape
 from typing import Callable
+from urllib.parse import urlencode
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QApplication, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox,
-                               QStackedWidget, QVBoxLayout, QWidget)
+                               QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
 from layerloom.engine.data import Dataset, load_data, parse_spec
+from layerloom.engine.data.section import adopt
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.gui.augment_panel import AugmentPanel
+from layerloom.gui.data_options import ImageFolderOptions, TableOptions
 from layerloom.gui.plots.images import class_grid_pixmap, displayable
 from layerloom.gui.plots.style import make_view, node_color, style_plot
 
 # (kind, label, what the path names or None)
 SOURCES = (("bundled", "Fashion-MNIST subset", None),  # short: the side dock shows ~20 characters
-           ("idx", "MNIST-format folder", "folder"),
+           ("idx", "MNIST-format folder", "folder"), ("folder", "Image folder", "folder"),
            ("npz", "NumPy .npz file", "file"), ("csv", "CSV file", "file"),
            ("spirals", "Synthetic: spirals", None), ("moons", "Synthetic: moons", None),
            ("circles", "Synthetic: circles", None), ("xor", "Synthetic: xor", None))
@@ -60,7 +65,14 @@ class DatasetPanel(QWidget):
         layout.addWidget(self.load_button, 0, Qt.AlignRight)
         layout.addWidget(self.info)
         layout.addWidget(self.fit_label)
-        layout.addWidget(self.preview, 1)
+        # examples of the data, and for images the training-only augmentation with its previews
+        self.augment = AugmentPanel()
+        self.augment.changed.connect(self._on_augment)
+        self.views = QTabWidget()
+        self.views.addTab(self.preview, "Examples")
+        self.views.addTab(self.augment, "Augmentation")
+        self.views.setTabEnabled(1, False)
+        layout.addWidget(self.views, 1)
         self.source.currentIndexChanged.connect(self._on_source)
 
     def _build_form(self) -> None:
@@ -96,6 +108,9 @@ class DatasetPanel(QWidget):
         self.form.addRow("Path", self.path_box)
         self.form.addRow("Points", self.points)
         self.form.addRow("Noise", self.noise)
+        self.folder_options, self.table_options = ImageFolderOptions(), TableOptions()
+        self.form.addRow(self.folder_options)
+        self.form.addRow(self.table_options)
         self.form.addRow("Validation split", self.val_fraction)
 
     def _build_preview(self) -> None:
@@ -129,6 +144,8 @@ class DatasetPanel(QWidget):
             widget.setVisible(visible)
             self.form.labelForField(widget).setVisible(visible)
         self.path.setPlaceholderText(f"choose a {needs}…" if needs else "")
+        self.folder_options.setVisible(self.kind == "folder")
+        self.table_options.setVisible(self.kind == "csv")
         if synthetic:
             self._set_synthetic_defaults()
 
@@ -147,17 +164,31 @@ class DatasetPanel(QWidget):
             return "bundled"
         if self.kind in SYNTHETIC:
             return f"{self.kind}?n={self.points.value()}&noise={self.noise.value():g}"
-        return f"{self.kind}:{self.path.text().strip()}"
+        options = {"folder": self.folder_options.options,
+                   "csv": self.table_options.options}.get(self.kind, dict)()
+        query = f"?{urlencode(options)}" if options else ""
+        return f"{self.kind}:{self.path.text().strip()}{query}"
 
     def _browse(self) -> None:
-        if self.kind == "idx":
-            path = QFileDialog.getExistingDirectory(self, "MNIST-format folder", self.path.text())
+        if self.kind in ("idx", "folder"):
+            title = "MNIST-format folder" if self.kind == "idx" else "Folder of class folders"
+            path = QFileDialog.getExistingDirectory(self, title, self.path.text())
         else:
             path, _ = QFileDialog.getOpenFileName(self, "Data file", self.path.text(),
                                                   FILE_FILTERS.get(self.kind, "All files (*)"))
         if path:
             self.path.setText(path)
+            if self.kind == "csv":
+                self._list_columns(path, {})
             self.load()
+
+    def _list_columns(self, path: str, options: dict) -> None:
+        from layerloom.engine.data.csv import columns
+
+        try:
+            self.table_options.set_columns(columns(path), options)
+        except LayerloomError:
+            self.table_options.set_columns([])
 
     def load_from_project(self) -> None:
         """Show the project's data section in the widgets (nothing is loaded)."""
@@ -174,6 +205,10 @@ class DatasetPanel(QWidget):
         self.points.setValue(int(options.get("n", self.points.value())))
         self.noise.setValue(float(options.get("noise", self.noise.value())))
         self.val_fraction.setValue(int(round(100 * float(section.get("val_fraction", 0.1)))))
+        self.folder_options.set_options(options if kind == "folder" else {})
+        if kind == "csv" and path:
+            self._list_columns(path, options)
+        self.augment.set_settings(section.get("augment"))
 
     # ------------------------------------------------------------------ loading
     def load(self) -> Dataset | None:
@@ -191,16 +226,30 @@ class DatasetPanel(QWidget):
             return None
         finally:
             QApplication.restoreOverrideCursor()
-        self._project().data.update({"spec": spec, "val_fraction": val})
-        self.data_changed.emit(dict(self._project().data))
+        section = self._project().data
+        section.update({"spec": spec, "val_fraction": val})
+        # what predictions on a person's own files need: stored with the graph file
+        for key, value in (("preprocessing", dataset.preprocessing),
+                           ("classes", list(map(str, dataset.class_names)))):
+            section.update({key: value}) if value else section.pop(key, None)
+        adopt(dataset, section, same_source=True)  # its augmentation for the training split
+        self.data_changed.emit(dict(section))
         self.set_dataset(dataset)
         return dataset
+
+    def _on_augment(self, settings: dict) -> None:
+        """New augmentation settings: into the data section, as one undoable edit (a run takes
+        them from there when it starts)."""
+        section = self._project().data
+        section.update({"augment": settings}) if settings else section.pop("augment", None)
+        self.data_changed.emit(dict(section))
 
     def set_dataset(self, dataset: Dataset) -> None:
         """Show ``dataset`` (loaded here or elsewhere), fit the graph to it, announce it."""
         self.dataset = dataset
         self._show_info(dataset)
         self._show_preview(dataset)
+        self.views.setTabEnabled(1, self.augment.set_split(dataset.train))
         self.fit_graph()
         self.dataset_changed.emit(dataset)
 
@@ -209,6 +258,7 @@ class DatasetPanel(QWidget):
         self.dataset = dataset
         self._show_info(dataset)
         self._show_preview(dataset)
+        self.views.setTabEnabled(1, self.augment.set_split(dataset.train))
         self.refresh_fit()
 
     def _show_error(self, text: str) -> None:
@@ -219,8 +269,16 @@ class DatasetPanel(QWidget):
         self.info.setStyleSheet("")
         classes = ""
         if d.task == "classification":
-            names = ", ".join(map(str, d.class_names[:12])) + ("…" if d.num_classes > 12 else "")
-            classes = f"<br><b>{d.num_classes} classes:</b> {names}"
+            shown = [escape(str(n)) for n in d.class_names[:12]]
+            if np.ndim(d.train.y) == 1 and len(d.train):  # one class per sample: count them
+                counts = np.bincount(d.train.y, minlength=d.num_classes)
+                shown = [f"{n} {c:,}" for n, c in zip(shown, counts)]
+                classes = f"<br><b>{d.num_classes} classes</b> (training samples each): "
+            else:
+                classes = f"<br><b>{d.num_classes} classes:</b> "
+            classes += ", ".join(shown) + ("…" if d.num_classes > 12 else "")
+        if d.description:
+            classes += f"<br><small>{escape(d.description)}</small>"
         target = f", targets {fmt_shape(d.target_shape)}" if d.task != "classification" else ""
         total = len(d.train) + len(d.val) + len(d.test)
         self.info.setText(

@@ -216,3 +216,17 @@ def _describe(path: Path, n: int, prep: TablePrep, task: str, missing: dict, fil
     if left_out:
         text += f"; {left_out} row{'s' * (left_out != 1)} left out"
     return text
+
+
+def columns(path: str | Path) -> list[tuple[str, str]]:
+    """(name, guessed kind) of every column, for a form that lets a person choose the target and
+    the categorical columns before loading: "categorical" where most cells are text."""
+    rows, _ = read_table(Path(path))
+    names = rows[0] if has_header(rows) else [f"column {j + 1}" for j in range(len(rows[0]))]
+    body = rows[1:] if has_header(rows) else rows
+    kinds = []
+    for j in range(len(names)):
+        present = [r[j] for r in body if not is_missing(r[j])]
+        text = sum(number(c) is None for c in present)
+        kinds.append("categorical" if present and text * 2 > len(present) else "numeric")
+    return list(zip(names, kinds))

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal
 from layerloom.engine.data import Dataset
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
-from layerloom.engine.data.section import load_data_section
+from layerloom.engine.data.section import augmentation, load_data_section
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError
@@ -100,14 +100,18 @@ class TrainingController(QObject):
         self._dataset_key = self._data_key() if dataset is not None else None
 
     def _data_key(self) -> str:
-        return json.dumps(self._project().data, sort_keys=True, default=str)
+        """The data section but its augmentation, which needs no reload (see load_dataset)."""
+        section = {k: v for k, v in self._project().data.items() if k != "augment"}
+        return json.dumps(section, sort_keys=True, default=str)
 
     def load_dataset(self) -> Dataset:
-        """The data set of the project's "data" section, loaded once and reused while unchanged."""
+        """The data set of the project's "data" section, loaded once and reused while unchanged;
+        its augmentation is always the section's as it is now."""
         key = self._data_key()
         if self.dataset is None or key != self._dataset_key:
             _spec, self.dataset = load_data_section(self._project().data, "data")
             self._dataset_key = key
+        self.dataset.augment = augmentation(self._project().data)
         return self.dataset
 
     def trained_network(self) -> Network | None:
