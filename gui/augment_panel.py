@@ -47,11 +47,16 @@ class AugmentPanel(QWidget):
         self.grid.setToolTip("Each row: a training image, then random augmentations of it")
         self.again = QPushButton("Other examples")
         self.again.clicked.connect(self.reshuffle)
+        caption = QLabel(f"Each row: a training image as stored, then {VARIANTS} random "
+                         f"augmentations of it.")
+        caption.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.note)
+        layout.addWidget(caption)
+        layout.addWidget(self.grid)
         layout.addWidget(self.again, 0, Qt.AlignRight)
-        layout.addWidget(self.grid, 1)
+        layout.addStretch(1)
         self._redraw = QTimer(self)  # a spin box's arrows fire per step: draw once they rest
         self._redraw.setSingleShot(True)
         self._redraw.setInterval(120)
@@ -117,10 +122,8 @@ class AugmentPanel(QWidget):
         images = [np.clip(displayable(img), 0, 1) for row in batch for img in row]
         picture = tile(images, cols=batch.shape[1], pad=2, fill=1.0)
         pixmap = QPixmap.fromImage(qimage_from_array(picture))
-        width = max(self.width() - 24, 120)
-        scale = max(1, min(4, width // pixmap.width()))
-        self.grid.setPixmap(pixmap.scaled(pixmap.width() * scale, pixmap.height() * scale,
-                                          Qt.KeepAspectRatio, Qt.FastTransformation))
+        width = min(max(self.width() - 24, 120), 4 * pixmap.width())  # up to 4× the pixels
+        self.grid.setPixmap(pixmap.scaledToWidth(width, Qt.FastTransformation))
         self.images = batch
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override): the grid follows the width

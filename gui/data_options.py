@@ -47,6 +47,7 @@ class ImageFolderOptions(QWidget):
         size.addWidget(self.height)
         size.addWidget(QLabel("×"))
         size.addWidget(self.width)
+        size.addStretch(1)
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Image size", size)

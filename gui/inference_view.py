@@ -280,6 +280,8 @@ class InferenceView(QWidget):
         if not self.use_pad.isChecked():
             self._show_sample(x[0])
         self._show_prediction(y)
+        if self.file_input.choice.isChecked() and self.file_input.path is not None:
+            self.prediction.setText(f"{escape(self.file_input.path.name)}: {self.prediction.text()}")
         self.show_activation()
 
     def _show_sample(self, sample: np.ndarray) -> None:

@@ -111,7 +111,8 @@ def test_the_inference_tab_predicts_a_file_as_layerloom_predict_does(qtbot, wind
     qtbot.mouseClick(view.file_input.open_button, Qt.LeftButton)
     assert dialog.asked[0][0] == "Image to predict" and "*.jpg" in dialog.asked[0][1]
     assert view.file_input.choice.isChecked() and view.probabilities is not None
-    assert "Prediction:" in view.prediction.text() and view.sample_image.image is not None
+    assert view.prediction.text().startswith("holiday.jpg: <b>Prediction:")
+    assert view.sample_image.image is not None
 
     graph = tmp_path / "mine.json"
     monkeypatch.setattr(QFileDialog, "getSaveFileName",
