@@ -45,6 +45,8 @@ def add_parser(subparsers) -> None:
                                    "an exponentially growing rate, with a suggested rate")
     finder.add_argument("graph", help="a layerloom-graph JSON file")
     finder.add_argument("--data", metavar="SPEC")
+    finder.add_argument("--allow-outside-data", action="store_true",
+                        help="read the data the graph file names even outside its folder")
     finder.add_argument("--steps", type=int, default=100)
     finder.add_argument("--start", type=float, default=1e-6)
     finder.add_argument("--end", type=float, default=1.0)
@@ -181,7 +183,9 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     where = Path(args.graph).name
     project = load_project(args.graph)
     config = training_config(project.training, argparse.Namespace(), where)
-    spec, dataset = load_data_section(project.data, where, args.data, args.val_fraction)
+    spec, dataset = load_data_section(project.data, where, args.data, args.val_fraction,
+                                      graph_path=args.graph,
+                                      allow_outside=args.allow_outside_data)
     fit_graph_to_data(project.graph, dataset)
     check_fit(project.graph, dataset)
     net = Network(project.graph, seed=config.seed)

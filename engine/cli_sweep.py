@@ -112,6 +112,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--range", action="append", default=[], metavar="NAME=LOW:HIGH[:log]")
     p.add_argument("--seed", type=int, default=0, help="seed of the random draws")
     p.add_argument("--data", metavar="SPEC")
+    p.add_argument("--allow-outside-data", action="store_true",
+                   help="read the data the graph file names even outside its folder")
     p.add_argument("--runs-db", metavar="FILE")
     p.add_argument("--resume", metavar="SWEEP_ID", help="run what a stopped sweep has not ended")
     p.set_defaults(run=cmd_sweep)
@@ -132,7 +134,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.random is not None and args.random < 1:
             raise SweepError("sweep: --random needs at least 1 draw")
         spec = {"grid": parse_grid(args.grid), "ranges": parse_ranges(args.range),
-                "random": args.random, "seed": args.seed, "data": args.data}
+                "random": args.random, "seed": args.seed, "data": args.data,
+                "allow_outside_data": args.allow_outside_data}
         if not spec["grid"] and not spec["random"]:
             raise SweepError("sweep: give at least one --grid NAME=V1,V2 or --random N --range …")
         if spec["ranges"] and not spec["random"]:
@@ -159,6 +162,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         argv += sum((_flag(k, v) for k, v in combo.items()), [])
         if spec.get("data"):
             argv += ["--data", spec["data"]]
+        argv += ["--allow-outside-data"] if spec.get("allow_outside_data") else []
         code = cli.main(argv)
         if code == 130:
             print(f"sweep stopped: resume with layerloom sweep --resume {sweep_id}",

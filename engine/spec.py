@@ -255,6 +255,10 @@ class Layer:
 
     type_id: ClassVar[str] = ""
     category: ClassVar[str] = "Other"
+    # The Explain tab: what the layer computes and its gradients, in the node's own numbers
+    # ("{out_features}" is replaced by the attribute's value); rich text, declared beside forward.
+    formula: ClassVar[str] = ""
+    backward_formula: ClassVar[str] = ""
     inputs: ClassVar[tuple] = ("x",)
     outputs: ClassVar[tuple] = ("y",)
     optional_inputs: ClassVar[tuple] = ()

@@ -117,6 +117,31 @@ class TableOptions(QWidget):
         self.note.setText(f"{len(columns)} columns: one is the target, what the network learns "
                           f"to predict." if columns else "No columns found.")
 
+    def list_file(self, path: str, options: dict) -> None:
+        """List a CSV file's columns (none when it cannot be read: loading it says why)."""
+        from layerloom.engine.data.csv import columns
+
+        try:
+            self.set_columns(columns(path), options)
+        except LayerloomError:
+            self.set_columns([])
+
+    def list_stored(self, spec: str, graph_path, options: dict) -> None:
+        """The columns of the CSV a graph file names, when the graph's own folder holds it: a
+        graph file never makes Layerloom read outside its folder unasked (engine.data.location;
+        the list fills once the person loads it)."""
+        from layerloom.engine.data.location import place
+
+        try:
+            placed = place(spec, graph_path)
+        except LayerloomError:
+            placed = None
+        if placed is None or placed.outside:
+            self.set_columns([])
+            self.note.setText("Load the file to list its columns.")
+            return
+        self.list_file(str(placed.path), options)
+
     def kinds(self) -> dict[str, str]:
         return {self.table.item(r, 0).text(): self.table.cellWidget(r, 1).currentData()
                 for r in range(self.table.rowCount())}

@@ -15,6 +15,7 @@ import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from layerloom.engine.data.location import rebase_data
 from layerloom.engine.graph import Edge, Graph, GraphError
 from layerloom.engine.serialize import Project, load_project, save_project
 from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
@@ -41,11 +42,12 @@ class Document(QObject):
         self.stack.cleanChanged.connect(
             lambda clean: shiboken6.isValid(self) and self.dirty_changed.emit(not clean))
         self.path: Path | None = None
+        self.data_home: Path | None = None  # the file whose folder relative data paths start from
         self.locked, self.lock_reason = False, ""
         self.project: Project | None = None
         self.report, self.params = ShapeReport(), {}
         self.compound = CompoundEdits(self)  # edits of several commands: one undo step each
-        self._replace(project or Project(Graph()), None)
+        self._replace(project or Project(Graph()), None, None)
 
     # ------------------------------------------------------------------ state
     @property
@@ -76,14 +78,14 @@ class Document(QObject):
     def new(self) -> bool:
         if self.refuse_if_locked():
             return False
-        self._replace(Project(Graph()), None)
+        self._replace(Project(Graph()), None, None)
         return True
 
     def new_from(self, project: Project) -> bool:
         """An untitled document holding ``project`` (an imported model), unsaved."""
         if self.refuse_if_locked():
             return False
-        self._replace(project, None)
+        self._replace(project, None, None)
         self.stack.resetClean()
         return True
 
@@ -92,14 +94,16 @@ class Document(QObject):
         if self.refuse_if_locked():
             return False
         project = load_project(path)
-        self._replace(project, Path(path))
+        self._replace(project, Path(path), Path(path))
         return True
 
     def open_unsaved(self, path: str | Path, original: Path | None) -> bool:
         """Load ``path`` (a recovery copy) as the unsaved state of ``original``: Save writes
-        there, and no undo step leads back to "saved" (the file on disk is older)."""
-        if not self.open(path):
+        there, and no undo step leads back to "saved" (the file on disk is older). Its relative
+        data paths start from the original's folder, as they were written."""
+        if self.refuse_if_locked():
             return False
+        self._replace(load_project(path), Path(path), original)
         self.path = original
         self.path_changed.emit(original)
         self.stack.resetClean()
@@ -110,25 +114,27 @@ class Document(QObject):
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ValueError("no file name to save to")
+        if rebase_data(self.project.data, self.path, target):  # Save As into another folder
+            self.section_changed.emit("data")
         save_project(self.project, target)
         if target != self.path:
-            self.path = target
+            self.path = self.data_home = target
             self.path_changed.emit(target)
         self.stack.setClean()
 
-    def _replace(self, project: Project, path: Path | None) -> None:
+    def _replace(self, project: Project, path: Path | None, home: Path | None) -> None:
         self.stack.clear()  # the old commands refer to the old graph
+        self.stack.setClean()  # before the news: data chosen on open is then an unsaved edit
         if self.project is not None:
             self.graph.changed.disconnect(self._recompute)
         self.project = project
         self.graph.changed.connect(self._recompute)
         self._recompute()
-        self.path = path
+        self.path, self.data_home = path, home
         self.project_replaced.emit(self.graph)
         self.report_changed.emit(self.report)
         self.path_changed.emit(path)
-        self.stack.setClean()
-        self.dirty_changed.emit(False)
+        self.dirty_changed.emit(self.dirty)
 
     # ------------------------------------------------------------------ undo
     def undo(self) -> None:

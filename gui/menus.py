@@ -95,6 +95,12 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
     acts["zoom_reset"] = _action(window, view, "&Actual Size", lambda: window.view.set_zoom(1.0),
                                  "Ctrl+1")
     view.addSeparator()
+    flow = _action(window, view, "Show &Gradient Flow", lambda: window.statusBar().showMessage(
+        window.flow_overlay.set_enabled(acts["gradient_flow"].isChecked()), 10000), "F7")
+    flow.setCheckable(True)
+    flow.setToolTip("Colour the edges that carry gradient to a trainable parameter; fade the "
+                    "nodes whose parameters get none")
+    acts["gradient_flow"] = flow
     theme_menu = view.addMenu("&Theme")
     group = QActionGroup(window)
     for mode in ("system", "light", "dark"):

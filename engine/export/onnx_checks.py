@@ -31,8 +31,11 @@ def check_model(model, error: type[Exception]) -> None:
     if len(model.graph.sparse_initializer):
         raise error("sparse initializers are not supported")
     total = 0
-    for where, tensor in _tensors(model.graph, "initializer"):
-        total += check_tensor(tensor, where, error)
+    try:
+        for where, tensor in _tensors(model.graph, "initializer"):
+            total += check_tensor(tensor, where, error)
+    except UnicodeError:  # protobuf decodes names lazily: text that is not UTF-8 fails here
+        raise error("a name in the model is not UTF-8 text") from None
     if total > memory_cap():
         raise error(f"its constants take {size_text(total)}, more than this machine can hold")
     try:
@@ -40,6 +43,8 @@ def check_model(model, error: type[Exception]) -> None:
     except onnx.checker.ValidationError as err:
         first = str(err).strip().splitlines()[0][:160] if str(err).strip() else "invalid"
         raise error(f"the onnx checker refuses the model: {first}") from None
+    except Exception as err:  # noqa: BLE001 (its C++ side also fails as UnicodeDecodeError, ...)
+        raise error(f"the onnx checker refuses the model ({type(err).__name__})") from None
 
 
 def _tensors(graph, what: str) -> Iterator[tuple[str, object]]:

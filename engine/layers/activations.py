@@ -13,6 +13,8 @@ class ReLU(Layer):
     """Rectified linear unit: max(0, x)."""
 
     category = "Activation"
+    formula = "y = max(0, x), element by element"
+    backward_formula = "dL/dx = dL/dy where x > 0, else 0"
     examples = (Example({}, ((3, 4),)),)
 
     @staticmethod

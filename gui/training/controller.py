@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -20,12 +21,13 @@ from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal
 from layerloom.engine.data import Dataset
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
-from layerloom.engine.data.section import augmentation, load_data_section
+from layerloom.engine.data.section import augmentation
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.training import DoneReport, TrainConfig, bind
 from layerloom.gui import gc_guard
+from layerloom.gui.training.data_access import DataAccess
 from layerloom.gui.training.worker import TrainingWorker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
@@ -72,12 +74,15 @@ class TrainingController(QObject):
 
     def __init__(self, project: Callable[[], Project],
                  set_locked: Callable[[bool, str], None] = lambda locked, reason: None,
-                 apply_edits: Callable[[list], None] | None = None, parent: QObject | None = None):
+                 apply_edits: Callable[[list], None] | None = None, parent: QObject | None = None,
+                 graph_path: Callable[[], Path | None] = lambda: None):
         """``apply_edits(edits)`` makes the (node_id, attr, old, new) edits that fit the Input and
         Label nodes to the data; give the Document's undoable ``set_attr`` there. By default
-        the graph is edited directly."""
+        the graph is edited directly. ``graph_path()`` is the graph's file: its data paths are
+        read relative to its folder, and not at all outside it unless the person agrees."""
         super().__init__(parent)
         self._project, self._set_locked = project, set_locked
+        self.data_access = DataAccess(project, graph_path)  # the window installs its question
         self._apply_edits = apply_edits
         self.state = IDLE
         self.dataset: Dataset | None = None
@@ -104,13 +109,14 @@ class TrainingController(QObject):
         section = {k: v for k, v in self._project().data.items() if k != "augment"}
         return json.dumps(section, sort_keys=True, default=str)
 
-    def load_dataset(self) -> Dataset:
+    def load_dataset(self, ask: bool = True) -> Dataset:
         """The data set of the project's "data" section, loaded once and reused while unchanged;
-        its augmentation is always the section's as it is now."""
-        key = self._data_key()
-        if self.dataset is None or key != self._dataset_key:
-            _spec, self.dataset = load_data_section(self._project().data, "data")
-            self._dataset_key = key
+        its augmentation is always the section's as it is now. Data outside the graph's folder
+        is read once approved (``data_access`` asks when ``ask``); otherwise ``OutsideDataError``
+        says why nothing was read."""
+        if self.dataset is None or self._data_key() != self._dataset_key:
+            self.dataset = self.data_access.read(ask)
+            self._dataset_key = self._data_key()
         self.dataset.augment = augmentation(self._project().data)
         return self.dataset
 

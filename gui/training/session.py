@@ -21,6 +21,7 @@ from layerloom.engine.network import WeightsError
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.shapes import infer_shapes
 from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.gui import data_question
 from layerloom.gui.dataset_panel import DatasetPanel
 from layerloom.gui.inference_view import InferenceView
 from layerloom.gui.plots.panel import PlotsPanel
@@ -75,9 +76,14 @@ class TrainingSession(QObject):
         self.window, self.document = window, window.document
         doc = self.document
         self.controller = TrainingController(lambda: doc.project, doc.set_locked,
-                                             self._apply_fit, parent=window)
+                                             self._apply_fit, parent=window,
+                                             graph_path=lambda: doc.data_home)
+        self.controller.data_access.confirm = data_question.confirmer(  # asked before reading
+            window, self.controller.data_access,  # data outside the graph's folder
+            lambda: (self.dataset_dock.raise_(), self.dataset_panel.choose())[1], self._say)
         self.training_panel = TrainingPanel(self.controller, lambda: doc.project)
-        self.dataset_panel = DatasetPanel(lambda: doc.project, self._apply_fit)
+        self.dataset_panel = DatasetPanel(lambda: doc.project, self._apply_fit,
+                                          graph_path=lambda: doc.data_home)
         self.plots = PlotsPanel(self.controller)
         self.inference = InferenceView(self.controller)
         self._snapshots = {"training": dict(doc.project.training), "data": dict(doc.project.data)}
@@ -121,6 +127,7 @@ class TrainingSession(QObject):
         doc.report_changed.connect(self._on_graph_changed)
         self.training_panel.settings_changed.connect(lambda new: self._record("training", new))
         self.dataset_panel.data_changed.connect(lambda new: self._record("data", new))
+        self.dataset_panel.data_changed.connect(self.controller.data_access.approve_section)
         self.dataset_panel.dataset_changed.connect(self._on_dataset)
         view.selection_changed.connect(
             lambda ids: self.plots.highlight(ids[0] if len(ids) == 1 else None))
@@ -168,6 +175,7 @@ class TrainingSession(QObject):
         self.controller.drop_weights()
         self.weights_unsaved = False
         self.controller.set_dataset(None)
+        self.controller.data_access.approved.clear()  # agreed to for the graph it was given to
         self.scene.overlays.set_alert(None)
         self.training_panel.load_settings()
         self.dataset_panel.load_from_project()
@@ -266,8 +274,8 @@ class TrainingSession(QObject):
     def import_weights(self, path: Path, quiet_errors: bool = False) -> bool:
         """Load a weights file into the current graph; predictions use it from now on."""
         try:
-            if self.controller.dataset is None:
-                self.controller.load_dataset()  # the inference view needs samples to show
+            if self.controller.dataset is None:  # the inference view needs samples to show
+                self.controller.load_dataset(ask=False)  # asked once already, on open
         except LayerloomError:
             pass
         try:

@@ -95,6 +95,38 @@ def test_small_graph_with_odd_sizes_and_overlapping_pool(dtype, act):
     assert fused_ids(net) == {"conv", "relu", "pool", "fc1", "act", "fc2"}
 
 
+def signal_cnn(filters: int, channels: int) -> Graph:
+    """Conv1d → ReLU → MaxPool1d (overlapping windows) → Flatten → Dense, with a loss."""
+    g = Graph()
+    chain(g, [("image", "Input", {"shape": [channels, 30]}),
+              ("conv", "Conv1d", {"out_channels": filters, "kernel_size": 5, "padding": 2}),
+              ("relu", "ReLU", {}), ("pool", "MaxPool1d", {"kernel_size": 3, "stride": 2}),
+              ("flat", "Flatten", {}), ("fc", "Dense", {"out_features": 4})])
+    g.add_node(Node("label", "Label", {}))
+    g.add_node(Node("loss", "CrossEntropyLoss", {}))
+    g.connect(("fc", "y"), ("loss", "input"))
+    g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("graph", ["1-D direct", "1-D products", "2-D products"])
+def test_conv_chains_fuse_in_1d_and_with_matrix_product_backwards(dtype, graph):
+    """Few filters keep the direct kernels; many taps and filters take conv_gemm_back's."""
+    from layerloom.engine.kernels.conv_gemm_back import prefers_gemm_backward
+
+    if graph.startswith("1-D"):
+        filters, channels = (5, 3) if graph == "1-D direct" else (40, 12)
+        g, shape = signal_cnn(filters, channels), (filters, channels, 1, 5)
+    else:
+        g = small_cnn(conv={"out_channels": 40})
+        g.set_attr("image", "shape", (8, 11, 9))
+        shape = (40, 8, 3, 2)
+    assert prefers_gemm_backward(shape, 30) == (graph != "1-D direct")
+    net = assert_same(g, feeds(g), dtype)
+    assert {"conv", "relu", "pool"} <= fused_ids(net)
+
+
 @pytest.mark.parametrize("pool", [{"kernel_size": [2, 2]}, {"kernel_size": [2, 3], "stride": [1, 2]}])
 def test_exact_ties_go_where_the_unfused_pool_sends_them(pool):
     g = small_cnn(pool=pool)
