@@ -35,12 +35,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="classes to print per file, likeliest first (default 3)")
     parser.add_argument("--data", metavar="SPEC", help="the data the model was trained on, for "
                         "its preprocessing and class names (default: the graph file's)")
+    parser.add_argument("--allow-outside-data", action="store_true",
+                        help="read the data the graph file names even outside its folder (only "
+                             "needed when the file stores no preprocessing)")
     parser.set_defaults(run=run)
     return parser
 
 
-def preparation(project, data_spec: str | None, where: str):
-    """The stored preparation, or the one of the data the graph (or ``--data``) names."""
+def preparation(project, data_spec: str | None, where: str, graph_path=None,
+                allow_outside: bool = False):
+    """The stored preparation, or the one of the data the graph (or ``--data``) names; the
+    graph's own data is read under the data-path policy (engine.data.location)."""
     from layerloom.engine.data import DataError
     from layerloom.engine.data.section import load_data_section
     from layerloom.engine.predict import Prepared, stored_preparation
@@ -48,7 +53,8 @@ def preparation(project, data_spec: str | None, where: str):
     stored = stored_preparation(project.data) if data_spec is None else None
     if stored is not None:
         return stored
-    spec, dataset = load_data_section(project.data, where, data_spec)
+    spec, dataset = load_data_section(project.data, where, data_spec, graph_path=graph_path,
+                                      allow_outside=allow_outside)
     if not dataset.preprocessing:
         raise DataError(f"{where}: its data ({spec}) keeps no preprocessing for files: predict "
                         f"works for image and CSV data")
@@ -79,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     where = Path(args.graph).name
     project = load_project(args.graph)
-    prepared = preparation(project, args.data, where)
+    prepared = preparation(project, args.data, where, args.graph, args.allow_outside_data)
     net, binding = network(project, prepared.preprocessing, args.weights)
     failed = 0
     for file in args.files:

@@ -157,3 +157,19 @@ def test_lenet_on_the_bundled_images_predicts_a_picture_file_as_grey_28x28(tmp_p
     assert all(n.rsplit(" ", 1)[0] in load_data("bundled").class_names for n in names)
     prep = ImagePrep.from_dict(load_data("bundled").preprocessing)
     assert (prep.size, prep.channels, prep.fit) == ((28, 28), 1, "stretch")
+
+
+def test_data_outside_the_graphs_folder_is_read_only_when_allowed(trained, tmp_path, capsys):
+    root, spec, graph, weights = trained
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = elsewhere / "g.json"
+    shutil.move(graph, moved)  # its data now lies outside its folder; no preprocessing stored
+    photo = tmp_path / "red.png"
+    picture(COLOURS["red"], seed=3).save(photo)
+    assert main(["predict", str(moved), "--weights", weights, str(photo)]) == 1
+    err = capsys.readouterr().err
+    assert "outside" in err and "--allow-outside-data" in err
+    assert main(["predict", str(moved), "--weights", weights, "--allow-outside-data",
+                 str(photo)]) == 0
+    assert capsys.readouterr().out.startswith("red.png: red ")
