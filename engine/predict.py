@@ -42,6 +42,21 @@ def stored_preparation(section: dict) -> Prepared | None:
     return Prepared(prep, list(classes))
 
 
+def export_metadata(section: dict) -> dict[str, str]:
+    """What an exported model carries about its inputs (ONNX metadata_props): the stored
+    preprocessing and class names as JSON, so other tools prepare images with the same numbers."""
+    import json
+
+    try:
+        stored = stored_preparation(section)
+    except DataError:
+        return {}
+    if stored is None:
+        return {}
+    return {"layerloom.preprocessing": json.dumps(stored.preprocessing),
+            "layerloom.classes": json.dumps(stored.class_names)}
+
+
 def input_shape(prep: dict) -> tuple:
     """The sample shape the preprocessing makes: C×H×W for images, (features,) for tables."""
     if prep.get("kind") == "image":

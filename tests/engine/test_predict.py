@@ -173,3 +173,29 @@ def test_data_outside_the_graphs_folder_is_read_only_when_allowed(trained, tmp_p
     assert main(["predict", str(moved), "--weights", weights, "--allow-outside-data",
                  str(photo)]) == 0
     assert capsys.readouterr().out.startswith("red.png: red ")
+
+
+def test_an_onnx_export_carries_the_preprocessing_and_predicts_the_same(trained, tmp_path, capsys):
+    import json
+
+    import onnx
+    import onnxruntime as ort
+
+    root, spec, graph, weights = trained
+    data = load_data(spec)
+    project = load_project(graph)
+    project.data.update(preprocessing=data.preprocessing, classes=data.class_names)
+    save_project(project, graph)
+    out = tmp_path / "model.onnx"
+    assert main(["export", graph, str(out), "--weights", weights]) == 0
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    prep = ImagePrep.from_dict(json.loads(props["layerloom.preprocessing"]))
+    assert json.loads(props["layerloom.classes"]) == ["blue", "green", "red"]
+    photo = tmp_path / "g.png"
+    picture(COLOURS["green"], seed=8).save(photo)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    scores = session.run(None, {"image": prep.load(photo)})[0][0]
+    probs = softmax(scores.astype(np.float64))
+    capsys.readouterr()
+    assert main(["predict", graph, "--weights", weights, "--top", "1", str(photo)]) == 0
+    assert capsys.readouterr().out.strip() == f"g.png: green {100 * probs[1]:.2f}%"
