@@ -19,6 +19,7 @@ FITS = (("crop", "Centre crop"), ("stretch", "Stretch"))
 CHANNELS = ((3, "Colour (RGB)"), (1, "Grey"))
 FILLS = (("mean", "Training mean"), ("median", "Training median"), ("zero", "Zero"),
          ("drop", "Drop the row"))
+TASKS = ((None, "Automatic"), ("classification", "Classes"), ("regression", "Values (regression)"))
 KINDS = (("target", "Target"), ("numeric", "Number"), ("categorical", "Category"),
          ("ignore", "Leave out"))
 
@@ -85,6 +86,9 @@ class TableOptions(QWidget):
         self.fill = _combo(FILLS)
         self.fill.setToolTip("What a missing value (empty, NA, NaN, ?) in a number column "
                              "becomes; a category column gets a (missing) category")
+        self.task = _combo(TASKS)
+        self.task.setToolTip("Automatic: text targets, or a few whole numbers, are classes; "
+                             "other numbers are values to predict (regression, MSE)")
         self.note = QLabel("Choose a CSV file to list its columns.")
         self.note.setWordWrap(True)
         form = QFormLayout(self)
@@ -92,6 +96,7 @@ class TableOptions(QWidget):
         form.addRow(self.note)
         form.addRow(self.table)
         form.addRow("Missing values", self.fill)
+        form.addRow("Task", self.task)
         self.guessed: dict[str, str] = {}
 
     def set_columns(self, columns: list[tuple[str, str]], options: dict | None = None) -> None:
@@ -114,6 +119,7 @@ class TableOptions(QWidget):
             kind.currentIndexChanged.connect(lambda _i, r=row: self._on_kind(r))
             self.table.setCellWidget(row, 1, kind)
         self.fill.setCurrentIndex(max(0, self.fill.findData(options.get("fill", "mean"))))
+        self.task.setCurrentIndex(max(0, self.task.findData(options.get("task"))))
         self.note.setText(f"{len(columns)} columns: one is the target, what the network learns "
                           f"to predict." if columns else "No columns found.")
 
@@ -178,6 +184,8 @@ class TableOptions(QWidget):
             out["ignore"] = ",".join(ignored)
         if self.fill.currentData() != "mean":
             out["fill"] = self.fill.currentData()
+        if self.task.currentData() is not None:
+            out["task"] = self.task.currentData()
         return out
 
 

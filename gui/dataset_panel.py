@@ -32,11 +32,13 @@ from layerloom.gui.plots.style import make_view, node_color, style_plot
 
 # (kind, label, what the path names or None)
 SOURCES = (("bundled", "Fashion-MNIST subset", None),  # short: the side dock shows ~20 characters
+           ("shapes", "Coloured shapes", None),  # drawn on first use (engine.data.shapes)
            ("idx", "MNIST-format folder", "folder"), ("folder", "Image folder", "folder"),
            ("npz", "NumPy .npz file", "file"), ("csv", "CSV file", "file"),
            ("spirals", "Synthetic: spirals", None), ("moons", "Synthetic: moons", None),
            ("circles", "Synthetic: circles", None), ("xor", "Synthetic: xor", None),
            ("signals", "Synthetic: signals", None))
+NAMED = ("bundled", "shapes")  # data sets that need no path and take no options here
 SYNTHETIC = ("spirals", "moons", "circles", "xor", "signals")
 WAVES_PER_CLASS = 2
 FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)"}
@@ -167,8 +169,8 @@ class DatasetPanel(QWidget):
 
     def spec(self) -> str:
         """The engine spec string the widgets describe."""
-        if self.kind == "bundled":
-            return "bundled"
+        if self.kind in NAMED:
+            return self.kind
         if self.kind in SYNTHETIC:
             return f"{self.kind}?n={self.points.value()}&noise={self.noise.value():g}"
         options = {"folder": self.folder_options.options,
@@ -221,7 +223,7 @@ class DatasetPanel(QWidget):
     # ------------------------------------------------------------------ loading
     def load(self) -> Dataset | None:
         """Load the chosen source; on success it becomes the project's data and is announced."""
-        if self.kind not in SYNTHETIC and self.kind != "bundled" and not self.path.text().strip():
+        if self.kind not in SYNTHETIC and self.kind not in NAMED and not self.path.text().strip():
             self._show_error(f"Choose a {dict((k, n) for k, _, n in SOURCES)[self.kind]} first.")
             return None
         spec, val = self.spec(), self.val_fraction.value() / 100

@@ -3,7 +3,8 @@
 Options in the spec (``csv:FILE?target=price&categorical=colour,size&fill=median``):
 
 - ``target``: the column to predict (default the last). Text targets, or whole numbers with few
-  distinct values, make a classification set (``task=regression|classification`` overrides).
+  distinct values (at most 256, each seen three times on average), make a classification set
+  (``task=regression|classification`` overrides).
 - ``categorical``: columns to one-hot encode; columns where most cells are text are categorical
   anyway. Every other column is numeric, standardised with the training split's mean and std.
 - ``ignore``: columns to leave out (an id, a free-text note).
@@ -139,8 +140,9 @@ def _target(cells: list[str], task: str | None, where: str):
     labels = np.array(values, dtype=np.float64)
     integral = bool(np.all(labels == np.round(labels)) and np.all(np.abs(labels) <= 2.0**53))
     if task is None:
-        task = ("classification" if integral and len(np.unique(labels)) <= MAX_CLASSES
-                else "regression")
+        distinct = len(np.unique(labels))  # few whole numbers, each seen more than twice: codes
+        task = ("classification" if integral and distinct <= MAX_CLASSES
+                and 3 * distinct <= len(labels) else "regression")
     if task == "regression":
         if np.abs(labels).max(initial=0) > np.finfo(np.float32).max:  # would train on inf
             raise DataError(f"{where}: a target lies beyond float32's range (±3.4e38)")

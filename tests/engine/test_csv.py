@@ -161,3 +161,11 @@ def test_a_regression_run_ends_with_its_test_predictions_against_the_truth(tmp_p
     assert isinstance(fit, RegressionFit) and fit.true.shape == fit.predicted.shape == (60, 1)
     np.testing.assert_array_equal(fit.true, data.test.y)
     assert fit.r2 > 0.99 and fit.mse == pytest.approx(done.test_loss, rel=1e-4)
+
+
+def test_whole_numbers_are_classes_only_when_each_comes_back_a_few_times(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("area,price\n" + "".join(f"{i},{100000 + 900 * i}\n" for i in range(200)))
+    assert load_csv(path).task == "regression"  # 200 different prices: values, not classes
+    path.write_text("x,grade\n" + "".join(f"{i},{i % 12}\n" for i in range(40)))
+    assert load_csv(path).task == "classification"

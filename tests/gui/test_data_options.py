@@ -78,3 +78,20 @@ def test_image_folder_options_round_trip_through_the_spec(qtbot, tmp_path):
     assert (opts.height.value(), opts.width.value()) == (24, 40)
     assert opts.channels.currentData() == 1 and opts.fit.currentData() == "stretch"
     assert panel.spec() == f"folder:{tmp_path}?size=24x40&channels=1&fit=stretch"
+
+
+def test_the_task_can_be_chosen_and_a_named_sample_shows_as_its_source(qtbot, panel, tmp_path):
+    path = table(tmp_path)
+    panel.source.setCurrentIndex(panel.source.findData("csv"))
+    panel.path.setText(str(path))
+    panel.table_options.list_file(str(path), {})
+    panel.table_options.set_kind("doors", "target")
+    panel.table_options.task.setCurrentIndex(panel.table_options.task.findData("regression"))
+    assert panel.spec() == f"csv:{path}?target=doors&task=regression"
+    with qtbot.waitSignal(panel.dataset_changed):
+        qtbot.mouseClick(panel.load_button, Qt.LeftButton)
+    assert panel.dataset.task == "regression"
+    panel.project.data["spec"] = "shapes"
+    panel.load_from_project()
+    assert panel.source.currentData() == "shapes" and panel.spec() == "shapes"
+    assert not panel.path_box.isVisible()
