@@ -45,13 +45,15 @@ def export_onnx(window: QWidget) -> Path | None:
     """Ask for an ``.onnx`` file and write the inference graph with its weights there."""
     from layerloom.engine.export.onnx import onnx_bytes
     from layerloom.engine.network import Network
+    from layerloom.engine.predict import export_metadata
 
     def write(path: Path) -> str:
         net = window.training.controller.trained_network()
         fresh = net is None
         if fresh:
             net = Network(window.document.graph, seed=0)
-        atomic_write_bytes(path, onnx_bytes(net, title=path.stem))
+        meta = export_metadata(window.document.project.data)  # how inputs are prepared
+        atomic_write_bytes(path, onnx_bytes(net, title=path.stem, metadata=meta))
         which = ("freshly initialised weights (train first for trained ones)" if fresh
                  else "the trained weights")
         return f"Exported {path.name} with {which}"
