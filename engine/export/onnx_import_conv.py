@@ -227,7 +227,7 @@ def _resize(r, node, a: dict) -> None:
     legacy = node.op_type == "Upsample" or len(node.input) == 2  # Resize-10: X, scales
     scales = r.const(node, 1 if legacy else 2, "scales")
     scales = np.asarray(a["scales"]) if scales is None and "scales" in a else scales  # opset 7
-    sizes = None if legacy else r.const(node, 3, "sizes")
+    sizes = None if legacy else _sizes(r, node)
     if scales is not None and scales.size:
         if list(scales[:2]) != [1, 1]:
             raise _refused(node, "only the length, height and width can be resized")
@@ -243,6 +243,17 @@ def _resize(r, node, a: dict) -> None:
     same = sh is not None and (one_d or sh == sw)
     size_attrs = {"scale_factor": sw} if same else {"size": out}
     r.add(node, "Upsample", {**size_attrs, **mode}, [src])
+
+
+def _sizes(r, node) -> np.ndarray | None:
+    """Resize's sizes, of which only the spatial entries must be fixed: PyTorch writes the batch
+    and channels as the input's own Shape, so a model resized to a size runs on any batch."""
+    if not r.is_const(node, 3):
+        return r.const(node, 3, "sizes")  # None when absent; refused when computed
+    folded = r.consts[node.input[3]]
+    if not np.array_equal(folded.one[2:], folded.two[2:]):
+        raise _refused(node, "its output size depends on the batch size")
+    return np.asarray(folded.one)
 
 
 def _upsample_mode(node, a: dict, legacy: bool, sh, sw) -> dict:

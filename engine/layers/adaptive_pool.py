@@ -75,7 +75,7 @@ class _Adaptive(Layer):
     def to_onnx(cls, a, in_shapes, g, x):
         """Global pooling; equal windows as a plain pool; other averages as one matrix product
         over the flattened plane (which reads back as Reshape → Dense → Reshape); other maxima
-        as a ReduceMax per window row, then per window column."""
+        as a max pool over each window's rows, then over each window's columns."""
         sizes, outs = in_shapes[0][2:], cls.out_size(a)[2 - len(in_shapes[0][2:]):]
         op = "Average" if cls.average else "Max"
         if all(o == 1 for o in outs):
@@ -92,9 +92,12 @@ class _Adaptive(Layer):
             return y if len(sizes) == 1 else g.op(
                 "Reshape", y, g.const([0, in_shapes[0][1], *outs], np.int64))
         for axis, (size, out) in enumerate(zip(sizes, outs), start=2):
-            parts = [g.op("ReduceMax", g.op("Slice", x, g.const([s], np.int64),
-                                            g.const([e], np.int64), g.const([axis], np.int64)),
-                          axes=[axis], keepdims=1) for s, e in adaptive_windows(size, out)]
+            parts = []
+            for s, e in adaptive_windows(size, out):
+                k = [e - s if a == axis else 1 for a in range(2, 2 + len(sizes))]
+                window = g.op("Slice", x, g.const([s], np.int64), g.const([e], np.int64),
+                              g.const([axis], np.int64))
+                parts.append(g.op("MaxPool", window, kernel_shape=k, strides=[1] * len(k)))
             x = g.op("Concat", *parts, axis=axis) if len(parts) > 1 else parts[0]
         return x
 
@@ -160,7 +163,8 @@ class AdaptiveMaxPool2d(_Adaptive):
 
     average = False
     attrs = {"output_size": IntPair(1, "output height and width (1×1: global pooling)", min=1)}
-    examples = (Example({}, ((2, 3, 5, 4),)), Example({"output_size": (2, 2)}, ((2, 2, 6, 4),)))
+    examples = (Example({}, ((2, 3, 5, 4),)), Example({"output_size": (2, 2)}, ((2, 2, 6, 4),)),
+                Example({"output_size": (3, 2)}, ((2, 2, 7, 5),)))
 
 
 @register
@@ -185,4 +189,5 @@ class AdaptiveMaxPool1d(_Adaptive):
     one_d = True
     average = False
     attrs = {"output_size": Int(1, "output length (1: global pooling)", min=1, max=65536)}
-    examples = (Example({}, ((2, 3, 7),)), Example({"output_size": 3}, ((2, 2, 9),)))
+    examples = (Example({}, ((2, 3, 7),)), Example({"output_size": 3}, ((2, 2, 9),)),
+                Example({"output_size": 4}, ((2, 3, 6),)))
