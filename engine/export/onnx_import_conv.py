@@ -17,12 +17,11 @@ from layerloom.engine.export import onnx_reader
 from layerloom.engine.export.onnx_errors import refused as _refused
 from layerloom.engine.layers.pool import avg_divisor, extra_end
 
-READS = ("Conv (1-D, 2-D, 3-D, groups, dilation), ConvTranspose, MaxPool and AveragePool "
-         "(1-D, 2-D, ceil mode), GlobalAveragePool, GlobalMaxPool, Pad, Resize, Upsample")
 STEMS = {"Conv1d": "conv", "Conv3d": "conv", "ConvTranspose1d": "deconv",
-         "ConvTranspose2d": "deconv", "MaxPool1d": "pool", "AvgPool1d": "pool",
-         "AdaptiveAvgPool1d": "pool", "AdaptiveAvgPool2d": "pool", "AdaptiveMaxPool1d": "pool",
-         "AdaptiveMaxPool2d": "pool", "Upsample": "up", "ZeroPad1d": "pad", "ZeroPad2d": "pad"}
+         "ConvTranspose2d": "deconv", "ConvTranspose3d": "deconv", "MaxPool1d": "pool",
+         "AvgPool1d": "pool", "AdaptiveAvgPool1d": "pool", "AdaptiveAvgPool2d": "pool",
+         "AdaptiveMaxPool1d": "pool", "AdaptiveMaxPool2d": "pool", "Upsample": "up",
+         "ZeroPad1d": "pad", "ZeroPad2d": "pad"}
 PAD_TYPES = {"constant": "ZeroPad", "reflect": "ReflectionPad", "edge": "ReplicationPad"}
 
 
@@ -103,8 +102,8 @@ def _conv(r, node, a: dict) -> None:
 def _conv_transpose(r, node, a: dict) -> None:
     w, b = r.const(node, 1, "weight"), r.const(node, 2, "bias")
     rank = w.ndim - 2
-    if rank not in (1, 2):
-        raise _refused(node, f"only 1-D and 2-D transposed convolutions ({rank}-D given)")
+    if rank not in (1, 2, 3):
+        raise _refused(node, f"only 1-D, 2-D and 3-D transposed convolutions ({rank}-D given)")
     if "output_shape" in a:
         raise _refused(node, "an output_shape instead of pads is not supported")
     kernel = list(w.shape[2:])
@@ -205,9 +204,9 @@ def _pad(r, node, a: dict) -> None:
     value = a.get("value", 0.0) if "value" in a else r.const(node, 2, "value")
     value = 0.0 if value is None else float(np.asarray(value).ravel()[0])
     begins, ends = pads[:rank], pads[rank:]
-    if rank not in (3, 4) or any(begins[:2]) or any(ends[:2]):
-        raise _refused(node, "only the length of signals or the height and width of images "
-                             "can be padded")
+    if rank not in (3, 4, 5) or any(begins[:2]) or any(ends[:2]):
+        raise _refused(node, "only the length, height, width or depth after the batch and "
+                             "channels can be padded")
     if any(p < 0 for p in pads):
         raise _refused(node, "negative padding (a crop) is not supported")
     padding = [v for axis in reversed(range(2, rank)) for v in (begins[axis], ends[axis])]

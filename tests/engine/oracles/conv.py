@@ -54,6 +54,7 @@ ORACLES = {
     "AvgPool1d": _avg(F.avg_pool1d),
     "ConvTranspose2d": _conv_t(F.conv_transpose2d),
     "ConvTranspose1d": _conv_t(F.conv_transpose1d),
+    "ConvTranspose3d": _conv_t(F.conv_transpose3d),
     "AdaptiveAvgPool2d": _adaptive(F.adaptive_avg_pool2d),
     "AdaptiveMaxPool2d": _adaptive(F.adaptive_max_pool2d),
     "AdaptiveAvgPool1d": _adaptive(F.adaptive_avg_pool1d),
@@ -61,5 +62,5 @@ ORACLES = {
     "Upsample": _upsample,
     **{f"{kind}Pad{d}": _pad(mode) for kind, mode in
        (("Zero", "constant"), ("Constant", "constant"), ("Reflection", "reflect"),
-        ("Replication", "replicate")) for d in ("1d", "2d")},
+        ("Replication", "replicate")) for d in ("1d", "2d", "3d")},
 }
