@@ -15,12 +15,13 @@ import numpy as np
 
 from layerloom.engine.export import onnx_reader
 from layerloom.engine.export.onnx_errors import refused as _refused
-from layerloom.engine.layers.pool import avg_divisor, extra_end
+from layerloom.engine.layers.image_ops import avg_divisor, extra_end
 
 STEMS = {"Conv1d": "conv", "Conv3d": "conv", "ConvTranspose1d": "deconv",
          "ConvTranspose2d": "deconv", "ConvTranspose3d": "deconv", "MaxPool1d": "pool",
          "AvgPool1d": "pool", "AdaptiveAvgPool1d": "pool", "AdaptiveAvgPool2d": "pool",
-         "AdaptiveMaxPool1d": "pool", "AdaptiveMaxPool2d": "pool", "Upsample": "up",
+         "AdaptiveMaxPool1d": "pool", "AdaptiveMaxPool2d": "pool", "AdaptiveAvgPool3d": "pool",
+         "AdaptiveMaxPool3d": "pool", "MaxPool3d": "pool", "AvgPool3d": "pool", "Upsample": "up",
          "ZeroPad1d": "pad", "ZeroPad2d": "pad"}
 PAD_TYPES = {"constant": "ZeroPad", "reflect": "ReflectionPad", "edge": "ReplicationPad"}
 
@@ -134,8 +135,8 @@ def _pool(kind: str):
     def read(r, node, a: dict) -> None:
         kernel = [int(k) for k in a["kernel_shape"]]
         rank = len(kernel)
-        if rank not in (1, 2):
-            raise _refused(node, f"only 1-D and 2-D pooling is supported ({rank}-D given)")
+        if rank not in (1, 2, 3):
+            raise _refused(node, f"only 1-D, 2-D and 3-D pooling is supported ({rank}-D given)")
         src, sizes, strides, dilations, begins, ends = _geometry(r, node, a, kernel)
         average = kind == "Avg"
         if average and any(d != 1 for d in dilations):
@@ -164,7 +165,7 @@ def _pool(kind: str):
             attrs["count_include_pad"] = include
         else:
             attrs["dilation"] = _per_dim(dilations, one_d)
-        type_id = (f"{kind}Pool1d" if one_d else f"{kind}Pool2D")
+        type_id = {1: f"{kind}Pool1d", 2: f"{kind}Pool2D", 3: f"{kind}Pool3d"}[rank]
         r.add(node, type_id, attrs, [src])
     return read
 
@@ -180,9 +181,9 @@ def _global(kind: str):
     def read(r, node, a: dict) -> None:
         src = r.value(node)
         rank = len(_shape(r, src)) - 2
-        if rank not in (1, 2):
-            raise _refused(node, f"only 1-D and 2-D global pooling ({rank}-D given)")
-        r.add(node, f"Adaptive{kind}Pool{rank}d", {"output_size": 1 if rank == 1 else [1, 1]},
+        if rank not in (1, 2, 3):
+            raise _refused(node, f"only 1-D, 2-D and 3-D global pooling ({rank}-D given)")
+        r.add(node, f"Adaptive{kind}Pool{rank}d", {"output_size": 1 if rank == 1 else [1] * rank},
               [src])
     return read
 

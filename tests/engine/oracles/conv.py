@@ -52,6 +52,8 @@ ORACLES = {
     "MaxPool1d": _max(F.max_pool1d),
     "AvgPool2D": _avg(F.avg_pool2d),
     "AvgPool1d": _avg(F.avg_pool1d),
+    "MaxPool3d": _max(F.max_pool3d),
+    "AvgPool3d": _avg(F.avg_pool3d),
     "ConvTranspose2d": _conv_t(F.conv_transpose2d),
     "ConvTranspose1d": _conv_t(F.conv_transpose1d),
     "ConvTranspose3d": _conv_t(F.conv_transpose3d),
@@ -59,6 +61,8 @@ ORACLES = {
     "AdaptiveMaxPool2d": _adaptive(F.adaptive_max_pool2d),
     "AdaptiveAvgPool1d": _adaptive(F.adaptive_avg_pool1d),
     "AdaptiveMaxPool1d": _adaptive(F.adaptive_max_pool1d),
+    "AdaptiveAvgPool3d": _adaptive(F.adaptive_avg_pool3d),
+    "AdaptiveMaxPool3d": _adaptive(F.adaptive_max_pool3d),
     "Upsample": _upsample,
     **{f"{kind}Pad{d}": _pad(mode) for kind, mode in
        (("Zero", "constant"), ("Constant", "constant"), ("Reflection", "reflect"),
