@@ -35,6 +35,12 @@ class Conv3d(Layer):
 
     category = "Convolution"
     parallel_kernels = True  # engine.threads: numba's threads run it, not the BLAS's
+    formula = ("y[f] = b[f] + Σ<sub>c, taps</sub> W[f, c, tap] · x[c, stride·position + "
+               "dilation·tap − padding] for each of {out_channels} filters; filter f reads only "
+               "the channels of its group ({groups} groups)")
+    backward_formula = ("dL/dW[f, c, tap] = Σ<sub>batch, positions</sub> dL/dy[f] · x[c, …]; "
+                        "dL/dx = dL/dy spread back through every tap (a transposed "
+                        "convolution); dL/db = Σ dL/dy")
     attrs = {
         "out_channels": Int(8, "number of filters (output feature volumes)", min=1, max=65536),
         "kernel_size": _triple(3, "filter depth, height and width", 1),
