@@ -17,6 +17,8 @@ def _axis(dim: int, ndim: int) -> int:
 class Add(Layer):
     """Element-wise sum of two tensors of the same shape (a residual connection)."""
 
+    formula = "y = a + b, element by element"
+    backward_formula = "dL/da = dL/dy, dL/db = dL/dy"
     category = "Merge/Split"
     inputs = ("a", "b")
     examples = (Example({}, ((3, 4), (3, 4))),)
@@ -48,6 +50,8 @@ class Add(Layer):
 class Concat(Layer):
     """Joins two tensors along one axis (dim counts the batch as 0, as torch.cat)."""
 
+    formula = "y = cat(a, b) along dim {dim} (0 is the batch)"
+    backward_formula = "dL/da, dL/db = dL/dy cut back at a's size along dim {dim}"
     category = "Merge/Split"
     inputs = ("a", "b")
     attrs = {"dim": Int(1, "axis to join along (0 is the batch)", min=-8, max=8)}
@@ -90,6 +94,8 @@ class Concat(Layer):
 class Split(Layer):
     """Splits a tensor in two along one axis: the first `split` entries, and the rest."""
 
+    formula = "a = the first {split} entries of x along dim {dim} (0: half), b = the rest"
+    backward_formula = "dL/dx = cat(dL/da, dL/db) along dim {dim}"
     category = "Merge/Split"
     outputs = ("a", "b")
     attrs = {"dim": Int(1, "axis to split (0 is the batch)", min=-8, max=8),

@@ -26,6 +26,11 @@ def _normalise_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray
 class LayerNorm(Layer):
     """Normalises each position's features (the last axis) to zero mean and unit variance."""
 
+    formula = ("y = (x − E[x]) / √(Var[x] + {eps})·γ + β, E and the biased Var over the last axis;"
+               " γ, β learned per feature (elementwise_affine = {elementwise_affine})")
+    backward_formula = ("x̂ = (x − E[x]) / σ, g = dL/dy·γ: dL/dx = (g − mean(g) − x̂·mean(g·x̂)) /"
+                        " σ over the last axis; dL/dγ = Σ dL/dy·x̂, dL/dβ = Σ dL/dy over all "
+                        "positions")
     parallel_kernels = True  # numba-parallel kernels (kernels/norm.py)
     category = "Normalisation"
     attrs = {
@@ -89,6 +94,13 @@ class LayerNorm(Layer):
 
 
 class _BatchNorm(Layer):
+    formula = ("y = (x − E[x]) / √(Var[x] + {eps})·γ + β per channel, E and the biased Var over "
+               "the batch (and positions) while training; running estimates, updated with momentum"
+               " {momentum}, replace them in inference (track_running_stats = "
+               "{track_running_stats})")
+    backward_formula = ("batch statistics: x̂ = (x − E[x]) / σ, g = dL/dy·γ, dL/dx = (g − mean(g) "
+                        "− x̂·mean(g·x̂)) / σ, means per channel; running statistics: dL/dx = g / "
+                        "√(running_var + {eps}); dL/dγ = Σ dL/dy·x̂, dL/dβ = Σ dL/dy per channel")
     category = "Normalisation"
     buffers = ("running_mean", "running_var")
     ranks: tuple = ()  # accepted input ranks, batch included
