@@ -35,8 +35,8 @@ class MultiHeadSelfAttention(Layer):
 
     formula = ("[Q, K, V] = x·W<sub>in</sub><sup>T</sup> + b<sub>in</sub>, split into {num_heads} "
                "heads of d<sub>h</sub> = {embed_dim}/{num_heads}; per head A = "
-               "softmax(Q·K<sup>T</sup> / √d<sub>h</sub>) (causal: {causal}, a position sees no "
-               "later one), O = A·V (dropout {dropout} on A while training); y = "
+               "softmax(Q·K<sup>T</sup> / √d<sub>h</sub>) (causal = {causal}; if True, no position "
+               "sees a later one), O = A·V (dropout {dropout} on A while training); y = "
                "concat(O)·W<sub>out</sub><sup>T</sup> + b<sub>out</sub>")
     backward_formula = ("dL/dW<sub>out</sub> = (dL/dy)<sup>T</sup>·O, dL/dO = "
                         "dL/dy·W<sub>out</sub>; dL/dV = A<sup>T</sup>·dL/dO, dL/dA = "

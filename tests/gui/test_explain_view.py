@@ -34,6 +34,7 @@ def test_the_formulas_show_the_nodes_own_attribute_values(window):
     click_node(window, "enc_attn")
     text = window.explain.text.toPlainText()
     assert "split into 4 heads of dh = 32/4" in text and "dropout 0.0 on A" in text
+    assert "causal = False; if True, no position sees a later one" in text
     assert "dL/dWout = (dL/dy)T·O" in text  # the backward, its <sub> and <sup> rendered
     click_node(window, "tokens")
     text = window.explain.text.toPlainText()
