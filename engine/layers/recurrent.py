@@ -319,8 +319,8 @@ class GRU(_Recurrent):
     """Gated recurrent unit: a lighter LSTM with reset and update gates, as nn.GRU."""
 
     formula = ("r, z = σ(W<sub>i</sub>·x<sub>t</sub> + b<sub>i</sub> + "
-               "W<sub>h</sub>·h<sub>t−1</sub> + b<sub>h</sub>), n = tanh(W<sub>in</sub>·x<sub>t</sub> + "
-               "b<sub>in</sub> + "
+               "W<sub>h</sub>·h<sub>t−1</sub> + b<sub>h</sub>), n = "
+               "tanh(W<sub>in</sub>·x<sub>t</sub> + b<sub>in</sub> + "
                "r·(W<sub>hn</sub>·h<sub>t−1</sub> + b<sub>hn</sub>)), h<sub>t</sub> = (1 − z)·n + "
                "z·h<sub>t−1</sub>; " + _OUTPUTS)
     backward_formula = ("through time, last step first: dL/dn = dL/dh<sub>t</sub>·(1 − z), dL/dz ="
