@@ -23,7 +23,8 @@ def _triple(default: int, doc: str, low: int) -> IntTuple:
 
 
 def _slices(xp: np.ndarray, start: int, step: int, count: int) -> np.ndarray:
-    """Depth slices start, start + step, … (count of them) as a batch of images (N·count, C, H, W)."""
+    """Depth slices start, start + step, … (count of them) as one batch of images
+    (N·count, C, H, W)."""
     n, c, _, h, w = xp.shape
     part = xp[:, :, start:start + step * (count - 1) + 1:step]
     return np.ascontiguousarray(part.transpose(0, 2, 1, 3, 4)).reshape(n * count, c, h, w)
