@@ -1,8 +1,10 @@
-"""Layers that join or split tensors: Add (residual connections), Concat, Split (two outputs)."""
+"""Layers that join or split tensors: Add (residual connections), Concat, Split (two outputs),
+Chunk (one output per piece)."""
 from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.layers.broadcast import broadcast_shapes, unbroadcast
 from layerloom.engine.registry import register
 from layerloom.engine.spec import Example, Int, Layer, ShapeError, TorchCode, fmt_shape
 
@@ -15,25 +17,27 @@ def _axis(dim: int, ndim: int) -> int:
 
 @register
 class Add(Layer):
-    """Element-wise sum of two tensors of the same shape (a residual connection)."""
+    """Element-wise sum of two tensors (a residual connection), with numpy/PyTorch broadcasting."""
 
     category = "Merge/Split"
     inputs = ("a", "b")
-    examples = (Example({}, ((3, 4), (3, 4))),)
+    examples = (Example({}, ((3, 4), (3, 4))), Example({}, ((2, 3, 4, 4), (2, 3, 1, 1))))
 
     @staticmethod
     def infer(a, x, y):
-        if tuple(x[1:]) != tuple(y[1:]):
-            raise ShapeError(f"cannot add {fmt_shape(x)} and {fmt_shape(y)}: shapes differ")
-        return x
+        return broadcast_shapes(x, y, "add")
 
     @staticmethod
     def forward(a, p, ctx, x, y):
+        ctx.save(x.shape, y.shape)
         return x + y
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        return (dy, dy), {}
+        shapes = ctx.saved
+        if shapes[0] == shapes[1]:
+            return (dy, dy), {}
+        return tuple(unbroadcast(dy, s) for s in shapes), {}
 
     @staticmethod
     def to_torch(a, in_shapes):
@@ -135,3 +139,62 @@ class Split(Layer):
         d, first = Split._sizes(a, in_shapes[0])
         sizes = g.const([first, in_shapes[0][d] - first], np.int64)
         return g.op("Split", x, sizes, axis=d, outputs=2)
+
+
+@register
+class Chunk(Layer):
+    """Splits a tensor into pieces along one dim (torch.chunk), one output port per piece."""
+
+    category = "Merge/Split"
+    outputs = ("y0", "y1")  # for the default chunks=2; ``outputs_for`` follows the attribute
+    attrs = {"chunks": Int(2, "how many pieces (each output port is one)", min=2, max=16),
+             "dim": Int(1, "the dim to cut (PyTorch's numbering; not the batch, 0)")}
+    examples = (Example({}, ((2, 6),)), Example({"chunks": 3, "dim": -1}, ((2, 3, 7),)))
+
+    @classmethod
+    def outputs_for(cls, a) -> tuple:
+        return tuple(f"y{i}" for i in range(a["chunks"]))
+
+    @classmethod
+    def label(cls, a) -> str:
+        return f"{a['chunks']} along {a['dim']}"
+
+    @staticmethod
+    def _sizes(a, x) -> tuple:
+        """(axis, piece sizes) as torch.chunk cuts: pieces of ceil(n / chunks), the last smaller."""
+        d = _axis(a.dim, len(x))
+        if d == 0:
+            raise ShapeError("cannot chunk the batch dimension (dim 0)")
+        n = x[d]
+        size = -(-n // a.chunks)
+        sizes = [min(size, n - start) for start in range(0, n, size)]
+        if len(sizes) != a.chunks:
+            raise ShapeError(f"{n} entries of dim {a.dim} cut in pieces of {size} make "
+                             f"{len(sizes)}, not {a.chunks} (as torch.chunk); choose another chunks")
+        return d, sizes
+
+    @staticmethod
+    def infer(a, x):
+        d, sizes = Chunk._sizes(a, x)
+        return tuple(tuple(s if i == d else v for i, v in enumerate(x)) for s in sizes)
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        d, sizes = Chunk._sizes(a, x.shape)
+        ctx.save(d)
+        return tuple(np.ascontiguousarray(piece)
+                     for piece in np.split(x, np.cumsum(sizes)[:-1], axis=d))
+
+    @staticmethod
+    def backward(a, p, ctx, *dys):
+        (d,) = ctx.saved
+        return (np.concatenate(dys, axis=d),), {}
+
+    @staticmethod
+    def to_torch(a, in_shapes):
+        return TorchCode(f"torch.chunk({{x}}, {a.chunks}, dim={a.dim})")
+
+    @staticmethod
+    def to_onnx(a, in_shapes, g, x):
+        d, sizes = Chunk._sizes(a, in_shapes[0])
+        return g.op("Split", x, g.const(sizes, np.int64), axis=d, outputs=a.chunks)

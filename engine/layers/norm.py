@@ -1,4 +1,4 @@
-"""Normalisation layers as ``torch.nn.LayerNorm``, ``BatchNorm1d`` and ``BatchNorm2d``.
+"""Normalisation layers as ``torch.nn.LayerNorm``, ``BatchNorm1d``, ``BatchNorm2d`` and ``BatchNorm3d``.
 
 Both rescale activations to zero mean and unit variance and then apply a learned gain (``weight``)
 and shift (``bias``). LayerNorm normalises each sample over its last axis (the Transformer's
@@ -104,7 +104,8 @@ class _BatchNorm(Layer):
     @classmethod
     def infer(cls, a, x):
         if len(x) not in cls.ranks:
-            want = " or ".join(("(N, C)", "(N, C, L)", "(N, C, H, W)")[r - 2] for r in cls.ranks)
+            want = " or ".join(("(N, C)", "(N, C, L)", "(N, C, H, W)", "(N, C, D, H, W)")[r - 2]
+                               for r in cls.ranks)
             raise ShapeError(f"expects {want}, got {fmt_shape(x)}")
         return x
 
@@ -208,3 +209,11 @@ class BatchNorm2d(_BatchNorm):
     ranks = (4,)
     examples = (Example({}, ((2, 3, 4, 4),)),
                 Example({"affine": False, "eps": 1e-3}, ((3, 2, 3, 3),)))
+
+
+@register
+class BatchNorm3d(_BatchNorm):
+    """Normalises each channel of (N, C, D, H, W) volumes over the batch and all positions."""
+
+    ranks = (5,)
+    examples = (Example({}, ((2, 3, 2, 3, 3),)), Example({"momentum": 0.5}, ((3, 2, 2, 2, 2),)))
