@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_predict.add_parser(sub)
     from layerloom.engine import cli_runs, cli_sweep  # the run store: runs, lr-find, sweep
     cli_runs.add_parser(sub)
-    cli_sweep.add_parser(sub)
+    cli_sweep.add_parser(sub, main)
     from layerloom.engine import cli_gradcheck  # per-node gradient checks at real inputs
     cli_gradcheck.add_parser(sub)
     return parser

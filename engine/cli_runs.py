@@ -172,17 +172,17 @@ def recorder_from_args(args: argparse.Namespace, project, spec: str, config):
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from layerloom.engine.cli import training_config
     from layerloom.engine.data.section import load_data_section
     from layerloom.engine.export.weights import load_weights
     from layerloom.engine.lr_finder import LRRange, lr_range_test
     from layerloom.engine.network import Network
     from layerloom.engine.project import check_fit, fit_graph_to_data
     from layerloom.engine.serialize import load_project
+    from layerloom.engine.training_config import TrainConfig
 
     where = Path(args.graph).name
     project = load_project(args.graph)
-    config = training_config(project.training, argparse.Namespace(), where)
+    config = TrainConfig.from_settings(project.training, f"{where}: training")
     spec, dataset = load_data_section(project.data, where, args.data, args.val_fraction,
                                       graph_path=args.graph,
                                       allow_outside=args.allow_outside_data)

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -102,7 +103,10 @@ def _flag(key: str, value) -> list[str]:
     return [f"--{key.replace('_', '-')}", str(value)]
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers, run_command: Callable[[list[str]], int]) -> None:
+    """``run_command(argv)`` runs one ``layerloom`` command line in this process (``cli.main``,
+    given by ``cli`` itself so this module need not import it): each combination is a
+    ``layerloom train`` run."""
     p = subparsers.add_parser("sweep", help="train every combination of settings, each recorded "
                               "as a run of one sweep")
     p.add_argument("graph", nargs="?", help="a layerloom-graph JSON file (not with --resume)")
@@ -116,11 +120,10 @@ def add_parser(subparsers) -> None:
                    help="read the data the graph file names even outside its folder")
     p.add_argument("--runs-db", metavar="FILE")
     p.add_argument("--resume", metavar="SWEEP_ID", help="run what a stopped sweep has not ended")
-    p.set_defaults(run=cmd_sweep)
+    p.set_defaults(run=cmd_sweep, run_command=run_command)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from layerloom.engine import cli
     from layerloom.engine.cli_runs import run_line
     from layerloom.engine.runs import RunStore
 
@@ -163,7 +166,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if spec.get("data"):
             argv += ["--data", spec["data"]]
         argv += ["--allow-outside-data"] if spec.get("allow_outside_data") else []
-        code = cli.main(argv)
+        code = args.run_command(argv)
         if code == 130:
             print(f"sweep stopped: resume with layerloom sweep --resume {sweep_id}",
                   file=sys.stderr)

@@ -19,11 +19,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from layerloom.engine.graph import Graph, PortRef
-from layerloom.engine.registry import LAYERS  # first: loads every layer module, which fused builds on
+from layerloom.engine.registry import LAYERS  # first: loads every layer module, which fusion builds on
 from layerloom.engine.flatten import flatten
+from layerloom.engine.fusion import ConvReluMaxPool, DenseChain, conv_pool_attrs, dense_chain_attrs
 from layerloom.engine.kernels import aligned
-from layerloom.engine.kernels.fused import (ACTIVATIONS, ConvReluMaxPool, DenseChain, conv_pool_attrs,
-                                  dense_chain_attrs)
 from layerloom.engine.shapes import ShapeReport, infer_shapes
 from layerloom.engine.spec import AttrValues, Layer, LayerloomError
 
@@ -185,7 +184,7 @@ def _dense_chain(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step |
     members, node = [], head
     while node is not None and node.layer.type_id == "Dense":
         act = _next(plan, node, by_id, keep)
-        act = act if act is not None and act.layer.type_id in ACTIVATIONS else None
+        act = act if act is not None and act.layer.fusable_activation else None
         members += [node, act] if act is not None else [node]
         node = _next(plan, members[-1], by_id, keep)
     if len(members) < 2:

@@ -1,9 +1,10 @@
 """The dataset panel: choose the data a graph trains on and see what it holds.
 
 Sources are the engine's spec strings (bundled, ``idx:DIR``, ``npz:FILE``, ``csv:FILE``, or a
-synthetic set with size and noise). Loading one writes it into the project's "data" section,
-fits the graph's Input and Label nodes to it (through ``apply_edits`` so the window can make it
-an undoable edit) and reports, in the engine's words, why the graph cannot take it if so.
+synthetic set with size and noise). Loading one writes it into the project's "data" section
+(through ``edit_data``, the window's undoable ``Document.edit_section``), fits the graph's Input
+and Label nodes to it (through ``apply_edits`` so the window can make it an undoable edit) and
+reports, in the engine's words, why the graph cannot take it if so.
 """
 from __future__ import annotations
 
@@ -48,18 +49,30 @@ MAX_SCATTER = 3000
 
 class DatasetPanel(QWidget):
     dataset_changed = Signal(object)  # the Dataset just loaded
-    data_changed = Signal(dict)  # the project's new "data" section (the window marks it dirty)
+    data_chosen = Signal(dict)  # the data section after the person chose a source (Load)
 
     def __init__(self, project: Callable[[], Project],
                  apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None,
-                 graph_path: Callable[[], Path | None] = lambda: None):
+                 graph_path: Callable[[], Path | None] = lambda: None,
+                 edit_data: Callable[[dict], object] | None = None):
         """``graph_path()``: the graph's file; a path typed here is relative to its folder, and
-        data inside that folder is stored relative to it (the folder can move as a whole)."""
+        data inside that folder is stored relative to it (the folder can move as a whole).
+        ``edit_data(changes)`` sets keys of the project's "data" section (the window gives
+        ``Document.edit_section`` there); without it the section is set directly."""
         super().__init__(parent)
         self._project, self._apply_edits, self._graph_path = project, apply_edits, graph_path
+        self._edit_data = edit_data or self._set_data
         self.dataset: Dataset | None = None
         self._build()
         self.load_from_project()
+
+    def _set_data(self, changes: dict) -> None:
+        """Without a window: set the section's keys directly (None removes one, as the
+        Document's edit_section does)."""
+        section = self._project().data
+        section.update({k: v for k, v in changes.items() if v is not None})
+        for key in [k for k, v in changes.items() if v is None]:
+            section.pop(key, None)
 
     # ------------------------------------------------------------------ building
     def _build(self) -> None:
@@ -238,23 +251,19 @@ class DatasetPanel(QWidget):
         finally:
             QApplication.restoreOverrideCursor()
         spec = portable_spec(spec, self._graph_path())
-        section = self._project().data
-        section.update({"spec": spec, "val_fraction": val})
-        # what predictions on a person's own files need: stored with the graph file
-        for key, value in (("preprocessing", dataset.preprocessing),
-                           ("classes", list(map(str, dataset.class_names)))):
-            section.update({key: value}) if value else section.pop(key, None)
-        adopt(dataset, section, same_source=True)  # its augmentation for the training split
-        self.data_changed.emit(dict(section))
+        # with what predictions on a person's own files need: stored with the graph file
+        self._edit_data({"spec": spec, "val_fraction": val,
+                         "preprocessing": dataset.preprocessing or None,
+                         "classes": list(map(str, dataset.class_names)) or None})
+        adopt(dataset, self._project().data, same_source=True)  # its training augmentation
+        self.data_chosen.emit(dict(self._project().data))
         self.set_dataset(dataset)
         return dataset
 
     def _on_augment(self, settings: dict) -> None:
         """New augmentation settings: into the data section, as one undoable edit (a run takes
         them from there when it starts)."""
-        section = self._project().data
-        section.update({"augment": settings}) if settings else section.pop("augment", None)
-        self.data_changed.emit(dict(section))
+        self._edit_data({"augment": settings or None})
 
     def set_dataset(self, dataset: Dataset) -> None:
         """Show ``dataset`` (loaded here or elsewhere), fit the graph to it, announce it."""

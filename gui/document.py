@@ -19,6 +19,7 @@ from layerloom.engine.data.location import rebase_data
 from layerloom.engine.graph import Edge, Graph, GraphError
 from layerloom.engine.serialize import Project, load_project, save_project
 from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
+from layerloom.engine.training_config import SettingsError, check_settings
 from layerloom.gui import commands as cmd
 from layerloom.gui.compound_edits import CompoundEdits
 
@@ -155,13 +156,24 @@ class Document(QObject):
         return _Macro(self.stack, text)
 
     # ------------------------------------------------------------------ project sections
-    def set_section(self, name: str, old: dict, new: dict) -> None:
-        """Record that a panel changed the project's ``name`` section from ``old`` to ``new``
-        (undoable, marks the file dirty). Not structural, so allowed while locked."""
-        if old == new:
-            return
-        section = self.project.training if name == "training" else self.project.data
-        self.push(cmd.SetSectionCommand(section, name, old, new, self.section_changed.emit))
+    def edit_section(self, name: str, changes: dict) -> bool:
+        """Set settings of the project's ``name`` section ("training" or "data"; a None value
+        removes one, so its default applies) as one undo step; consecutive edits of the same
+        settings merge. Training settings are checked by the engine's own rules first, a
+        refusal going out on ``message``. Not structural, so allowed while locked."""
+        section = getattr(self.project, name)
+        changes = {k: v for k, v in changes.items() if section.get(k) != v}
+        if not changes:
+            return True
+        if name == "training":
+            trial = {k: v for k, v in {**section, **changes}.items() if v is not None}
+            try:
+                check_settings(trial)
+            except SettingsError as err:
+                self.message.emit(str(err))
+                return False
+        self.push(cmd.EditSectionCommand(self.project, name, changes, self.section_changed.emit))
+        return True
 
     # ------------------------------------------------------------------ nodes
     def add_node(self, type_id: str, pos: tuple, attrs: dict | None = None) -> str | None:

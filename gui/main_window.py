@@ -55,10 +55,13 @@ class MainWindow(QMainWindow):
         self.params_label = self.status.params_label
         self.clipboard = GraphClipboard(self.document, self.view.graph_scene)
         self.flow_overlay = GradientFlowOverlay(self.view.graph_scene, self.document)
-        self.actions_by_name = build_menus(self)
+        menus = build_menus(self)
+        self.actions_by_name = menus.actions
+        self.recent_menu, self.samples_menu, self.panels_menu = (menus.recent, menus.samples,
+                                                                  menus.panels)
         for dock in (self.palette_dock, self.inspector_dock, self.explain_dock):
             self.panels_menu.addAction(dock.toggleViewAction())
-        self.training = TrainingSession(self)
+        self.training = TrainingSession(self, save_with_graph=self.actions_by_name["save_weights"])
         self.runs = RunsSession(self)
         self.tabifyDockWidget(self.inspector_dock, self.explain_dock)  # after training's split
         self.inspector_dock.raise_()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.export.onnx_errors import refused as _refused
 from layerloom.engine.graph import Node
 from layerloom.engine.layers.pool import avg_divisor, extra_end
 from layerloom.engine.shapes import infer_shapes
@@ -23,12 +24,6 @@ STEMS = {"Conv1d": "conv", "Conv3d": "conv", "ConvTranspose1d": "deconv", "ConvT
          "AdaptiveAvgPool2d": "pool", "AdaptiveMaxPool1d": "pool", "AdaptiveMaxPool2d": "pool",
          "Upsample": "up"}
 PAD_TYPES = {"constant": "ZeroPad", "reflect": "ReflectionPad", "edge": "ReplicationPad"}
-
-
-def _refused(node, why: str):
-    from layerloom.engine.export.onnx_import import _refused as refused  # (imports this module)
-
-    return refused(node, why)
 
 
 def _text(value) -> str:

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from layerloom.engine.files import json_depth, read_regular
-from layerloom.engine.network import WeightsError
 from layerloom.engine.npzfile import read_npz
 from layerloom.engine.serialize import atomic_write_bytes
+from layerloom.engine.spec import WeightsError
 
 SUFFIXES = (".npz", ".safetensors")
 # safetensors dtype names <-> little-endian numpy dtypes

@@ -23,7 +23,7 @@ from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
 from layerloom.engine.data.section import augmentation
 from layerloom.engine.project import check_fit, planned_fit
-from layerloom.engine.serialize import Project
+from layerloom.engine.serialize import Project, graph_to_dict
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.training import DoneReport, TrainConfig, bind
 from layerloom.gui import gc_guard
@@ -37,7 +37,7 @@ LOCK_REASON = "training runs (stop it to edit the graph)"
 def structure_signature(graph: Graph) -> str:
     """Nodes (id, type, attributes) and edges; positions and frozen flags are left out, so moving
     a node or freezing a layer for fine-tuning keeps the trained weights."""
-    d = graph.to_dict()
+    d = graph_to_dict(graph)
     nodes = sorted((n["id"], n["type"], json.dumps(n["attrs"], sort_keys=True)) for n in d["nodes"])
     edges = sorted((tuple(e["from"]), tuple(e["to"])) for e in d["edges"])
     return json.dumps([nodes, edges])

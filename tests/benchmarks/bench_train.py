@@ -67,7 +67,7 @@ def layerloom_step(model: str, n: int, infer: bool) -> Callable[[], None]:
             return
         net.forward({"image": x, "label": y}, training=True)
         opt.step(net.params, net.backward())
-    step.blas = blas_only(s.layer.type_id for s in net.plan.steps)  # as engine.training.train
+    step.blas = blas_only(s.layer for s in net.plan.steps)  # as engine.training.train
     return step
 
 

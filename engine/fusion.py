@@ -2,12 +2,15 @@
 
 They are not registered layers (nobody places them on the canvas): ``engine.plan`` builds them
 where a known pattern appears and the unfused nodes stay the reference the tests compare against.
+Plan-level objects built from layers and kernels, so they live beside ``plan.py``: ``kernels/``
+stays below ``layers/`` and never imports them.
 
 - ``ConvReluMaxPool``: Conv2D (stride 1) → ReLU → MaxPool2D (no padding), or the same in 1-D
   (Conv1d → ReLU → MaxPool1d, as one-row images), in one numba kernel that never stores the
   convolution's output; its backward touches only the positions that won the pool.
 - ``DenseChain``: Dense layers, each optionally followed by an element-wise activation, each
-  feeding the next (an MLP's Dense → ReLU → Dense → ReLU → Dense) in one step. ReLU runs in the
+  feeding the next (an MLP's Dense → ReLU → Dense → ReLU → Dense) in one step; the activations
+  it may absorb say so themselves (``Layer.fusable_activation``). ReLU runs in the
   same pass as the bias; any other activation through its own layer functions. At batch 1 the
   executor's cost per node was as large as the products themselves; one step per chain saves it.
 
@@ -23,8 +26,6 @@ from layerloom.engine.kernels.dense import linear
 from layerloom.engine.layers.dense import Dense
 from layerloom.engine.layers.pool import windows
 from layerloom.engine.spec import Ctx, Layer
-
-ACTIVATIONS = ("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU")
 
 
 def conv_pool_attrs(conv, pool) -> tuple:
@@ -63,6 +64,7 @@ class ConvReluMaxPool(Layer):
     """maxpool(relu(conv(x) + b)) as one step; parameters are the convolution's."""
 
     type_id = "Conv2D+ReLU+MaxPool2D"
+    parallel_kernels = True  # the fused conv kernel is numba-parallel over the batch
 
     @staticmethod
     def forward(a, p, ctx, x):
