@@ -60,10 +60,18 @@ class DatasetPanel(QWidget):
         ``Document.edit_section`` there); without it the section is set directly."""
         super().__init__(parent)
         self._project, self._apply_edits, self._graph_path = project, apply_edits, graph_path
-        self._edit_data = edit_data or (lambda changes: self._project().data.update(changes))
+        self._edit_data = edit_data or self._set_data
         self.dataset: Dataset | None = None
         self._build()
         self.load_from_project()
+
+    def _set_data(self, changes: dict) -> None:
+        """Without a window: set the section's keys directly (None removes one, as the
+        Document's edit_section does)."""
+        section = self._project().data
+        section.update({k: v for k, v in changes.items() if v is not None})
+        for key in [k for k, v in changes.items() if v is None]:
+            section.pop(key, None)
 
     # ------------------------------------------------------------------ building
     def _build(self) -> None:
