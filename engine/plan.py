@@ -99,6 +99,7 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None) -> Plan:
         raise PlanError(problems)
     rng = np.random.default_rng(0)
     steps, requires = [], {}
+    feeds_loss = _feeding_losses(graph)
     for node_id in graph.topological_order():
         node = graph.nodes[node_id]
         cls = LAYERS[node.type]
@@ -110,7 +111,8 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None) -> Plan:
         in_shapes = report.in_shapes[node_id]
         names = tuple(cls.init(attrs, in_shapes, rng))
         grad_names = tuple(n for n in names if n not in cls.buffers)
-        trainable = bool(grad_names) and not node.frozen
+        # a node that leads to no loss gets no gradient: training it would read a missing one
+        trainable = bool(grad_names) and not node.frozen and node_id in feeds_loss
         diff = cls.differentiable_inputs if cls.differentiable_inputs is not None else cls.inputs
         needs = tuple(ref is not None and requires[ref[0]] and port in diff
                       for port, ref in zip(cls.inputs, refs))
@@ -127,6 +129,21 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None) -> Plan:
     sources = tuple(s.node_id for s in steps if s.layer.is_source)
     losses = tuple(s.node_id for s in steps if s.layer.is_loss)
     return Plan(tuple(steps), sources, losses, report, consumers, readers)
+
+
+def _feeding_losses(graph: Graph) -> set:
+    """Nodes with a path to a loss node (every node when the graph has no loss: a model bound
+    for predictions or export keeps its parameters trainable)."""
+    todo = [n for n, node in graph.nodes.items() if LAYERS[node.type].is_loss]
+    if not todo:
+        return set(graph.nodes)
+    seen: set = set()
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(e.src[0] for e in graph.edges_into(n))
+    return seen
 
 
 # ------------------------------------------------------------------------------------ fusion

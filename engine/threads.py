@@ -37,6 +37,20 @@ def get_threads() -> int:
     return _threads
 
 
+_blas_cap: int | None = None
+
+
+def cap_blas_threads(n: int | None) -> None:
+    """At most ``n`` BLAS threads even for a BLAS-only graph (None: no cap).
+
+    The window caps them at one core fewer than the engine's: OpenBLAS's threads spin while
+    they wait for each other, and beside a UI thread that paints they lost whole time slices on
+    every small product; the char-LSTM sample trained at ~25-75 samples/s with two BLAS threads
+    on two cores and at ~280-360 with one, measured on this kind of machine under load."""
+    global _blas_cap
+    _blas_cap = None if n is None else max(1, int(n))
+
+
 def blas_only(layer_types) -> bool:
     """True when none of these layer types runs a numba-parallel kernel."""
     return not PARALLEL_LAYERS.intersection(layer_types)
@@ -51,5 +65,6 @@ def engine_threads(blas: bool = False) -> Iterator[None]:
 
     n = min(_threads, numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(1 if blas else n)
-    with threadpool_limits(limits=_threads if blas else 1, user_api="blas"):
+    blas_threads = min(_threads, _blas_cap or _threads) if blas else 1
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
         yield

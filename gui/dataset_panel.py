@@ -1,7 +1,8 @@
 """The dataset panel: choose the data a graph trains on and see what it holds.
 
-Sources are the engine's spec strings (bundled, ``idx:DIR``, ``npz:FILE``, ``csv:FILE``, or a
-synthetic set with size and noise). Loading one writes it into the project's "data" section,
+Sources are every reader the engine has (``gui.data_sources``: the bundled images, MNIST-format
+folders, .npz and CSV files, text for language models, the synthetic sequence tasks and 2-D
+sets), each with its reader's options. Loading one writes it into the project's "data" section,
 fits the graph's Input and Label nodes to it (through ``apply_edits`` so the window can make it
 an undoable edit) and reports, in the engine's words, why the graph cannot take it if so.
 """
@@ -12,27 +13,24 @@ from typing import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QApplication, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                               QScrollArea, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
-from layerloom.engine.data import Dataset, load_data, parse_spec
+from layerloom.engine.data import Dataset, load_data
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.gui import data_sources as ds
+from layerloom.gui.plots.boundary import colours
 from layerloom.gui.plots.images import class_grid_pixmap, displayable
-from layerloom.gui.plots.style import make_view, node_color, style_plot
+from layerloom.gui.plots.style import make_view, style_plot
 
-# (kind, label, what the path names or None)
-SOURCES = (("bundled", "Fashion-MNIST subset", None),  # short: the side dock shows ~20 characters
-           ("idx", "MNIST-format folder", "folder"),
-           ("npz", "NumPy .npz file", "file"), ("csv", "CSV file", "file"),
-           ("spirals", "Synthetic: spirals", None), ("moons", "Synthetic: moons", None),
-           ("circles", "Synthetic: circles", None), ("xor", "Synthetic: xor", None))
-SYNTHETIC = ("spirals", "moons", "circles", "xor")
-FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)"}
+FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)",
+                "text": "Text files (*.txt *.md);;All files (*)"}
 ERROR_STYLE, OK_STYLE = "color: #c62828;", "color: #2e7d32;"
 MAX_SCATTER = 3000
+NOT_LOADED = "Press Load to read this data and see what it holds."
 
 
 class DatasetPanel(QWidget):
@@ -64,9 +62,10 @@ class DatasetPanel(QWidget):
         self.source.currentIndexChanged.connect(self._on_source)
 
     def _build_form(self) -> None:
+        self.sources = ds.sources()
         self.source = QComboBox()
-        for kind, label, _ in SOURCES:
-            self.source.addItem(label, kind)
+        for src in self.sources:
+            self.source.addItem(src.label, src.key)
         # long source names must not make the side dock wide: the combo elides, the popup shows all
         self.source.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.source.setMinimumContentsLength(14)
@@ -80,12 +79,7 @@ class DatasetPanel(QWidget):
         path_row.addWidget(self.browse)
         self.path_box = QWidget()
         self.path_box.setLayout(path_row)
-        self.points, self.noise = QSpinBox(), QDoubleSpinBox()
-        self.points.setRange(4, 1_000_000)
-        self.points.setSingleStep(100)
-        self.noise.setRange(0.0, 10.0)
-        self.noise.setDecimals(2)
-        self.noise.setSingleStep(0.05)
+        self.task = QComboBox()  # a sequence task: the "path" of seq:TASK
         self.val_fraction = QSpinBox()
         self.val_fraction.setRange(0, 90)
         self.val_fraction.setSuffix(" %")
@@ -94,9 +88,23 @@ class DatasetPanel(QWidget):
         self.form = QFormLayout()
         self.form.addRow("Source", self.source)
         self.form.addRow("Path", self.path_box)
-        self.form.addRow("Points", self.points)
-        self.form.addRow("Noise", self.noise)
+        self.form.addRow("Task", self.task)
+        self.options: dict[str, QWidget] = {}  # one widget per option name, shown as needed
+        for src in self.sources:
+            for name, default in src.options.items():
+                if name not in self.options:
+                    self.options[name] = _option_widget(default)
+                    self.form.addRow(ds.OPTION_LABELS.get(name, name), self.options[name])
         self.form.addRow("Validation split", self.val_fraction)
+        self._extra: dict = {}  # options of the project's spec that no widget shows
+
+    @property
+    def points(self) -> QSpinBox:
+        return self.options["n"]
+
+    @property
+    def noise(self) -> QDoubleSpinBox:
+        return self.options["noise"]
 
     def _build_preview(self) -> None:
         self.preview = QStackedWidget()
@@ -121,65 +129,79 @@ class DatasetPanel(QWidget):
     def kind(self) -> str:
         return self.source.currentData()
 
+    @property
+    def current(self) -> ds.Source:
+        return next(src for src in self.sources if src.key == self.kind)
+
     def _on_source(self, _index: int = 0) -> None:
-        needs = dict((k, n) for k, _, n in SOURCES)[self.kind]
-        synthetic = self.kind in SYNTHETIC
-        for widget, visible in ((self.path_box, needs is not None), (self.points, synthetic),
-                                (self.noise, synthetic)):
+        """Show the rows the chosen source takes, at its reader's defaults."""
+        src = self.current
+        self._extra = {}
+        for widget, visible in ((self.path_box, src.needs in ("folder", "file")),
+                                (self.task, src.needs == "task")):
             widget.setVisible(visible)
             self.form.labelForField(widget).setVisible(visible)
-        self.path.setPlaceholderText(f"choose a {needs}…" if needs else "")
-        if synthetic:
-            self._set_synthetic_defaults()
-
-    def _set_synthetic_defaults(self) -> None:
-        from inspect import signature
-
-        from layerloom.engine.data import synthetic
-
-        params = signature(getattr(synthetic, f"load_{self.kind}")).parameters
-        self.points.setValue(int(params["n"].default))
-        self.noise.setValue(float(params["noise"].default))
+        for name, widget in self.options.items():
+            visible = name in src.options
+            widget.setVisible(visible)
+            self.form.labelForField(widget).setVisible(visible)
+            if visible:
+                _set_option(widget, src.options[name])
+        self.path.setPlaceholderText(f"choose a {src.needs}…" if src.needs else "")
+        if src.needs == "task":
+            self.task.clear()
+            self.task.addItems(ds.tasks(src))
 
     def spec(self) -> str:
         """The engine spec string the widgets describe."""
-        if self.kind == "bundled":
-            return "bundled"
-        if self.kind in SYNTHETIC:
-            return f"{self.kind}?n={self.points.value()}&noise={self.noise.value():g}"
-        return f"{self.kind}:{self.path.text().strip()}"
+        src = self.current
+        path = self.task.currentText() if src.needs == "task" else self.path.text()
+        values = {name: _option_value(self.options[name]) for name in src.options}
+        return ds.build_spec(src, path, values, self._extra)
 
     def _browse(self) -> None:
-        if self.kind == "idx":
-            path = QFileDialog.getExistingDirectory(self, "MNIST-format folder", self.path.text())
+        if self.current.needs == "folder":
+            path = QFileDialog.getExistingDirectory(self, self.current.label, self.path.text())
         else:
             path, _ = QFileDialog.getOpenFileName(self, "Data file", self.path.text(),
-                                                  FILE_FILTERS.get(self.kind, "All files (*)"))
+                                                  FILE_FILTERS.get(self.current.kind,
+                                                                   "All files (*)"))
         if path:
             self.path.setText(path)
             self.load()
 
     def load_from_project(self) -> None:
-        """Show the project's data section in the widgets (nothing is loaded)."""
+        """Show the project's data section in the widgets, and nothing of earlier data: the
+        choice is loaded by the caller (or by Load)."""
         section = self._project().data
         try:
-            kind, path, options = parse_spec(section.get("spec") or "bundled")
+            src, path, shown, extra = ds.read_spec(section.get("spec") or "bundled", self.sources)
         except LayerloomError:
-            kind, path, options = "bundled", None, {}
+            src, path, shown, extra = self.sources[0], "", {}, {}
         self.source.blockSignals(True)
-        self.source.setCurrentIndex(max(0, self.source.findData(kind)))
+        self.source.setCurrentIndex(max(0, self.source.findData(src.key)))
         self.source.blockSignals(False)
         self._on_source()
-        self.path.setText(path or "")
-        self.points.setValue(int(options.get("n", self.points.value())))
-        self.noise.setValue(float(options.get("noise", self.noise.value())))
+        if src.needs == "task":
+            self.task.setCurrentIndex(max(0, self.task.findText(path)))
+        else:
+            self.path.setText(path)
+        for name, value in shown.items():
+            _set_option(self.options[name], value)
+        self._extra = extra
         self.val_fraction.setValue(int(round(100 * float(section.get("val_fraction", 0.1)))))
+        self.dataset = None
+        self.info.setStyleSheet("")
+        self.info.setText(NOT_LOADED)
+        self._show_fit("", ok=False)
+        self.no_preview.setText("")
+        self.preview.setCurrentWidget(self.no_preview)
 
     # ------------------------------------------------------------------ loading
     def load(self) -> Dataset | None:
         """Load the chosen source; on success it becomes the project's data and is announced."""
-        if self.kind not in SYNTHETIC and self.kind != "bundled" and not self.path.text().strip():
-            self._show_error(f"Choose a {dict((k, n) for k, _, n in SOURCES)[self.kind]} first.")
+        if self.current.needs in ("folder", "file") and not self.path.text().strip():
+            self._show_error(f"Choose a {self.current.needs} first.")
             return None
         spec, val = self.spec(), self.val_fraction.value() / 100
         seed = self._project().data.get("seed", 0)
@@ -279,14 +301,55 @@ class DatasetPanel(QWidget):
             self.preview.setCurrentWidget(self.no_preview)
 
     def _scatter(self, d: Dataset) -> None:
+        """One colour per class, the same as the Regions map's (``plots.boundary.colours``)."""
         plot = self.scatter_view.getPlotItem()
         plot.clear()
         x, y = d.train.x[:MAX_SCATTER], d.train.y[:MAX_SCATTER]
         classes = sorted(set(np.asarray(y).ravel().tolist())) if d.task == "classification" else [None]
-        for i, c in enumerate(classes):
+        palette = colours(max([c + 1 for c in classes if c is not None] + [1]))
+        for c in classes:
             pts = x if c is None else x[y == c]
-            color = node_color(str(c), i, len(classes))
+            brush = pg.mkBrush(*palette[0 if c is None else c])
             name = str(d.class_names[c]) if c is not None and c < d.num_classes else "samples"
             plot.addItem(pg.ScatterPlotItem(pts[:, 0], pts[:, 1], size=5, pen=None,
-                                            brush=pg.mkBrush(color), name=name))
+                                            brush=brush, name=name))
         plot.autoRange()
+
+
+def _option_widget(default) -> QWidget:
+    """A widget for one reader option, by its default's type (None: text, empty = default)."""
+    if isinstance(default, bool):
+        return QCheckBox()
+    if isinstance(default, int):
+        box = QSpinBox()
+        box.setRange(0, 10_000_000)
+        box.setSingleStep(max(1, default // 10))
+        return box
+    if isinstance(default, float):
+        box = QDoubleSpinBox()
+        box.setRange(0.0, 1e6)
+        box.setDecimals(3)
+        box.setSingleStep(0.05)
+        return box
+    edit = QLineEdit()
+    edit.setPlaceholderText("automatic")
+    return edit
+
+
+def _set_option(widget: QWidget, value) -> None:
+    if isinstance(widget, QCheckBox):
+        widget.setChecked(bool(value))
+    elif isinstance(widget, QSpinBox):
+        widget.setValue(int(value))
+    elif isinstance(widget, QDoubleSpinBox):
+        widget.setValue(float(value))
+    else:
+        widget.setText("" if value is None else str(value))
+
+
+def _option_value(widget: QWidget):
+    if isinstance(widget, QCheckBox):
+        return widget.isChecked()
+    if isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+        return widget.value()
+    return widget.text().strip() or None

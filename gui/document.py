@@ -15,6 +15,7 @@ import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from layerloom.engine.analyze import dangling_nodes
 from layerloom.engine.graph import Edge, Graph, GraphError, Node, check_node_id
 from layerloom.engine.registry import LAYERS
 from layerloom.engine.serialize import Project, graph_from_dict, graph_to_dict, load_project, save_project
@@ -43,7 +44,7 @@ class Document(QObject):
         self.path: Path | None = None
         self.locked, self.lock_reason = False, ""
         self.project: Project | None = None
-        self.report, self.params = ShapeReport(), {}
+        self.report, self.params, self.dangling = ShapeReport(), {}, frozenset()
         self._bind(project or Project(Graph()))
 
     # ------------------------------------------------------------------ state
@@ -57,7 +58,8 @@ class Document(QObject):
 
     @property
     def total_params(self) -> int:
-        return sum(self.params.values())
+        """Parameters that train: a node leading to no loss is left out (Analyze warns of it)."""
+        return sum(n for node_id, n in self.params.items() if node_id not in self.dangling)
 
     def _clean_changed(self, clean: bool) -> None:
         if shiboken6.isValid(self):  # the stack says "clean" once more while it is destroyed
@@ -83,6 +85,7 @@ class Document(QObject):
     def _recompute(self) -> None:
         self.report = infer_shapes(self.graph)
         self.params = param_counts(self.graph, self.report)
+        self.dangling = frozenset(dangling_nodes(self.graph))
         self.report_changed.emit(self.report)
 
     # ------------------------------------------------------------------ files

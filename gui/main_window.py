@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
 
 from layerloom.engine.serialize import FormatError
 from layerloom.engine.shapes import ShapeReport
+from layerloom.engine.threads import cap_blas_threads, get_threads
 from layerloom.gui import theme as th
 from layerloom.gui.autosave import Autosaver, recovery_dir
 from layerloom.gui.canvas.view import GraphView
@@ -34,6 +35,9 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None):
         super().__init__()
         self.settings = settings or QSettings("Layerloom", "Layerloom")
+        # one core stays with this UI thread: spinning BLAS threads beside it slowed
+        # BLAS-bound models (an LSTM) tenfold in the window (engine.threads.cap_blas_threads)
+        cap_blas_threads(get_threads() - 1)
         self.theme_mode = str(self.settings.value("theme", "system"))
         if self.theme_mode != "system":
             th.apply_theme(self.theme_mode)
@@ -143,10 +147,9 @@ class MainWindow(QMainWindow):
 
     def _on_report(self, report: ShapeReport) -> None:
         self.params_label.setText(f"{self.document.total_params:,} parameters")
-        n = len(report.errors)
-        self.problems_label.setText(f"{n} problem{'s' if n != 1 else ''}" if n else "")
-        self.problems_label.setStyleSheet(f"color: {th.current().error.name()}; font-weight: bold;")
-        if not n:
+        # problems_label: the Analyze summary, kept by gui.problems.Analyzer
+        self.problems_label.setStyleSheet("font-weight: bold;")
+        if not report.errors:
             if getattr(self, "_showing_error", False):
                 self.statusBar().clearMessage()
             self._showing_error = False

@@ -170,11 +170,13 @@ class GraphScene(QGraphicsScene):
         self.update()
 
     # ------------------------------------------------------------------ training overlays
-    def set_node_warning(self, node_id: str, kind: str, reason: str | None) -> None:
-        """A warning badge (reason as tooltip) on a node, e.g. kind "gradient" or "data"."""
+    def set_node_warning(self, node_id: str, kind: str, reason: str | None,
+                         error: bool = False) -> None:
+        """A warning badge (reason as tooltip) on a node, e.g. kind "gradient" or "data";
+        ``error``: a red badge, for what keeps Train from starting."""
         item = self.items_by_id.get(node_id)
         if item is not None:
-            item.set_warning(kind, reason)
+            item.set_warning(kind, reason, error)
 
     def clear_warnings(self, kind: str) -> None:
         for item in self.items_by_id.values():

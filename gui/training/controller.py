@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal
 
+from layerloom.engine.analyze import analyze
 from layerloom.engine.data import Dataset
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
@@ -53,6 +54,10 @@ class RunInfo:
     continued: bool = False  # started from the weights of an earlier run
 
 
+class Refused(LayerloomError):
+    """Analyze found errors: training would fail or learn nothing, so it does not start."""
+
+
 def _apply_directly(graph: Graph, edits: list) -> None:
     for node_id, name, _old, new in edits:
         graph.set_attr(node_id, name, new)
@@ -68,6 +73,7 @@ class TrainingController(QObject):
     finished = Signal(object)  # DoneReport (also after Stop: report.stopped is True)
     diverged = Signal(object)  # Diverged: node id, phase, message; weights rolled back
     failed = Signal(str)  # the run could not start or crashed: one line
+    refused = Signal(str)  # Analyze found errors: the run did not start (after ``failed``)
     weights_changed = Signal(bool)  # trained weights available (True) or dropped (False)
 
     def __init__(self, project: Callable[[], Project],
@@ -160,6 +166,10 @@ class TrainingController(QObject):
             return False
         try:
             net, config, info = self._prepare()
+        except Refused as err:
+            self.failed.emit(str(err))
+            self.refused.emit(str(err))
+            return False
         except LayerloomError as err:
             self.failed.emit(str(err))
             return False
@@ -183,6 +193,10 @@ class TrainingController(QObject):
         edits = planned_fit(graph, data)
         if edits:
             (self._apply_edits or (lambda e: _apply_directly(graph, e)))(edits)
+        errors = analyze(graph, dataset=data, training=self._project().training).errors
+        if errors:
+            raise Refused(errors[0].message + (f" (and {len(errors) - 1} more: see Problems)"
+                                               if len(errors) > 1 else ""))
         check_fit(graph, data)
         kept = self.trained_network()
         signature = structure_signature(graph)

@@ -18,12 +18,11 @@ from layerloom.engine.data import Dataset
 from layerloom.engine.export.weights import save_weights, weights_path
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import WeightsError
-from layerloom.engine.project import check_fit, planned_fit
-from layerloom.engine.shapes import infer_shapes
-from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.engine.spec import LayerloomError
 from layerloom.gui.dataset_panel import DatasetPanel
 from layerloom.gui.inference_view import InferenceView
 from layerloom.gui.plots.panel import PlotsPanel
+from layerloom.gui.problems import Analyzer, ProblemsPanel
 from layerloom.gui.training import controller as ctl
 from layerloom.gui.training import export
 from layerloom.gui.training.controller import TrainingController
@@ -31,41 +30,6 @@ from layerloom.gui.training.panel import TrainingPanel
 
 if TYPE_CHECKING:
     from layerloom.gui.main_window import MainWindow
-
-def _show(attr: str, value) -> str:
-    return fmt_shape(value) if attr == "shape" and value is not None else str(value)
-
-
-def data_warnings(graph: Graph, dataset: Dataset) -> dict[str, str]:
-    """Per node, why the graph as it stands does not take ``dataset``: an Input or Label whose
-    attributes differ from the data, and nodes that only fail once they are fitted to it."""
-    try:
-        edits = planned_fit(graph, dataset)
-    except LayerloomError:
-        return {}  # not exactly one Input and one Label: shape inference and Train say so
-    name, warnings = dataset.name, {}
-    for node_id, attr, old, new in edits:
-        line = (f"data {name!r} needs {attr} {_show(attr, new)}, "
-                f"this node has {_show(attr, old)}")
-        warnings[node_id] = "; ".join(filter(None, (warnings.get(node_id), line)))
-    for node_id in warnings:
-        warnings[node_id] += " (Train or Data > Load sets it)"
-    trial = graph.copy()
-    for node_id, attr, _old, new in edits:
-        trial.set_attr(node_id, attr, new)
-    before, after = infer_shapes(graph).errors, infer_shapes(trial).errors
-    for node_id, error in after.items():
-        if node_id not in before:
-            warnings.setdefault(node_id, f"with data {name!r}: {error}")
-    if not after:
-        try:
-            check_fit(trial, dataset)
-        except LayerloomError as err:
-            label = next((n for n, node in graph.nodes.items() if node.type == "Label"), None)
-            if label is not None:
-                warnings.setdefault(label, str(err))
-    return warnings
-
 
 class TrainingSession(QObject):
     """Owns the controller and the four training docks of one main window."""
@@ -80,6 +44,11 @@ class TrainingSession(QObject):
         self.dataset_panel = DatasetPanel(lambda: doc.project, self._apply_fit)
         self.plots = PlotsPanel(self.controller)
         self.inference = InferenceView(self.controller)
+        self.problems = ProblemsPanel()
+        self.analyzer = Analyzer(lambda: (doc.graph, doc.report, self.controller.dataset,
+                                          doc.project.training),
+                                 window.view.graph_scene, self.problems, window.problems_label,
+                                 parent=self)
         self._snapshots = {"training": dict(doc.project.training), "data": dict(doc.project.data)}
         self.weights_unsaved = False  # a run changed the weights since the last Save or Open
         self.weights_generation = 0  # counts changes of the trained weights (autosave's token)
@@ -102,6 +71,7 @@ class TrainingSession(QObject):
         w.splitDockWidget(self.training_dock, w.inspector_dock, Qt.Vertical)
         self.plots_dock = w.add_panel(self.plots, Qt.BottomDockWidgetArea, "Plots")
         self.inference_dock = w.add_panel(self.inference, Qt.BottomDockWidgetArea, "Inference")
+        self.problems_dock = w.add_panel(self.problems, Qt.BottomDockWidgetArea, "Problems")
         self.plots_dock.raise_()
         w.setCorner(Qt.BottomLeftCorner, Qt.BottomDockWidgetArea)
         w.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
@@ -133,6 +103,10 @@ class TrainingSession(QObject):
         c.diverged.connect(self._on_diverged)
         c.weights_changed.connect(self._on_weights_changed)
         c.failed.connect(lambda text: self._say(f"Training could not run: {text}", 0))
+        c.refused.connect(lambda _text: self.show_problems())
+        self.problems.node_clicked.connect(self._select_node)
+        self.window.problems_label.linkActivated.connect(lambda _link: self.show_problems())
+        self.training_panel.settings_changed.connect(lambda _new: self.analyzer.run())
         c.finished.connect(self._on_finished)
 
     def _say(self, text: str, timeout: int = 8000) -> None:
@@ -156,6 +130,7 @@ class TrainingSession(QObject):
         """An undo or redo changed a section: show it again."""
         project = self.document.project
         self._snapshots[name] = dict(getattr(project, name))
+        self.analyzer.run()
         if name == "training":
             self.training_panel.load_settings()
         else:
@@ -168,7 +143,11 @@ class TrainingSession(QObject):
         self.controller.drop_weights()
         self.weights_unsaved = False
         self.controller.set_dataset(None)
+        self.controller.last_done = None
         self.scene.set_alert(None)
+        self.plots.reset(None)  # a clean slate: no curve, matrix or map of the last graph's run
+        self.training_panel.clear()
+        self.inference.set_network(None, None)
         self.training_panel.load_settings()
         self.dataset_panel.load_from_project()
         if not graph.nodes:
@@ -195,13 +174,18 @@ class TrainingSession(QObject):
         self._show_data_fit()
 
     def _show_data_fit(self) -> None:
-        """Badge the nodes that do not fit the chosen data, before anyone presses Train."""
-        self.scene.clear_warnings("data")
-        dataset = self.controller.dataset
-        if dataset is None:
-            return
-        for node_id, reason in data_warnings(self.document.graph, dataset).items():
-            self.scene.set_node_warning(node_id, "data", reason)
+        """Analyze again: every problem on its node and in the list, before anyone trains."""
+        self.analyzer.run()
+
+    def show_problems(self) -> None:
+        self.problems_dock.show()
+        self.problems_dock.raise_()
+
+    def _select_node(self, node_id: str) -> None:
+        item = self.scene.items_by_id.get(node_id)
+        if item is not None:
+            self.scene.select_only([node_id])
+            self.window.view.ensureVisible(item)
 
     # ------------------------------------------------------------------ run reports
     def _on_started(self, _info) -> None:

@@ -28,6 +28,7 @@ def choose(panel: DatasetPanel, kind: str, path: str = "") -> None:
 
 def test_a_synthetic_set_loads_as_a_scatter_and_becomes_the_project_s_data(qtbot, panel_for):
     project = sample_project("mlp_spirals.json")
+    project.graph.set_attr("fc3", "out_features", 2)  # moons has two classes
     panel = panel_for(project)
     choose(panel, "moons")
     assert panel.points.isVisible() and not panel.path_box.isVisible()

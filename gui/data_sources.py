@@ -1,0 +1,99 @@
+"""Every data source the engine reads, as the Data panel offers it: read from the engine's own
+reader tables (``engine.data.NAMED_READERS`` / ``PATH_READERS``), so a new reader appears here
+without an edit, and each source's options are its reader's keyword-only parameters.
+
+``Source.key`` is what the panel's combo box holds: the reader's kind ("bundled", "idx",
+"spirals"), or "text:" for the text *file* beside "text" (the bundled corpus), the one kind both
+tables name. ``build_spec`` and ``read_spec`` turn the widgets' values into an engine spec string
+and back; options the widgets do not show ride along unchanged.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from layerloom.engine.data import NAMED_READERS, PATH_READERS, parse_spec
+
+LABELS = {"bundled": "Fashion-MNIST subset", "idx": "MNIST-format folder",
+          "npz": "NumPy .npz file", "csv": "CSV file", "text:": "Text file",
+          "seq": "Sequence task", "text": "Text: bundled corpus"}
+SYNTHETIC_PREFIX = "Synthetic: "  # named readers in engine.data.synthetic
+PATH_NOUN = {"idx": "folder", "seq": "task"}  # what a path reader's argument names (else "file")
+OPTION_LABELS = {"n": "Samples", "noise": "Noise", "seq_len": "Sequence length",
+                 "length": "Length", "vocab": "Vocabulary", "delay": "Delay", "classes": "Classes",
+                 "factor": "Factor", "test_fraction": "Test fraction", "task": "Task",
+                 "name": "Name"}
+
+
+@dataclass(frozen=True)
+class Source:
+    key: str  # the combo box's data
+    kind: str  # the spec's kind
+    label: str
+    needs: str | None  # "folder", "file" or "task" for path readers; None for named ones
+    options: dict  # option name -> default, from the reader's keyword-only parameters
+
+    @property
+    def synthetic(self) -> bool:
+        return self.label.startswith(SYNTHETIC_PREFIX)
+
+
+def _reader(target: str):
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def reader_options(reader) -> dict:
+    """{name: default} of a reader's keyword-only parameters: the options its spec takes."""
+    return {p.name: p.default for p in inspect.signature(reader).parameters.values()
+            if p.kind is p.KEYWORD_ONLY}
+
+
+def _source(key: str, kind: str, target: str, needs: str | None) -> Source:
+    label = LABELS.get(key)
+    if label is None:
+        synthetic = target.startswith("layerloom.engine.data.synthetic:")
+        label = f"{SYNTHETIC_PREFIX}{kind}" if synthetic else kind
+    return Source(key, kind, label, needs, reader_options(_reader(target)))
+
+
+def sources() -> list[Source]:
+    """The bundled images first, then every path reader, then the other named readers."""
+    named = list(NAMED_READERS)
+    out = [_source(named[0], named[0], NAMED_READERS[named[0]], None)]
+    for kind, target in PATH_READERS.items():
+        key = f"{kind}:" if kind in NAMED_READERS else kind
+        out.append(_source(key, kind, target, PATH_NOUN.get(kind, "file")))
+    out += [_source(k, k, NAMED_READERS[k], None) for k in named[1:]]
+    return out
+
+
+def tasks(source: Source) -> tuple:
+    """The choices of a "task" path argument (the sequence tasks)."""
+    module, _, _ = PATH_READERS[source.kind].partition(":")
+    return tuple(getattr(importlib.import_module(module), "TASKS", ()))
+
+
+def build_spec(source: Source, path: str, values: dict, extra: dict | None = None) -> str:
+    """The spec string: kind, ``:path`` for path readers, and the options that differ from the
+    reader's defaults (plus ``extra``: options the widgets do not show)."""
+    base = source.kind if source.needs is None else f"{source.kind}:{path.strip()}"
+    options = {k: v for k, v in values.items() if k in source.options
+               and v != source.options[k]}
+    options.update(extra or {})
+    text = {k: (f"{v:g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool)
+                else str(v)) for k, v in options.items()}
+    return f"{base}?{urlencode(text)}" if text else base
+
+
+def read_spec(spec: str, all_sources: list[Source]) -> tuple[Source, str, dict, dict]:
+    """(source, path or task, option values shown by widgets, other options) of a spec string;
+    raises DataError for a spec the engine does not read."""
+    kind, path, options = parse_spec(spec)
+    key = kind if path is None or f"{kind}:" not in {s.key for s in all_sources} else f"{kind}:"
+    source = next(s for s in all_sources if s.key == key)
+    shown = {k: v for k, v in options.items() if k in source.options}
+    extra = {k: v for k, v in options.items() if k not in source.options}
+    return source, path or "", shown, extra
