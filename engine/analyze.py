@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from layerloom.engine.data import Dataset
 from layerloom.engine.graph import Graph
-from layerloom.engine.registry import LAYERS
 from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
 from layerloom.engine.spec import LayerloomError, fmt_shape
 
@@ -90,7 +89,7 @@ def _of_type(graph: Graph, type_id: str) -> list[str]:
 
 
 def _losses(graph: Graph) -> list[str]:
-    return [n for n, node in graph.nodes.items() if LAYERS[node.type].is_loss]
+    return [n for n in graph.nodes if graph.layer(n).is_loss]
 
 
 def _upstream(graph: Graph, starts) -> set:
@@ -147,7 +146,8 @@ def _structure(graph: Graph, report: ShapeReport, dangling: list[str]) -> list[F
                                        f"training{lost}; connect it or delete it"))
     fed = _downstream(graph, inputs)
     for n, node in graph.nodes.items():
-        if n not in fed and not LAYERS[node.type].is_source and not LAYERS[node.type].is_loss \
+        layer = graph.layer(n)
+        if n not in fed and not layer.is_source and not layer.is_loss \
                 and n not in report.errors and n not in dangling:
             out.append(Finding(WARNING, n, f"{node.type} {n!r} is not fed from the Input: "
                                            f"it never sees the data"))

@@ -17,36 +17,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from layerloom.engine.data import Dataset, load_data, spec_forms
+from layerloom.engine.data import Dataset, spec_forms
 from layerloom.engine.graph import Graph
 from layerloom.engine.optim import OPTIMIZERS, SCHEDULES
 from layerloom.engine.plan import PlanError
-from layerloom.engine.serialize import FormatError, atomic_write_bytes, load_project
+from layerloom.engine.data.section import load_data_section
+from layerloom.engine.serialize import atomic_write_bytes, load_project
 from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
 from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.engine.training_config import SETTINGS, TrainConfig
 
-COMMANDS = ("check", "train", "generate", "export", "import", "bench")
+COMMANDS = ("check", "train", "generate", "export", "import", "bench", "runs", "sweep", "lr-find")
 COMPILE_NOTICE_AFTER = 1.0  # seconds the first step may take before we say kernels are compiling
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+def _setting(name: str, convert: type):
+    """An argparse type for the flag of training setting ``name``: the engine's own rule
+    (``training_config.SETTINGS``) checks it, so a bad flag is argparse's one-line usage error."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            kind = "a whole number" if convert is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
+        problem = SETTINGS[name].problem(value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,17 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a graph; settings default to the file's")
     train.add_argument("graph", help="a layerloom-graph JSON file")
     train.add_argument("--data", metavar="SPEC", help=f"data set: {spec_forms()}")
-    train.add_argument("--epochs", type=_positive_int)
-    train.add_argument("--batch-size", type=_positive_int)
-    train.add_argument("--lr", type=_positive_float, help="learning rate")
+    train.add_argument("--epochs", type=_setting("epochs", int))
+    train.add_argument("--batch-size", type=_setting("batch_size", int))
+    train.add_argument("--lr", type=_setting("lr", float), help="learning rate")
     train.add_argument("--optimizer", choices=OPTIMIZERS)
     train.add_argument("--schedule", choices=SCHEDULES,
                        help="learning rate over the run: constant, cosine decay, or ÷10 at ½ and ¾")
-    train.add_argument("--seed", type=int)
-    train.add_argument("--max-steps", type=_positive_int, help="stop after this many steps")
+    train.add_argument("--seed", type=_setting("seed", int))
+    train.add_argument("--max-steps", type=_setting("max_steps", int),
+                       help="stop after this many steps")
     train.add_argument("--val-fraction", type=float, help="share of training data held out")
     train.add_argument("--save-weights", metavar="FILE", help="write weights (.npz or .safetensors)")
     train.add_argument("--metrics-json", metavar="FILE", help="write losses and accuracies as JSON")
+    train.add_argument("--weight-decay", type=_setting("weight_decay", float))
+    train.add_argument("--momentum", type=_setting("momentum", float))
+    train.add_argument("--run-name", help="the name of this run in the run store")
+    train.add_argument("--run-tags", default="", help="tags of this run in the run store")
+    train.add_argument("--runs-db", metavar="FILE", help="the run database (default: the user's)")
+    train.add_argument("--no-record", action="store_true", help="do not record this run")
+    train.add_argument("--sweep-id", help=argparse.SUPPRESS)
     train.set_defaults(run=cmd_train)
     from layerloom.engine import cli_generate  # its own module: sampling options stay out of this file
     cli_generate.add_parser(sub)
@@ -76,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_export.add_parser(sub)
     from layerloom.engine import cli_bench  # layerloom bench: the PyTorch comparison (tests/benchmarks)
     cli_bench.add_parser(sub)
+    from layerloom.engine import cli_runs, cli_sweep  # the run store: runs, lr-find, sweep
+    cli_runs.add_parser(sub)
+    cli_sweep.add_parser(sub)
     return parser
 
 
@@ -101,14 +110,16 @@ def summary_rows(graph: Graph, report: ShapeReport) -> list[tuple[str, str, str,
     rows = []
     for node_id in graph.topological_order():
         node = graph.nodes[node_id]
-        ports = graph.layer(node_id).outputs
+        ports = graph.output_ports(node_id)
         shapes = [report.shapes.get((node_id, p)) for p in ports]
         if len(ports) == 1:
             shown = fmt_shape(shapes[0]) if shapes[0] is not None else "?"
         else:
             shown = ", ".join(f"{p}: {fmt_shape(s) if s is not None else '?'}"
                               for p, s in zip(ports, shapes))
-        rows.append((node_id, node.type, shown, counts[node_id], node.frozen))
+        kind = f"Block {graph.layer(node_id).label(node.attrs)}" if graph.definition(node_id) \
+            else node.type  # which block, and how many copies
+        rows.append((node_id, kind, shown, counts[node_id], node.frozen))
     return rows
 
 
@@ -142,47 +153,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------ train
-def training_config(settings: dict, args: argparse.Namespace, where: str):
-    """The file's "training" section, checked, with the command-line flags on top."""
-    from layerloom.engine.training import TrainConfig
-
-    config = TrainConfig.from_dict(settings)
-    for flag in ("epochs", "batch_size", "lr", "optimizer", "schedule", "seed", "max_steps"):
-        value = getattr(args, flag, None)  # the window passes no flags
-        if value is not None:
-            setattr(config, flag, value)
-    positive = lambda v: _is_int(v) and v >= 1  # noqa: E731
-    checks = {"epochs": positive, "batch_size": positive, "seed": _is_int,
-              "max_steps": lambda v: v is None or positive(v),
-              "lr": lambda v: _is_number(v) and 0 < v < float("inf"),
-              "optimizer": lambda v: v in OPTIMIZERS, "schedule": lambda v: v in SCHEDULES,
-              "weight_decay": lambda v: _is_number(v) and 0 <= v < float("inf"),
-              "momentum": lambda v: _is_number(v) and 0 <= v < 1}
-    for name, ok in checks.items():
-        if not ok(getattr(config, name)):
-            raise FormatError(f"{where}: training.{name}: invalid value {getattr(config, name)!r}")
-    return config
+FLAG_SETTINGS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "seed", "max_steps",
+                 "weight_decay", "momentum")
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def load_dataset(section: dict, args: argparse.Namespace, where: str) -> tuple[str, Dataset]:
-    """The data set from ``--data`` or the file's "data" section (``{"spec", "val_fraction",
-    "seed"}``); the split seed is the data section's, so changing the training seed keeps it."""
-    spec = args.data or section.get("spec") or "bundled"
-    val = args.val_fraction if args.val_fraction is not None else section.get("val_fraction", 0.1)
-    seed = section.get("seed", 0)
-    if not isinstance(spec, str) or not _is_int(seed):
-        raise FormatError(f"{where}: data: spec must be a string and seed an integer")
-    if not _is_number(val) or not 0 <= val < 1:
-        raise FormatError(f"{where}: data.val_fraction: must be in [0, 1), got {val!r}")
-    return spec, load_data(spec, val_fraction=float(val), seed=seed)
+def training_config(settings: dict, args: argparse.Namespace, where: str) -> TrainConfig:
+    """The file's "training" section with the command-line flags on top, checked."""
+    flags = {f: getattr(args, f) for f in FLAG_SETTINGS if getattr(args, f, None) is not None}
+    return TrainConfig.from_settings({**settings, **flags}, f"{where}: training")
 
 
 class Progress:
@@ -250,8 +228,10 @@ def _compile_notice() -> threading.Timer:
     return timer
 
 
-def run_training(net, dataset: Dataset, config) -> dict:
-    """Consume ``train``'s reports, printing progress; returns the metrics dict."""
+def run_training(net, dataset: Dataset, config, recorder=None) -> dict:
+    """Consume ``train``'s reports, printing progress (and recording them in the run store when
+    a ``RunRecorder`` is given); returns the metrics dict."""
+    from layerloom.engine.run_recorder import recorded
     from layerloom.engine.threads import engine_threads
     from layerloom.engine.training import Control, Diverged, DoneReport, EpochReport, StepReport, train
 
@@ -261,7 +241,7 @@ def run_training(net, dataset: Dataset, config) -> dict:
     last_rate, t0 = None, time.perf_counter()
     timer = _compile_notice()
     with stop_on_sigint(control), engine_threads():
-        for r in train(net, dataset, config, control):
+        for r in recorded(train(net, dataset, config, control), recorder):
             timer.cancel()
             if isinstance(r, StepReport):
                 progress.step(r)
@@ -291,6 +271,7 @@ def run_training(net, dataset: Dataset, config) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from layerloom.engine import cli_runs
     from layerloom.engine.export.weights import check_weights_path, save_weights
     from layerloom.engine.network import Network
     from layerloom.engine.project import check_fit, fit_graph_to_data
@@ -300,7 +281,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = training_config(project.training, args, where)
     if args.save_weights:
         check_weights_path(args.save_weights)
-    spec, dataset = load_dataset(project.data, args, where)
+    spec, dataset = load_data_section(project.data, where, args.data, args.val_fraction)
     for change in fit_graph_to_data(project.graph, dataset):
         print(f"note: {change} (to fit the data)", file=sys.stderr)
     check_fit(project.graph, dataset)
@@ -311,8 +292,10 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{config.optimizer} lr {config.lr:g}"
           f"{'' if config.schedule == 'constant' else f' ({config.schedule})'}, "
           f"batch {config.batch_size}, "
-          f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}", file=sys.stderr, flush=True)
-    metrics = run_training(net, dataset, config)
+          f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+          f"{augmenting(dataset)}", file=sys.stderr, flush=True)
+    recorder = cli_runs.recorder_from_args(args, project, spec, config)
+    metrics = run_training(net, dataset, config, recorder)
     diverged = metrics["diverged"]
     if diverged is None:
         print(f"test loss {_num(metrics['test_loss'])}, test accuracy {_pct(metrics['test_accuracy'])}"
@@ -321,6 +304,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.save_weights:
             save_weights(net.params, args.save_weights)
             print(f"weights written to {args.save_weights}", file=sys.stderr)
+            if recorder is not None:
+                recorder.store.set_weights_path(recorder.run_id, args.save_weights)
+    if recorder is not None and not (args.save_weights and diverged is None):
+        recorder.store.keep_weights(recorder.run_id, net.params)  # Restore reopens it as it ended
     if args.metrics_json:
         _write_metrics(args, spec, dataset, config, metrics)
     if diverged is not None:
@@ -331,6 +318,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("stopped early by Ctrl-C", file=sys.stderr)
         return 130
     return 0
+
+
+def augmenting(dataset: Dataset) -> str:
+    aug = dataset.augment
+    return f"; augmenting: {aug.describe()}" if aug is not None and aug.active else ""
 
 
 def _write_metrics(args, spec: str, dataset: Dataset, config, metrics: dict) -> None:

@@ -1,4 +1,9 @@
-"""The ``layerloom-graph`` v1 JSON format: a graph plus training settings and data source.
+"""The ``layerloom-graph`` JSON format: a graph plus training settings and data source.
+
+Version 2 adds block definitions (``"blocks": {name: {"nodes": [...], "edges": [...]}}``, each a
+graph whose BlockInput/BlockOutput nodes are its ports) used by ``Block`` nodes. A file without
+blocks is still written as version 1, so older builds keep reading it; version 1 files load as
+they always did.
 
 Loading is two stages: parse and check the structure to a one-line error with a JSON path, then
 build through ``Graph``'s public methods so every rule of an edit also holds for a file. Nothing in
@@ -8,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +22,10 @@ from typing import Any
 
 from layerloom.engine.graph import Graph, GraphError, Node
 from layerloom.engine.spec import LayerloomError
+from layerloom.engine.training_config import SettingsError, check_settings
 
-FORMAT, VERSION = "layerloom-graph", 1
+FORMAT, VERSION = "layerloom-graph", 2
+VERSIONS = (1, 2)  # what this build reads; version 2 is the first with "blocks"
 
 
 class FormatError(LayerloomError):
@@ -33,10 +42,20 @@ class Project:
 
 
 def graph_to_dict(graph: Graph) -> dict:
+    """A model with its block definitions (version 2), or without any (version 1); a block
+    definition on its own is written as its nodes and edges only."""
+    blocks = graph.blocks if graph.name is None else {}
+    out = {"format": FORMAT, "version": VERSION if blocks else 1, **_level_to_dict(graph)}
+    if blocks:
+        out["blocks"] = {name: _level_to_dict(d) for name, d in graph.blocks.items()}
+    return out
+
+
+def _level_to_dict(graph: Graph) -> dict:
     nodes = [{"id": n.id, "type": n.type, "attrs": _jsonable(n.attrs), "pos": list(n.pos),
               "frozen": n.frozen} for n in graph.nodes.values()]
     edges = [{"from": list(e.src), "to": list(e.dst)} for e in graph.edges]
-    return {"format": FORMAT, "version": VERSION, "nodes": nodes, "edges": edges}
+    return {"nodes": nodes, "edges": edges}
 
 
 def _jsonable(attrs: dict) -> dict:
@@ -49,17 +68,47 @@ def _expect(cond: bool, where: str, what: str) -> None:
 
 
 def graph_from_dict(data: Any) -> Graph:
-    """Validate the structure, then build; every problem is a FormatError naming its path."""
+    """Validate the structure, then build; every problem is a FormatError naming its path.
+
+    Definitions are built before the model, all their nodes before any of their edges, so a
+    block may use one defined after it and every port exists when its edges are connected."""
     _expect(isinstance(data, dict), "top level", "must be a JSON object")
     _expect(data.get("format") == FORMAT, "format", f"must be {FORMAT!r}, got {data.get('format')!r}")
-    _expect(data.get("version") == VERSION, "version",
-            f"version {data.get('version')!r} is not supported (this build reads {VERSION})")
-    nodes, edges = data.get("nodes"), data.get("edges", [])
-    _expect(isinstance(nodes, list), "nodes", "must be a list")
-    _expect(isinstance(edges, list), "edges", "must be a list")
+    _expect(data.get("version") in VERSIONS, "version",
+            f"version {data.get('version')!r} is not supported (this build reads "
+            f"{' and '.join(map(str, VERSIONS))})")
+    blocks = data.get("blocks", {})
+    _expect(isinstance(blocks, dict), "blocks", "must be an object of block definitions")
+    _expect(not blocks or data["version"] >= 2, "blocks", "block definitions need version 2")
     graph = Graph()
+    levels = []
+    for name, raw in blocks.items():
+        where = f"blocks.{name}"
+        _expect(isinstance(raw, dict), where, "must be an object with nodes and edges")
+        try:
+            graph.add_block(graph.new_block(name))
+        except GraphError as err:
+            raise FormatError(f"{where}: {err}") from None
+        levels.append((graph.blocks[name], raw, f"{where}."))
+    levels.append((graph, data, ""))
+    for level, raw, where in levels:
+        _add_nodes(level, raw, where)
+    for level, raw, where in levels:
+        _add_edges(level, raw, where)
+    return graph
+
+
+def fill_level(graph: Graph, level: dict, where: str = "") -> None:
+    """Add a level's nodes, then its edges, to ``graph`` (a new block definition)."""
+    _add_nodes(graph, level, where)
+    _add_edges(graph, level, where)
+
+
+def _add_nodes(graph: Graph, data: dict, prefix: str) -> None:
+    nodes = data.get("nodes")
+    _expect(isinstance(nodes, list), f"{prefix}nodes", "must be a list")
     for i, raw in enumerate(nodes):
-        where = f"nodes[{i}]"
+        where = f"{prefix}nodes[{i}]"
         _expect(isinstance(raw, dict), where, "must be an object")
         _expect(isinstance(raw.get("id"), str), f"{where}.id", "must be a string")
         _expect(isinstance(raw.get("type"), str), f"{where}.type", "must be a string")
@@ -73,8 +122,13 @@ def graph_from_dict(data: Any) -> Graph:
             graph.add_node(Node(raw["id"], raw["type"], attrs, tuple(pos), raw.get("frozen", False)))
         except GraphError as err:
             raise FormatError(f"{where}: {err}") from None
+
+
+def _add_edges(graph: Graph, data: dict, prefix: str) -> None:
+    edges = data.get("edges", [])
+    _expect(isinstance(edges, list), f"{prefix}edges", "must be a list")
     for i, raw in enumerate(edges):
-        where = f"edges[{i}]"
+        where = f"{prefix}edges[{i}]"
         _expect(isinstance(raw, dict), where, "must be an object")
         for key in ("from", "to"):
             ref = raw.get(key)
@@ -84,7 +138,6 @@ def graph_from_dict(data: Any) -> Graph:
             graph.connect(tuple(raw["from"]), tuple(raw["to"]))
         except GraphError as err:
             raise FormatError(f"{where}: {err}") from None
-    return graph
 
 
 def project_to_dict(project: Project) -> dict:
@@ -99,6 +152,10 @@ def project_from_dict(data: Any) -> Project:
     training, source = data.get("training", {}), data.get("data", {})
     _expect(isinstance(training, dict), "training", "must be an object")
     _expect(isinstance(source, dict), "data", "must be an object")
+    try:
+        check_settings(training, "training")
+    except SettingsError as err:
+        raise FormatError(str(err)) from None
     return Project(graph, dict(training), dict(source))
 
 
@@ -120,12 +177,63 @@ def load_project(path: str | os.PathLike) -> Project:
         raise FormatError(f"{path.name}: {err}") from None
 
 
+TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what mkstemp names below look like
+STALE_SECONDS = 3600.0  # a write takes milliseconds: an hour-old temporary was left by a kill
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux's /proc), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path) -> int:
+    """A rewritten file keeps its mode; a new one gets what ``open()`` would give it (0666 less
+    the umask) instead of mkstemp's private 0600."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def sweep_temporaries(folder: str | os.PathLike, older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove the temporaries a killed write left in ``folder`` (older than ``older_than``
+    seconds, so a write in progress elsewhere is never touched); returns what went."""
+    import time
+
+    gone, now = [], time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return gone
+    for entry in entries:
+        try:
+            if TEMPORARY.match(entry.name) and entry.is_file(follow_symlinks=False) \
+                    and now - entry.stat(follow_symlinks=False).st_mtime > older_than:
+                os.unlink(entry.path)
+                gone.append(Path(entry.path))
+        except OSError:
+            continue
+    return gone
+
+
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Write beside the target, fsync, then rename over it: a crash leaves the old file whole."""
+    """Write beside the target, fsync, then rename over it: a crash leaves the old file whole,
+    a failed write leaves no temporary behind, and the file's mode follows the umask."""
     path = Path(path)
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())

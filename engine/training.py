@@ -9,41 +9,20 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
 from layerloom.engine.data import Dataset, Split
+from layerloom.engine.data.loader import BatchLoader, capped_batch
 from layerloom.engine.executor import NonFiniteError
 from layerloom.engine.network import Network
 from layerloom.engine.optim import lr_factor, make_optimizer
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.threads import blas_only, engine_threads
-
-
-@dataclass
-class TrainConfig:
-    """Stored in the project file under ``"training"``."""
-
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    schedule: str = "constant"  # engine.optim.SCHEDULES: how the learning rate moves over a run
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    epochs: int = 1
-    seed: int = 0
-    max_steps: int | None = None  # stop early (tests, "Step" in the GUI uses its own control)
-    histogram_every: int = 25
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from layerloom.engine.training_config import TrainConfig  # also imported from here by callers
 
 
 @dataclass(frozen=True)
@@ -60,6 +39,7 @@ class StepReport:
     elapsed: float
     histograms: dict | None = None  # key -> {"grad": (counts, edges), "weight": (counts, edges)}
     lr: float | None = None  # the learning rate this step's update used (schedules change it)
+    data_wait: float = 0.0  # seconds this step waited for its batch (engine.data.loader)
 
 
 @dataclass(frozen=True)
@@ -172,13 +152,14 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
     if len(split) == 0:
         return None, None, None
     total, correct, preds = 0.0, 0, []
-    for idx in batches(len(split), batch_size, None):
-        net.forward({binding.input_id: split.x[idx], binding.label_id: split.y[idx]})
-        total += net.loss() * len(idx)
-        if binding.logits_ref is not None:
-            p = net.executor.values[binding.logits_ref].argmax(axis=-1)
-            preds.append(p)
-            correct += int((p == split.y[idx]).sum())
+    with BatchLoader(split, np.arange(len(split)), capped_batch(split, batch_size)) as loader:
+        for batch in loader:
+            net.forward({binding.input_id: batch.x, binding.label_id: batch.y})
+            total += net.loss() * len(batch.index)
+            if binding.logits_ref is not None:
+                p = net.executor.values[binding.logits_ref].argmax(axis=-1)
+                preds.append(p)
+                correct += int((p == batch.y).sum())
     acc = correct / split.y.size if binding.logits_ref is not None else None
     return total / len(split), acc, (np.concatenate(preds) if preds else None)
 
@@ -203,14 +184,16 @@ def train(net: Network, data: Dataset, config: TrainConfig,
     Runs under ``engine_threads``: numba's kernels on the configured cores, the BLAS on one (or
     the BLAS on the cores when no layer of the graph has numba-parallel kernels).
     """
-    with engine_threads(blas_only(s.layer.type_id for s in net.plan.steps)):
-        yield from _train(net, data, config, control)
+    blas = blas_only(s.layer.type_id for s in net.plan.steps)
+    # the loaders' threads end with the run, however it ends (a consumer may just drop it)
+    with engine_threads(blas), ExitStack() as loaders:
+        yield from _train(net, data, config, control, loaders)
 
 
-def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | None) -> Iterator:
+def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | None,
+           loaders: ExitStack) -> Iterator:
     binding, control = bind(net), control or Control()
     opt = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
-    lr_factor(config.schedule, 0.0)  # an unknown schedule is refused before the first step
     rng = np.random.default_rng(config.seed)
     net.rng = np.random.default_rng(config.seed + 1)  # dropout masks, reproducible per run
     keys = net.trainable_keys
@@ -223,11 +206,15 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
     t0, seen, gstep, losses = time.perf_counter(), 0, 0, []
     for epoch in range(config.epochs):
         ep_loss, ep_correct, ep_n = 0.0, 0, 0
-        for i, idx in enumerate(batches(len(data.train), config.batch_size, rng)):
+        # the order batches(n, batch_size, rng) gives; augmentation only for the training split
+        loader = loaders.enter_context(BatchLoader(
+            data.train, rng.permutation(len(data.train)), config.batch_size,
+            data.augment, seed=config.seed, epoch=epoch))
+        for i, batch in enumerate(loader):
             if gstep >= total or control.wait():
                 yield _done(net, data, binding, gstep, seen, t0, stopped=gstep < total)
                 return
-            x, y = data.train.x[idx], data.train.y[idx]
+            idx, x, y = batch.index, batch.x, batch.y
             try:
                 net.forward({binding.input_id: x, binding.label_id: y}, training=True)
                 loss = net.loss()
@@ -266,7 +253,7 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
                             "weight": np.histogram(net.params[k], bins=30)} for k in keys}
             elapsed = time.perf_counter() - t0
             yield StepReport(epoch, i, gstep, steps_per_epoch, total, loss, acc, norms,
-                             seen / max(elapsed, 1e-9), elapsed, hist, opt.lr)
+                             seen / max(elapsed, 1e-9), elapsed, hist, opt.lr, batch.waited)
             gstep += 1
         val_loss, val_acc, _ = evaluate(net, data.val, binding=binding)
         train_acc = ep_correct / (ep_n * max(1, data.train.y[:1].size)) if binding.logits_ref else None

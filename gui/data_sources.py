@@ -17,10 +17,11 @@ from urllib.parse import urlencode
 from layerloom.engine.data import NAMED_READERS, PATH_READERS, parse_spec
 
 LABELS = {"bundled": "Fashion-MNIST subset", "idx": "MNIST-format folder",
-          "npz": "NumPy .npz file", "csv": "CSV file", "text:": "Text file",
-          "seq": "Sequence task", "text": "Text: bundled corpus"}
+          "folder": "Image folder", "npz": "NumPy .npz file", "csv": "CSV file",
+          "text:": "Text file", "seq": "Sequence task", "text": "Text: bundled corpus",
+          "shapes": "Drawn shapes", "colour_shapes": "Drawn colour shapes"}
 SYNTHETIC_PREFIX = "Synthetic: "  # named readers in engine.data.synthetic
-PATH_NOUN = {"idx": "folder", "seq": "task"}  # what a path reader's argument names (else "file")
+PATH_NOUN = {"idx": "folder", "folder": "folder", "seq": "task"}  # what a path reader's argument names (else "file")
 OPTION_LABELS = {"n": "Samples", "noise": "Noise", "seq_len": "Sequence length",
                  "length": "Length", "vocab": "Vocabulary", "delay": "Delay", "classes": "Classes",
                  "factor": "Factor", "test_fraction": "Test fraction", "task": "Task",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Callable
 
 from PySide6.QtCore import QObject, QSize, Qt, Signal
-from PySide6.QtWidgets import (QLabel, QListWidget, QListWidgetItem, QStyle, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QDockWidget, QLabel, QListWidget, QListWidgetItem, QStyle,
+                               QVBoxLayout, QWidget)
 
 from layerloom.engine.analyze import ERROR, Analysis, analyze
 from layerloom.gui import theme as th
@@ -69,16 +69,32 @@ class Analyzer(QObject):
     """Runs ``engine.analyze`` for one window and shows the result on the canvas and the list.
 
     ``context()`` returns (graph, shape report, dataset or None, training settings): the window's
-    current state. ``status`` is the status-bar label that shows the summary.
+    current state; ``view`` is the canvas (a click on a finding selects its node there).
+    ``status`` is the status-bar label that shows the summary.
     """
 
     analyzed = Signal(object)  # Analysis
 
-    def __init__(self, context: Callable[[], tuple], scene, panel: ProblemsPanel,
+    def __init__(self, context: Callable[[], tuple], view, panel: ProblemsPanel,
                  status: QLabel | None = None, parent: QObject | None = None):
         super().__init__(parent)
-        self._context, self.scene, self.panel, self.status = context, scene, panel, status
+        self._context, self.view, self.panel, self.status = context, view, panel, status
+        self.scene = view.graph_scene
+        self.dock: QDockWidget | None = None  # the panel's dock, raised by ``show_list``
         self.analysis = Analysis()
+        panel.node_clicked.connect(self.select)
+
+    def show_list(self) -> None:
+        if self.dock is not None:
+            self.dock.show()
+            self.dock.raise_()
+
+    def select(self, node_id: str) -> None:
+        """Select the node a finding is about and bring it into view."""
+        item = self.scene.items_by_id.get(node_id)
+        if item is not None:
+            self.scene.select_only([node_id])
+            self.view.ensureVisible(item)
 
     def run(self) -> Analysis:
         graph, report, dataset, training = self._context()
@@ -95,11 +111,11 @@ class Analyzer(QObject):
     def _badge(self, analysis: Analysis) -> None:
         """One badge text per node and kind (several findings join), red when any is an error."""
         for kind in BADGE_KINDS:
-            self.scene.clear_warnings(kind)
+            self.scene.overlays.clear_warnings(kind)
         grouped: dict[tuple, list] = {}
         for f in analysis.findings:
             if f.node_id is not None and f.kind in BADGE_KINDS:
                 grouped.setdefault((f.node_id, f.kind), []).append(f)
         for (node_id, kind), found in grouped.items():
-            self.scene.set_node_warning(node_id, kind, "; ".join(f.message for f in found),
+            self.scene.overlays.set_warning(node_id, kind, "; ".join(f.message for f in found),
                                         any(f.severity == ERROR for f in found))

@@ -47,7 +47,7 @@ class TrainingSession(QObject):
         self.problems = ProblemsPanel()
         self.analyzer = Analyzer(lambda: (doc.graph, doc.report, self.controller.dataset,
                                           doc.project.training),
-                                 window.view.graph_scene, self.problems, window.problems_label,
+                                 window.view, self.problems, window.problems_label,
                                  parent=self)
         self._snapshots = {"training": dict(doc.project.training), "data": dict(doc.project.data)}
         self.weights_unsaved = False  # a run changed the weights since the last Save or Open
@@ -71,7 +71,8 @@ class TrainingSession(QObject):
         w.splitDockWidget(self.training_dock, w.inspector_dock, Qt.Vertical)
         self.plots_dock = w.add_panel(self.plots, Qt.BottomDockWidgetArea, "Plots")
         self.inference_dock = w.add_panel(self.inference, Qt.BottomDockWidgetArea, "Inference")
-        self.problems_dock = w.add_panel(self.problems, Qt.BottomDockWidgetArea, "Problems")
+        self.problems_dock = self.analyzer.dock = w.add_panel(self.problems,
+                                                              Qt.BottomDockWidgetArea, "Problems")
         self.plots_dock.raise_()
         w.setCorner(Qt.BottomLeftCorner, Qt.BottomDockWidgetArea)
         w.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
@@ -95,17 +96,16 @@ class TrainingSession(QObject):
         view.selection_changed.connect(
             lambda ids: self.plots.highlight(ids[0] if len(ids) == 1 else None))
         self.plots.node_warning.connect(
-            lambda node, reason: self.scene.set_node_warning(node, "gradient", reason))
-        self.plots.warnings_cleared.connect(lambda: self.scene.clear_warnings("gradient"))
+            lambda node, reason: self.scene.overlays.set_warning(node, "gradient", reason))
+        self.plots.warnings_cleared.connect(lambda: self.scene.overlays.clear_warnings("gradient"))
         c.started.connect(self._on_started)
         c.state_changed.connect(lambda state: self.dataset_panel.setEnabled(state == ctl.IDLE))
         c.status.connect(self._on_status)
         c.diverged.connect(self._on_diverged)
         c.weights_changed.connect(self._on_weights_changed)
         c.failed.connect(lambda text: self._say(f"Training could not run: {text}", 0))
-        c.refused.connect(lambda _text: self.show_problems())
-        self.problems.node_clicked.connect(self._select_node)
-        self.window.problems_label.linkActivated.connect(lambda _link: self.show_problems())
+        c.refused.connect(lambda _text: self.analyzer.show_list())
+        self.window.problems_label.linkActivated.connect(lambda _link: self.analyzer.show_list())
         self.training_panel.settings_changed.connect(lambda _new: self.analyzer.run())
         c.finished.connect(self._on_finished)
 
@@ -144,7 +144,7 @@ class TrainingSession(QObject):
         self.weights_unsaved = False
         self.controller.set_dataset(None)
         self.controller.last_done = None
-        self.scene.set_alert(None)
+        self.scene.overlays.set_alert(None)
         self.plots.reset(None)  # a clean slate: no curve, matrix or map of the last graph's run
         self.training_panel.clear()
         self.inference.set_network(None, None)
@@ -158,39 +158,25 @@ class TrainingSession(QObject):
             self.dataset_panel._show_error(str(err))
         else:
             self.dataset_panel.show_dataset(dataset)
-            self._show_data_fit()
+            self.analyzer.run()  # every problem on its node and listed
         path = self.document.path
         if path is not None and weights_path(path).exists():
             self.import_weights(weights_path(path), quiet_errors=True)
 
     def _on_dataset(self, dataset: Dataset) -> None:
         self.controller.set_dataset(dataset)
-        self._show_data_fit()
+        self.analyzer.run()  # every problem on its node and listed
 
     def _on_graph_changed(self, _report=None) -> None:
         if self.controller.state == ctl.IDLE:
             self.controller.has_weights()  # drops them (and says so) when the structure changed
         self.dataset_panel.refresh_fit()
-        self._show_data_fit()
-
-    def _show_data_fit(self) -> None:
-        """Analyze again: every problem on its node and in the list, before anyone trains."""
-        self.analyzer.run()
-
-    def show_problems(self) -> None:
-        self.problems_dock.show()
-        self.problems_dock.raise_()
-
-    def _select_node(self, node_id: str) -> None:
-        item = self.scene.items_by_id.get(node_id)
-        if item is not None:
-            self.scene.select_only([node_id])
-            self.window.view.ensureVisible(item)
+        self.analyzer.run()  # every problem on its node and listed
 
     # ------------------------------------------------------------------ run reports
     def _on_started(self, _info) -> None:
         """The plots were reset for the run: clear the last run's alert, follow the selection."""
-        self.scene.set_alert(None)
+        self.scene.overlays.set_alert(None)
         ids = self.scene.selected_node_ids()
         self.plots.highlight(ids[0] if len(ids) == 1 else None)
         self.plots_dock.raise_()
@@ -216,7 +202,7 @@ class TrainingSession(QObject):
 
     def _on_diverged(self, report) -> None:
         item = self.scene.items_by_id.get(report.node_id)
-        self.scene.set_alert(report.node_id, f"training stopped here at step "
+        self.scene.overlays.set_alert(report.node_id, f"training stopped here at step "
                              f"{report.global_step + 1}: {report.message}")
         if item is not None:
             self.window.view.ensureVisible(item)

@@ -42,7 +42,7 @@ def trained(qtbot, window):
 
 
 def test_open_clears_every_panel_and_the_data_tab_shows_the_files_own_data(qtbot, trained):
-    assert trained.open_path(SAMPLES / "tiny_gpt.json")
+    assert trained.open_path(SAMPLES / "char_lstm.json")
     assert_clean(trained)
     data = trained.training.dataset_panel
     assert data.kind == "text" and data.source.currentText() == "Text: bundled corpus"
