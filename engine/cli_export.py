@@ -95,14 +95,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_project(args: argparse.Namespace, out: Path) -> int:
-    from layerloom.engine.cli import load_dataset
+    from layerloom.engine.data.section import load_data_section
     from layerloom.engine.export.torch_project import write_project
     from layerloom.engine.network import Network
     from layerloom.engine.project import fit_graph_to_data
     from layerloom.engine.serialize import load_project
 
     project = load_project(args.graph)
-    spec, dataset = load_dataset(project.data, args, Path(args.graph).name)
+    spec, dataset = load_data_section(project.data, Path(args.graph).name, args.data)
     fit_graph_to_data(project.graph, dataset)
     net = Network(project.graph, seed=int(project.training.get("seed", 0)))
     if args.weights:

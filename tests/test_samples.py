@@ -1,10 +1,9 @@
 """Every bundled sample loads, passes shape inference, fits its own data and trains two steps."""
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from layerloom.engine.cli import load_dataset
+from layerloom.engine.data.section import load_data_section
 from layerloom.engine.network import Network
 from layerloom.engine.paths import SAMPLES
 from layerloom.engine.project import check_fit, fit_graph_to_data
@@ -26,7 +25,7 @@ def test_sample_loads_checks_and_trains_two_steps(path):
     assert infer_shapes(project.graph).ok
     assert project.data.get("spec"), f"{path.name} names no data"
     # as `layerloom train` reads it: the data section's augmentation and stored preprocessing too
-    _, data = load_dataset(project.data, SimpleNamespace(data=None, val_fraction=None), path.name)
+    _, data = load_data_section(project.data, path.name)
     fit_graph_to_data(project.graph, data)
     check_fit(project.graph, data)
     config = TrainConfig.from_dict({**project.training, "max_steps": 2, "epochs": 1})
@@ -46,7 +45,7 @@ def test_the_colour_sample_trains_on_image_files_through_decode_and_augmentation
     from layerloom.engine.data.shapes import CLASSES, draw, ensure_shapes
 
     project = load_project(SAMPLES / "shapes_cnn.json")
-    _, data = load_dataset(project.data, SimpleNamespace(data=None, val_fraction=None), "shapes")
+    _, data = load_data_section(project.data, "shapes")
     assert data.sample_shape == (3, 32, 32) and data.class_names == list(CLASSES)
     assert isinstance(data.train.x, ImageArray) and data.augment.active and data.augment.flip
     assert len(data.train) + len(data.val) + len(data.test) == 5 * 400
