@@ -12,12 +12,12 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
 from layerloom.engine.serialize import FormatError
-from layerloom.engine.threads import cap_blas_threads, get_threads
 from layerloom.gui import theme as th
 from layerloom.gui.autosave import Autosaver, recovery_dir
 from layerloom.gui.canvas.view import GraphView
 from layerloom.gui.clipboard import GraphClipboard
 from layerloom.gui.document import Document
+from layerloom.gui.file_places import documents_dir, is_template, save_as_start, sweep_on_start
 from layerloom.gui.inspector import Inspector
 from layerloom.gui.layout import layered_positions
 from layerloom.gui.menus import build_menus
@@ -35,9 +35,6 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None):
         super().__init__()
         self.settings = settings or QSettings("Layerloom", "Layerloom")
-        # one core stays with this UI thread: spinning BLAS threads beside it slowed
-        # BLAS-bound models (an LSTM) tenfold in the window (engine.threads.cap_blas_threads)
-        cap_blas_threads(get_threads() - 1)
         self.theme_mode = str(self.settings.value("theme", "system"))
         if self.theme_mode != "system":
             th.apply_theme(self.theme_mode)
@@ -62,6 +59,9 @@ class MainWindow(QMainWindow):
         self.autosave = Autosaver(self.document, recovery_dir(self.settings), parent=self,
                                   weights=self.training.unsaved_weights,
                                   restore=self.training.adopt_weights)
+        # what a killed write of an earlier session left beside the files it wrote
+        sweep_on_start([*(Path(f).parent for f in self.recent_files()), documents_dir(),
+                        recovery_dir(self.settings)])
         self._wire()
         self._update_title()
         self.status.show_report(self.document.report)
@@ -137,7 +137,9 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         path = self.document.path
-        self.setWindowTitle(f"{path.name if path else 'Untitled'}[*] — Layerloom")
+        name = (f"{path.name} (sample: Save asks where)" if is_template(path)
+                else path.name if path else "Untitled")
+        self.setWindowTitle(f"{name}[*] — Layerloom")
         self.setWindowModified(self.document.dirty)
 
     # ------------------------------------------------------------------ editing
@@ -200,18 +202,23 @@ class MainWindow(QMainWindow):
         return opened
 
     def save(self) -> bool:
-        if self.document.path is None:
+        """Save where the graph came from; an untitled graph or a sample (a template) asks."""
+        if self.document.path is None or is_template(self.document.path):
             return self.save_as()
         return self._save_to(self.document.path)
 
     def save_as(self) -> bool:
-        start = str(self.document.path or Path.cwd() / "untitled.json")
+        start = str(save_as_start(self.document.path))
         path, _ = QFileDialog.getSaveFileName(self, "Save graph as", start,
                                               "Layerloom graph (*.json)")
         if not path:
             return False
-        path = Path(path)
-        return self._save_to(path if path.suffix == ".json" else path.with_suffix(".json"))
+        path = Path(path) if Path(path).suffix == ".json" else Path(path).with_suffix(".json")
+        if is_template(path):
+            QMessageBox.warning(self, "Samples are templates", "The samples folder keeps the "
+                                "samples as they ship: save your copy in another folder.")
+            return False
+        return self._save_to(path)
 
     def _save_to(self, path: Path) -> bool:
         try:

@@ -31,11 +31,11 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
     bar, acts = window.menuBar(), {}
     file = bar.addMenu("&File")
     acts["new"] = _action(window, file, "&New", window.new_graph, QKeySequence.New)
+    window.samples_menu = file.addMenu("New from &Sample")  # templates: Save asks where
+    window.samples_menu.aboutToShow.connect(lambda: fill_samples(window))
     acts["open"] = _action(window, file, "&Open…", window.open_dialog, QKeySequence.Open)
     window.recent_menu = file.addMenu("Open &Recent")
     window.recent_menu.aboutToShow.connect(lambda: _fill_recent(window))
-    window.samples_menu = file.addMenu("&Samples")
-    window.samples_menu.aboutToShow.connect(lambda: fill_samples(window))
     file.addSeparator()
     acts["save"] = _action(window, file, "&Save", window.save, QKeySequence.Save)
     acts["save_as"] = _action(window, file, "Save &As…", window.save_as, QKeySequence.SaveAs)

@@ -31,6 +31,7 @@ from layerloom.gui.training.worker import TrainingWorker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
 LOCK_REASON = "training runs (stop it to edit the graph)"
+WAITING = "Compiling kernels… the run starts as soon as the last one is ready"
 
 
 def structure_signature(graph: Graph) -> str:
@@ -95,6 +96,9 @@ class TrainingController(QObject):
         self.worker: TrainingWorker | None = None
         self._ending: tuple | None = None  # (signal, payload) emitted once the thread has ended
         self.last_done: DoneReport | None = None
+        # asked before a worker starts: gate(launch) is True to start now, else it calls launch
+        # later (gui.training.compiler: the background warm-up is still compiling)
+        self.gate: Callable[[Callable[[], None]], bool] | None = None
         self._heartbeat = QTimer(self)  # tells the worker the UI thread gets the GIL
         self._heartbeat.setInterval(10)
         self._heartbeat.timeout.connect(lambda: self.worker is not None and self.worker.beat())
@@ -178,7 +182,12 @@ class TrainingController(QObject):
         self.started.emit(info)
         self._heartbeat.start()
         self._gc = gc_guard.hold()
-        self.thread.start()
+        thread = self.thread
+        launch = lambda: thread is self.thread and not thread.isRunning() and thread.start()  # noqa: E731
+        if self.gate is None or self.gate(launch):
+            launch()
+        else:  # the kernels are being compiled in the background: the run starts when they are
+            self.status.emit(WAITING)
         return True
 
     def _prepare(self) -> tuple[Network, TrainConfig, RunInfo]:

@@ -25,6 +25,7 @@ from layerloom.gui.plots.panel import PlotsPanel
 from layerloom.gui.problems import Analyzer, ProblemsPanel
 from layerloom.gui.training import controller as ctl
 from layerloom.gui.training import export
+from layerloom.gui.training.compiler import CompileStatus, KernelCompiler
 from layerloom.gui.training.controller import TrainingController
 from layerloom.gui.training.panel import TrainingPanel
 
@@ -49,6 +50,12 @@ class TrainingSession(QObject):
                                           doc.project.training),
                                  window.view, self.problems, window.problems_label,
                                  parent=self)
+        self.compiler = KernelCompiler(lambda: (doc.graph, self.controller.dataset,
+                                                self.controller.config()),
+                                       lambda: self.controller.busy, parent=self)
+        self.controller.gate = self.compiler.gate
+        self.compile_status = CompileStatus()
+        window.statusBar().insertPermanentWidget(0, self.compile_status)
         self._snapshots = {"training": dict(doc.project.training), "data": dict(doc.project.data)}
         self.weights_unsaved = False  # a run changed the weights since the last Save or Open
         self.weights_generation = 0  # counts changes of the trained weights (autosave's token)
@@ -108,6 +115,13 @@ class TrainingSession(QObject):
         self.window.problems_label.linkActivated.connect(lambda _link: self.analyzer.show_list())
         self.training_panel.settings_changed.connect(lambda _new: self.analyzer.run())
         c.finished.connect(self._on_finished)
+        self.compiler.progress.connect(self.compile_status.show_progress)
+        self.compiler.progress.connect(  # Train pressed meanwhile: its panel says how far
+            lambda p: c.state == ctl.PREPARING and p is not None
+            and self.training_panel._on_status(p.text()))
+        for signal in (doc.report_changed, self.dataset_panel.dataset_changed,
+                       self.training_panel.settings_changed):
+            signal.connect(lambda *_: c.state == ctl.IDLE and self.compiler.schedule())
 
     def _say(self, text: str, timeout: int = 8000) -> None:
         self.window.statusBar().showMessage(text, timeout)
@@ -280,5 +294,6 @@ class TrainingSession(QObject):
 
     def shutdown(self) -> None:
         """The window closes: end a run (or a text generation) at once and join its thread."""
+        self.compiler.shutdown()
         self.controller.shutdown()
         self.inference.shutdown()

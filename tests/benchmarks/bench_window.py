@@ -45,12 +45,9 @@ def headless(sample: str, steps: int) -> float:
     config = TrainConfig.from_dict(project.training)
     config.max_steps = steps
     data = load_data(project.data.get("spec", "bundled"))
-    cap, threads._blas_cap = threads._blas_cap, None
-    try:
-        stamps = [time.perf_counter() for r in train(Network(project.graph, seed=0), data,
-                                                     config) if isinstance(r, StepReport)]
-    finally:
-        threads._blas_cap = cap
+    threads.cap_blas_threads(None)  # this (the main) thread: as the CLI runs
+    stamps = [time.perf_counter() for r in train(Network(project.graph, seed=0), data, config)
+              if isinstance(r, StepReport)]
     return steady_rate(stamps, config.batch_size)
 
 
