@@ -24,7 +24,7 @@ from layerloom.engine.spec import LayerloomError, fmt_shape
 from layerloom.gui import data_sources as ds
 from layerloom.gui.plots.boundary import colours
 from layerloom.gui.plots.images import class_grid_pixmap, displayable
-from layerloom.gui.plots.style import make_view, style_plot
+from layerloom.gui.plots.style import legend_label, legend_label_html, make_view, style_plot
 
 FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)",
                 "text": "Text files (*.txt *.md);;All files (*)"}
@@ -116,11 +116,17 @@ class DatasetPanel(QWidget):
         self.scatter_view = make_view(pg.PlotWidget)
         style_plot(self.scatter_view.getPlotItem())
         self.scatter_view.getPlotItem().setAspectLocked(True)
-        self.scatter_view.getPlotItem().addLegend(offset=(-5, 5), labelTextSize="8pt")
+        self.scatter_legend = legend_label([])  # above the points, in the Regions map's colours
+        self.scatter_box = QWidget()
+        box = QVBoxLayout(self.scatter_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        box.addWidget(self.scatter_legend)
+        box.addWidget(self.scatter_view, 1)
         self.no_preview = QLabel()
         self.no_preview.setAlignment(Qt.AlignCenter)
         self.no_preview.setWordWrap(True)
-        for w in (scroll, self.scatter_view, self.no_preview):
+        for w in (scroll, self.scatter_box, self.no_preview):
             self.preview.addWidget(w)
         self.preview.setCurrentWidget(self.no_preview)
 
@@ -295,7 +301,7 @@ class DatasetPanel(QWidget):
             self.preview.setCurrentIndex(0)
         elif d.sample_shape == (2,):
             self._scatter(d)
-            self.preview.setCurrentWidget(self.scatter_view)
+            self.preview.setCurrentWidget(self.scatter_box)
         else:
             self.no_preview.setText(f"Samples of {fmt_shape(d.sample_shape)}: no picture for these.")
             self.preview.setCurrentWidget(self.no_preview)
@@ -307,12 +313,15 @@ class DatasetPanel(QWidget):
         x, y = d.train.x[:MAX_SCATTER], d.train.y[:MAX_SCATTER]
         classes = sorted(set(np.asarray(y).ravel().tolist())) if d.task == "classification" else [None]
         palette = colours(max([c + 1 for c in classes if c is not None] + [1]))
+        entries = []
         for c in classes:
             pts = x if c is None else x[y == c]
-            brush = pg.mkBrush(*palette[0 if c is None else c])
+            rgb = palette[0 if c is None else c]
             name = str(d.class_names[c]) if c is not None and c < d.num_classes else "samples"
             plot.addItem(pg.ScatterPlotItem(pts[:, 0], pts[:, 1], size=5, pen=None,
-                                            brush=brush, name=name))
+                                            brush=pg.mkBrush(*rgb), name=name))
+            entries.append(("#%02x%02x%02x" % tuple(int(v) for v in rgb), "square", name))
+        self.scatter_legend.setText(legend_label_html(entries))
         plot.autoRange()
 
 

@@ -19,6 +19,7 @@ from layerloom.engine.analyze import dangling_nodes
 from layerloom.engine.graph import Edge, Graph, GraphError
 from layerloom.engine.serialize import Project, load_project, save_project
 from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
+from layerloom.engine.training_config import NEW_PROJECT
 from layerloom.gui import commands as cmd
 from layerloom.gui.compound_edits import CompoundEdits
 
@@ -81,7 +82,7 @@ class Document(QObject):
     def new(self) -> bool:
         if self.refuse_if_locked():
             return False
-        self._replace(Project(Graph()), None)
+        self._replace(Project(Graph(), dict(NEW_PROJECT)), None)  # settings that learn
         return True
 
     def new_from(self, project: Project) -> bool:

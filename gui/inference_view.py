@@ -23,7 +23,8 @@ from layerloom.engine.network import Network
 from layerloom.engine.spec import LayerloomError, fmt_shape
 from layerloom.engine.training import bind_for_predictions
 from layerloom.gui.generate_view import GenerateView
-from layerloom.gui.plots.images import DrawPad, ImageLabel, displayable, feature_map_grid, to_unit
+from layerloom.gui.plots.images import (DrawPad, ImageLabel, displayable, feature_map_grid,
+                                        pad_prompt, to_unit)
 from layerloom.gui.plots.style import SERIES, make_view, style_plot
 
 MAX_BARS = 64  # longer vectors are drawn as a heat map
@@ -208,6 +209,8 @@ class InferenceView(QWidget):
         self.message.setText("")
         if self._pad_shape() is not None:
             self.pad.pixels = np.zeros(self._pad_shape(), dtype=np.float32)
+            self.pad.prompt = pad_prompt(dataset.class_names)  # the data's words, not "a digit"
+            self.use_pad.setToolTip(self.pad.prompt)
         self.index.blockSignals(True)
         self.index.setRange(0, max(0, len(dataset.test) - 1))
         self.index.blockSignals(False)

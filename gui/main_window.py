@@ -28,7 +28,7 @@ from layerloom.gui.status_bar import StatusParts
 from layerloom.gui.training.session import TrainingSession
 
 MAX_RECENT = 8
-LAYOUT_VERSION = 2  # bump when the set of docks changes: an older saved layout is then ignored
+LAYOUT_VERSION = 3  # bump when the set of docks changes: an older saved layout is then ignored
 
 
 class MainWindow(QMainWindow):
@@ -66,6 +66,9 @@ class MainWindow(QMainWindow):
         self._update_title()
         self.status.show_report(self.document.report)
         self.resize(1440, 900)
+        if self.training.compact:  # a small screen: the window fits it at first start
+            avail = self.screen().availableGeometry()
+            self.resize(min(1440, avail.width()), min(900, avail.height()))
         self._default_sizes()
         self._default_layout = self.saveState(LAYOUT_VERSION)
         self._restore_layout()

@@ -32,6 +32,8 @@ from layerloom.gui.training.panel import TrainingPanel
 if TYPE_CHECKING:
     from layerloom.gui.main_window import MainWindow
 
+COMPACT_HEIGHT = 760  # available screen height (px) below which the docks go compact
+
 class TrainingSession(QObject):
     """Owns the controller and the four training docks of one main window."""
 
@@ -69,27 +71,40 @@ class TrainingSession(QObject):
     # ------------------------------------------------------------------ docks
     def _dock(self) -> None:
         """Data beside the palette (left), Training above the inspector (right), Plots and
-        Inference tabbed under the canvas; the right column runs the full height."""
+        Inference tabbed under the canvas; the right column runs the full height. On a small
+        screen (``compact``) Training and the Inspector share the right column as tabs and the
+        plots take the whole width: at 1280×720 the plots were cramped beside a column whose
+        lower half was an empty Inspector."""
         w = self.window
         self.dataset_dock = w.add_panel(self.dataset_panel, Qt.LeftDockWidgetArea, "Data")
         w.tabifyDockWidget(w.palette_dock, self.dataset_dock)
         w.palette_dock.raise_()
         self.training_dock = w.add_panel(self.training_panel, Qt.RightDockWidgetArea, "Training")
-        w.splitDockWidget(self.training_dock, w.inspector_dock, Qt.Vertical)
+        screen = w.screen().availableGeometry() if w.screen() is not None else None
+        self.compact = screen is not None and screen.height() < COMPACT_HEIGHT
+        if self.compact:
+            w.tabifyDockWidget(self.training_dock, w.inspector_dock)
+            self.training_dock.raise_()
+        else:
+            w.splitDockWidget(self.training_dock, w.inspector_dock, Qt.Vertical)
         self.plots_dock = w.add_panel(self.plots, Qt.BottomDockWidgetArea, "Plots")
         self.inference_dock = w.add_panel(self.inference, Qt.BottomDockWidgetArea, "Inference")
         self.problems_dock = self.analyzer.dock = w.add_panel(self.problems,
                                                               Qt.BottomDockWidgetArea, "Problems")
         self.plots_dock.raise_()
         w.setCorner(Qt.BottomLeftCorner, Qt.BottomDockWidgetArea)
-        w.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
+        w.setCorner(Qt.BottomRightCorner, Qt.BottomDockWidgetArea if self.compact
+                    else Qt.RightDockWidgetArea)
 
     def default_sizes(self) -> None:
         """Sizes for the first show (the window calls this once it has its size)."""
         w, em = self.window, self.window.fontMetrics().horizontalAdvance("M")
-        w.resizeDocks([self.plots_dock], [int(w.height() * 0.36)], Qt.Vertical)
-        w.resizeDocks([w.palette_dock], [22 * em], Qt.Horizontal)
-        w.resizeDocks([self.training_dock, w.inspector_dock], [22 * em, 30 * em], Qt.Vertical)
+        w.resizeDocks([self.plots_dock], [int(w.height() * (0.4 if self.compact else 0.36))],
+                      Qt.Vertical)
+        w.resizeDocks([w.palette_dock], [(17 if self.compact else 22) * em], Qt.Horizontal)
+        if not self.compact:
+            w.resizeDocks([self.training_dock, w.inspector_dock], [22 * em, 30 * em],
+                          Qt.Vertical)
 
     # ------------------------------------------------------------------ wiring
     def _wire(self) -> None:
@@ -102,6 +117,8 @@ class TrainingSession(QObject):
         self.dataset_panel.dataset_changed.connect(self._on_dataset)
         view.selection_changed.connect(
             lambda ids: self.plots.highlight(ids[0] if len(ids) == 1 else None))
+        view.selection_changed.connect(  # compact: a selected node brings its Inspector tab up
+            lambda ids: self.compact and ids and not c.busy and self.window.inspector_dock.raise_())
         self.plots.node_warning.connect(
             lambda node, reason: self.scene.overlays.set_warning(node, "gradient", reason))
         self.plots.warnings_cleared.connect(lambda: self.scene.overlays.clear_warnings("gradient"))
@@ -194,6 +211,7 @@ class TrainingSession(QObject):
         ids = self.scene.selected_node_ids()
         self.plots.highlight(ids[0] if len(ids) == 1 else None)
         self.plots_dock.raise_()
+        self.training_dock.raise_()  # compact: the Inspector may have been in front
 
     def _on_status(self, text: str) -> None:
         if text:

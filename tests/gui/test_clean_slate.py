@@ -16,7 +16,7 @@ def assert_clean(window) -> None:
     plots, panel = t.plots, t.training_panel
     plots.flush()
     assert len(plots.loss_plot.loss) == 0 and plots.loss_plot.hint.isVisibleTo(plots.loss_plot)
-    assert not plots.gradient_plot.curves and plots.gradient_plot.legend.count() == 0
+    assert not plots.gradient_plot.curves and plots.gradient_plot.legend.topLevelItemCount() == 0
     assert not plots.histogram_plot.latest and plots.histogram_plot.chooser.count() == 0
     assert plots.confusion_view.matrix is None and not plots.confusion_view.caption.isVisibleTo(
         plots.confusion_view)

@@ -40,7 +40,7 @@ def test_a_synthetic_set_loads_as_a_scatter_and_becomes_the_project_s_data(qtbot
     data = blocker.args[0]
     assert data.name == "moons" and len(data.train) + len(data.val) + len(data.test) == 400
     assert project.data["spec"] == "moons?n=400&noise=0.3" and project.data["val_fraction"] == 0.2
-    assert panel.preview.currentWidget() is panel.scatter_view
+    assert panel.preview.currentWidget() is panel.scatter_box
     assert len(panel.scatter_view.getPlotItem().listDataItems()) == 2  # one colour per class
     text = panel.info.text()
     assert "400 samples" in text and "(20 %)" in text and "2 classes" in text
@@ -103,7 +103,7 @@ def test_npz_and_csv_files_load(qtbot, panel_for, tmp_path):
     choose(panel, "csv", str(tmp_path / "table.csv"))
     data = panel.load()
     assert data.sample_shape == (2,) and data.num_classes == 3
-    assert panel.preview.currentWidget() is panel.scatter_view
+    assert panel.preview.currentWidget() is panel.scatter_box
 
 
 def test_a_bad_source_is_reported_and_changes_nothing(qtbot, panel_for, tmp_path):

@@ -1,6 +1,5 @@
 """Training from the main window that ``layerloom`` opens: the docks, the panel's widgets, the
 canvas overlays, weights files and Save/Open with weights, all through the real window."""
-import re
 from pathlib import Path
 
 import numpy as np
@@ -68,18 +67,19 @@ def test_the_training_docks_are_in_the_window_and_listed_under_view_panels(windo
 
 
 def test_the_plots_follow_the_theme(window):
-    from PySide6.QtGui import QColor
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QApplication
 
     plots = window.training.plots
-    view, legend = plots.gradient_plot.view, plots.loss_plot.loss_item.legend
+    view, legend = plots.gradient_plot.view, plots.loss_plot.legend
 
-    def legend_text_lightness() -> int:  # the colour the first legend entry is drawn in
-        html = legend.items[0][1].item.toHtml()
-        return QColor(re.search(r"color:\s*(#[0-9a-fA-F]{6})", html).group(1)).lightness()
+    def legend_text_lightness() -> int:  # the legend is a label above the plot: palette text
+        QApplication.processEvents()  # the palette reaches widgets through posted events
+        return legend.palette().color(QPalette.WindowText).lightness()
     window.set_theme("dark")
     try:
         assert view.backgroundBrush().color().lightness() < 128
-        assert legend_text_lightness() > 128  # light text on the dark veil
+        assert legend_text_lightness() > 128  # light text on the dark panel
         plots.confusion_view.set_matrix(np.eye(3, dtype=int) * 4, ["a", "b", "c"], 1.0)
         low = plots.confusion_view.image.lut[0]
         assert QColor(*low[:3]).lightness() < 128  # empty cells in the panel's dark
@@ -87,6 +87,8 @@ def test_the_plots_follow_the_theme(window):
         window.set_theme("light")
     assert view.backgroundBrush().color().lightness() > 128
     assert legend_text_lightness() < 128
+    low = plots.confusion_view.image.lut[0]  # drawn in the dark, redrawn in the light
+    assert QColor(*low[:3]).lightness() > 128
 
 
 def test_training_the_spirals_mlp_from_the_window(qtbot, window):
