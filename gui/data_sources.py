@@ -14,6 +14,8 @@ import inspect
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QLineEdit, QSpinBox, QWidget
+
 from layerloom.engine.data import NAMED_READERS, PATH_READERS, parse_spec
 
 LABELS = {"bundled": "Fashion-MNIST subset", "idx": "MNIST-format folder",
@@ -98,3 +100,43 @@ def read_spec(spec: str, all_sources: list[Source]) -> tuple[Source, str, dict, 
     shown = {k: v for k, v in options.items() if k in source.options}
     extra = {k: v for k, v in options.items() if k not in source.options}
     return source, path or "", shown, extra
+
+
+# ------------------------------------------------------------------- option widgets
+def option_widget(default) -> QWidget:
+    """A widget for one reader option, by its default's type (None: text, empty = default)."""
+    if isinstance(default, bool):
+        return QCheckBox()
+    if isinstance(default, int):
+        box = QSpinBox()
+        box.setRange(0, 10_000_000)
+        box.setSingleStep(max(1, default // 10))
+        return box
+    if isinstance(default, float):
+        box = QDoubleSpinBox()
+        box.setRange(0.0, 1e6)
+        box.setDecimals(3)
+        box.setSingleStep(0.05)
+        return box
+    edit = QLineEdit()
+    edit.setPlaceholderText("automatic")
+    return edit
+
+
+def set_option(widget: QWidget, value) -> None:
+    if isinstance(widget, QCheckBox):
+        widget.setChecked(bool(value))
+    elif isinstance(widget, QSpinBox):
+        widget.setValue(int(value))
+    elif isinstance(widget, QDoubleSpinBox):
+        widget.setValue(float(value))
+    else:
+        widget.setText("" if value is None else str(value))
+
+
+def option_value(widget: QWidget):
+    if isinstance(widget, QCheckBox):
+        return widget.isChecked()
+    if isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+        return widget.value()
+    return widget.text().strip() or None

@@ -1,23 +1,27 @@
 """The dataset panel: choose the data a graph trains on and see what it holds.
 
 Sources are every reader the engine has (``gui.data_sources``: the bundled images, MNIST-format
-folders, .npz and CSV files, text for language models, the synthetic sequence tasks and 2-D
-sets), each with its reader's options. Loading one writes it into the project's "data" section,
-fits the graph's Input and Label nodes to it (through ``apply_edits`` so the window can make it
-an undoable edit) and reports, in the engine's words, why the graph cannot take it if so.
+and image folders, .npz and CSV files, text for language models, the synthetic sequence tasks,
+2-D sets and signals), each with its reader's options. Loading one writes it into the project's
+"data" section
+(through ``edit_data``, the window's undoable ``Document.edit_section``), fits the graph's Input
+and Label nodes to it (through ``apply_edits`` so the window can make it an undoable edit) and
+reports, in the engine's words, why the graph cannot take it if so.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                               QScrollArea, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox,
+                               QStackedWidget, QVBoxLayout, QWidget)
 
 from layerloom.engine.data import Dataset, load_data
+from layerloom.engine.data.location import place, portable_spec
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError, fmt_shape
@@ -26,21 +30,29 @@ from layerloom.gui.plots.boundary import colours
 from layerloom.gui.plots.images import class_grid_pixmap, displayable
 from layerloom.gui.plots.style import legend_label, legend_label_html, make_view, style_plot
 
+WAVES_PER_CLASS = 2
 FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)",
                 "text": "Text files (*.txt *.md);;All files (*)"}
+NOT_LOADED = "Press Load to read this data and see what it holds."
 ERROR_STYLE, OK_STYLE = "color: #c62828;", "color: #2e7d32;"
 MAX_SCATTER = 3000
-NOT_LOADED = "Press Load to read this data and see what it holds."
 
 
 class DatasetPanel(QWidget):
     dataset_changed = Signal(object)  # the Dataset just loaded
-    data_changed = Signal(dict)  # the project's new "data" section (the window marks it dirty)
+    data_chosen = Signal(dict)  # the data section after the person chose a source (Load)
 
     def __init__(self, project: Callable[[], Project],
-                 apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None):
+                 apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None,
+                 graph_path: Callable[[], Path | None] = lambda: None,
+                 edit_data: Callable[[dict], object] | None = None):
+        """``graph_path()``: the graph's file; a path typed here is relative to its folder, and
+        data inside that folder is stored relative to it (the folder can move as a whole).
+        ``edit_data(changes)`` sets keys of the project's "data" section (the window gives
+        ``Document.edit_section`` there); without it the section is set directly."""
         super().__init__(parent)
-        self._project, self._apply_edits = project, apply_edits
+        self._project, self._apply_edits, self._graph_path = project, apply_edits, graph_path
+        self._edit_data = edit_data or (lambda changes: self._project().data.update(changes))
         self.dataset: Dataset | None = None
         self._build()
         self.load_from_project()
@@ -93,7 +105,7 @@ class DatasetPanel(QWidget):
         for src in self.sources:
             for name, default in src.options.items():
                 if name not in self.options:
-                    self.options[name] = _option_widget(default)
+                    self.options[name] = ds.option_widget(default)
                     self.form.addRow(ds.OPTION_LABELS.get(name, name), self.options[name])
         self.form.addRow("Validation split", self.val_fraction)
         self._extra: dict = {}  # options of the project's spec that no widget shows
@@ -152,7 +164,7 @@ class DatasetPanel(QWidget):
             widget.setVisible(visible)
             self.form.labelForField(widget).setVisible(visible)
             if visible:
-                _set_option(widget, src.options[name])
+                ds.set_option(widget, src.options[name])
         self.path.setPlaceholderText(f"choose a {src.needs}…" if src.needs else "")
         if src.needs == "task":
             self.task.clear()
@@ -162,19 +174,28 @@ class DatasetPanel(QWidget):
         """The engine spec string the widgets describe."""
         src = self.current
         path = self.task.currentText() if src.needs == "task" else self.path.text()
-        values = {name: _option_value(self.options[name]) for name in src.options}
+        values = {name: ds.option_value(self.options[name]) for name in src.options}
         return ds.build_spec(src, path, values, self._extra)
 
     def _browse(self) -> None:
-        if self.current.needs == "folder":
-            path = QFileDialog.getExistingDirectory(self, self.current.label, self.path.text())
+        self.choose()
+
+    def choose(self) -> Dataset | None:
+        """Ask for a file (or folder) of the chosen kind and load it; None when cancelled or
+        when it does not load (the panel says why)."""
+        if self.current.needs not in ("file", "folder"):  # bundled, synthetic, a task: a file
+            self.source.setCurrentIndex(self.source.findData("npz"))
+        src = self.current
+        start = str(self._graph_path().parent) if self._graph_path() else self.path.text()
+        if src.needs == "folder":
+            path = QFileDialog.getExistingDirectory(self, src.label, start)
         else:
-            path, _ = QFileDialog.getOpenFileName(self, "Data file", self.path.text(),
-                                                  FILE_FILTERS.get(self.current.kind,
-                                                                   "All files (*)"))
-        if path:
-            self.path.setText(path)
-            self.load()
+            path, _ = QFileDialog.getOpenFileName(self, "Data file", start,
+                                                  FILE_FILTERS.get(src.kind, "All files (*)"))
+        if not path:
+            return None
+        self.path.setText(path)
+        return self.load()
 
     def load_from_project(self) -> None:
         """Show the project's data section in the widgets, and nothing of earlier data: the
@@ -193,7 +214,7 @@ class DatasetPanel(QWidget):
         else:
             self.path.setText(path)
         for name, value in shown.items():
-            _set_option(self.options[name], value)
+            ds.set_option(self.options[name], value)
         self._extra = extra
         self.val_fraction.setValue(int(round(100 * float(section.get("val_fraction", 0.1)))))
         self.dataset = None
@@ -213,14 +234,16 @@ class DatasetPanel(QWidget):
         seed = self._project().data.get("seed", 0)
         QApplication.setOverrideCursor(Qt.WaitCursor)
         try:
+            spec = place(spec, self._graph_path()).spec  # relative: from the graph's folder
             dataset = load_data(spec, val_fraction=val, seed=seed if isinstance(seed, int) else 0)
         except LayerloomError as err:
             self._show_error(str(err))
             return None
         finally:
             QApplication.restoreOverrideCursor()
-        self._project().data.update({"spec": spec, "val_fraction": val})
-        self.data_changed.emit(dict(self._project().data))
+        spec = portable_spec(spec, self._graph_path())
+        self._edit_data({"spec": spec, "val_fraction": val})
+        self.data_chosen.emit(dict(self._project().data))
         self.set_dataset(dataset)
         return dataset
 
@@ -302,14 +325,38 @@ class DatasetPanel(QWidget):
         elif d.sample_shape == (2,):
             self._scatter(d)
             self.preview.setCurrentWidget(self.scatter_box)
+        elif len(d.sample_shape) == 2 and d.task == "classification" and len(d.train):
+            self._waves(d)
+            self.preview.setCurrentWidget(self.scatter_box)
         else:
             self.no_preview.setText(f"Samples of {fmt_shape(d.sample_shape)}: no picture for these.")
             self.preview.setCurrentWidget(self.no_preview)
+
+    def _waves(self, d: Dataset) -> None:
+        """Signals (channels × length): the first channel of a few samples of each class, one
+        band per class from the top."""
+        plot = self.scatter_view.getPlotItem()
+        plot.clear()
+        plot.setAspectLocked(False)
+        x, y = d.train.x, np.asarray(d.train.y)
+        classes = sorted(set(y.ravel().tolist()))
+        low, high, palette, entries = np.inf, -np.inf, colours(max(classes) + 1), []
+        for i, c in enumerate(classes):
+            color = pg.mkColor(*palette[c])
+            entries.append((color.name(), "line", str(d.class_names[c]) if c < d.num_classes
+                            else str(c)))
+            for k, row in enumerate(np.flatnonzero(y == c)[:WAVES_PER_CLASS]):
+                wave = np.asarray(x[row][0], dtype=np.float64) - 3.0 * i
+                low, high = min(low, wave.min()), max(high, wave.max())
+                plot.addItem(pg.PlotDataItem(wave, pen=pg.mkPen(color, width=1.2)))
+        self.scatter_legend.setText(legend_label_html(entries))  # above the plot, not on it
+        plot.autoRange()
 
     def _scatter(self, d: Dataset) -> None:
         """One colour per class, the same as the Regions map's (``plots.boundary.colours``)."""
         plot = self.scatter_view.getPlotItem()
         plot.clear()
+        plot.setAspectLocked(True)
         x, y = d.train.x[:MAX_SCATTER], d.train.y[:MAX_SCATTER]
         classes = sorted(set(np.asarray(y).ravel().tolist())) if d.task == "classification" else [None]
         palette = colours(max([c + 1 for c in classes if c is not None] + [1]))
@@ -323,42 +370,3 @@ class DatasetPanel(QWidget):
             entries.append(("#%02x%02x%02x" % tuple(int(v) for v in rgb), "square", name))
         self.scatter_legend.setText(legend_label_html(entries))
         plot.autoRange()
-
-
-def _option_widget(default) -> QWidget:
-    """A widget for one reader option, by its default's type (None: text, empty = default)."""
-    if isinstance(default, bool):
-        return QCheckBox()
-    if isinstance(default, int):
-        box = QSpinBox()
-        box.setRange(0, 10_000_000)
-        box.setSingleStep(max(1, default // 10))
-        return box
-    if isinstance(default, float):
-        box = QDoubleSpinBox()
-        box.setRange(0.0, 1e6)
-        box.setDecimals(3)
-        box.setSingleStep(0.05)
-        return box
-    edit = QLineEdit()
-    edit.setPlaceholderText("automatic")
-    return edit
-
-
-def _set_option(widget: QWidget, value) -> None:
-    if isinstance(widget, QCheckBox):
-        widget.setChecked(bool(value))
-    elif isinstance(widget, QSpinBox):
-        widget.setValue(int(value))
-    elif isinstance(widget, QDoubleSpinBox):
-        widget.setValue(float(value))
-    else:
-        widget.setText("" if value is None else str(value))
-
-
-def _option_value(widget: QWidget):
-    if isinstance(widget, QCheckBox):
-        return widget.isChecked()
-    if isinstance(widget, (QSpinBox, QDoubleSpinBox)):
-        return widget.value()
-    return widget.text().strip() or None

@@ -9,13 +9,14 @@ from layerloom.engine.data import DataError, Dataset, Split, load_data
 from layerloom.engine.graph import Graph, Node
 from layerloom.engine.network import Network
 from layerloom.engine.project import check_fit
+from layerloom.engine.serialize import load_project
 from layerloom.engine.training import DoneReport, TrainConfig, train
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
 def spirals_mlp(width: int = 3) -> Graph:
-    graph = Graph.load(SAMPLES / "mlp_spirals.json")
+    graph = load_project(SAMPLES / "mlp_spirals.json").graph
     graph.set_attr("fc3", "out_features", width)
     return graph
 
@@ -26,8 +27,6 @@ def by_node(analysis) -> dict:
 
 def test_the_samples_with_their_own_data_and_settings_have_nothing_to_say():
     for name in ("mlp_spirals", "lenet5", "seq_classifier"):
-        from layerloom.engine.serialize import load_project
-
         project = load_project(SAMPLES / f"{name}.json")
         data = load_data(project.data["spec"])
         result = analyze(project.graph, dataset=data, training=project.training)

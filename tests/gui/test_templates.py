@@ -40,7 +40,7 @@ class SaveDialog:
 
 def test_save_on_a_sample_asks_for_a_new_place_and_leaves_the_sample_alone(
         window, samples, tmp_path, monkeypatch):
-    fill_samples(window)
+    fill_samples(window, window.samples_menu)
     opened = next(a for a in window.samples_menu.actions() if a.text() == "mlp_spirals")
     opened.trigger()  # File > New from Sample > mlp_spirals
     assert window.document.path == samples / "mlp_spirals.json"
