@@ -47,3 +47,15 @@ def test_insert_flatten_lands_clear_of_every_node(mlp):
     assert all(not mine.intersects(rect(mlp, other)) for other in doc.graph.nodes
                if other != flat.id)
     assert blocker in doc.graph.nodes and doc.graph.edge_into(("fc1", "x")).src == (flat.id, "y")
+
+
+def test_a_graph_broken_on_its_own_is_not_blamed_on_the_data(window):
+    from pathlib import Path
+
+    assert window.open_path(Path(__file__).resolve().parents[2] / "samples" / "mlp_spirals.json",
+                            ask=False)
+    doc, data = window.document, window.training.dataset_panel
+    assert data.fit_ok
+    doc.remove(edges=[doc.graph.edge_into(("fc2", "x"))])
+    text = data.fit_label.text()
+    assert not data.fit_ok and "problem of its own" in text and "has samples of" not in text
