@@ -27,7 +27,8 @@ from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
 from layerloom.engine.spec import LayerloomError, fmt_shape
 from layerloom.engine.training_config import SETTINGS, TrainConfig
 
-COMMANDS = ("check", "train", "generate", "export", "import", "bench", "runs", "sweep", "lr-find", "gradcheck")
+COMMANDS = ("check", "train", "generate", "export", "import", "bench", "predict", "runs", "sweep",
+            "lr-find", "gradcheck")
 COMPILE_NOTICE_AFTER = 1.0  # seconds the first step may take before we say kernels are compiling
 
 
@@ -84,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_export.add_parser(sub)
     from layerloom.engine import cli_bench  # layerloom bench: the PyTorch comparison (tests/benchmarks)
     cli_bench.add_parser(sub)
+    from layerloom.engine import cli_predict  # layerloom predict: a person's image files, CSV rows
+    cli_predict.add_parser(sub)
     from layerloom.engine import cli_runs, cli_sweep  # the run store: runs, lr-find, sweep
     cli_runs.add_parser(sub)
     cli_sweep.add_parser(sub, main)

@@ -81,7 +81,7 @@ def infer_shapes(graph: Graph, inputs: dict | None = None, path: str = "") -> Sh
                 outs = _infer_block(graph, node, shapes, path, report)
             else:
                 out = cls.infer(AttrValues(node.attrs), *shapes)
-                outs = (out,) if len(cls.outputs) == 1 else tuple(out)
+                outs = (out,) if len(graph.output_ports(node_id)) == 1 else tuple(out)
         except ShapeError as err:
             report.errors[node_id] = f"{name}: {err}"
             if err.fix:

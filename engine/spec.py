@@ -215,11 +215,21 @@ class IntInput:
 
 
 @dataclass(frozen=True)
+class RangeInput:
+    """An example float input drawn uniformly from ``[low, high)``: for a layer whose domain is
+    not every real (Log, Sqrt need positive values)."""
+
+    shape: tuple
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class Example:
     """Attributes and concrete input shapes the registry-wide tests run a layer with."""
 
     attrs: dict = field(default_factory=dict)
-    inputs: tuple = ()  # each a concrete shape tuple (float input) or an IntInput
+    inputs: tuple = ()  # each a concrete shape tuple (float input), an IntInput or a RangeInput
 
 
 # ------------------------------------------------------------------------------ PyTorch code
@@ -300,6 +310,13 @@ class Layer:
     @classmethod
     def check_attrs(cls, a: dict) -> None:
         """Cross-attribute rules (override when needed); raise AttrError."""
+
+    @classmethod
+    def outputs_for(cls, a: Mapping[str, Any]) -> tuple:
+        """The output ports of a node with these attributes: ``outputs``, unless their number
+        follows an attribute (Chunk's pieces). The graph refuses an edit that would take away a
+        port an edge leaves from."""
+        return cls.outputs
 
     @classmethod
     def label(cls, a: Mapping[str, Any]) -> str:

@@ -14,14 +14,18 @@ import inspect
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+import numpy as np
+import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QLineEdit, QSpinBox, QWidget
 
 from layerloom.engine.data import NAMED_READERS, PATH_READERS, parse_spec
+from layerloom.gui.plots.boundary import colours
+from layerloom.gui.plots.style import legend_label_html
 
 LABELS = {"bundled": "Fashion-MNIST subset", "idx": "MNIST-format folder",
           "folder": "Image folder", "npz": "NumPy .npz file", "csv": "CSV file",
           "text:": "Text file", "seq": "Sequence task", "text": "Text: bundled corpus",
-          "shapes": "Drawn shapes", "colour_shapes": "Drawn colour shapes"}
+          "shapes": "Coloured shapes", "colour_shapes": "Coloured shapes (in memory)"}
 SYNTHETIC_PREFIX = "Synthetic: "  # named readers in engine.data.synthetic
 PATH_NOUN = {"idx": "folder", "folder": "folder", "seq": "task"}  # what a path reader's argument names (else "file")
 OPTION_LABELS = {"n": "Samples", "noise": "Noise", "seq_len": "Sequence length",
@@ -140,3 +144,42 @@ def option_value(widget: QWidget):
     if isinstance(widget, (QSpinBox, QDoubleSpinBox)):
         return widget.value()
     return widget.text().strip() or None
+
+
+# ------------------------------------------------------------------- previews
+def draw_waves(plot, legend, d, per_class: int) -> None:
+    """Signals (channels × length): the first channel of a few samples of each class, one
+    band per class from the top."""
+    plot.clear()
+    plot.setAspectLocked(False)
+    x, y = d.train.x, np.asarray(d.train.y)
+    classes = sorted(set(y.ravel().tolist()))
+    palette, entries = colours(max(classes) + 1), []
+    for i, c in enumerate(classes):
+        color = pg.mkColor(*palette[c])
+        entries.append((color.name(), "line", str(d.class_names[c]) if c < d.num_classes
+                        else str(c)))
+        for k, row in enumerate(np.flatnonzero(y == c)[:per_class]):
+            wave = np.asarray(x[row][0], dtype=np.float64) - 3.0 * i
+            plot.addItem(pg.PlotDataItem(wave, pen=pg.mkPen(color, width=1.2)))
+    legend.setText(legend_label_html(entries))  # above the plot, not on it
+    plot.autoRange()
+
+
+def draw_scatter(plot, legend, d, most: int) -> None:
+    """One colour per class, the same as the Regions map's (``plots.boundary.colours``)."""
+    plot.clear()
+    plot.setAspectLocked(True)
+    x, y = d.train.x[:most], d.train.y[:most]
+    classes = sorted(set(np.asarray(y).ravel().tolist())) if d.task == "classification" else [None]
+    palette = colours(max([c + 1 for c in classes if c is not None] + [1]))
+    entries = []
+    for c in classes:
+        pts = x if c is None else x[y == c]
+        rgb = palette[0 if c is None else c]
+        name = str(d.class_names[c]) if c is not None and c < d.num_classes else "samples"
+        plot.addItem(pg.ScatterPlotItem(pts[:, 0], pts[:, 1], size=5, pen=None,
+                                        brush=pg.mkBrush(*rgb), name=name))
+        entries.append(("#%02x%02x%02x" % tuple(int(v) for v in rgb), "square", name))
+    legend.setText(legend_label_html(entries))
+    plot.autoRange()

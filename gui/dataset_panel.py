@@ -10,27 +10,32 @@ reports, in the engine's words, why the graph cannot take it if so.
 """
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlencode
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QApplication, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox,
-                               QStackedWidget, QVBoxLayout, QWidget)
+                               QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
 from layerloom.engine.data import Dataset, load_data
 from layerloom.engine.data.location import place, portable_spec
+from layerloom.engine.data.section import adopt
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.gui.augment_panel import AugmentPanel
+from layerloom.gui.data_options import ImageFolderOptions, TableOptions
 from layerloom.gui import data_sources as ds
-from layerloom.gui.plots.boundary import colours
 from layerloom.gui.plots.images import class_grid_pixmap, displayable
-from layerloom.gui.plots.style import legend_label, legend_label_html, make_view, style_plot
+from layerloom.gui.plots.style import legend_label, make_view, style_plot
 
 WAVES_PER_CLASS = 2
+OWN_FORMS = {"folder": "folder_options", "csv": "table_options"}  # sources with a form of their own
 FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)",
                 "text": "Text files (*.txt *.md);;All files (*)"}
 NOT_LOADED = "Press Load to read this data and see what it holds."
@@ -40,7 +45,6 @@ MAX_SCATTER = 3000
 
 class DatasetPanel(QWidget):
     dataset_changed = Signal(object)  # the Dataset just loaded
-    data_chosen = Signal(dict)  # the data section after the person chose a source (Load)
 
     def __init__(self, project: Callable[[], Project],
                  apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None,
@@ -70,7 +74,14 @@ class DatasetPanel(QWidget):
         layout.addWidget(self.load_button, 0, Qt.AlignRight)
         layout.addWidget(self.info)
         layout.addWidget(self.fit_label)
-        layout.addWidget(self.preview, 1)
+        # examples of the data, and for images the training-only augmentation with its previews
+        self.augment = AugmentPanel()
+        self.augment.changed.connect(self._on_augment)
+        self.views = QTabWidget()
+        self.views.addTab(self.preview, "Examples")
+        self.views.addTab(self.augment, "Augmentation")
+        self.views.setTabEnabled(1, False)
+        layout.addWidget(self.views, 1)
         self.source.currentIndexChanged.connect(self._on_source)
 
     def _build_form(self) -> None:
@@ -103,10 +114,14 @@ class DatasetPanel(QWidget):
         self.form.addRow("Task", self.task)
         self.options: dict[str, QWidget] = {}  # one widget per option name, shown as needed
         for src in self.sources:
-            for name, default in src.options.items():
+            for name, default in ({} if src.kind in OWN_FORMS else src.options).items():
                 if name not in self.options:
                     self.options[name] = ds.option_widget(default)
                     self.form.addRow(ds.OPTION_LABELS.get(name, name), self.options[name])
+        # an image folder and a CSV table have forms of their own (gui.data_options)
+        self.folder_options, self.table_options = ImageFolderOptions(), TableOptions()
+        self.form.addRow(self.folder_options)
+        self.form.addRow(self.table_options)
         self.form.addRow("Validation split", self.val_fraction)
         self._extra: dict = {}  # options of the project's spec that no widget shows
 
@@ -159,8 +174,10 @@ class DatasetPanel(QWidget):
                                 (self.task, src.needs == "task")):
             widget.setVisible(visible)
             self.form.labelForField(widget).setVisible(visible)
+        self.folder_options.setVisible(src.kind == "folder")
+        self.table_options.setVisible(src.kind == "csv")
         for name, widget in self.options.items():
-            visible = name in src.options
+            visible = name in src.options and src.kind not in OWN_FORMS
             widget.setVisible(visible)
             self.form.labelForField(widget).setVisible(visible)
             if visible:
@@ -174,6 +191,8 @@ class DatasetPanel(QWidget):
         """The engine spec string the widgets describe."""
         src = self.current
         path = self.task.currentText() if src.needs == "task" else self.path.text()
+        if src.kind in OWN_FORMS:
+            return ds.build_spec(src, path, {}, getattr(self, OWN_FORMS[src.kind]).options())
         values = {name: ds.option_value(self.options[name]) for name in src.options}
         return ds.build_spec(src, path, values, self._extra)
 
@@ -195,6 +214,8 @@ class DatasetPanel(QWidget):
         if not path:
             return None
         self.path.setText(path)
+        if src.kind == "csv":
+            self.table_options.list_file(path, {})
         return self.load()
 
     def load_from_project(self) -> None:
@@ -216,6 +237,11 @@ class DatasetPanel(QWidget):
         for name, value in shown.items():
             ds.set_option(self.options[name], value)
         self._extra = extra
+        every = {**shown, **extra}
+        self.folder_options.set_options(every if src.kind == "folder" else {})
+        if src.kind == "csv" and path:
+            self.table_options.list_stored(section.get("spec"), self._graph_path(), every)
+        self.augment.set_settings(section.get("augment"))
         self.val_fraction.setValue(int(round(100 * float(section.get("val_fraction", 0.1)))))
         self.dataset = None
         self.info.setStyleSheet("")
@@ -242,16 +268,26 @@ class DatasetPanel(QWidget):
         finally:
             QApplication.restoreOverrideCursor()
         spec = portable_spec(spec, self._graph_path())
-        self._edit_data({"spec": spec, "val_fraction": val})
-        self.data_chosen.emit(dict(self._project().data))
+        # what predictions on a person's own files need is stored with the graph file too
+        # (None removes a key, so a source without them leaves none behind); one undoable edit
+        self._edit_data({"spec": spec, "val_fraction": val,
+                         "preprocessing": dataset.preprocessing or None,
+                         "classes": list(map(str, dataset.class_names)) or None})
+        adopt(dataset, self._project().data, same_source=True)  # its augmentation for training
         self.set_dataset(dataset)
         return dataset
+
+    def _on_augment(self, settings: dict) -> None:
+        """New augmentation settings: into the data section, as one undoable edit (a run takes
+        them from there when it starts)."""
+        self._edit_data({"augment": settings or None})
 
     def set_dataset(self, dataset: Dataset) -> None:
         """Show ``dataset`` (loaded here or elsewhere), fit the graph to it, announce it."""
         self.dataset = dataset
         self._show_info(dataset)
         self._show_preview(dataset)
+        self.views.setTabEnabled(1, self.augment.set_split(dataset.train))
         self.fit_graph()
         self.dataset_changed.emit(dataset)
 
@@ -260,6 +296,7 @@ class DatasetPanel(QWidget):
         self.dataset = dataset
         self._show_info(dataset)
         self._show_preview(dataset)
+        self.views.setTabEnabled(1, self.augment.set_split(dataset.train))
         self.refresh_fit()
 
     def _show_error(self, text: str) -> None:
@@ -270,8 +307,16 @@ class DatasetPanel(QWidget):
         self.info.setStyleSheet("")
         classes = ""
         if d.task == "classification":
-            names = ", ".join(map(str, d.class_names[:12])) + ("…" if d.num_classes > 12 else "")
-            classes = f"<br><b>{d.num_classes} classes:</b> {names}"
+            shown = [escape(str(n)) for n in d.class_names[:12]]
+            if np.ndim(d.train.y) == 1 and len(d.train):  # one class per sample: count them
+                counts = np.bincount(d.train.y, minlength=d.num_classes)
+                shown = [f"{n} {c:,}" for n, c in zip(shown, counts)]
+                classes = f"<br><b>{d.num_classes} classes</b> (training samples each): "
+            else:
+                classes = f"<br><b>{d.num_classes} classes:</b> "
+            classes += ", ".join(shown) + ("…" if d.num_classes > 12 else "")
+        if d.description:
+            classes += f"<br><small>{escape(d.description)}</small>"
         target = f", targets {fmt_shape(d.target_shape)}" if d.task != "classification" else ""
         total = len(d.train) + len(d.val) + len(d.test)
         self.info.setText(
@@ -333,40 +378,7 @@ class DatasetPanel(QWidget):
             self.preview.setCurrentWidget(self.no_preview)
 
     def _waves(self, d: Dataset) -> None:
-        """Signals (channels × length): the first channel of a few samples of each class, one
-        band per class from the top."""
-        plot = self.scatter_view.getPlotItem()
-        plot.clear()
-        plot.setAspectLocked(False)
-        x, y = d.train.x, np.asarray(d.train.y)
-        classes = sorted(set(y.ravel().tolist()))
-        low, high, palette, entries = np.inf, -np.inf, colours(max(classes) + 1), []
-        for i, c in enumerate(classes):
-            color = pg.mkColor(*palette[c])
-            entries.append((color.name(), "line", str(d.class_names[c]) if c < d.num_classes
-                            else str(c)))
-            for k, row in enumerate(np.flatnonzero(y == c)[:WAVES_PER_CLASS]):
-                wave = np.asarray(x[row][0], dtype=np.float64) - 3.0 * i
-                low, high = min(low, wave.min()), max(high, wave.max())
-                plot.addItem(pg.PlotDataItem(wave, pen=pg.mkPen(color, width=1.2)))
-        self.scatter_legend.setText(legend_label_html(entries))  # above the plot, not on it
-        plot.autoRange()
+        ds.draw_waves(self.scatter_view.getPlotItem(), self.scatter_legend, d, WAVES_PER_CLASS)
 
     def _scatter(self, d: Dataset) -> None:
-        """One colour per class, the same as the Regions map's (``plots.boundary.colours``)."""
-        plot = self.scatter_view.getPlotItem()
-        plot.clear()
-        plot.setAspectLocked(True)
-        x, y = d.train.x[:MAX_SCATTER], d.train.y[:MAX_SCATTER]
-        classes = sorted(set(np.asarray(y).ravel().tolist())) if d.task == "classification" else [None]
-        palette = colours(max([c + 1 for c in classes if c is not None] + [1]))
-        entries = []
-        for c in classes:
-            pts = x if c is None else x[y == c]
-            rgb = palette[0 if c is None else c]
-            name = str(d.class_names[c]) if c is not None and c < d.num_classes else "samples"
-            plot.addItem(pg.ScatterPlotItem(pts[:, 0], pts[:, 1], size=5, pen=None,
-                                            brush=pg.mkBrush(*rgb), name=name))
-            entries.append(("#%02x%02x%02x" % tuple(int(v) for v in rgb), "square", name))
-        self.scatter_legend.setText(legend_label_html(entries))
-        plot.autoRange()
+        ds.draw_scatter(self.scatter_view.getPlotItem(), self.scatter_legend, d, MAX_SCATTER)

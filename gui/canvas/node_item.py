@@ -91,6 +91,19 @@ class NodeItem(QGraphicsItem):
     def ports(self) -> list[PortItem]:
         return [*self.inputs.values(), *self.outputs.values()]
 
+    def set_ports(self, inputs: tuple, outputs: tuple) -> None:
+        """Ports that follow the node's attributes (Chunk's pieces): the ones that stay keep their
+        items (and the edges drawn to them), gone ones leave the scene, new ones appear."""
+        for ports, names, output in ((self.inputs, inputs, False), (self.outputs, outputs, True)):
+            for name in [p for p in ports if p not in names]:
+                gone = ports.pop(name)
+                if gone.scene() is not None:
+                    gone.scene().removeItem(gone)
+            kept = dict(ports)
+            ports.clear()
+            ports.update((name, kept.get(name) or PortItem(self, name, output)) for name in names)
+        self.relayout()
+
     # ------------------------------------------------------------------ state from the scene
     def set_face(self, node_id: str, label: str, frozen: bool) -> None:
         self.node_id, self.label, self.frozen = node_id, label, frozen
@@ -120,11 +133,6 @@ class NodeItem(QGraphicsItem):
             if error:
                 self.severe.add(kind)
         self.relayout()
-
-    @property
-    def blocked(self) -> bool:
-        """Something keeps this node from training: a shape error, an Analyze error, an alert."""
-        return bool(self.error or self.alert or self.severe)
 
     def set_alert(self, reason: str | None) -> None:
         if reason != self.alert:
@@ -156,6 +164,8 @@ class NodeItem(QGraphicsItem):
 
     def relayout(self) -> None:
         """Size from the text and the ports; place the ports and the fix button."""
+        # something keeps this node from training: a shape error, an Analyze error, an alert
+        self.blocked = bool(self.error or self.alert or self.severe)
         title_font, detail_font = th.node_fonts()
         tf, df = QFontMetricsF(title_font), QFontMetricsF(detail_font)
         self.header_h = tf.height() + 10
