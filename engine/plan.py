@@ -120,12 +120,14 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None) -> Plan:
     rng = np.random.default_rng(0)
     flat = flatten(graph, report)
     steps, requires = [], {}
+    feeds_loss = _feeding_losses(flat.nodes)
     for f in flat.nodes:
         cls = LAYERS[f.node.type]
         attrs = AttrValues(f.node.attrs)
         names = tuple(cls.init(attrs, f.in_shapes, rng))
         grad_names = tuple(n for n in names if n not in cls.buffers)
-        trainable = bool(grad_names) and not f.frozen
+        # a node that leads to no loss gets no gradient: training it would read a missing one
+        trainable = bool(grad_names) and not f.frozen and f.id in feeds_loss
         diff = cls.differentiable_inputs if cls.differentiable_inputs is not None else cls.inputs
         needs = tuple(ref is not None and requires[ref[0]] and port in diff
                       for port, ref in zip(cls.inputs, f.inputs))
@@ -147,6 +149,22 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None) -> Plan:
                                                    flat.aliases.items() if r in flat.shapes}},
                          in_shapes={f.id: f.in_shapes for f in flat.nodes})
     return Plan(tuple(steps), sources, losses, shapes, consumers, readers, flat.aliases)
+
+
+def _feeding_losses(nodes) -> set:
+    """Ids of the flattened nodes with a path to a loss node (every node when there is no loss:
+    a model bound for predictions or export keeps its parameters trainable)."""
+    inputs = {f.id: [ref[0] for ref in f.inputs if ref is not None] for f in nodes}
+    todo = [f.id for f in nodes if LAYERS[f.node.type].is_loss]
+    if not todo:
+        return set(inputs)
+    seen: set = set()
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(inputs.get(n, ()))
+    return seen
 
 
 # ------------------------------------------------------------------------------------ fusion

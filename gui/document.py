@@ -15,11 +15,12 @@ import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from layerloom.engine.analyze import dangling_nodes
 from layerloom.engine.data.location import rebase_data
 from layerloom.engine.graph import Edge, Graph, GraphError
 from layerloom.engine.serialize import Project, load_project, save_project
 from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
-from layerloom.engine.training_config import SettingsError, check_settings
+from layerloom.engine.training_config import NEW_PROJECT, SettingsError, check_settings
 from layerloom.gui import commands as cmd
 from layerloom.gui.compound_edits import CompoundEdits
 
@@ -46,7 +47,8 @@ class Document(QObject):
         self.data_home: Path | None = None  # the file whose folder relative data paths start from
         self.locked, self.lock_reason = False, ""
         self.project: Project | None = None
-        self.report, self.params = ShapeReport(), {}
+        self.report, self.params, self.dangling = ShapeReport(), {}, frozenset()
+        self.total_params = 0
         self.compound = CompoundEdits(self)  # edits of several commands: one undo step each
         self._replace(project or Project(Graph()), None, None)
 
@@ -73,13 +75,16 @@ class Document(QObject):
     def _recompute(self) -> None:
         self.report = infer_shapes(self.graph)
         self.params = param_counts(self.graph, self.report)
+        self.dangling = frozenset(dangling_nodes(self.graph))
+        # the parameters that train: a node leading to no loss is left out (Analyze warns)
+        self.total_params = sum(n for k, n in self.params.items() if k not in self.dangling)
         self.report_changed.emit(self.report)
 
     # ------------------------------------------------------------------ files
     def new(self) -> bool:
         if self.refuse_if_locked():
             return False
-        self._replace(Project(Graph()), None, None)
+        self._replace(Project(Graph(), dict(NEW_PROJECT)), None, None)  # settings that learn
         return True
 
     def new_from(self, project: Project) -> bool:

@@ -40,11 +40,11 @@ def build_menus(window: QMainWindow) -> WindowMenus:
     bar, acts = window.menuBar(), {}
     file = bar.addMenu("&File")
     acts["new"] = _action(window, file, "&New", window.new_graph, QKeySequence.New)
+    samples = file.addMenu("New from &Sample")  # templates: Save on one asks where
+    samples.aboutToShow.connect(lambda: fill_samples(window, samples))
     acts["open"] = _action(window, file, "&Open…", window.open_dialog, QKeySequence.Open)
     recent = file.addMenu("Open &Recent")
     recent.aboutToShow.connect(lambda: _fill_recent(window, recent))
-    samples = file.addMenu("&Samples")
-    samples.aboutToShow.connect(lambda: fill_samples(window, samples))
     file.addSeparator()
     acts["save"] = _action(window, file, "&Save", window.save, QKeySequence.Save)
     acts["save_as"] = _action(window, file, "Save &As…", window.save_as, QKeySequence.SaveAs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QPointF
 from PySide6.QtWidgets import QGraphicsView
 
+from layerloom.gui.layout import free_position
 from layerloom.gui.quick_add import QuickAddPopup
 
 DROP_OFFSET = QPointF(60.0, 18.0)  # a new node's top-left sits this far up-left of the cursor
@@ -20,9 +21,13 @@ class NodeAdding(QObject):
         self._pos, self._src = QPointF(), None
 
     def add_at(self, type_id: str, scene_pos: QPointF) -> str | None:
-        """Add a node so that the cursor is near its title; returns the new id."""
+        """Add a node so that the cursor is near its title, moved right past any node it would
+        touch (Tab twice at one spot placed two nodes edge to edge, their ports unreachable);
+        returns the new id."""
         p = scene_pos - DROP_OFFSET
-        return self.document.add_node(type_id, (round(p.x()), round(p.y())))
+        x, y = free_position(self.document.graph, (p.x(), p.y()),
+                             self.view.graph_scene.node_sizes(), step=(60.0, 0.0))
+        return self.document.add_node(type_id, (round(x), round(y)))
 
     def add_at_centre(self, type_id: str) -> str | None:
         """Double-click in the palette: at the view centre, stepped so repeats do not stack."""

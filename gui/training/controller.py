@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal
 
+from layerloom.engine.analyze import analyze
 from layerloom.engine.data import Dataset
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
@@ -32,6 +33,7 @@ from layerloom.gui.training.worker import TrainingWorker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
 LOCK_REASON = "training runs (stop it to edit the graph)"
+WAITING = "Compiling kernels… the run starts as soon as the last one is ready"
 
 
 def structure_signature(graph: Graph) -> str:
@@ -55,6 +57,10 @@ class RunInfo:
     continued: bool = False  # started from the weights of an earlier run
 
 
+class Refused(LayerloomError):
+    """Analyze found errors: training would fail or learn nothing, so it does not start."""
+
+
 def _apply_directly(graph: Graph, edits: list) -> None:
     for node_id, name, _old, new in edits:
         graph.set_attr(node_id, name, new)
@@ -70,6 +76,7 @@ class TrainingController(QObject):
     finished = Signal(object)  # DoneReport (also after Stop: report.stopped is True)
     diverged = Signal(object)  # Diverged: node id, phase, message; weights rolled back
     failed = Signal(str)  # the run could not start or crashed: one line
+    refused = Signal(str)  # Analyze found errors: the run did not start (after ``failed``)
     weights_changed = Signal(bool)  # trained weights available (True) or dropped (False)
 
     def __init__(self, project: Callable[[], Project],
@@ -94,6 +101,9 @@ class TrainingController(QObject):
         self.worker: TrainingWorker | None = None
         self._ending: tuple | None = None  # (signal, payload) emitted once the thread has ended
         self.last_done: DoneReport | None = None
+        # asked before a worker starts: gate(launch) is True to start now, else it calls launch
+        # later (gui.training.compiler: the background warm-up is still compiling)
+        self.gate: Callable[[Callable[[], None]], bool] | None = None
         self._heartbeat = QTimer(self)  # tells the worker the UI thread gets the GIL
         self._heartbeat.setInterval(10)
         self._heartbeat.timeout.connect(lambda: self.worker is not None and self.worker.beat())
@@ -165,6 +175,10 @@ class TrainingController(QObject):
             return False
         try:
             net, config, info = self._prepare()
+        except Refused as err:
+            self.failed.emit(str(err))
+            self.refused.emit(str(err))
+            return False
         except LayerloomError as err:
             self.failed.emit(str(err))
             return False
@@ -178,7 +192,12 @@ class TrainingController(QObject):
         self.started.emit(info)
         self._heartbeat.start()
         self._gc = gc_guard.hold()
-        self.thread.start()
+        thread = self.thread
+        launch = lambda: thread is self.thread and not thread.isRunning() and thread.start()  # noqa: E731
+        if self.gate is None or self.gate(launch):
+            launch()
+        else:  # the kernels are being compiled in the background: the run starts when they are
+            self.status.emit(WAITING)
         return True
 
     def _prepare(self) -> tuple[Network, TrainConfig, RunInfo]:
@@ -188,6 +207,10 @@ class TrainingController(QObject):
         edits = planned_fit(graph, data)
         if edits:
             (self._apply_edits or (lambda e: _apply_directly(graph, e)))(edits)
+        errors = analyze(graph, dataset=data, training=self._project().training).errors
+        if errors:
+            raise Refused(errors[0].message + (f" (and {len(errors) - 1} more: see Problems)"
+                                               if len(errors) > 1 else ""))
         check_fit(graph, data)
         kept = self.trained_network()
         signature = structure_signature(graph)
