@@ -21,7 +21,7 @@ from layerloom.engine.registry import LAYERS  # first: loads every layer module,
 from layerloom.engine.kernels import aligned
 from layerloom.engine.kernels.fused import (ACTIVATIONS, ConvReluMaxPool, DenseChain, conv_pool_attrs,
                                   dense_chain_attrs)
-from layerloom.engine.shapes import ShapeReport, infer_shapes
+from layerloom.engine.shapes import DEFAULT_BATCH, ShapeReport, infer_shapes
 from layerloom.engine.spec import AttrValues, Layer, LayerloomError
 
 
@@ -90,14 +90,16 @@ class Plan:
         return params
 
 
-def compile_plan(graph: Graph, report: ShapeReport | None = None) -> Plan:
-    report = report or infer_shapes(graph)
+def compile_plan(graph: Graph, report: ShapeReport | None = None,
+                 batch_size: int = DEFAULT_BATCH, itemsize: int = 4) -> Plan:
+    """A plan for a graph whose shape report has no error, the memory budget included (checked
+    for training at ``batch_size``): a graph that cannot fit is refused before any allocation."""
+    report = report or infer_shapes(graph, batch_size, itemsize=itemsize)
     problems = list(report.errors.values())
     if not graph.nodes:
         problems.append("the graph is empty: add an Input node")
     if problems:
         raise PlanError(problems)
-    rng = np.random.default_rng(0)
     steps, requires = [], {}
     for node_id in graph.topological_order():
         node = graph.nodes[node_id]
@@ -108,7 +110,7 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None) -> Plan:
             edge = graph.edge_into((node_id, port))
             refs.append(tuple(edge.src) if edge else None)
         in_shapes = report.in_shapes[node_id]
-        names = tuple(cls.init(attrs, in_shapes, rng))
+        names = tuple(report.params[node_id])  # declared shapes: nothing allocated yet
         grad_names = tuple(n for n in names if n not in cls.buffers)
         trainable = bool(grad_names) and not node.frozen
         diff = cls.differentiable_inputs if cls.differentiable_inputs is not None else cls.inputs

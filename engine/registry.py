@@ -18,8 +18,17 @@ def register(cls: type[Layer]) -> type[Layer]:
     cls.type_id = cls.__name__
     if cls.type_id in LAYERS:
         raise RuntimeError(f"layer type {cls.type_id} registered twice")
+    if _overrides(cls, "init") and not _overrides(cls, "param_shapes"):
+        # Shape inference counts parameters and checks the memory budget from the declared
+        # shapes, never by calling init (which allocates): a layer with parameters declares them.
+        raise TypeError(f"layer type {cls.type_id} defines init but not param_shapes: declare "
+                        f"its parameters' shapes (engine/spec.py, Layer.param_shapes)")
     LAYERS[cls.type_id] = cls
     return cls
+
+
+def _overrides(cls: type[Layer], name: str) -> bool:
+    return any(name in vars(k) for k in cls.__mro__[:cls.__mro__.index(Layer)])
 
 
 def by_category() -> dict[str, list[type[Layer]]]:

@@ -6,7 +6,6 @@ inference runs after every change and goes out on ``report_changed``.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Iterable
@@ -17,8 +16,9 @@ from PySide6.QtGui import QUndoStack
 
 from layerloom.engine.graph import Edge, Graph, GraphError, Node, check_node_id
 from layerloom.engine.registry import LAYERS
-from layerloom.engine.serialize import Project, graph_from_dict, graph_to_dict, load_project, save_project
-from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
+from layerloom.engine.serialize import (Project, graph_from_dict, graph_to_dict, load_project, parse_text,
+                                        save_project)
+from layerloom.engine.shapes import ShapeReport, batch_size_of, infer_shapes, param_counts
 from layerloom.engine.spec import AttrError, LayerloomError
 from layerloom.gui import commands as cmd
 from layerloom.gui.layout import layered_positions
@@ -45,6 +45,7 @@ class Document(QObject):
         self.project: Project | None = None
         self.report, self.params = ShapeReport(), {}
         self._bind(project or Project(Graph()))
+        self.section_changed.connect(lambda name: name == "training" and self.recompute())
 
     # ------------------------------------------------------------------ state
     @property
@@ -75,13 +76,15 @@ class Document(QObject):
 
     def _bind(self, project: Project) -> None:
         if self.project is not None:
-            self.graph.changed.disconnect(self._recompute)
+            self.graph.changed.disconnect(self.recompute)
         self.project = project
-        self.graph.changed.connect(self._recompute)
-        self._recompute()
+        self.graph.changed.connect(self.recompute)
+        self.recompute()
 
-    def _recompute(self) -> None:
-        self.report = infer_shapes(self.graph)
+    def recompute(self) -> None:
+        """Shapes, parameter counts and the memory check at the project's batch size, all from
+        declared shapes: an edit to a huge width allocates nothing."""
+        self.report = infer_shapes(self.graph, batch_size_of(self.project.training))
         self.params = param_counts(self.graph, self.report)
         self.report_changed.emit(self.report)
 
@@ -347,8 +350,10 @@ class Document(QObject):
         if self._refuse_if_locked():
             return []
         try:
-            sub = graph_from_dict(json.loads(data) if isinstance(data, (str, bytes)) else data)
-        except (LayerloomError, ValueError) as err:
+            if isinstance(data, bytes):
+                data = data.decode("utf-8", "replace")
+            sub = graph_from_dict(parse_text(data) if isinstance(data, str) else data)
+        except LayerloomError as err:
             self.message.emit(f"Cannot paste: {err}")
             return []
         if not sub.nodes:

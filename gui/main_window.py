@@ -13,7 +13,8 @@ from PySide6.QtCore import QMimeData, QSettings, Qt, QTimer
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QWidget)
 
-from layerloom.engine.serialize import FormatError
+from layerloom.engine.budget import fmt_bytes
+from layerloom.engine.spec import LayerloomError
 from layerloom.engine.shapes import ShapeReport
 from layerloom.gui import theme as th
 from layerloom.gui.autosave import Autosaver, recovery_dir
@@ -142,7 +143,11 @@ class MainWindow(QMainWindow):
         self.lock_label.hide()
 
     def _on_report(self, report: ShapeReport) -> None:
-        self.params_label.setText(f"{self.document.total_params:,} parameters")
+        self.params_label.setText(f"{self.document.total_params:,} parameters · "
+                                  f"{fmt_bytes(report.training_bytes)} to train")
+        self.params_label.setToolTip(
+            f"Memory training needs at batch {report.batch_size}: weights, gradients, optimiser "
+            f"state and activations (budget {fmt_bytes(report.budget)}: Edit > Memory Budget)")
         n = len(report.errors)
         self.problems_label.setText(f"{n} problem{'s' if n != 1 else ''}" if n else "")
         self.problems_label.setStyleSheet(f"color: {th.current().error.name()}; font-weight: bold;")
@@ -252,7 +257,7 @@ class MainWindow(QMainWindow):
             return False
         try:
             opened = self.document.open(path)
-        except FormatError as err:
+        except LayerloomError as err:  # any file: one line, and the open graph stays as it was
             QMessageBox.critical(self, "Cannot open graph", str(err))
             return False
         if opened:

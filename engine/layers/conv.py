@@ -41,6 +41,11 @@ class Conv2D(Layer):
                 window_out(w, kw, sw, pw, "width"))
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        weight = (a.out_channels, in_shapes[0][1], *a.kernel_size)
+        return {"weight": weight, **({"bias": (a.out_channels,)} if a.bias else {})}
+
+    @staticmethod
     def init(a, in_shapes, rng):
         c = in_shapes[0][1]
         kh, kw = a.kernel_size
