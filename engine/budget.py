@@ -111,3 +111,74 @@ def valid_dims(dims) -> bool:
             return False
         known.append(int(d))
     return count(known) <= MAX_ELEMENTS
+
+
+# ------------------------------------------------------------------------------ block expansion
+MAX_LAYERS = 100_000  # layer nodes a model may expand to (its blocks' copies included)
+MAX_NESTING = 32  # blocks inside blocks
+_CAP = 10**15  # sizes saturate here: nesting ×1000 repeats must not build astronomical integers
+
+
+def block_sizes(graph) -> dict:
+    """Per block definition of ``graph``'s model: (layers it expands to with its repeats, nodes
+    shape inference walks for it (each instance once), nesting depth), without expanding
+    anything: definitions are sized from the ones they use, children first, iteratively."""
+    from layerloom.engine.block_types import BLOCK, BLOCK_INPUT, BLOCK_OUTPUT
+
+    blocks, sizes, visiting = graph.blocks, {}, set()
+    for root in blocks:
+        stack = [(root, False)]
+        while stack:
+            name, ready = stack.pop()
+            if name in sizes or (not ready and name in visiting):
+                continue  # done, or a cycle (the Graph refuses those): counted as empty
+            nodes = list(blocks[name].nodes.values())
+            subs = [n.attrs["block"] for n in nodes if n.type == BLOCK and n.attrs["block"] in blocks]
+            if not ready:
+                visiting.add(name)
+                stack.append((name, True))
+                stack.extend((s, False) for s in subs if s not in sizes)
+                continue
+            layers = walks = 0
+            depth = 1
+            for n in nodes:
+                if n.type == BLOCK:
+                    sub = sizes.get(n.attrs["block"], (0, 0, 0))
+                    layers = min(_CAP, layers + n.attrs["repeat"] * sub[0])
+                    walks, depth = min(_CAP, walks + 1 + sub[1]), max(depth, sub[2] + 1)
+                else:
+                    layers += n.type not in (BLOCK_INPUT, BLOCK_OUTPUT)
+                    walks += 1
+            sizes[name] = (layers, walks, depth)
+            visiting.discard(name)
+    return sizes
+
+
+def oversized_blocks(graph) -> dict:
+    """{node id: one line} for the model's block instances that expand beyond MAX_LAYERS (alone
+    or, for the largest, all together) or nest deeper than MAX_NESTING; {} for most graphs."""
+    from layerloom.engine.block_types import BLOCK
+
+    instances = [n for n in graph.nodes.values() if n.type == BLOCK]
+    if not instances:
+        return {}
+    sizes = block_sizes(graph)
+    out, total = {}, {}
+    for n in instances:
+        layers, walks, depth = sizes.get(n.attrs["block"], (0, 0, 0))
+        layers = min(_CAP, layers * n.attrs["repeat"])
+        total[n.id] = max(layers, walks)
+        if depth > MAX_NESTING:
+            out[n.id] = f"blocks nest {depth} deep inside it; at most {MAX_NESTING}"
+        elif total[n.id] > MAX_LAYERS:
+            out[n.id] = (f"block {n.attrs['block']!r} ×{n.attrs['repeat']} expands to "
+                         f"{_count_text(total[n.id])} layers; a model holds at most {MAX_LAYERS:,}")
+    if not out and sum(total.values()) > MAX_LAYERS:
+        big = max(total, key=total.get)
+        out[big] = (f"the model's blocks expand to {_count_text(sum(total.values()))} layers in "
+                    f"all; at most {MAX_LAYERS:,}")
+    return out
+
+
+def _count_text(n: int) -> str:
+    return f"over {_CAP:,}" if n >= _CAP else f"{n:,}"

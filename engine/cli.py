@@ -26,7 +26,7 @@ from layerloom.engine.serialize import FormatError, atomic_write_bytes, load_pro
 from layerloom.engine.shapes import ShapeReport, batch_size_of, infer_shapes, param_counts
 from layerloom.engine.spec import LayerloomError, fmt_shape
 
-COMMANDS = ("check", "train", "generate", "export", "import", "bench")
+COMMANDS = ("check", "train", "generate", "export", "import", "bench", "runs", "sweep", "lr-find")
 COMPILE_NOTICE_AFTER = 1.0  # seconds the first step may take before we say kernels are compiling
 
 
@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--val-fraction", type=float, help="share of training data held out")
     train.add_argument("--save-weights", metavar="FILE", help="write weights (.npz or .safetensors)")
     train.add_argument("--metrics-json", metavar="FILE", help="write losses and accuracies as JSON")
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--momentum", type=float)
+    train.add_argument("--run-name", help="the name of this run in the run store")
+    train.add_argument("--run-tags", default="", help="tags of this run in the run store")
+    train.add_argument("--runs-db", metavar="FILE", help="the run database (default: the user's)")
+    train.add_argument("--no-record", action="store_true", help="do not record this run")
+    train.add_argument("--sweep-id", help=argparse.SUPPRESS)
     train.set_defaults(run=cmd_train)
     from layerloom.engine import cli_generate  # its own module: sampling options stay out of this file
     cli_generate.add_parser(sub)
@@ -77,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_export.add_parser(sub)
     from layerloom.engine import cli_bench  # layerloom bench: the PyTorch comparison (tests/benchmarks)
     cli_bench.add_parser(sub)
+    from layerloom.engine import cli_runs, cli_sweep  # the run store: runs, lr-find, sweep
+    cli_runs.add_parser(sub)
+    cli_sweep.add_parser(sub)
     return parser
 
 
@@ -103,14 +113,16 @@ def summary_rows(graph: Graph, report: ShapeReport) -> list[tuple[str, str, str,
     rows = []
     for node_id in graph.topological_order():
         node = graph.nodes[node_id]
-        ports = graph.layer(node_id).outputs
+        ports = graph.output_ports(node_id)
         shapes = [report.shapes.get((node_id, p)) for p in ports]
         if len(ports) == 1:
             shown = fmt_shape(shapes[0]) if shapes[0] is not None else "?"
         else:
             shown = ", ".join(f"{p}: {fmt_shape(s) if s is not None else '?'}"
                               for p, s in zip(ports, shapes))
-        rows.append((node_id, node.type, shown, counts[node_id], node.frozen))
+        kind = f"Block {graph.layer(node_id).label(node.attrs)}" if graph.definition(node_id) \
+            else node.type  # which block, and how many copies
+        rows.append((node_id, kind, shown, counts[node_id], node.frozen))
     return rows
 
 
@@ -151,7 +163,8 @@ def training_config(settings: dict, args: argparse.Namespace, where: str):
     from layerloom.engine.training import TrainConfig
 
     config = TrainConfig.from_dict(settings)
-    for flag in ("epochs", "batch_size", "lr", "optimizer", "schedule", "seed", "max_steps"):
+    for flag in ("epochs", "batch_size", "lr", "optimizer", "schedule", "seed", "max_steps",
+                 "weight_decay", "momentum"):
         value = getattr(args, flag, None)  # the window passes no flags
         if value is not None:
             setattr(config, flag, value)
@@ -178,7 +191,8 @@ def _is_number(v) -> bool:
 
 def load_dataset(section: dict, args: argparse.Namespace, where: str) -> tuple[str, Dataset]:
     """The data set from ``--data`` or the file's "data" section (``{"spec", "val_fraction",
-    "seed"}``); the split seed is the data section's, so changing the training seed keeps it."""
+    "seed", "augment", "preprocessing"}``); the split seed is the data section's, so changing the
+    training seed keeps it."""
     spec = args.data or section.get("spec") or "bundled"
     val = args.val_fraction if args.val_fraction is not None else section.get("val_fraction", 0.1)
     seed = section.get("seed", 0)
@@ -186,7 +200,11 @@ def load_dataset(section: dict, args: argparse.Namespace, where: str) -> tuple[s
         raise FormatError(f"{where}: data: spec must be a string and seed an integer")
     if not _is_number(val) or not 0 <= val < 1:
         raise FormatError(f"{where}: data.val_fraction: must be in [0, 1), got {val!r}")
-    return spec, load_data(spec, val_fraction=float(val), seed=seed)
+    from layerloom.engine.data.section import adopt  # augmentation, stored preprocessing
+
+    same = not args.data or args.data == section.get("spec")
+    dataset = load_data(spec, val_fraction=float(val), seed=seed)
+    return spec, adopt(dataset, section, same, f"{where}: data")
 
 
 class Progress:
@@ -254,8 +272,10 @@ def _compile_notice() -> threading.Timer:
     return timer
 
 
-def run_training(net, dataset: Dataset, config) -> dict:
-    """Consume ``train``'s reports, printing progress; returns the metrics dict."""
+def run_training(net, dataset: Dataset, config, recorder=None) -> dict:
+    """Consume ``train``'s reports, printing progress (and recording them in the run store when
+    a ``RunRecorder`` is given); returns the metrics dict."""
+    from layerloom.engine.runs import recorded
     from layerloom.engine.threads import engine_threads
     from layerloom.engine.training import (Control, Diverged, DoneReport, EpochReport, Exploding,
                                            StepReport, train)
@@ -267,7 +287,7 @@ def run_training(net, dataset: Dataset, config) -> dict:
     last_rate, t0 = None, time.perf_counter()
     timer = _compile_notice()
     with stop_on_sigint(control), engine_threads():
-        for r in train(net, dataset, config, control):
+        for r in recorded(train(net, dataset, config, control), recorder):
             timer.cancel()
             if isinstance(r, StepReport):
                 progress.step(r)
@@ -301,6 +321,7 @@ def run_training(net, dataset: Dataset, config) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from layerloom.engine import cli_runs
     from layerloom.engine.export.weights import check_weights_path, save_weights
     from layerloom.engine.network import Network
     from layerloom.engine.project import check_fit, fit_graph_to_data
@@ -321,21 +342,28 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{config.optimizer} lr {config.lr:g}"
           f"{'' if config.schedule == 'constant' else f' ({config.schedule})'}, "
           f"batch {config.batch_size}, "
-          f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}", file=sys.stderr, flush=True)
-    metrics = run_training(net, dataset, config)
+          f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+          f"{augmenting(dataset)}", file=sys.stderr, flush=True)
+    recorder = cli_runs.recorder_from_args(args, project, spec, config)
+    metrics = run_training(net, dataset, config, recorder)
     diverged = metrics["diverged"]
     if diverged is None:
         print(f"test loss {_num(metrics['test_loss'])}, test accuracy {_pct(metrics['test_accuracy'])}"
               f" ({len(dataset.test):,} samples); {metrics['steps']:,} steps in "
               f"{metrics['seconds']:.1f} s, {metrics['samples_per_sec']:,.0f} samples/s", flush=True)
-    if args.save_weights and diverged is not None and diverged["step"] == 0:
+    written = bool(args.save_weights) and not (diverged is not None and diverged["step"] == 0)
+    if args.save_weights and not written:
         print(f"note: no weights written to {args.save_weights}: training diverged at its first "
               f"step, before any update", file=sys.stderr)
-    elif args.save_weights:
+    elif written:
         save_weights(net.params, args.save_weights)  # after a divergence: the last good ones
         print(f"weights written to {args.save_weights}" + (
             "" if diverged is None else f" (the last good ones: {diverged['step']:,} steps, "
             f"before the step where training diverged)"), file=sys.stderr)
+        if recorder is not None:
+            recorder.store.set_weights_path(recorder.run_id, args.save_weights)
+    if recorder is not None and not written:
+        recorder.store.keep_weights(recorder.run_id, net.params)  # Restore reopens it as it ended
     if args.metrics_json:
         _write_metrics(args, spec, dataset, config, metrics)
     if diverged is not None:
@@ -346,6 +374,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("stopped early by Ctrl-C", file=sys.stderr)
         return 130
     return 0
+
+
+def augmenting(dataset: Dataset) -> str:
+    aug = dataset.augment
+    return f"; augmenting: {aug.describe()}" if aug is not None and aug.active else ""
 
 
 def _write_metrics(args, spec: str, dataset: Dataset, config, metrics: dict) -> None:

@@ -36,18 +36,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from layerloom.engine.export.onnx_import import graph_from_onnx
+    from layerloom.engine.export.onnx_import import graph_from_onnx_file
     from layerloom.engine.export.weights import save_weights, weights_path
     from layerloom.engine.serialize import Project, save_project
 
     src, out = Path(args.model), Path(args.out)
     if out.suffix != ".json":
         raise LayerloomError(f"{out.name}: name a .json file for the graph")
-    try:
-        data = src.read_bytes()
-    except OSError as err:
-        raise LayerloomError(f"{src}: cannot read ({err.strerror or err})") from None
-    graph, params = graph_from_onnx(data)
+    graph, params = graph_from_onnx_file(src)  # a regular file only; checked before it is built
     try:
         save_project(Project(graph), out)
         save_weights(params, weights_path(out))

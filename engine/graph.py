@@ -6,68 +6,34 @@ edit changes nothing and every view (the canvas, shape overlay) just follows the
 from __future__ import annotations
 
 import copy
-import keyword
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-from layerloom.engine.spec import AttrError, LayerloomError
+from layerloom.engine.block_model import BlockModel
+from layerloom.engine.block_types import BLOCK
+from layerloom.engine.graph_data import Edge, GraphError, Node, PortRef, Signal, check_node_id
+from layerloom.engine.spec import AttrError
 
-
-class GraphError(LayerloomError):
-    """A graph edit or file that breaks a structural rule (cycle, taken port, unknown type...)."""
-
-
-class Signal:
-    """A tiny Qt-free signal: ``connect(fn)``, ``emit(*args)``; keeps the engine headless."""
-
-    def __init__(self) -> None:
-        self._slots: list[Callable] = []
-
-    def connect(self, fn: Callable) -> None:
-        self._slots.append(fn)
-
-    def disconnect(self, fn: Callable) -> None:
-        self._slots.remove(fn)
-
-    def emit(self, *args: Any) -> None:
-        for fn in list(self._slots):
-            fn(*args)
+__all__ = ["Edge", "Graph", "GraphError", "Node", "PortRef", "Signal", "check_node_id"]
 
 
-PortRef = tuple  # (node_id, port_name)
+class Graph(BlockModel):
+    """Nodes keyed by id plus a set of edges; an input port holds at most one edge.
 
+    A model's graph also holds the block definitions of its file (``blocks``: name -> the
+    definition's own Graph, with BlockInput/BlockOutput nodes for ports). A definition shares its
+    model's ``blocks`` and knows it as ``model``, so the rules that span levels (a block may not
+    contain itself, a connected port may not vanish) are checked wherever an edit happens, and
+    an edit inside a definition reaches the model as ``block_changed(name)`` and ``changed()``.
+    """
 
-@dataclass
-class Node:
-    id: str
-    type: str
-    attrs: dict = field(default_factory=dict)
-    pos: tuple = (0.0, 0.0)
-    frozen: bool = False
-
-    def __repr__(self) -> str:
-        frozen = ", frozen" if self.frozen else ""
-        return f"Node({self.id!r}, {self.type}, {self.attrs}{frozen})"
-
-
-@dataclass(frozen=True)
-class Edge:
-    src: PortRef  # (node_id, output port)
-    dst: PortRef  # (node_id, input port)
-
-
-def check_node_id(node_id: str) -> None:
-    """Ids become parameter keys and PyTorch attribute names, so they must be identifiers."""
-    if not isinstance(node_id, str) or not node_id.isidentifier() or keyword.iskeyword(node_id):
-        raise GraphError(f"node id {node_id!r} must be a Python identifier (letters, digits, _)")
-
-
-class Graph:
-    """Nodes keyed by id plus a set of edges; an input port holds at most one edge."""
-
-    def __init__(self) -> None:
+    def __init__(self, model: "Graph | None" = None, name: str | None = None) -> None:
         self.nodes: dict[str, Node] = {}
         self.edges: list[Edge] = []
+        self.model: Graph = self if model is None else model
+        self.name = name  # None for the model; the definition's name for a block definition
+        self.blocks: dict[str, Graph] = {} if model is None else model.blocks
+        self.block_added, self.block_removed = Signal(), Signal()  # (name), on the model
+        self.block_changed = Signal()  # (name): an edit inside a definition, on the model
         self.node_added, self.node_removed = Signal(), Signal()  # (node) / (node_id)
         self.edge_added, self.edge_removed = Signal(), Signal()  # (edge)
         self.attr_changed = Signal()  # (node_id, name, value)
@@ -136,11 +102,9 @@ class Graph:
         return False
 
     # ---------------------------------------------------------------------- edits
-    def add_node(self, node: Node, index: int | None = None) -> Node:
-        """Validate type, id and attrs; the stored attrs are the validated, default-filled ones.
-
-        ``index`` puts the node back at its old place in insertion order (an undo of a removal
-        then restores the file byte for byte)."""
+    def check_node(self, node: Node) -> Node:
+        """The node as ``add_node`` would store it (id a free identifier, type known, attrs
+        validated and default-filled), without adding it: editors ask before they push."""
         from layerloom.engine.registry import get
 
         check_node_id(node.id)
@@ -151,7 +115,24 @@ class Graph:
             attrs = dict(cls.validate_attrs(node.attrs))
         except AttrError as err:
             raise GraphError(f"{node.type} {node.id!r}: {err}") from None
-        node = Node(node.id, node.type, attrs, tuple(float(v) for v in node.pos), bool(node.frozen))
+        self._check_level(node.id, cls)
+        if node.type == BLOCK:
+            self._check_block_ref(node.id, attrs["block"])
+        return Node(node.id, node.type, attrs, tuple(float(v) for v in node.pos), bool(node.frozen))
+
+    def new_node(self, type_id: str, pos: tuple = (0.0, 0.0), attrs: dict | None = None,
+                 node_id: str | None = None) -> Node:
+        """A checked node of ``type_id`` (not yet added), named ``dense1``, ``dense2``... unless
+        ``node_id`` is given."""
+        return self.check_node(Node(node_id or self.unique_id(type_id), type_id, dict(attrs or {}),
+                                    (float(pos[0]), float(pos[1]))))
+
+    def add_node(self, node: Node, index: int | None = None) -> Node:
+        """Validate type, id and attrs; the stored attrs are the validated, default-filled ones.
+
+        ``index`` puts the node back at its old place in insertion order (an undo of a removal
+        then restores the file byte for byte)."""
+        node = self.check_node(node)
         if index is None:
             self.nodes[node.id] = node
         else:
@@ -165,6 +146,7 @@ class Graph:
     def remove_node(self, node_id: str) -> tuple[Node, list[Edge]]:
         """Remove a node and its edges; returns both so an undo can put them back."""
         node = self._node(node_id)
+        self._check_port_free(node_id, "remove")
         removed = [e for e in self.edges if node_id in (e.src[0], e.dst[0])]
         for e in removed:
             self.disconnect(e, notify=False)
@@ -173,17 +155,19 @@ class Graph:
         self.changed.emit()
         return node, removed
 
-    def check_connect(self, src: PortRef, dst: PortRef) -> Edge:
-        """The rules of a new edge, without making it (the canvas asks while dragging)."""
+    def check_connect(self, src: PortRef, dst: PortRef, replacing: Edge | None = None) -> Edge:
+        """The rules of a new edge, without making it (the canvas asks while dragging);
+        ``replacing``: an edge the new one takes the place of (moving an edge's end)."""
         src, dst = tuple(src), tuple(dst)
-        s_cls, d_cls = self.layer(self._node(src[0]).id), self.layer(self._node(dst[0]).id)
-        if src[1] not in s_cls.outputs:
+        self._node(src[0]), self._node(dst[0])
+        if src[1] not in self.output_ports(src[0]):
             raise GraphError(f"{src[0]!r} has no output port {src[1]!r}")
-        if dst[1] not in d_cls.inputs:
+        if dst[1] not in self.input_ports(dst[0]):
             raise GraphError(f"{dst[0]!r} has no input port {dst[1]!r}")
         if src[0] == dst[0]:
             raise GraphError(f"cannot connect {src[0]!r} to itself")
-        if self.edge_into(dst) is not None:
+        taken = self.edge_into(dst)
+        if taken is not None and taken != replacing:
             raise GraphError(f"input {dst[1]!r} of {dst[0]!r} is already connected")
         if self.reaches(dst[0], src[0]):
             raise GraphError(f"connecting {src[0]} to {dst[0]} would make a cycle")
@@ -205,14 +189,21 @@ class Graph:
         if notify:
             self.changed.emit()
 
-    def set_attr(self, node_id: str, name: str, value: Any) -> None:
+    def check_attr(self, node_id: str, name: str, value: Any) -> dict:
+        """The node's attrs with ``name`` set to ``value``, validated (a GraphError naming the
+        node when the layer refuses it), without changing anything."""
         node = self._node(node_id)
-        cls = self.layer(node_id)
         try:
-            validated = cls.validate_attrs({**node.attrs, name: value})
+            validated = dict(self.layer(node_id).validate_attrs({**node.attrs, name: value}))
         except AttrError as err:
             raise GraphError(f"{node.type} {node_id!r}: {err}") from None
-        node.attrs = dict(validated)
+        if node.type == BLOCK and validated["block"] != node.attrs["block"]:
+            self._check_block_ref(node_id, validated["block"], ports_of=node_id)
+        return validated
+
+    def set_attr(self, node_id: str, name: str, value: Any) -> None:
+        node = self.nodes[node_id]
+        node.attrs = self.check_attr(node_id, name, value)
         self.attr_changed.emit(node_id, name, node.attrs[name])
         self.changed.emit()
 
@@ -225,14 +216,21 @@ class Graph:
         self.frozen_changed.emit(node_id, bool(frozen))
         self.changed.emit()
 
+    def check_rename(self, old: str, new: str) -> None:
+        """The rules of a new id: an identifier (it becomes a parameter key) not yet taken."""
+        self._node(old)
+        check_node_id(new)
+        if new != old and new in self.nodes:
+            raise GraphError(f"a node named {new!r} already exists")
+        if new != old:
+            self._check_port_free(old, "rename")
+
     def rename(self, old: str, new: str) -> None:
         """Change a node's id, keeping its edges and its place in insertion order."""
-        self._node(old)
         if new == old:
+            self._node(old)
             return
-        check_node_id(new)
-        if new in self.nodes:
-            raise GraphError(f"a node named {new!r} already exists")
+        self.check_rename(old, new)
         self.nodes = {(new if k == old else k): v for k, v in self.nodes.items()}
         self.nodes[new].id = new
         ren = lambda ref: (new, ref[1]) if ref[0] == old else ref  # noqa: E731

@@ -84,8 +84,10 @@ class Network:
         """Run the graph on ``{source_node_id: batch}``.
 
         Returns each node's output under its id; a node with several outputs also gives each one
-        as ``"<node_id>.<port>"`` (its first output stays under the bare id). ``keep``: node ids
-        computed as separate steps in this pass (e.g. every node, for a view of activations).
+        as ``"<node_id>.<port>"`` (its first output stays under the bare id). A block instance
+        gives its outputs the same way under its path ("enc", "enc.1.sub"), the layers inside it
+        under theirs ("enc.1.attn"). ``keep``: node ids computed as separate steps in this pass
+        (e.g. every node, for a view of activations).
         """
         ex = self.executor
         values = ex.forward(self.params, inputs, training, self.rng, check, keep)
@@ -106,9 +108,22 @@ class Network:
                 names.append((s.node_id, (s.node_id, s.outputs[0])))
                 if len(s.outputs) > 1:
                     names += [(f"{s.node_id}.{port}", (s.node_id, port)) for port in s.outputs]
+            names += self._block_names()
             chains = {m.node_id: s for s in schedule for m in s.members[:-1]}
             cached = self._layouts[id(schedule)] = (schedule, names, chains)
         return cached[1], cached[2]
+
+    def _block_names(self) -> list:
+        """(name, port ref) of every block instance's outputs, named as a node's are."""
+        ports: dict[str, list] = {}
+        for (path, port), ref in self.plan.aliases.items():
+            ports.setdefault(path, []).append((port, ref))
+        names = []
+        for path, refs in ports.items():
+            names.append((path, refs[0][1]))
+            if len(refs) > 1:
+                names += [(f"{path}.{port}", ref) for port, ref in refs]
+        return names
 
     def loss(self) -> float:
         """Sum of the loss nodes' outputs from the last forward."""

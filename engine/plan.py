@@ -2,7 +2,9 @@
 
 The plan decides once what each step needs: which inputs want a gradient (nothing flows into a
 branch that has no trainable parameter upstream), which parameters are trainable (frozen nodes'
-are not), and the parameter keys ``"<node_id>.<param>"``.
+are not), and the parameter keys ``"<node_id>.<param>"``. Block instances are expanded first
+(``engine.flatten``): a step inside one has a dotted id (``enc.2.attn``) and dotted keys
+(``enc.2.attn.weight``); the values leaving an instance's ports are ``Plan.aliases``.
 
 ``Plan.steps`` holds one step per node: the reference. ``Plan.schedule(keep)`` is what the executor
 runs: the same steps with known chains fused into one (Conv2D stride 1 → ReLU → MaxPool2D, and
@@ -18,6 +20,7 @@ import numpy as np
 
 from layerloom.engine.graph import Graph, PortRef
 from layerloom.engine.registry import LAYERS  # first: loads every layer module, which fused builds on
+from layerloom.engine.flatten import flatten
 from layerloom.engine.kernels import aligned
 from layerloom.engine.kernels.fused import (ACTIVATIONS, ConvReluMaxPool, DenseChain, conv_pool_attrs,
                                   dense_chain_attrs)
@@ -63,16 +66,34 @@ class Plan:
     shapes: ShapeReport
     consumers: dict  # PortRef -> number of edges reading it
     readers: dict = field(default_factory=dict)  # PortRef -> node ids reading it
+    # (block instance path, port) -> the step output leaving that port ("enc", "y")
+    aliases: dict = field(default_factory=dict)
     _schedules: dict = field(default_factory=dict, compare=False, repr=False)
 
     def schedule(self, keep=(), fuse: bool = True) -> tuple:
-        """The steps to run, fused unless ``fuse`` is False; nodes in ``keep`` stay visible."""
+        """The steps to run, fused unless ``fuse`` is False; nodes in ``keep`` stay visible, and
+        so does every value leaving a block (a fused chain never hides a block's output)."""
         if not fuse:
             return self.steps
         key = frozenset(keep)
         if key not in self._schedules:
-            self._schedules[key] = fused_steps(self, key)
+            outs = frozenset(ref[0] for ref in self.aliases.values())
+            self._schedules[key] = fused_steps(self, key | outs)
         return self._schedules[key]
+
+    def outer(self, ref: PortRef) -> PortRef:
+        """The outermost name of a step output: the block instance port it leaves through
+        (("enc", "y") for ("enc.3.add2", "y")), else the ref itself."""
+        names = [a for a, r in self.aliases.items() if r == tuple(ref)]
+        return min(names, key=lambda a: a[0].count(".")) if names else tuple(ref)
+
+    def public_name(self, ref: PortRef) -> str:
+        """A step output's name as ``Network.forward`` gives it, by its outermost name: "fc3",
+        "lstm.seq" for one of several ports, "enc" for what leaves a block instance."""
+        node, port = self.outer(ref)
+        ports = ([p for path, p in self.aliases if path == node] if (node, port) in self.aliases
+                 else self.step(node).outputs)
+        return node if len(ports) == 1 else f"{node}.{port}"
 
     @property
     def trainable_keys(self) -> tuple:
@@ -100,35 +121,35 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None,
         problems.append("the graph is empty: add an Input node")
     if problems:
         raise PlanError(problems)
+    flat = flatten(graph, report)
     steps, requires = [], {}
-    for node_id in graph.topological_order():
-        node = graph.nodes[node_id]
-        cls = LAYERS[node.type]
-        attrs = AttrValues(node.attrs)
-        refs = []
-        for port in cls.inputs:
-            edge = graph.edge_into((node_id, port))
-            refs.append(tuple(edge.src) if edge else None)
-        in_shapes = report.in_shapes[node_id]
-        names = tuple(report.params[node_id])  # declared shapes: nothing allocated yet
+    for f in flat.nodes:
+        cls = LAYERS[f.node.type]
+        attrs = AttrValues(f.node.attrs)
+        names = tuple(cls.param_shapes(attrs, f.in_shapes))  # declared: nothing allocated yet
         grad_names = tuple(n for n in names if n not in cls.buffers)
-        trainable = bool(grad_names) and not node.frozen
+        trainable = bool(grad_names) and not f.frozen
         diff = cls.differentiable_inputs if cls.differentiable_inputs is not None else cls.inputs
         needs = tuple(ref is not None and requires[ref[0]] and port in diff
-                      for port, ref in zip(cls.inputs, refs))
-        requires[node_id] = trainable or any(needs)
-        steps.append(Step(node_id, cls, attrs, tuple(refs), tuple(cls.outputs), in_shapes,
-                          tuple(f"{node_id}.{n}" for n in names),
-                          tuple(f"{node_id}.{n}" for n in grad_names), trainable, requires[node_id],
-                          needs, names, bool(node.frozen)))
+                      for port, ref in zip(cls.inputs, f.inputs))
+        requires[f.id] = trainable or any(needs)
+        steps.append(Step(f.id, cls, attrs, f.inputs, tuple(cls.outputs), f.in_shapes,
+                          tuple(f"{f.id}.{n}" for n in names),
+                          tuple(f"{f.id}.{n}" for n in grad_names), trainable, requires[f.id],
+                          needs, names, f.frozen))
     consumers: dict[PortRef, int] = {}
     readers: dict[PortRef, list] = {}
-    for e in graph.edges:
-        consumers[e.src] = consumers.get(e.src, 0) + 1
-        readers.setdefault(e.src, []).append(e.dst[0])
+    for s in steps:
+        for ref in s.inputs:
+            if ref is not None:
+                consumers[ref] = consumers.get(ref, 0) + 1
+                readers.setdefault(ref, []).append(s.node_id)
     sources = tuple(s.node_id for s in steps if s.layer.is_source)
     losses = tuple(s.node_id for s in steps if s.layer.is_loss)
-    return Plan(tuple(steps), sources, losses, report, consumers, readers)
+    shapes = ShapeReport(shapes={**flat.shapes, **{a: flat.shapes[r] for a, r in
+                                                   flat.aliases.items() if r in flat.shapes}},
+                         in_shapes={f.id: f.in_shapes for f in flat.nodes})
+    return Plan(tuple(steps), sources, losses, shapes, consumers, readers, flat.aliases)
 
 
 # ------------------------------------------------------------------------------------ fusion

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from layerloom.engine.block_types import STRUCTURAL
 from layerloom.engine.spec import Layer
 
 LAYERS: dict[str, type[Layer]] = {}
@@ -41,12 +42,13 @@ def by_category() -> dict[str, list[type[Layer]]]:
 
 
 def get(type_id: str) -> type[Layer]:
+    """A layer type, or one of the block node types (``engine.block_types``)."""
     from layerloom.engine.graph import GraphError
 
-    try:
-        return LAYERS[type_id]
-    except KeyError:
-        raise GraphError(f"unknown layer type {type_id!r}") from None
+    cls = LAYERS.get(type_id) or STRUCTURAL.get(type_id)
+    if cls is None:
+        raise GraphError(f"unknown layer type {type_id!r}")
+    return cls
 
 
 def _import_all() -> None:

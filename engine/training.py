@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, fields
 from typing import Iterator
 
 import numpy as np
 
 from layerloom.engine.data import DataError, Dataset, Split
+from layerloom.engine.data.loader import BatchLoader
 from layerloom.engine.executor import NonFiniteError
 from layerloom.engine.network import Network
 from layerloom.engine.optim import lr_factor, make_optimizer
@@ -61,6 +63,7 @@ class StepReport:
     elapsed: float
     histograms: dict | None = None  # key -> {"grad": (counts, edges), "weight": (counts, edges)}
     lr: float | None = None  # the learning rate this step's update used (schedules change it)
+    data_wait: float = 0.0  # seconds this step waited for its batch (engine.data.loader)
 
 
 @dataclass(frozen=True)
@@ -209,13 +212,14 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
     if len(split) == 0:
         return None, None, None
     total, correct, preds = 0.0, 0, []
-    for idx in batches(len(split), batch_size, None):
-        net.forward({binding.input_id: split.x[idx], binding.label_id: split.y[idx]})
-        total += net.loss() * len(idx)
-        if binding.logits_ref is not None:
-            p = net.executor.values[binding.logits_ref].argmax(axis=-1)
-            preds.append(p)
-            correct += int((p == split.y[idx]).sum())
+    with BatchLoader(split, np.arange(len(split)), batch_size) as loader:
+        for batch in loader:
+            net.forward({binding.input_id: batch.x, binding.label_id: batch.y})
+            total += net.loss() * len(batch.index)
+            if binding.logits_ref is not None:
+                p = net.executor.values[binding.logits_ref].argmax(axis=-1)
+                preds.append(p)
+                correct += int((p == batch.y).sum())
     acc = correct / split.y.size if binding.logits_ref is not None else None
     return total / len(split), acc, (np.concatenate(preds) if preds else None)
 
@@ -252,11 +256,14 @@ def train(net: Network, data: Dataset, config: TrainConfig,
     Runs under ``engine_threads``: numba's kernels on the configured cores, the BLAS on one (or
     the BLAS on the cores when no layer of the graph has numba-parallel kernels).
     """
-    with engine_threads(blas_only(s.layer.type_id for s in net.plan.steps)):
-        yield from _train(net, data, config, control)
+    blas = blas_only(s.layer.type_id for s in net.plan.steps)
+    # the loaders' threads end with the run, however it ends (a consumer may just drop it)
+    with engine_threads(blas), ExitStack() as loaders:
+        yield from _train(net, data, config, control, loaders)
 
 
-def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | None) -> Iterator:
+def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | None,
+           loaders: ExitStack) -> Iterator:
     check_data(data)
     binding, control = bind(net), control or Control()
     opt = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
@@ -273,11 +280,15 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
     t0, seen, gstep, losses, warned = time.perf_counter(), 0, 0, [], set()
     for epoch in range(config.epochs):
         ep_loss, ep_correct, ep_n = 0.0, 0, 0
-        for i, idx in enumerate(batches(len(data.train), config.batch_size, rng)):
+        # the order batches(n, batch_size, rng) gives; augmentation only for the training split
+        loader = loaders.enter_context(BatchLoader(
+            data.train, rng.permutation(len(data.train)), config.batch_size,
+            data.augment, seed=config.seed, epoch=epoch))
+        for i, batch in enumerate(loader):
             if gstep >= total or control.wait():
                 yield _done(net, data, binding, gstep, seen, t0, stopped=gstep < total)
                 return
-            x, y = data.train.x[idx], data.train.y[idx]
+            idx, x, y = batch.index, batch.x, batch.y
             try:
                 net.forward({binding.input_id: x, binding.label_id: y}, training=True)
                 loss = net.loss()
@@ -317,7 +328,7 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
                             "weight": np.histogram(net.params[k], bins=30)} for k in keys}
             elapsed = time.perf_counter() - t0
             yield StepReport(epoch, i, gstep, steps_per_epoch, total, loss, acc, norms,
-                             seen / max(elapsed, 1e-9), elapsed, hist, opt.lr)
+                             seen / max(elapsed, 1e-9), elapsed, hist, opt.lr, batch.waited)
             why = explosion(losses, config.lr)
             if why is not None and why[:12] not in warned:  # once per kind of warning
                 warned.add(why[:12])

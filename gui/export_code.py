@@ -80,7 +80,7 @@ def _export(window: QWidget, title: str, suffix: str, file_filter: str,
 
 def import_onnx(window: QWidget) -> bool:
     """Ask for an ``.onnx`` file and open its graph, with its weights, as a new document."""
-    from layerloom.engine.export.onnx_import import graph_from_onnx
+    from layerloom.engine.export.onnx_import import graph_from_onnx_file
     from layerloom.engine.network import WeightsError
     from layerloom.engine.serialize import Project
 
@@ -96,12 +96,9 @@ def import_onnx(window: QWidget) -> bool:
         return False
     path = Path(chosen)
     try:
-        graph, params = graph_from_onnx(path.read_bytes())
-    except LayerloomError as err:
-        QMessageBox.critical(window, title, f"Cannot import {path.name}: {err}")
-        return False
-    except OSError as err:
-        QMessageBox.critical(window, title, f"{path}: cannot read ({err.strerror or err})")
+        graph, params = graph_from_onnx_file(path)
+    except LayerloomError as err:  # names the file; a device or FIFO is refused, not read
+        QMessageBox.critical(window, title, f"Cannot import {err}")
         return False
     window.document.new_from(Project(graph))
     try:

@@ -154,7 +154,7 @@ class Inspector(QScrollArea):
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         self.fix_button = QPushButton()
-        self.fix_button.clicked.connect(lambda: self.document.insert_fix(self.node_id))
+        self.fix_button.clicked.connect(lambda: self.document.compound.insert_fix(self.node_id))
         for w in (self.shape_label, self.error_label, self.fix_button):
             layout.addWidget(w)
         return box

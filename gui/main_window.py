@@ -6,29 +6,28 @@ through ``window.document`` and lock structural edits with ``document.set_locked
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QSettings, Qt, QTimer
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
-                               QMessageBox, QWidget)
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
-from layerloom.engine.budget import fmt_bytes
 from layerloom.engine.spec import LayerloomError
-from layerloom.engine.shapes import ShapeReport
 from layerloom.gui import theme as th
 from layerloom.gui.autosave import Autosaver, recovery_dir
 from layerloom.gui.canvas.view import GraphView
+from layerloom.gui.clipboard import GraphClipboard
 from layerloom.gui.document import Document
 from layerloom.gui.inspector import Inspector
+from layerloom.gui.layout import layered_positions
 from layerloom.gui.menus import build_menus
 from layerloom.gui.palette import LayerPalette
 from layerloom.gui.plots.style import restyle
+from layerloom.gui.runs.session import RunsSession
+from layerloom.gui.status_bar import StatusParts
 from layerloom.gui.training.session import TrainingSession
 
-GRAPH_MIME = "application/x-layerloom-graph"  # clipboard: a subgraph in the file format
 MAX_RECENT = 8
-LAYOUT_VERSION = 1  # bump when the set of docks changes: an older saved layout is then ignored
+LAYOUT_VERSION = 2  # bump when the set of docks changes: an older saved layout is then ignored
 
 
 class MainWindow(QMainWindow):
@@ -45,18 +44,23 @@ class MainWindow(QMainWindow):
         self.inspector = Inspector(self.document, self)
         self.palette_dock = self._dock(self.palette_panel, Qt.LeftDockWidgetArea, "Layers")
         self.inspector_dock = self._dock(self.inspector, Qt.RightDockWidgetArea, "Inspector")
-        self._build_status_bar()
+        self.status = StatusParts(self.statusBar(), self.document,
+                                  self.view.graph_scene.selected_node_ids)
+        # the labels by their old names: the window's tests and tools read them here
+        self.lock_label, self.problems_label = self.status.lock_label, self.status.problems_label
+        self.params_label = self.status.params_label
+        self.clipboard = GraphClipboard(self.document, self.view.graph_scene)
         self.actions_by_name = build_menus(self)
         for dock in (self.palette_dock, self.inspector_dock):
             self.panels_menu.addAction(dock.toggleViewAction())
-        self._paste_count = 0
         self.training = TrainingSession(self)
+        self.runs = RunsSession(self)
         self.autosave = Autosaver(self.document, recovery_dir(self.settings), parent=self,
                                   weights=self.training.unsaved_weights,
                                   restore=self.training.adopt_weights)
         self._wire()
         self._update_title()
-        self._on_report(self.document.report)
+        self.status.show_report(self.document.report)
         self.resize(1440, 900)
         self._default_sizes()
         self._default_layout = self.saveState(LAYOUT_VERSION)
@@ -92,15 +96,11 @@ class MainWindow(QMainWindow):
 
     def _wire(self) -> None:
         doc = self.document
-        self.palette_panel.add_requested.connect(self.view.add_at_centre)
+        self.palette_panel.add_requested.connect(self.view.adding.add_at_centre)
         self.view.selection_changed.connect(self.inspector.show_nodes)
-        self.view.selection_changed.connect(lambda _ids: self._on_report(doc.report))
-        doc.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        self.statusBar().messageChanged.connect(self._restore_error)
-        doc.report_changed.connect(self._on_report)
+        self.view.selection_changed.connect(lambda _ids: self.status.show_report(doc.report))
         doc.dirty_changed.connect(lambda _d: self._update_title())
         doc.path_changed.connect(lambda _p: self._update_title())
-        doc.locked_changed.connect(self._on_locked)
         # posted: at start run_gui opens the sample right after the recovery offer, and its
         # "Opened …" notice would otherwise hide a damaged-file notice at once
         self.autosave.message.connect(lambda text: QTimer.singleShot(
@@ -131,47 +131,6 @@ class MainWindow(QMainWindow):
         self.panels_menu.addAction(dock.toggleViewAction())
         return dock
 
-    # ------------------------------------------------------------------ status bar
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.lock_label = QLabel()
-        self.problems_label = QLabel()
-        self.params_label = QLabel()
-        for label in (self.lock_label, self.problems_label, self.params_label):
-            label.setContentsMargins(8, 0, 8, 0)
-            bar.addPermanentWidget(label)
-        self.lock_label.hide()
-
-    def _on_report(self, report: ShapeReport) -> None:
-        self.params_label.setText(f"{self.document.total_params:,} parameters · "
-                                  f"{fmt_bytes(report.training_bytes)} to train")
-        self.params_label.setToolTip(
-            f"Memory training needs at batch {report.batch_size}: weights, gradients, optimiser "
-            f"state and activations (budget {fmt_bytes(report.budget)}: Edit > Memory Budget)")
-        n = len(report.errors)
-        self.problems_label.setText(f"{n} problem{'s' if n != 1 else ''}" if n else "")
-        self.problems_label.setStyleSheet(f"color: {th.current().error.name()}; font-weight: bold;")
-        if not n:
-            if getattr(self, "_showing_error", False):
-                self.statusBar().clearMessage()
-            self._showing_error = False
-            return
-        selected = [i for i in self.view.graph_scene.selected_node_ids() if i in report.errors]
-        node_id = selected[0] if selected else next(iter(report.errors))
-        fix = report.fixes.get(node_id)
-        hint = f"   ⟶ click “Insert {fix}” below the node" if fix else ""
-        self.statusBar().showMessage(report.errors[node_id] + hint)
-        self._showing_error = True
-
-    def _restore_error(self, text: str) -> None:
-        """A passing notice ("Saved") timed out: show the standing shape error again."""
-        if not text and self.document.report.errors:
-            self._on_report(self.document.report)
-
-    def _on_locked(self, locked: bool) -> None:
-        self.lock_label.setText(f"Locked: {self.document.lock_reason}" if locked else "")
-        self.lock_label.setVisible(locked)
-
     def _update_title(self) -> None:
         path = self.document.path
         self.setWindowTitle(f"{path.name if path else 'Untitled'}[*] — Layerloom")
@@ -182,39 +141,10 @@ class MainWindow(QMainWindow):
         scene = self.view.graph_scene
         self.document.remove(scene.selected_node_ids(), scene.selected_edges())
 
-    def copy(self) -> bool:
-        ids = self.view.graph_scene.selected_node_ids()
-        if not ids:
-            return False
-        text = json.dumps(self.document.copy(ids))
-        data = QMimeData()
-        data.setData(GRAPH_MIME, text.encode("utf-8"))
-        data.setText(text)
-        QApplication.clipboard().setMimeData(data)
-        self._paste_count = 0
-        return True
-
-    def cut(self) -> None:
-        if self.copy():
-            self.delete_selection()
-
-    def paste(self) -> list[str]:
-        data = QApplication.clipboard().mimeData()
-        if data is None:
-            return []
-        if data.hasFormat(GRAPH_MIME):
-            payload = bytes(data.data(GRAPH_MIME)).decode("utf-8")
-        elif data.hasText():
-            payload = data.text()
-        else:
-            return []
-        self._paste_count += 1
-        step = 40.0 * self._paste_count
-        return self.document.paste(payload, (step, step))
-
     def auto_layout(self) -> None:
         sizes = self.view.graph_scene.node_sizes()
-        if self.document.auto_layout(sizes, self.view.viewport_extent()):
+        positions = layered_positions(self.document.graph, sizes, self.view.viewport_extent())
+        if self.document.move_nodes(positions, text="Auto-layout"):
             self.view.zoom_to_fit()
 
     def set_theme(self, mode: str) -> None:
@@ -287,6 +217,7 @@ class MainWindow(QMainWindow):
             return False
         self._remember(path)
         weights = self.training.save_weights_beside(path)
+        self.runs.weights_saved(weights)
         also = f" and {weights.name}" if weights is not None else ""
         self.statusBar().showMessage(f"Saved {path.name}{also}", 4000)
         return True
@@ -309,6 +240,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if self.maybe_save():
             self.training.shutdown()
+            self.runs.shutdown()
             self.save_layout()
             self.autosave.discard()  # saved or discarded: only a crash leaves a recovery file
             event.accept()

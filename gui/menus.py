@@ -69,17 +69,18 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
     acts["undo"].setEnabled(False)
     acts["redo"].setEnabled(False)
     edit.addSeparator()
-    acts["cut"] = _action(window, edit, "Cu&t", window.cut, QKeySequence.Cut)
-    acts["copy"] = _action(window, edit, "&Copy", window.copy, QKeySequence.Copy)
-    acts["paste"] = _action(window, edit, "&Paste", window.paste, QKeySequence.Paste)
+    acts["cut"] = _action(window, edit, "Cu&t", window.clipboard.cut, QKeySequence.Cut)
+    acts["copy"] = _action(window, edit, "&Copy", window.clipboard.copy, QKeySequence.Copy)
+    acts["paste"] = _action(window, edit, "&Paste", window.clipboard.paste, QKeySequence.Paste)
     acts["delete"] = _action(window, edit, "&Delete", window.delete_selection,
                              [QKeySequence.Delete, "Backspace"])
     acts["select_all"] = _action(window, edit, "Select &All", window.view.graph_scene.select_all,
                                  QKeySequence.SelectAll)
     edit.addSeparator()
     acts["layout"] = _action(window, edit, "Auto-&layout", window.auto_layout, "Ctrl+L")
+    adding = window.view.adding
     acts["quick_add"] = _action(window, edit, "&Add Layer…",
-                                lambda: window.view.open_quick_add(window.view.centre_scene_pos()))
+                                lambda: adding.open_quick_add(window.view.centre_scene_pos()))
     edit.addSeparator()
     acts["memory_budget"] = _action(window, edit, "&Memory Budget…", lambda: memory_budget.ask(window))
     memory_budget.apply_saved(window)

@@ -1,4 +1,6 @@
-"""The architecture holds: the engine imports no Qt, and no source file outgrows 400 lines."""
+"""The architecture holds: the engine imports no Qt, no source file outgrows 400 lines, and no
+GUI class outgrows 25 methods."""
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -6,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GUI_MODULES = ("PySide6", "shiboken6", "pyqtgraph")
 MAX_LINES = 400
+MAX_METHODS = 25  # per GUI class, properties and Qt overrides included
 
 
 def test_the_engine_imports_no_qt_and_no_gui():
@@ -50,3 +53,29 @@ def test_no_python_file_is_longer_than_400_lines():
         if n > MAX_LINES:
             long[str(path.relative_to(ROOT))] = n
     assert not long, f"files over {MAX_LINES} lines: {long}"
+
+
+def methods_per_class(path: Path) -> dict[str, int]:
+    """``{"Class": n}`` for every class in a file, counting the functions in its body."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {node.name: sum(isinstance(b, (ast.FunctionDef, ast.AsyncFunctionDef))
+                           for b in node.body)
+            for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+
+
+def test_method_count_sees_every_kind_of_method(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("class A:\n    x = 1\n    def a(self): pass\n    @property\n"
+                      "    def b(self): return 1\n    async def c(self): pass\n"
+                      "    class Inner:\n        def d(self): pass\n")
+    assert methods_per_class(source) == {"A": 3, "Inner": 1}
+
+
+def test_no_gui_class_keeps_more_than_25_methods():
+    """A class past ~25 methods does several jobs (the 3,000-line controller STYLE.md warns
+    about): split it by job, as the scene's gestures, the view's navigation and the document's
+    compound edits and clipboard were split out."""
+    big = {f"{path.relative_to(ROOT)}:{name}": n
+           for path in sorted((ROOT / "gui").rglob("*.py"))
+           for name, n in methods_per_class(path).items() if n > MAX_METHODS}
+    assert not big, f"GUI classes over {MAX_METHODS} methods: {big}"

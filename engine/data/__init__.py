@@ -1,9 +1,10 @@
 """Data sets: every reader returns a ``Dataset`` of train/validation/test splits as numpy arrays.
 
 ``load_data(spec)`` takes the spec strings the CLI and project files use: ``bundled``,
-``idx:DIR``, ``npz:FILE``, ``csv:FILE``, or a synthetic set name (``spirals``, ``moons``,
+``idx:DIR``, ``folder:DIR`` (one sub-folder of images per class), ``npz:FILE``, ``csv:FILE``, or a synthetic set name (``spirals``, ``moons``,
 ``circles``, ``xor``), each optionally followed by options (``spirals?n=500&noise=0.2``).
-Images are float32 in [0, 1] shaped (N, C, H, W); class labels int64.
+Images are float32 shaped (N, C, H, W), in [0, 1] or normalised as ``preprocessing`` says; a
+split's ``x`` may be an array-like read on demand (``folder.ImageArray``); class labels int64.
 """
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ class Dataset:
     task: str = "classification"  # or "regression"
     class_names: list = field(default_factory=list)
     description: str = ""
+    # what inference needs to prepare new inputs as the training ones were (image size,
+    # channels, per-channel mean and std...); stored in the graph file's data section
+    preprocessing: dict = field(default_factory=dict)
+    # training-only random changes (engine.data.augment.Augmentation), or None
+    augment: object = None
 
     @property
     def sample_shape(self) -> tuple:
@@ -55,6 +61,30 @@ class Dataset:
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}, train={len(self.train)}, val={len(self.val)}, "
                 f"test={len(self.test)}, sample={self.sample_shape}, {self.task})")
+
+
+MAX_CLASSES = 100_000  # more distinct labels than GPT-2's 50,257 tokens is no classification set
+
+
+def class_ids(labels: list[np.ndarray], where: str) -> tuple[list[np.ndarray], list[str]]:
+    """Class ids and names for integer label arrays (the splits of one data set, mapped together).
+
+    Labels 0..k-1 with k <= MAX_CLASSES keep their values (class k-1 exists even when no sample
+    of it is present, as a known label set expects). Larger or negative labels become the index
+    of their value among the distinct labels present, so one label of 10**12 makes one class, not
+    10**12 of them; more than MAX_CLASSES distinct labels is refused."""
+    present = [y for y in labels if y.size]
+    if not present:
+        return list(labels), []
+    low, high = min(int(y.min()) for y in present), max(int(y.max()) for y in present)
+    if low >= 0 and high < MAX_CLASSES:
+        return list(labels), [str(i) for i in range(high + 1)]
+    values = np.unique(np.concatenate([y.ravel() for y in present]))
+    if len(values) > MAX_CLASSES:
+        raise DataError(f"{where}: {len(values):,} distinct labels; a classification set has at "
+                        f"most {MAX_CLASSES:,} classes (real-valued targets make a regression set)")
+    mapped = [np.searchsorted(values, y).astype(np.int64) for y in labels]
+    return mapped, [str(v) for v in values.tolist()]
 
 
 def split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[Split, Split]:
@@ -78,7 +108,9 @@ def holdout(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int,
 # ------------------------------------------------------------------------------------ specs
 # "kind:PATH" specs and bare-name specs -> "module:function". A reader is called as
 # fn([path,] val_fraction, seed, **options); its keyword-only parameters are the options it takes.
-PATH_READERS = {"idx": "layerloom.engine.data.idx:load_idx_dir", "npz": "layerloom.engine.data.npz:load_npz",
+PATH_READERS = {"idx": "layerloom.engine.data.idx:load_idx_dir",
+                "folder": "layerloom.engine.data.folder:load_folder",
+                "npz": "layerloom.engine.data.npz:load_npz",
                 "csv": "layerloom.engine.data.csv:load_csv", "text": "layerloom.engine.data.text:load_text_file",
                 "seq": "layerloom.engine.data.sequences:load_sequence_task"}
 NAMED_READERS = {"bundled": "layerloom.engine.data.bundled:load_bundled",
@@ -90,7 +122,7 @@ COMMON_OPTIONS = ("seed", "val_fraction")  # any spec may override load_data's o
 def spec_forms() -> str:
     """The accepted spec forms, for error messages and help texts."""
     named = list(NAMED_READERS)
-    paths = [f"{k}:{ {'idx': 'DIR', 'seq': 'TASK'}.get(k, 'FILE')}" for k in PATH_READERS]
+    paths = [f"{k}:{ {'idx': 'DIR', 'folder': 'DIR', 'seq': 'TASK'}.get(k, 'FILE')}" for k in PATH_READERS]
     return ", ".join(named[:1] + paths + named[1:])
 
 
@@ -154,4 +186,19 @@ def load_data(spec: str, val_fraction: float = 0.1, seed: int = 0, **options) ->
         allowed = ", ".join(accepted + list(COMMON_OPTIONS))
         raise DataError(f"data spec {spec!r}: unknown option {unknown[0]!r} (options: {allowed})")
     args = (arg,) if arg is not None else ()
-    return reader(*args, val_fraction, seed, **options)
+    return checked(reader(*args, val_fraction, seed, **options))
+
+
+def checked(dataset: Dataset) -> Dataset:
+    """Refuse a data set training cannot use: no training samples (an empty file, or too few
+    samples for the splits) or samples without values."""
+    total = len(dataset.train) + len(dataset.val) + len(dataset.test)
+    if total == 0:
+        raise DataError(f"{dataset.name}: the data set holds no samples")
+    if len(dataset.train) == 0:
+        raise DataError(f"{dataset.name}: {total} samples leave none for training after the "
+                        f"validation and test splits; use more samples or a smaller validation "
+                        f"split")
+    if 0 in dataset.sample_shape:
+        raise DataError(f"{dataset.name}: samples of shape {dataset.sample_shape} hold no values")
+    return dataset

@@ -7,14 +7,17 @@ overrides), anything else a regression set with N×1 float targets. Commas, semi
 from __future__ import annotations
 
 import csv
+from array import array
 from pathlib import Path
 
 import numpy as np
 
-from layerloom.engine.data import DataError, Dataset, holdout
+from layerloom.engine.data import DataError, Dataset, class_ids, holdout
+from layerloom.engine.files import read_regular
 
 MAX_CLASSES = 256  # more distinct integer labels than this reads as a regression target
 DELIMITERS = ",;\t"
+MAX_BYTES = 256 << 20  # larger tables belong in an .npz (read without parsing text)
 
 
 def _numbers(row: list[str]) -> list[float] | None:
@@ -24,50 +27,55 @@ def _numbers(row: list[str]) -> list[float] | None:
         return None
 
 
-def _rows(path: Path) -> tuple[list[str] | None, np.ndarray]:
+def _text(path: Path) -> str:
+    raw = read_regular(path, DataError, MAX_BYTES)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: cannot read as text ({err})") from None
-    lines = text.splitlines()
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte {err.start} cannot be decoded)") from None
+
+
+def _rows(path: Path) -> tuple[list[str] | None, np.ndarray]:
+    lines = _text(path).splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
     delimiter = max(DELIMITERS, key=first.count)
-    header, values, width = None, [], None
-    for lineno, row in enumerate(csv.reader(lines, delimiter=delimiter), start=1):
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        nums = _numbers(row)
-        if nums is None:
-            if width is None and header is None:
-                header = [cell.strip() for cell in row]
-                width = len(row)
+    header, values, width = None, array("d"), None  # 8 bytes a value, not a Python float each
+    reader = csv.reader(lines, delimiter=delimiter)
+    try:
+        for row in reader:
+            if not row or all(not cell.strip() for cell in row):
                 continue
-            bad = next(c for c in row if _numbers([c]) is None)
-            raise DataError(f"{path}: line {lineno}: {bad.strip()!r} is not a number")
-        if width is not None and len(nums) != width:
-            raise DataError(f"{path}: line {lineno}: has {len(nums)} columns, expected {width}")
-        width = len(nums)
-        values.append(nums)
+            nums = _numbers(row)
+            if nums is None:
+                if width is None and header is None:
+                    header = [cell.strip() for cell in row]
+                    width = len(row)
+                    continue
+                column = next(j for j, c in enumerate(row) if _numbers([c]) is None) + 1
+                # never the cell itself: error messages do not quote a file's contents
+                raise DataError(f"{path}: line {reader.line_num}, column {column}: not a number")
+            if width is not None and len(nums) != width:
+                raise DataError(f"{path}: line {reader.line_num}: has {len(nums)} columns, "
+                                f"expected {width}")
+            width = len(nums)
+            values.extend(nums)
+    except csv.Error as err:  # a cell over csv's field limit, a NUL byte, a stray quote
+        raise DataError(f"{path}: line {reader.line_num}: not valid CSV ({err})") from None
     if not values:
         raise DataError(f"{path}: no rows of numbers")
     if width < 2:
         raise DataError(f"{path}: needs at least two columns (features, then the label)")
-    table = np.array(values, dtype=np.float64)
+    table = np.frombuffer(values, dtype=np.float64).reshape(-1, width)
     if not np.isfinite(table).all():
         row = int(np.argwhere(~np.isfinite(table))[0][0])
         raise DataError(f"{path}: data row {row + 1} holds a NaN or infinite value")
     return header, table
 
 
-def _classes(labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Non-negative integers stay as they are; otherwise classes are the sorted distinct values."""
-    ints = labels.astype(np.int64)
-    if ints.min() >= 0:
-        return ints, [str(i) for i in range(int(ints.max()) + 1)]
-    values, index = np.unique(ints, return_inverse=True)
-    return index.astype(np.int64), [str(v) for v in values]
+def _classes(labels: np.ndarray, where: str) -> tuple[np.ndarray, list[str]]:
+    """Labels 0..k-1 stay as they are; otherwise classes are the sorted distinct values."""
+    (ids,), names = class_ids([labels.astype(np.int64)], where)
+    return ids, names
 
 
 def load_csv(path: str | Path, val_fraction: float = 0.1, seed: int = 0, *,
@@ -78,14 +86,15 @@ def load_csv(path: str | Path, val_fraction: float = 0.1, seed: int = 0, *,
         raise DataError(f"{path}: task must be classification or regression, got {task!r}")
     header, table = _rows(path)
     x, labels = table[:, :-1].astype(np.float32), table[:, -1]
-    integral = bool(np.all(labels == np.round(labels)))
+    # whole numbers a float64 holds exactly (|v| <= 2**53), so int64 holds them too
+    integral = bool(np.all(labels == np.round(labels)) and np.all(np.abs(labels) <= 2.0**53))
     if task is None:
         task = ("classification" if integral and len(np.unique(labels)) <= MAX_CLASSES
                 else "regression")
     if task == "classification":
         if not integral:
             raise DataError(f"{path}: classification needs integer labels in the last column")
-        y, names = _classes(labels)
+        y, names = _classes(labels, str(path))
     else:
         y, names = labels.astype(np.float32)[:, None], []
     train, val, test = holdout(x, y, val_fraction, seed, test_fraction)

@@ -15,70 +15,93 @@ from pathlib import Path
 
 import numpy as np
 
-from layerloom.engine.data import DataError, Dataset, Split, split_off
+from layerloom.engine.data import DataError, Dataset, Split, class_ids, split_off
+from layerloom.engine.files import claimed_bytes, open_regular, read_into, read_regular
 
 GZIP_MAGIC = b"\x1f\x8b"
 # IDX type code -> big-endian numpy dtype
 DTYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
           0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 CODES = {dt.newbyteorder("="): code for code, dt in DTYPES.items()}
-MAX_DECOMPRESSED = 4 << 30  # refuse a gzip that would inflate past 4 GiB (a bomb, or not IDX)
+MAX_CLASSES_TXT = 4 << 20  # bytes of classes.txt
+DEFLATE_MAX_RATIO = 1032  # deflate never expands more than ~1032:1 (zlib's technical details)
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
-    if raw[:2] != GZIP_MAGIC:
-        return raw
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:
-            out = fh.read(MAX_DECOMPRESSED + 1)
-    except (EOFError, OSError, zlib.error) as err:
-        raise DataError(f"{path}: corrupt or truncated gzip data ({err})") from None
-    if len(out) > MAX_DECOMPRESSED:
-        raise DataError(f"{path}: decompresses to more than {MAX_DECOMPRESSED >> 30} GiB")
+def _exact(stream, n: int) -> bytes:
+    """Up to ``n`` bytes: fewer only at the end of the stream."""
+    out = b""
+    while len(out) < n:
+        chunk = stream.read(n - len(out))
+        if not chunk:
+            break
+        out += chunk
     return out
 
 
-def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
-    """Decode IDX bytes to a native-endian, writable array; ``name`` goes into error messages."""
-    if len(data) < 4:
-        raise DataError(f"{name}: too short for an IDX header ({len(data)} bytes)")
-    if data[0] != 0 or data[1] != 0:
-        raise DataError(f"{name}: not an IDX file (magic {data[:4].hex()} does not start with 0000)")
-    code, ndim = data[2], data[3]
+def _header(stream, name: str) -> tuple[np.dtype, tuple, int]:
+    """(dtype, dims, header bytes) from the start of an IDX stream."""
+    magic = _exact(stream, 4)
+    if len(magic) < 4:
+        raise DataError(f"{name}: too short for an IDX header ({len(magic)} bytes)")
+    if magic[0] != 0 or magic[1] != 0:
+        raise DataError(f"{name}: not an IDX file (magic {magic.hex()} does not start with 0000)")
+    code, ndim = magic[2], magic[3]
     if code not in DTYPES:
         raise DataError(f"{name}: unknown IDX type code 0x{code:02x}")
     if ndim == 0:
         raise DataError(f"{name}: IDX header declares 0 dimensions")
-    head = 4 + 4 * ndim
-    if len(data) < head:
-        raise DataError(f"{name}: truncated header (needs {head} bytes, file has {len(data)})")
-    dims = struct.unpack(f">{ndim}I", data[4:head])
-    dtype = DTYPES[code]
-    want = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    got = len(data) - head
-    if got < want:
-        raise DataError(f"{name}: truncated: the header {'×'.join(map(str, dims))} needs "
-                        f"{want} bytes of data, the file has {got}")
-    if got > want:
-        raise DataError(f"{name}: {got - want} unexpected bytes after the data "
-                        f"({'×'.join(map(str, dims))} declared)")
-    # frombuffer is read-only and big-endian: astype to native makes the writable copy we need.
-    return np.frombuffer(data, dtype=dtype, offset=head).reshape(dims).astype(dtype.newbyteorder("="))
+    sizes = _exact(stream, 4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise DataError(f"{name}: truncated header (needs {4 + 4 * ndim} bytes, file has "
+                        f"{4 + len(sizes)})")
+    return DTYPES[code], struct.unpack(f">{ndim}I", sizes), 4 + 4 * ndim
+
+
+def _parse(stream, name: str, size: int, gz: bool) -> np.ndarray:
+    """Header, then exactly the values it declares, checked against what the file can hold
+    before the array is made; read through bounded buffers (never one 4 GiB request)."""
+    dtype, dims, head = _header(stream, name)
+    shown = "×".join(map(str, dims))
+    want = claimed_bytes(dims, dtype.itemsize, name, DataError)  # Python ints: no overflow to 0
+    if gz and head + want > DEFLATE_MAX_RATIO * size + 1024:
+        raise DataError(f"{name}: the header {shown} needs {want:,} bytes of data, more than "
+                        f"{size:,} bytes of gzip data can hold")
+    if not gz and size - head < want:
+        raise DataError(f"{name}: truncated: the header {shown} needs {want} bytes of data, "
+                        f"the file has {size - head}")
+    if not gz and size - head > want:
+        raise DataError(f"{name}: {size - head - want} unexpected bytes after the data "
+                        f"({shown} declared)")
+    values = read_into(stream, want // dtype.itemsize, dtype, name, DataError)
+    if stream.read(1):
+        raise DataError(f"{name}: unexpected bytes after the data ({shown} declared)")
+    if not dtype.isnative:  # in place: a native copy would double the memory for a moment
+        values = values.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return values.reshape(dims)
+
+
+def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
+    """Decode raw (uncompressed) IDX bytes to a native-endian, writable array."""
+    return _parse(io.BytesIO(data), name, len(data), gz=False)
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read one IDX file, gzip-compressed or raw."""
+    """Read one IDX file, gzip-compressed or raw (told apart by the magic bytes)."""
     path = Path(path)
-    return parse_idx(_read_bytes(path), str(path))
+    fh, size = open_regular(path, DataError)
+    with fh:
+        gz = _exact(fh, 2) == GZIP_MAGIC
+        fh.seek(0)
+        try:
+            if not gz:
+                return _parse(fh, str(path), size, gz=False)
+            with gzip.GzipFile(fileobj=fh) as stream:
+                return _parse(stream, str(path), size, gz=True)
+        except (EOFError, OSError, zlib.error) as err:
+            raise DataError(f"{path}: corrupt or truncated gzip data ({type(err).__name__})") from None
 
 
 def encode_idx(array: np.ndarray) -> bytes:
@@ -146,21 +169,24 @@ def read_pair(folder: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
     return images_to_float(images, str(img_path)), labels.astype(np.int64)
 
 
-def class_names_for(folder: Path, num_classes: int) -> list[str]:
-    """``classes.txt`` beside the files (one name a line), else Fashion-MNIST's names when the
-    folder's name says fashion, else the digits."""
+def class_names_for(folder: Path, labels: list[np.ndarray]) -> tuple[list[np.ndarray], list[str]]:
+    """The labels as class ids and their names: ``classes.txt`` beside the files (one name a
+    line), else Fashion-MNIST's names when the folder's name says fashion, else the label values."""
+    labels, names = class_ids(labels, str(folder))
     listing = folder / "classes.txt"
-    if listing.is_file():
+    if listing.is_file() and names == [str(i) for i in range(len(names))]:
         try:
-            names = [s.strip() for s in listing.read_text(encoding="utf-8").splitlines() if s.strip()]
-        except (OSError, UnicodeDecodeError) as err:
-            raise DataError(f"{listing}: cannot read ({err})") from None
-        if len(names) < num_classes:
-            raise DataError(f"{listing}: lists {len(names)} class names, the labels use {num_classes}")
-        return names
-    if "fashion" in folder.resolve().name.lower() and num_classes <= len(FASHION_CLASSES):
-        return list(FASHION_CLASSES)
-    return [str(i) for i in range(num_classes)]
+            text = read_regular(listing, DataError, MAX_CLASSES_TXT).decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{listing}: not UTF-8 text") from None
+        listed = [s.strip() for s in text.splitlines() if s.strip()]
+        if len(listed) < len(names):
+            raise DataError(f"{listing}: lists {len(listed)} class names, the labels use "
+                            f"{len(names)}")
+        return labels, listed
+    if "fashion" in folder.resolve().name.lower() and len(names) <= len(FASHION_CLASSES):
+        return labels, list(FASHION_CLASSES)
+    return labels, names
 
 
 def load_idx_dir(folder: str | Path, val_fraction: float = 0.1, seed: int = 0, *,
@@ -174,8 +200,8 @@ def load_idx_dir(folder: str | Path, val_fraction: float = 0.1, seed: int = 0, *
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(f"{folder}: train images are {'×'.join(map(str, x_train.shape[1:]))} but "
                         f"test images are {'×'.join(map(str, x_test.shape[1:]))}")
-    num_classes = int(max(y_train.max(initial=-1), y_test.max(initial=-1))) + 1
+    (y_train, y_test), names = class_names_for(folder, [y_train, y_test])
     train, val = split_off(x_train, y_train, val_fraction, seed)
     return Dataset(name or folder.resolve().name, train, val, Split(x_test, y_test),
-                   class_names=class_names_for(folder, num_classes),
+                   class_names=names,
                    description=f"MNIST-format images from {folder}")

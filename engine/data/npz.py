@@ -7,30 +7,18 @@ Integer labels make a classification set, real-valued targets a regression set. 
 """
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from layerloom.engine.data import DataError, Dataset, Split, holdout, split_off
+from layerloom.engine.data import DataError, Dataset, Split, class_ids, holdout, split_off
+from layerloom.engine.npzfile import read_npz
 
 KEY_SETS = "x and y, or x_train and y_train (with optional x_test and y_test)"
 
 
 def _read(path: Path) -> dict:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise DataError(f"{path}: not a readable .npz archive ({err})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: holds a single array (.npy); save with np.savez(x=..., y=...)")
-    try:
-        with archive:
-            return {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise DataError(f"{path}: cannot read an array ({err})") from None
+    return read_npz(path, DataError, text_keys=("class_names",))
 
 
 def features(x: np.ndarray, where: str) -> np.ndarray:
@@ -66,17 +54,24 @@ def _pair(arrays: dict, xk: str, yk: str, path: Path) -> tuple[np.ndarray, np.nd
     return x, y, task
 
 
-def _class_names(arrays: dict, y_all: list, path: Path) -> list[str]:
-    k = int(max((int(y.max()) for y in y_all if y.size), default=-1)) + 1
+def _classes(arrays: dict, splits: list[Split], path: Path) -> list[str]:
+    """Class names for the labels of all splits (relabelled together when they are sparse)."""
+    ys, names = class_ids([s.y for s in splits], str(path))
+    for split, y in zip(splits, ys):
+        split.y = y
     if "class_names" not in arrays:
-        return [str(i) for i in range(k)]
-    names = arrays["class_names"]
-    if names.dtype.kind not in "US" or names.ndim != 1:
-        raise DataError(f"{path}: class_names must be a 1-D array of strings, got {names.dtype}")
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist()]
-    if len(names) < k:
-        raise DataError(f"{path}: class_names has {len(names)} names, the labels use {k} classes")
-    return names
+        return names
+    given = arrays["class_names"]
+    if given.dtype.kind not in "US" or given.ndim != 1:
+        raise DataError(f"{path}: class_names must be a 1-D array of strings, got {given.dtype}")
+    if names != [str(i) for i in range(len(names))]:
+        raise DataError(f"{path}: class_names name labels 0, 1, 2, …; these labels go up to "
+                        f"{names[-1]}")
+    if len(given) < len(names):
+        raise DataError(f"{path}: class_names has {len(given)} names, the labels use "
+                        f"{len(names)} classes")
+    return [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
+            for n in given.tolist()]
 
 
 def load_npz(path: str | Path, val_fraction: float = 0.1, seed: int = 0, *,
@@ -103,6 +98,6 @@ def load_npz(path: str | Path, val_fraction: float = 0.1, seed: int = 0, *,
     else:
         found = ", ".join(sorted(keys)) or "nothing"
         raise DataError(f"{path}: expected arrays {KEY_SETS}; found {found}")
-    names = _class_names(arrays, [train.y, val.y, test.y], path) if task == "classification" else []
+    names = _classes(arrays, [train, val, test], path) if task == "classification" else []
     return Dataset(path.stem, train, val, test, task=task, class_names=names,
                    description=f"arrays from {path}")

@@ -19,24 +19,18 @@ from pathlib import Path
 import numpy as np
 
 from layerloom.engine.data import DataError, Dataset, holdout
+from layerloom.engine.files import read_regular
 from layerloom.engine.paths import RESOURCES
 
 DEFAULT_TEXT = RESOURCES / "text" / "python_docstrings.txt"
 MIN_WINDOWS = 10
-MAX_BYTES = 200 << 20
+MAX_BYTES = 32 << 20  # ids, windows and splits take ~40 bytes a character: ~1.3 GB at the cap
 
 
 def read_text(path: str | PathLike) -> str:
     """A file's UTF-8 text with newlines normalised to ``\\n``; DataError on any problem."""
     path = Path(path)
-    try:
-        raw = path.read_bytes() if path.stat().st_size <= MAX_BYTES else None
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
-    if raw is None:
-        raise DataError(f"{path}: larger than {MAX_BYTES >> 20} MB; use an excerpt")
+    raw = read_regular(path, DataError, MAX_BYTES)  # a device or FIFO is refused, not read
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

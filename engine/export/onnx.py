@@ -4,7 +4,9 @@ The inference graph only: loss and label nodes are left out, dropout passes its 
 batch norm uses its running statistics. The inputs are the Input nodes, named by their ids,
 with a symbolic batch axis. The outputs are the values the losses read (for a graph without a
 loss, every value no node reads), named by their node ("fc3", or "lstm.seq" for one of several
-ports). Each node's operators come from its layer's ``to_onnx`` through ``OnnxGraph``.
+ports; "enc" for what leaves block instance ``enc``). A model with blocks is exported flat: the
+layers inside an instance are ordinary nodes whose values and initializers carry their path
+("enc.2.fc1.weight"). Each node's operators come from its layer's ``to_onnx`` through ``OnnxGraph``.
 Parameters become initializers under their weights-file keys. Opset 17 is the first with
 LayerNormalization. The ``onnx`` package is imported only here, when an export is asked for.
 """
@@ -48,7 +50,7 @@ def onnx_bytes(net: Network, title: str = "layerloom") -> bytes:
         step = plan.step(node_id)
         if step.layer.is_source:
             continue  # a loss reading the data itself: nothing to compute
-        public = node_id if len(step.outputs) == 1 else f"{node_id}.{port}"
+        public = plan.public_name((node_id, port))
         nodes.append(helper.make_node("Identity", [names[(node_id, port)]], [public]))
         outputs.append(_value_info(helper, public, net.dtype, plan.shapes.shapes[(node_id, port)]))
     graph = helper.make_graph(

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import keyword
 from collections import Counter
+from os import PathLike
+from pathlib import Path
 
 import numpy as np
 
+from layerloom.engine.export.onnx_checks import check_model
+from layerloom.engine.files import read_regular
 from layerloom.engine.graph import Graph, Node
 from layerloom.engine.spec import LayerloomError
 
@@ -37,9 +41,13 @@ def graph_from_onnx(data: bytes) -> tuple[Graph, dict]:
         raise OnnxImportError("reading ONNX needs the onnx package: pip install onnx") from None
     try:
         model = onnx.load_from_string(data)
-        model = shape_inference.infer_shapes(model)
     except Exception as err:  # noqa: BLE001 (protobuf's decode errors have no common base)
         raise OnnxImportError(f"not a readable ONNX model ({type(err).__name__})") from None
+    check_model(model, OnnxImportError)  # every constant's dims against its data, then the checker
+    try:
+        model = shape_inference.infer_shapes(model)
+    except Exception as err:  # noqa: BLE001 (onnx raises its C++ errors under several names)
+        raise OnnxImportError(f"ONNX shape inference fails on it ({type(err).__name__})") from None
     if not model.graph.node:
         raise OnnxImportError("the ONNX model has no operators")
     reader = _Reader(model, numpy_helper)
@@ -51,11 +59,20 @@ def graph_from_onnx(data: bytes) -> tuple[Graph, dict]:
             handler(reader, node, _attrs(node, onnx))
         except OnnxImportError:
             raise
-        except (LayerloomError, ValueError, TypeError, KeyError, IndexError,
-                AttributeError) as err:  # a malformed node: missing inputs, odd shapes
+        except (LayerloomError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+                OverflowError, ZeroDivisionError) as err:  # a malformed node: missing inputs, odd shapes
             raise _refused(node, f"malformed ({type(err).__name__}: {err})") from None
     reader.lay_out()
     return reader.graph, reader.params
+
+
+def graph_from_onnx_file(path: str | PathLike) -> tuple[Graph, dict]:
+    """``graph_from_onnx`` of a file: a regular file only, no larger than memory allows."""
+    data = read_regular(path, OnnxImportError)  # its errors name the path already
+    try:
+        return graph_from_onnx(data)
+    except OnnxImportError as err:
+        raise OnnxImportError(f"{Path(path).name}: {err}") from None
 
 
 def _refused(node, why: str) -> OnnxImportError:

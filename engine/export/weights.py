@@ -1,15 +1,18 @@
 """Weights files: ``{"<node_id>.<param>": array}`` (a PyTorch state_dict) as .npz or .safetensors.
 
-The safetensors format is written and read here directly, so it is no run-time dependency:
-8 bytes little-endian header length, a JSON header ``{name: {"dtype", "shape", "data_offsets"}}``
-(offsets relative to the data that follows), then the tensors' raw little-endian bytes with no
-gaps (https://github.com/huggingface/safetensors#format). Every write is atomic; every defect in a
-file read is a one-line ``WeightsError``; nothing is ever unpickled.
+safetensors files are written and decoded by the safetensors package. Its layout: 8 bytes
+little-endian header length, a JSON header ``{name: {"dtype", "shape", "data_offsets"}}`` (offsets
+relative to the data that follows), then the tensors' raw little-endian bytes with no gaps
+(https://github.com/huggingface/safetensors#format). The header is checked here before the package
+sees it, so every defect is a one-line ``WeightsError`` naming the file; .npz members are checked
+header by header (``engine.npzfile``). Only regular files are read; nothing is ever unpickled;
+every write is atomic.
 """
 from __future__ import annotations
 
 import io
 import json
+import math
 import struct
 import zipfile
 from os import PathLike
@@ -17,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from layerloom.engine.files import json_depth, read_regular
 from layerloom.engine.network import WeightsError
+from layerloom.engine.npzfile import read_npz
 from layerloom.engine.serialize import atomic_write_bytes
 
 SUFFIXES = (".npz", ".safetensors")
@@ -26,6 +31,7 @@ ST_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "i1", "I16": "<i2",
              "I64": "<i8", "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?"}
 ST_NAMES = {np.dtype(v).newbyteorder("="): k for k, v in ST_DTYPES.items()}
 MAX_HEADER = 100 << 20  # the reference implementation's limit on the JSON header
+MAX_DEPTH = 3  # header object -> tensor entry -> shape list
 WEIGHTS_SUFFIX = ".weights.npz"  # graph.json -> graph.weights.npz, opened with the graph
 
 
@@ -69,20 +75,15 @@ def save_weights(params: dict, path: str | PathLike) -> None:
 def load_weights(path: str | PathLike) -> dict[str, np.ndarray]:
     """Read a weights file written by Layerloom, PyTorch tooling or the safetensors package."""
     path = Path(path)
-    kind = check_weights_path(path)
+    if check_weights_path(path) == ".npz":
+        return read_npz(path, WeightsError)  # numbers only; headers checked against the bytes
+    raw = read_regular(path, WeightsError)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: no such file") from None
-    except OSError as err:
-        raise WeightsError(f"{path}: cannot read ({err.strerror or err})") from None
-    try:
-        return parse_safetensors(raw) if kind == ".safetensors" else _parse_npz(raw)
+        return parse_safetensors(raw)
     except WeightsError as err:
-        raise WeightsError(f"{path.name}: {err}") from None
+        raise WeightsError(f"{path}: {err}") from None
 
 
-# ------------------------------------------------------------------------------------- npz
 def _npz_bytes(arrays: dict) -> bytes:
     # What np.savez does, minus its keyword arguments: a key named "file" would collide there.
     buf = io.BytesIO()
@@ -93,33 +94,37 @@ def _npz_bytes(arrays: dict) -> bytes:
     return buf.getvalue()
 
 
-def _parse_npz(raw: bytes) -> dict[str, np.ndarray]:
-    try:
-        archive = np.load(io.BytesIO(raw), allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy renamed .npz
-            raise WeightsError("holds a single array, not an .npz archive of named weights")
-        with archive:
-            return {key: np.array(archive[key]) for key in archive.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
-        raise WeightsError(f"not a readable .npz archive ({err})") from None
-
-
 # ----------------------------------------------------------------------------- safetensors
 def safetensors_bytes(arrays: dict[str, np.ndarray], metadata: dict | None = None) -> bytes:
-    """Encode named arrays in the safetensors layout (tensors in name order, header 8-aligned)."""
-    header: dict = {"__metadata__": {k: str(v) for k, v in (metadata or {"format": "pt"}).items()}}
-    chunks, offset = [], 0
-    for key in sorted(arrays):
-        arr = arrays[key]
-        name = ST_NAMES[arr.dtype.newbyteorder("=")]
-        data = np.ascontiguousarray(arr, dtype=np.dtype(ST_DTYPES[name])).tobytes()
-        header[key] = {"dtype": name, "shape": list(arr.shape),
-                       "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)  # pad with spaces so the data starts 8-byte aligned
-    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+    """Encode named arrays with the safetensors package (header 8-aligned, little-endian data)."""
+    from safetensors.numpy import save
+
+    meta = {str(k): str(v) for k, v in (metadata or {"format": "pt"}).items()}
+    # np.asarray keeps 0-d tensors 0-d (np.ascontiguousarray would make them 1-d)
+    native = {k: np.asarray(v, dtype=v.dtype.newbyteorder("<"), order="C") for k, v in arrays.items()}
+    return save(native, metadata=meta)
+
+
+def parse_safetensors(raw: bytes) -> dict[str, np.ndarray]:
+    """Native-endian, writable arrays from a safetensors file's bytes. The header is checked here
+    first (nesting, types, shapes against the bytes present, the tensors tiling the data), so
+    nothing is allocated for a claim the file cannot back; the safetensors package then decodes."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import deserialize
+
+    header, start = _header(raw)
+    entries = {k: _entry(k, v, len(raw) - start) for k, v in header.items() if k != "__metadata__"}
+    _check_tiling(entries, len(raw) - start)
+    try:
+        views = deserialize(raw)
+    except (SafetensorError, ValueError, OverflowError, TypeError) as err:
+        raise WeightsError(f"the safetensors package refuses it ({str(err)[:120]})") from None
+    out = {}
+    for key, view in views:
+        dtype, shape = entries[key][:2]
+        out[key] = np.frombuffer(view["data"], dtype=dtype).reshape(shape).astype(
+            dtype.newbyteorder("="))  # a writable copy in native byte order
+    return out
 
 
 def _header(raw: bytes) -> tuple[dict, int]:
@@ -130,48 +135,62 @@ def _header(raw: bytes) -> tuple[dict, int]:
         raise WeightsError(f"header length {n} does not fit the file ({len(raw)} bytes): "
                            f"truncated or not safetensors")
     try:
-        header = json.loads(raw[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise WeightsError(f"safetensors header is not valid JSON ({err})") from None
+        text = raw[8:8 + n].decode("utf-8")
+    except UnicodeDecodeError:
+        raise WeightsError("safetensors header is not UTF-8 text") from None
+    depth = json_depth(text)
+    if depth > MAX_DEPTH:
+        raise WeightsError(f"safetensors header nests {depth:,} levels deep; the format has "
+                           f"{MAX_DEPTH - 1}")
+    try:
+        header = json.loads(text)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, an integer of 5,000 digits
+        raise WeightsError(f"safetensors header is not valid JSON ({type(err).__name__})") from None
     if not isinstance(header, dict):
         raise WeightsError("safetensors header must be a JSON object")
+    meta = header.get("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise WeightsError("safetensors __metadata__ must map names to strings")
     return header, 8 + n
 
 
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _entry(key: str, info, data_len: int) -> tuple[np.dtype, tuple, int, int]:
+    shown = _short(key)[1:-1]
     if not isinstance(info, dict):
-        raise WeightsError(f"{key}: header entry must be an object")
+        raise WeightsError(f"{shown}: header entry must be an object")
     name, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
     if name not in ST_DTYPES:
-        raise WeightsError(f"{key}: unsupported dtype {name!r}")
+        raise WeightsError(f"{shown}: unsupported dtype {_short(name)} (weights are numbers: "
+                           f"{', '.join(ST_DTYPES)})")
     ints = lambda v, n=None: (isinstance(v, list) and (n is None or len(v) == n)  # noqa: E731
                               and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
                                       for i in v))
-    if not ints(shape):
-        raise WeightsError(f"{key}: shape must be a list of non-negative integers, got {shape!r}")
+    if not ints(shape) or len(shape) > 64:
+        raise WeightsError(f"{shown}: shape must be a list of at most 64 non-negative integers, "
+                           f"got {_short(shape)}")
     if not ints(offsets, 2) or offsets[0] > offsets[1] or offsets[1] > data_len:
-        raise WeightsError(f"{key}: data_offsets {offsets!r} lie outside the {data_len} data bytes")
+        raise WeightsError(f"{shown}: data_offsets {_short(offsets)} lie outside the {data_len} "
+                           f"data bytes")
     dtype = np.dtype(ST_DTYPES[name])
-    want = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    want = math.prod(shape) * dtype.itemsize  # Python integers: [10**30] cannot overflow
     if offsets[1] - offsets[0] != want:
-        raise WeightsError(f"{key}: {name} {shape} needs {want} bytes, offsets give "
+        raise WeightsError(f"{shown}: {name} {_short(shape)} needs "
+                           f"{want if want < 10**18 else f'{want:.3g}'} bytes, offsets give "
                            f"{offsets[1] - offsets[0]}")
     return dtype, tuple(shape), offsets[0], offsets[1]
 
 
-def parse_safetensors(raw: bytes) -> dict[str, np.ndarray]:
-    """Decode a safetensors file's bytes to native-endian, writable arrays, checking every entry."""
-    header, start = _header(raw)
-    data = memoryview(raw)[start:]
-    entries = {k: _entry(k, v, len(data)) for k, v in header.items() if k != "__metadata__"}
-    # The format forbids gaps and overlaps: the tensors must tile the data exactly.
-    spans = sorted((b, e) for _, _, b, e in entries.values())
+def _check_tiling(entries: dict, data_len: int) -> None:
+    """The format forbids gaps and overlaps: the tensors must tile the data exactly."""
     end = 0
-    for b, e in spans:
+    for b, e in sorted((b, e) for _, _, b, e in entries.values()):
         if b != end:
             raise WeightsError(f"tensor data {'overlaps' if b < end else 'has a gap'} at byte {b}")
         end = e
-    if end != len(data):
-        raise WeightsError(f"{len(data) - end} bytes after the last tensor (truncated header?)")
-    return {k: np.frombuffer(data[b:e], dtype=dt).reshape(shape).astype(dt.newbyteorder("="))
-            for k, (dt, shape, b, e) in entries.items()}
+    if end != data_len:
+        raise WeightsError(f"{data_len - end} bytes after the last tensor (truncated header?)")

@@ -5,28 +5,26 @@ view turns into Document calls; the graph then changes and its signals bring the
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, Signal
 from PySide6.QtWidgets import QGraphicsScene
 
-from layerloom.engine.graph import Edge, Graph, GraphError, Node
+from layerloom.engine.graph import Edge, Graph, Node
 from layerloom.engine.registry import LAYERS
 from layerloom.engine.shapes import ShapeReport
 from layerloom.engine.spec import fmt_shape
 from layerloom.gui import theme as th
-from layerloom.gui.canvas.edge_item import EdgeItem, WireItem
+from layerloom.gui.canvas.edge_item import EdgeItem
+from layerloom.gui.canvas.gestures import SceneGestures
 from layerloom.gui.canvas.node_item import NodeItem
+from layerloom.gui.canvas.overlays import NodeOverlays
 from layerloom.gui.canvas.port_item import PortItem
 
 SCENE_EXTENT = 50_000.0
 
 
-class _WireDrag:
-    """A connection being dragged: ``fixed`` is the port it started from (or, when an existing
-    edge was picked up by its end, the edge's source port)."""
-
-    def __init__(self, fixed: PortItem, wire: WireItem, detached: Edge | None):
-        self.fixed, self.wire, self.detached = fixed, wire, detached
-        self.target: PortItem | None = None
+def _shape_text(report: ShapeReport, edge: Edge) -> str:
+    shape = report.shapes.get(tuple(edge.src))
+    return fmt_shape(shape) if shape is not None else ""
 
 
 class GraphScene(QGraphicsScene):
@@ -46,24 +44,24 @@ class GraphScene(QGraphicsScene):
         self.edge_items: dict[Edge, EdgeItem] = {}
         self.report = ShapeReport()
         self.theme = th.current()
-        self._drag: _WireDrag | None = None
-        self._press_positions: dict[str, QPointF] = {}
+        self.gestures = SceneGestures(self)  # wire and node drags
+        self.overlays = NodeOverlays(self)  # training's warning badges and alerts
 
     # ------------------------------------------------------------------ following the graph
     def _subscriptions(self, graph: Graph) -> list:
         g = graph
         return [(g.node_added, self._on_node_added), (g.node_removed, self._on_node_removed),
                 (g.edge_added, self._on_edge_added), (g.edge_removed, self._on_edge_removed),
-                (g.attr_changed, self._on_attr_changed), (g.node_moved, self._on_node_moved),
+                (g.attr_changed, self._on_face_changed), (g.node_moved, self._on_node_moved),
                 (g.node_renamed, self._on_node_renamed),
-                (g.frozen_changed, self._on_frozen_changed)]
+                (g.frozen_changed, self._on_face_changed)]
 
     def set_graph(self, graph: Graph | None) -> None:
         """Draw ``graph`` from now on (None detaches)."""
         if self.graph is not None:
             for signal, slot in self._subscriptions(self.graph):
                 signal.disconnect(slot)
-        self._cancel_drag()
+        self.gestures.cancel()
         self.clear()
         self.items_by_id.clear()
         self.edge_items.clear()
@@ -99,13 +97,14 @@ class GraphScene(QGraphicsScene):
         self.addItem(item)
         self.edge_items[edge] = item
         self._route(item)
-        item.set_text(self._shape_text(edge))
+        item.set_text(_shape_text(self.report, edge))
 
     def _on_edge_removed(self, edge: Edge) -> None:
         item = self.edge_items.pop(edge)
         self.removeItem(item)
 
-    def _on_attr_changed(self, node_id: str, name: str, value) -> None:
+    def _on_face_changed(self, node_id: str, *_change) -> None:
+        """An attribute (the label shows some) or the frozen flag changed."""
         node = self.graph.nodes[node_id]
         item = self.items_by_id[node_id]
         item.set_face(node_id, LAYERS[node.type].label(node.attrs), node.frozen)
@@ -127,10 +126,6 @@ class GraphScene(QGraphicsScene):
             edge_item.edge = Edge(ren(edge.src), ren(edge.dst))
             self.edge_items[edge_item.edge] = edge_item
 
-    def _on_frozen_changed(self, node_id: str, frozen: bool) -> None:
-        node = self.graph.nodes[node_id]
-        self.items_by_id[node_id].set_face(node_id, LAYERS[node.type].label(node.attrs), frozen)
-
     # ------------------------------------------------------------------ shapes and theme
     def apply_report(self, report: ShapeReport) -> None:
         """Colour failing nodes, label edges with their shapes, colour ports by what flows."""
@@ -140,11 +135,7 @@ class GraphScene(QGraphicsScene):
             self._style_ports(item)
             self._route_edges_of(node_id)
         for edge, item in self.edge_items.items():
-            item.set_text(self._shape_text(edge))
-
-    def _shape_text(self, edge: Edge) -> str:
-        shape = self.report.shapes.get(tuple(edge.src))
-        return fmt_shape(shape) if shape is not None else ""
+            item.set_text(_shape_text(self.report, edge))
 
     def _style_ports(self, item: NodeItem) -> None:
         t = self.theme
@@ -168,26 +159,6 @@ class GraphScene(QGraphicsScene):
         for item in self.edge_items.values():
             item.set_theme(theme)
         self.update()
-
-    # ------------------------------------------------------------------ training overlays
-    def set_node_warning(self, node_id: str, kind: str, reason: str | None) -> None:
-        """A warning badge (reason as tooltip) on a node, e.g. kind "gradient" or "data"."""
-        item = self.items_by_id.get(node_id)
-        if item is not None:
-            item.set_warning(kind, reason)
-
-    def clear_warnings(self, kind: str) -> None:
-        for item in self.items_by_id.values():
-            item.set_warning(kind, None)
-
-    def warnings_of(self, node_id: str) -> dict[str, str]:
-        item = self.items_by_id.get(node_id)
-        return dict(item.warnings) if item is not None else {}
-
-    def set_alert(self, node_id: str | None, reason: str = "") -> None:
-        """Halo the node where a run went non-finite (None clears every alert)."""
-        for nid, item in self.items_by_id.items():
-            item.set_alert(reason if nid == node_id else None)
 
     # ------------------------------------------------------------------ geometry helpers
     def port_item(self, ref: tuple, output: bool) -> PortItem:
@@ -228,129 +199,23 @@ class GraphScene(QGraphicsScene):
         for item in [*self.items_by_id.values(), *self.edge_items.values()]:
             item.setSelected(True)
 
-    # ------------------------------------------------------------------ wiring gestures
-    def _port_at(self, pos: QPointF) -> PortItem | None:
-        return next((i for i in self.items(pos) if isinstance(i, PortItem)), None)
-
-    def _node_at(self, pos: QPointF) -> NodeItem | None:
-        return next((i for i in self.items(pos) if isinstance(i, NodeItem)), None)
-
+    # ------------------------------------------------------------------ gestures
     def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        port = self._port_at(event.scenePos()) if event.button() == Qt.LeftButton else None
-        if port is not None and self.graph is not None:
-            self._start_drag(port, event.scenePos())
+        if self.gestures.press(event):
             event.accept()
             return
         super().mousePressEvent(event)
-        self._press_positions = {i.node_id: i.pos() for i in self.selectedItems()
-                                 if isinstance(i, NodeItem)}
-
-    def _start_drag(self, port: PortItem, pos: QPointF) -> None:
-        detached = None
-        if not port.is_output:
-            detached = self.graph.edge_into(port.ref)
-            if detached is not None:  # picking up an edge by its end
-                self.edge_items[detached].hide()
-                port = self.port_item(detached.src, True)
-        self._drag = _WireDrag(port, WireItem(self.theme), detached)
-        self.addItem(self._drag.wire)
-        self._update_wire(pos)
-
-    def _update_wire(self, pos: QPointF) -> None:
-        drag = self._drag
-        fixed = drag.fixed.scenePos()
-        if drag.fixed.is_output:
-            drag.wire.set_points(fixed, pos)
-        else:
-            drag.wire.set_points(pos, fixed)
-        target = self._port_at(pos)
-        if drag.target is not None and drag.target is not target:
-            drag.target.set_highlight(None)
-        drag.target = target if target is not drag.fixed else None
-        if drag.target is not None:
-            drag.target.set_highlight("ok" if self._acceptable(drag.target) else "bad")
-
-    def _endpoints(self, target: PortItem) -> tuple | None:
-        fixed = self._drag.fixed
-        if target.is_output == fixed.is_output:
-            return None
-        return (fixed.ref, target.ref) if fixed.is_output else (target.ref, fixed.ref)
-
-    def _acceptable(self, target: PortItem) -> bool:
-        ends = self._endpoints(target)
-        if ends is None:
-            return False
-        detached = self._drag.detached
-        if detached is not None and tuple(detached.dst) == ends[1]:
-            return True
-        try:
-            self.graph.check_connect(*ends)
-        except GraphError:
-            return False
-        return True
+        self.gestures.pressed()
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if self._drag is not None:
-            self._update_wire(event.scenePos())
+        if self.gestures.move(event):
             event.accept()
             return
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if self._drag is not None:
-            self._finish_drag(event.scenePos())
+        if self.gestures.release(event):
             event.accept()
             return
         super().mouseReleaseEvent(event)
-        self._emit_moves()
-
-    def _finish_drag(self, pos: QPointF) -> None:
-        drag = self._drag
-        target = self._port_at(pos)
-        if target is None and drag.fixed.is_output:
-            node = self._node_at(pos)
-            if node is not None and node.inputs and node.node_id != drag.fixed.node_id:
-                free = [p for p in node.inputs.values() if self.graph.edge_into(p.ref) is None]
-                target = (free or list(node.inputs.values()))[0]
-        self._cancel_drag()
-        ends = self._endpoints_for(drag, target)
-        if ends is not None:
-            if drag.detached is None:
-                self.connect_requested.emit(*ends)
-            elif tuple(drag.detached.dst) != ends[1] or tuple(drag.detached.src) != ends[0]:
-                self.reconnect_requested.emit(drag.detached, *ends)
-        elif target is not None and target is not drag.fixed:
-            self.refused.emit("connect an output (right side) to an input (left side)")
-        elif target is None and drag.detached is not None:
-            self.disconnect_requested.emit(drag.detached)
-        elif target is None and drag.fixed.is_output:
-            self.wire_released.emit(drag.fixed.ref, pos)
-
-    def _endpoints_for(self, drag: _WireDrag, target: PortItem | None) -> tuple | None:
-        if target is None or target is drag.fixed:
-            return None
-        self._drag = drag
-        try:
-            return self._endpoints(target)
-        finally:
-            self._drag = None
-
-    def _cancel_drag(self) -> None:
-        drag, self._drag = self._drag, None
-        if drag is None:
-            return
-        if drag.target is not None:
-            drag.target.set_highlight(None)
-        self.removeItem(drag.wire)
-        if drag.detached is not None and drag.detached in self.edge_items:
-            self.edge_items[drag.detached].show()
-
-    def _emit_moves(self) -> None:
-        moved = {}
-        for node_id, old in self._press_positions.items():
-            item = self.items_by_id.get(node_id)
-            if item is not None and item.pos() != old:
-                moved[node_id] = (round(item.pos().x()), round(item.pos().y()))
-        self._press_positions = {}
-        if moved:
-            self.nodes_moved.emit(moved)
+        self.gestures.released()

@@ -1,27 +1,27 @@
-"""The canvas widget: zoom, pan, palette drops, quick add; turns scene gestures into Document calls.
+"""The canvas widget: zoom, palette drops, the node menu; turns scene gestures into Document calls.
 
-Drops are handled by overriding the view's drag handlers (events reach them through the
-viewport), so tests can send real QDrag*Events to ``view.viewport()`` offscreen.
+Panning, nudging and Tab are in ``navigation.py``; where new nodes land (drops, quick add) in
+``adding.py``. Drops are handled by overriding the view's drag handlers (events reach them
+through the viewport), so tests can send real QDrag*Events to ``view.viewport()`` offscreen.
 """
 from __future__ import annotations
 
 import shiboken6
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QPainter, QPen
 from PySide6.QtWidgets import QGraphicsView, QMenu
 
 from layerloom.engine.graph import Graph
 from layerloom.gui import theme as th
+from layerloom.gui.canvas.adding import NodeAdding
+from layerloom.gui.canvas.navigation import ViewNavigation
 from layerloom.gui.canvas.node_item import NodeItem
 from layerloom.gui.canvas.scene import GraphScene
 from layerloom.gui.document import Document
-from layerloom.gui.layout import is_cramped
-from layerloom.gui.quick_add import QuickAddPopup
+from layerloom.gui.layout import is_cramped, layered_positions
 
 LAYER_MIME = "application/x-layerloom-layer"  # payload: the layer type id, UTF-8
 MIN_ZOOM, MAX_ZOOM, FIT_MAX_ZOOM = 0.15, 4.0, 1.25
-DROP_OFFSET = QPointF(60.0, 18.0)
-NUDGES = {Qt.Key_Left: (-1, 0), Qt.Key_Right: (1, 0), Qt.Key_Up: (0, -1), Qt.Key_Down: (0, 1)}  # a new node's top-left sits this far up-left of the cursor
 
 
 class GraphView(QGraphicsView):
@@ -41,13 +41,10 @@ class GraphView(QGraphicsView):
         self.setAcceptDrops(True)
         self.setMouseTracking(True)
         self.setFrameShape(QGraphicsView.NoFrame)
-        self.quick_add = QuickAddPopup(self)
-        self.quick_add.chosen.connect(self._quick_add_chosen)
-        self._quick_pos, self._quick_src = QPointF(), None
-        self._last_mouse: QPoint | None = None
-        self._pan_from: QPoint | None = None
-        self._space = False
-        self._keep_fitted = False
+        self.adding = NodeAdding(self)  # drops, quick add, nodes made from released wires
+        self.quick_add = self.adding.popup
+        self.navigation = ViewNavigation(self)  # pan, nudge, Tab
+        self.keep_fitted = False  # until the person zooms or pans, resizing the window re-fits
         self._wire()
         self.graph_scene.set_theme(th.current())
         self._show_graph(document.graph)
@@ -58,12 +55,12 @@ class GraphView(QGraphicsView):
         doc.report_changed.connect(sc.apply_report)
         doc.select_requested.connect(sc.select_only)
         sc.connect_requested.connect(doc.connect)
-        sc.reconnect_requested.connect(doc.reconnect)
+        sc.reconnect_requested.connect(doc.compound.reconnect)
         sc.disconnect_requested.connect(doc.disconnect)
         sc.nodes_moved.connect(doc.move_nodes)
-        sc.fix_requested.connect(doc.insert_fix)
+        sc.fix_requested.connect(doc.compound.insert_fix)
         sc.refused.connect(doc.message.emit)
-        sc.wire_released.connect(self._wire_released)
+        sc.wire_released.connect(lambda src, pos: self.adding.open_quick_add(pos, src))
         sc.selectionChanged.connect(self._emit_selection)
 
     def _emit_selection(self) -> None:
@@ -74,10 +71,10 @@ class GraphView(QGraphicsView):
         self.graph_scene.set_graph(graph)
         self.graph_scene.apply_report(self.document.report)
         sizes = self.graph_scene.node_sizes()
-        if is_cramped(graph, sizes):
-            self.document.lay_out_on_open(sizes, self.viewport_extent())
+        if is_cramped(graph, sizes):  # presentation, not an edit: no undo step, still clean
+            for node_id, pos in layered_positions(graph, sizes, self.viewport_extent()).items():
+                graph.move(node_id, pos)
         self.zoom_to_fit()
-        # zoom_to_fit: until the person zooms or pans, resizing the window re-fits
 
     def viewport_extent(self) -> tuple[float, float]:
         """The canvas size in pixels (a sensible default before the window is laid out)."""
@@ -87,7 +84,7 @@ class GraphView(QGraphicsView):
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().resizeEvent(event)
-        if self._keep_fitted:
+        if self.keep_fitted:
             self.zoom_to_fit()
 
     # ------------------------------------------------------------------ zoom
@@ -96,7 +93,7 @@ class GraphView(QGraphicsView):
         return self.transform().m11()
 
     def set_zoom(self, factor: float) -> None:
-        self._keep_fitted = False
+        self.keep_fitted = False
         factor = max(MIN_ZOOM, min(MAX_ZOOM, factor))
         self.scale(factor / self.zoom, factor / self.zoom)
 
@@ -112,7 +109,7 @@ class GraphView(QGraphicsView):
         if rect.isEmpty():
             self.resetTransform()
             self.centerOn(0, 0)
-            self._keep_fitted = True
+            self.keep_fitted = True
             return
         rect = rect.adjusted(-40, -40, 40, 40)
         self.fitInView(rect, Qt.KeepAspectRatio)
@@ -120,7 +117,7 @@ class GraphView(QGraphicsView):
             self.set_zoom(self.zoom)
             self.set_zoom(min(self.zoom, FIT_MAX_ZOOM))
         self.centerOn(rect.center())
-        self._keep_fitted = True
+        self.keep_fitted = True
 
     def ensure_visible(self, rect: QRectF) -> None:
         """Zoom out (only if needed) and scroll so ``rect`` is in view."""
@@ -135,108 +132,12 @@ class GraphView(QGraphicsView):
             self.set_zoom(self.zoom * (1.15 ** steps))
         event.accept()
 
-    # ------------------------------------------------------------------ pan, keys
-    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if event.button() == Qt.MiddleButton or (event.button() == Qt.LeftButton and self._space):
-            self._pan_from = event.position().toPoint()
-            self._keep_fitted = False
-            self.viewport().setCursor(Qt.ClosedHandCursor)
-            event.accept()
-            return
-        super().mousePressEvent(event)
-
-    def mouseMoveEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        self._last_mouse = event.position().toPoint()
-        if self._pan_from is not None:
-            delta = self._last_mouse - self._pan_from
-            self._pan_from = self._last_mouse
-            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - delta.x())
-            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - delta.y())
-            event.accept()
-            return
-        super().mouseMoveEvent(event)
-
-    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if self._pan_from is not None:
-            self._pan_from = None
-            self.viewport().setCursor(Qt.OpenHandCursor if self._space else Qt.ArrowCursor)
-            event.accept()
-            return
-        super().mouseReleaseEvent(event)
-
-    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if event.key() == Qt.Key_Tab:
-            self.open_quick_add(self._mouse_scene_pos())
-            event.accept()
-        elif event.key() in NUDGES and self.graph_scene.selected_node_ids():
-            self._nudge(event)
-        elif event.key() == Qt.Key_Space and not event.isAutoRepeat():
-            self._space = True
-            self.viewport().setCursor(Qt.OpenHandCursor)
-            event.accept()
-        else:
-            super().keyPressEvent(event)
-
-    def _nudge(self, event) -> None:
-        """Arrow keys move the selection; a run of nudges is one undo step (merged moves)."""
-        dx, dy = NUDGES[event.key()]
-        step = 50 if event.modifiers() & Qt.ShiftModifier else 10
-        ids = sorted(self.graph_scene.selected_node_ids())
-        nodes = self.document.graph.nodes
-        moves = {n: (nodes[n].pos[0] + dx * step, nodes[n].pos[1] + dy * step) for n in ids}
-        self.document.move_nodes(moves, merge_key="nudge:" + ",".join(ids))
-        event.accept()
-
-    def keyReleaseEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if event.key() == Qt.Key_Space and not event.isAutoRepeat():
-            self._space = False
-            self.viewport().setCursor(Qt.ArrowCursor)
-        super().keyReleaseEvent(event)
-
+    # ------------------------------------------------------------------ keys
     def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802,A002 (Qt override)
         return False  # Tab opens quick add instead of moving the focus away
 
-    # ------------------------------------------------------------------ adding nodes
     def centre_scene_pos(self) -> QPointF:
         return self.mapToScene(self.viewport().rect().center())
-
-    def _mouse_scene_pos(self) -> QPointF:
-        pos = self._last_mouse
-        if pos is None or not self.viewport().rect().contains(pos):
-            pos = self.viewport().mapFromGlobal(self.cursor().pos())
-        if not self.viewport().rect().contains(pos):
-            return self.centre_scene_pos()
-        return self.mapToScene(pos)
-
-    def add_at(self, type_id: str, scene_pos: QPointF) -> str | None:
-        """Add a node so that the cursor is near its title; returns the new id."""
-        p = scene_pos - DROP_OFFSET
-        return self.document.add_node(type_id, (round(p.x()), round(p.y())))
-
-    def add_at_centre(self, type_id: str) -> str | None:
-        """Double-click in the palette: at the view centre, stepped so repeats do not stack."""
-        p = self.centre_scene_pos()
-        taken = {tuple(n.pos) for n in self.document.graph.nodes.values()}
-        while (round(p.x() - DROP_OFFSET.x()), round(p.y() - DROP_OFFSET.y())) in taken:
-            p += QPointF(30, 30)
-        return self.add_at(type_id, p)
-
-    def open_quick_add(self, scene_pos: QPointF, src: tuple | None = None) -> None:
-        self._quick_pos, self._quick_src = QPointF(scene_pos), src
-        shape = self.document.report.shapes.get(tuple(src)) if src else None
-        global_pos = self.viewport().mapToGlobal(self.mapFromScene(scene_pos))
-        self.quick_add.popup(global_pos, shape)
-
-    def _wire_released(self, src: tuple, scene_pos: QPointF) -> None:
-        self.open_quick_add(scene_pos, src)
-
-    def _quick_add_chosen(self, type_id: str) -> None:
-        if self._quick_src is None:
-            self.add_at(type_id, self._quick_pos)
-            return
-        p = self._quick_pos - QPointF(0, 34)
-        self.document.add_connected_node(type_id, (round(p.x()), round(p.y())), self._quick_src)
-        self._quick_src = None
 
     # ------------------------------------------------------------------ drops
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
@@ -254,7 +155,7 @@ class GraphView(QGraphicsView):
             return
         type_id = bytes(event.mimeData().data(LAYER_MIME)).decode("utf-8")
         event.acceptProposedAction()
-        self.add_at(type_id, self.mapToScene(event.position().toPoint()))
+        self.adding.add_at(type_id, self.mapToScene(event.position().toPoint()))
 
     # ------------------------------------------------------------------ context menu, painting
     def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt override)
@@ -262,7 +163,7 @@ class GraphView(QGraphicsView):
         while item is not None and not isinstance(item, NodeItem):
             item = item.parentItem()
         if item is None:
-            self.open_quick_add(self.mapToScene(event.pos()))
+            self.adding.open_quick_add(self.mapToScene(event.pos()))
             return
         self._node_menu(item.node_id).exec(event.globalPos())
 
@@ -271,7 +172,7 @@ class GraphView(QGraphicsView):
         node = doc.graph.nodes[node_id]
         fix = doc.report.fixes.get(node_id)
         if fix:
-            menu.addAction(f"Insert {fix}", lambda: doc.insert_fix(node_id))
+            menu.addAction(f"Insert {fix}", lambda: doc.compound.insert_fix(node_id))
         menu.addAction("Unfreeze" if node.frozen else "Freeze",
                        lambda: doc.set_frozen(node_id, not node.frozen))
         menu.addAction("Delete", lambda: doc.remove([node_id]))

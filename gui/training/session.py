@@ -125,8 +125,8 @@ class TrainingSession(QObject):
         view.selection_changed.connect(
             lambda ids: self.plots.highlight(ids[0] if len(ids) == 1 else None))
         self.plots.node_warning.connect(
-            lambda node, reason: self.scene.set_node_warning(node, "gradient", reason))
-        self.plots.warnings_cleared.connect(lambda: self.scene.clear_warnings("gradient"))
+            lambda node, reason: self.scene.overlays.set_warning(node, "gradient", reason))
+        self.plots.warnings_cleared.connect(lambda: self.scene.overlays.clear_warnings("gradient"))
         c.started.connect(self._on_started)
         c.state_changed.connect(lambda state: self.dataset_panel.setEnabled(state == ctl.IDLE))
         c.status.connect(self._on_status)
@@ -169,7 +169,7 @@ class TrainingSession(QObject):
         self.controller.drop_weights()
         self.weights_unsaved = False
         self.controller.set_dataset(None)
-        self.scene.set_alert(None)
+        self.scene.overlays.set_alert(None)
         self.training_panel.load_settings()
         self.dataset_panel.load_from_project()
         if not graph.nodes:
@@ -197,17 +197,17 @@ class TrainingSession(QObject):
 
     def _show_data_fit(self) -> None:
         """Badge the nodes that do not fit the chosen data, before anyone presses Train."""
-        self.scene.clear_warnings("data")
+        self.scene.overlays.clear_warnings("data")
         dataset = self.controller.dataset
         if dataset is None:
             return
         for node_id, reason in data_warnings(self.document.graph, dataset).items():
-            self.scene.set_node_warning(node_id, "data", reason)
+            self.scene.overlays.set_warning(node_id, "data", reason)
 
     # ------------------------------------------------------------------ run reports
     def _on_started(self, _info) -> None:
         """The plots were reset for the run: clear the last run's alert, follow the selection."""
-        self.scene.set_alert(None)
+        self.scene.overlays.set_alert(None)
         ids = self.scene.selected_node_ids()
         self.plots.highlight(ids[0] if len(ids) == 1 else None)
         self.plots_dock.raise_()
@@ -233,7 +233,7 @@ class TrainingSession(QObject):
 
     def _on_diverged(self, report) -> None:
         item = self.scene.items_by_id.get(report.node_id)
-        self.scene.set_alert(report.node_id, f"training stopped here at step "
+        self.scene.overlays.set_alert(report.node_id, f"training stopped here at step "
                              f"{report.global_step + 1}: {report.message}")
         if item is not None:
             self.window.view.ensureVisible(item)

@@ -181,7 +181,7 @@ def test_csv_negative_integer_labels_become_sorted_classes(tmp_path):
 
 
 @pytest.mark.parametrize("text, words", [
-    ("1,2,0\n3,x,1\n", "line 2: 'x' is not a number"),
+    ("1,2,0\n3,x,1\n", "line 2, column 2: not a number"),
     ("1,2,0\n3,4\n", "line 2: has 2 columns, expected 3"),
     ("1\n2\n", "at least two columns"),
     ("a,b\n", "no rows of numbers"),
@@ -224,7 +224,7 @@ def test_spec_options_are_parsed_into_typed_values():
 
 
 @pytest.mark.parametrize("spec, words", [
-    ("imagenet", "use one of bundled, idx:DIR, npz:FILE, csv:FILE, text:FILE, seq:TASK"),
+    ("imagenet", "use one of bundled, idx:DIR, folder:DIR, npz:FILE, csv:FILE, text:FILE, seq:TASK"),
     ("idx:", "give a path"),
     ("spirals?n", "options must look like"),
     ("spirals?depth=3", "unknown option 'depth'"),

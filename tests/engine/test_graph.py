@@ -41,6 +41,16 @@ def test_topological_order_puts_producers_first():
     (lambda g: g.add_node(Node("2x", "Dense")), "Python identifier"),
     (lambda g: g.set_attr("fc1", "bias", "yes"), "bias: must be true or false"),
     (lambda g: g.connect(("fc1", "nope"), ("act", "x")), "no output port 'nope'"),
+    (lambda g: g.rename("fc1", "act"), "already exists"),
+    (lambda g: g.rename("fc1", "class"), "Python identifier"),
+    # the same rules asked without editing (the GUI asks before it pushes an undo command)
+    (lambda g: g.check_node(Node("fc1", "Dense")), "already exists"),
+    (lambda g: g.new_node("Teleporter"), "unknown layer type 'Teleporter'"),
+    (lambda g: g.new_node("Dense", attrs={"out_features": 0}), "out_features: must be >= 1"),
+    (lambda g: g.new_node("Dense", node_id="2x"), "Python identifier"),
+    (lambda g: g.check_attr("fc1", "bias", "yes"), "Dense 'fc1': bias: must be true or false"),
+    (lambda g: g.check_attr("nobody", "bias", True), "no node named 'nobody'"),
+    (lambda g: g.check_rename("fc1", "act"), "already exists"),
 ])
 def test_bad_edits_are_refused_and_change_nothing(edit, message):
     g = mlp()
@@ -48,6 +58,17 @@ def test_bad_edits_are_refused_and_change_nothing(edit, message):
     with pytest.raises(GraphError, match=message):
         edit(g)
     assert g.to_dict() == before
+
+
+def test_the_checks_return_what_the_edit_would_store():
+    g = mlp()
+    node = g.new_node("Dense", (1, 2), {"out_features": 5})
+    assert (node.id, node.pos, node.attrs["out_features"]) == ("dense1", (1.0, 2.0), 5)
+    assert set(node.attrs) == set(g.check_node(Node("z", "Dense")).attrs)  # defaults filled
+    assert "dense1" not in g.nodes  # asked, not added
+    assert g.check_attr("fc1", "out_features", 9) == {**g.nodes["fc1"].attrs, "out_features": 9}
+    assert g.nodes["fc1"].attrs["out_features"] == 8
+    g.check_rename("fc1", "fc1")  # keeping the id is fine
 
 
 def test_a_cycle_is_refused():

@@ -50,7 +50,7 @@ def test_right_click_on_empty_canvas_opens_quick_add_there(window):
 
 def test_arrow_keys_choose_another_entry(window):
     view = window.view
-    view.open_quick_add(view.centre_scene_pos())
+    view.adding.open_quick_add(view.centre_scene_pos())
     QTest.keyClicks(view.quick_add.edit, "loss")
     second = view.quick_add.types()[1]
     QTest.keyClick(view.quick_add.edit, Qt.Key_Down)

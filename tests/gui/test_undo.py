@@ -1,8 +1,12 @@
 """Every edit is one undo step, and undo/redo restore exactly the previous graph (as saved JSON)."""
 import json
 
-from layerloom.engine.graph import Edge
+import pytest
+
+from layerloom.engine.graph import Edge, GraphError
 from layerloom.engine.serialize import graph_to_dict
+from layerloom.gui.clipboard import copy_subgraph, paste_subgraph
+from layerloom.gui.layout import layered_positions
 
 
 def snapshot(doc) -> str:
@@ -16,15 +20,15 @@ EDITS = [
     ("set bool", lambda d: d.set_attr("fc1", "bias", False)),
     ("rename", lambda d: d.rename("fc1", "hidden")),
     ("freeze", lambda d: d.set_frozen("hidden", True)),
-    ("insert fix", lambda d: d.insert_fix("hidden")),
+    ("insert fix", lambda d: d.compound.insert_fix("hidden")),
     ("move", lambda d: d.move_nodes({"act1": (480, 60), "fc2": (800, 20)})),
-    ("reconnect", lambda d: d.reconnect(Edge(("image", "y"), ("relu1", "x")), ("hidden", "y"),
-                                        ("relu1", "x"))),
+    ("reconnect", lambda d: d.compound.reconnect(Edge(("image", "y"), ("relu1", "x")),
+                                                 ("hidden", "y"), ("relu1", "x"))),
     ("disconnect", lambda d: d.disconnect(Edge(("label", "y"), ("loss", "target")))),
     ("delete middle node", lambda d: d.remove(["act1"])),
     ("delete with edges", lambda d: d.remove(["hidden", "image"])),
-    ("paste", lambda d: d.paste(d.copy(["fc2", "loss"]))),
-    ("layout", lambda d: d.auto_layout()),
+    ("paste", lambda d: paste_subgraph(d, copy_subgraph(d.graph, ["fc2", "loss"]))),
+    ("layout", lambda d: d.move_nodes(layered_positions(d.graph), text="Auto-layout")),
 ]
 
 
@@ -113,3 +117,24 @@ def test_ctrl_z_and_ctrl_shift_z_drive_the_stack(mlp, qtbot):
     assert snapshot(doc) == before
     QTest.keyClick(mlp.view, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
     assert snapshot(doc) == after
+
+
+def test_a_refused_edit_says_the_graphs_own_words_and_pushes_nothing(mlp):
+    """The rules live in the engine's Graph; the document asks it and never restates them."""
+    doc, said = mlp.document, []
+    doc.message.connect(said.append)
+    steps = doc.stack.count()
+    refused = [(lambda: doc.rename("fc1", "class"), lambda: doc.graph.check_rename("fc1", "class")),
+               (lambda: doc.rename("fc1", "fc2"), lambda: doc.graph.check_rename("fc1", "fc2")),
+               (lambda: doc.set_attr("fc1", "bias", "yes"),
+                lambda: doc.graph.check_attr("fc1", "bias", "yes")),
+               (lambda: doc.add_node("Teleporter", (0, 0)),
+                lambda: doc.graph.new_node("Teleporter")),
+               (lambda: doc.add_node("Dense", (0, 0), {"out_features": 0}),
+                lambda: doc.graph.new_node("Dense", attrs={"out_features": 0}))]
+    for edit, rule in refused:
+        with pytest.raises(GraphError) as err:
+            rule()
+        assert not edit()
+        assert said[-1] == str(err.value)
+    assert doc.stack.count() == steps

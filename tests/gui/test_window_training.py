@@ -197,13 +197,13 @@ def test_lenet5_trains_then_an_absurd_learning_rate_is_caught_on_the_canvas(qtbo
     panel.max_steps.setValue(1)
     qtbot.mouseClick(panel.reset_button, Qt.LeftButton)  # the last finite weights are huge
     press_train(qtbot, window, timeout=120_000)
-    assert not scene.warnings_of("conv1") and not item.alert  # a new run clears the badges
+    assert not scene.overlays.warnings_of("conv1") and not item.alert  # a new run clears the badges
 
 
 def test_a_dataset_that_does_not_fit_shows_on_the_input_node(qtbot, window):
     open_sample(window, "lenet5.json")
     data, doc, scene = window.training.dataset_panel, window.document, window.view.graph_scene
-    assert not scene.warnings_of("image") and "takes this data" in data.fit_label.text()
+    assert not scene.overlays.warnings_of("image") and "takes this data" in data.fit_label.text()
     data.source.setCurrentIndex(data.source.findData("spirals"))
     qtbot.mouseClick(data.load_button, Qt.LeftButton)
     assert doc.project.data["spec"].startswith("spirals")
@@ -211,7 +211,7 @@ def test_a_dataset_that_does_not_fit_shows_on_the_input_node(qtbot, window):
     assert doc.stack.undoText() == "Fit graph to data" and not data.fit_ok
     doc.undo()
     assert tuple(doc.graph.nodes["image"].attrs["shape"]) == (1, 28, 28)
-    warning = scene.warnings_of("image")["data"]
+    warning = scene.overlays.warnings_of("image")["data"]
     assert "spirals" in warning and "shape 2" in warning
     assert "⚠" in scene.items_by_id["image"].toolTip()
 

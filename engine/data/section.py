@@ -1,0 +1,50 @@
+"""What a graph file's data section says beyond the spec: augmentation and stored preprocessing.
+
+``{"spec": "folder:photos?size=32x32", "val_fraction": 0.1, "seed": 0,
+"augment": {"flip": true, "crop_padding": 2}, "preprocessing": {"kind": "image", ...}}``.
+The preprocessing (image size, channels, per-channel mean and std) is written when the data is
+chosen and from then on is what the file's network was trained with: loading the same source
+again uses the stored numbers, so training, the Inference tab, ``layerloom predict`` and exports
+all normalise alike even after photos were added to the folder.
+"""
+from __future__ import annotations
+
+from layerloom.engine.data import DataError, Dataset
+from layerloom.engine.data.augment import Augmentation
+from layerloom.engine.data.images import ImageArray, ImagePrep
+
+
+def augmentation(section: dict, where: str = "data") -> Augmentation:
+    """The section's training-only augmentation (off when it names none)."""
+    return Augmentation.from_dict(section.get("augment"), f"{where}.augment")
+
+
+def stored_image_prep(section: dict, where: str = "data") -> ImagePrep | None:
+    """The stored image preprocessing, checked; None when the section holds none."""
+    raw = section.get("preprocessing")
+    if not raw or not isinstance(raw, dict) or raw.get("kind") != "image":
+        return None
+    return ImagePrep.from_dict(raw, f"{where}.preprocessing")
+
+
+def adopt(dataset: Dataset, section: dict, same_source: bool, where: str = "data") -> Dataset:
+    """Attach the section's augmentation to ``dataset`` and, when it is the source the section
+    names (``same_source``) and the stored preprocessing fits it, normalise with the stored
+    numbers instead of freshly computed ones."""
+    dataset.augment = augmentation(section, where)
+    if not same_source:
+        return dataset
+    try:
+        stored = stored_image_prep(section, where)
+    except DataError:
+        return dataset  # a damaged record: the data's own numbers stand (and replace it on save)
+    splits = (dataset.train, dataset.val, dataset.test)
+    if stored is None or not all(isinstance(s.x, ImageArray) for s in splits):
+        return dataset
+    own = dataset.train.x.prep
+    if (stored.size, stored.channels, stored.fit) != (own.size, own.channels, own.fit):
+        return dataset
+    for split in splits:
+        split.x = ImageArray(split.x.store, split.x.rows, stored)
+    dataset.preprocessing = stored.to_dict()
+    return dataset

@@ -1,0 +1,49 @@
+"""Where new nodes land: a palette drop or double-click, quick add (Tab, right-click on empty
+canvas, a wire released on nothing). The node's title sits under the cursor; a node made from a
+released wire gets that wire in its first input."""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QPointF
+from PySide6.QtWidgets import QGraphicsView
+
+from layerloom.gui.quick_add import QuickAddPopup
+
+DROP_OFFSET = QPointF(60.0, 18.0)  # a new node's top-left sits this far up-left of the cursor
+
+
+class NodeAdding(QObject):
+    def __init__(self, view: QGraphicsView):
+        super().__init__(view)
+        self.view, self.document = view, view.document  # a GraphView and its Document
+        self.popup = QuickAddPopup(view)
+        self.popup.chosen.connect(self._chosen)
+        self._pos, self._src = QPointF(), None
+
+    def add_at(self, type_id: str, scene_pos: QPointF) -> str | None:
+        """Add a node so that the cursor is near its title; returns the new id."""
+        p = scene_pos - DROP_OFFSET
+        return self.document.add_node(type_id, (round(p.x()), round(p.y())))
+
+    def add_at_centre(self, type_id: str) -> str | None:
+        """Double-click in the palette: at the view centre, stepped so repeats do not stack."""
+        p = self.view.centre_scene_pos()
+        taken = {tuple(n.pos) for n in self.document.graph.nodes.values()}
+        while (round(p.x() - DROP_OFFSET.x()), round(p.y() - DROP_OFFSET.y())) in taken:
+            p += QPointF(30, 30)
+        return self.add_at(type_id, p)
+
+    def open_quick_add(self, scene_pos: QPointF, src: tuple | None = None) -> None:
+        """The search popup at ``scene_pos``; with ``src`` (a released wire's output) the layers
+        that take its shape come first and the chosen one gets connected."""
+        self._pos, self._src = QPointF(scene_pos), src
+        shape = self.document.report.shapes.get(tuple(src)) if src else None
+        view = self.view
+        self.popup.popup(view.viewport().mapToGlobal(view.mapFromScene(scene_pos)), shape)
+
+    def _chosen(self, type_id: str) -> None:
+        if self._src is None:
+            self.add_at(type_id, self._pos)
+            return
+        p = self._pos - QPointF(0, 34)
+        self.document.compound.add_connected_node(type_id, (round(p.x()), round(p.y())), self._src)
+        self._src = None

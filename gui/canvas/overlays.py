@@ -1,0 +1,33 @@
+"""Training's marks on the canvas's nodes, by node id: warning badges and the divergence halo.
+
+The scene draws the graph; these marks come from elsewhere (the data panel, the gradient
+plots, a run that went non-finite) and only decorate the node items the scene holds.
+"""
+from __future__ import annotations
+
+from PySide6.QtWidgets import QGraphicsScene
+
+
+class NodeOverlays:
+    def __init__(self, scene: QGraphicsScene):
+        self.scene = scene  # a GraphScene: its items_by_id
+
+    def set_warning(self, node_id: str, kind: str, reason: str | None) -> None:
+        """A warning badge (reason as tooltip) on a node, e.g. kind "gradient" or "data";
+        None removes that kind."""
+        item = self.scene.items_by_id.get(node_id)
+        if item is not None:
+            item.set_warning(kind, reason)
+
+    def clear_warnings(self, kind: str) -> None:
+        for item in self.scene.items_by_id.values():
+            item.set_warning(kind, None)
+
+    def warnings_of(self, node_id: str) -> dict[str, str]:
+        item = self.scene.items_by_id.get(node_id)
+        return dict(item.warnings) if item is not None else {}
+
+    def set_alert(self, node_id: str | None, reason: str = "") -> None:
+        """Halo the node where a run went non-finite (None clears every alert)."""
+        for nid, item in self.scene.items_by_id.items():
+            item.set_alert(reason if nid == node_id else None)
