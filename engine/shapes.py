@@ -210,13 +210,13 @@ def _check_budget(graph: Graph, report: ShapeReport) -> None:
     node, pb, ab = graph.nodes[node_id], report.param_bytes[node_id], report.activation_bytes[node_id]
     if node.type == BLOCK:
         what = (f"block {node.attrs['block']!r} ×{node.attrs['repeat']}: parameters "
-                f"{mem.fmt_bytes(pb)}, outputs at batch {report.batch_size} {mem.fmt_bytes(ab)}")
+                f"{mem.fmt_bytes(pb)}, outputs at batch {report.batch_size:,} {mem.fmt_bytes(ab)}")
     elif mem.PARAM_COPIES * pb >= mem.ACTIVATION_COPIES * ab:
         name, dims = max(report.params[node_id].items(), key=lambda kv: mem.count(kv[1]))
         what = f"{name} {mem.fmt_dims(dims)} = {mem.fmt_bytes(mem.count(dims) * report.itemsize)}"
     else:
         shape = report.shapes.get((node_id, graph.output_ports(node_id)[0])) or ()
-        what = f"output {_shape_text(shape[1:])} at batch {report.batch_size} = {mem.fmt_bytes(ab)}"
+        what = f"output {_shape_text(shape[1:])} at batch {report.batch_size:,} = {mem.fmt_bytes(ab)}"
     report.errors[node_id] = (f"{node.type} {node_id!r}: {what}; training needs about "
                               f"{mem.fmt_bytes(need)}, over the memory budget of "
                               f"{mem.fmt_bytes(report.budget)}")
