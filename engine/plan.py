@@ -68,6 +68,8 @@ class Plan:
     readers: dict = field(default_factory=dict)  # PortRef -> node ids reading it
     # (block instance path, port) -> the step output leaving that port ("enc", "y")
     aliases: dict = field(default_factory=dict)
+    # bytes of every output for one sample: how large an inference batch the memory budget allows
+    sample_bytes: int = 0
     _schedules: dict = field(default_factory=dict, compare=False, repr=False)
 
     def schedule(self, keep=(), fuse: bool = True) -> tuple:
@@ -149,7 +151,8 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None,
     shapes = ShapeReport(shapes={**flat.shapes, **{a: flat.shapes[r] for a, r in
                                                    flat.aliases.items() if r in flat.shapes}},
                          in_shapes={f.id: f.in_shapes for f in flat.nodes})
-    return Plan(tuple(steps), sources, losses, shapes, consumers, readers, flat.aliases)
+    sample = -(-sum(report.activation_bytes.values()) // max(report.batch_size, 1))
+    return Plan(tuple(steps), sources, losses, shapes, consumers, readers, flat.aliases, sample)
 
 
 # ------------------------------------------------------------------------------------ fusion

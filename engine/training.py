@@ -16,6 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
+from layerloom.engine.budget import memory_budget
 from layerloom.engine.data import DataError, Dataset, Split
 from layerloom.engine.data.loader import BatchLoader
 from layerloom.engine.executor import NonFiniteError
@@ -211,6 +212,8 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
     binding = binding or bind(net)
     if len(split) == 0:
         return None, None, None
+    # the budget was checked at the training batch: a larger one here must still fit it
+    batch_size = max(1, min(batch_size, memory_budget() // max(net.plan.sample_bytes, 1)))
     total, correct, preds = 0.0, 0, []
     with BatchLoader(split, np.arange(len(split)), batch_size) as loader:
         for batch in loader:

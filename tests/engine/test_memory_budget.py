@@ -171,3 +171,23 @@ def test_an_mlp_is_small():
     report = infer_shapes(mlp())
     assert report.ok and 0 < report.training_bytes < 2**20
     assert np.isclose(report.param_bytes["fc1"], 4 * (4 * 8 + 8))
+
+
+def test_evaluation_batches_stay_within_the_budget_too():
+    from layerloom.engine.training import evaluate
+
+    from .test_training import blobs
+
+    net = Network(mlp())
+    per_sample = net.plan.sample_bytes
+    assert 96 <= per_sample <= 100  # 4 + 1 + 8 + 8 + 3 values of 4 bytes (and a share of the loss)
+    mem.set_budget(2**20)  # the smallest budget: 1M
+    seen, forward = [], net.forward
+    net.forward = lambda feeds, **k: seen.append(len(feeds["x"])) or forward(feeds, **k)
+    evaluate(net, blobs().train)
+    assert max(seen) == min(256, 2**20 // per_sample)
+    mem.set_budget(100 * per_sample)
+    seen.clear()
+    evaluate(net, blobs().train)
+    assert max(seen) == 100
+    assert sum(seen) == len(blobs().train)
