@@ -74,6 +74,20 @@ def check_graph_dict(data: Any) -> None:
         _check_edges(raw.get("edges", []), prefix, types[prefix], ports)
 
 
+def check_level(level: Any, prefix: str, blocks: dict) -> None:
+    """One level added to a model on its own (a block definition from the library, a grouping):
+    the same checks as a file's, the ports of its block instances read from the model's built
+    definitions (``blocks``: name -> Graph)."""
+    expect(isinstance(level, dict), prefix.rstrip(".") or "level", "must be an object with nodes and edges")
+    nodes, edges = level.get("nodes"), level.get("edges", [])
+    expect(isinstance(nodes, list), f"{prefix}nodes", "must be a list")
+    expect(isinstance(edges, list), f"{prefix}edges", "must be a list")
+    expect(len(nodes) <= MAX_NODES and len(edges) <= MAX_EDGES, prefix.rstrip(".") or "level",
+           f"at most {MAX_NODES:,} nodes and {MAX_EDGES:,} edges")
+    ports = {name: (d.port_nodes(BLOCK_INPUT), d.port_nodes(BLOCK_OUTPUT)) for name, d in blocks.items()}
+    _check_edges(edges, prefix, _check_nodes(nodes, prefix, blocks), ports)
+
+
 def _check_nodes(nodes: list, prefix: str, blocks: dict) -> dict:
     """{node id: (type, block name or None)} of one level, every node checked."""
     seen: dict[str, tuple] = {}

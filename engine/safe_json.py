@@ -81,7 +81,7 @@ def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
     """Parse ``text``; raises JSONLimitError (one line, with a line and column where it helps)."""
     depth = nesting_depth(text)
     if depth > max_depth:
-        raise JSONLimitError(f"nested {depth} levels deep; at most {max_depth} are allowed")
+        raise JSONLimitError(f"nested {depth:,} levels deep; at most {max_depth} are allowed")
     found: list = []
     try:
         data = json.loads(text, parse_int=_int, parse_constant=_constant,

@@ -23,12 +23,13 @@ from typing import Any
 
 from layerloom.engine.graph import Graph, GraphError, Node
 from layerloom.engine.graph_check import (FORMAT, VERSION, VERSIONS, FormatError, check_graph_dict,
-                                          expect, topological)
+                                          check_level, expect, topological)
 from layerloom.engine.safe_json import JSONLimitError, join, loads
+from layerloom.engine.training_config import SettingsError, check_settings
 
 __all__ = ["FORMAT", "VERSION", "VERSIONS", "FormatError", "Project", "graph_from_dict",
            "graph_to_dict", "load_project", "save_project", "parse_text", "read_text",
-           "atomic_write_bytes", "check_graph_dict"]
+           "atomic_write_bytes", "check_graph_dict", "fill_level"]
 MAX_FILE_BYTES = 16 * 2**20
 
 
@@ -42,9 +43,11 @@ class Project:
 
 
 def graph_to_dict(graph: Graph) -> dict:
-    """A model with its block definitions (version 2), or without any (version 1)."""
-    out = {"format": FORMAT, "version": VERSION if graph.blocks else 1, **_level_to_dict(graph)}
-    if graph.blocks:
+    """A model with its block definitions (version 2), or without any (version 1); a block
+    definition on its own is written as its nodes and edges only."""
+    blocks = graph.blocks if graph.name is None else {}
+    out = {"format": FORMAT, "version": VERSION if blocks else 1, **_level_to_dict(graph)}
+    if blocks:
         out["blocks"] = {name: _level_to_dict(d) for name, d in graph.blocks.items()}
     return out
 
@@ -84,6 +87,14 @@ def graph_from_dict(data: Any) -> Graph:
     return graph
 
 
+def fill_level(graph: Graph, level: Any, where: str = "") -> None:
+    """Add a level's nodes, then its edges, to ``graph`` (a new block definition), after the
+    same checks a file's levels get (``engine.graph_check.check_level``)."""
+    check_level(level, where, graph.model.blocks)
+    _add_nodes(graph, level["nodes"], where)
+    _add_edges(graph, level.get("edges", []), where)
+
+
 def _add_nodes(graph: Graph, nodes: list, prefix: str) -> None:
     for i, raw in enumerate(nodes):
         try:
@@ -120,6 +131,10 @@ def project_from_dict(data: Any) -> Project:
     training, source = data.get("training", {}), data.get("data", {})
     expect(isinstance(training, dict), "training", "must be an object")
     expect(isinstance(source, dict), "data", "must be an object")
+    try:
+        check_settings(training, "training")
+    except SettingsError as err:
+        raise FormatError(str(err)) from None
     return Project(graph, dict(training), dict(source))
 
 

@@ -203,3 +203,25 @@ def test_a_block_inside_a_block_flattens_to_nested_paths():
     assert "enc.1.inner.0.fc2.weight" in net.params and len(net.params) == 4 + 4 * 4
     out = net.forward(batch(), training=True)
     assert out["enc"].shape == (5, 6) and np.array_equal(out["enc"], out["enc.1.inner"])
+
+
+def test_a_six_block_gpt_built_with_repeat_trains_through_layerloom_train(tmp_path, capsys):
+    from layerloom.engine import cli
+    from layerloom.engine.export.weights import load_weights
+    from layerloom.engine.paths import SAMPLES
+
+    data = json.loads((SAMPLES / "tiny_gpt.json").read_text())
+    (blocks,) = [n for n in data["nodes"] if n["type"] == "Block"]
+    blocks["attrs"]["repeat"] = 6
+    path, weights, metrics = tmp_path / "gpt6.json", tmp_path / "w.npz", tmp_path / "m.json"
+    path.write_text(json.dumps(data))
+    argv = ["train", str(path), "--max-steps", "2", "--save-weights", str(weights),
+            "--metrics-json", str(metrics)]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    losses = json.loads(metrics.read_text())["step_losses"]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    keys = load_weights(weights)
+    per_block = {k.split(".", 2)[2] for k in keys if k.startswith("blocks.0.")}
+    assert {"attn.in_proj_weight", "ff1.weight", "ln2.bias"} <= per_block
+    assert {k for k in keys if k.startswith("blocks.")} == {
+        f"blocks.{i}.{name}" for i in range(6) for name in per_block}

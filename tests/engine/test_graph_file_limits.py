@@ -40,14 +40,14 @@ def with_node(i: int, **changes) -> dict:
 @pytest.mark.parametrize("opening", ["[", '{"a":'])
 def test_json_nested_100000_deep_is_refused_before_parsing(tmp_path, opening):
     text = opening * 100_000 + "1" + ("]" if opening == "[" else "}") * 100_000
-    assert "nested 100,000 levels deep" in refused(tmp_path, text).replace("100000", "100,000")
+    assert "nested 100,000 levels deep; at most 64 are allowed" in refused(tmp_path, text)
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path):
-    data = graph(training={"note": "[" * 1000 + '\\" {' * 100})
+    data = graph(comment="[" * 1000 + '\\" {' * 100)  # a key this build does not read
     path = tmp_path / "ok.json"
     path.write_text(json.dumps(data))
-    assert load_project(path).training["note"].startswith("[[[")
+    assert load_project(path).graph.to_dict() == graph_to_dict(mlp())
 
 
 @pytest.mark.parametrize("where", ["attrs", "pos", "version"])

@@ -1,0 +1,192 @@
+"""Stock blocks: the residual and bottleneck blocks of ResNets, a pre-norm Transformer encoder
+block and an MLP block, each written from a few settings as a block definition (a level dict).
+
+Settings are attribute descriptors, as a layer's are, so the window builds their form the same
+way. The layouts follow the papers and PyTorch: ``torchvision.models.resnet.BasicBlock`` /
+``Bottleneck`` (convolutions without bias before batch norm, a 1×1 convolution + batch norm on the
+skip path when the channels or the stride change), GPT-2's pre-norm block.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from layerloom.engine.spec import Attr, AttrValues, Bool, Choice, Int
+
+X_STEP, Y_STEP = 210, 150
+
+
+@dataclass(frozen=True)
+class Template:
+    title: str  # "Residual"
+    stem: str  # the definition's name ("residual")
+    doc: str
+    params: dict  # setting name -> Attr
+    build: Callable[[AttrValues], dict]  # settings -> {"nodes": [...], "edges": [...]}
+
+    def bundle(self, settings: dict | None = None) -> dict:
+        """The block for these settings (defaults for the rest) as a library bundle."""
+        values = {}
+        for name, attr in self.params.items():
+            values[name] = attr.validate(name, settings[name]) if settings and name in settings \
+                else attr.default
+        return {"name": self.stem, **self.build(AttrValues(values)), "blocks": {}}
+
+
+class _Level:
+    """Nodes placed on a grid (column, row) and edges "node.port" -> "node.port"."""
+
+    def __init__(self):
+        self.nodes, self.edges = [], []
+
+    def add(self, node_id: str, type_id: str, col: float, row: float = 0, **attrs) -> str:
+        self.nodes.append({"id": node_id, "type": type_id, "attrs": attrs,
+                           "pos": [round(col * X_STEP), round(row * Y_STEP)], "frozen": False})
+        return node_id
+
+    def wire(self, *chain: str) -> None:
+        """``wire("a", "b", "c.x")``: each to the next; a bare id means port y out / x in."""
+        for src, dst in zip(chain, chain[1:]):
+            s = src.split(".") if "." in src else [src, "y"]
+            d = dst.split(".") if "." in dst else [dst, "x"]
+            self.edges.append({"from": s, "to": d})
+
+    def done(self) -> dict:
+        return {"nodes": self.nodes, "edges": self.edges}
+
+
+def _conv_bn(level: _Level, name: str, col: float, row: float, channels: int, kernel: int,
+             stride: int = 1) -> tuple[str, str]:
+    level.add(name, "Conv2D", col, row, out_channels=channels, kernel_size=[kernel, kernel],
+              stride=[stride, stride], padding=[kernel // 2] * 2, bias=False)
+    bn = level.add(f"bn{name[4:]}" if name.startswith("conv") else f"{name}_bn", "BatchNorm2d",
+                   col + 1, row)
+    level.wire(name, bn)
+    return name, bn
+
+
+def _skip(level: _Level, a: AttrValues, out: int, col: float) -> str:
+    """The skip path: the input itself, or a 1×1 convolution + batch norm when it must change."""
+    if a.in_channels == out and a.stride == 1:
+        return "x"
+    conv, bn = _conv_bn(level, "proj", col, 1.2, out, 1, a.stride)
+    level.wire("x", conv)
+    return bn
+
+
+def residual(a: AttrValues) -> dict:
+    level = _Level()
+    level.add("x", "BlockInput", 0, 0.5)
+    conv1, bn1 = _conv_bn(level, "conv1", 1, 0, a.out_channels, 3, a.stride)
+    level.add("relu1", "ReLU", 3, 0)
+    conv2, bn2 = _conv_bn(level, "conv2", 4, 0, a.out_channels, 3)
+    skip = _skip(level, a, a.out_channels, 2)
+    level.add("add", "Add", 6, 0.5)
+    level.add("relu", "ReLU", 7, 0.5)
+    level.add("out", "BlockOutput", 8, 0.5)
+    level.wire("x", conv1)
+    level.wire(bn1, "relu1", conv2)
+    level.wire(bn2, "add.b")
+    level.wire(skip, "add.a")
+    level.wire("add", "relu", "out")
+    return level.done()
+
+
+def bottleneck(a: AttrValues) -> dict:
+    level = _Level()
+    level.add("x", "BlockInput", 0, 0.5)
+    conv1, bn1 = _conv_bn(level, "conv1", 1, 0, a.mid_channels, 1)
+    level.add("relu1", "ReLU", 3, 0)
+    conv2, bn2 = _conv_bn(level, "conv2", 4, 0, a.mid_channels, 3, a.stride)
+    level.add("relu2", "ReLU", 6, 0)
+    conv3, bn3 = _conv_bn(level, "conv3", 7, 0, a.out_channels, 1)
+    skip = _skip(level, a, a.out_channels, 4)
+    level.add("add", "Add", 9, 0.5)
+    level.add("relu", "ReLU", 10, 0.5)
+    level.add("out", "BlockOutput", 11, 0.5)
+    level.wire("x", conv1)
+    level.wire(bn1, "relu1", conv2)
+    level.wire(bn2, "relu2", conv3)
+    level.wire(bn3, "add.b")
+    level.wire(skip, "add.a")
+    level.wire("add", "relu", "out")
+    return level.done()
+
+
+def transformer(a: AttrValues) -> dict:
+    """x + attn(ln1(x)), then that + ff2(gelu(ff1(ln2(that)))): GPT-2's block."""
+    level = _Level()
+    level.add("x", "BlockInput", 0, 0)
+    level.add("ln1", "LayerNorm", 1, 0)
+    level.add("attn", "MultiHeadSelfAttention", 2, 0, embed_dim=a.embed_dim,
+              num_heads=a.num_heads, causal=a.causal)
+    level.add("add1", "Add", 3.2, 0)
+    level.add("ln2", "LayerNorm", 1, 1)
+    level.add("ff1", "Dense", 2, 1, out_features=a.ff_dim)
+    level.add("gelu", "GELU", 3, 1)
+    level.add("ff2", "Dense", 4, 1, out_features=a.embed_dim)
+    level.add("add2", "Add", 5, 1)
+    level.add("out", "BlockOutput", 6, 1)
+    level.wire("x", "ln1", "attn", "add1.b")
+    level.wire("x", "add1.a")
+    level.wire("add1", "ln2", "ff1", "gelu", "ff2", "add2.b")
+    level.wire("add1", "add2.a")
+    level.wire("add2", "out")
+    return level.done()
+
+
+def mlp(a: AttrValues) -> dict:
+    level = _Level()
+    level.add("x", "BlockInput", 0)
+    level.add("fc1", "Dense", 1, out_features=a.hidden)
+    level.add("act", a.activation, 2)
+    level.add("fc2", "Dense", 3, out_features=a.out_features)
+    if a.residual:
+        level.add("add", "Add", 4)
+        level.wire("fc2", "add.b")
+        level.wire("x", "add.a")
+    level.add("out", "BlockOutput", 5 if a.residual else 4)
+    level.wire("x", "fc1", "act", "fc2")
+    level.wire("add" if a.residual else "fc2", "out")
+    return level.done()
+
+
+def _channels(default: int, doc: str) -> Attr:
+    return Int(default, doc, min=1, max=65536)
+
+
+TEMPLATES: dict[str, Template] = {t.title: t for t in (
+    Template("Residual", "residual",
+             "conv–BN–ReLU–conv–BN plus the input, then ReLU (ResNet's basic block); a 1×1 "
+             "projection on the skip when the channels or the stride change",
+             {"in_channels": _channels(16, "channels coming in"),
+              "out_channels": _channels(16, "channels going out"),
+              "stride": Int(1, "2 halves the image (and projects the skip)", min=1, max=4)},
+             residual),
+    Template("Bottleneck", "bottleneck",
+             "1×1 conv down to fewer channels, 3×3 conv, 1×1 conv back up, plus the input "
+             "(ResNet-50's block); a projection on the skip when shapes change",
+             {"in_channels": _channels(64, "channels coming in"),
+              "mid_channels": _channels(16, "channels of the 3×3 convolution"),
+              "out_channels": _channels(64, "channels going out"),
+              "stride": Int(1, "2 halves the image (and projects the skip)", min=1, max=4)},
+             bottleneck),
+    Template("Transformer encoder", "transformer",
+             "pre-norm Transformer block: x + attention(LayerNorm(x)), then + MLP(LayerNorm) "
+             "(GPT-2's block); keeps its input's shape, so it repeats",
+             {"embed_dim": Int(64, "model width: the input's feature size", min=1, max=100_000),
+              "num_heads": Int(4, "attention heads; embed_dim must divide by it", min=1,
+                               max=1024),
+              "ff_dim": Int(256, "width of the MLP inside (often 4 × embed_dim)", min=1,
+                            max=1_000_000),
+              "causal": Bool(True, "each position sees only earlier ones (a language model)")},
+             transformer),
+    Template("MLP", "mlp", "Dense → activation → Dense, optionally plus the input",
+             {"hidden": Int(128, "width of the hidden layer", min=1, max=1_000_000),
+              "out_features": Int(64, "outputs (equal to the inputs for a residual MLP)", min=1,
+                                  max=1_000_000),
+              "activation": Choice("ReLU", "the nonlinearity between the two Dense layers",
+                                   choices=("ReLU", "GELU", "Tanh")),
+              "residual": Bool(False, "add the input to the output (needs out = in features)")},
+             mlp),
+)}
