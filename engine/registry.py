@@ -5,6 +5,7 @@ import importlib
 import pkgutil
 
 from layerloom.engine.block_types import STRUCTURAL
+from layerloom.engine.graph_data import GraphError
 from layerloom.engine.spec import Layer
 
 LAYERS: dict[str, type[Layer]] = {}
@@ -20,17 +21,8 @@ def register(cls: type[Layer]) -> type[Layer]:
     cls.type_id = cls.__name__
     if cls.type_id in LAYERS:
         raise RuntimeError(f"layer type {cls.type_id} registered twice")
-    if _overrides(cls, "init") and not _overrides(cls, "param_shapes"):
-        # Shape inference counts parameters and checks the memory budget from the declared
-        # shapes, never by calling init (which allocates): a layer with parameters declares them.
-        raise TypeError(f"layer type {cls.type_id} defines init but not param_shapes: declare "
-                        f"its parameters' shapes (engine/spec.py, Layer.param_shapes)")
     LAYERS[cls.type_id] = cls
     return cls
-
-
-def _overrides(cls: type[Layer], name: str) -> bool:
-    return any(name in vars(k) for k in cls.__mro__[:cls.__mro__.index(Layer)])
 
 
 def by_category() -> dict[str, list[type[Layer]]]:
@@ -44,8 +36,6 @@ def by_category() -> dict[str, list[type[Layer]]]:
 
 def get(type_id: str) -> type[Layer]:
     """A layer type, or one of the block node types (``engine.block_types``)."""
-    from layerloom.engine.graph import GraphError
-
     cls = LAYERS.get(type_id) or STRUCTURAL.get(type_id)
     if cls is None:
         raise GraphError(f"unknown layer type {type_id!r}")

@@ -178,6 +178,9 @@ def _size_node(report: ShapeReport, node_id: str, cls, a: AttrValues, in_shapes:
         if not mem.valid_dims(tuple(shape) if isinstance(shape, (tuple, list)) else shape):
             return (f"output {port!r} would be {_shape_text(shape)}: beyond what any memory "
                     f"holds (at most {mem.MAX_ELEMENTS:,} values per sample)")
+    if not cls.declares_params():
+        return (f"the {cls.type_id} layer does not declare its parameter shapes (param_shapes), "
+                f"so it cannot be sized before it allocates: a bug in the layer")
     params = {name: tuple(dims) for name, dims in cls.param_shapes(a, in_shapes).items()}
     for name, dims in params.items():
         if not mem.valid_dims(dims) or None in dims:

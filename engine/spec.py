@@ -37,6 +37,11 @@ INT_LIMIT = 2**31 - 1
 MAX_ENTRIES = 16  # an IntTuple (a shape, an axis list) has at most this many entries
 
 
+class WeightsError(LayerloomError):
+    """A weights dict or file that does not fit the graph (missing key, wrong shape). Defined
+    here, below both the network that checks a state dict and the files that carry one."""
+
+
 class _ShortRepr(reprlib.Repr):
     def repr_int(self, x: int, level: int) -> str:
         # repr() itself refuses ints of over 4300 digits; say how big instead
@@ -289,6 +294,10 @@ class Layer:
 
     type_id: ClassVar[str] = ""
     category: ClassVar[str] = "Other"
+    # The Explain tab: what the layer computes and its gradients, in the node's own numbers
+    # ("{out_features}" is replaced by the attribute's value); rich text, declared beside forward.
+    formula: ClassVar[str] = ""
+    backward_formula: ClassVar[str] = ""
     inputs: ClassVar[tuple] = ("x",)
     outputs: ClassVar[tuple] = ("y",)
     optional_inputs: ClassVar[tuple] = ()
@@ -298,6 +307,12 @@ class Layer:
     differentiable_inputs: ClassVar[tuple | None] = None  # None = all; e.g. labels are not
     buffers: ClassVar[tuple] = ()  # params updated by forward, never trained (running_mean...)
     examples: ClassVar[tuple] = ()
+    # Traits other parts of the engine read here instead of keeping lists of type names:
+    # runs numba-parallel kernels, so a graph with it gives the cores to numba and holds the BLAS
+    # at one thread (engine.threads.blas_only)
+    parallel_kernels: ClassVar[bool] = False
+    # an element-wise activation a fused Dense chain may absorb after a Dense (engine.fusion)
+    fusable_activation: ClassVar[bool] = False
 
     @classmethod
     def description(cls) -> str:
@@ -333,8 +348,16 @@ class Layer:
     def param_shapes(a: AttrValues, in_shapes: tuple) -> dict:
         """``{name: shape}`` of what ``init`` returns, computed without allocating: shape
         inference reads it for parameter counts and the memory budget, so a huge width is
-        refused before anything exists. A layer that overrides ``init`` must declare it."""
+        refused before anything exists. A layer that overrides ``init`` must declare it (see
+        ``declares_params``; the registry-wide tests compare the two)."""
         return {}
+
+    @classmethod
+    def declares_params(cls) -> bool:
+        """False for a layer with an ``init`` of its own but no ``param_shapes``: it cannot be
+        sized without allocating, so shape inference refuses it rather than guess."""
+        own = cls.__mro__[:cls.__mro__.index(Layer)]
+        return not any("init" in vars(k) for k in own) or any("param_shapes" in vars(k) for k in own)
 
     @staticmethod
     def init(a: AttrValues, in_shapes: tuple, rng: np.random.Generator) -> dict:

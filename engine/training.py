@@ -236,7 +236,7 @@ def train(net: Network, data: Dataset, config: TrainConfig,
     Runs under ``engine_threads``: numba's kernels on the configured cores, the BLAS on one (or
     the BLAS on the cores when no layer of the graph has numba-parallel kernels).
     """
-    blas = blas_only(s.layer.type_id for s in net.plan.steps)
+    blas = blas_only(s.layer for s in net.plan.steps)
     # the loaders' threads end with the run, however it ends (a consumer may just drop it)
     with engine_threads(blas), ExitStack() as loaders:
         yield from _train(net, data, config, control, loaders)
@@ -284,8 +284,9 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
             for k, v in net.params.items():
                 np.copyto(last_good[k], v)
             opt.lr = config.lr * lr_factor(config.schedule, gstep / total)
-            opt.step(net.params, grads)
-            bad = next((k for k in keys if not np.isfinite(net.params[k].sum())), None)
+            with np.errstate(all="ignore"):  # an overflow is found and named just below
+                opt.step(net.params, grads)
+                bad = next((k for k in keys if not np.isfinite(net.params[k].sum())), None)
             if bad is not None:
                 _restore(net, last_good)
                 node = bad.split(".")[0]

@@ -6,19 +6,14 @@ window's setting for it, kept in QSettings. Empty means the environment variable
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from PySide6.QtWidgets import QInputDialog, QMessageBox
+from PySide6.QtWidgets import QInputDialog, QMainWindow, QMessageBox
 
 from layerloom.engine.budget import BudgetError, fmt_bytes, memory_budget, set_budget
-
-if TYPE_CHECKING:
-    from layerloom.gui.main_window import MainWindow
 
 KEY = "memory_budget"
 
 
-def apply_saved(window: "MainWindow") -> None:
+def apply_saved(window: QMainWindow) -> None:
     """Use the stored setting (a stored value that no longer reads means the default)."""
     text = str(window.settings.value(KEY, "") or "").strip()
     try:
@@ -28,7 +23,7 @@ def apply_saved(window: "MainWindow") -> None:
     window.document.recompute()
 
 
-def ask(window: "MainWindow") -> bool:
+def ask(window: QMainWindow) -> bool:
     """Ask for a new budget; a value that cannot be read is refused in one line."""
     current = str(window.settings.value(KEY, "") or "")
     text, ok = QInputDialog.getText(

@@ -48,6 +48,7 @@ def _extras(a, one_d: bool) -> str:
 class Conv2D(Layer):
     """2-D convolution: learned filters slide over the image, one feature map per filter."""
 
+    parallel_kernels = True  # numba-parallel kernels (kernels/conv.py)
     category = "Convolution"
     attrs = {
         "out_channels": Int(8, "number of filters (output feature maps)", min=1, max=65536),

@@ -38,9 +38,12 @@ def no_setting():
 
 @pytest.fixture
 def no_init(monkeypatch):
-    """Every layer's init raises: sizing must come from the declared shapes alone."""
+    """Every layer's own init raises: sizing must come from the declared shapes alone."""
+    from layerloom.engine.spec import Layer
+
     for cls in LAYERS.values():
-        monkeypatch.setattr(cls, "init", staticmethod(lambda *a: pytest.fail("init was called")))
+        if any("init" in vars(k) for k in cls.__mro__ if k is not Layer):
+            monkeypatch.setattr(cls, "init", staticmethod(lambda *a: pytest.fail("init was called")))
 
 
 def test_a_huge_dense_layer_is_a_node_error_naming_it_and_its_size(no_init):
@@ -191,3 +194,31 @@ def test_evaluation_batches_stay_within_the_budget_too():
     evaluate(net, blobs().train)
     assert max(seen) == 100
     assert sum(seen) == len(blobs().train)
+
+
+def test_a_layer_that_does_not_declare_its_parameters_is_refused_not_allocated(monkeypatch):
+    from layerloom.engine.spec import Layer
+
+    class Undeclared(Layer):
+        """A layer with parameters but no param_shapes (a bug this catches)."""
+
+        @staticmethod
+        def infer(a, x):
+            return x
+
+        @staticmethod
+        def init(a, in_shapes, rng):
+            pytest.fail("init was called")
+
+    Undeclared.type_id = "Undeclared"
+    monkeypatch.setitem(LAYERS, "Undeclared", Undeclared)
+    g = Graph()
+    g.add_node(Node("x", "Input", {"shape": [4]}))
+    g.add_node(Node("u", "Undeclared"))
+    g.connect(("x", "y"), ("u", "x"))
+    assert "does not declare its parameter shapes" in infer_shapes(g).errors["u"]
+    assert Dense_declares() and not Undeclared.declares_params()
+
+
+def Dense_declares() -> bool:  # noqa: N802 (reads as the sentence it checks)
+    return LAYERS["Dense"].declares_params() and LAYERS["ReLU"].declares_params()

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QInputDialog
 
 from layerloom.engine import budget as mem
+from layerloom.engine.serialize import graph_to_dict
 
 from .test_inspector import select, type_into
 
@@ -41,12 +42,12 @@ def test_every_load_error_is_a_dialog_of_one_line_and_the_graph_stays(mlp, tmp_p
     bad = tmp_path / "bad.json"
     bad.write_bytes(text_of(case).encode("utf-8", "surrogateescape"))
     assert text_of(case) != json.dumps(GOOD)  # the case really changed the file
-    before, steps = mlp.document.graph.to_dict(), mlp.document.stack.count()
+    before, steps = graph_to_dict(mlp.document.graph), mlp.document.stack.count()
     assert not mlp.open_path(bad, ask=False)
     kind, title, text = dialogs.shown[-1]
     assert (kind, title) == ("critical", "Cannot open graph")
     assert "bad.json: " in text and "\n" not in text and len(text) < 400, text
-    assert mlp.document.graph.to_dict() == before and mlp.document.stack.count() == steps
+    assert graph_to_dict(mlp.document.graph) == before and mlp.document.stack.count() == steps
     assert set(mlp.view.graph_scene.items_by_id) == {n["id"] for n in before["nodes"]}
 
 
