@@ -19,7 +19,7 @@ from layerloom.engine.analyze import dangling_nodes
 from layerloom.engine.data.location import rebase_data
 from layerloom.engine.graph import Edge, Graph, GraphError
 from layerloom.engine.serialize import Project, load_project, save_project
-from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
+from layerloom.engine.shapes import ShapeReport, batch_size_of, infer_shapes, param_counts
 from layerloom.engine.training_config import NEW_PROJECT, SettingsError, check_settings
 from layerloom.gui import commands as cmd
 from layerloom.gui.compound_edits import CompoundEdits
@@ -51,6 +51,7 @@ class Document(QObject):
         self.total_params = 0
         self.compound = CompoundEdits(self)  # edits of several commands: one undo step each
         self._replace(project or Project(Graph()), None, None)
+        self.section_changed.connect(lambda name: name == "training" and self.recompute())
 
     # ------------------------------------------------------------------ state
     @property
@@ -72,8 +73,10 @@ class Document(QObject):
             self.message.emit(f"The graph is locked while {self.lock_reason or 'busy'}")
         return self.locked
 
-    def _recompute(self) -> None:
-        self.report = infer_shapes(self.graph)
+    def recompute(self) -> None:
+        """Shapes, parameter counts and the memory check at the project's batch size, all from
+        declared shapes: an edit to a huge width allocates nothing."""
+        self.report = infer_shapes(self.graph, batch_size_of(self.project.training))
         self.params = param_counts(self.graph, self.report)
         self.dangling = frozenset(dangling_nodes(self.graph))
         # the parameters that train: a node leading to no loss is left out (Analyze warns)
@@ -132,10 +135,10 @@ class Document(QObject):
         self.stack.clear()  # the old commands refer to the old graph
         self.stack.setClean()  # before the news: data chosen on open is then an unsaved edit
         if self.project is not None:
-            self.graph.changed.disconnect(self._recompute)
+            self.graph.changed.disconnect(self.recompute)
         self.project = project
-        self.graph.changed.connect(self._recompute)
-        self._recompute()
+        self.graph.changed.connect(self.recompute)
+        self.recompute()
         self.path, self.data_home = path, home
         self.project_replaced.emit(self.graph)
         self.report_changed.emit(self.report)

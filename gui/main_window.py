@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
-from layerloom.engine.serialize import FormatError
+from layerloom.engine.spec import LayerloomError
 from layerloom.gui import theme as th
 from layerloom.gui.autosave import Autosaver, recovery_dir
 from layerloom.gui.canvas.flow_overlay import GradientFlowOverlay
@@ -209,7 +209,7 @@ class MainWindow(QMainWindow):
             return False
         try:
             opened = self.document.open(path)
-        except FormatError as err:
+        except LayerloomError as err:  # any file: one line, and the open graph stays as it was
             QMessageBox.critical(self, "Cannot open graph", str(err))
             return False
         if opened:

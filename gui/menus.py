@@ -12,6 +12,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu
 
 from layerloom.engine import paths
+from layerloom.gui import memory_budget
 from layerloom.gui.export_code import (export_onnx, export_pytorch_code, export_training_project,
                                        import_onnx)
 from layerloom.gui.help import about_html, guide_html, show_text
@@ -94,6 +95,9 @@ def build_menus(window: QMainWindow) -> WindowMenus:
     adding = window.view.adding
     acts["quick_add"] = _action(window, edit, "&Add Layer…",
                                 lambda: adding.open_quick_add(window.view.centre_scene_pos()))
+    edit.addSeparator()
+    acts["memory_budget"] = _action(window, edit, "&Memory Budget…", lambda: memory_budget.ask(window))
+    memory_budget.apply_saved(window)
 
     view = bar.addMenu("&View")
     acts["fit"] = _action(window, view, "Zoom to &Fit", window.view.zoom_to_fit, "Ctrl+0")

@@ -132,6 +132,7 @@ class TrainingSession(QObject):
         c.state_changed.connect(lambda state: self.dataset_panel.setEnabled(state == ctl.IDLE))
         c.status.connect(self._on_status)
         c.diverged.connect(self._on_diverged)
+        c.warning.connect(lambda r: self._say(f"Warning at step {r.global_step + 1}: {r.message}", 0))
         c.weights_changed.connect(self._on_weights_changed)
         c.failed.connect(lambda text: self._say(f"Training could not run: {text}", 0))
         c.finished.connect(self._on_finished)
