@@ -52,7 +52,13 @@ def bundle_definitions(model: Graph, bundle: dict) -> tuple[list[tuple[str, dict
     """([(name, level dict)] the model must add, in an order that adds a used definition before
     its user; the name the instance refers to). A definition equal to one the model has is
     reused; a different one under a taken name is renamed (references follow)."""
-    levels = {**bundle.get("blocks", {}), bundle["name"]: bundle}
+    adds, names = merge_definitions(model, {**bundle.get("blocks", {}), bundle["name"]: bundle})
+    return adds, names[bundle["name"]]
+
+
+def merge_definitions(model: Graph, levels: dict) -> tuple[list[tuple[str, dict]], dict]:
+    """As ``bundle_definitions`` for several definitions (name -> level dict) at once: the
+    additions, and the name each one has in the model."""
     order = _dependency_order(levels)
     names: dict[str, str] = {}
     adds, taken = [], set(model.blocks)
@@ -69,7 +75,7 @@ def bundle_definitions(model: Graph, bundle: dict) -> tuple[list[tuple[str, dict
         names[name] = new
         taken.add(new)
         adds.append((new, level))
-    return adds, names[bundle["name"]]
+    return adds, names
 
 
 def _normalised(model: Graph, level: dict) -> dict | None:

@@ -157,8 +157,8 @@ def apply_edits(graph: Graph, edits: list[tuple]) -> None:
     for kind, *args in edits:
         if kind == "add_block":
             definition = graph.new_block(args[0])
-            graph.add_block(definition)
             fill_level(definition, args[1])
+            graph.add_block(definition)
         elif kind == "remove_block":
             graph.remove_block(args[0])
         elif kind == "add_node":

@@ -5,6 +5,10 @@ released wire, a reconnection, an inserted fix, a paste) are on ``document.compo
 checks the edit against the graph's own rules first; a refused edit never reaches
 the undo stack and its one-line reason goes out on ``message`` for the status bar. Shape
 inference runs after every change and goes out on ``report_changed``.
+
+The edits act on ``graph``: the level the canvas shows (``levels``), which is the model itself or
+a block opened in place; ``model`` is always the whole model. Edits that restructure around
+blocks (group, ungroup, a library block) are on ``document.blocks``.
 """
 from __future__ import annotations
 
@@ -19,14 +23,18 @@ from layerloom.engine.graph import Edge, Graph, GraphError
 from layerloom.engine.serialize import Project, load_project, save_project
 from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
 from layerloom.gui import commands as cmd
+from layerloom.gui.block_edits import BlockEdits
 from layerloom.gui.compound_edits import CompoundEdits
+from layerloom.gui.levels import Levels
 
 
 class Document(QObject):
     """Project + QUndoStack + path + dirty flag (+ a lock the training controller sets)."""
 
     message = Signal(str)  # a refused edit or a notice, for the status bar
-    report_changed = Signal(object)  # ShapeReport after every structural change
+    report_changed = Signal(object)  # the shown level's ShapeReport after every change
+    level_changed = Signal(object)  # the Graph now shown: a block opened or closed
+    library_changed = Signal(object)  # the Path of a block just saved to the block library
     project_replaced = Signal(object)  # the new Graph after New / Open
     path_changed = Signal(object)  # Path | None
     dirty_changed = Signal(bool)
@@ -43,14 +51,20 @@ class Document(QObject):
         self.path: Path | None = None
         self.locked, self.lock_reason = False, ""
         self.project: Project | None = None
-        self.report, self.params = ShapeReport(), {}
+        self.report, self.params = ShapeReport(), {}  # of the shown level
+        self.model_report, self.total_params = ShapeReport(), 0  # of the whole model
         self.compound = CompoundEdits(self)  # edits of several commands: one undo step each
+        self.blocks = BlockEdits(self)  # group, ungroup, library blocks
+        self.model = Graph()  # the whole model (what is saved, trained and exported)
+        self.levels = Levels(self.model, self)
+        self.levels.changed.connect(self._recompute)
         self._replace(project or Project(Graph()), None)
 
     # ------------------------------------------------------------------ state
     @property
     def graph(self) -> Graph:
-        return self.project.graph
+        """The level the canvas shows and edits go to: the model, or a block opened in place."""
+        return self.levels.graph
 
     @property
     def dirty(self) -> bool:
@@ -67,9 +81,17 @@ class Document(QObject):
             self.message.emit(f"The graph is locked while {self.lock_reason or 'busy'}")
         return self.locked
 
-    def _recompute(self) -> None:
-        self.report = infer_shapes(self.graph)
+    def _recompute(self, level: Graph | None = None) -> None:
+        """After a change of the model (inferred again), or of the ``level`` shown."""
+        if level is None:
+            self.model_report = infer_shapes(self.model)
+            self.total_params = sum(param_counts(self.model, self.model_report).values())
+            if self.levels.follow_model():  # its path was cut: this ran again with the level
+                return
+        self.report = self.levels.report(self.model_report)
         self.params = param_counts(self.graph, self.report)
+        if level is not None:
+            self.level_changed.emit(level)
         self.report_changed.emit(self.report)
 
     # ------------------------------------------------------------------ files
@@ -119,9 +141,12 @@ class Document(QObject):
     def _replace(self, project: Project, path: Path | None) -> None:
         self.stack.clear()  # the old commands refer to the old graph
         if self.project is not None:
-            self.graph.changed.disconnect(self._recompute)
-        self.project = project
-        self.graph.changed.connect(self._recompute)
+            self.model.changed.disconnect(self._recompute)
+        self.project, self.model = project, project.graph
+        self.model.changed.connect(self._recompute)
+        self.levels.blockSignals(True)
+        self.levels.reset(project.graph)
+        self.levels.blockSignals(False)
         self._recompute()
         self.path = path
         self.project_replaced.emit(self.graph)
@@ -181,6 +206,8 @@ class Document(QObject):
             return False
         with self.macro("Delete" if len(node_ids) + len(edges) > 1 else
                          f"Delete {node_ids[0] if node_ids else 'edge'}"):
+            for graph, e in [w for n in node_ids for w in self.graph.port_wires(n)]:
+                self.push(cmd.DisconnectCommand(graph, e))  # a block port's wires outside
             for e in edges:
                 self.push(cmd.DisconnectCommand(self.graph, e))
             for n in node_ids:

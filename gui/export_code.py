@@ -28,7 +28,7 @@ def export_pytorch_code(window: QWidget) -> Path | None:
     doc = window.document
 
     def write(path: Path) -> str:
-        atomic_write_bytes(path, torch_source(doc.graph, doc.project.training,
+        atomic_write_bytes(path, torch_source(doc.model, doc.project.training,
                                               title=path.stem).encode("utf-8"))
         net = window.training.controller.trained_network()
         if net is None:
@@ -50,7 +50,7 @@ def export_onnx(window: QWidget) -> Path | None:
         net = window.training.controller.trained_network()
         fresh = net is None
         if fresh:
-            net = Network(window.document.graph, seed=0)
+            net = Network(window.document.model, seed=0)
         atomic_write_bytes(path, onnx_bytes(net, title=path.stem))
         which = ("freshly initialised weights (train first for trained ones)" if fresh
                  else "the trained weights")

@@ -31,7 +31,7 @@ class StatusParts(QObject):
 
     def show_report(self, report: ShapeReport) -> None:
         """The parameter count, the problem count, and the selected (else first) node's error."""
-        self.params_label.setText(f"{sum(self.document.params.values()):,} parameters")
+        self.params_label.setText(f"{self.document.total_params:,} parameters")
         n = len(report.errors)
         self.problems_label.setText(f"{n} problem{'s' if n != 1 else ''}" if n else "")
         self.problems_label.setStyleSheet(f"color: {th.current().error.name()}; font-weight: bold;")

@@ -18,6 +18,7 @@ CATEGORY_HUES = {
     "Normalisation": 170, "Recurrent": 320, "Attention": 290, "Merge/Split": 55, "Shape": 95,
     "Regularisation": 240, "Loss": 0,
 }
+BLOCK = "Block"  # a block instance's category: slate, not a hue of its own among the layers
 
 GRID = 20.0  # canvas dot-grid spacing in scene units (a guide: positions do not snap)
 
@@ -55,6 +56,9 @@ class Theme:
 
     def header(self, category: str) -> QColor:
         """The node header colour of a category: soft in light mode, deep in dark mode."""
+        if category == BLOCK and category not in self.headers:  # a container, quieter
+            self.headers[category] = (QColor.fromHsl(222, 45, 88) if self.dark
+                                      else QColor.fromHsl(222, 48, 200))
         if category not in self.headers:
             hue = category_hue(category)
             self.headers[category] = (QColor.fromHsl(hue, 120, 70) if self.dark

@@ -200,7 +200,7 @@ class TrainingSession(QObject):
         dataset = self.controller.dataset
         if dataset is None:
             return
-        for node_id, reason in data_warnings(self.document.graph, dataset).items():
+        for node_id, reason in data_warnings(self.document.model, dataset).items():
             self.scene.overlays.set_warning(node_id, "data", reason)
 
     # ------------------------------------------------------------------ run reports
@@ -231,7 +231,7 @@ class TrainingSession(QObject):
         return self.weights_generation, net.params
 
     def _on_diverged(self, report) -> None:
-        item = self.scene.items_by_id.get(report.node_id)
+        item = self.scene.items_by_id.get(self.scene.overlays.local(report.node_id))
         self.scene.overlays.set_alert(report.node_id, f"training stopped here at step "
                              f"{report.global_step + 1}: {report.message}")
         if item is not None:
