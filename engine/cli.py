@@ -17,36 +17,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from layerloom.engine.data import Dataset, load_data, spec_forms
+from layerloom.engine.data import Dataset, spec_forms
 from layerloom.engine.graph import Graph
 from layerloom.engine.optim import OPTIMIZERS, SCHEDULES
 from layerloom.engine.plan import PlanError
-from layerloom.engine.serialize import FormatError, atomic_write_bytes, load_project
+from layerloom.engine.data.section import load_data_section
+from layerloom.engine.serialize import atomic_write_bytes, load_project
 from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
 from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.engine.training_config import SETTINGS, TrainConfig
 
 COMMANDS = ("check", "train", "generate", "export", "import", "bench", "runs", "sweep", "lr-find")
 COMPILE_NOTICE_AFTER = 1.0  # seconds the first step may take before we say kernels are compiling
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+def _setting(name: str, convert: type):
+    """An argparse type for the flag of training setting ``name``: the engine's own rule
+    (``training_config.SETTINGS``) checks it, so a bad flag is argparse's one-line usage error."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            kind = "a whole number" if convert is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
+        problem = SETTINGS[name].problem(value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,19 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a graph; settings default to the file's")
     train.add_argument("graph", help="a layerloom-graph JSON file")
     train.add_argument("--data", metavar="SPEC", help=f"data set: {spec_forms()}")
-    train.add_argument("--epochs", type=_positive_int)
-    train.add_argument("--batch-size", type=_positive_int)
-    train.add_argument("--lr", type=_positive_float, help="learning rate")
+    train.add_argument("--epochs", type=_setting("epochs", int))
+    train.add_argument("--batch-size", type=_setting("batch_size", int))
+    train.add_argument("--lr", type=_setting("lr", float), help="learning rate")
     train.add_argument("--optimizer", choices=OPTIMIZERS)
     train.add_argument("--schedule", choices=SCHEDULES,
                        help="learning rate over the run: constant, cosine decay, or ÷10 at ½ and ¾")
-    train.add_argument("--seed", type=int)
-    train.add_argument("--max-steps", type=_positive_int, help="stop after this many steps")
+    train.add_argument("--seed", type=_setting("seed", int))
+    train.add_argument("--max-steps", type=_setting("max_steps", int),
+                       help="stop after this many steps")
     train.add_argument("--val-fraction", type=float, help="share of training data held out")
     train.add_argument("--save-weights", metavar="FILE", help="write weights (.npz or .safetensors)")
     train.add_argument("--metrics-json", metavar="FILE", help="write losses and accuracies as JSON")
-    train.add_argument("--weight-decay", type=float)
-    train.add_argument("--momentum", type=float)
+    train.add_argument("--weight-decay", type=_setting("weight_decay", float))
+    train.add_argument("--momentum", type=_setting("momentum", float))
     train.add_argument("--run-name", help="the name of this run in the run store")
     train.add_argument("--run-tags", default="", help="tags of this run in the run store")
     train.add_argument("--runs-db", metavar="FILE", help="the run database (default: the user's)")
@@ -154,53 +153,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------ train
-def training_config(settings: dict, args: argparse.Namespace, where: str):
-    """The file's "training" section, checked, with the command-line flags on top."""
-    from layerloom.engine.training import TrainConfig
-
-    config = TrainConfig.from_dict(settings)
-    for flag in ("epochs", "batch_size", "lr", "optimizer", "schedule", "seed", "max_steps",
-                 "weight_decay", "momentum"):
-        value = getattr(args, flag, None)  # the window passes no flags
-        if value is not None:
-            setattr(config, flag, value)
-    positive = lambda v: _is_int(v) and v >= 1  # noqa: E731
-    checks = {"epochs": positive, "batch_size": positive, "seed": _is_int,
-              "max_steps": lambda v: v is None or positive(v),
-              "lr": lambda v: _is_number(v) and 0 < v < float("inf"),
-              "optimizer": lambda v: v in OPTIMIZERS, "schedule": lambda v: v in SCHEDULES,
-              "weight_decay": lambda v: _is_number(v) and 0 <= v < float("inf"),
-              "momentum": lambda v: _is_number(v) and 0 <= v < 1}
-    for name, ok in checks.items():
-        if not ok(getattr(config, name)):
-            raise FormatError(f"{where}: training.{name}: invalid value {getattr(config, name)!r}")
-    return config
+FLAG_SETTINGS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "seed", "max_steps",
+                 "weight_decay", "momentum")
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def load_dataset(section: dict, args: argparse.Namespace, where: str) -> tuple[str, Dataset]:
-    """The data set from ``--data`` or the file's "data" section (``{"spec", "val_fraction",
-    "seed", "augment", "preprocessing"}``); the split seed is the data section's, so changing the
-    training seed keeps it."""
-    spec = args.data or section.get("spec") or "bundled"
-    val = args.val_fraction if args.val_fraction is not None else section.get("val_fraction", 0.1)
-    seed = section.get("seed", 0)
-    if not isinstance(spec, str) or not _is_int(seed):
-        raise FormatError(f"{where}: data: spec must be a string and seed an integer")
-    if not _is_number(val) or not 0 <= val < 1:
-        raise FormatError(f"{where}: data.val_fraction: must be in [0, 1), got {val!r}")
-    from layerloom.engine.data.section import adopt  # augmentation, stored preprocessing
-
-    same = not args.data or args.data == section.get("spec")
-    dataset = load_data(spec, val_fraction=float(val), seed=seed)
-    return spec, adopt(dataset, section, same, f"{where}: data")
+def training_config(settings: dict, args: argparse.Namespace, where: str) -> TrainConfig:
+    """The file's "training" section with the command-line flags on top, checked."""
+    flags = {f: getattr(args, f) for f in FLAG_SETTINGS if getattr(args, f, None) is not None}
+    return TrainConfig.from_settings({**settings, **flags}, f"{where}: training")
 
 
 class Progress:
@@ -271,7 +231,7 @@ def _compile_notice() -> threading.Timer:
 def run_training(net, dataset: Dataset, config, recorder=None) -> dict:
     """Consume ``train``'s reports, printing progress (and recording them in the run store when
     a ``RunRecorder`` is given); returns the metrics dict."""
-    from layerloom.engine.runs import recorded
+    from layerloom.engine.run_recorder import recorded
     from layerloom.engine.threads import engine_threads
     from layerloom.engine.training import Control, Diverged, DoneReport, EpochReport, StepReport, train
 
@@ -321,7 +281,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = training_config(project.training, args, where)
     if args.save_weights:
         check_weights_path(args.save_weights)
-    spec, dataset = load_dataset(project.data, args, where)
+    spec, dataset = load_data_section(project.data, where, args.data, args.val_fraction)
     for change in fit_graph_to_data(project.graph, dataset):
         print(f"note: {change} (to fit the data)", file=sys.stderr)
     check_fit(project.graph, dataset)

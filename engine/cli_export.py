@@ -25,8 +25,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("graph", help="a layerloom-graph JSON file")
     parser.add_argument("out", help="the file to write: .py (PyTorch code) or .onnx")
     parser.add_argument("--weights", metavar="FILE",
-                        help="trained weights (.npz or .safetensors) to put in an .onnx model")
-    parser.set_defaults(run=cmd_export)
+                        help="trained weights (.npz or .safetensors) to put in an .onnx model "
+                             "or a project")
+    parser.add_argument("--project", action="store_true",
+                        help="OUT is a folder: a PyTorch training project (model.py, train.py "
+                             "for torchrun, the data and weights, a README)")
+    parser.add_argument("--data", metavar="SPEC", help="the data a project carries (default: "
+                        "the graph file's)")
+    parser.set_defaults(run=cmd_export, val_fraction=None)
     reader = subparsers.add_parser("import", help="read an ONNX model into a graph file and its "
                                                   "weights")
     reader.add_argument("model", help="an .onnx file")
@@ -58,6 +64,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from layerloom.engine.serialize import atomic_write_bytes, load_project
 
     out = Path(args.out)
+    if args.project:
+        return _export_project(args, out)
     if out.suffix not in FORMATS:
         raise LayerloomError(f"{out.name}: cannot tell the format; name a .py file (PyTorch "
                              f"code) or an .onnx file")
@@ -70,8 +78,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         from layerloom.engine.export.onnx import onnx_bytes
         from layerloom.engine.network import Network
+        from layerloom.engine.training_config import TrainConfig
 
-        net = Network(project.graph, seed=int(project.training.get("seed", 0)))
+        net = Network(project.graph, seed=TrainConfig.from_settings(project.training).seed)
         if args.weights:
             net.load_weights(args.weights)
         payload = onnx_bytes(net, title=out.stem)
@@ -82,4 +91,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     except OSError as err:
         raise LayerloomError(f"{out}: cannot write ({err.strerror or err})") from None
     print(f"wrote {out} ({FORMATS[out.suffix]}); {hint}", file=sys.stderr)
+    return 0
+
+
+def _export_project(args: argparse.Namespace, out: Path) -> int:
+    from layerloom.engine.data.section import load_data_section
+    from layerloom.engine.export.torch_project import write_project
+    from layerloom.engine.network import Network
+    from layerloom.engine.project import fit_graph_to_data
+    from layerloom.engine.serialize import load_project
+
+    project = load_project(args.graph)
+    spec, dataset = load_data_section(project.data, Path(args.graph).name, args.data)
+    fit_graph_to_data(project.graph, dataset)
+    net = Network(project.graph, seed=int(project.training.get("seed", 0)))
+    if args.weights:
+        net.load_weights(args.weights)
+    write_project(project, out, net.params, dataset, title=Path(args.graph).stem)
+    start = f"weights from {args.weights}" if args.weights else "freshly initialised weights"
+    print(f"wrote the training project {out}/ ({spec}, {start}); run it with: cd {out} && "
+          f"python train.py   (or torchrun --nproc_per_node=N train.py)", file=sys.stderr)
     return 0

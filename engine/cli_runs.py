@@ -33,6 +33,10 @@ def add_parser(subparsers) -> None:
     export = actions.add_parser("export", help="per-step and per-epoch metrics as CSV")
     export.add_argument("runs", type=int, nargs="+")
     export.add_argument("--out", metavar="FILE.csv", required=True)
+    imported = actions.add_parser("import", help="record a run an exported project trained "
+                                  "elsewhere (its folder, or its out/ folder)")
+    imported.add_argument("folder")
+    imported.add_argument("--name", help="the run's name (default: the project folder's)")
     delete = actions.add_parser("delete", help="remove runs for good")
     delete.add_argument("runs", type=int, nargs="+")
     runs.set_defaults(run=cmd_runs)
@@ -111,6 +115,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     elif args.action == "export":
         _export_csv(store, args.runs, Path(args.out))
         print(f"{len(args.runs)} run(s) written to {args.out}")
+    elif args.action == "import":
+        from layerloom.engine.runs_import import import_run
+
+        run_id = import_run(args.folder, store, args.name)
+        print(run_line(store.run(run_id)))
     elif args.action == "delete":
         for rid in args.runs:
             store.run(rid)
@@ -144,7 +153,8 @@ def recorder_from_args(args: argparse.Namespace, project, spec: str, config):
     open: said in one line, and the run trains anyway)."""
     if getattr(args, "no_record", False):
         return None
-    from layerloom.engine.runs import RunMeta, RunRecorder, open_store_or_warn
+    from layerloom.engine.run_recorder import RunRecorder, open_store_or_warn
+    from layerloom.engine.runs import RunMeta
     from layerloom.engine.serialize import project_to_dict
     from layerloom.engine.threads import get_threads
 
@@ -160,7 +170,8 @@ def recorder_from_args(args: argparse.Namespace, project, spec: str, config):
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from layerloom.engine.cli import load_dataset, training_config
+    from layerloom.engine.cli import training_config
+    from layerloom.engine.data.section import load_data_section
     from layerloom.engine.export.weights import load_weights
     from layerloom.engine.lr_finder import LRRange, lr_range_test
     from layerloom.engine.network import Network
@@ -170,7 +181,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     where = Path(args.graph).name
     project = load_project(args.graph)
     config = training_config(project.training, argparse.Namespace(), where)
-    spec, dataset = load_dataset(project.data, args, where)
+    spec, dataset = load_data_section(project.data, where, args.data, args.val_fraction)
     fit_graph_to_data(project.graph, dataset)
     check_fit(project.graph, dataset)
     net = Network(project.graph, seed=config.seed)

@@ -47,6 +47,11 @@ def _value(key: str, text: str):
         raise SweepError(f"sweep: {key}: {text!r} is not a {kind.__name__}") from None
     if kind is float and not math.isfinite(value):
         raise SweepError(f"sweep: {key}: {text!r} is not finite")
+    from layerloom.engine.training_config import SETTINGS  # the settings' one set of rules
+
+    problem = SETTINGS[key].problem(value)
+    if problem is not None:
+        raise SweepError(f"sweep: {key}: {problem}")
     return value
 
 

@@ -164,13 +164,15 @@ def _next(plan: Plan, step: Step, by_id: dict, keep: frozenset) -> Step | None:
 
 
 def _conv_chain(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | None:
-    if head.layer.type_id != "Conv2D" or tuple(head.attrs.stride) != (1, 1):
+    if head.layer.type_id != "Conv2D" or tuple(head.attrs.stride) != (1, 1) \
+            or head.attrs.groups != 1 or tuple(head.attrs.dilation) != (1, 1):
         return None
     relu = _next(plan, head, by_id, keep)
     if relu is None or relu.layer.type_id != "ReLU":
         return None
     pool = _next(plan, relu, by_id, keep)
-    if pool is None or pool.layer.type_id != "MaxPool2D" or tuple(pool.attrs.padding) != (0, 0):
+    if pool is None or pool.layer.type_id != "MaxPool2D" or tuple(pool.attrs.padding) != (0, 0) \
+            or tuple(pool.attrs.dilation) != (1, 1) or pool.attrs.ceil_mode:
         return None
     return _fused(ConvReluMaxPool, conv_pool_attrs(head.attrs, pool.attrs), (head, relu, pool))
 

@@ -10,8 +10,9 @@ from layerloom.engine.spec import Layer
 LAYERS: dict[str, type[Layer]] = {}
 
 # Palette order; a layer in a category not listed here goes at the end.
-CATEGORIES = ("Input/Output", "Dense", "Convolution", "Pooling", "Activation", "Normalisation",
-              "Recurrent", "Attention", "Merge/Split", "Shape", "Regularisation", "Loss")
+CATEGORIES = ("Input/Output", "Dense", "Convolution", "Pooling", "Padding", "Activation",
+              "Normalisation", "Recurrent", "Attention", "Merge/Split", "Shape", "Regularisation",
+              "Loss")
 
 
 def register(cls: type[Layer]) -> type[Layer]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from layerloom.engine.graph import Graph, GraphError, Node
 from layerloom.engine.spec import LayerloomError
+from layerloom.engine.training_config import SettingsError, check_settings
 
 FORMAT, VERSION = "layerloom-graph", 2
 VERSIONS = (1, 2)  # what this build reads; version 2 is the first with "blocks"
@@ -149,6 +150,10 @@ def project_from_dict(data: Any) -> Project:
     training, source = data.get("training", {}), data.get("data", {})
     _expect(isinstance(training, dict), "training", "must be an object")
     _expect(isinstance(source, dict), "data", "must be an object")
+    try:
+        check_settings(training, "training")
+    except SettingsError as err:
+        raise FormatError(str(err)) from None
     return Project(graph, dict(training), dict(source))
 
 

@@ -38,8 +38,12 @@ def get_threads() -> int:
 
 
 def blas_only(layer_types) -> bool:
-    """True when none of these layer types runs a numba-parallel kernel."""
-    return not PARALLEL_LAYERS.intersection(layer_types)
+    """True when none of these layer types runs a numba-parallel kernel: listed above, or a
+    layer class that says so itself (``parallel_kernels = True``)."""
+    from layerloom.engine.registry import LAYERS
+
+    return not any(t in PARALLEL_LAYERS or getattr(LAYERS.get(t), "parallel_kernels", False)
+                   for t in layer_types)
 
 
 @contextlib.contextmanager

@@ -10,42 +10,19 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
 from layerloom.engine.data import Dataset, Split
-from layerloom.engine.data.loader import BatchLoader
+from layerloom.engine.data.loader import BatchLoader, capped_batch
 from layerloom.engine.executor import NonFiniteError
 from layerloom.engine.network import Network
 from layerloom.engine.optim import lr_factor, make_optimizer
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.threads import blas_only, engine_threads
-
-
-@dataclass
-class TrainConfig:
-    """Stored in the project file under ``"training"``."""
-
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    schedule: str = "constant"  # engine.optim.SCHEDULES: how the learning rate moves over a run
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    epochs: int = 1
-    seed: int = 0
-    max_steps: int | None = None  # stop early (tests, "Step" in the GUI uses its own control)
-    histogram_every: int = 25
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from layerloom.engine.training_config import TrainConfig  # also imported from here by callers
 
 
 @dataclass(frozen=True)
@@ -175,7 +152,7 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
     if len(split) == 0:
         return None, None, None
     total, correct, preds = 0.0, 0, []
-    with BatchLoader(split, np.arange(len(split)), batch_size) as loader:
+    with BatchLoader(split, np.arange(len(split)), capped_batch(split, batch_size)) as loader:
         for batch in loader:
             net.forward({binding.input_id: batch.x, binding.label_id: batch.y})
             total += net.loss() * len(batch.index)
@@ -217,7 +194,6 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
            loaders: ExitStack) -> Iterator:
     binding, control = bind(net), control or Control()
     opt = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
-    lr_factor(config.schedule, 0.0)  # an unknown schedule is refused before the first step
     rng = np.random.default_rng(config.seed)
     net.rng = np.random.default_rng(config.seed + 1)  # dropout masks, reproducible per run
     keys = net.trainable_keys

@@ -1,5 +1,5 @@
-"""File > Export PyTorch Code, File > Export ONNX Model and File > Import ONNX Model: models in
-and out of the window.
+"""File > Export PyTorch Code, Export Training Project, Export ONNX Model and Import ONNX Model:
+models in and out of the window.
 
 The engine writes the bytes (``engine.export.torch_code``, ``engine.export.onnx``); this only
 asks where, and reports. A graph that cannot be exported (a problem on the canvas, a node id
@@ -56,6 +56,36 @@ def export_onnx(window: QWidget) -> Path | None:
                  else "the trained weights")
         return f"Exported {path.name} with {which}"
     return _export(window, "Export ONNX model", ".onnx", "ONNX model (*.onnx)", write)
+
+
+def export_training_project(window: QWidget) -> Path | None:
+    """Ask for a new folder and write the PyTorch training project there (``train.py`` for
+    torchrun, the model, the data, the weights to start from: the trained ones when there are)."""
+    from layerloom.engine.export.torch_project import write_project
+    from layerloom.engine.network import Network
+
+    title, doc = "Export training project", window.document
+    stem = doc.path.stem if doc.path else "model"
+    start = (doc.path.parent if doc.path else Path.cwd()) / f"{stem}-training"
+    chosen, _ = QFileDialog.getSaveFileName(window, title, str(start), "Folder (*)")
+    if not chosen:
+        return None
+    folder = Path(chosen)
+    controller = window.training.controller
+    try:
+        dataset = controller.dataset or controller.load_dataset()
+        net = controller.trained_network()
+        trained = net is not None
+        params = net.params if trained else Network(doc.graph, seed=int(
+            doc.project.training.get("seed", 0))).params
+        write_project(doc.project, folder, params, dataset, title=stem)
+    except LayerloomError as err:
+        QMessageBox.critical(window, title, f"Cannot export: {err}")
+        return None
+    which = "the trained weights" if trained else "freshly initialised weights"
+    window.statusBar().showMessage(f"Exported the training project {folder.name}/ with {which}: "
+                                   f"see its README for torchrun", 12000)
+    return folder
 
 
 def _export(window: QWidget, title: str, suffix: str, file_filter: str,

@@ -8,7 +8,8 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from layerloom.engine import paths
-from layerloom.gui.export_code import export_onnx, export_pytorch_code, import_onnx
+from layerloom.gui.export_code import (export_onnx, export_pytorch_code, export_training_project,
+                                       import_onnx)
 from layerloom.gui.help import about_html, guide_html, show_text
 
 if TYPE_CHECKING:
@@ -45,8 +46,12 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
                                      lambda: window.training.import_dialog())
     acts["export_code"] = _action(window, file, "Export &PyTorch Code…",
                                   lambda: export_pytorch_code(window))
+    acts["export_project"] = _action(window, file, "Export &Training Project…",
+                                     lambda: export_training_project(window))
     acts["export_onnx"] = _action(window, file, "Export ONN&X Model…", lambda: export_onnx(window))
     acts["import_onnx"] = _action(window, file, "Import ONNX &Model…", lambda: import_onnx(window))
+    acts["import_run"] = _action(window, file, "Import &Run…",  # a project trained elsewhere
+                                 lambda: window.runs.import_dialog())
     save_weights = QAction("Save Trained &Weights with Graph", window)
     save_weights.setCheckable(True)
     save_weights.setChecked(window.settings.value("save_weights", "true") in (True, "true"))

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QApplication, QStyleFactory
 
 # Hue (degrees) per palette category; a category not listed gets a stable hashed hue.
 CATEGORY_HUES = {
-    "Input/Output": 140, "Dense": 215, "Convolution": 265, "Pooling": 190, "Activation": 35,
+    "Input/Output": 140, "Dense": 215, "Convolution": 265, "Pooling": 190, "Padding": 305,
+    "Activation": 35,
     "Normalisation": 170, "Recurrent": 320, "Attention": 290, "Merge/Split": 55, "Shape": 95,
     "Regularisation": 240, "Loss": 0,
 }

@@ -115,8 +115,9 @@ PATH_READERS = {"idx": "layerloom.engine.data.idx:load_idx_dir",
                 "seq": "layerloom.engine.data.sequences:load_sequence_task"}
 NAMED_READERS = {"bundled": "layerloom.engine.data.bundled:load_bundled",
                  "text": "layerloom.engine.data.text:load_default_text",
-                 **{k: f"layerloom.engine.data.synthetic:load_{k}" for k in ("spirals", "moons", "circles", "xor")},
-                 "colour_shapes": "layerloom.engine.data.colour_shapes:load_colour_shapes"}
+                 "shapes": "layerloom.engine.data.shapes:load_shapes",
+                 "colour_shapes": "layerloom.engine.data.colour_shapes:load_colour_shapes",
+                 **{k: f"layerloom.engine.data.synthetic:load_{k}" for k in ("spirals", "moons", "circles", "xor")}}
 COMMON_OPTIONS = ("seed", "val_fraction")  # any spec may override load_data's own arguments
 
 

@@ -110,43 +110,30 @@ def random_crop(x: np.ndarray, pad: int, rng: np.random.Generator, fill: np.ndar
     padded[...] = fill.reshape(1, c, 1, 1)
     padded[:, :, pad:pad + h, pad:pad + w] = x
     dy, dx = rng.integers(0, 2 * pad + 1, n), rng.integers(0, 2 * pad + 1, n)
-    rows = (dy[:, None] + np.arange(h))[:, None, :, None]
-    cols = (dx[:, None] + np.arange(w))[:, None, None, :]
-    return padded[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None], rows, cols]
+    out = np.empty_like(x)
+    for i in range(n):  # one slice copy per image: faster than a 4-D fancy index
+        out[i] = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+    return out
 
 
 def rotate_shift(x: np.ndarray, degrees: float, shift: float, rng: np.random.Generator,
                  fill: np.ndarray) -> np.ndarray:
     """Rotate each image about its centre by U(±degrees) and move it by U(±shift)·size, sampling
-    bilinearly; what comes from outside the image is ``fill``."""
+    bilinearly (engine.kernels.warp); what comes from outside the image is ``fill``."""
+    from layerloom.engine.kernels.warp import warp_bilinear
+
     n, c, h, w = x.shape
     angle = np.deg2rad(rng.uniform(-degrees, degrees, n))
     ty, tx = rng.uniform(-shift, shift, n) * h, rng.uniform(-shift, shift, n) * w
     cy, cx = (h - 1) / 2, (w - 1) / 2
-    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
-    # output pixel -> source pixel: undo the shift, then rotate back by -angle about the centre
-    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
-    du, dv = u[None] - cx - tx[:, None, None], v[None] - cy - ty[:, None, None]
-    su, sv = cos * du + sin * dv + cx, -sin * du + cos * dv + cy
-    return bilinear(x, sv, su, fill)
-
-
-def bilinear(x: np.ndarray, sy: np.ndarray, sx: np.ndarray, fill: np.ndarray) -> np.ndarray:
-    """Sample every image at its own source coordinates (N×H×W each); outside is ``fill``."""
-    n, c, h, w = x.shape
-    y0, x0 = np.floor(sy).astype(np.int64), np.floor(sx).astype(np.int64)
-    fy, fx = (sy - y0).astype(np.float32), (sx - x0).astype(np.float32)
-    flat = x.reshape(n, c, h * w)
-    base = fill.reshape(1, c, 1)
-    out = np.zeros((n, c, h * w), dtype=np.float32)
-    for oy, ox, weight in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx),
-                           (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
-        yy, xx = y0 + oy, x0 + ox
-        inside = ((yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)).reshape(n, 1, h * w)
-        index = (np.clip(yy, 0, h - 1) * w + np.clip(xx, 0, w - 1)).reshape(n, 1, h * w)
-        taken = np.take_along_axis(flat, np.broadcast_to(index, (n, c, h * w)), axis=2)
-        out += weight.reshape(n, 1, h * w) * np.where(inside, taken, base)
-    return out.reshape(n, c, h, w)
+    cos, sin = np.cos(angle), np.sin(angle)
+    # output pixel -> source point: undo the shift, then rotate back by -angle about the centre
+    m = np.empty((n, 2, 3))
+    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = cos, sin, cx - cos * (cx + tx) - sin * (cy + ty)
+    m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = -sin, cos, cy + sin * (cx + tx) - cos * (cy + ty)
+    out = np.empty_like(x)
+    warp_bilinear(np.ascontiguousarray(x), m, np.ascontiguousarray(fill, dtype=np.float32), out)
+    return out
 
 
 def cutout(x: np.ndarray, side: int, rng: np.random.Generator, fill: np.ndarray) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,9 @@ def _images_under(root: Path) -> tuple[list[tuple[str, int, int]], int]:
             try:
                 st = path.stat()
             except OSError:
+                ignored += 1
+                continue
+            if not stat.S_ISREG(st.st_mode):  # a FIFO or device named .png would block a read
                 ignored += 1
                 continue
             found.append((str(path), st.st_size, st.st_mtime_ns))

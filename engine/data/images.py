@@ -142,11 +142,15 @@ class ImagePrep:
             stats[key] = tuple(float(a) for a in v)
         return cls(size, channels, d.get("fit", "crop"), stats["mean"], stats["std"])
 
-    def normalise(self, unit: np.ndarray) -> np.ndarray:
-        """Images in [0, 1] (N×C×H×W) -> (x - mean) / std per channel, float32."""
+    def normalise(self, unit: np.ndarray, in_place: bool = False) -> np.ndarray:
+        """Images in [0, 1] (N×C×H×W) -> (x - mean) / std per channel, float32; ``in_place``
+        reuses a float32 batch the caller owns (no temporaries: large batches stay affordable)."""
         mean = np.asarray(self.mean, dtype=np.float32).reshape(-1, 1, 1)
         std = np.asarray(self.std, dtype=np.float32).reshape(-1, 1, 1)
-        return ((np.asarray(unit, dtype=np.float32) - mean) / std).astype(np.float32, copy=False)
+        x = unit if in_place else np.array(unit, dtype=np.float32)
+        x -= mean
+        x /= std
+        return x
 
     def unnormalise(self, x: np.ndarray) -> np.ndarray:
         """The inverse, for showing normalised images as pictures."""
@@ -160,12 +164,14 @@ class ImagePrep:
             pixels = decode(path, self.size, self.channels, self.fit)
         except DecodeError as err:
             raise DataError(f"{path}: {err}") from None
-        return self.normalise(unit_float(pixels[None]))
+        return self.normalise(unit_float(pixels[None]), in_place=True)
 
 
 def unit_float(pixels: np.ndarray) -> np.ndarray:
     """uint8 0..255 -> float32 [0, 1]; the one conversion training and prediction share."""
-    return pixels.astype(np.float32) / np.float32(255)
+    x = pixels.astype(np.float32)
+    x /= np.float32(255)
+    return x
 
 
 def _indices(key, n: int) -> np.ndarray:
@@ -213,7 +219,7 @@ class ImageArray:
             raise IndexError("images are indexed along the first axis only")
         if isinstance(key, (int, np.integer)):
             return self[np.array([key])][0]
-        return self.prep.normalise(self.unit(key))
+        return self.prep.normalise(self.unit(key), in_place=True)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[np.arange(len(self))]

@@ -22,6 +22,8 @@ import numpy as np
 from layerloom.engine.data.images import ImageArray
 
 DEPTH = 4  # batches made ahead: enough to ride out a slow read, few enough to bound memory
+QUEUE_BYTES = 32 << 20  # ... and fewer when batches are large (big images): memory stays bounded
+EVAL_BATCH_BYTES = 8 << 20  # evaluation needs no big batches: large images get smaller ones
 _END = object()
 
 
@@ -31,6 +33,15 @@ class Batch:
     x: np.ndarray
     y: np.ndarray
     waited: float  # seconds the consumer waited for this batch
+
+
+def sample_bytes(split) -> int:
+    return 4 * int(np.prod(split.x.shape[1:], dtype=np.int64))
+
+
+def capped_batch(split, batch_size: int) -> int:
+    """``batch_size`` for evaluation, smaller when that many samples would pass EVAL_BATCH_BYTES."""
+    return max(1, min(batch_size, EVAL_BATCH_BYTES // max(1, sample_bytes(split))))
 
 
 def batch_seed(seed: int, epoch: int, number: int) -> np.random.Generator:
@@ -45,7 +56,7 @@ def make_batch(split, idx: np.ndarray, augment=None, rng: np.random.Generator | 
         x = split.x.unit(idx)
         if augment is not None and augment.active:
             x = augment.apply(x, rng, fill=prep.mean)
-        return prep.normalise(x), split.y[idx]
+        return prep.normalise(x, in_place=True), split.y[idx]
     x = split.x[idx]
     if augment is not None and augment.active and np.ndim(x) == 4:
         x = augment.apply(x, rng, fill=0.0)
@@ -65,7 +76,8 @@ class BatchLoader:
         self.chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         busy = (augment is not None and augment.active) or not isinstance(split.x, np.ndarray)
         self.background = busy if background is None else background
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        fits = QUEUE_BYTES // max(1, batch_size * sample_bytes(split))
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, min(depth, fits)))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

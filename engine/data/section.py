@@ -9,7 +9,7 @@ all normalise alike even after photos were added to the folder.
 """
 from __future__ import annotations
 
-from layerloom.engine.data import DataError, Dataset
+from layerloom.engine.data import DataError, Dataset, load_data
 from layerloom.engine.data.augment import Augmentation
 from layerloom.engine.data.images import ImageArray, ImagePrep
 
@@ -48,3 +48,22 @@ def adopt(dataset: Dataset, section: dict, same_source: bool, where: str = "data
         split.x = ImageArray(split.x.store, split.x.rows, stored)
     dataset.preprocessing = stored.to_dict()
     return dataset
+
+
+def load_data_section(section: dict, where: str = "data", spec: str | None = None,
+                      val_fraction: float | None = None) -> tuple[str, Dataset]:
+    """The data set a project's "data" section names (``{"spec", "val_fraction", "seed",
+    "augment", "preprocessing"}``), or ``spec``/``val_fraction`` given instead (the CLI's
+    ``--data``/``--val-fraction``); returns the spec used and the data. The split seed is the
+    section's, so changing the training seed keeps the split. The CLI and the window both load
+    through here."""
+    spec_used = spec or section.get("spec") or "bundled"
+    val = val_fraction if val_fraction is not None else section.get("val_fraction", 0.1)
+    seed = section.get("seed", 0)
+    if not isinstance(spec_used, str) or not isinstance(seed, int) or isinstance(seed, bool):
+        raise DataError(f"{where}: data: spec must be a string and seed an integer")
+    if not isinstance(val, (int, float)) or isinstance(val, bool) or not 0 <= val < 1:
+        raise DataError(f"{where}: data.val_fraction: must be in [0, 1), got {val!r}")
+    same = not spec or spec == section.get("spec")
+    dataset = load_data(spec_used, val_fraction=float(val), seed=seed)
+    return spec_used, adopt(dataset, section, same, f"{where}: data")

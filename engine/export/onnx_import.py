@@ -328,3 +328,11 @@ HANDLERS = {
     "LeakyRelu": _simple("LeakyReLU", negative_slope=("alpha", 0.01, float)),
     "Softmax": _simple("Softmax", dim=("axis", -1, int)),
 }
+
+
+# Convolution, pooling, padding and resampling operators read in their own module.
+from layerloom.engine.export import onnx_import_conv  # noqa: E402  (after the names it uses)
+
+HANDLERS.update(onnx_import_conv.HANDLERS)
+STEMS.update(onnx_import_conv.STEMS)
+READS = f"{READS}, {onnx_import_conv.READS}"

@@ -1,5 +1,9 @@
 """Direct 2-D convolution, plain and fused with ReLU + max-pool: the entry points the layers use.
 
+``conv_forward`` / ``conv_backward`` / ``conv_input_grad`` take any stride, dilation and groups:
+plain convolutions (no groups, no dilation) run the tuned kernels below, the others those of
+``conv_grouped``. ``conv_input_grad`` alone is also ConvTranspose2d's forward.
+
 A direct loop beats im2col + BLAS for the few-channel convolutions of small image networks
 (PLATFORM-NOTES: ~3× on LeNet's first layer). Stride-1 convolutions run the numba kernels of
 ``conv_flat`` (flat layout forward, chunked row layout backward), the forward of those with
@@ -28,8 +32,15 @@ from layerloom.engine.kernels.conv_reference import (  # noqa: F401  the numpy t
     conv2d_input_grad_reference,
     conv2d_weight_grad_reference,
     conv_relu_maxpool_reference,
+    grouped_forward_reference,
+    grouped_input_grad_reference,
+    grouped_weight_grad_reference,
 )
 from layerloom.engine.kernels.conv_gemm import flat_to_image, gemm_forward_flat, prefers_gemm
+from layerloom.engine.kernels.conv_grouped import (flipped_transposed, grouped_forward_flat,
+                                                   grouped_forward_rows, grouped_input_grad_rows,
+                                                   grouped_weight_grad_flat,
+                                                   grouped_weight_grad_rows)
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
 
 
@@ -71,3 +82,62 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
                                   out_size(oh, pkh, psh), out_size(ow, pkw, psw))
     run = conv_relu_maxpool_forward_serial if len(xp) == 1 else conv_relu_maxpool_forward
     return run(xp, w, b, pkh, pkw, psh, psw, want_arg)
+
+
+# ------------------------------------------------------------- any stride, dilation and groups
+def _plain(dilation: tuple, groups: int) -> bool:
+    return groups == 1 and tuple(dilation) == (1, 1)
+
+
+def pad_sides(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """A C-contiguous zero-padded copy (or ``x`` itself, contiguous, when nothing is added)."""
+    if top == bottom == left == right == 0:
+        return np.ascontiguousarray(x)
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, h + top + bottom, w + left + right), x.dtype)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
+
+
+def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int = 1):
+    """conv(xp) + b over an already padded, C-contiguous batch; ``w`` is (F, C/groups, KH, KW)."""
+    w = np.ascontiguousarray(w)
+    if _plain(dilation, groups):
+        return conv2d_forward(xp, w, b, *stride)
+    if tuple(stride) == (1, 1):
+        return grouped_forward_flat(xp, w, b, *dilation, groups)
+    return grouped_forward_rows(xp, w, b, *stride, *dilation, groups)
+
+
+def conv_input_grad(dy, w, hp: int, wp: int, stride: tuple, dilation: tuple = (1, 1),
+                    groups: int = 1) -> np.ndarray:
+    """The gradient of the (Hp, Wp) padded input of ``conv_forward``, from its output gradient.
+    Rows and columns past the last window (``hp`` may exceed what the windows cover: a
+    ConvTranspose2d's output_padding) get zeros."""
+    dy = np.ascontiguousarray(dy)
+    nf, cpg, kh, kw = w.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    if (sh, sw) != (1, 1):
+        return grouped_input_grad_rows(dy, np.ascontiguousarray(w), hp, wp, sh, sw, dh, dw, groups)
+    ph, pw = dh * (kh - 1), dw * (kw - 1)  # a full correlation with the flipped filters
+    eh, ew = hp - dy.shape[2] - ph, wp - dy.shape[3] - pw
+    dyp = pad_sides(dy, ph, ph + eh, pw, pw + ew)
+    wt = flipped_transposed(w, groups)
+    return conv_forward(dyp, wt, np.zeros(len(wt), dy.dtype), (1, 1), dilation, groups)
+
+
+def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: int = 1,
+                  need_dx: bool = True) -> tuple:
+    """(d padded input or None, d weight, d bias) for ``conv_forward``."""
+    w = np.ascontiguousarray(w)
+    if _plain(dilation, groups):
+        return conv2d_backward(xp, w, dy, *stride, need_dx)
+    dy = np.ascontiguousarray(dy)
+    kh, kw = w.shape[2], w.shape[3]
+    if tuple(stride) == (1, 1):
+        dw, db = grouped_weight_grad_flat(xp, dy, kh, kw, *dilation, groups)
+    else:
+        dw, db = grouped_weight_grad_rows(xp, dy, kh, kw, *stride, *dilation, groups)
+    dxp = conv_input_grad(dy, w, xp.shape[2], xp.shape[3], stride, dilation, groups) \
+        if need_dx else None
+    return dxp, dw, db

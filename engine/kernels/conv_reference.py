@@ -1,4 +1,5 @@
-"""The numpy twins that define the convolution kernels of ``conv.py`` (which re-exports them).
+"""The numpy twins that define the convolution kernels of ``conv.py`` (which re-exports them)
+and of ``conv_grouped.py``.
 
 Plain numpy, no numba: slow and obviously right. Kept in their own file so that ``conv.py``'s
 kernels stay within one file (numba's cache rule) and under the size limit.
@@ -36,3 +37,43 @@ def conv_relu_maxpool_reference(xp, w, b, pk, ps):
     """maxpool(relu(conv(xp) + b)): the composition the fused kernel must equal."""
     z = np.maximum(conv2d_forward_reference(xp, w, b, 1, 1), 0)
     return _windows(z, pk[0], pk[1], ps[0], ps[1]).max(axis=(4, 5))
+
+
+# ------------------------------------------------------------ grouped and dilated (conv_grouped)
+def _dilated_windows(xp, kh, kw, stride, dilation):
+    """(N, C, OH, OW, KH, KW) view of every receptive field, taps ``dilation`` apart."""
+    (sh, sw), (dh, dw) = stride, dilation
+    span = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+    return span[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+def _group_slices(groups: int, channels: int, filters: int):
+    cpg, fpg = channels // groups, filters // groups
+    return [(slice(g * cpg, (g + 1) * cpg), slice(g * fpg, (g + 1) * fpg)) for g in range(groups)]
+
+
+def grouped_forward_reference(xp, w, b, stride, dilation, groups):
+    """Each group's filters see only their group's channels: one einsum per group."""
+    win = _dilated_windows(xp, w.shape[2], w.shape[3], stride, dilation)
+    parts = [np.einsum("ncijkl,ockl->noij", win[:, cs], w[fs])
+             for cs, fs in _group_slices(groups, xp.shape[1], len(w))]
+    return np.concatenate(parts, axis=1) + b.reshape(1, -1, 1, 1)
+
+
+def grouped_weight_grad_reference(xp, dy, kh, kw, stride, dilation, groups):
+    win = _dilated_windows(xp, kh, kw, stride, dilation)
+    return np.concatenate([np.einsum("ncijkl,noij->ockl", win[:, cs], dy[:, fs])
+                           for cs, fs in _group_slices(groups, xp.shape[1], dy.shape[1])])
+
+
+def grouped_input_grad_reference(dy, w, hp, wp, stride, dilation, groups):
+    (sh, sw), (dh, dw) = stride, dilation
+    n, nf, oh, ow = dy.shape
+    dxp = np.zeros((n, w.shape[1] * groups, hp, wp), dtype=dy.dtype)
+    for cs, fs in _group_slices(groups, w.shape[1] * groups, nf):
+        for i in range(w.shape[2]):
+            for j in range(w.shape[3]):
+                r, q = i * dh, j * dw
+                dxp[:, cs, r:r + sh * (oh - 1) + 1:sh, q:q + sw * (ow - 1) + 1:sw] += np.einsum(
+                    "noab,oc->ncab", dy[:, fs], w[fs, :, i, j])
+    return dxp

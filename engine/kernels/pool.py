@@ -19,13 +19,15 @@ def _windows(xp, kh, kw, sh, sw):
     return sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
 
 
-def max_pool2d_reference(xp, kh, kw, sh, sw):
-    """(max of each window, flat index of its first maximum in the padded plane)."""
-    win = _windows(xp, kh, kw, sh, sw)
+def max_pool2d_reference(xp, kh, kw, sh, sw, dh=1, dw=1):
+    """(max of each window, flat index of its first maximum in the padded plane); a window's
+    taps lie ``dh`` rows and ``dw`` columns apart (dilation)."""
+    span = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+    win = span[:, :, ::sh, ::sw, ::dh, ::dw]
     n, c, oh, ow = win.shape[:4]
     k = win.reshape(n, c, oh, ow, kh * kw).argmax(axis=4)
-    rows = np.arange(oh)[:, None] * sh + k // kw
-    cols = np.arange(ow)[None, :] * sw + k % kw
+    rows = np.arange(oh)[:, None] * sh + k // kw * dh
+    cols = np.arange(ow)[None, :] * sw + k % kw * dw
     return win.max(axis=(4, 5)), (rows * xp.shape[3] + cols).astype(np.int32)
 
 
@@ -53,10 +55,11 @@ def avg_pool2d_backward_reference(dy, kh, kw, sh, sw, hp, wp):
 
 # ------------------------------------------------------------------------------ kernels
 @njit(cache=True, nogil=True, parallel=True)
-def max_pool2d_forward(xp, kh, kw, sh, sw):
-    """Returns (out, arg) where arg holds the flat index (row · width + col) of each winner."""
+def max_pool2d_forward(xp, kh, kw, sh, sw, dh, dw):
+    """Returns (out, arg) where arg holds the flat index (row · width + col) of each winner;
+    taps ``dh`` rows and ``dw`` columns apart."""
     n, c, hp, wp = xp.shape
-    oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    oh, ow = (hp - (kh - 1) * dh - 1) // sh + 1, (wp - (kw - 1) * dw - 1) // sw + 1
     out = np.empty((n, c, oh, ow), dtype=xp.dtype)
     arg = np.empty((n, c, oh, ow), dtype=np.int32)
     for b in prange(n):
@@ -67,13 +70,13 @@ def max_pool2d_forward(xp, kh, kw, sh, sw):
                     r0, q0 = r * sh, q * sw
                     best, where = plane[r0, q0], r0 * wp + q0
                     for i in range(kh):
-                        row = plane[r0 + i]
+                        row = plane[r0 + i * dh]
                         for j in range(kw):
-                            v = row[q0 + j]
+                            v = row[q0 + j * dw]
                             # Strict: the first maximum wins. A NaN wins over numbers so it is
                             # never hidden from the non-finite check (as PyTorch and np.max).
                             if v > best or (v != v and best == best):
-                                best, where = v, (r0 + i) * wp + q0 + j
+                                best, where = v, (r0 + i * dh) * wp + q0 + j * dw
                     out[b, ch, r, q] = best
                     arg[b, ch, r, q] = where
     return out, arg

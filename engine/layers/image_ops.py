@@ -1,4 +1,4 @@
-"""Shape rules and padding shared by the image layers (Conv2D, pooling).
+"""Shape rules and padding shared by the image and signal layers (convolutions, pooling).
 
 Their own module, importing no layer, so that layer files never import each other: the registry
 imports every layer file, and a layer importing another could then see it half-initialised.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerloom.engine.spec import ShapeError, fmt_shape
+from layerloom.engine.spec import AttrError, ShapeError, fmt_shape, uniform_fan_in
 
 
 def image_shape(x) -> tuple:
@@ -19,13 +19,28 @@ def image_shape(x) -> tuple:
     return x[1], x[2], x[3]
 
 
-def window_out(size: int, k: int, stride: int, pad: int, axis: str) -> int:
-    """Output length along one axis (PyTorch's floor rule), or a ShapeError when k cannot fit."""
-    padded = size + 2 * pad
-    if k > padded:
-        raise ShapeError(f"kernel {k} does not fit the input {axis} {size} + padding {2 * pad}: "
+def signal_shape(x) -> tuple:
+    """(C, L) of a batch of signals (N×C×L, as Conv1d), or a ShapeError naming the fix."""
+    if len(x) != 3:
+        hint = " — add Reshape to (channels, length)" if len(x) == 2 else ""
+        raise ShapeError(f"expects signals (channels×length), got {fmt_shape(x)}{hint}",
+                         fix="Reshape" if len(x) == 2 else None)
+    return x[1], x[2]
+
+
+def window_out(size: int, k: int, stride: int, pad: int, axis: str, dilation: int = 1,
+               ceil: bool = False) -> int:
+    """Output length along one axis by PyTorch's rule (floor, or ceil where the last window
+    must still start inside the input or its left padding), or a ShapeError when k cannot fit."""
+    padded, span = size + 2 * pad, dilation * (k - 1) + 1
+    if span > padded:
+        what = f"kernel {k}" if dilation == 1 else f"kernel {k} at dilation {dilation} (spans {span})"
+        raise ShapeError(f"{what} does not fit the input {axis} {size} + padding {2 * pad}: "
                          f"use a smaller kernel_size or more padding")
-    return (padded - k) // stride + 1
+    if not ceil:
+        return (padded - span) // stride + 1
+    out = -(-(padded - span) // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + pad else out
 
 
 def pad2d(x: np.ndarray, ph: int, pw: int, value: float = 0.0) -> np.ndarray:
@@ -33,3 +48,46 @@ def pad2d(x: np.ndarray, ph: int, pw: int, value: float = 0.0) -> np.ndarray:
     if ph == 0 and pw == 0:
         return np.ascontiguousarray(x)
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def pad_ends(x: np.ndarray, top: int, bottom: int, left: int, right: int,
+             value: float = 0.0) -> np.ndarray:
+    """``pad2d`` with a size per side (a ceil-mode pool's extra windows reach past the padding)."""
+    if top == bottom == left == right == 0:
+        return np.ascontiguousarray(x)
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+def resample(x: np.ndarray, ah: np.ndarray, aw: np.ndarray) -> np.ndarray:
+    """ah · x · awᵀ on every plane of an (N, C, H, W) batch: a separable linear map (adaptive
+    average pooling, bilinear or nearest upsampling), as two matrix products through the BLAS.
+    Its gradient is ``resample(dy, ahᵀ, awᵀ)``."""
+    n, c, h, w = x.shape
+    ah, aw = ah.astype(x.dtype, copy=False), aw.astype(x.dtype, copy=False)
+    t = (x.reshape(n * c * h, w) @ aw.T).reshape(n * c, h, len(aw))
+    return np.matmul(ah, t).reshape(n, c, len(ah), len(aw))
+
+
+# ------------------------------------------------------------------ convolutions' shared rules
+def check_groups(a: dict, channels_name: str = "out_channels") -> None:
+    if a[channels_name] % a["groups"]:
+        raise AttrError(f"{channels_name} {a[channels_name]} must be divisible by groups "
+                        f"{a['groups']}")
+
+
+def channels_in_groups(c: int, groups: int) -> int:
+    """Input channels per group, or a ShapeError when the groups do not divide them."""
+    if c % groups:
+        raise ShapeError(f"{c} input channels cannot be split into {groups} groups: make "
+                         f"groups divide the channels")
+    return c // groups
+
+
+def conv_params(rng, shape: tuple, fan_in: int, bias: bool,
+                out_channels: int | None = None) -> dict:
+    """PyTorch's default init: U(±1/√fan_in) for the weight and the bias alike (one bias per
+    output channel: the weight's first axis, unless it is transposed)."""
+    p = {"weight": uniform_fan_in(rng, shape, fan_in)}
+    if bias:
+        p["bias"] = uniform_fan_in(rng, (out_channels or shape[0],), fan_in)
+    return p

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLin
                                QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
-from layerloom.engine.runs import Run, RunStore
+from layerloom.engine.runs import Run
 from layerloom.gui.runs.curves import RunCurves
 
 COLUMNS = ("", "#", "Name", "Started", "Graph", "Settings", "Best val", "Test acc", "Time",
@@ -61,6 +61,7 @@ class RunsPanel(QWidget):
     restore_requested = Signal(int)
     sweep_requested = Signal()
     lr_finder_requested = Signal()
+    import_requested = Signal()
 
     def __init__(self, store_getter, parent: QWidget | None = None):
         super().__init__(parent)
@@ -71,10 +72,13 @@ class RunsPanel(QWidget):
         self.filter = QLineEdit(placeholderText="Filter runs (name, graph, tag, status…)")
         self.filter.setClearButtonEnabled(True)
         self.buttons = {name: QPushButton(name) for name in
-                        ("Compare", "Restore", "Delete", "Undo delete", "Sweep…", "Find LR…")}
+                        ("Compare", "Restore", "Delete", "Undo delete", "Sweep…", "Find LR…",
+                         "Import run…")}
         self.buttons["Compare"].setToolTip("What differs between the two selected runs")
         self.buttons["Restore"].setToolTip("Open the selected run's graph with its weights")
         self.buttons["Find LR…"].setToolTip("The learning-rate range test on the open graph")
+        self.buttons["Import run…"].setToolTip("A run an exported training project made "
+                                               "elsewhere (its folder)")
         bar = QHBoxLayout()
         bar.addWidget(self.filter, 1)
         for button in self.buttons.values():
@@ -115,6 +119,7 @@ class RunsPanel(QWidget):
         b["Undo delete"].clicked.connect(self.undo_delete)
         b["Sweep…"].clicked.connect(self.sweep_requested)
         b["Find LR…"].clicked.connect(self.lr_finder_requested)
+        b["Import run…"].clicked.connect(self.import_requested)
 
     # ------------------------------------------------------------------ reading
     def refresh(self, force: bool = False) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from layerloom.engine.runs import RunMeta, RunRecorder, RunStore, open_store_or_warn
+from layerloom.engine.run_recorder import RunRecorder, open_store_or_warn
+from layerloom.engine.runs import RunMeta, RunStore
 from layerloom.engine.serialize import Project, project_to_dict
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.threads import get_threads

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from layerloom.engine.graph_diff import GraphDiff
 from layerloom.engine.network import Network
@@ -40,6 +40,7 @@ class RunsSession(QObject):
         self.panel.restore_requested.connect(lambda run_id: self.restore(run_id))
         self.panel.sweep_requested.connect(self.sweep)
         self.panel.lr_finder_requested.connect(self.find_lr)
+        self.panel.import_requested.connect(self.import_dialog)
 
     @property
     def store(self) -> RunStore | None:
@@ -82,7 +83,7 @@ class RunsSession(QObject):
             self.window.training.import_weights(weights, quiet_errors=True)
         self.window.statusBar().showMessage(
             f"Restored run #{run_id} ({run.name}) as an unsaved graph"
-            + (f", with the weights it ended with" if loaded else ", without weights"), 10000)
+            + (", with the weights it ended with" if loaded else ", without weights"), 10000)
         if diff is not None:
             scene = self.window.view.graph_scene
             for node in sorted(diff.touched_nodes & set(self.document.graph.nodes)):
@@ -90,6 +91,28 @@ class RunsSession(QObject):
                 scene.overlays.set_warning(node, "diff", f"changed since run #{since}: "
                                            + (changes or "new or newly wired"))
         return True
+
+    def import_dialog(self) -> int | None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Import a run (the project folder, "
+                                                  "or its out/ folder)")
+        return self.import_folder(Path(folder)) if folder else None
+
+    def import_folder(self, folder: Path) -> int | None:
+        """Record a run an exported project trained elsewhere; it is ticked to be compared."""
+        from layerloom.engine.runs_import import import_run
+
+        store = self.store
+        if store is None:
+            return None
+        try:
+            run_id = import_run(folder, store)
+        except LayerloomError as err:
+            QMessageBox.critical(self.window, "Import run", str(err))
+            return None
+        self.panel.refresh(force=True)
+        self.panel.set_ticked(run_id)
+        self.window.statusBar().showMessage(f"Imported run #{run_id} from {folder}", 8000)
+        return run_id
 
     def sweep(self) -> None:
         store = self.store

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -21,6 +20,7 @@ from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal
 from layerloom.engine.data import Dataset
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
+from layerloom.engine.data.section import load_data_section
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError
@@ -107,12 +107,9 @@ class TrainingController(QObject):
 
     def load_dataset(self) -> Dataset:
         """The data set of the project's "data" section, loaded once and reused while unchanged."""
-        from layerloom.engine.cli import load_dataset
-
         key = self._data_key()
         if self.dataset is None or key != self._dataset_key:
-            args = SimpleNamespace(data=None, val_fraction=None)
-            _spec, self.dataset = load_dataset(self._project().data, args, "data")
+            _spec, self.dataset = load_data_section(self._project().data, "data")
             self._dataset_key = key
         return self.dataset
 
@@ -147,10 +144,8 @@ class TrainingController(QObject):
         return self.network
 
     def config(self) -> TrainConfig:
-        """The project's "training" section, checked (one-line FormatError when a value is bad)."""
-        from layerloom.engine.cli import training_config
-
-        return training_config(self._project().training, SimpleNamespace(), "training")
+        """The project's "training" section, checked (one-line SettingsError when a value is bad)."""
+        return TrainConfig.from_settings(self._project().training)
 
     # ------------------------------------------------------------------ run control
     @property

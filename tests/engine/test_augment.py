@@ -154,3 +154,18 @@ def test_augmentation_reaches_training_batches_only_and_is_reproducible():
     seen[True], seen[False] = [], []
     assert run(seed=3) == first and all(np.array_equal(a, b) for a, b in zip(trained, seen[True]))
     assert run(seed=4) != first
+
+
+def test_the_warp_kernel_matches_its_numpy_twin():
+    from layerloom.engine.kernels.warp import warp_bilinear, warp_bilinear_reference
+
+    rng = np.random.default_rng(3)
+    x = images(n=4, c=3, h=7, w=11)
+    m = np.concatenate([rng.normal(0, 1, (4, 2, 2)), rng.normal(0, 4, (4, 2, 1))], axis=2)
+    fill = np.array([0.1, 0.5, 0.9], np.float32)
+    out = np.empty_like(x)
+    warp_bilinear(x, m, fill, out)
+    np.testing.assert_allclose(out, warp_bilinear_reference(x, m, fill), rtol=1e-6, atol=1e-6)
+    identity = np.tile(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (4, 1, 1))
+    warp_bilinear(x, identity, fill, out)
+    np.testing.assert_array_equal(out, x)

@@ -212,4 +212,4 @@ def test_train_takes_a_learning_rate_schedule_and_refuses_an_unknown_one(tmp_pat
     data["training"] = dict(data.get("training", {}), schedule="linear")
     (tmp_path / "bad.json").write_text(json.dumps(data))
     assert_clean_failure(cli("train", tmp_path / "bad.json", "--max-steps", 3),
-                         "training.schedule: invalid value 'linear'")
+                         "training.schedule: must be one of constant, cosine, step, got 'linear'")

@@ -184,8 +184,8 @@ def test_csv_negative_integer_labels_become_sorted_classes(tmp_path):
     ("1,2,0\n3,x,1\n", "line 2, column 2: not a number"),
     ("1,2,0\n3,4\n", "line 2: has 2 columns, expected 3"),
     ("1\n2\n", "at least two columns"),
-    ("a,b\n", "no rows of numbers"),
-    ("1,nan,0\n", "NaN"),
+    ("a,b\n", "no data rows under the header"),
+    ("1,inf,0\n", "line 1, column 2: an infinite value"),
 ])
 def test_bad_csv_names_the_line(tmp_path, text, words):
     (tmp_path / "bad.csv").write_text(text)

@@ -75,12 +75,13 @@ def test_corrupt_images_are_skipped_and_named_stray_files_ignored_empty_classes_
     (root / "blue" / "notes.txt").write_text("not an image")
     (root / "README.md").write_text("files outside the class folders")
     (root / "empty" / "nothing here").mkdir(parents=True)
+    os.mkfifo(root / "red" / "pipe.png")  # reading it would block: never opened
     data = load_folder(root, 0.0, 0, size=8, test_fraction=0.0)
     assert data.class_names == ["blue", "red"]
     assert len(data.train) == 10
     assert "2 unreadable images skipped" in data.description
     assert "broken.jpg" in data.description and "fake.png" in data.description
-    assert "2 non-image files ignored" in data.description
+    assert "3 non-image files ignored" in data.description
     assert "empty class folder left out: empty" in data.description
 
 
@@ -211,26 +212,24 @@ def test_stored_preprocessing_is_checked(change, words):
 
 
 def test_the_graph_files_stored_preprocessing_is_what_the_same_source_normalises_with(tmp_path):
-    from layerloom.engine.cli import load_dataset
-    from types import SimpleNamespace
+    from layerloom.engine.data.section import load_data_section
 
     root = class_folder(tmp_path / "s", per_class=3, classes=("red", "blue"))
     spec = f"folder:{root}?size=8"
     fresh = load_data(spec)
     stored = ImagePrep((8, 8), 3, "crop", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     section = {"spec": spec, "preprocessing": stored.to_dict(), "augment": {"flip": True}}
-    _, data = load_dataset(section, SimpleNamespace(data=None, val_fraction=None), "g.json")
+    _, data = load_data_section(section, "g.json")
     assert data.preprocessing == stored.to_dict() and data.augment.flip
     unit = data.train.x.unit(np.arange(2))
     np.testing.assert_array_equal(data.train.x[:2], (unit - 0.5) / 0.25)
     np.testing.assert_array_equal(data.test.x.rows, fresh.test.x.rows)  # the same split
     for other in ({**section, "spec": spec + "&fit=stretch"},  # another source: its own numbers
                   {**section, "preprocessing": {**stored.to_dict(), "std": [0, 0, 0]}}):
-        _, data = load_dataset(other, SimpleNamespace(data=None, val_fraction=None), "g.json")
+        _, data = load_data_section(other, "g.json")
         assert data.preprocessing["mean"] != [0.5, 0.5, 0.5]
-    _, data = load_dataset(section, SimpleNamespace(data=spec + "&seed=1", val_fraction=None), "g")
+    _, data = load_data_section(section, "g", spec + "&seed=1")
     assert data.preprocessing != stored.to_dict()
     with pytest.raises(DataError) as err:
-        load_dataset({**section, "augment": {"flip": "yes"}},
-                     SimpleNamespace(data=None, val_fraction=None), "g.json")
+        load_data_section({**section, "augment": {"flip": "yes"}}, "g.json")
     assert "g.json: data.augment.flip: must be true or false" in one_line(err)

@@ -28,12 +28,12 @@ def chain(g: Graph, nodes: list[tuple]) -> None:
         prev = node_id
 
 
-def small_cnn(pool=None, act="ReLU", conv_stride=(1, 1)) -> Graph:
+def small_cnn(pool=None, act="ReLU", conv_stride=(1, 1), conv=None) -> Graph:
     """Odd image sizes, padding, an odd filter count, a 3×3 / 2 pool and a Dense → act chain."""
     g = Graph()
     chain(g, [("image", "Input", {"shape": [3, 11, 9]}),
               ("conv", "Conv2D", {"out_channels": 5, "kernel_size": [3, 2], "padding": [1, 0],
-                                  "stride": list(conv_stride)}),
+                                  "stride": list(conv_stride), **(conv or {})}),
               ("relu", "ReLU", {}),
               ("pool", "MaxPool2D", pool or {"kernel_size": [3, 3], "stride": [2, 2]}),
               ("flat", "Flatten", {}),
@@ -188,11 +188,18 @@ def test_inner_nodes_are_still_readable_after_a_fused_forward():
     assert a.get("nonexistent") is None and "nonexistent" not in a
 
 
-@pytest.mark.parametrize("change", ["stride", "pool_padding", "two_readers", "no_relu"])
+UNFUSED_POOLS = {"pool_padding": {"padding": [1, 1]}, "pool_dilation": {"dilation": [2, 1]},
+                 "pool_ceil_mode": {"ceil_mode": True}}
+UNFUSED_CONVS = {"groups": {"out_channels": 6, "groups": 3}, "dilation": {"dilation": [1, 2]}}
+
+
+@pytest.mark.parametrize("change", ["stride", "two_readers", "no_relu", *UNFUSED_POOLS,
+                                    *UNFUSED_CONVS])
 def test_unsupported_chains_stay_unfused(change):
-    g = small_cnn(conv_stride=(2, 1) if change == "stride" else (1, 1),
-                  pool={"kernel_size": [3, 3], "stride": [2, 2], "padding": [1, 1]}
-                  if change == "pool_padding" else None)
+    pool = {"kernel_size": [3, 3], "stride": [2, 2], **UNFUSED_POOLS[change]} \
+        if change in UNFUSED_POOLS else None
+    g = small_cnn(conv_stride=(2, 1) if change == "stride" else (1, 1), pool=pool,
+                  conv=UNFUSED_CONVS.get(change))
     if change == "two_readers":  # relu's output also feeds a second pool
         g.add_node(Node("pool_b", "MaxPool2D", {}))
         g.connect(("relu", "y"), ("pool_b", "x"))
@@ -227,6 +234,8 @@ def test_a_graph_without_parallel_kernels_gives_the_cores_to_the_blas():
 
     assert blas_only(["Input", "Dense", "ReLU", "LSTM"]) and not blas_only(["Dense", "Conv2D"])
     assert not blas_only(["Dense", "LayerNorm"])  # its kernels are numba-parallel too
+    assert not blas_only(["Conv1d"]) and not blas_only(["ConvTranspose2d", "Dense"])
+    assert not blas_only(["MaxPool1d"]) and blas_only(["Upsample", "ZeroPad2d", "Dense"])
     with engine_threads(blas=True):
         assert numba.get_num_threads() == 1
         blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]

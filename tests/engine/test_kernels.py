@@ -59,17 +59,19 @@ def test_conv2d_twin_is_a_convolution():
 
 POOL_CASES = [((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((3, 2), (1, 2), (1, 0)),
               ((2, 2), (1, 1), (0, 0)), ((1, 3), (1, 3), (0, 1))]
+DILATIONS = {0: (1, 1), 1: (2, 1), 2: (1, 2)}  # per POOL_CASES index; the others (1, 1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k,s,pad", POOL_CASES)
-def test_max_pool_kernels_match_their_twins(dtype, k, s, pad):
+@pytest.mark.parametrize("case", range(len(POOL_CASES)))
+def test_max_pool_kernels_match_their_twins(dtype, case):
+    (k, s, pad), dil = POOL_CASES[case], DILATIONS.get(case, (1, 1))
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 3, 9, 7)).astype(dtype)
     xp = np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2),
                                      constant_values=-np.inf))
-    y, arg = pool.max_pool2d_forward(xp, *k, *s)
-    want_y, want_arg = pool.max_pool2d_reference(xp, *k, *s)
+    y, arg = pool.max_pool2d_forward(xp, *k, *s, *dil)
+    want_y, want_arg = pool.max_pool2d_reference(xp, *k, *s, *dil)
     np.testing.assert_array_equal(y, want_y)
     np.testing.assert_array_equal(arg, want_arg)
     dy = rng.standard_normal(y.shape).astype(dtype)
@@ -80,10 +82,10 @@ def test_max_pool_kernels_match_their_twins(dtype, k, s, pad):
 
 def test_max_pool_ties_go_to_the_first_maximum_and_nan_is_never_hidden():
     xp = np.array([[[[1.0, 1.0], [0.0, 1.0]]]])
-    y, arg = pool.max_pool2d_forward(xp, 2, 2, 2, 2)
+    y, arg = pool.max_pool2d_forward(xp, 2, 2, 2, 2, 1, 1)
     assert y[0, 0, 0, 0] == 1.0 and arg[0, 0, 0, 0] == 0  # as PyTorch: the first maximum
     xp[0, 0, 1, 1] = np.nan
-    y, arg = pool.max_pool2d_forward(xp, 2, 2, 2, 2)
+    y, arg = pool.max_pool2d_forward(xp, 2, 2, 2, 2, 1, 1)
     assert np.isnan(y[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 3
 
 

@@ -17,8 +17,8 @@ from layerloom.engine.data import load_data
 from layerloom.engine.graph_diff import diff_graphs
 from layerloom.engine.lr_finder import LRRange, lr_range_test
 from layerloom.engine.network import Network
-from layerloom.engine.runs import (MIGRATIONS, SCHEMA_VERSION, RunMeta, RunRecorder, RunStore,
-                                   RunStoreError, recorded)
+from layerloom.engine.run_recorder import RunRecorder, recorded
+from layerloom.engine.runs import MIGRATIONS, SCHEMA_VERSION, RunMeta, RunStore, RunStoreError
 from layerloom.engine.serialize import load_project
 from layerloom.engine.training import Diverged, TrainConfig, train
 

@@ -144,7 +144,7 @@ def test_an_unknown_schedule_is_refused_before_the_first_step():
 
     net = Network(mlp(), seed=0)
     before = {k: v.copy() for k, v in net.params.items()}
-    with pytest.raises(LayerloomError, match=r"unknown learning-rate schedule 'linear'"):
+    with pytest.raises(LayerloomError, match=r"training.schedule: must be one of"):
         list(train(net, blobs(), TrainConfig(schedule="linear")))
     assert all(np.array_equal(before[k], net.params[k]) for k in before)
 

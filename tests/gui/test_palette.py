@@ -52,6 +52,7 @@ def test_a_drop_without_a_layer_payload_is_ignored(window):
 def test_double_click_or_enter_adds_at_the_view_centre_without_stacking(window):
     tree = window.palette_panel.tree
     leaf = window.palette_panel.item("ReLU")
+    tree.scrollToItem(leaf)  # the palette is longer than the dock
     where = tree.visualItemRect(leaf).center()
     QTest.mouseClick(tree.viewport(), Qt.LeftButton, Qt.NoModifier, where)  # a real double
     QTest.mouseDClick(tree.viewport(), Qt.LeftButton, Qt.NoModifier, where)  # click: 2 presses

@@ -1,19 +1,9 @@
-"""Oracles for the convolution, pooling, activation, shape and merge layers."""
+"""Oracles for the activation, shape and merge layers (convolution and pooling: conv.py)."""
 import torch
 import torch.nn.functional as F
 
 
-def _pool_args(a):
-    k = tuple(a.kernel_size)
-    s = tuple(si or ki for si, ki in zip(a.stride, a.kernel_size))
-    return k, s, tuple(a.padding)
-
-
 ORACLES = {
-    "Conv2D": lambda a, p, xs, tr: F.conv2d(xs[0], p["weight"], p.get("bias"), tuple(a.stride),
-                                            tuple(a.padding)),
-    "MaxPool2D": lambda a, p, xs, tr: F.max_pool2d(xs[0], *_pool_args(a)),
-    "AvgPool2D": lambda a, p, xs, tr: F.avg_pool2d(xs[0], *_pool_args(a)),
     "LeakyReLU": lambda a, p, xs, tr: F.leaky_relu(xs[0], a.negative_slope),
     "Sigmoid": lambda a, p, xs, tr: torch.sigmoid(xs[0]),
     "Tanh": lambda a, p, xs, tr: torch.tanh(xs[0]),

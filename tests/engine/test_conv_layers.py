@@ -1,0 +1,70 @@
+"""Convolution, pooling and resampling settings beyond the registry's examples: each against
+PyTorch (forward and every gradient, float64) and through the ONNX export into onnxruntime.
+
+These export as operators the importer does not read back as the same layer (an output size
+computed from the input's shape, a transposed convolution's bias-only rows, a per-window
+maximum), so they live here rather than among the examples every exporter round-trips.
+"""
+import numpy as np
+import pytest
+
+from layerloom.engine.export.onnx import onnx_bytes
+from layerloom.engine.graph import Graph, Node
+from layerloom.engine.network import Network
+from layerloom.engine.registry import LAYERS
+from layerloom.engine.spec import Ctx
+
+from .oracles import ORACLES
+
+torch = pytest.importorskip("torch")
+
+CASES = [("Upsample", {"size": (5, 7)}, (2, 2, 3, 4)),
+         ("Upsample", {"mode": "bilinear", "size": (7, 5), "align_corners": True}, (2, 2, 3, 4)),
+         ("Upsample", {"mode": "bilinear", "size": (2, 3)}, (2, 2, 5, 7)),
+         ("Upsample", {"scale_factor": 1.5}, (2, 2, 4, 5)),
+         ("Upsample", {"mode": "bilinear", "size": (1, 1), "align_corners": True}, (1, 2, 3, 3)),
+         ("ConvTranspose2d", {"out_channels": 2, "kernel_size": (2, 3), "stride": (1, 2),
+                              "dilation": (2, 1), "output_padding": (1, 0), "padding": (0, 1)},
+          (2, 3, 3, 3)),
+         ("ConvTranspose1d", {"out_channels": 2, "kernel_size": 2, "dilation": 3,
+                              "output_padding": 2, "padding": 1}, (2, 2, 4)),
+         ("AdaptiveMaxPool2d", {"output_size": (3, 2)}, (2, 2, 7, 5)),
+         ("AdaptiveMaxPool1d", {"output_size": 4}, (2, 3, 6))]
+IDS = [f"{t}-{i}" for i, (t, _, _) in enumerate(CASES)]
+
+
+@pytest.mark.parametrize("type_id,attrs,shape", CASES, ids=IDS)
+def test_forward_and_gradients_match_pytorch(type_id, attrs, shape):
+    cls = LAYERS[type_id]
+    a = cls.validate_attrs(attrs)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape)
+    params = {k: v + 0.1 * rng.standard_normal(v.shape)
+              for k, v in cls.init(a, ((None, *shape[1:]),), rng).items()}
+    ctx = Ctx(True, needs_input_grad=(True,))
+    y = cls.forward(a, {k: v.copy() for k, v in params.items()}, ctx, x.copy())
+    assert y.shape == tuple(len(x) if d is None else d for d in cls.infer(a, (None, *shape[1:])))
+    tx = torch.tensor(x, requires_grad=True)
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    ty = ORACLES[type_id](a, tp, [tx], True)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-6, atol=1e-9)
+    dy = rng.standard_normal(y.shape)
+    (dx,), grads = cls.backward(a, params, ctx, dy)
+    ty.backward(torch.tensor(dy))
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-6, atol=1e-9)
+    for name, t in tp.items():
+        np.testing.assert_allclose(grads[name], t.grad.numpy(), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("type_id,attrs,shape", CASES, ids=IDS)
+def test_the_onnx_export_computes_the_same_in_onnxruntime(type_id, attrs, shape):
+    ort = pytest.importorskip("onnxruntime")
+    g = Graph()
+    g.add_node(Node("x", "Input", {"shape": list(shape[1:])}))
+    g.add_node(Node("node", type_id, attrs))
+    g.connect(("x", "y"), ("node", "x"))
+    net = Network(g, seed=0)
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    session = ort.InferenceSession(onnx_bytes(net), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"x": x})
+    np.testing.assert_allclose(got, net.forward({"x": x})["node"], rtol=1e-4, atol=2e-5)
