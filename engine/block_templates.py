@@ -1,5 +1,6 @@
-"""Stock blocks: the residual and bottleneck blocks of ResNets, a pre-norm Transformer encoder
-block and an MLP block, each written from a few settings as a block definition (a level dict).
+"""Stock blocks: the residual and bottleneck blocks of ResNets, MobileNet's depthwise-separable
+block, a pre-norm Transformer encoder block and an MLP block, each written from a few settings
+as a block definition (a level dict).
 
 Settings are attribute descriptors, as a layer's are, so the window builds their form the same
 way. The layouts follow the papers and PyTorch: ``torchvision.models.resnet.BasicBlock`` /
@@ -118,6 +119,24 @@ def bottleneck(a: AttrValues) -> dict:
     return level.done()
 
 
+def separable(a: AttrValues) -> dict:
+    """MobileNet's block: a 3×3 depthwise convolution (one filter per channel, groups = in
+    channels), then a 1×1 pointwise convolution mixing the channels, each with BN and ReLU."""
+    level = _Level()
+    level.add("x", "BlockInput", 0, 0)
+    level.add("depthwise", "Conv2D", 1, 0, out_channels=a.in_channels, kernel_size=[3, 3],
+              stride=[a.stride, a.stride], padding=[1, 1], groups=a.in_channels, bias=False)
+    level.add("bn1", "BatchNorm2d", 2, 0)
+    level.add("relu1", "ReLU", 3, 0)
+    level.add("pointwise", "Conv2D", 1, 1, out_channels=a.out_channels, kernel_size=[1, 1],
+              bias=False)
+    level.add("bn2", "BatchNorm2d", 2, 1)
+    level.add("relu2", "ReLU", 3, 1)
+    level.add("out", "BlockOutput", 4, 1)
+    level.wire("x", "depthwise", "bn1", "relu1", "pointwise", "bn2", "relu2", "out")
+    return level.done()
+
+
 def transformer(a: AttrValues) -> dict:
     """x + attn(ln1(x)), then that + ff2(gelu(ff1(ln2(that)))): GPT-2's block."""
     level = _Level()
@@ -176,6 +195,13 @@ TEMPLATES: dict[str, Template] = {t.title: t for t in (
               "out_channels": _channels(64, "channels going out"),
               "stride": Int(1, "2 halves the image (and projects the skip)", min=1, max=4)},
              bottleneck),
+    Template("Depthwise-separable", "separable",
+             "3×3 depthwise conv (one filter per channel) then 1×1 pointwise conv, each with BN "
+             "and ReLU (MobileNet's block): most of a 3×3 conv's reach for a ninth of the cost",
+             {"in_channels": _channels(32, "channels coming in (the depthwise groups)"),
+              "out_channels": _channels(64, "channels going out"),
+              "stride": Int(1, "2 halves the image", min=1, max=4)},
+             separable),
     Template("Transformer encoder", "transformer",
              "pre-norm Transformer block: x + attention(LayerNorm(x)), then + MLP(LayerNorm) "
              "(GPT-2's block); keeps its input's shape, so it repeats",

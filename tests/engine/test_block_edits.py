@@ -104,6 +104,7 @@ def test_make_unique_detaches_one_instance_from_its_definition():
     ("Residual", {"in_channels": 8, "out_channels": 16, "stride": 2}, (8, 8, 8)),
     ("Bottleneck", {}, (64, 6, 6)),
     ("Bottleneck", {"in_channels": 32, "stride": 2}, (32, 6, 6)),
+    ("Depthwise-separable", {"in_channels": 6, "out_channels": 10, "stride": 2}, (6, 7, 7)),
     ("Transformer encoder", {"embed_dim": 16, "num_heads": 2, "ff_dim": 32}, (5, 16)),
     ("MLP", {"hidden": 8, "out_features": 6, "residual": True}, (6,)),
 ])

@@ -36,7 +36,8 @@ def drop_block(window, text: str, at: QPoint = QPoint(420, 300)) -> bool:
 def test_the_palette_lists_stock_blocks_ports_and_the_model_s_own(window):
     entries = window.palette_panel.blocks.entries()
     assert {"BlockInput", "BlockOutput", "template\tResidual", "template\tBottleneck",
-            "template\tTransformer encoder", "template\tMLP"} <= set(entries)
+            "template\tTransformer encoder", "template\tMLP", "template\tDepthwise-separable"
+            } <= set(entries)
     assert window.open_path(SAMPLES / "resnet_cifar.json", ask=False)
     assert {"model\tres16", "model\tres32"} <= set(window.palette_panel.blocks.entries())
     window.palette_panel.filter.setText("bottle")
