@@ -48,7 +48,7 @@ class BlockOutput(Layer):
 
 
 class Block(Layer):
-    """A block: one node standing for a named subgraph, repeated ``repeat`` times in series."""
+    """A block: one node standing for a named subgraph, its copies (repeat) chained in series."""
 
     category = "Block"
     inputs = outputs = ()  # a block's ports are its definition's BlockInput / BlockOutput nodes
