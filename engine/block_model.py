@@ -36,6 +36,16 @@ class BlockModel:
         node = self._node(node_id)
         return self.blocks[node.attrs["block"]] if node.type == BLOCK else None
 
+    def block_of(self, node_id: str) -> str | None:
+        """The name of the definition a node is an instance of; None for any other node."""
+        node = self._node(node_id)
+        return node.attrs["block"] if node.type == BLOCK else None
+
+    def copies(self, node_id: str) -> int:
+        """How many copies a node stands for: a block's repeat, 1 for anything else."""
+        node = self._node(node_id)
+        return node.attrs["repeat"] if node.type == BLOCK else 1
+
     def port_nodes(self, type_id: str) -> tuple:
         """Ids of this definition's BlockInput (or BlockOutput) nodes: its ports, in order."""
         return tuple(n.id for n in self.nodes.values() if n.type == type_id)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from layerloom.engine.spec import Attr, AttrError, Int, Layer
 
 MAX_REPEAT = 1000
+CATEGORY = "Block"  # of all three: the window draws them (and the library) in its own colour
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Name(Attr):
 class BlockInput(Layer):
     """One input port of a block: what the block is given arrives here."""
 
-    category = "Block"
+    category = CATEGORY
     inputs = ()
     outputs = ("y",)
 
@@ -42,7 +43,7 @@ class BlockInput(Layer):
 class BlockOutput(Layer):
     """One output port of a block: what reaches here leaves the block."""
 
-    category = "Block"
+    category = CATEGORY
     inputs = ("x",)
     outputs = ()
 
@@ -50,7 +51,7 @@ class BlockOutput(Layer):
 class Block(Layer):
     """A block: one node standing for a named subgraph, its copies (repeat) chained in series."""
 
-    category = "Block"
+    category = CATEGORY
     inputs = outputs = ()  # a block's ports are its definition's BlockInput / BlockOutput nodes
     attrs = {
         "block": Name("block", "the block definition this node is an instance of"),

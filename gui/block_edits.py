@@ -15,9 +15,8 @@ from PySide6.QtCore import QObject, QStandardPaths
 
 from layerloom.engine.block_library import (TEMPLATES, bundle_definitions, read_block_file,
                                             save_user_block)
-from layerloom.engine.blocks import (apply_edits, definition_copy, group_edits, plan_group,
-                                     plan_ungroup, ungroup_edits)
-from layerloom.engine.graph import Node
+from layerloom.engine.blocks import (apply_edits, group_edits, new_instance, plan_group,
+                                     plan_ungroup, ungroup_edits, unique_edits)
 from layerloom.engine.spec import LayerloomError
 from layerloom.gui import commands as cmd
 
@@ -54,12 +53,10 @@ class BlockEdits:
 
     def make_unique(self, node_id: str) -> str | None:
         """Give instance ``node_id`` a copy of its definition of its own; returns its name."""
-        found = self._plan(lambda: definition_copy(self.document.graph, node_id))
-        if found is None:
+        edits = self._plan(lambda: unique_edits(self.document.graph, node_id))
+        if edits is None or not self.apply(edits, f"Make {node_id} unique"):
             return None
-        name, level = found
-        edits = [("add_block", name, level), ("set_attr", node_id, "block", name)]
-        return name if self.apply(edits, f"Make {node_id} unique") else None
+        return self.document.graph.block_of(node_id)
 
     def insert(self, source: str, key: str, pos: tuple, settings: dict | None = None) -> str | None:
         """An instance of a library block at ``pos``: a stock ``TEMPLATE`` (``key`` its title,
@@ -78,8 +75,7 @@ class BlockEdits:
         if found is None:
             return None
         adds, name = found
-        node = Node(doc.graph.unique_id(name), "Block", {"block": name, "repeat": 1},
-                    (float(pos[0]), float(pos[1])))
+        node = new_instance(doc.graph, name, pos)
         edits = [("add_block", n, level) for n, level in adds] + [("add_node", node)]
         if not self.apply(edits, f"Add block {name}"):
             return None

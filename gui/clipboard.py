@@ -27,7 +27,7 @@ def copy_subgraph(graph: Graph, node_ids: Iterable[str]) -> dict:
     out = {"format": whole["format"], "version": 1,
            "nodes": [n for n in whole["nodes"] if n["id"] in ids],
            "edges": [e for e in whole["edges"] if e["from"][0] in ids and e["to"][0] in ids]}
-    used = {n["attrs"]["block"] for n in out["nodes"] if graph.definition(n["id"]) is not None}
+    used = {graph.block_of(n["id"]) for n in out["nodes"]} - {None}
     used |= {u for name in used for u in graph.uses(name)}
     if used:
         levels = {name: graph_to_dict(graph.blocks[name]) for name in graph.blocks if name in used}

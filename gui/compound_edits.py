@@ -12,6 +12,7 @@ import re
 from PySide6.QtCore import QObject
 
 from layerloom.engine.block_library import merge_definitions
+from layerloom.engine.blocks import retargeted
 from layerloom.engine.graph import Edge, Graph, GraphError, Node
 from layerloom.engine.serialize import graph_to_dict
 from layerloom.engine.registry import LAYERS
@@ -91,11 +92,9 @@ class CompoundEdits:
             taken.add(names[n])
         edits = [("add_block", name, level) for name, level in adds]
         for n, node in sub.nodes.items():
-            attrs = dict(node.attrs)
-            if "block" in attrs and sub.definition(n) is not None:
-                attrs["block"] = blocks[attrs["block"]]
+            node = retargeted(sub, node, blocks)
             pos = (node.pos[0] + offset[0], node.pos[1] + offset[1])
-            edits.append(("add_node", Node(names[n], node.type, attrs, pos, node.frozen)))
+            edits.append(("add_node", Node(names[n], node.type, node.attrs, pos, node.frozen)))
         edits += [("connect", (names[e.src[0]], e.src[1]), (names[e.dst[0]], e.dst[1]))
                   for e in sub.edges]
         if not doc.blocks.apply(edits, f"Paste {len(names)} node{'s' if len(names) > 1 else ''}"):

@@ -70,7 +70,7 @@ class Levels(QObject):
         graph, keep = self.model, 0
         for node_id, name in self.path:
             node = graph.nodes.get(node_id)
-            if node is None or graph.definition(node_id) is None or node.attrs["block"] != name:
+            if node is None or graph.block_of(node_id) != name:
                 break
             graph, keep = graph.blocks[name], keep + 1
         return keep < len(self.path) and self.go_up(keep)

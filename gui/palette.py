@@ -94,7 +94,7 @@ class LayerPalette(QWidget):
                 leaf.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsDragEnabled)
             top.setExpanded(True)
         self.blocks.fill()
-        self.blocks.top().setIcon(0, swatch(theme.header("Block"), size))
+        self.blocks.top().setIcon(0, swatch(theme.header(th.BLOCK), size))
         self.apply_filter(self.filter.text())
 
     def item(self, type_id: str) -> QTreeWidgetItem | None:
@@ -143,7 +143,7 @@ class LayerPalette(QWidget):
     def refresh_icons(self) -> None:
         theme, size = th.current(), self.tree.iconSize().width()
         for top in self._tops():
-            top.setIcon(0, swatch(theme.header("Block" if top.data(0, SHELF_ROLE)
+            top.setIcon(0, swatch(theme.header(th.BLOCK if top.data(0, SHELF_ROLE)
                                               else top.text(0)), size))
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)

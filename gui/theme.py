@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
+from layerloom.engine.block_types import CATEGORY as BLOCK_CATEGORY
+
 # Hue (degrees) per palette category; a category not listed gets a stable hashed hue.
 CATEGORY_HUES = {
     "Input/Output": 140, "Dense": 215, "Convolution": 265, "Pooling": 190, "Padding": 305,
@@ -19,7 +21,7 @@ CATEGORY_HUES = {
     "Normalisation": 170, "Recurrent": 320, "Attention": 290, "Merge/Split": 55, "Shape": 95,
     "Regularisation": 240, "Loss": 0,
 }
-BLOCK = "Block"  # a block instance's category: slate, not a hue of its own among the layers
+BLOCK = BLOCK_CATEGORY  # drawn slate: a container, not a hue of its own among the layers
 
 GRID = 20.0  # canvas dot-grid spacing in scene units (a guide: positions do not snap)
 

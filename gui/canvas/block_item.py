@@ -85,14 +85,13 @@ class BlockFaces:
         item = kind(node.id, node.type, cls.category, graph.input_ports(node.id),
                     graph.output_ports(node.id), cls.description())
         if kind is BlockNodeItem:
-            item.set_block(node.attrs["repeat"], 0)
+            item.set_block(graph.copies(node.id), 0)
         return item
 
     def show_params(self, params: dict) -> None:
         for node_id, item in self.scene.items_by_id.items():
             if isinstance(item, BlockNodeItem):
-                node = self.scene.graph.nodes[node_id]
-                item.set_block(node.attrs["repeat"], params.get(node_id, 0))
+                item.set_block(self.scene.graph.copies(node_id), params.get(node_id, 0))
 
     def refresh(self, node_id: str) -> None:
         """Rebuild a node's item when its ports are no longer the ones it shows."""
@@ -107,7 +106,7 @@ class BlockFaces:
         new = scene.items_by_id[node_id]
         new.set_problem(scene.report.errors.get(node_id), scene.report.fixes.get(node_id))
         if isinstance(new, BlockNodeItem):
-            new.set_block(graph.nodes[node_id].attrs["repeat"], count)
+            new.set_block(graph.copies(node_id), count)
         new.setSelected(selected)
         scene._route_edges_of(node_id)
 
@@ -115,6 +114,6 @@ class BlockFaces:
         graph = self.scene.graph
         if graph is None:
             return
-        for node_id, node in list(graph.nodes.items()):
-            if graph.definition(node_id) is not None and node.attrs["block"] == name:
+        for node_id in list(graph.nodes):
+            if graph.block_of(node_id) == name:
                 self.refresh(node_id)

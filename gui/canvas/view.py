@@ -212,7 +212,7 @@ class GraphView(QGraphicsView):
         theme = self.graph_scene.theme
         canvas = theme.canvas
         if self.document.levels.path:  # inside a block: a faint tint of the block colour
-            tint = theme.header("Block")
+            tint = theme.header(th.BLOCK)
             canvas = QColor((canvas.red() * 9 + tint.red()) // 10,
                             (canvas.green() * 9 + tint.green()) // 10,
                             (canvas.blue() * 9 + tint.blue()) // 10)
