@@ -225,3 +225,13 @@ def test_a_six_block_gpt_built_with_repeat_trains_through_layerloom_train(tmp_pa
     assert {"attn.in_proj_weight", "ff1.weight", "ln2.bias"} <= per_block
     assert {k for k in keys if k.startswith("blocks.")} == {
         f"blocks.{i}.{name}" for i in range(6) for name in per_block}
+
+
+def test_a_graph_diff_names_the_block_whose_structure_changed_not_its_layout():
+    from layerloom.engine.graph_diff import diff_graphs
+
+    a, b = model_with_blocks(2), model_with_blocks(2)
+    b["blocks"]["res"]["nodes"][2]["pos"] = [300, 40]  # layout only
+    assert diff_graphs(a, b).empty
+    b["blocks"]["res"]["nodes"][1]["attrs"]["out_features"] = 7
+    assert diff_graphs(a, b).lines() == ["block res differ"]

@@ -144,3 +144,16 @@ def test_undo_of_a_block_s_making_while_inside_it_returns_to_the_model(window):
     QTest.keyClick(view, Qt.Key_Z, Qt.ControlModifier)
     assert doc.graph is doc.model and not view.breadcrumb.isVisible()
     assert snapshot(doc) == before and set(view.graph_scene.items_by_id) == set(doc.model.nodes)
+
+
+def test_a_training_mark_inside_a_block_goes_on_the_node_holding_it(window):
+    doc, scene = window.document, window.view.graph_scene
+    open_sample(window, "resnet_cifar.json")
+    scene.overlays.set_alert("stage1.1.conv2", "non-finite gradient")
+    assert scene.items_by_id["stage1"].alert and not scene.items_by_id["down"].alert
+    scene.overlays.set_warning("down.proj", "gradient", "vanishing")
+    assert "gradient" in scene.items_by_id["down"].warnings
+    doc.levels.enter("stage1")
+    scene.overlays.set_alert("stage1.1.conv2", "non-finite gradient")
+    assert scene.items_by_id["conv2"].alert
+    assert scene.overlays.local("down.conv1") is None
