@@ -118,16 +118,29 @@ def _renamed(level: dict, names: dict) -> dict:
 
 # ------------------------------------------------------------------------------ saved blocks
 def save_user_block(folder: str | Path, model: Graph, name: str) -> Path:
-    """Write definition ``name`` (and what it uses) to ``folder/name.json``, atomically."""
+    """Write definition ``name`` (and what it uses) to ``folder/name.json``, atomically. A
+    different block saved under that name before is kept: this one becomes ``name_2``."""
     folder = Path(folder)
-    bundle = {"format": BLOCK_FORMAT, "version": BLOCK_VERSION, **bundle_of(model, name)}
+    bundle = bundle_of(model, name)
+    stem, i = name, 2
+    while (folder / f"{stem}.json").is_file() and not _same(folder / f"{stem}.json",
+                                                             {**bundle, "name": stem}):
+        stem, i = f"{name}_{i}", i + 1
+    bundle = {"format": BLOCK_FORMAT, "version": BLOCK_VERSION, **bundle, "name": stem}
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{name}.json"
+        path = folder / f"{stem}.json"
         atomic_write_bytes(path, (json.dumps(bundle, indent=1) + "\n").encode("utf-8"))
     except OSError as err:
         raise LibraryError(f"{folder}: cannot save block {name!r} ({err.strerror or err})") from None
     return path
+
+
+def _same(path: Path, bundle: dict) -> bool:
+    try:
+        return read_block_file(path) == bundle
+    except LibraryError:
+        return False  # a broken file under the name: keep it, write beside it
 
 
 def user_blocks(folder: str | Path) -> list[SavedBlock]:

@@ -94,7 +94,7 @@ class BlockEdits:
         except LayerloomError as err:
             doc.message.emit(str(err))
             return None
-        doc.message.emit(f"Saved block {definition.name!r} to the library ({path})")
+        doc.message.emit(f"Saved block {path.stem!r} to the library ({path})")
         doc.library_changed.emit(path)
         return path
 

@@ -171,3 +171,13 @@ def test_a_broken_saved_block_is_refused_in_one_line(tmp_path, text, message):
         read_block_file(path)
     assert message in str(err.value)
     assert str(err.value).startswith("a.json: ") and "\n" not in str(err.value)
+
+
+def test_saving_a_different_block_under_a_taken_name_keeps_both(tmp_path):
+    g = Graph.from_dict(model_with_blocks(1))
+    first = save_user_block(tmp_path, g, "res")
+    assert save_user_block(tmp_path, g, "res") == first  # the same block: saved over itself
+    g.blocks["res"].set_attr("fc1", "out_features", 9)
+    second = save_user_block(tmp_path, g, "res")
+    assert second.name == "res_2.json" and read_block_file(second)["name"] == "res_2"
+    assert read_block_file(first)["nodes"][1]["attrs"]["out_features"] == 5
