@@ -232,12 +232,21 @@ class Document(QObject):
             return True
         if self.refuse_if_locked():
             return False
+        wires = self.graph.port_wires(old)  # a block's port: its instances' wires move with it
         try:
-            self.graph.check_rename(old, new)
+            self.graph.check_rename(old, new, moving_wires=bool(wires))
         except GraphError as err:
             self.message.emit(str(err))
             return False
-        self.push(cmd.RenameCommand(self.graph, old, new))
+        with self.macro(f"Rename {old} to {new}"):
+            for graph, e in wires:
+                self.push(cmd.DisconnectCommand(graph, e))
+            self.push(cmd.RenameCommand(self.graph, old, new))
+            name = self.graph.name
+            for graph, e in wires:
+                port = lambda ref, g=graph: ((ref[0], new) if ref[1] == old  # noqa: E731
+                                             and g.block_of(ref[0]) == name else ref)
+                self.push(cmd.ConnectCommand(graph, port(e.src), port(e.dst)))
         return True
 
     def set_frozen(self, node_id: str, frozen: bool) -> bool:

@@ -157,3 +157,21 @@ def test_a_training_mark_inside_a_block_goes_on_the_node_holding_it(window):
     scene.overlays.set_alert("stage1.1.conv2", "non-finite gradient")
     assert scene.items_by_id["conv2"].alert
     assert scene.overlays.local("down.conv1") is None
+
+
+def test_renaming_or_deleting_a_wired_port_inside_moves_or_drops_its_wires_outside(window):
+    doc = window.document
+    before = open_sample(window, "mlp_spirals.json")
+    block = doc.blocks.group(["fc2", "tanh2"])
+    grouped = snapshot(doc)
+    doc.levels.enter(block)
+    assert doc.rename("x", "features")  # the instance's port follows, wired as it was
+    assert doc.model.edge_into((block, "features")).src == ("tanh1", "y")
+    assert doc.remove(["y"])  # the output port goes, and the wire into fc3 with it
+    assert doc.model.edge_into(("fc3", "x")) is None and doc.model_report.errors
+    doc.undo()
+    doc.undo()
+    assert snapshot(doc) == grouped
+    doc.levels.go_up()
+    doc.undo()
+    assert snapshot(doc) == before
