@@ -16,7 +16,8 @@ from pathlib import Path
 
 from layerloom.engine.block_templates import TEMPLATES, Template
 from layerloom.engine.graph import Graph, GraphError
-from layerloom.engine.serialize import FormatError, atomic_write_bytes, fill_level, graph_from_dict
+from layerloom.engine.serialize import (FormatError, atomic_write_bytes, fill_level, graph_from_dict,
+                                        graph_to_dict)
 
 __all__ = ["TEMPLATES", "Template", "LibraryError", "bundle_of", "bundle_definitions",
            "read_block_file", "save_user_block", "user_blocks"]
@@ -38,13 +39,13 @@ class SavedBlock:
 def bundle_of(model: Graph, name: str) -> dict:
     """Definition ``name`` of ``model`` with every definition it uses, as a bundle."""
     used = [n for n in model.blocks if n in model.uses(name)]
-    level = model.blocks[name].to_dict()
+    level = graph_to_dict(model.blocks[name])
     return {"name": name, "nodes": level["nodes"], "edges": level["edges"],
             "blocks": {n: _level(model.blocks[n]) for n in used}}
 
 
 def _level(graph: Graph) -> dict:
-    data = graph.to_dict()
+    data = graph_to_dict(graph)
     return {"nodes": data["nodes"], "edges": data["edges"]}
 
 

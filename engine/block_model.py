@@ -10,13 +10,10 @@ wire, ports go inside definitions and data, labels and losses in the model itsel
 from __future__ import annotations
 
 import keyword
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from layerloom.engine.block_types import BLOCK, BLOCK_INPUT, BLOCK_OUTPUT
 from layerloom.engine.graph_data import GraphError
-
-if TYPE_CHECKING:
-    from layerloom.engine.graph import Graph
 
 
 class BlockModel:
@@ -31,7 +28,7 @@ class BlockModel:
         definition = self.definition(node_id)
         return definition.port_nodes(BLOCK_OUTPUT) if definition else self.layer(node_id).outputs
 
-    def definition(self, node_id: str) -> "Graph | None":
+    def definition(self, node_id: str) -> "BlockModel | None":
         """The block definition a node is an instance of; None for any other node."""
         node = self._node(node_id)
         return self.blocks[node.attrs["block"]] if node.type == BLOCK else None
@@ -50,7 +47,7 @@ class BlockModel:
         """Ids of this definition's BlockInput (or BlockOutput) nodes: its ports, in order."""
         return tuple(n.id for n in self.nodes.values() if n.type == type_id)
 
-    def instances_of(self, name: str) -> list[tuple["Graph", str]]:
+    def instances_of(self, name: str) -> list[tuple["BlockModel", str]]:
         """(graph, node id) of every instance of a definition, in the model and in definitions."""
         return [(g, n.id) for g in (self.model, *self.blocks.values()) for n in g.nodes.values()
                 if n.type == BLOCK and n.attrs["block"] == name]
@@ -106,7 +103,7 @@ class BlockModel:
             raise GraphError(f"cannot {verb} port {node_id!r} of block {self.name!r}: it is "
                              f"connected on {inst!r}{where}; disconnect it there first")
 
-    def new_block(self, name: str) -> "Graph":
+    def new_block(self, name: str) -> "BlockModel":
         """An empty definition belonging to this graph's model (not yet added: ``add_block``)."""
         return type(self)(self.model, name)
 
@@ -120,7 +117,7 @@ class BlockModel:
             i += 1
         return f"{stem}_{i}"
 
-    def add_block(self, definition: "Graph", index: int | None = None) -> None:
+    def add_block(self, definition: "BlockModel", index: int | None = None) -> None:
         """Add a definition to the model; ``index`` restores its old place (undo)."""
         model, name = self.model, definition.name
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
@@ -137,7 +134,7 @@ class BlockModel:
         model.block_added.emit(name)
         model.changed.emit()
 
-    def remove_block(self, name: str) -> tuple["Graph", int]:
+    def remove_block(self, name: str) -> tuple["BlockModel", int]:
         """Remove an unused definition; returns it and its place for an undo."""
         model = self.model
         if name not in model.blocks:
@@ -152,7 +149,7 @@ class BlockModel:
         model.changed.emit()
         return definition, index
 
-    def _block_slot(self, definition: "Graph") -> Callable:
+    def _block_slot(self, definition: "BlockModel") -> Callable:
         """The model's one listener per definition (kept so it can be disconnected)."""
         slots = self.__dict__.setdefault("_slots", {})
         if id(definition) not in slots:

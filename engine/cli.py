@@ -27,7 +27,7 @@ from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
 from layerloom.engine.spec import LayerloomError, fmt_shape
 from layerloom.engine.training_config import SETTINGS, TrainConfig
 
-COMMANDS = ("check", "train", "generate", "export", "import", "bench", "runs", "sweep", "lr-find")
+COMMANDS = ("check", "train", "generate", "export", "import", "bench", "runs", "sweep", "lr-find", "gradcheck")
 COMPILE_NOTICE_AFTER = 1.0  # seconds the first step may take before we say kernels are compiling
 
 
@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=_setting("max_steps", int),
                        help="stop after this many steps")
     train.add_argument("--val-fraction", type=float, help="share of training data held out")
+    train.add_argument("--allow-outside-data", action="store_true",
+                       help="read the data the graph file names even outside its folder")
     train.add_argument("--save-weights", metavar="FILE", help="write weights (.npz or .safetensors)")
     train.add_argument("--metrics-json", metavar="FILE", help="write losses and accuracies as JSON")
     train.add_argument("--weight-decay", type=_setting("weight_decay", float))
@@ -84,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_bench.add_parser(sub)
     from layerloom.engine import cli_runs, cli_sweep  # the run store: runs, lr-find, sweep
     cli_runs.add_parser(sub)
-    cli_sweep.add_parser(sub)
+    cli_sweep.add_parser(sub, main)
+    from layerloom.engine import cli_gradcheck  # per-node gradient checks at real inputs
+    cli_gradcheck.add_parser(sub)
     return parser
 
 
@@ -281,7 +285,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = training_config(project.training, args, where)
     if args.save_weights:
         check_weights_path(args.save_weights)
-    spec, dataset = load_data_section(project.data, where, args.data, args.val_fraction)
+    spec, dataset = load_data_section(project.data, where, args.data, args.val_fraction,
+                                      graph_path=args.graph,
+                                      allow_outside=args.allow_outside_data)
     for change in fit_graph_to_data(project.graph, dataset):
         print(f"note: {change} (to fit the data)", file=sys.stderr)
     check_fit(project.graph, dataset)

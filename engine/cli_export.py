@@ -32,6 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "for torchrun, the data and weights, a README)")
     parser.add_argument("--data", metavar="SPEC", help="the data a project carries (default: "
                         "the graph file's)")
+    parser.add_argument("--allow-outside-data", action="store_true",
+                        help="read the data the graph file names even outside its folder")
     parser.set_defaults(run=cmd_export, val_fraction=None)
     reader = subparsers.add_parser("import", help="read an ONNX model into a graph file and its "
                                                   "weights")
@@ -102,7 +104,9 @@ def _export_project(args: argparse.Namespace, out: Path) -> int:
     from layerloom.engine.serialize import load_project
 
     project = load_project(args.graph)
-    spec, dataset = load_data_section(project.data, Path(args.graph).name, args.data)
+    spec, dataset = load_data_section(project.data, Path(args.graph).name, args.data,
+                                      graph_path=args.graph,
+                                      allow_outside=args.allow_outside_data)
     fit_graph_to_data(project.graph, dataset)
     net = Network(project.graph, seed=int(project.training.get("seed", 0)))
     if args.weights:

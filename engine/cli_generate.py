@@ -45,6 +45,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--data", metavar="SPEC",
                         help="the data the model was trained on, for its vocabulary "
                              "(default: the graph file's)")
+    parser.add_argument("--allow-outside-data", action="store_true",
+                        help="read the data the graph file names even outside its folder")
     parser.set_defaults(run=run)
     return parser
 
@@ -52,6 +54,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Raises LayerloomError subclasses for ``layerloom``'s main to print as one line."""
     from layerloom.engine.data import load_data
+    from layerloom.engine.data.location import graph_data_spec
     from layerloom.engine.network import Network
     from layerloom.engine.project import fit_graph_to_data
     from layerloom.engine.sampling import generate
@@ -59,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
     project = load_project(args.graph)
     spec = args.data or project.data.get("spec") or "text"
+    if not args.data:  # the file's own data path: inside its folder, or agreed to
+        spec = graph_data_spec(spec, args.graph, allow_all=args.allow_outside_data)
     dataset = load_data(spec, seed=project.data.get("seed", 0))
     fit_graph_to_data(project.graph, dataset)  # the context length follows the data, as in train
     net = Network(project.graph)

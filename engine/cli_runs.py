@@ -45,6 +45,8 @@ def add_parser(subparsers) -> None:
                                    "an exponentially growing rate, with a suggested rate")
     finder.add_argument("graph", help="a layerloom-graph JSON file")
     finder.add_argument("--data", metavar="SPEC")
+    finder.add_argument("--allow-outside-data", action="store_true",
+                        help="read the data the graph file names even outside its folder")
     finder.add_argument("--steps", type=int, default=100)
     finder.add_argument("--start", type=float, default=1e-6)
     finder.add_argument("--end", type=float, default=1.0)
@@ -170,18 +172,20 @@ def recorder_from_args(args: argparse.Namespace, project, spec: str, config):
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from layerloom.engine.cli import training_config
     from layerloom.engine.data.section import load_data_section
     from layerloom.engine.export.weights import load_weights
     from layerloom.engine.lr_finder import LRRange, lr_range_test
     from layerloom.engine.network import Network
     from layerloom.engine.project import check_fit, fit_graph_to_data
     from layerloom.engine.serialize import load_project
+    from layerloom.engine.training_config import TrainConfig
 
     where = Path(args.graph).name
     project = load_project(args.graph)
-    config = training_config(project.training, argparse.Namespace(), where)
-    spec, dataset = load_data_section(project.data, where, args.data, args.val_fraction)
+    config = TrainConfig.from_settings(project.training, f"{where}: training")
+    spec, dataset = load_data_section(project.data, where, args.data, args.val_fraction,
+                                      graph_path=args.graph,
+                                      allow_outside=args.allow_outside_data)
     fit_graph_to_data(project.graph, dataset)
     check_fit(project.graph, dataset)
     net = Network(project.graph, seed=config.seed)

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -102,7 +103,10 @@ def _flag(key: str, value) -> list[str]:
     return [f"--{key.replace('_', '-')}", str(value)]
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers, run_command: Callable[[list[str]], int]) -> None:
+    """``run_command(argv)`` runs one ``layerloom`` command line in this process (``cli.main``,
+    given by ``cli`` itself so this module need not import it): each combination is a
+    ``layerloom train`` run."""
     p = subparsers.add_parser("sweep", help="train every combination of settings, each recorded "
                               "as a run of one sweep")
     p.add_argument("graph", nargs="?", help="a layerloom-graph JSON file (not with --resume)")
@@ -112,13 +116,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--range", action="append", default=[], metavar="NAME=LOW:HIGH[:log]")
     p.add_argument("--seed", type=int, default=0, help="seed of the random draws")
     p.add_argument("--data", metavar="SPEC")
+    p.add_argument("--allow-outside-data", action="store_true",
+                   help="read the data the graph file names even outside its folder")
     p.add_argument("--runs-db", metavar="FILE")
     p.add_argument("--resume", metavar="SWEEP_ID", help="run what a stopped sweep has not ended")
-    p.set_defaults(run=cmd_sweep)
+    p.set_defaults(run=cmd_sweep, run_command=run_command)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from layerloom.engine import cli
     from layerloom.engine.cli_runs import run_line
     from layerloom.engine.runs import RunStore
 
@@ -132,7 +137,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.random is not None and args.random < 1:
             raise SweepError("sweep: --random needs at least 1 draw")
         spec = {"grid": parse_grid(args.grid), "ranges": parse_ranges(args.range),
-                "random": args.random, "seed": args.seed, "data": args.data}
+                "random": args.random, "seed": args.seed, "data": args.data,
+                "allow_outside_data": args.allow_outside_data}
         if not spec["grid"] and not spec["random"]:
             raise SweepError("sweep: give at least one --grid NAME=V1,V2 or --random N --range …")
         if spec["ranges"] and not spec["random"]:
@@ -159,7 +165,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         argv += sum((_flag(k, v) for k, v in combo.items()), [])
         if spec.get("data"):
             argv += ["--data", spec["data"]]
-        code = cli.main(argv)
+        argv += ["--allow-outside-data"] if spec.get("allow_outside_data") else []
+        code = args.run_command(argv)
         if code == 130:
             print(f"sweep stopped: resume with layerloom sweep --resume {sweep_id}",
                   file=sys.stderr)

@@ -45,6 +45,7 @@ class Executor:
 
     def __init__(self, plan: Plan, dtype=np.float32, fuse: bool = True):
         self.plan, self.dtype, self.fuse = plan, np.dtype(dtype), fuse
+        self.record_grads: dict | None = None  # a dict to fill: node id -> (dL/dY…, dL/dX…)
         self.values: dict = {}
         self.ctxs: dict = {}
         self.schedule: tuple = plan.schedule((), fuse)
@@ -161,6 +162,8 @@ class Executor:
                    for d, port in zip(dys, s.outputs)]
             p = step_params(s, params)
             in_grads, p_grads = s.layer.backward(s.attrs, p, self.ctxs[s.node_id], *dys)
+            if self.record_grads is not None:  # the Explain tab's dL/dY and dL/dX per node
+                self.record_grads[s.node_id] = (tuple(dys), tuple(in_grads))
             if s.trainable:
                 for key, name in zip(s.param_keys, s.param_names):
                     if key in s.grad_keys:

@@ -95,6 +95,11 @@ def read_regular(path: str | os.PathLike, error: type[LayerloomError],
     with fh:
         try:
             data = fh.read(size)  # exactly the size fstat gave: a file growing meanwhile is cut
+            while len(data) < size:  # one read(2) returns at most ~2 GiB
+                more = fh.read(size - len(data))
+                if not more:
+                    break
+                data += more
         except OSError as err:
             raise error(f"{Path(path)}: cannot read ({err.strerror or err})") from None
         except MemoryError:

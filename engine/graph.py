@@ -245,31 +245,21 @@ class Graph(BlockModel):
         except KeyError:
             raise GraphError(f"no node named {node_id!r}") from None
 
-    # ---------------------------------------------------------------------- files
-    def to_dict(self) -> dict:
-        from layerloom.engine.serialize import graph_to_dict
-
-        return graph_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Graph":
-        from layerloom.engine.serialize import graph_from_dict
-
-        return graph_from_dict(data)
-
-    @classmethod
-    def load(cls, path) -> "Graph":
-        from layerloom.engine.serialize import load_project
-
-        return load_project(path).graph
-
-    def save(self, path) -> None:
-        from layerloom.engine.serialize import Project, save_project
-
-        save_project(Project(self), path)
-
+    # ---------------------------------------------------------------------- copies
     def copy(self) -> "Graph":
-        return Graph.from_dict(copy.deepcopy(self.to_dict()))
+        """An independent model with the same nodes, edges and block definitions, and no
+        subscribers (a trial edit, a network's own graph). Files are ``engine.serialize``'s."""
+        out = Graph()
+        for name in self.blocks:
+            out.add_block(out.new_block(name))
+        levels = [(d, out.blocks[name]) for name, d in self.blocks.items()] + [(self, out)]
+        for source, target in levels:  # every level's nodes first: ports exist for the edges
+            for n in source.nodes.values():
+                target.add_node(Node(n.id, n.type, copy.deepcopy(n.attrs), n.pos, n.frozen))
+        for source, target in levels:
+            for e in source.edges:
+                target.connect(e.src, e.dst)
+        return out
 
     def add_all(self, nodes: Iterable[Node], edges: Iterable[Edge]) -> None:
         """Put back nodes and edges (an undo of a removal, a paste)."""

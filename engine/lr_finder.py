@@ -75,7 +75,7 @@ def lr_range_test(net: Network, data: Dataset, optimizer: str = "adam", batch_si
     lrs, losses, smooth = [], [], []
     avg, stopped = 0.0, False
     try:
-        with engine_threads(blas_only(s.layer.type_id for s in net.plan.steps)):
+        with engine_threads(blas_only(s.layer for s in net.plan.steps)):
             order: Iterator = iter(())
             for i in range(steps):
                 idx = next(order, None)

@@ -1,6 +1,6 @@
 """``Network``: the small, stable public facade over plan + executor that tests and tools use.
 
->>> net = Network(Graph.load("samples/lenet5.json"), seed=0)
+>>> net = Network(load_project("samples/lenet5.json").graph, seed=0)
 >>> out = net.forward({"image": x, "label": y}, training=True)
 >>> net.backward(); net.grads["conv1.weight"]
 
@@ -19,11 +19,7 @@ from layerloom.engine.executor import Executor
 from layerloom.engine.graph import Graph
 from layerloom.engine.kernels import aligned
 from layerloom.engine.plan import Plan, PlanError, compile_plan
-from layerloom.engine.spec import LayerloomError
-
-
-class WeightsError(LayerloomError):
-    """A weights dict or file that does not fit the graph (missing key, wrong shape)."""
+from layerloom.engine.spec import LayerloomError, WeightsError
 
 
 class Activations(dict):

@@ -9,6 +9,7 @@ bounded chunks. Python objects are refused, never unpickled. Data sets and weigh
 from __future__ import annotations
 
 import os
+import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -24,7 +25,7 @@ NPY_MAGIC = b"\x93NUMPY"
 MAX_MEMBERS = 10_000
 # What zipfile and zlib raise on a damaged archive (zipfile has no common base for them).
 ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
-              RuntimeError, ValueError, OverflowError)
+              RuntimeError, ValueError, OverflowError, IndexError, struct.error)
 
 
 def read_npz(path: str | os.PathLike, error: type[LayerloomError],
@@ -61,7 +62,7 @@ def _members(archive: zipfile.ZipFile, path: Path, error) -> dict[str, zipfile.Z
                     f"{MAX_MEMBERS:,}")
     members: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
-        if info.is_dir():
+        if info.filename.endswith("/"):  # a folder entry (ZipInfo.is_dir fails on an empty name)
             continue
         key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
         shown = key if len(key) <= 60 else key[:57] + "..."

@@ -7,8 +7,8 @@ are not), and the parameter keys ``"<node_id>.<param>"``. Block instances are ex
 (``enc.2.attn.weight``); the values leaving an instance's ports are ``Plan.aliases``.
 
 ``Plan.steps`` holds one step per node: the reference. ``Plan.schedule(keep)`` is what the executor
-runs: the same steps with known chains fused into one (Conv2D stride 1 → ReLU → MaxPool2D, and
-Dense [→ activation] → Dense … as in an MLP). A chain fuses only when each inner node feeds exactly the next one, no inner
+runs: the same steps with known chains fused into one (Conv2D stride 1 → ReLU → MaxPool2D or its
+1-D form, and Dense [→ activation] → Dense … as in an MLP). A chain fuses only when each inner node feeds exactly the next one, no inner
 node is in ``keep`` (activations a caller must see), all its nodes share one frozen flag, and the
 attributes are ones the fused kernel supports.
 """
@@ -19,11 +19,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from layerloom.engine.graph import Graph, PortRef
-from layerloom.engine.registry import LAYERS  # first: loads every layer module, which fused builds on
+from layerloom.engine.registry import LAYERS  # first: loads every layer module, which fusion builds on
 from layerloom.engine.flatten import flatten
+from layerloom.engine.fusion import ConvReluMaxPool, DenseChain, conv_pool_attrs, dense_chain_attrs
 from layerloom.engine.kernels import aligned
-from layerloom.engine.kernels.fused import (ACTIVATIONS, ConvReluMaxPool, DenseChain, conv_pool_attrs,
-                                  dense_chain_attrs)
 from layerloom.engine.shapes import ShapeReport, infer_shapes
 from layerloom.engine.spec import AttrValues, Layer, LayerloomError
 
@@ -68,6 +67,8 @@ class Plan:
     readers: dict = field(default_factory=dict)  # PortRef -> node ids reading it
     # (block instance path, port) -> the step output leaving that port ("enc", "y")
     aliases: dict = field(default_factory=dict)
+    # a level's path prefix ("", "enc.0.") -> {(node id, port) at that level: step output}
+    levels: dict = field(default_factory=dict, compare=False, repr=False)
     _schedules: dict = field(default_factory=dict, compare=False, repr=False)
 
     def schedule(self, keep=(), fuse: bool = True) -> tuple:
@@ -112,6 +113,8 @@ class Plan:
 
 
 def compile_plan(graph: Graph, report: ShapeReport | None = None) -> Plan:
+    if graph.name is not None:
+        raise PlanError([f"block {graph.name!r} runs inside a model: compile the model"])
     report = report or infer_shapes(graph)
     problems = list(report.errors.values())
     if not graph.nodes:
@@ -147,7 +150,8 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None) -> Plan:
     shapes = ShapeReport(shapes={**flat.shapes, **{a: flat.shapes[r] for a, r in
                                                    flat.aliases.items() if r in flat.shapes}},
                          in_shapes={f.id: f.in_shapes for f in flat.nodes})
-    return Plan(tuple(steps), sources, losses, shapes, consumers, readers, flat.aliases)
+    return Plan(tuple(steps), sources, losses, shapes, consumers, readers, flat.aliases,
+                flat.levels)
 
 
 # ------------------------------------------------------------------------------------ fusion
@@ -164,15 +168,18 @@ def _next(plan: Plan, step: Step, by_id: dict, keep: frozenset) -> Step | None:
 
 
 def _conv_chain(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | None:
-    if head.layer.type_id != "Conv2D" or tuple(head.attrs.stride) != (1, 1) \
-            or head.attrs.groups != 1 or tuple(head.attrs.dilation) != (1, 1):
+    pools = {"Conv2D": "MaxPool2D", "Conv1d": "MaxPool1d"}
+    ones = lambda v: v in (1, (1, 1))  # noqa: E731  (a stride or dilation of 1, 1-D or 2-D)
+    if head.layer.type_id not in pools or not ones(head.attrs.stride) \
+            or head.attrs.groups != 1 or not ones(head.attrs.dilation):
         return None
     relu = _next(plan, head, by_id, keep)
     if relu is None or relu.layer.type_id != "ReLU":
         return None
     pool = _next(plan, relu, by_id, keep)
-    if pool is None or pool.layer.type_id != "MaxPool2D" or tuple(pool.attrs.padding) != (0, 0) \
-            or tuple(pool.attrs.dilation) != (1, 1) or pool.attrs.ceil_mode:
+    if pool is None or pool.layer.type_id != pools[head.layer.type_id] \
+            or pool.attrs.padding not in (0, (0, 0)) or not ones(pool.attrs.dilation) \
+            or pool.attrs.ceil_mode:
         return None
     return _fused(ConvReluMaxPool, conv_pool_attrs(head.attrs, pool.attrs), (head, relu, pool))
 
@@ -182,7 +189,7 @@ def _dense_chain(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step |
     members, node = [], head
     while node is not None and node.layer.type_id == "Dense":
         act = _next(plan, node, by_id, keep)
-        act = act if act is not None and act.layer.type_id in ACTIVATIONS else None
+        act = act if act is not None and act.layer.fusable_activation else None
         members += [node, act] if act is not None else [node]
         node = _next(plan, members[-1], by_id, keep)
     if len(members) < 2:

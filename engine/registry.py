@@ -5,6 +5,7 @@ import importlib
 import pkgutil
 
 from layerloom.engine.block_types import STRUCTURAL
+from layerloom.engine.graph_data import GraphError
 from layerloom.engine.spec import Layer
 
 LAYERS: dict[str, type[Layer]] = {}
@@ -35,8 +36,6 @@ def by_category() -> dict[str, list[type[Layer]]]:
 
 def get(type_id: str) -> type[Layer]:
     """A layer type, or one of the block node types (``engine.block_types``)."""
-    from layerloom.engine.graph import GraphError
-
     cls = LAYERS.get(type_id) or STRUCTURAL.get(type_id)
     if cls is None:
         raise GraphError(f"unknown layer type {type_id!r}")

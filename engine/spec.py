@@ -30,6 +30,11 @@ class AttrError(LayerloomError):
     """An attribute value is out of range, of the wrong type, or not one of the choices."""
 
 
+class WeightsError(LayerloomError):
+    """A weights dict or file that does not fit the graph (missing key, wrong shape). Defined
+    here, below both the network that checks a state dict and the files that carry one."""
+
+
 def fmt_shape(shape: Sequence) -> str:
     """``(None, 6, 28, 28)`` -> ``6×28×28`` (the batch is implied); scalars print as ``scalar``."""
     dims = [d for d in shape[1:]] if shape and shape[0] is None else list(shape)
@@ -255,6 +260,10 @@ class Layer:
 
     type_id: ClassVar[str] = ""
     category: ClassVar[str] = "Other"
+    # The Explain tab: what the layer computes and its gradients, in the node's own numbers
+    # ("{out_features}" is replaced by the attribute's value); rich text, declared beside forward.
+    formula: ClassVar[str] = ""
+    backward_formula: ClassVar[str] = ""
     inputs: ClassVar[tuple] = ("x",)
     outputs: ClassVar[tuple] = ("y",)
     optional_inputs: ClassVar[tuple] = ()
@@ -264,6 +273,12 @@ class Layer:
     differentiable_inputs: ClassVar[tuple | None] = None  # None = all; e.g. labels are not
     buffers: ClassVar[tuple] = ()  # params updated by forward, never trained (running_mean...)
     examples: ClassVar[tuple] = ()
+    # Traits other parts of the engine read here instead of keeping lists of type names:
+    # runs numba-parallel kernels, so a graph with it gives the cores to numba and holds the BLAS
+    # at one thread (engine.threads.blas_only)
+    parallel_kernels: ClassVar[bool] = False
+    # an element-wise activation a fused Dense chain may absorb after a Dense (engine.fusion)
+    fusable_activation: ClassVar[bool] = False
 
     @classmethod
     def description(cls) -> str:

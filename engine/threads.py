@@ -21,10 +21,6 @@ def default_threads() -> int:
 
 
 _threads = default_threads()
-# Layer types whose kernels are numba-parallel (engine/kernels: conv, pool, elementwise, norm's
-# LayerNorm kernels, attention).
-PARALLEL_LAYERS = frozenset({"Conv2D", "MaxPool2D", "AvgPool2D", "GELU", "LayerNorm",
-                             "MultiHeadSelfAttention"})
 
 
 def set_threads(n: int) -> None:
@@ -37,13 +33,10 @@ def get_threads() -> int:
     return _threads
 
 
-def blas_only(layer_types) -> bool:
-    """True when none of these layer types runs a numba-parallel kernel: listed above, or a
-    layer class that says so itself (``parallel_kernels = True``)."""
-    from layerloom.engine.registry import LAYERS
-
-    return not any(t in PARALLEL_LAYERS or getattr(LAYERS.get(t), "parallel_kernels", False)
-                   for t in layer_types)
+def blas_only(layers) -> bool:
+    """True when none of these layer classes runs numba-parallel kernels (their
+    ``parallel_kernels`` trait, declared on the class)."""
+    return not any(layer.parallel_kernels for layer in layers)
 
 
 @contextlib.contextmanager

@@ -184,7 +184,7 @@ def train(net: Network, data: Dataset, config: TrainConfig,
     Runs under ``engine_threads``: numba's kernels on the configured cores, the BLAS on one (or
     the BLAS on the cores when no layer of the graph has numba-parallel kernels).
     """
-    blas = blas_only(s.layer.type_id for s in net.plan.steps)
+    blas = blas_only(s.layer for s in net.plan.steps)
     # the loaders' threads end with the run, however it ends (a consumer may just drop it)
     with engine_threads(blas), ExitStack() as loaders:
         yield from _train(net, data, config, control, loaders)

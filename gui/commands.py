@@ -7,7 +7,7 @@ Document has checked the edit, because an exception raised inside ``redo`` canno
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from PySide6.QtGui import QUndoCommand
 
@@ -161,27 +161,27 @@ class SetFrozenCommand(QUndoCommand):
         self.graph.set_frozen(self.node_id, self.old)
 
 
-class SetSectionCommand(QUndoCommand):
-    """Replaces a project section ("training", "data") in place; ``changed(name)`` tells the
-    panel showing it. Consecutive edits of one section merge (a spin box's many steps)."""
+class EditSectionCommand(QUndoCommand):
+    """Sets settings of a project section ("training", "data"); a None value removes one (its
+    default applies). Keeps the old values for undo; ``changed(name)`` tells the panel showing
+    the section, on the first redo as on every later one. Consecutive edits of the same settings
+    merge (a spin box's many steps are one undo step)."""
 
-    def __init__(self, sections: dict, name: str, old: dict, new: dict, changed):
+    def __init__(self, project: Any, name: str, changes: dict, changed: Callable[[str], None]):
         super().__init__(f"Change {name} settings")
-        self.section, self.name, self.changed = sections, name, changed
-        self.old, self.new = dict(old), dict(new)
-        self._pushed = False
+        self.section, self.name, self.changed = getattr(project, name), name, changed
+        self.old = {k: self.section.get(k) for k in changes}
+        self.new = dict(changes)
 
     def _set(self, values: dict) -> None:
-        self.section.clear()
-        self.section.update(values)
+        for key, value in values.items():
+            if value is None:
+                self.section.pop(key, None)
+            else:
+                self.section[key] = value
         self.changed(self.name)
 
     def redo(self) -> None:
-        if not self._pushed:  # the push itself: the panel made this edit and already shows it
-            self._pushed = True
-            self.section.clear()
-            self.section.update(self.new)
-            return
         self._set(self.new)
 
     def undo(self) -> None:
@@ -191,9 +191,10 @@ class SetSectionCommand(QUndoCommand):
         return SECTION_ID
 
     def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 (Qt override)
-        if not isinstance(other, SetSectionCommand) or other.name != self.name:
+        if other.section is not self.section or set(other.new) != set(self.new):
             return False
-        self.new = other.new
+        self.new = dict(other.new)
+        self.setObsolete(self.new == self.old)  # edited back to where it was: no step at all
         return True
 
 

@@ -1,12 +1,14 @@
 """The dataset panel: choose the data a graph trains on and see what it holds.
 
 Sources are the engine's spec strings (bundled, ``idx:DIR``, ``npz:FILE``, ``csv:FILE``, or a
-synthetic set with size and noise). Loading one writes it into the project's "data" section,
-fits the graph's Input and Label nodes to it (through ``apply_edits`` so the window can make it
-an undoable edit) and reports, in the engine's words, why the graph cannot take it if so.
+synthetic set with size and noise). Loading one writes it into the project's "data" section
+(through ``edit_data``, the window's undoable ``Document.edit_section``), fits the graph's Input
+and Label nodes to it (through ``apply_edits`` so the window can make it an undoable edit) and
+reports, in the engine's words, why the graph cannot take it if so.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -17,6 +19,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDoubleSpinBox, QFileDia
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from layerloom.engine.data import Dataset, load_data, parse_spec
+from layerloom.engine.data.location import place, portable_spec
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError, fmt_shape
@@ -28,8 +31,10 @@ SOURCES = (("bundled", "Fashion-MNIST subset", None),  # short: the side dock sh
            ("idx", "MNIST-format folder", "folder"),
            ("npz", "NumPy .npz file", "file"), ("csv", "CSV file", "file"),
            ("spirals", "Synthetic: spirals", None), ("moons", "Synthetic: moons", None),
-           ("circles", "Synthetic: circles", None), ("xor", "Synthetic: xor", None))
-SYNTHETIC = ("spirals", "moons", "circles", "xor")
+           ("circles", "Synthetic: circles", None), ("xor", "Synthetic: xor", None),
+           ("signals", "Synthetic: signals", None))
+SYNTHETIC = ("spirals", "moons", "circles", "xor", "signals")
+WAVES_PER_CLASS = 2
 FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)"}
 ERROR_STYLE, OK_STYLE = "color: #c62828;", "color: #2e7d32;"
 MAX_SCATTER = 3000
@@ -37,12 +42,18 @@ MAX_SCATTER = 3000
 
 class DatasetPanel(QWidget):
     dataset_changed = Signal(object)  # the Dataset just loaded
-    data_changed = Signal(dict)  # the project's new "data" section (the window marks it dirty)
 
     def __init__(self, project: Callable[[], Project],
-                 apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None):
+                 apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None,
+                 graph_path: Callable[[], Path | None] = lambda: None,
+                 edit_data: Callable[[dict], object] | None = None):
+        """``graph_path()``: the graph's file; a path typed here is relative to its folder, and
+        data inside that folder is stored relative to it (the folder can move as a whole).
+        ``edit_data(changes)`` sets keys of the project's "data" section (the window gives
+        ``Document.edit_section`` there); without it the section is set directly."""
         super().__init__(parent)
-        self._project, self._apply_edits = project, apply_edits
+        self._project, self._apply_edits, self._graph_path = project, apply_edits, graph_path
+        self._edit_data = edit_data or (lambda changes: self._project().data.update(changes))
         self.dataset: Dataset | None = None
         self._build()
         self.load_from_project()
@@ -150,14 +161,23 @@ class DatasetPanel(QWidget):
         return f"{self.kind}:{self.path.text().strip()}"
 
     def _browse(self) -> None:
+        self.choose()
+
+    def choose(self) -> Dataset | None:
+        """Ask for a file (or folder) of the chosen kind and load it; None when cancelled or
+        when it does not load (the panel says why)."""
+        if dict((k, n) for k, _, n in SOURCES)[self.kind] is None:  # bundled, synthetic: a file
+            self.source.setCurrentIndex(self.source.findData("npz"))
+        start = str(self._graph_path().parent) if self._graph_path() else self.path.text()
         if self.kind == "idx":
-            path = QFileDialog.getExistingDirectory(self, "MNIST-format folder", self.path.text())
+            path = QFileDialog.getExistingDirectory(self, "MNIST-format folder", start)
         else:
-            path, _ = QFileDialog.getOpenFileName(self, "Data file", self.path.text(),
+            path, _ = QFileDialog.getOpenFileName(self, "Data file", start,
                                                   FILE_FILTERS.get(self.kind, "All files (*)"))
-        if path:
-            self.path.setText(path)
-            self.load()
+        if not path:
+            return None
+        self.path.setText(path)
+        return self.load()
 
     def load_from_project(self) -> None:
         """Show the project's data section in the widgets (nothing is loaded)."""
@@ -185,14 +205,15 @@ class DatasetPanel(QWidget):
         seed = self._project().data.get("seed", 0)
         QApplication.setOverrideCursor(Qt.WaitCursor)
         try:
+            spec = place(spec, self._graph_path()).spec  # relative: from the graph's folder
             dataset = load_data(spec, val_fraction=val, seed=seed if isinstance(seed, int) else 0)
         except LayerloomError as err:
             self._show_error(str(err))
             return None
         finally:
             QApplication.restoreOverrideCursor()
-        self._project().data.update({"spec": spec, "val_fraction": val})
-        self.data_changed.emit(dict(self._project().data))
+        spec = portable_spec(spec, self._graph_path())
+        self._edit_data({"spec": spec, "val_fraction": val})
         self.set_dataset(dataset)
         return dataset
 
@@ -274,13 +295,36 @@ class DatasetPanel(QWidget):
         elif d.sample_shape == (2,):
             self._scatter(d)
             self.preview.setCurrentWidget(self.scatter_view)
+        elif len(d.sample_shape) == 2 and d.task == "classification" and len(d.train):
+            self._waves(d)
+            self.preview.setCurrentWidget(self.scatter_view)
         else:
             self.no_preview.setText(f"Samples of {fmt_shape(d.sample_shape)}: no picture for these.")
             self.preview.setCurrentWidget(self.no_preview)
 
+    def _waves(self, d: Dataset) -> None:
+        """Signals (channels × length): the first channel of a few samples of each class, one
+        band per class from the top."""
+        plot = self.scatter_view.getPlotItem()
+        plot.clear()
+        plot.setAspectLocked(False)
+        x, y = d.train.x, np.asarray(d.train.y)
+        classes = sorted(set(y.ravel().tolist()))
+        low, high = np.inf, -np.inf
+        for i, c in enumerate(classes):
+            color = node_color(str(c), i, len(classes))
+            for k, row in enumerate(np.flatnonzero(y == c)[:WAVES_PER_CLASS]):
+                wave = np.asarray(x[row][0], dtype=np.float64) - 3.0 * i
+                low, high = min(low, wave.min()), max(high, wave.max())
+                name = str(d.class_names[c]) if k == 0 and c < d.num_classes else None
+                plot.addItem(pg.PlotDataItem(wave, pen=pg.mkPen(color, width=1.2), name=name))
+        plot.autoRange()
+        plot.setYRange(low, high + 0.3 * (high - low), padding=0.02)  # room for the legend
+
     def _scatter(self, d: Dataset) -> None:
         plot = self.scatter_view.getPlotItem()
         plot.clear()
+        plot.setAspectLocked(True)
         x, y = d.train.x[:MAX_SCATTER], d.train.y[:MAX_SCATTER]
         classes = sorted(set(np.asarray(y).ravel().tolist())) if d.task == "classification" else [None]
         for i, c in enumerate(classes):

@@ -19,9 +19,11 @@ import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from layerloom.engine.data.location import rebase_data
 from layerloom.engine.graph import Edge, Graph, GraphError
 from layerloom.engine.serialize import Project, load_project, save_project
 from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
+from layerloom.engine.training_config import SettingsError, check_settings
 from layerloom.gui import commands as cmd
 from layerloom.gui.block_edits import BlockEdits
 from layerloom.gui.compound_edits import CompoundEdits
@@ -49,6 +51,7 @@ class Document(QObject):
         self.stack.cleanChanged.connect(
             lambda clean: shiboken6.isValid(self) and self.dirty_changed.emit(not clean))
         self.path: Path | None = None
+        self.data_home: Path | None = None  # the file whose folder relative data paths start from
         self.locked, self.lock_reason = False, ""
         self.project: Project | None = None
         self.report, self.params = ShapeReport(), {}  # of the shown level
@@ -58,7 +61,7 @@ class Document(QObject):
         self.model = Graph()  # the whole model (what is saved, trained and exported)
         self.levels = Levels(self.model, self)
         self.levels.changed.connect(self._recompute)
-        self._replace(project or Project(Graph()), None)
+        self._replace(project or Project(Graph()), None, None)
 
     # ------------------------------------------------------------------ state
     @property
@@ -98,14 +101,14 @@ class Document(QObject):
     def new(self) -> bool:
         if self.refuse_if_locked():
             return False
-        self._replace(Project(Graph()), None)
+        self._replace(Project(Graph()), None, None)
         return True
 
     def new_from(self, project: Project) -> bool:
         """An untitled document holding ``project`` (an imported model), unsaved."""
         if self.refuse_if_locked():
             return False
-        self._replace(project, None)
+        self._replace(project, None, None)
         self.stack.resetClean()
         return True
 
@@ -114,14 +117,16 @@ class Document(QObject):
         if self.refuse_if_locked():
             return False
         project = load_project(path)
-        self._replace(project, Path(path))
+        self._replace(project, Path(path), Path(path))
         return True
 
     def open_unsaved(self, path: str | Path, original: Path | None) -> bool:
         """Load ``path`` (a recovery copy) as the unsaved state of ``original``: Save writes
-        there, and no undo step leads back to "saved" (the file on disk is older)."""
-        if not self.open(path):
+        there, and no undo step leads back to "saved" (the file on disk is older). Its relative
+        data paths start from the original's folder, as they were written."""
+        if self.refuse_if_locked():
             return False
+        self._replace(load_project(path), Path(path), original)
         self.path = original
         self.path_changed.emit(original)
         self.stack.resetClean()
@@ -132,14 +137,17 @@ class Document(QObject):
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ValueError("no file name to save to")
+        if rebase_data(self.project.data, self.path, target):  # Save As into another folder
+            self.section_changed.emit("data")
         save_project(self.project, target)
         if target != self.path:
-            self.path = target
+            self.path = self.data_home = target
             self.path_changed.emit(target)
         self.stack.setClean()
 
-    def _replace(self, project: Project, path: Path | None) -> None:
+    def _replace(self, project: Project, path: Path | None, home: Path | None) -> None:
         self.stack.clear()  # the old commands refer to the old graph
+        self.stack.setClean()  # before the news: data chosen on open is then an unsaved edit
         if self.project is not None:
             self.model.changed.disconnect(self._recompute)
         self.project, self.model = project, project.graph
@@ -148,12 +156,11 @@ class Document(QObject):
         self.levels.reset(project.graph)
         self.levels.blockSignals(False)
         self._recompute()
-        self.path = path
+        self.path, self.data_home = path, home
         self.project_replaced.emit(self.graph)
         self.report_changed.emit(self.report)
         self.path_changed.emit(path)
-        self.stack.setClean()
-        self.dirty_changed.emit(False)
+        self.dirty_changed.emit(self.dirty)
 
     # ------------------------------------------------------------------ undo
     def undo(self) -> None:
@@ -174,13 +181,24 @@ class Document(QObject):
         return _Macro(self.stack, text)
 
     # ------------------------------------------------------------------ project sections
-    def set_section(self, name: str, old: dict, new: dict) -> None:
-        """Record that a panel changed the project's ``name`` section from ``old`` to ``new``
-        (undoable, marks the file dirty). Not structural, so allowed while locked."""
-        if old == new:
-            return
-        section = self.project.training if name == "training" else self.project.data
-        self.push(cmd.SetSectionCommand(section, name, old, new, self.section_changed.emit))
+    def edit_section(self, name: str, changes: dict) -> bool:
+        """Set settings of the project's ``name`` section ("training" or "data"; a None value
+        removes one, so its default applies) as one undo step; consecutive edits of the same
+        settings merge. Training settings are checked by the engine's own rules first, a
+        refusal going out on ``message``. Not structural, so allowed while locked."""
+        section = getattr(self.project, name)
+        changes = {k: v for k, v in changes.items() if section.get(k) != v}
+        if not changes:
+            return True
+        if name == "training":
+            trial = {k: v for k, v in {**section, **changes}.items() if v is not None}
+            try:
+                check_settings(trial)
+            except SettingsError as err:
+                self.message.emit(str(err))
+                return False
+        self.push(cmd.EditSectionCommand(self.project, name, changes, self.section_changed.emit))
+        return True
 
     # ------------------------------------------------------------------ nodes
     def add_node(self, type_id: str, pos: tuple, attrs: dict | None = None) -> str | None:

@@ -76,7 +76,7 @@ def export_training_project(window: QWidget) -> Path | None:
         dataset = controller.dataset or controller.load_dataset()
         net = controller.trained_network()
         trained = net is not None
-        params = net.params if trained else Network(doc.graph, seed=int(
+        params = net.params if trained else Network(doc.model, seed=int(
             doc.project.training.get("seed", 0))).params
         write_project(doc.project, folder, params, dataset, title=stem)
     except LayerloomError as err:

@@ -37,6 +37,15 @@ class Levels(QObject):
             report = report.inner.get(node_id, ShapeReport())
         return report
 
+    def prefix(self) -> str:
+        """How the engine names the shown level's nodes: "" on the model, "stage1.0." inside
+        the first copy of a repeated instance "stage1", "down." inside an instance "down"."""
+        graph, out = self.model, ""
+        for node_id, name in self.path:
+            out += f"{node_id}." + ("0." if graph.copies(node_id) > 1 else "")
+            graph = graph.blocks[name]
+        return out
+
     def names(self) -> list[str]:
         """The breadcrumb's parts: "model", then each opened instance as "id (definition)"."""
         return ["model"] + [f"{node_id} ({name})" if node_id != name else node_id

@@ -14,9 +14,11 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox
 from layerloom.engine.serialize import FormatError
 from layerloom.gui import theme as th
 from layerloom.gui.autosave import Autosaver, recovery_dir
+from layerloom.gui.canvas.flow_overlay import GradientFlowOverlay
 from layerloom.gui.canvas.view import GraphView
 from layerloom.gui.clipboard import GraphClipboard
 from layerloom.gui.document import Document
+from layerloom.gui.explain_view import ExplainView
 from layerloom.gui.inspector import Inspector
 from layerloom.gui.layout import layered_positions
 from layerloom.gui.menus import build_menus
@@ -27,7 +29,7 @@ from layerloom.gui.status_bar import StatusParts
 from layerloom.gui.training.session import TrainingSession
 
 MAX_RECENT = 8
-LAYOUT_VERSION = 2  # bump when the set of docks changes: an older saved layout is then ignored
+LAYOUT_VERSION = 3  # bump when the set of docks changes: an older saved layout is then ignored
 
 
 class MainWindow(QMainWindow):
@@ -44,17 +46,25 @@ class MainWindow(QMainWindow):
         self.inspector = Inspector(self.document, self)
         self.palette_dock = self._dock(self.palette_panel, Qt.LeftDockWidgetArea, "Layers")
         self.inspector_dock = self._dock(self.inspector, Qt.RightDockWidgetArea, "Inspector")
+        self.explain = ExplainView(self)
+        self.explain_dock = self._dock(self.explain, Qt.RightDockWidgetArea, "Explain")
         self.status = StatusParts(self.statusBar(), self.document,
                                   self.view.graph_scene.selected_node_ids)
         # the labels by their old names: the window's tests and tools read them here
         self.lock_label, self.problems_label = self.status.lock_label, self.status.problems_label
         self.params_label = self.status.params_label
         self.clipboard = GraphClipboard(self.document, self.view.graph_scene)
-        self.actions_by_name = build_menus(self)
-        for dock in (self.palette_dock, self.inspector_dock):
+        self.flow_overlay = GradientFlowOverlay(self.view.graph_scene, self.document)
+        menus = build_menus(self)
+        self.actions_by_name = menus.actions
+        self.recent_menu, self.samples_menu, self.panels_menu = (menus.recent, menus.samples,
+                                                                  menus.panels)
+        for dock in (self.palette_dock, self.inspector_dock, self.explain_dock):
             self.panels_menu.addAction(dock.toggleViewAction())
-        self.training = TrainingSession(self)
+        self.training = TrainingSession(self, save_with_graph=self.actions_by_name["save_weights"])
         self.runs = RunsSession(self)
+        self.tabifyDockWidget(self.inspector_dock, self.explain_dock)  # after training's split
+        self.inspector_dock.raise_()
         self.autosave = Autosaver(self.document, recovery_dir(self.settings), parent=self,
                                   weights=self.training.unsaved_weights,
                                   restore=self.training.adopt_weights)
@@ -102,6 +112,9 @@ class MainWindow(QMainWindow):
         doc.project_replaced.connect(lambda _graph: self.palette_panel.blocks.set_model(doc.model))
         doc.library_changed.connect(self.palette_panel.blocks.saved_to)
         self.view.selection_changed.connect(self.inspector.show_nodes)
+        self.view.selection_changed.connect(
+            lambda ids: self.explain.show_node(ids[0] if len(ids) == 1 else None))
+        doc.report_changed.connect(lambda _r: self.explain.show_node(self.explain.node_id))
         self.view.selection_changed.connect(lambda _ids: self.status.show_report(doc.report))
         doc.dirty_changed.connect(lambda _d: self._update_title())
         doc.path_changed.connect(lambda _p: self._update_title())

@@ -1,22 +1,31 @@
-"""The main window's menus and shortcuts; every action calls one MainWindow or Document method."""
+"""The main window's menus and shortcuts; every action calls one MainWindow or Document method.
+
+``build_menus`` returns what it made (actions by name, the menus filled later); the window keeps
+what it needs itself, so nothing here writes attributes onto the window.
+"""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QMainWindow, QMenu
 
 from layerloom.engine import paths
 from layerloom.gui.export_code import (export_onnx, export_pytorch_code, export_training_project,
                                        import_onnx)
 from layerloom.gui.help import about_html, guide_html, show_text
 
-if TYPE_CHECKING:
-    from layerloom.gui.main_window import MainWindow
+
+@dataclass(frozen=True)
+class WindowMenus:
+    actions: dict  # name -> QAction (tests and the Help's key table trigger and read them)
+    recent: QMenu  # File > Open Recent, filled as it opens
+    samples: QMenu  # File > Samples, filled as it opens
+    panels: QMenu  # View > Panels: a toggle per dock
 
 
-def _action(window: "MainWindow", menu: QMenu, text: str, slot, shortcut=None) -> QAction:
+def _action(window: QMainWindow, menu: QMenu, text: str, slot, shortcut=None) -> QAction:
     action = QAction(text, window)
     if shortcut is not None:
         keys = shortcut if isinstance(shortcut, list) else [shortcut]
@@ -26,16 +35,16 @@ def _action(window: "MainWindow", menu: QMenu, text: str, slot, shortcut=None) -
     return action
 
 
-def build_menus(window: "MainWindow") -> dict[str, QAction]:
-    """Create File, Edit, View and Help; returns the actions by name (tests trigger them)."""
+def build_menus(window: QMainWindow) -> WindowMenus:
+    """Create File, Edit, View and Help on the window's menu bar."""
     bar, acts = window.menuBar(), {}
     file = bar.addMenu("&File")
     acts["new"] = _action(window, file, "&New", window.new_graph, QKeySequence.New)
     acts["open"] = _action(window, file, "&Open…", window.open_dialog, QKeySequence.Open)
-    window.recent_menu = file.addMenu("Open &Recent")
-    window.recent_menu.aboutToShow.connect(lambda: _fill_recent(window))
-    window.samples_menu = file.addMenu("&Samples")
-    window.samples_menu.aboutToShow.connect(lambda: fill_samples(window))
+    recent = file.addMenu("Open &Recent")
+    recent.aboutToShow.connect(lambda: _fill_recent(window, recent))
+    samples = file.addMenu("&Samples")
+    samples.aboutToShow.connect(lambda: fill_samples(window, samples))
     file.addSeparator()
     acts["save"] = _action(window, file, "&Save", window.save, QKeySequence.Save)
     acts["save_as"] = _action(window, file, "Save &As…", window.save_as, QKeySequence.SaveAs)
@@ -58,7 +67,7 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
     save_weights.setToolTip("Save also writes <name>.weights.npz beside the graph; Open loads it")
     save_weights.toggled.connect(lambda on: window.settings.setValue("save_weights", on))
     file.addAction(save_weights)
-    window.save_weights_action = acts["save_weights"] = save_weights
+    acts["save_weights"] = save_weights
     file.addSeparator()
     acts["quit"] = _action(window, file, "&Quit", window.close, QKeySequence.Quit)
 
@@ -96,6 +105,12 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
     acts["zoom_reset"] = _action(window, view, "&Actual Size", lambda: window.view.set_zoom(1.0),
                                  "Ctrl+1")
     view.addSeparator()
+    flow = _action(window, view, "Show &Gradient Flow", lambda: window.statusBar().showMessage(
+        window.flow_overlay.set_enabled(acts["gradient_flow"].isChecked()), 10000), "F7")
+    flow.setCheckable(True)
+    flow.setToolTip("Colour the edges that carry gradient to a trainable parameter; fade the "
+                    "nodes whose parameters get none")
+    acts["gradient_flow"] = flow
     theme_menu = view.addMenu("&Theme")
     group = QActionGroup(window)
     for mode in ("system", "light", "dark"):
@@ -105,7 +120,7 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
         group.addAction(act)
         acts[f"theme_{mode}"] = act
     view.addSeparator()
-    window.panels_menu = view.addMenu("&Panels")
+    panels = view.addMenu("&Panels")
     acts["reset_layout"] = _action(window, view, "&Reset Layout", window.reset_layout)
 
     help_menu = bar.addMenu("&Help")
@@ -114,10 +129,10 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
                             QKeySequence.HelpContents)
     acts["about"] = _action(window, help_menu, "&About Layerloom",
                             lambda: show_text(window, "About Layerloom", about_html(), (34, 20)))
-    return acts
+    return WindowMenus(acts, recent, samples, panels)
 
 
-def _block_actions(window: "MainWindow", edit: QMenu, acts: dict) -> None:
+def _block_actions(window: QMainWindow, edit: QMenu, acts: dict) -> None:
     """Edit's block entries: group (Ctrl+G), ungroup (Ctrl+Shift+G), open and close in place
     (also Enter and Esc on the canvas), make unique, save to the library."""
     doc, scene = window.document, window.view.graph_scene
@@ -145,8 +160,7 @@ def _block_actions(window: "MainWindow", edit: QMenu, acts: dict) -> None:
                                  on_block("save", doc.blocks.save_to_library))
 
 
-def _fill_recent(window: "MainWindow") -> None:
-    menu = window.recent_menu
+def _fill_recent(window: QMainWindow, menu: QMenu) -> None:
     menu.clear()
     files = window.recent_files()
     for path in files:
@@ -155,9 +169,8 @@ def _fill_recent(window: "MainWindow") -> None:
         menu.addAction("(none)").setEnabled(False)
 
 
-def fill_samples(window: "MainWindow") -> list[Path]:
+def fill_samples(window: QMainWindow, menu: QMenu) -> list[Path]:
     """Rebuilt on every opening, so samples added while the app runs show up."""
-    menu = window.samples_menu
     menu.clear()
     samples = sorted(paths.SAMPLES.glob("*.json")) if paths.SAMPLES.is_dir() else []
     for path in samples:

@@ -32,6 +32,9 @@ def category_hue(category: str) -> int:
     return int(hashlib.md5(category.encode()).hexdigest()[:4], 16) % 360
 
 
+FLOW = QColor("#e8590c")  # the gradient-flow overlay: edges carrying gradient, both themes
+
+
 @dataclass
 class Theme:
     """Every colour the canvas uses, for one palette."""

@@ -1,9 +1,17 @@
-"""The architecture holds: the engine imports no Qt, no source file outgrows 400 lines, and no
-GUI class outgrows 25 methods."""
+"""The architecture holds: the engine imports no Qt, no modules import each other round a loop,
+kernels sit below layers, no source file outgrows 400 lines, and no GUI class outgrows 25 methods.
+
+These replace the import-linter contract pyproject used to hold: lint-imports cannot see packages
+mapped by ``package-dir`` (``engine/`` installs as ``layerloom.engine``), so it checked nothing.
+"""
 import ast
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from tests.import_graph import cycles, import_graph, modules_of, reachable
 
 ROOT = Path(__file__).resolve().parents[1]
 GUI_MODULES = ("PySide6", "shiboken6", "pyqtgraph")
@@ -41,6 +49,51 @@ def test_every_engine_module_imports_first_on_its_own():
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", out.stdout
+
+
+PACKAGES = {"engine": "layerloom.engine", "gui": "layerloom.gui"}
+
+
+@pytest.mark.parametrize("folder", sorted(PACKAGES))
+def test_no_modules_import_each_other_round_a_loop(folder):
+    """A cycle makes the import order matter (a module half-initialised when the other reads it)
+    and makes the two one unit: break it by moving what both need below both."""
+    graph = import_graph(ROOT / folder, PACKAGES[folder])
+    if folder == "gui":  # installed as plain ``layerloom``, not part of layerloom.gui
+        graph = {m: t for m, t in graph.items() if not m.startswith("layerloom.gui.package_root")}
+    assert len(graph) > 20  # the scan found the package
+    assert not cycles(graph), f"import cycles: {cycles(graph)}"
+
+
+def test_kernels_never_import_layers():
+    """Kernels are the bottom (numba functions beside numpy twins); layers build on them, and
+    plan-level fusion (engine/fusion.py) on both. The registry imports every layer."""
+    graph = import_graph(ROOT / "engine", "layerloom.engine")
+    kernels = [m for m in graph if m.startswith("layerloom.engine.kernels")]
+    assert len(kernels) > 5
+    bad = {k: sorted(m for m in reachable(graph, k) if m.startswith("layerloom.engine.layers")
+                     or m == "layerloom.engine.registry")
+           for k in kernels}
+    assert not {k: v for k, v in bad.items() if v}, bad
+
+
+def test_the_import_scan_sees_every_kind_of_import_and_finds_a_loop(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("from . import c\n")
+    (pkg / "a.py").write_text("def f():\n    from pkg.sub.c import g\n")  # lazy
+    (pkg / "sub" / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                      "    from ..b import B\n")
+    (pkg / "b.py").write_text("import pkg.a\nimport os\n")
+    graph = import_graph(pkg, "pkg")
+    assert set(modules_of(pkg, "pkg")) == {"pkg", "pkg.a", "pkg.b", "pkg.sub", "pkg.sub.c"}
+    assert graph == {"pkg": set(), "pkg.a": {"pkg.sub.c"}, "pkg.b": {"pkg.a"},
+                     "pkg.sub": {"pkg.sub.c"}, "pkg.sub.c": {"pkg.b"}}
+    assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.sub.c"]]
+    assert reachable(graph, "pkg.sub") == {"pkg.a", "pkg.b", "pkg.sub.c"}
+    (pkg / "b.py").write_text("import os\n")
+    assert not cycles(import_graph(pkg, "pkg"))
 
 
 def test_no_python_file_is_longer_than_400_lines():

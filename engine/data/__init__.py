@@ -2,7 +2,7 @@
 
 ``load_data(spec)`` takes the spec strings the CLI and project files use: ``bundled``,
 ``idx:DIR``, ``folder:DIR`` (one sub-folder of images per class), ``npz:FILE``, ``csv:FILE``, or a synthetic set name (``spirals``, ``moons``,
-``circles``, ``xor``), each optionally followed by options (``spirals?n=500&noise=0.2``).
+``circles``, ``xor``, ``signals``), each optionally followed by options (``spirals?n=500&noise=0.2``).
 Images are float32 shaped (N, C, H, W), in [0, 1] or normalised as ``preprocessing`` says; a
 split's ``x`` may be an array-like read on demand (``folder.ImageArray``); class labels int64.
 """
@@ -117,7 +117,8 @@ NAMED_READERS = {"bundled": "layerloom.engine.data.bundled:load_bundled",
                  "text": "layerloom.engine.data.text:load_default_text",
                  "shapes": "layerloom.engine.data.shapes:load_shapes",
                  "colour_shapes": "layerloom.engine.data.colour_shapes:load_colour_shapes",
-                 **{k: f"layerloom.engine.data.synthetic:load_{k}" for k in ("spirals", "moons", "circles", "xor")}}
+                 **{k: f"layerloom.engine.data.synthetic:load_{k}"
+                    for k in ("spirals", "moons", "circles", "xor", "signals")}}
 COMMON_OPTIONS = ("seed", "val_fraction")  # any spec may override load_data's own arguments
 
 
@@ -188,19 +189,19 @@ def load_data(spec: str, val_fraction: float = 0.1, seed: int = 0, **options) ->
         allowed = ", ".join(accepted + list(COMMON_OPTIONS))
         raise DataError(f"data spec {spec!r}: unknown option {unknown[0]!r} (options: {allowed})")
     args = (arg,) if arg is not None else ()
-    return checked(reader(*args, val_fraction, seed, **options))
+    return checked(reader(*args, val_fraction, seed, **options), arg or kind)
 
 
-def checked(dataset: Dataset) -> Dataset:
+def checked(dataset: Dataset, where: str) -> Dataset:
     """Refuse a data set training cannot use: no training samples (an empty file, or too few
     samples for the splits) or samples without values."""
     total = len(dataset.train) + len(dataset.val) + len(dataset.test)
     if total == 0:
-        raise DataError(f"{dataset.name}: the data set holds no samples")
+        raise DataError(f"{where}: the data set holds no samples")
     if len(dataset.train) == 0:
-        raise DataError(f"{dataset.name}: {total} samples leave none for training after the "
+        raise DataError(f"{where}: {total} samples leave none for training after the "
                         f"validation and test splits; use more samples or a smaller validation "
                         f"split")
     if 0 in dataset.sample_shape:
-        raise DataError(f"{dataset.name}: samples of shape {dataset.sample_shape} hold no values")
+        raise DataError(f"{where}: samples of shape {dataset.sample_shape} hold no values")
     return dataset

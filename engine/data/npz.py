@@ -31,7 +31,18 @@ def features(x: np.ndarray, where: str) -> np.ndarray:
         return x[:, None] if x.ndim == 3 else x
     if not (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating)):
         raise DataError(f"{where}: samples must be numbers, got {x.dtype}")
-    return x.astype(np.float32)
+    return finite(x.astype(np.float32), where)
+
+
+def finite(values: np.ndarray, where: str) -> np.ndarray:
+    """``values`` (float32) when every one is finite: a NaN, or a float64 beyond float32's range,
+    would only show up later as a NaN in training, blamed on the learning rate."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        sample = int(np.argwhere(bad)[0][0])
+        raise DataError(f"{where}: sample {sample} holds a NaN or infinite value (or one beyond "
+                        f"float32's range)")
+    return values
 
 
 def targets(y: np.ndarray, where: str) -> tuple[np.ndarray, str]:
@@ -42,7 +53,7 @@ def targets(y: np.ndarray, where: str) -> tuple[np.ndarray, str]:
             raise DataError(f"{where}: class labels must be >= 0, found {y.min()}")
         return y, "classification"
     if np.issubdtype(y.dtype, np.floating):
-        y = y.astype(np.float32)
+        y = finite(y.astype(np.float32), where)
         return (y[:, None] if y.ndim == 1 else y), "regression"
     raise DataError(f"{where}: labels must be numbers, got {y.dtype}")
 

@@ -51,12 +51,18 @@ def adopt(dataset: Dataset, section: dict, same_source: bool, where: str = "data
 
 
 def load_data_section(section: dict, where: str = "data", spec: str | None = None,
-                      val_fraction: float | None = None) -> tuple[str, Dataset]:
+                      val_fraction: float | None = None, graph_path=None,
+                      allowed: frozenset | set = frozenset(),
+                      allow_outside: bool = False, how: str | None = None) -> tuple[str, Dataset]:
     """The data set a project's "data" section names (``{"spec", "val_fraction", "seed",
     "augment", "preprocessing"}``), or ``spec``/``val_fraction`` given instead (the CLI's
     ``--data``/``--val-fraction``); returns the spec used and the data. The split seed is the
     section's, so changing the training seed keeps the split. The CLI and the window both load
-    through here."""
+    through here. The section's own path is read relative to ``graph_path``'s folder and refused
+    outside it (``OutsideDataError``) unless ``allow_outside`` or ``allowed`` (resolved paths the
+    person agreed to) let it; a ``spec`` given instead is the person's own choice."""
+    from layerloom.engine.data.location import CLI_HOW, source_spec
+
     spec_used = spec or section.get("spec") or "bundled"
     val = val_fraction if val_fraction is not None else section.get("val_fraction", 0.1)
     seed = section.get("seed", 0)
@@ -64,6 +70,7 @@ def load_data_section(section: dict, where: str = "data", spec: str | None = Non
         raise DataError(f"{where}: data: spec must be a string and seed an integer")
     if not isinstance(val, (int, float)) or isinstance(val, bool) or not 0 <= val < 1:
         raise DataError(f"{where}: data.val_fraction: must be in [0, 1), got {val!r}")
-    same = not spec or spec == section.get("spec")
+    spec_used, same = source_spec(section.get("spec") or "bundled", spec, graph_path, allowed,
+                                  allow_outside, how or CLI_HOW)  # how: what the message offers
     dataset = load_data(spec_used, val_fraction=float(val), seed=seed)
     return spec_used, adopt(dataset, section, same, f"{where}: data")

@@ -1,8 +1,10 @@
-"""Synthetic 2-D classification sets (spirals, moons, circles, xor): small, instant, seeded.
+"""Synthetic classification sets: 2-D points (spirals, moons, circles, xor) and 1-D signals
+(sine, square, sawtooth or noise): small, instant, seeded.
 
-Each generator returns ``(points float32 N×2, labels int64 N)`` with the classes as balanced as
-``n`` allows; the ``load_*`` functions wrap one in a Dataset (80 % train + validation, 20 % test).
-Options arrive from spec strings (``spirals?n=500&noise=0.3``), so each is checked here.
+Each generator returns ``(samples float32, labels int64 N)`` with the classes as balanced as
+``n`` allows (points N×2, signals N×1×length, channels first as Conv1d reads them); the
+``load_*`` functions wrap one in a Dataset (80 % train + validation, 20 % test). Options arrive
+from spec strings (``spirals?n=500&noise=0.3``), so each is checked here.
 """
 from __future__ import annotations
 
@@ -77,7 +79,41 @@ def xor(n: int = 1000, noise: float = 0.1, seed: int = 0):
     return x.astype(np.float32), y
 
 
-GENERATORS = {"spirals": spirals, "moons": moons, "circles": circles, "xor": xor}
+SIGNAL_CLASSES = ("sine", "square", "sawtooth", "noise")
+
+
+def signals(n: int = 2000, noise: float = 0.3, seed: int = 0, length: int = 128):
+    """Waves of a random frequency (2 to 8 periods), phase and amplitude (0.5 to 1.5), or noise
+    of the same amplitude smoothed to the same band; ``noise`` adds white noise to all. The class
+    is the shape alone, so a model must look at the waveform, not at its energy or pitch."""
+    _check("signals", n, noise)
+    if isinstance(length, bool) or not isinstance(length, int) or not 16 <= length <= 65536:
+        raise DataError(f"signals: length must be an integer from 16 to 65,536, got {length!r}")
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(_per_class(n, len(SIGNAL_CLASSES)))
+    t = np.arange(length) / length
+    cycles = rng.uniform(2.0, 8.0, (n, 1)) * t + rng.uniform(0.0, 1.0, (n, 1))
+    frac = cycles % 1.0
+    waves = np.stack([np.sin(2 * np.pi * cycles), np.where(frac < 0.5, 1.0, -1.0),
+                      2.0 * frac - 1.0, _smooth_noise(rng, n, length)])
+    x = waves[y, np.arange(n)] * rng.uniform(0.5, 1.5, (n, 1))
+    x = x + rng.normal(0.0, noise, x.shape)
+    return x[:, None, :].astype(np.float32), y.astype(np.int64)
+
+
+def _smooth_noise(rng, n: int, length: int) -> np.ndarray:
+    """White noise low-passed by a moving average over a quarter of the shortest period, scaled
+    to unit peak."""
+    width = max(1, length // 32)
+    raw = rng.normal(0.0, 1.0, (n, length + width - 1))
+    kernel = np.ones(width) / width
+    smooth = np.stack([np.convolve(r, kernel, mode="valid") for r in raw])
+    return smooth / np.abs(smooth).max(axis=1, keepdims=True)
+
+
+GENERATORS = {"spirals": spirals, "moons": moons, "circles": circles, "xor": xor,
+              "signals": signals}
+CLASS_NAMES = {"signals": SIGNAL_CLASSES}
 
 
 def load_synthetic(kind: str, val_fraction: float = 0.1, seed: int = 0, **options) -> Dataset:
@@ -85,9 +121,11 @@ def load_synthetic(kind: str, val_fraction: float = 0.1, seed: int = 0, **option
     x, y = GENERATORS[kind](seed=seed, **options)
     train, val, test = holdout(x, y, val_fraction, seed)
     k = int(y.max()) + 1
+    names = list(CLASS_NAMES.get(kind, [f"class {i}" for i in range(k)]))
     described = ", ".join(f"{key}={value}" for key, value in options.items())
-    return Dataset(kind, train, val, test, class_names=[f"class {i}" for i in range(k)],
-                   description=f"synthetic 2-D {kind}" + (f" ({described})" if described else ""))
+    what = "1-D signals" if kind == "signals" else f"2-D {kind}"
+    return Dataset(kind, train, val, test, class_names=names,
+                   description=f"synthetic {what}" + (f" ({described})" if described else ""))
 
 
 def load_spirals(val_fraction: float = 0.1, seed: int = 0, *, n: int = 1000, noise: float = 0.2,
@@ -108,3 +146,8 @@ def load_circles(val_fraction: float = 0.1, seed: int = 0, *, n: int = 1000, noi
 def load_xor(val_fraction: float = 0.1, seed: int = 0, *, n: int = 1000,
              noise: float = 0.1) -> Dataset:
     return load_synthetic("xor", val_fraction, seed, n=n, noise=noise)
+
+
+def load_signals(val_fraction: float = 0.1, seed: int = 0, *, n: int = 2000, noise: float = 0.3,
+                 length: int = 128) -> Dataset:
+    return load_synthetic("signals", val_fraction, seed, n=n, noise=noise, length=length)

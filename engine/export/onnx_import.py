@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from layerloom.engine.export.onnx_checks import check_model
+from layerloom.engine.export.onnx_errors import OnnxImportError
+from layerloom.engine.export.onnx_errors import refused as _refused
 from layerloom.engine.files import read_regular
 from layerloom.engine.graph import Graph, Node
 from layerloom.engine.spec import LayerloomError
@@ -26,10 +28,6 @@ READS = ("Conv, Gemm, MatMul (+ Add), Relu, LeakyRelu, Sigmoid, Tanh, Softmax, M
          "Gather, ReduceMean, Dropout, Identity, Constant, Transpose of a constant")
 STEMS = {"Conv2D": "conv", "Dense": "fc", "MaxPool2D": "pool", "AvgPool2D": "pool",
          "BatchNorm1d": "bn", "BatchNorm2d": "bn", "LayerNorm": "ln", "Embedding": "embed"}
-
-
-class OnnxImportError(LayerloomError):
-    """The file is not an ONNX model Layerloom can read; the message says why in one line."""
 
 
 def graph_from_onnx(data: bytes) -> tuple[Graph, dict]:
@@ -73,12 +71,6 @@ def graph_from_onnx_file(path: str | PathLike) -> tuple[Graph, dict]:
         return graph_from_onnx(data)
     except OnnxImportError as err:
         raise OnnxImportError(f"{Path(path).name}: {err}") from None
-
-
-def _refused(node, why: str) -> OnnxImportError:
-    """One line: the operator, its node, and why Layerloom cannot take it."""
-    return OnnxImportError(f"cannot read ONNX operator {node.op_type} (node "
-                           f"{node.name or node.output[0]!r}): {why}")
 
 
 def _attrs(node, onnx) -> dict:

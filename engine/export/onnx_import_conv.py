@@ -12,23 +12,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.export.onnx_errors import refused as _refused
 from layerloom.engine.graph import Node
 from layerloom.engine.layers.pool import avg_divisor, extra_end
 from layerloom.engine.shapes import infer_shapes
 
-READS = ("Conv (1-D, 2-D, groups, dilation), ConvTranspose, MaxPool and AveragePool (1-D, 2-D, "
-         "ceil mode), GlobalAveragePool, GlobalMaxPool, Pad, Resize, Upsample")
-STEMS = {"Conv1d": "conv", "ConvTranspose1d": "deconv", "ConvTranspose2d": "deconv",
-         "MaxPool1d": "pool", "AvgPool1d": "pool", "AdaptiveAvgPool1d": "pool",
-         "AdaptiveAvgPool2d": "pool", "AdaptiveMaxPool1d": "pool", "AdaptiveMaxPool2d": "pool",
-         "Upsample": "up"}
+READS = ("Conv (1-D, 2-D, 3-D, groups, dilation), ConvTranspose, MaxPool and AveragePool "
+         "(1-D, 2-D, ceil mode), GlobalAveragePool, GlobalMaxPool, Pad, Resize, Upsample")
+STEMS = {"Conv1d": "conv", "Conv3d": "conv", "ConvTranspose1d": "deconv",
+         "ConvTranspose2d": "deconv", "MaxPool1d": "pool", "AvgPool1d": "pool",
+         "AdaptiveAvgPool1d": "pool", "AdaptiveAvgPool2d": "pool", "AdaptiveMaxPool1d": "pool",
+         "AdaptiveMaxPool2d": "pool", "Upsample": "up"}
 PAD_TYPES = {"constant": "ZeroPad", "reflect": "ReflectionPad", "edge": "ReplicationPad"}
-
-
-def _refused(node, why: str):
-    from layerloom.engine.export.onnx_import import _refused as refused  # (imports this module)
-
-    return refused(node, why)
 
 
 def _text(value) -> str:
@@ -87,17 +82,25 @@ def _per_dim(values: list, one_d: bool):
 def _conv(r, node, a: dict) -> None:
     w, b = r.const(node, 1, "weight"), r.const(node, 2, "bias")
     rank = w.ndim - 2
-    if rank not in (1, 2):
-        raise _refused(node, f"only 1-D and 2-D convolutions are supported ({rank}-D given)")
+    if rank not in (1, 2, 3):
+        raise _refused(node, f"only 1-D, 2-D and 3-D convolutions are supported ({rank}-D given)")
     kernel = list(w.shape[2:])
     src, sizes, strides, dilations, begins, ends = _geometry(r, node, a, kernel)
+    params = {"weight": w} if b is None else {"weight": w, "bias": b}
+    if rank == 3:
+        if begins != ends:
+            raise _refused(node, "uneven padding of a 3-D convolution is not supported")
+        r.add(node, "Conv3d", {"out_channels": int(w.shape[0]), "kernel_size": kernel,
+                               "stride": strides, "padding": begins, "dilation": dilations,
+                               "groups": int(a.get("group", 1)), "bias": b is not None},
+              [src], params)
+        return
     even = [min(p, q) for p, q in zip(begins, ends)]
     if begins != ends:  # the uneven remainder as a ZeroPad node in front
         rest = [(p - m, q - m) for p, q, m in zip(begins, ends, even)]
         pad = [v for axis in reversed(rest) for v in axis]  # PyTorch's (left, right, top, bottom)
         src = _helper(r, f"ZeroPad{rank}d", {"padding": pad}, src)
     one_d = rank == 1
-    params = {"weight": w} if b is None else {"weight": w, "bias": b}
     r.add(node, "Conv1d" if one_d else "Conv2D",
           {"out_channels": int(w.shape[0]), "kernel_size": _per_dim(kernel, one_d),
            "stride": _per_dim(strides, one_d), "padding": _per_dim(even, one_d),
@@ -225,23 +228,28 @@ def _resize(r, node, a: dict) -> None:
     """Resize (opset 11+: X, roi, scales, sizes; 10: X, scales) and Upsample (X, scales)."""
     src = r.value(node)
     shape = _shape(r, src)
-    if len(shape) != 4:
-        raise _refused(node, "only images (N×C×H×W) are resized")
+    if len(shape) not in (3, 4):
+        raise _refused(node, "only signals (N×C×L) and images (N×C×H×W) are resized")
+    one_d = len(shape) == 3
+    shape = (*shape[:2], 1, shape[2]) if one_d else shape  # a signal is a one-row image
     legacy = node.op_type == "Upsample" or len(node.input) == 2  # Resize-10: X, scales
     scales = r.const(node, 1 if legacy else 2, "scales")
     scales = np.asarray(a["scales"]) if scales is None and "scales" in a else scales  # opset 7
     sizes = None if legacy else r.const(node, 3, "sizes")
     if scales is not None and scales.size:
         if list(scales[:2]) != [1, 1]:
-            raise _refused(node, "only the height and width can be resized")
-        sh, sw = (float(v) for v in scales[2:])
+            raise _refused(node, "only the length, height and width can be resized")
+        sh, sw = (1.0, float(scales[2])) if one_d else (float(v) for v in scales[2:])
         out = [int(np.floor(shape[2] * sh)), int(np.floor(shape[3] * sw))]
     elif sizes is not None:
-        out, sh, sw = [int(v) for v in sizes[2:]], None, None
+        out, sh, sw = [1] * one_d + [int(v) for v in sizes[2:]], None, None
     else:
         raise _refused(node, "it gives neither scales nor sizes")
-    mode = _upsample_mode(node, a, legacy, sh, sw)
-    size_attrs = ({"scale_factor": sh} if sh is not None and sh == sw else {"size": out})
+    mode = _upsample_mode(node, a, legacy, sw if one_d else sh, sw)
+    if one_d and mode["mode"] == "bilinear":
+        mode["mode"] = "linear"
+    same = sh is not None and (one_d or sh == sw)
+    size_attrs = {"scale_factor": sw} if same else {"size": out}
     r.add(node, "Upsample", {**size_attrs, **mode}, [src])
 
 

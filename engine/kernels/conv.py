@@ -7,7 +7,8 @@ plain convolutions (no groups, no dilation) run the tuned kernels below, the oth
 A direct loop beats im2col + BLAS for the few-channel convolutions of small image networks
 (PLATFORM-NOTES: ~3× on LeNet's first layer). Stride-1 convolutions run the numba kernels of
 ``conv_flat`` (flat layout forward, chunked row layout backward), the forward of those with
-many taps and filters as matrix products (``conv_gemm``); other strides take the
+many taps and filters as matrix products (``conv_gemm``), and their backward too when the rows
+are short (``conv_gemm_back``: Conv1d); other strides take the
 row-by-row path in ``conv_strided``. The numpy twins that define them live in
 ``conv_reference``; all three are re-exported here.
 """
@@ -37,6 +38,8 @@ from layerloom.engine.kernels.conv_reference import (  # noqa: F401  the numpy t
     grouped_weight_grad_reference,
 )
 from layerloom.engine.kernels.conv_gemm import flat_to_image, gemm_forward_flat, prefers_gemm
+from layerloom.engine.kernels.conv_gemm_back import (gemm_backward_flat, gemm_backward_pooled,
+                                                     prefers_gemm_backward, wide)
 from layerloom.engine.kernels.conv_grouped import (flipped_transposed, grouped_forward_flat,
                                                    grouped_forward_rows, grouped_input_grad_rows,
                                                    grouped_weight_grad_flat,
@@ -56,7 +59,7 @@ def _conv_out(xp: np.ndarray, w: np.ndarray) -> tuple[int, int]:
 def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: int) -> np.ndarray:
     """conv(xp) + b over an already zero-padded, C-contiguous batch (N, C, Hp, Wp)."""
     if sh == 1 and sw == 1:
-        if prefers_gemm(w.shape, len(xp)):
+        if prefers_gemm(w.shape, len(xp)) or (len(xp) > 1 and wide(w.shape)):
             oh, ow = _conv_out(xp, w)
             return flat_to_image(gemm_forward_flat(xp, w, b), oh, ow, xp.shape[3])
         return forward_flat(xp, w, b)
@@ -66,7 +69,9 @@ def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: in
 def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv2d_forward``."""
     dy = np.ascontiguousarray(dy)
-    if sh == 1 and sw == 1:
+    if sh == 1 and sw == 1 and prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3]):
+        dxp, dw, db = gemm_backward_flat(xp, w, dy, need_dx)
+    elif sh == 1 and sw == 1:
         dxp, dw, db = backward_flat(xp, w, dy, need_dx)
     else:
         dxp, dw, db = backward_strided(xp, w, dy, sh, sw, need_dx)
@@ -82,6 +87,15 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
                                   out_size(oh, pkh, psh), out_size(ow, pkw, psw))
     run = conv_relu_maxpool_forward_serial if len(xp) == 1 else conv_relu_maxpool_forward
     return run(xp, w, b, pkh, pkw, psh, psw, want_arg)
+
+
+def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool) -> tuple:
+    """(d padded input or empty, d weight, d bias) of ``conv_relu_maxpool`` from the pooled
+    gradient: as matrix products where the plain backward would take them too."""
+    oh, ow = _conv_out(xp, w)
+    if prefers_gemm_backward(w.shape, oh * ow):
+        return gemm_backward_pooled(xp, w, dp, arg, oh, ow, need_dx)
+    return conv_relu_maxpool_backward(xp, w, dp, arg, need_dx)
 
 
 # ------------------------------------------------------------- any stride, dilation and groups

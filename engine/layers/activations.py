@@ -12,7 +12,10 @@ from layerloom.engine.spec import Choice, Example, Float, Int, Layer, ShapeError
 class ReLU(Layer):
     """Rectified linear unit: max(0, x)."""
 
+    fusable_activation = True  # a fused Dense chain may absorb it
     category = "Activation"
+    formula = "y = max(0, x), element by element"
+    backward_formula = "dL/dx = dL/dy where x > 0, else 0"
     examples = (Example({}, ((3, 4),)),)
 
     @staticmethod
@@ -54,6 +57,7 @@ class _Elementwise(Layer):
 class LeakyReLU(_Elementwise):
     """Like ReLU, but lets a small slope through for negative inputs: x if x > 0 else slope·x."""
 
+    fusable_activation = True  # a fused Dense chain may absorb it
     attrs = {"negative_slope": Float(0.01, "slope for negative inputs", min=0.0, max=1.0)}
     examples = (Example({"negative_slope": 0.1}, ((3, 4),)), Example({}, ((2, 2, 3, 3),)))
 
@@ -81,6 +85,8 @@ class LeakyReLU(_Elementwise):
 class Sigmoid(_Elementwise):
     """Logistic function 1 / (1 + e^-x): squashes to (0, 1)."""
 
+    fusable_activation = True  # a fused Dense chain may absorb it
+
     @staticmethod
     def forward(a, p, ctx, x):
         # Split by sign so exp never overflows.
@@ -107,6 +113,8 @@ class Sigmoid(_Elementwise):
 class Tanh(_Elementwise):
     """Hyperbolic tangent: squashes to (-1, 1), zero-centred."""
 
+    fusable_activation = True  # a fused Dense chain may absorb it
+
     @staticmethod
     def forward(a, p, ctx, x):
         y = np.tanh(x)
@@ -131,6 +139,8 @@ class Tanh(_Elementwise):
 class GELU(_Elementwise):
     """Gaussian error linear unit x·Φ(x), the Transformer's activation (exact or tanh form)."""
 
+    fusable_activation = True  # a fused Dense chain may absorb it
+    parallel_kernels = True  # numba-parallel kernels (kernels/elementwise.py)
     attrs = {"approximate": Choice("none", "'none' for the exact erf form, 'tanh' for the "
                                    "approximation (as torch.nn.GELU)", choices=("none", "tanh"))}
     examples = (Example({}, ((3, 4),)), Example({"approximate": "tanh"}, ((2, 5),)))

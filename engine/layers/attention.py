@@ -33,6 +33,7 @@ def self_attention(module, x, causal):
 class MultiHeadSelfAttention(Layer):
     """Each position mixes the values of the positions it attends to, in several heads at once."""
 
+    parallel_kernels = True  # numba-parallel kernels (kernels/attention.py)
     category = "Attention"
     attrs = {
         "embed_dim": Int(64, "model width D: the input's feature size", min=1, max=100_000),

@@ -11,6 +11,10 @@ class Dense(Layer):
     """Fully connected layer: every output is a weighted sum of all inputs plus a bias."""
 
     category = "Dense"
+    # the Explain tab's formulas ({name} is the node's attribute value)
+    formula = "y = x·W<sup>T</sup> + b, with W of {out_features} rows (one per output)"
+    backward_formula = ("dL/dx = dL/dy·W, dL/dW = (dL/dy)<sup>T</sup>·x, dL/db = Σ<sub>batch</sub> "
+                        "dL/dy")
     attrs = {
         "out_features": Int(64, "number of outputs", min=1, max=1_000_000),
         "bias": Bool(True, "add a learned bias"),

@@ -13,6 +13,8 @@ class CrossEntropyLoss(Layer):
     """Softmax cross-entropy of logits against integer class labels (class scores on the last axis)."""
 
     category = "Loss"
+    formula = "L = mean(−log softmax(input)[target]), softmax(z)<sub>k</sub> = e<sup>z<sub>k</sub></sup> / Σ<sub>j</sub> e<sup>z<sub>j</sub></sup>"
+    backward_formula = "dL/dinput = (softmax(input) − onehot(target)) / n"
     inputs = ("input", "target")
     outputs = ("loss",)
     is_loss = True
@@ -60,6 +62,8 @@ class MSELoss(Layer):
     """Mean squared error between predictions and real-valued targets of the same shape."""
 
     category = "Loss"
+    formula = "L = mean((input − target)<sup>2</sup>)"
+    backward_formula = "dL/dinput = 2 (input − target) / n"
     inputs = ("input", "target")
     outputs = ("loss",)
     is_loss = True

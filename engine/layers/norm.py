@@ -26,6 +26,7 @@ def _normalise_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray
 class LayerNorm(Layer):
     """Normalises each position's features (the last axis) to zero mean and unit variance."""
 
+    parallel_kernels = True  # numba-parallel kernels (kernels/norm.py)
     category = "Normalisation"
     attrs = {
         "eps": Float(1e-5, "added to the variance so the division is never by zero", min=0.0),

@@ -1,5 +1,6 @@
-"""Upsample, as ``torch.nn.Upsample`` on images: to a ``size``, or by a ``scale_factor``; nearest
-neighbour or bilinear, with ``align_corners`` as PyTorch.
+"""Upsample, as ``torch.nn.Upsample`` on images and signals: to a ``size``, or by a
+``scale_factor``; nearest neighbour, bilinear (images) or linear (signals), with ``align_corners``
+as PyTorch. A signal is a one-row image whose height stays 1.
 
 Both modes are separable linear maps: each output row (column) reads one input row (nearest) or
 blends two (bilinear), so the layer is ``resample`` with one matrix per axis, built with ATen's
@@ -10,16 +11,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerloom.engine.layers.image_ops import image_shape, resample
+from layerloom.engine.layers.image_ops import resample
 from layerloom.engine.registry import register
 from layerloom.engine.spec import (AttrError, Bool, Choice, Example, Float, IntPair, Layer,
                                    ShapeError, TorchCode, fmt_shape)
 
 
-def out_sizes(a, h: int, w: int) -> tuple[int, int]:
+def out_sizes(a, h: int, w: int, one_d: bool = False) -> tuple[int, int]:
     if tuple(a["size"]) != (0, 0):
-        return tuple(a["size"])
-    return int(np.floor(h * a["scale_factor"])), int(np.floor(w * a["scale_factor"]))
+        return (1, a["size"][1]) if one_d else tuple(a["size"])
+    oh = 1 if one_d else int(np.floor(h * a["scale_factor"]))
+    return oh, int(np.floor(w * a["scale_factor"]))
+
+
+def _dims(a, x) -> tuple:
+    """(C, H, W) of an image batch or (C, 1, L) of a signal batch, with the mode checked."""
+    if len(x) not in (3, 4):
+        raise ShapeError(f"expects images or signals, got {fmt_shape(x)}")
+    want = "linear" if len(x) == 3 else "bilinear"
+    if a["mode"] not in ("nearest", want):
+        what = "signals" if len(x) == 3 else "images"
+        raise ShapeError(f"{a['mode']} mode does not fit {what} ({fmt_shape(x)}): use {want}")
+    return (x[1], 1, x[2]) if len(x) == 3 else tuple(x[1:])
 
 
 def _scale(a, size: int, out: int) -> float:
@@ -49,37 +62,46 @@ def axis_matrix(a, size: int, out: int) -> np.ndarray:
 
 
 def _repeats(a, h: int, w: int, oh: int, ow: int):
-    """(rh, rw) when nearest upsampling is a plain repeat of every pixel, else None."""
+    """(rh, rw) when nearest upsampling is a plain repeat of every value, else None."""
     if a["mode"] != "nearest" or oh % h or ow % w:
         return None
     rh, rw = oh // h, ow // w
-    exact = tuple(a["size"]) != (0, 0) or a["scale_factor"] in (rh, float(rh)) and rh == rw
-    return (rh, rw) if exact else None
+    if tuple(a["size"]) != (0, 0):
+        return rh, rw
+    sf = a["scale_factor"]
+    return (rh, rw) if float(sf).is_integer() and rw == sf and rh in (1, sf) else None
 
 
 @register
 class Upsample(Layer):
-    """Enlarges each image by nearest-neighbour or bilinear interpolation (decoders, U-Nets)."""
+    """Enlarges images or signals by nearest-neighbour or (bi)linear interpolation (decoders)."""
 
     category = "Pooling"
+    formula = ("y at each output position = the input value nearest to it (nearest), or a blend "
+               "of the two nearest input values along each axis (bilinear, linear); now {mode}")
+    backward_formula = "dL/dx: each dL/dy added back onto the inputs it read, with the same weights"
     attrs = {
-        "size": IntPair(0, "output height and width; 0 × 0 uses scale_factor", min=0),
+        "size": IntPair(0, "output height and width (signals: 1 × length); 0 × 0 uses "
+                           "scale_factor", min=0),
         "scale_factor": Float(2.0, "output size over input size (when size is 0 × 0)",
                               min=0.01, max=1000.0),
-        "mode": Choice("nearest", "how output pixels are computed", ("nearest", "bilinear")),
-        "align_corners": Bool(False, "bilinear: corner pixels of input and output coincide"),
+        "mode": Choice("nearest", "how output values are computed: bilinear for images, "
+                                  "linear for signals", ("nearest", "bilinear", "linear")),
+        "align_corners": Bool(False, "(bi)linear: corner values of input and output coincide"),
     }
     examples = (Example({}, ((2, 3, 3, 4),)),
                 Example({"mode": "bilinear", "scale_factor": 1.5}, ((2, 2, 4, 5),)),
                 Example({"mode": "bilinear", "scale_factor": 2.0, "align_corners": True},
-                        ((2, 2, 3, 4),)))
+                        ((2, 2, 3, 4),)),
+                Example({"mode": "linear", "scale_factor": 2.5}, ((2, 3, 5),)),
+                Example({"scale_factor": 3.0}, ((2, 2, 4),)))
 
     @classmethod
     def check_attrs(cls, a: dict) -> None:
         if 0 in a["size"] and tuple(a["size"]) != (0, 0):
             raise AttrError("size: give both height and width, or 0 × 0 to use scale_factor")
         if a["align_corners"] and a["mode"] == "nearest":
-            raise AttrError("align_corners: only for bilinear mode (as PyTorch)")
+            raise AttrError("align_corners: only for (bi)linear mode (as PyTorch)")
 
     @classmethod
     def label(cls, a) -> str:
@@ -89,40 +111,48 @@ class Upsample(Layer):
 
     @staticmethod
     def infer(a, x):
-        c, h, w = image_shape(x)
-        oh, ow = out_sizes(a, h, w)
+        c, h, w = _dims(a, x)
+        oh, ow = out_sizes(a, h, w, len(x) == 3)
         if oh < 1 or ow < 1:
             raise ShapeError(f"scale_factor {a.scale_factor:g} shrinks {fmt_shape(x)} to nothing")
-        return (x[0], c, oh, ow)
+        return (x[0], c, ow) if len(x) == 3 else (x[0], c, oh, ow)
 
     @staticmethod
     def forward(a, p, ctx, x):
-        n, c, h, w = x.shape
-        oh, ow = out_sizes(a, h, w)
+        x4 = x[:, :, None, :] if x.ndim == 3 else x
+        n, c, h, w = x4.shape
+        oh, ow = out_sizes(a, h, w, x.ndim == 3)
         reps = _repeats(a, h, w, oh, ow)
         if reps is not None:
-            ctx.save(x.shape, reps, None, None)
-            return x.repeat(reps[0], axis=2).repeat(reps[1], axis=3)
-        ah, aw = axis_matrix(a, h, oh), axis_matrix(a, w, ow)
-        ctx.save(x.shape, None, ah, aw)
-        return resample(x, ah, aw)
+            y = x4.repeat(reps[0], axis=2).repeat(reps[1], axis=3)
+            ctx.save(x4.shape, reps, None, None)
+        else:
+            ah, aw = axis_matrix(a, h, oh), axis_matrix(a, w, ow)
+            ctx.save(x4.shape, None, ah, aw)
+            y = resample(x4, ah, aw)
+        return y[:, :, 0, :] if x.ndim == 3 else y
 
     @staticmethod
     def backward(a, p, ctx, dy):
         (n, c, h, w), reps, ah, aw = ctx.saved
+        dy4 = dy[:, :, None, :] if dy.ndim == 3 else dy
         if reps is not None:
-            return (dy.reshape(n, c, h, reps[0], w, reps[1]).sum(axis=(3, 5)),), {}
-        return (resample(dy, ah.T, aw.T),), {}
+            dx = dy4.reshape(n, c, h, reps[0], w, reps[1]).sum(axis=(3, 5))
+        else:
+            dx = resample(dy4, ah.T, aw.T)
+        return (dx[:, :, 0, :] if dy.ndim == 3 else dx,), {}
 
     @staticmethod
     def to_torch(a, in_shapes):
-        how = f"size={tuple(a.size)}" if tuple(a.size) != (0, 0) else \
-            f"scale_factor={a.scale_factor!r}"
-        corners = f", align_corners={a.align_corners}" if a.mode == "bilinear" else ""
+        one_d = len(in_shapes[0]) == 3
+        size = (a.size[1],) if one_d else tuple(a.size)
+        how = f"size={size}" if tuple(a.size) != (0, 0) else f"scale_factor={a.scale_factor!r}"
+        corners = f", align_corners={a.align_corners}" if a.mode != "nearest" else ""
         return TorchCode(f"F.interpolate({{x}}, {how}, mode={a.mode!r}{corners})")
 
     @staticmethod
     def to_onnx(a, in_shapes, g, x):
+        spatial = len(in_shapes[0]) - 2
         if a.mode == "nearest":
             modes = dict(mode="nearest", coordinate_transformation_mode="asymmetric",
                          nearest_mode="floor")
@@ -130,8 +160,9 @@ class Upsample(Layer):
             modes = dict(mode="linear", coordinate_transformation_mode="align_corners"
                          if a.align_corners else "pytorch_half_pixel")
         if tuple(a.size) == (0, 0):
-            scales = g.const([1.0, 1.0, a.scale_factor, a.scale_factor], np.float32)
+            scales = g.const([1.0, 1.0] + [a.scale_factor] * spatial, np.float32)
             return g.op("Resize", x, "", scales, **modes)
         batch_channels = g.op("Shape", x, start=0, end=2)  # the batch size is only known then
-        sizes = g.op("Concat", batch_channels, g.const(list(a.size), np.int64), axis=0)
+        sizes = g.op("Concat", batch_channels, g.const(list(a.size)[-spatial:], np.int64),
+                     axis=0)
         return g.op("Resize", x, "", "", sizes, **modes)

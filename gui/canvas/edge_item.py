@@ -6,7 +6,8 @@ rubber band that follows the mouse while a connection is being dragged.
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen
+from PySide6.QtGui import (QColor, QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker,
+                           QPen)
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem
 
 from layerloom.engine.graph import Edge
@@ -30,6 +31,7 @@ class EdgeItem(QGraphicsItem):
         self.theme = th.current()
         self.path = QPainterPath()
         self._label_rect = QRectF()
+        self.flow: bool | None = None  # gradient-flow overlay: carries gradient / none / off
         self.setFlag(QGraphicsItem.ItemIsSelectable)
         self.setZValue(-1)
         self.setAcceptHoverEvents(True)
@@ -53,6 +55,13 @@ class EdgeItem(QGraphicsItem):
     def set_theme(self, theme: th.Theme) -> None:
         self.theme = theme
         self.update()
+
+    def set_flow(self, flow: bool | None) -> None:
+        """The gradient-flow overlay's mark: True carries gradient to a trainable parameter,
+        False carries none (drawn faint), None draws the plain wire."""
+        if flow != self.flow:
+            self.flow = flow
+            self.update()
 
     def _place_label(self) -> None:
         if not self.text:
@@ -78,7 +87,13 @@ class EdgeItem(QGraphicsItem):
         t = self.theme
         painter.setRenderHint(QPainter.Antialiasing)
         colour = t.selection if self.isSelected() else t.edge
-        painter.setPen(QPen(colour, 2.8 if self.isSelected() else 2.0, Qt.SolidLine, Qt.RoundCap))
+        width, style = (2.8 if self.isSelected() else 2.0), Qt.SolidLine
+        if self.flow is True and not self.isSelected():
+            colour, width = th.FLOW, 3.2
+        elif self.flow is False and not self.isSelected():
+            colour, style = QColor(colour), Qt.DashLine
+            colour.setAlpha(110)
+        painter.setPen(QPen(colour, width, style, Qt.RoundCap))
         painter.setBrush(Qt.NoBrush)
         painter.drawPath(self.path)
         if self._label_rect.isEmpty():

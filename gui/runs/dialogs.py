@@ -63,10 +63,12 @@ class SweepDialog(QDialog):
     sweep_progress = Signal(str)
 
     def __init__(self, graph_file: str, db_path: str, current: dict,
-                 parent: QWidget | None = None):
+                 parent: QWidget | None = None, data: str | None = None):
+        """``data``: the spec the window reads (path absolute), passed as ``--data``: the copy
+        of a graph the sweep runs may sit in another folder than the graph's data."""
         super().__init__(parent)
         self.setWindowTitle("Sweep")
-        self.graph_file, self.db_path = graph_file, db_path
+        self.graph_file, self.db_path, self.data = graph_file, db_path, data
         self.sweep_id: str | None = None
         lr = current.get("lr", 1e-3)
         self.fields = {"lr": QLineEdit(", ".join(f"{lr * f:g}" for f in (0.3, 1, 3))),
@@ -103,6 +105,7 @@ class SweepDialog(QDialog):
 
     def arguments(self) -> list[str]:
         args = ["-m", "layerloom", "sweep", self.graph_file, "--runs-db", self.db_path]
+        args += ["--data", self.data] if self.data else []
         for name, edit in self.fields.items():
             values = [v.strip() for v in edit.text().split(",") if v.strip()]
             if values:

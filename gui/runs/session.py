@@ -126,8 +126,13 @@ class RunsSession(QObject):
             path = folder / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.json"
             atomic_write_bytes(path, json.dumps(project_to_dict(self.document.project),
                                                 indent=1).encode())
+        try:  # the data the window reads, as the window may read it (asked about if outside)
+            data = self.window.training.controller.data_access.spec()
+        except LayerloomError as err:
+            QMessageBox.critical(self.window, "Sweep", str(err))
+            return
         dialog = SweepDialog(str(path), str(store.path), dict(self.document.project.training),
-                             self.window)
+                             self.window, data=data)
         dialog.sweep_progress.connect(lambda _t: self.panel.refresh())
         self._show(dialog)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -20,12 +21,12 @@ from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal
 from layerloom.engine.data import Dataset
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
-from layerloom.engine.data.section import load_data_section
 from layerloom.engine.project import check_fit, planned_fit
-from layerloom.engine.serialize import Project
+from layerloom.engine.serialize import Project, graph_to_dict
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.training import DoneReport, TrainConfig, bind
 from layerloom.gui import gc_guard
+from layerloom.gui.training.data_access import DataAccess
 from layerloom.gui.training.worker import TrainingWorker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
@@ -36,7 +37,7 @@ def structure_signature(graph: Graph) -> str:
     """Nodes (id, type, attributes) and edges, the block definitions' too; positions and frozen
     flags are left out, so moving a node or freezing a layer for fine-tuning keeps the trained
     weights."""
-    d = graph.to_dict()
+    d = graph_to_dict(graph)
     levels = [d, *[d["blocks"][name] for name in sorted(d.get("blocks", {}))]]
     return json.dumps([[sorted((n["id"], n["type"], json.dumps(n["attrs"], sort_keys=True))
                                for n in level["nodes"]),
@@ -75,12 +76,15 @@ class TrainingController(QObject):
 
     def __init__(self, project: Callable[[], Project],
                  set_locked: Callable[[bool, str], None] = lambda locked, reason: None,
-                 apply_edits: Callable[[list], None] | None = None, parent: QObject | None = None):
+                 apply_edits: Callable[[list], None] | None = None, parent: QObject | None = None,
+                 graph_path: Callable[[], Path | None] = lambda: None):
         """``apply_edits(edits)`` makes the (node_id, attr, old, new) edits that fit the Input and
         Label nodes to the data; give the Document's undoable ``set_attr`` there. By default
-        the graph is edited directly."""
+        the graph is edited directly. ``graph_path()`` is the graph's file: its data paths are
+        read relative to its folder, and not at all outside it unless the person agrees."""
         super().__init__(parent)
         self._project, self._set_locked = project, set_locked
+        self.data_access = DataAccess(project, graph_path)  # the window installs its question
         self._apply_edits = apply_edits
         self.state = IDLE
         self.dataset: Dataset | None = None
@@ -105,12 +109,13 @@ class TrainingController(QObject):
     def _data_key(self) -> str:
         return json.dumps(self._project().data, sort_keys=True, default=str)
 
-    def load_dataset(self) -> Dataset:
-        """The data set of the project's "data" section, loaded once and reused while unchanged."""
-        key = self._data_key()
-        if self.dataset is None or key != self._dataset_key:
-            _spec, self.dataset = load_data_section(self._project().data, "data")
-            self._dataset_key = key
+    def load_dataset(self, ask: bool = True) -> Dataset:
+        """The data set of the project's "data" section, loaded once and reused while unchanged.
+        Data outside the graph's folder is read once approved (``data_access`` asks when
+        ``ask``); otherwise ``OutsideDataError`` says why nothing was read."""
+        if self.dataset is None or self._data_key() != self._dataset_key:
+            self.dataset = self.data_access.read(ask)
+            self._dataset_key = self._data_key()
         return self.dataset
 
     def trained_network(self) -> Network | None:

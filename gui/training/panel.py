@@ -1,20 +1,21 @@
 """The training panel: settings bound to the project's "training" section, run buttons, progress.
 
+Each setting a person changes is one ``Document.edit_section`` edit (undoable, marks the file
+dirty, checked by the engine's rules); the panel only shows the section, after any edit, undo,
+redo or Open, and never writes it itself. Its limits come from ``engine.training_config``.
+
 Train / Pause / Resume / Step / Stop drive the TrainingController; the progress bar shows epoch,
 step, samples per second and time left; a diverged run's message names the node; the final
 test accuracy stays on show until the next run.
 """
 from __future__ import annotations
 
-from typing import Callable
-
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QLabel, QProgressBar,
                                QPushButton, QSizePolicy, QSpinBox, QStyle, QVBoxLayout, QWidget)
 
 from layerloom.engine.optim import OPTIMIZERS, SCHEDULES
-from layerloom.engine.serialize import Project
-from layerloom.engine.training import TrainConfig
+from layerloom.engine.training_config import SETTINGS, TrainConfig
 from layerloom.gui.plots.buffers import Redrawer
 from layerloom.gui.training import controller as ctl
 from layerloom.gui.training.widgets import ScientificSpinBox
@@ -37,11 +38,11 @@ def format_duration(seconds: float) -> str:
 
 
 class TrainingPanel(QWidget):
-    settings_changed = Signal(dict)  # the project's training section after an edit (mark dirty)
-
-    def __init__(self, controller, project: Callable[[], Project], parent: QWidget | None = None):
+    def __init__(self, controller, document: QObject, parent: QWidget | None = None):
+        """``document``: the Document whose project's training section the panel shows and
+        edits."""
         super().__init__(parent)
-        self.controller, self._project = controller, project
+        self.controller, self.document = controller, document
         self._build_settings()
         self._build_buttons()
         self._build_progress()
@@ -56,6 +57,8 @@ class TrainingPanel(QWidget):
         self.redrawer = Redrawer(self._show_progress, self)
         self._connect(controller)
         self.load_settings()
+        document.section_changed.connect(lambda name: name == "training" and self.load_settings())
+        document.project_replaced.connect(lambda _graph: self.load_settings())
         self._on_state(controller.state)
         self._on_weights(controller.network is not None)
 
@@ -80,10 +83,9 @@ class TrainingPanel(QWidget):
         self.momentum.setToolTip("Share of the previous step kept in each update (SGD + momentum)")
         self.batch_size, self.epochs, self.seed = QSpinBox(), QSpinBox(), QSpinBox()
         self.max_steps = QSpinBox()
-        self.batch_size.setRange(1, 65536)
-        self.epochs.setRange(1, 100_000)
-        self.seed.setRange(0, 2**31 - 1)
-        self.max_steps.setRange(0, 10_000_000)
+        for name in ("batch_size", "epochs", "seed"):
+            getattr(self, name).setRange(SETTINGS[name].low, SETTINGS[name].high)
+        self.max_steps.setRange(0, SETTINGS["max_steps"].high)
         self.max_steps.setSpecialValueText("all")  # 0: no early stop ("all epochs" was cut off)
         self.max_steps.setToolTip("Stop after this many mini-batches (a quick look at a model); "
                                   "\"all\" trains every epoch")
@@ -170,23 +172,22 @@ class TrainingPanel(QWidget):
 
     # ------------------------------------------------------------------ settings
     def load_settings(self) -> None:
-        """Show the project's training section (call after File > Open)."""
-        config = TrainConfig.from_dict(self._project().training)
-        widgets = self.settings_widgets
-        for w in widgets:
-            w.blockSignals(True)
-        i = self.optimizer.findData(config.optimizer)
-        self.optimizer.setCurrentIndex(max(i, 0))
-        self.schedule.setCurrentIndex(max(self.schedule.findData(config.schedule), 0))
-        self.weight_decay.setValue(float(config.weight_decay))
-        self.momentum.setValue(float(config.momentum))
-        self.lr.setValue(float(config.lr))
-        self.batch_size.setValue(int(config.batch_size))
-        self.epochs.setValue(int(config.epochs))
-        self.seed.setValue(int(config.seed))
-        self.max_steps.setValue(int(config.max_steps or 0))
-        for w in widgets:
-            w.blockSignals(False)
+        """Show the project's training section. A widget already showing its value is left
+        alone, so the one a person is typing into keeps its text."""
+        config = TrainConfig.from_settings(self.document.project.training)
+        shown = {"optimizer": config.optimizer, "schedule": config.schedule,
+                 "lr": float(config.lr), "weight_decay": float(config.weight_decay),
+                 "momentum": float(config.momentum), "batch_size": config.batch_size,
+                 "epochs": config.epochs, "seed": config.seed, "max_steps": config.max_steps or 0}
+        for name, value in shown.items():
+            widget = getattr(self, name)
+            widget.blockSignals(True)
+            if isinstance(widget, QComboBox):
+                if widget.currentData() != value:
+                    widget.setCurrentIndex(max(widget.findData(value), 0))
+            elif widget.value() != value:
+                widget.setValue(value)
+            widget.blockSignals(False)
         self._enable_momentum()
 
     @property
@@ -200,15 +201,10 @@ class TrainingPanel(QWidget):
         self.momentum.setEnabled(idle and self.optimizer.currentData() == "momentum")
 
     def _store(self, name: str, value) -> None:
-        """Write one setting into the project's training section (None removes it)."""
-        training = self._project().training
-        if training.get(name) == value:
-            return
-        if value is None:
-            training.pop(name, None)
-        else:
-            training[name] = value
-        self.settings_changed.emit(dict(training))
+        """One setting changed in its widget: an edit through the document (None removes the
+        setting, so its default applies); a refused value goes back to what the file holds."""
+        if not self.document.edit_section("training", {name: value}):
+            self.load_settings()
 
     # ------------------------------------------------------------------ controller reports
     def _on_state(self, state: str) -> None:

@@ -3,16 +3,16 @@ beside the graph file, and the canvas overlays (data mismatch, gradient warnings
 
 The window stays wiring-only: it makes one ``TrainingSession`` and forwards Save, Open and close
 to it. The controller reaches the project through ``window.document`` and locks structural edits
-with ``Document.set_locked`` while a run goes; setting changes in the panels become undoable
-``Document.set_section`` edits, so they mark the file dirty like any other edit.
+with ``Document.set_locked`` while a run goes; setting changes in the panels are undoable
+``Document.edit_section`` edits, so they mark the file dirty like any other edit.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
 from layerloom.engine.data import Dataset
 from layerloom.engine.export.weights import save_weights, weights_path
@@ -21,6 +21,7 @@ from layerloom.engine.network import WeightsError
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.shapes import infer_shapes
 from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.gui import data_question
 from layerloom.gui.dataset_panel import DatasetPanel
 from layerloom.gui.inference_view import InferenceView
 from layerloom.gui.plots.panel import PlotsPanel
@@ -29,8 +30,6 @@ from layerloom.gui.training import export
 from layerloom.gui.training.controller import TrainingController
 from layerloom.gui.training.panel import TrainingPanel
 
-if TYPE_CHECKING:
-    from layerloom.gui.main_window import MainWindow
 
 def _show(attr: str, value) -> str:
     return fmt_shape(value) if attr == "shape" and value is not None else str(value)
@@ -70,17 +69,25 @@ def data_warnings(graph: Graph, dataset: Dataset) -> dict[str, str]:
 class TrainingSession(QObject):
     """Owns the controller and the four training docks of one main window."""
 
-    def __init__(self, window: MainWindow):
+    def __init__(self, window: QMainWindow, save_with_graph: QAction):
+        """``window``: the MainWindow (its document, view, docks and ``add_panel``);
+        ``save_with_graph``: the checkable File > Save Trained Weights with Graph."""
         super().__init__(window)
         self.window, self.document = window, window.document
+        self.save_weights_action = save_with_graph
         doc = self.document
         self.controller = TrainingController(lambda: doc.project, doc.set_locked,
-                                             self._apply_fit, parent=window)
-        self.training_panel = TrainingPanel(self.controller, lambda: doc.project)
-        self.dataset_panel = DatasetPanel(lambda: doc.project, self._apply_fit)
+                                             self._apply_fit, parent=window,
+                                             graph_path=lambda: doc.data_home)
+        self.controller.data_access.confirm = data_question.confirmer(  # asked before reading
+            window, self.controller.data_access,  # data outside the graph's folder
+            lambda: (self.dataset_dock.raise_(), self.dataset_panel.choose())[1], self._say)
+        self.training_panel = TrainingPanel(self.controller, doc)
+        self.dataset_panel = DatasetPanel(lambda: doc.project, self._apply_fit,
+                                          graph_path=lambda: doc.data_home,
+                                          edit_data=self._edit_data)
         self.plots = PlotsPanel(self.controller)
         self.inference = InferenceView(self.controller)
-        self._snapshots = {"training": dict(doc.project.training), "data": dict(doc.project.data)}
         self.weights_unsaved = False  # a run changed the weights since the last Save or Open
         self.weights_generation = 0  # counts changes of the trained weights (autosave's token)
         self._dock()
@@ -119,8 +126,6 @@ class TrainingSession(QObject):
         doc.project_replaced.connect(self._on_project_replaced)
         doc.section_changed.connect(self._on_section_changed)
         doc.report_changed.connect(self._on_graph_changed)
-        self.training_panel.settings_changed.connect(lambda new: self._record("training", new))
-        self.dataset_panel.data_changed.connect(lambda new: self._record("data", new))
         self.dataset_panel.dataset_changed.connect(self._on_dataset)
         view.selection_changed.connect(
             lambda ids: self.plots.highlight(ids[0] if len(ids) == 1 else None))
@@ -148,28 +153,25 @@ class TrainingSession(QObject):
         finally:
             doc.stack.endMacro()
 
-    def _record(self, name: str, new: dict) -> None:
-        old, self._snapshots[name] = self._snapshots[name], dict(new)
-        self.document.set_section(name, old, new)
+    def _edit_data(self, changes: dict) -> None:
+        """The Data panel loaded a source: one undoable edit of the data section, and the data
+        the person picked is theirs to read wherever it is."""
+        self.document.edit_section("data", changes)
+        self.controller.data_access.approve_section(self.document.project.data)
 
     def _on_section_changed(self, name: str) -> None:
-        """An undo or redo changed a section: show it again."""
-        project = self.document.project
-        self._snapshots[name] = dict(getattr(project, name))
-        if name == "training":
-            self.training_panel.load_settings()
-        else:
+        """The data section changed (an edit, its undo or redo): show it again."""
+        if name == "data":
             self.dataset_panel.load_from_project()
 
     def _on_project_replaced(self, graph: Graph) -> None:
-        """New or Open: show the file's settings and data, and load its weights if saved."""
-        project = self.document.project
-        self._snapshots = {"training": dict(project.training), "data": dict(project.data)}
+        """New or Open: show the file's data (the training panel shows its settings itself),
+        and load its weights if saved."""
         self.controller.drop_weights()
         self.weights_unsaved = False
         self.controller.set_dataset(None)
+        self.controller.data_access.approved.clear()  # agreed to for the graph it was given to
         self.scene.overlays.set_alert(None)
-        self.training_panel.load_settings()
         self.dataset_panel.load_from_project()
         if not graph.nodes:
             return
@@ -220,7 +222,7 @@ class TrainingSession(QObject):
 
     def _on_weights_changed(self, trained: bool) -> None:
         self.weights_generation += 1
-        self.weights_unsaved = trained and self.window.save_weights_action.isChecked()
+        self.weights_unsaved = trained and self.save_weights_action.isChecked()
 
     def unsaved_weights(self) -> tuple | None:
         """(a token that changes with them, the parameters) of trained weights that are saved
@@ -266,8 +268,8 @@ class TrainingSession(QObject):
     def import_weights(self, path: Path, quiet_errors: bool = False) -> bool:
         """Load a weights file into the current graph; predictions use it from now on."""
         try:
-            if self.controller.dataset is None:
-                self.controller.load_dataset()  # the inference view needs samples to show
+            if self.controller.dataset is None:  # the inference view needs samples to show
+                self.controller.load_dataset(ask=False)  # asked once already, on open
         except LayerloomError:
             pass
         try:
@@ -280,21 +282,21 @@ class TrainingSession(QObject):
             return False
         self._say(f"Loaded trained weights from {path.name}")
         beside = self.document.path is not None and path == weights_path(self.document.path)
-        self.weights_unsaved = not beside and self.window.save_weights_action.isChecked()
+        self.weights_unsaved = not beside and self.save_weights_action.isChecked()
         return True
 
     def adopt_weights(self, params: dict) -> None:
         """Weights that came with the graph itself (an imported model): the trained state, not
         yet saved anywhere; raises WeightsError when they do not fit."""
         self.controller.load_weights(params)
-        self.weights_unsaved = self.window.save_weights_action.isChecked()
+        self.weights_unsaved = self.save_weights_action.isChecked()
 
     def save_weights_beside(self, graph_path: Path) -> Path | None:
         """After Save: write the trained weights to ``<stem>.weights.npz`` when
-        ``window.save_weights_action`` is checked. Without trained weights (none yet, reset,
+        ``save_weights_action`` is checked. Without trained weights (none yet, reset,
         or the structure changed) an older file there is removed, so Open never loads weights
         the saved graph did not have. While a run goes the file is left as it is."""
-        if not self.window.save_weights_action.isChecked() or self.controller.busy:
+        if not self.save_weights_action.isChecked() or self.controller.busy:
             return None
         target, net = weights_path(graph_path), self.controller.trained_network()
         if net is None:

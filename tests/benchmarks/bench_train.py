@@ -41,8 +41,13 @@ ROWS = {
     "lstm_train": ("char-LSTM e64 h128 s32 b32 train", "lstm", 32, 32 * SEQ, "tokens/s", False, 0.8),
     "block_train": ("Transformer block d64 h4 s32 b32 train", "block", 32, 32 * SEQ, "tokens/s",
                     False, 0.8),
+    "conv1d_train": ("1-D CNN 1×128 (3 Conv1d) train b64", "conv1d", 64, 64, "samples/s", False,
+                     1.0),
+    "dwsep_train": ("Depthwise-separable 3×32×32 train b32", "dwsep", 32, 32, "samples/s", False,
+                    1.0),
 }
 GRAPHS = {"lenet": models.lenet_graph, "mlp": models.mlp_graph,
+          "conv1d": models.conv1d_graph, "dwsep": models.dwsep_graph,
           "lstm": lambda loss=True: models.lstm_graph(SEQ),
           "block": lambda loss=True: models.block_graph(SEQ)}
 
@@ -62,7 +67,7 @@ def layerloom_step(model: str, n: int, infer: bool) -> Callable[[], None]:
             return
         net.forward({"image": x, "label": y}, training=True)
         opt.step(net.params, net.backward())
-    step.blas = blas_only(s.layer.type_id for s in net.plan.steps)  # as engine.training.train
+    step.blas = blas_only(s.layer for s in net.plan.steps)  # as engine.training.train
     return step
 
 

@@ -86,6 +86,41 @@ def block_graph(seq: int, d: int = 64, heads: int = 4) -> Graph:
     return _with_loss(g, "logits", [seq])
 
 
+def conv1d_graph(loss: bool = True) -> Graph:
+    """A 1-D CNN over 1×128 signals: three Conv1d + ReLU (two max-pooled), global average."""
+    g = Graph()
+    last = _chain(g, [("image", "Input", {"shape": [1, 128]}),
+                      ("conv1", "Conv1d", {"out_channels": 32, "kernel_size": 7, "padding": 3}),
+                      ("relu1", "ReLU", {}), ("pool1", "MaxPool1d", {"kernel_size": 2}),
+                      ("conv2", "Conv1d", {"out_channels": 64, "kernel_size": 5, "padding": 2}),
+                      ("relu2", "ReLU", {}), ("pool2", "MaxPool1d", {"kernel_size": 2}),
+                      ("conv3", "Conv1d", {"out_channels": 64, "kernel_size": 3, "padding": 1}),
+                      ("relu3", "ReLU", {}), ("gap", "AdaptiveAvgPool1d", {}),
+                      ("flatten", "Flatten", {}), ("fc", "Dense", {"out_features": 10})])
+    return _with_loss(g, last, []) if loss else g
+
+
+def dwsep_graph(loss: bool = True) -> Graph:
+    """A MobileNet-style stem on 3×32×32 images: a 3×3 conv, then two depthwise-separable blocks
+    (depthwise 3×3 + ReLU, pointwise 1×1 + ReLU), a max pool between, global average pooling."""
+    g = Graph()
+    nodes = [("image", "Input", {"shape": [3, 32, 32]}),
+             ("stem", "Conv2D", {"out_channels": 32, "kernel_size": [3, 3], "padding": [1, 1]}),
+             ("relu0", "ReLU", {})]
+    for i, (c, out) in enumerate([(32, 64), (64, 64)], start=1):
+        nodes += [(f"dw{i}", "Conv2D", {"out_channels": c, "kernel_size": [3, 3],
+                                        "padding": [1, 1], "groups": c}),
+                  (f"relu_dw{i}", "ReLU", {}),
+                  (f"pw{i}", "Conv2D", {"out_channels": out, "kernel_size": [1, 1]}),
+                  (f"relu_pw{i}", "ReLU", {})]
+        if i == 1:
+            nodes.append(("pool", "MaxPool2D", {"kernel_size": [2, 2]}))
+    nodes += [("gap", "AdaptiveAvgPool2d", {}), ("flatten", "Flatten", {}),
+              ("fc", "Dense", {"out_features": 10})]
+    last = _chain(g, nodes)
+    return _with_loss(g, last, []) if loss else g
+
+
 # ------------------------------------------------------------------------------- PyTorch twins
 def torch_model(name: str, seq: int = 32):
     import torch
@@ -99,6 +134,18 @@ def torch_model(name: str, seq: int = 32):
     if name == "mlp":
         return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
                              nn.Linear(256, 10))
+    if name == "conv1d":
+        return nn.Sequential(nn.Conv1d(1, 32, 7, padding=3), nn.ReLU(), nn.MaxPool1d(2),
+                             nn.Conv1d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
+                             nn.Conv1d(64, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool1d(1),
+                             nn.Flatten(), nn.Linear(64, 10))
+    if name == "dwsep":
+        def block(c, out):
+            return [nn.Conv2d(c, c, 3, padding=1, groups=c), nn.ReLU(), nn.Conv2d(c, out, 1),
+                    nn.ReLU()]
+        return nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), *block(32, 64),
+                             nn.MaxPool2d(2), *block(64, 64), nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(64, 10))
 
     class CharLSTM(nn.Module):
         def __init__(self):
@@ -137,4 +184,7 @@ def batch(name: str, n: int, seq: int, rng: np.random.Generator) -> tuple[np.nda
         return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n)
     if name == "mlp":
         return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
+    if name in ("conv1d", "dwsep"):
+        shape = (1, 128) if name == "conv1d" else (3, 32, 32)
+        return rng.standard_normal((n, *shape), dtype=np.float32), rng.integers(0, 10, n)
     return rng.integers(0, VOCAB, (n, seq)), rng.integers(0, VOCAB, (n, seq))

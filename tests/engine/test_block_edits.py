@@ -10,6 +10,7 @@ from layerloom.engine.blocks import (apply_edits, definition_copy, group_edits, 
                                      plan_ungroup, ungroup_edits)
 from layerloom.engine.graph import Graph, GraphError, Node
 from layerloom.engine.network import Network
+from layerloom.engine.serialize import graph_from_dict
 from layerloom.engine.shapes import infer_shapes
 
 from .block_cases import hand_wired, model_with_blocks
@@ -27,7 +28,7 @@ def loss_of(graph: Graph, params: dict) -> float:
 
 
 def test_grouping_makes_a_block_with_ports_where_edges_crossed():
-    g = Graph.from_dict(hand_wired(1))
+    g = graph_from_dict(hand_wired(1))
     before = Network(g, dtype=np.float64, seed=4)
     want = float(before.forward(batch())["loss"])
     plan = plan_group(g, ["enc0_fc1", "enc0_act", "enc0_fc2", "enc0_add"])
@@ -40,7 +41,7 @@ def test_grouping_makes_a_block_with_ports_where_edges_crossed():
 
 
 def test_a_value_read_in_two_places_becomes_one_port_and_two_outputs_two_ports():
-    g = Graph.from_dict(hand_wired(1))
+    g = graph_from_dict(hand_wired(1))
     plan = plan_group(g, ["enc0_fc1", "enc0_act"])  # fc1 reads stem; act feeds fc2
     assert [n["id"] for n in plan.level["nodes"] if n["type"] == "BlockInput"] == ["x"]
     plan = plan_group(g, ["stem", "enc0_fc1"])  # stem also feeds add; fc1 feeds act
@@ -54,14 +55,14 @@ def test_a_value_read_in_two_places_becomes_one_port_and_two_outputs_two_ports()
     (["stem", "enc0_add"], "the selection leaves and re-enters through 'enc0_fc1'"),
 ])
 def test_grouping_what_cannot_be_a_block_is_refused(ids, message):
-    g = Graph.from_dict(hand_wired(1))
+    g = graph_from_dict(hand_wired(1))
     with pytest.raises(GraphError, match=message):
         plan_group(g, ids)
 
 
 @pytest.mark.parametrize("repeat", [1, 3])
 def test_ungrouping_puts_every_copy_back_and_computes_the_same(repeat):
-    g = Graph.from_dict(model_with_blocks(repeat))
+    g = graph_from_dict(model_with_blocks(repeat))
     net = Network(g, dtype=np.float64, seed=1)
     want = float(net.forward(batch())["loss"])
     plan = plan_ungroup(g, "enc")
@@ -81,7 +82,7 @@ def test_ungrouping_puts_every_copy_back_and_computes_the_same(repeat):
 
 
 def test_ungrouping_one_of_two_instances_keeps_the_definition():
-    g = Graph.from_dict(model_with_blocks(1))
+    g = graph_from_dict(model_with_blocks(1))
     g.add_node(Node("spare", "Block", {"block": "res"}))
     assert plan_ungroup(g, "enc").unused is None
     apply_edits(g, ungroup_edits(plan_ungroup(g, "spare")))
@@ -89,7 +90,7 @@ def test_ungrouping_one_of_two_instances_keeps_the_definition():
 
 
 def test_make_unique_detaches_one_instance_from_its_definition():
-    g = Graph.from_dict(model_with_blocks(1))
+    g = graph_from_dict(model_with_blocks(1))
     g.add_node(Node("spare", "Block", {"block": "res"}))
     name, level = definition_copy(g, "spare")
     apply_edits(g, [("add_block", name, level), ("set_attr", "spare", "block", name)])
@@ -143,7 +144,7 @@ def test_the_same_stock_block_twice_is_one_definition_and_a_different_one_is_ren
 
 
 def test_a_saved_block_comes_back_with_the_blocks_it_uses(tmp_path):
-    g = Graph.from_dict(model_with_blocks(2))
+    g = graph_from_dict(model_with_blocks(2))
     outer = {"nodes": [{"id": "i", "type": "BlockInput"},
                        {"id": "r", "type": "Block", "attrs": {"block": "res", "repeat": 2}},
                        {"id": "o", "type": "BlockOutput"}],
@@ -174,7 +175,7 @@ def test_a_broken_saved_block_is_refused_in_one_line(tmp_path, text, message):
 
 
 def test_saving_a_different_block_under_a_taken_name_keeps_both(tmp_path):
-    g = Graph.from_dict(model_with_blocks(1))
+    g = graph_from_dict(model_with_blocks(1))
     first = save_user_block(tmp_path, g, "res")
     assert save_user_block(tmp_path, g, "res") == first  # the same block: saved over itself
     g.blocks["res"].set_attr("fc1", "out_features", 9)

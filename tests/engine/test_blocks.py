@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from layerloom.engine.graph import Graph, GraphError, Node
+from layerloom.engine.graph import GraphError
 from layerloom.engine.network import Network
-from layerloom.engine.serialize import FormatError, Project, load_project, save_project
+from layerloom.engine.serialize import FormatError, Project, graph_from_dict, graph_to_dict, load_project, save_project
 from layerloom.engine.shapes import infer_shapes, param_counts
 
 from .block_cases import edge, flat_key, hand_wired, model_with_blocks, node
@@ -22,17 +22,17 @@ def batch(n=5, seed=0):
 # ------------------------------------------------------------------------------ the file format
 def test_a_model_with_blocks_round_trips_through_a_version_2_file(tmp_path):
     data = model_with_blocks()
-    save_project(Project(Graph.from_dict(data)), tmp_path / "m.json")
+    save_project(Project(graph_from_dict(data)), tmp_path / "m.json")
     text = json.loads((tmp_path / "m.json").read_text())
     assert text["version"] == 2 and list(text["blocks"]) == ["res"]
-    assert Graph.from_dict(text).to_dict() == Graph.from_dict(data).to_dict()
+    assert graph_to_dict(graph_from_dict(text)) == graph_to_dict(graph_from_dict(data))
 
 
 def test_a_file_without_blocks_stays_version_1_and_loads_unchanged(tmp_path):
     data = hand_wired(2)
-    assert Graph.from_dict(data).to_dict() == {**data, "nodes": Graph.from_dict(data).to_dict()["nodes"]}
-    assert "blocks" not in Graph.from_dict(data).to_dict()
-    assert Graph.from_dict(data).to_dict()["version"] == 1
+    assert graph_to_dict(graph_from_dict(data)) == {**data, "nodes": graph_to_dict(graph_from_dict(data))["nodes"]}
+    assert "blocks" not in graph_to_dict(graph_from_dict(data))
+    assert graph_to_dict(graph_from_dict(data))["version"] == 1
 
 
 @pytest.mark.parametrize("uses,message", [
@@ -68,12 +68,12 @@ def test_bad_block_files_are_refused_in_one_line(mutate, message):
     data = model_with_blocks()
     mutate(data)
     with pytest.raises(FormatError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        Graph.from_dict(data)
+        graph_from_dict(data)
 
 
 # ------------------------------------------------------------------------------ rules across levels
 def test_a_port_wired_on_an_instance_cannot_be_removed_or_renamed_inside():
-    g = Graph.from_dict(model_with_blocks())
+    g = graph_from_dict(model_with_blocks())
     res = g.blocks["res"]
     for edit in (lambda: res.remove_node("x"), lambda: res.rename("out", "y")):
         with pytest.raises(GraphError, match="connected on 'enc'; disconnect it there first"):
@@ -84,7 +84,7 @@ def test_a_port_wired_on_an_instance_cannot_be_removed_or_renamed_inside():
 
 
 def test_a_used_definition_cannot_be_removed_and_an_unused_one_can():
-    g = Graph.from_dict(model_with_blocks())
+    g = graph_from_dict(model_with_blocks())
     with pytest.raises(GraphError, match="still used by 'enc'"):
         g.remove_block("res")
     g.remove_node("enc")
@@ -98,7 +98,7 @@ def test_switching_an_instance_keeps_its_wires_or_is_refused():
     data = model_with_blocks()
     data["blocks"]["other"] = {"nodes": [node("x", "BlockInput"), node("o", "BlockOutput")],
                                "edges": [edge("x.y", "o.x")]}
-    g = Graph.from_dict(data)
+    g = graph_from_dict(data)
     with pytest.raises(GraphError, match="block 'other' has no port 'out'"):
         g.set_attr("enc", "block", "other")
     assert g.nodes["enc"].attrs["block"] == "res"
@@ -110,7 +110,7 @@ def test_an_edit_inside_a_definition_reaches_the_model_and_every_instance():
     data["edges"][2] = edge("enc.out", "enc2.x")
     data["edges"].append(edge("enc2.out", "head.x"))
     data["edges"] = [e for e in data["edges"] if e != edge("enc.out", "head.x")]
-    g = Graph.from_dict(data)
+    g = graph_from_dict(data)
     seen = []
     g.block_changed.connect(seen.append)
     g.changed.connect(lambda: seen.append("model"))
@@ -127,7 +127,7 @@ def test_an_edit_inside_a_definition_reaches_the_model_and_every_instance():
 def test_shape_errors_inside_a_block_name_the_path():
     data = model_with_blocks(repeat=4)
     data["blocks"]["res"]["nodes"][3]["attrs"]["out_features"] = 7  # fc2 no longer fits the Add
-    report = infer_shapes(Graph.from_dict(data))
+    report = infer_shapes(graph_from_dict(data))
     assert report.errors["enc"].startswith("enc.0.add: cannot add 6 and 7")
     assert report.inner["enc"].errors["add"] == report.errors["enc"]
 
@@ -136,24 +136,24 @@ def test_a_repeated_block_must_give_what_it_takes():
     data = model_with_blocks(repeat=1)
     res = data["blocks"]["res"]
     res["nodes"][4] = node("add", "Concat")  # 6 + 6 features out, 6 in
-    assert infer_shapes(Graph.from_dict(data)).ok
+    assert infer_shapes(graph_from_dict(data)).ok
     data["nodes"][3]["attrs"]["repeat"] = 2
-    error = infer_shapes(Graph.from_dict(data)).errors["enc"]
+    error = infer_shapes(graph_from_dict(data)).errors["enc"]
     assert error.startswith("Block 'enc': repeat 2 feeds each copy's outputs into the next")
     assert "takes 6 and gives 12" in error
 
 
 def test_parameter_counts_multiply_by_the_repeat():
-    one = param_counts(Graph.from_dict(model_with_blocks(repeat=1)))["enc"]
-    assert param_counts(Graph.from_dict(model_with_blocks(repeat=4)))["enc"] == 4 * one
+    one = param_counts(graph_from_dict(model_with_blocks(repeat=1)))["enc"]
+    assert param_counts(graph_from_dict(model_with_blocks(repeat=4)))["enc"] == 4 * one
     assert one == (6 * 5 + 5) + (5 * 6 + 6)
 
 
 # ------------------------------------------------------------------------------ running blocks
 @pytest.mark.parametrize("repeat", [1, 3])
 def test_a_repeated_block_computes_what_the_hand_wired_graph_computes(repeat):
-    net = Network(Graph.from_dict(model_with_blocks(repeat)), dtype=np.float64, seed=3)
-    flat = Network(Graph.from_dict(hand_wired(repeat)), dtype=np.float64)
+    net = Network(graph_from_dict(model_with_blocks(repeat)), dtype=np.float64, seed=3)
+    flat = Network(graph_from_dict(hand_wired(repeat)), dtype=np.float64)
     flat.load_params({flat_key(k, repeat): v for k, v in net.params.items()})
     out, ref = net.forward(batch(), training=True), flat.forward(batch(), training=True)
     net.backward()
@@ -166,27 +166,27 @@ def test_a_repeated_block_computes_what_the_hand_wired_graph_computes(repeat):
 
 
 def test_parameter_keys_are_module_paths():
-    assert sorted(Network(Graph.from_dict(model_with_blocks(1))).params) == [
+    assert sorted(Network(graph_from_dict(model_with_blocks(1))).params) == [
         "enc.fc1.bias", "enc.fc1.weight", "enc.fc2.bias", "enc.fc2.weight",
         "head.bias", "head.weight", "stem.bias", "stem.weight"]
-    keys = Network(Graph.from_dict(model_with_blocks(2))).params
+    keys = Network(graph_from_dict(model_with_blocks(2))).params
     assert {"enc.0.fc1.weight", "enc.1.fc2.bias"} <= set(keys)
 
 
 def test_weights_files_keep_the_dotted_keys(tmp_path):
-    net = Network(Graph.from_dict(model_with_blocks(2)), seed=1)
+    net = Network(graph_from_dict(model_with_blocks(2)), seed=1)
     net.save_weights(tmp_path / "w.safetensors")
-    other = Network(Graph.from_dict(model_with_blocks(2)), seed=2)
+    other = Network(graph_from_dict(model_with_blocks(2)), seed=2)
     other.load_weights(tmp_path / "w.safetensors")
     assert all(np.array_equal(net.params[k], other.params[k]) for k in net.params)
 
 
 def test_frozen_instance_or_inner_node_trains_nothing_there():
-    frozen_all = Network(Graph.from_dict(model_with_blocks(2, frozen_enc=True)))
+    frozen_all = Network(graph_from_dict(model_with_blocks(2, frozen_enc=True)))
     assert not any(k.startswith("enc.") for k in frozen_all.trainable_keys)
     data = model_with_blocks(2)
     data["blocks"]["res"]["nodes"][1]["frozen"] = True  # fc1, in every copy
-    keys = Network(Graph.from_dict(data)).trainable_keys
+    keys = Network(graph_from_dict(data)).trainable_keys
     assert not any(".fc1." in k for k in keys) and {"enc.0.fc2.weight", "enc.1.fc2.weight"} <= set(keys)
 
 
@@ -199,7 +199,7 @@ def test_a_block_inside_a_block_flattens_to_nested_paths():
     data["nodes"][3]["attrs"]["block"] = "outer"
     data["edges"] = [edge("enc.o", "head.x") if e == edge("enc.out", "head.x") else e
                      for e in data["edges"]]
-    net = Network(Graph.from_dict(data))
+    net = Network(graph_from_dict(data))
     assert "enc.1.inner.0.fc2.weight" in net.params and len(net.params) == 4 + 4 * 4
     out = net.forward(batch(), training=True)
     assert out["enc"].shape == (5, 6) and np.array_equal(out["enc"], out["enc.1.inner"])
@@ -240,7 +240,7 @@ def test_a_graph_diff_names_the_block_whose_structure_changed_not_its_layout():
 def test_fusion_applies_inside_and_across_blocks_and_what_leaves_one_is_still_given():
     from layerloom.engine.paths import SAMPLES
 
-    net = Network(Graph.load(SAMPLES / "tiny_gpt.json"))
+    net = Network(load_project(SAMPLES / "tiny_gpt.json").graph)
     fused = {s.node_id: [m.node_id for m in s.members] for s in net.executor.schedule if s.members}
     assert fused["blocks.0.ff2"] == ["blocks.0.ff1", "blocks.0.gelu", "blocks.0.ff2"]
     assert fused["blocks.1.ff2"] == ["blocks.1.ff1", "blocks.1.gelu", "blocks.1.ff2"]
@@ -249,11 +249,11 @@ def test_fusion_applies_inside_and_across_blocks_and_what_leaves_one_is_still_gi
     res["nodes"] = [n for n in res["nodes"] if n["id"] != "add"]
     res["edges"] = [e for e in res["edges"] if "add" not in (e["from"][0], e["to"][0])]
     res["edges"].append(edge("fc2.y", "out.x"))
-    net = Network(Graph.from_dict(data), dtype=np.float64)
+    net = Network(graph_from_dict(data), dtype=np.float64)
     chains = [[m.node_id for m in s.members] for s in net.executor.schedule if s.members]
     assert chains == [["stem", "enc.0.fc1", "enc.0.act", "enc.0.fc2", "enc.1.fc1", "enc.1.act",
                        "enc.1.fc2"]]  # one Dense chain through both copies
-    reference = Network(Graph.from_dict(data), dtype=np.float64, fuse=False)
+    reference = Network(graph_from_dict(data), dtype=np.float64, fuse=False)
     reference.load_params(net.params)
     out, want = net.forward(batch()), reference.forward(batch())
     np.testing.assert_allclose(out["enc"], want["enc"], rtol=1e-12)

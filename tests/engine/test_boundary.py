@@ -4,8 +4,8 @@ import numpy as np
 
 from layerloom.engine.boundary import applies, boundary_map, class_map, make_grid
 from layerloom.engine.data import Dataset, Split
-from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
+from layerloom.engine.serialize import load_project
 from layerloom.engine.training import bind
 
 from .graph_cases import SAMPLES
@@ -17,7 +17,7 @@ def spirals() -> tuple[Network, Dataset]:
     y = rng.integers(0, 3, 90)
     data = Dataset("blobs", Split(x, y), Split(x[:9], y[:9]), Split(x[:9], y[:9]),
                    class_names=["a", "b", "c"])
-    return Network(Graph.load(SAMPLES / "mlp_spirals.json"), seed=1), data
+    return Network(load_project(SAMPLES / "mlp_spirals.json").graph, seed=1), data
 
 
 def test_the_grid_covers_the_data_with_a_margin_row_by_row_from_the_bottom():

@@ -11,8 +11,8 @@ import pytest
 
 from layerloom.engine.data.idx import encode_idx, write_idx
 from layerloom.engine.export.weights import load_weights
-from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
+from layerloom.engine.serialize import load_project
 
 ROOT = Path(__file__).resolve().parents[2]
 LENET, SPIRALS = ROOT / "samples" / "lenet5.json", ROOT / "samples" / "mlp_spirals.json"
@@ -123,7 +123,7 @@ def test_train_mlp_on_spirals_learns_and_writes_metrics_and_weights(tmp_path):
     assert m["epochs"][-1]["train_loss"] < m["epochs"][0]["train_loss"]
     assert m["test_accuracy"] > 0.9 and m["samples_per_sec"] > 0 and not m["stopped"]
     assert f"test accuracy {100 * m['test_accuracy']:.2f}%" in proc.stdout
-    net = Network(Graph.load(SPIRALS))
+    net = Network(load_project(SPIRALS).graph)
     net.load_params(load_weights(weights))  # every key and shape fits the graph
 
 

@@ -69,3 +69,32 @@ def test_the_twins_are_pytorch_s_convolution(shape, nf, k, stride, dil, groups):
                                       torch.from_numpy(b), stride, 0, dil, groups)
     got = conv.grouped_forward_reference(xp, w, b, stride, dil, groups)
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# Shapes the matrix-product backward takes (Conv1d's usual ones, a deeper 2-D map, a chunk split
+# that leaves one sample alone), each also forced through it: the twin decides.
+GEMM_CASES = [((5, 16, 1, 20), (32, 16, 1, 5)), ((3, 8, 7, 6), (40, 8, 3, 2)),
+              ((9, 12, 1, 300), (32, 12, 1, 4))]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("xs,ws", GEMM_CASES)
+def test_the_matrix_product_backward_matches_the_twins(dtype, xs, ws):
+    from layerloom.engine.kernels.conv_gemm_back import gemm_backward_flat, prefers_gemm_backward
+
+    rng = np.random.default_rng(4)
+    xp = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    dy = rng.standard_normal((xs[0], ws[0], xs[2] - ws[2] + 1, xs[3] - ws[3] + 1)).astype(dtype)
+    assert prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3])
+    tol = TOL[dtype] if dtype == np.float64 else dict(rtol=1e-3, atol=2e-4)  # sums of ~2,700
+    for dxp, dw, db in (conv.conv2d_backward(xp, w, dy, 1, 1, True),
+                        gemm_backward_flat(xp, w, dy, True)):
+        assert dxp.dtype == dw.dtype == db.dtype == dtype
+        np.testing.assert_allclose(dw, conv.conv2d_weight_grad_reference(xp, dy, *ws[2:], 1, 1),
+                                   **tol)
+        np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), **tol)
+        np.testing.assert_allclose(dxp, conv.conv2d_input_grad_reference(dy, w, *xs[2:], 1, 1),
+                                   **tol)
+    no_dx, dw_again, _ = gemm_backward_flat(xp, w, dy, False)
+    assert no_dx.size == 0 and np.array_equal(dw_again, dw)

@@ -23,6 +23,8 @@ CASES = [("Upsample", {"size": (5, 7)}, (2, 2, 3, 4)),
          ("Upsample", {"mode": "bilinear", "size": (2, 3)}, (2, 2, 5, 7)),
          ("Upsample", {"scale_factor": 1.5}, (2, 2, 4, 5)),
          ("Upsample", {"mode": "bilinear", "size": (1, 1), "align_corners": True}, (1, 2, 3, 3)),
+         ("Upsample", {"mode": "linear", "size": (1, 9), "align_corners": True}, (2, 3, 4)),
+         ("Upsample", {"size": (1, 7)}, (2, 3, 4)),
          ("ConvTranspose2d", {"out_channels": 2, "kernel_size": (2, 3), "stride": (1, 2),
                               "dilation": (2, 1), "output_padding": (1, 0), "padding": (0, 1)},
           (2, 3, 3, 3)),
@@ -68,3 +70,14 @@ def test_the_onnx_export_computes_the_same_in_onnxruntime(type_id, attrs, shape)
     session = ort.InferenceSession(onnx_bytes(net), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {"x": x})
     np.testing.assert_allclose(got, net.forward({"x": x})["node"], rtol=1e-4, atol=2e-5)
+
+
+def test_a_mode_that_does_not_fit_the_input_says_which_does():
+    from layerloom.engine.spec import ShapeError
+
+    up = LAYERS["Upsample"]
+    with pytest.raises(ShapeError, match="bilinear mode does not fit signals .* use linear"):
+        up.infer(up.validate_attrs({"mode": "bilinear"}), (None, 3, 8))
+    with pytest.raises(ShapeError, match="linear mode does not fit images .* use bilinear"):
+        up.infer(up.validate_attrs({"mode": "linear"}), (None, 3, 8, 8))
+    assert up.infer(up.validate_attrs({"size": (1, 20)}), (None, 3, 8)) == (None, 3, 20)

@@ -6,8 +6,8 @@ import pytest
 
 from layerloom.engine.export.onnx import onnx_bytes
 from layerloom.engine.export.torch_code import torch_source
-from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
+from layerloom.engine.serialize import graph_from_dict
 
 from .block_cases import edge, model_with_blocks, node
 from .test_export_torch import as_tensor, exported, torch_model
@@ -38,7 +38,7 @@ def nested() -> dict:
 def test_onnx_of_repeated_blocks_runs_in_onnxruntime_as_layerloom_runs_it(data):
     import onnx
 
-    net = Network(Graph.from_dict(data), seed=1)
+    net = Network(graph_from_dict(data), seed=1)
     want = net.forward({k: v.astype(np.float32) if v.dtype.kind == "f" else v
                         for k, v in feeds().items()})
     blob = onnx_bytes(net)
@@ -54,7 +54,7 @@ def test_onnx_names_what_leaves_a_block_after_the_instance():
     data = model_with_blocks(2)
     data["nodes"] = [n for n in data["nodes"] if n["id"] in ("x", "stem", "enc")]
     data["edges"] = data["edges"][:2]
-    net = Network(Graph.from_dict(data), seed=0)
+    net = Network(graph_from_dict(data), seed=0)
     session = ort.InferenceSession(onnx_bytes(net), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {"x": feeds()["x"].astype(np.float32)})
     assert [o.name for o in session.get_outputs()] == ["enc"]
@@ -62,7 +62,7 @@ def test_onnx_names_what_leaves_a_block_after_the_instance():
 
 
 def test_pytorch_code_has_a_class_per_definition_and_a_module_list_per_repeat(tmp_path):
-    source = torch_source(Graph.from_dict(nested()))
+    source = torch_source(graph_from_dict(nested()))
     assert source.count("class Res(nn.Module):") == 1
     assert source.count("class Stage(nn.Module):") == 1
     assert "self.enc = Res()" in source
@@ -75,7 +75,7 @@ def test_pytorch_code_has_a_class_per_definition_and_a_module_list_per_repeat(tm
 @pytest.mark.parametrize("data", [model_with_blocks(3), model_with_blocks(1), nested()],
                          ids=["repeat", "once", "nested"])
 def test_a_weights_file_is_the_exported_module_s_state_dict(data, tmp_path):
-    g = Graph.from_dict(data)
+    g = graph_from_dict(data)
     net = Network(g, dtype=np.float64, seed=2)
     module, _ = exported(g, tmp_path)
     assert set(module.Net().state_dict()) == set(net.params)
@@ -88,12 +88,12 @@ def test_a_weights_file_is_the_exported_module_s_state_dict(data, tmp_path):
 
 def test_frozen_instances_and_inner_nodes_stay_frozen_in_pytorch(tmp_path):
     data = model_with_blocks(2, frozen_enc=True)
-    module, _ = exported(Graph.from_dict(data), tmp_path, "frozen_all")
+    module, _ = exported(graph_from_dict(data), tmp_path, "frozen_all")
     frozen = {k for k, p in module.Net().named_parameters() if not p.requires_grad}
-    assert frozen == {k for k in Network(Graph.from_dict(data)).params if k.startswith("enc.")}
+    assert frozen == {k for k in Network(graph_from_dict(data)).params if k.startswith("enc.")}
     data = model_with_blocks(2)
     data["blocks"]["res"]["nodes"][1]["frozen"] = True
-    module, _ = exported(Graph.from_dict(data), tmp_path, "frozen_fc1")
+    module, _ = exported(graph_from_dict(data), tmp_path, "frozen_fc1")
     frozen = {k for k, p in module.Net().named_parameters() if not p.requires_grad}
     assert frozen == {f"enc.{k}.fc1.{p}" for k in (0, 1) for p in ("weight", "bias")}
 
@@ -111,7 +111,7 @@ def test_a_definition_used_at_two_widths_gets_a_class_for_each(tmp_path):
     data["edges"] = [e for e in data["edges"] if e != edge("enc.out", "head.x")]
     data["edges"] += [edge("enc.out", "wide.x"), edge("wide.y", "flex8.x"),
                       edge("flex8.out", "flex64.x"), edge("flex64.out", "head.x")]
-    g = Graph.from_dict(data)
+    g = graph_from_dict(data)
     source = torch_source(g)
     assert "class Flex(nn.Module):" in source and "class Flex2(nn.Module):" in source
     net = Network(g, dtype=np.float64)

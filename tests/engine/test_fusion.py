@@ -13,6 +13,8 @@ import pytest
 from layerloom.engine.executor import NonFiniteError
 from layerloom.engine.graph import Graph, Node
 from layerloom.engine.network import Network
+from layerloom.engine.registry import LAYERS
+from layerloom.engine.serialize import load_project
 
 LENET = Path(__file__).resolve().parents[2] / "samples" / "lenet5.json"
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
@@ -78,7 +80,7 @@ def assert_same(g: Graph, inputs: dict, dtype, keep=None, expect_fused=True) -> 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_lenet5_fused_equals_unfused(dtype):
-    g = Graph.load(LENET)
+    g = load_project(LENET).graph
     rng = np.random.default_rng(0)
     inputs = {"image": rng.random((9, 1, 28, 28)), "label": rng.integers(0, 10, 9)}
     net = assert_same(g, inputs, dtype)
@@ -93,6 +95,38 @@ def test_small_graph_with_odd_sizes_and_overlapping_pool(dtype, act):
     g = small_cnn(act=act)
     net = assert_same(g, feeds(g), dtype)
     assert fused_ids(net) == {"conv", "relu", "pool", "fc1", "act", "fc2"}
+
+
+def signal_cnn(filters: int, channels: int) -> Graph:
+    """Conv1d → ReLU → MaxPool1d (overlapping windows) → Flatten → Dense, with a loss."""
+    g = Graph()
+    chain(g, [("image", "Input", {"shape": [channels, 30]}),
+              ("conv", "Conv1d", {"out_channels": filters, "kernel_size": 5, "padding": 2}),
+              ("relu", "ReLU", {}), ("pool", "MaxPool1d", {"kernel_size": 3, "stride": 2}),
+              ("flat", "Flatten", {}), ("fc", "Dense", {"out_features": 4})])
+    g.add_node(Node("label", "Label", {}))
+    g.add_node(Node("loss", "CrossEntropyLoss", {}))
+    g.connect(("fc", "y"), ("loss", "input"))
+    g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("graph", ["1-D direct", "1-D products", "2-D products"])
+def test_conv_chains_fuse_in_1d_and_with_matrix_product_backwards(dtype, graph):
+    """Few filters keep the direct kernels; many taps and filters take conv_gemm_back's."""
+    from layerloom.engine.kernels.conv_gemm_back import prefers_gemm_backward
+
+    if graph.startswith("1-D"):
+        filters, channels = (5, 3) if graph == "1-D direct" else (40, 12)
+        g, shape = signal_cnn(filters, channels), (filters, channels, 1, 5)
+    else:
+        g = small_cnn(conv={"out_channels": 40})
+        g.set_attr("image", "shape", (8, 11, 9))
+        shape = (40, 8, 3, 2)
+    assert prefers_gemm_backward(shape, 30) == (graph != "1-D direct")
+    net = assert_same(g, feeds(g), dtype)
+    assert {"conv", "relu", "pool"} <= fused_ids(net)
 
 
 @pytest.mark.parametrize("pool", [{"kernel_size": [2, 2]}, {"kernel_size": [2, 3], "stride": [1, 2]}])
@@ -113,7 +147,7 @@ def test_exact_ties_go_where_the_unfused_pool_sends_them(pool):
 
 
 def test_nan_inside_a_fused_chain_names_its_first_node():
-    g = Graph.load(LENET)
+    g = load_project(LENET).graph
     rng = np.random.default_rng(1)
     inputs = {"image": rng.random((2, 1, 28, 28)), "label": rng.integers(0, 10, 2)}
     for fuse in (True, False):
@@ -167,7 +201,7 @@ def test_all_frozen_chain_still_fuses_and_passes_the_gradient_through():
 
 
 def test_requested_activations_are_never_fused_away():
-    g = Graph.load(LENET)
+    g = load_project(LENET).graph
     rng = np.random.default_rng(2)
     inputs = {"image": rng.random((3, 1, 28, 28)), "label": rng.integers(0, 10, 3)}
     net = assert_same(g, inputs, np.float64, keep={"relu1", "fc1"})
@@ -178,7 +212,7 @@ def test_requested_activations_are_never_fused_away():
 
 
 def test_inner_nodes_are_still_readable_after_a_fused_forward():
-    g = Graph.load(LENET)
+    g = load_project(LENET).graph
     x = {"image": np.random.default_rng(3).random((1, 1, 28, 28)), "label": np.zeros(1, np.int64)}
     fused, plain = Network(g, seed=4, dtype=np.float64), Network(g, seed=4, dtype=np.float64, fuse=False)
     a, b = fused.forward(x), plain.forward(x)
@@ -232,10 +266,12 @@ def test_a_graph_without_parallel_kernels_gives_the_cores_to_the_blas():
 
     from layerloom.engine.threads import blas_only, engine_threads, get_threads
 
-    assert blas_only(["Input", "Dense", "ReLU", "LSTM"]) and not blas_only(["Dense", "Conv2D"])
-    assert not blas_only(["Dense", "LayerNorm"])  # its kernels are numba-parallel too
-    assert not blas_only(["Conv1d"]) and not blas_only(["ConvTranspose2d", "Dense"])
-    assert not blas_only(["MaxPool1d"]) and blas_only(["Upsample", "ZeroPad2d", "Dense"])
+    layers = lambda *names: [LAYERS[n] for n in names]  # noqa: E731
+    assert blas_only(layers("Input", "Dense", "ReLU", "LSTM"))
+    assert not blas_only(layers("Dense", "Conv2D"))
+    assert not blas_only(layers("Dense", "LayerNorm"))  # its kernels are numba-parallel too
+    assert not blas_only(layers("Conv1d")) and not blas_only(layers("ConvTranspose2d", "Dense"))
+    assert not blas_only(layers("MaxPool1d")) and blas_only(layers("Upsample", "ZeroPad2d", "Dense"))
     with engine_threads(blas=True):
         assert numba.get_num_threads() == 1
         blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
@@ -308,3 +344,25 @@ def test_a_dense_chain_stops_where_a_node_must_stay_visible_or_frozen(split):
     ran = net.executor._ran
     groups = [[m.node_id for m in s.members] for s in ran if s.members]
     assert groups == [["fc1", "relu", "fc2"], ["fc3", "tanh", "fc4"]]
+
+
+ACTIVATION_TYPES = sorted(t for t, cls in LAYERS.items() if cls.category == "Activation")
+
+
+@pytest.mark.parametrize("type_id", ACTIVATION_TYPES)
+def test_a_dense_chain_absorbs_exactly_the_activations_that_declare_it(type_id):
+    """``fusable_activation`` on the layer class is the whole rule: no list elsewhere."""
+    g = small_cnn(act=type_id)
+    net = assert_same(g, feeds(g), np.float64)
+    assert ("act" in fused_ids(net)) == LAYERS[type_id].fusable_activation
+    assert ("fc1" in fused_ids(net)) == LAYERS[type_id].fusable_activation  # Dense → act → Dense
+
+
+@pytest.mark.parametrize("type_id", [t for t in ACTIVATION_TYPES if LAYERS[t].fusable_activation])
+def test_a_fusable_activation_is_element_wise(type_id):
+    """What the Dense chain assumes of an activation it absorbs: one input, one output, no
+    parameters, the shape kept."""
+    cls = LAYERS[type_id]
+    a = cls.validate_attrs({})
+    assert (cls.inputs, cls.outputs) == (("x",), ("y",))
+    assert cls.infer(a, (5, 7)) == (5, 7) and not cls.init(a, [(5, 7)], np.random.default_rng())

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from layerloom.engine.kernels import conv, elementwise, pool
+from layerloom.engine.serialize import load_project
 
 TOL = {np.float64: dict(rtol=1e-11, atol=1e-11), np.float32: dict(rtol=2e-4, atol=2e-5)}
 DTYPES = [np.float64, np.float32]
@@ -191,11 +192,10 @@ def test_the_finite_check_on_large_arrays_finds_one_bad_value_and_a_sum_that_ove
 
 
 def test_parameters_start_on_a_cache_line_after_init_and_after_loading():
-    from layerloom.engine.graph import Graph
     from layerloom.engine.kernels import CACHE_LINE, aligned
     from layerloom.engine.network import Network
 
-    net = Network(Graph.load(Path(__file__).resolve().parents[2] / "samples" / "lenet5.json"))
+    net = Network(load_project(Path(__file__).resolve().parents[2] / "samples" / "lenet5.json").graph)
     net.load_params({k: v[...].astype(np.float64) for k, v in net.params.items()})
     for params in (net.params, Network(net.graph, params=net.params).params):
         assert all(v.ctypes.data % CACHE_LINE == 0 and v.flags.c_contiguous and v.dtype == np.float32

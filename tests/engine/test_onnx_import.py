@@ -118,7 +118,6 @@ def test_a_file_that_is_not_onnx_or_holds_an_unknown_operator_is_refused_in_one_
 
 def test_layerloom_import_writes_the_graph_and_its_weights_beside_it(tmp_path, capsys):
     from layerloom.engine.cli import main
-    from layerloom.engine.graph import Graph
 
     g = load_project(SAMPLES / "lenet5.json").graph
     source = perturbed(Network(g, seed=0))
@@ -126,7 +125,7 @@ def test_layerloom_import_writes_the_graph_and_its_weights_beside_it(tmp_path, c
     out = tmp_path / "imported.json"
     assert main(["import", str(tmp_path / "lenet.onnx"), str(out)]) == 0
     assert "imported.weights.npz" in capsys.readouterr().err
-    back = Network(Graph.load(out))
+    back = Network(load_project(out).graph)
     back.load_weights(tmp_path / "imported.weights.npz")
     x = np.random.default_rng(3).random((2, 1, 28, 28)).astype(np.float32)
     want = source.forward({"image": x, "label": np.zeros(2, np.int64)})["fc3"]

@@ -22,6 +22,8 @@ MODULES = {
                                (4, 17), {"Conv1d"}, (9, 17)),
     "conv1d_reflect": (lambda: nn.Conv1d(3, 4, 3, padding=1, padding_mode="reflect"), (3, 12),
                        {"ReflectionPad1d", "Conv1d"}, (9,)),
+    "conv3d": (lambda: nn.Conv3d(4, 6, (2, 3, 3), stride=(1, 2, 1), padding=1, groups=2),
+               (4, 5, 6, 5), {"Conv3d"}, (9, 17)),
     "depthwise": (lambda: nn.Conv2d(4, 8, 3, padding=1, groups=4), (4, 8, 7), {"Conv2D"},
                   (9, 17)),
     "dilated": (lambda: nn.Conv2d(3, 5, (3, 2), stride=(2, 1), dilation=(1, 2), padding=1),
@@ -50,6 +52,9 @@ MODULES = {
     "upsample_nearest": (lambda: nn.Upsample(scale_factor=2), (2, 3, 4), {"Upsample"}, (9, 17)),
     "upsample_bilinear": (lambda: nn.Upsample(scale_factor=2, mode="bilinear"), (2, 3, 4),
                           {"Upsample"}, (9, 17)),
+    "upsample_signal": (lambda: nn.Upsample(scale_factor=3), (2, 5), {"Upsample"}, (9, 17)),
+    "upsample_linear": (lambda: nn.Upsample(scale_factor=2, mode="linear"), (2, 5), {"Upsample"},
+                        (9, 17)),
     "zero_pad": (lambda: nn.ZeroPad2d((1, 2, 0, 3)), (3, 4, 5), {"ZeroPad2d"}, (9,)),
     "constant_pad1d": (lambda: nn.ConstantPad1d((1, 2), 0.5), (3, 5), {"ConstantPad1d"}, (9,)),
     "reflection_pad": (lambda: nn.ReflectionPad2d((1, 2, 0, 3)), (3, 5, 5),
@@ -88,7 +93,7 @@ def _model(op: str, inputs: list, shape: list, **attrs) -> bytes:
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *shape])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * (len(shape) + 1))
     node = helper.make_node(op, ["x", *[i for i, _ in inputs]], ["y"], name="n", **attrs)
     inits = [helper.make_tensor(n, TensorProto.FLOAT if v.dtype.kind == "f" else
                                 TensorProto.INT64, v.shape, v.ravel().tolist()) for n, v in inputs]
@@ -98,8 +103,10 @@ def _model(op: str, inputs: list, shape: list, **attrs) -> bytes:
 
 SCALES = np.array([1, 1, 1.5, 1.5], np.float32)
 REFUSED = {
-    "3-D convolution": (_model("Conv", [("w", np.ones((2, 1, 2, 2, 2), np.float32))],
-                               [1, 4, 4, 4]), "only 1-D and 2-D convolutions"),
+    "4-D convolution": (_model("Conv", [("w", np.ones((2, 1, 2, 2, 2, 2), np.float32))],
+                               [1, 4, 4, 4, 4]), "only 1-D, 2-D and 3-D convolutions"),
+    "uneven 3-D padding": (_model("Conv", [("w", np.ones((2, 1, 2, 2, 2), np.float32))],
+                                  [1, 4, 4, 4], auto_pad="SAME_UPPER"), "uneven padding"),
     "pool window past the end": (_model("MaxPool", [], [1, 6], kernel_shape=[2],
                                         strides=[2], pads=[0, 3]), "last window starts in"),
     "counted end padding": (_model("AveragePool", [], [1, 6], kernel_shape=[3], strides=[2],

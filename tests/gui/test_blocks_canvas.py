@@ -175,3 +175,32 @@ def test_renaming_or_deleting_a_wired_port_inside_moves_or_drops_its_wires_outsi
     doc.levels.go_up()
     doc.undo()
     assert snapshot(doc) == before
+
+
+def test_gradient_flow_inside_an_open_block_follows_what_is_frozen_outside(window):
+    doc, scene = window.document, window.view.graph_scene
+    open_sample(window, "resnet_cifar.json")
+    doc.set_frozen("stem", True)
+    doc.set_frozen("stem_bn", True)  # nothing before stage1 trains: its input needs no gradient
+    window.actions_by_name["gradient_flow"].trigger()
+    doc.levels.enter("stage1")
+    flowing = {f"{e.src[0]}>{e.dst[0]}" for e, item in scene.edge_items.items() if item.flow}
+    assert {"conv1>bn1", "add>relu", "relu>out"} <= flowing  # relu>out: copy 1 trains on it
+    assert "x>conv1" not in flowing and "x>add" not in flowing
+    doc.levels.go_up()
+    flowing = {f"{e.src[0]}>{e.dst[0]}" for e, item in scene.edge_items.items() if item.flow}
+    assert "pool>stage1" not in flowing and "stage1>down" in flowing
+
+
+def test_explain_inside_an_open_block_shows_that_copy_s_numbers(window):
+    doc, view = window.document, window.view
+    open_sample(window, "tiny_gpt.json")
+    click(view, "blocks")
+    assert not window.explain.compute_button.isEnabled()  # a block is many nodes: open it
+    QTest.keyClick(view, Qt.Key_Return)
+    click(view, "ff2")
+    explain = window.explain
+    assert explain.node_id == "ff2" and explain.compute_button.isEnabled()
+    explain.compute_button.click()
+    assert explain.numbers is not None and explain.numbers.tensors["weight"].shape == (64, 256)
+    assert "dL/dweight" in explain.text.toPlainText()

@@ -4,6 +4,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from layerloom.engine.graph import Edge
+from layerloom.engine.serialize import graph_to_dict
 
 
 def _keys(window, key, modifiers=Qt.ControlModifier):
@@ -41,9 +42,9 @@ def test_cut_then_paste_restores_the_nodes_and_their_internal_edge(mlp):
 def test_pasting_text_that_is_not_a_graph_changes_nothing(mlp):
     doc = mlp.document
     QApplication.clipboard().setText("print('hello')")
-    before, steps = doc.graph.to_dict(), doc.stack.count()
+    before, steps = graph_to_dict(doc.graph), doc.stack.count()
     _keys(mlp, Qt.Key_V)
-    assert doc.graph.to_dict() == before and doc.stack.count() == steps
+    assert graph_to_dict(doc.graph) == before and doc.stack.count() == steps
     assert "Cannot paste" in mlp.statusBar().currentMessage()
 
 
@@ -51,12 +52,12 @@ def test_delete_removes_selected_nodes_and_edges_in_one_step(mlp):
     doc, scene = mlp.document, mlp.view.graph_scene
     scene.select_only(["act1"])
     scene.edge_items[Edge(("label", "y"), ("loss", "target"))].setSelected(True)
-    before = doc.graph.to_dict()
+    before = graph_to_dict(doc.graph)
     _keys(mlp, Qt.Key_Delete, Qt.NoModifier)
     assert "act1" not in doc.graph.nodes
     assert doc.graph.edge_into(("loss", "target")) is None
     doc.undo()
-    assert doc.graph.to_dict() == before
+    assert graph_to_dict(doc.graph) == before
 
 
 def test_select_all_selects_every_node(mlp):

@@ -46,6 +46,27 @@ def test_a_synthetic_set_loads_as_a_scatter_and_becomes_the_project_s_data(qtbot
     assert panel.fit_ok and "takes this data" in panel.fit_label.text()
 
 
+def test_synthetic_signals_show_their_waves_by_class_and_fit_the_1d_cnn(qtbot, panel_for):
+    project = sample_project("signal_cnn.json")
+    project.graph.set_attr("signal", "shape", (1, 64))
+    panel = panel_for(project)
+    choose(panel, "signals")
+    assert panel.points.isVisible() and panel.points.value() == 2000
+    panel.points.setValue(200)
+    panel.noise.setValue(0.1)
+    with qtbot.waitSignal(panel.dataset_changed) as blocker:
+        qtbot.mouseClick(panel.load_button, Qt.LeftButton)
+    data = blocker.args[0]
+    assert data.sample_shape == (1, 128) and data.class_names == ["sine", "square", "sawtooth",
+                                                                   "noise"]
+    assert project.data["spec"] == "signals?n=200&noise=0.1"
+    plot = panel.scatter_view.getPlotItem()
+    assert panel.preview.currentWidget() is panel.scatter_view
+    assert len(plot.listDataItems()) == 4 * 2  # two waves of each class
+    assert [label.text for _, label in plot.legend.items] == list(data.class_names)
+    assert project.graph.nodes["signal"].attrs["shape"] == (1, 128) and panel.fit_ok
+
+
 def test_the_bundled_images_show_a_grid_and_fit_the_input_node(qtbot, panel_for):
     project = sample_project("lenet5.json")
     project.graph.set_attr("image", "shape", (1, 32, 32))

@@ -1,4 +1,5 @@
 """File > Export PyTorch Code writes the graph and its training settings as a runnable file."""
+from layerloom.engine.serialize import load_project
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox
@@ -10,8 +11,7 @@ def test_export_pytorch_code_writes_the_open_graph_with_its_settings(window, tmp
                                                                      monkeypatch):
     assert window.open_path(SAMPLES / "lenet5.json", ask=False)
     doc = window.document
-    doc.set_section("training", dict(doc.project.training),
-                    dict(doc.project.training, lr=0.0125))
+    assert doc.edit_section("training", {"lr": 0.0125})
     monkeypatch.setattr(QFileDialog, "getSaveFileName",
                         lambda *a, **k: (str(tmp_path / "lenet"), ""))  # no suffix typed
     window.actions_by_name["export_code"].trigger()
@@ -83,7 +83,7 @@ def test_import_onnx_opens_the_model_with_its_weights_as_an_unsaved_graph(window
     from layerloom.engine.graph import Graph
     from layerloom.engine.network import Network
 
-    source = Network(Graph.load(SAMPLES / "lenet5.json"), seed=11)
+    source = Network(load_project(SAMPLES / "lenet5.json").graph, seed=11)
     (tmp_path / "lenet.onnx").write_bytes(onnx_bytes(source))
     monkeypatch.setattr(QFileDialog, "getOpenFileName",
                         lambda *a, **k: (str(tmp_path / "lenet.onnx"), ""))

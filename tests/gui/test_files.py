@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from layerloom.engine import paths
-from layerloom.engine.serialize import load_project, project_to_dict
+from layerloom.engine.serialize import graph_to_dict, load_project, project_to_dict
 from layerloom.gui.layout import is_cramped
 from layerloom.gui.menus import fill_samples
 
@@ -39,14 +39,14 @@ def test_save_then_open_gives_back_the_same_project(mlp, tmp_path, file_dialogs)
 def test_a_corrupt_file_shows_one_line_and_leaves_the_open_graph_intact(mlp, tmp_path, dialogs):
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "layerloom-graph", "version": 1, "nodes": [{"id": 3}]}')
-    before, steps = mlp.document.graph.to_dict(), mlp.document.stack.count()
+    before, steps = graph_to_dict(mlp.document.graph), mlp.document.stack.count()
     assert not mlp.open_path(bad)
     kind, _, text = dialogs.shown[-1]
     assert kind == "critical" and "nodes[0].id" in text and "\n" not in text
-    assert mlp.document.graph.to_dict() == before and mlp.document.stack.count() == steps
+    assert graph_to_dict(mlp.document.graph) == before and mlp.document.stack.count() == steps
     assert set(mlp.view.graph_scene.items_by_id) == set(before_ids(before))
     mlp.document.undo()  # the history still belongs to the open graph
-    assert mlp.document.graph.to_dict() != before
+    assert graph_to_dict(mlp.document.graph) != before
 
 
 def before_ids(data):
@@ -95,13 +95,13 @@ def test_opening_with_unsaved_changes_asks_first(mlp, tmp_path, dialogs):
     mlp._save_to(other)
     mlp.document.add_node("ReLU", (0, 0))
     dialogs.answer = QMessageBox.Cancel
-    before = mlp.document.graph.to_dict()
+    before = graph_to_dict(mlp.document.graph)
     assert not mlp.open_path(other)
-    assert mlp.document.graph.to_dict() == before
+    assert graph_to_dict(mlp.document.graph) == before
 
 
 def test_the_samples_menu_lists_the_samples_folder(window):
-    samples = fill_samples(window)
+    samples = fill_samples(window, window.samples_menu)
     assert samples == sorted(paths.SAMPLES.glob("*.json"))
     names = [a.text() for a in window.samples_menu.actions()]
     assert names == [p.stem for p in samples] or names == ["(no samples found)"]

@@ -4,6 +4,7 @@ from PySide6.QtGui import QKeySequence, QPalette, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QLabel
 
+from layerloom.engine.serialize import graph_to_dict
 from layerloom.gui.clipboard import copy_subgraph, paste_subgraph
 from layerloom.gui.layout import depths
 from tests.gui.canvas_driver import drop_palette_entry, press_move_release
@@ -29,14 +30,14 @@ def test_add_panel_docks_a_widget_and_lists_it_under_view(window):
 def test_a_locked_document_refuses_structural_edits_but_allows_moves(mlp):
     doc = mlp.document
     doc.set_locked(True, "training runs")
-    before, steps = doc.graph.to_dict(), doc.stack.count()
+    before, steps = graph_to_dict(doc.graph), doc.stack.count()
     drop_palette_entry(mlp, "ReLU", QPoint(200, 200))
     assert "relu1" not in doc.graph.nodes
     assert doc.remove(["fc1"]) is False and doc.set_attr("fc1", "out_features", 3) is False
     assert not doc.connect(("image", "y"), ("fc2", "x"))
     assert paste_subgraph(doc, copy_subgraph(doc.graph, ["fc1"])) == []
     doc.undo()
-    assert doc.graph.to_dict() == before and doc.stack.count() == steps
+    assert graph_to_dict(doc.graph) == before and doc.stack.count() == steps
     assert "training runs" in mlp.statusBar().currentMessage()
     assert mlp.lock_label.isVisibleTo(mlp) and "training runs" in mlp.lock_label.text()
     mlp.view.graph_scene.select_only(["fc1"])

@@ -5,6 +5,7 @@ from PySide6.QtTest import QTest
 
 from layerloom.engine.graph import Edge
 from layerloom.engine.registry import LAYERS
+from layerloom.engine.serialize import graph_to_dict
 from layerloom.engine.shapes import infer_shapes, param_counts
 
 
@@ -45,7 +46,7 @@ def test_the_status_bar_counts_every_parameter(mlp):
 @pytest.mark.skipif("Flatten" not in LAYERS, reason="the Flatten layer is not registered yet")
 def test_one_click_on_the_proposed_fix_inserts_it_undoably(mlp):
     scene, doc, view = mlp.view.graph_scene, mlp.document, mlp.view
-    before = doc.graph.to_dict()
+    before = graph_to_dict(doc.graph)
     button = scene.items_by_id["fc1"].fix_button
     assert button.isVisible() and button.text == "Insert Flatten"
     view.ensure_visible(button.sceneBoundingRect())
@@ -57,4 +58,4 @@ def test_one_click_on_the_proposed_fix_inserts_it_undoably(mlp):
     assert doc.report.ok and scene.items_by_id["fc1"].error is None
     assert doc.stack.undoText() == "Insert Flatten"
     doc.undo()
-    assert doc.graph.to_dict() == before
+    assert graph_to_dict(doc.graph) == before

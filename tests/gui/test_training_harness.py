@@ -14,6 +14,7 @@ from layerloom.engine.project import load_project
 from layerloom.engine.registry import LAYERS
 from layerloom.engine.block_types import STRUCTURAL
 from layerloom.gui.dataset_panel import DatasetPanel
+from layerloom.gui.document import Document
 from layerloom.gui.inference_view import InferenceView
 from layerloom.gui.plots.panel import PlotsPanel
 from layerloom.gui.training import controller as ctl
@@ -38,10 +39,11 @@ class Harness(QWidget):
 
     def __init__(self, project):
         super().__init__()
+        self.document = Document(project, parent=self)  # settings edits go through it
         self.project = project
         self.locks: list[tuple[bool, str]] = []
         self.controller = TrainingController(lambda: self.project, self._set_locked, parent=self)
-        self.training_panel = TrainingPanel(self.controller, lambda: self.project)
+        self.training_panel = TrainingPanel(self.controller, self.document)
         self.dataset_panel = DatasetPanel(lambda: self.project)
         self.plots = PlotsPanel(self.controller)
         self.inference = InferenceView(self.controller)

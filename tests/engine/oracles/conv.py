@@ -38,7 +38,7 @@ def _adaptive(fn):
 
 
 def _upsample(a, p, xs, tr):
-    size = tuple(a.size) if tuple(a.size) != (0, 0) else None
+    size = tuple(a.size)[4 - xs[0].ndim:] if tuple(a.size) != (0, 0) else None
     return F.interpolate(xs[0], size=size, scale_factor=None if size else a.scale_factor,
                          mode=a.mode, align_corners=a.align_corners if a.mode != "nearest"
                          else None)
@@ -47,6 +47,7 @@ def _upsample(a, p, xs, tr):
 ORACLES = {
     "Conv2D": _conv(F.conv2d),
     "Conv1d": _conv(F.conv1d),
+    "Conv3d": _conv(F.conv3d),
     "MaxPool2D": _max(F.max_pool2d),
     "MaxPool1d": _max(F.max_pool1d),
     "AvgPool2D": _avg(F.avg_pool2d),

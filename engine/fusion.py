@@ -2,11 +2,15 @@
 
 They are not registered layers (nobody places them on the canvas): ``engine.plan`` builds them
 where a known pattern appears and the unfused nodes stay the reference the tests compare against.
+Plan-level objects built from layers and kernels, so they live beside ``plan.py``: ``kernels/``
+stays below ``layers/`` and never imports them.
 
-- ``ConvReluMaxPool``: Conv2D (stride 1) → ReLU → MaxPool2D (no padding) in one numba kernel that
-  never stores the convolution's output; its backward touches only the positions that won the pool.
+- ``ConvReluMaxPool``: Conv2D (stride 1) → ReLU → MaxPool2D (no padding), or the same in 1-D
+  (Conv1d → ReLU → MaxPool1d, as one-row images), in one numba kernel that never stores the
+  convolution's output; its backward touches only the positions that won the pool.
 - ``DenseChain``: Dense layers, each optionally followed by an element-wise activation, each
-  feeding the next (an MLP's Dense → ReLU → Dense → ReLU → Dense) in one step. ReLU runs in the
+  feeding the next (an MLP's Dense → ReLU → Dense → ReLU → Dense) in one step; the activations
+  it may absorb say so themselves (``Layer.fusable_activation``). ReLU runs in the
   same pass as the bias; any other activation through its own layer functions. At batch 1 the
   executor's cost per node was as large as the products themselves; one step per chain saves it.
 
@@ -17,19 +21,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerloom.engine.kernels.conv import conv_relu_maxpool, conv_relu_maxpool_backward
+from layerloom.engine.kernels.conv import conv_relu_maxpool, conv_relu_maxpool_grads
 from layerloom.engine.kernels.dense import linear
 from layerloom.engine.layers.dense import Dense
-from layerloom.engine.layers.pool import geometry
+from layerloom.engine.layers.pool import windows
 from layerloom.engine.spec import Ctx, Layer
-
-ACTIVATIONS = ("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU")
 
 
 def conv_pool_attrs(conv, pool) -> tuple:
-    """(padding, (pool kh, kw, sh, sw), has bias) from the two nodes' attributes."""
-    kh, kw, sh, sw, _, _ = geometry(pool)
-    return tuple(conv.padding), (kh, kw, sh, sw), bool(conv.bias)
+    """(padding, (pool kh, kw, sh, sw), has bias, 1-D) from the two nodes' attributes; a 1-D
+    chain (Conv1d → ReLU → MaxPool1d) runs as one-row images."""
+    (kh, kw), (sh, sw), _, _ = windows(pool)
+    one_d = not isinstance(pool.kernel_size, tuple)
+    padding = (0, conv.padding) if one_d else tuple(conv.padding)
+    return padding, (kh, kw, sh, sw), bool(conv.bias), one_d
 
 
 def dense_chain_attrs(members: tuple) -> tuple:
@@ -59,26 +64,31 @@ class ConvReluMaxPool(Layer):
     """maxpool(relu(conv(x) + b)) as one step; parameters are the convolution's."""
 
     type_id = "Conv2D+ReLU+MaxPool2D"
+    parallel_kernels = True  # the fused conv kernel is numba-parallel over the batch
 
     @staticmethod
     def forward(a, p, ctx, x):
-        (ph, pw), (kh, kw, sh, sw), bias = a
-        xp = zero_pad(x, ph, pw)
-        w = np.ascontiguousarray(p["weight"], dtype=x.dtype)
+        (ph, pw), (kh, kw, sh, sw), bias, one_d = a
+        x4, w = (x[:, :, None, :], p["weight"][:, :, None, :]) if one_d else (x, p["weight"])
+        xp = zero_pad(x4, ph, pw)
+        w = np.ascontiguousarray(w, dtype=x.dtype)
         b = p["bias"] if bias else np.zeros(len(w), x.dtype)
         y, arg = conv_relu_maxpool(xp, w, np.ascontiguousarray(b, dtype=x.dtype),
                                            kh, kw, sh, sw, True)
-        ctx.save(xp, w, arg, x.shape)
-        return y
+        ctx.save(xp, w, arg, x4.shape)
+        return y[:, :, 0, :] if one_d else y
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        (ph, pw), _, bias = a
+        (ph, pw), _, bias, one_d = a
         xp, w, arg, shape = ctx.saved
         need = bool(ctx.needs_input_grad[0])
-        dxp, dw, db = conv_relu_maxpool_backward(xp, w, np.ascontiguousarray(dy, dtype=xp.dtype),
-                                                 arg, need)
+        dy4 = dy[:, :, None, :] if one_d else dy
+        dxp, dw, db = conv_relu_maxpool_grads(xp, w, np.ascontiguousarray(dy4, dtype=xp.dtype),
+                                              arg, need)
         dx = dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]] if need else None
+        if one_d:
+            dx, dw = (None if dx is None else dx[:, :, 0, :]), dw[:, :, 0, :]
         return (dx,), ({"weight": dw, "bias": db} if bias else {"weight": dw})
 
 

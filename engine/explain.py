@@ -1,0 +1,103 @@
+"""What one node computed, with its real numbers: the inputs it read, its parameters, its output,
+and after the backward pass dL/dY, dL/dX and dL/dW — for the Explain tab.
+
+A person learning how networks work should see ``Y = L(X)`` and ``θ ← θ − γ∇θ l(θ)`` as numbers,
+not only as symbols. Everything comes from one forward and backward pass of the real network on a
+real batch (every node kept as its own step, so a node inside a fused chain has its own values),
+never from a second implementation of the layer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from layerloom.engine.graph import Graph
+from layerloom.engine.network import Network
+from layerloom.engine.spec import LayerloomError
+
+SMALL = 32  # tensors with at most this many entries are shown whole
+
+
+@dataclass(frozen=True)
+class Stats:
+    shape: tuple
+    min: float
+    max: float
+    mean: float
+    std: float
+    norm: float
+
+
+def stats(array: np.ndarray) -> Stats:
+    a = np.asarray(array, dtype=np.float64)
+    if a.size == 0:
+        return Stats(a.shape, 0.0, 0.0, 0.0, 0.0, 0.0)
+    return Stats(a.shape, float(a.min()), float(a.max()), float(a.mean()), float(a.std()),
+                 float(np.sqrt(np.vdot(a, a))))
+
+
+@dataclass
+class NodeNumbers:
+    node_id: str
+    layer_type: str
+    tensors: dict = field(default_factory=dict)  # "x", "weight", "y", "dL/dy", … -> array
+    loss: float | None = None
+
+
+def explain_node(graph: Graph, node_id: str, feeds: dict, params: dict | None = None,
+                 seed: int = 0) -> NodeNumbers:
+    """One forward and backward pass on ``feeds``; the node's values and gradients."""
+    net = Network(graph, seed=seed, params=params)
+    steps = {s.node_id: s for s in net.plan.steps}
+    if node_id not in steps:
+        raise LayerloomError(f"no node {node_id!r} in the running graph")
+    step = steps[node_id]
+    net.forward(feeds, training=True, keep=tuple(steps))
+    values = net.executor.values
+    out = NodeNumbers(node_id, step.layer.type_id)
+    for port, ref in zip(step.layer.inputs, step.inputs):
+        if ref is not None:
+            out.tensors[port] = np.array(values[tuple(ref)])
+    for name, key in zip(step.param_names, step.param_keys):
+        out.tensors[name] = np.array(net.params[key])
+    for port in step.outputs:
+        out.tensors[port] = np.array(values[(node_id, port)])
+    if net.plan.losses:
+        net.executor.record_grads = recorded = {}
+        try:
+            grads = net.backward()
+        finally:
+            net.executor.record_grads = None
+        out.loss = float(net.loss())
+        dys, dxs = recorded.get(node_id, ((), ()))
+        for port, dy in zip(step.outputs, dys):
+            out.tensors[f"dL/d{port}"] = np.array(dy)
+        for port, dx, need in zip(step.layer.inputs, dxs, step.needs_input_grad):
+            if need and dx is not None:
+                out.tensors[f"dL/d{port}"] = np.array(dx)
+        for name, key in zip(step.param_names, step.param_keys):
+            if key in grads:
+                out.tensors[f"dL/d{name}"] = np.array(grads[key])
+    return out
+
+
+def flops_per_sample(weight_shape: tuple | None, out_shape: tuple) -> int:
+    """Multiply-adds ×2 for a layer with a weight (each output position of each output channel
+    reads the whole weight slice: Dense, convolutions), else one operation per output element."""
+    out_elements = int(np.prod([d for d in out_shape if d is not None], dtype=np.int64))
+    if weight_shape and len(weight_shape) >= 2 and weight_shape[0]:
+        positions = out_elements // max(int(weight_shape[0]), 1)
+        return 2 * int(np.prod(weight_shape, dtype=np.int64)) * max(positions, 1)
+    return out_elements
+
+
+def dot_terms(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, unit: int,
+              k: int = 5) -> tuple[list[tuple[int, float, float]], float, float]:
+    """A Dense unit's output written out: the ``k`` largest terms w[unit, i]·x[i] as (i, w, x),
+    the sum of the rest, and the bias."""
+    terms = weight[unit] * x
+    order = np.argsort(-np.abs(terms))
+    top = [(int(i), float(weight[unit, i]), float(x[i])) for i in order[:k]]
+    rest = float(terms[order[k:]].sum())
+    return top, rest, float(bias[unit]) if bias is not None else 0.0

@@ -1,0 +1,179 @@
+"""The Explain tab beside the inspector: what the selected node computes and what it computed.
+
+Its formula and shapes, parameter counts, operations and activation memory per sample, then — on
+request, since it runs the network — the numbers of one forward and backward pass on a batch of
+the training data with the current weights: inputs, parameters, output, dL/dY, dL/dX and dL/dW
+(small tensors whole, large ones as statistics), a Dense unit's output written out as its
+largest terms, and a gradient check of this node against finite differences.
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSpinBox, QTextBrowser,
+                               QVBoxLayout, QWidget)
+
+from layerloom.engine.explain import SMALL, dot_terms, explain_node, flops_per_sample, stats
+from layerloom.engine.network import Network
+from layerloom.engine.node_check import check_nodes
+from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.engine.training import bind
+
+BATCH = 8  # samples the numbers are computed on
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def tensor_html(name: str, array: np.ndarray) -> str:
+    s = stats(array)
+    head = (f"<b>{html.escape(name)}</b> {fmt_shape(s.shape)}: min {_fmt(s.min)}, max "
+            f"{_fmt(s.max)}, mean {_fmt(s.mean)}, std {_fmt(s.std)}, norm {_fmt(s.norm)}")
+    sample = array[0] if array.ndim > 1 and array[0].size <= SMALL else array
+    if sample.size <= SMALL:
+        cells = ", ".join(_fmt(float(v)) for v in np.ravel(sample))
+        which = " (first sample)" if sample is not array else ""
+        head += f"<br><tt>[{cells}]</tt>{which}"
+    return f"<p>{head}</p>"
+
+
+class ExplainView(QWidget):
+    def __init__(self, window, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.window = window
+        self.node_id: str | None = None
+        self.numbers = None
+        self.text = QTextBrowser()
+        self.compute_button = QPushButton("Numbers on a batch")
+        self.compute_button.setToolTip(f"One forward and backward pass on {BATCH} training "
+                                       "samples with the current weights")
+        self.check_button = QPushButton("Check gradient")
+        self.check_button.setToolTip("This node's backward against finite differences at its "
+                                     "real inputs (float64)")
+        self.unit = QSpinBox()
+        self.unit.setToolTip("The output unit a Dense node's sum is written out for")
+        self.unit_label = QLabel("unit")
+        row = QHBoxLayout()
+        for w in (self.compute_button, self.check_button, self.unit_label, self.unit):
+            row.addWidget(w)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(row)
+        layout.addWidget(self.text, 1)
+        self.compute_button.clicked.connect(self.compute)
+        self.check_button.clicked.connect(self.check)
+        self.unit.valueChanged.connect(lambda _v: self._render())
+        self.check_lines: list[str] = []
+        self.show_node(None)
+
+    # ------------------------------------------------------------------ what is shown
+    def show_node(self, node_id: str | None) -> None:
+        graph = self.window.document.graph
+        self.node_id = node_id if node_id in graph.nodes else None
+        self.numbers, self.check_lines = None, []
+        for w in (self.compute_button, self.check_button):  # a block is many nodes: open it
+            w.setEnabled(self.node_id is not None and graph.definition(self.node_id) is None)
+        self._render()
+
+    def _render(self) -> None:
+        if self.node_id is None:
+            self.text.setHtml("<p>Select a node to see what it computes.</p>")
+            return
+        doc, node_id = self.window.document, self.node_id
+        graph, report = doc.graph, doc.report
+        cls, node = graph.layer(node_id), graph.nodes[node_id]
+        parts = [f"<h3>{html.escape(node_id)}: {cls.type_id}</h3>",
+                 f"<p>{html.escape(cls.description())}</p>"]
+        formula = cls.formula
+        if formula:
+            try:
+                formula = formula.format(**node.attrs)
+            except (KeyError, IndexError, ValueError):
+                pass
+            parts.append(f"<p><b>Forward</b> {formula}</p>")
+        backward = cls.backward_formula
+        if backward:
+            parts.append(f"<p><b>Backward</b> {backward}</p>")
+        ins = [fmt_shape(s) if s is not None else "?" for s in report.in_shapes.get(node_id, ())]
+        outs = [report.shapes.get((node_id, p)) for p in graph.output_ports(node_id)]
+        parts.append(f"<p>in {', '.join(ins) or '–'} → out "
+                     f"{', '.join(fmt_shape(s) if s else '?' for s in outs)}</p>")
+        parts.append(self._costs(outs))
+        if self.numbers is not None:
+            parts.append(f"<p><i>on {BATCH} training samples, loss "
+                         f"{_fmt(self.numbers.loss) if self.numbers.loss is not None else '–'}"
+                         f"</i></p>")
+            parts += [tensor_html(name, a) for name, a in self.numbers.tensors.items()]
+            parts.append(self._dot_product())
+        if self.check_lines:
+            parts.append("<p><b>Gradient check</b><br>" + "<br>".join(
+                html.escape(line) for line in self.check_lines) + "</p>")
+        self.text.setHtml("".join(parts))
+
+    def _costs(self, outs: list) -> str:
+        shapes = self.numbers.tensors if self.numbers is not None else {}
+        weight = shapes.get("weight")
+        out = outs[0] if outs and outs[0] is not None else ()
+        flops = flops_per_sample(tuple(weight.shape) if weight is not None else None, out[1:]
+                                 if out and out[0] is None else out)
+        memory = sum(int(np.prod([d for d in s if d is not None])) for s in outs if s) * 4
+        return (f"<p>≈ {flops:,} operations and {memory:,} bytes of activations per sample"
+                + ("" if weight is not None else " (press <i>Numbers on a batch</i> to count "
+                   "the weights' operations)") + "</p>")
+
+    def _dot_product(self) -> str:
+        t = self.numbers.tensors
+        weight, x = t.get("weight"), t.get("x")
+        show = weight is not None and weight.ndim == 2 and x is not None and x.ndim == 2
+        self.unit.setVisible(show)
+        self.unit_label.setVisible(show)
+        if not show:
+            return ""
+        self.unit.setMaximum(weight.shape[0] - 1)
+        j = self.unit.value()
+        top, rest, bias = dot_terms(x[0], weight, t.get("bias"), j)
+        terms = " + ".join(f"({_fmt(w)})·x[{i}]={_fmt(xv)}" for i, w, xv in top)
+        y = t.get("y")
+        value = f" = {_fmt(float(y[0, j]))}" if y is not None else ""
+        return (f"<p><b>y[{j}]</b> of the first sample = Σ w[{j}, i]·x[i] + b[{j}] = {terms} "
+                f"+ {_fmt(rest)} (the other terms) + {_fmt(bias)}{value}</p>")
+
+    # ------------------------------------------------------------------ computing
+    def _batch(self) -> tuple[dict, dict | None]:
+        controller = self.window.training.controller
+        if controller.busy:
+            raise LayerloomError("the numbers wait until the run stops")
+        data = controller.dataset or controller.load_dataset()
+        binding = bind(Network(self.window.document.model.copy()))
+        n = min(BATCH, len(data.train))
+        feeds = {binding.input_id: data.train.x[:n], binding.label_id: data.train.y[:n]}
+        kept = controller.trained_network()
+        return feeds, (dict(kept.params) if kept is not None else None)
+
+    def compute(self) -> None:
+        try:
+            feeds, params = self._batch()
+            doc = self.window.document
+            self.numbers = explain_node(doc.model.copy(), doc.levels.prefix() + self.node_id,
+                                        feeds, params)
+        except LayerloomError as err:
+            self.window.statusBar().showMessage(f"Explain: {err}", 10000)
+            return
+        self._render()
+
+    def check(self) -> None:
+        try:
+            feeds, params = self._batch()
+            doc = self.window.document
+            (result,) = check_nodes(doc.model.copy(), feeds, params,
+                                    [doc.levels.prefix() + self.node_id])
+        except LayerloomError as err:
+            self.window.statusBar().showMessage(f"Check gradient: {err}", 10000)
+            return
+        self.check_lines = result.lines()
+        self.window.statusBar().showMessage(
+            f"{self.node_id}: gradient check {'passed' if result.passed else 'FAILED'}", 10000)
+        self._render()

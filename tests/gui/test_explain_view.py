@@ -1,0 +1,28 @@
+"""The Explain tab through the real window: select a node, see its formula, shapes and costs;
+compute its numbers on a batch; check its gradient."""
+from pathlib import Path
+
+from tests.gui.test_window_training import click_node
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def test_explain_a_dense_node_with_its_numbers_and_gradient_check(window):
+    assert window.open_path(SAMPLES / "mlp_spirals.json", ask=False)
+    assert window.explain_dock in window.tabifiedDockWidgets(window.inspector_dock)
+    click_node(window, "fc2")
+    view = window.explain
+    assert view.node_id == "fc2"
+    text = view.text.toPlainText()
+    assert "y = x·WT + b, with W of 64 rows" in text and "in 64 → out 64" in text
+    view.compute_button.click()
+    text = view.text.toPlainText()
+    assert "dL/dweight" in text and "dL/dy" in text and "y[0] of the first sample" in text
+    assert view.numbers.tensors["weight"].shape == (64, 64)
+    view.unit.setValue(5)
+    assert "y[5] of the first sample" in view.text.toPlainText()
+    view.check_button.click()
+    assert "fc2 (Dense) d/dweight" in view.text.toPlainText()
+    assert "gradient check passed" in window.statusBar().currentMessage()
+    click_node(window, "tanh1")
+    assert view.node_id == "tanh1" and view.numbers is None
