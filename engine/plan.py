@@ -69,6 +69,8 @@ class Plan:
     aliases: dict = field(default_factory=dict)
     # bytes of every output for one sample: how large an inference batch the memory budget allows
     sample_bytes: int = 0
+    # a level's path prefix ("", "enc.0.") -> {(node id, port) at that level: step output}
+    levels: dict = field(default_factory=dict, compare=False, repr=False)
     _schedules: dict = field(default_factory=dict, compare=False, repr=False)
 
     def schedule(self, keep=(), fuse: bool = True) -> tuple:
@@ -116,6 +118,8 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None,
                  batch_size: int = DEFAULT_BATCH, itemsize: int = 4) -> Plan:
     """A plan for a graph whose shape report has no error, the memory budget included (checked
     for training at ``batch_size``): a graph that cannot fit is refused before any allocation."""
+    if graph.name is not None:
+        raise PlanError([f"block {graph.name!r} runs inside a model: compile the model"])
     report = report or infer_shapes(graph, batch_size, itemsize=itemsize)
     problems = list(report.errors.values())
     if not graph.nodes:
@@ -153,7 +157,8 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None,
                                                    flat.aliases.items() if r in flat.shapes}},
                          in_shapes={f.id: f.in_shapes for f in flat.nodes})
     sample = -(-sum(report.activation_bytes.values()) // max(report.batch_size, 1))
-    return Plan(tuple(steps), sources, losses, shapes, consumers, readers, flat.aliases, sample)
+    return Plan(tuple(steps), sources, losses, shapes, consumers, readers, flat.aliases, sample,
+                flat.levels)
 
 
 def _feeding_losses(nodes) -> set:

@@ -114,6 +114,10 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         doc = self.document
         self.palette_panel.add_requested.connect(self.view.adding.add_at_centre)
+        self.palette_panel.block_requested.connect(self.view.adding.add_block)
+        self.palette_panel.blocks.set_model(doc.model)
+        doc.project_replaced.connect(lambda _graph: self.palette_panel.blocks.set_model(doc.model))
+        doc.library_changed.connect(self.palette_panel.blocks.saved_to)
         self.view.selection_changed.connect(self.inspector.show_nodes)
         self.view.selection_changed.connect(
             lambda ids: self.explain.show_node(ids[0] if len(ids) == 1 else None))

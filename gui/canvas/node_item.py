@@ -147,6 +147,10 @@ class NodeItem(QGraphicsItem):
                   for kind, reason in self.warnings.items()]
         return "\n".join(lines) or f"{self.type_id} · {self.description}"
 
+    def body_text(self) -> str:
+        """The line under the title: the node's id (and whether it is frozen)."""
+        return self.node_id + ("  · frozen" if self.frozen else "")
+
     def _badges(self) -> list[tuple]:
         """(fill, glyph colour, glyph) from the right edge leftwards."""
         t, badges = self.theme, []
@@ -177,7 +181,7 @@ class NodeItem(QGraphicsItem):
             names = longest(self.inputs) + longest(self.outputs) + 3 * PAD
         badge_room = 22 + (self.header_h - 6) * max(0, len(self._badges()) - 1)
         width = max(MIN_WIDTH, tf.horizontalAdvance(self.title) + 2 * PAD + badge_room,
-                    df.horizontalAdvance(self.node_id) + 2 * PAD + 22, names)
+                    df.horizontalAdvance(self.body_text()) + 2 * PAD + 22, names)
         body_top = self.header_h + (df.height() + 4 if self._named_ports() else 0.0)
         height = body_top + rows * row_h + (PAD if self._named_ports() else 6.0)
         if not self._named_ports():
@@ -289,8 +293,7 @@ class NodeItem(QGraphicsItem):
                          (self.body_top - self.header_h) if self._named_ports()
                          else self.height - self.header_h)
         align = Qt.AlignVCenter | (Qt.AlignHCenter if self._named_ports() else Qt.AlignLeft)
-        suffix = "  · frozen" if self.frozen else ""
-        painter.drawText(id_rect.adjusted(0, 2, 0, 0), align, self.node_id + suffix)
+        painter.drawText(id_rect.adjusted(0, 2, 0, 0), align, self.body_text())
         if not self._named_ports():
             return
         painter.setPen(t.text)

@@ -37,12 +37,15 @@ WAITING = "Compiling kernels… the run starts as soon as the last one is ready"
 
 
 def structure_signature(graph: Graph) -> str:
-    """Nodes (id, type, attributes) and edges; positions and frozen flags are left out, so moving
-    a node or freezing a layer for fine-tuning keeps the trained weights."""
+    """Nodes (id, type, attributes) and edges, the block definitions' too; positions and frozen
+    flags are left out, so moving a node or freezing a layer for fine-tuning keeps the trained
+    weights."""
     d = graph_to_dict(graph)
-    nodes = sorted((n["id"], n["type"], json.dumps(n["attrs"], sort_keys=True)) for n in d["nodes"])
-    edges = sorted((tuple(e["from"]), tuple(e["to"])) for e in d["edges"])
-    return json.dumps([nodes, edges])
+    levels = [d, *[d["blocks"][name] for name in sorted(d.get("blocks", {}))]]
+    return json.dumps([[sorted((n["id"], n["type"], json.dumps(n["attrs"], sort_keys=True))
+                               for n in level["nodes"]),
+                        sorted((tuple(e["from"]), tuple(e["to"])) for e in level["edges"])]
+                       for level in levels] + sorted(d.get("blocks", {})))
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,7 @@ class TrainingSession(QObject):
         return self.weights_generation, net.params
 
     def _on_diverged(self, report) -> None:
-        item = self.scene.items_by_id.get(report.node_id)
+        item = self.scene.items_by_id.get(self.scene.overlays.local(report.node_id))
         self.scene.overlays.set_alert(report.node_id, f"training stopped here at step "
                              f"{report.global_step + 1}: {report.message}")
         if item is not None:
