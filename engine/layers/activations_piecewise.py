@@ -28,6 +28,10 @@ class _Piecewise(Layer):
 class PReLU(_Piecewise):
     """Leaky ReLU whose negative slope is learned: one for all channels, or one per channel (dim 1)."""
 
+    formula = ("y = x where x > 0, else a·x, a the learned slope ({num_parameters}: one per "
+               "channel when more than 1), starting at {init}")
+    backward_formula = ("dL/dx = dL/dy where x > 0, else a·dL/dy; dL/da = Σ dL/dy·x where x ≤ 0 "
+                        "(per channel when several)")
     fusable_activation = False  # it has parameters (its slopes)
     attrs = {"num_parameters": Int(1, "1 (one shared slope) or the number of channels (dim 1)",
                                    min=1),
@@ -87,6 +91,8 @@ class PReLU(_Piecewise):
 class Hardtanh(_Piecewise):
     """Clips to [min_val, max_val] (default [-1, 1]); ReLU6 is Hardtanh(0, 6)."""
 
+    formula = "y = min(max(x, {min_val}), {max_val})"
+    backward_formula = "dL/dx = dL/dy where {min_val} &lt; x &lt; {max_val}, else 0"
     attrs = {"min_val": Float(-1.0, "lower end"), "max_val": Float(1.0, "upper end")}
     examples = (Example({}, ((3, 4),)), Example({"min_val": 0.0, "max_val": 0.5}, ((2, 2, 3, 3),)))
 
@@ -121,6 +127,9 @@ class Hardtanh(_Piecewise):
 class Hardswish(_Piecewise):
     """x·relu6(x + 3)/6, MobileNetV3's cheap swish."""
 
+    formula = "y = x·ReLU6(x + 3) / 6: 0 for x ≤ −3, x for x ≥ 3, x·(x + 3) / 6 between"
+    backward_formula = "dL/dx = dL/dy·(0 where x &lt; −3, x/3 + ½ where −3 ≤ x ≤ 3, 1 above)"
+
     @staticmethod
     def forward(a, p, ctx, x):
         ctx.save(x)
@@ -145,6 +154,9 @@ class Hardswish(_Piecewise):
 class Hardsigmoid(_Piecewise):
     """relu6(x + 3)/6: a piecewise-linear sigmoid."""
 
+    formula = "y = ReLU6(x + 3) / 6 = min(max(x/6 + ½, 0), 1)"
+    backward_formula = "dL/dx = dL/dy / 6 where −3 &lt; x &lt; 3, else 0"
+
     @staticmethod
     def forward(a, p, ctx, x):
         ctx.save((x > -3) & (x < 3))
@@ -166,6 +178,9 @@ class Hardsigmoid(_Piecewise):
 @register
 class Softsign(_Piecewise):
     """x / (1 + |x|): squashes to (-1, 1) more gently than tanh."""
+
+    formula = "y = x / (1 + |x|)"
+    backward_formula = "dL/dx = dL/dy / (1 + |x|)<sup>2</sup>"
 
     @staticmethod
     def forward(a, p, ctx, x):

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels.conv import conv_backward, conv_forward, conv_input_grad
-from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_params,
-                                               window_out)
+from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_param_shapes,
+                                               conv_params, window_out)
 from layerloom.engine.registry import register
 from layerloom.engine.spec import (AttrError, Bool, Example, Int, IntTuple, Layer, ShapeError,
                                    TorchCode, fmt_shape)
@@ -82,6 +82,11 @@ class Conv3d(Layer):
         return (x[0], a.out_channels, *[window_out(n, k, s, p, axis, d) for n, k, s, p, d, axis in
                                         zip(x[2:], a.kernel_size, a.stride, a.padding,
                                             a.dilation, ("depth", "height", "width"))])
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        cpg = in_shapes[0][1] // a.groups
+        return conv_param_shapes((a.out_channels, cpg, *a.kernel_size), a.bias)
 
     @staticmethod
     def init(a, in_shapes, rng):
@@ -199,6 +204,11 @@ class ConvTranspose3d(Layer):
         if min(outs) < 1:
             raise ShapeError(f"padding {max(a.padding)} leaves no output: use less padding")
         return (x[0], a.out_channels, *outs)
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        return conv_param_shapes((in_shapes[0][1], a.out_channels // a.groups, *a.kernel_size),
+                                 a.bias, a.out_channels)
 
     @staticmethod
     def init(a, in_shapes, rng):

@@ -104,6 +104,11 @@ def channels_in_groups(c: int, groups: int) -> int:
     return c // groups
 
 
+def conv_param_shapes(shape: tuple, bias: bool, out_channels: int | None = None) -> dict:
+    """The shapes ``conv_params`` makes, without making them (shape inference sizes from these)."""
+    return {"weight": tuple(shape), **({"bias": (out_channels or shape[0],)} if bias else {})}
+
+
 def conv_params(rng, shape: tuple, fan_in: int, bias: bool,
                 out_channels: int | None = None) -> dict:
     """PyTorch's default init: U(±1/√fan_in) for the weight and the bias alike (one bias per

@@ -48,6 +48,13 @@ def _affine_grads(dy: np.ndarray, xhat: np.ndarray) -> dict:
 
 
 class _InstanceNorm(Layer):
+    formula = ("y = (x − E[x]) / √(Var[x] + {eps})·γ + β, E and the biased Var per sample and "
+               "channel over the positions; γ, β per channel when affine = {affine}; running "
+               "estimates (momentum {momentum}) used in inference when track_running_stats = "
+               "{track_running_stats}")
+    backward_formula = ("x̂ = (x − E[x]) / σ, g = dL/dy·γ: dL/dx = (g − mean(g) − x̂·mean(g·x̂)) /"
+                        " σ, means per sample and channel; dL/dγ = Σ dL/dy·x̂, dL/dβ = Σ dL/dy per"
+                        " channel")
     category = "Normalisation"
     parallel_kernels = True  # LayerNorm's numba-parallel kernels (kernels/norm.py)
     buffers = ("running_mean", "running_var")
@@ -158,6 +165,12 @@ class InstanceNorm3d(_InstanceNorm):
 class GroupNorm(Layer):
     """Normalises groups of channels of each sample (N, C, …) over those channels and positions."""
 
+    formula = ("y = (x − E[x]) / √(Var[x] + {eps})·γ + β, the channels in {num_groups} groups, E "
+               "and the biased Var per sample over each group's channels and positions; γ, β per "
+               "channel when affine = {affine}")
+    backward_formula = ("x̂ = (x − E[x]) / σ, g = dL/dy·γ: dL/dx = (g − mean(g) − x̂·mean(g·x̂)) /"
+                        " σ, means per sample and group; dL/dγ = Σ dL/dy·x̂, dL/dβ = Σ dL/dy per "
+                        "channel")
     category = "Normalisation"
     parallel_kernels = True  # LayerNorm's numba-parallel kernels (kernels/norm.py)
     attrs = {"num_groups": Int(2, "how many groups the channels split into (divides C)", min=1),

@@ -53,6 +53,9 @@ class _Reduce(Layer):
 class Sum(_Reduce):
     """Sums over the chosen dims (torch.sum with dim and keepdim)."""
 
+    formula = "y = Σ x over dims {dim} (keepdim = {keepdim})"
+    backward_formula = "dL/dx = dL/dy copied back over dims {dim}"
+
     @staticmethod
     def forward(a, p, ctx, x):
         ctx.save(x.shape)
@@ -76,6 +79,9 @@ class Sum(_Reduce):
 @register
 class Mean(_Reduce):
     """Averages over the chosen dims (torch.mean with dim and keepdim)."""
+
+    formula = "y = (1/n)·Σ x over dims {dim}, n the entries each sum covers (keepdim = {keepdim})"
+    backward_formula = "dL/dx = dL/dy / n, copied back over dims {dim}"
 
     @staticmethod
     def forward(a, p, ctx, x):

@@ -25,6 +25,11 @@ class _AlongDim(Layer):
 class LogSoftmax(_AlongDim):
     """log of Softmax, computed stably: log-probabilities for NLL-style losses."""
 
+    formula = ("y<sub>i</sub> = x<sub>i</sub> − ln Σ<sub>j</sub> e<sup>x<sub>j</sub></sup> along "
+               "dim {dim}")
+    backward_formula = ("dL/dx<sub>i</sub> = dL/dy<sub>i</sub> − "
+                        "e<sup>y<sub>i</sub></sup>·Σ<sub>j</sub> dL/dy<sub>j</sub>")
+
     @staticmethod
     def forward(a, p, ctx, x):
         shifted = x - x.max(axis=a.dim, keepdims=True)
@@ -49,6 +54,11 @@ class LogSoftmax(_AlongDim):
 @register
 class Softmin(_AlongDim):
     """Softmax of −x: the smallest entries get the largest probabilities."""
+
+    formula = ("y<sub>i</sub> = e<sup>−x<sub>i</sub></sup> / Σ<sub>j</sub> "
+               "e<sup>−x<sub>j</sub></sup> along dim {dim}")
+    backward_formula = ("dL/dx<sub>i</sub> = −y<sub>i</sub>·(dL/dy<sub>i</sub> − Σ<sub>j</sub> "
+                        "dL/dy<sub>j</sub>·y<sub>j</sub>)")
 
     @staticmethod
     def forward(a, p, ctx, x):
@@ -75,6 +85,8 @@ class Softmin(_AlongDim):
 class GLU(Layer):
     """Gated linear unit: splits dim in halves a and b and gives a·σ(b) (half as wide)."""
 
+    formula = "a, b = the first and second halves of x along dim {dim}; y = a·σ(b)"
+    backward_formula = "dL/da = dL/dy·σ(b), dL/db = dL/dy·a·σ(b)·(1 − σ(b)), side by side as dL/dx"
     category = "Activation"
     attrs = {"dim": Int(-1, "the dim to split in half (PyTorch's numbering; not the batch)")}
     examples = (Example({}, ((3, 4),)), Example({"dim": 1}, ((2, 6, 3),)))
