@@ -28,6 +28,9 @@ class _Piecewise(Layer):
 class PReLU(_Piecewise):
     """Leaky ReLU whose negative slope is learned: one for all channels, or one per channel (dim 1)."""
 
+    formula = "y = x if x &gt; 0, else a·x, with {num_parameters} learned slope(s) a"
+    backward_formula = "dL/dx = dL/dy · (1 if x &gt; 0, else a), dL/da = Σ dL/dy · x where x ≤ 0"
+
     fusable_activation = False  # it has parameters (its slopes)
     attrs = {"num_parameters": Int(1, "1 (one shared slope) or the number of channels (dim 1)",
                                    min=1),
@@ -87,6 +90,9 @@ class PReLU(_Piecewise):
 class Hardtanh(_Piecewise):
     """Clips to [min_val, max_val] (default [-1, 1]); ReLU6 is Hardtanh(0, 6)."""
 
+    formula = "y = min(max(x, {min_val}), {max_val})"
+    backward_formula = "dL/dx = dL/dy where {min_val} &lt; x &lt; {max_val}, else 0"
+
     attrs = {"min_val": Float(-1.0, "lower end"), "max_val": Float(1.0, "upper end")}
     examples = (Example({}, ((3, 4),)), Example({"min_val": 0.0, "max_val": 0.5}, ((2, 2, 3, 3),)))
 
@@ -121,6 +127,9 @@ class Hardtanh(_Piecewise):
 class Hardswish(_Piecewise):
     """x·relu6(x + 3)/6, MobileNetV3's cheap swish."""
 
+    formula = "y = x·min(max(x + 3, 0), 6) / 6"
+    backward_formula = "dL/dx = dL/dy · (0 if x &lt; −3, x/3 + ½ if x ≤ 3, else 1)"
+
     @staticmethod
     def forward(a, p, ctx, x):
         ctx.save(x)
@@ -145,6 +154,9 @@ class Hardswish(_Piecewise):
 class Hardsigmoid(_Piecewise):
     """relu6(x + 3)/6: a piecewise-linear sigmoid."""
 
+    formula = "y = min(max(x + 3, 0), 6) / 6"
+    backward_formula = "dL/dx = dL/dy / 6 where −3 &lt; x &lt; 3, else 0"
+
     @staticmethod
     def forward(a, p, ctx, x):
         ctx.save((x > -3) & (x < 3))
@@ -166,6 +178,9 @@ class Hardsigmoid(_Piecewise):
 @register
 class Softsign(_Piecewise):
     """x / (1 + |x|): squashes to (-1, 1) more gently than tanh."""
+
+    formula = "y = x / (1 + |x|)"
+    backward_formula = "dL/dx = dL/dy / (1 + |x|)<sup>2</sup>"
 
     @staticmethod
     def forward(a, p, ctx, x):

@@ -42,6 +42,9 @@ def _negative_exp(x: np.ndarray, alpha: float, inner: float = 1.0):
 class ELU(_Smooth):
     """Exponential linear unit: x if x > 0 else alpha·(eˣ − 1)."""
 
+    formula = "y = x if x &gt; 0, else {alpha}·(e<sup>x</sup> − 1)"
+    backward_formula = "dL/dx = dL/dy · (1 if x &gt; 0, else {alpha}·e<sup>x</sup>)"
+
     attrs = {"alpha": Float(1.0, "the value negative inputs approach")}
     examples = (Example({}, ((3, 4),)), Example({"alpha": 0.5}, ((2, 2, 3, 3),)))
 
@@ -68,6 +71,9 @@ class ELU(_Smooth):
 class SELU(_Smooth):
     """Scaled ELU with PyTorch's fixed constants (self-normalising networks)."""
 
+    formula = "y = 1.0507·(x if x &gt; 0, else 1.6733·(e<sup>x</sup> − 1))"
+    backward_formula = "dL/dx = dL/dy · 1.0507·(1 if x &gt; 0, else 1.6733·e<sup>x</sup>)"
+
     @staticmethod
     def forward(a, p, ctx, x):
         y, slope = _negative_exp(x, SELU_ALPHA)
@@ -90,6 +96,9 @@ class SELU(_Smooth):
 @register
 class CELU(_Smooth):
     """Continuously differentiable ELU: x if x > 0 else alpha·(e^(x/alpha) − 1)."""
+
+    formula = "y = x if x &gt; 0, else {alpha}·(e<sup>x/{alpha}</sup> − 1)"
+    backward_formula = "dL/dx = dL/dy · (1 if x &gt; 0, else e<sup>x/{alpha}</sup>)"
 
     attrs = {"alpha": Float(1.0, "the value negative inputs approach (not 0)")}
     examples = (Example({}, ((3, 4),)), Example({"alpha": 2.0}, ((2, 2, 3, 3),)))
@@ -122,6 +131,9 @@ class CELU(_Smooth):
 class SiLU(_Smooth):
     """Sigmoid-weighted linear unit (swish): x·σ(x)."""
 
+    formula = "y = x·σ(x), σ(x) = 1 / (1 + e<sup>−x</sup>)"
+    backward_formula = "dL/dx = dL/dy · σ(x)·(1 + x·(1 − σ(x)))"
+
     @staticmethod
     def forward(a, p, ctx, x):
         s = _sigmoid(x)
@@ -146,6 +158,9 @@ class SiLU(_Smooth):
 class Mish(_Smooth):
     """x·tanh(softplus(x)), a smooth ReLU-like activation."""
 
+    formula = "y = x·tanh(softplus(x)), softplus(x) = log(1 + e<sup>x</sup>)"
+    backward_formula = "dL/dx = dL/dy · (t + x·(1 − t<sup>2</sup>)·σ(x)), t = tanh(softplus(x))"
+
     @staticmethod
     def forward(a, p, ctx, x):
         t = np.tanh(np.logaddexp(0, x))
@@ -169,6 +184,9 @@ class Mish(_Smooth):
 @register
 class Softplus(_Smooth):
     """A smooth ReLU: log(1 + e^(beta·x)) / beta, and x itself where beta·x > threshold."""
+
+    formula = "y = log(1 + e<sup>{beta}·x</sup>) / {beta}, and x where {beta}·x &gt; {threshold}"
+    backward_formula = "dL/dx = dL/dy · σ({beta}·x), and dL/dy where {beta}·x &gt; {threshold}"
 
     attrs = {"beta": Float(1.0, "sharpness (larger is closer to ReLU; not 0)"),
              "threshold": Float(20.0, "above beta·x of this the output is x (as PyTorch)")}
@@ -205,6 +223,9 @@ class Softplus(_Smooth):
 @register
 class LogSigmoid(_Smooth):
     """log σ(x), computed without overflow (a log-probability from a logit)."""
+
+    formula = "y = log σ(x) = min(x, 0) − log(1 + e<sup>−|x|</sup>)"
+    backward_formula = "dL/dx = dL/dy · σ(−x)"
 
     @staticmethod
     def forward(a, p, ctx, x):

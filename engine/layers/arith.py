@@ -41,6 +41,10 @@ class _Binary(Layer):
 class Multiply(_Binary):
     """Element-wise product a·b with broadcasting (a gate: values times a sigmoid)."""
 
+    formula = "y = a·b, broadcast"
+    backward_formula = ("dL/da = Σ<sub>broadcast</sub> dL/dy·b, dL/db = Σ<sub>broadcast</sub> "
+                        "dL/dy·a")
+
     verb = "multiply"
 
     @staticmethod
@@ -66,6 +70,9 @@ class Multiply(_Binary):
 class Subtract(_Binary):
     """Element-wise difference a − b with broadcasting."""
 
+    formula = "y = a − b, broadcast"
+    backward_formula = "dL/da = Σ<sub>broadcast</sub> dL/dy, dL/db = −Σ<sub>broadcast</sub> dL/dy"
+
     verb = "subtract"
 
     @staticmethod
@@ -89,6 +96,10 @@ class Subtract(_Binary):
 @register
 class Divide(_Binary):
     """Element-wise quotient a / b with broadcasting (b = 0 gives ±inf, as in PyTorch)."""
+
+    formula = "y = a / b, broadcast"
+    backward_formula = ("dL/da = Σ<sub>broadcast</sub> dL/dy / b, dL/db = −Σ<sub>broadcast</sub> "
+                        "dL/dy·a / b<sup>2</sup>")
 
     verb = "divide"
     examples = (Example({}, ((3, 4), (3, 4))), Example({}, ((2, 3, 4), (2, 3, 1))))
@@ -137,6 +148,10 @@ class _Extremum(_Binary):
 class Maximum(_Extremum):
     """Element-wise larger of a and b with broadcasting (torch.maximum)."""
 
+    formula = "y = max(a, b), broadcast"
+    backward_formula = ("dL/dy goes to the larger input (half each on a tie), summed over "
+                        "broadcast axes")
+
     verb = "compare"
     pick = staticmethod(np.maximum)
 
@@ -152,6 +167,10 @@ class Maximum(_Extremum):
 @register
 class Minimum(_Extremum):
     """Element-wise smaller of a and b with broadcasting (torch.minimum)."""
+
+    formula = "y = min(a, b), broadcast"
+    backward_formula = ("dL/dy goes to the smaller input (half each on a tie), summed over "
+                        "broadcast axes")
 
     verb = "compare"
     pick = staticmethod(np.minimum)

@@ -49,6 +49,10 @@ def _affine_grads(dy: np.ndarray, xhat: np.ndarray) -> dict:
 
 class _InstanceNorm(Layer):
     category = "Normalisation"
+    formula = ("y = (x − μ) / √(σ<sup>2</sup> + {eps}) · w + b, μ and σ<sup>2</sup> per channel "
+               "of each sample (running ones in inference with track_running_stats)")
+    backward_formula = ("dL/dx = (g − mean(g) − x̂·mean(g·x̂)) / √(σ<sup>2</sup> + {eps}), g = "
+                        "dL/dy·w, means per channel")
     parallel_kernels = True  # LayerNorm's numba-parallel kernels (kernels/norm.py)
     buffers = ("running_mean", "running_var")
     rank = 4
@@ -157,6 +161,11 @@ class InstanceNorm3d(_InstanceNorm):
 @register
 class GroupNorm(Layer):
     """Normalises groups of channels of each sample (N, C, …) over those channels and positions."""
+
+    formula = ("y = (x − μ) / √(σ<sup>2</sup> + {eps}) · w + b, μ and σ<sup>2</sup> over each of "
+               "{num_groups} channel groups of each sample")
+    backward_formula = ("dL/dx = (g − mean(g) − x̂·mean(g·x̂)) / √(σ<sup>2</sup> + {eps}), g = "
+                        "dL/dy·w, means per group")
 
     category = "Normalisation"
     parallel_kernels = True  # LayerNorm's numba-parallel kernels (kernels/norm.py)

@@ -31,6 +31,9 @@ class LearnedTensor(nn.Module):
 class Parameter(Layer):
     """A learned tensor (nn.Parameter) broadcast against the batch: a scale, a bias, a table."""
 
+    formula = "y = W[None], W a learned tensor of shape {shape}"
+    backward_formula = "dL/dW = Σ<sub>batch</sub> dL/dy"
+
     category = "Math"
     inputs = ()
     attrs = {"shape": IntTuple((1,), "its shape after the batch; it broadcasts against the other "

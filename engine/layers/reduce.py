@@ -53,6 +53,9 @@ class _Reduce(Layer):
 class Sum(_Reduce):
     """Sums over the chosen dims (torch.sum with dim and keepdim)."""
 
+    formula = "y = Σ x over dims {dim}"
+    backward_formula = "dL/dx = dL/dy, repeated over the summed dims"
+
     @staticmethod
     def forward(a, p, ctx, x):
         ctx.save(x.shape)
@@ -76,6 +79,9 @@ class Sum(_Reduce):
 @register
 class Mean(_Reduce):
     """Averages over the chosen dims (torch.mean with dim and keepdim)."""
+
+    formula = "y = mean of x over dims {dim}"
+    backward_formula = "dL/dx = dL/dy / n, repeated over the n averaged values"
 
     @staticmethod
     def forward(a, p, ctx, x):

@@ -25,6 +25,9 @@ class _AlongDim(Layer):
 class LogSoftmax(_AlongDim):
     """log of Softmax, computed stably: log-probabilities for NLL-style losses."""
 
+    formula = "y = x − log Σ<sub>dim {dim}</sub> e<sup>x</sup>"
+    backward_formula = "dL/dx = dL/dy − e<sup>y</sup>·Σ<sub>dim {dim}</sub> dL/dy"
+
     @staticmethod
     def forward(a, p, ctx, x):
         shifted = x - x.max(axis=a.dim, keepdims=True)
@@ -50,6 +53,9 @@ class LogSoftmax(_AlongDim):
 class Softmin(_AlongDim):
     """Softmax of −x: the smallest entries get the largest probabilities."""
 
+    formula = "y = e<sup>−x</sup> / Σ<sub>dim {dim}</sub> e<sup>−x</sup>"
+    backward_formula = "dL/dx = −y·(dL/dy − Σ<sub>dim {dim}</sub> y·dL/dy)"
+
     @staticmethod
     def forward(a, p, ctx, x):
         e = np.exp(x.min(axis=a.dim, keepdims=True) - x)
@@ -74,6 +80,9 @@ class Softmin(_AlongDim):
 @register
 class GLU(Layer):
     """Gated linear unit: splits dim in halves a and b and gives a·σ(b) (half as wide)."""
+
+    formula = "a, b = halves of dim {dim}; y = a·σ(b)"
+    backward_formula = "dL/da = dL/dy·σ(b), dL/db = dL/dy·a·σ(b)·(1 − σ(b))"
 
     category = "Activation"
     attrs = {"dim": Int(-1, "the dim to split in half (PyTorch's numbering; not the batch)")}

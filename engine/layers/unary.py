@@ -30,6 +30,9 @@ class _Unary(Layer):
 class Scale(_Unary):
     """Multiplies by a constant: x · factor."""
 
+    formula = "y = {factor}·x"
+    backward_formula = "dL/dx = {factor}·dL/dy"
+
     attrs = {"factor": Float(2.0, "the constant to multiply by")}
     examples = (Example({"factor": -0.5}, ((3, 4),)),)
 
@@ -57,6 +60,9 @@ class Scale(_Unary):
 @register
 class Bias(_Unary):
     """Adds a constant: x + value."""
+
+    formula = "y = x + {value}"
+    backward_formula = "dL/dx = dL/dy"
 
     attrs = {"value": Float(1.0, "the constant to add")}
     examples = (Example({"value": 0.75}, ((3, 4),)),)
@@ -86,6 +92,9 @@ class Bias(_Unary):
 class Abs(_Unary):
     """Absolute value |x| (its gradient at 0 is 0, as PyTorch's sign)."""
 
+    formula = "y = |x|"
+    backward_formula = "dL/dx = dL/dy · sign(x)"
+
     @staticmethod
     def forward(a, p, ctx, x):
         ctx.save(np.sign(x))
@@ -107,6 +116,9 @@ class Abs(_Unary):
 @register
 class Exp(_Unary):
     """e to the power x."""
+
+    formula = "y = e<sup>x</sup>"
+    backward_formula = "dL/dx = dL/dy · y"
 
     @staticmethod
     def forward(a, p, ctx, x):
@@ -130,6 +142,9 @@ class Exp(_Unary):
 @register
 class Log(_Unary):
     """Natural logarithm (of positive values; 0 gives -inf and negatives NaN, as in PyTorch)."""
+
+    formula = "y = log x"
+    backward_formula = "dL/dx = dL/dy / x"
 
     examples = POSITIVE
 
@@ -157,6 +172,9 @@ class Log(_Unary):
 class Sqrt(_Unary):
     """Square root (of non-negative values; negatives give NaN, as in PyTorch)."""
 
+    formula = "y = √x"
+    backward_formula = "dL/dx = dL/dy / (2y)"
+
     examples = POSITIVE
 
     @staticmethod
@@ -183,6 +201,9 @@ class Sqrt(_Unary):
 @register
 class Pow(_Unary):
     """x to a constant power (x ** exponent); a fractional power of a negative value is NaN."""
+
+    formula = "y = x<sup>{exponent}</sup>"
+    backward_formula = "dL/dx = dL/dy · {exponent}·x<sup>{exponent} − 1</sup>"
 
     attrs = {"exponent": Float(2.0, "the constant power")}
     examples = (Example({}, ((3, 4),)), Example({"exponent": 3.0}, ((2, 3, 2),)),
@@ -220,6 +241,9 @@ class Pow(_Unary):
 @register
 class Clamp(_Unary):
     """Limits values to [min, max] (torch.clamp); the gradient passes where min ≤ x ≤ max."""
+
+    formula = "y = min(max(x, {min}), {max})"
+    backward_formula = "dL/dx = dL/dy where {min} ≤ x ≤ {max}, else 0"
 
     attrs = {"min": Float(-1.0, f"lower bound (-{NO_BOUND:.4g} for none)"),
              "max": Float(1.0, f"upper bound ({NO_BOUND:.4g} for none)")}
