@@ -28,7 +28,8 @@ from layerloom.engine.shapes import ShapeReport, batch_size_of, infer_shapes, pa
 from layerloom.engine.spec import LayerloomError, fmt_shape
 from layerloom.engine.training_config import SETTINGS, TrainConfig
 
-COMMANDS = ("check", "train", "generate", "export", "import", "bench", "runs", "sweep", "lr-find", "gradcheck")
+COMMANDS = ("check", "train", "generate", "export", "import", "bench", "predict", "runs", "sweep",
+            "lr-find", "gradcheck")
 COMPILE_NOTICE_AFTER = 1.0  # seconds the first step may take before we say kernels are compiling
 
 
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_export.add_parser(sub)
     from layerloom.engine import cli_bench  # layerloom bench: the PyTorch comparison (tests/benchmarks)
     cli_bench.add_parser(sub)
+    from layerloom.engine import cli_predict  # layerloom predict: a person's image files, CSV rows
+    cli_predict.add_parser(sub)
     from layerloom.engine import cli_runs, cli_sweep  # the run store: runs, lr-find, sweep
     cli_runs.add_parser(sub)
     cli_sweep.add_parser(sub, main)

@@ -134,7 +134,7 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None,
         needs = tuple(ref is not None and requires[ref[0]] and port in diff
                       for port, ref in zip(cls.inputs, f.inputs))
         requires[f.id] = trainable or any(needs)
-        steps.append(Step(f.id, cls, attrs, f.inputs, tuple(cls.outputs), f.in_shapes,
+        steps.append(Step(f.id, cls, attrs, f.inputs, tuple(cls.outputs_for(attrs)), f.in_shapes,
                           tuple(f"{f.id}.{n}" for n in names),
                           tuple(f"{f.id}.{n}" for n in grad_names), trainable, requires[f.id],
                           needs, names, f.frozen))

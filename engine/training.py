@@ -61,6 +61,28 @@ class DoneReport:
     confusion: np.ndarray | None  # [true, predicted] counts
     samples_per_sec: float
     stopped: bool  # True when stopped early by the Control
+    regression: "RegressionFit | None" = None  # a regression run's test predictions
+
+
+@dataclass(frozen=True)
+class RegressionFit:
+    """A regression model's test predictions against the truth (for a predicted-vs-true plot)."""
+
+    true: np.ndarray  # N×k targets (at most MAX_POINTS of them)
+    predicted: np.ndarray  # N×k
+    r2: float | None  # coefficient of determination over all test targets; None when constant
+    mse: float
+
+    MAX_POINTS = 5000
+
+    @classmethod
+    def of(cls, true: np.ndarray, predicted: np.ndarray) -> "RegressionFit":
+        t = np.asarray(true, np.float64).reshape(len(true), -1)
+        p = np.asarray(predicted, np.float64).reshape(len(predicted), -1)
+        resid, spread = ((t - p) ** 2).sum(), ((t - t.mean(axis=0)) ** 2).sum()
+        r2 = float(1 - resid / spread) if spread > 0 else None
+        keep = slice(0, cls.MAX_POINTS)
+        return cls(t[keep], p[keep], r2, float(resid / t.size))
 
 
 @dataclass(frozen=True)
@@ -146,6 +168,7 @@ class Binding:
     input_id: str
     label_id: str | None  # None: a graph without a Label, bound for predictions only
     logits_ref: tuple | None  # the port feeding CrossEntropyLoss's input, for accuracy
+    values_ref: tuple | None = None  # the port feeding MSELoss's input: regression predictions
 
 
 def bind(net: Network) -> Binding:
@@ -157,9 +180,11 @@ def bind(net: Network) -> Binding:
                              f"found {len(inputs)} and {len(labels)}")
     if not net.plan.losses:
         raise LayerloomError("the graph has no loss node: add CrossEntropyLoss or MSELoss")
-    ce = [n for n in net.plan.losses if steps[n].layer.type_id == "CrossEntropyLoss"
-          and steps[n].inputs[1] == (labels[0], "y")]
-    return Binding(inputs[0], labels[0], steps[ce[0]].inputs[0] if ce else None)
+    fed = {t: [n for n in net.plan.losses if steps[n].layer.type_id == t
+               and steps[n].inputs[1] == (labels[0], "y")] for t in ("CrossEntropyLoss", "MSELoss")}
+    ce, mse = fed["CrossEntropyLoss"], fed["MSELoss"]
+    return Binding(inputs[0], labels[0], steps[ce[0]].inputs[0] if ce else None,
+                   steps[mse[0]].inputs[0] if mse else None)
 
 
 def bind_for_predictions(net: Network) -> Binding:
@@ -185,7 +210,8 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterato
 
 
 def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding | None = None):
-    """(mean loss, accuracy or None, predicted classes or None) over a split, in inference mode."""
+    """(mean loss, accuracy or None, predictions or None) over a split, in inference mode; the
+    predictions are classes for a classifier, values for a regression model (MSELoss)."""
     binding = binding or bind(net)
     if len(split) == 0:
         return None, None, None
@@ -200,6 +226,8 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
                 p = net.executor.values[binding.logits_ref].argmax(axis=-1)
                 preds.append(p)
                 correct += int((p == batch.y).sum())
+            elif binding.values_ref is not None:
+                preds.append(np.array(net.executor.values[binding.values_ref]))
     acc = correct / split.y.size if binding.logits_ref is not None else None
     return total / len(split), acc, (np.concatenate(preds) if preds else None)
 
@@ -328,4 +356,7 @@ def _done(net, data, binding, steps, seen, t0, stopped) -> DoneReport:
         k = len(data.class_names)
         confusion = np.zeros((k, k), dtype=np.int64)
         np.add.at(confusion, (data.test.y, preds), 1)
-    return DoneReport(steps, test_loss, test_acc, confusion, rate, stopped)
+    fit = None
+    if preds is not None and binding.logits_ref is None and data.task == "regression":
+        fit = RegressionFit.of(data.test.y, preds)
+    return DoneReport(steps, test_loss, test_acc, confusion, rate, stopped, fit)

@@ -8,31 +8,38 @@ reports, in the engine's words, why the graph cannot take it if so.
 """
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlencode
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QApplication, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox,
-                               QStackedWidget, QVBoxLayout, QWidget)
+                               QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
 from layerloom.engine.data import Dataset, load_data, parse_spec
 from layerloom.engine.data.location import place, portable_spec
+from layerloom.engine.data.section import adopt
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.gui.augment_panel import AugmentPanel
+from layerloom.gui.data_options import ImageFolderOptions, TableOptions
 from layerloom.gui.plots.images import class_grid_pixmap, displayable
 from layerloom.gui.plots.style import make_view, node_color, style_plot
 
 # (kind, label, what the path names or None)
 SOURCES = (("bundled", "Fashion-MNIST subset", None),  # short: the side dock shows ~20 characters
-           ("idx", "MNIST-format folder", "folder"),
+           ("shapes", "Coloured shapes", None),  # drawn on first use (engine.data.shapes)
+           ("idx", "MNIST-format folder", "folder"), ("folder", "Image folder", "folder"),
            ("npz", "NumPy .npz file", "file"), ("csv", "CSV file", "file"),
            ("spirals", "Synthetic: spirals", None), ("moons", "Synthetic: moons", None),
            ("circles", "Synthetic: circles", None), ("xor", "Synthetic: xor", None),
            ("signals", "Synthetic: signals", None))
+NAMED = ("bundled", "shapes")  # data sets that need no path and take no options here
 SYNTHETIC = ("spirals", "moons", "circles", "xor", "signals")
 WAVES_PER_CLASS = 2
 FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)"}
@@ -42,7 +49,6 @@ MAX_SCATTER = 3000
 
 class DatasetPanel(QWidget):
     dataset_changed = Signal(object)  # the Dataset just loaded
-    data_chosen = Signal(dict)  # the data section after the person chose a source (Load)
 
     def __init__(self, project: Callable[[], Project],
                  apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None,
@@ -54,10 +60,18 @@ class DatasetPanel(QWidget):
         ``Document.edit_section`` there); without it the section is set directly."""
         super().__init__(parent)
         self._project, self._apply_edits, self._graph_path = project, apply_edits, graph_path
-        self._edit_data = edit_data or (lambda changes: self._project().data.update(changes))
+        self._edit_data = edit_data or self._set_data
         self.dataset: Dataset | None = None
         self._build()
         self.load_from_project()
+
+    def _set_data(self, changes: dict) -> None:
+        """Without a window: set the section's keys directly (None removes one, as the
+        Document's edit_section does)."""
+        section = self._project().data
+        section.update({k: v for k, v in changes.items() if v is not None})
+        for key in [k for k, v in changes.items() if v is None]:
+            section.pop(key, None)
 
     # ------------------------------------------------------------------ building
     def _build(self) -> None:
@@ -72,7 +86,14 @@ class DatasetPanel(QWidget):
         layout.addWidget(self.load_button, 0, Qt.AlignRight)
         layout.addWidget(self.info)
         layout.addWidget(self.fit_label)
-        layout.addWidget(self.preview, 1)
+        # examples of the data, and for images the training-only augmentation with its previews
+        self.augment = AugmentPanel()
+        self.augment.changed.connect(self._on_augment)
+        self.views = QTabWidget()
+        self.views.addTab(self.preview, "Examples")
+        self.views.addTab(self.augment, "Augmentation")
+        self.views.setTabEnabled(1, False)
+        layout.addWidget(self.views, 1)
         self.source.currentIndexChanged.connect(self._on_source)
 
     def _build_form(self) -> None:
@@ -108,6 +129,9 @@ class DatasetPanel(QWidget):
         self.form.addRow("Path", self.path_box)
         self.form.addRow("Points", self.points)
         self.form.addRow("Noise", self.noise)
+        self.folder_options, self.table_options = ImageFolderOptions(), TableOptions()
+        self.form.addRow(self.folder_options)
+        self.form.addRow(self.table_options)
         self.form.addRow("Validation split", self.val_fraction)
 
     def _build_preview(self) -> None:
@@ -141,6 +165,8 @@ class DatasetPanel(QWidget):
             widget.setVisible(visible)
             self.form.labelForField(widget).setVisible(visible)
         self.path.setPlaceholderText(f"choose a {needs}…" if needs else "")
+        self.folder_options.setVisible(self.kind == "folder")
+        self.table_options.setVisible(self.kind == "csv")
         if synthetic:
             self._set_synthetic_defaults()
 
@@ -155,11 +181,14 @@ class DatasetPanel(QWidget):
 
     def spec(self) -> str:
         """The engine spec string the widgets describe."""
-        if self.kind == "bundled":
-            return "bundled"
+        if self.kind in NAMED:
+            return self.kind
         if self.kind in SYNTHETIC:
             return f"{self.kind}?n={self.points.value()}&noise={self.noise.value():g}"
-        return f"{self.kind}:{self.path.text().strip()}"
+        options = {"folder": self.folder_options.options,
+                   "csv": self.table_options.options}.get(self.kind, dict)()
+        query = f"?{urlencode(options)}" if options else ""
+        return f"{self.kind}:{self.path.text().strip()}{query}"
 
     def _browse(self) -> None:
         self.choose()
@@ -170,14 +199,17 @@ class DatasetPanel(QWidget):
         if dict((k, n) for k, _, n in SOURCES)[self.kind] is None:  # bundled, synthetic: a file
             self.source.setCurrentIndex(self.source.findData("npz"))
         start = str(self._graph_path().parent) if self._graph_path() else self.path.text()
-        if self.kind == "idx":
-            path = QFileDialog.getExistingDirectory(self, "MNIST-format folder", start)
+        if self.kind in ("idx", "folder"):
+            title = "MNIST-format folder" if self.kind == "idx" else "Folder of class folders"
+            path = QFileDialog.getExistingDirectory(self, title, start)
         else:
             path, _ = QFileDialog.getOpenFileName(self, "Data file", start,
                                                   FILE_FILTERS.get(self.kind, "All files (*)"))
         if not path:
             return None
         self.path.setText(path)
+        if self.kind == "csv":
+            self.table_options.list_file(path, {})
         return self.load()
 
     def load_from_project(self) -> None:
@@ -195,11 +227,15 @@ class DatasetPanel(QWidget):
         self.points.setValue(int(options.get("n", self.points.value())))
         self.noise.setValue(float(options.get("noise", self.noise.value())))
         self.val_fraction.setValue(int(round(100 * float(section.get("val_fraction", 0.1)))))
+        self.folder_options.set_options(options if kind == "folder" else {})
+        if kind == "csv" and path:
+            self.table_options.list_stored(section.get("spec"), self._graph_path(), options)
+        self.augment.set_settings(section.get("augment"))
 
     # ------------------------------------------------------------------ loading
     def load(self) -> Dataset | None:
         """Load the chosen source; on success it becomes the project's data and is announced."""
-        if self.kind not in SYNTHETIC and self.kind != "bundled" and not self.path.text().strip():
+        if self.kind not in SYNTHETIC and self.kind not in NAMED and not self.path.text().strip():
             self._show_error(f"Choose a {dict((k, n) for k, _, n in SOURCES)[self.kind]} first.")
             return None
         spec, val = self.spec(), self.val_fraction.value() / 100
@@ -214,16 +250,26 @@ class DatasetPanel(QWidget):
         finally:
             QApplication.restoreOverrideCursor()
         spec = portable_spec(spec, self._graph_path())
-        self._edit_data({"spec": spec, "val_fraction": val})
-        self.data_chosen.emit(dict(self._project().data))
+        # what predictions on a person's own files need is stored with the graph file too
+        # (None removes a key, so a source without them leaves none behind); one undoable edit
+        self._edit_data({"spec": spec, "val_fraction": val,
+                         "preprocessing": dataset.preprocessing or None,
+                         "classes": list(map(str, dataset.class_names)) or None})
+        adopt(dataset, self._project().data, same_source=True)  # its augmentation for training
         self.set_dataset(dataset)
         return dataset
+
+    def _on_augment(self, settings: dict) -> None:
+        """New augmentation settings: into the data section, as one undoable edit (a run takes
+        them from there when it starts)."""
+        self._edit_data({"augment": settings or None})
 
     def set_dataset(self, dataset: Dataset) -> None:
         """Show ``dataset`` (loaded here or elsewhere), fit the graph to it, announce it."""
         self.dataset = dataset
         self._show_info(dataset)
         self._show_preview(dataset)
+        self.views.setTabEnabled(1, self.augment.set_split(dataset.train))
         self.fit_graph()
         self.dataset_changed.emit(dataset)
 
@@ -232,6 +278,7 @@ class DatasetPanel(QWidget):
         self.dataset = dataset
         self._show_info(dataset)
         self._show_preview(dataset)
+        self.views.setTabEnabled(1, self.augment.set_split(dataset.train))
         self.refresh_fit()
 
     def _show_error(self, text: str) -> None:
@@ -242,8 +289,16 @@ class DatasetPanel(QWidget):
         self.info.setStyleSheet("")
         classes = ""
         if d.task == "classification":
-            names = ", ".join(map(str, d.class_names[:12])) + ("…" if d.num_classes > 12 else "")
-            classes = f"<br><b>{d.num_classes} classes:</b> {names}"
+            shown = [escape(str(n)) for n in d.class_names[:12]]
+            if np.ndim(d.train.y) == 1 and len(d.train):  # one class per sample: count them
+                counts = np.bincount(d.train.y, minlength=d.num_classes)
+                shown = [f"{n} {c:,}" for n, c in zip(shown, counts)]
+                classes = f"<br><b>{d.num_classes} classes</b> (training samples each): "
+            else:
+                classes = f"<br><b>{d.num_classes} classes:</b> "
+            classes += ", ".join(shown) + ("…" if d.num_classes > 12 else "")
+        if d.description:
+            classes += f"<br><small>{escape(d.description)}</small>"
         target = f", targets {fmt_shape(d.target_shape)}" if d.task != "classification" else ""
         total = len(d.train) + len(d.val) + len(d.test)
         self.info.setText(

@@ -2,9 +2,9 @@
 
 Edits of one command are methods here; edits made of several commands (a node added on a
 released wire, a reconnection, an inserted fix, a paste) are on ``document.compound``. Each
-checks the edit against the graph's own rules first; a refused edit never reaches
-the undo stack and its one-line reason goes out on ``message`` for the status bar. Shape
-inference runs after every change and goes out on ``report_changed``.
+asks the rules' owners first (the engine's ``Graph``, its training settings); a refused edit
+never reaches the undo stack and its one-line reason goes out on ``message`` for the status
+bar. Shape inference runs after every change and goes out on ``report_changed``.
 """
 from __future__ import annotations
 

@@ -2,27 +2,27 @@
 Conv1d/Conv2d (groups, dilation, ``padding="same"``), ConvTranspose1d/2d, max and average pools
 (1-D and 2-D, ceil mode, and the asymmetric padding old opsets write for it), adaptive and global
 pools, the padding layers (and ``padding_mode`` convolutions, which export as Pad + Conv) and
-Upsample (Resize, or Upsample before opset 10).
+Upsample (Resize; old models come upgraded to opset 17 by ``onnx_import``).
 
 Padding ONNX splits unevenly (``SAME_UPPER``) becomes a ZeroPad node in front of a convolution
 with the even part; pools read uneven padding as PyTorch's ceil mode when that gives the same
-windows, and refuse it with the reason otherwise. ``onnx_import`` joins ``HANDLERS`` to its table.
+windows, and refuse it with the reason otherwise. The handlers join the table in
+``onnx_reader`` (``HANDLERS`` below), which ``onnx_import`` dispatches through.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.export import onnx_reader
 from layerloom.engine.export.onnx_errors import refused as _refused
-from layerloom.engine.graph import Node
 from layerloom.engine.layers.pool import avg_divisor, extra_end
-from layerloom.engine.shapes import infer_shapes
 
-READS = ("Conv (1-D, 2-D, 3-D, groups, dilation), ConvTranspose, MaxPool and AveragePool (1-D, 2-D, "
-         "ceil mode), GlobalAveragePool, GlobalMaxPool, Pad, Resize, Upsample")
-STEMS = {"Conv1d": "conv", "Conv3d": "conv", "ConvTranspose1d": "deconv", "ConvTranspose2d": "deconv",
-         "MaxPool1d": "pool", "AvgPool1d": "pool", "AdaptiveAvgPool1d": "pool",
-         "AdaptiveAvgPool2d": "pool", "AdaptiveMaxPool1d": "pool", "AdaptiveMaxPool2d": "pool",
-         "Upsample": "up"}
+READS = ("Conv (1-D, 2-D, 3-D, groups, dilation), ConvTranspose, MaxPool and AveragePool "
+         "(1-D, 2-D, ceil mode), GlobalAveragePool, GlobalMaxPool, Pad, Resize, Upsample")
+STEMS = {"Conv1d": "conv", "Conv3d": "conv", "ConvTranspose1d": "deconv",
+         "ConvTranspose2d": "deconv", "MaxPool1d": "pool", "AvgPool1d": "pool",
+         "AdaptiveAvgPool1d": "pool", "AdaptiveAvgPool2d": "pool", "AdaptiveMaxPool1d": "pool",
+         "AdaptiveMaxPool2d": "pool", "Upsample": "up", "ZeroPad1d": "pad", "ZeroPad2d": "pad"}
 PAD_TYPES = {"constant": "ZeroPad", "reflect": "ReflectionPad", "edge": "ReplicationPad"}
 
 
@@ -32,15 +32,7 @@ def _text(value) -> str:
 
 def _shape(r, ref: tuple) -> tuple:
     """The Layerloom shape of a node output built so far (batch first, None)."""
-    return infer_shapes(r.graph).shapes[ref]
-
-
-def _helper(r, type_id: str, attrs: dict, src: tuple) -> tuple:
-    """A node standing for part of one ONNX operator (a convolution's uneven padding)."""
-    node_id = r.graph.unique_id("pad")
-    r.graph.add_node(Node(node_id, type_id, attrs))
-    r.graph.connect(src, (node_id, "x"))
-    return (node_id, "y")
+    return r.shape(ref)
 
 
 def _spatial_pads(node, a: dict, sizes: list, kernel: list, strides: list,
@@ -99,7 +91,7 @@ def _conv(r, node, a: dict) -> None:
     if begins != ends:  # the uneven remainder as a ZeroPad node in front
         rest = [(p - m, q - m) for p, q, m in zip(begins, ends, even)]
         pad = [v for axis in reversed(rest) for v in axis]  # PyTorch's (left, right, top, bottom)
-        src = _helper(r, f"ZeroPad{rank}d", {"padding": pad}, src)
+        src = r.chain(node, f"ZeroPad{rank}d", {"padding": pad}, src)  # part of one operator
     one_d = rank == 1
     r.add(node, "Conv1d" if one_d else "Conv2D",
           {"out_channels": int(w.shape[0]), "kernel_size": _per_dim(kernel, one_d),
@@ -282,3 +274,5 @@ HANDLERS = {"Conv": _conv, "ConvTranspose": _conv_transpose, "MaxPool": _pool("M
             "AveragePool": _pool("Avg"), "GlobalAveragePool": _global("Avg"),
             "GlobalMaxPool": _global("Max"), "Pad": _pad, "Resize": _resize,
             "Upsample": _resize}
+onnx_reader.HANDLERS.update(HANDLERS)
+onnx_reader.STEMS.update(STEMS)

@@ -50,6 +50,12 @@ class Conv2D(Layer):
 
     parallel_kernels = True  # numba-parallel kernels (kernels/conv.py)
     category = "Convolution"
+    formula = ("y[f] = b[f] + Σ<sub>c, taps</sub> W[f, c, tap] · x[c, stride·position + "
+               "dilation·tap − padding] for each of {out_channels} filters; filter f reads only "
+               "the channels of its group ({groups} groups)")
+    backward_formula = ("dL/dW[f, c, tap] = Σ<sub>batch, positions</sub> dL/dy[f] · x[c, …]; "
+                        "dL/dx = dL/dy spread back through every tap (a transposed "
+                        "convolution); dL/db = Σ dL/dy")
     attrs = {
         "out_channels": Int(8, "number of filters (output feature maps)", min=1, max=65536),
         "kernel_size": IntPair(3, "filter height and width", min=1),
@@ -131,6 +137,12 @@ class Conv1d(Layer):
 
     category = "Convolution"
     parallel_kernels = True  # engine.threads: numba's threads run it, not the BLAS's
+    formula = ("y[f] = b[f] + Σ<sub>c, taps</sub> W[f, c, tap] · x[c, stride·position + "
+               "dilation·tap − padding] for each of {out_channels} filters; filter f reads only "
+               "the channels of its group ({groups} groups)")
+    backward_formula = ("dL/dW[f, c, tap] = Σ<sub>batch, positions</sub> dL/dy[f] · x[c, …]; "
+                        "dL/dx = dL/dy spread back through every tap (a transposed "
+                        "convolution); dL/db = Σ dL/dy")
     attrs = {
         "out_channels": Int(8, "number of filters (output channels)", min=1, max=65536),
         "kernel_size": Int(3, "filter length", min=1, max=4096),

@@ -23,7 +23,8 @@ def _triple(default: int, doc: str, low: int) -> IntTuple:
 
 
 def _slices(xp: np.ndarray, start: int, step: int, count: int) -> np.ndarray:
-    """Depth slices start, start + step, … (count of them) as a batch of images (N·count, C, H, W)."""
+    """Depth slices start, start + step, … (count of them) as one batch of images
+    (N·count, C, H, W)."""
     n, c, _, h, w = xp.shape
     part = xp[:, :, start:start + step * (count - 1) + 1:step]
     return np.ascontiguousarray(part.transpose(0, 2, 1, 3, 4)).reshape(n * count, c, h, w)
@@ -35,6 +36,12 @@ class Conv3d(Layer):
 
     category = "Convolution"
     parallel_kernels = True  # engine.threads: numba's threads run it, not the BLAS's
+    formula = ("y[f] = b[f] + Σ<sub>c, taps</sub> W[f, c, tap] · x[c, stride·position + "
+               "dilation·tap − padding] for each of {out_channels} filters; filter f reads only "
+               "the channels of its group ({groups} groups)")
+    backward_formula = ("dL/dW[f, c, tap] = Σ<sub>batch, positions</sub> dL/dy[f] · x[c, …]; "
+                        "dL/dx = dL/dy spread back through every tap (a transposed "
+                        "convolution); dL/db = Σ dL/dy")
     attrs = {
         "out_channels": Int(8, "number of filters (output feature volumes)", min=1, max=65536),
         "kernel_size": _triple(3, "filter depth, height and width", 1),

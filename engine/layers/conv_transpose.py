@@ -23,6 +23,11 @@ from layerloom.engine.spec import (AttrError, Bool, Example, Int, IntPair, Layer
 class _ConvTranspose(Layer):
     category = "Convolution"
     parallel_kernels = True  # engine.threads: numba's threads run it, not the BLAS's
+    formula = ("each input value x[c, position] adds x · W[c, f, tap] to output f at "
+               "stride·position + dilation·tap ({out_channels} outputs, input positions "
+               "{stride} apart), then padding is cropped from the edges and b[f] added")
+    backward_formula = ("dL/dx = the convolution of dL/dy with W; dL/dW[c, f, tap] = "
+                        "Σ<sub>batch, positions</sub> x[c] · dL/dy[f, …]; dL/db = Σ dL/dy")
     one_d: ClassVar[bool] = False
 
     @classmethod

@@ -77,8 +77,8 @@ class GraphScene(QGraphicsScene):
 
     def _on_node_added(self, node: Node) -> None:
         cls = LAYERS[node.type]
-        item = NodeItem(node.id, node.type, cls.category, cls.inputs, cls.outputs,
-                        cls.description())
+        item = NodeItem(node.id, node.type, cls.category, self.graph.input_ports(node.id),
+                        self.graph.output_ports(node.id), cls.description())
         item.set_theme(self.theme)
         item.set_face(node.id, cls.label(node.attrs), node.frozen)
         item.fix_button.clicked.connect(lambda: self.fix_requested.emit(item.node_id))
@@ -104,9 +104,14 @@ class GraphScene(QGraphicsScene):
         self.removeItem(item)
 
     def _on_face_changed(self, node_id: str, *_change) -> None:
-        """An attribute (the label shows some) or the frozen flag changed."""
+        """An attribute (the label shows some, Chunk's count of pieces its ports) or the frozen
+        flag changed."""
         node = self.graph.nodes[node_id]
         item = self.items_by_id[node_id]
+        ports = (self.graph.input_ports(node_id), self.graph.output_ports(node_id))
+        if ports != (tuple(item.inputs), tuple(item.outputs)):
+            item.set_ports(*ports)
+            self._style_ports(item)
         item.set_face(node_id, LAYERS[node.type].label(node.attrs), node.frozen)
         self._route_edges_of(node_id)
 

@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal
 from layerloom.engine.data import Dataset
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
+from layerloom.engine.data.section import augmentation
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project, graph_to_dict
 from layerloom.engine.spec import LayerloomError
@@ -105,15 +106,19 @@ class TrainingController(QObject):
         self._dataset_key = self._data_key() if dataset is not None else None
 
     def _data_key(self) -> str:
-        return json.dumps(self._project().data, sort_keys=True, default=str)
+        """The data section but its augmentation, which needs no reload (see load_dataset)."""
+        section = {k: v for k, v in self._project().data.items() if k != "augment"}
+        return json.dumps(section, sort_keys=True, default=str)
 
     def load_dataset(self, ask: bool = True) -> Dataset:
-        """The data set of the project's "data" section, loaded once and reused while unchanged.
-        Data outside the graph's folder is read once approved (``data_access`` asks when
-        ``ask``); otherwise ``OutsideDataError`` says why nothing was read."""
+        """The data set of the project's "data" section, loaded once and reused while unchanged;
+        its augmentation is always the section's as it is now. Data outside the graph's folder
+        is read once approved (``data_access`` asks when ``ask``); otherwise ``OutsideDataError``
+        says why nothing was read."""
         if self.dataset is None or self._data_key() != self._dataset_key:
             self.dataset = self.data_access.read(ask)
             self._dataset_key = self._data_key()
+        self.dataset.augment = augmentation(self._project().data)
         return self.dataset
 
     def trained_network(self) -> Network | None:

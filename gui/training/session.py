@@ -83,9 +83,9 @@ class TrainingSession(QObject):
             window, self.controller.data_access,  # data outside the graph's folder
             lambda: (self.dataset_dock.raise_(), self.dataset_panel.choose())[1], self._say)
         self.training_panel = TrainingPanel(self.controller, doc)
-        self.dataset_panel = DatasetPanel(
-            lambda: doc.project, self._apply_fit, graph_path=lambda: doc.data_home,
-            edit_data=lambda changes: doc.edit_section("data", changes))
+        self.dataset_panel = DatasetPanel(lambda: doc.project, self._apply_fit,
+                                          graph_path=lambda: doc.data_home,
+                                          edit_data=self._edit_data)
         self.plots = PlotsPanel(self.controller)
         self.inference = InferenceView(self.controller)
         self.weights_unsaved = False  # a run changed the weights since the last Save or Open
@@ -126,8 +126,6 @@ class TrainingSession(QObject):
         doc.project_replaced.connect(self._on_project_replaced)
         doc.section_changed.connect(self._on_section_changed)
         doc.report_changed.connect(self._on_graph_changed)
-        # data the person picked in the Data panel is theirs to read, wherever it is
-        self.dataset_panel.data_chosen.connect(self.controller.data_access.approve_section)
         self.dataset_panel.dataset_changed.connect(self._on_dataset)
         view.selection_changed.connect(
             lambda ids: self.plots.highlight(ids[0] if len(ids) == 1 else None))
@@ -155,6 +153,12 @@ class TrainingSession(QObject):
                 doc.set_attr(node_id, name, new)
         finally:
             doc.stack.endMacro()
+
+    def _edit_data(self, changes: dict) -> None:
+        """The Data panel loaded a source: one undoable edit of the data section, and the data
+        the person picked is theirs to read wherever it is."""
+        self.document.edit_section("data", changes)
+        self.controller.data_access.approve_section(self.document.project.data)
 
     def _on_section_changed(self, name: str) -> None:
         """The data section changed (an edit, its undo or redo): show it again."""
