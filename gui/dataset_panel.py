@@ -13,7 +13,6 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlencode
 
 import numpy as np
 import pyqtgraph as pg
@@ -56,10 +55,18 @@ class DatasetPanel(QWidget):
         ``Document.edit_section`` there); without it the section is set directly."""
         super().__init__(parent)
         self._project, self._apply_edits, self._graph_path = project, apply_edits, graph_path
-        self._edit_data = edit_data or (lambda changes: self._project().data.update(changes))
+        self._edit_data = edit_data or self._set_data
         self.dataset: Dataset | None = None
         self._build()
         self.load_from_project()
+
+    def _set_data(self, changes: dict) -> None:
+        """Without a window: set the section's keys directly (None removes one, as the
+        Document's edit_section does)."""
+        section = self._project().data
+        section.update({k: v for k, v in changes.items() if v is not None})
+        for key in [k for k, v in changes.items() if v is None]:
+            section.pop(key, None)
 
     # ------------------------------------------------------------------ building
     def _build(self) -> None:
@@ -370,17 +377,11 @@ class DatasetPanel(QWidget):
             self.images.setPixmap(class_grid_pixmap(d.train.x, d.train.y, d.class_names))
             self.preview.setCurrentIndex(0)
         elif d.sample_shape == (2,):
-            self._scatter(d)
+            ds.draw_scatter(self.scatter_view.getPlotItem(), self.scatter_legend, d, MAX_SCATTER)
             self.preview.setCurrentWidget(self.scatter_box)
         elif len(d.sample_shape) == 2 and d.task == "classification" and len(d.train):
-            self._waves(d)
+            ds.draw_waves(self.scatter_view.getPlotItem(), self.scatter_legend, d, WAVES_PER_CLASS)
             self.preview.setCurrentWidget(self.scatter_box)
         else:
             self.no_preview.setText(f"Samples of {fmt_shape(d.sample_shape)}: no picture for these.")
             self.preview.setCurrentWidget(self.no_preview)
-
-    def _waves(self, d: Dataset) -> None:
-        ds.draw_waves(self.scatter_view.getPlotItem(), self.scatter_legend, d, WAVES_PER_CLASS)
-
-    def _scatter(self, d: Dataset) -> None:
-        ds.draw_scatter(self.scatter_view.getPlotItem(), self.scatter_legend, d, MAX_SCATTER)

@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
-from layerloom.engine.serialize import FormatError
+from layerloom.engine.spec import LayerloomError
 from layerloom.gui import theme as th
 from layerloom.gui.autosave import Autosaver, recovery_dir
 from layerloom.gui.canvas.flow_overlay import GradientFlowOverlay
@@ -114,6 +114,10 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         doc = self.document
         self.palette_panel.add_requested.connect(self.view.adding.add_at_centre)
+        self.palette_panel.block_requested.connect(self.view.adding.add_block)
+        self.palette_panel.blocks.set_model(doc.model)
+        doc.project_replaced.connect(lambda _graph: self.palette_panel.blocks.set_model(doc.model))
+        doc.library_changed.connect(self.palette_panel.blocks.saved_to)
         self.view.selection_changed.connect(self.inspector.show_nodes)
         self.view.selection_changed.connect(
             lambda ids: self.explain.show_node(ids[0] if len(ids) == 1 else None))
@@ -209,7 +213,7 @@ class MainWindow(QMainWindow):
             return False
         try:
             opened = self.document.open(path)
-        except FormatError as err:
+        except LayerloomError as err:  # any file: one line, and the open graph stays as it was
             QMessageBox.critical(self, "Cannot open graph", str(err))
             return False
         if opened:

@@ -80,6 +80,14 @@ class MultiHeadSelfAttention(Layer):
         return x
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        d = a.embed_dim
+        if not a.bias:
+            return {"in_proj_weight": (3 * d, d), "out_proj.weight": (d, d)}
+        return {"in_proj_weight": (3 * d, d), "in_proj_bias": (3 * d,),
+                "out_proj.weight": (d, d), "out_proj.bias": (d,)}
+
+    @staticmethod
     def init(a, in_shapes, rng):
         d = a.embed_dim
         bound = np.sqrt(6.0 / (d + 3 * d))  # xavier_uniform_ on the (3D, D) matrix

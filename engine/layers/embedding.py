@@ -64,6 +64,10 @@ class Embedding(Layer):
         return (*x, a.embedding_dim)
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        return {"weight": (a.num_embeddings, a.embedding_dim)}
+
+    @staticmethod
     def init(a, in_shapes, rng):
         return {"weight": rng.standard_normal((a.num_embeddings, a.embedding_dim))}  # N(0, 1) as torch
 
@@ -126,6 +130,10 @@ class PositionalEmbedding(Layer):
             raise ShapeError(f"sequences of {x[1]} steps exceed max_len {a.max_len}: "
                              f"set max_len to {x[1]} or more")
         return x
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        return {"weight": (a.max_len, a.embedding_dim)}
 
     @staticmethod
     def init(a, in_shapes, rng):

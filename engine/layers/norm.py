@@ -49,14 +49,16 @@ class LayerNorm(Layer):
         return x
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        d = (in_shapes[0][-1],)
+        if not a.elementwise_affine:
+            return {}
+        return {"weight": d, "bias": d} if a.bias else {"weight": d}
+
+    @staticmethod
     def init(a, in_shapes, rng):
-        d = in_shapes[0][-1]
-        p = {}
-        if a.elementwise_affine:
-            p["weight"] = np.ones(d)
-            if a.bias:
-                p["bias"] = np.zeros(d)
-        return p
+        shapes = LayerNorm.param_shapes(a, in_shapes)  # a unit gain and a zero shift, as torch
+        return {k: (np.ones if k == "weight" else np.zeros)(s) for k, s in shapes.items()}
 
     @staticmethod
     def forward(a, p, ctx, x):
@@ -122,14 +124,16 @@ class _BatchNorm(Layer):
         return x
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        names = (("weight", "bias") if a.affine else ()) + \
+            (("running_mean", "running_var") if a.track_running_stats else ())
+        return {name: (in_shapes[0][1],) for name in names}
+
+    @staticmethod
     def init(a, in_shapes, rng):
-        c = in_shapes[0][1]
-        p = {}
-        if a.affine:
-            p.update(weight=np.ones(c), bias=np.zeros(c))
-        if a.track_running_stats:
-            p.update(running_mean=np.zeros(c), running_var=np.ones(c))
-        return p
+        ones = ("weight", "running_var")  # a unit gain and variance, zero shift and mean: torch's
+        return {k: (np.ones if k in ones else np.zeros)(s)
+                for k, s in _BatchNorm.param_shapes(a, in_shapes).items()}
 
     @staticmethod
     def _axes(x) -> tuple:

@@ -56,6 +56,10 @@ class _InstanceNorm(Layer):
                         " σ, means per sample and channel; dL/dγ = Σ dL/dy·x̂, dL/dβ = Σ dL/dy per"
                         " channel")
     category = "Normalisation"
+    formula = ("y = (x − μ) / √(σ<sup>2</sup> + {eps}) · w + b, μ and σ<sup>2</sup> per channel "
+               "of each sample (running ones in inference with track_running_stats)")
+    backward_formula = ("dL/dx = (g − mean(g) − x̂·mean(g·x̂)) / √(σ<sup>2</sup> + {eps}), g = "
+                        "dL/dy·w, means per channel")
     parallel_kernels = True  # LayerNorm's numba-parallel kernels (kernels/norm.py)
     buffers = ("running_mean", "running_var")
     rank = 4
@@ -72,6 +76,12 @@ class _InstanceNorm(Layer):
         if len(x) != cls.rank:
             raise ShapeError(f"expects {RANK_NAMES[cls.rank]}, got {fmt_shape(x)}")
         return x
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        names = (("weight", "bias") if a.affine else ()) + \
+            (("running_mean", "running_var") if a.track_running_stats else ())
+        return {name: (in_shapes[0][1],) for name in names}
 
     @staticmethod
     def init(a, in_shapes, rng):
@@ -191,6 +201,10 @@ class GroupNorm(Layer):
         if x[1] % a.num_groups:
             raise ShapeError(f"{x[1]} channels do not split into {a.num_groups} groups")
         return x
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        return {"weight": (in_shapes[0][1],), "bias": (in_shapes[0][1],)} if a.affine else {}
 
     @staticmethod
     def init(a, in_shapes, rng):

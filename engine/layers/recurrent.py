@@ -190,14 +190,18 @@ class _Recurrent(Layer):
         return (x[0], x[1], width), (x[0], width)
 
     @classmethod
-    def init(cls, a, in_shapes, rng):
+    def param_shapes(cls, a, in_shapes):
         gates, hsz = CELLS[cls.__name__][0], a.hidden_size
         sizes = {"weight_ih": (gates * hsz, in_shapes[0][-1]), "weight_hh": (gates * hsz, hsz)}
         if a.bias:
             sizes.update(bias_ih=(gates * hsz,), bias_hh=(gates * hsz,))
+        return {name + sfx: shape for sfx in cls._suffixes(a) for name, shape in sizes.items()}
+
+    @classmethod
+    def init(cls, a, in_shapes, rng):
         # Every weight and bias ~ U(-1/√H, 1/√H), as torch.nn.RNNBase.reset_parameters.
-        return {name + sfx: uniform_fan_in(rng, shape, hsz)
-                for sfx in cls._suffixes(a) for name, shape in sizes.items()}
+        return {name: uniform_fan_in(rng, shape, a.hidden_size)
+                for name, shape in cls.param_shapes(a, in_shapes).items()}
 
     @classmethod
     def forward(cls, a, p, ctx, x):

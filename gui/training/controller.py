@@ -26,7 +26,7 @@ from layerloom.engine.data.section import augmentation
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project, graph_to_dict
 from layerloom.engine.spec import LayerloomError
-from layerloom.engine.training import DoneReport, TrainConfig, bind
+from layerloom.engine.training import DoneReport, TrainConfig, bind, check_data
 from layerloom.gui import gc_guard
 from layerloom.gui.training.data_access import DataAccess
 from layerloom.gui.training.worker import TrainingWorker
@@ -37,12 +37,15 @@ WAITING = "Compiling kernels… the run starts as soon as the last one is ready"
 
 
 def structure_signature(graph: Graph) -> str:
-    """Nodes (id, type, attributes) and edges; positions and frozen flags are left out, so moving
-    a node or freezing a layer for fine-tuning keeps the trained weights."""
+    """Nodes (id, type, attributes) and edges, the block definitions' too; positions and frozen
+    flags are left out, so moving a node or freezing a layer for fine-tuning keeps the trained
+    weights."""
     d = graph_to_dict(graph)
-    nodes = sorted((n["id"], n["type"], json.dumps(n["attrs"], sort_keys=True)) for n in d["nodes"])
-    edges = sorted((tuple(e["from"]), tuple(e["to"])) for e in d["edges"])
-    return json.dumps([nodes, edges])
+    levels = [d, *[d["blocks"][name] for name in sorted(d.get("blocks", {}))]]
+    return json.dumps([[sorted((n["id"], n["type"], json.dumps(n["attrs"], sort_keys=True))
+                               for n in level["nodes"]),
+                        sorted((tuple(e["from"]), tuple(e["to"])) for e in level["edges"])]
+                       for level in levels] + sorted(d.get("blocks", {})))
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class TrainingController(QObject):
     boundary = Signal(object)  # engine.boundary.BoundaryMap: 2-D data's decision regions
     finished = Signal(object)  # DoneReport (also after Stop: report.stopped is True)
     diverged = Signal(object)  # Diverged: node id, phase, message; weights rolled back
+    warning = Signal(object)  # Exploding: the loss runs away but stays finite; training goes on
     failed = Signal(str)  # the run could not start or crashed: one line
     refused = Signal(str)  # Analyze found errors: the run did not start (after ``failed``)
     weights_changed = Signal(bool)  # trained weights available (True) or dropped (False)
@@ -155,7 +159,8 @@ class TrainingController(QObject):
         """Adopt a state dict (a loaded weights file) for the current graph; raises WeightsError."""
         graph = self._project().graph
         config = self.config()
-        self.network = Network(graph.copy(), seed=config.seed, params=params)
+        self.network = Network(graph.copy(), seed=config.seed, params=params,
+                               batch_size=config.batch_size)
         self._signature = structure_signature(graph)
         self.weights_changed.emit(True)
         return self.network
@@ -203,6 +208,7 @@ class TrainingController(QObject):
     def _prepare(self) -> tuple[Network, TrainConfig, RunInfo]:
         config = self.config()
         data = self.load_dataset()
+        check_data(data)  # an empty data set: one line here, before a thread starts
         graph = self._project().graph
         edits = planned_fit(graph, data)
         if edits:
@@ -214,7 +220,7 @@ class TrainingController(QObject):
         check_fit(graph, data)
         kept = self.trained_network()
         signature = structure_signature(graph)
-        net = Network(graph.copy(), seed=config.seed,
+        net = Network(graph.copy(), seed=config.seed, batch_size=config.batch_size,
                       params=kept.params if kept is not None else None)
         bind(net)  # no loss node, or not one Input and one Label: say so before any thread starts
         self._signature = signature
@@ -283,10 +289,12 @@ class TrainingController(QObject):
         self.steps.emit(batch)
 
     def _on_report(self, report) -> None:
-        from layerloom.engine.training import Diverged, EpochReport
+        from layerloom.engine.training import Diverged, EpochReport, Exploding
 
         if isinstance(report, EpochReport):
             self.epoch.emit(report)
+        elif isinstance(report, Exploding):
+            self.warning.emit(report)
         elif isinstance(report, Diverged):
             self._end(self.diverged, report)
         elif isinstance(report, DoneReport):

@@ -132,6 +132,7 @@ class TrainingSession(QObject):
         c.state_changed.connect(lambda state: self.dataset_panel.setEnabled(state == ctl.IDLE))
         c.status.connect(self._on_status)
         c.diverged.connect(self._on_diverged)
+        c.warning.connect(lambda r: self._say(f"Warning at step {r.global_step + 1}: {r.message}", 0))
         c.weights_changed.connect(self._on_weights_changed)
         c.failed.connect(lambda text: self._say(f"Training could not run: {text}", 0))
         c.finished.connect(self._on_finished)
@@ -235,7 +236,7 @@ class TrainingSession(QObject):
         return self.weights_generation, net.params
 
     def _on_diverged(self, report) -> None:
-        item = self.scene.items_by_id.get(report.node_id)
+        item = self.scene.items_by_id.get(self.scene.overlays.local(report.node_id))
         self.scene.overlays.set_alert(report.node_id, f"training stopped here at step "
                              f"{report.global_step + 1}: {report.message}")
         if item is not None:

@@ -40,7 +40,7 @@ def test_the_status_bar_counts_every_parameter(mlp):
     doc.set_attr("image", "shape", (784,))
     total = sum(param_counts(doc.graph).values())
     assert total == 784 * 32 + 32 + 32 * 10 + 10
-    assert mlp.params_label.text() == f"{total:,} parameters"
+    assert mlp.params_label.text().startswith(f"{total:,} parameters · ")
 
 
 @pytest.mark.skipif("Flatten" not in LAYERS, reason="the Flatten layer is not registered yet")
