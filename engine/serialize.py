@@ -16,6 +16,8 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,12 +176,63 @@ def load_project(path: str | os.PathLike) -> Project:
         raise FormatError(f"{path.name}: {err}") from None
 
 
+TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what mkstemp names below look like
+STALE_SECONDS = 3600.0  # a write takes milliseconds: an hour-old temporary was left by a kill
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux's /proc), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path) -> int:
+    """A rewritten file keeps its mode; a new one gets what ``open()`` would give it (0666 less
+    the umask) instead of mkstemp's private 0600."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def sweep_temporaries(folder: str | os.PathLike, older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove the temporaries a killed write left in ``folder`` (older than ``older_than``
+    seconds, so a write in progress elsewhere is never touched); returns what went."""
+    import time
+
+    gone, now = [], time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return gone
+    for entry in entries:
+        try:
+            if TEMPORARY.match(entry.name) and entry.is_file(follow_symlinks=False) \
+                    and now - entry.stat(follow_symlinks=False).st_mtime > older_than:
+                os.unlink(entry.path)
+                gone.append(Path(entry.path))
+        except OSError:
+            continue
+    return gone
+
+
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Write beside the target, fsync, then rename over it: a crash leaves the old file whole."""
+    """Write beside the target, fsync, then rename over it: a crash leaves the old file whole,
+    a failed write leaves no temporary behind, and the file's mode follows the umask."""
     path = Path(path)
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())

@@ -198,17 +198,14 @@ class AttrValues(Mapping):
     def __len__(self) -> int:
         return len(self._values)
 
-    def __repr__(self) -> str:
-        return f"AttrValues({self._values!r})"
+    __repr__ = lambda self: f"AttrValues({self._values!r})"  # noqa: E731
 
 
 # --------------------------------------------------------------------------------- context
 class Ctx:
-    """What a forward call saves for its backward, plus the run's mode.
-
-    ``needs_input_grad[i]`` lets backward skip an input gradient nobody will read (an Input node,
-    or a branch only upstream of frozen nodes).
-    """
+    """What a forward call saves for its backward, plus the run's mode. ``needs_input_grad[i]``
+    lets backward skip an input gradient nobody will read (an Input node, or a branch only
+    upstream of frozen nodes)."""
 
     __slots__ = ("saved", "training", "rng", "needs_input_grad")
 
@@ -288,10 +285,8 @@ class Layer:
 
     type_id: ClassVar[str] = ""
     category: ClassVar[str] = "Other"
-    # The Explain tab: what the layer computes and its gradients, in the node's own numbers
-    # ("{out_features}" is replaced by the attribute's value); rich text, declared beside forward.
-    formula: ClassVar[str] = ""
-    backward_formula: ClassVar[str] = ""
+    formula: ClassVar[str] = ""  # the Explain tab, rich text: "{out_features}" -> the node's
+    backward_formula: ClassVar[str] = ""  # value; declared beside forward and backward
     inputs: ClassVar[tuple] = ("x",)
     outputs: ClassVar[tuple] = ("y",)
     optional_inputs: ClassVar[tuple] = ()

@@ -355,7 +355,10 @@ def _done(net, data, binding, steps, seen, t0, stopped) -> DoneReport:
     if preds is not None and data.class_names and data.test.y.ndim == 1:
         k = len(data.class_names)
         confusion = np.zeros((k, k), dtype=np.int64)
-        np.add.at(confusion, (data.test.y, preds), 1)
+        # a head wider than the class count can predict a class the data does not have: such a
+        # prediction is wrong (the accuracy counts it so) and has no column to go in
+        inside = (preds >= 0) & (preds < k)
+        np.add.at(confusion, (data.test.y[inside], preds[inside]), 1)
     fit = None
     if preds is not None and binding.logits_ref is None and data.task == "regression":
         fit = RegressionFit.of(data.test.y, preds)

@@ -166,6 +166,28 @@ class TupleEditor(QLineEdit):
         self.setText(self._shown)
 
 
+class NameEditor(QLineEdit):
+    """An identifier (the block a Block node is an instance of), committed on Enter or when the
+    focus leaves."""
+
+    edited = Signal(object)
+
+    def __init__(self, attr: Attr, parent=None):
+        super().__init__(parent)
+        self.setValidator(QRegularExpressionValidator(
+            QRegularExpression(r"[A-Za-z_][A-Za-z0-9_]*"), self))
+        self._shown = ""
+        self.editingFinished.connect(self._commit)
+
+    def _commit(self) -> None:
+        if self.text() != self._shown:
+            self.edited.emit(self.text())
+
+    def set_value(self, value: Any) -> None:
+        self._shown = str(value)
+        self.setText(self._shown)
+
+
 class JsonEditor(QLineEdit):
     """Any other attribute kind, as JSON text (parsed, never evaluated)."""
 
@@ -196,5 +218,5 @@ def make_editor(attr: Attr, parent=None) -> QWidget:
     kind = attr.kind
     if kind == "ints":
         return FixedTupleEditor(attr, parent) if attr.length else TupleEditor(attr, parent)
-    return {"int": IntEditor, "float": FloatEditor, "bool": BoolEditor,
-            "choice": ChoiceEditor}.get(kind, JsonEditor)(attr, parent)
+    return {"int": IntEditor, "float": FloatEditor, "bool": BoolEditor, "choice": ChoiceEditor,
+            "name": NameEditor}.get(kind, JsonEditor)(attr, parent)

@@ -75,8 +75,8 @@ class ExplainView(QWidget):
         graph = self.window.document.graph
         self.node_id = node_id if node_id in graph.nodes else None
         self.numbers, self.check_lines = None, []
-        for w in (self.compute_button, self.check_button):
-            w.setEnabled(self.node_id is not None)
+        for w in (self.compute_button, self.check_button):  # a block is many nodes: open it
+            w.setEnabled(self.node_id is not None and graph.definition(self.node_id) is None)
         self._render()
 
     def _render(self) -> None:
@@ -143,7 +143,7 @@ class ExplainView(QWidget):
         if controller.busy:
             raise LayerloomError("the numbers wait until the run stops")
         data = controller.dataset or controller.load_dataset()
-        binding = bind(Network(self.window.document.graph.copy()))
+        binding = bind(Network(self.window.document.model.copy()))
         n = min(BATCH, len(data.train))
         feeds = {binding.input_id: data.train.x[:n], binding.label_id: data.train.y[:n]}
         kept = controller.trained_network()
@@ -152,8 +152,9 @@ class ExplainView(QWidget):
     def compute(self) -> None:
         try:
             feeds, params = self._batch()
-            self.numbers = explain_node(self.window.document.graph.copy(), self.node_id, feeds,
-                                        params)
+            doc = self.window.document
+            self.numbers = explain_node(doc.model.copy(), doc.levels.prefix() + self.node_id,
+                                        feeds, params)
         except LayerloomError as err:
             self.window.statusBar().showMessage(f"Explain: {err}", 10000)
             return
@@ -162,8 +163,9 @@ class ExplainView(QWidget):
     def check(self) -> None:
         try:
             feeds, params = self._batch()
-            (result,) = check_nodes(self.window.document.graph.copy(), feeds, params,
-                                    [self.node_id])
+            doc = self.window.document
+            (result,) = check_nodes(doc.model.copy(), feeds, params,
+                                    [doc.levels.prefix() + self.node_id])
         except LayerloomError as err:
             self.window.statusBar().showMessage(f"Check gradient: {err}", 10000)
             return

@@ -36,6 +36,16 @@ class Folded:
         return self.one is self.two or (self.one.shape == self.two.shape
                                          and np.array_equal(self.one, self.two))
 
+    def per_sample(self) -> np.ndarray | None:
+        """For a tensor with a batch axis whose rows are all alike (a zero initial state made by
+        ConstantOfShape(Shape(x))): its one row, with a batch axis of 1; None otherwise."""
+        one, two = self.one, self.two
+        if (one.ndim == 0 or one.shape[0] != BATCHES[0] or two.shape[0] != BATCHES[1]
+                or one.shape[1:] != two.shape[1:]):
+            return None
+        row = one[:1]
+        return row if (one == row).all() and (two == row).all() else None
+
     def batch_entries(self) -> np.ndarray:
         """For an integer vector (a shape): True where the entry is the batch size itself."""
         return (self.one == BATCHES[0]) & (self.two == BATCHES[1])

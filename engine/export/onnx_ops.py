@@ -79,10 +79,11 @@ def _binary(r: Reader, node, a: dict) -> None:
         r.add(node, BINARY[node.op_type], {}, [r.values[n] for n in names], ports=("a", "b"))
         return
     i = 0 if names[0] in r.consts else 1  # the constant's side
-    if (node.op_type == "Add" and names[1 - i] in r.values
+    fixed = r.consts[names[i]].fixed  # else the same row for every sample (an initial state)
+    if (fixed and node.op_type == "Add" and names[1 - i] in r.values
             and _bias_of_matmul(r, node, names[1 - i], r.const(node, i, "bias"))):
         return
-    c = _scalar(r, node, i)
+    c = _scalar(r, node, i) if fixed else None
     if c is not None:
         _with_constant(r, node, r.value(node, 1 - i), c, constant_first=i == 0)
         return

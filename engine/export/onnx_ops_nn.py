@@ -45,6 +45,16 @@ def _softplus(r: Reader, node, a: dict) -> None:
                              "threshold": float(a.get("threshold", 20.0))}, [r.value(node)])
 
 
+@handles("Shrink")
+def _shrink(r: Reader, node, a: dict) -> None:
+    """Shrink with bias 0 is Hardshrink, with bias equal to lambd Softshrink."""
+    lambd, bias = float(a.get("lambd", 0.5)), float(a.get("bias", 0.0))
+    if bias not in (0.0, lambd):
+        raise refused(node, f"bias {bias} is neither 0 (Hardshrink) nor lambd {lambd} "
+                            f"(Softshrink)")
+    r.add(node, "Softshrink" if bias else "Hardshrink", {"lambd": lambd}, [r.value(node)])
+
+
 @handles("Selu")
 def _selu(r: Reader, node, a: dict) -> None:
     alpha, gamma = a.get("alpha", 1.67326319217681884765625), a.get("gamma", 1.05070102214813232421875)

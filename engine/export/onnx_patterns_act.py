@@ -189,5 +189,50 @@ def _glu(end, view: View):
                                         dim=axis)
 
 
+def _compare(view: View, name: str, op: str):
+    """(x, bound, its nodes) of ``op``(x, bound) producing ``name``, through a Cast or not."""
+    node, taken = view.made_by(name, "Cast"), []
+    if node is not None:
+        taken, name = [node], node.input[0]
+    node = view.made_by(name, op)
+    if node is None or scalar(view, node.input[1]) is None:
+        return None
+    return node.input[0], scalar(view, node.input[1]), [node, *taken]
+
+
+def _hardshrink(end, view: View):
+    """Where(Greater(x, λ) or Less(x, −λ), x, 0), as PyTorch exports Hardshrink."""
+    either = view.made_by(end.input[0], "Or") if end.op_type == "Where" else None
+    if either is None or scalar(view, end.input[2]) != 0.0:
+        return None
+    high, low = _compare(view, either.input[0], "Greater"), _compare(view, either.input[1], "Less")
+    if high is None or low is None or high[0] != low[0] or end.input[1] != high[0]:
+        return None
+    if not np.isclose(low[1], -high[1]):
+        return None
+    return [*high[2], *low[2], either, end], make_node("Shrink", [high[0]], end.output[0],
+                                                      end.name, lambd=high[1], bias=0.0)
+
+
+def _softshrink(end, view: View):
+    """Where(x > λ, x − λ, 0) + Where(x < −λ, x + λ, 0), as PyTorch exports Softshrink."""
+    if end.op_type != "Add":
+        return None
+    parts = [view.made_by(name, "Where") for name in end.input]
+    if any(p is None or scalar(view, p.input[2]) != 0.0 for p in parts):
+        return None
+    high, low = _compare(view, parts[0].input[0], "Greater"), _compare(view, parts[1].input[0],
+                                                                       "Less")
+    sub, add = view.made_by(parts[0].input[1], "Sub"), view.made_by(parts[1].input[1], "Add")
+    if None in (high, low, sub, add) or high[0] != low[0] or not np.isclose(low[1], -high[1]):
+        return None
+    x, lambd = high[0], high[1]
+    if list(sub.input[:1]) != [x] or add.input[0] != x or scalar(view, sub.input[1]) != lambd \
+            or scalar(view, add.input[1]) != lambd:
+        return None
+    return ([*high[2], *low[2], sub, add, *parts, end],
+            make_node("Shrink", [x], end.output[0], end.name, lambd=lambd, bias=lambd))
+
+
 ACTIVATIONS = (_gelu, _softplus, _silu, _mish, _hardswish, _log_sigmoid, _softmin, _softsign,
-               _glu)
+               _glu, _hardshrink, _softshrink)

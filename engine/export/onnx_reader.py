@@ -156,9 +156,10 @@ class Reader:
         ``rank`` dims (the batch included) as it did in the model; frozen unless the model
         learned it. Its output reference."""
         folded = self.consts[name]
-        if not folded.fixed:
+        value = folded.one if folded.fixed else folded.per_sample()
+        if value is None:
             raise refused(node, f"its constant operand {name!r} depends on the batch size")
-        value = np.asarray(folded.one)
+        value = np.asarray(value)
         if value.ndim >= rank:
             if value.ndim > rank or value.shape[0] != 1:
                 raise refused(node, f"its constant operand of shape {value.shape} has a batch "

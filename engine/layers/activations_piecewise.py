@@ -1,4 +1,5 @@
-"""Piecewise activations: PReLU (a learned slope), Hardtanh, Hardswish, Hardsigmoid, Softsign.
+"""Piecewise activations: PReLU (a learned slope), Hardtanh, Hardswish, Hardsigmoid, Softsign,
+Hardshrink and Softshrink.
 
 Each follows ``torch.nn``: names, defaults, and where the gradient is 0 at a kink (Hardtanh's
 ends pass none, Hardswish's upper end at 3 takes the middle piece's slope), so that gradients
@@ -204,3 +205,47 @@ class Softsign(_Piecewise):
     @staticmethod
     def to_onnx(a, in_shapes, g, x):
         return g.op("Softsign", x)
+
+
+class _Shrink(_Piecewise):
+    """Hardshrink and Softshrink: zero inside [-lambd, lambd], ONNX's Shrink with bias 0 or lambd."""
+
+    attrs = {"lambd": Float(0.5, "half the width of the band around 0 that becomes 0", min=0.0)}
+    examples = (Example({}, ((3, 4),)), Example({"lambd": 0.2}, ((2, 2, 3, 3),)))
+    soft = False
+
+    @classmethod
+    def forward(cls, a, p, ctx, x):
+        outside = (x > a.lambd) | (x < -a.lambd)
+        ctx.save(outside)
+        shifted = x - np.sign(x) * x.dtype.type(a.lambd) if cls.soft else x
+        return np.where(outside, shifted, 0).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        return (dy * ctx.saved[0],), {}
+
+    @classmethod
+    def to_torch(cls, a, in_shapes):
+        return TorchCode(f"F.{cls.__name__.lower()}({{x}}, {a.lambd!r})")
+
+    @classmethod
+    def to_onnx(cls, a, in_shapes, g, x):
+        return g.op("Shrink", x, bias=float(a.lambd) if cls.soft else 0.0, lambd=float(a.lambd))
+
+
+@register
+class Hardshrink(_Shrink):
+    """x where |x| > lambd, else 0."""
+
+    formula = "y = x where |x| &gt; {lambd}, else 0"
+    backward_formula = "dL/dx = dL/dy where |x| &gt; {lambd}, else 0"
+
+
+@register
+class Softshrink(_Shrink):
+    """Moves x toward 0 by lambd, and to 0 inside [-lambd, lambd] (a soft threshold)."""
+
+    formula = "y = x − {lambd}·sign(x) where |x| &gt; {lambd}, else 0"
+    backward_formula = "dL/dx = dL/dy where |x| &gt; {lambd}, else 0"
+    soft = True

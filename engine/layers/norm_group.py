@@ -56,6 +56,10 @@ class _InstanceNorm(Layer):
                         " σ, means per sample and channel; dL/dγ = Σ dL/dy·x̂, dL/dβ = Σ dL/dy per"
                         " channel")
     category = "Normalisation"
+    formula = ("y = (x − μ) / √(σ<sup>2</sup> + {eps}) · w + b, μ and σ<sup>2</sup> per channel "
+               "of each sample (running ones in inference with track_running_stats)")
+    backward_formula = ("dL/dx = (g − mean(g) − x̂·mean(g·x̂)) / √(σ<sup>2</sup> + {eps}), g = "
+                        "dL/dy·w, means per channel")
     parallel_kernels = True  # LayerNorm's numba-parallel kernels (kernels/norm.py)
     buffers = ("running_mean", "running_var")
     rank = 4
@@ -200,8 +204,7 @@ class GroupNorm(Layer):
 
     @staticmethod
     def param_shapes(a, in_shapes):
-        c = (in_shapes[0][1],)
-        return {"weight": c, "bias": c} if a.affine else {}
+        return {"weight": (in_shapes[0][1],), "bias": (in_shapes[0][1],)} if a.affine else {}
 
     @staticmethod
     def init(a, in_shapes, rng):

@@ -226,6 +226,17 @@ class TrainingPanel(QWidget):
         elif state == ctl.STOPPING:
             self.progress.setFormat("stopping: evaluating on the test set…")
 
+    def clear(self) -> None:
+        """New or Open: nothing of the last graph's run stays on show."""
+        self._latest = None
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
+        self.progress_label.setText(" ")
+        self.status_label.setStyleSheet("")
+        _show(self.status_label, "")
+        _show(self.result_label, "")
+
     def _on_started(self, info) -> None:
         self._info, self._latest, self._warned = info, None, False
         self.progress.setRange(0, 0)  # busy until the first step: kernels may be compiling

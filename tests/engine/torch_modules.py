@@ -21,6 +21,17 @@ class Fn(nn.Module):
         return self.fn(x)
 
 
+class FirstOutput(nn.Module):
+    """A module's first output (LSTMCell gives h and c)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x)[0]
+
+
 class LayerScale(nn.Module):
     """Tensors of a model's own: a learned per-channel scale and shift, and a fixed table."""
 
@@ -63,6 +74,7 @@ ACTIVATIONS = [
     ("LogSoftmax", lambda: nn.LogSoftmax(dim=1), IMAGE), ("Softmin", lambda: nn.Softmin(dim=1), IMAGE),
     ("GLU", lambda: nn.GLU(dim=1), IMAGE), ("Identity", nn.Identity, IMAGE),
     ("Dropout", lambda: nn.Dropout().eval(), IMAGE),
+    ("Hardshrink", lambda: nn.Hardshrink(0.3), IMAGE), ("Softshrink", lambda: nn.Softshrink(0.4), IMAGE),
 ]
 
 NORMS = [
@@ -108,7 +120,9 @@ TENSOR_OPS = [
     ("Concat", Fn(lambda x: torch.cat([x, x * 2, x.exp()], dim=1)), SEQ),
 ]
 
-OWN_TENSORS = [("LayerScale", lambda: _moved(LayerScale()), IMAGE)]
+OWN_TENSORS = [("LayerScale", lambda: _moved(LayerScale()), IMAGE),
+               ("GRUCell", lambda: _moved(nn.GRUCell(6, 5)), VEC),  # a zero state: one row
+               ("LSTMCell", lambda: _moved(FirstOutput(nn.LSTMCell(6, 5))), VEC)]
 
 CASES = ACTIVATIONS + NORMS + LINEAR + OWN_TENSORS + [(name, (lambda m=m: m), shape)
                                                       for name, m, shape in TENSOR_OPS]

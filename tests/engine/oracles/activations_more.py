@@ -17,4 +17,6 @@ ORACLES = {
     "LogSoftmax": lambda a, p, xs, tr: F.log_softmax(xs[0], dim=a.dim),
     "Softmin": lambda a, p, xs, tr: F.softmin(xs[0], dim=a.dim),
     "GLU": lambda a, p, xs, tr: F.glu(xs[0], dim=a.dim),
+    "Hardshrink": lambda a, p, xs, tr: F.hardshrink(xs[0], a.lambd),
+    "Softshrink": lambda a, p, xs, tr: F.softshrink(xs[0], a.lambd),
 }
