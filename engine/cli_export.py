@@ -88,7 +88,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         net = Network(project.graph, seed=TrainConfig.from_settings(project.training).seed)
         if args.weights:
             net.load_weights(args.weights)
-        payload = onnx_bytes(net, title=out.stem)
+        from layerloom.engine.predict import export_metadata
+
+        payload = onnx_bytes(net, title=out.stem, metadata=export_metadata(project.data))
         hint = (f"weights from {args.weights}" if args.weights else
                 "weights freshly initialised: pass --weights FILE for trained ones")
     try:

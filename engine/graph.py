@@ -223,13 +223,14 @@ class Graph(BlockModel):
         self.frozen_changed.emit(node_id, bool(frozen))
         self.changed.emit()
 
-    def check_rename(self, old: str, new: str) -> None:
-        """The rules of a new id: an identifier (it becomes a parameter key) not yet taken."""
+    def check_rename(self, old: str, new: str, moving_wires: bool = False) -> None:
+        """The rules of a new id: an identifier (it becomes a parameter key) not yet taken;
+        a block's port wired outside only when the caller moves those wires (``port_wires``)."""
         self._node(old)
         check_node_id(new)
         if new != old and new in self.nodes:
             raise GraphError(f"a node named {new!r} already exists")
-        if new != old:
+        if new != old and not moving_wires:
             self._check_port_free(old, "rename")
 
     def rename(self, old: str, new: str) -> None:

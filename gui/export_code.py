@@ -28,7 +28,7 @@ def export_pytorch_code(window: QWidget) -> Path | None:
     doc = window.document
 
     def write(path: Path) -> str:
-        atomic_write_bytes(path, torch_source(doc.graph, doc.project.training,
+        atomic_write_bytes(path, torch_source(doc.model, doc.project.training,
                                               title=path.stem).encode("utf-8"))
         net = window.training.controller.trained_network()
         if net is None:
@@ -45,13 +45,15 @@ def export_onnx(window: QWidget) -> Path | None:
     """Ask for an ``.onnx`` file and write the inference graph with its weights there."""
     from layerloom.engine.export.onnx import onnx_bytes
     from layerloom.engine.network import Network
+    from layerloom.engine.predict import export_metadata
 
     def write(path: Path) -> str:
         net = window.training.controller.trained_network()
         fresh = net is None
         if fresh:
-            net = Network(window.document.graph, seed=0)
-        atomic_write_bytes(path, onnx_bytes(net, title=path.stem))
+            net = Network(window.document.model, seed=0)
+        meta = export_metadata(window.document.project.data)  # how inputs are prepared
+        atomic_write_bytes(path, onnx_bytes(net, title=path.stem, metadata=meta))
         which = ("freshly initialised weights (train first for trained ones)" if fresh
                  else "the trained weights")
         return f"Exported {path.name} with {which}"
@@ -76,7 +78,7 @@ def export_training_project(window: QWidget) -> Path | None:
         dataset = controller.dataset or controller.load_dataset()
         net = controller.trained_network()
         trained = net is not None
-        params = net.params if trained else Network(doc.graph, seed=int(
+        params = net.params if trained else Network(doc.model, seed=int(
             doc.project.training.get("seed", 0))).params
         write_project(doc.project, folder, params, dataset, title=stem)
     except LayerloomError as err:

@@ -38,13 +38,22 @@ def check_model(model, error: type[Exception]) -> None:
         raise error("a name in the model is not UTF-8 text") from None
     if total > memory_cap():
         raise error(f"its constants take {size_text(total)}, more than this machine can hold")
+    # The checker wants a shape on every graph input and output; exporters may leave one out
+    # (rank unknown), which the importer does not need: give it an empty one for the check only.
+    bare = [v.type.tensor_type for v in (*model.graph.input, *model.graph.output)
+            if v.type.HasField("tensor_type") and not v.type.tensor_type.HasField("shape")]
     try:
+        for tensor_type in bare:
+            tensor_type.shape.SetInParent()
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as err:
         first = str(err).strip().splitlines()[0][:160] if str(err).strip() else "invalid"
         raise error(f"the onnx checker refuses the model: {first}") from None
     except Exception as err:  # noqa: BLE001 (its C++ side also fails as UnicodeDecodeError, ...)
         raise error(f"the onnx checker refuses the model ({type(err).__name__})") from None
+    finally:
+        for tensor_type in bare:
+            tensor_type.ClearField("shape")
 
 
 def _tensors(graph, what: str) -> Iterator[tuple[str, object]]:

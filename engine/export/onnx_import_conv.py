@@ -17,10 +17,12 @@ from layerloom.engine.export import onnx_reader
 from layerloom.engine.export.onnx_errors import refused as _refused
 from layerloom.engine.layers.pool import avg_divisor, extra_end
 
-STEMS = {"Conv1d": "conv", "Conv3d": "conv", "ConvTranspose1d": "deconv", "ConvTranspose2d": "deconv",
-         "MaxPool1d": "pool", "AvgPool1d": "pool", "AdaptiveAvgPool1d": "pool",
-         "AdaptiveAvgPool2d": "pool", "AdaptiveMaxPool1d": "pool", "AdaptiveMaxPool2d": "pool",
-         "Upsample": "up", "ZeroPad1d": "pad", "ZeroPad2d": "pad"}
+READS = ("Conv (1-D, 2-D, 3-D, groups, dilation), ConvTranspose, MaxPool and AveragePool "
+         "(1-D, 2-D, ceil mode), GlobalAveragePool, GlobalMaxPool, Pad, Resize, Upsample")
+STEMS = {"Conv1d": "conv", "Conv3d": "conv", "ConvTranspose1d": "deconv",
+         "ConvTranspose2d": "deconv", "MaxPool1d": "pool", "AvgPool1d": "pool",
+         "AdaptiveAvgPool1d": "pool", "AdaptiveAvgPool2d": "pool", "AdaptiveMaxPool1d": "pool",
+         "AdaptiveMaxPool2d": "pool", "Upsample": "up", "ZeroPad1d": "pad", "ZeroPad2d": "pad"}
 PAD_TYPES = {"constant": "ZeroPad", "reflect": "ReflectionPad", "edge": "ReplicationPad"}
 
 

@@ -29,9 +29,10 @@ class _Piecewise(Layer):
 class PReLU(_Piecewise):
     """Leaky ReLU whose negative slope is learned: one for all channels, or one per channel (dim 1)."""
 
-    formula = "y = x if x &gt; 0, else a·x, with {num_parameters} learned slope(s) a"
-    backward_formula = "dL/dx = dL/dy · (1 if x &gt; 0, else a), dL/da = Σ dL/dy · x where x ≤ 0"
-
+    formula = ("y = x where x > 0, else a·x, a the learned slope ({num_parameters}: one per "
+               "channel when more than 1), starting at {init}")
+    backward_formula = ("dL/dx = dL/dy where x > 0, else a·dL/dy; dL/da = Σ dL/dy·x where x ≤ 0 "
+                        "(per channel when several)")
     fusable_activation = False  # it has parameters (its slopes)
     attrs = {"num_parameters": Int(1, "1 (one shared slope) or the number of channels (dim 1)",
                                    min=1),
@@ -49,6 +50,10 @@ class PReLU(_Piecewise):
             raise ShapeError(f"num_parameters {a.num_parameters} must be 1 or the channels "
                              f"(dim 1) of {fmt_shape(x)}")
         return x
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        return {"weight": (a.num_parameters,)}
 
     @staticmethod
     def init(a, in_shapes, rng):
@@ -93,7 +98,6 @@ class Hardtanh(_Piecewise):
 
     formula = "y = min(max(x, {min_val}), {max_val})"
     backward_formula = "dL/dx = dL/dy where {min_val} &lt; x &lt; {max_val}, else 0"
-
     attrs = {"min_val": Float(-1.0, "lower end"), "max_val": Float(1.0, "upper end")}
     examples = (Example({}, ((3, 4),)), Example({"min_val": 0.0, "max_val": 0.5}, ((2, 2, 3, 3),)))
 
@@ -128,8 +132,8 @@ class Hardtanh(_Piecewise):
 class Hardswish(_Piecewise):
     """x·relu6(x + 3)/6, MobileNetV3's cheap swish."""
 
-    formula = "y = x·min(max(x + 3, 0), 6) / 6"
-    backward_formula = "dL/dx = dL/dy · (0 if x &lt; −3, x/3 + ½ if x ≤ 3, else 1)"
+    formula = "y = x·ReLU6(x + 3) / 6: 0 for x ≤ −3, x for x ≥ 3, x·(x + 3) / 6 between"
+    backward_formula = "dL/dx = dL/dy·(0 where x &lt; −3, x/3 + ½ where −3 ≤ x ≤ 3, 1 above)"
 
     @staticmethod
     def forward(a, p, ctx, x):
@@ -155,7 +159,7 @@ class Hardswish(_Piecewise):
 class Hardsigmoid(_Piecewise):
     """relu6(x + 3)/6: a piecewise-linear sigmoid."""
 
-    formula = "y = min(max(x + 3, 0), 6) / 6"
+    formula = "y = ReLU6(x + 3) / 6 = min(max(x/6 + ½, 0), 1)"
     backward_formula = "dL/dx = dL/dy / 6 where −3 &lt; x &lt; 3, else 0"
 
     @staticmethod

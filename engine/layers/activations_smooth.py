@@ -42,9 +42,8 @@ def _negative_exp(x: np.ndarray, alpha: float, inner: float = 1.0):
 class ELU(_Smooth):
     """Exponential linear unit: x if x > 0 else alpha·(eˣ − 1)."""
 
-    formula = "y = x if x &gt; 0, else {alpha}·(e<sup>x</sup> − 1)"
-    backward_formula = "dL/dx = dL/dy · (1 if x &gt; 0, else {alpha}·e<sup>x</sup>)"
-
+    formula = "y = x where x > 0, else {alpha}·(e<sup>x</sup> − 1)"
+    backward_formula = "dL/dx = dL/dy where x > 0, else {alpha}·e<sup>x</sup>·dL/dy"
     attrs = {"alpha": Float(1.0, "the value negative inputs approach")}
     examples = (Example({}, ((3, 4),)), Example({"alpha": 0.5}, ((2, 2, 3, 3),)))
 
@@ -71,8 +70,9 @@ class ELU(_Smooth):
 class SELU(_Smooth):
     """Scaled ELU with PyTorch's fixed constants (self-normalising networks)."""
 
-    formula = "y = 1.0507·(x if x &gt; 0, else 1.6733·(e<sup>x</sup> − 1))"
-    backward_formula = "dL/dx = dL/dy · 1.0507·(1 if x &gt; 0, else 1.6733·e<sup>x</sup>)"
+    formula = ("y = λ·x where x > 0, else λ·α·(e<sup>x</sup> − 1), with λ = 1.0507009873554805, α "
+               "= 1.6732632423543772")
+    backward_formula = "dL/dx = λ·dL/dy where x > 0, else λ·α·e<sup>x</sup>·dL/dy"
 
     @staticmethod
     def forward(a, p, ctx, x):
@@ -97,9 +97,8 @@ class SELU(_Smooth):
 class CELU(_Smooth):
     """Continuously differentiable ELU: x if x > 0 else alpha·(e^(x/alpha) − 1)."""
 
-    formula = "y = x if x &gt; 0, else {alpha}·(e<sup>x/{alpha}</sup> − 1)"
-    backward_formula = "dL/dx = dL/dy · (1 if x &gt; 0, else e<sup>x/{alpha}</sup>)"
-
+    formula = "y = max(0, x) + min(0, {alpha}·(e<sup>x/{alpha}</sup> − 1))"
+    backward_formula = "dL/dx = dL/dy where x > 0, else e<sup>x/{alpha}</sup>·dL/dy"
     attrs = {"alpha": Float(1.0, "the value negative inputs approach (not 0)")}
     examples = (Example({}, ((3, 4),)), Example({"alpha": 2.0}, ((2, 2, 3, 3),)))
 
@@ -132,7 +131,7 @@ class SiLU(_Smooth):
     """Sigmoid-weighted linear unit (swish): x·σ(x)."""
 
     formula = "y = x·σ(x), σ(x) = 1 / (1 + e<sup>−x</sup>)"
-    backward_formula = "dL/dx = dL/dy · σ(x)·(1 + x·(1 − σ(x)))"
+    backward_formula = "dL/dx = dL/dy·σ(x)·(1 + x·(1 − σ(x)))"
 
     @staticmethod
     def forward(a, p, ctx, x):
@@ -158,8 +157,9 @@ class SiLU(_Smooth):
 class Mish(_Smooth):
     """x·tanh(softplus(x)), a smooth ReLU-like activation."""
 
-    formula = "y = x·tanh(softplus(x)), softplus(x) = log(1 + e<sup>x</sup>)"
-    backward_formula = "dL/dx = dL/dy · (t + x·(1 − t<sup>2</sup>)·σ(x)), t = tanh(softplus(x))"
+    formula = "y = x·tanh(softplus(x)), softplus(x) = ln(1 + e<sup>x</sup>)"
+    backward_formula = ("dL/dx = dL/dy·(tanh(s) + x·σ(x)·(1 − tanh<sup>2</sup>(s))), s = "
+                        "softplus(x)")
 
     @staticmethod
     def forward(a, p, ctx, x):
@@ -185,9 +185,8 @@ class Mish(_Smooth):
 class Softplus(_Smooth):
     """A smooth ReLU: log(1 + e^(beta·x)) / beta, and x itself where beta·x > threshold."""
 
-    formula = "y = log(1 + e<sup>{beta}·x</sup>) / {beta}, and x where {beta}·x &gt; {threshold}"
-    backward_formula = "dL/dx = dL/dy · σ({beta}·x), and dL/dy where {beta}·x &gt; {threshold}"
-
+    formula = "y = ln(1 + e<sup>{beta}·x</sup>) / {beta}, and y = x where {beta}·x > {threshold}"
+    backward_formula = "dL/dx = dL/dy·σ({beta}·x), and dL/dy where {beta}·x > {threshold}"
     attrs = {"beta": Float(1.0, "sharpness (larger is closer to ReLU; not 0)"),
              "threshold": Float(20.0, "above beta·x of this the output is x (as PyTorch)")}
     examples = (Example({}, ((3, 4),)), Example({"beta": 2.0, "threshold": 1.0}, ((2, 2, 3, 3),)))
@@ -224,8 +223,8 @@ class Softplus(_Smooth):
 class LogSigmoid(_Smooth):
     """log σ(x), computed without overflow (a log-probability from a logit)."""
 
-    formula = "y = log σ(x) = min(x, 0) − log(1 + e<sup>−|x|</sup>)"
-    backward_formula = "dL/dx = dL/dy · σ(−x)"
+    formula = "y = ln σ(x) = −ln(1 + e<sup>−x</sup>)"
+    backward_formula = "dL/dx = dL/dy·(1 − σ(x))"
 
     @staticmethod
     def forward(a, p, ctx, x):

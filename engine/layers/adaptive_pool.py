@@ -143,6 +143,9 @@ def _max_back(ctx, dy4):
 class AdaptiveAvgPool2d(_Adaptive):
     """Averages each image to a fixed size; at 1×1 it is global average pooling."""
 
+    formula = "y[i, j] = the mean of window (i, j) of a {output_size} grid of windows"
+    backward_formula = "dL/dx: each dL/dy[i, j] divided by its window's size, added over it"
+
     attrs = {"output_size": IntPair(1, "output height and width (1×1: global pooling)", min=1)}
     examples = (Example({}, ((2, 3, 5, 4),)), Example({"output_size": (3, 2)}, ((2, 2, 7, 6),)),
                 Example({"output_size": (2, 3)}, ((2, 2, 6, 3),)))
@@ -151,6 +154,9 @@ class AdaptiveAvgPool2d(_Adaptive):
 @register
 class AdaptiveMaxPool2d(_Adaptive):
     """Keeps each image's largest values in a fixed-size grid; at 1×1 global max pooling."""
+
+    formula = "y[i, j] = the largest x in window (i, j) of a {output_size} grid of windows"
+    backward_formula = "dL/dx = dL/dy at each window's first maximum, 0 elsewhere"
 
     average = False
     attrs = {"output_size": IntPair(1, "output height and width (1×1: global pooling)", min=1)}
@@ -161,6 +167,9 @@ class AdaptiveMaxPool2d(_Adaptive):
 class AdaptiveAvgPool1d(_Adaptive):
     """Averages each signal to a fixed length; at 1 it is global average pooling."""
 
+    formula = "y[i] = the mean of window i of {output_size} windows along the signal"
+    backward_formula = "dL/dx: each dL/dy[i] divided by its window's length, added over it"
+
     one_d = True
     attrs = {"output_size": Int(1, "output length (1: global pooling)", min=1, max=65536)}
     examples = (Example({}, ((2, 3, 7),)), Example({"output_size": 3}, ((2, 2, 8),)))
@@ -169,6 +178,9 @@ class AdaptiveAvgPool1d(_Adaptive):
 @register
 class AdaptiveMaxPool1d(_Adaptive):
     """Keeps each signal's largest values in a fixed number of windows; at 1 global max pooling."""
+
+    formula = "y[i] = the largest x in window i of {output_size} windows along the signal"
+    backward_formula = "dL/dx = dL/dy at each window's first maximum, 0 elsewhere"
 
     one_d = True
     average = False

@@ -41,10 +41,9 @@ class _Binary(Layer):
 class Multiply(_Binary):
     """Element-wise product a·b with broadcasting (a gate: values times a sigmoid)."""
 
-    formula = "y = a·b, broadcast"
-    backward_formula = ("dL/da = Σ<sub>broadcast</sub> dL/dy·b, dL/db = Σ<sub>broadcast</sub> "
-                        "dL/dy·a")
-
+    formula = "y = a·b, element by element, with broadcasting"
+    backward_formula = ("dL/da = dL/dy·b, dL/db = dL/dy·a, each summed over the axes it was "
+                        "broadcast along")
     verb = "multiply"
 
     @staticmethod
@@ -70,9 +69,9 @@ class Multiply(_Binary):
 class Subtract(_Binary):
     """Element-wise difference a − b with broadcasting."""
 
-    formula = "y = a − b, broadcast"
-    backward_formula = "dL/da = Σ<sub>broadcast</sub> dL/dy, dL/db = −Σ<sub>broadcast</sub> dL/dy"
-
+    formula = "y = a − b, element by element, with broadcasting"
+    backward_formula = ("dL/da = dL/dy, dL/db = −dL/dy, each summed over the axes it was broadcast"
+                        " along")
     verb = "subtract"
 
     @staticmethod
@@ -97,10 +96,9 @@ class Subtract(_Binary):
 class Divide(_Binary):
     """Element-wise quotient a / b with broadcasting (b = 0 gives ±inf, as in PyTorch)."""
 
-    formula = "y = a / b, broadcast"
-    backward_formula = ("dL/da = Σ<sub>broadcast</sub> dL/dy / b, dL/db = −Σ<sub>broadcast</sub> "
-                        "dL/dy·a / b<sup>2</sup>")
-
+    formula = "y = a / b, element by element, with broadcasting"
+    backward_formula = ("dL/da = dL/dy / b, dL/db = −dL/dy·a / b<sup>2</sup>, each summed over the"
+                        " axes it was broadcast along")
     verb = "divide"
     examples = (Example({}, ((3, 4), (3, 4))), Example({}, ((2, 3, 4), (2, 3, 1))))
 
@@ -148,10 +146,9 @@ class _Extremum(_Binary):
 class Maximum(_Extremum):
     """Element-wise larger of a and b with broadcasting (torch.maximum)."""
 
-    formula = "y = max(a, b), broadcast"
-    backward_formula = ("dL/dy goes to the larger input (half each on a tie), summed over "
-                        "broadcast axes")
-
+    formula = "y = max(a, b), element by element, with broadcasting"
+    backward_formula = ("dL/da = dL/dy where a > b, dL/db = dL/dy where b > a, half to each where "
+                        "a = b, each summed over the axes it was broadcast along")
     verb = "compare"
     pick = staticmethod(np.maximum)
 
@@ -168,10 +165,9 @@ class Maximum(_Extremum):
 class Minimum(_Extremum):
     """Element-wise smaller of a and b with broadcasting (torch.minimum)."""
 
-    formula = "y = min(a, b), broadcast"
-    backward_formula = ("dL/dy goes to the smaller input (half each on a tie), summed over "
-                        "broadcast axes")
-
+    formula = "y = min(a, b), element by element, with broadcasting"
+    backward_formula = ("dL/da = dL/dy where a &lt; b, dL/db = dL/dy where b &lt; a, half to each "
+                        "where a = b, each summed over the axes it was broadcast along")
     verb = "compare"
     pick = staticmethod(np.minimum)
 

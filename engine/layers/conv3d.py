@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels.conv import conv_backward, conv_forward
-from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_params,
-                                               window_out)
+from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_param_shapes,
+                                               conv_params, window_out)
 from layerloom.engine.registry import register
 from layerloom.engine.spec import (Bool, Example, Int, IntTuple, Layer, ShapeError, TorchCode,
                                    fmt_shape)
@@ -23,7 +23,8 @@ def _triple(default: int, doc: str, low: int) -> IntTuple:
 
 
 def _slices(xp: np.ndarray, start: int, step: int, count: int) -> np.ndarray:
-    """Depth slices start, start + step, … (count of them) as a batch of images (N·count, C, H, W)."""
+    """Depth slices start, start + step, … (count of them) as one batch of images
+    (N·count, C, H, W)."""
     n, c, _, h, w = xp.shape
     part = xp[:, :, start:start + step * (count - 1) + 1:step]
     return np.ascontiguousarray(part.transpose(0, 2, 1, 3, 4)).reshape(n * count, c, h, w)
@@ -35,6 +36,12 @@ class Conv3d(Layer):
 
     category = "Convolution"
     parallel_kernels = True  # engine.threads: numba's threads run it, not the BLAS's
+    formula = ("y[f] = b[f] + Σ<sub>c, taps</sub> W[f, c, tap] · x[c, stride·position + "
+               "dilation·tap − padding] for each of {out_channels} filters; filter f reads only "
+               "the channels of its group ({groups} groups)")
+    backward_formula = ("dL/dW[f, c, tap] = Σ<sub>batch, positions</sub> dL/dy[f] · x[c, …]; "
+                        "dL/dx = dL/dy spread back through every tap (a transposed "
+                        "convolution); dL/db = Σ dL/dy")
     attrs = {
         "out_channels": Int(8, "number of filters (output feature volumes)", min=1, max=65536),
         "kernel_size": _triple(3, "filter depth, height and width", 1),
@@ -66,6 +73,11 @@ class Conv3d(Layer):
         return (x[0], a.out_channels, *[window_out(n, k, s, p, axis, d) for n, k, s, p, d, axis in
                                         zip(x[2:], a.kernel_size, a.stride, a.padding,
                                             a.dilation, ("depth", "height", "width"))])
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        cpg = in_shapes[0][1] // a.groups
+        return conv_param_shapes((a.out_channels, cpg, *a.kernel_size), a.bias)
 
     @staticmethod
     def init(a, in_shapes, rng):

@@ -34,7 +34,8 @@ def window_out(size: int, k: int, stride: int, pad: int, axis: str, dilation: in
     must still start inside the input or its left padding), or a ShapeError when k cannot fit."""
     padded, span = size + 2 * pad, dilation * (k - 1) + 1
     if span > padded:
-        what = f"kernel {k}" if dilation == 1 else f"kernel {k} at dilation {dilation} (spans {span})"
+        what = f"kernel {k}" if dilation == 1 else \
+            f"kernel {k} at dilation {dilation} (spans {span})"
         raise ShapeError(f"{what} does not fit the input {axis} {size} + padding {2 * pad}: "
                          f"use a smaller kernel_size or more padding")
     if not ceil:
@@ -84,6 +85,11 @@ def channels_in_groups(c: int, groups: int) -> int:
         raise ShapeError(f"{c} input channels cannot be split into {groups} groups: make "
                          f"groups divide the channels")
     return c // groups
+
+
+def conv_param_shapes(shape: tuple, bias: bool, out_channels: int | None = None) -> dict:
+    """The shapes ``conv_params`` makes, without making them (shape inference sizes from these)."""
+    return {"weight": tuple(shape), **({"bias": (out_channels or shape[0],)} if bias else {})}
 
 
 def conv_params(rng, shape: tuple, fan_in: int, bias: bool,

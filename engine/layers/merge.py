@@ -19,6 +19,9 @@ def _axis(dim: int, ndim: int) -> int:
 class Add(Layer):
     """Element-wise sum of two tensors (a residual connection), with numpy/PyTorch broadcasting."""
 
+    formula = "y = a + b, element by element, with broadcasting"
+    backward_formula = ("dL/da = dL/dy, dL/db = dL/dy, each summed over the axes it was broadcast "
+                        "along")
     category = "Merge/Split"
     inputs = ("a", "b")
     examples = (Example({}, ((3, 4), (3, 4))), Example({}, ((2, 3, 4, 4), (2, 3, 1, 1))))
@@ -52,6 +55,8 @@ class Add(Layer):
 class Concat(Layer):
     """Joins two tensors along one axis (dim counts the batch as 0, as torch.cat)."""
 
+    formula = "y = cat(a, b) along dim {dim} (0 is the batch)"
+    backward_formula = "dL/da, dL/db = dL/dy cut back at a's size along dim {dim}"
     category = "Merge/Split"
     inputs = ("a", "b")
     attrs = {"dim": Int(1, "axis to join along (0 is the batch)", min=-8, max=8)}
@@ -94,6 +99,8 @@ class Concat(Layer):
 class Split(Layer):
     """Splits a tensor in two along one axis: the first `split` entries, and the rest."""
 
+    formula = "a = the first {split} entries of x along dim {dim} (0: half), b = the rest"
+    backward_formula = "dL/dx = cat(dL/da, dL/db) along dim {dim}"
     category = "Merge/Split"
     outputs = ("a", "b")
     attrs = {"dim": Int(1, "axis to split (0 is the batch)", min=-8, max=8),
@@ -145,6 +152,9 @@ class Split(Layer):
 class Chunk(Layer):
     """Splits a tensor into pieces along one dim (torch.chunk), one output port per piece."""
 
+    formula = ("y<sub>0</sub>, y<sub>1</sub>, … = x cut into {chunks} pieces along dim {dim}, each"
+               " ⌈size / {chunks}⌉ long (the last may be shorter), as torch.chunk")
+    backward_formula = "dL/dx = cat(dL/dy<sub>0</sub>, dL/dy<sub>1</sub>, …) along dim {dim}"
     category = "Merge/Split"
     outputs = ("y0", "y1")  # for the default chunks=2; ``outputs_for`` follows the attribute
     attrs = {"chunks": Int(2, "how many pieces (each output port is one)", min=2, max=16),

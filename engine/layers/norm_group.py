@@ -48,11 +48,14 @@ def _affine_grads(dy: np.ndarray, xhat: np.ndarray) -> dict:
 
 
 class _InstanceNorm(Layer):
+    formula = ("y = (x − E[x]) / √(Var[x] + {eps})·γ + β, E and the biased Var per sample and "
+               "channel over the positions; γ, β per channel when affine = {affine}; running "
+               "estimates (momentum {momentum}) used in inference when track_running_stats = "
+               "{track_running_stats}")
+    backward_formula = ("x̂ = (x − E[x]) / σ, g = dL/dy·γ: dL/dx = (g − mean(g) − x̂·mean(g·x̂)) /"
+                        " σ, means per sample and channel; dL/dγ = Σ dL/dy·x̂, dL/dβ = Σ dL/dy per"
+                        " channel")
     category = "Normalisation"
-    formula = ("y = (x − μ) / √(σ<sup>2</sup> + {eps}) · w + b, μ and σ<sup>2</sup> per channel "
-               "of each sample (running ones in inference with track_running_stats)")
-    backward_formula = ("dL/dx = (g − mean(g) − x̂·mean(g·x̂)) / √(σ<sup>2</sup> + {eps}), g = "
-                        "dL/dy·w, means per channel")
     parallel_kernels = True  # LayerNorm's numba-parallel kernels (kernels/norm.py)
     buffers = ("running_mean", "running_var")
     rank = 4
@@ -71,14 +74,16 @@ class _InstanceNorm(Layer):
         return x
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        names = (("weight", "bias") if a.affine else ()) + \
+            (("running_mean", "running_var") if a.track_running_stats else ())
+        return {name: (in_shapes[0][1],) for name in names}
+
+    @staticmethod
     def init(a, in_shapes, rng):
-        c = in_shapes[0][1]
-        p = {}
-        if a.affine:
-            p.update(weight=np.ones(c), bias=np.zeros(c))
-        if a.track_running_stats:
-            p.update(running_mean=np.zeros(c), running_var=np.ones(c))
-        return p
+        ones = ("weight", "running_var")  # a unit gain and variance, zero shift and mean: torch's
+        return {k: (np.ones if k in ones else np.zeros)(s)
+                for k, s in _InstanceNorm.param_shapes(a, in_shapes).items()}
 
     @classmethod
     def forward(cls, a, p, ctx, x):
@@ -162,11 +167,12 @@ class InstanceNorm3d(_InstanceNorm):
 class GroupNorm(Layer):
     """Normalises groups of channels of each sample (N, C, …) over those channels and positions."""
 
-    formula = ("y = (x − μ) / √(σ<sup>2</sup> + {eps}) · w + b, μ and σ<sup>2</sup> over each of "
-               "{num_groups} channel groups of each sample")
-    backward_formula = ("dL/dx = (g − mean(g) − x̂·mean(g·x̂)) / √(σ<sup>2</sup> + {eps}), g = "
-                        "dL/dy·w, means per group")
-
+    formula = ("y = (x − E[x]) / √(Var[x] + {eps})·γ + β, the channels in {num_groups} groups, E "
+               "and the biased Var per sample over each group's channels and positions; γ, β per "
+               "channel when affine = {affine}")
+    backward_formula = ("x̂ = (x − E[x]) / σ, g = dL/dy·γ: dL/dx = (g − mean(g) − x̂·mean(g·x̂)) /"
+                        " σ, means per sample and group; dL/dγ = Σ dL/dy·x̂, dL/dβ = Σ dL/dy per "
+                        "channel")
     category = "Normalisation"
     parallel_kernels = True  # LayerNorm's numba-parallel kernels (kernels/norm.py)
     attrs = {"num_groups": Int(2, "how many groups the channels split into (divides C)", min=1),
@@ -189,9 +195,14 @@ class GroupNorm(Layer):
         return x
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        c = (in_shapes[0][1],)
+        return {"weight": c, "bias": c} if a.affine else {}
+
+    @staticmethod
     def init(a, in_shapes, rng):
-        c = in_shapes[0][1]
-        return {"weight": np.ones(c), "bias": np.zeros(c)} if a.affine else {}
+        return {k: (np.ones if k == "weight" else np.zeros)(s)
+                for k, s in GroupNorm.param_shapes(a, in_shapes).items()}
 
     @staticmethod
     def forward(a, p, ctx, x):

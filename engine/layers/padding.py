@@ -43,6 +43,9 @@ class _Pad(Layer):
     """Shared shape rule, forward, backward and exports; subclasses set the mode and rank."""
 
     category = "Padding"
+    formula = "y = x with {padding} (left, right[, top, bottom]) added around it"
+    backward_formula = ("dL/dx = the middle of dL/dy, plus (reflection, replication) each padded "
+                        "position's gradient added onto the position it copied")
     mode: ClassVar[str] = "constant"
     one_d: ClassVar[bool] = False
 

@@ -31,9 +31,10 @@ class LearnedTensor(nn.Module):
 class Parameter(Layer):
     """A learned tensor (nn.Parameter) broadcast against the batch: a scale, a bias, a table."""
 
-    formula = "y = W[None], W a learned tensor of shape {shape}"
-    backward_formula = "dL/dW = Σ<sub>batch</sub> dL/dy"
-
+    formula = ("y = W, a learned tensor of shape {shape} (every entry starting at {init}) with a "
+               "batch axis of 1, broadcast by the layer it feeds")
+    backward_formula = ("dL/dW = dL/dy (its batch axis of 1 dropped); no input to pass a gradient "
+                        "on to")
     category = "Math"
     inputs = ()
     attrs = {"shape": IntTuple((1,), "its shape after the batch; it broadcasts against the other "
@@ -48,6 +49,10 @@ class Parameter(Layer):
     @staticmethod
     def infer(a):
         return (1, *a.shape)
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        return {"value": tuple(a.shape)}
 
     @staticmethod
     def init(a, in_shapes, rng):

@@ -28,6 +28,12 @@ POOL_ATTRS_1D = {
     "stride": Int(0, "step between windows; 0 means the kernel size", min=0, max=4096),
     "padding": Int(0, "padding at each end (at most half the kernel)", min=0, max=2048),
 }
+MAX_FORMULA = ("y = the largest x in each window of {kernel_size}, windows {stride} apart (0: the "
+               "kernel size), over the input padded by {padding} with −∞")
+MAX_BACKWARD = "dL/dx = dL/dy at each window's first maximum, 0 elsewhere"
+AVG_FORMULA = ("y = the mean of each window of {kernel_size}, windows {stride} apart (0: the "
+               "kernel size); zero padding {padding} counts in the mean if count_include_pad")
+AVG_BACKWARD = "dL/dx: each dL/dy divided by its window's count, added over the window"
 CEIL = Bool(False, "round the output size up: a last, partial window covers the end")
 INCLUDE_PAD = Bool(True, "count the zero padding in each window's mean")
 
@@ -189,6 +195,9 @@ class _Pool(Layer):
 class MaxPool2D(_Pool):
     """Keeps the largest value of each window: downsamples feature maps."""
 
+    formula = MAX_FORMULA
+    backward_formula = MAX_BACKWARD
+
     attrs = {**POOL_ATTRS, "dilation": IntPair(1, "spacing between a window's taps", min=1),
              "ceil_mode": CEIL}
     examples = (Example({}, ((2, 3, 6, 5),)),
@@ -208,6 +217,9 @@ class MaxPool2D(_Pool):
 @register
 class AvgPool2D(_Pool):
     """Averages each window: a smooth downsampling of feature maps."""
+
+    formula = AVG_FORMULA
+    backward_formula = AVG_BACKWARD
 
     average = True
     attrs = {**POOL_ATTRS, "ceil_mode": CEIL, "count_include_pad": INCLUDE_PAD}
@@ -231,6 +243,9 @@ class AvgPool2D(_Pool):
 class MaxPool1d(_Pool):
     """Keeps the largest value of each window along a signal: downsamples sequences."""
 
+    formula = MAX_FORMULA
+    backward_formula = MAX_BACKWARD
+
     one_d = True
     attrs = {**POOL_ATTRS_1D, "dilation": Int(1, "spacing between a window's taps", min=1,
                                                max=4096), "ceil_mode": CEIL}
@@ -250,6 +265,9 @@ class MaxPool1d(_Pool):
 @register
 class AvgPool1d(_Pool):
     """Averages each window along a signal: a smooth downsampling of sequences."""
+
+    formula = AVG_FORMULA
+    backward_formula = AVG_BACKWARD
 
     one_d = True
     average = True

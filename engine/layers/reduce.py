@@ -53,8 +53,8 @@ class _Reduce(Layer):
 class Sum(_Reduce):
     """Sums over the chosen dims (torch.sum with dim and keepdim)."""
 
-    formula = "y = Σ x over dims {dim}"
-    backward_formula = "dL/dx = dL/dy, repeated over the summed dims"
+    formula = "y = Σ x over dims {dim} (keepdim = {keepdim})"
+    backward_formula = "dL/dx = dL/dy copied back over dims {dim}"
 
     @staticmethod
     def forward(a, p, ctx, x):
@@ -80,8 +80,8 @@ class Sum(_Reduce):
 class Mean(_Reduce):
     """Averages over the chosen dims (torch.mean with dim and keepdim)."""
 
-    formula = "y = mean of x over dims {dim}"
-    backward_formula = "dL/dx = dL/dy / n, repeated over the n averaged values"
+    formula = "y = (1/n)·Σ x over dims {dim}, n the entries each sum covers (keepdim = {keepdim})"
+    backward_formula = "dL/dx = dL/dy / n, copied back over dims {dim}"
 
     @staticmethod
     def forward(a, p, ctx, x):

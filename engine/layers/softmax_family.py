@@ -25,8 +25,10 @@ class _AlongDim(Layer):
 class LogSoftmax(_AlongDim):
     """log of Softmax, computed stably: log-probabilities for NLL-style losses."""
 
-    formula = "y = x − log Σ<sub>dim {dim}</sub> e<sup>x</sup>"
-    backward_formula = "dL/dx = dL/dy − e<sup>y</sup>·Σ<sub>dim {dim}</sub> dL/dy"
+    formula = ("y<sub>i</sub> = x<sub>i</sub> − ln Σ<sub>j</sub> e<sup>x<sub>j</sub></sup> along "
+               "dim {dim}")
+    backward_formula = ("dL/dx<sub>i</sub> = dL/dy<sub>i</sub> − "
+                        "e<sup>y<sub>i</sub></sup>·Σ<sub>j</sub> dL/dy<sub>j</sub>")
 
     @staticmethod
     def forward(a, p, ctx, x):
@@ -53,8 +55,10 @@ class LogSoftmax(_AlongDim):
 class Softmin(_AlongDim):
     """Softmax of −x: the smallest entries get the largest probabilities."""
 
-    formula = "y = e<sup>−x</sup> / Σ<sub>dim {dim}</sub> e<sup>−x</sup>"
-    backward_formula = "dL/dx = −y·(dL/dy − Σ<sub>dim {dim}</sub> y·dL/dy)"
+    formula = ("y<sub>i</sub> = e<sup>−x<sub>i</sub></sup> / Σ<sub>j</sub> "
+               "e<sup>−x<sub>j</sub></sup> along dim {dim}")
+    backward_formula = ("dL/dx<sub>i</sub> = −y<sub>i</sub>·(dL/dy<sub>i</sub> − Σ<sub>j</sub> "
+                        "dL/dy<sub>j</sub>·y<sub>j</sub>)")
 
     @staticmethod
     def forward(a, p, ctx, x):
@@ -81,9 +85,8 @@ class Softmin(_AlongDim):
 class GLU(Layer):
     """Gated linear unit: splits dim in halves a and b and gives a·σ(b) (half as wide)."""
 
-    formula = "a, b = halves of dim {dim}; y = a·σ(b)"
-    backward_formula = "dL/da = dL/dy·σ(b), dL/db = dL/dy·a·σ(b)·(1 − σ(b))"
-
+    formula = "a, b = the first and second halves of x along dim {dim}; y = a·σ(b)"
+    backward_formula = "dL/da = dL/dy·σ(b), dL/db = dL/dy·a·σ(b)·(1 − σ(b)), side by side as dL/dx"
     category = "Activation"
     attrs = {"dim": Int(-1, "the dim to split in half (PyTorch's numbering; not the batch)")}
     examples = (Example({}, ((3, 4),)), Example({"dim": 1}, ((2, 6, 3),)))

@@ -19,6 +19,8 @@ INT_MAX = 2**31 - 1  # Slice's "to the end" (what PyTorch's exporter writes for 
 class Slice(Layer):
     """Keeps entries start:end:step along one dim (x[:, start:end:step] for dim 1)."""
 
+    formula = "y = x[{start}:{end}:{step}] along dim {dim}"
+    backward_formula = "dL/dx = dL/dy at the kept entries, 0 elsewhere"
     category = "Merge/Split"
     attrs = {"dim": Int(1, "the dim to slice (PyTorch's numbering; the batch, 0, is kept whole)"),
              "start": Int(0, "first index kept (negative counts from the end)"),
@@ -78,6 +80,8 @@ class Slice(Layer):
 class Repeat(Layer):
     """Tiles each sample: dim i is repeated repeats[i-1] times (x.repeat(1, *repeats), numpy's tile)."""
 
+    formula = "y = x.repeat(1, *{repeats}): each sample tiled, dim i repeated repeats[i−1] times"
+    backward_formula = "dL/dx = Σ of dL/dy over all the tiles"
     category = "Shape"
     attrs = {"repeats": IntTuple((2,), "how often to repeat each dim after the batch", min=1)}
     examples = (Example({}, ((2, 3),)), Example({"repeats": (2, 1, 3)}, ((2, 3, 2, 2),)))
@@ -120,6 +124,8 @@ class Repeat(Layer):
 class Transpose(Layer):
     """Swaps two dims (torch.transpose), e.g. (N, C, L) to (N, L, C)."""
 
+    formula = "y = x with dims {dim0} and {dim1} swapped"
+    backward_formula = "dL/dx = dL/dy with dims {dim0} and {dim1} swapped back"
     category = "Shape"
     attrs = {"dim0": Int(1, "one dim to swap (PyTorch's numbering; not the batch, 0)"),
              "dim1": Int(2, "the other dim")}
@@ -161,6 +167,8 @@ class Transpose(Layer):
 class Permute(Layer):
     """Reorders the dims (x.permute(*dims)); dims starts with 0, the batch, which stays first."""
 
+    formula = "y = x.permute{dims}: y's dim i is x's dim dims[i]"
+    backward_formula = "dL/dx = dL/dy permuted by the inverse order"
     category = "Shape"
     attrs = {"dims": IntTuple((0, 2, 1), "the new order of all dims, batch (0) first")}
     examples = (Example({}, ((2, 3, 4),)), Example({"dims": (0, 2, 3, 1)}, ((2, 3, 2, 4),)),
@@ -208,6 +216,8 @@ class Permute(Layer):
 class Squeeze(Layer):
     """Removes a dim of size 1 (torch.squeeze(x, dim)); like PyTorch, leaves other sizes alone."""
 
+    formula = "y = x without dim {dim} if it has size 1 (else y = x)"
+    backward_formula = "dL/dx = dL/dy reshaped back to x's shape"
     category = "Shape"
     attrs = {"dim": Int(1, "the dim to remove (PyTorch's numbering; not the batch, 0)")}
     examples = (Example({}, ((2, 1, 4),)), Example({"dim": -1}, ((2, 3, 1),)),
@@ -244,6 +254,8 @@ class Squeeze(Layer):
 class Unsqueeze(Layer):
     """Inserts a dim of size 1 (torch.unsqueeze(x, dim)), e.g. to broadcast against a wider input."""
 
+    formula = "y = x with a new dim of size 1 inserted at {dim}"
+    backward_formula = "dL/dx = dL/dy with that dim removed"
     category = "Shape"
     attrs = {"dim": Int(1, "where the new dim goes (PyTorch's numbering; after the batch)")}
     examples = (Example({}, ((2, 4),)), Example({"dim": -1}, ((2, 3, 2),)))

@@ -32,7 +32,6 @@ class Scale(_Unary):
 
     formula = "y = {factor}·x"
     backward_formula = "dL/dx = {factor}·dL/dy"
-
     attrs = {"factor": Float(2.0, "the constant to multiply by")}
     examples = (Example({"factor": -0.5}, ((3, 4),)),)
 
@@ -63,7 +62,6 @@ class Bias(_Unary):
 
     formula = "y = x + {value}"
     backward_formula = "dL/dx = dL/dy"
-
     attrs = {"value": Float(1.0, "the constant to add")}
     examples = (Example({"value": 0.75}, ((3, 4),)),)
 
@@ -93,7 +91,7 @@ class Abs(_Unary):
     """Absolute value |x| (its gradient at 0 is 0, as PyTorch's sign)."""
 
     formula = "y = |x|"
-    backward_formula = "dL/dx = dL/dy · sign(x)"
+    backward_formula = "dL/dx = dL/dy·sign(x) (0 at x = 0)"
 
     @staticmethod
     def forward(a, p, ctx, x):
@@ -118,7 +116,7 @@ class Exp(_Unary):
     """e to the power x."""
 
     formula = "y = e<sup>x</sup>"
-    backward_formula = "dL/dx = dL/dy · y"
+    backward_formula = "dL/dx = dL/dy·y"
 
     @staticmethod
     def forward(a, p, ctx, x):
@@ -143,9 +141,8 @@ class Exp(_Unary):
 class Log(_Unary):
     """Natural logarithm (of positive values; 0 gives -inf and negatives NaN, as in PyTorch)."""
 
-    formula = "y = log x"
+    formula = "y = ln x"
     backward_formula = "dL/dx = dL/dy / x"
-
     examples = POSITIVE
 
     @staticmethod
@@ -173,8 +170,7 @@ class Sqrt(_Unary):
     """Square root (of non-negative values; negatives give NaN, as in PyTorch)."""
 
     formula = "y = √x"
-    backward_formula = "dL/dx = dL/dy / (2y)"
-
+    backward_formula = "dL/dx = dL/dy / (2·y)"
     examples = POSITIVE
 
     @staticmethod
@@ -203,8 +199,7 @@ class Pow(_Unary):
     """x to a constant power (x ** exponent); a fractional power of a negative value is NaN."""
 
     formula = "y = x<sup>{exponent}</sup>"
-    backward_formula = "dL/dx = dL/dy · {exponent}·x<sup>{exponent} − 1</sup>"
-
+    backward_formula = "dL/dx = {exponent}·x<sup>{exponent} − 1</sup>·dL/dy"
     attrs = {"exponent": Float(2.0, "the constant power")}
     examples = (Example({}, ((3, 4),)), Example({"exponent": 3.0}, ((2, 3, 2),)),
                 Example({"exponent": 0.5}, (RangeInput((3, 4), 0.2, 3.0),)),
@@ -244,7 +239,6 @@ class Clamp(_Unary):
 
     formula = "y = min(max(x, {min}), {max})"
     backward_formula = "dL/dx = dL/dy where {min} ≤ x ≤ {max}, else 0"
-
     attrs = {"min": Float(-1.0, f"lower bound (-{NO_BOUND:.4g} for none)"),
              "max": Float(1.0, f"upper bound ({NO_BOUND:.4g} for none)")}
     examples = (Example({}, ((3, 4),)), Example({"min": -0.5, "max": 0.25}, ((2, 3, 2, 2),)),

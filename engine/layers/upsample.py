@@ -77,6 +77,9 @@ class Upsample(Layer):
     """Enlarges images or signals by nearest-neighbour or (bi)linear interpolation (decoders)."""
 
     category = "Pooling"
+    formula = ("y at each output position = the input value nearest to it (nearest), or a blend "
+               "of the two nearest input values along each axis (bilinear, linear); now {mode}")
+    backward_formula = "dL/dx: each dL/dy added back onto the inputs it read, with the same weights"
     attrs = {
         "size": IntPair(0, "output height and width (signals: 1 × length); 0 × 0 uses "
                            "scale_factor", min=0),

@@ -80,3 +80,29 @@ def test_a_data_set_with_too_few_samples_for_training_is_refused(tmp_path):
                              "y.npy": npy_of(np.zeros(1, np.int64))}))
     with pytest.raises(DataError, match="leave none for training"):
         load_data(f"npz:{path}", val_fraction=0.9)
+
+
+def test_onnx_outputs_without_a_shape_pass_the_checker_and_constants_are_checked():
+    from onnx import TensorProto, helper
+
+    from layerloom.engine.export.onnx_import import OnnxImportError, graph_from_onnx
+
+    def model(w) -> bytes:
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)  # rank left out
+        gemm = helper.make_node("Gemm", ["x", "fc.weight"], ["y"], transB=1)
+        m = helper.make_model(helper.make_graph([gemm], "g", [x], [y], initializer=[w]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+        m.ir_version = 8
+        return m.SerializeToString()
+
+    good = helper.make_tensor("fc.weight", TensorProto.FLOAT, [3, 2], [0.5] * 6)
+    graph, params = graph_from_onnx(model(good))
+    assert params["fc.weight"].shape == (3, 2)
+    text = helper.make_tensor("fc.weight", TensorProto.STRING, [3, 2], [b"ab"] * 6)
+    with pytest.raises(OnnxImportError, match="data type 8 is not a number type"):
+        graph_from_onnx(model(text))
+    outside = helper.make_tensor("fc.weight", TensorProto.FLOAT, [3, 2], [0.5] * 6)
+    outside.data_location = TensorProto.EXTERNAL
+    with pytest.raises(OnnxImportError, match="its data is in another file"):
+        graph_from_onnx(model(outside))

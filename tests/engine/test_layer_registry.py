@@ -81,6 +81,16 @@ def test_infer_matches_forward_shapes(type_id, case):
 
 
 @pytest.mark.parametrize("type_id,case", CASES)
+def test_declared_parameter_shapes_are_what_init_makes(type_id, case):
+    # Shape inference sizes a graph (counts, memory budget) from param_shapes alone.
+    cls, a, xs, shapes, params, needs = setup(type_id, case)
+    assert cls.declares_params(), f"{type_id}: defines init, so it must declare param_shapes"
+    declared = cls.param_shapes(a, shapes)
+    assert list(declared) == list(params), f"{type_id}: parameter names or order differ"
+    assert {k: tuple(v) for k, v in declared.items()} == {k: v.shape for k, v in params.items()}
+
+
+@pytest.mark.parametrize("type_id,case", CASES)
 def test_backward_matches_finite_differences(type_id, case):
     cls, a, xs, shapes, params, needs = setup(type_id, case)
     outs, ctx, _ = run(cls, a, params, xs, needs, training=True)
