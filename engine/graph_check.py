@@ -15,7 +15,8 @@ from layerloom.engine.block_types import BLOCK, BLOCK_INPUT, BLOCK_OUTPUT, STRUC
 from layerloom.engine.graph_data import GraphError, check_node_id
 from layerloom.engine.registry import LAYERS
 from layerloom.engine.safe_json import join
-from layerloom.engine.spec import AttrError, LayerloomError, short
+from layerloom.engine.short_repr import short
+from layerloom.engine.spec import AttrError, LayerloomError
 
 FORMAT, VERSION = "layerloom-graph", 2
 VERSIONS = (1, 2)  # what this build reads; version 2 is the first with "blocks"
@@ -89,14 +90,13 @@ def check_level(level: Any, prefix: str, blocks: dict) -> None:
 
 
 def _check_nodes(nodes: list, prefix: str, blocks: dict) -> dict:
-    """{node id: (type, block name or None, output ports)} of one level, every node checked
-    (a layer's output ports may follow its attributes: Chunk's pieces)."""
+    """{node id: (type, block name or None, validated attrs)} of one level, every node checked."""
     seen: dict[str, tuple] = {}
     for i, raw in enumerate(nodes):
         where = f"{prefix}nodes[{i}]"
-        node_id, type_id, block, outputs = _check_node(raw, where, blocks)
+        node_id, *rest = _check_node(raw, where, blocks)
         expect(node_id not in seen, f"{where}.id", f"{node_id!r} is the id of an earlier node")
-        seen[node_id] = (type_id, block, outputs)
+        seen[node_id] = tuple(rest)
     return seen
 
 
@@ -113,7 +113,7 @@ def _check_node(raw: Any, where: str, blocks: dict) -> tuple:
     cls = LAYERS.get(type_id) or STRUCTURAL.get(type_id)
     expect(cls is not None, f"{where}.type", f"unknown layer type {short(type_id)}")
     values = _check_attrs(raw.get("attrs", {}), f"{where}.attrs", cls)
-    block = values.get("block") if type_id == BLOCK else None
+    block = values["block"] if type_id == BLOCK else None
     expect(block is None or block in blocks, f"{where}.attrs.block",
            f"no block definition named {short(block)}")
     pos = raw.get("pos", [0, 0])
@@ -122,14 +122,12 @@ def _check_node(raw: Any, where: str, blocks: dict) -> tuple:
     expect(all(abs(v) <= MAX_POS for v in pos), f"{where}.pos",
            f"each coordinate must be within ±{MAX_POS:g}, got {short(pos)}")
     expect(isinstance(raw.get("frozen", False), bool), f"{where}.frozen", "must be true or false")
-    outputs_for = getattr(cls, "outputs_for", None)
-    outputs = outputs_for(cls.validate_attrs(values)) if outputs_for else cls.outputs
-    return node_id, type_id, block, outputs
+    return node_id, type_id, block, values
 
 
 def _check_attrs(attrs: Any, where: str, cls) -> dict:
     """Each attribute against its descriptor (type, range, choices), then the layer's own
-    cross-attribute rules; returns the validated values that were given."""
+    cross-attribute rules; returns all the validated values, defaults filled in."""
     expect(isinstance(attrs, dict), where, f"must be an object, got {short(attrs)}")
     values = {}
     for name, value in attrs.items():
@@ -140,10 +138,9 @@ def _check_attrs(attrs: Any, where: str, cls) -> dict:
         except AttrError as err:
             raise FormatError(str(err)) from None
     try:
-        cls.validate_attrs(values)  # defaults filled, then check_attrs
+        return cls.validate_attrs(values)  # defaults filled, then check_attrs
     except AttrError as err:
         raise FormatError(f"{where}: {err}") from None
-    return values
 
 
 def _check_edges(edges: list, prefix: str, types: dict, ports: dict) -> None:
@@ -159,9 +156,9 @@ def _check_edges(edges: list, prefix: str, types: dict, ports: dict) -> None:
                    f"{where}.{key}", f"must be [node_id, port], got {short(ref)}")
             node_id, port = ref
             expect(node_id in types, f"{where}.{key}", f"no node named {short(node_id)}")
-            type_id, block, outputs = types[node_id]
+            type_id, block, attrs = types[node_id]
             cls = LAYERS.get(type_id) or STRUCTURAL[type_id]
-            names = ports[block][side] if block else (outputs if side else cls.inputs)
+            names = ports[block][side] if block else (cls.outputs_for(attrs) if side else cls.inputs)
             expect(port in names, f"{where}.{key}", f"{type_id} {node_id!r} has no "
                    f"{('input', 'output')[side]} port {short(port)} (it has "
                    f"{', '.join(names) or 'none'})")

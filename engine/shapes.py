@@ -118,9 +118,10 @@ def infer_shapes(graph: Graph, batch_size: int = DEFAULT_BATCH, budget: int | No
                 outs = _infer_block(graph, node, shapes, path, report)
             else:
                 out = cls.infer(AttrValues(node.attrs), *shapes)
-                outs = (out,) if len(graph.output_ports(node_id)) == 1 else tuple(out)
+                ports = graph.output_ports(node_id)
+                outs = (out,) if len(ports) == 1 else tuple(out)
                 problem = _size_node(report, node_id, cls, AttrValues(node.attrs), tuple(shapes),
-                                     outs)
+                                     ports, outs)
                 if problem:
                     raise LayerloomError(problem)
         except ShapeError as err:
@@ -172,9 +173,9 @@ def _infer_block(graph: Graph, node: Node, shapes: list, path: str, report: Shap
 
 
 def _size_node(report: ShapeReport, node_id: str, cls, a: AttrValues, in_shapes: tuple,
-               outs: tuple) -> str | None:
+               ports: tuple, outs: tuple) -> str | None:
     """Record a layer's parameter shapes and bytes; a problem with them as one line, or None."""
-    for port, shape in zip(cls.outputs, outs):
+    for port, shape in zip(ports, outs):
         if not mem.valid_dims(tuple(shape) if isinstance(shape, (tuple, list)) else shape):
             return (f"output {port!r} would be {_shape_text(shape)}: beyond what any memory "
                     f"holds (at most {mem.MAX_ELEMENTS:,} values per sample)")

@@ -6,11 +6,12 @@ Shapes always include the batch dimension first, written ``None`` when it is not
 """
 from __future__ import annotations
 
-import reprlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
+
+from layerloom.engine.short_repr import short
 
 Shape = tuple  # (None, C, H, W): batch first, None when unknown
 
@@ -40,23 +41,6 @@ MAX_ENTRIES = 16  # an IntTuple (a shape, an axis list) has at most this many en
 class WeightsError(LayerloomError):
     """A weights dict or file that does not fit the graph (missing key, wrong shape). Defined
     here, below both the network that checks a state dict and the files that carry one."""
-
-
-class _ShortRepr(reprlib.Repr):
-    def repr_int(self, x: int, level: int) -> str:
-        # repr() itself refuses ints of over 4300 digits; say how big instead
-        return repr(x) if abs(x) < 10**30 else f"<{'-' if x < 0 else ''}{x.bit_length()}-bit integer>"
-
-
-_SHORT = _ShortRepr()
-_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 4, 4, 30, 30
-
-
-def short(value: Any, limit: int = 40) -> str:
-    """A bounded ``repr(value)``: an error message stays one short line whatever a file put in
-    the value (a megabyte string, a deep list, a 5,000-digit integer)."""
-    text = _SHORT.repr(value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def fmt_shape(shape: Sequence) -> str:

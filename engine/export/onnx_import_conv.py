@@ -15,14 +15,14 @@ import numpy as np
 
 from layerloom.engine.export import onnx_reader
 from layerloom.engine.export.onnx_errors import refused as _refused
-from layerloom.engine.layers.pool import avg_divisor, extra_end
+from layerloom.engine.layers.image_ops import avg_divisor, extra_end
 
-READS = ("Conv (1-D, 2-D, 3-D, groups, dilation), ConvTranspose, MaxPool and AveragePool "
-         "(1-D, 2-D, ceil mode), GlobalAveragePool, GlobalMaxPool, Pad, Resize, Upsample")
 STEMS = {"Conv1d": "conv", "Conv3d": "conv", "ConvTranspose1d": "deconv",
-         "ConvTranspose2d": "deconv", "MaxPool1d": "pool", "AvgPool1d": "pool",
-         "AdaptiveAvgPool1d": "pool", "AdaptiveAvgPool2d": "pool", "AdaptiveMaxPool1d": "pool",
-         "AdaptiveMaxPool2d": "pool", "Upsample": "up", "ZeroPad1d": "pad", "ZeroPad2d": "pad"}
+         "ConvTranspose2d": "deconv", "ConvTranspose3d": "deconv", "MaxPool1d": "pool",
+         "AvgPool1d": "pool", "AdaptiveAvgPool1d": "pool", "AdaptiveAvgPool2d": "pool",
+         "AdaptiveMaxPool1d": "pool", "AdaptiveMaxPool2d": "pool", "AdaptiveAvgPool3d": "pool",
+         "AdaptiveMaxPool3d": "pool", "MaxPool3d": "pool", "AvgPool3d": "pool", "Upsample": "up",
+         "ZeroPad1d": "pad", "ZeroPad2d": "pad"}
 PAD_TYPES = {"constant": "ZeroPad", "reflect": "ReflectionPad", "edge": "ReplicationPad"}
 
 
@@ -103,8 +103,8 @@ def _conv(r, node, a: dict) -> None:
 def _conv_transpose(r, node, a: dict) -> None:
     w, b = r.const(node, 1, "weight"), r.const(node, 2, "bias")
     rank = w.ndim - 2
-    if rank not in (1, 2):
-        raise _refused(node, f"only 1-D and 2-D transposed convolutions ({rank}-D given)")
+    if rank not in (1, 2, 3):
+        raise _refused(node, f"only 1-D, 2-D and 3-D transposed convolutions ({rank}-D given)")
     if "output_shape" in a:
         raise _refused(node, "an output_shape instead of pads is not supported")
     kernel = list(w.shape[2:])
@@ -135,8 +135,8 @@ def _pool(kind: str):
     def read(r, node, a: dict) -> None:
         kernel = [int(k) for k in a["kernel_shape"]]
         rank = len(kernel)
-        if rank not in (1, 2):
-            raise _refused(node, f"only 1-D and 2-D pooling is supported ({rank}-D given)")
+        if rank not in (1, 2, 3):
+            raise _refused(node, f"only 1-D, 2-D and 3-D pooling is supported ({rank}-D given)")
         src, sizes, strides, dilations, begins, ends = _geometry(r, node, a, kernel)
         average = kind == "Avg"
         if average and any(d != 1 for d in dilations):
@@ -165,7 +165,7 @@ def _pool(kind: str):
             attrs["count_include_pad"] = include
         else:
             attrs["dilation"] = _per_dim(dilations, one_d)
-        type_id = (f"{kind}Pool1d" if one_d else f"{kind}Pool2D")
+        type_id = {1: f"{kind}Pool1d", 2: f"{kind}Pool2D", 3: f"{kind}Pool3d"}[rank]
         r.add(node, type_id, attrs, [src])
     return read
 
@@ -181,9 +181,9 @@ def _global(kind: str):
     def read(r, node, a: dict) -> None:
         src = r.value(node)
         rank = len(_shape(r, src)) - 2
-        if rank not in (1, 2):
-            raise _refused(node, f"only 1-D and 2-D global pooling ({rank}-D given)")
-        r.add(node, f"Adaptive{kind}Pool{rank}d", {"output_size": 1 if rank == 1 else [1, 1]},
+        if rank not in (1, 2, 3):
+            raise _refused(node, f"only 1-D, 2-D and 3-D global pooling ({rank}-D given)")
+        r.add(node, f"Adaptive{kind}Pool{rank}d", {"output_size": 1 if rank == 1 else [1] * rank},
               [src])
     return read
 
@@ -205,9 +205,9 @@ def _pad(r, node, a: dict) -> None:
     value = a.get("value", 0.0) if "value" in a else r.const(node, 2, "value")
     value = 0.0 if value is None else float(np.asarray(value).ravel()[0])
     begins, ends = pads[:rank], pads[rank:]
-    if rank not in (3, 4) or any(begins[:2]) or any(ends[:2]):
-        raise _refused(node, "only the length of signals or the height and width of images "
-                             "can be padded")
+    if rank not in (3, 4, 5) or any(begins[:2]) or any(ends[:2]):
+        raise _refused(node, "only the length, height, width or depth after the batch and "
+                             "channels can be padded")
     if any(p < 0 for p in pads):
         raise _refused(node, "negative padding (a crop) is not supported")
     padding = [v for axis in reversed(range(2, rank)) for v in (begins[axis], ends[axis])]
@@ -227,7 +227,7 @@ def _resize(r, node, a: dict) -> None:
     legacy = node.op_type == "Upsample" or len(node.input) == 2  # Resize-10: X, scales
     scales = r.const(node, 1 if legacy else 2, "scales")
     scales = np.asarray(a["scales"]) if scales is None and "scales" in a else scales  # opset 7
-    sizes = None if legacy else r.const(node, 3, "sizes")
+    sizes = None if legacy else _sizes(r, node)
     if scales is not None and scales.size:
         if list(scales[:2]) != [1, 1]:
             raise _refused(node, "only the length, height and width can be resized")
@@ -243,6 +243,17 @@ def _resize(r, node, a: dict) -> None:
     same = sh is not None and (one_d or sh == sw)
     size_attrs = {"scale_factor": sw} if same else {"size": out}
     r.add(node, "Upsample", {**size_attrs, **mode}, [src])
+
+
+def _sizes(r, node) -> np.ndarray | None:
+    """Resize's sizes, of which only the spatial entries must be fixed: PyTorch writes the batch
+    and channels as the input's own Shape, so a model resized to a size runs on any batch."""
+    if not r.is_const(node, 3):
+        return r.const(node, 3, "sizes")  # None when absent; refused when computed
+    folded = r.consts[node.input[3]]
+    if not np.array_equal(folded.one[2:], folded.two[2:]):
+        raise _refused(node, "its output size depends on the batch size")
+    return np.asarray(folded.one)
 
 
 def _upsample_mode(node, a: dict, legacy: bool, sh, sw) -> dict:

@@ -168,7 +168,10 @@ class ConvTranspose2d(_ConvTranspose):
                         ((2, 4, 3, 4),)),
                 Example({"out_channels": 2, "kernel_size": (2, 3), "stride": (2, 2),
                          "dilation": (2, 1), "output_padding": (1, 0), "padding": (0, 1),
-                         "bias": False}, ((2, 3, 3, 3),)))
+                         "bias": False}, ((2, 3, 3, 3),)),
+                Example({"out_channels": 2, "kernel_size": (2, 3), "stride": (1, 2),
+                         "dilation": (2, 1), "output_padding": (1, 0), "padding": (0, 1)},
+                        ((2, 3, 3, 3),)))
 
 
 @register

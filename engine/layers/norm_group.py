@@ -56,6 +56,10 @@ class _InstanceNorm(Layer):
                         " σ, means per sample and channel; dL/dγ = Σ dL/dy·x̂, dL/dβ = Σ dL/dy per"
                         " channel")
     category = "Normalisation"
+    formula = ("y = (x − μ) / √(σ<sup>2</sup> + {eps}) · w + b, μ and σ<sup>2</sup> per channel "
+               "of each sample (running ones in inference with track_running_stats)")
+    backward_formula = ("dL/dx = (g − mean(g) − x̂·mean(g·x̂)) / √(σ<sup>2</sup> + {eps}), g = "
+                        "dL/dy·w, means per channel")
     parallel_kernels = True  # LayerNorm's numba-parallel kernels (kernels/norm.py)
     buffers = ("running_mean", "running_var")
     rank = 4
@@ -81,9 +85,13 @@ class _InstanceNorm(Layer):
 
     @staticmethod
     def init(a, in_shapes, rng):
-        ones = ("weight", "running_var")  # a unit gain and variance, zero shift and mean: torch's
-        return {k: (np.ones if k in ones else np.zeros)(s)
-                for k, s in _InstanceNorm.param_shapes(a, in_shapes).items()}
+        c = in_shapes[0][1]
+        p = {}
+        if a.affine:
+            p.update(weight=np.ones(c), bias=np.zeros(c))
+        if a.track_running_stats:
+            p.update(running_mean=np.zeros(c), running_var=np.ones(c))
+        return p
 
     @classmethod
     def forward(cls, a, p, ctx, x):
@@ -196,13 +204,12 @@ class GroupNorm(Layer):
 
     @staticmethod
     def param_shapes(a, in_shapes):
-        c = (in_shapes[0][1],)
-        return {"weight": c, "bias": c} if a.affine else {}
+        return {"weight": (in_shapes[0][1],), "bias": (in_shapes[0][1],)} if a.affine else {}
 
     @staticmethod
     def init(a, in_shapes, rng):
-        return {k: (np.ones if k == "weight" else np.zeros)(s)
-                for k, s in GroupNorm.param_shapes(a, in_shapes).items()}
+        c = in_shapes[0][1]
+        return {"weight": np.ones(c), "bias": np.zeros(c)} if a.affine else {}
 
     @staticmethod
     def forward(a, p, ctx, x):

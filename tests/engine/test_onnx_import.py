@@ -27,7 +27,7 @@ NOT_READ = {"LSTM", "GRU", "SimpleRNN", "MultiHeadSelfAttention"}
 READ_AS_OTHERS = {"Clamp", "Permute", "Squeeze", "InstanceNorm2d", "Dropout", "Chunk",
                   "PositionalEmbedding",  # the rows its steps use: a Parameter, then Add
                   "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
-                  "AdaptiveMaxPool2d"}
+                  "AdaptiveMaxPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool3d"}
 TOL = dict(rtol=1e-5, atol=1e-6)
 
 
