@@ -17,7 +17,7 @@ from pathlib import Path
 from layerloom.engine.block_templates import TEMPLATES, Template
 from layerloom.engine.graph import Graph, GraphError
 from layerloom.engine.serialize import (FormatError, atomic_write_bytes, fill_level, graph_from_dict,
-                                        graph_to_dict)
+                                        graph_to_dict, parse_text, read_text)
 
 __all__ = ["TEMPLATES", "Template", "LibraryError", "bundle_of", "bundle_definitions",
            "read_block_file", "save_user_block", "user_blocks"]
@@ -156,12 +156,10 @@ def user_blocks(folder: str | Path) -> list[SavedBlock]:
 def read_block_file(path: str | Path) -> dict:
     """A saved block's bundle, checked by building it into a scratch model (never executed)."""
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise LibraryError(f"{path.name}: larger than {MAX_FILE_BYTES >> 20} MB")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise LibraryError(f"{path.name}: cannot read ({err.__class__.__name__}: {err})") from None
+    try:  # a regular file within the size cap, parsed within the graph files' limits
+        data = parse_text(read_text(path, MAX_FILE_BYTES))
+    except FormatError as err:
+        raise LibraryError(f"{path.name}: cannot read ({err})") from None
     if not isinstance(data, dict) or data.get("format") != BLOCK_FORMAT:
         raise LibraryError(f"{path.name}: not a Layerloom block file (format {BLOCK_FORMAT!r})")
     if data.get("version") != BLOCK_VERSION:

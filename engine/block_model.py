@@ -26,7 +26,9 @@ class BlockModel:
 
     def output_ports(self, node_id: str) -> tuple:
         definition = self.definition(node_id)
-        return definition.port_nodes(BLOCK_OUTPUT) if definition else self.layer(node_id).outputs
+        if definition:
+            return definition.port_nodes(BLOCK_OUTPUT)
+        return self.layer(node_id).outputs_for(self._node(node_id).attrs)
 
     def definition(self, node_id: str) -> "BlockModel | None":
         """The block definition a node is an instance of; None for any other node."""

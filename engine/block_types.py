@@ -35,6 +35,8 @@ class Name(Attr):
 class BlockInput(Layer):
     """One input port of a block: what the block is given arrives here."""
 
+    formula = "y = what the block is given at this port, unchanged"
+    backward_formula = "dL/dx = dL/dy, handed on to whatever feeds the block"
     category = CATEGORY
     inputs = ()
     outputs = ("y",)
@@ -43,6 +45,8 @@ class BlockInput(Layer):
 class BlockOutput(Layer):
     """One output port of a block: what reaches here leaves the block."""
 
+    formula = "y = x: what reaches this port leaves the block unchanged"
+    backward_formula = "dL/dx = the gradient arriving from the block's consumers, unchanged"
     category = CATEGORY
     inputs = ("x",)
     outputs = ()
@@ -51,6 +55,10 @@ class BlockOutput(Layer):
 class Block(Layer):
     """A block: one node standing for a named subgraph, its copies (repeat) chained in series."""
 
+    formula = ("y = the layers of block {block} applied {repeat} time(s) in series, each copy with"
+               " its own parameters")
+    backward_formula = ("dL/dx = dL/dy passed back through the copies, last first, each through "
+                        "the layers inside it")
     category = CATEGORY
     inputs = outputs = ()  # a block's ports are its definition's BlockInput / BlockOutput nodes
     attrs = {

@@ -3,6 +3,7 @@
 ``train(net, data, config, control)`` yields a ``StepReport`` per mini-batch, an ``EpochReport``
 after each epoch's validation, and ends with a ``DoneReport`` (test metrics) or a ``Diverged``
 report (the first non-finite value, named by node; parameters rolled back to the last good step).
+A loss that runs away while staying finite yields an ``Exploding`` warning and training goes on.
 A ``Control`` lets another thread pause, resume or stop between steps.
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Iterator
 
 import numpy as np
 
-from layerloom.engine.data import Dataset, Split
+from layerloom.engine.budget import memory_budget
+from layerloom.engine.data import DataError, Dataset, Split
 from layerloom.engine.data.loader import BatchLoader, capped_batch
 from layerloom.engine.executor import NonFiniteError
 from layerloom.engine.network import Network
@@ -59,6 +61,28 @@ class DoneReport:
     confusion: np.ndarray | None  # [true, predicted] counts
     samples_per_sec: float
     stopped: bool  # True when stopped early by the Control
+    regression: "RegressionFit | None" = None  # a regression run's test predictions
+
+
+@dataclass(frozen=True)
+class RegressionFit:
+    """A regression model's test predictions against the truth (for a predicted-vs-true plot)."""
+
+    true: np.ndarray  # N×k targets (at most MAX_POINTS of them)
+    predicted: np.ndarray  # N×k
+    r2: float | None  # coefficient of determination over all test targets; None when constant
+    mse: float
+
+    MAX_POINTS = 5000
+
+    @classmethod
+    def of(cls, true: np.ndarray, predicted: np.ndarray) -> "RegressionFit":
+        t = np.asarray(true, np.float64).reshape(len(true), -1)
+        p = np.asarray(predicted, np.float64).reshape(len(predicted), -1)
+        resid, spread = ((t - p) ** 2).sum(), ((t - t.mean(axis=0)) ** 2).sum()
+        r2 = float(1 - resid / spread) if spread > 0 else None
+        keep = slice(0, cls.MAX_POINTS)
+        return cls(t[keep], p[keep], r2, float(resid / t.size))
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,42 @@ class Diverged:
     node_id: str
     phase: str  # "forward" or "backward" or "update"
     message: str
+
+
+@dataclass(frozen=True)
+class Exploding:
+    """A warning: the loss is finite but running away (the learning rate, most often)."""
+
+    global_step: int
+    loss: float
+    message: str
+
+
+# A loss above this multiple of its first value, or rising for this many steps in a row to at
+# least twice where it started, is running away (noise alone almost never rises 10 times running).
+EXPLODE_FACTOR = 1e6
+GROWTH_STEPS = 10
+
+
+def explosion(losses: list, lr: float) -> str | None:
+    """Why ``losses`` (oldest first, all finite) look like a blow-up, in one line, or None."""
+    first, last = losses[0], losses[-1]
+    fix = f"the learning rate ({lr:g}) is probably too high"
+    if first > 0 and last > EXPLODE_FACTOR * first:
+        return f"the loss is {last:.3g}, over a million times its first value {first:.3g}: {fix}"
+    recent = losses[-GROWTH_STEPS - 1:]
+    if (len(recent) > GROWTH_STEPS and all(a < b for a, b in zip(recent, recent[1:]))
+            and recent[-1] >= 2 * recent[0] > 0):
+        return (f"the loss rose for {GROWTH_STEPS} steps in a row, from {recent[0]:.3g} to "
+                f"{last:.3g}: {fix}")
+    return None
+
+
+def check_data(data: Dataset) -> None:
+    """A data set training can use, or a one-line DataError (an empty one divides by zero)."""
+    if len(data.train) == 0:
+        raise DataError(f"data {data.name!r} has no training samples: choose a larger data set "
+                        f"or a smaller validation fraction")
 
 
 class Control:
@@ -108,6 +168,7 @@ class Binding:
     input_id: str
     label_id: str | None  # None: a graph without a Label, bound for predictions only
     logits_ref: tuple | None  # the port feeding CrossEntropyLoss's input, for accuracy
+    values_ref: tuple | None = None  # the port feeding MSELoss's input: regression predictions
 
 
 def bind(net: Network) -> Binding:
@@ -119,9 +180,11 @@ def bind(net: Network) -> Binding:
                              f"found {len(inputs)} and {len(labels)}")
     if not net.plan.losses:
         raise LayerloomError("the graph has no loss node: add CrossEntropyLoss or MSELoss")
-    ce = [n for n in net.plan.losses if steps[n].layer.type_id == "CrossEntropyLoss"
-          and steps[n].inputs[1] == (labels[0], "y")]
-    return Binding(inputs[0], labels[0], steps[ce[0]].inputs[0] if ce else None)
+    fed = {t: [n for n in net.plan.losses if steps[n].layer.type_id == t
+               and steps[n].inputs[1] == (labels[0], "y")] for t in ("CrossEntropyLoss", "MSELoss")}
+    ce, mse = fed["CrossEntropyLoss"], fed["MSELoss"]
+    return Binding(inputs[0], labels[0], steps[ce[0]].inputs[0] if ce else None,
+                   steps[mse[0]].inputs[0] if mse else None)
 
 
 def bind_for_predictions(net: Network) -> Binding:
@@ -147,10 +210,13 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterato
 
 
 def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding | None = None):
-    """(mean loss, accuracy or None, predicted classes or None) over a split, in inference mode."""
+    """(mean loss, accuracy or None, predictions or None) over a split, in inference mode; the
+    predictions are classes for a classifier, values for a regression model (MSELoss)."""
     binding = binding or bind(net)
     if len(split) == 0:
         return None, None, None
+    # the budget was checked at the training batch: a larger one here must still fit it
+    batch_size = max(1, min(batch_size, memory_budget() // max(net.plan.sample_bytes, 1)))
     total, correct, preds = 0.0, 0, []
     with BatchLoader(split, np.arange(len(split)), capped_batch(split, batch_size)) as loader:
         for batch in loader:
@@ -160,8 +226,22 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
                 p = net.executor.values[binding.logits_ref].argmax(axis=-1)
                 preds.append(p)
                 correct += int((p == batch.y).sum())
+            elif binding.values_ref is not None:
+                preds.append(np.array(net.executor.values[binding.values_ref]))
     acc = correct / split.y.size if binding.logits_ref is not None else None
     return total / len(split), acc, (np.concatenate(preds) if preds else None)
+
+
+def _bad_samples(net: Network, binding: Binding, node_id: str, idx, x, y) -> str | None:
+    """When the first non-finite value is in the data itself: which samples, as a hint that
+    blames the data (not the learning rate); None for any other node."""
+    if node_id not in (binding.input_id, binding.label_id):
+        return None
+    arr = np.asarray(x if node_id == binding.input_id else y, dtype=np.float64)
+    rows = idx[~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)] if arr.size else idx[:0]
+    which = ", ".join(str(int(r)) for r in sorted(rows)[:5]) + (", …" if len(rows) > 5 else "")
+    return (f"the data holds NaN or inf (training sample{'s' if len(rows) != 1 else ''} "
+            f"{which}): bad data, not the learning rate; clean or drop those samples")
 
 
 def _hint(phase: str, node_type: str, losses: list, lr: float) -> str:
@@ -192,6 +272,7 @@ def train(net: Network, data: Dataset, config: TrainConfig,
 
 def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | None,
            loaders: ExitStack) -> Iterator:
+    check_data(data)
     binding, control = bind(net), control or Control()
     opt = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
     rng = np.random.default_rng(config.seed)
@@ -203,7 +284,7 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
         total = min(total, config.max_steps)
     # Every parameter and buffer as it was before the latest update: what a diverged run keeps.
     last_good = {k: v.copy() for k, v in net.params.items()}
-    t0, seen, gstep, losses = time.perf_counter(), 0, 0, []
+    t0, seen, gstep, losses, warned = time.perf_counter(), 0, 0, [], set()
     for epoch in range(config.epochs):
         ep_loss, ep_correct, ep_n = 0.0, 0, 0
         # the order batches(n, batch_size, rng) gives; augmentation only for the training split
@@ -223,15 +304,17 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
                 # The weights that just went non-finite (or overflowed) are not "good": roll back
                 # to those before the update that led here, as the update check below does.
                 _restore(net, last_good)
-                yield Diverged(gstep, err.node_id, err.phase,
-                               f"{err}: {_hint(err.phase, err.layer_type, losses, config.lr)}")
+                hint = (_bad_samples(net, binding, err.node_id, idx, x, y)
+                        or _hint(err.phase, err.layer_type, losses, config.lr))
+                yield Diverged(gstep, err.node_id, err.phase, f"{err}: {hint}")
                 return
             norms = {k: float(np.sqrt(np.vdot(grads[k], grads[k]))) for k in keys}
             for k, v in net.params.items():
                 np.copyto(last_good[k], v)
             opt.lr = config.lr * lr_factor(config.schedule, gstep / total)
-            opt.step(net.params, grads)
-            bad = next((k for k in keys if not np.isfinite(net.params[k].sum())), None)
+            with np.errstate(all="ignore"):  # an overflow is found and named just below
+                opt.step(net.params, grads)
+                bad = next((k for k in keys if not np.isfinite(net.params[k].sum())), None)
             if bad is not None:
                 _restore(net, last_good)
                 node = bad.split(".")[0]
@@ -254,6 +337,10 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
             elapsed = time.perf_counter() - t0
             yield StepReport(epoch, i, gstep, steps_per_epoch, total, loss, acc, norms,
                              seen / max(elapsed, 1e-9), elapsed, hist, opt.lr, batch.waited)
+            why = explosion(losses, config.lr)
+            if why is not None and why[:12] not in warned:  # once per kind of warning
+                warned.add(why[:12])
+                yield Exploding(gstep, loss, why)
             gstep += 1
         val_loss, val_acc, _ = evaluate(net, data.val, binding=binding)
         train_acc = ep_correct / (ep_n * max(1, data.train.y[:1].size)) if binding.logits_ref else None
@@ -268,5 +355,11 @@ def _done(net, data, binding, steps, seen, t0, stopped) -> DoneReport:
     if preds is not None and data.class_names and data.test.y.ndim == 1:
         k = len(data.class_names)
         confusion = np.zeros((k, k), dtype=np.int64)
-        np.add.at(confusion, (data.test.y, preds), 1)
-    return DoneReport(steps, test_loss, test_acc, confusion, rate, stopped)
+        # a head wider than the class count can predict a class the data does not have: such a
+        # prediction is wrong (the accuracy counts it so) and has no column to go in
+        inside = (preds >= 0) & (preds < k)
+        np.add.at(confusion, (data.test.y[inside], preds[inside]), 1)
+    fit = None
+    if preds is not None and binding.logits_ref is None and data.task == "regression":
+        fit = RegressionFit.of(data.test.y, preds)
+    return DoneReport(steps, test_loss, test_acc, confusion, rate, stopped, fit)

@@ -15,7 +15,8 @@ from PySide6.QtGui import QRegularExpressionValidator, QValidator
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout,
                                QLabel, QLineEdit, QSpinBox, QWidget)
 
-from layerloom.engine.spec import Attr
+from layerloom.engine import safe_json
+from layerloom.engine.spec import Attr, LayerloomError
 
 INT_LIMIT = 2**31 - 1  # QSpinBox holds a C int
 
@@ -200,10 +201,12 @@ class JsonEditor(QLineEdit):
     def _commit(self) -> None:
         if self.text() == self._shown:
             return
-        try:
-            self.edited.emit(json.loads(self.text()))
-        except ValueError:
+        try:  # bounded: text typed or pasted here is as untrusted as a file
+            value = safe_json.loads(self.text())
+        except LayerloomError:
             self.set_value(json.loads(self._shown) if self._shown else None)
+            return
+        self.edited.emit(value)
 
     def set_value(self, value: Any) -> None:
         self._shown = json.dumps(list(value) if isinstance(value, tuple) else value)

@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, QObject
 from PySide6.QtWidgets import QApplication, QGraphicsScene
 
 from layerloom.engine.graph import Graph
-from layerloom.engine.serialize import graph_from_dict, graph_to_dict
+from layerloom.engine.serialize import graph_from_dict, graph_to_dict, parse_text
 from layerloom.engine.spec import LayerloomError
 
 GRAPH_MIME = "application/x-layerloom-graph"
@@ -43,8 +43,10 @@ def paste_subgraph(document: QObject, data: Any, offset: tuple = (40.0, 40.0)) -
     if document.refuse_if_locked():
         return []
     try:
-        sub = graph_from_dict(json.loads(data) if isinstance(data, (str, bytes)) else data)
-    except (LayerloomError, ValueError) as err:
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", "replace")
+        sub = graph_from_dict(parse_text(data) if isinstance(data, str) else data)
+    except LayerloomError as err:
         document.message.emit(f"Cannot paste: {err}")
         return []
     return document.compound.add_subgraph(sub, offset)

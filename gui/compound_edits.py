@@ -17,6 +17,7 @@ from layerloom.engine.graph import Edge, Graph, GraphError, Node
 from layerloom.engine.serialize import graph_to_dict
 from layerloom.engine.registry import LAYERS
 from layerloom.gui import commands as cmd
+from layerloom.gui.layout import free_position
 
 
 class CompoundEdits:
@@ -68,7 +69,8 @@ class CompoundEdits:
             return None
         cls = LAYERS[fix]
         (sx, sy), (dx, dy) = graph.nodes[edge.src[0]].pos, graph.nodes[node_id].pos
-        node = graph.new_node(fix, ((sx + dx) / 2, max(sy, dy) + 110))
+        # below the middle of the wire it cuts, at the first spot clear of every node
+        node = graph.new_node(fix, free_position(graph, ((sx + dx) / 2, max(sy, dy) + 110)))
         with doc.macro(f"Insert {fix}"):
             doc.push(cmd.AddNodeCommand(graph, node))
             doc.push(cmd.DisconnectCommand(graph, edge))

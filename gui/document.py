@@ -2,9 +2,9 @@
 
 Edits of one command are methods here; edits made of several commands (a node added on a
 released wire, a reconnection, an inserted fix, a paste) are on ``document.compound``. Each
-checks the edit against the graph's own rules first; a refused edit never reaches
-the undo stack and its one-line reason goes out on ``message`` for the status bar. Shape
-inference runs after every change and goes out on ``report_changed``.
+asks the rules' owners first (the engine's ``Graph``, its training settings); a refused edit
+never reaches the undo stack and its one-line reason goes out on ``message`` for the status
+bar. Shape inference runs after every change and goes out on ``report_changed``.
 
 The edits act on ``graph``: the level the canvas shows (``levels``), which is the model itself or
 a block opened in place; ``model`` is always the whole model. Edits that restructure around
@@ -19,11 +19,12 @@ import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from layerloom.engine.analyze import dangling_nodes
 from layerloom.engine.data.location import rebase_data
 from layerloom.engine.graph import Edge, Graph, GraphError
 from layerloom.engine.serialize import Project, load_project, save_project
-from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
-from layerloom.engine.training_config import SettingsError, check_settings
+from layerloom.engine.shapes import ShapeReport, batch_size_of, infer_shapes, param_counts
+from layerloom.engine.training_config import NEW_PROJECT, SettingsError, check_settings
 from layerloom.gui import commands as cmd
 from layerloom.gui.block_edits import BlockEdits
 from layerloom.gui.compound_edits import CompoundEdits
@@ -54,7 +55,7 @@ class Document(QObject):
         self.data_home: Path | None = None  # the file whose folder relative data paths start from
         self.locked, self.lock_reason = False, ""
         self.project: Project | None = None
-        self.report, self.params = ShapeReport(), {}  # of the shown level
+        self.report, self.params, self.dangling = ShapeReport(), {}, frozenset()  # shown level
         self.model_report, self.total_params = ShapeReport(), 0  # of the whole model
         self.compound = CompoundEdits(self)  # edits of several commands: one undo step each
         self.blocks = BlockEdits(self)  # group, ungroup, library blocks
@@ -62,6 +63,7 @@ class Document(QObject):
         self.levels = Levels(self.model, self)
         self.levels.changed.connect(self._recompute)
         self._replace(project or Project(Graph()), None, None)
+        self.section_changed.connect(lambda name: name == "training" and self.recompute())
 
     # ------------------------------------------------------------------ state
     @property
@@ -84,15 +86,25 @@ class Document(QObject):
             self.message.emit(f"The graph is locked while {self.lock_reason or 'busy'}")
         return self.locked
 
+    def recompute(self) -> None:
+        """Everything again (the memory budget or the batch size changed)."""
+        self._recompute()
+
     def _recompute(self, level: Graph | None = None) -> None:
-        """After a change of the model (inferred again), or of the ``level`` shown."""
+        """After a change of the model (inferred again), or of the ``level`` shown. Shapes,
+        parameter counts and the memory check at the project's batch size, all from declared
+        shapes: an edit to a huge width allocates nothing."""
         if level is None:
-            self.model_report = infer_shapes(self.model)
-            self.total_params = sum(param_counts(self.model, self.model_report).values())
+            self.model_report = infer_shapes(self.model, batch_size_of(self.project.training))
+            counts = param_counts(self.model, self.model_report)
+            dangling = frozenset(dangling_nodes(self.model))
+            # the parameters that train: a node leading to no loss is left out (Analyze warns)
+            self.total_params = sum(n for k, n in counts.items() if k not in dangling)
             if self.levels.follow_model():  # its path was cut: this ran again with the level
                 return
         self.report = self.levels.report(self.model_report)
         self.params = param_counts(self.graph, self.report)
+        self.dangling = frozenset(dangling_nodes(self.graph))
         if level is not None:
             self.level_changed.emit(level)
         self.report_changed.emit(self.report)
@@ -101,7 +113,7 @@ class Document(QObject):
     def new(self) -> bool:
         if self.refuse_if_locked():
             return False
-        self._replace(Project(Graph()), None, None)
+        self._replace(Project(Graph(), dict(NEW_PROJECT)), None, None)  # settings that learn
         return True
 
     def new_from(self, project: Project) -> bool:

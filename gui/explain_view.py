@@ -14,7 +14,8 @@ import numpy as np
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSpinBox, QTextBrowser,
                                QVBoxLayout, QWidget)
 
-from layerloom.engine.explain import SMALL, dot_terms, explain_node, flops_per_sample, stats
+from layerloom.engine.explain import (SMALL, dot_terms, explain_node, flops_per_sample,
+                                      formula_text, stats)
 from layerloom.engine.network import Network
 from layerloom.engine.node_check import check_nodes
 from layerloom.engine.spec import LayerloomError, fmt_shape
@@ -87,16 +88,11 @@ class ExplainView(QWidget):
         cls, node = graph.layer(node_id), graph.nodes[node_id]
         parts = [f"<h3>{html.escape(node_id)}: {cls.type_id}</h3>",
                  f"<p>{html.escape(cls.description())}</p>"]
-        formula = cls.formula
-        if formula:
-            try:
-                formula = formula.format(**node.attrs)
-            except (KeyError, IndexError, ValueError):
-                pass
-            parts.append(f"<p><b>Forward</b> {formula}</p>")
-        backward = cls.backward_formula
-        if backward:
-            parts.append(f"<p><b>Backward</b> {backward}</p>")
+        if cls.formula:
+            parts.append(f"<p><b>Forward</b> {formula_text(cls.formula, node.attrs)}</p>")
+        if cls.backward_formula:
+            parts.append(f"<p><b>Backward</b> {formula_text(cls.backward_formula, node.attrs)}"
+                         "</p>")
         ins = [fmt_shape(s) if s is not None else "?" for s in report.in_shapes.get(node_id, ())]
         outs = [report.shapes.get((node_id, p)) for p in graph.output_ports(node_id)]
         parts.append(f"<p>in {', '.join(ins) or '–'} → out "

@@ -45,13 +45,15 @@ def export_onnx(window: QWidget) -> Path | None:
     """Ask for an ``.onnx`` file and write the inference graph with its weights there."""
     from layerloom.engine.export.onnx import onnx_bytes
     from layerloom.engine.network import Network
+    from layerloom.engine.predict import export_metadata
 
     def write(path: Path) -> str:
         net = window.training.controller.trained_network()
         fresh = net is None
         if fresh:
             net = Network(window.document.model, seed=0)
-        atomic_write_bytes(path, onnx_bytes(net, title=path.stem))
+        meta = export_metadata(window.document.project.data)  # how inputs are prepared
+        atomic_write_bytes(path, onnx_bytes(net, title=path.stem, metadata=meta))
         which = ("freshly initialised weights (train first for trained ones)" if fresh
                  else "the trained weights")
         return f"Exported {path.name} with {which}"
@@ -110,7 +112,7 @@ def _export(window: QWidget, title: str, suffix: str, file_filter: str,
 
 def import_onnx(window: QWidget) -> bool:
     """Ask for an ``.onnx`` file and open its graph, with its weights, as a new document."""
-    from layerloom.engine.export.onnx_import import graph_from_onnx_file
+    from layerloom.engine.export.onnx_import import read_onnx_file
     from layerloom.engine.network import WeightsError
     from layerloom.engine.serialize import Project
 
@@ -126,16 +128,19 @@ def import_onnx(window: QWidget) -> bool:
         return False
     path = Path(chosen)
     try:
-        graph, params = graph_from_onnx_file(path)
+        result = read_onnx_file(path)
     except LayerloomError as err:  # names the file; a device or FIFO is refused, not read
         QMessageBox.critical(window, title, f"Cannot import {err}")
         return False
+    graph = result.graph
     window.document.new_from(Project(graph))
     try:
-        window.training.adopt_weights(params)
+        window.training.adopt_weights(result.params)
     except (WeightsError, LayerloomError) as err:  # the graph stays: it is still worth seeing
         QMessageBox.critical(window, title, f"{path.name}: its weights do not fit: {err}")
     window.auto_layout()
+    notes = "".join(f"; {note}" for note in result.notes)
     window.statusBar().showMessage(f"Imported {path.name}: {len(graph.nodes)} nodes with their "
-                                   f"weights; add a Label and a loss to train it further", 10000)
+                                   f"weights; add a Label and a loss to train it further{notes}",
+                                   10000)
     return True

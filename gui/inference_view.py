@@ -1,6 +1,7 @@
 """The inference view: after training, run one sample through the network and look inside.
 
-Pick a test sample (or draw one on a pad for single-channel image models) and see the
+Pick a test sample, draw one on a pad (single-channel image models) or open an image file of
+your own (``gui/file_input.py``, prepared as ``layerloom predict`` prepares it), and see the
 prediction, the class probabilities and any node's activation: feature maps as a grid of
 images for N×C×H×W outputs, bars for short vectors and a heat map otherwise. A character
 language model also gets a "Generate text" section (gui/generate_view.py), and its sample and
@@ -22,8 +23,11 @@ from layerloom.engine.data.text import decode
 from layerloom.engine.network import Network
 from layerloom.engine.spec import LayerloomError, fmt_shape
 from layerloom.engine.training import bind_for_predictions
+from layerloom.engine.data.images import ImagePrep
+from layerloom.gui.file_input import FileInput
 from layerloom.gui.generate_view import GenerateView
-from layerloom.gui.plots.images import DrawPad, ImageLabel, displayable, feature_map_grid, to_unit
+from layerloom.gui.plots.images import (DrawPad, ImageLabel, displayable, feature_map_grid,
+                                        pad_prompt, to_unit)
 from layerloom.gui.plots.style import SERIES, make_view, style_plot
 
 MAX_BARS = 64  # longer vectors are drawn as a heat map
@@ -93,6 +97,8 @@ class InferenceView(QWidget):
         group = QButtonGroup(self)
         group.addButton(self.use_sample)
         group.addButton(self.use_pad)
+        self.file_input = FileInput(self)  # a person's own image file
+        group.addButton(self.file_input.choice)
         self.index = QSpinBox()
         self.random_button, self.clear_button = QPushButton("Random"), QPushButton("Clear")
         self.pad = DrawPad()
@@ -109,6 +115,8 @@ class InferenceView(QWidget):
         controls.addWidget(self.random_button, 0, 2)
         controls.addWidget(self.use_pad, 1, 0)
         controls.addWidget(self.clear_button, 1, 2)
+        controls.addWidget(self.file_input.choice, 2, 0)
+        controls.addWidget(self.file_input.open_button, 2, 1, 1, 2)
         left = QVBoxLayout()
         left.setContentsMargins(0, 0, 0, 0)
         left.addLayout(controls)
@@ -119,6 +127,8 @@ class InferenceView(QWidget):
         self.clear_button.clicked.connect(self.pad.clear)
         self.pad.changed.connect(self.run)
         self.use_pad.toggled.connect(self._on_mode)
+        self.file_input.choice.toggled.connect(self._on_mode)
+        self.file_input.changed.connect(self.run)
         input_box = QWidget()
         input_box.setLayout(left)
         return input_box
@@ -197,7 +207,9 @@ class InferenceView(QWidget):
             w.setEnabled(ready)
         image_model = ready and self._pad_shape() is not None
         self.use_pad.setEnabled(image_model)
-        if not image_model and self.use_pad.isChecked():
+        files = self.file_input.set_preprocessing(dataset.preprocessing if ready else None)
+        if (not image_model and self.use_pad.isChecked()) or \
+                (not files and self.file_input.choice.isChecked()):
             self.use_sample.setChecked(True)
         self.clear_button.setEnabled(image_model and self.use_pad.isChecked())
         self.nodes.clear()
@@ -208,6 +220,8 @@ class InferenceView(QWidget):
         self.message.setText("")
         if self._pad_shape() is not None:
             self.pad.pixels = np.zeros(self._pad_shape(), dtype=np.float32)
+            self.pad.prompt = pad_prompt(dataset.class_names)  # the data's words, not "a digit"
+            self.use_pad.setToolTip(self.pad.prompt)
         self.index.blockSignals(True)
         self.index.setRange(0, max(0, len(dataset.test) - 1))
         self.index.blockSignals(False)
@@ -224,11 +238,12 @@ class InferenceView(QWidget):
         shape = self.dataset.sample_shape if self.dataset is not None else ()
         return tuple(shape[1:]) if len(shape) == 3 and shape[0] == 1 else None
 
-    def _on_mode(self, drawing: bool) -> None:
+    def _on_mode(self, _checked: bool = True) -> None:
+        drawing, sample = self.use_pad.isChecked(), self.use_sample.isChecked()
         self.input_stack.setCurrentWidget(self.pad if drawing else self.sample_image)
         self.clear_button.setEnabled(drawing)
-        self.index.setEnabled(not drawing)
-        self.random_button.setEnabled(not drawing)
+        self.index.setEnabled(sample)
+        self.random_button.setEnabled(sample)
         self.run()
 
     def random_sample(self) -> None:
@@ -240,6 +255,8 @@ class InferenceView(QWidget):
         """One sample as a batch of 1, and its true target (None for a drawing)."""
         if self.use_pad.isChecked():
             return self.pad.pixels[None, None].copy(), None
+        if self.file_input.choice.isChecked():
+            return self.file_input.x, None
         i = self.index.value()
         return self.dataset.test.x[i:i + 1], self.dataset.test.y[i:i + 1]
 
@@ -248,6 +265,11 @@ class InferenceView(QWidget):
         if self.net is None or self.dataset is None or not len(self.dataset.test):
             return
         x, y = self.current_input()
+        if x is None:  # an image file that could not be read, or none chosen yet
+            self.sample_image.image = None
+            self.sample_image.setText(self.file_input.error or "Open an image file.")
+            self.prediction.setText("")
+            return
         label = y if y is not None else np.zeros((1, *self.dataset.target_shape),
                                                  dtype=self.dataset.test.y.dtype)
         try:
@@ -261,6 +283,8 @@ class InferenceView(QWidget):
         if not self.use_pad.isChecked():
             self._show_sample(x[0])
         self._show_prediction(y)
+        if self.file_input.choice.isChecked() and self.file_input.path is not None:
+            self.prediction.setText(f"{escape(self.file_input.path.name)}: {self.prediction.text()}")
         self.show_activation()
 
     def _show_sample(self, sample: np.ndarray) -> None:
@@ -274,7 +298,12 @@ class InferenceView(QWidget):
             self.sample_image.image = None
             self.sample_image.setText(f"sample: ({values}{'…' if sample.size > 8 else ''})")
             return
-        self.sample_image.set_array(to_unit(img))
+        prep = self.dataset.preprocessing if self.dataset is not None else {}
+        if prep.get("kind") == "image":  # as the file looked, before normalisation
+            img = displayable(ImagePrep.from_dict(prep).unnormalise(sample))
+            self.sample_image.set_array(np.clip(img, 0, 1))
+        else:
+            self.sample_image.set_array(to_unit(img))
 
     def _show_prediction(self, y: np.ndarray | None) -> None:
         plot = self.prob_view.getPlotItem()

@@ -185,9 +185,9 @@ class Inspector(QScrollArea):
     def _show_report(self, report: ShapeReport) -> None:
         if self.node_id is None or self.node_id not in self.document.graph.nodes:
             return
+        ports = self.document.graph.output_ports(self.node_id)  # Chunk's follow its attributes
         lines = [f"{port}: {fmt_shape(report.shapes[(self.node_id, port)])}"
-                 for port in self.document.graph.output_ports(self.node_id)
-                 if (self.node_id, port) in report.shapes]
+                 for port in ports if (self.node_id, port) in report.shapes]
         params = self.document.params.get(self.node_id, 0)
         self.shape_label.setText(("Output " + ", ".join(lines) if lines else "Output unknown")
                                  + f"\nParameters {params:,}")

@@ -12,6 +12,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu
 
 from layerloom.engine import paths
+from layerloom.gui import memory_budget
 from layerloom.gui.export_code import (export_onnx, export_pytorch_code, export_training_project,
                                        import_onnx)
 from layerloom.gui.help import about_html, guide_html, show_text
@@ -40,11 +41,11 @@ def build_menus(window: QMainWindow) -> WindowMenus:
     bar, acts = window.menuBar(), {}
     file = bar.addMenu("&File")
     acts["new"] = _action(window, file, "&New", window.new_graph, QKeySequence.New)
+    samples = file.addMenu("New from &Sample")  # templates: Save on one asks where
+    samples.aboutToShow.connect(lambda: fill_samples(window, samples))
     acts["open"] = _action(window, file, "&Open…", window.open_dialog, QKeySequence.Open)
     recent = file.addMenu("Open &Recent")
     recent.aboutToShow.connect(lambda: _fill_recent(window, recent))
-    samples = file.addMenu("&Samples")
-    samples.aboutToShow.connect(lambda: fill_samples(window, samples))
     file.addSeparator()
     acts["save"] = _action(window, file, "&Save", window.save, QKeySequence.Save)
     acts["save_as"] = _action(window, file, "Save &As…", window.save_as, QKeySequence.SaveAs)
@@ -94,6 +95,9 @@ def build_menus(window: QMainWindow) -> WindowMenus:
     adding = window.view.adding
     acts["quick_add"] = _action(window, edit, "&Add Layer…",
                                 lambda: adding.open_quick_add(window.view.centre_scene_pos()))
+    edit.addSeparator()
+    acts["memory_budget"] = _action(window, edit, "&Memory Budget…", lambda: memory_budget.ask(window))
+    memory_budget.apply_saved(window)
     _block_actions(window, edit, acts)
 
     view = bar.addMenu("&View")

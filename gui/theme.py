@@ -17,9 +17,8 @@ from layerloom.engine.block_types import CATEGORY as BLOCK_CATEGORY
 # Hue (degrees) per palette category; a category not listed gets a stable hashed hue.
 CATEGORY_HUES = {
     "Input/Output": 140, "Dense": 215, "Convolution": 265, "Pooling": 190, "Padding": 305,
-    "Activation": 35,
-    "Normalisation": 170, "Recurrent": 320, "Attention": 290, "Merge/Split": 55, "Shape": 95,
-    "Regularisation": 240, "Loss": 0,
+    "Activation": 35, "Normalisation": 170, "Recurrent": 320, "Attention": 290,
+    "Merge/Split": 55, "Math": 118, "Shape": 95, "Regularisation": 240, "Loss": 0,
 }
 BLOCK = BLOCK_CATEGORY  # drawn slate: a container, not a hue of its own among the layers
 

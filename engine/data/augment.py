@@ -145,3 +145,20 @@ def cutout(x: np.ndarray, side: int, rng: np.random.Generator, fill: np.ndarray)
         top, left = max(0, cy[i] - side // 2), max(0, cx[i] - side // 2)
         bottom, right = min(h, cy[i] - side // 2 + side), min(w, cx[i] - side // 2 + side)
         x[i, :, top:bottom, left:right] = fill.reshape(c, 1, 1)
+
+
+def preview(split, augmentation: Augmentation, count: int = 4, variants: int = 5,
+            seed: int = 0) -> np.ndarray:
+    """``count`` training images, each as it is and in ``variants`` augmented versions, for the
+    Data panel: (count, 1 + variants, C, H, W), in [0, 1] for images read from a folder."""
+    from layerloom.engine.data.images import ImageArray
+
+    n = len(split)
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=min(count, n), replace=False))
+    if isinstance(split.x, ImageArray):
+        x, fill = split.x.unit(rows), np.asarray(split.x.prep.mean, np.float32)
+    else:
+        x, fill = np.asarray(split.x[rows], dtype=np.float32), np.float32(0)
+    out = [x] + [augmentation.apply(x, np.random.default_rng([seed, v]), fill)
+                 for v in range(variants)]
+    return np.stack(out, axis=1)

@@ -3,7 +3,8 @@
 Options in the spec (``csv:FILE?target=price&categorical=colour,size&fill=median``):
 
 - ``target``: the column to predict (default the last). Text targets, or whole numbers with few
-  distinct values, make a classification set (``task=regression|classification`` overrides).
+  distinct values (at most 256, each seen three times on average), make a classification set
+  (``task=regression|classification`` overrides).
 - ``categorical``: columns to one-hot encode; columns where most cells are text are categorical
   anyway. Every other column is numeric, standardised with the training split's mean and std.
 - ``ignore``: columns to leave out (an id, a free-text note).
@@ -46,7 +47,7 @@ def _text(path: Path) -> str:
         raise DataError(f"{path}: not UTF-8 text (byte {err.start} cannot be decoded)") from None
 
 
-def read_table(path: Path) -> tuple[list[list[str]], list[int]]:
+def read_table(path: Path, min_columns: int = 2) -> tuple[list[list[str]], list[int]]:
     """The non-blank rows as stripped cells, with their line numbers; all rows equally wide."""
     lines = io.StringIO(_text(path), newline="")  # line by line, not a list of every line
     first = next((ln for ln in lines if ln.strip()), "")
@@ -67,12 +68,12 @@ def read_table(path: Path) -> tuple[list[list[str]], list[int]]:
         raise DataError(f"{path}: line {reader.line_num}: not valid CSV ({err})") from None
     if not rows:
         raise DataError(f"{path}: no rows")
-    if width < 2:
+    if width < min_columns:
         raise DataError(f"{path}: needs at least two columns (features, then the target)")
     return rows, line_numbers
 
 
-def _has_header(rows: list[list[str]]) -> bool:
+def has_header(rows: list[list[str]]) -> bool:
     first, rest = rows[0], rows[1:]
     if any(number(c) is not None for c in first):
         return False
@@ -139,8 +140,9 @@ def _target(cells: list[str], task: str | None, where: str):
     labels = np.array(values, dtype=np.float64)
     integral = bool(np.all(labels == np.round(labels)) and np.all(np.abs(labels) <= 2.0**53))
     if task is None:
-        task = ("classification" if integral and len(np.unique(labels)) <= MAX_CLASSES
-                else "regression")
+        distinct = len(np.unique(labels))  # few whole numbers, each seen more than twice: codes
+        task = ("classification" if integral and distinct <= MAX_CLASSES
+                and 3 * distinct <= len(labels) else "regression")
     if task == "regression":
         if np.abs(labels).max(initial=0) > np.finfo(np.float32).max:  # would train on inf
             raise DataError(f"{where}: a target lies beyond float32's range (±3.4e38)")
@@ -168,9 +170,9 @@ def load_csv(path: str | Path, val_fraction: float = 0.1, seed: int = 0, *,
     where = str(path)
     _check(where, task, fill, header)
     rows, lines = read_table(path)
-    has_header = _has_header(rows) if header is None else header
-    names = rows[0] if has_header else [f"column {j + 1}" for j in range(len(rows[0]))]
-    if has_header:
+    headed = has_header(rows) if header is None else header
+    names = rows[0] if headed else [f"column {j + 1}" for j in range(len(rows[0]))]
+    if headed:
         rows, lines = rows[1:], lines[1:]
     if not rows:
         raise DataError(f"{where}: no data rows under the header")
@@ -226,3 +228,17 @@ def _describe(path: Path, n: int, prep: TablePrep, task: str, missing: dict, fil
     if left_out:
         text += f"; {left_out} row{'s' * (left_out != 1)} left out"
     return text
+
+
+def columns(path: str | Path) -> list[tuple[str, str]]:
+    """(name, guessed kind) of every column, for a form that lets a person choose the target and
+    the categorical columns before loading: "categorical" where most cells are text."""
+    rows, _ = read_table(Path(path))
+    names = rows[0] if has_header(rows) else [f"column {j + 1}" for j in range(len(rows[0]))]
+    body = rows[1:] if has_header(rows) else rows
+    kinds = []
+    for j in range(len(names)):
+        present = [r[j] for r in body if not is_missing(r[j])]
+        text = sum(number(c) is None for c in present)
+        kinds.append("categorical" if present and text * 2 > len(present) else "numeric")
+    return list(zip(names, kinds))

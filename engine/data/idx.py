@@ -204,4 +204,16 @@ def load_idx_dir(folder: str | Path, val_fraction: float = 0.1, seed: int = 0, *
     train, val = split_off(x_train, y_train, val_fraction, seed)
     return Dataset(name or folder.resolve().name, train, val, Split(x_test, y_test),
                    class_names=names,
-                   description=f"MNIST-format images from {folder}")
+                   description=f"MNIST-format images from {folder}",
+                   preprocessing=_image_prep(x_train.shape[1:]))
+
+
+def _image_prep(sample: tuple) -> dict:
+    """How an image file becomes a sample like these (``layerloom predict``, the Inference tab):
+    squashed to their size, grey or colour as they are, scaled to [0, 1] and not normalised."""
+    from layerloom.engine.data.images import MAX_SIDE, ImagePrep
+
+    c, h, w = sample
+    if c not in (1, 3) or not (4 <= h <= MAX_SIDE and 4 <= w <= MAX_SIDE):
+        return {}
+    return ImagePrep((h, w), c, "stretch", (0.0,) * c, (1.0,) * c).to_dict()

@@ -21,8 +21,9 @@ from layerloom.engine.network import Network
 OPSET = 17
 
 
-def onnx_bytes(net: Network, title: str = "layerloom") -> bytes:
-    """The serialized ModelProto of ``net`` with its current parameters, checked by onnx."""
+def onnx_bytes(net: Network, title: str = "layerloom", metadata: dict | None = None) -> bytes:
+    """The serialized ModelProto of ``net`` with its current parameters, checked by onnx;
+    ``metadata`` (str -> str) goes into the model's metadata_props (how inputs are prepared)."""
     try:
         import onnx
         from onnx import helper, numpy_helper
@@ -62,6 +63,8 @@ def onnx_bytes(net: Network, title: str = "layerloom") -> bytes:
         raise ExportError("the graph computes nothing to export: connect a layer after the Input")
     model = helper.make_model(graph, producer_name="Layerloom",
                               opset_imports=[helper.make_opsetid("", OPSET)])
+    if metadata:
+        helper.set_model_props(model, dict(metadata))
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as err:  # a translation bug: say so, in one line

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels.conv import conv_backward, conv_forward
-from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_params,
-                                               image_shape, pad2d, signal_shape, window_out)
+from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_param_shapes,
+                                               conv_params, image_shape, pad2d, signal_shape,
+                                               window_out)
 from layerloom.engine.registry import register
 from layerloom.engine.spec import Bool, Example, Int, IntPair, Layer, TorchCode
 
@@ -96,6 +97,11 @@ class Conv2D(Layer):
                 window_out(w, kw, sw, pw, "width", dw))
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        cpg = in_shapes[0][1] // a.groups
+        return conv_param_shapes((a.out_channels, cpg, *a.kernel_size), a.bias)
+
+    @staticmethod
     def init(a, in_shapes, rng):
         cpg = in_shapes[0][1] // a.groups
         kh, kw = a.kernel_size
@@ -169,6 +175,11 @@ class Conv1d(Layer):
         channels_in_groups(c, a.groups)
         return (x[0], a.out_channels,
                 window_out(length, a.kernel_size, a.stride, a.padding, "length", a.dilation))
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        cpg = in_shapes[0][1] // a.groups
+        return conv_param_shapes((a.out_channels, cpg, a.kernel_size), a.bias)
 
     @staticmethod
     def init(a, in_shapes, rng):

@@ -13,8 +13,8 @@ from typing import ClassVar
 import numpy as np
 
 from layerloom.engine.kernels.conv import conv_backward, conv_forward, conv_input_grad, pad_sides
-from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_params,
-                                               image_shape, signal_shape)
+from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_param_shapes,
+                                               conv_params, image_shape, signal_shape)
 from layerloom.engine.registry import register
 from layerloom.engine.spec import (AttrError, Bool, Example, Int, IntPair, Layer, ShapeError,
                                    TorchCode)
@@ -64,10 +64,16 @@ class _ConvTranspose(Layer):
         return (x[0], a.out_channels, *(outs[1:] if cls.one_d else outs))
 
     @classmethod
+    def param_shapes(cls, a, in_shapes):
+        k, *_ = cls.pairs(a)
+        shape = (in_shapes[0][1], a.out_channels // a.groups, *((k[1],) if cls.one_d else k))
+        return conv_param_shapes(shape, a.bias, a.out_channels)
+
+    @classmethod
     def init(cls, a, in_shapes, rng):
         k, *_ = cls.pairs(a)
         opg = a.out_channels // a.groups  # PyTorch's fan in reads the weight's second axis
-        shape = (in_shapes[0][1], opg, *((k[1],) if cls.one_d else k))
+        shape = cls.param_shapes(a, in_shapes)["weight"]
         return conv_params(rng, shape, opg * k[0] * k[1], a.bias, a.out_channels)
 
     @classmethod
@@ -162,7 +168,10 @@ class ConvTranspose2d(_ConvTranspose):
                         ((2, 4, 3, 4),)),
                 Example({"out_channels": 2, "kernel_size": (2, 3), "stride": (2, 2),
                          "dilation": (2, 1), "output_padding": (1, 0), "padding": (0, 1),
-                         "bias": False}, ((2, 3, 3, 3),)))
+                         "bias": False}, ((2, 3, 3, 3),)),
+                Example({"out_channels": 2, "kernel_size": (2, 3), "stride": (1, 2),
+                         "dilation": (2, 1), "output_padding": (1, 0), "padding": (0, 1)},
+                        ((2, 3, 3, 3),)))
 
 
 @register

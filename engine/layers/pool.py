@@ -14,7 +14,8 @@ import numpy as np
 
 from layerloom.engine.kernels.pool import (avg_pool2d_backward, avg_pool2d_forward,
                                            max_pool2d_backward, max_pool2d_forward)
-from layerloom.engine.layers.image_ops import image_shape, pad_ends, signal_shape, window_out
+from layerloom.engine.layers.image_ops import (avg_divisor, extra_end, image_shape, pad_ends,
+                                               signal_shape, window_out)
 from layerloom.engine.registry import register
 from layerloom.engine.spec import AttrError, Bool, Example, Int, IntPair, Layer, TorchCode
 
@@ -52,22 +53,6 @@ def windows(a) -> tuple:
         return k, s, tuple(a["padding"]), tuple(a.get("dilation", (1, 1)))
     k = a["kernel_size"]
     return (1, k), (1, a["stride"] or k), (0, a["padding"]), (1, a.get("dilation", 1))
-
-
-def extra_end(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
-    """How far the last window reaches past the end padding (ceil mode only)."""
-    out = window_out(size, k, s, p, "", d, ceil)
-    return max(0, (out - 1) * s + d * (k - 1) + 1 - size - 2 * p)
-
-
-def avg_divisor(size: int, k: int, s: int, p: int, out: int, include_pad: bool) -> np.ndarray:
-    """What PyTorch divides each window's sum by along one axis: the window clipped to the
-    padded input, or with ``include_pad`` off to the input itself (ATen's AvgPool kernels)."""
-    start = np.arange(out) * s - p
-    end = np.minimum(start + k, size + p)
-    if include_pad:
-        return end - start
-    return np.minimum(end, size) - np.maximum(start, 0)
 
 
 def _ends(a, shape4) -> tuple:

@@ -94,7 +94,10 @@ class Upsample(Layer):
                 Example({"mode": "bilinear", "scale_factor": 2.0, "align_corners": True},
                         ((2, 2, 3, 4),)),
                 Example({"mode": "linear", "scale_factor": 2.5}, ((2, 3, 5),)),
-                Example({"scale_factor": 3.0}, ((2, 2, 4),)))
+                Example({"scale_factor": 3.0}, ((2, 2, 4),)),
+                Example({"size": (5, 7)}, ((2, 2, 3, 4),)),
+                Example({"mode": "bilinear", "size": (7, 5), "align_corners": True},
+                        ((2, 2, 3, 4),)))
 
     @classmethod
     def check_attrs(cls, a: dict) -> None:

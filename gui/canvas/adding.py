@@ -7,6 +7,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QPointF
 from PySide6.QtWidgets import QGraphicsView
 
+from layerloom.gui.layout import free_position
+
 from layerloom.engine.block_templates import TEMPLATES
 from layerloom.gui.block_dialog import BlockSettingsDialog
 from layerloom.gui.block_edits import TEMPLATE
@@ -25,9 +27,13 @@ class NodeAdding(QObject):
         self.dialog: BlockSettingsDialog | None = None  # the last stock block's settings
 
     def add_at(self, type_id: str, scene_pos: QPointF) -> str | None:
-        """Add a node so that the cursor is near its title; returns the new id."""
+        """Add a node so that the cursor is near its title, moved right past any node it would
+        touch (Tab twice at one spot placed two nodes edge to edge, their ports unreachable);
+        returns the new id."""
         p = scene_pos - DROP_OFFSET
-        return self.document.add_node(type_id, (round(p.x()), round(p.y())))
+        x, y = free_position(self.document.graph, (p.x(), p.y()),
+                             self.view.graph_scene.node_sizes(), step=(60.0, 0.0))
+        return self.document.add_node(type_id, (round(x), round(y)))
 
     def add_block(self, payload: str, scene_pos: QPointF | None = None) -> str | None:
         """A library block ("source\tkey") at ``scene_pos`` (default: the view centre); a

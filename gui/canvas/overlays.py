@@ -26,12 +26,13 @@ class NodeOverlays:
                 parts = parts[1:]
         return parts[0] if parts else None
 
-    def set_warning(self, node_id: str, kind: str, reason: str | None) -> None:
+    def set_warning(self, node_id: str, kind: str, reason: str | None,
+                    error: bool = False) -> None:
         """A warning badge (reason as tooltip) on a node, e.g. kind "gradient" or "data";
-        None removes that kind."""
+        None removes that kind. ``error``: a red badge, for what keeps Train from starting."""
         item = self.scene.items_by_id.get(self.local(node_id))
         if item is not None:
-            item.set_warning(kind, reason)
+            item.set_warning(kind, reason, error)
 
     def clear_warnings(self, kind: str) -> None:
         for item in self.scene.items_by_id.values():

@@ -105,10 +105,15 @@ class GraphScene(QGraphicsScene):
         self.removeItem(item)
 
     def _on_face_changed(self, node_id: str, *_change) -> None:
-        """An attribute (the label shows some; a block's ports may change) or the frozen flag."""
+        """An attribute (the label shows some; Chunk's count of pieces and a block's ports may
+        change its ports) or the frozen flag changed."""
         node = self.graph.nodes[node_id]
         self.blocks.refresh(node_id)
         item = self.items_by_id[node_id]
+        ports = (self.graph.input_ports(node_id), self.graph.output_ports(node_id))
+        if ports != (tuple(item.inputs), tuple(item.outputs)):
+            item.set_ports(*ports)
+            self._style_ports(item)
         item.set_face(node_id, self.graph.layer(node_id).label(node.attrs), node.frozen)
         self._route_edges_of(node_id)
 

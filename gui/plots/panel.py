@@ -1,6 +1,7 @@
 """All live training plots in one dockable panel, wired to a TrainingController.
 
-Loss/accuracy, gradient norms, the selected parameter's histograms, the confusion matrix, and for
+Loss/accuracy, gradient norms, the selected parameter's histograms, the test set's confusion
+matrix (or, for regression, predictions against true values), and for
 data with two features the decision regions as they form.
 ``highlight(node_id)`` is what a canvas selection calls; ``node_warning`` relays the gradient
 alarm for canvas badges.
@@ -8,7 +9,7 @@ alarm for canvas badges.
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QSplitter, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
 
 from layerloom.gui.plots.alarm import GradientAlarm
 from layerloom.gui.plots.boundary import DecisionBoundaryView
@@ -16,6 +17,7 @@ from layerloom.gui.plots.confusion import ConfusionMatrixView
 from layerloom.gui.plots.gradient_plot import GradientPlot
 from layerloom.gui.plots.histogram_plot import HistogramPlot
 from layerloom.gui.plots.loss_plot import LossPlot
+from layerloom.gui.plots.regression import RegressionView
 
 
 class PlotsPanel(QWidget):
@@ -26,7 +28,12 @@ class PlotsPanel(QWidget):
         super().__init__(parent)
         self.loss_plot, self.gradient_plot = LossPlot(), GradientPlot()
         self.histogram_plot, self.confusion_view = HistogramPlot(), ConfusionMatrixView()
-        self.boundary_view = DecisionBoundaryView()
+        self.boundary_view, self.regression_view = DecisionBoundaryView(), RegressionView()
+        # the test set's results: a confusion matrix for a classifier, predicted against true
+        # values for a regression model, in one tab
+        self.test_view = QStackedWidget()
+        self.test_view.addWidget(self.confusion_view)
+        self.test_view.addWidget(self.regression_view)
         self.alarm = GradientAlarm(self)
         self.alarm.node_warning.connect(self.node_warning)
         self.alarm.warnings_cleared.connect(self.warnings_cleared)
@@ -35,7 +42,8 @@ class PlotsPanel(QWidget):
         # short names: three tabs share a third of the panel
         for i, (view, name, full) in enumerate((
                 (self.histogram_plot, "Histogram", "Gradient and weight histograms"),
-                (self.confusion_view, "Confusion", "The test set's confusion matrix"),
+                (self.test_view, "Test", "The test set: a confusion matrix, or predicted "
+                                         "against true values for regression"),
                 (self.boundary_view, "Regions", "Decision regions (data with two features)"))):
             self.tabs.addTab(view, name)
             self.tabs.setTabToolTip(i, full)
@@ -58,7 +66,7 @@ class PlotsPanel(QWidget):
     @property
     def views(self) -> tuple:
         return (self.loss_plot, self.gradient_plot, self.histogram_plot, self.confusion_view,
-                self.boundary_view, self.alarm)
+                self.regression_view, self.boundary_view, self.alarm)
 
     def attach(self, controller) -> None:
         controller.started.connect(self.reset)
@@ -73,6 +81,9 @@ class PlotsPanel(QWidget):
         self._info = info
         for view in self.views:
             view.reset(info)
+        # info None: New or Open, a clean slate
+        regression = getattr(getattr(info, "dataset", None), "task", "") == "regression"
+        self.test_view.setCurrentWidget(self.regression_view if regression else self.confusion_view)
         self.tabs.setCurrentWidget(self.boundary_view if self.boundary_view.active
                                    else self.histogram_plot)
 
@@ -81,12 +92,17 @@ class PlotsPanel(QWidget):
             view.add_steps(reports)
 
     def show_done(self, report) -> None:
-        if report.confusion is None:
+        if report.regression is not None:
+            self.regression_view.set_fit(report.regression)
+            self.test_view.setCurrentWidget(self.regression_view)
+        elif report.confusion is not None:
+            self.confusion_view.set_matrix(report.confusion, self._info.dataset.class_names,
+                                           report.test_accuracy)
+            self.test_view.setCurrentWidget(self.confusion_view)
+        else:
             return
-        self.confusion_view.set_matrix(report.confusion, self._info.dataset.class_names,
-                                       report.test_accuracy)
         if self.tabs.currentWidget() is not self.boundary_view:  # 2-D data: keep its regions
-            self.tabs.setCurrentWidget(self.confusion_view)
+            self.tabs.setCurrentWidget(self.test_view)
 
     def mark_diverged(self, report) -> None:
         self.loss_plot.mark_diverged(report)

@@ -18,19 +18,22 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal
 
+from layerloom.engine.analyze import analyze
 from layerloom.engine.data import Dataset
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
+from layerloom.engine.data.section import augmentation
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project, graph_to_dict
 from layerloom.engine.spec import LayerloomError
-from layerloom.engine.training import DoneReport, TrainConfig, bind
+from layerloom.engine.training import DoneReport, TrainConfig, bind, check_data
 from layerloom.gui import gc_guard
 from layerloom.gui.training.data_access import DataAccess
 from layerloom.gui.training.worker import TrainingWorker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
 LOCK_REASON = "training runs (stop it to edit the graph)"
+WAITING = "Compiling kernels… the run starts as soon as the last one is ready"
 
 
 def structure_signature(graph: Graph) -> str:
@@ -57,6 +60,10 @@ class RunInfo:
     continued: bool = False  # started from the weights of an earlier run
 
 
+class Refused(LayerloomError):
+    """Analyze found errors: training would fail or learn nothing, so it does not start."""
+
+
 def _apply_directly(graph: Graph, edits: list) -> None:
     for node_id, name, _old, new in edits:
         graph.set_attr(node_id, name, new)
@@ -71,7 +78,9 @@ class TrainingController(QObject):
     boundary = Signal(object)  # engine.boundary.BoundaryMap: 2-D data's decision regions
     finished = Signal(object)  # DoneReport (also after Stop: report.stopped is True)
     diverged = Signal(object)  # Diverged: node id, phase, message; weights rolled back
+    warning = Signal(object)  # Exploding: the loss runs away but stays finite; training goes on
     failed = Signal(str)  # the run could not start or crashed: one line
+    refused = Signal(str)  # Analyze found errors: the run did not start (after ``failed``)
     weights_changed = Signal(bool)  # trained weights available (True) or dropped (False)
 
     def __init__(self, project: Callable[[], Project],
@@ -96,6 +105,9 @@ class TrainingController(QObject):
         self.worker: TrainingWorker | None = None
         self._ending: tuple | None = None  # (signal, payload) emitted once the thread has ended
         self.last_done: DoneReport | None = None
+        # asked before a worker starts: gate(launch) is True to start now, else it calls launch
+        # later (gui.training.compiler: the background warm-up is still compiling)
+        self.gate: Callable[[Callable[[], None]], bool] | None = None
         self._heartbeat = QTimer(self)  # tells the worker the UI thread gets the GIL
         self._heartbeat.setInterval(10)
         self._heartbeat.timeout.connect(lambda: self.worker is not None and self.worker.beat())
@@ -107,15 +119,19 @@ class TrainingController(QObject):
         self._dataset_key = self._data_key() if dataset is not None else None
 
     def _data_key(self) -> str:
-        return json.dumps(self._project().data, sort_keys=True, default=str)
+        """The data section but its augmentation, which needs no reload (see load_dataset)."""
+        section = {k: v for k, v in self._project().data.items() if k != "augment"}
+        return json.dumps(section, sort_keys=True, default=str)
 
     def load_dataset(self, ask: bool = True) -> Dataset:
-        """The data set of the project's "data" section, loaded once and reused while unchanged.
-        Data outside the graph's folder is read once approved (``data_access`` asks when
-        ``ask``); otherwise ``OutsideDataError`` says why nothing was read."""
+        """The data set of the project's "data" section, loaded once and reused while unchanged;
+        its augmentation is always the section's as it is now. Data outside the graph's folder
+        is read once approved (``data_access`` asks when ``ask``); otherwise ``OutsideDataError``
+        says why nothing was read."""
         if self.dataset is None or self._data_key() != self._dataset_key:
             self.dataset = self.data_access.read(ask)
             self._dataset_key = self._data_key()
+        self.dataset.augment = augmentation(self._project().data)
         return self.dataset
 
     def trained_network(self) -> Network | None:
@@ -143,7 +159,8 @@ class TrainingController(QObject):
         """Adopt a state dict (a loaded weights file) for the current graph; raises WeightsError."""
         graph = self._project().graph
         config = self.config()
-        self.network = Network(graph.copy(), seed=config.seed, params=params)
+        self.network = Network(graph.copy(), seed=config.seed, params=params,
+                               batch_size=config.batch_size)
         self._signature = structure_signature(graph)
         self.weights_changed.emit(True)
         return self.network
@@ -163,6 +180,10 @@ class TrainingController(QObject):
             return False
         try:
             net, config, info = self._prepare()
+        except Refused as err:
+            self.failed.emit(str(err))
+            self.refused.emit(str(err))
+            return False
         except LayerloomError as err:
             self.failed.emit(str(err))
             return False
@@ -176,20 +197,30 @@ class TrainingController(QObject):
         self.started.emit(info)
         self._heartbeat.start()
         self._gc = gc_guard.hold()
-        self.thread.start()
+        thread = self.thread
+        launch = lambda: thread is self.thread and not thread.isRunning() and thread.start()  # noqa: E731
+        if self.gate is None or self.gate(launch):
+            launch()
+        else:  # the kernels are being compiled in the background: the run starts when they are
+            self.status.emit(WAITING)
         return True
 
     def _prepare(self) -> tuple[Network, TrainConfig, RunInfo]:
         config = self.config()
         data = self.load_dataset()
+        check_data(data)  # an empty data set: one line here, before a thread starts
         graph = self._project().graph
         edits = planned_fit(graph, data)
         if edits:
             (self._apply_edits or (lambda e: _apply_directly(graph, e)))(edits)
+        errors = analyze(graph, dataset=data, training=self._project().training).errors
+        if errors:
+            raise Refused(errors[0].message + (f" (and {len(errors) - 1} more: see Problems)"
+                                               if len(errors) > 1 else ""))
         check_fit(graph, data)
         kept = self.trained_network()
         signature = structure_signature(graph)
-        net = Network(graph.copy(), seed=config.seed,
+        net = Network(graph.copy(), seed=config.seed, batch_size=config.batch_size,
                       params=kept.params if kept is not None else None)
         bind(net)  # no loss node, or not one Input and one Label: say so before any thread starts
         self._signature = signature
@@ -258,10 +289,12 @@ class TrainingController(QObject):
         self.steps.emit(batch)
 
     def _on_report(self, report) -> None:
-        from layerloom.engine.training import Diverged, EpochReport
+        from layerloom.engine.training import Diverged, EpochReport, Exploding
 
         if isinstance(report, EpochReport):
             self.epoch.emit(report)
+        elif isinstance(report, Exploding):
+            self.warning.emit(report)
         elif isinstance(report, Diverged):
             self._end(self.diverged, report)
         elif isinstance(report, DoneReport):

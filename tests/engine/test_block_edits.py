@@ -160,7 +160,9 @@ def test_a_saved_block_comes_back_with_the_blocks_it_uses(tmp_path):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("{", "cannot read (JSONDecodeError"),
+    ("{", "cannot read (not valid JSON (line 1"),
+    ("[" * 100_000, "cannot read (nested 100,000 levels deep"),
+    ('{"name": ' + "9" * 5000 + "}", "cannot read (an integer of 5,000 digits"),
     ('{"format": "layerloom-graph"}', "not a Layerloom block file"),
     ('{"format": "layerloom-block", "version": 1, "name": "a", "nodes": '
      '[{"id": "b", "type": "Block", "attrs": {"block": "a"}}]}', "block 'a' cannot contain itself"),

@@ -131,3 +131,41 @@ def test_a_table_of_only_text_has_a_header_and_a_numeric_one_may_not(tmp_path):
     assert TablePrep.from_dict(plain.preprocessing).columns == ("column 1", "column 2", "column 3")
     forced = load_csv(tmp_path / "n.csv", 0.0, 0, test_fraction=0.0, header=True)
     assert len(forced.train) == 9
+
+
+def test_a_regression_run_ends_with_its_test_predictions_against_the_truth(tmp_path):
+    from layerloom.engine.graph import Graph, Node
+    from layerloom.engine.network import Network
+    from layerloom.engine.project import fit_graph_to_data
+    from layerloom.engine.training import DoneReport, RegressionFit, TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=300), rng.normal(size=300)
+    colour = np.where(rng.random(300) < 0.5, "red", "blue")
+    y = 2 * a - b + (colour == "red") * 1.5 + rng.normal(0, 0.05, 300)
+    path = tmp_path / "lin.csv"
+    path.write_text("a,b,colour,y\n" + "".join(f"{p:.4f},{q:.4f},{c},{t:.4f}\n"
+                                               for p, q, c, t in zip(a, b, colour, y)))
+    data = load_csv(path, 0.1, 0)
+    g = Graph()
+    for node in [Node("x", "Input", {}), Node("fc", "Dense", {"out_features": 1}),
+                 Node("t", "Label", {}), Node("loss", "MSELoss", {})]:
+        g.add_node(node)
+    for src, dst in [(("x", "y"), ("fc", "x")), (("fc", "y"), ("loss", "input")),
+                     (("t", "y"), ("loss", "target"))]:
+        g.connect(src, dst)
+    fit_graph_to_data(g, data)
+    done = list(train(Network(g, seed=0), data, TrainConfig(lr=0.05, epochs=30, batch_size=32)))[-1]
+    assert isinstance(done, DoneReport) and done.confusion is None
+    fit = done.regression
+    assert isinstance(fit, RegressionFit) and fit.true.shape == fit.predicted.shape == (60, 1)
+    np.testing.assert_array_equal(fit.true, data.test.y)
+    assert fit.r2 > 0.99 and fit.mse == pytest.approx(done.test_loss, rel=1e-4)
+
+
+def test_whole_numbers_are_classes_only_when_each_comes_back_a_few_times(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("area,price\n" + "".join(f"{i},{100000 + 900 * i}\n" for i in range(200)))
+    assert load_csv(path).task == "regression"  # 200 different prices: values, not classes
+    path.write_text("x,grade\n" + "".join(f"{i},{i % 12}\n" for i in range(40)))
+    assert load_csv(path).task == "classification"
