@@ -13,7 +13,6 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlencode
 
 import numpy as np
 import pyqtgraph as pg
@@ -376,17 +375,11 @@ class DatasetPanel(QWidget):
             self.images.setPixmap(class_grid_pixmap(d.train.x, d.train.y, d.class_names))
             self.preview.setCurrentIndex(0)
         elif d.sample_shape == (2,):
-            self._scatter(d)
+            ds.draw_scatter(self.scatter_view.getPlotItem(), self.scatter_legend, d, MAX_SCATTER)
             self.preview.setCurrentWidget(self.scatter_box)
         elif len(d.sample_shape) == 2 and d.task == "classification" and len(d.train):
-            self._waves(d)
+            ds.draw_waves(self.scatter_view.getPlotItem(), self.scatter_legend, d, WAVES_PER_CLASS)
             self.preview.setCurrentWidget(self.scatter_box)
         else:
             self.no_preview.setText(f"Samples of {fmt_shape(d.sample_shape)}: no picture for these.")
             self.preview.setCurrentWidget(self.no_preview)
-
-    def _waves(self, d: Dataset) -> None:
-        ds.draw_waves(self.scatter_view.getPlotItem(), self.scatter_legend, d, WAVES_PER_CLASS)
-
-    def _scatter(self, d: Dataset) -> None:
-        ds.draw_scatter(self.scatter_view.getPlotItem(), self.scatter_legend, d, MAX_SCATTER)

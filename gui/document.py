@@ -86,10 +86,6 @@ class Document(QObject):
             self.message.emit(f"The graph is locked while {self.lock_reason or 'busy'}")
         return self.locked
 
-    def recompute(self) -> None:
-        """Everything again (the memory budget or the batch size changed)."""
-        self._recompute()
-
     def _recompute(self, level: Graph | None = None) -> None:
         """After a change of the model (inferred again), or of the ``level`` shown. Shapes,
         parameter counts and the memory check at the project's batch size, all from declared
@@ -108,6 +104,8 @@ class Document(QObject):
         if level is not None:
             self.level_changed.emit(level)
         self.report_changed.emit(self.report)
+
+    recompute = _recompute  # everything again: the memory budget or the batch size changed
 
     # ------------------------------------------------------------------ files
     def new(self) -> bool:

@@ -194,16 +194,12 @@ class NodeItem(QGraphicsItem):
         self.setToolTip(self.tooltip_text())
         self.update()
 
-    def _port_y(self, index: int, count: int) -> float:
-        if not self._named_ports():
-            return self.header_h + (self.height - self.header_h) / 2
-        return self.body_top + (index + 0.5) * self.row_h
-
     def _place_ports(self) -> None:
-        for i, p in enumerate(self.inputs.values()):
-            p.setPos(0.0, self._port_y(i, len(self.inputs)))
-        for i, p in enumerate(self.outputs.values()):
-            p.setPos(self.width, self._port_y(i, len(self.outputs)))
+        """One row per port under the names; a node with single ports has them mid-body."""
+        named, middle = self._named_ports(), self.header_h + (self.height - self.header_h) / 2
+        for x, ports in ((0.0, self.inputs), (self.width, self.outputs)):
+            for i, p in enumerate(ports.values()):
+                p.setPos(x, self.body_top + (i + 0.5) * self.row_h if named else middle)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt override)
         return QRectF(-4, -4, self.width + 8, self.height + 8)
@@ -299,7 +295,7 @@ class NodeItem(QGraphicsItem):
         painter.setPen(t.text)
         for side, ports in ((Qt.AlignLeft, self.inputs), (Qt.AlignRight, self.outputs)):
             for i, name in enumerate(ports):
-                y = self._port_y(i, len(ports))
+                y = self.body_top + (i + 0.5) * self.row_h  # as _place_ports puts named ports
                 r = QRectF(PAD + 2, y - self.row_h / 2, self.width - 2 * PAD - 4, self.row_h)
                 painter.drawText(r, side | Qt.AlignVCenter, name)
 
