@@ -108,7 +108,6 @@ class GraphScene(QGraphicsScene):
         """An attribute (the label shows some; Chunk's count of pieces and a block's ports may
         change its ports) or the frozen flag changed."""
         node = self.graph.nodes[node_id]
-        self.blocks.refresh(node_id)
         item = self.items_by_id[node_id]
         ports = (self.graph.input_ports(node_id), self.graph.output_ports(node_id))
         if ports != (tuple(item.inputs), tuple(item.outputs)):
