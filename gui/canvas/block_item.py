@@ -14,7 +14,7 @@ from PySide6.QtGui import QPainter, QPen
 from PySide6.QtWidgets import QGraphicsScene
 
 from layerloom.engine.graph import Graph, Node
-from layerloom.gui.canvas.node_item import CORNER, NodeItem
+from layerloom.gui.canvas.node_item import CORNER, NodeItem, set_ports
 
 STACK = 5.0  # offset between the cards of a repeated block
 
@@ -101,7 +101,7 @@ class BlockFaces:
         ports = (graph.input_ports(node_id), graph.output_ports(node_id))
         if item is None or ports == (tuple(item.inputs), tuple(item.outputs)):
             return
-        item.set_ports(*ports)
+        set_ports(item, *ports)
         scene._style_ports(item)
         scene._route_edges_of(node_id)
 
