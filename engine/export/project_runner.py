@@ -264,8 +264,8 @@ def main(argv=None):
                 line += f", val loss {val[0]:.4f}"
                 line += f", val accuracy {100 * val[1]:.1f}%" if val[1] is not None else ""
             print(line, flush=True)
+        report("running")  # the metrics first: a checkpoint on disk means they are there too
         save_checkpoint(epoch + 1, 0, [0.0, 0])
-        report("running")
         if step >= total:
             break
     if test_set and lead:

@@ -104,7 +104,8 @@ def test_a_run_stopped_by_sigterm_resumes_bit_for_bit(lenet):
                             cwd=lenet, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 300
-    while not (out / "checkpoint.pt").exists() and proc.poll() is None:
+    while not ((out / "checkpoint.pt").exists() and (out / "metrics.json").exists()) \
+            and proc.poll() is None:
         assert time.monotonic() < deadline, "no checkpoint after the first epoch"
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGSTOP)  # hold it mid-run while the preemption notice arrives
