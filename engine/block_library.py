@@ -17,7 +17,7 @@ from pathlib import Path
 from layerloom.engine.block_templates import TEMPLATES, Template
 from layerloom.engine.graph import Graph, GraphError
 from layerloom.engine.serialize import (FormatError, atomic_write_bytes, fill_level, graph_from_dict,
-                                        graph_to_dict)
+                                        graph_to_dict, parse_text, read_text)
 
 __all__ = ["TEMPLATES", "Template", "LibraryError", "bundle_of", "bundle_definitions",
            "read_block_file", "save_user_block", "user_blocks"]
@@ -53,7 +53,13 @@ def bundle_definitions(model: Graph, bundle: dict) -> tuple[list[tuple[str, dict
     """([(name, level dict)] the model must add, in an order that adds a used definition before
     its user; the name the instance refers to). A definition equal to one the model has is
     reused; a different one under a taken name is renamed (references follow)."""
-    levels = {**bundle.get("blocks", {}), bundle["name"]: bundle}
+    adds, names = merge_definitions(model, {**bundle.get("blocks", {}), bundle["name"]: bundle})
+    return adds, names[bundle["name"]]
+
+
+def merge_definitions(model: Graph, levels: dict) -> tuple[list[tuple[str, dict]], dict]:
+    """As ``bundle_definitions`` for several definitions (name -> level dict) at once: the
+    additions, and the name each one has in the model."""
     order = _dependency_order(levels)
     names: dict[str, str] = {}
     adds, taken = [], set(model.blocks)
@@ -70,7 +76,7 @@ def bundle_definitions(model: Graph, bundle: dict) -> tuple[list[tuple[str, dict
         names[name] = new
         taken.add(new)
         adds.append((new, level))
-    return adds, names[bundle["name"]]
+    return adds, names
 
 
 def _normalised(model: Graph, level: dict) -> dict | None:
@@ -113,16 +119,29 @@ def _renamed(level: dict, names: dict) -> dict:
 
 # ------------------------------------------------------------------------------ saved blocks
 def save_user_block(folder: str | Path, model: Graph, name: str) -> Path:
-    """Write definition ``name`` (and what it uses) to ``folder/name.json``, atomically."""
+    """Write definition ``name`` (and what it uses) to ``folder/name.json``, atomically. A
+    different block saved under that name before is kept: this one becomes ``name_2``."""
     folder = Path(folder)
-    bundle = {"format": BLOCK_FORMAT, "version": BLOCK_VERSION, **bundle_of(model, name)}
+    bundle = bundle_of(model, name)
+    stem, i = name, 2
+    while (folder / f"{stem}.json").is_file() and not _same(folder / f"{stem}.json",
+                                                             {**bundle, "name": stem}):
+        stem, i = f"{name}_{i}", i + 1
+    bundle = {"format": BLOCK_FORMAT, "version": BLOCK_VERSION, **bundle, "name": stem}
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{name}.json"
+        path = folder / f"{stem}.json"
         atomic_write_bytes(path, (json.dumps(bundle, indent=1) + "\n").encode("utf-8"))
     except OSError as err:
         raise LibraryError(f"{folder}: cannot save block {name!r} ({err.strerror or err})") from None
     return path
+
+
+def _same(path: Path, bundle: dict) -> bool:
+    try:
+        return read_block_file(path) == bundle
+    except LibraryError:
+        return False  # a broken file under the name: keep it, write beside it
 
 
 def user_blocks(folder: str | Path) -> list[SavedBlock]:
@@ -137,12 +156,10 @@ def user_blocks(folder: str | Path) -> list[SavedBlock]:
 def read_block_file(path: str | Path) -> dict:
     """A saved block's bundle, checked by building it into a scratch model (never executed)."""
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise LibraryError(f"{path.name}: larger than {MAX_FILE_BYTES >> 20} MB")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise LibraryError(f"{path.name}: cannot read ({err.__class__.__name__}: {err})") from None
+    try:  # a regular file within the size cap, parsed within the graph files' limits
+        data = parse_text(read_text(path, MAX_FILE_BYTES))
+    except FormatError as err:
+        raise LibraryError(f"{path.name}: cannot read ({err})") from None
     if not isinstance(data, dict) or data.get("format") != BLOCK_FORMAT:
         raise LibraryError(f"{path.name}: not a Layerloom block file (format {BLOCK_FORMAT!r})")
     if data.get("version") != BLOCK_VERSION:

@@ -26,12 +26,24 @@ class BlockModel:
 
     def output_ports(self, node_id: str) -> tuple:
         definition = self.definition(node_id)
-        return definition.port_nodes(BLOCK_OUTPUT) if definition else self.layer(node_id).outputs
+        if definition:
+            return definition.port_nodes(BLOCK_OUTPUT)
+        return self.layer(node_id).outputs_for(self._node(node_id).attrs)
 
     def definition(self, node_id: str) -> "BlockModel | None":
         """The block definition a node is an instance of; None for any other node."""
         node = self._node(node_id)
         return self.blocks[node.attrs["block"]] if node.type == BLOCK else None
+
+    def block_of(self, node_id: str) -> str | None:
+        """The name of the definition a node is an instance of; None for any other node."""
+        node = self._node(node_id)
+        return node.attrs["block"] if node.type == BLOCK else None
+
+    def copies(self, node_id: str) -> int:
+        """How many copies a node stands for: a block's repeat, 1 for anything else."""
+        node = self._node(node_id)
+        return node.attrs["repeat"] if node.type == BLOCK else 1
 
     def port_nodes(self, type_id: str) -> tuple:
         """Ids of this definition's BlockInput (or BlockOutput) nodes: its ports, in order."""
@@ -76,17 +88,22 @@ class BlockModel:
                     raise GraphError(f"block {name!r} has no port {port!r}, which {ports_of!r} "
                                      f"is connected to")
 
-    def _check_port_free(self, node_id: str, verb: str) -> None:
-        """A definition's port that some instance has wired may not disappear under the wire."""
+    def port_wires(self, node_id: str) -> list:
+        """(graph, edge) of every wire an instance of this definition has on the port that
+        BlockInput/BlockOutput ``node_id`` makes; [] for any other node."""
         node = self.nodes[node_id]
         if self.name is None or node.type not in (BLOCK_INPUT, BLOCK_OUTPUT):
-            return
-        for graph, inst in self.instances_of(self.name):
-            if any((e.dst if node.type == BLOCK_INPUT else e.src) == (inst, node_id)
-                   for e in graph.edges):
-                where = f" in block {graph.name!r}" if graph.name else ""
-                raise GraphError(f"cannot {verb} port {node_id!r} of block {self.name!r}: it is "
-                                 f"connected on {inst!r}{where}; disconnect it there first")
+            return []
+        return [(graph, e) for graph, inst in self.instances_of(self.name) for e in graph.edges
+                if (e.dst if node.type == BLOCK_INPUT else e.src) == (inst, node_id)]
+
+    def _check_port_free(self, node_id: str, verb: str) -> None:
+        """A definition's port that some instance has wired may not disappear under the wire."""
+        for graph, e in self.port_wires(node_id)[:1]:
+            inst = e.dst[0] if self.nodes[node_id].type == BLOCK_INPUT else e.src[0]
+            where = f" in block {graph.name!r}" if graph.name else ""
+            raise GraphError(f"cannot {verb} port {node_id!r} of block {self.name!r}: it is "
+                             f"connected on {inst!r}{where}; disconnect it there first")
 
     def new_block(self, name: str) -> "BlockModel":
         """An empty definition belonging to this graph's model (not yet added: ``add_block``)."""

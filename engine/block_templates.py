@@ -1,5 +1,6 @@
-"""Stock blocks: the residual and bottleneck blocks of ResNets, a pre-norm Transformer encoder
-block and an MLP block, each written from a few settings as a block definition (a level dict).
+"""Stock blocks: the residual and bottleneck blocks of ResNets, MobileNet's depthwise-separable
+block, a pre-norm Transformer encoder block and an MLP block, each written from a few settings
+as a block definition (a level dict).
 
 Settings are attribute descriptors, as a layer's are, so the window builds their form the same
 way. The layouts follow the papers and PyTorch: ``torchvision.models.resnet.BasicBlock`` /
@@ -13,7 +14,7 @@ from typing import Callable
 
 from layerloom.engine.spec import Attr, AttrValues, Bool, Choice, Int
 
-X_STEP, Y_STEP = 210, 150
+X_STEP, Y_STEP = 240, 150
 
 
 @dataclass(frozen=True)
@@ -65,25 +66,29 @@ def _conv_bn(level: _Level, name: str, col: float, row: float, channels: int, ke
     return name, bn
 
 
-def _skip(level: _Level, a: AttrValues, out: int, col: float) -> str:
+def _skip(level: _Level, a: AttrValues, out: int, col: float, row: float) -> str:
     """The skip path: the input itself, or a 1×1 convolution + batch norm when it must change."""
     if a.in_channels == out and a.stride == 1:
         return "x"
-    conv, bn = _conv_bn(level, "proj", col, 1.2, out, 1, a.stride)
+    conv, bn = _conv_bn(level, "proj", col, row, out, 1, a.stride)
     level.wire("x", conv)
     return bn
 
 
 def residual(a: AttrValues) -> dict:
+    """Two rows (the main path wraps after the second convolution), the skip path below."""
     level = _Level()
-    level.add("x", "BlockInput", 0, 0.5)
+    level.add("x", "BlockInput", 0, 0)
     conv1, bn1 = _conv_bn(level, "conv1", 1, 0, a.out_channels, 3, a.stride)
     level.add("relu1", "ReLU", 3, 0)
-    conv2, bn2 = _conv_bn(level, "conv2", 4, 0, a.out_channels, 3)
-    skip = _skip(level, a, a.out_channels, 2)
-    level.add("add", "Add", 6, 0.5)
-    level.add("relu", "ReLU", 7, 0.5)
-    level.add("out", "BlockOutput", 8, 0.5)
+    level.add("conv2", "Conv2D", 4, 0, out_channels=a.out_channels, kernel_size=[3, 3],
+              stride=[1, 1], padding=[1, 1], bias=False)
+    conv2, bn2 = "conv2", level.add("bn2", "BatchNorm2d", 1, 1)
+    level.wire(conv2, bn2)
+    skip = _skip(level, a, a.out_channels, 1, row=2)
+    level.add("add", "Add", 3, 1)
+    level.add("relu", "ReLU", 4, 1)
+    level.add("out", "BlockOutput", 5, 1)
     level.wire("x", conv1)
     level.wire(bn1, "relu1", conv2)
     level.wire(bn2, "add.b")
@@ -93,23 +98,42 @@ def residual(a: AttrValues) -> dict:
 
 
 def bottleneck(a: AttrValues) -> dict:
+    """Three rows of the main path (1×1, 3×3, 1×1 convolutions), the skip path below."""
     level = _Level()
-    level.add("x", "BlockInput", 0, 0.5)
+    level.add("x", "BlockInput", 0, 0)
     conv1, bn1 = _conv_bn(level, "conv1", 1, 0, a.mid_channels, 1)
     level.add("relu1", "ReLU", 3, 0)
-    conv2, bn2 = _conv_bn(level, "conv2", 4, 0, a.mid_channels, 3, a.stride)
-    level.add("relu2", "ReLU", 6, 0)
-    conv3, bn3 = _conv_bn(level, "conv3", 7, 0, a.out_channels, 1)
-    skip = _skip(level, a, a.out_channels, 4)
-    level.add("add", "Add", 9, 0.5)
-    level.add("relu", "ReLU", 10, 0.5)
-    level.add("out", "BlockOutput", 11, 0.5)
+    conv2, bn2 = _conv_bn(level, "conv2", 1, 1, a.mid_channels, 3, a.stride)
+    level.add("relu2", "ReLU", 3, 1)
+    conv3, bn3 = _conv_bn(level, "conv3", 1, 2, a.out_channels, 1)
+    skip = _skip(level, a, a.out_channels, 1, row=3)
+    level.add("add", "Add", 3, 2.5)
+    level.add("relu", "ReLU", 4, 2.5)
+    level.add("out", "BlockOutput", 5, 2.5)
     level.wire("x", conv1)
     level.wire(bn1, "relu1", conv2)
     level.wire(bn2, "relu2", conv3)
     level.wire(bn3, "add.b")
     level.wire(skip, "add.a")
     level.wire("add", "relu", "out")
+    return level.done()
+
+
+def separable(a: AttrValues) -> dict:
+    """MobileNet's block: a 3×3 depthwise convolution (one filter per channel, groups = in
+    channels), then a 1×1 pointwise convolution mixing the channels, each with BN and ReLU."""
+    level = _Level()
+    level.add("x", "BlockInput", 0, 0)
+    level.add("depthwise", "Conv2D", 1, 0, out_channels=a.in_channels, kernel_size=[3, 3],
+              stride=[a.stride, a.stride], padding=[1, 1], groups=a.in_channels, bias=False)
+    level.add("bn1", "BatchNorm2d", 2, 0)
+    level.add("relu1", "ReLU", 3, 0)
+    level.add("pointwise", "Conv2D", 1, 1, out_channels=a.out_channels, kernel_size=[1, 1],
+              bias=False)
+    level.add("bn2", "BatchNorm2d", 2, 1)
+    level.add("relu2", "ReLU", 3, 1)
+    level.add("out", "BlockOutput", 4, 1)
+    level.wire("x", "depthwise", "bn1", "relu1", "pointwise", "bn2", "relu2", "out")
     return level.done()
 
 
@@ -171,6 +195,13 @@ TEMPLATES: dict[str, Template] = {t.title: t for t in (
               "out_channels": _channels(64, "channels going out"),
               "stride": Int(1, "2 halves the image (and projects the skip)", min=1, max=4)},
              bottleneck),
+    Template("Depthwise-separable", "separable",
+             "3×3 depthwise conv (one filter per channel) then 1×1 pointwise conv, each with BN "
+             "and ReLU (MobileNet's block): most of a 3×3 conv's reach for a ninth of the cost",
+             {"in_channels": _channels(32, "channels coming in (the depthwise groups)"),
+              "out_channels": _channels(64, "channels going out"),
+              "stride": Int(1, "2 halves the image", min=1, max=4)},
+             separable),
     Template("Transformer encoder", "transformer",
              "pre-norm Transformer block: x + attention(LayerNorm(x)), then + MLP(LayerNorm) "
              "(GPT-2's block); keeps its input's shape, so it repeats",

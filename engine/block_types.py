@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from layerloom.engine.spec import Attr, AttrError, Int, Layer
 
 MAX_REPEAT = 1000
+CATEGORY = "Block"  # of all three: the window draws them (and the library) in its own colour
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,9 @@ class Name(Attr):
 class BlockInput(Layer):
     """One input port of a block: what the block is given arrives here."""
 
-    category = "Block"
+    formula = "y = what the block is given at this port, unchanged"
+    backward_formula = "dL/dx = dL/dy, handed on to whatever feeds the block"
+    category = CATEGORY
     inputs = ()
     outputs = ("y",)
 
@@ -42,15 +45,21 @@ class BlockInput(Layer):
 class BlockOutput(Layer):
     """One output port of a block: what reaches here leaves the block."""
 
-    category = "Block"
+    formula = "y = x: what reaches this port leaves the block unchanged"
+    backward_formula = "dL/dx = the gradient arriving from the block's consumers, unchanged"
+    category = CATEGORY
     inputs = ("x",)
     outputs = ()
 
 
 class Block(Layer):
-    """A block: one node standing for a named subgraph, repeated ``repeat`` times in series."""
+    """A block: one node standing for a named subgraph, its copies (repeat) chained in series."""
 
-    category = "Block"
+    formula = ("y = the layers of block {block} applied {repeat} time(s) in series, each copy with"
+               " its own parameters")
+    backward_formula = ("dL/dx = dL/dy passed back through the copies, last first, each through "
+                        "the layers inside it")
+    category = CATEGORY
     inputs = outputs = ()  # a block's ports are its definition's BlockInput / BlockOutput nodes
     attrs = {
         "block": Name("block", "the block definition this node is an instance of"),

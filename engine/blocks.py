@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from layerloom.engine.block_types import BLOCK_INPUT, BLOCK_OUTPUT
+from layerloom.engine.block_types import BLOCK, BLOCK_INPUT, BLOCK_OUTPUT
 from layerloom.engine.graph import Edge, Graph, GraphError, Node, PortRef
 from layerloom.engine.serialize import fill_level, graph_to_dict
 
@@ -89,7 +89,7 @@ def plan_group(graph: Graph, node_ids, name: str | None = None) -> Grouping:
              if e.src[0] in inside and e.dst[0] in inside]
     edges += [{"from": [in_ports[e.src], "y"], "to": list(e.dst)} for e in crossing_in]
     edges += [{"from": list(ref), "to": [port, "x"]} for ref, port in out_ports.items()]
-    instance = Node(graph.unique_id(name), "Block", {"block": name, "repeat": 1}, (left, top))
+    instance = new_instance(graph, name, (left, top))
     wires = [(ref, (instance.id, port)) for ref, port in in_ports.items()]
     wires += [((instance.id, out_ports[e.src]), e.dst) for e in crossing_out]
     return Grouping(name, {"nodes": port_nodes[:len(in_ports)] + nodes + port_nodes[len(in_ports):],
@@ -140,6 +140,28 @@ def plan_ungroup(graph: Graph, node_id: str) -> Ungrouping:
     return Ungrouping(node_id, nodes, wires, node.attrs["block"] if last else None)
 
 
+def new_instance(graph: Graph, name: str, pos: tuple) -> Node:
+    """A fresh instance of definition ``name`` for ``graph`` (an id from the name, once)."""
+    return Node(graph.unique_id(name), BLOCK, {"block": name, "repeat": 1},
+                (float(pos[0]), float(pos[1])))
+
+
+def retargeted(graph: Graph, node: Node, names: dict) -> Node:
+    """``node`` (of ``graph``) with its definition renamed by ``names`` when it is a block (a
+    pasted block whose definition took another name in the model)."""
+    attrs = dict(node.attrs)
+    if graph.block_of(node.id) is not None:
+        attrs["block"] = names.get(attrs["block"], attrs["block"])
+    return Node(node.id, node.type, attrs, node.pos, node.frozen)
+
+
+def unique_edits(graph: Graph, node_id: str) -> list[tuple]:
+    """"Make unique": a copy of the instance's definition under a new name, the instance moved
+    to it, so editing it changes no other instance."""
+    name, level = definition_copy(graph, node_id)
+    return [("add_block", name, level), ("set_attr", node_id, "block", name)]
+
+
 def group_edits(plan: Grouping) -> list[tuple]:
     """The plan as primitive edits, in order (``apply_edits``; the window's undo commands)."""
     return [("add_block", plan.name, plan.level), *[("remove_node", n) for n in plan.removed],
@@ -157,8 +179,8 @@ def apply_edits(graph: Graph, edits: list[tuple]) -> None:
     for kind, *args in edits:
         if kind == "add_block":
             definition = graph.new_block(args[0])
-            graph.add_block(definition)
             fill_level(definition, args[1])
+            graph.add_block(definition)
         elif kind == "remove_block":
             graph.remove_block(args[0])
         elif kind == "add_node":
@@ -190,4 +212,5 @@ def definition_copy(graph: Graph, node_id: str) -> tuple[str, dict]:
 
 
 __all__ = ["Edge", "Grouping", "PortRef", "Ungrouping", "apply_edits", "definition_copy",
-           "group_edits", "plan_group", "plan_ungroup", "ungroup_edits"]
+           "group_edits", "new_instance", "plan_group", "plan_ungroup", "retargeted",
+           "ungroup_edits", "unique_edits"]

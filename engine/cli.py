@@ -17,13 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TextIO
 
+from layerloom.engine.budget import fmt_bytes, memory_budget
 from layerloom.engine.data import Dataset, spec_forms
 from layerloom.engine.graph import Graph
 from layerloom.engine.optim import OPTIMIZERS, SCHEDULES
 from layerloom.engine.plan import PlanError
 from layerloom.engine.data.section import load_data_section
 from layerloom.engine.serialize import atomic_write_bytes, load_project
-from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
+from layerloom.engine.shapes import ShapeReport, batch_size_of, infer_shapes, param_counts
 from layerloom.engine.spec import LayerloomError, fmt_shape
 from layerloom.engine.training_config import SETTINGS, TrainConfig
 
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        memory_budget(strict=True)  # a LAYERLOOM_MEMORY_BUDGET that cannot be read is said at once
         return args.run(args)
     except PlanError as err:
         for problem in err.problems:
@@ -147,13 +149,15 @@ def format_summary(rows: list[tuple]) -> str:
 def cmd_check(args: argparse.Namespace) -> int:
     project = load_project(args.graph)
     graph = project.graph
-    report = infer_shapes(graph)
+    report = infer_shapes(graph, batch_size_of(project.training))
     problems = list(report.errors.values())
     if not graph.nodes:
         problems.append("the graph is empty: add an Input node")
     if problems:
         raise PlanError(problems)
     print(format_summary(summary_rows(graph, report)))
+    print(f"memory: about {fmt_bytes(report.training_bytes)} to train at batch {report.batch_size} "
+          f"(budget {fmt_bytes(report.budget)})")
     if not any(graph.layer(n).is_loss for n in graph.nodes):
         print("note: no loss node, so this graph cannot be trained (add CrossEntropyLoss or MSELoss)")
     return 0
@@ -240,11 +244,13 @@ def run_training(net, dataset: Dataset, config, recorder=None) -> dict:
     a ``RunRecorder`` is given); returns the metrics dict."""
     from layerloom.engine.run_recorder import recorded
     from layerloom.engine.threads import engine_threads
-    from layerloom.engine.training import Control, Diverged, DoneReport, EpochReport, StepReport, train
+    from layerloom.engine.training import (Control, Diverged, DoneReport, EpochReport, Exploding,
+                                           StepReport, train)
 
     control, progress = Control(), Progress(sys.stderr, config.epochs)
     metrics = {"epochs": [], "step_losses": [], "steps": 0, "samples_per_sec": None,
-               "test_loss": None, "test_accuracy": None, "stopped": False, "diverged": None}
+               "test_loss": None, "test_accuracy": None, "stopped": False, "diverged": None,
+               "warnings": []}
     last_rate, t0 = None, time.perf_counter()
     timer = _compile_notice()
     with stop_on_sigint(control), engine_threads():
@@ -267,6 +273,10 @@ def run_training(net, dataset: Dataset, config, recorder=None) -> dict:
                 progress.clear()
                 metrics.update(steps=r.steps, samples_per_sec=r.samples_per_sec, stopped=r.stopped,
                                test_loss=r.test_loss, test_accuracy=r.test_accuracy)
+            elif isinstance(r, Exploding):
+                progress.clear()
+                print(f"warning: at step {r.global_step + 1}, {r.message}", file=sys.stderr, flush=True)
+                metrics["warnings"].append({"step": r.global_step, "message": r.message})
             elif isinstance(r, Diverged):
                 progress.clear()
                 metrics["steps"] = r.global_step
@@ -294,7 +304,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for change in fit_graph_to_data(project.graph, dataset):
         print(f"note: {change} (to fit the data)", file=sys.stderr)
     check_fit(project.graph, dataset)
-    net = Network(project.graph, seed=config.seed)
+    net = Network(project.graph, seed=config.seed, batch_size=config.batch_size)
     classes = f", {dataset.num_classes} classes" if dataset.task == "classification" else ""
     print(f"training {where} on {spec}: {len(dataset.train):,} train / {len(dataset.val):,} val / "
           f"{len(dataset.test):,} test samples of {fmt_shape(dataset.sample_shape)}{classes}; "
@@ -310,12 +320,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"test loss {_num(metrics['test_loss'])}, test accuracy {_pct(metrics['test_accuracy'])}"
               f" ({len(dataset.test):,} samples); {metrics['steps']:,} steps in "
               f"{metrics['seconds']:.1f} s, {metrics['samples_per_sec']:,.0f} samples/s", flush=True)
-        if args.save_weights:
-            save_weights(net.params, args.save_weights)
-            print(f"weights written to {args.save_weights}", file=sys.stderr)
-            if recorder is not None:
-                recorder.store.set_weights_path(recorder.run_id, args.save_weights)
-    if recorder is not None and not (args.save_weights and diverged is None):
+    written = bool(args.save_weights) and not (diverged is not None and diverged["step"] == 0)
+    if args.save_weights and not written:
+        print(f"note: no weights written to {args.save_weights}: training diverged at its first "
+              f"step, before any update", file=sys.stderr)
+    elif written:
+        save_weights(net.params, args.save_weights)  # after a divergence: the last good ones
+        print(f"weights written to {args.save_weights}" + (
+            "" if diverged is None else f" (the last good ones: {diverged['step']:,} steps, "
+            f"before the step where training diverged)"), file=sys.stderr)
+        if recorder is not None:
+            recorder.store.set_weights_path(recorder.run_id, args.save_weights)
+    if recorder is not None and not written:
         recorder.store.keep_weights(recorder.run_id, net.params)  # Restore reopens it as it ended
     if args.metrics_json:
         _write_metrics(args, spec, dataset, config, metrics)

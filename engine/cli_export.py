@@ -44,14 +44,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from layerloom.engine.export.onnx_import import graph_from_onnx_file
+    from layerloom.engine.export.onnx_import import read_onnx_file
     from layerloom.engine.export.weights import save_weights, weights_path
     from layerloom.engine.serialize import Project, save_project
 
     src, out = Path(args.model), Path(args.out)
     if out.suffix != ".json":
         raise LayerloomError(f"{out.name}: name a .json file for the graph")
-    graph, params = graph_from_onnx_file(src)  # a regular file only; checked before it is built
+    result = read_onnx_file(src)  # a regular file only; checked before it is built
+    graph, params = result.graph, result.params
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     try:
         save_project(Project(graph), out)
         save_weights(params, weights_path(out))

@@ -19,6 +19,18 @@ from layerloom.engine.spec import LayerloomError
 SMALL = 32  # tensors with at most this many entries are shown whole
 
 
+
+def formula_text(template: str, attrs: dict) -> str:
+    """A layer's formula with its ``{attribute}`` placeholders filled by the node's values.
+
+    A placeholder naming no attribute (a custom layer's slip) leaves the template as written:
+    the rest of the Explain tab must still show, and the registry test keeps built-in layers right.
+    """
+    try:
+        return template.format(**attrs)
+    except (KeyError, IndexError, ValueError):
+        return template
+
 @dataclass(frozen=True)
 class Stats:
     shape: tuple

@@ -33,6 +33,8 @@ class Flat:
     shapes: dict = field(default_factory=dict)  # (flat id, port) -> shape
     # (instance path, port) -> the flat value leaving that port of a block instance
     aliases: dict = field(default_factory=dict)
+    # path prefix of a level ("", "enc.", "enc.0.") -> {(node id, port) there: flat value}
+    levels: dict = field(default_factory=dict)
 
 
 def flatten(graph: Graph, report: ShapeReport) -> Flat:
@@ -67,6 +69,7 @@ def _walk(graph: Graph, report: ShapeReport, prefix: str, feeds: dict, frozen: b
             for port in ports:
                 local[(node_id, port)] = (flat_id, port)
                 flat.shapes[(flat_id, port)] = report.shapes[(node_id, port)]
+    flat.levels[prefix] = local
     return results
 
 

@@ -199,6 +199,13 @@ class Graph(BlockModel):
             raise GraphError(f"{node.type} {node_id!r}: {err}") from None
         if node.type == BLOCK and validated["block"] != node.attrs["block"]:
             self._check_block_ref(node_id, validated["block"], ports_of=node_id)
+        elif node.type != BLOCK:  # a port an edge leaves from must stay (Chunk's pieces)
+            kept = self.layer(node_id).outputs_for(validated)
+            wired = next((e.src[1] for e in self.edges if e.src[0] == node_id
+                          and e.src[1] not in kept), None)
+            if wired is not None:
+                raise GraphError(f"{node.type} {node_id!r}: output {wired!r} would go, and it is "
+                                 f"connected; disconnect it first")
         return validated
 
     def set_attr(self, node_id: str, name: str, value: Any) -> None:
@@ -216,13 +223,14 @@ class Graph(BlockModel):
         self.frozen_changed.emit(node_id, bool(frozen))
         self.changed.emit()
 
-    def check_rename(self, old: str, new: str) -> None:
-        """The rules of a new id: an identifier (it becomes a parameter key) not yet taken."""
+    def check_rename(self, old: str, new: str, moving_wires: bool = False) -> None:
+        """The rules of a new id: an identifier (it becomes a parameter key) not yet taken;
+        a block's port wired outside only when the caller moves those wires (``port_wires``)."""
         self._node(old)
         check_node_id(new)
         if new != old and new in self.nodes:
             raise GraphError(f"a node named {new!r} already exists")
-        if new != old:
+        if new != old and not moving_wires:
             self._check_port_free(old, "rename")
 
     def rename(self, old: str, new: str) -> None:

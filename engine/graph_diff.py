@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-IGNORED_SECTIONS = {"format", "version", "nodes", "edges", "training", "data", "weights"}
+IGNORED_SECTIONS = {"format", "version", "nodes", "edges", "training", "data", "weights", "blocks"}
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,19 @@ def diff_graphs(a: dict, b: dict) -> GraphDiff:
             changed[node] = tuple(items)
     ea, eb = _edges(a), _edges(b)
     sections = tuple(sorted(k for k in (set(a) | set(b)) - IGNORED_SECTIONS
-                            if a.get(k) != b.get(k)))
+                            if a.get(k) != b.get(k))) + _blocks_differ(a, b)
     return GraphDiff(tuple(sorted(set(nb) - set(na))), tuple(sorted(set(na) - set(nb))), changed,
                      tuple(sorted(eb - ea)), tuple(sorted(ea - eb)), sections)
+
+
+def _blocks_differ(a: dict, b: dict) -> tuple[str, ...]:
+    """"block NAME" for each block definition whose structure differs (its layout is ignored,
+    as the model's is)."""
+    ba, bb = a.get("blocks") or {}, b.get("blocks") or {}
+    if not isinstance(ba, dict) or not isinstance(bb, dict):
+        return ("blocks",) if ba != bb else ()
+    return tuple(f"block {name}" for name in sorted(set(ba) | set(bb))
+                 if name not in ba or name not in bb or not diff_graphs(ba[name], bb[name]).empty)
 
 
 def diff_graph_json(a: str, b: str) -> GraphDiff:

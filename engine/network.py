@@ -19,6 +19,7 @@ from layerloom.engine.executor import Executor
 from layerloom.engine.graph import Graph
 from layerloom.engine.kernels import aligned
 from layerloom.engine.plan import Plan, PlanError, compile_plan
+from layerloom.engine.shapes import DEFAULT_BATCH
 from layerloom.engine.spec import LayerloomError, WeightsError
 
 
@@ -52,10 +53,12 @@ class Network:
     """A compiled graph with its parameters; ``params`` and ``grads`` are keyed "<node>.<param>"."""
 
     def __init__(self, graph: Graph, seed: int = 0, dtype=np.float32, params: dict | None = None,
-                 fuse: bool = True):
+                 fuse: bool = True, batch_size: int = DEFAULT_BATCH):
+        """``batch_size``: what the memory budget is checked for (the training batch); a graph
+        over the budget raises PlanError naming the node before any parameter is allocated."""
         self.graph = graph
         self.dtype = np.dtype(dtype)
-        self.plan: Plan = compile_plan(graph)
+        self.plan: Plan = compile_plan(graph, batch_size=batch_size, itemsize=self.dtype.itemsize)
         self.executor = Executor(self.plan, self.dtype, fuse)
         self.rng = np.random.default_rng(seed)
         self.params: dict[str, np.ndarray] = self.plan.init_params(np.random.default_rng(seed), self.dtype)

@@ -23,7 +23,7 @@ from layerloom.engine.registry import LAYERS  # first: loads every layer module,
 from layerloom.engine.flatten import flatten
 from layerloom.engine.fusion import ConvReluMaxPool, DenseChain, conv_pool_attrs, dense_chain_attrs
 from layerloom.engine.kernels import aligned
-from layerloom.engine.shapes import ShapeReport, infer_shapes
+from layerloom.engine.shapes import DEFAULT_BATCH, ShapeReport, infer_shapes
 from layerloom.engine.spec import AttrValues, Layer, LayerloomError
 
 
@@ -67,6 +67,10 @@ class Plan:
     readers: dict = field(default_factory=dict)  # PortRef -> node ids reading it
     # (block instance path, port) -> the step output leaving that port ("enc", "y")
     aliases: dict = field(default_factory=dict)
+    # bytes of every output for one sample: how large an inference batch the memory budget allows
+    sample_bytes: int = 0
+    # a level's path prefix ("", "enc.0.") -> {(node id, port) at that level: step output}
+    levels: dict = field(default_factory=dict, compare=False, repr=False)
     _schedules: dict = field(default_factory=dict, compare=False, repr=False)
 
     def schedule(self, keep=(), fuse: bool = True) -> tuple:
@@ -110,27 +114,33 @@ class Plan:
         return params
 
 
-def compile_plan(graph: Graph, report: ShapeReport | None = None) -> Plan:
-    report = report or infer_shapes(graph)
+def compile_plan(graph: Graph, report: ShapeReport | None = None,
+                 batch_size: int = DEFAULT_BATCH, itemsize: int = 4) -> Plan:
+    """A plan for a graph whose shape report has no error, the memory budget included (checked
+    for training at ``batch_size``): a graph that cannot fit is refused before any allocation."""
+    if graph.name is not None:
+        raise PlanError([f"block {graph.name!r} runs inside a model: compile the model"])
+    report = report or infer_shapes(graph, batch_size, itemsize=itemsize)
     problems = list(report.errors.values())
     if not graph.nodes:
         problems.append("the graph is empty: add an Input node")
     if problems:
         raise PlanError(problems)
-    rng = np.random.default_rng(0)
     flat = flatten(graph, report)
     steps, requires = [], {}
+    feeds_loss = _feeding_losses(flat.nodes)
     for f in flat.nodes:
         cls = LAYERS[f.node.type]
         attrs = AttrValues(f.node.attrs)
-        names = tuple(cls.init(attrs, f.in_shapes, rng))
+        names = tuple(cls.param_shapes(attrs, f.in_shapes))  # declared: nothing allocated yet
         grad_names = tuple(n for n in names if n not in cls.buffers)
-        trainable = bool(grad_names) and not f.frozen
+        # a node that leads to no loss gets no gradient: training it would read a missing one
+        trainable = bool(grad_names) and not f.frozen and f.id in feeds_loss
         diff = cls.differentiable_inputs if cls.differentiable_inputs is not None else cls.inputs
         needs = tuple(ref is not None and requires[ref[0]] and port in diff
                       for port, ref in zip(cls.inputs, f.inputs))
         requires[f.id] = trainable or any(needs)
-        steps.append(Step(f.id, cls, attrs, f.inputs, tuple(cls.outputs), f.in_shapes,
+        steps.append(Step(f.id, cls, attrs, f.inputs, tuple(cls.outputs_for(attrs)), f.in_shapes,
                           tuple(f"{f.id}.{n}" for n in names),
                           tuple(f"{f.id}.{n}" for n in grad_names), trainable, requires[f.id],
                           needs, names, f.frozen))
@@ -146,7 +156,25 @@ def compile_plan(graph: Graph, report: ShapeReport | None = None) -> Plan:
     shapes = ShapeReport(shapes={**flat.shapes, **{a: flat.shapes[r] for a, r in
                                                    flat.aliases.items() if r in flat.shapes}},
                          in_shapes={f.id: f.in_shapes for f in flat.nodes})
-    return Plan(tuple(steps), sources, losses, shapes, consumers, readers, flat.aliases)
+    sample = -(-sum(report.activation_bytes.values()) // max(report.batch_size, 1))
+    return Plan(tuple(steps), sources, losses, shapes, consumers, readers, flat.aliases, sample,
+                flat.levels)
+
+
+def _feeding_losses(nodes) -> set:
+    """Ids of the flattened nodes with a path to a loss node (every node when there is no loss:
+    a model bound for predictions or export keeps its parameters trainable)."""
+    inputs = {f.id: [ref[0] for ref in f.inputs if ref is not None] for f in nodes}
+    todo = [f.id for f in nodes if LAYERS[f.node.type].is_loss]
+    if not todo:
+        return set(inputs)
+    seen: set = set()
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(inputs.get(n, ()))
+    return seen
 
 
 # ------------------------------------------------------------------------------------ fusion

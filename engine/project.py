@@ -62,6 +62,9 @@ def check_fit(graph: Graph, dataset: Dataset) -> None:
     """Raise a one-line DataError when the graph (already fitted) cannot train on ``dataset``."""
     report = infer_shapes(graph)
     sample = fmt_shape(dataset.sample_shape)
+    own = [msg for node_id, msg in report.errors.items() if not _sees_data(graph, node_id)]
+    if own:  # an unconnected input or a node off the data's path: not the data's fault
+        raise DataError(f"the graph has a problem of its own, whatever the data: {own[0]}")
     if report.errors:
         first = next(iter(report.errors.values()))
         raise DataError(f"data {dataset.name!r} has samples of {sample}, which the graph cannot "
@@ -76,6 +79,17 @@ def check_fit(graph: Graph, dataset: Dataset) -> None:
         logits = graph.edge_into((node.id, "input"))
         shape = report.shapes.get(tuple(logits.src)) if logits else None
         k = dataset.num_classes
-        if shape and shape[-1] is not None and shape[-1] < k:
+        if k and shape and shape[-1] is not None and shape[-1] != k:
             raise DataError(f"{logits.src[0]!r} gives {shape[-1]} class scores but data "
                             f"{dataset.name!r} has {k} classes: make it output {k}")
+
+
+def _sees_data(graph: Graph, node_id: str) -> bool:
+    """The node's inputs are all connected and it lies downstream of an Input node: its shape
+    error can come from the samples."""
+    from layerloom.engine.shapes import missing_inputs
+
+    if missing_inputs(graph, node_id):
+        return False
+    inputs = source_nodes(graph, "Input")
+    return any(graph.reaches(i, node_id) for i in inputs)

@@ -12,8 +12,8 @@ LAYERS: dict[str, type[Layer]] = {}
 
 # Palette order; a layer in a category not listed here goes at the end.
 CATEGORIES = ("Input/Output", "Dense", "Convolution", "Pooling", "Padding", "Activation",
-              "Normalisation", "Recurrent", "Attention", "Merge/Split", "Shape", "Regularisation",
-              "Loss")
+              "Normalisation", "Recurrent", "Attention", "Merge/Split", "Math", "Shape",
+              "Regularisation", "Loss")
 
 
 def register(cls: type[Layer]) -> type[Layer]:

@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from layerloom.engine.short_repr import short
+
 Shape = tuple  # (None, C, H, W): batch first, None when unknown
 
 
@@ -28,6 +30,12 @@ class ShapeError(LayerloomError):
 
 class AttrError(LayerloomError):
     """An attribute value is out of range, of the wrong type, or not one of the choices."""
+
+
+# Every integer attribute lives in int32's range unless its descriptor says less: sizes beyond it
+# never fit in memory, and numpy's int64 shape arithmetic cannot overflow on products of two.
+INT_LIMIT = 2**31 - 1
+MAX_ENTRIES = 16  # an IntTuple (a shape, an axis list) has at most this many entries
 
 
 class WeightsError(LayerloomError):
@@ -65,12 +73,14 @@ class Int(Attr):
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             else:
-                raise AttrError(f"{name}: must be an integer, got {value!r}")
+                raise AttrError(f"{name}: must be an integer, got {short(value)}")
         value = int(value)
-        if self.min is not None and value < self.min:
-            raise AttrError(f"{name}: must be >= {self.min}, got {value}")
-        if self.max is not None and value > self.max:
-            raise AttrError(f"{name}: must be <= {self.max}, got {value}")
+        low = -INT_LIMIT if self.min is None else self.min
+        high = INT_LIMIT if self.max is None else self.max
+        if value < low:
+            raise AttrError(f"{name}: must be >= {low}, got {short(value)}")
+        if value > high:
+            raise AttrError(f"{name}: must be <= {high}, got {short(value)}")
         return value
 
 
@@ -82,8 +92,11 @@ class Float(Attr):
 
     def validate(self, name: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-            raise AttrError(f"{name}: must be a number, got {value!r}")
-        value = float(value)
+            raise AttrError(f"{name}: must be a number, got {short(value)}")
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond float's range
+            raise AttrError(f"{name}: must be finite, got {short(value)}") from None
         if not np.isfinite(value):
             raise AttrError(f"{name}: must be finite, got {value}")
         if self.min is not None and value < self.min:
@@ -99,7 +112,7 @@ class Bool(Attr):
 
     def validate(self, name: str, value: Any) -> bool:
         if not isinstance(value, (bool, np.bool_)):
-            raise AttrError(f"{name}: must be true or false, got {value!r}")
+            raise AttrError(f"{name}: must be true or false, got {short(value)}")
         return bool(value)
 
 
@@ -109,9 +122,9 @@ class Choice(Attr):
     kind: ClassVar[str] = "choice"
 
     def validate(self, name: str, value: Any) -> Any:
-        if value not in self.choices:
+        if isinstance(value, (list, dict)) or value not in self.choices:
             options = ", ".join(repr(c) for c in self.choices)
-            raise AttrError(f"{name}: must be one of {options}, got {value!r}")
+            raise AttrError(f"{name}: must be one of {options}, got {short(value)}")
         return value
 
 
@@ -128,17 +141,22 @@ class IntTuple(Attr):
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
             value = (int(value),) * (self.length or 1)
         if not isinstance(value, (list, tuple)):
-            raise AttrError(f"{name}: must be a list of integers, got {value!r}")
+            raise AttrError(f"{name}: must be a list of integers, got {short(value)}")
+        if len(value) > (self.length or MAX_ENTRIES):
+            raise AttrError(f"{name}: must have {self.length or f'at most {MAX_ENTRIES}'} "
+                            f"entries, got {len(value)}")
         out = []
-        for v in value:
+        for i, v in enumerate(value):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise AttrError(f"{name}: must be a list of integers, got {value!r}")
+                raise AttrError(f"{name}[{i}]: must be an integer, got {short(v)}")
             v = int(v)
             if self.allow_minus_one and v == -1:
                 out.append(v)
                 continue
-            if self.min is not None and v < self.min:
-                raise AttrError(f"{name}: every entry must be >= {self.min}, got {list(value)}")
+            low = -INT_LIMIT if self.min is None else self.min
+            if not low <= v <= INT_LIMIT:
+                bound = f">= {low}" if v < low else f"<= {INT_LIMIT}"
+                raise AttrError(f"{name}[{i}]: must be {bound}, got {short(v)}")
             out.append(v)
         if self.length is not None and len(out) != self.length:
             raise AttrError(f"{name}: must have {self.length} entries, got {len(out)}")
@@ -180,17 +198,14 @@ class AttrValues(Mapping):
     def __len__(self) -> int:
         return len(self._values)
 
-    def __repr__(self) -> str:
-        return f"AttrValues({self._values!r})"
+    __repr__ = lambda self: f"AttrValues({self._values!r})"  # noqa: E731
 
 
 # --------------------------------------------------------------------------------- context
 class Ctx:
-    """What a forward call saves for its backward, plus the run's mode.
-
-    ``needs_input_grad[i]`` lets backward skip an input gradient nobody will read (an Input node,
-    or a branch only upstream of frozen nodes).
-    """
+    """What a forward call saves for its backward, plus the run's mode. ``needs_input_grad[i]``
+    lets backward skip an input gradient nobody will read (an Input node, or a branch only
+    upstream of frozen nodes)."""
 
     __slots__ = ("saved", "training", "rng", "needs_input_grad")
 
@@ -215,11 +230,21 @@ class IntInput:
 
 
 @dataclass(frozen=True)
+class RangeInput:
+    """An example float input drawn uniformly from ``[low, high)``: for a layer whose domain is
+    not every real (Log, Sqrt need positive values)."""
+
+    shape: tuple
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class Example:
     """Attributes and concrete input shapes the registry-wide tests run a layer with."""
 
     attrs: dict = field(default_factory=dict)
-    inputs: tuple = ()  # each a concrete shape tuple (float input) or an IntInput
+    inputs: tuple = ()  # each a concrete shape tuple (float input), an IntInput or a RangeInput
 
 
 # ------------------------------------------------------------------------------ PyTorch code
@@ -260,10 +285,8 @@ class Layer:
 
     type_id: ClassVar[str] = ""
     category: ClassVar[str] = "Other"
-    # The Explain tab: what the layer computes and its gradients, in the node's own numbers
-    # ("{out_features}" is replaced by the attribute's value); rich text, declared beside forward.
-    formula: ClassVar[str] = ""
-    backward_formula: ClassVar[str] = ""
+    formula: ClassVar[str] = ""  # the Explain tab, rich text: "{out_features}" -> the node's
+    backward_formula: ClassVar[str] = ""  # value; declared beside forward and backward
     inputs: ClassVar[tuple] = ("x",)
     outputs: ClassVar[tuple] = ("y",)
     optional_inputs: ClassVar[tuple] = ()
@@ -302,6 +325,13 @@ class Layer:
         """Cross-attribute rules (override when needed); raise AttrError."""
 
     @classmethod
+    def outputs_for(cls, a: Mapping[str, Any]) -> tuple:
+        """The output ports of a node with these attributes: ``outputs``, unless their number
+        follows an attribute (Chunk's pieces). The graph refuses an edit that would take away a
+        port an edge leaves from."""
+        return cls.outputs
+
+    @classmethod
     def label(cls, a: Mapping[str, Any]) -> str:
         """Key attributes for the node's face on the canvas ("6@5×5"); override per layer."""
         return ""
@@ -309,6 +339,21 @@ class Layer:
     @staticmethod
     def infer(a: AttrValues, *shapes: Shape):
         raise NotImplementedError
+
+    @staticmethod
+    def param_shapes(a: AttrValues, in_shapes: tuple) -> dict:
+        """``{name: shape}`` of what ``init`` returns, computed without allocating: shape
+        inference reads it for parameter counts and the memory budget, so a huge width is
+        refused before anything exists. A layer that overrides ``init`` must declare it (see
+        ``declares_params``; the registry-wide tests compare the two)."""
+        return {}
+
+    @classmethod
+    def declares_params(cls) -> bool:
+        """False for a layer with an ``init`` of its own but no ``param_shapes``: it cannot be
+        sized without allocating, so shape inference refuses it rather than guess."""
+        own = cls.__mro__[:cls.__mro__.index(Layer)]
+        return not any("init" in vars(k) for k in own) or any("param_shapes" in vars(k) for k in own)
 
     @staticmethod
     def init(a: AttrValues, in_shapes: tuple, rng: np.random.Generator) -> dict:

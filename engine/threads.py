@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from typing import Iterator
 
 
@@ -33,6 +34,21 @@ def get_threads() -> int:
     return _threads
 
 
+_blas_cap = threading.local()  # per thread: the window's training thread sets one
+
+
+def cap_blas_threads(n: int | None) -> None:
+    """At most ``n`` BLAS threads for engine work on *this* thread, even for a BLAS-only graph
+    (None: no cap).
+
+    The window's training thread caps them at one core fewer than the engine's: OpenBLAS's
+    threads spin while they wait for each other, and beside a UI thread that paints they lost
+    whole time slices on every small product; the char-LSTM sample trained at ~25-75 samples/s
+    with two BLAS threads on two cores and at ~240-360 with one, measured on this kind of
+    machine under load (tests/benchmarks/bench_window.py)."""
+    _blas_cap.n = None if n is None else max(1, int(n))
+
+
 def blas_only(layers) -> bool:
     """True when none of these layer classes runs numba-parallel kernels (their
     ``parallel_kernels`` trait, declared on the class)."""
@@ -48,5 +64,6 @@ def engine_threads(blas: bool = False) -> Iterator[None]:
 
     n = min(_threads, numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(1 if blas else n)
-    with threadpool_limits(limits=_threads if blas else 1, user_api="blas"):
+    blas_threads = min(_threads, getattr(_blas_cap, "n", None) or _threads) if blas else 1
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
         yield

@@ -3,6 +3,7 @@
 ``train(net, data, config, control)`` yields a ``StepReport`` per mini-batch, an ``EpochReport``
 after each epoch's validation, and ends with a ``DoneReport`` (test metrics) or a ``Diverged``
 report (the first non-finite value, named by node; parameters rolled back to the last good step).
+A loss that runs away while staying finite yields an ``Exploding`` warning and training goes on.
 A ``Control`` lets another thread pause, resume or stop between steps.
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Iterator
 
 import numpy as np
 
-from layerloom.engine.data import Dataset, Split
+from layerloom.engine.budget import memory_budget
+from layerloom.engine.data import DataError, Dataset, Split
 from layerloom.engine.data.loader import BatchLoader, capped_batch
 from layerloom.engine.executor import NonFiniteError
 from layerloom.engine.network import Network
@@ -89,6 +91,42 @@ class Diverged:
     node_id: str
     phase: str  # "forward" or "backward" or "update"
     message: str
+
+
+@dataclass(frozen=True)
+class Exploding:
+    """A warning: the loss is finite but running away (the learning rate, most often)."""
+
+    global_step: int
+    loss: float
+    message: str
+
+
+# A loss above this multiple of its first value, or rising for this many steps in a row to at
+# least twice where it started, is running away (noise alone almost never rises 10 times running).
+EXPLODE_FACTOR = 1e6
+GROWTH_STEPS = 10
+
+
+def explosion(losses: list, lr: float) -> str | None:
+    """Why ``losses`` (oldest first, all finite) look like a blow-up, in one line, or None."""
+    first, last = losses[0], losses[-1]
+    fix = f"the learning rate ({lr:g}) is probably too high"
+    if first > 0 and last > EXPLODE_FACTOR * first:
+        return f"the loss is {last:.3g}, over a million times its first value {first:.3g}: {fix}"
+    recent = losses[-GROWTH_STEPS - 1:]
+    if (len(recent) > GROWTH_STEPS and all(a < b for a, b in zip(recent, recent[1:]))
+            and recent[-1] >= 2 * recent[0] > 0):
+        return (f"the loss rose for {GROWTH_STEPS} steps in a row, from {recent[0]:.3g} to "
+                f"{last:.3g}: {fix}")
+    return None
+
+
+def check_data(data: Dataset) -> None:
+    """A data set training can use, or a one-line DataError (an empty one divides by zero)."""
+    if len(data.train) == 0:
+        raise DataError(f"data {data.name!r} has no training samples: choose a larger data set "
+                        f"or a smaller validation fraction")
 
 
 class Control:
@@ -177,6 +215,8 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
     binding = binding or bind(net)
     if len(split) == 0:
         return None, None, None
+    # the budget was checked at the training batch: a larger one here must still fit it
+    batch_size = max(1, min(batch_size, memory_budget() // max(net.plan.sample_bytes, 1)))
     total, correct, preds = 0.0, 0, []
     with BatchLoader(split, np.arange(len(split)), capped_batch(split, batch_size)) as loader:
         for batch in loader:
@@ -190,6 +230,18 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
                 preds.append(np.array(net.executor.values[binding.values_ref]))
     acc = correct / split.y.size if binding.logits_ref is not None else None
     return total / len(split), acc, (np.concatenate(preds) if preds else None)
+
+
+def _bad_samples(net: Network, binding: Binding, node_id: str, idx, x, y) -> str | None:
+    """When the first non-finite value is in the data itself: which samples, as a hint that
+    blames the data (not the learning rate); None for any other node."""
+    if node_id not in (binding.input_id, binding.label_id):
+        return None
+    arr = np.asarray(x if node_id == binding.input_id else y, dtype=np.float64)
+    rows = idx[~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)] if arr.size else idx[:0]
+    which = ", ".join(str(int(r)) for r in sorted(rows)[:5]) + (", …" if len(rows) > 5 else "")
+    return (f"the data holds NaN or inf (training sample{'s' if len(rows) != 1 else ''} "
+            f"{which}): bad data, not the learning rate; clean or drop those samples")
 
 
 def _hint(phase: str, node_type: str, losses: list, lr: float) -> str:
@@ -220,6 +272,7 @@ def train(net: Network, data: Dataset, config: TrainConfig,
 
 def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | None,
            loaders: ExitStack) -> Iterator:
+    check_data(data)
     binding, control = bind(net), control or Control()
     opt = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
     rng = np.random.default_rng(config.seed)
@@ -231,7 +284,7 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
         total = min(total, config.max_steps)
     # Every parameter and buffer as it was before the latest update: what a diverged run keeps.
     last_good = {k: v.copy() for k, v in net.params.items()}
-    t0, seen, gstep, losses = time.perf_counter(), 0, 0, []
+    t0, seen, gstep, losses, warned = time.perf_counter(), 0, 0, [], set()
     for epoch in range(config.epochs):
         ep_loss, ep_correct, ep_n = 0.0, 0, 0
         # the order batches(n, batch_size, rng) gives; augmentation only for the training split
@@ -251,15 +304,17 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
                 # The weights that just went non-finite (or overflowed) are not "good": roll back
                 # to those before the update that led here, as the update check below does.
                 _restore(net, last_good)
-                yield Diverged(gstep, err.node_id, err.phase,
-                               f"{err}: {_hint(err.phase, err.layer_type, losses, config.lr)}")
+                hint = (_bad_samples(net, binding, err.node_id, idx, x, y)
+                        or _hint(err.phase, err.layer_type, losses, config.lr))
+                yield Diverged(gstep, err.node_id, err.phase, f"{err}: {hint}")
                 return
             norms = {k: float(np.sqrt(np.vdot(grads[k], grads[k]))) for k in keys}
             for k, v in net.params.items():
                 np.copyto(last_good[k], v)
             opt.lr = config.lr * lr_factor(config.schedule, gstep / total)
-            opt.step(net.params, grads)
-            bad = next((k for k in keys if not np.isfinite(net.params[k].sum())), None)
+            with np.errstate(all="ignore"):  # an overflow is found and named just below
+                opt.step(net.params, grads)
+                bad = next((k for k in keys if not np.isfinite(net.params[k].sum())), None)
             if bad is not None:
                 _restore(net, last_good)
                 node = bad.split(".")[0]
@@ -282,6 +337,10 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
             elapsed = time.perf_counter() - t0
             yield StepReport(epoch, i, gstep, steps_per_epoch, total, loss, acc, norms,
                              seen / max(elapsed, 1e-9), elapsed, hist, opt.lr, batch.waited)
+            why = explosion(losses, config.lr)
+            if why is not None and why[:12] not in warned:  # once per kind of warning
+                warned.add(why[:12])
+                yield Exploding(gstep, loss, why)
             gstep += 1
         val_loss, val_acc, _ = evaluate(net, data.val, binding=binding)
         train_acc = ep_correct / (ep_n * max(1, data.train.y[:1].size)) if binding.logits_ref else None
@@ -296,7 +355,10 @@ def _done(net, data, binding, steps, seen, t0, stopped) -> DoneReport:
     if preds is not None and data.class_names and data.test.y.ndim == 1:
         k = len(data.class_names)
         confusion = np.zeros((k, k), dtype=np.int64)
-        np.add.at(confusion, (data.test.y, preds), 1)
+        # a head wider than the class count can predict a class the data does not have: such a
+        # prediction is wrong (the accuracy counts it so) and has no column to go in
+        inside = (preds >= 0) & (preds < k)
+        np.add.at(confusion, (data.test.y[inside], preds[inside]), 1)
     fit = None
     if preds is not None and binding.logits_ref is None and data.task == "regression":
         fit = RegressionFit.of(data.test.y, preds)

@@ -15,7 +15,8 @@ from PySide6.QtGui import QRegularExpressionValidator, QValidator
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout,
                                QLabel, QLineEdit, QSpinBox, QWidget)
 
-from layerloom.engine.spec import Attr
+from layerloom.engine import safe_json
+from layerloom.engine.spec import Attr, LayerloomError
 
 INT_LIMIT = 2**31 - 1  # QSpinBox holds a C int
 
@@ -165,6 +166,28 @@ class TupleEditor(QLineEdit):
         self.setText(self._shown)
 
 
+class NameEditor(QLineEdit):
+    """An identifier (the block a Block node is an instance of), committed on Enter or when the
+    focus leaves."""
+
+    edited = Signal(object)
+
+    def __init__(self, attr: Attr, parent=None):
+        super().__init__(parent)
+        self.setValidator(QRegularExpressionValidator(
+            QRegularExpression(r"[A-Za-z_][A-Za-z0-9_]*"), self))
+        self._shown = ""
+        self.editingFinished.connect(self._commit)
+
+    def _commit(self) -> None:
+        if self.text() != self._shown:
+            self.edited.emit(self.text())
+
+    def set_value(self, value: Any) -> None:
+        self._shown = str(value)
+        self.setText(self._shown)
+
+
 class JsonEditor(QLineEdit):
     """Any other attribute kind, as JSON text (parsed, never evaluated)."""
 
@@ -178,10 +201,12 @@ class JsonEditor(QLineEdit):
     def _commit(self) -> None:
         if self.text() == self._shown:
             return
-        try:
-            self.edited.emit(json.loads(self.text()))
-        except ValueError:
+        try:  # bounded: text typed or pasted here is as untrusted as a file
+            value = safe_json.loads(self.text())
+        except LayerloomError:
             self.set_value(json.loads(self._shown) if self._shown else None)
+            return
+        self.edited.emit(value)
 
     def set_value(self, value: Any) -> None:
         self._shown = json.dumps(list(value) if isinstance(value, tuple) else value)
@@ -193,5 +218,5 @@ def make_editor(attr: Attr, parent=None) -> QWidget:
     kind = attr.kind
     if kind == "ints":
         return FixedTupleEditor(attr, parent) if attr.length else TupleEditor(attr, parent)
-    return {"int": IntEditor, "float": FloatEditor, "bool": BoolEditor,
-            "choice": ChoiceEditor}.get(kind, JsonEditor)(attr, parent)
+    return {"int": IntEditor, "float": FloatEditor, "bool": BoolEditor, "choice": ChoiceEditor,
+            "name": NameEditor}.get(kind, JsonEditor)(attr, parent)

@@ -24,7 +24,8 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from layerloom.engine.export.weights import load_weights, save_weights, weights_path
 from layerloom.engine.network import WeightsError
-from layerloom.engine.serialize import FormatError, atomic_write_bytes, load_project, project_to_dict
+from layerloom.engine.serialize import (FormatError, atomic_write_bytes, load_project, parse_text,
+                                        project_to_dict, read_text)
 from layerloom.gui.document import Document
 
 AUTOSAVE_INTERVAL_MS = 30_000  # read when an Autosaver is built: tests patch it shorter
@@ -71,8 +72,8 @@ def read_recovery(file: Path) -> Recovery:
     file and the problem in one line."""
     load_project(file)  # the same checks as File > Open; raises FormatError
     try:
-        meta = json.loads(file.read_text(encoding="utf-8")).get(RECOVERY_KEY)
-    except (OSError, ValueError) as err:  # changed on disk since the check above
+        meta = parse_text(read_text(file)).get(RECOVERY_KEY)
+    except FormatError as err:  # changed on disk since the check above
         raise FormatError(f"{file.name}: cannot read ({err})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("path"), (str, type(None))):
         raise FormatError(f"{file.name}: {RECOVERY_KEY}: must be an object with a path")

@@ -13,22 +13,28 @@ from PySide6.QtCore import QMimeData, QObject
 from PySide6.QtWidgets import QApplication, QGraphicsScene
 
 from layerloom.engine.graph import Graph
-from layerloom.engine.serialize import graph_from_dict, graph_to_dict
+from layerloom.engine.serialize import graph_from_dict, graph_to_dict, parse_text
 from layerloom.engine.spec import LayerloomError
 
 GRAPH_MIME = "application/x-layerloom-graph"
 
 
 def copy_subgraph(graph: Graph, node_ids: Iterable[str]) -> dict:
-    """The given nodes and the edges between them, in the file format."""
-    ids = [n for n in graph.nodes if n in set(node_ids)]
-    sub = Graph()
-    for n in ids:
-        sub.add_node(graph.nodes[n])
-    for e in graph.edges:
-        if e.src[0] in sub.nodes and e.dst[0] in sub.nodes:
-            sub.connect(e.src, e.dst)
-    return graph_to_dict(sub)
+    """The given nodes and the edges between them, in the file format, with the definitions of
+    the blocks among them (and of the blocks those use)."""
+    ids = set(node_ids)
+    whole = graph_to_dict(graph)
+    out = {"format": whole["format"], "version": 1,
+           "nodes": [n for n in whole["nodes"] if n["id"] in ids],
+           "edges": [e for e in whole["edges"] if e["from"][0] in ids and e["to"][0] in ids]}
+    used = {graph.block_of(n["id"]) for n in out["nodes"]} - {None}
+    used |= {u for name in used for u in graph.uses(name)}
+    if used:
+        levels = {name: graph_to_dict(graph.blocks[name]) for name in graph.blocks if name in used}
+        out["version"] = 2
+        out["blocks"] = {name: {"nodes": d["nodes"], "edges": d["edges"]}
+                         for name, d in levels.items()}
+    return out
 
 
 def paste_subgraph(document: QObject, data: Any, offset: tuple = (40.0, 40.0)) -> list[str]:
@@ -37,8 +43,10 @@ def paste_subgraph(document: QObject, data: Any, offset: tuple = (40.0, 40.0)) -
     if document.refuse_if_locked():
         return []
     try:
-        sub = graph_from_dict(json.loads(data) if isinstance(data, (str, bytes)) else data)
-    except (LayerloomError, ValueError) as err:
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", "replace")
+        sub = graph_from_dict(parse_text(data) if isinstance(data, str) else data)
+    except LayerloomError as err:
         document.message.emit(f"Cannot paste: {err}")
         return []
     return document.compound.add_subgraph(sub, offset)

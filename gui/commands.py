@@ -12,6 +12,7 @@ from typing import Any, Callable
 from PySide6.QtGui import QUndoCommand
 
 from layerloom.engine.graph import Edge, Graph, Node
+from layerloom.engine.serialize import fill_level
 
 # QUndoCommand.id() values: commands with the same id may merge
 ATTR_ID, MOVE_ID, SECTION_ID = 1, 2, 3
@@ -195,3 +196,38 @@ class EditSectionCommand(QUndoCommand):
         self.new = dict(other.new)
         self.setObsolete(self.new == self.old)  # edited back to where it was: no step at all
         return True
+
+
+class AddBlockCommand(QUndoCommand):
+    """Adds a block definition to the model. The definition is built once, on the first redo,
+    and the same Graph goes back on every later redo: commands pushed after this one (edits
+    inside the block) hold that Graph."""
+
+    def __init__(self, model: Graph, name: str, level: dict):
+        super().__init__(f"Add block {name}")
+        self.model, self.name, self.level = model, name, level
+        self.definition: Graph | None = None
+
+    def redo(self) -> None:
+        if self.definition is None:
+            self.definition = self.model.new_block(self.name)
+            fill_level(self.definition, self.level)  # before it joins: one change, not many
+        self.model.add_block(self.definition)
+
+    def undo(self) -> None:
+        self.model.remove_block(self.name)
+
+
+class RemoveBlockCommand(QUndoCommand):
+    """Removes an unused block definition; undo puts the same Graph back at its old place."""
+
+    def __init__(self, model: Graph, name: str):
+        super().__init__(f"Remove block {name}")
+        self.model, self.name = model, name
+        self.definition, self.index = None, 0
+
+    def redo(self) -> None:
+        self.definition, self.index = self.model.remove_block(self.name)
+
+    def undo(self) -> None:
+        self.model.add_block(self.definition, self.index)

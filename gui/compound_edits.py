@@ -11,9 +11,13 @@ import re
 
 from PySide6.QtCore import QObject
 
+from layerloom.engine.block_library import merge_definitions
+from layerloom.engine.blocks import retargeted
 from layerloom.engine.graph import Edge, Graph, GraphError, Node
+from layerloom.engine.serialize import graph_to_dict
 from layerloom.engine.registry import LAYERS
 from layerloom.gui import commands as cmd
+from layerloom.gui.layout import free_position
 
 
 class CompoundEdits:
@@ -45,10 +49,8 @@ class CompoundEdits:
         doc = self.document
         if doc.refuse_if_locked():
             return False
-        trial = doc.graph.copy()
-        trial.disconnect(edge)
         try:
-            trial.check_connect(src, dst)
+            doc.graph.check_connect(src, dst, replacing=edge)
         except GraphError as err:
             doc.message.emit(str(err))
             return False
@@ -67,7 +69,8 @@ class CompoundEdits:
             return None
         cls = LAYERS[fix]
         (sx, sy), (dx, dy) = graph.nodes[edge.src[0]].pos, graph.nodes[node_id].pos
-        node = graph.new_node(fix, ((sx + dx) / 2, max(sy, dy) + 110))
+        # below the middle of the wire it cuts, at the first spot clear of every node
+        node = graph.new_node(fix, free_position(graph, ((sx + dx) / 2, max(sy, dy) + 110)))
         with doc.macro(f"Insert {fix}"):
             doc.push(cmd.AddNodeCommand(graph, node))
             doc.push(cmd.DisconnectCommand(graph, edge))
@@ -77,22 +80,27 @@ class CompoundEdits:
 
     def add_subgraph(self, sub: Graph, offset: tuple = (40.0, 40.0)) -> list[str]:
         """Add ``sub``'s nodes (shifted by ``offset``, renamed where an id is taken) and the
-        edges between them as one undo step; returns the new ids, which get selected."""
+        edges between them as one undo step, with the block definitions they use (an equal
+        one already in the model is shared, a different one of the same name is renamed);
+        returns the new ids, which get selected."""
         doc = self.document
         if not sub.nodes or doc.refuse_if_locked():
             return []
+        adds, blocks = merge_definitions(doc.model, {n: graph_to_dict(d) for n, d in
+                                                     sub.blocks.items()}) if sub.blocks else ([], {})
         names, taken = {}, set(doc.graph.nodes)
         for n in sub.nodes:
             names[n] = n if n not in taken else _fresh_id(n, taken)
             taken.add(names[n])
-        with doc.macro(f"Paste {len(names)} node{'s' if len(names) > 1 else ''}"):
-            for n, node in sub.nodes.items():
-                pos = (node.pos[0] + offset[0], node.pos[1] + offset[1])
-                copy = Node(names[n], node.type, dict(node.attrs), pos, node.frozen)
-                doc.push(cmd.AddNodeCommand(doc.graph, copy))
-            for e in sub.edges:
-                doc.push(cmd.ConnectCommand(doc.graph, (names[e.src[0]], e.src[1]),
-                                            (names[e.dst[0]], e.dst[1])))
+        edits = [("add_block", name, level) for name, level in adds]
+        for n, node in sub.nodes.items():
+            node = retargeted(sub, node, blocks)
+            pos = (node.pos[0] + offset[0], node.pos[1] + offset[1])
+            edits.append(("add_node", Node(names[n], node.type, node.attrs, pos, node.frozen)))
+        edits += [("connect", (names[e.src[0]], e.src[1]), (names[e.dst[0]], e.dst[1]))
+                  for e in sub.edges]
+        if not doc.blocks.apply(edits, f"Paste {len(names)} node{'s' if len(names) > 1 else ''}"):
+            return []
         doc.select_requested.emit(list(names.values()))
         return list(names.values())
 

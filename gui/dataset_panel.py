@@ -1,7 +1,9 @@
 """The dataset panel: choose the data a graph trains on and see what it holds.
 
-Sources are the engine's spec strings (bundled, ``idx:DIR``, ``npz:FILE``, ``csv:FILE``, or a
-synthetic set with size and noise). Loading one writes it into the project's "data" section
+Sources are every reader the engine has (``gui.data_sources``: the bundled images, MNIST-format
+and image folders, .npz and CSV files, text for language models, the synthetic sequence tasks,
+2-D sets and signals), each with its reader's options. Loading one writes it into the project's
+"data" section
 (through ``edit_data``, the window's undoable ``Document.edit_section``), fits the graph's Input
 and Label nodes to it (through ``apply_edits`` so the window can make it an undoable edit) and
 reports, in the engine's words, why the graph cannot take it if so.
@@ -11,7 +13,6 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlencode
 
 import numpy as np
 import pyqtgraph as pg
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDoubleSpinBox, QFileDia
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox,
                                QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
-from layerloom.engine.data import Dataset, load_data, parse_spec
+from layerloom.engine.data import Dataset, load_data
 from layerloom.engine.data.location import place, portable_spec
 from layerloom.engine.data.section import adopt
 from layerloom.engine.project import check_fit, planned_fit
@@ -28,28 +29,21 @@ from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError, fmt_shape
 from layerloom.gui.augment_panel import AugmentPanel
 from layerloom.gui.data_options import ImageFolderOptions, TableOptions
+from layerloom.gui import data_sources as ds
 from layerloom.gui.plots.images import class_grid_pixmap, displayable
-from layerloom.gui.plots.style import make_view, node_color, style_plot
+from layerloom.gui.plots.style import legend_label, make_view, style_plot
 
-# (kind, label, what the path names or None)
-SOURCES = (("bundled", "Fashion-MNIST subset", None),  # short: the side dock shows ~20 characters
-           ("shapes", "Coloured shapes", None),  # drawn on first use (engine.data.shapes)
-           ("idx", "MNIST-format folder", "folder"), ("folder", "Image folder", "folder"),
-           ("npz", "NumPy .npz file", "file"), ("csv", "CSV file", "file"),
-           ("spirals", "Synthetic: spirals", None), ("moons", "Synthetic: moons", None),
-           ("circles", "Synthetic: circles", None), ("xor", "Synthetic: xor", None),
-           ("signals", "Synthetic: signals", None))
-NAMED = ("bundled", "shapes")  # data sets that need no path and take no options here
-SYNTHETIC = ("spirals", "moons", "circles", "xor", "signals")
 WAVES_PER_CLASS = 2
-FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)"}
+OWN_FORMS = {"folder": "folder_options", "csv": "table_options"}  # sources with a form of their own
+FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)",
+                "text": "Text files (*.txt *.md);;All files (*)"}
+NOT_LOADED = "Press Load to read this data and see what it holds."
 ERROR_STYLE, OK_STYLE = "color: #c62828;", "color: #2e7d32;"
 MAX_SCATTER = 3000
 
 
 class DatasetPanel(QWidget):
     dataset_changed = Signal(object)  # the Dataset just loaded
-    data_chosen = Signal(dict)  # the data section after the person chose a source (Load)
 
     def __init__(self, project: Callable[[], Project],
                  apply_edits: Callable[[list], None] | None = None, parent: QWidget | None = None,
@@ -98,9 +92,10 @@ class DatasetPanel(QWidget):
         self.source.currentIndexChanged.connect(self._on_source)
 
     def _build_form(self) -> None:
+        self.sources = ds.sources()
         self.source = QComboBox()
-        for kind, label, _ in SOURCES:
-            self.source.addItem(label, kind)
+        for src in self.sources:
+            self.source.addItem(src.label, src.key)
         # long source names must not make the side dock wide: the combo elides, the popup shows all
         self.source.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.source.setMinimumContentsLength(14)
@@ -114,12 +109,7 @@ class DatasetPanel(QWidget):
         path_row.addWidget(self.browse)
         self.path_box = QWidget()
         self.path_box.setLayout(path_row)
-        self.points, self.noise = QSpinBox(), QDoubleSpinBox()
-        self.points.setRange(4, 1_000_000)
-        self.points.setSingleStep(100)
-        self.noise.setRange(0.0, 10.0)
-        self.noise.setDecimals(2)
-        self.noise.setSingleStep(0.05)
+        self.task = QComboBox()  # a sequence task: the "path" of seq:TASK
         self.val_fraction = QSpinBox()
         self.val_fraction.setRange(0, 90)
         self.val_fraction.setSuffix(" %")
@@ -128,12 +118,27 @@ class DatasetPanel(QWidget):
         self.form = QFormLayout()
         self.form.addRow("Source", self.source)
         self.form.addRow("Path", self.path_box)
-        self.form.addRow("Points", self.points)
-        self.form.addRow("Noise", self.noise)
+        self.form.addRow("Task", self.task)
+        self.options: dict[str, QWidget] = {}  # one widget per option name, shown as needed
+        for src in self.sources:
+            for name, default in ({} if src.kind in OWN_FORMS else src.options).items():
+                if name not in self.options:
+                    self.options[name] = ds.option_widget(default)
+                    self.form.addRow(ds.OPTION_LABELS.get(name, name), self.options[name])
+        # an image folder and a CSV table have forms of their own (gui.data_options)
         self.folder_options, self.table_options = ImageFolderOptions(), TableOptions()
         self.form.addRow(self.folder_options)
         self.form.addRow(self.table_options)
         self.form.addRow("Validation split", self.val_fraction)
+        self._extra: dict = {}  # options of the project's spec that no widget shows
+
+    @property
+    def points(self) -> QSpinBox:
+        return self.options["n"]
+
+    @property
+    def noise(self) -> QDoubleSpinBox:
+        return self.options["noise"]
 
     def _build_preview(self) -> None:
         self.preview = QStackedWidget()
@@ -145,11 +150,17 @@ class DatasetPanel(QWidget):
         self.scatter_view = make_view(pg.PlotWidget)
         style_plot(self.scatter_view.getPlotItem())
         self.scatter_view.getPlotItem().setAspectLocked(True)
-        self.scatter_view.getPlotItem().addLegend(offset=(-5, 5), labelTextSize="8pt")
+        self.scatter_legend = legend_label([])  # above the points, in the Regions map's colours
+        self.scatter_box = QWidget()
+        box = QVBoxLayout(self.scatter_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        box.addWidget(self.scatter_legend)
+        box.addWidget(self.scatter_view, 1)
         self.no_preview = QLabel()
         self.no_preview.setAlignment(Qt.AlignCenter)
         self.no_preview.setWordWrap(True)
-        for w in (scroll, self.scatter_view, self.no_preview):
+        for w in (scroll, self.scatter_box, self.no_preview):
             self.preview.addWidget(w)
         self.preview.setCurrentWidget(self.no_preview)
 
@@ -158,38 +169,39 @@ class DatasetPanel(QWidget):
     def kind(self) -> str:
         return self.source.currentData()
 
+    @property
+    def current(self) -> ds.Source:
+        return next(src for src in self.sources if src.key == self.kind)
+
     def _on_source(self, _index: int = 0) -> None:
-        needs = dict((k, n) for k, _, n in SOURCES)[self.kind]
-        synthetic = self.kind in SYNTHETIC
-        for widget, visible in ((self.path_box, needs is not None), (self.points, synthetic),
-                                (self.noise, synthetic)):
+        """Show the rows the chosen source takes, at its reader's defaults."""
+        src = self.current
+        self._extra = {}
+        for widget, visible in ((self.path_box, src.needs in ("folder", "file")),
+                                (self.task, src.needs == "task")):
             widget.setVisible(visible)
             self.form.labelForField(widget).setVisible(visible)
-        self.path.setPlaceholderText(f"choose a {needs}…" if needs else "")
-        self.folder_options.setVisible(self.kind == "folder")
-        self.table_options.setVisible(self.kind == "csv")
-        if synthetic:
-            self._set_synthetic_defaults()
-
-    def _set_synthetic_defaults(self) -> None:
-        from inspect import signature
-
-        from layerloom.engine.data import synthetic
-
-        params = signature(getattr(synthetic, f"load_{self.kind}")).parameters
-        self.points.setValue(int(params["n"].default))
-        self.noise.setValue(float(params["noise"].default))
+        self.folder_options.setVisible(src.kind == "folder")
+        self.table_options.setVisible(src.kind == "csv")
+        for name, widget in self.options.items():
+            visible = name in src.options and src.kind not in OWN_FORMS
+            widget.setVisible(visible)
+            self.form.labelForField(widget).setVisible(visible)
+            if visible:
+                ds.set_option(widget, src.options[name])
+        self.path.setPlaceholderText(f"choose a {src.needs}…" if src.needs else "")
+        if src.needs == "task":
+            self.task.clear()
+            self.task.addItems(ds.tasks(src))
 
     def spec(self) -> str:
         """The engine spec string the widgets describe."""
-        if self.kind in NAMED:
-            return self.kind
-        if self.kind in SYNTHETIC:
-            return f"{self.kind}?n={self.points.value()}&noise={self.noise.value():g}"
-        options = {"folder": self.folder_options.options,
-                   "csv": self.table_options.options}.get(self.kind, dict)()
-        query = f"?{urlencode(options)}" if options else ""
-        return f"{self.kind}:{self.path.text().strip()}{query}"
+        src = self.current
+        path = self.task.currentText() if src.needs == "task" else self.path.text()
+        if src.kind in OWN_FORMS:
+            return ds.build_spec(src, path, {}, getattr(self, OWN_FORMS[src.kind]).options())
+        values = {name: ds.option_value(self.options[name]) for name in src.options}
+        return ds.build_spec(src, path, values, self._extra)
 
     def _browse(self) -> None:
         self.choose()
@@ -197,47 +209,59 @@ class DatasetPanel(QWidget):
     def choose(self) -> Dataset | None:
         """Ask for a file (or folder) of the chosen kind and load it; None when cancelled or
         when it does not load (the panel says why)."""
-        if dict((k, n) for k, _, n in SOURCES)[self.kind] is None:  # bundled, synthetic: a file
+        if self.current.needs not in ("file", "folder"):  # bundled, synthetic, a task: a file
             self.source.setCurrentIndex(self.source.findData("npz"))
+        src = self.current
         start = str(self._graph_path().parent) if self._graph_path() else self.path.text()
-        if self.kind in ("idx", "folder"):
-            title = "MNIST-format folder" if self.kind == "idx" else "Folder of class folders"
-            path = QFileDialog.getExistingDirectory(self, title, start)
+        if src.needs == "folder":
+            path = QFileDialog.getExistingDirectory(self, src.label, start)
         else:
             path, _ = QFileDialog.getOpenFileName(self, "Data file", start,
-                                                  FILE_FILTERS.get(self.kind, "All files (*)"))
+                                                  FILE_FILTERS.get(src.kind, "All files (*)"))
         if not path:
             return None
         self.path.setText(path)
-        if self.kind == "csv":
+        if src.kind == "csv":
             self.table_options.list_file(path, {})
         return self.load()
 
     def load_from_project(self) -> None:
-        """Show the project's data section in the widgets (nothing is loaded)."""
+        """Show the project's data section in the widgets, and nothing of earlier data: the
+        choice is loaded by the caller (or by Load)."""
         section = self._project().data
         try:
-            kind, path, options = parse_spec(section.get("spec") or "bundled")
+            src, path, shown, extra = ds.read_spec(section.get("spec") or "bundled", self.sources)
         except LayerloomError:
-            kind, path, options = "bundled", None, {}
+            src, path, shown, extra = self.sources[0], "", {}, {}
         self.source.blockSignals(True)
-        self.source.setCurrentIndex(max(0, self.source.findData(kind)))
+        self.source.setCurrentIndex(max(0, self.source.findData(src.key)))
         self.source.blockSignals(False)
         self._on_source()
-        self.path.setText(path or "")
-        self.points.setValue(int(options.get("n", self.points.value())))
-        self.noise.setValue(float(options.get("noise", self.noise.value())))
-        self.val_fraction.setValue(int(round(100 * float(section.get("val_fraction", 0.1)))))
-        self.folder_options.set_options(options if kind == "folder" else {})
-        if kind == "csv" and path:
-            self.table_options.list_stored(section.get("spec"), self._graph_path(), options)
+        if src.needs == "task":
+            self.task.setCurrentIndex(max(0, self.task.findText(path)))
+        else:
+            self.path.setText(path)
+        for name, value in shown.items():
+            ds.set_option(self.options[name], value)
+        self._extra = extra
+        every = {**shown, **extra}
+        self.folder_options.set_options(every if src.kind == "folder" else {})
+        if src.kind == "csv" and path:
+            self.table_options.list_stored(section.get("spec"), self._graph_path(), every)
         self.augment.set_settings(section.get("augment"))
+        self.val_fraction.setValue(int(round(100 * float(section.get("val_fraction", 0.1)))))
+        self.dataset = None
+        self.info.setStyleSheet("")
+        self.info.setText(NOT_LOADED)
+        self._show_fit("", ok=False)
+        self.no_preview.setText("")
+        self.preview.setCurrentWidget(self.no_preview)
 
     # ------------------------------------------------------------------ loading
     def load(self) -> Dataset | None:
         """Load the chosen source; on success it becomes the project's data and is announced."""
-        if self.kind not in SYNTHETIC and self.kind not in NAMED and not self.path.text().strip():
-            self._show_error(f"Choose a {dict((k, n) for k, _, n in SOURCES)[self.kind]} first.")
+        if self.current.needs in ("folder", "file") and not self.path.text().strip():
+            self._show_error(f"Choose a {self.current.needs} first.")
             return None
         spec, val = self.spec(), self.val_fraction.value() / 100
         seed = self._project().data.get("seed", 0)
@@ -251,12 +275,12 @@ class DatasetPanel(QWidget):
         finally:
             QApplication.restoreOverrideCursor()
         spec = portable_spec(spec, self._graph_path())
-        # with what predictions on a person's own files need: stored with the graph file
+        # what predictions on a person's own files need is stored with the graph file too
+        # (None removes a key, so a source without them leaves none behind); one undoable edit
         self._edit_data({"spec": spec, "val_fraction": val,
                          "preprocessing": dataset.preprocessing or None,
                          "classes": list(map(str, dataset.class_names)) or None})
-        adopt(dataset, self._project().data, same_source=True)  # its training augmentation
-        self.data_chosen.emit(dict(self._project().data))
+        adopt(dataset, self._project().data, same_source=True)  # its augmentation for training
         self.set_dataset(dataset)
         return dataset
 
@@ -351,44 +375,11 @@ class DatasetPanel(QWidget):
             self.images.setPixmap(class_grid_pixmap(d.train.x, d.train.y, d.class_names))
             self.preview.setCurrentIndex(0)
         elif d.sample_shape == (2,):
-            self._scatter(d)
-            self.preview.setCurrentWidget(self.scatter_view)
+            ds.draw_scatter(self.scatter_view.getPlotItem(), self.scatter_legend, d, MAX_SCATTER)
+            self.preview.setCurrentWidget(self.scatter_box)
         elif len(d.sample_shape) == 2 and d.task == "classification" and len(d.train):
-            self._waves(d)
-            self.preview.setCurrentWidget(self.scatter_view)
+            ds.draw_waves(self.scatter_view.getPlotItem(), self.scatter_legend, d, WAVES_PER_CLASS)
+            self.preview.setCurrentWidget(self.scatter_box)
         else:
             self.no_preview.setText(f"Samples of {fmt_shape(d.sample_shape)}: no picture for these.")
             self.preview.setCurrentWidget(self.no_preview)
-
-    def _waves(self, d: Dataset) -> None:
-        """Signals (channels × length): the first channel of a few samples of each class, one
-        band per class from the top."""
-        plot = self.scatter_view.getPlotItem()
-        plot.clear()
-        plot.setAspectLocked(False)
-        x, y = d.train.x, np.asarray(d.train.y)
-        classes = sorted(set(y.ravel().tolist()))
-        low, high = np.inf, -np.inf
-        for i, c in enumerate(classes):
-            color = node_color(str(c), i, len(classes))
-            for k, row in enumerate(np.flatnonzero(y == c)[:WAVES_PER_CLASS]):
-                wave = np.asarray(x[row][0], dtype=np.float64) - 3.0 * i
-                low, high = min(low, wave.min()), max(high, wave.max())
-                name = str(d.class_names[c]) if k == 0 and c < d.num_classes else None
-                plot.addItem(pg.PlotDataItem(wave, pen=pg.mkPen(color, width=1.2), name=name))
-        plot.autoRange()
-        plot.setYRange(low, high + 0.3 * (high - low), padding=0.02)  # room for the legend
-
-    def _scatter(self, d: Dataset) -> None:
-        plot = self.scatter_view.getPlotItem()
-        plot.clear()
-        plot.setAspectLocked(True)
-        x, y = d.train.x[:MAX_SCATTER], d.train.y[:MAX_SCATTER]
-        classes = sorted(set(np.asarray(y).ravel().tolist())) if d.task == "classification" else [None]
-        for i, c in enumerate(classes):
-            pts = x if c is None else x[y == c]
-            color = node_color(str(c), i, len(classes))
-            name = str(d.class_names[c]) if c is not None and c < d.num_classes else "samples"
-            plot.addItem(pg.ScatterPlotItem(pts[:, 0], pts[:, 1], size=5, pen=None,
-                                            brush=pg.mkBrush(color), name=name))
-        plot.autoRange()

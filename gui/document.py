@@ -2,9 +2,13 @@
 
 Edits of one command are methods here; edits made of several commands (a node added on a
 released wire, a reconnection, an inserted fix, a paste) are on ``document.compound``. Each
-checks the edit against the graph's own rules first; a refused edit never reaches
-the undo stack and its one-line reason goes out on ``message`` for the status bar. Shape
-inference runs after every change and goes out on ``report_changed``.
+asks the rules' owners first (the engine's ``Graph``, its training settings); a refused edit
+never reaches the undo stack and its one-line reason goes out on ``message`` for the status
+bar. Shape inference runs after every change and goes out on ``report_changed``.
+
+The edits act on ``graph``: the level the canvas shows (``levels``), which is the model itself or
+a block opened in place; ``model`` is always the whole model. Edits that restructure around
+blocks (group, ungroup, a library block) are on ``document.blocks``.
 """
 from __future__ import annotations
 
@@ -15,20 +19,25 @@ import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from layerloom.engine.analyze import dangling_nodes
 from layerloom.engine.data.location import rebase_data
 from layerloom.engine.graph import Edge, Graph, GraphError
 from layerloom.engine.serialize import Project, load_project, save_project
-from layerloom.engine.shapes import ShapeReport, infer_shapes, param_counts
-from layerloom.engine.training_config import SettingsError, check_settings
+from layerloom.engine.shapes import ShapeReport, batch_size_of, infer_shapes, param_counts
+from layerloom.engine.training_config import NEW_PROJECT, SettingsError, check_settings
 from layerloom.gui import commands as cmd
+from layerloom.gui.block_edits import BlockEdits
 from layerloom.gui.compound_edits import CompoundEdits
+from layerloom.gui.levels import Levels
 
 
 class Document(QObject):
     """Project + QUndoStack + path + dirty flag (+ a lock the training controller sets)."""
 
     message = Signal(str)  # a refused edit or a notice, for the status bar
-    report_changed = Signal(object)  # ShapeReport after every structural change
+    report_changed = Signal(object)  # the shown level's ShapeReport after every change
+    level_changed = Signal(object)  # the Graph now shown: a block opened or closed
+    library_changed = Signal(object)  # the Path of a block just saved to the block library
     project_replaced = Signal(object)  # the new Graph after New / Open
     path_changed = Signal(object)  # Path | None
     dirty_changed = Signal(bool)
@@ -46,14 +55,21 @@ class Document(QObject):
         self.data_home: Path | None = None  # the file whose folder relative data paths start from
         self.locked, self.lock_reason = False, ""
         self.project: Project | None = None
-        self.report, self.params = ShapeReport(), {}
+        self.report, self.params, self.dangling = ShapeReport(), {}, frozenset()  # shown level
+        self.model_report, self.total_params = ShapeReport(), 0  # of the whole model
         self.compound = CompoundEdits(self)  # edits of several commands: one undo step each
+        self.blocks = BlockEdits(self)  # group, ungroup, library blocks
+        self.model = Graph()  # the whole model (what is saved, trained and exported)
+        self.levels = Levels(self.model, self)
+        self.levels.changed.connect(self._recompute)
         self._replace(project or Project(Graph()), None, None)
+        self.section_changed.connect(lambda name: name == "training" and self.recompute())
 
     # ------------------------------------------------------------------ state
     @property
     def graph(self) -> Graph:
-        return self.project.graph
+        """The level the canvas shows and edits go to: the model, or a block opened in place."""
+        return self.levels.graph
 
     @property
     def dirty(self) -> bool:
@@ -70,16 +86,32 @@ class Document(QObject):
             self.message.emit(f"The graph is locked while {self.lock_reason or 'busy'}")
         return self.locked
 
-    def _recompute(self) -> None:
-        self.report = infer_shapes(self.graph)
+    def _recompute(self, level: Graph | None = None) -> None:
+        """After a change of the model (inferred again), or of the ``level`` shown. Shapes,
+        parameter counts and the memory check at the project's batch size, all from declared
+        shapes: an edit to a huge width allocates nothing."""
+        if level is None:
+            self.model_report = infer_shapes(self.model, batch_size_of(self.project.training))
+            counts = param_counts(self.model, self.model_report)
+            dangling = frozenset(dangling_nodes(self.model))
+            # the parameters that train: a node leading to no loss is left out (Analyze warns)
+            self.total_params = sum(n for k, n in counts.items() if k not in dangling)
+            if self.levels.follow_model():  # its path was cut: this ran again with the level
+                return
+        self.report = self.levels.report(self.model_report)
         self.params = param_counts(self.graph, self.report)
+        self.dangling = frozenset(dangling_nodes(self.graph))
+        if level is not None:
+            self.level_changed.emit(level)
         self.report_changed.emit(self.report)
+
+    recompute = _recompute  # everything again: the memory budget or the batch size changed
 
     # ------------------------------------------------------------------ files
     def new(self) -> bool:
         if self.refuse_if_locked():
             return False
-        self._replace(Project(Graph()), None, None)
+        self._replace(Project(Graph(), dict(NEW_PROJECT)), None, None)  # settings that learn
         return True
 
     def new_from(self, project: Project) -> bool:
@@ -127,9 +159,12 @@ class Document(QObject):
         self.stack.clear()  # the old commands refer to the old graph
         self.stack.setClean()  # before the news: data chosen on open is then an unsaved edit
         if self.project is not None:
-            self.graph.changed.disconnect(self._recompute)
-        self.project = project
-        self.graph.changed.connect(self._recompute)
+            self.model.changed.disconnect(self._recompute)
+        self.project, self.model = project, project.graph
+        self.model.changed.connect(self._recompute)
+        self.levels.blockSignals(True)
+        self.levels.reset(project.graph)
+        self.levels.blockSignals(False)
         self._recompute()
         self.path, self.data_home = path, home
         self.project_replaced.emit(self.graph)
@@ -199,6 +234,8 @@ class Document(QObject):
             return False
         with self.macro("Delete" if len(node_ids) + len(edges) > 1 else
                          f"Delete {node_ids[0] if node_ids else 'edge'}"):
+            for graph, e in [w for n in node_ids for w in self.graph.port_wires(n)]:
+                self.push(cmd.DisconnectCommand(graph, e))  # a block port's wires outside
             for e in edges:
                 self.push(cmd.DisconnectCommand(self.graph, e))
             for n in node_ids:
@@ -223,12 +260,21 @@ class Document(QObject):
             return True
         if self.refuse_if_locked():
             return False
+        wires = self.graph.port_wires(old)  # a block's port: its instances' wires move with it
         try:
-            self.graph.check_rename(old, new)
+            self.graph.check_rename(old, new, moving_wires=bool(wires))
         except GraphError as err:
             self.message.emit(str(err))
             return False
-        self.push(cmd.RenameCommand(self.graph, old, new))
+        with self.macro(f"Rename {old} to {new}"):
+            for graph, e in wires:
+                self.push(cmd.DisconnectCommand(graph, e))
+            self.push(cmd.RenameCommand(self.graph, old, new))
+            name = self.graph.name
+            for graph, e in wires:
+                port = lambda ref, g=graph: ((ref[0], new) if ref[1] == old  # noqa: E731
+                                             and g.block_of(ref[0]) == name else ref)
+                self.push(cmd.ConnectCommand(graph, port(e.src), port(e.dst)))
         return True
 
     def set_frozen(self, node_id: str, frozen: bool) -> bool:

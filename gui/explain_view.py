@@ -14,7 +14,8 @@ import numpy as np
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSpinBox, QTextBrowser,
                                QVBoxLayout, QWidget)
 
-from layerloom.engine.explain import SMALL, dot_terms, explain_node, flops_per_sample, stats
+from layerloom.engine.explain import (SMALL, dot_terms, explain_node, flops_per_sample,
+                                      formula_text, stats)
 from layerloom.engine.network import Network
 from layerloom.engine.node_check import check_nodes
 from layerloom.engine.spec import LayerloomError, fmt_shape
@@ -74,8 +75,8 @@ class ExplainView(QWidget):
         graph = self.window.document.graph
         self.node_id = node_id if node_id in graph.nodes else None
         self.numbers, self.check_lines = None, []
-        for w in (self.compute_button, self.check_button):
-            w.setEnabled(self.node_id is not None)
+        for w in (self.compute_button, self.check_button):  # a block is many nodes: open it
+            w.setEnabled(self.node_id is not None and graph.definition(self.node_id) is None)
         self._render()
 
     def _render(self) -> None:
@@ -87,16 +88,11 @@ class ExplainView(QWidget):
         cls, node = graph.layer(node_id), graph.nodes[node_id]
         parts = [f"<h3>{html.escape(node_id)}: {cls.type_id}</h3>",
                  f"<p>{html.escape(cls.description())}</p>"]
-        formula = cls.formula
-        if formula:
-            try:
-                formula = formula.format(**node.attrs)
-            except (KeyError, IndexError, ValueError):
-                pass
-            parts.append(f"<p><b>Forward</b> {formula}</p>")
-        backward = cls.backward_formula
-        if backward:
-            parts.append(f"<p><b>Backward</b> {backward}</p>")
+        if cls.formula:
+            parts.append(f"<p><b>Forward</b> {formula_text(cls.formula, node.attrs)}</p>")
+        if cls.backward_formula:
+            parts.append(f"<p><b>Backward</b> {formula_text(cls.backward_formula, node.attrs)}"
+                         "</p>")
         ins = [fmt_shape(s) if s is not None else "?" for s in report.in_shapes.get(node_id, ())]
         outs = [report.shapes.get((node_id, p)) for p in graph.output_ports(node_id)]
         parts.append(f"<p>in {', '.join(ins) or '–'} → out "
@@ -147,7 +143,7 @@ class ExplainView(QWidget):
         if controller.busy:
             raise LayerloomError("the numbers wait until the run stops")
         data = controller.dataset or controller.load_dataset()
-        binding = bind(Network(self.window.document.graph.copy()))
+        binding = bind(Network(self.window.document.model.copy()))
         n = min(BATCH, len(data.train))
         feeds = {binding.input_id: data.train.x[:n], binding.label_id: data.train.y[:n]}
         kept = controller.trained_network()
@@ -156,8 +152,9 @@ class ExplainView(QWidget):
     def compute(self) -> None:
         try:
             feeds, params = self._batch()
-            self.numbers = explain_node(self.window.document.graph.copy(), self.node_id, feeds,
-                                        params)
+            doc = self.window.document
+            self.numbers = explain_node(doc.model.copy(), doc.levels.prefix() + self.node_id,
+                                        feeds, params)
         except LayerloomError as err:
             self.window.statusBar().showMessage(f"Explain: {err}", 10000)
             return
@@ -166,8 +163,9 @@ class ExplainView(QWidget):
     def check(self) -> None:
         try:
             feeds, params = self._batch()
-            (result,) = check_nodes(self.window.document.graph.copy(), feeds, params,
-                                    [self.node_id])
+            doc = self.window.document
+            (result,) = check_nodes(doc.model.copy(), feeds, params,
+                                    [doc.levels.prefix() + self.node_id])
         except LayerloomError as err:
             self.window.statusBar().showMessage(f"Check gradient: {err}", 10000)
             return

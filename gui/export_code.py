@@ -28,7 +28,7 @@ def export_pytorch_code(window: QWidget) -> Path | None:
     doc = window.document
 
     def write(path: Path) -> str:
-        atomic_write_bytes(path, torch_source(doc.graph, doc.project.training,
+        atomic_write_bytes(path, torch_source(doc.model, doc.project.training,
                                               title=path.stem).encode("utf-8"))
         net = window.training.controller.trained_network()
         if net is None:
@@ -51,7 +51,7 @@ def export_onnx(window: QWidget) -> Path | None:
         net = window.training.controller.trained_network()
         fresh = net is None
         if fresh:
-            net = Network(window.document.graph, seed=0)
+            net = Network(window.document.model, seed=0)
         meta = export_metadata(window.document.project.data)  # how inputs are prepared
         atomic_write_bytes(path, onnx_bytes(net, title=path.stem, metadata=meta))
         which = ("freshly initialised weights (train first for trained ones)" if fresh
@@ -78,7 +78,7 @@ def export_training_project(window: QWidget) -> Path | None:
         dataset = controller.dataset or controller.load_dataset()
         net = controller.trained_network()
         trained = net is not None
-        params = net.params if trained else Network(doc.graph, seed=int(
+        params = net.params if trained else Network(doc.model, seed=int(
             doc.project.training.get("seed", 0))).params
         write_project(doc.project, folder, params, dataset, title=stem)
     except LayerloomError as err:
@@ -112,7 +112,7 @@ def _export(window: QWidget, title: str, suffix: str, file_filter: str,
 
 def import_onnx(window: QWidget) -> bool:
     """Ask for an ``.onnx`` file and open its graph, with its weights, as a new document."""
-    from layerloom.engine.export.onnx_import import graph_from_onnx_file
+    from layerloom.engine.export.onnx_import import read_onnx_file
     from layerloom.engine.network import WeightsError
     from layerloom.engine.serialize import Project
 
@@ -128,16 +128,19 @@ def import_onnx(window: QWidget) -> bool:
         return False
     path = Path(chosen)
     try:
-        graph, params = graph_from_onnx_file(path)
+        result = read_onnx_file(path)
     except LayerloomError as err:  # names the file; a device or FIFO is refused, not read
         QMessageBox.critical(window, title, f"Cannot import {err}")
         return False
+    graph = result.graph
     window.document.new_from(Project(graph))
     try:
-        window.training.adopt_weights(params)
+        window.training.adopt_weights(result.params)
     except (WeightsError, LayerloomError) as err:  # the graph stays: it is still worth seeing
         QMessageBox.critical(window, title, f"{path.name}: its weights do not fit: {err}")
     window.auto_layout()
+    notes = "".join(f"; {note}" for note in result.notes)
     window.statusBar().showMessage(f"Imported {path.name}: {len(graph.nodes)} nodes with their "
-                                   f"weights; add a Label and a loss to train it further", 10000)
+                                   f"weights; add a Label and a loss to train it further{notes}",
+                                   10000)
     return True

@@ -27,7 +27,7 @@ STEPS = (
               "the loss, the accuracy and every parameter's gradient as they move; a node whose "
               "gradient vanishes or explodes gets a badge."),
     ("Look", "The <b>Inference</b> tab shows a test sample's prediction and any node's "
-             "activations; draw a digit to try your own."),
+             "activations; for image classes, draw one to try your own."),
     ("Keep", "Save writes the graph and its trained weights beside it. File > Export writes the "
              "weights, an ONNX model, or PyTorch code that trains at scale; File > Import ONNX "
              "Model reads a model made elsewhere."),

@@ -26,7 +26,8 @@ from layerloom.engine.training import bind_for_predictions
 from layerloom.engine.data.images import ImagePrep
 from layerloom.gui.file_input import FileInput
 from layerloom.gui.generate_view import GenerateView
-from layerloom.gui.plots.images import DrawPad, ImageLabel, displayable, feature_map_grid, to_unit
+from layerloom.gui.plots.images import (DrawPad, ImageLabel, displayable, feature_map_grid,
+                                        pad_prompt, to_unit)
 from layerloom.gui.plots.style import SERIES, make_view, style_plot
 
 MAX_BARS = 64  # longer vectors are drawn as a heat map
@@ -219,6 +220,8 @@ class InferenceView(QWidget):
         self.message.setText("")
         if self._pad_shape() is not None:
             self.pad.pixels = np.zeros(self._pad_shape(), dtype=np.float32)
+            self.pad.prompt = pad_prompt(dataset.class_names)  # the data's words, not "a digit"
+            self.use_pad.setToolTip(self.pad.prompt)
         self.index.blockSignals(True)
         self.index.setRange(0, max(0, len(dataset.test) - 1))
         self.index.blockSignals(False)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRegularExpression, Qt
 from PySide6.QtGui import QFont, QRegularExpressionValidator
-from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QLineEdit, QPushButton,
-                               QScrollArea, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit,
+                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
 from layerloom.engine.graph import Graph
-from layerloom.engine.registry import LAYERS
 from layerloom.engine.shapes import ShapeReport
 from layerloom.engine.spec import fmt_shape
 from layerloom.gui import theme as th
@@ -33,6 +32,7 @@ class Inspector(QScrollArea):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self._build_empty()
         document.project_replaced.connect(self._follow)
+        document.level_changed.connect(self._follow)
         document.report_changed.connect(self._show_report)
         document.locked_changed.connect(self._lock)
         self._follow(document.graph)
@@ -95,7 +95,7 @@ class Inspector(QScrollArea):
 
     def _build_form(self, node_id: str) -> None:
         node = self.document.graph.nodes[node_id]
-        cls = LAYERS[node.type]
+        cls = self.document.graph.layer(node_id)
         self.node_id, self.editors = node_id, {}
         page = QWidget()
         outer = QVBoxLayout(page)
@@ -138,12 +138,29 @@ class Inspector(QScrollArea):
             form.addRow(label, editor)
             self.editors[name] = editor
         outer.addLayout(form)
+        if self.document.graph.definition(node_id) is not None:
+            outer.addLayout(self._block_buttons(node_id))
         outer.addWidget(self._report_box())
         outer.addStretch(1)
         self.setWidget(page)
         self._refresh_title()
         self._show_report(self.document.report)
         self._lock(self.document.locked)
+
+    def _block_buttons(self, node_id: str) -> QHBoxLayout:
+        """A block: open it in place, or give this instance a definition of its own."""
+        row = QHBoxLayout()
+        doc = self.document
+        for text, tip, slot in (
+                ("Open block", "Edit the block in place (double-click or Enter on the canvas); "
+                 "every instance changes", lambda: doc.levels.enter(node_id)),
+                ("Make unique", "Give this instance its own copy of the block, so editing it "
+                 "changes no other instance", lambda: doc.blocks.make_unique(node_id))):
+            button = QPushButton(text)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            row.addWidget(button)
+        return row
 
     def _report_box(self) -> QWidget:
         box = QFrame()
@@ -162,14 +179,15 @@ class Inspector(QScrollArea):
     # ------------------------------------------------------------------ updates
     def _refresh_title(self) -> None:
         node = self.document.graph.nodes[self.node_id]
-        self.title.setText(f"{node.type} {LAYERS[node.type].label(node.attrs)}".strip())
+        label = self.document.graph.layer(self.node_id).label(node.attrs)
+        self.title.setText(f"{node.type} {label}".strip())
 
     def _show_report(self, report: ShapeReport) -> None:
         if self.node_id is None or self.node_id not in self.document.graph.nodes:
             return
-        cls = self.document.graph.layer(self.node_id)
+        ports = self.document.graph.output_ports(self.node_id)  # Chunk's follow its attributes
         lines = [f"{port}: {fmt_shape(report.shapes[(self.node_id, port)])}"
-                 for port in cls.outputs if (self.node_id, port) in report.shapes]
+                 for port in ports if (self.node_id, port) in report.shapes]
         params = self.document.params.get(self.node_id, 0)
         self.shape_label.setText(("Output " + ", ".join(lines) if lines else "Output unknown")
                                  + f"\nParameters {params:,}")

@@ -124,3 +124,22 @@ def is_cramped(graph: Graph, sizes: dict[str, tuple], label_gap: float = 64.0) -
         if side_by_side and 0 <= x2 - (x + w) < label_gap:
             return True
     return False
+
+
+def free_position(graph: Graph, pos: tuple, sizes: dict[str, tuple] | None = None,
+                  size: tuple = DEFAULT_SIZE, step: tuple = (0.0, 90.0), gap: float = 64.0,
+                  exclude: tuple = ()) -> tuple[float, float]:
+    """The first place from ``pos`` along ``step`` where a node of ``size`` keeps ``gap`` from
+    every other node (room for a wire and its shape label): a new node never lands on another
+    (Insert Flatten on the loss) or touching it so that their ports cannot be wired (Tab twice)."""
+    sizes = sizes or {}
+    rects = [(node.pos[0], node.pos[1], *sizes.get(n, DEFAULT_SIZE))
+             for n, node in graph.nodes.items() if n not in exclude]
+    x, y = float(pos[0]), float(pos[1])
+    w, h = size
+    for _ in range(200):
+        if not any(x < x2 + w2 + gap and x2 < x + w + gap and y < y2 + h2 + gap / 2
+                   and y2 < y + h + gap / 2 for x2, y2, w2, h2 in rects):
+            break
+        x, y = x + step[0], y + step[1]
+    return x, y

@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
-from layerloom.engine.serialize import FormatError
+from layerloom.engine.spec import LayerloomError
 from layerloom.gui import theme as th
 from layerloom.gui.autosave import Autosaver, recovery_dir
 from layerloom.gui.canvas.flow_overlay import GradientFlowOverlay
@@ -19,6 +19,7 @@ from layerloom.gui.canvas.view import GraphView
 from layerloom.gui.clipboard import GraphClipboard
 from layerloom.gui.document import Document
 from layerloom.gui.explain_view import ExplainView
+from layerloom.gui.file_places import documents_dir, is_template, save_as_start, sweep_on_start
 from layerloom.gui.inspector import Inspector
 from layerloom.gui.layout import layered_positions
 from layerloom.gui.menus import build_menus
@@ -68,10 +69,16 @@ class MainWindow(QMainWindow):
         self.autosave = Autosaver(self.document, recovery_dir(self.settings), parent=self,
                                   weights=self.training.unsaved_weights,
                                   restore=self.training.adopt_weights)
+        # what a killed write of an earlier session left beside the files it wrote
+        sweep_on_start([*(Path(f).parent for f in self.recent_files()), documents_dir(),
+                        recovery_dir(self.settings)])
         self._wire()
         self._update_title()
         self.status.show_report(self.document.report)
         self.resize(1440, 900)
+        if self.training.compact:  # a small screen: the window fits it at first start
+            avail = self.screen().availableGeometry()
+            self.resize(min(1440, avail.width()), min(900, avail.height()))
         self._default_sizes()
         self._default_layout = self.saveState(LAYOUT_VERSION)
         self._restore_layout()
@@ -107,6 +114,10 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         doc = self.document
         self.palette_panel.add_requested.connect(self.view.adding.add_at_centre)
+        self.palette_panel.block_requested.connect(self.view.adding.add_block)
+        self.palette_panel.blocks.set_model(doc.model)
+        doc.project_replaced.connect(lambda _graph: self.palette_panel.blocks.set_model(doc.model))
+        doc.library_changed.connect(self.palette_panel.blocks.saved_to)
         self.view.selection_changed.connect(self.inspector.show_nodes)
         self.view.selection_changed.connect(
             lambda ids: self.explain.show_node(ids[0] if len(ids) == 1 else None))
@@ -146,7 +157,9 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         path = self.document.path
-        self.setWindowTitle(f"{path.name if path else 'Untitled'}[*] — Layerloom")
+        name = (f"{path.name} (sample: Save asks where)" if is_template(path)
+                else path.name if path else "Untitled")
+        self.setWindowTitle(f"{name}[*] — Layerloom")
         self.setWindowModified(self.document.dirty)
 
     # ------------------------------------------------------------------ editing
@@ -200,7 +213,7 @@ class MainWindow(QMainWindow):
             return False
         try:
             opened = self.document.open(path)
-        except FormatError as err:
+        except LayerloomError as err:  # any file: one line, and the open graph stays as it was
             QMessageBox.critical(self, "Cannot open graph", str(err))
             return False
         if opened:
@@ -209,18 +222,23 @@ class MainWindow(QMainWindow):
         return opened
 
     def save(self) -> bool:
-        if self.document.path is None:
+        """Save where the graph came from; an untitled graph or a sample (a template) asks."""
+        if self.document.path is None or is_template(self.document.path):
             return self.save_as()
         return self._save_to(self.document.path)
 
     def save_as(self) -> bool:
-        start = str(self.document.path or Path.cwd() / "untitled.json")
+        start = str(save_as_start(self.document.path))
         path, _ = QFileDialog.getSaveFileName(self, "Save graph as", start,
                                               "Layerloom graph (*.json)")
         if not path:
             return False
-        path = Path(path)
-        return self._save_to(path if path.suffix == ".json" else path.with_suffix(".json"))
+        path = Path(path) if Path(path).suffix == ".json" else Path(path).with_suffix(".json")
+        if is_template(path):
+            QMessageBox.warning(self, "Samples are templates", "The samples folder keeps the "
+                                "samples as they ship: save your copy in another folder.")
+            return False
+        return self._save_to(path)
 
     def _save_to(self, path: Path) -> bool:
         try:

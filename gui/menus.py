@@ -12,6 +12,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu
 
 from layerloom.engine import paths
+from layerloom.gui import memory_budget
 from layerloom.gui.export_code import (export_onnx, export_pytorch_code, export_training_project,
                                        import_onnx)
 from layerloom.gui.help import about_html, guide_html, show_text
@@ -40,11 +41,11 @@ def build_menus(window: QMainWindow) -> WindowMenus:
     bar, acts = window.menuBar(), {}
     file = bar.addMenu("&File")
     acts["new"] = _action(window, file, "&New", window.new_graph, QKeySequence.New)
+    samples = file.addMenu("New from &Sample")  # templates: Save on one asks where
+    samples.aboutToShow.connect(lambda: fill_samples(window, samples))
     acts["open"] = _action(window, file, "&Open…", window.open_dialog, QKeySequence.Open)
     recent = file.addMenu("Open &Recent")
     recent.aboutToShow.connect(lambda: _fill_recent(window, recent))
-    samples = file.addMenu("&Samples")
-    samples.aboutToShow.connect(lambda: fill_samples(window, samples))
     file.addSeparator()
     acts["save"] = _action(window, file, "&Save", window.save, QKeySequence.Save)
     acts["save_as"] = _action(window, file, "Save &As…", window.save_as, QKeySequence.SaveAs)
@@ -94,6 +95,10 @@ def build_menus(window: QMainWindow) -> WindowMenus:
     adding = window.view.adding
     acts["quick_add"] = _action(window, edit, "&Add Layer…",
                                 lambda: adding.open_quick_add(window.view.centre_scene_pos()))
+    edit.addSeparator()
+    acts["memory_budget"] = _action(window, edit, "&Memory Budget…", lambda: memory_budget.ask(window))
+    memory_budget.apply_saved(window)
+    _block_actions(window, edit, acts)
 
     view = bar.addMenu("&View")
     acts["fit"] = _action(window, view, "Zoom to &Fit", window.view.zoom_to_fit, "Ctrl+0")
@@ -129,6 +134,34 @@ def build_menus(window: QMainWindow) -> WindowMenus:
     acts["about"] = _action(window, help_menu, "&About Layerloom",
                             lambda: show_text(window, "About Layerloom", about_html(), (34, 20)))
     return WindowMenus(acts, recent, samples, panels)
+
+
+def _block_actions(window: QMainWindow, edit: QMenu, acts: dict) -> None:
+    """Edit's block entries: group (Ctrl+G), ungroup (Ctrl+Shift+G), open and close in place
+    (also Enter and Esc on the canvas), make unique, save to the library."""
+    doc, scene = window.document, window.view.graph_scene
+    edit.addSeparator()
+    acts["group"] = _action(window, edit, "&Group into Block",
+                            lambda: doc.blocks.group(scene.selected_node_ids()), "Ctrl+G")
+
+    def on_block(verb: str, slot):
+        def run():
+            ids = [n for n in scene.selected_node_ids() if doc.graph.definition(n) is not None]
+            if len(ids) != 1:
+                doc.message.emit(f"Select one block to {verb}")
+                return None
+            return slot(ids[0])
+        return run
+
+    acts["ungroup"] = _action(window, edit, "&Ungroup Block", on_block("ungroup", doc.blocks.ungroup),
+                              "Ctrl+Shift+G")
+    acts["open_block"] = _action(window, edit, "&Open Block (Enter)",
+                                 on_block("open", doc.levels.enter))
+    acts["close_block"] = _action(window, edit, "&Close Block (Esc)", doc.levels.go_up)
+    acts["make_unique"] = _action(window, edit, "&Make Block Unique",
+                                  on_block("make unique", doc.blocks.make_unique))
+    acts["save_block"] = _action(window, edit, "&Save Block to Library",
+                                 on_block("save", doc.blocks.save_to_library))
 
 
 def _fill_recent(window: QMainWindow, menu: QMenu) -> None:

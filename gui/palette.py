@@ -2,7 +2,8 @@
 
 Generated from the registry, so a new layer file shows up here with no change to this module.
 The drag payload is the layer type id under ``LAYER_MIME``; double-click (or Enter) asks to add
-the type at the canvas centre.
+the type at the canvas centre. The Blocks category on top is the block library
+(``gui.block_palette``): its blocks drag out under ``BLOCK_MIME``.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QLineEdit, QTreeWidget, QTreeW
 
 from layerloom.engine.registry import by_category
 from layerloom.gui import theme as th
+from layerloom.gui.block_palette import BLOCK_MIME, BLOCK_ROLE, SHELF_ROLE, BlockShelf
 from layerloom.gui.canvas.view import LAYER_MIME
 
 
@@ -32,12 +34,15 @@ class PaletteTree(QTreeWidget):
     """A tree whose leaves drag out as layer types."""
 
     def mimeTypes(self) -> list[str]:  # noqa: N802 (Qt override)
-        return [LAYER_MIME]
+        return [LAYER_MIME, BLOCK_MIME]
 
     def mimeData(self, items) -> QMimeData:  # noqa: N802 (Qt override)
         data = QMimeData()
         types = [i.data(0, Qt.UserRole) for i in items if i.data(0, Qt.UserRole)]
-        if types:
+        blocks = [i.data(0, BLOCK_ROLE) for i in items if i.data(0, BLOCK_ROLE)]
+        if blocks:
+            data.setData(BLOCK_MIME, blocks[0].encode("utf-8"))
+        elif types:
             data.setData(LAYER_MIME, types[0].encode("utf-8"))
             data.setText(types[0])
         return data
@@ -45,6 +50,7 @@ class PaletteTree(QTreeWidget):
 
 class LayerPalette(QWidget):
     add_requested = Signal(str)  # type id (double-click / Enter)
+    block_requested = Signal(str)  # a library block's "source\tkey" (double-click / Enter)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -66,6 +72,7 @@ class LayerPalette(QWidget):
         layout.addWidget(self.tree)
         self.filter.textChanged.connect(self.apply_filter)
         self.tree.itemActivated.connect(self._activated)
+        self.blocks = BlockShelf(self.tree)
         self.populate()
 
     def populate(self) -> None:
@@ -86,6 +93,8 @@ class LayerPalette(QWidget):
                 leaf.setToolTip(0, cls.description())
                 leaf.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsDragEnabled)
             top.setExpanded(True)
+        self.blocks.fill()
+        self.blocks.top().setIcon(0, swatch(theme.header(th.BLOCK), size))
         self.apply_filter(self.filter.text())
 
     def item(self, type_id: str) -> QTreeWidgetItem | None:
@@ -99,6 +108,8 @@ class LayerPalette(QWidget):
         """Visible type ids per category, in display order."""
         out: dict[str, list[str]] = {}
         for top in self._tops():
+            if top.data(0, SHELF_ROLE):
+                continue  # the block library: ``blocks.entries()``
             kids = [top.child(i) for i in range(top.childCount())]
             visible = [k.data(0, Qt.UserRole) for k in kids if not k.isHidden()]
             if visible and not top.isHidden():
@@ -124,13 +135,16 @@ class LayerPalette(QWidget):
 
     def _activated(self, item: QTreeWidgetItem) -> None:
         type_id = item.data(0, Qt.UserRole)
-        if type_id:
+        if item.data(0, BLOCK_ROLE):
+            self.block_requested.emit(item.data(0, BLOCK_ROLE))
+        elif type_id:
             self.add_requested.emit(type_id)
 
     def refresh_icons(self) -> None:
         theme, size = th.current(), self.tree.iconSize().width()
         for top in self._tops():
-            top.setIcon(0, swatch(theme.header(top.text(0)), size))
+            top.setIcon(0, swatch(theme.header(th.BLOCK if top.data(0, SHELF_ROLE)
+                                              else top.text(0)), size))
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if event.type() == event.Type.PaletteChange and self.tree.topLevelItemCount():

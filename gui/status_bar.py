@@ -7,8 +7,8 @@ from typing import Callable
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel, QStatusBar
 
+from layerloom.engine.budget import fmt_bytes
 from layerloom.engine.shapes import ShapeReport
-from layerloom.gui import theme as th
 
 
 class StatusParts(QObject):
@@ -31,10 +31,15 @@ class StatusParts(QObject):
 
     def show_report(self, report: ShapeReport) -> None:
         """The parameter count, the problem count, and the selected (else first) node's error."""
-        self.params_label.setText(f"{sum(self.document.params.values()):,} parameters")
+        model = self.document.model_report  # the memory is the whole model's, whatever is shown
+        self.params_label.setText(f"{self.document.total_params:,} parameters · "
+                                  f"{fmt_bytes(model.training_bytes)} to train")
+        self.params_label.setToolTip(
+            f"Memory training needs at batch {model.batch_size}: weights, gradients, optimiser "
+            f"state and activations (budget {fmt_bytes(model.budget)}: Edit > Memory Budget)")
+        # problems_label: the Analyze summary, kept by gui.problems.Analyzer
+        self.problems_label.setStyleSheet("font-weight: bold;")
         n = len(report.errors)
-        self.problems_label.setText(f"{n} problem{'s' if n != 1 else ''}" if n else "")
-        self.problems_label.setStyleSheet(f"color: {th.current().error.name()}; font-weight: bold;")
         if not n:
             if self._showing_error:
                 self.bar.clearMessage()

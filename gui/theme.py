@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
+from layerloom.engine.block_types import CATEGORY as BLOCK_CATEGORY
+
 # Hue (degrees) per palette category; a category not listed gets a stable hashed hue.
 CATEGORY_HUES = {
     "Input/Output": 140, "Dense": 215, "Convolution": 265, "Pooling": 190, "Padding": 305,
-    "Activation": 35,
-    "Normalisation": 170, "Recurrent": 320, "Attention": 290, "Merge/Split": 55, "Shape": 95,
-    "Regularisation": 240, "Loss": 0,
+    "Activation": 35, "Normalisation": 170, "Recurrent": 320, "Attention": 290,
+    "Merge/Split": 55, "Math": 118, "Shape": 95, "Regularisation": 240, "Loss": 0,
 }
+BLOCK = BLOCK_CATEGORY  # drawn slate: a container, not a hue of its own among the layers
 
 GRID = 20.0  # canvas dot-grid spacing in scene units (a guide: positions do not snap)
 
@@ -59,6 +61,9 @@ class Theme:
 
     def header(self, category: str) -> QColor:
         """The node header colour of a category: soft in light mode, deep in dark mode."""
+        if category == BLOCK and category not in self.headers:  # a container, quieter
+            self.headers[category] = (QColor.fromHsl(222, 45, 88) if self.dark
+                                      else QColor.fromHsl(222, 48, 200))
         if category not in self.headers:
             hue = category_hue(category)
             self.headers[category] = (QColor.fromHsl(hue, 120, 70) if self.dark

@@ -2,27 +2,27 @@
 Conv1d/Conv2d (groups, dilation, ``padding="same"``), ConvTranspose1d/2d, max and average pools
 (1-D and 2-D, ceil mode, and the asymmetric padding old opsets write for it), adaptive and global
 pools, the padding layers (and ``padding_mode`` convolutions, which export as Pad + Conv) and
-Upsample (Resize, or Upsample before opset 10).
+Upsample (Resize; old models come upgraded to opset 17 by ``onnx_import``).
 
 Padding ONNX splits unevenly (``SAME_UPPER``) becomes a ZeroPad node in front of a convolution
 with the even part; pools read uneven padding as PyTorch's ceil mode when that gives the same
-windows, and refuse it with the reason otherwise. ``onnx_import`` joins ``HANDLERS`` to its table.
+windows, and refuse it with the reason otherwise. The handlers join the table in
+``onnx_reader`` (``HANDLERS`` below), which ``onnx_import`` dispatches through.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.export import onnx_reader
 from layerloom.engine.export.onnx_errors import refused as _refused
-from layerloom.engine.graph import Node
-from layerloom.engine.layers.pool import avg_divisor, extra_end
-from layerloom.engine.shapes import infer_shapes
+from layerloom.engine.layers.image_ops import avg_divisor, extra_end
 
-READS = ("Conv (1-D, 2-D, 3-D, groups, dilation), ConvTranspose, MaxPool and AveragePool (1-D, 2-D, "
-         "ceil mode), GlobalAveragePool, GlobalMaxPool, Pad, Resize, Upsample")
-STEMS = {"Conv1d": "conv", "Conv3d": "conv", "ConvTranspose1d": "deconv", "ConvTranspose2d": "deconv",
-         "MaxPool1d": "pool", "AvgPool1d": "pool", "AdaptiveAvgPool1d": "pool",
-         "AdaptiveAvgPool2d": "pool", "AdaptiveMaxPool1d": "pool", "AdaptiveMaxPool2d": "pool",
-         "Upsample": "up"}
+STEMS = {"Conv1d": "conv", "Conv3d": "conv", "ConvTranspose1d": "deconv",
+         "ConvTranspose2d": "deconv", "ConvTranspose3d": "deconv", "MaxPool1d": "pool",
+         "AvgPool1d": "pool", "AdaptiveAvgPool1d": "pool", "AdaptiveAvgPool2d": "pool",
+         "AdaptiveMaxPool1d": "pool", "AdaptiveMaxPool2d": "pool", "AdaptiveAvgPool3d": "pool",
+         "AdaptiveMaxPool3d": "pool", "MaxPool3d": "pool", "AvgPool3d": "pool", "Upsample": "up",
+         "ZeroPad1d": "pad", "ZeroPad2d": "pad"}
 PAD_TYPES = {"constant": "ZeroPad", "reflect": "ReflectionPad", "edge": "ReplicationPad"}
 
 
@@ -32,15 +32,7 @@ def _text(value) -> str:
 
 def _shape(r, ref: tuple) -> tuple:
     """The Layerloom shape of a node output built so far (batch first, None)."""
-    return infer_shapes(r.graph).shapes[ref]
-
-
-def _helper(r, type_id: str, attrs: dict, src: tuple) -> tuple:
-    """A node standing for part of one ONNX operator (a convolution's uneven padding)."""
-    node_id = r.graph.unique_id("pad")
-    r.graph.add_node(Node(node_id, type_id, attrs))
-    r.graph.connect(src, (node_id, "x"))
-    return (node_id, "y")
+    return r.shape(ref)
 
 
 def _spatial_pads(node, a: dict, sizes: list, kernel: list, strides: list,
@@ -99,7 +91,7 @@ def _conv(r, node, a: dict) -> None:
     if begins != ends:  # the uneven remainder as a ZeroPad node in front
         rest = [(p - m, q - m) for p, q, m in zip(begins, ends, even)]
         pad = [v for axis in reversed(rest) for v in axis]  # PyTorch's (left, right, top, bottom)
-        src = _helper(r, f"ZeroPad{rank}d", {"padding": pad}, src)
+        src = r.chain(node, f"ZeroPad{rank}d", {"padding": pad}, src)  # part of one operator
     one_d = rank == 1
     r.add(node, "Conv1d" if one_d else "Conv2D",
           {"out_channels": int(w.shape[0]), "kernel_size": _per_dim(kernel, one_d),
@@ -111,8 +103,8 @@ def _conv(r, node, a: dict) -> None:
 def _conv_transpose(r, node, a: dict) -> None:
     w, b = r.const(node, 1, "weight"), r.const(node, 2, "bias")
     rank = w.ndim - 2
-    if rank not in (1, 2):
-        raise _refused(node, f"only 1-D and 2-D transposed convolutions ({rank}-D given)")
+    if rank not in (1, 2, 3):
+        raise _refused(node, f"only 1-D, 2-D and 3-D transposed convolutions ({rank}-D given)")
     if "output_shape" in a:
         raise _refused(node, "an output_shape instead of pads is not supported")
     kernel = list(w.shape[2:])
@@ -143,8 +135,8 @@ def _pool(kind: str):
     def read(r, node, a: dict) -> None:
         kernel = [int(k) for k in a["kernel_shape"]]
         rank = len(kernel)
-        if rank not in (1, 2):
-            raise _refused(node, f"only 1-D and 2-D pooling is supported ({rank}-D given)")
+        if rank not in (1, 2, 3):
+            raise _refused(node, f"only 1-D, 2-D and 3-D pooling is supported ({rank}-D given)")
         src, sizes, strides, dilations, begins, ends = _geometry(r, node, a, kernel)
         average = kind == "Avg"
         if average and any(d != 1 for d in dilations):
@@ -173,7 +165,7 @@ def _pool(kind: str):
             attrs["count_include_pad"] = include
         else:
             attrs["dilation"] = _per_dim(dilations, one_d)
-        type_id = (f"{kind}Pool1d" if one_d else f"{kind}Pool2D")
+        type_id = {1: f"{kind}Pool1d", 2: f"{kind}Pool2D", 3: f"{kind}Pool3d"}[rank]
         r.add(node, type_id, attrs, [src])
     return read
 
@@ -189,9 +181,9 @@ def _global(kind: str):
     def read(r, node, a: dict) -> None:
         src = r.value(node)
         rank = len(_shape(r, src)) - 2
-        if rank not in (1, 2):
-            raise _refused(node, f"only 1-D and 2-D global pooling ({rank}-D given)")
-        r.add(node, f"Adaptive{kind}Pool{rank}d", {"output_size": 1 if rank == 1 else [1, 1]},
+        if rank not in (1, 2, 3):
+            raise _refused(node, f"only 1-D, 2-D and 3-D global pooling ({rank}-D given)")
+        r.add(node, f"Adaptive{kind}Pool{rank}d", {"output_size": 1 if rank == 1 else [1] * rank},
               [src])
     return read
 
@@ -213,9 +205,9 @@ def _pad(r, node, a: dict) -> None:
     value = a.get("value", 0.0) if "value" in a else r.const(node, 2, "value")
     value = 0.0 if value is None else float(np.asarray(value).ravel()[0])
     begins, ends = pads[:rank], pads[rank:]
-    if rank not in (3, 4) or any(begins[:2]) or any(ends[:2]):
-        raise _refused(node, "only the length of signals or the height and width of images "
-                             "can be padded")
+    if rank not in (3, 4, 5) or any(begins[:2]) or any(ends[:2]):
+        raise _refused(node, "only the length, height, width or depth after the batch and "
+                             "channels can be padded")
     if any(p < 0 for p in pads):
         raise _refused(node, "negative padding (a crop) is not supported")
     padding = [v for axis in reversed(range(2, rank)) for v in (begins[axis], ends[axis])]
@@ -235,7 +227,7 @@ def _resize(r, node, a: dict) -> None:
     legacy = node.op_type == "Upsample" or len(node.input) == 2  # Resize-10: X, scales
     scales = r.const(node, 1 if legacy else 2, "scales")
     scales = np.asarray(a["scales"]) if scales is None and "scales" in a else scales  # opset 7
-    sizes = None if legacy else r.const(node, 3, "sizes")
+    sizes = None if legacy else _sizes(r, node)
     if scales is not None and scales.size:
         if list(scales[:2]) != [1, 1]:
             raise _refused(node, "only the length, height and width can be resized")
@@ -251,6 +243,17 @@ def _resize(r, node, a: dict) -> None:
     same = sh is not None and (one_d or sh == sw)
     size_attrs = {"scale_factor": sw} if same else {"size": out}
     r.add(node, "Upsample", {**size_attrs, **mode}, [src])
+
+
+def _sizes(r, node) -> np.ndarray | None:
+    """Resize's sizes, of which only the spatial entries must be fixed: PyTorch writes the batch
+    and channels as the input's own Shape, so a model resized to a size runs on any batch."""
+    if not r.is_const(node, 3):
+        return r.const(node, 3, "sizes")  # None when absent; refused when computed
+    folded = r.consts[node.input[3]]
+    if not np.array_equal(folded.one[2:], folded.two[2:]):
+        raise _refused(node, "its output size depends on the batch size")
+    return np.asarray(folded.one)
 
 
 def _upsample_mode(node, a: dict, legacy: bool, sh, sw) -> dict:
@@ -282,3 +285,5 @@ HANDLERS = {"Conv": _conv, "ConvTranspose": _conv_transpose, "MaxPool": _pool("M
             "AveragePool": _pool("Avg"), "GlobalAveragePool": _global("Avg"),
             "GlobalMaxPool": _global("Max"), "Pad": _pad, "Resize": _resize,
             "Upsample": _resize}
+onnx_reader.HANDLERS.update(HANDLERS)
+onnx_reader.STEMS.update(STEMS)

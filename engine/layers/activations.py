@@ -57,6 +57,8 @@ class _Elementwise(Layer):
 class LeakyReLU(_Elementwise):
     """Like ReLU, but lets a small slope through for negative inputs: x if x > 0 else slope·x."""
 
+    formula = "y = x where x > 0, else {negative_slope}·x"
+    backward_formula = "dL/dx = dL/dy where x > 0, else {negative_slope}·dL/dy"
     fusable_activation = True  # a fused Dense chain may absorb it
     attrs = {"negative_slope": Float(0.01, "slope for negative inputs", min=0.0, max=1.0)}
     examples = (Example({"negative_slope": 0.1}, ((3, 4),)), Example({}, ((2, 2, 3, 3),)))
@@ -85,6 +87,8 @@ class LeakyReLU(_Elementwise):
 class Sigmoid(_Elementwise):
     """Logistic function 1 / (1 + e^-x): squashes to (0, 1)."""
 
+    formula = "y = σ(x) = 1 / (1 + e<sup>−x</sup>)"
+    backward_formula = "dL/dx = dL/dy·y·(1 − y)"
     fusable_activation = True  # a fused Dense chain may absorb it
 
     @staticmethod
@@ -113,6 +117,8 @@ class Sigmoid(_Elementwise):
 class Tanh(_Elementwise):
     """Hyperbolic tangent: squashes to (-1, 1), zero-centred."""
 
+    formula = "y = tanh(x) = (e<sup>x</sup> − e<sup>−x</sup>) / (e<sup>x</sup> + e<sup>−x</sup>)"
+    backward_formula = "dL/dx = dL/dy·(1 − y<sup>2</sup>)"
     fusable_activation = True  # a fused Dense chain may absorb it
 
     @staticmethod
@@ -139,6 +145,10 @@ class Tanh(_Elementwise):
 class GELU(_Elementwise):
     """Gaussian error linear unit x·Φ(x), the Transformer's activation (exact or tanh form)."""
 
+    formula = ("y = x·Φ(x), Φ the standard normal CDF; approximate = '{approximate}' ('tanh': Φ(x)"
+               " ≈ ½(1 + tanh(√(2/π)·(x + 0.044715·x<sup>3</sup>))))")
+    backward_formula = ("dL/dx = dL/dy·(Φ(x) + x·φ(x)), φ the standard normal density (or the tanh"
+                        " form's derivative)")
     fusable_activation = True  # a fused Dense chain may absorb it
     parallel_kernels = True  # numba-parallel kernels (kernels/elementwise.py)
     attrs = {"approximate": Choice("none", "'none' for the exact erf form, 'tanh' for the "
@@ -177,6 +187,10 @@ class GELU(_Elementwise):
 class Softmax(_Elementwise):
     """Turns scores into probabilities along one axis (they are positive and sum to 1)."""
 
+    formula = ("y<sub>i</sub> = e<sup>x<sub>i</sub></sup> / Σ<sub>j</sub> "
+               "e<sup>x<sub>j</sub></sup> along dim {dim}")
+    backward_formula = ("dL/dx<sub>i</sub> = y<sub>i</sub>·(dL/dy<sub>i</sub> − Σ<sub>j</sub> "
+                        "dL/dy<sub>j</sub>·y<sub>j</sub>) along dim {dim}")
     attrs = {"dim": Int(-1, "axis to normalise over (-1 = last)")}
     examples = (Example({}, ((3, 4),)), Example({"dim": 1}, ((2, 3, 4),)))
 

@@ -33,6 +33,18 @@ def self_attention(module, x, causal):
 class MultiHeadSelfAttention(Layer):
     """Each position mixes the values of the positions it attends to, in several heads at once."""
 
+    formula = ("[Q, K, V] = x·W<sub>in</sub><sup>T</sup> + b<sub>in</sub>, split into {num_heads} "
+               "heads of d<sub>h</sub> = {embed_dim}/{num_heads}; per head A = "
+               "softmax(Q·K<sup>T</sup> / √d<sub>h</sub>) (causal = {causal}; if True, no position "
+               "sees a later one), O = A·V (dropout {dropout} on A while training); y = "
+               "concat(O)·W<sub>out</sub><sup>T</sup> + b<sub>out</sub>")
+    backward_formula = ("dL/dW<sub>out</sub> = (dL/dy)<sup>T</sup>·O, dL/dO = "
+                        "dL/dy·W<sub>out</sub>; dL/dV = A<sup>T</sup>·dL/dO, dL/dA = "
+                        "dL/dO·V<sup>T</sup>, dL/dS = A·(dL/dA − Σ<sub>keys</sub> dL/dA·A); dL/dQ "
+                        "= dL/dS·K / √d<sub>h</sub>, dL/dK = (dL/dS)<sup>T</sup>·Q / "
+                        "√d<sub>h</sub>; dL/dx = dL/d[Q, K, V]·W<sub>in</sub>, dL/dW<sub>in</sub> "
+                        "= (dL/d[Q, K, V])<sup>T</sup>·x, dL/db = Σ of the matching output "
+                        "gradient")
     parallel_kernels = True  # numba-parallel kernels (kernels/attention.py)
     category = "Attention"
     attrs = {
@@ -66,6 +78,14 @@ class MultiHeadSelfAttention(Layer):
             raise ShapeError(f"input has {x[2]} features but embed_dim is {a.embed_dim}: "
                              f"set embed_dim to {x[2]}")
         return x
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        d = a.embed_dim
+        if not a.bias:
+            return {"in_proj_weight": (3 * d, d), "out_proj.weight": (d, d)}
+        return {"in_proj_weight": (3 * d, d), "in_proj_bias": (3 * d,),
+                "out_proj.weight": (d, d), "out_proj.bias": (d,)}
 
     @staticmethod
     def init(a, in_shapes, rng):

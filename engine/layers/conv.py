@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels.conv import conv_backward, conv_forward
-from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_params,
-                                               image_shape, pad2d, signal_shape, window_out)
+from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_param_shapes,
+                                               conv_params, image_shape, pad2d, signal_shape,
+                                               window_out)
 from layerloom.engine.registry import register
 from layerloom.engine.spec import Bool, Example, Int, IntPair, Layer, TorchCode
 
@@ -49,6 +50,12 @@ class Conv2D(Layer):
 
     parallel_kernels = True  # numba-parallel kernels (kernels/conv.py)
     category = "Convolution"
+    formula = ("y[f] = b[f] + Σ<sub>c, taps</sub> W[f, c, tap] · x[c, stride·position + "
+               "dilation·tap − padding] for each of {out_channels} filters; filter f reads only "
+               "the channels of its group ({groups} groups)")
+    backward_formula = ("dL/dW[f, c, tap] = Σ<sub>batch, positions</sub> dL/dy[f] · x[c, …]; "
+                        "dL/dx = dL/dy spread back through every tap (a transposed "
+                        "convolution); dL/db = Σ dL/dy")
     attrs = {
         "out_channels": Int(8, "number of filters (output feature maps)", min=1, max=65536),
         "kernel_size": IntPair(3, "filter height and width", min=1),
@@ -90,6 +97,11 @@ class Conv2D(Layer):
                 window_out(w, kw, sw, pw, "width", dw))
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        cpg = in_shapes[0][1] // a.groups
+        return conv_param_shapes((a.out_channels, cpg, *a.kernel_size), a.bias)
+
+    @staticmethod
     def init(a, in_shapes, rng):
         cpg = in_shapes[0][1] // a.groups
         kh, kw = a.kernel_size
@@ -125,6 +137,12 @@ class Conv1d(Layer):
 
     category = "Convolution"
     parallel_kernels = True  # engine.threads: numba's threads run it, not the BLAS's
+    formula = ("y[f] = b[f] + Σ<sub>c, taps</sub> W[f, c, tap] · x[c, stride·position + "
+               "dilation·tap − padding] for each of {out_channels} filters; filter f reads only "
+               "the channels of its group ({groups} groups)")
+    backward_formula = ("dL/dW[f, c, tap] = Σ<sub>batch, positions</sub> dL/dy[f] · x[c, …]; "
+                        "dL/dx = dL/dy spread back through every tap (a transposed "
+                        "convolution); dL/db = Σ dL/dy")
     attrs = {
         "out_channels": Int(8, "number of filters (output channels)", min=1, max=65536),
         "kernel_size": Int(3, "filter length", min=1, max=4096),
@@ -157,6 +175,11 @@ class Conv1d(Layer):
         channels_in_groups(c, a.groups)
         return (x[0], a.out_channels,
                 window_out(length, a.kernel_size, a.stride, a.padding, "length", a.dilation))
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        cpg = in_shapes[0][1] // a.groups
+        return conv_param_shapes((a.out_channels, cpg, a.kernel_size), a.bias)
 
     @staticmethod
     def init(a, in_shapes, rng):

@@ -13,8 +13,8 @@ from typing import ClassVar
 import numpy as np
 
 from layerloom.engine.kernels.conv import conv_backward, conv_forward, conv_input_grad, pad_sides
-from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_params,
-                                               image_shape, signal_shape)
+from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_param_shapes,
+                                               conv_params, image_shape, signal_shape)
 from layerloom.engine.registry import register
 from layerloom.engine.spec import (AttrError, Bool, Example, Int, IntPair, Layer, ShapeError,
                                    TorchCode)
@@ -23,6 +23,11 @@ from layerloom.engine.spec import (AttrError, Bool, Example, Int, IntPair, Layer
 class _ConvTranspose(Layer):
     category = "Convolution"
     parallel_kernels = True  # engine.threads: numba's threads run it, not the BLAS's
+    formula = ("each input value x[c, position] adds x · W[c, f, tap] to output f at "
+               "stride·position + dilation·tap ({out_channels} outputs, input positions "
+               "{stride} apart), then padding is cropped from the edges and b[f] added")
+    backward_formula = ("dL/dx = the convolution of dL/dy with W; dL/dW[c, f, tap] = "
+                        "Σ<sub>batch, positions</sub> x[c] · dL/dy[f, …]; dL/db = Σ dL/dy")
     one_d: ClassVar[bool] = False
 
     @classmethod
@@ -59,10 +64,16 @@ class _ConvTranspose(Layer):
         return (x[0], a.out_channels, *(outs[1:] if cls.one_d else outs))
 
     @classmethod
+    def param_shapes(cls, a, in_shapes):
+        k, *_ = cls.pairs(a)
+        shape = (in_shapes[0][1], a.out_channels // a.groups, *((k[1],) if cls.one_d else k))
+        return conv_param_shapes(shape, a.bias, a.out_channels)
+
+    @classmethod
     def init(cls, a, in_shapes, rng):
         k, *_ = cls.pairs(a)
         opg = a.out_channels // a.groups  # PyTorch's fan in reads the weight's second axis
-        shape = (in_shapes[0][1], opg, *((k[1],) if cls.one_d else k))
+        shape = cls.param_shapes(a, in_shapes)["weight"]
         return conv_params(rng, shape, opg * k[0] * k[1], a.bias, a.out_channels)
 
     @classmethod
@@ -157,7 +168,10 @@ class ConvTranspose2d(_ConvTranspose):
                         ((2, 4, 3, 4),)),
                 Example({"out_channels": 2, "kernel_size": (2, 3), "stride": (2, 2),
                          "dilation": (2, 1), "output_padding": (1, 0), "padding": (0, 1),
-                         "bias": False}, ((2, 3, 3, 3),)))
+                         "bias": False}, ((2, 3, 3, 3),)),
+                Example({"out_channels": 2, "kernel_size": (2, 3), "stride": (1, 2),
+                         "dilation": (2, 1), "output_padding": (1, 0), "padding": (0, 1)},
+                        ((2, 3, 3, 3),)))
 
 
 @register

@@ -35,6 +35,11 @@ class Dense(Layer):
         raise ShapeError(f"expects a vector, got {fmt_shape(x)} — add Flatten", fix="Flatten")
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        fan_in = in_shapes[0][-1]
+        return {"weight": (a.out_features, fan_in), **({"bias": (a.out_features,)} if a.bias else {})}
+
+    @staticmethod
     def init(a, in_shapes, rng):
         fan_in = in_shapes[0][-1]
         p = {"weight": uniform_fan_in(rng, (a.out_features, fan_in), fan_in)}

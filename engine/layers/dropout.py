@@ -9,6 +9,10 @@ from layerloom.engine.spec import AttrError, Example, Float, Layer, TorchCode
 class Dropout(Layer):
     """Zeroes a random fraction p of values while training (scaling the rest by 1/(1-p))."""
 
+    formula = ("training: y = x·m / (1 − {p}), m<sub>i</sub> ~ Bernoulli(1 − {p}) drawn per value;"
+               " inference: y = x")
+    backward_formula = ("dL/dx = dL/dy·m / (1 − {p}) with the same mask (training), dL/dy "
+                        "(inference)")
     category = "Regularisation"
     stochastic = True  # masks come from the run's generator, so PyTorch is compared in inference
     attrs = {"p": Float(0.5, "probability of dropping each value, in [0, 1)", min=0.0, max=1.0)}

@@ -41,6 +41,10 @@ def rows_sum(ids: np.ndarray, rows: np.ndarray, shape: tuple) -> np.ndarray:
 class Embedding(Layer):
     """Looks up a learned vector for each token id: (N, T) ids -> (N, T, embedding_dim)."""
 
+    formula = ("y[n, t] = W[x[n, t]]: the row of the {num_embeddings}×{embedding_dim} table W that"
+               " the token id picks")
+    backward_formula = ("dL/dW[k] = Σ<sub>n, t with x[n, t] = k</sub> dL/dy[n, t]; none to the "
+                        "integer ids x")
     category = "Dense"
     differentiable_inputs = ()  # integer ids
     attrs = {
@@ -58,6 +62,10 @@ class Embedding(Layer):
     @staticmethod
     def infer(a, x):
         return (*x, a.embedding_dim)
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        return {"weight": (a.num_embeddings, a.embedding_dim)}
 
     @staticmethod
     def init(a, in_shapes, rng):
@@ -94,6 +102,10 @@ class Embedding(Layer):
 class PositionalEmbedding(Layer):
     """Adds a learned vector per position to a sequence: y[:, t] = x[:, t] + weight[t]."""
 
+    formula = ("y[n, t] = x[n, t] + W[t], W a {max_len}×{embedding_dim} table of learned position "
+               "vectors")
+    backward_formula = ("dL/dx = dL/dy, dL/dW[t] = Σ<sub>n</sub> dL/dy[n, t] (0 for rows past the "
+                        "sequence's length)")
     category = "Dense"
     attrs = {
         "max_len": Int(512, "longest sequence it can take (rows of the table)", min=1,
@@ -118,6 +130,10 @@ class PositionalEmbedding(Layer):
             raise ShapeError(f"sequences of {x[1]} steps exceed max_len {a.max_len}: "
                              f"set max_len to {x[1]} or more")
         return x
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        return {"weight": (a.max_len, a.embedding_dim)}
 
     @staticmethod
     def init(a, in_shapes, rng):

@@ -34,7 +34,8 @@ def window_out(size: int, k: int, stride: int, pad: int, axis: str, dilation: in
     must still start inside the input or its left padding), or a ShapeError when k cannot fit."""
     padded, span = size + 2 * pad, dilation * (k - 1) + 1
     if span > padded:
-        what = f"kernel {k}" if dilation == 1 else f"kernel {k} at dilation {dilation} (spans {span})"
+        what = f"kernel {k}" if dilation == 1 else \
+            f"kernel {k} at dilation {dilation} (spans {span})"
         raise ShapeError(f"{what} does not fit the input {axis} {size} + padding {2 * pad}: "
                          f"use a smaller kernel_size or more padding")
     if not ceil:
@@ -71,6 +72,23 @@ def resample(x: np.ndarray, ah: np.ndarray, aw: np.ndarray) -> np.ndarray:
     return np.matmul(ah, t).reshape(n, c, len(ah), len(aw))
 
 
+# ------------------------------------------------------------------ pooling's shared rules
+def extra_end(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    """How far the last window reaches past the end padding (ceil mode only)."""
+    out = window_out(size, k, s, p, "", d, ceil)
+    return max(0, (out - 1) * s + d * (k - 1) + 1 - size - 2 * p)
+
+
+def avg_divisor(size: int, k: int, s: int, p: int, out: int, include_pad: bool) -> np.ndarray:
+    """What PyTorch divides each window's sum by along one axis: the window clipped to the
+    padded input, or with ``include_pad`` off to the input itself (ATen's AvgPool kernels)."""
+    start = np.arange(out) * s - p
+    end = np.minimum(start + k, size + p)
+    if include_pad:
+        return end - start
+    return np.minimum(end, size) - np.maximum(start, 0)
+
+
 # ------------------------------------------------------------------ convolutions' shared rules
 def check_groups(a: dict, channels_name: str = "out_channels") -> None:
     if a[channels_name] % a["groups"]:
@@ -84,6 +102,11 @@ def channels_in_groups(c: int, groups: int) -> int:
         raise ShapeError(f"{c} input channels cannot be split into {groups} groups: make "
                          f"groups divide the channels")
     return c // groups
+
+
+def conv_param_shapes(shape: tuple, bias: bool, out_channels: int | None = None) -> dict:
+    """The shapes ``conv_params`` makes, without making them (shape inference sizes from these)."""
+    return {"weight": tuple(shape), **({"bias": (out_channels or shape[0],)} if bias else {})}
 
 
 def conv_params(rng, shape: tuple, fan_in: int, bias: bool,

@@ -9,6 +9,9 @@ from layerloom.engine.spec import Choice, Example, IntTuple, Layer
 class Input(Layer):
     """Feeds a batch of samples (images, vectors, or token ids) into the graph."""
 
+    formula = "y = a batch of the data set's samples, each of shape {shape} ({dtype})"
+    backward_formula = ("none: a source has no inputs or parameters, so the gradient dL/dy stops "
+                        "here")
     category = "Input/Output"
     inputs = ()
     outputs = ("y",)
@@ -37,6 +40,8 @@ class Input(Layer):
 class Label(Layer):
     """Feeds the training targets: class indices (for cross-entropy) or values (for MSE)."""
 
+    formula = "y = the batch's targets: {kind}, each of shape {shape}"
+    backward_formula = "none: targets are data, so no gradient flows into them"
     category = "Input/Output"
     inputs = ()
     outputs = ("y",)

@@ -1,4 +1,4 @@
-"""Normalisation layers as ``torch.nn.LayerNorm``, ``BatchNorm1d`` and ``BatchNorm2d``.
+"""Normalisation layers as ``torch.nn.LayerNorm``, ``BatchNorm1d``, ``BatchNorm2d`` and ``BatchNorm3d``.
 
 Both rescale activations to zero mean and unit variance and then apply a learned gain (``weight``)
 and shift (``bias``). LayerNorm normalises each sample over its last axis (the Transformer's
@@ -26,6 +26,11 @@ def _normalise_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray
 class LayerNorm(Layer):
     """Normalises each position's features (the last axis) to zero mean and unit variance."""
 
+    formula = ("y = (x − E[x]) / √(Var[x] + {eps})·γ + β, E and the biased Var over the last axis;"
+               " γ, β learned per feature (elementwise_affine = {elementwise_affine})")
+    backward_formula = ("x̂ = (x − E[x]) / σ, g = dL/dy·γ: dL/dx = (g − mean(g) − x̂·mean(g·x̂)) /"
+                        " σ over the last axis; dL/dγ = Σ dL/dy·x̂, dL/dβ = Σ dL/dy over all "
+                        "positions")
     parallel_kernels = True  # numba-parallel kernels (kernels/norm.py)
     category = "Normalisation"
     attrs = {
@@ -44,14 +49,16 @@ class LayerNorm(Layer):
         return x
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        d = (in_shapes[0][-1],)
+        if not a.elementwise_affine:
+            return {}
+        return {"weight": d, "bias": d} if a.bias else {"weight": d}
+
+    @staticmethod
     def init(a, in_shapes, rng):
-        d = in_shapes[0][-1]
-        p = {}
-        if a.elementwise_affine:
-            p["weight"] = np.ones(d)
-            if a.bias:
-                p["bias"] = np.zeros(d)
-        return p
+        shapes = LayerNorm.param_shapes(a, in_shapes)  # a unit gain and a zero shift, as torch
+        return {k: (np.ones if k == "weight" else np.zeros)(s) for k, s in shapes.items()}
 
     @staticmethod
     def forward(a, p, ctx, x):
@@ -89,6 +96,13 @@ class LayerNorm(Layer):
 
 
 class _BatchNorm(Layer):
+    formula = ("y = (x − E[x]) / √(Var[x] + {eps})·γ + β per channel, E and the biased Var over "
+               "the batch (and positions) while training; running estimates, updated with momentum"
+               " {momentum}, replace them in inference (track_running_stats = "
+               "{track_running_stats})")
+    backward_formula = ("batch statistics: x̂ = (x − E[x]) / σ, g = dL/dy·γ, dL/dx = (g − mean(g) "
+                        "− x̂·mean(g·x̂)) / σ, means per channel; running statistics: dL/dx = g / "
+                        "√(running_var + {eps}); dL/dγ = Σ dL/dy·x̂, dL/dβ = Σ dL/dy per channel")
     category = "Normalisation"
     buffers = ("running_mean", "running_var")
     ranks: tuple = ()  # accepted input ranks, batch included
@@ -104,19 +118,22 @@ class _BatchNorm(Layer):
     @classmethod
     def infer(cls, a, x):
         if len(x) not in cls.ranks:
-            want = " or ".join(("(N, C)", "(N, C, L)", "(N, C, H, W)")[r - 2] for r in cls.ranks)
+            want = " or ".join(("(N, C)", "(N, C, L)", "(N, C, H, W)", "(N, C, D, H, W)")[r - 2]
+                               for r in cls.ranks)
             raise ShapeError(f"expects {want}, got {fmt_shape(x)}")
         return x
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        names = (("weight", "bias") if a.affine else ()) + \
+            (("running_mean", "running_var") if a.track_running_stats else ())
+        return {name: (in_shapes[0][1],) for name in names}
+
+    @staticmethod
     def init(a, in_shapes, rng):
-        c = in_shapes[0][1]
-        p = {}
-        if a.affine:
-            p.update(weight=np.ones(c), bias=np.zeros(c))
-        if a.track_running_stats:
-            p.update(running_mean=np.zeros(c), running_var=np.ones(c))
-        return p
+        ones = ("weight", "running_var")  # a unit gain and variance, zero shift and mean: torch's
+        return {k: (np.ones if k in ones else np.zeros)(s)
+                for k, s in _BatchNorm.param_shapes(a, in_shapes).items()}
 
     @staticmethod
     def _axes(x) -> tuple:
@@ -208,3 +225,11 @@ class BatchNorm2d(_BatchNorm):
     ranks = (4,)
     examples = (Example({}, ((2, 3, 4, 4),)),
                 Example({"affine": False, "eps": 1e-3}, ((3, 2, 3, 3),)))
+
+
+@register
+class BatchNorm3d(_BatchNorm):
+    """Normalises each channel of (N, C, D, H, W) volumes over the batch and all positions."""
+
+    ranks = (5,)
+    examples = (Example({}, ((2, 3, 2, 3, 3),)), Example({"momentum": 0.5}, ((3, 2, 2, 2, 2),)))

@@ -1,6 +1,6 @@
 """Padding layers as ``torch.nn.ZeroPad2d`` / ``ConstantPad2d`` / ``ReflectionPad2d`` /
-``ReplicationPad2d`` and their 1-D forms, with ``padding`` in PyTorch's order: (left, right) for
-signals, (left, right, top, bottom) for images.
+``ReplicationPad2d`` and their 1-D and 3-D forms, with ``padding`` in PyTorch's order: (left,
+right) for signals, (left, right, top, bottom) for images, then (front, back) for volumes.
 
 Reflection mirrors around the edge without repeating it (as PyTorch and numpy's "reflect"),
 replication repeats the edge. Their backward folds each padded position's gradient back onto the
@@ -12,9 +12,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from layerloom.engine.layers.image_ops import image_shape, signal_shape
 from layerloom.engine.registry import register
-from layerloom.engine.spec import Example, Float, IntTuple, Layer, ShapeError, TorchCode
+from layerloom.engine.spec import (Example, Float, IntTuple, Layer, ShapeError, TorchCode,
+                                   fmt_shape)
 
 NUMPY_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}
 ONNX_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}
@@ -39,18 +39,26 @@ def fold(dy: np.ndarray, axis: int, size: int, before: int, after: int, mode: st
     return np.moveaxis(out, 0, axis)
 
 
+AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+
+
 class _Pad(Layer):
-    """Shared shape rule, forward, backward and exports; subclasses set the mode and rank."""
+    """Shared shape rule, forward, backward and exports; subclasses set the mode and the number
+    of padded axes (1: signals, 2: images, 3: volumes)."""
 
     category = "Padding"
+    formula = "y = x with {padding} (left, right[, top, bottom[, front, back]]) added around it"
+    backward_formula = ("dL/dx = the middle of dL/dy, plus (reflection, replication) each padded "
+                        "position's gradient added onto the position it copied")
     mode: ClassVar[str] = "constant"
-    one_d: ClassVar[bool] = False
+    dims: ClassVar[int] = 2
 
     @classmethod
-    def sides(cls, a) -> tuple:
-        """((top, bottom), (left, right)) from PyTorch's order; a signal is one row high."""
+    def sides(cls, a) -> list:
+        """(before, after) per padded axis in array order, from PyTorch's order (the last axis
+        first: left, right, then top, bottom, then front, back)."""
         p = tuple(a["padding"])
-        return ((0, 0), p) if cls.one_d else ((p[2], p[3]), (p[0], p[1]))
+        return [(p[2 * i], p[2 * i + 1]) for i in reversed(range(cls.dims))]
 
     @classmethod
     def label(cls, a) -> str:
@@ -58,35 +66,28 @@ class _Pad(Layer):
 
     @classmethod
     def infer(cls, a, x):
-        (top, bottom), (left, right) = cls.sides(a)
-        if cls.one_d:
-            c, length = signal_shape(x)
-            sizes = {"length": (length, left, right)}
-        else:
-            c, h, w = image_shape(x)
-            sizes = {"height": (h, top, bottom), "width": (w, left, right)}
+        if len(x) != cls.dims + 2:
+            what = ("signals (channels×length)", "images (channels×height×width)",
+                    "volumes (channels×depth×height×width)")[cls.dims - 1]
+            raise ShapeError(f"expects {what}, got {fmt_shape(x)}")
         if cls.mode == "reflect":
-            for axis, (size, *pads) in sizes.items():
+            for axis, size, pads in zip(AXES[cls.dims], x[2:], cls.sides(a)):
                 if max(pads) >= size:
                     raise ShapeError(f"reflection padding {max(pads)} must be smaller than the "
                                      f"input {axis} {size}")
-        return (x[0], c, *[size + sum(pads) for size, *pads in sizes.values()])
+        return (*x[:2], *[size + sum(pads) for size, pads in zip(x[2:], cls.sides(a))])
 
     @classmethod
     def forward(cls, a, p, ctx, x):
-        (top, bottom), (left, right) = cls.sides(a)
-        spatial = ((left, right),) if cls.one_d else ((top, bottom), (left, right))
         ctx.save(x.shape)
         kw = {"constant_values": a.value} if cls.mode == "constant" and "value" in a else {}
-        return np.pad(x, ((0, 0), (0, 0), *spatial), mode=NUMPY_MODES[cls.mode], **kw)
+        return np.pad(x, ((0, 0), (0, 0), *cls.sides(a)), mode=NUMPY_MODES[cls.mode], **kw)
 
     @classmethod
     def backward(cls, a, p, ctx, dy):
         (shape,) = ctx.saved
-        (top, bottom), (left, right) = cls.sides(a)
-        spatial = [(left, right)] if cls.one_d else [(top, bottom), (left, right)]
         dx = dy
-        for axis, (before, after) in enumerate(spatial, start=2):
+        for axis, (before, after) in enumerate(cls.sides(a), start=2):
             if cls.mode == "constant":
                 dx = np.moveaxis(np.moveaxis(dx, axis, 0)[before:before + shape[axis]], 0, axis)
             else:
@@ -100,15 +101,15 @@ class _Pad(Layer):
 
     @classmethod
     def to_onnx(cls, a, in_shapes, g, x):
-        (top, bottom), (left, right) = cls.sides(a)
-        begin, end = ([left], [right]) if cls.one_d else ([top, left], [bottom, right])
-        pads = g.const([0, 0, *begin, 0, 0, *end], np.int64)
+        sides = cls.sides(a)
+        pads = g.const([0, 0, *[b for b, _ in sides], 0, 0, *[e for _, e in sides]], np.int64)
         value = g.const(np.asarray(a.value)) if cls.mode == "constant" and "value" in a else ""
         return g.op("Pad", x, pads, value, mode=ONNX_MODES[cls.mode])
 
 
 PAD_2D = IntTuple((1, 1, 1, 1), "added (left, right, top, bottom)", length=4, min=0)
 PAD_1D = IntTuple((1, 1), "added (left, right)", length=2, min=0)
+PAD_3D = IntTuple((1,) * 6, "added (left, right, top, bottom, front, back)", length=6, min=0)
 VALUE = Float(0.0, "the value padded in")
 EXAMPLES_2D = (Example({"padding": (1, 2, 0, 3)}, ((2, 3, 4, 5),)),)
 EXAMPLES_1D = (Example({"padding": (2, 1)}, ((2, 3, 5),)),)
@@ -152,7 +153,7 @@ class ReplicationPad2d(_Pad):
 class ZeroPad1d(_Pad):
     """Adds zeros at both ends of each signal."""
 
-    one_d = True
+    dims = 1
     attrs = {"padding": PAD_1D}
     examples = EXAMPLES_1D
 
@@ -161,7 +162,7 @@ class ZeroPad1d(_Pad):
 class ConstantPad1d(_Pad):
     """Adds a constant at both ends of each signal."""
 
-    one_d = True
+    dims = 1
     attrs = {"padding": PAD_1D, "value": VALUE}
     examples = (Example({"padding": (1, 3), "value": 2.0}, ((2, 3, 5),)),)
 
@@ -170,7 +171,7 @@ class ConstantPad1d(_Pad):
 class ReflectionPad1d(_Pad):
     """Pads each signal with its own mirror image at the ends."""
 
-    one_d = True
+    dims = 1
     mode = "reflect"
     attrs = {"padding": PAD_1D}
     examples = (Example({"padding": (3, 2)}, ((2, 3, 5),)),)
@@ -180,7 +181,45 @@ class ReflectionPad1d(_Pad):
 class ReplicationPad1d(_Pad):
     """Pads each signal by repeating its end values."""
 
-    one_d = True
+    dims = 1
     mode = "replicate"
     attrs = {"padding": PAD_1D}
     examples = (Example({"padding": (4, 1)}, ((2, 3, 3),)),)
+
+
+@register
+class ZeroPad3d(_Pad):
+    """Adds zeros around each volume."""
+
+    dims = 3
+    attrs = {"padding": PAD_3D}
+    examples = (Example({"padding": (1, 0, 2, 1, 0, 2)}, ((2, 2, 3, 4, 3),)),)
+
+
+@register
+class ConstantPad3d(_Pad):
+    """Adds a constant around each volume."""
+
+    dims = 3
+    attrs = {"padding": PAD_3D, "value": VALUE}
+    examples = (Example({"padding": (0, 2, 1, 0, 1, 1), "value": 1.5}, ((2, 2, 3, 3, 4),)),)
+
+
+@register
+class ReflectionPad3d(_Pad):
+    """Pads each volume with its own mirror image at the faces."""
+
+    dims = 3
+    mode = "reflect"
+    attrs = {"padding": PAD_3D}
+    examples = (Example({"padding": (2, 1, 0, 2, 1, 2)}, ((2, 2, 3, 4, 3),)),)
+
+
+@register
+class ReplicationPad3d(_Pad):
+    """Pads each volume by repeating its faces."""
+
+    dims = 3
+    mode = "replicate"
+    attrs = {"padding": PAD_3D}
+    examples = (Example({"padding": (3, 0, 1, 2, 2, 1)}, ((2, 2, 2, 3, 2),)),)

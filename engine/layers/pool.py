@@ -14,7 +14,8 @@ import numpy as np
 
 from layerloom.engine.kernels.pool import (avg_pool2d_backward, avg_pool2d_forward,
                                            max_pool2d_backward, max_pool2d_forward)
-from layerloom.engine.layers.image_ops import image_shape, pad_ends, signal_shape, window_out
+from layerloom.engine.layers.image_ops import (avg_divisor, extra_end, image_shape, pad_ends,
+                                               signal_shape, window_out)
 from layerloom.engine.registry import register
 from layerloom.engine.spec import AttrError, Bool, Example, Int, IntPair, Layer, TorchCode
 
@@ -28,6 +29,12 @@ POOL_ATTRS_1D = {
     "stride": Int(0, "step between windows; 0 means the kernel size", min=0, max=4096),
     "padding": Int(0, "padding at each end (at most half the kernel)", min=0, max=2048),
 }
+MAX_FORMULA = ("y = the largest x in each window of {kernel_size}, windows {stride} apart (0: the "
+               "kernel size), over the input padded by {padding} with −∞")
+MAX_BACKWARD = "dL/dx = dL/dy at each window's first maximum, 0 elsewhere"
+AVG_FORMULA = ("y = the mean of each window of {kernel_size}, windows {stride} apart (0: the "
+               "kernel size); zero padding {padding} counts in the mean if count_include_pad")
+AVG_BACKWARD = "dL/dx: each dL/dy divided by its window's count, added over the window"
 CEIL = Bool(False, "round the output size up: a last, partial window covers the end")
 INCLUDE_PAD = Bool(True, "count the zero padding in each window's mean")
 
@@ -46,22 +53,6 @@ def windows(a) -> tuple:
         return k, s, tuple(a["padding"]), tuple(a.get("dilation", (1, 1)))
     k = a["kernel_size"]
     return (1, k), (1, a["stride"] or k), (0, a["padding"]), (1, a.get("dilation", 1))
-
-
-def extra_end(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
-    """How far the last window reaches past the end padding (ceil mode only)."""
-    out = window_out(size, k, s, p, "", d, ceil)
-    return max(0, (out - 1) * s + d * (k - 1) + 1 - size - 2 * p)
-
-
-def avg_divisor(size: int, k: int, s: int, p: int, out: int, include_pad: bool) -> np.ndarray:
-    """What PyTorch divides each window's sum by along one axis: the window clipped to the
-    padded input, or with ``include_pad`` off to the input itself (ATen's AvgPool kernels)."""
-    start = np.arange(out) * s - p
-    end = np.minimum(start + k, size + p)
-    if include_pad:
-        return end - start
-    return np.minimum(end, size) - np.maximum(start, 0)
 
 
 def _ends(a, shape4) -> tuple:
@@ -189,6 +180,9 @@ class _Pool(Layer):
 class MaxPool2D(_Pool):
     """Keeps the largest value of each window: downsamples feature maps."""
 
+    formula = MAX_FORMULA
+    backward_formula = MAX_BACKWARD
+
     attrs = {**POOL_ATTRS, "dilation": IntPair(1, "spacing between a window's taps", min=1),
              "ceil_mode": CEIL}
     examples = (Example({}, ((2, 3, 6, 5),)),
@@ -208,6 +202,9 @@ class MaxPool2D(_Pool):
 @register
 class AvgPool2D(_Pool):
     """Averages each window: a smooth downsampling of feature maps."""
+
+    formula = AVG_FORMULA
+    backward_formula = AVG_BACKWARD
 
     average = True
     attrs = {**POOL_ATTRS, "ceil_mode": CEIL, "count_include_pad": INCLUDE_PAD}
@@ -231,6 +228,9 @@ class AvgPool2D(_Pool):
 class MaxPool1d(_Pool):
     """Keeps the largest value of each window along a signal: downsamples sequences."""
 
+    formula = MAX_FORMULA
+    backward_formula = MAX_BACKWARD
+
     one_d = True
     attrs = {**POOL_ATTRS_1D, "dilation": Int(1, "spacing between a window's taps", min=1,
                                                max=4096), "ceil_mode": CEIL}
@@ -250,6 +250,9 @@ class MaxPool1d(_Pool):
 @register
 class AvgPool1d(_Pool):
     """Averages each window along a signal: a smooth downsampling of sequences."""
+
+    formula = AVG_FORMULA
+    backward_formula = AVG_BACKWARD
 
     one_d = True
     average = True

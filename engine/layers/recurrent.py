@@ -190,14 +190,18 @@ class _Recurrent(Layer):
         return (x[0], x[1], width), (x[0], width)
 
     @classmethod
-    def init(cls, a, in_shapes, rng):
+    def param_shapes(cls, a, in_shapes):
         gates, hsz = CELLS[cls.__name__][0], a.hidden_size
         sizes = {"weight_ih": (gates * hsz, in_shapes[0][-1]), "weight_hh": (gates * hsz, hsz)}
         if a.bias:
             sizes.update(bias_ih=(gates * hsz,), bias_hh=(gates * hsz,))
+        return {name + sfx: shape for sfx in cls._suffixes(a) for name, shape in sizes.items()}
+
+    @classmethod
+    def init(cls, a, in_shapes, rng):
         # Every weight and bias ~ U(-1/√H, 1/√H), as torch.nn.RNNBase.reset_parameters.
-        return {name + sfx: uniform_fan_in(rng, shape, hsz)
-                for sfx in cls._suffixes(a) for name, shape in sizes.items()}
+        return {name: uniform_fan_in(rng, shape, a.hidden_size)
+                for name, shape in cls.param_shapes(a, in_shapes).items()}
 
     @classmethod
     def forward(cls, a, p, ctx, x):
@@ -275,10 +279,25 @@ _EXAMPLES = (Example({"hidden_size": 4}, ((3, 5, 2),)),
              Example({"hidden_size": 3, "bias": False}, ((2, 3, 2),)))
 
 
+# The Explain tab's shared parts: the outputs, and the weight gradients summed over the steps
+_OUTPUTS = ("{hidden_size} units; seq = (h<sub>1</sub>, …, h<sub>T</sub>), last = h<sub>T</sub>; "
+            "bidirectional = {bidirectional} (if True, a second pass from the last step is "
+            "concatenated)")
+_WEIGHT_GRADS = ("dL/dx<sub>t</sub> = W<sub>ih</sub><sup>T</sup>·da<sub>t</sub>, dL/dW<sub>ih</sub>"
+                 " = Σ<sub>t</sub> da<sub>t</sub>·x<sub>t</sub><sup>T</sup>, dL/dW<sub>hh</sub> = "
+                 "Σ<sub>t</sub> da<sub>t</sub>·h<sub>t−1</sub><sup>T</sup>, dL/db = Σ<sub>t</sub> "
+                 "da<sub>t</sub>")
+
+
 @register
 class SimpleRNN(_Recurrent):
     """Elman recurrent layer: h_t = tanh(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh), as nn.RNN."""
 
+    formula = ("h<sub>t</sub> = tanh(W<sub>ih</sub>·x<sub>t</sub> + b<sub>ih</sub> + "
+               "W<sub>hh</sub>·h<sub>t−1</sub> + b<sub>hh</sub>), h<sub>0</sub> = 0; " + _OUTPUTS)
+    backward_formula = ("through time, last step first: dL/dh<sub>t</sub> = dL/dseq<sub>t</sub> + "
+                        "W<sub>hh</sub><sup>T</sup>·da<sub>t+1</sub>, da<sub>t</sub> = "
+                        "dL/dh<sub>t</sub>·(1 − h<sub>t</sub><sup>2</sup>); " + _WEIGHT_GRADS)
     examples = _EXAMPLES
 
 
@@ -286,6 +305,16 @@ class SimpleRNN(_Recurrent):
 class LSTM(_Recurrent):
     """Long short-term memory: gated cell state that carries information across many steps."""
 
+    formula = ("i, f, g, o = σ, σ, tanh, σ of W<sub>ih</sub>·x<sub>t</sub> + b<sub>ih</sub> + "
+               "W<sub>hh</sub>·h<sub>t−1</sub> + b<sub>hh</sub>; c<sub>t</sub> = f·c<sub>t−1</sub>"
+               " + i·g, h<sub>t</sub> = o·tanh(c<sub>t</sub>); " + _OUTPUTS)
+    backward_formula = ("through time, last step first: dL/dc<sub>t</sub> = dL/dh<sub>t</sub>·o·(1"
+                        " − tanh<sup>2</sup>c<sub>t</sub>) + dL/dc<sub>t+1</sub>·f<sub>t+1</sub>; "
+                        "dL/di = dL/dc<sub>t</sub>·g, dL/df = dL/dc<sub>t</sub>·c<sub>t−1</sub>, "
+                        "dL/dg = dL/dc<sub>t</sub>·i, dL/do = "
+                        "dL/dh<sub>t</sub>·tanh(c<sub>t</sub>), each times its gate's derivative "
+                        "to give da<sub>t</sub>; "
+                        + _WEIGHT_GRADS)
     examples = _EXAMPLES
 
 
@@ -293,4 +322,15 @@ class LSTM(_Recurrent):
 class GRU(_Recurrent):
     """Gated recurrent unit: a lighter LSTM with reset and update gates, as nn.GRU."""
 
+    formula = ("r, z = σ(W<sub>i</sub>·x<sub>t</sub> + b<sub>i</sub> + "
+               "W<sub>h</sub>·h<sub>t−1</sub> + b<sub>h</sub>), n = "
+               "tanh(W<sub>in</sub>·x<sub>t</sub> + b<sub>in</sub> + "
+               "r·(W<sub>hn</sub>·h<sub>t−1</sub> + b<sub>hn</sub>)), h<sub>t</sub> = (1 − z)·n + "
+               "z·h<sub>t−1</sub>; " + _OUTPUTS)
+    backward_formula = ("through time, last step first: dL/dn = dL/dh<sub>t</sub>·(1 − z), dL/dz ="
+                        " dL/dh<sub>t</sub>·(h<sub>t−1</sub> − n), dL/dr = dL/dn·(1 − "
+                        "n<sup>2</sup>)·(W<sub>hn</sub>·h<sub>t−1</sub> + b<sub>hn</sub>), each "
+                        "times its gate's derivative to give da<sub>t</sub>; dL/dh<sub>t−1</sub> ="
+                        " dL/dh<sub>t</sub>·z + W<sub>hh</sub><sup>T</sup>·da<sub>t</sub>; "
+                        + _WEIGHT_GRADS)
     examples = _EXAMPLES

@@ -11,6 +11,9 @@ from layerloom.engine.spec import AttrError, Example, IntTuple, Layer, ShapeErro
 class Flatten(Layer):
     """Flattens all but the batch dimension (images to vectors, before a Dense layer)."""
 
+    formula = ("y = x reshaped to (N, C·H·W…): every axis after the batch joined into one, values "
+               "in the same order")
+    backward_formula = "dL/dx = dL/dy reshaped back to x's shape"
     category = "Shape"
     examples = (Example({}, ((2, 3, 4, 5),)),)
 
@@ -43,6 +46,8 @@ class Flatten(Layer):
 class Reshape(Layer):
     """Reshapes each sample (batch kept) to a new shape with the same number of values; -1 infers one."""
 
+    formula = "y = x with each sample reshaped to {shape} (−1: inferred), values in the same order"
+    backward_formula = "dL/dx = dL/dy reshaped back to x's shape"
     category = "Shape"
     attrs = {"shape": IntTuple((1, 28, 28), "new shape of one sample; one entry may be -1",
                                min=1, allow_minus_one=True)}

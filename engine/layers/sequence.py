@@ -16,6 +16,8 @@ def _check_sequence(x) -> None:
 class TakeLast(Layer):
     """Keeps only the last step of a sequence: (N, T, D) -> (N, D), as x[:, -1]."""
 
+    formula = "y[n] = x[n, T−1]: the last of each sequence's T steps"
+    backward_formula = "dL/dx[n, T−1] = dL/dy[n], 0 at every other step"
     category = "Shape"
     examples = (Example({}, ((3, 4, 2),)),)
 
@@ -49,6 +51,8 @@ class TakeLast(Layer):
 class MeanPool(Layer):
     """Averages a sequence over time: (N, T, D) -> (N, D), as x.mean(dim=1)."""
 
+    formula = "y[n] = (1/T)·Σ<sub>t</sub> x[n, t] over the T steps"
+    backward_formula = "dL/dx[n, t] = dL/dy[n] / T at every step t"
     category = "Pooling"
     examples = (Example({}, ((3, 4, 2),)),)
 

@@ -77,6 +77,9 @@ class Upsample(Layer):
     """Enlarges images or signals by nearest-neighbour or (bi)linear interpolation (decoders)."""
 
     category = "Pooling"
+    formula = ("y at each output position = the input value nearest to it (nearest), or a blend "
+               "of the two nearest input values along each axis (bilinear, linear); now {mode}")
+    backward_formula = "dL/dx: each dL/dy added back onto the inputs it read, with the same weights"
     attrs = {
         "size": IntPair(0, "output height and width (signals: 1 × length); 0 × 0 uses "
                            "scale_factor", min=0),
@@ -91,7 +94,10 @@ class Upsample(Layer):
                 Example({"mode": "bilinear", "scale_factor": 2.0, "align_corners": True},
                         ((2, 2, 3, 4),)),
                 Example({"mode": "linear", "scale_factor": 2.5}, ((2, 3, 5),)),
-                Example({"scale_factor": 3.0}, ((2, 2, 4),)))
+                Example({"scale_factor": 3.0}, ((2, 2, 4),)),
+                Example({"size": (5, 7)}, ((2, 2, 3, 4),)),
+                Example({"mode": "bilinear", "size": (7, 5), "align_corners": True},
+                        ((2, 2, 3, 4),)))
 
     @classmethod
     def check_attrs(cls, a: dict) -> None:

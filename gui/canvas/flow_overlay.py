@@ -35,7 +35,8 @@ class GradientFlowOverlay:
         self.flow = None
         if self.enabled:
             try:
-                self.flow = gradient_flow(self.document.graph)
+                doc = self.document
+                self.flow = gradient_flow(doc.model, level=doc.graph, prefix=doc.levels.prefix())
             except (PlanError, LayerloomError):
                 self.flow = None
         flow = self.flow

@@ -1,6 +1,6 @@
 """Moving around the canvas and the selection with mouse and keys: pan (middle button, or Space
 held with the left button), nudge the selection (arrow keys, Shift for bigger steps), Tab for
-quick add under the mouse.
+quick add under the mouse, Enter to open the one selected block in place and Esc to back out.
 
 An event filter on the view (keys) and its viewport (mouse), so ``GraphView`` keeps only what
 it draws and where things land; events it does not use go on to the view unchanged.
@@ -53,9 +53,15 @@ class ViewNavigation(QObject):
         return view.mapToScene(pos)
 
     def _key_pressed(self, event) -> bool:
-        view = self.view
+        view, levels = self.view, self.view.document.levels
+        selected = view.graph_scene.selected_node_ids()
         if event.key() == Qt.Key_Tab:
             view.adding.open_quick_add(self.mouse_scene_pos())
+        elif event.key() in (Qt.Key_Return, Qt.Key_Enter) and len(selected) == 1 and \
+                levels.enter(selected[0]):
+            pass
+        elif event.key() == Qt.Key_Escape and levels.go_up():
+            pass
         elif event.key() in NUDGES and view.graph_scene.selected_node_ids():
             self._nudge(event)
         elif event.key() == Qt.Key_Space and not event.isAutoRepeat():

@@ -65,6 +65,7 @@ class NodeItem(QGraphicsItem):
         self.description = description
         self.label, self.error, self.fix, self.frozen = "", None, None, False
         self.warnings: dict[str, str] = {}  # kind ("data", "gradient"…) -> reason
+        self.severe: set[str] = set()  # the kinds among ``warnings`` that are errors (Analyze)
         self.alert: str | None = None  # why a run stopped here (non-finite value)
         self.theme = th.current()
         self.width = self.height = self.header_h = 0.0
@@ -90,6 +91,19 @@ class NodeItem(QGraphicsItem):
     def ports(self) -> list[PortItem]:
         return [*self.inputs.values(), *self.outputs.values()]
 
+    def set_ports(self, inputs: tuple, outputs: tuple) -> None:
+        """Ports that follow the node's attributes (Chunk's pieces): the ones that stay keep their
+        items (and the edges drawn to them), gone ones leave the scene, new ones appear."""
+        for ports, names, output in ((self.inputs, inputs, False), (self.outputs, outputs, True)):
+            for name in [p for p in ports if p not in names]:
+                gone = ports.pop(name)
+                if gone.scene() is not None:
+                    gone.scene().removeItem(gone)
+            kept = dict(ports)
+            ports.clear()
+            ports.update((name, kept.get(name) or PortItem(self, name, output)) for name in names)
+        self.relayout()
+
     # ------------------------------------------------------------------ state from the scene
     def set_face(self, node_id: str, label: str, frozen: bool) -> None:
         self.node_id, self.label, self.frozen = node_id, label, frozen
@@ -106,14 +120,18 @@ class NodeItem(QGraphicsItem):
         self.theme = theme
         self.relayout()
 
-    def set_warning(self, kind: str, reason: str | None) -> None:
-        """Add (or with None remove) one kind of training warning; the badge shows all."""
-        if self.warnings.get(kind) == reason:
+    def set_warning(self, kind: str, reason: str | None, error: bool = False) -> None:
+        """Add (or with None remove) one kind of warning; the badge shows all. ``error``: Train
+        will refuse because of it (a red badge and border instead of amber)."""
+        if self.warnings.get(kind) == reason and (kind in self.severe) == error:
             return
+        self.severe.discard(kind)
         if reason is None:
             self.warnings.pop(kind, None)
         else:
             self.warnings[kind] = reason
+            if error:
+                self.severe.add(kind)
         self.relayout()
 
     def set_alert(self, reason: str | None) -> None:
@@ -125,17 +143,22 @@ class NodeItem(QGraphicsItem):
         lines = [self.error] if self.error else []
         if self.alert:
             lines.append(f"⛔ {self.alert}")
-        lines += [f"⚠ {reason}" for reason in self.warnings.values()]
+        lines += [f"{'⛔' if kind in self.severe else '⚠'} {reason}"
+                  for kind, reason in self.warnings.items()]
         return "\n".join(lines) or f"{self.type_id} · {self.description}"
+
+    def body_text(self) -> str:
+        """The line under the title: the node's id (and whether it is frozen)."""
+        return self.node_id + ("  · frozen" if self.frozen else "")
 
     def _badges(self) -> list[tuple]:
         """(fill, glyph colour, glyph) from the right edge leftwards."""
         t, badges = self.theme, []
-        if self.error or self.alert:
+        if self.blocked:
             badges.append((t.error, QColor("#ffffff"), "!"))
         elif self.frozen:
             badges.append((t.frozen, QColor("#ffffff"), "❄"))
-        if self.warnings:
+        if set(self.warnings) - self.severe:
             badges.append((t.warning, QColor("#1d1d1f"), "!"))
         return badges
 
@@ -145,6 +168,8 @@ class NodeItem(QGraphicsItem):
 
     def relayout(self) -> None:
         """Size from the text and the ports; place the ports and the fix button."""
+        # something keeps this node from training: a shape error, an Analyze error, an alert
+        self.blocked = bool(self.error or self.alert or self.severe)
         title_font, detail_font = th.node_fonts()
         tf, df = QFontMetricsF(title_font), QFontMetricsF(detail_font)
         self.header_h = tf.height() + 10
@@ -156,7 +181,7 @@ class NodeItem(QGraphicsItem):
             names = longest(self.inputs) + longest(self.outputs) + 3 * PAD
         badge_room = 22 + (self.header_h - 6) * max(0, len(self._badges()) - 1)
         width = max(MIN_WIDTH, tf.horizontalAdvance(self.title) + 2 * PAD + badge_room,
-                    df.horizontalAdvance(self.node_id) + 2 * PAD + 22, names)
+                    df.horizontalAdvance(self.body_text()) + 2 * PAD + 22, names)
         body_top = self.header_h + (df.height() + 4 if self._named_ports() else 0.0)
         height = body_top + rows * row_h + (PAD if self._named_ports() else 6.0)
         if not self._named_ports():
@@ -169,16 +194,12 @@ class NodeItem(QGraphicsItem):
         self.setToolTip(self.tooltip_text())
         self.update()
 
-    def _port_y(self, index: int, count: int) -> float:
-        if not self._named_ports():
-            return self.header_h + (self.height - self.header_h) / 2
-        return self.body_top + (index + 0.5) * self.row_h
-
     def _place_ports(self) -> None:
-        for i, p in enumerate(self.inputs.values()):
-            p.setPos(0.0, self._port_y(i, len(self.inputs)))
-        for i, p in enumerate(self.outputs.values()):
-            p.setPos(self.width, self._port_y(i, len(self.outputs)))
+        """One row per port under the names; a node with single ports has them mid-body."""
+        named, middle = self._named_ports(), self.header_h + (self.height - self.header_h) / 2
+        for x, ports in ((0.0, self.inputs), (self.width, self.outputs)):
+            for i, p in enumerate(ports.values()):
+                p.setPos(x, self.body_top + (i + 0.5) * self.row_h if named else middle)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt override)
         return QRectF(-4, -4, self.width + 8, self.height + 8)
@@ -214,7 +235,7 @@ class NodeItem(QGraphicsItem):
         t = self.theme
         if self.isSelected():
             colour, width = t.selection, 2.6
-        elif self.error or self.alert:
+        elif self.blocked:
             colour, width = t.error, 2.2
         elif self.frozen:
             colour, width = t.frozen, 2.0
@@ -268,14 +289,13 @@ class NodeItem(QGraphicsItem):
                          (self.body_top - self.header_h) if self._named_ports()
                          else self.height - self.header_h)
         align = Qt.AlignVCenter | (Qt.AlignHCenter if self._named_ports() else Qt.AlignLeft)
-        suffix = "  · frozen" if self.frozen else ""
-        painter.drawText(id_rect.adjusted(0, 2, 0, 0), align, self.node_id + suffix)
+        painter.drawText(id_rect.adjusted(0, 2, 0, 0), align, self.body_text())
         if not self._named_ports():
             return
         painter.setPen(t.text)
         for side, ports in ((Qt.AlignLeft, self.inputs), (Qt.AlignRight, self.outputs)):
             for i, name in enumerate(ports):
-                y = self._port_y(i, len(ports))
+                y = self.body_top + (i + 0.5) * self.row_h  # as _place_ports puts named ports
                 r = QRectF(PAD + 2, y - self.row_h / 2, self.width - 2 * PAD - 4, self.row_h)
                 painter.drawText(r, side | Qt.AlignVCenter, name)
 

@@ -9,10 +9,10 @@ from PySide6.QtCore import QPointF, Signal
 from PySide6.QtWidgets import QGraphicsScene
 
 from layerloom.engine.graph import Edge, Graph, Node
-from layerloom.engine.registry import LAYERS
 from layerloom.engine.shapes import ShapeReport
 from layerloom.engine.spec import fmt_shape
 from layerloom.gui import theme as th
+from layerloom.gui.canvas.block_item import BlockFaces
 from layerloom.gui.canvas.edge_item import EdgeItem
 from layerloom.gui.canvas.gestures import SceneGestures
 from layerloom.gui.canvas.node_item import NodeItem
@@ -46,6 +46,7 @@ class GraphScene(QGraphicsScene):
         self.theme = th.current()
         self.gestures = SceneGestures(self)  # wire and node drags
         self.overlays = NodeOverlays(self)  # training's warning badges and alerts
+        self.blocks = BlockFaces(self)  # block instances: ×N, parameters, ports that change
 
     # ------------------------------------------------------------------ following the graph
     def _subscriptions(self, graph: Graph) -> list:
@@ -66,6 +67,7 @@ class GraphScene(QGraphicsScene):
         self.items_by_id.clear()
         self.edge_items.clear()
         self.graph = graph
+        self.blocks.follow(graph)
         if graph is None:
             return
         for signal, slot in self._subscriptions(graph):
@@ -76,9 +78,8 @@ class GraphScene(QGraphicsScene):
             self._on_edge_added(edge)
 
     def _on_node_added(self, node: Node) -> None:
-        cls = LAYERS[node.type]
-        item = NodeItem(node.id, node.type, cls.category, cls.inputs, cls.outputs,
-                        cls.description())
+        cls = self.graph.layer(node.id)
+        item = self.blocks.make_item(self.graph, node)
         item.set_theme(self.theme)
         item.set_face(node.id, cls.label(node.attrs), node.frozen)
         item.fix_button.clicked.connect(lambda: self.fix_requested.emit(item.node_id))
@@ -104,10 +105,16 @@ class GraphScene(QGraphicsScene):
         self.removeItem(item)
 
     def _on_face_changed(self, node_id: str, *_change) -> None:
-        """An attribute (the label shows some) or the frozen flag changed."""
+        """An attribute (the label shows some; Chunk's count of pieces and a block's ports may
+        change its ports) or the frozen flag changed."""
         node = self.graph.nodes[node_id]
+        self.blocks.refresh(node_id)
         item = self.items_by_id[node_id]
-        item.set_face(node_id, LAYERS[node.type].label(node.attrs), node.frozen)
+        ports = (self.graph.input_ports(node_id), self.graph.output_ports(node_id))
+        if ports != (tuple(item.inputs), tuple(item.outputs)):
+            item.set_ports(*ports)
+            self._style_ports(item)
+        item.set_face(node_id, self.graph.layer(node_id).label(node.attrs), node.frozen)
         self._route_edges_of(node_id)
 
     def _on_node_moved(self, node_id: str, pos: tuple) -> None:
@@ -119,7 +126,7 @@ class GraphScene(QGraphicsScene):
         item = self.items_by_id.pop(old)
         self.items_by_id[new] = item
         node = self.graph.nodes[new]
-        item.set_face(new, LAYERS[node.type].label(node.attrs), node.frozen)
+        item.set_face(new, self.graph.layer(new).label(node.attrs), node.frozen)
         ren = lambda ref: (new, ref[1]) if ref[0] == old else ref  # noqa: E731
         for edge in [e for e in self.edge_items if old in (e.src[0], e.dst[0])]:
             edge_item = self.edge_items.pop(edge)
@@ -127,9 +134,12 @@ class GraphScene(QGraphicsScene):
             self.edge_items[edge_item.edge] = edge_item
 
     # ------------------------------------------------------------------ shapes and theme
-    def apply_report(self, report: ShapeReport) -> None:
-        """Colour failing nodes, label edges with their shapes, colour ports by what flows."""
+    def apply_report(self, report: ShapeReport, params: dict | None = None) -> None:
+        """Colour failing nodes, label edges with their shapes, colour ports by what flows;
+        ``params`` (per node) goes on the blocks' faces."""
         self.report = report
+        if params is not None:
+            self.blocks.show_params(params)
         for node_id, item in self.items_by_id.items():
             item.set_problem(report.errors.get(node_id), report.fixes.get(node_id))
             self._style_ports(item)

@@ -1,19 +1,22 @@
 """The canvas widget: zoom, palette drops, the node menu; turns scene gestures into Document calls.
 
-Panning, nudging and Tab are in ``navigation.py``; where new nodes land (drops, quick add) in
-``adding.py``. Drops are handled by overriding the view's drag handlers (events reach them
+Panning, nudging, Tab and the keys that open and close blocks are in ``navigation.py``; where
+new nodes land (drops, quick add, library blocks) in ``adding.py``. A block opens in place on a
+double-click; the breadcrumb over the corner says which level is shown. Drops are handled by overriding the view's drag handlers (events reach them
 through the viewport), so tests can send real QDrag*Events to ``view.viewport()`` offscreen.
 """
 from __future__ import annotations
 
 import shiboken6
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QPainter, QPen
+from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsView, QMenu
 
 from layerloom.engine.graph import Graph
 from layerloom.gui import theme as th
+from layerloom.gui.block_palette import BLOCK_MIME
 from layerloom.gui.canvas.adding import NodeAdding
+from layerloom.gui.canvas.breadcrumb import Breadcrumb
 from layerloom.gui.canvas.navigation import ViewNavigation
 from layerloom.gui.canvas.node_item import NodeItem
 from layerloom.gui.canvas.scene import GraphScene
@@ -43,7 +46,8 @@ class GraphView(QGraphicsView):
         self.setFrameShape(QGraphicsView.NoFrame)
         self.adding = NodeAdding(self)  # drops, quick add, nodes made from released wires
         self.quick_add = self.adding.popup
-        self.navigation = ViewNavigation(self)  # pan, nudge, Tab
+        self.navigation = ViewNavigation(self)  # pan, nudge, Tab, Enter / Esc into and out of blocks
+        self.breadcrumb = Breadcrumb(document.levels, self)
         self.keep_fitted = False  # until the person zooms or pans, resizing the window re-fits
         self._wire()
         self.graph_scene.set_theme(th.current())
@@ -52,7 +56,8 @@ class GraphView(QGraphicsView):
     def _wire(self) -> None:
         doc, sc = self.document, self.graph_scene
         doc.project_replaced.connect(self._show_graph)
-        doc.report_changed.connect(sc.apply_report)
+        doc.level_changed.connect(lambda graph: self._show_graph(graph, opened=False))
+        doc.report_changed.connect(lambda report: sc.apply_report(report, doc.params))
         doc.select_requested.connect(sc.select_only)
         sc.connect_requested.connect(doc.connect)
         sc.reconnect_requested.connect(doc.compound.reconnect)
@@ -67,11 +72,14 @@ class GraphView(QGraphicsView):
         if shiboken6.isValid(self.graph_scene):  # the scene clears its selection as it dies
             self.selection_changed.emit(self.graph_scene.selected_node_ids())
 
-    def _show_graph(self, graph: Graph) -> None:
+    def _show_graph(self, graph: Graph, opened: bool = True) -> None:
+        """Draw ``graph``: a file just ``opened`` (laid out when cramped), or a block opened in
+        place, or closed again (left as it is: an open is no edit)."""
+        self.graph_scene.overlays.path = [node_id for node_id, _ in self.document.levels.path]
         self.graph_scene.set_graph(graph)
-        self.graph_scene.apply_report(self.document.report)
+        self.graph_scene.apply_report(self.document.report, self.document.params)
         sizes = self.graph_scene.node_sizes()
-        if is_cramped(graph, sizes):  # presentation, not an edit: no undo step, still clean
+        if opened and is_cramped(graph, sizes):  # presentation, not an edit: no undo step
             for node_id, pos in layered_positions(graph, sizes, self.viewport_extent()).items():
                 graph.move(node_id, pos)
         self.zoom_to_fit()
@@ -141,7 +149,7 @@ class GraphView(QGraphicsView):
 
     # ------------------------------------------------------------------ drops
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if event.mimeData().hasFormat(LAYER_MIME):
+        if event.mimeData().hasFormat(LAYER_MIME) or event.mimeData().hasFormat(BLOCK_MIME):
             event.acceptProposedAction()
         else:
             event.ignore()
@@ -150,12 +158,28 @@ class GraphView(QGraphicsView):
         self.dragEnterEvent(event)
 
     def dropEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        where = self.mapToScene(event.position().toPoint())
+        if event.mimeData().hasFormat(BLOCK_MIME):
+            event.acceptProposedAction()
+            self.adding.add_block(bytes(event.mimeData().data(BLOCK_MIME)).decode("utf-8"), where)
+            return
         if not event.mimeData().hasFormat(LAYER_MIME):
             event.ignore()
             return
         type_id = bytes(event.mimeData().data(LAYER_MIME)).decode("utf-8")
         event.acceptProposedAction()
-        self.adding.add_at(type_id, self.mapToScene(event.position().toPoint()))
+        self.adding.add_at(type_id, where)
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        """On a block: open it in place."""
+        item = self.itemAt(event.position().toPoint())
+        while item is not None and not isinstance(item, NodeItem):
+            item = item.parentItem()
+        if item is not None and event.button() == Qt.LeftButton and \
+                self.document.levels.enter(item.node_id):
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
 
     # ------------------------------------------------------------------ context menu, painting
     def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt override)
@@ -173,6 +197,12 @@ class GraphView(QGraphicsView):
         fix = doc.report.fixes.get(node_id)
         if fix:
             menu.addAction(f"Insert {fix}", lambda: doc.compound.insert_fix(node_id))
+        if doc.graph.definition(node_id) is not None:
+            menu.addAction("Open Block", lambda: doc.levels.enter(node_id))
+            menu.addAction("Ungroup", lambda: doc.blocks.ungroup(node_id))
+            menu.addAction("Make Unique", lambda: doc.blocks.make_unique(node_id))
+            menu.addAction("Save Block to Library", lambda: doc.blocks.save_to_library(node_id))
+            menu.addSeparator()
         menu.addAction("Unfreeze" if node.frozen else "Freeze",
                        lambda: doc.set_frozen(node_id, not node.frozen))
         menu.addAction("Delete", lambda: doc.remove([node_id]))
@@ -180,7 +210,13 @@ class GraphView(QGraphicsView):
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 (Qt override)
         theme = self.graph_scene.theme
-        painter.fillRect(rect, theme.canvas)
+        canvas = theme.canvas
+        if self.document.levels.path:  # inside a block: a faint tint of the block colour
+            tint = theme.header(th.BLOCK)
+            canvas = QColor((canvas.red() * 9 + tint.red()) // 10,
+                            (canvas.green() * 9 + tint.green()) // 10,
+                            (canvas.blue() * 9 + tint.blue()) // 10)
+        painter.fillRect(rect, canvas)
         if self.zoom < 0.4:
             return  # a dot grid this dense is noise
         step = th.GRID * (2 if self.zoom < 0.8 else 1)
@@ -194,4 +230,5 @@ class GraphView(QGraphicsView):
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if event.type() == event.Type.PaletteChange:
             self.graph_scene.set_theme(th.current())
+            self.breadcrumb.restyle()
         super().changeEvent(event)

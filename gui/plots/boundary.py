@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from layerloom.engine.boundary import two_features
 from layerloom.gui.plots.buffers import Redrawer
 from layerloom.gui.plots.empty_hint import EmptyHint
-from layerloom.gui.plots.style import legend_style, make_view, palette_colors, style_plot
+from layerloom.gui.plots.style import (legend_label, legend_label_html, make_view, palette_colors,
+                                       style_plot)
 
 # Class colours (Tableau 10), as RGB rows: strong for points, blended towards the background
 # for regions.
@@ -56,10 +57,12 @@ class DecisionBoundaryView(QWidget):
         self.points = pg.ScatterPlotItem(size=5, pen=pg.mkPen(255, 255, 255, 160))
         self.plot.addItem(self.image)
         self.plot.addItem(self.points)
-        self.legend = self.plot.addLegend(offset=(-6, 6), **legend_style())  # colour -> class
+        self.legend = legend_label([])  # colour -> class, above the plot: never on the points
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.view)
+        layout.setSpacing(0)
+        layout.addWidget(self.legend)
+        layout.addWidget(self.view, 1)
         self.hint = EmptyHint(self.view, NOT_2D)
         self.redrawer = Redrawer(self._redraw, self)
 
@@ -68,7 +71,7 @@ class DecisionBoundaryView(QWidget):
         self.latest = None
         self.image.clear()
         self.points.clear()
-        self.legend.clear()
+        self.legend.setText("")
         data = info.dataset if info is not None else None
         self.active = two_features(data) and len(data.train) > 0
         self.hint.show_when(not self.active, NOT_2D)
@@ -79,9 +82,8 @@ class DecisionBoundaryView(QWidget):
             brushes = [pg.mkBrush(*c) for c in colours(k)[y]]
             self.points.setData(x[:, 0], x[:, 1], brush=brushes)
             names = list(data.class_names or []) or [str(i) for i in range(k)]
-            for name, colour in zip(names, colours(k)):
-                sample = pg.ScatterPlotItem(size=8, brush=pg.mkBrush(*colour), pen=None)
-                self.legend.addItem(sample, str(name))
+            self.legend.setText(legend_label_html(
+                [(_hex(colour), "square", str(name)) for name, colour in zip(names, colours(k))]))
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         """View > Theme: the regions are blended with the background, so draw them again."""
@@ -101,3 +103,7 @@ class DecisionBoundaryView(QWidget):
         self.image.setImage(rgb.transpose(1, 0, 2), autoLevels=False)  # ImageItem: x first
         self.image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         self.hint.show_when(False)
+
+
+def _hex(rgb) -> str:
+    return "#%02x%02x%02x" % tuple(int(v) for v in rgb)

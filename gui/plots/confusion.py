@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QEvent, QRectF
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from layerloom.gui.plots.empty_hint import EmptyHint
@@ -43,6 +43,13 @@ class ConfusionMatrixView(QWidget):
         self.hint = EmptyHint(self.view, WHEN_ENDED)
         self.caption.hide()
 
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        """View > Theme: the colours run from the panel's background, so draw them again (the
+        dark theme left a white matrix)."""
+        if event.type() == QEvent.PaletteChange and self.matrix is not None:
+            self.set_matrix(self.matrix, self.class_names, self._accuracy)
+        super().changeEvent(event)
+
     def reset(self, _info=None) -> None:
         self.matrix, self.class_names = None, []
         self.image.clear()
@@ -61,6 +68,7 @@ class ConfusionMatrixView(QWidget):
             self.hint.show_when(True, NOT_CLASSIFYING)
             return
         self.matrix, self.class_names = np.asarray(matrix), list(class_names)
+        self._accuracy = accuracy
         k = len(self.matrix)
         # from the panel's background to a blue, taken from the palette now: the theme may
         # have changed since the view was built

@@ -15,6 +15,19 @@ from layerloom.gui.plots.empty_hint import EmptyHint
 from layerloom.gui.plots.style import SERIES, make_view, style_plot
 
 
+class CompactAxis(pg.AxisItem):
+    """Fewer ticks, each in two significant digits ("-2e-03", "0.0015" became "-0.002",
+    "0.0015"…): side by side in half a panel, the default labels ran into each other
+    ("-0.0020.002")."""
+
+    def __init__(self, orientation: str):
+        super().__init__(orientation)
+        self.setTickDensity(0.45)
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph override)
+        return [f"{v * scale:.2g}" for v in values]
+
+
 class HistogramPlot(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -29,8 +42,9 @@ class HistogramPlot(QWidget):
         top.addWidget(self.chooser, 1)
         top.addWidget(self.step_label)
         self.view = make_view()
-        self.grad_item = self.view.addPlot(row=0, col=0)
-        self.weight_item = self.view.addPlot(row=0, col=1)
+        self.grad_item, self.weight_item = (
+            self.view.addPlot(row=0, col=col, axisItems={"bottom": CompactAxis("bottom")})
+            for col in (0, 1))
         style_plot(self.grad_item, title="gradient", left="count")
         style_plot(self.weight_item, title="weight")
         for item in (self.grad_item, self.weight_item):

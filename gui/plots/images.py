@@ -113,6 +113,18 @@ class ImageLabel(QLabel):
         self.setPixmap(QPixmap.fromImage(scaled))
 
 
+def pad_prompt(class_names: list) -> str:
+    """What the drawing pad asks for, in the data's own words: "Draw a digit (0–9)" for
+    MNIST's classes, "Draw one of: T-shirt/top, Trouser, Pullover, …" for clothing."""
+    names = [str(n) for n in class_names or []]
+    if names and all(n.isdigit() and len(n) == 1 for n in names):
+        return f"Draw a digit ({names[0]}–{names[-1]})"
+    if not names:
+        return "Draw here"
+    shown = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
+    return f"Draw one of: {shown}"
+
+
 class DrawPad(QWidget):
     """A square grid (28×28 by default) to draw on with the mouse: white strokes on black, a
     soft brush, values in [0, 1] like the bundled images."""
@@ -122,6 +134,7 @@ class DrawPad(QWidget):
     def __init__(self, size: tuple = (28, 28), parent: QWidget | None = None):
         super().__init__(parent)
         self.pixels = np.zeros(size, dtype=np.float32)
+        self.prompt = ""  # shown on the empty pad: what to draw (``pad_prompt``)
         self._last: tuple | None = None  # the grid point under the pressed mouse
         self._erasing = False
         self.setMinimumSize(4 * size[1], 4 * size[0])
@@ -180,4 +193,8 @@ class DrawPad(QWidget):
         painter.drawImage(target, qimage_from_array(self.pixels))
         painter.setPen(QColor(90, 90, 90))
         painter.drawRect(target.adjusted(0, 0, -1, -1))
+        if self.prompt and not self.pixels.any():  # what to draw, until the first stroke
+            painter.setPen(QColor(150, 150, 150))
+            painter.drawText(target.adjusted(8, 8, -8, -8), Qt.AlignCenter | Qt.TextWordWrap,
+                             self.prompt)
         painter.end()

@@ -1,7 +1,10 @@
 """Loss per step (raw and smoothed) with validation loss per epoch, and accuracy below it.
 
-Fed by the controller's reports; redrawn by a ~10 Hz timer, never per step. A diverged run is
-marked with a red line at the step where the first non-finite value appeared.
+Fed by the controller's reports; redrawn by a ~10 Hz timer, never per step. The legend sits
+above the plots, never on the curves. A diverged run is marked with a red line at the step where
+the first non-finite value appeared, and the loss axis turns logarithmic: the last finite losses
+before a divergence reach 1e30 and would flatten the rest of the curve into the axis. The first
+few steps are drawn as points (one Step is one point: a line needs two).
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from layerloom.gui.plots.buffers import Redrawer, RingBuffer, SmoothedBuffer
 from layerloom.gui.plots.empty_hint import EmptyHint
-from layerloom.gui.plots.style import SERIES, legend_style, make_view, style_plot
+from layerloom.gui.plots.style import SERIES, legend_label, make_view, style_plot
 
 
 class LossPlot(QWidget):
@@ -24,10 +27,17 @@ class LossPlot(QWidget):
         self.accuracy, self.val_accuracy = SmoothedBuffer(), RingBuffer(capacity=10_000)
         self._next_step = 0
         self._markers: list = []
+        self.log_loss = False  # after a divergence: a logarithmic loss axis
         self.view = make_view()
+        self.legend = legend_label([
+            (SERIES["train"], "line", "loss per step"), (SERIES["smooth"], "line", "smoothed"),
+            (SERIES["val"], "dot", "validation"), (SERIES["acc"], "line", "accuracy (smoothed)"),
+            (SERIES["val_acc"], "dot", "validation accuracy")])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.view)
+        layout.setSpacing(0)
+        layout.addWidget(self.legend)
+        layout.addWidget(self.view, 1)
         self.loss_item = self.view.addPlot(row=0, col=0)
         self.acc_item = self.view.addPlot(row=1, col=0)
         self.view.ci.layout.setRowStretchFactor(0, 3)
@@ -43,8 +53,6 @@ class LossPlot(QWidget):
         self.redrawer = Redrawer(self._redraw, self)
 
     def _build_curves(self) -> None:
-        self.loss_item.addLegend(offset=(-10, 10), **legend_style())
-        self.acc_item.addLegend(offset=(-10, -10), **legend_style())
         raw = pg.mkColor(SERIES["train"])
         raw.setAlpha(90)
         self.loss_curve = self.loss_item.plot(pen=pg.mkPen(raw, width=1), name="train (per step)")
@@ -74,6 +82,8 @@ class LossPlot(QWidget):
         self._next_step = 0
         regression = info is not None and info.dataset.task != "classification"
         self.acc_item.setVisible(not regression)
+        self.log_loss = False
+        self.loss_item.setLogMode(y=False)
         self.redrawer.mark()
 
     def add_steps(self, reports: list) -> None:
@@ -104,14 +114,19 @@ class LossPlot(QWidget):
                                           "anchors": [(0, 0), (0, 0)]})  # right of the line
         self.loss_item.addItem(line)
         self._markers.append(line)
+        self.log_loss = True
+        self.loss_item.setLogMode(y=True)
         self.redrawer.mark()
 
     # ------------------------------------------------------------------ drawing
     def _redraw(self) -> None:
-        self.loss_curve.setData(self.loss.x, _finite_or_nan(self.loss.y))
-        self.smooth_curve.setData(self.loss_smooth.x, _finite_or_nan(self.loss_smooth.y))
+        for curve, buf, colour in ((self.loss_curve, self.loss, SERIES["train"]),
+                                   (self.smooth_curve, self.loss_smooth, SERIES["smooth"])):
+            curve.setData(buf.x, _finite_or_nan(buf.y, self.log_loss),
+                          **few_points(len(buf), colour))
         self.val_curve.setData(self.val_loss.x, self.val_loss.y)
-        self.acc_curve.setData(self.accuracy.x, self.accuracy.y)
+        self.acc_curve.setData(self.accuracy.x, self.accuracy.y,
+                               **few_points(len(self.accuracy), SERIES["acc"]))
         self.val_acc_curve.setData(self.val_accuracy.x, self.val_accuracy.y)
         self.hint.show_when(not len(self.loss))
 
@@ -122,6 +137,14 @@ def fix_x_range(plot: pg.PlotItem, total_steps: int) -> None:
     plot.setXRange(0, max(1, total_steps - 1), padding=0.01)
 
 
-def _finite_or_nan(y: np.ndarray) -> np.ndarray:
-    """inf becomes NaN so the curve breaks there instead of stretching the axis to infinity."""
-    return y if np.isfinite(y).all() else np.where(np.isfinite(y), y, np.nan)
+def few_points(n: int, colour, below: int = 3) -> dict:
+    """Curve keywords: while a curve has fewer than ``below`` points they are drawn as dots."""
+    return {"symbol": "o" if n < below else None, "symbolSize": 6, "symbolPen": None,
+            "symbolBrush": colour}
+
+
+def _finite_or_nan(y: np.ndarray, positive: bool = False) -> np.ndarray:
+    """inf (and, for a log axis, zero or less) becomes NaN so the curve breaks there instead of
+    stretching the axis to infinity."""
+    ok = np.isfinite(y) & (y > 0) if positive else np.isfinite(y)
+    return y if ok.all() else np.where(ok, y, np.nan)

@@ -81,7 +81,8 @@ class PlotsPanel(QWidget):
         self._info = info
         for view in self.views:
             view.reset(info)
-        regression = getattr(info.dataset, "task", "") == "regression"
+        # info None: New or Open, a clean slate
+        regression = getattr(getattr(info, "dataset", None), "task", "") == "regression"
         self.test_view.setCurrentWidget(self.regression_view if regression else self.confusion_view)
         self.tabs.setCurrentWidget(self.boundary_view if self.boundary_view.active
                                    else self.histogram_plot)

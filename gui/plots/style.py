@@ -56,6 +56,34 @@ def legend_style() -> dict:
     return {"labelTextSize": "8pt", "labelTextColor": fg, "brush": pg.mkBrush(veil)}
 
 
+def legend_label(entries: list[tuple[str, str, str]]):
+    """A legend outside the data: a wrapping line of coloured marks and names, as a QLabel
+    (text in the palette's colour, so it follows the theme). ``entries``: (colour, mark, name),
+    the mark "line", "dot" (a line with points) or "square" (a class colour)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel, QSizePolicy
+
+    label = QLabel(legend_label_html(entries))
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.RichText)
+    label.setContentsMargins(6, 2, 6, 0)
+    label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # wraps, never widens
+    font = label.font()
+    font.setPointSizeF(font.pointSizeF() * 0.9)
+    label.setFont(font)
+    return label
+
+
+def legend_label_html(entries: list[tuple[str, str, str]]) -> str:
+    """The rich text of ``legend_label``: one coloured mark and name per entry."""
+    from html import escape
+
+    marks = {"line": "━━", "dot": "━●━", "square": "■"}
+    return "&nbsp;&nbsp; ".join(
+        f'<span style="color:{colour}; font-weight:bold;">{marks[mark]}</span>&nbsp;'
+        f'{escape(name)}' for colour, mark, name in entries)
+
+
 def make_view(widget_cls=pg.GraphicsLayoutWidget, **kwargs):
     """A pyqtgraph widget with the palette's background."""
     w = widget_cls(**kwargs)

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal
 
+from layerloom.engine.analyze import analyze
 from layerloom.engine.data import Dataset
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
@@ -25,22 +26,26 @@ from layerloom.engine.data.section import augmentation
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project, graph_to_dict
 from layerloom.engine.spec import LayerloomError
-from layerloom.engine.training import DoneReport, TrainConfig, bind
+from layerloom.engine.training import DoneReport, TrainConfig, bind, check_data
 from layerloom.gui import gc_guard
 from layerloom.gui.training.data_access import DataAccess
 from layerloom.gui.training.worker import TrainingWorker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
 LOCK_REASON = "training runs (stop it to edit the graph)"
+WAITING = "Compiling kernels… the run starts as soon as the last one is ready"
 
 
 def structure_signature(graph: Graph) -> str:
-    """Nodes (id, type, attributes) and edges; positions and frozen flags are left out, so moving
-    a node or freezing a layer for fine-tuning keeps the trained weights."""
+    """Nodes (id, type, attributes) and edges, the block definitions' too; positions and frozen
+    flags are left out, so moving a node or freezing a layer for fine-tuning keeps the trained
+    weights."""
     d = graph_to_dict(graph)
-    nodes = sorted((n["id"], n["type"], json.dumps(n["attrs"], sort_keys=True)) for n in d["nodes"])
-    edges = sorted((tuple(e["from"]), tuple(e["to"])) for e in d["edges"])
-    return json.dumps([nodes, edges])
+    levels = [d, *[d["blocks"][name] for name in sorted(d.get("blocks", {}))]]
+    return json.dumps([[sorted((n["id"], n["type"], json.dumps(n["attrs"], sort_keys=True))
+                               for n in level["nodes"]),
+                        sorted((tuple(e["from"]), tuple(e["to"])) for e in level["edges"])]
+                       for level in levels] + sorted(d.get("blocks", {})))
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,10 @@ class RunInfo:
     frozen_keys: tuple  # parameters of frozen nodes: no curves
     node_types: dict = field(default_factory=dict)  # node id -> layer type
     continued: bool = False  # started from the weights of an earlier run
+
+
+class Refused(LayerloomError):
+    """Analyze found errors: training would fail or learn nothing, so it does not start."""
 
 
 def _apply_directly(graph: Graph, edits: list) -> None:
@@ -69,7 +78,9 @@ class TrainingController(QObject):
     boundary = Signal(object)  # engine.boundary.BoundaryMap: 2-D data's decision regions
     finished = Signal(object)  # DoneReport (also after Stop: report.stopped is True)
     diverged = Signal(object)  # Diverged: node id, phase, message; weights rolled back
+    warning = Signal(object)  # Exploding: the loss runs away but stays finite; training goes on
     failed = Signal(str)  # the run could not start or crashed: one line
+    refused = Signal(str)  # Analyze found errors: the run did not start (after ``failed``)
     weights_changed = Signal(bool)  # trained weights available (True) or dropped (False)
 
     def __init__(self, project: Callable[[], Project],
@@ -94,6 +105,9 @@ class TrainingController(QObject):
         self.worker: TrainingWorker | None = None
         self._ending: tuple | None = None  # (signal, payload) emitted once the thread has ended
         self.last_done: DoneReport | None = None
+        # asked before a worker starts: gate(launch) is True to start now, else it calls launch
+        # later (gui.training.compiler: the background warm-up is still compiling)
+        self.gate: Callable[[Callable[[], None]], bool] | None = None
         self._heartbeat = QTimer(self)  # tells the worker the UI thread gets the GIL
         self._heartbeat.setInterval(10)
         self._heartbeat.timeout.connect(lambda: self.worker is not None and self.worker.beat())
@@ -145,7 +159,8 @@ class TrainingController(QObject):
         """Adopt a state dict (a loaded weights file) for the current graph; raises WeightsError."""
         graph = self._project().graph
         config = self.config()
-        self.network = Network(graph.copy(), seed=config.seed, params=params)
+        self.network = Network(graph.copy(), seed=config.seed, params=params,
+                               batch_size=config.batch_size)
         self._signature = structure_signature(graph)
         self.weights_changed.emit(True)
         return self.network
@@ -165,6 +180,10 @@ class TrainingController(QObject):
             return False
         try:
             net, config, info = self._prepare()
+        except Refused as err:
+            self.failed.emit(str(err))
+            self.refused.emit(str(err))
+            return False
         except LayerloomError as err:
             self.failed.emit(str(err))
             return False
@@ -178,20 +197,30 @@ class TrainingController(QObject):
         self.started.emit(info)
         self._heartbeat.start()
         self._gc = gc_guard.hold()
-        self.thread.start()
+        thread = self.thread
+        launch = lambda: thread is self.thread and not thread.isRunning() and thread.start()  # noqa: E731
+        if self.gate is None or self.gate(launch):
+            launch()
+        else:  # the kernels are being compiled in the background: the run starts when they are
+            self.status.emit(WAITING)
         return True
 
     def _prepare(self) -> tuple[Network, TrainConfig, RunInfo]:
         config = self.config()
         data = self.load_dataset()
+        check_data(data)  # an empty data set: one line here, before a thread starts
         graph = self._project().graph
         edits = planned_fit(graph, data)
         if edits:
             (self._apply_edits or (lambda e: _apply_directly(graph, e)))(edits)
+        errors = analyze(graph, dataset=data, training=self._project().training).errors
+        if errors:
+            raise Refused(errors[0].message + (f" (and {len(errors) - 1} more: see Problems)"
+                                               if len(errors) > 1 else ""))
         check_fit(graph, data)
         kept = self.trained_network()
         signature = structure_signature(graph)
-        net = Network(graph.copy(), seed=config.seed,
+        net = Network(graph.copy(), seed=config.seed, batch_size=config.batch_size,
                       params=kept.params if kept is not None else None)
         bind(net)  # no loss node, or not one Input and one Label: say so before any thread starts
         self._signature = signature
@@ -260,10 +289,12 @@ class TrainingController(QObject):
         self.steps.emit(batch)
 
     def _on_report(self, report) -> None:
-        from layerloom.engine.training import Diverged, EpochReport
+        from layerloom.engine.training import Diverged, EpochReport, Exploding
 
         if isinstance(report, EpochReport):
             self.epoch.emit(report)
+        elif isinstance(report, Exploding):
+            self.warning.emit(report)
         elif isinstance(report, Diverged):
             self._end(self.diverged, report)
         elif isinstance(report, DoneReport):

@@ -23,6 +23,7 @@ from layerloom.gui.training.widgets import ScientificSpinBox
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam", "adamw": "AdamW"}
 SCHEDULE_NAMES = {"constant": "constant", "cosine": "cosine decay", "step": "÷10 at ½ and ¾"}
 ERROR_STYLE = "color: #c62828;"
+WARNING_STYLE = "color: #b26a00;"
 
 
 def _show(label: QLabel, text: str) -> None:
@@ -53,7 +54,7 @@ class TrainingPanel(QWidget):
         for label in (self.progress_label, self.status_label, self.result_label, self.weights_label):
             layout.addWidget(label)
         layout.addStretch(1)
-        self._latest = None
+        self._latest, self._warned = None, False
         self.redrawer = Redrawer(self._show_progress, self)
         self._connect(controller)
         self.load_settings()
@@ -167,6 +168,7 @@ class TrainingPanel(QWidget):
         c.epoch.connect(self._on_epoch)
         c.finished.connect(self._on_finished)
         c.diverged.connect(self._on_diverged)
+        c.warning.connect(self._on_warning)
         c.failed.connect(self._on_failed)
         c.weights_changed.connect(self._on_weights)
 
@@ -224,8 +226,19 @@ class TrainingPanel(QWidget):
         elif state == ctl.STOPPING:
             self.progress.setFormat("stopping: evaluating on the test set…")
 
+    def clear(self) -> None:
+        """New or Open: nothing of the last graph's run stays on show."""
+        self._latest = None
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
+        self.progress_label.setText(" ")
+        self.status_label.setStyleSheet("")
+        _show(self.status_label, "")
+        _show(self.result_label, "")
+
     def _on_started(self, info) -> None:
-        self._info, self._latest = info, None
+        self._info, self._latest, self._warned = info, None, False
         self.progress.setRange(0, 0)  # busy until the first step: kernels may be compiling
         self.progress.setFormat("preparing…")
         self.status_label.setStyleSheet("")
@@ -270,8 +283,9 @@ class TrainingPanel(QWidget):
             parts.append(f"val loss {r.val_loss:.4g}")
         if r.val_accuracy is not None:
             parts.append(f"val accuracy {100 * r.val_accuracy:.1f}%")
-        self.status_label.setStyleSheet("")
-        _show(self.status_label, ", ".join(parts))
+        if not self._warned:  # a warning stays in view until the run ends
+            self.status_label.setStyleSheet("")
+            _show(self.status_label, ", ".join(parts))
 
     def _on_finished(self, r) -> None:
         self.redrawer.flush()
@@ -287,6 +301,12 @@ class TrainingPanel(QWidget):
         font = self.result_label.font()
         font.setBold(True)
         self.result_label.setFont(font)
+
+    def _on_warning(self, r) -> None:
+        """The loss runs away but stays finite: say so, in view, while training goes on."""
+        self._warned = True
+        self.status_label.setStyleSheet(WARNING_STYLE)
+        _show(self.status_label, f"Warning at step {r.global_step + 1}: {r.message}.")
 
     def _on_diverged(self, r) -> None:
         self.redrawer.flush()

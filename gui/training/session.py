@@ -18,52 +18,20 @@ from layerloom.engine.data import Dataset
 from layerloom.engine.export.weights import save_weights, weights_path
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import WeightsError
-from layerloom.engine.project import check_fit, planned_fit
-from layerloom.engine.shapes import infer_shapes
-from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.engine.spec import LayerloomError
 from layerloom.gui import data_question
 from layerloom.gui.dataset_panel import DatasetPanel
 from layerloom.gui.inference_view import InferenceView
 from layerloom.gui.plots.panel import PlotsPanel
+from layerloom.gui.problems import Analyzer, ProblemsPanel
 from layerloom.gui.training import controller as ctl
 from layerloom.gui.training import export
+from layerloom.gui.training.compiler import CompileStatus, KernelCompiler
 from layerloom.gui.training.controller import TrainingController
 from layerloom.gui.training.panel import TrainingPanel
 
 
-def _show(attr: str, value) -> str:
-    return fmt_shape(value) if attr == "shape" and value is not None else str(value)
-
-
-def data_warnings(graph: Graph, dataset: Dataset) -> dict[str, str]:
-    """Per node, why the graph as it stands does not take ``dataset``: an Input or Label whose
-    attributes differ from the data, and nodes that only fail once they are fitted to it."""
-    try:
-        edits = planned_fit(graph, dataset)
-    except LayerloomError:
-        return {}  # not exactly one Input and one Label: shape inference and Train say so
-    name, warnings = dataset.name, {}
-    for node_id, attr, old, new in edits:
-        line = (f"data {name!r} needs {attr} {_show(attr, new)}, "
-                f"this node has {_show(attr, old)}")
-        warnings[node_id] = "; ".join(filter(None, (warnings.get(node_id), line)))
-    for node_id in warnings:
-        warnings[node_id] += " (Train or Data > Load sets it)"
-    trial = graph.copy()
-    for node_id, attr, _old, new in edits:
-        trial.set_attr(node_id, attr, new)
-    before, after = infer_shapes(graph).errors, infer_shapes(trial).errors
-    for node_id, error in after.items():
-        if node_id not in before:
-            warnings.setdefault(node_id, f"with data {name!r}: {error}")
-    if not after:
-        try:
-            check_fit(trial, dataset)
-        except LayerloomError as err:
-            label = next((n for n, node in graph.nodes.items() if node.type == "Label"), None)
-            if label is not None:
-                warnings.setdefault(label, str(err))
-    return warnings
+COMPACT_HEIGHT = 760  # available screen height (px) below which the docks go compact
 
 
 class TrainingSession(QObject):
@@ -83,11 +51,22 @@ class TrainingSession(QObject):
             window, self.controller.data_access,  # data outside the graph's folder
             lambda: (self.dataset_dock.raise_(), self.dataset_panel.choose())[1], self._say)
         self.training_panel = TrainingPanel(self.controller, doc)
-        self.dataset_panel = DatasetPanel(
-            lambda: doc.project, self._apply_fit, graph_path=lambda: doc.data_home,
-            edit_data=lambda changes: doc.edit_section("data", changes))
+        self.dataset_panel = DatasetPanel(lambda: doc.project, self._apply_fit,
+                                          graph_path=lambda: doc.data_home,
+                                          edit_data=self._edit_data)
         self.plots = PlotsPanel(self.controller)
         self.inference = InferenceView(self.controller)
+        self.problems = ProblemsPanel()
+        self.analyzer = Analyzer(lambda: (doc.graph, doc.report, self.controller.dataset,
+                                          doc.project.training),
+                                 window.view, self.problems, window.problems_label,
+                                 parent=self)
+        self.compiler = KernelCompiler(lambda: (doc.graph, self.controller.dataset,
+                                                self.controller.config()),
+                                       lambda: self.controller.busy, parent=self)
+        self.controller.gate = self.compiler.gate
+        self.compile_status = CompileStatus()
+        window.statusBar().insertPermanentWidget(0, self.compile_status)
         self.weights_unsaved = False  # a run changed the weights since the last Save or Open
         self.weights_generation = 0  # counts changes of the trained weights (autosave's token)
         self._dock()
@@ -99,26 +78,41 @@ class TrainingSession(QObject):
 
     # ------------------------------------------------------------------ docks
     def _dock(self) -> None:
-        """Data beside the palette (left), Training above the inspector (right), Plots and
-        Inference tabbed under the canvas; the right column runs the full height."""
+        """Data beside the palette (left), Training above the inspector (right), Plots,
+        Inference and Problems tabbed under the canvas; the right column runs the full height.
+        On a small screen (``compact``) Training and the Inspector share the right column as
+        tabs and the plots take the whole width: at 1280×720 the plots were cramped beside a
+        column whose lower half was an empty Inspector."""
         w = self.window
         self.dataset_dock = w.add_panel(self.dataset_panel, Qt.LeftDockWidgetArea, "Data")
         w.tabifyDockWidget(w.palette_dock, self.dataset_dock)
         w.palette_dock.raise_()
         self.training_dock = w.add_panel(self.training_panel, Qt.RightDockWidgetArea, "Training")
-        w.splitDockWidget(self.training_dock, w.inspector_dock, Qt.Vertical)
+        screen = w.screen().availableGeometry() if w.screen() is not None else None
+        self.compact = screen is not None and screen.height() < COMPACT_HEIGHT
+        if self.compact:
+            w.tabifyDockWidget(self.training_dock, w.inspector_dock)
+            self.training_dock.raise_()
+        else:
+            w.splitDockWidget(self.training_dock, w.inspector_dock, Qt.Vertical)
         self.plots_dock = w.add_panel(self.plots, Qt.BottomDockWidgetArea, "Plots")
         self.inference_dock = w.add_panel(self.inference, Qt.BottomDockWidgetArea, "Inference")
+        self.problems_dock = self.analyzer.dock = w.add_panel(self.problems,
+                                                              Qt.BottomDockWidgetArea, "Problems")
         self.plots_dock.raise_()
         w.setCorner(Qt.BottomLeftCorner, Qt.BottomDockWidgetArea)
-        w.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
+        w.setCorner(Qt.BottomRightCorner, Qt.BottomDockWidgetArea if self.compact
+                    else Qt.RightDockWidgetArea)
 
     def default_sizes(self) -> None:
         """Sizes for the first show (the window calls this once it has its size)."""
         w, em = self.window, self.window.fontMetrics().horizontalAdvance("M")
-        w.resizeDocks([self.plots_dock], [int(w.height() * 0.36)], Qt.Vertical)
-        w.resizeDocks([w.palette_dock], [22 * em], Qt.Horizontal)
-        w.resizeDocks([self.training_dock, w.inspector_dock], [22 * em, 30 * em], Qt.Vertical)
+        w.resizeDocks([self.plots_dock], [int(w.height() * (0.4 if self.compact else 0.36))],
+                      Qt.Vertical)
+        w.resizeDocks([w.palette_dock], [(17 if self.compact else 22) * em], Qt.Horizontal)
+        if not self.compact:
+            w.resizeDocks([self.training_dock, w.inspector_dock], [22 * em, 30 * em],
+                          Qt.Vertical)
 
     # ------------------------------------------------------------------ wiring
     def _wire(self) -> None:
@@ -126,11 +120,11 @@ class TrainingSession(QObject):
         doc.project_replaced.connect(self._on_project_replaced)
         doc.section_changed.connect(self._on_section_changed)
         doc.report_changed.connect(self._on_graph_changed)
-        # data the person picked in the Data panel is theirs to read, wherever it is
-        self.dataset_panel.data_chosen.connect(self.controller.data_access.approve_section)
         self.dataset_panel.dataset_changed.connect(self._on_dataset)
         view.selection_changed.connect(
             lambda ids: self.plots.highlight(ids[0] if len(ids) == 1 else None))
+        view.selection_changed.connect(  # compact: a selected node brings its Inspector tab up
+            lambda ids: self.compact and ids and not c.busy and self.window.inspector_dock.raise_())
         self.plots.node_warning.connect(
             lambda node, reason: self.scene.overlays.set_warning(node, "gradient", reason))
         self.plots.warnings_cleared.connect(lambda: self.scene.overlays.clear_warnings("gradient"))
@@ -138,9 +132,19 @@ class TrainingSession(QObject):
         c.state_changed.connect(lambda state: self.dataset_panel.setEnabled(state == ctl.IDLE))
         c.status.connect(self._on_status)
         c.diverged.connect(self._on_diverged)
+        c.warning.connect(lambda r: self._say(f"Warning at step {r.global_step + 1}: {r.message}", 0))
         c.weights_changed.connect(self._on_weights_changed)
         c.failed.connect(lambda text: self._say(f"Training could not run: {text}", 0))
         c.finished.connect(self._on_finished)
+        c.refused.connect(lambda _text: self.analyzer.show_list())
+        self.window.problems_label.linkActivated.connect(lambda _link: self.analyzer.show_list())
+        self.compiler.progress.connect(self.compile_status.show_progress)
+        self.compiler.progress.connect(  # Train pressed meanwhile: its panel says how far
+            lambda p: c.state == ctl.PREPARING and p is not None
+            and self.training_panel._on_status(p.text()))
+        for signal in (doc.report_changed, self.dataset_panel.dataset_changed,
+                       doc.section_changed):
+            signal.connect(lambda *_: c.state == ctl.IDLE and self.compiler.schedule())
 
     def _say(self, text: str, timeout: int = 8000) -> None:
         self.window.statusBar().showMessage(text, timeout)
@@ -155,8 +159,15 @@ class TrainingSession(QObject):
         finally:
             doc.stack.endMacro()
 
+    def _edit_data(self, changes: dict) -> None:
+        """The Data panel loaded a source: one undoable edit of the data section, and the data
+        the person picked is theirs to read wherever it is."""
+        self.document.edit_section("data", changes)
+        self.controller.data_access.approve_section(self.document.project.data)
+
     def _on_section_changed(self, name: str) -> None:
-        """The data section changed (an edit, its undo or redo): show it again."""
+        """A section changed (an edit, its undo or redo): Analyze again; show the data again."""
+        self.analyzer.run()
         if name == "data":
             self.dataset_panel.load_from_project()
 
@@ -167,7 +178,11 @@ class TrainingSession(QObject):
         self.weights_unsaved = False
         self.controller.set_dataset(None)
         self.controller.data_access.approved.clear()  # agreed to for the graph it was given to
+        self.controller.last_done = None
         self.scene.overlays.set_alert(None)
+        self.plots.reset(None)  # a clean slate: no curve, matrix or map of the last graph's run
+        self.training_panel.clear()
+        self.inference.set_network(None, None)
         self.dataset_panel.load_from_project()
         if not graph.nodes:
             return
@@ -177,29 +192,20 @@ class TrainingSession(QObject):
             self.dataset_panel._show_error(str(err))
         else:
             self.dataset_panel.show_dataset(dataset)
-            self._show_data_fit()
+            self.analyzer.run()  # every problem on its node and listed
         path = self.document.path
         if path is not None and weights_path(path).exists():
             self.import_weights(weights_path(path), quiet_errors=True)
 
     def _on_dataset(self, dataset: Dataset) -> None:
         self.controller.set_dataset(dataset)
-        self._show_data_fit()
+        self.analyzer.run()  # every problem on its node and listed
 
     def _on_graph_changed(self, _report=None) -> None:
         if self.controller.state == ctl.IDLE:
             self.controller.has_weights()  # drops them (and says so) when the structure changed
         self.dataset_panel.refresh_fit()
-        self._show_data_fit()
-
-    def _show_data_fit(self) -> None:
-        """Badge the nodes that do not fit the chosen data, before anyone presses Train."""
-        self.scene.overlays.clear_warnings("data")
-        dataset = self.controller.dataset
-        if dataset is None:
-            return
-        for node_id, reason in data_warnings(self.document.graph, dataset).items():
-            self.scene.overlays.set_warning(node_id, "data", reason)
+        self.analyzer.run()  # every problem on its node and listed
 
     # ------------------------------------------------------------------ run reports
     def _on_started(self, _info) -> None:
@@ -208,6 +214,7 @@ class TrainingSession(QObject):
         ids = self.scene.selected_node_ids()
         self.plots.highlight(ids[0] if len(ids) == 1 else None)
         self.plots_dock.raise_()
+        self.training_dock.raise_()  # compact: the Inspector may have been in front
 
     def _on_status(self, text: str) -> None:
         if text:
@@ -229,7 +236,7 @@ class TrainingSession(QObject):
         return self.weights_generation, net.params
 
     def _on_diverged(self, report) -> None:
-        item = self.scene.items_by_id.get(report.node_id)
+        item = self.scene.items_by_id.get(self.scene.overlays.local(report.node_id))
         self.scene.overlays.set_alert(report.node_id, f"training stopped here at step "
                              f"{report.global_step + 1}: {report.message}")
         if item is not None:
@@ -308,5 +315,6 @@ class TrainingSession(QObject):
 
     def shutdown(self) -> None:
         """The window closes: end a run (or a text generation) at once and join its thread."""
+        self.compiler.shutdown()
         self.controller.shutdown()
         self.inference.shutdown()

@@ -20,9 +20,9 @@ import numpy as np
 from layerloom.engine.boundary import applies, boundary_map, make_grid
 from layerloom.engine.data import Dataset
 from layerloom.engine.network import Network
-from layerloom.engine.optim import make_optimizer
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.training import Control, StepReport, TrainConfig, bind, train
+from layerloom.engine.warmup import warm_up
 
 FLUSH_SECONDS = 0.03  # ~30 batches of step reports per second at most
 STARVED_SECONDS = 0.03  # the UI's heartbeat is this late: it waits for the GIL, let it run
@@ -118,8 +118,11 @@ class TrainingWorker(QObject):
     @Slot()
     def run(self) -> None:
         """The thread's one job; emits ``finished`` last in every case."""
-        from layerloom.engine.threads import engine_threads
+        from layerloom.engine.threads import cap_blas_threads, engine_threads, get_threads
 
+        # one core stays with the UI thread: spinning BLAS threads beside it slowed BLAS-bound
+        # models (an LSTM) tenfold in the window (engine.threads.cap_blas_threads)
+        cap_blas_threads(get_threads() - 1)
         try:
             with engine_threads():
                 self._warm_up()
@@ -137,26 +140,15 @@ class TrainingWorker(QObject):
             self.finished.emit()
 
     def _warm_up(self) -> None:
-        """One forward/backward on two samples of a throwaway copy, in this thread.
+        """The run's first calls on a throwaway copy, in this thread (``engine.warmup``).
 
         numba compiles kernels on first use and holds the GIL while it does; doing it here, with
-        a notice, keeps the window painting and keeps compile time out of samples/s.
+        a notice, keeps the window painting and keeps compile time out of samples/s. After the
+        background warm-up (gui.training.compiler) this only loads what is compiled already.
         """
         self.status.emit(COMPILING)
-        probe = Network(self.net.graph, seed=self.config.seed, dtype=self.net.dtype)
-        binding = bind(probe)
-        x, y = self.data.train.x[:2], self.data.train.y[:2]
-        try:
-            probe.forward({binding.input_id: x, binding.label_id: y}, training=True, check=False)
-            grads = probe.backward(check=False)
-            c = self.config  # the optimizer's update kernel compiles on its first step too
-            make_optimizer(c.optimizer, c.lr, c.momentum, c.weight_decay).step(probe.params, grads)
-            probe.forward({binding.input_id: x, binding.label_id: y}, training=False, check=False)
-            # batch 1 takes serial kernels (the inference view's single sample)
-            probe.forward({binding.input_id: x[:1], binding.label_id: y[:1]}, training=False,
-                          check=False)
-        except LayerloomError:
-            pass  # the real first step reports it, with the node named
+        n = max(2, min(self.config.batch_size, len(self.data.train)))
+        warm_up(self.net, self.data.train.x[:n], self.data.train.y[:n], self.config)
         if self.control.aborted:
             raise Aborted
         self.status.emit("")

@@ -6,7 +6,7 @@ import numpy as np
 from layerloom.engine.graph import Graph, Node
 from layerloom.engine.network import Network
 from layerloom.engine.registry import LAYERS
-from layerloom.engine.spec import IntInput
+from layerloom.engine.spec import IntInput, RangeInput
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -20,15 +20,19 @@ def one_node_graph(type_id: str, case: int) -> tuple[Graph, dict]:
     for port, spec in zip(cls.inputs, ex.inputs):
         source = f"in_{port}"
         ints = isinstance(spec, IntInput)
-        shape = spec.shape if ints else spec
+        shape = spec.shape if isinstance(spec, (IntInput, RangeInput)) else spec
         if cls.is_loss and port == "target":
             attrs = {"kind": "class index" if ints else "values", "shape": list(shape[1:])}
             g.add_node(Node(source, "Label", attrs))
         else:
             attrs = {"shape": list(shape[1:]), "dtype": "int64" if ints else "float32"}
             g.add_node(Node(source, "Input", attrs))
-        feeds[source] = (rng.integers(0, spec.high, size=shape) if ints
-                         else rng.standard_normal(shape))
+        if ints:
+            feeds[source] = rng.integers(0, spec.high, size=shape)
+        elif isinstance(spec, RangeInput):
+            feeds[source] = rng.uniform(spec.low, spec.high, size=shape)
+        else:
+            feeds[source] = rng.standard_normal(shape)
         g.connect((source, "y"), ("node", port))
     return g, feeds
 

@@ -105,6 +105,7 @@ def test_make_unique_detaches_one_instance_from_its_definition():
     ("Residual", {"in_channels": 8, "out_channels": 16, "stride": 2}, (8, 8, 8)),
     ("Bottleneck", {}, (64, 6, 6)),
     ("Bottleneck", {"in_channels": 32, "stride": 2}, (32, 6, 6)),
+    ("Depthwise-separable", {"in_channels": 6, "out_channels": 10, "stride": 2}, (6, 7, 7)),
     ("Transformer encoder", {"embed_dim": 16, "num_heads": 2, "ff_dim": 32}, (5, 16)),
     ("MLP", {"hidden": 8, "out_features": 6, "residual": True}, (6,)),
 ])
@@ -159,7 +160,9 @@ def test_a_saved_block_comes_back_with_the_blocks_it_uses(tmp_path):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("{", "cannot read (JSONDecodeError"),
+    ("{", "cannot read (not valid JSON (line 1"),
+    ("[" * 100_000, "cannot read (nested 100,000 levels deep"),
+    ('{"name": ' + "9" * 5000 + "}", "cannot read (an integer of 5,000 digits"),
     ('{"format": "layerloom-graph"}', "not a Layerloom block file"),
     ('{"format": "layerloom-block", "version": 1, "name": "a", "nodes": '
      '[{"id": "b", "type": "Block", "attrs": {"block": "a"}}]}', "block 'a' cannot contain itself"),
@@ -171,3 +174,13 @@ def test_a_broken_saved_block_is_refused_in_one_line(tmp_path, text, message):
         read_block_file(path)
     assert message in str(err.value)
     assert str(err.value).startswith("a.json: ") and "\n" not in str(err.value)
+
+
+def test_saving_a_different_block_under_a_taken_name_keeps_both(tmp_path):
+    g = graph_from_dict(model_with_blocks(1))
+    first = save_user_block(tmp_path, g, "res")
+    assert save_user_block(tmp_path, g, "res") == first  # the same block: saved over itself
+    g.blocks["res"].set_attr("fc1", "out_features", 9)
+    second = save_user_block(tmp_path, g, "res")
+    assert second.name == "res_2.json" and read_block_file(second)["name"] == "res_2"
+    assert read_block_file(first)["nodes"][1]["attrs"]["out_features"] == 5

@@ -225,3 +225,36 @@ def test_a_six_block_gpt_built_with_repeat_trains_through_layerloom_train(tmp_pa
     assert {"attn.in_proj_weight", "ff1.weight", "ln2.bias"} <= per_block
     assert {k for k in keys if k.startswith("blocks.")} == {
         f"blocks.{i}.{name}" for i in range(6) for name in per_block}
+
+
+def test_a_graph_diff_names_the_block_whose_structure_changed_not_its_layout():
+    from layerloom.engine.graph_diff import diff_graphs
+
+    a, b = model_with_blocks(2), model_with_blocks(2)
+    b["blocks"]["res"]["nodes"][2]["pos"] = [300, 40]  # layout only
+    assert diff_graphs(a, b).empty
+    b["blocks"]["res"]["nodes"][1]["attrs"]["out_features"] = 7
+    assert diff_graphs(a, b).lines() == ["block res differ"]
+
+
+def test_fusion_applies_inside_and_across_blocks_and_what_leaves_one_is_still_given():
+    from layerloom.engine.paths import SAMPLES
+
+    net = Network(load_project(SAMPLES / "tiny_gpt.json").graph)
+    fused = {s.node_id: [m.node_id for m in s.members] for s in net.executor.schedule if s.members}
+    assert fused["blocks.0.ff2"] == ["blocks.0.ff1", "blocks.0.gelu", "blocks.0.ff2"]
+    assert fused["blocks.1.ff2"] == ["blocks.1.ff1", "blocks.1.gelu", "blocks.1.ff2"]
+    data = model_with_blocks(2)  # without its Add: stem, then two copies of Dense-Tanh-Dense
+    res = data["blocks"]["res"]
+    res["nodes"] = [n for n in res["nodes"] if n["id"] != "add"]
+    res["edges"] = [e for e in res["edges"] if "add" not in (e["from"][0], e["to"][0])]
+    res["edges"].append(edge("fc2.y", "out.x"))
+    net = Network(graph_from_dict(data), dtype=np.float64)
+    chains = [[m.node_id for m in s.members] for s in net.executor.schedule if s.members]
+    assert chains == [["stem", "enc.0.fc1", "enc.0.act", "enc.0.fc2", "enc.1.fc1", "enc.1.act",
+                       "enc.1.fc2"]]  # one Dense chain through both copies
+    reference = Network(graph_from_dict(data), dtype=np.float64, fuse=False)
+    reference.load_params(net.params)
+    out, want = net.forward(batch()), reference.forward(batch())
+    np.testing.assert_allclose(out["enc"], want["enc"], rtol=1e-12)
+    np.testing.assert_allclose(out["enc.0.fc2"], want["enc.0.fc2"], rtol=1e-12)

@@ -165,8 +165,12 @@ def test_a_run_that_diverges_says_so_and_exits_1(tmp_path):
     proc = cli("train", relu, "--optimizer", "sgd", "--lr", 1e8, "--epochs", 3,
                "--metrics-json", tmp_path / "m.json", "--save-weights", tmp_path / "w.npz")
     assert_clean_failure(proc, "diverged", "learning rate")
-    assert json.loads((tmp_path / "m.json").read_text())["diverged"]["node"]
-    assert not (tmp_path / "w.npz").exists()
+    diverged = json.loads((tmp_path / "m.json").read_text())["diverged"]
+    assert diverged["node"] and diverged["step"] > 0
+    # The last good weights are written, as the window keeps them, and the note says which.
+    weights = load_weights(tmp_path / "w.npz")
+    assert weights and all(np.isfinite(v).all() for v in weights.values())
+    assert f"the last good ones: {diverged['step']:,} steps" in proc.stderr
 
 
 def test_bad_flags_are_refused_before_training(tmp_path):

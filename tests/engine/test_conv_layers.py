@@ -1,9 +1,7 @@
-"""Convolution, pooling and resampling settings beyond the registry's examples: each against
-PyTorch (forward and every gradient, float64) and through the ONNX export into onnxruntime.
-
-These export as operators the importer does not read back as the same layer (an output size
-computed from the input's shape, a transposed convolution's bias-only rows, a per-window
-maximum), so they live here rather than among the examples every exporter round-trips.
+"""Convolution, pooling and resampling settings beyond the registry's examples (which every
+exporter and the importer round-trip, so they are kept few): each against PyTorch (forward and
+every gradient, float64) and through the ONNX export into onnxruntime. Downscaling, fractional
+and one-pixel resizes, signals resized to a size, output padding as large as the stride in 1-D.
 """
 import numpy as np
 import pytest
@@ -18,20 +16,14 @@ from .oracles import ORACLES
 
 torch = pytest.importorskip("torch")
 
-CASES = [("Upsample", {"size": (5, 7)}, (2, 2, 3, 4)),
-         ("Upsample", {"mode": "bilinear", "size": (7, 5), "align_corners": True}, (2, 2, 3, 4)),
-         ("Upsample", {"mode": "bilinear", "size": (2, 3)}, (2, 2, 5, 7)),
+CASES = [("Upsample", {"mode": "bilinear", "size": (2, 3)}, (2, 2, 5, 7)),
          ("Upsample", {"scale_factor": 1.5}, (2, 2, 4, 5)),
          ("Upsample", {"mode": "bilinear", "size": (1, 1), "align_corners": True}, (1, 2, 3, 3)),
          ("Upsample", {"mode": "linear", "size": (1, 9), "align_corners": True}, (2, 3, 4)),
          ("Upsample", {"size": (1, 7)}, (2, 3, 4)),
-         ("ConvTranspose2d", {"out_channels": 2, "kernel_size": (2, 3), "stride": (1, 2),
-                              "dilation": (2, 1), "output_padding": (1, 0), "padding": (0, 1)},
-          (2, 3, 3, 3)),
          ("ConvTranspose1d", {"out_channels": 2, "kernel_size": 2, "dilation": 3,
                               "output_padding": 2, "padding": 1}, (2, 2, 4)),
-         ("AdaptiveMaxPool2d", {"output_size": (3, 2)}, (2, 2, 7, 5)),
-         ("AdaptiveMaxPool1d", {"output_size": 4}, (2, 3, 6))]
+         ("AdaptiveAvgPool2d", {"output_size": (4, 3)}, (2, 2, 9, 7))]
 IDS = [f"{t}-{i}" for i, (t, _, _) in enumerate(CASES)]
 
 

@@ -126,9 +126,9 @@ BAD_FILES = [
     ('{"format": "layerloom-graph", "version": 9, "nodes": []}', "version 9 is not supported"),
     ('{"format": "layerloom-graph", "version": 1, "nodes": [{"id": "a"}]}', "nodes[0].type: must be a string"),
     ('{"format": "layerloom-graph", "version": 1, "nodes": [{"id": "a", "type": "Dense", "attrs": {"out_features": -1}}]}',
-     "nodes[0]: Dense 'a': out_features: must be >= 1, got -1"),
+     "nodes[0].attrs.out_features: must be >= 1, got -1"),
     ('{"format": "layerloom-graph", "version": 1, "nodes": [{"id": "a", "type": "Dense"}], '
-     '"edges": [{"from": ["a", "y"], "to": ["zz", "x"]}]}', "edges[0]: no node named 'zz'"),
+     '"edges": [{"from": ["a", "y"], "to": ["zz", "x"]}]}', "edges[0].to: no node named 'zz'"),
     ('{"format": "layerloom-graph", "version": 1, "nodes": [], "edges": [{"from": "a"}]}',
      "edges[0].from: must be [node_id, port]"),
 ]

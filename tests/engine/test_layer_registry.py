@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from layerloom.engine.registry import CATEGORIES, LAYERS
-from layerloom.engine.spec import Ctx, IntInput
+from layerloom.engine.spec import Ctx, IntInput, RangeInput
 
 from .oracles import ORACLES
 
@@ -22,6 +22,8 @@ def make_inputs(example, rng):
     for spec in example.inputs:
         if isinstance(spec, IntInput):
             out.append(rng.integers(0, spec.high, size=spec.shape).astype(np.int64))
+        elif isinstance(spec, RangeInput):
+            out.append(rng.uniform(spec.low, spec.high, size=spec.shape))
         else:
             out.append(rng.standard_normal(spec))
     return out
@@ -48,7 +50,7 @@ def run(cls, a, params, xs, needs, training):
     p = {k: v.copy() for k, v in params.items()}
     ctx = Ctx(training, np.random.default_rng(123), needs)
     out = cls.forward(a, p, ctx, *[x.copy() for x in xs])
-    outs = (out,) if len(cls.outputs) == 1 else tuple(out)
+    outs = (out,) if len(cls.outputs_for(a)) == 1 else tuple(out)
     return [np.asarray(o) for o in outs], ctx, p
 
 
@@ -69,11 +71,23 @@ def test_infer_matches_forward_shapes(type_id, case):
     cls, a, xs, shapes, params, needs = setup(type_id, case)
     outs, _, _ = run(cls, a, params, xs, needs, training=True)
     inferred = cls.infer(a, *shapes)
-    inferred = (inferred,) if len(cls.outputs) == 1 else tuple(inferred)
-    for port, shape, y in zip(cls.outputs, inferred, outs):
+    ports = cls.outputs_for(a)
+    inferred = (inferred,) if len(ports) == 1 else tuple(inferred)
+    assert len(inferred) == len(ports) == len(outs), f"{type_id}: one output per port"
+    for port, shape, y in zip(ports, inferred, outs):
         want = tuple(y.shape)
         got = tuple(len(xs[0]) if d is None else d for d in shape)
         assert got == want, f"{type_id}.{port}: infer says {shape}, forward gives {want}"
+
+
+@pytest.mark.parametrize("type_id,case", CASES)
+def test_declared_parameter_shapes_are_what_init_makes(type_id, case):
+    # Shape inference sizes a graph (counts, memory budget) from param_shapes alone.
+    cls, a, xs, shapes, params, needs = setup(type_id, case)
+    assert cls.declares_params(), f"{type_id}: defines init, so it must declare param_shapes"
+    declared = cls.param_shapes(a, shapes)
+    assert list(declared) == list(params), f"{type_id}: parameter names or order differ"
+    assert {k: tuple(v) for k, v in declared.items()} == {k: v.shape for k, v in params.items()}
 
 
 @pytest.mark.parametrize("type_id,case", CASES)
@@ -130,8 +144,9 @@ def test_matches_pytorch(type_id, case, training):
     tx = [torch.tensor(x, requires_grad=need) for x, need in zip(xs, needs)]
     tp = {k: torch.tensor(v, requires_grad=k not in cls.buffers) for k, v in params.items()}
     t_out = ORACLES[type_id](a, tp, tx, training)
-    t_outs = (t_out,) if len(cls.outputs) == 1 else tuple(t_out)
-    for port, y, ty in zip(cls.outputs, outs, t_outs):
+    ports = cls.outputs_for(a)
+    t_outs = (t_out,) if len(ports) == 1 else tuple(t_out)
+    for port, y, ty in zip(ports, outs, t_outs):
         np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-6, atol=1e-9,
                                    err_msg=f"{type_id}.{port} forward")
     for name in (b for b in cls.buffers if b in p_after):  # running statistics updated alike

@@ -1,4 +1,4 @@
-"""The synthetic signals set (sine, square, sawtooth, noise) and the 1-D CNN sample that learns it."""
+"""The synthetic signals set (sine, square, sawtooth, noise) and the 1-D CNN sample learning it."""
 import numpy as np
 import pytest
 

@@ -86,4 +86,4 @@ def test_lenet5_built_through_the_ui_equals_the_sample(window):
     build_through_ui(window, data)
     assert structure(window.document.graph) == structure(graph_from_dict(data))
     assert window.document.report.ok, window.document.report.errors
-    assert window.params_label.text() == "61,706 parameters"  # LeNet-5's well-known count
+    assert window.params_label.text().startswith("61,706 parameters · ")  # LeNet-5's count

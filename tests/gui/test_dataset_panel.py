@@ -28,6 +28,7 @@ def choose(panel: DatasetPanel, kind: str, path: str = "") -> None:
 
 def test_a_synthetic_set_loads_as_a_scatter_and_becomes_the_project_s_data(qtbot, panel_for):
     project = sample_project("mlp_spirals.json")
+    project.graph.set_attr("fc3", "out_features", 2)  # moons has two classes
     panel = panel_for(project)
     choose(panel, "moons")
     assert panel.points.isVisible() and not panel.path_box.isVisible()
@@ -39,7 +40,7 @@ def test_a_synthetic_set_loads_as_a_scatter_and_becomes_the_project_s_data(qtbot
     data = blocker.args[0]
     assert data.name == "moons" and len(data.train) + len(data.val) + len(data.test) == 400
     assert project.data["spec"] == "moons?n=400&noise=0.3" and project.data["val_fraction"] == 0.2
-    assert panel.preview.currentWidget() is panel.scatter_view
+    assert panel.preview.currentWidget() is panel.scatter_box
     assert len(panel.scatter_view.getPlotItem().listDataItems()) == 2  # one colour per class
     text = panel.info.text()
     assert "400 samples" in text and "(20 %)" in text and "2 classes" in text
@@ -61,9 +62,11 @@ def test_synthetic_signals_show_their_waves_by_class_and_fit_the_1d_cnn(qtbot, p
                                                                    "noise"]
     assert project.data["spec"] == "signals?n=200&noise=0.1"
     plot = panel.scatter_view.getPlotItem()
-    assert panel.preview.currentWidget() is panel.scatter_view
+    assert panel.preview.currentWidget() is panel.scatter_box
     assert len(plot.listDataItems()) == 4 * 2  # two waves of each class
-    assert [label.text for _, label in plot.legend.items] == list(data.class_names)
+    legend = panel.scatter_legend.text()  # above the waves, in the class colours
+    assert [legend.index(f"&nbsp;{n}") for n in data.class_names] == sorted(
+        legend.index(f"&nbsp;{n}") for n in data.class_names)
     assert project.graph.nodes["signal"].attrs["shape"] == (1, 128) and panel.fit_ok
 
 
@@ -123,7 +126,7 @@ def test_npz_and_csv_files_load(qtbot, panel_for, tmp_path):
     choose(panel, "csv", str(tmp_path / "table.csv"))
     data = panel.load()
     assert data.sample_shape == (2,) and data.num_classes == 3
-    assert panel.preview.currentWidget() is panel.scatter_view
+    assert panel.preview.currentWidget() is panel.scatter_box
 
 
 def test_a_bad_source_is_reported_and_changes_nothing(qtbot, panel_for, tmp_path):

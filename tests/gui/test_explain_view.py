@@ -26,3 +26,16 @@ def test_explain_a_dense_node_with_its_numbers_and_gradient_check(window):
     assert "gradient check passed" in window.statusBar().currentMessage()
     click_node(window, "tanh1")
     assert view.node_id == "tanh1" and view.numbers is None
+
+
+
+def test_the_formulas_show_the_nodes_own_attribute_values(window):
+    assert window.open_path(SAMPLES / "seq_classifier.json", ask=False)
+    click_node(window, "enc_attn")
+    text = window.explain.text.toPlainText()
+    assert "split into 4 heads of dh = 32/4" in text and "dropout 0.0 on A" in text
+    assert "causal = False; if True, no position sees a later one" in text
+    assert "dL/dWout = (dL/dy)T·O" in text  # the backward, its <sub> and <sup> rendered
+    click_node(window, "tokens")
+    text = window.explain.text.toPlainText()
+    assert "each of shape (8,) (int64)" in text and "the gradient dL/dy stops here" in text

@@ -14,7 +14,7 @@ def test_palette_left_canvas_centre_inspector_right(window):
     assert window.centralWidget() is window.view
     assert window.dockWidgetArea(window.palette_dock) == Qt.LeftDockWidgetArea
     assert window.dockWidgetArea(window.inspector_dock) == Qt.RightDockWidgetArea
-    assert window.params_label.text() == "0 parameters"
+    assert window.params_label.text() == "0 parameters · 0 B to train"
 
 
 def test_add_panel_docks_a_widget_and_lists_it_under_view(window):

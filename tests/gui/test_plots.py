@@ -90,7 +90,9 @@ def test_gradient_curves_exist_for_the_run_s_trainable_keys_only(qtbot):
     plot.reset(run_info(keys=("fc2.weight", "fc2.bias")))
     plot.add_steps([step(0, norms={"fc2.weight": 0.0, "fc2.bias": math.nan})])
     assert set(plot.curves) == {"fc2.weight", "fc2.bias"}
-    assert plot.legend.count() == 2
+    group = plot.legend.topLevelItem(0)  # the legend groups parameters under their node
+    assert plot.legend.topLevelItemCount() == 1 and group.text(0) == "fc2"
+    assert [group.child(i).text(0) for i in range(group.childCount())] == ["weight", "bias"]
     assert plot.buffers["fc2.weight"].y[0] == FLOOR  # log scale: zero drawn at the floor
     assert math.isnan(plot.buffers["fc2.bias"].y[0])
 
@@ -107,7 +109,7 @@ def test_highlight_emphasises_one_node_s_curves(qtbot):
     plot.highlight("relu1")  # a node without parameters: nothing highlighted
     assert plot.highlighted is None and plot.curves["fc1.weight"].opts["pen"].color().alpha() == 255
     with qtbot.waitSignal(plot.key_selected) as blocker:
-        plot._legend_clicked(plot.legend.item(1))
+        plot._legend_clicked(plot.legend.topLevelItem(0).child(1))
     assert blocker.args == ["fc1.bias"] and plot.highlighted == "fc1"
 
 
@@ -232,7 +234,7 @@ def test_the_decision_regions_blend_with_the_current_background(qtbot):
 
     from layerloom.engine.boundary import BoundaryMap
     from layerloom.engine.data import Dataset, Split
-    from layerloom.gui.plots.boundary import DecisionBoundaryView, region_image
+    from layerloom.gui.plots.boundary import DecisionBoundaryView, _hex, colours, region_image
 
     x = np.random.default_rng(0).normal(size=(30, 2)).astype(np.float32)
     y = np.arange(30) % 3
@@ -243,7 +245,10 @@ def test_the_decision_regions_blend_with_the_current_background(qtbot):
     view.show()
     view.reset(SimpleNamespace(dataset=data))
     assert not view.hint.isVisible() and len(view.points.data) == 30
-    assert [label.text for _, label in view.legend.items] == ["a", "b", "c"]  # colour -> class
+    legend = view.legend.text()  # colour -> class, in the class colours, above the plot
+    assert [legend.index(f"&nbsp;{c}") for c in "abc"] == sorted(legend.index(f"&nbsp;{c}")
+                                                                 for c in "abc")
+    assert all(f"color:{_hex(colour)}" in legend for colour in colours(3))
     unsure = np.full((4, 4, 3), 1 / 3)
     sure = np.zeros((4, 4, 3))
     sure[..., 1] = 1.0

@@ -26,11 +26,11 @@ def test_a_shape_error_turns_the_node_red_and_the_fix_clears_it_at_once(mlp):
     message = infer_shapes(doc.graph).errors["fc1"]
     assert fc1.error == message and fc1.toolTip() == message
     assert message in mlp.statusBar().currentMessage()
-    assert mlp.problems_label.text() == "1 problem"
+    assert ">1 error<" in mlp.problems_label.text()
     assert not scene.items_by_id["image"].error
     doc.set_attr("image", "shape", (784,))  # the person gives the input a vector shape instead
     assert fc1.error is None and fc1.toolTip().startswith("Dense · ")
-    assert mlp.statusBar().currentMessage() == "" and mlp.problems_label.text() == ""
+    assert mlp.statusBar().currentMessage() == "" and "error" not in mlp.problems_label.text()
     doc.undo()
     assert fc1.error == message
 
@@ -40,7 +40,7 @@ def test_the_status_bar_counts_every_parameter(mlp):
     doc.set_attr("image", "shape", (784,))
     total = sum(param_counts(doc.graph).values())
     assert total == 784 * 32 + 32 + 32 * 10 + 10
-    assert mlp.params_label.text() == f"{total:,} parameters"
+    assert mlp.params_label.text().startswith(f"{total:,} parameters · ")
 
 
 @pytest.mark.skipif("Flatten" not in LAYERS, reason="the Flatten layer is not registered yet")

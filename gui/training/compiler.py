@@ -1,0 +1,176 @@
+"""Kernels compile in the background from launch: the open graph's numba kernels are compiled (or
+loaded from numba's cache) on a thread while the person looks at the graph, with a small progress
+item in the status bar ("Compiling kernels: 7 of 12 · 14 s"). Train waits, visibly, only for what
+is still missing.
+
+The work and the counting are the engine's (``engine.warmup``); this module starts it after an
+Open, a data change or a structural edit (debounced), polls its progress four times a second,
+and tells the training controller when a run may start (``gate``).
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
+
+from layerloom.engine import warmup
+from layerloom.engine.data.cache import cache_dir
+from layerloom.engine.network import Network
+from layerloom.engine.spec import LayerloomError
+
+DEBOUNCE_MS, POLL_MS = 600, 250
+
+
+def _record(args: tuple, deliver: Callable[[object], None]) -> None:
+    """The compile thread: ``engine.warmup.record``, then its result to the UI thread."""
+    from layerloom.engine.threads import engine_threads
+
+    try:
+        with engine_threads():
+            found = warmup.record(*args)
+    except Exception:  # noqa: BLE001 (a warm-up is an optimisation: the run reports errors)
+        found = None
+    try:
+        deliver(found)
+    except RuntimeError:  # the window went away meanwhile
+        pass
+
+
+class CompileStatus(QWidget):
+    """The status bar's item: a short bar and "Compiling kernels: 7 of 12 · 14 s"."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.label, self.bar = QLabel(), QProgressBar()
+        self.bar.setMaximumWidth(90)
+        self.bar.setMaximumHeight(12)
+        self.bar.setTextVisible(False)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(6, 0, 6, 0)
+        row.addWidget(self.bar)
+        row.addWidget(self.label)
+        self.hide()
+
+    def show_progress(self, p: warmup.Progress | None) -> None:
+        self.setVisible(p is not None)
+        if p is None:
+            return
+        self.label.setText(p.text())
+        self.bar.setRange(0, p.total or 0)  # no total yet: a busy bar
+        self.bar.setValue(p.ready)
+        self.setToolTip("numba compiles each kernel once and caches it on disk: later starts "
+                        "load them in about a second")
+
+
+class KernelCompiler(QObject):
+    """``context()`` gives (graph, dataset or None, TrainConfig) of the open project."""
+
+
+    progress = Signal(object)  # engine.warmup.Progress, or None when nothing compiles
+    idle = Signal()  # the background warm-up ended
+    _done = Signal(object)  # from the compile thread: what it found (queued to this thread)
+
+    def __init__(self, context: Callable[[], tuple], training: Callable[[], bool] = lambda: False,
+                 parent: QObject | None = None):
+        """``training()`` is True while a run goes: no background warm-up beside it."""
+        super().__init__(parent)
+        self._context, self._training = context, training
+        self.census = warmup.Census(learned=_learned_path())
+        # a daemon thread, not a QThread: a compile cannot be interrupted, and a window closed
+        # (or a test torn down) in the middle must neither wait a minute nor abort the process
+        self.thread: threading.Thread | None = None
+        self.tracker: warmup.Tracker | None = None
+        self._key: str | None = None
+        self._waiting: list[Callable[[], None]] = []
+        self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.start)
+        self._poll = QTimer(self, interval=POLL_MS)
+        self._poll.timeout.connect(self._report)
+        self._done.connect(self._finished, Qt.QueuedConnection)
+
+    @property
+    def busy(self) -> bool:
+        return self.thread is not None
+
+    def schedule(self) -> None:
+        """Compile for the project as it will stand in a moment (edits come in bursts)."""
+        self._debounce.start()
+
+    def start(self) -> bool:
+        """Start the background warm-up now; False when there is nothing (new) to compile."""
+        if self.busy:
+            self.schedule()  # the graph changed meanwhile: look again when this one ends
+            return False
+        if self._training():
+            return False
+        try:
+            graph, dataset, config = self._context()
+            if dataset is None or not len(dataset.train):
+                return False
+            net = Network(graph.copy(), seed=config.seed)
+        except (LayerloomError, ValueError, KeyError):
+            return False  # a graph that cannot run yet: Analyze says why
+        key = warmup.structure_key(net, config.optimizer)
+        if key == self._key:
+            return False
+        n = max(2, min(config.batch_size, len(dataset.train)))
+        x, y = dataset.train.x[:n], dataset.train.y[:n]
+        self._key = key
+        self.tracker = warmup.Tracker(self.census.get(key))
+        self.thread = threading.Thread(target=_record, args=((net, x, y, config), self._done.emit),
+                                       name="layerloom-compile", daemon=True)
+        self.thread.start()
+        self._poll.start()
+        self._report()
+        return True
+
+    def gate(self, resume: Callable[[], None]) -> bool:
+        """The training controller asks before its worker starts: True to go now; else
+        ``resume`` is called once the background warm-up ends (its kernels are then loaded)."""
+        if not self.busy:
+            return True
+        self._waiting.append(resume)
+        return False
+
+    def _report(self) -> None:
+        if self.tracker is not None:
+            self.progress.emit(self.tracker.progress())
+
+    def _finished(self, found) -> None:
+        if found is not None and self._key is not None:
+            self.census.add(self._key, found)
+        self.thread = None
+        self._poll.stop()
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
+        self.progress.emit(None)
+        self.idle.emit()
+        waiting, self._waiting = self._waiting, []
+        for resume in waiting:
+            resume()
+
+    def forget(self) -> None:
+        """The next ``start`` compiles even an unchanged structure (a new process's state)."""
+        self._key = None
+
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """The window closes: give the kernel being compiled a moment, then leave it (the
+        thread is a daemon; its result goes nowhere)."""
+        self._debounce.stop()
+        self._poll.stop()
+        self._waiting.clear()
+        if self.thread is not None:
+            self.thread.join(timeout)
+        if self.tracker is not None:
+            self.tracker.close()
+        self.thread = self.tracker = None
+
+
+def _learned_path():
+    try:
+        return cache_dir() / "kernel_census.json"
+    except LayerloomError:
+        return None
