@@ -242,7 +242,8 @@ class DatasetPanel(QWidget):
         else:
             self.path.setText(path)
         for name, value in shown.items():
-            ds.set_option(self.options[name], value)
+            if src.kind not in OWN_FORMS:  # an image folder's or a table's form shows its own
+                ds.set_option(self.options[name], value)
         self._extra = extra
         every = {**shown, **extra}
         self.folder_options.set_options(every if src.kind == "folder" else {})
