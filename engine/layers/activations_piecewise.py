@@ -52,6 +52,10 @@ class PReLU(_Piecewise):
         return x
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        return {"weight": (a.num_parameters,)}
+
+    @staticmethod
     def init(a, in_shapes, rng):
         return {"weight": np.full(a.num_parameters, a.init)}
 

@@ -78,6 +78,12 @@ class _InstanceNorm(Layer):
         return x
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        names = (("weight", "bias") if a.affine else ()) + \
+            (("running_mean", "running_var") if a.track_running_stats else ())
+        return {name: (in_shapes[0][1],) for name in names}
+
+    @staticmethod
     def init(a, in_shapes, rng):
         c = in_shapes[0][1]
         p = {}
@@ -195,6 +201,10 @@ class GroupNorm(Layer):
         if x[1] % a.num_groups:
             raise ShapeError(f"{x[1]} channels do not split into {a.num_groups} groups")
         return x
+
+    @staticmethod
+    def param_shapes(a, in_shapes):
+        return {"weight": (in_shapes[0][1],), "bias": (in_shapes[0][1],)} if a.affine else {}
 
     @staticmethod
     def init(a, in_shapes, rng):

@@ -51,6 +51,10 @@ class Parameter(Layer):
         return (1, *a.shape)
 
     @staticmethod
+    def param_shapes(a, in_shapes):
+        return {"value": tuple(a.shape)}
+
+    @staticmethod
     def init(a, in_shapes, rng):
         return {"value": np.full(a.shape, a.init)}
 
