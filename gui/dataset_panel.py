@@ -214,7 +214,8 @@ class DatasetPanel(QWidget):
         src = self.current
         start = str(self._graph_path().parent) if self._graph_path() else self.path.text()
         if src.needs == "folder":
-            path = QFileDialog.getExistingDirectory(self, src.label, start)
+            title = "Folder of class folders" if src.kind == "folder" else src.label
+            path = QFileDialog.getExistingDirectory(self, title, start)
         else:
             path, _ = QFileDialog.getOpenFileName(self, "Data file", start,
                                                   FILE_FILTERS.get(src.kind, "All files (*)"))
@@ -242,7 +243,7 @@ class DatasetPanel(QWidget):
         else:
             self.path.setText(path)
         for name, value in shown.items():
-            if src.kind not in OWN_FORMS:  # an image folder's or a table's form shows its own
+            if name in self.options and src.kind not in OWN_FORMS:
                 ds.set_option(self.options[name], value)
         self._extra = extra
         every = {**shown, **extra}

@@ -2,7 +2,8 @@
 
 ``conv_forward`` / ``conv_backward`` / ``conv_input_grad`` take any stride, dilation and groups:
 plain convolutions (no groups, no dilation) run the tuned kernels below, the others those of
-``conv_grouped``. ``conv_input_grad`` alone is also ConvTranspose2d's forward.
+``conv_grouped``; strided ones with a fair number of taps and filters per group go to the matrix
+products of ``conv_gemm_strided``. ``conv_input_grad`` alone is also ConvTranspose2d's forward.
 
 A direct loop beats im2col + BLAS for the few-channel convolutions of small image networks
 (PLATFORM-NOTES: ~3× on LeNet's first layer). Stride-1 convolutions run the numba kernels of
@@ -44,6 +45,11 @@ from layerloom.engine.kernels.conv_grouped import (flipped_transposed, grouped_f
                                                    grouped_forward_rows, grouped_input_grad_rows,
                                                    grouped_weight_grad_flat,
                                                    grouped_weight_grad_rows)
+from layerloom.engine.kernels.conv_gemm_strided import (gemm_forward_strided,
+                                                        gemm_input_grad_strided,
+                                                        gemm_transposed_backward,
+                                                        gemm_weight_grad_strided,
+                                                        prefers_gemm_strided)
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
 
 
@@ -113,9 +119,15 @@ def pad_sides(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np
     return out
 
 
+def _strided_gemm(w_shape: tuple, stride: tuple, groups: int) -> bool:
+    return tuple(stride) != (1, 1) and prefers_gemm_strided(w_shape, groups)
+
+
 def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int = 1):
     """conv(xp) + b over an already padded, C-contiguous batch; ``w`` is (F, C/groups, KH, KW)."""
     w = np.ascontiguousarray(w)
+    if _strided_gemm(w.shape, stride, groups):
+        return gemm_forward_strided(xp, w, b, *stride, *dilation, groups)
     if _plain(dilation, groups):
         return conv2d_forward(xp, w, b, *stride)
     if tuple(stride) == (1, 1):
@@ -131,6 +143,9 @@ def conv_input_grad(dy, w, hp: int, wp: int, stride: tuple, dilation: tuple = (1
     dy = np.ascontiguousarray(dy)
     nf, cpg, kh, kw = w.shape
     (sh, sw), (dh, dw) = stride, dilation
+    if _strided_gemm(w.shape, stride, groups):
+        return gemm_input_grad_strided(dy, np.ascontiguousarray(w), hp, wp, sh, sw, dh, dw,
+                                       groups)
     if (sh, sw) != (1, 1):
         return grouped_input_grad_rows(dy, np.ascontiguousarray(w), hp, wp, sh, sw, dh, dw, groups)
     ph, pw = dh * (kh - 1), dw * (kw - 1)  # a full correlation with the flipped filters
@@ -144,14 +159,37 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
                   need_dx: bool = True) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv_forward``."""
     w = np.ascontiguousarray(w)
-    if _plain(dilation, groups):
+    if _plain(dilation, groups) and not _strided_gemm(w.shape, stride, groups):
         return conv2d_backward(xp, w, dy, *stride, need_dx)
     dy = np.ascontiguousarray(dy)
     kh, kw = w.shape[2], w.shape[3]
-    if tuple(stride) == (1, 1):
+    if _strided_gemm(w.shape, stride, groups):
+        dw, db = gemm_weight_grad_strided(xp, dy, kh, kw, *stride, *dilation, groups)
+    elif tuple(stride) == (1, 1):
         dw, db = grouped_weight_grad_flat(xp, dy, kh, kw, *dilation, groups)
     else:
         dw, db = grouped_weight_grad_rows(xp, dy, kh, kw, *stride, *dilation, groups)
     dxp = conv_input_grad(dy, w, xp.shape[2], xp.shape[3], stride, dilation, groups) \
         if need_dx else None
     return dxp, dw, db
+
+
+def conv_transpose_grads(gp, w, x, stride: tuple, dilation: tuple = (1, 1), groups: int = 1,
+                         need_dx: bool = True) -> tuple:
+    """(dx or None, dW) of a transposed convolution of ``x`` (its forward is ``conv_input_grad``)
+    from ``gp``, the gradient of its full output (before the padding was cropped): dx is the
+    convolution of gp with W, dW the convolution's weight gradient with x as the output."""
+    x = np.ascontiguousarray(x)
+    if _strided_gemm(w.shape, stride, groups):
+        dx, dw = gemm_transposed_backward(gp, np.ascontiguousarray(w), x, *stride, *dilation,
+                                          groups, need_dx)
+        return (dx if need_dx else None), dw
+    h, wd = x.shape[2], x.shape[3]
+    dx = None
+    if need_dx:
+        dx = conv_forward(gp, w, np.zeros(x.shape[1], gp.dtype), stride, dilation,
+                          groups)[:, :, :h, :wd]
+    hc, wc = [(f - d * (k - 1) - 1) // s + 1 for f, k, s, d in
+              zip(gp.shape[2:], w.shape[2:], stride, dilation)]
+    xs = pad_sides(x, 0, hc - h, 0, wc - wd)  # output_padding ≥ stride: rows no input made
+    return dx, conv_backward(gp, w, xs, stride, dilation, groups, False)[1]

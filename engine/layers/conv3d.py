@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerloom.engine.kernels.conv import conv_backward, conv_forward, conv_input_grad
+from layerloom.engine.kernels.conv import (conv_backward, conv_forward, conv_input_grad,
+                                           conv_transpose_grads)
 from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_param_shapes,
                                                conv_params, window_out)
 from layerloom.engine.registry import register
@@ -241,20 +242,14 @@ class ConvTranspose3d(Layer):
         x2, w, (n, c, d, h, wd) = ctx.saved
         (pd, ph, pw), (kd, sd, dd) = a.padding, (a.kernel_size[0], a.stride[0], a.dilation[0])
         dfull = np.pad(dy, ((0, 0), (0, 0), (pd, pd), (ph, ph), (pw, pw)))
-        hc, wc = [(f - di * (k - 1) - 1) // s + 1 for f, k, s, di in
-                  zip(dfull.shape[3:], a.kernel_size[1:], a.stride[1:], a.dilation[1:])]
-        xs = np.zeros((len(x2), c, hc, wc), x2.dtype)  # output_padding ≥ stride: rows no input
-        xs[:, :, :h, :wd] = x2                          # made get none
         need, dw = ctx.needs_input_grad[0], np.empty_like(w)
         dx = np.zeros((n * d, c, h, wd), dy.dtype) if need else None
         for i in range(kd):
-            part = _slices(dfull, i * dd, sd, d)
-            wi = np.ascontiguousarray(w[:, :, i])
+            dx_part, dw[:, :, i] = conv_transpose_grads(
+                _slices(dfull, i * dd, sd, d), np.ascontiguousarray(w[:, :, i]), x2,
+                a.stride[1:], a.dilation[1:], a.groups, need)
             if need:
-                dx += conv_forward(part, wi, np.zeros(c, dy.dtype), a.stride[1:], a.dilation[1:],
-                                   a.groups)[:, :, :h, :wd]
-            dw[:, :, i] = conv_backward(part, wi, xs, a.stride[1:], a.dilation[1:], a.groups,
-                                        False)[1]
+                dx += dx_part
         if need:
             dx = np.ascontiguousarray(dx.reshape(n, d, c, h, wd).transpose(0, 2, 1, 3, 4))
         grads = {"weight": dw}

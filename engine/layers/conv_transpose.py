@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from layerloom.engine.kernels.conv import conv_backward, conv_forward, conv_input_grad, pad_sides
+from layerloom.engine.kernels.conv import conv_input_grad, conv_transpose_grads, pad_sides
 from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_param_shapes,
                                                conv_params, image_shape, signal_shape)
 from layerloom.engine.registry import register
@@ -97,15 +97,8 @@ class _ConvTranspose(Layer):
         dy4 = dy[:, :, None, :] if cls.one_d else dy
         _, s, pad, _, d = cls.pairs(a)
         dfull = pad_sides(dy4, pad[0], pad[0], pad[1], pad[1])
-        n, c, h, w = x4.shape
-        dx = None
-        if ctx.needs_input_grad[0]:
-            dx = conv_forward(dfull, w4, np.zeros(c, dy.dtype), s, d, a.groups)[:, :, :h, :w]
-            dx = dx[:, :, 0, :] if cls.one_d else dx
-        hc, wc = [(f - di * (ki - 1) - 1) // si + 1 for f, ki, si, di
-                  in zip(dfull.shape[2:], w4.shape[2:], s, d)]
-        xs = pad_sides(x4, 0, hc - h, 0, wc - w)  # output_padding ≥ stride: rows no input made
-        _, dw, _ = conv_backward(dfull, w4, xs, s, d, a.groups, False)
+        dx, dw = conv_transpose_grads(dfull, w4, x4, s, d, a.groups, ctx.needs_input_grad[0])
+        dx = dx[:, :, 0, :] if cls.one_d and dx is not None else dx
         grads = {"weight": dw[:, :, 0, :] if cls.one_d else dw}
         if a.bias:
             grads["bias"] = dy4.sum(axis=(0, 2, 3))

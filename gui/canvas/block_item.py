@@ -14,7 +14,7 @@ from PySide6.QtGui import QPainter, QPen
 from PySide6.QtWidgets import QGraphicsScene
 
 from layerloom.engine.graph import Graph, Node
-from layerloom.gui.canvas.node_item import CORNER, NodeItem
+from layerloom.gui.canvas.node_item import CORNER, NodeItem, set_ports
 
 STACK = 5.0  # offset between the cards of a repeated block
 
@@ -94,20 +94,15 @@ class BlockFaces:
                 item.set_block(self.scene.graph.copies(node_id), params.get(node_id, 0))
 
     def refresh(self, node_id: str) -> None:
-        """Rebuild a node's item when its ports are no longer the ones it shows."""
+        """Give an instance's item the ports its definition has now (an edit or an undo inside
+        it while the model is shown)."""
         scene, graph = self.scene, self.scene.graph
         item = scene.items_by_id.get(node_id)
         ports = (graph.input_ports(node_id), graph.output_ports(node_id))
         if item is None or ports == (tuple(item.inputs), tuple(item.outputs)):
             return
-        selected, count = item.isSelected(), getattr(item, "param_count", 0)
-        scene._on_node_removed(node_id)
-        scene._on_node_added(graph.nodes[node_id])
-        new = scene.items_by_id[node_id]
-        new.set_problem(scene.report.errors.get(node_id), scene.report.fixes.get(node_id))
-        if isinstance(new, BlockNodeItem):
-            new.set_block(graph.copies(node_id), count)
-        new.setSelected(selected)
+        set_ports(item, *ports)
+        scene._style_ports(item)
         scene._route_edges_of(node_id)
 
     def _definition_changed(self, name: str) -> None:

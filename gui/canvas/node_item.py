@@ -91,19 +91,6 @@ class NodeItem(QGraphicsItem):
     def ports(self) -> list[PortItem]:
         return [*self.inputs.values(), *self.outputs.values()]
 
-    def set_ports(self, inputs: tuple, outputs: tuple) -> None:
-        """Ports that follow the node's attributes (Chunk's pieces): the ones that stay keep their
-        items (and the edges drawn to them), gone ones leave the scene, new ones appear."""
-        for ports, names, output in ((self.inputs, inputs, False), (self.outputs, outputs, True)):
-            for name in [p for p in ports if p not in names]:
-                gone = ports.pop(name)
-                if gone.scene() is not None:
-                    gone.scene().removeItem(gone)
-            kept = dict(ports)
-            ports.clear()
-            ports.update((name, kept.get(name) or PortItem(self, name, output)) for name in names)
-        self.relayout()
-
     # ------------------------------------------------------------------ state from the scene
     def set_face(self, node_id: str, label: str, frozen: bool) -> None:
         self.node_id, self.label, self.frozen = node_id, label, frozen
@@ -305,3 +292,18 @@ class NodeItem(QGraphicsItem):
         elif change == QGraphicsItem.ItemSelectedHasChanged:
             self.setZValue(1 if value else 0)
         return super().itemChange(change, value)
+
+
+def set_ports(item: NodeItem, inputs: tuple, outputs: tuple) -> None:
+    """Ports that follow the node's attributes (Chunk's pieces): the ones that stay keep their
+    items (and the edges drawn to them), gone ones leave the scene, new ones appear. A function,
+    not a method: NodeItem keeps to its method budget."""
+    for ports, names, output in ((item.inputs, inputs, False), (item.outputs, outputs, True)):
+        for name in [p for p in ports if p not in names]:
+            gone = ports.pop(name)
+            if gone.scene() is not None:
+                gone.scene().removeItem(gone)
+        kept = dict(ports)
+        ports.clear()
+        ports.update((name, kept.get(name) or PortItem(item, name, output)) for name in names)
+    item.relayout()

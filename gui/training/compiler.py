@@ -152,10 +152,6 @@ class KernelCompiler(QObject):
         for resume in waiting:
             resume()
 
-    def forget(self) -> None:
-        """The next ``start`` compiles even an unchanged structure (a new process's state)."""
-        self._key = None
-
     def shutdown(self, timeout: float = 2.0) -> None:
         """The window closes: give the kernel being compiled a moment, then leave it (the
         thread is a daemon; its result goes nowhere)."""

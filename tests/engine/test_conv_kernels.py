@@ -98,3 +98,33 @@ def test_the_matrix_product_backward_matches_the_twins(dtype, xs, ws):
                                    **tol)
     no_dx, dw_again, _ = gemm_backward_flat(xp, w, dy, False)
     assert no_dx.size == 0 and np.array_equal(dw_again, dw)
+
+
+# Strided convolutions the matrix products take: plain, grouped and dilated, a 1-row one.
+STRIDED = [((2, 3, 9, 8), 8, (3, 3), (2, 2), (1, 1), 1), ((3, 4, 11, 10), 8, (3, 2), (2, 3),
+                                                          (2, 1), 2),
+           ((2, 6, 1, 19), 6, (1, 4), (1, 3), (1, 2), 1)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape,nf,k,stride,dil,groups", STRIDED)
+def test_strided_matrix_products_match_the_twins(dtype, shape, nf, k, stride, dil, groups):
+    from layerloom.engine.kernels.conv_gemm_strided import (gemm_transposed_backward,
+                                                            prefers_gemm_strided)
+
+    rng, xp, w, b = _case(shape, nf, k, groups, dtype, seed=5)
+    assert prefers_gemm_strided(w.shape, groups)
+    y = conv.conv_forward(xp, w, b, stride, dil, groups)
+    np.testing.assert_allclose(y, conv.grouped_forward_reference(xp, w, b, stride, dil, groups),
+                               **TOL[dtype])
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dxp, dw, db = conv.conv_backward(xp, w, dy, stride, dil, groups, True)
+    np.testing.assert_allclose(dw, conv.grouped_weight_grad_reference(xp, dy, *k, stride, dil,
+                                                                      groups), **TOL[dtype])
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), **TOL[dtype])
+    np.testing.assert_allclose(dxp, conv.grouped_input_grad_reference(dy, w, *shape[2:], stride,
+                                                                      dil, groups), **TOL[dtype])
+    # a transposed convolution of dy (its weight is w): the gradients from its full output xp
+    dx_t, dw_t = gemm_transposed_backward(xp, w, dy, *stride, *dil, groups, True)
+    np.testing.assert_allclose(dx_t, y - b.reshape(1, -1, 1, 1), **TOL[dtype])
+    np.testing.assert_allclose(dw_t, dw, **TOL[dtype])

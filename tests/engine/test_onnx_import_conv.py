@@ -1,6 +1,7 @@
 """PyTorch's own ONNX exports of convolution, pooling, padding and resampling modules import and
 compute what PyTorch computes, at opset 17 and at opset 9 (where PyTorch writes ceil-mode pools
-as uneven padding, average pools that count their padding as Pad + AveragePool, and Upsample);
+as uneven padding, average pools that count their padding as Pad + AveragePool, and Upsample),
+1-D pools written as Unsqueeze → 2-D pool → Squeeze among them;
 what has no PyTorch equivalent is refused in one line that says why."""
 import io
 import warnings
@@ -15,8 +16,17 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 nn = torch.nn
 
+class PooledAsImages(nn.Module):
+    """1-D pooling written as 2-D pools of a one-row image, as some models do."""
+
+    def forward(self, x):
+        x = nn.functional.max_pool2d(x.unsqueeze(2), (1, 3), (1, 2))
+        return nn.functional.avg_pool2d(x, (1, 2)).squeeze(2)
+
+
 # name: (module factory, input shape, layer types the import must hold, opsets)
 MODULES = {
+    "unsqueeze_pool_squeeze": (PooledAsImages, (3, 16), {"MaxPool2D", "AvgPool2D"}, (9, 17)),
     "conv1d": (lambda: nn.Conv1d(3, 4, 3, padding=2, dilation=2), (3, 16), {"Conv1d"}, (9, 17)),
     "conv1d_grouped_strided": (lambda: nn.Conv1d(4, 6, 5, stride=2, padding=1, groups=2),
                                (4, 17), {"Conv1d"}, (9, 17)),

@@ -74,3 +74,14 @@ def mlp(window):
     build(window.document, MLP_NODES, MLP_EDGES)
     window.view.zoom_to_fit()
     return window
+
+
+@pytest.fixture(autouse=True)
+def empty_clipboard():
+    """Copy tests leave mime data on the system clipboard; Qt deletes it at exit after Python
+    objects it refers to are gone, which crashed the process after every test passed."""
+    yield
+    from PySide6.QtWidgets import QApplication
+
+    if QApplication.instance() is not None:
+        QApplication.clipboard().clear()

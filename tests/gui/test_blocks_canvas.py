@@ -204,3 +204,19 @@ def test_explain_inside_an_open_block_shows_that_copy_s_numbers(window):
     explain.compute_button.click()
     assert explain.numbers is not None and explain.numbers.tensors["weight"].shape == (64, 256)
     assert "dL/dweight" in explain.text.toPlainText()
+
+
+def test_an_undo_inside_a_block_while_the_model_shows_updates_the_instance_s_ports(window):
+    doc, scene = window.document, window.view.graph_scene
+    open_sample(window, "resnet_cifar.json")
+    doc.levels.enter("stage2")
+    doc.add_node("BlockInput", (0, 300))  # a second input: every res32 instance gains a port
+    doc.levels.go_up()
+    assert tuple(scene.items_by_id["stage2"].inputs) == ("x", "blockinput1")
+    assert "input 'blockinput1' is not connected" in scene.items_by_id["stage2"].error
+    QTest.keyClick(window.view, Qt.Key_Z, Qt.ControlModifier)  # the undo reaches inside
+    assert tuple(scene.items_by_id["stage2"].inputs) == ("x",)
+    assert not scene.items_by_id["stage2"].error
+    edge = doc.graph.edge_into(("stage2", "x"))
+    end = scene.edge_items[edge].path.pointAtPercent(1.0)  # still drawn to the port
+    assert (end - scene.port_item(("stage2", "x"), False).scenePos()).manhattanLength() < 1

@@ -43,7 +43,7 @@ def load_photos(qtbot, window, monkeypatch, folder: Path):
     panel.folder_options.width.setValue(16)
     with qtbot.waitSignal(panel.dataset_changed, timeout=60_000) as blocker:
         qtbot.mouseClick(panel.browse, Qt.LeftButton)
-    assert dialog.asked == ["Image folder"]  # a folder dialog, titled with the source
+    assert dialog.asked == ["Folder of class folders"]
     return panel, blocker.args[0]
 
 

@@ -1,0 +1,180 @@
+"""Strided (and dilated, grouped) convolutions as matrix products over chunks of samples: the
+forward, the input gradient (also ConvTranspose2d's forward) and the weight gradient.
+
+The row-by-row kernels of ``conv_strided`` and ``conv_grouped`` read a strided input one element
+at a time; a transposed convolution at stride 2 took 20–50× PyTorch's time through them. Here a
+chunk's receptive fields are copied once into a (taps × positions) matrix, column k·OH·OW + r·OW
++ q holding sample k's output position (r, q) and row (c, i, j) the input value at
+(r·sh + i·dh, q·sw + j·dw) of channel c (im2col), and the BLAS does the rest: Y = W·cols,
+dW = dY·colsᵀ, dcols = Wᵀ·dY, whose entries are added back onto the input positions they came
+from (col2im). Each group is its own product. Parallel over chunks whose bounds depend on the shapes
+alone, weight gradients summed per chunk in order: results do not depend on the thread count.
+Self-contained on purpose: numba's cache only notices edits to a kernel's own file.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can limit it)
+from numba import njit, prange
+
+POSITIONS = 2048  # output positions per chunk
+
+
+def prefers_gemm_strided(w_shape: tuple, groups: int) -> bool:
+    """Enough taps and filters per group for real products (a depthwise convolution, one
+    channel per group, stays on the direct kernels)."""
+    nf, cpg, kh, kw = w_shape
+    return cpg * kh * kw >= 8 and nf // groups >= 4
+
+
+@njit(cache=True, nogil=True)
+def _bounds(n, size):
+    per = max(1, POSITIONS // size)
+    k = max((n + per - 1) // per, min(n, 4))
+    bounds = np.empty(k + 1, np.int64)
+    for i in range(k + 1):
+        bounds[i] = (i * n) // k
+    return bounds
+
+
+@njit(cache=True, nogil=True)
+def _im2col(xp, s0, s1, c0, c1, kh, kw, sh, sw, dh, dw, oh, ow, cols, back):
+    """cols[(c − c0, i, j), k·OH·OW + r·OW + q] = xp[s0 + k, c, r·sh + i·dh, q·sw + j·dw] for
+    channels c0:c1; with ``back`` the reverse, added onto xp (col2im)."""
+    for k in range(s1 - s0):
+        for ch in range(c0, c1):
+            plane = xp[s0 + k, ch]
+            for i in range(kh):
+                for j in range(kw):
+                    row = cols[((ch - c0) * kh + i) * kw + j]
+                    for r in range(oh):
+                        src, base, at = plane[r * sh + i * dh], k * oh * ow + r * ow, j * dw
+                        if back:
+                            for q in range(ow):
+                                src[at + q * sw] += row[base + q]
+                        else:
+                            for q in range(ow):
+                                row[base + q] = src[at + q * sw]
+
+
+@njit(cache=True, nogil=True)
+def _to_rows(t, s0, s1, f0, f1, out):
+    """out[f − f0, k·P : (k+1)·P] = t[s0 + k, f] flattened (P = OH·OW positions)."""
+    m = t.shape[2] * t.shape[3]
+    for k in range(s1 - s0):
+        for f in range(f0, f1):
+            src, dst = t[s0 + k, f].reshape(m), out[f - f0, k * m:(k + 1) * m]
+            for p in range(m):
+                dst[p] = src[p]
+
+
+@njit(cache=True, nogil=True)
+def _from_rows(rows, s0, s1, f0, t):
+    """The reverse of ``_to_rows``: t[s0 + k, f0 + f] = rows[f, k·P : (k+1)·P]."""
+    m = t.shape[2] * t.shape[3]
+    for k in range(s1 - s0):
+        for f in range(rows.shape[0]):
+            dst, src = t[s0 + k, f0 + f].reshape(m), rows[f, k * m:(k + 1) * m]
+            for p in range(m):
+                dst[p] = src[p]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def gemm_forward_strided(xp, w, b, sh, sw, dh, dw, groups):
+    """conv(xp) + b of an already padded, C-contiguous batch; ``w`` C-contiguous."""
+    n, c, hp, wp = xp.shape
+    nf, cpg, kh, kw = w.shape
+    fpg = nf // groups
+    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    w2 = w.reshape(nf, cpg * kh * kw)
+    out = np.empty((n, nf, oh, ow), xp.dtype)
+    bounds = _bounds(n, oh * ow)
+    for ci in prange(len(bounds) - 1):
+        s0, s1 = bounds[ci], bounds[ci + 1]
+        cols = np.empty((cpg * kh * kw, (s1 - s0) * oh * ow), xp.dtype)
+        res = np.empty((fpg, (s1 - s0) * oh * ow), xp.dtype)
+        for g in range(groups):
+            _im2col(xp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow, cols,
+                    False)
+            np.dot(w2[g * fpg:(g + 1) * fpg], cols, res)
+            for f in range(fpg):
+                row, bias = res[f], b[g * fpg + f]
+                for p in range(row.size):
+                    row[p] += bias
+            _from_rows(res, s0, s1, g * fpg, out)
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def gemm_input_grad_strided(dy, w, hp, wp, sh, sw, dh, dw, groups):
+    """d padded input (N, C, Hp, Wp) of the convolution from its output gradient."""
+    n, nf, oh, ow = dy.shape
+    _, cpg, kh, kw = w.shape
+    fpg = nf // groups
+    w2 = w.reshape(nf, cpg * kh * kw)
+    dxp = np.zeros((n, cpg * groups, hp, wp), dy.dtype)
+    bounds = _bounds(n, oh * ow)
+    for ci in prange(len(bounds) - 1):
+        s0, s1 = bounds[ci], bounds[ci + 1]
+        dz = np.empty((fpg, (s1 - s0) * oh * ow), dy.dtype)
+        cols = np.empty((cpg * kh * kw, (s1 - s0) * oh * ow), dy.dtype)
+        for g in range(groups):
+            _to_rows(dy, s0, s1, g * fpg, (g + 1) * fpg, dz)
+            np.dot(np.ascontiguousarray(w2[g * fpg:(g + 1) * fpg].T), dz, cols)
+            _im2col(dxp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow, cols,
+                    True)
+    return dxp
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def gemm_weight_grad_strided(xp, dy, kh, kw, sh, sw, dh, dw, groups):
+    """(d weight, d bias) of the convolution of ``xp``."""
+    n, c = xp.shape[0], xp.shape[1]
+    nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
+    cpg, fpg = c // groups, nf // groups
+    bounds = _bounds(n, oh * ow)
+    k = len(bounds) - 1
+    dw_parts = np.zeros((k, nf, cpg * kh * kw), xp.dtype)
+    db_parts = np.zeros((k, nf), xp.dtype)
+    for ci in prange(k):
+        s0, s1 = bounds[ci], bounds[ci + 1]
+        dz = np.empty((fpg, (s1 - s0) * oh * ow), xp.dtype)
+        cols = np.empty((cpg * kh * kw, (s1 - s0) * oh * ow), xp.dtype)
+        for g in range(groups):
+            _to_rows(dy, s0, s1, g * fpg, (g + 1) * fpg, dz)
+            _im2col(xp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow, cols,
+                    False)
+            np.dot(dz, cols.T, dw_parts[ci, g * fpg:(g + 1) * fpg])
+            for f in range(fpg):
+                db_parts[ci, g * fpg + f] = dz[f].sum()
+    return dw_parts.sum(axis=0).reshape(nf, cpg, kh, kw), db_parts.sum(axis=0)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def gemm_transposed_backward(gp, w, x, sh, sw, dh, dw, groups, need_dx):
+    """(dx or empty, dW) of a transposed convolution from its padded full output gradient
+    ``gp``: dx is the convolution of gp with W, dW[c, f, tap] = Σ x[c] · gp[f, …]; one im2col of
+    gp serves both (the plain route built it twice)."""
+    n, nf, hp, wp = gp.shape
+    c, cpg, kh, kw = w.shape  # (in, out / groups, kh, kw): the convolution's filters are x's
+    fpg, opg = c // groups, cpg
+    oh, ow = x.shape[2], x.shape[3]
+    w2 = w.reshape(c, cpg * kh * kw)
+    bounds = _bounds(n, oh * ow)
+    k = len(bounds) - 1
+    dw_parts = np.zeros((k, c, cpg * kh * kw), gp.dtype)
+    dx = np.zeros((n if need_dx else 0, c, oh, ow), gp.dtype)
+    for ci in prange(k):
+        s0, s1 = bounds[ci], bounds[ci + 1]
+        cols = np.empty((opg * kh * kw, (s1 - s0) * oh * ow), gp.dtype)
+        xr = np.empty((fpg, (s1 - s0) * oh * ow), gp.dtype)
+        res = np.empty((fpg, (s1 - s0) * oh * ow), gp.dtype)
+        for g in range(groups):
+            _im2col(gp, s0, s1, g * opg, (g + 1) * opg, kh, kw, sh, sw, dh, dw, oh, ow, cols,
+                    False)
+            _to_rows(x, s0, s1, g * fpg, (g + 1) * fpg, xr)
+            np.dot(xr, cols.T, dw_parts[ci, g * fpg:(g + 1) * fpg])
+            if need_dx:
+                np.dot(w2[g * fpg:(g + 1) * fpg], cols, res)
+                _from_rows(res, s0, s1, g * fpg, dx)
+    return dx, dw_parts.sum(axis=0).reshape(c, cpg, kh, kw)
