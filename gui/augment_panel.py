@@ -90,8 +90,10 @@ class AugmentPanel(QWidget):
             aug = Augmentation()
         for name, w in self.editors.items():
             w.blockSignals(True)
-            value = getattr(aug, name)
-            w.setChecked(value) if isinstance(w, QCheckBox) else w.setValue(value)
+            if isinstance(w, QCheckBox):
+                w.setChecked(getattr(aug, name))
+            else:
+                w.setValue(getattr(aug, name))
             w.blockSignals(False)
         self._redraw.start()
 
