@@ -94,8 +94,9 @@ class BlockFaces:
                 item.set_block(self.scene.graph.copies(node_id), params.get(node_id, 0))
 
     def refresh(self, node_id: str) -> None:
-        """Give an instance's item the ports its definition has now (an edit or an undo inside
-        it while the model is shown)."""
+        """Give a node's item the ports it has now, in place: a block instance's after an edit
+        or an undo inside its definition while the model is shown, a Chunk's after its count
+        of pieces changed."""
         scene, graph = self.scene, self.scene.graph
         item = scene.items_by_id.get(node_id)
         ports = (graph.input_ports(node_id), graph.output_ports(node_id))

@@ -15,7 +15,7 @@ from layerloom.gui import theme as th
 from layerloom.gui.canvas.block_item import BlockFaces
 from layerloom.gui.canvas.edge_item import EdgeItem
 from layerloom.gui.canvas.gestures import SceneGestures
-from layerloom.gui.canvas.node_item import NodeItem, set_ports
+from layerloom.gui.canvas.node_item import NodeItem
 from layerloom.gui.canvas.overlays import NodeOverlays
 from layerloom.gui.canvas.port_item import PortItem
 
@@ -108,15 +108,9 @@ class GraphScene(QGraphicsScene):
         """An attribute (the label shows some; Chunk's count of pieces and a block's ports may
         change its ports) or the frozen flag changed."""
         node = self.graph.nodes[node_id]
-        item = self.items_by_id[node_id]
-        ports = (self.graph.input_ports(node_id), self.graph.output_ports(node_id))
-        if self.graph.definition(node_id) is None and ports != (tuple(item.inputs),
-                                                                tuple(item.outputs)):
-            # A layer's ports change in place (the inspector's spin box that asked for it lives
-            # on): rebuilding the item would deselect the node and delete the editor mid-event.
-            set_ports(item, *ports)
-            self._style_ports(item)
-        self.blocks.refresh(node_id)  # a block instance's item is rebuilt for its new ports
+        # New ports in place (rebuilding the item would deselect the node and delete the
+        # inspector's spin box that asked for them in the middle of its key event).
+        self.blocks.refresh(node_id)
         item = self.items_by_id[node_id]
         item.set_face(node_id, self.graph.layer(node_id).label(node.attrs), node.frozen)
         self._route_edges_of(node_id)
