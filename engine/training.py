@@ -42,6 +42,8 @@ class StepReport:
     histograms: dict | None = None  # key -> {"grad": (counts, edges), "weight": (counts, edges)}
     lr: float | None = None  # the learning rate this step's update used (schedules change it)
     data_wait: float = 0.0  # seconds this step waited for its batch (engine.data.loader)
+    # a data-free run's scalar variables: key -> (value the gradient was taken at, gradient)
+    variables: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -257,13 +259,21 @@ def _restore(net, saved: dict) -> None:
         np.copyto(net.params[k], v)
 
 
-def train(net: Network, data: Dataset, config: TrainConfig,
+def train(net: Network, data: Dataset | None, config: TrainConfig,
           control: Control | None = None) -> Iterator:
     """Train ``net`` in place; see the module docstring for what it yields.
 
     Runs under ``engine_threads``: numba's kernels on the configured cores, the BLAS on one (or
-    the BLAS on the cores when no layer of the graph has numba-parallel kernels).
+    the BLAS on the cores when no layer of the graph has numba-parallel kernels). A graph with a
+    loss and no Input or Label needs no ``data``: ``engine.objective`` trains it, a step each.
     """
+    from layerloom.engine.objective import needs_no_data, train_objective
+
+    if needs_no_data(net):
+        yield from train_objective(net, config, control)
+        return
+    if data is None:
+        raise DataError("training this graph needs a data set: choose one in the Data panel")
     blas = blas_only(s.layer for s in net.plan.steps)
     # the loaders' threads end with the run, however it ends (a consumer may just drop it)
     with engine_threads(blas), ExitStack() as loaders:
