@@ -18,8 +18,10 @@ from layerloom.engine.executor import NonFiniteError
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
 from layerloom.engine.optim import lr_factor, make_optimizer
-from layerloom.engine.training import (Control, Diverged, DoneReport, EpochReport, Exploding,
-                                       StepReport, TrainConfig, _hint, _restore, explosion)
+from layerloom.engine.train_reports import (Control, Diverged, DoneReport, EpochReport,
+                                            Exploding, StepReport, divergence_hint, explosion,
+                                            restore_params)
+from layerloom.engine.training_config import TrainConfig
 
 MAX_VARIABLES = 16  # scalar variables reported (and plotted) per step; more are not a lesson
 
@@ -83,9 +85,9 @@ def train_objective(net: Network, config: TrainConfig,
             loss = net.loss()
             grads = net.backward()
         except NonFiniteError as err:
-            _restore(net, last_good)
+            restore_params(net, last_good)
             yield Diverged(step, err.node_id, err.phase,
-                           f"{err}: {_hint(err.phase, err.layer_type, losses, config.lr)}")
+                           f"{err}: {divergence_hint(err.phase, err.layer_type, losses, config.lr)}")
             return
         variables = {k: (float(net.params[k].reshape(-1)[0]), float(grads[k].reshape(-1)[0]))
                      for k in scalars if k in grads}
@@ -97,9 +99,9 @@ def train_objective(net: Network, config: TrainConfig,
             opt.step(net.params, grads)
             bad = next((k for k in keys if not np.isfinite(net.params[k].sum())), None)
         if bad is not None:
-            _restore(net, last_good)
+            restore_params(net, last_good)
             yield Diverged(step, bad.split(".")[0], "update", f"the update made {bad!r} "
-                           f"non-finite: {_hint('update', '', losses, config.lr)}")
+                           f"non-finite: {divergence_hint('update', '', losses, config.lr)}")
             return
         losses.append(loss)
         elapsed = time.perf_counter() - t0
