@@ -15,9 +15,10 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSpinBox, QText
                                QVBoxLayout, QWidget)
 
 from layerloom.engine.explain import (SMALL, dot_terms, explain_node, flops_per_sample,
-                                      formula_text, stats)
+                                      formula_text, objective_gradient, stats)
 from layerloom.engine.network import Network
 from layerloom.engine.node_check import check_nodes
+from layerloom.engine.objective import graph_needs_no_data
 from layerloom.engine.spec import LayerloomError, fmt_shape
 from layerloom.engine.training import bind
 
@@ -26,6 +27,40 @@ BATCH = 8  # samples the numbers are computed on
 
 def _fmt(v: float) -> str:
     return f"{v:.4g}"
+
+
+def _numbers(array: np.ndarray) -> str:
+    """One number as itself, a few as a list, more as their shape."""
+    flat = np.ravel(array)
+    if flat.size == 1:
+        return _fmt(float(flat[0]))
+    if flat.size <= SMALL:
+        return "[" + ", ".join(_fmt(float(v)) for v in flat) + "]"
+    return f"a tensor of {fmt_shape(array.shape)}"
+
+
+def gradient_html(g) -> str:
+    """∇f of a data-free graph with the numbers: with respect to its trainable variables, at
+    the current values of all of them; frozen ones named as held constant."""
+    name = lambda key: html.escape(key.removesuffix(".value"))  # noqa: E731
+    wrt = list(g.gradient)
+    if not wrt:
+        return "<p><b>∇f</b>: every variable is frozen, so f has no gradient to follow</p>"
+    parts = ", ".join(f"∂f/∂{name(k)}" for k in wrt)
+    numbers = ", ".join(_numbers(g.gradient[k]) for k in wrt)
+    at = ", ".join(f"{name(k)} = {_numbers(v)}" for k, v in g.variables.items())
+    text = "<p>"
+    if g.formula is not None:
+        text += f"<b>f</b> = {html.escape(g.formula)}<br>"
+    text += f"<b>∇f</b> with respect to ({', '.join(name(k) for k in wrt)}) = ({parts})"
+    if g.partials is not None:
+        text += f"<br>= ({html.escape(', '.join(g.partials))})"
+    text += f"<br>= <b>({numbers})</b><br>at {at}, where f = {_fmt(g.value)}"
+    if g.frozen:
+        held = ", ".join(name(k) for k in g.frozen)
+        text += (f"<br><i>{held} frozen: held constant, so this is the gradient with respect "
+                 f"to the others only</i>")
+    return text + "</p>"
 
 
 def tensor_html(name: str, array: np.ndarray) -> str:
@@ -46,6 +81,7 @@ class ExplainView(QWidget):
         self.window = window
         self.node_id: str | None = None
         self.numbers = None
+        self.gradient = None  # engine.explain.ObjectiveGradient of a data-free graph
         self.text = QTextBrowser()
         self.compute_button = QPushButton("Numbers on a batch")
         self.compute_button.setToolTip(f"One forward and backward pass on {BATCH} training "
@@ -74,7 +110,13 @@ class ExplainView(QWidget):
     def show_node(self, node_id: str | None) -> None:
         graph = self.window.document.graph
         self.node_id = node_id if node_id in graph.nodes else None
-        self.numbers, self.check_lines = None, []
+        self.numbers, self.gradient, self.check_lines = None, None, []
+        free = graph_needs_no_data(self.window.document.model)  # the founding example
+        self.compute_button.setText("Numbers and ∇f" if free else "Numbers on a batch")
+        self.compute_button.setToolTip(
+            "One forward and backward pass at the variables' current values: the numbers of "
+            "this node and the gradient of f" if free else
+            f"One forward and backward pass on {BATCH} training samples with the current weights")
         for w in (self.compute_button, self.check_button):  # a block is many nodes: open it
             w.setEnabled(self.node_id is not None and graph.definition(self.node_id) is None)
         self._render()
@@ -98,8 +140,12 @@ class ExplainView(QWidget):
         parts.append(f"<p>in {', '.join(ins) or '–'} → out "
                      f"{', '.join(fmt_shape(s) if s else '?' for s in outs)}</p>")
         parts.append(self._costs(outs))
+        if self.gradient is not None:
+            parts.append(gradient_html(self.gradient))
         if self.numbers is not None:
-            parts.append(f"<p><i>on {BATCH} training samples, loss "
+            where = ("at the variables' current values (no data), f" if self.gradient is not None
+                     else f"on {BATCH} training samples, loss")
+            parts.append(f"<p><i>{where} "
                          f"{_fmt(self.numbers.loss) if self.numbers.loss is not None else '–'}"
                          f"</i></p>")
             parts += [tensor_html(name, a) for name, a in self.numbers.tensors.items()]
@@ -142,12 +188,15 @@ class ExplainView(QWidget):
         controller = self.window.training.controller
         if controller.busy:
             raise LayerloomError("the numbers wait until the run stops")
+        kept = controller.trained_network()
+        params = dict(kept.params) if kept is not None else None
+        if graph_needs_no_data(self.window.document.model):
+            return {}, params  # Parameters and an Objective: nothing to feed
         data = controller.dataset or controller.load_dataset()
         binding = bind(Network(self.window.document.model.copy()))
         n = min(BATCH, len(data.train))
         feeds = {binding.input_id: data.train.x[:n], binding.label_id: data.train.y[:n]}
-        kept = controller.trained_network()
-        return feeds, (dict(kept.params) if kept is not None else None)
+        return feeds, params
 
     def compute(self) -> None:
         try:
@@ -155,6 +204,8 @@ class ExplainView(QWidget):
             doc = self.window.document
             self.numbers = explain_node(doc.model.copy(), doc.levels.prefix() + self.node_id,
                                         feeds, params)
+            self.gradient = (objective_gradient(doc.model.copy(), params)
+                             if graph_needs_no_data(doc.model) else None)
         except LayerloomError as err:
             self.window.statusBar().showMessage(f"Explain: {err}", 10000)
             return

@@ -120,3 +120,37 @@ def test_cli_refuses_data_for_a_graph_that_needs_none():
                           timeout=600)
     assert proc.returncode == 1 and "trains without data" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_gradient_is_written_as_formulas_4x_3y2_1():
+    from layerloom.engine.explain import objective_gradient
+
+    project, (x, y, z) = sample()
+    g = objective_gradient(project.graph)
+    assert g.formula == "2x² + y³ + z" and g.partials == ("4x", "3y²", "1")
+    assert [float(v[0]) for v in g.gradient.values()] == pytest.approx([4 * x, 3 * y ** 2, 1])
+    project.graph.set_frozen("x", True)
+    g = objective_gradient(project.graph)
+    assert g.partials == ("3y²", "1") and g.frozen == ("x.value",)
+
+
+def test_polynomials_simplify_and_anything_else_has_no_formula():
+    from layerloom.engine.graph import Graph, Node
+    from layerloom.engine.polynomial import gradient_text
+
+    g = Graph()
+    for node in (Node("a", "Parameter", {"shape": (1,)}), Node("rate", "Parameter", {"shape": (1,)}),
+                 Node("prod", "Multiply"), Node("sq", "Pow", {"exponent": 2.0}),
+                 Node("less", "Subtract"), Node("shift", "Bias", {"value": -3.0}),
+                 Node("obj", "Objective")):
+        g.add_node(node)
+    for src, dst in ((("a", "y"), ("prod", "a")), (("rate", "y"), ("prod", "b")),
+                     (("prod", "y"), ("sq", "x")), (("sq", "y"), ("less", "a")),
+                     (("rate", "y"), ("less", "b")), (("less", "y"), ("shift", "x")),
+                     (("shift", "y"), ("obj", "x"))):
+        g.connect(src, dst)
+    f, (da, drate) = gradient_text(g, ["a", "rate"])
+    assert f == "a²·rate² − rate − 3"
+    assert da == "2a·rate²" and drate == "2a²·rate − 1"
+    g.set_attr("sq", "exponent", 0.5)  # a fractional power: numbers only
+    assert gradient_text(g, ["a"]) is None
