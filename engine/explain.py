@@ -55,6 +55,7 @@ class NodeNumbers:
     layer_type: str
     tensors: dict = field(default_factory=dict)  # "x", "weight", "y", "dL/dy", … -> array
     loss: float | None = None
+    batched: set = field(default_factory=set)  # the tensors with a batch axis (not parameters)
 
 
 def explain_node(graph: Graph, node_id: str, feeds: dict, params: dict | None = None,
@@ -75,6 +76,8 @@ def explain_node(graph: Graph, node_id: str, feeds: dict, params: dict | None = 
         out.tensors[name] = np.array(net.params[key])
     for port in step.outputs:
         out.tensors[port] = np.array(values[(node_id, port)])
+    out.batched = {p for p, ref in zip(step.layer.inputs, step.inputs) if ref is not None}
+    out.batched |= set(step.outputs) | {f"dL/d{p}" for p in out.batched | set(step.outputs)}
     if net.plan.losses:
         net.executor.record_grads = recorded = {}
         try:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSpinBox, QTextBrowser,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from layerloom.engine.explain import (SMALL, dot_terms, explain_node, flops_per_sample,
                                       formula_text, objective_gradient, stats)
@@ -20,7 +20,9 @@ from layerloom.engine.network import Network
 from layerloom.engine.node_check import check_nodes
 from layerloom.engine.objective import graph_needs_no_data
 from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.engine.tensor_pictures import is_small
 from layerloom.engine.training import bind
+from layerloom.gui.explain_pictures import PictureJobs, PictureText, to_image
 
 BATCH = 8  # samples the numbers are computed on
 
@@ -63,26 +65,42 @@ def gradient_html(g) -> str:
     return text + "</p>"
 
 
-def tensor_html(name: str, array: np.ndarray) -> str:
-    s = stats(array)
-    head = (f"<b>{html.escape(name)}</b> {fmt_shape(s.shape)}: min {_fmt(s.min)}, max "
-            f"{_fmt(s.max)}, mean {_fmt(s.mean)}, std {_fmt(s.std)}, norm {_fmt(s.norm)}")
-    sample = array[0] if array.ndim > 1 and array[0].size <= SMALL else array
-    if sample.size <= SMALL:
+def tensor_html(name: str, array: np.ndarray, batched: bool = False, pic=None) -> str:
+    """A small tensor as its five numbers and a table; a large one as its five numbers, heat map
+    and histogram once the worker has made them (``pic``), a note meanwhile."""
+    label = f"<b>{html.escape(name)}</b> {fmt_shape(array.shape)}"
+    if not is_small(array, batched) and pic is None:
+        return f"<p>{label}: <i>statistics, heat map and histogram on their way…</i></p>"
+    s = pic.stats if pic is not None else stats(array)
+    head = (f"{label}: min {_fmt(s.min)}, max {_fmt(s.max)}, mean {_fmt(s.mean)}, "
+            f"std {_fmt(s.std)}, norm {_fmt(s.norm)}")
+    if pic is None or pic.heat is None:
+        sample = array[0] if batched and array.ndim > 1 else array
         cells = ", ".join(_fmt(float(v)) for v in np.ravel(sample))
         which = " (first sample)" if sample is not array else ""
-        head += f"<br><tt>[{cells}]</tt>{which}"
-    return f"<p>{head}</p>"
+        return f"<p>{head}<br><tt>[{cells}]</tt>{which}</p>"
+    src = html.escape(name, quote=True)
+    return (f'<p>{head}<br><img src="heat/{src}"><br><small>heat map, {html.escape(pic.note)} '
+            f'(blue &lt; 0 &lt; red)</small><br><img src="hist/{src}"><br><small>histogram of '
+            f'all {int(pic.counts.sum()):,} values, {_fmt(pic.edges[0])} to {_fmt(pic.edges[-1])}'
+            f'</small></p>')
 
 
 class ExplainView(QWidget):
+    pictures_ready = Signal()  # the worker's heat maps and histograms are shown
+
     def __init__(self, window, parent: QWidget | None = None):
         super().__init__(parent)
+        self.pictures: dict = {}  # tensor name -> engine.tensor_pictures.TensorPicture
+        self.jobs = PictureJobs(self)  # large tensors' pictures, made off the UI thread
+        self.jobs.ready.connect(self._on_pictures)
+        self.jobs.failed.connect(
+            lambda text: self.window.statusBar().showMessage(f"Explain: {text}", 10000))
         self.window = window
         self.node_id: str | None = None
         self.numbers = None
         self.gradient = None  # engine.explain.ObjectiveGradient of a data-free graph
-        self.text = QTextBrowser()
+        self.text = PictureText()
         self.compute_button = QPushButton("Numbers on a batch")
         self.compute_button.setToolTip(f"One forward and backward pass on {BATCH} training "
                                        "samples with the current weights")
@@ -111,6 +129,8 @@ class ExplainView(QWidget):
         graph = self.window.document.graph
         self.node_id = node_id if node_id in graph.nodes else None
         self.numbers, self.gradient, self.check_lines = None, None, []
+        self.jobs.cancel()
+        self.pictures = {}
         free = graph_needs_no_data(self.window.document.model)  # the founding example
         self.compute_button.setText("Numbers and ∇f" if free else "Numbers on a batch")
         self.compute_button.setToolTip(
@@ -148,7 +168,8 @@ class ExplainView(QWidget):
             parts.append(f"<p><i>{where} "
                          f"{_fmt(self.numbers.loss) if self.numbers.loss is not None else '–'}"
                          f"</i></p>")
-            parts += [tensor_html(name, a) for name, a in self.numbers.tensors.items()]
+            parts += [tensor_html(name, a, name in self.numbers.batched, self.pictures.get(name))
+                      for name, a in self.numbers.tensors.items()]
             parts.append(self._dot_product())
         if self.check_lines:
             parts.append("<p><b>Gradient check</b><br>" + "<br>".join(
@@ -206,6 +227,10 @@ class ExplainView(QWidget):
                                         feeds, params)
             self.gradient = (objective_gradient(doc.model.copy(), params)
                              if graph_needs_no_data(doc.model) else None)
+            self.pictures = {}
+            batched = frozenset(self.numbers.batched)
+            if not all(is_small(a, n in batched) for n, a in self.numbers.tensors.items()):
+                self.jobs.request(dict(self.numbers.tensors), batched)
         except LayerloomError as err:
             self.window.statusBar().showMessage(f"Explain: {err}", 10000)
             return
@@ -224,3 +249,17 @@ class ExplainView(QWidget):
         self.window.statusBar().showMessage(
             f"{self.node_id}: gradient check {'passed' if result.passed else 'FAILED'}", 10000)
         self._render()
+
+    def _on_pictures(self, pictures: dict) -> None:
+        self.text.images.clear()
+        for name, pic in pictures.items():
+            if pic.heat is not None:
+                self.text.images[f"heat/{name}"] = to_image(pic.heat)
+                self.text.images[f"hist/{name}"] = to_image(pic.histogram)
+        self.pictures = pictures
+        self._render()
+        self.pictures_ready.emit()
+
+    def shutdown(self) -> None:
+        """The window closes: join the picture threads."""
+        self.jobs.shutdown()

@@ -39,3 +39,34 @@ def test_the_formulas_show_the_nodes_own_attribute_values(window):
     click_node(window, "tokens")
     text = window.explain.text.toPlainText()
     assert "each of shape (8,) (int64)" in text and "the gradient dL/dy stops here" in text
+
+
+def test_large_tensors_get_heat_maps_and_histograms_made_off_the_ui_thread(qtbot, window):
+    import pytest
+
+    from layerloom.engine.explain import stats
+
+    assert window.open_path(SAMPLES / "lenet5.json", ask=False)
+    click_node(window, "conv1")
+    view = window.explain
+    with qtbot.waitSignal(view.pictures_ready, timeout=60_000):
+        view.compute_button.click()
+        # the click returned with the pictures still being made on the worker's thread
+        assert view.jobs.busy and "y 8×6×28×28: statistics, heat map and histogram on their way" \
+            in view.text.toPlainText()
+    text = view.text.toPlainText()
+    assert "heat map, first sample: 6 maps of 28×28" in text and "heat map, 6 maps of 5×5" in text
+    y = view.numbers.tensors["y"]
+    s = stats(y)
+    got = view.pictures["y"].stats  # the explained numbers are the network's
+    assert (got.min, got.max, got.mean, got.std) == (s.min, s.max, s.mean, s.std)
+    assert got.norm == pytest.approx(s.norm, rel=1e-12)  # BLAS sums in its own order
+    assert f"max {s.max:.4g}, mean {s.mean:.4g}" in text
+    assert f"histogram of all {y.size:,} values" in text
+    image = view.text.images["heat/y"]
+    assert not image.isNull() and max(image.width(), image.height()) <= 256
+    bias = view.numbers.tensors["bias"]  # 6 numbers: still a table
+    assert "[" + ", ".join(f"{v:.4g}" for v in bias) + "]" in text
+    # another node: the old pictures go, the new node's come from a new request
+    click_node(window, "fc1")
+    assert view.pictures == {} and view.numbers is None
