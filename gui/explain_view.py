@@ -22,6 +22,7 @@ from layerloom.engine.objective import graph_needs_no_data
 from layerloom.engine.spec import LayerloomError, fmt_shape
 from layerloom.engine.tensor_pictures import is_small
 from layerloom.engine.training import bind
+from layerloom.gui.explain_field import FieldChooser, applies, field_html
 from layerloom.gui.explain_pictures import PictureJobs, PictureText, to_image
 
 BATCH = 8  # samples the numbers are computed on
@@ -117,6 +118,9 @@ class ExplainView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(row)
+        self.field = FieldChooser()  # a convolution's output element: its receptive field
+        self.field.changed.connect(self._render)
+        layout.addWidget(self.field)
         layout.addWidget(self.text, 1)
         self.compute_button.clicked.connect(self.compute)
         self.check_button.clicked.connect(self.check)
@@ -143,6 +147,7 @@ class ExplainView(QWidget):
 
     def _render(self) -> None:
         if self.node_id is None:
+            self.field.setVisible(False)
             self.text.setHtml("<p>Select a node to see what it computes.</p>")
             return
         doc, node_id = self.window.document, self.node_id
@@ -168,13 +173,22 @@ class ExplainView(QWidget):
             parts.append(f"<p><i>{where} "
                          f"{_fmt(self.numbers.loss) if self.numbers.loss is not None else '–'}"
                          f"</i></p>")
+        show_field = applies(cls, self.numbers)  # a convolution: first, where the chooser is
+        self.field.setVisible(show_field)
+        if show_field:
+            parts.append(field_html(self.field, cls.validate_attrs(node.attrs), self.numbers,
+                                    self.text.images))
+        if self.numbers is not None:
             parts += [tensor_html(name, a, name in self.numbers.batched, self.pictures.get(name))
                       for name, a in self.numbers.tensors.items()]
             parts.append(self._dot_product())
         if self.check_lines:
             parts.append("<p><b>Gradient check</b><br>" + "<br>".join(
                 html.escape(line) for line in self.check_lines) + "</p>")
+        scroll = self.text.verticalScrollBar()
+        kept = scroll.value()  # a new element or newly arrived pictures: stay where one reads
         self.text.setHtml("".join(parts))
+        scroll.setValue(kept)
 
     def _costs(self, outs: list) -> str:
         shapes = self.numbers.tensors if self.numbers is not None else {}
@@ -251,7 +265,8 @@ class ExplainView(QWidget):
         self._render()
 
     def _on_pictures(self, pictures: dict) -> None:
-        self.text.images.clear()
+        for key in [k for k in self.text.images if k.startswith(("heat/", "hist/"))]:
+            del self.text.images[key]
         for name, pic in pictures.items():
             if pic.heat is not None:
                 self.text.images[f"heat/{name}"] = to_image(pic.heat)

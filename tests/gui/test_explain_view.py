@@ -70,3 +70,30 @@ def test_large_tensors_get_heat_maps_and_histograms_made_off_the_ui_thread(qtbot
     # another node: the old pictures go, the new node's come from a new request
     click_node(window, "fc1")
     assert view.pictures == {} and view.numbers is None
+
+
+def test_a_convolutions_output_element_shows_its_receptive_field_on_the_input(qtbot, window):
+    assert window.open_path(SAMPLES / "lenet5.json", ask=False)
+    click_node(window, "conv1")
+    view = window.explain
+    assert view.field.isHidden()  # until there are numbers to take apart
+    with qtbot.waitSignal(view.pictures_ready, timeout=60_000):
+        view.compute_button.click()
+    assert not view.field.isHidden() and view.field.filter.maximum() == 5
+    assert view.field.row.maximum() == 27 and view.field.col.maximum() == 27
+    scroll = view.text.verticalScrollBar()
+    scroll.setValue(scroll.maximum() // 2)
+    kept = scroll.value()
+    view.field.filter.setValue(3)
+    view.field.row.setValue(14)
+    view.field.col.setValue(9)
+    assert scroll.value() == kept  # a new element: the text stays where it was read
+    text = view.text.toPlainText()
+    y = float(view.numbers.tensors["y"][0, 3, 14, 9])
+    # conv1: 5×5 taps, padding 2: rows 12…16, columns 7…11
+    assert "Receptive field of y[3, 14, 9] (first sample): input rows 12…16, columns 7…11" in text
+    assert f"= {y:.4g}; the network computed {y:.4g}" in text
+    image = view.text.images["field/y"]
+    assert image.width() == image.height() >= 28
+    click_node(window, "fc1")  # no sliding window: no chooser
+    assert view.field.isHidden()
