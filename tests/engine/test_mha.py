@@ -232,3 +232,69 @@ def test_the_mask_port_is_optional_and_shape_errors_name_the_fix():
     assert infer_shapes(g).ok
     g.set_attr("pad", "shape", (4,))
     assert "key_padding_mask must be (N, 5)" in infer_shapes(g).errors["cross"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("causal,lengths", [(False, None), (True, None), (False, (6, 2, 5)),
+                                            (True, (3, 1, 6))])
+@pytest.mark.parametrize("steps,keys", [(4, 6), (5, 5), (7, 2)])
+def test_cross_attention_kernels_equal_their_numpy_twins(dtype, causal, lengths, steps, keys):
+    from layerloom.engine.kernels import attention as att
+
+    if lengths is not None and max(lengths) > keys:
+        lengths = tuple(min(n, keys) for n in lengths)
+    rng = np.random.default_rng(6)
+    heads, dh, n = 2, 3, 3
+    q, do = (rng.standard_normal((n, steps, heads * dh)).astype(dtype) for _ in range(2))
+    k, v = (rng.standard_normal((n, keys, heads * dh)).astype(dtype) for _ in range(2))
+    dused = rng.standard_normal((n, steps, keys)).astype(dtype)
+    pad = padding(lengths, keys)
+    scale = 1 / np.sqrt(dh)
+    o, weights_t = att.mha_forward(q, k, v, heads, dtype(scale), causal,
+                                   att.no_padding(n, keys) if pad is None else pad)
+    want_o, want_w = att.mha_forward_reference(q, k, v, heads, scale, causal, pad)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(weights_t.transpose(0, 1, 3, 2), want_w, **tol)
+    np.testing.assert_allclose(o, want_o, **tol)
+    if pad is not None:
+        assert not weights_t.transpose(0, 1, 3, 2)[np.broadcast_to(pad[:, None, None],
+                                                                   want_w.shape)].any()
+    grads = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    att.mha_backward(q, k, v, weights_t, do, heads, dtype(scale),
+                     np.ascontiguousarray(dused.transpose(0, 2, 1)), *grads)
+    want = att.mha_backward_reference(q, k, v, want_w, do, heads, scale, dused=dused)
+    for got, w in zip(grads, want):
+        tol = tol if dtype == np.float64 else dict(rtol=1e-4, atol=1e-6 * np.abs(w).max())
+        np.testing.assert_allclose(got, w, **tol)
+
+
+def test_dropout_gradients_equal_finite_differences_under_the_same_mask():
+    a = MHA.validate_attrs(dict(embed_dim=4, num_heads=2, dropout=0.3, kdim=3))
+    rng = np.random.default_rng(8)
+    query, key, value = (rng.standard_normal(s) for s in ((2, 3, 4), (2, 5, 3), (2, 5, 4)))
+    params = {k: v + 0.1 * rng.standard_normal(v.shape)
+              for k, v in MHA.init(a, ((None, 3, 4), (None, 5, 3), (None, 5, 4)), rng).items()}
+    pad = padding((5, 3), 5)
+    dy, dw = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 5))
+
+    def run(q, p, grads=False):
+        ctx = Ctx(True, np.random.default_rng(11), (True, True, True, False))
+        y, w = MHA.forward(a, p, ctx, q, key, value, pad)
+        if grads:
+            return MHA.backward(a, p, ctx, dy, dw)
+        return float((y * dy).sum() + (w * dw).sum())
+
+    (dq, _, _, _), grads = run(query, params, grads=True)
+    eps = 1e-6
+    for idx in [(0, 0, 0), (1, 2, 3), (0, 1, 2)]:
+        hi, lo = query.copy(), query.copy()
+        hi[idx] += eps
+        lo[idx] -= eps
+        assert np.isclose(dq[idx], (run(hi, params) - run(lo, params)) / (2 * eps), rtol=1e-6)
+    w = params["k_proj_weight"]
+    hi, lo = dict(params), dict(params)
+    hi["k_proj_weight"], lo["k_proj_weight"] = w.copy(), w.copy()
+    hi["k_proj_weight"][1, 2] += eps
+    lo["k_proj_weight"][1, 2] -= eps
+    numeric = (run(query, hi) - run(query, lo)) / (2 * eps)
+    assert np.isclose(grads["k_proj_weight"][1, 2], numeric, rtol=1e-6)
