@@ -298,3 +298,43 @@ def test_dropout_gradients_equal_finite_differences_under_the_same_mask():
     lo["k_proj_weight"][1, 2] -= eps
     numeric = (run(query, hi) - run(query, lo)) / (2 * eps)
     assert np.isclose(grads["k_proj_weight"][1, 2], numeric, rtol=1e-6)
+
+
+def loss_graph() -> Graph:
+    g = cross_graph()
+    g.add_node(Node("label", "Label", {"kind": "values", "shape": [4, 6]}))
+    g.add_node(Node("loss", "MSELoss", {}))
+    g.connect(("cross", "y"), ("loss", "input"))
+    g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+def test_node_gradient_check_passes_with_and_without_the_mask():
+    from layerloom.engine.node_check import check_nodes
+
+    g, feeds = loss_graph(), cross_feeds()
+    feeds["label"] = np.zeros((3, 4, 6))
+    for masked in (True, False):
+        if not masked:
+            g.remove_node("pad")
+            feeds.pop("pad")
+        checks = check_nodes(g, feeds, node_ids=["selfatt", "cross"])
+        assert all(c.passed and c.results for c in checks), [c.lines() for c in checks]
+        names = {t.name for c in checks for t in c.results}
+        assert {"d/dquery", "d/dkey", "d/dvalue", "d/dk_proj_weight"} <= names
+        assert "d/dkey_padding_mask" not in names
+
+
+def test_explain_shows_the_cross_attention_weights_and_their_gradients():
+    from layerloom.engine.explain import explain_node
+
+    feeds = cross_feeds()
+    feeds["label"] = np.zeros((3, 4, 6))
+    numbers = explain_node(loss_graph(), "cross", feeds)
+    weights = numbers.tensors["weights"]
+    assert weights.shape == (3, 4, 5)
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
+    assert not weights[1, :, 2:].any()  # sample 1 has two valid source positions
+    assert {"key_padding_mask", "dL/dquery", "dL/dy", "dL/dk_proj_weight"} <= set(numbers.tensors)
+    # key and value are data (an Input), the mask is no variable: no gradient computed for them
+    assert not {"dL/dkey", "dL/dvalue", "dL/dkey_padding_mask"} & set(numbers.tensors)
