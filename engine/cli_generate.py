@@ -1,7 +1,9 @@
-"""``layerloom generate GRAPH --weights FILE --prompt TEXT``: continue a text with a trained model.
+"""``layerloom generate GRAPH --weights FILE --prompt TEXT``: continue a text with a trained model;
+``--source TEXT [--beam K]``: translate a source with an encoder-decoder trained on ``pairs:`` data.
 
 The vocabulary comes from the data set the model was trained on: the graph file's data spec, or
-``--data`` when it was trained on another text. Prints the prompt followed by the generated text.
+``--data`` when it was trained on another text. Prints the prompt followed by the generated text,
+or the decoded target alone.
 """
 from __future__ import annotations
 
@@ -32,11 +34,17 @@ def _temperature(text: str) -> float:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Adds the ``generate`` subcommand to ``layerloom``'s subparsers."""
     parser = subparsers.add_parser("generate", help="continue a text with a trained character "
-                                                    "language model")
+                                                    "language model, or decode a source with an "
+                                                    "encoder-decoder")
     parser.add_argument("graph", help="a layerloom-graph JSON file")
     parser.add_argument("--weights", required=True, metavar="FILE",
                         help="trained weights (.npz or .safetensors)")
-    parser.add_argument("--prompt", required=True, metavar="TEXT", help="the text to continue")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", metavar="TEXT", help="the text to continue")
+    what.add_argument("--source", metavar="TEXT",
+                      help="the source to decode (a model trained on pairs: data)")
+    parser.add_argument("--beam", type=_count, default=1, metavar="K",
+                        help="with --source: beam search with K beams (default 1: greedy)")
     parser.add_argument("--length", type=_count, default=200, metavar="N",
                         help="characters to generate (default 200)")
     parser.add_argument("--temperature", type=_temperature, default=0.8, metavar="T",
@@ -68,7 +76,21 @@ def run(args: argparse.Namespace) -> int:
     fit_graph_to_data(project.graph, dataset)  # the context length follows the data, as in train
     net = Network(project.graph)
     net.load_weights(args.weights)
+    if args.source is not None:
+        return _decode(net, dataset, args.source, args.beam)
     text = generate(net, dataset.class_names, args.prompt, args.length, args.temperature, args.seed)
     sys.stdout.write(args.prompt + text + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _decode(net, dataset, source: str, beam: int) -> int:
+    from layerloom.engine.data.pairs import PairFormat
+    from layerloom.engine.decode import DecodeError, Seq2SeqModel, decode_text
+
+    if beam < 1:
+        raise DecodeError(f"--beam must be at least 1, got {beam}")
+    decoded = decode_text(Seq2SeqModel.of(net, PairFormat.of(dataset)), source, beam)
+    sys.stdout.write(decoded.text + "\n")
     sys.stdout.flush()
     return 0

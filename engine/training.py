@@ -51,6 +51,7 @@ class EpochReport:
     train_accuracy: float | None
     val_loss: float | None
     val_accuracy: float | None
+    val_exact: float | None = None  # paired sequences: the share of targets right in full
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class DoneReport:
     samples_per_sec: float
     stopped: bool  # True when stopped early by the Control
     regression: "RegressionFit | None" = None  # a regression run's test predictions
+    test_exact: float | None = None  # paired sequences: the share of targets right in full
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,22 @@ def bind_for_predictions(net: Network) -> Binding:
     return Binding(inputs[0], None, outputs[0] if outputs else None)
 
 
+def hits(pred: np.ndarray, y: np.ndarray) -> tuple[int, int]:
+    """(correct, counted) class predictions; a negative label is the loss's ignore_index (a
+    padded position of paired sequences) and is not counted."""
+    valid = y >= 0
+    return int(((pred == y) & valid).sum()), int(valid.sum())
+
+
+def exact_match(pred: np.ndarray | None, data: Dataset, split: Split) -> float | None:
+    """Paired sequences: the share of samples whose every target position (up to the end token)
+    is predicted right. Under teacher forcing this equals greedy decoding's exact match: while
+    every step is right, the decoder is fed what teacher forcing feeds it."""
+    if pred is None or (data.preprocessing or {}).get("kind") != "pairs" or not len(split):
+        return None
+    return float(((pred == split.y) | (split.y < 0)).all(axis=1).mean())
+
+
 def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for i in range(0, n, batch_size):
@@ -217,7 +235,7 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
         return None, None, None
     # the budget was checked at the training batch: a larger one here must still fit it
     batch_size = max(1, min(batch_size, memory_budget() // max(net.plan.sample_bytes, 1)))
-    total, correct, preds = 0.0, 0, []
+    total, correct, counted, preds = 0.0, 0, 0, []
     with BatchLoader(split, np.arange(len(split)), capped_batch(split, batch_size)) as loader:
         for batch in loader:
             net.forward({binding.input_id: batch.x, binding.label_id: batch.y})
@@ -225,10 +243,11 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
             if binding.logits_ref is not None:
                 p = net.executor.values[binding.logits_ref].argmax(axis=-1)
                 preds.append(p)
-                correct += int((p == batch.y).sum())
+                right, seen = hits(p, batch.y)
+                correct, counted = correct + right, counted + seen
             elif binding.values_ref is not None:
                 preds.append(np.array(net.executor.values[binding.values_ref]))
-    acc = correct / split.y.size if binding.logits_ref is not None else None
+    acc = correct / max(counted, 1) if binding.logits_ref is not None else None
     return total / len(split), acc, (np.concatenate(preds) if preds else None)
 
 
@@ -286,7 +305,7 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
     last_good = {k: v.copy() for k, v in net.params.items()}
     t0, seen, gstep, losses, warned = time.perf_counter(), 0, 0, [], set()
     for epoch in range(config.epochs):
-        ep_loss, ep_correct, ep_n = 0.0, 0, 0
+        ep_loss, ep_correct, ep_n, ep_counted = 0.0, 0, 0, 0
         # the order batches(n, batch_size, rng) gives; augmentation only for the training split
         loader = loaders.enter_context(BatchLoader(
             data.train, rng.permutation(len(data.train)), config.batch_size,
@@ -324,8 +343,9 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
             acc = None
             if binding.logits_ref is not None:
                 pred = net.executor.values[binding.logits_ref].argmax(axis=-1)
-                acc = float((pred == y).mean())
-                ep_correct += int((pred == y).sum())
+                right, counted = hits(pred, y)
+                acc = right / max(counted, 1)
+                ep_correct, ep_counted = ep_correct + right, ep_counted + counted
             seen += len(idx)
             ep_loss += loss * len(idx)
             ep_n += len(idx)
@@ -342,9 +362,10 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
                 warned.add(why[:12])
                 yield Exploding(gstep, loss, why)
             gstep += 1
-        val_loss, val_acc, _ = evaluate(net, data.val, binding=binding)
-        train_acc = ep_correct / (ep_n * max(1, data.train.y[:1].size)) if binding.logits_ref else None
-        yield EpochReport(epoch, ep_loss / max(ep_n, 1), train_acc, val_loss, val_acc)
+        val_loss, val_acc, val_preds = evaluate(net, data.val, binding=binding)
+        train_acc = ep_correct / max(ep_counted, 1) if binding.logits_ref else None
+        yield EpochReport(epoch, ep_loss / max(ep_n, 1), train_acc, val_loss, val_acc,
+                          exact_match(val_preds, data, data.val))
     yield _done(net, data, binding, gstep, seen, t0, stopped=False)
 
 
@@ -362,4 +383,5 @@ def _done(net, data, binding, steps, seen, t0, stopped) -> DoneReport:
     fit = None
     if preds is not None and binding.logits_ref is None and data.task == "regression":
         fit = RegressionFit.of(data.test.y, preds)
-    return DoneReport(steps, test_loss, test_acc, confusion, rate, stopped, fit)
+    return DoneReport(steps, test_loss, test_acc, confusion, rate, stopped, fit,
+                      exact_match(preds, data, data.test))
