@@ -29,8 +29,9 @@ _LO, _HALF, _ONE = _F(-87.0), _F(0.5), _F(1.0)
 
 # ------------------------------------------------------------------------- numpy twins
 def causal_mask_reference(steps: int, keys: int) -> np.ndarray:
-    """True where query i may not look at key j (j > i + keys - steps)."""
-    return np.triu(np.ones((steps, keys), dtype=bool), 1 + keys - steps)
+    """True where query i may not look at key j (j > i): aligned at the first position, as
+    PyTorch's ``is_causal`` and the kernels' masked columns."""
+    return np.triu(np.ones((steps, keys), dtype=bool), 1)
 
 
 def split_heads(z: np.ndarray, heads: int) -> np.ndarray:
@@ -45,41 +46,66 @@ def merge_heads(z: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(z.transpose(0, 2, 1, 3)).reshape(n, t, h * d)
 
 
-def attention_softmax_reference(scores: np.ndarray, scale: float, causal: bool) -> np.ndarray:
+def attention_softmax_reference(scores: np.ndarray, scale: float, causal: bool,
+                                pad: np.ndarray | None = None) -> np.ndarray:
+    """Softmax over the keys of scores (N, heads, L, S); ``pad`` (N, S) True = a key nobody
+    sees. A query that sees no key at all gets NaN weights, as in PyTorch."""
     s = scores * scale
     if causal:
         s = np.where(causal_mask_reference(*scores.shape[-2:]), -np.inf, s)
+    if pad is not None:
+        s = np.where(pad[:, None, None, :], -np.inf, s)
     e = np.exp(s - s.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _unpack(qkv: np.ndarray, heads: int):
+def _unpack(qkv: np.ndarray) -> tuple:
     d = qkv.shape[2] // 3
-    return tuple(split_heads(qkv[..., i * d:(i + 1) * d], heads) for i in range(3))
+    return tuple(qkv[..., i * d:(i + 1) * d] for i in range(3))
+
+
+def mha_forward_reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, scale: float,
+                          causal: bool, pad: np.ndarray | None = None,
+                          mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(output (N, L, D), softmax weights (N, heads, L, S)) of projected queries q (N, L, D) and
+    keys and values k, v (N, S, D); ``mask`` (N, heads, L, S) multiplies the weights before they
+    mix values (dropout)."""
+    q, k, v = (split_heads(z, heads) for z in (q, k, v))
+    weights = attention_softmax_reference(q @ k.transpose(0, 1, 3, 2), scale, causal, pad)
+    used = weights if mask is None else weights * mask
+    return merge_heads(used @ v), weights.astype(q.dtype)
+
+
+def mha_backward_reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, weights: np.ndarray,
+                           do: np.ndarray, heads: int, scale: float,
+                           mask: np.ndarray | None = None,
+                           dused: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """(dq, dk, dv) from d output (N, L, D); ``dused`` (N, L, S) is a gradient that reaches
+    every head's used weights directly (through the head-averaged weights a layer outputs)."""
+    q, k, v = (split_heads(z, heads) for z in (q, k, v))
+    do = split_heads(do, heads)
+    used = weights if mask is None else weights * mask
+    dv = used.transpose(0, 1, 3, 2) @ do
+    dw = do @ v.transpose(0, 1, 3, 2)
+    if dused is not None:
+        dw = dw + dused[:, None]
+    if mask is not None:
+        dw = dw * mask
+    ds = scale * weights * (dw - (weights * dw).sum(axis=-1, keepdims=True))
+    return merge_heads(ds @ k), merge_heads(ds.transpose(0, 1, 3, 2) @ q), merge_heads(dv)
 
 
 def attention_forward_reference(qkv: np.ndarray, heads: int, scale: float, causal: bool,
                                 mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(output (N, T, D), softmax weights (N, heads, T, T)) of packed q|k|v (N, T, 3D)."""
-    q, k, v = _unpack(qkv, heads)
-    weights = attention_softmax_reference(q @ k.transpose(0, 1, 3, 2), scale, causal)
-    used = weights if mask is None else weights * mask
-    return merge_heads(used @ v), weights.astype(qkv.dtype)
+    return mha_forward_reference(*_unpack(qkv), heads, scale, causal, mask=mask)
 
 
 def attention_backward_reference(qkv: np.ndarray, weights: np.ndarray, do: np.ndarray, heads: int,
                                  scale: float, mask: np.ndarray | None = None) -> np.ndarray:
     """d qkv (N, T, 3D) from d output (N, T, D)."""
-    q, k, v = _unpack(qkv, heads)
-    do = split_heads(do, heads)
-    used = weights if mask is None else weights * mask
-    dv = used.transpose(0, 1, 3, 2) @ do
-    dw = do @ v.transpose(0, 1, 3, 2)
-    if mask is not None:
-        dw = dw * mask
-    ds = scale * weights * (dw - (weights * dw).sum(axis=-1, keepdims=True))
-    dq, dk = ds @ k, ds.transpose(0, 1, 3, 2) @ q
-    return np.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=2)
+    grads = mha_backward_reference(*_unpack(qkv), weights, do, heads, scale, mask)
+    return np.concatenate(grads, axis=2)
 
 
 # ------------------------------------------------------------------------------ kernels
