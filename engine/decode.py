@@ -57,7 +57,7 @@ class Seq2SeqModel:
                               "next-token scores to decode with")
         step = net.plan.step(binding.input_id)
         shape = step.layer.infer(step.attrs)[1:]
-        want = (2 * fmt.source_len + fmt.target_len,)
+        want = (3 * fmt.steps,)
         if tuple(shape) != want or step.attrs.get("dtype") != "int64":
             raise DecodeError(f"Input {binding.input_id!r} must take int64 ids of shape {want} "
                               f"(source, decoder input and source mask side by side), not "
@@ -65,18 +65,18 @@ class Seq2SeqModel:
         return cls(net, fmt, binding.input_id, binding.label_id, binding.logits_ref)
 
     def scores(self, x: np.ndarray) -> np.ndarray:
-        """(N, target_len, vocab) next-token scores for packed inputs ``x``."""
-        labels = np.zeros((len(x), self.fmt.target_len), np.int64)
+        """(N, steps, vocab) next-token scores for packed inputs ``x``."""
+        labels = np.zeros((len(x), self.fmt.steps), np.int64)
         self.net.forward({self.input_id: x, self.label_id: labels}, check=False)
         z = self.net.executor.values[self.logits_ref]
-        if z.shape != (len(x), self.fmt.target_len, len(self.fmt.vocab)):
+        if z.shape != (len(x), self.fmt.steps, len(self.fmt.vocab)):
             raise DecodeError(f"the model gives scores of shape {z.shape[1:]} per sample; decoding "
                               f"needs one score per token of the {len(self.fmt.vocab)}-token "
-                              f"vocabulary at each of the {self.fmt.target_len} target positions")
+                              f"vocabulary at each of the {self.fmt.steps} decoder positions")
         return z
 
     def packed(self, sources: np.ndarray) -> np.ndarray:
-        """Sources (N, source_len) with their masks and a decoder input of ``<s>`` and padding."""
+        """Sources (N, steps) with their masks and a decoder input of ``<s>`` and padding."""
         return packed_inputs(self.fmt, sources)
 
 
@@ -87,9 +87,9 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
 
 
 def greedy_ids(model: Seq2SeqModel, sources: np.ndarray) -> np.ndarray:
-    """(N, target_len) ids chosen greedily for source ids (N, source_len); after a row's
+    """(N, target_len) ids chosen greedily for source ids (N, steps); after a row's
     ``</s>`` its ids mean nothing. Stops once every row has ended."""
-    s, t = model.fmt.source_len, model.fmt.target_len
+    s, t = model.fmt.steps, model.fmt.target_len
     x = model.packed(np.asarray(sources, np.int64))
     out = np.full((len(x), t), PAD, np.int64)
     ended = np.zeros(len(x), bool)
@@ -109,8 +109,8 @@ def _result(model: Seq2SeqModel, ids: list, log_prob: float) -> Decoded:
 
 
 def greedy(model: Seq2SeqModel, source: np.ndarray) -> Decoded:
-    """The greedy target of one source (source_len ids), with its log-probability."""
-    s = model.fmt.source_len
+    """The greedy target of one source (``steps`` ids), with its log-probability."""
+    s = model.fmt.steps
     x = model.packed(np.asarray(source, np.int64)[None])
     ids, total = [], 0.0
     for i in range(model.fmt.target_len):
@@ -129,7 +129,7 @@ def beam_search(model: Seq2SeqModel, source: np.ndarray, k: int) -> Decoded:
     ``k = 1`` chooses as ``greedy`` does."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise DecodeError(f"the beam width must be a whole number >= 1, got {k!r}")
-    s, t = model.fmt.source_len, model.fmt.target_len
+    s, t = model.fmt.steps, model.fmt.target_len
     beams = [([], 0.0)]  # (ids so far, summed log-probability), best first
     finished = []
     for i in range(t):
@@ -175,7 +175,7 @@ def attention_map(model: Seq2SeqModel, source: np.ndarray, decoded: Decoded,
     target token (and the end token, when it ended) was chosen, averaged over the heads; only
     the source's real (unpadded) positions. One forward with the whole decoded target as the
     decoder input gives every row at once: the decoder is causal."""
-    s, t = model.fmt.source_len, model.fmt.target_len
+    s, t = model.fmt.steps, model.fmt.target_len
     source = np.asarray(source, np.int64)
     x = model.packed(source[None])
     ids = list(decoded.ids)[:t - 1]

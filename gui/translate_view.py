@@ -164,7 +164,8 @@ class TranslateView(QGroupBox):
         rows, cols = self.weights.shape
         low, high = palette_colors()[0], pg.mkColor("#08306b" if not is_dark() else "#6baed6")
         self.image.setLookupTable(pg.ColorMap([0.0, 1.0], [low, high]).getLookupTable(nPts=256))
-        self.image.setImage(self.weights.T.astype(float), levels=(0.0, 1.0))  # x first
+        top = max(float(self.weights.max()), 1e-6)  # the darkest cell is the largest weight
+        self.image.setImage(self.weights.T.astype(float), levels=(0.0, top))  # x first
         self.image.setRect(QRectF(0, 0, cols, rows))
         sources = [fmt.vocab[int(i)] for i in source[:cols]]
         targets = [fmt.vocab[int(i)] for i in self.result.ids] + ["</s>"]
@@ -173,7 +174,8 @@ class TranslateView(QGroupBox):
                                              for i, k in enumerate(targets[:rows])]])
         self.plot.setRange(xRange=(0, cols), yRange=(0, rows), padding=0.02)
         self.map_caption.setText(f"Where {node_id} looked (heads averaged): a row per target "
-                                 f"token, a column per source token; darker is more weight.")
+                                 f"token, a column per source token; the darkest cell is the largest weight, "
+                                 f"{top:.2f}.")
 
 
 def _tick(token: str) -> str:

@@ -2,13 +2,15 @@
 
 A sample is a source and a target token sequence. The graph takes them through its one Input
 node, packed side by side so every reader, batcher and exporter that handles one int64 array
-handles these too. ``x`` holds three parts: the source ids padded to ``source_len`` with
-``<pad>``; the decoder input, ``target_len`` ids: ``<s>`` followed by the target (the target
-shifted right: teacher forcing), padded; and the source's key-padding mask, ``source_len`` flags,
-1 at a padded source position (what ``MultiHeadAttention``'s ``key_padding_mask`` takes). A
-graph cuts ``x`` with three Slice nodes: ``[0:S]``, ``[S:S+T]`` and ``[S+T:]`` (S, T the two
-lengths). ``y`` = the target followed by ``</s>``, with ``-100`` (the cross-entropy's
-``ignore_index``) at the padded positions, so padding adds nothing to the loss.
+handles these too. ``x`` holds three parts of ``steps`` ids each (``steps`` = the longer of the
+longest source and the longest target plus its end token): the source ids padded with
+``<pad>``; the decoder input, ``<s>`` followed by the target (the target shifted right: teacher
+forcing), padded; and the source's key-padding mask, 1 at a padded source position (what
+``MultiHeadAttention``'s ``key_padding_mask`` takes). Three equal parts, so a graph cuts them
+apart with one Chunk node (``chunks=3``) whatever the lengths: the same graph trains on a
+shorter or longer version of a task. ``y`` = the target followed by ``</s>``, with ``-100``
+(the cross-entropy's ``ignore_index``) at the padded positions, so padding adds nothing to the
+loss.
 
 Built-in tasks (``engine.data.pair_tasks``) have a fixed vocabulary and fixed lengths, so a
 graph made for one keeps its shapes whatever the sample count. A ``.tsv`` file holds a person's
@@ -41,6 +43,11 @@ class PairFormat:
     source_len: int
     target_len: int  # decoder steps: the longest target plus its end token
     words: bool = False  # tokens are words split at spaces, not characters
+
+    @property
+    def steps(self) -> int:
+        """The length of each of the three parts of a packed sample."""
+        return max(self.source_len, self.target_len)
 
     def to_dict(self) -> dict:
         return {"kind": "pairs", "source_len": self.source_len, "target_len": self.target_len,
@@ -75,7 +82,7 @@ class PairFormat:
         if unknown is not None:
             raise DataError(f"{unknown!r} is not in the vocabulary of the training data "
                             f"({self.join(list(self.vocab[len(SPECIALS):]))[:60]})")
-        ids = np.full(self.source_len, PAD, np.int64)
+        ids = np.full(self.steps, PAD, np.int64)
         ids[:len(tokens)] = [index[t] for t in tokens]
         return ids
 
@@ -91,29 +98,28 @@ class PairFormat:
 
 
 def packed_inputs(fmt: PairFormat, sources: np.ndarray) -> np.ndarray:
-    """Source ids (N, source_len) packed with their padding masks and a decoder input of
-    ``<s>`` and padding: the ``x`` decoding starts from."""
-    s, t = fmt.source_len, fmt.target_len
-    x = np.full((len(sources), 2 * s + t), PAD, np.int64)
-    x[:, :s] = sources
-    x[:, s] = BOS
-    x[:, s + t:] = sources == PAD
+    """Source ids (N, steps) packed with their padding masks and a decoder input of ``<s>``
+    and padding: the ``x`` decoding starts from."""
+    n = fmt.steps
+    x = np.full((len(sources), 3 * n), PAD, np.int64)
+    x[:, :n] = sources
+    x[:, n] = BOS
+    x[:, 2 * n:] = sources == PAD
     return x
 
 
 def pack(fmt: PairFormat, pairs: list[tuple[list[str], list[str]]]) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) of shapes (N, 2 source_len + target_len) and (N, target_len); see the module
-    docstring."""
+    """(x, y) of shapes (N, 3 steps) and (N, steps); see the module docstring."""
     index = {t: i for i, t in enumerate(fmt.vocab)}
-    s, t = fmt.source_len, fmt.target_len
-    x = np.full((len(pairs), 2 * s + t), PAD, np.int64)
-    y = np.full((len(pairs), t), IGNORE_INDEX, np.int64)
+    n = fmt.steps
+    x = np.full((len(pairs), 3 * n), PAD, np.int64)
+    y = np.full((len(pairs), n), IGNORE_INDEX, np.int64)
     for row, (src, tgt) in enumerate(pairs):
         x[row, :len(src)] = [index[k] for k in src]
-        x[row, s + t + len(src):] = 1  # the source's padded positions
+        x[row, 2 * n + len(src):] = 1  # the source's padded positions
         ids = [index[k] for k in tgt]
-        x[row, s] = BOS
-        x[row, s + 1:s + 1 + len(ids)] = ids  # the target shifted right by one
+        x[row, n] = BOS
+        x[row, n + 1:n + 1 + len(ids)] = ids  # the target shifted right by one
         y[row, :len(ids)] = ids
         y[row, len(ids)] = EOS
     return x, y

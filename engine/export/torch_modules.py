@@ -72,7 +72,7 @@ class ModuleWriter:
     _by_key: dict = field(default_factory=dict)  # (definition, input shapes) -> class name
 
     def level(self, graph: Graph, report: ShapeReport, names: dict) -> Level:
-        out, frozen = Level(), []
+        out, frozen, returns = Level(), [], {}
         for node_id in graph.topological_order():
             node, cls = graph.nodes[node_id], graph.layer(node_id)
             if cls.is_source or cls.is_loss or node.type == BLOCK_INPUT:
@@ -83,13 +83,16 @@ class ModuleWriter:
                 if edge is not None:
                     args[port] = names[tuple(edge.src)]
             if node.type == BLOCK_OUTPUT:
-                out.returns.append(args["x"])
+                returns[node_id] = args["x"]
                 continue
             targets = [names[(node_id, p)] for p in graph.output_ports(node_id)]
             holds = self._node_lines(graph, report, node_id, args, targets, out)
             if holds and node.frozen:
                 frozen.append(node_id)
         out.init += [f"{INDENT}self.{n}.requires_grad_(False)" for n in frozen]  # trained nowhere
+        # in port order (the order the instance's outputs are unpacked in), not the order the
+        # values are computed in: a port fed straight from a BlockInput comes first otherwise
+        out.returns = [returns[n.id] for n in graph.nodes.values() if n.type == BLOCK_OUTPUT]
         return out
 
     def _node_lines(self, graph: Graph, report: ShapeReport, node_id: str, args: dict,

@@ -36,7 +36,7 @@ def test_training_reports_exact_match_equal_to_greedy_decoding(trained):
     done = reports[-1]
     assert all(r.val_exact is not None for r in reports[:-1])
     model = Seq2SeqModel.of(net, fmt)
-    ids = greedy_ids(model, data.test.x[:, :fmt.source_len])
+    ids = greedy_ids(model, data.test.x[:, :fmt.steps])
     right = [fmt.decode(got) == fmt.decode(y[y >= 0]) for got, y in zip(ids, data.test.y)]
     assert done.test_exact == pytest.approx(np.mean(right))
     assert 0.3 < done.test_exact  # it learnt something: chance is far below
@@ -54,7 +54,7 @@ def test_token_accuracy_counts_only_the_positions_that_are_not_padding(trained):
 def test_beam_of_one_chooses_as_greedy_does(trained):
     net, data, fmt, _ = trained
     model = Seq2SeqModel.of(net, fmt)
-    for source in data.test.x[:12, :fmt.source_len]:
+    for source in data.test.x[:12, :fmt.steps]:
         g, b = greedy(model, source), beam_search(model, source, 1)
         assert (g.ids, g.ended) == (b.ids, b.ended)
         assert g.log_prob == pytest.approx(b.log_prob, abs=1e-9)
@@ -63,7 +63,7 @@ def test_beam_of_one_chooses_as_greedy_does(trained):
 def test_greedy_one_at_a_time_equals_greedy_for_a_batch(trained):
     net, data, fmt, _ = trained
     model = Seq2SeqModel.of(net, fmt)
-    sources = data.test.x[:10, :fmt.source_len]
+    sources = data.test.x[:10, :fmt.steps]
     batch = greedy_ids(model, sources)
     for source, row in zip(sources, batch):
         assert fmt.decode(row) == greedy(model, source).text
@@ -78,7 +78,7 @@ def test_wider_beams_return_the_likeliest_hypothesis_they_keep(trained):
     # its log-probability is the model's for that target, scored with teacher forcing
     x = model.packed(source[None])
     ids = list(wide.ids) + [2]
-    x[0, fmt.source_len + 1:fmt.source_len + len(ids)] = ids[:-1]
+    x[0, fmt.steps + 1:fmt.steps + len(ids)] = ids[:-1]
     z = model.scores(x)[0].astype(np.float64)
     logp = z - z.max(-1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
@@ -98,8 +98,8 @@ def test_sources_that_do_not_fit_are_refused_in_one_line(trained):
 
 def test_a_model_for_other_data_cannot_be_decoded(trained):
     net, _, fmt, _ = trained
-    other = PairFormat(fmt.vocab, fmt.source_len + 1, fmt.target_len)
-    with pytest.raises(DecodeError, match="must take int64 ids of shape \\(15,\\)"):
+    other = PairFormat(fmt.vocab, fmt.source_len + 1, fmt.target_len + 1)
+    with pytest.raises(DecodeError, match="must take int64 ids of shape \\(18,\\)"):
         Seq2SeqModel.of(net, other)
 
 

@@ -60,15 +60,18 @@ def test_a_task_is_the_same_for_a_seed_and_differs_for_another():
 def test_decoder_input_is_the_target_shifted_right_and_padding_is_ignored():
     d = load_data("pairs:reverse?n=40&length=4&symbols=3")
     fmt = PairFormat.of(d)
-    s, t = fmt.source_len, fmt.target_len
-    assert d.sample_shape == (2 * s + t,) and d.target_shape == (t,) and (s, t) == (4, 5)
+    n = fmt.steps  # each of the three parts: source, decoder input, source mask
+    assert (fmt.source_len, fmt.target_len, n) == (4, 5, 5)
+    assert d.sample_shape == (3 * n,) and d.target_shape == (n,)
     for x, y in zip(d.train.x, d.train.y):
-        assert np.array_equal(x[s + t:], x[:s] == PAD)  # the source's key-padding mask
-        n = int((y >= 0).sum())  # the target and its end token
-        assert y[n - 1] == EOS and np.all(y[n:] == -100)
-        assert x[s] == BOS and np.array_equal(x[s + 1:s + n], y[:n - 1])
-        assert np.all(x[s + n:s + t] == PAD)
-        assert np.all(x[:s][x[:s] != PAD] >= 3) and np.all(x[int((x[:s] != PAD).sum()):s] == PAD)
+        source, decoder, mask = x[:n], x[n:2 * n], x[2 * n:]
+        assert np.array_equal(mask, source == PAD)  # the source's key-padding mask
+        k = int((y >= 0).sum())  # the target and its end token
+        assert y[k - 1] == EOS and np.all(y[k:] == -100)
+        assert decoder[0] == BOS and np.array_equal(decoder[1:k], y[:k - 1])
+        assert np.all(decoder[k:] == PAD)
+        real = int((source != PAD).sum())
+        assert np.all(source[:real] >= 3) and np.all(source[real:] == PAD)
 
 
 def test_a_tsv_file_gives_its_own_pairs_in_characters_or_words(tmp_path):

@@ -32,7 +32,7 @@ def test_a_pairs_task_loads_with_its_options_and_shows_its_pairs(qtbot):
     with qtbot.waitSignal(panel.dataset_changed) as blocker:
         qtbot.mouseClick(panel.load_button, Qt.LeftButton)
     data = blocker.args[0]
-    assert data.name == "pairs:addition" and data.sample_shape == (6 + 4 + 6,)
+    assert data.name == "pairs:addition" and data.sample_shape == (3 * 6,)
     assert project.data["spec"] == "pairs:addition?n=200&digits=2"
     preview = panel.no_preview.text()
     assert preview.startswith("Training pairs") and preview.count("→") == 9  # title + 8 pairs
@@ -53,7 +53,7 @@ def test_a_tsv_file_of_pairs_loads_by_words(qtbot, tmp_path):
     panel.path.setText(str(path))
     panel.options["tokens"].setText("word")
     data = panel.load()
-    assert data is not None and data.sample_shape == (2 + 3 + 2,)
+    assert data is not None and data.sample_shape == (3 * 3,)
     assert "red 1  →  rouge 1" in panel.no_preview.text()
     panel.options["tokens"].setText("letters")
     assert panel.load() is None and "tokens must be char or word" in panel.info.text()

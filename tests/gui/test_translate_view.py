@@ -65,3 +65,35 @@ def test_other_models_get_no_decoding_section(qtbot):
     net = Network(graph_from_dict(prefix_lm(fmt.source_len, fmt.target_len, len(fmt.vocab))))
     view.set_network(net, data)
     assert not view.translator.isVisible()
+
+
+def test_the_t5_sample_shows_its_cross_attention_as_a_target_by_source_map(qtbot):
+    from layerloom.engine.decode import attention_map, greedy
+    from layerloom.engine.project import fit_graph_to_data
+    from layerloom.engine.serialize import load_project
+    from tests.engine.graph_cases import SAMPLES
+
+    project = load_project(SAMPLES / "t5_tiny.json")
+    data = load_data("pairs:addition?n=60")
+    fit_graph_to_data(project.graph, data)
+    net = Network(project.graph, seed=4)
+    view = make_view(qtbot)
+    view.set_network(net, data)
+    translator = view.translator
+    layers = [translator.layer.itemText(i) for i in range(translator.layer.count())]
+    assert layers == ["decoder.0.cross", "decoder.1.cross"]
+    assert translator.layer.currentText() == "decoder.1.cross" and translator.view.isVisible()
+    translator.source.setText("12+345=")
+    with qtbot.waitSignal(translator.decoded):
+        qtbot.mouseClick(translator.button, Qt.LeftButton)
+    fmt = PairFormat.of(data)
+    model = Seq2SeqModel.of(net, fmt)
+    decoded = greedy(model, fmt.encode_source("12+345="))
+    want = attention_map(model, fmt.encode_source("12+345="), decoded, "decoder.1.cross")
+    assert translator.weights.shape == (len(decoded.ids) + decoded.ended, 7)
+    assert (translator.image.image == want.T).all()  # drawn x first: source across
+    bottom = translator.plot.getAxis("bottom")._tickLevels[0]
+    assert [label for _, label in bottom] == list("12+345=")
+    translator.layer.setCurrentIndex(0)
+    first = attention_map(model, fmt.encode_source("12+345="), decoded, "decoder.0.cross")
+    assert (translator.image.image == first.T).all()
