@@ -1,9 +1,11 @@
 """``layerloom generate GRAPH --weights FILE --prompt TEXT``: continue a text with a trained model;
-``--source TEXT [--beam K]``: translate a source with an encoder-decoder trained on ``pairs:`` data.
+``--fill TEXT`` instead fills in the ``[MASK]`` (or ``_``) characters of TEXT with a masked-LM;
+``--source TEXT [--beam K]`` decodes a source with an encoder-decoder trained on ``pairs:`` data.
 
 The vocabulary comes from the data set the model was trained on: the graph file's data spec, or
-``--data`` when it was trained on another text. Prints the prompt followed by the generated text,
-or the decoded target alone.
+``--data`` when it was trained on another text. Prints the prompt followed by the generated text;
+for ``--fill``, the filled-in text and then, one line per mask, its likeliest characters; for
+``--source``, the decoded target alone.
 """
 from __future__ import annotations
 
@@ -41,6 +43,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="trained weights (.npz or .safetensors)")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--prompt", metavar="TEXT", help="the text to continue")
+    what.add_argument("--fill", metavar="TEXT", help="a text with [MASK] (or _) where characters "
+                                                     "are hidden, for a masked-LM to fill in")
+    parser.add_argument("--top", type=_count, default=5, metavar="K",
+                        help="with --fill: candidates shown per mask (default 5)")
     what.add_argument("--source", metavar="TEXT",
                       help="the source to decode (a model trained on pairs: data)")
     parser.add_argument("--beam", type=_count, default=1, metavar="K",
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from layerloom.engine.data.location import graph_data_spec
     from layerloom.engine.network import Network
     from layerloom.engine.project import fit_graph_to_data
-    from layerloom.engine.sampling import generate
+    from layerloom.engine.sampling import fill, generate
     from layerloom.engine.serialize import load_project
 
     project = load_project(args.graph)
@@ -78,6 +84,13 @@ def run(args: argparse.Namespace) -> int:
     net.load_weights(args.weights)
     if args.source is not None:
         return _decode(net, dataset, args.source, args.beam)
+    if args.fill is not None:
+        filled = fill(net, dataset.class_names, args.fill, max(args.top, 1))
+        lines = [filled.text] + [f"  {pos:3d}: " + "  ".join(f"{ch!r} {p:.0%}" for ch, p in best)
+                                 for pos, best in filled.guesses]
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        return 0
     text = generate(net, dataset.class_names, args.prompt, args.length, args.temperature, args.seed)
     sys.stdout.write(args.prompt + text + "\n")
     sys.stdout.flush()

@@ -8,7 +8,6 @@ A ``Control`` lets another thread pause, resume or stop between steps.
 """
 from __future__ import annotations
 
-import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -21,107 +20,16 @@ from layerloom.engine.data import DataError, Dataset, Split
 from layerloom.engine.data.loader import BatchLoader, capped_batch
 from layerloom.engine.executor import NonFiniteError
 from layerloom.engine.network import Network
+from layerloom.engine.objective import needs_no_data, train_objective
 from layerloom.engine.optim import lr_factor, make_optimizer
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.threads import blas_only, engine_threads
+from layerloom.engine.train_reports import (  # noqa: F401 (callers import them from here)
+    EXPLODE_FACTOR, GROWTH_STEPS, Control, Diverged, DoneReport, EpochReport, Exploding,
+    RegressionFit, StepReport, explosion)
+from layerloom.engine.train_reports import divergence_hint as _hint
+from layerloom.engine.train_reports import restore_params as _restore
 from layerloom.engine.training_config import TrainConfig  # also imported from here by callers
-
-
-@dataclass(frozen=True)
-class StepReport:
-    epoch: int
-    step: int  # within the epoch, from 0
-    global_step: int  # from 0
-    steps_per_epoch: int
-    total_steps: int
-    loss: float
-    accuracy: float | None  # of this batch; None for regression
-    grad_norms: dict  # param key -> L2 norm of its gradient
-    samples_per_sec: float
-    elapsed: float
-    histograms: dict | None = None  # key -> {"grad": (counts, edges), "weight": (counts, edges)}
-    lr: float | None = None  # the learning rate this step's update used (schedules change it)
-    data_wait: float = 0.0  # seconds this step waited for its batch (engine.data.loader)
-
-
-@dataclass(frozen=True)
-class EpochReport:
-    epoch: int
-    train_loss: float
-    train_accuracy: float | None
-    val_loss: float | None
-    val_accuracy: float | None
-    val_exact: float | None = None  # paired sequences: the share of targets right in full
-
-
-@dataclass(frozen=True)
-class DoneReport:
-    steps: int
-    test_loss: float | None
-    test_accuracy: float | None
-    confusion: np.ndarray | None  # [true, predicted] counts
-    samples_per_sec: float
-    stopped: bool  # True when stopped early by the Control
-    regression: "RegressionFit | None" = None  # a regression run's test predictions
-    test_exact: float | None = None  # paired sequences: the share of targets right in full
-
-
-@dataclass(frozen=True)
-class RegressionFit:
-    """A regression model's test predictions against the truth (for a predicted-vs-true plot)."""
-
-    true: np.ndarray  # N×k targets (at most MAX_POINTS of them)
-    predicted: np.ndarray  # N×k
-    r2: float | None  # coefficient of determination over all test targets; None when constant
-    mse: float
-
-    MAX_POINTS = 5000
-
-    @classmethod
-    def of(cls, true: np.ndarray, predicted: np.ndarray) -> "RegressionFit":
-        t = np.asarray(true, np.float64).reshape(len(true), -1)
-        p = np.asarray(predicted, np.float64).reshape(len(predicted), -1)
-        resid, spread = ((t - p) ** 2).sum(), ((t - t.mean(axis=0)) ** 2).sum()
-        r2 = float(1 - resid / spread) if spread > 0 else None
-        keep = slice(0, cls.MAX_POINTS)
-        return cls(t[keep], p[keep], r2, float(resid / t.size))
-
-
-@dataclass(frozen=True)
-class Diverged:
-    global_step: int
-    node_id: str
-    phase: str  # "forward" or "backward" or "update"
-    message: str
-
-
-@dataclass(frozen=True)
-class Exploding:
-    """A warning: the loss is finite but running away (the learning rate, most often)."""
-
-    global_step: int
-    loss: float
-    message: str
-
-
-# A loss above this multiple of its first value, or rising for this many steps in a row to at
-# least twice where it started, is running away (noise alone almost never rises 10 times running).
-EXPLODE_FACTOR = 1e6
-GROWTH_STEPS = 10
-
-
-def explosion(losses: list, lr: float) -> str | None:
-    """Why ``losses`` (oldest first, all finite) look like a blow-up, in one line, or None."""
-    first, last = losses[0], losses[-1]
-    fix = f"the learning rate ({lr:g}) is probably too high"
-    if first > 0 and last > EXPLODE_FACTOR * first:
-        return f"the loss is {last:.3g}, over a million times its first value {first:.3g}: {fix}"
-    recent = losses[-GROWTH_STEPS - 1:]
-    if (len(recent) > GROWTH_STEPS and all(a < b for a, b in zip(recent, recent[1:]))
-            and recent[-1] >= 2 * recent[0] > 0):
-        return (f"the loss rose for {GROWTH_STEPS} steps in a row, from {recent[0]:.3g} to "
-                f"{last:.3g}: {fix}")
-    return None
 
 
 def check_data(data: Dataset) -> None:
@@ -129,38 +37,6 @@ def check_data(data: Dataset) -> None:
     if len(data.train) == 0:
         raise DataError(f"data {data.name!r} has no training samples: choose a larger data set "
                         f"or a smaller validation fraction")
-
-
-class Control:
-    """Thread-safe pause/resume/stop, checked by ``train`` between steps."""
-
-    def __init__(self) -> None:
-        self._run = threading.Event()
-        self._run.set()
-        self._stop = threading.Event()
-
-    def pause(self) -> None:
-        self._run.clear()
-
-    def resume(self) -> None:
-        self._run.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._run.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._run.is_set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
-    def wait(self) -> bool:
-        """Block while paused; True when training should stop."""
-        self._run.wait()
-        return self._stop.is_set()
 
 
 @dataclass
@@ -205,11 +81,17 @@ def bind_for_predictions(net: Network) -> Binding:
     return Binding(inputs[0], None, outputs[0] if outputs else None)
 
 
-def hits(pred: np.ndarray, y: np.ndarray) -> tuple[int, int]:
-    """(correct, counted) class predictions; a negative label is the loss's ignore_index (a
-    padded position of paired sequences) and is not counted."""
-    valid = y >= 0
-    return int(((pred == y) & valid).sum()), int(valid.sum())
+def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for i in range(0, n, batch_size):
+        yield order[i:i + batch_size]
+
+
+def scored(pred: np.ndarray, y: np.ndarray) -> tuple[int, int]:
+    """(right, counted) predictions: a negative target is a position the loss ignores
+    (``ignore_index``: padding, an unmasked token of a masked-LM), so it counts neither way."""
+    counted = y >= 0
+    return int(((pred == y) & counted).sum()), int(counted.sum())
 
 
 def exact_match(pred: np.ndarray | None, data: Dataset, split: Split) -> float | None:
@@ -219,12 +101,6 @@ def exact_match(pred: np.ndarray | None, data: Dataset, split: Split) -> float |
     if pred is None or (data.preprocessing or {}).get("kind") != "pairs" or not len(split):
         return None
     return float(((pred == split.y) | (split.y < 0)).all(axis=1).mean())
-
-
-def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    for i in range(0, n, batch_size):
-        yield order[i:i + batch_size]
 
 
 def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding | None = None):
@@ -243,8 +119,8 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
             if binding.logits_ref is not None:
                 p = net.executor.values[binding.logits_ref].argmax(axis=-1)
                 preds.append(p)
-                right, seen = hits(p, batch.y)
-                correct, counted = correct + right, counted + seen
+                hits, n = scored(p, batch.y)
+                correct, counted = correct + hits, counted + n
             elif binding.values_ref is not None:
                 preds.append(np.array(net.executor.values[binding.values_ref]))
     acc = correct / max(counted, 1) if binding.logits_ref is not None else None
@@ -263,26 +139,19 @@ def _bad_samples(net: Network, binding: Binding, node_id: str, idx, x, y) -> str
             f"{which}): bad data, not the learning rate; clean or drop those samples")
 
 
-def _hint(phase: str, node_type: str, losses: list, lr: float) -> str:
-    if phase == "update" or (len(losses) >= 2 and losses[-1] > 2 * losses[0]) or lr >= 0.5:
-        return f"the learning rate ({lr:g}) is probably too high"
-    if node_type in ("CrossEntropyLoss", "Log", "Softmax"):
-        return "likely a log of zero or an overflow in the exponent"
-    return "likely an overflow: lower the learning rate or add normalisation"
-
-
-def _restore(net, saved: dict) -> None:
-    for k, v in saved.items():
-        np.copyto(net.params[k], v)
-
-
-def train(net: Network, data: Dataset, config: TrainConfig,
+def train(net: Network, data: Dataset | None, config: TrainConfig,
           control: Control | None = None) -> Iterator:
     """Train ``net`` in place; see the module docstring for what it yields.
 
     Runs under ``engine_threads``: numba's kernels on the configured cores, the BLAS on one (or
-    the BLAS on the cores when no layer of the graph has numba-parallel kernels).
+    the BLAS on the cores when no layer of the graph has numba-parallel kernels). A graph with a
+    loss and no Input or Label needs no ``data``: ``engine.objective`` trains it, a step each.
     """
+    if needs_no_data(net):
+        yield from train_objective(net, config, control)
+        return
+    if data is None:
+        raise DataError("training this graph needs a data set: choose one in the Data panel")
     blas = blas_only(s.layer for s in net.plan.steps)
     # the loaders' threads end with the run, however it ends (a consumer may just drop it)
     with engine_threads(blas), ExitStack() as loaders:
@@ -343,9 +212,9 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
             acc = None
             if binding.logits_ref is not None:
                 pred = net.executor.values[binding.logits_ref].argmax(axis=-1)
-                right, counted = hits(pred, y)
-                acc = right / max(counted, 1)
-                ep_correct, ep_counted = ep_correct + right, ep_counted + counted
+                hits, counted = scored(pred, y)
+                acc = hits / max(counted, 1)
+                ep_correct, ep_counted = ep_correct + hits, ep_counted + counted
             seen += len(idx)
             ep_loss += loss * len(idx)
             ep_n += len(idx)
@@ -378,7 +247,7 @@ def _done(net, data, binding, steps, seen, t0, stopped) -> DoneReport:
         confusion = np.zeros((k, k), dtype=np.int64)
         # a head wider than the class count can predict a class the data does not have: such a
         # prediction is wrong (the accuracy counts it so) and has no column to go in
-        inside = (preds >= 0) & (preds < k)
+        inside = (preds >= 0) & (preds < k) & (data.test.y >= 0)  # < 0: an ignored target
         np.add.at(confusion, (data.test.y[inside], preds[inside]), 1)
     fit = None
     if preds is not None and binding.logits_ref is None and data.task == "regression":

@@ -59,7 +59,7 @@ class Level:
 
     init: list = field(default_factory=list)
     forward: list = field(default_factory=list)
-    returns: list = field(default_factory=list)  # the BlockOutputs' value names, in port order
+    returns: dict = field(default_factory=dict)  # BlockOutput id -> the value it returns
 
 
 @dataclass
@@ -72,7 +72,7 @@ class ModuleWriter:
     _by_key: dict = field(default_factory=dict)  # (definition, input shapes) -> class name
 
     def level(self, graph: Graph, report: ShapeReport, names: dict) -> Level:
-        out, frozen, returns = Level(), [], {}
+        out, frozen = Level(), []
         for node_id in graph.topological_order():
             node, cls = graph.nodes[node_id], graph.layer(node_id)
             if cls.is_source or cls.is_loss or node.type == BLOCK_INPUT:
@@ -83,16 +83,13 @@ class ModuleWriter:
                 if edge is not None:
                     args[port] = names[tuple(edge.src)]
             if node.type == BLOCK_OUTPUT:
-                returns[node_id] = args["x"]
+                out.returns[node_id] = args["x"]
                 continue
             targets = [names[(node_id, p)] for p in graph.output_ports(node_id)]
             holds = self._node_lines(graph, report, node_id, args, targets, out)
             if holds and node.frozen:
                 frozen.append(node_id)
         out.init += [f"{INDENT}self.{n}.requires_grad_(False)" for n in frozen]  # trained nowhere
-        # in port order (the order the instance's outputs are unpacked in), not the order the
-        # values are computed in: a port fed straight from a BlockInput comes first otherwise
-        out.returns = [returns[n.id] for n in graph.nodes.values() if n.type == BLOCK_OUTPUT]
         return out
 
     def _node_lines(self, graph: Graph, report: ShapeReport, node_id: str, args: dict,
@@ -149,11 +146,13 @@ class ModuleWriter:
 
 def _class_source(name: str, definition: Graph, in_shapes: tuple, ports: list,
                   body: Level) -> str:
+    # in port order, as the caller unpacks them (the walk above met them in topological order)
+    results = [body.returns[p] for p in definition.port_nodes(BLOCK_OUTPUT)]
     takes = ", ".join(f"{p} of shape (batch, {', '.join(map(str, s[1:]))})"
                       for p, s in zip(ports, in_shapes)) or "nothing"
     lines = [f"class {name}(nn.Module):",
              f'    """Block {definition.name!r} of the graph (takes {takes})."""', "",
              "    def __init__(self):", f"{INDENT}super().__init__()", *body.init, "",
              f"    def forward(self{''.join(', ' + p for p in ports)}):", *body.forward,
-             f"{INDENT}return {', '.join(body.returns) or 'None'}"]
+             f"{INDENT}return {', '.join(results) or 'None'}"]
     return "\n".join(lines)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerloom.engine.kernels.attention import mha_backward_reference, mha_forward_reference
+from layerloom.engine.kernels.attention import (mha_backward, mha_backward_reference, mha_forward,
+                                                mha_forward_reference, no_padding)
 from layerloom.engine.registry import register
 from layerloom.engine.spec import (AttrError, Bool, Example, FixedInput, Float, Int, Layer,
                                    ShapeError, TorchCode, fmt_shape, uniform_fan_in)
@@ -76,6 +77,7 @@ class MultiHeadAttention(Layer):
                         "√d<sub>h</sub>, dL/dK = (dL/dS)<sup>T</sup>·Q / √d<sub>h</sub>; "
                         "dL/dquery = dL/dQ·W<sub>q</sub>, dL/dW<sub>q</sub> = "
                         "(dL/dQ)<sup>T</sup>·query, and so for key and value; the mask gets none")
+    parallel_kernels = True  # numba-parallel kernels (kernels/attention.py)
     category = "Attention"
     inputs = ("query", "key", "value", "key_padding_mask")
     optional_inputs = ("key_padding_mask",)
@@ -183,7 +185,11 @@ class MultiHeadAttention(Layer):
             n, steps, keys = len(query), query.shape[1], key.shape[1]
             drop = (ctx.rng.random((n, heads, steps, keys)) >= a.dropout).astype(query.dtype)
             drop /= query.dtype.type(1 - a.dropout)
-        o, weights = mha_forward_reference(q, k, v, heads, scale, a.causal, pad, drop)
+        if drop is None:  # the kernel keeps the weights transposed: (N, heads, keys, queries)
+            pad = no_padding(*key.shape[:2]) if pad is None else np.ascontiguousarray(pad)
+            o, weights = mha_forward(q, k, v, heads, q.dtype.type(scale), a.causal, pad)
+        else:
+            o, weights = mha_forward_reference(q, k, v, heads, scale, a.causal, pad, drop)
         y = o.reshape(-1, e) @ p["out_proj.weight"].T
         if a.bias:
             y += p["out_proj.bias"]
@@ -191,8 +197,9 @@ class MultiHeadAttention(Layer):
         y = y.reshape(len(query), query.shape[1], e)
         if not a.need_weights:
             return y
-        used = weights if drop is None else weights * drop  # what PyTorch returns
-        return y, used.mean(axis=1)
+        if drop is None:
+            return y, np.ascontiguousarray(weights.mean(axis=1).transpose(0, 2, 1))
+        return y, (weights * drop).mean(axis=1)  # as PyTorch: the weights that mixed values
 
     @staticmethod
     def backward(a, p, ctx, dy, dweights=None):
@@ -204,7 +211,13 @@ class MultiHeadAttention(Layer):
             grads["out_proj.bias"] = dy2.sum(axis=0)
         do = (dy2 @ p["out_proj.weight"]).reshape(o.shape)
         dused = dweights / heads if dweights is not None and dweights.any() else None
-        dqkv = mha_backward_reference(q, k, v, weights, do, heads, scale, drop, dused)
+        if drop is None:
+            dqkv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+            dused_t = (np.empty((0, 0, 0), q.dtype) if dused is None else
+                       np.ascontiguousarray(dused.transpose(0, 2, 1), dtype=q.dtype))
+            mha_backward(q, k, v, weights, do, heads, q.dtype.type(scale), dused_t, *dqkv)
+        else:
+            dqkv = mha_backward_reference(q, k, v, weights, do, heads, scale, drop, dused)
         flat = [d.reshape(-1, e) for d in dqkv]
         dw = [f.T @ r for f, r in zip(flat, rows)]
         if _packed(a):

@@ -28,6 +28,7 @@ def test_a_typed_source_is_decoded_greedily_or_with_a_beam(qtbot):
     assert not translator.isVisible()
     view.set_network(net, data)
     assert translator.isVisible() and not view.generator.isVisible()
+    assert not view.filler.isVisible()
     assert translator.source.text()  # a test sample's source to start from
     # no MultiHeadAttention between decoder and source: no map, and it says why
     assert translator.map_caption.text() == NO_MAP and not translator.view.isVisible()
