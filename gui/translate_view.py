@@ -49,6 +49,7 @@ class TranslateView(QGroupBox):
         self.model: Seq2SeqModel | None = None
         self.result: Decoded | None = None
         self.weights: np.ndarray | None = None  # the map shown: target × source
+        self._source: np.ndarray | None = None  # the ids ``result`` was decoded from
         self._build()
         self.set_model(None, None)
 
@@ -137,6 +138,7 @@ class TranslateView(QGroupBox):
         try:
             with one_core():
                 self.result = decode_text(self.model, self.source.text(), self.beam.value())
+            self._source = self.model.fmt.encode_source(self.source.text())
         except LayerloomError as err:
             self.result = None
             self.error.setText(one_line(err))
@@ -157,8 +159,7 @@ class TranslateView(QGroupBox):
         node_id = self.layer.currentText()
         if self.result is None or not node_id:
             return
-        fmt = self.model.fmt
-        source = fmt.encode_source(self.source.text())
+        fmt, source = self.model.fmt, self._source  # as decoded, whatever was typed since
         with one_core():
             self.weights = attention_map(self.model, source, self.result, node_id)
         rows, cols = self.weights.shape

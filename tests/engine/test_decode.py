@@ -120,3 +120,19 @@ def test_cli_generate_decodes_a_source_greedily_and_with_a_beam(trained, tmp_pat
     assert main(["generate", str(path), "--weights", str(weights), "--source", "abq"]) == 1
     err = capsys.readouterr().err
     assert "'q' is not in the vocabulary" in err and err.count("\n") == 1
+
+
+def test_cli_train_reports_exact_match_for_paired_sequences(tmp_path, capsys):
+    data = load_data("pairs:sort?n=200&length=3&symbols=3")
+    fmt = PairFormat.of(data)
+    graph = prefix_lm(fmt.source_len, fmt.target_len, len(fmt.vocab), 8)
+    graph["data"] = {"spec": "pairs:sort?n=200&length=3&symbols=3"}
+    path = tmp_path / "sort.json"
+    path.write_text(json.dumps(graph), encoding="utf-8")
+    metrics = tmp_path / "m.json"
+    assert main(["train", str(path), "--epochs", "2", "--metrics-json", str(metrics)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(", exact match ") == 3  # two epochs and the test line
+    saved = json.loads(metrics.read_text())
+    assert 0 <= saved["test_exact"] <= 1 and saved["epochs"][1]["val_exact"] is not None
+    assert f"exact match {100 * saved['test_exact']:.2f}%" in out.splitlines()[-1]
