@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, TextIO
 
@@ -329,7 +330,8 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
           f"{augmenting(dataset)}", file=sys.stderr, flush=True)
     recorder = cli_runs.recorder_from_args(args, project, spec, config)
-    metrics = run_training(net, dataset, config, recorder)
+    # nothing on the command line plots histograms: none are computed (the run keeps its setting)
+    metrics = run_training(net, dataset, replace(config, histogram_every=0), recorder)
     diverged = metrics["diverged"]
     if diverged is None:
         exact = metrics.get("test_exact")
