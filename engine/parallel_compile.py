@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -74,10 +75,13 @@ def balanced(kernels: list) -> list:
     return heavy[0::2] + light + heavy[1::2][::-1]
 
 
-def compile_all(kernels: list) -> int:
-    """Compile (or load from the cache) each (name, argument types) in order; how many."""
+def compile_all(kernels: list, parent: int | None = None) -> int:
+    """Compile (or load from the cache) each (name, argument types) in order; how many. A
+    helper stops when its ``parent`` process has gone (a window closed meanwhile)."""
     done = 0
     for name, sig in kernels:
+        if parent is not None and os.getppid() != parent:
+            break
         d, args = dispatcher(name), parse_signature(sig)
         if d is None or args is None:
             continue
@@ -138,7 +142,8 @@ class Helpers(event.Listener):
 
 
 def _spawn(kernels: list) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "layerloom.engine.parallel_compile"],
+    proc = subprocess.Popen([sys.executable, "-m", "layerloom.engine.parallel_compile",
+                             str(os.getpid())],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     proc.stdin.write(json.dumps(kernels).encode())
@@ -150,4 +155,5 @@ if __name__ == "__main__":
     listed = json.loads(sys.stdin.read() or "[]")
     ok = isinstance(listed, list) and all(
         isinstance(k, list) and len(k) == 2 and all(isinstance(s, str) for s in k) for k in listed)
-    print(compile_all(listed if ok else []))
+    parent = int(sys.argv[1]) if sys.argv[1:2] and sys.argv[1].isdigit() else None
+    print(compile_all(listed if ok else [], parent))
