@@ -1,6 +1,7 @@
 """Where LeNet-5's time to a first step goes, kernel by kernel, with a cold and a warm numba cache.
 
     python tests/benchmarks/bench_compile_breakdown.py [--graph samples/lenet5.json] [--top 25]
+        [--helpers]
 
 Each half is a new process (``--child``) running the engine's warm-up (``engine.warmup.warm_up``:
 the run's first calls) headless on the graph's own data and settings, then one training step.
@@ -52,7 +53,7 @@ def _patch_compile(log: list) -> None:
     Dispatcher.compile = compile
 
 
-def child(graph: str) -> None:
+def child(graph: str, helpers: bool) -> None:
     t0 = time.perf_counter()
     from layerloom.engine.network import Network
     from layerloom.engine.training import TrainConfig, train
@@ -74,7 +75,8 @@ def child(graph: str) -> None:
     n = max(2, min(config.batch_size, len(data.train)))
     with engine_threads():
         t2, c2 = time.perf_counter(), time.thread_time()
-        warmup.warm_up(net, data.train.x[:n], data.train.y[:n], config)
+        expected = warmup.expected_kernels(net, config) if helpers else None
+        warmup.warm_up(net, data.train.x[:n], data.train.y[:n], config, expected)
         t_warm, c_warm = time.perf_counter() - t2, time.thread_time() - c2
         t3 = time.perf_counter()
         next(iter(train(net, data, config)))
@@ -83,9 +85,10 @@ def child(graph: str) -> None:
                       "torch_imported": "torch" in sys.modules, "kernels": log}))
 
 
-def run(cache: str, graph: str) -> dict:
+def run(cache: str, graph: str, helpers: bool) -> dict:
     env = {**os.environ, "NUMBA_CACHE_DIR": cache, "LAYERLOOM_CACHE_DIR": str(Path(cache) / "ll")}
-    out = subprocess.run([sys.executable, __file__, "--child", "--graph", graph], env=env,
+    more = ["--helpers"] if helpers else []
+    out = subprocess.run([sys.executable, __file__, "--child", "--graph", graph, *more], env=env,
                          capture_output=True, text=True, check=True, timeout=3600)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -107,13 +110,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--graph", default=str(ROOT / "samples" / "lenet5.json"))
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--helpers", action="store_true",
+                        help="compile on every core (engine.parallel_compile), as the window does; "
+                             "the kernel table then lists this process's share only")
     parser.add_argument("--child", action="store_true")
     args = parser.parse_args(argv)
     if args.child:
-        return child(args.graph)
+        return child(args.graph, args.helpers)
     with tempfile.TemporaryDirectory(prefix="numba-cold-") as cache:
-        show("cold cache", run(cache, args.graph), args.top)
-        show("warm cache", run(cache, args.graph), args.top)
+        show("cold cache", run(cache, args.graph, args.helpers), args.top)
+        show("warm cache", run(cache, args.graph, args.helpers), args.top)
 
 
 if __name__ == "__main__":
