@@ -92,6 +92,12 @@ def _losses(graph: Graph) -> list[str]:
     return [n for n in graph.nodes if graph.layer(n).is_loss]
 
 
+def _needs_no_data(graph: Graph) -> bool:
+    from layerloom.engine.objective import graph_needs_no_data
+
+    return graph_needs_no_data(graph)
+
+
 def _upstream(graph: Graph, starts) -> set:
     seen, todo = set(), list(starts)
     while todo:
@@ -124,13 +130,14 @@ def dangling_nodes(graph: Graph) -> list[str]:
 def _structure(graph: Graph, report: ShapeReport, dangling: list[str]) -> list[Finding]:
     out = []
     inputs, labels, losses = _of_type(graph, "Input"), _of_type(graph, "Label"), _losses(graph)
-    if len(inputs) != 1:
+    free = _needs_no_data(graph)  # Parameters and an Objective: no Input, Label or data
+    if len(inputs) != 1 and not free:
         out.append(Finding(ERROR, None, f"training needs exactly one Input node (the samples), "
                                         f"found {len(inputs)}"))
     if not losses:
         out.append(Finding(ERROR, None, "the graph has no loss node: add CrossEntropyLoss "
                                         "(classes) or MSELoss (values) after the last layer"))
-    elif len(labels) != 1:
+    elif len(labels) != 1 and not free:
         out.append(Finding(ERROR, None, f"training needs exactly one Label node (the targets), "
                                         f"found {len(labels)}"))
     out += _loss_inputs(graph)
@@ -147,7 +154,7 @@ def _structure(graph: Graph, report: ShapeReport, dangling: list[str]) -> list[F
     fed = _downstream(graph, inputs)
     for n, node in graph.nodes.items():
         layer = graph.layer(n)
-        if n not in fed and not layer.is_source and not layer.is_loss \
+        if n not in fed and not free and not layer.is_source and not layer.is_loss \
                 and n not in report.errors and n not in dangling:
             out.append(Finding(WARNING, n, f"{node.type} {n!r} is not fed from the Input: "
                                            f"it never sees the data"))
@@ -181,7 +188,7 @@ def _loss_inputs(graph: Graph) -> list[Finding]:
 
 def _trainable(graph: Graph, counts: dict, dangling: list[str]) -> list[Finding]:
     with_params = [n for n, c in counts.items() if c and n not in dangling]
-    if not _losses(graph) or not _of_type(graph, "Input"):
+    if not _losses(graph) or not (_of_type(graph, "Input") or _needs_no_data(graph)):
         return []
     if not with_params:
         return [Finding(ERROR, None, "nothing to train: no layer with parameters leads to the "

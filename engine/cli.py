@@ -159,7 +159,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"memory: about {fmt_bytes(report.training_bytes)} to train at batch {report.batch_size} "
           f"(budget {fmt_bytes(report.budget)})")
     if not any(graph.layer(n).is_loss for n in graph.nodes):
-        print("note: no loss node, so this graph cannot be trained (add CrossEntropyLoss or MSELoss)")
+        print("note: no loss node, so this graph cannot be trained (add CrossEntropyLoss, MSELoss "
+              "or Objective)")
     return 0
 
 
@@ -296,6 +297,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     where = Path(args.graph).name
     project = load_project(args.graph)
     config = training_config(project.training, args, where)
+    from layerloom.engine.objective import graph_needs_no_data
+
+    if graph_needs_no_data(project.graph):  # Parameters and an Objective: a step is an update
+        from layerloom.engine.cli_objective import cmd_train_objective
+        return cmd_train_objective(args, project, config, where)
     if args.save_weights:
         check_weights_path(args.save_weights)
     spec, dataset = load_data_section(project.data, where, args.data, args.val_fraction,

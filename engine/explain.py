@@ -14,10 +14,10 @@ import numpy as np
 
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
+from layerloom.engine.polynomial import gradient_text
 from layerloom.engine.spec import LayerloomError
 
 SMALL = 32  # tensors with at most this many entries are shown whole
-
 
 
 def formula_text(template: str, attrs: dict) -> str:
@@ -55,6 +55,7 @@ class NodeNumbers:
     layer_type: str
     tensors: dict = field(default_factory=dict)  # "x", "weight", "y", "dL/dy", … -> array
     loss: float | None = None
+    batched: set = field(default_factory=set)  # the tensors with a batch axis (not parameters)
 
 
 def explain_node(graph: Graph, node_id: str, feeds: dict, params: dict | None = None,
@@ -75,6 +76,8 @@ def explain_node(graph: Graph, node_id: str, feeds: dict, params: dict | None = 
         out.tensors[name] = np.array(net.params[key])
     for port in step.outputs:
         out.tensors[port] = np.array(values[(node_id, port)])
+    out.batched = {p for p, ref in zip(step.layer.inputs, step.inputs) if ref is not None}
+    out.batched |= set(step.outputs) | {f"dL/d{p}" for p in out.batched | set(step.outputs)}
     if net.plan.losses:
         net.executor.record_grads = recorded = {}
         try:
@@ -113,3 +116,32 @@ def dot_terms(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, unit: 
     top = [(int(i), float(weight[unit, i]), float(x[i])) for i in order[:k]]
     rest = float(terms[order[k:]].sum())
     return top, rest, float(bias[unit]) if bias is not None else 0.0
+
+
+@dataclass(frozen=True)
+class ObjectiveGradient:
+    """∇f of a data-free graph at its variables' current values: the founding example's
+    (4x, 3y², 1), or with a node frozen the gradient with respect to the others only."""
+
+    value: float  # f
+    variables: dict  # key -> its value (an array; one number for a scalar variable)
+    gradient: dict  # key -> ∂f/∂key, for the trainable variables only
+    frozen: tuple  # keys held constant (frozen nodes): no gradient
+    formula: str | None = None  # f over the variables ("2x² + y³ + z") when it is a polynomial
+    partials: tuple | None = None  # ∂f/∂v as formulas ("4x", "3y²", "1"), in ``gradient``'s order
+
+
+def objective_gradient(graph: Graph, params: dict | None = None,
+                       seed: int = 0) -> ObjectiveGradient:
+    """One forward and backward pass of a graph that needs no data, in float64."""
+    net = Network(graph, seed=seed, dtype=np.float64, params=params, batch_size=1)
+    if net.plan.sources or not net.plan.losses:
+        raise LayerloomError("∇f needs a graph of Parameters and an Objective (no Input or Label)")
+    net.forward({})
+    grads = net.backward()
+    keys = tuple(net.params)
+    gradient = {k: np.array(grads[k]) for k in keys if k in grads}
+    formulas = gradient_text(graph, [k.removesuffix(".value") for k in gradient])
+    return ObjectiveGradient(float(net.loss()), {k: np.array(net.params[k]) for k in keys},
+                             gradient, tuple(k for k in keys if k not in grads),
+                             *((formulas[0], tuple(formulas[1])) if formulas else (None, None)))

@@ -14,6 +14,16 @@ stays below ``layers/`` and never imports them.
   same pass as the bias; any other activation through its own layer functions. At batch 1 the
   executor's cost per node was as large as the products themselves; one step per chain saves it.
 
+- ``BatchNormReLU``: BatchNorm1d/2d/3d → ReLU, the ReLU in the normalisation's output pass and
+  its mask read from the output's sign in the backward (``kernels/batchnorm``): no mask and no
+  second activation array are kept.
+- ``ConvBatchNorm``: Conv2D → BatchNorm2d [→ ReLU] (a ResNet's conv–BN–ReLU). Training runs the
+  convolution, then the normalisation with the ReLU in its output pass. In inference with running
+  statistics the normalisation is folded into the convolution (W·γ/σ, (b − μ)·γ/σ + β): one
+  convolution and nothing else, as deployment tools do it.
+- ``AddReLU``: a residual Add of two same-shape tensors → ReLU in one pass; the backward masks
+  the gradient once and hands the same array to both inputs.
+
 Attributes arrive as plain tuples (``conv_pool_attrs`` / ``dense_chain_attrs``) so the hot path
 reads no ``AttrValues``.
 """
@@ -23,9 +33,12 @@ import numpy as np
 
 from layerloom.engine.kernels.conv import conv_relu_maxpool, conv_relu_maxpool_grads
 from layerloom.engine.kernels.dense import linear
+from layerloom.engine.kernels.relu import add_relu, relu_mask_grad
+from layerloom.engine.layers.conv import conv_grads, conv_run
 from layerloom.engine.layers.dense import Dense
+from layerloom.engine.layers.norm import batch_norm_grads, batch_norm_inference, batch_norm_run
 from layerloom.engine.layers.pool import windows
-from layerloom.engine.spec import Ctx, Layer
+from layerloom.engine.spec import AttrValues, Ctx, Layer
 
 
 def conv_pool_attrs(conv, pool) -> tuple:
@@ -148,3 +161,122 @@ class DenseChain(Layer):
                 g = g.reshape(shape)
             yield pos, g, member_grads
             pos -= 1
+
+
+class BatchNormReLU(Layer):
+    """relu(batchnorm(x)) as one step; parameters and buffers are the BatchNorm's."""
+
+    type_id = "BatchNorm+ReLU"
+    parallel_kernels = True  # numba-parallel over channels
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        return batch_norm_run(a, p, ctx, x, relu=True)
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        return batch_norm_grads(a, p, ctx, dy, relu=True)
+
+    @staticmethod
+    def member_outputs(a, p, ctx) -> list:
+        """[the BatchNorm's output, the ReLU's] of the last forward, from what it saved: a
+        replay through the unfused layers would normalise with the running statistics."""
+        x3, y3, mean, inv_std, _, shape = ctx.saved
+        none = np.zeros(0, x3.dtype)
+        w = np.ascontiguousarray(p["weight"], dtype=x3.dtype) if a.affine else none
+        b = np.ascontiguousarray(p["bias"], dtype=x3.dtype) if a.affine else none
+        return [batch_norm_inference(x3, w, b, mean, inv_std, False).reshape(shape),
+                y3.reshape(shape)]
+
+
+def conv_bn_attrs(conv: Step, bn: Step, relu: bool) -> tuple:
+    """(conv attrs, BN attrs, ReLU?, the conv's attrs with a bias (the folded form has one),
+    {conv param: full key}, {BN param or buffer: full key}) of the two plan Steps."""
+    keys = lambda s: dict(zip(s.param_names, s.param_keys))  # noqa: E731
+    return (conv.attrs, bn.attrs, relu, AttrValues({**conv.attrs, "bias": True}), keys(conv),
+            keys(bn))
+
+
+class ConvBatchNorm(Layer):
+    """[relu](batchnorm(conv(x))) as one step; reads its parameters by full key."""
+
+    type_id = "Conv2D+BatchNorm2d"
+    parallel_kernels = True  # the convolution's and the normalisation's numba kernels
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        conv, bn, relu, biased, ck, bk = a
+        if ctx.training or not bn.track_running_stats:
+            return ConvBatchNorm._unfolded(a, p, ctx, x)
+        scale = 1.0 / np.sqrt(p[bk["running_var"]].astype(np.float64) + bn.eps)
+        shift = -p[bk["running_mean"]].astype(np.float64) * scale
+        if bn.affine:
+            scale = scale * p[bk["weight"]]
+            shift = shift * p[bk["weight"]] + p[bk["bias"]]
+        if conv.bias:
+            shift = shift + p[ck["bias"]] * scale
+        w = (p[ck["weight"]] * scale[:, None, None, None]).astype(x.dtype)
+        folded = {"weight": w, "bias": shift.astype(x.dtype)}
+        z = conv_run(biased, folded, Ctx(False, ctx.rng, (False,)), x, w, conv.padding,
+                     conv.stride, conv.dilation)
+        ctx.save(None, x)
+        return np.maximum(z, 0, out=z) if relu else z
+
+    @staticmethod
+    def _unfolded(a, p, ctx, x):
+        """The convolution, then the normalisation (+ ReLU) in its own kernel's pass."""
+        conv, bn, relu, _, ck, bk = a
+        c_ctx, b_ctx = Ctx(True, ctx.rng, ctx.needs_input_grad), Ctx(ctx.training, ctx.rng, (True,))
+        z = conv_run(conv, {k: p[v] for k, v in ck.items()}, c_ctx, x, p[ck["weight"]],
+                     conv.padding, conv.stride, conv.dilation)
+        y = batch_norm_run(bn, {k: p[v] for k, v in bk.items()}, b_ctx, z, relu)
+        ctx.save(c_ctx, b_ctx)
+        return y
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        conv, bn, relu, _, ck, bk = a
+        if ctx.saved[0] is None:  # a backward after a folded (inference) forward: replay it
+            ConvBatchNorm._unfolded(a, p, ctx, ctx.saved[1])
+        c_ctx, b_ctx = ctx.saved
+        (dz,), bn_grads = batch_norm_grads(bn, {k: p[v] for k, v in bk.items()}, b_ctx, dy, relu)
+        dx, dw, db = conv_grads(conv, c_ctx, dz, conv.padding, conv.stride, conv.dilation)
+        grads = {bk[k]: g for k, g in bn_grads.items()}
+        grads[ck["weight"]] = dw
+        if conv.bias:
+            grads[ck["bias"]] = db
+        return (dx,), grads
+
+    @staticmethod
+    def member_outputs(a, p, ctx):
+        """[conv, BatchNorm, (ReLU)] outputs of the last training forward from what it saved, or
+        None after a folded one (then the unfused layers replay it in inference)."""
+        if ctx.saved[0] is None:
+            return None
+        _, bn, relu, _, _, bk = a
+        x3, y3, mean, inv_std, _, shape = ctx.saved[1].saved
+        none = np.zeros(0, x3.dtype)
+        w = np.ascontiguousarray(p[bk["weight"]], dtype=x3.dtype) if bn.affine else none
+        b = np.ascontiguousarray(p[bk["bias"]], dtype=x3.dtype) if bn.affine else none
+        outs = [x3.reshape(shape), batch_norm_inference(x3, w, b, mean, inv_std, False).reshape(shape)]
+        return outs + [y3.reshape(shape)] if relu else outs
+
+
+class AddReLU(Layer):
+    """relu(a + b) of two same-shape tensors (a residual connection) as one step."""
+
+    type_id = "Add+ReLU"
+    inputs = ("a", "b")
+    parallel_kernels = True  # numba-parallel element-wise kernels
+
+    @staticmethod
+    def forward(a, p, ctx, x, y):
+        out = add_relu(np.ascontiguousarray(x), np.ascontiguousarray(y, dtype=x.dtype))
+        ctx.save(out)
+        return out
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        (out,) = ctx.saved
+        g = relu_mask_grad(np.ascontiguousarray(dy, dtype=out.dtype), out)
+        return (g, g), {}

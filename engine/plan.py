@@ -8,7 +8,8 @@ are not), and the parameter keys ``"<node_id>.<param>"``. Block instances are ex
 
 ``Plan.steps`` holds one step per node: the reference. ``Plan.schedule(keep)`` is what the executor
 runs: the same steps with known chains fused into one (Conv2D stride 1 → ReLU → MaxPool2D or its
-1-D form, and Dense [→ activation] → Dense … as in an MLP). A chain fuses only when each inner node feeds exactly the next one, no inner
+1-D form, Dense [→ activation] → Dense … as in an MLP, Conv2D → BatchNorm2d [→ ReLU], BatchNorm →
+ReLU, and a same-shape residual Add → ReLU). A chain fuses only when each inner node feeds exactly the next one, no inner
 node is in ``keep`` (activations a caller must see), all its nodes share one frozen flag, and the
 attributes are ones the fused kernel supports.
 """
@@ -21,7 +22,9 @@ import numpy as np
 from layerloom.engine.graph import Graph, PortRef
 from layerloom.engine.registry import LAYERS  # first: loads every layer module, which fusion builds on
 from layerloom.engine.flatten import flatten
-from layerloom.engine.fusion import ConvReluMaxPool, DenseChain, conv_pool_attrs, dense_chain_attrs
+from layerloom.engine.fusion import (AddReLU, BatchNormReLU, ConvBatchNorm, ConvReluMaxPool,
+                                     DenseChain, conv_bn_attrs, conv_pool_attrs,
+                                     dense_chain_attrs)
 from layerloom.engine.kernels import aligned
 from layerloom.engine.shapes import DEFAULT_BATCH, ShapeReport, infer_shapes
 from layerloom.engine.spec import AttrValues, Layer, LayerloomError
@@ -220,6 +223,30 @@ def _dense_chain(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step |
     return _fused(DenseChain, dense_chain_attrs(tuple(members)), tuple(members), full_names=True)
 
 
+def _conv_bn(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | None:
+    """Conv2D → BatchNorm2d [→ ReLU]: folded into one convolution in inference."""
+    bn = _next(plan, head, by_id, keep) if head.layer.type_id == "Conv2D" else None
+    if bn is None or bn.layer.type_id != "BatchNorm2d":
+        return None
+    relu = _next(plan, bn, by_id, keep)
+    members = (head, bn, relu) if relu is not None and relu.layer.type_id == "ReLU" else (head, bn)
+    return _fused(ConvBatchNorm, conv_bn_attrs(head, bn, len(members) == 3), members,
+                  full_names=True)
+
+
+def _relu_tail(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | None:
+    """BatchNorm → ReLU, or an Add of two same-shape tensors → ReLU (a residual block's end)."""
+    norms = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+    t = head.layer.type_id
+    if t not in norms and not (t == "Add" and None not in head.in_shapes
+                               and head.in_shapes[0] == head.in_shapes[1]):
+        return None
+    relu = _next(plan, head, by_id, keep)
+    if relu is None or relu.layer.type_id != "ReLU":
+        return None
+    return _fused(BatchNormReLU if t in norms else AddReLU, head.attrs, (head, relu))
+
+
 def _fused(layer, attrs, members: tuple, full_names: bool = False) -> Step:
     """One step standing for ``members``: the head's inputs, the tail's output, every member's
     parameters: named by their full keys ("fc1.weight") when several members have some, else
@@ -241,7 +268,8 @@ def fused_steps(plan: Plan, keep: frozenset) -> tuple:
     for s in plan.steps:
         if s.node_id in inner:
             continue
-        group = _conv_chain(plan, s, by_id, keep) or _dense_chain(plan, s, by_id, keep)
+        group = (_conv_chain(plan, s, by_id, keep) or _dense_chain(plan, s, by_id, keep)
+                 or _conv_bn(plan, s, by_id, keep) or _relu_tail(plan, s, by_id, keep))
         if group is not None:
             at_tail[group.node_id] = group
             inner.update(m.node_id for m in group.members)

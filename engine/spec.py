@@ -240,11 +240,27 @@ class RangeInput:
 
 
 @dataclass(frozen=True)
+class FixedInput:
+    """An example input with given values (nested tuples): for values whose structure a random
+    draw would break (a key padding mask must leave every query a key to attend to)."""
+
+    values: tuple
+
+    @property
+    def shape(self) -> tuple:
+        return np.shape(self.values)
+
+    def array(self) -> np.ndarray:
+        out = np.array(self.values)
+        return out.astype(np.int64) if out.dtype.kind in "iub" else out.astype(np.float64)
+
+
+@dataclass(frozen=True)
 class Example:
     """Attributes and concrete input shapes the registry-wide tests run a layer with."""
 
     attrs: dict = field(default_factory=dict)
-    inputs: tuple = ()  # each a concrete shape tuple (float input), an IntInput or a RangeInput
+    inputs: tuple = ()  # each a concrete shape (float input), an IntInput, RangeInput or FixedInput
 
 
 # ------------------------------------------------------------------------------ PyTorch code
@@ -302,6 +318,9 @@ class Layer:
     parallel_kernels: ClassVar[bool] = False
     # an element-wise activation a fused Dense chain may absorb after a Dense (engine.fusion)
     fusable_activation: ClassVar[bool] = False
+    # each output position reads a kh×kw window of the input (stride, padding, dilation, groups
+    # as Conv2D's): the Explain tab draws an output element's receptive field on the input
+    sliding_window: ClassVar[bool] = False
 
     @classmethod
     def description(cls) -> str:

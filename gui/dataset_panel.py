@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDoubleSpinBox, QFileDia
 from layerloom.engine.data import Dataset, load_data
 from layerloom.engine.data.location import place, portable_spec
 from layerloom.engine.data.section import adopt
+from layerloom.engine.objective import NO_DATA_NEEDED, graph_needs_no_data
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project
 from layerloom.engine.spec import LayerloomError, fmt_shape
@@ -308,6 +309,14 @@ class DatasetPanel(QWidget):
         self.views.setTabEnabled(1, self.augment.set_split(dataset.train))
         self.refresh_fit()
 
+    def show_no_data_needed(self) -> None:
+        """A graph of Parameters and an Objective (the founding example) trains on no data."""
+        self.dataset = None
+        self.info.setStyleSheet("")
+        self.info.setText("This graph has no Input and no Label node.")
+        self.preview.setCurrentWidget(self.no_preview)
+        self.refresh_fit()
+
     def _show_error(self, text: str) -> None:
         self.info.setStyleSheet(ERROR_STYLE)
         self.info.setText(text)
@@ -355,7 +364,11 @@ class DatasetPanel(QWidget):
 
     def refresh_fit(self, edits: list = ()) -> None:
         """Re-check the graph against the data (call after graph edits)."""
+        if graph_needs_no_data(self._project().graph):
+            self._show_fit(NO_DATA_NEEDED, ok=True)
+            return
         if self.dataset is None:
+            self._show_fit("", ok=False)  # a "needs no data" of an earlier version goes
             return
         changed = "".join(f"<br>Set {node}.{name} to {fmt_shape(new) if name == 'shape' else new}"
                           for node, name, _old, new in edits)

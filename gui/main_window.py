@@ -272,6 +272,7 @@ class MainWindow(QMainWindow):
         if self.maybe_save():
             self.training.shutdown()
             self.runs.shutdown()
+            self.explain.shutdown()
             self.save_layout()
             self.autosave.discard()  # saved or discarded: only a crash leaves a recovery file
             event.accept()

@@ -33,7 +33,8 @@ MODULE_ATTRIBUTES = frozenset((
     "set_submodule share_memory state_dict to to_empty train training type xpu zero_grad").split())
 # Names the generated code itself uses: a value named so gets a trailing underscore.
 TAKEN = frozenset({"self", "torch", "F", "nn", "np", "len", "range", "outputs", "recurrent",
-                   "self_attention", "PositionalEmbedding", "LearnedTensor", "block", "Net"})
+                   "self_attention", "multi_head_attention", "PositionalEmbedding",
+                   "LearnedTensor", "block", "Net"})
 INDENT = " " * 8
 
 

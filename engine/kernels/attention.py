@@ -1,16 +1,18 @@
-"""Scaled dot-product self-attention over a packed (N, T, 3D) q|k|v tensor, beside numpy twins.
+"""Scaled dot-product attention of projected queries (N, L, D) over keys and values (N, S, D),
+beside numpy twins; self-attention passes three views of one packed (N, T, 3D) q|k|v tensor.
 
 One kernel call per pass (batch-parallel over samples) replaces numpy's split/transpose/batched
 matmul/softmax/merge chain and its temporaries: each head's q, k, v are copied into small
-buffers laid out so that every inner loop runs over all T positions (full-length loops are the
+buffers laid out so that every inner loop runs over all L queries (full-length loops are the
 ones LLVM vectorises; a ragged causal row of 1..T ran in its scalar remainder loop), the output
-and the packed dq | dk | dv are written straight into place. The softmax weights are kept
-transposed, (N, heads, keys, queries), for the same reason. The scale 1/√d_head is folded into
-k. Under a causal mask query i sees keys 0..i and its masked weights are exactly zero (so they
-pass no gradient). float32 takes a polynomial exp (Cephes' expf: relative error ~1e-7) that
-LLVM vectorises; libm's exp is a call per element (no SVML here) and made the softmax alone
-take half of numpy's whole attention. The twins take an optional dropout mask (weights are
-multiplied by it before they mix values); the layer uses them whenever dropout is on.
+and dq, dk, dv are written straight into place. The softmax weights are kept transposed,
+(N, heads, keys, queries), for the same reason. The scale 1/√d_head is folded into k. Under a
+causal mask query i sees keys 0..i; a padded key (``pad``, N × S) is seen by nobody; hidden
+weights are exactly zero (so they pass no gradient). float32 takes a polynomial exp (Cephes'
+expf: relative error ~1e-7) that LLVM vectorises; libm's exp is a call per element (no SVML
+here) and made the softmax alone take half of numpy's whole attention. The twins take an
+optional dropout mask (weights are multiplied by it before they mix values); the layers use
+them whenever dropout is on.
 """
 from __future__ import annotations
 
@@ -29,8 +31,9 @@ _LO, _HALF, _ONE = _F(-87.0), _F(0.5), _F(1.0)
 
 # ------------------------------------------------------------------------- numpy twins
 def causal_mask_reference(steps: int, keys: int) -> np.ndarray:
-    """True where query i may not look at key j (j > i + keys - steps)."""
-    return np.triu(np.ones((steps, keys), dtype=bool), 1 + keys - steps)
+    """True where query i may not look at key j (j > i): aligned at the first position, as
+    PyTorch's ``is_causal`` and the kernels' masked columns."""
+    return np.triu(np.ones((steps, keys), dtype=bool), 1)
 
 
 def split_heads(z: np.ndarray, heads: int) -> np.ndarray:
@@ -45,56 +48,81 @@ def merge_heads(z: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(z.transpose(0, 2, 1, 3)).reshape(n, t, h * d)
 
 
-def attention_softmax_reference(scores: np.ndarray, scale: float, causal: bool) -> np.ndarray:
+def attention_softmax_reference(scores: np.ndarray, scale: float, causal: bool,
+                                pad: np.ndarray | None = None) -> np.ndarray:
+    """Softmax over the keys of scores (N, heads, L, S); ``pad`` (N, S) True = a key nobody
+    sees. A query that sees no key at all gets NaN weights, as in PyTorch."""
     s = scores * scale
     if causal:
         s = np.where(causal_mask_reference(*scores.shape[-2:]), -np.inf, s)
+    if pad is not None:
+        s = np.where(pad[:, None, None, :], -np.inf, s)
     e = np.exp(s - s.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _unpack(qkv: np.ndarray, heads: int):
+def _unpack(qkv: np.ndarray) -> tuple:
     d = qkv.shape[2] // 3
-    return tuple(split_heads(qkv[..., i * d:(i + 1) * d], heads) for i in range(3))
+    return tuple(qkv[..., i * d:(i + 1) * d] for i in range(3))
+
+
+def mha_forward_reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, scale: float,
+                          causal: bool, pad: np.ndarray | None = None,
+                          mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(output (N, L, D), softmax weights (N, heads, L, S)) of projected queries q (N, L, D) and
+    keys and values k, v (N, S, D); ``mask`` (N, heads, L, S) multiplies the weights before they
+    mix values (dropout)."""
+    q, k, v = (split_heads(z, heads) for z in (q, k, v))
+    weights = attention_softmax_reference(q @ k.transpose(0, 1, 3, 2), scale, causal, pad)
+    used = weights if mask is None else weights * mask
+    return merge_heads(used @ v), weights.astype(q.dtype)
+
+
+def mha_backward_reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, weights: np.ndarray,
+                           do: np.ndarray, heads: int, scale: float,
+                           mask: np.ndarray | None = None,
+                           dused: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """(dq, dk, dv) from d output (N, L, D); ``dused`` (N, L, S) is a gradient that reaches
+    every head's used weights directly (through the head-averaged weights a layer outputs)."""
+    q, k, v = (split_heads(z, heads) for z in (q, k, v))
+    do = split_heads(do, heads)
+    used = weights if mask is None else weights * mask
+    dv = used.transpose(0, 1, 3, 2) @ do
+    dw = do @ v.transpose(0, 1, 3, 2)
+    if dused is not None:
+        dw = dw + dused[:, None]
+    if mask is not None:
+        dw = dw * mask
+    ds = scale * weights * (dw - (weights * dw).sum(axis=-1, keepdims=True))
+    return merge_heads(ds @ k), merge_heads(ds.transpose(0, 1, 3, 2) @ q), merge_heads(dv)
 
 
 def attention_forward_reference(qkv: np.ndarray, heads: int, scale: float, causal: bool,
                                 mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(output (N, T, D), softmax weights (N, heads, T, T)) of packed q|k|v (N, T, 3D)."""
-    q, k, v = _unpack(qkv, heads)
-    weights = attention_softmax_reference(q @ k.transpose(0, 1, 3, 2), scale, causal)
-    used = weights if mask is None else weights * mask
-    return merge_heads(used @ v), weights.astype(qkv.dtype)
+    return mha_forward_reference(*_unpack(qkv), heads, scale, causal, mask=mask)
 
 
 def attention_backward_reference(qkv: np.ndarray, weights: np.ndarray, do: np.ndarray, heads: int,
                                  scale: float, mask: np.ndarray | None = None) -> np.ndarray:
     """d qkv (N, T, 3D) from d output (N, T, D)."""
-    q, k, v = _unpack(qkv, heads)
-    do = split_heads(do, heads)
-    used = weights if mask is None else weights * mask
-    dv = used.transpose(0, 1, 3, 2) @ do
-    dw = do @ v.transpose(0, 1, 3, 2)
-    if mask is not None:
-        dw = dw * mask
-    ds = scale * weights * (dw - (weights * dw).sum(axis=-1, keepdims=True))
-    dq, dk = ds @ k, ds.transpose(0, 1, 3, 2) @ q
-    return np.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=2)
+    grads = mha_backward_reference(*_unpack(qkv), weights, do, heads, scale, mask)
+    return np.concatenate(grads, axis=2)
 
 
 # ------------------------------------------------------------------------------ kernels
 @njit(cache=True, nogil=True, fastmath=FAST)
-def _softmax_columns(st, causal, bits, m, total):
+def _softmax_columns(st, causal, pad, bits, m, total):
     """st (keys, queries) of scores <- softmax over each column (one query's keys), in place.
 
-    Columns, so that every inner loop runs over all T queries: full-length loops are the ones
-    LLVM vectorises (a short or ragged causal row ran in its scalar remainder loop). Masked
-    scores become -inf before the max (they must not set it) and exactly 0 after the exp."""
+    Columns, so that every inner loop runs over all queries: full-length loops are the ones
+    LLVM vectorises (a short or ragged causal row ran in its scalar remainder loop). Hidden
+    scores (a padded key: its whole row; causal: query i < key j) become -inf before the max
+    (they must not set it) and exactly 0 after the exp. A query that sees no key gets NaN."""
     keys, t = st.shape
-    if causal:
-        for j in range(keys):
-            for i in range(min(j, t)):
-                st[j, i] = -np.inf
+    for j in range(keys):
+        for i in range(_hidden(j, t, causal, pad)):
+            st[j, i] = -np.inf
     for i in range(t):
         m[i] = st[0, i]
         total[i] = 0
@@ -119,9 +147,8 @@ def _softmax_columns(st, causal, bits, m, total):
         else:
             for i in range(t):
                 st[j, i] = math.exp(st[j, i] - m[i])
-        if causal:
-            for i in range(min(j, t)):
-                st[j, i] = 0
+        for i in range(_hidden(j, t, causal, pad)):
+            st[j, i] = 0
         for i in range(t):
             total[i] += st[j, i]
     for i in range(t):
@@ -129,6 +156,14 @@ def _softmax_columns(st, causal, bits, m, total):
     for j in range(keys):
         for i in range(t):
             st[j, i] *= m[i]
+
+
+@njit(cache=True, nogil=True)
+def _hidden(j, t, causal, pad):
+    """How many of the t queries (from the first) may not see key j."""
+    if pad[j]:
+        return t
+    return min(j, t) if causal else 0
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
@@ -184,27 +219,27 @@ def _transpose(src, out):
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=FAST)
-def attention_forward(qkv, heads, scale, causal):
-    """(output (N, T, D), weightsᵀ (N, heads, keys, queries)) of packed q|k|v (N, T, 3D)."""
-    n, t, d3 = qkv.shape
-    d = d3 // 3
+def mha_forward(q, k, v, heads, scale, causal, pad):
+    """(output (N, L, D), weightsᵀ (N, heads, S, L)) of projected queries q (N, L, D), keys and
+    values k, v (N, S, D); pad (N, S) True = a padded key."""
+    n, t, d = q.shape
+    keys = k.shape[1]
     dh = d // heads
     one = scale / scale
-    out = np.empty((n, t, d), qkv.dtype)
-    weights_t = np.empty((n, heads, t, t), qkv.dtype)
+    out = np.empty((n, t, d), q.dtype)
+    weights_t = np.empty((n, heads, keys, t), q.dtype)
     for s in prange(n):
-        qt, vt = np.empty((dh, t), qkv.dtype), np.empty((dh, t), qkv.dtype)
-        ks, ot = np.empty((t, dh), qkv.dtype), np.empty((dh, t), qkv.dtype)
-        bits, m, total = np.empty((t, t), np.int32), np.empty(t, qkv.dtype), np.empty(t, qkv.dtype)
-        x = qkv[s]
+        qt, vt = np.empty((dh, t), q.dtype), np.empty((dh, keys), q.dtype)
+        ks, ot = np.empty((keys, dh), q.dtype), np.empty((dh, t), q.dtype)
+        bits, m, total = np.empty((keys, t), np.int32), np.empty(t, q.dtype), np.empty(t, q.dtype)
         for h in range(heads):
             st = weights_t[s, h]
-            _get(x, h * dh, one, qt, True)
-            _get(x, d + h * dh, scale, ks, False)
-            _get(x, 2 * d + h * dh, one, vt, True)
+            _get(q[s], h * dh, one, qt, True)
+            _get(k[s], h * dh, scale, ks, False)
+            _get(v[s], h * dh, one, vt, True)
             st[:] = 0
             _rank1(ks, qt, st)  # Sᵀ = (scale·K) Qᵀ
-            _softmax_columns(st, causal, bits, m, total)
+            _softmax_columns(st, causal, pad[s], bits, m, total)
             ot[:] = 0
             _rank1(vt, st, ot)  # Oᵀ = Vᵀ Pᵀ
             _put(ot, one, out[s], h * dh)
@@ -212,43 +247,64 @@ def attention_forward(qkv, heads, scale, causal):
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=FAST)
-def attention_backward(qkv, weights_t, do, heads, scale):
-    """d qkv (N, T, 3D) from d output (N, T, D), given the forward's weightsᵀ."""
-    n, t, d3 = qkv.shape
-    d = d3 // 3
+def mha_backward(q, k, v, weights_t, do, heads, scale, dused_t, dq, dk, dv):
+    """dq (N, L, D), dk and dv (N, S, D) written in place from d output (N, L, D), given the
+    forward's weightsᵀ; dused_t (N, S, L), when not empty, is a gradient reaching every head's
+    weightsᵀ directly (through the head-averaged weights)."""
+    n, t, d = q.shape
+    keys = k.shape[1]
     dh = d // heads
     one = scale / scale
-    dqkv = np.empty_like(qkv)
+    extra = dused_t.shape[0] > 0
     for s in prange(n):
-        v, dot_t = np.empty((t, dh), qkv.dtype), np.empty((dh, t), qkv.dtype)
-        kt, qt = np.empty((dh, t), qkv.dtype), np.empty((dh, t), qkv.dtype)
-        ds_t, tr = np.empty((t, t), qkv.dtype), np.empty((t, t), qkv.dtype)
-        g, dot = np.empty((dh, t), qkv.dtype), np.empty(t, qkv.dtype)
-        x, dx = qkv[s], dqkv[s]
+        vs, dot_t = np.empty((keys, dh), q.dtype), np.empty((dh, t), q.dtype)
+        kt, qt = np.empty((dh, keys), q.dtype), np.empty((dh, t), q.dtype)
+        ds_t, tr = np.empty((keys, t), q.dtype), np.empty((t, keys), q.dtype)
+        gq, gkv, dot = np.empty((dh, t), q.dtype), np.empty((dh, keys), q.dtype), np.empty(t, q.dtype)
         for h in range(heads):
             pt = weights_t[s, h]
-            _get(x, 2 * d + h * dh, one, v, False)
+            _get(v[s], h * dh, one, vs, False)
             _get(do[s], h * dh, one, dot_t, True)
-            _get(x, d + h * dh, scale, kt, True)
-            _get(x, h * dh, one, qt, True)
+            _get(k[s], h * dh, scale, kt, True)
+            _get(q[s], h * dh, one, qt, True)
             ds_t[:] = 0
-            _rank1(v, dot_t, ds_t)  # dPᵀ = V dOᵀ
+            _rank1(vs, dot_t, ds_t)  # dPᵀ = V dOᵀ
+            if extra:
+                ds_t += dused_t[s]
             dot[:] = 0
-            for j in range(t):
+            for j in range(keys):
                 for i in range(t):
                     dot[i] += pt[j, i] * ds_t[j, i]
-            for j in range(t):
+            for j in range(keys):
                 for i in range(t):
                     ds_t[j, i] = pt[j, i] * (ds_t[j, i] - dot[i])  # d scaled scoresᵀ
-            g[:] = 0
-            _rank1(kt, ds_t, g)  # dQᵀ = (scale·K)ᵀ dSᵀ
-            _put(g, one, dx, h * dh)
+            gq[:] = 0
+            _rank1(kt, ds_t, gq)  # dQᵀ = (scale·K)ᵀ dSᵀ
+            _put(gq, one, dq[s], h * dh)
             _transpose(ds_t, tr)
-            g[:] = 0
-            _rank1(qt, tr, g)  # dKᵀ = scale · Qᵀ dS
-            _put(g, scale, dx, d + h * dh)
+            gkv[:] = 0
+            _rank1(qt, tr, gkv)  # dKᵀ = scale · Qᵀ dS
+            _put(gkv, scale, dk[s], h * dh)
             _transpose(pt, tr)
-            g[:] = 0
-            _rank1(dot_t, tr, g)  # dVᵀ = dOᵀ P
-            _put(g, one, dx, 2 * d + h * dh)
+            gkv[:] = 0
+            _rank1(dot_t, tr, gkv)  # dVᵀ = dOᵀ P
+            _put(gkv, one, dv[s], h * dh)
+
+
+def no_padding(n: int, keys: int) -> np.ndarray:
+    """The ``pad`` of a batch without padded keys."""
+    return np.zeros((n, keys), np.bool_)
+
+
+def attention_forward(qkv: np.ndarray, heads: int, scale, causal: bool) -> tuple:
+    """(output (N, T, D), weightsᵀ (N, heads, keys, queries)) of packed q|k|v (N, T, 3D)."""
+    return mha_forward(*_unpack(qkv), heads, scale, causal, no_padding(*qkv.shape[:2]))
+
+
+def attention_backward(qkv: np.ndarray, weights_t: np.ndarray, do: np.ndarray, heads: int,
+                       scale) -> np.ndarray:
+    """d qkv (N, T, 3D) from d output (N, T, D), given the forward's weightsᵀ."""
+    dqkv = np.empty_like(qkv)
+    mha_backward(*_unpack(qkv), weights_t, do, heads, scale, np.empty((0, 0, 0), qkv.dtype),
+                 *_unpack(dqkv))
     return dqkv

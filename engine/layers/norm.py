@@ -11,15 +11,51 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.kernels.batchnorm import (batch_norm_backward, batch_norm_forward,
+                                                batch_norm_inference)
 from layerloom.engine.kernels.norm import layer_norm_backward, layer_norm_forward
 from layerloom.engine.registry import register
 from layerloom.engine.spec import Bool, Example, Float, Layer, ShapeError, TorchCode, fmt_shape
 
 
-def _normalise_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axes) -> np.ndarray:
-    """dx of xhat = (x - mean) * inv_std, statistics over ``axes``, given d loss / d xhat."""
-    return inv_std * (dxhat - dxhat.mean(axis=axes, keepdims=True)
-                      - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
+def batch_norm_run(a, p, ctx, x, relu: bool = False) -> np.ndarray:
+    """BatchNorm's forward (``relu``: then max(·, 0), the fused BatchNorm → ReLU step) over x
+    viewed as (N, C, positions); saves the input and two numbers per channel for the backward."""
+    x3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
+    none = np.zeros(0, x.dtype)
+    w = np.ascontiguousarray(p["weight"], dtype=x.dtype) if a.affine else none
+    b = np.ascontiguousarray(p["bias"], dtype=x.dtype) if a.affine else none
+    batch_stats = ctx.training or not a.track_running_stats
+    if batch_stats:
+        count = x3.shape[0] * x3.shape[2]
+        if count < 2 and ctx.training:
+            raise ShapeError(f"needs more than one value per channel in training, got "
+                             f"{fmt_shape(x.shape)}: use a batch size above 1")
+        y, mean, var, inv_std = batch_norm_forward(x3, w, b, float(a.eps), relu)
+        if ctx.training and a.track_running_stats:
+            rm, rv = p["running_mean"], p["running_var"]
+            rm *= 1 - a.momentum
+            rm += a.momentum * mean
+            rv *= 1 - a.momentum
+            rv += a.momentum * var * (count / max(count - 1, 1))
+    else:
+        mean = p["running_mean"].astype(np.float64)
+        inv_std = (1.0 / np.sqrt(p["running_var"] + a.eps)).astype(x.dtype)
+        y = batch_norm_inference(x3, w, b, mean, inv_std, relu)
+    ctx.save(x3, y if relu else x3, mean, inv_std, batch_stats, x.shape)
+    return y.reshape(x.shape)
+
+
+def batch_norm_grads(a, p, ctx, dy, relu: bool = False) -> tuple:
+    """((dx or None,), parameter gradients) of ``batch_norm_run``."""
+    x3, y3, mean, inv_std, batch_stats, _ = ctx.saved
+    none = np.zeros(0, x3.dtype)
+    w = np.ascontiguousarray(p["weight"], dtype=x3.dtype) if a.affine else none
+    need = bool(ctx.needs_input_grad[0])
+    dx, dw, db = batch_norm_backward(x3, y3, np.ascontiguousarray(dy, dtype=x3.dtype).reshape(
+        x3.shape), mean, inv_std, w, batch_stats, relu, need)
+    return (dx.reshape(dy.shape) if need else None,), ({"weight": dw, "bias": db} if a.affine
+                                                       else {})
 
 
 @register
@@ -104,6 +140,7 @@ class _BatchNorm(Layer):
                         "− x̂·mean(g·x̂)) / σ, means per channel; running statistics: dL/dx = g / "
                         "√(running_var + {eps}); dL/dγ = Σ dL/dy·x̂, dL/dβ = Σ dL/dy per channel")
     category = "Normalisation"
+    parallel_kernels = True  # numba-parallel over channels (kernels/batchnorm.py)
     buffers = ("running_mean", "running_var")
     ranks: tuple = ()  # accepted input ranks, batch included
     attrs = {
@@ -136,51 +173,12 @@ class _BatchNorm(Layer):
                 for k, s in _BatchNorm.param_shapes(a, in_shapes).items()}
 
     @staticmethod
-    def _axes(x) -> tuple:
-        return (0, *range(2, x.ndim))
+    def forward(a, p, ctx, x):
+        return batch_norm_run(a, p, ctx, x)
 
-    @classmethod
-    def forward(cls, a, p, ctx, x):
-        axes, bshape = cls._axes(x), (1, -1) + (1,) * (x.ndim - 2)
-        if ctx.training or not a.track_running_stats:
-            count = x.size // x.shape[1]
-            if count < 2 and ctx.training:
-                raise ShapeError(f"needs more than one value per channel in training, got "
-                                 f"{fmt_shape(x.shape)}: use a batch size above 1")
-            mean = x.mean(axis=axes)
-            xc = x - mean.reshape(bshape)
-            var = (xc * xc).mean(axis=axes)
-            if ctx.training and a.track_running_stats:
-                m = a.momentum
-                rm, rv = p["running_mean"], p["running_var"]
-                rm *= 1 - m
-                rm += m * mean
-                rv *= 1 - m
-                rv += m * var * (count / max(count - 1, 1))
-            batch_stats = True
-        else:
-            xc = x - p["running_mean"].reshape(bshape)
-            var, batch_stats = p["running_var"], False
-        inv_std = (1.0 / np.sqrt(var + a.eps)).astype(x.dtype).reshape(bshape)
-        xhat = xc * inv_std
-        ctx.save(xhat, inv_std, batch_stats)
-        if not a.affine:
-            return xhat
-        return xhat * p["weight"].reshape(bshape) + p["bias"].reshape(bshape)
-
-    @classmethod
-    def backward(cls, a, p, ctx, dy):
-        xhat, inv_std, batch_stats = ctx.saved
-        axes, grads = cls._axes(dy), {}
-        if a.affine:
-            grads["weight"] = (dy * xhat).sum(axis=axes)
-            grads["bias"] = dy.sum(axis=axes)
-            dy = dy * p["weight"].reshape(inv_std.shape)
-        if not ctx.needs_input_grad[0]:
-            return (None,), grads
-        if batch_stats:
-            return (_normalise_backward(dy, xhat, inv_std, axes),), grads
-        return (dy * inv_std,), grads  # running statistics are constants
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        return batch_norm_grads(a, p, ctx, dy)
 
     @classmethod
     def to_torch(cls, a, in_shapes):

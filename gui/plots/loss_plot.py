@@ -80,7 +80,9 @@ class LossPlot(QWidget):
             self.loss_item.removeItem(marker)
         self._markers.clear()
         self._next_step = 0
-        regression = info is not None and info.dataset.task != "classification"
+        # no accuracy for regression, nor for a data-free run (no dataset: nothing to classify)
+        regression = info is not None and (info.dataset is None
+                                           or info.dataset.task != "classification")
         self.acc_item.setVisible(not regression)
         self.log_loss = False
         self.loss_item.setLogMode(y=False)

@@ -1,8 +1,9 @@
 """All live training plots in one dockable panel, wired to a TrainingController.
 
 Loss/accuracy, gradient norms, the selected parameter's histograms, the test set's confusion
-matrix (or, for regression, predictions against true values), and for
-data with two features the decision regions as they form.
+matrix (or, for regression, predictions against true values), for
+data with two features the decision regions as they form, and for a graph without data its
+variables step by step.
 ``highlight(node_id)`` is what a canvas selection calls; ``node_warning`` relays the gradient
 alarm for canvas badges.
 """
@@ -18,6 +19,7 @@ from layerloom.gui.plots.gradient_plot import GradientPlot
 from layerloom.gui.plots.histogram_plot import HistogramPlot
 from layerloom.gui.plots.loss_plot import LossPlot
 from layerloom.gui.plots.regression import RegressionView
+from layerloom.gui.plots.variables_plot import VariablesPlot
 
 
 class PlotsPanel(QWidget):
@@ -29,6 +31,7 @@ class PlotsPanel(QWidget):
         self.loss_plot, self.gradient_plot = LossPlot(), GradientPlot()
         self.histogram_plot, self.confusion_view = HistogramPlot(), ConfusionMatrixView()
         self.boundary_view, self.regression_view = DecisionBoundaryView(), RegressionView()
+        self.variables_plot = VariablesPlot()  # a data-free run's variables, step by step
         # the test set's results: a confusion matrix for a classifier, predicted against true
         # values for a regression model, in one tab
         self.test_view = QStackedWidget()
@@ -44,7 +47,9 @@ class PlotsPanel(QWidget):
                 (self.histogram_plot, "Histogram", "Gradient and weight histograms"),
                 (self.test_view, "Test", "The test set: a confusion matrix, or predicted "
                                          "against true values for regression"),
-                (self.boundary_view, "Regions", "Decision regions (data with two features)"))):
+                (self.boundary_view, "Regions", "Decision regions (data with two features)"),
+                (self.variables_plot, "Variables", "A graph without data: each variable's "
+                                                   "value per step, and the update rule"))):
             self.tabs.addTab(view, name)
             self.tabs.setTabToolTip(i, full)
         split = QSplitter(Qt.Horizontal)
@@ -66,7 +71,7 @@ class PlotsPanel(QWidget):
     @property
     def views(self) -> tuple:
         return (self.loss_plot, self.gradient_plot, self.histogram_plot, self.confusion_view,
-                self.regression_view, self.boundary_view, self.alarm)
+                self.regression_view, self.boundary_view, self.variables_plot, self.alarm)
 
     def attach(self, controller) -> None:
         controller.started.connect(self.reset)
@@ -84,11 +89,13 @@ class PlotsPanel(QWidget):
         # info None: New or Open, a clean slate
         regression = getattr(getattr(info, "dataset", None), "task", "") == "regression"
         self.test_view.setCurrentWidget(self.regression_view if regression else self.confusion_view)
-        self.tabs.setCurrentWidget(self.boundary_view if self.boundary_view.active
-                                   else self.histogram_plot)
+        data_free = info is not None and info.dataset is None
+        self.tabs.setCurrentWidget(self.variables_plot if data_free else self.boundary_view
+                                   if self.boundary_view.active else self.histogram_plot)
 
     def add_steps(self, reports: list) -> None:
-        for view in (self.loss_plot, self.gradient_plot, self.histogram_plot, self.alarm):
+        for view in (self.loss_plot, self.gradient_plot, self.histogram_plot,
+                     self.variables_plot, self.alarm):
             view.add_steps(reports)
 
     def show_done(self, report) -> None:
@@ -117,5 +124,6 @@ class PlotsPanel(QWidget):
 
     def flush(self) -> None:
         """Draw everything pending now (screenshots, tests)."""
-        for view in (self.loss_plot, self.gradient_plot, self.histogram_plot, self.boundary_view):
+        for view in (self.loss_plot, self.gradient_plot, self.histogram_plot, self.boundary_view,
+                     self.variables_plot):
             view.redrawer.flush()

@@ -22,6 +22,7 @@ from layerloom.engine.analyze import analyze
 from layerloom.engine.data import Dataset
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
+from layerloom.engine.objective import graph_needs_no_data
 from layerloom.engine.data.section import augmentation
 from layerloom.engine.project import check_fit, planned_fit
 from layerloom.engine.serialize import Project, graph_to_dict
@@ -53,7 +54,7 @@ class RunInfo:
     """What the views need to set up for a run, sent with ``started``."""
 
     config: TrainConfig
-    dataset: Dataset
+    dataset: Dataset | None  # None: a graph that trains without data (engine.objective)
     trainable_keys: tuple  # the parameters that get gradients (and gradient curves)
     frozen_keys: tuple  # parameters of frozen nodes: no curves
     node_types: dict = field(default_factory=dict)  # node id -> layer type
@@ -207,6 +208,8 @@ class TrainingController(QObject):
 
     def _prepare(self) -> tuple[Network, TrainConfig, RunInfo]:
         config = self.config()
+        if graph_needs_no_data(self._project().graph):
+            return self._prepare_data_free(config)
         data = self.load_dataset()
         check_data(data)  # an empty data set: one line here, before a thread starts
         graph = self._project().graph
@@ -228,6 +231,23 @@ class TrainingController(QObject):
         types = {s.node_id: s.layer.type_id for s in net.plan.steps}
         info = RunInfo(config, data, net.trainable_keys, frozen, types, kept is not None)
         return net, config, info
+
+    def _prepare_data_free(self, config: TrainConfig) -> tuple[Network, TrainConfig, RunInfo]:
+        """Parameters and an Objective (the founding example): no data to load, fit or bind;
+        each step of the run is one update of the variables (``engine.objective``)."""
+        graph = self._project().graph
+        errors = analyze(graph, training=self._project().training).errors
+        if errors:
+            raise Refused(errors[0].message + (f" (and {len(errors) - 1} more: see Problems)"
+                                               if len(errors) > 1 else ""))
+        kept = self.trained_network()
+        net = Network(graph.copy(), seed=config.seed, batch_size=1,
+                      params=kept.params if kept is not None else None)
+        self._signature = structure_signature(graph)
+        frozen = tuple(k for s in net.plan.steps if not s.trainable for k in s.grad_keys)
+        types = {s.node_id: s.layer.type_id for s in net.plan.steps}
+        return net, config, RunInfo(config, None, net.trainable_keys, frozen, types,
+                                    kept is not None)
 
     def _wire(self, worker: TrainingWorker, thread: QThread) -> None:
         thread.started.connect(worker.run)

@@ -245,9 +245,10 @@ class TrainingPanel(QWidget):
         _show(self.status_label, "")
         _show(self.result_label, "")
         start = "continuing from the trained weights" if info.continued else "fresh weights"
-        self.progress_label.setText(
-            f"{info.dataset.name}: {len(info.dataset.train):,} training samples, "
-            f"{len(info.trainable_keys)} trainable tensors; {start}")
+        what = (f"{info.dataset.name}: {len(info.dataset.train):,} training samples"
+                if info.dataset is not None else "no data: the objective of its Parameters")
+        self.progress_label.setText(f"{what}, {len(info.trainable_keys)} trainable tensors; "
+                                    f"{start}")
 
     def _on_status(self, text: str) -> None:
         self.status_label.setStyleSheet("")
@@ -267,6 +268,10 @@ class TrainingPanel(QWidget):
         self.progress.setValue(r.global_step + 1)
         if self.controller.state != ctl.PAUSED:
             self.progress.setFormat("%p%")
+        if self._info.dataset is None:  # a data-free run: a step is one update, no samples
+            self.progress_label.setText(f"step {r.global_step + 1}/{r.total_steps} · "
+                                        f"f = {r.loss:.6g} · γ = {r.lr:g}")
+            return
         left = (r.total_steps - r.global_step - 1) * self._info.config.batch_size
         eta = format_duration(left / r.samples_per_sec) if r.samples_per_sec > 0 else "?"
         acc = f" · accuracy {100 * r.accuracy:.0f}%" if r.accuracy is not None else ""
@@ -278,6 +283,8 @@ class TrainingPanel(QWidget):
             f"loss {r.loss:.4g}{acc}{lr}")
 
     def _on_epoch(self, r) -> None:
+        if self._info is not None and self._info.dataset is None:
+            return  # a data-free epoch is its one step: the progress line says it all
         parts = [f"epoch {r.epoch + 1}: train loss {r.train_loss:.4g}"]
         if r.val_loss is not None:
             parts.append(f"val loss {r.val_loss:.4g}")

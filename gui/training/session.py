@@ -18,6 +18,7 @@ from layerloom.engine.data import Dataset
 from layerloom.engine.export.weights import save_weights, weights_path
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import WeightsError
+from layerloom.engine.objective import graph_needs_no_data
 from layerloom.engine.spec import LayerloomError
 from layerloom.gui import data_question
 from layerloom.gui.dataset_panel import DatasetPanel
@@ -186,6 +187,16 @@ class TrainingSession(QObject):
         self.dataset_panel.load_from_project()
         if not graph.nodes:
             return
+        if graph_needs_no_data(graph) and not self.document.project.data.get("spec"):
+            self.dataset_panel.show_no_data_needed()  # the founding example: Parameters only
+            self.analyzer.run()
+        else:
+            self._load_data_of_file()
+        path = self.document.path
+        if path is not None and weights_path(path).exists():
+            self.import_weights(weights_path(path), quiet_errors=True)
+
+    def _load_data_of_file(self) -> None:
         try:
             dataset = self.controller.load_dataset()
         except LayerloomError as err:
@@ -193,9 +204,6 @@ class TrainingSession(QObject):
         else:
             self.dataset_panel.show_dataset(dataset)
             self.analyzer.run()  # every problem on its node and listed
-        path = self.document.path
-        if path is not None and weights_path(path).exists():
-            self.import_weights(weights_path(path), quiet_errors=True)
 
     def _on_dataset(self, dataset: Dataset) -> None:
         self.controller.set_dataset(dataset)

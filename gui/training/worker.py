@@ -76,7 +76,8 @@ class TrainingWorker(QObject):
     finished = Signal()  # always the last signal, whatever happened
     boundary = Signal(object)  # engine.boundary.BoundaryMap, for data with two features
 
-    def __init__(self, net: Network, data: Dataset, config: TrainConfig, pause_after_first=False):
+    def __init__(self, net: Network, data: Dataset | None, config: TrainConfig,
+                 pause_after_first=False):
         super().__init__()
         self.net, self.data, self.config = net, data, config
         self.control = WorkerControl(self._flush)
@@ -146,6 +147,8 @@ class TrainingWorker(QObject):
         a notice, keeps the window painting and keeps compile time out of samples/s. After the
         background warm-up (gui.training.compiler) this only loads what is compiled already.
         """
+        if self.data is None:  # a data-free graph: numpy element-wise layers, nothing to compile
+            return
         self.status.emit(COMPILING)
         n = max(2, min(self.config.batch_size, len(self.data.train)))
         warm_up(self.net, self.data.train.x[:n], self.data.train.y[:n], self.config,
@@ -157,6 +160,8 @@ class TrainingWorker(QObject):
     def _start_map(self) -> None:
         """For two-feature classification data: a probe network the decision-boundary map is
         computed on (the training network keeps its activations for its backward pass)."""
+        if self.data is None:
+            return
         binding = bind(self.net)
         if applies(self.data, binding):
             probe = Network(self.net.graph, dtype=self.net.dtype)

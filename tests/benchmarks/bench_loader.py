@@ -146,7 +146,7 @@ for r in train(net, data, TrainConfig(batch_size=64, max_steps=int(sys.argv[4]),
     steps += isinstance(r, StepReport)
 print(json.dumps({"data_gb": store.shape[0] * store.row_bytes / 2**30, "steps": steps,
                   "address_limit_mb": limit / 2**20, "seconds": time.perf_counter() - t0,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": status("VmHWM")}))  # not ru_maxrss: it survives exec from the parent
 """
 
 

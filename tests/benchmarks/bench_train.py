@@ -24,6 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
+import conv_models  # noqa: E402  (issue 15's convnet rows)
 import models  # noqa: E402  (the benchmark's own module, found through the path above)
 
 from layerloom.engine.network import Network  # noqa: E402
@@ -46,7 +47,22 @@ ROWS = {
     "dwsep_train": ("Depthwise-separable 3×32×32 train b32", "dwsep", 32, 32, "samples/s", False,
                     1.0),
 }
-GRAPHS = {"lenet": models.lenet_graph, "mlp": models.mlp_graph,
+# ------------------------------------------------ issue 15: CIFAR-size convnets (3×32×32, b64)
+# VGG-style: three stages of two 3×3 convs (32, 64, 128 channels) + max pool, Dense 256; 5×5 with
+# stride-2 convs instead of pools; a ResNet-style stage (conv without bias → BatchNorm2d → ReLU,
+# two residual blocks of 32 channels), trained and in inference (BatchNorm folded into the conv).
+CONV_ROWS = {
+    "vgg_train": ("VGG-style CNN 3×32×32 (6 conv 3×3, 32→128) train b64", "vgg", 64, 64,
+                  "samples/s", False, 1.5),
+    "strided_train": ("CNN 3×32×32 5×5 kernels, stride-2 convs train b64", "strided", 64, 64,
+                      "samples/s", False, 1.5),
+    "resnet_train": ("ResNet-style stage (conv–BN–ReLU, 2 residual blocks, 32 ch) train b64",
+                     "resnet", 64, 64, "samples/s", False, 1.2),
+    "resnet_infer": ("ResNet-style stage infer b64 (BN folded)", "resnet", 64, 64, "µs", True,
+                     1.2),
+}
+ROWS.update(CONV_ROWS)
+GRAPHS = {**conv_models.GRAPHS, "lenet": models.lenet_graph, "mlp": models.mlp_graph,
           "conv1d": models.conv1d_graph, "dwsep": models.dwsep_graph,
           "lstm": lambda loss=True: models.lstm_graph(SEQ),
           "block": lambda loss=True: models.block_graph(SEQ)}
@@ -55,7 +71,8 @@ GRAPHS = {"lenet": models.lenet_graph, "mlp": models.mlp_graph,
 # ------------------------------------------------------------------------------ step makers
 def layerloom_step(model: str, n: int, infer: bool) -> Callable[[], None]:
     rng = np.random.default_rng(0)
-    batches = [models.batch(model, n, SEQ, rng) for _ in range(4)]
+    src = conv_models if model in conv_models.GRAPHS else models
+    batches = [src.batch(model, n, SEQ, rng) for _ in range(4)]
     net = Network(GRAPHS[model](loss=not infer), seed=0)
     opt, i = Adam(1e-3), [0]
 
@@ -76,9 +93,10 @@ def torch_step(model: str, n: int, infer: bool) -> Callable[[], None]:
     import torch.nn.functional as F
 
     rng = np.random.default_rng(0)
-    batches = [tuple(torch.from_numpy(a) for a in models.batch(model, n, SEQ, rng))
+    src = conv_models if model in conv_models.GRAPHS else models
+    batches = [tuple(torch.from_numpy(a) for a in src.batch(model, n, SEQ, rng))
                for _ in range(4)]
-    net = models.torch_model(model, SEQ)
+    net = src.torch_model(model, SEQ)
     opt, i = torch.optim.Adam(net.parameters(), 1e-3), [0]
     if infer:
         net.eval()
@@ -193,6 +211,13 @@ def table(result: dict) -> str:
         mark = "met" if r["met"] else "NOT met"
         lines.append(f"| {r['label']} | {r['unit']} | {fmt(r['layerloom'])} | {fmt(r['torch'])} | "
                      f"{r['ratio']:.2f}× | ≥ {r['target']:g}× {mark} |")
+    for r in result["rows"]:
+        if "peak_share" in r:
+            lines.append(f"\n{r['label']} uses {100 * r['peak_share']:.1f} % of the sgemm peak")
+    if "conv_memory" in result:
+        m = result["conv_memory"]
+        lines.append(f"\nPeak RSS training the ResNet-style row: {m['layerloom_mb']:.0f} MB, "
+                     f"PyTorch {m['torch_mb']:.0f} MB: {m['ratio']:.2f}× (target ≤ 1.5×)")
     if "peak_share" in result:
         lines.append(f"\nLeNet-5 training uses {100 * result['peak_share']:.1f} % of the sgemm peak "
                      f"(target ≥ 25 %)")
@@ -209,6 +234,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cold-start", action="store_true", help="first step of a fresh process")
     p.add_argument("--memory", type=int, metavar="STEPS", default=0,
                    help="peak RSS training LeNet-5 on all of Fashion-MNIST for STEPS steps")
+    p.add_argument("--conv-memory", type=int, metavar="STEPS", default=0,
+                   help="peak RSS training the ResNet-style row for STEPS steps, against PyTorch")
     args = p.parse_args(argv)
     unknown = set(args.rows.split(",")) - set(ROWS)
     if unknown:
@@ -232,7 +259,13 @@ def run(args: argparse.Namespace) -> dict:
         if key == "lenet_train":
             rate = result["rows"][-1]["layerloom"]["median"]
             result["peak_share"] = rate * train_flops("lenet") / (result["sgemm"]["peak"] * 1e9)
+        if key in CONV_ROWS and not latency:  # the convnet rows' share of the sgemm peak
+            rate = result["rows"][-1]["layerloom"]["median"]
+            result["rows"][-1]["peak_share"] = (rate * train_flops(model)
+                                                / (result["sgemm"]["peak"] * 1e9))
         print(f"  {result['rows'][-1]['label']}: {result['rows'][-1]['ratio']:.2f}×", flush=True)
+    if args.conv_memory:
+        result["conv_memory"] = conv_models.peak_memory("resnet", args.conv_memory, args.threads)
     if args.cold_start or args.memory:
         import bench_process
 

@@ -6,7 +6,7 @@ import numpy as np
 from layerloom.engine.graph import Graph, Node
 from layerloom.engine.network import Network
 from layerloom.engine.registry import LAYERS
-from layerloom.engine.spec import IntInput, RangeInput
+from layerloom.engine.spec import FixedInput, IntInput, RangeInput
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -19,15 +19,18 @@ def one_node_graph(type_id: str, case: int) -> tuple[Graph, dict]:
     g.add_node(Node("node", type_id, dict(ex.attrs)))
     for port, spec in zip(cls.inputs, ex.inputs):
         source = f"in_{port}"
-        ints = isinstance(spec, IntInput)
-        shape = spec.shape if isinstance(spec, (IntInput, RangeInput)) else spec
+        fixed = spec.array() if isinstance(spec, FixedInput) else None
+        ints = isinstance(spec, IntInput) or (fixed is not None and fixed.dtype.kind == "i")
+        shape = spec.shape if isinstance(spec, (IntInput, RangeInput, FixedInput)) else spec
         if cls.is_loss and port == "target":
             attrs = {"kind": "class index" if ints else "values", "shape": list(shape[1:])}
             g.add_node(Node(source, "Label", attrs))
         else:
             attrs = {"shape": list(shape[1:]), "dtype": "int64" if ints else "float32"}
             g.add_node(Node(source, "Input", attrs))
-        if ints:
+        if fixed is not None:
+            feeds[source] = fixed
+        elif ints:
             feeds[source] = rng.integers(0, spec.high, size=shape)
         elif isinstance(spec, RangeInput):
             feeds[source] = rng.uniform(spec.low, spec.high, size=shape)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from layerloom.engine.registry import CATEGORIES, LAYERS
-from layerloom.engine.spec import Ctx, IntInput, RangeInput
+from layerloom.engine.spec import Ctx, FixedInput, IntInput, RangeInput
 
 from .oracles import ORACLES
 
@@ -24,6 +24,8 @@ def make_inputs(example, rng):
             out.append(rng.integers(0, spec.high, size=spec.shape).astype(np.int64))
         elif isinstance(spec, RangeInput):
             out.append(rng.uniform(spec.low, spec.high, size=spec.shape))
+        elif isinstance(spec, FixedInput):
+            out.append(spec.array())
         else:
             out.append(rng.standard_normal(spec))
     return out

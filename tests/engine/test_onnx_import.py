@@ -19,7 +19,7 @@ INFERENCE = sorted(t for t, c in LAYERS.items() if not c.is_source and not c.is_
 CASES = [(t, i) for t in INFERENCE for i in range(len(LAYERS[t].examples))]
 # Exported as operators the reader does not take apart again (recurrences, attention, batch norm
 # over the batch's own statistics).
-NOT_READ = {"LSTM", "GRU", "SimpleRNN", "MultiHeadSelfAttention"}
+NOT_READ = {"LSTM", "GRU", "SimpleRNN", "MultiHeadSelfAttention", "MultiHeadAttention"}
 # Exported as ONNX operators that read back as other layers computing the same: a composition
 # (SiLU is Sigmoid then Multiply), a shared operator (Clamp and Hardtanh are both Clip), or nothing
 # at all (a Squeeze of a dim that is not 1, Dropout in inference); a Chunk in two is a Split; an

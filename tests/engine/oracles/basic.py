@@ -13,4 +13,5 @@ ORACLES = {
     "CrossEntropyLoss": lambda a, p, xs, training: F.cross_entropy(
         xs[0].reshape(-1, xs[0].shape[-1]), xs[1].reshape(-1)),
     "MSELoss": lambda a, p, xs, training: F.mse_loss(xs[0], xs[1]),
+    "Objective": lambda a, p, xs, training: xs[0].sum() / xs[0].shape[0],
 }

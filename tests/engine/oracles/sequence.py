@@ -33,6 +33,22 @@ def _attention(a, p, xs, training):
     return y
 
 
+def _cross_attention(a, p, xs, training):
+    """nn.MultiheadAttention with separate inputs; a nonzero mask entry is a padded key."""
+    query, key, value = xs[:3]
+    module = nn.MultiheadAttention(a.embed_dim, a.num_heads, dropout=a.dropout, bias=a.bias,
+                                   kdim=a.kdim or None, vdim=a.vdim or None,
+                                   batch_first=True).double()
+    module.train(training)
+    steps, keys = query.shape[1], key.shape[1]
+    mask = torch.ones(steps, keys, dtype=torch.bool).triu(1) if a.causal else None
+    pad = xs[3] != 0 if len(xs) > 3 else None
+    y, weights = functional_call(module, p, (query, key, value),
+                                 {"attn_mask": mask, "key_padding_mask": pad,
+                                  "need_weights": a.need_weights})
+    return (y, weights) if a.need_weights else y
+
+
 def _batch_norm(a, p, xs, training):
     return F.batch_norm(xs[0], p.get("running_mean"), p.get("running_var"), p.get("weight"),
                         p.get("bias"), training or not a.track_running_stats, a.momentum, a.eps)
@@ -52,6 +68,7 @@ ORACLES = {
     "BatchNorm1d": _batch_norm,
     "BatchNorm2d": _batch_norm,
     "MultiHeadSelfAttention": _attention,
+    "MultiHeadAttention": _cross_attention,
     "TakeLast": lambda a, p, xs, tr: xs[0][:, -1],
     "MeanPool": lambda a, p, xs, tr: xs[0].mean(dim=1),
 }

@@ -1,0 +1,189 @@
+"""The convnet rows' models (issue 15), each built twice: a Layerloom Graph through the public API
+and the same PyTorch module. CIFAR-size (3×32×32) networks of the kinds people grow LeNet into: a
+VGG-style stack of 3×3 convolutions, one with 5×5 kernels and stride-2 convolutions instead of
+pools, and a ResNet-style stage (conv without bias → BatchNorm → ReLU, two residual blocks).
+Nothing here is special-cased for speed: the Graphs are what a user would draw.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from layerloom.engine.graph import Graph, Node
+
+SHAPE = (3, 32, 32)
+
+
+def _conv(c: int, k: int = 3, stride: int = 1, bias: bool = True) -> dict:
+    return {"out_channels": c, "kernel_size": [k, k], "stride": [stride, stride],
+            "padding": [k // 2, k // 2], "bias": bias}
+
+
+def _add(g: Graph, prev: str | None, node_id: str, type_id: str, attrs: dict | None = None,
+         port: str = "x") -> str:
+    g.add_node(Node(node_id, type_id, attrs or {}))
+    if prev is not None:
+        g.connect((prev, "y"), (node_id, port))
+    return node_id
+
+
+def _head(g: Graph, prev: str, loss: bool) -> Graph:
+    prev = _add(g, prev, "flatten", "Flatten")
+    prev = _add(g, prev, "fc1", "Dense", {"out_features": 256})
+    prev = _add(g, prev, "relu_fc", "ReLU")
+    prev = _add(g, prev, "fc2", "Dense", {"out_features": 10})
+    if loss:
+        _add(g, None, "label", "Label", {"kind": "class index", "shape": []})
+        _add(g, prev, "loss", "CrossEntropyLoss", port="input")
+        g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+def vgg_graph(loss: bool = True) -> Graph:
+    """Three stages of two 3×3 convolutions (padding 1) + ReLU, then a 2×2 max pool: 32, 64, 128
+    channels; Dense 256 → 10."""
+    g = Graph()
+    prev = _add(g, None, "image", "Input", {"shape": list(SHAPE)})
+    for i, c in enumerate((32, 64, 128), start=1):
+        for j in (1, 2):
+            prev = _add(g, prev, f"conv{i}{j}", "Conv2D", _conv(c))
+            prev = _add(g, prev, f"relu{i}{j}", "ReLU")
+        prev = _add(g, prev, f"pool{i}", "MaxPool2D", {"kernel_size": [2, 2]})
+    return _head(g, prev, loss)
+
+
+def strided_graph(loss: bool = True) -> Graph:
+    """5×5 convolutions: 32 channels at stride 1, then 64 and 128 at stride 2 (no pools), a 3×3
+    of 128, a 2×2 max pool; Dense 256 → 10."""
+    g = Graph()
+    prev = _add(g, None, "image", "Input", {"shape": list(SHAPE)})
+    for node_id, attrs in (("conv1", _conv(32, 5)), ("conv2", _conv(64, 5, 2)),
+                           ("conv3", _conv(128, 5, 2)), ("conv4", _conv(128, 3))):
+        prev = _add(g, prev, node_id, "Conv2D", attrs)
+        prev = _add(g, prev, f"relu_{node_id}", "ReLU")
+    prev = _add(g, prev, "pool", "MaxPool2D", {"kernel_size": [2, 2]})
+    return _head(g, prev, loss)
+
+
+def _conv_bn(g: Graph, prev: str, name: str, c: int) -> str:
+    prev = _add(g, prev, f"{name}_conv", "Conv2D", _conv(c, bias=False))
+    return _add(g, prev, f"{name}_bn", "BatchNorm2d")
+
+
+def resnet_graph(loss: bool = True, channels: int = 32) -> Graph:
+    """A stem (conv → BN → ReLU), two residual blocks (conv → BN → ReLU → conv → BN, + input,
+    ReLU), global average pooling, Dense 10: ResNet's basic block at CIFAR size."""
+    g = Graph()
+    prev = _add(g, None, "image", "Input", {"shape": list(SHAPE)})
+    prev = _add(g, _conv_bn(g, prev, "stem", channels), "stem_relu", "ReLU")
+    for b in (1, 2):
+        inner = _add(g, _conv_bn(g, prev, f"b{b}a", channels), f"b{b}a_relu", "ReLU")
+        inner = _conv_bn(g, inner, f"b{b}b", channels)
+        add = _add(g, inner, f"b{b}_add", "Add", port="a")
+        g.connect((prev, "y"), (add, "b"))
+        prev = _add(g, add, f"b{b}_relu", "ReLU")
+    prev = _add(g, prev, "gap", "AdaptiveAvgPool2d")
+    prev = _add(g, prev, "flatten", "Flatten")
+    prev = _add(g, prev, "fc", "Dense", {"out_features": 10})
+    if loss:
+        _add(g, None, "label", "Label", {"kind": "class index", "shape": []})
+        _add(g, prev, "loss", "CrossEntropyLoss", port="input")
+        g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+GRAPHS = {"vgg": vgg_graph, "strided": strided_graph, "resnet": resnet_graph}
+
+
+# ------------------------------------------------------------------------------- PyTorch twins
+def torch_model(name: str, seq: int = 0):
+    import torch
+    from torch import nn
+
+    def head(features: int) -> list:
+        return [nn.Flatten(), nn.Linear(features, 256), nn.ReLU(), nn.Linear(256, 10)]
+
+    if name == "vgg":
+        layers, c_in = [], 3
+        for c in (32, 64, 128):
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1),
+                       nn.ReLU(), nn.MaxPool2d(2)]
+            c_in = c
+        return nn.Sequential(*layers, *head(128 * 4 * 4))
+    if name == "strided":
+        return nn.Sequential(nn.Conv2d(3, 32, 5, padding=2), nn.ReLU(),
+                             nn.Conv2d(32, 64, 5, stride=2, padding=2), nn.ReLU(),
+                             nn.Conv2d(64, 128, 5, stride=2, padding=2), nn.ReLU(),
+                             nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             *head(128 * 4 * 4))
+
+    def conv_bn(c_in: int, c: int) -> list:
+        return [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)]
+
+    class Block(nn.Module):
+        def __init__(self, c: int):
+            super().__init__()
+            self.body = nn.Sequential(*conv_bn(c, c), nn.ReLU(), *conv_bn(c, c))
+
+        def forward(self, x):
+            return torch.relu(self.body(x) + x)
+
+    c = 32
+    return nn.Sequential(*conv_bn(3, c), nn.ReLU(), Block(c), Block(c), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(c, 10))
+
+
+def batch(name: str, n: int, seq: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One random batch of images and class targets (``models.batch``'s signature)."""
+    return rng.standard_normal((n, *SHAPE), dtype=np.float32), rng.integers(0, 10, n)
+
+
+# ------------------------------------------------------------------------ peak memory (child)
+MEMORY = r"""
+import json, sys
+sys.path[:0] = [{root!r}, {here!r}]
+import numpy as np
+import conv_models as cm
+n, steps, torch_side = 64, {steps}, {torch_side}
+batches = [cm.batch({model!r}, n, 0, np.random.default_rng(i)) for i in range(2)]
+if torch_side:
+    import torch, torch.nn.functional as F
+    torch.set_num_threads({threads})
+    net = cm.torch_model({model!r})
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    for i in range(steps):
+        x, y = (torch.from_numpy(a) for a in batches[i % 2])
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+else:
+    from layerloom.engine.network import Network
+    from layerloom.engine.optim import Adam
+    from layerloom.engine.threads import blas_only, engine_threads, set_threads
+    set_threads({threads})
+    net, opt = Network(cm.GRAPHS[{model!r}](), seed=0), Adam(1e-3)
+    with engine_threads(blas_only(s.layer for s in net.plan.steps)):
+        for i in range(steps):
+            x, y = batches[i % 2]
+            net.forward({{"image": x, "label": y}}, training=True)
+            opt.step(net.params, net.backward())
+# VmHWM, not ru_maxrss: a fork keeps the parent's peak in ru_maxrss across exec
+print(json.dumps(next(int(l.split()[1]) for l in open("/proc/self/status")
+                      if l.startswith("VmHWM")) / 1024))
+"""
+
+
+def peak_memory(model: str, steps: int, threads: int) -> dict:
+    """Peak RSS (MB) of a fresh process training ``model`` for ``steps`` steps at batch 64, in
+    Layerloom and in PyTorch (each in its own process, imports included), and their ratio."""
+    import bench_process
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    out = {}
+    for side in ("layerloom", "torch"):
+        code = MEMORY.format(root=str(here.parents[1]), here=str(here), steps=steps,
+                             torch_side=side == "torch", model=model, threads=threads)
+        out[f"{side}_mb"] = bench_process._run(code)[0]
+    out["ratio"] = out["layerloom_mb"] / out["torch_mb"]
+    out["met"] = out["ratio"] <= 1.5
+    return out
