@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--allow-outside-data", action="store_true",
                        help="read the data the graph file names even outside its folder")
     train.add_argument("--save-weights", metavar="FILE", help="write weights (.npz or .safetensors)")
+    train.add_argument("--init-weights", metavar="FILE", help="start from the weights in FILE "
+                       "whose node ids and shapes match (fine-tune a pretrained part)")
     train.add_argument("--metrics-json", metavar="FILE", help="write losses and accuracies as JSON")
     train.add_argument("--weight-decay", type=_setting("weight_decay", float))
     train.add_argument("--momentum", type=_setting("momentum", float))
@@ -311,6 +313,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"note: {change} (to fit the data)", file=sys.stderr)
     check_fit(project.graph, dataset)
     net = Network(project.graph, seed=config.seed, batch_size=config.batch_size)
+    if args.init_weights:
+        from layerloom.engine.export.weights import load_weights
+        taken = net.load_matching(load_weights(args.init_weights))
+        print(f"note: {len(taken)} of {len(net.params)} parameters from {args.init_weights}",
+              file=sys.stderr)
     classes = f", {dataset.num_classes} classes" if dataset.task == "classification" else ""
     print(f"training {where} on {spec}: {len(dataset.train):,} train / {len(dataset.val):,} val / "
           f"{len(dataset.test):,} test samples of {fmt_shape(dataset.sample_shape)}{classes}; "

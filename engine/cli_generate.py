@@ -1,7 +1,9 @@
-"""``layerloom generate GRAPH --weights FILE --prompt TEXT``: continue a text with a trained model.
+"""``layerloom generate GRAPH --weights FILE --prompt TEXT``: continue a text with a trained model;
+``--fill TEXT`` instead fills in the ``[MASK]`` (or ``_``) characters of TEXT with a masked-LM.
 
 The vocabulary comes from the data set the model was trained on: the graph file's data spec, or
-``--data`` when it was trained on another text. Prints the prompt followed by the generated text.
+``--data`` when it was trained on another text. Prints the prompt followed by the generated text;
+for ``--fill``, the filled-in text and then, one line per mask, its likeliest characters.
 """
 from __future__ import annotations
 
@@ -36,7 +38,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("graph", help="a layerloom-graph JSON file")
     parser.add_argument("--weights", required=True, metavar="FILE",
                         help="trained weights (.npz or .safetensors)")
-    parser.add_argument("--prompt", required=True, metavar="TEXT", help="the text to continue")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", metavar="TEXT", help="the text to continue")
+    what.add_argument("--fill", metavar="TEXT", help="a text with [MASK] (or _) where characters "
+                                                     "are hidden, for a masked-LM to fill in")
+    parser.add_argument("--top", type=_count, default=5, metavar="K",
+                        help="with --fill: candidates shown per mask (default 5)")
     parser.add_argument("--length", type=_count, default=200, metavar="N",
                         help="characters to generate (default 200)")
     parser.add_argument("--temperature", type=_temperature, default=0.8, metavar="T",
@@ -57,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from layerloom.engine.data.location import graph_data_spec
     from layerloom.engine.network import Network
     from layerloom.engine.project import fit_graph_to_data
-    from layerloom.engine.sampling import generate
+    from layerloom.engine.sampling import fill, generate
     from layerloom.engine.serialize import load_project
 
     project = load_project(args.graph)
@@ -68,6 +75,13 @@ def run(args: argparse.Namespace) -> int:
     fit_graph_to_data(project.graph, dataset)  # the context length follows the data, as in train
     net = Network(project.graph)
     net.load_weights(args.weights)
+    if args.fill is not None:
+        filled = fill(net, dataset.class_names, args.fill, max(args.top, 1))
+        lines = [filled.text] + [f"  {pos:3d}: " + "  ".join(f"{ch!r} {p:.0%}" for ch, p in best)
+                                 for pos, best in filled.guesses]
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        return 0
     text = generate(net, dataset.class_names, args.prompt, args.length, args.temperature, args.seed)
     sys.stdout.write(args.prompt + text + "\n")
     sys.stdout.flush()

@@ -150,6 +150,24 @@ class Network:
             raise WeightsError(f"the weights have {extra[0]!r}, which this graph does not use")
         self.params = {k: aligned(params[k], self.dtype) for k in self.params}
 
+    def load_matching(self, params: dict) -> list[str]:
+        """Take from a state dict every parameter this graph has under the same key and shape
+        (fine-tuning: a pretrained encoder's weights into a graph with a new head); the others
+        keep their values. Returns the keys taken; WeightsError when none fits or a key this
+        graph has comes with another shape (the wrong model, not a different head)."""
+        taken = []
+        for key, value in self.params.items():
+            if key not in params:
+                continue
+            got = np.shape(params[key])
+            if got != value.shape:
+                raise WeightsError(f"{key}: expected shape {value.shape}, the weights have {got}")
+            self.params[key] = aligned(params[key], self.dtype)
+            taken.append(key)
+        if not taken:
+            raise WeightsError("none of the weights has a key of this graph: node ids must match")
+        return taken
+
     def save_weights(self, path: str | PathLike) -> None:
         from layerloom.engine.export.weights import save_weights
 

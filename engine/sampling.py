@@ -6,11 +6,17 @@ scores at every step. To continue a text, the last (up to) T characters fill the
 left and the scores at the last filled position are sampled. The rest of the input is padding,
 which is exact for causal models (unidirectional recurrent layers, causal attention): no step
 reads a later one. A bidirectional model would see the padding, so its samples are not faithful.
+
+A masked-LM (trained on ``text?mask=0.15``) does not continue a text: ``fill`` gives its likeliest
+characters where a text has ``[MASK]`` (or ``_``), with the top candidates for each.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from layerloom.engine.data.masking import MASK_TOKEN, fill_masks
 from layerloom.engine.data.text import decode, encode
 from layerloom.engine.network import Network
 from layerloom.engine.spec import LayerloomError
@@ -76,3 +82,68 @@ def generate(net: Network, vocab: list[str], prompt: str, length: int,
                                 f"character at every step")
         ids.append(next_id(scores[len(context) - 1], temperature, rng))
     return decode(ids[start:], vocab)
+
+
+# ------------------------------------------------------------------ masked-LM fill-in
+MASK_MARKS = ("[MASK]", "_")  # what a person types for a hidden character
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A fill-in: the text with each mask replaced by its likeliest character, and per mask its
+    position in that text and the top candidates as (character, probability)."""
+    text: str
+    guesses: list
+
+
+def _mask_ids(text: str, vocab: list[str]) -> list[int]:
+    """``text`` -> ids, every mark in ``MASK_MARKS`` becoming the ``[MASK]`` id (the last)."""
+    mask_id, real, ids, i = len(vocab) - 1, vocab[:-1], [], 0
+    while i < len(text):
+        mark = next((m for m in MASK_MARKS if text.startswith(m, i) and m not in real), None)
+        if mark:
+            ids.append(mask_id)
+            i += len(mark)
+            continue
+        try:
+            ids.extend(int(v) for v in encode(text[i], real))
+        except LayerloomError as err:
+            raise SamplingError(f"text: {err}") from None
+        i += 1
+    return ids
+
+
+def fill(net: Network, vocab: list[str], text: str, top: int = 5) -> Filled:
+    """Fill in the masked characters of ``text`` with a masked-LM (``vocab`` its data's
+    ``class_names``, ``[MASK]`` last). The text fills the input from the left; the rest is
+    newlines, what follows a verse in the training text."""
+    if not vocab or vocab[-1] != MASK_TOKEN:
+        raise SamplingError("the model was not trained on masked data (text?mask=0.15): "
+                            "it has no [MASK] token to fill in")
+    ids = _mask_ids(text, vocab)
+    mask_id = len(vocab) - 1
+    if mask_id not in ids:
+        raise SamplingError(f"the text has nothing to fill in: mark characters with "
+                            f"{' or '.join(MASK_MARKS)}")
+    binding = bind(net)
+    if binding.logits_ref is None:
+        raise SamplingError("the graph has no CrossEntropyLoss fed by the Label: no scores")
+    steps = _context_length(net, binding.input_id)
+    if len(ids) > steps:
+        raise SamplingError(f"the text is {len(ids)} characters long; the model reads at most "
+                            f"{steps}")
+    pad = vocab.index("\n") if "\n" in vocab else 0
+    x = np.full((1, steps), pad, dtype=np.int64)
+    x[0, :len(ids)] = ids
+    label_step = net.plan.step(binding.label_id)
+    label_shape = tuple(1 if d is None else d for d in label_step.layer.infer(label_step.attrs))
+    net.forward({binding.input_id: x, binding.label_id: np.zeros(label_shape, np.int64)})
+    scores = net.executor.values[binding.logits_ref][0]
+    if scores.shape != (steps, len(vocab)):
+        raise SamplingError(f"the model gives scores of shape {scores.shape} per sample, not "
+                            f"one per character of {len(vocab)} at each of {steps} steps")
+    guesses = fill_masks(scores, x[0, :len(ids)], mask_id, top)
+    chars = [vocab[i] for i in ids]
+    for pos, best in guesses:
+        chars[pos] = vocab[best[0][0]]
+    return Filled("".join(chars), [(pos, [(vocab[i], p) for i, p in best]) for pos, best in guesses])

@@ -87,6 +87,13 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterato
         yield order[i:i + batch_size]
 
 
+def scored(pred: np.ndarray, y: np.ndarray) -> tuple[int, int]:
+    """(right, counted) predictions: a negative target is a position the loss ignores
+    (``ignore_index``: padding, an unmasked token of a masked-LM), so it counts neither way."""
+    counted = y >= 0
+    return int(((pred == y) & counted).sum()), int(counted.sum())
+
+
 def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding | None = None):
     """(mean loss, accuracy or None, predictions or None) over a split, in inference mode; the
     predictions are classes for a classifier, values for a regression model (MSELoss)."""
@@ -95,7 +102,7 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
         return None, None, None
     # the budget was checked at the training batch: a larger one here must still fit it
     batch_size = max(1, min(batch_size, memory_budget() // max(net.plan.sample_bytes, 1)))
-    total, correct, preds = 0.0, 0, []
+    total, correct, counted, preds = 0.0, 0, 0, []
     with BatchLoader(split, np.arange(len(split)), capped_batch(split, batch_size)) as loader:
         for batch in loader:
             net.forward({binding.input_id: batch.x, binding.label_id: batch.y})
@@ -103,10 +110,11 @@ def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding
             if binding.logits_ref is not None:
                 p = net.executor.values[binding.logits_ref].argmax(axis=-1)
                 preds.append(p)
-                correct += int((p == batch.y).sum())
+                hits, n = scored(p, batch.y)
+                correct, counted = correct + hits, counted + n
             elif binding.values_ref is not None:
                 preds.append(np.array(net.executor.values[binding.values_ref]))
-    acc = correct / split.y.size if binding.logits_ref is not None else None
+    acc = correct / max(counted, 1) if binding.logits_ref is not None else None
     return total / len(split), acc, (np.concatenate(preds) if preds else None)
 
 
@@ -157,7 +165,7 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
     last_good = {k: v.copy() for k, v in net.params.items()}
     t0, seen, gstep, losses, warned = time.perf_counter(), 0, 0, [], set()
     for epoch in range(config.epochs):
-        ep_loss, ep_correct, ep_n = 0.0, 0, 0
+        ep_loss, ep_correct, ep_n, ep_counted = 0.0, 0, 0, 0
         # the order batches(n, batch_size, rng) gives; augmentation only for the training split
         loader = loaders.enter_context(BatchLoader(
             data.train, rng.permutation(len(data.train)), config.batch_size,
@@ -195,8 +203,9 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
             acc = None
             if binding.logits_ref is not None:
                 pred = net.executor.values[binding.logits_ref].argmax(axis=-1)
-                acc = float((pred == y).mean())
-                ep_correct += int((pred == y).sum())
+                hits, counted = scored(pred, y)
+                acc = hits / max(counted, 1)
+                ep_correct, ep_counted = ep_correct + hits, ep_counted + counted
             seen += len(idx)
             ep_loss += loss * len(idx)
             ep_n += len(idx)
@@ -214,7 +223,7 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
                 yield Exploding(gstep, loss, why)
             gstep += 1
         val_loss, val_acc, _ = evaluate(net, data.val, binding=binding)
-        train_acc = ep_correct / (ep_n * max(1, data.train.y[:1].size)) if binding.logits_ref else None
+        train_acc = ep_correct / max(ep_counted, 1) if binding.logits_ref else None
         yield EpochReport(epoch, ep_loss / max(ep_n, 1), train_acc, val_loss, val_acc)
     yield _done(net, data, binding, gstep, seen, t0, stopped=False)
 
@@ -228,7 +237,7 @@ def _done(net, data, binding, steps, seen, t0, stopped) -> DoneReport:
         confusion = np.zeros((k, k), dtype=np.int64)
         # a head wider than the class count can predict a class the data does not have: such a
         # prediction is wrong (the accuracy counts it so) and has no column to go in
-        inside = (preds >= 0) & (preds < k)
+        inside = (preds >= 0) & (preds < k) & (data.test.y >= 0)  # < 0: an ignored target
         np.add.at(confusion, (data.test.y[inside], preds[inside]), 1)
     fit = None
     if preds is not None and binding.logits_ref is None and data.task == "regression":

@@ -5,7 +5,8 @@ your own (``gui/file_input.py``, prepared as ``layerloom predict`` prepares it),
 prediction, the class probabilities and any node's activation: feature maps as a grid of
 images for N×C×H×W outputs, bars for short vectors and a heat map otherwise. A character
 language model also gets a "Generate text" section (gui/generate_view.py), and its sample and
-prediction read as text: the next character after the sample's last one.
+prediction read as text: the next character after the sample's last one; a masked-LM gets a "Fill
+in masked characters" section instead (gui/fill_view.py).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from layerloom.engine.spec import LayerloomError, fmt_shape
 from layerloom.engine.training import bind_for_predictions
 from layerloom.engine.data.images import ImagePrep
 from layerloom.gui.file_input import FileInput
+from layerloom.gui.fill_view import FillView
 from layerloom.gui.generate_view import GenerateView
 from layerloom.gui.plots.images import (DrawPad, ImageLabel, displayable, feature_map_grid,
                                         pad_prompt, to_unit)
@@ -80,10 +82,16 @@ class InferenceView(QWidget):
         rows.setSizes([300, 300])
         # a language model's text generation: beside the two rows (stacked) in a wide dock,
         # under them in a narrow one
-        self.generator = GenerateView()
+        # (or a masked-LM's fill-in): at most one of the two shows
+        self.generator, self.filler = GenerateView(), FillView()
+        self.text_side = QWidget()
+        side = QVBoxLayout(self.text_side)
+        side.setContentsMargins(0, 0, 0, 0)
+        side.addWidget(self.generator)
+        side.addWidget(self.filler)
         self.outer = QSplitter(Qt.Vertical)
         self.outer.addWidget(rows)
-        self.outer.addWidget(self.generator)
+        self.outer.addWidget(self.text_side)
         self.outer.setChildrenCollapsible(False)
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -161,7 +169,7 @@ class InferenceView(QWidget):
     def _arrange(self, width: int, height: int, force: bool = False) -> None:
         """Side by side in a wide, low bottom dock; stacked in a narrow one. With the generator
         the two rows stack in a column and the generator takes the wider share beside them."""
-        wide, generating = width > 2.2 * height, self.generator.isVisibleTo(self)
+        wide, generating = width > 2.2 * height, self.text_side.isVisibleTo(self)
         rows = Qt.Horizontal if wide and not generating else Qt.Vertical
         outer = Qt.Horizontal if wide else Qt.Vertical
         if force or (self.rows.orientation(), self.outer.orientation()) != (rows, outer):
@@ -202,6 +210,9 @@ class InferenceView(QWidget):
         self.net, self.dataset = net, dataset
         ready = net is not None and dataset is not None
         self.vocab = self.generator.vocab if self.generator.set_model(net, dataset) else None
+        if self.filler.set_model(net, dataset):
+            self.vocab = self.filler.vocab  # its samples read as text too, [MASK]s and all
+        self.text_side.setVisible(self.vocab is not None)
         self._arrange(self.width(), self.height(), force=True)
         for w in (self.use_sample, self.index, self.random_button, self.nodes):
             w.setEnabled(ready)
@@ -331,7 +342,7 @@ class InferenceView(QWidget):
                               else softmax(logits))
         k = int(np.argmax(self.probabilities))
         truth = (f" — true: {escape(names[int(y[0])], False)}"
-                 if y is not None and y.ndim == 1 else "")
+                 if y is not None and y.ndim == 1 and y[0] >= 0 else "")  # < 0: not scored
         self.prediction.setText(f"<b>Prediction: {escape(names[k], False)}</b> "
                                 f"({100 * self.probabilities[k]:.1f}%){truth}")
         shown = (np.arange(len(names)) if limit >= len(names)  # in class order

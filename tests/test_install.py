@@ -31,7 +31,8 @@ def test_the_wheel_holds_the_package_its_samples_and_data_and_no_generic_names(w
     for needed in ("layerloom/__main__.py", "layerloom/engine/cli.py", "layerloom/gui/main.py",
                    "layerloom/samples/lenet5.json",
                    "layerloom/resources/fashion-mnist-subset/train-images-idx3-ubyte.gz",
-                   "layerloom/resources/text/python_docstrings.txt"):
+                   "layerloom/resources/text/python_docstrings.txt",
+                   "layerloom/resources/text/kjv.txt.gz"):
         assert needed in names
     assert not [n for n in names if "screenshot" in n]
     samples = {p.name for p in (ROOT / "samples").glob("*.json")}

@@ -35,7 +35,7 @@ def test_a_trained_char_lstm_continues_a_prompt_reproducibly(qtbot, trained_lm):
     gen, net = t.inference.generator, t.controller.trained_network()
     assert gen.isVisible() and gen.net is net
     view = t.inference  # the sample reads as text, the prediction is its next character
-    assert view.probabilities.shape == (92,) and "Prediction: '" in view.prediction.text()
+    assert view.probabilities.shape == (63,) and "Prediction: '" in view.prediction.text()
     assert view.sample_image.text().startswith("sample: '")
     assert len(view.prob_view.getPlotItem().items[0].opts["width"]) == 10  # the likeliest
     gen.prompt.clear()

@@ -11,7 +11,7 @@ ORACLES = {
     "Dense": _linear,
     "ReLU": lambda a, p, xs, training: torch.relu(xs[0]),
     "CrossEntropyLoss": lambda a, p, xs, training: F.cross_entropy(
-        xs[0].reshape(-1, xs[0].shape[-1]), xs[1].reshape(-1)),
+        xs[0].reshape(-1, xs[0].shape[-1]), xs[1].reshape(-1), ignore_index=a.ignore_index),
     "MSELoss": lambda a, p, xs, training: F.mse_loss(xs[0], xs[1]),
     "Objective": lambda a, p, xs, training: xs[0].sum() / xs[0].shape[0],
 }
