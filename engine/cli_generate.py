@@ -1,9 +1,11 @@
 """``layerloom generate GRAPH --weights FILE --prompt TEXT``: continue a text with a trained model;
-``--fill TEXT`` instead fills in the ``[MASK]`` (or ``_``) characters of TEXT with a masked-LM.
+``--fill TEXT`` instead fills in the ``[MASK]`` (or ``_``) characters of TEXT with a masked-LM;
+``--source TEXT [--beam K]`` decodes a source with an encoder-decoder trained on ``pairs:`` data.
 
 The vocabulary comes from the data set the model was trained on: the graph file's data spec, or
 ``--data`` when it was trained on another text. Prints the prompt followed by the generated text;
-for ``--fill``, the filled-in text and then, one line per mask, its likeliest characters.
+for ``--fill``, the filled-in text and then, one line per mask, its likeliest characters; for
+``--source``, the decoded target alone.
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ def _temperature(text: str) -> float:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Adds the ``generate`` subcommand to ``layerloom``'s subparsers."""
     parser = subparsers.add_parser("generate", help="continue a text with a trained character "
-                                                    "language model")
+                                                    "language model, or decode a source with an "
+                                                    "encoder-decoder")
     parser.add_argument("graph", help="a layerloom-graph JSON file")
     parser.add_argument("--weights", required=True, metavar="FILE",
                         help="trained weights (.npz or .safetensors)")
@@ -44,6 +47,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                                      "are hidden, for a masked-LM to fill in")
     parser.add_argument("--top", type=_count, default=5, metavar="K",
                         help="with --fill: candidates shown per mask (default 5)")
+    what.add_argument("--source", metavar="TEXT",
+                      help="the source to decode (a model trained on pairs: data)")
+    parser.add_argument("--beam", type=_count, default=1, metavar="K",
+                        help="with --source: beam search with K beams (default 1: greedy)")
     parser.add_argument("--length", type=_count, default=200, metavar="N",
                         help="characters to generate (default 200)")
     parser.add_argument("--temperature", type=_temperature, default=0.8, metavar="T",
@@ -75,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     net = Network(project.graph)
     net.load_weights(args.weights)
     with _one_core():
+        if args.source is not None:
+            return _decode(net, dataset, args.source, args.beam)
         return _write(args, net, dataset.class_names)
 
 
@@ -100,5 +109,17 @@ def _write(args: argparse.Namespace, net, vocab: list[str]) -> int:
         return 0
     text = generate(net, vocab, args.prompt, args.length, args.temperature, args.seed)
     sys.stdout.write(args.prompt + text + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _decode(net, dataset, source: str, beam: int) -> int:
+    from layerloom.engine.data.pairs import PairFormat
+    from layerloom.engine.decode import DecodeError, Seq2SeqModel, decode_text
+
+    if beam < 1:
+        raise DecodeError(f"--beam must be at least 1, got {beam}")
+    decoded = decode_text(Seq2SeqModel.of(net, PairFormat.of(dataset)), source, beam)
+    sys.stdout.write(decoded.text + "\n")
     sys.stdout.flush()
     return 0

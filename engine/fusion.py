@@ -21,6 +21,9 @@ stays below ``layers/`` and never imports them.
   convolution, then the normalisation with the ReLU in its output pass. In inference with running
   statistics the normalisation is folded into the convolution (W·γ/σ, (b − μ)·γ/σ + β): one
   convolution and nothing else, as deployment tools do it.
+- ``ConvReLU``: Conv2D → ReLU where no pool follows (a VGG stage's first convolution, a strided
+  one): the ReLU clips the convolution's output in place and its backward reads the mask from the
+  output's sign: no mask and no second activation array.
 - ``AddReLU``: a residual Add of two same-shape tensors → ReLU in one pass; the backward masks
   the gradient once and hands the same array to both inputs.
 
@@ -260,6 +263,27 @@ class ConvBatchNorm(Layer):
         b = np.ascontiguousarray(p[bk["bias"]], dtype=x3.dtype) if bn.affine else none
         outs = [x3.reshape(shape), batch_norm_inference(x3, w, b, mean, inv_std, False).reshape(shape)]
         return outs + [y3.reshape(shape)] if relu else outs
+
+
+class ConvReLU(Layer):
+    """relu(conv(x)) as one step; parameters are the convolution's (any stride, padding, groups)."""
+
+    type_id = "Conv2D+ReLU"
+    parallel_kernels = True  # the convolution's numba kernels
+
+    @staticmethod
+    def forward(a, p, ctx, x):
+        c_ctx = Ctx(ctx.training, ctx.rng, ctx.needs_input_grad)
+        z = conv_run(a, p, c_ctx, x, p["weight"], a.padding, a.stride, a.dilation)
+        ctx.save(c_ctx, np.maximum(z, 0, out=z))  # NaN stays NaN, as x · (x > 0)
+        return z
+
+    @staticmethod
+    def backward(a, p, ctx, dy):
+        c_ctx, out = ctx.saved
+        dz = relu_mask_grad(np.ascontiguousarray(dy, dtype=out.dtype), out)
+        dx, dw, db = conv_grads(a, c_ctx, dz, a.padding, a.stride, a.dilation)
+        return (dx,), ({"weight": dw, "bias": db} if a.bias else {"weight": dw})
 
 
 class AddReLU(Layer):

@@ -8,8 +8,8 @@ are not), and the parameter keys ``"<node_id>.<param>"``. Block instances are ex
 
 ``Plan.steps`` holds one step per node: the reference. ``Plan.schedule(keep)`` is what the executor
 runs: the same steps with known chains fused into one (Conv2D stride 1 → ReLU → MaxPool2D or its
-1-D form, Dense [→ activation] → Dense … as in an MLP, Conv2D → BatchNorm2d [→ ReLU], BatchNorm →
-ReLU, and a same-shape residual Add → ReLU). A chain fuses only when each inner node feeds exactly the next one, no inner
+1-D form, Dense [→ activation] → Dense … as in an MLP, Conv2D → BatchNorm2d [→ ReLU], Conv2D → ReLU,
+BatchNorm → ReLU, and a same-shape residual Add → ReLU). A chain fuses only when each inner node feeds exactly the next one, no inner
 node is in ``keep`` (activations a caller must see), all its nodes share one frozen flag, and the
 attributes are ones the fused kernel supports.
 """
@@ -22,8 +22,8 @@ import numpy as np
 from layerloom.engine.graph import Graph, PortRef
 from layerloom.engine.registry import LAYERS  # first: loads every layer module, which fusion builds on
 from layerloom.engine.flatten import flatten
-from layerloom.engine.fusion import (AddReLU, BatchNormReLU, ConvBatchNorm, ConvReluMaxPool,
-                                     DenseChain, conv_bn_attrs, conv_pool_attrs,
+from layerloom.engine.fusion import (AddReLU, BatchNormReLU, ConvBatchNorm, ConvReLU,
+                                     ConvReluMaxPool, DenseChain, conv_bn_attrs, conv_pool_attrs,
                                      dense_chain_attrs)
 from layerloom.engine.kernels import aligned
 from layerloom.engine.shapes import DEFAULT_BATCH, ShapeReport, infer_shapes
@@ -224,11 +224,17 @@ def _dense_chain(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step |
 
 
 def _conv_bn(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | None:
-    """Conv2D → BatchNorm2d [→ ReLU]: folded into one convolution in inference."""
+    """Conv2D → BatchNorm2d [→ ReLU] (folded into one convolution in inference), or Conv2D →
+    ReLU where no max pool follows."""
     bn = _next(plan, head, by_id, keep) if head.layer.type_id == "Conv2D" else None
-    if bn is None or bn.layer.type_id != "BatchNorm2d":
+    if bn is None or bn.node_id in keep:  # a node asked for runs as a step of its own
+        return None
+    if bn.layer.type_id == "ReLU":  # Conv2D → ReLU (with a max pool after it: _conv_chain)
+        return _fused(ConvReLU, head.attrs, (head, bn))
+    if bn.layer.type_id != "BatchNorm2d":
         return None
     relu = _next(plan, bn, by_id, keep)
+    relu = relu if relu is not None and relu.node_id not in keep else None
     members = (head, bn, relu) if relu is not None and relu.layer.type_id == "ReLU" else (head, bn)
     return _fused(ConvBatchNorm, conv_bn_attrs(head, bn, len(members) == 3), members,
                   full_names=True)
@@ -242,7 +248,7 @@ def _relu_tail(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | N
                                and head.in_shapes[0] == head.in_shapes[1]):
         return None
     relu = _next(plan, head, by_id, keep)
-    if relu is None or relu.layer.type_id != "ReLU":
+    if relu is None or relu.layer.type_id != "ReLU" or relu.node_id in keep:
         return None
     return _fused(BatchNormReLU if t in norms else AddReLU, head.attrs, (head, relu))
 

@@ -318,9 +318,6 @@ class Layer:
     parallel_kernels: ClassVar[bool] = False
     # an element-wise activation a fused Dense chain may absorb after a Dense (engine.fusion)
     fusable_activation: ClassVar[bool] = False
-    # each output position reads a kh×kw window of the input (stride, padding, dilation, groups
-    # as Conv2D's): the Explain tab draws an output element's receptive field on the input
-    sliding_window: ClassVar[bool] = False
 
     @classmethod
     def description(cls) -> str:

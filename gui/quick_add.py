@@ -19,12 +19,14 @@ from layerloom.engine.spec import LayerloomError
 
 
 def accepts(type_id: str, shape: tuple) -> bool:
-    """True when the layer, with default attributes, infers a shape from ``shape`` on each input."""
+    """True when the layer, with default attributes, infers a shape from ``shape`` on each
+    required input (an optional one, such as a padding mask, left unconnected)."""
     cls = LAYERS[type_id]
     if not cls.inputs:
         return False
+    shapes = [None if p in cls.optional_inputs else tuple(shape) for p in cls.inputs]
     try:
-        cls.infer(cls.validate_attrs({}), *([tuple(shape)] * len(cls.inputs)))
+        cls.infer(cls.validate_attrs({}), *shapes)
     except (LayerloomError, ValueError, TypeError, IndexError, ZeroDivisionError):
         return False
     return True

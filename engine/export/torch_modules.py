@@ -59,7 +59,7 @@ class Level:
 
     init: list = field(default_factory=list)
     forward: list = field(default_factory=list)
-    returns: list = field(default_factory=list)  # the BlockOutputs' value names, in port order
+    returns: dict = field(default_factory=dict)  # BlockOutput id -> the value it returns
 
 
 @dataclass
@@ -83,7 +83,7 @@ class ModuleWriter:
                 if edge is not None:
                     args[port] = names[tuple(edge.src)]
             if node.type == BLOCK_OUTPUT:
-                out.returns.append(args["x"])
+                out.returns[node_id] = args["x"]
                 continue
             targets = [names[(node_id, p)] for p in graph.output_ports(node_id)]
             holds = self._node_lines(graph, report, node_id, args, targets, out)
@@ -146,11 +146,13 @@ class ModuleWriter:
 
 def _class_source(name: str, definition: Graph, in_shapes: tuple, ports: list,
                   body: Level) -> str:
+    # in port order, as the caller unpacks them (the walk above met them in topological order)
+    results = [body.returns[p] for p in definition.port_nodes(BLOCK_OUTPUT)]
     takes = ", ".join(f"{p} of shape (batch, {', '.join(map(str, s[1:]))})"
                       for p, s in zip(ports, in_shapes)) or "nothing"
     lines = [f"class {name}(nn.Module):",
              f'    """Block {definition.name!r} of the graph (takes {takes})."""', "",
              "    def __init__(self):", f"{INDENT}super().__init__()", *body.init, "",
              f"    def forward(self{''.join(', ' + p for p in ports)}):", *body.forward,
-             f"{INDENT}return {', '.join(body.returns) or 'None'}"]
+             f"{INDENT}return {', '.join(results) or 'None'}"]
     return "\n".join(lines)

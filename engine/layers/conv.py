@@ -49,7 +49,9 @@ class Conv2D(Layer):
     """2-D convolution: learned filters slide over the image, one feature map per filter."""
 
     parallel_kernels = True  # numba-parallel kernels (kernels/conv.py)
-    sliding_window = True  # the Explain tab shows an output element's receptive field
+    # each output position reads a kh×kw window of the input: the Explain tab draws an output
+    # element's receptive field (a trait only Conv2D has, read with getattr by gui.explain_field)
+    sliding_window = True
     category = "Convolution"
     formula = ("y[f] = b[f] + Σ<sub>c, taps</sub> W[f, c, tap] · x[c, stride·position + "
                "dilation·tap − padding] for each of {out_channels} filters; filter f reads only "

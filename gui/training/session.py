@@ -191,19 +191,16 @@ class TrainingSession(QObject):
             self.dataset_panel.show_no_data_needed()  # the founding example: Parameters only
             self.analyzer.run()
         else:
-            self._load_data_of_file()
+            try:
+                dataset = self.controller.load_dataset()
+            except LayerloomError as err:
+                self.dataset_panel._show_error(str(err))
+            else:
+                self.dataset_panel.show_dataset(dataset)
+                self.analyzer.run()  # every problem on its node and listed
         path = self.document.path
         if path is not None and weights_path(path).exists():
             self.import_weights(weights_path(path), quiet_errors=True)
-
-    def _load_data_of_file(self) -> None:
-        try:
-            dataset = self.controller.load_dataset()
-        except LayerloomError as err:
-            self.dataset_panel._show_error(str(err))
-        else:
-            self.dataset_panel.show_dataset(dataset)
-            self.analyzer.run()  # every problem on its node and listed
 
     def _on_dataset(self, dataset: Dataset) -> None:
         self.controller.set_dataset(dataset)

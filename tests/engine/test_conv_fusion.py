@@ -58,9 +58,9 @@ def fused_types(net: Network) -> set:
     return {s.layer.type_id for s in net.executor.schedule if s.members}
 
 
-def check_same(g: Graph, dtype, training: bool = True, steps: int = 2) -> Network:
+def check_same(g: Graph, dtype, training: bool = True, steps: int = 2, expect=FUSED) -> Network:
     fused, plain = Network(g, seed=3, dtype=dtype), Network(g, seed=3, dtype=dtype, fuse=False)
-    assert fused_types(fused) == FUSED and not fused_types(plain)
+    assert fused_types(fused) == expect and not fused_types(plain)
     for step in range(steps):  # the second step starts from updated running statistics
         inputs = feeds(g, seed=step)
         a_out = fused.forward(inputs, training=training)
@@ -85,6 +85,32 @@ def check_same(g: Graph, dtype, training: bool = True, steps: int = 2) -> Networ
                                    dict(groups=2, size=(8, 8)), dict(c=3, stride=2, size=(6, 5))])
 def test_resnet_fused_equals_unfused_training(dtype, shape):
     check_same(resnet(**shape), dtype)
+
+
+def vgg(kernel=3, stride=1, padding=1, groups=1, bias=True) -> Graph:
+    """Conv2D → ReLU (no pool after it: the Conv2D+ReLU step), Conv2D → ReLU → MaxPool2D, a
+    classifier; odd sizes."""
+    g = Graph()
+    prev = _add(g, None, "image", "Input", {"shape": [4, 11, 9]})
+    conv = {"kernel_size": [kernel, kernel], "stride": [stride, stride],
+            "padding": [padding, padding], "bias": bias}
+    prev = _add(g, prev, "c1", "Conv2D", {**conv, "out_channels": 6, "groups": groups})
+    prev = _add(g, _add(g, prev, "r1", "ReLU"), "c2", "Conv2D", {"out_channels": 5,
+                                                              "kernel_size": [3, 3]})
+    prev = _add(g, _add(g, prev, "r2", "ReLU"), "pool", "MaxPool2D", {"kernel_size": [2, 2]})
+    prev = _add(g, _add(g, prev, "flat", "Flatten"), "fc", "Dense", {"out_features": 4})
+    _add(g, None, "label", "Label")
+    _add(g, prev, "loss", "CrossEntropyLoss", port="input")
+    g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("conv", [dict(), dict(kernel=5, stride=2, padding=2),
+                                  dict(stride=2, padding=0, bias=False), dict(groups=2),
+                                  dict(kernel=1, padding=0)])
+def test_conv_relu_fused_equals_unfused(dtype, conv):
+    check_same(vgg(**conv), dtype, expect={"Conv2D+ReLU", "Conv2D+ReLU+MaxPool2D"})
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -113,6 +139,16 @@ def test_inference_folds_batch_norm_into_the_convolution():
     assert net.executor.ctxs[step.node_id].saved[0] is not None
     net.forward(feeds(g))
     assert net.executor.ctxs[step.node_id].saved[0] is None
+
+
+def test_nodes_asked_for_run_as_steps_of_their_own():
+    g = resnet()
+    net = Network(g, seed=0)
+    out = net.forward(feeds(g), training=True, keep={"bn1", "relu2", "in_relu"})
+    ran = {s.node_id for s in net.executor._ran if not s.members}
+    assert {"bn1", "relu2", "in_relu"} <= ran
+    plain = Network(g, seed=0, fuse=False).forward(feeds(g), training=True)
+    np.testing.assert_allclose(out["bn1"], plain["bn1"], rtol=1e-5, atol=1e-6)
 
 
 def test_add_relu_fuses_only_same_shapes_and_a_single_reader():

@@ -298,3 +298,100 @@ def test_dropout_gradients_equal_finite_differences_under_the_same_mask():
     lo["k_proj_weight"][1, 2] -= eps
     numeric = (run(query, hi) - run(query, lo)) / (2 * eps)
     assert np.isclose(grads["k_proj_weight"][1, 2], numeric, rtol=1e-6)
+
+
+def loss_graph() -> Graph:
+    g = cross_graph()
+    g.add_node(Node("label", "Label", {"kind": "values", "shape": [4, 6]}))
+    g.add_node(Node("loss", "MSELoss", {}))
+    g.connect(("cross", "y"), ("loss", "input"))
+    g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+def test_node_gradient_check_passes_with_and_without_the_mask():
+    from layerloom.engine.node_check import check_nodes
+
+    g, feeds = loss_graph(), cross_feeds()
+    feeds["label"] = np.zeros((3, 4, 6))
+    for masked in (True, False):
+        if not masked:
+            g.remove_node("pad")
+            feeds.pop("pad")
+        checks = check_nodes(g, feeds, node_ids=["selfatt", "cross"])
+        assert all(c.passed and c.results for c in checks), [c.lines() for c in checks]
+        names = {t.name for c in checks for t in c.results}
+        assert {"d/dquery", "d/dkey", "d/dvalue", "d/dk_proj_weight"} <= names
+        assert "d/dkey_padding_mask" not in names
+
+
+def test_explain_shows_the_cross_attention_weights_and_their_gradients():
+    from layerloom.engine.explain import explain_node
+
+    feeds = cross_feeds()
+    feeds["label"] = np.zeros((3, 4, 6))
+    numbers = explain_node(loss_graph(), "cross", feeds)
+    weights = numbers.tensors["weights"]
+    assert weights.shape == (3, 4, 5)
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
+    assert not weights[1, :, 2:].any()  # sample 1 has two valid source positions
+    assert {"key_padding_mask", "dL/dquery", "dL/dy", "dL/dk_proj_weight"} <= set(numbers.tensors)
+    # key and value are data (an Input), the mask is no variable: no gradient computed for them
+    assert not {"dL/dkey", "dL/dvalue", "dL/dkey_padding_mask"} & set(numbers.tensors)
+
+
+def decoder_model() -> dict:
+    """Block "dec" (causal self-attention, then cross-attention to a padded memory, each with a
+    residual Add), used twice in a row: an encoder–decoder's decoder as a person would wire it."""
+    from .block_cases import edge, node
+
+    block = {"nodes": [node("x", "BlockInput"), node("memory", "BlockInput"),
+                       node("pad", "BlockInput"),
+                       node("sa", "MultiHeadAttention", {"embed_dim": 6, "num_heads": 2,
+                                                         "causal": True, "need_weights": False}),
+                       node("add1", "Add"),
+                       node("ca", "MultiHeadAttention", {"embed_dim": 6, "num_heads": 3,
+                                                         "kdim": 3, "vdim": 3}),
+                       node("add2", "Add"), node("out", "BlockOutput"),
+                       node("attn", "BlockOutput")],
+             "edges": [*(edge("x.y", f"sa.{p}") for p in ("query", "key", "value")),
+                       edge("x.y", "add1.a"), edge("sa.y", "add1.b"), edge("add1.y", "ca.query"),
+                       edge("memory.y", "ca.key"), edge("memory.y", "ca.value"),
+                       edge("pad.y", "ca.key_padding_mask"), edge("add1.y", "add2.a"),
+                       edge("ca.y", "add2.b"), edge("add2.y", "out.x"),
+                       edge("ca.weights", "attn.x")]}
+    nodes = [node("tgt", "Input", {"shape": [4, 6]}), node("src", "Input", {"shape": [5, 3]}),
+             node("pad", "Input", {"shape": [5]}),
+             node("dec1", "Block", {"block": "dec"}), node("dec2", "Block", {"block": "dec"}),
+             node("head", "Dense", {"out_features": 2})]
+    edges = [edge("tgt.y", "dec1.x"), edge("dec1.out", "dec2.x"), edge("dec2.out", "head.x")]
+    for d in ("dec1", "dec2"):
+        edges += [edge("src.y", f"{d}.memory"), edge("pad.y", f"{d}.pad")]
+    return {"format": "layerloom-graph", "version": 2, "nodes": nodes, "edges": edges,
+            "blocks": {"dec": block}}
+
+
+def test_decoder_blocks_with_cross_attention_export_to_code_and_onnx_that_compute_forward(
+        tmp_path):
+    from layerloom.engine.serialize import graph_from_dict
+
+    from .test_export_onnx import run_onnx
+    from .test_export_torch import as_tensor, exported, torch_model
+
+    g = graph_from_dict(decoder_model())
+    net = Network(g, dtype=np.float64, seed=3)
+    assert "dec2.ca.k_proj_weight" in net.params
+    feeds = cross_feeds()
+    want = net.forward(feeds)
+    module, _ = exported(g, tmp_path)
+    model = torch_model(module, net, tmp_path)
+    with torch.no_grad():
+        got = model(*[as_tensor(feeds[k]) for k in ("tgt", "src", "pad")])
+    net32 = Network(g, seed=3)
+    want32 = net32.forward(feeds)
+    from_onnx = run_onnx(net32, feeds)
+    # what no node reads, in the model's output order: both blocks' maps, then the head
+    assert list(from_onnx) == ["dec1.attn", "dec2.attn", "head"]
+    for name, value in zip(from_onnx, got):
+        np.testing.assert_allclose(value.numpy(), want[name], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(from_onnx[name], want32[name], rtol=1e-4, atol=2e-5)

@@ -4,6 +4,7 @@ from PySide6.QtCore import QPoint
 
 from layerloom.engine.graph import Edge
 from layerloom.engine.registry import LAYERS
+from layerloom.gui.quick_add import accepts
 from tests.gui.canvas_driver import drag_port_to_port, drop_palette_entry, port
 from tests.gui.conftest import build
 
@@ -39,3 +40,9 @@ def test_the_palette_offers_multi_head_attention_and_it_wires_by_mouse(window):
     doc.undo()
     assert item.error is None
     assert set(item.outputs) == {"y", "weights"}
+
+
+def test_quick_add_offers_attention_for_sequences_of_its_width_without_a_mask():
+    assert accepts("MultiHeadAttention", (None, 7, 64))  # the default embed_dim
+    assert not accepts("MultiHeadAttention", (None, 7, 32))
+    assert not accepts("MultiHeadAttention", (None, 64))
