@@ -10,7 +10,9 @@ for ``--fill``, the filled-in text and then, one line per mask, its likeliest ch
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from typing import Iterator
 
 
 def _count(text: str) -> int:
@@ -87,14 +89,21 @@ def run(args: argparse.Namespace) -> int:
         return _write(args, net, dataset.class_names)
 
 
-def _one_core():
+@contextlib.contextmanager
+def _one_core() -> Iterator[None]:
     """numba and the BLAS on one thread: one sequence is too little work to share, and both
-    pools on two busy cores made 320 characters of tiny_gpt take 193 s (19 s on one thread)."""
+    pools on two busy cores made 320 characters of tiny_gpt take 193 s (19 s on one thread).
+    numba's setting is put back after (it is per thread, and ``main`` may be called again)."""
     import numba
     from threadpoolctl import threadpool_limits
 
+    before = numba.get_num_threads()
     numba.set_num_threads(1)
-    return threadpool_limits(limits=1, user_api="blas")
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def _write(args: argparse.Namespace, net, vocab: list[str]) -> int:
