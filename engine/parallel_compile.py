@@ -25,32 +25,60 @@ from numba.core import event, types
 
 PACKAGE = "layerloom.engine"
 _ARRAY = re.compile(r"Array\((\w+), (\d+), '([CFA])', (True|False), aligned=(True|False)\)")
+_UNITUPLE = re.compile(r"UniTuple\((\w+), (\d+)\)")
+_NAME = re.compile(r"\w+")
 _SCALARS = {"bool", "boolean", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
             "uint64", "float32", "float64", "complex64", "complex128"}
 
 
 def parse_signature(text: str) -> tuple | None:
     """numba argument types from ``str(tuple(sig))``; None for any form not known here."""
-    inner = text.strip()
-    if not (inner.startswith("(") and inner.endswith(")")):
+    try:
+        items, rest = _items(text.strip(), "(", ")")
+    except ValueError:
         return None
-    out, rest = [], inner[1:-1].strip()
-    while rest:
-        m = _ARRAY.match(rest)
-        if m:
-            dtype, ndim, layout, readonly, aligned = m.groups()
-            if dtype not in _SCALARS:
-                return None
-            out.append(types.Array(getattr(types, dtype), int(ndim), layout,
-                                   readonly=readonly == "True", aligned=aligned == "True"))
-            rest = rest[m.end():]
-        else:
-            name, _, rest = rest.partition(",")
-            if name.strip() not in _SCALARS:
-                return None
-            out.append(getattr(types, name.strip()))
-        rest = rest.lstrip(",").strip()
-    return tuple(out)
+    return tuple(items) if not rest else None
+
+
+def _items(text: str, open_: str, close: str) -> tuple[list, str]:
+    """The comma-separated types between ``open_`` and ``close`` and the text after them."""
+    if not text.startswith(open_):
+        raise ValueError(text)
+    out, rest = [], text[len(open_):].strip()
+    while not rest.startswith(close):
+        item, rest = _one(rest)
+        out.append(item)
+        rest = rest.strip()
+        if rest.startswith(","):
+            rest = rest[1:].strip()
+        elif not rest.startswith(close):
+            raise ValueError(rest)
+    return out, rest[len(close):]
+
+
+def _one(text: str) -> tuple:
+    """One type at the start of ``text`` (array, scalar or tuple of these) and the rest."""
+    m = _ARRAY.match(text)
+    if m:
+        dtype, ndim, layout, readonly, aligned = m.groups()
+        if dtype not in _SCALARS:
+            raise ValueError(dtype)
+        return types.Array(getattr(types, dtype), int(ndim), layout,
+                           readonly=readonly == "True", aligned=aligned == "True"), text[m.end():]
+    if text.startswith("Tuple(("):  # a heterogeneous tuple: Tuple((int64, Array(...)))
+        inner, rest = _items(text[len("Tuple("):], "(", ")")
+        if not rest.startswith(")"):
+            raise ValueError(rest)
+        return types.Tuple(inner), rest[1:]
+    m = _UNITUPLE.match(text)
+    if m:  # UniTuple(int64, 3)
+        if m.group(1) not in _SCALARS:
+            raise ValueError(m.group(1))
+        return types.UniTuple(getattr(types, m.group(1)), int(m.group(2))), text[m.end():]
+    m = _NAME.match(text)
+    if m is None or m.group(0) not in _SCALARS:
+        raise ValueError(text)
+    return getattr(types, m.group(0)), text[m.end():]
 
 
 def dispatcher(name: str):

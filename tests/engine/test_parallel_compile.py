@@ -20,8 +20,11 @@ def test_census_signatures_read_back_exactly_and_other_forms_are_refused():
     census = warmup.Census(learned=None)
     sigs = {sig for kernels in census.entries.values() for _name, sig in kernels}
     assert sigs
-    for sig in sigs:
-        assert str(pc.parse_signature(sig)) == sig
+    for sig in sigs:  # a literal argument (a callee's constant) is left to the warm-up itself
+        assert str(pc.parse_signature(sig)) == sig or ("Literal[" in sig and
+                                                       pc.parse_signature(sig) is None)
+    nested = "(Tuple((int64, Array(float32, 2, 'C', False, aligned=True))), UniTuple(int64, 3))"
+    assert str(pc.parse_signature(nested)) == nested
     ro = "(Array(int64, 1, 'A', True, aligned=False), float64)"  # a read-only IDX array
     (array, scalar) = pc.parse_signature(ro)
     assert (array.mutable, array.layout, str(scalar), str((array, scalar))) == (False, "A",
