@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, TextIO
 
@@ -268,14 +269,16 @@ def run_training(net, dataset: Dataset, config, recorder=None) -> dict:
                 metrics["epochs"].append({"epoch": r.epoch + 1, "train_loss": r.train_loss,
                                           "train_accuracy": r.train_accuracy,
                                           "val_loss": r.val_loss, "val_accuracy": r.val_accuracy,
-                                          "samples_per_sec": last_rate})
+                                          "samples_per_sec": last_rate, "val_exact": r.val_exact})
+                exact = "" if r.val_exact is None else f", exact match {_pct(r.val_exact)}"
                 print(f"epoch {r.epoch + 1}/{config.epochs}: train loss {_num(r.train_loss)}, "
-                      f"val loss {_num(r.val_loss)}, val accuracy {_pct(r.val_accuracy)}"
+                      f"val loss {_num(r.val_loss)}, val accuracy {_pct(r.val_accuracy)}{exact}"
                       f" ({last_rate or 0:,.0f} samples/s)", flush=True)
             elif isinstance(r, DoneReport):
                 progress.clear()
                 metrics.update(steps=r.steps, samples_per_sec=r.samples_per_sec, stopped=r.stopped,
-                               test_loss=r.test_loss, test_accuracy=r.test_accuracy)
+                               test_loss=r.test_loss, test_accuracy=r.test_accuracy,
+                               test_exact=r.test_exact)
             elif isinstance(r, Exploding):
                 progress.clear()
                 print(f"warning: at step {r.global_step + 1}, {r.message}", file=sys.stderr, flush=True)
@@ -327,10 +330,13 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
           f"{augmenting(dataset)}", file=sys.stderr, flush=True)
     recorder = cli_runs.recorder_from_args(args, project, spec, config)
-    metrics = run_training(net, dataset, config, recorder)
+    # nothing on the command line plots histograms: none are computed (the run keeps its setting)
+    metrics = run_training(net, dataset, replace(config, histogram_every=0), recorder)
     diverged = metrics["diverged"]
     if diverged is None:
+        exact = metrics.get("test_exact")
         print(f"test loss {_num(metrics['test_loss'])}, test accuracy {_pct(metrics['test_accuracy'])}"
+              f"{'' if exact is None else f', exact match {_pct(exact)}'}"
               f" ({len(dataset.test):,} samples); {metrics['steps']:,} steps in "
               f"{metrics['seconds']:.1f} s, {metrics['samples_per_sec']:,.0f} samples/s", flush=True)
     written = bool(args.save_weights) and not (diverged is not None and diverged["step"] == 0)

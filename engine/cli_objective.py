@@ -14,10 +14,9 @@ import time
 
 from layerloom.engine.serialize import atomic_write_bytes
 from layerloom.engine.network import Network
-from layerloom.engine.objective import run_steps, scalar_variables, update_rule
+from layerloom.engine.objective import DATA_SPEC, run_steps, scalar_variables, update_rule
 from layerloom.engine.spec import LayerloomError
 
-DATA_SPEC = "none (the graph's own Parameters)"
 PRINT_EVERY_STEP = 200  # runs up to this long print every step; longer ones every tenth
 
 

@@ -26,6 +26,7 @@ from layerloom.engine.training_config import TrainConfig
 NO_DATA_NEEDED = ("✓ No data is needed: this graph's Parameter nodes are its variables and its "
                   "Objective is what training minimises. Train runs without a data set, each "
                   "step one forward pass, one backward pass and one update θ ← θ − γ∇θ f.")
+DATA_SPEC = "none (the graph's own Parameters)"  # what a run store records as a run's data
 MAX_VARIABLES = 16  # scalar variables reported (and plotted) per step; more are not a lesson
 
 UPDATE_RULES = {

@@ -5,13 +5,21 @@ slower on these machines (PLATFORM-NOTES), so the engine holds the BLAS to one t
 runs. ``LAYERLOOM_THREADS`` (or ``set_threads``) sets how many cores the engine uses. A graph
 with no layer that runs numba-parallel kernels (an MLP, an LSTM) gives the cores to the BLAS
 instead, and numba stays on one thread: still one pool at a time.
+
+Work made of many small sequential products (a recurrent layer's time steps) uses the cores
+differently (``run_row_parts``): the batch's rows are split into one part per core and each part
+runs its whole loop on its own thread with a one-thread BLAS. One hand-over per layer call
+instead of one per time step: OpenBLAS's threads synchronise on every small product, and on a
+loaded machine a step waited for the other core each time (the char-LSTM at h 512 trained 10×
+slower with two BLAS threads than with one, measured beside six other busy processes).
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import threading
-from typing import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Callable, Iterator
 
 
 def default_threads() -> int:
@@ -65,5 +73,70 @@ def engine_threads(blas: bool = False) -> Iterator[None]:
     n = min(_threads, numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(1 if blas else n)
     blas_threads = min(_threads, getattr(_blas_cap, "n", None) or _threads) if blas else 1
-    with threadpool_limits(limits=blas_threads, user_api="blas"):
-        yield
+    outer = getattr(_active, "cores", 1), getattr(_active, "blas", 1)
+    _active.cores, _active.blas = (blas_threads if blas else n), blas_threads
+    try:
+        with threadpool_limits(limits=blas_threads, user_api="blas"):
+            yield
+    finally:
+        _active.cores, _active.blas = outer
+
+
+# ------------------------------------------------------------------- row parts on own threads
+_active = threading.local()  # the cores and BLAS threads of this thread's engine_threads block
+_pool: list = []  # [ThreadPoolExecutor] once a row split first runs
+_blas_libs: list = []  # threadpoolctl's BLAS controllers: set_num_threads is a cheap call on them
+MIN_ROWS = 4  # rows per part: fewer and the hand-over costs more than the part saves
+# A product of fewer multiply-adds per part runs on one core: the hand-over (~20 µs) would cost
+# more than the second core saves (~4 M multiply-adds take ~40 µs on one core here).
+MIN_GEMM_MACS = 1 << 22
+
+
+def row_parts(rows: int) -> list[tuple[int, int]]:
+    """[(start, stop)] splitting ``rows`` over the cores of the current ``engine_threads`` block
+    (one part outside such a block, or when the batch is small)."""
+    k = max(1, min(getattr(_active, "cores", 1), rows // MIN_ROWS))
+    bounds = [rows * i // k for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def gemm_parts(rows: int, macs: int) -> list[tuple[int, int]]:
+    """Row parts for one large matrix product while the BLAS runs on one thread in a block that
+    has more cores (a graph with numba-parallel layers): the cores then take a part each,
+    without a second spinning thread pool beside numba's. One part otherwise."""
+    cores = getattr(_active, "cores", 1)
+    if cores < 2 or getattr(_active, "blas", 1) > 1:
+        return [(0, rows)]
+    k = max(1, min(cores, rows // 16, macs // MIN_GEMM_MACS))
+    bounds = [rows * i // k for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _set_blas(n: int) -> None:
+    if not _blas_libs:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_libs.extend(ThreadpoolController().select(user_api="blas").lib_controllers)
+    for lib in _blas_libs:
+        lib.set_num_threads(n)
+
+
+def run_row_parts(fn: Callable[[int, int], object], parts: list) -> list:
+    """``[fn(start, stop) for each part]``, the parts on threads of their own (the first on the
+    caller's) with the BLAS on one thread meanwhile; ``fn`` must release the GIL for its heavy
+    work (numpy's products and ufuncs and the engine's nogil kernels do)."""
+    if len(parts) == 1:
+        return [fn(*parts[0])]
+    if not _pool:
+        _pool.append(ThreadPoolExecutor(max_workers=15, thread_name_prefix="layerloom-rows"))
+    blas = getattr(_active, "blas", 1)
+    if blas > 1:
+        _set_blas(1)
+    futures = [_pool[0].submit(fn, *part) for part in parts[1:]]
+    try:
+        first = fn(*parts[0])
+    finally:
+        wait(futures)  # every part has ended (or failed) before the BLAS gets its threads back
+        if blas > 1:
+            _set_blas(blas)
+    return [first] + [f.result() for f in futures]

@@ -37,6 +37,7 @@ class EpochReport:
     train_accuracy: float | None
     val_loss: float | None
     val_accuracy: float | None
+    val_exact: float | None = None  # paired sequences: the share of targets right in full
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class DoneReport:
     samples_per_sec: float
     stopped: bool  # True when stopped early by the Control
     regression: "RegressionFit | None" = None  # a regression run's test predictions
+    test_exact: float | None = None  # paired sequences: the share of targets right in full
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,15 @@ def scored(pred: np.ndarray, y: np.ndarray) -> tuple[int, int]:
     return int(((pred == y) & counted).sum()), int(counted.sum())
 
 
+def exact_match(pred: np.ndarray | None, data: Dataset, split: Split) -> float | None:
+    """Paired sequences: the share of samples whose every target position (up to the end token)
+    is predicted right. Under teacher forcing this equals greedy decoding's exact match: while
+    every step is right, the decoder is fed what teacher forcing feeds it."""
+    if pred is None or (data.preprocessing or {}).get("kind") != "pairs" or not len(split):
+        return None
+    return float(((pred == split.y) | (split.y < 0)).all(axis=1).mean())
+
+
 def evaluate(net: Network, split: Split, batch_size: int = 256, binding: Binding | None = None):
     """(mean loss, accuracy or None, predictions or None) over a split, in inference mode; the
     predictions are classes for a classifier, values for a regression model (MSELoss)."""
@@ -222,9 +231,10 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
                 warned.add(why[:12])
                 yield Exploding(gstep, loss, why)
             gstep += 1
-        val_loss, val_acc, _ = evaluate(net, data.val, binding=binding)
+        val_loss, val_acc, val_preds = evaluate(net, data.val, binding=binding)
         train_acc = ep_correct / max(ep_counted, 1) if binding.logits_ref else None
-        yield EpochReport(epoch, ep_loss / max(ep_n, 1), train_acc, val_loss, val_acc)
+        yield EpochReport(epoch, ep_loss / max(ep_n, 1), train_acc, val_loss, val_acc,
+                          exact_match(val_preds, data, data.val))
     yield _done(net, data, binding, gstep, seen, t0, stopped=False)
 
 
@@ -242,4 +252,5 @@ def _done(net, data, binding, steps, seen, t0, stopped) -> DoneReport:
     fit = None
     if preds is not None and binding.logits_ref is None and data.task == "regression":
         fit = RegressionFit.of(data.test.y, preds)
-    return DoneReport(steps, test_loss, test_acc, confusion, rate, stopped, fit)
+    return DoneReport(steps, test_loss, test_acc, confusion, rate, stopped, fit,
+                      exact_match(preds, data, data.test))

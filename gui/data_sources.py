@@ -4,7 +4,7 @@ without an edit, and each source's options are its reader's keyword-only paramet
 
 ``Source.key`` is what the panel's combo box holds: the reader's kind ("bundled", "idx",
 "spirals"), or "text:" for the text *file* beside "text" (the bundled corpus), the one kind both
-tables name. ``build_spec`` and ``read_spec`` turn the widgets' values into an engine spec string
+tables name; "pairs" (a built-in task) and "pairs:" (a .tsv file) are the two faces of one reader. ``build_spec`` and ``read_spec`` turn the widgets' values into an engine spec string
 and back; options the widgets do not show ride along unchanged.
 """
 from __future__ import annotations
@@ -22,16 +22,24 @@ from layerloom.engine.data import NAMED_READERS, PATH_READERS, parse_spec
 from layerloom.gui.plots.boundary import colours
 from layerloom.gui.plots.style import legend_label_html
 
+# the file dialog's filter for each source kind that reads a file
+FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)",
+                "text": "Text files (*.txt *.md);;All files (*)",
+                "pairs": "Source<TAB>target lines (*.tsv *.txt);;All files (*)"}
+
 LABELS = {"bundled": "Fashion-MNIST subset", "idx": "MNIST-format folder",
           "folder": "Image folder", "npz": "NumPy .npz file", "csv": "CSV file",
           "text:": "Text file", "seq": "Sequence task", "text": "Text: bundled corpus",
-          "shapes": "Coloured shapes", "colour_shapes": "Coloured shapes (in memory)"}
+          "shapes": "Coloured shapes", "colour_shapes": "Coloured shapes (in memory)",
+          "pairs": "Paired sequences: task", "pairs:": "Paired sequences: .tsv file"}
 SYNTHETIC_PREFIX = "Synthetic: "  # named readers in engine.data.synthetic
-PATH_NOUN = {"idx": "folder", "folder": "folder", "seq": "task"}  # what a path reader's argument names (else "file")
+PATH_NOUN = {"idx": "folder", "folder": "folder", "seq": "task", "pairs": "task"}  # what a path reader's argument names (else "file")
 OPTION_LABELS = {"n": "Samples", "noise": "Noise", "seq_len": "Sequence length",
                  "length": "Length", "vocab": "Vocabulary", "delay": "Delay", "classes": "Classes",
                  "factor": "Factor", "test_fraction": "Test fraction", "task": "Task",
-                 "name": "Name"}
+                 "name": "Name", "symbols": "Symbols", "digits": "Digits", "shift": "Shift",
+                 "tokens": "Tokens (char/word)"}
+PAIR_FILE_OPTIONS = ("tokens",)  # what a pairs .tsv file takes; the tasks take the others
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,20 @@ def sources() -> list[Source]:
         key = f"{kind}:" if kind in NAMED_READERS else kind
         out.append(_source(key, kind, target, PATH_NOUN.get(kind, "file")))
     out += [_source(k, k, NAMED_READERS[k], None) for k in named[1:]]
-    return out
+    return _pair_sources(out)
+
+
+def _pair_sources(out: list[Source]) -> list[Source]:
+    """The pairs reader as a task (with the task options) and, after it, a .tsv file (tokens)."""
+    at = next((i for i, s in enumerate(out) if s.kind == "pairs"), None)
+    if at is None:
+        return out
+    both = out[at]
+    task = Source("pairs", "pairs", LABELS["pairs"], "task",
+                  {k: v for k, v in both.options.items() if k not in PAIR_FILE_OPTIONS})
+    tsv = Source("pairs:", "pairs", LABELS["pairs:"], "file",
+                 {k: v for k, v in both.options.items() if k in PAIR_FILE_OPTIONS})
+    return out[:at] + [task, tsv] + out[at + 1:]
 
 
 def tasks(source: Source) -> tuple:
@@ -100,6 +121,8 @@ def read_spec(spec: str, all_sources: list[Source]) -> tuple[Source, str, dict, 
     raises DataError for a spec the engine does not read."""
     kind, path, options = parse_spec(spec)
     key = kind if path is None or f"{kind}:" not in {s.key for s in all_sources} else f"{kind}:"
+    if kind == "pairs" and path in tasks(next(s for s in all_sources if s.key == "pairs")):
+        key = "pairs"
     source = next(s for s in all_sources if s.key == key)
     shown = {k: v for k, v in options.items() if k in source.options}
     extra = {k: v for k, v in options.items() if k not in source.options}
@@ -183,3 +206,17 @@ def draw_scatter(plot, legend, d, most: int) -> None:
         entries.append(("#%02x%02x%02x" % tuple(int(v) for v in rgb), "square", name))
     legend.setText(legend_label_html(entries))
     plot.autoRange()
+
+
+def text_preview(d, most: int = 8) -> str | None:
+    """A few source → target lines of paired sequences; None for any other data."""
+    from layerloom.engine.data import DataError
+    from layerloom.engine.data.pairs import PairFormat
+
+    try:
+        fmt = PairFormat.of(d)
+    except DataError:
+        return None
+    lines = [f"{fmt.decode(x[:fmt.source_len])}  →  {fmt.decode(y[y >= 0])}"
+             for x, y in zip(d.train.x[:most], d.train.y[:most])]
+    return "Training pairs (source → target):\n" + "\n".join(lines)

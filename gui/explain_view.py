@@ -163,7 +163,7 @@ class ExplainView(QWidget):
         ins = [fmt_shape(s) if s is not None else "?" for s in report.in_shapes.get(node_id, ())]
         outs = [report.shapes.get((node_id, p)) for p in graph.output_ports(node_id)]
         parts.append(f"<p>in {', '.join(ins) or '–'} → out "
-                     f"{', '.join(fmt_shape(s) if s else '?' for s in outs)}</p>")
+                     f"{', '.join(fmt_shape(s) if s is not None else '?' for s in outs)}</p>")
         parts.append(self._costs(outs))
         if self.gradient is not None:
             parts.append(gradient_html(self.gradient))
@@ -196,10 +196,12 @@ class ExplainView(QWidget):
         out = outs[0] if outs and outs[0] is not None else ()
         flops = flops_per_sample(tuple(weight.shape) if weight is not None else None, out[1:]
                                  if out and out[0] is None else out)
-        memory = sum(int(np.prod([d for d in s if d is not None])) for s in outs if s) * 4
+        memory = sum(int(np.prod([d for d in s if d is not None])) for s in outs
+                     if s is not None) * 4  # a scalar () is one number, not none
         return (f"<p>≈ {flops:,} operations and {memory:,} bytes of activations per sample"
-                + ("" if weight is not None else " (press <i>Numbers on a batch</i> to count "
-                   "the weights' operations)") + "</p>")
+                + ("" if weight is not None or self.numbers is not None else
+                   f" (press <i>{self.compute_button.text()}</i> to count the weights' "
+                   "operations)") + "</p>")
 
     def _dot_product(self) -> str:
         t = self.numbers.tensors

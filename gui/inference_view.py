@@ -6,7 +6,8 @@ prediction, the class probabilities and any node's activation: feature maps as a
 images for N×C×H×W outputs, bars for short vectors and a heat map otherwise. A character
 language model also gets a "Generate text" section (gui/generate_view.py), and its sample and
 prediction read as text: the next character after the sample's last one; a masked-LM gets a "Fill
-in masked characters" section instead (gui/fill_view.py).
+in masked characters" section instead (gui/fill_view.py), an encoder-decoder of paired sequences
+a "Decode a source" section with its cross-attention map (gui/translate_view.py).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from layerloom.engine.data.images import ImagePrep
 from layerloom.gui.file_input import FileInput
 from layerloom.gui.fill_view import FillView
 from layerloom.gui.generate_view import GenerateView
+from layerloom.gui.translate_view import TranslateView
 from layerloom.gui.plots.images import (DrawPad, ImageLabel, displayable, feature_map_grid,
                                         pad_prompt, to_unit)
 from layerloom.gui.plots.style import SERIES, make_view, style_plot
@@ -82,13 +84,14 @@ class InferenceView(QWidget):
         rows.setSizes([300, 300])
         # a language model's text generation: beside the two rows (stacked) in a wide dock,
         # under them in a narrow one
-        # (or a masked-LM's fill-in): at most one of the two shows
-        self.generator, self.filler = GenerateView(), FillView()
+        # (or a masked-LM's fill-in, or an encoder-decoder's decoding): at most one shows
+        self.generator, self.filler, self.translator = GenerateView(), FillView(), TranslateView()
         self.text_side = QWidget()
         side = QVBoxLayout(self.text_side)
         side.setContentsMargins(0, 0, 0, 0)
         side.addWidget(self.generator)
         side.addWidget(self.filler)
+        side.addWidget(self.translator)
         self.outer = QSplitter(Qt.Vertical)
         self.outer.addWidget(rows)
         self.outer.addWidget(self.text_side)
@@ -212,7 +215,8 @@ class InferenceView(QWidget):
         self.vocab = self.generator.vocab if self.generator.set_model(net, dataset) else None
         if self.filler.set_model(net, dataset):
             self.vocab = self.filler.vocab  # its samples read as text too, [MASK]s and all
-        self.text_side.setVisible(self.vocab is not None)
+        decoding = self.translator.set_model(net if ready else None, dataset)
+        self.text_side.setVisible(self.vocab is not None or decoding)
         self._arrange(self.width(), self.height(), force=True)
         for w in (self.use_sample, self.index, self.random_button, self.nodes):
             w.setEnabled(ready)

@@ -1,7 +1,8 @@
 """Data sets: every reader returns a ``Dataset`` of train/validation/test splits as numpy arrays.
 
 ``load_data(spec)`` takes the spec strings the CLI and project files use: ``bundled``,
-``idx:DIR``, ``folder:DIR`` (one sub-folder of images per class), ``npz:FILE``, ``csv:FILE``, or a synthetic set name (``spirals``, ``moons``,
+``idx:DIR``, ``folder:DIR`` (one sub-folder of images per class), ``npz:FILE``, ``csv:FILE``,
+``pairs:TASK`` or ``pairs:FILE.tsv`` (source/target sequences, ``engine.data.pairs``), or a synthetic set name (``spirals``, ``moons``,
 ``circles``, ``xor``, ``signals``), each optionally followed by options (``spirals?n=500&noise=0.2``).
 Images are float32 shaped (N, C, H, W), in [0, 1] or normalised as ``preprocessing`` says; a
 split's ``x`` may be an array-like read on demand (``folder.ImageArray``); class labels int64.
@@ -112,7 +113,8 @@ PATH_READERS = {"idx": "layerloom.engine.data.idx:load_idx_dir",
                 "folder": "layerloom.engine.data.folder:load_folder",
                 "npz": "layerloom.engine.data.npz:load_npz",
                 "csv": "layerloom.engine.data.csv:load_csv", "text": "layerloom.engine.data.text:load_text_file",
-                "seq": "layerloom.engine.data.sequences:load_sequence_task"}
+                "seq": "layerloom.engine.data.sequences:load_sequence_task",
+                "pairs": "layerloom.engine.data.pairs:load_pairs"}
 NAMED_READERS = {"bundled": "layerloom.engine.data.bundled:load_bundled",
                  "text": "layerloom.engine.data.text:load_default_text",
                  "shapes": "layerloom.engine.data.shapes:load_shapes",
@@ -125,7 +127,7 @@ COMMON_OPTIONS = ("seed", "val_fraction")  # any spec may override load_data's o
 def spec_forms() -> str:
     """The accepted spec forms, for error messages and help texts."""
     named = list(NAMED_READERS)
-    paths = [f"{k}:{ {'idx': 'DIR', 'folder': 'DIR', 'seq': 'TASK'}.get(k, 'FILE')}" for k in PATH_READERS]
+    paths = [f"{k}:{ {'idx': 'DIR', 'folder': 'DIR', 'seq': 'TASK', 'pairs': 'TASK|FILE.tsv'}.get(k, 'FILE')}" for k in PATH_READERS]
     return ", ".join(named[:1] + paths + named[1:])
 
 

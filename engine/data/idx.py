@@ -147,14 +147,16 @@ def images_to_float(images: np.ndarray, where: str) -> np.ndarray:
         images = images[:, None]
     if images.ndim != 4:
         raise DataError(f"{where}: expected images N×H×W, got {images.ndim} dimensions")
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / np.float32(255)
+    if images.dtype == np.uint8:  # one pass (a cast, then a division, took two over 188 MB)
+        return np.divide(images, np.float32(255), dtype=np.float32)
     if np.issubdtype(images.dtype, np.integer):
         raise DataError(f"{where}: integer images must be uint8 (0..255), got {images.dtype}")
     return images.astype(np.float32)
 
 
-def read_pair(folder: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
+def read_pair(folder: Path, stem: str, to_float: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(images N×C×H×W, int64 labels); the images as float32 in [0, 1], or with ``to_float``
+    False as stored (checked already: ``images_to_float`` converts them later without error)."""
     img_path = find_idx_file(folder, stem, "images", 3)
     lab_path = find_idx_file(folder, stem, "labels", 1)
     images, labels = read_idx(img_path), read_idx(lab_path)
@@ -166,6 +168,9 @@ def read_pair(folder: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
                         f"{lab_path.name} has {len(labels)} labels")
     if labels.size and labels.min() < 0:
         raise DataError(f"{lab_path}: negative label {labels.min()}")
+    if not to_float:
+        images_to_float(images[:0], str(img_path))  # its checks, on no pixels
+        return images[:, None] if images.ndim == 3 else images, labels.astype(np.int64)
     return images_to_float(images, str(img_path)), labels.astype(np.int64)
 
 
@@ -195,13 +200,14 @@ def load_idx_dir(folder: str | Path, val_fraction: float = 0.1, seed: int = 0, *
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder (expected MNIST-format IDX files in it)")
-    x_train, y_train = read_pair(folder, "train")
+    x_train, y_train = read_pair(folder, "train", to_float=False)  # split as stored: 4× fewer bytes
     x_test, y_test = read_pair(folder, "t10k")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(f"{folder}: train images are {'×'.join(map(str, x_train.shape[1:]))} but "
                         f"test images are {'×'.join(map(str, x_test.shape[1:]))}")
     (y_train, y_test), names = class_names_for(folder, [y_train, y_test])
     train, val = split_off(x_train, y_train, val_fraction, seed)
+    train, val = (Split(images_to_float(s.x, str(folder)), s.y) for s in (train, val))
     return Dataset(name or folder.resolve().name, train, val, Split(x_test, y_test),
                    class_names=names,
                    description=f"MNIST-format images from {folder}",

@@ -38,6 +38,13 @@ class DataPlace:
     outside: str  # why it is not read without asking ("" when it may be)
 
 
+def no_file(kind: str, arg: str | None) -> bool:
+    """The spec names no file: bundled, synthetic, a generated sequence or pairs task."""
+    from layerloom.engine.data.pair_tasks import TASKS as PAIR_TASKS
+
+    return arg is None or kind == "seq" or (kind == "pairs" and arg in PAIR_TASKS)
+
+
 def _with_path(kind: str, path: str, options: dict) -> str:
     return f"{kind}:{path}" + (f"?{urlencode(options)}" if options else "")
 
@@ -50,7 +57,7 @@ def place(spec: str, graph_path: str | os.PathLike | None) -> DataPlace:
     """Resolve ``spec``'s path against ``graph_path``'s folder (the current directory when the
     graph has no file yet) and say whether it lies outside that folder."""
     kind, arg, options = parse_spec(spec)
-    if arg is None or kind == "seq":  # no file: bundled, synthetic, a generated sequence task
+    if no_file(kind, arg):  # no file: bundled, synthetic, a generated sequence task
         return DataPlace(spec, None, "")
     folder = Path(graph_path).resolve().parent if graph_path is not None else Path.cwd()
     raw = Path(arg)
@@ -119,7 +126,7 @@ def portable_spec(spec: str, graph_path: str | os.PathLike | None) -> str:
     """``spec`` as a graph file at ``graph_path`` should store it: relative to the file's folder
     when the data is inside it (the folder can move or be shared whole), else absolute."""
     kind, arg, options = parse_spec(spec)
-    if arg is None or kind == "seq" or graph_path is None:
+    if no_file(kind, arg) or graph_path is None:
         return spec
     folder = Path(graph_path).resolve().parent
     absolute = Path(arg).resolve()  # as place() sees it, so what is stored relative is inside
@@ -137,7 +144,7 @@ def rebase_spec(spec: str, old_graph: str | os.PathLike | None,
         kind, arg, _options = parse_spec(spec)
     except DataError:
         return spec  # not ours to repair: loading it says what is wrong
-    if arg is None or kind == "seq":
+    if no_file(kind, arg):
         return spec
     return portable_spec(place(spec, old_graph).spec, new_graph)
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from layerloom.engine.threads import gemm_parts, run_row_parts
+
 
 @njit(cache=True, nogil=True)
 def add_bias(z, b):
@@ -91,12 +93,25 @@ def linear(x2: np.ndarray, w: np.ndarray, b: np.ndarray | None, relu: bool) -> n
         z = np.empty((1, len(w)), dtype)
         matvec(x2, w, _none(dtype) if b is None else b, z, relu)
         return z
-    z = x2 @ w.T
+    z = matmul(x2, w.T)
     if relu:
         add_bias_relu(z, _none(z.dtype) if b is None else b)
     elif b is not None:
         add_bias(z, b)
     return z
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for 2-D operands; a large product in a graph whose BLAS runs on one thread (one
+    with numba-parallel layers) is split over ``a``'s rows, one part per core
+    (``engine.threads.gemm_parts``): a Transformer's products took one core of two before."""
+    m, k = a.shape
+    parts = gemm_parts(m, m * k * b.shape[1])
+    if len(parts) == 1:
+        return a @ b
+    out = np.empty((m, b.shape[1]), np.result_type(a, b))
+    run_row_parts(lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]), parts)
+    return out
 
 
 def _none(dtype) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 
 from layerloom.engine.kernels.attention import (attention_backward, attention_backward_reference,
                                      attention_forward, attention_forward_reference)
+from layerloom.engine.kernels.dense import matmul
 from layerloom.engine.registry import register
 from layerloom.engine.spec import (AttrError, Bool, Example, Float, Int, Layer, ShapeError, TorchCode,
                          fmt_shape, uniform_fan_in)
@@ -104,7 +105,7 @@ class MultiHeadSelfAttention(Layer):
         d, heads = a.embed_dim, a.num_heads
         n, t, _ = x.shape
         rows = x.reshape(-1, d)
-        qkv = rows @ p["in_proj_weight"].T
+        qkv = matmul(rows, p["in_proj_weight"].T)
         if a.bias:
             qkv += p["in_proj_bias"]
         qkv = qkv.reshape(n, t, 3 * d)
@@ -116,7 +117,7 @@ class MultiHeadSelfAttention(Layer):
             o, weights = attention_forward_reference(qkv, heads, scale, a.causal, mask)
         else:  # the kernel keeps the weights transposed: (N, heads, keys, queries)
             o, weights = attention_forward(qkv, heads, x.dtype.type(scale), a.causal)
-        y = o.reshape(-1, d) @ p["out_proj.weight"].T
+        y = matmul(o.reshape(-1, d), p["out_proj.weight"].T)
         if a.bias:
             y += p["out_proj.bias"]
         ctx.save(rows, qkv, weights, mask, o, scale)
@@ -127,19 +128,20 @@ class MultiHeadSelfAttention(Layer):
         rows, qkv, weights, mask, o, scale = ctx.saved
         d, heads = a.embed_dim, a.num_heads
         dy2 = dy.reshape(-1, d)
-        grads = {"out_proj.weight": dy2.T @ o.reshape(-1, d)}
+        grads = {"out_proj.weight": matmul(dy2.T, o.reshape(-1, d))}
         if a.bias:
             grads["out_proj.bias"] = dy2.sum(axis=0)
-        do = (dy2 @ p["out_proj.weight"]).reshape(o.shape)
+        do = matmul(dy2, p["out_proj.weight"]).reshape(o.shape)
         if mask is None:
             dqkv = attention_backward(qkv, weights, do, heads, dy.dtype.type(scale))
         else:
             dqkv = attention_backward_reference(qkv, weights, do, heads, scale, mask)
         flat = dqkv.reshape(-1, 3 * d)
-        grads["in_proj_weight"] = flat.T @ rows
+        grads["in_proj_weight"] = matmul(flat.T, rows)
         if a.bias:
             grads["in_proj_bias"] = flat.sum(axis=0)
-        dx = (flat @ p["in_proj_weight"]).reshape(dy.shape) if ctx.needs_input_grad[0] else None
+        need = ctx.needs_input_grad[0]
+        dx = matmul(flat, p["in_proj_weight"]).reshape(dy.shape) if need else None
         return (dx,), grads
 
     @staticmethod

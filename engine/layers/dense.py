@@ -1,7 +1,7 @@
 """Dense (fully connected) layer, as ``torch.nn.Linear``: y = x Wᵀ + b over the last axis."""
 from __future__ import annotations
 
-from layerloom.engine.kernels.dense import linear
+from layerloom.engine.kernels.dense import linear, matmul
 from layerloom.engine.registry import register
 from layerloom.engine.spec import Bool, Example, Int, Layer, ShapeError, TorchCode, fmt_shape, uniform_fan_in
 
@@ -60,10 +60,11 @@ class Dense(Layer):
     def backward(a, p, ctx, dy):
         (x,) = ctx.saved
         x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
-        grads = {"weight": dy2.T @ x2}
+        grads = {"weight": matmul(dy2.T, x2)}
         if a.bias:
             grads["bias"] = dy2.sum(axis=0)
-        dx = dy @ p["weight"] if ctx.needs_input_grad[0] else None
+        # (N, T, D) as one (N·T, D) product, as forward
+        dx = matmul(dy2, p["weight"]).reshape(x.shape) if ctx.needs_input_grad[0] else None
         return (dx,), grads
 
     @staticmethod

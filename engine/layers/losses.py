@@ -54,8 +54,8 @@ class CrossEntropyLoss(Layer):
         prob = np.empty_like(z)
         loss, bad = xent_forward(z, t, prob) if len(t) else (np.nan, -1)  # no rows: mean of none
         if bad >= 0:
-            raise ShapeError(f"a label is outside 0..{z.shape[1] - 1} (got {t.min()}..{t.max()}; "
-                             f"{ignore} marks a position to ignore)")
+            raise ShapeError(f"a label is outside 0..{z.shape[1] - 1} (got {t.min()}..{t.max()}); "
+                             f"{ignore} marks a position to ignore")
         ctx.save(prob, t, x.shape, kept)
         return np.asarray(loss, dtype=x.dtype)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from layerloom.engine.kernels.attention import (mha_backward, mha_backward_reference, mha_forward,
                                                 mha_forward_reference, no_padding)
+from layerloom.engine.kernels.dense import matmul
 from layerloom.engine.registry import register
 from layerloom.engine.spec import (AttrError, Bool, Example, FixedInput, Float, Int, Layer,
                                    ShapeError, TorchCode, fmt_shape, uniform_fan_in)
@@ -173,7 +174,7 @@ class MultiHeadAttention(Layer):
         rows = tuple(x.reshape(-1, x.shape[-1]) for x in (query, key, value))
         projected = []
         for i, (r, w, x) in enumerate(zip(rows, _proj_weights(a, p), (query, key, value))):
-            z = r @ w.T
+            z = matmul(r, w.T)
             if a.bias:
                 z += p["in_proj_bias"][i * e:(i + 1) * e]
             projected.append(z.reshape(len(x), x.shape[1], e))
@@ -190,7 +191,7 @@ class MultiHeadAttention(Layer):
             o, weights = mha_forward(q, k, v, heads, q.dtype.type(scale), a.causal, pad)
         else:
             o, weights = mha_forward_reference(q, k, v, heads, scale, a.causal, pad, drop)
-        y = o.reshape(-1, e) @ p["out_proj.weight"].T
+        y = matmul(o.reshape(-1, e), p["out_proj.weight"].T)
         if a.bias:
             y += p["out_proj.bias"]
         ctx.save(rows, q, k, v, weights, drop, o, scale)
@@ -206,10 +207,10 @@ class MultiHeadAttention(Layer):
         rows, q, k, v, weights, drop, o, scale = ctx.saved
         e, heads = a.embed_dim, a.num_heads
         dy2 = dy.reshape(-1, e)
-        grads = {"out_proj.weight": dy2.T @ o.reshape(-1, e)}
+        grads = {"out_proj.weight": matmul(dy2.T, o.reshape(-1, e))}
         if a.bias:
             grads["out_proj.bias"] = dy2.sum(axis=0)
-        do = (dy2 @ p["out_proj.weight"]).reshape(o.shape)
+        do = matmul(dy2, p["out_proj.weight"]).reshape(o.shape)
         dused = dweights / heads if dweights is not None and dweights.any() else None
         if drop is None:
             dqkv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
@@ -219,7 +220,7 @@ class MultiHeadAttention(Layer):
         else:
             dqkv = mha_backward_reference(q, k, v, weights, do, heads, scale, drop, dused)
         flat = [d.reshape(-1, e) for d in dqkv]
-        dw = [f.T @ r for f, r in zip(flat, rows)]
+        dw = [matmul(f.T, r) for f, r in zip(flat, rows)]
         if _packed(a):
             grads["in_proj_weight"] = np.concatenate(dw)
         else:
@@ -227,7 +228,7 @@ class MultiHeadAttention(Layer):
         if a.bias:
             grads["in_proj_bias"] = np.concatenate([f.sum(axis=0) for f in flat])
         needs = tuple(ctx.needs_input_grad) or (True,) * 3
-        dxs = tuple((f @ w).reshape(*z.shape[:2], -1) if need else None
+        dxs = tuple(matmul(f, w).reshape(*z.shape[:2], -1) if need else None
                     for f, w, z, need in zip(flat, _proj_weights(a, p), (q, k, v), needs))
         return (*dxs, None), grads
 

@@ -21,6 +21,7 @@ import numpy as np
 from layerloom.engine.kernels.recurrent import (gru_gates, gru_output, gru_step_backward, lstm_gates,
                                       lstm_step_backward, rnn_step_backward)
 from layerloom.engine.registry import register
+from layerloom.engine.threads import row_parts, run_row_parts
 from layerloom.engine.spec import Bool, Example, Int, Layer, ShapeError, TorchCode, fmt_shape, uniform_fan_in
 
 # The recurrent layers' two outputs in exported PyTorch code
@@ -159,6 +160,19 @@ def _gru_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
     return dxg, dhg
 
 
+def _joined(per_part: list) -> tuple:
+    """The parts' time-major (T, n, ·) arrays joined along the batch axis, position by position;
+    one part's are returned as they are, and an array a part gives twice stays one array."""
+    if len(per_part) == 1:
+        return tuple(per_part[0])
+    out = [np.concatenate(arrays, axis=1) for arrays in zip(*per_part)]
+    for i, a in enumerate(per_part[0]):
+        twin = next((j for j in range(i) if per_part[0][j] is a), None)
+        if twin is not None:
+            out[i] = out[twin]
+    return tuple(out)
+
+
 CELLS = {"SimpleRNN": (1, _rnn_run, _rnn_grad), "LSTM": (4, _lstm_run, _lstm_grad),
          "GRU": (3, _gru_run, _gru_grad)}
 
@@ -207,28 +221,41 @@ class _Recurrent(Layer):
     def forward(cls, a, p, ctx, x):
         _, run, _ = CELLS[cls.__name__]
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
-        runs = []
-        for k, sfx in enumerate(cls._suffixes(a)):
-            hs, saved = run(x_tm, p["weight_ih" + sfx], p["weight_hh" + sfx],
-                            p.get("bias_ih" + sfx), p.get("bias_hh" + sfx), reverse=k == 1)
-            runs.append((hs, saved))
-        ctx.save(x_tm, runs)
-        seq = np.concatenate([hs for hs, _ in runs], axis=2).transpose(1, 0, 2)
-        last = np.concatenate([runs[0][0][-1]] + [hs[0] for hs, _ in runs[1:]], axis=1)
-        return np.ascontiguousarray(seq), last
+        parts = row_parts(len(x))
+
+        def run_part(lo, hi):  # every direction over the batch rows lo:hi (see engine.threads)
+            xp = x_tm if hi - lo == len(x) else np.ascontiguousarray(x_tm[:, lo:hi])
+            return [run(xp, p["weight_ih" + sfx], p["weight_hh" + sfx], p.get("bias_ih" + sfx),
+                        p.get("bias_hh" + sfx), reverse=k == 1)
+                    for k, sfx in enumerate(cls._suffixes(a))]
+        runs = run_row_parts(run_part, parts)
+        ctx.save(x_tm, parts, runs)
+        hsz, seq = a.hidden_size, np.empty(x.shape[:2] + (cls.infer(a, x.shape)[1][1],), x.dtype)
+        last = np.empty((len(x), seq.shape[2]), x.dtype)
+        for (lo, hi), directions in zip(parts, runs):
+            for k, (hs, _) in enumerate(directions):
+                seq[lo:hi, :, k * hsz:(k + 1) * hsz] = hs.transpose(1, 0, 2)
+                last[lo:hi, k * hsz:(k + 1) * hsz] = hs[0 if k else -1]
+        return seq, last
 
     @classmethod
     def backward(cls, a, p, ctx, dseq, dlast):
         _, _, grad = CELLS[cls.__name__]
-        x_tm, runs = ctx.saved
+        x_tm, parts, runs = ctx.saved
         hsz = a.hidden_size
         dseq_tm = np.ascontiguousarray(dseq.transpose(1, 0, 2))
         dx_tm, grads = None, {}
-        for k, (sfx, (hs, saved)) in enumerate(zip(cls._suffixes(a), runs)):
-            part = slice(k * hsz, (k + 1) * hsz)
+        for k, sfx in enumerate(cls._suffixes(a)):
+            cols = slice(k * hsz, (k + 1) * hsz)
             w_ih, w_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
-            dxg, dhg = grad(np.ascontiguousarray(dseq_tm[:, :, part]), dlast[:, part], hs, saved,
-                            x_tm, w_ih, w_hh, reverse=k == 1)
+
+            def grad_part(lo, hi, k=k, cols=cols, w_ih=w_ih, w_hh=w_hh):
+                hs, saved = runs[parts.index((lo, hi))][k]
+                xp = x_tm if hi - lo == len(x_tm[0]) else np.ascontiguousarray(x_tm[:, lo:hi])
+                return grad(np.ascontiguousarray(dseq_tm[:, lo:hi, cols]), dlast[lo:hi, cols],
+                            hs, saved, xp, w_ih, w_hh, reverse=k == 1)
+            dxg, dhg = _joined(run_row_parts(grad_part, parts))
+            hs = _joined([(directions[k][0],) for directions in runs])[0]
             grads["weight_ih" + sfx], grads["weight_hh" + sfx] = _weight_grads(dxg, dhg, x_tm, hs,
                                                                                k == 1)
             if a.bias:  # sums over all steps as one BLAS product (3× numpy's sum here)

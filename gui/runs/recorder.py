@@ -13,6 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from layerloom.engine.objective import DATA_SPEC
 from layerloom.engine.run_recorder import RunRecorder, open_store_or_warn
 from layerloom.engine.runs import RunMeta, RunStore
 from layerloom.engine.serialize import Project, project_to_dict
@@ -62,7 +63,8 @@ class WindowRunLog(QObject):
                        graph_json=json.dumps(project_to_dict(project), sort_keys=True),
                        settings=info.config.to_dict(), source="window",
                        graph_path=str(path) if path else None,
-                       data_spec=str(project.data.get("spec", "bundled")),
+                       data_spec=(str(project.data.get("spec", "bundled")) if info.dataset
+                                  is not None else DATA_SPEC),  # a data-free run: none
                        seed=info.config.seed, threads=get_threads())
         self.recorder = RunRecorder(store, meta)
         self.last_run_id = self.recorder.run_id

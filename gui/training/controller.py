@@ -166,20 +166,6 @@ class TrainingController(QObject):
         self.weights_changed.emit(True)
         return self.network
 
-    def shared_keys(self, params: dict) -> list[str]:
-        """The current graph's parameter keys that ``params`` also holds."""
-        return [k for k in Network(self._project().graph.copy()).params if k in params]
-
-    def load_matching(self, params: dict) -> list[str]:
-        """Fine-tuning: fresh weights, then every parameter ``params`` holds under the same key
-        and shape (a pretrained encoder under a new head); returns the keys taken, raises
-        WeightsError when none fits."""
-        config = self.config()
-        net = Network(self._project().graph.copy(), seed=config.seed, batch_size=config.batch_size)
-        taken = net.load_matching(params)
-        self.load_weights(net.params)
-        return taken
-
     def config(self) -> TrainConfig:
         """The project's "training" section, checked (one-line SettingsError when a value is bad)."""
         return TrainConfig.from_settings(self._project().training)
@@ -222,46 +208,32 @@ class TrainingController(QObject):
 
     def _prepare(self) -> tuple[Network, TrainConfig, RunInfo]:
         config = self.config()
-        if graph_needs_no_data(self._project().graph):
-            return self._prepare_data_free(config)
-        data = self.load_dataset()
-        check_data(data)  # an empty data set: one line here, before a thread starts
         graph = self._project().graph
-        edits = planned_fit(graph, data)
-        if edits:
-            (self._apply_edits or (lambda e: _apply_directly(graph, e)))(edits)
+        data = None
+        if not graph_needs_no_data(graph):  # Parameters and an Objective train without data
+            data = self.load_dataset()
+            check_data(data)  # an empty data set: one line here, before a thread starts
+            edits = planned_fit(graph, data)
+            if edits:
+                (self._apply_edits or (lambda e: _apply_directly(graph, e)))(edits)
         errors = analyze(graph, dataset=data, training=self._project().training).errors
         if errors:
             raise Refused(errors[0].message + (f" (and {len(errors) - 1} more: see Problems)"
                                                if len(errors) > 1 else ""))
-        check_fit(graph, data)
+        if data is not None:
+            check_fit(graph, data)
         kept = self.trained_network()
         signature = structure_signature(graph)
-        net = Network(graph.copy(), seed=config.seed, batch_size=config.batch_size,
+        net = Network(graph.copy(), seed=config.seed,
+                      batch_size=config.batch_size if data is not None else 1,
                       params=kept.params if kept is not None else None)
-        bind(net)  # no loss node, or not one Input and one Label: say so before any thread starts
+        if data is not None:
+            bind(net)  # no loss node, or not one Input and one Label: say so before a thread
         self._signature = signature
         frozen = tuple(k for s in net.plan.steps if not s.trainable for k in s.grad_keys)
         types = {s.node_id: s.layer.type_id for s in net.plan.steps}
         info = RunInfo(config, data, net.trainable_keys, frozen, types, kept is not None)
         return net, config, info
-
-    def _prepare_data_free(self, config: TrainConfig) -> tuple[Network, TrainConfig, RunInfo]:
-        """Parameters and an Objective (the founding example): no data to load, fit or bind;
-        each step of the run is one update of the variables (``engine.objective``)."""
-        graph = self._project().graph
-        errors = analyze(graph, training=self._project().training).errors
-        if errors:
-            raise Refused(errors[0].message + (f" (and {len(errors) - 1} more: see Problems)"
-                                               if len(errors) > 1 else ""))
-        kept = self.trained_network()
-        net = Network(graph.copy(), seed=config.seed, batch_size=1,
-                      params=kept.params if kept is not None else None)
-        self._signature = structure_signature(graph)
-        frozen = tuple(k for s in net.plan.steps if not s.trainable for k in s.grad_keys)
-        types = {s.node_id: s.layer.type_id for s in net.plan.steps}
-        return net, config, RunInfo(config, None, net.trainable_keys, frozen, types,
-                                    kept is not None)
 
     def _wire(self, worker: TrainingWorker, thread: QThread) -> None:
         thread.started.connect(worker.run)

@@ -67,12 +67,33 @@ GRAPHS = {**conv_models.GRAPHS, "lenet": models.lenet_graph, "mlp": models.mlp_g
           "lstm": lambda loss=True: models.lstm_graph(SEQ),
           "block": lambda loss=True: models.block_graph(SEQ)}
 
+# ---------------------------------------------- issue 15: grown sequence models, the whole epoch
+# Transformers of 2-6 pre-norm blocks at d 128-256, seq 64-256 and LSTMs at h 256-512 (models.SIZED),
+# and one Fashion-MNIST epoch through ``layerloom train`` against a plain PyTorch loop
+# (bench_epoch.py; its ratio is PyTorch's epoch time over Layerloom's).
+ROWS.update({
+    "gpt4_train": ("GPT 4 blocks d128 h4 s64 b16 train", "gpt4_d128", 16, 16 * 64, "tokens/s",
+                   False, 1.0),
+    "gpt6_train": ("GPT 6 blocks d256 h8 s128 b8 train", "gpt6_d256", 8, 8 * 128, "tokens/s",
+                   False, 1.0),
+    "gpt2s256_train": ("GPT 2 blocks d128 h4 s256 b8 train", "gpt2_s256", 8, 8 * 256,
+                       "tokens/s", False, 1.0),
+    "lstm256_train": ("char-LSTM e64 h256 s64 b32 train", "lstm_h256", 32, 32 * 64, "tokens/s",
+                      False, 1.0),
+    "lstm512_train": ("char-LSTM e64 h512 s64 b32 train", "lstm_h512", 32, 32 * 64, "tokens/s",
+                      False, 1.0),
+    "lenet_epoch": ("LeNet-5 Fashion-MNIST epoch, `layerloom train` vs a torch loop", "epoch", 64,
+                    1, "s/epoch", True, 2.0),
+})
+GRAPHS.update({name: (lambda loss=True, name=name: models.sized_graph(name))
+               for name in models.SIZED})
+
 
 # ------------------------------------------------------------------------------ step makers
 def layerloom_step(model: str, n: int, infer: bool) -> Callable[[], None]:
     rng = np.random.default_rng(0)
     src = conv_models if model in conv_models.GRAPHS else models
-    batches = [src.batch(model, n, SEQ, rng) for _ in range(4)]
+    batches = [src.batch(model, n, models.sized_seq(model, SEQ), rng) for _ in range(4)]
     net = Network(GRAPHS[model](loss=not infer), seed=0)
     opt, i = Adam(1e-3), [0]
 
@@ -94,9 +115,10 @@ def torch_step(model: str, n: int, infer: bool) -> Callable[[], None]:
 
     rng = np.random.default_rng(0)
     src = conv_models if model in conv_models.GRAPHS else models
-    batches = [tuple(torch.from_numpy(a) for a in src.batch(model, n, SEQ, rng))
+    seq = models.sized_seq(model, SEQ)
+    batches = [tuple(torch.from_numpy(a) for a in src.batch(model, n, seq, rng))
                for _ in range(4)]
-    net = src.torch_model(model, SEQ)
+    net = models.sized_torch(model) if model in models.SIZED else src.torch_model(model, SEQ)
     opt, i = torch.optim.Adam(net.parameters(), 1e-3), [0]
     if infer:
         net.eval()
@@ -185,7 +207,8 @@ def train_flops(model: str) -> float:
 # ------------------------------------------------------------------------------------ report
 def summarize(key: str, ll_t: list, pt_t: list) -> dict:
     label, _, _, items, unit, latency, target = ROWS[key]
-    conv = (lambda t: t * 1e6) if latency else (lambda t: items / t)
+    scale = 1.0 if unit.startswith("s/") else 1e6  # seconds per epoch, else µs per call
+    conv = (lambda t: t * scale) if latency else (lambda t: items / t)
     ll, pt = [conv(t) for t in ll_t], [conv(t) for t in pt_t]
     med_ll, med_pt = statistics.median(ll), statistics.median(pt)
     ratio = med_pt / med_ll if latency else med_ll / med_pt
@@ -253,6 +276,13 @@ def run(args: argparse.Namespace) -> dict:
               "rows": []}
     for key in args.rows.split(","):
         _, model, n, _, _, latency, _ = ROWS[key]
+        if model == "epoch":
+            import bench_epoch
+
+            ll_t, pt_t = bench_epoch.compare(max(1, windows // 3))
+            result["rows"].append(summarize(key, ll_t, pt_t))
+            print(f"  {result['rows'][-1]['label']}: {result['rows'][-1]['ratio']:.2f}×", flush=True)
+            continue
         ll_t, pt_t = compare(layerloom_step(model, n, latency), torch_step(model, n, latency),
                              windows, seconds)
         result["rows"].append(summarize(key, ll_t, pt_t))

@@ -188,3 +188,105 @@ def batch(name: str, n: int, seq: int, rng: np.random.Generator) -> tuple[np.nda
         shape = (1, 128) if name == "conv1d" else (3, 32, 32)
         return rng.standard_normal((n, *shape), dtype=np.float32), rng.integers(0, 10, n)
     return rng.integers(0, VOCAB, (n, seq)), rng.integers(0, VOCAB, (n, seq))
+
+
+# ------------------------------------------------------ sequence models at grown sizes (issue 15)
+# name: (kind, blocks or None, width d / hidden h, heads, seq). Pre-norm GPT blocks as a user builds
+# them from the palette (or the transformer block template), and a char-LSTM at wider hidden sizes.
+SIZED = {
+    "gpt4_d128": ("gpt", 4, 128, 4, 64),
+    "gpt6_d256": ("gpt", 6, 256, 8, 128),
+    "gpt2_s256": ("gpt", 2, 128, 4, 256),
+    "lstm_h256": ("lstm", None, 256, 0, 64),
+    "lstm_h512": ("lstm", None, 512, 0, 64),
+}
+
+
+def sized_seq(name: str, default: int) -> int:
+    return SIZED[name][4] if name in SIZED else default
+
+
+def _gpt_block(g: Graph, x: str, b: int, d: int, heads: int) -> str:
+    """One pre-norm block reading ``x``: x + attn(ln(x)), then + mlp(ln(·)); returns its output."""
+    p = f"b{b}_"
+    _chain(g, [(p + "ln1", "LayerNorm", {}),
+               (p + "attn", "MultiHeadSelfAttention", {"embed_dim": d, "num_heads": heads,
+                                                        "causal": True})])
+    g.connect((x, "y"), (p + "ln1", "x"))
+    g.add_node(Node(p + "add1", "Add", {}))
+    g.connect((x, "y"), (p + "add1", "a"))
+    g.connect((p + "attn", "y"), (p + "add1", "b"))
+    _chain(g, [(p + "ln2", "LayerNorm", {}), (p + "ff1", "Dense", {"out_features": 4 * d}),
+               (p + "gelu", "GELU", {}), (p + "ff2", "Dense", {"out_features": d})])
+    g.connect((p + "add1", "y"), (p + "ln2", "x"))
+    g.add_node(Node(p + "add2", "Add", {}))
+    g.connect((p + "add1", "y"), (p + "add2", "a"))
+    g.connect((p + "ff2", "y"), (p + "add2", "b"))
+    return p + "add2"
+
+
+def sized_graph(name: str) -> Graph:
+    kind, blocks, d, heads, seq = SIZED[name]
+    g = Graph()
+    if kind == "lstm":
+        _chain(g, [("image", "Input", {"shape": [seq], "dtype": "int64"}),
+                   ("embed", "Embedding", {"num_embeddings": VOCAB, "embedding_dim": 64})])
+        g.add_node(Node("lstm", "LSTM", {"hidden_size": d}))
+        g.add_node(Node("logits", "Dense", {"out_features": VOCAB}))
+        g.connect(("embed", "y"), ("lstm", "x"))
+        g.connect(("lstm", "seq"), ("logits", "x"))
+        return _with_loss(g, "logits", [seq])
+    x = _chain(g, [("image", "Input", {"shape": [seq], "dtype": "int64"}),
+                   ("tok", "Embedding", {"num_embeddings": VOCAB, "embedding_dim": d}),
+                   ("pos", "PositionalEmbedding", {"max_len": seq, "embedding_dim": d})])
+    for b in range(blocks):
+        x = _gpt_block(g, x, b, d, heads)
+    _chain(g, [("lnf", "LayerNorm", {}), ("logits", "Dense", {"out_features": VOCAB})])
+    g.connect((x, "y"), ("lnf", "x"))
+    return _with_loss(g, "logits", [seq])
+
+
+def sized_torch(name: str):
+    import torch
+    from torch import nn
+
+    kind, blocks, d, heads, seq = SIZED[name]
+    if kind == "lstm":
+        class CharLSTM(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embed = nn.Embedding(VOCAB, 64)
+                self.lstm = nn.LSTM(64, d, batch_first=True)
+                self.logits = nn.Linear(d, VOCAB)
+
+            def forward(self, x):
+                return self.logits(self.lstm(self.embed(x))[0])
+        return CharLSTM()
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+            self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+        def forward(self, h, mask):
+            a = self.ln1(h)
+            h = h + self.attn(a, a, a, attn_mask=mask, need_weights=False)[0]
+            return h + self.ff(self.ln2(h))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok = nn.Embedding(VOCAB, d)
+            self.pos = nn.Parameter(torch.zeros(seq, d))
+            self.blocks = nn.ModuleList(Block() for _ in range(blocks))
+            self.lnf, self.logits = nn.LayerNorm(d), nn.Linear(d, VOCAB)
+            self.register_buffer("mask", torch.triu(torch.ones(seq, seq, dtype=torch.bool), 1))
+
+        def forward(self, x):
+            h = self.tok(x) + self.pos[:x.shape[1]]
+            for block in self.blocks:
+                h = block(h, self.mask)
+            return self.logits(self.lnf(h))
+    return GPT()

@@ -48,9 +48,16 @@ def perturbed(net: Network, seed=1) -> Network:
     return net
 
 
-def sample_feeds(g: Graph, net: Network, n: int = 3) -> dict:
+def sample_feeds(g: Graph, net: Network, n: int = 3, spec: str | None = None) -> dict:
     """A batch for every source of a sample graph: token ids below the embedding's vocabulary,
-    class labels below the logits' width, floats in [0, 1)."""
+    class labels below the logits' width, floats in [0, 1). Paired sequences (a ``pairs:``
+    ``spec``) come from the data itself: their packed key-padding mask is no random ids."""
+    if spec is not None and spec.startswith("pairs:"):
+        from layerloom.engine.data import load_data
+
+        data = load_data(spec)
+        kinds = {node.type: node.id for node in g.nodes.values()}
+        return {kinds["Input"]: data.train.x[:n], kinds["Label"]: data.train.y[:n]}
     rng = np.random.default_rng(0)
     feeds = {}
     for node in g.nodes.values():

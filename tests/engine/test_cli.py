@@ -217,3 +217,17 @@ def test_train_takes_a_learning_rate_schedule_and_refuses_an_unknown_one(tmp_pat
     (tmp_path / "bad.json").write_text(json.dumps(data))
     assert_clean_failure(cli("train", tmp_path / "bad.json", "--max-steps", 3),
                          "training.schedule: must be one of constant, cosine, step, got 'linear'")
+
+
+def test_train_computes_no_histograms_since_nothing_on_the_command_line_plots_them(tmp_path,
+                                                                                    monkeypatch):
+    from layerloom.engine import cli as cli_module
+
+    calls = []
+    real = np.histogram
+    monkeypatch.setattr(np, "histogram", lambda *a, **k: calls.append(1) or real(*a, **k))
+    code = cli_module.main(["train", str(SPIRALS), "--max-steps", "30", "--runs-db",
+                            str(tmp_path / "runs.db"), "--metrics-json", str(tmp_path / "m.json")])
+    assert code == 0 and calls == []
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["steps"] == 30 and m["config"]["histogram_every"] == 25  # the file's setting stays

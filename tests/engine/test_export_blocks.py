@@ -122,3 +122,25 @@ def test_a_definition_used_at_two_widths_gets_a_class_for_each(tmp_path):
     with torch.no_grad():
         loss = module.compute_loss(model(as_tensor(feeds()["x"])), as_tensor(feeds()["t"]))
     assert float(loss) == pytest.approx(net.loss(), rel=1e-9)
+
+
+def test_a_block_returns_its_outputs_in_port_order_when_one_passes_an_input_through(tmp_path):
+    """An encoder block hands its padding mask on unchanged (BlockInput straight to its second
+    BlockOutput): that value exists before the first output's, yet comes second."""
+    data = model_with_blocks(2)
+    res = data["blocks"]["res"]
+    res["nodes"] += [node("side", "BlockInput"), node("side_out", "BlockOutput")]
+    res["edges"].append(edge("side.y", "side_out.x"))
+    data["nodes"] += [node("aside", "Dense", {"out_features": 2}), node("mix", "Dense",
+                                                                      {"out_features": 6})]
+    data["edges"] = [e for e in data["edges"] if e != edge("enc.out", "head.x")]
+    data["edges"] += [edge("x.y", "aside.x"), edge("aside.y", "enc.side"),
+                      edge("enc.out", "mix.x"), edge("mix.y", "head.x")]
+    g = graph_from_dict(data)
+    net = Network(g, dtype=np.float64, seed=3)
+    module, _ = exported(g, tmp_path)
+    model = torch_model(module, net, tmp_path)
+    net.forward(feeds())
+    with torch.no_grad():
+        loss = module.compute_loss(model(as_tensor(feeds()["x"])), as_tensor(feeds()["t"]))
+    assert float(loss) == pytest.approx(net.loss(), rel=1e-9)

@@ -45,9 +45,10 @@ def test_every_layer_exports_to_onnx_that_computes_the_same(type_id, case):
 
 @pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("*.json")))
 def test_every_sample_exports_to_onnx_and_gives_its_logits(sample):
-    g = load_project(SAMPLES / sample).graph
+    project = load_project(SAMPLES / sample)
+    g = project.graph
     net = perturbed(Network(g, seed=0))
-    feeds = sample_feeds(g, net)
+    feeds = sample_feeds(g, net, spec=project.data.get("spec"))
     want = net.forward(feeds)
     got = run_onnx(net, feeds)
     refs = model_outputs(net.plan)

@@ -80,7 +80,7 @@ def test_every_sample_exports_and_its_loss_matches(sample, tmp_path):
     project = load_project(SAMPLES / sample)
     g = project.graph
     net = perturbed(Network(g, dtype=np.float64, seed=0))
-    feeds = sample_feeds(g, net)
+    feeds = sample_feeds(g, net, spec=project.data.get("spec"))
     net.forward(feeds)
     module, _ = exported(g, tmp_path, Path(sample).stem, project.training)
     model = torch_model(module, net, tmp_path, ".safetensors")

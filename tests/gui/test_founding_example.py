@@ -80,3 +80,5 @@ def test_the_train_button_walks_the_variables_downhill_and_plots_them(qtbot, win
     assert float(net.params["z.value"][0]) < z0  # trained weights kept: Explain sees them
     assert "step 40/40" in window.training.training_panel.progress_label.text()
     assert "finished after 40 steps" in window.statusBar().currentMessage()
+    log = window.runs.log  # the Runs dock records it as a run on no data
+    assert log.open_store().run(log.last_run_id).data_spec.startswith("none")
