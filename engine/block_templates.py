@@ -1,5 +1,5 @@
 """Stock blocks: the residual and bottleneck blocks of ResNets, MobileNet's depthwise-separable
-block, a pre-norm Transformer encoder block and an MLP block, each written from a few settings
+block, pre-norm Transformer encoder and decoder blocks and an MLP block, each written from a few settings
 as a block definition (a level dict).
 
 Settings are attribute descriptors, as a layer's are, so the window builds their form the same
@@ -159,6 +159,48 @@ def transformer(a: AttrValues) -> dict:
     return level.done()
 
 
+def decoder(a: AttrValues) -> dict:
+    """x + causal self-attention(ln1(x)), + cross-attention(ln2(·), memory), + MLP(ln3(·)): the
+    pre-norm decoder block of T5. The memory (and the source's padding mask) also leave the block
+    unchanged, so that ×N feeds every copy the same encoder output."""
+    level = _Level()
+    level.add("x", "BlockInput", 0, 0)
+    level.add("memory", "BlockInput", 0, 2)
+    if a.padding_mask:
+        level.add("mask", "BlockInput", 0, 3)
+    level.add("ln1", "LayerNorm", 1, 0)
+    level.add("self_attn", "MultiHeadSelfAttention", 2, 0, embed_dim=a.embed_dim,
+              num_heads=a.num_heads, causal=True)
+    level.add("add1", "Add", 3, 0)
+    level.add("ln2", "LayerNorm", 1, 1)
+    level.add("cross", "MultiHeadAttention", 2, 1, embed_dim=a.embed_dim, num_heads=a.num_heads,
+              need_weights=True)
+    level.add("add2", "Add", 3, 1)
+    level.add("ln3", "LayerNorm", 1, 4)
+    level.add("ff1", "Dense", 2, 4, out_features=a.ff_dim)
+    level.add("gelu", "GELU", 3, 4)
+    level.add("ff2", "Dense", 4, 4, out_features=a.embed_dim)
+    level.add("add3", "Add", 5, 4)
+    level.add("out", "BlockOutput", 6, 4)
+    level.add("memory_out", "BlockOutput", 6, 2)
+    level.wire("x", "ln1", "self_attn", "add1.b")
+    level.wire("x", "add1.a")
+    level.wire("add1", "ln2", "cross.query")
+    level.wire("memory", "cross.key")
+    level.wire("memory", "cross.value")
+    level.wire("cross", "add2.b")
+    level.wire("add1", "add2.a")
+    level.wire("add2", "ln3", "ff1", "gelu", "ff2", "add3.b")
+    level.wire("add2", "add3.a")
+    level.wire("add3", "out")
+    level.wire("memory", "memory_out")
+    if a.padding_mask:
+        level.add("mask_out", "BlockOutput", 6, 3)
+        level.wire("mask", "cross.key_padding_mask")
+        level.wire("mask", "mask_out")
+    return level.done()
+
+
 def mlp(a: AttrValues) -> dict:
     level = _Level()
     level.add("x", "BlockInput", 0)
@@ -212,6 +254,19 @@ TEMPLATES: dict[str, Template] = {t.title: t for t in (
                             max=1_000_000),
               "causal": Bool(True, "each position sees only earlier ones (a language model)")},
              transformer),
+    Template("Transformer decoder", "decoder",
+             "pre-norm T5 decoder block: causal self-attention, cross-attention to the "
+             "encoder's output (memory), then an MLP, each with a residual; memory and mask "
+             "pass through, so it repeats",
+             {"embed_dim": Int(64, "model width: the target's and the memory's feature size",
+                               min=1, max=100_000),
+              "num_heads": Int(4, "attention heads; embed_dim must divide by it", min=1,
+                               max=1024),
+              "ff_dim": Int(256, "width of the MLP inside (often 4 × embed_dim)", min=1,
+                            max=1_000_000),
+              "padding_mask": Bool(True, "a key-padding-mask input: padded source positions "
+                                         "get no attention")},
+             decoder),
     Template("MLP", "mlp", "Dense → activation → Dense, optionally plus the input",
              {"hidden": Int(128, "width of the hidden layer", min=1, max=1_000_000),
               "out_features": Int(64, "outputs (equal to the inputs for a residual MLP)", min=1,

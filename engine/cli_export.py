@@ -103,12 +103,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _export_project(args: argparse.Namespace, out: Path) -> int:
     from layerloom.engine.data.section import load_data_section
-    from layerloom.engine.export.torch_project import write_project
+    from layerloom.engine.export.torch_project import check_trains_on_data, write_project
     from layerloom.engine.network import Network
     from layerloom.engine.project import fit_graph_to_data
     from layerloom.engine.serialize import load_project
 
     project = load_project(args.graph)
+    check_trains_on_data(project)
     spec, dataset = load_data_section(project.data, Path(args.graph).name, args.data,
                                       graph_path=args.graph,
                                       allow_outside=args.allow_outside_data)

@@ -10,7 +10,9 @@ for ``--fill``, the filled-in text and then, one line per mask, its likeliest ch
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from typing import Iterator
 
 
 def _count(text: str) -> int:
@@ -71,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
     from layerloom.engine.data.location import graph_data_spec
     from layerloom.engine.network import Network
     from layerloom.engine.project import fit_graph_to_data
-    from layerloom.engine.sampling import fill, generate
     from layerloom.engine.serialize import load_project
 
     project = load_project(args.graph)
@@ -82,16 +83,40 @@ def run(args: argparse.Namespace) -> int:
     fit_graph_to_data(project.graph, dataset)  # the context length follows the data, as in train
     net = Network(project.graph)
     net.load_weights(args.weights)
-    if args.source is not None:
-        return _decode(net, dataset, args.source, args.beam)
+    with _one_core():
+        if args.source is not None:
+            return _decode(net, dataset, args.source, args.beam)
+        return _write(args, net, dataset.class_names)
+
+
+@contextlib.contextmanager
+def _one_core() -> Iterator[None]:
+    """numba and the BLAS on one thread: one sequence is too little work to share, and both
+    pools on two busy cores made 320 characters of tiny_gpt take 193 s (19 s on one thread).
+    numba's setting is put back after (it is per thread, and ``main`` may be called again)."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def _write(args: argparse.Namespace, net, vocab: list[str]) -> int:
+    from layerloom.engine.sampling import fill, generate
+
     if args.fill is not None:
-        filled = fill(net, dataset.class_names, args.fill, max(args.top, 1))
+        filled = fill(net, vocab, args.fill, max(args.top, 1))
         lines = [filled.text] + [f"  {pos:3d}: " + "  ".join(f"{ch!r} {p:.0%}" for ch, p in best)
                                  for pos, best in filled.guesses]
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
         return 0
-    text = generate(net, dataset.class_names, args.prompt, args.length, args.temperature, args.seed)
+    text = generate(net, vocab, args.prompt, args.length, args.temperature, args.seed)
     sys.stdout.write(args.prompt + text + "\n")
     sys.stdout.flush()
     return 0

@@ -22,6 +22,11 @@ from layerloom.engine.data import NAMED_READERS, PATH_READERS, parse_spec
 from layerloom.gui.plots.boundary import colours
 from layerloom.gui.plots.style import legend_label_html
 
+# the file dialog's filter for each source kind that reads a file
+FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)",
+                "text": "Text files (*.txt *.md);;All files (*)",
+                "pairs": "Source<TAB>target lines (*.tsv *.txt);;All files (*)"}
+
 LABELS = {"bundled": "Fashion-MNIST subset", "idx": "MNIST-format folder",
           "folder": "Image folder", "npz": "NumPy .npz file", "csv": "CSV file",
           "text:": "Text file", "seq": "Sequence task", "text": "Text: bundled corpus",

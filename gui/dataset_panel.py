@@ -36,9 +36,6 @@ from layerloom.gui.plots.style import legend_label, make_view, style_plot
 
 WAVES_PER_CLASS = 2
 OWN_FORMS = {"folder": "folder_options", "csv": "table_options"}  # sources with a form of their own
-FILE_FILTERS = {"npz": "NumPy archives (*.npz)", "csv": "CSV files (*.csv *.txt)",
-                "text": "Text files (*.txt *.md);;All files (*)",
-                "pairs": "Source<TAB>target lines (*.tsv *.txt);;All files (*)"}
 NOT_LOADED = "Press Load to read this data and see what it holds."
 ERROR_STYLE, OK_STYLE = "color: #c62828;", "color: #2e7d32;"
 MAX_SCATTER = 3000
@@ -220,7 +217,7 @@ class DatasetPanel(QWidget):
             path = QFileDialog.getExistingDirectory(self, title, start)
         else:
             path, _ = QFileDialog.getOpenFileName(self, "Data file", start,
-                                                  FILE_FILTERS.get(src.kind, "All files (*)"))
+                                                  ds.FILE_FILTERS.get(src.kind, "All files (*)"))
         if not path:
             return None
         self.path.setText(path)

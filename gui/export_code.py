@@ -63,10 +63,15 @@ def export_onnx(window: QWidget) -> Path | None:
 def export_training_project(window: QWidget) -> Path | None:
     """Ask for a new folder and write the PyTorch training project there (``train.py`` for
     torchrun, the model, the data, the weights to start from: the trained ones when there are)."""
-    from layerloom.engine.export.torch_project import write_project
+    from layerloom.engine.export.torch_project import check_trains_on_data, write_project
     from layerloom.engine.network import Network
 
     title, doc = "Export training project", window.document
+    try:
+        check_trains_on_data(doc.project)  # before a folder is asked for
+    except LayerloomError as err:
+        QMessageBox.critical(window, title, f"Cannot export: {err}")
+        return None
     stem = doc.path.stem if doc.path else "model"
     start = (doc.path.parent if doc.path else Path.cwd()) / f"{stem}-training"
     chosen, _ = QFileDialog.getSaveFileName(window, title, str(start), "Folder (*)")

@@ -76,11 +76,13 @@ class FillView(QGroupBox):
 
     @staticmethod
     def _default_text(dataset: Dataset) -> str:
-        """A test window's first words with one letter of each longer word masked."""
+        """A test window's first words (as written: its targets undo the masking) with the
+        second letter of each longer word masked."""
         if not len(dataset.test):
             return ""
-        row = [dataset.class_names[int(i)] for i in dataset.test.x[0]]
-        words = "".join(c if c != MASK_TOKEN else "e" for c in row).split()[:6]
+        x, y = dataset.test.x[0], dataset.test.y[0]
+        row = [dataset.class_names[int(t if t >= 0 else i)] for i, t in zip(x, y)]
+        words = "".join(row).split()[:6]
         return " ".join(w[:1] + "_" + w[2:] if len(w) > 3 else w for w in words)
 
     def run(self) -> bool:
@@ -100,9 +102,10 @@ class FillView(QGroupBox):
 
     def _show(self, filled: Filled) -> None:
         colour, guessed = SERIES["val"], {pos for pos, _ in filled.guesses}
-        # underlined too: a guessed space must show
-        text = "".join(f'<b style="color:{colour}; text-decoration: underline">{escape(ch)}</b>'
-                       if i in guessed else escape(ch) for i, ch in enumerate(filled.text))
+        # on a tinted background: a guessed space must show, and not as the "_" that was typed
+        text = "".join(f'<b style="color:{colour}; background-color: rgba(127, 127, 127, 90)">'
+                       f'{escape(ch)}</b>' if i in guessed else escape(ch)
+                       for i, ch in enumerate(filled.text))
         rows = "".join(
             f"<tr><td>{pos}&nbsp;</td>" + "".join(
                 f"<td>&nbsp;<code>{escape(repr(ch))}</code> {p:.0%}&nbsp;</td>" for ch, p in best)

@@ -1,6 +1,7 @@
 """Installed like real software: a wheel built from the checkout holds the `layerloom` package with
 its samples and bundled data (no screenshots), installs no generic top-level `engine` or `gui`, and
 runs from outside the checkout. (`.ci/run` also installs it into a fresh venv and opens the window.)"""
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -71,3 +72,32 @@ def test_the_installed_wheel_runs_from_outside_the_checkout(wheel, tmp_path):
     out = subprocess.run([sys.executable, "-m", "layerloom", "check", graph], cwd=tmp_path,
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0 and "total parameters" in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize("in_tree", [True, False])
+def test_an_installed_app_compiles_a_kernel_once_and_loads_it_on_every_later_start(wheel, tmp_path,
+                                                                                  in_tree):
+    """No NUMBA_CACHE_DIR, as a person's install has: numba caches beside the installed kernels
+    when it may write there (a venv), else in the user's cache folder (a read-only system
+    install; simulated by a file where its ``__pycache__`` folder would go, since a test running
+    as root may write anywhere). Either way the second start loads what the first compiled."""
+    target = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q",
+                           "--target", str(target), str(wheel)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    kernels = target / "layerloom" / "engine" / "kernels"
+    if not in_tree:
+        shutil.rmtree(kernels / "__pycache__", ignore_errors=True)
+        (kernels / "__pycache__").write_text("")
+    code = ("import numpy as np\nfrom layerloom.engine.kernels import dense\n"
+            "dense.add_bias(np.ones((2, 3), np.float32), np.ones(3, np.float32))\n"
+            "print(sum(dense.add_bias._cache_hits.values()), dense.add_bias._cache._cache_path)\n")
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home")}
+    runs = [subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                           text=True, env=env, timeout=600) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr
+    (first_hits, path), (hits, again) = (r.stdout.split() for r in runs)
+    assert (first_hits, hits, again) == ("0", "1", path)
+    where = kernels if in_tree else tmp_path / "home" / ".cache" / "numba"
+    assert path.startswith(str(where)), path

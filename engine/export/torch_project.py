@@ -60,9 +60,20 @@ def data_arrays(dataset: Dataset) -> dict[str, np.ndarray]:
     return out
 
 
+def check_trains_on_data(project: Project) -> None:
+    """A training project iterates over data; a graph of Parameters and an Objective (the
+    founding example) has none to iterate over: say so before anything is read or written."""
+    from layerloom.engine.objective import graph_needs_no_data
+
+    if graph_needs_no_data(project.graph):
+        raise LayerloomError("this graph trains without data (Parameters and an Objective): a "
+                             "training project needs data; export its PyTorch code instead")
+
+
 def write_project(project: Project, outdir: str | Path, params: dict,
                   dataset: Dataset | None, title: str = "model") -> list[Path]:
     """Write the folder; returns the files written. ``params`` are the weights to start from."""
+    check_trains_on_data(project)
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         raise LayerloomError(f"{out}: exists and is not a folder")

@@ -21,7 +21,6 @@ from layerloom.engine.kernels.conv_flat import (  # noqa: F401  the kernels, re-
     backward_flat,
     conv_relu_maxpool_backward,
     conv_relu_maxpool_forward,
-    conv_relu_maxpool_forward_serial,
     flat_offsets,
     forward_flat,
     relu_maxpool_batch,
@@ -85,14 +84,13 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
 
 
 def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg: bool):
-    """The fused forward: serial for a single sample, else parallel over the batch, with the
-    convolution as matrix products where that is faster (``conv_gemm``)."""
+    """The fused forward: parallel over the batch (a single sample on the calling thread), with
+    the convolution as matrix products where that is faster (``conv_gemm``)."""
     if prefers_gemm(w.shape, len(xp)):
         oh, ow = _conv_out(xp, w)
         return relu_maxpool_batch(gemm_forward_flat(xp, w, b), xp.shape[3], pkh, pkw, psh, psw,
                                   out_size(oh, pkh, psh), out_size(ow, pkw, psw))
-    run = conv_relu_maxpool_forward_serial if len(xp) == 1 else conv_relu_maxpool_forward
-    return run(xp, w, b, pkh, pkw, psh, psw, want_arg)
+    return conv_relu_maxpool_forward(xp, w, b, pkh, pkw, psh, psw, want_arg)
 
 
 def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool) -> tuple:

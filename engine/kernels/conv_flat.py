@@ -6,10 +6,10 @@ from offset c·Hp·Wp + i·Wp + j; the Wp − OW "gap" columns are computed and 
 Backward, "row" layout (``_chunk_geometry``): a chunk of samples is copied into C·KH rows so
 that each tap is one dot over the whole chunk, not over one sample's 136 positions (LeNet's
 conv2), where the per-pass cost dominated; the input gradient is the forward kernel run on the
-output gradient. Inner loops run over pre-sliced arrays with the plain loop index, two filters ×
-four taps per pass, so numba vectorises them. Drivers are parallel over the batch; weight
-gradients sum per-chunk partials in a fixed order, so results do not depend on the thread count.
-Kernels that call each other share this file (numba's cache only notices a kernel's own file).
+output gradient. Inner loops run over pre-sliced arrays, two filters × four taps a pass, so numba
+vectorises them. Drivers are parallel over the batch and hold little else; weight gradients sum
+per-chunk partials in a fixed order, so results do not depend on the thread count. Kernels that
+call each other share this file (numba's cache only notices a kernel's own file).
 """
 from __future__ import annotations
 
@@ -56,18 +56,15 @@ def taps_forward(xf, w2, offs, acc, at, n):
         g = f + 1 if f + 1 < nf else nf
         a, c = acc[f, at:at + n], acc[g, at:at + n]
         wa, wc = w2[f], w2[min(g, nf - 1)]
-        t = 0
-        while t + 4 <= nt:
-            o0, o1, o2, o3 = offs[t], offs[t + 1], offs[t + 2], offs[t + 3]
+        for t in range(0, nt - 3, 4):  # range, not a counter from 0: a callee would compile
+            o0, o1, o2, o3 = offs[t], offs[t + 1], offs[t + 2], offs[t + 3]  # for Literal 0 too
             _fma_2x4(a, c, xf[o0:o0 + n], xf[o1:o1 + n], xf[o2:o2 + n], xf[o3:o3 + n], wa, wc, t, n)
-            t += 4
-        while t < nt:
+        for t in range(nt - nt % 4, nt):
             x0 = xf[offs[t]:offs[t] + n]
             u, v = wa[t], wc[t]
             for p in range(n):
                 a[p] += u * x0[p]
                 c[p] += v * x0[p]
-            t += 1
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
@@ -96,8 +93,7 @@ def taps_weight_grad(xf, dz, at, offs, dw2, n):
     for f in range(0, nf, 2):
         g = min(f + 1, nf - 1)
         d0, d1 = dz[f, at:at + n], dz[g, at:at + n]
-        t = 0
-        while t + 4 <= nt:
+        for t in range(0, nt - 3, 4):
             x0, x1 = xf[offs[t]:offs[t] + n], xf[offs[t + 1]:offs[t + 1] + n]
             x2, x3 = xf[offs[t + 2]:offs[t + 2] + n], xf[offs[t + 3]:offs[t + 3] + n]
             a0, a1, a2, a3, b0, b1, b2, b3 = _dots_2x4(d0, d1, x0, x1, x2, x3, zero, n)
@@ -106,8 +102,7 @@ def taps_weight_grad(xf, dz, at, offs, dw2, n):
             if g != f:
                 dw2[g, t], dw2[g, t + 1] = dw2[g, t] + b0, dw2[g, t + 1] + b1
                 dw2[g, t + 2], dw2[g, t + 3] = dw2[g, t + 2] + b2, dw2[g, t + 3] + b3
-            t += 4
-        while t < nt:
+        for t in range(nt - nt % 4, nt):
             x0 = xf[offs[t]:offs[t] + n]
             s0 = s1 = zero
             for p in range(n):
@@ -116,7 +111,6 @@ def taps_weight_grad(xf, dz, at, offs, dw2, n):
             dw2[f, t] += s0
             if g != f:
                 dw2[g, t] += s1
-            t += 1
 
 
 @njit(cache=True, nogil=True)
@@ -197,13 +191,13 @@ def relu_maxpool_flat(acc, at, out, arg, wp, pkh, pkw, psh, psw):
 
 
 @njit(cache=True, nogil=True)
-def _crm_sample(xs, w2, offs, b, out_s, arg_s, size, wp, pkh, pkw, psh, psw):
-    """One sample of ``conv_relu_maxpool_forward``: its flat conv rows, then pool + ReLU."""
-    nf = w2.shape[0]
+def _crm_sample(xs, w2, offs, b, out_s, arg_s, size, pkh, pkw, psh, psw):
+    """One sample (C, Hp, Wp) of ``conv_relu_maxpool_forward``: flat conv rows, pool + ReLU."""
+    nf, wp = w2.shape[0], xs.shape[2]
     acc = np.empty((nf + 1, size), xs.dtype)
     for f in range(nf):
         acc[f, :] = b[f]
-    taps_forward(xs, w2, offs, acc, 0, size)
+    taps_forward(xs.reshape(xs.size), w2, offs, acc, 0, size)
     relu_maxpool_flat(acc, 0, out_s, arg_s, wp, pkh, pkw, psh, psw)
 
 
@@ -226,24 +220,16 @@ def conv_relu_maxpool_forward(xp, w, b, pkh, pkw, psh, psw, want_arg):
 
     ``arg`` holds, per pooled value, the flat index (r·Wp + q) of the window's first maximum of
     the pre-activation, or −1 where ReLU clipped it (max ≤ 0): the backward touches only these.
-    NaN wins a window, as in PyTorch, so a non-finite value is never pooled away.
-    """
-    n, c, hp, wp = xp.shape
+    NaN wins a window, as in PyTorch, so a non-finite value is never pooled away. One sample
+    runs on the calling thread (waking the pool costs more), in this kernel: one compile less."""
     offs, w2, out, arg, scratch, size = _crm_setup(xp, w, pkh, pkw, psh, psw, want_arg)
-    for s in prange(n):
-        _crm_sample(xp[s].reshape(c * hp * wp), w2, offs, b, out[s],
-                    arg[s] if want_arg else scratch, size, wp, pkh, pkw, psh, psw)
-    return out, arg
-
-
-@njit(cache=True, nogil=True)
-def conv_relu_maxpool_forward_serial(xp, w, b, pkh, pkw, psh, psw, want_arg):
-    """``conv_relu_maxpool_forward`` on the calling thread (one sample: waking the pool costs more)."""
-    n, c, hp, wp = xp.shape
-    offs, w2, out, arg, scratch, size = _crm_setup(xp, w, pkh, pkw, psh, psw, want_arg)
-    for s in range(n):
-        _crm_sample(xp[s].reshape(c * hp * wp), w2, offs, b, out[s],
-                    arg[s] if want_arg else scratch, size, wp, pkh, pkw, psh, psw)
+    if len(xp) == 1:  # slices, not an index: each type of index would compile a variant
+        _crm_sample(xp[0], w2, offs, b, out[0], arg[0] if want_arg else scratch, size, pkh, pkw,
+                    psh, psw)
+    else:
+        for s in prange(len(xp)):
+            _crm_sample(xp[s], w2, offs, b, out[s], arg[s] if want_arg else scratch, size, pkh,
+                        pkw, psh, psw)
     return out, arg
 
 
@@ -328,70 +314,82 @@ def _chunk_backward(xp, geo, dz, s0, s1, kh, kw, dw2, dxp, need_dx):
     lp, pitch, offs, wt, dx_offs, _, _ = geo
     c, n = xp.shape[1], (s1 - s0) * lp
     rows = np.zeros((c * kh + 1, pitch), xp.dtype)  # + taps_forward's spare row
-    _rows_copy(xp, s0, s1, kh, lp, rows, False)
+    _rows_copy(xp, s0, s1, kh, lp, rows, np.bool_(False))  # not a literal: see taps_forward
     taps_weight_grad(rows.reshape(rows.size), dz, kw - 1, offs, dw2, n)
     if need_dx:
         rows[:] = 0
         taps_forward(dz.reshape(dz.size), wt, dx_offs, rows, 0, n + kw - 1)
-        _rows_copy(dxp, s0, s1, kh, lp, rows, True)
+        _rows_copy(dxp, s0, s1, kh, lp, rows, np.bool_(True))
+
+
+@njit(cache=True, nogil=True)
+def _backward_buffers(xp, w, k, need_dx):
+    """Per-chunk d weight and d bias, d input (empty without ``need_dx``), allocated here so that
+    the parallel kernels hold only their loop (numba's parallel passes cost seconds, in proportion
+    to the code they analyse)."""
+    (n, c, hp, wp), (nf, _, kh, kw) = xp.shape, w.shape
+    return (np.zeros((k, nf, c * kh * kw), xp.dtype), np.zeros((k, nf), xp.dtype),
+            np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype))
+
+
+@njit(cache=True, nogil=True)
+def _sum_parts(dw_parts, db_parts, shape):
+    """(d weight, d bias): the chunks' partials in chunk order (``sum(axis=0)`` compiled 2 s)."""
+    dw, db = np.zeros(dw_parts.shape[1:], dw_parts.dtype), np.zeros_like(db_parts[0])
+    for i in range(len(dw_parts)):
+        for f in range(dw.shape[0]):
+            db[f] += db_parts[i, f]
+            for t in range(dw.shape[1]):
+                dw[f, t] += dw_parts[i, f, t]
+    return dw.reshape(shape), db
+
+
+@njit(cache=True, nogil=True)
+def _chunk(xp, geo, dy, arg, s0, s1, kh, kw, dw, db, dxp, need_dx):
+    """One chunk of a backward: the output gradient into the row layout's dz, then
+    ``_chunk_backward``. With a non-empty ``arg`` dy is the pooled gradient of the fused
+    forward, and only the pool's winners get theirs (at ``arg``)."""
+    nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
+    lp, wp, pooled = geo[0], xp.shape[3], arg.size > 0
+    dz = np.zeros((nf, geo[6]), xp.dtype)
+    for s in range(s0, s1):
+        base = kw - 1 + (s - s0) * lp
+        for f in range(nf):
+            acc = db[f]
+            for r in range(oh):
+                for q in range(ow):
+                    at = arg[s, f, r, q] if pooled else r * wp + q
+                    if at >= 0:
+                        g = dy[s, f, r, q]
+                        dz[f, base + at] += g
+                        acc += g
+            db[f] = acc
+    _chunk_backward(xp, geo, dz, s0, s1, kh, kw, dw, dxp, need_dx)
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def backward_flat(xp, w, dy, need_dx):
     """(d padded input or empty, d weight, d bias) of the stride-1 convolution."""
-    n, c, hp, wp = xp.shape
-    nf, _, kh, kw = w.shape
-    oh, ow = dy.shape[2], dy.shape[3]
-    geo = _chunk_geometry(xp, w)
-    lp, bounds, dpitch = geo[0], geo[5], geo[6]
-    k = len(bounds) - 1
-    dw_parts = np.zeros((k, nf, c * kh * kw), xp.dtype)
-    db_parts = np.zeros((k, nf), xp.dtype)
-    dxp = np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype)
-    for ci in prange(k):
-        dz = np.zeros((nf, dpitch), xp.dtype)
-        for s in range(bounds[ci], bounds[ci + 1]):
-            at = kw - 1 + (s - bounds[ci]) * lp
-            for f in range(nf):
-                acc = db_parts[ci, f]
-                for r in range(oh):
-                    row, d = dy[s, f, r], dz[f, at + r * wp:at + r * wp + ow]
-                    for q in range(ow):
-                        d[q] = row[q]
-                        acc += row[q]
-                db_parts[ci, f] = acc
-        _chunk_backward(xp, geo, dz, bounds[ci], bounds[ci + 1], kh, kw, dw_parts[ci], dxp,
-                        need_dx)
-    return dxp, dw_parts.sum(axis=0).reshape(nf, c, kh, kw), db_parts.sum(axis=0)
+    kh, kw, geo = w.shape[2], w.shape[3], _chunk_geometry(xp, w)
+    bounds = geo[5]
+    dw_parts, db_parts, dxp = _backward_buffers(xp, w, len(bounds) - 1, need_dx)
+    no_arg = np.empty((0, 0, 0, 0), np.int32)
+    for ci in prange(len(bounds) - 1):
+        _chunk(xp, geo, dy, no_arg, bounds[ci], bounds[ci + 1], kh, kw, dw_parts[ci],
+               db_parts[ci], dxp, need_dx)
+    dw, db = _sum_parts(dw_parts, db_parts, w.shape)
+    return dxp, dw, db
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def conv_relu_maxpool_backward(xp, w, dp, arg, need_dx):
     """(d padded input or empty, d weight, d bias) given the pooled gradient and ``arg``:
     only the pool's winners get a nonzero output gradient."""
-    n, c, hp, wp = xp.shape
-    nf, _, kh, kw = w.shape
-    ph, pw = dp.shape[2], dp.shape[3]
-    geo = _chunk_geometry(xp, w)
-    lp, bounds, dpitch = geo[0], geo[5], geo[6]
-    k = len(bounds) - 1
-    dw_parts = np.zeros((k, nf, c * kh * kw), xp.dtype)
-    db_parts = np.zeros((k, nf), xp.dtype)
-    dxp = np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype)
-    for ci in prange(k):
-        dz = np.zeros((nf, dpitch), xp.dtype)
-        for s in range(bounds[ci], bounds[ci + 1]):
-            base = kw - 1 + (s - bounds[ci]) * lp
-            for f in range(nf):
-                acc = db_parts[ci, f]
-                for r in range(ph):
-                    for q in range(pw):
-                        at = arg[s, f, r, q]
-                        if at >= 0:
-                            g = dp[s, f, r, q]
-                            dz[f, base + at] += g
-                            acc += g
-                db_parts[ci, f] = acc
-        _chunk_backward(xp, geo, dz, bounds[ci], bounds[ci + 1], kh, kw, dw_parts[ci], dxp,
-                        need_dx)
-    return dxp, dw_parts.sum(axis=0).reshape(nf, c, kh, kw), db_parts.sum(axis=0)
+    kh, kw, geo = w.shape[2], w.shape[3], _chunk_geometry(xp, w)
+    bounds = geo[5]
+    dw_parts, db_parts, dxp = _backward_buffers(xp, w, len(bounds) - 1, need_dx)
+    for ci in prange(len(bounds) - 1):
+        _chunk(xp, geo, dp, arg, bounds[ci], bounds[ci + 1], kh, kw, dw_parts[ci],
+               db_parts[ci], dxp, need_dx)
+    dw, db = _sum_parts(dw_parts, db_parts, w.shape)
+    return dxp, dw, db

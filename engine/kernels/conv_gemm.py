@@ -46,22 +46,37 @@ def _taps_matrix(xf, c, hp, wp, kh, kw, size, cols):
                 t += 1
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def gemm_forward_flat(xp, w, b):
-    """conv(xp) + b as flat rows (N, F, L) of an already padded, C-contiguous batch."""
+@njit(cache=True, nogil=True)
+def _gemm_sample(xs, w2, b, out_s, c, hp, wp, kh, kw, size):
+    """One sample of ``gemm_forward_flat`` (outside it: numba's parallel passes take time in
+    proportion to the code in the parallel kernel)."""
+    cols = np.empty((c * kh * kw, size), xs.dtype)
+    _taps_matrix(xs, c, hp, wp, kh, kw, size, cols)
+    np.dot(w2, cols, out_s)
+    for f in range(len(w2)):
+        row, bias = out_s[f], b[f]
+        for p in range(size):
+            row[p] += bias
+
+
+@njit(cache=True, nogil=True)
+def _gemm_setup(xp, w):
+    """(weights as a taps matrix, the output rows, their length L) of ``gemm_forward_flat``."""
     n, c, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
     size = (hp - kh) * wp + wp - kw + 1
     w2 = np.ascontiguousarray(w).reshape(nf, c * kh * kw)
-    out = np.empty((n, nf, size), xp.dtype)
+    return w2, np.empty((n, nf, size), xp.dtype), size
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def gemm_forward_flat(xp, w, b):
+    """conv(xp) + b as flat rows (N, F, L) of an already padded, C-contiguous batch."""
+    n, c, hp, wp = xp.shape
+    kh, kw = w.shape[2], w.shape[3]
+    w2, out, size = _gemm_setup(xp, w)
     for s in prange(n):
-        cols = np.empty((c * kh * kw, size), xp.dtype)
-        _taps_matrix(xp[s].reshape(c * hp * wp), c, hp, wp, kh, kw, size, cols)
-        np.dot(w2, cols, out[s])
-        for f in range(nf):
-            row, bias = out[s, f], b[f]
-            for p in range(size):
-                row[p] += bias
+        _gemm_sample(xp[s].reshape(c * hp * wp), w2, b, out[s], c, hp, wp, kh, kw, size)
     return out
 
 

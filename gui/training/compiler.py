@@ -16,7 +16,6 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
 from layerloom.engine import warmup
-from layerloom.engine.data.cache import cache_dir
 from layerloom.engine.network import Network
 from layerloom.engine.spec import LayerloomError
 
@@ -77,7 +76,7 @@ class KernelCompiler(QObject):
         """``training()`` is True while a run goes: no background warm-up beside it."""
         super().__init__(parent)
         self._context, self._training = context, training
-        self.census = warmup.Census(learned=_learned_path())
+        self.census = warmup.Census(learned=warmup.learned_path())
         # a daemon thread, not a QThread: a compile cannot be interrupted, and a window closed
         # (or a test torn down) in the middle must neither wait a minute nor abort the process
         self.thread: threading.Thread | None = None
@@ -118,8 +117,10 @@ class KernelCompiler(QObject):
         n = max(2, min(config.batch_size, len(dataset.train)))
         x, y = dataset.train.x[:n], dataset.train.y[:n]
         self._key = key
-        self.tracker = warmup.Tracker(self.census.get(key))
-        self.thread = threading.Thread(target=_record, args=((net, x, y, config), self._done.emit),
+        expected = self.census.get(key)
+        self.tracker = warmup.Tracker(expected)
+        self.thread = threading.Thread(target=_record,
+                                       args=((net, x, y, config, expected), self._done.emit),
                                        name="layerloom-compile", daemon=True)
         self.thread.start()
         self._poll.start()
@@ -163,10 +164,3 @@ class KernelCompiler(QObject):
         if self.tracker is not None:
             self.tracker.close()
         self.thread = self.tracker = None
-
-
-def _learned_path():
-    try:
-        return cache_dir() / "kernel_census.json"
-    except LayerloomError:
-        return None

@@ -166,16 +166,6 @@ class TrainingController(QObject):
         self.weights_changed.emit(True)
         return self.network
 
-    def load_matching(self, params: dict) -> list[str]:
-        """Fine-tuning: fresh weights, then every parameter ``params`` holds under the same key
-        and shape (a pretrained encoder under a new head); returns the keys taken, raises
-        WeightsError when none fits."""
-        config = self.config()
-        net = Network(self._project().graph.copy(), seed=config.seed, batch_size=config.batch_size)
-        taken = net.load_matching(params)
-        self.load_weights(net.params)
-        return taken
-
     def config(self) -> TrainConfig:
         """The project's "training" section, checked (one-line SettingsError when a value is bad)."""
         return TrainConfig.from_settings(self._project().training)
@@ -348,11 +338,6 @@ class TrainingController(QObject):
         if state != self.state:
             self.state = state
             self.state_changed.emit(state)
-
-
-def shared_keys(graph: Graph, params: dict) -> list[str]:
-    """The graph's parameter keys that ``params`` also holds (a pretrained part of it)."""
-    return [k for k in Network(graph.copy()).params if k in params]
 
 
 def _finite(params: dict) -> bool:

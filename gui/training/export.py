@@ -87,3 +87,36 @@ def import_weights(controller, path: str | PathLike):
     """Load a weights file into the current graph (the controller keeps it as trained weights);
     raises WeightsError naming the first key or shape that does not fit."""
     return controller.load_weights(load_weights(path))
+
+
+def offer_shared(parent: QWidget, controller, graph, path: Path, err: Exception) -> list | None:
+    """Weights that do not fit the graph whole but share parameters with it (a pretrained
+    masked-LM encoder for a classifier with a new head): ask, then load the shared ones over fresh
+    weights. Returns the keys taken, [] when the person declined or the shapes differ (said in a
+    dialog), None when nothing is shared (the caller reports ``err`` as usual)."""
+    from layerloom.engine.network import Network
+    from layerloom.engine.spec import LayerloomError
+
+    try:
+        params = load_weights(path)
+    except LayerloomError:
+        return None
+    config = controller.config()
+    net = Network(graph.copy(), seed=config.seed, batch_size=config.batch_size)
+    shared = [k for k in net.params if k in params]
+    if not shared:
+        return None
+    answer = QMessageBox.question(
+        parent, "Import weights",
+        f"{path.name} does not fit this graph whole ({err}).\n\nIt has {len(shared)} parameters "
+        f"under this graph's names (a pretrained part, e.g. an encoder): load those and start the "
+        f"rest fresh?")
+    if answer != QMessageBox.Yes:
+        return None
+    try:
+        taken = net.load_matching(params)
+    except LayerloomError as shape_err:
+        QMessageBox.critical(parent, "Import weights", str(shape_err))
+        return []
+    controller.load_weights(net.params)
+    return taken

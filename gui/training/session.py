@@ -283,8 +283,13 @@ class TrainingSession(QObject):
         try:
             export.import_weights(self.controller, path)
         except (WeightsError, LayerloomError) as err:
-            if not quiet_errors and self._import_shared(path, err):
-                return True
+            taken = None if quiet_errors else export.offer_shared(
+                self.window, self.controller, self.document.project.graph, path, err)
+            if taken:
+                self._say(f"Loaded {len(taken)} parameters from {path.name}; the others start fresh")
+                self.weights_unsaved = self.save_weights_action.isChecked()
+            if taken is not None:
+                return bool(taken)
             if quiet_errors:
                 self._say(f"{path.name} does not fit this graph, not loaded: {err}", 0)
             else:
@@ -293,32 +298,6 @@ class TrainingSession(QObject):
         self._say(f"Loaded trained weights from {path.name}")
         beside = self.document.path is not None and path == weights_path(self.document.path)
         self.weights_unsaved = not beside and self.save_weights_action.isChecked()
-        return True
-
-    def _import_shared(self, path: Path, err: Exception) -> bool:
-        """Weights of another model that shares parameters with this graph (a pretrained
-        masked-LM encoder for a classifier): offer to take the shared ones, the rest fresh."""
-        try:
-            params = export.load_weights(path)
-        except LayerloomError:
-            return False
-        shared = ctl.shared_keys(self.document.project.graph, params)
-        if not shared:
-            return False
-        answer = QMessageBox.question(
-            self.window, "Import weights",
-            f"{path.name} does not fit this graph whole ({err}).\n\nIt has {len(shared)} "
-            f"parameters under this graph's names (a pretrained part, e.g. an encoder): load "
-            f"those and start the rest fresh?")
-        if answer != QMessageBox.Yes:
-            return False
-        try:
-            taken = self.controller.load_matching(params)
-        except LayerloomError as shape_err:
-            QMessageBox.critical(self.window, "Import weights", str(shape_err))
-            return True  # said, and nothing changed
-        self._say(f"Loaded {len(taken)} parameters from {path.name}; the others start fresh")
-        self.weights_unsaved = self.save_weights_action.isChecked()
         return True
 
     def adopt_weights(self, params: dict) -> None:

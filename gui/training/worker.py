@@ -22,7 +22,7 @@ from layerloom.engine.data import Dataset
 from layerloom.engine.network import Network
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.training import Control, StepReport, TrainConfig, bind, train
-from layerloom.engine.warmup import warm_up
+from layerloom.engine.warmup import expected_kernels, warm_up
 
 FLUSH_SECONDS = 0.03  # ~30 batches of step reports per second at most
 STARVED_SECONDS = 0.03  # the UI's heartbeat is this late: it waits for the GIL, let it run
@@ -151,7 +151,8 @@ class TrainingWorker(QObject):
             return
         self.status.emit(COMPILING)
         n = max(2, min(self.config.batch_size, len(self.data.train)))
-        warm_up(self.net, self.data.train.x[:n], self.data.train.y[:n], self.config)
+        warm_up(self.net, self.data.train.x[:n], self.data.train.y[:n], self.config,
+                expected_kernels(self.net, self.config))
         if self.control.aborted:
             raise Aborted
         self.status.emit("")

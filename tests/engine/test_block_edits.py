@@ -184,3 +184,38 @@ def test_saving_a_different_block_under_a_taken_name_keeps_both(tmp_path):
     second = save_user_block(tmp_path, g, "res")
     assert second.name == "res_2.json" and read_block_file(second)["name"] == "res_2"
     assert read_block_file(first)["nodes"][1]["attrs"]["out_features"] == 5
+
+
+@pytest.mark.parametrize("repeat", [1, 2])
+def test_the_stock_decoder_block_repeats_and_ignores_padded_memory(repeat):
+    """The T5 decoder block: memory and mask pass through, so ×N gives every copy the same
+    encoder output; a padded memory position changes nothing downstream."""
+    bundle = TEMPLATES["Transformer decoder"].bundle({"embed_dim": 8, "num_heads": 2,
+                                                      "ff_dim": 16})
+    g = Graph()
+    adds, name = bundle_definitions(g, bundle)
+    apply_edits(g, [("add_block", n, level) for n, level in adds] + [
+        ("add_node", Node("x", "Input", {"shape": [4, 8]})),
+        ("add_node", Node("mem", "Input", {"shape": [5, 8]})),
+        ("add_node", Node("pad", "Input", {"shape": [5]})),
+        ("add_node", Node("dec", "Block", {"block": name, "repeat": repeat})),
+        ("add_node", Node("loss", "MSELoss")),
+        ("add_node", Node("t", "Label", {"kind": "values", "shape": [4, 8]})),
+        ("connect", ("x", "y"), ("dec", "x")), ("connect", ("mem", "y"), ("dec", "memory")),
+        ("connect", ("pad", "y"), ("dec", "mask")), ("connect", ("dec", "out"), ("loss", "input")),
+        ("connect", ("t", "y"), ("loss", "target"))])
+    assert infer_shapes(g).shapes[("dec", "out")][1:] == (4, 8)
+    net = Network(g, seed=0)
+    rng = np.random.default_rng(0)
+    pad = np.array([[0, 0, 0, 1, 1]] * 2, np.float64)
+    feed = {"x": rng.standard_normal((2, 4, 8)), "mem": rng.standard_normal((2, 5, 8)),
+            "pad": pad, "t": rng.standard_normal((2, 4, 8))}
+    first = net.forward(feed, training=True)
+    grads = net.backward()
+    assert grads and all(np.isfinite(v).all() for v in grads.values())
+    assert sum(".cross." in k for k in grads) == repeat * 4  # in_proj, out_proj: each copy's own
+    feed["mem"] = feed["mem"].copy()
+    feed["mem"][:, 3:] += 100.0  # the padded positions
+    again = net.forward(feed, training=True)
+    key = next(k for k in first if k.startswith("dec") and k.endswith("out"))
+    np.testing.assert_allclose(again[key], first[key], rtol=1e-12, atol=1e-12)

@@ -122,15 +122,21 @@ def test_chunked_backward_over_many_samples_matches_the_twins():
     np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), **TOL[np.float64])
 
 
-@pytest.mark.parametrize("n", [1, 3])
-def test_serial_forward_for_small_batches_equals_the_parallel_one(n):
+@pytest.mark.parametrize("want_arg", [True, False])
+def test_one_sample_on_the_calling_thread_equals_the_same_sample_in_a_batch(want_arg):
+    """A batch of one takes the kernel's serial branch, a batch of three its parallel loop:
+    sample by sample they agree exactly, and without ``want_arg`` no winners are kept."""
     rng = np.random.default_rng(5)
-    xp, w, b = rng.standard_normal((n, 2, 9, 8)), rng.standard_normal((3, 2, 3, 3)), np.ones(3)
-    par = conv.conv_relu_maxpool_forward(xp, w, b, 3, 3, 2, 2, True)
-    for got in (conv.conv_relu_maxpool_forward_serial(xp, w, b, 3, 3, 2, 2, True),
-                conv.conv_relu_maxpool(xp, w, b, 3, 3, 2, 2, True)):
-        np.testing.assert_array_equal(got[0], par[0])
-        np.testing.assert_array_equal(got[1], par[1])
+    xp, w, b = rng.standard_normal((3, 2, 9, 8)), rng.standard_normal((3, 2, 3, 3)), np.ones(3)
+    y, arg = conv.conv_relu_maxpool(xp, w, b, 3, 3, 2, 2, want_arg)
+    assert len(arg) == (3 if want_arg else 0)
+    for s in range(3):
+        one, one_arg = conv.conv_relu_maxpool(xp[s:s + 1].copy(), w, b, 3, 3, 2, 2, want_arg)
+        np.testing.assert_array_equal(one[0], y[s])
+        if want_arg:
+            np.testing.assert_array_equal(one_arg[0], arg[s])
+    np.testing.assert_allclose(y, conv.conv_relu_maxpool_reference(xp, w, b, (3, 3), (2, 2)),
+                               rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

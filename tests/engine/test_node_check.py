@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def as_step(cls, attrs):
-    return SimpleNamespace(layer=cls, attrs=attrs, outputs=tuple(cls.outputs), node_id="n")
+    return SimpleNamespace(layer=cls, attrs=attrs, outputs=tuple(cls.outputs_for(attrs)), node_id="n")
 
 
 @pytest.mark.parametrize("type_id,case", CASES)

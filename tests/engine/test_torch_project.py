@@ -150,7 +150,11 @@ def test_frozen_nodes_stay_frozen_under_ddp(tmp_path):
         assert same == key.startswith(frozen["id"] + "."), key
 
 
-@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("*.json")))
+DATA_FREE = {"gradient_wrt_subset.json"}  # Parameters and an Objective: nothing to iterate over
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("*.json")
+                                          if p.name not in DATA_FREE))
 def test_every_sample_exports_a_project_that_trains(sample, tmp_path):
     project = export(SAMPLES / sample, tmp_path / "project")
     shrink(project, 64, 16)
@@ -160,3 +164,11 @@ def test_every_sample_exports_a_project_that_trains(sample, tmp_path):
     assert done["status"] == "finished" and done["steps"] and np.isfinite(done["steps"][-1][2])
     assert set(load_weights(project / "out" / "weights.npz")) == set(load_weights(
         project / "weights.npz"))
+
+
+@pytest.mark.parametrize("sample", sorted(DATA_FREE))
+def test_a_graph_without_data_is_refused_as_a_project_in_one_line(sample, tmp_path, capsys):
+    assert main(["export", str(SAMPLES / sample), str(tmp_path / "project"), "--project"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "trains without data" in err, err
+    assert not (tmp_path / "project").exists()  # nothing written

@@ -1,0 +1,83 @@
+"""Compile on every core: helper processes compile a graph's census kernels into numba's cache
+while the warm-up compiles them from the other end; they start only when something compiles."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from numba import njit
+
+from layerloom.engine import parallel_compile as pc
+from layerloom.engine import warmup
+
+ADD_BIAS = ["layerloom.engine.kernels.dense.add_bias",
+            "(Array(float32, 2, 'C', False, aligned=True), Array(float32, 1, 'C', False, "
+            "aligned=True))"]
+
+
+def test_census_signatures_read_back_exactly_and_other_forms_are_refused():
+    census = warmup.Census(learned=None)
+    sigs = {sig for kernels in census.entries.values() for _name, sig in kernels}
+    assert sigs
+    for sig in sigs:  # a literal argument (a callee's constant) is left to the warm-up itself
+        assert str(pc.parse_signature(sig)) == sig or ("Literal[" in sig and
+                                                       pc.parse_signature(sig) is None)
+    nested = "(Tuple((int64, Array(float32, 2, 'C', False, aligned=True))), UniTuple(int64, 3))"
+    assert str(pc.parse_signature(nested)) == nested
+    ro = "(Array(int64, 1, 'A', True, aligned=False), float64)"  # a read-only IDX array
+    (array, scalar) = pc.parse_signature(ro)
+    assert (array.mutable, array.layout, str(scalar), str((array, scalar))) == (False, "A",
+                                                                               "float64", ro)
+    for bad in ("int64", "(os.system, )", "(Array(object, 1, 'C', False, aligned=True),)",
+                "(__import__('os'),)", "(Literal[int](0),)"):
+        assert pc.parse_signature(bad) is None, bad
+    assert pc.dispatcher("os.path.join") is None
+    assert pc.dispatcher("layerloom.engine.kernels.dense.no_such_kernel") is None
+
+
+def test_the_costly_parallel_kernels_go_to_both_ends_of_the_work():
+    lenet = max(warmup.Census(learned=None).entries.values(),
+                key=lambda ks: sum("conv_flat" in name for name, _ in ks))
+    order = pc.balanced(lenet)
+    assert sorted(order) == sorted(lenet)
+    parallel = [pc.dispatcher(name).targetoptions.get("parallel", False) for name, _ in order]
+    assert parallel[0] and parallel[-1] and sum(parallel) >= 3
+
+
+def _run_child(code: str, cache, stdin: str = "") -> str:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    out = subprocess.run([sys.executable, "-c", code], input=stdin, env=env, capture_output=True,
+                         text=True, timeout=900, check=True)
+    return out.stdout.strip()
+
+
+def test_a_helper_fills_the_cache_that_the_next_process_loads(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "layerloom.engine.parallel_compile"],
+                          input=json.dumps([ADD_BIAS, ["os.system", "(int64,)"]]), env=env,
+                          capture_output=True, text=True, timeout=900, check=True)
+    assert done.stdout.strip() == "1"  # the one engine kernel; the other name is refused
+    code = ("from layerloom.engine import parallel_compile as pc\n"
+            f"name, sig = {ADD_BIAS!r}\n"
+            "d = pc.dispatcher(name)\n"
+            "d.compile(pc.parse_signature(sig))\n"
+            "print(sum(d._cache_hits.values()), sum(d._cache_misses.values()))\n")
+    assert _run_child(code, tmp_path) == "1 0"  # loaded from the helper's work, not compiled
+
+
+def test_helpers_start_at_the_first_compilation_only_and_end_on_close():
+    helpers = pc.Helpers([ADD_BIAS], count=1)
+    with helpers:
+        pc.compile_all([ADD_BIAS])  # in memory (or the cache) already: no compilation
+        assert helpers.procs == []
+    with pc.Helpers([ADD_BIAS], count=1) as helpers:
+
+        @njit
+        def fresh(x):  # never compiled before: a compilation starts
+            return x + 1
+
+        assert fresh(np.int64(1)) == 2
+        procs = list(helpers.procs)
+        assert len(procs) == 1
+    assert all(p.returncode is not None for p in procs) and helpers.procs == []
