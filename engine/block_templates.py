@@ -137,6 +137,20 @@ def separable(a: AttrValues) -> dict:
     return level.done()
 
 
+def _mlp_residual(level: _Level, a: AttrValues, src: str, n: int, row: float) -> str:
+    """src + ff2(gelu(ff1(ln(src)))) into the BlockOutput "out", which the caller places
+    (the order of BlockOutputs is the order of the block's output ports)."""
+    level.add(f"ln{n}", "LayerNorm", 1, row)
+    level.add("ff1", "Dense", 2, row, out_features=a.ff_dim)
+    level.add("gelu", "GELU", 3, row)
+    level.add("ff2", "Dense", 4, row, out_features=a.embed_dim)
+    level.add(f"add{n}", "Add", 5, row)
+    level.wire(src, f"ln{n}", "ff1", "gelu", "ff2", f"add{n}.b")
+    level.wire(src, f"add{n}.a")
+    level.wire(f"add{n}", "out")
+    return f"add{n}"
+
+
 def transformer(a: AttrValues) -> dict:
     """x + attn(ln1(x)), then that + ff2(gelu(ff1(ln2(that)))): GPT-2's block."""
     level = _Level()
@@ -145,17 +159,10 @@ def transformer(a: AttrValues) -> dict:
     level.add("attn", "MultiHeadSelfAttention", 2, 0, embed_dim=a.embed_dim,
               num_heads=a.num_heads, causal=a.causal)
     level.add("add1", "Add", 3.2, 0)
-    level.add("ln2", "LayerNorm", 1, 1)
-    level.add("ff1", "Dense", 2, 1, out_features=a.ff_dim)
-    level.add("gelu", "GELU", 3, 1)
-    level.add("ff2", "Dense", 4, 1, out_features=a.embed_dim)
-    level.add("add2", "Add", 5, 1)
-    level.add("out", "BlockOutput", 6, 1)
     level.wire("x", "ln1", "attn", "add1.b")
     level.wire("x", "add1.a")
-    level.wire("add1", "ln2", "ff1", "gelu", "ff2", "add2.b")
-    level.wire("add1", "add2.a")
-    level.wire("add2", "out")
+    _mlp_residual(level, a, "add1", 2, 1)
+    level.add("out", "BlockOutput", 6, 1)
     return level.done()
 
 
@@ -176,12 +183,7 @@ def decoder(a: AttrValues) -> dict:
     level.add("cross", "MultiHeadAttention", 2, 1, embed_dim=a.embed_dim, num_heads=a.num_heads,
               need_weights=True)
     level.add("add2", "Add", 3, 1)
-    level.add("ln3", "LayerNorm", 1, 4)
-    level.add("ff1", "Dense", 2, 4, out_features=a.ff_dim)
-    level.add("gelu", "GELU", 3, 4)
-    level.add("ff2", "Dense", 4, 4, out_features=a.embed_dim)
-    level.add("add3", "Add", 5, 4)
-    level.add("out", "BlockOutput", 6, 4)
+    level.add("out", "BlockOutput", 6, 4)  # first: ×N chains outputs to inputs in order
     level.add("memory_out", "BlockOutput", 6, 2)
     level.wire("x", "ln1", "self_attn", "add1.b")
     level.wire("x", "add1.a")
@@ -190,9 +192,7 @@ def decoder(a: AttrValues) -> dict:
     level.wire("memory", "cross.value")
     level.wire("cross", "add2.b")
     level.wire("add1", "add2.a")
-    level.wire("add2", "ln3", "ff1", "gelu", "ff2", "add3.b")
-    level.wire("add2", "add3.a")
-    level.wire("add3", "out")
+    _mlp_residual(level, a, "add2", 3, 4)
     level.wire("memory", "memory_out")
     if a.padding_mask:
         level.add("mask_out", "BlockOutput", 6, 3)

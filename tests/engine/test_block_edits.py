@@ -217,5 +217,6 @@ def test_the_stock_decoder_block_repeats_and_ignores_padded_memory(repeat):
     feed["mem"] = feed["mem"].copy()
     feed["mem"][:, 3:] += 100.0  # the padded positions
     again = net.forward(feed, training=True)
-    key = next(k for k in first if k.startswith("dec") and k.endswith("out"))
+    key = next(k for k in first if k.startswith("dec") and k.endswith(".out"))
+    assert first[key].shape == (2, 4, 8), key  # the block's output, not memory passing through
     np.testing.assert_allclose(again[key], first[key], rtol=1e-12, atol=1e-12)
