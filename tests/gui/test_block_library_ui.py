@@ -36,8 +36,8 @@ def drop_block(window, text: str, at: QPoint = QPoint(420, 300)) -> bool:
 def test_the_palette_lists_stock_blocks_ports_and_the_model_s_own(window):
     entries = window.palette_panel.blocks.entries()
     assert {"BlockInput", "BlockOutput", "template\tResidual", "template\tBottleneck",
-            "template\tTransformer encoder", "template\tMLP", "template\tDepthwise-separable"
-            } <= set(entries)
+            "template\tTransformer encoder", "template\tTransformer decoder", "template\tMLP",
+            "template\tDepthwise-separable"} <= set(entries)
     assert window.open_path(SAMPLES / "resnet_cifar.json", ask=False)
     assert {"model\tres16", "model\tres32"} <= set(window.palette_panel.blocks.entries())
     window.palette_panel.filter.setText("bottle")
@@ -62,6 +62,20 @@ def test_a_stock_block_asks_its_settings_then_lands_where_dropped(window, qtbot)
     assert doc.stack.count() == 1
     doc.undo()
     assert snapshot(doc) == before and not doc.model.blocks
+
+
+def test_the_decoder_block_lands_with_memory_and_mask_ports_that_pass_through(window):
+    doc = window.document
+    assert drop_block(window, "Transformer decoder")
+    dialog = window.view.adding.dialog
+    dialog.editors["embed_dim"].setValue(32)
+    dialog.accept()
+    (block,) = doc.graph.nodes
+    assert doc.graph.input_ports(block) == ("x", "memory", "mask")
+    assert doc.graph.output_ports(block) == ("out", "memory_out", "mask_out")
+    item = window.view.graph_scene.items_by_id[block]
+    assert list(item.inputs) == ["x", "memory", "mask"]
+    assert doc.graph.definition(block).nodes["cross"].attrs["embed_dim"] == 32
 
 
 def test_a_dropped_block_is_refused_where_it_would_contain_itself(window):
