@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QFrame, QMainWindow, QMessageBox, QScrollArea
 
 from layerloom.engine.data import Dataset
 from layerloom.engine.export.weights import save_weights, weights_path
@@ -85,7 +85,13 @@ class TrainingSession(QObject):
         tabs and the plots take the whole width: at 1280×720 the plots were cramped beside a
         column whose lower half was an empty Inspector."""
         w = self.window
-        self.dataset_dock = w.add_panel(self.dataset_panel, Qt.LeftDockWidgetArea, "Data")
+        # scrolled: a source with many options (paired sequences) must not make the window
+        # taller than a 720-pixel screen
+        scroll = QScrollArea()
+        scroll.setWidget(self.dataset_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        self.dataset_dock = w.add_panel(scroll, Qt.LeftDockWidgetArea, "Data")
         w.tabifyDockWidget(w.palette_dock, self.dataset_dock)
         w.palette_dock.raise_()
         self.training_dock = w.add_panel(self.training_panel, Qt.RightDockWidgetArea, "Training")

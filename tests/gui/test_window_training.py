@@ -66,6 +66,15 @@ def test_the_training_docks_are_in_the_window_and_listed_under_view_panels(windo
     assert canvas.width() > 0.45 * window.width() and canvas.height() > 0.4 * window.height()
 
 
+@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("*.json")))
+def test_every_sample_fits_a_1280x720_screen(window, sample):
+    """No panel's minimum (the Data tab's options for paired sequences were 700 px tall) may
+    push the window past a laptop screen."""
+    window.resize(1280, 720)
+    assert window.open_path(SAMPLES / sample, ask=False)
+    assert window.minimumSizeHint().height() <= 720 and window.minimumSizeHint().width() <= 1280
+
+
 def test_the_plots_follow_the_theme(window):
     from PySide6.QtGui import QColor, QPalette
     from PySide6.QtWidgets import QApplication
