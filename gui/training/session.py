@@ -12,7 +12,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QFrame, QMainWindow, QMessageBox, QScrollArea
+from PySide6.QtWidgets import (QFileDialog, QFrame, QMainWindow, QMessageBox, QScrollArea,
+                               QWidget)
 
 from layerloom.engine.data import Dataset
 from layerloom.engine.export.weights import save_weights, weights_path
@@ -85,13 +86,8 @@ class TrainingSession(QObject):
         tabs and the plots take the whole width: at 1280×720 the plots were cramped beside a
         column whose lower half was an empty Inspector."""
         w = self.window
-        # scrolled: a source with many options (paired sequences) must not make the window
-        # taller than a 720-pixel screen
-        scroll = QScrollArea()
-        scroll.setWidget(self.dataset_panel)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.NoFrame)
-        self.dataset_dock = w.add_panel(scroll, Qt.LeftDockWidgetArea, "Data")
+        self.dataset_dock = w.add_panel(scrolled(self.dataset_panel), Qt.LeftDockWidgetArea,
+                                        "Data")
         w.tabifyDockWidget(w.palette_dock, self.dataset_dock)
         w.palette_dock.raise_()
         self.training_dock = w.add_panel(self.training_panel, Qt.RightDockWidgetArea, "Training")
@@ -103,7 +99,8 @@ class TrainingSession(QObject):
         else:
             w.splitDockWidget(self.training_dock, w.inspector_dock, Qt.Vertical)
         self.plots_dock = w.add_panel(self.plots, Qt.BottomDockWidgetArea, "Plots")
-        self.inference_dock = w.add_panel(self.inference, Qt.BottomDockWidgetArea, "Inference")
+        self.inference_dock = w.add_panel(scrolled(self.inference), Qt.BottomDockWidgetArea,
+                                          "Inference")
         self.problems_dock = self.analyzer.dock = w.add_panel(self.problems,
                                                               Qt.BottomDockWidgetArea, "Problems")
         self.plots_dock.raise_()
@@ -336,3 +333,17 @@ class TrainingSession(QObject):
         self.compiler.shutdown()
         self.controller.shutdown()
         self.inference.shutdown()
+
+
+def scrolled(panel: QWidget) -> QScrollArea:
+    """``panel`` in a vertical scroll area: a panel with many rows (the Data tab's options for
+    paired sequences, the Inference tab's decode and fill-in sections) must not make the window
+    taller than a 1280×720 laptop screen."""
+    scroll = QScrollArea()
+    scroll.setWidget(panel)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # as wide as its form needs
+    scroll.setMinimumWidth(panel.minimumSizeHint().width()
+                           + scroll.verticalScrollBar().sizeHint().width())
+    return scroll
