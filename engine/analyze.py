@@ -98,32 +98,12 @@ def _needs_no_data(graph: Graph) -> bool:
     return graph_needs_no_data(graph)
 
 
-def _upstream(graph: Graph, starts) -> set:
-    seen, todo = set(), list(starts)
-    while todo:
-        n = todo.pop()
-        if n not in seen:
-            seen.add(n)
-            todo.extend(e.src[0] for e in graph.edges_into(n))
-    return seen
-
-
-def _downstream(graph: Graph, starts) -> set:
-    seen, todo = set(), list(starts)
-    while todo:
-        n = todo.pop()
-        if n not in seen:
-            seen.add(n)
-            todo.extend(e.dst[0] for e in graph.edges_from(n))
-    return seen
-
-
 def dangling_nodes(graph: Graph) -> list[str]:
     """Nodes from which no loss can be reached: they run, but nothing trains them."""
     losses = _losses(graph)
     if not losses:
         return []
-    feeding = _upstream(graph, losses)
+    feeding = graph.reachable(losses, downstream=False)
     return [n for n in graph.nodes if n not in feeding]
 
 
@@ -151,7 +131,7 @@ def _structure(graph: Graph, report: ShapeReport, dangling: list[str]) -> list[F
             else "leads to no loss"
         out.append(Finding(WARNING, n, f"{node.type} {n!r} {what}: it does not affect "
                                        f"training{lost}; connect it or delete it"))
-    fed = _downstream(graph, inputs)
+    fed = graph.reachable(inputs)
     for n, node in graph.nodes.items():
         layer = graph.layer(n)
         if n not in fed and not free and not layer.is_source and not layer.is_loss \

@@ -91,15 +91,21 @@ class Graph(BlockModel):
 
     def reaches(self, start: str, target: str) -> bool:
         """True when a path of edges leads from ``start`` to ``target``."""
-        seen, todo = set(), [start]
+        return target in self.reachable([start])
+
+    def reachable(self, starts, downstream: bool = True) -> set[str]:
+        """``starts`` and every node a path of edges leads to from them (``downstream``) or
+        from them back to (upstream)."""
+        seen, todo = set(), list(starts)
         while todo:
             n = todo.pop()
-            if n == target:
-                return True
             if n not in seen:
                 seen.add(n)
-                todo.extend(e.dst[0] for e in self.edges_from(n))
-        return False
+                if downstream:
+                    todo.extend(e.dst[0] for e in self.edges_from(n))
+                else:
+                    todo.extend(e.src[0] for e in self.edges_into(n))
+        return seen
 
     # ---------------------------------------------------------------------- edits
     def check_node(self, node: Node) -> Node:

@@ -245,10 +245,11 @@ def relu_maxpool_batch(acc, wp, pkh, pkw, psh, psw, ph, pw):
 
 # ------------------------------------------------------------------ backward in the row layout
 @njit(cache=True, nogil=True)
-def _chunk_bounds(n, lp):
-    """Near-equal chunks of ≤ CHUNK // lp samples, at least four (for the cores) if n allows: a
-    function of the shapes alone, so weight-gradient partials do not depend on the threads."""
-    per = max(1, CHUNK // lp)  # LeNet: conv1 2 samples, conv2 16
+def chunk_bounds(n, positions, size):
+    """Near-equal chunks of ≤ positions // size samples (at least one), at least four (for the
+    cores) if n allows: a function of the shapes alone, so weight-gradient partials do not
+    depend on the threads. Every chunked convolution kernel splits its batch with this."""
+    per = max(1, positions // size)  # LeNet's row layout: conv1 2 samples, conv2 16
     k = max((n + per - 1) // per, min(n, 4))
     bounds = np.empty(k + 1, np.int64)
     for i in range(k + 1):
@@ -271,7 +272,7 @@ def _chunk_geometry(xp, w):
     n, c, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
     lp = ((hp - kh + 1) * wp + 15) // 16 * 16
-    bounds = _chunk_bounds(n, lp)
+    bounds = chunk_bounds(n, CHUNK, lp)
     kmax = -(-n // (len(bounds) - 1))  # the largest chunk: bounds split n evenly
     pitch, dpitch = kmax * lp + kw, kmax * lp + 2 * kw
     offs = np.empty(c * kh * kw, np.int64)

@@ -17,6 +17,8 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can limit it)
 from numba import njit, prange
 
+from layerloom.engine.kernels.conv_flat import chunk_bounds
+
 POSITIONS = 2048  # output positions per chunk: a (taps × 2048) float32 matrix stays in L2
 MIN_TAPS, MIN_FILTERS = 24, 32
 
@@ -34,16 +36,6 @@ def prefers_gemm_backward(w_shape: tuple, out_positions: int) -> bool:
     """Whether the matrix-product backward beats the direct one: a wide convolution over maps
     of at most 32×32 positions (the range measured)."""
     return wide(w_shape) and out_positions <= 1024
-
-
-@njit(cache=True, nogil=True)
-def _chunk_bounds(n, size):
-    per = max(1, POSITIONS // size)
-    k = max((n + per - 1) // per, min(n, 4))
-    bounds = np.empty(k + 1, np.int64)
-    for i in range(k + 1):
-        bounds[i] = (i * n) // k
-    return bounds
 
 
 @njit(cache=True, nogil=True)
@@ -84,7 +76,7 @@ def _setup(xp, w, oh, ow, need_dx):
     n, c, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
     size = (oh - 1) * wp + ow
-    bounds = _chunk_bounds(n, size)
+    bounds = chunk_bounds(n, POSITIONS, size)
     k = len(bounds) - 1
     return (size, np.ascontiguousarray(w.reshape(nf, c * kh * kw).T), bounds,
             np.zeros((k, nf, c * kh * kw), xp.dtype), np.zeros((k, nf), xp.dtype),

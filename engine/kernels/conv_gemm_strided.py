@@ -17,6 +17,8 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can limit it)
 from numba import njit, prange
 
+from layerloom.engine.kernels.conv_flat import chunk_bounds
+
 POSITIONS = 256  # output positions per chunk: a (taps × 256) matrix stays in L2 (2048 did not:
 # 5×5 stride-2 convolutions of 32–64 channels ran their forward 25–38 % and backward 13–26 %
 # slower at batch 64, one core, CPU time)
@@ -27,16 +29,6 @@ def prefers_gemm_strided(w_shape: tuple, groups: int) -> bool:
     channel per group, stays on the direct kernels)."""
     nf, cpg, kh, kw = w_shape
     return cpg * kh * kw >= 8 and nf // groups >= 4
-
-
-@njit(cache=True, nogil=True)
-def _bounds(n, size):
-    per = max(1, POSITIONS // size)
-    k = max((n + per - 1) // per, min(n, 4))
-    bounds = np.empty(k + 1, np.int64)
-    for i in range(k + 1):
-        bounds[i] = (i * n) // k
-    return bounds
 
 
 @njit(cache=True, nogil=True)
@@ -90,7 +82,7 @@ def gemm_forward_strided(xp, w, b, sh, sw, dh, dw, groups):
     oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
     w2 = w.reshape(nf, cpg * kh * kw)
     out = np.empty((n, nf, oh, ow), xp.dtype)
-    bounds = _bounds(n, oh * ow)
+    bounds = chunk_bounds(n, POSITIONS, oh * ow)
     for ci in prange(len(bounds) - 1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         cols = np.empty((cpg * kh * kw, (s1 - s0) * oh * ow), xp.dtype)
@@ -115,7 +107,7 @@ def gemm_input_grad_strided(dy, w, hp, wp, sh, sw, dh, dw, groups):
     fpg = nf // groups
     w2 = w.reshape(nf, cpg * kh * kw)
     dxp = np.zeros((n, cpg * groups, hp, wp), dy.dtype)
-    bounds = _bounds(n, oh * ow)
+    bounds = chunk_bounds(n, POSITIONS, oh * ow)
     for ci in prange(len(bounds) - 1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         dz = np.empty((fpg, (s1 - s0) * oh * ow), dy.dtype)
@@ -134,7 +126,7 @@ def gemm_weight_grad_strided(xp, dy, kh, kw, sh, sw, dh, dw, groups):
     n, c = xp.shape[0], xp.shape[1]
     nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
     cpg, fpg = c // groups, nf // groups
-    bounds = _bounds(n, oh * ow)
+    bounds = chunk_bounds(n, POSITIONS, oh * ow)
     k = len(bounds) - 1
     dw_parts = np.zeros((k, nf, cpg * kh * kw), xp.dtype)
     db_parts = np.zeros((k, nf), xp.dtype)
@@ -162,7 +154,7 @@ def gemm_transposed_backward(gp, w, x, sh, sw, dh, dw, groups, need_dx):
     fpg, opg = c // groups, cpg
     oh, ow = x.shape[2], x.shape[3]
     w2 = w.reshape(c, cpg * kh * kw)
-    bounds = _bounds(n, oh * ow)
+    bounds = chunk_bounds(n, POSITIONS, oh * ow)
     k = len(bounds) - 1
     dw_parts = np.zeros((k, c, cpg * kh * kw), gp.dtype)
     dx = np.zeros((n if need_dx else 0, c, oh, ow), gp.dtype)

@@ -15,8 +15,9 @@ import numpy as np
 from layerloom.engine.kernels.attention import (attention_backward, attention_backward_reference,
                                      attention_forward, attention_forward_reference)
 from layerloom.engine.kernels.dense import matmul
+from layerloom.engine.layers.heads import check_heads, heads_label
 from layerloom.engine.registry import register
-from layerloom.engine.spec import (AttrError, Bool, Example, Float, Int, Layer, ShapeError, TorchCode,
+from layerloom.engine.spec import (Bool, Example, Float, Int, Layer, ShapeError, TorchCode,
                          fmt_shape, uniform_fan_in)
 
 # MultiHeadSelfAttention in exported PyTorch code
@@ -63,13 +64,11 @@ class MultiHeadSelfAttention(Layer):
 
     @classmethod
     def check_attrs(cls, a: dict) -> None:
-        if a["embed_dim"] % a["num_heads"]:
-            raise AttrError(f"embed_dim {a['embed_dim']} must divide by num_heads "
-                            f"{a['num_heads']}")
+        check_heads(a)
 
     @classmethod
     def label(cls, a) -> str:
-        return f"{a['num_heads']}×{a['embed_dim'] // a['num_heads']}" + (" causal" if a["causal"] else "")
+        return heads_label(a)
 
     @staticmethod
     def infer(a, x):

@@ -19,8 +19,9 @@ import numpy as np
 from layerloom.engine.kernels.attention import (mha_backward, mha_backward_reference, mha_forward,
                                                 mha_forward_reference, no_padding)
 from layerloom.engine.kernels.dense import matmul
+from layerloom.engine.layers.heads import check_heads, heads_label
 from layerloom.engine.registry import register
-from layerloom.engine.spec import (AttrError, Bool, Example, FixedInput, Float, Int, Layer,
+from layerloom.engine.spec import (Bool, Example, FixedInput, Float, Int, Layer,
                                    ShapeError, TorchCode, fmt_shape, uniform_fan_in)
 
 # MultiHeadAttention in exported PyTorch code
@@ -108,9 +109,7 @@ class MultiHeadAttention(Layer):
 
     @classmethod
     def check_attrs(cls, a: dict) -> None:
-        if a["embed_dim"] % a["num_heads"]:
-            raise AttrError(f"embed_dim {a['embed_dim']} must divide by num_heads "
-                            f"{a['num_heads']}")
+        check_heads(a)
 
     @classmethod
     def outputs_for(cls, a) -> tuple:
@@ -118,7 +117,7 @@ class MultiHeadAttention(Layer):
 
     @classmethod
     def label(cls, a) -> str:
-        return f"{a['num_heads']}×{a['embed_dim'] // a['num_heads']}" + (" causal" if a["causal"] else "")
+        return heads_label(a)
 
     @staticmethod
     def infer(a, query, key, value, key_padding_mask=None):
