@@ -336,14 +336,14 @@ class TrainingSession(QObject):
 
 
 def scrolled(panel: QWidget) -> QScrollArea:
-    """``panel`` in a vertical scroll area: a panel with many rows (the Data tab's options for
-    paired sequences, the Inference tab's decode and fill-in sections) must not make the window
-    taller than a 1280×720 laptop screen."""
+    """``panel`` in a scroll area: a panel with many rows (the Data tab's options for paired
+    sequences, the Inference tab's decode and fill-in sections) must not make the window taller
+    than a 1280×720 laptop screen. As wide as the panel's form at first; what grows wider later
+    (a data set's example grid) scrolls sideways instead of squeezing the canvas."""
     scroll = QScrollArea()
     scroll.setWidget(panel)
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.NoFrame)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # as wide as its form needs
     scroll.setMinimumWidth(panel.minimumSizeHint().width()
                            + scroll.verticalScrollBar().sizeHint().width())
     return scroll
