@@ -14,6 +14,7 @@ parser for the forms a call from Python produces (arrays, scalars), never by ``e
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import re
@@ -93,14 +94,39 @@ def dispatcher(name: str):
     return found if hasattr(found, "compile") and hasattr(found, "py_func") else None
 
 
+def cost(name: str) -> int:
+    """A kernel's compile cost, roughly: the source lines of it and of every engine kernel it
+    calls (numba compiles each callee on its own and again inside the caller), doubled for a
+    numba-parallel kernel (its parfor passes and outlined loop body). 0 for an unknown name."""
+    d = dispatcher(name)
+    if d is None:
+        return 0
+    lines, seen, todo = 0, set(), [d]
+    while todo:
+        f = todo.pop().py_func
+        if f in seen:
+            continue
+        seen.add(f)
+        try:
+            lines += len(inspect.getsourcelines(f)[0])
+        except (OSError, TypeError):
+            lines += 10
+        todo.extend(v for v in (f.__globals__.get(n) for n in f.__code__.co_names)
+                    if hasattr(v, "py_func") and hasattr(v, "compile")
+                    and v.py_func.__module__.startswith(PACKAGE))
+    return lines * (2 if d.targetoptions.get("parallel") else 1)
+
+
 def balanced(kernels: list) -> list:
-    """The census in a working order for two ends: the numba-parallel kernels (the costly
-    ones) dealt alternately to the front and the back, the rest in between."""
-    heavy, light = [], []
-    for k in kernels:
-        d = dispatcher(k[0])
-        (heavy if d is not None and d.targetoptions.get("parallel") else light).append(k)
-    return heavy[0::2] + light + heavy[1::2][::-1]
+    """The census in a working order for two ends that meet in the middle: the costliest kernels
+    first at both ends, dealt to the end with less work so far (the cheap ones meet, where
+    both sides may compile the same kernel)."""
+    front, back, ends = [], [], [0, 0]
+    for k in sorted(kernels, key=lambda k: (-cost(k[0]), k)):
+        side = 0 if ends[0] <= ends[1] else 1
+        (front, back)[side].append(k)
+        ends[side] += cost(k[0])
+    return front + back[::-1]
 
 
 def compile_all(kernels: list, parent: int | None = None) -> int:

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from numba import njit
@@ -11,6 +12,7 @@ from numba import njit
 from layerloom.engine import parallel_compile as pc
 from layerloom.engine import warmup
 
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 ADD_BIAS = ["layerloom.engine.kernels.dense.add_bias",
             "(Array(float32, 2, 'C', False, aligned=True), Array(float32, 1, 'C', False, "
             "aligned=True))"]
@@ -36,13 +38,29 @@ def test_census_signatures_read_back_exactly_and_other_forms_are_refused():
     assert pc.dispatcher("layerloom.engine.kernels.dense.no_such_kernel") is None
 
 
-def test_the_costly_parallel_kernels_go_to_both_ends_of_the_work():
-    lenet = max(warmup.Census(learned=None).entries.values(),
-                key=lambda ks: sum("conv_flat" in name for name, _ in ks))
+def _lenet_census() -> list:
+    from layerloom.engine.data import load_data
+    from layerloom.engine.network import Network
+    from layerloom.engine.project import fit_graph_to_data
+    from layerloom.engine.serialize import load_project
+
+    project = load_project(SAMPLES / "lenet5.json")
+    fit_graph_to_data(project.graph, load_data(project.data["spec"]))
+    key = warmup.structure_key(Network(project.graph), project.training["optimizer"])
+    return warmup.Census(learned=None).get(key)
+
+
+def test_the_costly_kernels_go_to_both_ends_of_the_work():
+    lenet = _lenet_census()
     order = pc.balanced(lenet)
     assert sorted(order) == sorted(lenet)
-    parallel = [pc.dispatcher(name).targetoptions.get("parallel", False) for name, _ in order]
-    assert parallel[0] and parallel[-1] and sum(parallel) >= 3
+    costs = [pc.cost(name) for name, _ in order]
+    assert {costs[0], costs[-1]} == set(sorted(costs)[-2:])  # the two costliest start each end
+    assert {order[0][0].rsplit(".", 1)[1], order[-1][0].rsplit(".", 1)[1]} == {"crm_part",
+                                                                               "chunks_part"}
+    halves = [sum(costs[:i]) - sum(costs[i:]) for i in range(len(costs) + 1)]
+    assert min(abs(h) for h in halves) <= max(costs[1:-1])  # the two ends' work is near even
+    assert pc.cost("layerloom.engine.kernels.dense.no_such_kernel") == 0
 
 
 def _run_child(code: str, cache, stdin: str = "") -> str:
