@@ -140,10 +140,6 @@ def _split(fn, n: int) -> None:
     run_row_parts(fn, list(zip(bounds[:-1], bounds[1:])))
 
 
-def _pooled_size(size: int, k: int, stride: int) -> int:
-    return (size - k) // stride + 1
-
-
 # ------------------------------------------------------------------------- plain convolution
 @njit(cache=True, nogil=True)
 def forward_part(xp, w, b, out, s0, s1):
@@ -246,10 +242,13 @@ def conv_relu_maxpool_forward(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, 
     runs on the calling thread (waking another costs more)."""
     n, _, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
-    ph, pw = _pooled_size(hp - kh + 1, pkh, psh), _pooled_size(wp - kw + 1, pkw, psw)
+    ph, pw = (hp - kh + 1 - pkh) // psh + 1, (wp - kw + 1 - pkw) // psw + 1
     out = np.empty((n, nf, ph, pw), xp.dtype)
     arg = np.empty((n if want_arg else 0, nf, ph, pw), np.int32)
-    _split(lambda s0, s1: crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, s0, s1), n)
+    if n == 1:  # an inference view's query: no hand-over, no thread count asked
+        crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, 0, 1)
+    else:
+        _split(lambda s0, s1: crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, s0, s1), n)
     return out, arg
 
 
@@ -386,11 +385,8 @@ def _backward(xp, w, dy, arg, need_dx: bool) -> tuple:
     need = bool(need_dx)
     _split(lambda c0, c1: chunks_part(xp, w, geo, dy, arg, c0, c1, dw_parts, db_parts, dxp,
                                       need), k)
-    dw, db = np.zeros((nf, taps), xp.dtype), np.zeros(nf, xp.dtype)
-    for i in range(k):
-        dw += dw_parts[i]
-        db += db_parts[i]
-    return dxp, dw.reshape(w.shape), db
+    dw = np.add.reduce(dw_parts, axis=0, initial=0).reshape(w.shape)
+    return dxp, dw, np.add.reduce(db_parts, axis=0, initial=0)
 
 
 def backward_flat(xp, w, dy, need_dx: bool) -> tuple:
