@@ -79,13 +79,15 @@ def warm_up(net: Network, x: np.ndarray, y: np.ndarray, config: TrainConfig,
     forward and backward on ``x``/``y`` (a training batch), the optimizer's update, inference on
     two samples and on one (batch 1 takes serial kernels). Engine errors are left to the real
     run, which names the node. With the graph's census (``expected``), the kernels compile on
-    every core first (``engine.parallel_compile``), if anything compiles at all."""
+    every core first (``engine.parallel_compile``), if anything compiles at all: helper
+    processes (those started at launch, or new ones) claim kernels from the back, this thread
+    from the front, and waits for theirs."""
     if expected:
-        from layerloom.engine.parallel_compile import Helpers, balanced, compile_all
+        from layerloom.engine.parallel_compile import Helpers, balanced, claims_dir, compile_all
 
-        order = balanced(expected)
-        with Helpers(order):
-            compile_all(order)
+        order, claims = balanced(expected), claims_dir()
+        with Helpers(order, claims=claims):
+            compile_all(order, claims=claims, wait=True)
     _first_calls(net, x, y, config)
 
 
