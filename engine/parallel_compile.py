@@ -262,6 +262,8 @@ def start_early(graph, count: int | None = None) -> list[subprocess.Popen]:
     from layerloom.engine.threads import get_threads
 
     count = min(3, get_threads() - 1) if count is None else count
+    if count > 0 and not EARLY:
+        atexit.register(_end, EARLY)  # the window closed: what they finished stays cached
     for i in range(count):
         try:
             EARLY.append(subprocess.Popen(
@@ -270,8 +272,6 @@ def start_early(graph, count: int | None = None) -> list[subprocess.Popen]:
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         except OSError:
             break
-    if EARLY:
-        atexit.register(_end, EARLY)
     return EARLY
 
 
