@@ -1,20 +1,19 @@
 """Compile on every core: helper processes fill numba's on-disk cache while a warm-up compiles.
 
 numba compiles one kernel at a time and holds the GIL while it does, so a fresh install's first
-warm-up (LeNet-5: ~15 s of CPU) used one core of two. When the warm-up's first compilation
-starts, ``Helpers`` launches processes (``python -m layerloom.engine.parallel_compile``) that
-compile the graph's census kernels (``engine.warmup.Census``: names and argument types) into
-the cache from the other end of the list, while this process compiles them from the front.
-numba looks in its cache before it compiles, so each side loads what the other finished; they
-meet in the middle. On a warm cache nothing compiles and no helper starts.
+warm-up (LeNet-5: ~15 s of CPU) used one core of two. Helper processes (``python -m
+layerloom.engine.parallel_compile``) compile the graph's census kernels (``engine.warmup.Census``:
+names and argument types) into the cache while this process compiles them too; numba looks in
+its cache before it compiles, so each side loads what another finished. ``start_early`` starts
+the helpers at launch, before the window is built (they load the graph to be opened and look up
+its census themselves: compiling starts ~2 s before the window could); ``Helpers`` starts them
+at a warm-up's first compilation when none are at work (never on a warm cache).
 
-Two sides must not compile the same kernel at once (where they meet, or when the window's
-warm-up starts after the helpers): each kernel is *claimed* first, by creating a file in the
-window process's claims folder (``claims_dir``); a side skips what another claimed, and the
-window's warm-up then waits for those and loads each from the cache once its ``.done`` mark
-appears (or compiles it itself if its claimer has gone). ``start_early`` starts the helpers at
-launch, before the window is built: they load the graph to be opened, look up its census and
-start compiling from the back ~2 s before the window could.
+Every side walks the same list, costliest kernel first (``balanced``), and *claims* a kernel
+before compiling it, by creating a file in the window process's claims folder (``claims_dir``):
+a side skips what another claimed, so whoever is free takes the largest work left and nothing
+compiles twice. The window's warm-up then waits for the kernels others claimed and loads each
+from the cache as its ``.done`` mark appears (or compiles it itself if its claimer has gone).
 
 Argument types travel as numba's own text (``str(tuple(sig))``) and are read back by a small
 parser for the forms a call from Python produces (arrays, scalars), never by ``eval``.
@@ -107,39 +106,51 @@ def dispatcher(name: str):
     return found if hasattr(found, "compile") and hasattr(found, "py_func") else None
 
 
-def cost(name: str) -> int:
-    """A kernel's compile cost, roughly: the source lines of it and of every engine kernel it
-    calls (numba compiles each callee on its own and again inside the caller), doubled for a
-    numba-parallel kernel (its parfor passes and outlined loop body). 0 for an unknown name."""
+def _tree(name: str) -> dict:
+    """{function: source lines} of an engine kernel and every engine kernel it calls."""
     d = dispatcher(name)
-    if d is None:
-        return 0
-    lines, seen, todo = 0, set(), [d]
+    found, todo = {}, [d] if d is not None else []
     while todo:
         f = todo.pop().py_func
-        if f in seen:
+        if f in found:
             continue
-        seen.add(f)
         try:
-            lines += len(inspect.getsourcelines(f)[0])
+            found[f] = len(inspect.getsourcelines(f)[0])
         except (OSError, TypeError):
-            lines += 10
+            found[f] = 10
         todo.extend(v for v in (f.__globals__.get(n) for n in f.__code__.co_names)
                     if hasattr(v, "py_func") and hasattr(v, "compile")
                     and v.py_func.__module__.startswith(PACKAGE))
-    return lines * (2 if d.targetoptions.get("parallel") else 1)
+    return found
+
+
+def _parallel(name: str) -> bool:
+    d = dispatcher(name)
+    return d is not None and bool(d.targetoptions.get("parallel"))
+
+
+def cost(name: str, known: set = frozenset()) -> int:
+    """A kernel's compile cost, roughly: the source lines of it and of every engine kernel it
+    calls but those in ``known`` (numba compiles each callee on its own, or loads it from the
+    cache, and again inside the caller), doubled for a numba-parallel kernel (its parfor passes
+    and outlined loop body). 0 for an unknown name."""
+    lines = sum(n for f, n in _tree(name).items() if f not in known)
+    return lines * (2 if _parallel(name) else 1)
 
 
 def balanced(kernels: list) -> list:
-    """The census in a working order for two ends that meet in the middle: the costliest kernels
-    first at both ends, dealt to the end with less work so far (the cheap ones meet, where
-    both sides may compile the same kernel)."""
-    front, back, ends = [], [], [0, 0]
-    for k in sorted(kernels, key=lambda k: (-cost(k[0]), k)):
-        side = 0 if ends[0] <= ends[1] else 1
-        (front, back)[side].append(k)
-        ends[side] += cost(k[0])
-    return front + back[::-1]
+    """The census in working order for every side (this process and its helpers take the next
+    kernel nobody has claimed): the costliest first, cost counted without the callees of the
+    kernels before it, so that whoever is free takes the largest remaining work and a kernel
+    whose callees another compiles comes late, when they are in the cache."""
+    trees = {k[0]: _tree(k[0]) for k in kernels}
+    order, known, rest = [], set(), sorted(kernels)
+    while rest:
+        best = max(rest, key=lambda k: cost(k[0], known))
+        rest.remove(best)
+        order.append(best)
+        known |= set(trees[best[0]])
+    return order
 
 
 # ------------------------------------------------------------------------------ claims
@@ -256,19 +267,19 @@ def compile_all(kernels: list, parent: int | None = None, claims: str | None = N
 
 def start_early(graph, count: int | None = None) -> list[subprocess.Popen]:
     """At launch, before the window is built: ``count`` helpers (one core fewer than the engine
-    uses, at most 3) that load ``graph``, look up its census and compile it into numba's cache
-    from the back, claiming in this process's ``claims_dir``. On a warm cache they only load
+    uses, at most 3) that load ``graph``, look up its census and compile it into numba's cache,
+    each taking the next kernel nobody has claimed in this process's ``claims_dir``. On a warm cache they only load
     and end; a graph without a census (or data) ends them at once."""
     from layerloom.engine.threads import get_threads
 
     count = min(3, get_threads() - 1) if count is None else count
     if count > 0 and not EARLY:
         atexit.register(_end, EARLY)  # the window closed: what they finished stays cached
-    for i in range(count):
+    for _ in range(count):
         try:
             EARLY.append(subprocess.Popen(
                 [sys.executable, "-m", "layerloom.engine.parallel_compile", str(os.getpid()),
-                 "--claims", claims_dir(), "--graph", str(graph), "--part", f"{i}/{count}"],
+                 "--claims", claims_dir(), "--graph", str(graph)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         except OSError:
             break
@@ -284,14 +295,6 @@ def _end(procs: list) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def from_the_back(kernels: list, i: int, count: int) -> list:
-    """Helper ``i`` of ``count``'s order: from (i + 1) / (count + 1) of the way from the back,
-    then the rest of the list (behind it, then in front of its start)."""
-    n = len(kernels)
-    start = n - 1 - (i * n) // (count + 1)
-    return kernels[start::-1] + kernels[:start:-1]
 
 
 def _census_of_graph(path: str) -> list:
@@ -316,8 +319,9 @@ def _census_of_graph(path: str) -> list:
 
 class Helpers(event.Listener):
     """Starts ``count`` helper processes at this process's first compilation (never on a warm
-    cache), each working through ``kernels`` from its own place near the back; ``close``
-    ends those still running (whatever they finished stays in the cache)."""
+    cache; fewer while those of ``start_early`` work), each working through ``kernels``: with a
+    ``claims`` folder the next kernel nobody claimed, without one from its own place near the
+    back. ``close`` ends those still running (whatever they finished stays in the cache)."""
 
     def __init__(self, kernels: list, count: int | None = None, claims: str | None = None):
         from layerloom.engine.threads import get_threads
@@ -336,8 +340,9 @@ class Helpers(event.Listener):
             self._started = True
         # those started at launch and still working count (they claim in the same folder)
         early = sum(proc.poll() is None for proc in EARLY) if self.claims else 0
-        for i in range(early, self.count):
-            self.procs.append(_spawn(from_the_back(self.kernels, i, self.count), self.claims))
+        for i in range(early, self.count):  # without claims, each from its own place
+            order = self.kernels if self.claims else _from_the_back(self.kernels, i, self.count)
+            self.procs.append(_spawn(order, self.claims))
 
     def on_end(self, ev) -> None:
         pass
@@ -362,6 +367,14 @@ class Helpers(event.Listener):
         self.procs = []
 
 
+def _from_the_back(kernels: list, i: int, count: int) -> list:
+    """Helper ``i`` of ``count``'s order without claims: from (i + 1) / (count + 1) of the way
+    from the back, then the rest of the list."""
+    n = len(kernels)
+    start = n - 1 - (i * n) // (count + 1)
+    return kernels[start::-1] + kernels[:start:-1]
+
+
 def _spawn(kernels: list, claims: str | None = None) -> subprocess.Popen:
     more = ["--claims", claims] if claims else []
     proc = subprocess.Popen([sys.executable, "-m", "layerloom.engine.parallel_compile",
@@ -374,16 +387,13 @@ def _spawn(kernels: list, claims: str | None = None) -> subprocess.Popen:
 
 
 def _main(argv: list[str]) -> int:
-    """``python -m layerloom.engine.parallel_compile PARENT [--claims DIR] [--graph FILE --part
-    I/N]``: the kernels from stdin (a JSON list), or the graph file's census, compiled."""
+    """``python -m layerloom.engine.parallel_compile PARENT [--claims DIR] [--graph FILE]``: the
+    kernels from stdin (a JSON list), or the graph file's census in working order, compiled."""
     opts = dict(zip(argv[1::2], argv[2::2]))
     parent = int(argv[0]) if argv[:1] and argv[0].isdigit() else None
     claims = opts.get("--claims")
     if "--graph" in opts:
-        i, _, n = opts.get("--part", "0/1").partition("/")
-        i, n = (int(i), int(n)) if i.isdigit() and n.isdigit() and int(i) < int(n) else (0, 1)
-        kernels = _census_of_graph(opts["--graph"])
-        listed = from_the_back(kernels, i, n) if kernels else []
+        listed = _census_of_graph(opts["--graph"])
     else:
         listed = json.loads(sys.stdin.read() or "[]")
         ok = isinstance(listed, list) and all(

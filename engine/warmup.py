@@ -79,9 +79,9 @@ def warm_up(net: Network, x: np.ndarray, y: np.ndarray, config: TrainConfig,
     forward and backward on ``x``/``y`` (a training batch), the optimizer's update, inference on
     two samples and on one (batch 1 takes serial kernels). Engine errors are left to the real
     run, which names the node. With the graph's census (``expected``), the kernels compile on
-    every core first (``engine.parallel_compile``), if anything compiles at all: helper
-    processes (those started at launch, or new ones) claim kernels from the back, this thread
-    from the front, and waits for theirs."""
+    every core first (``engine.parallel_compile``), if anything compiles at all: this thread
+    and helper processes (those started at launch, or new ones) each claim the costliest kernel
+    left, and this thread then waits for the helpers' and loads them."""
     if expected:
         from layerloom.engine.parallel_compile import Helpers, balanced, claims_dir, compile_all
 
