@@ -21,6 +21,7 @@ parser for the forms a call from Python produces (arrays, scalars), never by ``e
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import importlib
 import inspect
@@ -106,6 +107,7 @@ def dispatcher(name: str):
     return found if hasattr(found, "compile") and hasattr(found, "py_func") else None
 
 
+@functools.lru_cache(maxsize=None)
 def _tree(name: str) -> dict:
     """{function: source lines} of an engine kernel and every engine kernel it calls."""
     d = dispatcher(name)
