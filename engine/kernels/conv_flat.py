@@ -334,28 +334,16 @@ def _rows_copy(xp, s0, s1, kh, lp, rows, back):
 
 
 @njit(cache=True, nogil=True)
-def _chunk_backward(xp, geo, dz, s0, s1, kh, kw, dw2, dxp, need_dx):
-    """dw2 += the chunk's weight gradient, dxp[s0:s1] += its input gradient, given dz."""
-    lp, pitch, offs, wt, dx_offs, _, _ = geo
-    c, n = xp.shape[1], (s1 - s0) * lp
-    rows = np.zeros((c * kh + 1, pitch), xp.dtype)  # + taps_forward's spare row
-    _rows_copy(xp, s0, s1, kh, lp, rows, np.bool_(False))  # not a literal: see taps_forward
-    taps_weight_grad(rows.reshape(rows.size), dz, kw - 1, offs, dw2, n)
-    if need_dx:
-        rows[:] = 0
-        taps_forward(dz.reshape(dz.size), wt, dx_offs, rows, 0, n + kw - 1)
-        _rows_copy(dxp, s0, s1, kh, lp, rows, np.bool_(True))
-
-
-@njit(cache=True, nogil=True)
 def chunks_part(xp, w, geo, dy, arg, c0, c1, dw_parts, db_parts, dxp, need_dx):
     """Chunks c0..c1 of a backward: each chunk's output gradient into the row layout's dz, then
-    ``_chunk_backward`` (its partials into ``dw_parts[ci]``, ``db_parts[ci]``). With a non-empty
-    ``arg`` dy is the pooled gradient of the fused forward, and only the pool's winners get
-    theirs (at ``arg``)."""
-    kh, kw, bounds = w.shape[2], w.shape[3], geo[5]
+    its weight gradient into ``dw_parts[ci]`` (bias: ``db_parts[ci]``) and its input gradient
+    into dxp[s0:s1]. With a non-empty ``arg`` dy is the pooled gradient of the fused forward,
+    and only the pool's winners get theirs (at ``arg``). One kernel, not a kernel per chunk
+    called from here: each level of callees is compiled again inside its caller."""
+    lp, pitch, offs, wt, dx_offs, bounds, _ = geo
+    c, kh, kw = xp.shape[1], w.shape[2], w.shape[3]
     nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
-    lp, wp, pooled = geo[0], xp.shape[3], arg.size > 0
+    wp, pooled = xp.shape[3], arg.size > 0
     for ci in range(c0, c1):
         s0, s1, db = bounds[ci], bounds[ci + 1], db_parts[ci]
         dz = np.zeros((nf, geo[6]), xp.dtype)
@@ -371,7 +359,14 @@ def chunks_part(xp, w, geo, dy, arg, c0, c1, dw_parts, db_parts, dxp, need_dx):
                             dz[f, base + at] += g
                             acc += g
                 db[f] = acc
-        _chunk_backward(xp, geo, dz, s0, s1, kh, kw, dw_parts[ci], dxp, need_dx)
+        n = (s1 - s0) * lp
+        rows = np.zeros((c * kh + 1, pitch), xp.dtype)  # + taps_forward's spare row
+        _rows_copy(xp, s0, s1, kh, lp, rows, np.bool_(False))  # not a literal: see taps_forward
+        taps_weight_grad(rows.reshape(rows.size), dz, kw - 1, offs, dw_parts[ci], n)
+        if need_dx:
+            rows[:] = 0
+            taps_forward(dz.reshape(dz.size), wt, dx_offs, rows, 0, n + kw - 1)
+            _rows_copy(dxp, s0, s1, kh, lp, rows, np.bool_(True))
 
 
 def _backward(xp, w, dy, arg, need_dx: bool) -> tuple:
