@@ -4,7 +4,8 @@ Export: the output's extension picks the form. ``.py`` is a module with the mode
 a command line that trains it with the graph file's settings (``engine.export.torch_code``).
 ``.onnx`` is the inference graph with the weights inside (``engine.export.onnx``): from
 ``--weights``, else freshly initialised ones, and it says which. ``--split`` writes an
-encoder-decoder as two: ``OUT.encoder.onnx`` and ``OUT.decoder.onnx`` (``engine.export.onnx_split``).
+encoder-decoder as two: ``OUT.encoder.onnx`` and ``OUT.decoder.onnx``
+(``engine.export.onnx_split``).
 Import: an ONNX model's graph (``engine.export.onnx_import``) as a graph file, its weights
 beside it as ``OUT.weights.npz``, which opening the graph loads.
 """

@@ -30,10 +30,10 @@ def onnx_bytes(net: Network, title: str = "layerloom", metadata: dict | None = N
     feeds = [Value((s.node_id, s.outputs[0]), s.node_id, s.layer.infer(s.attrs),
                    np.dtype(np.int64) if s.attrs.dtype == "int64" else net.dtype)
              for s in plan.steps if s.layer.type_id == "Input"]
+    # (a loss reading the data itself has nothing to compute: its input is no output)
     outputs = [Value(ref, plan.public_name(ref), plan.shapes.shapes[ref], net.dtype)
                for ref in model_outputs(plan) if not plan.step(ref[0]).layer.is_source]
-    return model_bytes(net, plan.steps, feeds, outputs, title, metadata)  # a loss reading the
-    # data itself has nothing to compute, so its input is no output
+    return model_bytes(net, plan.steps, feeds, outputs, title, metadata)
 
 
 @dataclass(frozen=True)
