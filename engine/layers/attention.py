@@ -132,7 +132,7 @@ class MultiHeadSelfAttention(Layer):
             grads["out_proj.bias"] = dy2.sum(axis=0)
         do = matmul(dy2, p["out_proj.weight"]).reshape(o.shape)
         if mask is None:
-            dqkv = attention_backward(qkv, weights, do, heads, dy.dtype.type(scale))
+            dqkv = attention_backward(qkv, weights, do, heads, dy.dtype.type(scale), a.causal)
         else:
             dqkv = attention_backward_reference(qkv, weights, do, heads, scale, mask)
         flat = dqkv.reshape(-1, 3 * d)

@@ -215,7 +215,8 @@ class MultiHeadAttention(Layer):
             dqkv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
             dused_t = (np.empty((0, 0, 0), q.dtype) if dused is None else
                        np.ascontiguousarray(dused.transpose(0, 2, 1), dtype=q.dtype))
-            mha_backward(q, k, v, weights, do, heads, q.dtype.type(scale), dused_t, *dqkv)
+            mha_backward(q, k, v, weights, do, heads, q.dtype.type(scale), dused_t, *dqkv,
+                         causal=a.causal)
         else:
             dqkv = mha_backward_reference(q, k, v, weights, do, heads, scale, drop, dused)
         flat = [d.reshape(-1, e) for d in dqkv]
