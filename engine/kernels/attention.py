@@ -1,18 +1,20 @@
 """Scaled dot-product attention of projected queries (N, L, D) over keys and values (N, S, D),
 beside numpy twins; self-attention passes three views of one packed (N, T, 3D) q|k|v tensor.
 
-One kernel call per pass (batch-parallel over samples) replaces numpy's split/transpose/batched
-matmul/softmax/merge chain and its temporaries: each head's q, k, v are copied into small
-buffers laid out so that every inner loop runs over all L queries (full-length loops are the
-ones LLVM vectorises; a ragged causal row of 1..T ran in its scalar remainder loop), the output
-and dq, dk, dv are written straight into place. The softmax weights are kept transposed,
-(N, heads, keys, queries), for the same reason. The scale 1/√d_head is folded into k. Under a
-causal mask query i sees keys 0..i; a padded key (``pad``, N × S) is seen by nobody; hidden
-weights are exactly zero (so they pass no gradient). float32 takes a polynomial exp (Cephes'
-expf: relative error ~1e-7) that LLVM vectorises; libm's exp is a call per element (no SVML
-here) and made the softmax alone take half of numpy's whole attention. The twins take an
-optional dropout mask (weights are multiplied by it before they mix values); the layers use
-them whenever dropout is on.
+The products are BLAS: per (sample, head) numpy's stacked matmul calls sgemm/dgemm on strided
+views of q, k, v and writes the output and dq, dk, dv straight into place (no split/merge
+copies). Under a causal mask they run in blocks of ``BLOCK`` keys or queries that skip what no
+query sees. The softmax and its backward are one numba pass each, over the weights kept
+transposed, (N, heads, keys, queries), so that inner loops run along the queries (each key's
+row from its first visible query). Samples go in runs whose weights fit the cache
+(``_chunks``), and the batch is split over the cores, each part on a thread of its own with a
+one-thread BLAS (engine.threads.run_row_parts). Before (scalar numba products per head) the
+backward at 256 steps took 2.5× as long. Under a causal mask query i sees keys 0..i; a padded
+key (``pad``, N × S) is seen by nobody; hidden weights are exactly zero (so they pass no
+gradient). float32 takes a polynomial exp (Cephes' expf: relative error ~1e-7) that LLVM
+vectorises; libm's exp is a call per element (no SVML here). The twins take an optional
+dropout mask (weights are multiplied by it before they mix values); the layers use them
+whenever dropout is on.
 """
 from __future__ import annotations
 
@@ -115,6 +117,7 @@ def attention_backward_reference(qkv: np.ndarray, weights: np.ndarray, do: np.nd
 # Blocks of this many keys (scores, dK, dV) or queries (output, dQ) under a causal mask: each
 # block's products skip the keys its queries cannot see (at 256 steps 5/8 of the full squares).
 BLOCK = 64
+CACHE = 1 << 19  # bytes of weights that one run of samples works on (see _chunks)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
@@ -122,49 +125,54 @@ def _softmax_columns(st, scale, causal, pad, bits, m, total):
     """st (keys, queries) of unscaled scores <- softmax over each column (one query's keys) of
     scale · scores, in place.
 
-    Columns, so that every inner loop runs over all queries: full-length loops are the ones
-    LLVM vectorises (a short or ragged causal row ran in its scalar remainder loop). Hidden
-    scores (a padded key: its whole row; causal: query i < key j; they may hold anything, the
-    products skip them) become -inf before the max (they must not set it) and exactly 0 after
-    the exp. A query that sees no key gets NaN. scale > 0, so the max of the unscaled scores
-    is the scaled ones' max."""
+    Columns, so that the inner loops run along the queries: each key's row from its first
+    visible query to the end (hidden scores: a padded key's whole row, and under a causal mask
+    query i < key j; they may hold anything, the products skip them, and become exactly 0). A
+    query that sees no key gets NaN (0 · 1/0). scale > 0, so the max of the unscaled scores
+    is the scaled ones' max. Rows are sliced at their first visible query so that every loop
+    starts at 0: a loop from a variable start kept numba's negative-index checks, and LLVM
+    left it scalar (the exp 6× slower)."""
     keys, t = st.shape
-    for j in range(keys):
-        for i in range(_hidden(j, t, causal, pad)):
-            st[j, i] = -np.inf
     for i in range(t):
-        m[i] = st[0, i]
+        m[i] = -np.inf
         total[i] = 0
-    for j in range(1, keys):
-        for i in range(t):
-            m[i] = max(m[i], st[j, i])
+    for j in range(keys):
+        lo = _hidden(j, t, causal, pad)
+        row, mm = st[j, lo:], m[lo:]
+        for i in range(lo):
+            st[j, i] = 0
+        for i in range(t - lo):
+            if row[i] > mm[i]:  # a select LLVM vectorises (max() was a call)
+                mm[i] = row[i]
     pow2 = bits.view(np.float32)
     for j in range(keys):
+        lo = _hidden(j, t, causal, pad)
+        row, mm, tot = st[j, lo:], m[lo:], total[lo:]
         if st.itemsize == 4:
-            for i in range(t):
-                v = (st[j, i] - m[i]) * scale
+            b2, p2 = bits[:t - lo], pow2[:t - lo]  # one row's 2^k: stays in L1
+            for i in range(t - lo):
+                v = (row[i] - mm[i]) * scale
                 v = _LO if v < _LO else v
                 k = np.floor(v * LOG2E + _HALF)
                 r = v - k * LN2_HI - k * LN2_LO
                 p = EXP_P[0]
                 for c in EXP_P[1:]:
                     p = p * r + c
-                st[j, i] = p * r * r + r + _ONE
-                bits[j, i] = (np.int32(k) + 127) << 23
-            for i in range(t):
-                st[j, i] *= pow2[j, i]
+                row[i] = p * r * r + r + _ONE
+                b2[i] = (np.int32(k) + 127) << 23
+            for i in range(t - lo):
+                row[i] *= p2[i]
         else:
-            for i in range(t):
-                st[j, i] = math.exp((st[j, i] - m[i]) * scale)
-        for i in range(_hidden(j, t, causal, pad)):
-            st[j, i] = 0
-        for i in range(t):
-            total[i] += st[j, i]
+            for i in range(t - lo):
+                row[i] = math.exp((row[i] - mm[i]) * scale)
+        for i in range(t - lo):
+            tot[i] += row[i]
     for i in range(t):
         m[i] = 1 / total[i]
     for j in range(keys):
+        row = st[j]
         for i in range(t):
-            st[j, i] *= m[i]
+            row[i] *= m[i]
 
 
 @njit(cache=True, nogil=True)
@@ -179,7 +187,7 @@ def _hidden(j, t, causal, pad):
 def _softmax_part(weights_t, scale, causal, pad):
     """Every (sample, head) of scores (n, heads, keys, queries) <- softmax weights, in place."""
     n, heads, keys, t = weights_t.shape
-    bits, m, total = np.empty((keys, t), np.int32), np.empty(t, weights_t.dtype), np.empty(t, weights_t.dtype)
+    bits, m, total = np.empty(t, np.int32), np.empty(t, weights_t.dtype), np.empty(t, weights_t.dtype)
     for s in range(n):
         for h in range(heads):
             _softmax_columns(weights_t[s, h], scale, causal, pad[s], bits, m, total)
@@ -189,7 +197,8 @@ def _softmax_part(weights_t, scale, causal, pad):
 def _softmax_grad_part(weights_t, dp_t, dused_t, scale, causal, pad):
     """dp_t (n, heads, keys, queries) of d weightsᵀ <- d scoresᵀ (unscaled scores: times
     scale), in place; ``dused_t`` (n, keys, queries), when not empty, reaches every head's
-    weights too. Hidden entries (uncomputed, may hold anything) are never read: they become 0."""
+    weights too. Hidden entries (uncomputed, may hold anything) are never read: they become 0.
+    Rows sliced at their first visible query, as in ``_softmax_columns``."""
     n, heads, keys, t = weights_t.shape
     extra = dused_t.shape[0] > 0
     dot = np.empty(t, weights_t.dtype)
@@ -200,20 +209,20 @@ def _softmax_grad_part(weights_t, dp_t, dused_t, scale, causal, pad):
                 dot[i] = 0
             for j in range(keys):
                 lo = _hidden(j, t, causal, pad[s])
+                pj, dj, dd = pt[j, lo:], dp[j, lo:], dot[lo:]
                 if extra:
-                    du = dused_t[s, j]
-                    for i in range(lo, t):
-                        dp[j, i] += du[i]
-                pj, dj = pt[j], dp[j]
-                for i in range(lo, t):
-                    dot[i] += pj[i] * dj[i]
+                    du = dused_t[s, j, lo:]
+                    for i in range(t - lo):
+                        dj[i] += du[i]
+                for i in range(t - lo):
+                    dd[i] += pj[i] * dj[i]
             for j in range(keys):
                 lo = _hidden(j, t, causal, pad[s])
-                pj, dj = pt[j], dp[j]
+                pj, dj, dd = pt[j, lo:], dp[j, lo:], dot[lo:]
                 for i in range(lo):
-                    dj[i] = 0
-                for i in range(lo, t):
-                    dj[i] = scale * pj[i] * (dj[i] - dot[i])
+                    dp[j, i] = 0
+                for i in range(t - lo):
+                    dj[i] = scale * pj[i] * (dj[i] - dd[i])
 
 
 def _heads(z: np.ndarray, heads: int) -> np.ndarray:
@@ -245,6 +254,14 @@ def _parts(n: int) -> list:
     return row_parts(n, min_rows=1)
 
 
+def _chunks(lo: int, hi: int, per_sample: int) -> list:
+    """(start, stop) of runs of samples whose weights (``per_sample`` bytes each) fit ``CACHE``
+    together: scores, softmax and products then run on a block the cache still holds (over the
+    whole batch at once every pass streamed the weights from memory: 1.5× slower)."""
+    step = max(1, CACHE // max(1, per_sample))
+    return [(a, min(a + step, hi)) for a in range(lo, hi, step)]
+
+
 def _forward_part(q, k, v, heads, scale, causal, pad, out, weights_t):
     q4, k4, v4, o4 = (_heads(z, heads) for z in (q, k, v, out))
     keys, t = k.shape[1], q.shape[1]
@@ -266,9 +283,11 @@ def mha_forward(q, k, v, heads, scale, causal, pad):
     keys = k.shape[1]
     out = np.empty((n, t, d), q.dtype)
     weights_t = np.empty((n, heads, keys, t), q.dtype)
-    run_row_parts(lambda lo, hi: _forward_part(q[lo:hi], k[lo:hi], v[lo:hi], heads, scale, causal,
-                                               pad[lo:hi], out[lo:hi], weights_t[lo:hi]),
-                  _parts(n))
+    def part(lo, hi):
+        for a, b in _chunks(lo, hi, weights_t[0].nbytes):
+            _forward_part(q[a:b], k[a:b], v[a:b], heads, scale, causal, pad[a:b], out[a:b],
+                          weights_t[a:b])
+    run_row_parts(part, _parts(n))
     return out, weights_t
 
 
@@ -299,10 +318,12 @@ def mha_backward(q, k, v, weights_t, do, heads, scale, dused_t, dq, dk, dv, caus
     result, since hidden weights are exactly 0; so are padded keys')."""
     n, t, d = q.shape
     pad = no_padding(n, k.shape[1])
-    run_row_parts(lambda lo, hi: _backward_part(
-        q[lo:hi], k[lo:hi], v[lo:hi], weights_t[lo:hi], do[lo:hi], heads, scale, causal,
-        pad[lo:hi], dused_t[lo:hi] if dused_t.shape[0] else dused_t, dq[lo:hi], dk[lo:hi],
-        dv[lo:hi]), _parts(n))
+    def part(lo, hi):
+        for a, b in _chunks(lo, hi, weights_t[0].nbytes):
+            _backward_part(q[a:b], k[a:b], v[a:b], weights_t[a:b], do[a:b], heads, scale, causal,
+                           pad[a:b], dused_t[a:b] if dused_t.shape[0] else dused_t, dq[a:b],
+                           dk[a:b], dv[a:b])
+    run_row_parts(part, _parts(n))
 
 
 def no_padding(n: int, keys: int) -> np.ndarray:
