@@ -79,7 +79,10 @@ class MultiHeadAttention(Layer):
                         "√d<sub>h</sub>, dL/dK = (dL/dS)<sup>T</sup>·Q / √d<sub>h</sub>; "
                         "dL/dquery = dL/dQ·W<sub>q</sub>, dL/dW<sub>q</sub> = "
                         "(dL/dQ)<sup>T</sup>·query, and so for key and value; the mask gets none")
-    parallel_kernels = True  # numba-parallel kernels (kernels/attention.py)
+    # Its kernels split the batch over the cores themselves (kernels/attention.py); declared
+    # parallel so that the BLAS stays on one thread and large products are split over rows
+    # (engine.threads) rather than handed to two spinning OpenBLAS threads
+    parallel_kernels = True
     category = "Attention"
     inputs = ("query", "key", "value", "key_padding_mask")
     optional_inputs = ("key_padding_mask",)
