@@ -32,23 +32,58 @@ def prefers_gemm_strided(w_shape: tuple, groups: int) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _im2col(xp, s0, s1, c0, c1, kh, kw, sh, sw, dh, dw, oh, ow, cols, back):
-    """cols[(c − c0, i, j), k·OH·OW + r·OW + q] = xp[s0 + k, c, r·sh + i·dh, q·sw + j·dw] for
-    channels c0:c1; with ``back`` the reverse, added onto xp (col2im)."""
+def _phases(xp, s0, s1, c0, c1, sh, sw, ph, back):
+    """ph[k, c − c0, a, b, u, v] = xp[s0 + k, c, u·sh + a, v·sw + b] (the stride's polyphase
+    components: each is read with unit steps); with ``back`` the reverse, added onto xp."""
+    hp, wp = xp.shape[2], xp.shape[3]
     for k in range(s1 - s0):
         for ch in range(c0, c1):
-            plane = xp[s0 + k, ch]
+            for y in range(hp):
+                a, u = y % sh, y // sh
+                line = xp[s0 + k, ch, y]
+                for b in range(sw):
+                    dst = ph[k, ch - c0, a, b, u]
+                    if back:
+                        for v in range((wp - b + sw - 1) // sw):
+                            line[v * sw + b] += dst[v]
+                    else:
+                        for v in range((wp - b + sw - 1) // sw):
+                            dst[v] = line[v * sw + b]
+
+
+@njit(cache=True, nogil=True)
+def _im2col(xp, s0, s1, c0, c1, kh, kw, sh, sw, dh, dw, oh, ow, cols, back):
+    """cols[(c − c0, i, j), k·OH·OW + r·OW + q] = xp[s0 + k, c, r·sh + i·dh, q·sw + j·dw] for
+    channels c0:c1; with ``back`` the reverse, added onto xp (col2im).
+
+    The chunk is first split into its polyphase components (one strided pass over the input, not
+    one per tap): tap (i, j) then reads phase ((i·dh) mod sh, (j·dw) mod sw) from row
+    r + ⌊i·dh / sh⌋, column q + ⌊j·dw / sw⌋, OW contiguous values per output row. Each sum
+    adds the same terms in the same order as a direct gather would."""
+    hq, wq = (xp.shape[2] + sh - 1) // sh, (xp.shape[3] + sw - 1) // sw
+    if back:
+        ph = np.zeros((s1 - s0, c1 - c0, sh, sw, hq, wq), xp.dtype)
+    else:
+        ph = np.empty((s1 - s0, c1 - c0, sh, sw, hq, wq), xp.dtype)
+        _phases(xp, s0, s1, c0, c1, sh, sw, ph, False)
+    for k in range(s1 - s0):
+        for ch in range(c0, c1):
             for i in range(kh):
+                a, oi = (i * dh) % sh, (i * dh) // sh
                 for j in range(kw):
+                    b, oj = (j * dw) % sw, (j * dw) // sw
+                    plane = ph[k, ch - c0, a, b]
                     row = cols[((ch - c0) * kh + i) * kw + j]
                     for r in range(oh):
-                        src, base, at = plane[r * sh + i * dh], k * oh * ow + r * ow, j * dw
+                        src, dst = plane[r + oi, oj:oj + ow], row[k * oh * ow + r * ow:]
                         if back:
                             for q in range(ow):
-                                src[at + q * sw] += row[base + q]
+                                src[q] += dst[q]
                         else:
                             for q in range(ow):
-                                row[base + q] = src[at + q * sw]
+                                dst[q] = src[q]
+    if back:
+        _phases(xp, s0, s1, c0, c1, sh, sw, ph, True)
 
 
 @njit(cache=True, nogil=True)
