@@ -22,6 +22,8 @@ from layerloom.engine.kernels.conv_flat import chunk_bounds
 POSITIONS = 256  # output positions per chunk: a (taps × 256) matrix stays in L2 (2048 did not:
 # 5×5 stride-2 convolutions of 32–64 channels ran their forward 25–38 % and backward 13–26 %
 # slower at batch 64, one core, CPU time)
+PARTS = 8  # the weight gradient's partial sums: each over a fixed run of chunks, whatever the
+# thread count (one per chunk made and summed 13 MB for a 32→64 5×5 at batch 64)
 
 
 def prefers_gemm_strided(w_shape: tuple, groups: int, stride: tuple = (2, 2)) -> bool:
@@ -176,7 +178,8 @@ def gemm_input_grad_strided(dy, w, hp, wp, sh, sw, dh, dw, groups):
 def gemm_backward_strided(xp, w, dy, sh, sw, dh, dw, groups, need_dx):
     """(d padded input or empty, d weight, d bias) of the convolution of ``xp``: the weight
     gradient's and the input gradient's products in one pass over the chunks, which copy dY
-    into rows once for both (the same products, so the same sums, as the two kernels above)."""
+    into rows once for both (the input gradient's are the same products, so the same sums, as
+    ``gemm_input_grad_strided``'s)."""
     n, c, hp, wp = xp.shape
     nf, cpg, kh, kw = w.shape
     oh, ow = dy.shape[2], dy.shape[3]
@@ -187,24 +190,28 @@ def gemm_backward_strided(xp, w, dy, sh, sw, dh, dw, groups, need_dx):
         wt[g] = w2[g * fpg:(g + 1) * fpg].T
     bounds = chunk_bounds(n, POSITIONS, oh * ow)
     k = len(bounds) - 1
-    dw_parts = np.zeros((k, nf, taps), xp.dtype)
-    db_parts = np.zeros((k, nf), xp.dtype)
+    parts = min(k, PARTS)  # partial sums over runs of chunks: not one (F × taps) per chunk
+    dw_parts = np.zeros((parts, nf, taps), xp.dtype)
+    db_parts = np.zeros((parts, nf), xp.dtype)
     dxp = np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype)
-    for ci in prange(k):
-        s0, s1 = bounds[ci], bounds[ci + 1]
-        dz = np.empty((fpg, (s1 - s0) * oh * ow), xp.dtype)
-        cols = np.empty((taps, (s1 - s0) * oh * ow), xp.dtype)
-        for g in range(groups):
-            _to_rows(dy, s0, s1, g * fpg, (g + 1) * fpg, dz)
-            _im2col(xp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow, cols,
-                    False)
-            np.dot(dz, cols.T, dw_parts[ci, g * fpg:(g + 1) * fpg])
-            for f in range(fpg):
-                db_parts[ci, g * fpg + f] = dz[f].sum()
-            if need_dx:
-                np.dot(wt[g], dz, cols)
-                _im2col(dxp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow,
-                        cols, True)
+    for pi in prange(parts):
+        tmp = np.empty((fpg, taps), xp.dtype)
+        for ci in range((pi * k) // parts, ((pi + 1) * k) // parts):
+            s0, s1 = bounds[ci], bounds[ci + 1]
+            dz = np.empty((fpg, (s1 - s0) * oh * ow), xp.dtype)
+            cols = np.empty((taps, (s1 - s0) * oh * ow), xp.dtype)
+            for g in range(groups):
+                _to_rows(dy, s0, s1, g * fpg, (g + 1) * fpg, dz)
+                _im2col(xp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow,
+                        cols, False)
+                np.dot(dz, cols.T, tmp)
+                dw_parts[pi, g * fpg:(g + 1) * fpg] += tmp
+                for f in range(fpg):
+                    db_parts[pi, g * fpg + f] += dz[f].sum()
+                if need_dx:
+                    np.dot(wt[g], dz, cols)
+                    _im2col(dxp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow,
+                            cols, True)
     return dxp, dw_parts.sum(axis=0).reshape(nf, cpg, kh, kw), db_parts.sum(axis=0)
 
 
