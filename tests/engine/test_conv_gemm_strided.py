@@ -109,3 +109,38 @@ def test_stride_one_routes_only_large_kernels_over_many_filters():
     assert not prefers_gemm_strided((6, 1, 5, 5), 1, (1, 1))  # LeNet's few filters
     assert not prefers_gemm_strided((32, 1, 5, 5), 32, (1, 1))  # depthwise
     assert prefers_gemm_strided((6, 1, 5, 5), 1, (2, 2))
+
+
+def _strided_cnn(c=16, size=(13, 12)):
+    """The strided benchmark CNN in small: a 5×5 stride-1 stem over ≥ 16 filters (routed to the
+    im2col products), 5×5 stride-2 and 3×3 stride-2 convolutions, each with a ReLU, a pool."""
+    from layerloom.engine.graph import Graph, Node
+
+    g = Graph()
+
+    def add(prev, node_id, type_id, attrs=None, port="x"):
+        g.add_node(Node(node_id, type_id, attrs or {}))
+        if prev is not None:
+            g.connect((prev, "y"), (node_id, port))
+        return node_id
+
+    prev = add(None, "image", "Input", {"shape": [3, *size]})
+    for i, (k, s, p) in enumerate(((5, 1, 2), (5, 2, 2), (3, 2, 0)), start=1):
+        prev = add(prev, f"c{i}", "Conv2D", {"out_channels": c, "kernel_size": [k, k],
+                                             "stride": [s, s], "padding": [p, p]})
+        prev = add(prev, f"r{i}", "ReLU")
+    prev = add(add(prev, "pool", "MaxPool2D", {"kernel_size": [2, 2]}), "flat", "Flatten")
+    prev = add(prev, "fc", "Dense", {"out_features": 4})
+    add(None, "label", "Label")
+    add(prev, "loss", "CrossEntropyLoss", port="input")
+    g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_strided_cnn_runs_fused_as_unfused(dtype):
+    """Conv2D+ReLU steps over the im2col products equal the plain layers: outputs, loss,
+    gradients and two Adam steps' parameters (tests/engine/test_conv_fusion.check_same)."""
+    from tests.engine.test_conv_fusion import check_same
+
+    check_same(_strided_cnn(), dtype, expect={"Conv2D+ReLU"})
