@@ -50,6 +50,8 @@ from layerloom.engine.kernels.conv_gemm_strided import (gemm_forward_strided,
                                                         gemm_weight_grad_strided,
                                                         prefers_gemm_strided)
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
+from layerloom.engine.kernels.conv_winograd import (filter_transform, input_grad_transform, unpool,
+                                                    winograd_forward_flat, winograd_tile)
 
 
 def out_size(size: int, k: int, stride: int) -> int:
@@ -64,8 +66,12 @@ def _conv_out(xp: np.ndarray, w: np.ndarray) -> tuple[int, int]:
 def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: int) -> np.ndarray:
     """conv(xp) + b over an already zero-padded, C-contiguous batch (N, C, Hp, Wp)."""
     if sh == 1 and sw == 1:
+        oh, ow = _conv_out(xp, w)
+        m = winograd_tile(w.shape, xp.dtype, oh, ow)
+        if m:
+            return flat_to_image(winograd_forward_flat(xp, filter_transform(w, m), b, m), oh, ow,
+                                 xp.shape[3])
         if prefers_gemm(w.shape, len(xp)) or (len(xp) > 1 and wide(w.shape)):
-            oh, ow = _conv_out(xp, w)
             return flat_to_image(gemm_forward_flat(xp, w, b), oh, ow, xp.shape[3])
         return forward_flat(xp, w, b)
     return forward_strided(xp, w, b, sh, sw)
@@ -74,6 +80,10 @@ def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: in
 def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv2d_forward``."""
     dy = np.ascontiguousarray(dy)
+    m = winograd_tile(w.shape, xp.dtype, *dy.shape[2:]) if sh == sw == 1 else 0
+    if m:  # the input gradient by Winograd, the weight gradient as below
+        dxp = _winograd_input_grad(dy, w, m) if need_dx else None
+        return (dxp,) + _weight_grad(xp, w, dy)
     if sh == 1 and sw == 1 and prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3]):
         dxp, dw, db = gemm_backward_flat(xp, w, dy, need_dx)
     elif sh == 1 and sw == 1:
@@ -83,11 +93,32 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     return (dxp if need_dx else None), dw, db
 
 
+def _weight_grad(xp, w, dy) -> tuple:
+    """(d weight, d bias) of a stride-1 convolution by the direct or matrix-product kernels."""
+    if prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3]):
+        return gemm_backward_flat(xp, w, dy, False)[1:]
+    return backward_flat(xp, w, dy, False)[1:]
+
+
+def _winograd_input_grad(dy, w, m: int) -> np.ndarray:
+    """d padded input of a stride-1 3×3 convolution: the full correlation of dy with the
+    flipped, transposed filters, by F(m×m, 3×3)."""
+    n, _, oh, ow = dy.shape
+    flat = winograd_forward_flat(pad_sides(dy, 2, 2, 2, 2), input_grad_transform(w, m),
+                                 np.zeros(w.shape[1], dy.dtype), m)
+    return flat_to_image(flat, oh + 2, ow + 2, ow + 4)
+
+
 def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg: bool):
     """The fused forward: parallel over the batch (a single sample on the calling thread), with
-    the convolution as matrix products where that is faster (``conv_gemm``)."""
+    the convolution as matrix products where that is faster (``conv_gemm``, ``conv_winograd``)."""
+    oh, ow = _conv_out(xp, w)
+    m = winograd_tile(w.shape, xp.dtype, oh, ow)
+    if m:
+        return relu_maxpool_batch(winograd_forward_flat(xp, filter_transform(w, m), b, m),
+                                  xp.shape[3], pkh, pkw, psh, psw, out_size(oh, pkh, psh),
+                                  out_size(ow, pkw, psw))
     if prefers_gemm(w.shape, len(xp)):
-        oh, ow = _conv_out(xp, w)
         return relu_maxpool_batch(gemm_forward_flat(xp, w, b), xp.shape[3], pkh, pkw, psh, psw,
                                   out_size(oh, pkh, psh), out_size(ow, pkw, psw))
     return conv_relu_maxpool_forward(xp, w, b, pkh, pkw, psh, psw, want_arg)
@@ -97,6 +128,9 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool) -> tuple:
     """(d padded input or empty, d weight, d bias) of ``conv_relu_maxpool`` from the pooled
     gradient: as matrix products where the plain backward would take them too."""
     oh, ow = _conv_out(xp, w)
+    if winograd_tile(w.shape, xp.dtype, oh, ow):
+        dxp, dw, db = conv2d_backward(xp, w, unpool(dp, arg, oh, ow, xp.shape[3]), 1, 1, need_dx)
+        return (dxp if need_dx else np.zeros((0,) + xp.shape[1:], xp.dtype)), dw, db
     if prefers_gemm_backward(w.shape, oh * ow):
         return gemm_backward_pooled(xp, w, dp, arg, oh, ow, need_dx)
     return conv_relu_maxpool_backward(xp, w, dp, arg, need_dx)
