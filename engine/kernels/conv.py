@@ -50,8 +50,9 @@ from layerloom.engine.kernels.conv_gemm_strided import (gemm_forward_strided,
                                                         gemm_weight_grad_strided,
                                                         prefers_gemm_strided)
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
-from layerloom.engine.kernels.conv_winograd import (filter_transform, input_grad_transform, unpool,
-                                                    winograd_forward_flat, winograd_tile)
+from layerloom.engine.kernels.conv_winograd import winograd_backward, winograd_forward_flat
+from layerloom.engine.kernels.conv_winograd_plan import (filter_transform, unpool, weight_grad,
+                                                         winograd_tile)
 
 
 def out_size(size: int, k: int, stride: int) -> int:
@@ -80,10 +81,10 @@ def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: in
 def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv2d_forward``."""
     dy = np.ascontiguousarray(dy)
-    m = winograd_tile(w.shape, xp.dtype, *dy.shape[2:]) if sh == sw == 1 else 0
-    if m:  # the input gradient by Winograd, the weight gradient as below
-        dxp = _winograd_input_grad(dy, w, m) if need_dx else None
-        return (dxp,) + _weight_grad(xp, w, dy)
+    m = winograd_tile(w.shape, xp.dtype, *dy.shape[2:], True) if sh == sw == 1 else 0
+    if m:
+        dxp, du, db = winograd_backward(xp, filter_transform(w, m), dy, m, need_dx)
+        return (dxp if need_dx else None), weight_grad(du, m), db
     if sh == 1 and sw == 1 and prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3]):
         dxp, dw, db = gemm_backward_flat(xp, w, dy, need_dx)
     elif sh == 1 and sw == 1:
@@ -91,22 +92,6 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     else:
         dxp, dw, db = backward_strided(xp, w, dy, sh, sw, need_dx)
     return (dxp if need_dx else None), dw, db
-
-
-def _weight_grad(xp, w, dy) -> tuple:
-    """(d weight, d bias) of a stride-1 convolution by the direct or matrix-product kernels."""
-    if prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3]):
-        return gemm_backward_flat(xp, w, dy, False)[1:]
-    return backward_flat(xp, w, dy, False)[1:]
-
-
-def _winograd_input_grad(dy, w, m: int) -> np.ndarray:
-    """d padded input of a stride-1 3×3 convolution: the full correlation of dy with the
-    flipped, transposed filters, by F(m×m, 3×3)."""
-    n, _, oh, ow = dy.shape
-    flat = winograd_forward_flat(pad_sides(dy, 2, 2, 2, 2), input_grad_transform(w, m),
-                                 np.zeros(w.shape[1], dy.dtype), m)
-    return flat_to_image(flat, oh + 2, ow + 2, ow + 4)
 
 
 def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg: bool):
@@ -128,7 +113,7 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool) -> tuple:
     """(d padded input or empty, d weight, d bias) of ``conv_relu_maxpool`` from the pooled
     gradient: as matrix products where the plain backward would take them too."""
     oh, ow = _conv_out(xp, w)
-    if winograd_tile(w.shape, xp.dtype, oh, ow):
+    if winograd_tile(w.shape, xp.dtype, oh, ow, True):
         dxp, dw, db = conv2d_backward(xp, w, unpool(dp, arg, oh, ow, xp.shape[3]), 1, 1, need_dx)
         return (dxp if need_dx else np.zeros((0,) + xp.shape[1:], xp.dtype)), dw, db
     if prefers_gemm_backward(w.shape, oh * ow):

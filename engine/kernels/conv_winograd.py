@@ -1,21 +1,26 @@
-"""Stride-1 3×3 convolutions in float32 by Winograd's minimal filtering F(m×m, 3×3), m = 2 or 4.
+"""Stride-1 3×3 convolutions in float32 by Winograd's minimal filtering F(m×m, 3×3), m = 4 (or 2).
 
-A direct or im2col convolution does 9 multiply-adds per output, channel pair; Winograd's
-F(4×4, 3×3) does 36 per 16 outputs (2.25, a 4× saving), F(2×2, 3×3) 16 per 4 (2.25×). Each
-(m+2)×(m+2) input tile d of each channel becomes V = Bᵀ d B, each filter U = G g Gᵀ, and the
-a² = (m+2)² element-wise products summed over input channels are a² matrix products, done by the
-BLAS: M[p] (F × tiles) = U[p] (F × C) · V[p] (C × tiles); each output tile is Aᵀ M A. The tiles
-of a chunk of samples (``conv_flat.chunk_bounds``: the shapes alone fix the chunks, so results do
-not depend on the threads) go through the three stages while they are in cache, chunks in
-parallel over numba's threads with the BLAS on one (``engine.threads``).
+A direct or im2col convolution does 9 multiply-adds per output and channel pair; F(4×4, 3×3)
+does 36 per 16 outputs (a 4× saving; F(2×2, 3×3) 16 per 4). Each (m+2)×(m+2) input tile d of each
+channel becomes V = Bᵀ d B, each filter U = G g Gᵀ (``conv_winograd_plan``), and the a² = (m+2)²
+element-wise products summed over the input channels are a² BLAS matrix products, M[p] (F × tiles)
+= U[p] (F × C) · V[p] (C × tiles); each output tile is Aᵀ M A. The backward is the adjoint of the
+same steps: dM = A dY Aᵀ, dU[p] = dM[p] · V[p]ᵀ (the weight gradient Gᵀ dU G), dV[p] = U[p]ᵀ · dM[p]
+and the input gradient B dV Bᵀ added back at each tile's place. A chunk of samples
+(``conv_flat.chunk_bounds``: the shapes alone fix the chunks, so results do not depend on the
+threads) goes through all steps while it is in cache, chunks in parallel over numba's threads with
+the BLAS on one (``engine.threads``); per-chunk dU are summed in order.
 
-The transforms are written out (``_bt``, ``_at``: the products with the matrices' few non-zero
-entries), each first along whole rows (contiguous, vectorised) and then per tile. The numpy twin
-with the matrices themselves is ``winograd_reference``. The output is ``conv_gemm``'s flat layout
-(output (r, q) of a sample at r·Wp + q of a row of length L = (OH−1)·Wp + OW), so the fused
-ReLU + max-pool and ``flat_to_image`` take it as they take ``gemm_forward_flat``'s.
+The transforms are written out (``_bt4``, ``_at4``, ``_a4``, ``_b4``: the matrices' few non-zero
+entries), first along the columns over whole rows, then along the rows over one long line per
+(position, channel): each tile row of the chunk gets m·(tw + 1) columns, one spare tile closing
+it, so tile k starts at column m·k and the loops vectorise (the spare tiles' products are wasted
+work: 1/tw of it). The numpy twin with the matrices is ``conv_reference.winograd_reference``. The
+forward's output is ``conv_gemm``'s flat layout (output (r, q) of a sample at r·Wp + q of a row of
+length L = (OH−1)·Wp + OW), so the fused ReLU + max-pool and ``flat_to_image`` take it as they take
+``gemm_forward_flat``'s.
 
-float32 only (the training dtype): F(4×4, 3×3)'s transforms lose a few bits (relative errors of
+float32 only (the training dtype): F(4×4, 3×3)'s transforms cost a few bits (relative errors of
 ~1e-6 where the direct kernel has ~1e-7), far below what training in float32 notices; float64
 stays on the exact direct kernels. Self-contained on purpose: numba's cache only notices edits
 to a kernel's own file.
@@ -28,65 +33,7 @@ from numba import njit, prange
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
 
-# the transform matrices (Lavin & Gray 2016): Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A
-MATRICES = {
-    2: (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64),
-        np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float64),
-        np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)),
-    4: (np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64),
-        np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64),
-        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
-                  [0, 1, -1, 8, -8, 1]], np.float64)),
-}
 TILE_ELEMENTS = 1 << 19  # tiles × (C + F) × a² floats per chunk: ~2 MB of V and M, in L2/L3
-
-
-def winograd_reference(xp: np.ndarray, w: np.ndarray, b: np.ndarray, m: int) -> np.ndarray:
-    """The numpy twin: conv(xp) + b (N, F, OH, OW) by F(m×m, 3×3) with the matrices, in float64."""
-    bt, g, at = MATRICES[m]
-    a = m + 2
-    n, c, hp, wp = xp.shape
-    oh, ow = hp - 2, wp - 2
-    th, tw = -(-oh // m), -(-ow // m)
-    xe = np.zeros((n, c, th * m + 2, tw * m + 2))
-    xe[:, :, :hp, :wp] = xp
-    idx = (np.arange(th)[:, None] * m + np.arange(a)[None, :])  # (tiles, a) rows of each tile
-    jdx = (np.arange(tw)[:, None] * m + np.arange(a)[None, :])
-    d = xe[:, :, idx[:, :, None, None], jdx[None, None, :, :]]  # (N, C, th, a, tw, a)
-    v = np.einsum("ri,ncxiyj,qj->ncxyrq", bt, d, bt)
-    u = np.einsum("ri,fcij,qj->fcrq", g, w.astype(np.float64), g)
-    mm = np.einsum("ncxyrq,fcrq->nfxyrq", v, u)
-    y = np.einsum("ir,nfxyrq,jq->nfxiyj", at, mm, at).reshape(n, len(w), th * m, tw * m)
-    return y[:, :, :oh, :ow] + np.asarray(b, np.float64).reshape(1, -1, 1, 1)
-
-
-def filter_transform(w: np.ndarray, m: int) -> np.ndarray:
-    """U (a², F, C): U[p, f, c] = (G w[f, c] Gᵀ)[p], in ``w``'s dtype."""
-    g = MATRICES[m][1].astype(w.dtype)
-    nf, c = w.shape[:2]
-    a = m + 2
-    t = (w.reshape(nf * c * 3, 3) @ g.T).reshape(nf * c, 3, a)  # along the columns
-    t = g @ np.ascontiguousarray(t.transpose(1, 0, 2)).reshape(3, nf * c * a)  # along the rows
-    return np.ascontiguousarray(t.reshape(a, nf * c, a).transpose(0, 2, 1)).reshape(a * a, nf, c)
-
-
-def input_grad_transform(w: np.ndarray, m: int) -> np.ndarray:
-    """U of the input gradient's convolution: the filters flipped, in and out swapped."""
-    return filter_transform(np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)), m)
-
-
-MIN_CHANNELS = 16
-
-
-def winograd_tile(w_shape: tuple, dtype, oh: int, ow: int) -> int:
-    """m of the F(m×m, 3×3) that runs this stride-1 convolution, 0 for none: float32 3×3
-    filters with enough channels in and out for the products to outweigh the transforms."""
-    nf, c, kh, kw = w_shape
-    if dtype != np.float32 or (kh, kw) != (3, 3) or min(nf, c) < MIN_CHANNELS or min(oh, ow) < 4:
-        return 0
-    return 4
 
 
 # ------------------------------------------------------------------------- the 1-D transforms
@@ -256,7 +203,7 @@ def _chunk_forward(xp, u, b, s0, s1, m, out):
 @njit(cache=True, nogil=True, parallel=True)
 def winograd_forward_flat(xp, u, b, m):
     """conv(xp) + b as flat rows (N, F, L) of an already padded, C-contiguous float32 batch,
-    ``u`` being ``filter_transform(w, m)`` of the 3×3 filters."""
+    ``u`` being ``conv_winograd_plan.filter_transform(w, m)`` of the 3×3 filters."""
     n, c, hp, wp = xp.shape
     nf = u.shape[1]
     oh, ow = hp - 2, wp - 2
@@ -268,17 +215,170 @@ def winograd_forward_flat(xp, u, b, m):
     return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def unpool(dp, arg, oh, ow, wp):
-    """The gradient (N, F, OH, OW) of a convolution's output from its fused ReLU + max-pool's:
-    dp where ``arg`` (flat index r·Wp + q, −1 where ReLU clipped) says, zeros elsewhere."""
-    n, nf, ph, pw = dp.shape
-    dz = np.zeros((n, nf, oh, ow), dp.dtype)
-    for s in prange(n):
+# --------------------------------------------------------------------------------- backward
+@njit(inline="always")
+def _a4(y0, y1, y2, y3):
+    """A y of F(4, 3) (the output transform's adjoint)."""
+    return (y0, y0 + y1 + y2 + y3, y0 - y1 + y2 - y3, y0 + 2 * y1 + 4 * y2 + 8 * y3,
+            y0 - 2 * y1 + 4 * y2 - 8 * y3, y3)
+
+
+@njit(inline="always")
+def _b4(v0, v1, v2, v3, v4, v5):
+    """B v of F(4, 3) (the input transform's adjoint)."""
+    return (4 * v0, 4 * (v2 - v1 + v5) + 2 * (v4 - v3), -5 * v0 - 4 * (v1 + v2) - v3 - v4,
+            v1 - v2 + 2 * (v3 - v4) - 5 * v5, v0 + v1 + v2 + v3 + v4, v5)
+
+
+@njit(cache=True, nogil=True)
+def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
+    """dm[(r, q), f, k] = (A dY Aᵀ)[r, q] of output tile k (tiles as in ``_input_transform``, the
+    spare ones and the parts past the output zero); db[f] += Σ dy[s0:s1, f]."""
+    _, nf, oh, ow = dy.shape
+    a = m + 2
+    seg = m * (tw + 1)
+    tcd = (s1 - s0) * th * (tw + 1)
+    for f in range(nf):
+        acc = 0.0
+        l0, l1, l2 = rows[0, f], rows[1, f], rows[2, f]
+        l3, l4, l5 = rows[3, f], rows[4, f], rows[m + 1, f]
+        for s in range(s0, s1):
+            ys = dy[s, f]
+            for ti in range(th):
+                base = ((s - s0) * th + ti) * seg
+                y = ti * m
+                for x in range(seg):
+                    q = base + x
+                    if m == 4:
+                        y0 = ys[y, x] if x < ow else 0.0
+                        y1 = ys[y + 1, x] if x < ow and y + 1 < oh else 0.0
+                        y2 = ys[y + 2, x] if x < ow and y + 2 < oh else 0.0
+                        y3 = ys[y + 3, x] if x < ow and y + 3 < oh else 0.0
+                        acc += y0 + y1 + y2 + y3
+                        t0, t1, t2, t3, t4, t5 = _a4(y0, y1, y2, y3)
+                        l0[q], l1[q], l2[q], l3[q], l4[q], l5[q] = t0, t1, t2, t3, t4, t5
+                    else:
+                        y0 = ys[y, x] if x < ow else 0.0
+                        y1 = ys[y + 1, x] if x < ow and y + 1 < oh else 0.0
+                        acc += y0 + y1
+                        l0[q], l1[q], l2[q], l3[q] = y0, y0 + y1, y0 - y1, -y1
+        db[f] += acc
+    for r in range(a):
+        p = r * a
         for f in range(nf):
-            for r in range(ph):
-                for q in range(pw):
-                    at = arg[s, f, r, q]
-                    if at >= 0:
-                        dz[s, f, at // wp, at % wp] += dp[s, f, r, q]
-    return dz
+            line = rows[r, f]
+            if m == 4:
+                o0, o1, o2 = dm[p, f], dm[p + 1, f], dm[p + 2, f]
+                o3, o4, o5 = dm[p + 3, f], dm[p + 4, f], dm[p + 5, f]
+                for k in range(tcd):
+                    x = 4 * k
+                    t0, t1, t2, t3, t4, t5 = _a4(line[x], line[x + 1], line[x + 2], line[x + 3])
+                    o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
+            else:
+                o0, o1, o2, o3 = dm[p, f], dm[p + 1, f], dm[p + 2, f], dm[p + 3, f]
+                for k in range(tcd):
+                    y0, y1 = line[2 * k], line[2 * k + 1]
+                    o0[k], o1[k], o2[k], o3[k] = y0, y0 + y1, y0 - y1, -y1
+
+
+@njit(cache=True, nogil=True)
+def _input_adjoint(dv, s0, s1, m, th, tw, rows, dxp):
+    """dxp[s0:s1] = the sum over tiles of B dV Bᵀ at each tile's place (the input transform's
+    adjoint; positions past the padded input are dropped). Along the rows first: a tile's last
+    two columns are the next tile's first two, so each column gathers from two tiles."""
+    _, c, hp, wp = dxp.shape
+    a = m + 2
+    seg = m * (tw + 1)
+    tcd = (s1 - s0) * th * (tw + 1)
+    for r in range(a):
+        p = r * a
+        for ch in range(c):
+            line = rows[r, ch]
+            if m == 4:
+                v0, v1, v2 = dv[p, ch], dv[p + 1, ch], dv[p + 2, ch]
+                v3, v4, v5 = dv[p + 3, ch], dv[p + 4, ch], dv[p + 5, ch]
+                t0, t1, t2, t3, t4, t5 = _b4(v0[0], v1[0], v2[0], v3[0], v4[0], v5[0])
+                line[0], line[1], line[2], line[3] = t0, t1, t2, t3
+                for k in range(1, tcd):
+                    t0, t1, t2, t3, t4, t5 = _b4(v0[k], v1[k], v2[k], v3[k], v4[k], v5[k])
+                    u0, u1, u2, u3, u4, u5 = _b4(v0[k - 1], v1[k - 1], v2[k - 1], v3[k - 1],
+                                                 v4[k - 1], v5[k - 1])
+                    x = 4 * k
+                    line[x], line[x + 1], line[x + 2], line[x + 3] = t0 + u4, t1 + u5, t2, t3
+            else:
+                v0, v1, v2, v3 = dv[p, ch], dv[p + 1, ch], dv[p + 2, ch], dv[p + 3, ch]
+                line[0], line[1] = v0[0], v1[0] - v2[0] + v3[0]
+                for k in range(1, tcd):
+                    line[2 * k] = v0[k] - v0[k - 1] + v1[k - 1] + v2[k - 1]
+                    line[2 * k + 1] = v1[k] - v2[k] + v3[k] - v3[k - 1]
+    for ch in range(c):
+        l0, l1, l2 = rows[0, ch], rows[1, ch], rows[2, ch]
+        l3, l4, l5 = rows[3, ch], rows[4, ch], rows[m + 1, ch]
+        for s in range(s0, s1):
+            xs = dxp[s, ch]
+            for y in range(hp):
+                for x in range(wp):
+                    xs[y, x] = 0.0
+            for ti in range(th):
+                base = ((s - s0) * th + ti) * seg
+                y = ti * m
+                for x in range(wp):
+                    q = base + x
+                    if m == 4:
+                        t0, t1, t2, t3, t4, t5 = _b4(l0[q], l1[q], l2[q], l3[q], l4[q], l5[q])
+                        xs[y, x] += t0
+                        xs[y + 1, x] += t1
+                        xs[y + 2, x] += t2
+                        if y + 3 < hp:
+                            xs[y + 3, x] += t3
+                        if y + 4 < hp:
+                            xs[y + 4, x] += t4
+                        if y + 5 < hp:
+                            xs[y + 5, x] += t5
+                    else:
+                        xs[y, x] += l0[q]
+                        xs[y + 1, x] += l1[q] - l2[q] + l3[q]
+                        if y + 2 < hp:
+                            xs[y + 2, x] += l1[q] + l2[q] - l0[q]
+                        if y + 3 < hp:
+                            xs[y + 3, x] -= l3[q]
+
+
+@njit(cache=True, nogil=True)
+def _chunk_backward(xp, u, dy, s0, s1, m, du, db, dxp, need_dx):
+    """``winograd_backward`` for the samples s0:s1: du = Σ_tiles dM · Vᵀ, dxp from Uᵀ · dM."""
+    _, c, hp, wp = xp.shape
+    pos, nf = u.shape[0], u.shape[1]
+    oh, ow = hp - 2, wp - 2
+    th, tw = (oh + m - 1) // m, (ow + m - 1) // m
+    tcd = (s1 - s0) * th * (tw + 1)
+    rows = np.zeros((m + 2, max(c, nf), m * tcd + m), xp.dtype)  # the tail stays zero
+    v = np.empty((pos, c, tcd), xp.dtype)
+    dm = np.empty((pos, nf, tcd), xp.dtype)
+    _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db)
+    _input_transform(xp, s0, s1, m, th, tw, rows, v)
+    for p in range(pos):
+        np.dot(dm[p], v[p].T, du[p])
+        if need_dx:
+            np.dot(u[p].T, dm[p], v[p])
+    if need_dx:
+        _input_adjoint(v, s0, s1, m, th, tw, rows, dxp)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def winograd_backward(xp, u, dy, m, need_dx):
+    """(d padded input or empty, dU per chunk (chunks, a², F, C), d bias) of
+    ``winograd_forward_flat``; ``conv_winograd_plan.weight_grad`` turns the dU into the
+    filters' gradient."""
+    n, c, hp, wp = xp.shape
+    pos, nf = u.shape[0], u.shape[1]
+    oh, ow = hp - 2, wp - 2
+    tiles = ((oh + m - 1) // m) * ((ow + m - 1) // m + 1)
+    bounds = chunk_bounds(n, TILE_ELEMENTS, tiles * (c + nf) * (m + 2) * (m + 2))
+    k = len(bounds) - 1
+    du = np.empty((k, pos, nf, c), xp.dtype)
+    db = np.zeros((k, nf), xp.dtype)
+    dxp = np.empty((n if need_dx else 0, c, hp, wp), xp.dtype)
+    for ci in prange(k):
+        _chunk_backward(xp, u, dy, bounds[ci], bounds[ci + 1], m, du[ci], db[ci], dxp, need_dx)
+    return dxp, du, db.sum(axis=0)

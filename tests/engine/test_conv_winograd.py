@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from layerloom.engine.graph import Graph, Node
-from layerloom.engine.kernels import conv, conv_winograd as wg
+from layerloom.engine.kernels import conv, conv_winograd as wg, conv_winograd_plan as plan
 from layerloom.engine.kernels.conv_gemm import flat_to_image
+from layerloom.engine.kernels.conv_reference import winograd_reference
 from layerloom.engine.network import Network
 from layerloom.engine.optim import Adam
 
@@ -49,7 +50,7 @@ def _data(n, c, f, h, w, pad, seed=0):
 @pytest.mark.parametrize("n,c,f,h,w,pad", CASES[:8])
 def test_numpy_twin_is_the_convolution(m, n, c, f, h, w, pad):
     _, xp, wt, b = _data(n, c, f, h, w, pad)
-    np.testing.assert_allclose(wg.winograd_reference(xp, wt, b, m),
+    np.testing.assert_allclose(winograd_reference(xp, wt, b, m),
                                conv.conv2d_forward_reference(xp, wt, b, 1, 1), rtol=1e-11,
                                atol=1e-11)
 
@@ -58,12 +59,9 @@ def test_numpy_twin_is_the_convolution(m, n, c, f, h, w, pad):
 def test_filter_transforms_are_the_matrices(m):
     rng = np.random.default_rng(1)
     w = rng.standard_normal((5, 7, 3, 3)).astype(np.float32)
-    g = wg.MATRICES[m][1]
+    g = plan.MATRICES[m][1]
     want = np.einsum("ri,fcij,qj->rqfc", g, w.astype(np.float64), g).reshape(-1, 5, 7)
-    np.testing.assert_allclose(wg.filter_transform(w, m), want, rtol=1e-6, atol=1e-6)
-    flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-    want = np.einsum("ri,fcij,qj->rqfc", g, flipped.astype(np.float64), g).reshape(-1, 7, 5)
-    np.testing.assert_allclose(wg.input_grad_transform(w, m), want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(plan.filter_transform(w, m), want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("m", [2, 4])
@@ -73,12 +71,31 @@ def test_kernel_equals_the_float64_convolution(m, n, c, f, h, w, pad):
     _, xp, wt, b = _data(n, c, f, h, w, pad)
     x32, w32, b32 = (a.astype(np.float32) for a in (xp, wt, b))
     oh, ow = xp.shape[2] - 2, xp.shape[3] - 2
-    flat = wg.winograd_forward_flat(x32, wg.filter_transform(w32, m), b32, m)
+    flat = wg.winograd_forward_flat(x32, plan.filter_transform(w32, m), b32, m)
     y = flat_to_image(flat, oh, ow, xp.shape[3])
     assert y.dtype == np.float32
     assert _rel(y, conv.conv2d_forward_reference(xp, wt, b, 1, 1)) < _tol(9 * c)
     for r in range(oh - 1):  # the flat layout's gap columns are zeros
         assert not flat[:, :, r * xp.shape[3] + ow:(r + 1) * xp.shape[3]].any()
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("n,c,f,h,w,pad", CASES)
+def test_backward_kernel_equals_the_float64_gradients(m, n, c, f, h, w, pad):
+    """The adjoint pass at both tile sizes: input gradient, weight gradient (Gᵀ dU G), bias."""
+    rng, xp, wt, _ = _data(n, c, f, h, w, pad)
+    x32, w32 = xp.astype(np.float32), wt.astype(np.float32)
+    dy = rng.standard_normal((n, f, xp.shape[2] - 2, xp.shape[3] - 2))
+    dxp, du, db = wg.winograd_backward(x32, plan.filter_transform(w32, m), dy.astype(np.float32), m,
+                                       True)
+    dw = plan.weight_grad(du, m)
+    assert dxp.dtype == dw.dtype == db.dtype == np.float32
+    positions = n * dy[0, 0].size
+    assert _rel(dxp, conv.conv2d_input_grad_reference(dy, wt, *xp.shape[2:], 1, 1)) < _tol(9 * f)
+    assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 3, 3, 1, 1)) < _tol(positions)
+    assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(positions)
+    assert wg.winograd_backward(x32, plan.filter_transform(w32, m), dy.astype(np.float32), m,
+                                False)[0].size == 0
 
 
 @pytest.mark.parametrize("n,c,f,h,w,pad", CASES)
@@ -93,18 +110,19 @@ def test_entry_points_equal_the_float64_reference_with_gradients(n, c, f, h, w, 
     dxp, dw, db = conv.conv_backward(x32, w32, dy.astype(np.float32), (1, 1))
     assert dxp.dtype == dw.dtype == db.dtype == np.float32
     assert _rel(dxp, conv.conv2d_input_grad_reference(dy, wt, *xp.shape[2:], 1, 1)) < _tol(9 * f)
-    assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 3, 3, 1, 1)) < _tol(n * want[0, 0].size)
-    assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(n * want[0, 0].size)
+    positions = n * want[0, 0].size
+    assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 3, 3, 1, 1)) < _tol(positions)
+    assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(positions)
     y64 = conv.conv_forward(xp, wt, b, (1, 1))
     np.testing.assert_allclose(y64, want, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("n,c,f,h,w,pad", [(3, 16, 16, 8, 8, 1), (2, 24, 32, 13, 11, 0),
+@pytest.mark.parametrize("n,c,f,h,w,pad", [(3, 16, 16, 16, 16, 1), (2, 24, 32, 13, 11, 0),
                                             (4, 32, 20, 16, 16, 1), (1, 96, 64, 10, 14, 2)])
 def test_fused_relu_maxpool_equals_the_reference(n, c, f, h, w, pad):
     rng, xp, wt, b = _data(n, c, f, h, w, pad)
     x32, w32, b32 = (a.astype(np.float32) for a in (xp, wt, b))
-    assert wg.winograd_tile(w32.shape, np.float32, xp.shape[2] - 2, xp.shape[3] - 2)
+    assert plan.winograd_tile(w32.shape, np.float32, xp.shape[2] - 2, xp.shape[3] - 2)
     y, arg = conv.conv_relu_maxpool(x32, w32, b32, 2, 2, 2, 2, True)
     assert _rel(y, conv.conv_relu_maxpool_reference(xp, wt, b, (2, 2), (2, 2))) < _tol(9 * c)
     dp = rng.standard_normal(y.shape).astype(np.float32)
@@ -115,10 +133,12 @@ def test_fused_relu_maxpool_equals_the_reference(n, c, f, h, w, pad):
 
 
 def test_the_rule_keeps_float64_and_small_convolutions_off_winograd():
-    assert wg.winograd_tile((32, 32, 3, 3), np.float32, 16, 16)
-    assert not wg.winograd_tile((32, 32, 3, 3), np.float64, 16, 16)
-    assert not wg.winograd_tile((32, 32, 5, 5), np.float32, 16, 16)
-    assert not wg.winograd_tile((6, 3, 3, 3), np.float32, 28, 28)
+    assert plan.winograd_tile((32, 32, 3, 3), np.float32, 16, 16)
+    assert plan.winograd_tile((32, 32, 3, 3), np.float32, 16, 16, backward=True)
+    assert not plan.winograd_tile((32, 32, 3, 3), np.float32, 8, 8, backward=True)
+    assert not plan.winograd_tile((32, 32, 3, 3), np.float64, 16, 16)
+    assert not plan.winograd_tile((32, 32, 5, 5), np.float32, 16, 16)
+    assert not plan.winograd_tile((6, 3, 3, 3), np.float32, 28, 28)
 
 
 def _convnet() -> Graph:
@@ -131,7 +151,7 @@ def _convnet() -> Graph:
         return node_id
 
     conv3 = lambda c: {"out_channels": c, "kernel_size": [3, 3], "padding": [1, 1]}  # noqa: E731
-    prev = add(None, "image", "Input", {"shape": [3, 12, 12]})
+    prev = add(None, "image", "Input", {"shape": [3, 16, 16]})
     prev = add(add(prev, "c0", "Conv2D", conv3(16)), "r0", "ReLU")
     prev = add(add(prev, "c1", "Conv2D", conv3(16)), "r1", "ReLU")
     prev = add(add(prev, "c2", "Conv2D", conv3(24)), "r2", "ReLU")
@@ -146,8 +166,8 @@ def _convnet() -> Graph:
 
 def _losses(steps: int) -> list:
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((16, 3, 12, 12)).astype(np.float32)
-    y = (x[:, 0, :6].mean(axis=(1, 2)) > 0).astype(np.int64) + (x[:, 1].mean(axis=(1, 2)) > 0)
+    x = rng.standard_normal((16, 3, 16, 16)).astype(np.float32)
+    y = (x[:, 0, :8].mean(axis=(1, 2)) > 0).astype(np.int64) + (x[:, 1].mean(axis=(1, 2)) > 0)
     net, opt, out = Network(_convnet(), seed=2, dtype=np.float32), Adam(3e-3), []
     for _ in range(steps):
         net.forward({"image": x, "label": y}, training=True)
@@ -158,10 +178,11 @@ def _losses(steps: int) -> list:
 
 def test_a_convnet_trains_through_winograd_as_through_the_direct_kernels(monkeypatch):
     calls = []
-    real = wg.winograd_forward_flat
-    monkeypatch.setattr(conv, "winograd_forward_flat", lambda *a: calls.append(1) or real(*a))
+    forward, backward = wg.winograd_forward_flat, wg.winograd_backward
+    monkeypatch.setattr(conv, "winograd_forward_flat", lambda *a: calls.append(1) or forward(*a))
+    monkeypatch.setattr(conv, "winograd_backward", lambda *a: calls.append(2) or backward(*a))
     fast = _losses(25)
-    assert len(calls) >= 25 * 3  # the forward and the input gradients went through it
+    assert calls.count(1) == 25 * 3 and calls.count(2) == 25 * 2
     monkeypatch.setattr(conv, "winograd_tile", lambda *a: 0)
     plain = _losses(25)
     assert fast[-1] < 0.5 * fast[0]  # it learns
