@@ -70,8 +70,8 @@ def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: in
         oh, ow = _conv_out(xp, w)
         m = winograd_tile(w.shape, xp.dtype, oh, ow)
         if m:
-            return flat_to_image(winograd_forward_flat(xp, filter_transform(w, m), b, m), oh, ow,
-                                 xp.shape[3])
+            y = winograd_forward_flat(xp, filter_transform(w, m), b, m, ow)
+            return y.reshape(len(xp), len(w), oh, ow)
         if prefers_gemm(w.shape, len(xp)) or (len(xp) > 1 and wide(w.shape)):
             return flat_to_image(gemm_forward_flat(xp, w, b), oh, ow, xp.shape[3])
         return forward_flat(xp, w, b)
@@ -100,8 +100,8 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
     oh, ow = _conv_out(xp, w)
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        return relu_maxpool_batch(winograd_forward_flat(xp, filter_transform(w, m), b, m),
-                                  xp.shape[3], pkh, pkw, psh, psw, out_size(oh, pkh, psh),
+        flat = winograd_forward_flat(xp, filter_transform(w, m), b, m, xp.shape[3])
+        return relu_maxpool_batch(flat, xp.shape[3], pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
     if prefers_gemm(w.shape, len(xp)):
         return relu_maxpool_batch(gemm_forward_flat(xp, w, b), xp.shape[3], pkh, pkw, psh, psw,

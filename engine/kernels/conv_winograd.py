@@ -121,8 +121,9 @@ def _input_transform(xp, s0, s1, m, th, tw, rows, v):
 
 @njit(cache=True, nogil=True)
 def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
-    """out[s, f, r·Wp + q] = (Aᵀ M A)[tile] + b[f] for samples s0:s1 (tiles as in
-    ``_input_transform``; outputs past the image are cut, the gap columns get zeros). First
+    """out[s, f, r·wp + q] = (Aᵀ M A)[tile] + b[f] for samples s0:s1, ``wp`` the output's row
+    pitch (tiles as in ``_input_transform``; outputs past the image are cut, the gap columns
+    between OW and the pitch get zeros). First
     along the rows, one long loop per (r, f) into ``rows[r, f]``; then along the columns."""
     nf = mm.shape[1]
     a = m + 2
@@ -184,7 +185,7 @@ def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
 
 
 @njit(cache=True, nogil=True)
-def _chunk_forward(xp, u, b, s0, s1, m, out):
+def _chunk_forward(xp, u, b, s0, s1, m, pitch, out):
     """``winograd_forward_flat`` for the samples s0:s1: transforms, a² products, transforms."""
     _, c, hp, wp = xp.shape
     pos, nf = u.shape[0], u.shape[1]
@@ -197,21 +198,22 @@ def _chunk_forward(xp, u, b, s0, s1, m, out):
     _input_transform(xp, s0, s1, m, th, tw, rows, v)
     for p in range(pos):
         np.dot(u[p], v[p], mm[p])
-    _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out)
+    _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, pitch, rows, out)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def winograd_forward_flat(xp, u, b, m):
-    """conv(xp) + b as flat rows (N, F, L) of an already padded, C-contiguous float32 batch,
-    ``u`` being ``conv_winograd_plan.filter_transform(w, m)`` of the 3×3 filters."""
+def winograd_forward_flat(xp, u, b, m, pitch):
+    """conv(xp) + b as rows (N, F, L = (OH−1)·pitch + OW) of an already padded, C-contiguous
+    float32 batch, ``u`` being ``conv_winograd_plan.filter_transform(w, m)`` of the 3×3 filters:
+    pitch Wp is ``conv_gemm``'s flat layout, pitch OW the (N, F, OH, OW) image itself."""
     n, c, hp, wp = xp.shape
     nf = u.shape[1]
     oh, ow = hp - 2, wp - 2
     tiles = ((oh + m - 1) // m) * ((ow + m - 1) // m + 1)
-    out = np.empty((n, nf, (oh - 1) * wp + ow), xp.dtype)
+    out = np.empty((n, nf, (oh - 1) * pitch + ow), xp.dtype)
     bounds = chunk_bounds(n, TILE_ELEMENTS, tiles * (c + nf) * (m + 2) * (m + 2))
     for ci in prange(len(bounds) - 1):
-        _chunk_forward(xp, u, b, bounds[ci], bounds[ci + 1], m, out)
+        _chunk_forward(xp, u, b, bounds[ci], bounds[ci + 1], m, pitch, out)
     return out
 
 

@@ -50,12 +50,13 @@ def winograd_tile(w_shape: tuple, dtype, oh: int, ow: int, backward: bool = Fals
 
 def weight_grad(du: np.ndarray, m: int) -> np.ndarray:
     """dW (F, C, 3, 3) = Gᵀ dU G from ``winograd_backward``'s per-chunk dU (summed in order)."""
-    g = MATRICES[m][1]
+    g = MATRICES[m][1].astype(du.dtype)
     _, pos, nf, c = du.shape
     a = m + 2
-    d = du.sum(axis=0, dtype=np.float64).reshape(a, a, nf * c)
-    w = np.einsum("ri,rqx,qj->xij", g, d, g)
-    return np.ascontiguousarray(w.reshape(nf, c, 3, 3), dtype=du.dtype)
+    d = du.sum(axis=0) if len(du) > 1 else du[0]
+    d = (g.T @ d.reshape(a, a * nf * c)).reshape(3, a, nf * c)  # Gᵀ along the rows
+    d = (np.ascontiguousarray(d.transpose(0, 2, 1)).reshape(3 * nf * c, a) @ g)  # · G
+    return np.ascontiguousarray(d.reshape(3, nf, c, 3).transpose(1, 2, 0, 3))
 
 
 @njit(cache=True, nogil=True, parallel=True)

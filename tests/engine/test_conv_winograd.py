@@ -71,10 +71,13 @@ def test_kernel_equals_the_float64_convolution(m, n, c, f, h, w, pad):
     _, xp, wt, b = _data(n, c, f, h, w, pad)
     x32, w32, b32 = (a.astype(np.float32) for a in (xp, wt, b))
     oh, ow = xp.shape[2] - 2, xp.shape[3] - 2
-    flat = wg.winograd_forward_flat(x32, plan.filter_transform(w32, m), b32, m)
+    flat = wg.winograd_forward_flat(x32, plan.filter_transform(w32, m), b32, m, xp.shape[3])
     y = flat_to_image(flat, oh, ow, xp.shape[3])
     assert y.dtype == np.float32
-    assert _rel(y, conv.conv2d_forward_reference(xp, wt, b, 1, 1)) < _tol(9 * c)
+    want = conv.conv2d_forward_reference(xp, wt, b, 1, 1)
+    assert _rel(y, want) < _tol(9 * c)
+    image = wg.winograd_forward_flat(x32, plan.filter_transform(w32, m), b32, m, ow)
+    np.testing.assert_array_equal(image.reshape(y.shape), y)  # pitch OW: the image itself
     for r in range(oh - 1):  # the flat layout's gap columns are zeros
         assert not flat[:, :, r * xp.shape[3] + ow:(r + 1) * xp.shape[3]].any()
 
