@@ -81,7 +81,7 @@ def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: in
 def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv2d_forward``."""
     dy = np.ascontiguousarray(dy)
-    m = winograd_tile(w.shape, xp.dtype, *dy.shape[2:], True) if sh == sw == 1 else 0
+    m = winograd_tile(w.shape, xp.dtype, *dy.shape[2:]) if sh == sw == 1 else 0
     if m:
         dxp, du, db = winograd_backward(xp, filter_transform(w, m), dy, m, need_dx)
         return (dxp if need_dx else None), weight_grad(du, m), db
@@ -113,7 +113,7 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool) -> tuple:
     """(d padded input or empty, d weight, d bias) of ``conv_relu_maxpool`` from the pooled
     gradient: as matrix products where the plain backward would take them too."""
     oh, ow = _conv_out(xp, w)
-    if winograd_tile(w.shape, xp.dtype, oh, ow, True):
+    if winograd_tile(w.shape, xp.dtype, oh, ow):
         dxp, dw, db = conv2d_backward(xp, w, unpool(dp, arg, oh, ow, xp.shape[3]), 1, 1, need_dx)
         return (dxp if need_dx else np.zeros((0,) + xp.shape[1:], xp.dtype)), dw, db
     if prefers_gemm_backward(w.shape, oh * ow):

@@ -32,18 +32,16 @@ def filter_transform(w: np.ndarray, m: int) -> np.ndarray:
 
 
 MIN_CHANNELS = 16
-MIN_BACKWARD_POSITIONS = 256  # below (8×8 maps) the direct backward's shared gather wins
 
 
-def winograd_tile(w_shape: tuple, dtype, oh: int, ow: int, backward: bool = False) -> int:
-    """m of the F(m×m, 3×3) that runs this stride-1 convolution (its backward), 0 for none:
+def winograd_tile(w_shape: tuple, dtype, oh: int, ow: int) -> int:
+    """m of the F(m×m, 3×3) that runs this stride-1 convolution and its backward, 0 for none:
     float32 3×3 filters with enough channels in and out for the products to outweigh the
-    transforms (measured at batch 64: forward 1.7-2× the matrix-product kernel's speed from
-    8×8 maps up, backward 1.3-1.5× from 16×16)."""
+    transforms. Measured at batch 64, interleaved with the kernels it replaces on one thread:
+    forward 1.6-2× the matrix-product kernel's speed on 32×32, 16×16 and 8×8 maps of 32-128
+    channels, backward 1.4-1.7×."""
     nf, c, kh, kw = w_shape
     if dtype != np.float32 or (kh, kw) != (3, 3) or min(nf, c) < MIN_CHANNELS or min(oh, ow) < 4:
-        return 0
-    if backward and oh * ow < MIN_BACKWARD_POSITIONS:
         return 0
     return 4
 

@@ -120,7 +120,7 @@ def test_entry_points_equal_the_float64_reference_with_gradients(n, c, f, h, w, 
     np.testing.assert_allclose(y64, want, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("n,c,f,h,w,pad", [(3, 16, 16, 16, 16, 1), (2, 24, 32, 13, 11, 0),
+@pytest.mark.parametrize("n,c,f,h,w,pad", [(3, 16, 16, 8, 8, 1), (2, 24, 32, 13, 11, 0),
                                             (4, 32, 20, 16, 16, 1), (1, 96, 64, 10, 14, 2)])
 def test_fused_relu_maxpool_equals_the_reference(n, c, f, h, w, pad):
     rng, xp, wt, b = _data(n, c, f, h, w, pad)
@@ -137,8 +137,7 @@ def test_fused_relu_maxpool_equals_the_reference(n, c, f, h, w, pad):
 
 def test_the_rule_keeps_float64_and_small_convolutions_off_winograd():
     assert plan.winograd_tile((32, 32, 3, 3), np.float32, 16, 16)
-    assert plan.winograd_tile((32, 32, 3, 3), np.float32, 16, 16, backward=True)
-    assert not plan.winograd_tile((32, 32, 3, 3), np.float32, 8, 8, backward=True)
+    assert not plan.winograd_tile((32, 32, 3, 3), np.float32, 3, 16)
     assert not plan.winograd_tile((32, 32, 3, 3), np.float64, 16, 16)
     assert not plan.winograd_tile((32, 32, 5, 5), np.float32, 16, 16)
     assert not plan.winograd_tile((6, 3, 3, 3), np.float32, 28, 28)
@@ -154,7 +153,7 @@ def _convnet() -> Graph:
         return node_id
 
     conv3 = lambda c: {"out_channels": c, "kernel_size": [3, 3], "padding": [1, 1]}  # noqa: E731
-    prev = add(None, "image", "Input", {"shape": [3, 16, 16]})
+    prev = add(None, "image", "Input", {"shape": [3, 12, 12]})
     prev = add(add(prev, "c0", "Conv2D", conv3(16)), "r0", "ReLU")
     prev = add(add(prev, "c1", "Conv2D", conv3(16)), "r1", "ReLU")
     prev = add(add(prev, "c2", "Conv2D", conv3(24)), "r2", "ReLU")
@@ -169,8 +168,8 @@ def _convnet() -> Graph:
 
 def _losses(steps: int) -> list:
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((16, 3, 16, 16)).astype(np.float32)
-    y = (x[:, 0, :8].mean(axis=(1, 2)) > 0).astype(np.int64) + (x[:, 1].mean(axis=(1, 2)) > 0)
+    x = rng.standard_normal((16, 3, 12, 12)).astype(np.float32)
+    y = (x[:, 0, :6].mean(axis=(1, 2)) > 0).astype(np.int64) + (x[:, 1].mean(axis=(1, 2)) > 0)
     net, opt, out = Network(_convnet(), seed=2, dtype=np.float32), Adam(3e-3), []
     for _ in range(steps):
         net.forward({"image": x, "label": y}, training=True)
@@ -185,8 +184,8 @@ def test_a_convnet_trains_through_winograd_as_through_the_direct_kernels(monkeyp
     monkeypatch.setattr(conv, "winograd_forward_flat", lambda *a: calls.append(1) or forward(*a))
     monkeypatch.setattr(conv, "winograd_backward", lambda *a: calls.append(2) or backward(*a))
     fast = _losses(25)
-    assert calls.count(1) == 25 * 3 and calls.count(2) == 25 * 2
+    assert calls.count(1) == 25 * 3 and calls.count(2) == 25 * 3
     monkeypatch.setattr(conv, "winograd_tile", lambda *a: 0)
     plain = _losses(25)
     assert fast[-1] < 0.5 * fast[0]  # it learns
-    np.testing.assert_allclose(fast, plain, rtol=2e-3)
+    np.testing.assert_allclose(fast, plain, rtol=2e-3, atol=1e-3)  # the losses go to ~0.002
