@@ -93,10 +93,10 @@ MIN_ROWS = 4  # rows per part: fewer and the hand-over costs more than the part 
 MIN_GEMM_MACS = 1 << 22
 
 
-def row_parts(rows: int) -> list[tuple[int, int]]:
+def row_parts(rows: int, min_rows: int = MIN_ROWS) -> list[tuple[int, int]]:
     """[(start, stop)] splitting ``rows`` over the cores of the current ``engine_threads`` block
-    (one part outside such a block, or when the batch is small)."""
-    k = max(1, min(getattr(_active, "cores", 1), rows // MIN_ROWS))
+    (one part outside such a block, or when the batch is small: parts of ``min_rows`` or more)."""
+    k = max(1, min(getattr(_active, "cores", 1), rows // min_rows))
     bounds = [rows * i // k for i in range(k + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 
