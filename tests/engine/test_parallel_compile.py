@@ -182,3 +182,10 @@ def test_no_more_helpers_start_while_those_started_at_launch_work(tmp_path, monk
     finally:
         early.kill()
         early.wait()
+
+
+def test_every_kernel_the_shipped_census_names_exists():
+    names = {name for kernels in warmup.Census(learned=None).entries.values()
+             for name, _ in kernels}
+    gone = sorted(name for name in names if pc.dispatcher(name) is None)
+    assert not gone, f"rebuild: python -m layerloom.engine.warmup --ship samples/*.json ({gone})"
