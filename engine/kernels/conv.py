@@ -3,8 +3,8 @@
 ``conv_forward`` / ``conv_backward`` / ``conv_input_grad`` take any stride, dilation and groups:
 plain convolutions (no groups, no dilation) run the tuned kernels below, the others those of
 ``conv_grouped``; strided ones with a fair number of taps and filters per group go to the matrix
-products of ``conv_gemm_strided``, and so do stride-1 ones with 5×5 or larger kernels over many
-filters. ``conv_input_grad`` alone is also ConvTranspose2d's forward.
+products of ``conv_gemm_strided``, and so do float32 stride-1 ones with 5×5 or larger kernels
+over many filters. ``conv_input_grad`` alone is also ConvTranspose2d's forward.
 
 A direct loop beats im2col + BLAS for the few-channel convolutions of small image networks
 (PLATFORM-NOTES: ~3× on LeNet's first layer). Stride-1 convolutions run the numba kernels of
@@ -118,14 +118,14 @@ def pad_sides(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np
     return out
 
 
-def _strided_gemm(w_shape: tuple, stride: tuple, groups: int) -> bool:
-    return prefers_gemm_strided(w_shape, groups, stride)
+def _strided_gemm(w_shape: tuple, stride: tuple, groups: int, dtype) -> bool:
+    return prefers_gemm_strided(w_shape, groups, stride, dtype)
 
 
 def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int = 1):
     """conv(xp) + b over an already padded, C-contiguous batch; ``w`` is (F, C/groups, KH, KW)."""
     w = np.ascontiguousarray(w)
-    if _strided_gemm(w.shape, stride, groups):
+    if _strided_gemm(w.shape, stride, groups, xp.dtype):
         return gemm_forward_strided(xp, w, b, *stride, *dilation, groups)
     if _plain(dilation, groups):
         return conv2d_forward(xp, w, b, *stride)
@@ -142,7 +142,7 @@ def conv_input_grad(dy, w, hp: int, wp: int, stride: tuple, dilation: tuple = (1
     dy = np.ascontiguousarray(dy)
     nf, cpg, kh, kw = w.shape
     (sh, sw), (dh, dw) = stride, dilation
-    if _strided_gemm(w.shape, stride, groups):
+    if _strided_gemm(w.shape, stride, groups, dy.dtype):
         return gemm_input_grad_strided(dy, np.ascontiguousarray(w), hp, wp, sh, sw, dh, dw,
                                        groups)
     if (sh, sw) != (1, 1):
@@ -158,7 +158,7 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
                   need_dx: bool = True) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv_forward``."""
     w = np.ascontiguousarray(w)
-    if _strided_gemm(w.shape, stride, groups):
+    if _strided_gemm(w.shape, stride, groups, xp.dtype):
         dxp, dw, db = gemm_backward_strided(xp, w, np.ascontiguousarray(dy), *stride,
                                             *dilation, groups, need_dx)
         return (dxp if need_dx else None), dw, db
@@ -181,7 +181,7 @@ def conv_transpose_grads(gp, w, x, stride: tuple, dilation: tuple = (1, 1), grou
     from ``gp``, the gradient of its full output (before the padding was cropped): dx is the
     convolution of gp with W, dW the convolution's weight gradient with x as the output."""
     x = np.ascontiguousarray(x)
-    if _strided_gemm(w.shape, stride, groups):
+    if _strided_gemm(w.shape, stride, groups, gp.dtype):
         dx, dw = gemm_transposed_backward(gp, np.ascontiguousarray(w), x, *stride, *dilation,
                                           groups, need_dx)
         return (dx if need_dx else None), dw
