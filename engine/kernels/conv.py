@@ -51,6 +51,9 @@ from layerloom.engine.kernels.conv_gemm_strided import (gemm_backward_strided,
                                                         gemm_transposed_backward,
                                                         prefers_gemm_strided)
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
+from layerloom.engine.kernels.conv_winograd import winograd_backward, winograd_forward_flat
+from layerloom.engine.kernels.conv_winograd_plan import (filter_transform, unpool, weight_grad,
+                                                         winograd_tile)
 
 
 def out_size(size: int, k: int, stride: int) -> int:
@@ -65,8 +68,12 @@ def _conv_out(xp: np.ndarray, w: np.ndarray) -> tuple[int, int]:
 def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: int) -> np.ndarray:
     """conv(xp) + b over an already zero-padded, C-contiguous batch (N, C, Hp, Wp)."""
     if sh == 1 and sw == 1:
+        oh, ow = _conv_out(xp, w)
+        m = winograd_tile(w.shape, xp.dtype, oh, ow)
+        if m:
+            y = winograd_forward_flat(xp, filter_transform(w, m), b, m, ow)
+            return y.reshape(len(xp), len(w), oh, ow)
         if prefers_gemm(w.shape, len(xp)) or (len(xp) > 1 and wide(w.shape)):
-            oh, ow = _conv_out(xp, w)
             return flat_to_image(gemm_forward_flat(xp, w, b), oh, ow, xp.shape[3])
         return forward_flat(xp, w, b)
     return forward_strided(xp, w, b, sh, sw)
@@ -75,6 +82,10 @@ def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: in
 def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv2d_forward``."""
     dy = np.ascontiguousarray(dy)
+    m = winograd_tile(w.shape, xp.dtype, *dy.shape[2:]) if sh == sw == 1 else 0
+    if m:
+        dxp, du, db = winograd_backward(xp, filter_transform(w, m), dy, m, need_dx)
+        return (dxp if need_dx else None), weight_grad(du, m), db
     if sh == 1 and sw == 1 and prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3]):
         dxp, dw, db = gemm_backward_flat(xp, w, dy, need_dx)
     elif sh == 1 and sw == 1:
@@ -86,9 +97,14 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
 
 def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg: bool):
     """The fused forward: parallel over the batch (a single sample on the calling thread), with
-    the convolution as matrix products where that is faster (``conv_gemm``)."""
+    the convolution as matrix products where that is faster (``conv_gemm``, ``conv_winograd``)."""
+    oh, ow = _conv_out(xp, w)
+    m = winograd_tile(w.shape, xp.dtype, oh, ow)
+    if m:
+        flat = winograd_forward_flat(xp, filter_transform(w, m), b, m, xp.shape[3])
+        return relu_maxpool_batch(flat, xp.shape[3], pkh, pkw, psh, psw, out_size(oh, pkh, psh),
+                                  out_size(ow, pkw, psw))
     if prefers_gemm(w.shape, len(xp)):
-        oh, ow = _conv_out(xp, w)
         return relu_maxpool_batch(gemm_forward_flat(xp, w, b), xp.shape[3], pkh, pkw, psh, psw,
                                   out_size(oh, pkh, psh), out_size(ow, pkw, psw))
     return conv_relu_maxpool_forward(xp, w, b, pkh, pkw, psh, psw, want_arg)
@@ -98,6 +114,9 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool) -> tuple:
     """(d padded input or empty, d weight, d bias) of ``conv_relu_maxpool`` from the pooled
     gradient: as matrix products where the plain backward would take them too."""
     oh, ow = _conv_out(xp, w)
+    if winograd_tile(w.shape, xp.dtype, oh, ow):
+        dxp, dw, db = conv2d_backward(xp, w, unpool(dp, arg, oh, ow, xp.shape[3]), 1, 1, need_dx)
+        return (dxp if need_dx else np.zeros((0,) + xp.shape[1:], xp.dtype)), dw, db
     if prefers_gemm_backward(w.shape, oh * ow):
         return gemm_backward_pooled(xp, w, dp, arg, oh, ow, need_dx)
     return conv_relu_maxpool_backward(xp, w, dp, arg, need_dx)
