@@ -3,7 +3,8 @@
 ``conv_forward`` / ``conv_backward`` / ``conv_input_grad`` take any stride, dilation and groups:
 plain convolutions (no groups, no dilation) run the tuned kernels below, the others those of
 ``conv_grouped``; strided ones with a fair number of taps and filters per group go to the matrix
-products of ``conv_gemm_strided``. ``conv_input_grad`` alone is also ConvTranspose2d's forward.
+products of ``conv_gemm_strided``, and so do stride-1 ones with 5×5 or larger kernels over many
+filters. ``conv_input_grad`` alone is also ConvTranspose2d's forward.
 
 A direct loop beats im2col + BLAS for the few-channel convolutions of small image networks
 (PLATFORM-NOTES: ~3× on LeNet's first layer). Stride-1 convolutions run the numba kernels of
@@ -44,12 +45,15 @@ from layerloom.engine.kernels.conv_grouped import (flipped_transposed, grouped_f
                                                    grouped_forward_rows, grouped_input_grad_rows,
                                                    grouped_weight_grad_flat,
                                                    grouped_weight_grad_rows)
-from layerloom.engine.kernels.conv_gemm_strided import (gemm_forward_strided,
+from layerloom.engine.kernels.conv_gemm_strided import (gemm_backward_strided,
+                                                        gemm_forward_strided,
                                                         gemm_input_grad_strided,
                                                         gemm_transposed_backward,
-                                                        gemm_weight_grad_strided,
                                                         prefers_gemm_strided)
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
+from layerloom.engine.kernels.conv_winograd import winograd_backward, winograd_forward_flat
+from layerloom.engine.kernels.conv_winograd_plan import (filter_transform, unpool, weight_grad,
+                                                         winograd_tile)
 
 
 def out_size(size: int, k: int, stride: int) -> int:
@@ -64,8 +68,12 @@ def _conv_out(xp: np.ndarray, w: np.ndarray) -> tuple[int, int]:
 def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: int) -> np.ndarray:
     """conv(xp) + b over an already zero-padded, C-contiguous batch (N, C, Hp, Wp)."""
     if sh == 1 and sw == 1:
+        oh, ow = _conv_out(xp, w)
+        m = winograd_tile(w.shape, xp.dtype, oh, ow)
+        if m:
+            y = winograd_forward_flat(xp, filter_transform(w, m), b, m, ow)
+            return y.reshape(len(xp), len(w), oh, ow)
         if prefers_gemm(w.shape, len(xp)) or (len(xp) > 1 and wide(w.shape)):
-            oh, ow = _conv_out(xp, w)
             return flat_to_image(gemm_forward_flat(xp, w, b), oh, ow, xp.shape[3])
         return forward_flat(xp, w, b)
     return forward_strided(xp, w, b, sh, sw)
@@ -74,6 +82,10 @@ def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: in
 def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv2d_forward``."""
     dy = np.ascontiguousarray(dy)
+    m = winograd_tile(w.shape, xp.dtype, *dy.shape[2:]) if sh == sw == 1 else 0
+    if m:
+        dxp, du, db = winograd_backward(xp, filter_transform(w, m), dy, m, need_dx)
+        return (dxp if need_dx else None), weight_grad(du, m), db
     if sh == 1 and sw == 1 and prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3]):
         dxp, dw, db = gemm_backward_flat(xp, w, dy, need_dx)
     elif sh == 1 and sw == 1:
@@ -85,9 +97,14 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
 
 def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg: bool):
     """The fused forward: parallel over the batch (a single sample on the calling thread), with
-    the convolution as matrix products where that is faster (``conv_gemm``)."""
+    the convolution as matrix products where that is faster (``conv_gemm``, ``conv_winograd``)."""
+    oh, ow = _conv_out(xp, w)
+    m = winograd_tile(w.shape, xp.dtype, oh, ow)
+    if m:
+        flat = winograd_forward_flat(xp, filter_transform(w, m), b, m, xp.shape[3])
+        return relu_maxpool_batch(flat, xp.shape[3], pkh, pkw, psh, psw, out_size(oh, pkh, psh),
+                                  out_size(ow, pkw, psw))
     if prefers_gemm(w.shape, len(xp)):
-        oh, ow = _conv_out(xp, w)
         return relu_maxpool_batch(gemm_forward_flat(xp, w, b), xp.shape[3], pkh, pkw, psh, psw,
                                   out_size(oh, pkh, psh), out_size(ow, pkw, psw))
     return conv_relu_maxpool_forward(xp, w, b, pkh, pkw, psh, psw, want_arg)
@@ -97,6 +114,9 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool) -> tuple:
     """(d padded input or empty, d weight, d bias) of ``conv_relu_maxpool`` from the pooled
     gradient: as matrix products where the plain backward would take them too."""
     oh, ow = _conv_out(xp, w)
+    if winograd_tile(w.shape, xp.dtype, oh, ow):
+        dxp, dw, db = conv2d_backward(xp, w, unpool(dp, arg, oh, ow, xp.shape[3]), 1, 1, need_dx)
+        return (dxp if need_dx else np.zeros((0,) + xp.shape[1:], xp.dtype)), dw, db
     if prefers_gemm_backward(w.shape, oh * ow):
         return gemm_backward_pooled(xp, w, dp, arg, oh, ow, need_dx)
     return conv_relu_maxpool_backward(xp, w, dp, arg, need_dx)
@@ -118,7 +138,7 @@ def pad_sides(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np
 
 
 def _strided_gemm(w_shape: tuple, stride: tuple, groups: int) -> bool:
-    return tuple(stride) != (1, 1) and prefers_gemm_strided(w_shape, groups)
+    return prefers_gemm_strided(w_shape, groups, stride)
 
 
 def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int = 1):
@@ -157,13 +177,15 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
                   need_dx: bool = True) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv_forward``."""
     w = np.ascontiguousarray(w)
-    if _plain(dilation, groups) and not _strided_gemm(w.shape, stride, groups):
+    if _strided_gemm(w.shape, stride, groups):
+        dxp, dw, db = gemm_backward_strided(xp, w, np.ascontiguousarray(dy), *stride,
+                                            *dilation, groups, need_dx)
+        return (dxp if need_dx else None), dw, db
+    if _plain(dilation, groups):
         return conv2d_backward(xp, w, dy, *stride, need_dx)
     dy = np.ascontiguousarray(dy)
     kh, kw = w.shape[2], w.shape[3]
-    if _strided_gemm(w.shape, stride, groups):
-        dw, db = gemm_weight_grad_strided(xp, dy, kh, kw, *stride, *dilation, groups)
-    elif tuple(stride) == (1, 1):
+    if tuple(stride) == (1, 1):
         dw, db = grouped_weight_grad_flat(xp, dy, kh, kw, *dilation, groups)
     else:
         dw, db = grouped_weight_grad_rows(xp, dy, kh, kw, *stride, *dilation, groups)

@@ -77,3 +77,24 @@ def grouped_input_grad_reference(dy, w, hp, wp, stride, dilation, groups):
                 dxp[:, cs, r:r + sh * (oh - 1) + 1:sh, q:q + sw * (ow - 1) + 1:sw] += np.einsum(
                     "noab,oc->ncab", dy[:, fs], w[fs, :, i, j])
     return dxp
+
+
+def winograd_reference(xp: np.ndarray, w: np.ndarray, b: np.ndarray, m: int) -> np.ndarray:
+    """The numpy twin: conv(xp) + b (N, F, OH, OW) by F(m×m, 3×3) with the matrices, in float64."""
+    from layerloom.engine.kernels.conv_winograd_plan import MATRICES
+
+    bt, g, at = MATRICES[m]
+    a = m + 2
+    n, c, hp, wp = xp.shape
+    oh, ow = hp - 2, wp - 2
+    th, tw = -(-oh // m), -(-ow // m)
+    xe = np.zeros((n, c, th * m + 2, tw * m + 2))
+    xe[:, :, :hp, :wp] = xp
+    idx = (np.arange(th)[:, None] * m + np.arange(a)[None, :])  # (tiles, a) rows of each tile
+    jdx = (np.arange(tw)[:, None] * m + np.arange(a)[None, :])
+    d = xe[:, :, idx[:, :, None, None], jdx[None, None, :, :]]  # (N, C, th, a, tw, a)
+    v = np.einsum("ri,ncxiyj,qj->ncxyrq", bt, d, bt)
+    u = np.einsum("ri,fcij,qj->fcrq", g, w.astype(np.float64), g)
+    mm = np.einsum("ncxyrq,fcrq->nfxyrq", v, u)
+    y = np.einsum("ir,nfxyrq,jq->nfxiyj", at, mm, at).reshape(n, len(w), th * m, tw * m)
+    return y[:, :, :oh, :ow] + np.asarray(b, np.float64).reshape(1, -1, 1, 1)

@@ -1,0 +1,191 @@
+"""Winograd F(m×m, 3×3) convolutions (``kernels/conv_winograd``): the numpy twin equals the direct
+definition exactly (float64), the numba kernels equal the float64 reference to float32 precision
+over a family of shapes (channels 1–96, images 3–40, odd and even, padding 0–2, batch 1–9),
+forward, input and weight gradients, the fused ReLU + max-pool included; and a small float32
+convnet trains through them as it trains through the direct kernels."""
+import numpy as np
+import pytest
+
+from layerloom.engine.graph import Graph, Node
+from layerloom.engine.kernels import conv, conv_winograd as wg, conv_winograd_plan as plan
+from layerloom.engine.kernels.conv_gemm import flat_to_image
+from layerloom.engine.kernels.conv_reference import winograd_reference
+from layerloom.engine.network import Network
+from layerloom.engine.optim import Adam
+
+
+def _rel(got, want) -> float:
+    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
+
+
+def _tol(taps: int) -> float:
+    """float32 against the float64 reference, relative to the largest value: the rounding of a
+    sum of ``taps`` products grows like √taps (F(4×4, 3×3)'s transforms cost a few bits)."""
+    return 2e-6 * np.sqrt(taps) + 1e-6
+
+
+def _family(count: int, seed: int = 15) -> list:
+    """(batch, C, F, H, W, padding) drawn from the ranges above, plus the edges by hand."""
+    rng = np.random.default_rng(seed)
+    cases = [(1, 1, 1, 3, 3, 0), (9, 96, 96, 8, 8, 1), (2, 16, 32, 40, 40, 1), (3, 17, 5, 3, 40, 2),
+             (1, 3, 64, 32, 32, 1), (5, 64, 16, 7, 9, 0), (2, 32, 32, 6, 6, 2)]
+    while len(cases) < count:
+        cases.append((int(rng.integers(1, 10)), int(rng.integers(1, 97)), int(rng.integers(1, 97)),
+                      int(rng.integers(3, 41)), int(rng.integers(3, 41)), int(rng.integers(0, 3))))
+    return cases
+
+
+CASES = _family(24)
+
+
+def _data(n, c, f, h, w, pad, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    xp = conv.pad_sides(x, pad, pad, pad, pad)
+    wt = rng.standard_normal((f, c, 3, 3)) / np.sqrt(9 * c)
+    return rng, xp, wt, rng.standard_normal(f)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("n,c,f,h,w,pad", CASES[:8])
+def test_numpy_twin_is_the_convolution(m, n, c, f, h, w, pad):
+    _, xp, wt, b = _data(n, c, f, h, w, pad)
+    np.testing.assert_allclose(winograd_reference(xp, wt, b, m),
+                               conv.conv2d_forward_reference(xp, wt, b, 1, 1), rtol=1e-11,
+                               atol=1e-11)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_filter_transforms_are_the_matrices(m):
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((5, 7, 3, 3)).astype(np.float32)
+    g = plan.MATRICES[m][1]
+    want = np.einsum("ri,fcij,qj->rqfc", g, w.astype(np.float64), g).reshape(-1, 5, 7)
+    np.testing.assert_allclose(plan.filter_transform(w, m), want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("n,c,f,h,w,pad", CASES)
+def test_kernel_equals_the_float64_convolution(m, n, c, f, h, w, pad):
+    """The kernel at both tile sizes whatever the dispatch would pick (a single channel too)."""
+    _, xp, wt, b = _data(n, c, f, h, w, pad)
+    x32, w32, b32 = (a.astype(np.float32) for a in (xp, wt, b))
+    oh, ow = xp.shape[2] - 2, xp.shape[3] - 2
+    flat = wg.winograd_forward_flat(x32, plan.filter_transform(w32, m), b32, m, xp.shape[3])
+    y = flat_to_image(flat, oh, ow, xp.shape[3])
+    assert y.dtype == np.float32
+    want = conv.conv2d_forward_reference(xp, wt, b, 1, 1)
+    assert _rel(y, want) < _tol(9 * c)
+    image = wg.winograd_forward_flat(x32, plan.filter_transform(w32, m), b32, m, ow)
+    np.testing.assert_array_equal(image.reshape(y.shape), y)  # pitch OW: the image itself
+    for r in range(oh - 1):  # the flat layout's gap columns are zeros
+        assert not flat[:, :, r * xp.shape[3] + ow:(r + 1) * xp.shape[3]].any()
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("n,c,f,h,w,pad", CASES)
+def test_backward_kernel_equals_the_float64_gradients(m, n, c, f, h, w, pad):
+    """The adjoint pass at both tile sizes: input gradient, weight gradient (Gᵀ dU G), bias."""
+    rng, xp, wt, _ = _data(n, c, f, h, w, pad)
+    x32, w32 = xp.astype(np.float32), wt.astype(np.float32)
+    dy = rng.standard_normal((n, f, xp.shape[2] - 2, xp.shape[3] - 2))
+    dxp, du, db = wg.winograd_backward(x32, plan.filter_transform(w32, m), dy.astype(np.float32), m,
+                                       True)
+    dw = plan.weight_grad(du, m)
+    assert dxp.dtype == dw.dtype == db.dtype == np.float32
+    positions = n * dy[0, 0].size
+    assert _rel(dxp, conv.conv2d_input_grad_reference(dy, wt, *xp.shape[2:], 1, 1)) < _tol(9 * f)
+    assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 3, 3, 1, 1)) < _tol(positions)
+    assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(positions)
+    assert wg.winograd_backward(x32, plan.filter_transform(w32, m), dy.astype(np.float32), m,
+                                False)[0].size == 0
+
+
+@pytest.mark.parametrize("n,c,f,h,w,pad", CASES)
+def test_entry_points_equal_the_float64_reference_with_gradients(n, c, f, h, w, pad):
+    """conv_forward / conv_backward in float32 (Winograd where the rule picks it), every output
+    against the float64 twins; float64 stays on the exact kernels."""
+    rng, xp, wt, b = _data(n, c, f, h, w, pad)
+    x32, w32, b32 = (a.astype(np.float32) for a in (xp, wt, b))
+    want = conv.conv2d_forward_reference(xp, wt, b, 1, 1)
+    assert _rel(conv.conv_forward(x32, w32, b32, (1, 1)), want) < _tol(9 * c)
+    dy = rng.standard_normal(want.shape)
+    dxp, dw, db = conv.conv_backward(x32, w32, dy.astype(np.float32), (1, 1))
+    assert dxp.dtype == dw.dtype == db.dtype == np.float32
+    assert _rel(dxp, conv.conv2d_input_grad_reference(dy, wt, *xp.shape[2:], 1, 1)) < _tol(9 * f)
+    positions = n * want[0, 0].size
+    assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 3, 3, 1, 1)) < _tol(positions)
+    assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(positions)
+    y64 = conv.conv_forward(xp, wt, b, (1, 1))
+    np.testing.assert_allclose(y64, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n,c,f,h,w,pad", [(3, 16, 16, 8, 8, 1), (2, 24, 32, 13, 11, 0),
+                                            (4, 32, 20, 16, 16, 1), (1, 96, 64, 10, 14, 2)])
+def test_fused_relu_maxpool_equals_the_reference(n, c, f, h, w, pad):
+    rng, xp, wt, b = _data(n, c, f, h, w, pad)
+    x32, w32, b32 = (a.astype(np.float32) for a in (xp, wt, b))
+    assert plan.winograd_tile(w32.shape, np.float32, xp.shape[2] - 2, xp.shape[3] - 2)
+    y, arg = conv.conv_relu_maxpool(x32, w32, b32, 2, 2, 2, 2, True)
+    assert _rel(y, conv.conv_relu_maxpool_reference(xp, wt, b, (2, 2), (2, 2))) < _tol(9 * c)
+    dp = rng.standard_normal(y.shape).astype(np.float32)
+    got = conv.conv_relu_maxpool_grads(x32, w32, dp, arg, True)
+    want = conv.conv_relu_maxpool_backward(x32, w32, dp, arg, True)  # the direct kernel
+    for a, b_ in zip(got, want):
+        assert _rel(a, b_) < _tol(9 * max(c, f) * n)
+
+
+def test_the_rule_keeps_float64_and_small_convolutions_off_winograd():
+    assert plan.winograd_tile((32, 32, 3, 3), np.float32, 16, 16)
+    assert not plan.winograd_tile((32, 32, 3, 3), np.float32, 3, 16)
+    assert not plan.winograd_tile((32, 32, 3, 3), np.float64, 16, 16)
+    assert not plan.winograd_tile((32, 32, 5, 5), np.float32, 16, 16)
+    assert not plan.winograd_tile((6, 3, 3, 3), np.float32, 28, 28)
+
+
+def _convnet() -> Graph:
+    g = Graph()
+
+    def add(prev, node_id, type_id, attrs=None, port="x"):
+        g.add_node(Node(node_id, type_id, attrs or {}))
+        if prev is not None:
+            g.connect((prev, "y"), (node_id, port))
+        return node_id
+
+    conv3 = lambda c: {"out_channels": c, "kernel_size": [3, 3], "padding": [1, 1]}  # noqa: E731
+    prev = add(None, "image", "Input", {"shape": [3, 12, 12]})
+    prev = add(add(prev, "c0", "Conv2D", conv3(16)), "r0", "ReLU")
+    prev = add(add(prev, "c1", "Conv2D", conv3(16)), "r1", "ReLU")
+    prev = add(add(prev, "c2", "Conv2D", conv3(24)), "r2", "ReLU")
+    prev = add(prev, "pool", "MaxPool2D", {"kernel_size": [2, 2]})
+    prev = add(add(prev, "c3", "Conv2D", conv3(16)), "r3", "ReLU")
+    prev = add(add(prev, "flat", "Flatten"), "fc", "Dense", {"out_features": 3})
+    add(None, "label", "Label")
+    add(prev, "loss", "CrossEntropyLoss", port="input")
+    g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+def _losses(steps: int) -> list:
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((16, 3, 12, 12)).astype(np.float32)
+    y = (x[:, 0, :6].mean(axis=(1, 2)) > 0).astype(np.int64) + (x[:, 1].mean(axis=(1, 2)) > 0)
+    net, opt, out = Network(_convnet(), seed=2, dtype=np.float32), Adam(3e-3), []
+    for _ in range(steps):
+        net.forward({"image": x, "label": y}, training=True)
+        out.append(net.loss())
+        opt.step(net.params, net.backward())
+    return out
+
+
+def test_a_convnet_trains_through_winograd_as_through_the_direct_kernels(monkeypatch):
+    calls = []
+    forward, backward = wg.winograd_forward_flat, wg.winograd_backward
+    monkeypatch.setattr(conv, "winograd_forward_flat", lambda *a: calls.append(1) or forward(*a))
+    monkeypatch.setattr(conv, "winograd_backward", lambda *a: calls.append(2) or backward(*a))
+    fast = _losses(25)
+    assert calls.count(1) == 25 * 3 and calls.count(2) == 25 * 3
+    monkeypatch.setattr(conv, "winograd_tile", lambda *a: 0)
+    plain = _losses(25)
+    assert fast[-1] < 0.5 * fast[0]  # it learns
+    np.testing.assert_allclose(fast, plain, rtol=2e-3, atol=1e-3)  # the losses go to ~0.002
