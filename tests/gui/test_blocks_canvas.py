@@ -202,7 +202,7 @@ def test_explain_inside_an_open_block_shows_that_copy_s_numbers(window):
     explain = window.explain
     assert explain.node_id == "ff2" and explain.compute_button.isEnabled()
     explain.compute_button.click()
-    assert explain.numbers is not None and explain.numbers.tensors["weight"].shape == (64, 256)
+    assert explain.numbers is not None and explain.numbers.tensors["weight"].shape == (128, 512)
     assert "dL/dweight" in explain.text.toPlainText()
 
 
