@@ -80,7 +80,7 @@ class ConvReluMaxPool(Layer):
     """maxpool(relu(conv(x) + b)) as one step; parameters are the convolution's."""
 
     type_id = "Conv2D+ReLU+MaxPool2D"
-    parallel_kernels = True  # the fused conv kernel is numba-parallel over the batch
+    parallel_kernels = True  # the fused conv kernels split the batch over the engine's cores
 
     @staticmethod
     def forward(a, p, ctx, x):

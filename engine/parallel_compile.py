@@ -5,9 +5,9 @@ warm-up (LeNet-5: ~15 s of CPU) used one core of two. Helper processes (``python
 layerloom.engine.parallel_compile``) compile the graph's census kernels (``engine.warmup.Census``:
 names and argument types) into the cache while this process compiles them too; numba looks in
 its cache before it compiles, so each side loads what another finished. ``start_early`` starts
-the helpers at launch, before the window is built (they load the graph to be opened and look up
-its census themselves: compiling starts ~2 s before the window could); ``Helpers`` starts them
-at a warm-up's first compilation when none are at work (never on a warm cache).
+helpers at launch, before the window is built (they load the graph to be opened and look up its
+census themselves: compiling starts ~2 s before the window could); ``Helpers`` starts them at a
+warm-up's first compilation when none are at work (never on a warm cache).
 
 Every side walks the same list, costliest kernel first (``balanced``), and *claims* a kernel
 before compiling it, by creating a file in the window process's claims folder (``claims_dir``):
@@ -269,26 +269,28 @@ def compile_all(kernels: list, parent: int | None = None, claims: str | None = N
 
 def start_early(graph, count: int | None = None) -> list[subprocess.Popen]:
     """At launch, before the window is built: ``count`` helpers (one core fewer than the engine
-    uses, at most 3) that load ``graph``, look up its census and compile it into numba's cache,
-    each taking the next kernel nobody has claimed in this process's ``claims_dir``. On a warm cache they only load
-    and end; a graph without a census (or data) ends them at once."""
+    uses, at most 3) that load ``graph``, look up its census (``warmup.census_in_order``: run as
+    ``python -m layerloom.engine.warmup --early``) and compile it into numba's cache, each taking
+    the next kernel nobody has claimed in this process's ``claims_dir``. On a warm cache they
+    only load and end; a graph without a census (or data) ends them at once."""
     from layerloom.engine.threads import get_threads
 
     count = min(3, get_threads() - 1) if count is None else count
     if count > 0 and not EARLY:
-        atexit.register(_end, EARLY)  # the window closed: what they finished stays cached
+        atexit.register(end_all, EARLY)  # the window closed: what they finished stays cached
     for _ in range(count):
         try:
             EARLY.append(subprocess.Popen(
-                [sys.executable, "-m", "layerloom.engine.parallel_compile", str(os.getpid()),
-                 "--claims", claims_dir(), "--graph", str(graph)],
+                [sys.executable, "-m", "layerloom.engine.warmup", "--early", str(os.getpid()),
+                 claims_dir(), str(graph)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         except OSError:
             break
     return EARLY
 
 
-def _end(procs: list) -> None:
+def end_all(procs: list) -> None:
+    """End helper processes still running (what they finished stays in the cache)."""
     for proc in procs:
         if proc.poll() is None:
             proc.terminate()
@@ -297,26 +299,6 @@ def _end(procs: list) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _census_of_graph(path: str) -> list:
-    """The kernels of a graph file's warm-up with its own data and settings, in working order
-    (none without a census)."""
-    from layerloom.engine import warmup
-    from layerloom.engine.data.section import load_data_section
-    from layerloom.engine.network import Network
-    from layerloom.engine.project import fit_graph_to_data, load_project
-    from layerloom.engine.training import TrainConfig
-
-    try:
-        project = load_project(path)
-        _spec, data = load_data_section(project.data, str(path))
-        fit_graph_to_data(project.graph, data)
-        config = TrainConfig.from_dict(project.training)
-        net = Network(project.graph, seed=config.seed)
-    except Exception:  # noqa: BLE001 (a graph that cannot run yet: nothing to compile ahead)
-        return []
-    return balanced(warmup.expected_kernels(net, config) or [])
 
 
 class Helpers(event.Listener):
@@ -358,14 +340,7 @@ class Helpers(event.Listener):
         self.close()
 
     def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        end_all(self.procs)
         self.procs = []
 
 
@@ -389,20 +364,15 @@ def _spawn(kernels: list, claims: str | None = None) -> subprocess.Popen:
 
 
 def _main(argv: list[str]) -> int:
-    """``python -m layerloom.engine.parallel_compile PARENT [--claims DIR] [--graph FILE]``: the
-    kernels from stdin (a JSON list), or the graph file's census in working order, compiled."""
+    """``python -m layerloom.engine.parallel_compile PARENT [--claims DIR]``: the kernels from
+    stdin (a JSON list) compiled (``start_early``'s helpers run ``engine.warmup --early``)."""
     opts = dict(zip(argv[1::2], argv[2::2]))
     parent = int(argv[0]) if argv[:1] and argv[0].isdigit() else None
-    claims = opts.get("--claims")
-    if "--graph" in opts:
-        listed = _census_of_graph(opts["--graph"])
-    else:
-        listed = json.loads(sys.stdin.read() or "[]")
-        ok = isinstance(listed, list) and all(
-            isinstance(k, list) and len(k) == 2 and all(isinstance(s, str) for s in k)
-            for k in listed)
-        listed = listed if ok else []
-    return compile_all(listed, parent, claims)
+    listed = json.loads(sys.stdin.read() or "[]")
+    ok = isinstance(listed, list) and all(
+        isinstance(k, list) and len(k) == 2 and all(isinstance(s, str) for s in k)
+        for k in listed)
+    return compile_all(listed if ok else [], parent, opts.get("--claims"))
 
 
 if __name__ == "__main__":

@@ -247,6 +247,26 @@ class Tracker(event.Listener):
         event.unregister("numba:compile", self)
 
 
+# ------------------------------------------------------------------- helpers from launch
+def census_in_order(path: str) -> list:
+    """The kernels of a graph file's warm-up with its own data and settings, in working order
+    (``parallel_compile.balanced``; none without a census): what the helpers of
+    ``parallel_compile.start_early`` compile (``python -m layerloom.engine.warmup --early``)."""
+    from layerloom.engine.data.section import load_data_section
+    from layerloom.engine.parallel_compile import balanced
+    from layerloom.engine.project import fit_graph_to_data, load_project
+
+    try:
+        project = load_project(path)
+        _spec, data = load_data_section(project.data, str(path))
+        fit_graph_to_data(project.graph, data)
+        config = TrainConfig.from_dict(project.training)
+        net = Network(project.graph, seed=config.seed)
+    except Exception:  # noqa: BLE001 (a graph that cannot run yet: nothing to compile ahead)
+        return []
+    return balanced(expected_kernels(net, config) or [])
+
+
 # ------------------------------------------------------------------- the shipped census
 def census_of(path: str) -> tuple[str, list]:
     """(structure key, kernels) of a graph file's warm-up with its own data and settings: run
@@ -289,5 +309,10 @@ def write_shipped(graphs: list[str], out: Path = SHIPPED) -> dict:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--ship"]:
         print(f"{len(write_shipped(sys.argv[2:]))} graphs -> {SHIPPED}")
+    elif sys.argv[1:2] == ["--early"] and len(sys.argv) == 5:  # PARENT CLAIMS GRAPH
+        from layerloom.engine.parallel_compile import compile_all
+
+        parent = int(sys.argv[2]) if sys.argv[2].isdigit() else None
+        print(compile_all(census_in_order(sys.argv[4]), parent, sys.argv[3]))
     else:
         print(json.dumps(census_of(sys.argv[1])))

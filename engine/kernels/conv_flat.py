@@ -134,7 +134,7 @@ def _from_flat(src, dst, wp):
 # ----------------------------------------------------------------------- the split over cores
 def _split(fn, n: int) -> None:
     """``fn(lo, hi)`` over [0, n), one contiguous part per thread numba would use here (1 in a
-    BLAS-only block of ``engine.threads``; prange split the same way), parts on their own threads."""
+    BLAS-only block of ``engine.threads``; prange split the same way), each on its own thread."""
     k = max(1, min(numba.get_num_threads(), n))
     bounds = [n * i // k for i in range(k + 1)]
     run_row_parts(fn, list(zip(bounds[:-1], bounds[1:])))

@@ -153,17 +153,16 @@ def test_helpers_started_at_launch_compile_the_graphs_census_and_claim_it(tmp_pa
     claims.mkdir()
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "LAYERLOOM_CACHE_DIR": str(tmp_path)}
     graph = SAMPLES / "mlp_spirals.json"
-    out = subprocess.run([sys.executable, "-m", "layerloom.engine.parallel_compile",
-                          str(os.getpid()), "--claims", str(claims), "--graph", str(graph)],
-                         env=env, capture_output=True, text=True,
-                         timeout=900, check=True)
-    code = ("from layerloom.engine import parallel_compile as pc\n"
-            f"print(len(pc._census_of_graph({str(graph)!r})))\n")
+    out = subprocess.run([sys.executable, "-m", "layerloom.engine.warmup", "--early",
+                          str(os.getpid()), str(claims), str(graph)],
+                         env=env, capture_output=True, text=True, timeout=900, check=True)
+    code = ("from layerloom.engine import warmup\n"
+            f"print(len(warmup.census_in_order({str(graph)!r})))\n")
     n = int(_run_child(code, cache))
     assert n > 3 and out.stdout.strip() == str(n)
     assert len([f for f in os.listdir(claims) if f.endswith(".done")]) == n
-    none = subprocess.run([sys.executable, "-m", "layerloom.engine.parallel_compile",
-                           str(os.getpid()), "--graph", str(tmp_path / "missing.json")],
+    none = subprocess.run([sys.executable, "-m", "layerloom.engine.warmup", "--early",
+                           str(os.getpid()), str(claims), str(tmp_path / "missing.json")],
                           env=env, capture_output=True, text=True, timeout=900, check=True)
     assert none.stdout.strip() == "0"
 
