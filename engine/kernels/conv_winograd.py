@@ -1,24 +1,20 @@
 """Stride-1 3×3 convolutions in float32 by Winograd's minimal filtering F(m×m, 3×3), m = 4 (or 2).
 
-A direct or im2col convolution does 9 multiply-adds per output and channel pair; F(4×4, 3×3)
-does 36 per 16 outputs (a 4× saving; F(2×2, 3×3) 16 per 4). Each (m+2)×(m+2) input tile d of each
-channel becomes V = Bᵀ d B, each filter U = G g Gᵀ (``conv_winograd_plan``), and the a² = (m+2)²
-element-wise products summed over the input channels are a² BLAS matrix products, M[p] (F × tiles)
-= U[p] (F × C) · V[p] (C × tiles); each output tile is Aᵀ M A. The backward is the adjoint of the
-same steps: dM = A dY Aᵀ, dU[p] = dM[p] · V[p]ᵀ (the weight gradient Gᵀ dU G), dV[p] = U[p]ᵀ · dM[p]
-and the input gradient B dV Bᵀ added back at each tile's place. A chunk of samples
-(``conv_flat.chunk_bounds``: the shapes alone fix the chunks, so results do not depend on the
-threads) goes through all steps while it is in cache, chunks in parallel over numba's threads with
-the BLAS on one (``engine.threads``); per-chunk dU are summed in order.
+F(4×4, 3×3) does 36 multiply-adds per 16 outputs and channel pair where a direct convolution
+does 144. Each (m+2)×(m+2) input tile d of each channel becomes V = Bᵀ d B, each filter U = G g Gᵀ
+(``conv_winograd_plan``), and the a² = (m+2)² element-wise products summed over the input channels
+are BLAS products M[p] (F × tiles) = U[p] (F × C) · V[p] (C × tiles); an output tile is Aᵀ M A.
+The backward is the adjoint: dM = A dY Aᵀ, dU[p] = dM[p] · V[p]ᵀ (dW = Gᵀ dU G), dV[p] = U[p]ᵀ ·
+dM[p], and B dV Bᵀ added back at each tile's place. Chunks of samples (``conv_flat.chunk_bounds``:
+the shapes alone fix them, so results do not depend on the threads) go through all steps in cache,
+in parallel over numba's threads with the BLAS on one; per-chunk dU are summed in order.
 
-The transforms are written out (``_bt4``, ``_at4``, ``_a4``, ``_b4``: the matrices' few non-zero
-entries), first along the columns over whole rows, then along the rows over one long line per
-(position, channel): each tile row of the chunk gets m·(tw + 1) columns, one spare tile closing
-it, so tile k starts at column m·k and the loops vectorise (the spare tiles' products are wasted
-work: 1/tw of it). The numpy twin with the matrices is ``conv_reference.winograd_reference``. The
-forward's output is ``conv_gemm``'s flat layout (output (r, q) of a sample at r·Wp + q of a row of
-length L = (OH−1)·Wp + OW), so the fused ReLU + max-pool and ``flat_to_image`` take it as they take
-``gemm_forward_flat``'s.
+The transforms are written out (``_bt4``, ``_at4``, ``_a4``, ``_b4``: the non-zero entries),
+first along the columns over whole rows, then along the rows over one line per (position,
+channel): each tile row gets m·(tw + 1) columns, one spare tile closing it, so tile k starts at
+column m·k and the loop vectorises (the spare tiles cost 1/tw more products). The numpy twin is
+``conv_reference.winograd_reference``. The forward writes ``conv_gemm``'s flat layout (pitch Wp)
+for the fused ReLU + max-pool, or the image itself.
 
 float32 only (the training dtype): F(4×4, 3×3)'s transforms cost a few bits (relative errors of
 ~1e-6 where the direct kernel has ~1e-7), far below what training in float32 notices; float64
@@ -103,6 +99,8 @@ def _input_transform(xp, s0, s1, m, th, tw, rows, v):
         p = r * a
         for ch in range(c):
             line = rows[r, ch]
+            for x in range(m * tcd, m * tcd + m):  # read by the last spare tile only
+                line[x] = 0.0
             if m == 4:
                 o0, o1, o2 = v[p, ch], v[p + 1, ch], v[p + 2, ch]
                 o3, o4, o5 = v[p + 3, ch], v[p + 4, ch], v[p + 5, ch]
@@ -123,8 +121,8 @@ def _input_transform(xp, s0, s1, m, th, tw, rows, v):
 def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
     """out[s, f, r·wp + q] = (Aᵀ M A)[tile] + b[f] for samples s0:s1, ``wp`` the output's row
     pitch (tiles as in ``_input_transform``; outputs past the image are cut, the gap columns
-    between OW and the pitch get zeros). First
-    along the rows, one long loop per (r, f) into ``rows[r, f]``; then along the columns."""
+    between OW and the pitch get zeros). First along the rows, one long loop per (r, f) into
+    ``rows[r, f]``; then along the columns."""
     nf = mm.shape[1]
     a = m + 2
     seg = m * (tw + 1)
@@ -154,28 +152,23 @@ def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
             for ti in range(th):
                 base = ((s - s0) * th + ti) * seg
                 o = ti * m * wp
-                if m == 4 and ti * 4 + 4 <= oh:
+                last = oh - ti * m  # output rows left: the last tile row may be cut
+                if m == 4:
                     for x in range(ow):
                         q = base + x
                         y0, y1, y2, y3 = _at4(r0[q], r1[q], r2[q], r3[q], r4[q], r5[q])
                         dst[o + x] = y0 + bias
-                        dst[o + wp + x] = y1 + bias
-                        dst[o + 2 * wp + x] = y2 + bias
-                        dst[o + 3 * wp + x] = y3 + bias
-                elif m == 4:
-                    for x in range(ow):
-                        q = base + x
-                        y0, y1, y2, y3 = _at4(r0[q], r1[q], r2[q], r3[q], r4[q], r5[q])
-                        dst[o + x] = y0 + bias
-                        if ti * 4 + 1 < oh:
+                        if last > 1:
                             dst[o + wp + x] = y1 + bias
-                        if ti * 4 + 2 < oh:
+                        if last > 2:
                             dst[o + 2 * wp + x] = y2 + bias
+                        if last > 3:
+                            dst[o + 3 * wp + x] = y3 + bias
                 else:
                     for x in range(ow):
                         q = base + x
                         dst[o + x] = r0[q] + r1[q] + r2[q] + bias
-                    if ti * 2 + 1 < oh:
+                    if last > 1:
                         for x in range(ow):
                             q = base + x
                             dst[o + wp + x] = r1[q] - r2[q] - r3[q] + bias
@@ -185,35 +178,57 @@ def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
 
 
 @njit(cache=True, nogil=True)
-def _chunk_forward(xp, u, b, s0, s1, m, pitch, out):
+def _geometry(xp, u, m, per_chunk):
+    """(chunk bounds, th, tw, tiles of the largest chunk). Each worker allocates its buffers once
+    for it (``_views``), not per chunk: fresh multi-megabyte arrays cost page faults that took
+    longer than a chunk's arithmetic."""
+    n, c, hp, wp = xp.shape
+    pos, nf = u.shape[0], u.shape[1]
+    th, tw = (hp - 2 + m - 1) // m, (wp - 2 + m - 1) // m
+    bounds = chunk_bounds(n, per_chunk, th * (tw + 1) * (c + nf) * pos)
+    most = 0
+    for i in range(len(bounds) - 1):
+        most = max(most, bounds[i + 1] - bounds[i])
+    return bounds, th, tw, most * th * (tw + 1)
+
+
+@njit(cache=True, nogil=True)
+def _views(rbuf, vbuf, mbuf, m, c, nf, pos, tcd):
+    """rows (a, max(C, F), m·tcd + m), V (a², C, tcd) and M (a², F, tcd) over a worker's buffers."""
+    rows = rbuf[:(m + 2) * max(c, nf) * (m * tcd + m)].reshape((m + 2, max(c, nf), m * tcd + m))
+    return rows, vbuf[:pos * c * tcd].reshape((pos, c, tcd)), mbuf[:pos * nf * tcd].reshape((pos, nf, tcd))
+
+
+@njit(cache=True, nogil=True)
+def _chunk_forward(xp, u, b, s0, s1, m, th, tw, pitch, out, rbuf, vbuf, mbuf):
     """``winograd_forward_flat`` for the samples s0:s1: transforms, a² products, transforms."""
     _, c, hp, wp = xp.shape
     pos, nf = u.shape[0], u.shape[1]
-    oh, ow = hp - 2, wp - 2
-    th, tw = (oh + m - 1) // m, (ow + m - 1) // m
-    tcd = (s1 - s0) * th * (tw + 1)
-    rows = np.empty((m + 2, max(c, nf), m * tcd + m), xp.dtype)
-    v = np.empty((pos, c, tcd), xp.dtype)
-    mm = np.empty((pos, nf, tcd), xp.dtype)
+    rows, v, mm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th * (tw + 1))
     _input_transform(xp, s0, s1, m, th, tw, rows, v)
     for p in range(pos):
         np.dot(u[p], v[p], mm[p])
-    _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, pitch, rows, out)
+    _output_transform(mm, b, s0, s1, m, th, tw, hp - 2, wp - 2, pitch, rows, out)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def winograd_forward_flat(xp, u, b, m, pitch):
+def winograd_forward_flat(xp, u, b, m, pitch, threads):
     """conv(xp) + b as rows (N, F, L = (OH−1)·pitch + OW) of an already padded, C-contiguous
     float32 batch, ``u`` being ``conv_winograd_plan.filter_transform(w, m)`` of the 3×3 filters:
-    pitch Wp is ``conv_gemm``'s flat layout, pitch OW the (N, F, OH, OW) image itself."""
+    pitch Wp is ``conv_gemm``'s flat layout, pitch OW the (N, F, OH, OW) image itself. One
+    worker per thread (numba's ``get_num_threads``) takes every threads-th chunk."""
     n, c, hp, wp = xp.shape
-    nf = u.shape[1]
-    oh, ow = hp - 2, wp - 2
-    tiles = ((oh + m - 1) // m) * ((ow + m - 1) // m + 1)
-    out = np.empty((n, nf, (oh - 1) * pitch + ow), xp.dtype)
-    bounds = chunk_bounds(n, TILE_ELEMENTS, tiles * (c + nf) * (m + 2) * (m + 2))
-    for ci in prange(len(bounds) - 1):
-        _chunk_forward(xp, u, b, bounds[ci], bounds[ci + 1], m, pitch, out)
+    pos, nf = u.shape[0], u.shape[1]
+    out = np.empty((n, nf, (hp - 3) * pitch + wp - 2), xp.dtype)
+    bounds, th, tw, tcd = _geometry(xp, u, m, TILE_ELEMENTS)
+    k = len(bounds) - 1
+    workers = max(1, min(k, threads))
+    for wi in prange(workers):
+        rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), xp.dtype)
+        vbuf, mbuf = np.empty(pos * c * tcd, xp.dtype), np.empty(pos * nf * tcd, xp.dtype)
+        for ci in range(wi, k, workers):
+            _chunk_forward(xp, u, b, bounds[ci], bounds[ci + 1], m, th, tw, pitch, out, rbuf,
+                           vbuf, mbuf)
     return out
 
 
@@ -347,16 +362,11 @@ def _input_adjoint(dv, s0, s1, m, th, tw, rows, dxp):
 
 
 @njit(cache=True, nogil=True)
-def _chunk_backward(xp, u, dy, s0, s1, m, du, db, dxp, need_dx):
+def _chunk_backward(xp, u, dy, s0, s1, m, th, tw, du, db, dxp, need_dx, rbuf, vbuf, mbuf):
     """``winograd_backward`` for the samples s0:s1: du = Σ_tiles dM · Vᵀ, dxp from Uᵀ · dM."""
     _, c, hp, wp = xp.shape
     pos, nf = u.shape[0], u.shape[1]
-    oh, ow = hp - 2, wp - 2
-    th, tw = (oh + m - 1) // m, (ow + m - 1) // m
-    tcd = (s1 - s0) * th * (tw + 1)
-    rows = np.zeros((m + 2, max(c, nf), m * tcd + m), xp.dtype)  # the tail stays zero
-    v = np.empty((pos, c, tcd), xp.dtype)
-    dm = np.empty((pos, nf, tcd), xp.dtype)
+    rows, v, dm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th * (tw + 1))
     _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db)
     _input_transform(xp, s0, s1, m, th, tw, rows, v)
     for p in range(pos):
@@ -368,19 +378,22 @@ def _chunk_backward(xp, u, dy, s0, s1, m, du, db, dxp, need_dx):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def winograd_backward(xp, u, dy, m, need_dx):
+def winograd_backward(xp, u, dy, m, need_dx, threads):
     """(d padded input or empty, dU per chunk (chunks, a², F, C), d bias) of
     ``winograd_forward_flat``; ``conv_winograd_plan.weight_grad`` turns the dU into the
     filters' gradient."""
     n, c, hp, wp = xp.shape
     pos, nf = u.shape[0], u.shape[1]
-    oh, ow = hp - 2, wp - 2
-    tiles = ((oh + m - 1) // m) * ((ow + m - 1) // m + 1)
-    bounds = chunk_bounds(n, TILE_ELEMENTS, tiles * (c + nf) * (m + 2) * (m + 2))
+    bounds, th, tw, tcd = _geometry(xp, u, m, TILE_ELEMENTS)
     k = len(bounds) - 1
     du = np.empty((k, pos, nf, c), xp.dtype)
     db = np.zeros((k, nf), xp.dtype)
     dxp = np.empty((n if need_dx else 0, c, hp, wp), xp.dtype)
-    for ci in prange(k):
-        _chunk_backward(xp, u, dy, bounds[ci], bounds[ci + 1], m, du[ci], db[ci], dxp, need_dx)
+    workers = max(1, min(k, threads))
+    for wi in prange(workers):
+        rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), xp.dtype)
+        vbuf, mbuf = np.empty(pos * c * tcd, xp.dtype), np.empty(pos * nf * tcd, xp.dtype)
+        for ci in range(wi, k, workers):
+            _chunk_backward(xp, u, dy, bounds[ci], bounds[ci + 1], m, th, tw, du[ci], db[ci], dxp,
+                            need_dx, rbuf, vbuf, mbuf)
     return dxp, du, db.sum(axis=0)
