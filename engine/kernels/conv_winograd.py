@@ -1,4 +1,4 @@
-"""Stride-1 3×3 convolutions in float32 by Winograd's minimal filtering F(m×m, 3×3), m = 4 (or 2).
+"""Stride-1 3×3 convolutions in float32 by Winograd's minimal filtering F(4×4, 3×3) (m = 4).
 
 F(4×4, 3×3) does 36 multiply-adds per 16 outputs and channel pair where a direct convolution
 does 144. Each (m+2)×(m+2) input tile d of each channel becomes V = Bᵀ d B, each filter U = G g Gᵀ
@@ -29,6 +29,7 @@ from numba import njit, prange
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
 
+M = 4  # the kernels' output tile: F(4×4, 3×3) (the numpy twin and the filter side take 2 too)
 TILE_ELEMENTS = 1 << 19  # tiles × (C + F) × a² floats per chunk: ~2 MB of V and M, in L2/L3
 
 
@@ -64,6 +65,7 @@ def _input_transform(xp, s0, s1, m, th, tw, rows, v):
         r3, r4, r5 = rows[3, ch], rows[4, ch], rows[m + 1, ch]
         for s in range(s0, s1):
             xs = xp[s, ch]
+            xf = xs.ravel()
             for ti in range(th):
                 base = ((s - s0) * th + ti) * seg
                 y = ti * m
@@ -71,52 +73,40 @@ def _input_transform(xp, s0, s1, m, th, tw, rows, v):
                     for i in range(m + 2):
                         for x in range(seg):
                             rows[i, ch, base + x] = xs[y + i, x] if y + i < hp and x < wp else 0.0
-                    if m == 4:
-                        for x in range(base, base + seg):
-                            t0, t1, t2, t3, t4, t5 = _bt4(r0[x], r1[x], r2[x], r3[x], r4[x], r5[x])
-                            r0[x], r1[x], r2[x], r3[x], r4[x], r5[x] = t0, t1, t2, t3, t4, t5
-                    else:
-                        for x in range(base, base + seg):
-                            d0, d1, d2, d3 = r0[x], r1[x], r2[x], r3[x]
-                            r0[x], r1[x], r2[x], r3[x] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
+                    for x in range(base, base + seg):
+                        t0, t1, t2, t3, t4, t5 = _bt4(r0[x], r1[x], r2[x], r3[x], r4[x], r5[x])
+                        r0[x], r1[x], r2[x], r3[x], r4[x], r5[x] = t0, t1, t2, t3, t4, t5
                     continue
-                if m == 4:
-                    for x in range(wp):
-                        t0, t1, t2, t3, t4, t5 = _bt4(xs[y, x], xs[y + 1, x], xs[y + 2, x],
-                                                      xs[y + 3, x], xs[y + 4, x], xs[y + 5, x])
-                        q = base + x
-                        r0[q], r1[q], r2[q], r3[q], r4[q], r5[q] = t0, t1, t2, t3, t4, t5
-                    for q in range(base + wp, base + seg):
-                        r0[q], r1[q], r2[q], r3[q], r4[q], r5[q] = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-                else:
-                    for x in range(wp):
-                        d0, d1, d2, d3 = xs[y, x], xs[y + 1, x], xs[y + 2, x], xs[y + 3, x]
-                        q = base + x
-                        r0[q], r1[q], r2[q], r3[q] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
-                    for q in range(base + wp, base + seg):
-                        r0[q], r1[q], r2[q], r3[q] = 0.0, 0.0, 0.0, 0.0
+                # one output row per loop: 1.5× faster than the six stores of _bt4 in one
+                o0 = y * wp
+                o1, o2, o3, o4 = o0 + wp, o0 + 2 * wp, o0 + 3 * wp, o0 + 4 * wp
+                for x in range(wp):
+                    r0[base + x] = 4 * xf[o0 + x] - 5 * xf[o2 + x] + xf[o4 + x]
+                for x in range(wp):
+                    r1[base + x] = xf[o3 + x] + xf[o4 + x] - 4 * (xf[o1 + x] + xf[o2 + x])
+                for x in range(wp):
+                    r2[base + x] = 4 * (xf[o1 + x] - xf[o2 + x]) - xf[o3 + x] + xf[o4 + x]
+                for x in range(wp):
+                    r3[base + x] = 2 * (xf[o3 + x] - xf[o1 + x]) - xf[o2 + x] + xf[o4 + x]
+                for x in range(wp):
+                    r4[base + x] = 2 * (xf[o1 + x] - xf[o3 + x]) - xf[o2 + x] + xf[o4 + x]
+                for x in range(wp):
+                    r5[base + x] = 4 * xf[o1 + x] - 5 * xf[o3 + x] + xf[o4 + wp + x]
+                for q in range(base + wp, base + seg):
+                    r0[q], r1[q], r2[q], r3[q], r4[q], r5[q] = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     for r in range(a):
         p = r * a
         for ch in range(c):
             line = rows[r, ch]
             for x in range(m * tcd, m * tcd + m):  # read by the last spare tile only
                 line[x] = 0.0
-            if m == 4:
-                o0, o1, o2 = v[p, ch], v[p + 1, ch], v[p + 2, ch]
-                o3, o4, o5 = v[p + 3, ch], v[p + 4, ch], v[p + 5, ch]
-                for k in range(tcd):
-                    x = 4 * k
-                    t0, t1, t2, t3, t4, t5 = _bt4(line[x], line[x + 1], line[x + 2], line[x + 3],
-                                                  line[x + 4], line[x + 5])
-                    o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
-            else:
-                o0, o1, o2, o3 = v[p, ch], v[p + 1, ch], v[p + 2, ch], v[p + 3, ch]
-                for k in range(tcd):
-                    x = 2 * k
-                    d0, d1, d2, d3 = line[x], line[x + 1], line[x + 2], line[x + 3]
-                    o0[k], o1[k], o2[k], o3[k] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
-
-
+            o0, o1, o2 = v[p, ch], v[p + 1, ch], v[p + 2, ch]
+            o3, o4, o5 = v[p + 3, ch], v[p + 4, ch], v[p + 5, ch]
+            for k in range(tcd):
+                x = 4 * k
+                t0, t1, t2, t3, t4, t5 = _bt4(line[x], line[x + 1], line[x + 2], line[x + 3],
+                                              line[x + 4], line[x + 5])
+                o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
 @njit(cache=True, nogil=True)
 def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
     """out[s, f, r·wp + q] = (Aᵀ M A)[tile] + b[f] for samples s0:s1, ``wp`` the output's row
@@ -131,18 +121,12 @@ def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
         p = r * a
         for f in range(nf):
             line = rows[r, f]
-            if m == 4:
-                i0, i1, i2 = mm[p, f], mm[p + 1, f], mm[p + 2, f]
-                i3, i4, i5 = mm[p + 3, f], mm[p + 4, f], mm[p + 5, f]
-                for k in range(tcd):
-                    y0, y1, y2, y3 = _at4(i0[k], i1[k], i2[k], i3[k], i4[k], i5[k])
-                    x = 4 * k
-                    line[x], line[x + 1], line[x + 2], line[x + 3] = y0, y1, y2, y3
-            else:
-                i0, i1, i2, i3 = mm[p, f], mm[p + 1, f], mm[p + 2, f], mm[p + 3, f]
-                for k in range(tcd):
-                    m0, m1, m2, m3 = i0[k], i1[k], i2[k], i3[k]
-                    line[2 * k], line[2 * k + 1] = m0 + m1 + m2, m1 - m2 - m3
+            i0, i1, i2 = mm[p, f], mm[p + 1, f], mm[p + 2, f]
+            i3, i4, i5 = mm[p + 3, f], mm[p + 4, f], mm[p + 5, f]
+            for k in range(tcd):
+                y0, y1, y2, y3 = _at4(i0[k], i1[k], i2[k], i3[k], i4[k], i5[k])
+                x = 4 * k
+                line[x], line[x + 1], line[x + 2], line[x + 3] = y0, y1, y2, y3
     for f in range(nf):
         bias = b[f]
         r0, r1, r2 = rows[0, f], rows[1, f], rows[2, f]
@@ -153,25 +137,16 @@ def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
                 base = ((s - s0) * th + ti) * seg
                 o = ti * m * wp
                 last = oh - ti * m  # output rows left: the last tile row may be cut
-                if m == 4:
-                    for x in range(ow):
-                        q = base + x
-                        y0, y1, y2, y3 = _at4(r0[q], r1[q], r2[q], r3[q], r4[q], r5[q])
-                        dst[o + x] = y0 + bias
-                        if last > 1:
-                            dst[o + wp + x] = y1 + bias
-                        if last > 2:
-                            dst[o + 2 * wp + x] = y2 + bias
-                        if last > 3:
-                            dst[o + 3 * wp + x] = y3 + bias
-                else:
-                    for x in range(ow):
-                        q = base + x
-                        dst[o + x] = r0[q] + r1[q] + r2[q] + bias
+                for x in range(ow):
+                    q = base + x
+                    y0, y1, y2, y3 = _at4(r0[q], r1[q], r2[q], r3[q], r4[q], r5[q])
+                    dst[o + x] = y0 + bias
                     if last > 1:
-                        for x in range(ow):
-                            q = base + x
-                            dst[o + wp + x] = r1[q] - r2[q] - r3[q] + bias
+                        dst[o + wp + x] = y1 + bias
+                    if last > 2:
+                        dst[o + 2 * wp + x] = y2 + bias
+                    if last > 3:
+                        dst[o + 3 * wp + x] = y3 + bias
             for r in range(oh - 1):  # the gap columns
                 for x in range(ow, wp):
                     dst[r * wp + x] = 0.0
@@ -212,11 +187,12 @@ def _chunk_forward(xp, u, b, s0, s1, m, th, tw, pitch, out, rbuf, vbuf, mbuf):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def winograd_forward_flat(xp, u, b, m, pitch, threads):
+def winograd_forward_flat(xp, u, b, pitch, threads):
     """conv(xp) + b as rows (N, F, L = (OH−1)·pitch + OW) of an already padded, C-contiguous
     float32 batch, ``u`` being ``conv_winograd_plan.filter_transform(w, m)`` of the 3×3 filters:
     pitch Wp is ``conv_gemm``'s flat layout, pitch OW the (N, F, OH, OW) image itself. One
     worker per thread (numba's ``get_num_threads``) takes every threads-th chunk."""
+    m = M
     n, c, hp, wp = xp.shape
     pos, nf = u.shape[0], u.shape[1]
     out = np.empty((n, nf, (hp - 3) * pitch + wp - 2), xp.dtype)
@@ -266,38 +242,24 @@ def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
                 y = ti * m
                 for x in range(seg):
                     q = base + x
-                    if m == 4:
-                        y0 = ys[y, x] if x < ow else 0.0
-                        y1 = ys[y + 1, x] if x < ow and y + 1 < oh else 0.0
-                        y2 = ys[y + 2, x] if x < ow and y + 2 < oh else 0.0
-                        y3 = ys[y + 3, x] if x < ow and y + 3 < oh else 0.0
-                        acc += y0 + y1 + y2 + y3
-                        t0, t1, t2, t3, t4, t5 = _a4(y0, y1, y2, y3)
-                        l0[q], l1[q], l2[q], l3[q], l4[q], l5[q] = t0, t1, t2, t3, t4, t5
-                    else:
-                        y0 = ys[y, x] if x < ow else 0.0
-                        y1 = ys[y + 1, x] if x < ow and y + 1 < oh else 0.0
-                        acc += y0 + y1
-                        l0[q], l1[q], l2[q], l3[q] = y0, y0 + y1, y0 - y1, -y1
+                    y0 = ys[y, x] if x < ow else 0.0
+                    y1 = ys[y + 1, x] if x < ow and y + 1 < oh else 0.0
+                    y2 = ys[y + 2, x] if x < ow and y + 2 < oh else 0.0
+                    y3 = ys[y + 3, x] if x < ow and y + 3 < oh else 0.0
+                    acc += y0 + y1 + y2 + y3
+                    t0, t1, t2, t3, t4, t5 = _a4(y0, y1, y2, y3)
+                    l0[q], l1[q], l2[q], l3[q], l4[q], l5[q] = t0, t1, t2, t3, t4, t5
         db[f] += acc
     for r in range(a):
         p = r * a
         for f in range(nf):
             line = rows[r, f]
-            if m == 4:
-                o0, o1, o2 = dm[p, f], dm[p + 1, f], dm[p + 2, f]
-                o3, o4, o5 = dm[p + 3, f], dm[p + 4, f], dm[p + 5, f]
-                for k in range(tcd):
-                    x = 4 * k
-                    t0, t1, t2, t3, t4, t5 = _a4(line[x], line[x + 1], line[x + 2], line[x + 3])
-                    o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
-            else:
-                o0, o1, o2, o3 = dm[p, f], dm[p + 1, f], dm[p + 2, f], dm[p + 3, f]
-                for k in range(tcd):
-                    y0, y1 = line[2 * k], line[2 * k + 1]
-                    o0[k], o1[k], o2[k], o3[k] = y0, y0 + y1, y0 - y1, -y1
-
-
+            o0, o1, o2 = dm[p, f], dm[p + 1, f], dm[p + 2, f]
+            o3, o4, o5 = dm[p + 3, f], dm[p + 4, f], dm[p + 5, f]
+            for k in range(tcd):
+                x = 4 * k
+                t0, t1, t2, t3, t4, t5 = _a4(line[x], line[x + 1], line[x + 2], line[x + 3])
+                o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
 @njit(cache=True, nogil=True)
 def _input_adjoint(dv, s0, s1, m, th, tw, rows, dxp):
     """dxp[s0:s1] = the sum over tiles of B dV Bᵀ at each tile's place (the input transform's
@@ -311,23 +273,16 @@ def _input_adjoint(dv, s0, s1, m, th, tw, rows, dxp):
         p = r * a
         for ch in range(c):
             line = rows[r, ch]
-            if m == 4:
-                v0, v1, v2 = dv[p, ch], dv[p + 1, ch], dv[p + 2, ch]
-                v3, v4, v5 = dv[p + 3, ch], dv[p + 4, ch], dv[p + 5, ch]
-                t0, t1, t2, t3, t4, t5 = _b4(v0[0], v1[0], v2[0], v3[0], v4[0], v5[0])
-                line[0], line[1], line[2], line[3] = t0, t1, t2, t3
-                for k in range(1, tcd):
-                    t0, t1, t2, t3, t4, t5 = _b4(v0[k], v1[k], v2[k], v3[k], v4[k], v5[k])
-                    u0, u1, u2, u3, u4, u5 = _b4(v0[k - 1], v1[k - 1], v2[k - 1], v3[k - 1],
-                                                 v4[k - 1], v5[k - 1])
-                    x = 4 * k
-                    line[x], line[x + 1], line[x + 2], line[x + 3] = t0 + u4, t1 + u5, t2, t3
-            else:
-                v0, v1, v2, v3 = dv[p, ch], dv[p + 1, ch], dv[p + 2, ch], dv[p + 3, ch]
-                line[0], line[1] = v0[0], v1[0] - v2[0] + v3[0]
-                for k in range(1, tcd):
-                    line[2 * k] = v0[k] - v0[k - 1] + v1[k - 1] + v2[k - 1]
-                    line[2 * k + 1] = v1[k] - v2[k] + v3[k] - v3[k - 1]
+            v0, v1, v2 = dv[p, ch], dv[p + 1, ch], dv[p + 2, ch]
+            v3, v4, v5 = dv[p + 3, ch], dv[p + 4, ch], dv[p + 5, ch]
+            t0, t1, t2, t3, t4, t5 = _b4(v0[0], v1[0], v2[0], v3[0], v4[0], v5[0])
+            line[0], line[1], line[2], line[3] = t0, t1, t2, t3
+            for k in range(1, tcd):
+                t0, t1, t2, t3, t4, t5 = _b4(v0[k], v1[k], v2[k], v3[k], v4[k], v5[k])
+                u0, u1, u2, u3, u4, u5 = _b4(v0[k - 1], v1[k - 1], v2[k - 1], v3[k - 1],
+                                             v4[k - 1], v5[k - 1])
+                x = 4 * k
+                line[x], line[x + 1], line[x + 2], line[x + 3] = t0 + u4, t1 + u5, t2, t3
     for ch in range(c):
         l0, l1, l2 = rows[0, ch], rows[1, ch], rows[2, ch]
         l3, l4, l5 = rows[3, ch], rows[4, ch], rows[m + 1, ch]
@@ -341,26 +296,16 @@ def _input_adjoint(dv, s0, s1, m, th, tw, rows, dxp):
                 y = ti * m
                 for x in range(wp):
                     q = base + x
-                    if m == 4:
-                        t0, t1, t2, t3, t4, t5 = _b4(l0[q], l1[q], l2[q], l3[q], l4[q], l5[q])
-                        xs[y, x] += t0
-                        xs[y + 1, x] += t1
-                        xs[y + 2, x] += t2
-                        if y + 3 < hp:
-                            xs[y + 3, x] += t3
-                        if y + 4 < hp:
-                            xs[y + 4, x] += t4
-                        if y + 5 < hp:
-                            xs[y + 5, x] += t5
-                    else:
-                        xs[y, x] += l0[q]
-                        xs[y + 1, x] += l1[q] - l2[q] + l3[q]
-                        if y + 2 < hp:
-                            xs[y + 2, x] += l1[q] + l2[q] - l0[q]
-                        if y + 3 < hp:
-                            xs[y + 3, x] -= l3[q]
-
-
+                    t0, t1, t2, t3, t4, t5 = _b4(l0[q], l1[q], l2[q], l3[q], l4[q], l5[q])
+                    xs[y, x] += t0
+                    xs[y + 1, x] += t1
+                    xs[y + 2, x] += t2
+                    if y + 3 < hp:
+                        xs[y + 3, x] += t3
+                    if y + 4 < hp:
+                        xs[y + 4, x] += t4
+                    if y + 5 < hp:
+                        xs[y + 5, x] += t5
 @njit(cache=True, nogil=True)
 def _chunk_backward(xp, u, dy, s0, s1, m, th, tw, du, db, dxp, need_dx, rbuf, vbuf, mbuf):
     """``winograd_backward`` for the samples s0:s1: du = Σ_tiles dM · Vᵀ, dxp from Uᵀ · dM."""
@@ -378,10 +323,11 @@ def _chunk_backward(xp, u, dy, s0, s1, m, th, tw, du, db, dxp, need_dx, rbuf, vb
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def winograd_backward(xp, u, dy, m, need_dx, threads):
+def winograd_backward(xp, u, dy, need_dx, threads):
     """(d padded input or empty, dU per chunk (chunks, a², F, C), d bias) of
     ``winograd_forward_flat``; ``conv_winograd_plan.weight_grad`` turns the dU into the
     filters' gradient."""
+    m = M
     n, c, hp, wp = xp.shape
     pos, nf = u.shape[0], u.shape[1]
     bounds, th, tw, tcd = _geometry(xp, u, m, TILE_ELEMENTS)
