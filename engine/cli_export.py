@@ -3,7 +3,9 @@
 Export: the output's extension picks the form. ``.py`` is a module with the model, its loss and
 a command line that trains it with the graph file's settings (``engine.export.torch_code``).
 ``.onnx`` is the inference graph with the weights inside (``engine.export.onnx``): from
-``--weights``, else freshly initialised ones, and it says which.
+``--weights``, else freshly initialised ones, and it says which. ``--split`` writes an
+encoder-decoder as two: ``OUT.encoder.onnx`` and ``OUT.decoder.onnx``
+(``engine.export.onnx_split``).
 Import: an ONNX model's graph (``engine.export.onnx_import``) as a graph file, its weights
 beside it as ``OUT.weights.npz``, which opening the graph loads.
 """
@@ -27,6 +29,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--weights", metavar="FILE",
                         help="trained weights (.npz or .safetensors) to put in an .onnx model "
                              "or a project")
+    parser.add_argument("--split", action="store_true",
+                        help="an encoder-decoder as two .onnx models: OUT.encoder.onnx (source "
+                             "and mask -> memory) and OUT.decoder.onnx (memory and decoder "
+                             "input -> next-token scores)")
     parser.add_argument("--project", action="store_true",
                         help="OUT is a folder: a PyTorch training project (model.py, train.py "
                              "for torchrun, the data and weights, a README)")
@@ -74,6 +80,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if out.suffix not in FORMATS:
         raise LayerloomError(f"{out.name}: cannot tell the format; name a .py file (PyTorch "
                              f"code) or an .onnx file")
+    if args.split and out.suffix != ".onnx":
+        raise LayerloomError(f"{out.name}: --split writes ONNX models; name an .onnx file")
     project = load_project(args.graph)
     if out.suffix == ".py":
         from layerloom.engine.export.torch_code import torch_source
@@ -90,7 +98,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             net.load_weights(args.weights)
         from layerloom.engine.predict import export_metadata
 
-        payload = onnx_bytes(net, title=out.stem, metadata=export_metadata(project.data))
+        metadata = export_metadata(project.data)
+        if args.split:
+            return _write_split(net, out, metadata, args.weights)
+        payload = onnx_bytes(net, title=out.stem, metadata=metadata)
         hint = (f"weights from {args.weights}" if args.weights else
                 "weights freshly initialised: pass --weights FILE for trained ones")
     try:
@@ -98,6 +109,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     except OSError as err:
         raise LayerloomError(f"{out}: cannot write ({err.strerror or err})") from None
     print(f"wrote {out} ({FORMATS[out.suffix]}); {hint}", file=sys.stderr)
+    return 0
+
+
+def _write_split(net, out: Path, metadata: dict, weights: str | None) -> int:
+    from layerloom.engine.export.onnx_split import split_onnx
+    from layerloom.engine.serialize import atomic_write_bytes
+
+    models = split_onnx(net, title=out.stem, metadata=metadata)
+    paths = [out.with_suffix(f".{part}.onnx") for part in ("encoder", "decoder")]
+    for path, payload in zip(paths, models):
+        try:
+            atomic_write_bytes(path, payload)
+        except OSError as err:
+            raise LayerloomError(f"{path}: cannot write ({err.strerror or err})") from None
+    start = f"weights from {weights}" if weights else "weights freshly initialised"
+    print(f"wrote {paths[0]} (source, source_mask -> memory) and {paths[1]} (memory, "
+          f"decoder_input -> next-token scores); {start}", file=sys.stderr)
     return 0
 
 

@@ -55,8 +55,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="with --source: beam search with K beams (default 1: greedy)")
     parser.add_argument("--length", type=_count, default=200, metavar="N",
                         help="characters to generate (default 200)")
-    parser.add_argument("--temperature", type=_temperature, default=0.8, metavar="T",
-                        help="below 1 safer, above 1 wilder, 0 always the likeliest (default 0.8)")
+    parser.add_argument("--temperature", type=_temperature, default=0.6, metavar="T",
+                        help="below 1 safer, above 1 wilder, 0 always the likeliest (default 0.6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random draws")
     parser.add_argument("--data", metavar="SPEC",
                         help="the data the model was trained on, for its vocabulary "

@@ -5,8 +5,12 @@ the source ids, the decoder input and the source's padding mask packed side by s
 scores for the next target token at every decoder position. Decoding starts from ``<s>`` and the
 source, and feeds each chosen token back in as the next decoder input; the positions not decoded
 yet hold ``<pad>``. That is exact for a causal decoder (as every Transformer decoder is): no
-decoder position reads a later one, so the padding is never seen. Each step reruns the whole
-graph, which for the small models this is for costs less than keeping a cache would.
+decoder position reads a later one, so the padding is never seen. The encoder runs once per
+source: the graph is cut where the ONNX split export cuts it (``engine.seq2seq_parts``), and each
+step reruns only the part downstream of the decoder input, with the same kernels on the same
+values as a whole forward, so the scores are the same bit for bit. (A graph with no such cut
+reruns whole.) Keeping the decoder's own earlier positions instead of recomputing them would
+need a cache in every attention kernel; for the small models this is for it is not worth it.
 
 ``greedy`` takes the likeliest token at every step, for many sources at once. ``beam_search``
 keeps the ``k`` likeliest partial targets (by summed log-probability) and returns the likeliest
@@ -20,6 +24,8 @@ import numpy as np
 
 from layerloom.engine.data.pairs import EOS, PAD, PairFormat, packed_inputs
 from layerloom.engine.network import Network
+from layerloom.engine.seq2seq_parts import (DECODER_INPUT, NotEncoderDecoder, partition,
+                                            run_steps, split_schedule)
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.training import bind
 
@@ -48,9 +54,12 @@ class Seq2SeqModel:
     input_id: str
     label_id: str
     logits_ref: tuple
+    parts: tuple | None = None  # (encoder steps, decoder steps, memory refs, decoder slice ref)
 
     @classmethod
-    def of(cls, net: Network, fmt: PairFormat) -> "Seq2SeqModel":
+    def of(cls, net: Network, fmt: PairFormat, reuse_encoder: bool = True) -> "Seq2SeqModel":
+        """``reuse_encoder``: run the encoder once per source (False: the whole graph at every
+        step, as a reference)."""
         binding = bind(net)
         if binding.logits_ref is None:
             raise DecodeError("the graph has no CrossEntropyLoss fed by the Label: there are no "
@@ -62,14 +71,48 @@ class Seq2SeqModel:
             raise DecodeError(f"Input {binding.input_id!r} must take int64 ids of shape {want} "
                               f"(source, decoder input and source mask side by side), not "
                               f"{shape}: fit the graph to the pairs data first")
-        return cls(net, fmt, binding.input_id, binding.label_id, binding.logits_ref)
+        parts = None
+        try:
+            part = partition(net.plan)
+            if reuse_encoder and part.input_id == binding.input_id:
+                parts = (*split_schedule(net.executor.schedule, part),
+                         part.slice_ref(DECODER_INPUT))
+        except NotEncoderDecoder:
+            pass  # no encoder to keep: every step runs the whole graph
+        return cls(net, fmt, binding.input_id, binding.label_id, binding.logits_ref, parts)
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         """(N, steps, vocab) next-token scores for packed inputs ``x``."""
         labels = np.zeros((len(x), self.fmt.steps), np.int64)
         self.net.forward({self.input_id: x, self.label_id: labels}, check=False)
-        z = self.net.executor.values[self.logits_ref]
-        if z.shape != (len(x), self.fmt.steps, len(self.fmt.vocab)):
+        return self._checked(self.net.executor.values[self.logits_ref])
+
+    def encode(self, x: np.ndarray) -> dict | None:
+        """What every decoding step of packed inputs ``x`` reuses: the values the decoder part
+        reads from the encoder part, computed once (None for a graph without an encoder part)."""
+        if self.parts is None:
+            return None
+        encoder, _, memory, _ = self.parts
+        step = self.net.plan.step(self.input_id)
+        values = run_steps(encoder, self.net.params,
+                           {(self.input_id, step.outputs[0]): self.net.executor.feed(step, x)},
+                           self.net.rng)
+        return {ref: values[ref] for ref in memory}
+
+    def step_scores(self, memory: dict | None, x: np.ndarray) -> np.ndarray:
+        """``scores(x)`` for packed inputs whose source part ``memory`` came from (``encode``),
+        running only the decoder part: the same values bit for bit."""
+        if memory is None:
+            return self.scores(x)
+        _, decoder, _, dec_slice = self.parts
+        n = self.fmt.steps
+        values = dict(memory)
+        values[dec_slice] = np.ascontiguousarray(x[:, n:2 * n], np.int64)
+        return self._checked(run_steps(decoder, self.net.params, values, self.net.rng)[
+            self.logits_ref])
+
+    def _checked(self, z: np.ndarray) -> np.ndarray:
+        if z.shape[1:] != (self.fmt.steps, len(self.fmt.vocab)):
             raise DecodeError(f"the model gives scores of shape {z.shape[1:]} per sample; decoding "
                               f"needs one score per token of the {len(self.fmt.vocab)}-token "
                               f"vocabulary at each of the {self.fmt.steps} decoder positions")
@@ -93,8 +136,9 @@ def greedy_ids(model: Seq2SeqModel, sources: np.ndarray) -> np.ndarray:
     x = model.packed(np.asarray(sources, np.int64))
     out = np.full((len(x), t), PAD, np.int64)
     ended = np.zeros(len(x), bool)
+    memory = model.encode(x)
     for i in range(t):
-        out[:, i] = model.scores(x)[:, i].argmax(axis=-1)
+        out[:, i] = model.step_scores(memory, x)[:, i].argmax(axis=-1)
         ended |= out[:, i] == EOS
         if ended.all() or i + 1 == t:
             break
@@ -113,8 +157,9 @@ def greedy(model: Seq2SeqModel, source: np.ndarray) -> Decoded:
     s = model.fmt.steps
     x = model.packed(np.asarray(source, np.int64)[None])
     ids, total = [], 0.0
+    memory = model.encode(x)
     for i in range(model.fmt.target_len):
-        logp = _log_softmax(model.scores(x)[0, i])
+        logp = _log_softmax(model.step_scores(memory, x)[0, i])
         ids.append(int(logp.argmax()))
         total += logp[ids[-1]]
         if ids[-1] == EOS or i + 1 == model.fmt.target_len:
@@ -132,11 +177,18 @@ def beam_search(model: Seq2SeqModel, source: np.ndarray, k: int) -> Decoded:
     s, t = model.fmt.steps, model.fmt.target_len
     beams = [([], 0.0)]  # (ids so far, summed log-probability), best first
     finished = []
+    one = model.packed(np.asarray(source, np.int64)[None])
+    # The encoder runs once per number of beams (1, then k, fewer as beams finish), not once:
+    # its kernels may add up in another order for another batch size, and a repeated row of a
+    # one-row memory would then differ in the last bits from what a whole forward computes.
+    memories = {}
     for i in range(t):
-        x = model.packed(np.repeat(np.asarray(source, np.int64)[None], len(beams), axis=0))
+        x = np.repeat(one, len(beams), axis=0)
         for row, (ids, _) in enumerate(beams):
             x[row, s + 1:s + 1 + i] = ids
-        logp = _log_softmax(model.scores(x)[:, i])
+        if len(beams) not in memories:
+            memories[len(beams)] = model.encode(x)
+        logp = _log_softmax(model.step_scores(memories[len(beams)], x)[:, i])
         totals = np.array([score for _, score in beams])[:, None] + logp
         order = np.argsort(-totals, axis=None, kind="stable")[:k]  # row-major: beam, then token
         beams = []

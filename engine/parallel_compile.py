@@ -1,25 +1,39 @@
 """Compile on every core: helper processes fill numba's on-disk cache while a warm-up compiles.
 
 numba compiles one kernel at a time and holds the GIL while it does, so a fresh install's first
-warm-up (LeNet-5: ~15 s of CPU) used one core of two. When the warm-up's first compilation
-starts, ``Helpers`` launches processes (``python -m layerloom.engine.parallel_compile``) that
-compile the graph's census kernels (``engine.warmup.Census``: names and argument types) into
-the cache from the other end of the list, while this process compiles them from the front.
-numba looks in its cache before it compiles, so each side loads what the other finished; they
-meet in the middle. On a warm cache nothing compiles and no helper starts.
+warm-up (LeNet-5: ~15 s of CPU) used one core of two. Helper processes (``python -m
+layerloom.engine.parallel_compile``) compile the graph's census kernels (``engine.warmup.Census``:
+names and argument types) into the cache while this process compiles them too; numba looks in
+its cache before it compiles, so each side loads what another finished. ``start_early`` starts
+the helpers at launch, before the window is built (they load the graph to be opened and look up
+its census themselves: compiling starts ~2 s before the window could); ``Helpers`` starts them
+at a warm-up's first compilation when none are at work (never on a warm cache).
+
+Every side walks the same list, costliest kernel first (``balanced``), and *claims* a kernel
+before compiling it, by creating a file in the window process's claims folder (``claims_dir``):
+a side skips what another claimed, so whoever is free takes the largest work left and nothing
+compiles twice. The window's warm-up then waits for the kernels others claimed and loads each
+from the cache as its ``.done`` mark appears (or compiles it itself if its claimer has gone).
 
 Argument types travel as numba's own text (``str(tuple(sig))``) and are read back by a small
 parser for the forms a call from Python produces (arrays, scalars), never by ``eval``.
 """
 from __future__ import annotations
 
+import atexit
+import functools
+import hashlib
 import importlib
+import inspect
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 
 from numba.core import event, types
 
@@ -93,44 +107,230 @@ def dispatcher(name: str):
     return found if hasattr(found, "compile") and hasattr(found, "py_func") else None
 
 
+@functools.lru_cache(maxsize=None)
+def _tree(name: str) -> dict:
+    """{function: source lines} of an engine kernel and every engine kernel it calls."""
+    d = dispatcher(name)
+    found, todo = {}, [d] if d is not None else []
+    while todo:
+        f = todo.pop().py_func
+        if f in found:
+            continue
+        try:
+            found[f] = len(inspect.getsourcelines(f)[0])
+        except (OSError, TypeError):
+            found[f] = 10
+        todo.extend(v for v in (f.__globals__.get(n) for n in f.__code__.co_names)
+                    if hasattr(v, "py_func") and hasattr(v, "compile")
+                    and v.py_func.__module__.startswith(PACKAGE))
+    return found
+
+
+def _parallel(name: str) -> bool:
+    d = dispatcher(name)
+    return d is not None and bool(d.targetoptions.get("parallel"))
+
+
+def cost(name: str, known: set = frozenset()) -> int:
+    """A kernel's compile cost, roughly: the source lines of it and of every engine kernel it
+    calls but those in ``known`` (numba compiles each callee on its own, or loads it from the
+    cache, and again inside the caller), doubled for a numba-parallel kernel (its parfor passes
+    and outlined loop body). 0 for an unknown name."""
+    lines = sum(n for f, n in _tree(name).items() if f not in known)
+    return lines * (2 if _parallel(name) else 1)
+
+
 def balanced(kernels: list) -> list:
-    """The census in a working order for two ends: the numba-parallel kernels (the costly
-    ones) dealt alternately to the front and the back, the rest in between."""
-    heavy, light = [], []
-    for k in kernels:
-        d = dispatcher(k[0])
-        (heavy if d is not None and d.targetoptions.get("parallel") else light).append(k)
-    return heavy[0::2] + light + heavy[1::2][::-1]
+    """The census in working order for every side (this process and its helpers take the next
+    kernel nobody has claimed): the costliest first, cost counted without the callees of the
+    kernels before it, so that whoever is free takes the largest remaining work and a kernel
+    whose callees another compiles comes late, when they are in the cache."""
+    trees = {k[0]: _tree(k[0]) for k in kernels}
+    order, known, rest = [], set(), sorted(kernels)
+    while rest:
+        best = max(rest, key=lambda k: cost(k[0], known))
+        rest.remove(best)
+        order.append(best)
+        known |= set(trees[best[0]])
+    return order
 
 
-def compile_all(kernels: list, parent: int | None = None) -> int:
+# ------------------------------------------------------------------------------ claims
+_CLAIMS: list[str] = []  # this process's claims folder, made on first use
+EARLY: list[subprocess.Popen] = []  # helpers started at launch (``start_early``)
+WAIT = 600.0  # seconds the warm-up waits at most for another process's kernel
+
+
+def claims_dir() -> str:
+    """The claims folder of this window's session (removed when the process ends)."""
+    if not _CLAIMS:
+        folder = tempfile.mkdtemp(prefix="layerloom-compile-")
+        atexit.register(shutil.rmtree, folder, True)
+        _CLAIMS.append(folder)
+    return _CLAIMS[0]
+
+
+def _mark(claims: str, name: str, sig: str) -> str:
+    return os.path.join(claims, hashlib.sha1(f"{name} {sig}".encode()).hexdigest()[:24])
+
+
+def _claim(mark: str) -> bool:
+    """True when this process may compile the kernel: the claim was free (it is ours now), or
+    there is no folder to claim it in."""
+    try:
+        fd = os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return False
+    except OSError:
+        return True
+    try:
+        os.write(fd, str(os.getpid()).encode())
+    finally:
+        os.close(fd)
+    return True
+
+
+def _finish(mark: str) -> None:
+    try:
+        open(mark + ".done", "wb").close()
+    except OSError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:  # a zombie (ended, not reaped) has ended
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _settled(mark: str) -> bool:
+    """The kernel claimed at ``mark`` is in the cache, or this process should compile it: its
+    claimer has gone, or is this process (another thread: numba's lock orders the two)."""
+    if os.path.exists(mark + ".done"):
+        return True
+    try:
+        with open(mark, "rb") as f:
+            pid = int(f.read() or 0)
+    except (OSError, ValueError):
+        return True
+    return pid in (0, os.getpid()) or not _alive(pid)
+
+
+def _compile(d, args) -> int:
+    try:
+        d.compile(args)
+        return 1
+    except Exception:  # noqa: BLE001 (a census from another version: the warm-up decides)
+        return 0
+
+
+def compile_all(kernels: list, parent: int | None = None, claims: str | None = None,
+                wait: bool = False) -> int:
     """Compile (or load from the cache) each (name, argument types) in order; how many. A
-    helper stops when its ``parent`` process has gone (a window closed meanwhile)."""
-    done = 0
+    helper stops when its ``parent`` process has gone (a window closed meanwhile). With a
+    ``claims`` folder a kernel another process claimed is skipped; with ``wait`` too (the
+    window's warm-up) each of those is loaded once that process has it in the cache."""
+    done, pending = 0, []
     for name, sig in kernels:
         if parent is not None and os.getppid() != parent:
             break
         d, args = dispatcher(name), parse_signature(sig)
         if d is None or args is None:
             continue
-        try:
-            d.compile(args)
+        if args in d.overloads:  # in memory already
             done += 1
-        except Exception:  # noqa: BLE001 (a census from another version: the warm-up decides)
-            pass
+            continue
+        mark = _mark(claims, name, sig) if claims else None
+        if mark is not None and not _claim(mark):
+            pending.append((d, args, mark))
+            continue
+        done += _compile(d, args)
+        if mark is not None:
+            _finish(mark)
+    deadline = time.monotonic() + WAIT
+    while wait and pending:
+        ready = [p for p in pending if _settled(p[2])] if time.monotonic() < deadline else pending
+        for item in ready:
+            pending.remove(item)
+            done += _compile(item[0], item[1])
+        if pending and not ready:
+            time.sleep(0.02)
     return done
+
+
+def start_early(graph, count: int | None = None) -> list[subprocess.Popen]:
+    """At launch, before the window is built: ``count`` helpers (one core fewer than the engine
+    uses, at most 3) that load ``graph``, look up its census and compile it into numba's cache,
+    each taking the next kernel nobody has claimed in this process's ``claims_dir``. On a warm cache they only load
+    and end; a graph without a census (or data) ends them at once."""
+    from layerloom.engine.threads import get_threads
+
+    count = min(3, get_threads() - 1) if count is None else count
+    if count > 0 and not EARLY:
+        atexit.register(_end, EARLY)  # the window closed: what they finished stays cached
+    for _ in range(count):
+        try:
+            EARLY.append(subprocess.Popen(
+                [sys.executable, "-m", "layerloom.engine.parallel_compile", str(os.getpid()),
+                 "--claims", claims_dir(), "--graph", str(graph)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        except OSError:
+            break
+    return EARLY
+
+
+def _end(procs: list) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _census_of_graph(path: str) -> list:
+    """The kernels of a graph file's warm-up with its own data and settings, in working order
+    (none without a census)."""
+    from layerloom.engine import warmup
+    from layerloom.engine.data.section import load_data_section
+    from layerloom.engine.network import Network
+    from layerloom.engine.project import fit_graph_to_data, load_project
+    from layerloom.engine.training import TrainConfig
+
+    try:
+        project = load_project(path)
+        _spec, data = load_data_section(project.data, str(path))
+        fit_graph_to_data(project.graph, data)
+        config = TrainConfig.from_dict(project.training)
+        net = Network(project.graph, seed=config.seed)
+    except Exception:  # noqa: BLE001 (a graph that cannot run yet: nothing to compile ahead)
+        return []
+    return balanced(warmup.expected_kernels(net, config) or [])
 
 
 class Helpers(event.Listener):
     """Starts ``count`` helper processes at this process's first compilation (never on a warm
-    cache), each working through ``kernels`` from its own place near the back; ``close``
-    ends those still running (whatever they finished stays in the cache)."""
+    cache; fewer while those of ``start_early`` work), each working through ``kernels``: with a
+    ``claims`` folder the next kernel nobody claimed, without one from its own place near the
+    back. ``close`` ends those still running (whatever they finished stays in the cache)."""
 
-    def __init__(self, kernels: list, count: int | None = None):
+    def __init__(self, kernels: list, count: int | None = None, claims: str | None = None):
         from layerloom.engine.threads import get_threads
 
         self.kernels = list(kernels)  # at most 3 helpers: each holds ~150 MB while it compiles
         self.count = min(3, get_threads() - 1) if count is None else count
+        self.claims = claims
         self.procs: list[subprocess.Popen] = []
         self._lock = threading.Lock()
         self._started = False
@@ -140,11 +340,11 @@ class Helpers(event.Listener):
             if self._started or not self.kernels or self.count < 1:
                 return
             self._started = True
-        n = len(self.kernels)
-        for i in range(self.count):  # helper i starts at (i + 1) / (count + 1) from the back
-            start = n - 1 - (i * n) // (self.count + 1)
-            order = self.kernels[start::-1] + self.kernels[:start:-1]
-            self.procs.append(_spawn(order))
+        # those started at launch and still working count (they claim in the same folder)
+        early = sum(proc.poll() is None for proc in EARLY) if self.claims else 0
+        for i in range(early, self.count):  # without claims, each from its own place
+            order = self.kernels if self.claims else _from_the_back(self.kernels, i, self.count)
+            self.procs.append(_spawn(order, self.claims))
 
     def on_end(self, ev) -> None:
         pass
@@ -169,9 +369,18 @@ class Helpers(event.Listener):
         self.procs = []
 
 
-def _spawn(kernels: list) -> subprocess.Popen:
+def _from_the_back(kernels: list, i: int, count: int) -> list:
+    """Helper ``i`` of ``count``'s order without claims: from (i + 1) / (count + 1) of the way
+    from the back, then the rest of the list."""
+    n = len(kernels)
+    start = n - 1 - (i * n) // (count + 1)
+    return kernels[start::-1] + kernels[:start:-1]
+
+
+def _spawn(kernels: list, claims: str | None = None) -> subprocess.Popen:
+    more = ["--claims", claims] if claims else []
     proc = subprocess.Popen([sys.executable, "-m", "layerloom.engine.parallel_compile",
-                             str(os.getpid())],
+                             str(os.getpid()), *more],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     proc.stdin.write(json.dumps(kernels).encode())
@@ -179,9 +388,22 @@ def _spawn(kernels: list) -> subprocess.Popen:
     return proc
 
 
+def _main(argv: list[str]) -> int:
+    """``python -m layerloom.engine.parallel_compile PARENT [--claims DIR] [--graph FILE]``: the
+    kernels from stdin (a JSON list), or the graph file's census in working order, compiled."""
+    opts = dict(zip(argv[1::2], argv[2::2]))
+    parent = int(argv[0]) if argv[:1] and argv[0].isdigit() else None
+    claims = opts.get("--claims")
+    if "--graph" in opts:
+        listed = _census_of_graph(opts["--graph"])
+    else:
+        listed = json.loads(sys.stdin.read() or "[]")
+        ok = isinstance(listed, list) and all(
+            isinstance(k, list) and len(k) == 2 and all(isinstance(s, str) for s in k)
+            for k in listed)
+        listed = listed if ok else []
+    return compile_all(listed, parent, claims)
+
+
 if __name__ == "__main__":
-    listed = json.loads(sys.stdin.read() or "[]")
-    ok = isinstance(listed, list) and all(
-        isinstance(k, list) and len(k) == 2 and all(isinstance(s, str) for s in k) for k in listed)
-    parent = int(sys.argv[1]) if sys.argv[1:2] and sys.argv[1].isdigit() else None
-    print(compile_all(listed if ok else [], parent))
+    print(_main(sys.argv[1:]))

@@ -86,16 +86,17 @@ def engine_threads(blas: bool = False) -> Iterator[None]:
 _active = threading.local()  # the cores and BLAS threads of this thread's engine_threads block
 _pool: list = []  # [ThreadPoolExecutor] once a row split first runs
 _blas_libs: list = []  # threadpoolctl's BLAS controllers: set_num_threads is a cheap call on them
+ROW_THREADS = "layerloom-rows"  # the pool's thread names
 MIN_ROWS = 4  # rows per part: fewer and the hand-over costs more than the part saves
 # A product of fewer multiply-adds per part runs on one core: the hand-over (~20 µs) would cost
 # more than the second core saves (~4 M multiply-adds take ~40 µs on one core here).
 MIN_GEMM_MACS = 1 << 22
 
 
-def row_parts(rows: int) -> list[tuple[int, int]]:
+def row_parts(rows: int, min_rows: int = MIN_ROWS) -> list[tuple[int, int]]:
     """[(start, stop)] splitting ``rows`` over the cores of the current ``engine_threads`` block
-    (one part outside such a block, or when the batch is small)."""
-    k = max(1, min(getattr(_active, "cores", 1), rows // MIN_ROWS))
+    (one part outside such a block, or when the batch is small: parts of ``min_rows`` or more)."""
+    k = max(1, min(getattr(_active, "cores", 1), rows // min_rows))
     bounds = [rows * i // k for i in range(k + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 
@@ -128,7 +129,7 @@ def run_row_parts(fn: Callable[[int, int], object], parts: list) -> list:
     if len(parts) == 1:
         return [fn(*parts[0])]
     if not _pool:
-        _pool.append(ThreadPoolExecutor(max_workers=15, thread_name_prefix="layerloom-rows"))
+        _pool.append(ThreadPoolExecutor(max_workers=15, thread_name_prefix=ROW_THREADS))
     blas = getattr(_active, "blas", 1)
     if blas > 1:
         _set_blas(1)

@@ -29,6 +29,7 @@ from layerloom.engine.network import Network
 from layerloom.engine.optim import make_optimizer
 from layerloom.engine.paths import RESOURCES
 from layerloom.engine.spec import LayerloomError
+from layerloom.engine.threads import ROW_THREADS
 from layerloom.engine.training import TrainConfig, bind
 
 PACKAGE = "layerloom.engine"
@@ -78,13 +79,15 @@ def warm_up(net: Network, x: np.ndarray, y: np.ndarray, config: TrainConfig,
     forward and backward on ``x``/``y`` (a training batch), the optimizer's update, inference on
     two samples and on one (batch 1 takes serial kernels). Engine errors are left to the real
     run, which names the node. With the graph's census (``expected``), the kernels compile on
-    every core first (``engine.parallel_compile``), if anything compiles at all."""
+    every core first (``engine.parallel_compile``), if anything compiles at all: this thread
+    and helper processes (those started at launch, or new ones) each claim the costliest kernel
+    left, and this thread then waits for the helpers' and loads them."""
     if expected:
-        from layerloom.engine.parallel_compile import Helpers, balanced, compile_all
+        from layerloom.engine.parallel_compile import Helpers, balanced, claims_dir, compile_all
 
-        order = balanced(expected)
-        with Helpers(order):
-            compile_all(order)
+        order, claims = balanced(expected), claims_dir()
+        with Helpers(order, claims=claims):
+            compile_all(order, claims=claims, wait=True)
     _first_calls(net, x, y, config)
 
 
@@ -119,8 +122,9 @@ def _first_calls(net: Network, x: np.ndarray, y: np.ndarray, config: TrainConfig
 
 
 class _Nesting(event.Listener):
-    """Which kernels this thread compiled inside another kernel's compilation (callees: they are
-    compiled with their caller, never called from Python)."""
+    """Which kernels this thread (or the engine's row threads it hands parts to, which may
+    compile a split kernel first: ``engine.threads.run_row_parts``) compiled inside another
+    kernel's compilation (callees: they are compiled with their caller, never called from Python)."""
 
     def __init__(self) -> None:
         self._local, self.inner = threading.local(), set()
@@ -129,7 +133,9 @@ class _Nesting(event.Listener):
     def on_start(self, ev) -> None:
         self._local.depth = getattr(self._local, "depth", 0) + 1
         d = ev.data["dispatcher"]
-        if self._local.depth > 1 and threading.get_ident() == self._thread:
+        mine = (threading.get_ident() == self._thread
+                or threading.current_thread().name.startswith(ROW_THREADS))
+        if self._local.depth > 1 and mine:
             f = d.py_func
             self.inner.add((f"{f.__module__}.{f.__qualname__}", str(tuple(ev.data["args"]))))
 

@@ -145,7 +145,7 @@ class GenerateView(QGroupBox):
         self.prompt = QLineEdit()
         self.prompt.setPlaceholderText("text to continue")
         self.length = QSpinBox(suffix=" chars", minimum=1, maximum=MAX_LENGTH, value=200)
-        self.temperature = QDoubleSpinBox(minimum=0.0, maximum=5.0, singleStep=0.1, value=0.8)
+        self.temperature = QDoubleSpinBox(minimum=0.0, maximum=5.0, singleStep=0.1, value=0.6)
         self.temperature.setSpecialValueText("0 (greedy)")
         self.temperature.setToolTip("below 1 safer, above 1 wilder, 0 always the likeliest")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)

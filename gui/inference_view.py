@@ -7,7 +7,10 @@ images for N×C×H×W outputs, bars for short vectors and a heat map otherwise. 
 language model also gets a "Generate text" section (gui/generate_view.py), and its sample and
 prediction read as text: the next character after the sample's last one; a masked-LM gets a "Fill
 in masked characters" section instead (gui/fill_view.py), an encoder-decoder of paired sequences
-a "Decode a source" section with its cross-attention map (gui/translate_view.py).
+a "Decode a source" section with its cross-attention map (gui/translate_view.py). For paired
+sequences (the data's, or before any is loaded the project's ``pairs:`` spec) the classifier's
+parts are hidden (class probabilities, drawing pad, image file): a test sample reads as its
+source and target, and its prediction is the target decoded from its source.
 """
 from __future__ import annotations
 
@@ -16,25 +19,24 @@ from html import escape
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QLabel, QListWidget,
-                               QListWidgetItem, QPushButton, QRadioButton, QSpinBox, QSplitter,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QLabel, QListWidgetItem, QPushButton,
+                               QRadioButton, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout,
+                               QWidget)
 
 from layerloom.engine.data import Dataset
 from layerloom.engine.data.text import decode
 from layerloom.engine.network import Network
-from layerloom.engine.spec import LayerloomError, fmt_shape
+from layerloom.engine.spec import LayerloomError
 from layerloom.engine.training import bind_for_predictions
 from layerloom.engine.data.images import ImagePrep
+from layerloom.gui.activation_side import ActivationSide
 from layerloom.gui.file_input import FileInput
 from layerloom.gui.fill_view import FillView
 from layerloom.gui.generate_view import GenerateView
-from layerloom.gui.translate_view import TranslateView
-from layerloom.gui.plots.images import (DrawPad, ImageLabel, displayable, feature_map_grid,
-                                        pad_prompt, to_unit)
+from layerloom.gui.translate_view import TranslateView, is_pairs
+from layerloom.gui.plots.images import DrawPad, ImageLabel, displayable, pad_prompt, to_unit
 from layerloom.gui.plots.style import SERIES, make_view, style_plot
 
-MAX_BARS = 64  # longer vectors are drawn as a heat map
 TOP_CLASSES = 10  # of a language model's next-character probabilities, the likeliest drawn
 
 
@@ -45,13 +47,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-class InferenceView(QWidget):
+class InferenceView(ActivationSide, QWidget):
     def __init__(self, controller=None, parent: QWidget | None = None):
         super().__init__(parent)
         self.net: Network | None = None
         self.dataset: Dataset | None = None
         self.outputs: dict = {}
         self.probabilities: np.ndarray | None = None
+        self._spec = lambda: ""  # the project's data spec (attach: the controller's project)
         # opaque: a stale tab bar that QMainWindow leaves under the bottom docks showed through
         self.setAutoFillBackground(True)
         self._build()
@@ -144,24 +147,6 @@ class InferenceView(QWidget):
         input_box.setLayout(left)
         return input_box
 
-    def _build_activation_side(self) -> None:
-        self.nodes = QListWidget()
-        self.nodes.setMinimumWidth(140)
-        self.nodes.currentItemChanged.connect(lambda *_: self.show_activation())
-        self.maps = ImageLabel()
-        self.bars = make_view(pg.PlotWidget)
-        style_plot(self.bars.getPlotItem())
-        self.activation_stack = QStackedWidget()
-        self.activation_stack.addWidget(self.maps)
-        self.activation_stack.addWidget(self.bars)
-        self.activation_caption = QLabel()
-        right = QVBoxLayout()
-        right.setContentsMargins(0, 0, 0, 0)
-        right.addWidget(self.activation_caption)
-        right.addWidget(self.activation_stack, 1)
-        self.activation_box = QWidget()
-        self.activation_box.setLayout(right)
-
     def sizeHint(self) -> QSize:
         return QSize(800, 520)
 
@@ -171,8 +156,14 @@ class InferenceView(QWidget):
 
     def _arrange(self, width: int, height: int, force: bool = False) -> None:
         """Side by side in a wide, low bottom dock; stacked in a narrow one. With the generator
-        the two rows stack in a column and the generator takes the wider share beside them."""
+        the two rows stack in a column and the generator takes the wider share beside them. The
+        decode section comes first (the top of the dock, seen without scrolling) and the sample
+        row above the activations is only as tall as its few lines."""
         wide, generating = width > 2.2 * height, self.text_side.isVisibleTo(self)
+        decoding = self.translator.isVisibleTo(self)
+        if self.outer.indexOf(self.text_side) != (0 if decoding else 1):
+            self.outer.insertWidget(0 if decoding else 1, self.text_side)
+            force = True
         rows = Qt.Horizontal if wide and not generating else Qt.Vertical
         outer = Qt.Horizontal if wide else Qt.Vertical
         if force or (self.rows.orientation(), self.outer.orientation()) != (rows, outer):
@@ -180,8 +171,13 @@ class InferenceView(QWidget):
             self.outer.setOrientation(outer)
             extent = width if wide else height
             inner = width if rows == Qt.Horizontal else height
-            self.rows.setSizes([inner // 2, inner - inner // 2])
+            top = inner // 2
+            if decoding and rows == Qt.Vertical:
+                top = min(top, self.rows.widget(0).minimumSizeHint().height())
+            self.rows.setSizes([top, inner - top])
             first = 2 * extent // 5 if wide else 3 * extent // 5
+            if decoding:  # the decode section first, with the larger share
+                first = extent - first if wide else first
             self.outer.setSizes([first, extent - first] if generating else [extent, 0])
 
     def shutdown(self) -> None:
@@ -195,6 +191,7 @@ class InferenceView(QWidget):
             net = controller.trained_network()
             self.set_network(net, controller.dataset if net is not None else None)
 
+        self._spec = lambda: controller.data_access.project().data.get("spec") or ""
         controller.weights_changed.connect(refresh)
         controller.state_changed.connect(self._on_state)
 
@@ -217,6 +214,7 @@ class InferenceView(QWidget):
             self.vocab = self.filler.vocab  # its samples read as text too, [MASK]s and all
         decoding = self.translator.set_model(net if ready else None, dataset)
         self.text_side.setVisible(self.vocab is not None or decoding)
+        self.refresh_panes()
         self._arrange(self.width(), self.height(), force=True)
         for w in (self.use_sample, self.index, self.random_button, self.nodes):
             w.setEnabled(ready)
@@ -247,6 +245,13 @@ class InferenceView(QWidget):
                 self.nodes.addItem(item)
         self.run()
         self.nodes.setCurrentRow(0)
+
+    def refresh_panes(self) -> None:
+        """Show the classifier's parts unless the data are paired sequences (see the module)."""
+        pairs = self.translator.model is not None or is_pairs(self.dataset, self._spec())
+        for w in (self.prob_view, self.use_pad, self.clear_button, self.file_input.choice,
+                  self.file_input.open_button, self.input_stack):  # a sample reads as one line
+            w.setVisible(not pairs)
 
     def _pad_shape(self) -> tuple | None:
         """(H, W) when the model takes single-channel images a person can draw."""
@@ -295,9 +300,14 @@ class InferenceView(QWidget):
         except LayerloomError as err:
             self.message.setText(str(err))
             return
-        if not self.use_pad.isChecked():
-            self._show_sample(x[0])
-        self._show_prediction(y)
+        if self.translator.model is not None:  # paired sequences: source, target, decoded
+            self.probabilities = None
+            self.prediction.setText(f"{escape(self.translator.sample_text(x[0]), False)} → "
+                                    f"{self.translator.decoded_text(x[0], y)}")
+        else:
+            if not self.use_pad.isChecked():
+                self._show_sample(x[0])
+            self._show_prediction(y)
         if self.file_input.choice.isChecked() and self.file_input.path is not None:
             self.prediction.setText(f"{escape(self.file_input.path.name)}: {self.prediction.text()}")
         self.show_activation()
@@ -357,37 +367,3 @@ class InferenceView(QWidget):
         plot.getAxis("left").setTicks([[(r, names[i]) for r, i in enumerate(shown)]])
         plot.setXRange(0, 1, padding=0.02)
         plot.setYRange(-0.5, len(shown) - 0.5, padding=0)
-
-    def show_activation(self) -> None:
-        item = self.nodes.currentItem()
-        if item is None or not self.outputs:
-            return
-        node_id = item.data(Qt.UserRole)
-        a = np.asarray(self.outputs[node_id])[0]
-        self.activation_caption.setText(f"{node_id}: output {fmt_shape(a.shape)}")
-        if a.ndim == 3:
-            grid, shown = feature_map_grid(a)
-            more = f" (first {shown} of {len(a)} maps)" if shown < len(a) else ""
-            self.activation_caption.setText(f"{node_id}: {len(a)} feature maps of "
-                                            f"{a.shape[1]}×{a.shape[2]}{more}")
-            self._show_image(grid)
-        elif a.ndim <= 1 and a.size <= MAX_BARS:
-            self._show_bars(np.ravel(a))
-        else:
-            flat = np.ravel(a)
-            side = int(np.ceil(np.sqrt(flat.size)))
-            padded = np.full(side * side, np.nan, dtype=np.float32)
-            padded[:flat.size] = flat
-            self._show_image(to_unit(padded.reshape(side, side)))
-
-    def _show_image(self, img: np.ndarray) -> None:
-        self.maps.set_array(img)
-        self.activation_stack.setCurrentWidget(self.maps)
-
-    def _show_bars(self, values: np.ndarray) -> None:
-        plot = self.bars.getPlotItem()
-        plot.clear()
-        plot.addItem(pg.BarGraphItem(x=np.arange(len(values)), height=values, width=0.8,
-                                     brush=SERIES["train"]))
-        plot.autoRange()
-        self.activation_stack.setCurrentWidget(self.bars)

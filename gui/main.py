@@ -29,9 +29,13 @@ def run_gui(path: str | None, qt_args: list[str] | None = None) -> int:
     if problem is not None:  # Qt would abort with advice that does not apply
         print(f"layerloom: {problem}", file=sys.stderr)
         return 2
+    from layerloom.engine import paths
+    from layerloom.engine.parallel_compile import start_early
+
+    # the graph's kernels start compiling now, in helper processes, while Qt and the window load
+    start_early(path if path is not None else paths.DEFAULT_GRAPH)
     from PySide6.QtWidgets import QApplication
 
-    from layerloom.engine import paths
     from layerloom.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0], *(qt_args or [])])

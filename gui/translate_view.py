@@ -8,6 +8,8 @@ few dozen forward passes of a small model, so it runs on the UI thread (on one c
 """
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
@@ -18,7 +20,7 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QGroupBox, QLabel, QLineE
 from layerloom.engine.data import Dataset
 from layerloom.engine.data.pairs import PairFormat
 from layerloom.engine.decode import (Decoded, Seq2SeqModel, attention_map, cross_attention_nodes,
-                                     decode_text)
+                                     decode_text, greedy)
 from layerloom.engine.network import Network
 from layerloom.engine.spec import LayerloomError
 from layerloom.gui.generate_view import one_core, one_line
@@ -26,6 +28,13 @@ from layerloom.gui.plots.style import is_dark, make_view, palette_colors, style_
 
 MAX_BEAM = 16
 NO_MAP = "No cross-attention map: the model has no attention layer between decoder and source."
+
+
+def is_pairs(dataset: Dataset | None, spec: str) -> bool:
+    """Paired sequences: the loaded data's kind, else (none loaded yet) the data spec's."""
+    if dataset is not None:
+        return (dataset.preprocessing or {}).get("kind") == "pairs"
+    return spec.strip().startswith("pairs:")
 
 
 def seq2seq_model(net: Network | None, dataset: Dataset | None) -> Seq2SeqModel | None:
@@ -129,6 +138,20 @@ class TranslateView(QGroupBox):
         """A test sample's source: one the vocabulary surely holds."""
         split = dataset.test if len(dataset.test) else dataset.train
         return self.model.fmt.decode(split.x[0, :self.model.fmt.source_len]) if len(split) else ""
+
+    # ------------------------------------------------------------------ test samples
+    def sample_text(self, x: np.ndarray) -> str:
+        """A packed test sample's source, as the Inference tab shows it."""
+        return f"Source: {self.model.fmt.decode(x[:self.model.fmt.source_len])!r}"
+
+    def decoded_text(self, x: np.ndarray, y: np.ndarray | None) -> str:
+        """The target decoded greedily from a packed sample's source, and the true one."""
+        fmt = self.model.fmt
+        with one_core():
+            got = greedy(self.model, x[:fmt.steps])
+        truth = ("" if y is None else
+                 f" — true: {escape(repr(fmt.decode(y[0][y[0] >= 0])), False)}")
+        return f"<b>Decoded: {escape(repr(got.text), False)}</b>{truth}"
 
     # ------------------------------------------------------------------ decoding
     def decode(self) -> Decoded | None:

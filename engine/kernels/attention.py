@@ -1,27 +1,30 @@
 """Scaled dot-product attention of projected queries (N, L, D) over keys and values (N, S, D),
 beside numpy twins; self-attention passes three views of one packed (N, T, 3D) q|k|v tensor.
 
-One kernel call per pass (batch-parallel over samples) replaces numpy's split/transpose/batched
-matmul/softmax/merge chain and its temporaries: each head's q, k, v are copied into small
-buffers laid out so that every inner loop runs over all L queries (full-length loops are the
-ones LLVM vectorises; a ragged causal row of 1..T ran in its scalar remainder loop), the output
-and dq, dk, dv are written straight into place. The softmax weights are kept transposed,
-(N, heads, keys, queries), for the same reason. The scale 1/√d_head is folded into k. Under a
-causal mask query i sees keys 0..i; a padded key (``pad``, N × S) is seen by nobody; hidden
-weights are exactly zero (so they pass no gradient). float32 takes a polynomial exp (Cephes'
-expf: relative error ~1e-7) that LLVM vectorises; libm's exp is a call per element (no SVML
-here) and made the softmax alone take half of numpy's whole attention. The twins take an
-optional dropout mask (weights are multiplied by it before they mix values); the layers use
-them whenever dropout is on.
+The products are BLAS: per (sample, head) numpy's stacked matmul calls sgemm/dgemm on strided
+views of q, k, v and writes the output and dq, dk, dv straight into place (no split/merge
+copies). Under a causal mask they run in blocks of ``BLOCK`` keys or queries that skip what no
+query sees. The softmax and its backward are one numba pass each, over the weights kept
+transposed, (N, heads, keys, queries), so that inner loops run along the queries (each key's
+row from its first visible query). Samples go in runs whose weights fit the cache
+(``_chunks``), and the batch is split over the cores, each part on a thread of its own with a
+one-thread BLAS (engine.threads.run_row_parts). Before (scalar numba products per head) the
+backward at 256 steps took 2.5× as long. Under a causal mask query i sees keys 0..i; a padded
+key (``pad``, N × S) is seen by nobody; hidden weights are exactly zero (so they pass no
+gradient). float32 takes a polynomial exp (Cephes' expf: relative error ~1e-7) that LLVM
+vectorises; libm's exp is a call per element (no SVML here). The twins take an optional
+dropout mask (weights are multiplied by it before they mix values); the layers use them
+whenever dropout is on.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from layerloom.engine.kernels.elementwise import EXP_P, LN2_HI, LN2_LO, LOG2E
+from layerloom.engine.threads import row_parts, run_row_parts
 
 # Reassociation lets LLVM vectorise the sums; no flag that assumes finite values.
 FAST = {"reassoc", "contract", "nsz"}
@@ -111,51 +114,65 @@ def attention_backward_reference(qkv: np.ndarray, weights: np.ndarray, do: np.nd
 
 
 # ------------------------------------------------------------------------------ kernels
-@njit(cache=True, nogil=True, fastmath=FAST)
-def _softmax_columns(st, causal, pad, bits, m, total):
-    """st (keys, queries) of scores <- softmax over each column (one query's keys), in place.
+# Blocks of this many keys (scores, dK, dV) or queries (output, dQ) under a causal mask: each
+# block's products skip the keys its queries cannot see (at 256 steps 5/8 of the full squares).
+BLOCK = 64
+CACHE = 1 << 19  # bytes of weights that one run of samples works on (see _chunks)
 
-    Columns, so that every inner loop runs over all queries: full-length loops are the ones
-    LLVM vectorises (a short or ragged causal row ran in its scalar remainder loop). Hidden
-    scores (a padded key: its whole row; causal: query i < key j) become -inf before the max
-    (they must not set it) and exactly 0 after the exp. A query that sees no key gets NaN."""
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def _softmax_columns(st, scale, causal, pad, bits, m, total):
+    """st (keys, queries) of unscaled scores <- softmax over each column (one query's keys) of
+    scale · scores, in place.
+
+    Columns, so that the inner loops run along the queries: each key's row from its first
+    visible query to the end (hidden scores: a padded key's whole row, and under a causal mask
+    query i < key j; they may hold anything, the products skip them, and become exactly 0). A
+    query that sees no key gets NaN (0 · 1/0). scale > 0, so the max of the unscaled scores
+    is the scaled ones' max. Rows are sliced at their first visible query so that every loop
+    starts at 0: a loop from a variable start kept numba's negative-index checks, and LLVM
+    left it scalar (the exp 6× slower)."""
     keys, t = st.shape
-    for j in range(keys):
-        for i in range(_hidden(j, t, causal, pad)):
-            st[j, i] = -np.inf
     for i in range(t):
-        m[i] = st[0, i]
+        m[i] = -np.inf
         total[i] = 0
-    for j in range(1, keys):
-        for i in range(t):
-            m[i] = max(m[i], st[j, i])
+    for j in range(keys):
+        lo = _hidden(j, t, causal, pad)
+        row, mm = st[j, lo:], m[lo:]
+        for i in range(lo):
+            st[j, i] = 0
+        for i in range(t - lo):
+            if row[i] > mm[i]:  # a select LLVM vectorises (max() was a call)
+                mm[i] = row[i]
     pow2 = bits.view(np.float32)
     for j in range(keys):
+        lo = _hidden(j, t, causal, pad)
+        row, mm, tot = st[j, lo:], m[lo:], total[lo:]
         if st.itemsize == 4:
-            for i in range(t):
-                v = st[j, i] - m[i]
+            b2, p2 = bits[:t - lo], pow2[:t - lo]  # one row's 2^k: stays in L1
+            for i in range(t - lo):
+                v = (row[i] - mm[i]) * scale
                 v = _LO if v < _LO else v
                 k = np.floor(v * LOG2E + _HALF)
                 r = v - k * LN2_HI - k * LN2_LO
                 p = EXP_P[0]
                 for c in EXP_P[1:]:
                     p = p * r + c
-                st[j, i] = p * r * r + r + _ONE
-                bits[j, i] = (np.int32(k) + 127) << 23
-            for i in range(t):
-                st[j, i] *= pow2[j, i]
+                row[i] = p * r * r + r + _ONE
+                b2[i] = (np.int32(k) + 127) << 23
+            for i in range(t - lo):
+                row[i] *= p2[i]
         else:
-            for i in range(t):
-                st[j, i] = math.exp(st[j, i] - m[i])
-        for i in range(_hidden(j, t, causal, pad)):
-            st[j, i] = 0
-        for i in range(t):
-            total[i] += st[j, i]
+            for i in range(t - lo):
+                row[i] = math.exp((row[i] - mm[i]) * scale)
+        for i in range(t - lo):
+            tot[i] += row[i]
     for i in range(t):
         m[i] = 1 / total[i]
     for j in range(keys):
+        row = st[j]
         for i in range(t):
-            st[j, i] *= m[i]
+            row[i] *= m[i]
 
 
 @njit(cache=True, nogil=True)
@@ -167,128 +184,146 @@ def _hidden(j, t, causal, pad):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
-def _rank1(a, b, out):
-    """out (R, T) += a (R, C) @ b (C, T) along full rows of b, two rows of ``out`` by four rows
-    of b at a time (fewer loads and stores per multiply-add: 1.3× the plain triple loop)."""
-    cs, rs = a.shape[1] - a.shape[1] % 4, a.shape[0] - a.shape[0] % 2
-    for r in range(0, rs, 2):
-        d0, d1 = out[r], out[r + 1]
-        for c in range(0, cs, 4):
-            a0, a1, a2, a3 = a[r, c], a[r, c + 1], a[r, c + 2], a[r, c + 3]
-            e0, e1, e2, e3 = a[r + 1, c], a[r + 1, c + 1], a[r + 1, c + 2], a[r + 1, c + 3]
-            b0, b1, b2, b3 = b[c], b[c + 1], b[c + 2], b[c + 3]
-            for i in range(out.shape[1]):
-                x0, x1, x2, x3 = b0[i], b1[i], b2[i], b3[i]
-                d0[i] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
-                d1[i] += e0 * x0 + e1 * x1 + e2 * x2 + e3 * x3
-        for c in range(cs, a.shape[1]):
-            for i in range(out.shape[1]):
-                d0[i] += a[r, c] * b[c, i]
-                d1[i] += a[r + 1, c] * b[c, i]
-    for r in range(rs, a.shape[0]):
-        for c in range(a.shape[1]):
-            for i in range(out.shape[1]):
-                out[r, i] += a[r, c] * b[c, i]
+def _softmax_part(weights_t, scale, causal, pad):
+    """Every (sample, head) of scores (n, heads, keys, queries) <- softmax weights, in place."""
+    n, heads, keys, t = weights_t.shape
+    bits, m, total = np.empty(t, np.int32), np.empty(t, weights_t.dtype), np.empty(t, weights_t.dtype)
+    for s in range(n):
+        for h in range(heads):
+            _softmax_columns(weights_t[s, h], scale, causal, pad[s], bits, m, total)
 
 
-@njit(cache=True, nogil=True)
-def _get(x, c0, scale, out, transpose):
-    """out <- scale · x[:, c0:c0 + dh] (T, dh), or its transpose (dh, T)."""
-    dh = out.shape[0] if transpose else out.shape[1]
-    for j in range(x.shape[0]):
-        for c in range(dh):
-            if transpose:
-                out[c, j] = x[j, c0 + c] * scale
-            else:
-                out[j, c] = x[j, c0 + c] * scale
+@njit(cache=True, nogil=True, fastmath=FAST)
+def _softmax_grad_part(weights_t, dp_t, dused_t, scale, causal, pad):
+    """dp_t (n, heads, keys, queries) of d weightsᵀ <- d scoresᵀ (unscaled scores: times
+    scale), in place; ``dused_t`` (n, keys, queries), when not empty, reaches every head's
+    weights too. Hidden entries (uncomputed, may hold anything) are never read: they become 0.
+    Rows sliced at their first visible query, as in ``_softmax_columns``."""
+    n, heads, keys, t = weights_t.shape
+    extra = dused_t.shape[0] > 0
+    dot = np.empty(t, weights_t.dtype)
+    for s in range(n):
+        for h in range(heads):
+            pt, dp = weights_t[s, h], dp_t[s, h]
+            for i in range(t):
+                dot[i] = 0
+            for j in range(keys):
+                lo = _hidden(j, t, causal, pad[s])
+                pj, dj, dd = pt[j, lo:], dp[j, lo:], dot[lo:]
+                if extra:
+                    du = dused_t[s, j, lo:]
+                    for i in range(t - lo):
+                        dj[i] += du[i]
+                for i in range(t - lo):
+                    dd[i] += pj[i] * dj[i]
+            for j in range(keys):
+                lo = _hidden(j, t, causal, pad[s])
+                pj, dj, dd = pt[j, lo:], dp[j, lo:], dot[lo:]
+                for i in range(lo):
+                    dp[j, i] = 0
+                for i in range(t - lo):
+                    dj[i] = scale * pj[i] * (dj[i] - dd[i])
 
 
-@njit(cache=True, nogil=True)
-def _put(src_t, scale, x, c0):
-    """x[:, c0:c0 + dh] <- scale · src_tᵀ, src_t (dh, T)."""
-    for j in range(x.shape[0]):
-        for c in range(src_t.shape[0]):
-            x[j, c0 + c] = src_t[c, j] * scale
+def _heads(z: np.ndarray, heads: int) -> np.ndarray:
+    """(n, T, D) -> a (n, heads, T, D/heads) view (no copy: the products take strided rows)."""
+    n, t, d = z.shape
+    return z.reshape(n, t, heads, d // heads).transpose(0, 2, 1, 3)
 
 
-@njit(cache=True, nogil=True)
-def _transpose(src, out):
-    for j in range(src.shape[0]):
-        for i in range(src.shape[1]):
-            out[i, j] = src[j, i]
+def _tr(z: np.ndarray) -> np.ndarray:
+    return z.transpose(0, 1, 3, 2)
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=FAST)
+def _key_blocks(keys: int, t: int, causal: bool):
+    """(j0, j1, first query) of the key blocks whose scores someone sees."""
+    if not causal:
+        return [(0, keys, 0)]
+    return [(j0, min(j0 + BLOCK, keys), j0) for j0 in range(0, min(keys, t), BLOCK)]
+
+
+def _query_blocks(keys: int, t: int, causal: bool):
+    """(i0, i1, keys seen) of the query blocks."""
+    if not causal:
+        return [(0, t, keys)]
+    return [(i0, min(i0 + BLOCK, t), min(i0 + BLOCK, t, keys)) for i0 in range(0, t, BLOCK)]
+
+
+def _parts(n: int) -> list:
+    """One batch part per core of the current engine_threads block (engine.threads)."""
+    return row_parts(n, min_rows=1)
+
+
+def _chunks(lo: int, hi: int, per_sample: int) -> list:
+    """(start, stop) of runs of samples whose weights (``per_sample`` bytes each) fit ``CACHE``
+    together: scores, softmax and products then run on a block the cache still holds (over the
+    whole batch at once every pass streamed the weights from memory: 1.5× slower)."""
+    step = max(1, CACHE // max(1, per_sample))
+    return [(a, min(a + step, hi)) for a in range(lo, hi, step)]
+
+
+def _forward_part(q, k, v, heads, scale, causal, pad, out, weights_t):
+    q4, k4, v4, o4 = (_heads(z, heads) for z in (q, k, v, out))
+    keys, t = k.shape[1], q.shape[1]
+    for j0, j1, i0 in _key_blocks(keys, t, causal):  # scoresᵀ = K Qᵀ
+        np.matmul(k4[:, :, j0:j1], _tr(q4[:, :, i0:]), out=weights_t[:, :, j0:j1, i0:])
+    _softmax_part(weights_t, scale, causal, pad)
+    for i0, i1, kk in _query_blocks(keys, t, causal):  # O = P V
+        np.matmul(_tr(weights_t[:, :, :kk, i0:i1]), v4[:, :, :kk], out=o4[:, :, i0:i1])
+
+
 def mha_forward(q, k, v, heads, scale, causal, pad):
     """(output (N, L, D), weightsᵀ (N, heads, S, L)) of projected queries q (N, L, D), keys and
-    values k, v (N, S, D); pad (N, S) True = a padded key."""
+    values k, v (N, S, D); pad (N, S) True = a padded key.
+
+    Per (sample, head) the products are BLAS calls on strided views of q, k, v (no copies);
+    the softmax is one numba pass; the batch is split over the cores, each part on a thread of
+    its own with a one-thread BLAS (engine.threads.run_row_parts)."""
     n, t, d = q.shape
     keys = k.shape[1]
-    dh = d // heads
-    one = scale / scale
     out = np.empty((n, t, d), q.dtype)
     weights_t = np.empty((n, heads, keys, t), q.dtype)
-    for s in prange(n):
-        qt, vt = np.empty((dh, t), q.dtype), np.empty((dh, keys), q.dtype)
-        ks, ot = np.empty((keys, dh), q.dtype), np.empty((dh, t), q.dtype)
-        bits, m, total = np.empty((keys, t), np.int32), np.empty(t, q.dtype), np.empty(t, q.dtype)
-        for h in range(heads):
-            st = weights_t[s, h]
-            _get(q[s], h * dh, one, qt, True)
-            _get(k[s], h * dh, scale, ks, False)
-            _get(v[s], h * dh, one, vt, True)
-            st[:] = 0
-            _rank1(ks, qt, st)  # Sᵀ = (scale·K) Qᵀ
-            _softmax_columns(st, causal, pad[s], bits, m, total)
-            ot[:] = 0
-            _rank1(vt, st, ot)  # Oᵀ = Vᵀ Pᵀ
-            _put(ot, one, out[s], h * dh)
+    def part(lo, hi):
+        for a, b in _chunks(lo, hi, weights_t[0].nbytes):
+            _forward_part(q[a:b], k[a:b], v[a:b], heads, scale, causal, pad[a:b], out[a:b],
+                          weights_t[a:b])
+    run_row_parts(part, _parts(n))
     return out, weights_t
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=FAST)
-def mha_backward(q, k, v, weights_t, do, heads, scale, dused_t, dq, dk, dv):
+def _backward_part(q, k, v, weights_t, do, heads, scale, causal, pad, dused_t, dq, dk, dv):
+    q4, k4, v4, do4, dq4, dk4, dv4 = (_heads(z, heads) for z in (q, k, v, do, dq, dk, dv))
+    n, keys, t = len(q), k.shape[1], q.shape[1]
+    dp_t = np.empty((n, heads, keys, t), q.dtype)
+    blocks = _key_blocks(keys, t, causal)
+    for j0, j1, i0 in blocks:  # dPᵀ = V dOᵀ
+        np.matmul(v4[:, :, j0:j1], _tr(do4[:, :, i0:]), out=dp_t[:, :, j0:j1, i0:])
+    _softmax_grad_part(weights_t, dp_t, dused_t, scale, causal, pad)
+    for i0, i1, kk in _query_blocks(keys, t, causal):  # dQ = dS K
+        np.matmul(_tr(dp_t[:, :, :kk, i0:i1]), k4[:, :, :kk], out=dq4[:, :, i0:i1])
+    for j0, j1, i0 in blocks:  # dK = dSᵀ Q, dV = Pᵀ dO
+        np.matmul(dp_t[:, :, j0:j1, i0:], q4[:, :, i0:], out=dk4[:, :, j0:j1])
+        np.matmul(weights_t[:, :, j0:j1, i0:], do4[:, :, i0:], out=dv4[:, :, j0:j1])
+    seen = blocks[-1][1] if blocks else 0
+    if seen < keys:  # keys after the last query: nobody sees them
+        dk4[:, :, seen:] = 0
+        dv4[:, :, seen:] = 0
+
+
+def mha_backward(q, k, v, weights_t, do, heads, scale, dused_t, dq, dk, dv, causal=False):
     """dq (N, L, D), dk and dv (N, S, D) written in place from d output (N, L, D), given the
     forward's weightsᵀ; dused_t (N, S, L), when not empty, is a gradient reaching every head's
-    weightsᵀ directly (through the head-averaged weights)."""
+    weightsᵀ directly (through the head-averaged weights). ``causal``: the forward's mask, so
+    that the products skip what no query saw (without it every product is whole: the same
+    result, since hidden weights are exactly 0; so are padded keys')."""
     n, t, d = q.shape
-    keys = k.shape[1]
-    dh = d // heads
-    one = scale / scale
-    extra = dused_t.shape[0] > 0
-    for s in prange(n):
-        vs, dot_t = np.empty((keys, dh), q.dtype), np.empty((dh, t), q.dtype)
-        kt, qt = np.empty((dh, keys), q.dtype), np.empty((dh, t), q.dtype)
-        ds_t, tr = np.empty((keys, t), q.dtype), np.empty((t, keys), q.dtype)
-        gq, gkv, dot = np.empty((dh, t), q.dtype), np.empty((dh, keys), q.dtype), np.empty(t, q.dtype)
-        for h in range(heads):
-            pt = weights_t[s, h]
-            _get(v[s], h * dh, one, vs, False)
-            _get(do[s], h * dh, one, dot_t, True)
-            _get(k[s], h * dh, scale, kt, True)
-            _get(q[s], h * dh, one, qt, True)
-            ds_t[:] = 0
-            _rank1(vs, dot_t, ds_t)  # dPᵀ = V dOᵀ
-            if extra:
-                ds_t += dused_t[s]
-            dot[:] = 0
-            for j in range(keys):
-                for i in range(t):
-                    dot[i] += pt[j, i] * ds_t[j, i]
-            for j in range(keys):
-                for i in range(t):
-                    ds_t[j, i] = pt[j, i] * (ds_t[j, i] - dot[i])  # d scaled scoresᵀ
-            gq[:] = 0
-            _rank1(kt, ds_t, gq)  # dQᵀ = (scale·K)ᵀ dSᵀ
-            _put(gq, one, dq[s], h * dh)
-            _transpose(ds_t, tr)
-            gkv[:] = 0
-            _rank1(qt, tr, gkv)  # dKᵀ = scale · Qᵀ dS
-            _put(gkv, scale, dk[s], h * dh)
-            _transpose(pt, tr)
-            gkv[:] = 0
-            _rank1(dot_t, tr, gkv)  # dVᵀ = dOᵀ P
-            _put(gkv, one, dv[s], h * dh)
+    pad = no_padding(n, k.shape[1])
+    def part(lo, hi):
+        for a, b in _chunks(lo, hi, weights_t[0].nbytes):
+            _backward_part(q[a:b], k[a:b], v[a:b], weights_t[a:b], do[a:b], heads, scale, causal,
+                           pad[a:b], dused_t[a:b] if dused_t.shape[0] else dused_t, dq[a:b],
+                           dk[a:b], dv[a:b])
+    run_row_parts(part, _parts(n))
 
 
 def no_padding(n: int, keys: int) -> np.ndarray:
@@ -302,9 +337,10 @@ def attention_forward(qkv: np.ndarray, heads: int, scale, causal: bool) -> tuple
 
 
 def attention_backward(qkv: np.ndarray, weights_t: np.ndarray, do: np.ndarray, heads: int,
-                       scale) -> np.ndarray:
-    """d qkv (N, T, 3D) from d output (N, T, D), given the forward's weightsᵀ."""
+                       scale, causal: bool = False) -> np.ndarray:
+    """d qkv (N, T, 3D) from d output (N, T, D), given the forward's weightsᵀ (``causal``: see
+    ``mha_backward``)."""
     dqkv = np.empty_like(qkv)
     mha_backward(*_unpack(qkv), weights_t, do, heads, scale, np.empty((0, 0, 0), qkv.dtype),
-                 *_unpack(dqkv))
+                 *_unpack(dqkv), causal=causal)
     return dqkv

@@ -3,7 +3,8 @@
 ``conv_forward`` / ``conv_backward`` / ``conv_input_grad`` take any stride, dilation and groups:
 plain convolutions (no groups, no dilation) run the tuned kernels below, the others those of
 ``conv_grouped``; strided ones with a fair number of taps and filters per group go to the matrix
-products of ``conv_gemm_strided``. ``conv_input_grad`` alone is also ConvTranspose2d's forward.
+products of ``conv_gemm_strided``, and so do stride-1 ones with 5×5 or larger kernels over many
+filters. ``conv_input_grad`` alone is also ConvTranspose2d's forward.
 
 A direct loop beats im2col + BLAS for the few-channel convolutions of small image networks
 (PLATFORM-NOTES: ~3× on LeNet's first layer). Stride-1 convolutions run the numba kernels of
@@ -45,10 +46,10 @@ from layerloom.engine.kernels.conv_grouped import (flipped_transposed, grouped_f
                                                    grouped_forward_rows, grouped_input_grad_rows,
                                                    grouped_weight_grad_flat,
                                                    grouped_weight_grad_rows)
-from layerloom.engine.kernels.conv_gemm_strided import (gemm_forward_strided,
+from layerloom.engine.kernels.conv_gemm_strided import (gemm_backward_strided,
+                                                        gemm_forward_strided,
                                                         gemm_input_grad_strided,
                                                         gemm_transposed_backward,
-                                                        gemm_weight_grad_strided,
                                                         prefers_gemm_strided)
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
 from layerloom.engine.kernels.conv_winograd import winograd_backward, winograd_forward_flat
@@ -141,7 +142,7 @@ def pad_sides(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np
 
 
 def _strided_gemm(w_shape: tuple, stride: tuple, groups: int) -> bool:
-    return tuple(stride) != (1, 1) and prefers_gemm_strided(w_shape, groups)
+    return prefers_gemm_strided(w_shape, groups, stride)
 
 
 def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int = 1):
@@ -180,13 +181,15 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
                   need_dx: bool = True) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv_forward``."""
     w = np.ascontiguousarray(w)
-    if _plain(dilation, groups) and not _strided_gemm(w.shape, stride, groups):
+    if _strided_gemm(w.shape, stride, groups):
+        dxp, dw, db = gemm_backward_strided(xp, w, np.ascontiguousarray(dy), *stride,
+                                            *dilation, groups, need_dx)
+        return (dxp if need_dx else None), dw, db
+    if _plain(dilation, groups):
         return conv2d_backward(xp, w, dy, *stride, need_dx)
     dy = np.ascontiguousarray(dy)
     kh, kw = w.shape[2], w.shape[3]
-    if _strided_gemm(w.shape, stride, groups):
-        dw, db = gemm_weight_grad_strided(xp, dy, kh, kw, *stride, *dilation, groups)
-    elif tuple(stride) == (1, 1):
+    if tuple(stride) == (1, 1):
         dw, db = grouped_weight_grad_flat(xp, dy, kh, kw, *dilation, groups)
     else:
         dw, db = grouped_weight_grad_rows(xp, dy, kh, kw, *stride, *dilation, groups)

@@ -7,14 +7,22 @@ Backward, "row" layout (``_chunk_geometry``): a chunk of samples is copied into 
 that each tap is one dot over the whole chunk, not over one sample's 136 positions (LeNet's
 conv2), where the per-pass cost dominated; the input gradient is the forward kernel run on the
 output gradient. Inner loops run over pre-sliced arrays, two filters × four taps a pass, so numba
-vectorises them. Drivers are parallel over the batch and hold little else; weight gradients sum
-per-chunk partials in a fixed order, so results do not depend on the thread count. Kernels that
-call each other share this file (numba's cache only notices a kernel's own file).
+vectorises them. The batch is split over the cores in Python (``_split``): each core runs one
+serial kernel on its samples (or chunks), with the GIL released. numba's ``parallel=True`` did
+the same split but cost ~4 s of compiling on a fresh install (its parfor passes and the outlined
+loop body, re-optimised with every callee) for LeNet-5's three fused kernels; the hand-over costs
+~20 µs a call. Weight gradients sum per-chunk partials in a fixed order, so results do not depend
+on the thread count. Kernels that call each other share this file (numba's cache only notices a
+kernel's own file), and each calls as few others as it can: a callee is compiled on its own and
+then again inside every caller.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from layerloom.engine.threads import run_row_parts
 
 CHUNK = 2304  # most positions per chunk row: long rows amortise each pass, too long leave L2
 
@@ -123,22 +131,39 @@ def _from_flat(src, dst, wp):
                 d[q] = s[q]
 
 
+# ----------------------------------------------------------------------- the split over cores
+def _split(fn, n: int) -> None:
+    """``fn(lo, hi)`` over [0, n), one contiguous part per thread numba would use here (1 in a
+    BLAS-only block of ``engine.threads``; prange split the same way), parts on their own threads."""
+    k = max(1, min(numba.get_num_threads(), n))
+    bounds = [n * i // k for i in range(k + 1)]
+    run_row_parts(fn, list(zip(bounds[:-1], bounds[1:])))
+
+
 # ------------------------------------------------------------------------- plain convolution
-@njit(cache=True, nogil=True, parallel=True)
-def forward_flat(xp, w, b):
-    n, c, hp, wp = xp.shape
+@njit(cache=True, nogil=True)
+def forward_part(xp, w, b, out, s0, s1):
+    """Samples s0..s1 of ``forward_flat``."""
+    _, c, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
     oh, ow = hp - kh + 1, wp - kw + 1
     size = (oh - 1) * wp + ow
     offs = flat_offsets(c, hp, wp, kh, kw)
     w2 = w.reshape(nf, c * kh * kw)
-    out = np.empty((n, nf, oh, ow), xp.dtype)
-    for s in prange(n):
+    for s in range(s0, s1):
         acc = np.empty((nf + 1, size), xp.dtype)
         for f in range(nf):
             acc[f, :] = b[f]
         taps_forward(xp[s].reshape(c * hp * wp), w2, offs, acc, 0, size)
         _from_flat(acc, out[s], wp)
+
+
+def forward_flat(xp, w, b):
+    """conv(xp) + b of an already padded, C-contiguous batch (N, C, Hp, Wp), stride 1."""
+    n, _, hp, wp = xp.shape
+    nf, _, kh, kw = w.shape
+    out = np.empty((n, nf, hp - kh + 1, wp - kw + 1), xp.dtype)
+    _split(lambda s0, s1: forward_part(xp, w, b, out, s0, s1), n)
     return out
 
 
@@ -191,55 +216,54 @@ def relu_maxpool_flat(acc, at, out, arg, wp, pkh, pkw, psh, psw):
 
 
 @njit(cache=True, nogil=True)
-def _crm_sample(xs, w2, offs, b, out_s, arg_s, size, pkh, pkw, psh, psw):
-    """One sample (C, Hp, Wp) of ``conv_relu_maxpool_forward``: flat conv rows, pool + ReLU."""
-    nf, wp = w2.shape[0], xs.shape[2]
-    acc = np.empty((nf + 1, size), xs.dtype)
-    for f in range(nf):
-        acc[f, :] = b[f]
-    taps_forward(xs.reshape(xs.size), w2, offs, acc, 0, size)
-    relu_maxpool_flat(acc, 0, out_s, arg_s, wp, pkh, pkw, psh, psw)
-
-
-@njit(cache=True, nogil=True)
-def _crm_setup(xp, w, pkh, pkw, psh, psw, want_arg):
-    """Tap offsets, flat weights, outputs and the flat row length of the fused forward."""
-    n, c, hp, wp = xp.shape
+def crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, s0, s1):
+    """Samples s0..s1 of ``conv_relu_maxpool_forward``: flat conv rows, then pool + ReLU (``arg``
+    empty: the winners are not kept)."""
+    _, c, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
-    oh, ow = hp - kh + 1, wp - kw + 1
-    ph, pw = (oh - pkh) // psh + 1, (ow - pkw) // psw + 1
-    out = np.empty((n, nf, ph, pw), xp.dtype)
-    arg = np.empty((n if want_arg else 0, nf, ph, pw), np.int32)
-    return (flat_offsets(c, hp, wp, kh, kw), w.reshape(nf, c * kh * kw), out, arg,
-            np.empty((nf, ph, pw), np.int32), (oh - 1) * wp + ow)
+    size = (hp - kh) * wp + wp - kw + 1
+    offs, w2 = flat_offsets(c, hp, wp, kh, kw), w.reshape(nf, c * kh * kw)
+    scratch = np.empty(out.shape[1:], np.int32)
+    for s in range(s0, s1):
+        acc = np.empty((nf + 1, size), xp.dtype)
+        for f in range(nf):
+            acc[f, :] = b[f]
+        taps_forward(xp[s].reshape(c * hp * wp), w2, offs, acc, 0, size)
+        relu_maxpool_flat(acc, 0, out[s], arg[s] if len(arg) else scratch, wp, pkh, pkw, psh,
+                          psw)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def conv_relu_maxpool_forward(xp, w, b, pkh, pkw, psh, psw, want_arg):
-    """maxpool(relu(conv(xp) + b)) without storing the convolution's output.
+def conv_relu_maxpool_forward(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg: bool):
+    """maxpool(relu(conv(xp) + b)) without storing the convolution's output: (out, arg).
 
     ``arg`` holds, per pooled value, the flat index (r·Wp + q) of the window's first maximum of
     the pre-activation, or −1 where ReLU clipped it (max ≤ 0): the backward touches only these.
     NaN wins a window, as in PyTorch, so a non-finite value is never pooled away. One sample
-    runs on the calling thread (waking the pool costs more), in this kernel: one compile less."""
-    offs, w2, out, arg, scratch, size = _crm_setup(xp, w, pkh, pkw, psh, psw, want_arg)
-    if len(xp) == 1:  # slices, not an index: each type of index would compile a variant
-        _crm_sample(xp[0], w2, offs, b, out[0], arg[0] if want_arg else scratch, size, pkh, pkw,
-                    psh, psw)
+    runs on the calling thread (waking another costs more)."""
+    n, _, hp, wp = xp.shape
+    nf, _, kh, kw = w.shape
+    ph, pw = (hp - kh + 1 - pkh) // psh + 1, (wp - kw + 1 - pkw) // psw + 1
+    out = np.empty((n, nf, ph, pw), xp.dtype)
+    arg = np.empty((n if want_arg else 0, nf, ph, pw), np.int32)
+    if n == 1:  # an inference view's query: no hand-over, no thread count asked
+        crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, 0, 1)
     else:
-        for s in prange(len(xp)):
-            _crm_sample(xp[s], w2, offs, b, out[s], arg[s] if want_arg else scratch, size, pkh,
-                        pkw, psh, psw)
+        _split(lambda s0, s1: crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, s0, s1), n)
     return out, arg
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def relu_maxpool_batch(acc, wp, pkh, pkw, psh, psw, ph, pw):
+@njit(cache=True, nogil=True)
+def relu_maxpool_part(acc, wp, pkh, pkw, psh, psw, out, arg, s0, s1):
+    """Samples s0..s1 of ``relu_maxpool_batch``."""
+    for s in range(s0, s1):
+        relu_maxpool_flat(acc[s], 0, out[s], arg[s], wp, pkh, pkw, psh, psw)
+
+
+def relu_maxpool_batch(acc, wp: int, pkh: int, pkw: int, psh: int, psw: int, ph: int, pw: int):
     """``relu_maxpool_flat`` over a batch of flat conv rows (N, F, L), e.g. ``conv_gemm``'s."""
     n, nf = acc.shape[0], acc.shape[1]
     out, arg = np.empty((n, nf, ph, pw), acc.dtype), np.empty((n, nf, ph, pw), np.int32)
-    for s in prange(n):
-        relu_maxpool_flat(acc[s], 0, out[s], arg[s], wp, pkh, pkw, psh, psw)
+    _split(lambda s0, s1: relu_maxpool_part(acc, wp, pkh, pkw, psh, psw, out, arg, s0, s1), n)
     return out, arg
 
 
@@ -310,87 +334,62 @@ def _rows_copy(xp, s0, s1, kh, lp, rows, back):
 
 
 @njit(cache=True, nogil=True)
-def _chunk_backward(xp, geo, dz, s0, s1, kh, kw, dw2, dxp, need_dx):
-    """dw2 += the chunk's weight gradient, dxp[s0:s1] += its input gradient, given dz."""
-    lp, pitch, offs, wt, dx_offs, _, _ = geo
-    c, n = xp.shape[1], (s1 - s0) * lp
-    rows = np.zeros((c * kh + 1, pitch), xp.dtype)  # + taps_forward's spare row
-    _rows_copy(xp, s0, s1, kh, lp, rows, np.bool_(False))  # not a literal: see taps_forward
-    taps_weight_grad(rows.reshape(rows.size), dz, kw - 1, offs, dw2, n)
-    if need_dx:
-        rows[:] = 0
-        taps_forward(dz.reshape(dz.size), wt, dx_offs, rows, 0, n + kw - 1)
-        _rows_copy(dxp, s0, s1, kh, lp, rows, np.bool_(True))
-
-
-@njit(cache=True, nogil=True)
-def _backward_buffers(xp, w, k, need_dx):
-    """Per-chunk d weight and d bias, d input (empty without ``need_dx``), allocated here so that
-    the parallel kernels hold only their loop (numba's parallel passes cost seconds, in proportion
-    to the code they analyse)."""
-    (n, c, hp, wp), (nf, _, kh, kw) = xp.shape, w.shape
-    return (np.zeros((k, nf, c * kh * kw), xp.dtype), np.zeros((k, nf), xp.dtype),
-            np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype))
-
-
-@njit(cache=True, nogil=True)
-def _sum_parts(dw_parts, db_parts, shape):
-    """(d weight, d bias): the chunks' partials in chunk order (``sum(axis=0)`` compiled 2 s)."""
-    dw, db = np.zeros(dw_parts.shape[1:], dw_parts.dtype), np.zeros_like(db_parts[0])
-    for i in range(len(dw_parts)):
-        for f in range(dw.shape[0]):
-            db[f] += db_parts[i, f]
-            for t in range(dw.shape[1]):
-                dw[f, t] += dw_parts[i, f, t]
-    return dw.reshape(shape), db
-
-
-@njit(cache=True, nogil=True)
-def _chunk(xp, geo, dy, arg, s0, s1, kh, kw, dw, db, dxp, need_dx):
-    """One chunk of a backward: the output gradient into the row layout's dz, then
-    ``_chunk_backward``. With a non-empty ``arg`` dy is the pooled gradient of the fused
-    forward, and only the pool's winners get theirs (at ``arg``)."""
+def chunks_part(xp, w, geo, dy, arg, c0, c1, dw_parts, db_parts, dxp, need_dx):
+    """Chunks c0..c1 of a backward: each chunk's output gradient into the row layout's dz, then
+    its weight gradient into ``dw_parts[ci]`` (bias: ``db_parts[ci]``) and its input gradient
+    into dxp[s0:s1]. With a non-empty ``arg`` dy is the pooled gradient of the fused forward,
+    and only the pool's winners get theirs (at ``arg``). One kernel, not a kernel per chunk
+    called from here: each level of callees is compiled again inside its caller."""
+    lp, pitch, offs, wt, dx_offs, bounds, _ = geo
+    c, kh, kw = xp.shape[1], w.shape[2], w.shape[3]
     nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
-    lp, wp, pooled = geo[0], xp.shape[3], arg.size > 0
-    dz = np.zeros((nf, geo[6]), xp.dtype)
-    for s in range(s0, s1):
-        base = kw - 1 + (s - s0) * lp
-        for f in range(nf):
-            acc = db[f]
-            for r in range(oh):
-                for q in range(ow):
-                    at = arg[s, f, r, q] if pooled else r * wp + q
-                    if at >= 0:
-                        g = dy[s, f, r, q]
-                        dz[f, base + at] += g
-                        acc += g
-            db[f] = acc
-    _chunk_backward(xp, geo, dz, s0, s1, kh, kw, dw, dxp, need_dx)
+    wp, pooled = xp.shape[3], arg.size > 0
+    for ci in range(c0, c1):
+        s0, s1, db = bounds[ci], bounds[ci + 1], db_parts[ci]
+        dz = np.zeros((nf, geo[6]), xp.dtype)
+        for s in range(s0, s1):
+            base = kw - 1 + (s - s0) * lp
+            for f in range(nf):
+                acc = db[f]
+                for r in range(oh):
+                    for q in range(ow):
+                        at = arg[s, f, r, q] if pooled else r * wp + q
+                        if at >= 0:
+                            g = dy[s, f, r, q]
+                            dz[f, base + at] += g
+                            acc += g
+                db[f] = acc
+        n = (s1 - s0) * lp
+        rows = np.zeros((c * kh + 1, pitch), xp.dtype)  # + taps_forward's spare row
+        _rows_copy(xp, s0, s1, kh, lp, rows, np.bool_(False))  # not a literal: see taps_forward
+        taps_weight_grad(rows.reshape(rows.size), dz, kw - 1, offs, dw_parts[ci], n)
+        if need_dx:
+            rows[:] = 0
+            taps_forward(dz.reshape(dz.size), wt, dx_offs, rows, 0, n + kw - 1)
+            _rows_copy(dxp, s0, s1, kh, lp, rows, np.bool_(True))
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def backward_flat(xp, w, dy, need_dx):
+def _backward(xp, w, dy, arg, need_dx: bool) -> tuple:
+    """(d padded input or empty, d weight, d bias): the chunks over the cores, then their
+    partials summed in chunk order (from zero, as before: −0.0 partials sum to +0.0)."""
+    geo = _chunk_geometry(xp, w)
+    k = len(geo[5]) - 1
+    nf, taps = len(w), w[0].size
+    dw_parts, db_parts = np.zeros((k, nf, taps), xp.dtype), np.zeros((k, nf), xp.dtype)
+    dxp = np.zeros(xp.shape if need_dx else (0, *xp.shape[1:]), xp.dtype)
+    need = bool(need_dx)
+    _split(lambda c0, c1: chunks_part(xp, w, geo, dy, arg, c0, c1, dw_parts, db_parts, dxp,
+                                      need), k)
+    dw = np.add.reduce(dw_parts, axis=0, initial=0).reshape(w.shape)
+    return dxp, dw, np.add.reduce(db_parts, axis=0, initial=0)
+
+
+def backward_flat(xp, w, dy, need_dx: bool) -> tuple:
     """(d padded input or empty, d weight, d bias) of the stride-1 convolution."""
-    kh, kw, geo = w.shape[2], w.shape[3], _chunk_geometry(xp, w)
-    bounds = geo[5]
-    dw_parts, db_parts, dxp = _backward_buffers(xp, w, len(bounds) - 1, need_dx)
-    no_arg = np.empty((0, 0, 0, 0), np.int32)
-    for ci in prange(len(bounds) - 1):
-        _chunk(xp, geo, dy, no_arg, bounds[ci], bounds[ci + 1], kh, kw, dw_parts[ci],
-               db_parts[ci], dxp, need_dx)
-    dw, db = _sum_parts(dw_parts, db_parts, w.shape)
-    return dxp, dw, db
+    return _backward(xp, w, dy, np.empty((0, 0, 0, 0), np.int32), need_dx)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def conv_relu_maxpool_backward(xp, w, dp, arg, need_dx):
+def conv_relu_maxpool_backward(xp, w, dp, arg, need_dx: bool) -> tuple:
     """(d padded input or empty, d weight, d bias) given the pooled gradient and ``arg``:
     only the pool's winners get a nonzero output gradient."""
-    kh, kw, geo = w.shape[2], w.shape[3], _chunk_geometry(xp, w)
-    bounds = geo[5]
-    dw_parts, db_parts, dxp = _backward_buffers(xp, w, len(bounds) - 1, need_dx)
-    for ci in prange(len(bounds) - 1):
-        _chunk(xp, geo, dp, arg, bounds[ci], bounds[ci + 1], kh, kw, dw_parts[ci],
-               db_parts[ci], dxp, need_dx)
-    dw, db = _sum_parts(dw_parts, db_parts, w.shape)
-    return dxp, dw, db
+    return _backward(xp, w, dp, arg, need_dx)

@@ -22,33 +22,87 @@ from layerloom.engine.kernels.conv_flat import chunk_bounds
 POSITIONS = 256  # output positions per chunk: a (taps × 256) matrix stays in L2 (2048 did not:
 # 5×5 stride-2 convolutions of 32–64 channels ran their forward 25–38 % and backward 13–26 %
 # slower at batch 64, one core, CPU time)
+PARTS = 8  # the weight gradient's partial sums: each over a fixed run of chunks, whatever the
+# thread count (one per chunk made and summed 13 MB for a 32→64 5×5 at batch 64)
 
 
-def prefers_gemm_strided(w_shape: tuple, groups: int) -> bool:
+def prefers_gemm_strided(w_shape: tuple, groups: int, stride: tuple = (2, 2)) -> bool:
     """Enough taps and filters per group for real products (a depthwise convolution, one
-    channel per group, stays on the direct kernels)."""
+    channel per group, stays on the direct kernels). At stride 1 only large kernels (5×5 and
+    up) over many filters: their 25·C-deep products suit the BLAS; a CIFAR stem's 3→32 5×5
+    took 0.6–0.8× the time of ``conv_gemm``'s forward and backward here (one core, b64)."""
     nf, cpg, kh, kw = w_shape
+    if tuple(stride) == (1, 1):
+        return groups == 1 and kh >= 5 and kw >= 5 and nf >= 16 and cpg * kh * kw >= 64
     return cpg * kh * kw >= 8 and nf // groups >= 4
+
+
+@njit(cache=True, nogil=True)
+def _phases(xp, s0, s1, c0, c1, sh, sw, ph, back):
+    """ph[k, c − c0, a, b, u, v] = xp[s0 + k, c, u·sh + a, v·sw + b] (the stride's polyphase
+    components: each is read with unit steps); with ``back`` the reverse, added onto xp."""
+    hp, wp = xp.shape[2], xp.shape[3]
+    for k in range(s1 - s0):
+        for ch in range(c0, c1):
+            for y in range(hp):
+                a, u = y % sh, y // sh
+                line = xp[s0 + k, ch, y]
+                for b in range(sw):
+                    dst = ph[k, ch - c0, a, b, u]
+                    if back:
+                        for v in range((wp - b + sw - 1) // sw):
+                            line[v * sw + b] += dst[v]
+                    else:
+                        for v in range((wp - b + sw - 1) // sw):
+                            dst[v] = line[v * sw + b]
+
+
+@njit(cache=True, nogil=True)
+def _runs(planes, c0, c1, p0, kh, kw, dh, dw, sh, sw, oh, ow, cols, back):
+    """cols[(c − c0, i, j), k·OH·OW + r·OW + q] = phase ((i·dh) mod sh, (j·dw) mod sw) of
+    channel c at row r + ⌊i·dh / sh⌋, column q + ⌊j·dw / sw⌋: ``planes`` (K, C·sh·sw, H, W)
+    holds each channel's sh·sw phases in turn, channel c0 at p0 (with ``back`` the reverse,
+    added onto the planes)."""
+    for k in range(planes.shape[0]):
+        for ch in range(c0, c1):
+            for i in range(kh):
+                a, oi = (i * dh) % sh, (i * dh) // sh
+                for j in range(kw):
+                    b, oj = (j * dw) % sw, (j * dw) // sw
+                    plane = planes[k, ((ch - p0) * sh + a) * sw + b]
+                    row = cols[((ch - c0) * kh + i) * kw + j]
+                    for r in range(oh):
+                        src, dst = plane[r + oi, oj:oj + ow], row[k * oh * ow + r * ow:]
+                        if back:
+                            for q in range(ow):
+                                src[q] += dst[q]
+                        else:
+                            for q in range(ow):
+                                dst[q] = src[q]
 
 
 @njit(cache=True, nogil=True)
 def _im2col(xp, s0, s1, c0, c1, kh, kw, sh, sw, dh, dw, oh, ow, cols, back):
     """cols[(c − c0, i, j), k·OH·OW + r·OW + q] = xp[s0 + k, c, r·sh + i·dh, q·sw + j·dw] for
-    channels c0:c1; with ``back`` the reverse, added onto xp (col2im)."""
-    for k in range(s1 - s0):
-        for ch in range(c0, c1):
-            plane = xp[s0 + k, ch]
-            for i in range(kh):
-                for j in range(kw):
-                    row = cols[((ch - c0) * kh + i) * kw + j]
-                    for r in range(oh):
-                        src, base, at = plane[r * sh + i * dh], k * oh * ow + r * ow, j * dw
-                        if back:
-                            for q in range(ow):
-                                src[at + q * sw] += row[base + q]
-                        else:
-                            for q in range(ow):
-                                row[base + q] = src[at + q * sw]
+    channels c0:c1; with ``back`` the reverse, added onto xp (col2im).
+
+    The chunk is first split into its polyphase components (one strided pass over the input, not
+    one per tap): tap (i, j) then reads phase ((i·dh) mod sh, (j·dw) mod sw) from row
+    r + ⌊i·dh / sh⌋, column q + ⌊j·dw / sw⌋, OW contiguous values per output row. Each sum
+    adds the same terms in the same order as a direct gather would."""
+    if sh == 1 and sw == 1:  # the input is its own single phase
+        _runs(xp[s0:s1], c0, c1, 0, kh, kw, dh, dw, 1, 1, oh, ow, cols, back)
+        return
+    hq, wq = (xp.shape[2] + sh - 1) // sh, (xp.shape[3] + sw - 1) // sw
+    if back:
+        ph = np.zeros((s1 - s0, c1 - c0, sh, sw, hq, wq), xp.dtype)
+    else:
+        ph = np.empty((s1 - s0, c1 - c0, sh, sw, hq, wq), xp.dtype)
+        _phases(xp, s0, s1, c0, c1, sh, sw, ph, False)
+    _runs(ph.reshape(s1 - s0, (c1 - c0) * sh * sw, hq, wq), c0, c1, c0, kh, kw, dh, dw, sh, sw,
+          oh, ow, cols, back)
+    if back:
+        _phases(xp, s0, s1, c0, c1, sh, sw, ph, True)
 
 
 @njit(cache=True, nogil=True)
@@ -121,27 +175,44 @@ def gemm_input_grad_strided(dy, w, hp, wp, sh, sw, dh, dw, groups):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def gemm_weight_grad_strided(xp, dy, kh, kw, sh, sw, dh, dw, groups):
-    """(d weight, d bias) of the convolution of ``xp``."""
-    n, c = xp.shape[0], xp.shape[1]
-    nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
-    cpg, fpg = c // groups, nf // groups
+def gemm_backward_strided(xp, w, dy, sh, sw, dh, dw, groups, need_dx):
+    """(d padded input or empty, d weight, d bias) of the convolution of ``xp``: the weight
+    gradient's and the input gradient's products in one pass over the chunks, which copy dY
+    into rows once for both (the input gradient's are the same products, so the same sums, as
+    ``gemm_input_grad_strided``'s)."""
+    n, c, hp, wp = xp.shape
+    nf, cpg, kh, kw = w.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    fpg, taps = nf // groups, cpg * kh * kw
+    wt = np.empty((groups, taps, fpg), xp.dtype)  # each group's Wᵀ, made once
+    w2 = w.reshape(nf, taps)
+    for g in range(groups):
+        wt[g] = w2[g * fpg:(g + 1) * fpg].T
     bounds = chunk_bounds(n, POSITIONS, oh * ow)
     k = len(bounds) - 1
-    dw_parts = np.zeros((k, nf, cpg * kh * kw), xp.dtype)
-    db_parts = np.zeros((k, nf), xp.dtype)
-    for ci in prange(k):
-        s0, s1 = bounds[ci], bounds[ci + 1]
-        dz = np.empty((fpg, (s1 - s0) * oh * ow), xp.dtype)
-        cols = np.empty((cpg * kh * kw, (s1 - s0) * oh * ow), xp.dtype)
-        for g in range(groups):
-            _to_rows(dy, s0, s1, g * fpg, (g + 1) * fpg, dz)
-            _im2col(xp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow, cols,
-                    False)
-            np.dot(dz, cols.T, dw_parts[ci, g * fpg:(g + 1) * fpg])
-            for f in range(fpg):
-                db_parts[ci, g * fpg + f] = dz[f].sum()
-    return dw_parts.sum(axis=0).reshape(nf, cpg, kh, kw), db_parts.sum(axis=0)
+    parts = min(k, PARTS)  # partial sums over runs of chunks: not one (F × taps) per chunk
+    dw_parts = np.zeros((parts, nf, taps), xp.dtype)
+    db_parts = np.zeros((parts, nf), xp.dtype)
+    dxp = np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype)
+    for pi in prange(parts):
+        tmp = np.empty((fpg, taps), xp.dtype)
+        for ci in range((pi * k) // parts, ((pi + 1) * k) // parts):
+            s0, s1 = bounds[ci], bounds[ci + 1]
+            dz = np.empty((fpg, (s1 - s0) * oh * ow), xp.dtype)
+            cols = np.empty((taps, (s1 - s0) * oh * ow), xp.dtype)
+            for g in range(groups):
+                _to_rows(dy, s0, s1, g * fpg, (g + 1) * fpg, dz)
+                _im2col(xp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow,
+                        cols, False)
+                np.dot(dz, cols.T, tmp)
+                dw_parts[pi, g * fpg:(g + 1) * fpg] += tmp
+                for f in range(fpg):
+                    db_parts[pi, g * fpg + f] += dz[f].sum()
+                if need_dx:
+                    np.dot(wt[g], dz, cols)
+                    _im2col(dxp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow,
+                            cols, True)
+    return dxp, dw_parts.sum(axis=0).reshape(nf, cpg, kh, kw), db_parts.sum(axis=0)
 
 
 @njit(cache=True, nogil=True, parallel=True)

@@ -125,11 +125,12 @@ def _apply(x, mats: list):
 
 def _avg_back(ctx, dy):
     shape, outs = ctx.saved
-    if _divides(shape, outs):
+    if _divides(shape, outs):  # each window's share written once, in dy's dtype
         ks = [n // o for n, o in zip(shape[2:], outs)]
-        g = dy / np.prod(ks)
-        for axis, k in enumerate(ks, start=2):
-            g = np.repeat(g, k, axis=axis)
+        share = dy / dy.dtype.type(np.prod(ks))  # = the float64 quotient rounded: exact
+        g = np.empty(shape, share.dtype)
+        g.reshape(*shape[:2], *[v for o, k in zip(outs, ks) for v in (o, k)])[...] = \
+            share.reshape(*shape[:2], *[v for o in outs for v in (o, 1)])
         return g
     return _apply(dy, [average_matrix(n, o).T for n, o in zip(shape[2:], outs)])
 

@@ -47,7 +47,10 @@ class MultiHeadSelfAttention(Layer):
                         "√d<sub>h</sub>; dL/dx = dL/d[Q, K, V]·W<sub>in</sub>, dL/dW<sub>in</sub> "
                         "= (dL/d[Q, K, V])<sup>T</sup>·x, dL/db = Σ of the matching output "
                         "gradient")
-    parallel_kernels = True  # numba-parallel kernels (kernels/attention.py)
+    # Its kernels split the batch over the cores themselves (kernels/attention.py); declared
+    # parallel so that the BLAS stays on one thread and large products are split over rows
+    # (engine.threads) rather than handed to two spinning OpenBLAS threads
+    parallel_kernels = True
     category = "Attention"
     attrs = {
         "embed_dim": Int(64, "model width D: the input's feature size", min=1, max=100_000),
@@ -132,7 +135,7 @@ class MultiHeadSelfAttention(Layer):
             grads["out_proj.bias"] = dy2.sum(axis=0)
         do = matmul(dy2, p["out_proj.weight"]).reshape(o.shape)
         if mask is None:
-            dqkv = attention_backward(qkv, weights, do, heads, dy.dtype.type(scale))
+            dqkv = attention_backward(qkv, weights, do, heads, dy.dtype.type(scale), a.causal)
         else:
             dqkv = attention_backward_reference(qkv, weights, do, heads, scale, mask)
         flat = dqkv.reshape(-1, 3 * d)

@@ -79,7 +79,10 @@ class MultiHeadAttention(Layer):
                         "√d<sub>h</sub>, dL/dK = (dL/dS)<sup>T</sup>·Q / √d<sub>h</sub>; "
                         "dL/dquery = dL/dQ·W<sub>q</sub>, dL/dW<sub>q</sub> = "
                         "(dL/dQ)<sup>T</sup>·query, and so for key and value; the mask gets none")
-    parallel_kernels = True  # numba-parallel kernels (kernels/attention.py)
+    # Its kernels split the batch over the cores themselves (kernels/attention.py); declared
+    # parallel so that the BLAS stays on one thread and large products are split over rows
+    # (engine.threads) rather than handed to two spinning OpenBLAS threads
+    parallel_kernels = True
     category = "Attention"
     inputs = ("query", "key", "value", "key_padding_mask")
     optional_inputs = ("key_padding_mask",)
@@ -215,7 +218,8 @@ class MultiHeadAttention(Layer):
             dqkv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
             dused_t = (np.empty((0, 0, 0), q.dtype) if dused is None else
                        np.ascontiguousarray(dused.transpose(0, 2, 1), dtype=q.dtype))
-            mha_backward(q, k, v, weights, do, heads, q.dtype.type(scale), dused_t, *dqkv)
+            mha_backward(q, k, v, weights, do, heads, q.dtype.type(scale), dused_t, *dqkv,
+                         causal=a.causal)
         else:
             dqkv = mha_backward_reference(q, k, v, weights, do, heads, scale, drop, dused)
         flat = [d.reshape(-1, e) for d in dqkv]

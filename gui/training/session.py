@@ -174,6 +174,7 @@ class TrainingSession(QObject):
         self.analyzer.run()
         if name == "data":
             self.dataset_panel.load_from_project()
+            self.inference.refresh_panes()  # paired sequences or not
 
     def _on_project_replaced(self, graph: Graph) -> None:
         """New or Open: show the file's data (the training panel shows its settings itself),

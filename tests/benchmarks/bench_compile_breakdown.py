@@ -27,11 +27,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _patch_compile(log: list) -> None:
     """Time every Dispatcher.compile (a compile, a cache load, or a lookup of a loaded one)."""
+    import threading
+
     from numba.core.dispatcher import Dispatcher
 
-    original, stack = Dispatcher.compile, []
+    original, local, seen = Dispatcher.compile, threading.local(), set()
 
-    def compile(self, sig):
+    def compile(self, sig):  # a kernel split over threads: each has its own stack
+        stack = local.__dict__.setdefault("stack", [])
         known = len(self.overloads)
         hits = sum(self._cache_hits.values())
         stack.append(0.0)
@@ -43,7 +46,9 @@ def _patch_compile(log: list) -> None:
             inner = stack.pop()
             if stack:
                 stack[-1] += total
-            if len(self.overloads) > known:  # new: compiled or loaded
+            new = (id(self), str(sig)) not in seen  # not once more by a thread that waited
+            if len(self.overloads) > known and new:  # new: compiled or loaded
+                seen.add((id(self), str(sig)))
                 f = self.py_func
                 how = "load" if sum(self._cache_hits.values()) > hits else "compile"
                 log.append({"kernel": f"{f.__module__.rsplit('.', 1)[-1]}.{f.__qualname__}",
@@ -74,14 +79,16 @@ def child(graph: str, helpers: bool) -> None:
     _patch_compile(log)
     n = max(2, min(config.batch_size, len(data.train)))
     with engine_threads():
-        t2, c2 = time.perf_counter(), time.thread_time()
+        t2, c2, p2 = time.perf_counter(), time.thread_time(), time.process_time()
         expected = warmup.expected_kernels(net, config) if helpers else None
         warmup.warm_up(net, data.train.x[:n], data.train.y[:n], config, expected)
         t_warm, c_warm = time.perf_counter() - t2, time.thread_time() - c2
+        p_warm = time.process_time() - p2
         t3 = time.perf_counter()
         next(iter(train(net, data, config)))
         t_step = time.perf_counter() - t3
-    print(json.dumps({"import": t_import, "load": t_load, "warm_up": t_warm, "warm_up_cpu": c_warm, "first_step": t_step,
+    print(json.dumps({"import": t_import, "load": t_load, "warm_up": t_warm, "warm_up_cpu": c_warm,
+                      "warm_up_process_cpu": p_warm, "first_step": t_step,
                       "torch_imported": "torch" in sys.modules, "kernels": log}))
 
 
@@ -97,7 +104,9 @@ def show(name: str, r: dict, top: int) -> None:
     ks = r["kernels"]
     outer = [k for k in ks if k["depth"] == 0]
     print(f"\n{name}: import {r['import']:.2f} s, graph+data {r['load']:.2f} s, warm-up "
-          f"{r['warm_up']:.2f} s ({r['warm_up_cpu']:.2f} s CPU; {len(outer)} kernels called, {len(ks)} incl. callees, "
+          f"{r['warm_up']:.2f} s ({r['warm_up_cpu']:.2f} s CPU in this thread, "
+          f"{r.get('warm_up_process_cpu', 0):.2f} s in the process, "
+          f"{sum(k['self'] for k in ks if k['how'] == 'compile'):.2f} s compiling; {len(outer)} kernels called, {len(ks)} incl. callees, "
           f"{sum(k['how'] == 'compile' for k in ks)} compiled, "
           f"{sum(k['how'] == 'load' for k in ks)} loaded), then first step "
           f"{r['first_step']:.3f} s; torch imported: {r['torch_imported']}")

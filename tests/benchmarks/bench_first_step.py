@@ -28,6 +28,9 @@ def child(delay: float) -> None:
     """One window, one press of Train: prints {"first_step": s, "launch": s} as JSON."""
     t0 = time.perf_counter()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from layerloom.engine.parallel_compile import start_early
+
+    start_early(ROOT / "samples" / "lenet5.json")  # as layerloom's run_gui does, before Qt
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 

@@ -158,8 +158,14 @@ def calibrate(step: Callable[[], None], seconds: float) -> int:
 
 def compare(ll: Callable, pt: Callable, windows: int, seconds: float) -> tuple[list, list]:
     """Seconds per step of each window, A B B A … interleaved after both are warm."""
+    import torch
+
+    torch_threads = torch.get_num_threads()
     with engine_threads(ll.blas):
         n_ll = calibrate(ll, seconds)
+    # numba's OpenMP pool starting (the first parallel kernel) sets the process's OpenMP
+    # threads to NUMBA_NUM_THREADS, which PyTorch reads: "1 thread" PyTorch ran on 2 until now
+    torch.set_num_threads(torch_threads)
     n_pt = calibrate(pt, seconds)
     ll_t, pt_t = [], []
     for w in range(windows):

@@ -1,0 +1,146 @@
+"""The im2col matrix-product convolutions (``conv_gemm_strided``: 5×5 and strided convolutions)
+over families of shapes: stride 1, 2 and 3, kernels 2–7 (odd and even), padding, odd and even
+sizes, few and many channels, batches that split into several chunks (and one that does not),
+dilation and groups. Each equals the numpy twins (float64 to rounding, float32 loosely) and
+PyTorch's convolution in float64; the one-pass backward equals the separate kernels bit for bit.
+"""
+import itertools
+
+import numpy as np
+import pytest
+
+from layerloom.engine.kernels import conv
+from layerloom.engine.kernels.conv_gemm_strided import (gemm_backward_strided,
+                                                        gemm_input_grad_strided,
+                                                        prefers_gemm_strided)
+
+TOL = {np.float64: dict(rtol=1e-11, atol=1e-11), np.float32: dict(rtol=2e-4, atol=1e-4)}
+
+# (batch, channels, H, W, filters, kernel, stride, padding): the strided CNN's layers scaled
+# down, odd sizes and kernels, an even kernel, a stride of 3, a tall and a wide map, a 5×5 at
+# stride 1 (routed here only with ≥ 16 filters), a one-sample batch, batches that split into
+# chunks of several samples (8×8 outputs: four per 256 positions) with a ragged last one.
+FAMILY = [(3, 8, 16, 16, 16, (5, 5), (2, 2), 2), (2, 16, 9, 11, 8, (5, 5), (2, 2), 2),
+          (5, 3, 17, 13, 6, (3, 3), (2, 2), 1), (2, 4, 12, 10, 5, (4, 4), (2, 2), 1),
+          (2, 5, 14, 15, 7, (3, 5), (3, 2), 0), (2, 3, 7, 20, 8, (5, 5), (2, 3), 2),
+          (4, 3, 11, 12, 16, (5, 5), (1, 1), 2), (3, 6, 9, 8, 20, (7, 5), (1, 1), 3),
+          (1, 6, 10, 10, 8, (5, 5), (2, 2), 2), (11, 2, 16, 16, 4, (2, 2), (2, 2), 0)]
+
+
+def _data(n, c, h, w, nf, k, stride, pad, dtype, groups=1, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((nf, c // groups, *k)).astype(dtype)
+    b = rng.standard_normal(nf).astype(dtype)
+    return rng, conv.pad_sides(x, pad, pad, pad, pad), wt, b
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n,c,h,w,nf,k,stride,pad", FAMILY)
+def test_family_matches_the_twins(dtype, n, c, h, w, nf, k, stride, pad):
+    rng, xp, wt, b = _data(n, c, h, w, nf, k, stride, pad, dtype)
+    assert prefers_gemm_strided(wt.shape, 1, stride)
+    y = conv.conv_forward(xp, wt, b, stride)
+    assert y.dtype == dtype and y.flags.c_contiguous
+    np.testing.assert_allclose(y, conv.grouped_forward_reference(xp, wt, b, stride, (1, 1), 1),
+                               **TOL[dtype])
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dxp, dw, db = conv.conv_backward(xp, wt, dy, stride, need_dx=True)
+    assert dxp.dtype == dw.dtype == db.dtype == dtype
+    np.testing.assert_allclose(dw, conv.grouped_weight_grad_reference(xp, dy, *k, stride, (1, 1),
+                                                                      1), **TOL[dtype])
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), **TOL[dtype])
+    np.testing.assert_allclose(dxp, conv.grouped_input_grad_reference(dy, wt, *xp.shape[2:],
+                                                                      stride, (1, 1), 1),
+                               **TOL[dtype])
+    # one pass for both gradients = the input-gradient kernel (ConvTranspose2d's forward) exactly
+    assert np.array_equal(dxp, gemm_input_grad_strided(dy, wt, *xp.shape[2:], *stride, 1, 1, 1))
+    no_dx, dw_again, db_again = conv.conv_backward(xp, wt, dy, stride, need_dx=False)
+    assert no_dx is None and np.array_equal(dw_again, dw) and np.array_equal(db_again, db)
+
+
+@pytest.mark.parametrize("n,c,h,w,nf,k,stride,pad", FAMILY[:8])
+def test_family_is_pytorch_s_convolution(n, c, h, w, nf, k, stride, pad):
+    """float64 against torch.nn.functional.conv2d with its own padding, gradients included."""
+    torch = pytest.importorskip("torch")
+    rng, xp, wt, b = _data(n, c, h, w, nf, k, stride, pad, np.float64)
+    x = torch.from_numpy(np.ascontiguousarray(xp[:, :, pad:pad + h, pad:pad + w]))
+    tw, tb = torch.from_numpy(wt), torch.from_numpy(b)
+    for t in (x, tw, tb):
+        t.requires_grad_()
+    want = torch.nn.functional.conv2d(x, tw, tb, stride, pad)
+    y = conv.conv_forward(xp, wt, b, stride)
+    np.testing.assert_allclose(y, want.detach().numpy(), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    want.backward(torch.from_numpy(dy))
+    dxp, dw, db = conv.conv_backward(xp, wt, dy, stride)
+    np.testing.assert_allclose(dxp[:, :, pad:pad + h, pad:pad + w], x.grad.numpy(), rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, tb.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride,dil,groups", list(itertools.product([(2, 2), (1, 1)],
+                                                                     [(1, 1), (2, 1)], [1, 2])))
+def test_dilated_and_grouped_ones_match_the_twins(stride, dil, groups):
+    """Dilation moves taps across phases (2·i mod 2 = 0: every tap in one phase); groups take
+    their own channel slices. At stride 1 with groups the direct kernels decide."""
+    dtype = np.float64
+    rng, xp, wt, b = _data(3, 4, 13, 12, 16, (5, 5), stride, 2, dtype, groups)
+    y = conv.conv_forward(xp, wt, b, stride, dil, groups)
+    np.testing.assert_allclose(y, conv.grouped_forward_reference(xp, wt, b, stride, dil, groups),
+                               **TOL[dtype])
+    dy = rng.standard_normal(y.shape)
+    dxp, dw, db = conv.conv_backward(xp, wt, dy, stride, dil, groups)
+    np.testing.assert_allclose(dw, conv.grouped_weight_grad_reference(xp, dy, 5, 5, stride, dil,
+                                                                      groups), **TOL[dtype])
+    np.testing.assert_allclose(dxp, conv.grouped_input_grad_reference(dy, wt, *xp.shape[2:],
+                                                                      stride, dil, groups),
+                               **TOL[dtype])
+    kd, kw, kb = gemm_backward_strided(xp, wt, dy, *stride, *dil, groups, False)
+    assert kd.size == 0
+    np.testing.assert_allclose(kw, dw, **TOL[dtype])
+    np.testing.assert_allclose(kb, db, **TOL[dtype])
+
+
+def test_stride_one_routes_only_large_kernels_over_many_filters():
+    assert prefers_gemm_strided((32, 3, 5, 5), 1, (1, 1))
+    assert not prefers_gemm_strided((32, 32, 3, 3), 1, (1, 1))  # 3×3: the stride-1 kernels
+    assert not prefers_gemm_strided((6, 1, 5, 5), 1, (1, 1))  # LeNet's few filters
+    assert not prefers_gemm_strided((32, 1, 5, 5), 32, (1, 1))  # depthwise
+    assert prefers_gemm_strided((6, 1, 5, 5), 1, (2, 2))
+
+
+def _strided_cnn(c=16, size=(13, 12)):
+    """The strided benchmark CNN in small: a 5×5 stride-1 stem over ≥ 16 filters (routed to the
+    im2col products), 5×5 stride-2 and 3×3 stride-2 convolutions, each with a ReLU, a pool."""
+    from layerloom.engine.graph import Graph, Node
+
+    g = Graph()
+
+    def add(prev, node_id, type_id, attrs=None, port="x"):
+        g.add_node(Node(node_id, type_id, attrs or {}))
+        if prev is not None:
+            g.connect((prev, "y"), (node_id, port))
+        return node_id
+
+    prev = add(None, "image", "Input", {"shape": [3, *size]})
+    for i, (k, s, p) in enumerate(((5, 1, 2), (5, 2, 2), (3, 2, 0)), start=1):
+        prev = add(prev, f"c{i}", "Conv2D", {"out_channels": c, "kernel_size": [k, k],
+                                             "stride": [s, s], "padding": [p, p]})
+        prev = add(prev, f"r{i}", "ReLU")
+    prev = add(add(prev, "pool", "MaxPool2D", {"kernel_size": [2, 2]}), "flat", "Flatten")
+    prev = add(prev, "fc", "Dense", {"out_features": 4})
+    add(None, "label", "Label")
+    add(prev, "loss", "CrossEntropyLoss", port="input")
+    g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_strided_cnn_runs_fused_as_unfused(dtype):
+    """Conv2D+ReLU steps over the im2col products equal the plain layers: outputs, loss,
+    gradients and two Adam steps' parameters (tests/engine/test_conv_fusion.check_same)."""
+    from tests.engine.test_conv_fusion import check_same
+
+    check_same(_strided_cnn(), dtype, expect={"Conv2D+ReLU"})
