@@ -115,8 +115,10 @@ def _mask_ids(text: str, vocab: list[str]) -> list[int]:
 
 def fill(net: Network, vocab: list[str], text: str, top: int = 5) -> Filled:
     """Fill in the masked characters of ``text`` with a masked-LM (``vocab`` its data's
-    ``class_names``, ``[MASK]`` last). The text fills the input from the left; the rest is
-    newlines, what follows a verse in the training text."""
+    ``class_names``, ``[MASK]`` last). A text that fits the input fills it from the left; the rest
+    is newlines, what follows a verse in the training text. A longer text is read in windows of
+    the input's length: each mask is filled from the window that centres it (as far as the text
+    allows), so every guess sees as much of the text on both sides as the model can."""
     if not vocab or vocab[-1] != MASK_TOKEN:
         raise SamplingError("the model was not trained on masked data (text?mask=0.15): "
                             "it has no [MASK] token to fill in")
@@ -129,20 +131,25 @@ def fill(net: Network, vocab: list[str], text: str, top: int = 5) -> Filled:
     if binding.logits_ref is None:
         raise SamplingError("the graph has no CrossEntropyLoss fed by the Label: no scores")
     steps = _context_length(net, binding.input_id)
-    if len(ids) > steps:
-        raise SamplingError(f"the text is {len(ids)} characters long; the model reads at most "
-                            f"{steps}")
-    pad = vocab.index("\n") if "\n" in vocab else 0
-    x = np.full((1, steps), pad, dtype=np.int64)
-    x[0, :len(ids)] = ids
     label_step = net.plan.step(binding.label_id)
     label_shape = tuple(1 if d is None else d for d in label_step.layer.infer(label_step.attrs))
-    net.forward({binding.input_id: x, binding.label_id: np.zeros(label_shape, np.int64)})
-    scores = net.executor.values[binding.logits_ref][0]
-    if scores.shape != (steps, len(vocab)):
-        raise SamplingError(f"the model gives scores of shape {scores.shape} per sample, not "
-                            f"one per character of {len(vocab)} at each of {steps} steps")
-    guesses = fill_masks(scores, x[0, :len(ids)], mask_id, top)
+    pad = vocab.index("\n") if "\n" in vocab else 0
+    masks = [i for i, v in enumerate(ids) if v == mask_id]
+    starts = {p: min(max(p - steps // 2, 0), max(len(ids) - steps, 0)) for p in masks}
+    guesses = []
+    for start in sorted(set(starts.values())):
+        window = ids[start:start + steps]
+        x = np.full((1, steps), pad, dtype=np.int64)
+        x[0, :len(window)] = window
+        net.forward({binding.input_id: x, binding.label_id: np.zeros(label_shape, np.int64)})
+        scores = net.executor.values[binding.logits_ref][0]
+        if scores.shape != (steps, len(vocab)):
+            raise SamplingError(f"the model gives scores of shape {scores.shape} per sample, not "
+                                f"one per character of {len(vocab)} at each of {steps} steps")
+        guesses += [(start + pos, best) for pos, best in fill_masks(scores, x[0, :len(window)],
+                                                                   mask_id, top)
+                    if starts[start + pos] == start]
+    guesses.sort()
     chars = [vocab[i] for i in ids]
     for pos, best in guesses:
         chars[pos] = vocab[best[0][0]]

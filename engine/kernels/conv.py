@@ -3,8 +3,8 @@
 ``conv_forward`` / ``conv_backward`` / ``conv_input_grad`` take any stride, dilation and groups:
 plain convolutions (no groups, no dilation) run the tuned kernels below, the others those of
 ``conv_grouped``; strided ones with a fair number of taps and filters per group go to the matrix
-products of ``conv_gemm_strided``, and so do stride-1 ones with 5×5 or larger kernels over many
-filters. ``conv_input_grad`` alone is also ConvTranspose2d's forward.
+products of ``conv_gemm_strided``, and so do float32 stride-1 ones with 5×5 or larger kernels
+over many filters. ``conv_input_grad`` alone is also ConvTranspose2d's forward.
 
 A direct loop beats im2col + BLAS for the few-channel convolutions of small image networks
 (PLATFORM-NOTES: ~3× on LeNet's first layer). Stride-1 convolutions run the numba kernels of
@@ -16,6 +16,7 @@ row-by-row path in ``conv_strided``. The numpy twins that define them live in
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from layerloom.engine.kernels.conv_flat import (  # noqa: F401  the kernels, re-exported for tests and tools
@@ -71,7 +72,8 @@ def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: in
         oh, ow = _conv_out(xp, w)
         m = winograd_tile(w.shape, xp.dtype, oh, ow)
         if m:
-            y = winograd_forward_flat(xp, filter_transform(w, m), b, m, ow)
+            y = winograd_forward_flat(xp, filter_transform(w, m), b, ow,
+                                      numba.get_num_threads())
             return y.reshape(len(xp), len(w), oh, ow)
         if prefers_gemm(w.shape, len(xp)) or (len(xp) > 1 and wide(w.shape)):
             return flat_to_image(gemm_forward_flat(xp, w, b), oh, ow, xp.shape[3])
@@ -84,7 +86,8 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     dy = np.ascontiguousarray(dy)
     m = winograd_tile(w.shape, xp.dtype, *dy.shape[2:]) if sh == sw == 1 else 0
     if m:
-        dxp, du, db = winograd_backward(xp, filter_transform(w, m), dy, m, need_dx)
+        dxp, du, db = winograd_backward(xp, filter_transform(w, m), dy, need_dx,
+                                        numba.get_num_threads())
         return (dxp if need_dx else None), weight_grad(du, m), db
     if sh == 1 and sw == 1 and prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3]):
         dxp, dw, db = gemm_backward_flat(xp, w, dy, need_dx)
@@ -101,7 +104,8 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
     oh, ow = _conv_out(xp, w)
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        flat = winograd_forward_flat(xp, filter_transform(w, m), b, m, xp.shape[3])
+        flat = winograd_forward_flat(xp, filter_transform(w, m), b, xp.shape[3],
+                                     numba.get_num_threads())
         return relu_maxpool_batch(flat, xp.shape[3], pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
     if prefers_gemm(w.shape, len(xp)):
@@ -137,14 +141,14 @@ def pad_sides(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np
     return out
 
 
-def _strided_gemm(w_shape: tuple, stride: tuple, groups: int) -> bool:
-    return prefers_gemm_strided(w_shape, groups, stride)
+def _strided_gemm(w_shape: tuple, stride: tuple, groups: int, dtype) -> bool:
+    return prefers_gemm_strided(w_shape, groups, stride, dtype)
 
 
 def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int = 1):
     """conv(xp) + b over an already padded, C-contiguous batch; ``w`` is (F, C/groups, KH, KW)."""
     w = np.ascontiguousarray(w)
-    if _strided_gemm(w.shape, stride, groups):
+    if _strided_gemm(w.shape, stride, groups, xp.dtype):
         return gemm_forward_strided(xp, w, b, *stride, *dilation, groups)
     if _plain(dilation, groups):
         return conv2d_forward(xp, w, b, *stride)
@@ -161,7 +165,7 @@ def conv_input_grad(dy, w, hp: int, wp: int, stride: tuple, dilation: tuple = (1
     dy = np.ascontiguousarray(dy)
     nf, cpg, kh, kw = w.shape
     (sh, sw), (dh, dw) = stride, dilation
-    if _strided_gemm(w.shape, stride, groups):
+    if _strided_gemm(w.shape, stride, groups, dy.dtype):
         return gemm_input_grad_strided(dy, np.ascontiguousarray(w), hp, wp, sh, sw, dh, dw,
                                        groups)
     if (sh, sw) != (1, 1):
@@ -177,7 +181,7 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
                   need_dx: bool = True) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv_forward``."""
     w = np.ascontiguousarray(w)
-    if _strided_gemm(w.shape, stride, groups):
+    if _strided_gemm(w.shape, stride, groups, xp.dtype):
         dxp, dw, db = gemm_backward_strided(xp, w, np.ascontiguousarray(dy), *stride,
                                             *dilation, groups, need_dx)
         return (dxp if need_dx else None), dw, db
@@ -200,7 +204,7 @@ def conv_transpose_grads(gp, w, x, stride: tuple, dilation: tuple = (1, 1), grou
     from ``gp``, the gradient of its full output (before the padding was cropped): dx is the
     convolution of gp with W, dW the convolution's weight gradient with x as the output."""
     x = np.ascontiguousarray(x)
-    if _strided_gemm(w.shape, stride, groups):
+    if _strided_gemm(w.shape, stride, groups, gp.dtype):
         dx, dw = gemm_transposed_backward(gp, np.ascontiguousarray(w), x, *stride, *dilation,
                                           groups, need_dx)
         return (dx if need_dx else None), dw

@@ -26,14 +26,18 @@ PARTS = 8  # the weight gradient's partial sums: each over a fixed run of chunks
 # thread count (one per chunk made and summed 13 MB for a 32→64 5×5 at batch 64)
 
 
-def prefers_gemm_strided(w_shape: tuple, groups: int, stride: tuple = (2, 2)) -> bool:
+def prefers_gemm_strided(w_shape: tuple, groups: int, stride: tuple = (2, 2),
+                         dtype=np.float32) -> bool:
     """Enough taps and filters per group for real products (a depthwise convolution, one
-    channel per group, stays on the direct kernels). At stride 1 only large kernels (5×5 and
-    up) over many filters: their 25·C-deep products suit the BLAS; a CIFAR stem's 3→32 5×5
-    took 0.6–0.8× the time of ``conv_gemm``'s forward and backward here (one core, b64)."""
+    channel per group, stays on the direct kernels). At stride 1 only float32 with large kernels
+    (5×5 and up) over many filters: their 25·C-deep products suit the BLAS; a CIFAR stem's 3→32
+    5×5 took 0.6–0.8× the time of ``conv_gemm``'s forward and backward here (one core, b64).
+    float64 stays where it was: the fused conv + ReLU + max-pool (``conv_gemm``) and the plain
+    layers then sum in one order, so a fused LeNet equals the unfused one to the last bits."""
     nf, cpg, kh, kw = w_shape
     if tuple(stride) == (1, 1):
-        return groups == 1 and kh >= 5 and kw >= 5 and nf >= 16 and cpg * kh * kw >= 64
+        return (np.dtype(dtype) == np.float32 and groups == 1 and kh >= 5 and kw >= 5
+                and nf >= 16 and cpg * kh * kw >= 64)
     return cpg * kh * kw >= 8 and nf // groups >= 4
 
 

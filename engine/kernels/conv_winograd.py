@@ -1,24 +1,20 @@
-"""Stride-1 3×3 convolutions in float32 by Winograd's minimal filtering F(m×m, 3×3), m = 4 (or 2).
+"""Stride-1 3×3 convolutions in float32 by Winograd's minimal filtering F(4×4, 3×3) (m = 4).
 
-A direct or im2col convolution does 9 multiply-adds per output and channel pair; F(4×4, 3×3)
-does 36 per 16 outputs (a 4× saving; F(2×2, 3×3) 16 per 4). Each (m+2)×(m+2) input tile d of each
-channel becomes V = Bᵀ d B, each filter U = G g Gᵀ (``conv_winograd_plan``), and the a² = (m+2)²
-element-wise products summed over the input channels are a² BLAS matrix products, M[p] (F × tiles)
-= U[p] (F × C) · V[p] (C × tiles); each output tile is Aᵀ M A. The backward is the adjoint of the
-same steps: dM = A dY Aᵀ, dU[p] = dM[p] · V[p]ᵀ (the weight gradient Gᵀ dU G), dV[p] = U[p]ᵀ · dM[p]
-and the input gradient B dV Bᵀ added back at each tile's place. A chunk of samples
-(``conv_flat.chunk_bounds``: the shapes alone fix the chunks, so results do not depend on the
-threads) goes through all steps while it is in cache, chunks in parallel over numba's threads with
-the BLAS on one (``engine.threads``); per-chunk dU are summed in order.
+F(4×4, 3×3) does 36 multiply-adds per 16 outputs and channel pair where a direct convolution
+does 144. Each (m+2)×(m+2) input tile d of each channel becomes V = Bᵀ d B, each filter U = G g Gᵀ
+(``conv_winograd_plan``), and the a² = (m+2)² element-wise products summed over the input channels
+are BLAS products M[p] (F × tiles) = U[p] (F × C) · V[p] (C × tiles); an output tile is Aᵀ M A.
+The backward is the adjoint: dM = A dY Aᵀ, dU[p] = dM[p] · V[p]ᵀ (dW = Gᵀ dU G), dV[p] = U[p]ᵀ ·
+dM[p], and B dV Bᵀ added back at each tile's place. Chunks of samples (``conv_flat.chunk_bounds``:
+the shapes alone fix them, so results do not depend on the threads) go through all steps in cache,
+in parallel over numba's threads with the BLAS on one; per-chunk dU are summed in order.
 
-The transforms are written out (``_bt4``, ``_at4``, ``_a4``, ``_b4``: the matrices' few non-zero
-entries), first along the columns over whole rows, then along the rows over one long line per
-(position, channel): each tile row of the chunk gets m·(tw + 1) columns, one spare tile closing
-it, so tile k starts at column m·k and the loops vectorise (the spare tiles' products are wasted
-work: 1/tw of it). The numpy twin with the matrices is ``conv_reference.winograd_reference``. The
-forward's output is ``conv_gemm``'s flat layout (output (r, q) of a sample at r·Wp + q of a row of
-length L = (OH−1)·Wp + OW), so the fused ReLU + max-pool and ``flat_to_image`` take it as they take
-``gemm_forward_flat``'s.
+The transforms are written out (``_bt4``, ``_at4``, ``_a4``, ``_b4``: the non-zero entries),
+first along the columns over whole rows, then along the rows over one line per (position,
+channel): each tile row gets m·(tw + 1) columns, one spare tile closing it, so tile k starts at
+column m·k and the loop vectorises (the spare tiles cost 1/tw more products). The numpy twin is
+``conv_reference.winograd_reference``. The forward writes ``conv_gemm``'s flat layout (pitch Wp)
+for the fused ReLU + max-pool, or the image itself.
 
 float32 only (the training dtype): F(4×4, 3×3)'s transforms cost a few bits (relative errors of
 ~1e-6 where the direct kernel has ~1e-7), far below what training in float32 notices; float64
@@ -33,6 +29,7 @@ from numba import njit, prange
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
 
+M = 4  # the kernels' output tile: F(4×4, 3×3) (the numpy twin and the filter side take 2 too)
 TILE_ELEMENTS = 1 << 19  # tiles × (C + F) × a² floats per chunk: ~2 MB of V and M, in L2/L3
 
 
@@ -68,6 +65,7 @@ def _input_transform(xp, s0, s1, m, th, tw, rows, v):
         r3, r4, r5 = rows[3, ch], rows[4, ch], rows[m + 1, ch]
         for s in range(s0, s1):
             xs = xp[s, ch]
+            xf = xs.ravel()
             for ti in range(th):
                 base = ((s - s0) * th + ti) * seg
                 y = ti * m
@@ -75,56 +73,46 @@ def _input_transform(xp, s0, s1, m, th, tw, rows, v):
                     for i in range(m + 2):
                         for x in range(seg):
                             rows[i, ch, base + x] = xs[y + i, x] if y + i < hp and x < wp else 0.0
-                    if m == 4:
-                        for x in range(base, base + seg):
-                            t0, t1, t2, t3, t4, t5 = _bt4(r0[x], r1[x], r2[x], r3[x], r4[x], r5[x])
-                            r0[x], r1[x], r2[x], r3[x], r4[x], r5[x] = t0, t1, t2, t3, t4, t5
-                    else:
-                        for x in range(base, base + seg):
-                            d0, d1, d2, d3 = r0[x], r1[x], r2[x], r3[x]
-                            r0[x], r1[x], r2[x], r3[x] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
+                    for x in range(base, base + seg):
+                        t0, t1, t2, t3, t4, t5 = _bt4(r0[x], r1[x], r2[x], r3[x], r4[x], r5[x])
+                        r0[x], r1[x], r2[x], r3[x], r4[x], r5[x] = t0, t1, t2, t3, t4, t5
                     continue
-                if m == 4:
-                    for x in range(wp):
-                        t0, t1, t2, t3, t4, t5 = _bt4(xs[y, x], xs[y + 1, x], xs[y + 2, x],
-                                                      xs[y + 3, x], xs[y + 4, x], xs[y + 5, x])
-                        q = base + x
-                        r0[q], r1[q], r2[q], r3[q], r4[q], r5[q] = t0, t1, t2, t3, t4, t5
-                    for q in range(base + wp, base + seg):
-                        r0[q], r1[q], r2[q], r3[q], r4[q], r5[q] = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-                else:
-                    for x in range(wp):
-                        d0, d1, d2, d3 = xs[y, x], xs[y + 1, x], xs[y + 2, x], xs[y + 3, x]
-                        q = base + x
-                        r0[q], r1[q], r2[q], r3[q] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
-                    for q in range(base + wp, base + seg):
-                        r0[q], r1[q], r2[q], r3[q] = 0.0, 0.0, 0.0, 0.0
+                # one output row per loop: 1.5× faster than the six stores of _bt4 in one
+                o0 = y * wp
+                o1, o2, o3, o4 = o0 + wp, o0 + 2 * wp, o0 + 3 * wp, o0 + 4 * wp
+                for x in range(wp):
+                    r0[base + x] = 4 * xf[o0 + x] - 5 * xf[o2 + x] + xf[o4 + x]
+                for x in range(wp):
+                    r1[base + x] = xf[o3 + x] + xf[o4 + x] - 4 * (xf[o1 + x] + xf[o2 + x])
+                for x in range(wp):
+                    r2[base + x] = 4 * (xf[o1 + x] - xf[o2 + x]) - xf[o3 + x] + xf[o4 + x]
+                for x in range(wp):
+                    r3[base + x] = 2 * (xf[o3 + x] - xf[o1 + x]) - xf[o2 + x] + xf[o4 + x]
+                for x in range(wp):
+                    r4[base + x] = 2 * (xf[o1 + x] - xf[o3 + x]) - xf[o2 + x] + xf[o4 + x]
+                for x in range(wp):
+                    r5[base + x] = 4 * xf[o1 + x] - 5 * xf[o3 + x] + xf[o4 + wp + x]
+                for q in range(base + wp, base + seg):
+                    r0[q], r1[q], r2[q], r3[q], r4[q], r5[q] = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     for r in range(a):
         p = r * a
         for ch in range(c):
             line = rows[r, ch]
-            if m == 4:
-                o0, o1, o2 = v[p, ch], v[p + 1, ch], v[p + 2, ch]
-                o3, o4, o5 = v[p + 3, ch], v[p + 4, ch], v[p + 5, ch]
-                for k in range(tcd):
-                    x = 4 * k
-                    t0, t1, t2, t3, t4, t5 = _bt4(line[x], line[x + 1], line[x + 2], line[x + 3],
-                                                  line[x + 4], line[x + 5])
-                    o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
-            else:
-                o0, o1, o2, o3 = v[p, ch], v[p + 1, ch], v[p + 2, ch], v[p + 3, ch]
-                for k in range(tcd):
-                    x = 2 * k
-                    d0, d1, d2, d3 = line[x], line[x + 1], line[x + 2], line[x + 3]
-                    o0[k], o1[k], o2[k], o3[k] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
-
-
+            for x in range(m * tcd, m * tcd + m):  # read by the last spare tile only
+                line[x] = 0.0
+            o0, o1, o2 = v[p, ch], v[p + 1, ch], v[p + 2, ch]
+            o3, o4, o5 = v[p + 3, ch], v[p + 4, ch], v[p + 5, ch]
+            for k in range(tcd):
+                x = 4 * k
+                t0, t1, t2, t3, t4, t5 = _bt4(line[x], line[x + 1], line[x + 2], line[x + 3],
+                                              line[x + 4], line[x + 5])
+                o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
 @njit(cache=True, nogil=True)
 def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
     """out[s, f, r·wp + q] = (Aᵀ M A)[tile] + b[f] for samples s0:s1, ``wp`` the output's row
     pitch (tiles as in ``_input_transform``; outputs past the image are cut, the gap columns
-    between OW and the pitch get zeros). First
-    along the rows, one long loop per (r, f) into ``rows[r, f]``; then along the columns."""
+    between OW and the pitch get zeros). First along the rows, one long loop per (r, f) into
+    ``rows[r, f]``; then along the columns."""
     nf = mm.shape[1]
     a = m + 2
     seg = m * (tw + 1)
@@ -133,18 +121,12 @@ def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
         p = r * a
         for f in range(nf):
             line = rows[r, f]
-            if m == 4:
-                i0, i1, i2 = mm[p, f], mm[p + 1, f], mm[p + 2, f]
-                i3, i4, i5 = mm[p + 3, f], mm[p + 4, f], mm[p + 5, f]
-                for k in range(tcd):
-                    y0, y1, y2, y3 = _at4(i0[k], i1[k], i2[k], i3[k], i4[k], i5[k])
-                    x = 4 * k
-                    line[x], line[x + 1], line[x + 2], line[x + 3] = y0, y1, y2, y3
-            else:
-                i0, i1, i2, i3 = mm[p, f], mm[p + 1, f], mm[p + 2, f], mm[p + 3, f]
-                for k in range(tcd):
-                    m0, m1, m2, m3 = i0[k], i1[k], i2[k], i3[k]
-                    line[2 * k], line[2 * k + 1] = m0 + m1 + m2, m1 - m2 - m3
+            i0, i1, i2 = mm[p, f], mm[p + 1, f], mm[p + 2, f]
+            i3, i4, i5 = mm[p + 3, f], mm[p + 4, f], mm[p + 5, f]
+            for k in range(tcd):
+                y0, y1, y2, y3 = _at4(i0[k], i1[k], i2[k], i3[k], i4[k], i5[k])
+                x = 4 * k
+                line[x], line[x + 1], line[x + 2], line[x + 3] = y0, y1, y2, y3
     for f in range(nf):
         bias = b[f]
         r0, r1, r2 = rows[0, f], rows[1, f], rows[2, f]
@@ -154,66 +136,75 @@ def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
             for ti in range(th):
                 base = ((s - s0) * th + ti) * seg
                 o = ti * m * wp
-                if m == 4 and ti * 4 + 4 <= oh:
-                    for x in range(ow):
-                        q = base + x
-                        y0, y1, y2, y3 = _at4(r0[q], r1[q], r2[q], r3[q], r4[q], r5[q])
-                        dst[o + x] = y0 + bias
+                last = oh - ti * m  # output rows left: the last tile row may be cut
+                for x in range(ow):
+                    q = base + x
+                    y0, y1, y2, y3 = _at4(r0[q], r1[q], r2[q], r3[q], r4[q], r5[q])
+                    dst[o + x] = y0 + bias
+                    if last > 1:
                         dst[o + wp + x] = y1 + bias
+                    if last > 2:
                         dst[o + 2 * wp + x] = y2 + bias
+                    if last > 3:
                         dst[o + 3 * wp + x] = y3 + bias
-                elif m == 4:
-                    for x in range(ow):
-                        q = base + x
-                        y0, y1, y2, y3 = _at4(r0[q], r1[q], r2[q], r3[q], r4[q], r5[q])
-                        dst[o + x] = y0 + bias
-                        if ti * 4 + 1 < oh:
-                            dst[o + wp + x] = y1 + bias
-                        if ti * 4 + 2 < oh:
-                            dst[o + 2 * wp + x] = y2 + bias
-                else:
-                    for x in range(ow):
-                        q = base + x
-                        dst[o + x] = r0[q] + r1[q] + r2[q] + bias
-                    if ti * 2 + 1 < oh:
-                        for x in range(ow):
-                            q = base + x
-                            dst[o + wp + x] = r1[q] - r2[q] - r3[q] + bias
             for r in range(oh - 1):  # the gap columns
                 for x in range(ow, wp):
                     dst[r * wp + x] = 0.0
 
 
 @njit(cache=True, nogil=True)
-def _chunk_forward(xp, u, b, s0, s1, m, pitch, out):
+def _geometry(xp, u, m, per_chunk):
+    """(chunk bounds, th, tw, tiles of the largest chunk). Each worker allocates its buffers once
+    for it (``_views``), not per chunk: fresh multi-megabyte arrays cost page faults that took
+    longer than a chunk's arithmetic."""
+    n, c, hp, wp = xp.shape
+    pos, nf = u.shape[0], u.shape[1]
+    th, tw = (hp - 2 + m - 1) // m, (wp - 2 + m - 1) // m
+    bounds = chunk_bounds(n, per_chunk, th * (tw + 1) * (c + nf) * pos)
+    most = 0
+    for i in range(len(bounds) - 1):
+        most = max(most, bounds[i + 1] - bounds[i])
+    return bounds, th, tw, most * th * (tw + 1)
+
+
+@njit(cache=True, nogil=True)
+def _views(rbuf, vbuf, mbuf, m, c, nf, pos, tcd):
+    """rows (a, max(C, F), m·tcd + m), V (a², C, tcd) and M (a², F, tcd) over a worker's buffers."""
+    rows = rbuf[:(m + 2) * max(c, nf) * (m * tcd + m)].reshape((m + 2, max(c, nf), m * tcd + m))
+    return rows, vbuf[:pos * c * tcd].reshape((pos, c, tcd)), mbuf[:pos * nf * tcd].reshape((pos, nf, tcd))
+
+
+@njit(cache=True, nogil=True)
+def _chunk_forward(xp, u, b, s0, s1, m, th, tw, pitch, out, rbuf, vbuf, mbuf):
     """``winograd_forward_flat`` for the samples s0:s1: transforms, a² products, transforms."""
     _, c, hp, wp = xp.shape
     pos, nf = u.shape[0], u.shape[1]
-    oh, ow = hp - 2, wp - 2
-    th, tw = (oh + m - 1) // m, (ow + m - 1) // m
-    tcd = (s1 - s0) * th * (tw + 1)
-    rows = np.empty((m + 2, max(c, nf), m * tcd + m), xp.dtype)
-    v = np.empty((pos, c, tcd), xp.dtype)
-    mm = np.empty((pos, nf, tcd), xp.dtype)
+    rows, v, mm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th * (tw + 1))
     _input_transform(xp, s0, s1, m, th, tw, rows, v)
     for p in range(pos):
         np.dot(u[p], v[p], mm[p])
-    _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, pitch, rows, out)
+    _output_transform(mm, b, s0, s1, m, th, tw, hp - 2, wp - 2, pitch, rows, out)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def winograd_forward_flat(xp, u, b, m, pitch):
+def winograd_forward_flat(xp, u, b, pitch, threads):
     """conv(xp) + b as rows (N, F, L = (OH−1)·pitch + OW) of an already padded, C-contiguous
     float32 batch, ``u`` being ``conv_winograd_plan.filter_transform(w, m)`` of the 3×3 filters:
-    pitch Wp is ``conv_gemm``'s flat layout, pitch OW the (N, F, OH, OW) image itself."""
+    pitch Wp is ``conv_gemm``'s flat layout, pitch OW the (N, F, OH, OW) image itself. One
+    worker per thread (numba's ``get_num_threads``) takes every threads-th chunk."""
+    m = M
     n, c, hp, wp = xp.shape
-    nf = u.shape[1]
-    oh, ow = hp - 2, wp - 2
-    tiles = ((oh + m - 1) // m) * ((ow + m - 1) // m + 1)
-    out = np.empty((n, nf, (oh - 1) * pitch + ow), xp.dtype)
-    bounds = chunk_bounds(n, TILE_ELEMENTS, tiles * (c + nf) * (m + 2) * (m + 2))
-    for ci in prange(len(bounds) - 1):
-        _chunk_forward(xp, u, b, bounds[ci], bounds[ci + 1], m, pitch, out)
+    pos, nf = u.shape[0], u.shape[1]
+    out = np.empty((n, nf, (hp - 3) * pitch + wp - 2), xp.dtype)
+    bounds, th, tw, tcd = _geometry(xp, u, m, TILE_ELEMENTS)
+    k = len(bounds) - 1
+    workers = max(1, min(k, threads))
+    for wi in prange(workers):
+        rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), xp.dtype)
+        vbuf, mbuf = np.empty(pos * c * tcd, xp.dtype), np.empty(pos * nf * tcd, xp.dtype)
+        for ci in range(wi, k, workers):
+            _chunk_forward(xp, u, b, bounds[ci], bounds[ci + 1], m, th, tw, pitch, out, rbuf,
+                           vbuf, mbuf)
     return out
 
 
@@ -251,38 +242,24 @@ def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
                 y = ti * m
                 for x in range(seg):
                     q = base + x
-                    if m == 4:
-                        y0 = ys[y, x] if x < ow else 0.0
-                        y1 = ys[y + 1, x] if x < ow and y + 1 < oh else 0.0
-                        y2 = ys[y + 2, x] if x < ow and y + 2 < oh else 0.0
-                        y3 = ys[y + 3, x] if x < ow and y + 3 < oh else 0.0
-                        acc += y0 + y1 + y2 + y3
-                        t0, t1, t2, t3, t4, t5 = _a4(y0, y1, y2, y3)
-                        l0[q], l1[q], l2[q], l3[q], l4[q], l5[q] = t0, t1, t2, t3, t4, t5
-                    else:
-                        y0 = ys[y, x] if x < ow else 0.0
-                        y1 = ys[y + 1, x] if x < ow and y + 1 < oh else 0.0
-                        acc += y0 + y1
-                        l0[q], l1[q], l2[q], l3[q] = y0, y0 + y1, y0 - y1, -y1
+                    y0 = ys[y, x] if x < ow else 0.0
+                    y1 = ys[y + 1, x] if x < ow and y + 1 < oh else 0.0
+                    y2 = ys[y + 2, x] if x < ow and y + 2 < oh else 0.0
+                    y3 = ys[y + 3, x] if x < ow and y + 3 < oh else 0.0
+                    acc += y0 + y1 + y2 + y3
+                    t0, t1, t2, t3, t4, t5 = _a4(y0, y1, y2, y3)
+                    l0[q], l1[q], l2[q], l3[q], l4[q], l5[q] = t0, t1, t2, t3, t4, t5
         db[f] += acc
     for r in range(a):
         p = r * a
         for f in range(nf):
             line = rows[r, f]
-            if m == 4:
-                o0, o1, o2 = dm[p, f], dm[p + 1, f], dm[p + 2, f]
-                o3, o4, o5 = dm[p + 3, f], dm[p + 4, f], dm[p + 5, f]
-                for k in range(tcd):
-                    x = 4 * k
-                    t0, t1, t2, t3, t4, t5 = _a4(line[x], line[x + 1], line[x + 2], line[x + 3])
-                    o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
-            else:
-                o0, o1, o2, o3 = dm[p, f], dm[p + 1, f], dm[p + 2, f], dm[p + 3, f]
-                for k in range(tcd):
-                    y0, y1 = line[2 * k], line[2 * k + 1]
-                    o0[k], o1[k], o2[k], o3[k] = y0, y0 + y1, y0 - y1, -y1
-
-
+            o0, o1, o2 = dm[p, f], dm[p + 1, f], dm[p + 2, f]
+            o3, o4, o5 = dm[p + 3, f], dm[p + 4, f], dm[p + 5, f]
+            for k in range(tcd):
+                x = 4 * k
+                t0, t1, t2, t3, t4, t5 = _a4(line[x], line[x + 1], line[x + 2], line[x + 3])
+                o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
 @njit(cache=True, nogil=True)
 def _input_adjoint(dv, s0, s1, m, th, tw, rows, dxp):
     """dxp[s0:s1] = the sum over tiles of B dV Bᵀ at each tile's place (the input transform's
@@ -296,23 +273,16 @@ def _input_adjoint(dv, s0, s1, m, th, tw, rows, dxp):
         p = r * a
         for ch in range(c):
             line = rows[r, ch]
-            if m == 4:
-                v0, v1, v2 = dv[p, ch], dv[p + 1, ch], dv[p + 2, ch]
-                v3, v4, v5 = dv[p + 3, ch], dv[p + 4, ch], dv[p + 5, ch]
-                t0, t1, t2, t3, t4, t5 = _b4(v0[0], v1[0], v2[0], v3[0], v4[0], v5[0])
-                line[0], line[1], line[2], line[3] = t0, t1, t2, t3
-                for k in range(1, tcd):
-                    t0, t1, t2, t3, t4, t5 = _b4(v0[k], v1[k], v2[k], v3[k], v4[k], v5[k])
-                    u0, u1, u2, u3, u4, u5 = _b4(v0[k - 1], v1[k - 1], v2[k - 1], v3[k - 1],
-                                                 v4[k - 1], v5[k - 1])
-                    x = 4 * k
-                    line[x], line[x + 1], line[x + 2], line[x + 3] = t0 + u4, t1 + u5, t2, t3
-            else:
-                v0, v1, v2, v3 = dv[p, ch], dv[p + 1, ch], dv[p + 2, ch], dv[p + 3, ch]
-                line[0], line[1] = v0[0], v1[0] - v2[0] + v3[0]
-                for k in range(1, tcd):
-                    line[2 * k] = v0[k] - v0[k - 1] + v1[k - 1] + v2[k - 1]
-                    line[2 * k + 1] = v1[k] - v2[k] + v3[k] - v3[k - 1]
+            v0, v1, v2 = dv[p, ch], dv[p + 1, ch], dv[p + 2, ch]
+            v3, v4, v5 = dv[p + 3, ch], dv[p + 4, ch], dv[p + 5, ch]
+            t0, t1, t2, t3, t4, t5 = _b4(v0[0], v1[0], v2[0], v3[0], v4[0], v5[0])
+            line[0], line[1], line[2], line[3] = t0, t1, t2, t3
+            for k in range(1, tcd):
+                t0, t1, t2, t3, t4, t5 = _b4(v0[k], v1[k], v2[k], v3[k], v4[k], v5[k])
+                u0, u1, u2, u3, u4, u5 = _b4(v0[k - 1], v1[k - 1], v2[k - 1], v3[k - 1],
+                                             v4[k - 1], v5[k - 1])
+                x = 4 * k
+                line[x], line[x + 1], line[x + 2], line[x + 3] = t0 + u4, t1 + u5, t2, t3
     for ch in range(c):
         l0, l1, l2 = rows[0, ch], rows[1, ch], rows[2, ch]
         l3, l4, l5 = rows[3, ch], rows[4, ch], rows[m + 1, ch]
@@ -326,37 +296,22 @@ def _input_adjoint(dv, s0, s1, m, th, tw, rows, dxp):
                 y = ti * m
                 for x in range(wp):
                     q = base + x
-                    if m == 4:
-                        t0, t1, t2, t3, t4, t5 = _b4(l0[q], l1[q], l2[q], l3[q], l4[q], l5[q])
-                        xs[y, x] += t0
-                        xs[y + 1, x] += t1
-                        xs[y + 2, x] += t2
-                        if y + 3 < hp:
-                            xs[y + 3, x] += t3
-                        if y + 4 < hp:
-                            xs[y + 4, x] += t4
-                        if y + 5 < hp:
-                            xs[y + 5, x] += t5
-                    else:
-                        xs[y, x] += l0[q]
-                        xs[y + 1, x] += l1[q] - l2[q] + l3[q]
-                        if y + 2 < hp:
-                            xs[y + 2, x] += l1[q] + l2[q] - l0[q]
-                        if y + 3 < hp:
-                            xs[y + 3, x] -= l3[q]
-
-
+                    t0, t1, t2, t3, t4, t5 = _b4(l0[q], l1[q], l2[q], l3[q], l4[q], l5[q])
+                    xs[y, x] += t0
+                    xs[y + 1, x] += t1
+                    xs[y + 2, x] += t2
+                    if y + 3 < hp:
+                        xs[y + 3, x] += t3
+                    if y + 4 < hp:
+                        xs[y + 4, x] += t4
+                    if y + 5 < hp:
+                        xs[y + 5, x] += t5
 @njit(cache=True, nogil=True)
-def _chunk_backward(xp, u, dy, s0, s1, m, du, db, dxp, need_dx):
+def _chunk_backward(xp, u, dy, s0, s1, m, th, tw, du, db, dxp, need_dx, rbuf, vbuf, mbuf):
     """``winograd_backward`` for the samples s0:s1: du = Σ_tiles dM · Vᵀ, dxp from Uᵀ · dM."""
     _, c, hp, wp = xp.shape
     pos, nf = u.shape[0], u.shape[1]
-    oh, ow = hp - 2, wp - 2
-    th, tw = (oh + m - 1) // m, (ow + m - 1) // m
-    tcd = (s1 - s0) * th * (tw + 1)
-    rows = np.zeros((m + 2, max(c, nf), m * tcd + m), xp.dtype)  # the tail stays zero
-    v = np.empty((pos, c, tcd), xp.dtype)
-    dm = np.empty((pos, nf, tcd), xp.dtype)
+    rows, v, dm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th * (tw + 1))
     _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db)
     _input_transform(xp, s0, s1, m, th, tw, rows, v)
     for p in range(pos):
@@ -368,19 +323,23 @@ def _chunk_backward(xp, u, dy, s0, s1, m, du, db, dxp, need_dx):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def winograd_backward(xp, u, dy, m, need_dx):
+def winograd_backward(xp, u, dy, need_dx, threads):
     """(d padded input or empty, dU per chunk (chunks, a², F, C), d bias) of
     ``winograd_forward_flat``; ``conv_winograd_plan.weight_grad`` turns the dU into the
     filters' gradient."""
+    m = M
     n, c, hp, wp = xp.shape
     pos, nf = u.shape[0], u.shape[1]
-    oh, ow = hp - 2, wp - 2
-    tiles = ((oh + m - 1) // m) * ((ow + m - 1) // m + 1)
-    bounds = chunk_bounds(n, TILE_ELEMENTS, tiles * (c + nf) * (m + 2) * (m + 2))
+    bounds, th, tw, tcd = _geometry(xp, u, m, TILE_ELEMENTS)
     k = len(bounds) - 1
     du = np.empty((k, pos, nf, c), xp.dtype)
     db = np.zeros((k, nf), xp.dtype)
     dxp = np.empty((n if need_dx else 0, c, hp, wp), xp.dtype)
-    for ci in prange(k):
-        _chunk_backward(xp, u, dy, bounds[ci], bounds[ci + 1], m, du[ci], db[ci], dxp, need_dx)
+    workers = max(1, min(k, threads))
+    for wi in prange(workers):
+        rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), xp.dtype)
+        vbuf, mbuf = np.empty(pos * c * tcd, xp.dtype), np.empty(pos * nf * tcd, xp.dtype)
+        for ci in range(wi, k, workers):
+            _chunk_backward(xp, u, dy, bounds[ci], bounds[ci + 1], m, th, tw, du[ci], db[ci], dxp,
+                            need_dx, rbuf, vbuf, mbuf)
     return dxp, du, db.sum(axis=0)

@@ -19,16 +19,14 @@ MATRICES = {
         np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                   [0, 1, -1, 8, -8, 1]], np.float64)),
 }
+KRON = {m: np.kron(g, g) for m, (_, g, _) in MATRICES.items()}  # (a², 9): U = (G ⊗ G) · vec(g)
 
 
 def filter_transform(w: np.ndarray, m: int) -> np.ndarray:
-    """U (a², F, C): U[p, f, c] = (G w[f, c] Gᵀ)[p], in ``w``'s dtype."""
-    g = MATRICES[m][1].astype(w.dtype)
+    """U (a², F, C): U[p, f, c] = (G w[f, c] Gᵀ)[p], in ``w``'s dtype: one matrix product with
+    G ⊗ G (a² × 9)."""
     nf, c = w.shape[:2]
-    a = m + 2
-    t = (w.reshape(nf * c * 3, 3) @ g.T).reshape(nf * c, 3, a)  # along the columns
-    t = g @ np.ascontiguousarray(t.transpose(1, 0, 2)).reshape(3, nf * c * a)  # along the rows
-    return np.ascontiguousarray(t.reshape(a, nf * c, a).transpose(0, 2, 1)).reshape(a * a, nf, c)
+    return (KRON[m].astype(w.dtype) @ w.reshape(nf * c, 9).T).reshape(-1, nf, c)
 
 
 MIN_CHANNELS = 16
@@ -48,13 +46,9 @@ def winograd_tile(w_shape: tuple, dtype, oh: int, ow: int) -> int:
 
 def weight_grad(du: np.ndarray, m: int) -> np.ndarray:
     """dW (F, C, 3, 3) = Gᵀ dU G from ``winograd_backward``'s per-chunk dU (summed in order)."""
-    g = MATRICES[m][1].astype(du.dtype)
     _, pos, nf, c = du.shape
-    a = m + 2
     d = du.sum(axis=0) if len(du) > 1 else du[0]
-    d = (g.T @ d.reshape(a, a * nf * c)).reshape(3, a, nf * c)  # Gᵀ along the rows
-    d = (np.ascontiguousarray(d.transpose(0, 2, 1)).reshape(3 * nf * c, a) @ g)  # · G
-    return np.ascontiguousarray(d.reshape(3, nf, c, 3).transpose(1, 2, 0, 3))
+    return (d.reshape(pos, nf * c).T @ KRON[m].astype(du.dtype)).reshape(nf, c, 3, 3)
 
 
 @njit(cache=True, nogil=True, parallel=True)

@@ -11,7 +11,9 @@ import pytest
 
 from layerloom.engine.kernels import conv
 from layerloom.engine.kernels.conv_gemm_strided import (gemm_backward_strided,
+                                                        gemm_forward_strided,
                                                         gemm_input_grad_strided,
+                                                        gemm_transposed_backward,
                                                         prefers_gemm_strided)
 
 TOL = {np.float64: dict(rtol=1e-11, atol=1e-11), np.float32: dict(rtol=2e-4, atol=1e-4)}
@@ -38,14 +40,17 @@ def _data(n, c, h, w, nf, k, stride, pad, dtype, groups=1, seed=0):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n,c,h,w,nf,k,stride,pad", FAMILY)
 def test_family_matches_the_twins(dtype, n, c, h, w, nf, k, stride, pad):
+    """The kernels themselves, and the entry points (which take them for every strided case and
+    for float32 at stride 1; float64 at stride 1 keeps its exact kernels)."""
     rng, xp, wt, b = _data(n, c, h, w, nf, k, stride, pad, dtype)
-    assert prefers_gemm_strided(wt.shape, 1, stride)
-    y = conv.conv_forward(xp, wt, b, stride)
+    routed = prefers_gemm_strided(wt.shape, 1, stride, dtype)
+    assert routed == (dtype == np.float32 or stride != (1, 1))
+    y = gemm_forward_strided(xp, wt, b, *stride, 1, 1, 1)
     assert y.dtype == dtype and y.flags.c_contiguous
     np.testing.assert_allclose(y, conv.grouped_forward_reference(xp, wt, b, stride, (1, 1), 1),
                                **TOL[dtype])
     dy = rng.standard_normal(y.shape).astype(dtype)
-    dxp, dw, db = conv.conv_backward(xp, wt, dy, stride, need_dx=True)
+    dxp, dw, db = gemm_backward_strided(xp, wt, dy, *stride, 1, 1, 1, True)
     assert dxp.dtype == dw.dtype == db.dtype == dtype
     np.testing.assert_allclose(dw, conv.grouped_weight_grad_reference(xp, dy, *k, stride, (1, 1),
                                                                       1), **TOL[dtype])
@@ -55,13 +60,25 @@ def test_family_matches_the_twins(dtype, n, c, h, w, nf, k, stride, pad):
                                **TOL[dtype])
     # one pass for both gradients = the input-gradient kernel (ConvTranspose2d's forward) exactly
     assert np.array_equal(dxp, gemm_input_grad_strided(dy, wt, *xp.shape[2:], *stride, 1, 1, 1))
-    no_dx, dw_again, db_again = conv.conv_backward(xp, wt, dy, stride, need_dx=False)
-    assert no_dx is None and np.array_equal(dw_again, dw) and np.array_equal(db_again, db)
+    no_dx, dw_again, db_again = gemm_backward_strided(xp, wt, dy, *stride, 1, 1, 1, False)
+    assert no_dx.size == 0 and np.array_equal(dw_again, dw) and np.array_equal(db_again, db)
+    # a transposed convolution of dy (its weight is wt): the gradients from its full output xp
+    dx_t, dw_t = gemm_transposed_backward(xp, wt, dy, *stride, 1, 1, 1, True)
+    np.testing.assert_allclose(dx_t, y - b.reshape(1, -1, 1, 1), **TOL[dtype])
+    np.testing.assert_allclose(dw_t, dw, **TOL[dtype])
+    # the entry points: these kernels where routed, the same values either way
+    got = conv.conv_forward(xp, wt, b, stride), conv.conv_backward(xp, wt, dy, stride)
+    for a, want in zip((got[0], *got[1]), (y, dxp, dw, db)):
+        if routed:
+            assert np.array_equal(a, want)
+        else:
+            np.testing.assert_allclose(a, want, **TOL[dtype])
 
 
 @pytest.mark.parametrize("n,c,h,w,nf,k,stride,pad", FAMILY[:8])
 def test_family_is_pytorch_s_convolution(n, c, h, w, nf, k, stride, pad):
-    """float64 against torch.nn.functional.conv2d with its own padding, gradients included."""
+    """The kernels in float64 against torch.nn.functional.conv2d with its own padding,
+    gradients included."""
     torch = pytest.importorskip("torch")
     rng, xp, wt, b = _data(n, c, h, w, nf, k, stride, pad, np.float64)
     x = torch.from_numpy(np.ascontiguousarray(xp[:, :, pad:pad + h, pad:pad + w]))
@@ -69,11 +86,11 @@ def test_family_is_pytorch_s_convolution(n, c, h, w, nf, k, stride, pad):
     for t in (x, tw, tb):
         t.requires_grad_()
     want = torch.nn.functional.conv2d(x, tw, tb, stride, pad)
-    y = conv.conv_forward(xp, wt, b, stride)
+    y = gemm_forward_strided(xp, wt, b, *stride, 1, 1, 1)
     np.testing.assert_allclose(y, want.detach().numpy(), rtol=1e-12, atol=1e-12)
     dy = rng.standard_normal(y.shape)
     want.backward(torch.from_numpy(dy))
-    dxp, dw, db = conv.conv_backward(xp, wt, dy, stride)
+    dxp, dw, db = gemm_backward_strided(xp, wt, dy, *stride, 1, 1, 1, True)
     np.testing.assert_allclose(dxp[:, :, pad:pad + h, pad:pad + w], x.grad.numpy(), rtol=1e-12,
                                atol=1e-12)
     np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-12, atol=1e-12)
@@ -105,6 +122,7 @@ def test_dilated_and_grouped_ones_match_the_twins(stride, dil, groups):
 
 def test_stride_one_routes_only_large_kernels_over_many_filters():
     assert prefers_gemm_strided((32, 3, 5, 5), 1, (1, 1))
+    assert not prefers_gemm_strided((32, 3, 5, 5), 1, (1, 1), np.float64)  # the exact kernels
     assert not prefers_gemm_strided((32, 32, 3, 3), 1, (1, 1))  # 3×3: the stride-1 kernels
     assert not prefers_gemm_strided((6, 1, 5, 5), 1, (1, 1))  # LeNet's few filters
     assert not prefers_gemm_strided((32, 1, 5, 5), 32, (1, 1))  # depthwise

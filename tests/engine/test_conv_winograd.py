@@ -64,41 +64,39 @@ def test_filter_transforms_are_the_matrices(m):
     np.testing.assert_allclose(plan.filter_transform(w, m), want, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("m", [2, 4])
 @pytest.mark.parametrize("n,c,f,h,w,pad", CASES)
-def test_kernel_equals_the_float64_convolution(m, n, c, f, h, w, pad):
-    """The kernel at both tile sizes whatever the dispatch would pick (a single channel too)."""
+def test_kernel_equals_the_float64_convolution(n, c, f, h, w, pad):
+    """The kernel whatever the dispatch would pick (a single channel too)."""
     _, xp, wt, b = _data(n, c, f, h, w, pad)
     x32, w32, b32 = (a.astype(np.float32) for a in (xp, wt, b))
     oh, ow = xp.shape[2] - 2, xp.shape[3] - 2
-    flat = wg.winograd_forward_flat(x32, plan.filter_transform(w32, m), b32, m, xp.shape[3])
+    flat = wg.winograd_forward_flat(x32, plan.filter_transform(w32, 4), b32, xp.shape[3], 2)
     y = flat_to_image(flat, oh, ow, xp.shape[3])
     assert y.dtype == np.float32
     want = conv.conv2d_forward_reference(xp, wt, b, 1, 1)
     assert _rel(y, want) < _tol(9 * c)
-    image = wg.winograd_forward_flat(x32, plan.filter_transform(w32, m), b32, m, ow)
+    image = wg.winograd_forward_flat(x32, plan.filter_transform(w32, 4), b32, ow, 1)
     np.testing.assert_array_equal(image.reshape(y.shape), y)  # pitch OW: the image itself
     for r in range(oh - 1):  # the flat layout's gap columns are zeros
         assert not flat[:, :, r * xp.shape[3] + ow:(r + 1) * xp.shape[3]].any()
 
 
-@pytest.mark.parametrize("m", [2, 4])
 @pytest.mark.parametrize("n,c,f,h,w,pad", CASES)
-def test_backward_kernel_equals_the_float64_gradients(m, n, c, f, h, w, pad):
-    """The adjoint pass at both tile sizes: input gradient, weight gradient (Gᵀ dU G), bias."""
+def test_backward_kernel_equals_the_float64_gradients(n, c, f, h, w, pad):
+    """The adjoint pass: input gradient, weight gradient (Gᵀ dU G), bias."""
     rng, xp, wt, _ = _data(n, c, f, h, w, pad)
     x32, w32 = xp.astype(np.float32), wt.astype(np.float32)
     dy = rng.standard_normal((n, f, xp.shape[2] - 2, xp.shape[3] - 2))
-    dxp, du, db = wg.winograd_backward(x32, plan.filter_transform(w32, m), dy.astype(np.float32), m,
-                                       True)
-    dw = plan.weight_grad(du, m)
+    dxp, du, db = wg.winograd_backward(x32, plan.filter_transform(w32, 4), dy.astype(np.float32),
+                                       True, 2)
+    dw = plan.weight_grad(du, 4)
     assert dxp.dtype == dw.dtype == db.dtype == np.float32
     positions = n * dy[0, 0].size
     assert _rel(dxp, conv.conv2d_input_grad_reference(dy, wt, *xp.shape[2:], 1, 1)) < _tol(9 * f)
     assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 3, 3, 1, 1)) < _tol(positions)
     assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(positions)
-    assert wg.winograd_backward(x32, plan.filter_transform(w32, m), dy.astype(np.float32), m,
-                                False)[0].size == 0
+    assert wg.winograd_backward(x32, plan.filter_transform(w32, 4), dy.astype(np.float32),
+                                False, 1)[0].size == 0
 
 
 @pytest.mark.parametrize("n,c,f,h,w,pad", CASES)

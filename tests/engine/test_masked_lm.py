@@ -17,7 +17,7 @@ from layerloom.engine.registry import LAYERS
 from layerloom.engine.sampling import SamplingError, fill
 from layerloom.engine.spec import Ctx, WeightsError
 
-SHORT_MLM = "text?seq_len=64&chars=60000&mask=0.15"
+SHORT_MLM = "text?seq_len=32&chars=600000&mask=0.15"  # the sample's windows; 200 steps of 64
 
 
 # ------------------------------------------------------------------------------- masking
@@ -55,7 +55,7 @@ def test_the_mask_option_of_text_data_through_load_data():
     np.testing.assert_array_equal(one.train.y, again.train.y)
     assert not np.array_equal(one.train.y, other.train.y[:len(one.train.y)])
     assert one.class_names[-1] == MASK_TOKEN and one.num_classes == 64
-    assert one.sample_shape == one.target_shape == (64,)
+    assert one.sample_shape == one.target_shape == (32,)
     y = np.concatenate([one.train.y, one.val.y, one.test.y])
     assert abs((y != IGNORE_INDEX).mean() - 0.15) < 0.01
     assert "15% hidden" in one.description
@@ -90,25 +90,33 @@ def test_the_loss_over_masked_positions_equals_torch_cross_entropy_with_ignore_i
 # ----------------------------------------------------------------------- the samples, CLI
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    """bert_mlm.json trained for 150 steps through `layerloom train`, with its metrics."""
+    """bert_mlm.json trained for 200 steps through `layerloom train` at its own settings (its
+    cosine schedule ends with them), with its metrics."""
     import json
 
     out = tmp_path_factory.mktemp("mlm")
     weights, metrics = out / "mlm.npz", out / "mlm.json"
-    argv = ["train", str(SAMPLES / "bert_mlm.json"), "--data", SHORT_MLM, "--max-steps", "150",
+    argv = ["train", str(SAMPLES / "bert_mlm.json"), "--data", SHORT_MLM, "--max-steps", "200",
             "--epochs", "1", "--save-weights", str(weights), "--metrics-json", str(metrics),
             "--no-record"]
     assert cli.main(argv) == 0
     return weights, json.loads(metrics.read_text())
 
 
-def test_the_mlm_sample_learns_to_guess_hidden_characters(pretrained):
+def test_the_mlm_sample_learns_to_guess_hidden_characters_from_their_context(pretrained):
+    """Not just the letters' frequencies: a model that ignores the context is right at best as
+    often as the commonest hidden character (the space, ~19 %); this short run must beat that
+    clearly (the sample's full run gets more than half right, README)."""
     _, m = pretrained
     losses = m["step_losses"]
     first, last = losses[0], np.mean(losses[-20:])
     assert abs(first - np.log(64)) < 0.3  # a fresh model guesses about uniformly...
-    assert first - last > 1.0 and last < 3.1, (first, last)  # ...and soon knows the letters
-    assert m["test_accuracy"] > 0.15  # of hidden characters; a uniform guess gets 1.6 %
+    assert first - last > 1.3 and last < 2.8, (first, last)  # ...then below the letters' entropy
+    test_y = load_data(SHORT_MLM).test.y
+    counts = np.bincount(test_y[test_y != IGNORE_INDEX])
+    frequency_only = counts.max() / counts.sum()
+    assert 0.15 < frequency_only < 0.22  # the space
+    assert m["test_accuracy"] > frequency_only + 0.08, (m["test_accuracy"], frequency_only)
 
 
 def test_generate_fill_prints_the_filled_text_and_each_masks_candidates(pretrained, capsys):
@@ -141,8 +149,14 @@ def test_fill_reads_mask_tokens_and_marks_and_refuses_what_it_cannot_fill(pretra
     probs = [p for _, p in best]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-9
     assert MASK_TOKEN not in [c for c, _ in best]
-    with pytest.raises(SamplingError, match="at most 64"):
-        fill(net, vocab, "_" + "a" * 64)
+    long = "In the b_ginning God created the heaven and the earth. And the earth was with_ut form"
+    both = fill(net, vocab, long)  # longer than the 32 characters it reads: in windows, each
+    second = long.index("_ut")  # mask centred in its own as far as the text allows
+    assert [pos for pos, _ in both.guesses] == [8, second]
+    assert both.guesses[0] == fill(net, vocab, long[:32]).guesses[0]
+    start = min(second - 16, len(long) - 32)  # near the end: the last 32 characters
+    ((pos, best),) = fill(net, vocab, long[start:]).guesses
+    assert pos == second - start and both.guesses[1][1] == best and both.text[second] == best[0][0]
     with pytest.raises(SamplingError, match="not in the vocabulary"):
         fill(net, vocab, "caf\u00e9 _")
     with pytest.raises(SamplingError, match="not trained on masked data"):
@@ -153,7 +167,7 @@ def test_fine_tuning_with_a_frozen_encoder_leaves_it_bit_identical(pretrained, t
     weights, _ = pretrained
     tuned = tmp_path / "tuned.npz"
     argv = ["train", str(SAMPLES / "bert_finetune.json"), "--init-weights", str(weights),
-            "--data", "text?seq_len=64&chars=40000&label=testament", "--max-steps", "20",
+            "--data", "text?seq_len=32&chars=40000&label=testament", "--max-steps", "20",
             "--epochs", "1", "--save-weights", str(tuned), "--no-record"]
     assert cli.main(argv) == 0
     assert "note: 28 of 30 parameters from" in capsys.readouterr().err
