@@ -122,6 +122,16 @@ def _set_blas(n: int) -> None:
         lib.set_num_threads(n)
 
 
+def split_rows(fn: Callable[[int, int], object], n: int) -> None:
+    """``fn(lo, hi)`` over [0, n), one contiguous part per thread numba would use here (1 in a
+    BLAS-only block of ``engine_threads``; prange split the same way), each on its own thread."""
+    import numba
+
+    k = max(1, min(numba.get_num_threads(), n))
+    bounds = [n * i // k for i in range(k + 1)]
+    run_row_parts(fn, list(zip(bounds[:-1], bounds[1:])))
+
+
 def run_row_parts(fn: Callable[[int, int], object], parts: list) -> list:
     """``[fn(start, stop) for each part]``, the parts on threads of their own (the first on the
     caller's) with the BLAS on one thread meanwhile; ``fn`` must release the GIL for its heavy

@@ -18,11 +18,10 @@ then again inside every caller.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit
 
-from layerloom.engine.threads import run_row_parts
+from layerloom.engine.threads import split_rows
 
 CHUNK = 2304  # most positions per chunk row: long rows amortise each pass, too long leave L2
 
@@ -132,12 +131,7 @@ def _from_flat(src, dst, wp):
 
 
 # ----------------------------------------------------------------------- the split over cores
-def _split(fn, n: int) -> None:
-    """``fn(lo, hi)`` over [0, n), one contiguous part per thread numba would use here (1 in a
-    BLAS-only block of ``engine.threads``; prange split the same way), each on its own thread."""
-    k = max(1, min(numba.get_num_threads(), n))
-    bounds = [n * i // k for i in range(k + 1)]
-    run_row_parts(fn, list(zip(bounds[:-1], bounds[1:])))
+_split = split_rows  # one contiguous part per core, each on its own thread
 
 
 # ------------------------------------------------------------------------- plain convolution

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can limit it)
-from numba import njit, prange
+from numba import njit
+
+from layerloom.engine.threads import split_rows
 
 MIN_TAPS, MIN_FILTERS = 64, 8
 
@@ -60,23 +62,26 @@ def _gemm_sample(xs, w2, b, out_s, c, hp, wp, kh, kw, size):
 
 
 @njit(cache=True, nogil=True)
-def _gemm_setup(xp, w):
-    """(weights as a taps matrix, the output rows, their length L) of ``gemm_forward_flat``."""
+def gemm_part(xp, w2, b, out, kh, kw, size, s0, s1):
+    """Samples s0..s1 of ``gemm_forward_flat``, serially (the caller splits the batch)."""
+    _, c, hp, wp = xp.shape
+    for s in range(s0, s1):
+        _gemm_sample(xp[s].reshape(c * hp * wp), w2, b, out[s], c, hp, wp, kh, kw, size)
+
+
+def gemm_forward_flat(xp, w, b):
+    """conv(xp) + b as flat rows (N, F, L) of an already padded, C-contiguous batch.
+
+    The batch is split over the cores by ``engine.threads.split_rows``, not numba's ``prange``:
+    an OpenMP region's workers spin after it ends and take the second core from the row threads
+    that run the fused convolutions beside it (LeNet-5 at 2 threads: 12.8k → see the README), and
+    a parfor costs seconds to compile."""
     n, c, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
     size = (hp - kh) * wp + wp - kw + 1
     w2 = np.ascontiguousarray(w).reshape(nf, c * kh * kw)
-    return w2, np.empty((n, nf, size), xp.dtype), size
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def gemm_forward_flat(xp, w, b):
-    """conv(xp) + b as flat rows (N, F, L) of an already padded, C-contiguous batch."""
-    n, c, hp, wp = xp.shape
-    kh, kw = w.shape[2], w.shape[3]
-    w2, out, size = _gemm_setup(xp, w)
-    for s in prange(n):
-        _gemm_sample(xp[s].reshape(c * hp * wp), w2, b, out[s], c, hp, wp, kh, kw, size)
+    out = np.empty((n, nf, size), xp.dtype)
+    split_rows(lambda s0, s1: gemm_part(xp, w2, b, out, kh, kw, size, s0, s1), n)
     return out
 
 
