@@ -40,6 +40,27 @@ def step_params(s, params: dict) -> dict:
     return {n: params[k] for n, k in zip(s.param_names, s.param_keys)} if s.param_keys else {}
 
 
+def run_step(s, params: dict, values: dict, training: bool, rng) -> Ctx:
+    """One (non-source) step's forward: reads its inputs from ``values``, adds its outputs keyed
+    (node_id, port) and returns its Ctx. Shared by the executor's forward and the partial runs of
+    ``engine.seq2seq_parts``, so a value comes out bit for bit the same either way."""
+    # Written for a few µs per node: an MLP answering one query spends as long here as in its
+    # matrix products. One input (the usual case) is passed without building a list.
+    inputs = s.inputs
+    ctx = Ctx(training, rng, s.needs_input_grad)
+    if len(inputs) == 1 and inputs[0] is not None:
+        out = s.layer.forward(s.attrs, step_params(s, params), ctx, values[inputs[0]])
+    else:
+        out = s.layer.forward(s.attrs, step_params(s, params), ctx,
+                              *[values[r] if r is not None else None for r in inputs])
+    if len(s.outputs) == 1:
+        values[(s.node_id, s.outputs[0])] = out
+    else:
+        for port, y in zip(s.outputs, out):
+            values[(s.node_id, port)] = y
+    return ctx
+
+
 class Executor:
     """Runs one Plan; holds the values and contexts of the last forward for the backward."""
 
@@ -91,27 +112,12 @@ class Executor:
         rng = rng if rng is not None else np.random.default_rng(0)
         values, ctxs = {}, {}
         for s in schedule:
-            layer, inputs = s.layer, s.inputs
-            if layer.is_source:
+            if s.layer.is_source:
                 if s.node_id not in feeds:
-                    raise InputError(f"no data fed to {layer.type_id} {s.node_id!r}")
+                    raise InputError(f"no data fed to {s.layer.type_id} {s.node_id!r}")
                 values[(s.node_id, s.outputs[0])] = self.feed(s, feeds[s.node_id])
                 continue
-            # Written for a few µs per node: an MLP answering one query spends as long here as in
-            # its matrix products. One input (the usual case) is passed without building a list.
-            p = step_params(s, params)
-            ctx = Ctx(training, rng, s.needs_input_grad)
-            if len(inputs) == 1 and inputs[0] is not None:
-                out = layer.forward(s.attrs, p, ctx, values[inputs[0]])
-            else:
-                out = layer.forward(s.attrs, p, ctx, *[values[r] if r is not None else None
-                                                       for r in inputs])
-            ctxs[s.node_id] = ctx
-            if len(s.outputs) == 1:
-                values[(s.node_id, s.outputs[0])] = out
-            else:
-                for port, y in zip(s.outputs, out):
-                    values[(s.node_id, port)] = y
+            ctxs[s.node_id] = run_step(s, params, values, training, rng)
         self.values, self.ctxs, self._ran = values, ctxs, schedule
         if check:
             for ref in self._terminal:

@@ -303,11 +303,11 @@ def end_all(procs: list) -> None:
 
 class Helpers(event.Listener):
     """Starts ``count`` helper processes at this process's first compilation (never on a warm
-    cache; fewer while those of ``start_early`` work), each working through ``kernels``: with a
-    ``claims`` folder the next kernel nobody claimed, without one from its own place near the
-    back. ``close`` ends those still running (whatever they finished stays in the cache)."""
+    cache; fewer while those of ``start_early`` work), each taking from ``kernels`` the next one
+    nobody claimed in the ``claims`` folder. ``close`` ends those still running (whatever they
+    finished stays in the cache)."""
 
-    def __init__(self, kernels: list, count: int | None = None, claims: str | None = None):
+    def __init__(self, kernels: list, claims: str, count: int | None = None):
         from layerloom.engine.threads import get_threads
 
         self.kernels = list(kernels)  # at most 3 helpers: each holds ~150 MB while it compiles
@@ -323,10 +323,8 @@ class Helpers(event.Listener):
                 return
             self._started = True
         # those started at launch and still working count (they claim in the same folder)
-        early = sum(proc.poll() is None for proc in EARLY) if self.claims else 0
-        for i in range(early, self.count):  # without claims, each from its own place
-            order = self.kernels if self.claims else _from_the_back(self.kernels, i, self.count)
-            self.procs.append(_spawn(order, self.claims))
+        early = sum(proc.poll() is None for proc in EARLY)
+        self.procs += [_spawn(self.kernels, self.claims) for _ in range(early, self.count)]
 
     def on_end(self, ev) -> None:
         pass
@@ -344,18 +342,9 @@ class Helpers(event.Listener):
         self.procs = []
 
 
-def _from_the_back(kernels: list, i: int, count: int) -> list:
-    """Helper ``i`` of ``count``'s order without claims: from (i + 1) / (count + 1) of the way
-    from the back, then the rest of the list."""
-    n = len(kernels)
-    start = n - 1 - (i * n) // (count + 1)
-    return kernels[start::-1] + kernels[:start:-1]
-
-
-def _spawn(kernels: list, claims: str | None = None) -> subprocess.Popen:
-    more = ["--claims", claims] if claims else []
+def _spawn(kernels: list, claims: str) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "layerloom.engine.parallel_compile",
-                             str(os.getpid()), *more],
+                             str(os.getpid()), "--claims", claims],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     proc.stdin.write(json.dumps(kernels).encode())

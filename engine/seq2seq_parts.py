@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from layerloom.engine.executor import step_params
+from layerloom.engine.executor import run_step
 from layerloom.engine.plan import Plan
-from layerloom.engine.spec import Ctx, LayerloomError
+from layerloom.engine.spec import LayerloomError
 
 SOURCE, DECODER_INPUT, MASK = 0, 1, 2  # the packed parts, in the Chunk's port order
 
@@ -129,16 +129,10 @@ def split_schedule(schedule, part: Partition) -> tuple[tuple, tuple, tuple]:
 
 @np.errstate(all="ignore")
 def run_steps(steps, params: dict, values: dict, rng: np.random.Generator | None = None) -> dict:
-    """Runs ``steps`` (inference) on ``values`` as the executor's forward does, step for step
-    with the same kernels, so a value comes out bit for bit as in a whole forward; adds each
-    output to ``values`` and returns it. Non-finite values are left for the caller to see."""
+    """Runs ``steps`` (inference) on ``values`` with the executor's own ``run_step``, so a value
+    comes out bit for bit as in a whole forward; adds each output to ``values`` and returns it.
+    Non-finite values are left for the caller to see."""
     rng = rng if rng is not None else np.random.default_rng(0)  # (inference draws nothing)
     for s in steps:
-        out = s.layer.forward(s.attrs, step_params(s, params),
-                              Ctx(False, rng, s.needs_input_grad),
-                              *[values[r] if r is not None else None for r in s.inputs])
-        if len(s.outputs) == 1:
-            values[(s.node_id, s.outputs[0])] = out
-        else:
-            values.update(((s.node_id, port), y) for port, y in zip(s.outputs, out))
+        run_step(s, params, values, False, rng)
     return values

@@ -11,7 +11,6 @@ from __future__ import annotations
 from html import escape
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QGroupBox, QLabel, QLineEdit, QPushButton,
@@ -24,7 +23,7 @@ from layerloom.engine.decode import (Decoded, Seq2SeqModel, attention_map, cross
 from layerloom.engine.network import Network
 from layerloom.engine.spec import LayerloomError
 from layerloom.gui.generate_view import one_core, one_line
-from layerloom.gui.plots.style import is_dark, make_view, palette_colors, style_plot
+from layerloom.gui.plots.style import heatmap_colors, heatmap_view
 
 MAX_BEAM = 16
 NO_MAP = "No cross-attention map: the model has no attention layer between decoder and source."
@@ -83,15 +82,8 @@ class TranslateView(QGroupBox):
         self.error.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # long: clipped
         self.map_caption = QLabel()
         self.map_caption.setWordWrap(True)
-        self.view = make_view(pg.PlotWidget)
+        self.view, self.plot, self.image = heatmap_view("target token", "source token")
         self.view.setMinimumHeight(160)
-        self.plot = self.view.getPlotItem()
-        style_plot(self.plot, left="target token", bottom="source token")
-        self.plot.invertY(True)
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
-        self.image = pg.ImageItem()
-        self.plot.addItem(self.image)
         grid = QGridLayout(self)
         grid.addWidget(QLabel("Source"), 0, 0)
         grid.addWidget(self.source, 0, 1, 1, 3)
@@ -186,8 +178,7 @@ class TranslateView(QGroupBox):
         with one_core():
             self.weights = attention_map(self.model, source, self.result, node_id)
         rows, cols = self.weights.shape
-        low, high = palette_colors()[0], pg.mkColor("#08306b" if not is_dark() else "#6baed6")
-        self.image.setLookupTable(pg.ColorMap([0.0, 1.0], [low, high]).getLookupTable(nPts=256))
+        heatmap_colors(self.image)
         top = max(float(self.weights.max()), 1e-6)  # the darkest cell is the largest weight
         self.image.setImage(self.weights.T.astype(float), levels=(0.0, top))  # x first
         self.image.setRect(QRectF(0, 0, cols, rows))

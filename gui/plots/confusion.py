@@ -11,7 +11,7 @@ from PySide6.QtCore import QEvent, QRectF
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from layerloom.gui.plots.empty_hint import EmptyHint
-from layerloom.gui.plots.style import is_dark, make_view, palette_colors, style_plot
+from layerloom.gui.plots.style import heatmap_colors, heatmap_view, is_dark, palette_colors
 
 MAX_TEXT_CLASSES = 20
 WHEN_ENDED = ("The test set's confusion matrix appears here when a classification run ends: "
@@ -27,14 +27,7 @@ class ConfusionMatrixView(QWidget):
         self._texts: list = []
         self.caption = QLabel(WHEN_ENDED)
         self.caption.setWordWrap(True)  # else its one long line widens the whole panel
-        self.view = make_view(pg.PlotWidget)
-        self.plot = self.view.getPlotItem()
-        style_plot(self.plot, left="true class", bottom="predicted class")
-        self.plot.invertY(True)
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
-        self.image = pg.ImageItem()
-        self.plot.addItem(self.image)
+        self.view, self.plot, self.image = heatmap_view("true class", "predicted class")
         self.plot.getViewBox().sigResized.connect(self._fit_texts)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -70,10 +63,7 @@ class ConfusionMatrixView(QWidget):
         self.matrix, self.class_names = np.asarray(matrix), list(class_names)
         self._accuracy = accuracy
         k = len(self.matrix)
-        # from the panel's background to a blue, taken from the palette now: the theme may
-        # have changed since the view was built
-        low, high = palette_colors()[0], pg.mkColor("#08306b" if not is_dark() else "#6baed6")
-        self.image.setLookupTable(pg.ColorMap([0.0, 1.0], [low, high]).getLookupTable(nPts=256))
+        heatmap_colors(self.image)
         # ImageItem's first axis is x: transpose so rows (true classes) run down the picture
         self.image.setImage(self.matrix.T.astype(float), levels=(0, max(1, self.matrix.max())))
         self.image.setRect(QRectF(0, 0, k, k))

@@ -91,6 +91,27 @@ def make_view(widget_cls=pg.GraphicsLayoutWidget, **kwargs):
     return w
 
 
+def heatmap_view(left: str, bottom: str) -> tuple:
+    """(PlotWidget, its PlotItem, its ImageItem) for a matrix read row by row from the top: the
+    axes labelled, no mouse panning or zoom (a fixed grid of cells, not a chart to explore)."""
+    view = make_view(pg.PlotWidget)
+    plot = view.getPlotItem()
+    style_plot(plot, left=left, bottom=bottom)
+    plot.invertY(True)
+    plot.setMouseEnabled(x=False, y=False)
+    plot.hideButtons()
+    image = pg.ImageItem()
+    plot.addItem(image)
+    return view, plot, image
+
+
+def heatmap_colors(image: pg.ImageItem) -> None:
+    """From the panel's background to a blue, taken from the palette at each draw (the theme may
+    have changed since the view was built)."""
+    low, high = palette_colors()[0], pg.mkColor("#08306b" if not is_dark() else "#6baed6")
+    image.setLookupTable(pg.ColorMap([0.0, 1.0], [low, high]).getLookupTable(nPts=256))
+
+
 def node_color(node_id: str, index: int | None = None, count: int | None = None) -> QColor:
     """A stable, distinct colour per node: evenly spaced hues when the index is known."""
     if index is not None and count:

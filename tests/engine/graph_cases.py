@@ -11,6 +11,15 @@ from layerloom.engine.spec import FixedInput, IntInput, RangeInput
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
+def add_after(g: Graph, prev: str | None, node_id: str, type_id: str, attrs: dict | None = None,
+              port: str = "x") -> str:
+    """Add a node fed by ``prev``'s output (none for a source); returns its id, to chain on."""
+    g.add_node(Node(node_id, type_id, attrs or {}))
+    if prev is not None:
+        g.connect((prev, "y"), (node_id, port))
+    return node_id
+
+
 def one_node_graph(type_id: str, case: int) -> tuple[Graph, dict]:
     """Sources for the example's inputs (a Label for a loss's target), then the node."""
     cls, rng = LAYERS[type_id], np.random.default_rng(case)

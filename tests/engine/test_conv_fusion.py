@@ -14,15 +14,12 @@ from layerloom.engine.kernels.relu import (add_relu, add_relu_reference, relu_ma
                                            relu_mask_grad_reference)
 from layerloom.engine.network import Network
 
+from .graph_cases import add_after
+
 FUSED = {"Conv2D+BatchNorm2d", "BatchNorm+ReLU", "Add+ReLU"}
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
 
 
-def _add(g: Graph, prev, node_id: str, type_id: str, attrs=None, port: str = "x") -> str:
-    g.add_node(Node(node_id, type_id, attrs or {}))
-    if prev is not None:
-        g.connect((prev, "y"), (node_id, port))
-    return node_id
 
 
 def resnet(c=6, kernel=3, stride=1, groups=1, size=(9, 7), bn=None) -> Graph:
@@ -31,19 +28,19 @@ def resnet(c=6, kernel=3, stride=1, groups=1, size=(9, 7), bn=None) -> Graph:
     g = Graph()
     conv = {"out_channels": c, "kernel_size": [kernel, kernel], "padding": [kernel // 2] * 2,
             "bias": False}
-    prev = _add(g, None, "image", "Input", {"shape": [3, *size]})
-    prev = _add(g, _add(g, prev, "in_bn", "BatchNorm2d", bn), "in_relu", "ReLU")  # BN → ReLU
-    prev = _add(g, prev, "stem", "Conv2D", {**conv, "stride": [stride, stride]})
-    prev = _add(g, _add(g, prev, "stem_bn", "BatchNorm2d", bn), "stem_relu", "ReLU")
-    inner = _add(g, prev, "c1", "Conv2D", {**conv, "groups": groups})
-    inner = _add(g, _add(g, inner, "bn1", "BatchNorm2d", bn), "relu1", "ReLU")
-    inner = _add(g, _add(g, inner, "c2", "Conv2D", conv), "bn2", "BatchNorm2d", bn)
-    add = _add(g, inner, "add", "Add", port="a")
+    prev = add_after(g, None, "image", "Input", {"shape": [3, *size]})
+    prev = add_after(g, add_after(g, prev, "in_bn", "BatchNorm2d", bn), "in_relu", "ReLU")  # BN → ReLU
+    prev = add_after(g, prev, "stem", "Conv2D", {**conv, "stride": [stride, stride]})
+    prev = add_after(g, add_after(g, prev, "stem_bn", "BatchNorm2d", bn), "stem_relu", "ReLU")
+    inner = add_after(g, prev, "c1", "Conv2D", {**conv, "groups": groups})
+    inner = add_after(g, add_after(g, inner, "bn1", "BatchNorm2d", bn), "relu1", "ReLU")
+    inner = add_after(g, add_after(g, inner, "c2", "Conv2D", conv), "bn2", "BatchNorm2d", bn)
+    add = add_after(g, inner, "add", "Add", port="a")
     g.connect((prev, "y"), ("add", "b"))
-    prev = _add(g, _add(g, add, "relu2", "ReLU"), "gap", "AdaptiveAvgPool2d")
-    prev = _add(g, _add(g, prev, "flat", "Flatten"), "fc", "Dense", {"out_features": 4})
-    _add(g, None, "label", "Label")
-    _add(g, prev, "loss", "CrossEntropyLoss", port="input")
+    prev = add_after(g, add_after(g, add, "relu2", "ReLU"), "gap", "AdaptiveAvgPool2d")
+    prev = add_after(g, add_after(g, prev, "flat", "Flatten"), "fc", "Dense", {"out_features": 4})
+    add_after(g, None, "label", "Label")
+    add_after(g, prev, "loss", "CrossEntropyLoss", port="input")
     g.connect(("label", "y"), ("loss", "target"))
     return g
 
@@ -91,16 +88,16 @@ def vgg(kernel=3, stride=1, padding=1, groups=1, bias=True) -> Graph:
     """Conv2D → ReLU (no pool after it: the Conv2D+ReLU step), Conv2D → ReLU → MaxPool2D, a
     classifier; odd sizes."""
     g = Graph()
-    prev = _add(g, None, "image", "Input", {"shape": [4, 11, 9]})
+    prev = add_after(g, None, "image", "Input", {"shape": [4, 11, 9]})
     conv = {"kernel_size": [kernel, kernel], "stride": [stride, stride],
             "padding": [padding, padding], "bias": bias}
-    prev = _add(g, prev, "c1", "Conv2D", {**conv, "out_channels": 6, "groups": groups})
-    prev = _add(g, _add(g, prev, "r1", "ReLU"), "c2", "Conv2D", {"out_channels": 5,
+    prev = add_after(g, prev, "c1", "Conv2D", {**conv, "out_channels": 6, "groups": groups})
+    prev = add_after(g, add_after(g, prev, "r1", "ReLU"), "c2", "Conv2D", {"out_channels": 5,
                                                               "kernel_size": [3, 3]})
-    prev = _add(g, _add(g, prev, "r2", "ReLU"), "pool", "MaxPool2D", {"kernel_size": [2, 2]})
-    prev = _add(g, _add(g, prev, "flat", "Flatten"), "fc", "Dense", {"out_features": 4})
-    _add(g, None, "label", "Label")
-    _add(g, prev, "loss", "CrossEntropyLoss", port="input")
+    prev = add_after(g, add_after(g, prev, "r2", "ReLU"), "pool", "MaxPool2D", {"kernel_size": [2, 2]})
+    prev = add_after(g, add_after(g, prev, "flat", "Flatten"), "fc", "Dense", {"out_features": 4})
+    add_after(g, None, "label", "Label")
+    add_after(g, prev, "loss", "CrossEntropyLoss", port="input")
     g.connect(("label", "y"), ("loss", "target"))
     return g
 
@@ -158,11 +155,11 @@ def test_add_relu_fuses_only_same_shapes_and_a_single_reader():
     net = Network(g, seed=0)
     assert fused_types(net) == FUSED - {"Add+ReLU"}
     bcast = Graph()
-    _add(bcast, None, "x", "Input", {"shape": [2, 3, 3]})
-    _add(bcast, None, "b", "Input", {"shape": [2, 1, 1]})
-    _add(bcast, "x", "add", "Add", port="a")
+    add_after(bcast, None, "x", "Input", {"shape": [2, 3, 3]})
+    add_after(bcast, None, "b", "Input", {"shape": [2, 1, 1]})
+    add_after(bcast, "x", "add", "Add", port="a")
     bcast.connect(("b", "y"), ("add", "b"))
-    _add(bcast, "add", "relu", "ReLU")
+    add_after(bcast, "add", "relu", "ReLU")
     assert not fused_types(Network(bcast, seed=0))
 
 

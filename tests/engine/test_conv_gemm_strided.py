@@ -5,16 +5,20 @@ dilation and groups. Each equals the numpy twins (float64 to rounding, float32 l
 PyTorch's convolution in float64; the one-pass backward equals the separate kernels bit for bit.
 """
 import itertools
+from functools import partial
 
 import numpy as np
 import pytest
 
+from layerloom.engine.graph import Graph
 from layerloom.engine.kernels import conv
 from layerloom.engine.kernels.conv_gemm_strided import (gemm_backward_strided,
                                                         gemm_forward_strided,
                                                         gemm_input_grad_strided,
                                                         gemm_transposed_backward,
                                                         prefers_gemm_strided)
+
+from .graph_cases import add_after
 
 TOL = {np.float64: dict(rtol=1e-11, atol=1e-11), np.float32: dict(rtol=2e-4, atol=1e-4)}
 
@@ -132,16 +136,8 @@ def test_stride_one_routes_only_large_kernels_over_many_filters():
 def _strided_cnn(c=16, size=(13, 12)):
     """The strided benchmark CNN in small: a 5×5 stride-1 stem over ≥ 16 filters (routed to the
     im2col products), 5×5 stride-2 and 3×3 stride-2 convolutions, each with a ReLU, a pool."""
-    from layerloom.engine.graph import Graph, Node
-
     g = Graph()
-
-    def add(prev, node_id, type_id, attrs=None, port="x"):
-        g.add_node(Node(node_id, type_id, attrs or {}))
-        if prev is not None:
-            g.connect((prev, "y"), (node_id, port))
-        return node_id
-
+    add = partial(add_after, g)
     prev = add(None, "image", "Input", {"shape": [3, *size]})
     for i, (k, s, p) in enumerate(((5, 1, 2), (5, 2, 2), (3, 2, 0)), start=1):
         prev = add(prev, f"c{i}", "Conv2D", {"out_channels": c, "kernel_size": [k, k],

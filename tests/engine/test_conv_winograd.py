@@ -3,15 +3,19 @@ definition exactly (float64), the numba kernels equal the float64 reference to f
 over a family of shapes (channels 1–96, images 3–40, odd and even, padding 0–2, batch 1–9),
 forward, input and weight gradients, the fused ReLU + max-pool included; and a small float32
 convnet trains through them as it trains through the direct kernels."""
+from functools import partial
+
 import numpy as np
 import pytest
 
-from layerloom.engine.graph import Graph, Node
+from layerloom.engine.graph import Graph
 from layerloom.engine.kernels import conv, conv_winograd as wg, conv_winograd_plan as plan
 from layerloom.engine.kernels.conv_gemm import flat_to_image
 from layerloom.engine.kernels.conv_reference import winograd_reference
 from layerloom.engine.network import Network
 from layerloom.engine.optim import Adam
+
+from .graph_cases import add_after
 
 
 def _rel(got, want) -> float:
@@ -143,13 +147,7 @@ def test_the_rule_keeps_float64_and_small_convolutions_off_winograd():
 
 def _convnet() -> Graph:
     g = Graph()
-
-    def add(prev, node_id, type_id, attrs=None, port="x"):
-        g.add_node(Node(node_id, type_id, attrs or {}))
-        if prev is not None:
-            g.connect((prev, "y"), (node_id, port))
-        return node_id
-
+    add = partial(add_after, g)
     conv3 = lambda c: {"out_channels": c, "kernel_size": [3, 3], "padding": [1, 1]}  # noqa: E731
     prev = add(None, "image", "Input", {"shape": [3, 12, 12]})
     prev = add(add(prev, "c0", "Conv2D", conv3(16)), "r0", "ReLU")

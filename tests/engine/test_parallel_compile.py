@@ -85,12 +85,12 @@ def test_a_helper_fills_the_cache_that_the_next_process_loads(tmp_path):
     assert _run_child(code, tmp_path) == "1 0"  # loaded from the helper's work, not compiled
 
 
-def test_helpers_start_at_the_first_compilation_only_and_end_on_close():
-    helpers = pc.Helpers([ADD_BIAS], count=1)
+def test_helpers_start_at_the_first_compilation_only_and_end_on_close(tmp_path):
+    helpers = pc.Helpers([ADD_BIAS], str(tmp_path), count=1)
     with helpers:
         pc.compile_all([ADD_BIAS])  # in memory (or the cache) already: no compilation
         assert helpers.procs == []
-    with pc.Helpers([ADD_BIAS], count=1) as helpers:
+    with pc.Helpers([ADD_BIAS], str(tmp_path), count=1) as helpers:
 
         @njit
         def fresh(x):  # never compiled before: a compilation starts
@@ -171,7 +171,7 @@ def test_no_more_helpers_start_while_those_started_at_launch_work(tmp_path, monk
     early = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     monkeypatch.setattr(pc, "EARLY", [early])
     try:
-        with pc.Helpers([ADD_BIAS], count=1, claims=str(tmp_path)) as helpers:
+        with pc.Helpers([ADD_BIAS], str(tmp_path), count=1) as helpers:
 
             @njit
             def fresh(x):  # a compilation starts
