@@ -1,0 +1,109 @@
+"""The spinning hand-over behind ``engine.threads.run_row_parts`` (engine.handoff): every part
+runs once on its own thread, results come back in part order, a failing part raises after every
+part has ended, a split inside a part or from a second thread runs the pooled way, and a worker
+that fell asleep wakes for the next part."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from layerloom.engine import handoff
+from layerloom.engine.kernels.spin import signal_then_wait
+from layerloom.engine.threads import ROW_THREADS, engine_threads, run_row_parts, set_threads
+
+
+@pytest.fixture
+def two_cores():
+    set_threads(2)
+    with engine_threads():
+        yield
+
+
+def test_parts_run_once_each_on_their_own_threads_in_order():
+    pool = handoff.SpinPool("test-spin")
+    seen = []
+
+    def part(lo, hi):
+        seen.append((lo, threading.current_thread().name))
+        return list(range(lo, hi))
+
+    for _ in range(50):
+        seen.clear()
+        out = pool.try_run(part, [(0, 3), (3, 5), (5, 9)])
+        assert out == [[0, 1, 2], [3, 4], [5, 6, 7, 8]]
+        names = dict(seen)
+        assert names[0] == threading.current_thread().name
+        assert names[3].startswith("test-spin") and names[5].startswith("test-spin")
+        assert names[3] != names[5]
+
+
+def test_a_failing_worker_part_raises_after_every_part_ended():
+    pool = handoff.SpinPool("test-spin")
+    ended = []
+
+    def part(lo, hi):
+        if lo == 4:
+            raise ValueError("bad part 4")
+        time.sleep(0.01)
+        ended.append(lo)
+        return lo
+
+    with pytest.raises(ValueError, match="bad part 4"):
+        pool.try_run(part, [(0, 4), (4, 8), (8, 9)])
+    assert sorted(ended) == [0, 8]
+    assert pool.try_run(lambda lo, hi: hi - lo, [(0, 4), (4, 9)]) == [4, 5]
+
+
+def test_a_worker_asleep_after_its_idle_spin_wakes_for_the_next_part(monkeypatch):
+    monkeypatch.setattr(handoff, "IDLE_US", 1.0)
+    pool = handoff.SpinPool("test-spin")
+    assert pool.try_run(lambda lo, hi: lo, [(0, 1), (1, 2)]) == [0, 1]
+    worker = pool._workers[0]
+    for _ in range(200):  # it spins ~1 µs, then sleeps on its condition
+        if worker.asleep:
+            break
+        time.sleep(0.005)
+    assert worker.asleep
+    assert pool.try_run(lambda lo, hi: hi, [(0, 1), (1, 2)]) == [1, 2]
+
+
+def test_splits_inside_a_part_and_from_a_second_thread_take_the_pooled_way(two_cores):
+    inner = []
+
+    def part(lo, hi):
+        inner.append(run_row_parts(lambda a, b: (a, b, threading.current_thread().name),
+                                   [(lo, lo + 1), (lo + 1, hi)]))
+        return lo
+
+    assert run_row_parts(part, [(0, 4), (4, 8)]) == [0, 4]
+    assert sorted(r[0][:2] for r in inner) == [(0, 1), (4, 5)]
+    nested = [r for r in inner if r[0][2].startswith(ROW_THREADS)]
+    assert all(r[1][2].startswith(ROW_THREADS) for r in nested)  # a worker's split: the pool
+
+    results, errors = [], []
+
+    def caller(k):
+        try:
+            for _ in range(100):
+                results.append(run_row_parts(lambda lo, hi: hi - lo + k, [(0, 2), (2, 5)]))
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in (0, 10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(map(tuple, results)) == [(2, 3)] * 100 + [(12, 13)] * 100
+
+
+def test_the_spin_returns_the_new_flag_or_the_old_value_on_time_out():
+    flags = np.zeros(2, np.int64)
+    assert signal_then_wait(flags, 1, 7, 0, 0, 1000, 0) == 0  # stored, then timed out
+    assert flags[1] == 7
+    flags[0] = 3
+    assert signal_then_wait(flags, -1, 0, 0, 0, 10, 5) == 3
