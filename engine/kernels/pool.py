@@ -3,14 +3,19 @@
 Inputs arrive already padded (with -inf for max, zeros for average: PyTorch's count_include_pad).
 Max-pool saves the flat index (row · padded width + column) of each window's winner, so the
 backward only touches winning positions — a quarter of the input for 2×2 pooling. Every kernel
-is parallel over the batch; each sample's planes belong to one thread, so overlapping windows
-never race.
+is a serial ``_part`` over a range of samples, and its wrapper splits the batch over the cores
+(``engine.threads.split_rows``, not numba's ``prange``: an OpenMP pool's spinning workers took the
+second core from the engine's row threads, and a parfor costs seconds to compile). Each sample's
+planes belong to one part, so overlapping windows never race and results do not depend on the
+thread count.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
+
+from layerloom.engine.threads import split_rows
 
 
 # ------------------------------------------------------------------------- numpy twins
@@ -54,15 +59,12 @@ def avg_pool2d_backward_reference(dy, kh, kw, sh, sw, hp, wp):
 
 
 # ------------------------------------------------------------------------------ kernels
-@njit(cache=True, nogil=True, parallel=True)
-def max_pool2d_forward(xp, kh, kw, sh, sw, dh, dw):
-    """Returns (out, arg) where arg holds the flat index (row · width + col) of each winner;
-    taps ``dh`` rows and ``dw`` columns apart."""
-    n, c, hp, wp = xp.shape
-    oh, ow = (hp - (kh - 1) * dh - 1) // sh + 1, (wp - (kw - 1) * dw - 1) // sw + 1
-    out = np.empty((n, c, oh, ow), dtype=xp.dtype)
-    arg = np.empty((n, c, oh, ow), dtype=np.int32)
-    for b in prange(n):
+@njit(cache=True, nogil=True)
+def max_pool2d_part(xp, kh, kw, sh, sw, dh, dw, out, arg, s0, s1):
+    """Samples s0..s1 of ``max_pool2d_forward``."""
+    c, wp = xp.shape[1], xp.shape[3]
+    oh, ow = out.shape[2], out.shape[3]
+    for b in range(s0, s1):
         for ch in range(c):
             plane = xp[b, ch]
             for r in range(oh):
@@ -79,28 +81,43 @@ def max_pool2d_forward(xp, kh, kw, sh, sw, dh, dw):
                                 best, where = v, (r0 + i * dh) * wp + q0 + j * dw
                     out[b, ch, r, q] = best
                     arg[b, ch, r, q] = where
+
+
+def max_pool2d_forward(xp, kh, kw, sh, sw, dh, dw):
+    """Returns (out, arg) where arg holds the flat index (row · width + col) of each winner;
+    taps ``dh`` rows and ``dw`` columns apart."""
+    n, c, hp, wp = xp.shape
+    oh, ow = (hp - (kh - 1) * dh - 1) // sh + 1, (wp - (kw - 1) * dw - 1) // sw + 1
+    out = np.empty((n, c, oh, ow), dtype=xp.dtype)
+    arg = np.empty((n, c, oh, ow), dtype=np.int32)
+    split_rows(lambda s0, s1: max_pool2d_part(xp, kh, kw, sh, sw, dh, dw, out, arg, s0, s1), n)
     return out, arg
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def max_pool2d_backward(dy, arg, hp, wp):
-    n, c, oh, ow = dy.shape
-    dxp = np.zeros((n, c, hp * wp), dtype=dy.dtype)
-    for b in prange(n):
+@njit(cache=True, nogil=True)
+def max_pool2d_backward_part(dy, arg, dxp, s0, s1):
+    """Samples s0..s1 of ``max_pool2d_backward`` into the flat planes ``dxp`` (zeros)."""
+    c, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
+    for b in range(s0, s1):
         for ch in range(c):
             flat, g, at = dxp[b, ch], dy[b, ch], arg[b, ch]
             for r in range(oh):
                 for q in range(ow):
                     flat[at[r, q]] += g[r, q]
+
+
+def max_pool2d_backward(dy, arg, hp, wp):
+    n, c = dy.shape[:2]
+    dxp = np.zeros((n, c, hp * wp), dtype=dy.dtype)
+    split_rows(lambda s0, s1: max_pool2d_backward_part(dy, arg, dxp, s0, s1), n)
     return dxp.reshape(n, c, hp, wp)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def avg_pool2d_forward(xp, kh, kw, sh, sw):
-    n, c, hp, wp = xp.shape
-    oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-    out = np.empty((n, c, oh, ow), dtype=xp.dtype)
-    for b in prange(n):
+@njit(cache=True, nogil=True)
+def avg_pool2d_part(xp, kh, kw, sh, sw, out, s0, s1):
+    """Samples s0..s1 of ``avg_pool2d_forward``."""
+    c, oh, ow = out.shape[1], out.shape[2], out.shape[3]
+    for b in range(s0, s1):
         for ch in range(c):
             plane = xp[b, ch]
             for r in range(oh):
@@ -111,14 +128,21 @@ def avg_pool2d_forward(xp, kh, kw, sh, sw):
                         for j in range(kw):
                             acc += row[q * sw + j]
                     out[b, ch, r, q] = acc / (kh * kw)
+
+
+def avg_pool2d_forward(xp, kh, kw, sh, sw):
+    n, c, hp, wp = xp.shape
+    oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    out = np.empty((n, c, oh, ow), dtype=xp.dtype)
+    split_rows(lambda s0, s1: avg_pool2d_part(xp, kh, kw, sh, sw, out, s0, s1), n)
     return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def avg_pool2d_backward(dy, kh, kw, sh, sw, hp, wp):
-    n, c, oh, ow = dy.shape
-    dxp = np.zeros((n, c, hp, wp), dtype=dy.dtype)
-    for b in prange(n):
+@njit(cache=True, nogil=True)
+def avg_pool2d_backward_part(dy, kh, kw, sh, sw, dxp, s0, s1):
+    """Samples s0..s1 of ``avg_pool2d_backward`` into ``dxp`` (zeros)."""
+    c, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
+    for b in range(s0, s1):
         for ch in range(c):
             plane = dxp[b, ch]
             for r in range(oh):
@@ -128,4 +152,10 @@ def avg_pool2d_backward(dy, kh, kw, sh, sw, hp, wp):
                         row = plane[r * sh + i]
                         for j in range(kw):
                             row[q * sw + j] += g
+
+
+def avg_pool2d_backward(dy, kh, kw, sh, sw, hp, wp):
+    n, c = dy.shape[:2]
+    dxp = np.zeros((n, c, hp, wp), dtype=dy.dtype)
+    split_rows(lambda s0, s1: avg_pool2d_backward_part(dy, kh, kw, sh, sw, dxp, s0, s1), n)
     return dxp

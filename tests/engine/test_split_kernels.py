@@ -1,0 +1,56 @@
+"""Kernels that split their batch (or channels, or filters) over the cores with
+``engine.threads.split_rows`` give the one-part result bit for bit, however the range is cut.
+
+The split is forced here (uneven parts, run one after another), so the check does not depend on
+how many cores the machine has."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from layerloom.engine.kernels import pool
+
+DTYPES = [np.float64, np.float32]
+
+
+def cuts(n: int) -> list[tuple[int, int]]:
+    """Uneven parts of [0, n): one item, then the rest in two (fewer when n is small)."""
+    bounds = sorted({0, min(1, n), (n + 1) // 2 + 1 if n > 2 else n, n})
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def both_ways(monkeypatch, module, call) -> tuple:
+    """(one part, cut parts) results of ``call()`` with ``module.split_rows`` forced either way."""
+    monkeypatch.setattr(module, "split_rows", lambda fn, n: fn(0, n))
+    whole = call()
+    monkeypatch.setattr(module, "split_rows", lambda fn, n: [fn(lo, hi) for lo, hi in cuts(n)])
+    return whole, call()
+
+
+def assert_same_bits(a, b) -> None:
+    a, b = (a if isinstance(a, tuple) else (a,)), (b if isinstance(b, tuple) else (b,))
+    assert len(a) == len(b)
+    for u, v in zip(a, b):
+        assert u.dtype == v.dtype and u.shape == v.shape and u.tobytes() == v.tobytes()
+
+
+def data(shape, dtype, seed=0, nan=False):
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    if nan:
+        x.flat[::7] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 2, 5])
+@pytest.mark.parametrize("window", [(2, 2, 2, 2, 1, 1), (3, 2, 1, 2, 2, 1)])
+def test_pooling_split_over_the_batch_gives_the_one_part_result(monkeypatch, dtype, n, window):
+    kh, kw, sh, sw, dh, dw = window
+    xp = data((n, 3, 9, 8), dtype, nan=True)
+    y, arg = pool.max_pool2d_forward(xp, *window)
+    dy = data(y.shape, dtype, seed=1)
+    for call in (lambda: pool.max_pool2d_forward(xp, *window),
+                 lambda: pool.max_pool2d_backward(dy, arg, 9, 8),
+                 lambda: pool.avg_pool2d_forward(xp, kh, kw, sh, sw),
+                 lambda: pool.avg_pool2d_backward(dy, kh, kw, sh, sw, 9, 8)):
+        assert_same_bits(*both_ways(monkeypatch, pool, call))
