@@ -4,8 +4,12 @@ fused with the ReLU after it, beside the numpy twins that define them.
 numpy spent a BatchNorm2d over a ResNet stage's (64, 32, 32, 32) activations in a dozen
 whole-array passes and temporaries (mean, centre, square, mean, scale, affine; more backward):
 ~40 ms forward and ~70 ms backward on one core, more than the convolution before it. Here the
-input is viewed as (N, C, M) (M = positions per channel) and each channel is one parallel task:
-its N·M values (64 × 1024 floats = 256 KB) stay in L2 between the passes. The forward reads it
+input is viewed as (N, C, M) (M = positions per channel) and each channel is one task: its N·M
+values (64 × 1024 floats = 256 KB) stay in L2 between the passes. The channels are split over the
+cores by ``engine.threads.split_rows`` (serial ``_part`` kernels over [c0, c1), not numba's
+``prange``: an OpenMP pool's spinning workers took the second core from the engine's row
+threads, and a parfor costs seconds to compile); a channel's sums run on one thread in one
+order, so results do not depend on the thread count. The forward reads it
 three times (mean, centred variance, output: the two-pass variance, as numpy's), the backward
 twice (the two channel sums, then dx); statistics are accumulated in float64 whatever the dtype.
 
@@ -16,7 +20,9 @@ from x (one multiply-add), and the ReLU's mask from the output's sign. ``relu`` 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from layerloom.engine.threads import split_rows
 
 FAST = {"reassoc", "contract", "nsz"}  # vectorised sums; no flag that assumes finite values
 
@@ -52,15 +58,23 @@ def batch_norm_backward_reference(x, y, dy, mean, inv_std, weight, batch_stats: 
 
 
 # ------------------------------------------------------------------------------ kernels
-@njit(cache=True, nogil=True, parallel=True, fastmath=FAST)
 def batch_norm_forward(x, weight, bias, eps, relu):
     """(y, mean, biased var, inv_std) of x (N, C, M) with the batch's statistics."""
-    n, c, m = x.shape
+    c = x.shape[1]
     y = np.empty_like(x)
     mean, var = np.empty(c, np.float64), np.empty(c, np.float64)
     inv_std = np.empty(c, x.dtype)
+    split_rows(lambda c0, c1: batch_norm_forward_part(x, weight, bias, eps, relu, y, mean, var,
+                                                      inv_std, c0, c1), c)
+    return y, mean, var, inv_std
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def batch_norm_forward_part(x, weight, bias, eps, relu, y, mean, var, inv_std, c0, c1):
+    """Channels c0..c1 of ``batch_norm_forward``."""
+    n, m = x.shape[0], x.shape[2]
     count = n * m
-    for ch in prange(c):
+    for ch in range(c0, c1):
         total = 0.0
         for s in range(n):
             row = x[s, ch]
@@ -76,7 +90,6 @@ def batch_norm_forward(x, weight, bias, eps, relu):
         mean[ch], var[ch] = mu, sq / count
         inv_std[ch] = 1.0 / np.sqrt(sq / count + eps)
         _affine(x, y, ch, mu, inv_std[ch], weight, bias, relu)
-    return y, mean, var, inv_std
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
@@ -99,25 +112,40 @@ def _affine(x, y, ch, mu, inv, weight, bias, relu):
                 dst[p] = (src[p] - mu_x) * a + b
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=FAST)
 def batch_norm_inference(x, weight, bias, mean, inv_std, relu):
     """y of x (N, C, M) normalised with fixed statistics (the running ones)."""
-    c = x.shape[1]
     y = np.empty_like(x)
-    for ch in prange(c):
-        _affine(x, y, ch, mean[ch], inv_std[ch], weight, bias, relu)
+    split_rows(lambda c0, c1: batch_norm_inference_part(x, weight, bias, mean, inv_std, relu, y,
+                                                        c0, c1), x.shape[1])
     return y
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST)
+def batch_norm_inference_part(x, weight, bias, mean, inv_std, relu, y, c0, c1):
+    """Channels c0..c1 of ``batch_norm_inference``."""
+    for ch in range(c0, c1):
+        _affine(x, y, ch, mean[ch], inv_std[ch], weight, bias, relu)
+
+
 def batch_norm_backward(x, y, dy, mean, inv_std, weight, batch_stats, relu, need_dx):
     """(dx or empty, d weight, d bias) of ``batch_norm_forward`` / ``batch_norm_inference``:
     one pass for the channel sums Σg and Σg·x̂, one for dx."""
     n, c, m = x.shape
     dx = np.empty((n if need_dx else 0, c, m), x.dtype)
     dw, db = np.empty(c, x.dtype), np.empty(c, x.dtype)
+    split_rows(lambda c0, c1: batch_norm_backward_part(x, y, dy, mean, inv_std, weight,
+                                                       batch_stats, relu, need_dx, dx, dw, db,
+                                                       c0, c1), c)
+    return dx, dw, db
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def batch_norm_backward_part(x, y, dy, mean, inv_std, weight, batch_stats, relu, need_dx, dx, dw,
+                             db, c0, c1):
+    """Channels c0..c1 of ``batch_norm_backward``."""
+    n, m = x.shape[0], x.shape[2]
     count = n * m
-    for ch in prange(c):
+    for ch in range(c0, c1):
         k = np.empty(2, x.dtype)  # x̂ = (x − mu)·inv in x's dtype, as the layer computed it
         k[0], k[1] = mean[ch], inv_std[ch]
         mu, inv, zero = k[0], k[1], k[1] * 0
@@ -134,7 +162,6 @@ def batch_norm_backward(x, y, dy, mean, inv_std, weight, batch_stats, relu, need
             gamma = weight[ch] if weight.size else 1.0
             _input_grad(x, y, dy, dx, ch, mean[ch], inv, gamma, s_g / count, s_gx / count,
                         batch_stats, relu)
-    return dx, dw, db
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layerloom.engine.kernels import pool
+from layerloom.engine.kernels import batchnorm, pool
 
 DTYPES = [np.float64, np.float32]
 
@@ -54,3 +54,21 @@ def test_pooling_split_over_the_batch_gives_the_one_part_result(monkeypatch, dty
                  lambda: pool.avg_pool2d_forward(xp, kh, kw, sh, sw),
                  lambda: pool.avg_pool2d_backward(dy, kh, kw, sh, sw, 9, 8)):
         assert_same_bits(*both_ways(monkeypatch, pool, call))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 7), (5, 3, 33), (2, 6, 64)])
+@pytest.mark.parametrize("affine,relu", [(True, False), (False, True)])
+def test_batch_norm_split_over_channels_gives_the_one_part_result(monkeypatch, dtype, shape,
+                                                                   affine, relu):
+    c = shape[1]
+    x = data(shape, dtype) * 3 + 1
+    w, b = (data(c, dtype, 1), data(c, dtype, 2)) if affine else (np.empty(0, dtype),) * 2
+    y, mean, _, inv_std = batchnorm.batch_norm_forward(x, w, b, 1e-5, relu)
+    dy = data(shape, dtype, 3)
+    for call in (lambda: batchnorm.batch_norm_forward(x, w, b, 1e-5, relu),
+                 lambda: batchnorm.batch_norm_inference(x, w, b, mean, inv_std, relu),
+                 lambda: batchnorm.batch_norm_backward(x, y, dy, mean, inv_std, w, True, relu, True),
+                 lambda: batchnorm.batch_norm_backward(x, y, dy, mean, inv_std, w, False, relu,
+                                                       False)):
+        assert_same_bits(*both_ways(monkeypatch, batchnorm, call))
