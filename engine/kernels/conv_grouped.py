@@ -6,15 +6,20 @@ C / groups input channels of its group f // (F / groups). Stride 1 uses the flat
 ``conv_flat`` (a sample's padded plane as one vector, output (r, q) at r·Wp + q, so each tap is one
 contiguous axpy or dot over L = (OH−1)·Wp + OW positions, four taps a pass); other strides go row
 by row. The input gradient of a stride-1 convolution is the forward kernel run on the padded
-output gradient with flipped, transposed weights (``flipped_transposed``). Drivers are parallel
-over the batch (forward, input gradient) or over filters (weight gradient), so no two threads
-write one value and results do not depend on the thread count.
+output gradient with flipped, transposed weights (``flipped_transposed``). Each driver is a serial
+``_part`` over a range of samples (forward, input gradient) or of filters (weight gradient), so
+no two parts write one value and results do not depend on the thread count; its Python wrapper
+splits the range over the cores with ``engine.threads.split_rows``, not numba's ``prange`` (an
+OpenMP pool's spinning workers took the second core from the engine's row threads, and a parfor
+costs seconds to compile).
 Self-contained on purpose: numba's cache only notices edits to a kernel's own file.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from layerloom.engine.threads import split_rows
 
 
 @njit(cache=True, nogil=True)
@@ -73,19 +78,18 @@ def _dot_taps(dz, xg, offs, out, zero, n):
         t += 1
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def grouped_forward_flat(xp, w, b, dh, dw, groups):
-    """Stride-1 conv(xp) + b of an already padded, C-contiguous batch; ``w`` C-contiguous."""
-    n, c, hp, wp = xp.shape
+@njit(cache=True, nogil=True)
+def grouped_forward_flat_part(xp, w, b, dh, dw, groups, out, s0, s1):
+    """Samples s0..s1 of ``grouped_forward_flat``."""
+    c, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
     nf, cpg, kh, kw = w.shape
     fpg = nf // groups
-    oh, ow = hp - dh * (kh - 1), wp - dw * (kw - 1)
+    oh, ow = out.shape[2], out.shape[3]
     size = (oh - 1) * wp + ow
     offs = _offsets(cpg, hp, wp, kh, kw, dh, dw)
     w2 = w.reshape(nf, cpg * kh * kw)
     plane = cpg * hp * wp
-    out = np.empty((n, nf, oh, ow), xp.dtype)
-    for s in prange(n):
+    for s in range(s0, s1):
         xs = xp[s].reshape(c * hp * wp)
         acc = np.empty(size, xp.dtype)
         for f in range(nf):
@@ -96,22 +100,28 @@ def grouped_forward_flat(xp, w, b, dh, dw, groups):
                 src, dst = acc[r * wp:r * wp + ow], out[s, f, r]
                 for q in range(ow):
                     dst[q] = src[q]
+
+
+def grouped_forward_flat(xp, w, b, dh, dw, groups):
+    """Stride-1 conv(xp) + b of an already padded, C-contiguous batch; ``w`` C-contiguous."""
+    n, _, hp, wp = xp.shape
+    nf, _, kh, kw = w.shape
+    out = np.empty((n, nf, hp - dh * (kh - 1), wp - dw * (kw - 1)), xp.dtype)
+    split_rows(lambda s0, s1: grouped_forward_flat_part(xp, w, b, dh, dw, groups, out, s0, s1), n)
     return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def grouped_weight_grad_flat(xp, dy, kh, kw, dh, dw, groups):
-    """(d weight, d bias) of the stride-1 grouped convolution, parallel over filters."""
+@njit(cache=True, nogil=True)
+def grouped_weight_grad_flat_part(xp, dy, kh, kw, dh, dw, groups, dw2, db, f0, f1):
+    """Filters f0..f1 of ``grouped_weight_grad_flat`` into ``dw2`` (F, taps) and ``db`` (zeros)."""
     n, c, hp, wp = xp.shape
     nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
     cpg, fpg = c // groups, nf // groups
     size = (oh - 1) * wp + ow
     offs = _offsets(cpg, hp, wp, kh, kw, dh, dw)
     plane = cpg * hp * wp
-    dw2 = np.zeros((nf, cpg * kh * kw), xp.dtype)
-    db = np.zeros(nf, xp.dtype)
     zero = np.zeros(1, xp.dtype)[0]  # a float64 0.0 would make float64 sums
-    for f in prange(nf):
+    for f in range(f0, f1):
         g = f // fpg
         dz = np.zeros(size, xp.dtype)  # dy[s, f] in the flat layout; the gap columns stay 0
         acc = zero
@@ -124,18 +134,24 @@ def grouped_weight_grad_flat(xp, dy, kh, kw, dh, dw, groups):
             xs = xp[s].reshape(c * hp * wp)
             _dot_taps(dz, xs[g * plane:(g + 1) * plane], offs, dw2[f], zero, size)
         db[f] = acc
+
+
+def grouped_weight_grad_flat(xp, dy, kh, kw, dh, dw, groups):
+    """(d weight, d bias) of the stride-1 grouped convolution, filters split over the cores."""
+    nf, cpg = dy.shape[1], xp.shape[1] // groups
+    dw2, db = np.zeros((nf, cpg * kh * kw), xp.dtype), np.zeros(nf, xp.dtype)
+    split_rows(lambda f0, f1: grouped_weight_grad_flat_part(xp, dy, kh, kw, dh, dw, groups, dw2,
+                                                            db, f0, f1), nf)
     return dw2.reshape(nf, cpg, kh, kw), db
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def grouped_forward_rows(xp, w, b, sh, sw, dh, dw, groups):
-    """conv(xp) + b for any stride, row by row."""
-    n, c, hp, wp = xp.shape
+@njit(cache=True, nogil=True)
+def grouped_forward_rows_part(xp, w, b, sh, sw, dh, dw, groups, out, s0, s1):
+    """Samples s0..s1 of ``grouped_forward_rows``."""
     nf, cpg, kh, kw = w.shape
     fpg = nf // groups
-    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
-    out = np.empty((n, nf, oh, ow), xp.dtype)
-    for s in prange(n):
+    oh, ow = out.shape[2], out.shape[3]
+    for s in range(s0, s1):
         for f in range(nf):
             g = f // fpg
             out[s, f] = b[f]
@@ -148,17 +164,26 @@ def grouped_forward_rows(xp, w, b, sh, sw, dh, dw, groups):
                             orow, xrow = out[s, f, r], xp[s, ch, r * sh + i * dh]
                             for q in range(ow):
                                 orow[q] += wv * xrow[j * dw + q * sw]
+
+
+def grouped_forward_rows(xp, w, b, sh, sw, dh, dw, groups):
+    """conv(xp) + b for any stride, row by row."""
+    n, _, hp, wp = xp.shape
+    nf, _, kh, kw = w.shape
+    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    out = np.empty((n, nf, oh, ow), xp.dtype)
+    split_rows(lambda s0, s1: grouped_forward_rows_part(xp, w, b, sh, sw, dh, dw, groups, out, s0,
+                                                        s1), n)
     return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def grouped_input_grad_rows(dy, w, hp, wp, sh, sw, dh, dw, groups):
-    """d padded input of the convolution for any stride, row by row."""
-    n, nf, oh, ow = dy.shape
+@njit(cache=True, nogil=True)
+def grouped_input_grad_rows_part(dy, w, sh, sw, dh, dw, groups, dxp, s0, s1):
+    """Samples s0..s1 of ``grouped_input_grad_rows`` into ``dxp`` (zeros)."""
+    nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
     _, cpg, kh, kw = w.shape
     fpg = nf // groups
-    dxp = np.zeros((n, cpg * groups, hp, wp), dy.dtype)
-    for s in prange(n):
+    for s in range(s0, s1):
         for f in range(nf):
             g = f // fpg
             for cc in range(cpg):
@@ -170,19 +195,26 @@ def grouped_input_grad_rows(dy, w, hp, wp, sh, sw, dh, dw, groups):
                             drow, xrow = dy[s, f, r], dxp[s, ch, r * sh + i * dh]
                             for q in range(ow):
                                 xrow[j * dw + q * sw] += wv * drow[q]
+
+
+def grouped_input_grad_rows(dy, w, hp, wp, sh, sw, dh, dw, groups):
+    """d padded input of the convolution for any stride, row by row."""
+    n = len(dy)
+    dxp = np.zeros((n, w.shape[1] * groups, hp, wp), dy.dtype)
+    split_rows(lambda s0, s1: grouped_input_grad_rows_part(dy, w, sh, sw, dh, dw, groups, dxp, s0,
+                                                           s1), n)
     return dxp
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def grouped_weight_grad_rows(xp, dy, kh, kw, sh, sw, dh, dw, groups):
-    """(d weight, d bias) for any stride, parallel over filters."""
+@njit(cache=True, nogil=True)
+def grouped_weight_grad_rows_part(xp, dy, sh, sw, dh, dw, groups, dwt, db, f0, f1):
+    """Filters f0..f1 of ``grouped_weight_grad_rows`` into ``dwt`` and ``db`` (zeros)."""
     n, c = xp.shape[0], xp.shape[1]
     nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
     cpg, fpg = c // groups, nf // groups
-    dwt = np.zeros((nf, cpg, kh, kw), xp.dtype)
-    db = np.zeros(nf, xp.dtype)
+    kh, kw = dwt.shape[2], dwt.shape[3]
     zero = np.zeros(1, xp.dtype)[0]
-    for f in prange(nf):
+    for f in range(f0, f1):
         g = f // fpg
         acc = zero
         for s in range(n):
@@ -200,6 +232,15 @@ def grouped_weight_grad_rows(xp, dy, kh, kw, sh, sw, dh, dw, groups):
                                 a += drow[q] * xrow[j * dw + q * sw]
                         dwt[f, cc, i, j] += a
         db[f] = acc
+
+
+def grouped_weight_grad_rows(xp, dy, kh, kw, sh, sw, dh, dw, groups):
+    """(d weight, d bias) for any stride, filters split over the cores."""
+    nf = dy.shape[1]
+    dwt = np.zeros((nf, xp.shape[1] // groups, kh, kw), xp.dtype)
+    db = np.zeros(nf, xp.dtype)
+    split_rows(lambda f0, f1: grouped_weight_grad_rows_part(xp, dy, sh, sw, dh, dw, groups, dwt,
+                                                            db, f0, f1), nf)
     return dwt, db
 
 

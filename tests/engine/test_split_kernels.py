@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layerloom.engine.kernels import batchnorm, pool
+from layerloom.engine.kernels import batchnorm, conv_grouped, conv_strided, pool
 
 DTYPES = [np.float64, np.float32]
 
@@ -72,3 +72,38 @@ def test_batch_norm_split_over_channels_gives_the_one_part_result(monkeypatch, d
                  lambda: batchnorm.batch_norm_backward(x, y, dy, mean, inv_std, w, False, relu,
                                                        False)):
         assert_same_bits(*both_ways(monkeypatch, batchnorm, call))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,nf", [(1, 1), (5, 3)])
+@pytest.mark.parametrize("stride", [(2, 2), (3, 1)])
+def test_strided_convolution_split_gives_the_one_part_result(monkeypatch, dtype, n, nf, stride):
+    xp, w, b = data((n, 2, 11, 10), dtype), data((nf, 2, 3, 2), dtype, 1), data(nf, dtype, 2)
+    dy = data(conv_strided.forward_strided(xp, w, b, *stride).shape, dtype, 3)
+    for call in (lambda: conv_strided.forward_strided(xp, w, b, *stride),
+                 lambda: conv_strided.backward_strided(xp, w, dy, *stride, True),
+                 lambda: conv_strided.backward_strided(xp, w, dy, *stride, False)):
+        assert_same_bits(*both_ways(monkeypatch, conv_strided, call))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,c,nf,groups", [(1, 4, 4, 4), (5, 6, 4, 2), (3, 3, 6, 3)])
+@pytest.mark.parametrize("dilation", [(1, 1), (2, 1)])
+def test_grouped_convolution_split_gives_the_one_part_result(monkeypatch, dtype, n, c, nf, groups,
+                                                             dilation):
+    kh, kw = 3, 2
+    xp, b = data((n, c, 10, 11), dtype), data(nf, dtype, 2)
+    w = data((nf, c // groups, kh, kw), dtype, 1)
+    dy = data(conv_grouped.grouped_forward_flat(xp, w, b, *dilation, groups).shape, dtype, 3)
+    calls = [lambda: conv_grouped.grouped_forward_flat(xp, w, b, *dilation, groups),
+             lambda: conv_grouped.grouped_weight_grad_flat(xp, dy, kh, kw, *dilation, groups)]
+    stride = (2, 3)
+    dys = data(conv_grouped.grouped_forward_rows(xp, w, b, *stride, *dilation, groups).shape,
+               dtype, 4)
+    calls += [lambda: conv_grouped.grouped_forward_rows(xp, w, b, *stride, *dilation, groups),
+              lambda: conv_grouped.grouped_input_grad_rows(dys, w, 10, 11, *stride, *dilation,
+                                                           groups),
+              lambda: conv_grouped.grouped_weight_grad_rows(xp, dys, kh, kw, *stride, *dilation,
+                                                            groups)]
+    for call in calls:
+        assert_same_bits(*both_ways(monkeypatch, conv_grouped, call))
