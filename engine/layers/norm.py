@@ -140,7 +140,7 @@ class _BatchNorm(Layer):
                         "− x̂·mean(g·x̂)) / σ, means per channel; running statistics: dL/dx = g / "
                         "√(running_var + {eps}); dL/dγ = Σ dL/dy·x̂, dL/dβ = Σ dL/dy per channel")
     category = "Normalisation"
-    parallel_kernels = True  # numba-parallel over channels (kernels/batchnorm.py)
+    parallel_kernels = True  # its channels split over the cores (kernels/batchnorm.py)
     buffers = ("running_mean", "running_var")
     ranks: tuple = ()  # accepted input ranks, batch included
     attrs = {
