@@ -6,6 +6,7 @@ the test does not depend on how many cores the machine has."""
 import numpy as np
 import pytest
 
+from layerloom.engine.kernels import conv_gemm_back as gb, conv_gemm_strided as gs
 from layerloom.engine.kernels import conv_winograd as wg, conv_winograd_plan as plan
 
 
@@ -62,3 +63,44 @@ def test_winograd_splits_give_the_one_part_result(monkeypatch, dtype, n, c, f, h
                  lambda: wg.winograd_backward(xp, u, dy, False),
                  lambda: plan.unpool(dp, arg, oh, ow, w)):
         _same(_results(monkeypatch, (wg, plan), call))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,c,f,h,w,k", [(1, 4, 32, 9, 11, 3), (13, 3, 33, 8, 30, 5)])
+def test_matrix_product_backward_splits_give_the_one_part_result(monkeypatch, dtype, n, c, f, h,
+                                                                  w, k):
+    rng = np.random.default_rng(4)
+    xp = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((f, c, k, k)).astype(dtype)
+    oh, ow = h - k + 1, w - k + 1
+    dy = rng.standard_normal((n, f, oh, ow)).astype(dtype)
+    dp = rng.standard_normal((n, f, oh // 2, ow // 2)).astype(dtype)
+    arg = _pool_arg(rng, n, f, oh // 2, ow // 2, w)
+    for need in (True, False):
+        _same(_results(monkeypatch, (gb,), lambda: gb.gemm_backward_flat(xp, wt, dy, need)))
+        _same(_results(monkeypatch, (gb,),
+                       lambda: gb.gemm_backward_pooled(xp, wt, dp, arg, oh, ow, need)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,c,h,w,f,k,stride,dil,groups", [
+    (1, 4, 9, 11, 8, 3, (2, 2), (1, 1), 1),
+    (47, 3, 15, 15, 8, 3, (2, 2), (1, 1), 1),  # 10 chunks: the weight gradient's 8 runs
+    (20, 4, 11, 12, 12, 3, (3, 2), (1, 2), 2)])
+def test_strided_splits_give_the_one_part_result(monkeypatch, dtype, n, c, h, w, f, k, stride,
+                                                 dil, groups):
+    rng = np.random.default_rng(5)
+    xp = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((f, c // groups, k, k)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    oh = (h - dil[0] * (k - 1) - 1) // stride[0] + 1
+    ow = (w - dil[1] * (k - 1) - 1) // stride[1] + 1
+    dy = rng.standard_normal((n, f, oh, ow)).astype(dtype)
+    geometry = (*stride, *dil, groups)
+    calls = [lambda: gs.gemm_forward_strided(xp, wt, b, *geometry),
+             lambda: gs.gemm_input_grad_strided(dy, wt, h, w, *geometry)]
+    for need in (True, False):
+        calls += [lambda need=need: gs.gemm_backward_strided(xp, wt, dy, *geometry, need),
+                  lambda need=need: gs.gemm_transposed_backward(xp, wt, dy, *geometry, need)]
+    for call in calls:
+        _same(_results(monkeypatch, (gs,), call))
