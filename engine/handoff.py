@@ -24,18 +24,21 @@ from layerloom.engine.kernels.spin import pause_loop, signal_then_wait
 
 POSTED, DONE = 0, 1  # the flags' slots
 IDLE_US = 400.0  # a worker spins this long after a part before it sleeps
-WAIT_US = 20_000.0  # the caller spins this long for a worker, then polls with sleeps
+# The caller spins for a worker about as long as its own part took (parts are equal), at least
+# MIN_WAIT_US; a worker later than that has lost its core (a loaded machine), and the caller
+# then polls with sleeps, so that it does not hold the core the worker waits for.
+MIN_WAIT_US = 50.0
 DELAY_US = 3.5  # the worker's wait after its flag moves: the caller's way into its kernel
 
 
 class _Worker:
-    def __init__(self, name: str, units: tuple[int, int, int], mine: threading.local) -> None:
+    def __init__(self, name: str, units: tuple[int, int, float], mine: threading.local) -> None:
         self.flags, self.seq, self._mine = np.zeros(2, np.int64), 0, mine
         self.job: tuple | None = None
         self.outcome: tuple = (None, None)  # (result, exception)
         self.asleep = False
         self.wake = threading.Condition()
-        self.idle, self.delay, self.wait = units
+        self.idle, self.delay, self.per_us = units
         threading.Thread(target=self._loop, name=name, daemon=True).start()
 
     def _loop(self) -> None:
@@ -67,9 +70,11 @@ class _Worker:
             with self.wake:
                 self.wake.notify()
 
-    def join(self) -> object:
-        while signal_then_wait(self.flags, -1, 0, DONE, self.seq - 1, self.wait, 0) != self.seq:
-            time.sleep(1e-4)  # a worker this late lost its core: let the others have ours
+    def join(self, wait_us: float) -> object:
+        spins = int(max(wait_us, MIN_WAIT_US) * self.per_us)
+        while signal_then_wait(self.flags, -1, 0, DONE, self.seq - 1, spins, 0) != self.seq:
+            time.sleep(5e-5)  # a worker this late lost its core: let it have ours
+            spins = int(MIN_WAIT_US * self.per_us)
         result, error = self.outcome
         self.outcome = (None, None)
         if error is not None:
@@ -84,16 +89,15 @@ class SpinPool:
     def __init__(self, name: str) -> None:
         self._name, self._workers = name, []
         self._busy = threading.Lock()
-        self._units: tuple[int, int, int] | None = None
+        self._units: tuple[int, int, float] | None = None
         self._mine = threading.local()
 
-    def _pause_units(self) -> tuple[int, int, int]:
+    def _pause_units(self) -> tuple[int, int, float]:
         pause_loop(10)  # compiled (or loaded) before it is timed
         n, t = 20_000, time.perf_counter()
         pause_loop(n)
         per_us = n / max((time.perf_counter() - t) * 1e6, 1.0)
-        return (max(1, int(IDLE_US * per_us)), max(0, int(DELAY_US * per_us)),
-                max(1, int(WAIT_US * per_us)))
+        return max(1, int(IDLE_US * per_us)), max(0, int(DELAY_US * per_us)), per_us
 
     def try_run(self, fn: Callable[[int, int], object], parts: list) -> list | None:
         if getattr(self._mine, "worker", False) or not self._busy.acquire(blocking=False):
@@ -106,15 +110,15 @@ class SpinPool:
                                              self._mine))
             for worker, (lo, hi) in zip(self._workers, parts[1:]):
                 worker.post(fn, lo, hi)
-            first, error = None, None
+            first, error, t = None, None, time.perf_counter()
             try:
                 first = fn(*parts[0])
             except BaseException as e:  # noqa: BLE001 - after every part has ended
                 error = e
-            results = [first]
+            mine_us, results = (time.perf_counter() - t) * 1e6, [first]
             for worker in self._workers[:len(parts) - 1]:
                 try:
-                    results.append(worker.join())
+                    results.append(worker.join(mine_us))
                 except BaseException as e:  # noqa: BLE001
                     error = error or e
             if error is not None:

@@ -3,19 +3,21 @@
 An IDX file is ``00 00 <dtype code> <ndim>``, then ``ndim`` big-endian uint32 sizes, then the
 values big-endian (http://yann.lecun.com/exdb/mnist/). Files may be gzip-compressed; which one is
 decided by the gzip magic bytes, never by the file name. Every defect (wrong magic, unknown type,
-short or long data) is a one-line ``DataError`` naming the file.
+short or long data) is a one-line ``DataError`` naming the file. A gzip file's decoded values are
+kept in the user's cache folder (``idx_cache``), so only its first read inflates it.
 """
 from __future__ import annotations
 
 import gzip
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from layerloom.engine.data import DataError, Dataset, Split, class_ids, split_off
+from layerloom.engine.data import DataError, Dataset, Split, class_ids, idx_cache, split_off
 from layerloom.engine.files import claimed_bytes, open_regular, read_into, read_regular
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -98,8 +100,17 @@ def read_idx(path: str | Path) -> np.ndarray:
         try:
             if not gz:
                 return _parse(fh, str(path), size, gz=False)
+            mtime = os.fstat(fh.fileno()).st_mtime_ns
+            with gzip.GzipFile(fileobj=fh) as stream:  # the header: a few bytes inflated
+                dtype, dims, _ = _header(stream, str(path))
+            cached = idx_cache.load(path, size, mtime, dtype, dims)
+            if cached is not None:
+                return cached
+            fh.seek(0)
             with gzip.GzipFile(fileobj=fh) as stream:
-                return _parse(stream, str(path), size, gz=True)
+                values = _parse(stream, str(path), size, gz=True)
+            idx_cache.store(path, size, mtime, values)
+            return values
         except (EOFError, OSError, zlib.error) as err:
             raise DataError(f"{path}: corrupt or truncated gzip data ({type(err).__name__})") from None
 

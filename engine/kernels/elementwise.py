@@ -3,15 +3,19 @@
 float32 arrays take a rational erf (Eigen's float approximation: |error| < 5e-7 in float32
 arithmetic, clamped beyond ±4 where erf is ±1 in float32) that numba can vectorise; libm's erff
 is a call per element and made GELU the largest cost of a Transformer block (15× faster now).
-float64 keeps ``math.erf``.
+float64 keeps ``math.erf``. Flat chunks of an array split over the engine's cores
+(``engine.threads.split_rows``); an array of one chunk stays on the calling thread.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from layerloom.engine.threads import split_rows
+
+CHUNK = 1 << 14  # elements per chunk
 _SQRT_2_PI = math.sqrt(2.0 / math.pi)
 _F = np.float32
 _ERF_P = tuple(_F(c) for c in (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
@@ -92,33 +96,39 @@ def gelu_reference(x: np.ndarray, tanh: bool) -> np.ndarray:
     return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
 
 
-@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def gelu_forward(x, tanh):
-    out = np.empty_like(x)
+@njit(cache=True, nogil=True, error_model="numpy")
+def gelu_forward_chunks(x, tanh, out, c0, c1):
+    lo, hi = c0 * CHUNK, min(x.size, c1 * CHUNK)
     if x.itemsize == 4 and not tanh:
-        for i in prange(x.size):
+        for i in range(lo, hi):
             v = x[i]
             out[i] = _HALF * v * (_ONE + erf32(v * _R2))
-        return out
-    for i in prange(x.size):
+        return
+    for i in range(lo, hi):
         v = x[i]
         if tanh:
             out[i] = 0.5 * v * (1.0 + math.tanh(_SQRT_2_PI * (v + 0.044715 * v * v * v)))
         else:
             out[i] = 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0)))
+
+
+def gelu_forward(x: np.ndarray, tanh: bool) -> np.ndarray:
+    """GELU of a flat array (erf, or the tanh approximation)."""
+    out = np.empty_like(x)
+    split_rows(lambda c0, c1: gelu_forward_chunks(x, tanh, out, c0, c1), -(-x.size // CHUNK))
     return out
 
 
-@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def gelu_backward(x, dy, tanh):
-    out = np.empty_like(x)
+@njit(cache=True, nogil=True, error_model="numpy")
+def gelu_backward_chunks(x, dy, tanh, out, c0, c1):
+    lo, hi = c0 * CHUNK, min(x.size, c1 * CHUNK)
     if x.itemsize == 4 and not tanh:
-        for i in prange(x.size):
+        for i in range(lo, hi):
             v = x[i]
             d = _HALF * (_ONE + erf32(v * _R2)) + v * expneg32(_HALF * v * v) * _R2PI
             out[i] = dy[i] * d
-        return out
-    for i in prange(x.size):
+        return
+    for i in range(lo, hi):
         v = x[i]
         if tanh:
             u = _SQRT_2_PI * (v + 0.044715 * v * v * v)
@@ -128,4 +138,11 @@ def gelu_backward(x, dy, tanh):
         else:
             d = 0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) + v * math.exp(-0.5 * v * v) / math.sqrt(2.0 * math.pi)
         out[i] = dy[i] * d
+
+
+def gelu_backward(x: np.ndarray, dy: np.ndarray, tanh: bool) -> np.ndarray:
+    """dy · GELU'(x) of flat arrays."""
+    out = np.empty_like(x)
+    split_rows(lambda c0, c1: gelu_backward_chunks(x, dy, tanh, out, c0, c1),
+               -(-x.size // CHUNK))
     return out

@@ -1,0 +1,66 @@
+"""Kernels that split their rows (or flat chunks) over the engine's cores give the one-core
+result bit for bit: LayerNorm's forward and backward (whose column sums run in fixed chunks),
+GELU and the fused ReLU kernels, at sizes that make one part, an odd split, and many chunks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from layerloom.engine.kernels import elementwise, norm, relu
+from layerloom.engine.threads import engine_threads, set_threads
+
+
+def at_threads(n: int, fn):
+    set_threads(n)
+    try:
+        with engine_threads():
+            return fn()
+    finally:
+        set_threads(1)
+
+
+def assert_same(a: tuple, b: tuple) -> None:
+    for u, v in zip(a, b):
+        assert u.dtype == v.dtype and u.shape == v.shape
+        assert np.array_equal(u, v, equal_nan=True)
+        assert np.array_equal(np.signbit(u), np.signbit(v))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, width", [(1, 7), (5, 33), (193, 128)])
+@pytest.mark.parametrize("affine", [False, True])
+def test_layer_norm_split_over_cores_is_bit_identical(dtype, rows, width, affine):
+    rng = np.random.default_rng(rows)
+    x, dy = (rng.standard_normal((rows, width)).astype(dtype) for _ in range(2))
+    w = rng.standard_normal(width).astype(dtype) if affine else np.zeros(0, dtype)
+    b = rng.standard_normal(width).astype(dtype) if affine else np.zeros(0, dtype)
+
+    def run():
+        y, xhat, inv = norm.layer_norm_forward(x, w, b, 1e-5)
+        return (y, xhat, inv) + norm.layer_norm_backward(dy, xhat, inv, w)
+
+    one, two = at_threads(1, run), at_threads(2, run)
+    assert_same(one, two)
+    ref = norm.layer_norm_forward_reference(x, w, b, 1e-5)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for got, want in zip(one[:3], ref):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 1000, 3 * relu.CHUNK + 5])
+def test_element_wise_kernels_split_over_cores_are_bit_identical(dtype, size):
+    rng = np.random.default_rng(size)
+    x, dy, a = ((rng.standard_normal(size) * 3).astype(dtype) for _ in range(3))
+    x[::97] = np.nan
+
+    def run():
+        out = relu.add_relu(x, a)
+        return (elementwise.gelu_forward(x, False), elementwise.gelu_forward(x, True),
+                elementwise.gelu_backward(x, dy, False), elementwise.gelu_backward(x, dy, True),
+                out, relu.relu_mask_grad(dy, out))
+
+    one, two = at_threads(1, run), at_threads(2, run)
+    assert_same(one, two)
+    np.testing.assert_array_equal(one[4], relu.add_relu_reference(x, a))
+    np.testing.assert_array_equal(one[5], relu.relu_mask_grad_reference(dy, one[4]))
