@@ -16,7 +16,6 @@ row-by-row path in ``conv_strided``. The numpy twins that define them live in
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from layerloom.engine.kernels.conv_flat import (  # noqa: F401  the kernels, re-exported for tests and tools
@@ -72,8 +71,7 @@ def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: in
         oh, ow = _conv_out(xp, w)
         m = winograd_tile(w.shape, xp.dtype, oh, ow)
         if m:
-            y = winograd_forward_flat(xp, filter_transform(w, m), b, ow,
-                                      numba.get_num_threads())
+            y = winograd_forward_flat(xp, filter_transform(w, m), b, ow)
             return y.reshape(len(xp), len(w), oh, ow)
         if prefers_gemm(w.shape, len(xp)) or (len(xp) > 1 and wide(w.shape)):
             return flat_to_image(gemm_forward_flat(xp, w, b), oh, ow, xp.shape[3])
@@ -86,8 +84,7 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     dy = np.ascontiguousarray(dy)
     m = winograd_tile(w.shape, xp.dtype, *dy.shape[2:]) if sh == sw == 1 else 0
     if m:
-        dxp, du, db = winograd_backward(xp, filter_transform(w, m), dy, need_dx,
-                                        numba.get_num_threads())
+        dxp, du, db = winograd_backward(xp, filter_transform(w, m), dy, need_dx)
         return (dxp if need_dx else None), weight_grad(du, m), db
     if sh == 1 and sw == 1 and prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3]):
         dxp, dw, db = gemm_backward_flat(xp, w, dy, need_dx)
@@ -104,8 +101,7 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
     oh, ow = _conv_out(xp, w)
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        flat = winograd_forward_flat(xp, filter_transform(w, m), b, xp.shape[3],
-                                     numba.get_num_threads())
+        flat = winograd_forward_flat(xp, filter_transform(w, m), b, xp.shape[3])
         return relu_maxpool_batch(flat, xp.shape[3], pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
     if prefers_gemm(w.shape, len(xp)):

@@ -7,17 +7,20 @@ it at a fraction of what the BLAS does with the same work as two products: a chu
 into a (taps × positions) matrix (``conv_gemm``'s layout, several samples side by side), then
 dW += dY · colsᵀ and dcols = Wᵀ · dY, whose columns are added back onto the input's positions.
 Output position (r, q) of a sample lives at r·Wp + q of its segment (the flat layout); the gap
-columns hold a zero gradient, so they add nothing. Parallel over chunks whose bounds depend on the
-shapes alone, with per-chunk weight gradients summed in order: results do not depend on the
-thread count. Self-contained on purpose: numba's cache only notices edits to a kernel's own file.
+columns hold a zero gradient, so they add nothing. The chunks, whose bounds depend on the shapes
+alone, are split over the cores by ``engine.threads.split_rows`` (not numba's ``prange``: its
+OpenMP workers spin beside the engine's own, and a parfor costs seconds to compile), with
+per-chunk weight gradients summed in order: results do not depend on the thread count.
+Self-contained on purpose: numba's cache only notices edits to a kernel's own file.
 """
 from __future__ import annotations
 
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can limit it)
-from numba import njit, prange
+from numba import njit
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
+from layerloom.engine.threads import split_rows
 
 POSITIONS = 2048  # output positions per chunk: a (taps × 2048) float32 matrix stays in L2
 MIN_TAPS, MIN_FILTERS = 24, 32
@@ -71,8 +74,8 @@ def _products(xp, w2t, dz, s0, s1, kh, kw, size, dw_part, dxp, need_dx):
         _gather(dxp, s0, s1, kh, kw, size, cols, True)
 
 
-@njit(cache=True, nogil=True)
 def _setup(xp, w, oh, ow, need_dx):
+    """(row length, Wᵀ, chunk bounds, per-chunk dW and db, dxp) of a backward."""
     n, c, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
     size = (oh - 1) * wp + ow
@@ -83,13 +86,13 @@ def _setup(xp, w, oh, ow, need_dx):
             np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype))
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def gemm_backward_flat(xp, w, dy, need_dx):
-    """(d padded input or empty, d weight, d bias) of the stride-1 convolution of ``xp``."""
-    nf, c, kh, kw = w.shape
-    oh, ow, wp = dy.shape[2], dy.shape[3], xp.shape[3]
-    size, w2t, bounds, dw_parts, db_parts, dxp = _setup(xp, w, oh, ow, need_dx)
-    for ci in prange(len(bounds) - 1):
+@njit(cache=True, nogil=True)
+def flat_part(xp, w2t, dy, kh, kw, bounds, size, dw_parts, db_parts, dxp, need_dx, c0, c1):
+    """Chunks c0..c1 of ``gemm_backward_flat``, serially: chunk ci's weight and bias gradients
+    into dw_parts[ci] and db_parts[ci], its input gradient into dxp."""
+    _, nf, oh, ow = dy.shape
+    wp = xp.shape[3]
+    for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         dz = np.zeros((nf, (s1 - s0) * size), xp.dtype)  # dy in the flat layout, gaps at 0
         for s in range(s0, s1):
@@ -103,17 +106,13 @@ def gemm_backward_flat(xp, w, dy, need_dx):
                         acc += src[q]
                 db_parts[ci, f] = acc
         _products(xp, w2t, dz, s0, s1, kh, kw, size, dw_parts[ci], dxp, need_dx)
-    return dxp, dw_parts.sum(axis=0).reshape(nf, c, kh, kw), db_parts.sum(axis=0)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def gemm_backward_pooled(xp, w, dp, arg, oh, ow, need_dx):
-    """The same for ``conv_flat``'s fused conv + ReLU + max-pool: only the pool's winners
-    (``arg``: flat index r·Wp + q, or −1 where ReLU clipped) get the pooled gradient ``dp``."""
-    nf, c, kh, kw = w.shape
-    ph, pw = dp.shape[2], dp.shape[3]
-    size, w2t, bounds, dw_parts, db_parts, dxp = _setup(xp, w, oh, ow, need_dx)
-    for ci in prange(len(bounds) - 1):
+@njit(cache=True, nogil=True)
+def pooled_part(xp, w2t, dp, arg, kh, kw, bounds, size, dw_parts, db_parts, dxp, need_dx, c0, c1):
+    """Chunks c0..c1 of ``gemm_backward_pooled``, as ``flat_part``."""
+    _, nf, ph, pw = dp.shape
+    for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         dz = np.zeros((nf, (s1 - s0) * size), xp.dtype)
         for s in range(s0, s1):
@@ -127,4 +126,28 @@ def gemm_backward_pooled(xp, w, dp, arg, oh, ow, need_dx):
                             acc += dp[s, f, r, q]
                 db_parts[ci, f] = acc
         _products(xp, w2t, dz, s0, s1, kh, kw, size, dw_parts[ci], dxp, need_dx)
-    return dxp, dw_parts.sum(axis=0).reshape(nf, c, kh, kw), db_parts.sum(axis=0)
+
+
+def _sums(w, dxp, dw_parts, db_parts) -> tuple:
+    """(dxp, dW, db): the per-chunk partials summed in chunk order, from zero."""
+    dw = np.add.reduce(dw_parts, axis=0, initial=0).reshape(w.shape)
+    return dxp, dw, np.add.reduce(db_parts, axis=0, initial=0)
+
+
+def gemm_backward_flat(xp, w, dy, need_dx: bool) -> tuple:
+    """(d padded input or empty, d weight, d bias) of the stride-1 convolution of ``xp``."""
+    size, w2t, bounds, dw_parts, db_parts, dxp = _setup(xp, w, dy.shape[2], dy.shape[3], need_dx)
+    kh, kw, need = w.shape[2], w.shape[3], bool(need_dx)
+    split_rows(lambda c0, c1: flat_part(xp, w2t, dy, kh, kw, bounds, size, dw_parts, db_parts,
+                                        dxp, need, c0, c1), len(bounds) - 1)
+    return _sums(w, dxp, dw_parts, db_parts)
+
+
+def gemm_backward_pooled(xp, w, dp, arg, oh, ow, need_dx: bool) -> tuple:
+    """The same for ``conv_flat``'s fused conv + ReLU + max-pool: only the pool's winners
+    (``arg``: flat index r·Wp + q, or −1 where ReLU clipped) get the pooled gradient ``dp``."""
+    size, w2t, bounds, dw_parts, db_parts, dxp = _setup(xp, w, oh, ow, need_dx)
+    kh, kw, need = w.shape[2], w.shape[3], bool(need_dx)
+    split_rows(lambda c0, c1: pooled_part(xp, w2t, dp, arg, kh, kw, bounds, size, dw_parts,
+                                          db_parts, dxp, need, c0, c1), len(bounds) - 1)
+    return _sums(w, dxp, dw_parts, db_parts)

@@ -7,17 +7,21 @@ chunk's receptive fields are copied once into a (taps × positions) matrix, colu
 + q holding sample k's output position (r, q) and row (c, i, j) the input value at
 (r·sh + i·dh, q·sw + j·dw) of channel c (im2col), and the BLAS does the rest: Y = W·cols,
 dW = dY·colsᵀ, dcols = Wᵀ·dY, whose entries are added back onto the input positions they came
-from (col2im). Each group is its own product. Parallel over chunks whose bounds depend on the shapes
-alone, weight gradients summed per chunk in order: results do not depend on the thread count.
+from (col2im). Each group is its own product. The chunks, whose bounds depend on the shapes
+alone, are split over the cores by ``engine.threads.split_rows`` (not numba's ``prange``: its
+OpenMP workers spin beside the engine's own, and a parfor costs seconds to compile); weight
+gradients are summed per chunk (or fixed run of chunks) in order: results do not depend on the
+thread count.
 Self-contained on purpose: numba's cache only notices edits to a kernel's own file.
 """
 from __future__ import annotations
 
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can limit it)
-from numba import njit, prange
+from numba import njit
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
+from layerloom.engine.threads import split_rows
 
 POSITIONS = 256  # output positions per chunk: a (taps × 256) matrix stays in L2 (2048 did not:
 # 5×5 stride-2 convolutions of 32–64 channels ran their forward 25–38 % and backward 13–26 %
@@ -131,17 +135,12 @@ def _from_rows(rows, s0, s1, f0, t):
                 dst[p] = src[p]
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def gemm_forward_strided(xp, w, b, sh, sw, dh, dw, groups):
-    """conv(xp) + b of an already padded, C-contiguous batch; ``w`` C-contiguous."""
-    n, c, hp, wp = xp.shape
-    nf, cpg, kh, kw = w.shape
-    fpg = nf // groups
-    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
-    w2 = w.reshape(nf, cpg * kh * kw)
-    out = np.empty((n, nf, oh, ow), xp.dtype)
-    bounds = chunk_bounds(n, POSITIONS, oh * ow)
-    for ci in prange(len(bounds) - 1):
+@njit(cache=True, nogil=True)
+def forward_part(xp, w2, b, kh, kw, sh, sw, dh, dw, groups, bounds, out, c0, c1):
+    """Chunks c0..c1 of ``gemm_forward_strided``, serially."""
+    fpg, cpg = len(w2) // groups, w2.shape[1] // (kh * kw)
+    oh, ow = out.shape[2], out.shape[3]
+    for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         cols = np.empty((cpg * kh * kw, (s1 - s0) * oh * ow), xp.dtype)
         res = np.empty((fpg, (s1 - s0) * oh * ow), xp.dtype)
@@ -154,19 +153,27 @@ def gemm_forward_strided(xp, w, b, sh, sw, dh, dw, groups):
                 for p in range(row.size):
                     row[p] += bias
             _from_rows(res, s0, s1, g * fpg, out)
+
+
+def gemm_forward_strided(xp, w, b, sh, sw, dh, dw, groups):
+    """conv(xp) + b of an already padded, C-contiguous batch; ``w`` C-contiguous."""
+    n, c, hp, wp = xp.shape
+    nf, cpg, kh, kw = w.shape
+    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    w2 = w.reshape(nf, cpg * kh * kw)
+    out = np.empty((n, nf, oh, ow), xp.dtype)
+    bounds = chunk_bounds(n, POSITIONS, oh * ow)
+    split_rows(lambda c0, c1: forward_part(xp, w2, b, kh, kw, sh, sw, dh, dw, groups, bounds,
+                                           out, c0, c1), len(bounds) - 1)
     return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def gemm_input_grad_strided(dy, w, hp, wp, sh, sw, dh, dw, groups):
-    """d padded input (N, C, Hp, Wp) of the convolution from its output gradient."""
-    n, nf, oh, ow = dy.shape
-    _, cpg, kh, kw = w.shape
-    fpg = nf // groups
-    w2 = w.reshape(nf, cpg * kh * kw)
-    dxp = np.zeros((n, cpg * groups, hp, wp), dy.dtype)
-    bounds = chunk_bounds(n, POSITIONS, oh * ow)
-    for ci in prange(len(bounds) - 1):
+@njit(cache=True, nogil=True)
+def input_grad_part(dy, w2, kh, kw, sh, sw, dh, dw, groups, bounds, dxp, c0, c1):
+    """Chunks c0..c1 of ``gemm_input_grad_strided``, serially."""
+    oh, ow = dy.shape[2], dy.shape[3]
+    fpg, cpg = len(w2) // groups, w2.shape[1] // (kh * kw)
+    for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         dz = np.empty((fpg, (s1 - s0) * oh * ow), dy.dtype)
         cols = np.empty((cpg * kh * kw, (s1 - s0) * oh * ow), dy.dtype)
@@ -175,31 +182,30 @@ def gemm_input_grad_strided(dy, w, hp, wp, sh, sw, dh, dw, groups):
             np.dot(np.ascontiguousarray(w2[g * fpg:(g + 1) * fpg].T), dz, cols)
             _im2col(dxp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow, cols,
                     True)
+
+
+def gemm_input_grad_strided(dy, w, hp, wp, sh, sw, dh, dw, groups):
+    """d padded input (N, C, Hp, Wp) of the convolution from its output gradient."""
+    n, nf, oh, ow = dy.shape
+    _, cpg, kh, kw = w.shape
+    w2 = w.reshape(nf, cpg * kh * kw)
+    dxp = np.zeros((n, cpg * groups, hp, wp), dy.dtype)
+    bounds = chunk_bounds(n, POSITIONS, oh * ow)
+    split_rows(lambda c0, c1: input_grad_part(dy, w2, kh, kw, sh, sw, dh, dw, groups, bounds, dxp,
+                                              c0, c1), len(bounds) - 1)
     return dxp
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def gemm_backward_strided(xp, w, dy, sh, sw, dh, dw, groups, need_dx):
-    """(d padded input or empty, d weight, d bias) of the convolution of ``xp``: the weight
-    gradient's and the input gradient's products in one pass over the chunks, which copy dY
-    into rows once for both (the input gradient's are the same products, so the same sums, as
-    ``gemm_input_grad_strided``'s)."""
-    n, c, hp, wp = xp.shape
-    nf, cpg, kh, kw = w.shape
-    oh, ow = dy.shape[2], dy.shape[3]
-    fpg, taps = nf // groups, cpg * kh * kw
-    wt = np.empty((groups, taps, fpg), xp.dtype)  # each group's Wᵀ, made once
-    w2 = w.reshape(nf, taps)
-    for g in range(groups):
-        wt[g] = w2[g * fpg:(g + 1) * fpg].T
-    bounds = chunk_bounds(n, POSITIONS, oh * ow)
-    k = len(bounds) - 1
-    parts = min(k, PARTS)  # partial sums over runs of chunks: not one (F × taps) per chunk
-    dw_parts = np.zeros((parts, nf, taps), xp.dtype)
-    db_parts = np.zeros((parts, nf), xp.dtype)
-    dxp = np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype)
-    for pi in prange(parts):
-        tmp = np.empty((fpg, taps), xp.dtype)
+@njit(cache=True, nogil=True)
+def backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts, db_parts, dxp, need_dx,
+                  p0, p1):
+    """Partial sums p0..p1 of ``gemm_backward_strided``, serially: partial pi over its fixed run
+    of chunks into dw_parts[pi] and db_parts[pi], the input gradient into dxp."""
+    groups, taps, fpg = wt.shape
+    cpg, oh, ow = taps // (kh * kw), dy.shape[2], dy.shape[3]
+    k, parts = len(bounds) - 1, len(dw_parts)
+    tmp = np.empty((fpg, taps), xp.dtype)
+    for pi in range(p0, p1):
         for ci in range((pi * k) // parts, ((pi + 1) * k) // parts):
             s0, s1 = bounds[ci], bounds[ci + 1]
             dz = np.empty((fpg, (s1 - s0) * oh * ow), xp.dtype)
@@ -216,24 +222,36 @@ def gemm_backward_strided(xp, w, dy, sh, sw, dh, dw, groups, need_dx):
                     np.dot(wt[g], dz, cols)
                     _im2col(dxp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow,
                             cols, True)
-    return dxp, dw_parts.sum(axis=0).reshape(nf, cpg, kh, kw), db_parts.sum(axis=0)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def gemm_transposed_backward(gp, w, x, sh, sw, dh, dw, groups, need_dx):
-    """(dx or empty, dW) of a transposed convolution from its padded full output gradient
-    ``gp``: dx is the convolution of gp with W, dW[c, f, tap] = Σ x[c] · gp[f, …]; one im2col of
-    gp serves both (the plain route built it twice)."""
-    n, nf, hp, wp = gp.shape
-    c, cpg, kh, kw = w.shape  # (in, out / groups, kh, kw): the convolution's filters are x's
-    fpg, opg = c // groups, cpg
+def gemm_backward_strided(xp, w, dy, sh, sw, dh, dw, groups, need_dx: bool) -> tuple:
+    """(d padded input or empty, d weight, d bias) of the convolution of ``xp``: the weight
+    gradient's and the input gradient's products in one pass over the chunks, which copy dY
+    into rows once for both (the input gradient's are the same products, so the same sums, as
+    ``gemm_input_grad_strided``'s). The partials are summed in order, from zero."""
+    n, c, hp, wp = xp.shape
+    nf, cpg, kh, kw = w.shape
+    fpg, taps = nf // groups, cpg * kh * kw
+    wt = np.ascontiguousarray(w.reshape(groups, fpg, taps).transpose(0, 2, 1))  # each group's Wᵀ
+    bounds = chunk_bounds(n, POSITIONS, dy.shape[2] * dy.shape[3])
+    parts = min(len(bounds) - 1, PARTS)  # partial sums over runs of chunks: not one per chunk
+    dw_parts = np.zeros((parts, nf, taps), xp.dtype)
+    db_parts = np.zeros((parts, nf), xp.dtype)
+    dxp = np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype)
+    need = bool(need_dx)
+    split_rows(lambda p0, p1: backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts,
+                                            db_parts, dxp, need, p0, p1), parts)
+    dw_sum = np.add.reduce(dw_parts, axis=0, initial=0).reshape(nf, cpg, kh, kw)
+    return dxp, dw_sum, np.add.reduce(db_parts, axis=0, initial=0)
+
+
+@njit(cache=True, nogil=True)
+def transposed_part(gp, w2, x, kh, kw, sh, sw, dh, dw, groups, bounds, dw_parts, dx, need_dx,
+                    c0, c1):
+    """Chunks c0..c1 of ``gemm_transposed_backward``, serially: chunk ci's dW into dw_parts[ci]."""
+    c, fpg, opg = len(w2), len(w2) // groups, w2.shape[1] // (kh * kw)
     oh, ow = x.shape[2], x.shape[3]
-    w2 = w.reshape(c, cpg * kh * kw)
-    bounds = chunk_bounds(n, POSITIONS, oh * ow)
-    k = len(bounds) - 1
-    dw_parts = np.zeros((k, c, cpg * kh * kw), gp.dtype)
-    dx = np.zeros((n if need_dx else 0, c, oh, ow), gp.dtype)
-    for ci in prange(k):
+    for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         cols = np.empty((opg * kh * kw, (s1 - s0) * oh * ow), gp.dtype)
         xr = np.empty((fpg, (s1 - s0) * oh * ow), gp.dtype)
@@ -246,4 +264,21 @@ def gemm_transposed_backward(gp, w, x, sh, sw, dh, dw, groups, need_dx):
             if need_dx:
                 np.dot(w2[g * fpg:(g + 1) * fpg], cols, res)
                 _from_rows(res, s0, s1, g * fpg, dx)
-    return dx, dw_parts.sum(axis=0).reshape(c, cpg, kh, kw)
+
+
+def gemm_transposed_backward(gp, w, x, sh, sw, dh, dw, groups, need_dx: bool) -> tuple:
+    """(dx or empty, dW) of a transposed convolution from its padded full output gradient
+    ``gp``: dx is the convolution of gp with W, dW[c, f, tap] = Σ x[c] · gp[f, …]; one im2col of
+    gp serves both (the plain route built it twice). The per-chunk dW are summed in order."""
+    n = len(gp)
+    c, cpg, kh, kw = w.shape  # (in, out / groups, kh, kw): the convolution's filters are x's
+    oh, ow = x.shape[2], x.shape[3]
+    w2 = w.reshape(c, cpg * kh * kw)
+    bounds = chunk_bounds(n, POSITIONS, oh * ow)
+    k = len(bounds) - 1
+    dw_parts = np.zeros((k, c, cpg * kh * kw), gp.dtype)
+    dx = np.zeros((n if need_dx else 0, c, oh, ow), gp.dtype)
+    need = bool(need_dx)
+    split_rows(lambda c0, c1: transposed_part(gp, w2, x, kh, kw, sh, sw, dh, dw, groups, bounds,
+                                              dw_parts, dx, need, c0, c1), k)
+    return dx, np.add.reduce(dw_parts, axis=0, initial=0).reshape(c, cpg, kh, kw)

@@ -7,7 +7,9 @@ are BLAS products M[p] (F × tiles) = U[p] (F × C) · V[p] (C × tiles); an out
 The backward is the adjoint: dM = A dY Aᵀ, dU[p] = dM[p] · V[p]ᵀ (dW = Gᵀ dU G), dV[p] = U[p]ᵀ ·
 dM[p], and B dV Bᵀ added back at each tile's place. Chunks of samples (``conv_flat.chunk_bounds``:
 the shapes alone fix them, so results do not depend on the threads) go through all steps in cache,
-in parallel over numba's threads with the BLAS on one; per-chunk dU are summed in order.
+one contiguous run of chunks per core (``engine.threads.split_rows``, not numba's ``prange``:
+its OpenMP workers spin after a kernel and take the core from the engine's row workers, and a
+parfor costs seconds to compile) with the BLAS on one thread; per-chunk dU are summed in order.
 
 The transforms are written out (``_bt4``, ``_at4``, ``_a4``, ``_b4``: the non-zero entries),
 first along the columns over whole rows, then along the rows over one line per (position,
@@ -25,9 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can limit it)
-from numba import njit, prange
+from numba import njit
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
+from layerloom.engine.threads import split_rows
 
 M = 4  # the kernels' output tile: F(4×4, 3×3) (the numpy twin and the filter side take 2 too)
 TILE_ELEMENTS = 1 << 19  # tiles × (C + F) × a² floats per chunk: ~2 MB of V and M, in L2/L3
@@ -154,9 +157,8 @@ def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
 
 @njit(cache=True, nogil=True)
 def _geometry(xp, u, m, per_chunk):
-    """(chunk bounds, th, tw, tiles of the largest chunk). Each worker allocates its buffers once
-    for it (``_views``), not per chunk: fresh multi-megabyte arrays cost page faults that took
-    longer than a chunk's arithmetic."""
+    """(chunk bounds, th, tw, tiles of the largest chunk): each part sizes its buffers by the
+    largest chunk (``_views``)."""
     n, c, hp, wp = xp.shape
     pos, nf = u.shape[0], u.shape[1]
     th, tw = (hp - 2 + m - 1) // m, (wp - 2 + m - 1) // m
@@ -169,7 +171,7 @@ def _geometry(xp, u, m, per_chunk):
 
 @njit(cache=True, nogil=True)
 def _views(rbuf, vbuf, mbuf, m, c, nf, pos, tcd):
-    """rows (a, max(C, F), m·tcd + m), V (a², C, tcd) and M (a², F, tcd) over a worker's buffers."""
+    """rows (a, max(C, F), m·tcd + m), V (a², C, tcd) and M (a², F, tcd) over a part's buffers."""
     rows = rbuf[:(m + 2) * max(c, nf) * (m * tcd + m)].reshape((m + 2, max(c, nf), m * tcd + m))
     return rows, vbuf[:pos * c * tcd].reshape((pos, c, tcd)), mbuf[:pos * nf * tcd].reshape((pos, nf, tcd))
 
@@ -186,25 +188,30 @@ def _chunk_forward(xp, u, b, s0, s1, m, th, tw, pitch, out, rbuf, vbuf, mbuf):
     _output_transform(mm, b, s0, s1, m, th, tw, hp - 2, wp - 2, pitch, rows, out)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def winograd_forward_flat(xp, u, b, pitch, threads):
+@njit(cache=True, nogil=True)
+def forward_part(xp, u, b, pitch, geo, out, c0, c1):
+    """Chunks c0..c1 of ``winograd_forward_flat``, serially, on buffers allocated once for the
+    largest chunk: fresh multi-megabyte arrays per chunk cost page faults that took longer than
+    a chunk's arithmetic."""
+    bounds, th, tw, tcd = geo
+    m = M
+    c, pos, nf = xp.shape[1], u.shape[0], u.shape[1]
+    rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), xp.dtype)
+    vbuf, mbuf = np.empty(pos * c * tcd, xp.dtype), np.empty(pos * nf * tcd, xp.dtype)
+    for ci in range(c0, c1):
+        _chunk_forward(xp, u, b, bounds[ci], bounds[ci + 1], m, th, tw, pitch, out, rbuf, vbuf,
+                       mbuf)
+
+
+def winograd_forward_flat(xp, u, b, pitch):
     """conv(xp) + b as rows (N, F, L = (OH−1)·pitch + OW) of an already padded, C-contiguous
     float32 batch, ``u`` being ``conv_winograd_plan.filter_transform(w, m)`` of the 3×3 filters:
-    pitch Wp is ``conv_gemm``'s flat layout, pitch OW the (N, F, OH, OW) image itself. One
-    worker per thread (numba's ``get_num_threads``) takes every threads-th chunk."""
-    m = M
-    n, c, hp, wp = xp.shape
-    pos, nf = u.shape[0], u.shape[1]
-    out = np.empty((n, nf, (hp - 3) * pitch + wp - 2), xp.dtype)
-    bounds, th, tw, tcd = _geometry(xp, u, m, TILE_ELEMENTS)
-    k = len(bounds) - 1
-    workers = max(1, min(k, threads))
-    for wi in prange(workers):
-        rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), xp.dtype)
-        vbuf, mbuf = np.empty(pos * c * tcd, xp.dtype), np.empty(pos * nf * tcd, xp.dtype)
-        for ci in range(wi, k, workers):
-            _chunk_forward(xp, u, b, bounds[ci], bounds[ci + 1], m, th, tw, pitch, out, rbuf,
-                           vbuf, mbuf)
+    pitch Wp is ``conv_gemm``'s flat layout, pitch OW the (N, F, OH, OW) image itself. The
+    chunks are split over the cores by ``engine.threads.split_rows``, one contiguous run each."""
+    n, _, hp, wp = xp.shape
+    out = np.empty((n, u.shape[1], (hp - 3) * pitch + wp - 2), xp.dtype)
+    geo = _geometry(xp, u, M, TILE_ELEMENTS)
+    split_rows(lambda c0, c1: forward_part(xp, u, b, pitch, geo, out, c0, c1), len(geo[0]) - 1)
     return out
 
 
@@ -322,24 +329,31 @@ def _chunk_backward(xp, u, dy, s0, s1, m, th, tw, du, db, dxp, need_dx, rbuf, vb
         _input_adjoint(v, s0, s1, m, th, tw, rows, dxp)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def winograd_backward(xp, u, dy, need_dx, threads):
+@njit(cache=True, nogil=True)
+def backward_part(xp, u, dy, geo, du, db, dxp, need_dx, c0, c1):
+    """Chunks c0..c1 of ``winograd_backward``, serially: chunk ci's dU into du[ci], its bias
+    gradient into db[ci] (buffers as in ``forward_part``)."""
+    bounds, th, tw, tcd = geo
+    m = M
+    c, pos, nf = xp.shape[1], u.shape[0], u.shape[1]
+    rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), xp.dtype)
+    vbuf, mbuf = np.empty(pos * c * tcd, xp.dtype), np.empty(pos * nf * tcd, xp.dtype)
+    for ci in range(c0, c1):
+        _chunk_backward(xp, u, dy, bounds[ci], bounds[ci + 1], m, th, tw, du[ci], db[ci], dxp,
+                        need_dx, rbuf, vbuf, mbuf)
+
+
+def winograd_backward(xp, u, dy, need_dx: bool) -> tuple:
     """(d padded input or empty, dU per chunk (chunks, a², F, C), d bias) of
     ``winograd_forward_flat``; ``conv_winograd_plan.weight_grad`` turns the dU into the
-    filters' gradient."""
-    m = M
+    filters' gradient. The per-chunk bias gradients are summed in chunk order from zero."""
     n, c, hp, wp = xp.shape
     pos, nf = u.shape[0], u.shape[1]
-    bounds, th, tw, tcd = _geometry(xp, u, m, TILE_ELEMENTS)
-    k = len(bounds) - 1
+    geo = _geometry(xp, u, M, TILE_ELEMENTS)
+    k = len(geo[0]) - 1
     du = np.empty((k, pos, nf, c), xp.dtype)
     db = np.zeros((k, nf), xp.dtype)
     dxp = np.empty((n if need_dx else 0, c, hp, wp), xp.dtype)
-    workers = max(1, min(k, threads))
-    for wi in prange(workers):
-        rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), xp.dtype)
-        vbuf, mbuf = np.empty(pos * c * tcd, xp.dtype), np.empty(pos * nf * tcd, xp.dtype)
-        for ci in range(wi, k, workers):
-            _chunk_backward(xp, u, dy, bounds[ci], bounds[ci + 1], m, th, tw, du[ci], db[ci], dxp,
-                            need_dx, rbuf, vbuf, mbuf)
-    return dxp, du, db.sum(axis=0)
+    need = bool(need_dx)
+    split_rows(lambda c0, c1: backward_part(xp, u, dy, geo, du, db, dxp, need, c0, c1), k)
+    return dxp, du, np.add.reduce(db, axis=0, initial=0)

@@ -5,7 +5,9 @@ convolution, and the un-pooling that hands the fused ReLU + max-pool's gradient 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from layerloom.engine.threads import split_rows
 
 # the transform matrices (Lavin & Gray 2016): Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A
 MATRICES = {
@@ -51,17 +53,25 @@ def weight_grad(du: np.ndarray, m: int) -> np.ndarray:
     return (d.reshape(pos, nf * c).T @ KRON[m].astype(du.dtype)).reshape(nf, c, 3, 3)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def unpool(dp, arg, oh, ow, wp):
-    """The gradient (N, F, OH, OW) of a convolution's output from its fused ReLU + max-pool's:
-    dp where ``arg`` (flat index r·Wp + q, −1 where ReLU clipped) says, zeros elsewhere."""
-    n, nf, ph, pw = dp.shape
-    dz = np.zeros((n, nf, oh, ow), dp.dtype)
-    for s in prange(n):
+@njit(cache=True, nogil=True)
+def unpool_part(dp, arg, wp, dz, s0, s1):
+    """Samples s0..s1 of ``unpool`` into the zeroed ``dz``."""
+    _, nf, ph, pw = dp.shape
+    for s in range(s0, s1):
         for f in range(nf):
             for r in range(ph):
                 for q in range(pw):
                     at = arg[s, f, r, q]
                     if at >= 0:
                         dz[s, f, at // wp, at % wp] += dp[s, f, r, q]
+
+
+def unpool(dp, arg, oh, ow, wp):
+    """The gradient (N, F, OH, OW) of a convolution's output from its fused ReLU + max-pool's:
+    dp where ``arg`` (flat index r·Wp + q, −1 where ReLU clipped) says, zeros elsewhere. The
+    samples are split over the cores by ``engine.threads.split_rows`` (not numba's ``prange``,
+    whose OpenMP workers would spin beside the engine's own)."""
+    n, nf = dp.shape[:2]
+    dz = np.zeros((n, nf, oh, ow), dp.dtype)
+    split_rows(lambda s0, s1: unpool_part(dp, arg, wp, dz, s0, s1), n)
     return dz

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.kernels.dense import matmul
 from layerloom.engine.kernels.recurrent import (gru_gates, gru_output, gru_step_backward, lstm_gates,
                                       lstm_step_backward, rnn_step_backward)
 from layerloom.engine.registry import register
@@ -43,7 +44,7 @@ def _order(steps: int, reverse: bool) -> range:
 def _project(x_tm: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     """All steps' ``x @ wᵀ + b`` at once: (T, N, D) -> (T, N, G)."""
     t, n, d = x_tm.shape
-    out = (x_tm.reshape(t * n, d) @ w.T).reshape(t, n, w.shape[0])
+    out = matmul(x_tm.reshape(t * n, d), w.T).reshape(t, n, w.shape[0])
     if b is not None:
         out += b
     return out
@@ -59,9 +60,9 @@ def _weight_grads(dxg: np.ndarray, dhg: np.ndarray, x_tm: np.ndarray, hs: np.nda
                   reverse: bool) -> tuple[np.ndarray, np.ndarray]:
     """dW_ih over all steps, and dW_hh pairing each step with the state it started from."""
     g, d, h = dxg.shape[2], x_tm.shape[2], hs.shape[2]
-    dw_ih = dxg.reshape(-1, g).T @ x_tm.reshape(-1, d)
+    dw_ih = matmul(dxg.reshape(-1, g).T, x_tm.reshape(-1, d))
     later, earlier = (dhg[:-1], hs[1:]) if reverse else (dhg[1:], hs[:-1])
-    dw_hh = later.reshape(-1, g).T @ earlier.reshape(-1, h)
+    dw_hh = matmul(later.reshape(-1, g).T, earlier.reshape(-1, h))
     return dw_ih, dw_hh
 
 

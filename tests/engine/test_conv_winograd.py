@@ -74,12 +74,12 @@ def test_kernel_equals_the_float64_convolution(n, c, f, h, w, pad):
     _, xp, wt, b = _data(n, c, f, h, w, pad)
     x32, w32, b32 = (a.astype(np.float32) for a in (xp, wt, b))
     oh, ow = xp.shape[2] - 2, xp.shape[3] - 2
-    flat = wg.winograd_forward_flat(x32, plan.filter_transform(w32, 4), b32, xp.shape[3], 2)
+    flat = wg.winograd_forward_flat(x32, plan.filter_transform(w32, 4), b32, xp.shape[3])
     y = flat_to_image(flat, oh, ow, xp.shape[3])
     assert y.dtype == np.float32
     want = conv.conv2d_forward_reference(xp, wt, b, 1, 1)
     assert _rel(y, want) < _tol(9 * c)
-    image = wg.winograd_forward_flat(x32, plan.filter_transform(w32, 4), b32, ow, 1)
+    image = wg.winograd_forward_flat(x32, plan.filter_transform(w32, 4), b32, ow)
     np.testing.assert_array_equal(image.reshape(y.shape), y)  # pitch OW: the image itself
     for r in range(oh - 1):  # the flat layout's gap columns are zeros
         assert not flat[:, :, r * xp.shape[3] + ow:(r + 1) * xp.shape[3]].any()
@@ -92,7 +92,7 @@ def test_backward_kernel_equals_the_float64_gradients(n, c, f, h, w, pad):
     x32, w32 = xp.astype(np.float32), wt.astype(np.float32)
     dy = rng.standard_normal((n, f, xp.shape[2] - 2, xp.shape[3] - 2))
     dxp, du, db = wg.winograd_backward(x32, plan.filter_transform(w32, 4), dy.astype(np.float32),
-                                       True, 2)
+                                       True)
     dw = plan.weight_grad(du, 4)
     assert dxp.dtype == dw.dtype == db.dtype == np.float32
     positions = n * dy[0, 0].size
@@ -100,7 +100,7 @@ def test_backward_kernel_equals_the_float64_gradients(n, c, f, h, w, pad):
     assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 3, 3, 1, 1)) < _tol(positions)
     assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(positions)
     assert wg.winograd_backward(x32, plan.filter_transform(w32, 4), dy.astype(np.float32),
-                                False, 1)[0].size == 0
+                                False)[0].size == 0
 
 
 @pytest.mark.parametrize("n,c,f,h,w,pad", CASES)
