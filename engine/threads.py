@@ -1,10 +1,15 @@
-"""One thread pool at a time: numba's parallel kernels spread over the batch, the BLAS stays at one.
+"""One thread pool at a time: the engine's own workers split a kernel's batch, the BLAS stays at one.
 
 Two pools side by side (OpenBLAS's 2 threads beside numba's 2) made a training step 10–30×
 slower on these machines (PLATFORM-NOTES), so the engine holds the BLAS to one thread while it
-runs. ``LAYERLOOM_THREADS`` (or ``set_threads``) sets how many cores the engine uses. A graph
-with no layer that runs numba-parallel kernels (an MLP, an LSTM) gives the cores to the BLAS
-instead, and numba stays on one thread: still one pool at a time.
+runs. ``LAYERLOOM_THREADS`` (or ``set_threads``) sets how many cores the engine uses. Kernels
+split their batch with ``split_rows`` over the engine's spinning workers (``engine.handoff``);
+none uses numba's ``prange`` any more (tests/test_architecture.py): its OpenMP workers spin for
+milliseconds after each kernel and took the core from ours (a 4-block GPT at two cores trained
+at 10k tokens/s with both pools, 19k with one). numba's per-thread thread count
+(``numba.set_num_threads``) is still the knob that says how many parts a split makes on this
+thread. A graph with no layer that splits its kernels (an MLP, an LSTM) gives the cores to the
+BLAS instead, and the splits make one part: still one pool at a time.
 
 Work made of many small sequential products (a recurrent layer's time steps) uses the cores
 differently (``run_row_parts``): the batch's rows are split into one part per core and each part
@@ -70,7 +75,6 @@ def engine_threads(blas: bool = False) -> Iterator[None]:
     import numba
     from threadpoolctl import threadpool_limits
 
-    launch_numba_pool()
     n = min(_threads, numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(1 if blas else n)
     blas_threads = min(_threads, getattr(_blas_cap, "n", None) or _threads) if blas else 1
@@ -81,31 +85,6 @@ def engine_threads(blas: bool = False) -> Iterator[None]:
             yield
     finally:
         _active.cores, _active.blas = outer
-
-
-def launch_numba_pool() -> None:
-    """Start numba's OpenMP workers with ``OMP_WAIT_POLICY=PASSIVE`` (unless the user chose a
-    policy): they sleep after each parallel kernel instead of spinning for milliseconds, when
-    they took the second core from the row workers (``handoff``) that the next kernel hands its
-    part to. A 4-block GPT at two cores: 10.2k tokens/s spinning, 19.9k passive. The variable is
-    set only while numba loads its OpenMP library, which reads it then (another OpenMP copy in
-    the process, e.g. PyTorch's in the benchmarks, keeps its own)."""
-    if _numba_launched:
-        return
-    import numba
-
-    chosen = any(k in os.environ for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"))
-    if not chosen:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    try:
-        numba.get_num_threads()  # loads the threading layer
-    finally:
-        if not chosen:
-            del os.environ["OMP_WAIT_POLICY"]
-    _numba_launched.append(True)
-
-
-_numba_launched: list = []
 
 
 # ------------------------------------------------------------------- row parts on own threads
@@ -154,7 +133,6 @@ def split_rows(fn: Callable[[int, int], object], n: int) -> None:
     BLAS-only block of ``engine_threads``; prange split the same way), each on its own thread."""
     import numba
 
-    launch_numba_pool()
     k = max(1, min(numba.get_num_threads(), n))
     bounds = [n * i // k for i in range(k + 1)]
     run_row_parts(fn, list(zip(bounds[:-1], bounds[1:])))

@@ -108,6 +108,28 @@ def test_no_python_file_is_longer_than_400_lines():
     assert not long, f"files over {MAX_LINES} lines: {long}"
 
 
+def parallel_uses(path: Path) -> list[str]:
+    """Where a file asks numba for its own thread pool: ``parallel=True`` or ``prange``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.keyword) and node.arg == "parallel" and \
+                isinstance(node.value, ast.Constant) and node.value.value is True:
+            found.append(f"{path.name}:{node.value.lineno} parallel=True")
+        if isinstance(node, ast.ImportFrom) and any(a.name == "prange" for a in node.names):
+            found.append(f"{path.name}:{node.lineno} prange")
+    return found
+
+
+def test_no_engine_kernel_starts_numba_s_own_thread_pool(tmp_path):
+    """One pool: kernels split over the engine's workers (engine.threads.split_rows); an
+    OpenMP pool beside them spins and takes their cores (engine/threads.py says how much)."""
+    uses = [u for path in (ROOT / "engine").rglob("*.py") for u in parallel_uses(path)]
+    assert not uses, f"numba parallel kernels in the engine: {uses}"
+    probe = tmp_path / "probe.py"
+    probe.write_text("from numba import njit, prange\n@njit(parallel=True)\ndef f(): pass\n")
+    assert sorted(parallel_uses(probe)) == ["probe.py:1 prange", "probe.py:2 parallel=True"]
+
+
 def methods_per_class(path: Path) -> dict[str, int]:
     """``{"Class": n}`` for every class in a file, counting the functions in its body."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
