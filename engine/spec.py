@@ -313,8 +313,8 @@ class Layer:
     buffers: ClassVar[tuple] = ()  # params updated by forward, never trained (running_mean...)
     examples: ClassVar[tuple] = ()
     # Traits other parts of the engine read here instead of keeping lists of type names:
-    # runs numba-parallel kernels, so a graph with it gives the cores to numba and holds the BLAS
-    # at one thread (engine.threads.blas_only)
+    # splits its kernels over the engine's cores, so a graph with it holds the BLAS at one
+    # thread (engine.threads.blas_only)
     parallel_kernels: ClassVar[bool] = False
     # an element-wise activation a fused Dense chain may absorb after a Dense (engine.fusion)
     fusable_activation: ClassVar[bool] = False
