@@ -98,18 +98,20 @@ def gelu_reference(x: np.ndarray, tanh: bool) -> np.ndarray:
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def gelu_forward_chunks(x, tanh, out, c0, c1):
-    lo, hi = c0 * CHUNK, min(x.size, c1 * CHUNK)
+    # slices, so the loop counts from 0: an index from range(lo, hi) may be negative for all
+    # numba knows, and the wrap-around test made this loop 1.7× slower
+    xs, os_ = x[c0 * CHUNK:c1 * CHUNK], out[c0 * CHUNK:c1 * CHUNK]
     if x.itemsize == 4 and not tanh:
-        for i in range(lo, hi):
-            v = x[i]
-            out[i] = _HALF * v * (_ONE + erf32(v * _R2))
+        for i in range(len(xs)):
+            v = xs[i]
+            os_[i] = _HALF * v * (_ONE + erf32(v * _R2))
         return
-    for i in range(lo, hi):
-        v = x[i]
+    for i in range(len(xs)):
+        v = xs[i]
         if tanh:
-            out[i] = 0.5 * v * (1.0 + math.tanh(_SQRT_2_PI * (v + 0.044715 * v * v * v)))
+            os_[i] = 0.5 * v * (1.0 + math.tanh(_SQRT_2_PI * (v + 0.044715 * v * v * v)))
         else:
-            out[i] = 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0)))
+            os_[i] = 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0)))
 
 
 def gelu_forward(x: np.ndarray, tanh: bool) -> np.ndarray:
@@ -121,15 +123,16 @@ def gelu_forward(x: np.ndarray, tanh: bool) -> np.ndarray:
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def gelu_backward_chunks(x, dy, tanh, out, c0, c1):
-    lo, hi = c0 * CHUNK, min(x.size, c1 * CHUNK)
+    lo, hi = c0 * CHUNK, c1 * CHUNK
+    xs, ds, os_ = x[lo:hi], dy[lo:hi], out[lo:hi]  # slices: see gelu_forward_chunks
     if x.itemsize == 4 and not tanh:
-        for i in range(lo, hi):
-            v = x[i]
+        for i in range(len(xs)):
+            v = xs[i]
             d = _HALF * (_ONE + erf32(v * _R2)) + v * expneg32(_HALF * v * v) * _R2PI
-            out[i] = dy[i] * d
+            os_[i] = ds[i] * d
         return
-    for i in range(lo, hi):
-        v = x[i]
+    for i in range(len(xs)):
+        v = xs[i]
         if tanh:
             u = _SQRT_2_PI * (v + 0.044715 * v * v * v)
             t = math.tanh(u)
@@ -137,7 +140,7 @@ def gelu_backward_chunks(x, dy, tanh, out, c0, c1):
             d = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du
         else:
             d = 0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) + v * math.exp(-0.5 * v * v) / math.sqrt(2.0 * math.pi)
-        out[i] = dy[i] * d
+        os_[i] = ds[i] * d
 
 
 def gelu_backward(x: np.ndarray, dy: np.ndarray, tanh: bool) -> np.ndarray:

@@ -29,9 +29,11 @@ def relu_mask_grad_reference(dy: np.ndarray, out: np.ndarray) -> np.ndarray:
 @njit(cache=True, nogil=True)
 def add_relu_chunks(fa, fb, fo, c0, c1):
     zero = np.zeros(1, fa.dtype)[0]
-    for i in range(c0 * CHUNK, min(fa.size, c1 * CHUNK)):
-        v = fa[i] + fb[i]
-        fo[i] = v if v > zero or v != v else zero
+    lo, hi = c0 * CHUNK, c1 * CHUNK
+    a, b, o = fa[lo:hi], fb[lo:hi], fo[lo:hi]  # slices: an index from 0 is known not negative
+    for i in range(len(a)):
+        v = a[i] + b[i]
+        o[i] = v if v > zero or v != v else zero
 
 
 def add_relu(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -45,8 +47,10 @@ def add_relu(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @njit(cache=True, nogil=True)
 def relu_mask_chunks(fd, fo, fx, c0, c1):
     zero = np.zeros(1, fd.dtype)[0]
-    for i in range(c0 * CHUNK, min(fd.size, c1 * CHUNK)):
-        fx[i] = fd[i] if fo[i] > 0 else zero
+    lo, hi = c0 * CHUNK, c1 * CHUNK
+    d, o, x = fd[lo:hi], fo[lo:hi], fx[lo:hi]
+    for i in range(len(d)):
+        x[i] = d[i] if o[i] > 0 else zero
 
 
 def relu_mask_grad(dy: np.ndarray, out: np.ndarray) -> np.ndarray:
