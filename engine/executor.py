@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels.dense import finite as _finite
+from layerloom.engine.kernels.sums import add
 from layerloom.engine.plan import Plan
 from layerloom.engine.spec import Ctx, LayerloomError, fmt_shape
 
@@ -183,7 +184,7 @@ class Executor:
                 self._trace(s, p, dys, in_grads, p_grads)
             for ref, g, need in zip(s.inputs, in_grads, s.needs_input_grad):
                 if need and g is not None:
-                    pending[ref] = pending[ref] + g if ref in pending else g
+                    pending[ref] = add(pending[ref], g) if ref in pending else g
         if check and not all(_finite(g) for g in grads.values()):
             self._backward(params, check=False, trace=True)
         return grads

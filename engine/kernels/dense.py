@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from layerloom.engine.kernels.sums import add_bias as add_bias_split
 from layerloom.engine.threads import gemm_parts, run_row_parts
 
 
@@ -97,7 +98,7 @@ def linear(x2: np.ndarray, w: np.ndarray, b: np.ndarray | None, relu: bool) -> n
     if relu:
         add_bias_relu(z, _none(z.dtype) if b is None else b)
     elif b is not None:
-        add_bias(z, b)
+        add_bias_split(z, b)
     return z
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from layerloom.engine.kernels.attention import (attention_backward, attention_backward_reference,
                                      attention_forward, attention_forward_reference)
 from layerloom.engine.kernels.dense import matmul
+from layerloom.engine.kernels.sums import add_bias, column_sums
 from layerloom.engine.layers.heads import check_heads, heads_label
 from layerloom.engine.registry import register
 from layerloom.engine.spec import (Bool, Example, Float, Int, Layer, ShapeError, TorchCode,
@@ -109,7 +110,7 @@ class MultiHeadSelfAttention(Layer):
         rows = x.reshape(-1, d)
         qkv = matmul(rows, p["in_proj_weight"].T)
         if a.bias:
-            qkv += p["in_proj_bias"]
+            add_bias(qkv, p["in_proj_bias"])
         qkv = qkv.reshape(n, t, 3 * d)
         scale = 1.0 / np.sqrt(d // heads)
         mask = None
@@ -121,7 +122,7 @@ class MultiHeadSelfAttention(Layer):
             o, weights = attention_forward(qkv, heads, x.dtype.type(scale), a.causal)
         y = matmul(o.reshape(-1, d), p["out_proj.weight"].T)
         if a.bias:
-            y += p["out_proj.bias"]
+            add_bias(y, p["out_proj.bias"])
         ctx.save(rows, qkv, weights, mask, o, scale)
         return y.reshape(n, t, d)
 
@@ -132,7 +133,7 @@ class MultiHeadSelfAttention(Layer):
         dy2 = dy.reshape(-1, d)
         grads = {"out_proj.weight": matmul(dy2.T, o.reshape(-1, d))}
         if a.bias:
-            grads["out_proj.bias"] = dy2.sum(axis=0)
+            grads["out_proj.bias"] = column_sums(dy2)
         do = matmul(dy2, p["out_proj.weight"]).reshape(o.shape)
         if mask is None:
             dqkv = attention_backward(qkv, weights, do, heads, dy.dtype.type(scale), a.causal)
@@ -141,7 +142,7 @@ class MultiHeadSelfAttention(Layer):
         flat = dqkv.reshape(-1, 3 * d)
         grads["in_proj_weight"] = matmul(flat.T, rows)
         if a.bias:
-            grads["in_proj_bias"] = flat.sum(axis=0)
+            grads["in_proj_bias"] = column_sums(flat)
         need = ctx.needs_input_grad[0]
         dx = matmul(flat, p["in_proj_weight"]).reshape(dy.shape) if need else None
         return (dx,), grads

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from layerloom.engine.kernels.dense import linear, matmul
+from layerloom.engine.kernels.sums import column_sums
 from layerloom.engine.registry import register
 from layerloom.engine.spec import Bool, Example, Int, Layer, ShapeError, TorchCode, fmt_shape, uniform_fan_in
 
@@ -62,7 +63,7 @@ class Dense(Layer):
         x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
         grads = {"weight": matmul(dy2.T, x2)}
         if a.bias:
-            grads["bias"] = dy2.sum(axis=0)
+            grads["bias"] = column_sums(dy2)
         # (N, T, D) as one (N·T, D) product, as forward
         dx = matmul(dy2, p["weight"]).reshape(x.shape) if ctx.needs_input_grad[0] else None
         return (dx,), grads

@@ -1,12 +1,14 @@
 """Kernels that split their rows (or flat chunks) over the engine's cores give the one-core
 result bit for bit: LayerNorm's forward and backward (whose column sums run in fixed chunks),
-GELU and the fused ReLU kernels, at sizes that make one part, an odd split, and many chunks."""
+GELU and the fused ReLU kernels, the sums around products (kernels/sums.py) and Adam's step,
+at sizes that make one part, an odd split, and many chunks."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from layerloom.engine.kernels import elementwise, norm, relu
+from layerloom.engine.kernels import elementwise, norm, relu, sums
+from layerloom.engine.optim import Adam, size_parts
 from layerloom.engine.threads import engine_threads, set_threads
 
 
@@ -64,3 +66,42 @@ def test_element_wise_kernels_split_over_cores_are_bit_identical(dtype, size):
     assert_same(one, two)
     np.testing.assert_array_equal(one[4], relu.add_relu_reference(x, a))
     np.testing.assert_array_equal(one[5], relu.relu_mask_grad_reference(dy, one[4]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, width", [(3, 5), (1024, 128), (517, 384)])
+def test_sums_split_over_cores_are_bit_identical(dtype, rows, width):
+    """A residual Add, a gradient sum, a bias added to a product and a bias's gradient."""
+    rng = np.random.default_rng(rows)
+    a, b = (rng.standard_normal((rows, width)).astype(dtype) for _ in range(2))
+    bias = rng.standard_normal(width).astype(dtype)
+
+    def run():
+        z = a.copy()
+        sums.add_bias(z, bias)
+        return sums.add(a, b), z, sums.column_sums(a)
+
+    one, two = at_threads(1, run), at_threads(2, run)
+    assert_same(one, two)
+    np.testing.assert_array_equal(one[0], a + b)
+    np.testing.assert_array_equal(one[1], a + bias)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(one[2], sums.column_sums_reference(a), rtol=tol, atol=tol * rows)
+
+
+def test_adam_split_over_cores_is_bit_identical():
+    """Adam's step cuts the parameters into runs of about equal size, one per core."""
+    shapes = [(384, 128), (384,), (128, 128), (128,), (512, 128), (512,), (128, 512), (7,)]
+
+    def run():
+        rng = np.random.default_rng(1)
+        params = {f"p{i}": rng.standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)}
+        opt = Adam(1e-2)
+        for _ in range(3):
+            opt.step(params, {k: rng.standard_normal(p.shape).astype(np.float32)
+                              for k, p in params.items()})
+        return tuple(params.values())
+
+    sizes = [int(np.prod(s)) for s in shapes]
+    assert len(at_threads(2, lambda: size_parts(sizes))) == 2
+    assert_same(at_threads(1, run), at_threads(2, run))
