@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from layerloom.engine.kernels.sums import add_bias as add_bias_split
+from layerloom.engine.kernels.sums import add_bias_rows
 from layerloom.engine.threads import gemm_parts, run_row_parts
 
 
@@ -94,25 +95,46 @@ def linear(x2: np.ndarray, w: np.ndarray, b: np.ndarray | None, relu: bool) -> n
         z = np.empty((1, len(w)), dtype)
         matvec(x2, w, _none(dtype) if b is None else b, z, relu)
         return z
+    if not relu:
+        return matmul(x2, w.T, b)
     z = matmul(x2, w.T)
-    if relu:
-        add_bias_relu(z, _none(z.dtype) if b is None else b)
-    elif b is not None:
-        add_bias_split(z, b)
+    add_bias_relu(z, _none(z.dtype) if b is None else b)
     return z
 
 
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for 2-D operands; a large product in a graph whose BLAS runs on one thread (one
-    with numba-parallel layers) is split over ``a``'s rows, one part per core
-    (``engine.threads.gemm_parts``): a Transformer's products took one core of two before."""
+def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` (+ ``bias`` over the last axis) for 2-D operands; a large product in a graph
+    whose BLAS runs on one thread (one with numba-parallel layers) is split over ``a``'s rows,
+    one part per core (``engine.threads.gemm_parts``): a Transformer's products took one core of
+    two before. Each part adds the bias to its own rows while they are in cache, with no second
+    hand-over for it (the same sums as adding it afterwards)."""
     m, k = a.shape
     parts = gemm_parts(m, m * k * b.shape[1])
+    fused = bias is not None and _bias_fits(a, b, bias)
     if len(parts) == 1:
-        return a @ b
+        out = a @ b
+        if fused:
+            add_bias_rows(out, bias, 0, m)
+        elif bias is not None:
+            add_bias_split(out, bias)
+        return out
     out = np.empty((m, b.shape[1]), np.result_type(a, b))
-    run_row_parts(lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]), parts)
+
+    def part(lo, hi):
+        np.matmul(a[lo:hi], b, out=out[lo:hi])
+        if fused:
+            add_bias_rows(out, bias, lo, hi)
+    run_row_parts(part, parts)
+    if bias is not None and not fused:
+        out += bias
     return out
+
+
+def _bias_fits(a, b, bias) -> bool:
+    """The product's rows take ``bias`` in one compiled pass (one float type throughout)."""
+    dtype = a.dtype
+    return ((dtype is _F32 or dtype is _F64) and b.dtype is dtype and bias.dtype is dtype
+            and bias.ndim == 1 and bias.flags.c_contiguous)
 
 
 def _none(dtype) -> np.ndarray:

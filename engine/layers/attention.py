@@ -15,7 +15,7 @@ import numpy as np
 from layerloom.engine.kernels.attention import (attention_backward, attention_backward_reference,
                                      attention_forward, attention_forward_reference)
 from layerloom.engine.kernels.dense import matmul
-from layerloom.engine.kernels.sums import add_bias, column_sums
+from layerloom.engine.kernels.sums import column_sums
 from layerloom.engine.layers.heads import check_heads, heads_label
 from layerloom.engine.registry import register
 from layerloom.engine.spec import (Bool, Example, Float, Int, Layer, ShapeError, TorchCode,
@@ -108,9 +108,7 @@ class MultiHeadSelfAttention(Layer):
         d, heads = a.embed_dim, a.num_heads
         n, t, _ = x.shape
         rows = x.reshape(-1, d)
-        qkv = matmul(rows, p["in_proj_weight"].T)
-        if a.bias:
-            add_bias(qkv, p["in_proj_bias"])
+        qkv = matmul(rows, p["in_proj_weight"].T, p["in_proj_bias"] if a.bias else None)
         qkv = qkv.reshape(n, t, 3 * d)
         scale = 1.0 / np.sqrt(d // heads)
         mask = None
@@ -120,9 +118,7 @@ class MultiHeadSelfAttention(Layer):
             o, weights = attention_forward_reference(qkv, heads, scale, a.causal, mask)
         else:  # the kernel keeps the weights transposed: (N, heads, keys, queries)
             o, weights = attention_forward(qkv, heads, x.dtype.type(scale), a.causal)
-        y = matmul(o.reshape(-1, d), p["out_proj.weight"].T)
-        if a.bias:
-            add_bias(y, p["out_proj.bias"])
+        y = matmul(o.reshape(-1, d), p["out_proj.weight"].T, p["out_proj.bias"] if a.bias else None)
         ctx.save(rows, qkv, weights, mask, o, scale)
         return y.reshape(n, t, d)
 

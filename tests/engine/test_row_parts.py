@@ -149,3 +149,25 @@ def test_matmul_splits_rows_only_beside_a_one_thread_blas():
         assert threads.gemm_parts(512, 512 * 256 * 256) == [(0, 512)]
     finally:
         threads.set_threads(threads.default_threads())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matmul_adds_the_bias_in_each_row_part_as_after_the_product(dtype):
+    from layerloom.engine.kernels.dense import matmul
+
+    rng = np.random.default_rng(3)
+    a, b = (rng.standard_normal((512, 256)).astype(dtype) for _ in range(2))
+    bias = rng.standard_normal(512).astype(dtype)
+    want = a @ b.T + bias
+    got = {}
+    try:
+        for cores in (1, 2):
+            threads.set_threads(cores)
+            with engine_threads(blas=False):
+                assert len(threads.gemm_parts(512, 512 * 256 * 512)) == cores
+                got[cores] = matmul(a, b.T, bias)
+    finally:
+        threads.set_threads(threads.default_threads())
+    np.testing.assert_array_equal(got[1], want)
+    split = got[2]
+    np.testing.assert_array_equal(split, np.concatenate([a[:256] @ b.T, a[256:] @ b.T]) + bias)
