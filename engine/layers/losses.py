@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerloom.engine.kernels.losses import xent_backward, xent_forward
+from layerloom.engine.kernels.losses import xent_backward, xent_split
 from layerloom.engine.registry import register
 from layerloom.engine.spec import Example, Int, IntInput, Layer, ShapeError, TorchCode, fmt_shape
 
@@ -52,7 +52,7 @@ class CrossEntropyLoss(Layer):
         if kept is not None:
             z, t = np.ascontiguousarray(z[kept]), t[kept]
         prob = np.empty_like(z)
-        loss, bad = xent_forward(z, t, prob) if len(t) else (np.nan, -1)  # no rows: mean of none
+        loss, bad = xent_split(z, t, prob) if len(t) else (np.nan, -1)  # no rows: mean of none
         if bad >= 0:
             raise ShapeError(f"a label is outside 0..{z.shape[1] - 1} (got {t.min()}..{t.max()}); "
                              f"{ignore} marks a position to ignore")

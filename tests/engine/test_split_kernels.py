@@ -105,3 +105,21 @@ def test_adam_split_over_cores_is_bit_identical():
     sizes = [int(np.prod(s)) for s in shapes]
     assert len(at_threads(2, lambda: size_parts(sizes))) == 2
     assert_same(at_threads(1, run), at_threads(2, run))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_split_over_cores_is_bit_identical(dtype):
+    """Rows over the cores, each row's log-likelihood added in order after: the one-core loss."""
+    from layerloom.engine.kernels.losses import MIN_SPLIT, xent_forward, xent_split
+
+    rng = np.random.default_rng(4)
+    z = (rng.standard_normal((MIN_SPLIT // 96 + 5, 96)) * 4).astype(dtype)
+    t = rng.integers(0, 96, len(z))
+    want = np.empty_like(z)
+    loss, bad = xent_forward(z, t, want)
+    for cores in (1, 2):
+        prob = np.empty_like(z)
+        assert at_threads(cores, lambda: xent_split(z, t, prob)) == (loss, bad) and bad == -1
+        np.testing.assert_array_equal(prob, want)
+    t[[7, len(t) - 3]] = 96  # a label out of range: the first one is named
+    assert at_threads(2, lambda: xent_split(z, t, np.empty_like(z)))[1] == 7
