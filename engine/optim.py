@@ -10,11 +10,7 @@ import numpy as np
 
 from layerloom.engine.kernels.optim import adam_update
 from layerloom.engine.spec import LayerloomError
-from layerloom.engine.threads import run_row_parts
-
-# Elements of all gradients together below which Adam's step stays on one core: a hand-over
-# (~8 µs) costs more than half of their pass (~1.5 ns an element).
-MIN_SPLIT = 1 << 16
+from layerloom.engine.threads import run_row_parts, size_parts
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")
@@ -33,26 +29,6 @@ def lr_factor(schedule: str, progress: float) -> float:
         return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))
     raise LayerloomError(f"unknown learning-rate schedule {schedule!r}: choose one of "
                          f"{', '.join(SCHEDULES)}")
-
-
-def size_parts(sizes: list[int]) -> list[tuple[int, int]]:
-    """[(start, stop)] cutting a list of arrays of these sizes into one run per core numba uses
-    here (as ``engine.threads.split_rows``), the runs' total sizes about equal; one run when
-    they hold fewer than ``MIN_SPLIT`` elements."""
-    import numba
-
-    total = sum(sizes)
-    k = min(numba.get_num_threads(), len(sizes)) if total >= MIN_SPLIT else 1
-    bounds, seen = [0], 0
-    for i, size in enumerate(sizes):
-        target = total * len(bounds) / k
-        if len(bounds) < k and seen + size >= target:  # cut before or after i, the nearer
-            cut = i if target - seen < seen + size - target and i > bounds[-1] else i + 1
-            if cut < len(sizes):
-                bounds.append(cut)
-        seen += size
-    bounds.append(len(sizes))
-    return list(zip(bounds[:-1], bounds[1:]))
 
 
 class Optimizer:

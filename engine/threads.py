@@ -97,6 +97,9 @@ MIN_ROWS = 4  # rows per part: fewer and the hand-over costs more than the part 
 # A product of fewer multiply-adds per part runs on one core: the hand-over (~20 µs) would cost
 # more than the second core saves (~4 M multiply-adds take ~40 µs on one core here).
 MIN_GEMM_MACS = 1 << 22
+# Elements of a list of arrays (Adam's parameters, the gradients' finite check) below which a
+# pass over them stays on one core: a hand-over costs more than half of it (~1.5 ns an element).
+MIN_SIZES = 1 << 16
 
 
 def row_parts(rows: int, min_rows: int = MIN_ROWS) -> list[tuple[int, int]]:
@@ -116,6 +119,26 @@ def gemm_parts(rows: int, macs: int) -> list[tuple[int, int]]:
         return [(0, rows)]
     k = max(1, min(cores, rows // 16, macs // MIN_GEMM_MACS))
     bounds = [rows * i // k for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def size_parts(sizes: list[int]) -> list[tuple[int, int]]:
+    """[(start, stop)] cutting a list of arrays of these sizes into one run per core numba uses
+    here (as ``engine.threads.split_rows``), the runs' total sizes about equal; one run when
+    they hold fewer than ``MIN_SIZES`` elements."""
+    import numba
+
+    total = sum(sizes)
+    k = min(numba.get_num_threads(), len(sizes)) if total >= MIN_SIZES else 1
+    bounds, seen = [0], 0
+    for i, size in enumerate(sizes):
+        target = total * len(bounds) / k
+        if len(bounds) < k and seen + size >= target:  # cut before or after i, the nearer
+            cut = i if target - seen < seen + size - target and i > bounds[-1] else i + 1
+            if cut < len(sizes):
+                bounds.append(cut)
+        seen += size
+    bounds.append(len(sizes))
     return list(zip(bounds[:-1], bounds[1:]))
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from layerloom.engine.kernels import elementwise, norm, relu, sums
-from layerloom.engine.optim import Adam, size_parts
-from layerloom.engine.threads import engine_threads, set_threads
+from layerloom.engine.optim import Adam
+from layerloom.engine.threads import engine_threads, set_threads, size_parts
 
 
 def at_threads(n: int, fn):
@@ -123,3 +123,17 @@ def test_cross_entropy_split_over_cores_is_bit_identical(dtype):
         np.testing.assert_array_equal(prob, want)
     t[[7, len(t) - 3]] = 96  # a label out of range: the first one is named
     assert at_threads(2, lambda: xent_split(z, t, np.empty_like(z)))[1] == 7
+
+
+def test_the_gradients_finite_check_splits_over_cores_and_finds_every_bad_value():
+    from layerloom.engine.executor import all_finite
+
+    rng = np.random.default_rng(5)
+    grads = [rng.standard_normal(s).astype(np.float32) for s in [(512, 128), (128,), (128, 512)]]
+    assert len(at_threads(2, lambda: size_parts([g.size for g in grads]))) == 2
+    for cores in (1, 2):
+        assert at_threads(cores, lambda: all_finite(grads))
+    for i, bad in ((0, np.nan), (1, np.inf), (2, -np.inf)):
+        spoiled = [g.copy() for g in grads]
+        spoiled[i].reshape(-1)[-1] = bad
+        assert not any(at_threads(cores, lambda: all_finite(spoiled)) for cores in (1, 2))
