@@ -94,9 +94,11 @@ _spin: list = []  # [handoff.SpinPool] once a row split first runs
 _blas_libs: list = []  # threadpoolctl's BLAS controllers: set_num_threads is a cheap call on them
 ROW_THREADS = "layerloom-rows"  # the pool's thread names
 MIN_ROWS = 4  # rows per part: fewer and the hand-over costs more than the part saves
-# A product of fewer multiply-adds per part runs on one core: the hand-over (~20 µs) would cost
-# more than the second core saves (~4 M multiply-adds take ~40 µs on one core here).
-MIN_GEMM_MACS = 1 << 22
+# A product of fewer multiply-adds per part runs on one core: the hand-over would cost more than
+# the second core saves. Measured on a quiet 2-core machine (hand-over ~8 µs): 4.2 M (1024×64×64)
+# took 73 µs on one core and 50 in two parts, 2.1 M 42 and 34; at 1 << 22 the 4.2 M products of
+# a d64 Transformer block stayed whole (its step 6.15 -> 5.93 ms median at 2 M a part).
+MIN_GEMM_MACS = 1 << 21
 # Elements of a list of arrays (Adam's parameters, the gradients' finite check) below which a
 # pass over them stays on one core: a hand-over costs more than half of it (~1.5 ns an element).
 MIN_SIZES = 1 << 16
