@@ -1,0 +1,170 @@
+"""The backward of ``conv_winograd``'s F(4×4, 3×3) convolutions: the adjoint of its forward.
+
+dM = A dY Aᵀ (``_grad_transform``), dU[p] = dM[p] · V[p]ᵀ (dW = Gᵀ dU G, in
+``conv_winograd_plan.weight_grad``), dV[p] = U[p]ᵀ · dM[p], and B dV Bᵀ added back at each tile's
+place (``_input_adjoint``), chunk by chunk as the forward, with V from its ``_input_transform``.
+A file of its own for the size budget; numba's cache notices edits to this file's kernels only,
+so an edit to ``conv_winograd``'s shared kernels must touch this file too.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from layerloom.engine.kernels.conv_winograd import (M, TILE_ELEMENTS, _geometry,
+                                                    _input_transform, _views)
+from layerloom.engine.threads import split_rows
+
+
+@njit(inline="always")
+def _row(xs, y, zero):
+    """Row y of one sample's channel, or the zeros of the padding above and below it."""
+    return xs[y] if 0 <= y < xs.shape[0] else zero
+
+
+@njit(inline="always")
+def _a4(y0, y1, y2, y3):
+    """A y of F(4, 3) (the output transform's adjoint)."""
+    return (y0, y0 + y1 + y2 + y3, y0 - y1 + y2 - y3, y0 + 2 * y1 + 4 * y2 + 8 * y3,
+            y0 - 2 * y1 + 4 * y2 - 8 * y3, y3)
+
+
+@njit(inline="always")
+def _b4(v0, v1, v2, v3, v4, v5):
+    """B v of F(4, 3) (the input transform's adjoint)."""
+    return (4 * v0, 4 * (v2 - v1 + v5) + 2 * (v4 - v3), -5 * v0 - 4 * (v1 + v2) - v3 - v4,
+            v1 - v2 + 2 * (v3 - v4) - 5 * v5, v0 + v1 + v2 + v3 + v4, v5)
+
+
+@njit(cache=True, nogil=True)
+def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
+    """dm[(r, q), f, k] = (A dY Aᵀ)[r, q] of output tile k (tiles as in ``_input_transform``, the
+    spare ones and the parts past the output zero); db[f] += Σ dy[s0:s1, f]."""
+    _, nf, oh, ow = dy.shape
+    a = m + 2
+    seg = m * (tw + 1)
+    tcd = (s1 - s0) * th * (tw + 1)
+    for f in range(nf):
+        acc = 0.0
+        l0, l1, l2 = rows[0, f], rows[1, f], rows[2, f]
+        l3, l4, l5 = rows[3, f], rows[4, f], rows[m + 1, f]
+        for s in range(s0, s1):
+            ys = dy[s, f]
+            for ti in range(th):
+                base = ((s - s0) * th + ti) * seg
+                y = ti * m
+                for x in range(seg):
+                    q = base + x
+                    y0 = ys[y, x] if x < ow else 0.0
+                    y1 = ys[y + 1, x] if x < ow and y + 1 < oh else 0.0
+                    y2 = ys[y + 2, x] if x < ow and y + 2 < oh else 0.0
+                    y3 = ys[y + 3, x] if x < ow and y + 3 < oh else 0.0
+                    acc += y0 + y1 + y2 + y3
+                    t0, t1, t2, t3, t4, t5 = _a4(y0, y1, y2, y3)
+                    l0[q], l1[q], l2[q], l3[q], l4[q], l5[q] = t0, t1, t2, t3, t4, t5
+        db[f] += acc
+    for r in range(a):
+        p = r * a
+        for f in range(nf):
+            line = rows[r, f]
+            o0, o1, o2 = dm[p, f], dm[p + 1, f], dm[p + 2, f]
+            o3, o4, o5 = dm[p + 3, f], dm[p + 4, f], dm[p + 5, f]
+            for k in range(tcd):
+                x = 4 * k
+                t0, t1, t2, t3, t4, t5 = _a4(line[x], line[x + 1], line[x + 2], line[x + 3])
+                o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
+@njit(cache=True, nogil=True)
+def _input_adjoint(dv, ph, pw, s0, s1, m, th, tw, rows, dx):
+    """dx[s0:s1] = the sum over tiles of B dV Bᵀ at each tile's place, the padding (ph, pw)
+    dropped: the input transform's adjoint, written into the unpadded gradient (no padded copy
+    to slice; the padding's rows go to a scratch row nobody reads). Along the rows first: a
+    tile's last two columns are the next tile's first two, so each column gathers from two
+    tiles."""
+    _, c, h, w = dx.shape
+    a = m + 2
+    seg = m * (tw + 1)
+    tcd = (s1 - s0) * th * (tw + 1)
+    for r in range(a):
+        p = r * a
+        for ch in range(c):
+            line = rows[r, ch]
+            v0, v1, v2 = dv[p, ch], dv[p + 1, ch], dv[p + 2, ch]
+            v3, v4, v5 = dv[p + 3, ch], dv[p + 4, ch], dv[p + 5, ch]
+            t0, t1, t2, t3, t4, t5 = _b4(v0[0], v1[0], v2[0], v3[0], v4[0], v5[0])
+            line[0], line[1], line[2], line[3] = t0, t1, t2, t3
+            for k in range(1, tcd):
+                t0, t1, t2, t3, t4, t5 = _b4(v0[k], v1[k], v2[k], v3[k], v4[k], v5[k])
+                u0, u1, u2, u3, u4, u5 = _b4(v0[k - 1], v1[k - 1], v2[k - 1], v3[k - 1],
+                                             v4[k - 1], v5[k - 1])
+                x = 4 * k
+                line[x], line[x + 1], line[x + 2], line[x + 3] = t0 + u4, t1 + u5, t2, t3
+    sink = np.zeros(w, dx.dtype)
+    for ch in range(c):
+        for s in range(s0, s1):
+            xs = dx[s, ch]
+            for y in range(h):
+                row = xs[y]
+                for q in range(w):
+                    row[q] = 0.0
+            for ti in range(th):
+                q0 = ((s - s0) * th + ti) * seg + pw
+                l0, l1, l2 = rows[0, ch, q0:q0 + w], rows[1, ch, q0:q0 + w], rows[2, ch, q0:q0 + w]
+                l3, l4, l5 = rows[3, ch, q0:q0 + w], rows[4, ch, q0:q0 + w], rows[m + 1, ch, q0:q0 + w]
+                y = ti * m - ph
+                d0, d1, d2 = _row(xs, y, sink), _row(xs, y + 1, sink), _row(xs, y + 2, sink)
+                d3, d4, d5 = _row(xs, y + 3, sink), _row(xs, y + 4, sink), _row(xs, y + 5, sink)
+                for q in range(w):
+                    t0, t1, t2, t3, t4, t5 = _b4(l0[q], l1[q], l2[q], l3[q], l4[q], l5[q])
+                    d0[q] += t0
+                    d1[q] += t1
+                    d2[q] += t2
+                    d3[q] += t3
+                    d4[q] += t4
+                    d5[q] += t5
+
+
+@njit(cache=True, nogil=True)
+def _chunk_backward(x, u, dy, s0, s1, m, th, tw, ph, pw, du, db, dx, need_dx, rbuf, vbuf,
+                    mbuf):
+    """``winograd_backward`` for the samples s0:s1: du = Σ_tiles dM · Vᵀ, dx from Uᵀ · dM."""
+    c = x.shape[1]
+    pos, nf = u.shape[0], u.shape[1]
+    rows, v, dm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th * (tw + 1))
+    _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db)
+    _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v)
+    for p in range(pos):
+        np.dot(dm[p], v[p].T, du[p])
+        if need_dx:
+            np.dot(u[p].T, dm[p], v[p])
+    if need_dx:
+        _input_adjoint(v, ph, pw, s0, s1, m, th, tw, rows, dx)
+
+
+@njit(cache=True, nogil=True)
+def backward_part(x, u, dy, geo, du, db, dx, need_dx, c0, c1):
+    """Chunks c0..c1 of ``winograd_backward``, serially: chunk ci's dU into du[ci], its bias
+    gradient into db[ci] (buffers as in ``forward_part``)."""
+    bounds, th, tw, tcd, ph, pw = geo
+    m = M
+    c, pos, nf = x.shape[1], u.shape[0], u.shape[1]
+    rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), x.dtype)
+    vbuf, mbuf = np.empty(pos * c * tcd, x.dtype), np.empty(pos * nf * tcd, x.dtype)
+    for ci in range(c0, c1):
+        _chunk_backward(x, u, dy, bounds[ci], bounds[ci + 1], m, th, tw, ph, pw, du[ci], db[ci],
+                        dx, need_dx, rbuf, vbuf, mbuf)
+
+
+def winograd_backward(x, u, dy, need_dx: bool, ph=0, pw=0) -> tuple:
+    """(d input (the unpadded x's) or empty, dU per chunk (chunks, a², F, C), d bias) of
+    ``winograd_forward_flat``; ``conv_winograd_plan.weight_grad`` turns the dU into the
+    filters' gradient. The per-chunk bias gradients are summed in chunk order from zero."""
+    n, c, h, w = x.shape
+    pos, nf = u.shape[0], u.shape[1]
+    geo = _geometry(x, u, M, TILE_ELEMENTS, ph, pw)
+    k = len(geo[0]) - 1
+    du = np.empty((k, pos, nf, c), x.dtype)
+    db = np.zeros((k, nf), x.dtype)
+    dx = np.empty((n if need_dx else 0, c, h, w), x.dtype)
+    need = bool(need_dx)
+    split_rows(lambda c0, c1: backward_part(x, u, dy, geo, du, db, dx, need, c0, c1), k)
+    return dx, du, np.add.reduce(db, axis=0, initial=0)
