@@ -31,13 +31,12 @@ def _b4(v0, v1, v2, v3, v4, v5):
 
 
 @njit(cache=True, nogil=True)
-def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
-    """dm[(r, q), f, k] = (A dY Aᵀ)[r, q] of output tile k (tiles as in ``_input_transform``, the
-    spare ones and the parts past the output zero); db[f] += Σ dy[s0:s1, f]."""
+def _grad_rest(dy, s0, s1, m, th, tw, full, rows, db):
+    """``_grad_transform``'s tile rows full..th, which the output's last row cuts (zeros past
+    it), zeros past OW in every tile row, and db[f] += Σ dy[s0:s1, f] in the order the sums
+    always took: on their own, as beside the other tile rows' loops they slowed those down."""
     _, nf, oh, ow = dy.shape
-    a = m + 2
     seg = m * (tw + 1)
-    tcd = (s1 - s0) * th * (tw + 1)
     for f in range(nf):
         acc = 0.0
         l0, l1, l2 = rows[0, f], rows[1, f], rows[2, f]
@@ -47,16 +46,59 @@ def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
             for ti in range(th):
                 base = ((s - s0) * th + ti) * seg
                 y = ti * m
-                for x in range(seg):
-                    q = base + x
-                    y0 = ys[y, x] if x < ow else 0.0
-                    y1 = ys[y + 1, x] if x < ow and y + 1 < oh else 0.0
-                    y2 = ys[y + 2, x] if x < ow and y + 2 < oh else 0.0
-                    y3 = ys[y + 3, x] if x < ow and y + 3 < oh else 0.0
+                for x in range(ow):
+                    y0 = ys[y, x] + 0.0  # in float64
+                    y1 = ys[y + 1, x] if y + 1 < oh else 0.0
+                    y2 = ys[y + 2, x] if y + 2 < oh else 0.0
+                    y3 = ys[y + 3, x] if y + 3 < oh else 0.0
                     acc += y0 + y1 + y2 + y3
-                    t0, t1, t2, t3, t4, t5 = _a4(y0, y1, y2, y3)
-                    l0[q], l1[q], l2[q], l3[q], l4[q], l5[q] = t0, t1, t2, t3, t4, t5
+                    if ti >= full:
+                        q = base + x
+                        t0, t1, t2, t3, t4, t5 = _a4(y0, y1, y2, y3)
+                        l0[q], l1[q], l2[q], l3[q], l4[q], l5[q] = t0, t1, t2, t3, t4, t5
+                for q in range(base + ow, base + seg):
+                    l0[q], l1[q], l2[q], l3[q], l4[q], l5[q] = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
         db[f] += acc
+
+
+@njit(cache=True, nogil=True)
+def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
+    """dm[(r, q), f, k] = (A dY Aᵀ)[r, q] of output tile k (tiles as in ``_input_transform``, the
+    spare ones and the parts past the output zero); db[f] += Σ dy[s0:s1, f]. First along the
+    columns, one row of A dY per loop over slices from 0 for the tile rows inside the output
+    (in float64 from float32, as the sums always ran), the rest in ``_grad_rest``; then along
+    the rows."""
+    _, nf, oh, ow = dy.shape
+    a = m + 2
+    seg = m * (tw + 1)
+    tcd = (s1 - s0) * th * (tw + 1)
+    full = min(th, oh // m)  # tile rows whose m rows all lie in the output
+    for f in range(nf):
+        for s in range(s0, s1):
+            ys = dy[s, f].ravel()
+            for ti in range(full):
+                o, q0 = ti * m * ow, ((s - s0) * th + ti) * seg
+                y0, y1 = ys[o:o + ow], ys[o + ow:o + 2 * ow]
+                y2, y3 = ys[o + 2 * ow:o + 3 * ow], ys[o + 3 * ow:o + 4 * ow]
+                l0, l1, l2 = rows[0, f, q0:q0 + ow], rows[1, f, q0:q0 + ow], rows[2, f, q0:q0 + ow]
+                l3, l4 = rows[3, f, q0:q0 + ow], rows[4, f, q0:q0 + ow]
+                l5 = rows[m + 1, f, q0:q0 + ow]
+                # _a4, one output row per loop
+                for x in range(ow):
+                    l0[x] = y0[x]
+                for x in range(ow):
+                    l1[x] = np.float64(y0[x]) + y1[x] + y2[x] + y3[x]
+                for x in range(ow):
+                    l2[x] = np.float64(y0[x]) - y1[x] + y2[x] - y3[x]
+                for x in range(ow):
+                    l3[x] = np.float64(y0[x]) + 2 * np.float64(y1[x]) + 4 * np.float64(y2[x]) + \
+                        8 * np.float64(y3[x])
+                for x in range(ow):
+                    l4[x] = np.float64(y0[x]) - 2 * np.float64(y1[x]) + 4 * np.float64(y2[x]) - \
+                        8 * np.float64(y3[x])
+                for x in range(ow):
+                    l5[x] = y3[x]
+    _grad_rest(dy, s0, s1, m, th, tw, full, rows, db)
     for r in range(a):
         p = r * a
         for f in range(nf):
