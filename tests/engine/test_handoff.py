@@ -107,3 +107,20 @@ def test_the_spin_returns_the_new_flag_or_the_old_value_on_time_out():
     assert flags[1] == 7
     flags[0] = 3
     assert signal_then_wait(flags, -1, 0, 0, 0, 10, 5) == 3
+
+
+def test_a_forked_child_starts_its_own_workers(two_cores):
+    import os
+
+    run_row_parts(lambda lo, hi: lo, [(0, 1), (1, 2)])  # the parent's workers exist now
+    pid = os.fork()
+    if pid == 0:  # the child: its split must not wait for the parent's threads
+        import signal
+
+        signal.alarm(10)  # a hang ends the child with SIGALRM, not the test run
+        try:
+            ok = run_row_parts(lambda lo, hi: hi, [(0, 1), (1, 2)]) == [1, 2]
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
