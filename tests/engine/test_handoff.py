@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from layerloom.engine import handoff
-from layerloom.engine.kernels.spin import signal_then_wait
+from layerloom.engine.kernels.spin import try_claim, wait_done, worker_wait
 from layerloom.engine.threads import ROW_THREADS, engine_threads, run_row_parts, set_threads
 
 
@@ -22,9 +22,9 @@ def two_cores():
         yield
 
 
-def test_parts_run_once_each_on_their_own_threads_in_order():
+def test_parts_run_once_each_in_order_mostly_on_the_workers():
     pool = handoff.SpinPool("test-spin")
-    seen = []
+    seen, on_workers = [], 0
 
     def part(lo, hi):
         seen.append((lo, threading.current_thread().name))
@@ -35,9 +35,9 @@ def test_parts_run_once_each_on_their_own_threads_in_order():
         out = pool.try_run(part, [(0, 3), (3, 5), (5, 9)])
         assert out == [[0, 1, 2], [3, 4], [5, 6, 7, 8]]
         names = dict(seen)
-        assert names[0] == threading.current_thread().name
-        assert names[3].startswith("test-spin") and names[5].startswith("test-spin")
-        assert names[3] != names[5]
+        assert len(seen) == 3 and names[0] == threading.current_thread().name
+        on_workers += sum(names[k].startswith("test-spin") for k in (3, 5))
+    assert on_workers > 0  # a part a worker is late for runs on the caller, but not every one
 
 
 def test_a_failing_worker_part_raises_after_every_part_ended():
@@ -101,12 +101,38 @@ def test_splits_inside_a_part_and_from_a_second_thread_take_the_pooled_way(two_c
     assert sorted(map(tuple, results)) == [(2, 3)] * 100 + [(12, 13)] * 100
 
 
-def test_the_spin_returns_the_new_flag_or_the_old_value_on_time_out():
-    flags = np.zeros(2, np.int64)
-    assert signal_then_wait(flags, 1, 7, 0, 0, 1000, 0) == 0  # stored, then timed out
+def test_a_part_is_claimed_once_and_the_wait_times_out_without_one():
+    flags = np.zeros(3, np.int64)
+    assert worker_wait(flags, 7, 0, 1000, 0) == (0, False)  # stored DONE, then timed out
     assert flags[1] == 7
-    flags[0] = 3
-    assert signal_then_wait(flags, -1, 0, 0, 0, 10, 5) == 3
+    flags[0] = 1  # part 1 posted
+    assert try_claim(flags, 1)
+    assert worker_wait(flags, -1, 0, 10, 5) == (1, False)  # seen, but the caller has it
+    flags[0] = 2
+    assert worker_wait(flags, -1, 1, 10, 5) == (2, True) and not try_claim(flags, 2)
+    assert wait_done(flags, 7, 10) and not wait_done(flags, 8, 10)
+
+
+def test_a_part_the_worker_cannot_take_runs_on_the_caller(monkeypatch):
+    monkeypatch.setattr(handoff, "IDLE_US", 1.0)
+    pool = handoff.SpinPool("test-spin")
+    pool.try_run(lambda lo, hi: lo, [(0, 1), (1, 2)])
+    worker = pool._workers[0]
+    for _ in range(200):
+        if worker.asleep:
+            break
+        time.sleep(0.005)
+    names = []
+
+    def part(lo, hi):
+        names.append(threading.current_thread().name)
+        return hi
+
+    with worker.wake:  # the worker cannot leave its wait while this thread holds the lock
+        assert pool.try_run(part, [(0, 1), (1, 2)]) == [1, 2]
+    assert names == [threading.current_thread().name] * 2
+    for _ in range(20):  # the worker, awake, finds the part taken and goes on with the next
+        assert pool.try_run(part, [(0, 3), (3, 5)]) == [3, 5]
 
 
 def test_a_forked_child_starts_its_own_workers(two_cores):
