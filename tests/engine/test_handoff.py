@@ -150,3 +150,43 @@ def test_a_forked_child_starts_its_own_workers(two_cores):
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_when_the_workers_keep_coming_late_the_parts_run_on_the_caller_for_a_while(monkeypatch):
+    monkeypatch.setattr(handoff, "LATE_US", 100.0)
+    monkeypatch.setattr(handoff, "BACKOFF_S", 1.0)
+    pool = handoff.SpinPool("test-spin")
+    me, names, slow = threading.current_thread().name, [], {"workers": True}
+
+    def part(lo, hi):
+        names.append(threading.current_thread().name)
+        if (lo > 0) == slow["workers"]:  # the slow side: the workers' parts, later the caller's
+            time.sleep(0.003)
+        return lo
+
+    for _ in range(3):  # each worker part ends ~3 ms after the caller's: late
+        pool.try_run(part, [(0, 1), (1, 2)])
+    names.clear()
+    for _ in range(10):
+        assert pool.try_run(part, [(0, 1), (1, 2), (2, 3)]) == [0, 1, 2]
+    assert names == [me] * 30
+    time.sleep(1.05)
+    names.clear()
+    slow["workers"] = False  # the caller's part is long enough for a worker to claim its own
+    for _ in range(20):
+        pool.try_run(part, [(0, 1), (1, 2)])
+    assert any(n != me for n in names)  # the workers are tried again
+
+
+def test_in_turn_runs_every_part_before_it_raises():
+    ran = []
+
+    def part(lo, hi):
+        ran.append(lo)
+        if lo == 1:
+            raise ValueError("part 1")
+        return lo
+
+    with pytest.raises(ValueError, match="part 1"):
+        handoff.in_turn(part, [(0, 1), (1, 2), (2, 3)])
+    assert ran == [0, 1, 2]
