@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerloom.engine.kernels.conv import conv_relu_maxpool, conv_relu_maxpool_grads
+from layerloom.engine.kernels.conv import (conv_relu_maxpool, conv_relu_maxpool_grads,
+                                          winograd_pad_free)
 from layerloom.engine.kernels.dense import linear
 from layerloom.engine.kernels.relu import add_relu, relu_mask_grad
 from layerloom.engine.layers.conv import conv_grads, conv_run
@@ -86,23 +87,25 @@ class ConvReluMaxPool(Layer):
     def forward(a, p, ctx, x):
         (ph, pw), (kh, kw, sh, sw), bias, one_d = a
         x4, w = (x[:, :, None, :], p["weight"][:, :, None, :]) if one_d else (x, p["weight"])
-        xp = zero_pad(x4, ph, pw)
         w = np.ascontiguousarray(w, dtype=x.dtype)
         b = p["bias"] if bias else np.zeros(len(w), x.dtype)
+        # Winograd reads the padding in place: x goes unpadded, and so comes its gradient
+        pad = (ph, pw) if winograd_pad_free(x4.shape, w.shape, x.dtype, (ph, pw), (1, 1)) else None
+        xp = np.ascontiguousarray(x4) if pad else zero_pad(x4, ph, pw)
         y, arg = conv_relu_maxpool(xp, w, np.ascontiguousarray(b, dtype=x.dtype),
-                                           kh, kw, sh, sw, True)
-        ctx.save(xp, w, arg, x4.shape)
+                                   kh, kw, sh, sw, True, pad or (0, 0))
+        ctx.save(xp, w, arg, x4.shape, pad)
         return y[:, :, 0, :] if one_d else y
 
     @staticmethod
     def backward(a, p, ctx, dy):
         (ph, pw), _, bias, one_d = a
-        xp, w, arg, shape = ctx.saved
+        xp, w, arg, shape, pad = ctx.saved
         need = bool(ctx.needs_input_grad[0])
         dy4 = dy[:, :, None, :] if one_d else dy
         dxp, dw, db = conv_relu_maxpool_grads(xp, w, np.ascontiguousarray(dy4, dtype=xp.dtype),
-                                              arg, need)
-        dx = dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]] if need else None
+                                              arg, need, pad or (0, 0))
+        dx = (dxp if pad else dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]) if need else None
         if one_d:
             dx, dw = (None if dx is None else dx[:, :, 0, :]), dw[:, :, 0, :]
         return (dx,), ({"weight": dw, "bias": db} if bias else {"weight": dw})

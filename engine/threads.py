@@ -91,6 +91,8 @@ def engine_threads(blas: bool = False) -> Iterator[None]:
 _active = threading.local()  # the cores and BLAS threads of this thread's engine_threads block
 _pool: list = []  # [ThreadPoolExecutor] for splits while the spinning pool is busy
 _spin: list = []  # [handoff.SpinPool] once a row split first runs
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's worker threads
+    os.register_at_fork(after_in_child=lambda: (_spin.clear(), _pool.clear()))
 _blas_libs: list = []  # threadpoolctl's BLAS controllers: set_num_threads is a cheap call on them
 ROW_THREADS = "layerloom-rows"  # the pool's thread names
 MIN_ROWS = 4  # rows per part: fewer and the hand-over costs more than the part saves

@@ -51,7 +51,8 @@ from layerloom.engine.kernels.conv_gemm_strided import (gemm_backward_strided,
                                                         gemm_transposed_backward,
                                                         prefers_gemm_strided)
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
-from layerloom.engine.kernels.conv_winograd import winograd_backward, winograd_forward_flat
+from layerloom.engine.kernels.conv_winograd import winograd_forward_flat
+from layerloom.engine.kernels.conv_winograd_back import winograd_backward
 from layerloom.engine.kernels.conv_winograd_plan import (filter_transform, unpool, weight_grad,
                                                          winograd_tile)
 
@@ -95,31 +96,67 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     return (dxp if need_dx else None), dw, db
 
 
-def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg: bool):
+def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg: bool,
+                      pad: tuple = (0, 0)):
     """The fused forward: parallel over the batch (a single sample on the calling thread), with
-    the convolution as matrix products where that is faster (``conv_gemm``, ``conv_winograd``)."""
-    oh, ow = _conv_out(xp, w)
+    the convolution as matrix products where that is faster (``conv_gemm``, ``conv_winograd``).
+    ``pad``: xp is still to be zero-padded by (ph, pw); Winograd reads it so, the others pad."""
+    (ph, pw), (hp, wp) = pad, (xp.shape[2] + 2 * pad[0], xp.shape[3] + 2 * pad[1])
+    oh, ow = hp - w.shape[2] + 1, wp - w.shape[3] + 1
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        flat = winograd_forward_flat(xp, filter_transform(w, m), b, xp.shape[3])
-        return relu_maxpool_batch(flat, xp.shape[3], pkh, pkw, psh, psw, out_size(oh, pkh, psh),
+        flat = winograd_forward_flat(xp, filter_transform(w, m), b, wp, ph, pw)
+        return relu_maxpool_batch(flat, wp, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
+    xp = pad_sides(xp, ph, ph, pw, pw)
     if prefers_gemm(w.shape, len(xp)):
         return relu_maxpool_batch(gemm_forward_flat(xp, w, b), xp.shape[3], pkh, pkw, psh, psw,
                                   out_size(oh, pkh, psh), out_size(ow, pkw, psw))
     return conv_relu_maxpool_forward(xp, w, b, pkh, pkw, psh, psw, want_arg)
 
 
-def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool) -> tuple:
-    """(d padded input or empty, d weight, d bias) of ``conv_relu_maxpool`` from the pooled
-    gradient: as matrix products where the plain backward would take them too."""
-    oh, ow = _conv_out(xp, w)
-    if winograd_tile(w.shape, xp.dtype, oh, ow):
-        dxp, dw, db = conv2d_backward(xp, w, unpool(dp, arg, oh, ow, xp.shape[3]), 1, 1, need_dx)
-        return (dxp if need_dx else np.zeros((0,) + xp.shape[1:], xp.dtype)), dw, db
+def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0)) -> tuple:
+    """(d input or empty, d weight, d bias) of ``conv_relu_maxpool`` from the pooled gradient:
+    as matrix products where the plain backward would take them too. With a ``pad`` the input
+    gradient is the unpadded xp's (Winograd's), else the padded one's."""
+    (ph, pw), (hp, wp) = pad, (xp.shape[2] + 2 * pad[0], xp.shape[3] + 2 * pad[1])
+    oh, ow = hp - w.shape[2] + 1, wp - w.shape[3] + 1
+    m = winograd_tile(w.shape, xp.dtype, oh, ow)
+    if m:
+        dz = unpool(dp, arg, oh, ow, wp)
+        dxp, du, db = winograd_backward(xp, filter_transform(w, m), dz, need_dx, ph, pw)
+        return dxp, weight_grad(du, m), db
+    if pad != (0, 0):
+        raise ValueError(f"a padding {pad} is read in place only by Winograd; pad the input")
     if prefers_gemm_backward(w.shape, oh * ow):
         return gemm_backward_pooled(xp, w, dp, arg, oh, ow, need_dx)
     return conv_relu_maxpool_backward(xp, w, dp, arg, need_dx)
+
+
+def winograd_pad_free(x_shape: tuple, w_shape: tuple, dtype, pad: tuple, stride: tuple,
+                      dilation: tuple = (1, 1), groups: int = 1) -> int:
+    """m when ``conv_forward`` of x zero-padded by ``pad`` would run Winograd, 0 otherwise: the
+    layers then hand x over unpadded (``conv_forward_unpadded``), as Winograd reads the padding
+    in place; the padded copy cost ~12 % of a ResNet stage's inference."""
+    if tuple(stride) != (1, 1) or not _plain(dilation, groups) or \
+            _strided_gemm(w_shape, stride, groups, dtype):
+        return 0
+    return winograd_tile(w_shape, dtype, x_shape[2] + 2 * pad[0] - w_shape[2] + 1,
+                         x_shape[3] + 2 * pad[1] - w_shape[3] + 1)
+
+
+def conv_forward_unpadded(x, w, b, pad: tuple, m: int) -> np.ndarray:
+    """``conv_forward`` of x zero-padded by ``pad`` (C-contiguous x, ``winograd_pad_free``'s m)."""
+    oh, ow = x.shape[2] + 2 * pad[0] - 2, x.shape[3] + 2 * pad[1] - 2
+    y = winograd_forward_flat(x, filter_transform(w, m), b, ow, *pad)
+    return y.reshape(len(x), len(w), oh, ow)
+
+
+def conv_backward_unpadded(x, w, dy, pad: tuple, m: int, need_dx: bool) -> tuple:
+    """(d x (unpadded) or None, d weight, d bias) of ``conv_forward_unpadded``."""
+    dx, du, db = winograd_backward(x, filter_transform(w, m), np.ascontiguousarray(dy), need_dx,
+                                   *pad)
+    return (dx if need_dx else None), weight_grad(du, m), db
 
 
 # ------------------------------------------------------------- any stride, dilation and groups

@@ -1,9 +1,10 @@
-"""Spin-waits on a shared int64 flag without the GIL, for ``engine.handoff``'s hand-over.
+"""Spin-waits and claims on shared int64 flags without the GIL, for ``engine.handoff``'s hand-over.
 
 Waking a sleeping thread costs ~30-80 µs on these VMs (futex wake, then the GIL), as much as a
 LeNet convolution's half at two cores. A thread that waits here instead notices the flag within
 a few cache misses. The loads and the store are atomic (acquire / release) so that the compiler
-keeps the load inside the loop and the work written before a flag is seen with it. ``pause``
+keeps the load inside the loop and the work written before a flag is seen with it; a part is
+claimed by compare-and-swap, so that it runs exactly once, on the worker or the caller. ``pause``
 (x86) spends a waiting iteration without starving a sibling hyper-thread.
 """
 from __future__ import annotations
@@ -58,20 +59,53 @@ def pause_loop(n):
         _pause()
 
 
-@njit(cache=True, nogil=True)
-def signal_then_wait(flags, put, value, watch, old, spins, delay):
-    """flags[put] = value (put ≥ 0), then wait up to ``spins`` pauses for flags[watch] ≠ old;
-    once it changes, ``delay`` pauses more before returning the new value (old on time-out).
+@intrinsic
+def _compare_exchange(typingctx, arr, idx, expected, new):
+    """arr[idx] = new if arr[idx] == expected, atomically; True when it was swapped."""
+    def codegen(context, builder, sig, args):
+        ptr = _item_pointer(context, builder, sig.args[0], args[0], args[1])
+        res = builder.cmpxchg(ptr, args[2], args[3], "acq_rel", "acquire")
+        return builder.extract_value(res, 1)
+    return types.boolean(arr, idx, types.int64, types.int64), codegen
 
-    The delay lets the thread that changed the flag leave Python first: both then need the
-    GIL, and whichever asks while the other holds it sleeps on it (~25 µs here)."""
-    if put >= 0:
-        _store_release(flags, put, value)
+
+POSTED, DONE, CLAIMED = 0, 1, 2  # the slots of a worker's flags
+
+
+@njit(cache=True, nogil=True)
+def try_claim(flags, seq):
+    """Take part ``seq`` (flags[CLAIMED] seq − 1 → seq): exactly one of the worker and the
+    caller that posted it gets True, so a part the worker is too late for runs once, on the
+    caller (a loaded machine: the worker had no core)."""
+    return _compare_exchange(flags, CLAIMED, seq - 1, seq)
+
+
+@njit(cache=True, nogil=True)
+def worker_wait(flags, done, seen, spins, delay):
+    """flags[DONE] = done (done ≥ 0: the part just finished), then wait up to ``spins`` pauses
+    for a part newer than ``seen`` and try to claim it: (its seq, claimed), (seen, False) on
+    time-out. A claimed part waits ``delay`` pauses more before the worker asks for the GIL,
+    which the caller holds until it has entered its own part's kernel: whoever asks for the GIL
+    while the other holds it sleeps on it (~25 µs here)."""
+    if done >= 0:
+        _store_release(flags, DONE, done)
     for _ in range(spins):
-        v = _load_acquire(flags, watch)
-        if v != old:
-            for _ in range(delay):
-                _pause()
-            return v
+        v = _load_acquire(flags, POSTED)
+        if v != seen:
+            mine = try_claim(flags, v)
+            if mine:
+                for _ in range(delay):
+                    _pause()
+            return v, mine
         _pause()
-    return old
+    return seen, False
+
+
+@njit(cache=True, nogil=True)
+def wait_done(flags, seq, spins):
+    """Wait up to ``spins`` pauses for flags[DONE] to reach ``seq``; True when it has."""
+    for _ in range(spins):
+        if _load_acquire(flags, DONE) == seq:
+            return True
+        _pause()
+    return False

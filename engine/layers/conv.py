@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerloom.engine.kernels.conv import conv_backward, conv_forward
+from layerloom.engine.kernels.conv import (conv_backward, conv_backward_unpadded, conv_forward,
+                                          conv_forward_unpadded, winograd_pad_free)
 from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_param_shapes,
                                                conv_params, image_shape, pad2d, signal_shape,
                                                window_out)
@@ -17,11 +18,18 @@ from layerloom.engine.spec import Bool, Example, Int, IntPair, Layer, TorchCode
 
 
 def conv_run(a, p, ctx, x4, weight4, pad: tuple, stride: tuple, dilation: tuple):
-    """Forward of a 2-D (or one-row) convolution; saves what ``conv_grads`` needs."""
-    xp = pad2d(x4, *pad)
+    """Forward of a 2-D (or one-row) convolution; saves what ``conv_grads`` needs: the padded
+    input, or x itself where Winograd reads the padding in place (no padded copy)."""
     w = np.ascontiguousarray(weight4, dtype=x4.dtype)
     b = p["bias"] if a.bias else np.zeros(len(w))
-    y = conv_forward(xp, w, np.ascontiguousarray(b, dtype=x4.dtype), stride, dilation, a.groups)
+    b = np.ascontiguousarray(b, dtype=x4.dtype)
+    m = winograd_pad_free(x4.shape, w.shape, x4.dtype, pad, stride, dilation, a.groups)
+    if m:
+        x = np.ascontiguousarray(x4)
+        ctx.save(x, w, (m, tuple(pad)))
+        return conv_forward_unpadded(x, w, b, tuple(pad), m)
+    xp = pad2d(x4, *pad)
+    y = conv_forward(xp, w, b, stride, dilation, a.groups)
     ctx.save(xp, w, x4.shape)
     return y
 
@@ -29,6 +37,8 @@ def conv_run(a, p, ctx, x4, weight4, pad: tuple, stride: tuple, dilation: tuple)
 def conv_grads(a, ctx, dy4, pad: tuple, stride: tuple, dilation: tuple) -> tuple:
     """(d input or None, d weight in the 4-D layout, d bias) of ``conv_run``."""
     xp, w, shape = ctx.saved
+    if len(shape) == 2:  # (m, pad): x unpadded, through Winograd
+        return conv_backward_unpadded(xp, w, dy4, shape[1], shape[0], ctx.needs_input_grad[0])
     dxp, dw, db = conv_backward(xp, w, dy4, stride, dilation, a.groups, ctx.needs_input_grad[0])
     dx = None if dxp is None else dxp[:, :, pad[0]:pad[0] + shape[2], pad[1]:pad[1] + shape[3]]
     return dx, dw, db

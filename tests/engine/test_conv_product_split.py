@@ -8,6 +8,7 @@ import pytest
 
 from layerloom.engine.kernels import conv_gemm_back as gb, conv_gemm_strided as gs
 from layerloom.engine.kernels import conv_winograd as wg, conv_winograd_plan as plan
+from layerloom.engine.kernels import conv_winograd_back as wgb
 
 
 def _splits(n: int) -> list:
@@ -59,8 +60,8 @@ def test_winograd_splits_give_the_one_part_result(monkeypatch, dtype, n, c, f, h
     arg = _pool_arg(rng, n, f, oh // 2, ow // 2, w)
     for call in (lambda: wg.winograd_forward_flat(xp, u, b, w),
                  lambda: wg.winograd_forward_flat(xp, u, b, ow),
-                 lambda: wg.winograd_backward(xp, u, dy, True),
-                 lambda: wg.winograd_backward(xp, u, dy, False),
+                 lambda: wgb.winograd_backward(xp, u, dy, True),
+                 lambda: wgb.winograd_backward(xp, u, dy, False),
                  lambda: plan.unpool(dp, arg, oh, ow, w)):
         _same(_results(monkeypatch, (wg, plan), call))
 

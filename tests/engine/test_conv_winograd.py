@@ -10,6 +10,7 @@ import pytest
 
 from layerloom.engine.graph import Graph
 from layerloom.engine.kernels import conv, conv_winograd as wg, conv_winograd_plan as plan
+from layerloom.engine.kernels import conv_winograd_back as wgb
 from layerloom.engine.kernels.conv_gemm import flat_to_image
 from layerloom.engine.kernels.conv_reference import winograd_reference
 from layerloom.engine.network import Network
@@ -91,7 +92,7 @@ def test_backward_kernel_equals_the_float64_gradients(n, c, f, h, w, pad):
     rng, xp, wt, _ = _data(n, c, f, h, w, pad)
     x32, w32 = xp.astype(np.float32), wt.astype(np.float32)
     dy = rng.standard_normal((n, f, xp.shape[2] - 2, xp.shape[3] - 2))
-    dxp, du, db = wg.winograd_backward(x32, plan.filter_transform(w32, 4), dy.astype(np.float32),
+    dxp, du, db = wgb.winograd_backward(x32, plan.filter_transform(w32, 4), dy.astype(np.float32),
                                        True)
     dw = plan.weight_grad(du, 4)
     assert dxp.dtype == dw.dtype == db.dtype == np.float32
@@ -99,7 +100,7 @@ def test_backward_kernel_equals_the_float64_gradients(n, c, f, h, w, pad):
     assert _rel(dxp, conv.conv2d_input_grad_reference(dy, wt, *xp.shape[2:], 1, 1)) < _tol(9 * f)
     assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 3, 3, 1, 1)) < _tol(positions)
     assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(positions)
-    assert wg.winograd_backward(x32, plan.filter_transform(w32, 4), dy.astype(np.float32),
+    assert wgb.winograd_backward(x32, plan.filter_transform(w32, 4), dy.astype(np.float32),
                                 False)[0].size == 0
 
 
@@ -176,7 +177,7 @@ def _losses(steps: int) -> list:
 
 def test_a_convnet_trains_through_winograd_as_through_the_direct_kernels(monkeypatch):
     calls = []
-    forward, backward = wg.winograd_forward_flat, wg.winograd_backward
+    forward, backward = wg.winograd_forward_flat, wgb.winograd_backward
     monkeypatch.setattr(conv, "winograd_forward_flat", lambda *a: calls.append(1) or forward(*a))
     monkeypatch.setattr(conv, "winograd_backward", lambda *a: calls.append(2) or backward(*a))
     fast = _losses(25)

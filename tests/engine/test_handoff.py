@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from layerloom.engine import handoff
-from layerloom.engine.kernels.spin import signal_then_wait
+from layerloom.engine.kernels.spin import try_claim, wait_done, worker_wait
 from layerloom.engine.threads import ROW_THREADS, engine_threads, run_row_parts, set_threads
 
 
@@ -22,9 +22,9 @@ def two_cores():
         yield
 
 
-def test_parts_run_once_each_on_their_own_threads_in_order():
+def test_parts_run_once_each_in_order_mostly_on_the_workers():
     pool = handoff.SpinPool("test-spin")
-    seen = []
+    seen, on_workers = [], 0
 
     def part(lo, hi):
         seen.append((lo, threading.current_thread().name))
@@ -35,9 +35,9 @@ def test_parts_run_once_each_on_their_own_threads_in_order():
         out = pool.try_run(part, [(0, 3), (3, 5), (5, 9)])
         assert out == [[0, 1, 2], [3, 4], [5, 6, 7, 8]]
         names = dict(seen)
-        assert names[0] == threading.current_thread().name
-        assert names[3].startswith("test-spin") and names[5].startswith("test-spin")
-        assert names[3] != names[5]
+        assert len(seen) == 3 and names[0] == threading.current_thread().name
+        on_workers += sum(names[k].startswith("test-spin") for k in (3, 5))
+    assert on_workers > 0  # a part a worker is late for runs on the caller, but not every one
 
 
 def test_a_failing_worker_part_raises_after_every_part_ended():
@@ -101,9 +101,92 @@ def test_splits_inside_a_part_and_from_a_second_thread_take_the_pooled_way(two_c
     assert sorted(map(tuple, results)) == [(2, 3)] * 100 + [(12, 13)] * 100
 
 
-def test_the_spin_returns_the_new_flag_or_the_old_value_on_time_out():
-    flags = np.zeros(2, np.int64)
-    assert signal_then_wait(flags, 1, 7, 0, 0, 1000, 0) == 0  # stored, then timed out
+def test_a_part_is_claimed_once_and_the_wait_times_out_without_one():
+    flags = np.zeros(3, np.int64)
+    assert worker_wait(flags, 7, 0, 1000, 0) == (0, False)  # stored DONE, then timed out
     assert flags[1] == 7
-    flags[0] = 3
-    assert signal_then_wait(flags, -1, 0, 0, 0, 10, 5) == 3
+    flags[0] = 1  # part 1 posted
+    assert try_claim(flags, 1)
+    assert worker_wait(flags, -1, 0, 10, 5) == (1, False)  # seen, but the caller has it
+    flags[0] = 2
+    assert worker_wait(flags, -1, 1, 10, 5) == (2, True) and not try_claim(flags, 2)
+    assert wait_done(flags, 7, 10) and not wait_done(flags, 8, 10)
+
+
+def test_a_part_the_worker_cannot_take_runs_on_the_caller(monkeypatch):
+    monkeypatch.setattr(handoff, "IDLE_US", 1.0)
+    pool = handoff.SpinPool("test-spin")
+    pool.try_run(lambda lo, hi: lo, [(0, 1), (1, 2)])
+    worker = pool._workers[0]
+    for _ in range(200):
+        if worker.asleep:
+            break
+        time.sleep(0.005)
+    names = []
+
+    def part(lo, hi):
+        names.append(threading.current_thread().name)
+        return hi
+
+    with worker.wake:  # the worker cannot leave its wait while this thread holds the lock
+        assert pool.try_run(part, [(0, 1), (1, 2)]) == [1, 2]
+    assert names == [threading.current_thread().name] * 2
+    for _ in range(20):  # the worker, awake, finds the part taken and goes on with the next
+        assert pool.try_run(part, [(0, 3), (3, 5)]) == [3, 5]
+
+
+def test_a_forked_child_starts_its_own_workers(two_cores):
+    import os
+
+    run_row_parts(lambda lo, hi: lo, [(0, 1), (1, 2)])  # the parent's workers exist now
+    pid = os.fork()
+    if pid == 0:  # the child: its split must not wait for the parent's threads
+        import signal
+
+        signal.alarm(10)  # a hang ends the child with SIGALRM, not the test run
+        try:
+            ok = run_row_parts(lambda lo, hi: hi, [(0, 1), (1, 2)]) == [1, 2]
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_when_the_workers_keep_coming_late_the_parts_run_on_the_caller_for_a_while(monkeypatch):
+    monkeypatch.setattr(handoff, "LATE_US", 100.0)
+    monkeypatch.setattr(handoff, "BACKOFF_S", 1.0)
+    pool = handoff.SpinPool("test-spin")
+    me, names, slow = threading.current_thread().name, [], {"workers": True}
+
+    def part(lo, hi):
+        names.append(threading.current_thread().name)
+        if (lo > 0) == slow["workers"]:  # the slow side: the workers' parts, later the caller's
+            time.sleep(0.003)
+        return lo
+
+    for _ in range(3):  # each worker part ends ~3 ms after the caller's: late
+        pool.try_run(part, [(0, 1), (1, 2)])
+    names.clear()
+    for _ in range(10):
+        assert pool.try_run(part, [(0, 1), (1, 2), (2, 3)]) == [0, 1, 2]
+    assert names == [me] * 30
+    time.sleep(1.05)
+    names.clear()
+    slow["workers"] = False  # the caller's part is long enough for a worker to claim its own
+    for _ in range(20):
+        pool.try_run(part, [(0, 1), (1, 2)])
+    assert any(n != me for n in names)  # the workers are tried again
+
+
+def test_in_turn_runs_every_part_before_it_raises():
+    ran = []
+
+    def part(lo, hi):
+        ran.append(lo)
+        if lo == 1:
+            raise ValueError("part 1")
+        return lo
+
+    with pytest.raises(ValueError, match="part 1"):
+        handoff.in_turn(part, [(0, 1), (1, 2), (2, 3)])
+    assert ran == [0, 1, 2]

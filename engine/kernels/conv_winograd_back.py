@@ -1,0 +1,215 @@
+"""The backward of ``conv_winograd``'s F(4×4, 3×3) convolutions: the adjoint of its forward.
+
+dM = A dY Aᵀ (``_grad_transform``), dU[p] = dM[p] · V[p]ᵀ (dW = Gᵀ dU G, in
+``conv_winograd_plan.weight_grad``), dV[p] = U[p]ᵀ · dM[p], and B dV Bᵀ added back at each tile's
+place (``_input_adjoint``), chunk by chunk as the forward, with V from its ``_input_transform``.
+A file of its own for the size budget; numba's cache notices edits to this file's kernels only,
+so an edit to ``conv_winograd``'s shared kernels must touch this file too.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from layerloom.engine.kernels.conv_winograd import (M, TILE_ELEMENTS, _geometry,
+                                                    _input_transform, _views)
+from layerloom.engine.threads import split_rows
+
+
+@njit(inline="always")
+def _a4(y0, y1, y2, y3):
+    """A y of F(4, 3) (the output transform's adjoint)."""
+    return (y0, y0 + y1 + y2 + y3, y0 - y1 + y2 - y3, y0 + 2 * y1 + 4 * y2 + 8 * y3,
+            y0 - 2 * y1 + 4 * y2 - 8 * y3, y3)
+
+
+@njit(inline="always")
+def _b4(v0, v1, v2, v3, v4, v5):
+    """B v of F(4, 3) (the input transform's adjoint)."""
+    return (4 * v0, 4 * (v2 - v1 + v5) + 2 * (v4 - v3), -5 * v0 - 4 * (v1 + v2) - v3 - v4,
+            v1 - v2 + 2 * (v3 - v4) - 5 * v5, v0 + v1 + v2 + v3 + v4, v5)
+
+
+@njit(cache=True, nogil=True)
+def _grad_rest(dy, s0, s1, m, th, tw, full, rows, db):
+    """``_grad_transform``'s tile rows full..th, which the output's last row cuts (zeros past
+    it), zeros past OW in every tile row, and db[f] += Σ dy[s0:s1, f] in the order the sums
+    always took: on their own, as beside the other tile rows' loops they slowed those down."""
+    _, nf, oh, ow = dy.shape
+    seg = m * (tw + 1)
+    for f in range(nf):
+        acc = 0.0
+        l0, l1, l2 = rows[0, f], rows[1, f], rows[2, f]
+        l3, l4, l5 = rows[3, f], rows[4, f], rows[m + 1, f]
+        for s in range(s0, s1):
+            ys = dy[s, f]
+            for ti in range(th):
+                base = ((s - s0) * th + ti) * seg
+                y = ti * m
+                for x in range(ow):
+                    y0 = ys[y, x] + 0.0  # in float64
+                    y1 = ys[y + 1, x] if y + 1 < oh else 0.0
+                    y2 = ys[y + 2, x] if y + 2 < oh else 0.0
+                    y3 = ys[y + 3, x] if y + 3 < oh else 0.0
+                    acc += y0 + y1 + y2 + y3
+                    if ti >= full:
+                        q = base + x
+                        t0, t1, t2, t3, t4, t5 = _a4(y0, y1, y2, y3)
+                        l0[q], l1[q], l2[q], l3[q], l4[q], l5[q] = t0, t1, t2, t3, t4, t5
+                for q in range(base + ow, base + seg):
+                    l0[q], l1[q], l2[q], l3[q], l4[q], l5[q] = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        db[f] += acc
+
+
+@njit(cache=True, nogil=True)
+def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
+    """dm[(r, q), f, k] = (A dY Aᵀ)[r, q] of output tile k (tiles as in ``_input_transform``, the
+    spare ones and the parts past the output zero); db[f] += Σ dy[s0:s1, f]. First along the
+    columns, one row of A dY per loop over slices from 0 for the tile rows inside the output
+    (in float64 from float32, as the sums always ran), the rest in ``_grad_rest``; then along
+    the rows."""
+    _, nf, oh, ow = dy.shape
+    a = m + 2
+    seg = m * (tw + 1)
+    tcd = (s1 - s0) * th * (tw + 1)
+    full = min(th, oh // m)  # tile rows whose m rows all lie in the output
+    for f in range(nf):
+        for s in range(s0, s1):
+            ys = dy[s, f].ravel()
+            for ti in range(full):
+                o, q0 = ti * m * ow, ((s - s0) * th + ti) * seg
+                y0, y1 = ys[o:o + ow], ys[o + ow:o + 2 * ow]
+                y2, y3 = ys[o + 2 * ow:o + 3 * ow], ys[o + 3 * ow:o + 4 * ow]
+                l0, l1, l2 = rows[0, f, q0:q0 + ow], rows[1, f, q0:q0 + ow], rows[2, f, q0:q0 + ow]
+                l3, l4 = rows[3, f, q0:q0 + ow], rows[4, f, q0:q0 + ow]
+                l5 = rows[m + 1, f, q0:q0 + ow]
+                # _a4, one output row per loop
+                for x in range(ow):
+                    l0[x] = y0[x]
+                for x in range(ow):
+                    l1[x] = np.float64(y0[x]) + y1[x] + y2[x] + y3[x]
+                for x in range(ow):
+                    l2[x] = np.float64(y0[x]) - y1[x] + y2[x] - y3[x]
+                for x in range(ow):
+                    l3[x] = np.float64(y0[x]) + 2 * np.float64(y1[x]) + 4 * np.float64(y2[x]) + \
+                        8 * np.float64(y3[x])
+                for x in range(ow):
+                    l4[x] = np.float64(y0[x]) - 2 * np.float64(y1[x]) + 4 * np.float64(y2[x]) - \
+                        8 * np.float64(y3[x])
+                for x in range(ow):
+                    l5[x] = y3[x]
+    _grad_rest(dy, s0, s1, m, th, tw, full, rows, db)
+    for r in range(a):
+        p = r * a
+        for f in range(nf):
+            line = rows[r, f]
+            o0, o1, o2 = dm[p, f], dm[p + 1, f], dm[p + 2, f]
+            o3, o4, o5 = dm[p + 3, f], dm[p + 4, f], dm[p + 5, f]
+            for k in range(tcd):
+                x = 4 * k
+                t0, t1, t2, t3, t4, t5 = _a4(line[x], line[x + 1], line[x + 2], line[x + 3])
+                o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
+@njit(cache=True, nogil=True)
+def _input_adjoint(dv, ph, pw, s0, s1, m, th, tw, rows, dx):
+    """dx[s0:s1] = the sum over tiles of B dV Bᵀ at each tile's place, the padding (ph, pw)
+    dropped: the input transform's adjoint, written into the unpadded gradient (no padded copy
+    to slice). Along the rows first: a tile's last two columns are the next tile's first two, so
+    each column gathers from two tiles. Then along the columns, into one channel's padded rows
+    in ``plane`` (in L1), copied out without the padding: as in ``_input_transform``, loops
+    over slices from 0 with nothing else in the tile rows' loop; adding straight into the
+    gradient's rows, a row of scratch picked for the padding's, was 1.7× slower. The same sums
+    in the same order: bit for bit the padded gradient's values."""
+    _, c, h, w = dx.shape
+    a = m + 2
+    seg = m * (tw + 1)
+    tcd = (s1 - s0) * th * (tw + 1)
+    for r in range(a):
+        p = r * a
+        for ch in range(c):
+            line = rows[r, ch]
+            v0, v1, v2 = dv[p, ch], dv[p + 1, ch], dv[p + 2, ch]
+            v3, v4, v5 = dv[p + 3, ch], dv[p + 4, ch], dv[p + 5, ch]
+            t0, t1, t2, t3, t4, t5 = _b4(v0[0], v1[0], v2[0], v3[0], v4[0], v5[0])
+            line[0], line[1], line[2], line[3] = t0, t1, t2, t3
+            for k in range(1, tcd):
+                t0, t1, t2, t3, t4, t5 = _b4(v0[k], v1[k], v2[k], v3[k], v4[k], v5[k])
+                u0, u1, u2, u3, u4, u5 = _b4(v0[k - 1], v1[k - 1], v2[k - 1], v3[k - 1],
+                                             v4[k - 1], v5[k - 1])
+                x = 4 * k
+                line[x], line[x + 1], line[x + 2], line[x + 3] = t0 + u4, t1 + u5, t2, t3
+    plane = np.empty((th * m + 2) * w, dx.dtype)  # one channel's rows, the padding's too
+    inner = plane[ph * w:(ph + h) * w]
+    for ch in range(c):
+        for s in range(s0, s1):
+            for q in range(len(plane)):
+                plane[q] = 0.0
+            for ti in range(th):
+                o, q0 = ti * m * w, ((s - s0) * th + ti) * seg + pw
+                d0, d1, d2 = plane[o:o + w], plane[o + w:o + 2 * w], plane[o + 2 * w:o + 3 * w]
+                d3, d4 = plane[o + 3 * w:o + 4 * w], plane[o + 4 * w:o + 5 * w]
+                d5 = plane[o + 5 * w:o + 6 * w]
+                v0, v1, v2 = rows[0, ch, q0:q0 + w], rows[1, ch, q0:q0 + w], rows[2, ch, q0:q0 + w]
+                v3, v4, v5 = rows[3, ch, q0:q0 + w], rows[4, ch, q0:q0 + w], rows[m + 1, ch, q0:q0 + w]
+                # _b4, one output row per loop
+                for q in range(w):
+                    d0[q] += 4 * v0[q]
+                for q in range(w):
+                    d1[q] += 4 * (v2[q] - v1[q] + v5[q]) + 2 * (v4[q] - v3[q])
+                for q in range(w):
+                    d2[q] += -5 * v0[q] - 4 * (v1[q] + v2[q]) - v3[q] - v4[q]
+                for q in range(w):
+                    d3[q] += v1[q] - v2[q] + 2 * (v3[q] - v4[q]) - 5 * v5[q]
+                for q in range(w):
+                    d4[q] += v0[q] + v1[q] + v2[q] + v3[q] + v4[q]
+                for q in range(w):
+                    d5[q] += v5[q]
+            xs = dx[s, ch].ravel()
+            for q in range(h * w):
+                xs[q] = inner[q]
+
+
+@njit(cache=True, nogil=True)
+def _chunk_backward(x, u, dy, s0, s1, m, th, tw, ph, pw, du, db, dx, need_dx, rbuf, vbuf,
+                    mbuf):
+    """``winograd_backward`` for the samples s0:s1: du = Σ_tiles dM · Vᵀ, dx from Uᵀ · dM."""
+    c = x.shape[1]
+    pos, nf = u.shape[0], u.shape[1]
+    rows, v, dm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th * (tw + 1))
+    _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db)
+    _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v)
+    for p in range(pos):
+        np.dot(dm[p], v[p].T, du[p])
+        if need_dx:
+            np.dot(u[p].T, dm[p], v[p])
+    if need_dx:
+        _input_adjoint(v, ph, pw, s0, s1, m, th, tw, rows, dx)
+
+
+@njit(cache=True, nogil=True)
+def backward_part(x, u, dy, geo, du, db, dx, need_dx, c0, c1):
+    """Chunks c0..c1 of ``winograd_backward``, serially: chunk ci's dU into du[ci], its bias
+    gradient into db[ci] (buffers as in ``forward_part``)."""
+    bounds, th, tw, tcd, ph, pw = geo
+    m = M
+    c, pos, nf = x.shape[1], u.shape[0], u.shape[1]
+    rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), x.dtype)
+    vbuf, mbuf = np.empty(pos * c * tcd, x.dtype), np.empty(pos * nf * tcd, x.dtype)
+    for ci in range(c0, c1):
+        _chunk_backward(x, u, dy, bounds[ci], bounds[ci + 1], m, th, tw, ph, pw, du[ci], db[ci],
+                        dx, need_dx, rbuf, vbuf, mbuf)
+
+
+def winograd_backward(x, u, dy, need_dx: bool, ph=0, pw=0) -> tuple:
+    """(d input (the unpadded x's) or empty, dU per chunk (chunks, a², F, C), d bias) of
+    ``winograd_forward_flat``; ``conv_winograd_plan.weight_grad`` turns the dU into the
+    filters' gradient. The per-chunk bias gradients are summed in chunk order from zero."""
+    n, c, h, w = x.shape
+    pos, nf = u.shape[0], u.shape[1]
+    geo = _geometry(x, u, M, TILE_ELEMENTS, ph, pw)
+    k = len(geo[0]) - 1
+    du = np.empty((k, pos, nf, c), x.dtype)
+    db = np.zeros((k, nf), x.dtype)
+    dx = np.empty((n if need_dx else 0, c, h, w), x.dtype)
+    need = bool(need_dx)
+    split_rows(lambda c0, c1: backward_part(x, u, dy, geo, du, db, dx, need, c0, c1), k)
+    return dx, du, np.add.reduce(db, axis=0, initial=0)
