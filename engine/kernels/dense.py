@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from layerloom.engine.kernels.sums import add_bias as add_bias_split
 from layerloom.engine.kernels.sums import add_bias_rows
 from layerloom.engine.threads import gemm_parts, run_row_parts
 
@@ -116,7 +115,7 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.n
         if fused:
             add_bias_rows(out, bias, 0, m)
         elif bias is not None:
-            add_bias_split(out, bias)
+            out += bias
         return out
     out = np.empty((m, b.shape[1]), np.result_type(a, b))
 

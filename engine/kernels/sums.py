@@ -1,6 +1,7 @@
 """The sums around a Transformer's products, split over the engine's cores: a residual Add and
-the executor's sum of two gradients (``add``), a bias added to a product's rows (``add_bias``)
-and a bias gradient, the column sums of a gradient (``column_sums``); beside numpy twins.
+the executor's sum of two gradients (``add``), a bias added to a product's rows
+(``add_bias_rows``, which ``dense.matmul`` calls in each of its row parts) and a bias gradient,
+the column sums of a gradient (``column_sums``); beside numpy twins.
 
 Each was one numpy pass on one core while the products and kernels around it used two: on a
 4-block GPT (d 128, 1024 tokens) about 4 ms of a 77 ms step, a part that no second core
@@ -59,17 +60,6 @@ def add_bias_rows(z, b, lo, hi):
         row = rows[i]
         for j in range(m):
             row[j] += b[j]
-
-
-def add_bias(z: np.ndarray, b: np.ndarray) -> None:
-    """z += b in place over the last axis of a C-contiguous 2-D z, rows split over the cores."""
-    if not _splittable(z, b) or z.ndim != 2 or len(b) != z.shape[1]:
-        z += b
-        return
-    if z.size < MIN_SPLIT:
-        add_bias_rows(z, b, 0, len(z))
-        return
-    split_rows(lambda lo, hi: add_bias_rows(z, b, lo, hi), len(z))
 
 
 @njit(cache=True, nogil=True)

@@ -71,14 +71,15 @@ def test_element_wise_kernels_split_over_cores_are_bit_identical(dtype, size):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows, width", [(3, 5), (1024, 128), (517, 384)])
 def test_sums_split_over_cores_are_bit_identical(dtype, rows, width):
-    """A residual Add, a gradient sum, a bias added to a product and a bias's gradient."""
+    """A residual Add, a gradient sum and a bias's gradient (a bias added to a product's rows:
+    test_row_parts.py)."""
     rng = np.random.default_rng(rows)
     a, b = (rng.standard_normal((rows, width)).astype(dtype) for _ in range(2))
     bias = rng.standard_normal(width).astype(dtype)
 
     def run():
         z = a.copy()
-        sums.add_bias(z, bias)
+        sums.add_bias_rows(z, bias, 0, rows)
         return sums.add(a, b), z, sums.column_sums(a)
 
     one, two = at_threads(1, run), at_threads(2, run)
