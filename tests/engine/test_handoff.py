@@ -22,12 +22,15 @@ def two_cores():
         yield
 
 
-def test_parts_run_once_each_in_order_mostly_on_the_workers():
+def test_parts_run_once_each_in_order_mostly_on_the_workers(monkeypatch):
+    monkeypatch.setattr(handoff, "LATE_US", 1e9)  # no back-off to the caller on a busy machine
     pool = handoff.SpinPool("test-spin")
     seen, on_workers = [], 0
 
     def part(lo, hi):
         seen.append((lo, threading.current_thread().name))
+        if lo == 0:
+            time.sleep(0.001)  # the caller's part leaves a worker time to claim its own
         return list(range(lo, hi))
 
     for _ in range(50):
