@@ -224,9 +224,9 @@ class ConvBatchNorm(Layer):
         w = (p[ck["weight"]] * scale[:, None, None, None]).astype(x.dtype)
         folded = {"weight": w, "bias": shift.astype(x.dtype)}
         z = conv_run(biased, folded, Ctx(False, ctx.rng, (False,)), x, w, conv.padding,
-                     conv.stride, conv.dilation)
+                     conv.stride, conv.dilation, relu)
         ctx.save(None, x)
-        return np.maximum(z, 0, out=z) if relu else z
+        return z
 
     @staticmethod
     def _unfolded(a, p, ctx, x):
@@ -277,8 +277,8 @@ class ConvReLU(Layer):
     @staticmethod
     def forward(a, p, ctx, x):
         c_ctx = Ctx(ctx.training, ctx.rng, ctx.needs_input_grad)
-        z = conv_run(a, p, c_ctx, x, p["weight"], a.padding, a.stride, a.dilation)
-        ctx.save(c_ctx, np.maximum(z, 0, out=z))  # NaN stays NaN, as x · (x > 0)
+        z = conv_run(a, p, c_ctx, x, p["weight"], a.padding, a.stride, a.dilation, relu=True)
+        ctx.save(c_ctx, z)  # NaN stays NaN, as x · (x > 0)
         return z
 
     @staticmethod

@@ -145,10 +145,11 @@ def winograd_pad_free(x_shape: tuple, w_shape: tuple, dtype, pad: tuple, stride:
                          x_shape[3] + 2 * pad[1] - w_shape[3] + 1)
 
 
-def conv_forward_unpadded(x, w, b, pad: tuple, m: int) -> np.ndarray:
-    """``conv_forward`` of x zero-padded by ``pad`` (C-contiguous x, ``winograd_pad_free``'s m)."""
+def conv_forward_unpadded(x, w, b, pad: tuple, m: int, relu: bool = False) -> np.ndarray:
+    """``conv_forward`` of x zero-padded by ``pad`` (C-contiguous x, ``winograd_pad_free``'s m),
+    then max(·, 0) when ``relu``, in the kernel's own pass (as ``np.maximum``, bit for bit)."""
     oh, ow = x.shape[2] + 2 * pad[0] - 2, x.shape[3] + 2 * pad[1] - 2
-    y = winograd_forward_flat(x, filter_transform(w, m), b, ow, *pad)
+    y = winograd_forward_flat(x, filter_transform(w, m), b, ow, *pad, relu)
     return y.reshape(len(x), len(w), oh, ow)
 
 

@@ -266,8 +266,9 @@ def _views(rbuf, vbuf, mbuf, m, c, nf, pos, tcd):
 
 
 @njit(cache=True, nogil=True)
-def _chunk_forward(x, u, b, s0, s1, m, th, tw, ph, pw, pitch, out, rbuf, vbuf, mbuf):
-    """``winograd_forward_flat`` for the samples s0:s1: transforms, a² products, transforms."""
+def _chunk_forward(x, u, b, s0, s1, m, th, tw, ph, pw, pitch, out, relu, rbuf, vbuf, mbuf):
+    """``winograd_forward_flat`` for the samples s0:s1: transforms, a² products, transforms
+    (then the ReLU, while the chunk's output is still in cache)."""
     _, c, h, w = x.shape
     pos, nf = u.shape[0], u.shape[1]
     rows, v, mm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th * (tw + 1))
@@ -275,10 +276,25 @@ def _chunk_forward(x, u, b, s0, s1, m, th, tw, ph, pw, pitch, out, rbuf, vbuf, m
     for p in range(pos):
         np.dot(u[p], v[p], mm[p])
     _output_transform(mm, b, s0, s1, m, th, tw, h + 2 * ph - 2, w + 2 * pw - 2, pitch, rows, out)
+    if relu:
+        _relu_in_place(out, s0, s1)
 
 
 @njit(cache=True, nogil=True)
-def forward_part(x, u, b, pitch, geo, out, c0, c1):
+def _relu_in_place(out, s0, s1):
+    """out[s0:s1] = max(out[s0:s1], 0) as ``np.maximum`` does it (NaN and −0 kept): the same bits
+    as the separate pass over the whole output it replaces, which ran on one core from memory."""
+    zero = np.zeros(1, out.dtype)[0]
+    for s in range(s0, s1):
+        for f in range(out.shape[1]):
+            row = out[s, f]
+            for q in range(len(row)):
+                v = row[q]
+                row[q] = v if v >= zero or v != v else zero
+
+
+@njit(cache=True, nogil=True)
+def forward_part(x, u, b, pitch, geo, out, relu, c0, c1):
     """Chunks c0..c1 of ``winograd_forward_flat``, serially, on buffers allocated once for the
     largest chunk: fresh multi-megabyte arrays per chunk cost page faults that took longer than
     a chunk's arithmetic."""
@@ -288,19 +304,22 @@ def forward_part(x, u, b, pitch, geo, out, c0, c1):
     rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), x.dtype)
     vbuf, mbuf = np.empty(pos * c * tcd, x.dtype), np.empty(pos * nf * tcd, x.dtype)
     for ci in range(c0, c1):
-        _chunk_forward(x, u, b, bounds[ci], bounds[ci + 1], m, th, tw, ph, pw, pitch, out, rbuf,
-                       vbuf, mbuf)
+        _chunk_forward(x, u, b, bounds[ci], bounds[ci + 1], m, th, tw, ph, pw, pitch, out, relu,
+                       rbuf, vbuf, mbuf)
 
 
-def winograd_forward_flat(x, u, b, pitch, ph=0, pw=0):
+def winograd_forward_flat(x, u, b, pitch, ph=0, pw=0, relu=False):
     """conv(x zero-padded by (ph, pw)) + b as rows (N, F, L = (OH−1)·pitch + OW) of a
     C-contiguous float32 batch, ``u`` being ``conv_winograd_plan.filter_transform(w, m)`` of the
     3×3 filters: pitch Wp (the padded width) is ``conv_gemm``'s flat layout, pitch OW the
     (N, F, OH, OW) image itself. The padding is read, never copied (``_input_transform``). The
-    chunks are split over the cores by ``engine.threads.split_rows``, one contiguous run each."""
+    chunks are split over the cores by ``engine.threads.split_rows``, one contiguous run each.
+    ``relu``: max(·, 0) applied to each chunk's output as it is made (ConvReLU, a folded
+    conv–BN–ReLU)."""
     n, _, h, w = x.shape
     hp, wp = h + 2 * ph, w + 2 * pw
     out = np.empty((n, u.shape[1], (hp - 3) * pitch + wp - 2), x.dtype)
     geo = _geometry(x, u, M, TILE_ELEMENTS, ph, pw)
-    split_rows(lambda c0, c1: forward_part(x, u, b, pitch, geo, out, c0, c1), len(geo[0]) - 1)
+    split_rows(lambda c0, c1: forward_part(x, u, b, pitch, geo, out, bool(relu), c0, c1),
+               len(geo[0]) - 1)
     return out

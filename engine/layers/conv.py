@@ -17,9 +17,12 @@ from layerloom.engine.registry import register
 from layerloom.engine.spec import Bool, Example, Int, IntPair, Layer, TorchCode
 
 
-def conv_run(a, p, ctx, x4, weight4, pad: tuple, stride: tuple, dilation: tuple):
+def conv_run(a, p, ctx, x4, weight4, pad: tuple, stride: tuple, dilation: tuple,
+             relu: bool = False):
     """Forward of a 2-D (or one-row) convolution; saves what ``conv_grads`` needs: the padded
-    input, or x itself where Winograd reads the padding in place (no padded copy)."""
+    input, or x itself where Winograd reads the padding in place (no padded copy). ``relu``:
+    max(·, 0) of the output (NaN kept), in Winograd's own parallel pass where it runs, in place
+    by numpy otherwise."""
     w = np.ascontiguousarray(weight4, dtype=x4.dtype)
     b = p["bias"] if a.bias else np.zeros(len(w))
     b = np.ascontiguousarray(b, dtype=x4.dtype)
@@ -27,11 +30,11 @@ def conv_run(a, p, ctx, x4, weight4, pad: tuple, stride: tuple, dilation: tuple)
     if m:
         x = np.ascontiguousarray(x4)
         ctx.save(x, w, (m, tuple(pad)))
-        return conv_forward_unpadded(x, w, b, tuple(pad), m)
+        return conv_forward_unpadded(x, w, b, tuple(pad), m, relu)
     xp = pad2d(x4, *pad)
     y = conv_forward(xp, w, b, stride, dilation, a.groups)
     ctx.save(xp, w, x4.shape)
-    return y
+    return np.maximum(y, 0, out=y) if relu else y
 
 
 def conv_grads(a, ctx, dy4, pad: tuple, stride: tuple, dilation: tuple) -> tuple:

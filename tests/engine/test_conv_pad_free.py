@@ -60,8 +60,8 @@ def test_reading_the_padding_in_place_equals_padding_a_copy_bit_for_bit(monkeypa
                         lambda *a: used.append(1) or unpadded(*a))
     pooled = conv.winograd_forward_flat
     monkeypatch.setattr(conv, "winograd_forward_flat",
-                        lambda x, u, b, pitch, ph=0, pw=0: used.append(2 if ph else 0) or
-                        pooled(x, u, b, pitch, ph, pw))
+                        lambda x, u, b, pitch, ph=0, pw=0, relu=False: used.append(2 if ph else 0)
+                        or pooled(x, u, b, pitch, ph, pw, relu))
     in_place = _run(h, w)
     assert used.count(1) == 2 * 3 + 3  # c1, c2, c3 per training step, then in inference
     assert used.count(2) == 2 * 4 + 4  # those and the pooled c4
