@@ -38,7 +38,7 @@ from layerloom.engine.kernels.conv_reference import (  # noqa: F401  the numpy t
     grouped_input_grad_reference,
     grouped_weight_grad_reference,
 )
-from layerloom.engine.kernels.conv_gemm import flat_to_image, gemm_forward_flat, prefers_gemm
+from layerloom.engine.kernels.conv_gemm import gemm_forward_flat, gemm_forward_image, prefers_gemm
 from layerloom.engine.kernels.conv_gemm_back import (gemm_backward_flat, gemm_backward_pooled,
                                                      prefers_gemm_backward, wide)
 from layerloom.engine.kernels.conv_grouped import (flipped_transposed, grouped_forward_flat,
@@ -75,7 +75,7 @@ def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: in
             y = winograd_forward_flat(xp, filter_transform(w, m), b, ow)
             return y.reshape(len(xp), len(w), oh, ow)
         if prefers_gemm(w.shape, len(xp)) or (len(xp) > 1 and wide(w.shape)):
-            return flat_to_image(gemm_forward_flat(xp, w, b), oh, ow, xp.shape[3])
+            return gemm_forward_image(xp, w, b)
         return forward_flat(xp, w, b)
     return forward_strided(xp, w, b, sh, sw)
 
