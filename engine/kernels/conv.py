@@ -66,18 +66,22 @@ def _conv_out(xp: np.ndarray, w: np.ndarray) -> tuple[int, int]:
     return out_size(xp.shape[2], w.shape[2], 1), out_size(xp.shape[3], w.shape[3], 1)
 
 
-def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: int) -> np.ndarray:
-    """conv(xp) + b over an already zero-padded, C-contiguous batch (N, C, Hp, Wp)."""
+def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: int,
+                   relu: bool = False) -> np.ndarray:
+    """conv(xp) + b over an already zero-padded, C-contiguous batch (N, C, Hp, Wp); ``relu``:
+    then max(·, 0) as ``np.maximum`` (in the kernel's own pass where it has one)."""
     if sh == 1 and sw == 1:
         oh, ow = _conv_out(xp, w)
         m = winograd_tile(w.shape, xp.dtype, oh, ow)
         if m:
-            y = winograd_forward_flat(xp, filter_transform(w, m), b, ow)
+            y = winograd_forward_flat(xp, filter_transform(w, m), b, ow, 0, 0, relu)
             return y.reshape(len(xp), len(w), oh, ow)
         if prefers_gemm(w.shape, len(xp)) or (len(xp) > 1 and wide(w.shape)):
-            return gemm_forward_image(xp, w, b)
-        return forward_flat(xp, w, b)
-    return forward_strided(xp, w, b, sh, sw)
+            return gemm_forward_image(xp, w, b, relu)
+        y = forward_flat(xp, w, b)
+    else:
+        y = forward_strided(xp, w, b, sh, sw)
+    return np.maximum(y, 0, out=y) if relu else y
 
 
 def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
@@ -179,16 +183,20 @@ def _strided_gemm(w_shape: tuple, stride: tuple, groups: int, dtype) -> bool:
     return prefers_gemm_strided(w_shape, groups, stride, dtype)
 
 
-def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int = 1):
-    """conv(xp) + b over an already padded, C-contiguous batch; ``w`` is (F, C/groups, KH, KW)."""
+def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int = 1,
+                 relu: bool = False):
+    """conv(xp) + b over an already padded, C-contiguous batch; ``w`` is (F, C/groups, KH, KW);
+    ``relu``: then max(·, 0) as ``np.maximum`` (``conv2d_forward``)."""
     w = np.ascontiguousarray(w)
+    if _plain(dilation, groups) and not _strided_gemm(w.shape, stride, groups, xp.dtype):
+        return conv2d_forward(xp, w, b, *stride, relu)
     if _strided_gemm(w.shape, stride, groups, xp.dtype):
-        return gemm_forward_strided(xp, w, b, *stride, *dilation, groups)
-    if _plain(dilation, groups):
-        return conv2d_forward(xp, w, b, *stride)
-    if tuple(stride) == (1, 1):
-        return grouped_forward_flat(xp, w, b, *dilation, groups)
-    return grouped_forward_rows(xp, w, b, *stride, *dilation, groups)
+        y = gemm_forward_strided(xp, w, b, *stride, *dilation, groups)
+    elif tuple(stride) == (1, 1):
+        y = grouped_forward_flat(xp, w, b, *dilation, groups)
+    else:
+        y = grouped_forward_rows(xp, w, b, *stride, *dilation, groups)
+    return np.maximum(y, 0, out=y) if relu else y
 
 
 def conv_input_grad(dy, w, hp: int, wp: int, stride: tuple, dilation: tuple = (1, 1),

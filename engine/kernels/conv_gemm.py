@@ -86,33 +86,41 @@ def gemm_forward_flat(xp, w, b):
 
 
 @njit(cache=True, nogil=True)
-def gemm_image_part(xp, w2, b, out, kh, kw, size, s0, s1):
+def gemm_image_part(xp, w2, b, out, kh, kw, size, relu, s0, s1):
     """Samples s0..s1 of ``gemm_forward_image``: each sample's flat rows into one buffer (in
-    L2), then its OH·OW outputs copied out of them, gap columns dropped."""
+    L2), then its OH·OW outputs copied out of them, gap columns dropped, through max(·, 0) as
+    ``np.maximum`` does it (NaN and −0 kept) when ``relu``."""
     _, c, hp, wp = xp.shape
     nf, oh, ow = out.shape[1], out.shape[2], out.shape[3]
     flat = np.empty((nf, size), xp.dtype)
+    zero = np.zeros(1, xp.dtype)[0]
     for s in range(s0, s1):
         _gemm_sample(xp[s].reshape(c * hp * wp), w2, b, flat, c, hp, wp, kh, kw, size)
         for f in range(nf):
             src, dst = flat[f], out[s, f].reshape(oh * ow)
             for r in range(oh):
                 line, row = src[r * wp:r * wp + ow], dst[r * ow:(r + 1) * ow]
-                for q in range(ow):
-                    row[q] = line[q]
+                if relu:
+                    for q in range(ow):
+                        v = line[q]
+                        row[q] = v if v >= zero or v != v else zero
+                else:
+                    for q in range(ow):
+                        row[q] = line[q]
 
 
-def gemm_forward_image(xp, w, b):
+def gemm_forward_image(xp, w, b, relu=False):
     """``gemm_forward_flat`` as a C-contiguous (N, F, OH, OW) image: the same numbers, each
     sample copied out of its flat rows while they are in cache on its core (the copy of the
     whole flat batch by ``flat_to_image`` ran on one core from memory: 1.3 of 3 ms for a
-    ResNet stem of 64 × 3 × 34 × 34 → 32 channels)."""
+    ResNet stem of 64 × 3 × 34 × 34 → 32 channels). ``relu``: max(·, 0) in that copy."""
     n, c, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
     size = (hp - kh) * wp + wp - kw + 1
     w2 = np.ascontiguousarray(w).reshape(nf, c * kh * kw)
     out = np.empty((n, nf, hp - kh + 1, wp - kw + 1), xp.dtype)
-    split_rows(lambda s0, s1: gemm_image_part(xp, w2, b, out, kh, kw, size, s0, s1), n)
+    split_rows(lambda s0, s1: gemm_image_part(xp, w2, b, out, kh, kw, size, bool(relu),
+                                                       s0, s1), n)
     return out
 
 

@@ -32,9 +32,9 @@ def conv_run(a, p, ctx, x4, weight4, pad: tuple, stride: tuple, dilation: tuple,
         ctx.save(x, w, (m, tuple(pad)))
         return conv_forward_unpadded(x, w, b, tuple(pad), m, relu)
     xp = pad2d(x4, *pad)
-    y = conv_forward(xp, w, b, stride, dilation, a.groups)
+    y = conv_forward(xp, w, b, stride, dilation, a.groups, relu)
     ctx.save(xp, w, x4.shape)
-    return np.maximum(y, 0, out=y) if relu else y
+    return y
 
 
 def conv_grads(a, ctx, dy4, pad: tuple, stride: tuple, dilation: tuple) -> tuple:

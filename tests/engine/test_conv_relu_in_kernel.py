@@ -1,7 +1,8 @@
 """A ReLU after a convolution runs inside the convolution's kernel (Winograd clips each chunk of
-its output while it is in cache; other paths clip in place): the same bits as the convolution's
-output through ``np.maximum``, NaN and −0 kept, for Conv2D+ReLU and the folded
-Conv2D+BatchNorm2d+ReLU of inference, on the Winograd path (16 channels) and off it (3)."""
+its output while it is in cache, the matrix-product path each sample as it copies it into the
+image): the same bits as the convolution's output through ``np.maximum``, NaN and −0 kept, for
+Conv2D+ReLU and the folded Conv2D+BatchNorm2d+ReLU of inference, on the Winograd path
+(16 channels in) and on the matrix products (3 in: a stem)."""
 from __future__ import annotations
 
 from functools import partial
@@ -20,7 +21,7 @@ def _graph(c_in: int, bn: bool, relu: bool) -> Graph:
     g = Graph()
     add = partial(add_after, g)
     prev = add(None, "image", "Input", {"shape": [c_in, 13, 11]})
-    prev = add(prev, "c", "Conv2D", {"out_channels": 16, "kernel_size": [3, 3],
+    prev = add(prev, "c", "Conv2D", {"out_channels": 32, "kernel_size": [3, 3],
                                      "padding": [1, 1], "bias": not bn})
     if bn:
         prev = add(prev, "bn", "BatchNorm2d")
@@ -32,17 +33,18 @@ def _graph(c_in: int, bn: bool, relu: bool) -> Graph:
 @pytest.mark.parametrize("c_in", [3, 16])
 @pytest.mark.parametrize("bn", [False, True])
 def test_relu_in_the_convolution_kernel_equals_maximum_of_its_output(monkeypatch, c_in, bn):
-    calls = []
-    forward = conv.winograd_forward_flat
+    calls, stem = [], []
+    forward, image = conv.winograd_forward_flat, conv.gemm_forward_image
     monkeypatch.setattr(conv, "winograd_forward_flat",
                         lambda *a: calls.append(a) or forward(*a))
+    monkeypatch.setattr(conv, "gemm_forward_image", lambda *a: stem.append(a[3]) or image(*a))
     rng = np.random.default_rng(3)
     x = rng.standard_normal((5, c_in, 13, 11)).astype(np.float32)
     x[1, 0, 4, 5] = np.nan  # spreads over the tiles it touches; those outputs stay NaN
     fused, plain = Network(_graph(c_in, bn, True), seed=1), Network(_graph(c_in, bn, False), seed=1)
     if bn:  # running statistics away from (0, 1), so the folding has something to fold
-        stats = {"bn.running_mean": rng.standard_normal(16),
-                 "bn.running_var": rng.uniform(0.5, 2.0, 16), "bn.weight": rng.standard_normal(16)}
+        stats = {"bn.running_mean": rng.standard_normal(32),
+                 "bn.running_var": rng.uniform(0.5, 2.0, 32), "bn.weight": rng.standard_normal(32)}
         for net in (fused, plain):
             for key, value in stats.items():
                 net.params[key][:] = value
@@ -53,3 +55,4 @@ def test_relu_in_the_convolution_kernel_equals_maximum_of_its_output(monkeypatch
     np.testing.assert_array_equal(y, np.maximum(z, 0))
     assert np.array_equal(np.signbit(y), np.signbit(np.maximum(z, 0)))
     assert [a[6] for a in calls] == ([True, False] if c_in == 16 else [])  # in the kernel
+    assert stem == ([] if c_in == 16 else [True, False])
