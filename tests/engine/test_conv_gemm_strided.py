@@ -25,8 +25,10 @@ TOL = {np.float64: dict(rtol=1e-11, atol=1e-11), np.float32: dict(rtol=2e-4, ato
 # (batch, channels, H, W, filters, kernel, stride, padding): the strided CNN's layers scaled
 # down, odd sizes and kernels, an even kernel, a stride of 3, a tall and a wide map, a 5×5 at
 # stride 1 (routed here only with ≥ 16 filters), a one-sample batch, batches that split into
-# chunks of several samples (8×8 outputs: four per 256 positions) with a ragged last one.
-FAMILY = [(3, 8, 16, 16, 16, (5, 5), (2, 2), 2), (2, 16, 9, 11, 8, (5, 5), (2, 2), 2),
+# chunks of several samples (8×8 outputs: four per 256 positions) with a ragged last one, and
+# 16×16 outputs (the strided CNN's conv2), whose one-sample chunks multiply into the output.
+FAMILY = [(3, 8, 16, 16, 16, (5, 5), (2, 2), 2), (3, 4, 32, 32, 16, (5, 5), (2, 2), 2),
+          (2, 16, 9, 11, 8, (5, 5), (2, 2), 2),
           (5, 3, 17, 13, 6, (3, 3), (2, 2), 1), (2, 4, 12, 10, 5, (4, 4), (2, 2), 1),
           (2, 5, 14, 15, 7, (3, 5), (3, 2), 0), (2, 3, 7, 20, 8, (5, 5), (2, 3), 2),
           (4, 3, 11, 12, 16, (5, 5), (1, 1), 2), (3, 6, 9, 8, 20, (7, 5), (1, 1), 3),
@@ -79,7 +81,7 @@ def test_family_matches_the_twins(dtype, n, c, h, w, nf, k, stride, pad):
             np.testing.assert_allclose(a, want, **TOL[dtype])
 
 
-@pytest.mark.parametrize("n,c,h,w,nf,k,stride,pad", FAMILY[:8])
+@pytest.mark.parametrize("n,c,h,w,nf,k,stride,pad", FAMILY[:9])
 def test_family_is_pytorch_s_convolution(n, c, h, w, nf, k, stride, pad):
     """The kernels in float64 against torch.nn.functional.conv2d with its own padding,
     gradients included."""
