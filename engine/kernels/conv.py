@@ -54,7 +54,7 @@ from layerloom.engine.kernels.conv_strided import backward_strided, forward_stri
 from layerloom.engine.kernels.conv_winograd import winograd_forward_flat
 from layerloom.engine.kernels.conv_winograd_back import winograd_backward
 from layerloom.engine.kernels.conv_winograd_plan import (filter_transform, unpool, weight_grad,
-                                                         winograd_backward_pays, winograd_tile)
+                                                         winograd_tile)
 
 
 def out_size(size: int, k: int, stride: int) -> int:
@@ -88,7 +88,7 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv2d_forward``."""
     dy = np.ascontiguousarray(dy)
     m = winograd_tile(w.shape, xp.dtype, *dy.shape[2:]) if sh == sw == 1 else 0
-    if m and winograd_backward_pays(w.shape, *dy.shape[2:]):
+    if m:
         dxp, du, db = winograd_backward(xp, filter_transform(w, m), dy, need_dx)
         return (dxp if need_dx else None), weight_grad(du, m), db
     if sh == 1 and sw == 1 and prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3]):
@@ -126,10 +126,6 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0)) 
     (ph, pw), (hp, wp) = pad, (xp.shape[2] + 2 * pad[0], xp.shape[3] + 2 * pad[1])
     oh, ow = hp - w.shape[2] + 1, wp - w.shape[3] + 1
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
-    if m and not winograd_backward_pays(w.shape, oh, ow):  # the products, on a padded copy
-        dxp, dw, db = gemm_backward_pooled(pad_sides(xp, ph, ph, pw, pw), w, dp, arg, oh, ow,
-                                           need_dx)
-        return _crop(dxp, ph, pw), dw, db
     if m:
         dz = unpool(dp, arg, oh, ow, wp)
         dxp, du, db = winograd_backward(xp, filter_transform(w, m), dz, need_dx, ph, pw)
@@ -162,20 +158,10 @@ def conv_forward_unpadded(x, w, b, pad: tuple, m: int, relu: bool = False) -> np
 
 
 def conv_backward_unpadded(x, w, dy, pad: tuple, m: int, need_dx: bool) -> tuple:
-    """(d x (unpadded) or None, d weight, d bias) of ``conv_forward_unpadded`` (Winograd's, or
-    the matrix products' on a padded copy where ``winograd_backward_pays`` says no)."""
-    if not winograd_backward_pays(w.shape, *dy.shape[2:]):
-        xp = pad_sides(x, pad[0], pad[0], pad[1], pad[1])
-        dxp, dw, db = gemm_backward_flat(xp, w, np.ascontiguousarray(dy), need_dx)
-        return (_crop(dxp, *pad) if need_dx else None), dw, db
+    """(d x (unpadded) or None, d weight, d bias) of ``conv_forward_unpadded``."""
     dx, du, db = winograd_backward(x, filter_transform(w, m), np.ascontiguousarray(dy), need_dx,
                                    *pad)
     return (dx if need_dx else None), weight_grad(du, m), db
-
-
-def _crop(dxp: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    """The unpadded input's part of a padded input's gradient."""
-    return dxp[:, :, ph:dxp.shape[2] - ph, pw:dxp.shape[3] - pw]
 
 
 # ------------------------------------------------------------- any stride, dilation and groups

@@ -46,20 +46,6 @@ def winograd_tile(w_shape: tuple, dtype, oh: int, ow: int) -> int:
     return 4
 
 
-MAX_BACKWARD_PAIRS, SMALL_MAP = 8192, 256
-
-
-def winograd_backward_pays(w_shape: tuple, oh: int, ow: int) -> bool:
-    """Whether the backward of a Winograd-run convolution should be Winograd's too: not with
-    many (filter, channel) pairs over small maps, whose per-chunk dU (a² × F × C: 2.4 MB at
-    128 → 128) outgrows the L2 while each position's product is thin (few tiles). Measured at
-    batch 64, one thread, interleaved, against ``conv_gemm_back``'s matrix products (padding
-    included): 128 → 128 on 8×8 maps 71 → 36 ms, on 16×16 170 → 120 ms, 96 → 96 on 8×8 44 → 25;
-    Winograd stays ahead at 64 → 64 on 8×8 (8 vs 13 ms) and 64 ↔ 128 on 16×16 (36 vs 68)."""
-    nf, c = w_shape[:2]
-    return min(nf, c) < 64 or nf * c <= MAX_BACKWARD_PAIRS or oh * ow > SMALL_MAP
-
-
 def weight_grad(du: np.ndarray, m: int) -> np.ndarray:
     """dW (F, C, 3, 3) = Gᵀ dU G from ``winograd_backward``'s per-chunk dU (summed in order)."""
     _, pos, nf, c = du.shape
