@@ -255,7 +255,7 @@ def gemm_backward_strided(xp, w, dy, sh, sw, dh, dw, groups, need_dx: bool) -> t
 def transposed_part(gp, w2, x, kh, kw, sh, sw, dh, dw, groups, bounds, dw_parts, dx, need_dx,
                     c0, c1):
     """Chunks c0..c1 of ``gemm_transposed_backward``, serially: chunk ci's dW into dw_parts[ci]."""
-    c, fpg, opg = len(w2), len(w2) // groups, w2.shape[1] // (kh * kw)
+    fpg, opg = len(w2) // groups, w2.shape[1] // (kh * kw)
     oh, ow = x.shape[2], x.shape[3]
     for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
