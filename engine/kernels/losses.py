@@ -32,26 +32,9 @@ def xent_forward(z, t, prob):
     """Fills ``prob`` with softmax(z) and returns (mean −log prob[t], −1), or (0, i) for the
     first row i whose label is outside 0..C−1. A NaN or +inf logit makes its row NaN, as in
     the twin (the shifted exponentials or their sum are NaN)."""
-    n, c = z.shape
-    total = 0.0
-    for i in range(n):
-        k = t[i]
-        if k < 0 or k >= c:
-            return 0.0, i
-        row, p = z[i], prob[i]
-        m = row[0]
-        for j in range(1, c):
-            m = max(m, row[j])
-        s = 0.0
-        for j in range(c):
-            e = np.exp(row[j] - m)
-            p[j] = e
-            s += e
-        inv = 1.0 / s
-        for j in range(c):
-            p[j] = p[j] * inv
-        total += (row[k] - m) - math.log(s)
-    return -total / n, -1
+    row_logp = np.empty(len(z))
+    bad = xent_rows(z, t, prob, row_logp, 0, len(z))
+    return (0.0, bad) if bad >= 0 else (ordered_mean(row_logp), -1)
 
 
 @njit(cache=True, nogil=True)
