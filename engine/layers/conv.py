@@ -29,19 +29,19 @@ def conv_run(a, p, ctx, x4, weight4, pad: tuple, stride: tuple, dilation: tuple,
     m = winograd_pad_free(x4.shape, w.shape, x4.dtype, pad, stride, dilation, a.groups)
     if m:
         x = np.ascontiguousarray(x4)
-        ctx.save(x, w, (m, tuple(pad)))
+        ctx.save(x, w, x4.shape, m)
         return conv_forward_unpadded(x, w, b, tuple(pad), m, relu)
     xp = pad2d(x4, *pad)
     y = conv_forward(xp, w, b, stride, dilation, a.groups, relu)
-    ctx.save(xp, w, x4.shape)
+    ctx.save(xp, w, x4.shape, 0)
     return y
 
 
 def conv_grads(a, ctx, dy4, pad: tuple, stride: tuple, dilation: tuple) -> tuple:
     """(d input or None, d weight in the 4-D layout, d bias) of ``conv_run``."""
-    xp, w, shape = ctx.saved
-    if len(shape) == 2:  # (m, pad): x unpadded, through Winograd
-        return conv_backward_unpadded(xp, w, dy4, shape[1], shape[0], ctx.needs_input_grad[0])
+    xp, w, shape, m = ctx.saved  # m: Winograd's tile, with x saved unpadded; 0: x padded
+    if m:
+        return conv_backward_unpadded(xp, w, dy4, tuple(pad), m, ctx.needs_input_grad[0])
     dxp, dw, db = conv_backward(xp, w, dy4, stride, dilation, a.groups, ctx.needs_input_grad[0])
     dx = None if dxp is None else dxp[:, :, pad[0]:pad[0] + shape[2], pad[1]:pad[1] + shape[3]]
     return dx, dw, db
