@@ -126,6 +126,14 @@ class Stop:
         return flag.item() > 0
 
 
+def leave(world):
+    """Every process waits for the others before closing its connections: one that closes them
+    while another still works (the lead's test pass) can end in gloo's 'terminate called' abort."""
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main(argv=None):
     args = parse_args(argv)
     rank, world, device = setup(args.device)
@@ -247,6 +255,7 @@ def main(argv=None):
                 if lead:
                     print(f"stopped at epoch {epoch + 1}, step {step}: continue with --resume",
                           flush=True)
+                leave(world)
                 return 143
         skip = 0
         if bar is not None:
@@ -275,11 +284,18 @@ def main(argv=None):
             f", test accuracy {100 * history['test_accuracy']:.1f}%"
             if history["test_accuracy"] is not None else ""), flush=True)
     report("finished")
-    if world > 1:
-        dist.destroy_process_group()
+    leave(world)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Everything is written and the group is closed; skipping the interpreter's teardown
+        # skips torch's C++ one too, which now and then aborts a finished process ('terminate
+        # called without an active exception') and with it the whole torchrun job.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 '''
