@@ -7,14 +7,12 @@ Backward, "row" layout (``_chunk_geometry``): a chunk of samples is copied into 
 that each tap is one dot over the whole chunk, not over one sample's 136 positions (LeNet's
 conv2), where the per-pass cost dominated; the input gradient is the forward kernel run on the
 output gradient. Inner loops run over pre-sliced arrays, two filters × four taps a pass, so numba
-vectorises them. The batch is split over the cores in Python (``_split``): each core runs one
-serial kernel on its samples (or chunks), with the GIL released. numba's ``parallel=True`` did
-the same split but cost ~4 s of compiling on a fresh install (its parfor passes and the outlined
-loop body, re-optimised with every callee) for LeNet-5's three fused kernels; the hand-over costs
-~20 µs a call. Weight gradients sum per-chunk partials in a fixed order, so results do not depend
-on the thread count. Kernels that call each other share this file (numba's cache only notices a
-kernel's own file), and each calls as few others as it can: a callee is compiled on its own and
-then again inside every caller.
+vectorises them. The batch is split over the cores by ``split_rows`` (one serial kernel per
+core, the GIL released), not numba's ``parallel=True`` (~4 s of compiling on a fresh install
+for LeNet-5's three fused kernels). Weight gradients sum per-chunk partials in a fixed order,
+so results do not depend on the thread count. Kernels that call each other share this file
+(numba's cache only notices a kernel's own file), and each calls as few others as it can: a
+callee is compiled on its own and then again inside every caller.
 """
 from __future__ import annotations
 
@@ -130,10 +128,6 @@ def _from_flat(src, dst, wp):
                 d[q] = s[q]
 
 
-# ----------------------------------------------------------------------- the split over cores
-_split = split_rows  # one contiguous part per core, each on its own thread
-
-
 # ------------------------------------------------------------------------- plain convolution
 @njit(cache=True, nogil=True)
 def forward_part(xp, w, b, out, s0, s1):
@@ -157,7 +151,7 @@ def forward_flat(xp, w, b):
     n, _, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
     out = np.empty((n, nf, hp - kh + 1, wp - kw + 1), xp.dtype)
-    _split(lambda s0, s1: forward_part(xp, w, b, out, s0, s1), n)
+    split_rows(lambda s0, s1: forward_part(xp, w, b, out, s0, s1), n)
     return out
 
 
@@ -169,35 +163,51 @@ def _beats(u, v):
 
 
 @njit(cache=True, nogil=True)
-def _relu_pool_store(o, g, q, best, where, zero):
-    keep = best > 0
-    o[q] = best if keep | (best != best) else zero
-    g[q] = where if keep else -1
+def _pairs_pool(a, at, out, arg, wp, zero):
+    """``relu_maxpool_flat``'s 2×2 windows at stride 2 for an even Wp, in loops over the whole
+    map that vectorise (per pooled row, 5-14 wide, they did not: 4× slower): first the winner
+    of each horizontal pair (u, u+1) of every flat row, then of each vertical pair of those
+    (u, u + Wp/2) for every row, odd rows too, then the even rows' results copied out. The
+    winners of the row-major order: the left one of a tie, then the top one."""
+    nf, ph, pw, half = out.shape[0], out.shape[1], out.shape[2], wp // 2
+    nu, nv = (2 * ph - 1) * half + pw, (2 * ph - 2) * half + pw
+    hv, hk = np.empty(nu, a.dtype), np.empty(nu, np.int32)
+    pv, pk = np.empty(nv, a.dtype), np.empty(nv, np.int32)
+    for f in range(nf):
+        row = a[f, at:at + 2 * nu]
+        for u in range(nu):
+            t0, t1 = row[2 * u], row[2 * u + 1]
+            second = _beats(t1, t0)
+            hv[u] = t1 if second else t0
+            hk[u] = 2 * u + 1 if second else 2 * u
+        top, low, kt, kl = hv[:nv], hv[half:half + nv], hk[:nv], hk[half:half + nv]
+        for j in range(nv):
+            u, v, lower = top[j], low[j], _beats(low[j], top[j])
+            m = v if lower else u
+            keep = m > 0
+            pv[j] = m if keep | (m != m) else zero
+            pk[j] = (kl[j] if lower else kt[j]) if keep else np.int32(-1)
+        for r in range(ph):
+            o, g, sv, sk = out[f, r], arg[f, r], pv[r * wp:r * wp + pw], pk[r * wp:r * wp + pw]
+            for q in range(pw):
+                o[q] = sv[q]
+            for q in range(pw):
+                g[q] = sk[q]
 
 
 @njit(cache=True, nogil=True)
 def relu_maxpool_flat(acc, at, out, arg, wp, pkh, pkw, psh, psw):
     """Pool each filter's flat map, keeping the first maximum in row-major order as PyTorch does;
-    ReLU folds into the result. 2×2 windows at stride 2 take an unrolled path."""
+    ReLU folds into the result. 2×2 windows at stride 2 take ``_pairs_pool`` (Wp even)."""
     nf, ph, pw = out.shape
     zero = np.zeros(1, acc.dtype)[0]
-    pair = pkh == 2 and pkw == 2 and psh == 2 and psw == 2
+    if pkh == 2 and pkw == 2 and psh == 2 and psw == 2 and wp % 2 == 0:
+        _pairs_pool(acc, at, out, arg, wp, zero)
+        return
     for f in range(nf):
         a = acc[f, at:]
         for r in range(ph):
             o, g = out[f, r], arg[f, r]
-            if pair:
-                r0 = 2 * r * wp
-                top, low = a[r0:r0 + 2 * pw], a[r0 + wp:r0 + wp + 2 * pw]
-                for q in range(pw):  # selects only, so that it vectorises; NaN wins first
-                    t0, t1, l0, l1 = top[2 * q], top[2 * q + 1], low[2 * q], low[2 * q + 1]
-                    m = max(max(t0, t1), max(l0, l1))
-                    k = 0 if t0 == m else (1 if t1 == m else (2 if l0 == m else 3))
-                    nan = (t0 != t0) | (t1 != t1) | (l0 != l0) | (l1 != l1)
-                    kn = 0 if t0 != t0 else (1 if t1 != t1 else (2 if l0 != l0 else 3))
-                    k, m = (kn, t0 + t1 + l0 + l1) if nan else (k, m)
-                    _relu_pool_store(o, g, q, m, r0 + 2 * q + (k & 1) + (k >> 1) * wp, zero)
-                continue
             for q in range(pw):
                 base = r * psh * wp + q * psw
                 best, where = a[base], base
@@ -206,7 +216,8 @@ def relu_maxpool_flat(acc, at, out, arg, wp, pkh, pkw, psh, psw):
                     for j in range(pkw):
                         if _beats(a[row + j], best):
                             best, where = a[row + j], row + j
-                _relu_pool_store(o, g, q, best, where, zero)
+                o[q] = best if (best > 0) | (best != best) else zero
+                g[q] = where if best > 0 else -1
 
 
 @njit(cache=True, nogil=True)
@@ -242,7 +253,7 @@ def conv_relu_maxpool_forward(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, 
     if n == 1:  # an inference view's query: no hand-over, no thread count asked
         crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, 0, 1)
     else:
-        _split(lambda s0, s1: crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, s0, s1), n)
+        split_rows(lambda s0, s1: crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, s0, s1), n)
     return out, arg
 
 
@@ -257,7 +268,7 @@ def relu_maxpool_batch(acc, wp: int, pkh: int, pkw: int, psh: int, psw: int, ph:
     """``relu_maxpool_flat`` over a batch of flat conv rows (N, F, L), e.g. ``conv_gemm``'s."""
     n, nf = acc.shape[0], acc.shape[1]
     out, arg = np.empty((n, nf, ph, pw), acc.dtype), np.empty((n, nf, ph, pw), np.int32)
-    _split(lambda s0, s1: relu_maxpool_part(acc, wp, pkh, pkw, psh, psw, out, arg, s0, s1), n)
+    split_rows(lambda s0, s1: relu_maxpool_part(acc, wp, pkh, pkw, psh, psw, out, arg, s0, s1), n)
     return out, arg
 
 
@@ -372,7 +383,7 @@ def _backward(xp, w, dy, arg, need_dx: bool) -> tuple:
     dw_parts, db_parts = np.zeros((k, nf, taps), xp.dtype), np.zeros((k, nf), xp.dtype)
     dxp = np.zeros(xp.shape if need_dx else (0, *xp.shape[1:]), xp.dtype)
     need = bool(need_dx)
-    _split(lambda c0, c1: chunks_part(xp, w, geo, dy, arg, c0, c1, dw_parts, db_parts, dxp,
+    split_rows(lambda c0, c1: chunks_part(xp, w, geo, dy, arg, c0, c1, dw_parts, db_parts, dxp,
                                       need), k)
     dw = np.add.reduce(dw_parts, axis=0, initial=0).reshape(w.shape)
     return dxp, dw, np.add.reduce(db_parts, axis=0, initial=0)

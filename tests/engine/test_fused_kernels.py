@@ -3,7 +3,7 @@ loose), and their backward equals the unfused chain's: conv backward of relu′ 
 import numpy as np
 import pytest
 
-from layerloom.engine.kernels import conv, pool
+from layerloom.engine.kernels import conv, conv_flat, pool
 
 TOL = {np.float64: dict(rtol=1e-11, atol=1e-11), np.float32: dict(rtol=2e-4, atol=2e-5)}
 DTYPES = [np.float64, np.float32]
@@ -70,6 +70,38 @@ def test_fused_pool_ties_go_to_the_first_maximum_and_relu_clips_to_no_gradient()
         got = conv.conv_relu_maxpool_backward(xp, w, dp, arg, True)
         for g, want in zip(got, unfused_backward(xp, w, b, pk, ps, dp)):
             np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12)
+
+
+def first_winners(acc: np.ndarray, wp: int, ph: int, pw: int) -> tuple:
+    """2×2 / 2 pooling of flat maps (F, L) the slow way: NaN if the window holds one, else its
+    first maximum in row-major order; ReLU after it; the winner's index, -1 where ReLU clips it
+    or it is NaN (no gradient to route)."""
+    out, arg = np.empty((len(acc), ph, pw), acc.dtype), np.empty((len(acc), ph, pw), np.int32)
+    for f, r, q in np.ndindex(out.shape):
+        at = [2 * r * wp + 2 * q + i * wp + j for i in (0, 1) for j in (0, 1)]
+        nan = [k for k in at if np.isnan(acc[f, k])]
+        win = nan[0] if nan else max(at, key=lambda k: (acc[f, k], -k))
+        out[f, r, q] = acc[f, win] if nan or acc[f, win] > 0 else 0
+        arg[f, r, q] = win if not nan and acc[f, win] > 0 else -1
+    return out, arg
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("oh,ow,wp", [(28, 28, 32), (10, 10, 14), (9, 11, 13), (7, 6, 6)])
+def test_two_by_two_pool_of_flat_maps_keeps_the_first_nan_or_maximum(dtype, oh, ow, wp):
+    """Small integers and NaNs, even and odd row pitches (an even one takes the whole-map loops):
+    ties go where the row-major scan sends them, a NaN is never pooled away."""
+    rng = np.random.default_rng(oh * wp)
+    nf, size = 5, (oh - 1) * wp + ow
+    acc = rng.integers(-2, 3, (nf + 1, size + 3)).astype(dtype)
+    acc[rng.random(acc.shape) < 0.03] = np.nan
+    ph, pw = oh // 2, ow // 2
+    out, arg = np.empty((nf, ph, pw), dtype), np.empty((nf, ph, pw), np.int32)
+    conv_flat.relu_maxpool_flat(acc, 3, out, arg, wp, 2, 2, 2, 2)
+    want_out, want_arg = first_winners(acc[:nf, 3:], wp, ph, pw)
+    np.testing.assert_array_equal(out, want_out)
+    np.testing.assert_array_equal(arg, want_arg)
+    assert np.isnan(out).any() and (arg == -1).any()
 
 
 def test_fused_pool_never_hides_a_nan():
