@@ -106,12 +106,16 @@ MIN_GEMM_MACS = 1 << 21
 MIN_SIZES = 1 << 16
 
 
+def even_parts(n: int, k: int) -> list[tuple[int, int]]:
+    """[(start, stop)] cutting [0, n) into ``k`` contiguous parts of near-equal length."""
+    bounds = [n * i // k for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def row_parts(rows: int, min_rows: int = MIN_ROWS) -> list[tuple[int, int]]:
     """[(start, stop)] splitting ``rows`` over the cores of the current ``engine_threads`` block
     (one part outside such a block, or when the batch is small: parts of ``min_rows`` or more)."""
-    k = max(1, min(getattr(_active, "cores", 1), rows // min_rows))
-    bounds = [rows * i // k for i in range(k + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return even_parts(rows, max(1, min(getattr(_active, "cores", 1), rows // min_rows)))
 
 
 def gemm_parts(rows: int, macs: int) -> list[tuple[int, int]]:
@@ -121,9 +125,7 @@ def gemm_parts(rows: int, macs: int) -> list[tuple[int, int]]:
     cores = getattr(_active, "cores", 1)
     if cores < 2 or getattr(_active, "blas", 1) > 1:
         return [(0, rows)]
-    k = max(1, min(cores, rows // 16, macs // MIN_GEMM_MACS))
-    bounds = [rows * i // k for i in range(k + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return even_parts(rows, max(1, min(cores, rows // 16, macs // MIN_GEMM_MACS)))
 
 
 def size_parts(sizes: list[int]) -> list[tuple[int, int]]:
@@ -155,14 +157,12 @@ def _set_blas(n: int) -> None:
         lib.set_num_threads(n)
 
 
-def split_rows(fn: Callable[[int, int], object], n: int) -> None:
-    """``fn(lo, hi)`` over [0, n), one contiguous part per thread numba would use here (1 in a
+def split_rows(fn: Callable[[int, int], object], n: int) -> list:
+    """``[fn(lo, hi)]`` over [0, n), one contiguous part per thread numba would use here (1 in a
     BLAS-only block of ``engine_threads``; prange split the same way), each on its own thread."""
     import numba
 
-    k = max(1, min(numba.get_num_threads(), n))
-    bounds = [n * i // k for i in range(k + 1)]
-    run_row_parts(fn, list(zip(bounds[:-1], bounds[1:])))
+    return run_row_parts(fn, even_parts(n, max(1, min(numba.get_num_threads(), n))))
 
 
 def run_row_parts(fn: Callable[[int, int], object], parts: list) -> list:

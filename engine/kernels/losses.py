@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-from layerloom.engine.threads import run_row_parts
+from layerloom.engine.threads import split_rows
 
 MIN_SPLIT = 1 << 15  # logits: a smaller batch stays on one core (a hand-over costs ~8 µs)
 
@@ -78,16 +78,11 @@ def xent_split(z: np.ndarray, t: np.ndarray, prob: np.ndarray) -> tuple[float, i
     softmax of a language model's logits ran on one core beside kernels that used two. Each
     row's log-likelihood is kept and the rows added in order after, so the loss is
     ``xent_forward``'s bit for bit (which one part calls)."""
-    import numba
-
-    n = len(z)
-    k = min(numba.get_num_threads(), n) if z.size >= MIN_SPLIT else 1
-    if k == 1:
+    if z.size < MIN_SPLIT:
         return xent_forward(z, t, prob)
-    bounds = [n * i // k for i in range(k + 1)]
-    row_logp = np.empty(n)
-    bad = [b for b in run_row_parts(lambda lo, hi: xent_rows(z, t, prob, row_logp, lo, hi),
-                                    list(zip(bounds[:-1], bounds[1:]))) if b >= 0]
+    row_logp = np.empty(len(z))
+    bad = [b for b in split_rows(lambda lo, hi: xent_rows(z, t, prob, row_logp, lo, hi), len(z))
+           if b >= 0]
     return (0.0, min(bad)) if bad else (ordered_mean(row_logp), -1)
 
 

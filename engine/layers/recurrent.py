@@ -44,10 +44,7 @@ def _order(steps: int, reverse: bool) -> range:
 def _project(x_tm: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     """All steps' ``x @ wᵀ + b`` at once: (T, N, D) -> (T, N, G)."""
     t, n, d = x_tm.shape
-    out = matmul(x_tm.reshape(t * n, d), w.T).reshape(t, n, w.shape[0])
-    if b is not None:
-        out += b
-    return out
+    return matmul(x_tm.reshape(t * n, d), w.T, b).reshape(t, n, w.shape[0])
 
 
 def _prev(seq: np.ndarray, t: int, reverse: bool, zeros: np.ndarray) -> np.ndarray:
