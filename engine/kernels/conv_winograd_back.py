@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from layerloom.engine.kernels.conv_winograd import (M, TILE_ELEMENTS, _geometry,
-                                                    _input_transform, _views)
+                                                    _input_transform, _points, _views)
 from layerloom.engine.threads import split_rows
 
 
@@ -103,8 +103,7 @@ def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
         p = r * a
         for f in range(nf):
             line = rows[r, f]
-            o0, o1, o2 = dm[p, f], dm[p + 1, f], dm[p + 2, f]
-            o3, o4, o5 = dm[p + 3, f], dm[p + 4, f], dm[p + 5, f]
+            o0, o1, o2, o3, o4, o5 = _points(dm, p, f)
             for k in range(tcd):
                 x = 4 * k
                 t0, t1, t2, t3, t4, t5 = _a4(line[x], line[x + 1], line[x + 2], line[x + 3])
@@ -127,8 +126,7 @@ def _input_adjoint(dv, ph, pw, s0, s1, m, th, tw, rows, dx):
         p = r * a
         for ch in range(c):
             line = rows[r, ch]
-            v0, v1, v2 = dv[p, ch], dv[p + 1, ch], dv[p + 2, ch]
-            v3, v4, v5 = dv[p + 3, ch], dv[p + 4, ch], dv[p + 5, ch]
+            v0, v1, v2, v3, v4, v5 = _points(dv, p, ch)
             t0, t1, t2, t3, t4, t5 = _b4(v0[0], v1[0], v2[0], v3[0], v4[0], v5[0])
             line[0], line[1], line[2], line[3] = t0, t1, t2, t3
             for k in range(1, tcd):
