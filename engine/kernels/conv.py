@@ -188,9 +188,10 @@ def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int 
     """conv(xp) + b over an already padded, C-contiguous batch; ``w`` is (F, C/groups, KH, KW);
     ``relu``: then max(·, 0) as ``np.maximum`` (``conv2d_forward``)."""
     w = np.ascontiguousarray(w)
-    if _plain(dilation, groups) and not _strided_gemm(w.shape, stride, groups, xp.dtype):
+    gemm = _strided_gemm(w.shape, stride, groups, xp.dtype)
+    if _plain(dilation, groups) and not gemm:
         return conv2d_forward(xp, w, b, *stride, relu)
-    if _strided_gemm(w.shape, stride, groups, xp.dtype):
+    if gemm:
         y = gemm_forward_strided(xp, w, b, *stride, *dilation, groups)
     elif tuple(stride) == (1, 1):
         y = grouped_forward_flat(xp, w, b, *dilation, groups)
