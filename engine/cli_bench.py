@@ -22,6 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="short windows: a smoke run")
     parser.add_argument("--rows", help="comma-separated subset of the rows")
     parser.add_argument("--windows", type=int, help="timed windows per side")
+    parser.add_argument("--processes", type=int, help="fresh processes to take median ratios over")
     parser.add_argument("--cold-start", action="store_true", help="first step of a fresh process")
     parser.add_argument("--memory", type=int, metavar="STEPS",
                         help="peak RSS training LeNet-5 on all of Fashion-MNIST")
@@ -31,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def bench_argv(args: argparse.Namespace) -> list[str]:
     argv = ["--threads", str(args.threads)]
-    for name in ("json", "rows", "windows", "memory"):
+    for name in ("json", "rows", "windows", "processes", "memory"):
         if getattr(args, name):
             argv += [f"--{name}", str(getattr(args, name))]
     return argv + ["--quick"] * args.quick + ["--cold-start"] * args.cold_start

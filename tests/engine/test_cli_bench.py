@@ -27,6 +27,39 @@ def test_quick_run_of_one_row_writes_the_table_and_json(tmp_path, capsys):
     assert "| MLP infer b1 | µs |" in capsys.readouterr().out
 
 
+def test_processes_give_each_rows_median_ratio_over_fresh_processes(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--quick", "--threads", "1", "--rows", "mlp_infer",
+                     "--processes", "3", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert result["processes"] == 3 and len(row["ratios"]) == 3
+    assert row["ratio"] == sorted(row["ratios"])[1]
+    assert row["layerloom"]["min"] <= row["layerloom"]["median"] <= row["layerloom"]["max"]
+    assert "Medians over 3 processes" in capsys.readouterr().out
+
+
+def test_combined_rows_take_the_median_of_each_figure():
+    from tests.benchmarks import bench_train
+
+    def one(ratio, ll, pt, peak):
+        row = {"row": "lenet_train", "label": "L", "unit": "samples/s", "target": 2.0,
+               "ratio": ratio, "met": ratio >= 2.0, "layerloom": {"median": ll},
+               "torch": {"median": pt}}
+        return {"threads": 2, "quick": False, "sgemm": {"peak": peak, "numpy": peak, "torch": peak},
+                "rows": [row],
+                "peak_share": ratio / 10}
+    merged = bench_train.combine([one(1.9, 10, 5.3, 200), one(2.2, 11, 5, 220),
+                                  one(2.1, 12, 5.7, 210)])
+    (row,) = merged["rows"]
+    assert row["ratio"] == 2.1 and row["met"] and row["ratios"] == [1.9, 2.2, 2.1]
+    assert row["layerloom"] == {"median": 11, "min": 10, "max": 12}
+    assert row["torch"] == {"median": 5.3, "min": 5, "max": 5.7}
+    assert merged["sgemm"]["peak"] == 210 and merged["peak_share"] == pytest.approx(0.21)
+    assert "2.10× (1.90, 2.20, 2.10)" in bench_train.table(merged)
+
+
 def test_unknown_row_is_refused(capsys):
     pytest.importorskip("torch")
     with pytest.raises(SystemExit):
