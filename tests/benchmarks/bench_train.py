@@ -316,7 +316,10 @@ def run_processes(args: argparse.Namespace) -> dict:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--threads", str(args.threads),
                    "--rows", args.rows, "--windows", str(args.windows), "--json", str(out)]
             print(f"process {i + 1} of {args.processes}", flush=True)
-            subprocess.run(cmd + (["--quick"] if args.quick else []), check=True)
+            code = subprocess.run(cmd + (["--quick"] if args.quick else [])).returncode
+            if code != 0:
+                raise SystemExit(f"error: benchmark process {i + 1} of {args.processes} exited "
+                                 f"with code {code} (its output is above)")
             results.append(json.loads(out.read_text()))
     return combine(results)
 

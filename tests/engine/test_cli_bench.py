@@ -40,6 +40,19 @@ def test_processes_give_each_rows_median_ratio_over_fresh_processes(tmp_path, ca
     assert "Medians over 3 processes" in capsys.readouterr().out
 
 
+def test_a_failing_process_ends_the_run_with_one_line(monkeypatch, capsys):
+    import subprocess
+
+    pytest.importorskip("torch")
+    from tests.benchmarks import bench_train
+
+    monkeypatch.setattr(subprocess, "run", lambda cmd: subprocess.CompletedProcess(cmd, 3))
+    with pytest.raises(SystemExit) as stop:
+        bench_train.main(["--quick", "--rows", "mlp_infer", "--processes", "2"])
+    assert str(stop.value) == ("error: benchmark process 1 of 2 exited with code 3 "
+                               "(its output is above)")
+
+
 def test_combined_rows_take_the_median_of_each_figure():
     from tests.benchmarks import bench_train
 
