@@ -163,12 +163,18 @@ def _beats(u, v):
 
 
 @njit(cache=True, nogil=True)
+def _relu_pool_store(o, g, q, best, where, zero):
+    """o[q] = a window's winner after ReLU (NaN kept); g[q] = its index, -1 where ReLU clips."""
+    keep = best > 0
+    o[q] = best if keep | (best != best) else zero
+    g[q] = where if keep else -1
+
+
+@njit(cache=True, nogil=True)
 def _pairs_pool(a, at, out, arg, wp, zero):
-    """``relu_maxpool_flat``'s 2×2 windows at stride 2 for an even Wp, in loops over the whole
-    map that vectorise (per pooled row, 5-14 wide, they did not: 4× slower): first the winner
-    of each horizontal pair (u, u+1) of every flat row, then of each vertical pair of those
-    (u, u + Wp/2) for every row, odd rows too, then the even rows' results copied out. The
-    winners of the row-major order: the left one of a tie, then the top one."""
+    """``relu_maxpool_flat``'s 2×2 / 2 windows for an even Wp in whole-map loops that vectorise
+    (per pooled row, 5-14 wide, 4× slower): each horizontal pair's winner (u, u+1), then each
+    vertical pair's of those (u, u + Wp/2), every row; the even rows copied out. Ties: left, top."""
     nf, ph, pw, half = out.shape[0], out.shape[1], out.shape[2], wp // 2
     nu, nv = (2 * ph - 1) * half + pw, (2 * ph - 2) * half + pw
     hv, hk = np.empty(nu, a.dtype), np.empty(nu, np.int32)
@@ -182,11 +188,9 @@ def _pairs_pool(a, at, out, arg, wp, zero):
             hk[u] = 2 * u + 1 if second else 2 * u
         top, low, kt, kl = hv[:nv], hv[half:half + nv], hk[:nv], hk[half:half + nv]
         for j in range(nv):
-            u, v, lower = top[j], low[j], _beats(low[j], top[j])
-            m = v if lower else u
-            keep = m > 0
-            pv[j] = m if keep | (m != m) else zero
-            pk[j] = (kl[j] if lower else kt[j]) if keep else np.int32(-1)
+            lower = _beats(low[j], top[j])
+            m, k = (low[j], kl[j]) if lower else (top[j], kt[j])
+            _relu_pool_store(pv, pk, j, m, k, zero)
         for r in range(ph):
             o, g, sv, sk = out[f, r], arg[f, r], pv[r * wp:r * wp + pw], pk[r * wp:r * wp + pw]
             for q in range(pw):
@@ -216,14 +220,12 @@ def relu_maxpool_flat(acc, at, out, arg, wp, pkh, pkw, psh, psw):
                     for j in range(pkw):
                         if _beats(a[row + j], best):
                             best, where = a[row + j], row + j
-                o[q] = best if (best > 0) | (best != best) else zero
-                g[q] = where if best > 0 else -1
+                _relu_pool_store(o, g, q, best, where, zero)
 
 
 @njit(cache=True, nogil=True)
 def crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, s0, s1):
-    """Samples s0..s1 of ``conv_relu_maxpool_forward``: flat conv rows, then pool + ReLU (``arg``
-    empty: the winners are not kept)."""
+    """Samples s0..s1 of ``conv_relu_maxpool_forward`` (``arg`` empty: winners not kept)."""
     _, c, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
     size = (hp - kh) * wp + wp - kw + 1
@@ -239,10 +241,9 @@ def crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, s0, s1):
 
 
 def conv_relu_maxpool_forward(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg: bool):
-    """maxpool(relu(conv(xp) + b)) without storing the convolution's output: (out, arg).
-
-    ``arg`` holds, per pooled value, the flat index (r·Wp + q) of the window's first maximum of
-    the pre-activation, or −1 where ReLU clipped it (max ≤ 0): the backward touches only these.
+    """maxpool(relu(conv(xp) + b)) without storing the convolution's output: (out, arg), ``arg``
+    per pooled value the flat index (r·Wp + q) of the window's first maximum of the
+    pre-activation, or −1 where ReLU clipped it (max ≤ 0): the backward touches only these.
     NaN wins a window, as in PyTorch, so a non-finite value is never pooled away. One sample
     runs on the calling thread (waking another costs more)."""
     n, _, hp, wp = xp.shape
@@ -384,7 +385,7 @@ def _backward(xp, w, dy, arg, need_dx: bool) -> tuple:
     dxp = np.zeros(xp.shape if need_dx else (0, *xp.shape[1:]), xp.dtype)
     need = bool(need_dx)
     split_rows(lambda c0, c1: chunks_part(xp, w, geo, dy, arg, c0, c1, dw_parts, db_parts, dxp,
-                                      need), k)
+                                          need), k)
     dw = np.add.reduce(dw_parts, axis=0, initial=0).reshape(w.shape)
     return dxp, dw, np.add.reduce(db_parts, axis=0, initial=0)
 
@@ -395,6 +396,5 @@ def backward_flat(xp, w, dy, need_dx: bool) -> tuple:
 
 
 def conv_relu_maxpool_backward(xp, w, dp, arg, need_dx: bool) -> tuple:
-    """(d padded input or empty, d weight, d bias) given the pooled gradient and ``arg``:
-    only the pool's winners get a nonzero output gradient."""
+    """(d padded input or empty, d weight, d bias) from the gradient at ``arg``'s winners."""
     return _backward(xp, w, dp, arg, need_dx)
