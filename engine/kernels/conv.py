@@ -4,7 +4,9 @@
 plain convolutions (no groups, no dilation) run the tuned kernels below, the others those of
 ``conv_grouped``; strided ones with a fair number of taps and filters per group go to the matrix
 products of ``conv_gemm_strided``, and so do float32 stride-1 ones with 5×5 or larger kernels
-over many filters. ``conv_input_grad`` alone is also ConvTranspose2d's forward.
+over many filters, unless they also have many channels on maps of ≥ 256 outputs: those run
+``conv_kn2row`` (a product per tap on the input in place, no im2col).
+``conv_input_grad`` alone is also ConvTranspose2d's forward.
 
 A direct loop beats im2col + BLAS for the few-channel convolutions of small image networks
 (PLATFORM-NOTES: ~3× on LeNet's first layer). Stride-1 convolutions run the numba kernels of
@@ -50,6 +52,7 @@ from layerloom.engine.kernels.conv_gemm_strided import (gemm_backward_strided,
                                                         gemm_input_grad_strided,
                                                         gemm_transposed_backward,
                                                         prefers_gemm_strided)
+from layerloom.engine.kernels.conv_kn2row import kn2row_backward, kn2row_forward, prefers_kn2row
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
 from layerloom.engine.kernels.conv_winograd import winograd_forward_flat
 from layerloom.engine.kernels.conv_winograd_back import winograd_backward
@@ -183,11 +186,19 @@ def _strided_gemm(w_shape: tuple, stride: tuple, groups: int, dtype) -> bool:
     return prefers_gemm_strided(w_shape, groups, stride, dtype)
 
 
+def _kn2row(xp_shape: tuple, w_shape: tuple, stride: tuple, dilation: tuple, groups: int,
+            dtype) -> bool:
+    oh, ow = xp_shape[2] - w_shape[2] + 1, xp_shape[3] - w_shape[3] + 1
+    return prefers_kn2row(w_shape, groups, stride, dilation, dtype, oh, ow)
+
+
 def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int = 1,
                  relu: bool = False):
     """conv(xp) + b over an already padded, C-contiguous batch; ``w`` is (F, C/groups, KH, KW);
     ``relu``: then max(·, 0) as ``np.maximum`` (``conv2d_forward``)."""
     w = np.ascontiguousarray(w)
+    if _kn2row(xp.shape, w.shape, stride, dilation, groups, xp.dtype):
+        return kn2row_forward(np.ascontiguousarray(xp), w, b, relu)
     gemm = _strided_gemm(w.shape, stride, groups, xp.dtype)
     if _plain(dilation, groups) and not gemm:
         return conv2d_forward(xp, w, b, *stride, relu)
@@ -224,6 +235,9 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
                   need_dx: bool = True) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv_forward``."""
     w = np.ascontiguousarray(w)
+    if _kn2row(xp.shape, w.shape, stride, dilation, groups, xp.dtype):
+        dxp, dw, db = kn2row_backward(np.ascontiguousarray(xp), w, dy, need_dx)
+        return (dxp if need_dx else None), dw, db
     if _strided_gemm(w.shape, stride, groups, xp.dtype):
         dxp, dw, db = gemm_backward_strided(xp, w, np.ascontiguousarray(dy), *stride,
                                             *dilation, groups, need_dx)

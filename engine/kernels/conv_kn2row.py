@@ -1,0 +1,146 @@
+"""Stride-1 convolutions with large kernels (5×5 and up) over many channels: one matrix product
+per filter tap on the padded input read in place, no im2col.
+
+In a sample's flat padded input (C rows of Hp·Wp values) the window tap (i, j) reads for output
+(r, q) starts at (r + i)·Wp + q + j, so for all outputs of a band of rows it is one (C × L)
+matrix at offset (r0 + i)·Wp + j with rows Hp·Wp apart, L = (rows − 1)·Wp + OW: output (r, q)
+sits at column (r − r0)·Wp + q, and the Wp − OW columns between two output rows are thrown away
+(``conv_gemm``'s flat layout). So the forward is Σ over taps of W_tap (F × C) · window, added
+into one (F × L) accumulator by the BLAS itself (β = 1, ``kernels.blas``). The im2col of
+``conv_gemm_strided`` copied the input 25 times for a 5×5 kernel into a matrix past L2 (800 ×
+1024 floats for 32 channels on 32×32 maps).
+
+The backward works on ``shifted``: dY laid out at pitch Wp (zeros in the gap columns), KW
+times, row (f, j) moved j columns right. With the input's rows stacked KH times (row (c, i)
+starting i·Wp later) the whole weight gradient is one product, shifted · stackedᵀ (F·KW × C·KH;
+one product per tap, F × C, ran at ~65 GFLOP/s), and the input gradient is KH products
+W_i (C × F·KW) · shifted added onto the windows of dX. 32 → 32 channels, 5×5, 32×32 maps,
+batch 64, one core, against ``conv_gemm_strided``: forward 51 → 25 ms, backward 86 → 58 ms;
+64 → 64 on 16×16 maps 35 → 26 and 64 → 53 ms; 64 → 128 on 16×16 as fast as before.
+
+Samples are split over the cores (``engine.threads.split_rows``); the weight gradient is summed
+over fixed runs of samples (``PARTS``) in order, so it does not depend on the thread count.
+Self-contained on purpose: numba's cache only notices edits to a kernel's own file.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from layerloom.engine.kernels.blas import NO_TRANS, TRANS, gemm
+from layerloom.engine.threads import split_rows
+
+BAND = 160  # output columns (rows × Wp) per forward product: 4 rows of a 36-wide input; whole
+# 32×32 samples (1152) ran the 32 → 32 5×5 forward at 116 GFLOP/s, bands of 144-576 at 137-145
+PARTS = 8  # the weight gradient's partial sums, each over a fixed run of samples
+
+
+def prefers_kn2row(w_shape: tuple, groups: int, stride: tuple, dilation: tuple, dtype,
+                   oh: int, ow: int) -> bool:
+    """float32, stride 1, kernels of 25 taps and more over ≥ 16 channels in and out on maps of
+    ≥ 256 outputs. Measured against ``conv_gemm_strided`` (one core, batch 64, forward): 16 → 32
+    and 32 → 32 on 32×32 maps 2-2.3× faster, 64 → 64 on 16×16 1.35×; 128 → 128 on 8×8 10 %
+    slower (short rows: the products are too narrow), a 3 → 32 stem far slower (3-deep
+    products)."""
+    nf, c, kh, kw = w_shape
+    return (np.dtype(dtype) == np.float32 and groups == 1 and tuple(stride) == (1, 1)
+            and tuple(dilation) == (1, 1) and kh * kw >= 25 and c >= 16 and nf >= 16
+            and oh * ow >= 256)
+
+
+@njit(cache=True, nogil=True)
+def _forward_part(xp, wt, b, out, rows, relu, s0, s1):
+    """Samples s0..s1 of ``kn2row_forward``: per band of ``rows`` output rows, the taps'
+    products into one accumulator, then bias (and ReLU, as ``np.maximum``) on the way out."""
+    c, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
+    kh, kw, nf = wt.shape[0], wt.shape[1], wt.shape[2]
+    oh, ow, size = out.shape[2], out.shape[3], xp.itemsize
+    acc = np.empty((nf, rows * wp), xp.dtype)
+    zero = np.zeros(1, out.dtype)[0]
+    for s in range(s0, s1):
+        base = xp[s].ctypes.data
+        for r0 in range(0, oh, rows):
+            r1 = min(oh, r0 + rows)
+            cols = (r1 - r0 - 1) * wp + ow
+            for i in range(kh):
+                for j in range(kw):
+                    gemm(NO_TRANS, NO_TRANS, nf, cols, c, wt[i, j].ctypes.data, c,
+                         base + ((r0 + i) * wp + j) * size, hp * wp, 0 if i + j == 0 else 1,
+                         acc.ctypes.data, rows * wp, size == 8)
+            for f in range(nf):
+                bias, line = b[f], acc[f]
+                for r in range(r0, r1):
+                    src, dst = line[(r - r0) * wp:(r - r0) * wp + ow], out[s, f, r]
+                    for q in range(ow):
+                        v = src[q] + bias
+                        dst[q] = max(v, zero) if relu else v  # np.maximum's NaN and −0
+
+
+def kn2row_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, relu: bool = False) -> np.ndarray:
+    """conv(xp) + b (then max(·, 0) when ``relu``) of an already padded, C-contiguous batch."""
+    n, _, hp, wp = xp.shape
+    nf, c, kh, kw = w.shape
+    out = np.empty((n, nf, hp - kh + 1, wp - kw + 1), xp.dtype)
+    wt = np.ascontiguousarray(w.transpose(2, 3, 0, 1))  # (KH, KW, F, C): each tap's F × C
+    rows = max(1, BAND // wp)
+    split_rows(lambda s0, s1: _forward_part(xp, wt, b, out, rows, bool(relu), s0, s1), n)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _backward_part(xp, wd, dy, dw_parts, db_parts, dxp, need_dx, p0, p1):
+    """Partial sums p0..p1 of ``kn2row_backward``, serially: partial pi over its fixed run of
+    samples into dw_parts[pi] (F·KW × C·KH) and db_parts[pi], each sample's input gradient into
+    dxp[s] (``wd``: W_i, (KH, C, F·KW)). ``shifted`` and ``stacked`` as the module says."""
+    n, c, hp, wp = xp.shape
+    oh, ow, size = dy.shape[2], dy.shape[3], xp.itemsize
+    nf, parts = dy.shape[1], len(dw_parts)
+    kw, kh = dw_parts.shape[1] // nf, dw_parts.shape[2] // c
+    cols = (oh - 1) * wp + ow + kw - 1
+    shifted = np.zeros((nf * kw, cols), xp.dtype)
+    stacked = np.empty((c * kh, cols), xp.dtype)
+    for pi in range(p0, p1):
+        dwp = dw_parts[pi]
+        for s in range((pi * n) // parts, ((pi + 1) * n) // parts):
+            for f in range(nf):
+                total = 0.0
+                for j in range(kw):
+                    line = shifted[f * kw + j]
+                    for r in range(oh):
+                        src, dst = dy[s, f, r], line[r * wp + j:r * wp + j + ow]
+                        for q in range(ow):
+                            dst[q] = src[q]
+                flat = dy[s, f].ravel()
+                for q in range(ow * oh):
+                    total += flat[q]
+                db_parts[pi, f] += total
+            for ch in range(c):
+                flat = xp[s, ch].ravel()
+                for i in range(kh):
+                    src, dst = flat[i * wp:i * wp + cols], stacked[ch * kh + i]
+                    for q in range(cols):
+                        dst[q] = src[q]
+            gemm(NO_TRANS, TRANS, nf * kw, c * kh, cols, shifted.ctypes.data, cols,
+                 stacked.ctypes.data, cols, 1, dwp.ctypes.data, c * kh, size == 8)
+            if need_dx:
+                for i in range(kh):
+                    gemm(NO_TRANS, NO_TRANS, c, cols, nf * kw, wd[i].ctypes.data, nf * kw,
+                         shifted.ctypes.data, cols, 1, dxp[s].ctypes.data + i * wp * size,
+                         hp * wp, size == 8)
+
+
+def kn2row_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, need_dx: bool) -> tuple:
+    """(d padded input or empty, d weight, d bias) of ``kn2row_forward``."""
+    n, c, hp, wp = xp.shape
+    nf, _, kh, kw = w.shape
+    wd = np.ascontiguousarray(w.transpose(2, 1, 0, 3)).reshape(kh, c, nf * kw)
+    dxp = np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype)
+    parts = min(n, PARTS)
+    dw_parts = np.zeros((parts, nf * kw, c * kh), xp.dtype)
+    db_parts = np.zeros((parts, nf), np.float64)
+    dy = np.ascontiguousarray(dy)
+    split_rows(lambda p0, p1: _backward_part(xp, wd, dy, dw_parts, db_parts, dxp, bool(need_dx),
+                                             p0, p1), parts)
+    dw = np.add.reduce(dw_parts, axis=0, initial=0).reshape(nf, kw, c, kh).transpose(0, 2, 3, 1)
+    return dxp, np.ascontiguousarray(dw), np.add.reduce(db_parts, axis=0,
+                                                        initial=0).astype(xp.dtype)

@@ -1,0 +1,170 @@
+"""The product-per-tap convolutions (``conv_kn2row``: float32 stride-1 5×5-and-up kernels over many
+channels) and the CBLAS ``gemm`` they call (``kernels.blas``): equal to the numpy twins over a
+family of shapes (bands that do not divide the rows, non-square kernels, batches smaller than the
+partial sums, odd sizes) in float64 to rounding and float32 loosely, to PyTorch in float64, the
+same weight gradient at one and two threads, routed by the entry points and the layers.
+"""
+import ctypes
+
+import numpy as np
+import pytest
+
+from layerloom.engine.graph import Graph
+from layerloom.engine.kernels import blas, conv
+from layerloom.engine.kernels.conv_kn2row import (BAND, kn2row_backward, kn2row_forward,
+                                                  prefers_kn2row)
+from layerloom.engine.threads import engine_threads, get_threads, set_threads
+
+from .graph_cases import add_after
+
+TOL = {np.float64: dict(rtol=1e-11, atol=1e-11), np.float32: dict(rtol=2e-4, atol=2e-4)}
+
+# (batch, channels, H, W, filters, kernel, padding): rows per band = BAND // Wp, so 36-wide
+# inputs take 4 rows a band (32 output rows: 8 bands; 23: a ragged last one), a 7×5 kernel, a
+# batch of 3 (fewer samples than partial sums), a single sample, maps wider than a band
+FAMILY = [(3, 16, 32, 32, 16, (5, 5), 2), (2, 16, 23, 19, 17, (5, 5), 2),
+          (5, 17, 16, 16, 16, (7, 5), (3, 2)), (1, 16, 20, 180, 16, (5, 5), 0),
+          (9, 16, 16, 16, 20, (5, 5), 2)]
+
+
+def _data(n, c, h, w, nf, k, pad, dtype, seed=0):
+    ph, pw = (pad, pad) if isinstance(pad, int) else pad
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((nf, c, *k)).astype(dtype)
+    b = rng.standard_normal(nf).astype(dtype)
+    return rng, conv.pad_sides(x, ph, ph, pw, pw), wt, b
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n,c,h,w,nf,k,pad", FAMILY)
+def test_family_matches_the_twins(dtype, n, c, h, w, nf, k, pad):
+    rng, xp, wt, b = _data(n, c, h, w, nf, k, pad, dtype)
+    y = kn2row_forward(xp, wt, b)
+    assert y.dtype == dtype and y.flags.c_contiguous
+    np.testing.assert_allclose(y, conv.conv2d_forward_reference(xp, wt, b, 1, 1), **TOL[dtype])
+    assert np.array_equal(kn2row_forward(xp, wt, b, relu=True), np.maximum(y, 0))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dxp, dw, db = kn2row_backward(xp, wt, dy, True)
+    assert dxp.dtype == dw.dtype == db.dtype == dtype and dw.shape == wt.shape
+    np.testing.assert_allclose(dw, conv.conv2d_weight_grad_reference(xp, dy, *k, 1, 1),
+                               **TOL[dtype])
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), **TOL[dtype])
+    np.testing.assert_allclose(dxp, conv.conv2d_input_grad_reference(dy, wt, *xp.shape[2:], 1, 1),
+                               **TOL[dtype])
+    no_dx, dw_again, db_again = kn2row_backward(xp, wt, dy, False)
+    assert no_dx.size == 0 and np.array_equal(dw_again, dw) and np.array_equal(db_again, db)
+
+
+def test_a_band_is_several_rows_of_the_family_s_widest_inputs():
+    """The family exercises bands of several rows and of one (a 180-wide input: BAND // Wp = 0)."""
+    assert BAND // 36 >= 4 and BAND // 180 == 0
+
+
+@pytest.mark.parametrize("n,c,h,w,nf,k,pad", FAMILY[:3])
+def test_family_is_pytorch_s_convolution(n, c, h, w, nf, k, pad):
+    torch = pytest.importorskip("torch")
+    rng, xp, wt, b = _data(n, c, h, w, nf, k, pad, np.float64)
+    ph, pw = (pad, pad) if isinstance(pad, int) else pad
+    x = torch.from_numpy(np.ascontiguousarray(xp[:, :, ph:ph + h, pw:pw + w]))
+    tw, tb = torch.from_numpy(wt), torch.from_numpy(b)
+    for t in (x, tw, tb):
+        t.requires_grad_()
+    want = torch.nn.functional.conv2d(x, tw, tb, 1, (ph, pw))
+    y = kn2row_forward(xp, wt, b)
+    np.testing.assert_allclose(y, want.detach().numpy(), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    want.backward(torch.from_numpy(dy))
+    dxp, dw, db = kn2row_backward(xp, wt, dy, True)
+    np.testing.assert_allclose(dxp[:, :, ph:ph + h, pw:pw + w], x.grad.numpy(), rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, tb.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_the_results_do_not_depend_on_the_thread_count():
+    """Samples split over the cores; the weight gradient's partial sums are fixed runs of them."""
+    rng, xp, wt, b = _data(11, 16, 16, 16, 16, (5, 5), 2, np.float32)
+    dy = rng.standard_normal((11, 16, 16, 16)).astype(np.float32)
+    before, results = get_threads(), []
+    try:
+        for threads in (1, 2):
+            set_threads(threads)
+            with engine_threads():
+                results.append((kn2row_forward(xp, wt, b), *kn2row_backward(xp, wt, dy, True)))
+    finally:
+        set_threads(before)
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
+
+
+def test_the_rule_takes_many_channel_large_kernels_on_large_maps():
+    f32 = np.float32
+    assert prefers_kn2row((32, 32, 5, 5), 1, (1, 1), (1, 1), f32, 32, 32)
+    assert prefers_kn2row((64, 64, 5, 5), 1, (1, 1), (1, 1), f32, 16, 16)
+    assert not prefers_kn2row((32, 32, 5, 5), 1, (1, 1), (1, 1), np.float64, 32, 32)
+    assert not prefers_kn2row((32, 3, 5, 5), 1, (1, 1), (1, 1), f32, 32, 32)  # a stem
+    assert not prefers_kn2row((128, 128, 5, 5), 1, (1, 1), (1, 1), f32, 8, 8)  # small maps
+    assert not prefers_kn2row((32, 32, 3, 3), 1, (1, 1), (1, 1), f32, 32, 32)  # Winograd's
+    assert not prefers_kn2row((32, 32, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16)
+    assert not prefers_kn2row((32, 32, 5, 5), 1, (1, 1), (2, 2), f32, 32, 32)
+    assert not prefers_kn2row((32, 16, 5, 5), 2, (1, 1), (1, 1), f32, 32, 32)
+
+
+def test_the_entry_points_route_here():
+    rng, xp, wt, b = _data(3, 16, 16, 16, 16, (5, 5), 2, np.float32)
+    y = conv.conv_forward(xp, wt, b, (1, 1), relu=True)
+    assert np.array_equal(y, kn2row_forward(xp, wt, b, relu=True))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    for got, want in zip(conv.conv_backward(xp, wt, dy, (1, 1)), kn2row_backward(xp, wt, dy, True)):
+        assert np.array_equal(got, want)
+    assert conv.conv_backward(xp, wt, dy, (1, 1), need_dx=False)[0] is None
+
+
+def test_a_5x5_cnn_trains_as_pytorch_does():
+    """Through the layers: a Conv2D 16 → 16 5×5 (padding 2) on 16×16 maps in float32 after a
+    3 → 16 stem; the loss and every gradient equal PyTorch's float32 ones loosely."""
+    torch = pytest.importorskip("torch")
+    from layerloom.engine.network import Network
+
+    g = Graph()
+    prev = add_after(g, None, "image", "Input", {"shape": [3, 16, 16]})
+    for i, c_in in enumerate((3, 16), start=1):
+        prev = add_after(g, prev, f"c{i}", "Conv2D", {"out_channels": 16, "kernel_size": [5, 5],
+                                                      "padding": [2, 2]})
+        prev = add_after(g, prev, f"r{i}", "ReLU")
+    prev = add_after(g, add_after(g, prev, "flat", "Flatten"), "fc", "Dense", {"out_features": 3})
+    add_after(g, None, "label", "Label")
+    add_after(g, prev, "loss", "CrossEntropyLoss", port="input")
+    g.connect(("label", "y"), ("loss", "target"))
+    net = Network(g, seed=0, dtype=np.float32)
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((4, 3, 16, 16)).astype(np.float32), rng.integers(0, 3, 4)
+    loss = net.forward({"image": x, "label": y}, training=True)["loss"]
+    grads = net.backward()
+    p = {k: torch.from_numpy(v.copy()).requires_grad_() for k, v in net.params.items()}
+    t = torch.from_numpy(x)
+    for i in (1, 2):
+        t = torch.relu(torch.nn.functional.conv2d(t, p[f"c{i}.weight"], p[f"c{i}.bias"], 1, 2))
+    out = t.flatten(1) @ p["fc.weight"].T + p["fc.bias"]
+    want = torch.nn.functional.cross_entropy(out, torch.from_numpy(y))
+    want.backward()
+    np.testing.assert_allclose(float(np.asarray(loss)), want.item(), rtol=1e-5)
+    for k, v in p.items():
+        np.testing.assert_allclose(grads[k], v.grad.numpy(), rtol=1e-3, atol=1e-5)
+
+
+def test_the_gemm_fallback_is_cblas_s_gemm():
+    """The compiled stand-in for a numpy without a 64-bit CBLAS: C = α·op(A)·op(B) + β·C."""
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        fn = blas.fallback(dtype).ctypes
+        ptr = ctypes.POINTER(fn.argtypes[7]._type_)
+        a, bt = rng.standard_normal((7, 5)).astype(dtype), rng.standard_normal((3, 5)).astype(dtype)
+        c = rng.standard_normal((7, 4)).astype(dtype)  # ldc 4 > n 3: the last column is kept
+        want = c.copy()
+        want[:, :3] = 2 * a @ bt.T + 0.5 * c[:, :3]
+        fn(blas.ROW_MAJOR, blas.NO_TRANS, blas.TRANS, 7, 3, 5, dtype(2), a.ctypes.data_as(ptr), 5,
+           bt.ctypes.data_as(ptr), 5, dtype(0.5), c.ctypes.data_as(ptr), 4)
+        np.testing.assert_allclose(c, want, rtol=1e-5)
+    assert blas.SOURCE in ("numpy's BLAS", "numba's np.dot")
