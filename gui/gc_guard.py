@@ -76,3 +76,22 @@ def hold() -> GcHold:
 def holding() -> bool:
     """True while some worker thread keeps collection on the UI thread."""
     return bool(_holds)
+
+
+def release_when_ended(thread, token: GcHold) -> None:
+    """Release ``token`` on the UI thread once ``thread`` has ended: for a daemon thread left
+    running when its window closed (a kernel compile cannot be interrupted). Until then it may
+    still collect, so collection stays here."""
+    if not thread.is_alive():
+        token.release()
+        return
+    timer = QTimer(QCoreApplication.instance())
+    timer.setInterval(INTERVAL_MS)
+
+    def check() -> None:
+        if not thread.is_alive():
+            timer.stop()
+            timer.deleteLater()
+            token.release()
+    timer.timeout.connect(check)
+    timer.start()

@@ -116,6 +116,10 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
         return relu_maxpool_batch(flat, wp, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
     xp = pad_sides(xp, ph, ph, pw, pw)
+    if _kn2row(xp.shape, w.shape, (1, 1), (1, 1), 1, xp.dtype):  # pooled at pitch OW
+        y = kn2row_forward(xp, w, b).reshape(len(xp), len(w), oh * ow)
+        return relu_maxpool_batch(y, ow, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
+                                  out_size(ow, pkw, psw))
     if prefers_gemm(w.shape, len(xp)):
         return relu_maxpool_batch(gemm_forward_flat(xp, w, b), xp.shape[3], pkh, pkw, psh, psw,
                                   out_size(oh, pkh, psh), out_size(ow, pkw, psw))
@@ -135,6 +139,8 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0)) 
         return dxp, weight_grad(du, m), db
     if pad != (0, 0):
         raise ValueError(f"a padding {pad} is read in place only by Winograd; pad the input")
+    if _kn2row(xp.shape, w.shape, (1, 1), (1, 1), 1, xp.dtype):
+        return kn2row_backward(xp, w, unpool(dp, arg, oh, ow, ow), need_dx)
     if prefers_gemm_backward(w.shape, oh * ow):
         return gemm_backward_pooled(xp, w, dp, arg, oh, ow, need_dx)
     return conv_relu_maxpool_backward(xp, w, dp, arg, need_dx)

@@ -80,7 +80,7 @@ def kn2row_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, relu: bool = Fa
     """conv(xp) + b (then max(·, 0) when ``relu``) of an already padded, C-contiguous batch."""
     n, _, hp, wp = xp.shape
     nf, c, kh, kw = w.shape
-    out = np.empty((n, nf, hp - kh + 1, wp - kw + 1), xp.dtype)
+    xp, out = np.ascontiguousarray(xp), np.empty((n, nf, hp - kh + 1, wp - kw + 1), xp.dtype)
     wt = np.ascontiguousarray(w.transpose(2, 3, 0, 1))  # (KH, KW, F, C): each tap's F × C
     rows = max(1, BAND // wp)
     split_rows(lambda s0, s1: _forward_part(xp, wt, b, out, rows, bool(relu), s0, s1), n)
@@ -138,7 +138,7 @@ def kn2row_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, need_dx: bool
     parts = min(n, PARTS)
     dw_parts = np.zeros((parts, nf * kw, c * kh), xp.dtype)
     db_parts = np.zeros((parts, nf), np.float64)
-    dy = np.ascontiguousarray(dy)
+    xp, dy = np.ascontiguousarray(xp), np.ascontiguousarray(dy)
     split_rows(lambda p0, p1: _backward_part(xp, wd, dy, dw_parts, db_parts, dxp, bool(need_dx),
                                              p0, p1), parts)
     dw = np.add.reduce(dw_parts, axis=0, initial=0).reshape(nf, kw, c, kh).transpose(0, 2, 3, 1)

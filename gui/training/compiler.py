@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 from layerloom.engine import warmup
 from layerloom.engine.network import Network
 from layerloom.engine.spec import LayerloomError
+from layerloom.gui import gc_guard
 
 DEBOUNCE_MS, POLL_MS = 600, 250
 
@@ -80,6 +81,7 @@ class KernelCompiler(QObject):
         # a daemon thread, not a QThread: a compile cannot be interrupted, and a window closed
         # (or a test torn down) in the middle must neither wait a minute nor abort the process
         self.thread: threading.Thread | None = None
+        self._gc: gc_guard.GcHold | None = None  # collection stays on the UI thread meanwhile
         self.tracker: warmup.Tracker | None = None
         self._key: str | None = None
         self._waiting: list[Callable[[], None]] = []
@@ -122,6 +124,7 @@ class KernelCompiler(QObject):
         self.thread = threading.Thread(target=_record,
                                        args=((net, x, y, config, expected), self._done.emit),
                                        name="layerloom-compile", daemon=True)
+        self._gc = gc_guard.hold()  # it collected an old window's Qt objects once: a deadlock
         self.thread.start()
         self._poll.start()
         self._report()
@@ -143,6 +146,9 @@ class KernelCompiler(QObject):
         if found is not None and self._key is not None:
             self.census.add(self._key, found)
         self.thread = None
+        if self._gc is not None:
+            self._gc.release()
+            self._gc = None
         self._poll.stop()
         if self.tracker is not None:
             self.tracker.close()
@@ -161,6 +167,8 @@ class KernelCompiler(QObject):
         self._waiting.clear()
         if self.thread is not None:
             self.thread.join(timeout)
+            if self._gc is not None:
+                gc_guard.release_when_ended(self.thread, self._gc)
         if self.tracker is not None:
             self.tracker.close()
-        self.thread = self.tracker = None
+        self.thread = self.tracker = self._gc = None

@@ -5,6 +5,7 @@ partial sums, odd sizes) in float64 to rounding and float32 loosely, to PyTorch 
 same weight gradient at one and two threads, routed by the entry points and the layers.
 """
 import ctypes
+import sys
 
 import numpy as np
 import pytest
@@ -168,3 +169,30 @@ def test_the_gemm_fallback_is_cblas_s_gemm():
            bt.ctypes.data_as(ptr), 5, dtype(0.5), c.ctypes.data_as(ptr), 4)
         np.testing.assert_allclose(c, want, rtol=1e-5)
     assert blas.SOURCE in ("numpy's BLAS", "numba's np.dot")
+
+
+@pytest.mark.parametrize("pool", [[2, 2], [3, 3]])
+def test_conv_relu_maxpool_runs_fused_as_unfused(monkeypatch, pool):
+    """The fused Conv2D+ReLU+MaxPool2D step pools this kernel's output at pitch OW and hands
+    the un-pooled gradient back to it: the same outputs, gradients and Adam steps as the plain
+    layers (tests/engine/test_conv_fusion.check_same), and it is this kernel that ran."""
+    from tests.engine.test_conv_fusion import check_same
+
+    callers, forward = set(), conv.kn2row_forward
+
+    def spy(*args, **kwargs):
+        callers.add(sys._getframe(1).f_code.co_name)
+        return forward(*args, **kwargs)
+    monkeypatch.setattr(conv, "kn2row_forward", spy)
+    g = Graph()
+    prev = add_after(g, None, "image", "Input", {"shape": [16, 17, 16]})
+    prev = add_after(g, prev, "c1", "Conv2D", {"out_channels": 16, "kernel_size": [5, 5],
+                                               "padding": [2, 2]})
+    prev = add_after(g, add_after(g, prev, "r1", "ReLU"), "pool", "MaxPool2D",
+                     {"kernel_size": pool})
+    prev = add_after(g, add_after(g, prev, "flat", "Flatten"), "fc", "Dense", {"out_features": 4})
+    add_after(g, None, "label", "Label")
+    add_after(g, prev, "loss", "CrossEntropyLoss", port="input")
+    g.connect(("label", "y"), ("loss", "target"))
+    check_same(g, np.float32, expect={"Conv2D+ReLU+MaxPool2D"})
+    assert callers == {"conv_relu_maxpool", "conv_forward"}  # the fused step and the plain

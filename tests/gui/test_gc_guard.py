@@ -82,3 +82,40 @@ def test_training_from_the_window_collects_on_the_ui_thread(qtbot, window):
             Cycle()
     assert not gc_guard.holding() and gc.isenabled()
     assert len(Cycle.freed_on_ui) == 50 and all(Cycle.freed_on_ui)
+
+
+def _slow_record(monkeypatch) -> threading.Event:
+    """The background compile's work replaced by a wait: it runs until the returned event is set
+    and reports, from its own thread, whether automatic collection was on."""
+    from layerloom.gui.training import compiler
+
+    go, seen = threading.Event(), []
+    monkeypatch.setattr(compiler.warmup, "record",
+                        lambda *args: seen.append(gc.isenabled()) or go.wait(30) and None)
+    go.seen = seen
+    return go
+
+
+def test_the_background_compile_collects_on_the_ui_thread(qtbot, window, monkeypatch):
+    go = _slow_record(monkeypatch)
+    compiler = window.training.compiler
+    open_sample(window, "mlp_spirals.json", epochs=1)
+    qtbot.waitUntil(lambda: compiler.busy, timeout=10_000)
+    assert gc_guard.holding()
+    with qtbot.waitSignal(compiler.idle, timeout=30_000):
+        go.set()
+    assert go.seen == [False] and not gc_guard.holding() and gc.isenabled()
+
+
+def test_a_compile_left_running_by_a_closed_window_keeps_collection_here_until_it_ends(
+        qtbot, window, monkeypatch):
+    go = _slow_record(monkeypatch)
+    compiler = window.training.compiler
+    open_sample(window, "mlp_spirals.json", epochs=1)
+    qtbot.waitUntil(lambda: compiler.busy, timeout=10_000)
+    thread = compiler.thread
+    compiler.shutdown(timeout=0.01)
+    assert thread.is_alive() and gc_guard.holding() and not gc.isenabled()
+    go.set()
+    qtbot.waitUntil(lambda: not gc_guard.holding(), timeout=10_000)
+    assert gc.isenabled()
