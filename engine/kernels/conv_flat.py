@@ -274,21 +274,19 @@ def relu_maxpool_batch(acc, wp: int, pkh: int, pkw: int, psh: int, psw: int, ph:
 
 
 # ------------------------------------------------------------------ backward in the row layout
-@njit(cache=True, nogil=True)
-def chunk_bounds(n, positions, size):
+def chunk_bounds(n: int, positions: int, size: int) -> np.ndarray:
     """Near-equal chunks of ≤ positions // size samples (at least one), at least four (for the
     cores) if n allows: a function of the shapes alone, so weight-gradient partials do not
-    depend on the threads. Every chunked convolution kernel splits its batch with this."""
+    depend on the threads. Every chunked convolution kernel splits its batch with this.
+    Plain Python: compiled, called from Python and from kernels of other modules, with numba's
+    cache holding them all a call from Python failed to box its array ("'descr' is NULL")."""
     per = max(1, positions // size)  # LeNet's row layout: conv1 2 samples, conv2 16
     k = max((n + per - 1) // per, min(n, 4))
-    bounds = np.empty(k + 1, np.int64)
-    for i in range(k + 1):
-        bounds[i] = (i * n) // k
-    return bounds
+    return (np.arange(k + 1, dtype=np.int64) * n) // k
 
 
 @njit(cache=True, nogil=True)
-def _chunk_geometry(xp, w):
+def _chunk_geometry(xp, w, lp, bounds):
     """(lp, pitch, tap offsets into the rows, transposed weights and tap offsets into dz for the
     input gradient, chunk bounds, dz's row length) of the chunked backward.
 
@@ -301,8 +299,6 @@ def _chunk_geometry(xp, w):
     """
     n, c, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
-    lp = ((hp - kh + 1) * wp + 15) // 16 * 16
-    bounds = chunk_bounds(n, CHUNK, lp)
     kmax = -(-n // (len(bounds) - 1))  # the largest chunk: bounds split n evenly
     pitch, dpitch = kmax * lp + kw, kmax * lp + 2 * kw
     offs = np.empty(c * kh * kw, np.int64)
@@ -378,7 +374,8 @@ def chunks_part(xp, w, geo, dy, arg, c0, c1, dw_parts, db_parts, dxp, need_dx):
 def _backward(xp, w, dy, arg, need_dx: bool) -> tuple:
     """(d padded input or empty, d weight, d bias): the chunks over the cores, then their
     partials summed in chunk order (from zero, as before: −0.0 partials sum to +0.0)."""
-    geo = _chunk_geometry(xp, w)
+    lp = ((xp.shape[2] - w.shape[2] + 1) * xp.shape[3] + 15) // 16 * 16  # ≥ OH·Wp, by 16
+    geo = _chunk_geometry(xp, w, lp, chunk_bounds(len(xp), CHUNK, lp))
     k = len(geo[5]) - 1
     nf, taps = len(w), w[0].size
     dw_parts, db_parts = np.zeros((k, nf, taps), xp.dtype), np.zeros((k, nf), xp.dtype)

@@ -251,18 +251,16 @@ def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
         _output_rest(b, s0, s1, m, th, tw, oh, ow, wp, full, rows, out)
 
 
-@njit(cache=True, nogil=True)
-def _geometry(x, u, m, per_chunk, ph, pw):
+def _geometry(x, u, m: int, per_chunk: int, ph: int, pw: int) -> tuple:
     """(chunk bounds, th, tw, tiles of the largest chunk, ph, pw) of x zero-padded by (ph, pw):
-    each part sizes its buffers by the largest chunk (``_views``)."""
+    each part sizes its buffers by the largest chunk (``_views``). Plain Python, as
+    ``chunk_bounds`` is (its docstring says why)."""
     n, c, h, w = x.shape
     pos, nf = u.shape[0], u.shape[1]
     th, tw = (h + 2 * ph - 2 + m - 1) // m, (w + 2 * pw - 2 + m - 1) // m
     bounds = chunk_bounds(n, per_chunk, th * (tw + 1) * (c + nf) * pos)
-    most = 0
-    for i in range(len(bounds) - 1):
-        most = max(most, bounds[i + 1] - bounds[i])
-    return bounds, th, tw, most * th * (tw + 1), ph, pw
+    most = int(np.diff(bounds).max())
+    return bounds, th, tw, most * th * (tw + 1), int(ph), int(pw)
 
 
 @njit(cache=True, nogil=True)
