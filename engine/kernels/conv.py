@@ -139,7 +139,7 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0)) 
         return dxp, weight_grad(du, m), db
     if pad != (0, 0):
         raise ValueError(f"a padding {pad} is read in place only by Winograd; pad the input")
-    if _kn2row(xp.shape, w.shape, (1, 1), (1, 1), 1, xp.dtype):
+    if _kn2row(xp.shape, w.shape, (1, 1), (1, 1), 1, xp.dtype, backward=True):
         return kn2row_backward(xp, w, unpool(dp, arg, oh, ow, ow), need_dx)
     if prefers_gemm_backward(w.shape, oh * ow):
         return gemm_backward_pooled(xp, w, dp, arg, oh, ow, need_dx)
@@ -193,9 +193,9 @@ def _strided_gemm(w_shape: tuple, stride: tuple, groups: int, dtype) -> bool:
 
 
 def _kn2row(xp_shape: tuple, w_shape: tuple, stride: tuple, dilation: tuple, groups: int,
-            dtype) -> bool:
-    oh, ow = xp_shape[2] - w_shape[2] + 1, xp_shape[3] - w_shape[3] + 1
-    return prefers_kn2row(w_shape, groups, stride, dilation, dtype, oh, ow)
+            dtype, backward: bool = False) -> bool:
+    oh, ow = [(p - k) // s + 1 for p, k, s in zip(xp_shape[2:], w_shape[2:], stride)]
+    return prefers_kn2row(w_shape, groups, stride, dilation, dtype, oh, ow, backward)
 
 
 def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int = 1,
@@ -204,7 +204,7 @@ def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int 
     ``relu``: then max(·, 0) as ``np.maximum`` (``conv2d_forward``)."""
     w = np.ascontiguousarray(w)
     if _kn2row(xp.shape, w.shape, stride, dilation, groups, xp.dtype):
-        return kn2row_forward(np.ascontiguousarray(xp), w, b, relu)
+        return kn2row_forward(xp, w, b, stride, relu)
     gemm = _strided_gemm(w.shape, stride, groups, xp.dtype)
     if _plain(dilation, groups) and not gemm:
         return conv2d_forward(xp, w, b, *stride, relu)
@@ -241,8 +241,8 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
                   need_dx: bool = True) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv_forward``."""
     w = np.ascontiguousarray(w)
-    if _kn2row(xp.shape, w.shape, stride, dilation, groups, xp.dtype):
-        dxp, dw, db = kn2row_backward(np.ascontiguousarray(xp), w, dy, need_dx)
+    if _kn2row(xp.shape, w.shape, stride, dilation, groups, xp.dtype, backward=True):
+        dxp, dw, db = kn2row_backward(xp, w, dy, need_dx)
         return (dxp if need_dx else None), dw, db
     if _strided_gemm(w.shape, stride, groups, xp.dtype):
         dxp, dw, db = gemm_backward_strided(xp, w, np.ascontiguousarray(dy), *stride,

@@ -36,54 +36,84 @@ PARTS = 8  # the weight gradient's partial sums, each over a fixed run of sample
 
 
 def prefers_kn2row(w_shape: tuple, groups: int, stride: tuple, dilation: tuple, dtype,
-                   oh: int, ow: int) -> bool:
-    """float32, stride 1, kernels of 25 taps and more over ≥ 16 channels in and out on maps of
-    ≥ 256 outputs. Measured against ``conv_gemm_strided`` (one core, batch 64, forward): 16 → 32
-    and 32 → 32 on 32×32 maps 2-2.3× faster, 64 → 64 on 16×16 1.35×; 128 → 128 on 8×8 10 %
-    slower (short rows: the products are too narrow), a 3 → 32 stem far slower (3-deep
-    products)."""
+                   oh: int, ow: int, backward: bool = False) -> bool:
+    """float32 over ≥ 16 channels in and out. At stride 1 kernels of 25 taps and more on maps of
+    ≥ 256 outputs, forward and backward; measured against ``conv_gemm_strided`` (one core,
+    batch 64, forward): 16 → 32 and 32 → 32 on 32×32 maps 2-2.3× faster, 64 → 64 on 16×16
+    1.35×; 128 → 128 on 8×8 10 % slower (short rows: the products are too narrow), a 3 → 32
+    stem far slower (3-deep products). At stride 2 the forward of 3×3 and larger kernels with
+    ≥ 64 outputs a map (through the input's phases): 5×5 32 → 64 on 32×32 17.3 → 13.1 ms,
+    3×3 32 → 32 on 32×32 5.1 → 3.3 ms, 64 → 128 on 16×16 5.9 → 5.3 ms; 128 → 256 with 4×4
+    outputs 6.0 → 7.7 ms (not taken). The strided backward stays ``conv_gemm_strided``'s."""
     nf, c, kh, kw = w_shape
-    return (np.dtype(dtype) == np.float32 and groups == 1 and tuple(stride) == (1, 1)
-            and tuple(dilation) == (1, 1) and kh * kw >= 25 and c >= 16 and nf >= 16
-            and oh * ow >= 256)
+    if np.dtype(dtype) != np.float32 or groups != 1 or tuple(dilation) != (1, 1) \
+            or c < 16 or nf < 16:
+        return False
+    if tuple(stride) == (1, 1):
+        return kh * kw >= 25 and oh * ow >= 256
+    return not backward and tuple(stride) == (2, 2) and kh * kw >= 9 and oh * ow >= 64
 
 
 @njit(cache=True, nogil=True)
-def _forward_part(xp, wt, b, out, rows, relu, s0, s1):
+def _phases(xs, sh, sw, ph):
+    """ph[c, a, b, u, v] = xs[c, u·sh + a, v·sw + b]: a sample's stride phases, each read with
+    unit steps (tap (i, j) reads phase (i mod sh, j mod sw) from (r + i // sh, q + j // sw))."""
+    c, hp, wp = xs.shape
+    for ch in range(c):
+        for y in range(hp):
+            a, u, line = y % sh, y // sh, xs[ch, y]
+            for b in range(sw):
+                dst = ph[ch, a, b, u]
+                for v in range((wp - b + sw - 1) // sw):
+                    dst[v] = line[v * sw + b]
+
+
+@njit(cache=True, nogil=True)
+def _forward_part(xp, wt, b, out, sh, sw, rows, relu, s0, s1):
     """Samples s0..s1 of ``kn2row_forward``: per band of ``rows`` output rows, the taps'
-    products into one accumulator, then bias (and ReLU, as ``np.maximum``) on the way out."""
+    products into one accumulator (pitch Wq, the phases' width: Wp at stride 1), then bias
+    (and ReLU, as ``np.maximum``) on the way out."""
     c, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
     kh, kw, nf = wt.shape[0], wt.shape[1], wt.shape[2]
     oh, ow, size = out.shape[2], out.shape[3], xp.itemsize
-    acc = np.empty((nf, rows * wp), xp.dtype)
+    hq, wq = (hp + sh - 1) // sh, (wp + sw - 1) // sw
+    phased = sh * sw > 1
+    ph = np.zeros((c if phased else 0, sh, sw, hq, wq), xp.dtype)
+    acc = np.empty((nf, rows * wq), xp.dtype)
     zero = np.zeros(1, out.dtype)[0]
     for s in range(s0, s1):
-        base = xp[s].ctypes.data
+        if phased:
+            _phases(xp[s], sh, sw, ph)
+        base = ph.ctypes.data if phased else xp[s].ctypes.data
         for r0 in range(0, oh, rows):
             r1 = min(oh, r0 + rows)
-            cols = (r1 - r0 - 1) * wp + ow
+            cols = (r1 - r0 - 1) * wq + ow
             for i in range(kh):
                 for j in range(kw):
+                    plane = ((i % sh) * sw + j % sw) * hq * wq
                     gemm(NO_TRANS, NO_TRANS, nf, cols, c, wt[i, j].ctypes.data, c,
-                         base + ((r0 + i) * wp + j) * size, hp * wp, 0 if i + j == 0 else 1,
-                         acc.ctypes.data, rows * wp, size == 8)
+                         base + (plane + (r0 + i // sh) * wq + j // sw) * size, sh * sw * hq * wq,
+                         0 if i + j == 0 else 1, acc.ctypes.data, rows * wq, size == 8)
             for f in range(nf):
                 bias, line = b[f], acc[f]
                 for r in range(r0, r1):
-                    src, dst = line[(r - r0) * wp:(r - r0) * wp + ow], out[s, f, r]
+                    src, dst = line[(r - r0) * wq:(r - r0) * wq + ow], out[s, f, r]
                     for q in range(ow):
                         v = src[q] + bias
                         dst[q] = max(v, zero) if relu else v  # np.maximum's NaN and −0
 
 
-def kn2row_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, relu: bool = False) -> np.ndarray:
-    """conv(xp) + b (then max(·, 0) when ``relu``) of an already padded, C-contiguous batch."""
+def kn2row_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple = (1, 1),
+                   relu: bool = False) -> np.ndarray:
+    """conv(xp) + b (then max(·, 0) when ``relu``) of an already padded batch."""
     n, _, hp, wp = xp.shape
     nf, c, kh, kw = w.shape
-    xp, out = np.ascontiguousarray(xp), np.empty((n, nf, hp - kh + 1, wp - kw + 1), xp.dtype)
+    sh, sw = stride
+    xp = np.ascontiguousarray(xp)
+    out = np.empty((n, nf, (hp - kh) // sh + 1, (wp - kw) // sw + 1), xp.dtype)
     wt = np.ascontiguousarray(w.transpose(2, 3, 0, 1))  # (KH, KW, F, C): each tap's F × C
-    rows = max(1, BAND // wp)
-    split_rows(lambda s0, s1: _forward_part(xp, wt, b, out, rows, bool(relu), s0, s1), n)
+    rows = max(1, BAND // -(-wp // sw))
+    split_rows(lambda s0, s1: _forward_part(xp, wt, b, out, sh, sw, rows, bool(relu), s0, s1), n)
     return out
 
 
