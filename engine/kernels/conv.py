@@ -242,7 +242,7 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
     """(d padded input or None, d weight, d bias) for ``conv_forward``."""
     w = np.ascontiguousarray(w)
     if _kn2row(xp.shape, w.shape, stride, dilation, groups, xp.dtype, backward=True):
-        dxp, dw, db = kn2row_backward(xp, w, dy, need_dx)
+        dxp, dw, db = kn2row_backward(xp, w, dy, need_dx, stride)
         return (dxp if need_dx else None), dw, db
     if _strided_gemm(w.shape, stride, groups, xp.dtype):
         dxp, dw, db = gemm_backward_strided(xp, w, np.ascontiguousarray(dy), *stride,

@@ -1,5 +1,5 @@
-"""Stride-1 convolutions with large kernels (5×5 and up) over many channels: one matrix product
-per filter tap on the padded input read in place, no im2col.
+"""Stride-1 convolutions with large kernels (5×5 and up) and stride-2 ones over many channels: one
+matrix product per filter tap on the padded input (or its phases) read in place, no im2col.
 
 In a sample's flat padded input (C rows of Hp·Wp values) the window tap (i, j) reads for output
 (r, q) starts at (r + i)·Wp + q + j, so for all outputs of a band of rows it is one (C × L)
@@ -11,12 +11,16 @@ into one (F × L) accumulator by the BLAS itself (β = 1, ``kernels.blas``). The
 1024 floats for 32 channels on 32×32 maps).
 
 The backward works on ``shifted``: dY laid out at pitch Wp (zeros in the gap columns), KW
-times, row (f, j) moved j columns right. With the input's rows stacked KH times (row (c, i)
-starting i·Wp later) the whole weight gradient is one product, shifted · stackedᵀ (F·KW × C·KH;
+times, row (j, f) moved j columns right. With the input's rows stacked KH times (row (i, c)
+starting i·Wp later) the whole weight gradient is one product, shifted · stackedᵀ (KW·F × KH·C;
 one product per tap, F × C, ran at ~65 GFLOP/s), and the input gradient is KH products
-W_i (C × F·KW) · shifted added onto the windows of dX. 32 → 32 channels, 5×5, 32×32 maps,
+W_i (C × KW·F) · shifted added onto the windows of dX. 32 → 32 channels, 5×5, 32×32 maps,
 batch 64, one core, against ``conv_gemm_strided``: forward 51 → 25 ms, backward 86 → 58 ms;
 64 → 64 on 16×16 maps 35 → 26 and 64 → 53 ms; 64 → 128 on 16×16 as fast as before.
+
+A stride-2 convolution is the sum of stride-1 ones over the input's four phases (x[c, 2u + a,
+2v + b]), each with the taps i ≡ a, j ≡ b: the phases are copied once a sample (one pass, the
+input's size), and everything above runs on them at pitch Wq = ⌈Wp / 2⌉.
 
 Samples are split over the cores (``engine.threads.split_rows``); the weight gradient is summed
 over fixed runs of samples (``PARTS``) in order, so it does not depend on the thread count.
@@ -41,17 +45,20 @@ def prefers_kn2row(w_shape: tuple, groups: int, stride: tuple, dilation: tuple, 
     ≥ 256 outputs, forward and backward; measured against ``conv_gemm_strided`` (one core,
     batch 64, forward): 16 → 32 and 32 → 32 on 32×32 maps 2-2.3× faster, 64 → 64 on 16×16
     1.35×; 128 → 128 on 8×8 10 % slower (short rows: the products are too narrow), a 3 → 32
-    stem far slower (3-deep products). At stride 2 the forward of 3×3 and larger kernels with
-    ≥ 64 outputs a map (through the input's phases): 5×5 32 → 64 on 32×32 17.3 → 13.1 ms,
-    3×3 32 → 32 on 32×32 5.1 → 3.3 ms, 64 → 128 on 16×16 5.9 → 5.3 ms; 128 → 256 with 4×4
-    outputs 6.0 → 7.7 ms (not taken). The strided backward stays ``conv_gemm_strided``'s."""
+    stem far slower (3-deep products). At stride 2, through the input's phases, 3×3 and larger
+    kernels with ≥ 64 outputs a map: the forward 5×5 32 → 64 on 32×32 17.3 → 13.1 ms, 3×3
+    32 → 32 on 32×32 5.1 → 3.3 ms, 64 → 128 on 16×16 5.9 → 5.3 ms (128 → 256 with 4×4
+    outputs 6.0 → 7.7 ms: not taken); the backward where C·F ≤ 4096: 5×5 32 → 32 on 32×32
+    24.4 → 17.6 ms, 3×3 16 → 32 and 32 → 32 on 32×32 1.2× faster, 64 → 64 on 16×16 1.1×,
+    32 → 64 5×5 1.04×, while 64 → 128 and 128 → 128 were 4-7 % slower (left to im2col)."""
     nf, c, kh, kw = w_shape
     if np.dtype(dtype) != np.float32 or groups != 1 or tuple(dilation) != (1, 1) \
             or c < 16 or nf < 16:
         return False
     if tuple(stride) == (1, 1):
         return kh * kw >= 25 and oh * ow >= 256
-    return not backward and tuple(stride) == (2, 2) and kh * kw >= 9 and oh * ow >= 64
+    return (tuple(stride) == (2, 2) and kh * kw >= 9 and oh * ow >= 64
+            and (not backward or c * nf <= 4096))
 
 
 @njit(cache=True, nogil=True)
@@ -118,59 +125,96 @@ def kn2row_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple =
 
 
 @njit(cache=True, nogil=True)
-def _backward_part(xp, wd, dy, dw_parts, db_parts, dxp, need_dx, p0, p1):
+def _backward_part(xp, wd, dy, kh, kw, sh, sw, dw_parts, db_parts, dxp, need_dx, p0, p1):
     """Partial sums p0..p1 of ``kn2row_backward``, serially: partial pi over its fixed run of
-    samples into dw_parts[pi] (F·KW × C·KH) and db_parts[pi], each sample's input gradient into
-    dxp[s] (``wd``: W_i, (KH, C, F·KW)). ``shifted`` and ``stacked`` as the module says."""
+    samples into dw_parts[pi] (sh, sw, KWq·F, KHq·C) and db_parts[pi]; each sample's input
+    gradient into dxp[s]. Per phase (a, b) of the input (at stride 1 the input itself) the taps
+    i ≡ a, j ≡ b are a stride-1 convolution of that phase: ``shifted`` rows (j', f) hold dY at
+    pitch Wq moved j' right, ``stacked`` rows (i', c) the phase from its row i'; ``wd``
+    (sh, sw, KHq, C, KWq·F) holds the taps' weights, zeros where a phase has fewer taps."""
     n, c, hp, wp = xp.shape
     oh, ow, size = dy.shape[2], dy.shape[3], xp.itemsize
     nf, parts = dy.shape[1], len(dw_parts)
-    kw, kh = dw_parts.shape[1] // nf, dw_parts.shape[2] // c
-    cols = (oh - 1) * wp + ow + kw - 1
-    shifted = np.zeros((nf * kw, cols), xp.dtype)
-    stacked = np.empty((c * kh, cols), xp.dtype)
+    khq, kwq = wd.shape[2], wd.shape[4] // nf
+    hq, wq = (hp + sh - 1) // sh, (wp + sw - 1) // sw
+    plane, phased = hq * wq, sh * sw > 1
+    chs = sh * sw * plane  # one channel's phases (at stride 1: its map)
+    ph = np.zeros((c if phased else 0, sh, sw, hq, wq), xp.dtype)
+    dph = np.zeros((c if phased and need_dx else 0, sh, sw, hq, wq), xp.dtype)
+    shifted = np.zeros((kwq * nf, oh * wq + kwq), xp.dtype)
+    stacked = np.empty((khq * c, oh * wq + kwq), xp.dtype)
+    pitch = shifted.shape[1]
     for pi in range(p0, p1):
-        dwp = dw_parts[pi]
         for s in range((pi * n) // parts, ((pi + 1) * n) // parts):
             for f in range(nf):
-                total = 0.0
-                for j in range(kw):
-                    line = shifted[f * kw + j]
+                for j in range(kwq):
+                    line = shifted[j * nf + f]
                     for r in range(oh):
-                        src, dst = dy[s, f, r], line[r * wp + j:r * wp + j + ow]
+                        src, dst = dy[s, f, r], line[r * wq + j:r * wq + j + ow]
                         for q in range(ow):
                             dst[q] = src[q]
-                flat = dy[s, f].ravel()
+                total, flat = 0.0, dy[s, f].ravel()
                 for q in range(ow * oh):
                     total += flat[q]
                 db_parts[pi, f] += total
-            for ch in range(c):
-                flat = xp[s, ch].ravel()
-                for i in range(kh):
-                    src, dst = flat[i * wp:i * wp + cols], stacked[ch * kh + i]
-                    for q in range(cols):
-                        dst[q] = src[q]
-            gemm(NO_TRANS, TRANS, nf * kw, c * kh, cols, shifted.ctypes.data, cols,
-                 stacked.ctypes.data, cols, 1, dwp.ctypes.data, c * kh, size == 8)
-            if need_dx:
-                for i in range(kh):
-                    gemm(NO_TRANS, NO_TRANS, c, cols, nf * kw, wd[i].ctypes.data, nf * kw,
-                         shifted.ctypes.data, cols, 1, dxp[s].ctypes.data + i * wp * size,
-                         hp * wp, size == 8)
+            if phased:
+                _phases(xp[s], sh, sw, ph)
+            src = ph.ravel() if phased else xp[s].ravel()
+            dst = 0 if not need_dx else dph.ctypes.data if phased else dxp[s].ctypes.data
+            for a in range(sh):
+                for b in range(sw):
+                    kh_a, kw_b = (kh - a + sh - 1) // sh, (kw - b + sw - 1) // sw
+                    cols, at = (oh - 1) * wq + ow + kw_b - 1, (a * sw + b) * plane
+                    for i in range(kh_a):
+                        for ch in range(c):
+                            o = ch * chs + at + i * wq
+                            row, line = src[o:o + cols], stacked[i * c + ch]
+                            for q in range(cols):
+                                line[q] = row[q]
+                    gemm(NO_TRANS, TRANS, kw_b * nf, kh_a * c, cols, shifted.ctypes.data, pitch,
+                         stacked.ctypes.data, pitch, 1, dw_parts[pi, a, b].ctypes.data,
+                         khq * c, size == 8)
+                    for i in range(kh_a if need_dx else 0):
+                        gemm(NO_TRANS, NO_TRANS, c, cols, kw_b * nf, wd[a, b, i].ctypes.data,
+                             kwq * nf, shifted.ctypes.data, pitch, 1,
+                             dst + (at + i * wq) * size, chs, size == 8)
+            if phased and need_dx:
+                _unphase(dph, dxp[s])
 
 
-def kn2row_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, need_dx: bool) -> tuple:
+@njit(cache=True, nogil=True)
+def _unphase(dph, dxs):
+    """dxs[c, u·sh + a, v·sw + b] = dph[c, a, b, u, v] (then zeros back into dph)."""
+    c, sh, sw = dph.shape[0], dph.shape[1], dph.shape[2]
+    hp, wp = dxs.shape[1], dxs.shape[2]
+    for ch in range(c):
+        for y in range(hp):
+            a, u, line = y % sh, y // sh, dxs[ch, y]
+            for b in range(sw):
+                src = dph[ch, a, b, u]
+                for v in range((wp - b + sw - 1) // sw):
+                    line[v * sw + b] = src[v]
+                    src[v] = 0
+
+
+def kn2row_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, need_dx: bool,
+                    stride: tuple = (1, 1)) -> tuple:
     """(d padded input or empty, d weight, d bias) of ``kn2row_forward``."""
     n, c, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
-    wd = np.ascontiguousarray(w.transpose(2, 1, 0, 3)).reshape(kh, c, nf * kw)
+    (sh, sw), khq, kwq = stride, -(-kh // stride[0]), -(-kw // stride[1])
+    wpad = np.zeros((nf, c, khq * sh, kwq * sw), w.dtype)
+    wpad[:, :, :kh, :kw] = w
+    wd = np.ascontiguousarray(wpad.reshape(nf, c, khq, sh, kwq, sw).transpose(3, 5, 2, 1, 4, 0)
+                              ).reshape(sh, sw, khq, c, kwq * nf)
     dxp = np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype)
     parts = min(n, PARTS)
-    dw_parts = np.zeros((parts, nf * kw, c * kh), xp.dtype)
+    dw_parts = np.zeros((parts, sh, sw, kwq * nf, khq * c), xp.dtype)
     db_parts = np.zeros((parts, nf), np.float64)
     xp, dy = np.ascontiguousarray(xp), np.ascontiguousarray(dy)
-    split_rows(lambda p0, p1: _backward_part(xp, wd, dy, dw_parts, db_parts, dxp, bool(need_dx),
-                                             p0, p1), parts)
-    dw = np.add.reduce(dw_parts, axis=0, initial=0).reshape(nf, kw, c, kh).transpose(0, 2, 3, 1)
+    split_rows(lambda p0, p1: _backward_part(xp, wd, dy, kh, kw, sh, sw, dw_parts, db_parts, dxp,
+                                             bool(need_dx), p0, p1), parts)
+    dw = np.add.reduce(dw_parts, axis=0, initial=0).reshape(sh, sw, kwq, nf, khq, c)
+    dw = dw.transpose(3, 5, 4, 0, 2, 1).reshape(nf, c, khq * sh, kwq * sw)[:, :, :kh, :kw]
     return dxp, np.ascontiguousarray(dw), np.add.reduce(db_parts, axis=0,
                                                         initial=0).astype(xp.dtype)

@@ -1,5 +1,5 @@
 """The product-per-tap convolutions (``conv_kn2row``: float32 stride-1 5×5-and-up kernels over many
-channels, and the forward of stride-2 ones through the input's phases) and the CBLAS ``gemm`` they call (``kernels.blas``): equal to the numpy twins over a
+channels, and stride-2 ones through the input's phases) and the CBLAS ``gemm`` they call (``kernels.blas``): equal to the numpy twins over a
 family of shapes (bands that do not divide the rows, non-square kernels, batches smaller than the
 partial sums, odd sizes) in float64 to rounding and float32 loosely, to PyTorch in float64, the
 same weight gradient at one and two threads, routed by the entry points and the layers.
@@ -66,23 +66,38 @@ STRIDED = [(3, 16, 32, 32, 16, (5, 5), (2, 2), 2), (2, 16, 17, 15, 17, (3, 3), (
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n,c,h,w,nf,k,stride,pad", STRIDED)
-def test_strided_forwards_match_the_twin(dtype, n, c, h, w, nf, k, stride, pad):
-    """Any stride, odd and even sizes and kernels; the phases' last rows and columns are short."""
-    _, xp, wt, b = _data(n, c, h, w, nf, k, pad, dtype)
+def test_strided_ones_match_the_twins(dtype, n, c, h, w, nf, k, stride, pad):
+    """Any stride, odd and even sizes and kernels (phases with fewer taps than others); the
+    phases' last rows and columns are short."""
+    rng, xp, wt, b = _data(n, c, h, w, nf, k, pad, dtype)
     y = kn2row_forward(xp, wt, b, stride)
     np.testing.assert_allclose(y, conv.grouped_forward_reference(xp, wt, b, stride, (1, 1), 1),
                                **TOL[dtype])
     assert np.array_equal(kn2row_forward(xp, wt, b, stride, relu=True), np.maximum(y, 0))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dxp, dw, db = kn2row_backward(xp, wt, dy, True, stride)
+    np.testing.assert_allclose(dw, conv.grouped_weight_grad_reference(xp, dy, *k, stride, (1, 1),
+                                                                      1), **TOL[dtype])
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), **TOL[dtype])
+    np.testing.assert_allclose(dxp, conv.grouped_input_grad_reference(dy, wt, *xp.shape[2:],
+                                                                      stride, (1, 1), 1),
+                               **TOL[dtype])
+    no_dx, dw_again, _ = kn2row_backward(xp, wt, dy, False, stride)
+    assert no_dx.size == 0 and np.array_equal(dw_again, dw)
 
 
-def test_a_strided_convolution_runs_its_forward_here_and_its_backward_on_im2col():
-    rng, xp, wt, b = _data(3, 16, 16, 16, 32, (3, 3), 1, np.float32)
+@pytest.mark.parametrize("nf", [32, 512])
+def test_strided_convolutions_route_by_their_channels(nf):
+    """Both passes here with few channels; with C·F > 4096 the backward stays on im2col."""
+    rng, xp, wt, b = _data(3, 16, 16, 16, nf, (3, 3), 1, np.float32)
     y = conv.conv_forward(xp, wt, b, (2, 2))
     assert np.array_equal(y, kn2row_forward(xp, wt, b, (2, 2)))
     dy = rng.standard_normal(y.shape).astype(np.float32)
     got = conv.conv_backward(xp, wt, dy, (2, 2))
-    for a, want in zip(got, gemm_backward_strided(xp, wt, dy, 2, 2, 1, 1, 1, True)):
-        assert np.array_equal(a, want)
+    want = kn2row_backward(xp, wt, dy, True, (2, 2)) if nf == 32 else \
+        gemm_backward_strided(xp, wt, dy, 2, 2, 1, 1, 1, True)
+    for a, w in zip(got, want):
+        assert np.array_equal(a, w)
 
 
 def test_a_band_is_several_rows_of_the_family_s_widest_inputs():
@@ -136,7 +151,8 @@ def test_the_rule_takes_many_channel_large_kernels_on_large_maps():
     assert not prefers_kn2row((128, 128, 5, 5), 1, (1, 1), (1, 1), f32, 8, 8)  # small maps
     assert not prefers_kn2row((32, 32, 3, 3), 1, (1, 1), (1, 1), f32, 32, 32)  # Winograd's
     assert prefers_kn2row((32, 32, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16)  # the forward
-    assert not prefers_kn2row((32, 32, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16, backward=True)
+    assert prefers_kn2row((32, 32, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16, backward=True)
+    assert not prefers_kn2row((128, 64, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16, backward=True)
     assert prefers_kn2row((64, 32, 3, 3), 1, (2, 2), (1, 1), f32, 8, 8)
     assert not prefers_kn2row((256, 128, 3, 3), 1, (2, 2), (1, 1), f32, 4, 4)
     assert not prefers_kn2row((32, 32, 5, 5), 1, (3, 3), (1, 1), f32, 16, 16)
