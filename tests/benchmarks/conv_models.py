@@ -64,6 +64,19 @@ def strided_graph(loss: bool = True) -> Graph:
     return _head(g, prev, loss)
 
 
+def cnn5_graph(loss: bool = True) -> Graph:
+    """LeNet's 5×5 convolutions grown to CIFAR size: two stages of two 5×5 convolutions at
+    stride 1 (padding 2; 32, then 64 channels) + ReLU, a 2×2 max pool after each; Dense 256 → 10."""
+    g = Graph()
+    prev = _add(g, None, "image", "Input", {"shape": list(SHAPE)})
+    for i, c in enumerate((32, 64), start=1):
+        for j in (1, 2):
+            prev = _add(g, prev, f"conv{i}{j}", "Conv2D", _conv(c, 5))
+            prev = _add(g, prev, f"relu{i}{j}", "ReLU")
+        prev = _add(g, prev, f"pool{i}", "MaxPool2D", {"kernel_size": [2, 2]})
+    return _head(g, prev, loss)
+
+
 def _conv_bn(g: Graph, prev: str, name: str, c: int) -> str:
     prev = _add(g, prev, f"{name}_conv", "Conv2D", _conv(c, bias=False))
     return _add(g, prev, f"{name}_bn", "BatchNorm2d")
@@ -91,7 +104,7 @@ def resnet_graph(loss: bool = True, channels: int = 32) -> Graph:
     return g
 
 
-GRAPHS = {"vgg": vgg_graph, "strided": strided_graph, "resnet": resnet_graph}
+GRAPHS = {"vgg": vgg_graph, "strided": strided_graph, "cnn5": cnn5_graph, "resnet": resnet_graph}
 
 
 # ------------------------------------------------------------------------------- PyTorch twins
@@ -115,6 +128,14 @@ def torch_model(name: str, seq: int = 0):
                              nn.Conv2d(64, 128, 5, stride=2, padding=2), nn.ReLU(),
                              nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                              *head(128 * 4 * 4))
+
+    if name == "cnn5":
+        layers, c_in = [], 3
+        for c in (32, 64):
+            layers += [nn.Conv2d(c_in, c, 5, padding=2), nn.ReLU(), nn.Conv2d(c, c, 5, padding=2),
+                       nn.ReLU(), nn.MaxPool2d(2)]
+            c_in = c
+        return nn.Sequential(*layers, *head(64 * 8 * 8))
 
     def conv_bn(c_in: int, c: int) -> list:
         return [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)]

@@ -95,3 +95,25 @@ def test_windows_are_sized_after_the_warm_up_not_by_it():
 
     count = bench_train.calibrate(step, 0.05)
     assert count >= 20  # about 50 steps of 1 ms; sized from the first call it would be 1
+
+
+@pytest.mark.parametrize("name", ["vgg", "strided", "cnn5", "resnet"])
+def test_each_convnet_row_is_its_pytorch_twin(name):
+    """The convnet rows' Graphs and PyTorch modules: the same tensors (parameters and BatchNorm's
+    running statistics, by shape) and the same logits shape, so the ratios compare like with
+    like."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from layerloom.engine.network import Network
+    from tests.benchmarks import conv_models
+
+    graph = conv_models.GRAPHS[name](loss=False)
+    net, twin = Network(graph, seed=0), conv_models.torch_model(name)
+    ours = sorted(tuple(v.shape) for v in net.params.values())
+    theirs = sorted(tuple(v.shape) for k, v in twin.state_dict().items()
+                    if not k.endswith("num_batches_tracked"))
+    assert ours == theirs
+    x, _ = conv_models.batch(name, 2, 0, np.random.default_rng(0))
+    logits = net.forward({"image": x})[list(graph.nodes)[-1]]
+    assert logits.shape == tuple(twin(torch.from_numpy(x)).shape) == (2, 10)
