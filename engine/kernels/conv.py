@@ -4,8 +4,9 @@
 plain convolutions (no groups, no dilation) run the tuned kernels below, the others those of
 ``conv_grouped``; strided ones with a fair number of taps and filters per group go to the matrix
 products of ``conv_gemm_strided``, and so do float32 stride-1 ones with 5×5 or larger kernels
-over many filters, unless they also have many channels on maps of ≥ 256 outputs: those run
-``conv_kn2row`` (a product per tap on the input in place, no im2col).
+over many filters. float32 ones with ≥ 16 channels in and out, 5×5-and-up at stride 1 on maps
+of ≥ 256 outputs and stride-2 ones, run ``conv_kn2row`` instead (a product per tap on the input
+or its phases in place, no im2col; ``prefers_kn2row`` has the measured rule).
 ``conv_input_grad`` alone is also ConvTranspose2d's forward.
 
 A direct loop beats im2col + BLAS for the few-channel convolutions of small image networks
