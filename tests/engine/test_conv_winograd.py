@@ -186,3 +186,33 @@ def test_a_convnet_trains_through_winograd_as_through_the_direct_kernels(monkeyp
     plain = _losses(25)
     assert fast[-1] < 0.5 * fast[0]  # it learns
     np.testing.assert_allclose(fast, plain, rtol=2e-3, atol=1e-3)  # the losses go to ~0.002
+
+
+def test_many_channel_chunks_hold_enough_tiles_and_do_not_depend_on_the_threads():
+    """With 64 channels in and out chunks of 2^19 elements would hold 80 tiles here (narrow
+    per-point products); they hold up to CHUNK_TILES instead (near-equal: 180-200), and their
+    results are the same at one and two threads (the chunks are fixed by the shapes)."""
+    from layerloom.engine.threads import engine_threads, get_threads, set_threads
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((48, 64, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
+    u = plan.filter_transform(w, 4)
+    bounds, th, tw, _, _, _ = wg._geometry(x, u, wg.M, wg.TILE_ELEMENTS, 1, 1)
+    tiles = np.diff(bounds) * th * (tw + 1)
+    assert 160 < tiles.min() and tiles.max() <= wg.CHUNK_TILES and len(bounds) - 1 >= 4
+    dy = rng.standard_normal((48, 64, 16, 16)).astype(np.float32)
+    before, results = get_threads(), []
+    try:
+        for threads in (1, 2):
+            set_threads(threads)
+            with engine_threads():
+                y = conv.conv_forward_unpadded(x, w, np.zeros(64, np.float32), (1, 1), 4)
+                results.append((y, *conv.conv_backward_unpadded(x, w, dy, (1, 1), 4, True)))
+    finally:
+        set_threads(before)
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
+    xp = conv.pad_sides(x[:2].astype(np.float64), 1, 1, 1, 1)
+    want = conv.conv2d_forward_reference(xp, w.astype(np.float64), np.zeros(64), 1, 1)
+    assert _rel(results[0][0][:2], want) < _tol(9 * 64)
