@@ -41,23 +41,23 @@ PARTS = 8  # the weight gradient's partial sums, each over a fixed run of sample
 
 def prefers_kn2row(w_shape: tuple, groups: int, stride: tuple, dilation: tuple, dtype,
                    oh: int, ow: int, backward: bool = False) -> bool:
-    """float32 over ≥ 16 channels in and out. At stride 1 kernels of 25 taps and more on maps of
-    ≥ 256 outputs, forward and backward; measured against ``conv_gemm_strided`` (one core,
-    batch 64, forward): 16 → 32 and 32 → 32 on 32×32 maps 2-2.3× faster, 64 → 64 on 16×16
-    1.35×; 128 → 128 on 8×8 10 % slower (short rows: the products are too narrow), a 3 → 32
-    stem far slower (3-deep products). At stride 2, through the input's phases, 3×3 and larger
-    kernels with ≥ 64 outputs a map: the forward 5×5 32 → 64 on 32×32 17.3 → 13.1 ms, 3×3
-    32 → 32 on 32×32 5.1 → 3.3 ms, 64 → 128 on 16×16 5.9 → 5.3 ms (128 → 256 with 4×4
-    outputs 6.0 → 7.7 ms: not taken); the backward where C·F ≤ 4096: 5×5 32 → 32 on 32×32
-    24.4 → 17.6 ms, 3×3 16 → 32 and 32 → 32 on 32×32 1.2× faster, 64 → 64 on 16×16 1.1×,
-    32 → 64 5×5 1.04×, while 64 → 128 and 128 → 128 were 4-7 % slower (left to im2col)."""
+    """float32 over ≥ 16 channels in and out (2-D kernels: Conv1d's 1 × K were not measured). At
+    stride 1 5×5-and-up kernels on maps of ≥ 256 outputs, forward and backward; measured against
+    ``conv_gemm_strided`` (one core, batch 64, forward): 16 → 32 and 32 → 32 on 32×32 maps 2-2.3×
+    faster, 64 → 64 on 16×16 1.35×; 128 → 128 on 8×8 10 % slower (short rows: the products are too
+    narrow), a 3 → 32 stem far slower (3-deep products). At stride 2, through the input's phases,
+    3×3 and larger kernels with ≥ 64 outputs a map: the forward 5×5 32 → 64 on 32×32 17.3 → 13.1 ms,
+    3×3 32 → 32 on 32×32 5.1 → 3.3 ms, 64 → 128 on 16×16 5.9 → 5.3 ms (128 → 256 with 4×4 outputs
+    6.0 → 7.7 ms: not taken); the backward where C·F ≤ 4096: 5×5 32 → 32 on 32×32 24.4 → 17.6 ms,
+    3×3 16 → 32 and 32 → 32 on 32×32 1.2× faster, 64 → 64 on 16×16 1.1×, 32 → 64 5×5 1.04×,
+    while 64 → 128 and 128 → 128 were 4-7 % slower (left to im2col)."""
     nf, c, kh, kw = w_shape
     if np.dtype(dtype) != np.float32 or groups != 1 or tuple(dilation) != (1, 1) \
             or c < 16 or nf < 16:
         return False
     if tuple(stride) == (1, 1):
-        return kh * kw >= 25 and oh * ow >= 256
-    return (tuple(stride) == (2, 2) and kh * kw >= 9 and oh * ow >= 64
+        return kh >= 5 and kw >= 5 and oh * ow >= 256
+    return (tuple(stride) == (2, 2) and kh >= 3 and kw >= 3 and oh * ow >= 64
             and (not backward or c * nf <= 4096))
 
 

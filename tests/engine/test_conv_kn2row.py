@@ -1,8 +1,9 @@
 """The product-per-tap convolutions (``conv_kn2row``: float32 stride-1 5×5-and-up kernels over many
-channels, and stride-2 ones through the input's phases) and the CBLAS ``gemm`` they call (``kernels.blas``): equal to the numpy twins over a
-family of shapes (bands that do not divide the rows, non-square kernels, batches smaller than the
-partial sums, odd sizes) in float64 to rounding and float32 loosely, to PyTorch in float64, the
-same weight gradient at one and two threads, routed by the entry points and the layers.
+channels, and stride-2 ones through the input's phases) and the CBLAS ``gemm`` they call
+(``kernels.blas``): equal to the numpy twins over a family of shapes (bands that do not divide the
+rows, non-square kernels, batches smaller than the partial sums, odd sizes, strides 2, 3 and (2, 1))
+in float64 to rounding and float32 loosely, to PyTorch in float64, the same bits at one and two
+threads, routed by the entry points, the fused step and the layers.
 """
 import ctypes
 import sys
@@ -150,6 +151,7 @@ def test_the_rule_takes_many_channel_large_kernels_on_large_maps():
     assert not prefers_kn2row((32, 3, 5, 5), 1, (1, 1), (1, 1), f32, 32, 32)  # a stem
     assert not prefers_kn2row((128, 128, 5, 5), 1, (1, 1), (1, 1), f32, 8, 8)  # small maps
     assert not prefers_kn2row((32, 32, 3, 3), 1, (1, 1), (1, 1), f32, 32, 32)  # Winograd's
+    assert not prefers_kn2row((32, 32, 1, 25), 1, (1, 1), (1, 1), f32, 1, 400)  # a Conv1d
     assert prefers_kn2row((32, 32, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16)  # the forward
     assert prefers_kn2row((32, 32, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16, backward=True)
     assert not prefers_kn2row((128, 64, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16, backward=True)
