@@ -152,11 +152,11 @@ def winograd_pad_free(x_shape: tuple, w_shape: tuple, dtype, pad: tuple, stride:
     """m when ``conv_forward`` of x zero-padded by ``pad`` would run Winograd, 0 otherwise: the
     layers then hand x over unpadded (``conv_forward_unpadded``), as Winograd reads the padding
     in place; the padded copy cost ~12 % of a ResNet stage's inference."""
+    out_hw = (x_shape[2] + 2 * pad[0] - w_shape[2] + 1, x_shape[3] + 2 * pad[1] - w_shape[3] + 1)
     if tuple(stride) != (1, 1) or not _plain(dilation, groups) or \
-            _strided_gemm(w_shape, stride, groups, dtype):
+            _strided_gemm(w_shape, stride, groups, dtype, out_hw):
         return 0
-    return winograd_tile(w_shape, dtype, x_shape[2] + 2 * pad[0] - w_shape[2] + 1,
-                         x_shape[3] + 2 * pad[1] - w_shape[3] + 1)
+    return winograd_tile(w_shape, dtype, *out_hw)
 
 
 def conv_forward_unpadded(x, w, b, pad: tuple, m: int, relu: bool = False) -> np.ndarray:
@@ -189,8 +189,8 @@ def pad_sides(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np
     return out
 
 
-def _strided_gemm(w_shape: tuple, stride: tuple, groups: int, dtype) -> bool:
-    return prefers_gemm_strided(w_shape, groups, stride, dtype)
+def _strided_gemm(w_shape: tuple, stride: tuple, groups: int, dtype, out_hw: tuple) -> bool:
+    return prefers_gemm_strided(w_shape, groups, stride, dtype, out_hw[0] * out_hw[1])
 
 
 def _kn2row(xp_shape: tuple, w_shape: tuple, stride: tuple, dilation: tuple, groups: int,
@@ -206,7 +206,9 @@ def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int 
     w = np.ascontiguousarray(w)
     if _kn2row(xp.shape, w.shape, stride, dilation, groups, xp.dtype):
         return kn2row_forward(xp, w, b, stride, relu)
-    gemm = _strided_gemm(w.shape, stride, groups, xp.dtype)
+    out_hw = [(p - d * (k - 1) - 1) // s + 1
+              for p, k, s, d in zip(xp.shape[2:], w.shape[2:], stride, dilation)]
+    gemm = _strided_gemm(w.shape, stride, groups, xp.dtype, out_hw)
     if _plain(dilation, groups) and not gemm:
         return conv2d_forward(xp, w, b, *stride, relu)
     if gemm:
@@ -226,7 +228,7 @@ def conv_input_grad(dy, w, hp: int, wp: int, stride: tuple, dilation: tuple = (1
     dy = np.ascontiguousarray(dy)
     nf, cpg, kh, kw = w.shape
     (sh, sw), (dh, dw) = stride, dilation
-    if _strided_gemm(w.shape, stride, groups, dy.dtype):
+    if _strided_gemm(w.shape, stride, groups, dy.dtype, dy.shape[2:]):
         return gemm_input_grad_strided(dy, np.ascontiguousarray(w), hp, wp, sh, sw, dh, dw,
                                        groups)
     if (sh, sw) != (1, 1):
@@ -245,7 +247,7 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
     if _kn2row(xp.shape, w.shape, stride, dilation, groups, xp.dtype, backward=True):
         dxp, dw, db = kn2row_backward(xp, w, dy, need_dx, stride)
         return (dxp if need_dx else None), dw, db
-    if _strided_gemm(w.shape, stride, groups, xp.dtype):
+    if _strided_gemm(w.shape, stride, groups, xp.dtype, dy.shape[2:]):
         dxp, dw, db = gemm_backward_strided(xp, w, np.ascontiguousarray(dy), *stride,
                                             *dilation, groups, need_dx)
         return (dxp if need_dx else None), dw, db
@@ -268,7 +270,7 @@ def conv_transpose_grads(gp, w, x, stride: tuple, dilation: tuple = (1, 1), grou
     from ``gp``, the gradient of its full output (before the padding was cropped): dx is the
     convolution of gp with W, dW the convolution's weight gradient with x as the output."""
     x = np.ascontiguousarray(x)
-    if _strided_gemm(w.shape, stride, groups, gp.dtype):
+    if _strided_gemm(w.shape, stride, groups, gp.dtype, x.shape[2:]):
         dx, dw = gemm_transposed_backward(gp, np.ascontiguousarray(w), x, *stride, *dilation,
                                           groups, need_dx)
         return (dx if need_dx else None), dw

@@ -26,22 +26,31 @@ from layerloom.engine.threads import split_rows
 POSITIONS = 256  # output positions per chunk: a (taps × 256) matrix stays in L2 (2048 did not:
 # 5×5 stride-2 convolutions of 32–64 channels ran their forward 25–38 % and backward 13–26 %
 # slower at batch 64, one core, CPU time)
+SMALL_MAP = 36  # outputs of a map (6×6) up to which stride-1 3×3 convolutions run here
 PARTS = 8  # the weight gradient's partial sums: each over a fixed run of chunks, whatever the
 # thread count (one per chunk made and summed 13 MB for a 32→64 5×5 at batch 64)
 
 
 def prefers_gemm_strided(w_shape: tuple, groups: int, stride: tuple = (2, 2),
-                         dtype=np.float32) -> bool:
+                         dtype=np.float32, out_positions: int | None = None) -> bool:
     """Enough taps and filters per group for real products (a depthwise convolution, one
     channel per group, stays on the direct kernels). At stride 1 only float32 with large kernels
     (5×5 and up) over many filters: their 25·C-deep products suit the BLAS; a CIFAR stem's 3→32
     5×5 took 0.6–0.8× the time of ``conv_gemm``'s forward and backward here (one core, b64).
     float64 stays where it was: the fused conv + ReLU + max-pool (``conv_gemm``) and the plain
-    layers then sum in one order, so a fused LeNet equals the unfused one to the last bits."""
+    layers then sum in one order, so a fused LeNet equals the unfused one to the last bits.
+    Given the output's ``out_positions``, float32 3×3-and-up convolutions over ≥ 32 channels
+    in and out on maps of ≤ ``SMALL_MAP`` outputs come here too: Winograd's 4×4 tiles cover a
+    4×4 or 6×6 map poorly, and chunks of 16 samples make wide products (forward + backward,
+    batch 64, one core: 256 → 256 on 4×4 maps 41.2 → 34.2 ms, 512 → 512 161 → 121 ms, 64 → 64
+    on 6×6 7.4 → 6.9 ms; on 8×8 maps Winograd stays 1.3× faster)."""
     nf, cpg, kh, kw = w_shape
     if tuple(stride) == (1, 1):
-        return (np.dtype(dtype) == np.float32 and groups == 1 and kh >= 5 and kw >= 5
-                and nf >= 16 and cpg * kh * kw >= 64)
+        if np.dtype(dtype) != np.float32 or groups != 1:
+            return False
+        small = out_positions is not None and out_positions <= SMALL_MAP and kh >= 3 and \
+            kw >= 3 and cpg >= 32 and nf >= 32
+        return small or (kh >= 5 and kw >= 5 and nf >= 16 and cpg * kh * kw >= 64)
     return cpg * kh * kw >= 8 and nf // groups >= 4
 
 

@@ -79,7 +79,8 @@ def check_same(g: Graph, dtype, training: bool = True, steps: int = 2, expect=FU
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", [dict(), dict(kernel=5, stride=2), dict(kernel=1),
-                                   dict(groups=2, size=(8, 8)), dict(c=3, stride=2, size=(6, 5))])
+                                   dict(groups=2, size=(8, 8)), dict(c=3, stride=2, size=(6, 5)),
+                                   dict(c=32, size=(4, 5))])  # the last: small maps on im2col
 def test_resnet_fused_equals_unfused_training(dtype, shape):
     check_same(resnet(**shape), dtype)
 

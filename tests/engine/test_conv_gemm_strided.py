@@ -160,3 +160,25 @@ def test_a_strided_cnn_runs_fused_as_unfused(dtype):
     from tests.engine.test_conv_fusion import check_same
 
     check_same(_strided_cnn(), dtype, expect={"Conv2D+ReLU"})
+
+
+def test_stride_one_3x3_on_small_maps_routes_here_over_many_channels():
+    """Winograd's 4×4 tiles cover 4×4 and 6×6 maps poorly: with ≥ 32 channels in and out those
+    convolutions run these products (the layers then pad: ``winograd_pad_free`` says 0)."""
+    f32 = np.float32
+    assert prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 16)
+    assert prefers_gemm_strided((256, 256, 3, 3), 1, (1, 1), f32, 36)
+    assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 64)  # 8×8: Winograd
+    assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32)  # no output size given
+    assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), np.float64, 16)
+    assert not prefers_gemm_strided((16, 16, 3, 3), 1, (1, 1), f32, 16)
+    rng, xp, wt, b = _data(5, 32, 4, 4, 32, (3, 3), (1, 1), 1, np.float32)
+    assert conv.winograd_pad_free((5, 32, 4, 4), wt.shape, np.float32, (1, 1), (1, 1)) == 0
+    y = conv.conv_forward(xp, wt, b, (1, 1), relu=True)
+    assert np.array_equal(y, np.maximum(gemm_forward_strided(xp, wt, b, 1, 1, 1, 1, 1), 0))
+    np.testing.assert_allclose(y, np.maximum(conv.conv2d_forward_reference(xp, wt, b, 1, 1), 0),
+                               **TOL[np.float32])
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    for got, want in zip(conv.conv_backward(xp, wt, dy, (1, 1)),
+                         gemm_backward_strided(xp, wt, dy, 1, 1, 1, 1, 1, True)):
+        assert np.array_equal(got, want)
