@@ -37,6 +37,9 @@ from layerloom.engine.threads import split_rows
 BAND = 160  # output columns (rows × Wp) per forward product: 4 rows of a 36-wide input; whole
 # 32×32 samples (1152) ran the 32 → 32 5×5 forward at 116 GFLOP/s, bands of 144-576 at 137-145
 PARTS = 8  # the weight gradient's partial sums, each over a fixed run of samples
+MAX_MAP = 64 * 64  # outputs a map, at most: the backward's buffers hold a whole sample's
+# (KW·F + KH·C rows of OH·Wq: 11 MB a core for 64 channels on 64×64 maps); larger maps stay
+# on im2col's chunks of 256 positions (measured here up to 32×32)
 
 
 def prefers_kn2row(w_shape: tuple, groups: int, stride: tuple, dilation: tuple, dtype,
@@ -53,7 +56,7 @@ def prefers_kn2row(w_shape: tuple, groups: int, stride: tuple, dilation: tuple, 
     while 64 → 128 and 128 → 128 were 4-7 % slower (left to im2col)."""
     nf, c, kh, kw = w_shape
     if np.dtype(dtype) != np.float32 or groups != 1 or tuple(dilation) != (1, 1) \
-            or c < 16 or nf < 16:
+            or c < 16 or nf < 16 or oh * ow > MAX_MAP:
         return False
     if tuple(stride) == (1, 1):
         return kh >= 5 and kw >= 5 and oh * ow >= 256

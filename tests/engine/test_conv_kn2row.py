@@ -150,6 +150,8 @@ def test_the_rule_takes_many_channel_large_kernels_on_large_maps():
     assert not prefers_kn2row((32, 32, 5, 5), 1, (1, 1), (1, 1), np.float64, 32, 32)
     assert not prefers_kn2row((32, 3, 5, 5), 1, (1, 1), (1, 1), f32, 32, 32)  # a stem
     assert not prefers_kn2row((128, 128, 5, 5), 1, (1, 1), (1, 1), f32, 8, 8)  # small maps
+    assert prefers_kn2row((64, 64, 5, 5), 1, (1, 1), (1, 1), f32, 64, 64)
+    assert not prefers_kn2row((64, 64, 5, 5), 1, (1, 1), (1, 1), f32, 224, 224)  # buffers
     assert not prefers_kn2row((32, 32, 3, 3), 1, (1, 1), (1, 1), f32, 32, 32)  # Winograd's
     assert not prefers_kn2row((32, 32, 1, 25), 1, (1, 1), (1, 1), f32, 1, 400)  # a Conv1d
     assert prefers_kn2row((32, 32, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16)  # the forward
