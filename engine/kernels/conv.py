@@ -117,7 +117,7 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
         return relu_maxpool_batch(flat, wp, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
     xp = pad_sides(xp, ph, ph, pw, pw)
-    if _kn2row(xp.shape, w.shape, (1, 1), (1, 1), 1, xp.dtype):  # pooled at pitch OW
+    if _kn2row(w.shape, (1, 1), (1, 1), 1, xp.dtype, (oh, ow)):  # pooled at pitch OW
         y = kn2row_forward(xp, w, b).reshape(len(xp), len(w), oh * ow)
         return relu_maxpool_batch(y, ow, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
@@ -140,7 +140,7 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0)) 
         return dxp, weight_grad(du, m), db
     if pad != (0, 0):
         raise ValueError(f"a padding {pad} is read in place only by Winograd; pad the input")
-    if _kn2row(xp.shape, w.shape, (1, 1), (1, 1), 1, xp.dtype, backward=True):
+    if _kn2row(w.shape, (1, 1), (1, 1), 1, xp.dtype, (oh, ow), backward=True):
         return kn2row_backward(xp, w, unpool(dp, arg, oh, ow, ow), need_dx)
     if prefers_gemm_backward(w.shape, oh * ow):
         return gemm_backward_pooled(xp, w, dp, arg, oh, ow, need_dx)
@@ -193,10 +193,9 @@ def _strided_gemm(w_shape: tuple, stride: tuple, groups: int, dtype, out_hw: tup
     return prefers_gemm_strided(w_shape, groups, stride, dtype, out_hw[0] * out_hw[1])
 
 
-def _kn2row(xp_shape: tuple, w_shape: tuple, stride: tuple, dilation: tuple, groups: int,
-            dtype, backward: bool = False) -> bool:
-    oh, ow = [(p - k) // s + 1 for p, k, s in zip(xp_shape[2:], w_shape[2:], stride)]
-    return prefers_kn2row(w_shape, groups, stride, dilation, dtype, oh, ow, backward)
+def _kn2row(w_shape: tuple, stride: tuple, dilation: tuple, groups: int, dtype, out_hw: tuple,
+            backward: bool = False) -> bool:
+    return prefers_kn2row(w_shape, groups, stride, dilation, dtype, *out_hw, backward)
 
 
 def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int = 1,
@@ -204,10 +203,10 @@ def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int 
     """conv(xp) + b over an already padded, C-contiguous batch; ``w`` is (F, C/groups, KH, KW);
     ``relu``: then max(·, 0) as ``np.maximum`` (``conv2d_forward``)."""
     w = np.ascontiguousarray(w)
-    if _kn2row(xp.shape, w.shape, stride, dilation, groups, xp.dtype):
-        return kn2row_forward(xp, w, b, stride, relu)
-    out_hw = [(p - d * (k - 1) - 1) // s + 1
+    out_hw = [out_size(p, d * (k - 1) + 1, s)
               for p, k, s, d in zip(xp.shape[2:], w.shape[2:], stride, dilation)]
+    if _kn2row(w.shape, stride, dilation, groups, xp.dtype, out_hw):
+        return kn2row_forward(xp, w, b, stride, relu)
     gemm = _strided_gemm(w.shape, stride, groups, xp.dtype, out_hw)
     if _plain(dilation, groups) and not gemm:
         return conv2d_forward(xp, w, b, *stride, relu)
@@ -244,7 +243,7 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
                   need_dx: bool = True) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv_forward``."""
     w = np.ascontiguousarray(w)
-    if _kn2row(xp.shape, w.shape, stride, dilation, groups, xp.dtype, backward=True):
+    if _kn2row(w.shape, stride, dilation, groups, xp.dtype, dy.shape[2:], backward=True):
         dxp, dw, db = kn2row_backward(xp, w, dy, need_dx, stride)
         return (dxp if need_dx else None), dw, db
     if _strided_gemm(w.shape, stride, groups, xp.dtype, dy.shape[2:]):

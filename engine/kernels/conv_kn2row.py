@@ -65,17 +65,25 @@ def prefers_kn2row(w_shape: tuple, groups: int, stride: tuple, dilation: tuple, 
 
 
 @njit(cache=True, nogil=True)
-def _phases(xs, sh, sw, ph):
-    """ph[c, a, b, u, v] = xs[c, u·sh + a, v·sw + b]: a sample's stride phases, each read with
-    unit steps (tap (i, j) reads phase (i mod sh, j mod sw) from (r + i // sh, q + j // sw))."""
-    c, hp, wp = xs.shape
+def _phases(xs, ph, back):
+    """ph[c, a, b, u, v] = xs[c, u·sh + a, v·sw + b] (sh, sw from ph's shape): a sample's stride
+    phases, each read with unit steps (tap (i, j) reads phase (i mod sh, j mod sw) from
+    (r + i // sh, q + j // sw)). With ``back`` the reverse, xs[...] = ph[...], and zeros left in
+    ph: the next sample's input-gradient products add onto it."""
+    c, sh, sw = ph.shape[0], ph.shape[1], ph.shape[2]
+    hp, wp = xs.shape[1], xs.shape[2]
     for ch in range(c):
         for y in range(hp):
             a, u, line = y % sh, y // sh, xs[ch, y]
             for b in range(sw):
                 dst = ph[ch, a, b, u]
-                for v in range((wp - b + sw - 1) // sw):
-                    dst[v] = line[v * sw + b]
+                if back:
+                    for v in range((wp - b + sw - 1) // sw):
+                        line[v * sw + b] = dst[v]
+                        dst[v] = 0
+                else:
+                    for v in range((wp - b + sw - 1) // sw):
+                        dst[v] = line[v * sw + b]
 
 
 @njit(cache=True, nogil=True)
@@ -93,7 +101,7 @@ def _forward_part(xp, wt, b, out, sh, sw, rows, relu, s0, s1):
     zero = np.zeros(1, out.dtype)[0]
     for s in range(s0, s1):
         if phased:
-            _phases(xp[s], sh, sw, ph)
+            _phases(xp[s], ph, False)
         base = ph.ctypes.data if phased else xp[s].ctypes.data
         for r0 in range(0, oh, rows):
             r1 = min(oh, r0 + rows)
@@ -161,7 +169,7 @@ def _backward_part(xp, wd, dy, kh, kw, sh, sw, dw_parts, db_parts, dxp, need_dx,
                     total += flat[q]
                 db_parts[pi, f] += total
             if phased:
-                _phases(xp[s], sh, sw, ph)
+                _phases(xp[s], ph, False)
             src = ph.ravel() if phased else xp[s].ravel()
             dst = 0 if not need_dx else dph.ctypes.data if phased else dxp[s].ctypes.data
             for a in range(sh):
@@ -182,22 +190,7 @@ def _backward_part(xp, wd, dy, kh, kw, sh, sw, dw_parts, db_parts, dxp, need_dx,
                              kwq * nf, shifted.ctypes.data, pitch, 1,
                              dst + (at + i * wq) * size, chs, size == 8)
             if phased and need_dx:
-                _unphase(dph, dxp[s])
-
-
-@njit(cache=True, nogil=True)
-def _unphase(dph, dxs):
-    """dxs[c, u·sh + a, v·sw + b] = dph[c, a, b, u, v] (then zeros back into dph)."""
-    c, sh, sw = dph.shape[0], dph.shape[1], dph.shape[2]
-    hp, wp = dxs.shape[1], dxs.shape[2]
-    for ch in range(c):
-        for y in range(hp):
-            a, u, line = y % sh, y // sh, dxs[ch, y]
-            for b in range(sw):
-                src = dph[ch, a, b, u]
-                for v in range((wp - b + sw - 1) // sw):
-                    line[v * sw + b] = src[v]
-                    src[v] = 0
+                _phases(dxp[s], dph, True)
 
 
 def kn2row_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, need_dx: bool,

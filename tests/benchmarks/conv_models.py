@@ -38,17 +38,22 @@ def _head(g: Graph, prev: str, loss: bool) -> Graph:
     return g
 
 
-def vgg_graph(loss: bool = True) -> Graph:
-    """Three stages of two 3×3 convolutions (padding 1) + ReLU, then a 2×2 max pool: 32, 64, 128
-    channels; Dense 256 → 10."""
+def _stages(loss: bool, channels: tuple, k: int) -> Graph:
+    """Stages of two k×k convolutions (padding k // 2) + ReLU, then a 2×2 max pool; the head."""
     g = Graph()
     prev = _add(g, None, "image", "Input", {"shape": list(SHAPE)})
-    for i, c in enumerate((32, 64, 128), start=1):
+    for i, c in enumerate(channels, start=1):
         for j in (1, 2):
-            prev = _add(g, prev, f"conv{i}{j}", "Conv2D", _conv(c))
+            prev = _add(g, prev, f"conv{i}{j}", "Conv2D", _conv(c, k))
             prev = _add(g, prev, f"relu{i}{j}", "ReLU")
         prev = _add(g, prev, f"pool{i}", "MaxPool2D", {"kernel_size": [2, 2]})
     return _head(g, prev, loss)
+
+
+def vgg_graph(loss: bool = True) -> Graph:
+    """Three stages of two 3×3 convolutions (padding 1) + ReLU, then a 2×2 max pool: 32, 64, 128
+    channels; Dense 256 → 10."""
+    return _stages(loss, (32, 64, 128), 3)
 
 
 def strided_graph(loss: bool = True) -> Graph:
@@ -67,14 +72,7 @@ def strided_graph(loss: bool = True) -> Graph:
 def cnn5_graph(loss: bool = True) -> Graph:
     """LeNet's 5×5 convolutions grown to CIFAR size: two stages of two 5×5 convolutions at
     stride 1 (padding 2; 32, then 64 channels) + ReLU, a 2×2 max pool after each; Dense 256 → 10."""
-    g = Graph()
-    prev = _add(g, None, "image", "Input", {"shape": list(SHAPE)})
-    for i, c in enumerate((32, 64), start=1):
-        for j in (1, 2):
-            prev = _add(g, prev, f"conv{i}{j}", "Conv2D", _conv(c, 5))
-            prev = _add(g, prev, f"relu{i}{j}", "ReLU")
-        prev = _add(g, prev, f"pool{i}", "MaxPool2D", {"kernel_size": [2, 2]})
-    return _head(g, prev, loss)
+    return _stages(loss, (32, 64), 5)
 
 
 def _conv_bn(g: Graph, prev: str, name: str, c: int) -> str:
@@ -115,13 +113,17 @@ def torch_model(name: str, seq: int = 0):
     def head(features: int) -> list:
         return [nn.Flatten(), nn.Linear(features, 256), nn.ReLU(), nn.Linear(256, 10)]
 
-    if name == "vgg":
+    def stages(channels: tuple, k: int) -> nn.Sequential:
         layers, c_in = [], 3
-        for c in (32, 64, 128):
-            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1),
-                       nn.ReLU(), nn.MaxPool2d(2)]
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, k, padding=k // 2), nn.ReLU(),
+                       nn.Conv2d(c, c, k, padding=k // 2), nn.ReLU(), nn.MaxPool2d(2)]
             c_in = c
-        return nn.Sequential(*layers, *head(128 * 4 * 4))
+        side = SHAPE[1] >> len(channels)  # each stage halves the map
+        return nn.Sequential(*layers, *head(channels[-1] * side * side))
+
+    if name == "vgg":
+        return stages((32, 64, 128), 3)
     if name == "strided":
         return nn.Sequential(nn.Conv2d(3, 32, 5, padding=2), nn.ReLU(),
                              nn.Conv2d(32, 64, 5, stride=2, padding=2), nn.ReLU(),
@@ -130,12 +132,7 @@ def torch_model(name: str, seq: int = 0):
                              *head(128 * 4 * 4))
 
     if name == "cnn5":
-        layers, c_in = [], 3
-        for c in (32, 64):
-            layers += [nn.Conv2d(c_in, c, 5, padding=2), nn.ReLU(), nn.Conv2d(c, c, 5, padding=2),
-                       nn.ReLU(), nn.MaxPool2d(2)]
-            c_in = c
-        return nn.Sequential(*layers, *head(64 * 8 * 8))
+        return stages((32, 64), 5)
 
     def conv_bn(c_in: int, c: int) -> list:
         return [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)]

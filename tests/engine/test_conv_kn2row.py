@@ -16,9 +16,9 @@ from layerloom.engine.kernels import blas, conv
 from layerloom.engine.kernels.conv_gemm_strided import gemm_backward_strided
 from layerloom.engine.kernels.conv_kn2row import (BAND, kn2row_backward, kn2row_forward,
                                                   prefers_kn2row)
-from layerloom.engine.threads import engine_threads, get_threads, set_threads
 
 from .graph_cases import add_after
+from .test_split_kernels import at_threads
 
 TOL = {np.float64: dict(rtol=1e-11, atol=1e-11), np.float32: dict(rtol=2e-4, atol=2e-4)}
 
@@ -131,15 +131,9 @@ def test_the_results_do_not_depend_on_the_thread_count():
     """Samples split over the cores; the weight gradient's partial sums are fixed runs of them."""
     rng, xp, wt, b = _data(11, 16, 16, 16, 16, (5, 5), 2, np.float32)
     dy = rng.standard_normal((11, 16, 16, 16)).astype(np.float32)
-    before, results = get_threads(), []
-    try:
-        for threads in (1, 2):
-            set_threads(threads)
-            with engine_threads():
-                results.append((kn2row_forward(xp, wt, b), *kn2row_backward(xp, wt, dy, True)))
-    finally:
-        set_threads(before)
-    for one, two in zip(*results):
+    def run():
+        return (kn2row_forward(xp, wt, b), *kn2row_backward(xp, wt, dy, True))
+    for one, two in zip(at_threads(1, run), at_threads(2, run)):
         assert np.array_equal(one, two)
 
 

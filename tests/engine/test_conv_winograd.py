@@ -17,6 +17,7 @@ from layerloom.engine.network import Network
 from layerloom.engine.optim import Adam
 
 from .graph_cases import add_after
+from .test_split_kernels import at_threads
 
 
 def _rel(got, want) -> float:
@@ -192,8 +193,6 @@ def test_many_channel_chunks_hold_enough_tiles_and_do_not_depend_on_the_threads(
     """With 64 channels in and out chunks of 2^19 elements would hold 80 tiles here (narrow
     per-point products); they hold up to CHUNK_TILES instead (near-equal: 180-200), and their
     results are the same at one and two threads (the chunks are fixed by the shapes)."""
-    from layerloom.engine.threads import engine_threads, get_threads, set_threads
-
     rng = np.random.default_rng(3)
     x = rng.standard_normal((48, 64, 16, 16)).astype(np.float32)
     w = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
@@ -202,15 +201,10 @@ def test_many_channel_chunks_hold_enough_tiles_and_do_not_depend_on_the_threads(
     tiles = np.diff(bounds) * th * (tw + 1)
     assert 160 < tiles.min() and tiles.max() <= wg.CHUNK_TILES and len(bounds) - 1 >= 4
     dy = rng.standard_normal((48, 64, 16, 16)).astype(np.float32)
-    before, results = get_threads(), []
-    try:
-        for threads in (1, 2):
-            set_threads(threads)
-            with engine_threads():
-                y = conv.conv_forward_unpadded(x, w, np.zeros(64, np.float32), (1, 1), 4)
-                results.append((y, *conv.conv_backward_unpadded(x, w, dy, (1, 1), 4, True)))
-    finally:
-        set_threads(before)
+    def run():
+        y = conv.conv_forward_unpadded(x, w, np.zeros(64, np.float32), (1, 1), 4)
+        return (y, *conv.conv_backward_unpadded(x, w, dy, (1, 1), 4, True))
+    results = at_threads(1, run), at_threads(2, run)
     for one, two in zip(*results):
         assert np.array_equal(one, two)
     xp = conv.pad_sides(x[:2].astype(np.float64), 1, 1, 1, 1)

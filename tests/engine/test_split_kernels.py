@@ -9,16 +9,18 @@ import pytest
 
 from layerloom.engine.kernels import elementwise, norm, relu, sums
 from layerloom.engine.optim import Adam
-from layerloom.engine.threads import engine_threads, set_threads, size_parts
+from layerloom.engine.threads import engine_threads, get_threads, set_threads, size_parts
 
 
 def at_threads(n: int, fn):
+    """fn() with the engine on n cores, the core count restored after."""
+    before = get_threads()
     set_threads(n)
     try:
         with engine_threads():
             return fn()
     finally:
-        set_threads(1)
+        set_threads(before)
 
 
 def assert_same(a: tuple, b: tuple) -> None:
