@@ -23,7 +23,26 @@ from layerloom.gui import gc_guard
 DEBOUNCE_MS, POLL_MS = 600, 250
 
 
-def _record(args: tuple, deliver: Callable[[object], None]) -> None:
+class _Mailbox:
+    """The compile thread's way back to the UI thread, closed when the window closes: an emit
+    on a KernelCompiler being deleted on the UI thread meanwhile crashed the process (a closed
+    window's compile ran on; a segfault in the next test). The lock makes "closed" final: once
+    ``close`` returns, no emit is under way and none follows."""
+
+    def __init__(self, deliver: Callable[[object], None]):
+        self._deliver, self._lock = deliver, threading.Lock()
+
+    def post(self, found) -> None:
+        with self._lock:
+            if self._deliver is not None:
+                self._deliver(found)
+
+    def close(self) -> None:
+        with self._lock:
+            self._deliver = None
+
+
+def _record(args: tuple, mailbox: _Mailbox) -> None:
     """The compile thread: ``engine.warmup.record``, then its result to the UI thread."""
     from layerloom.engine.threads import engine_threads
 
@@ -32,10 +51,7 @@ def _record(args: tuple, deliver: Callable[[object], None]) -> None:
             found = warmup.record(*args)
     except Exception:  # noqa: BLE001 (a warm-up is an optimisation: the run reports errors)
         found = None
-    try:
-        deliver(found)
-    except RuntimeError:  # the window went away meanwhile
-        pass
+    mailbox.post(found)
 
 
 class CompileStatus(QWidget):
@@ -64,6 +80,9 @@ class CompileStatus(QWidget):
                         "load them in about a second")
 
 
+THREAD_NAME = "layerloom-compile"
+
+
 class KernelCompiler(QObject):
     """``context()`` gives (graph, dataset or None, TrainConfig) of the open project."""
 
@@ -82,6 +101,7 @@ class KernelCompiler(QObject):
         # (or a test torn down) in the middle must neither wait a minute nor abort the process
         self.thread: threading.Thread | None = None
         self._gc: gc_guard.GcHold | None = None  # collection stays on the UI thread meanwhile
+        self._mailbox: _Mailbox | None = None
         self.tracker: warmup.Tracker | None = None
         self._key: str | None = None
         self._waiting: list[Callable[[], None]] = []
@@ -121,9 +141,10 @@ class KernelCompiler(QObject):
         self._key = key
         expected = self.census.get(key)
         self.tracker = warmup.Tracker(expected)
+        self._mailbox = _Mailbox(self._done.emit)
         self.thread = threading.Thread(target=_record,
-                                       args=((net, x, y, config, expected), self._done.emit),
-                                       name="layerloom-compile", daemon=True)
+                                       args=((net, x, y, config, expected), self._mailbox),
+                                       name=THREAD_NAME, daemon=True)
         self._gc = gc_guard.hold()  # it collected an old window's Qt objects once: a deadlock
         self.thread.start()
         self._poll.start()
@@ -165,6 +186,8 @@ class KernelCompiler(QObject):
         self._debounce.stop()
         self._poll.stop()
         self._waiting.clear()
+        if self._mailbox is not None:
+            self._mailbox.close()
         if self.thread is not None:
             self.thread.join(timeout)
             if self._gc is not None:

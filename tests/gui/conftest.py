@@ -1,4 +1,6 @@
 """GUI test fixtures: a main window with private settings, and modal dialogs that never block."""
+import threading
+
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
@@ -27,6 +29,17 @@ def dialogs(monkeypatch):
     monkeypatch.setattr(QMessageBox, "critical", d.critical)
     monkeypatch.setattr(QMessageBox, "warning", d.critical)
     return d
+
+
+@pytest.fixture(autouse=True)
+def no_compile_left_running(qtbot):
+    """A window closed in the middle of a kernel compile leaves that daemon thread running (it
+    cannot be interrupted); on a cold numba cache it ran into the next test and was counted as
+    that test's compile and garbage-collection hold. Each test starts once it has ended."""
+    from layerloom.gui.training.compiler import THREAD_NAME
+
+    qtbot.waitUntil(lambda: not any(t.name == THREAD_NAME and t.is_alive()
+                                    for t in threading.enumerate()), timeout=600_000)
 
 
 @pytest.fixture

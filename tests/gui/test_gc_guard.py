@@ -32,7 +32,10 @@ def churn(into: list) -> None:
 
 
 @pytest.fixture(autouse=True)
-def fresh():
+def fresh(qtbot):
+    # an earlier test's window may have closed in the middle of a kernel compile (a cold numba
+    # cache: CI); conftest waits for it to end, its hold goes on the next timer tick
+    qtbot.waitUntil(lambda: not gc_guard.holding(), timeout=10_000)
     gc.collect()
     Cycle.freed_on_ui = []
     yield
