@@ -122,3 +122,19 @@ def test_a_compile_left_running_by_a_closed_window_keeps_collection_here_until_i
     go.set()
     qtbot.waitUntil(lambda: not gc_guard.holding(), timeout=10_000)
     assert gc.isenabled()
+
+
+def test_a_compile_that_ends_after_its_window_closed_delivers_nothing(qtbot, window,
+                                                                     monkeypatch):
+    go = _slow_record(monkeypatch)
+    compiler = window.training.compiler
+    open_sample(window, "mlp_spirals.json", epochs=1)
+    qtbot.waitUntil(lambda: compiler.busy, timeout=10_000)
+    thread, ended = compiler.thread, []
+    compiler.idle.connect(lambda: ended.append(True))
+    compiler.shutdown(timeout=0.01)
+    go.set()
+    thread.join(10)
+    qtbot.waitUntil(lambda: not gc_guard.holding(), timeout=10_000)
+    qtbot.wait(100)  # a queued result would be handled by now
+    assert not ended and not compiler.busy
