@@ -118,3 +118,16 @@ def test_training_on_folder_data_reports_waits_and_ends_its_loader_however_it_en
     assert loader_threads()
     run.close()  # a consumer that drops the run
     assert not loader_threads()
+
+
+@pytest.mark.parametrize("augment", [None, Augmentation(), Augmentation(flip=True)])
+def test_a_batch_generator_is_seeded_only_for_augmentation(folder_data, augment, monkeypatch):
+    from layerloom.engine.data import loader
+
+    seeded = []
+    monkeypatch.setattr(loader, "batch_seed", lambda *a: seeded.append(a)
+                        or np.random.default_rng(list(a)))
+    with BatchLoader(folder_data.train, np.arange(10), 5, augment, seed=1, epoch=2,
+                     background=False) as batches:
+        assert len(list(batches)) == 2
+    assert seeded == ([(1, 2, 0), (1, 2, 1)] if augment is not None and augment.active else [])
