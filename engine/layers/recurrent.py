@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerloom.engine.kernels.dense import matmul
+from layerloom.engine.kernels.dense import matmul, weight_first
 from layerloom.engine.kernels.recurrent import (gru_gates, gru_output, gru_step_backward, lstm_gates,
                                       lstm_step_backward, rnn_step_backward)
 from layerloom.engine.registry import register
@@ -69,19 +69,16 @@ def _sigmoid_scale(hsz: int, kinds: str, dtype) -> np.ndarray:
     return np.repeat(np.array([0.5 if k == "s" else 1.0 for k in kinds], dtype=dtype), hsz)
 
 
-# A step's ``h @ W_hhᵀ`` re-packs the whole weight inside the BLAS every step; with few rows that
-# copy costs a third of the product. ``W_hh @ hᵀ`` (written out transposed, read back as a view)
-# is packed the cheaper way. One core of an EPYC, product and add, 32 rows: h 512 LSTM 1066 ->
-# 795 µs, h 256 283 -> 215; 8 rows (h 512) 628 -> 368; 64 rows 432 -> 401; at 128 rows, or a
-# 128-unit LSTM (a 64 k-element weight), it lost 3-40 %: so only where it was measured to win.
-TRANSPOSED_MIN_WEIGHT, TRANSPOSED_MAX_ROWS = 1 << 18, 64
+RECURRENT_MAX_ROWS = 64
 
 
 class _Recurrence:
-    """``h @ wᵀ`` for every step of one direction, arranged for the BLAS (see above)."""
+    """``h @ wᵀ`` for every step of one direction, arranged for the BLAS (``weight_first``: the
+    step's add into its gates is a pass of its own, so ≤ 64 rows; b32 char-LSTM h 512 one core
+    1066 -> 795 µs a step's product and add, h 256 283 -> 215; at 128 rows it lost 3 %)."""
 
     def __init__(self, w: np.ndarray, rows: int):
-        self.transposed = w.size >= TRANSPOSED_MIN_WEIGHT and rows <= TRANSPOSED_MAX_ROWS
+        self.transposed = weight_first(rows, w.T, max_rows=RECURRENT_MAX_ROWS)
         self.w = np.ascontiguousarray(w if self.transposed else w.T)  # w.T as a view: 1.4× slower
         self.out = np.empty((len(w), rows) if self.transposed else (rows, len(w)), w.dtype)
 

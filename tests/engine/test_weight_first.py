@@ -1,6 +1,7 @@
-"""A recurrent layer's per-step product ``h @ W_hhᵀ`` runs as ``(W_hh @ hᵀ)ᵀ`` for large
-weights and few rows (engine.layers.recurrent._Recurrence): the BLAS packs the weight the cheaper
-way. Both arrangements must give the same outputs and gradients, and PyTorch's."""
+"""``x @ wᵀ`` runs as ``(w @ xᵀ)ᵀ`` for large weights and few rows (engine.kernels.dense
+.weight_first): Dense layers through ``matmul``, a recurrent layer's per-step ``h @ W_hhᵀ``
+(engine.layers.recurrent._Recurrence). The BLAS packs the weight the cheaper way. Both
+arrangements must give the same outputs and gradients, and PyTorch's."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from layerloom.engine.layers import recurrent
+from layerloom.engine.kernels import dense
 from layerloom.engine.layers.recurrent import _Recurrence
 from tests.engine.test_row_parts import run
 
@@ -46,7 +47,7 @@ def test_the_transposed_path_gives_the_plain_paths_outputs_and_gradients(
         cell, bidirectional, dtype, monkeypatch):
     plain_out, plain_grads = run(cell, bidirectional, dtype, None)
     seen = []
-    monkeypatch.setattr(recurrent, "TRANSPOSED_MIN_WEIGHT", 0)  # every weight: the other way
+    monkeypatch.setattr(dense, "WEIGHT_FIRST_MIN", 0)  # every weight: the other way
     monkeypatch.setattr(_Recurrence, "__call__",
                         lambda self, h, call=_Recurrence.__call__: seen.append(self.transposed)
                         or call(self, h))
@@ -82,3 +83,55 @@ def test_a_layer_large_enough_for_the_rule_matches_pytorch(cell):
               for k, v in net.params.items() if k.startswith("rnn.")}
     want, _ = functional_call(module, params, (torch.from_numpy(x),))
     np.testing.assert_allclose(seq, want.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_the_rule_wants_a_large_transposed_weight_and_few_rows():
+    w = np.zeros((512, 512))
+    assert dense.weight_first(128, w.T) and dense.weight_first(1, w.T)
+    assert not dense.weight_first(129, w.T)  # many rows: the product dominates
+    assert not dense.weight_first(64, w)  # not a transposed view: packed the cheap way already
+    assert not dense.weight_first(64, np.zeros((256, 256)).T)  # small: cheap to pack anyway
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("rows", [1, 16, 128, 200])
+def test_matmul_gives_the_plain_product_either_way(dtype, rows, monkeypatch):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((rows, 300)).astype(dtype)
+    w, bias = rng.standard_normal((900, 300)).astype(dtype), rng.standard_normal(900).astype(dtype)
+    assert dense.weight_first(rows, w.T) == (rows <= 128)
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    for b in (None, bias):
+        got = dense.matmul(a, w.T, b)
+        assert got.shape == (rows, 900) and got.flags.c_contiguous and got.dtype == dtype
+        want = a.astype(np.float64) @ w.T.astype(np.float64) + (0 if b is None else b)
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    monkeypatch.setattr(dense, "gemm_parts", lambda m, macs: [(0, m // 3), (m // 3, m)])
+    np.testing.assert_allclose(dense.matmul(a, w.T, bias), got, rtol=tol, atol=tol)
+
+
+def test_a_dense_layer_large_enough_for_the_rule_matches_pytorch(monkeypatch):
+    """A 600 -> 500 Dense (and its ReLU-fused form) at 32 rows, gradients included, float64."""
+    from tests.engine.test_network_vs_torch import compare_with_torch
+    from layerloom.engine.graph import Graph, Node
+
+    g = Graph()
+    g.add_node(Node("x", "Input", {"shape": [600]}))
+    g.add_node(Node("fc", "Dense", {"out_features": 500}))
+    g.add_node(Node("act", "ReLU", {}))
+    g.add_node(Node("out", "Dense", {"out_features": 4}))
+    g.add_node(Node("label", "Label", {}))
+    g.add_node(Node("loss", "CrossEntropyLoss", {}))
+    for e in ((("x", "y"), ("fc", "x")), (("fc", "y"), ("act", "x")),
+              (("act", "y"), ("out", "x")), (("out", "y"), ("loss", "input")),
+              (("label", "y"), ("loss", "target"))):
+        g.connect(*e)
+    taken, rule = [], dense.weight_first
+    monkeypatch.setattr(dense, "weight_first", lambda rows, b, max_rows=128: taken.append(
+        rule(rows, b, max_rows)) or taken[-1])
+    rng = np.random.default_rng(4)
+    F = torch.nn.functional
+    compare_with_torch(g, lambda p, x, t: F.cross_entropy(F.linear(torch.relu(F.linear(
+        x, p["fc.weight"], p["fc.bias"])), p["out.weight"], p["out.bias"]), t),
+        rng.standard_normal((32, 600)), rng.integers(0, 4, 32))
+    assert True in taken  # the 600 -> 500 product went weight first
