@@ -69,16 +69,19 @@ def _sigmoid_scale(hsz: int, kinds: str, dtype) -> np.ndarray:
     return np.repeat(np.array([0.5 if k == "s" else 1.0 for k in kinds], dtype=dtype), hsz)
 
 
-RECURRENT_MAX_ROWS = 64
+RECURRENT_MIN_ROWS, RECURRENT_MAX_ROWS = 4, 64
 
 
 class _Recurrence:
     """``h @ wᵀ`` for every step of one direction, arranged for the BLAS (``weight_first``: the
     step's add into its gates is a pass of its own, so ≤ 64 rows; b32 char-LSTM h 512 one core
-    1066 -> 795 µs a step's product and add, h 256 283 -> 215; at 128 rows it lost 3 %)."""
+    1066 -> 795 µs a step's product and add, h 256 283 -> 215; at 128 rows it lost 3 %. At one
+    or two rows (generating text) OpenBLAS has fast paths for the plain product: h 256, 2 rows
+    21 µs against 52)."""
 
     def __init__(self, w: np.ndarray, rows: int):
-        self.transposed = weight_first(rows, w.T, max_rows=RECURRENT_MAX_ROWS)
+        self.transposed = rows >= RECURRENT_MIN_ROWS and weight_first(
+            rows, w.T, max_rows=RECURRENT_MAX_ROWS)
         self.w = np.ascontiguousarray(w if self.transposed else w.T)  # w.T as a view: 1.4× slower
         self.out = np.empty((len(w), rows) if self.transposed else (rows, len(w)), w.dtype)
 

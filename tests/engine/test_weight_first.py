@@ -22,6 +22,7 @@ def test_the_transposed_product_is_chosen_for_large_weights_and_few_rows():
     assert not _Recurrence(lstm_256, 128).transposed  # many rows: the product dominates
     assert not _Recurrence(lstm_128, 8).transposed  # a small weight: cheap to pack anyway
     assert _Recurrence(np.zeros((512, 512)), 16).transposed  # a 512-unit SimpleRNN
+    assert not _Recurrence(lstm_256, 2).transposed  # one or two rows: the BLAS's fast paths
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -74,7 +75,7 @@ def test_a_layer_large_enough_for_the_rule_matches_pytorch(cell):
     g.connect(("x", "y"), ("rnn", "x"))
     net = Network(g, seed=0, dtype=np.float64)
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((3, 4, 6))
+    x = rng.standard_normal((5, 4, 6))
     gate_rows = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[cell] * hidden
     assert _Recurrence(np.zeros((gate_rows, hidden)), len(x)).transposed
     seq = net.forward({"x": x})["rnn.seq"]
