@@ -24,10 +24,12 @@ DEBOUNCE_MS, POLL_MS = 600, 250
 
 
 class _Mailbox:
-    """The compile thread's way back to the UI thread, closed when the window closes: an emit
-    on a KernelCompiler being deleted on the UI thread meanwhile crashed the process (a closed
-    window's compile ran on; a segfault in the next test). The lock makes "closed" final: once
-    ``close`` returns, no emit is under way and none follows."""
+    """The compile thread's way back to the UI thread, closed when the window closes. A result
+    delivered after ``shutdown`` ran ``_finished`` on a closed window's compiler (whose idle
+    signal could schedule more work there; on a cold cache GUI tests then met a garbage-collection
+    hold that outlived its window), and an emit racing the compiler's deletion on the UI thread is
+    undefined. The lock makes "closed" final: once ``close`` returns, no emit is under way and
+    none follows."""
 
     def __init__(self, deliver: Callable[[object], None]):
         self._deliver, self._lock = deliver, threading.Lock()
@@ -194,4 +196,4 @@ class KernelCompiler(QObject):
                 gc_guard.release_when_ended(self.thread, self._gc)
         if self.tracker is not None:
             self.tracker.close()
-        self.thread = self.tracker = self._gc = None
+        self.thread = self.tracker = self._gc = self._mailbox = None
