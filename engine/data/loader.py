@@ -74,7 +74,9 @@ class BatchLoader:
         self.split, self.augment, self.seed, self.epoch = split, augment, seed, epoch
         order = np.asarray(order, dtype=np.int64)
         self.chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        busy = (augment is not None and augment.active) or not isinstance(split.x, np.ndarray)
+        # a generator only for augmentation: seeding one cost ~0.1 s of a LeNet-5 epoch
+        self.augmenting = augment is not None and augment.active
+        busy = self.augmenting or not isinstance(split.x, np.ndarray)
         self.background = busy if background is None else background
         fits = QUEUE_BYTES // max(1, batch_size * sample_bytes(split))
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, min(depth, fits)))
@@ -86,9 +88,7 @@ class BatchLoader:
 
     def _make(self, number: int) -> tuple:
         idx = self.chunks[number]
-        augmenting = self.augment is not None and self.augment.active
-        # a generator only for augmentation: seeding one cost ~0.1 s of a LeNet-5 epoch
-        rng = batch_seed(self.seed, self.epoch, number) if augmenting else None
+        rng = batch_seed(self.seed, self.epoch, number) if self.augmenting else None
         return (idx, *make_batch(self.split, idx, self.augment, rng))
 
     def __iter__(self):

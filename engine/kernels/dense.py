@@ -121,9 +121,11 @@ def linear(x2: np.ndarray, w: np.ndarray, b: np.ndarray | None, relu: bool) -> n
 WEIGHT_FIRST_MIN, WEIGHT_FIRST_MAX_ROWS = 1 << 18, 128
 
 
-def weight_first(rows: int, b: np.ndarray, max_rows: int = WEIGHT_FIRST_MAX_ROWS) -> bool:
+def weight_first(rows: int, b: np.ndarray, max_rows: int = WEIGHT_FIRST_MAX_ROWS,
+                 min_rows: int = 1) -> bool:
     """Compute ``a @ b`` (``rows`` rows of a) as ``(bᵀ @ aᵀ)ᵀ``: b a large transposed weight."""
-    return rows <= max_rows and b.size >= WEIGHT_FIRST_MIN and b.T.flags.c_contiguous
+    return (min_rows <= rows <= max_rows and b.size >= WEIGHT_FIRST_MIN
+            and b.T.flags.c_contiguous)
 
 
 def _into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
@@ -142,20 +144,16 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.n
     m, k = a.shape
     parts = gemm_parts(m, m * k * b.shape[1])
     fused = bias is not None and _bias_fits(a, b, bias)
-    if len(parts) == 1:
-        out = np.ascontiguousarray((b.T @ a.T).T) if weight_first(m, b) else a @ b
-        if fused:
-            add_bias_rows(out, bias, 0, m)
-        elif bias is not None:
-            out += bias
-        return out
     out = np.empty((m, b.shape[1]), np.result_type(a, b))
 
     def part(lo, hi):
         _into(a[lo:hi], b, out[lo:hi])
         if fused:
             add_bias_rows(out, bias, lo, hi)
-    run_row_parts(part, parts)
+    if len(parts) == 1:
+        part(0, m)
+    else:
+        run_row_parts(part, parts)
     if bias is not None and not fused:
         out += bias
     return out

@@ -80,16 +80,19 @@ class _Recurrence:
     21 µs against 52)."""
 
     def __init__(self, w: np.ndarray, rows: int):
-        self.transposed = rows >= RECURRENT_MIN_ROWS and weight_first(
-            rows, w.T, max_rows=RECURRENT_MAX_ROWS)
+        self.transposed = weight_first(rows, w.T, RECURRENT_MAX_ROWS, RECURRENT_MIN_ROWS)
         self.w = np.ascontiguousarray(w if self.transposed else w.T)  # w.T as a view: 1.4× slower
         self.out = np.empty((len(w), rows) if self.transposed else (rows, len(w)), w.dtype)
 
-    def __call__(self, h: np.ndarray) -> np.ndarray:
-        """The product (rows, G): a view of a buffer the next call overwrites."""
-        if self.transposed:
-            return np.matmul(self.w, h.T, out=self.out).T
-        return np.matmul(h, self.w, out=self.out)
+    def __call__(self, h: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The product (rows, G) into ``out``, or a view of a buffer the next call overwrites."""
+        if not self.transposed:
+            return np.matmul(h, self.w, out=self.out if out is None else out)
+        t = np.matmul(self.w, h.T, out=self.out).T
+        if out is None:
+            return t
+        np.copyto(out, t)
+        return out
 
 
 def _rnn_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
@@ -154,7 +157,7 @@ def _gru_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
     rz = slice(0, 2 * hsz)
     for s in _order(t, reverse):
         h_prev, g = _prev(hs, s, reverse, zeros), gates[s]
-        np.copyto(hg, recurrence(h_prev))
+        recurrence(h_prev, out=hg)
         if b_hh is not None:
             hg += b_hh
         np.add(xg[s][:, rz], hg[:, rz], out=g[:, rz])
