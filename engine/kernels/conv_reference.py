@@ -80,15 +80,18 @@ def grouped_input_grad_reference(dy, w, hp, wp, stride, dilation, groups):
 
 
 def winograd_reference(xp: np.ndarray, w: np.ndarray, b: np.ndarray, m: int) -> np.ndarray:
-    """The numpy twin: conv(xp) + b (N, F, OH, OW) by F(m×m, 3×3) with the matrices, in float64."""
+    """The numpy twin: conv(xp) + b (N, F, OH, OW) by F(m×m, r×r) with the matrices, in float64:
+    r = 3 (m = 2 or 4, ``conv_winograd_plan``) or r = 5 (m = 4, ``conv_winograd5``)."""
+    from layerloom.engine.kernels import conv_winograd5 as w5
     from layerloom.engine.kernels.conv_winograd_plan import MATRICES
 
-    bt, g, at = MATRICES[m]
-    a = m + 2
+    r = w.shape[2]
+    bt, g, at = (w5.BT, w5.G, w5.AT) if r == 5 else MATRICES[m]
+    a = m + r - 1
     n, c, hp, wp = xp.shape
-    oh, ow = hp - 2, wp - 2
+    oh, ow = hp - r + 1, wp - r + 1
     th, tw = -(-oh // m), -(-ow // m)
-    xe = np.zeros((n, c, th * m + 2, tw * m + 2))
+    xe = np.zeros((n, c, th * m + r - 1, tw * m + r - 1))
     xe[:, :, :hp, :wp] = xp
     idx = (np.arange(th)[:, None] * m + np.arange(a)[None, :])  # (tiles, a) rows of each tile
     jdx = (np.arange(tw)[:, None] * m + np.arange(a)[None, :])

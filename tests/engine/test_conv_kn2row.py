@@ -158,7 +158,8 @@ def test_the_rule_takes_many_channel_large_kernels_on_large_maps():
     assert not prefers_kn2row((32, 16, 5, 5), 2, (1, 1), (1, 1), f32, 32, 32)
 
 
-def test_the_entry_points_route_here():
+def test_the_entry_points_route_here(monkeypatch):
+    monkeypatch.setattr(conv, "winograd5", lambda *a: False)  # float32 5×5 takes F(4×4, 5×5)
     rng, xp, wt, b = _data(3, 16, 16, 16, 16, (5, 5), 2, np.float32)
     y = conv.conv_forward(xp, wt, b, (1, 1), relu=True)
     assert np.array_equal(y, kn2row_forward(xp, wt, b, relu=True))
@@ -230,6 +231,7 @@ def test_conv_relu_maxpool_runs_fused_as_unfused(monkeypatch, pool):
         callers.add(sys._getframe(1).f_code.co_name)
         return forward(*args, **kwargs)
     monkeypatch.setattr(conv, "kn2row_forward", spy)
+    monkeypatch.setattr(conv, "winograd5", lambda *a: False)  # float32 5×5 takes F(4×4, 5×5)
     g = Graph()
     prev = add_after(g, None, "image", "Input", {"shape": [16, 17, 16]})
     prev = add_after(g, prev, "c1", "Conv2D", {"out_channels": 16, "kernel_size": [5, 5],

@@ -1,0 +1,201 @@
+"""The backward of ``conv_winograd5``'s F(4×4, 5×5) convolutions: the adjoint of its forward.
+
+dM = A dY Aᵀ (``_grad_transform``), dU[p] = dM[p] · V[p]ᵀ (dW = Gᵀ dU G in
+``conv_winograd5.weight_grad``), dV[p] = U[p]ᵀ · dM[p], and B dV Bᵀ added back at each tile's
+place (``_input_adjoint``: tiles 4 apart overlap by 4 rows and columns), chunk by chunk as the
+forward, with V from its ``input_transform``. The transforms are written out as the forward's
+(its docstring says why). A file of its own for the size budget; numba's cache notices edits to
+this file's kernels only, so an edit to ``conv_winograd5``'s shared kernels must touch this too.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from layerloom.engine.kernels.conv_winograd5 import (_E, _H, _K25, _K125, _K425, _K525, _Q, A, M,
+                                                     geometry, input_columns, input_row)
+from layerloom.engine.threads import split_rows
+
+
+@njit(inline="always")
+def _a8(y0, y1, y2, y3):
+    """A y (the output transform's adjoint)."""
+    e, o = y0 + y2, y1 + y3
+    e2, o2 = y0 + 4 * y2, 2 * y1 + 8 * y3
+    e3, o3 = y0 + _Q * y2, _H * y1 + _E * y3
+    return y0, e + o, e - o, e2 + o2, e2 - o2, e3 + o3, e3 - o3, y3
+
+
+@njit(inline="always")
+def _b8(v0, v1, v2, v3, v4, v5, v6, v7):
+    """B v (the input transform's adjoint)."""
+    d1, s1, d3, s3, d5, s5 = v1 - v2, v1 + v2, v3 - v4, v3 + v4, v5 - v6, v5 + v6
+    return (-v0, d1 + _H * d3 + 2 * d5 - v7, _K525 * v0 + s1 + _Q * s3 + 4 * s5,
+            _K525 * v7 - _K425 * d1 - _K25 * (d3 + d5),
+            -_K525 * v0 - _K425 * s1 - _K125 * s3 - 5 * s5,
+            d1 + 2 * d3 + _H * d5 - _K525 * v7, v0 + s1 + s3 + s5, v7)
+
+
+@njit(cache=True, nogil=True)
+def _grad_columns(dy, s0, s1, th, tw, yplane, orows, db):
+    """orows[r, f] = A dY along the columns of every output tile of filter f (the spare tiles
+    and the parts past the output zero); db[f] += Σ dy[s0:s1, f] (in float64). Each map is
+    copied into ``yplane``, whose rows past the output stay zero; ``orows`` is zero at each
+    segment's columns past OW (never written here)."""
+    nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
+    seg = M * (tw + 1)
+    inner, band = yplane[:oh * ow], yplane.reshape((-1, ow))
+    for f in range(nf):
+        acc = 0.0
+        l0, l1, l2, l3 = orows[0, f], orows[1, f], orows[2, f], orows[3, f]
+        l4, l5, l6, l7 = orows[4, f], orows[5, f], orows[6, f], orows[7, f]
+        for s in range(s0, s1):
+            src = dy[s, f].ravel()
+            for q in range(oh * ow):
+                inner[q] = src[q]
+                acc += src[q]
+            for ti in range(th):
+                q0, y = ((s - s0) * th + ti) * seg, ti * M
+                y0, y1, y2, y3 = band[y], band[y + 1], band[y + 2], band[y + 3]
+                o0, o1, o2, o3 = l0[q0:q0 + ow], l1[q0:q0 + ow], l2[q0:q0 + ow], l3[q0:q0 + ow]
+                o4, o5, o6, o7 = l4[q0:q0 + ow], l5[q0:q0 + ow], l6[q0:q0 + ow], l7[q0:q0 + ow]
+                for q in range(ow):  # _a8 along the columns, a row or a ± pair per loop
+                    o0[q], o7[q] = y0[q], y3[q]
+                for q in range(ow):
+                    e, o = y0[q] + y2[q], y1[q] + y3[q]
+                    o1[q], o2[q] = e + o, e - o
+                for q in range(ow):
+                    e, o = y0[q] + 4 * y2[q], 2 * y1[q] + 8 * y3[q]
+                    o3[q], o4[q] = e + o, e - o
+                for q in range(ow):
+                    e, o = y0[q] + _Q * y2[q], _H * y1[q] + _E * y3[q]
+                    o5[q], o6[q] = e + o, e - o
+        db[f] += acc
+
+
+@njit(cache=True, nogil=True)
+def _grad_row(orows, r, tcd, dm8):
+    """dm8[j, f, k] = (A dY Aᵀ)[r, j] of output tile k from ``_grad_columns``' rows."""
+    for f in range(dm8.shape[1]):
+        line = orows[r, f]
+        t0, t1, t2, t3 = dm8[0, f], dm8[1, f], dm8[2, f], dm8[3, f]
+        t4, t5, t6, t7 = dm8[4, f], dm8[5, f], dm8[6, f], dm8[7, f]
+        for k in range(tcd):
+            j = M * k
+            g0, g1, g2, g3, g4, g5, g6, g7 = _a8(line[j], line[j + 1], line[j + 2], line[j + 3])
+            t0[k], t1[k], t2[k], t3[k] = g0, g1, g2, g3
+            t4[k], t5[k], t6[k], t7[k] = g4, g5, g6, g7
+
+
+@njit(cache=True, nogil=True)
+def _adjoint_row(dv8, r, tcd, tmp, drows):
+    """drows[r, c, 4k..4k+7] += (B dV)[r] of tile k (points (r, j) in dv8[j, c, k]): tile k's
+    columns overlap the next tile's, hence the two steps through ``tmp``."""
+    u0, u1, u2, u3, u4, u5, u6, u7 = tmp[0], tmp[1], tmp[2], tmp[3], tmp[4], tmp[5], tmp[6], tmp[7]
+    for ch in range(dv8.shape[1]):
+        i0, i1, i2, i3 = dv8[0, ch], dv8[1, ch], dv8[2, ch], dv8[3, ch]
+        i4, i5, i6, i7 = dv8[4, ch], dv8[5, ch], dv8[6, ch], dv8[7, ch]
+        for k in range(tcd):
+            g0, g1, g2, g3, g4, g5, g6, g7 = _b8(i0[k], i1[k], i2[k], i3[k], i4[k], i5[k],
+                                                 i6[k], i7[k])
+            u0[k], u1[k], u2[k], u3[k] = g0, g1, g2, g3
+            u4[k + 1], u5[k + 1], u6[k + 1], u7[k + 1] = g4, g5, g6, g7
+        line = drows[r, ch]
+        for k in range(tcd):
+            j = M * k
+            line[j], line[j + 1] = u0[k] + u4[k], u1[k] + u5[k]
+            line[j + 2], line[j + 3] = u2[k] + u6[k], u3[k] + u7[k]
+
+
+@njit(cache=True, nogil=True)
+def _adjoint_columns(s0, s1, th, tw, drows, dplane, dxp):
+    """dxp[s0:s1] = Σ over tiles of B (``_adjoint_row``'s rows) at each tile's place, cut to the
+    padded input: tiles 4 rows apart overlap, so each map is summed in ``dplane`` first."""
+    c, hp, wp = dxp.shape[1], dxp.shape[2], dxp.shape[3]
+    seg = M * (tw + 1)
+    band = dplane.reshape((-1, wp))
+    for ch in range(c):
+        for s in range(s0, s1):
+            dplane[:] = 0
+            for ti in range(th):
+                q0, y = ((s - s0) * th + ti) * seg, ti * M
+                e = q0 + wp
+                v0, v1, v2 = drows[0, ch, q0:e], drows[1, ch, q0:e], drows[2, ch, q0:e]
+                v3, v4, v5 = drows[3, ch, q0:e], drows[4, ch, q0:e], drows[5, ch, q0:e]
+                v6, v7 = drows[6, ch, q0:e], drows[7, ch, q0:e]
+                x0, x1, x2, x3 = band[y], band[y + 1], band[y + 2], band[y + 3]
+                x4, x5, x6, x7 = band[y + 4], band[y + 5], band[y + 6], band[y + 7]
+                for q in range(wp):  # _b8 along the columns, one row per loop
+                    x0[q] -= v0[q]
+                for q in range(wp):
+                    x1[q] += (v1[q] - v2[q]) + _H * (v3[q] - v4[q]) + 2 * (v5[q] - v6[q]) - v7[q]
+                for q in range(wp):
+                    x2[q] += (_K525 * v0[q] + (v1[q] + v2[q]) + _Q * (v3[q] + v4[q])
+                              + 4 * (v5[q] + v6[q]))
+                for q in range(wp):
+                    x3[q] += (_K525 * v7[q] - _K425 * (v1[q] - v2[q])
+                              - _K25 * ((v3[q] - v4[q]) + (v5[q] - v6[q])))
+                for q in range(wp):
+                    x4[q] -= (_K525 * v0[q] + _K425 * (v1[q] + v2[q]) + _K125 * (v3[q] + v4[q])
+                              + 5 * (v5[q] + v6[q]))
+                for q in range(wp):
+                    x5[q] += ((v1[q] - v2[q]) + 2 * (v3[q] - v4[q]) + _H * (v5[q] - v6[q])
+                              - _K525 * v7[q])
+                for q in range(wp):
+                    x6[q] += v0[q] + (v1[q] + v2[q]) + (v3[q] + v4[q]) + (v5[q] + v6[q])
+                for q in range(wp):
+                    x7[q] += v7[q]
+            dst = dxp[s, ch].ravel()
+            for q in range(hp * wp):
+                dst[q] = dplane[q]
+
+
+@njit(cache=True, nogil=True)
+def backward_part(xp, u, dy, geo, du, db, dxp, need_dx, c0, c1):
+    """Chunks c0..c1 of ``winograd5_backward``, serially: chunk ci's dU into du[ci], its bias
+    gradient into db[ci], on buffers allocated once."""
+    bounds, th, tw, tcd = geo
+    c, hp, wp, nf, ow = xp.shape[1], xp.shape[2], xp.shape[3], u.shape[1], dy.shape[3]
+    plane = np.zeros((th * M + A) * wp, xp.dtype)
+    rows = np.zeros((A, c, M * tcd + M), xp.dtype)
+    yplane = np.zeros(th * M * ow, xp.dtype)
+    orows = np.zeros((A, nf, M * tcd), xp.dtype)
+    vbuf, mbuf = np.empty(8 * c * tcd, xp.dtype), np.empty(8 * nf * tcd, xp.dtype)
+    ph = np.empty((M, tcd + 1), xp.dtype)
+    tmp = np.zeros((A, tcd + 1), xp.dtype)
+    drows = np.empty((A, c if need_dx else 0, M * tcd + M), xp.dtype)
+    dplane = np.empty((th * M + A) * wp if need_dx else 0, xp.dtype)
+    for ci in range(c0, c1):
+        s0, s1 = bounds[ci], bounds[ci + 1]
+        k = (s1 - s0) * th * (tw + 1)
+        v8, dm8 = vbuf[:8 * c * k].reshape((8, c, k)), mbuf[:8 * nf * k].reshape((8, nf, k))
+        _grad_columns(dy, s0, s1, th, tw, yplane, orows, db[ci])
+        input_columns(xp, s0, s1, th, tw, plane, rows)
+        for r in range(A):  # one row of the 8×8 points at a time, in cache
+            _grad_row(orows, r, k, dm8)
+            input_row(rows, r, k, ph, v8)
+            for j in range(A):
+                np.dot(dm8[j], v8[j].T, du[ci, r * A + j])
+                if need_dx:
+                    np.dot(u[r * A + j].T, dm8[j], v8[j])
+            if need_dx:
+                _adjoint_row(v8, r, k, tmp, drows)
+        if need_dx:
+            _adjoint_columns(s0, s1, th, tw, drows, dplane, dxp)
+
+
+def winograd5_backward(xp: np.ndarray, u: np.ndarray, dy: np.ndarray, need_dx: bool) -> tuple:
+    """(d padded input or empty, dU per chunk (chunks, 64, F, C), d bias) of
+    ``winograd5_forward``; ``conv_winograd5.weight_grad`` turns the dU into the filters'
+    gradient. The per-chunk bias gradients are summed in chunk order from zero."""
+    xp, dy = np.ascontiguousarray(xp), np.ascontiguousarray(dy)
+    n, c, hp, wp = xp.shape
+    nf = u.shape[1]
+    geo = geometry(xp, nf)
+    k = len(geo[0]) - 1
+    du = np.empty((k, 64, nf, c), xp.dtype)
+    db = np.zeros((k, nf), np.float64)
+    dxp = np.empty((n if need_dx else 0, c, hp, wp), xp.dtype)
+    need = bool(need_dx)
+    split_rows(lambda c0, c1: backward_part(xp, u, dy, geo, du, db, dxp, need, c0, c1), k)
+    return dxp, du, np.add.reduce(db, axis=0, initial=0).astype(xp.dtype)
