@@ -37,7 +37,8 @@ def _family(count: int, seed: int = 55) -> list:
     """(batch, C, F, H, W, padding): the edges by hand, then drawn from the ranges above."""
     rng = np.random.default_rng(seed)
     cases = [(1, 1, 1, 5, 5, 0), (2, 16, 16, 8, 8, 2), (3, 17, 20, 13, 11, 2),
-             (1, 32, 32, 32, 32, 2), (4, 80, 24, 7, 9, 3), (9, 16, 48, 12, 5, 1)]
+             (1, 32, 32, 32, 32, 2), (4, 80, 24, 7, 9, 3), (9, 16, 48, 12, 5, 1),
+             (2, 3, 16, 32, 32, 2)]
     while len(cases) < count:
         cases.append((int(rng.integers(1, 10)), int(rng.integers(1, 81)), int(rng.integers(1, 81)),
                       int(rng.integers(5, 38)), int(rng.integers(5, 38)), int(rng.integers(0, 4))))
@@ -123,7 +124,12 @@ def test_the_rule():
     assert w5.winograd5((16, 64, 5, 5), np.float32, 8, 9)
     assert not w5.winograd5((32, 32, 5, 5), np.float64, 16, 16)  # float64 stays exact
     assert not w5.winograd5((32, 32, 5, 5), np.float32, 7, 16)
-    assert not w5.winograd5((32, 3, 5, 5), np.float32, 32, 32)  # a stem: 3 channels
+    assert w5.winograd5((32, 3, 5, 5), np.float32, 32, 32)  # an RGB stem on a large map
+    assert not w5.winograd5((32, 3, 5, 5), np.float32, 16, 16)  # on a small one
+    assert not w5.winograd5((32, 1, 5, 5), np.float32, 28, 28)  # one channel
+    assert not w5.winograd5((16, 6, 5, 5), np.float32, 10, 10)  # LeNet-5's conv2
+    assert not w5.winograd5((6, 1, 5, 5), np.float32, 28, 28)  # LeNet-5's conv1
+    assert not w5.winograd5((8, 32, 5, 5), np.float32, 16, 16)  # few filters
     assert not w5.winograd5((32, 32, 3, 3), np.float32, 16, 16)
     assert not w5.winograd5((32, 32, 5, 3), np.float32, 16, 16)
 
