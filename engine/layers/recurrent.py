@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels.dense import matmul, weight_first
+from layerloom.engine.kernels.lstm_loop import lstm_backward_loop, lstm_forward_loop
 from layerloom.engine.kernels.recurrent import (gru_gates, gru_output, gru_step_backward, lstm_gates,
-                                      lstm_step_backward, rnn_step_backward)
+                                      rnn_step_backward)
 from layerloom.engine.registry import register
 from layerloom.engine.threads import row_parts, run_row_parts
 from layerloom.engine.spec import Bool, Example, Int, Layer, ShapeError, TorchCode, fmt_shape, uniform_fan_in
@@ -121,6 +122,9 @@ def _lstm_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
     t, n, _ = gates.shape
     recurrence = _Recurrence(w_hh * scale[:, None], n)
     hs, cs, tcs = (np.empty((t, n, hsz), dtype) for _ in range(3))
+    if dtype == np.float32:  # the whole loop compiled, without the GIL (kernels.lstm_loop)
+        lstm_forward_loop(gates, recurrence.w, recurrence.transposed, hs, cs, tcs, reverse)
+        return hs, (gates, cs, tcs)
     zeros, one = np.zeros((n, hsz), dtype), dtype.type(1)
     for k, s in enumerate(_order(t, reverse)):
         g = gates[s]
@@ -135,13 +139,10 @@ def _lstm_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
 
 def _lstm_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
     gates, cs, tcs = saved
-    t, n, hsz = hs.shape
-    dpre, drec, one = np.empty_like(gates), dlast.copy(), hs.dtype.type(1)
-    dc, zeros = np.zeros((n, hsz), hs.dtype), np.zeros((n, hsz), hs.dtype)
-    for s in _order(t, not reverse):
-        lstm_step_backward(dhs[s], drec, dc, gates[s], _prev(cs, s, reverse, zeros), tcs[s],
-                           dpre[s], one)
-        np.matmul(dpre[s], w_hh, out=drec)
+    dpre, drec = np.empty_like(gates), np.ascontiguousarray(dlast, dtype=hs.dtype).copy()
+    lstm_backward_loop(np.ascontiguousarray(dhs), drec, gates, cs, tcs,
+                       np.ascontiguousarray(w_hh, dtype=hs.dtype), reverse, dpre,
+                       hs.dtype.type(1))
     return dpre, dpre
 
 

@@ -1,0 +1,142 @@
+"""The LSTM's compiled time loop (``kernels.lstm_loop``): its float32 tanh is within a few ulp of
+the exact one (NaN and ±∞ kept as tanh keeps them), the forward loop equals the same loop in
+float64 numpy (both product arrangements, both directions), the backward loop equals the numpy
+loop it replaced bit for bit (float32 and float64), and a float32 LSTM layer trains as
+PyTorch's float32 one, at one and two cores, with a NaN reaching its loss."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.func import functional_call
+
+from layerloom.engine.kernels import lstm_loop
+from layerloom.engine.kernels.recurrent import lstm_step_backward
+from layerloom.engine.network import Network
+from tests.engine.test_row_parts import recurrent_graph
+from tests.engine.test_split_kernels import at_threads
+
+
+def test_tanh32_is_within_a_few_ulp_and_keeps_nan_and_infinities():
+    grid = np.linspace(-12, 12, 400_001).astype(np.float32)
+    tiny = np.float32(10.0) ** np.linspace(-30, 1, 20_001).astype(np.float32)
+    x = np.concatenate([grid, tiny, -tiny, np.float32([0.0, -0.0, 7.9, 7.91, 1e30, -1e30])])
+    out = np.empty_like(x)
+    lstm_loop.tanh32(x, out)
+    exact = np.tanh(x.astype(np.float64))
+    ulp = np.abs(out - exact) / np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    assert ulp.max() < 6  # 5.5 at x ≈ ±5.8, where tanh is 1 − 2e-5 (numpy's own: 1.4)
+    assert np.all(np.abs(out) <= 1)
+    special = np.float32([np.nan, np.inf, -np.inf])
+    got = np.empty_like(special)
+    lstm_loop.tanh32(special, got)
+    assert np.isnan(got[0]) and got[1] == 1 and got[2] == -1
+
+
+def _forward_reference(gates, w, transposed, reverse):
+    """The loop in float64 numpy: gates, h, c, tanh(c)."""
+    g = gates.astype(np.float64)
+    t, n, g4 = g.shape
+    hsz = g4 // 4
+    wh = (w.T if transposed else w).astype(np.float64)  # (H, 4H)
+    hs, cs, tcs = (np.zeros((t, n, hsz)) for _ in range(3))
+    h, c = np.zeros((n, hsz)), np.zeros((n, hsz))
+    for s in (range(t - 1, -1, -1) if reverse else range(t)):
+        act = np.tanh(g[s] + h @ wh)
+        i, f, o = (0.5 * act[:, k * hsz:(k + 1) * hsz] + 0.5 for k in (0, 1, 3))
+        gv = act[:, 2 * hsz:3 * hsz]
+        c = f * c + i * gv
+        g[s] = np.concatenate([i, f, gv, o], axis=1)
+        tcs[s] = np.tanh(c)
+        hs[s], cs[s], h = o * tcs[s], c, o * tcs[s]
+    return g, hs, cs, tcs
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("n,hsz", [(1, 5), (3, 64), (16, 33)])
+def test_the_forward_loop_is_the_lstm(transposed, reverse, n, hsz):
+    rng = np.random.default_rng(n + hsz)
+    t = 7
+    gates = rng.standard_normal((t, n, 4 * hsz)).astype(np.float32)
+    w_hh = (rng.standard_normal((4 * hsz, hsz)) / np.sqrt(hsz)).astype(np.float32)
+    w = np.ascontiguousarray(w_hh if transposed else w_hh.T)
+    want = _forward_reference(gates, w, transposed, reverse)
+    hs, cs, tcs = (np.empty((t, n, hsz), np.float32) for _ in range(3))
+    g = gates.copy()
+    lstm_loop.lstm_forward_loop(g, w, transposed, hs, cs, tcs, reverse)
+    for got, ref in zip((g, hs, cs, tcs), want):
+        np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_backward_loop_is_the_numpy_loop_bit_for_bit(dtype, reverse):
+    rng = np.random.default_rng(5)
+    t, n, hsz = 6, 9, 40
+    gates = rng.uniform(0.05, 0.95, (t, n, 4 * hsz)).astype(dtype)
+    cs, tcs = rng.standard_normal((t, n, hsz)).astype(dtype), rng.uniform(-1, 1, (t, n, hsz))
+    tcs = tcs.astype(dtype)
+    dhs, w_hh = rng.standard_normal((t, n, hsz)).astype(dtype), rng.standard_normal((4 * hsz, hsz))
+    w_hh, dlast = w_hh.astype(dtype), rng.standard_normal((n, hsz)).astype(dtype)
+    want, drec, dc = np.empty_like(gates), dlast.copy(), np.zeros((n, hsz), dtype)
+    zeros, one = np.zeros((n, hsz), dtype), dtype(1)
+    for s in (range(t) if reverse else range(t - 1, -1, -1)):
+        p = s + 1 if reverse else s - 1
+        lstm_step_backward(dhs[s], drec, dc, gates[s], cs[p] if 0 <= p < t else zeros, tcs[s],
+                           want[s], one)
+        np.matmul(want[s], w_hh, out=drec)
+    got, drec2 = np.empty_like(gates), dlast.copy()
+    lstm_loop.lstm_backward_loop(dhs, drec2, gates, cs, tcs, w_hh, reverse, got, one)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(drec2, drec)
+
+
+def _lstm_net(hidden: int, bidirectional: bool) -> Network:
+    return Network(recurrent_graph("LSTM", bidirectional, hidden), seed=0, dtype=np.float32)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cores", [1, 2])
+def test_a_float32_lstm_trains_as_pytorchs(bidirectional, cores):
+    """Outputs, loss and every gradient of LSTM → Dense → cross-entropy against PyTorch's
+    float32 model with the same parameters; the batch's rows in one part or two."""
+    net = _lstm_net(48, bidirectional)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((13, 7, 5)).astype(np.float32)
+    label = rng.integers(0, 3, (13, 7))
+
+    def run():
+        out = net.forward({"x": x, "label": label}, training=True)
+        return np.array(out["rnn.seq"]), net.loss(), net.backward()
+    seq, loss, grads = at_threads(cores, run)
+    lstm = torch.nn.LSTM(5, 48, batch_first=True, bidirectional=bidirectional)
+    head = torch.nn.Linear(96 if bidirectional else 48, 3)
+    params = {k: torch.from_numpy(np.array(v)).requires_grad_(True) for k, v in net.params.items()}
+    tx = torch.from_numpy(x)
+    want, _ = functional_call(lstm, {k.split(".", 1)[1]: v for k, v in params.items()
+                                     if k.startswith("rnn.")}, (tx,))
+    logits = functional_call(head, {"weight": params["head.weight"], "bias": params["head.bias"]},
+                             (want,))
+    tloss = torch.nn.functional.cross_entropy(logits.reshape(-1, 3),
+                                              torch.from_numpy(label).reshape(-1))
+    tloss.backward()
+    np.testing.assert_allclose(seq, want.detach().numpy(), rtol=1e-4, atol=2e-5)
+    assert abs(loss - tloss.item()) < 1e-5
+    for key, value in params.items():
+        np.testing.assert_allclose(grads[key], value.grad.numpy(), rtol=1e-3, atol=2e-5,
+                                   err_msg=key)
+
+
+def test_a_nan_in_a_step_reaches_every_later_state():
+    """The executor stops a NaN at the node that made it; inside the loop it must travel on, as
+    numpy's tanh carries it (the clamp must not turn it into ±1)."""
+    rng = np.random.default_rng(2)
+    t, n, hsz = 6, 2, 8
+    gates = rng.standard_normal((t, n, 4 * hsz)).astype(np.float32)
+    gates[2, 1, 3] = np.nan
+    w = np.ascontiguousarray(rng.standard_normal((hsz, 4 * hsz)).astype(np.float32) / 3)
+    hs, cs, tcs = (np.empty((t, n, hsz), np.float32) for _ in range(3))
+    lstm_loop.lstm_forward_loop(gates, w, False, hs, cs, tcs, False)
+    assert np.isfinite(hs[:, 0]).all() and np.isfinite(hs[:2, 1]).all()
+    assert np.isnan(hs[3:, 1]).all() and np.isnan(cs[2, 1, 3])
