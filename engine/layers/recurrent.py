@@ -19,9 +19,10 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels.dense import matmul, weight_first
-from layerloom.engine.kernels.lstm_loop import lstm_backward_loop, lstm_forward_loop
-from layerloom.engine.kernels.recurrent import (gru_gates, gru_output, gru_step_backward, lstm_gates,
-                                      rnn_step_backward)
+from layerloom.engine.kernels.recurrent_loop import (gru_backward_loop, gru_forward_loop,
+                                                    lstm_backward_loop, lstm_forward_loop,
+                                                    rnn_backward_loop, rnn_forward_loop)
+from layerloom.engine.kernels.recurrent import gru_gates, gru_output, lstm_gates
 from layerloom.engine.registry import register
 from layerloom.engine.threads import row_parts, run_row_parts
 from layerloom.engine.spec import Bool, Example, Int, Layer, ShapeError, TorchCode, fmt_shape, uniform_fan_in
@@ -99,6 +100,9 @@ class _Recurrence:
 def _rnn_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
     hs = _project(x_tm, w_ih, None if b_ih is None else b_ih + b_hh)  # becomes h in place
     recurrence = _Recurrence(w_hh, hs.shape[1])
+    if hs.dtype == np.float32:  # the whole loop compiled, without the GIL (kernels.recurrent_loop)
+        rnn_forward_loop(hs, recurrence.w, recurrence.transposed, reverse)
+        return hs, ()
     for k, s in enumerate(_order(len(hs), reverse)):
         if k:
             hs[s] += recurrence(hs[s + 1 if reverse else s - 1])
@@ -107,10 +111,9 @@ def _rnn_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
 
 
 def _rnn_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
-    dpre, drec, one = np.empty_like(hs), dlast.copy(), hs.dtype.type(1)
-    for s in _order(len(hs), not reverse):
-        rnn_step_backward(dhs[s], drec, hs[s], dpre[s], one)
-        np.matmul(dpre[s], w_hh, out=drec)
+    dpre, drec = np.empty_like(hs), np.ascontiguousarray(dlast, dtype=hs.dtype).copy()
+    rnn_backward_loop(np.ascontiguousarray(dhs), drec, hs, np.ascontiguousarray(w_hh, hs.dtype),
+                      reverse, dpre, hs.dtype.type(1))
     return dpre, dpre
 
 
@@ -154,6 +157,10 @@ def _gru_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
     t, n, _ = xg.shape
     recurrence = _Recurrence(w_hh * scale[:, None], n)
     hs, hns, gates = np.empty((t, n, hsz), dtype), np.empty((t, n, hsz), dtype), np.empty_like(xg)
+    if dtype == np.float32:  # the whole loop compiled, without the GIL (kernels.recurrent_loop)
+        gru_forward_loop(xg, recurrence.w, recurrence.transposed,
+                         np.zeros(0, dtype) if b_hh is None else b_hh, hs, hns, gates, reverse)
+        return hs, (gates, hns)
     hg, zeros, one = np.empty((n, g3), dtype), np.zeros((n, hsz), dtype), dtype.type(1)
     rz = slice(0, 2 * hsz)
     for s in _order(t, reverse):
@@ -171,15 +178,10 @@ def _gru_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
 
 def _gru_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
     gates, hns = saved
-    t, n, hsz = hs.shape
     dxg, dhg = np.empty_like(gates), np.empty_like(gates)
-    drec, direct = dlast.copy(), np.empty((n, hsz), hs.dtype)
-    zeros, one = np.zeros((n, hsz), hs.dtype), hs.dtype.type(1)
-    for s in _order(t, not reverse):
-        gru_step_backward(dhs[s], drec, gates[s], hns[s], _prev(hs, s, reverse, zeros),
-                          dxg[s], dhg[s], direct, one)
-        np.matmul(dhg[s], w_hh, out=drec)
-        drec += direct
+    drec = np.ascontiguousarray(dlast, dtype=hs.dtype).copy()
+    gru_backward_loop(np.ascontiguousarray(dhs), drec, gates, hns, hs,
+                      np.ascontiguousarray(w_hh, hs.dtype), reverse, dxg, dhg, hs.dtype.type(1))
     return dxg, dhg
 
 

@@ -1,8 +1,8 @@
-"""The LSTM's compiled time loop (``kernels.lstm_loop``): its float32 tanh is within a few ulp of
-the exact one (NaN and ±∞ kept as tanh keeps them), the forward loop equals the same loop in
-float64 numpy (both product arrangements, both directions), the backward loop equals the numpy
-loop it replaced bit for bit (float32 and float64), and a float32 LSTM layer trains as
-PyTorch's float32 one, at one and two cores, with a NaN reaching its loss."""
+"""The recurrent layers' compiled time loops (``kernels.recurrent_loop``): the float32 tanh is
+within a few ulp of the exact one (NaN and ±∞ kept as tanh keeps them); the forward loops equal
+the float64 numpy loops (both product arrangements, both directions, with and without biases);
+the backward loops equal the numpy loops they replaced bit for bit (float32 and float64); and
+float32 LSTM, GRU and SimpleRNN layers train as PyTorch's float32 ones at one and two cores."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +10,10 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from layerloom.engine.kernels import lstm_loop
-from layerloom.engine.kernels.recurrent import lstm_step_backward
+from layerloom.engine.kernels import recurrent_loop as lstm_loop
+from layerloom.engine.layers import recurrent as layer
+from layerloom.engine.kernels.recurrent import (gru_step_backward, lstm_step_backward,
+                                                rnn_step_backward)
 from layerloom.engine.network import Network
 from tests.engine.test_row_parts import recurrent_graph
 from tests.engine.test_split_kernels import at_threads
@@ -69,6 +71,67 @@ def test_the_forward_loop_is_the_lstm(transposed, reverse, n, hsz):
         np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-6)
 
 
+RUNS = {"LSTM": (layer._lstm_run, 4), "GRU": (layer._gru_run, 3), "SimpleRNN": (layer._rnn_run, 1)}
+
+
+@pytest.mark.parametrize("cell", sorted(RUNS))
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("n,hsz", [(3, 20), (16, 520)])  # 520 units: the weight-first product
+def test_every_cells_forward_loop_is_its_float64_numpy_loop(cell, reverse, bias, n, hsz):
+    run, gates = RUNS[cell]
+    rng = np.random.default_rng(hsz + n)
+    x = rng.standard_normal((9, n, 6))
+    w_ih, w_hh = rng.standard_normal((gates * hsz, 6)) / 3, rng.standard_normal((gates * hsz, hsz))
+    w_hh /= np.sqrt(hsz)
+    b = [rng.standard_normal(gates * hsz) / 3 if bias else None for _ in range(2)]
+    want, want_saved = run(x, w_ih, w_hh, *b, reverse=reverse)  # float64: the numpy loop
+    f32 = [None if a is None else a.astype(np.float32) for a in (x, w_ih, w_hh, *b)]
+    got, saved = run(*f32, reverse=reverse)
+    assert got.dtype == np.float32 and layer._Recurrence(w_hh, n).transposed == (hsz == 520)
+    np.testing.assert_allclose(got, want, rtol=5e-5, atol=5e-6)
+    for g, w in zip(saved, want_saved):
+        np.testing.assert_allclose(g, w, rtol=5e-5, atol=5e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_gru_and_rnn_backward_loops_are_the_numpy_loops_bit_for_bit(dtype, reverse):
+    rng = np.random.default_rng(6)
+    t, n, hsz = 6, 9, 40
+    dhs, dlast = rng.standard_normal((t, n, hsz)).astype(dtype), rng.standard_normal((n, hsz))
+    dlast = dlast.astype(dtype)
+    hs, one = rng.uniform(-0.9, 0.9, (t, n, hsz)).astype(dtype), dtype(1)
+    order = range(t) if reverse else range(t - 1, -1, -1)
+    zeros = np.zeros((n, hsz), dtype)
+    # GRU
+    gates = rng.uniform(0.05, 0.95, (t, n, 3 * hsz)).astype(dtype)
+    hns, w_hh = rng.standard_normal((t, n, hsz)).astype(dtype), rng.standard_normal((3 * hsz, hsz))
+    w_hh = w_hh.astype(dtype)
+    dxg, dhg, drec, direct = (np.empty_like(gates), np.empty_like(gates), dlast.copy(),
+                              np.empty((n, hsz), dtype))
+    for s in order:
+        p = s + 1 if reverse else s - 1
+        gru_step_backward(dhs[s], drec, gates[s], hns[s], hs[p] if 0 <= p < t else zeros,
+                          dxg[s], dhg[s], direct, one)
+        np.matmul(dhg[s], w_hh, out=drec)
+        drec += direct
+    got = np.empty_like(gates), np.empty_like(gates), dlast.copy()
+    lstm_loop.gru_backward_loop(dhs, got[2], gates, hns, hs, w_hh, reverse, got[0], got[1], one)
+    for a, b in zip(got, (dxg, dhg, drec)):
+        np.testing.assert_array_equal(a, b)
+    # SimpleRNN
+    w_hh = rng.standard_normal((hsz, hsz)).astype(dtype)
+    dpre, drec = np.empty_like(hs), dlast.copy()
+    for s in order:
+        rnn_step_backward(dhs[s], drec, hs[s], dpre[s], one)
+        np.matmul(dpre[s], w_hh, out=drec)
+    got, drec2 = np.empty_like(hs), dlast.copy()
+    lstm_loop.rnn_backward_loop(dhs, drec2, hs, w_hh, reverse, got, one)
+    np.testing.assert_array_equal(got, dpre)
+    np.testing.assert_array_equal(drec2, drec)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_the_backward_loop_is_the_numpy_loop_bit_for_bit(dtype, reverse):
@@ -92,16 +155,16 @@ def test_the_backward_loop_is_the_numpy_loop_bit_for_bit(dtype, reverse):
     np.testing.assert_array_equal(drec2, drec)
 
 
-def _lstm_net(hidden: int, bidirectional: bool) -> Network:
-    return Network(recurrent_graph("LSTM", bidirectional, hidden), seed=0, dtype=np.float32)
+TORCH = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "SimpleRNN": torch.nn.RNN}
 
 
+@pytest.mark.parametrize("cell", sorted(TORCH))
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("cores", [1, 2])
-def test_a_float32_lstm_trains_as_pytorchs(bidirectional, cores):
-    """Outputs, loss and every gradient of LSTM → Dense → cross-entropy against PyTorch's
-    float32 model with the same parameters; the batch's rows in one part or two."""
-    net = _lstm_net(48, bidirectional)
+def test_a_float32_recurrent_layer_trains_as_pytorchs(cell, bidirectional, cores):
+    """Outputs, loss and every gradient of a recurrent layer → Dense → cross-entropy against
+    PyTorch's float32 model with the same parameters; the batch's rows in one part or two."""
+    net = Network(recurrent_graph(cell, bidirectional, 48), seed=0, dtype=np.float32)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((13, 7, 5)).astype(np.float32)
     label = rng.integers(0, 3, (13, 7))
@@ -110,12 +173,11 @@ def test_a_float32_lstm_trains_as_pytorchs(bidirectional, cores):
         out = net.forward({"x": x, "label": label}, training=True)
         return np.array(out["rnn.seq"]), net.loss(), net.backward()
     seq, loss, grads = at_threads(cores, run)
-    lstm = torch.nn.LSTM(5, 48, batch_first=True, bidirectional=bidirectional)
+    rnn = TORCH[cell](5, 48, batch_first=True, bidirectional=bidirectional)
     head = torch.nn.Linear(96 if bidirectional else 48, 3)
     params = {k: torch.from_numpy(np.array(v)).requires_grad_(True) for k, v in net.params.items()}
-    tx = torch.from_numpy(x)
-    want, _ = functional_call(lstm, {k.split(".", 1)[1]: v for k, v in params.items()
-                                     if k.startswith("rnn.")}, (tx,))
+    want, _ = functional_call(rnn, {k.split(".", 1)[1]: v for k, v in params.items()
+                                    if k.startswith("rnn.")}, (torch.from_numpy(x),))
     logits = functional_call(head, {"weight": params["head.weight"], "bias": params["head.bias"]},
                              (want,))
     tloss = torch.nn.functional.cross_entropy(logits.reshape(-1, 3),
