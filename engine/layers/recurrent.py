@@ -125,7 +125,7 @@ def _lstm_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
     t, n, _ = gates.shape
     recurrence = _Recurrence(w_hh * scale[:, None], n)
     hs, cs, tcs = (np.empty((t, n, hsz), dtype) for _ in range(3))
-    if dtype == np.float32:  # the whole loop compiled, without the GIL (kernels.lstm_loop)
+    if dtype == np.float32:  # the whole loop compiled, without the GIL (kernels.recurrent_loop)
         lstm_forward_loop(gates, recurrence.w, recurrence.transposed, hs, cs, tcs, reverse)
         return hs, (gates, cs, tcs)
     zeros, one = np.zeros((n, hsz), dtype), dtype.type(1)
