@@ -15,11 +15,14 @@ first along the columns over whole rows (vectorised), then along the rows, tile 
 lines where tile k starts at column 4k (each tile row one segment of 4·(tw + 1) columns, one
 spare tile closing it); chunks of samples (``conv_flat.chunk_bounds``, a function of the shapes
 alone) go through all steps in cache, one contiguous run of chunks per core
-(``engine.threads.split_rows``) with the BLAS on one thread. The input comes padded (the 5×5
-layers pad it anyway for the other kernels); rows past it are read as zeros from ``plane``.
-The backward (``conv_winograd5_back``) is the adjoint. float32 only: the transforms cost a few
-bits (relative errors ~1e-5 where the direct kernel has ~1e-7), below what float32 training
-notices; float64 stays on the exact kernels. Self-contained apart from the backward's imports:
+(``engine.threads.split_rows``) with the BLAS on one thread. Within a chunk one row of the
+8×8 points at a time goes through the row transform, its 8 products and the output's row
+transform while it is in cache (the whole chunk's V and M, 64 points at once, ran the backward
+~10 % slower). The input comes padded (the 5×5 layers pad it anyway for the other kernels);
+rows past it are read as zeros from ``plane``. The backward (``conv_winograd5_back``) is the
+adjoint. float32 only: the transforms cost a few bits (relative errors ~5e-6 of the largest
+output where the direct kernel has ~1e-7), below what float32 training notices; float64 stays
+on the exact kernels. Self-contained apart from the backward's imports:
 numba's cache notices edits to a kernel's own file only, so an edit to a kernel the backward
 shares must touch ``conv_winograd5_back`` too.
 """

@@ -61,7 +61,7 @@ def tanh32(x, out):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _cell(g, c_prev, c, tc, h):
+def _lstm_cell(g, c_prev, c, tc, h):
     """One step's element-wise part, row by row: gates from their pre-activations (in place, as
     ``recurrent.lstm_gates`` leaves them after numpy's tanh), the cell state, its tanh, h."""
     n, hsz = c.shape
@@ -118,7 +118,7 @@ def lstm_forward_loop(gates, w, transposed, hs, cs, tcs, reverse):
             p = s + 1 if reverse else s - 1
             c_prev = cs[p]
             _recur(hs[p], w, transposed, tmp, gates[s], 1)
-        _cell(gates[s], c_prev, cs[s], tcs[s], hs[s])
+        _lstm_cell(gates[s], c_prev, cs[s], tcs[s], hs[s])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
