@@ -107,7 +107,6 @@ class KernelCompiler(QObject):
         self.tracker: warmup.Tracker | None = None
         self._key: str | None = None
         self._waiting: list[Callable[[], None]] = []
-        self._closed = False  # after shutdown: a late edit signal must not start a compile
         self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._debounce.timeout.connect(self.start)
         self._poll = QTimer(self, interval=POLL_MS)
@@ -120,15 +119,10 @@ class KernelCompiler(QObject):
 
     def schedule(self) -> None:
         """Compile for the project as it will stand in a moment (edits come in bursts)."""
-        if not self._closed:
-            self._debounce.start()
+        self._debounce.start()
 
     def start(self) -> bool:
-        """Start the background warm-up now; False when there is nothing (new) to compile, or
-        the window has closed (a compile started then held collection for a window whose
-        compiler no longer delivers its end: seen as a GUI test's hold that never went)."""
-        if self._closed:
-            return False
+        """Start the background warm-up now; False when there is nothing (new) to compile."""
         if self.busy:
             self.schedule()  # the graph changed meanwhile: look again when this one ends
             return False
@@ -190,8 +184,7 @@ class KernelCompiler(QObject):
 
     def shutdown(self, timeout: float = 2.0) -> None:
         """The window closes: give the kernel being compiled a moment, then leave it (the
-        thread is a daemon; its result goes nowhere). Nothing starts after this."""
-        self._closed = True
+        thread is a daemon; its result goes nowhere)."""
         self._debounce.stop()
         self._poll.stop()
         self._waiting.clear()

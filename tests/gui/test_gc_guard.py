@@ -138,21 +138,3 @@ def test_a_compile_that_ends_after_its_window_closed_delivers_nothing(qtbot, win
     qtbot.waitUntil(lambda: not gc_guard.holding(), timeout=10_000)
     qtbot.wait(100)  # a queued result would be handled by now
     assert not ended and not compiler.busy
-
-
-def test_a_closed_windows_compiler_starts_nothing(qtbot, window, monkeypatch):
-    """An edit signal that arrives after the window closed (a late analysis report, a data set
-    panel torn down) must not start a compile: no thread, no hold on collection."""
-    go = _slow_record(monkeypatch)
-    go.set()  # compiles end at once
-    compiler = window.training.compiler
-    open_sample(window, "mlp_spirals.json", epochs=1)
-    qtbot.waitUntil(lambda: bool(go.seen) and not compiler.busy and not gc_guard.holding(),
-                    timeout=10_000)
-    go.seen.clear()
-    compiler.shutdown()
-    compiler._key = None  # as if the project had changed since the last compile
-    compiler.schedule()
-    qtbot.wait(3 * compiler._debounce.interval())
-    assert compiler.start() is False
-    assert go.seen == [] and not compiler.busy and not gc_guard.holding()
