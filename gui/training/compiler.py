@@ -24,7 +24,8 @@ DEBOUNCE_MS, POLL_MS = 600, 250
 
 
 class _Mailbox:
-    """The compile thread's way back to the UI thread, closed when the window closes. A result
+    """The compile thread's way back to the UI thread, closed when the window closes (or the
+    compiler is deleted without that). A result
     delivered after ``shutdown`` ran ``_finished`` on a closed window's compiler (whose idle
     signal could schedule more work there; on a cold cache GUI tests then met a garbage-collection
     hold that outlived its window), and an emit racing the compiler's deletion on the UI thread is
@@ -103,10 +104,13 @@ class KernelCompiler(QObject):
         # (or a test torn down) in the middle must neither wait a minute nor abort the process
         self.thread: threading.Thread | None = None
         self._gc: gc_guard.GcHold | None = None  # collection stays on the UI thread meanwhile
-        self._mailbox: _Mailbox | None = None
+        # one mailbox for the compiler's life: shutdown closes it and nothing starts after that
+        self._mailbox = _Mailbox(self._done.emit)
+        self.destroyed.connect(self._mailbox.close)  # deleted unclosed: no emit on it either
         self.tracker: warmup.Tracker | None = None
         self._key: str | None = None
         self._waiting: list[Callable[[], None]] = []
+        self._closed = False  # after shutdown: a late edit signal must not start a compile
         self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._debounce.timeout.connect(self.start)
         self._poll = QTimer(self, interval=POLL_MS)
@@ -119,10 +123,15 @@ class KernelCompiler(QObject):
 
     def schedule(self) -> None:
         """Compile for the project as it will stand in a moment (edits come in bursts)."""
-        self._debounce.start()
+        if not self._closed:
+            self._debounce.start()
 
     def start(self) -> bool:
-        """Start the background warm-up now; False when there is nothing (new) to compile."""
+        """Start the background warm-up now; False when there is nothing (new) to compile, or
+        the window has closed (a compile started then held collection for a window whose
+        compiler no longer delivers its end: seen as a GUI test's hold that never went)."""
+        if self._closed:
+            return False
         if self.busy:
             self.schedule()  # the graph changed meanwhile: look again when this one ends
             return False
@@ -143,12 +152,15 @@ class KernelCompiler(QObject):
         self._key = key
         expected = self.census.get(key)
         self.tracker = warmup.Tracker(expected)
-        self._mailbox = _Mailbox(self._done.emit)
         self.thread = threading.Thread(target=_record,
                                        args=((net, x, y, config, expected), self._mailbox),
                                        name=THREAD_NAME, daemon=True)
         self._gc = gc_guard.hold()  # it collected an old window's Qt objects once: a deadlock
         self.thread.start()
+        # the hold ends with the thread, whatever becomes of this compiler: one deleted without
+        # a shutdown (its window destroyed unclosed) never runs _finished, and a hold left
+        # behind then stopped automatic collection for good (GUI tests after it timed out)
+        gc_guard.release_when_ended(self.thread, self._gc)
         self._poll.start()
         self._report()
         return True
@@ -184,16 +196,14 @@ class KernelCompiler(QObject):
 
     def shutdown(self, timeout: float = 2.0) -> None:
         """The window closes: give the kernel being compiled a moment, then leave it (the
-        thread is a daemon; its result goes nowhere)."""
+        thread is a daemon; its result goes nowhere). Nothing starts after this."""
+        self._closed = True
         self._debounce.stop()
         self._poll.stop()
         self._waiting.clear()
-        if self._mailbox is not None:
-            self._mailbox.close()
+        self._mailbox.close()
         if self.thread is not None:
-            self.thread.join(timeout)
-            if self._gc is not None:
-                gc_guard.release_when_ended(self.thread, self._gc)
+            self.thread.join(timeout)  # its hold on collection goes when it ends (see start)
         if self.tracker is not None:
             self.tracker.close()
-        self.thread = self.tracker = self._gc = self._mailbox = None
+        self.thread = self.tracker = self._gc = None

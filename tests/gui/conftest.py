@@ -28,7 +28,18 @@ def dialogs(monkeypatch):
     monkeypatch.setattr(QMessageBox, "question", d.question)
     monkeypatch.setattr(QMessageBox, "critical", d.critical)
     monkeypatch.setattr(QMessageBox, "warning", d.critical)
-    return d
+    yield d
+    # A test that leaves a Yes, No or Cancel answer makes its window refuse pytest-qt's close:
+    # the window, its compiler and its timers then lived on into later tests (a compile it
+    # started there held collection through test_gc_guard). Close such windows here.
+    from PySide6.QtWidgets import QApplication
+
+    from layerloom.gui.main_window import MainWindow
+
+    d.answer = QMessageBox.Discard
+    for w in QApplication.topLevelWidgets():
+        if isinstance(w, MainWindow) and w.isVisible():
+            assert w.close()
 
 
 @pytest.fixture(autouse=True)

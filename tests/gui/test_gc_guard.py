@@ -138,3 +138,43 @@ def test_a_compile_that_ends_after_its_window_closed_delivers_nothing(qtbot, win
     qtbot.waitUntil(lambda: not gc_guard.holding(), timeout=10_000)
     qtbot.wait(100)  # a queued result would be handled by now
     assert not ended and not compiler.busy
+
+
+def test_a_closed_windows_compiler_starts_nothing(qtbot, window, monkeypatch):
+    """An edit signal that arrives after the window closed (a late analysis report, a data set
+    panel torn down) must not start a compile: no thread, no hold on collection."""
+    go = _slow_record(monkeypatch)
+    go.set()  # compiles end at once
+    compiler = window.training.compiler
+    open_sample(window, "mlp_spirals.json", epochs=1)
+    qtbot.waitUntil(lambda: bool(go.seen) and not compiler.busy and not gc_guard.holding(),
+                    timeout=10_000)
+    go.seen.clear()
+    compiler.shutdown()
+    compiler._key = None  # as if the project had changed since the last compile
+    compiler.schedule()
+    qtbot.wait(3 * compiler._debounce.interval())
+    assert compiler.start() is False
+    assert go.seen == [] and not compiler.busy and not gc_guard.holding()
+
+
+def test_a_compiler_deleted_unclosed_mid_compile_leaves_no_hold(qtbot, window, monkeypatch):
+    """A window destroyed without its close (so without the compiler's shutdown) in the middle
+    of a compile: the result is posted to nobody, and collection comes back once the thread
+    ends; before, the hold stayed for good and every later GUI test timed out on it."""
+    import shiboken6
+
+    from layerloom.gui.training.compiler import KernelCompiler
+
+    go, failures = _slow_record(monkeypatch), []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    open_sample(window, "mlp_spirals.json", epochs=1)
+    window.training.compiler.shutdown()  # the window's own compiler stays out of it
+    orphan = KernelCompiler(window.training.compiler._context)
+    assert orphan.start() and gc_guard.holding()
+    thread = orphan.thread
+    shiboken6.delete(orphan)
+    go.set()
+    thread.join(10)
+    qtbot.waitUntil(lambda: not gc_guard.holding(), timeout=5_000)
+    assert gc.isenabled() and go.seen == [False] and failures == []
