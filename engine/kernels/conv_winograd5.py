@@ -234,7 +234,7 @@ def _output_columns(b, s0, s1, th, tw, out, relu, orows):
 def forward_part(xp, u, b, geo, out, relu, c0, c1):
     """Chunks c0..c1 of ``winograd5_forward``, serially, on buffers allocated once."""
     bounds, th, tw, tcd = geo
-    c, hp, wp, nf = xp.shape[1], xp.shape[2], xp.shape[3], u.shape[1]
+    c, wp, nf = xp.shape[1], xp.shape[3], u.shape[1]
     plane = np.zeros((th * M + A) * wp, xp.dtype)
     rows = np.zeros((A, c, M * tcd + M), xp.dtype)
     orows = np.empty((A, nf, M * tcd), xp.dtype)

@@ -156,7 +156,7 @@ def backward_part(xp, u, dy, geo, du, db, dxp, need_dx, c0, c1):
     """Chunks c0..c1 of ``winograd5_backward``, serially: chunk ci's dU into du[ci], its bias
     gradient into db[ci], on buffers allocated once."""
     bounds, th, tw, tcd = geo
-    c, hp, wp, nf, ow = xp.shape[1], xp.shape[2], xp.shape[3], u.shape[1], dy.shape[3]
+    c, wp, nf, ow = xp.shape[1], xp.shape[3], u.shape[1], dy.shape[3]
     plane = np.zeros((th * M + A) * wp, xp.dtype)
     rows = np.zeros((A, c, M * tcd + M), xp.dtype)
     yplane = np.zeros(th * M * ow, xp.dtype)

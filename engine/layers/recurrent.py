@@ -84,10 +84,13 @@ class _Recurrence:
     def __init__(self, w: np.ndarray, rows: int):
         self.transposed = weight_first(rows, w.T, RECURRENT_MAX_ROWS, RECURRENT_MIN_ROWS)
         self.w = np.ascontiguousarray(w if self.transposed else w.T)  # w.T as a view: 1.4× slower
-        self.out = np.empty((len(w), rows) if self.transposed else (rows, len(w)), w.dtype)
+        self.shape = (len(w), rows) if self.transposed else (rows, len(w))
+        self.out: np.ndarray | None = None  # made on the first call: float32 loops never call
 
     def __call__(self, h: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The product (rows, G) into ``out``, or a view of a buffer the next call overwrites."""
+        if self.out is None:
+            self.out = np.empty(self.shape, self.w.dtype)
         if not self.transposed:
             return np.matmul(h, self.w, out=self.out if out is None else out)
         t = np.matmul(self.w, h.T, out=self.out).T
@@ -111,7 +114,7 @@ def _rnn_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
 
 
 def _rnn_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
-    dpre, drec = np.empty_like(hs), np.ascontiguousarray(dlast, dtype=hs.dtype).copy()
+    dpre, drec = np.empty_like(hs), np.array(dlast, dtype=hs.dtype, order="C")
     rnn_backward_loop(np.ascontiguousarray(dhs), drec, hs, np.ascontiguousarray(w_hh, hs.dtype),
                       reverse, dpre, hs.dtype.type(1))
     return dpre, dpre
@@ -142,7 +145,7 @@ def _lstm_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
 
 def _lstm_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
     gates, cs, tcs = saved
-    dpre, drec = np.empty_like(gates), np.ascontiguousarray(dlast, dtype=hs.dtype).copy()
+    dpre, drec = np.empty_like(gates), np.array(dlast, dtype=hs.dtype, order="C")
     lstm_backward_loop(np.ascontiguousarray(dhs), drec, gates, cs, tcs,
                        np.ascontiguousarray(w_hh, dtype=hs.dtype), reverse, dpre,
                        hs.dtype.type(1))
@@ -179,7 +182,7 @@ def _gru_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
 def _gru_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
     gates, hns = saved
     dxg, dhg = np.empty_like(gates), np.empty_like(gates)
-    drec = np.ascontiguousarray(dlast, dtype=hs.dtype).copy()
+    drec = np.array(dlast, dtype=hs.dtype, order="C")
     gru_backward_loop(np.ascontiguousarray(dhs), drec, gates, hns, hs,
                       np.ascontiguousarray(w_hh, hs.dtype), reverse, dxg, dhg, hs.dtype.type(1))
     return dxg, dhg

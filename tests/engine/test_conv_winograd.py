@@ -164,11 +164,13 @@ def _convnet() -> Graph:
     return g
 
 
-def _losses(steps: int) -> list:
+def train_losses(g: Graph, steps: int) -> list:
+    """The losses of ``steps`` Adam steps on one fixed float32 batch of 3×12×12 images (three
+    classes): the trajectories the fast and the plain kernels must share."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((16, 3, 12, 12)).astype(np.float32)
     y = (x[:, 0, :6].mean(axis=(1, 2)) > 0).astype(np.int64) + (x[:, 1].mean(axis=(1, 2)) > 0)
-    net, opt, out = Network(_convnet(), seed=2, dtype=np.float32), Adam(3e-3), []
+    net, opt, out = Network(g, seed=2, dtype=np.float32), Adam(3e-3), []
     for _ in range(steps):
         net.forward({"image": x, "label": y}, training=True)
         out.append(net.loss())
@@ -181,10 +183,10 @@ def test_a_convnet_trains_through_winograd_as_through_the_direct_kernels(monkeyp
     forward, backward = wg.winograd_forward_flat, wgb.winograd_backward
     monkeypatch.setattr(conv, "winograd_forward_flat", lambda *a: calls.append(1) or forward(*a))
     monkeypatch.setattr(conv, "winograd_backward", lambda *a: calls.append(2) or backward(*a))
-    fast = _losses(25)
+    fast = train_losses(_convnet(), 25)
     assert calls.count(1) == 25 * 3 and calls.count(2) == 25 * 3
     monkeypatch.setattr(conv, "winograd_tile", lambda *a: 0)
-    plain = _losses(25)
+    plain = train_losses(_convnet(), 25)
     assert fast[-1] < 0.5 * fast[0]  # it learns
     np.testing.assert_allclose(fast, plain, rtol=2e-3, atol=1e-3)  # the losses go to ~0.002
 

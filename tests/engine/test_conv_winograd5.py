@@ -16,10 +16,9 @@ from layerloom.engine.kernels import conv
 from layerloom.engine.kernels import conv_winograd5 as w5
 from layerloom.engine.kernels import conv_winograd5_back as w5b
 from layerloom.engine.kernels.conv_reference import winograd_reference
-from layerloom.engine.network import Network
-from layerloom.engine.optim import Adam
 
 from .graph_cases import add_after
+from .test_conv_winograd import train_losses
 from .test_split_kernels import at_threads
 
 
@@ -233,25 +232,13 @@ def _convnet() -> Graph:
     return g
 
 
-def _losses(steps: int) -> list:
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((16, 3, 12, 12)).astype(np.float32)
-    y = (x[:, 0, :6].mean(axis=(1, 2)) > 0).astype(np.int64) + (x[:, 1].mean(axis=(1, 2)) > 0)
-    net, opt, out = Network(_convnet(), seed=2, dtype=np.float32), Adam(3e-3), []
-    for _ in range(steps):
-        net.forward({"image": x, "label": y}, training=True)
-        out.append(net.loss())
-        opt.step(net.params, net.backward())
-    return out
-
-
 def test_a_5x5_convnet_trains_through_winograd_as_through_the_product_kernels(monkeypatch):
     """c1 (plain, with its ReLU) and c2 (fused with ReLU + max-pool) run F(4×4, 5×5); the stem
     c0 (3 channels) does not."""
     calls = _spy(monkeypatch)
-    fast = _losses(20)
+    fast = train_losses(_convnet(), 20)
     assert calls.count("f") == 20 * 2 and calls.count("b") == 20 * 2
     monkeypatch.setattr(conv, "winograd5", lambda *a: False)
-    plain = _losses(20)
+    plain = train_losses(_convnet(), 20)
     assert fast[-1] < 0.5 * fast[0]  # it learns
     np.testing.assert_allclose(fast, plain, rtol=2e-3, atol=1e-3)

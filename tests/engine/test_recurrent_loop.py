@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from layerloom.engine.kernels import recurrent_loop as lstm_loop
+from layerloom.engine.kernels import recurrent_loop
 from layerloom.engine.layers import recurrent as layer
 from layerloom.engine.kernels.recurrent import (gru_step_backward, lstm_step_backward,
                                                 rnn_step_backward)
@@ -24,14 +24,14 @@ def test_tanh32_is_within_a_few_ulp_and_keeps_nan_and_infinities():
     tiny = np.float32(10.0) ** np.linspace(-30, 1, 20_001).astype(np.float32)
     x = np.concatenate([grid, tiny, -tiny, np.float32([0.0, -0.0, 7.9, 7.91, 1e30, -1e30])])
     out = np.empty_like(x)
-    lstm_loop.tanh32(x, out)
+    recurrent_loop.tanh32(x, out)
     exact = np.tanh(x.astype(np.float64))
     ulp = np.abs(out - exact) / np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
     assert ulp.max() < 6  # 5.5 at x ≈ ±5.8, where tanh is 1 − 2e-5 (numpy's own: 1.4)
     assert np.all(np.abs(out) <= 1)
     special = np.float32([np.nan, np.inf, -np.inf])
     got = np.empty_like(special)
-    lstm_loop.tanh32(special, got)
+    recurrent_loop.tanh32(special, got)
     assert np.isnan(got[0]) and got[1] == 1 and got[2] == -1
 
 
@@ -66,7 +66,7 @@ def test_the_forward_loop_is_the_lstm(transposed, reverse, n, hsz):
     want = _forward_reference(gates, w, transposed, reverse)
     hs, cs, tcs = (np.empty((t, n, hsz), np.float32) for _ in range(3))
     g = gates.copy()
-    lstm_loop.lstm_forward_loop(g, w, transposed, hs, cs, tcs, reverse)
+    recurrent_loop.lstm_forward_loop(g, w, transposed, hs, cs, tcs, reverse)
     for got, ref in zip((g, hs, cs, tcs), want):
         np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-6)
 
@@ -117,7 +117,7 @@ def test_the_gru_and_rnn_backward_loops_are_the_numpy_loops_bit_for_bit(dtype, r
         np.matmul(dhg[s], w_hh, out=drec)
         drec += direct
     got = np.empty_like(gates), np.empty_like(gates), dlast.copy()
-    lstm_loop.gru_backward_loop(dhs, got[2], gates, hns, hs, w_hh, reverse, got[0], got[1], one)
+    recurrent_loop.gru_backward_loop(dhs, got[2], gates, hns, hs, w_hh, reverse, got[0], got[1], one)
     for a, b in zip(got, (dxg, dhg, drec)):
         np.testing.assert_array_equal(a, b)
     # SimpleRNN
@@ -127,7 +127,7 @@ def test_the_gru_and_rnn_backward_loops_are_the_numpy_loops_bit_for_bit(dtype, r
         rnn_step_backward(dhs[s], drec, hs[s], dpre[s], one)
         np.matmul(dpre[s], w_hh, out=drec)
     got, drec2 = np.empty_like(hs), dlast.copy()
-    lstm_loop.rnn_backward_loop(dhs, drec2, hs, w_hh, reverse, got, one)
+    recurrent_loop.rnn_backward_loop(dhs, drec2, hs, w_hh, reverse, got, one)
     np.testing.assert_array_equal(got, dpre)
     np.testing.assert_array_equal(drec2, drec)
 
@@ -150,7 +150,7 @@ def test_the_backward_loop_is_the_numpy_loop_bit_for_bit(dtype, reverse):
                            want[s], one)
         np.matmul(want[s], w_hh, out=drec)
     got, drec2 = np.empty_like(gates), dlast.copy()
-    lstm_loop.lstm_backward_loop(dhs, drec2, gates, cs, tcs, w_hh, reverse, got, one)
+    recurrent_loop.lstm_backward_loop(dhs, drec2, gates, cs, tcs, w_hh, reverse, got, one)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(drec2, drec)
 
@@ -199,6 +199,6 @@ def test_a_nan_in_a_step_reaches_every_later_state():
     gates[2, 1, 3] = np.nan
     w = np.ascontiguousarray(rng.standard_normal((hsz, 4 * hsz)).astype(np.float32) / 3)
     hs, cs, tcs = (np.empty((t, n, hsz), np.float32) for _ in range(3))
-    lstm_loop.lstm_forward_loop(gates, w, False, hs, cs, tcs, False)
+    recurrent_loop.lstm_forward_loop(gates, w, False, hs, cs, tcs, False)
     assert np.isfinite(hs[:, 0]).all() and np.isfinite(hs[:2, 1]).all()
     assert np.isnan(hs[3:, 1]).all() and np.isnan(cs[2, 1, 3])
