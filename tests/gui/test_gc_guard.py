@@ -76,7 +76,10 @@ def test_a_collector_switched_off_by_the_user_stays_off():
 
 
 def test_training_from_the_window_collects_on_the_ui_thread(qtbot, window):
-    open_sample(window, "mlp_spirals.json", epochs=2)
+    # the Open's background compile first: one started as the run ends (its debounce timer due
+    # in the same pass of the event loop as the run's end, as CI saw) holds collection too
+    with qtbot.waitSignal(window.training.compiler.idle, timeout=600_000):
+        open_sample(window, "mlp_spirals.json", epochs=2)
     c = window.training.controller
     with qtbot.waitSignal(c.finished, timeout=60_000):
         qtbot.mouseClick(window.training.training_panel.train_button, Qt.LeftButton)
