@@ -25,12 +25,11 @@ DEBOUNCE_MS, POLL_MS = 600, 250
 
 class _Mailbox:
     """The compile thread's way back to the UI thread, closed when the window closes (or the
-    compiler is deleted without that). A result
-    delivered after ``shutdown`` ran ``_finished`` on a closed window's compiler (whose idle
-    signal could schedule more work there; on a cold cache GUI tests then met a garbage-collection
-    hold that outlived its window), and an emit racing the compiler's deletion on the UI thread is
-    undefined. The lock makes "closed" final: once ``close`` returns, no emit is under way and
-    none follows."""
+    compiler is deleted without that). A result delivered after ``shutdown`` ran ``_finished``
+    on a closed window's compiler (whose idle signal could schedule more work there; on a cold
+    cache GUI tests then met a garbage-collection hold that outlived its window), and an emit
+    racing the compiler's deletion on the UI thread is undefined. The lock makes "closed"
+    final: once ``close`` returns, no emit is under way and none follows."""
 
     def __init__(self, deliver: Callable[[object], None]):
         self._deliver, self._lock = deliver, threading.Lock()
