@@ -102,6 +102,15 @@ def _recur(h_prev, w, transposed, tmp, g, beta):
              g.ctypes.data, cols, False)
 
 
+@njit(inline="always")
+def _step(k, t, reverse, backward):
+    """(s, p) of the k-th step a loop processes: its time, and the time its state came from
+    (outside 0..t-1 for a direction's first step). Forward loops go the direction's way,
+    backward loops the other."""
+    s = t - 1 - k if reverse != backward else k
+    return s, (s + 1 if reverse else s - 1)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def lstm_forward_loop(gates, w, transposed, hs, cs, tcs, reverse):
     """Every step of one direction in place: ``gates`` (T, N, 4H) holds x·W_ihᵀ + b on entry
@@ -112,10 +121,9 @@ def lstm_forward_loop(gates, w, transposed, hs, cs, tcs, reverse):
     zeros = np.zeros((n, hsz), gates.dtype)
     tmp = np.empty((g4, n) if transposed else (0, 0), gates.dtype)
     for k in range(t):
-        s = t - 1 - k if reverse else k
+        s, p = _step(k, t, reverse, False)
         c_prev = zeros
         if k:
-            p = s + 1 if reverse else s - 1
             c_prev = cs[p]
             _recur(hs[p], w, transposed, tmp, gates[s], 1)
         _lstm_cell(gates[s], c_prev, cs[s], tcs[s], hs[s])
@@ -133,10 +141,10 @@ def gru_forward_loop(xg, w, transposed, b_hh, hs, hns, gates, reverse):
     hg = np.zeros((n, g3), xg.dtype)
     tmp = np.empty((g3, n) if transposed else (0, 0), xg.dtype)
     for k in range(t):
-        s = t - 1 - k if reverse else k
+        s, p = _step(k, t, reverse, False)
         h_prev = zeros
         if k:
-            h_prev = hs[s + 1 if reverse else s - 1]
+            h_prev = hs[p]
             _recur(h_prev, w, transposed, tmp, hg, 0)
         for b in range(n):
             row = hg[b]
@@ -169,9 +177,9 @@ def rnn_forward_loop(hs, w, transposed, reverse):
     t, n, hsz = hs.shape
     tmp = np.empty((hsz, n) if transposed else (0, 0), hs.dtype)
     for k in range(t):
-        s = t - 1 - k if reverse else k
+        s, p = _step(k, t, reverse, False)
         if k:
-            _recur(hs[s + 1 if reverse else s - 1], w, transposed, tmp, hs[s], 1)
+            _recur(hs[p], w, transposed, tmp, hs[s], 1)
         for b in range(n):
             row = hs[s, b]
             for j in range(hsz):
@@ -189,8 +197,7 @@ def lstm_backward_loop(dhs, drec, gates, cs, tcs, w_hh, reverse, dpre, one):
     zeros = np.zeros((n, hsz), gates.dtype)
     dc = np.zeros((n, hsz), gates.dtype)
     for k in range(t):
-        s = k if reverse else t - 1 - k
-        p = s + 1 if reverse else s - 1
+        s, p = _step(k, t, reverse, True)
         c_prev = cs[p] if 0 <= p < t else zeros
         lstm_step_backward(dhs[s], drec, dc, gates[s], c_prev, tcs[s], dpre[s], one)
         gemm(NO_TRANS, NO_TRANS, n, hsz, g4, dpre[s].ctypes.data, g4, w_hh.ctypes.data, hsz, 0,
@@ -206,8 +213,7 @@ def gru_backward_loop(dhs, drec, gates, hns, hs, w_hh, reverse, dxg, dhg, one):
     zeros = np.zeros((n, hsz), gates.dtype)
     direct = np.empty((n, hsz), gates.dtype)
     for k in range(t):
-        s = k if reverse else t - 1 - k
-        p = s + 1 if reverse else s - 1
+        s, p = _step(k, t, reverse, True)
         h_prev = hs[p] if 0 <= p < t else zeros
         gru_step_backward(dhs[s], drec, gates[s], hns[s], h_prev, dxg[s], dhg[s], direct, one)
         gemm(NO_TRANS, NO_TRANS, n, hsz, 3 * hsz, dhg[s].ctypes.data, 3 * hsz,
@@ -223,7 +229,7 @@ def rnn_backward_loop(dhs, drec, hs, w_hh, reverse, dpre, one):
     ``drec`` the recurrent gradient (dpre[s] · W_hh)."""
     t, n, hsz = dhs.shape
     for k in range(t):
-        s = k if reverse else t - 1 - k
+        s, _ = _step(k, t, reverse, True)
         rnn_step_backward(dhs[s], drec, hs[s], dpre[s], one)
         gemm(NO_TRANS, NO_TRANS, n, hsz, hsz, dpre[s].ctypes.data, hsz, w_hh.ctypes.data, hsz,
              0, drec.ctypes.data, hsz, hs.itemsize == 8)

@@ -113,10 +113,17 @@ def _rnn_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
     return hs, ()
 
 
+def _loop_args(dhs, dlast, w_hh, dtype) -> tuple:
+    """The backward loops' operands: dhs and W_hh contiguous in the layer's dtype, and a copy
+    of dlast that the loop turns into each step's recurrent gradient in place."""
+    return (np.ascontiguousarray(dhs), np.array(dlast, dtype=dtype, order="C"),
+            np.ascontiguousarray(w_hh, dtype))
+
+
 def _rnn_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
-    dpre, drec = np.empty_like(hs), np.array(dlast, dtype=hs.dtype, order="C")
-    rnn_backward_loop(np.ascontiguousarray(dhs), drec, hs, np.ascontiguousarray(w_hh, hs.dtype),
-                      reverse, dpre, hs.dtype.type(1))
+    dhs, drec, w_hh = _loop_args(dhs, dlast, w_hh, hs.dtype)
+    dpre = np.empty_like(hs)
+    rnn_backward_loop(dhs, drec, hs, w_hh, reverse, dpre, hs.dtype.type(1))
     return dpre, dpre
 
 
@@ -145,10 +152,9 @@ def _lstm_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
 
 def _lstm_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
     gates, cs, tcs = saved
-    dpre, drec = np.empty_like(gates), np.array(dlast, dtype=hs.dtype, order="C")
-    lstm_backward_loop(np.ascontiguousarray(dhs), drec, gates, cs, tcs,
-                       np.ascontiguousarray(w_hh, dtype=hs.dtype), reverse, dpre,
-                       hs.dtype.type(1))
+    dhs, drec, w_hh = _loop_args(dhs, dlast, w_hh, hs.dtype)
+    dpre = np.empty_like(gates)
+    lstm_backward_loop(dhs, drec, gates, cs, tcs, w_hh, reverse, dpre, hs.dtype.type(1))
     return dpre, dpre
 
 
@@ -181,10 +187,9 @@ def _gru_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
 
 def _gru_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
     gates, hns = saved
+    dhs, drec, w_hh = _loop_args(dhs, dlast, w_hh, hs.dtype)
     dxg, dhg = np.empty_like(gates), np.empty_like(gates)
-    drec = np.array(dlast, dtype=hs.dtype, order="C")
-    gru_backward_loop(np.ascontiguousarray(dhs), drec, gates, hns, hs,
-                      np.ascontiguousarray(w_hh, hs.dtype), reverse, dxg, dhg, hs.dtype.type(1))
+    gru_backward_loop(dhs, drec, gates, hns, hs, w_hh, reverse, dxg, dhg, hs.dtype.type(1))
     return dxg, dhg
 
 
