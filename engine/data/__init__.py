@@ -90,12 +90,17 @@ def class_ids(labels: list[np.ndarray], where: str) -> tuple[list[np.ndarray], l
 
 def split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[Split, Split]:
     """Shuffle once with ``seed`` and hold out ``fraction`` of the samples."""
+    keep, hold = split_order(len(x), fraction, seed)
+    return Split(x[keep], y[keep]), Split(x[hold], y[hold])
+
+
+def split_order(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept rows, held-out rows) of ``split_off``: for splits that keep their rows' indices."""
     if not 0 <= fraction < 1:
         raise DataError(f"validation fraction must be in [0, 1), got {fraction}")
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_hold = int(round(len(x) * fraction))
-    hold, keep = order[:n_hold], order[n_hold:]
-    return Split(x[keep], y[keep]), Split(x[hold], y[hold])
+    order = np.random.default_rng(seed).permutation(n)
+    n_hold = int(round(n * fraction))
+    return order[n_hold:], order[:n_hold]
 
 
 def holdout(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int,

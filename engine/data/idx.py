@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from layerloom.engine.data import DataError, Dataset, Split, class_ids, idx_cache, split_off
+from layerloom.engine.data import (DataError, Dataset, Split, class_ids, idx_cache, split_off,
+                                   split_order)
+from layerloom.engine.data.images import ArrayRows, ImageArray, ImagePrep
 from layerloom.engine.files import claimed_bytes, open_regular, read_into, read_regular
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -212,23 +214,30 @@ def load_idx_dir(folder: str | Path, val_fraction: float = 0.1, seed: int = 0, *
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder (expected MNIST-format IDX files in it)")
     x_train, y_train = read_pair(folder, "train", to_float=False)  # split as stored: 4× fewer bytes
-    x_test, y_test = read_pair(folder, "t10k")
+    x_test, y_test = read_pair(folder, "t10k", to_float=False)
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(f"{folder}: train images are {'×'.join(map(str, x_train.shape[1:]))} but "
                         f"test images are {'×'.join(map(str, x_test.shape[1:]))}")
     (y_train, y_test), names = class_names_for(folder, [y_train, y_test])
-    train, val = split_off(x_train, y_train, val_fraction, seed)
-    train, val = (Split(images_to_float(s.x, str(folder)), s.y) for s in (train, val))
-    return Dataset(name or folder.resolve().name, train, val, Split(x_test, y_test),
-                   class_names=names,
-                   description=f"MNIST-format images from {folder}",
-                   preprocessing=_image_prep(x_train.shape[1:]))
+    prep = _image_prep(x_train.shape[1:])
+    if prep and x_train.dtype == x_test.dtype == np.uint8:  # pixels kept, a batch made float
+        image = ImagePrep.from_dict(prep)
+        keep, hold = split_order(len(x_train), val_fraction, seed)
+        rows = ArrayRows(x_train, folder)
+        train, val = (Split(ImageArray(rows, r, image), y_train[r]) for r in (keep, hold))
+        test = Split(ImageArray(ArrayRows(x_test, folder), np.arange(len(x_test)), image), y_test)
+    else:
+        train, val = split_off(x_train, y_train, val_fraction, seed)
+        train, val, test = (Split(images_to_float(s.x, str(folder)), s.y)
+                            for s in (train, val, Split(x_test, y_test)))
+    return Dataset(name or folder.resolve().name, train, val, test, class_names=names,
+                   description=f"MNIST-format images from {folder}", preprocessing=prep)
 
 
 def _image_prep(sample: tuple) -> dict:
     """How an image file becomes a sample like these (``layerloom predict``, the Inference tab):
     squashed to their size, grey or colour as they are, scaled to [0, 1] and not normalised."""
-    from layerloom.engine.data.images import MAX_SIDE, ImagePrep
+    from layerloom.engine.data.images import MAX_SIDE
 
     c, h, w = sample
     if c not in (1, 3) or not (4 <= h <= MAX_SIDE and 4 <= w <= MAX_SIDE):

@@ -4,8 +4,9 @@ A ``BatchLoader`` walks one epoch's order of samples. When a batch takes work to
 read from the decoded cache (``ImageArray``), augmentation — one background thread makes the
 next few batches (a bounded queue, ``DEPTH`` deep) while the engine computes the current step:
 the engine's kernels release the GIL, and the loader's numpy and file reads mostly do too, so
-both cores stay busy and the engine's own thread count is left as it is. Plain in-memory arrays
-without augmentation are sliced on the spot, where a thread would only add a hand-over.
+both cores stay busy and the engine's own thread count is left as it is. Images in memory
+(plain arrays, an IDX file's ``ArrayRows``) without augmentation are sliced on the spot, where a
+thread would only add a hand-over.
 
 Every batch reports how long the step waited for it (``Batch.waited``): the share of step time
 spent waiting on data, which the loader benchmark (tests/benchmarks/bench_loader.py) measures.
@@ -76,7 +77,8 @@ class BatchLoader:
         self.chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         # a generator only for augmentation: seeding one cost ~0.1 s of a LeNet-5 epoch
         self.augmenting = augment is not None and augment.active
-        busy = self.augmenting or not isinstance(split.x, np.ndarray)
+        busy = self.augmenting or not (isinstance(split.x, np.ndarray)
+                                       or getattr(split.x, "in_memory", False))
         self.background = busy if background is None else background
         fits = QUEUE_BYTES // max(1, batch_size * sample_bytes(split))
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, min(depth, fits)))

@@ -46,12 +46,13 @@ def layerloom_epoch(db: str) -> float:
 
 def torch_data():
     """The same train / validation / test split as Layerloom's, as float32 tensors."""
+    import numpy as np
     import torch
 
     from layerloom.engine.data import load_data
 
     data = load_data(FASHION)
-    return [(torch.from_numpy(s.x.astype("float32").reshape(-1, 1, 28, 28)),
+    return [(torch.from_numpy(np.asarray(s.x, dtype=np.float32).reshape(-1, 1, 28, 28)),
              torch.from_numpy(s.y.astype("int64"))) for s in (data.train, data.val, data.test)]
 
 

@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from layerloom.engine.data import DataError, load_data, parse_spec
+from layerloom.engine.data import DataError, load_data, parse_spec, split_order
 from layerloom.engine.data.bundled import BUNDLED_DIR, load_bundled, stratified_indices
 from layerloom.engine.data.csv import load_csv
 from layerloom.engine.data.idx import FASHION_CLASSES, encode_idx, load_idx_dir, read_idx, write_idx
+from layerloom.engine.data.loader import BatchLoader
 from layerloom.engine.data.npz import load_npz
 from layerloom.engine.data.synthetic import GENERATORS
 
@@ -85,9 +86,38 @@ def test_idx_folder_loads_into_splits_with_digit_names(tmp_path):
     data = load_idx_dir(mnist_folder(tmp_path / "digits"), val_fraction=0.2, seed=1)
     assert data.train.x.shape == (40, 1, 6, 5) and data.val.x.shape == (10, 1, 6, 5)
     assert data.test.x.shape == (20, 1, 6, 5) and data.test.y.dtype == np.int64
-    assert data.train.x.dtype == np.float32 and 0 <= data.train.x.min() and data.train.x.max() <= 1
+    x = np.asarray(data.train.x)
+    assert data.train.x.dtype == x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     assert data.class_names == [str(i) for i in range(10)] and data.task == "classification"
-    data.train.x[0] = 0  # writable
+
+
+def test_idx_pixels_stay_uint8_and_batches_equal_the_whole_split_made_float(tmp_path):
+    folder = mnist_folder(tmp_path / "digits")
+    data = load_idx_dir(folder, val_fraction=0.2, seed=1)
+    pixels = read_idx(folder / "train-images-idx3-ubyte.gz")[:, None]
+    keep, hold = split_order(len(pixels), 0.2, 1)  # split_off's order
+    for split, rows in ((data.train, keep), (data.val, hold)):
+        assert split.x.store.pixels.dtype == np.uint8 and split.x.in_memory
+        np.testing.assert_array_equal(np.asarray(split.x),
+                                      np.divide(pixels[rows], np.float32(255), dtype=np.float32))
+    order = np.random.default_rng(3).permutation(len(data.train))
+    with BatchLoader(data.train, order, 16) as loader:
+        assert not loader.background  # a gather from memory needs no thread
+        got = np.concatenate([b.x for b in loader])
+    np.testing.assert_array_equal(got, np.asarray(data.train.x)[order])
+
+
+def test_idx_images_stored_as_floats_load_as_float_arrays(tmp_path):
+    folder = tmp_path / "floats"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for stem, n in (("train", 30), ("t10k", 10)):
+        write_idx(folder / f"{stem}-images-idx3-ubyte", rng.random((n, 6, 5), np.float32))
+        write_idx(folder / f"{stem}-labels-idx1-ubyte", (np.arange(n) % 3).astype(np.uint8))
+    data = load_idx_dir(folder)
+    assert all(type(s.x) is np.ndarray and s.x.dtype == np.float32
+               for s in (data.train, data.val, data.test))
+    assert (len(data.train), len(data.val), len(data.test)) == (27, 3, 10)
 
 
 def test_idx_folder_accepts_raw_files_and_the_dotted_naming(tmp_path):
@@ -245,7 +275,7 @@ def test_bundled_set_is_a_small_stratified_fashion_mnist_subset_with_its_licence
     train_counts = np.bincount(np.concatenate([data.train.y, data.val.y]), minlength=10)
     assert train_counts.tolist() == [600] * 10
     assert np.bincount(data.test.y, minlength=10).tolist() == [100] * 10
-    assert 0.2 < data.train.x.mean() < 0.4  # real clothing images, not noise or zeros
+    assert 0.2 < np.asarray(data.train.x).mean() < 0.4  # real clothing images, not noise
     size = sum(p.stat().st_size for p in BUNDLED_DIR.iterdir())
     assert size < 4 * 2**20
     licence = (BUNDLED_DIR / "LICENSE").read_text()
