@@ -50,6 +50,7 @@ KRON = np.kron(G, G)  # (64, 25): U = (G ⊗ G) · vec(g)
 M, A = 4, 8  # output tile, input tile
 # the transforms' fractions as float32 constants (a Python float would make the sums float64)
 _H, _Q, _E = np.float32(0.5), np.float32(0.25), np.float32(0.125)
+_K2, _K4, _K5, _K8 = np.float32(2), np.float32(4), np.float32(5), np.float32(8)  # float32 sums
 _K125, _K25, _K425, _K525 = np.float32(1.25), np.float32(2.5), np.float32(4.25), np.float32(5.25)
 MIN_CHANNELS = 16
 STEM_OUTPUTS = 32 * 32  # outputs a map from which a stem of 3-15 channels in takes it too
@@ -100,8 +101,8 @@ def geometry(xp: np.ndarray, nf: int) -> tuple:
 def _bt8(d0, d1, d2, d3, d4, d5, d6, d7):
     """Bᵀ d (its rows' shared sums once)."""
     a, b = d2 + d6 - _K425 * d4, d1 + d5 - _K425 * d3
-    c, e = _Q * d2 - _K125 * d4 + d6, _H * d1 - _K25 * d3 + 2 * d5
-    f, g = 4 * d2 - 5 * d4 + d6, 2 * d1 - _K25 * d3 + _H * d5
+    c, e = _Q * d2 - _K125 * d4 + d6, _H * d1 - _K25 * d3 + _K2 * d5
+    f, g = _K4 * d2 - _K5 * d4 + d6, _K2 * d1 - _K25 * d3 + _H * d5
     return ((d6 - d0) + _K525 * (d2 - d4), a + b, a - b, c + e, c - e, f + g, f - g,
             (d7 - d1) + _K525 * (d3 - d5))
 
@@ -110,8 +111,8 @@ def _bt8(d0, d1, d2, d3, d4, d5, d6, d7):
 def _at8(m0, m1, m2, m3, m4, m5, m6, m7):
     """Aᵀ m."""
     s1, d1, s3, d3, s5, d5 = m1 + m2, m1 - m2, m3 + m4, m3 - m4, m5 + m6, m5 - m6
-    return (m0 + s1 + s3 + s5, d1 + 2 * d3 + _H * d5, s1 + 4 * s3 + _Q * s5,
-            d1 + 8 * d3 + _E * d5 + m7)
+    return (m0 + s1 + s3 + s5, d1 + _K2 * d3 + _H * d5, s1 + _K4 * s3 + _Q * s5,
+            d1 + _K8 * d3 + _E * d5 + m7)
 
 
 @njit(cache=True, nogil=True)
@@ -148,11 +149,11 @@ def input_columns(xp, s0, s1, th, tw, plane, rows):
                     r1[q], r2[q] = a + b, a - b
                 for q in range(wp):
                     a = _Q * x2[q] - _K125 * x4[q] + x6[q]
-                    b = _H * x1[q] - _K25 * x3[q] + 2 * x5[q]
+                    b = _H * x1[q] - _K25 * x3[q] + _K2 * x5[q]
                     r3[q], r4[q] = a + b, a - b
                 for q in range(wp):
-                    a = 4 * x2[q] - 5 * x4[q] + x6[q]
-                    b = 2 * x1[q] - _K25 * x3[q] + _H * x5[q]
+                    a = _K4 * x2[q] - _K5 * x4[q] + x6[q]
+                    b = _K2 * x1[q] - _K25 * x3[q] + _H * x5[q]
                     r5[q], r6[q] = a + b, a - b
                 for q in range(wp):
                     r7[q] = (x7[q] - x1[q]) + _K525 * (x3[q] - x5[q])
@@ -213,15 +214,17 @@ def _output_columns(b, s0, s1, th, tw, out, relu, orows):
                 if y + 1 < oh:
                     d1 = out[s, f, y + 1]
                     for q in range(ow):
-                        d1[q] = (i1[q] - i2[q]) + 2 * (i3[q] - i4[q]) + _H * (i5[q] - i6[q]) + bias
+                        d1[q] = ((i1[q] - i2[q]) + _K2 * (i3[q] - i4[q]) + _H * (i5[q] - i6[q])
+                                 + bias)
                 if y + 2 < oh:
                     d2 = out[s, f, y + 2]
                     for q in range(ow):
-                        d2[q] = (i1[q] + i2[q]) + 4 * (i3[q] + i4[q]) + _Q * (i5[q] + i6[q]) + bias
+                        d2[q] = ((i1[q] + i2[q]) + _K4 * (i3[q] + i4[q]) + _Q * (i5[q] + i6[q])
+                                 + bias)
                 if y + 3 < oh:
                     d3 = out[s, f, y + 3]
                     for q in range(ow):
-                        d3[q] = ((i1[q] - i2[q]) + 8 * (i3[q] - i4[q]) + _E * (i5[q] - i6[q])
+                        d3[q] = ((i1[q] - i2[q]) + _K8 * (i3[q] - i4[q]) + _E * (i5[q] - i6[q])
                                  + i7[q] + bias)
             if relu:
                 img = out[s, f].ravel()

@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from layerloom.engine.kernels.conv_winograd5 import (_E, _H, _K25, _K125, _K425, _K525, _Q, A, M,
-                                                     geometry, input_columns, input_row)
+from layerloom.engine.kernels.conv_winograd5 import (_E, _H, _K2, _K4, _K5, _K8, _K25, _K125,
+                                                     _K425, _K525, _Q, A, M, geometry,
+                                                     input_columns, input_row)
 from layerloom.engine.threads import split_rows
 
 
@@ -22,7 +23,7 @@ from layerloom.engine.threads import split_rows
 def _a8(y0, y1, y2, y3):
     """A y (the output transform's adjoint)."""
     e, o = y0 + y2, y1 + y3
-    e2, o2 = y0 + 4 * y2, 2 * y1 + 8 * y3
+    e2, o2 = y0 + _K4 * y2, _K2 * y1 + _K8 * y3
     e3, o3 = y0 + _Q * y2, _H * y1 + _E * y3
     return y0, e + o, e - o, e2 + o2, e2 - o2, e3 + o3, e3 - o3, y3
 
@@ -31,10 +32,10 @@ def _a8(y0, y1, y2, y3):
 def _b8(v0, v1, v2, v3, v4, v5, v6, v7):
     """B v (the input transform's adjoint)."""
     d1, s1, d3, s3, d5, s5 = v1 - v2, v1 + v2, v3 - v4, v3 + v4, v5 - v6, v5 + v6
-    return (-v0, d1 + _H * d3 + 2 * d5 - v7, _K525 * v0 + s1 + _Q * s3 + 4 * s5,
+    return (-v0, d1 + _H * d3 + _K2 * d5 - v7, _K525 * v0 + s1 + _Q * s3 + _K4 * s5,
             _K525 * v7 - _K425 * d1 - _K25 * (d3 + d5),
-            -_K525 * v0 - _K425 * s1 - _K125 * s3 - 5 * s5,
-            d1 + 2 * d3 + _H * d5 - _K525 * v7, v0 + s1 + s3 + s5, v7)
+            -_K525 * v0 - _K425 * s1 - _K125 * s3 - _K5 * s5,
+            d1 + _K2 * d3 + _H * d5 - _K525 * v7, v0 + s1 + s3 + s5, v7)
 
 
 @njit(cache=True, nogil=True)
@@ -66,7 +67,7 @@ def _grad_columns(dy, s0, s1, th, tw, yplane, orows, db):
                     e, o = y0[q] + y2[q], y1[q] + y3[q]
                     o1[q], o2[q] = e + o, e - o
                 for q in range(ow):
-                    e, o = y0[q] + 4 * y2[q], 2 * y1[q] + 8 * y3[q]
+                    e, o = y0[q] + _K4 * y2[q], _K2 * y1[q] + _K8 * y3[q]
                     o3[q], o4[q] = e + o, e - o
                 for q in range(ow):
                     e, o = y0[q] + _Q * y2[q], _H * y1[q] + _E * y3[q]
@@ -129,18 +130,18 @@ def _adjoint_columns(s0, s1, th, tw, drows, dplane, dxp):
                 for q in range(wp):  # _b8 along the columns, one row per loop
                     x0[q] -= v0[q]
                 for q in range(wp):
-                    x1[q] += (v1[q] - v2[q]) + _H * (v3[q] - v4[q]) + 2 * (v5[q] - v6[q]) - v7[q]
+                    x1[q] += (v1[q] - v2[q]) + _H * (v3[q] - v4[q]) + _K2 * (v5[q] - v6[q]) - v7[q]
                 for q in range(wp):
                     x2[q] += (_K525 * v0[q] + (v1[q] + v2[q]) + _Q * (v3[q] + v4[q])
-                              + 4 * (v5[q] + v6[q]))
+                              + _K4 * (v5[q] + v6[q]))
                 for q in range(wp):
                     x3[q] += (_K525 * v7[q] - _K425 * (v1[q] - v2[q])
                               - _K25 * ((v3[q] - v4[q]) + (v5[q] - v6[q])))
                 for q in range(wp):
                     x4[q] -= (_K525 * v0[q] + _K425 * (v1[q] + v2[q]) + _K125 * (v3[q] + v4[q])
-                              + 5 * (v5[q] + v6[q]))
+                              + _K5 * (v5[q] + v6[q]))
                 for q in range(wp):
-                    x5[q] += ((v1[q] - v2[q]) + 2 * (v3[q] - v4[q]) + _H * (v5[q] - v6[q])
+                    x5[q] += ((v1[q] - v2[q]) + _K2 * (v3[q] - v4[q]) + _H * (v5[q] - v6[q])
                               - _K525 * v7[q])
                 for q in range(wp):
                     x6[q] += v0[q] + (v1[q] + v2[q]) + (v3[q] + v4[q]) + (v5[q] + v6[q])

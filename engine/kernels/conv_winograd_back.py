@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from layerloom.engine.kernels.conv_winograd import (M, TILE_ELEMENTS, _geometry,
+from layerloom.engine.kernels.conv_winograd import (_K2, _K4, _K5, _K8, M, TILE_ELEMENTS, _geometry,
                                                     _input_transform, _points, _views)
 from layerloom.engine.threads import split_rows
 
@@ -19,15 +19,16 @@ from layerloom.engine.threads import split_rows
 @njit(inline="always")
 def _a4(y0, y1, y2, y3):
     """A y of F(4, 3) (the output transform's adjoint)."""
-    return (y0, y0 + y1 + y2 + y3, y0 - y1 + y2 - y3, y0 + 2 * y1 + 4 * y2 + 8 * y3,
-            y0 - 2 * y1 + 4 * y2 - 8 * y3, y3)
+    return (y0, y0 + y1 + y2 + y3, y0 - y1 + y2 - y3, y0 + _K2 * y1 + _K4 * y2 + _K8 * y3,
+            y0 - _K2 * y1 + _K4 * y2 - _K8 * y3, y3)
 
 
 @njit(inline="always")
 def _b4(v0, v1, v2, v3, v4, v5):
     """B v of F(4, 3) (the input transform's adjoint)."""
-    return (4 * v0, 4 * (v2 - v1 + v5) + 2 * (v4 - v3), -5 * v0 - 4 * (v1 + v2) - v3 - v4,
-            v1 - v2 + 2 * (v3 - v4) - 5 * v5, v0 + v1 + v2 + v3 + v4, v5)
+    return (_K4 * v0, _K4 * (v2 - v1 + v5) + _K2 * (v4 - v3),
+            -_K5 * v0 - _K4 * (v1 + v2) - v3 - v4, v1 - v2 + _K2 * (v3 - v4) - _K5 * v5,
+            v0 + v1 + v2 + v3 + v4, v5)
 
 
 @njit(cache=True, nogil=True)
@@ -37,6 +38,7 @@ def _grad_rest(dy, s0, s1, m, th, tw, full, rows, db):
     always took: on their own, as beside the other tile rows' loops they slowed those down."""
     _, nf, oh, ow = dy.shape
     seg = m * (tw + 1)
+    zero = np.zeros(1, dy.dtype)[0]
     for f in range(nf):
         acc = 0.0
         l0, l1, l2 = rows[0, f], rows[1, f], rows[2, f]
@@ -47,11 +49,11 @@ def _grad_rest(dy, s0, s1, m, th, tw, full, rows, db):
                 base = ((s - s0) * th + ti) * seg
                 y = ti * m
                 for x in range(ow):
-                    y0 = ys[y, x] + 0.0  # in float64
-                    y1 = ys[y + 1, x] if y + 1 < oh else 0.0
-                    y2 = ys[y + 2, x] if y + 2 < oh else 0.0
-                    y3 = ys[y + 3, x] if y + 3 < oh else 0.0
-                    acc += y0 + y1 + y2 + y3
+                    y0 = ys[y, x]
+                    y1 = ys[y + 1, x] if y + 1 < oh else zero
+                    y2 = ys[y + 2, x] if y + 2 < oh else zero
+                    y3 = ys[y + 3, x] if y + 3 < oh else zero
+                    acc += np.float64(y0) + y1 + y2 + y3  # in float64, as it always was
                     if ti >= full:
                         q = base + x
                         t0, t1, t2, t3, t4, t5 = _a4(y0, y1, y2, y3)
@@ -66,7 +68,7 @@ def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
     """dm[(r, q), f, k] = (A dY Aᵀ)[r, q] of output tile k (tiles as in ``_input_transform``, the
     spare ones and the parts past the output zero); db[f] += Σ dy[s0:s1, f]. First along the
     columns, one row of A dY per loop over slices from 0 for the tile rows inside the output
-    (in float64 from float32, as the sums always ran), the rest in ``_grad_rest``; then along
+    (in float32: ``conv_winograd`` says why), the rest in ``_grad_rest``; then along
     the rows."""
     _, nf, oh, ow = dy.shape
     a = m + 2
@@ -87,15 +89,13 @@ def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
                 for x in range(ow):
                     l0[x] = y0[x]
                 for x in range(ow):
-                    l1[x] = np.float64(y0[x]) + y1[x] + y2[x] + y3[x]
+                    l1[x] = y0[x] + y1[x] + y2[x] + y3[x]
                 for x in range(ow):
-                    l2[x] = np.float64(y0[x]) - y1[x] + y2[x] - y3[x]
+                    l2[x] = y0[x] - y1[x] + y2[x] - y3[x]
                 for x in range(ow):
-                    l3[x] = np.float64(y0[x]) + 2 * np.float64(y1[x]) + 4 * np.float64(y2[x]) + \
-                        8 * np.float64(y3[x])
+                    l3[x] = y0[x] + _K2 * y1[x] + _K4 * y2[x] + _K8 * y3[x]
                 for x in range(ow):
-                    l4[x] = np.float64(y0[x]) - 2 * np.float64(y1[x]) + 4 * np.float64(y2[x]) - \
-                        8 * np.float64(y3[x])
+                    l4[x] = y0[x] - _K2 * y1[x] + _K4 * y2[x] - _K8 * y3[x]
                 for x in range(ow):
                     l5[x] = y3[x]
     _grad_rest(dy, s0, s1, m, th, tw, full, rows, db)
@@ -150,13 +150,13 @@ def _input_adjoint(dv, ph, pw, s0, s1, m, th, tw, rows, dx):
                 v3, v4, v5 = rows[3, ch, q0:q0 + w], rows[4, ch, q0:q0 + w], rows[m + 1, ch, q0:q0 + w]
                 # _b4, one output row per loop
                 for q in range(w):
-                    d0[q] += 4 * v0[q]
+                    d0[q] += _K4 * v0[q]
                 for q in range(w):
-                    d1[q] += 4 * (v2[q] - v1[q] + v5[q]) + 2 * (v4[q] - v3[q])
+                    d1[q] += _K4 * (v2[q] - v1[q] + v5[q]) + _K2 * (v4[q] - v3[q])
                 for q in range(w):
-                    d2[q] += -5 * v0[q] - 4 * (v1[q] + v2[q]) - v3[q] - v4[q]
+                    d2[q] += -_K5 * v0[q] - _K4 * (v1[q] + v2[q]) - v3[q] - v4[q]
                 for q in range(w):
-                    d3[q] += v1[q] - v2[q] + 2 * (v3[q] - v4[q]) - 5 * v5[q]
+                    d3[q] += v1[q] - v2[q] + _K2 * (v3[q] - v4[q]) - _K5 * v5[q]
                 for q in range(w):
                     d4[q] += v0[q] + v1[q] + v2[q] + v3[q] + v4[q]
                 for q in range(w):
