@@ -178,7 +178,7 @@ def unit_float(pixels: np.ndarray) -> np.ndarray:
 def _pick(rows: np.ndarray, key) -> np.ndarray:
     """rows[key] for a slice, a boolean mask or integers (negative ones count from the end); an
     IndexError naming the images otherwise. numpy's own checks serve a batch's integers: the
-    max/min scans and the wrap of negatives cost ~4 % of a LeNet-5 epoch."""
+    max/min scans and the wrap of negatives cost ~1 % of a LeNet-5 epoch."""
     if isinstance(key, slice):
         return rows[key]
     idx = np.asarray(key)
