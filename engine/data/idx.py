@@ -19,7 +19,7 @@ import numpy as np
 
 from layerloom.engine.data import (DataError, Dataset, Split, class_ids, idx_cache, split_off,
                                    split_order)
-from layerloom.engine.data.images import ArrayRows, ImageArray, ImagePrep
+from layerloom.engine.data.images import MAX_SIDE, ArrayRows, ImageArray, ImagePrep, unit_float
 from layerloom.engine.files import claimed_bytes, open_regular, read_into, read_regular
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -160,16 +160,16 @@ def images_to_float(images: np.ndarray, where: str) -> np.ndarray:
         images = images[:, None]
     if images.ndim != 4:
         raise DataError(f"{where}: expected images N×H×W, got {images.ndim} dimensions")
-    if images.dtype == np.uint8:  # one pass (a cast, then a division, took two over 188 MB)
-        return np.divide(images, np.float32(255), dtype=np.float32)
+    if images.dtype == np.uint8:
+        return unit_float(images)
     if np.issubdtype(images.dtype, np.integer):
         raise DataError(f"{where}: integer images must be uint8 (0..255), got {images.dtype}")
     return images.astype(np.float32)
 
 
-def read_pair(folder: Path, stem: str, to_float: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(images N×C×H×W, int64 labels); the images as float32 in [0, 1], or with ``to_float``
-    False as stored (checked already: ``images_to_float`` converts them later without error)."""
+def read_pair(folder: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images N×C×H×W as stored, int64 labels); the images checked already: ``images_to_float``
+    converts them later without error."""
     img_path = find_idx_file(folder, stem, "images", 3)
     lab_path = find_idx_file(folder, stem, "labels", 1)
     images, labels = read_idx(img_path), read_idx(lab_path)
@@ -181,10 +181,8 @@ def read_pair(folder: Path, stem: str, to_float: bool = True) -> tuple[np.ndarra
                         f"{lab_path.name} has {len(labels)} labels")
     if labels.size and labels.min() < 0:
         raise DataError(f"{lab_path}: negative label {labels.min()}")
-    if not to_float:
-        images_to_float(images[:0], str(img_path))  # its checks, on no pixels
-        return images[:, None] if images.ndim == 3 else images, labels.astype(np.int64)
-    return images_to_float(images, str(img_path)), labels.astype(np.int64)
+    images_to_float(images[:0], str(img_path))  # its checks, on no pixels
+    return images[:, None] if images.ndim == 3 else images, labels.astype(np.int64)
 
 
 def class_names_for(folder: Path, labels: list[np.ndarray]) -> tuple[list[np.ndarray], list[str]]:
@@ -213,33 +211,32 @@ def load_idx_dir(folder: str | Path, val_fraction: float = 0.1, seed: int = 0, *
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder (expected MNIST-format IDX files in it)")
-    x_train, y_train = read_pair(folder, "train", to_float=False)  # split as stored: 4× fewer bytes
-    x_test, y_test = read_pair(folder, "t10k", to_float=False)
+    x_train, y_train = read_pair(folder, "train")  # split as stored: 4× fewer bytes
+    x_test, y_test = read_pair(folder, "t10k")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(f"{folder}: train images are {'×'.join(map(str, x_train.shape[1:]))} but "
                         f"test images are {'×'.join(map(str, x_test.shape[1:]))}")
     (y_train, y_test), names = class_names_for(folder, [y_train, y_test])
     prep = _image_prep(x_train.shape[1:])
     if prep and x_train.dtype == x_test.dtype == np.uint8:  # pixels kept, a batch made float
-        image = ImagePrep.from_dict(prep)
         keep, hold = split_order(len(x_train), val_fraction, seed)
         rows = ArrayRows(x_train, folder)
-        train, val = (Split(ImageArray(rows, r, image), y_train[r]) for r in (keep, hold))
-        test = Split(ImageArray(ArrayRows(x_test, folder), np.arange(len(x_test)), image), y_test)
+        train, val = (Split(ImageArray(rows, r, prep), y_train[r]) for r in (keep, hold))
+        test = Split(ImageArray(ArrayRows(x_test, folder), np.arange(len(x_test)), prep), y_test)
     else:
         train, val = split_off(x_train, y_train, val_fraction, seed)
         train, val, test = (Split(images_to_float(s.x, str(folder)), s.y)
                             for s in (train, val, Split(x_test, y_test)))
     return Dataset(name or folder.resolve().name, train, val, test, class_names=names,
-                   description=f"MNIST-format images from {folder}", preprocessing=prep)
+                   description=f"MNIST-format images from {folder}",
+                   preprocessing=prep.to_dict() if prep else {})
 
 
-def _image_prep(sample: tuple) -> dict:
+def _image_prep(sample: tuple) -> ImagePrep | None:
     """How an image file becomes a sample like these (``layerloom predict``, the Inference tab):
-    squashed to their size, grey or colour as they are, scaled to [0, 1] and not normalised."""
-    from layerloom.engine.data.images import MAX_SIDE
-
+    squashed to their size, grey or colour as they are, scaled to [0, 1] and not normalised;
+    None for samples that are no picture (channels other than 1 or 3, or sides out of range)."""
     c, h, w = sample
     if c not in (1, 3) or not (4 <= h <= MAX_SIDE and 4 <= w <= MAX_SIDE):
-        return {}
-    return ImagePrep((h, w), c, "stretch", (0.0,) * c, (1.0,) * c).to_dict()
+        return None
+    return ImagePrep((h, w), c, "stretch", (0.0,) * c, (1.0,) * c)

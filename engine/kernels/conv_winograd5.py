@@ -33,6 +33,7 @@ import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can
 from numba import njit
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
+from layerloom.engine.kernels.conv_winograd import _K2, _K4, _K5, _K8
 from layerloom.engine.threads import split_rows
 
 # Aᵀ (4 × 8), G (8 × 5), Bᵀ (8 × 8): y = Aᵀ [(G g) ⊙ (Bᵀ d)], d 8 points, g 5 taps
@@ -50,7 +51,6 @@ KRON = np.kron(G, G)  # (64, 25): U = (G ⊗ G) · vec(g)
 M, A = 4, 8  # output tile, input tile
 # the transforms' fractions as float32 constants (a Python float would make the sums float64)
 _H, _Q, _E = np.float32(0.5), np.float32(0.25), np.float32(0.125)
-_K2, _K4, _K5, _K8 = np.float32(2), np.float32(4), np.float32(5), np.float32(8)  # float32 sums
 _K125, _K25, _K425, _K525 = np.float32(1.25), np.float32(2.5), np.float32(4.25), np.float32(5.25)
 MIN_CHANNELS = 16
 STEM_OUTPUTS = 32 * 32  # outputs a map from which a stem of 3-15 channels in takes it too
