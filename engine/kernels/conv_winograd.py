@@ -15,7 +15,10 @@ parfor costs seconds to compile) with the BLAS on one thread; per-chunk dU are s
 The transforms are written out (``_bt4``, ``_at4`` and the backward's: the non-zero entries),
 first along the columns over whole rows, then along the rows over one line per (position,
 channel): each tile row gets m·(tw + 1) columns, one spare tile closing it, so tile k starts at
-column m·k and the loop vectorises (the spare tiles cost 1/tw more products). The numpy twin is
+column m·k and the loop vectorises. The spare tiles cost 1/tw more products, a third on 8×8
+maps, so rows of at most ``COMPACT_TW`` tiles leave them out of V and M (a loop per tile row,
+which does not vectorise): one core, b64, forward 128 → 128 on 8×8 3.65 → 3.00 ms; on wider
+maps the long loop's speed was worth more (32 → 32 on 32×32 3.61 → 4.23 ms). The numpy twin is
 ``conv_reference.winograd_reference``. The forward writes ``conv_gemm``'s flat layout (pitch Wp)
 for the fused ReLU + max-pool, or the image itself.
 
@@ -44,6 +47,7 @@ CHUNK_TILES = 224  # or up to this many tiles a chunk, if more: with many channe
 # were ~56 tiles (128 → 128), too narrow for the per-point products; forward + backward, b64,
 # one core: 128 → 128 on 16×16 maps 95.7 → 66.3 ms, 128 → 256 on 8×8 61.3 → 42.8 ms, 64 → 64
 # on 16×16 23.4 → 22.5 ms; 32 → 32 on 32×32 (2^19 is already 227 tiles) best as it was
+COMPACT_TW = 3  # tile rows of at most this many tiles (maps of ≤ 12 columns): see the docstring
 
 
 # ------------------------------------------------------------------------- the 1-D transforms
@@ -174,6 +178,14 @@ def _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v):
         for ch in range(c):
             line = rows[r, ch]
             o0, o1, o2, o3, o4, o5 = _points(v, p, ch)
+            if tw <= COMPACT_TW:  # no spare tiles in V: tile (row, k) at row·tw + k
+                for row in range((s1 - s0) * th):
+                    for k in range(tw):
+                        j, q = row * seg + 4 * k, row * tw + k
+                        t0, t1, t2, t3, t4, t5 = _bt4(line[j], line[j + 1], line[j + 2],
+                                                      line[j + 3], line[j + 4], line[j + 5])
+                        o0[q], o1[q], o2[q], o3[q], o4[q], o5[q] = t0, t1, t2, t3, t4, t5
+                continue
             for k in range(tcd):
                 j = 4 * k
                 t0, t1, t2, t3, t4, t5 = _bt4(line[j], line[j + 1], line[j + 2], line[j + 3],
@@ -230,6 +242,13 @@ def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
         for f in range(nf):
             line = rows[r, f]
             i0, i1, i2, i3, i4, i5 = _points(mm, p, f)
+            if tw <= COMPACT_TW:  # M without spare tiles (``_input_transform``)
+                for row in range((s1 - s0) * th):
+                    for k in range(tw):
+                        q, x = row * tw + k, row * seg + 4 * k
+                        y0, y1, y2, y3 = _at4(i0[q], i1[q], i2[q], i3[q], i4[q], i5[q])
+                        line[x], line[x + 1], line[x + 2], line[x + 3] = y0, y1, y2, y3
+                continue
             for k in range(tcd):
                 y0, y1, y2, y3 = _at4(i0[k], i1[k], i2[k], i3[k], i4[k], i5[k])
                 x = 4 * k
@@ -274,10 +293,14 @@ def _geometry(x, u, m: int, per_chunk: int, ph: int, pw: int) -> tuple:
 
 
 @njit(cache=True, nogil=True)
-def _views(rbuf, vbuf, mbuf, m, c, nf, pos, tcd):
-    """rows (a, max(C, F), m·tcd + m), V (a², C, tcd) and M (a², F, tcd) over a part's buffers."""
+def _views(rbuf, vbuf, mbuf, m, c, nf, pos, rows_of_tiles, tw):
+    """rows (a, max(C, F), m·tcd + m), V (a², C, k) and M (a², F, k) over a part's buffers, for
+    ``rows_of_tiles`` tile rows: tcd = their tiles with the spare ones, k without them where the
+    transforms leave them out (``COMPACT_TW``)."""
+    tcd = rows_of_tiles * (tw + 1)
+    k = rows_of_tiles * tw if tw <= COMPACT_TW else tcd
     rows = rbuf[:(m + 2) * max(c, nf) * (m * tcd + m)].reshape((m + 2, max(c, nf), m * tcd + m))
-    return rows, vbuf[:pos * c * tcd].reshape((pos, c, tcd)), mbuf[:pos * nf * tcd].reshape((pos, nf, tcd))
+    return rows, vbuf[:pos * c * k].reshape((pos, c, k)), mbuf[:pos * nf * k].reshape((pos, nf, k))
 
 
 @njit(cache=True, nogil=True)
@@ -286,7 +309,7 @@ def _chunk_forward(x, u, b, s0, s1, m, th, tw, ph, pw, pitch, out, relu, rbuf, v
     (then the ReLU, while the chunk's output is still in cache)."""
     _, c, h, w = x.shape
     pos, nf = u.shape[0], u.shape[1]
-    rows, v, mm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th * (tw + 1))
+    rows, v, mm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th, tw)
     _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v)
     for p in range(pos):
         np.dot(u[p], v[p], mm[p])

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from layerloom.engine.kernels.conv_winograd import (_K2, _K4, _K5, _K8, M, TILE_ELEMENTS, _geometry,
-                                                    _input_transform, _points, _views)
+from layerloom.engine.kernels.conv_winograd import (_K2, _K4, _K5, _K8, COMPACT_TW, M,
+                                                    TILE_ELEMENTS, _geometry, _input_transform,
+                                                    _points, _views)
 from layerloom.engine.threads import split_rows
 
 
@@ -104,10 +105,35 @@ def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
         for f in range(nf):
             line = rows[r, f]
             o0, o1, o2, o3, o4, o5 = _points(dm, p, f)
+            if tw <= COMPACT_TW:  # no spare tiles in dM (``conv_winograd``)
+                for row in range((s1 - s0) * th):
+                    for k in range(tw):
+                        x, q = row * seg + 4 * k, row * tw + k
+                        t0, t1, t2, t3, t4, t5 = _a4(line[x], line[x + 1], line[x + 2],
+                                                     line[x + 3])
+                        o0[q], o1[q], o2[q], o3[q], o4[q], o5[q] = t0, t1, t2, t3, t4, t5
+                continue
             for k in range(tcd):
                 x = 4 * k
                 t0, t1, t2, t3, t4, t5 = _a4(line[x], line[x + 1], line[x + 2], line[x + 3])
                 o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
+@njit(inline="always")
+def _adjoint_rows(line, v0, v1, v2, v3, v4, v5, rows_of_tiles, tw, seg):
+    """``_input_adjoint``'s pass along the rows where dV has no spare tiles: each tile row's
+    last tile hands its last two columns to the spare tile's place, as the long loop does."""
+    for row in range(rows_of_tiles):
+        x, q = row * seg, row * tw
+        t0, t1, t2, t3, u4, u5 = _b4(v0[q], v1[q], v2[q], v3[q], v4[q], v5[q])
+        line[x], line[x + 1], line[x + 2], line[x + 3] = t0, t1, t2, t3
+        for k in range(1, tw):
+            t0, t1, t2, t3, t4, t5 = _b4(v0[q + k], v1[q + k], v2[q + k], v3[q + k], v4[q + k],
+                                         v5[q + k])
+            x += 4
+            line[x], line[x + 1], line[x + 2], line[x + 3] = t0 + u4, t1 + u5, t2, t3
+            u4, u5 = t4, t5
+        line[x + 4], line[x + 5] = u4, u5
+
+
 @njit(cache=True, nogil=True)
 def _input_adjoint(dv, ph, pw, s0, s1, m, th, tw, rows, dx):
     """dx[s0:s1] = the sum over tiles of B dV Bᵀ at each tile's place, the padding (ph, pw)
@@ -127,6 +153,9 @@ def _input_adjoint(dv, ph, pw, s0, s1, m, th, tw, rows, dx):
         for ch in range(c):
             line = rows[r, ch]
             v0, v1, v2, v3, v4, v5 = _points(dv, p, ch)
+            if tw <= COMPACT_TW:
+                _adjoint_rows(line, v0, v1, v2, v3, v4, v5, (s1 - s0) * th, tw, seg)
+                continue
             t0, t1, t2, t3, t4, t5 = _b4(v0[0], v1[0], v2[0], v3[0], v4[0], v5[0])
             line[0], line[1], line[2], line[3] = t0, t1, t2, t3
             for k in range(1, tcd):
@@ -172,7 +201,7 @@ def _chunk_backward(x, u, dy, s0, s1, m, th, tw, ph, pw, du, db, dx, need_dx, rb
     """``winograd_backward`` for the samples s0:s1: du = Σ_tiles dM · Vᵀ, dx from Uᵀ · dM."""
     c = x.shape[1]
     pos, nf = u.shape[0], u.shape[1]
-    rows, v, dm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th * (tw + 1))
+    rows, v, dm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th, tw)
     _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db)
     _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v)
     for p in range(pos):
