@@ -34,6 +34,7 @@ from numba import njit
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
 from layerloom.engine.kernels.conv_winograd import _K2, _K4, _K5, _K8
+from layerloom.engine.kernels.winograd_filters import filters_grad, transform_filters
 from layerloom.engine.threads import split_rows
 
 # Aᵀ (4 × 8), G (8 × 5), Bᵀ (8 × 8): y = Aᵀ [(G g) ⊙ (Bᵀ d)], d 8 points, g 5 taps
@@ -75,16 +76,12 @@ def winograd5(w_shape: tuple, dtype, oh: int, ow: int) -> bool:
 
 def filter_transform(w: np.ndarray) -> np.ndarray:
     """U (64, F, C) = G w[f, c] Gᵀ for every filter, in ``w``'s dtype."""
-    nf, c = w.shape[:2]
-    return np.ascontiguousarray((KRON.astype(w.dtype) @ w.reshape(nf * c, 25).T)
-                                .reshape(64, nf, c))
+    return transform_filters(w, KRON)
 
 
 def weight_grad(du: np.ndarray) -> np.ndarray:
     """dW (F, C, 5, 5) = Gᵀ dU G from the per-chunk dU (chunks, 64, F, C), summed in order."""
-    _, pos, nf, c = du.shape
-    d = np.add.reduce(du, axis=0, initial=0) if len(du) > 1 else du[0]
-    return (d.reshape(pos, nf * c).T @ KRON.astype(du.dtype)).reshape(nf, c, 5, 5)
+    return filters_grad(du, KRON, 5, 5)
 
 
 def geometry(xp: np.ndarray, nf: int) -> tuple:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from layerloom.engine.kernels.winograd_filters import filters_grad, transform_filters
 from layerloom.engine.threads import split_rows
 
 # the transform matrices (Lavin & Gray 2016): Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A
@@ -25,10 +26,9 @@ KRON = {m: np.kron(g, g) for m, (_, g, _) in MATRICES.items()}  # (a², 9): U = 
 
 
 def filter_transform(w: np.ndarray, m: int) -> np.ndarray:
-    """U (a², F, C): U[p, f, c] = (G w[f, c] Gᵀ)[p], in ``w``'s dtype: one matrix product with
-    G ⊗ G (a² × 9)."""
-    nf, c = w.shape[:2]
-    return (KRON[m].astype(w.dtype) @ w.reshape(nf * c, 9).T).reshape(-1, nf, c)
+    """U (a², F, C): U[p, f, c] = (G w[f, c] Gᵀ)[p], in ``w``'s dtype: the product with G ⊗ G
+    (a² × 9), over the cores (``winograd_filters``)."""
+    return transform_filters(w, KRON[m])
 
 
 MIN_CHANNELS = 16
@@ -48,9 +48,7 @@ def winograd_tile(w_shape: tuple, dtype, oh: int, ow: int) -> int:
 
 def weight_grad(du: np.ndarray, m: int) -> np.ndarray:
     """dW (F, C, 3, 3) = Gᵀ dU G from ``winograd_backward``'s per-chunk dU (summed in order)."""
-    _, pos, nf, c = du.shape
-    d = du.sum(axis=0) if len(du) > 1 else du[0]
-    return (d.reshape(pos, nf * c).T @ KRON[m].astype(du.dtype)).reshape(nf, c, 3, 3)
+    return filters_grad(du, KRON[m], 3, 3)
 
 
 @njit(cache=True, nogil=True)
