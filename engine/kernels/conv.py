@@ -57,6 +57,8 @@ from layerloom.engine.kernels.conv_gemm_strided import (gemm_backward_strided,
                                                         prefers_gemm_strided)
 from layerloom.engine.kernels.conv_kn2row import kn2row_backward, kn2row_forward, prefers_kn2row
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
+from layerloom.engine.kernels.conv_polyphase import (polyphase, polyphase_backward,
+                                                     polyphase_forward)
 from layerloom.engine.kernels.conv_winograd import winograd_forward_flat
 from layerloom.engine.kernels.conv_winograd5 import (filter_transform as filter_transform5,
                                                      weight_grad as weight_grad5, winograd5,
@@ -227,6 +229,8 @@ def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int 
               for p, k, s, d in zip(xp.shape[2:], w.shape[2:], stride, dilation)]
     if _winograd5(w.shape, stride, dilation, groups, xp.dtype, out_hw):
         return winograd5_forward(xp, filter_transform5(w), b, relu)
+    if polyphase(w.shape, xp.dtype, stride, dilation, groups, out_hw):
+        return polyphase_forward(xp, w, b, relu)
     if _kn2row(w.shape, stride, dilation, groups, xp.dtype, out_hw):
         return kn2row_forward(xp, w, b, stride, relu)
     gemm = _strided_gemm(w.shape, stride, groups, xp.dtype, out_hw)
@@ -268,6 +272,8 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
     if _winograd5(w.shape, stride, dilation, groups, xp.dtype, dy.shape[2:]):
         dxp, du, db = winograd5_backward(xp, filter_transform5(w), dy, need_dx)
         return (dxp if need_dx else None), weight_grad5(du), db
+    if polyphase(w.shape, xp.dtype, stride, dilation, groups, dy.shape[2:]):
+        return polyphase_backward(xp, w, dy, need_dx)
     if _kn2row(w.shape, stride, dilation, groups, xp.dtype, dy.shape[2:], backward=True):
         dxp, dw, db = kn2row_backward(xp, w, dy, need_dx, stride)
         return (dxp if need_dx else None), dw, db

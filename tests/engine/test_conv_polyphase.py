@@ -1,0 +1,127 @@
+"""5×5 stride-2 convolutions through the input's phases and Winograd (``kernels/conv_polyphase``):
+the phases split and merge exactly, the entry points equal the float64 references over a family
+of shapes (odd and even sides, padding 0–2, 4–128 channels, batches 1–5; forward with and without
+the ReLU, input, weight and bias gradients), give the same bits at one and two threads, take only
+the shapes the rule names, and a float32 convnet with stride-2 5×5 convolutions trains through
+them as through the matrix-product kernels."""
+from functools import partial
+
+import numpy as np
+import pytest
+
+from layerloom.engine.graph import Graph
+from layerloom.engine.kernels import conv, conv_polyphase as pp
+
+from .graph_cases import add_after
+from .test_conv_winograd import train_losses
+from .test_split_kernels import at_threads
+
+# (batch, C, F, H, W, padding): the strided CNN's conv2 and conv3 scaled in batch, odd sides,
+# a tall map, few channels (4: 16 phase channels), 128 channels on a map of 8×8 outputs, 4×4
+FAMILY = [(2, 32, 64, 32, 32, 2), (1, 64, 128, 16, 16, 2), (3, 4, 16, 15, 13, 2),
+          (5, 8, 16, 12, 11, 1), (2, 16, 24, 21, 15, 0), (1, 128, 16, 16, 16, 2),
+          (4, 16, 32, 8, 8, 2)]
+
+
+def _rel(got, want) -> float:
+    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
+
+
+def _data(n, c, f, h, w, pad, seed=0):
+    rng = np.random.default_rng(seed)
+    xp = conv.pad_sides(rng.standard_normal((n, c, h, w)), pad, pad, pad, pad)
+    return rng, xp, rng.standard_normal((f, c, 5, 5)) / np.sqrt(25 * c), rng.standard_normal(f)
+
+
+@pytest.mark.parametrize("n,c,f,h,w,pad", FAMILY)
+def test_entry_points_equal_the_float64_references(n, c, f, h, w, pad):
+    rng, xp, wt, b = _data(n, c, f, h, w, pad)
+    x32, w32, b32 = (a.astype(np.float32) for a in (xp, wt, b))
+    want = conv.conv2d_forward_reference(xp, wt, b, 2, 2)
+    assert pp.polyphase(wt.shape, np.float32, (2, 2), (1, 1), 1, want.shape[2:])
+    y = conv.conv_forward(x32, w32, b32, (2, 2))
+    assert y.dtype == np.float32 and y.shape == want.shape and y.flags.c_contiguous
+    tol = 2e-6 * np.sqrt(25 * c) + 1e-6
+    assert _rel(y, want) < tol
+    relu = conv.conv_forward(x32, w32, b32, (2, 2), relu=True)
+    assert np.array_equal(relu, np.maximum(y, 0))
+    dy = rng.standard_normal(want.shape)
+    dxp, dw, db = conv.conv_backward(x32, w32, dy.astype(np.float32), (2, 2))
+    assert dxp.shape == xp.shape and dw.shape == wt.shape and db.shape == b.shape
+    assert dxp.dtype == dw.dtype == db.dtype == np.float32
+    positions = n * want[0, 0].size
+    assert _rel(dxp, conv.conv2d_input_grad_reference(dy, wt, *xp.shape[2:], 2, 2)) < \
+        2e-6 * np.sqrt(25 * f) + 1e-6
+    assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 5, 5, 2, 2)) < \
+        2e-6 * np.sqrt(positions) + 1e-6
+    assert _rel(db, dy.sum(axis=(0, 2, 3))) < 1e-5
+    no_dx, dw2, db2 = conv.conv_backward(x32, w32, dy.astype(np.float32), (2, 2), need_dx=False)
+    assert no_dx is None and np.array_equal(dw2, dw) and np.array_equal(db2, db)
+
+
+@pytest.mark.parametrize("hp,wp", [(20, 20), (17, 23)])
+def test_phases_split_and_merge_exactly(hp, wp):
+    x = np.random.default_rng(1).standard_normal((3, 5, hp, wp)).astype(np.float32)
+    x4 = pp.phases(x)
+    assert x4.shape == (3, 20, (hp + 1) // 2, (wp + 1) // 2)
+    for k, (a, b) in enumerate(pp.PHASES):
+        part = x[:, :, a::2, b::2]
+        assert np.array_equal(x4[:, 5 * k:5 * (k + 1), :part.shape[2], :part.shape[3]], part)
+        assert not x4[:, 5 * k:5 * (k + 1), part.shape[2]:].any()  # an odd side's zero row
+    assert np.array_equal(pp.merge_phases(x4, hp, wp), x)
+    w = np.arange(2 * 3 * 25, dtype=np.float32).reshape(2, 3, 5, 5)
+    w4 = pp.phase_weights(w)
+    assert w4.shape == (2, 12, 3, 3) and np.array_equal(w4[:, :3], w[:, :, ::2, ::2])
+    assert not w4[:, 9:, 2].any() and not w4[:, 3:6, :, 2].any()  # the padded 6th row / column
+
+
+def test_results_do_not_depend_on_the_threads():
+    rng, xp, wt, b = _data(9, 32, 64, 16, 16, 2, seed=3)
+    x32, w32, b32 = (a.astype(np.float32) for a in (xp, wt, b))
+    dy = rng.standard_normal((9, 64, 8, 8)).astype(np.float32)
+
+    def run():
+        return (conv.conv_forward(x32, w32, b32, (2, 2)), *conv.conv_backward(x32, w32, dy, (2, 2)))
+    for one, two in zip(at_threads(1, run), at_threads(2, run)):
+        assert np.array_equal(one, two)
+
+
+def test_the_rule():
+    take = partial(pp.polyphase, dtype=np.float32, stride=(2, 2), dilation=(1, 1), groups=1)
+    assert take((64, 32, 5, 5), out_hw=(16, 16)) and take((16, 4, 5, 5), out_hw=(4, 4))
+    assert take((128, 128, 5, 5), out_hw=(8, 8)) and not take((256, 128, 5, 5), out_hw=(4, 4))
+    assert not take((64, 256, 5, 5), out_hw=(16, 16))  # beyond 128 channels
+    assert not take((8, 32, 5, 5), out_hw=(16, 16)) and not take((32, 3, 5, 5), out_hw=(16, 16))
+    assert not take((32, 32, 3, 3), out_hw=(16, 16)) and not take((32, 32, 5, 5), out_hw=(3, 9))
+    assert not pp.polyphase((32, 32, 5, 5), np.float64, (2, 2), (1, 1), 1, (16, 16))
+    assert not pp.polyphase((32, 32, 5, 5), np.float32, (1, 1), (1, 1), 1, (16, 16))
+    assert not pp.polyphase((32, 32, 5, 5), np.float32, (2, 2), (2, 2), 1, (16, 16))
+    assert not pp.polyphase((32, 16, 5, 5), np.float32, (2, 2), (1, 1), 2, (16, 16))
+
+
+def _strided_convnet() -> Graph:
+    g = Graph()
+    add = partial(add_after, g)
+    conv5 = {"out_channels": 16, "kernel_size": [5, 5], "stride": [2, 2], "padding": [2, 2]}
+    prev = add(None, "image", "Input", {"shape": [3, 12, 12]})
+    prev = add(add(prev, "c0", "Conv2D", {"out_channels": 8, "kernel_size": [3, 3],
+                                          "padding": [1, 1]}), "r0", "ReLU")
+    prev = add(add(prev, "c1", "Conv2D", conv5), "r1", "ReLU")  # 8 → 16 on 6×6 outputs
+    prev = add(add(prev, "flat", "Flatten"), "fc", "Dense", {"out_features": 3})
+    add(None, "label", "Label")
+    add(prev, "loss", "CrossEntropyLoss", port="input")
+    g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+def test_a_convnet_trains_through_the_phases_as_through_the_product_kernels(monkeypatch):
+    calls = []
+    forward, backward = pp.polyphase_forward, pp.polyphase_backward
+    monkeypatch.setattr(conv, "polyphase_forward", lambda *a: calls.append(1) or forward(*a))
+    monkeypatch.setattr(conv, "polyphase_backward", lambda *a: calls.append(2) or backward(*a))
+    fast = train_losses(_strided_convnet(), 25)
+    assert calls.count(1) == 25 and calls.count(2) == 25
+    monkeypatch.setattr(conv, "polyphase", lambda *a: False)
+    plain = train_losses(_strided_convnet(), 25)
+    assert fast[-1] < 0.5 * fast[0]  # it learns
+    np.testing.assert_allclose(fast, plain, rtol=2e-3, atol=1e-3)
