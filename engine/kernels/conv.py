@@ -147,8 +147,8 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0)) 
     oh, ow = hp - w.shape[2] + 1, wp - w.shape[3] + 1
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        dz = unpool(dp, arg, oh, ow, wp)
-        dxp, du, db = winograd_backward(xp, filter_transform(w, m), dz, need_dx, ph, pw)
+        dxp, du, db = winograd_backward(xp, filter_transform(w, m), np.ascontiguousarray(dp),
+                                        need_dx, ph, pw, np.ascontiguousarray(arg), wp)
         return dxp, weight_grad(du, m), db
     if pad != (0, 0):
         raise ValueError(f"a padding {pad} is read in place only by Winograd; pad the input")

@@ -212,3 +212,23 @@ def test_many_channel_chunks_hold_enough_tiles_and_do_not_depend_on_the_threads(
     xp = conv.pad_sides(x[:2].astype(np.float64), 1, 1, 1, 1)
     want = conv.conv2d_forward_reference(xp, w.astype(np.float64), np.zeros(64), 1, 1)
     assert _rel(results[0][0][:2], want) < _tol(9 * 64)
+
+
+@pytest.mark.parametrize("pool,pad", [((2, 2, 2, 2), 1), ((3, 3, 2, 2), 0), ((2, 2, 1, 1), 1)])
+def test_pooled_backward_equals_the_unpooled_gradient_s_bit_for_bit(pool, pad):
+    """The backward that un-pools a fused ReLU + max-pool's gradient chunk by chunk (several
+    chunks here; overlapping windows add up) gives the bits of the whole batch un-pooled first."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((9, 32, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((32, 32, 3, 3)) / 17).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    y, arg = conv.conv_relu_maxpool(x, w, b, *pool, True, (pad, pad))
+    dp = rng.standard_normal(y.shape).astype(np.float32)
+    u = plan.filter_transform(w, 4)
+    oh, ow, wp = 16 + 2 * pad - 2, 16 + 2 * pad - 2, 16 + 2 * pad
+    assert len(wg._geometry(x, u, wg.M, wg.TILE_ELEMENTS, pad, pad)[0]) > 2
+    want = wgb.winograd_backward(x, u, plan.unpool(dp, arg, oh, ow, wp), True, pad, pad)
+    got = wgb.winograd_backward(x, u, dp, True, pad, pad, arg, wp)
+    for a, b_ in zip(got, want):
+        assert np.array_equal(a, b_)
+    assert (arg < 0).any() and (arg >= 0).any()  # ReLU clipped some windows, not all
