@@ -117,6 +117,8 @@ def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
                 x = 4 * k
                 t0, t1, t2, t3, t4, t5 = _a4(line[x], line[x + 1], line[x + 2], line[x + 3])
                 o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
+
+
 @njit(inline="always")
 def _adjoint_rows(line, v0, v1, v2, v3, v4, v5, rows_of_tiles, tw, seg):
     """``_input_adjoint``'s pass along the rows where dV has no spare tiles: each tile row's
