@@ -12,12 +12,12 @@ import pytest
 
 from layerloom.engine.graph import Graph
 from layerloom.engine.kernels import conv
-from layerloom.engine.kernels.conv_polyphase import polyphase
 from layerloom.engine.kernels.conv_gemm_strided import (gemm_backward_strided,
                                                         gemm_forward_strided,
                                                         gemm_input_grad_strided,
                                                         gemm_transposed_backward,
                                                         prefers_gemm_strided)
+from layerloom.engine.kernels.conv_polyphase import polyphase
 
 from .graph_cases import add_after
 
