@@ -146,12 +146,10 @@ class ImagePrep:
     def normalise(self, unit: np.ndarray, in_place: bool = False) -> np.ndarray:
         """Images in [0, 1] (N×C×H×W) -> (x - mean) / std per channel, float32; ``in_place``
         reuses a float32 batch the caller owns (no temporaries: large batches stay affordable)."""
-        mean = np.asarray(self.mean, dtype=np.float32).reshape(-1, 1, 1)
-        std = np.asarray(self.std, dtype=np.float32).reshape(-1, 1, 1)
         x = unit if in_place else np.array(unit, dtype=np.float32)
         if any(self.mean) or any(s != 1 for s in self.std):  # MNIST's [0, 1]: nothing to do
-            x -= mean
-            x /= std
+            x -= np.asarray(self.mean, dtype=np.float32).reshape(-1, 1, 1)
+            x /= np.asarray(self.std, dtype=np.float32).reshape(-1, 1, 1)
         return x
 
     def unnormalise(self, x: np.ndarray) -> np.ndarray:

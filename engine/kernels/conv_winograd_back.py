@@ -14,6 +14,7 @@ from numba import njit
 from layerloom.engine.kernels.conv_winograd import (_K2, _K4, _K5, _K8, COMPACT_TW, M,
                                                     TILE_ELEMENTS, _geometry, _input_transform,
                                                     _points, _views)
+from layerloom.engine.kernels.conv_winograd_plan import unpool_part
 from layerloom.engine.threads import split_rows
 
 
@@ -216,24 +217,6 @@ def _chunk_backward(x, u, dy, g0, s0, s1, m, th, tw, ph, pw, du, db, dx, need_dx
 
 
 @njit(cache=True, nogil=True)
-def _unpool_chunk(dp, arg, wp, s0, s1, dz):
-    """dz[:s1 - s0] = the output gradient of samples s0:s1 from their fused ReLU + max-pool's:
-    dp at ``arg``'s winners (flat r·wp + q, −1 where ReLU clipped), zeros elsewhere."""
-    _, nf, ph, pw = dp.shape
-    oh, ow = dz.shape[2], dz.shape[3]
-    for s in range(s0, s1):
-        plane = dz[s - s0].reshape(nf * oh * ow)
-        for q in range(len(plane)):
-            plane[q] = 0.0
-        for f in range(nf):
-            for r in range(ph):
-                for q in range(pw):
-                    at = arg[s, f, r, q]
-                    if at >= 0:
-                        plane[(f * oh + at // wp) * ow + at % wp] += dp[s, f, r, q]
-
-
-@njit(cache=True, nogil=True)
 def backward_part(x, u, dy, arg, wp, geo, du, db, dx, need_dx, c0, c1):
     """Chunks c0..c1 of ``winograd_backward``, serially: chunk ci's dU into du[ci], its bias
     gradient into db[ci] (buffers as in ``forward_part``). With a non-empty ``arg`` dy is a
@@ -251,7 +234,7 @@ def backward_part(x, u, dy, arg, wp, geo, du, db, dx, need_dx, c0, c1):
     for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         if pooled:
-            _unpool_chunk(dy, arg, wp, s0, s1, dz)
+            unpool_part(dy, arg, wp, dz, s0, s1)
             _chunk_backward(x, u, dz, 0, s0, s1, m, th, tw, ph, pw, du[ci], db[ci], dx, need_dx,
                             rbuf, vbuf, mbuf)
         else:
@@ -267,7 +250,8 @@ def winograd_backward(x, u, dy, need_dx: bool, ph=0, pw=0, arg=_NO_ARG, wp=0) ->
     ``winograd_forward_flat``; ``conv_winograd_plan.weight_grad`` turns the dU into the
     filters' gradient. The per-chunk bias gradients are summed in chunk order from zero.
     With ``arg`` (the fused ReLU + max-pool's winners, flat at pitch ``wp``) dy is the pooled
-    gradient: the same values as from ``conv_winograd_plan.unpool``'s."""
+    gradient, un-pooled a chunk at a time by ``conv_winograd_plan.unpool_part`` (the values
+    ``unpool`` gives)."""
     n, c, h, w = x.shape
     pos, nf = u.shape[0], u.shape[1]
     geo = _geometry(x, u, M, TILE_ELEMENTS, ph, pw)

@@ -53,15 +53,23 @@ def weight_grad(du: np.ndarray, m: int) -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def unpool_part(dp, arg, wp, dz, s0, s1):
-    """Samples s0..s1 of ``unpool`` into the zeroed ``dz``."""
+    """dz[:s1 - s0] = the output gradient of samples s0..s1 from their fused ReLU + max-pool's:
+    dp at ``arg``'s winners (flat r·wp + q, −1 where ReLU clipped), zeros elsewhere. Each
+    sample's planes are zeroed here, while they come into cache for the scatter. The Winograd
+    backward calls it per chunk: an edit here must touch ``conv_winograd_back`` too (numba's
+    cache notices a kernel's own file only)."""
     _, nf, ph, pw = dp.shape
+    oh, ow = dz.shape[2], dz.shape[3]
     for s in range(s0, s1):
+        plane = dz[s - s0].reshape(nf * oh * ow)
+        for q in range(len(plane)):
+            plane[q] = 0.0
         for f in range(nf):
             for r in range(ph):
                 for q in range(pw):
                     at = arg[s, f, r, q]
                     if at >= 0:
-                        dz[s, f, at // wp, at % wp] += dp[s, f, r, q]
+                        plane[(f * oh + at // wp) * ow + at % wp] += dp[s, f, r, q]
 
 
 def unpool(dp, arg, oh, ow, wp):
@@ -70,6 +78,6 @@ def unpool(dp, arg, oh, ow, wp):
     samples are split over the cores by ``engine.threads.split_rows`` (not numba's ``prange``,
     whose OpenMP workers would spin beside the engine's own)."""
     n, nf = dp.shape[:2]
-    dz = np.zeros((n, nf, oh, ow), dp.dtype)
-    split_rows(lambda s0, s1: unpool_part(dp, arg, wp, dz, s0, s1), n)
+    dz = np.empty((n, nf, oh, ow), dp.dtype)
+    split_rows(lambda s0, s1: unpool_part(dp, arg, wp, dz[s0:s1], s0, s1), n)
     return dz

@@ -20,6 +20,19 @@ from layerloom.engine.threads import split_rows
 BLOCK = 256  # filters a pass: (a² + taps) × 256 floats of scratch stay in L1/L2
 
 
+@njit(inline="always")
+def _combine(out, coeffs, rows, nb):
+    """out[:nb] = Σ_j coeffs[j] · rows[j, :nb], each row one contiguous pass (both directions:
+    the filters' taps into U's points, dU's points into the filters' taps)."""
+    k, src = coeffs[0], rows[0]
+    for i in range(nb):
+        out[i] = k * src[i]
+    for j in range(1, len(coeffs)):
+        k, src = coeffs[j], rows[j]
+        for i in range(nb):
+            out[i] += k * src[i]
+
+
 @njit(cache=True, nogil=True)
 def _transform_part(w2, kron, u2, r0, r1):
     """u2[:, r0:r1] = kron · w2[r0:r1]ᵀ: w2 (F·C, taps), kron (a², taps), u2 (a², F·C)."""
@@ -31,16 +44,7 @@ def _transform_part(w2, kron, u2, r0, r1):
             for t in range(taps):
                 blk[t, i] = w2[b0 + i, t]
         for p in range(pos):
-            out = u2[p, b0:b0 + nb]
-            k = kron[p, 0]
-            src = blk[0]
-            for i in range(nb):
-                out[i] = k * src[i]
-            for t in range(1, taps):
-                k = kron[p, t]
-                src = blk[t]
-                for i in range(nb):
-                    out[i] += k * src[i]
+            _combine(u2[p, b0:b0 + nb], kron[p], blk, nb)
 
 
 @njit(cache=True, nogil=True)
@@ -62,16 +66,7 @@ def _grad_part(du2, kron, dw2, r0, r1):
                 for i in range(nb):
                     a[i] += more[i]
         for t in range(taps):
-            r = res[t]
-            k = kron[0, t]
-            a = acc[0]
-            for i in range(nb):
-                r[i] = k * a[i]
-            for p in range(1, pos):
-                k = kron[p, t]
-                a = acc[p]
-                for i in range(nb):
-                    r[i] += k * a[i]
+            _combine(res[t], kron[:, t], acc, nb)
         for i in range(nb):
             for t in range(taps):
                 dw2[b0 + i, t] = res[t, i]

@@ -157,11 +157,24 @@ def _convnet() -> Graph:
     prev = add(add(prev, "c2", "Conv2D", conv3(24)), "r2", "ReLU")
     prev = add(prev, "pool", "MaxPool2D", {"kernel_size": [2, 2]})
     prev = add(add(prev, "c3", "Conv2D", conv3(16)), "r3", "ReLU")
-    prev = add(add(prev, "flat", "Flatten"), "fc", "Dense", {"out_features": 3})
-    add(None, "label", "Label")
-    add(prev, "loss", "CrossEntropyLoss", port="input")
+    return classifier_head(g, prev)
+
+
+def classifier_head(g: Graph, prev: str, classes: int = 3) -> Graph:
+    """Flatten → Dense(classes) → cross-entropy against a Label after ``prev``: the test
+    convnets' common tail (``train_losses`` feeds "image" and "label")."""
+    prev = add_after(g, add_after(g, prev, "flat", "Flatten"), "fc", "Dense",
+                     {"out_features": classes})
+    add_after(g, None, "label", "Label")
+    add_after(g, prev, "loss", "CrossEntropyLoss", port="input")
     g.connect(("label", "y"), ("loss", "target"))
     return g
+
+
+def assert_trains_alike(fast: list, plain: list) -> None:
+    """The fast kernels' losses learn and follow the plain kernels' (they go to ~0.002)."""
+    assert fast[-1] < 0.5 * fast[0]  # it learns
+    np.testing.assert_allclose(fast, plain, rtol=2e-3, atol=1e-3)
 
 
 def train_losses(g: Graph, steps: int) -> list:
@@ -187,8 +200,7 @@ def test_a_convnet_trains_through_winograd_as_through_the_direct_kernels(monkeyp
     assert calls.count(1) == 25 * 3 and calls.count(2) == 25 * 3
     monkeypatch.setattr(conv, "winograd_tile", lambda *a: 0)
     plain = train_losses(_convnet(), 25)
-    assert fast[-1] < 0.5 * fast[0]  # it learns
-    np.testing.assert_allclose(fast, plain, rtol=2e-3, atol=1e-3)  # the losses go to ~0.002
+    assert_trains_alike(fast, plain)
 
 
 def test_many_channel_chunks_hold_enough_tiles_and_do_not_depend_on_the_threads():
