@@ -16,20 +16,22 @@ over even degree-6 polynomial, the input clamped to ±7.905: at most 5.5 ulp fro
 tanh, numpy's own float32 tanh 1.4 ulp; tested), vectorised by numba when division follows
 IEEE (``error_model="numpy"``; Python's model tests every divisor for zero and kept the loop
 scalar): 5.6 µs for 32 × 512 values against numpy's 6.6. float64 keeps numpy's tanh (the exact
-path equal to PyTorch); the backward has no tanh and runs for both dtypes, its products the same
-BLAS calls numpy made, so its results are the same bit for bit.
+path equal to PyTorch); the backward has no tanh and runs for both dtypes.
 
-The recurrent product is arranged as ``layers.recurrent._Recurrence`` chose (``_recur``). Gate
-orders and the ½ folded into the sigmoid gates' weights (σ(v) = ½·tanh(v/2) + ½) are
-``kernels.recurrent``'s, whose step backwards the backward loops call: an edit to them must
-touch this file too (numba's cache notices edits to a kernel's own file only).
+The per-step recurrent products of float32 run against the weight packed once per sequence
+(``kernels.packed``: 1.7× OpenBLAS at 32 rows, 3.4× at 16); float64's backward products are the
+BLAS calls numpy made, so its results are the same bit for bit. Gate orders and the ½ folded
+into the sigmoid gates' weights (σ(v) = ½·tanh(v/2) + ½) are ``kernels.recurrent``'s, whose
+step backwards the backward loops call: an edit to them or to ``kernels.packed`` must touch
+this file too (numba's cache notices edits to a kernel's own file only).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from layerloom.engine.kernels.blas import NO_TRANS, TRANS, gemm
+from layerloom.engine.kernels.blas import NO_TRANS, gemm
+from layerloom.engine.kernels.packed import gemm_packed
 from layerloom.engine.kernels.recurrent import (gru_step_backward, lstm_step_backward,
                                                 rnn_step_backward)
 
@@ -80,29 +82,6 @@ def _lstm_cell(g, c_prev, c, tc, h):
 
 
 @njit(inline="always")
-def _recur(h_prev, w, transposed, tmp, g, beta):
-    """g (N × G) = h_prev · W_hhᵀ + beta·g: with W_hhᵀ (H × G) in ``w`` by the BLAS straight
-    into g, or with ``transposed`` W_hh itself (G × H): (W_hh · h_prevᵀ)ᵀ into ``tmp``
-    (G × N), the weight packed the cheap way, then added in a pass."""
-    n, hsz = h_prev.shape
-    cols = g.shape[1]
-    if transposed:
-        gemm(NO_TRANS, TRANS, cols, n, hsz, w.ctypes.data, hsz, h_prev.ctypes.data, hsz, 0,
-             tmp.ctypes.data, n, False)
-        for b in range(n):
-            row = g[b]
-            if beta:
-                for j in range(cols):
-                    row[j] += tmp[j, b]
-            else:
-                for j in range(cols):
-                    row[j] = tmp[j, b]
-    else:
-        gemm(NO_TRANS, NO_TRANS, n, cols, hsz, h_prev.ctypes.data, hsz, w.ctypes.data, cols, beta,
-             g.ctypes.data, cols, False)
-
-
-@njit(inline="always")
 def _step(k, t, reverse, backward):
     """(s, p) of the k-th step a loop processes: its time, and the time its state came from
     (outside 0..t-1 for a direction's first step). Forward loops go the direction's way,
@@ -112,40 +91,38 @@ def _step(k, t, reverse, backward):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def lstm_forward_loop(gates, w, transposed, hs, cs, tcs, reverse):
+def lstm_forward_loop(gates, w, hs, cs, tcs, reverse):
     """Every step of one direction in place: ``gates`` (T, N, 4H) holds x·W_ihᵀ + b on entry
     (sigmoid rows halved) and the gates on return; hs, cs, tcs get h, c and tanh(c). ``w`` is
-    the halved W_hh arranged for ``_recur``."""
+    the halved W_hhᵀ packed (``packed.pack``)."""
     t, n, g4 = gates.shape
     hsz = g4 // 4
     zeros = np.zeros((n, hsz), gates.dtype)
-    tmp = np.empty((g4, n) if transposed else (0, 0), gates.dtype)
     for k in range(t):
         s, p = _step(k, t, reverse, False)
         c_prev = zeros
         if k:
             c_prev = cs[p]
-            _recur(hs[p], w, transposed, tmp, gates[s], 1)
+            gemm_packed(hs[p], w, gates[s], True)
         _lstm_cell(gates[s], c_prev, cs[s], tcs[s], hs[s])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def gru_forward_loop(xg, w, transposed, b_hh, hs, hns, gates, reverse):
+def gru_forward_loop(xg, w, b_hh, hs, hns, gates, reverse):
     """Every step of one direction: ``xg`` (T, N, 3H) = x·W_ihᵀ + b_ih (r, z rows halved),
-    ``w`` the halved W_hh arranged for ``_recur``, ``b_hh`` its halved bias (empty: none).
+    ``w`` the halved W_hhᵀ packed, ``b_hh`` its halved bias (empty: none).
     gates[s] gets (r, z, n), hns[s] W_hn·h + b_hn, hs[s] h, as ``layers.recurrent._gru_run``'s
     numpy loop leaves them."""
     t, n, g3 = xg.shape
     hsz = g3 // 3
     zeros = np.zeros((n, hsz), xg.dtype)
     hg = np.zeros((n, g3), xg.dtype)
-    tmp = np.empty((g3, n) if transposed else (0, 0), xg.dtype)
     for k in range(t):
         s, p = _step(k, t, reverse, False)
         h_prev = zeros
         if k:
             h_prev = hs[p]
-            _recur(h_prev, w, transposed, tmp, hg, 0)
+            gemm_packed(h_prev, w, hg, False)
         for b in range(n):
             row = hg[b]
             if len(b_hh):
@@ -171,44 +148,53 @@ def _gru_cell(x, hrow, hp, g, hn, h, hsz):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def rnn_forward_loop(hs, w, transposed, reverse):
+def rnn_forward_loop(hs, w, reverse):
     """Every step of one direction in place: hs (T, N, H) holds x·W_ihᵀ + b on entry, h on
-    return (tanh of it plus h_prev·W_hhᵀ, ``w`` arranged for ``_recur``)."""
+    return (tanh of it plus h_prev·W_hhᵀ, ``w`` W_hhᵀ packed)."""
     t, n, hsz = hs.shape
-    tmp = np.empty((hsz, n) if transposed else (0, 0), hs.dtype)
     for k in range(t):
         s, p = _step(k, t, reverse, False)
         if k:
-            _recur(hs[p], w, transposed, tmp, hs[s], 1)
+            gemm_packed(hs[p], w, hs[s], True)
         for b in range(n):
             row = hs[s, b]
             for j in range(hsz):
                 row[j] = _tanh(row[j])
 
 
+@njit(inline="always")
+def _recurrent_grad(d, w_hh, panels, drec):
+    """drec (N × H) = d (N × G) · W_hh: float32 through the packed weight (``panels``), float64
+    by the BLAS as numpy's product (the exact path)."""
+    if len(panels):
+        gemm_packed(d, panels, drec, False)
+    else:
+        n, hsz = drec.shape
+        gemm(NO_TRANS, NO_TRANS, n, hsz, d.shape[1], d.ctypes.data, d.shape[1],
+             w_hh.ctypes.data, hsz, 0, drec.ctypes.data, hsz, d.itemsize == 8)
+
+
 @njit(cache=True, nogil=True)
-def lstm_backward_loop(dhs, drec, gates, cs, tcs, w_hh, reverse, dpre, one):
+def lstm_backward_loop(dhs, drec, gates, cs, tcs, w_hh, panels, reverse, dpre, one):
     """Every step of one direction backwards, latest first: ``dpre`` (T, N, 4H) gets the
     pre-activations' gradients, ``drec`` (N, H; dh of the last state on entry) the recurrent
-    gradient step by step (dpre[s] · W_hh, as numpy's product made it); ``one`` is 1 in the
-    arrays' dtype."""
+    gradient step by step (dpre[s] · W_hh: ``_recurrent_grad``); ``one`` is 1 in the arrays'
+    dtype."""
     t, n, hsz = dhs.shape
-    g4 = 4 * hsz
     zeros = np.zeros((n, hsz), gates.dtype)
     dc = np.zeros((n, hsz), gates.dtype)
     for k in range(t):
         s, p = _step(k, t, reverse, True)
         c_prev = cs[p] if 0 <= p < t else zeros
         lstm_step_backward(dhs[s], drec, dc, gates[s], c_prev, tcs[s], dpre[s], one)
-        gemm(NO_TRANS, NO_TRANS, n, hsz, g4, dpre[s].ctypes.data, g4, w_hh.ctypes.data, hsz, 0,
-             drec.ctypes.data, hsz, gates.itemsize == 8)
+        _recurrent_grad(dpre[s], w_hh, panels, drec)
 
 
 @njit(cache=True, nogil=True)
-def gru_backward_loop(dhs, drec, gates, hns, hs, w_hh, reverse, dxg, dhg, one):
+def gru_backward_loop(dhs, drec, gates, hns, hs, w_hh, panels, reverse, dxg, dhg, one):
     """Every step of one direction backwards, latest first: dxg, dhg (T, N, 3H) get the input
     and hidden projections' gradients, ``drec`` the recurrent gradient (dhg[s] · W_hh plus the
-    direct part z·dh, as numpy's loop made it)."""
+    direct part z·dh, as numpy's loop made it; ``_recurrent_grad``)."""
     t, n, hsz = dhs.shape
     zeros = np.zeros((n, hsz), gates.dtype)
     direct = np.empty((n, hsz), gates.dtype)
@@ -216,20 +202,18 @@ def gru_backward_loop(dhs, drec, gates, hns, hs, w_hh, reverse, dxg, dhg, one):
         s, p = _step(k, t, reverse, True)
         h_prev = hs[p] if 0 <= p < t else zeros
         gru_step_backward(dhs[s], drec, gates[s], hns[s], h_prev, dxg[s], dhg[s], direct, one)
-        gemm(NO_TRANS, NO_TRANS, n, hsz, 3 * hsz, dhg[s].ctypes.data, 3 * hsz,
-             w_hh.ctypes.data, hsz, 0, drec.ctypes.data, hsz, gates.itemsize == 8)
+        _recurrent_grad(dhg[s], w_hh, panels, drec)
         for b in range(n):
             for j in range(hsz):
                 drec[b, j] += direct[b, j]
 
 
 @njit(cache=True, nogil=True)
-def rnn_backward_loop(dhs, drec, hs, w_hh, reverse, dpre, one):
+def rnn_backward_loop(dhs, drec, hs, w_hh, panels, reverse, dpre, one):
     """Every step of one direction backwards: dpre (T, N, H) the pre-activations' gradients,
-    ``drec`` the recurrent gradient (dpre[s] · W_hh)."""
+    ``drec`` the recurrent gradient (dpre[s] · W_hh: ``_recurrent_grad``)."""
     t, n, hsz = dhs.shape
     for k in range(t):
         s, _ = _step(k, t, reverse, True)
         rnn_step_backward(dhs[s], drec, hs[s], dpre[s], one)
-        gemm(NO_TRANS, NO_TRANS, n, hsz, hsz, dpre[s].ctypes.data, hsz, w_hh.ctypes.data, hsz,
-             0, drec.ctypes.data, hsz, hs.itemsize == 8)
+        _recurrent_grad(dpre[s], w_hh, panels, drec)

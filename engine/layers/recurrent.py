@@ -8,17 +8,17 @@ The initial state is zero. Parameters are named and laid out as PyTorch's (``wei
 G·H×D, ``weight_hh_l0`` G·H×H, ``bias_ih_l0``, ``bias_hh_l0``, and ``*_reverse``), so a node's
 weights load into ``nn.LSTM(D, H, batch_first=True, bidirectional=...)`` unchanged.
 
-Work is arranged for BLAS: the input projection of all steps is one matrix product; each step
-does one ``h @ W_hhᵀ``, one ``np.tanh`` over all its gates (SIMD) and a fused numba kernel for the
-arithmetic (``engine/kernels/recurrent.py``); backprop through time keeps every step's
-pre-activation gradient so the weight gradients are again single products over all steps.
-Arrays inside are time-major (T×N×·) so each step reads contiguous memory.
+Work is arranged for products over all steps: the input projection and, in backprop through time
+(which keeps every step's pre-activation gradient), the weight gradients; float32 runs each
+direction's whole time loop compiled (``kernels.recurrent_loop``, the per-step products against
+a weight packed once, ``kernels.packed``). Arrays inside are time-major (T×N×·).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from layerloom.engine.kernels.dense import matmul, weight_first
+from layerloom.engine.kernels.packed import PANEL, packed
 from layerloom.engine.kernels.recurrent_loop import (gru_backward_loop, gru_forward_loop,
                                                     lstm_backward_loop, lstm_forward_loop,
                                                     rnn_backward_loop, rnn_forward_loop)
@@ -75,17 +75,14 @@ RECURRENT_MIN_ROWS, RECURRENT_MAX_ROWS = 4, 64
 
 
 class _Recurrence:
-    """``h @ wᵀ`` for every step of one direction, arranged for the BLAS (``weight_first``: the
-    step's add into its gates is a pass of its own, so ≤ 64 rows; b32 char-LSTM h 512 one core
-    1066 -> 795 µs a step's product and add, h 256 283 -> 215; at 128 rows it lost 3 %. At one
-    or two rows (generating text) OpenBLAS has fast paths for the plain product: h 256, 2 rows
-    21 µs against 52)."""
+    """float64's ``h @ wᵀ`` for every step of one direction, arranged for the BLAS
+    (``weight_first``; float32's runs against a weight packed once, ``kernels.packed``)."""
 
     def __init__(self, w: np.ndarray, rows: int):
         self.transposed = weight_first(rows, w.T, RECURRENT_MAX_ROWS, RECURRENT_MIN_ROWS)
         self.w = np.ascontiguousarray(w if self.transposed else w.T)  # w.T as a view: 1.4× slower
         self.shape = (len(w), rows) if self.transposed else (rows, len(w))
-        self.out: np.ndarray | None = None  # made on the first call: float32 loops never call
+        self.out: np.ndarray | None = None  # made on the first call
 
     def __call__(self, h: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The product (rows, G) into ``out``, or a view of a buffer the next call overwrites."""
@@ -102,10 +99,10 @@ class _Recurrence:
 
 def _rnn_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
     hs = _project(x_tm, w_ih, None if b_ih is None else b_ih + b_hh)  # becomes h in place
-    recurrence = _Recurrence(w_hh, hs.shape[1])
     if hs.dtype == np.float32:  # the whole loop compiled, without the GIL (kernels.recurrent_loop)
-        rnn_forward_loop(hs, recurrence.w, recurrence.transposed, reverse)
+        rnn_forward_loop(hs, packed(w_hh.T), reverse)
         return hs, ()
+    recurrence = _Recurrence(w_hh, hs.shape[1])
     for k, s in enumerate(_order(len(hs), reverse)):
         if k:
             hs[s] += recurrence(hs[s + 1 if reverse else s - 1])
@@ -114,16 +111,18 @@ def _rnn_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
 
 
 def _loop_args(dhs, dlast, w_hh, dtype) -> tuple:
-    """The backward loops' operands: dhs and W_hh contiguous in the layer's dtype, and a copy
-    of dlast that the loop turns into each step's recurrent gradient in place."""
-    return (np.ascontiguousarray(dhs), np.array(dlast, dtype=dtype, order="C"),
-            np.ascontiguousarray(w_hh, dtype))
+    """The backward loops' operands: dhs and W_hh contiguous in the layer's dtype, a copy of
+    dlast that the loop turns into each step's recurrent gradient in place, and W_hh packed for
+    float32's products (``kernels.packed``; none for float64, whose products stay numpy's)."""
+    w_hh = np.ascontiguousarray(w_hh, dtype)
+    panels = packed(w_hh) if dtype == np.float32 else np.empty((0, 0, PANEL), np.float32)
+    return np.ascontiguousarray(dhs), np.array(dlast, dtype=dtype, order="C"), w_hh, panels
 
 
 def _rnn_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
-    dhs, drec, w_hh = _loop_args(dhs, dlast, w_hh, hs.dtype)
+    dhs, drec, w_hh, panels = _loop_args(dhs, dlast, w_hh, hs.dtype)
     dpre = np.empty_like(hs)
-    rnn_backward_loop(dhs, drec, hs, w_hh, reverse, dpre, hs.dtype.type(1))
+    rnn_backward_loop(dhs, drec, hs, w_hh, panels, reverse, dpre, hs.dtype.type(1))
     return dpre, dpre
 
 
@@ -133,11 +132,11 @@ def _lstm_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
     bias = None if b_ih is None else (b_ih + b_hh) * scale
     gates = _project(x_tm, w_ih * scale[:, None], bias)  # each step adds h @ W_hhᵀ in place
     t, n, _ = gates.shape
-    recurrence = _Recurrence(w_hh * scale[:, None], n)
     hs, cs, tcs = (np.empty((t, n, hsz), dtype) for _ in range(3))
     if dtype == np.float32:  # the whole loop compiled, without the GIL (kernels.recurrent_loop)
-        lstm_forward_loop(gates, recurrence.w, recurrence.transposed, hs, cs, tcs, reverse)
+        lstm_forward_loop(gates, packed((w_hh * scale[:, None]).T), hs, cs, tcs, reverse)
         return hs, (gates, cs, tcs)
+    recurrence = _Recurrence(w_hh * scale[:, None], n)
     zeros, one = np.zeros((n, hsz), dtype), dtype.type(1)
     for k, s in enumerate(_order(t, reverse)):
         g = gates[s]
@@ -152,9 +151,10 @@ def _lstm_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
 
 def _lstm_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
     gates, cs, tcs = saved
-    dhs, drec, w_hh = _loop_args(dhs, dlast, w_hh, hs.dtype)
+    dhs, drec, w_hh, panels = _loop_args(dhs, dlast, w_hh, hs.dtype)
     dpre = np.empty_like(gates)
-    lstm_backward_loop(dhs, drec, gates, cs, tcs, w_hh, reverse, dpre, hs.dtype.type(1))
+    lstm_backward_loop(dhs, drec, gates, cs, tcs, w_hh, panels, reverse, dpre,
+                       hs.dtype.type(1))
     return dpre, dpre
 
 
@@ -164,12 +164,12 @@ def _gru_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
     xg = _project(x_tm, w_ih * scale[:, None], None if b_ih is None else b_ih * scale)
     b_hh = None if b_hh is None else b_hh * scale
     t, n, _ = xg.shape
-    recurrence = _Recurrence(w_hh * scale[:, None], n)
     hs, hns, gates = np.empty((t, n, hsz), dtype), np.empty((t, n, hsz), dtype), np.empty_like(xg)
     if dtype == np.float32:  # the whole loop compiled, without the GIL (kernels.recurrent_loop)
-        gru_forward_loop(xg, recurrence.w, recurrence.transposed,
+        gru_forward_loop(xg, packed((w_hh * scale[:, None]).T),
                          np.zeros(0, dtype) if b_hh is None else b_hh, hs, hns, gates, reverse)
         return hs, (gates, hns)
+    recurrence = _Recurrence(w_hh * scale[:, None], n)
     hg, zeros, one = np.empty((n, g3), dtype), np.zeros((n, hsz), dtype), dtype.type(1)
     rz = slice(0, 2 * hsz)
     for s in _order(t, reverse):
@@ -187,9 +187,10 @@ def _gru_run(x_tm, w_ih, w_hh, b_ih, b_hh, reverse):
 
 def _gru_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
     gates, hns = saved
-    dhs, drec, w_hh = _loop_args(dhs, dlast, w_hh, hs.dtype)
+    dhs, drec, w_hh, panels = _loop_args(dhs, dlast, w_hh, hs.dtype)
     dxg, dhg = np.empty_like(gates), np.empty_like(gates)
-    gru_backward_loop(dhs, drec, gates, hns, hs, w_hh, reverse, dxg, dhg, hs.dtype.type(1))
+    gru_backward_loop(dhs, drec, gates, hns, hs, w_hh, panels, reverse, dxg, dhg,
+                      hs.dtype.type(1))
     return dxg, dhg
 
 
@@ -198,11 +199,10 @@ def _joined(per_part: list) -> tuple:
     one part's are returned as they are, and an array a part gives twice stays one array."""
     if len(per_part) == 1:
         return tuple(per_part[0])
-    out = [np.concatenate(arrays, axis=1) for arrays in zip(*per_part)]
-    for i, a in enumerate(per_part[0]):
-        twin = next((j for j in range(i) if per_part[0][j] is a), None)
-        if twin is not None:
-            out[i] = out[twin]
+    first, out = per_part[0], []
+    for i, arrays in enumerate(zip(*per_part)):  # a twin is not joined twice (LSTM: 8 MB)
+        twin = next((j for j in range(i) if first[j] is first[i]), None)
+        out.append(out[twin] if twin is not None else np.concatenate(arrays, axis=1))
     return tuple(out)
 
 

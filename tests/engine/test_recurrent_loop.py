@@ -1,8 +1,9 @@
 """The recurrent layers' compiled time loops (``kernels.recurrent_loop``): the float32 tanh is
 within a few ulp of the exact one (NaN and ±∞ kept as tanh keeps them); the forward loops equal
-the float64 numpy loops (both product arrangements, both directions, with and without biases);
-the backward loops equal the numpy loops they replaced bit for bit (float32 and float64); and
-float32 LSTM, GRU and SimpleRNN layers train as PyTorch's float32 ones at one and two cores."""
+the float64 numpy loops (both directions, with and without biases, widths that end in a part
+panel); the backward loops equal numpy loops bit for bit (float64's with numpy's products,
+float32's with the packed product, ``kernels.packed``); and float32 LSTM, GRU and SimpleRNN
+layers train as PyTorch's float32 ones at one and two cores."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from torch.func import functional_call
 
 from layerloom.engine.kernels import recurrent_loop
+from layerloom.engine.kernels.packed import gemm_packed, packed
 from layerloom.engine.layers import recurrent as layer
 from layerloom.engine.kernels.recurrent import (gru_step_backward, lstm_step_backward,
                                                 rnn_step_backward)
@@ -35,12 +37,12 @@ def test_tanh32_is_within_a_few_ulp_and_keeps_nan_and_infinities():
     assert np.isnan(got[0]) and got[1] == 1 and got[2] == -1
 
 
-def _forward_reference(gates, w, transposed, reverse):
-    """The loop in float64 numpy: gates, h, c, tanh(c)."""
+def _forward_reference(gates, w, reverse):
+    """The loop in float64 numpy (w = W_hhᵀ): gates, h, c, tanh(c)."""
     g = gates.astype(np.float64)
     t, n, g4 = g.shape
     hsz = g4 // 4
-    wh = (w.T if transposed else w).astype(np.float64)  # (H, 4H)
+    wh = w.astype(np.float64)  # (H, 4H)
     hs, cs, tcs = (np.zeros((t, n, hsz)) for _ in range(3))
     h, c = np.zeros((n, hsz)), np.zeros((n, hsz))
     for s in (range(t - 1, -1, -1) if reverse else range(t)):
@@ -54,19 +56,17 @@ def _forward_reference(gates, w, transposed, reverse):
     return g, hs, cs, tcs
 
 
-@pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("n,hsz", [(1, 5), (3, 64), (16, 33)])
-def test_the_forward_loop_is_the_lstm(transposed, reverse, n, hsz):
+def test_the_forward_loop_is_the_lstm(reverse, n, hsz):
     rng = np.random.default_rng(n + hsz)
     t = 7
     gates = rng.standard_normal((t, n, 4 * hsz)).astype(np.float32)
     w_hh = (rng.standard_normal((4 * hsz, hsz)) / np.sqrt(hsz)).astype(np.float32)
-    w = np.ascontiguousarray(w_hh if transposed else w_hh.T)
-    want = _forward_reference(gates, w, transposed, reverse)
+    want = _forward_reference(gates, w_hh.T, reverse)
     hs, cs, tcs = (np.empty((t, n, hsz), np.float32) for _ in range(3))
     g = gates.copy()
-    recurrent_loop.lstm_forward_loop(g, w, transposed, hs, cs, tcs, reverse)
+    recurrent_loop.lstm_forward_loop(g, packed(w_hh.T), hs, cs, tcs, reverse)
     for got, ref in zip((g, hs, cs, tcs), want):
         np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-6)
 
@@ -94,6 +94,19 @@ def test_every_cells_forward_loop_is_its_float64_numpy_loop(cell, reverse, bias,
         np.testing.assert_allclose(g, w, rtol=5e-5, atol=5e-6)
 
 
+def _panels(w_hh):
+    """The backward loops' packed weight: float32's, or none (float64 keeps the BLAS)."""
+    return packed(w_hh) if w_hh.dtype == np.float32 else np.empty((0, 0, 16), np.float32)
+
+
+def _product(a, w_hh, out):
+    """out = a · W_hh as the loops compute it."""
+    if a.dtype == np.float32:
+        gemm_packed(a, packed(w_hh), out, False)
+    else:
+        np.matmul(a, w_hh, out=out)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_the_gru_and_rnn_backward_loops_are_the_numpy_loops_bit_for_bit(dtype, reverse):
@@ -114,10 +127,11 @@ def test_the_gru_and_rnn_backward_loops_are_the_numpy_loops_bit_for_bit(dtype, r
         p = s + 1 if reverse else s - 1
         gru_step_backward(dhs[s], drec, gates[s], hns[s], hs[p] if 0 <= p < t else zeros,
                           dxg[s], dhg[s], direct, one)
-        np.matmul(dhg[s], w_hh, out=drec)
+        _product(dhg[s], w_hh, drec)
         drec += direct
     got = np.empty_like(gates), np.empty_like(gates), dlast.copy()
-    recurrent_loop.gru_backward_loop(dhs, got[2], gates, hns, hs, w_hh, reverse, got[0], got[1], one)
+    recurrent_loop.gru_backward_loop(dhs, got[2], gates, hns, hs, w_hh, _panels(w_hh), reverse,
+                                     got[0], got[1], one)
     for a, b in zip(got, (dxg, dhg, drec)):
         np.testing.assert_array_equal(a, b)
     # SimpleRNN
@@ -125,9 +139,9 @@ def test_the_gru_and_rnn_backward_loops_are_the_numpy_loops_bit_for_bit(dtype, r
     dpre, drec = np.empty_like(hs), dlast.copy()
     for s in order:
         rnn_step_backward(dhs[s], drec, hs[s], dpre[s], one)
-        np.matmul(dpre[s], w_hh, out=drec)
+        _product(dpre[s], w_hh, drec)
     got, drec2 = np.empty_like(hs), dlast.copy()
-    recurrent_loop.rnn_backward_loop(dhs, drec2, hs, w_hh, reverse, got, one)
+    recurrent_loop.rnn_backward_loop(dhs, drec2, hs, w_hh, _panels(w_hh), reverse, got, one)
     np.testing.assert_array_equal(got, dpre)
     np.testing.assert_array_equal(drec2, drec)
 
@@ -148,9 +162,10 @@ def test_the_backward_loop_is_the_numpy_loop_bit_for_bit(dtype, reverse):
         p = s + 1 if reverse else s - 1
         lstm_step_backward(dhs[s], drec, dc, gates[s], cs[p] if 0 <= p < t else zeros, tcs[s],
                            want[s], one)
-        np.matmul(want[s], w_hh, out=drec)
+        _product(want[s], w_hh, drec)
     got, drec2 = np.empty_like(gates), dlast.copy()
-    recurrent_loop.lstm_backward_loop(dhs, drec2, gates, cs, tcs, w_hh, reverse, got, one)
+    recurrent_loop.lstm_backward_loop(dhs, drec2, gates, cs, tcs, w_hh, _panels(w_hh), reverse,
+                                      got, one)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(drec2, drec)
 
@@ -199,6 +214,6 @@ def test_a_nan_in_a_step_reaches_every_later_state():
     gates[2, 1, 3] = np.nan
     w = np.ascontiguousarray(rng.standard_normal((hsz, 4 * hsz)).astype(np.float32) / 3)
     hs, cs, tcs = (np.empty((t, n, hsz), np.float32) for _ in range(3))
-    recurrent_loop.lstm_forward_loop(gates, w, False, hs, cs, tcs, False)
+    recurrent_loop.lstm_forward_loop(gates, packed(w), hs, cs, tcs, False)
     assert np.isfinite(hs[:, 0]).all() and np.isfinite(hs[:2, 1]).all()
     assert np.isnan(hs[3:, 1]).all() and np.isnan(cs[2, 1, 3])
