@@ -168,22 +168,27 @@ def split_rows(fn: Callable[[int, int], object], n: int) -> list:
 def run_row_parts(fn: Callable[[int, int], object], parts: list) -> list:
     """``[fn(start, stop) for each part]``, the parts on threads of their own (the first on the
     caller's) with the BLAS on one thread meanwhile; ``fn`` must release the GIL for its heavy
-    work (numpy's products and ufuncs and the engine's nogil kernels do)."""
+    work (numpy's products and ufuncs and the engine's nogil kernels do). Inside the parts, the
+    caller's thread splits nothing further (``row_parts``, ``gemm_parts``): the other cores are
+    busy with the other parts (a char-LSTM's first part split its input projection over a third
+    thread)."""
     if len(parts) == 1:
         return [fn(*parts[0])]
     if not _spin:
         from layerloom.engine.handoff import SpinPool
 
         _spin.append(SpinPool(ROW_THREADS))
-    blas = getattr(_active, "blas", 1)
+    blas, cores = getattr(_active, "blas", 1), getattr(_active, "cores", 1)
     if blas > 1:
         _set_blas(1)
+    _active.cores = 1
     try:
         done = _spin[0].try_run(fn, parts)  # every part has ended (or failed) when it returns
         if done is not None:
             return done
         return _pooled(fn, parts)  # nested in a part, or a second thread's split meanwhile
     finally:
+        _active.cores = cores
         if blas > 1:
             _set_blas(blas)
 

@@ -55,14 +55,20 @@ def _prev(seq: np.ndarray, t: int, reverse: bool, zeros: np.ndarray) -> np.ndarr
     return seq[s] if 0 <= s < len(seq) else zeros
 
 
-def _weight_grads(dxg: np.ndarray, dhg: np.ndarray, x_tm: np.ndarray, hs: np.ndarray,
-                  reverse: bool) -> tuple[np.ndarray, np.ndarray]:
-    """dW_ih over all steps, and dW_hh pairing each step with the state it started from."""
+def _part_grads(dxg: np.ndarray, dhg: np.ndarray, x_tm: np.ndarray, hs: np.ndarray,
+                reverse: bool, bias: bool) -> list[np.ndarray]:
+    """A batch part's dW_ih over all steps, its dW_hh pairing each step with the state it
+    started from, and with ``bias`` the biases' (sums over all steps as one BLAS product: 3×
+    numpy's sum here; an LSTM's and RNN's two are the same array, dxg is dhg)."""
     g, d, h = dxg.shape[2], x_tm.shape[2], hs.shape[2]
     dw_ih = matmul(dxg.reshape(-1, g).T, x_tm.reshape(-1, d))
     later, earlier = (dhg[:-1], hs[1:]) if reverse else (dhg[1:], hs[:-1])
-    dw_hh = matmul(later.reshape(-1, g).T, earlier.reshape(-1, h))
-    return dw_ih, dw_hh
+    out = [dw_ih, matmul(later.reshape(-1, g).T, earlier.reshape(-1, h))]
+    if bias:
+        ones = np.ones(dxg.shape[0] * dxg.shape[1], dxg.dtype)
+        db = ones @ dxg.reshape(len(ones), -1)
+        out += [db, db.copy() if dhg is dxg else ones @ dhg.reshape(len(ones), -1)]
+    return out
 
 
 # -------------------------------------------------------------------- one direction per cell
@@ -194,18 +200,6 @@ def _gru_grad(dhs, dlast, hs, saved, x_tm, w_ih, w_hh, reverse):
     return dxg, dhg
 
 
-def _joined(per_part: list) -> tuple:
-    """The parts' time-major (T, n, ·) arrays joined along the batch axis, position by position;
-    one part's are returned as they are, and an array a part gives twice stays one array."""
-    if len(per_part) == 1:
-        return tuple(per_part[0])
-    first, out = per_part[0], []
-    for i, arrays in enumerate(zip(*per_part)):  # a twin is not joined twice (LSTM: 8 MB)
-        twin = next((j for j in range(i) if first[j] is first[i]), None)
-        out.append(out[twin] if twin is not None else np.concatenate(arrays, axis=1))
-    return tuple(out)
-
-
 CELLS = {"SimpleRNN": (1, _rnn_run, _rnn_grad), "LSTM": (4, _lstm_run, _lstm_grad),
          "GRU": (3, _gru_run, _gru_grad)}
 
@@ -281,30 +275,29 @@ class _Recurrent(Layer):
         x_tm, parts, runs = ctx.saved
         hsz = a.hidden_size
         dseq_tm = np.ascontiguousarray(dseq.transpose(1, 0, 2))
-        dx_tm, grads = None, {}
+        wants_dx, grads = ctx.needs_input_grad[0], {}
+        dx = np.zeros((len(dseq), len(x_tm), x_tm.shape[2]), x_tm.dtype) if wants_dx else None
+        names = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if a.bias else ())
         for k, sfx in enumerate(cls._suffixes(a)):
             cols = slice(k * hsz, (k + 1) * hsz)
             w_ih, w_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
 
             def grad_part(lo, hi, k=k, cols=cols, w_ih=w_ih, w_hh=w_hh):
+                """This part's share of every gradient: no joining of the parts' 8 MB (LSTM
+                h 256, b32, s64) and no second hand-over per product."""
                 hs, saved = runs[parts.index((lo, hi))][k]
                 xp = x_tm if hi - lo == len(x_tm[0]) else np.ascontiguousarray(x_tm[:, lo:hi])
-                return grad(np.ascontiguousarray(dseq_tm[:, lo:hi, cols]), dlast[lo:hi, cols],
-                            hs, saved, xp, w_ih, w_hh, reverse=k == 1)
-            dxg, dhg = _joined(run_row_parts(grad_part, parts))
-            hs = _joined([(directions[k][0],) for directions in runs])[0]
-            grads["weight_ih" + sfx], grads["weight_hh" + sfx] = _weight_grads(dxg, dhg, x_tm, hs,
-                                                                               k == 1)
-            if a.bias:  # sums over all steps as one BLAS product (3× numpy's sum here)
-                ones = np.ones(dxg.shape[0] * dxg.shape[1], dxg.dtype)
-                db = ones @ dxg.reshape(len(ones), -1)
-                grads["bias_ih" + sfx] = db
-                grads["bias_hh" + sfx] = (db.copy() if dhg is dxg  # LSTM, RNN: the same array
-                                          else ones @ dhg.reshape(len(ones), -1))
-            if ctx.needs_input_grad[0]:
-                dx = _project(dxg, w_ih.T, None)
-                dx_tm = dx if dx_tm is None else dx_tm + dx
-        dx = None if dx_tm is None else np.ascontiguousarray(dx_tm.transpose(1, 0, 2))
+                dxg, dhg = grad(np.ascontiguousarray(dseq_tm[:, lo:hi, cols]), dlast[lo:hi, cols],
+                                hs, saved, xp, w_ih, w_hh, reverse=k == 1)
+                if wants_dx:  # rows of its own
+                    dx[lo:hi] += _project(dxg, w_ih.T, None).transpose(1, 0, 2)
+                return _part_grads(dxg, dhg, xp, hs, k == 1, a.bias)
+            shares = run_row_parts(grad_part, parts)
+            for name, values in zip(names, zip(*shares)):
+                total = values[0]
+                for more in values[1:]:
+                    total += more
+                grads[name + sfx] = total
         return (dx,), grads
 
     @classmethod
