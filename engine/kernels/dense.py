@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from layerloom.engine.kernels.packed import gemm_packed, packed
 from layerloom.engine.kernels.sums import add_bias_rows
 from layerloom.engine.threads import gemm_parts, run_row_parts
 
@@ -145,9 +146,13 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.n
     parts = gemm_parts(m, m * k * b.shape[1])
     fused = bias is not None and _bias_fits(a, b, bias)
     out = np.empty((m, b.shape[1]), np.result_type(a, b))
+    weight = packed(b) if _packs(a, b) else None  # once for all parts
 
     def part(lo, hi):
-        _into(a[lo:hi], b, out[lo:hi])
+        if weight is None:
+            _into(a[lo:hi], b, out[lo:hi])
+        else:
+            gemm_packed(a[lo:hi], weight, out[lo:hi], False)
         if fused:
             add_bias_rows(out, bias, lo, hi)
     if len(parts) == 1:
@@ -157,6 +162,22 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.n
     if bias is not None and not fused:
         out += bias
     return out
+
+
+# float32 products with a weight of ≤ 128 k elements (it stays in L2 once packed) run through
+# ``kernels.packed``'s tile kernel. One core of an EPYC, packing included, against OpenBLAS:
+# 1.05-1.42× from 256 rows (2048 × 64 → 1024 1.31×, 2048 × 256 → 96 1.10×), 1.1-1.4× at 64 rows
+# up to 784 inputs; it lost with more inputs at ≤ 64 rows (1024 → 128 0.95×, 2048 → 64 0.87×)
+# and for outputs narrower than a panel (784 → 10 at 64 rows 0.52×).
+PACKED_MAX, PACKED_MIN_ROWS, PACKED_WIDE_ROWS, PACKED_MAX_INPUTS = 1 << 17, 64, 256, 784
+
+
+def _packs(a: np.ndarray, b: np.ndarray) -> bool:
+    """``a @ b`` through the packed weight (see above)."""
+    m, k = a.shape
+    return (a.dtype is _F32 and b.dtype is _F32 and a.strides[1] == 4 and b.shape[1] >= 16
+            and b.size <= PACKED_MAX and m >= PACKED_MIN_ROWS
+            and (k <= PACKED_MAX_INPUTS or m >= PACKED_WIDE_ROWS))
 
 
 def _bias_fits(a, b, bias) -> bool:

@@ -33,6 +33,7 @@ from numba.extending import intrinsic
 
 PANEL = 16  # columns per panel: two vectors of 8 float32
 TILE_ROWS = 6  # rows per tile: 12 accumulators + 2 panel vectors + 1 broadcast ≤ 16 registers
+ROW_BLOCK = 48  # rows of A taken through every panel before the next rows
 _I64, _I32 = ir.IntType(64), ir.IntType(32)
 
 
@@ -142,8 +143,12 @@ def gemm_packed(a, panels, c, accumulate):
     full = n // PANEL
     acc = 1 if accumulate else 0
     a_at, c_at = np.int64(a.ctypes.data), np.int64(c.ctypes.data)
-    for p in range(full):
-        _rows(m, a_at, lda, np.int64(panels[p].ctypes.data), c_at + 4 * PANEL * p, ldc, kdim, acc)
+    for i in range(0, m, ROW_BLOCK):  # a block of A's rows stays in cache across the panels
+        rows = min(ROW_BLOCK, m - i)
+        a_i, c_i = a_at + 4 * i * lda, c_at + 4 * i * ldc
+        for p in range(full):
+            _rows(rows, a_i, lda, np.int64(panels[p].ctypes.data), c_i + 4 * PANEL * p, ldc,
+                  kdim, acc)
     if full < panels.shape[0]:
         cols = n - full * PANEL
         scratch = np.zeros((m, PANEL), np.float32)

@@ -1,5 +1,5 @@
-"""The float32 product against a packed weight (``kernels.packed``): the recurrent layers' steps.
-It equals the float64 product for every row count (tiles of 1-6 rows), every width (whole and
+"""The float32 product against a packed weight (``kernels.packed``): the recurrent layers' steps
+and ``dense.matmul``'s products with small weights. It equals the float64 product for every row count (tiles of 1-6 rows), every width (whole and
 part panels) and every inner size, accumulating or not; it leaves the columns beyond the output's
 alone; a row's result does not depend on the rows beside it (the batch split over cores gives
 the same bits); integer-valued operands give the exact product; a NaN stays in its row."""
@@ -86,3 +86,27 @@ def test_a_nan_stays_in_its_row_and_an_empty_product_is_zero():
     empty = np.full((4, 20), 9.0, np.float32)
     gemm_packed(np.zeros((4, 0), np.float32), packed(np.zeros((0, 20), np.float32)), empty, False)
     assert not empty.any()
+
+
+def test_dense_products_the_rule_takes_run_through_the_packed_weight(monkeypatch):
+    """``dense.matmul`` (Dense layers, attention's projections, the recurrent layers' input
+    projection) takes float32 products with a small weight through the packed kernel: the
+    float64 product's values, the bias added, and the same bits for any split into parts."""
+    from layerloom.engine.kernels import dense
+
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((300, 100), dtype=np.float32)
+    w, bias = rng.standard_normal((40, 100), dtype=np.float32), rng.standard_normal(40)
+    bias = bias.astype(np.float32)
+    assert dense._packs(a, w.T) and not dense._packs(a[:20], w.T)  # few rows: the BLAS
+    assert not dense._packs(a.astype(np.float64), w.T.astype(np.float64))
+    calls = []
+    monkeypatch.setattr(dense, "gemm_packed",
+                        lambda *args: calls.append(len(args[0])) or gemm_packed(*args))
+    got = dense.matmul(a, w.T, bias)
+    assert calls == [300]
+    want = a.astype(np.float64) @ w.T.astype(np.float64) + bias
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(dense, "gemm_parts", lambda m, macs: [(0, 7), (7, 150), (150, m)])
+    np.testing.assert_array_equal(dense.matmul(a, w.T, bias), got)
+    assert sorted(calls[1:]) == [7, 143, 150]  # the parts run side by side
