@@ -1,5 +1,6 @@
 """A float32 matrix product against a weight packed once: the recurrent layers' per-step
-``h @ W_hhᵀ`` (forward) and ``dpre @ W_hh`` (backward).
+``h @ W_hhᵀ`` (forward) and ``dpre @ W_hh`` (backward), and ``dense.matmul``'s products with a
+small weight (its rule says which).
 
 A recurrent step multiplies a few rows (the batch, or a core's share of it) by the same weight,
 64 or more times a sequence. OpenBLAS packs the weight into its panel layout on every call: a
@@ -8,7 +9,7 @@ A recurrent step multiplies a few rows (the batch, or a core's share of it) by t
 products of the same step ran at 98). Here the weight is packed once per sequence, into panels
 of 16 columns (``pack``: panel p holds columns 16p..16p+15, row after row), and each step runs
 a tile kernel over it at 100-113 GFLOP/s whatever the rows: 32 × 256 → 1024 in 149 µs against
-OpenBLAS's 264, 16 rows in 57 µs against 197.
+OpenBLAS's 264, 16 rows in 84 µs against 197.
 
 The tile kernel is written in LLVM IR (a numba ``intrinsic``): a block of up to 6 rows × 16
 columns kept in twelve 8-float vector registers across the whole inner dimension, each step one

@@ -19,7 +19,7 @@ scalar): 5.6 µs for 32 × 512 values against numpy's 6.6. float64 keeps numpy's
 path equal to PyTorch); the backward has no tanh and runs for both dtypes.
 
 The per-step recurrent products of float32 run against the weight packed once per sequence
-(``kernels.packed``: 1.7× OpenBLAS at 32 rows, 3.4× at 16); float64's backward products are the
+(``kernels.packed``: 1.7× OpenBLAS at 32 rows, 2.3× at 16); float64's backward products are the
 BLAS calls numpy made, so its results are the same bit for bit. Gate orders and the ½ folded
 into the sigmoid gates' weights (σ(v) = ½·tanh(v/2) + ½) are ``kernels.recurrent``'s, whose
 step backwards the backward loops call: an edit to them or to ``kernels.packed`` must touch
