@@ -19,6 +19,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from layerloom.engine.kernels.conv_taps_packed import (MIN_FILTERS, input_grad_packed,
+                                                       weight_grad_packed)
+from layerloom.engine.kernels.packed import PANEL
 from layerloom.engine.threads import split_rows
 
 CHUNK = 2304  # most positions per chunk row: long rows amortise each pass, too long leave L2
@@ -346,9 +349,10 @@ def chunks_part(xp, w, geo, dy, arg, c0, c1, dw_parts, db_parts, dxp, need_dx):
     c, kh, kw = xp.shape[1], w.shape[2], w.shape[3]
     nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
     wp, pooled = xp.shape[3], arg.size > 0
+    packs = xp.itemsize == 4 and nf >= MIN_FILTERS  # (conv_taps_packed)
     for ci in range(c0, c1):
         s0, s1, db = bounds[ci], bounds[ci + 1], db_parts[ci]
-        dz = np.zeros((nf, geo[6]), xp.dtype)
+        dz = np.zeros(nf * geo[6] + PANEL, xp.dtype)[:nf * geo[6]].reshape(nf, geo[6])
         for s in range(s0, s1):
             base = kw - 1 + (s - s0) * lp
             for f in range(nf):
@@ -364,8 +368,14 @@ def chunks_part(xp, w, geo, dy, arg, c0, c1, dw_parts, db_parts, dxp, need_dx):
         n = (s1 - s0) * lp
         rows = np.zeros((c * kh + 1, pitch), xp.dtype)  # + taps_forward's spare row
         _rows_copy(xp, s0, s1, kh, lp, rows, np.bool_(False))  # not a literal: see taps_forward
-        taps_weight_grad(rows.reshape(rows.size), dz, kw - 1, offs, dw_parts[ci], n)
-        if need_dx:
+        if packs:  # float32, many filters: the products through the tile kernel
+            weight_grad_packed(rows, dz, kw - 1, c * kh, kw, n, dw_parts[ci])
+        else:
+            taps_weight_grad(rows.reshape(rows.size), dz, kw - 1, offs, dw_parts[ci], n)
+        if need_dx and packs:
+            drows = input_grad_packed(dz.reshape(dz.size), wt, dx_offs, n + kw - 1)
+            _rows_copy(dxp, s0, s1, kh, lp, drows, np.bool_(True))
+        elif need_dx:
             rows[:] = 0
             taps_forward(dz.reshape(dz.size), wt, dx_offs, rows, 0, n + kw - 1)
             _rows_copy(dxp, s0, s1, kh, lp, rows, np.bool_(True))

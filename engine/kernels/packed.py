@@ -38,82 +38,84 @@ ROW_BLOCK = 48  # rows of A taken through every panel before the next rows
 _I64, _I32 = ir.IntType(64), ir.IntType(32)
 
 
-def _tile_codegen(rows: int):
-    """LLVM IR for C[:rows, :16] (+)= A[:rows, :K] · P, P a packed panel (K × 16 contiguous),
-    A's rows ``lda`` floats apart, C's ``ldc``; ``accumulate`` 0 starts from zeros instead."""
+def _emit_tile(builder, rows: int, args) -> None:
+    """C[:rows, :16] (+)= A[:rows, :K] · B in LLVM IR: A's rows ``lda`` floats apart, C's
+    ``ldc``, B's row k the 16 floats at b + offs[k] (offs 0: a packed panel, row k at 16k);
+    ``accumulate`` 0 starts from zeros instead of C."""
+    a_addr, lda, b_addr, c_addr, ldc, kdim, accumulate, offs_addr = args
+    v8 = ir.VectorType(ir.FloatType(), 8)
+    fp, vp = ir.FloatType().as_pointer(), v8.as_pointer()
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v8, [v8] * 3),
+                                         "llvm.fma.v8f32")
+    a, b, c = (builder.inttoptr(x, fp) for x in (a_addr, b_addr, c_addr))
+    offs = builder.inttoptr(offs_addr, _I64.as_pointer())
+    undef, zero = ir.Constant(v8, ir.Undefined), ir.Constant(v8, [0.0] * 8)
+    splat_mask = ir.Constant(ir.VectorType(_I32, 8), [0] * 8)
+    keep = builder.icmp_signed("!=", accumulate, ir.Constant(accumulate.type, 0))
+    accs = []  # (register slot, C address) per row and half; mem2reg makes them registers
+    for r in range(rows):
+        for q in range(2):
+            at = builder.add(builder.mul(ir.Constant(_I64, r), ldc), ir.Constant(_I64, 8 * q))
+            ptr = builder.bitcast(builder.gep(c, [at]), vp)
+            slot = cgutils.alloca_once(builder, v8)
+            builder.store(builder.select(keep, builder.load(ptr, align=4), zero), slot)
+            accs.append((slot, ptr))
+    packed = builder.icmp_signed("==", offs_addr, ir.Constant(_I64, 0))
+    with builder.if_else(packed) as (then, otherwise):  # a packed panel: no offsets to load
+        for indexed in (then, otherwise):
+            with indexed, cgutils.for_range(builder, kdim) as loop:
+                k = loop.index
+                row = (builder.mul(k, ir.Constant(_I64, PANEL)) if indexed is then
+                       else builder.load(builder.gep(offs, [k])))
+                halves = [builder.load(builder.bitcast(builder.gep(b, [builder.add(
+                    row, ir.Constant(_I64, 8 * q))]), vp), align=4) for q in range(2)]
+                for r in range(rows):
+                    at = builder.add(builder.mul(ir.Constant(_I64, r), lda), k)
+                    one = builder.insert_element(undef, builder.load(builder.gep(a, [at])),
+                                                 ir.Constant(_I32, 0))
+                    splat = builder.shuffle_vector(one, undef, splat_mask)
+                    for q in range(2):
+                        slot = accs[2 * r + q][0]
+                        builder.store(builder.call(fma, [splat, halves[q], builder.load(slot)]),
+                                      slot)
+    for slot, ptr in accs:
+        builder.store(builder.load(slot), ptr, align=4)
+
+
+@intrinsic
+def _tile(typingctx, rows, a_addr, lda, b_addr, c_addr, ldc, kdim, accumulate, offs_addr):
+    """``_emit_tile`` for 1-6 rows (``rows`` at run time: a switch over six tile bodies)."""
     def codegen(context, builder, signature, args):
-        a_addr, lda, p_addr, c_addr, ldc, kdim, accumulate = args
-        f32 = ir.FloatType()
-        v8 = ir.VectorType(f32, 8)
-        fp, vp = f32.as_pointer(), v8.as_pointer()
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v8, [v8] * 3),
-                                             "llvm.fma.v8f32")
-        a, p, c = (builder.inttoptr(x, fp) for x in (a_addr, p_addr, c_addr))
-        undef, zero = ir.Constant(v8, ir.Undefined), ir.Constant(v8, [0.0] * 8)
-        splat_mask = ir.Constant(ir.VectorType(_I32, 8), [0] * 8)
-        keep = builder.icmp_signed("!=", accumulate, ir.Constant(accumulate.type, 0))
-        accs = []  # (register slot, C address) per row and half; mem2reg makes them registers
-        for r in range(rows):
-            for q in range(2):
-                at = builder.add(builder.mul(ir.Constant(_I64, r), ldc), ir.Constant(_I64, 8 * q))
-                ptr = builder.bitcast(builder.gep(c, [at]), vp)
-                slot = cgutils.alloca_once(builder, v8)
-                builder.store(builder.select(keep, builder.load(ptr, align=4), zero), slot)
-                accs.append((slot, ptr))
-        with cgutils.for_range(builder, kdim) as loop:
-            k = loop.index
-            row = builder.mul(k, ir.Constant(_I64, PANEL))
-            halves = [builder.load(builder.bitcast(builder.gep(p, [builder.add(
-                row, ir.Constant(_I64, 8 * q))]), vp), align=4) for q in range(2)]
-            for r in range(rows):
-                at = builder.add(builder.mul(ir.Constant(_I64, r), lda), k)
-                one = builder.insert_element(undef, builder.load(builder.gep(a, [at])),
-                                             ir.Constant(_I32, 0))
-                splat = builder.shuffle_vector(one, undef, splat_mask)
-                for q in range(2):
-                    slot = accs[2 * r + q][0]
-                    builder.store(builder.call(fma, [splat, halves[q], builder.load(slot)]), slot)
-        for slot, ptr in accs:
-            builder.store(builder.load(slot), ptr, align=4)
+        end = builder.append_basic_block("tile.end")
+        switch = builder.switch(args[0], end)
+        for r in range(1, TILE_ROWS + 1):
+            block = builder.append_basic_block(f"tile.{r}")
+            switch.add_case(ir.Constant(args[0].type, r), block)
+            builder.position_at_end(block)
+            _emit_tile(builder, r, args[1:])
+            builder.branch(end)
+        builder.position_at_end(end)
         return context.get_dummy_value()
-    return codegen
-
-
-def _tile(rows: int):
-    @intrinsic
-    def tile(typingctx, a_addr, lda, p_addr, c_addr, ldc, kdim, accumulate):
-        sig = types.void(*[types.int64] * 7)  # addresses as integers
-        return sig, _tile_codegen(rows)
-    return tile
-
-
-_tile1, _tile2, _tile3, _tile4, _tile5, _tile6 = (_tile(r) for r in range(1, TILE_ROWS + 1))
+    return types.void(*[types.int64] * 9), codegen  # addresses as integers
 
 
 @njit(inline="always")
-def _rows(m, a_addr, lda, p_addr, c_addr, ldc, kdim, accumulate):
+def _rows(m, a_addr, lda, b_addr, c_addr, ldc, kdim, accumulate, offs_addr):
     """One panel's product for all m rows, in tiles of ≤ 6 rows as even as they come (32 rows
     as 6, 6, 5, 5, 5, 5: a last tile of 2 would run at half speed)."""
     tiles = -(-m // TILE_ROWS)
     i = 0
     for t in range(tiles):
         r = m // tiles + (1 if t < m % tiles else 0)
-        a_i, c_i = a_addr + 4 * i * lda, c_addr + 4 * i * ldc
-        if r == 6:
-            _tile6(a_i, lda, p_addr, c_i, ldc, kdim, accumulate)
-        elif r == 5:
-            _tile5(a_i, lda, p_addr, c_i, ldc, kdim, accumulate)
-        elif r == 4:
-            _tile4(a_i, lda, p_addr, c_i, ldc, kdim, accumulate)
-        elif r == 3:
-            _tile3(a_i, lda, p_addr, c_i, ldc, kdim, accumulate)
-        elif r == 2:
-            _tile2(a_i, lda, p_addr, c_i, ldc, kdim, accumulate)
-        else:
-            _tile1(a_i, lda, p_addr, c_i, ldc, kdim, accumulate)
+        _tile(r, a_addr + 4 * i * lda, lda, b_addr, c_addr + 4 * i * ldc, ldc, kdim, accumulate,
+              offs_addr)
         i += r
 
 
+PACKED_ROWS = np.empty(0, np.int64)  # gemm_at's offsets for packed panels
+
+
+@njit(cache=True)
 def panels_shape(k: int, n: int) -> tuple:
     """The packed layout of a K × N weight: ⌈N/16⌉ panels of K rows × 16 columns."""
     return (-(-n // PANEL), k, PANEL)
@@ -133,30 +135,39 @@ def pack(b, out):
                 row[j] = 0
 
 
-@njit(cache=True, nogil=True)
-def gemm_packed(a, panels, c, accumulate):
-    """c (M × N) = a (M × K) · B, plus c's own values if ``accumulate``; B packed by ``pack``.
-    a and c are float32 with contiguous rows (any row stride). A last panel wider than c's
-    columns goes through a scratch tile."""
-    m, kdim = a.shape
-    n = c.shape[1]
-    lda, ldc = a.strides[0] // 4, c.strides[0] // 4
-    full = n // PANEL
+@njit(inline="always")
+def gemm_at(a_at, lda, m, kdim, b_at, panel_step, panels, offs, c_at, ldc, accumulate):
+    """C (m × 16·panels) (+)= A (m × kdim) · B at raw addresses (int64). A's rows are ``lda``
+    floats apart, each contiguous along k (rows may overlap: lda 1 reads one row's shifted
+    copies). B's column panel p starts ``panel_step``·p floats after b_at, its row k ``offs[k]``
+    floats further (an int64 array of window offsets; empty: a packed panel, 16k). C's
+    rows are ``ldc`` apart and as wide as every panel (the caller pads C)."""
     acc = 1 if accumulate else 0
-    a_at, c_at = np.int64(a.ctypes.data), np.int64(c.ctypes.data)
+    o = np.int64(offs.ctypes.data) if len(offs) else np.int64(0)  # none: packed panels
     for i in range(0, m, ROW_BLOCK):  # a block of A's rows stays in cache across the panels
         rows = min(ROW_BLOCK, m - i)
-        a_i, c_i = a_at + 4 * i * lda, c_at + 4 * i * ldc
-        for p in range(full):
-            _rows(rows, a_i, lda, np.int64(panels[p].ctypes.data), c_i + 4 * PANEL * p, ldc,
-                  kdim, acc)
+        for p in range(panels):
+            _rows(rows, a_at + 4 * i * lda, lda, b_at + 4 * panel_step * p,
+                  c_at + 4 * (i * ldc + PANEL * p), ldc, kdim, acc, o)
+
+
+@njit(cache=True, nogil=True)
+def gemm_packed(a, panels, c, accumulate):
+    """c (M × N) = a (M × K) · B, plus c's own values if ``accumulate``; B packed by ``pack``
+    (C-contiguous). a and c are float32 with contiguous rows (any row stride). A last panel
+    wider than c's columns goes through a scratch tile."""
+    m, kdim = a.shape
+    n = c.shape[1]
+    lda, ldc, full, step = a.strides[0] // 4, c.strides[0] // 4, n // PANEL, kdim * PANEL
+    offs, a_at, b_at = PACKED_ROWS, np.int64(a.ctypes.data), np.int64(panels.ctypes.data)
+    gemm_at(a_at, lda, m, kdim, b_at, step, full, offs, np.int64(c.ctypes.data), ldc, accumulate)
     if full < panels.shape[0]:
         cols = n - full * PANEL
         scratch = np.zeros((m, PANEL), np.float32)
         if accumulate:
             scratch[:, :cols] = c[:, full * PANEL:]
-        _rows(m, a_at, lda, np.int64(panels[full].ctypes.data), np.int64(scratch.ctypes.data),
-              PANEL, kdim, acc)
+        gemm_at(a_at, lda, m, kdim, b_at + 4 * step * full, step, 1, offs,
+                np.int64(scratch.ctypes.data), PANEL, accumulate)
         c[:, full * PANEL:] = scratch[:, :cols]
 
 

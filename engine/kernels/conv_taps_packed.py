@@ -1,0 +1,58 @@
+"""The chunked convolution backward's two products (``conv_flat.chunks_part``) through the packed
+tile kernel (``kernels.packed``), for float32 with ≥ 16 filters.
+
+Both are matrix products over a chunk's positions, computed before as dot and axpy passes of two
+filters × four taps (6 loads for 8 multiply-adds: bound by loads, not arithmetic):
+
+- the weight gradient, dWᵀ (taps × filters) = X · dZᵀ. Tap (c, i, j) of X is row (c, i) of the
+  chunk's row layout shifted by j, so the kw taps of one row are a tile whose rows lie one float
+  apart (``gemm_at`` with lda 1) and X is never copied; dZᵀ (positions × filters) is packed.
+- the input gradient, rows (C·KH × positions) = Wᵀ · D, D's row (f, j) the output gradient's row
+  f shifted by j, read in place (``gemm_at`` with window offsets).
+
+LeNet-5's second convolution (6 → 16 filters, 5 × 5, batch 64), one core: backward 1.30 → see
+the README's Speed section. float64 keeps the dot and axpy passes (the exact path). Edits here
+must touch ``conv_flat`` (numba's cache notices a kernel's own file only).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from layerloom.engine.kernels.packed import PACKED_ROWS, PANEL, gemm_at, pack, panels_shape
+
+MIN_FILTERS = 16  # fewer filters leave most of a 16-wide panel empty
+K_BLOCK = 256  # positions per pass of the weight gradient: dZᵀ's block (16 KB) stays in L1
+
+
+@njit(cache=True, nogil=True)
+def weight_grad_packed(rows, dz, at, c_kh, kw, n, dw2):
+    """dw2[f, (r, j)] += Σ_{p<n} dz[f, at + p] · rows[r, j + p] for the C·KH rows r."""
+    nf, taps = dw2.shape
+    width = -(-nf // PANEL) * PANEL
+    bz = np.empty(panels_shape(n, nf), np.float32)
+    pack(dz[:, at:at + n].T, bz)
+    dwt = np.empty((taps, width), np.float32)
+    pitch = rows.shape[1]
+    rows_at, dwt_at, bz_at = (np.int64(rows.ctypes.data), np.int64(dwt.ctypes.data),
+                              np.int64(bz.ctypes.data))
+    for k0 in range(0, n, K_BLOCK):
+        for r in range(c_kh):
+            gemm_at(rows_at + 4 * (r * pitch + k0), 1, kw, min(K_BLOCK, n - k0),
+                    bz_at + 4 * PANEL * k0, n * PANEL, width // PANEL, PACKED_ROWS,
+                    dwt_at + 4 * r * kw * width, width, k0 > 0)
+    for f in range(nf):
+        for t in range(taps):
+            dw2[f, t] += dwt[t, f]
+
+
+@njit(cache=True, nogil=True)
+def input_grad_packed(dz_flat, wt, offs, n):
+    """rows (C·KH × ≥ n) with rows[r, u] = Σ_t wt[r, t] · dz_flat[offs[t] + u] for u < n, B's
+    rows read in place (dz_flat must hold 16 floats more than its last window reaches)."""
+    m, k = wt.shape
+    panels = -(-n // PANEL)
+    out = np.empty((m, panels * PANEL), np.float32)
+    gemm_at(np.int64(wt.ctypes.data), k, m, k, np.int64(dz_flat.ctypes.data), PANEL, panels,
+            offs, np.int64(out.ctypes.data), out.shape[1], False)
+    return out
