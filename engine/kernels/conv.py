@@ -24,8 +24,6 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels.conv_flat import (  # noqa: F401  the kernels, re-exported for tests and tools
-    backward_flat,
-    conv_relu_maxpool_backward,
     conv_relu_maxpool_forward,
     flat_offsets,
     forward_flat,
@@ -33,6 +31,10 @@ from layerloom.engine.kernels.conv_flat import (  # noqa: F401  the kernels, re-
     relu_maxpool_flat,
     taps_forward,
     taps_weight_grad,
+)
+from layerloom.engine.kernels.conv_flat_back import (  # noqa: F401  re-exported beside the forward
+    backward_flat,
+    conv_relu_maxpool_backward,
 )
 from layerloom.engine.kernels.conv_reference import (  # noqa: F401  the numpy twins, beside the kernels
     conv2d_forward_reference,

@@ -1,4 +1,4 @@
-"""The chunked convolution backward's two products (``conv_flat.chunks_part``) through the packed
+"""The chunked convolution backward's two products (``conv_flat_back.chunks_part``) through the packed
 tile kernel (``kernels.packed``), for float32 with ≥ 16 filters.
 
 Both are matrix products over a chunk's positions, computed before as dot and axpy passes of two
@@ -12,7 +12,7 @@ filters × four taps (6 loads for 8 multiply-adds: bound by loads, not arithmeti
 
 LeNet-5's second convolution (6 → 16 filters, 5 × 5, batch 64), one core: backward 1.30 → see
 the README's Speed section. float64 keeps the dot and axpy passes (the exact path). Edits here
-must touch ``conv_flat`` (numba's cache notices a kernel's own file only).
+must touch ``conv_flat_back`` (numba's cache notices a kernel's own file only).
 """
 from __future__ import annotations
 
@@ -47,12 +47,10 @@ def weight_grad_packed(rows, dz, at, c_kh, kw, n, dw2):
 
 
 @njit(cache=True, nogil=True)
-def input_grad_packed(dz_flat, wt, offs, n):
-    """rows (C·KH × ≥ n) with rows[r, u] = Σ_t wt[r, t] · dz_flat[offs[t] + u] for u < n, B's
-    rows read in place (dz_flat must hold 16 floats more than its last window reaches)."""
+def input_grad_packed(dz_flat, wt, offs, n, rows):
+    """rows[r, u] = Σ_t wt[r, t] · dz_flat[offs[t] + u] for the C·KH rows r and u < n, B's rows
+    read in place. dz_flat must hold 16 floats more than its last window reaches, and rows'
+    pitch must take every 16-wide panel (columns from n up get values nobody reads)."""
     m, k = wt.shape
-    panels = -(-n // PANEL)
-    out = np.empty((m, panels * PANEL), np.float32)
-    gemm_at(np.int64(wt.ctypes.data), k, m, k, np.int64(dz_flat.ctypes.data), PANEL, panels,
-            offs, np.int64(out.ctypes.data), out.shape[1], False)
-    return out
+    gemm_at(np.int64(wt.ctypes.data), k, m, k, np.int64(dz_flat.ctypes.data), PANEL,
+            -(-n // PANEL), offs, np.int64(rows.ctypes.data), rows.shape[1], False)

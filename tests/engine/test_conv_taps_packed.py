@@ -8,7 +8,7 @@ import numba
 import numpy as np
 import pytest
 
-from layerloom.engine.kernels import conv_flat
+from layerloom.engine.kernels import conv_flat, conv_flat_back
 from layerloom.engine.kernels import conv_reference as ref
 from layerloom.engine.kernels.conv_taps_packed import (K_BLOCK, MIN_FILTERS, input_grad_packed,
                                                        weight_grad_packed)
@@ -37,9 +37,11 @@ def test_the_input_gradient_product_reads_its_windows_in_place(n):
     wt = rng.standard_normal((7, 10), dtype=np.float32)
     src = rng.standard_normal(300, dtype=np.float32)
     offs = rng.integers(0, 300 - n - 16, 10).astype(np.int64)  # 16 floats to spare, as dz has
-    got = input_grad_packed(src, wt, offs, n)
+    got = np.full((8, -(-n // 16) * 16 + 3), 7.0, np.float32)  # a pitch that takes whole panels
+    input_grad_packed(src, wt, offs, n, got)
+    assert np.all(got[7] == 7.0) and np.all(got[:, -3:] == 7.0)  # nothing past the panels
     windows = np.stack([src[o:o + n] for o in offs]).astype(np.float64)
-    np.testing.assert_allclose(got[:, :n], wt.astype(np.float64) @ windows, rtol=1e-5,
+    np.testing.assert_allclose(got[:7, :n], wt.astype(np.float64) @ windows, rtol=1e-5,
                                atol=1e-5)
 
 
@@ -53,14 +55,14 @@ def test_the_backward_equals_the_twins(nf, xs, k):
     b = rng.standard_normal(nf).astype(np.float32)
     y, arg = conv_flat.conv_relu_maxpool_forward(xp, w, b, 2, 2, 2, 2, True)
     dp = rng.standard_normal(y.shape).astype(np.float32)
-    got = conv_flat.conv_relu_maxpool_backward(xp, w, dp, arg, True)
+    got = conv_flat_back.conv_relu_maxpool_backward(xp, w, dp, arg, True)
     want = unfused_backward(*(a.astype(np.float64) for a in (xp, w, b)), (2, 2), (2, 2),
                             dp.astype(np.float64))
     for g, r in zip(got, want):
         assert g.dtype == np.float32
         np.testing.assert_allclose(g, r, **TOL[np.float32])
     dy = rng.standard_normal((xs[0], nf, xs[2] - k[0] + 1, xs[3] - k[1] + 1)).astype(np.float32)
-    dxp, dw, db = conv_flat.backward_flat(xp, w, dy, True)
+    dxp, dw, db = conv_flat_back.backward_flat(xp, w, dy, True)
     d64 = dy.astype(np.float64)
     np.testing.assert_allclose(dxp, ref.conv2d_input_grad_reference(
         d64, w.astype(np.float64), *xs[2:], 1, 1), **TOL[np.float32])
@@ -78,7 +80,7 @@ def test_the_results_do_not_depend_on_the_thread_count():
     try:
         for n in sorted({1, numba.config.NUMBA_NUM_THREADS}):
             numba.set_num_threads(n)
-            runs.append(conv_flat.backward_flat(xp, w, dy, True))
+            runs.append(conv_flat_back.backward_flat(xp, w, dy, True))
     finally:
         numba.set_num_threads(before)
     for a, b in zip(runs[0], runs[-1]):
