@@ -1,6 +1,7 @@
 """A float32 matrix product against a weight packed once: the recurrent layers' per-step
-``h @ W_hhᵀ`` (forward) and ``dpre @ W_hh`` (backward), and ``dense.matmul``'s products with a
-small weight (its rule says which).
+``h @ W_hhᵀ`` (forward) and ``dpre @ W_hh`` (backward), ``dense.matmul``'s products with a
+small weight (its rule says which), and the direct convolutions' backward products
+(``conv_taps_packed``, whose B rows are windows read in place through ``gemm_at``'s offsets).
 
 A recurrent step multiplies a few rows (the batch, or a core's share of it) by the same weight,
 64 or more times a sequence. OpenBLAS packs the weight into its panel layout on every call: a
@@ -22,7 +23,8 @@ Each output element is the sum over k in order, one rounding per step (a fused m
 whatever the number of rows in its tile: the results are the same for any split of the batch
 over cores. They differ from OpenBLAS's in the last bits; float64 keeps the BLAS (the exact path
 equal to PyTorch's). Self-contained on purpose: numba's cache notices edits to a kernel's own
-file only (``recurrent_loop`` calls these and must be touched with them).
+file only (``recurrent_loop`` and ``conv_taps_packed`` call these and must be touched with
+them).
 """
 from __future__ import annotations
 
