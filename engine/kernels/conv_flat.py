@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from layerloom.engine.kernels.packed import PANEL, gemm_at
 from layerloom.engine.threads import split_rows
 
 CHUNK = 2304  # most positions per chunk row: long rows amortise each pass, too long leave L2
@@ -231,11 +232,20 @@ def crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, s0, s1):
     size = (hp - kh) * wp + wp - kw + 1
     offs, w2 = flat_offsets(c, hp, wp, kh, kw), w.reshape(nf, c * kh * kw)
     scratch = np.empty(out.shape[1:], np.int32)
+    packs = xp.itemsize == 4  # the tile kernel, the taps' windows read in place (kernels.packed)
+    width = -(-size // PANEL) * PANEL if packs else size
+    padded = np.zeros(c * hp * wp + PANEL if packs else 0, xp.dtype)  # its last panel reads on
     for s in range(s0, s1):
-        acc = np.empty((nf + 1, size), xp.dtype)
+        acc = np.empty((nf + 1, width), xp.dtype)
         for f in range(nf):
             acc[f, :] = b[f]
-        taps_forward(xp[s].reshape(c * hp * wp), w2, offs, acc, 0, size)
+        if packs:
+            padded[:c * hp * wp] = xp[s].reshape(c * hp * wp)
+            gemm_at(np.int64(w2.ctypes.data), len(offs), nf, len(offs),
+                    np.int64(padded.ctypes.data), PANEL, width // PANEL, offs,
+                    np.int64(acc.ctypes.data), width, True)
+        else:
+            taps_forward(xp[s].reshape(c * hp * wp), w2, offs, acc, 0, size)
         relu_maxpool_flat(acc, 0, out[s], arg[s] if len(arg) else scratch, wp, pkh, pkw, psh,
                           psw)
 
