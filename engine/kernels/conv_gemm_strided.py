@@ -26,6 +26,9 @@ from layerloom.engine.threads import split_rows
 POSITIONS = 256  # output positions per chunk: a (taps × 256) matrix stays in L2 (2048 did not:
 # 5×5 stride-2 convolutions of 32–64 channels ran their forward 25–38 % and backward 13–26 %
 # slower at batch 64, one core, CPU time)
+GATHER_BELOW = 16  # output columns: narrower maps' im2col gathers (one core, a 16-sample chunk:
+# 128 → 256 3×3 stride 2 on 8×8 inputs 558 → 132 µs, col2im 610 → 167; 256 → 256 3×3 on 4×4
+# 556 → 253; 64 → 128 on 16×16 134 → 62); at OW 16 a 5×5's runs copied faster (142 vs 170 µs)
 SMALL_MAP = 36  # outputs of a map (6×6) up to which stride-1 3×3 convolutions run here
 PARTS = 8  # the weight gradient's partial sums: each over a fixed run of chunks, whatever the
 # thread count (one per chunk made and summed 13 MB for a 32→64 5×5 at batch 64)
@@ -99,6 +102,34 @@ def _runs(planes, c0, c1, p0, kh, kw, dh, dw, sh, sw, oh, ow, cols, back):
 
 
 @njit(cache=True, nogil=True)
+def _gather(xp, s0, s1, c0, c1, kh, kw, sh, sw, dh, dw, oh, ow, cols, back):
+    """``_im2col`` for maps narrower than ``GATHER_BELOW``: each tap's row is one long loop
+    over the chunk's positions, reading the input through one table of their offsets (the
+    same for every tap), where the runs' copies of OW values spent their time starting loops.
+    The same values, added in the same order."""
+    _, c, hp, wp = xp.shape
+    flat = xp.reshape(xp.size)
+    m = (s1 - s0) * oh * ow
+    src = np.empty(m, np.int64)
+    p = 0
+    for k in range(s1 - s0):
+        for r in range(oh):
+            for q in range(ow):
+                src[p] = ((s0 + k) * c * hp + r * sh) * wp + q * sw
+                p += 1
+    for ch in range(c0, c1):
+        for i in range(kh):
+            for j in range(kw):
+                off, row = (ch * hp + i * dh) * wp + j * dw, cols[((ch - c0) * kh + i) * kw + j]
+                if back:
+                    for p in range(m):
+                        flat[src[p] + off] += row[p]
+                else:
+                    for p in range(m):
+                        row[p] = flat[src[p] + off]
+
+
+@njit(cache=True, nogil=True)
 def _im2col(xp, s0, s1, c0, c1, kh, kw, sh, sw, dh, dw, oh, ow, cols, back):
     """cols[(c − c0, i, j), k·OH·OW + r·OW + q] = xp[s0 + k, c, r·sh + i·dh, q·sw + j·dw] for
     channels c0:c1; with ``back`` the reverse, added onto xp (col2im).
@@ -106,7 +137,11 @@ def _im2col(xp, s0, s1, c0, c1, kh, kw, sh, sw, dh, dw, oh, ow, cols, back):
     The chunk is first split into its polyphase components (one strided pass over the input, not
     one per tap): tap (i, j) then reads phase ((i·dh) mod sh, (j·dw) mod sw) from row
     r + ⌊i·dh / sh⌋, column q + ⌊j·dw / sw⌋, OW contiguous values per output row. Each sum
-    adds the same terms in the same order as a direct gather would."""
+    adds the same terms in the same order as a direct gather would (``_gather``, which narrow
+    maps take)."""
+    if ow < GATHER_BELOW:
+        _gather(xp, s0, s1, c0, c1, kh, kw, sh, sw, dh, dw, oh, ow, cols, back)
+        return
     if sh == 1 and sw == 1:  # the input is its own single phase
         _runs(xp[s0:s1], c0, c1, 0, kh, kw, dh, dw, 1, 1, oh, ow, cols, back)
         return

@@ -185,3 +185,30 @@ def test_stride_one_3x3_on_small_maps_routes_here_over_many_channels():
     for got, want in zip(conv.conv_backward(xp, wt, dy, (1, 1)),
                          gemm_backward_strided(xp, wt, dy, 1, 1, 1, 1, 1, True)):
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("stride,dilation", [((1, 1), (1, 1)), ((2, 2), (1, 1)), ((3, 2), (2, 1)),
+                                             ((2, 1), (1, 2))])
+def test_gather_equals_the_runs_bit_for_bit(stride, dilation):
+    """Narrow maps' im2col (``_gather``, one offset table for all taps) and the wide maps' (the
+    phases' runs) copy the same values and add the col2im sums in the same order: run both on
+    a map wide enough for the runs."""
+    from layerloom.engine.kernels.conv_gemm_strided import GATHER_BELOW, _gather, _im2col
+
+    rng = np.random.default_rng(3)
+    n, c, kh, kw, hp, wp = 3, 4, 3, 2, 41, 44
+    oh = (hp - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wp - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    assert ow >= GATHER_BELOW  # _im2col takes the runs here
+    xp = rng.standard_normal((n, c, hp, wp)).astype(np.float32)
+    args = (1, 3, 1, 4, kh, kw, *stride, *dilation, oh, ow)
+    runs, gathered = (np.empty((3 * kh * kw, 2 * oh * ow), np.float32) for _ in range(2))
+    _im2col(xp, *args, runs, False)
+    _gather(xp, *args, gathered, False)
+    np.testing.assert_array_equal(runs, gathered)
+    back_runs, back_gathered = np.zeros_like(xp), np.zeros_like(xp)
+    _im2col(back_runs, *args, runs, True)
+    _gather(back_gathered, *args, runs, True)
+    np.testing.assert_array_equal(back_runs, back_gathered)
+    assert np.count_nonzero(back_runs[1:3, 1:])  # the chunk's samples and channels, filled
+    assert not np.count_nonzero(back_runs[0]) and not np.count_nonzero(back_runs[:, 0])
