@@ -17,7 +17,7 @@ import numpy as np
 from layerloom.engine.executor import NonFiniteError
 from layerloom.engine.graph import Graph
 from layerloom.engine.network import Network
-from layerloom.engine.optim import lr_factor, make_optimizer
+from layerloom.engine.optim import lr_factor, make_optimizer, update_kept
 from layerloom.engine.train_reports import (Control, Diverged, DoneReport, EpochReport,
                                             Exploding, StepReport, divergence_hint, explosion,
                                             restore_params)
@@ -95,13 +95,8 @@ def train_objective(net: Network, config: TrainConfig,
             return
         variables = {k: (float(net.params[k].reshape(-1)[0]), float(grads[k].reshape(-1)[0]))
                      for k in scalars if k in grads}
-        norms = {k: float(np.sqrt(np.vdot(grads[k], grads[k]))) for k in keys if k in grads}
-        for k, v in net.params.items():
-            np.copyto(last_good[k], v)
         opt.lr = config.lr * lr_factor(config.schedule, step / total)
-        with np.errstate(all="ignore"):
-            opt.step(net.params, grads)
-            bad = next((k for k in keys if not np.isfinite(net.params[k].sum())), None)
+        norms, bad = update_kept(opt, net.params, grads, last_good, keys)
         if bad is not None:
             restore_params(net, last_good)
             yield Diverged(step, bad.split(".")[0], "update", f"the update made {bad!r} "

@@ -21,7 +21,7 @@ from layerloom.engine.data.loader import BatchLoader, capped_batch
 from layerloom.engine.executor import NonFiniteError
 from layerloom.engine.network import Network
 from layerloom.engine.objective import needs_no_data, train_objective
-from layerloom.engine.optim import lr_factor, make_optimizer
+from layerloom.engine.optim import lr_factor, make_optimizer, update_kept
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.threads import blas_only, engine_threads
 from layerloom.engine.train_reports import (  # noqa: F401 (callers import them from here)
@@ -196,13 +196,8 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
                         or _hint(err.phase, err.layer_type, losses, config.lr))
                 yield Diverged(gstep, err.node_id, err.phase, f"{err}: {hint}")
                 return
-            norms = {k: float(np.sqrt(np.vdot(grads[k], grads[k]))) for k in keys}
-            for k, v in net.params.items():
-                np.copyto(last_good[k], v)
             opt.lr = config.lr * lr_factor(config.schedule, gstep / total)
-            with np.errstate(all="ignore"):  # an overflow is found and named just below
-                opt.step(net.params, grads)
-                bad = next((k for k in keys if not np.isfinite(net.params[k].sum())), None)
+            norms, bad = update_kept(opt, net.params, grads, last_good, keys)
             if bad is not None:
                 _restore(net, last_good)
                 node = bad.split(".")[0]

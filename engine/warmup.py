@@ -114,7 +114,7 @@ def _first_calls(net: Network, x: np.ndarray, y: np.ndarray, config: TrainConfig
         probe.forward(feeds, training=True)  # checked, as a run's are: the finiteness kernel
         grads = probe.backward()
         opt = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
-        opt.step(probe.params, grads)
+        opt.step_kept(probe.params, grads, {k: v.copy() for k, v in probe.params.items()})
         for n in (2, 1):
             probe.forward({binding.input_id: x[:n], binding.label_id: y[:n]}, check=False)
     except (LayerloomError, FloatingPointError):

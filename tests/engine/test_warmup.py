@@ -21,7 +21,7 @@ def test_a_fresh_process_records_the_kernels_a_warm_up_calls_from_python():
                          timeout=600, check=True)
     key, found = json.loads(out.stdout.strip().splitlines()[-1])
     names = {name.rsplit(".", 1)[-1] for name, _sig in found}
-    assert {"xent_forward", "xent_backward", "adam_update", "all_finite"} <= names
+    assert {"xent_forward", "xent_backward", "adam_update_kept", "all_finite"} <= names
     assert all(name.startswith("layerloom.engine.") for name, _sig in found)
     assert "float32" in found[0][1]
     project = load_project(SAMPLES / "mlp_spirals.json")
