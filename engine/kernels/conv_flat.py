@@ -139,11 +139,17 @@ def forward_part(xp, w, b, out, s0, s1):
     size = (oh - 1) * wp + ow
     offs = flat_offsets(c, hp, wp, kh, kw)
     w2 = w.reshape(nf, c * kh * kw)
+    packs = xp.itemsize == 4  # the tile kernel, as crm_part
+    width = -(-size // PANEL) * PANEL if packs else size
+    padded = np.zeros(c * hp * wp + PANEL if packs else 0, xp.dtype)
     for s in range(s0, s1):
-        acc = np.empty((nf + 1, size), xp.dtype)
+        acc = np.empty((nf + 1, width), xp.dtype)
         for f in range(nf):
             acc[f, :] = b[f]
-        taps_forward(xp[s].reshape(c * hp * wp), w2, offs, acc, 0, size)
+        if packs:
+            _taps_packed(xp[s], w2, offs, acc, padded, width)
+        else:
+            taps_forward(xp[s].reshape(c * hp * wp), w2, offs, acc, 0, size)
         _from_flat(acc, out[s], wp)
 
 
@@ -225,6 +231,18 @@ def relu_maxpool_flat(acc, at, out, arg, wp, pkh, pkw, psh, psw):
 
 
 @njit(cache=True, nogil=True)
+def _taps_packed(xs, w2, offs, acc, padded, width):
+    """acc[:F, :width] += w2 · the taps' windows of one float32 sample xs (C × Hp × Wp), on the
+    packed tile kernel reading them in place from ``padded``, a copy of xs with a panel's
+    room after it (the last panel reads on past the sample)."""
+    n = xs.size
+    padded[:n] = xs.reshape(n)
+    gemm_at(np.int64(w2.ctypes.data), len(offs), len(w2), len(offs),
+            np.int64(padded.ctypes.data), PANEL, width // PANEL, offs,
+            np.int64(acc.ctypes.data), width, True)
+
+
+@njit(cache=True, nogil=True)
 def crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, s0, s1):
     """Samples s0..s1 of ``conv_relu_maxpool_forward`` (``arg`` empty: winners not kept)."""
     _, c, hp, wp = xp.shape
@@ -240,10 +258,7 @@ def crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, s0, s1):
         for f in range(nf):
             acc[f, :] = b[f]
         if packs:
-            padded[:c * hp * wp] = xp[s].reshape(c * hp * wp)
-            gemm_at(np.int64(w2.ctypes.data), len(offs), nf, len(offs),
-                    np.int64(padded.ctypes.data), PANEL, width // PANEL, offs,
-                    np.int64(acc.ctypes.data), width, True)
+            _taps_packed(xp[s], w2, offs, acc, padded, width)
         else:
             taps_forward(xp[s].reshape(c * hp * wp), w2, offs, acc, 0, size)
         relu_maxpool_flat(acc, 0, out[s], arg[s] if len(arg) else scratch, wp, pkh, pkw, psh,

@@ -2,7 +2,8 @@
 its output while it is in cache, the matrix-product path each sample as it copies it into the
 image): the same bits as the convolution's output through ``np.maximum``, NaN and −0 kept, for
 Conv2D+ReLU and the folded Conv2D+BatchNorm2d+ReLU of inference, on the Winograd path
-(16 channels in) and on the matrix products (3 in: a stem)."""
+(16 channels in, float32) and on the matrix products (3 in: a float64 stem; a float32 one runs
+the packed direct kernel, the ReLU after it)."""
 from __future__ import annotations
 
 from functools import partial
@@ -30,18 +31,19 @@ def _graph(c_in: int, bn: bool, relu: bool) -> Graph:
     return g
 
 
-@pytest.mark.parametrize("c_in", [3, 16])
+@pytest.mark.parametrize("c_in,dtype", [(3, np.float32), (3, np.float64), (16, np.float32)])
 @pytest.mark.parametrize("bn", [False, True])
-def test_relu_in_the_convolution_kernel_equals_maximum_of_its_output(monkeypatch, c_in, bn):
+def test_relu_in_the_convolution_kernel_equals_maximum_of_its_output(monkeypatch, c_in, dtype,
+                                                                     bn):
     calls, stem = [], []
     forward, image = conv.winograd_forward_flat, conv.gemm_forward_image
     monkeypatch.setattr(conv, "winograd_forward_flat",
                         lambda *a: calls.append(a) or forward(*a))
     monkeypatch.setattr(conv, "gemm_forward_image", lambda *a: stem.append(a[3]) or image(*a))
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((5, c_in, 13, 11)).astype(np.float32)
+    x = rng.standard_normal((5, c_in, 13, 11)).astype(dtype)
     x[1, 0, 4, 5] = np.nan  # spreads over the tiles it touches; those outputs stay NaN
-    fused, plain = Network(_graph(c_in, bn, True), seed=1), Network(_graph(c_in, bn, False), seed=1)
+    fused, plain = (Network(_graph(c_in, bn, relu), seed=1, dtype=dtype) for relu in (True, False))
     if bn:  # running statistics away from (0, 1), so the folding has something to fold
         stats = {"bn.running_mean": rng.standard_normal(32),
                  "bn.running_var": rng.uniform(0.5, 2.0, 32), "bn.weight": rng.standard_normal(32)}
@@ -55,4 +57,4 @@ def test_relu_in_the_convolution_kernel_equals_maximum_of_its_output(monkeypatch
     np.testing.assert_array_equal(y, np.maximum(z, 0))
     assert np.array_equal(np.signbit(y), np.signbit(np.maximum(z, 0)))
     assert [a[6] for a in calls] == ([True, False] if c_in == 16 else [])  # in the kernel
-    assert stem == ([] if c_in == 16 else [True, False])
+    assert stem == ([True, False] if dtype == np.float64 else [])  # float32: conv.packed_direct
