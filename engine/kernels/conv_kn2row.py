@@ -53,15 +53,22 @@ def prefers_kn2row(w_shape: tuple, groups: int, stride: tuple, dilation: tuple, 
     3×3 32 → 32 on 32×32 5.1 → 3.3 ms, 64 → 128 on 16×16 5.9 → 5.3 ms (128 → 256 with 4×4 outputs
     6.0 → 7.7 ms: not taken); the backward where C·F ≤ 4096: 5×5 32 → 32 on 32×32 24.4 → 17.6 ms,
     3×3 16 → 32 and 32 → 32 on 32×32 1.2× faster, 64 → 64 on 16×16 1.1×, 32 → 64 5×5 1.04×,
-    while 64 → 128 and 128 → 128 were 4-7 % slower (left to im2col)."""
+    while 64 → 128 and 128 → 128 were 4-7 % slower (left to im2col). Measured again after
+    im2col's gather for narrow maps: see the rule's comments."""
     nf, c, kh, kw = w_shape
     if np.dtype(dtype) != np.float32 or groups != 1 or tuple(dilation) != (1, 1) \
             or c < 16 or nf < 16 or oh * ow > MAX_MAP:
         return False
     if tuple(stride) == (1, 1):
         return kh >= 5 and kw >= 5 and oh * ow >= 256
-    return (tuple(stride) == (2, 2) and kh >= 3 and kw >= 3 and oh * ow >= 64
-            and (not backward or c * nf <= 4096))
+    if tuple(stride) != (2, 2) or kh < 3 or kw < 3 or oh * ow < 64:
+        return False
+    if backward:  # since im2col gathers narrow maps (conv_gemm_strided._gather), 3×3 onto maps
+        # of < 16×16 lose to it (8×8 outputs, batch 64, two cores: 32 → 64 3.36 vs 2.51 ms,
+        # 64 → 64 5.69 vs 4.87, 16 → 32 1.08 vs 0.96; one core alike); 5×5 ones still win
+        return c * nf <= 4096 and (oh * ow >= 256 or kh * kw >= 25)
+    return oh * ow >= 256 or c < 128  # 128 → 128 / 256 on 8×8 outputs: 8.97 / 17.4 ms, im2col
+    # 7.51 / 13.5 (two cores)
 
 
 @njit(cache=True, nogil=True)

@@ -87,15 +87,16 @@ def test_strided_ones_match_the_twins(dtype, n, c, h, w, nf, k, stride, pad):
     assert no_dx.size == 0 and np.array_equal(dw_again, dw)
 
 
-@pytest.mark.parametrize("nf", [32, 512])
-def test_strided_convolutions_route_by_their_channels(nf):
-    """Both passes here with few channels; with C·F > 4096 the backward stays on im2col."""
-    rng, xp, wt, b = _data(3, 16, 16, 16, nf, (3, 3), 1, np.float32)
+@pytest.mark.parametrize("nf,side", [(32, 32), (512, 32), (32, 16)])
+def test_strided_convolutions_route_by_their_channels(nf, side):
+    """Both passes here with few channels onto 16×16 maps; with C·F > 4096, or 3×3 onto 8×8
+    maps, the backward stays on im2col."""
+    rng, xp, wt, b = _data(3, 16, side, side, nf, (3, 3), 1, np.float32)
     y = conv.conv_forward(xp, wt, b, (2, 2))
     assert np.array_equal(y, kn2row_forward(xp, wt, b, (2, 2)))
     dy = rng.standard_normal(y.shape).astype(np.float32)
     got = conv.conv_backward(xp, wt, dy, (2, 2))
-    want = kn2row_backward(xp, wt, dy, True, (2, 2)) if nf == 32 else \
+    want = kn2row_backward(xp, wt, dy, True, (2, 2)) if (nf, side) == (32, 32) else \
         gemm_backward_strided(xp, wt, dy, 2, 2, 1, 1, 1, True)
     for a, w in zip(got, want):
         assert np.array_equal(a, w)
@@ -152,6 +153,13 @@ def test_the_rule_takes_many_channel_large_kernels_on_large_maps():
     assert prefers_kn2row((32, 32, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16, backward=True)
     assert not prefers_kn2row((128, 64, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16, backward=True)
     assert prefers_kn2row((64, 32, 3, 3), 1, (2, 2), (1, 1), f32, 8, 8)
+    # 3×3 onto maps narrower than 16×16: im2col's gather takes the backward, and from ≥ 128
+    # channels the forward too
+    assert not prefers_kn2row((64, 32, 3, 3), 1, (2, 2), (1, 1), f32, 8, 8, backward=True)
+    assert prefers_kn2row((64, 32, 3, 3), 1, (2, 2), (1, 1), f32, 16, 16, backward=True)
+    assert prefers_kn2row((32, 32, 5, 5), 1, (2, 2), (1, 1), f32, 8, 8, backward=True)
+    assert not prefers_kn2row((128, 128, 3, 3), 1, (2, 2), (1, 1), f32, 8, 8)
+    assert prefers_kn2row((128, 128, 3, 3), 1, (2, 2), (1, 1), f32, 16, 16)
     assert not prefers_kn2row((256, 128, 3, 3), 1, (2, 2), (1, 1), f32, 4, 4)
     assert not prefers_kn2row((32, 32, 5, 5), 1, (3, 3), (1, 1), f32, 16, 16)
     assert not prefers_kn2row((32, 32, 5, 5), 1, (1, 1), (2, 2), f32, 32, 32)
