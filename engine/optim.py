@@ -131,14 +131,14 @@ class Adam(Optimizer):
         """The kernels' scalars (b1, 1 − b1, b2, 1 − b2, step, bias correction 2, eps, tiny)
         in the parameter's dtype (float32 stays float32); the same for every parameter of a
         step, so made once a step."""
-        key = (dtype, t, self.lr, self.b1, self.b2, self.eps)
-        if self._made[0] != key:
+        key, made = (dtype, t, self.lr, self.b1, self.b2, self.eps), self._made
+        if made[0] != key:  # (read once: the cores' parts may ask at the same time)
             f = dtype.type
-            self._made = (key, np.array(
+            made = self._made = (key, np.array(
                 [f(self.b1), f(1 - self.b1), f(self.b2), f(1 - self.b2),
                  f(self.lr / (1 - self.b1 ** t)), f(1 - self.b2 ** t), f(self.eps),
                  np.finfo(dtype).tiny], dtype))
-        return self._made[1]
+        return made[1]
 
     def _update_kept(self, key, p, g, kept) -> tuple[float, bool]:
         st = self._state(key, p)

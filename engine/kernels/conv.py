@@ -115,7 +115,7 @@ def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: in
         if not packed_direct(w.shape, xp.dtype) and \
                 (prefers_gemm(w.shape, len(xp)) or (len(xp) > 1 and wide(w.shape))):
             return gemm_forward_image(xp, w, b, relu)
-        y = forward_flat(xp, w, b)
+        return forward_flat(xp, w, b, relu)
     else:
         y = forward_strided(xp, w, b, sh, sw)
     return np.maximum(y, 0, out=y) if relu else y

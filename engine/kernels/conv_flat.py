@@ -120,18 +120,27 @@ def taps_weight_grad(xf, dz, at, offs, dw2, n):
 
 
 @njit(cache=True, nogil=True)
-def _from_flat(src, dst, wp):
+def _from_flat(src, dst, wp, relu):
+    """dst (F, OH, OW) = src's flat rows, gap columns dropped; through max(·, 0) as
+    ``np.maximum`` does it (NaN and −0 kept) when ``relu``: the ReLU in this copy, not in a
+    pass of its own over the whole batch (a ResNet stem's 8 MB)."""
     nf, oh, ow = dst.shape
+    zero = np.zeros(1, dst.dtype)[0]
     for f in range(nf):
         for r in range(oh):
             s, d = src[f, r * wp:r * wp + ow], dst[f, r]
-            for q in range(ow):
-                d[q] = s[q]
+            if relu:
+                for q in range(ow):
+                    v = s[q]
+                    d[q] = v if v >= zero or v != v else zero
+            else:
+                for q in range(ow):
+                    d[q] = s[q]
 
 
 # ------------------------------------------------------------------------- plain convolution
 @njit(cache=True, nogil=True)
-def forward_part(xp, w, b, out, s0, s1):
+def forward_part(xp, w, b, out, relu, s0, s1):
     """Samples s0..s1 of ``forward_flat``."""
     _, c, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
@@ -150,15 +159,17 @@ def forward_part(xp, w, b, out, s0, s1):
             _taps_packed(xp[s], w2, offs, acc, padded, width)
         else:
             taps_forward(xp[s].reshape(c * hp * wp), w2, offs, acc, 0, size)
-        _from_flat(acc, out[s], wp)
+        _from_flat(acc, out[s], wp, relu)
 
 
-def forward_flat(xp, w, b):
-    """conv(xp) + b of an already padded, C-contiguous batch (N, C, Hp, Wp), stride 1."""
+def forward_flat(xp, w, b, relu: bool = False):
+    """conv(xp) + b of an already padded, C-contiguous batch (N, C, Hp, Wp), stride 1; then
+    max(·, 0) when ``relu`` (as ``np.maximum``, in each sample's copy out of its rows)."""
     n, _, hp, wp = xp.shape
     nf, _, kh, kw = w.shape
     out = np.empty((n, nf, hp - kh + 1, wp - kw + 1), xp.dtype)
-    split_rows(lambda s0, s1: forward_part(xp, w, b, out, s0, s1), n)
+    relu = bool(relu)
+    split_rows(lambda s0, s1: forward_part(xp, w, b, out, relu, s0, s1), n)
     return out
 
 
