@@ -26,7 +26,7 @@ import numpy as np
 from numba.core import event
 
 from layerloom.engine.network import Network
-from layerloom.engine.optim import make_optimizer
+from layerloom.engine.optim import make_optimizer, update_kept
 from layerloom.engine.paths import RESOURCES
 from layerloom.engine.spec import LayerloomError
 from layerloom.engine.threads import ROW_THREADS
@@ -114,7 +114,8 @@ def _first_calls(net: Network, x: np.ndarray, y: np.ndarray, config: TrainConfig
         probe.forward(feeds, training=True)  # checked, as a run's are: the finiteness kernel
         grads = probe.backward()
         opt = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
-        opt.step_kept(probe.params, grads, {k: v.copy() for k, v in probe.params.items()})
+        update_kept(opt, probe.params, grads, {k: v.copy() for k, v in probe.params.items()},
+                    probe.trainable_keys)  # as a training step makes it
         for n in (2, 1):
             probe.forward({binding.input_id: x[:n], binding.label_id: y[:n]}, check=False)
     except (LayerloomError, FloatingPointError):

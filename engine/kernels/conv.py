@@ -258,10 +258,9 @@ def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int 
         return polyphase_forward(xp, w, b, relu)
     if _kn2row(w.shape, stride, dilation, groups, xp.dtype, out_hw):
         return kn2row_forward(xp, w, b, stride, relu)
-    gemm = _strided_gemm(w.shape, stride, groups, xp.dtype, out_hw)
-    if gemm and tuple(stride) == (1, 1) and _plain(dilation, groups) and \
-            _direct_not_im2col(w.shape, xp.dtype, out_hw):
-        gemm = False
+    gemm = _strided_gemm(w.shape, stride, groups, xp.dtype, out_hw) and not (
+        tuple(stride) == (1, 1) and _plain(dilation, groups)
+        and _direct_not_im2col(w.shape, xp.dtype, out_hw))
     if _plain(dilation, groups) and not gemm:
         return conv2d_forward(xp, w, b, *stride, relu)
     if gemm:

@@ -120,10 +120,11 @@ def taps_weight_grad(xf, dz, at, offs, dw2, n):
 
 
 @njit(cache=True, nogil=True)
-def _from_flat(src, dst, wp, relu):
+def from_flat(src, dst, wp, relu):
     """dst (F, OH, OW) = src's flat rows, gap columns dropped; through max(·, 0) as
     ``np.maximum`` does it (NaN and −0 kept) when ``relu``: the ReLU in this copy, not in a
-    pass of its own over the whole batch (a ResNet stem's 8 MB)."""
+    pass of its own over the whole batch (a ResNet stem's 8 MB). ``conv_gemm``'s image path
+    copies its samples out with it too: an edit here must touch ``conv_gemm``."""
     nf, oh, ow = dst.shape
     zero = np.zeros(1, dst.dtype)[0]
     for f in range(nf):
@@ -146,20 +147,9 @@ def forward_part(xp, w, b, out, relu, s0, s1):
     nf, _, kh, kw = w.shape
     oh, ow = hp - kh + 1, wp - kw + 1
     size = (oh - 1) * wp + ow
-    offs = flat_offsets(c, hp, wp, kh, kw)
-    w2 = w.reshape(nf, c * kh * kw)
-    packs = xp.itemsize == 4  # the tile kernel, as crm_part
-    width = -(-size // PANEL) * PANEL if packs else size
-    padded = np.zeros(c * hp * wp + PANEL if packs else 0, xp.dtype)
+    offs, w2, padded = flat_offsets(c, hp, wp, kh, kw), w.reshape(nf, c * kh * kw), _spare(xp)
     for s in range(s0, s1):
-        acc = np.empty((nf + 1, width), xp.dtype)
-        for f in range(nf):
-            acc[f, :] = b[f]
-        if packs:
-            _taps_packed(xp[s], w2, offs, acc, padded, width)
-        else:
-            taps_forward(xp[s].reshape(c * hp * wp), w2, offs, acc, 0, size)
-        _from_flat(acc, out[s], wp, relu)
+        from_flat(_flat_sample(xp, s, w2, b, offs, size, padded), out[s], wp, relu)
 
 
 def forward_flat(xp, w, b, relu: bool = False):
@@ -242,15 +232,31 @@ def relu_maxpool_flat(acc, at, out, arg, wp, pkh, pkw, psh, psw):
 
 
 @njit(cache=True, nogil=True)
-def _taps_packed(xs, w2, offs, acc, padded, width):
-    """acc[:F, :width] += w2 · the taps' windows of one float32 sample xs (C × Hp × Wp), on the
-    packed tile kernel reading them in place from ``padded``, a copy of xs with a panel's
-    room after it (the last panel reads on past the sample)."""
-    n = xs.size
-    padded[:n] = xs.reshape(n)
-    gemm_at(np.int64(w2.ctypes.data), len(offs), len(w2), len(offs),
-            np.int64(padded.ctypes.data), PANEL, width // PANEL, offs,
-            np.int64(acc.ctypes.data), width, True)
+def _spare(xp):
+    """``_flat_sample``'s copy of one float32 sample with a panel's room after it (the tile
+    kernel's last panel reads on past the sample); empty for float64 (the axpy passes)."""
+    return np.zeros(xp[0].size + PANEL if xp.itemsize == 4 else 0, xp.dtype)
+
+
+@njit(cache=True, nogil=True)
+def _flat_sample(xp, s, w2, b, offs, size, padded):
+    """Sample s's convolution in the flat layout: (F + 1) rows (taps_forward's spare last) of
+    b + w2 · the taps' windows, ``size`` columns or more. float32 (a non-empty ``padded``)
+    runs on the packed tile kernel reading the windows in place from ``padded``, a copy of the
+    sample; float64 the taps' axpy passes."""
+    nf, n = len(w2), xp[s].size
+    width = -(-size // PANEL) * PANEL if len(padded) else size
+    acc = np.empty((nf + 1, width), xp.dtype)
+    for f in range(nf):
+        acc[f, :] = b[f]
+    if len(padded):
+        padded[:n] = xp[s].reshape(n)
+        gemm_at(np.int64(w2.ctypes.data), len(offs), nf, len(offs),
+                np.int64(padded.ctypes.data), PANEL, width // PANEL, offs,
+                np.int64(acc.ctypes.data), width, True)
+    else:
+        taps_forward(xp[s].reshape(n), w2, offs, acc, 0, size)
+    return acc
 
 
 @njit(cache=True, nogil=True)
@@ -260,18 +266,9 @@ def crm_part(xp, w, b, pkh, pkw, psh, psw, out, arg, s0, s1):
     nf, _, kh, kw = w.shape
     size = (hp - kh) * wp + wp - kw + 1
     offs, w2 = flat_offsets(c, hp, wp, kh, kw), w.reshape(nf, c * kh * kw)
-    scratch = np.empty(out.shape[1:], np.int32)
-    packs = xp.itemsize == 4  # the tile kernel, the taps' windows read in place (kernels.packed)
-    width = -(-size // PANEL) * PANEL if packs else size
-    padded = np.zeros(c * hp * wp + PANEL if packs else 0, xp.dtype)  # its last panel reads on
+    scratch, padded = np.empty(out.shape[1:], np.int32), _spare(xp)
     for s in range(s0, s1):
-        acc = np.empty((nf + 1, width), xp.dtype)
-        for f in range(nf):
-            acc[f, :] = b[f]
-        if packs:
-            _taps_packed(xp[s], w2, offs, acc, padded, width)
-        else:
-            taps_forward(xp[s].reshape(c * hp * wp), w2, offs, acc, 0, size)
+        acc = _flat_sample(xp, s, w2, b, offs, size, padded)
         relu_maxpool_flat(acc, 0, out[s], arg[s] if len(arg) else scratch, wp, pkh, pkw, psh,
                           psw)
 

@@ -14,7 +14,9 @@ reduced over thousands of positions) it took 1.7× as long. The layout is conv_f
 numba's ``np.dot`` calls SciPy's BLAS. It is imported here, before any thread limit is set, so
 that ``engine.threads`` (threadpoolctl) sees it and holds it to one thread while numba's
 threads run the batch: two BLAS threads under each numba thread would thrash the two cores.
-Self-contained on purpose: numba's cache only notices edits to a kernel's own file.
+Self-contained but for ``conv_flat.from_flat`` (the copy out of the flat rows): numba's cache
+only notices edits to a kernel's own file, so an edit there must touch this one. float32 takes
+the direct kernel on the packed tile kernel instead (``conv.packed_direct``).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can limit it)
 from numba import njit
 
+from layerloom.engine.kernels.conv_flat import from_flat
 from layerloom.engine.threads import split_rows
 
 MIN_TAPS, MIN_FILTERS = 64, 8
@@ -89,24 +92,12 @@ def gemm_forward_flat(xp, w, b):
 def gemm_image_part(xp, w2, b, out, kh, kw, size, relu, s0, s1):
     """Samples s0..s1 of ``gemm_forward_image``: each sample's flat rows into one buffer (in
     L2), then its OH·OW outputs copied out of them, gap columns dropped, through max(·, 0) as
-    ``np.maximum`` does it (NaN and −0 kept) when ``relu``."""
+    ``np.maximum`` does it (NaN and −0 kept) when ``relu`` (``conv_flat.from_flat``)."""
     _, c, hp, wp = xp.shape
-    nf, oh, ow = out.shape[1], out.shape[2], out.shape[3]
-    flat = np.empty((nf, size), xp.dtype)
-    zero = np.zeros(1, xp.dtype)[0]
+    flat = np.empty((out.shape[1], size), xp.dtype)
     for s in range(s0, s1):
         _gemm_sample(xp[s].reshape(c * hp * wp), w2, b, flat, c, hp, wp, kh, kw, size)
-        for f in range(nf):
-            src, dst = flat[f], out[s, f].reshape(oh * ow)
-            for r in range(oh):
-                line, row = src[r * wp:r * wp + ow], dst[r * ow:(r + 1) * ow]
-                if relu:
-                    for q in range(ow):
-                        v = line[q]
-                        row[q] = v if v >= zero or v != v else zero
-                else:
-                    for q in range(ow):
-                        row[q] = line[q]
+        from_flat(flat, out[s], wp, relu)
 
 
 def gemm_forward_image(xp, w, b, relu=False):
