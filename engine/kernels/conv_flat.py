@@ -178,42 +178,45 @@ def _relu_pool_store(o, g, q, best, where, zero):
     g[q] = where if keep else -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _pairs_pool(a, at, out, arg, wp, zero):
-    """``relu_maxpool_flat``'s 2×2 / 2 windows for an even Wp in whole-map loops that vectorise
-    (per pooled row, 5-14 wide, 4× slower): each horizontal pair's winner (u, u+1), then each
-    vertical pair's of those (u, u + Wp/2), every row; the even rows copied out. Ties: left, top."""
-    nf, ph, pw, half = out.shape[0], out.shape[1], out.shape[2], wp // 2
-    nu, nv = (2 * ph - 1) * half + pw, (2 * ph - 2) * half + pw
-    hv, hk = np.empty(nu, a.dtype), np.empty(nu, np.int32)
-    pv, pk = np.empty(nv, a.dtype), np.empty(nv, np.int32)
+    """``relu_maxpool_flat``'s 2×2 / 2 windows, any Wp: each vertical pair's winner (u, u + Wp)
+    over the whole map in one loop of unit-stride loads that vectorises, then per pooled row
+    each horizontal pair of those. Ties: the first in row-major order, as PyTorch keeps it (a
+    tie between a bottom-left and a top-right winner goes to the top-right one). The pairs the
+    other way round (horizontal first, stride-2 loads) ran scalar: 1.3-2× slower (LeNet-5's
+    conv1 pool, batch 64, one core: 0.21 → 0.14 ms)."""
+    nf, ph, pw = out.shape[0], out.shape[1], out.shape[2]
+    if ph == 0 or pw == 0:
+        return
+    nv = (2 * ph - 2) * wp + 2 * pw  # every top row's pairs, the odd rows' on the way
+    vv, vk = np.empty(nv, a.dtype), np.empty(nv, np.int32)
+    low_row, top_row = np.int32(1), np.int32(0)
     for f in range(nf):
-        row = a[f, at:at + 2 * nu]
-        for u in range(nu):
-            t0, t1 = row[2 * u], row[2 * u + 1]
-            second = _beats(t1, t0)
-            hv[u] = t1 if second else t0
-            hk[u] = 2 * u + 1 if second else 2 * u
-        top, low, kt, kl = hv[:nv], hv[half:half + nv], hk[:nv], hk[half:half + nv]
+        top, low = a[f, at:at + nv], a[f, at + wp:at + wp + nv]
         for j in range(nv):
             lower = _beats(low[j], top[j])
-            m, k = (low[j], kl[j]) if lower else (top[j], kt[j])
-            _relu_pool_store(pv, pk, j, m, k, zero)
+            vv[j] = low[j] if lower else top[j]
+            vk[j] = low_row if lower else top_row
         for r in range(ph):
-            o, g, sv, sk = out[f, r], arg[f, r], pv[r * wp:r * wp + pw], pk[r * wp:r * wp + pw]
+            o, g, base = out[f, r], arg[f, r], 2 * r * wp
+            xs, ks = vv[base:base + 2 * pw], vk[base:base + 2 * pw]
             for q in range(pw):
-                o[q] = sv[q]
-            for q in range(pw):
-                g[q] = sk[q]
+                x, y, kx, ky = xs[2 * q], xs[2 * q + 1], ks[2 * q], ks[2 * q + 1]
+                tie = (x == y) | ((x != x) & (y != y))
+                second = _beats(y, x) | (tie & (ky < kx))
+                best = y if second else x
+                where = base + 2 * q + (ky * wp + 1 if second else kx * wp)
+                _relu_pool_store(o, g, q, best, where, zero)
 
 
 @njit(cache=True, nogil=True)
 def relu_maxpool_flat(acc, at, out, arg, wp, pkh, pkw, psh, psw):
     """Pool each filter's flat map, keeping the first maximum in row-major order as PyTorch does;
-    ReLU folds into the result. 2×2 windows at stride 2 take ``_pairs_pool`` (Wp even)."""
+    ReLU folds into the result. 2×2 windows at stride 2 take ``_pairs_pool``."""
     nf, ph, pw = out.shape
     zero = np.zeros(1, acc.dtype)[0]
-    if pkh == 2 and pkw == 2 and psh == 2 and psw == 2 and wp % 2 == 0:
+    if pkh == 2 and pkw == 2 and psh == 2 and psw == 2:
         _pairs_pool(acc, at, out, arg, wp, zero)
         return
     for f in range(nf):
