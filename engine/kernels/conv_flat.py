@@ -11,8 +11,9 @@ over pre-sliced arrays, two filters × four taps a pass, so numba vectorises the
 split over the cores by ``split_rows`` (one serial kernel per core, without the GIL; numba's
 ``parallel=True`` compiled ~4 s on a fresh install). Weight gradients sum per-chunk partials in
 a fixed order: results do not depend on the thread count. Kernels that call each other share
-this file (numba's cache notices a kernel's own file only); each calls as few others as it can
-(a callee is compiled again inside every caller).
+this file (numba's cache notices a kernel's own file only; the 2×2 pool's are ``pool``'s, whose
+edits must touch this file); each calls as few others as it can (a callee is compiled again
+inside every caller).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from layerloom.engine.kernels.packed import PANEL, gemm_at
+from layerloom.engine.kernels.pool import beats, pair_scratch, pair_winners, relu_pool_store
 from layerloom.engine.threads import split_rows
 
 CHUNK = 2304  # most positions per chunk row: long rows amortise each pass, too long leave L2
@@ -165,59 +167,15 @@ def forward_flat(xp, w, b, relu: bool = False):
 
 # ------------------------------------------------------------- fused conv + bias + ReLU + max-pool
 @njit(cache=True, nogil=True)
-def _beats(u, v):
-    """u wins over v in a max-pool window: larger, or NaN against a number (NaN propagates)."""
-    return (u > v) | ((u != u) & (v == v))
-
-
-@njit(cache=True, nogil=True)
-def _relu_pool_store(o, g, q, best, where, zero):
-    """o[q] = a window's winner after ReLU (NaN kept); g[q] = its index, -1 where ReLU clips."""
-    keep = best > 0
-    o[q] = best if keep | (best != best) else zero
-    g[q] = where if keep else -1
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _pairs_pool(a, at, out, arg, wp, zero):
-    """``relu_maxpool_flat``'s 2×2 / 2 windows, any Wp: each vertical pair's winner (u, u + Wp)
-    over the whole map in one loop of unit-stride loads that vectorises, then per pooled row
-    each horizontal pair of those. Ties: the first in row-major order, as PyTorch keeps it (a
-    tie between a bottom-left and a top-right winner goes to the top-right one). The pairs the
-    other way round (horizontal first, stride-2 loads) ran scalar: 1.3-2× slower (LeNet-5's
-    conv1 pool, batch 64, one core: 0.21 → 0.14 ms)."""
-    nf, ph, pw = out.shape[0], out.shape[1], out.shape[2]
-    if ph == 0 or pw == 0:
-        return
-    nv = (2 * ph - 2) * wp + 2 * pw  # every top row's pairs, the odd rows' on the way
-    vv, vk = np.empty(nv, a.dtype), np.empty(nv, np.int32)
-    low_row, top_row = np.int32(1), np.int32(0)
-    for f in range(nf):
-        top, low = a[f, at:at + nv], a[f, at + wp:at + wp + nv]
-        for j in range(nv):
-            lower = _beats(low[j], top[j])
-            vv[j] = low[j] if lower else top[j]
-            vk[j] = low_row if lower else top_row
-        for r in range(ph):
-            o, g, base = out[f, r], arg[f, r], 2 * r * wp
-            xs, ks = vv[base:base + 2 * pw], vk[base:base + 2 * pw]
-            for q in range(pw):
-                x, y, kx, ky = xs[2 * q], xs[2 * q + 1], ks[2 * q], ks[2 * q + 1]
-                tie = (x == y) | ((x != x) & (y != y))
-                second = _beats(y, x) | (tie & (ky < kx))
-                best = y if second else x
-                where = base + 2 * q + (ky * wp + 1 if second else kx * wp)
-                _relu_pool_store(o, g, q, best, where, zero)
-
-
-@njit(cache=True, nogil=True)
 def relu_maxpool_flat(acc, at, out, arg, wp, pkh, pkw, psh, psw):
     """Pool each filter's flat map, keeping the first maximum in row-major order as PyTorch does;
-    ReLU folds into the result. 2×2 windows at stride 2 take ``_pairs_pool``."""
+    ReLU folds into the result. 2×2 windows at stride 2 take ``pool.pair_winners``."""
     nf, ph, pw = out.shape
     zero = np.zeros(1, acc.dtype)[0]
     if pkh == 2 and pkw == 2 and psh == 2 and psw == 2:
-        _pairs_pool(acc, at, out, arg, wp, zero)
+        vv, vk = pair_scratch(ph, pw, wp, acc.dtype)
+        for f in range(nf):
+            pair_winners(acc[f, at:], wp, out[f], arg[f], True, vv, vk)
         return
     for f in range(nf):
         a = acc[f, at:]
@@ -229,9 +187,9 @@ def relu_maxpool_flat(acc, at, out, arg, wp, pkh, pkw, psh, psw):
                 for i in range(pkh):
                     row = base + i * wp
                     for j in range(pkw):
-                        if _beats(a[row + j], best):
+                        if beats(a[row + j], best):
                             best, where = a[row + j], row + j
-                _relu_pool_store(o, g, q, best, where, zero)
+                relu_pool_store(o, g, q, best, where, zero)
 
 
 @njit(cache=True, nogil=True)
