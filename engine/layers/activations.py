@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.kernels import activation as kern
 from layerloom.engine.kernels.elementwise import gelu_backward, gelu_forward
+from layerloom.engine.kernels.relu import relu_mask_grad
 from layerloom.engine.registry import register
 from layerloom.engine.spec import Choice, Example, Float, Int, Layer, ShapeError, TorchCode
 
@@ -24,14 +26,20 @@ class ReLU(Layer):
 
     @staticmethod
     def forward(a, p, ctx, x):
+        if kern.kernel_dtype(x):  # one compiled pass; the output's sign is the mask
+            y = kern.relu(x)
+            ctx.save(y, True)
+            return y
         mask = x > 0
-        ctx.save(mask)
+        ctx.save(mask, False)
         return x * mask
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        (mask,) = ctx.saved
-        return (dy * mask,), {}
+        kept, compiled = ctx.saved
+        if compiled and kern.kernel_dtype(dy, kept):
+            return (relu_mask_grad(np.ascontiguousarray(dy), kept),), {}
+        return (dy * (kept > 0),), {}
 
     @staticmethod
     def to_torch(a, in_shapes):
@@ -65,14 +73,17 @@ class LeakyReLU(_Elementwise):
 
     @staticmethod
     def forward(a, p, ctx, x):
-        scale = np.where(x > 0, 1.0, a.negative_slope).astype(x.dtype)
-        ctx.save(scale)
-        return x * scale
+        ctx.save(x)
+        if kern.kernel_dtype(x):
+            return kern.leaky_relu(x, a.negative_slope)
+        return x * np.where(x > 0, 1.0, a.negative_slope).astype(x.dtype)
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        (scale,) = ctx.saved
-        return (dy * scale,), {}
+        (x,) = ctx.saved
+        if kern.kernel_dtype(dy, x):
+            return (kern.leaky_relu_grad(dy, x, a.negative_slope),), {}
+        return (dy * np.where(x > 0, 1.0, a.negative_slope).astype(x.dtype),), {}
 
     @staticmethod
     def to_torch(a, in_shapes):
@@ -93,15 +104,19 @@ class Sigmoid(_Elementwise):
 
     @staticmethod
     def forward(a, p, ctx, x):
-        # Split by sign so exp never overflows.
-        e = np.exp(-np.abs(x))
-        y = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        if kern.kernel_dtype(x, float32_only=True):
+            y = kern.sigmoid32(x)
+        else:  # split by sign so exp never overflows
+            e = np.exp(-np.abs(x))
+            y = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
         ctx.save(y)
         return y
 
     @staticmethod
     def backward(a, p, ctx, dy):
         (y,) = ctx.saved
+        if kern.kernel_dtype(dy, y):
+            return (kern.sigmoid_grad(dy, y),), {}
         return (dy * y * (1 - y),), {}
 
     @staticmethod

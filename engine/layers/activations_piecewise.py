@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.kernels import activation as kern
 from layerloom.engine.registry import register
 from layerloom.engine.spec import AttrError, Example, Float, Int, Layer, ShapeError, TorchCode, fmt_shape
 
@@ -138,11 +139,15 @@ class Hardswish(_Piecewise):
     @staticmethod
     def forward(a, p, ctx, x):
         ctx.save(x)
+        if kern.kernel_dtype(x):
+            return kern.hardswish(x)
         return x * np.clip(x + 3, 0, 6) / 6
 
     @staticmethod
     def backward(a, p, ctx, dy):
         (x,) = ctx.saved
+        if kern.kernel_dtype(dy, x):
+            return (kern.hardswish_grad(dy, x),), {}
         slope = np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)).astype(dy.dtype)
         return (dy * slope,), {}
 
@@ -164,12 +169,17 @@ class Hardsigmoid(_Piecewise):
 
     @staticmethod
     def forward(a, p, ctx, x):
-        ctx.save((x > -3) & (x < 3))
+        ctx.save(x)
+        if kern.kernel_dtype(x):
+            return kern.hardsigmoid(x)
         return np.clip(x + 3, 0, 6) / 6
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        return (dy * ctx.saved[0] / 6,), {}
+        (x,) = ctx.saved
+        if kern.kernel_dtype(dy, x):
+            return (kern.hardsigmoid_grad(dy, x),), {}
+        return (dy * ((x > -3) & (x < 3)) / 6,), {}
 
     @staticmethod
     def to_torch(a, in_shapes):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.kernels import activation as kern
 from layerloom.engine.registry import register
 from layerloom.engine.spec import AttrError, Example, Float, Layer, TorchCode
 
@@ -31,11 +32,21 @@ class _Smooth(Layer):
 
 
 def _negative_exp(x: np.ndarray, alpha: float, inner: float = 1.0):
-    """(alpha·(e^(x/inner) − 1) for x ≤ 0 else x, and its slope): ELU's, SELU's, CELU's shape."""
+    """(alpha·(e^(x/inner) − 1) for x ≤ 0 else x, and its slope): ELU's, SELU's, CELU's shape;
+    float32 in one compiled pass (``kernels.activation``)."""
+    if kern.kernel_dtype(x, float32_only=True):
+        return kern.elu32(x, alpha, inner)
     neg = np.minimum(x, 0) / inner
     y = np.where(x > 0, x, alpha * np.expm1(neg))
     slope = np.where(x > 0, 1.0, alpha / inner * np.exp(neg)).astype(x.dtype)
     return y.astype(x.dtype, copy=False), slope
+
+
+def _times_slope(dy: np.ndarray, slope: np.ndarray, scale: float | None = None) -> np.ndarray:
+    """dy·slope (·scale): one compiled pass for float arrays of one type."""
+    if kern.kernel_dtype(dy, slope):
+        return kern.scaled_product(dy, slope, 1.0 if scale is None else scale)
+    return dy * slope if scale is None else dy * slope * dy.dtype.type(scale)
 
 
 @register
@@ -55,7 +66,7 @@ class ELU(_Smooth):
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        return (dy * ctx.saved[0],), {}
+        return (_times_slope(dy, ctx.saved[0]),), {}
 
     @staticmethod
     def to_torch(a, in_shapes):
@@ -76,13 +87,17 @@ class SELU(_Smooth):
 
     @staticmethod
     def forward(a, p, ctx, x):
+        if kern.kernel_dtype(x, float32_only=True):  # the scale in the same pass
+            y, slope = kern.elu32(x, SELU_ALPHA, 1.0, SELU_SCALE)
+            ctx.save(slope)
+            return y
         y, slope = _negative_exp(x, SELU_ALPHA)
         ctx.save(slope)
         return y * x.dtype.type(SELU_SCALE)
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        return (dy * ctx.saved[0] * dy.dtype.type(SELU_SCALE),), {}
+        return (_times_slope(dy, ctx.saved[0], SELU_SCALE),), {}
 
     @staticmethod
     def to_torch(a, in_shapes):
@@ -115,7 +130,7 @@ class CELU(_Smooth):
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        return (dy * ctx.saved[0],), {}
+        return (_times_slope(dy, ctx.saved[0]),), {}
 
     @staticmethod
     def to_torch(a, in_shapes):
@@ -135,13 +150,19 @@ class SiLU(_Smooth):
 
     @staticmethod
     def forward(a, p, ctx, x):
-        s = _sigmoid(x)
+        if kern.kernel_dtype(x, float32_only=True):
+            y, s = kern.silu32(x)
+        else:
+            s = _sigmoid(x)
+            y = x * s
         ctx.save(x, s)
-        return x * s
+        return y
 
     @staticmethod
     def backward(a, p, ctx, dy):
         x, s = ctx.saved
+        if kern.kernel_dtype(dy, x, s):
+            return (kern.silu_grad(dy, x, s),), {}
         return (dy * s * (1 + x * (1 - s)),), {}
 
     @staticmethod
