@@ -72,6 +72,21 @@ def _repeats(a, h: int, w: int, oh: int, ow: int):
     return (rh, rw) if float(sf).is_integer() and rw == sf and rh in (1, sf) else None
 
 
+def _fold_repeats(dy: np.ndarray, n: int, c: int, h: int, w: int, rh: int, rw: int) -> np.ndarray:
+    """Each input's gradient, the sum of its rh × rw copies': the copies' rows added as whole
+    rows, then the columns as strided slices. ``sum(axis=(3, 5))`` over the two short axes ran
+    loops of length 2 (a ×2 upsample to (64, 32, 32, 32) float32: 16.5 → ~2 ms)."""
+    rows = dy.reshape(n, c, h, rh, w * rw)
+    t = rows[:, :, :, 0]
+    for i in range(1, rh):
+        t = t + rows[:, :, :, i]
+    cols = t.reshape(n, c, h, w, rw)
+    dx = cols[..., 0]
+    for k in range(1, rw):
+        dx = dx + cols[..., k]
+    return np.ascontiguousarray(dx)
+
+
 @register
 class Upsample(Layer):
     """Enlarges images or signals by nearest-neighbour or (bi)linear interpolation (decoders)."""
@@ -140,7 +155,7 @@ class Upsample(Layer):
         (n, c, h, w), reps, ah, aw = ctx.saved
         dy4 = dy[:, :, None, :] if dy.ndim == 3 else dy
         if reps is not None:
-            dx = dy4.reshape(n, c, h, reps[0], w, reps[1]).sum(axis=(3, 5))
+            dx = _fold_repeats(dy4, n, c, h, w, *reps)
         else:
             dx = resample(dy4, ah.T, aw.T)
         return (dx[:, :, 0, :] if dy.ndim == 3 else dx,), {}
