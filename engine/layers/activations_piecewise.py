@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels import activation as kern
+from layerloom.engine.kernels.channels import prelu, prelu_grads
 from layerloom.engine.registry import register
 from layerloom.engine.spec import AttrError, Example, Float, Int, Layer, ShapeError, TorchCode, fmt_shape
 
@@ -67,6 +68,10 @@ class PReLU(_Piecewise):
 
     @staticmethod
     def forward(a, p, ctx, x):
+        w = p["weight"]
+        if kern.kernel_dtype(x, w) and x.ndim >= 2:  # one pass (kernels.channels)
+            ctx.save(x, None)
+            return prelu(x, w)
         positive = x > 0
         ctx.save(x, positive)
         return np.where(positive, x, PReLU._slopes(p, x) * x).astype(x.dtype, copy=False)
@@ -74,6 +79,9 @@ class PReLU(_Piecewise):
     @staticmethod
     def backward(a, p, ctx, dy):
         x, positive = ctx.saved
+        if positive is None:
+            dx, dw = prelu_grads(dy, x, p["weight"], bool(ctx.needs_input_grad[0]))
+            return (dx,), {"weight": dw.reshape(p["weight"].shape)}
         w = PReLU._slopes(p, x)
         dx = np.where(positive, dy, w * dy) if ctx.needs_input_grad[0] else None
         contrib = np.where(positive, 0, x * dy)

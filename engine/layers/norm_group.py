@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.kernels.channels import channel_affine, channel_affine_grads
 from layerloom.engine.kernels.norm import layer_norm_backward, layer_norm_forward
 from layerloom.engine.registry import register
 from layerloom.engine.spec import Bool, Example, Float, Int, Layer, ShapeError, TorchCode, fmt_shape
@@ -42,9 +43,28 @@ def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
     return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def _affine_grads(dy: np.ndarray, xhat: np.ndarray) -> dict:
+def _compiled(*arrays: np.ndarray) -> bool:
+    return arrays[0].dtype in (np.float32, np.float64) and all(
+        a.dtype == arrays[0].dtype for a in arrays)
+
+
+def _affine(xhat: np.ndarray, p: dict) -> np.ndarray:
+    """xhat·w + b per channel (``kernels.channels``: one pass, not numpy's broadcasts)."""
+    w, b = p["weight"], p["bias"]
+    if _compiled(xhat, w, b):
+        return channel_affine(xhat, w, b)
+    return xhat * _per_channel(w, xhat.ndim) + _per_channel(b, xhat.ndim)
+
+
+def _affine_backward(dy: np.ndarray, xhat: np.ndarray, p: dict, need_dx: bool) -> tuple:
+    """(the gradient into xhat or None, {"weight", "bias"}) of ``_affine``."""
+    w = p["weight"]
+    if _compiled(dy, xhat, w):
+        dxhat, dw, db = channel_affine_grads(dy, xhat, w, need_dx)
+        return dxhat, {"weight": dw, "bias": db}
     axes = (0, *range(2, dy.ndim))
-    return {"weight": (dy * xhat).sum(axis=axes), "bias": dy.sum(axis=axes)}
+    grads = {"weight": (dy * xhat).sum(axis=axes), "bias": dy.sum(axis=axes)}
+    return (dy * _per_channel(w, dy.ndim) if need_dx else None), grads
 
 
 class _InstanceNorm(Layer):
@@ -113,17 +133,15 @@ class _InstanceNorm(Layer):
             inv = _per_channel(1.0 / np.sqrt(p["running_var"] + a.eps), x.ndim).astype(x.dtype)
             xhat = (x - _per_channel(p["running_mean"], x.ndim)) * inv
             ctx.save(xhat, None, inv)
-        if not a.affine:
-            return xhat
-        return xhat * _per_channel(p["weight"], x.ndim) + _per_channel(p["bias"], x.ndim)
+        return _affine(xhat, p) if a.affine else xhat
 
     @classmethod
     def backward(cls, a, p, ctx, dy):
         xhat, rows, inv_std = ctx.saved
-        grads = _affine_grads(dy, xhat) if a.affine else {}
-        if not ctx.needs_input_grad[0]:
+        need = bool(ctx.needs_input_grad[0])
+        dxhat, grads = _affine_backward(dy, xhat, p, need) if a.affine else (dy, {})
+        if not need:
             return (None,), grads
-        dxhat = dy * _per_channel(p["weight"], dy.ndim) if a.affine else dy
         if rows is None:  # running statistics are constants
             return (dxhat * inv_std,), grads
         return (_rows_backward(dxhat, rows, inv_std),), grads
@@ -215,17 +233,15 @@ class GroupNorm(Layer):
     def forward(a, p, ctx, x):
         xhat, rows, inv_std = _rows_forward(x, a.num_groups, a.eps)
         ctx.save(xhat, rows, inv_std)
-        if not a.affine:
-            return xhat
-        return xhat * _per_channel(p["weight"], x.ndim) + _per_channel(p["bias"], x.ndim)
+        return _affine(xhat, p) if a.affine else xhat
 
     @staticmethod
     def backward(a, p, ctx, dy):
         xhat, rows, inv_std = ctx.saved
-        grads = _affine_grads(dy, xhat) if a.affine else {}
-        if not ctx.needs_input_grad[0]:
+        need = bool(ctx.needs_input_grad[0])
+        dxhat, grads = _affine_backward(dy, xhat, p, need) if a.affine else (dy, {})
+        if not need:
             return (None,), grads
-        dxhat = dy * _per_channel(p["weight"], dy.ndim) if a.affine else dy
         return (_rows_backward(dxhat, rows, inv_std),), grads
 
     @staticmethod
