@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.kernels.activation import kernel_dtype
 from layerloom.engine.kernels.channels import channel_affine, channel_affine_grads
 from layerloom.engine.kernels.norm import layer_norm_backward, layer_norm_forward
 from layerloom.engine.registry import register
@@ -43,15 +44,10 @@ def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
     return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def _compiled(*arrays: np.ndarray) -> bool:
-    return arrays[0].dtype in (np.float32, np.float64) and all(
-        a.dtype == arrays[0].dtype for a in arrays)
-
-
 def _affine(xhat: np.ndarray, p: dict) -> np.ndarray:
     """xhat·w + b per channel (``kernels.channels``: one pass, not numpy's broadcasts)."""
     w, b = p["weight"], p["bias"]
-    if _compiled(xhat, w, b):
+    if kernel_dtype(xhat, w, b):
         return channel_affine(xhat, w, b)
     return xhat * _per_channel(w, xhat.ndim) + _per_channel(b, xhat.ndim)
 
@@ -59,7 +55,7 @@ def _affine(xhat: np.ndarray, p: dict) -> np.ndarray:
 def _affine_backward(dy: np.ndarray, xhat: np.ndarray, p: dict, need_dx: bool) -> tuple:
     """(the gradient into xhat or None, {"weight", "bias"}) of ``_affine``."""
     w = p["weight"]
-    if _compiled(dy, xhat, w):
+    if kernel_dtype(dy, xhat, w):
         dxhat, dw, db = channel_affine_grads(dy, xhat, w, need_dx)
         return dxhat, {"weight": dw, "bias": db}
     axes = (0, *range(2, dy.ndim))
