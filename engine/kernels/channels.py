@@ -19,8 +19,9 @@ from layerloom.engine.threads import split_rows
 
 
 def planes(a: np.ndarray, channels: int) -> np.ndarray:
-    """``a`` as (N, channels, L), C-contiguous (a view when it already is)."""
-    return np.ascontiguousarray(a).reshape(a.shape[0], channels, -1)
+    """``a`` as (N, channels, L), C-contiguous (a view when it already is; N may be 0)."""
+    return np.ascontiguousarray(a).reshape(a.shape[0], channels,
+                                           int(np.prod(a.shape[1:])) // channels)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})

@@ -57,3 +57,10 @@ def test_sums_do_not_depend_on_the_thread_count():
     numba.set_num_threads(before)
     for a, b in zip(runs[0], runs[-1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_an_empty_batch_gives_empty_results_and_zero_sums():
+    x, w = np.zeros((0, 3, 2, 2), np.float32), np.ones(3, np.float32)
+    assert channels.channel_affine(x, w, w).shape == x.shape
+    np.testing.assert_array_equal(channels.channel_affine_grads(x, x, w)[1], np.zeros(3))
+    np.testing.assert_array_equal(channels.prelu_grads(x, x, w[:1])[1], np.zeros(1))
