@@ -1,5 +1,7 @@
 """Element-wise activations in one compiled pass each way: ReLU, LeakyReLU, Sigmoid, SiLU, the
-ELU family (ELU, SELU, CELU), Hardswish and Hardsigmoid, beside numpy twins.
+ELU family (ELU, SELU, CELU), Hardswish and Hardsigmoid; Softplus, LogSigmoid and Mish in
+``activation_log`` (which must be touched with an edit here: numba's cache notices a kernel's
+own file only).
 
 The layers computed these in numpy: a handful of passes over the batch each way, temporaries in
 float64 where a Python float met an array (``np.where(x > 0, 1.0, slope)``), two or three
@@ -12,8 +14,8 @@ over flat chunks that numba vectorises, the chunks split over the engine's cores
 The piecewise ones (ReLU, LeakyReLU, Hardswish, Hardsigmoid) do the numpy code's arithmetic in
 either float type. The exponential ones run here in float32 only, with the vectorisable
 ``elementwise.expneg32`` (Cephes' expf, ~1 ulp) and, for ELU's e^x − 1 near 0, a Taylor
-polynomial (|x| < ½: ≤ 1 ulp where e^x − 1 would lose the leading digits); float64 keeps numpy's
-libm calls (the exact path equal to PyTorch). NaN propagates as in the numpy code: it passes
+polynomial (|x| < ½: ≤ 1 ulp where e^x − 1 would lose the leading digits); float64 keeps
+numpy's libm calls (the exact path equal to PyTorch). NaN propagates as in the numpy code: it passes
 forward and takes the slope the comparisons give it.
 """
 from __future__ import annotations
@@ -40,11 +42,13 @@ def kernel_dtype(*arrays: np.ndarray, float32_only: bool = False) -> bool:
     return ok and all(a.dtype == dtype for a in arrays)
 
 
-def _run(kernel, size: int) -> None:
+def run_chunks(kernel, size: int) -> None:
+    """kernel(c0, c1) over the CHUNK-element chunks of ``size`` elements, split over the cores."""
     split_rows(kernel, -(-size // CHUNK))
 
 
-def _flat(a: np.ndarray) -> np.ndarray:
+def flat(a: np.ndarray) -> np.ndarray:
+    """``a`` flat and C-contiguous (a view when it already is)."""
     return np.ascontiguousarray(a).reshape(-1)
 
 
@@ -60,9 +64,9 @@ def _relu_chunks(fx, fy, c0, c1):
 
 def relu(x: np.ndarray) -> np.ndarray:
     """max(x, 0) (NaN kept, +0 for x ≤ 0); the backward is ``relu.relu_mask_grad`` on it."""
-    fx = _flat(x)
+    fx = flat(x)
     y = np.empty_like(fx)
-    _run(lambda c0, c1: _relu_chunks(fx, y, c0, c1), fx.size)
+    run_chunks(lambda c0, c1: _relu_chunks(fx, y, c0, c1), fx.size)
     return y.reshape(x.shape)
 
 
@@ -86,16 +90,16 @@ def _leaky_grad_chunks(fd, fx, slope, fo, c0, c1):
 
 def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
     """x where x > 0, else slope·x (slope rounded to x's type, as x·scale did)."""
-    fx = _flat(x)
+    fx = flat(x)
     y, s = np.empty_like(fx), fx.dtype.type(slope)
-    _run(lambda c0, c1: _leaky_chunks(fx, s, y, c0, c1), fx.size)
+    run_chunks(lambda c0, c1: _leaky_chunks(fx, s, y, c0, c1), fx.size)
     return y.reshape(x.shape)
 
 
 def leaky_relu_grad(dy: np.ndarray, x: np.ndarray, slope: float) -> np.ndarray:
-    fd, fx = _flat(dy), _flat(x)
+    fd, fx = flat(dy), flat(x)
     out, s = np.empty_like(fd), fd.dtype.type(slope)
-    _run(lambda c0, c1: _leaky_grad_chunks(fd, fx, s, out, c0, c1), fd.size)
+    run_chunks(lambda c0, c1: _leaky_grad_chunks(fd, fx, s, out, c0, c1), fd.size)
     return out.reshape(dy.shape)
 
 
@@ -124,17 +128,17 @@ def _hardswish_grad_chunks(fd, fx, three, half, fo, c0, c1):
 
 def hardswish(x: np.ndarray) -> np.ndarray:
     """x·clip(x + 3, 0, 6)/6."""
-    fx, c = _flat(x), x.dtype.type
+    fx, c = flat(x), x.dtype.type
     y = np.empty_like(fx)
-    _run(lambda c0, c1: _hardswish_chunks(fx, c(3), c(6), y, c0, c1), fx.size)
+    run_chunks(lambda c0, c1: _hardswish_chunks(fx, c(3), c(6), y, c0, c1), fx.size)
     return y.reshape(x.shape)
 
 
 def hardswish_grad(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """dy·(0 below −3, x/3 + ½ up to 3, 1 above): PyTorch's slope at the kinks."""
-    fd, fx, c = _flat(dy), _flat(x), dy.dtype.type
+    fd, fx, c = flat(dy), flat(x), dy.dtype.type
     out = np.empty_like(fd)
-    _run(lambda c0, c1: _hardswish_grad_chunks(fd, fx, c(3), c(0.5), out, c0, c1), fd.size)
+    run_chunks(lambda c0, c1: _hardswish_grad_chunks(fd, fx, c(3), c(0.5), out, c0, c1), fd.size)
     return out.reshape(dy.shape)
 
 
@@ -161,23 +165,23 @@ def _hardsigmoid_grad_chunks(fd, fx, three, six, fo, c0, c1):
 
 def hardsigmoid(x: np.ndarray) -> np.ndarray:
     """clip(x + 3, 0, 6)/6."""
-    fx, c = _flat(x), x.dtype.type
+    fx, c = flat(x), x.dtype.type
     y = np.empty_like(fx)
-    _run(lambda c0, c1: _hardsigmoid_chunks(fx, c(3), c(6), y, c0, c1), fx.size)
+    run_chunks(lambda c0, c1: _hardsigmoid_chunks(fx, c(3), c(6), y, c0, c1), fx.size)
     return y.reshape(x.shape)
 
 
 def hardsigmoid_grad(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """dy/6 where −3 < x < 3, else 0."""
-    fd, fx, c = _flat(dy), _flat(x), dy.dtype.type
+    fd, fx, c = flat(dy), flat(x), dy.dtype.type
     out = np.empty_like(fd)
-    _run(lambda c0, c1: _hardsigmoid_grad_chunks(fd, fx, c(3), c(6), out, c0, c1), fd.size)
+    run_chunks(lambda c0, c1: _hardsigmoid_grad_chunks(fd, fx, c(3), c(6), out, c0, c1), fd.size)
     return out.reshape(dy.shape)
 
 
 # --------------------------------------------------------------------- exponential, float32
 @njit(inline="always")
-def _sigmoid32(v):
+def sigmoid_scalar32(v):
     """σ(v) split by sign (e^-|v| never overflows); NaN stays NaN."""
     a = abs(v)
     e = expneg32(a) if a < _BIG else _ZERO  # σ(±inf) exactly 1 / 0, as with libm's exp
@@ -189,7 +193,7 @@ def _sigmoid32(v):
 def _sigmoid_chunks(fx, fy, c0, c1):
     x, y = fx[c0 * CHUNK:c1 * CHUNK], fy[c0 * CHUNK:c1 * CHUNK]
     for i in range(len(x)):
-        y[i] = _sigmoid32(x[i])
+        y[i] = sigmoid_scalar32(x[i])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -198,24 +202,24 @@ def _silu_chunks(fx, fy, fs, c0, c1):
     x, y, s = fx[lo:hi], fy[lo:hi], fs[lo:hi]
     for i in range(len(x)):
         v = x[i]
-        g = _sigmoid32(v)
+        g = sigmoid_scalar32(v)
         s[i] = g
         y[i] = v * g
 
 
 def sigmoid32(x: np.ndarray) -> np.ndarray:
     """σ(x) of a float32 array."""
-    fx = _flat(x)
+    fx = flat(x)
     y = np.empty_like(fx)
-    _run(lambda c0, c1: _sigmoid_chunks(fx, y, c0, c1), fx.size)
+    run_chunks(lambda c0, c1: _sigmoid_chunks(fx, y, c0, c1), fx.size)
     return y.reshape(x.shape)
 
 
 def silu32(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(x·σ(x), σ(x)) of a float32 array."""
-    fx = _flat(x)
+    fx = flat(x)
     y, s = np.empty_like(fx), np.empty_like(fx)
-    _run(lambda c0, c1: _silu_chunks(fx, y, s, c0, c1), fx.size)
+    run_chunks(lambda c0, c1: _silu_chunks(fx, y, s, c0, c1), fx.size)
     return y.reshape(x.shape), s.reshape(x.shape)
 
 
@@ -244,10 +248,10 @@ def elu32(x: np.ndarray, alpha: float, inner: float = 1.0,
           scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(scale·(x if x > 0 else alpha·(e^(x/inner) − 1)), the slope without ``scale``) of a
     float32 array: ELU (inner 1), CELU (inner alpha), SELU (its alpha and scale)."""
-    fx, f = _flat(x), np.float32
+    fx, f = flat(x), np.float32
     y, slope = np.empty_like(fx), np.empty_like(fx)
     a, i, lift, sc = f(alpha), f(inner), f(alpha / inner), f(scale)
-    _run(lambda c0, c1: _elu_chunks(fx, a, i, lift, sc, y, slope, c0, c1), fx.size)
+    run_chunks(lambda c0, c1: _elu_chunks(fx, a, i, lift, sc, y, slope, c0, c1), fx.size)
     return y.reshape(x.shape), slope.reshape(x.shape)
 
 
@@ -262,10 +266,10 @@ def _scaled_product_chunks(fa, fb, scale, fo, c0, c1):
 
 def scaled_product(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """a·b·scale, left to right: a gradient times a saved slope (times SELU's scale)."""
-    fa, fb = _flat(a), _flat(b)
+    fa, fb = flat(a), flat(b)
     out = np.empty_like(fa)
     sc = fa.dtype.type(scale)
-    _run(lambda c0, c1: _scaled_product_chunks(fa, fb, sc, out, c0, c1), fa.size)
+    run_chunks(lambda c0, c1: _scaled_product_chunks(fa, fb, sc, out, c0, c1), fa.size)
     return out.reshape(a.shape)
 
 
@@ -280,9 +284,9 @@ def _sigmoid_grad_chunks(fd, fy, fo, c0, c1):
 
 def sigmoid_grad(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dy·y·(1 − y) from the forward's output."""
-    fd, fy = _flat(dy), _flat(y)
+    fd, fy = flat(dy), flat(y)
     out = np.empty_like(fd)
-    _run(lambda c0, c1: _sigmoid_grad_chunks(fd, fy, out, c0, c1), fd.size)
+    run_chunks(lambda c0, c1: _sigmoid_grad_chunks(fd, fy, out, c0, c1), fd.size)
     return out.reshape(dy.shape)
 
 
@@ -297,7 +301,7 @@ def _silu_grad_chunks(fd, fx, fs, fo, c0, c1):
 
 def silu_grad(dy: np.ndarray, x: np.ndarray, s: np.ndarray) -> np.ndarray:
     """dy·σ·(1 + x·(1 − σ)) from the input and its saved σ."""
-    fd, fx, fs = _flat(dy), _flat(x), _flat(s)
+    fd, fx, fs = flat(dy), flat(x), flat(s)
     out = np.empty_like(fd)
-    _run(lambda c0, c1: _silu_grad_chunks(fd, fx, fs, out, c0, c1), fd.size)
+    run_chunks(lambda c0, c1: _silu_grad_chunks(fd, fx, fs, out, c0, c1), fd.size)
     return out.reshape(dy.shape)

@@ -76,7 +76,7 @@ def channel_affine(xhat: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray
 
 def channel_affine_grads(dy: np.ndarray, xhat: np.ndarray, w: np.ndarray,
                          need_dx: bool = True) -> tuple:
-    """(dy·w or None, Σ dy·xhat, Σ dy): the gradients of ``channel_affine`` (sums per channel)."""
+    """(dy·w or None, Σ dy·xhat, Σ dy): ``channel_affine``'s gradients (sums per channel)."""
     d, x = planes(dy, len(w)), planes(xhat, len(w))
     dxhat = np.empty_like(d) if need_dx else np.empty((0, 0, 0), d.dtype)
     sums = np.empty((len(d), 2, len(w)), d.dtype)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels import activation as kern
+from layerloom.engine.kernels import activation_log as klog
 from layerloom.engine.registry import register
 from layerloom.engine.spec import AttrError, Example, Float, Layer, TorchCode
 
@@ -184,13 +185,19 @@ class Mish(_Smooth):
 
     @staticmethod
     def forward(a, p, ctx, x):
-        t = np.tanh(np.logaddexp(0, x))
+        if kern.kernel_dtype(x, float32_only=True):
+            y, t = klog.mish32(x)
+        else:
+            t = np.tanh(np.logaddexp(0, x))
+            y = x * t
         ctx.save(x, t)
-        return x * t
+        return y
 
     @staticmethod
     def backward(a, p, ctx, dy):
         x, t = ctx.saved
+        if kern.kernel_dtype(dy, x, t, float32_only=True):
+            return (klog.mish_grad32(dy, x, t),), {}
         return (dy * (t + x * (1 - t * t) * _sigmoid(x)),), {}
 
     @staticmethod
@@ -219,6 +226,10 @@ class Softplus(_Smooth):
 
     @staticmethod
     def forward(a, p, ctx, x):
+        if kern.kernel_dtype(x, float32_only=True):
+            y, z = klog.softplus32(x, a.beta, a.threshold)
+            ctx.save(z, None)
+            return y
         z = x * x.dtype.type(a.beta)
         linear = z > a.threshold
         ctx.save(z, linear)
@@ -227,6 +238,10 @@ class Softplus(_Smooth):
     @staticmethod
     def backward(a, p, ctx, dy):
         z, linear = ctx.saved
+        if linear is None and kern.kernel_dtype(dy, z, float32_only=True):
+            return (klog.softplus_grad32(dy, z, a.threshold),), {}
+        if linear is None:
+            linear = z > a.threshold
         return (dy * np.where(linear, 1.0, _sigmoid(z)).astype(dy.dtype, copy=False),), {}
 
     @staticmethod
@@ -250,11 +265,16 @@ class LogSigmoid(_Smooth):
     @staticmethod
     def forward(a, p, ctx, x):
         ctx.save(x)
+        if kern.kernel_dtype(x, float32_only=True):
+            return klog.logsigmoid32(x)
         return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        return (dy * _sigmoid(-ctx.saved[0]),), {}
+        (x,) = ctx.saved
+        if kern.kernel_dtype(dy, x, float32_only=True):
+            return (klog.logsigmoid_grad32(dy, x),), {}
+        return (dy * _sigmoid(-x),), {}
 
     @staticmethod
     def to_torch(a, in_shapes):

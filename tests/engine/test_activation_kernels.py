@@ -64,3 +64,18 @@ def test_elu_near_zero_keeps_its_leading_digits_in_float32():
     x = -np.logspace(-8, np.log10(0.49), 200).astype(np.float32)
     y, _ = activation.elu32(x, 1.0)
     np.testing.assert_allclose(y, np.expm1(x.astype(np.float64)), rtol=3e-7)
+
+
+def test_log1p_family_keeps_its_digits_where_the_naive_forms_lose_them():
+    """ln(1 + u) for tiny u (1 + u rounds to 1 or near it) and Mish's tanh(softplus(x)) for
+    very negative x: relative errors of a few ulp against float64, not a cancellation's."""
+    from layerloom.engine.kernels import activation_log
+
+    x = -np.linspace(15.0, 80.0, 300).astype(np.float32)
+    soft, _ = activation_log.softplus32(x, 1.0, 20.0)
+    np.testing.assert_allclose(soft, np.log1p(np.exp(x.astype(np.float64))), rtol=2e-6)
+    y, t = activation_log.mish32(x)
+    want = np.tanh(np.log1p(np.exp(x.astype(np.float64))))
+    np.testing.assert_allclose(t, want, rtol=2e-6)
+    np.testing.assert_allclose(activation_log.logsigmoid32(-x),
+                               -np.log1p(np.exp(x.astype(np.float64))), rtol=2e-6)
