@@ -78,6 +78,17 @@ def _dot_taps(dz, xg, offs, out, zero, n):
         t += 1
 
 
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _plane_sum(v, zero):
+    """Σ v, vectorised: a bias gradient's sum over one output plane. Added to a running sum one
+    element at a time inside the copy loop, it kept that loop scalar (a depthwise 3×3
+    backward of 64 channels on 16×16 maps, batch 64, one core: 3.1 → 2.7 ms)."""
+    a = zero
+    for i in range(len(v)):
+        a += v[i]
+    return a
+
+
 @njit(cache=True, nogil=True)
 def grouped_forward_flat_part(xp, w, b, dh, dw, groups, out, s0, s1):
     """Samples s0..s1 of ``grouped_forward_flat``."""
@@ -130,7 +141,7 @@ def grouped_weight_grad_flat_part(xp, dy, kh, kw, dh, dw, groups, dw2, db, f0, f
                 src, dst = dy[s, f, r], dz[r * wp:r * wp + ow]
                 for q in range(ow):
                     dst[q] = src[q]
-                    acc += src[q]
+            acc += _plane_sum(dy[s, f].reshape(oh * ow), zero)
             xs = xp[s].reshape(c * hp * wp)
             _dot_taps(dz, xs[g * plane:(g + 1) * plane], offs, dw2[f], zero, size)
         db[f] = acc
@@ -218,9 +229,7 @@ def grouped_weight_grad_rows_part(xp, dy, sh, sw, dh, dw, groups, dwt, db, f0, f
         g = f // fpg
         acc = zero
         for s in range(n):
-            for r in range(oh):
-                for q in range(ow):
-                    acc += dy[s, f, r, q]
+            acc += _plane_sum(dy[s, f].reshape(oh * ow), zero)
             for cc in range(cpg):
                 ch = g * cpg + cc
                 for i in range(kh):
