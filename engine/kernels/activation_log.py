@@ -81,8 +81,8 @@ def softplus_grad32(dy: np.ndarray, z: np.ndarray, threshold: float) -> np.ndarr
     """dy·σ(z), dy where z > threshold."""
     fd, fz = flat(dy), flat(z)
     out = np.empty_like(fd)
-    run_chunks(lambda c0, c1: _softplus_grad_chunks(fd, fz, np.float32(threshold), out, c0, c1),
-         fd.size)
+    limit = np.float32(threshold)
+    run_chunks(lambda c0, c1: _softplus_grad_chunks(fd, fz, limit, out, c0, c1), fd.size)
     return out.reshape(dy.shape)
 
 
