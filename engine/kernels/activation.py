@@ -42,14 +42,16 @@ def kernel_dtype(*arrays: np.ndarray, float32_only: bool = False) -> bool:
     return ok and all(a.dtype == dtype for a in arrays)
 
 
-def run_chunks(kernel, size: int) -> None:
-    """kernel(c0, c1) over the CHUNK-element chunks of ``size`` elements, split over the cores."""
-    split_rows(kernel, -(-size // CHUNK))
-
-
-def flat(a: np.ndarray) -> np.ndarray:
-    """``a`` flat and C-contiguous (a view when it already is)."""
-    return np.ascontiguousarray(a).reshape(-1)
+def map_chunks(kernel, arrays: tuple, consts: tuple = (), outputs: int = 1):
+    """kernel(*arrays, *consts, *outs, c0, c1) over the CHUNK-element chunks of the arrays, flat
+    and C-contiguous, split over the cores; returns the outs (new arrays shaped and typed as
+    arrays[0]), one array or a tuple of several."""
+    flats = [np.ascontiguousarray(a).reshape(-1) for a in arrays]
+    outs = [np.empty_like(flats[0]) for _ in range(outputs)]
+    split_rows(lambda c0, c1: kernel(*flats, *consts, *outs, c0, c1),
+               -(-flats[0].size // CHUNK))
+    shaped = tuple(o.reshape(arrays[0].shape) for o in outs)
+    return shaped[0] if outputs == 1 else shaped
 
 
 # ------------------------------------------------------------------------ piecewise, any float
@@ -64,10 +66,7 @@ def _relu_chunks(fx, fy, c0, c1):
 
 def relu(x: np.ndarray) -> np.ndarray:
     """max(x, 0) (NaN kept, +0 for x ≤ 0); the backward is ``relu.relu_mask_grad`` on it."""
-    fx = flat(x)
-    y = np.empty_like(fx)
-    run_chunks(lambda c0, c1: _relu_chunks(fx, y, c0, c1), fx.size)
-    return y.reshape(x.shape)
+    return map_chunks(_relu_chunks, (x,))
 
 
 @njit(cache=True, nogil=True)
@@ -90,17 +89,11 @@ def _leaky_grad_chunks(fd, fx, slope, fo, c0, c1):
 
 def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
     """x where x > 0, else slope·x (slope rounded to x's type, as x·scale did)."""
-    fx = flat(x)
-    y, s = np.empty_like(fx), fx.dtype.type(slope)
-    run_chunks(lambda c0, c1: _leaky_chunks(fx, s, y, c0, c1), fx.size)
-    return y.reshape(x.shape)
+    return map_chunks(_leaky_chunks, (x,), (x.dtype.type(slope),))
 
 
 def leaky_relu_grad(dy: np.ndarray, x: np.ndarray, slope: float) -> np.ndarray:
-    fd, fx = flat(dy), flat(x)
-    out, s = np.empty_like(fd), fd.dtype.type(slope)
-    run_chunks(lambda c0, c1: _leaky_grad_chunks(fd, fx, s, out, c0, c1), fd.size)
-    return out.reshape(dy.shape)
+    return map_chunks(_leaky_grad_chunks, (dy, x), (dy.dtype.type(slope),))
 
 
 @njit(cache=True, nogil=True)
@@ -128,18 +121,14 @@ def _hardswish_grad_chunks(fd, fx, three, half, fo, c0, c1):
 
 def hardswish(x: np.ndarray) -> np.ndarray:
     """x·clip(x + 3, 0, 6)/6."""
-    fx, c = flat(x), x.dtype.type
-    y = np.empty_like(fx)
-    run_chunks(lambda c0, c1: _hardswish_chunks(fx, c(3), c(6), y, c0, c1), fx.size)
-    return y.reshape(x.shape)
+    c = x.dtype.type
+    return map_chunks(_hardswish_chunks, (x,), (c(3), c(6)))
 
 
 def hardswish_grad(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """dy·(0 below −3, x/3 + ½ up to 3, 1 above): PyTorch's slope at the kinks."""
-    fd, fx, c = flat(dy), flat(x), dy.dtype.type
-    out = np.empty_like(fd)
-    run_chunks(lambda c0, c1: _hardswish_grad_chunks(fd, fx, c(3), c(0.5), out, c0, c1), fd.size)
-    return out.reshape(dy.shape)
+    c = dy.dtype.type
+    return map_chunks(_hardswish_grad_chunks, (dy, x), (c(3), c(0.5)))
 
 
 @njit(cache=True, nogil=True)
@@ -165,18 +154,14 @@ def _hardsigmoid_grad_chunks(fd, fx, three, six, fo, c0, c1):
 
 def hardsigmoid(x: np.ndarray) -> np.ndarray:
     """clip(x + 3, 0, 6)/6."""
-    fx, c = flat(x), x.dtype.type
-    y = np.empty_like(fx)
-    run_chunks(lambda c0, c1: _hardsigmoid_chunks(fx, c(3), c(6), y, c0, c1), fx.size)
-    return y.reshape(x.shape)
+    c = x.dtype.type
+    return map_chunks(_hardsigmoid_chunks, (x,), (c(3), c(6)))
 
 
 def hardsigmoid_grad(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """dy/6 where −3 < x < 3, else 0."""
-    fd, fx, c = flat(dy), flat(x), dy.dtype.type
-    out = np.empty_like(fd)
-    run_chunks(lambda c0, c1: _hardsigmoid_grad_chunks(fd, fx, c(3), c(6), out, c0, c1), fd.size)
-    return out.reshape(dy.shape)
+    c = dy.dtype.type
+    return map_chunks(_hardsigmoid_grad_chunks, (dy, x), (c(3), c(6)))
 
 
 # --------------------------------------------------------------------- exponential, float32
@@ -209,18 +194,12 @@ def _silu_chunks(fx, fy, fs, c0, c1):
 
 def sigmoid32(x: np.ndarray) -> np.ndarray:
     """σ(x) of a float32 array."""
-    fx = flat(x)
-    y = np.empty_like(fx)
-    run_chunks(lambda c0, c1: _sigmoid_chunks(fx, y, c0, c1), fx.size)
-    return y.reshape(x.shape)
+    return map_chunks(_sigmoid_chunks, (x,))
 
 
 def silu32(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(x·σ(x), σ(x)) of a float32 array."""
-    fx = flat(x)
-    y, s = np.empty_like(fx), np.empty_like(fx)
-    run_chunks(lambda c0, c1: _silu_chunks(fx, y, s, c0, c1), fx.size)
-    return y.reshape(x.shape), s.reshape(x.shape)
+    return map_chunks(_silu_chunks, (x,), outputs=2)
 
 
 @njit(inline="always")
@@ -248,11 +227,9 @@ def elu32(x: np.ndarray, alpha: float, inner: float = 1.0,
           scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(scale·(x if x > 0 else alpha·(e^(x/inner) − 1)), the slope without ``scale``) of a
     float32 array: ELU (inner 1), CELU (inner alpha), SELU (its alpha and scale)."""
-    fx, f = flat(x), np.float32
-    y, slope = np.empty_like(fx), np.empty_like(fx)
-    a, i, lift, sc = f(alpha), f(inner), f(alpha / inner), f(scale)
-    run_chunks(lambda c0, c1: _elu_chunks(fx, a, i, lift, sc, y, slope, c0, c1), fx.size)
-    return y.reshape(x.shape), slope.reshape(x.shape)
+    f = np.float32
+    return map_chunks(_elu_chunks, (x,), (f(alpha), f(inner), f(alpha / inner), f(scale)),
+                      outputs=2)
 
 
 # ------------------------------------------------------------------ backward products, any float
@@ -266,11 +243,7 @@ def _scaled_product_chunks(fa, fb, scale, fo, c0, c1):
 
 def scaled_product(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """a·b·scale, left to right: a gradient times a saved slope (times SELU's scale)."""
-    fa, fb = flat(a), flat(b)
-    out = np.empty_like(fa)
-    sc = fa.dtype.type(scale)
-    run_chunks(lambda c0, c1: _scaled_product_chunks(fa, fb, sc, out, c0, c1), fa.size)
-    return out.reshape(a.shape)
+    return map_chunks(_scaled_product_chunks, (a, b), (a.dtype.type(scale),))
 
 
 @njit(cache=True, nogil=True)
@@ -284,10 +257,7 @@ def _sigmoid_grad_chunks(fd, fy, fo, c0, c1):
 
 def sigmoid_grad(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dy·y·(1 − y) from the forward's output."""
-    fd, fy = flat(dy), flat(y)
-    out = np.empty_like(fd)
-    run_chunks(lambda c0, c1: _sigmoid_grad_chunks(fd, fy, out, c0, c1), fd.size)
-    return out.reshape(dy.shape)
+    return map_chunks(_sigmoid_grad_chunks, (dy, y))
 
 
 @njit(cache=True, nogil=True)
@@ -301,7 +271,4 @@ def _silu_grad_chunks(fd, fx, fs, fo, c0, c1):
 
 def silu_grad(dy: np.ndarray, x: np.ndarray, s: np.ndarray) -> np.ndarray:
     """dy·σ·(1 + x·(1 − σ)) from the input and its saved σ."""
-    fd, fx, fs = flat(dy), flat(x), flat(s)
-    out = np.empty_like(fd)
-    run_chunks(lambda c0, c1: _silu_grad_chunks(fd, fx, fs, out, c0, c1), fd.size)
-    return out.reshape(dy.shape)
+    return map_chunks(_silu_grad_chunks, (dy, x, s))

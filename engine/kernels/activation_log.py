@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from layerloom.engine.kernels.activation import CHUNK, flat, run_chunks, sigmoid_scalar32
+from layerloom.engine.kernels.activation import CHUNK, map_chunks, sigmoid_scalar32
 from layerloom.engine.kernels.elementwise import expneg32
 
 _ZERO, _HALF, _ONE, _TWO = (np.float32(v) for v in (0.0, 0.5, 1.0, 2.0))
@@ -71,19 +71,13 @@ def _softplus_grad_chunks(fd, fz, threshold, fo, c0, c1):
 
 def softplus32(x: np.ndarray, beta: float, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(ln(1 + e^(beta·x)) / beta, or x where beta·x > threshold; and beta·x), float32."""
-    fx, f = flat(x), np.float32
-    y, z = np.empty_like(fx), np.empty_like(fx)
-    run_chunks(lambda c0, c1: _softplus_chunks(fx, f(beta), f(threshold), y, z, c0, c1), fx.size)
-    return y.reshape(x.shape), z.reshape(x.shape)
+    return map_chunks(_softplus_chunks, (x,), (np.float32(beta), np.float32(threshold)),
+                      outputs=2)
 
 
 def softplus_grad32(dy: np.ndarray, z: np.ndarray, threshold: float) -> np.ndarray:
     """dy·σ(z), dy where z > threshold."""
-    fd, fz = flat(dy), flat(z)
-    out = np.empty_like(fd)
-    limit = np.float32(threshold)
-    run_chunks(lambda c0, c1: _softplus_grad_chunks(fd, fz, limit, out, c0, c1), fd.size)
-    return out.reshape(dy.shape)
+    return map_chunks(_softplus_grad_chunks, (dy, z), (np.float32(threshold),))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -107,18 +101,12 @@ def _logsigmoid_grad_chunks(fd, fx, fo, c0, c1):
 
 def logsigmoid32(x: np.ndarray) -> np.ndarray:
     """min(x, 0) − ln(1 + e^-|x|) of a float32 array."""
-    fx = flat(x)
-    y = np.empty_like(fx)
-    run_chunks(lambda c0, c1: _logsigmoid_chunks(fx, y, c0, c1), fx.size)
-    return y.reshape(x.shape)
+    return map_chunks(_logsigmoid_chunks, (x,))
 
 
 def logsigmoid_grad32(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """dy·σ(−x)."""
-    fd, fx = flat(dy), flat(x)
-    out = np.empty_like(fd)
-    run_chunks(lambda c0, c1: _logsigmoid_grad_chunks(fd, fx, out, c0, c1), fd.size)
-    return out.reshape(dy.shape)
+    return map_chunks(_logsigmoid_grad_chunks, (dy, x))
 
 
 @njit(inline="always")
@@ -157,16 +145,9 @@ def _mish_grad_chunks(fd, fx, ft, fo, c0, c1):
 
 def mish32(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(x·tanh(softplus(x)), tanh(softplus(x))) of a float32 array."""
-    fx = flat(x)
-    y, t = np.empty_like(fx), np.empty_like(fx)
-    run_chunks(lambda c0, c1: _mish_chunks(fx, y, t, c0, c1), fx.size)
-    return y.reshape(x.shape), t.reshape(x.shape)
+    return map_chunks(_mish_chunks, (x,), outputs=2)
 
 
 def mish_grad32(dy: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
     """dy·(t + x·(1 − t²)·σ(x)), t the forward's tanh(softplus(x))."""
-    fd, fx, ft = flat(dy), flat(x), flat(t)
-    out = np.empty_like(fd)
-    run_chunks(lambda c0, c1: _mish_grad_chunks(fd, fx, ft, out, c0, c1), fd.size)
-    return out.reshape(dy.shape)
-
+    return map_chunks(_mish_grad_chunks, (dy, x, t))

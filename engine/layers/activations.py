@@ -28,16 +28,16 @@ class ReLU(Layer):
     def forward(a, p, ctx, x):
         if kern.kernel_dtype(x):  # one compiled pass; the output's sign is the mask
             y = kern.relu(x)
-            ctx.save(y, True)
+            ctx.save(y)
             return y
         mask = x > 0
-        ctx.save(mask, False)
+        ctx.save(mask)
         return x * mask
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        kept, compiled = ctx.saved
-        if compiled and kern.kernel_dtype(dy, kept):
+        (kept,) = ctx.saved  # the output, or the mask where x had no float type
+        if kern.kernel_dtype(dy, kept):
             return (relu_mask_grad(np.ascontiguousarray(dy), kept),), {}
         return (dy * (kept > 0),), {}
 

@@ -67,21 +67,23 @@ class PReLU(_Piecewise):
         return w.reshape((1, -1) + (1,) * (x.ndim - 2)) if w.size > 1 else w.reshape(())
 
     @staticmethod
+    def _compiled(x, w) -> bool:
+        return kern.kernel_dtype(x, w) and x.ndim >= 2  # one pass (kernels.channels)
+
+    @staticmethod
     def forward(a, p, ctx, x):
-        w = p["weight"]
-        if kern.kernel_dtype(x, w) and x.ndim >= 2:  # one pass (kernels.channels)
-            ctx.save(x, None)
-            return prelu(x, w)
-        positive = x > 0
-        ctx.save(x, positive)
-        return np.where(positive, x, PReLU._slopes(p, x) * x).astype(x.dtype, copy=False)
+        ctx.save(x)
+        if PReLU._compiled(x, p["weight"]):
+            return prelu(x, p["weight"])
+        return np.where(x > 0, x, PReLU._slopes(p, x) * x).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        x, positive = ctx.saved
-        if positive is None:
+        (x,) = ctx.saved
+        if PReLU._compiled(x, p["weight"]) and kern.kernel_dtype(dy, x):
             dx, dw = prelu_grads(dy, x, p["weight"], bool(ctx.needs_input_grad[0]))
             return (dx,), {"weight": dw.reshape(p["weight"].shape)}
+        positive = x > 0
         w = PReLU._slopes(p, x)
         dx = np.where(positive, dy, w * dy) if ctx.needs_input_grad[0] else None
         contrib = np.where(positive, 0, x * dy)

@@ -228,20 +228,19 @@ class Softplus(_Smooth):
     def forward(a, p, ctx, x):
         if kern.kernel_dtype(x, float32_only=True):
             y, z = klog.softplus32(x, a.beta, a.threshold)
-            ctx.save(z, None)
+            ctx.save(z)
             return y
         z = x * x.dtype.type(a.beta)
-        linear = z > a.threshold
-        ctx.save(z, linear)
-        return np.where(linear, x, np.logaddexp(0, z) / a.beta).astype(x.dtype, copy=False)
+        ctx.save(z)
+        return np.where(z > a.threshold, x, np.logaddexp(0, z) / a.beta).astype(x.dtype,
+                                                                                copy=False)
 
     @staticmethod
     def backward(a, p, ctx, dy):
-        z, linear = ctx.saved
-        if linear is None and kern.kernel_dtype(dy, z, float32_only=True):
+        (z,) = ctx.saved
+        if kern.kernel_dtype(dy, z, float32_only=True):
             return (klog.softplus_grad32(dy, z, a.threshold),), {}
-        if linear is None:
-            linear = z > a.threshold
+        linear = z > a.threshold
         return (dy * np.where(linear, 1.0, _sigmoid(z)).astype(dy.dtype, copy=False),), {}
 
     @staticmethod
