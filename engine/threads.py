@@ -99,8 +99,10 @@ MIN_ROWS = 4  # rows per part: fewer and the hand-over costs more than the part 
 # A product of fewer multiply-adds per part runs on one core: the hand-over would cost more than
 # the second core saves. Measured on a quiet 2-core machine (hand-over ~8 µs): 4.2 M (1024×64×64)
 # took 73 µs on one core and 50 in two parts, 2.1 M 42 and 34; at 1 << 22 the 4.2 M products of
-# a d64 Transformer block stayed whole (its step 6.15 -> 5.93 ms median at 2 M a part).
-MIN_GEMM_MACS = 1 << 21
+# a d64 Transformer block stayed whole (its step 6.15 -> 5.93 ms median at 2 M a part). At 1 M
+# a part LeNet-5's 3.1 M Dense products split too: its step 4 % faster on two cores (A/B in one
+# process, 40 rounds, twice); the d64 block, a 4-block GPT, a char-LSTM and the MLP unchanged.
+MIN_GEMM_MACS = 1 << 20
 # Elements of a list of arrays (Adam's parameters, the gradients' finite check) below which a
 # pass over them stays on one core: a hand-over costs more than half of it (~1.5 ns an element).
 MIN_SIZES = 1 << 16

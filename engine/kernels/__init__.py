@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.kernels import cache_stamp
+
+cache_stamp.install()  # before any kernel module compiles or loads from numba's cache
+
 CACHE_LINE = 64  # bytes
 
 
