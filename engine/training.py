@@ -19,6 +19,7 @@ from layerloom.engine.budget import memory_budget
 from layerloom.engine.data import DataError, Dataset, Split
 from layerloom.engine.data.loader import BatchLoader, capped_batch
 from layerloom.engine.executor import NonFiniteError
+from layerloom.engine.kernels.histogram import histogram
 from layerloom.engine.network import Network
 from layerloom.engine.objective import needs_no_data, train_objective
 from layerloom.engine.optim import lr_factor, make_optimizer, update_kept
@@ -216,8 +217,8 @@ def _train(net: Network, data: Dataset, config: TrainConfig, control: Control | 
             losses.append(loss)
             hist = None
             if config.histogram_every and gstep % config.histogram_every == 0:
-                hist = {k: {"grad": np.histogram(grads[k], bins=30),
-                            "weight": np.histogram(net.params[k], bins=30)} for k in keys}
+                hist = {k: {"grad": histogram(grads[k], 30), "weight": histogram(net.params[k], 30)}
+                        for k in keys}
             elapsed = time.perf_counter() - t0
             yield StepReport(epoch, i, gstep, steps_per_epoch, total, loss, acc, norms,
                              seen / max(elapsed, 1e-9), elapsed, hist, opt.lr, batch.waited)

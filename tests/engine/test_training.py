@@ -37,6 +37,19 @@ def test_loss_falls_and_reports_come_in_order():
     assert set(steps[0].grad_norms) == set(net.trainable_keys) and steps[0].histograms
 
 
+def test_a_steps_histograms_are_numpys_of_its_weights_and_gradients():
+    """One step with histograms (engine.kernels.histogram): the weights' are numpy's of the
+    weights after the update; each gradient's counts every element of its parameter."""
+    net, reports = run(TrainConfig(epochs=1, max_steps=1, histogram_every=1))
+    (step,) = [r for r in reports if isinstance(r, StepReport)]
+    assert set(step.histograms) == set(net.trainable_keys)
+    for k, h in step.histograms.items():
+        counts, edges = np.histogram(net.params[k], bins=30)
+        np.testing.assert_array_equal(h["weight"][0], counts)
+        np.testing.assert_array_equal(h["weight"][1], edges)
+        assert h["grad"][0].sum() == net.params[k].size and len(h["grad"][1]) == 31
+
+
 def test_same_seed_same_run():
     a, _ = run(TrainConfig(epochs=1, seed=3))
     b, _ = run(TrainConfig(epochs=1, seed=3))
