@@ -36,6 +36,8 @@ from layerloom.engine.kernels.conv_flat_back import (  # noqa: F401  re-exported
     backward_flat,
     conv_relu_maxpool_backward,
 )
+from layerloom.engine.kernels.conv_pointwise import (pointwise, pointwise_backward,
+                                                     pointwise_forward)
 from layerloom.engine.kernels.conv_reference import (  # noqa: F401  the numpy twins, beside the kernels
     conv2d_forward_reference,
     conv2d_input_grad_reference,
@@ -252,6 +254,8 @@ def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int 
     w = np.ascontiguousarray(w)
     out_hw = [out_size(p, d * (k - 1) + 1, s)
               for p, k, s, d in zip(xp.shape[2:], w.shape[2:], stride, dilation)]
+    if pointwise(w.shape, groups, out_hw):
+        return pointwise_forward(xp, w, b, stride, relu)
     if _winograd5(w.shape, stride, dilation, groups, xp.dtype, out_hw):
         return winograd5_forward(xp, filter_transform5(w), b, relu)
     if polyphase(w.shape, xp.dtype, stride, dilation, groups, out_hw):
@@ -296,6 +300,9 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
                   need_dx: bool = True) -> tuple:
     """(d padded input or None, d weight, d bias) for ``conv_forward``."""
     w = np.ascontiguousarray(w)
+    if pointwise(w.shape, groups, dy.shape[2:], backward=True):
+        dxp, dw, db = pointwise_backward(xp, w, dy, stride, need_dx)
+        return dxp, dw, db
     if _winograd5(w.shape, stride, dilation, groups, xp.dtype, dy.shape[2:]):
         dxp, du, db = winograd5_backward(xp, filter_transform5(w), dy, need_dx)
         return (dxp if need_dx else None), weight_grad5(du), db

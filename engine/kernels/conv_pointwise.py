@@ -1,0 +1,105 @@
+"""1×1 convolutions (any stride) as one matrix product per sample through the BLAS.
+
+A 1×1 convolution of sample n is W (F × C) · X_n (C × H·W): a product only C deep. The direct
+kernels built for wide windows spent most of their time around it: copying each sample into
+their flat or row layouts, zeroing gap columns, stride-2 gathers in im2col. Here the stride's
+samples are taken once (``x[:, :, ::sh, ::sw]``, a copy), then numpy's stacked matmul runs one
+BLAS call per sample; the weight gradient is Σ_n dY_n · X_nᵀ (one product per sample, then the
+sum over samples in order: the same for any split of the batch), the input gradient Wᵀ · dY_n
+put back at the stride's positions. The batch is split over the engine's cores (the BLAS runs
+on one thread in graphs with numba-parallel layers).
+
+``pointwise`` has the rule, with its measurements.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from layerloom.engine.threads import split_rows
+
+
+# Measured at batch 64 on one and two cores against the routes before (forward / backward):
+# products of ≤ 16 k weights won 1.05-2.1× / 1.1-3.3× (16 → 32 at stride 2 onto 16×16 maps
+# 0.73 → 0.40 / 2.07 → 0.79 ms on one core); the forward lost on maps of 32×32 outputs (32 → 128
+# 0.84×) and the backward on maps of < 8×8 (one stacked product per sample too small: 64 → 128
+# on 4×4 0.87×). More weights lost both ways (256 → 256 on 8×8 0.9×, 256 → 512 at stride 2
+# 0.64-0.86×): the routes before keep those.
+MAX_WEIGHTS, MAX_FORWARD_MAP, MIN_BACKWARD_MAP = 1 << 14, 256, 64
+
+
+def pointwise(w_shape: tuple, groups: int, out_hw, backward: bool = False) -> bool:
+    """A 1×1 convolution without groups (dilation does not matter for one tap) this module
+    runs faster than the other routes (the rule above)."""
+    nf, c, kh, kw = w_shape
+    if kh != 1 or kw != 1 or groups != 1 or nf * c > MAX_WEIGHTS:
+        return False
+    outputs = out_hw[0] * out_hw[1]
+    return outputs >= MIN_BACKWARD_MAP if backward else outputs <= MAX_FORWARD_MAP
+
+
+def _take(xp: np.ndarray, stride: tuple, xs: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Samples lo..hi of the input at the stride's positions (output (r, q) reads xp[r·sh,
+    q·sw]), as (samples, C, OH·OW): xp's own rows at stride 1, else copied into ``xs``."""
+    sh, sw = stride
+    if sh == sw == 1:
+        part = xp[lo:hi]
+    else:
+        part = xs[lo:hi]
+        part[...] = xp[lo:hi, :, ::sh, ::sw]
+    return part.reshape(hi - lo, xp.shape[1], -1)
+
+
+def _taken_shape(xp: np.ndarray, stride: tuple) -> tuple:
+    n, c, hp, wp = xp.shape
+    return n, c, (hp - 1) // stride[0] + 1, (wp - 1) // stride[1] + 1
+
+
+def pointwise_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple,
+                      relu: bool = False) -> np.ndarray:
+    """conv(xp) + b for a 1×1 ``w`` (F, C, 1, 1), then max(·, 0) as ``np.maximum`` if ``relu``.
+    ``xp`` C-contiguous."""
+    n, c, oh, ow = shape = _taken_shape(xp, stride)
+    xs = np.empty(shape, xp.dtype) if tuple(stride) != (1, 1) else xp
+    w2 = w.reshape(len(w), c)
+    y = np.empty((n, len(w), oh * ow), np.result_type(xp, w))
+    bias = np.asarray(b, y.dtype)[:, None]
+
+    def part(lo: int, hi: int) -> None:
+        out = y[lo:hi]
+        np.matmul(w2, _take(xp, stride, xs, lo, hi), out=out)
+        out += bias
+        if relu:
+            np.maximum(out, 0, out=out)
+    split_rows(part, n)
+    return y.reshape(n, len(w), oh, ow)
+
+
+def pointwise_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: tuple,
+                       need_dx: bool) -> tuple:
+    """(d padded input or None, d weight, d bias) of ``pointwise_forward``. Each sample's
+    weight and bias gradients are made whole in its part, then summed over the samples in
+    order: the same sums for any split of the batch."""
+    n, c, oh, ow = shape = _taken_shape(xp, stride)
+    strided = tuple(stride) != (1, 1)
+    xs = np.empty(shape, xp.dtype) if strided else xp
+    nf = len(w)
+    d3 = np.ascontiguousarray(dy).reshape(n, nf, oh * ow)
+    wt = w.reshape(nf, c).T
+    dtype = np.result_type(xp, dy)
+    per = np.empty((n, nf, c), dtype)  # each sample's dY_n · X_nᵀ
+    sums = np.empty((n, nf, 1), dtype)  # each sample's Σ over positions of dY_n
+    ones = np.ones((oh * ow, 1), dtype)
+    dxp = np.empty(xp.shape, dtype) if need_dx else None
+
+    def part(lo: int, hi: int) -> None:
+        np.matmul(d3[lo:hi], _take(xp, stride, xs, lo, hi).transpose(0, 2, 1), out=per[lo:hi])
+        np.matmul(d3[lo:hi], ones, out=sums[lo:hi])
+        if need_dx and strided:
+            dxp[lo:hi] = 0
+            dxp[lo:hi, :, ::stride[0], ::stride[1]] = np.matmul(wt, d3[lo:hi]).reshape(
+                hi - lo, c, oh, ow)
+        elif need_dx:
+            np.matmul(wt, d3[lo:hi], out=dxp[lo:hi].reshape(hi - lo, c, oh * ow))
+    split_rows(part, n)
+    dw = np.add.reduce(per, axis=0).reshape(w.shape)
+    return dxp, dw, np.add.reduce(sums, axis=0)[:, 0]
