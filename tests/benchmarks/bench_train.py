@@ -55,7 +55,8 @@ ROWS = {
 # ------------------------------------------------ issue 15: CIFAR-size convnets (3×32×32, b64)
 # VGG-style: three stages of two 3×3 convs (32, 64, 128 channels) + max pool, Dense 256; 5×5 with
 # stride-2 convs instead of pools; a ResNet-style stage (conv without bias → BatchNorm2d → ReLU,
-# two residual blocks of 32 channels), trained and in inference (BatchNorm folded into the conv).
+# two residual blocks of 32 channels), trained and in inference (BatchNorm folded into the conv);
+# a ResNet with stride-2 stages (16, 32, 64 channels; 1×1 projection shortcuts), trained.
 CONV_ROWS = {
     "vgg_train": ("VGG-style CNN 3×32×32 (6 conv 3×3, 32→128) train b64", "vgg", 64, 64,
                   "samples/s", False, 1.5),
@@ -67,6 +68,8 @@ CONV_ROWS = {
                      "resnet", 64, 64, "samples/s", False, 1.2),
     "resnet_infer": ("ResNet-style stage infer b64 (BN folded)", "resnet", 64, 64, "µs", True,
                      1.2),
+    "resnet_s2_train": ("ResNet 16-32-64, stride-2 stages, 1×1 projections, train b64",
+                        "resnet_s2", 64, 64, "samples/s", False, 1.2),
 }
 ROWS.update(CONV_ROWS)
 GRAPHS = {**conv_models.GRAPHS, "lenet": models.lenet_graph, "mlp": models.mlp_graph,

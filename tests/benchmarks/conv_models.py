@@ -1,7 +1,8 @@
 """The convnet rows' models (issue 15), each built twice: a Layerloom Graph through the public API
 and the same PyTorch module. CIFAR-size (3×32×32) networks of the kinds people grow LeNet into: a
 VGG-style stack of 3×3 convolutions, one with 5×5 kernels and stride-2 convolutions instead of
-pools, and a ResNet-style stage (conv without bias → BatchNorm → ReLU, two residual blocks).
+pools, a ResNet-style stage (conv without bias → BatchNorm → ReLU, two residual blocks) and a
+ResNet with stride-2 stages and 1×1 projection shortcuts (16 → 32 → 64 channels).
 Nothing here is special-cased for speed: the Graphs are what a user would draw.
 """
 from __future__ import annotations
@@ -75,23 +76,26 @@ def cnn5_graph(loss: bool = True) -> Graph:
     return _stages(loss, (32, 64), 5)
 
 
-def _conv_bn(g: Graph, prev: str, name: str, c: int) -> str:
-    prev = _add(g, prev, f"{name}_conv", "Conv2D", _conv(c, bias=False))
+def _conv_bn(g: Graph, prev: str, name: str, c: int, k: int = 3, stride: int = 1) -> str:
+    prev = _add(g, prev, f"{name}_conv", "Conv2D", _conv(c, k, stride, bias=False))
     return _add(g, prev, f"{name}_bn", "BatchNorm2d")
 
 
-def resnet_graph(loss: bool = True, channels: int = 32) -> Graph:
-    """A stem (conv → BN → ReLU), two residual blocks (conv → BN → ReLU → conv → BN, + input,
-    ReLU), global average pooling, Dense 10: ResNet's basic block at CIFAR size."""
+def _resnet(loss: bool, stem: int, stages: tuple) -> Graph:
+    """A stem (conv → BN → ReLU), then one basic block per stage (conv → BN → ReLU → conv →
+    BN, + the shortcut, ReLU) of (channels, stride); where a block changes the shape its
+    shortcut is a 1×1 convolution at its stride → BN (ResNet's projection). Global average
+    pooling, Dense 10."""
     g = Graph()
     prev = _add(g, None, "image", "Input", {"shape": list(SHAPE)})
-    prev = _add(g, _conv_bn(g, prev, "stem", channels), "stem_relu", "ReLU")
-    for b in (1, 2):
-        inner = _add(g, _conv_bn(g, prev, f"b{b}a", channels), f"b{b}a_relu", "ReLU")
-        inner = _conv_bn(g, inner, f"b{b}b", channels)
+    prev, c_in = _add(g, _conv_bn(g, prev, "stem", stem), "stem_relu", "ReLU"), stem
+    for b, (c, stride) in enumerate(stages, start=1):
+        inner = _add(g, _conv_bn(g, prev, f"b{b}a", c, 3, stride), f"b{b}a_relu", "ReLU")
+        inner = _conv_bn(g, inner, f"b{b}b", c)
+        short = prev if (c, stride) == (c_in, 1) else _conv_bn(g, prev, f"b{b}p", c, 1, stride)
         add = _add(g, inner, f"b{b}_add", "Add", port="a")
-        g.connect((prev, "y"), (add, "b"))
-        prev = _add(g, add, f"b{b}_relu", "ReLU")
+        g.connect((short, "y"), (add, "b"))
+        prev, c_in = _add(g, add, f"b{b}_relu", "ReLU"), c
     prev = _add(g, prev, "gap", "AdaptiveAvgPool2d")
     prev = _add(g, prev, "flatten", "Flatten")
     prev = _add(g, prev, "fc", "Dense", {"out_features": 10})
@@ -102,7 +106,23 @@ def resnet_graph(loss: bool = True, channels: int = 32) -> Graph:
     return g
 
 
-GRAPHS = {"vgg": vgg_graph, "strided": strided_graph, "cnn5": cnn5_graph, "resnet": resnet_graph}
+def resnet_graph(loss: bool = True, channels: int = 32) -> Graph:
+    """A stem and two residual blocks of ``channels`` at full size: ResNet's basic block at
+    CIFAR size."""
+    return _resnet(loss, channels, ((channels, 1), (channels, 1)))
+
+
+RESNET_S2_STAGES = ((16, 1), (32, 2), (64, 2))
+
+
+def resnet_s2_graph(loss: bool = True) -> Graph:
+    """ResNet-20's plan with one block a stage: 16 channels at 32×32, then 32 and 64 at stride 2
+    with 1×1 projection shortcuts."""
+    return _resnet(loss, 16, RESNET_S2_STAGES)
+
+
+GRAPHS = {"vgg": vgg_graph, "strided": strided_graph, "cnn5": cnn5_graph, "resnet": resnet_graph,
+          "resnet_s2": resnet_s2_graph}
 
 
 # ------------------------------------------------------------------------------- PyTorch twins
@@ -134,20 +154,30 @@ def torch_model(name: str, seq: int = 0):
     if name == "cnn5":
         return stages((32, 64), 5)
 
-    def conv_bn(c_in: int, c: int) -> list:
-        return [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)]
+    def conv_bn(c_in: int, c: int, k: int = 3, stride: int = 1) -> list:
+        return [nn.Conv2d(c_in, c, k, stride=stride, padding=k // 2, bias=False),
+                nn.BatchNorm2d(c)]
 
     class Block(nn.Module):
-        def __init__(self, c: int):
+        def __init__(self, c_in: int, c: int, stride: int = 1):
             super().__init__()
-            self.body = nn.Sequential(*conv_bn(c, c), nn.ReLU(), *conv_bn(c, c))
+            self.body = nn.Sequential(*conv_bn(c_in, c, 3, stride), nn.ReLU(), *conv_bn(c, c))
+            self.short = (nn.Identity() if (c, stride) == (c_in, 1)
+                          else nn.Sequential(*conv_bn(c_in, c, 1, stride)))
 
         def forward(self, x):
-            return torch.relu(self.body(x) + x)
+            return torch.relu(self.body(x) + self.short(x))
 
+    if name == "resnet_s2":
+        blocks, c_in = [], 16
+        for c, stride in RESNET_S2_STAGES:
+            blocks.append(Block(c_in, c, stride))
+            c_in = c
+        return nn.Sequential(*conv_bn(3, 16), nn.ReLU(), *blocks, nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(c_in, 10))
     c = 32
-    return nn.Sequential(*conv_bn(3, c), nn.ReLU(), Block(c), Block(c), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(c, 10))
+    return nn.Sequential(*conv_bn(3, c), nn.ReLU(), Block(c, c), Block(c, c),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
 
 
 def batch(name: str, n: int, seq: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
