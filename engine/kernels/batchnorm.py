@@ -151,12 +151,18 @@ def batch_norm_backward_part(x, y, dy, mean, inv_std, weight, batch_stats, relu,
         mu, inv, zero = k[0], k[1], k[1] * 0
         s_g = 0.0
         s_gx = 0.0
-        for s in range(n):
+        for s in range(n):  # the ReLU's test outside the loops: inside, they ran scalar
             xr, yr, gr = x[s, ch], y[s, ch], dy[s, ch]
-            for p in range(m):
-                g = gr[p] if not relu or yr[p] > 0 else zero
-                s_g += g
-                s_gx += g * ((xr[p] - mu) * inv)
+            if relu:
+                for p in range(m):
+                    g = gr[p] if yr[p] > 0 else zero
+                    s_g += g
+                    s_gx += g * ((xr[p] - mu) * inv)
+            else:
+                for p in range(m):
+                    g = gr[p]
+                    s_g += g
+                    s_gx += g * ((xr[p] - mu) * inv)
         db[ch], dw[ch] = s_g, s_gx
         if need_dx:
             gamma = weight[ch] if weight.size else 1.0
@@ -177,6 +183,10 @@ def _input_grad(x, y, dy, dx, ch, mu, inv, gamma, mean_g, mean_gx, batch_stats, 
     zero = a * 0
     for s in range(n):
         xr, yr, gr, out = x[s, ch], y[s, ch], dy[s, ch], dx[s, ch]
-        for p in range(m):
-            g = gr[p] if not relu or yr[p] > 0 else zero
-            out[p] = scale * (g - a - (xr[p] - mu_x) * inv_x * b)
+        if relu:
+            for p in range(m):
+                g = gr[p] if yr[p] > 0 else zero
+                out[p] = scale * (g - a - (xr[p] - mu_x) * inv_x * b)
+        else:
+            for p in range(m):
+                out[p] = scale * (gr[p] - a - (xr[p] - mu_x) * inv_x * b)
