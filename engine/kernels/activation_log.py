@@ -6,7 +6,8 @@ inside a network, one core, forward + backward, Softplus took 50.3 ms, LogSigmoi
 51.0 (PyTorch 4.4, 4.2, 17.4). Here ln(1 + u), 0 ≤ u ≤ 1, is Cephes' logf (the mantissa in
 [√½, √2), a degree-9 polynomial) with Goldberg's correction for the rounding of 1 + u, and
 Mish's tanh(softplus(x)) is its closed form in e^-|x|: no libm call, so the loops vectorise.
-Built on ``kernels.activation``'s chunks and σ: an edit there must touch this file.
+Built on ``kernels.activation``'s chunks and σ (an edit there recompiles this file's kernels:
+``kernels.cache_stamp``).
 """
 from __future__ import annotations
 

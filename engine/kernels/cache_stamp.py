@@ -17,7 +17,7 @@ from pathlib import Path
 
 KERNELS = Path(__file__).resolve().parent
 _IMPORT = re.compile(rb"^from layerloom\.engine\.kernels\.(\w+) import", re.M)
-_memo: dict = {}  # path -> ((mtime_ns, size) of each file read, digest)
+_memo: dict = {}  # (file, folder) -> ([(each file read, its (mtime_ns, size))], digest)
 
 
 def closure(path: Path, folder: Path = KERNELS) -> list[Path]:

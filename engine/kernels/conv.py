@@ -301,8 +301,7 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
     """(d padded input or None, d weight, d bias) for ``conv_forward``."""
     w = np.ascontiguousarray(w)
     if pointwise(w.shape, groups, dy.shape[2:], backward=True):
-        dxp, dw, db = pointwise_backward(xp, w, dy, stride, need_dx)
-        return dxp, dw, db
+        return pointwise_backward(xp, w, dy, stride, need_dx)
     if _winograd5(w.shape, stride, dilation, groups, xp.dtype, dy.shape[2:]):
         dxp, du, db = winograd5_backward(xp, filter_transform5(w), dy, need_dx)
         return (dxp if need_dx else None), weight_grad5(du), db

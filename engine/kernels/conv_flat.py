@@ -11,9 +11,8 @@ over pre-sliced arrays, two filters × four taps a pass, so numba vectorises the
 split over the cores by ``split_rows`` (one serial kernel per core, without the GIL; numba's
 ``parallel=True`` compiled ~4 s on a fresh install). Weight gradients sum per-chunk partials in
 a fixed order: results do not depend on the thread count. Kernels that call each other share
-this file (numba's cache notices a kernel's own file only; the 2×2 pool's are ``pool``'s, whose
-edits must touch this file); each calls as few others as it can (a callee is compiled again
-inside every caller).
+this file (the 2×2 pool's are ``pool``'s; an edit there recompiles these: ``kernels.cache_stamp``);
+each calls as few others as it can (a callee is compiled again inside every caller).
 """
 from __future__ import annotations
 
@@ -126,7 +125,7 @@ def from_flat(src, dst, wp, relu):
     """dst (F, OH, OW) = src's flat rows, gap columns dropped; through max(·, 0) as
     ``np.maximum`` does it (NaN and −0 kept) when ``relu``: the ReLU in this copy, not in a
     pass of its own over the whole batch (a ResNet stem's 8 MB). ``conv_gemm``'s image path
-    copies its samples out with it too: an edit here must touch ``conv_gemm``."""
+    copies its samples out with it too."""
     nf, oh, ow = dst.shape
     zero = np.zeros(1, dst.dtype)[0]
     for f in range(nf):

@@ -1,7 +1,7 @@
 """The chunked backward of ``conv_flat``'s stride-1 convolutions, plain and fused with ReLU +
 max-pool, in the "row" layout (``conv_flat``'s docstring). Its products are ``conv_flat``'s tap
 kernels, or for float32 with ≥ 16 filters the packed tile kernel's (``conv_taps_packed``).
-Edits to either must touch this file (numba's cache notices a kernel's own file only).
+An edit to either recompiles this file's kernels (``kernels.cache_stamp``).
 """
 from __future__ import annotations
 

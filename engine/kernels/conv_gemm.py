@@ -14,8 +14,7 @@ reduced over thousands of positions) it took 1.7× as long. The layout is conv_f
 numba's ``np.dot`` calls SciPy's BLAS. It is imported here, before any thread limit is set, so
 that ``engine.threads`` (threadpoolctl) sees it and holds it to one thread while numba's
 threads run the batch: two BLAS threads under each numba thread would thrash the two cores.
-Self-contained but for ``conv_flat.from_flat`` (the copy out of the flat rows): numba's cache
-only notices edits to a kernel's own file, so an edit there must touch this one. float32 takes
+Self-contained but for ``conv_flat.from_flat`` (the copy out of the flat rows). float32 takes
 the direct kernel on the packed tile kernel instead (``conv.packed_direct``).
 """
 from __future__ import annotations

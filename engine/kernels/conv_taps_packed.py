@@ -12,8 +12,7 @@ filters × four taps (6 loads for 8 multiply-adds: bound by loads, not arithmeti
 
 LeNet-5's second convolution (6 → 16 filters, 5 × 5, batch 64), one core, per chunk of 16
 samples: weight gradient 134 → 110 µs, input gradient 151 → 100 µs; the whole backward
-1.30 → 0.95 ms. float64 keeps the dot and axpy passes (the exact path). Edits here
-must touch ``conv_flat_back`` (numba's cache notices a kernel's own file only).
+1.30 → 0.95 ms. float64 keeps the dot and axpy passes (the exact path).
 """
 from __future__ import annotations
 

@@ -24,9 +24,8 @@ for the fused ReLU + max-pool, or the image itself.
 
 float32 only (the training dtype): F(4×4, 3×3)'s transforms cost a few bits (relative errors of
 ~1e-6 where the direct kernel has ~1e-7), far below what training in float32 notices; float64
-stays on the exact direct kernels. numba's cache only notices edits to a kernel's own file:
-an edit to the kernels the backward shares (``_input_transform``, ``_geometry``, ``_views``)
-must touch ``conv_winograd_back`` too.
+stays on the exact direct kernels. The backward shares ``_input_transform``, ``_geometry`` and
+``_views`` (an edit here recompiles it: ``kernels.cache_stamp``).
 """
 from __future__ import annotations
 

@@ -22,9 +22,8 @@ transform while it is in cache (the whole chunk's V and M, 64 points at once, ra
 rows past it are read as zeros from ``plane``. The backward (``conv_winograd5_back``) is the
 adjoint. float32 only: the transforms cost a few bits (relative errors ~5e-6 of the largest
 output where the direct kernel has ~1e-7), below what float32 training notices; float64 stays
-on the exact kernels. Self-contained apart from the backward's imports:
-numba's cache notices edits to a kernel's own file only, so an edit to a kernel the backward
-shares must touch ``conv_winograd5_back`` too.
+on the exact kernels. Self-contained apart from the backward's imports
+(an edit to a kernel it shares recompiles ``conv_winograd5_back``: ``kernels.cache_stamp``).
 """
 from __future__ import annotations
 

@@ -5,8 +5,7 @@ dM = A dY Aᵀ (``_grad_columns``, ``_grad_row``), dU[p] = dM[p] · V[p]ᵀ (dW 
 place (``_adjoint_row``, ``_adjoint_columns``: tiles 4 apart overlap by 4 rows and columns),
 chunk by chunk and one row of the 8×8 points at a time as the forward, with V from its
 ``input_columns`` and ``input_row``. The transforms are written out as the forward's
-(its docstring says why). A file of its own for the size budget; numba's cache notices edits to
-this file's kernels only, so an edit to ``conv_winograd5``'s shared kernels must touch this too.
+(its docstring says why). A file of its own for the size budget.
 """
 from __future__ import annotations
 

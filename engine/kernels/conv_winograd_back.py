@@ -3,8 +3,7 @@
 dM = A dY Aᵀ (``_grad_transform``), dU[p] = dM[p] · V[p]ᵀ (dW = Gᵀ dU G, in
 ``conv_winograd_plan.weight_grad``), dV[p] = U[p]ᵀ · dM[p], and B dV Bᵀ added back at each tile's
 place (``_input_adjoint``), chunk by chunk as the forward, with V from its ``_input_transform``.
-A file of its own for the size budget; numba's cache notices edits to this file's kernels only,
-so an edit to ``conv_winograd``'s shared kernels must touch this file too.
+A file of its own for the size budget.
 """
 from __future__ import annotations
 

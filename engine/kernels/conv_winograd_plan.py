@@ -56,8 +56,7 @@ def unpool_part(dp, arg, wp, dz, s0, s1):
     """dz[:s1 - s0] = the output gradient of samples s0..s1 from their fused ReLU + max-pool's:
     dp at ``arg``'s winners (flat r·wp + q, −1 where ReLU clipped), zeros elsewhere. Each
     sample's planes are zeroed here, while they come into cache for the scatter. The Winograd
-    backward calls it per chunk: an edit here must touch ``conv_winograd_back`` too (numba's
-    cache notices a kernel's own file only)."""
+    backward calls it per chunk."""
     _, nf, ph, pw = dp.shape
     oh, ow = dz.shape[2], dz.shape[3]
     for s in range(s0, s1):

@@ -8,8 +8,7 @@ is a serial ``_part`` over a range of samples, and its wrapper splits the batch 
 second core from the engine's row threads, and a parfor costs seconds to compile). Each sample's
 planes belong to one part, so overlapping windows never race and results do not depend on the
 thread count. 2×2 windows at stride 2 take ``pair_winners``, also the fused convolution's pool
-(``conv_flat``, which must be touched with an edit to it: numba's cache notices a kernel's own
-file only).
+(``conv_flat``, recompiled with an edit here: ``kernels.cache_stamp``).
 """
 from __future__ import annotations
 

@@ -22,8 +22,8 @@ The per-step recurrent products of float32 run against the weight packed once pe
 (``kernels.packed``: 1.7× OpenBLAS at 32 rows, 2.3× at 16); float64's backward products are the
 BLAS calls numpy made, so its results are the same bit for bit. Gate orders and the ½ folded
 into the sigmoid gates' weights (σ(v) = ½·tanh(v/2) + ½) are ``kernels.recurrent``'s, whose
-step backwards the backward loops call: an edit to them or to ``kernels.packed`` must touch
-this file too (numba's cache notices edits to a kernel's own file only).
+step backwards the backward loops call (an edit to them or to ``kernels.packed`` recompiles
+this file's loops: ``kernels.cache_stamp``).
 """
 from __future__ import annotations
 

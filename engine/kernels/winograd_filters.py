@@ -7,8 +7,7 @@ gradient, ~4 of a VGG-style step's 60 ms on two cores. Here each core takes a bl
 F·C filters: their taps are copied into a small (taps, block) scratch so that every sum runs along
 a contiguous row, and the chunks' dU are summed in chunk order into one (a², block) scratch
 before the product (the order numpy's sum took). A filter's values do not depend on the block it
-falls in, so the results do not depend on the threads. Self-contained: numba's cache notices
-edits to a kernel's own file only.
+falls in, so the results do not depend on the threads. Self-contained.
 """
 from __future__ import annotations
 
