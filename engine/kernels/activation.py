@@ -1,6 +1,6 @@
 """Element-wise activations in one compiled pass each way: ReLU, LeakyReLU, Sigmoid, SiLU, the
 ELU family (ELU, SELU, CELU), Hardswish and Hardsigmoid; Softplus, LogSigmoid and Mish in
-``activation_log`` (numba's cache of which covers this file: ``kernels.cache_stamp``).
+``activation_log``, whose cached kernels an edit here recompiles (``kernels.cache_stamp``).
 
 The layers computed these in numpy: a handful of passes over the batch each way, temporaries in
 float64 where a Python float met an array (``np.where(x > 0, 1.0, slope)``), two or three

@@ -19,11 +19,11 @@ from layerloom.engine.threads import split_rows
 
 
 # Measured at batch 64 on one and two cores against the routes before (forward / backward):
-# products of ≤ 16 k weights won 1.05-2.1× / 1.1-3.3× (16 → 32 at stride 2 onto 16×16 maps
-# 0.73 → 0.40 / 2.07 → 0.79 ms on one core); the forward lost on maps of 32×32 outputs (32 → 128
-# 0.84×) and the backward on maps of < 8×8 (one stacked product per sample too small: 64 → 128
-# on 4×4 0.87×). More weights lost both ways (256 → 256 on 8×8 0.9×, 256 → 512 at stride 2
-# 0.64-0.86×): the routes before keep those.
+# products of ≤ 16 k weights won 1.05-2.1× / 1.1-3.9× (16 → 32 at stride 2 onto 16×16 maps
+# 0.73 → 0.39 / 2.01 → 0.73 ms on one core); the forward lost on maps of 32×32 outputs
+# (32 → 128 0.84×) and the backward on maps of < 8×8 (one stacked product per sample too
+# small: 64 → 128 on 4×4 0.87×). More weights lost both ways (256 → 256 on 8×8 0.9×, 256 → 512
+# at stride 2 0.64-0.86×): the routes before keep those.
 MAX_WEIGHTS, MAX_FORWARD_MAP, MIN_BACKWARD_MAP = 1 << 14, 256, 64
 
 

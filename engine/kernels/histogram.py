@@ -7,8 +7,9 @@ twenty histograms took 2.3-2.8 ms every 25th step (~100 µs a step on average, 3
 step on one core); the two passes here take 0.73 ms for them. The first finds the range (and
 whether every value is finite), the second bins each value with numpy's own arithmetic: the
 index ((v − first) / (last − first)) · bins in the data's float type, truncated, then moved by
-one where it falls on the wrong side of numpy's edges (a float32 ``linspace``). The counts and edges equal numpy's (tested); a non-finite or empty array goes to
-numpy itself, which raises its own error for the former.
+one where it falls on the wrong side of numpy's edges (a float32 ``linspace``). The counts and
+edges equal numpy's (tested); a non-finite or empty array goes to numpy itself, which raises its
+own error for the former.
 """
 from __future__ import annotations
 

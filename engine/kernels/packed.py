@@ -22,8 +22,9 @@ CPU has no FMA, LLVM computes the same fused operation in software (slow, the sa
 Each output element is the sum over k in order, one rounding per step (a fused multiply-add),
 whatever the number of rows in its tile: the results are the same for any split of the batch
 over cores. They differ from OpenBLAS's in the last bits; float64 keeps the BLAS (the exact path
-equal to PyTorch's). Self-contained on purpose: ``recurrent_loop``, ``conv_flat`` and ``conv_taps_packed``
-compile these into their own kernels (an edit here recompiles them: ``kernels.cache_stamp``).
+equal to PyTorch's). Self-contained on purpose: ``recurrent_loop``, ``conv_flat`` and
+``conv_taps_packed`` compile these into their own kernels (an edit here recompiles them:
+``kernels.cache_stamp``).
 """
 from __future__ import annotations
 

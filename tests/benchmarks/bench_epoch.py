@@ -4,10 +4,11 @@ loop on the same data (bench_train.py's ``lenet_epoch`` row; issue 15).
 Layerloom's side is the command a user types, run through ``engine.cli.main``: it loads the data
 (60,000 images, 10 % held out for validation), builds the net, trains one epoch with Adam at
 batch 64 (shuffled, per-step gradient norms, the run recorded in a throw-away run store; no
-histograms, which nothing on the command line plots), validates, tests, and prints its summary. PyTorch's side is the loop people
-write: the same split already in memory as tensors, a fresh ``randperm`` per epoch, Adam, the loss
-read back every step, then validation and test passes under ``inference_mode``. The two alternate
-(A B B A) so that the shared machine's drift hits both alike.
+histograms, which nothing on the command line plots), validates, tests, and prints its summary.
+PyTorch's side is the loop people write: the same split already in memory as tensors, a fresh
+``randperm`` per epoch, Adam, the loss read back every step, then validation and test passes
+under ``inference_mode``. The two alternate (A B B A) so that the shared machine's drift hits
+both alike.
 
     python tests/benchmarks/bench_epoch.py [--threads 1|2] [--runs 3]
 """

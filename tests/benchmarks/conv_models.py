@@ -82,10 +82,10 @@ def _conv_bn(g: Graph, prev: str, name: str, c: int, k: int = 3, stride: int = 1
 
 
 def _resnet(loss: bool, stem: int, stages: tuple) -> Graph:
-    """A stem (conv → BN → ReLU), then one basic block per stage (conv → BN → ReLU → conv →
-    BN, + the shortcut, ReLU) of (channels, stride); where a block changes the shape its
-    shortcut is a 1×1 convolution at its stride → BN (ResNet's projection). Global average
-    pooling, Dense 10."""
+    """A stem (conv → BN → ReLU), then one basic block per stage (conv → BN → ReLU →
+    conv → BN, + the shortcut, ReLU) of (channels, stride); where a block changes the shape,
+    its shortcut is a 1×1 convolution at its stride → BN (ResNet's projection). Global
+    average pooling, Dense 10."""
     g = Graph()
     prev = _add(g, None, "image", "Input", {"shape": list(SHAPE)})
     prev, c_in = _add(g, _conv_bn(g, prev, "stem", stem), "stem_relu", "ReLU"), stem
