@@ -95,16 +95,21 @@ def leaky_relu_grad(dy: np.ndarray, x: np.ndarray, slope: float) -> np.ndarray:
     return map_chunks(_leaky_grad_chunks, (dy, x), (dy.dtype.type(slope),))
 
 
+@njit(inline="always")
+def _clip_shifted(v, three, six, zero):
+    """clip(v + 3, 0, 6) in np.clip's order: NaN stays NaN."""
+    t = v + three
+    t = zero if t < zero else t
+    return six if t > six else t
+
+
 @njit(cache=True, nogil=True)
 def _hardswish_chunks(fx, three, six, fy, c0, c1):
     zero = np.zeros(1, fx.dtype)[0]
     x, y = fx[c0 * CHUNK:c1 * CHUNK], fy[c0 * CHUNK:c1 * CHUNK]
     for i in range(len(x)):
         v = x[i]
-        t = v + three
-        t = zero if t < zero else t  # np.clip's order: NaN stays NaN
-        t = six if t > six else t
-        y[i] = v * t / six
+        y[i] = v * _clip_shifted(v, three, six, zero) / six
 
 
 @njit(cache=True, nogil=True)
@@ -135,10 +140,7 @@ def _hardsigmoid_chunks(fx, three, six, fy, c0, c1):
     zero = np.zeros(1, fx.dtype)[0]
     x, y = fx[c0 * CHUNK:c1 * CHUNK], fy[c0 * CHUNK:c1 * CHUNK]
     for i in range(len(x)):
-        t = x[i] + three
-        t = zero if t < zero else t
-        t = six if t > six else t
-        y[i] = t / six
+        y[i] = _clip_shifted(x[i], three, six, zero) / six
 
 
 @njit(cache=True, nogil=True)

@@ -49,17 +49,20 @@ def _take(xp: np.ndarray, stride: tuple, xs: np.ndarray, lo: int, hi: int) -> np
     return part.reshape(hi - lo, xp.shape[1], -1)
 
 
-def _taken_shape(xp: np.ndarray, stride: tuple) -> tuple:
+def _taken_buffer(xp: np.ndarray, stride: tuple) -> np.ndarray:
+    """Where ``_take`` copies the stride's positions (N, C, OH, OW), or xp itself at stride 1."""
+    if tuple(stride) == (1, 1):
+        return xp
     n, c, hp, wp = xp.shape
-    return n, c, (hp - 1) // stride[0] + 1, (wp - 1) // stride[1] + 1
+    return np.empty((n, c, (hp - 1) // stride[0] + 1, (wp - 1) // stride[1] + 1), xp.dtype)
 
 
 def pointwise_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple,
                       relu: bool = False) -> np.ndarray:
     """conv(xp) + b for a 1×1 ``w`` (F, C, 1, 1), then max(·, 0) as ``np.maximum`` if ``relu``.
     ``xp`` C-contiguous."""
-    n, c, oh, ow = shape = _taken_shape(xp, stride)
-    xs = np.empty(shape, xp.dtype) if tuple(stride) != (1, 1) else xp
+    xs = _taken_buffer(xp, stride)
+    n, c, oh, ow = xs.shape
     w2 = w.reshape(len(w), c)
     y = np.empty((n, len(w), oh * ow), np.result_type(xp, w))
     bias = np.asarray(b, y.dtype)[:, None]
@@ -79,9 +82,9 @@ def pointwise_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: tu
     """(d padded input or None, d weight, d bias) of ``pointwise_forward``. Each sample's
     weight and bias gradients are made whole in its part, then summed over the samples in
     order: the same sums for any split of the batch."""
-    n, c, oh, ow = shape = _taken_shape(xp, stride)
-    strided = tuple(stride) != (1, 1)
-    xs = np.empty(shape, xp.dtype) if strided else xp
+    xs = _taken_buffer(xp, stride)
+    n, c, oh, ow = xs.shape
+    strided = xs is not xp
     nf = len(w)
     d3 = np.ascontiguousarray(dy).reshape(n, nf, oh * ow)
     wt = w.reshape(nf, c).T

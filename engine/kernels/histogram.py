@@ -51,10 +51,9 @@ def bin_counts(flat, first, denom, edges, counts):
 
 def histogram(a: np.ndarray, bins: int = 30) -> tuple[np.ndarray, np.ndarray]:
     """(counts, edges) as ``np.histogram(a, bins=bins)`` returns them."""
-    flat = np.ravel(a)
+    flat = np.ravel(a)  # contiguous (a copy only where a is not)
     if flat.dtype not in (np.float32, np.float64) or flat.size == 0:
         return np.histogram(a, bins=bins)
-    flat = np.ascontiguousarray(flat)
     lo, hi, finite = value_range(flat)
     if not finite:
         return np.histogram(a, bins=bins)  # numpy's error: the range is not finite
