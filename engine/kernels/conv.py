@@ -61,8 +61,8 @@ from layerloom.engine.kernels.conv_gemm_strided import (SMALL_MAP, gemm_backward
                                                         prefers_gemm_strided)
 from layerloom.engine.kernels.conv_kn2row import kn2row_backward, kn2row_forward, prefers_kn2row
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
-from layerloom.engine.kernels.conv_polyphase import (polyphase, polyphase_backward,
-                                                     polyphase_forward)
+from layerloom.engine.kernels.conv_polyphase import (phases_backward, phases_forward, polyphase,
+                                                     polyphase_backward, polyphase_forward)
 from layerloom.engine.kernels.conv_winograd import winograd_forward_flat
 from layerloom.engine.kernels.conv_winograd5 import (filter_transform as filter_transform5,
                                                      weight_grad as weight_grad5, winograd5,
@@ -193,8 +193,8 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0)) 
 def winograd_pad_free(x_shape: tuple, w_shape: tuple, dtype, pad: tuple, stride: tuple,
                       dilation: tuple = (1, 1), groups: int = 1) -> int:
     """m when ``conv_forward`` of x zero-padded by ``pad`` would run Winograd, 0 otherwise: the
-    layers then hand x over unpadded (``conv_forward_unpadded``), as Winograd reads the padding
-    in place; the padded copy cost ~12 % of a ResNet stage's inference."""
+    layers then hand x over unpadded (``pad_free_route``), as Winograd reads the padding in
+    place; the padded copy cost ~12 % of a ResNet stage's inference."""
     out_hw = (x_shape[2] + 2 * pad[0] - w_shape[2] + 1, x_shape[3] + 2 * pad[1] - w_shape[3] + 1)
     if tuple(stride) != (1, 1) or not _plain(dilation, groups) or \
             _strided_gemm(w_shape, stride, groups, dtype, out_hw):
@@ -202,19 +202,40 @@ def winograd_pad_free(x_shape: tuple, w_shape: tuple, dtype, pad: tuple, stride:
     return winograd_tile(w_shape, dtype, *out_hw)
 
 
-def conv_forward_unpadded(x, w, b, pad: tuple, m: int, relu: bool = False) -> np.ndarray:
-    """``conv_forward`` of x zero-padded by ``pad`` (C-contiguous x, ``winograd_pad_free``'s m),
-    then max(·, 0) when ``relu``, in the kernel's own pass (as ``np.maximum``, bit for bit)."""
+def pad_free_route(x_shape: tuple, w_shape: tuple, dtype, pad: tuple, stride: tuple,
+                   dilation: tuple = (1, 1), groups: int = 1) -> str:
+    """"winograd" or "phases" when ``conv_forward`` of x zero-padded by ``pad`` would run
+    Winograd or the phases' Winograd (``conv_polyphase``), "" otherwise: for those two the
+    layers hand x over unpadded (``conv_forward_unpadded``), as Winograd reads the padding in
+    place and the phases are padded as they are made (one copy of the input, not two)."""
+    if winograd_pad_free(x_shape, w_shape, dtype, pad, stride, dilation, groups):
+        return "winograd"
+    out_hw = [out_size(s + 2 * p, k, st) for s, p, k, st in
+              zip(x_shape[2:], pad, w_shape[2:], stride)]
+    return "phases" if polyphase(w_shape, dtype, stride, dilation, groups, out_hw) else ""
+
+
+def conv_forward_unpadded(x, w, b, pad: tuple, route: str, relu: bool = False) -> tuple:
+    """(``conv_forward`` of x zero-padded by ``pad`` [then max(·, 0) when ``relu``, in the
+    kernel's own pass, as ``np.maximum`` bit for bit], what ``conv_backward_unpadded`` takes)
+    for C-contiguous x on ``pad_free_route``'s route. What it keeps holds the filters'
+    transform, so the backward does not make it again."""
+    if route == "phases":
+        return phases_forward(x, w, b, pad, relu)
     oh, ow = x.shape[2] + 2 * pad[0] - 2, x.shape[3] + 2 * pad[1] - 2
-    y = winograd_forward_flat(x, filter_transform(w, m), b, ow, *pad, relu)
-    return y.reshape(len(x), len(w), oh, ow)
+    u = filter_transform(w, 4)
+    y = winograd_forward_flat(x, u, b, ow, *pad, relu)
+    return y.reshape(len(x), len(w), oh, ow), (x, u)
 
 
-def conv_backward_unpadded(x, w, dy, pad: tuple, m: int, need_dx: bool) -> tuple:
+def conv_backward_unpadded(kept: tuple, w_shape: tuple, dy, pad: tuple, route: str,
+                           x_shape: tuple, need_dx: bool) -> tuple:
     """(d x (unpadded) or None, d weight, d bias) of ``conv_forward_unpadded``."""
-    dx, du, db = winograd_backward(x, filter_transform(w, m), np.ascontiguousarray(dy), need_dx,
-                                   *pad)
-    return (dx if need_dx else None), weight_grad(du, m), db
+    if route == "phases":
+        return phases_backward(kept, w_shape, dy, pad, x_shape[2:], need_dx)
+    x, u = kept
+    dx, du, db = winograd_backward(x, u, np.ascontiguousarray(dy), need_dx, *pad)
+    return (dx if need_dx else None), weight_grad(du, 4), db
 
 
 # ------------------------------------------------------------- any stride, dilation and groups

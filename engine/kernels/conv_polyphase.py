@@ -5,9 +5,11 @@ its phases x_ab[u, v] = x[2u + a, 2v + b] and the filter, padded to 6×6 with ze
 g_ab[u, v] = g[2u + a, 2v + b] (3×3 each): the convolution is then Σ_ab conv(x_ab, g_ab), a stride-1
 3×3 convolution over 4·C channels, which ``conv_winograd`` runs with 36 multiplications per 16
 outputs and channel pair: 9·C per output where the direct sum takes 25·C (the zero taps cost 11
-of the 36). The phases are one copy of the input (``phases``); the backward runs the stride-1
-backward on them and puts the input gradient back in the same places (``merge_phases``), the
-weight gradient's taps back in the filter's (its padded row and column dropped).
+of the 36). The phases are one copy of the input, padded as they are made (``phases``: the
+layers hand x over unpadded); the backward runs the stride-1 backward on them and puts the input
+gradient back in x's places (``merge_phases``), the weight gradient's taps back in the filter's
+(its padded row and column dropped). The forward keeps the phases and the filters' transform
+for the backward (``phases_forward``), which made both again before.
 
 Measured on one core, batch 64, against ``conv_kn2row`` / ``conv_gemm_strided``, which ran these
 before: 32 → 64 on 32×32 forward 19.6 → 18.1 ms, backward 49.1 → ~36 ms; 64 → 128 on 16×16
@@ -42,37 +44,53 @@ def polyphase(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups: int
             and 4 <= c <= MAX_CHANNELS and side >= 4 and (side >= 8 or c <= SMALL_MAP_CHANNELS))
 
 
-def phases(xp: np.ndarray) -> np.ndarray:
-    """(N, 4·C, ⌈Hp/2⌉, ⌈Wp/2⌉): phase (a, b) of the padded batch in channels k·C..(k+1)·C for
-    PHASES[k]; an odd side's shorter phase gets a row (column) of zeros, which only the
-    filters' zero padding reads. Samples over the cores (numpy's copies release the GIL)."""
-    n, c, hp, wp = xp.shape
+def _rows_of(a: int, pad: int) -> tuple[int, int]:
+    """(i0, u0): the first row of the unpadded input in phase ``a`` of its copy padded by
+    ``pad`` (padded row 2u + a is input row 2u + a − pad), and that row's place in the phase."""
+    i0 = (a - pad) % 2
+    return i0, (i0 + pad - a) // 2
+
+
+def phases(x: np.ndarray, pad: tuple = (0, 0)) -> np.ndarray:
+    """(N, 4·C, ⌈Hp/2⌉, ⌈Wp/2⌉): phase (a, b) of the batch zero-padded by ``pad``
+    (Hp = H + 2·ph) in channels k·C..(k+1)·C for PHASES[k], made from ``x`` itself: one copy,
+    not a padded copy and then the phases (with the phases kept for the backward, the
+    strided 5×5 CNN's step 4-6 % faster, A/B in one process). The padding's rows and columns,
+    and an odd side's shorter phase's last row (column), are zeros, which only the filters'
+    zero padding reads. Samples over the cores (numpy's copies release the GIL)."""
+    n, c, h, w = x.shape
+    (ph, pw), hp, wp = pad, h + 2 * pad[0], w + 2 * pad[1]
     hh, wh = (hp + 1) // 2, (wp + 1) // 2
-    x4 = np.empty((n, 4 * c, hh, wh), xp.dtype)
+    x4 = np.empty((n, 4 * c, hh, wh), x.dtype)
 
     def part(s0, s1):
         for k, (a, b) in enumerate(PHASES):
-            src, dst = xp[s0:s1, :, a::2, b::2], x4[s0:s1, k * c:(k + 1) * c]
-            dst[:, :, :src.shape[2], :src.shape[3]] = src
-            dst[:, :, src.shape[2]:] = 0
-            dst[:, :, :, src.shape[3]:] = 0
+            (i0, u0), (j0, v0) = _rows_of(a, ph), _rows_of(b, pw)
+            src, dst = x[s0:s1, :, i0::2, j0::2], x4[s0:s1, k * c:(k + 1) * c]
+            u1, v1 = u0 + src.shape[2], v0 + src.shape[3]
+            dst[:, :, :u0] = 0
+            dst[:, :, u1:] = 0
+            dst[:, :, u0:u1, :v0] = 0
+            dst[:, :, u0:u1, v1:] = 0
+            dst[:, :, u0:u1, v0:v1] = src
     split_rows(part, n)
     return x4
 
 
-def merge_phases(dx4: np.ndarray, hp: int, wp: int) -> np.ndarray:
-    """The padded input's gradient (N, C, Hp, Wp) from its phases' (``phases``' inverse; the
-    zero rows' gradients dropped)."""
+def merge_phases(dx4: np.ndarray, h: int, w: int, pad: tuple = (0, 0)) -> np.ndarray:
+    """The gradient (N, C, H, W) of the input that ``phases`` split with ``pad`` (its inverse:
+    the padding's and the zero rows' gradients dropped)."""
     n, c4 = dx4.shape[:2]
     c = c4 // 4
-    dxp = np.empty((n, c, hp, wp), dx4.dtype)
+    dx = np.empty((n, c, h, w), dx4.dtype)
 
     def part(s0, s1):
         for k, (a, b) in enumerate(PHASES):
-            dst = dxp[s0:s1, :, a::2, b::2]
-            dst[...] = dx4[s0:s1, k * c:(k + 1) * c, :dst.shape[2], :dst.shape[3]]
+            (i0, u0), (j0, v0) = _rows_of(a, pad[0]), _rows_of(b, pad[1])
+            dst = dx[s0:s1, :, i0::2, j0::2]
+            dst[...] = dx4[s0:s1, k * c:(k + 1) * c, u0:u0 + dst.shape[2], v0:v0 + dst.shape[3]]
     split_rows(part, n)
-    return dxp
+    return dx
 
 
 def phase_weights(w: np.ndarray) -> np.ndarray:
@@ -85,21 +103,35 @@ def phase_weights(w: np.ndarray) -> np.ndarray:
 
 def polyphase_forward(xp, w, b, relu: bool = False) -> np.ndarray:
     """conv(xp) + b at stride 2 (then max(·, 0) when ``relu``) of the padded batch."""
-    x4 = phases(xp)
+    return phases_forward(xp, w, b, (0, 0), relu)[0]
+
+
+def phases_forward(x, w, b, pad: tuple, relu: bool = False) -> tuple:
+    """(conv(x zero-padded by ``pad``) + b at stride 2 [then max(·, 0)], what
+    ``phases_backward`` takes: the phases and the filters' transform, made once a step)."""
+    x4 = phases(x, pad)
+    u = filter_transform(phase_weights(w), 4)
     oh, ow = x4.shape[2] - 2, x4.shape[3] - 2
-    y = winograd_forward_flat(x4, filter_transform(phase_weights(w), 4), b, ow, 0, 0, relu)
-    return y.reshape(len(xp), len(w), oh, ow)
+    y = winograd_forward_flat(x4, u, b, ow, 0, 0, relu)
+    return y.reshape(len(x), u.shape[1], oh, ow), (x4, u)
 
 
 def polyphase_backward(xp, w, dy, need_dx: bool) -> tuple:
     """(d padded input or None, d weight, d bias) of ``polyphase_forward``."""
-    x4 = phases(xp)
-    dx4, du, db = winograd_backward(x4, filter_transform(phase_weights(w), 4),
-                                    np.ascontiguousarray(dy), need_dx)
+    kept = (phases(xp), filter_transform(phase_weights(w), 4))
+    return phases_backward(kept, w.shape, dy, (0, 0), xp.shape[2:], need_dx)
+
+
+def phases_backward(kept: tuple, w_shape: tuple, dy, pad: tuple, hw: tuple,
+                    need_dx: bool) -> tuple:
+    """(d x (of ``hw``, unpadded) or None, d weight, d bias) of ``phases_forward`` from what it
+    kept."""
+    x4, u = kept
+    dx4, du, db = winograd_backward(x4, u, np.ascontiguousarray(dy), need_dx)
     dw4 = weight_grad(du, 4)
-    nf, c = w.shape[:2]
-    dw6 = np.empty((nf, c, 6, 6), w.dtype)
+    nf, c = w_shape[:2]
+    dw6 = np.empty((nf, c, 6, 6), dw4.dtype)
     for k, (a, b) in enumerate(PHASES):
         dw6[:, :, a::2, b::2] = dw4[:, k * c:(k + 1) * c]
     dw = np.ascontiguousarray(dw6[:, :, :5, :5])
-    return (merge_phases(dx4, xp.shape[2], xp.shape[3]) if need_dx else None), dw, db
+    return (merge_phases(dx4, *hw, pad) if need_dx else None), dw, db

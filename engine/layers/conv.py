@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels.conv import (conv_backward, conv_backward_unpadded, conv_forward,
-                                          conv_forward_unpadded, winograd_pad_free)
+                                          conv_forward_unpadded, pad_free_route)
 from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_param_shapes,
                                                conv_params, image_shape, pad2d, signal_shape,
                                                window_out)
@@ -20,28 +20,30 @@ from layerloom.engine.spec import Bool, Example, Int, IntPair, Layer, TorchCode
 def conv_run(a, p, ctx, x4, weight4, pad: tuple, stride: tuple, dilation: tuple,
              relu: bool = False):
     """Forward of a 2-D (or one-row) convolution; saves what ``conv_grads`` needs: the padded
-    input, or x itself where Winograd reads the padding in place (no padded copy). ``relu``:
+    input, or, where Winograd reads the padding in place or the phases are padded as they are
+    made, what that route keeps (x or its phases, and the filters' transform). ``relu``:
     max(·, 0) of the output (NaN kept), in Winograd's own parallel pass where it runs, in place
     by numpy otherwise."""
     w = np.ascontiguousarray(weight4, dtype=x4.dtype)
     b = p["bias"] if a.bias else np.zeros(len(w))
     b = np.ascontiguousarray(b, dtype=x4.dtype)
-    m = winograd_pad_free(x4.shape, w.shape, x4.dtype, pad, stride, dilation, a.groups)
-    if m:
-        x = np.ascontiguousarray(x4)
-        ctx.save(x, w, x4.shape, m)
-        return conv_forward_unpadded(x, w, b, tuple(pad), m, relu)
+    route = pad_free_route(x4.shape, w.shape, x4.dtype, pad, stride, dilation, a.groups)
+    if route:
+        y, kept = conv_forward_unpadded(np.ascontiguousarray(x4), w, b, tuple(pad), route, relu)
+        ctx.save(kept, w, x4.shape, route)
+        return y
     xp = pad2d(x4, *pad)
     y = conv_forward(xp, w, b, stride, dilation, a.groups, relu)
-    ctx.save(xp, w, x4.shape, 0)
+    ctx.save(xp, w, x4.shape, route)
     return y
 
 
 def conv_grads(a, ctx, dy4, pad: tuple, stride: tuple, dilation: tuple) -> tuple:
     """(d input or None, d weight in the 4-D layout, d bias) of ``conv_run``."""
-    xp, w, shape, m = ctx.saved  # m: Winograd's tile, with x saved unpadded; 0: x padded
-    if m:
-        return conv_backward_unpadded(xp, w, dy4, tuple(pad), m, ctx.needs_input_grad[0])
+    xp, w, shape, route = ctx.saved  # route "": xp is the padded input; else what it kept
+    if route:
+        return conv_backward_unpadded(xp, w.shape, dy4, tuple(pad), route, shape,
+                                      ctx.needs_input_grad[0])
     dxp, dw, db = conv_backward(xp, w, dy4, stride, dilation, a.groups, ctx.needs_input_grad[0])
     dx = None if dxp is None else dxp[:, :, pad[0]:pad[0] + shape[2], pad[1]:pad[1] + shape[3]]
     return dx, dw, db

@@ -66,7 +66,7 @@ def test_reading_the_padding_in_place_equals_padding_a_copy_bit_for_bit(monkeypa
     assert used.count(1) == 2 * 3 + 3  # c1, c2, c3 per training step, then in inference
     assert used.count(2) == 2 * 4 + 4  # those and the pooled c4
     used.clear()
-    monkeypatch.setattr(conv_layers, "winograd_pad_free", lambda *a: 0)
+    monkeypatch.setattr(conv_layers, "pad_free_route", lambda *a: "")
     monkeypatch.setattr(fusion, "winograd_pad_free", lambda *a, **k: 0)
     copied = _run(h, w)
     assert used.count(0) == 2 * 4 + 4 and not used.count(2)  # Winograd still, on padded copies

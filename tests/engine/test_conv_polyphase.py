@@ -11,6 +11,8 @@ import pytest
 
 from layerloom.engine.graph import Graph
 from layerloom.engine.kernels import conv, conv_polyphase as pp
+from layerloom.engine.layers import conv as conv_layers
+from layerloom.engine.network import Network
 
 from .graph_cases import add_after
 from .test_conv_winograd import assert_trains_alike, classifier_head, train_losses
@@ -75,6 +77,62 @@ def test_phases_split_and_merge_exactly(hp, wp):
     assert not w4[:, 9:, 2].any() and not w4[:, 3:6, :, 2].any()  # the padded 6th row / column
 
 
+@pytest.mark.parametrize("h,w,pad", [(12, 12, (2, 2)), (13, 11, (1, 2)), (9, 16, (0, 1)),
+                                     (7, 8, (3, 0))])
+def test_phases_pad_as_they_are_made_and_merge_back_unpadded(h, w, pad):
+    """The phases of x padded as they are made equal those of a padded copy, bit for bit, and
+    ``merge_phases`` with the padding gives back x itself (the padding's places dropped)."""
+    x = np.random.default_rng(2).standard_normal((3, 5, h, w)).astype(np.float32)
+    xp = conv.pad_sides(x, pad[0], pad[0], pad[1], pad[1])
+    x4 = pp.phases(x, pad)
+    assert np.array_equal(x4, pp.phases(xp)) and x4.flags.c_contiguous
+    assert np.array_equal(pp.merge_phases(x4, h, w, pad), x)
+
+
+def _strided_layers() -> Graph:
+    """A 5×5 stride-2 Conv2D + ReLU, a plain one (padding 1), one before a BatchNorm."""
+    g = Graph()
+    add = partial(add_after, g)
+    def conv5(c: int, p: int = 2) -> dict:
+        return {"out_channels": c, "kernel_size": [5, 5], "stride": [2, 2], "padding": [p, p]}
+    prev = add(None, "image", "Input", {"shape": [8, 40, 37]})
+    prev = add(add(prev, "c1", "Conv2D", conv5(16)), "r1", "ReLU")  # Conv2D+ReLU
+    prev = add(prev, "c2", "Conv2D", conv5(16, 1))
+    prev = add(add(add(prev, "c3", "Conv2D", conv5(16)), "bn", "BatchNorm2d"), "r3", "ReLU")
+    return classifier_head(g, prev)
+
+
+def test_the_layers_phases_of_the_unpadded_input_equal_a_padded_copy_s_bit_for_bit(monkeypatch):
+    """Conv2D, Conv2D+ReLU and Conv2D+BatchNorm2d hand x over unpadded to the phases (and keep
+    them and the filters' transform for the backward): the same losses and gradients, bit for
+    bit, as padding a copy and splitting it in the backward again."""
+    routes = []
+    route = conv_layers.pad_free_route
+    monkeypatch.setattr(conv_layers, "pad_free_route",
+                        lambda *a: routes.append(route(*a)) or routes[-1])
+    kept = train_grads(_strided_layers(), 3)
+    assert routes.count("phases") == 3 * 3
+    monkeypatch.setattr(conv_layers, "pad_free_route", lambda *a: "")
+    copied = train_grads(_strided_layers(), 3)
+    for a, b in zip(kept, copied, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def train_grads(g: Graph, steps: int) -> list:
+    """Every step's loss and gradients (by key) training ``g`` in float32 by plain SGD."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, *g.nodes["image"].attrs["shape"])).astype(np.float32)
+    y = rng.integers(0, 3, 3)
+    net, out = Network(g, seed=1, dtype=np.float32), []
+    for _ in range(steps):
+        net.forward({"image": x, "label": y}, training=True)
+        grads = net.backward()
+        out += [net.loss()] + [grads[k] for k in sorted(grads)]
+        for k in grads:
+            net.params[k] -= 0.01 * grads[k]
+    return out
+
+
 def test_results_do_not_depend_on_the_threads():
     rng, xp, wt, b = _data(9, 32, 64, 16, 16, 2, seed=3)
     x32, w32, b32 = (a.astype(np.float32) for a in (xp, wt, b))
@@ -112,9 +170,9 @@ def _strided_convnet() -> Graph:
 
 def test_a_convnet_trains_through_the_phases_as_through_the_product_kernels(monkeypatch):
     calls = []
-    forward, backward = pp.polyphase_forward, pp.polyphase_backward
-    monkeypatch.setattr(conv, "polyphase_forward", lambda *a: calls.append(1) or forward(*a))
-    monkeypatch.setattr(conv, "polyphase_backward", lambda *a: calls.append(2) or backward(*a))
+    forward, backward = pp.phases_forward, pp.phases_backward
+    monkeypatch.setattr(conv, "phases_forward", lambda *a: calls.append(1) or forward(*a))
+    monkeypatch.setattr(conv, "phases_backward", lambda *a: calls.append(2) or backward(*a))
     fast = train_losses(_strided_convnet(), 25)
     assert calls.count(1) == 25 and calls.count(2) == 25
     monkeypatch.setattr(conv, "polyphase", lambda *a: False)

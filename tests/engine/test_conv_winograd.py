@@ -216,8 +216,9 @@ def test_many_channel_chunks_hold_enough_tiles_and_do_not_depend_on_the_threads(
     assert 160 < tiles.min() and tiles.max() <= wg.CHUNK_TILES and len(bounds) - 1 >= 4
     dy = rng.standard_normal((48, 64, 16, 16)).astype(np.float32)
     def run():
-        y = conv.conv_forward_unpadded(x, w, np.zeros(64, np.float32), (1, 1), 4)
-        return (y, *conv.conv_backward_unpadded(x, w, dy, (1, 1), 4, True))
+        y, kept = conv.conv_forward_unpadded(x, w, np.zeros(64, np.float32), (1, 1), "winograd")
+        return (y, *conv.conv_backward_unpadded(kept, w.shape, dy, (1, 1), "winograd", x.shape,
+                                                True))
     results = at_threads(1, run), at_threads(2, run)
     for one, two in zip(*results):
         assert np.array_equal(one, two)
