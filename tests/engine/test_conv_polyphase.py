@@ -93,6 +93,7 @@ def _strided_layers() -> Graph:
     """A 5×5 stride-2 Conv2D + ReLU, a plain one (padding 1), one before a BatchNorm."""
     g = Graph()
     add = partial(add_after, g)
+
     def conv5(c: int, p: int = 2) -> dict:
         return {"out_channels": c, "kernel_size": [5, 5], "stride": [2, 2], "padding": [p, p]}
     prev = add(None, "image", "Input", {"shape": [8, 40, 37]})
