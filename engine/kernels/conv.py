@@ -63,7 +63,7 @@ from layerloom.engine.kernels.conv_kn2row import kn2row_backward, kn2row_forward
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
 from layerloom.engine.kernels.conv_polyphase import (phases_backward, phases_forward, polyphase,
                                                      polyphase_backward, polyphase_forward)
-from layerloom.engine.kernels.conv_winograd import winograd_forward_flat
+from layerloom.engine.kernels.conv_winograd import M, winograd_forward_flat
 from layerloom.engine.kernels.conv_winograd5 import (filter_transform as filter_transform5,
                                                      weight_grad as weight_grad5, winograd5,
                                                      winograd5_forward)
@@ -223,7 +223,7 @@ def conv_forward_unpadded(x, w, b, pad: tuple, route: str, relu: bool = False) -
     if route == "phases":
         return phases_forward(x, w, b, pad, relu)
     oh, ow = x.shape[2] + 2 * pad[0] - 2, x.shape[3] + 2 * pad[1] - 2
-    u = filter_transform(w, 4)
+    u = filter_transform(w, M)
     y = winograd_forward_flat(x, u, b, ow, *pad, relu)
     return y.reshape(len(x), len(w), oh, ow), (x, u)
 
@@ -235,7 +235,7 @@ def conv_backward_unpadded(kept: tuple, w_shape: tuple, dy, pad: tuple, route: s
         return phases_backward(kept, w_shape, dy, pad, x_shape[2:], need_dx)
     x, u = kept
     dx, du, db = winograd_backward(x, u, np.ascontiguousarray(dy), need_dx, *pad)
-    return (dx if need_dx else None), weight_grad(du, 4), db
+    return (dx if need_dx else None), weight_grad(du, M), db
 
 
 # ------------------------------------------------------------- any stride, dilation and groups

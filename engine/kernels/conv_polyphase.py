@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerloom.engine.kernels.conv_winograd import winograd_forward_flat
+from layerloom.engine.kernels.conv_winograd import M, winograd_forward_flat
 from layerloom.engine.kernels.conv_winograd_back import winograd_backward
 from layerloom.engine.kernels.conv_winograd_plan import filter_transform, weight_grad
 from layerloom.engine.threads import split_rows
@@ -109,17 +109,20 @@ def polyphase_forward(xp, w, b, relu: bool = False) -> np.ndarray:
 def phases_forward(x, w, b, pad: tuple, relu: bool = False) -> tuple:
     """(conv(x zero-padded by ``pad``) + b at stride 2 [then max(·, 0)], what
     ``phases_backward`` takes: the phases and the filters' transform, made once a step)."""
-    x4 = phases(x, pad)
-    u = filter_transform(phase_weights(w), 4)
+    x4, u = kept = _kept(x, w, pad)
     oh, ow = x4.shape[2] - 2, x4.shape[3] - 2
     y = winograd_forward_flat(x4, u, b, ow, 0, 0, relu)
-    return y.reshape(len(x), u.shape[1], oh, ow), (x4, u)
+    return y.reshape(len(x), u.shape[1], oh, ow), kept
+
+
+def _kept(x, w, pad: tuple) -> tuple:
+    """(the phases of x padded by ``pad``, the phase filters' Winograd transform)."""
+    return phases(x, pad), filter_transform(phase_weights(w), M)
 
 
 def polyphase_backward(xp, w, dy, need_dx: bool) -> tuple:
     """(d padded input or None, d weight, d bias) of ``polyphase_forward``."""
-    kept = (phases(xp), filter_transform(phase_weights(w), 4))
-    return phases_backward(kept, w.shape, dy, (0, 0), xp.shape[2:], need_dx)
+    return phases_backward(_kept(xp, w, (0, 0)), w.shape, dy, (0, 0), xp.shape[2:], need_dx)
 
 
 def phases_backward(kept: tuple, w_shape: tuple, dy, pad: tuple, hw: tuple,
@@ -128,7 +131,7 @@ def phases_backward(kept: tuple, w_shape: tuple, dy, pad: tuple, hw: tuple,
     kept."""
     x4, u = kept
     dx4, du, db = winograd_backward(x4, u, np.ascontiguousarray(dy), need_dx)
-    dw4 = weight_grad(du, 4)
+    dw4 = weight_grad(du, M)
     nf, c = w_shape[:2]
     dw6 = np.empty((nf, c, 6, 6), dw4.dtype)
     for k, (a, b) in enumerate(PHASES):
