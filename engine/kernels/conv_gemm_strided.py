@@ -21,6 +21,7 @@ import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can
 from numba import njit
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
+from layerloom.engine.kernels.conv_winograd_batch import MIN_PRODUCT
 from layerloom.engine.threads import split_rows
 
 POSITIONS = 256  # output positions per chunk: a (taps × 256) matrix stays in L2 (2048 did not:
@@ -29,7 +30,8 @@ POSITIONS = 256  # output positions per chunk: a (taps × 256) matrix stays in L
 GATHER_BELOW = 16  # output columns: narrower maps' im2col gathers (one core, a 16-sample chunk:
 # 128 → 256 3×3 stride 2 on 8×8 inputs 558 → 132 µs, col2im 610 → 167; 256 → 256 3×3 on 4×4
 # 556 → 253; 64 → 128 on 16×16 134 → 62); at OW 16 a 5×5's runs copied faster (142 vs 170 µs)
-SMALL_MAP = 36  # outputs of a map (6×6) up to which stride-1 3×3 convolutions run here
+SMALL_MAP = 36  # outputs of a map (6×6) up to which stride-1 5×5-and-up ones run here
+WINOGRAD_MAP = 16  # and 3×3 ones below this (Winograd's F(4×4, 3×3) needs 4×4 maps)
 PARTS = 8  # the weight gradient's partial sums: each over a fixed run of chunks, whatever the
 # thread count (one per chunk made and summed 13 MB for a 32→64 5×5 at batch 64)
 
@@ -42,19 +44,30 @@ def prefers_gemm_strided(w_shape: tuple, groups: int, stride: tuple = (2, 2),
     5×5 took 0.6–0.8× the time of ``conv_gemm``'s forward and backward here (one core, b64).
     float64 stays where it was: the fused conv + ReLU + max-pool (``conv_gemm``) and the plain
     layers then sum in one order, so a fused LeNet equals the unfused one to the last bits.
-    Given the output's ``out_positions``, float32 3×3-and-up convolutions over ≥ 32 channels
-    in and out on maps of ≤ ``SMALL_MAP`` outputs come here too: Winograd's 4×4 tiles cover a
-    4×4 or 6×6 map poorly, and chunks of 16 samples make wide products (forward + backward,
-    batch 64, one core: 256 → 256 on 4×4 maps 41.2 → 34.2 ms, 512 → 512 161 → 121 ms, 64 → 64
-    on 6×6 7.4 → 6.9 ms; on 8×8 maps Winograd stays 1.3× faster)."""
+    Given the output's ``out_positions``, float32 convolutions over ≥ 32 channels in and out
+    on small maps come here too (``_small_map``)."""
     nf, cpg, kh, kw = w_shape
     if tuple(stride) == (1, 1):
         if np.dtype(dtype) != np.float32 or groups != 1:
             return False
-        small = out_positions is not None and out_positions <= SMALL_MAP and kh >= 3 and \
-            kw >= 3 and cpg >= 32 and nf >= 32
+        small = out_positions is not None and kh >= 3 and kw >= 3 and cpg >= 32 and \
+            nf >= 32 and _small_map(kh * kw, cpg * nf, out_positions)
         return small or (kh >= 5 and kw >= 5 and nf >= 16 and cpg * kh * kw >= 64)
     return cpg * kh * kw >= 8 and nf // groups >= 4
+
+
+def _small_map(taps: int, pairs: int, positions: int) -> bool:
+    """A stride-1 convolution of ``taps`` taps and C·F ``pairs`` on a map of ``positions``
+    outputs that runs here: 5×5 and up on ≤ ``SMALL_MAP``; 3×3 below 4×4 (``WINOGRAD_MAP``,
+    where F(4×4, 3×3) does not apply), and on 5×5 to 6×6 maps unless ``conv_winograd_batch``
+    takes them. 3×3 on 4×4 to 6×6 maps all ran here until the Winograd kernels beat it
+    (forward + backward, batch 64, one core: 64 → 64 on 4×4 3.7 → 2.4 ms, 128 → 128 12.5 → 8.1,
+    512 → 512 183 → 88, 256 → 256 on 6×6 99.7 → 74.3; 128 → 128 on 6×6 won or lost ~20 %
+    from run to run, and stays here)."""
+    if taps > 9:
+        return positions <= SMALL_MAP
+    return positions < WINOGRAD_MAP or (WINOGRAD_MAP < positions <= SMALL_MAP
+                                        and pairs < MIN_PRODUCT)
 
 
 @njit(cache=True, nogil=True)

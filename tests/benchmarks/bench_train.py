@@ -56,7 +56,8 @@ ROWS = {
 # VGG-style: three stages of two 3×3 convs (32, 64, 128 channels) + max pool, Dense 256; 5×5 with
 # stride-2 convs instead of pools; a ResNet-style stage (conv without bias → BatchNorm2d → ReLU,
 # two residual blocks of 32 channels), trained and in inference (BatchNorm folded into the conv);
-# a ResNet with stride-2 stages (16, 32, 64 channels; 1×1 projection shortcuts), trained.
+# a ResNet with stride-2 stages (16, 32, 64 channels; 1×1 projection shortcuts), trained; and
+# one of ResNet-18's widths (64 → 512 channels, one block a stage: maps down to 4×4), trained.
 CONV_ROWS = {
     "vgg_train": ("VGG-style CNN 3×32×32 (6 conv 3×3, 32→128) train b64", "vgg", 64, 64,
                   "samples/s", False, 1.5),
@@ -70,6 +71,8 @@ CONV_ROWS = {
                      1.2),
     "resnet_s2_train": ("ResNet 16-32-64, stride-2 stages, 1×1 projections, train b64",
                         "resnet_s2", 64, 64, "samples/s", False, 1.2),
+    "resnet4_train": ("ResNet 64-128-256-512, one block a stage, train b64", "resnet4", 64, 64,
+                      "samples/s", False, 1.2),
 }
 ROWS.update(CONV_ROWS)
 GRAPHS = {**conv_models.GRAPHS, "lenet": models.lenet_graph, "mlp": models.mlp_graph,

@@ -2,7 +2,8 @@
 and the same PyTorch module. CIFAR-size (3×32×32) networks of the kinds people grow LeNet into: a
 VGG-style stack of 3×3 convolutions, one with 5×5 kernels and stride-2 convolutions instead of
 pools, a ResNet-style stage (conv without bias → BatchNorm → ReLU, two residual blocks) and a
-ResNet with stride-2 stages and 1×1 projection shortcuts (16 → 32 → 64 channels).
+ResNet with stride-2 stages and 1×1 projection shortcuts (16 → 32 → 64 channels), and one
+of ResNet-18's widths (64 → 512 channels, one block a stage).
 Nothing here is special-cased for speed: the Graphs are what a user would draw.
 """
 from __future__ import annotations
@@ -121,8 +122,17 @@ def resnet_s2_graph(loss: bool = True) -> Graph:
     return _resnet(loss, 16, RESNET_S2_STAGES)
 
 
+RESNET4_STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))
+
+
+def resnet4_graph(loss: bool = True) -> Graph:
+    """ResNet-18's widths with one block a stage: 64 channels at 32×32, then 128, 256 and 512
+    at stride 2 (maps of 16×16, 8×8 and 4×4) with 1×1 projection shortcuts."""
+    return _resnet(loss, 64, RESNET4_STAGES)
+
+
 GRAPHS = {"vgg": vgg_graph, "strided": strided_graph, "cnn5": cnn5_graph, "resnet": resnet_graph,
-          "resnet_s2": resnet_s2_graph}
+          "resnet_s2": resnet_s2_graph, "resnet4": resnet4_graph}
 
 
 # ------------------------------------------------------------------------------- PyTorch twins
@@ -168,13 +178,14 @@ def torch_model(name: str, seq: int = 0):
         def forward(self, x):
             return torch.relu(self.body(x) + self.short(x))
 
-    if name == "resnet_s2":
-        blocks, c_in = [], 16
-        for c, stride in RESNET_S2_STAGES:
+    if name in ("resnet_s2", "resnet4"):
+        stages = RESNET_S2_STAGES if name == "resnet_s2" else RESNET4_STAGES
+        blocks, c_in = [], stages[0][0]
+        for c, stride in stages:
             blocks.append(Block(c_in, c, stride))
             c_in = c
-        return nn.Sequential(*conv_bn(3, 16), nn.ReLU(), *blocks, nn.AdaptiveAvgPool2d(1),
-                             nn.Flatten(), nn.Linear(c_in, 10))
+        return nn.Sequential(*conv_bn(3, stages[0][0]), nn.ReLU(), *blocks,
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, 10))
     c = 32
     return nn.Sequential(*conv_bn(3, c), nn.ReLU(), Block(c, c), Block(c, c),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))

@@ -167,17 +167,18 @@ def test_a_strided_cnn_runs_fused_as_unfused(dtype):
 
 
 def test_stride_one_3x3_on_small_maps_routes_here_over_many_channels():
-    """Winograd's 4×4 tiles cover 4×4 and 6×6 maps poorly: with ≥ 32 channels in and out those
-    convolutions run these products (the layers then pad: ``winograd_pad_free`` says 0)."""
+    """F(4×4, 3×3) needs maps of 4×4: below that, with ≥ 32 channels in and out, 3×3
+    convolutions run these products (the layers then pad: ``winograd_pad_free`` says 0), and
+    on 6×6 maps too unless the whole-batch Winograd takes them (``test_conv_winograd_batch``)."""
     f32 = np.float32
-    assert prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 16)
-    assert prefers_gemm_strided((256, 256, 3, 3), 1, (1, 1), f32, 36)
-    assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 64)  # 8×8: Winograd
+    assert prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 9)
+    assert prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 36)
+    assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 16)  # 4×4: Winograd
     assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32)  # no output size given
-    assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), np.float64, 16)
-    assert not prefers_gemm_strided((16, 16, 3, 3), 1, (1, 1), f32, 16)
-    rng, xp, wt, b = _data(5, 32, 4, 4, 32, (3, 3), (1, 1), 1, np.float32)
-    assert conv.winograd_pad_free((5, 32, 4, 4), wt.shape, np.float32, (1, 1), (1, 1)) == 0
+    assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), np.float64, 9)
+    assert not prefers_gemm_strided((16, 16, 3, 3), 1, (1, 1), f32, 9)
+    rng, xp, wt, b = _data(5, 32, 3, 3, 32, (3, 3), (1, 1), 1, np.float32)
+    assert conv.winograd_pad_free((5, 32, 3, 3), wt.shape, np.float32, (1, 1), (1, 1)) == 0
     y = conv.conv_forward(xp, wt, b, (1, 1), relu=True)
     assert np.array_equal(y, np.maximum(gemm_forward_strided(xp, wt, b, 1, 1, 1, 1, 1), 0))
     np.testing.assert_allclose(y, np.maximum(conv.conv2d_forward_reference(xp, wt, b, 1, 1), 0),
