@@ -149,8 +149,12 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
     oh, ow = hp - w.shape[2] + 1, wp - w.shape[3] + 1
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        flat = winograd_forward_flat(xp, filter_transform(w, m), b, wp, ph, pw)
-        return relu_maxpool_batch(flat, wp, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
+        u = filter_transform(w, m)
+        if whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
+            y, wp = batch_forward(xp, u, b, ph, pw).reshape(len(xp), len(w), oh * ow), ow
+        else:
+            y = winograd_forward_flat(xp, u, b, wp, ph, pw)
+        return relu_maxpool_batch(y, wp, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
     xp = pad_sides(xp, ph, ph, pw, pw)
     if winograd5(w.shape, xp.dtype, oh, ow):  # pooled at pitch OW
@@ -175,8 +179,12 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0)) 
     oh, ow = hp - w.shape[2] + 1, wp - w.shape[3] + 1
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        dxp, du, db = winograd_backward(xp, filter_transform(w, m), np.ascontiguousarray(dp),
-                                        need_dx, ph, pw, np.ascontiguousarray(arg), wp)
+        u = filter_transform(w, m)
+        if whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
+            dxp, du, db = batch_backward(xp, u, unpool(dp, arg, oh, ow, ow), need_dx, ph, pw)
+        else:
+            dxp, du, db = winograd_backward(xp, u, np.ascontiguousarray(dp), need_dx, ph, pw,
+                                            np.ascontiguousarray(arg), wp)
         return dxp, weight_grad(du, m), db
     if pad != (0, 0):
         raise ValueError(f"a padding {pad} is read in place only by Winograd; pad the input")

@@ -116,3 +116,28 @@ def test_a_conv2d_layer_of_256_channels_on_4x4_maps_runs_through_it(monkeypatch)
     assert _rel(dx, dxp[:, :, 1:5, 1:5]) < _tol(9 * 256)
     assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 3, 3, 1, 1)) < _tol(32)
     assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(32)
+
+
+def test_a_fused_relu_and_max_pool_runs_the_whole_batch_too(monkeypatch):
+    """Conv2D → ReLU → MaxPool fused into one step (a VGG-style stage's last convolution), 256
+    channels on 8×8 maps: the whole batch runs it, pooled at pitch OW, and output and gradients
+    equal the float64 convolution's (with the pool's winners the step picked)."""
+    calls = []
+    for name in ("batch_forward", "batch_backward"):
+        real = getattr(conv, name)
+        monkeypatch.setattr(conv, name, lambda *a, _real=real, _n=name: calls.append(_n) or
+                            _real(*a))
+    rng, x, wt, b = _data(2, 256, 256, 8, 8, 1, seed=9)
+    x32, w32, b32 = _f32(x, wt, b)
+    y, arg = conv.conv_relu_maxpool(x32, w32, b32, 2, 2, 2, 2, True, (1, 1))
+    xp = conv.pad_sides(x, 1, 1, 1, 1)
+    z = np.maximum(conv.conv2d_forward_reference(xp, wt, b, 1, 1), 0)
+    assert _rel(y, z.reshape(2, 256, 4, 2, 4, 2).max(axis=(3, 5))) < _tol(9 * 256)
+    dp = rng.standard_normal(y.shape)
+    dx, dw, db = conv.conv_relu_maxpool_grads(x32, w32, dp.astype(np.float32), arg, True, (1, 1))
+    assert calls == ["batch_forward", "batch_backward"]
+    dz = plan.unpool(dp, arg, 8, 8, 8)  # the pool's winners, at pitch OW
+    assert _rel(dx, conv.conv2d_input_grad_reference(dz, wt, 10, 10, 1, 1)[:, :, 1:9, 1:9]) < \
+        _tol(9 * 256)
+    assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dz, 3, 3, 1, 1)) < _tol(128)
+    assert _rel(db, dz.sum(axis=(0, 2, 3))) < _tol(128)
