@@ -30,6 +30,16 @@ def _f32(*arrays):
     return tuple(a.astype(np.float32) for a in arrays)
 
 
+def _counted(monkeypatch) -> list:
+    """The names of the whole-batch kernels ``kernels.conv`` calls from now on, in order."""
+    calls = []
+    for name in ("batch_forward", "batch_backward"):
+        real = getattr(conv, name)
+        monkeypatch.setattr(conv, name, lambda *a, _real=real, _n=name: calls.append(_n) or
+                            _real(*a))
+    return calls
+
+
 @pytest.mark.parametrize("n,c,f,h,w,pad,relu", CASES)
 def test_forward_and_backward_equal_the_float64_convolution(n, c, f, h, w, pad, relu):
     """The kernels whatever the rule would pick, x read unpadded with its padding in place."""
@@ -96,11 +106,7 @@ def test_a_conv2d_layer_of_256_channels_on_4x4_maps_runs_through_it(monkeypatch)
     """Through the layer's entry points (x handed over unpadded): the route is Winograd, the
     whole batch runs it (forward and backward, counted), and output and gradients equal the
     float64 convolution."""
-    calls = []
-    for name in ("batch_forward", "batch_backward"):
-        real = getattr(conv, name)
-        monkeypatch.setattr(conv, name, lambda *a, _real=real, _n=name: calls.append(_n) or
-                            _real(*a))
+    calls = _counted(monkeypatch)
     rng, x, wt, b = _data(2, 256, 256, 4, 4, 1, seed=7)
     x32, w32, b32 = _f32(x, wt, b)
     route = conv.pad_free_route(x.shape, wt.shape, np.float32, (1, 1), (1, 1))
@@ -122,11 +128,7 @@ def test_a_fused_relu_and_max_pool_runs_the_whole_batch_too(monkeypatch):
     """Conv2D → ReLU → MaxPool fused into one step (a VGG-style stage's last convolution), 256
     channels on 8×8 maps: the whole batch runs it, pooled at pitch OW, and output and gradients
     equal the float64 convolution's (with the pool's winners the step picked)."""
-    calls = []
-    for name in ("batch_forward", "batch_backward"):
-        real = getattr(conv, name)
-        monkeypatch.setattr(conv, name, lambda *a, _real=real, _n=name: calls.append(_n) or
-                            _real(*a))
+    calls = _counted(monkeypatch)
     rng, x, wt, b = _data(2, 256, 256, 8, 8, 1, seed=9)
     x32, w32, b32 = _f32(x, wt, b)
     y, arg = conv.conv_relu_maxpool(x32, w32, b32, 2, 2, 2, 2, True, (1, 1))
