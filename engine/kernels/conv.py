@@ -221,7 +221,8 @@ def pad_free_route(x_shape: tuple, w_shape: tuple, dtype, pad: tuple, stride: tu
         return "winograd"
     out_hw = [out_size(s + 2 * p, k, st) for s, p, k, st in
               zip(x_shape[2:], pad, w_shape[2:], stride)]
-    return "phases" if polyphase(w_shape, dtype, stride, dilation, groups, out_hw) else ""
+    return "phases" if polyphase(w_shape, dtype, stride, dilation, groups, out_hw,
+                                   x_shape[0]) else ""
 
 
 def conv_forward_unpadded(x, w, b, pad: tuple, route: str, relu: bool = False) -> tuple:
@@ -304,7 +305,7 @@ def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int 
         return pointwise_forward(xp, w, b, stride, relu)
     if _winograd5(w.shape, stride, dilation, groups, xp.dtype, out_hw):
         return winograd5_forward(xp, filter_transform5(w), b, relu)
-    if polyphase(w.shape, xp.dtype, stride, dilation, groups, out_hw):
+    if polyphase(w.shape, xp.dtype, stride, dilation, groups, out_hw, len(xp)):
         return polyphase_forward(xp, w, b, relu)
     if _kn2row(w.shape, stride, dilation, groups, xp.dtype, out_hw):
         return kn2row_forward(xp, w, b, stride, relu)
@@ -351,7 +352,7 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
     if _winograd5(w.shape, stride, dilation, groups, xp.dtype, dy.shape[2:]):
         dxp, du, db = winograd5_backward(xp, filter_transform5(w), dy, need_dx)
         return (dxp if need_dx else None), weight_grad5(du), db
-    if polyphase(w.shape, xp.dtype, stride, dilation, groups, dy.shape[2:]):
+    if polyphase(w.shape, xp.dtype, stride, dilation, groups, dy.shape[2:], len(xp)):
         return polyphase_backward(xp, w, dy, need_dx)
     if _kn2row(w.shape, stride, dilation, groups, xp.dtype, dy.shape[2:], backward=True):
         dxp, dw, db = kn2row_backward(xp, w, dy, need_dx, stride)

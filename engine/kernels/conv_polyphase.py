@@ -22,6 +22,8 @@ import numpy as np
 
 from layerloom.engine.kernels.conv_winograd import M, winograd_forward_flat
 from layerloom.engine.kernels.conv_winograd_back import winograd_backward
+from layerloom.engine.kernels.conv_winograd_batch import (MIN_PRODUCT, batch_backward,
+                                                          batch_forward, whole_batch)
 from layerloom.engine.kernels.conv_winograd_plan import filter_transform, weight_grad
 from layerloom.engine.threads import split_rows
 
@@ -30,18 +32,24 @@ PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
 def polyphase(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups: int,
-              out_hw) -> bool:
+              out_hw, n: int = 0) -> bool:
     """True when the phases' Winograd runs this convolution: float32 5×5 filters at stride 2,
     ≥ 16 filters from 4–128 channels (≥ 16 phase channels) on maps of ≥ 8×8 outputs, or from
     ≤ 64 channels on maps of ≥ 4×4. Measured at batch 64, forward + backward, one / two cores:
     4 → 16 … 64 → 128 channels on 32×32 and 16×16 inputs 1.07-1.58× / 0.99-1.53× the kernels
     before, 128 → 128 on 16×16 1.36×; on 8×8 inputs 64 → 128 1.11× / 0.99×, but 128 → 128
-    0.90× and 128 → 256 0.74× (four times the filters to transform for 16 tiles a sample)."""
+    0.90× and 128 → 256 0.74× (four times the filters to transform for 16 tiles a sample).
+    Given the batch ``n``, also C·F ≥ 2^16 on maps the whole batch's Winograd takes
+    (``conv_winograd_batch``): 256 → 256 and 256 → 512 onto 4×4, forward + backward at batch
+    64, one / two cores, 141 → 118 / 82 → 75 ms and 246 → 212 / 130 → 107 (128 → 256 there
+    gained 10 % on one core and lost 10 % on two: left out)."""
     nf, c, kh, kw = w_shape
     side = min(out_hw)
-    return (np.dtype(dtype) == np.float32 and tuple(stride) == (2, 2) and groups == 1
-            and tuple(dilation) == (1, 1) and (kh, kw) == (5, 5) and nf >= 16
-            and 4 <= c <= MAX_CHANNELS and side >= 4 and (side >= 8 or c <= SMALL_MAP_CHANNELS))
+    if not (np.dtype(dtype) == np.float32 and tuple(stride) == (2, 2) and groups == 1
+            and tuple(dilation) == (1, 1) and (kh, kw) == (5, 5) and nf >= 16 and side >= 4):
+        return False
+    return ((4 <= c <= MAX_CHANNELS and (side >= 8 or c <= SMALL_MAP_CHANNELS))
+            or (n > 0 and c * nf >= MIN_PRODUCT and whole_batch(4 * c, nf, n, *out_hw)))
 
 
 def _rows_of(a: int, pad: int) -> tuple[int, int]:
@@ -111,6 +119,8 @@ def phases_forward(x, w, b, pad: tuple, relu: bool = False) -> tuple:
     ``phases_backward`` takes: the phases and the filters' transform, made once a step)."""
     x4, u = kept = _kept(x, w, pad)
     oh, ow = x4.shape[2] - 2, x4.shape[3] - 2
+    if whole_batch(x4.shape[1], u.shape[1], len(x4), oh, ow):
+        return batch_forward(x4, u, b, 0, 0, relu), kept
     y = winograd_forward_flat(x4, u, b, ow, 0, 0, relu)
     return y.reshape(len(x), u.shape[1], oh, ow), kept
 
@@ -130,7 +140,10 @@ def phases_backward(kept: tuple, w_shape: tuple, dy, pad: tuple, hw: tuple,
     """(d x (of ``hw``, unpadded) or None, d weight, d bias) of ``phases_forward`` from what it
     kept."""
     x4, u = kept
-    dx4, du, db = winograd_backward(x4, u, np.ascontiguousarray(dy), need_dx)
+    if whole_batch(x4.shape[1], u.shape[1], len(x4), dy.shape[2], dy.shape[3]):
+        dx4, du, db = batch_backward(x4, u, dy, need_dx)
+    else:
+        dx4, du, db = winograd_backward(x4, u, np.ascontiguousarray(dy), need_dx)
     dw4 = weight_grad(du, M)
     nf, c = w_shape[:2]
     dw6 = np.empty((nf, c, 6, 6), dw4.dtype)

@@ -43,6 +43,17 @@ def whole_batch(c: int, nf: int, n: int, oh: int, ow: int) -> bool:
             and (M + 2) ** 2 * (c + nf) * n * th * tw <= MAX_ELEMENTS)
 
 
+def _tiles(oh: int, ow: int) -> tuple[int, int]:
+    """(tile rows, tile columns) of an OH × OW output: V and M hold a sample's tiles without
+    the chunked kernels' spare tile per row only up to ``COMPACT_TW`` columns, so wider maps
+    are refused here (they would write past the buffers)."""
+    th, tw = -(-oh // M), -(-ow // M)
+    if tw > COMPACT_TW:
+        raise ValueError(f"the whole-batch Winograd takes outputs of at most {M * COMPACT_TW} "
+                         f"columns, not {ow}: use conv_winograd's chunks")
+    return th, tw
+
+
 def _groups(n: int) -> np.ndarray:
     """Bounds of the fixed sample groups: near-equal, at most ``GROUP`` samples each."""
     k = -(-n // GROUP)
@@ -92,7 +103,7 @@ def batch_forward(x, u, b, ph: int = 0, pw: int = 0, relu: bool = False) -> np.n
     n, c, h, w = x.shape
     pos, nf = u.shape[0], u.shape[1]
     oh, ow = h + 2 * ph - 2, w + 2 * pw - 2
-    th, tw = -(-oh // M), -(-ow // M)
+    th, tw = _tiles(oh, ow)
     v, mm = np.empty((pos, c, n * th * tw), x.dtype), np.empty((pos, nf, n * th * tw), x.dtype)
     out = np.empty((n, nf, oh * ow), x.dtype)
     bounds = _groups(n)
@@ -137,7 +148,7 @@ def batch_backward(x, u, dy, need_dx: bool, ph: int = 0, pw: int = 0) -> tuple:
     ``conv_winograd_back.winograd_backward`` returns, for ``weight_grad``."""
     n, c, h, w = x.shape
     pos, nf = u.shape[0], u.shape[1]
-    th, tw = -(-(h + 2 * ph - 2) // M), -(-(w + 2 * pw - 2) // M)
+    th, tw = _tiles(h + 2 * ph - 2, w + 2 * pw - 2)
     v, dm = np.empty((pos, c, n * th * tw), x.dtype), np.empty((pos, nf, n * th * tw), x.dtype)
     bounds = _groups(n)
     k, need = len(bounds) - 1, bool(need_dx)

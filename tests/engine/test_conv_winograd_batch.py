@@ -6,7 +6,8 @@ channels on 4×4 maps runs through it and trains as the direct kernels do."""
 import numpy as np
 import pytest
 
-from layerloom.engine.kernels import conv, conv_winograd as wg, conv_winograd_plan as plan
+from layerloom.engine.kernels import conv, conv_polyphase, conv_winograd as wg
+from layerloom.engine.kernels import conv_winograd_plan as plan
 from layerloom.engine.kernels import conv_winograd_back as wgb
 from layerloom.engine.kernels import conv_winograd_batch as wb
 from layerloom.engine.kernels.conv_gemm_strided import prefers_gemm_strided
@@ -31,12 +32,14 @@ def _f32(*arrays):
 
 
 def _counted(monkeypatch) -> list:
-    """The names of the whole-batch kernels ``kernels.conv`` calls from now on, in order."""
+    """The names of the whole-batch kernels that ``kernels.conv`` and ``conv_polyphase`` call
+    from now on, in order."""
     calls = []
-    for name in ("batch_forward", "batch_backward"):
-        real = getattr(conv, name)
-        monkeypatch.setattr(conv, name, lambda *a, _real=real, _n=name: calls.append(_n) or
-                            _real(*a))
+    for module in (conv, conv_polyphase):
+        for name in ("batch_forward", "batch_backward"):
+            real = getattr(module, name)
+            monkeypatch.setattr(module, name, lambda *a, _real=real, _n=name: calls.append(_n)
+                                or _real(*a))
     return calls
 
 
@@ -62,6 +65,16 @@ def test_forward_and_backward_equal_the_float64_convolution(n, c, f, h, w, pad, 
     assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 3, 3, 1, 1)) < _tol(positions)
     assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(positions)
     assert wb.batch_backward(x32, u, dy.astype(np.float32), False, pad, pad)[0].size == 0
+
+
+def test_maps_wider_than_three_tiles_are_refused():
+    """V and M hold no spare tiles: a 13-column output (4 tile columns) would not fit them."""
+    x = np.zeros((2, 4, 5, 13), np.float32)
+    u = plan.filter_transform(np.zeros((4, 4, 3, 3), np.float32), 4)
+    with pytest.raises(ValueError, match="at most 12 columns, not 13"):
+        wb.batch_forward(x, u, np.zeros(4, np.float32), 1, 1)
+    with pytest.raises(ValueError, match="at most 12 columns"):
+        wb.batch_backward(x, u, np.zeros((2, 4, 5, 13), np.float32), True, 1, 1)
 
 
 def test_it_agrees_with_the_chunks_and_not_with_the_threads():
@@ -102,26 +115,33 @@ def test_the_rule_takes_many_channel_small_maps_only():
     assert prefers_gemm_strided((64, 64, 5, 5), 1, (1, 1), f32, 36)
 
 
+def _through_the_route(calls, rng, x, wt, b, pad: int, stride: int, route: str) -> None:
+    """``conv_forward_unpadded`` / ``conv_backward_unpadded`` on ``route``: the whole batch ran
+    both ways (``calls``), and output and gradients equal the float64 convolution's."""
+    x32, w32, b32 = _f32(x, wt, b)
+    y, kept = conv.conv_forward_unpadded(x32, w32, b32, (pad, pad), route)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = conv.conv_backward_unpadded(kept, wt.shape, dy.astype(np.float32), (pad, pad),
+                                             route, x.shape, True)
+    assert calls == ["batch_forward", "batch_backward"]
+    xp, (k, h, w) = conv.pad_sides(x, pad, pad, pad, pad), (wt.shape[2], *x.shape[2:])
+    taps, positions = k * k * x.shape[1], len(x) * dy[0, 0].size
+    assert _rel(y, conv.conv2d_forward_reference(xp, wt, b, stride, stride)) < _tol(taps)
+    dxp = conv.conv2d_input_grad_reference(dy, wt, *xp.shape[2:], stride, stride)
+    assert _rel(dx, dxp[:, :, pad:pad + h, pad:pad + w]) < _tol(taps)
+    dw_want = conv.conv2d_weight_grad_reference(xp, dy, k, k, stride, stride)
+    assert _rel(dw, dw_want) < _tol(positions)
+    assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(positions)
+
+
 def test_a_conv2d_layer_of_256_channels_on_4x4_maps_runs_through_it(monkeypatch):
     """Through the layer's entry points (x handed over unpadded): the route is Winograd, the
     whole batch runs it (forward and backward, counted), and output and gradients equal the
     float64 convolution."""
     calls = _counted(monkeypatch)
     rng, x, wt, b = _data(2, 256, 256, 4, 4, 1, seed=7)
-    x32, w32, b32 = _f32(x, wt, b)
-    route = conv.pad_free_route(x.shape, wt.shape, np.float32, (1, 1), (1, 1))
-    assert route == "winograd"
-    y, kept = conv.conv_forward_unpadded(x32, w32, b32, (1, 1), route)
-    dy = rng.standard_normal(y.shape)
-    dx, dw, db = conv.conv_backward_unpadded(kept, wt.shape, dy.astype(np.float32), (1, 1), route,
-                                             x.shape, True)
-    assert calls == ["batch_forward", "batch_backward"]
-    xp = conv.pad_sides(x, 1, 1, 1, 1)
-    assert _rel(y, conv.conv2d_forward_reference(xp, wt, b, 1, 1)) < _tol(9 * 256)
-    dxp = conv.conv2d_input_grad_reference(dy, wt, 6, 6, 1, 1)
-    assert _rel(dx, dxp[:, :, 1:5, 1:5]) < _tol(9 * 256)
-    assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 3, 3, 1, 1)) < _tol(32)
-    assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(32)
+    assert conv.pad_free_route(x.shape, wt.shape, np.float32, (1, 1), (1, 1)) == "winograd"
+    _through_the_route(calls, rng, x, wt, b, 1, 1, "winograd")
 
 
 def test_a_fused_relu_and_max_pool_runs_the_whole_batch_too(monkeypatch):
@@ -143,3 +163,15 @@ def test_a_fused_relu_and_max_pool_runs_the_whole_batch_too(monkeypatch):
         _tol(9 * 256)
     assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dz, 3, 3, 1, 1)) < _tol(128)
     assert _rel(db, dz.sum(axis=(0, 2, 3))) < _tol(128)
+
+
+def test_a_5x5_stride_2_conv_of_256_channels_on_8x8_maps_takes_the_phases_whole(monkeypatch):
+    """5×5 stride-2 convolutions of C·F ≥ 2^16 onto 4×4 maps take the phases' Winograd
+    (``conv_polyphase``) now that the whole batch runs it: route, calls and values."""
+    calls = _counted(monkeypatch)
+    rng, x, _, b = _data(2, 256, 256, 8, 8, 2, seed=11)
+    wt = rng.standard_normal((256, 256, 5, 5)) / np.sqrt(25 * 256)
+    assert conv.pad_free_route(x.shape, wt.shape, np.float32, (2, 2), (2, 2)) == "phases"
+    assert conv.pad_free_route((2, 128, 8, 8), (256, 128, 5, 5), np.float32, (2, 2),
+                               (2, 2)) == ""  # C·F = 2^15: the products per tap, as before
+    _through_the_route(calls, rng, x, wt, b, 2, 2, "phases")
