@@ -39,7 +39,7 @@ def whole_batch(c: int, nf: int, n: int, oh: int, ow: int) -> bool:
     ``COMPACT_TW`` tile rows and columns (≤ 12 × 12), C·F ≥ ``MIN_PRODUCT``, and V and M of
     the whole batch within ``MAX_ELEMENTS``."""
     th, tw = -(-oh // M), -(-ow // M)
-    return (max(th, tw) <= COMPACT_TW and c * nf >= MIN_PRODUCT
+    return (n > 0 and max(th, tw) <= COMPACT_TW and c * nf >= MIN_PRODUCT
             and (M + 2) ** 2 * (c + nf) * n * th * tw <= MAX_ELEMENTS)
 
 

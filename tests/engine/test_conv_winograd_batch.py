@@ -107,6 +107,7 @@ def test_the_rule_takes_many_channel_small_maps_only():
     assert not wb.whole_batch(128, 128, 64, 4, 4)  # C·F below MIN_PRODUCT: the chunks
     assert not wb.whole_batch(256, 256, 64, 16, 16)  # 4 tile columns: the chunks
     assert not wb.whole_batch(512, 512, 1024, 8, 8)  # V and M past MAX_ELEMENTS
+    assert not wb.whole_batch(256, 256, 0, 4, 4)  # an empty batch: nothing to group
     f32 = np.float32  # im2col keeps what Winograd cannot take, and what it did not beat
     assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 16)  # 4×4: Winograd
     assert not prefers_gemm_strided((256, 256, 3, 3), 1, (1, 1), f32, 36)  # whole batch
