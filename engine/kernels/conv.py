@@ -69,8 +69,8 @@ from layerloom.engine.kernels.conv_winograd5 import (filter_transform as filter_
                                                      winograd5_forward)
 from layerloom.engine.kernels.conv_winograd5_back import winograd5_backward
 from layerloom.engine.kernels.conv_winograd_back import winograd_backward
-from layerloom.engine.kernels.conv_winograd_batch import (batch_backward, batch_forward,
-                                                          whole_batch)
+from layerloom.engine.kernels.conv_winograd_batch import (whole_batch, winograd_image,
+                                                          winograd_image_grads)
 from layerloom.engine.kernels.conv_winograd_plan import (filter_transform, unpool, weight_grad,
                                                          winograd_tile)
 
@@ -114,7 +114,7 @@ def conv2d_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: in
         oh, ow = _conv_out(xp, w)
         m = winograd_tile(w.shape, xp.dtype, oh, ow)
         if m:
-            return _winograd_forward(xp, filter_transform(w, m), b, (0, 0), relu)
+            return winograd_image(xp, filter_transform(w, m), b, (0, 0), relu)
         if not packed_direct(w.shape, xp.dtype) and \
                 (prefers_gemm(w.shape, len(xp)) or (len(xp) > 1 and wide(w.shape))):
             return gemm_forward_image(xp, w, b, relu)
@@ -129,7 +129,7 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     dy = np.ascontiguousarray(dy)
     m = winograd_tile(w.shape, xp.dtype, *dy.shape[2:]) if sh == sw == 1 else 0
     if m:
-        dxp, du, db = _winograd_backward(xp, filter_transform(w, m), dy, need_dx, (0, 0))
+        dxp, du, db = winograd_image_grads(xp, filter_transform(w, m), dy, need_dx)
         return (dxp if need_dx else None), weight_grad(du, m), db
     if sh == 1 and sw == 1 and prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3]):
         dxp, dw, db = gemm_backward_flat(xp, w, dy, need_dx)
@@ -151,10 +151,10 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
     if m:
         u = filter_transform(w, m)
         if whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
-            y, wp = batch_forward(xp, u, b, ph, pw).reshape(len(xp), len(w), oh * ow), ow
+            y, pitch = winograd_image(xp, u, b, pad).reshape(len(xp), len(w), oh * ow), ow
         else:
-            y = winograd_forward_flat(xp, u, b, wp, ph, pw)
-        return relu_maxpool_batch(y, wp, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
+            y, pitch = winograd_forward_flat(xp, u, b, wp, ph, pw), wp
+        return relu_maxpool_batch(y, pitch, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
     xp = pad_sides(xp, ph, ph, pw, pw)
     if winograd5(w.shape, xp.dtype, oh, ow):  # pooled at pitch OW
@@ -181,7 +181,7 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0)) 
     if m:
         u = filter_transform(w, m)
         if whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
-            dxp, du, db = batch_backward(xp, u, unpool(dp, arg, oh, ow, ow), need_dx, ph, pw)
+            dxp, du, db = winograd_image_grads(xp, u, unpool(dp, arg, oh, ow, ow), need_dx, pad)
         else:
             dxp, du, db = winograd_backward(xp, u, np.ascontiguousarray(dp), need_dx, ph, pw,
                                             np.ascontiguousarray(arg), wp)
@@ -233,7 +233,7 @@ def conv_forward_unpadded(x, w, b, pad: tuple, route: str, relu: bool = False) -
     if route == "phases":
         return phases_forward(x, w, b, pad, relu)
     u = filter_transform(w, M)
-    return _winograd_forward(x, u, b, pad, relu), (x, u)
+    return winograd_image(x, u, b, pad, relu), (x, u)
 
 
 def conv_backward_unpadded(kept: tuple, w_shape: tuple, dy, pad: tuple, route: str,
@@ -242,26 +242,8 @@ def conv_backward_unpadded(kept: tuple, w_shape: tuple, dy, pad: tuple, route: s
     if route == "phases":
         return phases_backward(kept, w_shape, dy, pad, x_shape[2:], need_dx)
     x, u = kept
-    dx, du, db = _winograd_backward(x, u, dy, need_dx, pad)
+    dx, du, db = winograd_image_grads(x, u, dy, need_dx, pad)
     return (dx if need_dx else None), weight_grad(du, M), db
-
-
-def _winograd_forward(x, u, b, pad: tuple, relu: bool) -> np.ndarray:
-    """Winograd's conv(x zero-padded by ``pad``) + b [then max(·, 0)] as (N, F, OH, OW): the
-    whole batch at once on small maps of many channels (``conv_winograd_batch``), in chunks
-    otherwise."""
-    n, c, h, w = x.shape
-    oh, ow = h + 2 * pad[0] - 2, w + 2 * pad[1] - 2
-    if whole_batch(c, u.shape[1], n, oh, ow):
-        return batch_forward(x, u, b, *pad, relu)
-    return winograd_forward_flat(x, u, b, ow, *pad, relu).reshape(n, u.shape[1], oh, ow)
-
-
-def _winograd_backward(x, u, dy, need_dx: bool, pad: tuple) -> tuple:
-    """(dx or empty, dU, d bias) of ``_winograd_forward``, by the same route."""
-    if whole_batch(x.shape[1], u.shape[1], len(x), dy.shape[2], dy.shape[3]):
-        return batch_backward(x, u, dy, need_dx, *pad)
-    return winograd_backward(x, u, np.ascontiguousarray(dy), need_dx, *pad)
 
 
 # ------------------------------------------------------------- any stride, dilation and groups

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerloom.engine.kernels.conv_winograd import M, winograd_forward_flat
-from layerloom.engine.kernels.conv_winograd_back import winograd_backward
-from layerloom.engine.kernels.conv_winograd_batch import (MIN_PRODUCT, batch_backward,
-                                                          batch_forward, whole_batch)
+from layerloom.engine.kernels.conv_winograd import M
+from layerloom.engine.kernels.conv_winograd_batch import (MIN_PRODUCT, whole_batch,
+                                                          winograd_image, winograd_image_grads)
 from layerloom.engine.kernels.conv_winograd_plan import filter_transform, weight_grad
 from layerloom.engine.threads import split_rows
 
@@ -118,11 +117,7 @@ def phases_forward(x, w, b, pad: tuple, relu: bool = False) -> tuple:
     """(conv(x zero-padded by ``pad``) + b at stride 2 [then max(·, 0)], what
     ``phases_backward`` takes: the phases and the filters' transform, made once a step)."""
     x4, u = kept = _kept(x, w, pad)
-    oh, ow = x4.shape[2] - 2, x4.shape[3] - 2
-    if whole_batch(x4.shape[1], u.shape[1], len(x4), oh, ow):
-        return batch_forward(x4, u, b, 0, 0, relu), kept
-    y = winograd_forward_flat(x4, u, b, ow, 0, 0, relu)
-    return y.reshape(len(x), u.shape[1], oh, ow), kept
+    return winograd_image(x4, u, b, relu=relu), kept
 
 
 def _kept(x, w, pad: tuple) -> tuple:
@@ -140,10 +135,7 @@ def phases_backward(kept: tuple, w_shape: tuple, dy, pad: tuple, hw: tuple,
     """(d x (of ``hw``, unpadded) or None, d weight, d bias) of ``phases_forward`` from what it
     kept."""
     x4, u = kept
-    if whole_batch(x4.shape[1], u.shape[1], len(x4), dy.shape[2], dy.shape[3]):
-        dx4, du, db = batch_backward(x4, u, dy, need_dx)
-    else:
-        dx4, du, db = winograd_backward(x4, u, np.ascontiguousarray(dy), need_dx)
+    dx4, du, db = winograd_image_grads(x4, u, dy, need_dx)
     dw4 = weight_grad(du, M)
     nf, c = w_shape[:2]
     dw6 = np.empty((nf, c, 6, 6), dw4.dtype)

@@ -23,8 +23,10 @@ import numpy as np
 from numba import njit
 
 from layerloom.engine.kernels.conv_winograd import (COMPACT_TW, M, _input_transform,
-                                                    _output_transform, _relu_in_place)
-from layerloom.engine.kernels.conv_winograd_back import _grad_transform, _input_adjoint
+                                                    _output_transform, _relu_in_place,
+                                                    winograd_forward_flat)
+from layerloom.engine.kernels.conv_winograd_back import (_grad_transform, _input_adjoint,
+                                                         winograd_backward)
 from layerloom.engine.threads import split_rows
 
 MIN_PRODUCT = 1 << 16  # C·F from which the whole batch beats the chunks (256 → 256)
@@ -41,6 +43,25 @@ def whole_batch(c: int, nf: int, n: int, oh: int, ow: int) -> bool:
     th, tw = -(-oh // M), -(-ow // M)
     return (n > 0 and max(th, tw) <= COMPACT_TW and c * nf >= MIN_PRODUCT
             and (M + 2) ** 2 * (c + nf) * n * th * tw <= MAX_ELEMENTS)
+
+
+def winograd_image(x, u, b, pad: tuple = (0, 0), relu: bool = False) -> np.ndarray:
+    """Winograd's conv(x zero-padded by ``pad``) + b [then max(·, 0)] as (N, F, OH, OW): the
+    whole batch at once where ``whole_batch`` says so, ``conv_winograd``'s chunks otherwise.
+    The one place that picks between them for every route (the layers' pad-free one, the
+    padded one, the stride-2 phases, the fused max-pool)."""
+    n, c, h, w = x.shape
+    oh, ow = h + 2 * pad[0] - 2, w + 2 * pad[1] - 2
+    if whole_batch(c, u.shape[1], n, oh, ow):
+        return batch_forward(x, u, b, *pad, relu)
+    return winograd_forward_flat(x, u, b, ow, *pad, relu).reshape(n, u.shape[1], oh, ow)
+
+
+def winograd_image_grads(x, u, dy, need_dx: bool, pad: tuple = (0, 0)) -> tuple:
+    """(dx or empty, dU, d bias) of ``winograd_image``, by the same choice."""
+    if whole_batch(x.shape[1], u.shape[1], len(x), dy.shape[2], dy.shape[3]):
+        return batch_backward(x, u, dy, need_dx, *pad)
+    return winograd_backward(x, u, np.ascontiguousarray(dy), need_dx, *pad)
 
 
 def _tiles(oh: int, ow: int) -> tuple[int, int]:

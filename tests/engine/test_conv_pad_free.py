@@ -11,7 +11,7 @@ import pytest
 
 from layerloom.engine import fusion
 from layerloom.engine.graph import Graph
-from layerloom.engine.kernels import conv
+from layerloom.engine.kernels import conv, conv_winograd_batch
 from layerloom.engine.layers import conv as conv_layers
 from layerloom.engine.network import Network
 
@@ -59,9 +59,10 @@ def test_reading_the_padding_in_place_equals_padding_a_copy_bit_for_bit(monkeypa
     monkeypatch.setattr(conv_layers, "conv_forward_unpadded",
                         lambda *a: used.append(1) or unpadded(*a))
     pooled = conv.winograd_forward_flat
-    monkeypatch.setattr(conv, "winograd_forward_flat",
-                        lambda x, u, b, pitch, ph=0, pw=0, relu=False: used.append(2 if ph else 0)
-                        or pooled(x, u, b, pitch, ph, pw, relu))
+    for module in (conv, conv_winograd_batch):  # the fused pool's call, and every other route's
+        monkeypatch.setattr(module, "winograd_forward_flat",
+                            lambda x, u, b, pitch, ph=0, pw=0, relu=False:
+                            used.append(2 if ph else 0) or pooled(x, u, b, pitch, ph, pw, relu))
     in_place = _run(h, w)
     assert used.count(1) == 2 * 3 + 3  # c1, c2, c3 per training step, then in inference
     assert used.count(2) == 2 * 4 + 4  # those and the pooled c4

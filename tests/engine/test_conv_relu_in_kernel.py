@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from layerloom.engine.graph import Graph
-from layerloom.engine.kernels import conv
+from layerloom.engine.kernels import conv, conv_winograd_batch
 from layerloom.engine.network import Network
 
 from .graph_cases import add_after
@@ -37,7 +37,7 @@ def test_relu_in_the_convolution_kernel_equals_maximum_of_its_output(monkeypatch
                                                                      bn):
     calls, stem = [], []
     forward, image = conv.winograd_forward_flat, conv.gemm_forward_image
-    monkeypatch.setattr(conv, "winograd_forward_flat",
+    monkeypatch.setattr(conv_winograd_batch, "winograd_forward_flat",  # every unpooled route's
                         lambda *a: calls.append(a) or forward(*a))
     monkeypatch.setattr(conv, "gemm_forward_image", lambda *a: stem.append(a[3]) or image(*a))
     rng = np.random.default_rng(3)

@@ -11,6 +11,7 @@ import pytest
 from layerloom.engine.graph import Graph
 from layerloom.engine.kernels import conv, conv_winograd as wg, conv_winograd_plan as plan
 from layerloom.engine.kernels import conv_winograd_back as wgb
+from layerloom.engine.kernels import conv_winograd_batch as wb
 from layerloom.engine.kernels.conv_gemm import flat_to_image
 from layerloom.engine.kernels.conv_reference import winograd_reference
 from layerloom.engine.network import Network
@@ -194,8 +195,10 @@ def train_losses(g: Graph, steps: int) -> list:
 def test_a_convnet_trains_through_winograd_as_through_the_direct_kernels(monkeypatch):
     calls = []
     forward, backward = wg.winograd_forward_flat, wgb.winograd_backward
-    monkeypatch.setattr(conv, "winograd_forward_flat", lambda *a: calls.append(1) or forward(*a))
-    monkeypatch.setattr(conv, "winograd_backward", lambda *a: calls.append(2) or backward(*a))
+    for module in (conv, wb):  # the fused pool's calls, and every other route's
+        monkeypatch.setattr(module, "winograd_forward_flat",
+                            lambda *a: calls.append(1) or forward(*a))
+        monkeypatch.setattr(module, "winograd_backward", lambda *a: calls.append(2) or backward(*a))
     fast = train_losses(_convnet(), 25)
     assert calls.count(1) == 25 * 3 and calls.count(2) == 25 * 3
     monkeypatch.setattr(conv, "winograd_tile", lambda *a: 0)

@@ -6,7 +6,7 @@ channels on 4×4 maps runs through it and trains as the direct kernels do."""
 import numpy as np
 import pytest
 
-from layerloom.engine.kernels import conv, conv_polyphase, conv_winograd as wg
+from layerloom.engine.kernels import conv, conv_winograd as wg
 from layerloom.engine.kernels import conv_winograd_plan as plan
 from layerloom.engine.kernels import conv_winograd_back as wgb
 from layerloom.engine.kernels import conv_winograd_batch as wb
@@ -32,14 +32,13 @@ def _f32(*arrays):
 
 
 def _counted(monkeypatch) -> list:
-    """The names of the whole-batch kernels that ``kernels.conv`` and ``conv_polyphase`` call
-    from now on, in order."""
+    """The names of the whole-batch kernels run from now on (every route reaches them through
+    ``winograd_image``), in order."""
     calls = []
-    for module in (conv, conv_polyphase):
-        for name in ("batch_forward", "batch_backward"):
-            real = getattr(module, name)
-            monkeypatch.setattr(module, name, lambda *a, _real=real, _n=name: calls.append(_n)
-                                or _real(*a))
+    for name in ("batch_forward", "batch_backward"):
+        real = getattr(wb, name)
+        monkeypatch.setattr(wb, name, lambda *a, _real=real, _n=name: calls.append(_n) or
+                            _real(*a))
     return calls
 
 
