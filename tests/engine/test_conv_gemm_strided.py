@@ -214,3 +214,33 @@ def test_gather_equals_the_runs_bit_for_bit(stride, dilation):
     np.testing.assert_array_equal(back_runs, back_gathered)
     assert np.count_nonzero(back_runs[1:3, 1:])  # the chunk's samples and channels, filled
     assert not np.count_nonzero(back_runs[0]) and not np.count_nonzero(back_runs[:, 0])
+
+
+def test_float32_chunk_products_run_on_the_tile_kernel():
+    """float32's products are ``kernels.packed``'s (F × taps · taps × positions, dWᵀ = cols ·
+    dZᵀ accumulated in place, Wᵀ · dZ): a one-chunk batch (16×16 outputs) equals them computed
+    here from the same im2col matrix, bit for bit, forward, weight and input gradient."""
+    from layerloom.engine.kernels.conv_gemm_strided import _im2col
+    from layerloom.engine.kernels.packed import gemm_packed, packed
+
+    rng = np.random.default_rng(5)
+    c, nf, k = 6, 20, 3  # 20 filters: a panel and a ragged one
+    xp = rng.standard_normal((1, c, 33, 33)).astype(np.float32)
+    w = rng.standard_normal((nf, c, k, k)).astype(np.float32)
+    dy = rng.standard_normal((1, nf, 16, 16)).astype(np.float32)
+    cols = np.empty((c * k * k, 256), np.float32)
+    _im2col(xp, 0, 1, 0, c, k, k, 2, 2, 1, 1, 16, 16, cols, False)
+    w2, dz = w.reshape(nf, -1), dy.reshape(nf, 256)
+    y = np.empty((nf, 256), np.float32)
+    gemm_packed(w2, packed(cols), y, False)
+    assert np.array_equal(gemm_forward_strided(xp, w, np.zeros(nf, np.float32), 2, 2, 1, 1, 1),
+                          y.reshape(1, nf, 16, 16))
+    dwt = np.zeros((c * k * k, nf), np.float32)
+    gemm_packed(cols, packed(dz.T), dwt, True)
+    dcols = np.empty_like(cols)
+    gemm_packed(np.ascontiguousarray(w2.T), packed(dz), dcols, False)
+    dxp = np.zeros_like(xp)
+    _im2col(dxp, 0, 1, 0, c, k, k, 2, 2, 1, 1, 16, 16, dcols, True)
+    got_dx, got_dw, _ = gemm_backward_strided(xp, w, dy, 2, 2, 1, 1, 1, True)
+    assert np.array_equal(got_dw, dwt.T.reshape(w.shape)) and np.array_equal(got_dx, dxp)
+    assert got_dw.flags.c_contiguous  # (the optimizer's one-pass update takes it as it is)
