@@ -281,18 +281,22 @@ def backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts, db_parts
                   fast, p0, p1):
     """Partial sums p0..p1 of ``gemm_backward_strided``, serially: partial pi over its fixed run
     of chunks into dw_parts[pi] and db_parts[pi], the input gradient into dxp. ``fast``
-    (float32): dw_parts is (parts, groups, taps, F/groups), each chunk's dWᵀ = cols · dZᵀ added
-    in place by the tile kernel (``_product``), dZᵀ packed; else (parts, 1, F, taps) by the
-    BLAS."""
+    (float32): dw_parts is (parts, groups, taps + 1, F/groups), each chunk's dWᵀ = cols · dZᵀ
+    added in place by the tile kernel (``_product``), dZᵀ packed, and cols' extra row of ones
+    makes the last row db (dz's rows summed one by one took 1.2 ms of a 32→64 3×3 stride-2
+    backward's 21, at b64: a dependent add per element); else (parts, 1, F, taps) by the BLAS
+    and db_parts."""
     groups, taps, fpg = wt.shape
     cpg, oh, ow = taps // (kh * kw), dy.shape[2], dy.shape[3]
-    k, parts = len(bounds) - 1, len(db_parts)
+    k, parts = len(bounds) - 1, len(dw_parts)
     tmp = np.empty((fpg, taps), xp.dtype)
     for pi in range(p0, p1):
         for ci in range((pi * k) // parts, ((pi + 1) * k) // parts):
             s0, s1 = bounds[ci], bounds[ci + 1]
             dz = np.empty((fpg, (s1 - s0) * oh * ow), xp.dtype)
-            cols = np.empty((taps, (s1 - s0) * oh * ow), xp.dtype)
+            ones = np.empty((taps + 1 if fast else taps, (s1 - s0) * oh * ow), xp.dtype)
+            ones[taps:] = 1
+            cols = ones[:taps]
             for g in range(groups):
                 _to_rows(dy, s0, s1, g * fpg, (g + 1) * fpg, dz)
                 _im2col(xp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow,
@@ -300,12 +304,12 @@ def backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts, db_parts
                 if fast:
                     panels = np.empty(panels_shape(dz.shape[1], fpg), np.float32)
                     pack(dz.T, panels)
-                    gemm_packed(cols, panels, dw_parts[pi, g], True)
+                    gemm_packed(ones, panels, dw_parts[pi, g], True)
                 else:
                     np.dot(dz, cols.T, tmp)
                     dw_parts[pi, 0, g * fpg:(g + 1) * fpg] += tmp
-                for f in range(fpg):
-                    db_parts[pi, g * fpg + f] += dz[f].sum()
+                    for f in range(fpg):
+                        db_parts[pi, g * fpg + f] += dz[f].sum()
                 if need_dx:
                     _product(wt[g], dz, cols, fast)
                     _im2col(dxp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow,
@@ -324,16 +328,20 @@ def gemm_backward_strided(xp, w, dy, sh, sw, dh, dw, groups, need_dx: bool) -> t
     bounds = chunk_bounds(n, POSITIONS, dy.shape[2] * dy.shape[3])
     parts = min(len(bounds) - 1, PARTS)  # partial sums over runs of chunks: not one per chunk
     fast = xp.dtype == np.float32  # (backward_part's layouts)
-    dw_parts = np.zeros((parts, groups, taps, fpg) if fast else (parts, 1, nf, taps), xp.dtype)
-    db_parts = np.zeros((parts, nf), xp.dtype)
+    dw_parts = np.zeros((parts, groups, taps + 1, fpg) if fast else (parts, 1, nf, taps),
+                        xp.dtype)
+    db_parts = np.zeros((0 if fast else parts, nf), xp.dtype)
     dxp = np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype)
     need = bool(need_dx)
     split_rows(lambda p0, p1: backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts,
                                             db_parts, dxp, need, fast, p0, p1), parts)
     dw_sum = np.add.reduce(dw_parts, axis=0, initial=0)
-    dw_sum = np.ascontiguousarray(dw_sum.transpose(0, 2, 1) if fast else dw_sum[0])
-    dw_sum = dw_sum.reshape(nf, cpg, kh, kw)  # C-contiguous: the optimizer's one-pass kernel
-    return dxp, dw_sum, np.add.reduce(db_parts, axis=0, initial=0)
+    if fast:  # C-contiguous: the optimizer's one-pass kernel takes it as it is
+        db = dw_sum[:, taps].reshape(nf)
+        dw_sum = np.ascontiguousarray(dw_sum[:, :taps].transpose(0, 2, 1))
+    else:
+        db, dw_sum = np.add.reduce(db_parts, axis=0, initial=0), dw_sum[0]
+    return dxp, dw_sum.reshape(nf, cpg, kh, kw), db
 
 
 @njit(cache=True, nogil=True)

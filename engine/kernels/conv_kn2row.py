@@ -54,7 +54,9 @@ def prefers_kn2row(w_shape: tuple, groups: int, stride: tuple, dilation: tuple, 
     6.0 → 7.7 ms: not taken); the backward where C·F ≤ 4096: 5×5 32 → 32 on 32×32 24.4 → 17.6 ms,
     3×3 16 → 32 and 32 → 32 on 32×32 1.2× faster, 64 → 64 on 16×16 1.1×, 32 → 64 5×5 1.04×,
     while 64 → 128 and 128 → 128 were 4-7 % slower (left to im2col). Measured again after
-    im2col's gather for narrow maps: see the rule's comments."""
+    im2col's gather for narrow maps and its products on the packed tile kernel: see the rule's
+    comments (stride 2 keeps the forward on 16×16 outputs and of few channel pairs, the
+    backward of 5×5 kernels)."""
     nf, c, kh, kw = w_shape
     if np.dtype(dtype) != np.float32 or groups != 1 or tuple(dilation) != (1, 1) \
             or c < 16 or nf < 16 or oh * ow > MAX_MAP:
@@ -63,12 +65,14 @@ def prefers_kn2row(w_shape: tuple, groups: int, stride: tuple, dilation: tuple, 
         return kh >= 5 and kw >= 5 and oh * ow >= 256
     if tuple(stride) != (2, 2) or kh < 3 or kw < 3 or oh * ow < 64:
         return False
-    if backward:  # since im2col gathers narrow maps (conv_gemm_strided._gather), 3×3 onto maps
-        # of < 16×16 lose to it (8×8 outputs, batch 64, two cores: 32 → 64 3.36 vs 2.51 ms,
-        # 64 → 64 5.69 vs 4.87, 16 → 32 1.08 vs 0.96; one core alike); 5×5 ones still win
-        return c * nf <= 4096 and (oh * ow >= 256 or kh * kw >= 25)
-    return oh * ow >= 256 or c < 128  # 128 → 128 / 256 on 8×8 outputs: 8.97 / 17.4 ms, im2col
-    # 7.51 / 13.5 (two cores)
+    if backward:  # since im2col's products run on the packed tile kernel, 3×3 ones lose to it
+        # on 16×16 outputs too (batch 64, two cores: 32 → 64 10.8 vs 9.2 ms, 32 → 32 6.5 vs 6.1,
+        # 16 → 32 3.4 vs 3.5; one core 19.9 vs 17.5, 11.7 vs 11.6, 5.6 vs 5.8), as they did on
+        # 8×8 since its gather for narrow maps; 5×5 ones still win
+        return c * nf <= 4096 and kh * kw >= 25
+    return oh * ow >= 256 or c * nf < 2048  # on 8×8 outputs im2col (packed) won from 32 → 64
+    # (two cores 1.09 vs 1.21 ms, 64 → 64 2.12 vs 2.21, 64 → 128 3.57 vs 4.00; one core 2.23 vs
+    # 2.29, 4.27 vs 4.22, 7.04 vs 7.73); 16 → 32 and 32 → 32 tie
 
 
 @njit(cache=True, nogil=True)

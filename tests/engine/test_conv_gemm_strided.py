@@ -218,7 +218,7 @@ def test_gather_equals_the_runs_bit_for_bit(stride, dilation):
 
 def test_float32_chunk_products_run_on_the_tile_kernel():
     """float32's products are ``kernels.packed``'s (F × taps · taps × positions, dWᵀ = cols ·
-    dZᵀ accumulated in place, Wᵀ · dZ): a one-chunk batch (16×16 outputs) equals them computed
+    dZᵀ accumulated in place with db as a row of ones, Wᵀ · dZ): a one-chunk batch (16×16 outputs) equals them computed
     here from the same im2col matrix, bit for bit, forward, weight and input gradient."""
     from layerloom.engine.kernels.conv_gemm_strided import _im2col
     from layerloom.engine.kernels.packed import gemm_packed, packed
@@ -241,6 +241,9 @@ def test_float32_chunk_products_run_on_the_tile_kernel():
     gemm_packed(np.ascontiguousarray(w2.T), packed(dz), dcols, False)
     dxp = np.zeros_like(xp)
     _im2col(dxp, 0, 1, 0, c, k, k, 2, 2, 1, 1, 16, 16, dcols, True)
-    got_dx, got_dw, _ = gemm_backward_strided(xp, w, dy, 2, 2, 1, 1, 1, True)
+    db = np.zeros((1, nf), np.float32)  # the bias gradient: a row of ones through the same pass
+    gemm_packed(np.ones((1, 256), np.float32), packed(dz.T), db, True)
+    got_dx, got_dw, got_db = gemm_backward_strided(xp, w, dy, 2, 2, 1, 1, 1, True)
     assert np.array_equal(got_dw, dwt.T.reshape(w.shape)) and np.array_equal(got_dx, dxp)
+    assert np.array_equal(got_db, db[0])
     assert got_dw.flags.c_contiguous  # (the optimizer's one-pass update takes it as it is)

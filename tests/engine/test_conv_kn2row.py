@@ -13,7 +13,7 @@ import pytest
 
 from layerloom.engine.graph import Graph
 from layerloom.engine.kernels import blas, conv
-from layerloom.engine.kernels.conv_gemm_strided import gemm_backward_strided
+from layerloom.engine.kernels.conv_gemm_strided import gemm_backward_strided, gemm_forward_strided
 from layerloom.engine.kernels.conv_kn2row import (BAND, kn2row_backward, kn2row_forward,
                                                   prefers_kn2row)
 
@@ -87,16 +87,20 @@ def test_strided_ones_match_the_twins(dtype, n, c, h, w, nf, k, stride, pad):
     assert no_dx.size == 0 and np.array_equal(dw_again, dw)
 
 
-@pytest.mark.parametrize("nf,side", [(32, 32), (512, 32), (32, 16)])
-def test_strided_convolutions_route_by_their_channels(nf, side):
-    """Both passes here with few channels onto 16×16 maps; with C·F > 4096, or 3×3 onto 8×8
-    maps, the backward stays on im2col."""
-    rng, xp, wt, b = _data(3, 16, side, side, nf, (3, 3), 1, np.float32)
+@pytest.mark.parametrize("nf,side,k", [(32, 32, 3), (512, 32, 3), (32, 16, 3), (128, 16, 3),
+                                       (32, 16, 7)])
+def test_strided_convolutions_route_by_their_channels(nf, side, k):
+    """The forward here onto 16×16 maps, or with C·F < 2048 onto smaller ones (16 → 128 on 8×8
+    stays on im2col); the backward here for 7×7 kernels of C·F ≤ 4096 only: 3×3 ones, and
+    C·F > 4096, on im2col."""
+    rng, xp, wt, b = _data(3, 16, side, side, nf, (k, k), k // 2, np.float32)
     y = conv.conv_forward(xp, wt, b, (2, 2))
-    assert np.array_equal(y, kn2row_forward(xp, wt, b, (2, 2)))
+    forward_here = side == 32 or nf * 16 < 2048
+    assert np.array_equal(y, kn2row_forward(xp, wt, b, (2, 2)) if forward_here else
+                          gemm_forward_strided(xp, wt, b, 2, 2, 1, 1, 1))
     dy = rng.standard_normal(y.shape).astype(np.float32)
     got = conv.conv_backward(xp, wt, dy, (2, 2))
-    want = kn2row_backward(xp, wt, dy, True, (2, 2)) if (nf, side) == (32, 32) else \
+    want = kn2row_backward(xp, wt, dy, True, (2, 2)) if k == 7 else \
         gemm_backward_strided(xp, wt, dy, 2, 2, 1, 1, 1, True)
     for a, w in zip(got, want):
         assert np.array_equal(a, w)
@@ -152,11 +156,12 @@ def test_the_rule_takes_many_channel_large_kernels_on_large_maps():
     assert prefers_kn2row((32, 32, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16)  # the forward
     assert prefers_kn2row((32, 32, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16, backward=True)
     assert not prefers_kn2row((128, 64, 5, 5), 1, (2, 2), (1, 1), f32, 16, 16, backward=True)
-    assert prefers_kn2row((64, 32, 3, 3), 1, (2, 2), (1, 1), f32, 8, 8)
-    # 3×3 onto maps narrower than 16×16: im2col's gather takes the backward, and from ≥ 128
-    # channels the forward too
+    assert prefers_kn2row((32, 32, 3, 3), 1, (2, 2), (1, 1), f32, 8, 8)
+    # 3×3: im2col (packed) takes every backward, and the forward onto maps narrower than
+    # 16×16 from C·F ≥ 2048
+    assert not prefers_kn2row((64, 32, 3, 3), 1, (2, 2), (1, 1), f32, 8, 8)
     assert not prefers_kn2row((64, 32, 3, 3), 1, (2, 2), (1, 1), f32, 8, 8, backward=True)
-    assert prefers_kn2row((64, 32, 3, 3), 1, (2, 2), (1, 1), f32, 16, 16, backward=True)
+    assert not prefers_kn2row((64, 32, 3, 3), 1, (2, 2), (1, 1), f32, 16, 16, backward=True)
     assert prefers_kn2row((32, 32, 5, 5), 1, (2, 2), (1, 1), f32, 8, 8, backward=True)
     assert not prefers_kn2row((128, 128, 3, 3), 1, (2, 2), (1, 1), f32, 8, 8)
     assert prefers_kn2row((128, 128, 3, 3), 1, (2, 2), (1, 1), f32, 16, 16)
