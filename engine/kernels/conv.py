@@ -297,8 +297,8 @@ def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int 
     if _plain(dilation, groups) and not gemm:
         return conv2d_forward(xp, w, b, *stride, relu)
     if gemm:
-        y = gemm_forward_strided(xp, w, b, *stride, *dilation, groups)
-    elif tuple(stride) == (1, 1):
+        return gemm_forward_strided(xp, w, b, *stride, *dilation, groups, relu)
+    if tuple(stride) == (1, 1):
         y = grouped_forward_flat(xp, w, b, *dilation, groups)
     else:
         y = grouped_forward_rows(xp, w, b, *stride, *dilation, groups)

@@ -247,3 +247,19 @@ def test_float32_chunk_products_run_on_the_tile_kernel():
     assert np.array_equal(got_dw, dwt.T.reshape(w.shape)) and np.array_equal(got_dx, dxp)
     assert np.array_equal(got_db, db[0])
     assert got_dw.flags.c_contiguous  # (the optimizer's one-pass update takes it as it is)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n,side", [(1, 33), (5, 17)])  # one-sample chunks; several a chunk
+def test_the_relu_in_the_chunks_is_numpy_s(dtype, n, side):
+    """``relu``: max(conv + b, 0) in each chunk's pass, NaN kept as ``np.maximum`` keeps it,
+    and the entry point's fused Conv2D → ReLU takes it."""
+    rng = np.random.default_rng(6)
+    xp = rng.standard_normal((n, 4, side, side)).astype(dtype)
+    xp[0, 1, 5, 5] = np.nan
+    w, b = rng.standard_normal((8, 4, 3, 3)).astype(dtype), rng.standard_normal(8).astype(dtype)
+    want = np.maximum(gemm_forward_strided(xp, w, b, 2, 2, 1, 1, 1), 0)
+    assert np.isnan(want).any() and (want == 0).any()
+    got = gemm_forward_strided(xp, w, b, 2, 2, 1, 1, 1, relu=True)
+    assert np.array_equal(got, want, equal_nan=True)
+    assert np.array_equal(conv.conv_forward(xp, w, b, (2, 2), relu=True), want, equal_nan=True)
