@@ -63,6 +63,8 @@ CONV_ROWS = {
                   "samples/s", False, 1.5),
     "strided_train": ("CNN 3×32×32 5×5 kernels, stride-2 convs train b64", "strided", 64, 64,
                       "samples/s", False, 1.5),
+    "s2cnn_train": ("CNN 3×32×32, 3×3 stride-2 convs (32→256) train b64", "s2cnn", 64, 64,
+                    "samples/s", False, 1.5),
     "cnn5_train": ("CNN 3×32×32, 5×5 stride-1 convs (32, 64 ch) + pools train b64", "cnn5", 64,
                    64, "samples/s", False, 1.5),
     "resnet_train": ("ResNet-style stage (conv–BN–ReLU, 2 residual blocks, 32 ch) train b64",

@@ -1,7 +1,7 @@
 """The convnet rows' models (issue 15), each built twice: a Layerloom Graph through the public API
 and the same PyTorch module. CIFAR-size (3×32×32) networks of the kinds people grow LeNet into: a
-VGG-style stack of 3×3 convolutions, one with 5×5 kernels and stride-2 convolutions instead of
-pools, a ResNet-style stage (conv without bias → BatchNorm → ReLU, two residual blocks) and a
+VGG-style stack of 3×3 convolutions, ones with 5×5 or 3×3 kernels and stride-2 convolutions
+instead of pools, a ResNet-style stage (conv without bias → BatchNorm → ReLU, two residual blocks) and a
 ResNet with stride-2 stages and 1×1 projection shortcuts (16 → 32 → 64 channels), and one
 of ResNet-18's widths (64 → 512 channels, one block a stage).
 Nothing here is special-cased for speed: the Graphs are what a user would draw.
@@ -71,6 +71,20 @@ def strided_graph(loss: bool = True) -> Graph:
     return _head(g, prev, loss)
 
 
+S2CNN_CHANNELS = (32, 64, 128, 256)
+
+
+def s2cnn_graph(loss: bool = True) -> Graph:
+    """3×3 convolutions + ReLU, 32 channels at stride 1, then 64, 128 and 256 at stride 2
+    (padding 1: maps of 16×16, 8×8, 4×4) downsampling instead of pools; Dense 256 → 10."""
+    g = Graph()
+    prev = _add(g, None, "image", "Input", {"shape": list(SHAPE)})
+    for i, c in enumerate(S2CNN_CHANNELS):
+        prev = _add(g, prev, f"conv{i}", "Conv2D", _conv(c, 3, 1 if i == 0 else 2))
+        prev = _add(g, prev, f"relu{i}", "ReLU")
+    return _head(g, prev, loss)
+
+
 def cnn5_graph(loss: bool = True) -> Graph:
     """LeNet's 5×5 convolutions grown to CIFAR size: two stages of two 5×5 convolutions at
     stride 1 (padding 2; 32, then 64 channels) + ReLU, a 2×2 max pool after each; Dense 256 → 10."""
@@ -131,8 +145,8 @@ def resnet4_graph(loss: bool = True) -> Graph:
     return _resnet(loss, 64, RESNET4_STAGES)
 
 
-GRAPHS = {"vgg": vgg_graph, "strided": strided_graph, "cnn5": cnn5_graph, "resnet": resnet_graph,
-          "resnet_s2": resnet_s2_graph, "resnet4": resnet4_graph}
+GRAPHS = {"vgg": vgg_graph, "strided": strided_graph, "s2cnn": s2cnn_graph, "cnn5": cnn5_graph,
+          "resnet": resnet_graph, "resnet_s2": resnet_s2_graph, "resnet4": resnet4_graph}
 
 
 # ------------------------------------------------------------------------------- PyTorch twins
@@ -161,6 +175,13 @@ def torch_model(name: str, seq: int = 0):
                              nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                              *head(128 * 4 * 4))
 
+    if name == "s2cnn":
+        layers, c_in = [], 3
+        for i, c in enumerate(S2CNN_CHANNELS):
+            layers += [nn.Conv2d(c_in, c, 3, stride=1 if i == 0 else 2, padding=1), nn.ReLU()]
+            c_in = c
+        side = SHAPE[1] >> (len(S2CNN_CHANNELS) - 1)
+        return nn.Sequential(*layers, *head(c_in * side * side))
     if name == "cnn5":
         return stages((32, 64), 5)
 
