@@ -298,9 +298,9 @@ def backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts, db_parts
         for ci in range((pi * k) // parts, ((pi + 1) * k) // parts):
             s0, s1 = bounds[ci], bounds[ci + 1]
             dz = np.empty((fpg, (s1 - s0) * oh * ow), xp.dtype)
-            ones = np.empty((taps + 1 if fast else taps, (s1 - s0) * oh * ow), xp.dtype)
-            ones[taps:] = 1
-            cols = ones[:taps]
+            with_ones = np.empty((taps + 1 if fast else taps, (s1 - s0) * oh * ow), xp.dtype)
+            with_ones[taps:] = 1  # (fast) the bias gradient's row
+            cols = with_ones[:taps]
             for g in range(groups):
                 _to_rows(dy, s0, s1, g * fpg, (g + 1) * fpg, dz)
                 _im2col(xp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow,
@@ -308,7 +308,7 @@ def backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts, db_parts
                 if fast:
                     panels = np.empty(panels_shape(dz.shape[1], fpg), np.float32)
                     pack(dz.T, panels)
-                    gemm_packed(ones, panels, dw_parts[pi, g], True)
+                    gemm_packed(with_ones, panels, dw_parts[pi, g], True)
                 else:
                     np.dot(dz, cols.T, tmp)
                     dw_parts[pi, 0, g * fpg:(g + 1) * fpg] += tmp

@@ -67,8 +67,8 @@ def prefers_kn2row(w_shape: tuple, groups: int, stride: tuple, dilation: tuple, 
         return False
     if backward:  # since im2col's products run on the packed tile kernel, 3×3 ones lose to it
         # on 16×16 outputs too (batch 64, two cores: 32 → 64 10.8 vs 9.2 ms, 32 → 32 6.5 vs 6.1,
-        # 16 → 32 3.4 vs 3.5; one core 19.9 vs 17.5, 11.7 vs 11.6, 5.6 vs 5.8), as they did on
-        # 8×8 since its gather for narrow maps; 5×5 ones still win
+        # 16 → 32 3.4 vs 3.5, a tie; one core 19.9 vs 17.5, 11.7 vs 11.6, 5.6 vs 5.8), as on
+        # 8×8 outputs since its gather for narrow maps; 5×5 ones still win
         return c * nf <= 4096 and kh * kw >= 25
     return oh * ow >= 256 or c * nf < 2048  # on 8×8 outputs im2col (packed) won from 32 → 64
     # (two cores 1.09 vs 1.21 ms, 64 → 64 2.12 vs 2.21, 64 → 128 3.57 vs 4.00; one core 2.23 vs
