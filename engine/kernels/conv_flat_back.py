@@ -76,6 +76,7 @@ def chunks_part(xp, w, geo, dy, arg, c0, c1, dw_parts, db_parts, dxp, need_dx):
     nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
     wp, pooled = xp.shape[3], arg.size > 0
     packs = xp.itemsize == 4 and nf >= MIN_FILTERS  # (conv_taps_packed)
+    sums_there = packs and not pooled  # the bias gradient from weight_grad_packed's pass
     for ci in range(c0, c1):
         s0, s1, db = bounds[ci], bounds[ci + 1], db_parts[ci]
         dz = np.zeros(nf * geo[6] + PANEL, xp.dtype)[:nf * geo[6]].reshape(nf, geo[6])
@@ -89,13 +90,15 @@ def chunks_part(xp, w, geo, dy, arg, c0, c1, dw_parts, db_parts, dxp, need_dx):
                         if at >= 0:
                             g = dy[s, f, r, q]
                             dz[f, base + at] += g
-                            acc += g
+                            if not sums_there:
+                                acc += g
                 db[f] = acc
         n = (s1 - s0) * lp
         rows = np.zeros((c * kh + 1, pitch), xp.dtype)  # + taps_forward's spare row
         _rows_copy(xp, s0, s1, kh, lp, rows, np.bool_(False))  # not a literal: see taps_forward
         if packs:  # float32, many filters: the products through the tile kernel
-            weight_grad_packed(rows, dz, kw - 1, c * kh, kw, n, dw_parts[ci])
+            weight_grad_packed(rows, dz, kw - 1, c * kh, kw, n, dw_parts[ci],
+                               db if sums_there else db[:0])
         else:
             taps_weight_grad(rows.reshape(rows.size), dz, kw - 1, offs, dw_parts[ci], n)
         if need_dx:

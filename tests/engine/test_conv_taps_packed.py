@@ -17,7 +17,8 @@ from tests.engine.test_fused_kernels import TOL, unfused_backward
 
 @pytest.mark.parametrize("nf,n", [(16, 40), (20, 293), (33, 512)])
 def test_the_weight_gradient_product_is_numpys(nf, n):
-    """dw2[f, (r, j)] += Σ_p dz[f, at + p] · rows[r, j + p], added on."""
+    """dw2[f, (r, j)] += Σ_p dz[f, at + p] · rows[r, j + p], and db[f] += Σ_p dz[f, at + p],
+    added on."""
     rng = np.random.default_rng(nf + n)
     c_kh, kw, at = 4, 3, 2
     rows = rng.standard_normal((c_kh + 1, n + kw + 5), dtype=np.float32)
@@ -27,8 +28,15 @@ def test_the_weight_gradient_product_is_numpys(nf, n):
     for r in range(c_kh):
         for j in range(kw):
             want[:, r * kw + j] += dz[:, at:at + n].astype(np.float64) @ rows[r, j:j + n]
-    weight_grad_packed(rows, dz, at, c_kh, kw, n, dw2)
+    db = rng.standard_normal(nf, dtype=np.float32)
+    want_db = db + dz[:, at:at + n].astype(np.float64).sum(axis=1)
+    start = dw2.astype(np.float64)
+    weight_grad_packed(rows, dz, at, c_kh, kw, n, dw2, db)
     np.testing.assert_allclose(dw2, want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(db, want_db, rtol=1e-5, atol=1e-4)
+    weight_grad_packed(rows, dz, at, c_kh, kw, n, dw2, db[:0])  # an empty db: dw2 alone
+    np.testing.assert_allclose(dw2, 2 * want - start, rtol=1e-5, atol=2e-4)
+    np.testing.assert_allclose(db, want_db, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("n", [1, 16, 45])
