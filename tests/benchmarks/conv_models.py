@@ -1,9 +1,9 @@
 """The convnet rows' models (issue 15), each built twice: a Layerloom Graph through the public API
 and the same PyTorch module. CIFAR-size (3×32×32) networks of the kinds people grow LeNet into: a
 VGG-style stack of 3×3 convolutions, ones with 5×5 or 3×3 kernels and stride-2 convolutions
-instead of pools, a ResNet-style stage (conv without bias → BatchNorm → ReLU, two residual blocks) and a
-ResNet with stride-2 stages and 1×1 projection shortcuts (16 → 32 → 64 channels), and one
-of ResNet-18's widths (64 → 512 channels, one block a stage).
+instead of pools, a ResNet-style stage (conv without bias → BatchNorm → ReLU, two residual
+blocks) and a ResNet with stride-2 stages and 1×1 projection shortcuts (16 → 32 → 64 channels),
+and one of ResNet-18's widths (64 → 512 channels, one block a stage).
 Nothing here is special-cased for speed: the Graphs are what a user would draw.
 """
 from __future__ import annotations

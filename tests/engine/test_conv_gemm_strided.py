@@ -218,8 +218,9 @@ def test_gather_equals_the_runs_bit_for_bit(stride, dilation):
 
 def test_float32_chunk_products_run_on_the_tile_kernel():
     """float32's products are ``kernels.packed``'s (F × taps · taps × positions, dWᵀ = cols ·
-    dZᵀ accumulated in place with db as a row of ones, Wᵀ · dZ): a one-chunk batch (16×16 outputs) equals them computed
-    here from the same im2col matrix, bit for bit, forward, weight and input gradient."""
+    dZᵀ accumulated in place with db as a row of ones, Wᵀ · dZ): a one-chunk batch (16×16
+    outputs) equals them computed here from the same im2col matrix, bit for bit, forward,
+    weight and input gradient."""
     from layerloom.engine.kernels.conv_gemm_strided import _im2col
     from layerloom.engine.kernels.packed import gemm_packed, packed
 
