@@ -194,15 +194,20 @@ def _from_rows(rows, s0, s1, f0, t):
 
 
 @njit(inline="always")
+def _packed_product(a, b, c, accumulate):
+    """c (+)= a · b through ``kernels.packed``'s tile kernel, b (any strides) packed first (a
+    copy at ~60 GB/s): the chunks' products (F × taps · taps × 256, Wᵀ · dZ, cols · dZᵀ) ran
+    there at 107-112 GFLOP/s against OpenBLAS's 85-100 (one core of an EPYC)."""
+    panels = np.empty(panels_shape(b.shape[0], b.shape[1]), np.float32)
+    pack(b, panels)
+    gemm_packed(a, panels, c, accumulate)
+
+
+@njit(inline="always")
 def _product(a, b, c, fast):
-    """c = a · b. ``fast`` (float32): through ``kernels.packed``'s tile kernel, b packed first
-    (a copy at ~60 GB/s); the chunks' products (F × taps · taps × 256, Wᵀ · dZ) ran there at
-    107-112 GFLOP/s against OpenBLAS's 85-100 (one core of an EPYC). float64 keeps the BLAS:
-    the exact path."""
+    """c = a · b: float32 (``fast``) on the tile kernel, float64 by the BLAS (the exact path)."""
     if fast:
-        panels = np.empty(panels_shape(b.shape[0], b.shape[1]), np.float32)
-        pack(b, panels)
-        gemm_packed(a, panels, c, False)
+        _packed_product(a, b, c, False)
     else:
         np.dot(a, b, c)
 
@@ -286,14 +291,14 @@ def backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts, db_parts
     """Partial sums p0..p1 of ``gemm_backward_strided``, serially: partial pi over its fixed run
     of chunks into dw_parts[pi] and db_parts[pi], the input gradient into dxp. ``fast``
     (float32): dw_parts is (parts, groups, taps + 1, F/groups), each chunk's dWᵀ = cols · dZᵀ
-    added in place by the tile kernel (``_product``), dZᵀ packed, and cols' extra row of ones
+    added in place by the tile kernel (``_packed_product``), and cols' extra row of ones
     makes the last row db (dz's rows summed one by one took 1.2 ms of a 32→64 3×3 stride-2
     backward's 21, at b64: a dependent add per element); else (parts, 1, F, taps) by the BLAS
     and db_parts."""
     groups, taps, fpg = wt.shape
     cpg, oh, ow = taps // (kh * kw), dy.shape[2], dy.shape[3]
     k, parts = len(bounds) - 1, len(dw_parts)
-    tmp = np.empty((fpg, taps), xp.dtype)
+    tmp = np.empty((0 if fast else fpg, taps), xp.dtype)  # the BLAS's dW of a chunk
     for pi in range(p0, p1):
         for ci in range((pi * k) // parts, ((pi + 1) * k) // parts):
             s0, s1 = bounds[ci], bounds[ci + 1]
@@ -306,9 +311,7 @@ def backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts, db_parts
                 _im2col(xp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow,
                         cols, False)
                 if fast:
-                    panels = np.empty(panels_shape(dz.shape[1], fpg), np.float32)
-                    pack(dz.T, panels)
-                    gemm_packed(with_ones, panels, dw_parts[pi, g], True)
+                    _packed_product(with_ones, dz.T, dw_parts[pi, g], True)
                 else:
                     np.dot(dz, cols.T, tmp)
                     dw_parts[pi, 0, g * fpg:(g + 1) * fpg] += tmp
