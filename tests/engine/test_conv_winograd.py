@@ -206,6 +206,17 @@ def test_a_convnet_trains_through_winograd_as_through_the_direct_kernels(monkeyp
     assert_trains_alike(fast, plain)
 
 
+@pytest.mark.parametrize("channels, side", [(16, 32), (32, 16), (64, 8), (3, 28)])
+def test_two_cores_get_equal_halves_of_the_batch(channels, side):
+    """The chunk count is even (it was 11 for 16 channels on 32×32 at batch 64, and two cores
+    took 29 and 35 samples), so a two-part split gives each core half the samples."""
+    x = np.zeros((64, channels, side, side), np.float32)
+    u = np.zeros((36, channels, channels), np.float32)
+    bounds = wg._geometry(x, u, wg.M, wg.TILE_ELEMENTS, 1, 1)[0]
+    assert (len(bounds) - 1) % 2 == 0
+    assert bounds[(len(bounds) - 1) // 2] == 32
+
+
 def test_many_channel_chunks_hold_enough_tiles_and_do_not_depend_on_the_threads():
     """With 64 channels in and out chunks of 2^19 elements would hold 80 tiles here (narrow
     per-point products); they hold up to CHUNK_TILES instead (near-equal, an even number of
