@@ -326,25 +326,31 @@ def conv_input_grad(dy, w, hp: int, wp: int, stride: tuple, dilation: tuple = (1
 
 
 def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: int = 1,
-                  need_dx: bool = True) -> tuple:
-    """(d padded input or None, d weight, d bias) for ``conv_forward``."""
+                  need_dx: bool = True, pad: tuple = (0, 0)) -> tuple:
+    """(d input without ``pad``'s rows and columns on each side, or None; d weight; d bias) for
+    ``conv_forward`` of the padded ``xp``: a view into the padded input's gradient, or (im2col's
+    strided route) an array of its own, each chunk's cropped in its part."""
     w = np.ascontiguousarray(w)
+    (ph, pw), (hp, wp) = pad, xp.shape[2:]
+
+    def cut(dxp, dw, db) -> tuple:
+        return (dxp[:, :, ph:hp - ph, pw:wp - pw] if need_dx else None), dw, db
+
     if pointwise(w.shape, groups, dy.shape[2:], backward=True):
-        return pointwise_backward(xp, w, dy, stride, need_dx)
+        return cut(*pointwise_backward(xp, w, dy, stride, need_dx))
     if _winograd5(w.shape, stride, dilation, groups, xp.dtype, dy.shape[2:]):
         dxp, du, db = winograd5_backward(xp, filter_transform5(w), dy, need_dx)
-        return (dxp if need_dx else None), weight_grad5(du), db
+        return cut(dxp, weight_grad5(du), db)
     if polyphase(w.shape, xp.dtype, stride, dilation, groups, dy.shape[2:], len(xp)):
-        return polyphase_backward(xp, w, dy, need_dx)
+        return cut(*polyphase_backward(xp, w, dy, need_dx))
     if _kn2row(w.shape, stride, dilation, groups, xp.dtype, dy.shape[2:], backward=True):
-        dxp, dw, db = kn2row_backward(xp, w, dy, need_dx, stride)
-        return (dxp if need_dx else None), dw, db
+        return cut(*kn2row_backward(xp, w, dy, need_dx, stride))
     if _strided_gemm(w.shape, stride, groups, xp.dtype, dy.shape[2:]):
-        dxp, dw, db = gemm_backward_strided(xp, w, np.ascontiguousarray(dy), *stride,
-                                            *dilation, groups, need_dx)
-        return (dxp if need_dx else None), dw, db
+        dx, dw, db = gemm_backward_strided(xp, w, np.ascontiguousarray(dy), *stride,
+                                           *dilation, groups, need_dx, (ph, pw))
+        return (dx if need_dx else None), dw, db
     if _plain(dilation, groups):
-        return conv2d_backward(xp, w, dy, *stride, need_dx)
+        return cut(*conv2d_backward(xp, w, dy, *stride, need_dx))
     dy = np.ascontiguousarray(dy)
     kh, kw = w.shape[2], w.shape[3]
     if tuple(stride) == (1, 1):
@@ -353,7 +359,7 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
         dw, db = grouped_weight_grad_rows(xp, dy, kh, kw, *stride, *dilation, groups)
     dxp = conv_input_grad(dy, w, xp.shape[2], xp.shape[3], stride, dilation, groups) \
         if need_dx else None
-    return dxp, dw, db
+    return cut(dxp, dw, db)
 
 
 def conv_transpose_grads(gp, w, x, stride: tuple, dilation: tuple = (1, 1), groups: int = 1,

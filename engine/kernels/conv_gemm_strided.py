@@ -12,7 +12,6 @@ alone, are split over the cores by ``engine.threads.split_rows`` (not numba's ``
 OpenMP workers spin beside the engine's own, and a parfor costs seconds to compile); weight
 gradients are summed per chunk (or fixed run of chunks) in order: results do not depend on the
 thread count.
-Self-contained on purpose: numba's cache only notices edits to a kernel's own file.
 """
 from __future__ import annotations
 
@@ -21,6 +20,7 @@ import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can
 from numba import njit
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
+from layerloom.engine.kernels.conv_rows import crop, from_rows, to_rows
 from layerloom.engine.kernels.conv_winograd_batch import MIN_PRODUCT
 from layerloom.engine.kernels.packed import gemm_packed, pack, panels_shape
 from layerloom.engine.threads import split_rows
@@ -171,28 +171,6 @@ def _im2col(xp, s0, s1, c0, c1, kh, kw, sh, sw, dh, dw, oh, ow, cols, back):
         _phases(xp, s0, s1, c0, c1, sh, sw, ph, True)
 
 
-@njit(cache=True, nogil=True)
-def _to_rows(t, s0, s1, f0, f1, out):
-    """out[f − f0, k·P : (k+1)·P] = t[s0 + k, f] flattened (P = OH·OW positions)."""
-    m = t.shape[2] * t.shape[3]
-    for k in range(s1 - s0):
-        for f in range(f0, f1):
-            src, dst = t[s0 + k, f].reshape(m), out[f - f0, k * m:(k + 1) * m]
-            for p in range(m):
-                dst[p] = src[p]
-
-
-@njit(cache=True, nogil=True)
-def _from_rows(rows, s0, s1, f0, t):
-    """The reverse of ``_to_rows``: t[s0 + k, f0 + f] = rows[f, k·P : (k+1)·P]."""
-    m = t.shape[2] * t.shape[3]
-    for k in range(s1 - s0):
-        for f in range(rows.shape[0]):
-            dst, src = t[s0 + k, f0 + f].reshape(m), rows[f, k * m:(k + 1) * m]
-            for p in range(m):
-                dst[p] = src[p]
-
-
 @njit(inline="always")
 def _packed_product(a, b, c, accumulate):
     """c (+)= a · b through ``kernels.packed``'s tile kernel, b (any strides) packed first (a
@@ -216,7 +194,7 @@ def _product(a, b, c, fast):
 def forward_part(xp, w2, b, kh, kw, sh, sw, dh, dw, groups, bounds, out, fast, relu, c0, c1):
     """Chunks c0..c1 of ``gemm_forward_strided``, serially. A one-sample chunk of an ungrouped
     convolution (maps of ≥ 256 positions) multiplies straight into its output: its rows are
-    the sample's maps, and ``_from_rows``' copy of them cost ~1 ms of a 32 → 64 5×5 stride-2
+    the sample's maps, and ``from_rows``' copy of them cost ~1 ms of a 32 → 64 5×5 stride-2
     forward at b64. ``relu``: max(·, 0) with the bias, as ``np.maximum`` (NaN and −0 kept)."""
     fpg, cpg = len(w2) // groups, w2.shape[1] // (kh * kw)
     oh, ow = out.shape[2], out.shape[3]
@@ -237,7 +215,7 @@ def forward_part(xp, w2, b, kh, kw, sh, sw, dh, dw, groups, bounds, out, fast, r
                     v = row[p] + bias
                     row[p] = max(v, zero) if relu else v
             if not direct:
-                _from_rows(res, s0, s1, g * fpg, out)
+                from_rows(res, s0, s1, g * fpg, out)
 
 
 def gemm_forward_strided(xp, w, b, sh, sw, dh, dw, groups, relu=False):
@@ -266,7 +244,7 @@ def input_grad_part(dy, w2, kh, kw, sh, sw, dh, dw, groups, bounds, dxp, fast, c
         dz = np.empty((fpg, (s1 - s0) * oh * ow), dy.dtype)
         cols = np.empty((cpg * kh * kw, (s1 - s0) * oh * ow), dy.dtype)
         for g in range(groups):
-            _to_rows(dy, s0, s1, g * fpg, (g + 1) * fpg, dz)
+            to_rows(dy, s0, s1, g * fpg, (g + 1) * fpg, dz)
             _product(np.ascontiguousarray(w2[g * fpg:(g + 1) * fpg].T), dz, cols, fast)
             _im2col(dxp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow, cols,
                     True)
@@ -286,10 +264,11 @@ def gemm_input_grad_strided(dy, w, hp, wp, sh, sw, dh, dw, groups):
 
 
 @njit(cache=True, nogil=True)
-def backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts, db_parts, dxp, need_dx,
-                  fast, p0, p1):
+def backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts, db_parts, dx, ph, pw,
+                  need_dx, fast, p0, p1):
     """Partial sums p0..p1 of ``gemm_backward_strided``, serially: partial pi over its fixed run
-    of chunks into dw_parts[pi] and db_parts[pi], the input gradient into dxp. ``fast``
+    of chunks into dw_parts[pi] and db_parts[pi], the input gradient into dx (each chunk's
+    made in a zeroed padded scratch and cropped by (ph, pw) into dx's samples). ``fast``
     (float32): dw_parts is (parts, groups, taps + 1, F/groups), each chunk's dWᵀ = cols · dZᵀ
     added in place by the tile kernel (``_packed_product``), and cols' extra row of ones
     makes the last row db (dz's rows summed one by one took 1.2 ms of a 32→64 3×3 stride-2
@@ -303,11 +282,12 @@ def backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts, db_parts
         for ci in range((pi * k) // parts, ((pi + 1) * k) // parts):
             s0, s1 = bounds[ci], bounds[ci + 1]
             dz = np.empty((fpg, (s1 - s0) * oh * ow), xp.dtype)
+            dxp = np.zeros((s1 - s0 if need_dx else 0,) + xp.shape[1:], xp.dtype)
             with_ones = np.empty((taps + 1 if fast else taps, (s1 - s0) * oh * ow), xp.dtype)
             with_ones[taps:] = 1  # (fast) the bias gradient's row
             cols = with_ones[:taps]
             for g in range(groups):
-                _to_rows(dy, s0, s1, g * fpg, (g + 1) * fpg, dz)
+                to_rows(dy, s0, s1, g * fpg, (g + 1) * fpg, dz)
                 _im2col(xp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow,
                         cols, False)
                 if fast:
@@ -319,15 +299,21 @@ def backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts, db_parts
                         db_parts[pi, g * fpg + f] += dz[f].sum()
                 if need_dx:
                     _product(wt[g], dz, cols, fast)
-                    _im2col(dxp, s0, s1, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw, oh, ow,
-                            cols, True)
+                    _im2col(dxp, 0, s1 - s0, g * cpg, (g + 1) * cpg, kh, kw, sh, sw, dh, dw,
+                            oh, ow, cols, True)
+            if need_dx:
+                crop(dxp, ph, pw, dx, s0)
 
 
-def gemm_backward_strided(xp, w, dy, sh, sw, dh, dw, groups, need_dx: bool) -> tuple:
-    """(d padded input or empty, d weight, d bias) of the convolution of ``xp``: the weight
-    gradient's and the input gradient's products in one pass over the chunks, which copy dY
-    into rows once for both (the input gradient's are the same products, so the same sums, as
-    ``gemm_input_grad_strided``'s). The partials are summed in order, from zero."""
+def gemm_backward_strided(xp, w, dy, sh, sw, dh, dw, groups, need_dx: bool,
+                          pad: tuple = (0, 0)) -> tuple:
+    """(d input without its ``pad`` or empty, d weight, d bias) of the convolution of ``xp``:
+    the weight gradient's and the input gradient's products in one pass over the chunks, which
+    copy dY into rows once for both (the input gradient's are the same products, so the same
+    sums, as ``gemm_input_grad_strided``'s). The partials are summed in order, from zero. The
+    input gradient comes out C-contiguous and cropped, each chunk's in its part: a zeroed
+    padded batch, then a view into it, cost two one-core passes (numpy's zeros, and the copy or
+    strided sum its consumer made: ~0.5 ms each for 32 channels on 32×32 at b64)."""
     n, c, hp, wp = xp.shape
     nf, cpg, kh, kw = w.shape
     fpg, taps = nf // groups, cpg * kh * kw
@@ -338,17 +324,18 @@ def gemm_backward_strided(xp, w, dy, sh, sw, dh, dw, groups, need_dx: bool) -> t
     dw_parts = np.zeros((parts, groups, taps + 1, fpg) if fast else (parts, 1, nf, taps),
                         xp.dtype)
     db_parts = np.zeros((0 if fast else parts, nf), xp.dtype)
-    dxp = np.zeros((n if need_dx else 0, c, hp, wp), xp.dtype)
+    ph, pw = pad
+    dx = np.empty((n if need_dx else 0, c, hp - 2 * ph, wp - 2 * pw), xp.dtype)
     need = bool(need_dx)
     split_rows(lambda p0, p1: backward_part(xp, wt, dy, kh, kw, sh, sw, dh, dw, bounds, dw_parts,
-                                            db_parts, dxp, need, fast, p0, p1), parts)
+                                            db_parts, dx, ph, pw, need, fast, p0, p1), parts)
     dw_sum = np.add.reduce(dw_parts, axis=0, initial=0)
     if fast:  # C-contiguous: the optimizer's one-pass kernel takes it as it is
         db = dw_sum[:, taps].reshape(nf)
         dw_sum = np.ascontiguousarray(dw_sum[:, :taps].transpose(0, 2, 1))
     else:
         db, dw_sum = np.add.reduce(db_parts, axis=0, initial=0), dw_sum[0]
-    return dxp, dw_sum.reshape(nf, cpg, kh, kw), db
+    return dx, dw_sum.reshape(nf, cpg, kh, kw), db
 
 
 @njit(cache=True, nogil=True)
@@ -365,11 +352,11 @@ def transposed_part(gp, w2, x, kh, kw, sh, sw, dh, dw, groups, bounds, dw_parts,
         for g in range(groups):
             _im2col(gp, s0, s1, g * opg, (g + 1) * opg, kh, kw, sh, sw, dh, dw, oh, ow, cols,
                     False)
-            _to_rows(x, s0, s1, g * fpg, (g + 1) * fpg, xr)
+            to_rows(x, s0, s1, g * fpg, (g + 1) * fpg, xr)
             np.dot(xr, cols.T, dw_parts[ci, g * fpg:(g + 1) * fpg])
             if need_dx:
                 np.dot(w2[g * fpg:(g + 1) * fpg], cols, res)
-                _from_rows(res, s0, s1, g * fpg, dx)
+                from_rows(res, s0, s1, g * fpg, dx)
 
 
 def gemm_transposed_backward(gp, w, x, sh, sw, dh, dw, groups, need_dx: bool) -> tuple:

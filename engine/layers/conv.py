@@ -44,9 +44,7 @@ def conv_grads(a, ctx, dy4, pad: tuple, stride: tuple, dilation: tuple) -> tuple
     if route:
         return conv_backward_unpadded(xp, w.shape, dy4, tuple(pad), route, shape,
                                       ctx.needs_input_grad[0])
-    dxp, dw, db = conv_backward(xp, w, dy4, stride, dilation, a.groups, ctx.needs_input_grad[0])
-    dx = None if dxp is None else dxp[:, :, pad[0]:pad[0] + shape[2], pad[1]:pad[1] + shape[3]]
-    return dx, dw, db
+    return conv_backward(xp, w, dy4, stride, dilation, a.groups, ctx.needs_input_grad[0], pad)
 
 
 def _extras(a, one_d: bool) -> str:

@@ -20,6 +20,7 @@ from layerloom.engine.kernels.conv_gemm_strided import (gemm_backward_strided,
 from layerloom.engine.kernels.conv_polyphase import polyphase
 
 from .graph_cases import add_after
+from .test_split_kernels import at_threads
 
 TOL = {np.float64: dict(rtol=1e-11, atol=1e-11), np.float32: dict(rtol=2e-4, atol=1e-4)}
 
@@ -264,3 +265,29 @@ def test_the_relu_in_the_chunks_is_numpy_s(dtype, n, side):
     got = gemm_forward_strided(xp, w, b, 2, 2, 1, 1, 1, relu=True)
     assert np.array_equal(got, want, equal_nan=True)
     assert np.array_equal(conv.conv_forward(xp, w, b, (2, 2), relu=True), want, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n,c,h,w,nf,k,stride,pad,groups", [
+    (5, 3, 17, 13, 6, (3, 3), (2, 2), 1, 1), (64, 8, 16, 16, 16, (3, 3), (2, 2), 1, 1),
+    (3, 8, 16, 16, 16, (5, 5), (2, 2), 2, 1), (4, 8, 9, 11, 8, (3, 3), (2, 2), 1, 4),
+    (2, 5, 14, 15, 7, (3, 5), (3, 2), 0, 1)])
+def test_the_input_gradient_comes_out_cropped_as_the_padded_one_s_inside(
+        dtype, n, c, h, w, nf, k, stride, pad, groups):
+    """Each chunk's input gradient is made in a zeroed padded scratch and cropped into dx in
+    its part: the padded gradient's inside, bit for bit, C-contiguous (a view into a padded
+    batch cost its consumer a one-core copy), at one thread as at two; dW and db unchanged."""
+    rng, xp, wt, _ = _data(n, c, h, w, nf, k, stride, pad, dtype, groups)
+    oh, ow = ((xp.shape[2] - k[0]) // stride[0] + 1, (xp.shape[3] - k[1]) // stride[1] + 1)
+    dy = rng.standard_normal((n, nf, oh, ow)).astype(dtype)
+    args = (xp, wt, dy, *stride, 1, 1, groups, True)
+    dxp, dw, db = gemm_backward_strided(*args)
+    for threads in (1, 2):
+        dx, dw2, db2 = at_threads(threads, lambda: gemm_backward_strided(*args, (pad, pad)))
+        assert dx.flags.c_contiguous and dx.shape == (n, c, h, w)
+        np.testing.assert_array_equal(dx, dxp[:, :, pad:pad + h, pad:pad + w])
+        np.testing.assert_array_equal(dw2, dw)
+        np.testing.assert_array_equal(db2, db)
+    padded = conv.conv_backward(xp, wt, dy, stride, (1, 1), groups, True)[0]  # any route
+    through = conv.conv_backward(xp, wt, dy, stride, (1, 1), groups, True, (pad, pad))[0]
+    np.testing.assert_array_equal(through, padded[:, :, pad:pad + h, pad:pad + w])

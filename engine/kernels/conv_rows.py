@@ -1,0 +1,42 @@
+"""Copies between a batch of maps (N, C, H, W) and the chunk layouts of the strided convolutions'
+products (``conv_gemm_strided``): a chunk's output rows, and its input gradient made in a padded
+scratch. Plain loops; the values are copied, never computed.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def to_rows(t, s0, s1, f0, f1, out):
+    """out[f − f0, k·P : (k+1)·P] = t[s0 + k, f] flattened (P = OH·OW positions)."""
+    m = t.shape[2] * t.shape[3]
+    for k in range(s1 - s0):
+        for f in range(f0, f1):
+            src, dst = t[s0 + k, f].reshape(m), out[f - f0, k * m:(k + 1) * m]
+            for p in range(m):
+                dst[p] = src[p]
+
+
+@njit(cache=True, nogil=True)
+def from_rows(rows, s0, s1, f0, t):
+    """The reverse of ``to_rows``: t[s0 + k, f0 + f] = rows[f, k·P : (k+1)·P]."""
+    m = t.shape[2] * t.shape[3]
+    for k in range(s1 - s0):
+        for f in range(rows.shape[0]):
+            dst, src = t[s0 + k, f0 + f].reshape(m), rows[f, k * m:(k + 1) * m]
+            for p in range(m):
+                dst[p] = src[p]
+
+
+@njit(cache=True, nogil=True)
+def crop(dxp, ph, pw, dx, s0):
+    """dx[s0 + k] = dxp[k] without its (ph, pw) padding: a chunk's input gradient, made in a
+    padded scratch, copied out while it is in cache."""
+    h, w = dx.shape[2], dx.shape[3]
+    for k in range(dxp.shape[0]):
+        for ch in range(dx.shape[1]):
+            for r in range(h):
+                src, dst = dxp[k, ch, ph + r, pw:pw + w], dx[s0 + k, ch, r]
+                for q in range(w):
+                    dst[q] = src[q]
