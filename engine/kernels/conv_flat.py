@@ -281,5 +281,6 @@ def chunk_bounds(n: int, positions: int, size: int) -> np.ndarray:
     other modules, with numba's cache holding them all a call from Python failed to box its
     array ("'descr' is NULL")."""
     per = max(1, positions // size)  # LeNet's row layout: conv1 2 samples, conv2 16
-    k = min(n, -(-max((n + per - 1) // per, 4) // CORES_ROUND) * CORES_ROUND)
+    k = max(-(-n // per), 4)
+    k = min(n, -(-k // CORES_ROUND) * CORES_ROUND)  # rounded up to even, at most one a sample
     return (np.arange(k + 1, dtype=np.int64) * n) // k
