@@ -54,21 +54,29 @@ _H, _Q, _E = np.float32(0.5), np.float32(0.25), np.float32(0.125)
 _K125, _K25, _K425, _K525 = np.float32(1.25), np.float32(2.5), np.float32(4.25), np.float32(5.25)
 MIN_CHANNELS = 16
 STEM_OUTPUTS = 32 * 32  # outputs a map from which a stem of 3-15 channels in takes it too
+SMALLEST_MAP = 4  # output side (see ``winograd5``)
 CHUNK_TILES = 256  # tiles a chunk (at least one sample): the per-point products' width
 
 
 def winograd5(w_shape: tuple, dtype, oh: int, ow: int) -> bool:
     """True when F(4×4, 5×5) runs this stride-1 convolution and its backward: float32 5×5
-    filters, ≥ 16 of them, on maps of ≥ 8×8 outputs (smaller ones leave most of each 8×8 tile
-    to the padding), from ≥ 16 channels or, on maps of ≥ 32×32, from ≥ 3. Measured at batch 64
-    on one core against the kernels it replaces, forward + backward with the input gradient:
-    32 → 32 on 32×32 131 → 41 ms, 64 → 64 on 16×16 132 → 39 ms, 128 → 128 on 8×8 160 → 48 ms;
-    a 3 → 32 stem on 32×32 (weight gradient only) 19.8 → 10.7 ms, 8 → 32 47.6 → 16.5 ms, but
-    3 → 32 on 16×16 3.2 → 3.5 ms and 1 → 32 on 28×28 5.2 → 7.4 ms (the output transform costs
-    as much as the few products it saves)."""
+    filters, ≥ 16 of them, from ≥ 16 channels or, on maps of ≥ 32×32, from ≥ 3. Measured at
+    batch 64 on one core against the kernels it replaces, forward + backward with the input
+    gradient: 32 → 32 on 32×32 131 → 41 ms, 64 → 64 on 16×16 132 → 39 ms, 128 → 128 on 8×8
+    160 → 48 ms; a 3 → 32 stem on 32×32 (weight gradient only) 19.8 → 10.7 ms, 8 → 32 47.6 →
+    16.5 ms, but 3 → 32 on 16×16 3.2 → 3.5 ms and 1 → 32 on 28×28 5.2 → 7.4 ms (the output
+    transform costs as much as the few products it saves).
+
+    Maps of 4-7 outputs (a 5×5 layer after three pools of a 32×32 image) leave much of each
+    8×8 tile to the padding, but im2col, which ran them before, multiplies every tap too, the
+    padding's included. Against it, one core / two: 64 → 64 on 4×4 8.8 → 6.2 / 5.5 → 4.0 ms,
+    128 → 128 on 4×4 30.2 → 19.5 / 17.9 → 10.7, 256 → 256 121 → 99 / 66 → 56, 128 → 256
+    55.4 → 48.2 / 31.1 vs 31.9; 64 → 64 on 6×6 19.6 → 12.3 / 10.3 → 6.8, 256 → 256 264 →
+    182 / 144 → 97, 128 → 64 on 7×7 (two) 27.8 → 13.1; on 5×5 even (256 → 256 186 vs 183 /
+    104 vs 98). On 3×3 maps im2col (64 → 64 5.1 vs 5.8 / 3.0 vs 4.2 ms)."""
     nf, c, kh, kw = w_shape
     if np.dtype(dtype) != np.float32 or (kh, kw) != (5, 5) or nf < MIN_CHANNELS \
-            or min(oh, ow) < 8:
+            or min(oh, ow) < SMALLEST_MAP:
         return False
     return c >= MIN_CHANNELS or (c >= 3 and oh * ow >= STEM_OUTPUTS)
 

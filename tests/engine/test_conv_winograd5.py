@@ -122,7 +122,9 @@ def test_the_rule():
     assert w5.winograd5((32, 32, 5, 5), np.float32, 16, 16)
     assert w5.winograd5((16, 64, 5, 5), np.float32, 8, 9)
     assert not w5.winograd5((32, 32, 5, 5), np.float64, 16, 16)  # float64 stays exact
-    assert not w5.winograd5((32, 32, 5, 5), np.float32, 7, 16)
+    assert w5.winograd5((32, 32, 5, 5), np.float32, 7, 16)  # small maps: im2col did every tap
+    assert w5.winograd5((256, 256, 5, 5), np.float32, 4, 4)
+    assert not w5.winograd5((32, 32, 5, 5), np.float32, 3, 16)  # 3×3 maps and smaller: im2col
     assert w5.winograd5((32, 3, 5, 5), np.float32, 32, 32)  # an RGB stem on a large map
     assert not w5.winograd5((32, 3, 5, 5), np.float32, 16, 16)  # on a small one
     assert not w5.winograd5((32, 1, 5, 5), np.float32, 28, 28)  # one channel
@@ -151,7 +153,8 @@ def _spy(monkeypatch, callers: set | None = None) -> list:
 
 
 @pytest.mark.parametrize("n,c,f,h,w,pad", [(3, 16, 16, 8, 8, 2), (2, 24, 32, 13, 11, 2),
-                                            (2, 32, 20, 16, 16, 0)])
+                                            (2, 32, 20, 16, 16, 0), (3, 16, 24, 4, 4, 2),
+                                            (2, 20, 16, 6, 7, 2)])
 def test_entry_points_and_the_fused_relu_maxpool_take_it(monkeypatch, n, c, f, h, w, pad):
     calls = _spy(monkeypatch)
     rng, xp, wt, b = _data(n, c, f, h, w, pad)
