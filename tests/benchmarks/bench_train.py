@@ -67,6 +67,8 @@ CONV_ROWS = {
                     "samples/s", False, 1.5),
     "cnn5_train": ("CNN 3×32×32, 5×5 stride-1 convs (32, 64 ch) + pools train b64", "cnn5", 64,
                    64, "samples/s", False, 1.5),
+    "cnn5_deep_train": ("CNN 3×32×32, four stages of 5×5 convs (16→128 ch, maps to 4×4) + pools "
+                        "train b64", "cnn5_deep", 64, 64, "samples/s", False, 1.5),
     "resnet_train": ("ResNet-style stage (conv–BN–ReLU, 2 residual blocks, 32 ch) train b64",
                      "resnet", 64, 64, "samples/s", False, 1.2),
     "resnet_infer": ("ResNet-style stage infer b64 (BN folded)", "resnet", 64, 64, "µs", True,

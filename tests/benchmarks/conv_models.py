@@ -91,6 +91,15 @@ def cnn5_graph(loss: bool = True) -> Graph:
     return _stages(loss, (32, 64), 5)
 
 
+CNN5_DEEP_CHANNELS = (16, 32, 64, 128)
+
+
+def cnn5_deep_graph(loss: bool = True) -> Graph:
+    """Four stages of two 5×5 convolutions (16, 32, 64, 128 channels) + ReLU and a 2×2 max pool:
+    the last stage's convolutions on maps of 4×4, where most of a 5×5 window is padding."""
+    return _stages(loss, CNN5_DEEP_CHANNELS, 5)
+
+
 def _conv_bn(g: Graph, prev: str, name: str, c: int, k: int = 3, stride: int = 1) -> str:
     prev = _add(g, prev, f"{name}_conv", "Conv2D", _conv(c, k, stride, bias=False))
     return _add(g, prev, f"{name}_bn", "BatchNorm2d")
@@ -146,7 +155,7 @@ def resnet4_graph(loss: bool = True) -> Graph:
 
 
 GRAPHS = {"vgg": vgg_graph, "strided": strided_graph, "s2cnn": s2cnn_graph, "cnn5": cnn5_graph,
-          "resnet": resnet_graph, "resnet_s2": resnet_s2_graph, "resnet4": resnet4_graph}
+          "cnn5_deep": cnn5_deep_graph, "resnet": resnet_graph, "resnet_s2": resnet_s2_graph, "resnet4": resnet4_graph}
 
 
 # ------------------------------------------------------------------------------- PyTorch twins
@@ -184,6 +193,8 @@ def torch_model(name: str, seq: int = 0):
         return nn.Sequential(*layers, *head(c_in * side * side))
     if name == "cnn5":
         return stages((32, 64), 5)
+    if name == "cnn5_deep":
+        return stages(CNN5_DEEP_CHANNELS, 5)
 
     def conv_bn(c_in: int, c: int, k: int = 3, stride: int = 1) -> list:
         return [nn.Conv2d(c_in, c, k, stride=stride, padding=k // 2, bias=False),

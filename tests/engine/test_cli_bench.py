@@ -97,8 +97,8 @@ def test_windows_are_sized_after_the_warm_up_not_by_it():
     assert count >= 20  # about 50 steps of 1 ms; sized from the first call it would be 1
 
 
-@pytest.mark.parametrize("name", ["vgg", "strided", "s2cnn", "cnn5", "resnet", "resnet_s2",
-                                  "resnet4"])
+@pytest.mark.parametrize("name", ["vgg", "strided", "s2cnn", "cnn5", "cnn5_deep", "resnet",
+                                  "resnet_s2", "resnet4"])
 def test_each_convnet_row_is_its_pytorch_twin(name):
     """The convnet rows' Graphs and PyTorch modules: the same tensors (parameters and BatchNorm's
     running statistics, by shape) and the same logits shape, so the ratios compare like with
