@@ -118,3 +118,13 @@ def test_each_convnet_row_is_its_pytorch_twin(name):
     x, _ = conv_models.batch(name, 2, 0, np.random.default_rng(0))
     logits = net.forward({"image": x})[list(graph.nodes)[-1]]
     assert logits.shape == tuple(twin(torch.from_numpy(x)).shape) == (2, 10)
+
+
+def test_the_layer_sweep_times_one_convolution_on_both_sides():
+    """bench_conv_layers runs the Conv2D layer's forward and backward and PyTorch's on the same
+    shape (a 5×5 layer on a 4×4 map: the Winograd route this sweep found)."""
+    pytest.importorskip("torch")
+    from tests.benchmarks import bench_conv_layers
+
+    ours, theirs = bench_conv_layers.compare(5, 1, 16, 16, 4, 2, 0.01)
+    assert ours > 0 and theirs > 0
