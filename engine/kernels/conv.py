@@ -65,9 +65,8 @@ from layerloom.engine.kernels.conv_polyphase import (phases_backward, phases_for
                                                      polyphase_backward, polyphase_forward)
 from layerloom.engine.kernels.conv_winograd import M, winograd_forward_flat
 from layerloom.engine.kernels.conv_winograd5 import (filter_transform as filter_transform5,
-                                                     weight_grad as weight_grad5, winograd5,
-                                                     winograd5_forward)
-from layerloom.engine.kernels.conv_winograd5_back import winograd5_backward
+                                                     weight_grad as weight_grad5, winograd5)
+from layerloom.engine.kernels.conv_winograd5_batch import winograd5_image, winograd5_image_grads
 from layerloom.engine.kernels.conv_winograd_back import winograd_backward
 from layerloom.engine.kernels.conv_winograd_batch import (whole_batch, winograd_image,
                                                           winograd_image_grads)
@@ -158,7 +157,7 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
                                   out_size(ow, pkw, psw))
     xp = pad_sides(xp, ph, ph, pw, pw)
     if winograd5(w.shape, xp.dtype, oh, ow):  # pooled at pitch OW
-        y = winograd5_forward(xp, filter_transform5(w), b).reshape(len(xp), len(w), oh * ow)
+        y = winograd5_image(xp, filter_transform5(w), b).reshape(len(xp), len(w), oh * ow)
         return relu_maxpool_batch(y, ow, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
     if _kn2row(w.shape, (1, 1), (1, 1), 1, xp.dtype, (oh, ow)):  # pooled at pitch OW
@@ -189,8 +188,8 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0)) 
     if pad != (0, 0):
         raise ValueError(f"a padding {pad} is read in place only by Winograd; pad the input")
     if winograd5(w.shape, xp.dtype, oh, ow):
-        dxp, du, db = winograd5_backward(xp, filter_transform5(w), unpool(dp, arg, oh, ow, ow),
-                                         need_dx)
+        dxp, du, db = winograd5_image_grads(xp, filter_transform5(w),
+                                            unpool(dp, arg, oh, ow, ow), need_dx)
         return dxp, weight_grad5(du), db
     if _kn2row(w.shape, (1, 1), (1, 1), 1, xp.dtype, (oh, ow), backward=True):
         return kn2row_backward(xp, w, unpool(dp, arg, oh, ow, ow), need_dx)
@@ -213,14 +212,18 @@ def winograd_pad_free(x_shape: tuple, w_shape: tuple, dtype, pad: tuple, stride:
 
 def pad_free_route(x_shape: tuple, w_shape: tuple, dtype, pad: tuple, stride: tuple,
                    dilation: tuple = (1, 1), groups: int = 1) -> str:
-    """"winograd" or "phases" when ``conv_forward`` of x zero-padded by ``pad`` would run
-    Winograd or the phases' Winograd (``conv_polyphase``), "" otherwise: for those two the
-    layers hand x over unpadded (``conv_forward_unpadded``), as Winograd reads the padding in
-    place and the phases are padded as they are made (one copy of the input, not two)."""
+    """"winograd", "phases" or "winograd5" when ``conv_forward`` of x zero-padded by ``pad``
+    would run Winograd, the phases' Winograd (``conv_polyphase``) or F(4×4, 5×5), "" otherwise:
+    for those the layers hand x over unpadded (``conv_forward_unpadded``), as Winograd reads
+    the padding in place and the phases are padded as they are made (one copy of the input, not
+    two), and the backward takes the filters' transform the forward made (F(4×4, 5×5)'s of
+    256 → 256 filters took 8 ms a call)."""
     if winograd_pad_free(x_shape, w_shape, dtype, pad, stride, dilation, groups):
         return "winograd"
     out_hw = [out_size(s + 2 * p, k, st) for s, p, k, st in
               zip(x_shape[2:], pad, w_shape[2:], stride)]
+    if _winograd5(w_shape, stride, dilation, groups, dtype, out_hw):
+        return "winograd5"
     return "phases" if polyphase(w_shape, dtype, stride, dilation, groups, out_hw,
                                    x_shape[0]) else ""
 
@@ -232,6 +235,9 @@ def conv_forward_unpadded(x, w, b, pad: tuple, route: str, relu: bool = False) -
     transform, so the backward does not make it again."""
     if route == "phases":
         return phases_forward(x, w, b, pad, relu)
+    if route == "winograd5":
+        xp, u = pad_sides(x, pad[0], pad[0], pad[1], pad[1]), filter_transform5(w)
+        return winograd5_image(xp, u, b, relu), (xp, u)
     u = filter_transform(w, M)
     return winograd_image(x, u, b, pad, relu), (x, u)
 
@@ -241,6 +247,10 @@ def conv_backward_unpadded(kept: tuple, w_shape: tuple, dy, pad: tuple, route: s
     """(d x (unpadded) or None, d weight, d bias) of ``conv_forward_unpadded``."""
     if route == "phases":
         return phases_backward(kept, w_shape, dy, pad, x_shape[2:], need_dx)
+    if route == "winograd5":
+        (xp, u), (ph, pw), (h, w) = kept, pad, x_shape[2:]
+        dxp, du, db = winograd5_image_grads(xp, u, dy, need_dx)
+        return (dxp[:, :, ph:ph + h, pw:pw + w] if need_dx else None), weight_grad5(du), db
     x, u = kept
     dx, du, db = winograd_image_grads(x, u, dy, need_dx, pad)
     return (dx if need_dx else None), weight_grad(du, M), db
@@ -286,7 +296,7 @@ def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int 
     if pointwise(w.shape, groups, out_hw):
         return pointwise_forward(xp, w, b, stride, relu)
     if _winograd5(w.shape, stride, dilation, groups, xp.dtype, out_hw):
-        return winograd5_forward(xp, filter_transform5(w), b, relu)
+        return winograd5_image(xp, filter_transform5(w), b, relu)
     if polyphase(w.shape, xp.dtype, stride, dilation, groups, out_hw, len(xp)):
         return polyphase_forward(xp, w, b, relu)
     if _kn2row(w.shape, stride, dilation, groups, xp.dtype, out_hw):
@@ -339,7 +349,7 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
     if pointwise(w.shape, groups, dy.shape[2:], backward=True):
         return cut(*pointwise_backward(xp, w, dy, stride, need_dx))
     if _winograd5(w.shape, stride, dilation, groups, xp.dtype, dy.shape[2:]):
-        dxp, du, db = winograd5_backward(xp, filter_transform5(w), dy, need_dx)
+        dxp, du, db = winograd5_image_grads(xp, filter_transform5(w), dy, need_dx)
         return cut(dxp, weight_grad5(du), db)
     if polyphase(w.shape, xp.dtype, stride, dilation, groups, dy.shape[2:], len(xp)):
         return cut(*polyphase_backward(xp, w, dy, need_dx))

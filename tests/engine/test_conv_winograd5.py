@@ -15,6 +15,7 @@ from layerloom.engine.graph import Graph
 from layerloom.engine.kernels import conv
 from layerloom.engine.kernels import conv_winograd5 as w5
 from layerloom.engine.kernels import conv_winograd5_back as w5b
+from layerloom.engine.kernels import conv_winograd5_batch as wb5
 from layerloom.engine.kernels.conv_reference import winograd_reference
 
 from .graph_cases import add_after
@@ -136,8 +137,9 @@ def test_the_rule():
 
 
 def _spy(monkeypatch, callers: set | None = None) -> list:
-    """The calls of the two kernels ("f", "b") through ``conv``; ``callers`` collects the names
-    of the functions that made them."""
+    """The calls of the two kernels ("f", "b") through ``conv`` (by way of
+    ``conv_winograd5_batch``, which picks the chunks or the whole batch); ``callers`` collects
+    the names of the functions that made them."""
     calls = []
 
     def spy(kind, fn):
@@ -147,8 +149,8 @@ def _spy(monkeypatch, callers: set | None = None) -> list:
                 callers.add(sys._getframe(1).f_code.co_name)
             return fn(*args, **kwargs)
         return run
-    monkeypatch.setattr(conv, "winograd5_forward", spy("f", w5.winograd5_forward))
-    monkeypatch.setattr(conv, "winograd5_backward", spy("b", w5b.winograd5_backward))
+    monkeypatch.setattr(conv, "winograd5_image", spy("f", wb5.winograd5_image))
+    monkeypatch.setattr(conv, "winograd5_image_grads", spy("b", wb5.winograd5_image_grads))
     return calls
 
 
@@ -212,7 +214,35 @@ def test_the_fused_step_equals_the_plain_layers(monkeypatch):
     check_same(classifier_head(g, prev, 4), np.float32, expect={"Conv2D+ReLU+MaxPool2D"})
     assert "f" in calls and "b" in calls
     assert callers == {"conv_relu_maxpool", "conv_relu_maxpool_grads",  # the fused step
-                       "conv_forward", "conv_backward"}  # and the plain layers
+                       "conv_forward_unpadded", "conv_backward_unpadded"}  # the plain layers
+
+
+def test_the_layers_route_pads_once_and_transforms_the_filters_once(monkeypatch):
+    """A Conv2D layer hands x over unpadded on the "winograd5" route: padded there, and the
+    backward takes the filters' transform the forward made (one call a step, not two); output
+    and gradients equal the float64 convolution's."""
+    made = []
+    monkeypatch.setattr(conv, "filter_transform5",
+                        lambda w, _real=conv.filter_transform5: made.append(1) or _real(w))
+    rng, xp, wt, b = _data(3, 16, 24, 6, 7, 2, seed=3)
+    x = xp[:, :, 2:-2, 2:-2]
+    assert conv.pad_free_route(x.shape, wt.shape, np.float32, (2, 2), (1, 1)) == "winograd5"
+    assert conv.pad_free_route(x.shape, wt.shape, np.float64, (2, 2), (1, 1)) == ""
+    x32, w32, b32 = (np.ascontiguousarray(a, dtype=np.float32) for a in (x, wt, b))
+    y, kept = conv.conv_forward_unpadded(x32, w32, b32, (2, 2), "winograd5", relu=True)
+    want = conv.conv2d_forward_reference(xp, wt, b, 1, 1)
+    assert _rel(y, np.maximum(want, 0)) < _tol(25 * 16)
+    dy = rng.standard_normal(want.shape)
+    dx, dw, db = conv.conv_backward_unpadded(kept, wt.shape, dy.astype(np.float32), (2, 2),
+                                             "winograd5", x.shape, True)
+    assert len(made) == 1
+    dxp = conv.conv2d_input_grad_reference(dy, wt, *xp.shape[2:], 1, 1)
+    assert dx.shape == x.shape and _rel(dx, dxp[:, :, 2:-2, 2:-2]) < _tol(25 * 24)
+    assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 5, 5, 1, 1)) < _tol(3 * 42)
+    assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(3 * 42)
+    none = conv.conv_backward_unpadded(kept, wt.shape, dy.astype(np.float32), (2, 2),
+                                       "winograd5", x.shape, False)
+    assert none[0] is None and np.array_equal(none[1], dw)
 
 
 def _convnet() -> Graph:

@@ -1,0 +1,115 @@
+"""The whole-batch F(4×4, 5×5) path (``kernels/conv_winograd5_batch``): its forward and backward
+equal the float64 convolution to float32 precision over a family of maps (1-3 tile rows and
+columns, odd and even, groups of 8 cut unevenly), with and without ReLU and the input gradient;
+they agree with the chunked kernels and do not depend on the threads; the rule sends
+many-channel 4×4 maps there, and the entry points (plain and fused with ReLU + max-pool) run
+through it."""
+import numpy as np
+import pytest
+
+from layerloom.engine.kernels import conv
+from layerloom.engine.kernels import conv_winograd5 as w5
+from layerloom.engine.kernels import conv_winograd5_back as w5b
+from layerloom.engine.kernels import conv_winograd5_batch as wb5
+
+from .test_conv_winograd5 import _data, _rel, _tol
+from .test_split_kernels import at_threads
+
+# (batch, C, F, H, W, padding, relu)
+CASES = [(3, 5, 7, 4, 4, 2, False), (9, 16, 12, 6, 6, 2, True), (17, 8, 8, 12, 12, 1, False),
+         (2, 3, 4, 5, 7, 2, True), (11, 12, 20, 9, 3, 3, False), (1, 1, 1, 1, 1, 2, True)]
+
+
+def _f32(*arrays):
+    return tuple(a.astype(np.float32) for a in arrays)
+
+
+@pytest.mark.parametrize("n,c,f,h,w,pad,relu", CASES)
+def test_forward_and_backward_equal_the_float64_convolution(n, c, f, h, w, pad, relu):
+    """The kernels whatever the rule would pick (they take any map; the rule, 4×4 ones)."""
+    rng, xp, wt, b = _data(n, c, f, h, w, pad)
+    x32, w32, b32 = _f32(xp, wt, b)
+    u = w5.filter_transform(w32)
+    y = wb5.batch5_forward(x32, u, b32, relu)
+    want = conv.conv2d_forward_reference(xp, wt, b, 1, 1)
+    if relu:
+        want = np.maximum(want, 0)
+    assert y.dtype == np.float32 and y.shape == want.shape
+    assert _rel(y, want) < _tol(25 * c)
+    dy = rng.standard_normal(want.shape)
+    dxp, du, db = wb5.batch5_backward(x32, u, dy.astype(np.float32), True)
+    assert du.shape == (1, 64, f, c)
+    positions = n * dy[0, 0].size
+    assert _rel(dxp, conv.conv2d_input_grad_reference(dy, wt, *xp.shape[2:], 1, 1)) < _tol(25 * f)
+    assert _rel(w5.weight_grad(du), conv.conv2d_weight_grad_reference(xp, dy, 5, 5, 1, 1)) < \
+        _tol(positions)
+    assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(positions)
+    assert wb5.batch5_backward(x32, u, dy.astype(np.float32), False)[0].size == 0
+
+
+def test_it_agrees_with_the_chunks_and_not_with_the_threads():
+    """The same transforms as the chunked kernels (the weight and bias gradients' sums run in
+    another order), and bit for bit the same results on one core and on two."""
+    rng, xp, wt, b = _data(21, 24, 16, 4, 4, 2, seed=4)
+    x32, w32, b32 = _f32(xp, wt, b)
+    u = w5.filter_transform(w32)
+    dy = rng.standard_normal((21, 16, 4, 4)).astype(np.float32)
+
+    def run():
+        return (wb5.batch5_forward(x32, u, b32, True), *wb5.batch5_backward(x32, u, dy, True))
+    one, two = at_threads(1, run), at_threads(2, run)
+    for a, c in zip(one, two):
+        assert np.array_equal(a, c)
+    assert _rel(one[0], w5.winograd5_forward(x32, u, b32, True)) < _tol(25 * 24)
+    dx, du, db = w5b.winograd5_backward(x32, u, dy, True)
+    assert _rel(one[1], dx) < _tol(25 * 16)
+    positions = 21 * 16
+    assert _rel(one[3], db) < _tol(positions)
+    assert _rel(w5.weight_grad(one[2]), w5.weight_grad(du)) < _tol(positions)
+
+
+def test_the_rule_takes_many_channel_4x4_maps_only():
+    assert wb5.whole_batch5(256, 256, 64, 4, 4)
+    assert wb5.whole_batch5(128, 256, 64, 4, 4)
+    assert wb5.whole_batch5(256, 512, 32, 3, 4)
+    assert not wb5.whole_batch5(128, 128, 64, 4, 4)  # C·F below MIN_PRODUCT: the chunks
+    assert not wb5.whole_batch5(256, 256, 64, 8, 8)  # 2×2 tiles a sample: the chunks
+    assert not wb5.whole_batch5(512, 512, 1024, 4, 4)  # V and M past MAX_ELEMENTS
+    assert not wb5.whole_batch5(256, 256, 0, 4, 4)  # an empty batch: nothing to group
+
+
+def _counted(monkeypatch) -> list:
+    """The names of the whole-batch kernels run from now on, in order."""
+    calls = []
+    for name in ("batch5_forward", "batch5_backward"):
+        real = getattr(wb5, name)
+        monkeypatch.setattr(wb5, name, lambda *a, _real=real, _n=name: calls.append(_n) or
+                            _real(*a))
+    return calls
+
+
+def test_a_conv2d_of_256_filters_on_4x4_maps_runs_through_it(monkeypatch):
+    """``conv_forward`` / ``conv_backward`` (the Conv2D layer's) and the fused ReLU + max-pool:
+    the whole batch runs each way, and values equal the float64 convolution's."""
+    calls = _counted(monkeypatch)
+    rng, xp, wt, b = _data(2, 128, 256, 4, 4, 2, seed=7)
+    x32, w32, b32 = _f32(xp, wt, b)
+    want = conv.conv2d_forward_reference(xp, wt, b, 1, 1)
+    assert _rel(conv.conv_forward(x32, w32, b32, (1, 1), relu=True), np.maximum(want, 0)) < \
+        _tol(25 * 128)
+    dy = rng.standard_normal(want.shape)
+    dx, dw, db = conv.conv_backward(x32, w32, dy.astype(np.float32), (1, 1), pad=(2, 2))
+    assert calls == ["batch5_forward", "batch5_backward"]
+    dx_want = conv.conv2d_input_grad_reference(dy, wt, 8, 8, 1, 1)[:, :, 2:6, 2:6]
+    assert _rel(dx, dx_want) < _tol(25 * 256)
+    assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 5, 5, 1, 1)) < _tol(32)
+    assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(32)
+    y, arg = conv.conv_relu_maxpool(x32, w32, b32, 2, 2, 2, 2, True)
+    assert _rel(y, np.maximum(want, 0).reshape(2, 256, 2, 2, 2, 2).max(axis=(3, 5))) < \
+        _tol(25 * 128)
+    dp = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dw, db = conv.conv_relu_maxpool_grads(x32, w32, dp, arg, True)
+    assert calls[2:] == ["batch5_forward", "batch5_backward"]
+    dz = conv.unpool(dp, arg, 4, 4, 4).astype(np.float64)
+    assert _rel(dx, conv.conv2d_input_grad_reference(dz, wt, 8, 8, 1, 1)) < _tol(25 * 256)
+    assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dz, 5, 5, 1, 1)) < _tol(32)
