@@ -21,34 +21,37 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels.conv_winograd import M
-from layerloom.engine.kernels.conv_winograd_batch import (MIN_PRODUCT, whole_batch,
+from layerloom.engine.kernels.conv_winograd_batch import (whole_batch,
                                                           winograd_image, winograd_image_grads)
 from layerloom.engine.kernels.conv_winograd_plan import filter_transform, weight_grad
 from layerloom.engine.threads import split_rows
 
-MAX_CHANNELS, SMALL_MAP_CHANNELS = 128, 64  # input channels: all maps, maps of 4-7 outputs
+MAX_CHANNELS, MIN_SIDE = 128, 8  # input channels; output sides (but see ``polyphase``)
+BATCH_PRODUCT = 1 << 17  # C·F from which maps of 4-7 outputs take the whole batch's phases
 PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
 def polyphase(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups: int,
               out_hw, n: int = 0) -> bool:
     """True when the phases' Winograd runs this convolution: float32 5×5 filters at stride 2,
-    ≥ 16 filters from 4–128 channels (≥ 16 phase channels) on maps of ≥ 8×8 outputs, or from
-    ≤ 64 channels on maps of ≥ 4×4. Measured at batch 64, forward + backward, one / two cores:
-    4 → 16 … 64 → 128 channels on 32×32 and 16×16 inputs 1.07-1.58× / 0.99-1.53× the kernels
-    before, 128 → 128 on 16×16 1.36×; on 8×8 inputs 64 → 128 1.11× / 0.99×, but 128 → 128
-    0.90× and 128 → 256 0.74× (four times the filters to transform for 16 tiles a sample).
-    Given the batch ``n``, also C·F ≥ 2^16 on maps the whole batch's Winograd takes
-    (``conv_winograd_batch``): 256 → 256 and 256 → 512 onto 4×4, forward + backward at batch
-    64, one / two cores, 141 → 118 / 82 → 75 ms and 246 → 212 / 130 → 107 (128 → 256 there
-    gained 10 % on one core and lost 10 % on two: left out)."""
+    ≥ 16 filters from 4–128 channels (≥ 16 phase channels) on maps of ≥ 8×8 outputs. Measured
+    at batch 64, forward + backward, one / two cores: 4 → 16 … 64 → 128 channels on 32×32 and
+    16×16 inputs 1.07-1.58× / 0.99-1.53× the kernels before; through the Conv2D layer against
+    im2col on the packed tile kernel (2026-12-05) 16 → 32 on 32×32 1.24×, 32 → 64 1.39×, 64 →
+    64 on 16×16 1.29×, 128 → 128 1.23× / 1.05×. Maps of fewer outputs were taken from ≤ 64
+    channels too, and lost to that im2col: 64 → 64 on 10×10 inputs 0.50× / 0.50×, on 12×12
+    0.73× / 0.67×, on 14×14 0.94× / 0.91×, 16 → 32 on 8×8 0.69× / 0.62×.
+    Given the batch ``n``, also C·F ≥ ``BATCH_PRODUCT`` on maps the whole batch's Winograd takes
+    (``conv_winograd_batch``): 256 → 512 onto 4×4 at batch 64 1.13× / 1.05× im2col's; 256 → 256
+    there was even on one core and 0.85× on two (it was 141 → 118 / 82 → 75 ms against the
+    kernels before im2col's products ran on the tile kernel)."""
     nf, c, kh, kw = w_shape
     side = min(out_hw)
     if not (np.dtype(dtype) == np.float32 and tuple(stride) == (2, 2) and groups == 1
             and tuple(dilation) == (1, 1) and (kh, kw) == (5, 5) and nf >= 16 and side >= 4):
         return False
-    return ((4 <= c <= MAX_CHANNELS and (side >= 8 or c <= SMALL_MAP_CHANNELS))
-            or (n > 0 and c * nf >= MIN_PRODUCT and whole_batch(4 * c, nf, n, *out_hw)))
+    return ((4 <= c <= MAX_CHANNELS and side >= MIN_SIDE)
+            or (n > 0 and c * nf >= BATCH_PRODUCT and whole_batch(4 * c, nf, n, *out_hw)))
 
 
 def _rows_of(a: int, pad: int) -> tuple[int, int]:

@@ -19,10 +19,10 @@ from .test_conv_winograd import assert_trains_alike, classifier_head, train_loss
 from .test_split_kernels import at_threads
 
 # (batch, C, F, H, W, padding): the strided CNN's conv2 and conv3 scaled in batch, odd sides,
-# a tall map, few channels (4: 16 phase channels), 128 channels on a map of 8×8 outputs, 4×4
-FAMILY = [(2, 32, 64, 32, 32, 2), (1, 64, 128, 16, 16, 2), (3, 4, 16, 15, 13, 2),
-          (5, 8, 16, 12, 11, 1), (2, 16, 24, 21, 15, 0), (1, 128, 16, 16, 16, 2),
-          (4, 16, 32, 8, 8, 2)]
+# a tall map, few channels (4: 16 phase channels), 128 channels, maps of 8-9 outputs a side
+FAMILY = [(2, 32, 64, 32, 32, 2), (1, 64, 128, 16, 16, 2), (3, 4, 16, 17, 15, 2),
+          (5, 8, 16, 17, 18, 1), (2, 16, 24, 21, 19, 0), (1, 128, 16, 16, 16, 2),
+          (4, 16, 32, 16, 16, 2)]
 
 
 def _rel(got, want) -> float:
@@ -96,7 +96,7 @@ def _strided_layers() -> Graph:
 
     def conv5(c: int, p: int = 2) -> dict:
         return {"out_channels": c, "kernel_size": [5, 5], "stride": [2, 2], "padding": [p, p]}
-    prev = add(None, "image", "Input", {"shape": [8, 40, 37]})
+    prev = add(None, "image", "Input", {"shape": [8, 64, 61]})  # c3: 8×8 outputs
     prev = add(add(prev, "c1", "Conv2D", conv5(16)), "r1", "ReLU")  # Conv2D+ReLU
     prev = add(prev, "c2", "Conv2D", conv5(16, 1))
     prev = add(add(add(prev, "c3", "Conv2D", conv5(16)), "bn", "BatchNorm2d"), "r3", "ReLU")
@@ -147,8 +147,11 @@ def test_results_do_not_depend_on_the_threads():
 
 def test_the_rule():
     take = partial(pp.polyphase, dtype=np.float32, stride=(2, 2), dilation=(1, 1), groups=1)
-    assert take((64, 32, 5, 5), out_hw=(16, 16)) and take((16, 4, 5, 5), out_hw=(4, 4))
+    assert take((64, 32, 5, 5), out_hw=(16, 16)) and take((16, 4, 5, 5), out_hw=(8, 9))
     assert take((128, 128, 5, 5), out_hw=(8, 8)) and not take((256, 128, 5, 5), out_hw=(4, 4))
+    assert not take((16, 4, 5, 5), out_hw=(4, 4)) and not take((64, 64, 5, 5), out_hw=(7, 7))
+    assert take((512, 256, 5, 5), out_hw=(4, 4), n=64)  # the whole batch's phases
+    assert not take((256, 256, 5, 5), out_hw=(4, 4), n=64)  # C·F below BATCH_PRODUCT
     assert not take((64, 256, 5, 5), out_hw=(16, 16))  # beyond 128 channels
     assert not take((8, 32, 5, 5), out_hw=(16, 16)) and not take((32, 3, 5, 5), out_hw=(16, 16))
     assert not take((32, 32, 3, 3), out_hw=(16, 16)) and not take((32, 32, 5, 5), out_hw=(3, 9))
@@ -161,11 +164,11 @@ def test_the_rule():
 def _strided_convnet() -> Graph:
     g = Graph()
     add = partial(add_after, g)
-    conv5 = {"out_channels": 16, "kernel_size": [5, 5], "stride": [2, 2], "padding": [2, 2]}
+    conv5 = {"out_channels": 16, "kernel_size": [5, 5], "stride": [2, 2], "padding": [4, 4]}
     prev = add(None, "image", "Input", {"shape": [3, 12, 12]})
     prev = add(add(prev, "c0", "Conv2D", {"out_channels": 8, "kernel_size": [3, 3],
                                           "padding": [1, 1]}), "r0", "ReLU")
-    prev = add(add(prev, "c1", "Conv2D", conv5), "r1", "ReLU")  # 8 → 16 on 6×6 outputs
+    prev = add(add(prev, "c1", "Conv2D", conv5), "r1", "ReLU")  # 8 → 16 on 8×8 outputs (padding 4)
     return classifier_head(g, prev)
 
 

@@ -166,12 +166,14 @@ def test_a_fused_relu_and_max_pool_runs_the_whole_batch_too(monkeypatch):
 
 
 def test_a_5x5_stride_2_conv_of_256_channels_on_8x8_maps_takes_the_phases_whole(monkeypatch):
-    """5×5 stride-2 convolutions of C·F ≥ 2^16 onto 4×4 maps take the phases' Winograd
+    """5×5 stride-2 convolutions of C·F ≥ 2^17 onto 4×4 maps take the phases' Winograd
     (``conv_polyphase``) now that the whole batch runs it: route, calls and values."""
     calls = _counted(monkeypatch)
-    rng, x, _, b = _data(2, 256, 256, 8, 8, 2, seed=11)
-    wt = rng.standard_normal((256, 256, 5, 5)) / np.sqrt(25 * 256)
+    rng, x, _, b = _data(2, 256, 512, 8, 8, 2, seed=11)
+    wt = rng.standard_normal((512, 256, 5, 5)) / np.sqrt(25 * 256)
     assert conv.pad_free_route(x.shape, wt.shape, np.float32, (2, 2), (2, 2)) == "phases"
+    assert conv.pad_free_route(x.shape, (256, 256, 5, 5), np.float32, (2, 2),
+                               (2, 2)) == ""  # C·F = 2^16: im2col (0.85× at two cores)
     assert conv.pad_free_route((2, 128, 8, 8), (256, 128, 5, 5), np.float32, (2, 2),
                                (2, 2)) == ""  # C·F = 2^15: the products per tap, as before
     _through_the_route(calls, rng, x, wt, b, 2, 2, "phases")
