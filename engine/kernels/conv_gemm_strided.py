@@ -33,6 +33,7 @@ GATHER_BELOW = 16  # output columns: narrower maps' im2col gathers (one core, a 
 # 556 → 253; 64 → 128 on 16×16 134 → 62); at OW 16 a 5×5's runs copied faster (142 vs 170 µs)
 SMALL_MAP = 36  # outputs of a map (6×6) up to which stride-1 5×5-and-up ones run here
 WINOGRAD_MAP = 16  # and 3×3 ones below this (Winograd's F(4×4, 3×3) needs 4×4 maps)
+SMALL_MAP3 = 25  # and 3×3 ones of C·F < MIN_PRODUCT up to this (5×5; see ``_small_map``)
 PARTS = 8  # the weight gradient's partial sums: each over a fixed run of chunks, whatever the
 # thread count (one per chunk made and summed 13 MB for a 32→64 5×5 at batch 64)
 
@@ -60,14 +61,18 @@ def prefers_gemm_strided(w_shape: tuple, groups: int, stride: tuple = (2, 2),
 def _small_map(taps: int, pairs: int, positions: int) -> bool:
     """A stride-1 convolution of ``taps`` taps and C·F ``pairs`` on a map of ``positions``
     outputs that runs here: 5×5 and up on ≤ ``SMALL_MAP``; 3×3 below 4×4 (``WINOGRAD_MAP``,
-    where F(4×4, 3×3) does not apply), and on 5×5 to 6×6 maps unless ``conv_winograd_batch``
-    takes them. 3×3 on 4×4 to 6×6 maps all ran here until the Winograd kernels beat it
-    (forward + backward, batch 64, one core: 64 → 64 on 4×4 3.7 → 2.4 ms, 128 → 128 12.5 → 8.1,
-    512 → 512 183 → 88, 256 → 256 on 6×6 99.7 → 74.3; 128 → 128 on 6×6 won or lost ~20 %
-    from run to run, and stays here)."""
+    where F(4×4, 3×3) does not apply), and on 5×5 maps unless ``conv_winograd_batch`` takes
+    them. 3×3 on 4×4 to 6×6 maps all ran here until the Winograd kernels beat it (forward +
+    backward, batch 64, one core: 64 → 64 on 4×4 3.7 → 2.4 ms, 128 → 128 12.5 → 8.1, 512 → 512
+    183 → 88, 256 → 256 on 6×6 99.7 → 74.3). On 6×6 maps C·F below ``MIN_PRODUCT`` stayed here
+    too (128 → 128 won or lost ~20 % from run to run); through the Conv2D layer, alternating,
+    one / two cores, Winograd took 64 → 64 7.5 → 6.9 / 4.0 → 3.4 ms, 128 → 128 26.2 → 21.8 /
+    13.3 → 11.0, 64 → 128 13.4 → 11.6 / 6.8 → 5.7, 128 → 64 15.0 → 13.1 (32 → 32 2.6 vs 2.7),
+    while on 5×5 maps im2col kept ahead (64 → 64 5.4 vs 6.4 / 2.9 vs 3.4, 128 → 128 17.5 vs
+    20.8 / 9.7 vs 10.9)."""
     if taps > 9:
         return positions <= SMALL_MAP
-    return positions < WINOGRAD_MAP or (WINOGRAD_MAP < positions <= SMALL_MAP
+    return positions < WINOGRAD_MAP or (WINOGRAD_MAP < positions <= SMALL_MAP3
                                         and pairs < MIN_PRODUCT)
 
 

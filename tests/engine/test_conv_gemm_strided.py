@@ -170,10 +170,12 @@ def test_a_strided_cnn_runs_fused_as_unfused(dtype):
 def test_stride_one_3x3_on_small_maps_routes_here_over_many_channels():
     """F(4×4, 3×3) needs maps of 4×4: below that, with ≥ 32 channels in and out, 3×3
     convolutions run these products (the layers then pad: ``winograd_pad_free`` says 0), and
-    on 6×6 maps too unless the whole-batch Winograd takes them (``test_conv_winograd_batch``)."""
+    on 5×5 maps too unless the whole-batch Winograd takes them (``test_conv_winograd_batch``);
+    6×6 ones take Winograd's chunks."""
     f32 = np.float32
     assert prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 9)
-    assert prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 36)
+    assert prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 25)
+    assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 36)
     assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 16)  # 4×4: Winograd
     assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32)  # no output size given
     assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), np.float64, 9)

@@ -110,7 +110,8 @@ def test_the_rule_takes_many_channel_small_maps_only():
     f32 = np.float32  # im2col keeps what Winograd cannot take, and what it did not beat
     assert not prefers_gemm_strided((64, 64, 3, 3), 1, (1, 1), f32, 16)  # 4×4: Winograd
     assert not prefers_gemm_strided((256, 256, 3, 3), 1, (1, 1), f32, 36)  # whole batch
-    assert prefers_gemm_strided((128, 128, 3, 3), 1, (1, 1), f32, 36)  # 6×6, C·F < 2^16
+    assert not prefers_gemm_strided((128, 128, 3, 3), 1, (1, 1), f32, 36)  # 6×6: the chunks
+    assert prefers_gemm_strided((128, 128, 3, 3), 1, (1, 1), f32, 25)  # 5×5, C·F < 2^16
     assert prefers_gemm_strided((512, 512, 3, 3), 1, (1, 1), f32, 9)  # 3×3 maps
     assert prefers_gemm_strided((64, 64, 5, 5), 1, (1, 1), f32, 36)
 
