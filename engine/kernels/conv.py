@@ -141,15 +141,16 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
 
 
 def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg: bool,
-                      pad: tuple = (0, 0)):
+                      pad: tuple = (0, 0), u=None):
     """The fused forward: parallel over the batch (a single sample on the calling thread), with
     the convolution as matrix products where that is faster (``conv_gemm``, ``conv_winograd``).
-    ``pad``: xp is still to be zero-padded by (ph, pw); Winograd reads it so, the others pad."""
+    ``pad``: xp is still to be zero-padded by (ph, pw); Winograd reads it so, the others pad.
+    ``u``: the filters' Winograd transform where one runs, if made already (else made here)."""
     (ph, pw), (hp, wp) = pad, (xp.shape[2] + 2 * pad[0], xp.shape[3] + 2 * pad[1])
     oh, ow = hp - w.shape[2] + 1, wp - w.shape[3] + 1
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        u = filter_transform(w, m)
+        u = filter_transform(w, m) if u is None else u
         if whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
             y, pitch = winograd_image(xp, u, b, pad).reshape(len(xp), len(w), oh * ow), ow
         else:
@@ -158,7 +159,8 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
                                   out_size(ow, pkw, psw))
     xp = pad_sides(xp, ph, ph, pw, pw)
     if winograd5(w.shape, xp.dtype, oh, ow):  # pooled at pitch OW
-        y = winograd5_image(xp, filter_transform5(w), b).reshape(len(xp), len(w), oh * ow)
+        u = filter_transform5(w) if u is None else u
+        y = winograd5_image(xp, u, b).reshape(len(xp), len(w), oh * ow)
         return relu_maxpool_batch(y, ow, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
     if _kn2row(w.shape, (1, 1), (1, 1), 1, xp.dtype, (oh, ow)):  # pooled at pitch OW
@@ -171,15 +173,16 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
     return conv_relu_maxpool_forward(xp, w, b, pkh, pkw, psh, psw, want_arg)
 
 
-def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0)) -> tuple:
+def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0),
+                            u=None) -> tuple:
     """(d input or empty, d weight, d bias) of ``conv_relu_maxpool`` from the pooled gradient:
     as matrix products where the plain backward would take them too. With a ``pad`` the input
-    gradient is the unpadded xp's (Winograd's), else the padded one's."""
+    gradient is the unpadded xp's (Winograd's), else the padded one's; ``u`` as the forward's."""
     (ph, pw), (hp, wp) = pad, (xp.shape[2] + 2 * pad[0], xp.shape[3] + 2 * pad[1])
     oh, ow = hp - w.shape[2] + 1, wp - w.shape[3] + 1
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        u = filter_transform(w, m)
+        u = filter_transform(w, m) if u is None else u
         if whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
             dxp, du, db = winograd_image_grads(xp, u, unpool(dp, arg, oh, ow, ow), need_dx, pad)
         else:
@@ -189,8 +192,8 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0)) 
     if pad != (0, 0):
         raise ValueError(f"a padding {pad} is read in place only by Winograd; pad the input")
     if winograd5(w.shape, xp.dtype, oh, ow):
-        dxp, du, db = winograd5_image_grads(xp, filter_transform5(w),
-                                            unpool(dp, arg, oh, ow, ow), need_dx)
+        u = filter_transform5(w) if u is None else u
+        dxp, du, db = winograd5_image_grads(xp, u, unpool(dp, arg, oh, ow, ow), need_dx)
         return dxp, weight_grad5(du), db
     if _kn2row(w.shape, (1, 1), (1, 1), 1, xp.dtype, (oh, ow), backward=True):
         return kn2row_backward(xp, w, unpool(dp, arg, oh, ow, ow), need_dx)

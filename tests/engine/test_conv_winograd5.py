@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from layerloom.engine.graph import Graph
+from layerloom.engine.network import Network
 from layerloom.engine.kernels import conv
 from layerloom.engine.kernels import conv_winograd5 as w5
 from layerloom.engine.kernels import conv_winograd5_back as w5b
@@ -243,6 +244,36 @@ def test_the_layers_route_pads_once_and_transforms_the_filters_once(monkeypatch)
     none = conv.conv_backward_unpadded(kept, wt.shape, dy.astype(np.float32), (2, 2),
                                        "winograd5", x.shape, False)
     assert none[0] is None and np.array_equal(none[1], dw)
+
+
+@pytest.mark.parametrize("k,c", [(5, 16), (3, 16)])
+def test_the_fused_step_makes_the_filters_transform_once(monkeypatch, k, c):
+    """Conv2D → ReLU → MaxPool2D as one step on Winograd (5×5: F(4×4, 5×5); 3×3: F(4×4, 3×3)):
+    one transform a training step, made by the step and handed to both kernels."""
+    from layerloom.engine import fusion
+    from tests.engine.test_conv_fusion import check_same, fused_types
+
+    made = []
+    for module, name in ((fusion, "filter_transform5"), (conv, "filter_transform5"),
+                         (fusion, "filter_transform"), (conv, "filter_transform")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _r=real: made.append(1) or _r(*a))
+    def graph() -> Graph:
+        g = Graph()
+        prev = add_after(g, None, "image", "Input", {"shape": [c, 12, 12]})
+        prev = add_after(g, prev, "c1", "Conv2D", {"out_channels": 16, "kernel_size": [k, k],
+                                                   "padding": [k // 2, k // 2]})
+        prev = add_after(g, add_after(g, prev, "r1", "ReLU"), "pool", "MaxPool2D",
+                         {"kernel_size": [2, 2]})
+        return classifier_head(g, prev, 4)
+    net = Network(graph(), seed=0, dtype=np.float32)
+    assert fused_types(net) == {"Conv2D+ReLU+MaxPool2D"}
+    rng = np.random.default_rng(0)
+    net.forward({"image": rng.standard_normal((2, c, 12, 12)).astype(np.float32),
+                 "label": np.array([0, 3])}, training=True)
+    net.backward()
+    assert len(made) == 1
+    check_same(graph(), np.float32, expect={"Conv2D+ReLU+MaxPool2D"})
 
 
 def _convnet() -> Graph:
