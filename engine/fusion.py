@@ -36,8 +36,7 @@ import numpy as np
 
 from layerloom.engine.kernels.conv import (conv_relu_maxpool, conv_relu_maxpool_grads,
                                           winograd_pad_free)
-from layerloom.engine.kernels.conv_winograd5 import filter_transform as filter_transform5
-from layerloom.engine.kernels.conv_winograd5 import winograd5
+from layerloom.engine.kernels.conv_winograd5 import filter_transform as filter_transform5, winograd5
 from layerloom.engine.kernels.conv_winograd_plan import filter_transform, winograd_tile
 from layerloom.engine.kernels.dense import linear
 from layerloom.engine.kernels.relu import add_relu, relu_mask_grad

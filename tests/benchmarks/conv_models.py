@@ -155,7 +155,8 @@ def resnet4_graph(loss: bool = True) -> Graph:
 
 
 GRAPHS = {"vgg": vgg_graph, "strided": strided_graph, "s2cnn": s2cnn_graph, "cnn5": cnn5_graph,
-          "cnn5_deep": cnn5_deep_graph, "resnet": resnet_graph, "resnet_s2": resnet_s2_graph, "resnet4": resnet4_graph}
+          "cnn5_deep": cnn5_deep_graph, "resnet": resnet_graph, "resnet_s2": resnet_s2_graph,
+          "resnet4": resnet4_graph}
 
 
 # ------------------------------------------------------------------------------- PyTorch twins
