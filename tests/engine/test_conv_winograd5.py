@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from layerloom.engine.graph import Graph
-from layerloom.engine.network import Network
 from layerloom.engine.kernels import conv
 from layerloom.engine.kernels import conv_winograd5 as w5
 from layerloom.engine.kernels import conv_winograd5_back as w5b
 from layerloom.engine.kernels import conv_winograd5_batch as wb5
 from layerloom.engine.kernels.conv_reference import winograd_reference
+from layerloom.engine.network import Network
 
 from .graph_cases import add_after
 from .test_conv_winograd import assert_trains_alike, classifier_head, train_losses
@@ -258,6 +258,7 @@ def test_the_fused_step_makes_the_filters_transform_once(monkeypatch, k, c):
                          (fusion, "filter_transform"), (conv, "filter_transform")):
         real = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _r=real: made.append(1) or _r(*a))
+
     def graph() -> Graph:
         g = Graph()
         prev = add_after(g, None, "image", "Input", {"shape": [c, 12, 12]})
