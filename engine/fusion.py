@@ -35,9 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels.conv import (conv_relu_maxpool, conv_relu_maxpool_grads,
-                                          winograd_pad_free)
-from layerloom.engine.kernels.conv_winograd5 import filter_transform as filter_transform5, winograd5
-from layerloom.engine.kernels.conv_winograd_plan import filter_transform, winograd_tile
+                                          pooled_filters, winograd_pad_free)
 from layerloom.engine.kernels.dense import linear
 from layerloom.engine.kernels.relu import add_relu, relu_mask_grad
 from layerloom.engine.layers.conv import conv_grads, conv_run
@@ -79,17 +77,6 @@ def zero_pad(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
     return xp
 
 
-def pooled_filters(x_shape: tuple, w: np.ndarray, pad: tuple):
-    """The filters' Winograd transform ``conv_relu_maxpool`` and its gradient would each make
-    for this input (None where another kernel runs): the fused step makes it once for both
-    (F(4×4, 5×5)'s of 128 → 128 filters took 2 ms a call, ~2 % of a 5×5 CNN's step)."""
-    oh, ow = (x_shape[2] + 2 * pad[0] - w.shape[2] + 1, x_shape[3] + 2 * pad[1] - w.shape[3] + 1)
-    m = winograd_tile(w.shape, w.dtype, oh, ow)
-    if m:
-        return filter_transform(w, m)
-    return filter_transform5(w) if winograd5(w.shape, w.dtype, oh, ow) else None
-
-
 class ConvReluMaxPool(Layer):
     """maxpool(relu(conv(x) + b)) as one step; parameters are the convolution's."""
 
@@ -105,7 +92,7 @@ class ConvReluMaxPool(Layer):
         # Winograd reads the padding in place: x goes unpadded, and so comes its gradient
         pad = (ph, pw) if winograd_pad_free(x4.shape, w.shape, x.dtype, (ph, pw), (1, 1)) else None
         xp = np.ascontiguousarray(x4) if pad else zero_pad(x4, ph, pw)
-        u = pooled_filters(xp.shape, w, pad or (0, 0))
+        u = pooled_filters(xp, w, pad or (0, 0))  # once a step, for both ways
         y, arg = conv_relu_maxpool(xp, w, np.ascontiguousarray(b, dtype=x.dtype),
                                    kh, kw, sh, sw, True, pad or (0, 0), u)
         ctx.save(xp, w, arg, x4.shape, pad, u)

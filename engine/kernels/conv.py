@@ -8,8 +8,7 @@ over many filters. float32 ones with ≥ 16 channels in and out, 5×5-and-up at 
 of ≥ 256 outputs and stride-2 ones, run ``conv_kn2row`` instead (a product per tap on the input
 or its phases in place, no im2col; ``prefers_kn2row`` has the measured rule), except float32 5×5
 ones at stride 1 with ≥ 16 channels in and out on maps of ≥ 4×4: those run Winograd's
-F(4×4, 5×5) (``conv_winograd5``: 2.5-3.5× the product kernel's speed, forward and backward; on
-4×4 maps of many channels over the whole batch, ``conv_winograd5_batch``).
+F(4×4, 5×5) (``conv_winograd5``, 2.5-3.5× the product kernel's speed; ``conv_winograd5_batch``).
 ``conv_input_grad`` alone is also ConvTranspose2d's forward.
 
 A direct loop beats im2col + BLAS for the few-channel convolutions of small image networks
@@ -140,17 +139,27 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     return (dxp if need_dx else None), dw, db
 
 
+def pooled_filters(xp, w, pad: tuple = (0, 0)):
+    """The filters' Winograd transform the next two run on for this input (None where another
+    kernel runs): the fused step makes it once for both (F(4×4, 5×5)'s of 128 → 128: 2 ms)."""
+    oh, ow = (s + 2 * p - k + 1 for s, p, k in zip(xp.shape[2:], pad, w.shape[2:]))
+    m = winograd_tile(w.shape, xp.dtype, oh, ow)
+    if m:
+        return filter_transform(w, m)
+    return filter_transform5(w) if winograd5(w.shape, xp.dtype, oh, ow) else None
+
+
 def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg: bool,
                       pad: tuple = (0, 0), u=None):
     """The fused forward: parallel over the batch (a single sample on the calling thread), with
     the convolution as matrix products where that is faster (``conv_gemm``, ``conv_winograd``).
-    ``pad``: xp is still to be zero-padded by (ph, pw); Winograd reads it so, the others pad.
-    ``u``: the filters' Winograd transform where one runs, if made already (else made here)."""
+    ``pad``: xp is still to be zero-padded by (ph, pw); Winograd reads it so, the others pad;
+    ``u``: ``pooled_filters``' transform, if made already."""
     (ph, pw), (hp, wp) = pad, (xp.shape[2] + 2 * pad[0], xp.shape[3] + 2 * pad[1])
     oh, ow = hp - w.shape[2] + 1, wp - w.shape[3] + 1
+    u = pooled_filters(xp, w, pad) if u is None else u
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        u = filter_transform(w, m) if u is None else u
         if whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
             y, pitch = winograd_image(xp, u, b, pad).reshape(len(xp), len(w), oh * ow), ow
         else:
@@ -159,7 +168,6 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
                                   out_size(ow, pkw, psw))
     xp = pad_sides(xp, ph, ph, pw, pw)
     if winograd5(w.shape, xp.dtype, oh, ow):  # pooled at pitch OW
-        u = filter_transform5(w) if u is None else u
         y = winograd5_image(xp, u, b).reshape(len(xp), len(w), oh * ow)
         return relu_maxpool_batch(y, ow, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
@@ -173,16 +181,15 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
     return conv_relu_maxpool_forward(xp, w, b, pkh, pkw, psh, psw, want_arg)
 
 
-def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0),
-                            u=None) -> tuple:
+def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0), u=None):
     """(d input or empty, d weight, d bias) of ``conv_relu_maxpool`` from the pooled gradient:
     as matrix products where the plain backward would take them too. With a ``pad`` the input
     gradient is the unpadded xp's (Winograd's), else the padded one's; ``u`` as the forward's."""
     (ph, pw), (hp, wp) = pad, (xp.shape[2] + 2 * pad[0], xp.shape[3] + 2 * pad[1])
     oh, ow = hp - w.shape[2] + 1, wp - w.shape[3] + 1
+    u = pooled_filters(xp, w, pad) if u is None else u
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        u = filter_transform(w, m) if u is None else u
         if whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
             dxp, du, db = winograd_image_grads(xp, u, unpool(dp, arg, oh, ow, ow), need_dx, pad)
         else:
@@ -192,7 +199,6 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0),
     if pad != (0, 0):
         raise ValueError(f"a padding {pad} is read in place only by Winograd; pad the input")
     if winograd5(w.shape, xp.dtype, oh, ow):
-        u = filter_transform5(w) if u is None else u
         dxp, du, db = winograd5_image_grads(xp, u, unpool(dp, arg, oh, ow, ow), need_dx)
         return dxp, weight_grad5(du), db
     if _kn2row(w.shape, (1, 1), (1, 1), 1, xp.dtype, (oh, ow), backward=True):
@@ -218,10 +224,8 @@ def pad_free_route(x_shape: tuple, w_shape: tuple, dtype, pad: tuple, stride: tu
                    dilation: tuple = (1, 1), groups: int = 1) -> str:
     """"winograd", "phases" or "winograd5" when ``conv_forward`` of x zero-padded by ``pad``
     would run Winograd, the phases' Winograd (``conv_polyphase``) or F(4×4, 5×5), "" otherwise:
-    for those the layers hand x over unpadded (``conv_forward_unpadded``), as Winograd reads
-    the padding in place and the phases are padded as they are made (one copy of the input, not
-    two), and the backward takes the filters' transform the forward made (F(4×4, 5×5)'s of
-    256 → 256 filters took 8 ms a call)."""
+    the layers then hand x over unpadded (``conv_forward_unpadded``: Winograd reads the padding
+    in place, the phases are padded as made) and the backward takes the forward's transform."""
     if winograd_pad_free(x_shape, w_shape, dtype, pad, stride, dilation, groups):
         return "winograd"
     out_hw = [out_size(s + 2 * p, k, st) for s, p, k, st in
@@ -341,9 +345,8 @@ def conv_input_grad(dy, w, hp: int, wp: int, stride: tuple, dilation: tuple = (1
 
 def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: int = 1,
                   need_dx: bool = True, pad: tuple = (0, 0)) -> tuple:
-    """(d input without ``pad``'s rows and columns on each side, or None; d weight; d bias) for
-    ``conv_forward`` of the padded ``xp``: a view into the padded input's gradient, or (im2col's
-    strided route) an array of its own, each chunk's cropped in its part."""
+    """(d input without ``pad`` on each side, or None; d weight; d bias) for ``conv_forward`` of
+    the padded ``xp``: a view into the padded gradient, or (im2col's strided route) cropped."""
     w = np.ascontiguousarray(w)
     (ph, pw), (hp, wp) = pad, xp.shape[2:]
 

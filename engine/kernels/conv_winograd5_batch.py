@@ -30,7 +30,8 @@ from layerloom.engine.kernels.conv_winograd5 import (A, M, _output_columns, _out
 from layerloom.engine.kernels.conv_winograd5_back import (_adjoint_columns, _adjoint_row,
                                                           _grad_columns, _grad_row,
                                                           winograd5_backward)
-from layerloom.engine.kernels.conv_winograd_batch import _grad_products, _groups, _products
+from layerloom.engine.kernels.conv_winograd_batch import (_grad_products, _groups, _products,
+                                                          largest)
 from layerloom.engine.threads import split_rows
 
 MAX_TILES = 1  # tile rows and columns a sample: outputs of at most 4×4 (the docstring's figures)
@@ -66,14 +67,6 @@ def winograd5_image_grads(xp, u, dy, need_dx: bool) -> tuple:
 
 
 @njit(cache=True, nogil=True)
-def _largest(bounds, g0, g1) -> int:
-    most = 0
-    for gi in range(g0, g1):
-        most = max(most, bounds[gi + 1] - bounds[gi])
-    return most
-
-
-@njit(cache=True, nogil=True)
 def _pack(src, dst, p0, col0, tile_rows, tw):
     """dst[p0 + j, :, col0 + row·tw + t] = src[j, :, row·(tw + 1) + t]: a group's 8 points of
     one row, its spare tiles dropped."""
@@ -101,7 +94,7 @@ def _unpack(src, dst, p0, col0, tile_rows, tw):
 def _input_part(xp, th, tw, v, bounds, g0, g1):
     """V's columns of groups g0..g1 (no spare tiles): ``input_columns`` and ``input_row``."""
     c, wp = xp.shape[1], xp.shape[3]
-    tcd = _largest(bounds, g0, g1) * th * (tw + 1)
+    tcd = largest(bounds, g0, g1) * th * (tw + 1)
     plane = np.zeros((th * M + A) * wp, xp.dtype)
     rows = np.zeros((A, c, M * tcd + M), xp.dtype)
     vbuf, ph = np.empty(A * c * tcd, xp.dtype), np.empty((M, tcd + 1), xp.dtype)
@@ -119,7 +112,7 @@ def _input_part(xp, th, tw, v, bounds, g0, g1):
 def _output_part(mm, b, th, tw, out, relu, bounds, g0, g1):
     """The outputs (+ b, then the ReLU) of groups g0..g1 from M's columns."""
     nf = mm.shape[1]
-    tcd = _largest(bounds, g0, g1) * th * (tw + 1)
+    tcd = largest(bounds, g0, g1) * th * (tw + 1)
     orows, mbuf = np.empty((A, nf, M * tcd), mm.dtype), np.empty(A * nf * tcd, mm.dtype)
     for gi in range(g0, g1):
         s0, s1 = bounds[gi], bounds[gi + 1]
@@ -152,7 +145,7 @@ def batch5_forward(xp, u, b, relu: bool = False) -> np.ndarray:
 def _grad_part(xp, dy, th, tw, v, dm, db, bounds, g0, g1):
     """dM's and V's columns of groups g0..g1; group gi's bias gradient into db[gi]."""
     c, wp, nf, ow = xp.shape[1], xp.shape[3], dy.shape[1], dy.shape[3]
-    tcd = _largest(bounds, g0, g1) * th * (tw + 1)
+    tcd = largest(bounds, g0, g1) * th * (tw + 1)
     plane, yplane = np.zeros((th * M + A) * wp, xp.dtype), np.zeros(th * M * ow, xp.dtype)
     rows, orows = np.zeros((A, c, M * tcd + M), xp.dtype), np.zeros((A, nf, M * tcd), xp.dtype)
     vbuf, mbuf = np.empty(A * c * tcd, xp.dtype), np.empty(A * nf * tcd, xp.dtype)
@@ -174,7 +167,7 @@ def _grad_part(xp, dy, th, tw, v, dm, db, bounds, g0, g1):
 def _adjoint_part(dv, th, tw, dxp, bounds, g0, g1):
     """The padded input's gradient of groups g0..g1 from dV's columns."""
     c, wp = dxp.shape[1], dxp.shape[3]
-    tcd = _largest(bounds, g0, g1) * th * (tw + 1)
+    tcd = largest(bounds, g0, g1) * th * (tw + 1)
     vbuf, tmp = np.empty(A * c * tcd, dxp.dtype), np.zeros((A, tcd + 1), dxp.dtype)
     drows = np.empty((A, c, M * tcd + M), dxp.dtype)
     dplane = np.empty((th * M + A) * wp, dxp.dtype)
