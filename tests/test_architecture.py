@@ -1,5 +1,6 @@
 """The architecture holds: the engine imports no Qt, no modules import each other round a loop,
-kernels sit below layers, no source file outgrows 400 lines, and no GUI class outgrows 25 methods.
+kernels sit below layers, no source file outgrows 400 lines, no GUI class outgrows 25 methods, and
+no kernel reads an array through its address after numba may have freed it.
 
 These replace the import-linter contract pyproject used to hold: lint-imports cannot see packages
 mapped by ``package-dir`` (``engine/`` installs as ``layerloom.engine``), so it checked nothing.
@@ -154,3 +155,55 @@ def test_no_gui_class_keeps_more_than_25_methods():
            for path in sorted((ROOT / "gui").rglob("*.py"))
            for name, n in methods_per_class(path).items() if n > MAX_METHODS}
     assert not big, f"GUI classes over {MAX_METHODS} methods: {big}"
+
+
+def _address_name(node: ast.AST) -> str | None:
+    """``X`` of an ``X.ctypes.data`` expression, else None."""
+    if isinstance(node, ast.Attribute) and node.attr == "data" and \
+            isinstance(node.value, ast.Attribute) and node.value.attr == "ctypes" and \
+            isinstance(node.value.value, ast.Name):
+        return node.value.value.id
+    return None
+
+
+def _bound_names(target: ast.AST) -> list[str]:
+    """Names an assignment binds (``a`` and ``b`` of ``a, b = ...``; none of ``a[i] = ...``)."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for t in target.elts for n in _bound_names(t)]
+    return []
+
+
+def unkept_addresses(path: Path) -> list[str]:
+    """Local arrays of a numba kernel whose address the kernel takes (``X.ctypes.data``) but
+    which it neither hands to ``keep_alive`` nor returns."""
+    found = []
+    for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(fn, ast.FunctionDef) or "njit" not in ast.unparse(fn.decorator_list):
+            continue
+        nodes = list(ast.walk(fn))
+        local = {name for n in nodes if isinstance(n, ast.Assign)
+                 for t in n.targets for name in _bound_names(t)}
+        kept = {a.id for n in nodes if isinstance(n, ast.Call) and
+                isinstance(n.func, ast.Name) and n.func.id == "keep_alive"
+                for a in n.args if isinstance(a, ast.Name)}
+        kept |= {n.value.id for n in nodes if isinstance(n, ast.Return) and
+                 isinstance(n.value, ast.Name)}
+        taken = {name for n in nodes if (name := _address_name(n))}
+        found += [f"{path.name}:{fn.name}:{name}" for name in sorted(taken & local - kept)]
+    return found
+
+
+def test_a_kernel_keeps_the_arrays_it_reads_through_addresses_alive(tmp_path):
+    """numba frees a local array after the last use it sees, and ``X.ctypes.data`` is one: a
+    buffer read only through its address afterwards (the tile kernel's ``gemm_at``) was freed
+    first. It computed with reused memory (wrong gradients) and crashed CI when the pages had
+    gone (2026-12-05). ``packed.keep_alive(X)`` after the last raw read keeps it."""
+    found = [u for path in (ROOT / "engine").rglob("*.py") for u in unkept_addresses(path)]
+    assert not found, f"arrays read through their address after numba may free them: {found}"
+    probe = tmp_path / "probe.py"
+    probe.write_text("@njit\ndef f(a):\n    b, c, d = g(), g(), g()\n    h(a.ctypes.data, "
+                     "b.ctypes.data, c.ctypes.data, d.ctypes.data)\n    keep_alive(c)\n"
+                     "    a[0] = 1\n    return d\n\ndef p():\n    b = g()\n    h(b.ctypes.data)\n")
+    assert unkept_addresses(probe) == ["probe.py:f:b"]

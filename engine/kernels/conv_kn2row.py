@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit
 
 from layerloom.engine.kernels.blas import NO_TRANS, TRANS, gemm
+from layerloom.engine.kernels.packed import keep_alive
 from layerloom.engine.threads import split_rows
 
 BAND = 160  # output columns (rows × Wp) per forward product: 4 rows of a 36-wide input; whole
@@ -130,6 +131,8 @@ def _forward_part(xp, wt, b, out, sh, sw, rows, relu, s0, s1):
                     for q in range(ow):
                         v = src[q] + bias
                         dst[q] = max(v, zero) if relu else v  # np.maximum's NaN and −0
+    keep_alive(ph)  # read by the BLAS through their addresses
+    keep_alive(acc)
 
 
 def kn2row_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple = (1, 1),
@@ -202,6 +205,9 @@ def _backward_part(xp, wd, dy, kh, kw, sh, sw, dw_parts, db_parts, dxp, need_dx,
                              dst + (at + i * wq) * size, chs, size == 8)
             if phased and need_dx:
                 _phases(dxp[s], dph, True)
+    keep_alive(dph)  # read by the BLAS through their addresses
+    keep_alive(shifted)
+    keep_alive(stacked)
 
 
 def kn2row_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, need_dx: bool,

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from layerloom.engine.kernels.packed import PACKED_ROWS, PANEL, gemm_at, pack, panels_shape
+from layerloom.engine.kernels.packed import (PACKED_ROWS, PANEL, gemm_at, keep_alive, pack,
+                                            panels_shape)
 
 MIN_FILTERS = 16  # fewer filters leave most of a 16-wide panel empty
 
@@ -49,9 +50,12 @@ def weight_grad_packed(rows, dz, at, c_kh, kw, n, dw2, db):
                 PACKED_ROWS, dwt_at + 4 * taps * width, width, False)
         for f in range(nf):
             db[f] += dwt[taps, f]
+        keep_alive(ones)  # read through its address only
     for f in range(nf):
         for t in range(taps):
             dw2[f, t] += dwt[t, f]
+    keep_alive(bz)  # read through its address only
+    keep_alive(dwt)
 
 
 @njit(cache=True, nogil=True)

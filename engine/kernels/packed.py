@@ -117,6 +117,17 @@ def _rows(m, a_addr, lda, b_addr, c_addr, ldc, kdim, accumulate, offs_addr):
 PACKED_ROWS = np.empty(0, np.int64)  # gemm_at's offsets for packed panels
 
 
+@intrinsic
+def keep_alive(typingctx, arr):
+    """A use of ``arr`` that numba keeps: its buffer is not freed before this point. numba frees
+    a local array after its last use *it* sees, and ``arr.ctypes.data`` is such a use: a buffer
+    read only through its address (``gemm_at``) was freed before the read (wrong gradients from
+    reused memory, a segfault where the pages had gone). Call it after the last raw read."""
+    def codegen(context, builder, signature, args):
+        return context.get_dummy_value()
+    return types.void(arr), codegen
+
+
 @njit(cache=True)
 def panels_shape(k: int, n: int) -> tuple:
     """The packed layout of a K × N weight: ⌈N/16⌉ panels of K rows × 16 columns."""
@@ -143,7 +154,8 @@ def gemm_at(a_at, lda, m, kdim, b_at, panel_step, panels, offs, c_at, ldc, accum
     floats apart, each contiguous along k (rows may overlap: lda 1 reads one row's shifted
     copies). B's column panel p starts ``panel_step``·p floats after b_at, its row k ``offs[k]``
     floats further (an int64 array of window offsets; empty: a packed panel, 16k). C's
-    rows are ``ldc`` apart and as wide as every panel (the caller pads C)."""
+    rows are ``ldc`` apart and as wide as every panel (the caller pads C). The caller keeps the
+    arrays behind the addresses alive past the call (``keep_alive``)."""
     acc = 1 if accumulate else 0
     o = np.int64(offs.ctypes.data) if len(offs) else np.int64(0)  # none: packed panels
     for i in range(0, m, ROW_BLOCK):  # a block of A's rows stays in cache across the panels
@@ -151,6 +163,7 @@ def gemm_at(a_at, lda, m, kdim, b_at, panel_step, panels, offs, c_at, ldc, accum
         for p in range(panels):
             _rows(rows, a_at + 4 * i * lda, lda, b_at + 4 * panel_step * p,
                   c_at + 4 * (i * ldc + PANEL * p), ldc, kdim, acc, o)
+    keep_alive(offs)  # read through its address
 
 
 @njit(cache=True, nogil=True)
@@ -171,6 +184,7 @@ def gemm_packed(a, panels, c, accumulate):
         gemm_at(a_at, lda, m, kdim, b_at + 4 * step * full, step, 1, offs,
                 np.int64(scratch.ctypes.data), PANEL, accumulate)
         c[:, full * PANEL:] = scratch[:, :cols]
+        keep_alive(scratch)
 
 
 def packed(b: np.ndarray) -> np.ndarray:
