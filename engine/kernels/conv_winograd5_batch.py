@@ -1,51 +1,47 @@
-"""``conv_winograd5``'s F(4×4, 5×5) over the whole batch at once, the 64 products split over the
-cores by point: 5×5 float32 convolutions of many channels on maps of one tile (4×4 outputs).
+"""``conv_winograd5``'s F(4×4, 5×5) over the whole batch on maps that are one tile (4×4 outputs:
+an 8×8 padded input, a 32×32 image after three 2×2 pools), the transforms as matrix products.
 
-The chunked kernels close every row of tw tiles with a spare tile (so the pass along the rows
-is one long loop): on a 4×4 map tw = 1 and half of every product's columns were spare tiles.
-The chunks (at least four) held 16 samples of 1-4 tiles, so each point's product was a few
-dozen columns deep with U read again per chunk, and every chunk wrote a dU of its own (64·F·C
-floats: 4 MB for 128 → 128) that ``weight_grad`` then summed. Here the same transforms run over
-fixed groups of samples (split over the cores) and their spare tiles are left out of V and M,
-each point's product takes every tile of the batch once (each core a run of points), and dU is
-made once: ``conv_winograd_batch``'s plan for F(4×4, 3×3). The same sums up to the products'
-rounding; nothing depends on the threads (a point's product is whole on one core; the bias
-gradient sums per group, in order).
+A sample's channel is then one 8×8 tile d, and Bᵀ d B is a 64 × 64 matrix (Bᵀ ⊗ Bᵀ) times the
+tile's 64 values: the whole batch's input transform is one product reading the padded input in
+place (its rows are the (sample, channel) tiles); the output transform (Aᵀ ⊗ Aᵀ, 16 × 64) and the
+backward's two adjoints are products too. V is kept point by point as (64, N, C) and M as
+(64, N, F), so each point's product is one BLAS call over the batch, M[p] = V[p] · U[p]ᵀ, and
+the backward's dV[p] = dM[p] · U[p], dU[p] = dM[p]ᵀ · V[p] (one dU, not one per chunk). The
+transforms' products split the batch over the cores, the points' products the points; the bias
+gradient sums over fixed parts: nothing depends on the thread count.
 
-Forward + backward with the input and weight gradients at batch 64, against the chunks, one
-core / two: on 4×4 maps 128 → 256 50.3 → 30.7 / 52.3 → 35.6 ms, 256 → 128 48.5 → 32.1 (one),
-256 → 256 92.5 → 55.5 / 93.2 → 61.1 (at batch 32 70.7 → 32.1, at 128 on two 123 → 91),
-256 → 512 171 → 96; 128 → 128 17.4 vs 18.1 / 18.5 vs 19.6 and 64 → 128 8.1 vs 9.3 gained
-nothing (``MIN_PRODUCT``). On maps of 2×2 tiles the whole batch lost: 128 → 128 on 8×8 81 → 98
-/ 49 → 65 ms, 64 → 64 12.1 → 17.5, 256 → 256 171 vs 166, on 6×6 (two) 171 vs 175: V and M
-then hold 8-16 MB each, out of cache, where a chunk's row of points stays in it (``MAX_TILES``).
+The chunked kernels (``conv_winograd5``) close every row of tiles with a spare one, which on a
+4×4 map is half of every product's columns. The fifteenth session ran this plan with their
+row-by-row transforms (spare tiles packed out), which then took ~70 % of the time for ~5 % of
+the multiply-adds (128 → 128, batch 64, one core: 12.7 of 17.9 ms). The dense 64 × 64 product
+multiplies more (4096 against ~1,000 a tile) at the BLAS's rate. Forward + backward with the
+input gradient (without the filters' transforms), batch 64, against the chunks or the row
+transforms' whole batch before, one core / two: 16 → 16 0.73 → 0.58 / 0.41 → 0.37 ms, 64 → 64
+4.34 → 2.94 / 2.22 → 1.55, 64 → 128 6.94 → 4.53 / 3.51 → 2.35, 128 → 128 12.8 → 9.5 / 6.6 →
+4.8, 128 → 256 24.2 → 17.9 / 13.0 → 9.0, 256 → 256 45.0 → 33.3 / 23.0 → 17.2. Larger maps keep
+to the chunks (on 2×2 tiles a sample the whole batch lost: V and M out of cache).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from layerloom.engine.kernels.conv_winograd5 import (A, M, _output_columns, _output_row,
-                                                     input_columns, input_row, winograd5_forward)
-from layerloom.engine.kernels.conv_winograd5_back import (_adjoint_columns, _adjoint_row,
-                                                          _grad_columns, _grad_row,
-                                                          winograd5_backward)
-from layerloom.engine.kernels.conv_winograd_batch import (_grad_products, _groups, _products,
-                                                          largest)
+from layerloom.engine.kernels.blas import NO_TRANS, TRANS, gemm
+from layerloom.engine.kernels.conv_winograd5 import AT, BT, winograd5_forward
+from layerloom.engine.kernels.conv_winograd5_back import winograd5_backward
 from layerloom.engine.threads import split_rows
 
-MAX_TILES = 1  # tile rows and columns a sample: outputs of at most 4×4 (the docstring's figures)
-MIN_PRODUCT = 1 << 15  # C·F from which the whole batch runs: 128 → 256
+K8 = np.kron(BT, BT).astype(np.float32)  # vec(Bᵀ d B) = K8 · vec(d), row-major vec
+AK = np.kron(AT, AT).astype(np.float32)  # vec(Aᵀ m A) = AK · vec(m): (16, 64)
+TILE = 8  # the padded input's side: 4×4 outputs
 MAX_ELEMENTS = 1 << 24  # of V and M together (64 MB): a larger batch keeps to the chunks
 
 
 def whole_batch5(c: int, nf: int, n: int, oh: int, ow: int) -> bool:
     """True when this file runs an F(4×4, 5×5) convolution (``conv_winograd5.winograd5`` said
-    so) of ``n`` samples, C → F channels onto OH × OW outputs: at most ``MAX_TILES`` tile rows
-    and columns, C·F ≥ ``MIN_PRODUCT``, V and M of the whole batch within ``MAX_ELEMENTS``."""
-    th, tw = -(-oh // M), -(-ow // M)
-    return (n > 0 and max(th, tw) <= MAX_TILES and c * nf >= MIN_PRODUCT
-            and A * A * (c + nf) * n * th * tw <= MAX_ELEMENTS)
+    so) of ``n`` samples, C → F channels onto OH × OW outputs: maps of one tile (4×4 outputs),
+    V and M of the whole batch within ``MAX_ELEMENTS``."""
+    return n > 0 and (oh, ow) == (TILE - 4, TILE - 4) and 64 * (c + nf) * n <= MAX_ELEMENTS
 
 
 def winograd5_image(xp, u, b, relu: bool = False) -> np.ndarray:
@@ -53,7 +49,7 @@ def winograd5_image(xp, u, b, relu: bool = False) -> np.ndarray:
     ``whole_batch5`` says so: the one place that picks for every 5×5 route."""
     n, c, hp, wp = xp.shape
     if whole_batch5(c, u.shape[1], n, hp - 4, wp - 4):
-        return batch5_forward(np.ascontiguousarray(xp), u, b, relu)
+        return batch5_forward(xp, u, b, relu)
     return winograd5_forward(xp, u, b, relu)
 
 
@@ -62,140 +58,112 @@ def winograd5_image_grads(xp, u, dy, need_dx: bool) -> tuple:
     same choice (``conv_winograd5.weight_grad`` takes either dU)."""
     n, c, hp, wp = xp.shape
     if whole_batch5(c, u.shape[1], n, hp - 4, wp - 4):
-        return batch5_backward(np.ascontiguousarray(xp), u, np.ascontiguousarray(dy), need_dx)
+        return batch5_backward(xp, u, dy, need_dx)
     return winograd5_backward(xp, u, dy, need_dx)
 
 
 @njit(cache=True, nogil=True)
-def _pack(src, dst, p0, col0, tile_rows, tw):
-    """dst[p0 + j, :, col0 + row·tw + t] = src[j, :, row·(tw + 1) + t]: a group's 8 points of
-    one row, its spare tiles dropped."""
-    for j in range(src.shape[0]):
-        for ch in range(src.shape[1]):
-            a, z = src[j, ch], dst[p0 + j, ch]
-            for row in range(tile_rows):
-                for t in range(tw):
-                    z[col0 + row * tw + t] = a[row * (tw + 1) + t]
+def _input(xp, k8, v, n0, n1):
+    """V[:, n0:n1] (64 × (n1 − n0)·C of the (64, N, C) array) = K8 · the samples' tiles ᵀ."""
+    n, c = xp.shape[0], xp.shape[1]
+    gemm(NO_TRANS, TRANS, 64, (n1 - n0) * c, 64, k8.ctypes.data, 64,
+         xp.ctypes.data + 4 * n0 * c * 64, 64, 0, v.ctypes.data + 4 * n0 * c, n * c, False)
 
 
 @njit(cache=True, nogil=True)
-def _unpack(src, dst, p0, col0, tile_rows, tw):
-    """``_pack``'s inverse, the spare tiles' columns zero (the adjoint adds them in)."""
-    for j in range(dst.shape[0]):
-        for ch in range(dst.shape[1]):
-            a, z = src[p0 + j, ch], dst[j, ch]
-            for row in range(tile_rows):
-                for t in range(tw):
-                    z[row * (tw + 1) + t] = a[col0 + row * tw + t]
-                z[row * (tw + 1) + tw] = 0
+def _output(mm, ak, b, out, relu, n0, n1):
+    """out[n0:n1] = AK · M's columns of samples n0..n1, + b, then max(·, 0) when ``relu``."""
+    n, nf = out.shape[0], out.shape[1]
+    for s in range(n0, n1):
+        for f in range(nf):
+            out[s, f] = b[f]
+    gemm(TRANS, TRANS, (n1 - n0) * nf, 16, 64, mm.ctypes.data + 4 * n0 * nf, n * nf,
+         ak.ctypes.data, 64, 1, out.ctypes.data + 4 * n0 * nf * 16, 16, False)
+    if relu:
+        zero = np.zeros(1, out.dtype)[0]
+        for s in range(n0, n1):
+            flat = out[s].ravel()
+            for i in range(flat.size):
+                v = flat[i]
+                flat[i] = v if v >= zero or v != v else zero  # np.maximum's NaN and −0
 
 
 @njit(cache=True, nogil=True)
-def _input_part(xp, th, tw, v, bounds, g0, g1):
-    """V's columns of groups g0..g1 (no spare tiles): ``input_columns`` and ``input_row``."""
-    c, wp = xp.shape[1], xp.shape[3]
-    tcd = largest(bounds, g0, g1) * th * (tw + 1)
-    plane = np.zeros((th * M + A) * wp, xp.dtype)
-    rows = np.zeros((A, c, M * tcd + M), xp.dtype)
-    vbuf, ph = np.empty(A * c * tcd, xp.dtype), np.empty((M, tcd + 1), xp.dtype)
-    for gi in range(g0, g1):
-        s0, s1 = bounds[gi], bounds[gi + 1]
-        k = (s1 - s0) * th * (tw + 1)
-        v8 = vbuf[:A * c * k].reshape((A, c, k))
-        input_columns(xp, s0, s1, th, tw, plane, rows)
-        for r in range(A):
-            input_row(rows, r, k, ph, v8)
-            _pack(v8, v, r * A, s0 * th * tw, (s1 - s0) * th, tw)
-
-
-@njit(cache=True, nogil=True)
-def _output_part(mm, b, th, tw, out, relu, bounds, g0, g1):
-    """The outputs (+ b, then the ReLU) of groups g0..g1 from M's columns."""
-    nf = mm.shape[1]
-    tcd = largest(bounds, g0, g1) * th * (tw + 1)
-    orows, mbuf = np.empty((A, nf, M * tcd), mm.dtype), np.empty(A * nf * tcd, mm.dtype)
-    for gi in range(g0, g1):
-        s0, s1 = bounds[gi], bounds[gi + 1]
-        k = (s1 - s0) * th * (tw + 1)
-        mm8 = mbuf[:A * nf * k].reshape((A, nf, k))
-        for r in range(A):
-            _unpack(mm, mm8, r * A, s0 * th * tw, (s1 - s0) * th, tw)
-            _output_row(mm8, r, k, orows)
-        _output_columns(b, s0, s1, th, tw, out, relu, orows)
+def _products(u, v, mm, p0, p1):
+    """M[p] = V[p] · U[p]ᵀ for the points p0..p1."""
+    for p in range(p0, p1):
+        np.dot(v[p], u[p].T, mm[p])
 
 
 def batch5_forward(xp, u, b, relu: bool = False) -> np.ndarray:
-    """conv(xp) + b (N, F, Hp − 4, Wp − 4) of the padded C-contiguous batch (then max(·, 0)
-    when ``relu``): ``winograd5_forward`` over the whole batch."""
-    n, c, hp, wp = xp.shape
-    nf, oh, ow = u.shape[1], hp - 4, wp - 4
-    th, tw = -(-oh // M), -(-ow // M)
-    v, mm = np.empty((A * A, c, n * th * tw), xp.dtype), np.empty((A * A, nf, n * th * tw),
-                                                                   xp.dtype)
-    out = np.empty((n, nf, oh, ow), xp.dtype)
-    bounds = _groups(n)
-    k, relu = len(bounds) - 1, bool(relu)
-    split_rows(lambda g0, g1: _input_part(xp, th, tw, v, bounds, g0, g1), k)
-    split_rows(lambda p0, p1: _products(u, v, mm, p0, p1), A * A)
-    split_rows(lambda g0, g1: _output_part(mm, b, th, tw, out, relu, bounds, g0, g1), k)
+    """conv(xp) + b (N, F, 4, 4) of the padded (N, C, 8, 8) float32 batch, U (64, F, C) the
+    filters' ``conv_winograd5.filter_transform``; then max(·, 0) when ``relu``."""
+    xp = np.ascontiguousarray(xp)
+    n, c = xp.shape[0], xp.shape[1]
+    nf = u.shape[1]
+    v, mm = np.empty((64, n, c), np.float32), np.empty((64, n, nf), np.float32)
+    out = np.empty((n, nf, 4, 4), np.float32)
+    bias, relu = np.ascontiguousarray(b, dtype=np.float32), bool(relu)
+    split_rows(lambda n0, n1: _input(xp, K8, v, n0, n1), n)
+    split_rows(lambda p0, p1: _products(u, v, mm, p0, p1), 64)
+    split_rows(lambda n0, n1: _output(mm, AK, bias, out, relu, n0, n1), n)
     return out
 
 
 @njit(cache=True, nogil=True)
-def _grad_part(xp, dy, th, tw, v, dm, db, bounds, g0, g1):
-    """dM's and V's columns of groups g0..g1; group gi's bias gradient into db[gi]."""
-    c, wp, nf, ow = xp.shape[1], xp.shape[3], dy.shape[1], dy.shape[3]
-    tcd = largest(bounds, g0, g1) * th * (tw + 1)
-    plane, yplane = np.zeros((th * M + A) * wp, xp.dtype), np.zeros(th * M * ow, xp.dtype)
-    rows, orows = np.zeros((A, c, M * tcd + M), xp.dtype), np.zeros((A, nf, M * tcd), xp.dtype)
-    vbuf, mbuf = np.empty(A * c * tcd, xp.dtype), np.empty(A * nf * tcd, xp.dtype)
-    ph = np.empty((M, tcd + 1), xp.dtype)
-    for gi in range(g0, g1):
-        s0, s1 = bounds[gi], bounds[gi + 1]
-        k, col0, tile_rows = (s1 - s0) * th * (tw + 1), s0 * th * tw, (s1 - s0) * th
-        v8, dm8 = vbuf[:A * c * k].reshape((A, c, k)), mbuf[:A * nf * k].reshape((A, nf, k))
-        _grad_columns(dy, s0, s1, th, tw, yplane, orows, db[gi])
-        input_columns(xp, s0, s1, th, tw, plane, rows)
-        for r in range(A):
-            _grad_row(orows, r, k, dm8)
-            _pack(dm8, dm, r * A, col0, tile_rows, tw)
-            input_row(rows, r, k, ph, v8)
-            _pack(v8, v, r * A, col0, tile_rows, tw)
+def _grad_input(dy, ak, dm, db, n0, n1, part):
+    """dM[:, n0:n1] = AKᵀ · dy's samples n0..n1 ᵀ; their bias gradient into db[part]."""
+    n, nf = dy.shape[0], dy.shape[1]
+    gemm(TRANS, TRANS, 64, (n1 - n0) * nf, 16, ak.ctypes.data, 64,
+         dy.ctypes.data + 4 * n0 * nf * 16, 16, 0, dm.ctypes.data + 4 * n0 * nf, n * nf, False)
+    for s in range(n0, n1):
+        for f in range(nf):
+            total, flat = 0.0, dy[s, f].ravel()
+            for q in range(16):
+                total += flat[q]
+            db[part, f] += total
 
 
 @njit(cache=True, nogil=True)
-def _adjoint_part(dv, th, tw, dxp, bounds, g0, g1):
-    """The padded input's gradient of groups g0..g1 from dV's columns."""
-    c, wp = dxp.shape[1], dxp.shape[3]
-    tcd = largest(bounds, g0, g1) * th * (tw + 1)
-    vbuf, tmp = np.empty(A * c * tcd, dxp.dtype), np.zeros((A, tcd + 1), dxp.dtype)
-    drows = np.empty((A, c, M * tcd + M), dxp.dtype)
-    dplane = np.empty((th * M + A) * wp, dxp.dtype)
-    for gi in range(g0, g1):
-        s0, s1 = bounds[gi], bounds[gi + 1]
-        k = (s1 - s0) * th * (tw + 1)
-        v8 = vbuf[:A * c * k].reshape((A, c, k))
-        for r in range(A):
-            _unpack(dv, v8, r * A, s0 * th * tw, (s1 - s0) * th, tw)
-            _adjoint_row(v8, r, k, tmp, drows)
-        _adjoint_columns(s0, s1, th, tw, drows, dplane, dxp)
+def _grad_parts(xp, dy, k8, ak, v, dm, db, cut, q0, q1):
+    """V's and dM's columns of the fixed parts q0..q1 (samples cut[q]..cut[q + 1])."""
+    for q in range(q0, q1):
+        _input(xp, k8, v, cut[q], cut[q + 1])
+        _grad_input(dy, ak, dm, db, cut[q], cut[q + 1], q)
+
+
+@njit(cache=True, nogil=True)
+def _grad_products(u, v, dm, du, dv, need_dx, p0, p1):
+    """dU[p] = dM[p]ᵀ · V[p] and, with ``need_dx``, dV[p] = dM[p] · U[p]."""
+    for p in range(p0, p1):
+        np.dot(dm[p].T, v[p], du[p])
+        if need_dx:
+            np.dot(dm[p], u[p], dv[p])
+
+
+@njit(cache=True, nogil=True)
+def _adjoint(dv, k8, dxp, n0, n1):
+    """dxp[n0:n1] (as rows of 64) = dV's columns of samples n0..n1 ᵀ · K8."""
+    n, c = dxp.shape[0], dxp.shape[1]
+    gemm(TRANS, NO_TRANS, (n1 - n0) * c, 64, 64, dv.ctypes.data + 4 * n0 * c, n * c,
+         k8.ctypes.data, 64, 0, dxp.ctypes.data + 4 * n0 * c * 64, 64, False)
 
 
 def batch5_backward(xp, u, dy, need_dx: bool) -> tuple:
     """(d padded input or empty, dU as (1, 64, F, C), d bias) of ``batch5_forward``: what
-    ``winograd5_backward`` returns, for ``conv_winograd5.weight_grad``."""
-    n, c, hp, wp = xp.shape
-    nf, oh, ow = u.shape[1], dy.shape[2], dy.shape[3]
-    th, tw = -(-oh // M), -(-ow // M)
-    v, dm = np.empty((A * A, c, n * th * tw), xp.dtype), np.empty((A * A, nf, n * th * tw),
-                                                                   xp.dtype)
-    bounds = _groups(n)
-    k, need = len(bounds) - 1, bool(need_dx)
-    db = np.zeros((k, nf), np.float64)
-    split_rows(lambda g0, g1: _grad_part(xp, dy, th, tw, v, dm, db, bounds, g0, g1), k)
-    du = np.empty((1, A * A, nf, c), xp.dtype)
-    split_rows(lambda p0, p1: _grad_products(u, v, dm, du[0], need, p0, p1), A * A)
-    dxp = np.empty((n if need else 0, c, hp, wp), xp.dtype)
+    ``conv_winograd5.winograd5_backward`` returns, for ``conv_winograd5.weight_grad``."""
+    xp, dy = np.ascontiguousarray(xp), np.ascontiguousarray(dy, dtype=np.float32)
+    n, c = xp.shape[0], xp.shape[1]
+    nf, need = u.shape[1], bool(need_dx)
+    v, dm = np.empty((64, n, c), np.float32), np.empty((64, n, nf), np.float32)
+    dv = np.empty((64, n, c) if need else (64, 0, c), np.float32)
+    parts = max(1, min(8, n))  # fixed: the bias gradient's sums do not follow the threads
+    db = np.zeros((parts, nf), np.float64)
+    cut = np.arange(parts + 1, dtype=np.int64) * n // parts
+    split_rows(lambda q0, q1: _grad_parts(xp, dy, K8, AK, v, dm, db, cut, q0, q1), parts)
+    du = np.empty((1, 64, nf, c), np.float32)
+    split_rows(lambda p0, p1: _grad_products(u, v, dm, du[0], dv, need, p0, p1), 64)
+    dxp = np.empty((n if need else 0, c, TILE, TILE), np.float32)
     if need:
-        split_rows(lambda g0, g1: _adjoint_part(v, th, tw, dxp, bounds, g0, g1), k)
-    return dxp, du, np.add.reduce(db, axis=0, initial=0).astype(xp.dtype)
+        split_rows(lambda n0, n1: _adjoint(dv, K8, dxp, n0, n1), n)
+    return dxp, du, np.add.reduce(db, axis=0, initial=0).astype(np.float32)

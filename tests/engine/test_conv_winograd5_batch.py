@@ -1,9 +1,10 @@
-"""The whole-batch F(4×4, 5×5) path (``kernels/conv_winograd5_batch``): its forward and backward
-equal the float64 convolution to float32 precision over a family of maps (1-3 tile rows and
-columns, odd and even, groups of 8 cut unevenly), with and without ReLU and the input gradient;
-they agree with the chunked kernels and do not depend on the threads; the rule sends
-many-channel 4×4 maps there, and the entry points (plain and fused with ReLU + max-pool) run
-through it."""
+"""The whole-batch F(4×4, 5×5) path on maps of one tile (``kernels/conv_winograd5_batch``, the
+transforms as products): its forward and backward equal the float64 convolution to float32
+precision over a family of batches and channel counts (an 8×8 padded input made of padding 0-3
+around a map of 8×8 down to 2×2, so the tile's border holds data or zeros), with and without
+ReLU and the input gradient; they agree with the chunked kernels and do not depend on the
+threads; the rule sends 4×4 outputs there, and the entry points (plain and fused with ReLU +
+max-pool) run through it."""
 import numpy as np
 import pytest
 
@@ -16,8 +17,8 @@ from .test_conv_winograd5 import _data, _rel, _tol
 from .test_split_kernels import at_threads
 
 # (batch, C, F, H, W, padding, relu)
-CASES = [(3, 5, 7, 4, 4, 2, False), (9, 16, 12, 6, 6, 2, True), (17, 8, 8, 12, 12, 1, False),
-         (2, 3, 4, 5, 7, 2, True), (11, 12, 20, 9, 3, 3, False), (1, 1, 1, 1, 1, 2, True)]
+CASES = [(3, 5, 7, 4, 4, 2, False), (9, 16, 12, 4, 4, 2, True), (17, 8, 8, 6, 6, 1, False),
+         (2, 3, 4, 8, 8, 0, True), (11, 12, 20, 2, 2, 3, False), (1, 1, 1, 4, 4, 2, True)]
 
 
 def _f32(*arrays):
@@ -26,7 +27,7 @@ def _f32(*arrays):
 
 @pytest.mark.parametrize("n,c,f,h,w,pad,relu", CASES)
 def test_forward_and_backward_equal_the_float64_convolution(n, c, f, h, w, pad, relu):
-    """The kernels whatever the rule would pick (they take any map; the rule, 4×4 ones)."""
+    """The kernels whatever the rule would pick for the channels and the batch."""
     rng, xp, wt, b = _data(n, c, f, h, w, pad)
     x32, w32, b32 = _f32(xp, wt, b)
     u = w5.filter_transform(w32)
@@ -68,12 +69,12 @@ def test_it_agrees_with_the_chunks_and_not_with_the_threads():
     assert _rel(w5.weight_grad(one[2]), w5.weight_grad(du)) < _tol(positions)
 
 
-def test_the_rule_takes_many_channel_4x4_maps_only():
+def test_the_rule_takes_4x4_maps_only():
     assert wb5.whole_batch5(256, 256, 64, 4, 4)
-    assert wb5.whole_batch5(128, 256, 64, 4, 4)
-    assert wb5.whole_batch5(256, 512, 32, 3, 4)
-    assert not wb5.whole_batch5(128, 128, 64, 4, 4)  # C·F below MIN_PRODUCT: the chunks
+    assert wb5.whole_batch5(128, 128, 64, 4, 4)
+    assert wb5.whole_batch5(16, 16, 1, 4, 4)
     assert not wb5.whole_batch5(256, 256, 64, 8, 8)  # 2×2 tiles a sample: the chunks
+    assert not wb5.whole_batch5(256, 256, 64, 5, 5)  # and any map but one tile
     assert not wb5.whole_batch5(512, 512, 1024, 4, 4)  # V and M past MAX_ELEMENTS
     assert not wb5.whole_batch5(256, 256, 0, 4, 4)  # an empty batch: nothing to group
 
