@@ -180,7 +180,8 @@ def unkept_addresses(path: Path) -> list[str]:
     which it neither hands to ``keep_alive`` nor returns."""
     found = []
     for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if not isinstance(fn, ast.FunctionDef) or "njit" not in ast.unparse(fn.decorator_list):
+        if not isinstance(fn, ast.FunctionDef) or \
+                not any("njit" in ast.unparse(d) for d in fn.decorator_list):
             continue
         nodes = list(ast.walk(fn))
         local = {name for n in nodes if isinstance(n, ast.Assign)

@@ -82,18 +82,11 @@ def _groups(n: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def largest(bounds, g0, g1) -> int:
-    """Samples in the largest of groups g0..g1: what each part sizes its scratch by."""
+def _rows(bounds, g0, g1, th, tw, channels, dtype_of):
+    """The first passes' scratch (a, channels, m·tcd + m) for the largest group of g0..g1."""
     most = 0
     for gi in range(g0, g1):
         most = max(most, bounds[gi + 1] - bounds[gi])
-    return most
-
-
-@njit(cache=True, nogil=True)
-def _rows(bounds, g0, g1, th, tw, channels, dtype_of):
-    """The first passes' scratch (a, channels, m·tcd + m) for the largest group of g0..g1."""
-    most = largest(bounds, g0, g1)
     return np.empty((M + 2, channels, M * most * th * (tw + 1) + M), dtype_of.dtype)
 
 
