@@ -24,14 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels.conv_flat import (  # noqa: F401  the kernels, re-exported for tests and tools
-    conv_relu_maxpool_forward,
-    flat_offsets,
-    forward_flat,
-    relu_maxpool_batch,
-    relu_maxpool_flat,
-    taps_forward,
-    taps_weight_grad,
-)
+    conv_relu_maxpool_forward, flat_offsets, forward_flat, relu_maxpool_batch, relu_maxpool_flat,
+    taps_forward, taps_weight_grad)
 from layerloom.engine.kernels.conv_flat_back import (  # noqa: F401  re-exported beside the forward
     backward_flat,
     conv_relu_maxpool_backward,
@@ -66,7 +60,8 @@ from layerloom.engine.kernels.conv_polyphase import (phases_backward, phases_for
 from layerloom.engine.kernels.conv_winograd import M, winograd_forward_flat
 from layerloom.engine.kernels.conv_winograd5 import (filter_transform as filter_transform5,
                                                      weight_grad as weight_grad5, winograd5)
-from layerloom.engine.kernels.conv_winograd5_batch import winograd5_image, winograd5_image_grads
+from layerloom.engine.kernels.conv_winograd5_batch import (reads_in_place5, winograd5_image,
+                                                           winograd5_image_grads)
 from layerloom.engine.kernels.conv_winograd_back import winograd_backward
 from layerloom.engine.kernels.conv_winograd_batch import (whole_batch, winograd_image,
                                                           winograd_image_grads)
@@ -166,11 +161,11 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
             y, pitch = winograd_forward_flat(xp, u, b, wp, ph, pw), wp
         return relu_maxpool_batch(y, pitch, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
-    xp = pad_sides(xp, ph, ph, pw, pw)
     if winograd5(w.shape, xp.dtype, oh, ow):  # pooled at pitch OW
-        y = winograd5_image(xp, u, b).reshape(len(xp), len(w), oh * ow)
+        y = winograd5_image(xp, u, b, pad=pad).reshape(len(xp), len(w), oh * ow)
         return relu_maxpool_batch(y, ow, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
                                   out_size(ow, pkw, psw))
+    xp = pad_sides(xp, ph, ph, pw, pw)
     if _kn2row(w.shape, (1, 1), (1, 1), 1, xp.dtype, (oh, ow)):  # pooled at pitch OW
         y = kn2row_forward(xp, w, b).reshape(len(xp), len(w), oh * ow)
         return relu_maxpool_batch(y, ow, pkh, pkw, psh, psw, out_size(oh, pkh, psh),
@@ -196,11 +191,11 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0), 
             dxp, du, db = winograd_backward(xp, u, np.ascontiguousarray(dp), need_dx, ph, pw,
                                             np.ascontiguousarray(arg), wp)
         return dxp, weight_grad(du, m), db
+    if winograd5(w.shape, xp.dtype, oh, ow):
+        dxp, du, db = winograd5_image_grads(xp, u, unpool(dp, arg, oh, ow, ow), need_dx, pad)
+        return dxp, weight_grad5(du), db
     if pad != (0, 0):
         raise ValueError(f"a padding {pad} is read in place only by Winograd; pad the input")
-    if winograd5(w.shape, xp.dtype, oh, ow):
-        dxp, du, db = winograd5_image_grads(xp, u, unpool(dp, arg, oh, ow, ow), need_dx)
-        return dxp, weight_grad5(du), db
     if _kn2row(w.shape, (1, 1), (1, 1), 1, xp.dtype, (oh, ow), backward=True):
         return kn2row_backward(xp, w, unpool(dp, arg, oh, ow, ow), need_dx)
     if prefers_gemm_backward(w.shape, oh * ow):
@@ -243,9 +238,10 @@ def conv_forward_unpadded(x, w, b, pad: tuple, route: str, relu: bool = False) -
     transform, so the backward does not make it again."""
     if route == "phases":
         return phases_forward(x, w, b, pad, relu)
-    if route == "winograd5":
-        xp, u = pad_sides(x, pad[0], pad[0], pad[1], pad[1]), filter_transform5(w)
-        return winograd5_image(xp, u, b, relu), (xp, u)
+    if route == "winograd5":  # one 8×8 tile a map: x read in place; else a padded copy kept
+        u, inner = filter_transform5(w), reads_in_place5(x.shape, len(w), pad)
+        xk = x if inner else pad_sides(x, pad[0], pad[0], pad[1], pad[1])
+        return winograd5_image(xk, u, b, relu, pad if inner else (0, 0)), (xk, u)
     u = filter_transform(w, M)
     return winograd_image(x, u, b, pad, relu), (x, u)
 
@@ -256,9 +252,11 @@ def conv_backward_unpadded(kept: tuple, w_shape: tuple, dy, pad: tuple, route: s
     if route == "phases":
         return phases_backward(kept, w_shape, dy, pad, x_shape[2:], need_dx)
     if route == "winograd5":
-        (xp, u), (ph, pw), (h, w) = kept, pad, x_shape[2:]
-        dxp, du, db = winograd5_image_grads(xp, u, dy, need_dx)
-        return (dxp[:, :, ph:ph + h, pw:pw + w] if need_dx else None), weight_grad5(du), db
+        (xk, u), (ph, pw), (h, w) = kept, pad, x_shape[2:]
+        p = pad if xk.shape[2:] == (h, w) else (0, 0)  # x itself or its padded copy
+        dxk, du, db = winograd5_image_grads(xk, u, dy, need_dx, p)
+        o, q = ph - p[0], pw - p[1]
+        return (dxk[:, :, o:o + h, q:q + w] if need_dx else None), weight_grad5(du), db
     x, u = kept
     dx, du, db = winograd_image_grads(x, u, dy, need_dx, pad)
     return (dx if need_dx else None), weight_grad(du, M), db

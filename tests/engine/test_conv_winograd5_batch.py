@@ -4,7 +4,8 @@ precision over a family of batches and channel counts (an 8×8 padded input made
 around a map of 8×8 down to 2×2, so the tile's border holds data or zeros), with and without
 ReLU and the input gradient; they agree with the chunked kernels and do not depend on the
 threads; the rule sends 4×4 outputs there, and the entry points (plain and fused with ReLU +
-max-pool) run through it."""
+max-pool) run through it. A map handed over unpadded (the padding left out of the transform's
+columns) gives what its padded copy gives, and the layers hand their maps over so."""
 import numpy as np
 import pytest
 
@@ -46,6 +47,15 @@ def test_forward_and_backward_equal_the_float64_convolution(n, c, f, h, w, pad, 
         _tol(positions)
     assert _rel(db, dy.sum(axis=(0, 2, 3))) < _tol(positions)
     assert wb5.batch5_backward(x32, u, dy.astype(np.float32), False)[0].size == 0
+    if pad:  # the map itself, its padding never made: the same values as the padded copy's
+        x = np.ascontiguousarray(x32[:, :, pad:pad + h, pad:pad + w])
+        y_in = wb5.batch5_forward(x, u, b32, relu, (pad, pad))
+        assert y_in.shape == y.shape and _rel(y_in, want) < _tol(25 * c)
+        dx, du_in, db_in = wb5.batch5_backward(x, u, dy.astype(np.float32), True, (pad, pad))
+        assert dx.shape == x.shape
+        assert _rel(dx, dxp[:, :, pad:pad + h, pad:pad + w]) < _tol(25 * f)
+        assert _rel(w5.weight_grad(du_in), w5.weight_grad(du)) < _tol(positions)
+        assert np.array_equal(db_in, db)
 
 
 def test_it_agrees_with_the_chunks_and_not_with_the_threads():
@@ -114,3 +124,47 @@ def test_a_conv2d_of_256_filters_on_4x4_maps_runs_through_it(monkeypatch):
     dz = conv.unpool(dp, arg, 4, 4, 4).astype(np.float64)
     assert _rel(dx, conv.conv2d_input_grad_reference(dz, wt, 8, 8, 1, 1)) < _tol(25 * 256)
     assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dz, 5, 5, 1, 1)) < _tol(32)
+
+
+def test_a_map_and_padding_that_are_not_one_tile_are_refused():
+    with pytest.raises(ValueError, match="not one 8×8 tile"):
+        wb5.transform_columns((1, 1), 4, 4)
+    assert wb5.transform_columns((2, 2), 4, 4).shape == (64, 16)
+    assert np.array_equal(wb5.transform_columns((0, 0), 8, 8), wb5.K8)
+
+
+def test_the_layers_hand_one_tile_maps_over_unpadded(monkeypatch):
+    """Conv2D (5×5, padding 2) on 4×4 maps, plain and fused with ReLU + max-pool, in a network
+    trained a step in float32: the whole batch gets x itself (4×4, the padding passed along,
+    no padded copy), and the loss and every gradient equal the float64 network's (the exact
+    kernels) to float32 precision."""
+    from layerloom.engine.graph import Graph
+    from layerloom.engine.network import Network
+
+    from .graph_cases import add_after
+    from .test_conv_winograd import classifier_head
+
+    seen = []
+    real = wb5.batch5_forward
+    monkeypatch.setattr(wb5, "batch5_forward", lambda x, u, b, relu=False, pad=(0, 0):
+                        seen.append((x.shape[2:], tuple(pad))) or real(x, u, b, relu, pad))
+    g = Graph()
+    prev = add_after(g, None, "image", "Input", {"shape": [16, 4, 4]})
+    conv5 = {"out_channels": 24, "kernel_size": [5, 5], "padding": [2, 2]}
+    prev = add_after(g, prev, "c1", "Conv2D", conv5)  # a plain Conv2D
+    prev = add_after(g, add_after(g, prev, "c2", "Conv2D", conv5), "r2", "ReLU")  # Conv2D+ReLU
+    prev = add_after(g, add_after(g, prev, "c3", "Conv2D", conv5), "r3", "ReLU")
+    prev = add_after(g, prev, "pool", "MaxPool2D", {"kernel_size": [2, 2]})  # fused with c3
+    g = classifier_head(g, prev, 5)
+    rng = np.random.default_rng(2)
+    feed = {"image": rng.standard_normal((6, 16, 4, 4)), "label": rng.integers(0, 5, 6)}
+    out = {}
+    for dtype in (np.float64, np.float32):
+        net = Network(g, seed=1, dtype=dtype)
+        net.forward(feed, training=True)
+        out[dtype] = net.loss(), net.backward()
+    assert seen == [((4, 4), (2, 2))] * 3
+    (loss64, g64), (loss32, g32) = out[np.float64], out[np.float32]
+    assert abs(loss32 - loss64) < 1e-4 * max(1.0, abs(loss64))
+    for key in g64:
+        assert _rel(g32[key], g64[key]) < 1e-3, key
