@@ -35,8 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.kernels.conv import (conv_relu_maxpool, conv_relu_maxpool_grads,
-                                          pooled_filters, reads_in_place5, winograd5,
-                                          winograd_pad_free)
+                                          pad_free_route, pooled_filters)
 from layerloom.engine.kernels.dense import linear
 from layerloom.engine.kernels.relu import add_relu, relu_mask_grad
 from layerloom.engine.layers.conv import conv_grads, conv_run
@@ -78,15 +77,6 @@ def zero_pad(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
     return xp
 
 
-def _reads_padding(x_shape: tuple, w_shape: tuple, dtype, pad: tuple) -> bool:
-    """True when the fused kernel reads x's padding in place (3×3 Winograd; 5×5 Winograd on
-    maps of one tile, whose transform leaves the padding out): x then goes unpadded."""
-    if winograd_pad_free(x_shape, w_shape, dtype, pad, (1, 1)):
-        return True
-    oh, ow = (s + 2 * p - k + 1 for s, p, k in zip(x_shape[2:], pad, w_shape[2:]))
-    return winograd5(w_shape, dtype, oh, ow) and reads_in_place5(x_shape, w_shape[0], pad)
-
-
 class ConvReluMaxPool(Layer):
     """maxpool(relu(conv(x) + b)) as one step; parameters are the convolution's."""
 
@@ -99,8 +89,9 @@ class ConvReluMaxPool(Layer):
         x4, w = (x[:, :, None, :], p["weight"][:, :, None, :]) if one_d else (x, p["weight"])
         w = np.ascontiguousarray(w, dtype=x.dtype)
         b = p["bias"] if bias else np.zeros(len(w), x.dtype)
-        # Winograd reads the padding in place: x goes unpadded, and so comes its gradient
-        pad = (ph, pw) if _reads_padding(x4.shape, w.shape, x.dtype, (ph, pw)) else None
+        # Winograd (3×3 and 5×5) reads the padding in place: x goes unpadded, and so comes its
+        # gradient
+        pad = (ph, pw) if pad_free_route(x4.shape, w.shape, x.dtype, (ph, pw), (1, 1)) else None
         xp = np.ascontiguousarray(x4) if pad else zero_pad(x4, ph, pw)
         u = pooled_filters(xp, w, pad or (0, 0))  # once a step, for both ways
         y, arg = conv_relu_maxpool(xp, w, np.ascontiguousarray(b, dtype=x.dtype),

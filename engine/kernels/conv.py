@@ -60,8 +60,7 @@ from layerloom.engine.kernels.conv_polyphase import (phases_backward, phases_for
 from layerloom.engine.kernels.conv_winograd import M, winograd_forward_flat
 from layerloom.engine.kernels.conv_winograd5 import (filter_transform as filter_transform5,
                                                      weight_grad as weight_grad5, winograd5)
-from layerloom.engine.kernels.conv_winograd5_batch import (reads_in_place5, winograd5_image,
-                                                           winograd5_image_grads)
+from layerloom.engine.kernels.conv_winograd5_batch import winograd5_image, winograd5_image_grads
 from layerloom.engine.kernels.conv_winograd_back import winograd_backward
 from layerloom.engine.kernels.conv_winograd_batch import (whole_batch, winograd_image,
                                                           winograd_image_grads)
@@ -238,10 +237,9 @@ def conv_forward_unpadded(x, w, b, pad: tuple, route: str, relu: bool = False) -
     transform, so the backward does not make it again."""
     if route == "phases":
         return phases_forward(x, w, b, pad, relu)
-    if route == "winograd5":  # one 8×8 tile a map: x read in place; else a padded copy kept
-        u, inner = filter_transform5(w), reads_in_place5(x.shape, len(w), pad)
-        xk = x if inner else pad_sides(x, pad[0], pad[0], pad[1], pad[1])
-        return winograd5_image(xk, u, b, relu, pad if inner else (0, 0)), (xk, u)
+    if route == "winograd5":
+        u = filter_transform5(w)
+        return winograd5_image(x, u, b, relu, pad), (x, u)
     u = filter_transform(w, M)
     return winograd_image(x, u, b, pad, relu), (x, u)
 
@@ -252,11 +250,9 @@ def conv_backward_unpadded(kept: tuple, w_shape: tuple, dy, pad: tuple, route: s
     if route == "phases":
         return phases_backward(kept, w_shape, dy, pad, x_shape[2:], need_dx)
     if route == "winograd5":
-        (xk, u), (ph, pw), (h, w) = kept, pad, x_shape[2:]
-        p = pad if xk.shape[2:] == (h, w) else (0, 0)  # x itself or its padded copy
-        dxk, du, db = winograd5_image_grads(xk, u, dy, need_dx, p)
-        o, q = ph - p[0], pw - p[1]
-        return (dxk[:, :, o:o + h, q:q + w] if need_dx else None), weight_grad5(du), db
+        x, u = kept
+        dx, du, db = winograd5_image_grads(x, u, dy, need_dx, pad)
+        return (dx if need_dx else None), weight_grad5(du), db
     x, u = kept
     dx, du, db = winograd_image_grads(x, u, dy, need_dx, pad)
     return (dx if need_dx else None), weight_grad(du, M), db

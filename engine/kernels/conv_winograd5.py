@@ -18,8 +18,9 @@ alone) go through all steps in cache, one contiguous run of chunks per core
 (``engine.threads.split_rows``) with the BLAS on one thread. Within a chunk one row of the
 8×8 points at a time goes through the row transform, its 8 products and the output's row
 transform while it is in cache (the whole chunk's V and M, 64 points at once, ran the backward
-~10 % slower). The input comes padded (the 5×5 layers pad it anyway for the other kernels);
-rows past it are read as zeros from ``plane``. The backward (``conv_winograd5_back``) is the
+~10 % slower). The input comes unpadded with its padding, which ``input_columns`` reads as
+zeros from ``plane`` (as rows past it), and the backward writes the input's gradient without
+it: the layers make no padded copy (``conv.pad_free_route``). The backward (``conv_winograd5_back``) is the
 adjoint. float32 only: the transforms cost a few bits (relative errors ~5e-6 of the largest
 output where the direct kernel has ~1e-7), below what float32 training notices; float64 stays
 on the exact kernels. Self-contained apart from the backward's imports
@@ -91,9 +92,9 @@ def weight_grad(du: np.ndarray) -> np.ndarray:
     return filters_grad(du, KRON, 5, 5)
 
 
-def geometry(xp: np.ndarray, nf: int) -> tuple:
-    """(chunk bounds, th, tw, tiles of the largest chunk) for the padded batch ``xp``."""
-    n, c, hp, wp = xp.shape
+def geometry(x: np.ndarray, nf: int, pad: tuple = (0, 0)) -> tuple:
+    """(chunk bounds, th, tw, tiles of the largest chunk) for the batch x zero-padded by ``pad``."""
+    n, c, hp, wp = x.shape[0], x.shape[1], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1]
     th, tw = -(-(hp - 4) // M), -(-(wp - 4) // M)
     per = th * (tw + 1)
     bounds = chunk_bounds(n, max(CHUNK_TILES, per), per)
@@ -120,23 +121,30 @@ def _at8(m0, m1, m2, m3, m4, m5, m6, m7):
 
 
 @njit(cache=True, nogil=True)
-def input_columns(xp, s0, s1, th, tw, plane, rows):
-    """rows[r, c] = Bᵀ d along the columns of every tile d of channel c (tiles of samples s0:s1
-    in order: sample, tile row, tile column and a spare one; tile k at columns 4k..4k+7).
-    ``plane`` holds one channel's map with zero rows below it; ``rows`` (8, C, 4·tcd + 4) is
-    zero at each segment's columns past Wp (never written here) and gets zeros at its tail, so
-    every tile reads zeros past the input."""
-    c, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
+def input_columns(x, ph, pw, s0, s1, th, tw, plane, rows):
+    """rows[r, c] = Bᵀ d along the columns of every tile d of channel c of x zero-padded by
+    (ph, pw) (tiles of samples s0:s1 in order: sample, tile row, tile column and a spare one;
+    tile k at columns 4k..4k+7). ``plane`` (zeros when a part starts) gets one channel's map at
+    the padding's offset, row by row, its padding and the rows below it staying zero: no padded
+    copy of the batch (one core made it while both ran the kernels; forward + backward, batch
+    64, one core / two: 16 → 16 on 32×32 13.8 → 13.4 / 7.9 → 6.8 ms, 64 → 64 on 8×8 11.7 →
+    10.9 / 6.1 → 5.6, 32 → 32 on 32×32 38.2 → 36.1 / 20.4 → 18.4); ``rows`` (8, C, 4·tcd + 4) is zero at each segment's
+    columns past Wp (never written here) and gets zeros at its tail, so every tile reads zeros
+    past the input."""
+    c, h, w = x.shape[1], x.shape[2], x.shape[3]
+    wp = w + 2 * pw
     seg, tcd = M * (tw + 1), (s1 - s0) * th * (tw + 1)
-    inner, band = plane[:hp * wp], plane.reshape((-1, wp))
+    band = plane.reshape((-1, wp))
     for ch in range(c):
         for i in range(A):
             for q in range(M * tcd, M * tcd + M):
                 rows[i, ch, q] = 0
         for s in range(s0, s1):
-            src = xp[s, ch].ravel()
-            for q in range(hp * wp):
-                inner[q] = src[q]
+            src = x[s, ch]
+            for y in range(h):
+                dst, row = band[ph + y, pw:pw + w], src[y]
+                for q in range(w):
+                    dst[q] = row[q]
             for ti in range(th):
                 q0, y = ((s - s0) * th + ti) * seg, ti * M
                 x0, x1, x2, x3 = band[y], band[y + 1], band[y + 2], band[y + 3]
@@ -238,36 +246,37 @@ def _output_columns(b, s0, s1, th, tw, out, relu, orows):
 
 
 @njit(cache=True, nogil=True)
-def forward_part(xp, u, b, geo, out, relu, c0, c1):
+def forward_part(x, ph, pw, u, b, geo, out, relu, c0, c1):
     """Chunks c0..c1 of ``winograd5_forward``, serially, on buffers allocated once."""
     bounds, th, tw, tcd = geo
-    c, wp, nf = xp.shape[1], xp.shape[3], u.shape[1]
-    plane = np.zeros((th * M + A) * wp, xp.dtype)
-    rows = np.zeros((A, c, M * tcd + M), xp.dtype)
-    orows = np.empty((A, nf, M * tcd), xp.dtype)
-    vbuf, mbuf = np.empty(8 * c * tcd, xp.dtype), np.empty(8 * nf * tcd, xp.dtype)
-    ph = np.empty((M, tcd + 1), xp.dtype)
+    c, wp, nf = x.shape[1], x.shape[3] + 2 * pw, u.shape[1]
+    plane = np.zeros((th * M + A) * wp, x.dtype)
+    rows = np.zeros((A, c, M * tcd + M), x.dtype)
+    orows = np.empty((A, nf, M * tcd), x.dtype)
+    vbuf, mbuf = np.empty(8 * c * tcd, x.dtype), np.empty(8 * nf * tcd, x.dtype)
+    pts = np.empty((M, tcd + 1), x.dtype)
     for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         k = (s1 - s0) * th * (tw + 1)
         v8, mm8 = vbuf[:8 * c * k].reshape((8, c, k)), mbuf[:8 * nf * k].reshape((8, nf, k))
-        input_columns(xp, s0, s1, th, tw, plane, rows)
+        input_columns(x, ph, pw, s0, s1, th, tw, plane, rows)
         for r in range(A):
-            input_row(rows, r, k, ph, v8)
+            input_row(rows, r, k, pts, v8)
             for j in range(A):
                 np.dot(u[r * A + j], v8[j], mm8[j])
             _output_row(mm8, r, k, orows)
         _output_columns(b, s0, s1, th, tw, out, relu, orows)
 
 
-def winograd5_forward(xp: np.ndarray, u: np.ndarray, b: np.ndarray,
-                      relu: bool = False) -> np.ndarray:
-    """conv(xp) + b (N, F, Hp − 4, Wp − 4) of the padded C-contiguous float32 batch ``xp`` with
-    ``u = filter_transform(w)``; ``relu``: max(·, 0) applied as each chunk's output is made."""
-    xp = np.ascontiguousarray(xp)
-    n, _, hp, wp = xp.shape
-    out = np.empty((n, u.shape[1], hp - 4, wp - 4), xp.dtype)
-    geo = geometry(xp, u.shape[1])
-    split_rows(lambda c0, c1: forward_part(xp, u, b, geo, out, bool(relu), c0, c1),
+def winograd5_forward(x: np.ndarray, u: np.ndarray, b: np.ndarray, relu: bool = False,
+                      pad: tuple = (0, 0)) -> np.ndarray:
+    """conv(x zero-padded by ``pad``) + b (N, F, Hp − 4, Wp − 4) of the C-contiguous float32
+    batch ``x`` with ``u = filter_transform(w)``, the padding read in place; ``relu``:
+    max(·, 0) applied as each chunk's output is made."""
+    x = np.ascontiguousarray(x)
+    (n, _, h, w), (ph, pw) = x.shape, (int(pad[0]), int(pad[1]))
+    out = np.empty((n, u.shape[1], h + 2 * ph - 4, w + 2 * pw - 4), x.dtype)
+    geo = geometry(x, u.shape[1], pad)
+    split_rows(lambda c0, c1: forward_part(x, ph, pw, u, b, geo, out, bool(relu), c0, c1),
                len(geo[0]) - 1)
     return out

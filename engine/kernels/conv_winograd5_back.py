@@ -109,10 +109,12 @@ def _adjoint_row(dv8, r, tcd, tmp, drows):
 
 
 @njit(cache=True, nogil=True)
-def _adjoint_columns(s0, s1, th, tw, drows, dplane, dxp):
-    """dxp[s0:s1] = Σ over tiles of B (``_adjoint_row``'s rows) at each tile's place, cut to the
-    padded input: tiles 4 rows apart overlap, so each map is summed in ``dplane`` first."""
-    c, hp, wp = dxp.shape[1], dxp.shape[2], dxp.shape[3]
+def _adjoint_columns(s0, s1, th, tw, ph, pw, drows, dplane, dx):
+    """dx[s0:s1] = Σ over tiles of B (``_adjoint_row``'s rows) at each tile's place, cut to the
+    input without its padding (ph, pw): tiles 4 rows apart overlap, so each map is summed in
+    ``dplane`` (padded) first."""
+    c, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
+    wp = w + 2 * pw
     seg = M * (tw + 1)
     band = dplane.reshape((-1, wp))
     for ch in range(c):
@@ -146,35 +148,37 @@ def _adjoint_columns(s0, s1, th, tw, drows, dplane, dxp):
                     x6[q] += v0[q] + (v1[q] + v2[q]) + (v3[q] + v4[q]) + (v5[q] + v6[q])
                 for q in range(wp):
                     x7[q] += v7[q]
-            dst = dxp[s, ch].ravel()
-            for q in range(hp * wp):
-                dst[q] = dplane[q]
+            dst = dx[s, ch]
+            for y in range(h):
+                row, src = dst[y], band[ph + y, pw:pw + w]
+                for q in range(w):
+                    row[q] = src[q]
 
 
 @njit(cache=True, nogil=True)
-def backward_part(xp, u, dy, geo, du, db, dxp, need_dx, c0, c1):
+def backward_part(x, ph, pw, u, dy, geo, du, db, dx, need_dx, c0, c1):
     """Chunks c0..c1 of ``winograd5_backward``, serially: chunk ci's dU into du[ci], its bias
     gradient into db[ci], on buffers allocated once."""
     bounds, th, tw, tcd = geo
-    c, wp, nf, ow = xp.shape[1], xp.shape[3], u.shape[1], dy.shape[3]
-    plane = np.zeros((th * M + A) * wp, xp.dtype)
-    rows = np.zeros((A, c, M * tcd + M), xp.dtype)
-    yplane = np.zeros(th * M * ow, xp.dtype)
-    orows = np.zeros((A, nf, M * tcd), xp.dtype)
-    vbuf, mbuf = np.empty(8 * c * tcd, xp.dtype), np.empty(8 * nf * tcd, xp.dtype)
-    ph = np.empty((M, tcd + 1), xp.dtype)
-    tmp = np.zeros((A, tcd + 1), xp.dtype)
-    drows = np.empty((A, c if need_dx else 0, M * tcd + M), xp.dtype)
-    dplane = np.empty((th * M + A) * wp if need_dx else 0, xp.dtype)
+    c, wp, nf, ow = x.shape[1], x.shape[3] + 2 * pw, u.shape[1], dy.shape[3]
+    plane = np.zeros((th * M + A) * wp, x.dtype)
+    rows = np.zeros((A, c, M * tcd + M), x.dtype)
+    yplane = np.zeros(th * M * ow, x.dtype)
+    orows = np.zeros((A, nf, M * tcd), x.dtype)
+    vbuf, mbuf = np.empty(8 * c * tcd, x.dtype), np.empty(8 * nf * tcd, x.dtype)
+    pts = np.empty((M, tcd + 1), x.dtype)
+    tmp = np.zeros((A, tcd + 1), x.dtype)
+    drows = np.empty((A, c if need_dx else 0, M * tcd + M), x.dtype)
+    dplane = np.empty((th * M + A) * wp if need_dx else 0, x.dtype)
     for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         k = (s1 - s0) * th * (tw + 1)
         v8, dm8 = vbuf[:8 * c * k].reshape((8, c, k)), mbuf[:8 * nf * k].reshape((8, nf, k))
         _grad_columns(dy, s0, s1, th, tw, yplane, orows, db[ci])
-        input_columns(xp, s0, s1, th, tw, plane, rows)
+        input_columns(x, ph, pw, s0, s1, th, tw, plane, rows)
         for r in range(A):  # one row of the 8×8 points at a time, in cache
             _grad_row(orows, r, k, dm8)
-            input_row(rows, r, k, ph, v8)
+            input_row(rows, r, k, pts, v8)
             for j in range(A):
                 np.dot(dm8[j], v8[j].T, du[ci, r * A + j])
                 if need_dx:
@@ -182,21 +186,24 @@ def backward_part(xp, u, dy, geo, du, db, dxp, need_dx, c0, c1):
             if need_dx:
                 _adjoint_row(v8, r, k, tmp, drows)
         if need_dx:
-            _adjoint_columns(s0, s1, th, tw, drows, dplane, dxp)
+            _adjoint_columns(s0, s1, th, tw, ph, pw, drows, dplane, dx)
 
 
-def winograd5_backward(xp: np.ndarray, u: np.ndarray, dy: np.ndarray, need_dx: bool) -> tuple:
-    """(d padded input or empty, dU per chunk (chunks, 64, F, C), d bias) of
-    ``winograd5_forward``; ``conv_winograd5.weight_grad`` turns the dU into the filters'
-    gradient. The per-chunk bias gradients are summed in chunk order from zero."""
-    xp, dy = np.ascontiguousarray(xp), np.ascontiguousarray(dy)
-    n, c, hp, wp = xp.shape
-    nf = u.shape[1]
-    geo = geometry(xp, nf)
+def winograd5_backward(x: np.ndarray, u: np.ndarray, dy: np.ndarray, need_dx: bool,
+                       pad: tuple = (0, 0)) -> tuple:
+    """(d x (without ``pad``) or empty, dU per chunk (chunks, 64, F, C), d bias) of
+    ``winograd5_forward`` of x zero-padded by ``pad``; ``conv_winograd5.weight_grad`` turns the
+    dU into the filters' gradient. The per-chunk bias gradients are summed in chunk order from
+    zero."""
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+    n, c = x.shape[:2]
+    nf, (ph, pw) = u.shape[1], (int(pad[0]), int(pad[1]))
+    geo = geometry(x, nf, pad)
     k = len(geo[0]) - 1
-    du = np.empty((k, 64, nf, c), xp.dtype)
+    du = np.empty((k, 64, nf, c), x.dtype)
     db = np.zeros((k, nf), np.float64)
-    dxp = np.empty((n if need_dx else 0, c, hp, wp), xp.dtype)
+    dx = np.empty((n if need_dx else 0, *x.shape[1:]), x.dtype)
     need = bool(need_dx)
-    split_rows(lambda c0, c1: backward_part(xp, u, dy, geo, du, db, dxp, need, c0, c1), k)
-    return dxp, du, np.add.reduce(db, axis=0, initial=0).astype(xp.dtype)
+    split_rows(lambda c0, c1: backward_part(x, ph, pw, u, dy, geo, du, db, dx, need, c0, c1),
+               k)
+    return dx, du, np.add.reduce(db, axis=0, initial=0).astype(x.dtype)

@@ -49,42 +49,23 @@ def whole_batch5(c: int, nf: int, n: int, oh: int, ow: int) -> bool:
     return n > 0 and (oh, ow) == (TILE - 4, TILE - 4) and 64 * (c + nf) * n <= MAX_ELEMENTS
 
 
-def reads_in_place5(x_shape: tuple, nf: int, pad: tuple) -> bool:
-    """True when ``winograd5_image`` of a batch of ``x_shape`` zero-padded by ``pad`` (a 5×5
-    convolution ``conv_winograd5.winograd5`` takes) runs over the whole batch, reading x itself:
-    the layers then hand x over unpadded and get its gradient so."""
-    n, c, h, w = x_shape
-    return whole_batch5(c, nf, n, h + 2 * pad[0] - 4, w + 2 * pad[1] - 4)
-
-
 def winograd5_image(x, u, b, relu: bool = False, pad: tuple = (0, 0)) -> np.ndarray:
-    """``conv_winograd5.winograd5_forward``'s result for x zero-padded by ``pad``, over the
-    whole batch where ``whole_batch5`` says so (reading x in place, the padding left out of the
-    transform), in chunks of a padded copy otherwise: the one place that picks for every 5×5
-    route."""
-    if reads_in_place5(x.shape, u.shape[1], pad):
+    """``conv_winograd5.winograd5_forward``'s result for x zero-padded by ``pad`` (read in
+    place: the padding's zeros are never made), over the whole batch where ``whole_batch5`` says
+    so, in chunks otherwise: the one place that picks for every 5×5 route."""
+    n, c, h, w = x.shape
+    if whole_batch5(c, u.shape[1], n, h + 2 * pad[0] - 4, w + 2 * pad[1] - 4):
         return batch5_forward(x, u, b, relu, pad)
-    return winograd5_forward(_padded(x, pad), u, b, relu)
+    return winograd5_forward(x, u, b, relu, pad)
 
 
 def winograd5_image_grads(x, u, dy, need_dx: bool, pad: tuple = (0, 0)) -> tuple:
     """(d x (without ``pad``) or empty, dU (groups, 64, F, C), d bias) of ``winograd5_image``,
     by the same choice (``conv_winograd5.weight_grad`` takes either dU)."""
-    (h, w), (ph, pw) = x.shape[2:], pad
-    if reads_in_place5(x.shape, u.shape[1], pad):
+    n, c, h, w = x.shape
+    if whole_batch5(c, u.shape[1], n, h + 2 * pad[0] - 4, w + 2 * pad[1] - 4):
         return batch5_backward(x, u, dy, need_dx, pad)
-    dxp, du, db = winograd5_backward(_padded(x, pad), u, dy, need_dx)
-    return (dxp[:, :, ph:ph + h, pw:pw + w] if need_dx else dxp), du, db
-
-
-def _padded(x, pad: tuple) -> np.ndarray:
-    """x zero-padded by ``pad`` (x itself, contiguous, without one)."""
-    (n, c, h, w), (ph, pw) = x.shape, pad
-    if ph == pw == 0:
-        return np.ascontiguousarray(x)
-    xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), x.dtype)
-    xp[:, :, ph:ph + h, pw:pw + w] = x
-    return xp
+    return winograd5_backward(x, u, dy, need_dx, pad)
 
 
 def transform_columns(pad: tuple, h: int, w: int) -> np.ndarray:

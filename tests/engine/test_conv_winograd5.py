@@ -218,10 +218,10 @@ def test_the_fused_step_equals_the_plain_layers(monkeypatch):
                        "conv_forward_unpadded", "conv_backward_unpadded"}  # the plain layers
 
 
-def test_the_layers_route_pads_once_and_transforms_the_filters_once(monkeypatch):
-    """A Conv2D layer hands x over unpadded on the "winograd5" route: padded there, and the
-    backward takes the filters' transform the forward made (one call a step, not two); output
-    and gradients equal the float64 convolution's."""
+def test_the_layers_route_reads_x_unpadded_and_transforms_the_filters_once(monkeypatch):
+    """A Conv2D layer hands x over unpadded on the "winograd5" route (the kernels read the
+    padding in place), and the backward takes the filters' transform the forward made (one
+    call a step, not two); output and gradients equal the float64 convolution's."""
     made = []
     monkeypatch.setattr(conv, "filter_transform5",
                         lambda w, _real=conv.filter_transform5: made.append(1) or _real(w))
@@ -244,6 +244,27 @@ def test_the_layers_route_pads_once_and_transforms_the_filters_once(monkeypatch)
     none = conv.conv_backward_unpadded(kept, wt.shape, dy.astype(np.float32), (2, 2),
                                        "winograd5", x.shape, False)
     assert none[0] is None and np.array_equal(none[1], dw)
+
+
+@pytest.mark.parametrize("n,c,f,h,w,pad", [(5, 16, 16, 13, 11, 2), (4, 3, 16, 32, 32, 2),
+                                            (3, 17, 20, 9, 16, 1), (2, 16, 24, 6, 7, 3)])
+def test_the_chunks_read_the_padding_in_place_as_a_padded_copy_bit_for_bit(n, c, f, h, w, pad):
+    """``winograd5_forward`` / ``winograd5_backward`` of x with its padding given equal those of
+    x's zero-padded copy bit for bit (the same values reach the transforms; the input gradient
+    is the padded one's inside), with and without ReLU and the input gradient."""
+    rng, xp, wt, b = _data(n, c, f, h, w, pad, seed=5)
+    x32 = np.ascontiguousarray(xp[:, :, pad:pad + h, pad:pad + w], dtype=np.float32)
+    xp32, u, b32 = xp.astype(np.float32), w5.filter_transform(wt.astype(np.float32)), \
+        b.astype(np.float32)
+    for relu in (False, True):
+        y = w5.winograd5_forward(x32, u, b32, relu, (pad, pad))
+        assert np.array_equal(y, w5.winograd5_forward(xp32, u, b32, relu))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, du, db = w5b.winograd5_backward(x32, u, dy, True, (pad, pad))
+    dxp, du_p, db_p = w5b.winograd5_backward(xp32, u, dy, True)
+    assert dx.shape == x32.shape and np.array_equal(dx, dxp[:, :, pad:pad + h, pad:pad + w])
+    assert np.array_equal(du, du_p) and np.array_equal(db, db_p)
+    assert w5b.winograd5_backward(x32, u, dy, False, (pad, pad))[0].size == 0
 
 
 @pytest.mark.parametrize("k,c", [(5, 16), (3, 16)])
