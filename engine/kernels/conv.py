@@ -60,7 +60,7 @@ from layerloom.engine.kernels.conv_polyphase import (phases_backward, phases_for
 from layerloom.engine.kernels.conv_winograd import M, winograd_forward_flat
 from layerloom.engine.kernels.conv_winograd5 import (filter_transform as filter_transform5,
                                                      weight_grad as weight_grad5, winograd5)
-from layerloom.engine.kernels.conv_winograd5_batch import winograd5_image, winograd5_image_grads
+from layerloom.engine.kernels.conv_winograd_tile import winograd5_image, winograd5_image_grads
 from layerloom.engine.kernels.conv_winograd_back import winograd_backward
 from layerloom.engine.kernels.conv_winograd_batch import (whole_batch, winograd_image,
                                                           winograd_image_grads)

@@ -24,6 +24,7 @@ from layerloom.engine.kernels.conv_winograd import M
 from layerloom.engine.kernels.conv_winograd_batch import (whole_batch,
                                                           winograd_image, winograd_image_grads)
 from layerloom.engine.kernels.conv_winograd_plan import filter_transform, weight_grad
+from layerloom.engine.kernels.conv_winograd_tile import one_tile3
 from layerloom.engine.threads import split_rows
 
 MAX_CHANNELS, MIN_SIDE = 128, 8  # input channels; output sides (but see ``polyphase``)
@@ -44,13 +45,18 @@ def polyphase(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups: int
     Given the batch ``n``, also C·F ≥ ``BATCH_PRODUCT`` on maps the whole batch's Winograd takes
     (``conv_winograd_batch``): 256 → 512 onto 4×4 at batch 64 1.13× / 1.05× im2col's; 256 → 256
     there was even on one core and 0.85× on two (it was 141 → 118 / 82 → 75 ms against the
-    kernels before im2col's products ran on the tile kernel)."""
+    kernels before im2col's products ran on the tile kernel). Onto 4×4 outputs the phases are
+    one 6×6 tile a channel (``conv_winograd_tile``'s products): from ≥ 32 channels, forward +
+    backward with the input gradient, 8×8 inputs, one core / two, against im2col: 32 → 64 4.60
+    → 3.93 / 3.16 → 2.79 ms, 64 → 128 15.3 → 12.9 / 9.3 → 9.0, 128 → 128 31.7 → 26.9 / 18.3 →
+    16.6, 256 → 256 123 → 108 / 74 → 61 (16 → 32 even: 1.54 vs 1.54; 6×6 outputs lost, 0.69×)."""
     nf, c, kh, kw = w_shape
     side = min(out_hw)
     if not (np.dtype(dtype) == np.float32 and tuple(stride) == (2, 2) and groups == 1
             and tuple(dilation) == (1, 1) and (kh, kw) == (5, 5) and nf >= 16 and side >= 4):
         return False
     return ((4 <= c <= MAX_CHANNELS and side >= MIN_SIDE)
+            or (c >= 32 and one_tile3(4 * c, nf, n, *out_hw))
             or (n > 0 and c * nf >= BATCH_PRODUCT and whole_batch(4 * c, nf, n, *out_hw)))
 
 

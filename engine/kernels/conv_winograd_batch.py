@@ -27,6 +27,7 @@ from layerloom.engine.kernels.conv_winograd import (COMPACT_TW, M, _input_transf
                                                     winograd_forward_flat)
 from layerloom.engine.kernels.conv_winograd_back import (_grad_transform, _input_adjoint,
                                                          winograd_backward)
+from layerloom.engine.kernels.conv_winograd_tile import one_tile3, tile_backward, tile_forward
 from layerloom.engine.threads import split_rows
 
 MIN_PRODUCT = 1 << 16  # C·F from which the whole batch beats the chunks (256 → 256)
@@ -41,8 +42,9 @@ def whole_batch(c: int, nf: int, n: int, oh: int, ow: int) -> bool:
     ``COMPACT_TW`` tile rows and columns (≤ 12 × 12), C·F ≥ ``MIN_PRODUCT``, and V and M of
     the whole batch within ``MAX_ELEMENTS``."""
     th, tw = -(-oh // M), -(-ow // M)
-    return (n > 0 and max(th, tw) <= COMPACT_TW and c * nf >= MIN_PRODUCT
-            and (M + 2) ** 2 * (c + nf) * n * th * tw <= MAX_ELEMENTS)
+    return one_tile3(c, nf, n, oh, ow) or (
+        n > 0 and max(th, tw) <= COMPACT_TW and c * nf >= MIN_PRODUCT
+        and (M + 2) ** 2 * (c + nf) * n * th * tw <= MAX_ELEMENTS)
 
 
 def winograd_image(x, u, b, pad: tuple = (0, 0), relu: bool = False) -> np.ndarray:
@@ -52,6 +54,8 @@ def winograd_image(x, u, b, pad: tuple = (0, 0), relu: bool = False) -> np.ndarr
     padded one, the stride-2 phases, the fused max-pool)."""
     n, c, h, w = x.shape
     oh, ow = h + 2 * pad[0] - 2, w + 2 * pad[1] - 2
+    if one_tile3(c, u.shape[1], n, oh, ow):  # 4×4 outputs: the transforms as products
+        return tile_forward(x, u, b, relu, pad)
     if whole_batch(c, u.shape[1], n, oh, ow):
         return batch_forward(x, u, b, *pad, relu)
     return winograd_forward_flat(x, u, b, ow, *pad, relu).reshape(n, u.shape[1], oh, ow)
@@ -59,6 +63,8 @@ def winograd_image(x, u, b, pad: tuple = (0, 0), relu: bool = False) -> np.ndarr
 
 def winograd_image_grads(x, u, dy, need_dx: bool, pad: tuple = (0, 0)) -> tuple:
     """(dx or empty, dU, d bias) of ``winograd_image``, by the same choice."""
+    if one_tile3(x.shape[1], u.shape[1], len(x), dy.shape[2], dy.shape[3]):
+        return tile_backward(x, u, dy, need_dx, pad)
     if whole_batch(x.shape[1], u.shape[1], len(x), dy.shape[2], dy.shape[3]):
         return batch_backward(x, u, dy, need_dx, *pad)
     return winograd_backward(x, u, np.ascontiguousarray(dy), need_dx, *pad)

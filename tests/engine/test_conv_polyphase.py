@@ -151,7 +151,10 @@ def test_the_rule():
     assert take((128, 128, 5, 5), out_hw=(8, 8)) and not take((256, 128, 5, 5), out_hw=(4, 4))
     assert not take((16, 4, 5, 5), out_hw=(4, 4)) and not take((64, 64, 5, 5), out_hw=(7, 7))
     assert take((512, 256, 5, 5), out_hw=(4, 4), n=64)  # the whole batch's phases
-    assert not take((256, 256, 5, 5), out_hw=(4, 4), n=64)  # C·F below BATCH_PRODUCT
+    assert take((256, 256, 5, 5), out_hw=(4, 4), n=64)  # one tile a phase channel, any C·F
+    assert take((64, 32, 5, 5), out_hw=(4, 4), n=64) and not take((32, 16, 5, 5), out_hw=(4, 4),
+                                                                   n=64)  # from 32 channels
+    assert not take((256, 256, 5, 5), out_hw=(6, 6), n=64)  # C·F below BATCH_PRODUCT
     assert not take((64, 256, 5, 5), out_hw=(16, 16))  # beyond 128 channels
     assert not take((8, 32, 5, 5), out_hw=(16, 16)) and not take((32, 3, 5, 5), out_hw=(16, 16))
     assert not take((32, 32, 3, 3), out_hw=(16, 16)) and not take((32, 32, 5, 5), out_hw=(3, 9))

@@ -15,7 +15,7 @@ from layerloom.engine.graph import Graph
 from layerloom.engine.kernels import conv
 from layerloom.engine.kernels import conv_winograd5 as w5
 from layerloom.engine.kernels import conv_winograd5_back as w5b
-from layerloom.engine.kernels import conv_winograd5_batch as wb5
+from layerloom.engine.kernels import conv_winograd_tile as tile
 from layerloom.engine.kernels.conv_reference import winograd_reference
 from layerloom.engine.network import Network
 
@@ -139,7 +139,7 @@ def test_the_rule():
 
 def _spy(monkeypatch, callers: set | None = None) -> list:
     """The calls of the two kernels ("f", "b") through ``conv`` (by way of
-    ``conv_winograd5_batch``, which picks the chunks or the whole batch); ``callers`` collects
+    ``conv_winograd_tile``, which picks the chunks or the whole batch); ``callers`` collects
     the names of the functions that made them."""
     calls = []
 
@@ -150,8 +150,8 @@ def _spy(monkeypatch, callers: set | None = None) -> list:
                 callers.add(sys._getframe(1).f_code.co_name)
             return fn(*args, **kwargs)
         return run
-    monkeypatch.setattr(conv, "winograd5_image", spy("f", wb5.winograd5_image))
-    monkeypatch.setattr(conv, "winograd5_image_grads", spy("b", wb5.winograd5_image_grads))
+    monkeypatch.setattr(conv, "winograd5_image", spy("f", tile.winograd5_image))
+    monkeypatch.setattr(conv, "winograd5_image_grads", spy("b", tile.winograd5_image_grads))
     return calls
 
 

@@ -1,8 +1,9 @@
 """The whole-batch Winograd path (``kernels/conv_winograd_batch``): its forward and backward equal
 the float64 convolution to float32 precision over odd and even small maps, paddings 0-2, with
 and without ReLU and the input gradient; they agree with the chunked kernels and do not depend
-on the threads; the rule sends many-channel small maps there, and a Conv2D layer of 256
-channels on 4×4 maps runs through it and trains as the direct kernels do."""
+on the threads; the rule sends many-channel small maps there (and maps of one tile, 4×4
+outputs, to ``conv_winograd_tile``'s products), and a Conv2D layer of 256 channels on 4×4 maps
+runs through them and trains as the direct kernels do."""
 import numpy as np
 import pytest
 
@@ -33,9 +34,9 @@ def _f32(*arrays):
 
 def _counted(monkeypatch) -> list:
     """The names of the whole-batch kernels run from now on (every route reaches them through
-    ``winograd_image``), in order."""
+    ``winograd_image``), in order: the row transforms' and, on 4×4 outputs, the products'."""
     calls = []
-    for name in ("batch_forward", "batch_backward"):
+    for name in ("batch_forward", "batch_backward", "tile_forward", "tile_backward"):
         real = getattr(wb, name)
         monkeypatch.setattr(wb, name, lambda *a, _real=real, _n=name: calls.append(_n) or
                             _real(*a))
@@ -103,7 +104,8 @@ def test_the_rule_takes_many_channel_small_maps_only():
     assert wb.whole_batch(256, 256, 64, 4, 4)
     assert wb.whole_batch(512, 512, 64, 8, 8)
     assert wb.whole_batch(256, 512, 32, 12, 12)
-    assert not wb.whole_batch(128, 128, 64, 4, 4)  # C·F below MIN_PRODUCT: the chunks
+    assert wb.whole_batch(128, 128, 64, 4, 4) and wb.one_tile3(16, 16, 64, 4, 4)  # one tile
+    assert not wb.whole_batch(128, 128, 64, 8, 8)  # C·F below MIN_PRODUCT: the chunks
     assert not wb.whole_batch(256, 256, 64, 16, 16)  # 4 tile columns: the chunks
     assert not wb.whole_batch(512, 512, 1024, 8, 8)  # V and M past MAX_ELEMENTS
     assert not wb.whole_batch(256, 256, 0, 4, 4)  # an empty batch: nothing to group
@@ -116,7 +118,8 @@ def test_the_rule_takes_many_channel_small_maps_only():
     assert prefers_gemm_strided((64, 64, 5, 5), 1, (1, 1), f32, 36)
 
 
-def _through_the_route(calls, rng, x, wt, b, pad: int, stride: int, route: str) -> None:
+def _through_the_route(calls, rng, x, wt, b, pad: int, stride: int, route: str,
+                       kernels: str = "tile") -> None:
     """``conv_forward_unpadded`` / ``conv_backward_unpadded`` on ``route``: the whole batch ran
     both ways (``calls``), and output and gradients equal the float64 convolution's."""
     x32, w32, b32 = _f32(x, wt, b)
@@ -124,7 +127,7 @@ def _through_the_route(calls, rng, x, wt, b, pad: int, stride: int, route: str) 
     dy = rng.standard_normal(y.shape)
     dx, dw, db = conv.conv_backward_unpadded(kept, wt.shape, dy.astype(np.float32), (pad, pad),
                                              route, x.shape, True)
-    assert calls == ["batch_forward", "batch_backward"]
+    assert calls == [f"{kernels}_forward", f"{kernels}_backward"]
     xp, (k, h, w) = conv.pad_sides(x, pad, pad, pad, pad), (wt.shape[2], *x.shape[2:])
     taps, positions = k * k * x.shape[1], len(x) * dy[0, 0].size
     assert _rel(y, conv.conv2d_forward_reference(xp, wt, b, stride, stride)) < _tol(taps)
@@ -167,14 +170,18 @@ def test_a_fused_relu_and_max_pool_runs_the_whole_batch_too(monkeypatch):
 
 
 def test_a_5x5_stride_2_conv_of_256_channels_on_8x8_maps_takes_the_phases_whole(monkeypatch):
-    """5×5 stride-2 convolutions of C·F ≥ 2^17 onto 4×4 maps take the phases' Winograd
-    (``conv_polyphase``) now that the whole batch runs it: route, calls and values."""
+    """5×5 stride-2 convolutions of ≥ 32 channels onto 4×4 maps take the phases' Winograd
+    (``conv_polyphase``), one tile a phase channel: route, calls and values."""
     calls = _counted(monkeypatch)
     rng, x, _, b = _data(2, 256, 512, 8, 8, 2, seed=11)
     wt = rng.standard_normal((512, 256, 5, 5)) / np.sqrt(25 * 256)
     assert conv.pad_free_route(x.shape, wt.shape, np.float32, (2, 2), (2, 2)) == "phases"
     assert conv.pad_free_route(x.shape, (256, 256, 5, 5), np.float32, (2, 2),
-                               (2, 2)) == ""  # C·F = 2^16: im2col (0.85× at two cores)
+                               (2, 2)) == "phases"  # 4×4 outputs: one tile, any C·F
     assert conv.pad_free_route((2, 128, 8, 8), (256, 128, 5, 5), np.float32, (2, 2),
-                               (2, 2)) == ""  # C·F = 2^15: the products per tap, as before
+                               (2, 2)) == "phases"
+    assert conv.pad_free_route((2, 16, 8, 8), (32, 16, 5, 5), np.float32, (2, 2),
+                               (2, 2)) == ""  # 16 channels: im2col (even)
+    assert conv.pad_free_route((2, 128, 12, 12), (256, 128, 5, 5), np.float32, (2, 2),
+                               (2, 2)) == ""  # 6×6 outputs, C·F = 2^15: im2col
     _through_the_route(calls, rng, x, wt, b, 2, 2, "phases")
