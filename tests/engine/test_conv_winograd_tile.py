@@ -96,8 +96,7 @@ def test_it_agrees_with_the_chunks_and_not_with_the_threads():
 def test_3x3_agrees_with_the_chunks_and_not_with_the_threads():
     """F(4×4, 3×3) on 4×4 maps (the padding read in place): as ``conv_winograd``'s chunks, and
     bit for bit the same on one core and on two."""
-    from layerloom.engine.kernels import conv_winograd as wg
-    from layerloom.engine.kernels import conv_winograd_back as wgb
+    from .test_conv_winograd_batch import agrees_with_the_chunks_on_any_threads
 
     rng = np.random.default_rng(6)
     x32 = rng.standard_normal((21, 24, 4, 4)).astype(np.float32)
@@ -108,15 +107,7 @@ def test_3x3_agrees_with_the_chunks_and_not_with_the_threads():
     def run():
         return (tile.tile_forward(x32, u, b32, True, (1, 1)),
                 *tile.tile_backward(x32, u, dy, True, (1, 1)))
-    one, two = at_threads(1, run), at_threads(2, run)
-    for a, c in zip(one, two):
-        assert np.array_equal(a, c)
-    flat = wg.winograd_forward_flat(x32, u, b32, 4, 1, 1, True).reshape(one[0].shape)
-    assert _rel(one[0], flat) < _tol(9 * 24)
-    dx, du, db = wgb.winograd_backward(x32, u, dy, True, 1, 1)
-    assert _rel(one[1], dx) < _tol(9 * 16)
-    assert _rel(one[3], db) < _tol(21 * 16)
-    assert _rel(plan.weight_grad(one[2], 4), plan.weight_grad(du, 4)) < _tol(21 * 16)
+    agrees_with_the_chunks_on_any_threads(run, x32, u, b32, dy)
     assert tile.one_tile3(24, 16, 21, 4, 4) and not tile.one_tile3(24, 16, 21, 8, 8)
 
 
