@@ -64,8 +64,8 @@ from layerloom.engine.kernels.conv_winograd_tile import winograd5_image, winogra
 from layerloom.engine.kernels.conv_winograd_back import winograd_backward
 from layerloom.engine.kernels.conv_winograd_batch import (whole_batch, winograd_image,
                                                           winograd_image_grads)
-from layerloom.engine.kernels.conv_winograd_plan import (filter_transform, unpool, weight_grad,
-                                                         winograd_tile)
+from layerloom.engine.kernels.conv_winograd_plan import (filter_transform, tile_of, unpool,
+                                                         weight_grad, winograd_tile)
 
 
 def packed_direct(w_shape: tuple, dtype) -> bool:
@@ -154,7 +154,7 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
     u = pooled_filters(xp, w, pad) if u is None else u
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        if whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
+        if m != M or whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
             y, pitch = winograd_image(xp, u, b, pad).reshape(len(xp), len(w), oh * ow), ow
         else:
             y, pitch = winograd_forward_flat(xp, u, b, wp, ph, pw), wp
@@ -184,7 +184,7 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0), 
     u = pooled_filters(xp, w, pad) if u is None else u
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        if whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
+        if m != M or whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
             dxp, du, db = winograd_image_grads(xp, u, unpool(dp, arg, oh, ow, ow), need_dx, pad)
         else:
             dxp, du, db = winograd_backward(xp, u, np.ascontiguousarray(dp), need_dx, ph, pw,
@@ -240,7 +240,7 @@ def conv_forward_unpadded(x, w, b, pad: tuple, route: str, relu: bool = False) -
     if route == "winograd5":
         u = filter_transform5(w)
         return winograd5_image(x, u, b, relu, pad), (x, u)
-    u = filter_transform(w, M)
+    u = filter_transform(w, winograd_pad_free(x.shape, w.shape, x.dtype, pad, (1, 1)))
     return winograd_image(x, u, b, pad, relu), (x, u)
 
 
@@ -255,7 +255,7 @@ def conv_backward_unpadded(kept: tuple, w_shape: tuple, dy, pad: tuple, route: s
         return (dx if need_dx else None), weight_grad5(du), db
     x, u = kept
     dx, du, db = winograd_image_grads(x, u, dy, need_dx, pad)
-    return (dx if need_dx else None), weight_grad(du, M), db
+    return (dx if need_dx else None), weight_grad(du, tile_of(u)), db
 
 
 # ------------------------------------------------------------- any stride, dilation and groups

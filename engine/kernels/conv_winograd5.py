@@ -20,11 +20,12 @@ alone) go through all steps in cache, one contiguous run of chunks per core
 transform while it is in cache (the whole chunk's V and M, 64 points at once, ran the backward
 ~10 % slower). The input comes unpadded with its padding, which ``input_columns`` reads as
 zeros from ``plane`` (as rows past it), and the backward writes the input's gradient without
-it: the layers make no padded copy (``conv.pad_free_route``). The backward (``conv_winograd5_back``) is the
-adjoint. float32 only: the transforms cost a few bits (relative errors ~5e-6 of the largest
-output where the direct kernel has ~1e-7), below what float32 training notices; float64 stays
-on the exact kernels. Self-contained apart from the backward's imports
-(an edit to a kernel it shares recompiles ``conv_winograd5_back``: ``kernels.cache_stamp``).
+it: the layers make no padded copy (``conv.pad_free_route``). The backward
+(``conv_winograd5_back``) is the adjoint. float32 only: the transforms cost a few bits
+(relative errors ~5e-6 of the largest output where the direct kernel has ~1e-7), below what
+float32 training notices; float64 stays on the exact kernels. Self-contained apart from the
+backward's imports (an edit to a kernel it shares recompiles ``conv_winograd5_back``:
+``kernels.cache_stamp``).
 """
 from __future__ import annotations
 
@@ -128,9 +129,9 @@ def input_columns(x, ph, pw, s0, s1, th, tw, plane, rows):
     the padding's offset, row by row, its padding and the rows below it staying zero: no padded
     copy of the batch (one core made it while both ran the kernels; forward + backward, batch
     64, one core / two: 16 → 16 on 32×32 13.8 → 13.4 / 7.9 → 6.8 ms, 64 → 64 on 8×8 11.7 →
-    10.9 / 6.1 → 5.6, 32 → 32 on 32×32 38.2 → 36.1 / 20.4 → 18.4); ``rows`` (8, C, 4·tcd + 4) is zero at each segment's
-    columns past Wp (never written here) and gets zeros at its tail, so every tile reads zeros
-    past the input."""
+    10.9 / 6.1 → 5.6, 32 → 32 on 32×32 38.2 → 36.1 / 20.4 → 18.4); ``rows`` (8, C, 4·tcd + 4)
+    is zero at each segment's columns past Wp (never written here) and gets zeros at its tail,
+    so every tile reads zeros past the input."""
     c, h, w = x.shape[1], x.shape[2], x.shape[3]
     wp = w + 2 * pw
     seg, tcd = M * (tw + 1), (s1 - s0) * th * (tw + 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from layerloom.engine.kernels.conv_winograd5 import BT as _BT8
 from layerloom.engine.kernels.winograd_filters import filters_grad, transform_filters
 from layerloom.engine.threads import split_rows
 
@@ -21,6 +22,15 @@ MATRICES = {
                   [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64),
         np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                   [0, 1, -1, 8, -8, 1]], np.float64)),
+    # F(6×6, 3×3): the points 0, ±1, ±2, ±½, ∞ of F(4×4, 5×5), whose 8-point Bᵀ it shares; G
+    # solved for that Bᵀ and checked exact (tests/engine): one 8×8 tile a 6×6 output map
+    6: (_BT8,
+        np.array([[-1, 0, 0], [-2 / 9, -2 / 9, -2 / 9], [-2 / 9, 2 / 9, -2 / 9],
+                  [1 / 90, 1 / 45, 2 / 45], [1 / 90, -1 / 45, 2 / 45], [32 / 45, 16 / 45, 8 / 45],
+                  [32 / 45, -16 / 45, 8 / 45], [0, 0, 1]], np.float64),
+        np.array([[1, 1, 1, 1, 1, 1, 1, 0]]
+                 + [[0, 1, (-1) ** k, 2 ** k, (-2) ** k, .5 ** k, (-.5) ** k, k == 5]
+                    for k in range(1, 6)], np.float64)),
 }
 KRON = {m: np.kron(g, g) for m, (_, g, _) in MATRICES.items()}  # (a², 9): U = (G ⊗ G) · vec(g)
 
@@ -39,11 +49,20 @@ def winograd_tile(w_shape: tuple, dtype, oh: int, ow: int) -> int:
     float32 3×3 filters with enough channels in and out for the products to outweigh the
     transforms. Measured at batch 64, interleaved with the kernels it replaces on one thread:
     forward 1.6-2× the matrix-product kernel's speed on 32×32, 16×16 and 8×8 maps of 32-128
-    channels, backward 1.4-1.7×."""
+    channels, backward 1.4-1.7×. A 6×6 output map takes F(6×6, 3×3), one 8×8 tile
+    (``conv_winograd_tile``), where F(4×4, 3×3)'s 2×2 tiles spent 44 % of the products past the
+    map: forward + backward with the input gradient through the layer's route, batch 64, one
+    core / two: 16 → 16 1.17 → 0.55 ms, 64 → 64 6.86 → 3.19 / 3.49 → 1.80, 128 → 128 22.6 →
+    12.6 / 11.8 → 5.8, 256 → 256 73.0 → 41.4 / 38.4 → 21.5."""
     nf, c, kh, kw = w_shape
     if dtype != np.float32 or (kh, kw) != (3, 3) or min(nf, c) < MIN_CHANNELS or min(oh, ow) < 4:
         return 0
-    return 4
+    return 6 if (oh, ow) == (6, 6) else 4
+
+
+def tile_of(u: np.ndarray) -> int:
+    """m of the F(m×m, 3×3) whose filter transform U (a², F, C) is: a = m + 2."""
+    return int(round(np.sqrt(u.shape[0]))) - 2
 
 
 def weight_grad(du: np.ndarray, m: int) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""Winograd over the whole batch on maps that are one tile (4×4 outputs), the transforms as
-matrix products: F(4×4, 5×5) on 8×8 tiles (a 32×32 image after three 2×2 pools) and F(4×4, 3×3)
-on 6×6 tiles (ResNet-18's last stage; the phases of a stride-2 5×5 convolution onto 4×4 outputs).
+"""Winograd over the whole batch on maps that are one tile, the transforms as matrix products:
+F(4×4, 5×5) on 8×8 tiles (a 32×32 image after three 2×2 pools), F(4×4, 3×3) on 6×6 tiles
+(ResNet-18's last stage; the phases of a stride-2 5×5 convolution onto 4×4 outputs) and
+F(6×6, 3×3) on 8×8 tiles (6×6 outputs; the same Bᵀ as F(4×4, 5×5)).
 
 A sample's channel is then one a×a tile d, and Bᵀ d B is an a² × a² matrix (Bᵀ ⊗ Bᵀ) times the
 tile's values: the whole batch's input transform is one product reading the input in place (its
@@ -24,7 +25,8 @@ row transforms' whole batch before, one core / two: 16 → 16 0.73 → 0.58 / 0.
 17.2; reading the map unpadded then (against the padded copy): 64 → 64 4.28 → 2.51 / 2.19 →
 1.20 ms, 128 → 128 13.0 → 10.1 / 8.2 → 5.6, 128 → 256 20.8 → 18.1 / 11.6 → 9.3 (the four-stage
 5×5 CNN's step 1.43× → 1.52× PyTorch's on one core). Larger maps keep to the chunks (on 2×2
-tiles a sample the whole batch lost: V and M out of cache). F(4×4, 3×3): see ``one_tile3``.
+tiles a sample the whole batch lost: V and M out of cache). F(4×4, 3×3): see ``one_tile3``;
+F(6×6, 3×3): ``conv_winograd_plan.winograd_tile``.
 """
 from __future__ import annotations
 
@@ -37,11 +39,14 @@ from layerloom.engine.kernels.conv_winograd5_back import winograd5_backward
 from layerloom.engine.kernels.conv_winograd_plan import MATRICES
 from layerloom.engine.threads import split_rows
 
-# per tile side a: (Bᵀ ⊗ Bᵀ) (a² × a²): vec(Bᵀ d B) = K · vec(d), row-major vec; (Aᵀ ⊗ Aᵀ) (16 × a²)
-KRONS = {8: (np.kron(BT, BT).astype(np.float32), np.kron(AT, AT).astype(np.float32)),
-         6: (np.kron(MATRICES[4][0], MATRICES[4][0]).astype(np.float32),
-             np.kron(MATRICES[4][2], MATRICES[4][2]).astype(np.float32))}
-K8, AK = KRONS[8]
+# per tile side a, (Bᵀ ⊗ Bᵀ) (a² × a²): vec(Bᵀ d B) = K · vec(d), row-major vec; per (a, output
+# side m), (Aᵀ ⊗ Aᵀ) (m² × a²): F(4×4, 5×5), F(4×4, 3×3) and F(6×6, 3×3), whose Bᵀ is F(4×4, 5×5)'s
+KIN = {8: np.kron(BT, BT).astype(np.float32),
+       6: np.kron(MATRICES[4][0], MATRICES[4][0]).astype(np.float32)}
+KOUT = {(8, 4): np.kron(AT, AT).astype(np.float32),
+        (6, 4): np.kron(MATRICES[4][2], MATRICES[4][2]).astype(np.float32),
+        (8, 6): np.kron(MATRICES[6][2], MATRICES[6][2]).astype(np.float32)}
+K8, AK = KIN[8], KOUT[(8, 4)]
 TILE = 8  # F(4×4, 5×5)'s padded input side: 4×4 outputs
 MAX_ELEMENTS = 1 << 24  # of V and M together (64 MB): a larger batch keeps to the chunks
 
@@ -91,7 +96,7 @@ def transform_columns(a: int, pad: tuple, h: int, w: int) -> np.ndarray:
     if key not in _COLUMNS:
         if h + 2 * key[1] != a or w + 2 * key[2] != a:
             raise ValueError(f"a {h}×{w} map padded by {tuple(pad)} is not one {a}×{a} tile")
-        cols = KRONS[a][0].reshape(a * a, a, a)[:, key[1]:key[1] + h, key[2]:key[2] + w]
+        cols = KIN[a].reshape(a * a, a, a)[:, key[1]:key[1] + h, key[2]:key[2] + w]
         _COLUMNS[key] = np.ascontiguousarray(cols.reshape(a * a, h * w))
     return _COLUMNS[key]
 
@@ -116,12 +121,12 @@ def _input(x, kx, v, n0, n1):
 @njit(cache=True, nogil=True)
 def _output(mm, ak, b, out, relu, n0, n1):
     """out[n0:n1] = AK · M's columns of samples n0..n1, + b, then max(·, 0) when ``relu``."""
-    n, nf, pts = out.shape[0], out.shape[1], ak.shape[1]
+    n, nf, (outs, pts) = out.shape[0], out.shape[1], ak.shape
     for s in range(n0, n1):
         for f in range(nf):
             out[s, f] = b[f]
-    gemm(TRANS, TRANS, (n1 - n0) * nf, 16, pts, mm.ctypes.data + 4 * n0 * nf, n * nf,
-         ak.ctypes.data, pts, 1, out.ctypes.data + 4 * n0 * nf * 16, 16, False)
+    gemm(TRANS, TRANS, (n1 - n0) * nf, outs, pts, mm.ctypes.data + 4 * n0 * nf, n * nf,
+         ak.ctypes.data, pts, 1, out.ctypes.data + 4 * n0 * nf * outs, outs, False)
     if relu:
         zero = np.zeros(1, out.dtype)[0]
         for s in range(n0, n1):
@@ -138,32 +143,32 @@ def _products(u, v, mm, p0, p1):
         np.dot(v[p], u[p].T, mm[p])
 
 
-def tile_forward(x, u, b, relu: bool = False, pad: tuple = (0, 0)) -> np.ndarray:
-    """conv(x zero-padded by ``pad``) + b (N, F, 4, 4) of the float32 batch (N, C, H, W), H + 2·ph
-    = W + 2·pw = a, U (a², F, C) the filters' Winograd transform (``conv_winograd5`` for 5×5,
+def tile_forward(x, u, b, relu: bool = False, pad: tuple = (0, 0), m: int = 4) -> np.ndarray:
+    """conv(x zero-padded by ``pad``) + b (N, F, m, m) of the float32 batch (N, C, H, W), H + 2·ph
+    = W + 2·pw = a, U (a², F, C) the filters' F(m×m, r×r) transform (``conv_winograd5`` for 5×5,
     ``conv_winograd_plan`` for 3×3); then max(·, 0) when ``relu``."""
     x, a = np.ascontiguousarray(x), _side(u)
     (n, c, h, w), kx = x.shape, transform_columns(a, pad, x.shape[2], x.shape[3])
     pts, nf = u.shape[0], u.shape[1]
     v, mm = np.empty((pts, n, c), np.float32), np.empty((pts, n, nf), np.float32)
-    out = np.empty((n, nf, 4, 4), np.float32)
+    out = np.empty((n, nf, m, m), np.float32)
     bias, relu = np.ascontiguousarray(b, dtype=np.float32), bool(relu)
     split_rows(lambda n0, n1: _input(x, kx, v, n0, n1), n)
     split_rows(lambda p0, p1: _products(u, v, mm, p0, p1), pts)
-    split_rows(lambda n0, n1: _output(mm, KRONS[a][1], bias, out, relu, n0, n1), n)
+    split_rows(lambda n0, n1: _output(mm, KOUT[(a, m)], bias, out, relu, n0, n1), n)
     return out
 
 
 @njit(cache=True, nogil=True)
 def _grad_input(dy, ak, dm, db, n0, n1, part):
     """dM[:, n0:n1] = AKᵀ · dy's samples n0..n1 ᵀ; their bias gradient into db[part]."""
-    n, nf, pts = dy.shape[0], dy.shape[1], ak.shape[1]
-    gemm(TRANS, TRANS, pts, (n1 - n0) * nf, 16, ak.ctypes.data, pts,
-         dy.ctypes.data + 4 * n0 * nf * 16, 16, 0, dm.ctypes.data + 4 * n0 * nf, n * nf, False)
+    n, nf, (outs, pts) = dy.shape[0], dy.shape[1], ak.shape
+    gemm(TRANS, TRANS, pts, (n1 - n0) * nf, outs, ak.ctypes.data, pts,
+         dy.ctypes.data + 4 * n0 * nf * outs, outs, 0, dm.ctypes.data + 4 * n0 * nf, n * nf, False)
     for s in range(n0, n1):
         for f in range(nf):
             total, flat = 0.0, dy[s, f].ravel()
-            for q in range(16):
+            for q in range(outs):
                 total += flat[q]
             db[part, f] += total
 
@@ -194,7 +199,7 @@ def _adjoint(dv, kx, dx, n0, n1):
          kx.ctypes.data, hw, 0, dx.ctypes.data + 4 * n0 * c * hw, hw, False)
 
 
-def tile_backward(x, u, dy, need_dx: bool, pad: tuple = (0, 0)) -> tuple:
+def tile_backward(x, u, dy, need_dx: bool, pad: tuple = (0, 0), m: int = 4) -> tuple:
     """(d x or empty, dU as (1, a², F, C), d bias) of ``tile_forward``: what the chunked
     backwards return, for ``weight_grad``."""
     x, dy, a = np.ascontiguousarray(x), np.ascontiguousarray(dy, dtype=np.float32), _side(u)
@@ -205,7 +210,7 @@ def tile_backward(x, u, dy, need_dx: bool, pad: tuple = (0, 0)) -> tuple:
     parts = max(1, min(8, n))  # fixed: the bias gradient's sums do not follow the threads
     db = np.zeros((parts, nf), np.float64)
     cut = np.arange(parts + 1, dtype=np.int64) * n // parts
-    ak = KRONS[a][1]
+    ak = KOUT[(a, m)]
     split_rows(lambda q0, q1: _grad_parts(x, dy, kx, ak, v, dm, db, cut, q0, q1), parts)
     du = np.empty((1, pts, nf, c), np.float32)
     split_rows(lambda p0, p1: _grad_products(u, v, dm, du[0], dv, need, p0, p1), pts)
