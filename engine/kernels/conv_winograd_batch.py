@@ -27,6 +27,7 @@ from layerloom.engine.kernels.conv_winograd import (COMPACT_TW, M, _input_transf
                                                     winograd_forward_flat)
 from layerloom.engine.kernels.conv_winograd_back import (_grad_transform, _input_adjoint,
                                                          winograd_backward)
+from layerloom.engine.kernels.conv_winograd_plan import tile_of
 from layerloom.engine.kernels.conv_winograd_tile import one_tile3, tile_backward, tile_forward
 from layerloom.engine.threads import split_rows
 
@@ -54,8 +55,8 @@ def winograd_image(x, u, b, pad: tuple = (0, 0), relu: bool = False) -> np.ndarr
     padded one, the stride-2 phases, the fused max-pool)."""
     n, c, h, w = x.shape
     oh, ow = h + 2 * pad[0] - 2, w + 2 * pad[1] - 2
-    if one_tile3(c, u.shape[1], n, oh, ow) or len(u) == 64:  # 4×4 or 6×6 outputs: one tile
-        return tile_forward(x, u, b, relu, pad, 6 if len(u) == 64 else 4)
+    if tile_of(u) == 6 or one_tile3(c, u.shape[1], n, oh, ow):  # 6×6 or 4×4 outputs: one tile
+        return tile_forward(x, u, b, relu, pad, tile_of(u))
     if whole_batch(c, u.shape[1], n, oh, ow):
         return batch_forward(x, u, b, *pad, relu)
     return winograd_forward_flat(x, u, b, ow, *pad, relu).reshape(n, u.shape[1], oh, ow)
@@ -63,8 +64,8 @@ def winograd_image(x, u, b, pad: tuple = (0, 0), relu: bool = False) -> np.ndarr
 
 def winograd_image_grads(x, u, dy, need_dx: bool, pad: tuple = (0, 0)) -> tuple:
     """(dx or empty, dU, d bias) of ``winograd_image``, by the same choice."""
-    if one_tile3(x.shape[1], u.shape[1], len(x), dy.shape[2], dy.shape[3]) or len(u) == 64:
-        return tile_backward(x, u, dy, need_dx, pad, 6 if len(u) == 64 else 4)
+    if tile_of(u) == 6 or one_tile3(x.shape[1], u.shape[1], len(x), dy.shape[2], dy.shape[3]):
+        return tile_backward(x, u, dy, need_dx, pad, tile_of(u))
     if whole_batch(x.shape[1], u.shape[1], len(x), dy.shape[2], dy.shape[3]):
         return batch_backward(x, u, dy, need_dx, *pad)
     return winograd_backward(x, u, np.ascontiguousarray(dy), need_dx, *pad)
