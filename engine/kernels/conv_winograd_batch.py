@@ -55,8 +55,9 @@ def winograd_image(x, u, b, pad: tuple = (0, 0), relu: bool = False) -> np.ndarr
     padded one, the stride-2 phases, the fused max-pool)."""
     n, c, h, w = x.shape
     oh, ow = h + 2 * pad[0] - 2, w + 2 * pad[1] - 2
-    if tile_of(u) == 6 or one_tile3(c, u.shape[1], n, oh, ow):  # 6×6 or 4×4 outputs: one tile
-        return tile_forward(x, u, b, relu, pad, tile_of(u))
+    m = _one_tile(u, c, n, oh, ow)
+    if m:
+        return tile_forward(x, u, b, relu, pad, m)
     if whole_batch(c, u.shape[1], n, oh, ow):
         return batch_forward(x, u, b, *pad, relu)
     return winograd_forward_flat(x, u, b, ow, *pad, relu).reshape(n, u.shape[1], oh, ow)
@@ -64,11 +65,19 @@ def winograd_image(x, u, b, pad: tuple = (0, 0), relu: bool = False) -> np.ndarr
 
 def winograd_image_grads(x, u, dy, need_dx: bool, pad: tuple = (0, 0)) -> tuple:
     """(dx or empty, dU, d bias) of ``winograd_image``, by the same choice."""
-    if tile_of(u) == 6 or one_tile3(x.shape[1], u.shape[1], len(x), dy.shape[2], dy.shape[3]):
-        return tile_backward(x, u, dy, need_dx, pad, tile_of(u))
+    m = _one_tile(u, x.shape[1], len(x), dy.shape[2], dy.shape[3])
+    if m:
+        return tile_backward(x, u, dy, need_dx, pad, m)
     if whole_batch(x.shape[1], u.shape[1], len(x), dy.shape[2], dy.shape[3]):
         return batch_backward(x, u, dy, need_dx, *pad)
     return winograd_backward(x, u, np.ascontiguousarray(dy), need_dx, *pad)
+
+
+def _one_tile(u, c: int, n: int, oh: int, ow: int) -> int:
+    """m when ``conv_winograd_tile`` runs this convolution as one tile a map (U of F(6×6, 3×3),
+    or 4×4 outputs ``one_tile3`` takes), 0 otherwise."""
+    m = tile_of(u)
+    return m if m == 6 or one_tile3(c, u.shape[1], n, oh, ow) else 0
 
 
 def _tiles(oh: int, ow: int) -> tuple[int, int]:

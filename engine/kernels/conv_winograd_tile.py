@@ -46,8 +46,7 @@ KIN = {8: np.kron(BT, BT).astype(np.float32),
 KOUT = {(8, 4): np.kron(AT, AT).astype(np.float32),
         (6, 4): np.kron(MATRICES[4][2], MATRICES[4][2]).astype(np.float32),
         (8, 6): np.kron(MATRICES[6][2], MATRICES[6][2]).astype(np.float32)}
-K8, AK = KIN[8], KOUT[(8, 4)]
-TILE = 8  # F(4×4, 5×5)'s padded input side: 4×4 outputs
+K8 = KIN[8]
 MAX_ELEMENTS = 1 << 24  # of V and M together (64 MB): a larger batch keeps to the chunks
 
 
@@ -55,7 +54,7 @@ def whole_batch5(c: int, nf: int, n: int, oh: int, ow: int) -> bool:
     """True when this file runs an F(4×4, 5×5) convolution (``conv_winograd5.winograd5`` said
     so) of ``n`` samples, C → F channels onto OH × OW outputs: maps of one tile (4×4 outputs),
     V and M of the whole batch within ``MAX_ELEMENTS``."""
-    return n > 0 and (oh, ow) == (TILE - 4, TILE - 4) and 64 * (c + nf) * n <= MAX_ELEMENTS
+    return _one_tile(64, c, nf, n, oh, ow)
 
 
 def one_tile3(c: int, nf: int, n: int, oh: int, ow: int) -> bool:
@@ -66,15 +65,19 @@ def one_tile3(c: int, nf: int, n: int, oh: int, ow: int) -> bool:
     batch (``conv_winograd_batch``): 16 → 16 0.46 → 0.22 / 0.29 → 0.20 ms, 64 → 64 2.18 →
     1.23 / 1.22 → 1.16, 128 → 128 5.47 → 4.05 / 3.13 → 2.76, 256 → 256 20.7 → 15.7 / 12.3 →
     9.7, 512 → 512 72.3 → 60.5 / 49.4 → 41.1: every channel count gained."""
-    return n > 0 and (oh, ow) == (4, 4) and 36 * (c + nf) * n <= MAX_ELEMENTS
+    return _one_tile(36, c, nf, n, oh, ow)
+
+
+def _one_tile(points: int, c: int, nf: int, n: int, oh: int, ow: int) -> bool:
+    """4×4 outputs of a non-empty batch whose V and M (``points`` a tile) fit ``MAX_ELEMENTS``."""
+    return n > 0 and (oh, ow) == (4, 4) and points * (c + nf) * n <= MAX_ELEMENTS
 
 
 def winograd5_image(x, u, b, relu: bool = False, pad: tuple = (0, 0)) -> np.ndarray:
     """``conv_winograd5.winograd5_forward``'s result for x zero-padded by ``pad`` (read in
     place: the padding's zeros are never made), over the whole batch where ``whole_batch5`` says
     so, in chunks otherwise: the one place that picks for every 5×5 route."""
-    n, c, h, w = x.shape
-    if whole_batch5(c, u.shape[1], n, h + 2 * pad[0] - 4, w + 2 * pad[1] - 4):
+    if _whole5(x, u, pad):
         return tile_forward(x, u, b, relu, pad)
     return winograd5_forward(x, u, b, relu, pad)
 
@@ -82,10 +85,15 @@ def winograd5_image(x, u, b, relu: bool = False, pad: tuple = (0, 0)) -> np.ndar
 def winograd5_image_grads(x, u, dy, need_dx: bool, pad: tuple = (0, 0)) -> tuple:
     """(d x (without ``pad``) or empty, dU (groups, 64, F, C), d bias) of ``winograd5_image``,
     by the same choice (``conv_winograd5.weight_grad`` takes either dU)."""
-    n, c, h, w = x.shape
-    if whole_batch5(c, u.shape[1], n, h + 2 * pad[0] - 4, w + 2 * pad[1] - 4):
+    if _whole5(x, u, pad):
         return tile_backward(x, u, dy, need_dx, pad)
     return winograd5_backward(x, u, dy, need_dx, pad)
+
+
+def _whole5(x, u, pad: tuple) -> bool:
+    """``whole_batch5`` for x zero-padded by ``pad`` under the filters' transform U."""
+    n, c, h, w = x.shape
+    return whole_batch5(c, u.shape[1], n, h + 2 * pad[0] - 4, w + 2 * pad[1] - 4)
 
 
 def transform_columns(a: int, pad: tuple, h: int, w: int) -> np.ndarray:
