@@ -41,8 +41,10 @@ def _best_ms(fn, seconds: float) -> float:
     return (time.perf_counter() - t) / count * 1e3
 
 
-def compare(k: int, s: int, c: int, f: int, hw: int, n: int, seconds: float) -> tuple:
-    """(Layerloom ms, PyTorch ms) for one layer's forward + backward."""
+def compare(k: int, s: int, c: int, f: int, hw: int, n: int, seconds: float,
+            threads: int = 0) -> tuple:
+    """(Layerloom ms, PyTorch ms) for one layer's forward + backward, PyTorch on ``threads``
+    (0: as it is)."""
     import torch
 
     conv = registry.get("Conv2D")
@@ -61,7 +63,15 @@ def compare(k: int, s: int, c: int, f: int, hw: int, n: int, seconds: float) -> 
         y = torch.nn.functional.conv2d(xt, wt, bt, stride=s, padding=k // 2)
         y.backward(torch.ones_like(y))
         xt.grad = wt.grad = bt.grad = None
-    runs = [(_best_ms(ours, seconds), _best_ms(theirs, seconds)) for _ in range(2)]
+    runs = []
+    for _ in range(2):
+        mine = _best_ms(ours, seconds)
+        # numba's OpenMP pool starting sets the process's OpenMP threads to NUMBA_NUM_THREADS,
+        # which PyTorch reads: at "1 thread" its forward of a 3×3 stride-2 32 → 64 ran on two
+        # (3.8 ms, 7.6 on one) until this was set after our first call (bench_train does too)
+        if threads:
+            torch.set_num_threads(threads)
+        runs.append((mine, _best_ms(theirs, seconds)))
     return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
@@ -83,7 +93,7 @@ def main() -> None:
         for k in (int(v) for v in args.kernels.split(",")):
             for s in (1, 2):
                 for c, f, hw in QUICK if args.quick else SHAPES:
-                    ll, pt = compare(k, s, c, f, hw, args.batch, seconds)
+                    ll, pt = compare(k, s, c, f, hw, args.batch, seconds, args.threads)
                     print(f"| {k}×{k} | {s} | {c} → {f} | {hw}×{hw} | {ll:.2f} | {pt:.2f} | "
                           f"{pt / ll:.2f}× |", flush=True)
 
