@@ -19,8 +19,9 @@ column m·k and the loop vectorises. The spare tiles cost 1/tw more products, a 
 maps, so rows of at most ``COMPACT_TW`` tiles leave them out of V and M (a loop per tile row,
 which does not vectorise): one core, b64, forward 128 → 128 on 8×8 3.65 → 3.00 ms; on wider
 maps the long loop's speed was worth more (32 → 32 on 32×32 3.61 → 4.23 ms; 28×28 and 20×20
-maps alike), but on 16×16 (four tiles) the quarter of the products saved was (forward +
-backward, one core: 128 → 64 47.7 → 43.2 ms, 64 → 64 23.6 → 21.2). The numpy twin is
+maps alike). On 16×16 (four tiles) dropping them saved a fifth of the products but not the
+time: forward + backward, batch 64, one core / two, 128 → 128 75.0 → 71.3 / 40.2 → 40.3 ms,
+64 → 64 20.6 → 20.8 / 11.0 → 13.0, 32 → 32 7.3 → 7.3 / 3.6 → 5.8. The numpy twin is
 ``conv_reference.winograd_reference``. The forward writes ``conv_gemm``'s flat layout (pitch Wp)
 for the fused ReLU + max-pool, or the image itself.
 
@@ -48,7 +49,7 @@ CHUNK_TILES = 224  # or up to this many tiles a chunk, if more: with many channe
 # were ~56 tiles (128 → 128), too narrow for the per-point products; forward + backward, b64,
 # one core: 128 → 128 on 16×16 maps 95.7 → 66.3 ms, 128 → 256 on 8×8 61.3 → 42.8 ms, 64 → 64
 # on 16×16 23.4 → 22.5 ms; 32 → 32 on 32×32 (2^19 is already 227 tiles) best as it was
-COMPACT_TW = 4  # tile rows of at most this many tiles (maps of ≤ 16 columns): see the docstring
+COMPACT_TW = 3  # tile rows of at most this many tiles (maps of ≤ 12 columns): see the docstring
 
 
 # ------------------------------------------------------------------------- the 1-D transforms

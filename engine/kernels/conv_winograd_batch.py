@@ -34,18 +34,17 @@ from layerloom.engine.threads import split_rows
 MIN_PRODUCT = 1 << 16  # C·F from which the whole batch beats the chunks (256 → 256)
 MAX_ELEMENTS = 1 << 24  # of V and M together (64 MB; the chunks of 512 → 512 on 8×8 maps made
 # 151 MB of dU): a larger batch keeps to the chunks
-WHOLE_TILES = 3  # tile rows and columns of the maps taken (≤ 12 × 12)
 GROUP = 8  # samples a transform pass: the bias gradient's partial sums, fixed for any threads
 
 
 def whole_batch(c: int, nf: int, n: int, oh: int, ow: int) -> bool:
     """True when this file runs a Winograd convolution (``conv_winograd_plan.winograd_tile``
     said 4) of ``n`` samples, C → F channels onto OH × OW outputs: maps of at most
-    ``WHOLE_TILES`` tile rows and columns (≤ 12 × 12), C·F ≥ ``MIN_PRODUCT``, and V and M of
+    ``COMPACT_TW`` tile rows and columns (≤ 12 × 12), C·F ≥ ``MIN_PRODUCT``, and V and M of
     the whole batch within ``MAX_ELEMENTS``."""
     th, tw = -(-oh // M), -(-ow // M)
     return one_tile3(c, nf, n, oh, ow) or (
-        n > 0 and max(th, tw) <= WHOLE_TILES and c * nf >= MIN_PRODUCT
+        n > 0 and max(th, tw) <= COMPACT_TW and c * nf >= MIN_PRODUCT
         and (M + 2) ** 2 * (c + nf) * n * th * tw <= MAX_ELEMENTS)
 
 

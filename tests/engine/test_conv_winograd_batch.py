@@ -67,14 +67,14 @@ def test_forward_and_backward_equal_the_float64_convolution(n, c, f, h, w, pad, 
     assert wb.batch_backward(x32, u, dy.astype(np.float32), False, pad, pad)[0].size == 0
 
 
-def test_maps_wider_than_four_tiles_are_refused():
-    """V and M hold no spare tiles: a 17-column output (5 tile columns) would not fit them."""
-    x = np.zeros((2, 4, 5, 17), np.float32)
+def test_maps_wider_than_three_tiles_are_refused():
+    """V and M hold no spare tiles: a 13-column output (4 tile columns) would not fit them."""
+    x = np.zeros((2, 4, 5, 13), np.float32)
     u = plan.filter_transform(np.zeros((4, 4, 3, 3), np.float32), 4)
-    with pytest.raises(ValueError, match="at most 16 columns, not 17"):
+    with pytest.raises(ValueError, match="at most 12 columns, not 13"):
         wb.batch_forward(x, u, np.zeros(4, np.float32), 1, 1)
-    with pytest.raises(ValueError, match="at most 16 columns"):
-        wb.batch_backward(x, u, np.zeros((2, 4, 5, 17), np.float32), True, 1, 1)
+    with pytest.raises(ValueError, match="at most 12 columns"):
+        wb.batch_backward(x, u, np.zeros((2, 4, 5, 13), np.float32), True, 1, 1)
 
 
 def test_it_agrees_with_the_chunks_and_not_with_the_threads():
