@@ -13,11 +13,18 @@ its OpenMP workers spin after a kernel and take the core from the engine's row w
 parfor costs seconds to compile) with the BLAS on one thread; per-chunk dU are summed in order.
 
 The transforms are written out (``_bt4``, ``_at4`` and the backward's: the non-zero entries),
-first along the columns over whole rows, then along the rows over one line per (position,
+first along the columns, a loop over a whole sample's tile rows per row of the tiles (the
+input's, the input gradient's and the output gradient's rows regrouped by row mod 4 in a
+scratch plane, ``_input_transform`` says how), then along the rows over one line per (position,
 channel): each tile row gets m·(tw + 1) columns, one spare tile closing it, so tile k starts at
-column m·k and the loop vectorises. The spare tiles cost 1/tw more products, a third on 8×8
-maps, so rows of at most ``COMPACT_TW`` tiles leave them out of V and M (a loop per tile row,
-which does not vectorise): one core, b64, forward 128 → 128 on 8×8 3.65 → 3.00 ms; on wider
+column m·k and the loop vectorises. Forward + backward of the layer, batch 64, one core / two,
+against loops per tile row: 32 → 32 on 32×32 24.1 → 19.9 / 15.2 → 10.4 ms, 16 → 16 9.0 → 7.8 /
+5.6 → 3.7, 64 → 64 on 16×16 22.5 → 18.4 / 11.6 → 10.8, 128 → 128 on 8×8 20.3 → 19.1 / 11.5 →
+9.8, a 5×5 stride-2 64 → 128 (``conv_polyphase``) 53.5 → 48.0 / 29.3 → 24.3.
+
+The spare tiles cost 1/tw more products, a third on 8×8 maps, so rows of at most
+``COMPACT_TW`` tiles leave them out of V and M (a loop per tile row, which does not
+vectorise): one core, b64, forward 128 → 128 on 8×8 3.65 → 3.00 ms; on wider
 maps the long loop's speed was worth more (32 → 32 on 32×32 3.61 → 4.23 ms; 28×28 and 20×20
 maps alike). On 16×16 (four tiles) dropping them saved a fifth of the products but not the
 time: forward + backward, batch 64, one core / two, 128 → 128 75.0 → 71.3 / 40.2 → 40.3 ms,
@@ -77,104 +84,63 @@ def _points(arr, p, i):
 
 
 @njit(cache=True, nogil=True)
-def _zero_columns(rows, lines, seg, pw, w, end):
-    """Zeros in the first ``pw`` and the columns past ``pw + w`` of each of the ``lines``
-    segments of ``rows`` and up to ``end`` (the last spare tile's): the padding's columns and
-    those past the image, on their own as they slowed the loops they sat in."""
-    for r in range(rows.shape[0]):
-        for ch in range(rows.shape[1]):
-            line = rows[r, ch]
-            for t in range(lines):
-                left, right = line[t * seg:t * seg + pw], line[t * seg + pw + w:(t + 1) * seg]
-                for q in range(pw):
-                    left[q] = 0.0
-                for q in range(seg - pw - w):
-                    right[q] = 0.0
-            tail = line[lines * seg:end]
-            for q in range(len(tail)):
-                tail[q] = 0.0
-
-
-@njit(cache=True, nogil=True)
-def _past_the_image(x, ph, pw, s0, s1, m, th, seg, fast, rows):
-    """``_input_transform``'s first pass for the tile rows fast..th, which reach past the padded
-    image (zeros there), in ``_bt4``'s order of the sums: on their own, as a loop for them
-    beside the other tile rows' made those ~2× slower."""
-    _, c, h, w = x.shape
-    for ch in range(c):
-        for s in range(s0, s1):
-            xs = x[s, ch]
-            for ti in range(fast, th):
-                q0 = ((s - s0) * th + ti) * seg + pw
-                for i in range(m + 2):
-                    line, y = rows[i, ch, q0:q0 + w], ti * m - ph + i
-                    if 0 <= y < h:
-                        src = xs[y]
-                        for q in range(w):
-                            line[q] = src[q]
-                    else:
-                        for q in range(w):
-                            line[q] = 0.0
-                r0, r1, r2 = rows[0, ch, q0:q0 + w], rows[1, ch, q0:q0 + w], rows[2, ch, q0:q0 + w]
-                r3, r4, r5 = rows[3, ch, q0:q0 + w], rows[4, ch, q0:q0 + w], rows[m + 1, ch, q0:q0 + w]
-                for q in range(w):
-                    t0, t1, t2, t3, t4, t5 = _bt4(r0[q], r1[q], r2[q], r3[q], r4[q], r5[q])
-                    r0[q], r1[q], r2[q], r3[q], r4[q], r5[q] = t0, t1, t2, t3, t4, t5
-
-
-@njit(cache=True, nogil=True)
 def _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v):
     """v[(r, q), c, k] = (Bᵀ d B)[r, q] of tile k of channel c of x zero-padded by (ph, pw), the
     tiles of samples s0:s1 in order (sample, tile row, tile column) with one spare tile closing
     each tile row: tile k starts at m·k of a line of ``rows``, so the pass along the rows is one
     long loop.
 
-    First along the columns, each tile row's a input rows at once into ``rows[r, c]`` (segments
-    of m·(tw + 1) columns); then along the rows, tile by tile. No padded copy of the batch (it
-    took ~12 % of a ResNet stage's inference): each channel's rows are copied into ``plane``,
-    a buffer in L1 whose rows above and below the image stay zero, and the columns left and
-    right of it get zeros: the values the padded copy held, so the sums are the same bit for
-    bit. The first pass's loops run over slices from 0 (an index from an offset may be negative
-    for all numba knows, and its wrap-around test slowed them down) and nothing else may sit
-    in the tile rows' loop: a branch in it, two zeros stored after each row, or a row of zeros
-    picked where a tile row reaches the padding each made that pass 2-3× slower (1.0 → 3.0 ms
-    for 64 × 32 × 32 × 32); hence the zero columns come in the second pass and the tile rows
-    past the image (``_past_the_image``) in a kernel of their own."""
+    First along the columns into ``rows[r, c]`` (segments of m·(tw + 1) columns a tile row):
+    no padded copy of the batch (it took ~12 % of a ResNet stage's inference); each channel's
+    image rows go into ``plane``, whose rows (padded row y at plane[y mod 4], segment y // 4)
+    and columns outside the image stay zero, the values a padded copy held. Tile row t reads
+    padded rows 4t + i, so for each i one segment-aligned slice of plane[i mod 4] serves every
+    tile row: six loops over the whole sample, where a loop per tile row (as many as the map
+    is wide) ran ~3× slower per value on 16-32 columns; the padding's zeros come through the
+    sums, and tile rows past the image read zero rows. Then along the rows: each line is
+    first split into its four columns mod 4 (a loop LLVM vectorises as one interleaved group),
+    so tile k's six values are a[k], a[k + 1] of contiguous arrays; read from the line at 4k..4k
+    + 5 the loop did not vectorise. The sums and their order are ``_bt4``'s: the same values
+    bit for bit. A 32 → 32 transform of batch 64 on 32×32, one core, 2.15 → 1.49 ms."""
     _, c, h, w = x.shape
     a = m + 2
     seg = m * (tw + 1)
     tcd = (s1 - s0) * th * (tw + 1)
-    fast = min(th, (h + 2 * ph - a) // m + 1)  # tile rows inside the padded image
-    plane = np.zeros((th * m + 2) * w, x.dtype)  # one channel's rows, the padding's rows zero
-    inner = plane[ph * w:(ph + h) * w]
+    span = th * seg  # a sample's tile rows in a line
+    plane = np.zeros((4, (th + 2) * seg), x.dtype)
+    p0, p1, p2, p3 = plane[0, :span], plane[1, :span], plane[2, :span], plane[3, :span]
+    p4, p5 = plane[0, seg:seg + span], plane[1, seg:seg + span]
     for ch in range(c):
         for s in range(s0, s1):
-            xs = x[s, ch].ravel()
-            for q in range(h * w):
-                inner[q] = xs[q]
-            for ti in range(fast):
-                o, q0 = ti * m * w, ((s - s0) * th + ti) * seg + pw
-                x0, x1, x2 = plane[o:o + w], plane[o + w:o + 2 * w], plane[o + 2 * w:o + 3 * w]
-                x3, x4 = plane[o + 3 * w:o + 4 * w], plane[o + 4 * w:o + 5 * w]
-                x5 = plane[o + 5 * w:o + 6 * w]
-                r0, r1, r2 = rows[0, ch, q0:q0 + w], rows[1, ch, q0:q0 + w], rows[2, ch, q0:q0 + w]
-                r3, r4, r5 = rows[3, ch, q0:q0 + w], rows[4, ch, q0:q0 + w], rows[m + 1, ch, q0:q0 + w]
-                # one output row per loop: 1.5× faster than the six stores of _bt4 in one
+            xs = x[s, ch]
+            for y in range(h):
+                o = ((y + ph) // 4) * seg + pw
+                dst, src = plane[(y + ph) % 4, o:o + w], xs[y]
                 for q in range(w):
-                    r0[q] = _K4 * x0[q] - _K5 * x2[q] + x4[q]
-                for q in range(w):
-                    r1[q] = -_K4 * (x1[q] + x2[q]) + x3[q] + x4[q]
-                for q in range(w):
-                    r2[q] = _K4 * (x1[q] - x2[q]) - x3[q] + x4[q]
-                for q in range(w):
-                    r3[q] = _K2 * (x3[q] - x1[q]) - x2[q] + x4[q]
-                for q in range(w):
-                    r4[q] = _K2 * (x1[q] - x3[q]) - x2[q] + x4[q]
-                for q in range(w):
-                    r5[q] = _K4 * x1[q] - _K5 * x3[q] + x5[q]
-    if fast < th:
-        _past_the_image(x, ph, pw, s0, s1, m, th, seg, fast, rows)
-    _zero_columns(rows, (s1 - s0) * th, seg, pw, w, m * tcd + m)
+                    dst[q] = src[q]
+            q0 = (s - s0) * span
+            r0, r1, r2 = rows[0, ch, q0:], rows[1, ch, q0:], rows[2, ch, q0:]
+            r3, r4, r5 = rows[3, ch, q0:], rows[4, ch, q0:], rows[m + 1, ch, q0:]
+            # _bt4, one output row per loop: 1.5× faster than the six stores of _bt4 in one
+            for q in range(span):
+                r0[q] = _K4 * p0[q] - _K5 * p2[q] + p4[q]
+            for q in range(span):
+                r1[q] = -_K4 * (p1[q] + p2[q]) + p3[q] + p4[q]
+            for q in range(span):
+                r2[q] = _K4 * (p1[q] - p2[q]) - p3[q] + p4[q]
+            for q in range(span):
+                r3[q] = _K2 * (p3[q] - p1[q]) - p2[q] + p4[q]
+            for q in range(span):
+                r4[q] = _K2 * (p1[q] - p3[q]) - p2[q] + p4[q]
+            for q in range(span):
+                r5[q] = _K4 * p1[q] - _K5 * p3[q] + p5[q]
+        for r in range(a):  # past the last tile row: what the last spare tile reads
+            tail = rows[r, ch, m * tcd:m * tcd + m]
+            for q in range(m):
+                tail[q] = 0.0
+    split = np.empty((4, tcd + 1), x.dtype)
+    d0, d1, d2, d3 = split[0], split[1], split[2], split[3]
+    e0, e1 = split[0, 1:], split[1, 1:]
     for r in range(a):
         p = r * a
         for ch in range(c):
@@ -188,12 +154,12 @@ def _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v):
                                                       line[j + 3], line[j + 4], line[j + 5])
                         o0[q], o1[q], o2[q], o3[q], o4[q], o5[q] = t0, t1, t2, t3, t4, t5
                 continue
+            for k in range(tcd + 1):
+                d0[k], d1[k], d2[k], d3[k] = line[4 * k], line[4 * k + 1], line[4 * k + 2], \
+                    line[4 * k + 3]
             for k in range(tcd):
-                j = 4 * k
-                t0, t1, t2, t3, t4, t5 = _bt4(line[j], line[j + 1], line[j + 2], line[j + 3],
-                                              line[j + 4], line[j + 5])
+                t0, t1, t2, t3, t4, t5 = _bt4(d0[k], d1[k], d2[k], d3[k], e0[k], e1[k])
                 o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
-
 
 @njit(cache=True, nogil=True)
 def _output_rest(b, s0, s1, m, th, tw, oh, ow, wp, full, rows, out):
