@@ -11,7 +11,10 @@ PyTorch's CPU forward runs such convolutions through NNPACK's fast transforms at
 direct kernel can reach on the same core; the matrix-product kernel (``conv_kn2row``) could not.
 
 Layout as ``conv_winograd``'s F(4×4, 3×3) (whose docstring says why each choice): transforms
-first along the columns over whole rows (vectorised), then along the rows, tile by tile, on
+first along the columns, one loop over a whole sample's tile rows per row of the tiles (the
+maps' rows regrouped by row mod 4: ``input_columns``; forward + backward, batch 64, one core /
+two: 16 → 16 on 32×32 14.6 → 12.1 / 7.8 → 6.4 ms, 32 → 32 on 16×16 11.6 → 9.3 / 6.6 → 5.5,
+the 3 → 32 stem 9.6 → 7.9 / 5.0 → 4.4), then along the rows, tile by tile, on
 lines where tile k starts at column 4k (each tile row one segment of 4·(tw + 1) columns, one
 spare tile closing it); chunks of samples (``conv_flat.chunk_bounds``, a function of the shapes
 alone) go through all steps in cache, one contiguous run of chunks per core
@@ -122,20 +125,31 @@ def _at8(m0, m1, m2, m3, m4, m5, m6, m7):
 
 
 @njit(cache=True, nogil=True)
+def phase_plane(th, tw, like):
+    """``input_columns``' zeroed scratch for maps of th × tw tiles in ``like``'s dtype: padded
+    row y at plane[y mod 4], segment y // 4 (4·(tw + 1) columns), two segments to spare."""
+    return np.zeros((4, (th + 2) * M * (tw + 1)), like.dtype)
+
+
+@njit(cache=True, nogil=True)
 def input_columns(x, ph, pw, s0, s1, th, tw, plane, rows):
     """rows[r, c] = Bᵀ d along the columns of every tile d of channel c of x zero-padded by
     (ph, pw) (tiles of samples s0:s1 in order: sample, tile row, tile column and a spare one;
-    tile k at columns 4k..4k+7). ``plane`` (zeros when a part starts) gets one channel's map at
-    the padding's offset, row by row, its padding and the rows below it staying zero: no padded
-    copy of the batch (one core made it while both ran the kernels; forward + backward, batch
-    64, one core / two: 16 → 16 on 32×32 13.8 → 13.4 / 7.9 → 6.8 ms, 64 → 64 on 8×8 11.7 →
-    10.9 / 6.1 → 5.6, 32 → 32 on 32×32 38.2 → 36.1 / 20.4 → 18.4); ``rows`` (8, C, 4·tcd + 4)
-    is zero at each segment's columns past Wp (never written here) and gets zeros at its tail,
-    so every tile reads zeros past the input."""
+    tile k at columns 4k..4k+7). ``plane`` (``phase_plane``: zeros when a part starts) gets
+    one channel's map at the padding's offset, image row y at plane[(y + ph) mod 4], segment
+    (y + ph) // 4: its padding, the rest of each segment and the rows below stay zero, so no
+    padded copy of the batch is made (one core made it while both ran the kernels) and every
+    tile reads zeros past the input. Tile row t reads padded rows 4t + i: for each i one
+    segment-aligned slice of plane[i mod 4] serves every tile row, so each of the eight rows
+    of Bᵀ d is one loop over the sample (a loop per tile row, as many values as the map is
+    wide, ran ~3× slower per value on 16-32 columns). ``rows`` (8, C, 4·tcd + 4) gets zeros
+    at its tail."""
     c, h, w = x.shape[1], x.shape[2], x.shape[3]
-    wp = w + 2 * pw
     seg, tcd = M * (tw + 1), (s1 - s0) * th * (tw + 1)
-    band = plane.reshape((-1, wp))
+    span = th * seg  # a sample's tile rows in a line
+    x0, x1, x2, x3 = plane[0, :span], plane[1, :span], plane[2, :span], plane[3, :span]
+    e = seg + span
+    x4, x5, x6, x7 = plane[0, seg:e], plane[1, seg:e], plane[2, seg:e], plane[3, seg:e]
     for ch in range(c):
         for i in range(A):
             for q in range(M * tcd, M * tcd + M):
@@ -143,33 +157,29 @@ def input_columns(x, ph, pw, s0, s1, th, tw, plane, rows):
         for s in range(s0, s1):
             src = x[s, ch]
             for y in range(h):
-                dst, row = band[ph + y, pw:pw + w], src[y]
+                o = ((y + ph) // 4) * seg + pw
+                dst, row = plane[(y + ph) % 4, o:o + w], src[y]
                 for q in range(w):
                     dst[q] = row[q]
-            for ti in range(th):
-                q0, y = ((s - s0) * th + ti) * seg, ti * M
-                x0, x1, x2, x3 = band[y], band[y + 1], band[y + 2], band[y + 3]
-                x4, x5, x6, x7 = band[y + 4], band[y + 5], band[y + 6], band[y + 7]
-                e = q0 + wp
-                r0, r1, r2 = rows[0, ch, q0:e], rows[1, ch, q0:e], rows[2, ch, q0:e]
-                r3, r4, r5 = rows[3, ch, q0:e], rows[4, ch, q0:e], rows[5, ch, q0:e]
-                r6, r7 = rows[6, ch, q0:e], rows[7, ch, q0:e]
-                # _bt8 along the columns, an output row or a ± pair per loop
-                for q in range(wp):
-                    r0[q] = (x6[q] - x0[q]) + _K525 * (x2[q] - x4[q])
-                for q in range(wp):
-                    a, b = x2[q] + x6[q] - _K425 * x4[q], x1[q] + x5[q] - _K425 * x3[q]
-                    r1[q], r2[q] = a + b, a - b
-                for q in range(wp):
-                    a = _Q * x2[q] - _K125 * x4[q] + x6[q]
-                    b = _H * x1[q] - _K25 * x3[q] + _K2 * x5[q]
-                    r3[q], r4[q] = a + b, a - b
-                for q in range(wp):
-                    a = _K4 * x2[q] - _K5 * x4[q] + x6[q]
-                    b = _K2 * x1[q] - _K25 * x3[q] + _H * x5[q]
-                    r5[q], r6[q] = a + b, a - b
-                for q in range(wp):
-                    r7[q] = (x7[q] - x1[q]) + _K525 * (x3[q] - x5[q])
+            q0 = (s - s0) * span
+            r0, r1, r2, r3 = rows[0, ch, q0:], rows[1, ch, q0:], rows[2, ch, q0:], rows[3, ch, q0:]
+            r4, r5, r6, r7 = rows[4, ch, q0:], rows[5, ch, q0:], rows[6, ch, q0:], rows[7, ch, q0:]
+            # _bt8 along the columns, an output row or a ± pair per loop
+            for q in range(span):
+                r0[q] = (x6[q] - x0[q]) + _K525 * (x2[q] - x4[q])
+            for q in range(span):
+                a, b = x2[q] + x6[q] - _K425 * x4[q], x1[q] + x5[q] - _K425 * x3[q]
+                r1[q], r2[q] = a + b, a - b
+            for q in range(span):
+                a = _Q * x2[q] - _K125 * x4[q] + x6[q]
+                b = _H * x1[q] - _K25 * x3[q] + _K2 * x5[q]
+                r3[q], r4[q] = a + b, a - b
+            for q in range(span):
+                a = _K4 * x2[q] - _K5 * x4[q] + x6[q]
+                b = _K2 * x1[q] - _K25 * x3[q] + _H * x5[q]
+                r5[q], r6[q] = a + b, a - b
+            for q in range(span):
+                r7[q] = (x7[q] - x1[q]) + _K525 * (x3[q] - x5[q])
 
 
 @njit(cache=True, nogil=True)
@@ -250,8 +260,8 @@ def _output_columns(b, s0, s1, th, tw, out, relu, orows):
 def forward_part(x, ph, pw, u, b, geo, out, relu, c0, c1):
     """Chunks c0..c1 of ``winograd5_forward``, serially, on buffers allocated once."""
     bounds, th, tw, tcd = geo
-    c, wp, nf = x.shape[1], x.shape[3] + 2 * pw, u.shape[1]
-    plane = np.zeros((th * M + A) * wp, x.dtype)
+    c, nf = x.shape[1], u.shape[1]
+    plane = phase_plane(th, tw, x)
     rows = np.zeros((A, c, M * tcd + M), x.dtype)
     orows = np.empty((A, nf, M * tcd), x.dtype)
     vbuf, mbuf = np.empty(8 * c * tcd, x.dtype), np.empty(8 * nf * tcd, x.dtype)

@@ -14,7 +14,7 @@ from numba import njit
 
 from layerloom.engine.kernels.conv_winograd5 import (_E, _H, _K2, _K4, _K5, _K8, _K25, _K125,
                                                      _K425, _K525, _Q, A, M, geometry,
-                                                     input_columns, input_row)
+                                                     input_columns, input_row, phase_plane)
 from layerloom.engine.threads import split_rows
 
 
@@ -40,37 +40,43 @@ def _b8(v0, v1, v2, v3, v4, v5, v6, v7):
 @njit(cache=True, nogil=True)
 def _grad_columns(dy, s0, s1, th, tw, yplane, orows, db):
     """orows[r, f] = A dY along the columns of every output tile of filter f (the spare tiles
-    and the parts past the output zero); db[f] += Σ dy[s0:s1, f] (in float64). Each map is
-    copied into ``yplane``, whose rows past the output stay zero; ``orows`` is zero at each
-    segment's columns past OW (never written here)."""
+    and the parts past the output zero); db[f] += Σ dy[s0:s1, f] (in float64: each column's
+    sum down the maps, a loop that vectorises, then the columns' in order). Each map goes into
+    ``yplane`` (``phase_plane``) as ``input_columns``' input does, row y at plane[y mod 4],
+    segment y // 4, the rest zero: each row of A dY is then one loop over the sample."""
     nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
     seg = M * (tw + 1)
-    inner, band = yplane[:oh * ow], yplane.reshape((-1, ow))
+    span = th * seg
+    y0, y1, y2, y3 = yplane[0, :span], yplane[1, :span], yplane[2, :span], yplane[3, :span]
+    cols = np.empty(ow, np.float64)
     for f in range(nf):
-        acc = 0.0
-        l0, l1, l2, l3 = orows[0, f], orows[1, f], orows[2, f], orows[3, f]
-        l4, l5, l6, l7 = orows[4, f], orows[5, f], orows[6, f], orows[7, f]
+        cols[:] = 0.0
         for s in range(s0, s1):
-            src = dy[s, f].ravel()
-            for q in range(oh * ow):
-                inner[q] = src[q]
-                acc += src[q]
-            for ti in range(th):
-                q0, y = ((s - s0) * th + ti) * seg, ti * M
-                y0, y1, y2, y3 = band[y], band[y + 1], band[y + 2], band[y + 3]
-                o0, o1, o2, o3 = l0[q0:q0 + ow], l1[q0:q0 + ow], l2[q0:q0 + ow], l3[q0:q0 + ow]
-                o4, o5, o6, o7 = l4[q0:q0 + ow], l5[q0:q0 + ow], l6[q0:q0 + ow], l7[q0:q0 + ow]
-                for q in range(ow):  # _a8 along the columns, a row or a ± pair per loop
-                    o0[q], o7[q] = y0[q], y3[q]
+            src = dy[s, f]
+            for y in range(oh):
+                o = (y // 4) * seg
+                dst, row = yplane[y % 4, o:o + ow], src[y]
                 for q in range(ow):
-                    e, o = y0[q] + y2[q], y1[q] + y3[q]
-                    o1[q], o2[q] = e + o, e - o
+                    dst[q] = row[q]
                 for q in range(ow):
-                    e, o = y0[q] + _K4 * y2[q], _K2 * y1[q] + _K8 * y3[q]
-                    o3[q], o4[q] = e + o, e - o
-                for q in range(ow):
-                    e, o = y0[q] + _Q * y2[q], _H * y1[q] + _E * y3[q]
-                    o5[q], o6[q] = e + o, e - o
+                    cols[q] += row[q]
+            q0 = (s - s0) * span
+            o0, o1, o2, o3 = orows[0, f, q0:], orows[1, f, q0:], orows[2, f, q0:], orows[3, f, q0:]
+            o4, o5, o6, o7 = orows[4, f, q0:], orows[5, f, q0:], orows[6, f, q0:], orows[7, f, q0:]
+            for q in range(span):  # _a8 along the columns, a row or a ± pair per loop
+                o0[q], o7[q] = y0[q], y3[q]
+            for q in range(span):
+                e, o = y0[q] + y2[q], y1[q] + y3[q]
+                o1[q], o2[q] = e + o, e - o
+            for q in range(span):
+                e, o = y0[q] + _K4 * y2[q], _K2 * y1[q] + _K8 * y3[q]
+                o3[q], o4[q] = e + o, e - o
+            for q in range(span):
+                e, o = y0[q] + _Q * y2[q], _H * y1[q] + _E * y3[q]
+                o5[q], o6[q] = e + o, e - o
+        acc = 0.0
+        for q in range(ow):
+            acc += cols[q]
         db[f] += acc
 
 
@@ -112,45 +118,52 @@ def _adjoint_row(dv8, r, tcd, tmp, drows):
 def _adjoint_columns(s0, s1, th, tw, ph, pw, drows, dplane, dx):
     """dx[s0:s1] = Σ over tiles of B (``_adjoint_row``'s rows) at each tile's place, cut to the
     input without its padding (ph, pw): tiles 4 rows apart overlap, so each map is summed in
-    ``dplane`` (padded) first."""
+    ``dplane`` (``phase_plane``: padded row y at dplane[y mod 4], segment y // 4) first, each
+    of the eight rows of every tile row in one loop over the sample. A padded row sums at most
+    two terms, from zero: the values a plane in row order gave, bit for bit."""
     c, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
-    wp = w + 2 * pw
     seg = M * (tw + 1)
-    band = dplane.reshape((-1, wp))
+    span = th * seg
+    x0, x1, x2, x3 = dplane[0, :span], dplane[1, :span], dplane[2, :span], dplane[3, :span]
+    e = seg + span
+    x4, x5, x6, x7 = dplane[0, seg:e], dplane[1, seg:e], dplane[2, seg:e], dplane[3, seg:e]
+    zero = np.zeros(1, dx.dtype)[0]
     for ch in range(c):
         for s in range(s0, s1):
-            dplane[:] = 0
-            for ti in range(th):
-                q0, y = ((s - s0) * th + ti) * seg, ti * M
-                e = q0 + wp
-                v0, v1, v2 = drows[0, ch, q0:e], drows[1, ch, q0:e], drows[2, ch, q0:e]
-                v3, v4, v5 = drows[3, ch, q0:e], drows[4, ch, q0:e], drows[5, ch, q0:e]
-                v6, v7 = drows[6, ch, q0:e], drows[7, ch, q0:e]
-                x0, x1, x2, x3 = band[y], band[y + 1], band[y + 2], band[y + 3]
-                x4, x5, x6, x7 = band[y + 4], band[y + 5], band[y + 6], band[y + 7]
-                for q in range(wp):  # _b8 along the columns, one row per loop
-                    x0[q] -= v0[q]
-                for q in range(wp):
-                    x1[q] += (v1[q] - v2[q]) + _H * (v3[q] - v4[q]) + _K2 * (v5[q] - v6[q]) - v7[q]
-                for q in range(wp):
-                    x2[q] += (_K525 * v0[q] + (v1[q] + v2[q]) + _Q * (v3[q] + v4[q])
-                              + _K4 * (v5[q] + v6[q]))
-                for q in range(wp):
-                    x3[q] += (_K525 * v7[q] - _K425 * (v1[q] - v2[q])
-                              - _K25 * ((v3[q] - v4[q]) + (v5[q] - v6[q])))
-                for q in range(wp):
-                    x4[q] -= (_K525 * v0[q] + _K425 * (v1[q] + v2[q]) + _K125 * (v3[q] + v4[q])
-                              + _K5 * (v5[q] + v6[q]))
-                for q in range(wp):
-                    x5[q] += ((v1[q] - v2[q]) + _K2 * (v3[q] - v4[q]) + _H * (v5[q] - v6[q])
-                              - _K525 * v7[q])
-                for q in range(wp):
-                    x6[q] += v0[q] + (v1[q] + v2[q]) + (v3[q] + v4[q]) + (v5[q] + v6[q])
-                for q in range(wp):
-                    x7[q] += v7[q]
+            q0 = (s - s0) * span
+            v0, v1, v2, v3 = drows[0, ch, q0:], drows[1, ch, q0:], drows[2, ch, q0:], \
+                drows[3, ch, q0:]
+            v4, v5, v6, v7 = drows[4, ch, q0:], drows[5, ch, q0:], drows[6, ch, q0:], \
+                drows[7, ch, q0:]
+            for q in range(span):  # _b8 along the columns, one row per loop
+                x0[q] = zero - v0[q]
+            for q in range(span):
+                x1[q] = zero + ((v1[q] - v2[q]) + _H * (v3[q] - v4[q]) + _K2 * (v5[q] - v6[q])
+                                - v7[q])
+            for q in range(span):
+                x2[q] = zero + (_K525 * v0[q] + (v1[q] + v2[q]) + _Q * (v3[q] + v4[q])
+                                + _K4 * (v5[q] + v6[q]))
+            for q in range(span):
+                x3[q] = zero + (_K525 * v7[q] - _K425 * (v1[q] - v2[q])
+                                - _K25 * ((v3[q] - v4[q]) + (v5[q] - v6[q])))
+            for i in range(4):  # below the last tile row: its last four rows alone
+                tail = dplane[i, span:e]
+                for q in range(seg):
+                    tail[q] = zero
+            for q in range(span):  # the next tile row's first four rows
+                x4[q] -= (_K525 * v0[q] + _K425 * (v1[q] + v2[q]) + _K125 * (v3[q] + v4[q])
+                          + _K5 * (v5[q] + v6[q]))
+            for q in range(span):
+                x5[q] += ((v1[q] - v2[q]) + _K2 * (v3[q] - v4[q]) + _H * (v5[q] - v6[q])
+                          - _K525 * v7[q])
+            for q in range(span):
+                x6[q] += v0[q] + (v1[q] + v2[q]) + (v3[q] + v4[q]) + (v5[q] + v6[q])
+            for q in range(span):
+                x7[q] += v7[q]
             dst = dx[s, ch]
             for y in range(h):
-                row, src = dst[y], band[ph + y, pw:pw + w]
+                o = ((y + ph) // 4) * seg + pw
+                row, src = dst[y], dplane[(y + ph) % 4, o:o + w]
                 for q in range(w):
                     row[q] = src[q]
 
@@ -160,16 +173,16 @@ def backward_part(x, ph, pw, u, dy, geo, du, db, dx, need_dx, c0, c1):
     """Chunks c0..c1 of ``winograd5_backward``, serially: chunk ci's dU into du[ci], its bias
     gradient into db[ci], on buffers allocated once."""
     bounds, th, tw, tcd = geo
-    c, wp, nf, ow = x.shape[1], x.shape[3] + 2 * pw, u.shape[1], dy.shape[3]
-    plane = np.zeros((th * M + A) * wp, x.dtype)
+    c, nf = x.shape[1], u.shape[1]
+    plane = phase_plane(th, tw, x)
     rows = np.zeros((A, c, M * tcd + M), x.dtype)
-    yplane = np.zeros(th * M * ow, x.dtype)
+    yplane = phase_plane(th, tw, x)
     orows = np.zeros((A, nf, M * tcd), x.dtype)
     vbuf, mbuf = np.empty(8 * c * tcd, x.dtype), np.empty(8 * nf * tcd, x.dtype)
     pts = np.empty((M, tcd + 1), x.dtype)
     tmp = np.zeros((A, tcd + 1), x.dtype)
     drows = np.empty((A, c if need_dx else 0, M * tcd + M), x.dtype)
-    dplane = np.empty((th * M + A) * wp if need_dx else 0, x.dtype)
+    dplane = np.empty((4, (th + 2) * M * (tw + 1) if need_dx else 0), x.dtype)
     for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         k = (s1 - s0) * th * (tw + 1)
