@@ -57,12 +57,12 @@ from layerloom.engine.kernels.conv_kn2row import kn2row_backward, kn2row_forward
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
 from layerloom.engine.kernels.conv_polyphase import (phases_backward, phases_forward, polyphase,
                                                      polyphase_backward, polyphase_forward)
-from layerloom.engine.kernels.conv_winograd import M, winograd_forward_flat
+from layerloom.engine.kernels.conv_winograd import winograd_forward_flat
 from layerloom.engine.kernels.conv_winograd5 import (filter_transform as filter_transform5,
                                                      weight_grad as weight_grad5, winograd5)
 from layerloom.engine.kernels.conv_winograd_tile import winograd5_image, winograd5_image_grads
 from layerloom.engine.kernels.conv_winograd_back import winograd_backward
-from layerloom.engine.kernels.conv_winograd_batch import (whole_batch, winograd_image,
+from layerloom.engine.kernels.conv_winograd_batch import (whole_image, winograd_image,
                                                           winograd_image_grads)
 from layerloom.engine.kernels.conv_winograd_plan import (filter_transform, tile_of, unpool,
                                                          weight_grad, winograd_tile)
@@ -154,7 +154,7 @@ def conv_relu_maxpool(xp, w, b, pkh: int, pkw: int, psh: int, psw: int, want_arg
     u = pooled_filters(xp, w, pad) if u is None else u
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        if m != M or whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
+        if whole_image(m, xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
             y, pitch = winograd_image(xp, u, b, pad).reshape(len(xp), len(w), oh * ow), ow
         else:
             y, pitch = winograd_forward_flat(xp, u, b, wp, ph, pw), wp
@@ -184,7 +184,7 @@ def conv_relu_maxpool_grads(xp, w, dp, arg, need_dx: bool, pad: tuple = (0, 0), 
     u = pooled_filters(xp, w, pad) if u is None else u
     m = winograd_tile(w.shape, xp.dtype, oh, ow)
     if m:
-        if m != M or whole_batch(xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
+        if whole_image(m, xp.shape[1], len(w), len(xp), oh, ow):  # pooled at pitch OW
             dxp, du, db = winograd_image_grads(xp, u, unpool(dp, arg, oh, ow, ow), need_dx, pad)
         else:
             dxp, du, db = winograd_backward(xp, u, np.ascontiguousarray(dp), need_dx, ph, pw,

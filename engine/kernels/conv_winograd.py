@@ -84,6 +84,38 @@ def _points(arr, p, i):
 
 
 @njit(cache=True, nogil=True)
+def phase_plane(th, tw, like):
+    """A zeroed scratch plane in ``like``'s dtype for maps of th × tw tiles (4 apart, both
+    kernels): padded row y at plane[y mod 4], segment y // 4 of 4·(tw + 1) columns, two
+    segments to spare. Tile row t's rows 4t + i are then one segment-aligned slice of
+    plane[i mod 4] for every t, so a transform along the columns is one loop over the sample."""
+    return np.zeros((4, (th + 2) * M * (tw + 1)), like.dtype)
+
+
+@njit(inline="always")
+def rows_into_plane(src, plane, seg, ph, pw):
+    """``phase_plane``'s rows from the map ``src`` (H × W) at the padding's offset (ph, pw): the
+    padding and the rest of each segment are never written, so they keep their zeros."""
+    h, w = src.shape
+    for y in range(h):
+        o = ((y + ph) // 4) * seg + pw
+        dst, row = plane[(y + ph) % 4, o:o + w], src[y]
+        for q in range(w):
+            dst[q] = row[q]
+
+
+@njit(inline="always")
+def rows_from_plane(plane, dst, seg, ph, pw):
+    """The map ``dst`` (H × W) from ``phase_plane``'s rows at the padding's offset (ph, pw)."""
+    h, w = dst.shape
+    for y in range(h):
+        o = ((y + ph) // 4) * seg + pw
+        src, row = plane[(y + ph) % 4, o:o + w], dst[y]
+        for q in range(w):
+            row[q] = src[q]
+
+
+@njit(cache=True, nogil=True)
 def _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v):
     """v[(r, q), c, k] = (Bᵀ d B)[r, q] of tile k of channel c of x zero-padded by (ph, pw), the
     tiles of samples s0:s1 in order (sample, tile row, tile column) with one spare tile closing
@@ -92,8 +124,8 @@ def _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v):
 
     First along the columns into ``rows[r, c]`` (segments of m·(tw + 1) columns a tile row):
     no padded copy of the batch (it took ~12 % of a ResNet stage's inference); each channel's
-    image rows go into ``plane``, whose rows (padded row y at plane[y mod 4], segment y // 4)
-    and columns outside the image stay zero, the values a padded copy held. Tile row t reads
+    image rows go into ``plane`` (``phase_plane``), whose rows and columns outside the image
+    stay zero, the values a padded copy held. Tile row t reads
     padded rows 4t + i, so for each i one segment-aligned slice of plane[i mod 4] serves every
     tile row: six loops over the whole sample, where a loop per tile row (as many as the map
     is wide) ran ~3× slower per value on 16-32 columns; the padding's zeros come through the
@@ -102,22 +134,17 @@ def _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v):
     so tile k's six values are a[k], a[k + 1] of contiguous arrays; read from the line at 4k..4k
     + 5 the loop did not vectorise. The sums and their order are ``_bt4``'s: the same values
     bit for bit. A 32 → 32 transform of batch 64 on 32×32, one core, 2.51 → 1.78 ms."""
-    _, c, h, w = x.shape
+    c = x.shape[1]
     a = m + 2
     seg = m * (tw + 1)
     tcd = (s1 - s0) * th * (tw + 1)
     span = th * seg  # a sample's tile rows in a line
-    plane = np.zeros((4, (th + 2) * seg), x.dtype)
+    plane = phase_plane(th, tw, x)
     p0, p1, p2, p3 = plane[0, :span], plane[1, :span], plane[2, :span], plane[3, :span]
     p4, p5 = plane[0, seg:seg + span], plane[1, seg:seg + span]
     for ch in range(c):
         for s in range(s0, s1):
-            xs = x[s, ch]
-            for y in range(h):
-                o = ((y + ph) // 4) * seg + pw
-                dst, src = plane[(y + ph) % 4, o:o + w], xs[y]
-                for q in range(w):
-                    dst[q] = src[q]
+            rows_into_plane(x[s, ch], plane, seg, ph, pw)
             q0 = (s - s0) * span
             r0, r1, r2 = rows[0, ch, q0:], rows[1, ch, q0:], rows[2, ch, q0:]
             r3, r4, r5 = rows[3, ch, q0:], rows[4, ch, q0:], rows[m + 1, ch, q0:]

@@ -37,7 +37,8 @@ import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can
 from numba import njit
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
-from layerloom.engine.kernels.conv_winograd import _K2, _K4, _K5, _K8
+from layerloom.engine.kernels.conv_winograd import (_K2, _K4, _K5, _K8, phase_plane,
+                                                    rows_into_plane)
 from layerloom.engine.kernels.winograd_filters import filters_grad, transform_filters
 from layerloom.engine.threads import split_rows
 
@@ -125,13 +126,6 @@ def _at8(m0, m1, m2, m3, m4, m5, m6, m7):
 
 
 @njit(cache=True, nogil=True)
-def phase_plane(th, tw, like):
-    """``input_columns``' zeroed scratch for maps of th × tw tiles in ``like``'s dtype: padded
-    row y at plane[y mod 4], segment y // 4 (4·(tw + 1) columns), two segments to spare."""
-    return np.zeros((4, (th + 2) * M * (tw + 1)), like.dtype)
-
-
-@njit(cache=True, nogil=True)
 def input_columns(x, ph, pw, s0, s1, th, tw, plane, rows):
     """rows[r, c] = Bᵀ d along the columns of every tile d of channel c of x zero-padded by
     (ph, pw) (tiles of samples s0:s1 in order: sample, tile row, tile column and a spare one;
@@ -144,7 +138,7 @@ def input_columns(x, ph, pw, s0, s1, th, tw, plane, rows):
     of Bᵀ d is one loop over the sample (a loop per tile row, as many values as the map is
     wide, ran ~3× slower per value on 16-32 columns). ``rows`` (8, C, 4·tcd + 4) gets zeros
     at its tail."""
-    c, h, w = x.shape[1], x.shape[2], x.shape[3]
+    c = x.shape[1]
     seg, tcd = M * (tw + 1), (s1 - s0) * th * (tw + 1)
     span = th * seg  # a sample's tile rows in a line
     x0, x1, x2, x3 = plane[0, :span], plane[1, :span], plane[2, :span], plane[3, :span]
@@ -155,12 +149,7 @@ def input_columns(x, ph, pw, s0, s1, th, tw, plane, rows):
             for q in range(M * tcd, M * tcd + M):
                 rows[i, ch, q] = 0
         for s in range(s0, s1):
-            src = x[s, ch]
-            for y in range(h):
-                o = ((y + ph) // 4) * seg + pw
-                dst, row = plane[(y + ph) % 4, o:o + w], src[y]
-                for q in range(w):
-                    dst[q] = row[q]
+            rows_into_plane(x[s, ch], plane, seg, ph, pw)
             q0 = (s - s0) * span
             r0, r1, r2, r3 = rows[0, ch, q0:], rows[1, ch, q0:], rows[2, ch, q0:], rows[3, ch, q0:]
             r4, r5, r6, r7 = rows[4, ch, q0:], rows[5, ch, q0:], rows[6, ch, q0:], rows[7, ch, q0:]

@@ -12,9 +12,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from layerloom.engine.kernels.conv_winograd import phase_plane, rows_from_plane, rows_into_plane
 from layerloom.engine.kernels.conv_winograd5 import (_E, _H, _K2, _K4, _K5, _K8, _K25, _K125,
                                                      _K425, _K525, _Q, A, M, geometry,
-                                                     input_columns, input_row, phase_plane)
+                                                     input_columns, input_row)
+from layerloom.engine.kernels.conv_winograd_back import _bias_grad
 from layerloom.engine.threads import split_rows
 
 
@@ -40,26 +42,16 @@ def _b8(v0, v1, v2, v3, v4, v5, v6, v7):
 @njit(cache=True, nogil=True)
 def _grad_columns(dy, s0, s1, th, tw, yplane, orows, db):
     """orows[r, f] = A dY along the columns of every output tile of filter f (the spare tiles
-    and the parts past the output zero); db[f] += Σ dy[s0:s1, f] (in float64: each column's
-    sum down the maps, a loop that vectorises, then the columns' in order). Each map goes into
-    ``yplane`` (``phase_plane``) as ``input_columns``' input does, row y at plane[y mod 4],
-    segment y // 4, the rest zero: each row of A dY is then one loop over the sample."""
-    nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
+    and the parts past the output zero); db[f] += Σ dy[s0:s1, f] (``_bias_grad``, in float64).
+    Each map goes into ``yplane`` (``phase_plane``) as ``input_columns``' input does, the rest
+    zero: each row of A dY is then one loop over the sample."""
+    nf = dy.shape[1]
     seg = M * (tw + 1)
     span = th * seg
     y0, y1, y2, y3 = yplane[0, :span], yplane[1, :span], yplane[2, :span], yplane[3, :span]
-    cols = np.empty(ow, np.float64)
     for f in range(nf):
-        cols[:] = 0.0
         for s in range(s0, s1):
-            src = dy[s, f]
-            for y in range(oh):
-                o = (y // 4) * seg
-                dst, row = yplane[y % 4, o:o + ow], src[y]
-                for q in range(ow):
-                    dst[q] = row[q]
-                for q in range(ow):
-                    cols[q] += row[q]
+            rows_into_plane(dy[s, f], yplane, seg, 0, 0)
             q0 = (s - s0) * span
             o0, o1, o2, o3 = orows[0, f, q0:], orows[1, f, q0:], orows[2, f, q0:], orows[3, f, q0:]
             o4, o5, o6, o7 = orows[4, f, q0:], orows[5, f, q0:], orows[6, f, q0:], orows[7, f, q0:]
@@ -74,10 +66,7 @@ def _grad_columns(dy, s0, s1, th, tw, yplane, orows, db):
             for q in range(span):
                 e, o = y0[q] + _Q * y2[q], _H * y1[q] + _E * y3[q]
                 o5[q], o6[q] = e + o, e - o
-        acc = 0.0
-        for q in range(ow):
-            acc += cols[q]
-        db[f] += acc
+    _bias_grad(dy, s0, s1, db)
 
 
 @njit(cache=True, nogil=True)
@@ -121,7 +110,7 @@ def _adjoint_columns(s0, s1, th, tw, ph, pw, drows, dplane, dx):
     ``dplane`` (``phase_plane``: padded row y at dplane[y mod 4], segment y // 4) first, each
     of the eight rows of every tile row in one loop over the sample. A padded row sums at most
     two terms, from zero: the values a plane in row order gave, bit for bit."""
-    c, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
+    c = dx.shape[1]
     seg = M * (tw + 1)
     span = th * seg
     x0, x1, x2, x3 = dplane[0, :span], dplane[1, :span], dplane[2, :span], dplane[3, :span]
@@ -160,12 +149,7 @@ def _adjoint_columns(s0, s1, th, tw, ph, pw, drows, dplane, dx):
                 x6[q] += v0[q] + (v1[q] + v2[q]) + (v3[q] + v4[q]) + (v5[q] + v6[q])
             for q in range(span):
                 x7[q] += v7[q]
-            dst = dx[s, ch]
-            for y in range(h):
-                o = ((y + ph) // 4) * seg + pw
-                row, src = dst[y], dplane[(y + ph) % 4, o:o + w]
-                for q in range(w):
-                    row[q] = src[q]
+            rows_from_plane(dplane, dx[s, ch], seg, ph, pw)
 
 
 @njit(cache=True, nogil=True)
@@ -182,7 +166,7 @@ def backward_part(x, ph, pw, u, dy, geo, du, db, dx, need_dx, c0, c1):
     pts = np.empty((M, tcd + 1), x.dtype)
     tmp = np.zeros((A, tcd + 1), x.dtype)
     drows = np.empty((A, c if need_dx else 0, M * tcd + M), x.dtype)
-    dplane = np.empty((4, (th + 2) * M * (tw + 1) if need_dx else 0), x.dtype)
+    dplane = phase_plane(th, tw, x)
     for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         k = (s1 - s0) * th * (tw + 1)

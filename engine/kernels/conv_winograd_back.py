@@ -12,7 +12,8 @@ from numba import njit
 
 from layerloom.engine.kernels.conv_winograd import (_K2, _K4, _K5, _K8, COMPACT_TW, M,
                                                     TILE_ELEMENTS, _geometry, _input_transform,
-                                                    _points, _views)
+                                                    _points, _views, phase_plane,
+                                                    rows_from_plane, rows_into_plane)
 from layerloom.engine.kernels.conv_winograd_plan import unpool_part
 from layerloom.engine.threads import split_rows
 
@@ -56,25 +57,20 @@ def _bias_grad(dy, s0, s1, db):
 def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
     """dm[(r, q), f, k] = (A dY Aᵀ)[r, q] of output tile k (tiles as in ``_input_transform``, the
     spare ones and the parts past the output zero); db[f] += Σ dy[s0:s1, f] (``_bias_grad``).
-    First along the columns: each filter's map goes into ``plane`` as ``_input_transform``'s
-    input does (row y at plane[y mod 4], segment y // 4; zeros past OW and OH), so each row of
+    First along the columns: each filter's map goes into ``plane`` (``phase_plane``; zeros past
+    OW and OH) as ``_input_transform``'s input does, so each row of
     A dY is one loop over the sample (in float32: ``conv_winograd`` says why); then along the
     rows. 32 filters on 32×32, batch 64, one core: 3.85 → 3.09 ms against loops per tile row."""
-    _, nf, oh, ow = dy.shape
+    nf = dy.shape[1]
     a = m + 2
     seg = m * (tw + 1)
     tcd = (s1 - s0) * th * (tw + 1)
     span = th * seg
-    plane = np.zeros((4, span), dy.dtype)
-    y0, y1, y2, y3 = plane[0], plane[1], plane[2], plane[3]
+    plane = phase_plane(th, tw, dy)
+    y0, y1, y2, y3 = plane[0, :span], plane[1, :span], plane[2, :span], plane[3, :span]
     for f in range(nf):
         for s in range(s0, s1):
-            ys = dy[s, f]
-            for y in range(oh):
-                o = (y // 4) * seg
-                dst, src = plane[y % 4, o:o + ow], ys[y]
-                for x in range(ow):
-                    dst[x] = src[x]
+            rows_into_plane(dy[s, f], plane, seg, 0, 0)
             q0 = (s - s0) * span
             l0, l1, l2 = rows[0, f, q0:], rows[1, f, q0:], rows[2, f, q0:]
             l3, l4, l5 = rows[3, f, q0:], rows[4, f, q0:], rows[m + 1, f, q0:]
@@ -135,12 +131,12 @@ def _input_adjoint(dv, ph, pw, s0, s1, m, th, tw, rows, dx):
     dropped: the input transform's adjoint, written into the unpadded gradient (no padded copy
     to slice). Along the rows first: a tile's last two columns are the next tile's first two, so
     each column gathers from two tiles. Then along the columns, into one channel's padded rows
-    in ``plane`` (padded row y in plane[y mod 4] at segment y // 4, as ``_input_transform``
-    reads them), copied out without the padding: each of the six rows of every tile row is one
-    loop over the sample (a loop per tile row ran ~3× slower per value on 16-32 columns). A
-    padded row sums at most two terms, from zero: the same values bit for bit as the padded
-    gradient's. A 32 → 32 adjoint of batch 64 on 32×32, one core, 2.95 → 1.84 ms."""
-    _, c, h, w = dx.shape
+    in ``plane`` (``phase_plane``, as ``_input_transform`` reads them), copied out without the
+    padding: each of the six rows of every tile row is one loop over the sample (a loop per
+    tile row ran ~3× slower per value on 16-32 columns). A padded row sums at most two terms,
+    from zero: the same values bit for bit as the padded gradient's. A 32 → 32 adjoint of batch
+    64 on 32×32, one core, 2.95 → 1.84 ms."""
+    c = dx.shape[1]
     a = m + 2
     seg = m * (tw + 1)
     tcd = (s1 - s0) * th * (tw + 1)
@@ -161,7 +157,7 @@ def _input_adjoint(dv, ph, pw, s0, s1, m, th, tw, rows, dx):
                 x = 4 * k
                 line[x], line[x + 1], line[x + 2], line[x + 3] = t0 + u4, t1 + u5, t2, t3
     span = th * seg  # a sample's tile rows in a line
-    plane = np.empty((4, (th + 2) * seg), dx.dtype)  # padded row y at plane[y mod 4], y // 4
+    plane = phase_plane(th, tw, dx)
     d0, d1, d2, d3 = plane[0, :span], plane[1, :span], plane[2, :span], plane[3, :span]
     d4, d5 = plane[0, seg:seg + span], plane[1, seg:seg + span]
     zero = np.zeros(1, dx.dtype)[0]
@@ -187,11 +183,7 @@ def _input_adjoint(dv, ph, pw, s0, s1, m, th, tw, rows, dx):
                 d4[q] += v0[q] + v1[q] + v2[q] + v3[q] + v4[q]
             for q in range(span):
                 d5[q] += v5[q]
-            for y in range(h):
-                o = ((y + ph) // 4) * seg + pw
-                src, dst = plane[(y + ph) % 4, o:o + w], dx[s, ch, y]
-                for q in range(w):
-                    dst[q] = src[q]
+            rows_from_plane(plane, dx[s, ch], seg, ph, pw)
 
 
 @njit(cache=True, nogil=True)

@@ -48,6 +48,13 @@ def whole_batch(c: int, nf: int, n: int, oh: int, ow: int) -> bool:
         and (M + 2) ** 2 * (c + nf) * n * th * tw <= MAX_ELEMENTS)
 
 
+def whole_image(m: int, c: int, nf: int, n: int, oh: int, ow: int) -> bool:
+    """True when ``winograd_image`` of F(m×m, 3×3) takes a route other than ``conv_winograd``'s
+    chunks (F(6×6, 3×3), one tile a map, the whole batch): the fused max-pool then pools its
+    image at pitch OW, where the chunks write ``conv_gemm``'s flat rows a chunk at a time."""
+    return m != M or whole_batch(c, nf, n, oh, ow)
+
+
 def winograd_image(x, u, b, pad: tuple = (0, 0), relu: bool = False) -> np.ndarray:
     """Winograd's conv(x zero-padded by ``pad``) + b [then max(·, 0)] as (N, F, OH, OW): the
     whole batch at once where ``whole_batch`` says so, ``conv_winograd``'s chunks otherwise.
