@@ -185,19 +185,31 @@ def max_pool2d_backward(dy, arg, hp, wp):
 
 @njit(cache=True, nogil=True)
 def avg_pool2d_part(xp, kh, kw, sh, sw, out, s0, s1):
-    """Samples s0..s1 of ``avg_pool2d_forward``."""
+    """Samples s0..s1 of ``avg_pool2d_forward``: per output row, each window row's taps added
+    into a row of sums, one loop over the row per tap (2×2 / 2 windows: one loop over both
+    columns, an interleaved load LLVM vectorises). Each sum is PyTorch's, in its order (window
+    rows, then columns, from zero), divided once. A loop per output with its taps inside ran
+    ~5× slower (64 × 16 × 32 × 32, one core: 1.46 ms)."""
     c, oh, ow = out.shape[1], out.shape[2], out.shape[3]
+    div = out.dtype.type(kh * kw)
+    acc = np.empty(ow, out.dtype)
     for b in range(s0, s1):
         for ch in range(c):
             plane = xp[b, ch]
             for r in range(oh):
-                for q in range(ow):
-                    acc = plane[r * sh, q * sw] * 0  # dtype-matched zero
-                    for i in range(kh):
-                        row = plane[r * sh + i]
+                acc[:] = 0
+                for i in range(kh):
+                    row = plane[r * sh + i]
+                    if kw == 2 and sw == 2:
+                        for q in range(ow):
+                            acc[q] = (acc[q] + row[2 * q]) + row[2 * q + 1]
+                    else:
                         for j in range(kw):
-                            acc += row[q * sw + j]
-                    out[b, ch, r, q] = acc / (kh * kw)
+                            for q in range(ow):
+                                acc[q] += row[q * sw + j]
+                dst = out[b, ch, r]
+                for q in range(ow):
+                    dst[q] = acc[q] / div
 
 
 def avg_pool2d_forward(xp, kh, kw, sh, sw):
@@ -210,18 +222,35 @@ def avg_pool2d_forward(xp, kh, kw, sh, sw):
 
 @njit(cache=True, nogil=True)
 def avg_pool2d_backward_part(dy, kh, kw, sh, sw, dxp, s0, s1):
-    """Samples s0..s1 of ``avg_pool2d_backward`` into ``dxp`` (zeros)."""
+    """Samples s0..s1 of ``avg_pool2d_backward`` into ``dxp`` (zeros). Windows that do not
+    overlap (stride ≥ kernel) each write their share into their own places, a loop over the
+    row per tap; overlapping ones add, one output after another as before (an input's shares
+    summed in the outputs' order)."""
     c, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
+    div = dy.dtype.type(kh * kw)
+    g = np.empty(ow, dy.dtype)
+    apart = sh >= kh and sw >= kw
     for b in range(s0, s1):
         for ch in range(c):
             plane = dxp[b, ch]
             for r in range(oh):
+                src = dy[b, ch, r]
                 for q in range(ow):
-                    g = dy[b, ch, r, q] / (kh * kw)
-                    for i in range(kh):
-                        row = plane[r * sh + i]
+                    g[q] = src[q] / div
+                for i in range(kh):
+                    row = plane[r * sh + i]
+                    if not apart:
+                        for q in range(ow):
+                            for j in range(kw):
+                                row[q * sw + j] += g[q]
+                    elif kw == 2 and sw == 2:
+                        for q in range(ow):
+                            row[2 * q] = g[q]
+                            row[2 * q + 1] = g[q]
+                    else:
                         for j in range(kw):
-                            row[q * sw + j] += g
+                            for q in range(ow):
+                                row[q * sw + j] = g[q]
 
 
 def avg_pool2d_backward(dy, kh, kw, sh, sw, hp, wp):
