@@ -23,8 +23,13 @@ from layerloom.engine.threads import split_rows
 # 0.73 → 0.39 / 2.01 → 0.73 ms on one core); the forward lost on maps of 32×32 outputs
 # (32 → 128 0.84×) and the backward on maps of < 8×8 (one stacked product per sample too
 # small: 64 → 128 on 4×4 0.87×). More weights lost both ways (256 → 256 on 8×8 0.9×, 256 → 512
-# at stride 2 0.64-0.86×): the routes before keep those.
+# at stride 2 0.64-0.86×): the routes before keep those. Larger maps' forward still comes here
+# while a sample's output is small (F·OH·OW ≤ MAX_FORWARD_OUT, 128 KB): on 32×32 maps, one
+# core / two, 16 → 16 1.54 → 0.64 / 0.59 → 0.34 ms, 32 → 16 2.68 → 0.94 / 1.04 → 0.48, 16 → 32
+# 2.98 → 1.27 / 1.35 → 0.95, 64 → 32 and 128 → 32 1.03-1.08× (32 → 32 1.04× / 0.98×); 64
+# filters there lost on two cores (0.85-0.94×), and on 64×64 maps 16 filters tied.
 MAX_WEIGHTS, MAX_FORWARD_MAP, MIN_BACKWARD_MAP = 1 << 14, 256, 64
+MAX_FORWARD_OUT = 1 << 15  # floats of one sample's output
 
 
 def pointwise(w_shape: tuple, groups: int, out_hw, backward: bool = False) -> bool:
@@ -34,7 +39,9 @@ def pointwise(w_shape: tuple, groups: int, out_hw, backward: bool = False) -> bo
     if kh != 1 or kw != 1 or groups != 1 or nf * c > MAX_WEIGHTS:
         return False
     outputs = out_hw[0] * out_hw[1]
-    return outputs >= MIN_BACKWARD_MAP if backward else outputs <= MAX_FORWARD_MAP
+    if backward:
+        return outputs >= MIN_BACKWARD_MAP
+    return outputs <= MAX_FORWARD_MAP or nf * outputs <= MAX_FORWARD_OUT
 
 
 def _take(xp: np.ndarray, stride: tuple, xs: np.ndarray, lo: int, hi: int) -> np.ndarray:

@@ -88,6 +88,8 @@ def test_the_gradients_do_not_depend_on_the_thread_count():
 @pytest.mark.parametrize("w_shape,out_hw,forward,backward", [
     ((32, 16, 1, 1), (16, 16), True, True),  # a ResNet projection
     ((128, 32, 1, 1), (32, 32), False, True),  # large maps: the direct forward kept
+    ((16, 32, 1, 1), (32, 32), True, True),  # ... unless a sample's output is small
+    ((16, 16, 1, 1), (64, 64), False, True),
     ((128, 64, 1, 1), (4, 4), True, False),  # tiny maps: the backward kept
     ((256, 256, 1, 1), (8, 8), False, False),  # many weights: both kept
     ((32, 16, 3, 3), (16, 16), False, False)])
