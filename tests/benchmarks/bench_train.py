@@ -57,27 +57,9 @@ ROWS = {
 # stride-2 convs instead of pools; a ResNet-style stage (conv without bias → BatchNorm2d → ReLU,
 # two residual blocks of 32 channels), trained and in inference (BatchNorm folded into the conv);
 # a ResNet with stride-2 stages (16, 32, 64 channels; 1×1 projection shortcuts), trained; and
-# one of ResNet-18's widths (64 → 512 channels, one block a stage: maps down to 4×4), trained.
-CONV_ROWS = {
-    "vgg_train": ("VGG-style CNN 3×32×32 (6 conv 3×3, 32→128) train b64", "vgg", 64, 64,
-                  "samples/s", False, 1.5),
-    "strided_train": ("CNN 3×32×32 5×5 kernels, stride-2 convs train b64", "strided", 64, 64,
-                      "samples/s", False, 1.5),
-    "s2cnn_train": ("CNN 3×32×32, 3×3 stride-2 convs (32→256) train b64", "s2cnn", 64, 64,
-                    "samples/s", False, 1.5),
-    "cnn5_train": ("CNN 3×32×32, 5×5 stride-1 convs (32, 64 ch) + pools train b64", "cnn5", 64,
-                   64, "samples/s", False, 1.5),
-    "cnn5_deep_train": ("CNN 3×32×32, four stages of 5×5 convs (16→128 ch, maps to 4×4) + pools "
-                        "train b64", "cnn5_deep", 64, 64, "samples/s", False, 1.5),
-    "resnet_train": ("ResNet-style stage (conv–BN–ReLU, 2 residual blocks, 32 ch) train b64",
-                     "resnet", 64, 64, "samples/s", False, 1.2),
-    "resnet_infer": ("ResNet-style stage infer b64 (BN folded)", "resnet", 64, 64, "µs", True,
-                     1.2),
-    "resnet_s2_train": ("ResNet 16-32-64, stride-2 stages, 1×1 projections, train b64",
-                        "resnet_s2", 64, 64, "samples/s", False, 1.2),
-    "resnet4_train": ("ResNet 64-128-256-512, one block a stage, train b64", "resnet4", 64, 64,
-                      "samples/s", False, 1.2),
-}
+# one of ResNet-18's widths (64 → 512 channels, one block a stage: maps down to 4×4), trained;
+# (2026-12-06) 2×2 average pools instead of max pools, and ResNet-50's bottleneck block.
+CONV_ROWS = conv_models.ROWS
 ROWS.update(CONV_ROWS)
 GRAPHS = {**conv_models.GRAPHS, "lenet": models.lenet_graph, "mlp": models.mlp_graph,
           "conv1d": models.conv1d_graph, "dwsep": models.dwsep_graph,

@@ -3,8 +3,9 @@ and the same PyTorch module. CIFAR-size (3×32×32) networks of the kinds people
 VGG-style stack of 3×3 convolutions, ones with 5×5 or 3×3 kernels and stride-2 convolutions
 instead of pools, a ResNet-style stage (conv without bias → BatchNorm → ReLU, two residual
 blocks) and a ResNet with stride-2 stages and 1×1 projection shortcuts (16 → 32 → 64 channels),
-and one of ResNet-18's widths (64 → 512 channels, one block a stage).
-Nothing here is special-cased for speed: the Graphs are what a user would draw.
+one of ResNet-18's widths (64 → 512 channels, one block a stage), one with 2×2 average pools and
+one of ResNet-50's bottleneck blocks (1×1 → 3×3 → 1×1, a stage). Their rows (``ROWS``) are
+``bench_train.py``'s. Nothing here is special-cased for speed: the Graphs are what a user would draw.
 """
 from __future__ import annotations
 
@@ -120,6 +121,11 @@ def _resnet(loss: bool, stem: int, stages: tuple) -> Graph:
         add = _add(g, inner, f"b{b}_add", "Add", port="a")
         g.connect((short, "y"), (add, "b"))
         prev, c_in = _add(g, add, f"b{b}_relu", "ReLU"), c
+    return _pooled_head(g, prev, loss)
+
+
+def _pooled_head(g: Graph, prev: str, loss: bool) -> Graph:
+    """Global average pooling, Dense 10 (and the loss): the ResNets' head."""
     prev = _add(g, prev, "gap", "AdaptiveAvgPool2d")
     prev = _add(g, prev, "flatten", "Flatten")
     prev = _add(g, prev, "fc", "Dense", {"out_features": 10})
@@ -154,9 +160,72 @@ def resnet4_graph(loss: bool = True) -> Graph:
     return _resnet(loss, 64, RESNET4_STAGES)
 
 
+AVGCNN_CHANNELS = (16, 32, 64)
+BOTTLENECK_STAGES = ((16, 1), (32, 2), (64, 2))  # (inner width, stride); outputs 4 × inner
+
+
+def avgcnn_graph(loss: bool = True) -> Graph:
+    """Three 3×3 convolutions (padding 1; 16, 32, 64 channels) + ReLU, each followed by a 2×2
+    average pool instead of a max pool (LeNet's original pooling at CIFAR size)."""
+    g = Graph()
+    prev = _add(g, None, "image", "Input", {"shape": list(SHAPE)})
+    for i, c in enumerate(AVGCNN_CHANNELS, start=1):
+        prev = _add(g, _add(g, prev, f"conv{i}", "Conv2D", _conv(c)), f"relu{i}", "ReLU")
+        prev = _add(g, prev, f"pool{i}", "AvgPool2D", {"kernel_size": [2, 2]})
+    return _head(g, prev, loss)
+
+
+def bottleneck_graph(loss: bool = True) -> Graph:
+    """ResNet-50's block at CIFAR size: a 32-channel stem, then one bottleneck block a stage
+    (1×1 → BN → ReLU, 3×3 at the stage's stride → BN → ReLU, 1×1 to 4× the width → BN, + the
+    shortcut, ReLU; a 1×1 projection where the shape changes): 64, 128, 256 channels out."""
+    g = Graph()
+    prev = _add(g, None, "image", "Input", {"shape": list(SHAPE)})
+    prev, c_in = _add(g, _conv_bn(g, prev, "stem", 32), "stem_relu", "ReLU"), 32
+    for b, (c, stride) in enumerate(BOTTLENECK_STAGES, start=1):
+        inner = _add(g, _conv_bn(g, prev, f"b{b}a", c, 1), f"b{b}a_relu", "ReLU")
+        inner = _add(g, _conv_bn(g, inner, f"b{b}m", c, 3, stride), f"b{b}m_relu", "ReLU")
+        inner = _conv_bn(g, inner, f"b{b}b", 4 * c, 1)
+        short = prev if (4 * c, stride) == (c_in, 1) else _conv_bn(g, prev, f"b{b}p", 4 * c, 1,
+                                                                   stride)
+        add = _add(g, inner, f"b{b}_add", "Add", port="a")
+        g.connect((short, "y"), (add, "b"))
+        prev, c_in = _add(g, add, f"b{b}_relu", "ReLU"), 4 * c
+    return _pooled_head(g, prev, loss)
+
+
 GRAPHS = {"vgg": vgg_graph, "strided": strided_graph, "s2cnn": s2cnn_graph, "cnn5": cnn5_graph,
           "cnn5_deep": cnn5_deep_graph, "resnet": resnet_graph, "resnet_s2": resnet_s2_graph,
-          "resnet4": resnet4_graph}
+          "resnet4": resnet4_graph, "avgcnn": avgcnn_graph, "bottleneck": bottleneck_graph}
+
+
+ROWS = {  # bench_train.py's convnet rows: (label, model, batch, items, unit, latency, target)
+    "vgg_train": ("VGG-style CNN 3×32×32 (6 conv 3×3, 32→128) train b64", "vgg", 64, 64,
+                  "samples/s", False, 1.5),
+    "strided_train": ("CNN 3×32×32 5×5 kernels, stride-2 convs train b64", "strided", 64, 64,
+                      "samples/s", False, 1.5),
+    "s2cnn_train": ("CNN 3×32×32, 3×3 stride-2 convs (32→256) train b64", "s2cnn", 64, 64,
+                    "samples/s", False, 1.5),
+    "cnn5_train": ("CNN 3×32×32, 5×5 stride-1 convs (32, 64 ch) + pools train b64", "cnn5", 64,
+                   64, "samples/s", False, 1.5),
+    "cnn5_deep_train": ("CNN 3×32×32, four stages of 5×5 convs (16→128 ch, maps to 4×4) + pools "
+                        "train b64", "cnn5_deep", 64, 64, "samples/s", False, 1.5),
+    "resnet_train": ("ResNet-style stage (conv–BN–ReLU, 2 residual blocks, 32 ch) train b64",
+                     "resnet", 64, 64, "samples/s", False, 1.2),
+    "resnet_infer": ("ResNet-style stage infer b64 (BN folded)", "resnet", 64, 64, "µs", True,
+                     1.2),
+    "resnet_s2_train": ("ResNet 16-32-64, stride-2 stages, 1×1 projections, train b64",
+                        "resnet_s2", 64, 64, "samples/s", False, 1.2),
+    "resnet4_train": ("ResNet 64-128-256-512, one block a stage, train b64", "resnet4", 64, 64,
+                      "samples/s", False, 1.2),
+    "avgcnn_train": ("CNN 3×32×32, 3×3 convs (16→64 ch) + 2×2 average pools train b64",
+                     "avgcnn", 64, 64, "samples/s", False, 1.5),
+    "bottleneck_train": ("ResNet of bottleneck blocks (1×1–3×3–1×1, 32→256 ch) train b64",
+                         "bottleneck", 64, 64, "samples/s", False, 1.2),
+    "bottleneck_infer": ("ResNet of bottleneck blocks infer b64 (BN folded)", "bottleneck", 64,
+                         64, "µs", True, 1.2),
+}
+
 
 
 # ------------------------------------------------------------------------------- PyTorch twins
@@ -196,6 +265,13 @@ def torch_model(name: str, seq: int = 0):
         return stages((32, 64), 5)
     if name == "cnn5_deep":
         return stages(CNN5_DEEP_CHANNELS, 5)
+    if name == "avgcnn":
+        layers, c_in = [], 3
+        for c in AVGCNN_CHANNELS:
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2)]
+            c_in = c
+        side = SHAPE[1] >> len(AVGCNN_CHANNELS)
+        return nn.Sequential(*layers, *head(c_in * side * side))
 
     def conv_bn(c_in: int, c: int, k: int = 3, stride: int = 1) -> list:
         return [nn.Conv2d(c_in, c, k, stride=stride, padding=k // 2, bias=False),
@@ -211,17 +287,35 @@ def torch_model(name: str, seq: int = 0):
         def forward(self, x):
             return torch.relu(self.body(x) + self.short(x))
 
+    class Bottleneck(nn.Module):
+        def __init__(self, c_in: int, c: int, stride: int):
+            super().__init__()
+            self.body = nn.Sequential(*conv_bn(c_in, c, 1), nn.ReLU(), *conv_bn(c, c, 3, stride),
+                                      nn.ReLU(), *conv_bn(c, 4 * c, 1))
+            self.short = (nn.Identity() if (4 * c, stride) == (c_in, 1)
+                          else nn.Sequential(*conv_bn(c_in, 4 * c, 1, stride)))
+
+        def forward(self, x):
+            return torch.relu(self.body(x) + self.short(x))
+
+    def pooled(stem: int, blocks: list, c_out: int) -> nn.Sequential:
+        return nn.Sequential(*conv_bn(3, stem), nn.ReLU(), *blocks, nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(c_out, 10))
+
+    if name == "bottleneck":
+        blocks, c_in = [], 32
+        for c, stride in BOTTLENECK_STAGES:
+            blocks.append(Bottleneck(c_in, c, stride))
+            c_in = 4 * c
+        return pooled(32, blocks, c_in)
     if name in ("resnet_s2", "resnet4"):
         stages = RESNET_S2_STAGES if name == "resnet_s2" else RESNET4_STAGES
         blocks, c_in = [], stages[0][0]
         for c, stride in stages:
             blocks.append(Block(c_in, c, stride))
             c_in = c
-        return nn.Sequential(*conv_bn(3, stages[0][0]), nn.ReLU(), *blocks,
-                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, 10))
-    c = 32
-    return nn.Sequential(*conv_bn(3, c), nn.ReLU(), Block(c, c), Block(c, c),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
+        return pooled(stages[0][0], blocks, c_in)
+    return pooled(32, [Block(32, 32), Block(32, 32)], 32)
 
 
 def batch(name: str, n: int, seq: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

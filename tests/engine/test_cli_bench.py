@@ -98,7 +98,7 @@ def test_windows_are_sized_after_the_warm_up_not_by_it():
 
 
 @pytest.mark.parametrize("name", ["vgg", "strided", "s2cnn", "cnn5", "cnn5_deep", "resnet",
-                                  "resnet_s2", "resnet4"])
+                                  "resnet_s2", "resnet4", "avgcnn", "bottleneck"])
 def test_each_convnet_row_is_its_pytorch_twin(name):
     """The convnet rows' Graphs and PyTorch modules: the same tensors (parameters and BatchNorm's
     running statistics, by shape) and the same logits shape, so the ratios compare like with
