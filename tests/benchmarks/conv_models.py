@@ -5,7 +5,8 @@ instead of pools, a ResNet-style stage (conv without bias → BatchNorm → ReLU
 blocks) and a ResNet with stride-2 stages and 1×1 projection shortcuts (16 → 32 → 64 channels),
 one of ResNet-18's widths (64 → 512 channels, one block a stage), one with 2×2 average pools and
 one of ResNet-50's bottleneck blocks (1×1 → 3×3 → 1×1, a stage). Their rows (``ROWS``) are
-``bench_train.py``'s. Nothing here is special-cased for speed: the Graphs are what a user would draw.
+``bench_train.py``'s. Nothing here is special-cased for speed: the Graphs are what a user would
+draw.
 """
 from __future__ import annotations
 
