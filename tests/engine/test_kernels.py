@@ -120,6 +120,19 @@ def test_avg_pool_kernels_match_their_twins(dtype, k, s, pad):
     np.testing.assert_allclose((y * dy).sum(), (xp * dxp).sum(), rtol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k,s", [((2, 2), (2, 2)), ((3, 3), (2, 2))])
+def test_avg_pool_sums_start_from_zero_as_pytorchs_do(dtype, k, s):
+    """A window whose first tap is infinite averages to infinity (a sum started from x · 0 made
+    it NaN), and a window of −0 to +0, as PyTorch's avg_pool2d."""
+    xp = np.full((1, 2, 4, 4), -0.0, dtype)
+    xp[0, 0] = 1
+    xp[0, 0, 0, 0] = np.inf
+    y = pool.avg_pool2d_forward(xp, *k, *s)
+    assert y[0, 0, 0, 0] == np.inf and np.isfinite(y[0, 0].ravel()[1:]).all()
+    assert not np.signbit(y[0, 1]).any() and (y[0, 1] == 0).all()
+
+
 @pytest.mark.parametrize("tanh", [False, True])
 def test_gelu_kernels_match_their_twin_and_its_derivative(tanh):
     x = np.linspace(-6, 6, 301)
