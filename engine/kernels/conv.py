@@ -338,9 +338,10 @@ def conv_input_grad(dy, w, hp: int, wp: int, stride: tuple, dilation: tuple = (1
 
 
 def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: int = 1,
-                  need_dx: bool = True, pad: tuple = (0, 0)) -> tuple:
+                  need_dx: bool = True, pad: tuple = (0, 0), need_db: bool = True) -> tuple:
     """(d input without ``pad`` on each side, or None; d weight; d bias) for ``conv_forward`` of
-    the padded ``xp``: a view into the padded gradient, or (im2col's strided route) cropped."""
+    the padded ``xp``: a view into the padded gradient, or (im2col's strided route) cropped.
+    ``need_db=False`` (no bias) lets a route skip the bias gradient: zeros then."""
     w = np.ascontiguousarray(w)
     (ph, pw), (hp, wp) = pad, xp.shape[2:]
 
@@ -348,7 +349,7 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
         return (dxp[:, :, ph:hp - ph, pw:wp - pw] if need_dx else None), dw, db
 
     if pointwise(w.shape, groups, dy.shape[2:], backward=True):
-        return cut(*pointwise_backward(xp, w, dy, stride, need_dx))
+        return cut(*pointwise_backward(xp, w, dy, stride, need_dx, need_db))
     if _winograd5(w.shape, stride, dilation, groups, xp.dtype, dy.shape[2:]):
         dxp, du, db = winograd5_image_grads(xp, filter_transform5(w), dy, need_dx)
         return cut(dxp, weight_grad5(du), db)

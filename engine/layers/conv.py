@@ -44,7 +44,8 @@ def conv_grads(a, ctx, dy4, pad: tuple, stride: tuple, dilation: tuple) -> tuple
     if route:
         return conv_backward_unpadded(xp, w.shape, dy4, tuple(pad), route, shape,
                                       ctx.needs_input_grad[0])
-    return conv_backward(xp, w, dy4, stride, dilation, a.groups, ctx.needs_input_grad[0], pad)
+    return conv_backward(xp, w, dy4, stride, dilation, a.groups, ctx.needs_input_grad[0], pad,
+                         bool(a.bias))
 
 
 def _extras(a, one_d: bool) -> str:

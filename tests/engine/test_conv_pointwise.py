@@ -110,3 +110,20 @@ def test_the_entry_points_take_the_route_where_the_rule_says(w_shape, out_hw, fo
         for got, want in zip(conv.conv_backward(xp, wt, dy, (2, 2)),
                              pointwise_backward(xp, wt, dy, (2, 2), True)):
             np.testing.assert_allclose(got, want, **TOL[np.float32])
+
+
+@pytest.mark.parametrize("case", FAMILY[:3])
+def test_a_convolution_without_bias_skips_its_sums_not_its_gradients(case):
+    """``need_db=False`` (a Conv2D without bias, before a BatchNorm): the same input and weight
+    gradients bit for bit, zeros for the bias it does not have; through the layer too."""
+    n, c, h, w, nf, stride, pad = case
+    rng, xp, wt, _ = _data(n, c, h, w, nf, pad, np.float32)
+    dy = rng.standard_normal((n, nf, (h + 2 * pad - 1) // stride[0] + 1,
+                              (w + 2 * pad - 1) // stride[1] + 1)).astype(np.float32)
+    dx, dw, db = pointwise_backward(xp, wt, dy, stride, True)
+    dx2, dw2, db2 = pointwise_backward(xp, wt, dy, stride, True, need_db=False)
+    assert np.array_equal(dx, dx2) and np.array_equal(dw, dw2)
+    assert np.abs(db).max() > 0 and not db2.any()
+    with_bias = conv.conv_backward(xp, wt, dy, stride, need_db=True)
+    without = conv.conv_backward(xp, wt, dy, stride, need_db=False)
+    assert all(np.array_equal(a, b) for a, b in zip(with_bias[:2], without[:2]))
