@@ -115,7 +115,7 @@ def test_the_entry_points_take_the_route_where_the_rule_says(w_shape, out_hw, fo
 @pytest.mark.parametrize("case", FAMILY[:3])
 def test_a_convolution_without_bias_skips_its_sums_not_its_gradients(case):
     """``need_db=False`` (a Conv2D without bias, before a BatchNorm): the same input and weight
-    gradients bit for bit, zeros for the bias it does not have; through the layer too."""
+    gradients bit for bit, zeros for the bias it does not have; through ``conv_backward`` too."""
     n, c, h, w, nf, stride, pad = case
     rng, xp, wt, _ = _data(n, c, h, w, nf, pad, np.float32)
     dy = rng.standard_normal((n, nf, (h + 2 * pad - 1) // stride[0] + 1,
