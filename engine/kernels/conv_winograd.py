@@ -93,13 +93,20 @@ def phase_plane(th, tw, like):
 
 
 @njit(inline="always")
+def plane_row(plane, seg, ph, pw, y, w):
+    """The ``w`` columns of ``phase_plane`` where image row y sits, the padding (ph, pw)
+    before it: padded row y + ph at plane[(y + ph) mod 4], segment (y + ph) // 4."""
+    o = ((y + ph) // 4) * seg + pw
+    return plane[(y + ph) % 4, o:o + w]
+
+
+@njit(inline="always")
 def rows_into_plane(src, plane, seg, ph, pw):
     """``phase_plane``'s rows from the map ``src`` (H × W) at the padding's offset (ph, pw): the
     padding and the rest of each segment are never written, so they keep their zeros."""
     h, w = src.shape
     for y in range(h):
-        o = ((y + ph) // 4) * seg + pw
-        dst, row = plane[(y + ph) % 4, o:o + w], src[y]
+        dst, row = plane_row(plane, seg, ph, pw, y, w), src[y]
         for q in range(w):
             dst[q] = row[q]
 
@@ -109,8 +116,7 @@ def rows_from_plane(plane, dst, seg, ph, pw):
     """The map ``dst`` (H × W) from ``phase_plane``'s rows at the padding's offset (ph, pw)."""
     h, w = dst.shape
     for y in range(h):
-        o = ((y + ph) // 4) * seg + pw
-        src, row = plane[(y + ph) % 4, o:o + w], dst[y]
+        src, row = plane_row(plane, seg, ph, pw, y, w), dst[y]
         for q in range(w):
             row[q] = src[q]
 
@@ -187,6 +193,7 @@ def _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v):
             for k in range(tcd):
                 t0, t1, t2, t3, t4, t5 = _bt4(d0[k], d1[k], d2[k], d3[k], e0[k], e1[k])
                 o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
+
 
 @njit(cache=True, nogil=True)
 def _output_rest(b, s0, s1, m, th, tw, oh, ow, wp, full, rows, out):
