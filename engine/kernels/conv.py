@@ -295,7 +295,7 @@ def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int 
     w = np.ascontiguousarray(w)
     out_hw = [out_size(p, d * (k - 1) + 1, s)
               for p, k, s, d in zip(xp.shape[2:], w.shape[2:], stride, dilation)]
-    if pointwise(w.shape, groups, out_hw):
+    if pointwise(w.shape, groups, out_hw, dtype=np.result_type(xp, w), stride=stride):
         return pointwise_forward(xp, w, b, stride, relu)
     if _winograd5(w.shape, stride, dilation, groups, xp.dtype, out_hw):
         return winograd5_image(xp, filter_transform5(w), b, relu)

@@ -7,7 +7,9 @@ samples are taken once (``x[:, :, ::sh, ::sw]``, a copy), then numpy's stacked m
 BLAS call per sample; the weight gradient is Σ_n dY_n · X_nᵀ (one product per sample, then the
 sum over samples in order: the same for any split of the batch), the input gradient Wᵀ · dY_n
 put back at the stride's positions. The batch is split over the engine's cores (the BLAS runs
-on one thread in graphs with numba-parallel layers).
+on one thread in graphs with numba-parallel layers). float32 forwards of many filters and input
+gradients onto many channels beat these products through the packed tile kernel instead
+(``conv_pointwise_packed``).
 
 ``pointwise`` has the rule, with its measurements.
 """
@@ -15,6 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerloom.engine.kernels.conv_pointwise_packed import (packed_forward, packed_input_grad,
+                                                            packed_input_grad_wins,
+                                                            packed_pointwise)
 from layerloom.engine.threads import split_rows
 
 
@@ -32,9 +37,19 @@ MAX_WEIGHTS, MAX_FORWARD_MAP, MIN_BACKWARD_MAP = 1 << 14, 256, 64
 MAX_FORWARD_OUT = 1 << 15  # floats of one sample's output
 
 
-def pointwise(w_shape: tuple, groups: int, out_hw, backward: bool = False) -> bool:
+def pointwise(w_shape: tuple, groups: int, out_hw, backward: bool = False, dtype=None,
+              stride: tuple = (1, 1)) -> bool:
     """A 1×1 convolution without groups (dilation does not matter for one tap) this module
-    runs faster than the other routes (the rule above)."""
+    runs faster than the other routes: the BLAS's rule above, or for the forward of ``dtype``
+    at ``stride`` the packed kernel's (``conv_pointwise_packed.packed_pointwise``), which
+    ``pointwise_forward`` asks first."""
+    return _blas(w_shape, groups, out_hw, backward) or (
+        not backward and dtype is not None and packed_pointwise(w_shape, groups, dtype, stride,
+                                                                out_hw))
+
+
+def _blas(w_shape: tuple, groups: int, out_hw, backward: bool = False) -> bool:
+    """The BLAS's rule above: the stacked products beat the other routes."""
     nf, c, kh, kw = w_shape
     if kh != 1 or kw != 1 or groups != 1 or nf * c > MAX_WEIGHTS:
         return False
@@ -67,7 +82,10 @@ def _taken_buffer(xp: np.ndarray, stride: tuple) -> np.ndarray:
 def pointwise_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple,
                       relu: bool = False) -> np.ndarray:
     """conv(xp) + b for a 1×1 ``w`` (F, C, 1, 1), then max(·, 0) as ``np.maximum`` if ``relu``.
-    ``xp`` C-contiguous."""
+    ``xp`` C-contiguous. Through the packed kernel where its rule holds."""
+    out_hw = [(p - 1) // s + 1 for p, s in zip(xp.shape[2:], stride)]
+    if packed_pointwise(w.shape, 1, np.result_type(xp, w), stride, out_hw):
+        return packed_forward(xp, w, b, stride, relu)
     xs = _taken_buffer(xp, stride)
     n, c, oh, ow = xs.shape
     w2 = w.reshape(len(w), c)
@@ -101,18 +119,21 @@ def pointwise_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: tu
     per = np.empty((n, nf, c), dtype)  # each sample's dY_n · X_nᵀ
     sums = (np.empty if need_db else np.zeros)((n, nf, 1), dtype)  # each sample's Σ dY_n
     ones = np.ones((oh * ow, 1), dtype)
-    dxp = np.empty(xp.shape, dtype) if need_dx else None
+    packed_dx = need_dx and packed_input_grad_wins(w.shape, np.result_type(dtype, w), oh * ow)
+    dxp = np.empty(xp.shape, dtype) if need_dx and not packed_dx else None
 
     def part(lo: int, hi: int) -> None:
         np.matmul(d3[lo:hi], _take(xp, stride, xs, lo, hi).transpose(0, 2, 1), out=per[lo:hi])
         if need_db:
             np.matmul(d3[lo:hi], ones, out=sums[lo:hi])
-        if need_dx and strided:
+        if dxp is not None and strided:
             dxp[lo:hi] = 0
             dxp[lo:hi, :, ::stride[0], ::stride[1]] = np.matmul(wt, d3[lo:hi]).reshape(
                 hi - lo, c, oh, ow)
-        elif need_dx:
+        elif dxp is not None:
             np.matmul(wt, d3[lo:hi], out=dxp[lo:hi].reshape(hi - lo, c, oh * ow))
     split_rows(part, n)
+    if packed_dx:
+        dxp = packed_input_grad(dy, w, xp.shape[2:], stride)
     dw = np.add.reduce(per, axis=0).reshape(w.shape)
     return dxp, dw, np.add.reduce(sums, axis=0)[:, 0]

@@ -1,0 +1,186 @@
+"""float32 1×1 convolutions through the packed tile kernel (``kernels.packed``): the forward
+Y_n = [W | b] · [X_n ; 1] and the input gradient dX_n = Wᵀ · dY_n, one sample at a time.
+
+A 1×1 convolution is a product only C (or F) deep over many pixels: at 32×32 maps OpenBLAS ran
+16-128 deep products at 23-51 GFLOP/s (the bottleneck ResNet's 1×1 layers, 2/3 of its
+inference), far from the ~110 the tile kernel reaches. Read in place, a sample's channels lie
+a map apart (4 KB on 32×32), every B row of a tile in the same cache set: no faster. So each
+sample's pixels are first copied into panels of 16 (``_gather``: at the stride's positions,
+which also takes the stride-2 gather's copy), then one ``gemm_at`` over the panels writes the
+sample's output rows in place. The bias is a row of ones under the pixels and a column of W:
+its fused multiply-add by 1 rounds as the sum's ``+ b`` (the same bits as the product then the
+bias), and no pass of its own. The ReLU (as ``np.maximum``) is one pass over the sample's
+output while it is in cache. Each output is the sum over the channels in order, one rounding a
+step, whatever the split of the batch over the cores.
+
+``packed_pointwise`` and ``packed_input_grad_wins`` have the rules, with their measurements.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from layerloom.engine.kernels.packed import PACKED_ROWS, PANEL, gemm_at, keep_alive
+from layerloom.engine.threads import split_rows
+
+MIN_OUTPUTS = 16  # a sample's output pixels: one panel (fewer would leave it mostly empty)
+
+
+def packed_pointwise(w_shape: tuple, groups: int, dtype, stride: tuple, out_hw) -> bool:
+    """True when ``packed_forward`` runs this 1×1 convolution's forward (before the BLAS's
+    products in ``conv_pointwise``, which keep the rest of their rule): float32 at stride 1
+    with ≥ 128 filters, or ≥ 32 filters from ≤ 64 channels onto ≥ 256 outputs. Measured at
+    batch 64 against the routes before, one core / two: on 32×32 maps 16 → 64 1.78× / 1.90×,
+    32 → 64 1.58× / 1.57×, 32 → 32 1.37× / 1.47×, 64 → 32 1.25× / 1.20×; 16 → 32 on 64×64
+    1.84× / 1.50×, 32 → 64 on 28×28 1.33× / 1.47×; on 16×16 64 → 64 1.09× / 1.14×, 64 → 128
+    1.21× / 1.31×, 128 → 128 1.07× / 1.11×; 128 → 512 on 8×8 1.22× / 1.20×, 64 → 256 1.23× /
+    1.36×, 256 → 256 1.16× / 1.11×, 512 → 256 on 4×4 1.24× / 1.23×. The gather's copy is C
+    floats a pixel against F·C multiply-adds, so few filters from many channels lost (128 → 32
+    on 16×16 0.92× / 0.97×, 96 → 48 on 20×20 0.90× / 0.85×, 128 → 64 1.01× / 0.87×), as did
+    64 filters on small maps (8×8 0.84× / 0.84×, 14×14 0.92× / 0.84×) and stride 2, whose
+    route before copies the stride's pixels too (64 → 128 onto 16×16 0.88× / 0.96×)."""
+    nf, c, kh, kw = w_shape
+    return (np.dtype(dtype) == np.float32 and (kh, kw) == (1, 1) and groups == 1
+            and tuple(stride) == (1, 1) and out_hw[0] * out_hw[1] >= MIN_OUTPUTS
+            and (nf >= 128 or (c <= 64 and nf >= 32 and out_hw[0] * out_hw[1] >= 256)))
+
+
+def packed_input_grad_wins(w_shape: tuple, dtype, outputs: int) -> bool:
+    """True when ``packed_input_grad`` makes the input gradient of a 1×1 convolution the BLAS
+    route (``conv_pointwise``) runs: float32 onto ≥ 256 outputs, from as many channels as
+    filters or from ≥ 64 channels and ≥ F/2. Measured at batch 64 against the BLAS's products,
+    one core / two: 64 → 32 on 32×32 1.40× / 1.50×, 64 → 16 2.20× / 2.05×, 32 → 32 1.38× /
+    1.37×, 64 → 128 at stride 2 onto 16×16 1.39× / 1.84×, 128 → 64 on 16×16 1.07× / 1.30×,
+    128 → 32 1.40× / 1.45×, 64 → 64 1.10× / 1.05×, 64 → 128 0.96× / 1.10×. Here the gather
+    copies dY (F floats a pixel against C·F multiply-adds): many filters onto few channels
+    lost (32 → 128 on 16×16 0.88× / 0.89×, 32 → 64 0.74× / 0.80×), as did maps of < 256
+    outputs (64 → 64 on 8×8 0.86× / 0.88×, on 14×14 0.84× / 0.86×)."""
+    nf, c = w_shape[:2]
+    return (np.dtype(dtype) == np.float32 and outputs >= 256
+            and (c >= nf or (c >= 64 and 2 * c >= nf)))
+
+
+@njit(cache=True, nogil=True)
+def _gather(x, sh, sw, oh, ow, buf):
+    """buf[p, k, j] = x[k] at output pixel q = 16p + j (row q // OW, column q % OW, read at
+    the stride's positions) for x's channels k; the panels' other rows are left alone."""
+    c = x.shape[0]
+    hw = oh * ow
+    full = hw // PANEL
+    if sh == 1 and sw == 1:  # the rows of a channel are one run
+        for k in range(c):
+            src = x[k].reshape(hw)
+            for p in range(full):
+                dst = buf[p, k]
+                for j in range(PANEL):
+                    dst[j] = src[p * PANEL + j]
+            for j in range(hw - full * PANEL):
+                buf[full, k, j] = src[full * PANEL + j]
+        return
+    for k in range(c):
+        p, j = 0, 0
+        for r in range(oh):
+            row = x[k, r * sh]
+            for q in range(ow):
+                buf[p, k, j] = row[q * sw]
+                j += 1
+                if j == PANEL:
+                    p, j = p + 1, 0
+
+
+@njit(cache=True, nogil=True)
+def _product(a, k, m, buf, out, ldc, hw, tail):
+    """out (m rows ``ldc`` apart, hw columns) = a (m × k, contiguous) · the k rows of ``buf``'s
+    panels: the full panels straight into out, a last partial one through ``tail``."""
+    full = hw // PANEL
+    a_at, b_at, step = np.int64(a.ctypes.data), np.int64(buf.ctypes.data), buf.shape[1] * PANEL
+    gemm_at(a_at, a.shape[1], m, k, b_at, step, full, PACKED_ROWS, np.int64(out.ctypes.data),
+            ldc, False)
+    rest = hw - full * PANEL
+    if rest:
+        gemm_at(a_at, a.shape[1], m, k, b_at + 4 * step * full, step, 1, PACKED_ROWS,
+                np.int64(tail.ctypes.data), PANEL, False)
+        for i in range(m):
+            for j in range(rest):
+                out[i * ldc + full * PANEL + j] = tail[i, j]
+    keep_alive(a)
+    keep_alive(buf)
+    keep_alive(tail)
+
+
+@njit(cache=True, nogil=True)
+def forward_part(xp, wb, sh, sw, y, relu, s0, s1):
+    """y[s] (F, OH·OW) = wb (F, C + 1: W | b) · [xp[s] at the stride ; 1] for s0 ≤ s < s1,
+    then max(·, 0) as ``np.maximum(·, 0)`` (NaN kept, −0 made 0) when ``relu``."""
+    c = xp.shape[1]
+    nf, hw = y.shape[1], y.shape[2]
+    oh, ow = (xp.shape[2] - 1) // sh + 1, (xp.shape[3] - 1) // sw + 1
+    buf = np.zeros((-(-hw // PANEL), c + 1, PANEL), np.float32)
+    buf[:, c, :] = 1
+    tail = np.empty((nf, PANEL), np.float32)
+    zero = np.float32(0)
+    for s in range(s0, s1):
+        _gather(xp[s], sh, sw, oh, ow, buf)
+        out = y[s].reshape(nf * hw)
+        _product(wb, c + 1, nf, buf, out, hw, hw, tail)
+        if relu:
+            for i in range(nf * hw):
+                v = out[i]
+                out[i] = v if v > zero or v != v else zero
+
+
+@njit(cache=True, nogil=True)
+def input_grad_part(dy, wt, sh, sw, dxp, s0, s1):
+    """dxp[s] = Wᵀ · dy[s] (wt (C, F) contiguous; dy (N, F, OH, OW)) put at the stride's
+    positions of the padded input, zeros elsewhere, for s0 ≤ s < s1."""
+    nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
+    c, hp, wp = dxp.shape[1], dxp.shape[2], dxp.shape[3]
+    hw = oh * ow
+    buf = np.zeros((-(-hw // PANEL), nf, PANEL), np.float32)  # a last panel's spare columns:
+    tail = np.empty((c, PANEL), np.float32)  # zeros, not whatever the memory held
+    direct = sh == 1 and sw == 1 and hp == oh and wp == ow
+    scratch = np.empty((0 if direct else c, hw), np.float32)
+    for s in range(s0, s1):
+        _gather(dy[s], 1, 1, oh, ow, buf)
+        if direct:
+            _product(wt, nf, c, buf, dxp[s].reshape(c * hw), hw, hw, tail)
+            continue
+        _product(wt, nf, c, buf, scratch.reshape(c * hw), hw, hw, tail)
+        dxp[s] = 0
+        for k in range(c):
+            for r in range(oh):
+                row = dxp[s, k, r * sh]
+                for q in range(ow):
+                    row[q * sw] = scratch[k, r * ow + q]
+
+
+def packed_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple,
+                   relu: bool = False) -> np.ndarray:
+    """conv(xp) + b for a float32 1×1 ``w`` (F, C, 1, 1) over a C-contiguous batch, then
+    max(·, 0) when ``relu``."""
+    xp = np.ascontiguousarray(xp)
+    n, c, hp, wp = xp.shape
+    sh, sw = (int(s) for s in stride)
+    oh, ow = (hp - 1) // sh + 1, (wp - 1) // sw + 1
+    nf = len(w)
+    wb = np.empty((nf, c + 1), np.float32)
+    wb[:, :c] = w.reshape(nf, c)
+    wb[:, c] = b
+    y = np.empty((n, nf, oh * ow), np.float32)
+    relu = bool(relu)
+    split_rows(lambda s0, s1: forward_part(xp, wb, sh, sw, y, relu, s0, s1), n)
+    return y.reshape(n, nf, oh, ow)
+
+
+def packed_input_grad(dy: np.ndarray, w: np.ndarray, padded_hw: tuple,
+                      stride: tuple) -> np.ndarray:
+    """The gradient of the (Hp, Wp) padded float32 input of ``packed_forward`` from its output
+    gradient dy (N, F, OH, OW)."""
+    dy = np.ascontiguousarray(dy, np.float32)
+    n, nf = dy.shape[:2]
+    c = w.shape[1]
+    wt = np.ascontiguousarray(w.reshape(nf, c).T)
+    dxp = np.empty((n, c, *padded_hw), np.float32)
+    sh, sw = (int(s) for s in stride)
+    split_rows(lambda s0, s1: input_grad_part(dy, wt, sh, sw, dxp, s0, s1), n)
+    return dxp
