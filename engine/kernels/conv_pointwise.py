@@ -19,7 +19,8 @@ import numpy as np
 
 from layerloom.engine.kernels.conv_pointwise_packed import (packed_forward, packed_input_grad,
                                                             packed_input_grad_wins,
-                                                            packed_pointwise)
+                                                            packed_pointwise, packed_weight_grad,
+                                                            packed_weight_grad_wins)
 from layerloom.engine.threads import split_rows
 
 
@@ -106,7 +107,8 @@ def pointwise_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: tu
                        need_dx: bool, need_db: bool = True) -> tuple:
     """(d padded input or None, d weight, d bias) of ``pointwise_forward``. Each sample's
     weight and bias gradients are made whole in its part, then summed over the samples in
-    order: the same sums for any split of the batch. A convolution without bias (before a
+    order (the packed kernel's weight gradient over fixed runs of samples): the same sums for
+    any split of the batch. A convolution without bias (before a
     BatchNorm) says ``need_db=False`` and gets zeros: the sums were a pass over dY from memory,
     3-24 % of the backward on 32×32 maps (one core, 16 → 64 8.4 → 6.8 ms, 32 → 64 11.2 → 10.4)."""
     xs = _taken_buffer(xp, stride)
@@ -116,14 +118,17 @@ def pointwise_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: tu
     d3 = np.ascontiguousarray(dy).reshape(n, nf, oh * ow)
     wt = w.reshape(nf, c).T
     dtype = np.result_type(xp, dy)
-    per = np.empty((n, nf, c), dtype)  # each sample's dY_n · X_nᵀ
+    packed_dw = packed_weight_grad_wins(w.shape, np.result_type(dtype, w), stride)
+    per = np.empty((0 if packed_dw else n, nf, c), dtype)  # each sample's dY_n · X_nᵀ
     sums = (np.empty if need_db else np.zeros)((n, nf, 1), dtype)  # each sample's Σ dY_n
     ones = np.ones((oh * ow, 1), dtype)
     packed_dx = need_dx and packed_input_grad_wins(w.shape, np.result_type(dtype, w), oh * ow)
     dxp = np.empty(xp.shape, dtype) if need_dx and not packed_dx else None
 
     def part(lo: int, hi: int) -> None:
-        np.matmul(d3[lo:hi], _take(xp, stride, xs, lo, hi).transpose(0, 2, 1), out=per[lo:hi])
+        if not packed_dw:
+            np.matmul(d3[lo:hi], _take(xp, stride, xs, lo, hi).transpose(0, 2, 1),
+                      out=per[lo:hi])
         if need_db:
             np.matmul(d3[lo:hi], ones, out=sums[lo:hi])
         if dxp is not None and strided:
@@ -135,5 +140,6 @@ def pointwise_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: tu
     split_rows(part, n)
     if packed_dx:
         dxp = packed_input_grad(dy, w, xp.shape[2:], stride)
-    dw = np.add.reduce(per, axis=0).reshape(w.shape)
+    dw = (packed_weight_grad(xp, dy, stride) if packed_dw
+          else np.add.reduce(per, axis=0).reshape(w.shape))
     return dxp, dw, np.add.reduce(sums, axis=0)[:, 0]

@@ -1,6 +1,6 @@
 """float32 1×1 convolutions through the packed tile kernel (``kernels.conv_pointwise_packed``):
 the forward with its bias as a row of ones and the ReLU, the input gradient put at the stride's
-positions. They equal the float64 references (float32 loosely) over maps of whole and partial
+positions, the weight gradient from either operand in panels. They equal the float64 references (float32 loosely) over maps of whole and partial
 panels (fewer than 16 pixels, a last panel short), strides 1-3 and padding; they do not depend
 on how the batch is split over the cores; the 1×1 entry points take them where the rules say."""
 import numpy as np
@@ -10,7 +10,8 @@ from layerloom.engine.kernels import conv, conv_pointwise
 from layerloom.engine.kernels.conv_pointwise import pointwise, pointwise_backward
 from layerloom.engine.kernels.conv_pointwise_packed import (packed_forward, packed_input_grad,
                                                             packed_input_grad_wins,
-                                                            packed_pointwise)
+                                                            packed_pointwise, packed_weight_grad,
+                                                            packed_weight_grad_wins)
 from layerloom.engine.threads import engine_threads, get_threads, set_threads
 
 TOL = dict(rtol=2e-5, atol=2e-5)
@@ -57,6 +58,21 @@ def test_family_matches_the_references(n, c, h, w, nf, stride, pad):
     assert dxp.dtype == np.float32 and dxp.shape == xp.shape
     np.testing.assert_allclose(dxp, conv.grouped_input_grad_reference(
         *_f64(dy, wt), *xp.shape[2:], stride, (1, 1), 1), **TOL)
+    dw = packed_weight_grad(xp, dy, stride)
+    assert dw.dtype == np.float32 and dw.shape == wt.shape
+    np.testing.assert_allclose(dw, conv.grouped_weight_grad_reference(
+        *_f64(xp, dy), 1, 1, stride, (1, 1), 1), **TOL)
+
+
+@pytest.mark.parametrize("c,nf", [(20, 40), (40, 20), (16, 16)])
+def test_either_operand_in_panels_gives_the_weight_gradient(c, nf):
+    """X's channels in panels (C ≤ F) or dY's filters (transposed back): more samples than the
+    fixed runs (``WEIGHT_PARTS``), channel counts off the panels' 16, a map of 12×12."""
+    rng, xp, wt, _ = _data(19, c, 12, 12, nf, 0, seed=7)
+    dy = rng.standard_normal((19, nf, 12, 12)).astype(np.float32)
+    want = conv.grouped_weight_grad_reference(*_f64(xp, dy), 1, 1, (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(packed_weight_grad(xp, dy, (1, 1)), want, rtol=0,  # float32 sums
+                               atol=1e-5 * np.abs(want).max())  # of 2,736 terms
 
 
 def test_the_bias_row_rounds_as_the_sum_then_the_bias():
@@ -85,7 +101,8 @@ def test_results_do_not_depend_on_the_thread_count():
             set_threads(threads)
             with engine_threads(False):
                 results.append((packed_forward(xp, wt, b, (1, 1), relu=True),
-                                packed_input_grad(dy, wt, xp.shape[2:], (1, 1))))
+                                packed_input_grad(dy, wt, xp.shape[2:], (1, 1)),
+                                packed_weight_grad(xp, dy, (1, 1))))
     finally:
         set_threads(before)
     for one, two in zip(*results):
@@ -136,3 +153,25 @@ def test_the_backward_takes_the_packed_input_gradient_where_its_rule_says(monkey
     none, dw_again, db_again = pointwise_backward(xp, wt, dy, stride, False)
     assert none is None and np.array_equal(dw_again, dw) and np.array_equal(db_again, db)
     assert len(calls) == int(packed)
+
+
+@pytest.mark.parametrize("w_shape,hw,stride,packed", [
+    ((64, 32, 1, 1), (16, 16), (1, 1), True),  # a bottleneck's widening 1×1
+    ((16, 64, 1, 1), (16, 16), (1, 1), True),  # ... its narrowing one
+    ((128, 64, 1, 1), (16, 16), (2, 2), True),  # a projection of ≥ 64 channels at stride 2
+    ((64, 32, 1, 1), (16, 16), (2, 2), False),  # ... of fewer
+    ((16, 32, 1, 1), (16, 16), (1, 1), False),  # a small product
+    ((64, 3, 1, 1), (16, 16), (1, 1), False)])  # 3 channels
+def test_the_backward_takes_the_packed_weight_gradient_where_its_rule_says(monkeypatch, w_shape,
+                                                                           hw, stride, packed):
+    assert packed_weight_grad_wins(w_shape, np.float32, stride) == packed
+    assert not packed_weight_grad_wins(w_shape, np.float64, stride)
+    calls = _spy(monkeypatch, "packed_weight_grad")
+    oh, ow = ((s - 1) // st + 1 for s, st in zip(hw, stride))
+    rng, xp, wt, _ = _data(3, w_shape[1], *hw, w_shape[0], 0, seed=8)
+    dy = rng.standard_normal((3, w_shape[0], oh, ow)).astype(np.float32)
+    dxp, dw, db = conv.conv_backward(xp, wt, dy, stride)
+    assert len(calls) == int(packed)
+    np.testing.assert_allclose(dw, conv.grouped_weight_grad_reference(
+        *_f64(xp, dy), 1, 1, stride, (1, 1), 1), **TOL)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), **TOL)
