@@ -40,12 +40,17 @@ def packed_pointwise(w_shape: tuple, groups: int, dtype, stride: tuple, out_hw) 
     1.36×, 256 → 256 1.16× / 1.11×, 512 → 256 on 4×4 1.24× / 1.23×. The gather's copy is C
     floats a pixel against F·C multiply-adds, so few filters from many channels lost (128 → 32
     on 16×16 0.92× / 0.97×, 96 → 48 on 20×20 0.90× / 0.85×, 128 → 64 1.01× / 0.87×), as did
-    64 filters on small maps (8×8 0.84× / 0.84×, 14×14 0.92× / 0.84×) and stride 2, whose
-    route before copies the stride's pixels too (64 → 128 onto 16×16 0.88× / 0.96×)."""
+    64 filters on small maps (8×8 0.84× / 0.84×, 14×14 0.92× / 0.84×). Stride 2 stays with
+    the BLAS: alone, ≥ 128 filters gained (64 → 128 onto 16×16 1.24× / 1.42×, 256 → 512 onto
+    4×4 1.16× / 1.12×), but in the bottleneck ResNet the same layer's forward took 3.7-10 ms
+    from run to run where the BLAS's took ~5: copying the stride's pixels ran 0.5-2.5 ms by
+    where the input lay against the copy's buffer (numpy's strided copy too), which the gather
+    into panels felt more."""
     nf, c, kh, kw = w_shape
+    outputs = out_hw[0] * out_hw[1]
     return (np.dtype(dtype) == np.float32 and (kh, kw) == (1, 1) and groups == 1
-            and tuple(stride) == (1, 1) and out_hw[0] * out_hw[1] >= MIN_OUTPUTS
-            and (nf >= 128 or (c <= 64 and nf >= 32 and out_hw[0] * out_hw[1] >= 256)))
+            and tuple(stride) == (1, 1) and outputs >= MIN_OUTPUTS
+            and (nf >= 128 or (c <= 64 and nf >= 32 and outputs >= 256)))
 
 
 def packed_input_grad_wins(w_shape: tuple, dtype, outputs: int) -> bool:
@@ -82,31 +87,19 @@ def packed_weight_grad_wins(w_shape: tuple, dtype, stride: tuple) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _gather(x, sh, sw, oh, ow, buf):
-    """buf[p, k, j] = x[k] at output pixel q = 16p + j (row q // OW, column q % OW, read at
-    the stride's positions) for x's channels k; the panels' other rows are left alone."""
-    c = x.shape[0]
-    hw = oh * ow
+def _gather(x, buf):
+    """buf[p, k, j] = x[k, 16p + j] (x (K, HW) contiguous): x's rows cut into panels of 16
+    pixels; the panels' other rows and a last panel's spare columns are left alone."""
+    c, hw = x.shape
     full = hw // PANEL
-    if sh == 1 and sw == 1:  # the rows of a channel are one run
-        for k in range(c):
-            src = x[k].reshape(hw)
-            for p in range(full):
-                dst = buf[p, k]
-                for j in range(PANEL):
-                    dst[j] = src[p * PANEL + j]
-            for j in range(hw - full * PANEL):
-                buf[full, k, j] = src[full * PANEL + j]
-        return
     for k in range(c):
-        p, j = 0, 0
-        for r in range(oh):
-            row = x[k, r * sh]
-            for q in range(ow):
-                buf[p, k, j] = row[q * sw]
-                j += 1
-                if j == PANEL:
-                    p, j = p + 1, 0
+        src = x[k]
+        for p in range(full):
+            dst = buf[p, k]
+            for j in range(PANEL):
+                dst[j] = src[p * PANEL + j]
+        for j in range(hw - full * PANEL):
+            buf[full, k, j] = src[full * PANEL + j]
 
 
 @njit(cache=True, nogil=True)
@@ -139,9 +132,13 @@ def forward_part(xp, wb, sh, sw, y, relu, s0, s1):
     buf = np.zeros((-(-hw // PANEL), c + 1, PANEL), np.float32)
     buf[:, c, :] = 1
     tail = np.empty((nf, PANEL), np.float32)
+    strided = sh != 1 or sw != 1
+    xs = np.empty((c if strided else 0, hw), np.float32)
     zero = np.float32(0)
     for s in range(s0, s1):
-        _gather(xp[s], sh, sw, oh, ow, buf)
+        if strided:  # the stride's pixels first, then into panels as at stride 1
+            _taken(xp[s], sh, sw, xs)
+        _gather(xs if strided else xp[s].reshape(c, hw), buf)
         out = y[s].reshape(nf * hw)
         _product(wb, c + 1, nf, buf, out, hw, hw, tail)
         if relu:
@@ -162,7 +159,7 @@ def input_grad_part(dy, wt, sh, sw, dxp, s0, s1):
     direct = sh == 1 and sw == 1 and hp == oh and wp == ow
     scratch = np.empty((0 if direct else c, hw), np.float32)
     for s in range(s0, s1):
-        _gather(dy[s], 1, 1, oh, ow, buf)
+        _gather(dy[s].reshape(nf, hw), buf)
         if direct:
             _product(wt, nf, c, buf, dxp[s].reshape(c * hw), hw, hw, tail)
             continue

@@ -115,7 +115,7 @@ def test_results_do_not_depend_on_the_thread_count():
     ((256, 256, 1, 1), (8, 8), (1, 1), True),  # many filters on a small map
     ((64, 64, 1, 1), (8, 8), (1, 1), False),  # 64 filters on a small map: the BLAS's
     ((32, 128, 1, 1), (16, 16), (1, 1), False),  # few filters from many channels
-    ((128, 64, 1, 1), (16, 16), (2, 2), False),  # stride 2
+    ((128, 64, 1, 1), (16, 16), (2, 2), False),  # stride 2: the BLAS's
     ((512, 256, 1, 1), (2, 2), (1, 1), False),  # < 16 outputs
     ((64, 32, 3, 3), (32, 32), (1, 1), False)])
 def test_the_forward_takes_the_packed_route_where_its_rule_says(monkeypatch, w_shape, out_hw,
