@@ -64,7 +64,23 @@ def _ends(a, shape4) -> tuple:
 
 
 def _avg_scale(a, shape4):
-    """kh·kw / divisor per output position, or None where the kernel's own mean is right."""
+    """kh·kw / divisor per output position, or None where the kernel's own mean is right;
+    made once per window and map size (16 µs a call, a quarter of a 2×2 pool's forward on
+    64 × 32 × 16 × 16 over two cores)."""
+    key = (windows(a), a.get("ceil_mode", False), a.get("count_include_pad", True),
+           tuple(shape4[2:]))
+    if key not in _SCALES:
+        if len(_SCALES) >= 64:  # many map sizes (a sweep over inputs): start again
+            _SCALES.clear()
+        _SCALES[key] = _make_scale(a, shape4)
+    return _SCALES[key]
+
+
+_SCALES: dict = {}
+
+
+def _make_scale(a, shape4):
+    """``_avg_scale``'s value, made."""
     k, s, p, _ = windows(a)
     top, bottom, left, right = _ends(a, shape4)
     outs = [(shape4[2] + top + bottom - k[0]) // s[0] + 1,

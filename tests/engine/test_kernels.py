@@ -121,6 +121,21 @@ def test_avg_pool_kernels_match_their_twins(dtype, k, s, pad):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hw", [(8, 8), (4, 6), (2, 2)])
+def test_avg_pool_backward_fills_maps_its_windows_tile(dtype, hw):
+    """2×2 / 2 windows that cover the map exactly: the gradient's buffer is not zeroed first,
+    so every place must be written; the forward sums each window in one loop per row."""
+    rng = np.random.default_rng(3)
+    xp = rng.standard_normal((3, 5, *hw)).astype(dtype)
+    y = pool.avg_pool2d_forward(xp, 2, 2, 2, 2)
+    np.testing.assert_allclose(y, pool.avg_pool2d_reference(xp, 2, 2, 2, 2), **TOL[dtype])
+    for _ in range(3):  # fresh buffers, whatever memory they reuse
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        np.testing.assert_array_equal(pool.avg_pool2d_backward(dy, 2, 2, 2, 2, *hw),
+                                      pool.avg_pool2d_backward_reference(dy, 2, 2, 2, 2, *hw))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k,s", [((2, 2), (2, 2)), ((3, 3), (2, 2))])
 def test_avg_pool_sums_start_from_zero_as_pytorchs_do(dtype, k, s):
     """A window whose first tap is infinite averages to infinity (a sum started from x · 0 made
