@@ -1,17 +1,20 @@
 """float32 1×1 convolutions through the packed tile kernel (``kernels.packed``): the forward
-Y_n = [W | b] · [X_n ; 1] and the input gradient dX_n = Wᵀ · dY_n, one sample at a time.
+Y_n = [W | b] · [X_n ; 1], the input gradient dX_n = Wᵀ · dY_n and the weight gradient
+Σ_n dY_n · X_nᵀ, one sample at a time.
 
 A 1×1 convolution is a product only C (or F) deep over many pixels: at 32×32 maps OpenBLAS ran
 16-128 deep products at 23-51 GFLOP/s (the bottleneck ResNet's 1×1 layers, 2/3 of its
 inference), far from the ~110 the tile kernel reaches. Read in place, a sample's channels lie
 a map apart (4 KB on 32×32), every B row of a tile in the same cache set: no faster. So each
-sample's pixels are first copied into panels of 16 (``_gather``: at the stride's positions,
-which also takes the stride-2 gather's copy), then one ``gemm_at`` over the panels writes the
-sample's output rows in place. The bias is a row of ones under the pixels and a column of W:
-its fused multiply-add by 1 rounds as the sum's ``+ b`` (the same bits as the product then the
-bias), and no pass of its own. The ReLU (as ``np.maximum``) is one pass over the sample's
-output while it is in cache. Each output is the sum over the channels in order, one rounding a
-step, whatever the split of the batch over the cores.
+sample's pixels are first copied into panels of 16 (``_gather``; at stride 2 the stride's
+pixels are taken first, ``_taken``), then one ``gemm_at`` over the panels writes the sample's
+output rows in place. The bias is a row of ones under the pixels and a column of W: its fused
+multiply-add by 1 rounds as the sum's ``+ b`` (the same bits as the product then the bias),
+and no pass of its own. The ReLU (as ``np.maximum``) is one pass over the sample's output while
+it is in cache. Each output is the sum over the channels in order, one rounding a step,
+whatever the split of the batch over the cores. The weight gradient contracts over the pixels,
+the contiguous axis of both operands: the one of fewer channels is transposed into panels
+(``_columns``), the other read in place, over fixed runs of samples (``WEIGHT_PARTS``).
 
 ``packed_pointwise``, ``packed_input_grad_wins`` and ``packed_weight_grad_wins`` have the
 rules, with their measurements.
@@ -24,7 +27,6 @@ from numba import njit
 from layerloom.engine.kernels.packed import PACKED_ROWS, PANEL, gemm_at, keep_alive
 from layerloom.engine.threads import split_rows
 
-K_BLOCK = 256  # pixels a weight-gradient product: 16 KB of a panel (the whole map's spilled L1)
 WEIGHT_PARTS = 8  # fixed runs of samples whose weight gradients are summed apart, in order
 MIN_OUTPUTS = 16  # a sample's output pixels: one panel (fewer would leave it mostly empty)
 
@@ -231,11 +233,9 @@ def weight_grad_part(xp, dy, sh, sw, x_columns, sums, p0, p1):
             d2 = dy[s].reshape(nf, hw)
             a = d2 if x_columns else x2
             _columns(x2 if x_columns else d2, buf)
-            for k0 in range(0, hw, K_BLOCK):  # a block of the panels' rows stays in L1
-                gemm_at(np.int64(a.ctypes.data) + 4 * k0, hw, len(a), min(K_BLOCK, hw - k0),
-                        np.int64(buf.ctypes.data) + 4 * k0 * PANEL, hw * PANEL, width // PANEL,
-                        PACKED_ROWS, np.int64(sums[pi].ctypes.data), width,
-                        s > pi * n // parts or k0 > 0)
+            gemm_at(np.int64(a.ctypes.data), hw, len(a), hw, np.int64(buf.ctypes.data),
+                    hw * PANEL, width // PANEL, PACKED_ROWS, np.int64(sums[pi].ctypes.data),
+                    width, s > pi * n // parts)
             keep_alive(a)  # a view read through its address only
     keep_alive(buf)
     keep_alive(xs)
