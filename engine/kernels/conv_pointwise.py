@@ -7,9 +7,9 @@ samples are taken once (``x[:, :, ::sh, ::sw]``, a copy), then numpy's stacked m
 BLAS call per sample; the weight gradient is Σ_n dY_n · X_nᵀ (one product per sample, then the
 sum over samples in order: the same for any split of the batch), the input gradient Wᵀ · dY_n
 put back at the stride's positions. The batch is split over the engine's cores (the BLAS runs
-on one thread in graphs with numba-parallel layers). float32 forwards of many filters and input
-gradients onto many channels beat these products through the packed tile kernel instead
-(``conv_pointwise_packed``).
+on one thread in graphs with numba-parallel layers). In float32, forwards of many filters, input
+gradients onto many channels and weight gradients of enough weights beat these products on
+the packed tile kernel instead (``conv_pointwise_packed``).
 
 ``pointwise`` has the rule, with its measurements.
 """
@@ -108,9 +108,9 @@ def pointwise_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: tu
     """(d padded input or None, d weight, d bias) of ``pointwise_forward``. Each sample's
     weight and bias gradients are made whole in its part, then summed over the samples in
     order (the packed kernel's weight gradient over fixed runs of samples): the same sums for
-    any split of the batch. A convolution without bias (before a
-    BatchNorm) says ``need_db=False`` and gets zeros: the sums were a pass over dY from memory,
-    3-24 % of the backward on 32×32 maps (one core, 16 → 64 8.4 → 6.8 ms, 32 → 64 11.2 → 10.4)."""
+    any split of the batch. A convolution without bias (before a BatchNorm) says
+    ``need_db=False`` and gets zeros: the sums were a pass over dY from memory, 3-24 % of the
+    backward on 32×32 maps (one core, 16 → 64 8.4 → 6.8 ms, 32 → 64 11.2 → 10.4)."""
     xs = _taken_buffer(xp, stride)
     n, c, oh, ow = xs.shape
     strided = xs is not xp

@@ -1,8 +1,9 @@
 """float32 1×1 convolutions through the packed tile kernel (``kernels.conv_pointwise_packed``):
 the forward with its bias as a row of ones and the ReLU, the input gradient put at the stride's
-positions, the weight gradient from either operand in panels. They equal the float64 references (float32 loosely) over maps of whole and partial
-panels (fewer than 16 pixels, a last panel short), strides 1-3 and padding; they do not depend
-on how the batch is split over the cores; the 1×1 entry points take them where the rules say."""
+positions, the weight gradient from either operand in panels. They equal the float64
+references (float32 loosely) over maps of whole and partial panels (fewer than 16 pixels, a
+last panel short), strides 1-3 and padding; they do not depend on how the batch is split over
+the cores; the 1×1 entry points take them where the rules say."""
 import numpy as np
 import pytest
 
