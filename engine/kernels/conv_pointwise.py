@@ -119,10 +119,10 @@ def pointwise_backward(xp: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: tu
     wt = w.reshape(nf, c).T
     dtype = np.result_type(xp, dy)
     packed_dw = packed_weight_grad_wins(w.shape, np.result_type(dtype, w), stride)
+    packed_dx = need_dx and packed_input_grad_wins(w.shape, np.result_type(dtype, w), oh * ow)
     per = np.empty((0 if packed_dw else n, nf, c), dtype)  # each sample's dY_n · X_nᵀ
     sums = (np.empty if need_db else np.zeros)((n, nf, 1), dtype)  # each sample's Σ dY_n
     ones = np.ones((oh * ow, 1), dtype)
-    packed_dx = need_dx and packed_input_grad_wins(w.shape, np.result_type(dtype, w), oh * ow)
     dxp = np.empty(xp.shape, dtype) if need_dx and not packed_dx else None
 
     def part(lo: int, hi: int) -> None:

@@ -6,9 +6,9 @@ A 1×1 convolution is a product only C (or F) deep over many pixels: at 32×32 m
 16-128 deep products at 23-51 GFLOP/s (the bottleneck ResNet's 1×1 layers, 2/3 of its
 inference), far from the ~110 the tile kernel reaches. Read in place, a sample's channels lie
 a map apart (4 KB on 32×32), every B row of a tile in the same cache set: no faster. So each
-sample's pixels are first copied into panels of 16 (``_gather``; at stride 2 the stride's
-pixels are taken first, ``_taken``), then one ``gemm_at`` over the panels writes the sample's
-output rows in place. The bias is a row of ones under the pixels and a column of W: its fused
+sample's pixels are first copied into panels of 16 (``packed.pack``; at stride 2 the stride's
+pixels are taken first, ``_taken``), then one ``gemm_packed`` over the panels writes the
+sample's output rows in place. The bias is a row of ones under the pixels and a column of W: its fused
 multiply-add by 1 rounds as the sum's ``+ b`` (the same bits as the product then the bias),
 and no pass of its own. The ReLU (as ``np.maximum``) is one pass over the sample's output while
 it is in cache. Each output is the sum over the channels in order, one rounding a step,
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from layerloom.engine.kernels.packed import PACKED_ROWS, PANEL, gemm_at, keep_alive
+from layerloom.engine.kernels.packed import PANEL, gemm_packed, pack
 from layerloom.engine.threads import split_rows
 
 WEIGHT_PARTS = 8  # fixed runs of samples whose weight gradients are summed apart, in order
@@ -89,60 +89,22 @@ def packed_weight_grad_wins(w_shape: tuple, dtype, stride: tuple) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _gather(x, buf):
-    """buf[p, k, j] = x[k, 16p + j] (x (K, HW) contiguous): x's rows cut into panels of 16
-    pixels; the panels' other rows and a last panel's spare columns are left alone."""
-    c, hw = x.shape
-    full = hw // PANEL
-    for k in range(c):
-        src = x[k]
-        for p in range(full):
-            dst = buf[p, k]
-            for j in range(PANEL):
-                dst[j] = src[p * PANEL + j]
-        for j in range(hw - full * PANEL):
-            buf[full, k, j] = src[full * PANEL + j]
-
-
-@njit(cache=True, nogil=True)
-def _product(a, k, m, buf, out, ldc, hw, tail):
-    """out (m rows ``ldc`` apart, hw columns) = a (m × k, contiguous) · the k rows of ``buf``'s
-    panels: the full panels straight into out, a last partial one through ``tail``."""
-    full = hw // PANEL
-    a_at, b_at, step = np.int64(a.ctypes.data), np.int64(buf.ctypes.data), buf.shape[1] * PANEL
-    gemm_at(a_at, a.shape[1], m, k, b_at, step, full, PACKED_ROWS, np.int64(out.ctypes.data),
-            ldc, False)
-    rest = hw - full * PANEL
-    if rest:
-        gemm_at(a_at, a.shape[1], m, k, b_at + 4 * step * full, step, 1, PACKED_ROWS,
-                np.int64(tail.ctypes.data), PANEL, False)
-        for i in range(m):
-            for j in range(rest):
-                out[i * ldc + full * PANEL + j] = tail[i, j]
-    keep_alive(a)
-    keep_alive(buf)
-    keep_alive(tail)
-
-
-@njit(cache=True, nogil=True)
 def forward_part(xp, wb, sh, sw, y, relu, s0, s1):
     """y[s] (F, OH·OW) = wb (F, C + 1: W | b) · [xp[s] at the stride ; 1] for s0 ≤ s < s1,
     then max(·, 0) as ``np.maximum(·, 0)`` (NaN kept, −0 made 0) when ``relu``."""
     c = xp.shape[1]
     nf, hw = y.shape[1], y.shape[2]
-    oh, ow = (xp.shape[2] - 1) // sh + 1, (xp.shape[3] - 1) // sw + 1
-    buf = np.zeros((-(-hw // PANEL), c + 1, PANEL), np.float32)
+    buf = np.empty((-(-hw // PANEL), c + 1, PANEL), np.float32)  # ``pack`` fills rows < C
     buf[:, c, :] = 1
-    tail = np.empty((nf, PANEL), np.float32)
     strided = sh != 1 or sw != 1
     xs = np.empty((c if strided else 0, hw), np.float32)
     zero = np.float32(0)
     for s in range(s0, s1):
         if strided:  # the stride's pixels first, then into panels as at stride 1
             _taken(xp[s], sh, sw, xs)
-        _gather(xs if strided else xp[s].reshape(c, hw), buf)
+        pack(xs if strided else xp[s].reshape(c, hw), buf[:, :c])
+        gemm_packed(wb, buf, y[s], False)
         out = y[s].reshape(nf * hw)
-        _product(wb, c + 1, nf, buf, out, hw, hw, tail)
         if relu:
             for i in range(nf * hw):
                 v = out[i]
@@ -156,16 +118,15 @@ def input_grad_part(dy, wt, sh, sw, dxp, s0, s1):
     nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
     c, hp, wp = dxp.shape[1], dxp.shape[2], dxp.shape[3]
     hw = oh * ow
-    buf = np.zeros((-(-hw // PANEL), nf, PANEL), np.float32)  # a last panel's spare columns:
-    tail = np.empty((c, PANEL), np.float32)  # zeros, not whatever the memory held
+    buf = np.empty((-(-hw // PANEL), nf, PANEL), np.float32)
     direct = sh == 1 and sw == 1 and hp == oh and wp == ow
     scratch = np.empty((0 if direct else c, hw), np.float32)
     for s in range(s0, s1):
-        _gather(dy[s].reshape(nf, hw), buf)
+        pack(dy[s].reshape(nf, hw), buf)
         if direct:
-            _product(wt, nf, c, buf, dxp[s].reshape(c * hw), hw, hw, tail)
+            gemm_packed(wt, buf, dxp[s].reshape(c, hw), False)
             continue
-        _product(wt, nf, c, buf, scratch.reshape(c * hw), hw, hw, tail)
+        gemm_packed(wt, buf, scratch, False)
         dxp[s] = 0
         for k in range(c):
             for r in range(oh):
@@ -231,14 +192,8 @@ def weight_grad_part(xp, dy, sh, sw, x_columns, sums, p0, p1):
             if strided:
                 _taken(xp[s], sh, sw, xs)
             d2 = dy[s].reshape(nf, hw)
-            a = d2 if x_columns else x2
             _columns(x2 if x_columns else d2, buf)
-            gemm_at(np.int64(a.ctypes.data), hw, len(a), hw, np.int64(buf.ctypes.data),
-                    hw * PANEL, width // PANEL, PACKED_ROWS, np.int64(sums[pi].ctypes.data),
-                    width, s > pi * n // parts)
-            keep_alive(a)  # a view read through its address only
-    keep_alive(buf)
-    keep_alive(xs)
+            gemm_packed(d2 if x_columns else x2, buf, sums[pi], s > pi * n // parts)
 
 
 def packed_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple,
