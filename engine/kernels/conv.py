@@ -6,8 +6,9 @@ plain convolutions (no groups, no dilation) run the tuned kernels below, the oth
 products of ``conv_gemm_strided``, and so do float32 stride-1 ones with 5×5 or larger kernels
 over many filters. float32 ones with ≥ 16 channels in and out, 5×5-and-up at stride 1 on maps
 of ≥ 256 outputs and stride-2 ones, run ``conv_kn2row`` instead (a product per tap on the input
-or its phases in place, no im2col; ``prefers_kn2row`` has the measured rule), except float32 5×5
-ones at stride 1 with ≥ 16 channels in and out on maps of ≥ 4×4: those run Winograd's
+or its phases in place, no im2col; ``prefers_kn2row`` has the measured rule; its 3×3 forwards
+at stride 2 run ``conv_phases_packed``, one tile-kernel product), except float32 5×5 ones at
+stride 1 with ≥ 16 channels in and out on maps of ≥ 4×4: those run Winograd's
 F(4×4, 5×5) (``conv_winograd5``, 2.5-3.5× the product kernel's speed; ``conv_winograd5_batch``).
 ``conv_input_grad`` alone is also ConvTranspose2d's forward.
 
@@ -54,6 +55,7 @@ from layerloom.engine.kernels.conv_gemm_strided import (SMALL_MAP, gemm_backward
                                                         gemm_transposed_backward,
                                                         prefers_gemm_strided)
 from layerloom.engine.kernels.conv_kn2row import kn2row_backward, kn2row_forward, prefers_kn2row
+from layerloom.engine.kernels.conv_phases_packed import packed_phases, phases_packed_forward
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
 from layerloom.engine.kernels.conv_polyphase import (phases_backward, phases_forward, polyphase,
                                                      polyphase_backward, polyphase_forward)
@@ -302,6 +304,8 @@ def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int 
     if polyphase(w.shape, xp.dtype, stride, dilation, groups, out_hw, len(xp)):
         return polyphase_forward(xp, w, b, relu)
     if _kn2row(w.shape, stride, dilation, groups, xp.dtype, out_hw):
+        if packed_phases(w.shape, xp.dtype, stride, dilation, groups):  # 3×3 at stride 2
+            return phases_packed_forward(xp, w, b, relu)
         return kn2row_forward(xp, w, b, stride, relu)
     gemm = _strided_gemm(w.shape, stride, groups, xp.dtype, out_hw) and not (
         tuple(stride) == (1, 1) and _plain(dilation, groups)

@@ -12,8 +12,8 @@ padding's never made. The output transform (Aᵀ ⊗ Aᵀ, 16 × a²) and the ba
 are products too. V is kept point by point as (a², N, C) and M as (a², N, F), so each point's
 product is one BLAS call over the batch, M[p] = V[p] · U[p]ᵀ, and the backward's dV[p] = dM[p] ·
 U[p], dU[p] = dM[p]ᵀ · V[p] (one dU, not one per chunk). The transforms' products split the batch
-over the cores, the points' products the points; the bias gradient sums over fixed parts:
-nothing depends on the thread count.
+over the cores in fixed runs of samples (``_cut``), the points' products the points; the bias
+gradient sums over the same runs: nothing depends on the thread count.
 
 F(4×4, 5×5): the chunked kernels (``conv_winograd5``) close every row of tiles with a spare one,
 which on a 4×4 map is half of every product's columns; their row-by-row transforms took ~70 % of
@@ -161,10 +161,34 @@ def tile_forward(x, u, b, relu: bool = False, pad: tuple = (0, 0), m: int = 4) -
     v, mm = np.empty((pts, n, c), np.float32), np.empty((pts, n, nf), np.float32)
     out = np.empty((n, nf, m, m), np.float32)
     bias, relu = np.ascontiguousarray(b, dtype=np.float32), bool(relu)
-    split_rows(lambda n0, n1: _input(x, kx, v, n0, n1), n)
+    cut, ak = _cut(n), KOUT[(a, m)]
+    split_rows(lambda q0, q1: _input_parts(x, kx, v, cut, q0, q1), len(cut) - 1)
     split_rows(lambda p0, p1: _products(u, v, mm, p0, p1), pts)
-    split_rows(lambda n0, n1: _output(mm, KOUT[(a, m)], bias, out, relu, n0, n1), n)
+    split_rows(lambda q0, q1: _output_parts(mm, ak, bias, out, relu, cut, q0, q1), len(cut) - 1)
     return out
+
+
+def _cut(n: int) -> np.ndarray:
+    """The fixed runs of samples the transforms' products take, one BLAS call each, whatever
+    the threads: OpenBLAS's result for a column can depend on how many columns the call has
+    (on a Haswell-kernel EPYC the forward differed in the last bits between one core and two
+    while the split followed the threads)."""
+    parts = max(1, min(8, n))
+    return np.arange(parts + 1, dtype=np.int64) * n // parts
+
+
+@njit(cache=True, nogil=True)
+def _input_parts(x, kx, v, cut, q0, q1):
+    """``_input`` for the fixed runs q0..q1 (samples cut[q]..cut[q + 1])."""
+    for q in range(q0, q1):
+        _input(x, kx, v, cut[q], cut[q + 1])
+
+
+@njit(cache=True, nogil=True)
+def _output_parts(mm, ak, b, out, relu, cut, q0, q1):
+    """``_output`` for the fixed runs q0..q1."""
+    for q in range(q0, q1):
+        _output(mm, ak, b, out, relu, cut[q], cut[q + 1])
 
 
 @njit(cache=True, nogil=True)
@@ -207,6 +231,13 @@ def _adjoint(dv, kx, dx, n0, n1):
          kx.ctypes.data, hw, 0, dx.ctypes.data + 4 * n0 * c * hw, hw, False)
 
 
+@njit(cache=True, nogil=True)
+def _adjoint_parts(dv, kx, dx, cut, q0, q1):
+    """``_adjoint`` for the fixed runs q0..q1."""
+    for q in range(q0, q1):
+        _adjoint(dv, kx, dx, cut[q], cut[q + 1])
+
+
 def tile_backward(x, u, dy, need_dx: bool, pad: tuple = (0, 0), m: int = 4) -> tuple:
     """(d x or empty, dU as (1, a², F, C), d bias) of ``tile_forward``: what the chunked
     backwards return, for ``weight_grad``."""
@@ -215,14 +246,13 @@ def tile_backward(x, u, dy, need_dx: bool, pad: tuple = (0, 0), m: int = 4) -> t
     pts, nf, need = u.shape[0], u.shape[1], bool(need_dx)
     v, dm = np.empty((pts, n, c), np.float32), np.empty((pts, n, nf), np.float32)
     dv = np.empty((pts, n, c) if need else (pts, 0, c), np.float32)
-    parts = max(1, min(8, n))  # fixed: the bias gradient's sums do not follow the threads
+    cut, ak = _cut(n), KOUT[(a, m)]  # fixed: nor do the bias gradient's sums
+    parts = len(cut) - 1
     db = np.zeros((parts, nf), np.float64)
-    cut = np.arange(parts + 1, dtype=np.int64) * n // parts
-    ak = KOUT[(a, m)]
     split_rows(lambda q0, q1: _grad_parts(x, dy, kx, ak, v, dm, db, cut, q0, q1), parts)
     du = np.empty((1, pts, nf, c), np.float32)
     split_rows(lambda p0, p1: _grad_products(u, v, dm, du[0], dv, need, p0, p1), pts)
     dx = np.empty((n if need else 0, c, h, w), np.float32)
     if need:
-        split_rows(lambda n0, n1: _adjoint(dv, kx, dx, n0, n1), n)
+        split_rows(lambda q0, q1: _adjoint_parts(dv, kx, dx, cut, q0, q1), parts)
     return dx, du, np.add.reduce(db, axis=0, initial=0).astype(np.float32)

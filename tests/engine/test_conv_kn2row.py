@@ -16,6 +16,7 @@ from layerloom.engine.kernels import blas, conv
 from layerloom.engine.kernels.conv_gemm_strided import gemm_backward_strided, gemm_forward_strided
 from layerloom.engine.kernels.conv_kn2row import (BAND, kn2row_backward, kn2row_forward,
                                                   prefers_kn2row)
+from layerloom.engine.kernels.conv_phases_packed import phases_packed_forward
 
 from .graph_cases import add_after
 from .test_split_kernels import at_threads
@@ -91,12 +92,13 @@ def test_strided_ones_match_the_twins(dtype, n, c, h, w, nf, k, stride, pad):
                                        (32, 16, 7)])
 def test_strided_convolutions_route_by_their_channels(nf, side, k):
     """The forward here onto 16×16 maps, or with C·F < 2048 onto smaller ones (16 → 128 on 8×8
-    stays on im2col); the backward here for 7×7 kernels of C·F ≤ 4096 only: 3×3 ones, and
-    C·F > 4096, on im2col."""
+    stays on im2col), 3×3 ones from 16 channels through ``conv_phases_packed``; the backward
+    here for 7×7 kernels of C·F ≤ 4096 only: 3×3 ones, and C·F > 4096, on im2col."""
     rng, xp, wt, b = _data(3, 16, side, side, nf, (k, k), k // 2, np.float32)
     y = conv.conv_forward(xp, wt, b, (2, 2))
     forward_here = side == 32 or nf * 16 < 2048
-    assert np.array_equal(y, kn2row_forward(xp, wt, b, (2, 2)) if forward_here else
+    here = phases_packed_forward if k == 3 else lambda *a: kn2row_forward(*a, (2, 2))
+    assert np.array_equal(y, here(xp, wt, b) if forward_here else
                           gemm_forward_strided(xp, wt, b, 2, 2, 1, 1, 1))
     dy = rng.standard_normal(y.shape).astype(np.float32)
     got = conv.conv_backward(xp, wt, dy, (2, 2))

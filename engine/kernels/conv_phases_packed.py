@@ -1,0 +1,134 @@
+"""float32 3×3 convolutions at stride 2, forward: one product per sample on the packed tile
+kernel, reading the input's four phases in place (an implicit GEMM, K = 9·C).
+
+Output (r, q) of a stride-2 convolution reads padded input (2r + i, 2q + j). Split into its
+phases x_ab[u, v] = x[2u + a, 2v + b] (each Hq × Wq, flat), tap (i, j) of output (r, q) is
+phase (i mod 2, j mod 2) at (r + i // 2, q + j // 2): in a flat output layout of pitch Wq
+(``conv_gemm``'s, Wq − OW columns thrown away) every tap (c, i, j) is one contiguous row read
+at a fixed offset from the output's position, so the whole forward is W (F × 9·C) times those
+rows, which ``packed.gemm_at`` takes as B rows at offsets (no im2col matrix, no packing pass),
+accumulating the 9·C products of a 6 × 16 tile in registers. ``conv_kn2row`` ran the same sum
+as nine BLAS products of depth C per band of rows (each packing its operands, each reading and
+writing the accumulator), which at C = 16-64 ran well below the tile kernel's speed.
+
+The phases are split one input row at a time into both of its phases in one loop
+(``split_row``: the even and odd values as one interleaved group, which LLVM vectorises with
+shuffles); a loop per phase (``conv_kn2row._phases``, whose stride is a variable) became
+gathers: a 64 × 32 × 34 × 34 batch 1.38 → 0.87 ms on one core.
+
+The kernel alone against ``conv_kn2row`` (batch 64, bias, forward, one core / two, the same
+padded input each call): 16 → 32 on 32×32 3.34 → 2.65 / 2.55 → 1.41 ms, 32 → 32 6.46 → 5.41 /
+3.41 → 2.83, 32 → 64 10.8 → 9.6 / 6.9 → 5.3, 64 → 64 on 16×16 even / 3.33 → 2.94; through the
+layer less (``packed_phases``), and in the networks that have such a layer (the stride-2 3×3
+CNN's first, the bottleneck ResNet's) within the runs' noise. The sums run in (c, i, j) order with
+one rounding each (``packed``): the results differ from the BLAS's in the last bits and do not
+depend on the threads (a sample is whole on one core).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from layerloom.engine.kernels.packed import PANEL, gemm_at, keep_alive
+from layerloom.engine.threads import split_rows
+
+
+MAX_CHANNELS = 32
+
+
+def packed_phases(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups: int) -> bool:
+    """True for the convolutions this file runs: float32 3×3 filters at stride 2 from at most
+    ``MAX_CHANNELS`` channels, undilated and ungrouped (where ``conv_kn2row`` was chosen over
+    im2col's route). Through the Conv2D layer (its padding copy included, a new input each call,
+    A/B in one process, batch 64, two cores / one) against kn2row: 16 → 32 on 32×32 1.19×,
+    32 → 32 1.09× / 1.09×, 32 → 64 0.99× / 1.08×; 64 → 64 on 16×16 0.98× on two cores: left
+    to kn2row."""
+    return (np.dtype(dtype) == np.float32 and tuple(w_shape[2:]) == (3, 3)
+            and w_shape[1] <= MAX_CHANNELS and tuple(stride) == (2, 2)
+            and tuple(dilation) == (1, 1) and groups == 1)
+
+
+@njit(cache=True, nogil=True)
+def split_row(line, even, odd):
+    """even[t] = line[2t], odd[t] = line[2t + 1] for t < len(odd); the last value of an odd
+    length to even[len(odd)]."""
+    half = len(odd)
+    for t in range(half):
+        even[t] = line[2 * t]
+        odd[t] = line[2 * t + 1]
+    if len(line) > 2 * half:
+        even[half] = line[2 * half]
+
+
+@njit(cache=True, nogil=True)
+def split_phases(xs, ph, hq, wq):
+    """The flat phases of one sample xs (C, Hp, Wp): plane (c, a, b) at ((4c + 2a + b)·Hq)·Wq
+    of ``ph``, row u at u·Wq. Positions no input value reaches (an odd side's shorter phase)
+    are left as they are: only the thrown-away columns read them."""
+    c, hp, wp = xs.shape
+    half = wp // 2
+    for ch in range(c):
+        for y in range(hp):
+            a, u = y % 2, y // 2
+            at = ((ch * 4 + a * 2) * hq + u) * wq
+            split_row(xs[ch, y], ph[at:at + half + wp % 2], ph[at + hq * wq:at + hq * wq + half])
+
+
+@njit(cache=True, nogil=True)
+def tap_offsets(c, kh, kw, hq, wq):
+    """Offset of tap (c, i, j) from an output's position in the flat phases, in the weight's
+    order (c, i, j)."""
+    offs = np.empty(c * kh * kw, np.int64)
+    t = 0
+    for ch in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                offs[t] = ((ch * 4 + (i % 2) * 2 + j % 2) * hq + i // 2) * wq + j // 2
+                t += 1
+    return offs
+
+
+@njit(cache=True, nogil=True)
+def _forward_part(xp, w2, b, out, relu, s0, s1):
+    """Samples s0..s1 of ``phases_packed_forward``: the sample's phases, one product into a
+    (F × panels·16) accumulator at pitch Wq, then bias (and ReLU, as ``np.maximum``) on the way
+    out."""
+    c, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
+    nf, oh, ow = out.shape[1], out.shape[2], out.shape[3]
+    kh, kw = 3, w2.shape[1] // (3 * c)
+    hq, wq = (hp + 1) // 2, (wp + 1) // 2
+    panels = -(-((oh - 1) * wq + ow) // PANEL)
+    # the last panel reads up to 15 positions past the last output: room for it after the planes
+    ph = np.zeros(c * 4 * hq * wq + 2 * PANEL, xp.dtype)
+    offs = tap_offsets(c, kh, kw, hq, wq)
+    acc = np.empty((nf, panels * PANEL), xp.dtype)
+    zero = np.zeros(1, out.dtype)[0]
+    for s in range(s0, s1):
+        split_phases(xp[s], ph, hq, wq)
+        gemm_at(np.int64(w2.ctypes.data), w2.shape[1], nf, w2.shape[1],
+                np.int64(ph.ctypes.data), PANEL, panels, offs, np.int64(acc.ctypes.data),
+                panels * PANEL, False)
+        for f in range(nf):
+            bias, line = b[f], acc[f]
+            for r in range(oh):
+                src, dst = line[r * wq:r * wq + ow], out[s, f, r]
+                for q in range(ow):
+                    v = src[q] + bias
+                    dst[q] = max(v, zero) if relu else v  # np.maximum's NaN and −0
+    keep_alive(ph)  # read and written by the tile kernel through their addresses
+    keep_alive(w2)
+    keep_alive(acc)
+
+
+def phases_packed_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray,
+                          relu: bool = False) -> np.ndarray:
+    """conv(xp) + b at stride 2 (then max(·, 0) when ``relu``) of an already padded float32
+    batch, for 3×3 filters (``packed_phases``)."""
+    n, c, hp, wp = xp.shape
+    nf = w.shape[0]
+    xp = np.ascontiguousarray(xp)
+    out = np.empty((n, nf, (hp - 3) // 2 + 1, (wp - 3) // 2 + 1), np.float32)
+    w2 = np.ascontiguousarray(w.reshape(nf, -1), dtype=np.float32)
+    b = np.ascontiguousarray(b, dtype=np.float32)
+    split_rows(lambda s0, s1: _forward_part(xp, w2, b, out, bool(relu), s0, s1), n)
+    return out
