@@ -61,17 +61,22 @@ def split_row(line, even, odd):
 
 
 @njit(cache=True, nogil=True)
-def split_phases(xs, ph, hq, wq):
-    """The flat phases of one sample xs (C, Hp, Wp): plane (c, a, b) at ((4c + 2a + b)·Hq)·Wq
-    of ``ph``, row u at u·Wq. Positions no input value reaches (an odd side's shorter phase)
-    are left as they are: only the thrown-away columns read them."""
-    c, hp, wp = xs.shape
-    half = wp // 2
+def split_phases(xs, ph, hq, wq, top, left):
+    """The flat phases of one sample xs (C, H, W) zero-padded by ``top`` rows and ``left``
+    columns: plane (c, a, b) at ((4c + 2a + b)·Hq)·Wq of ``ph``, row u at u·Wq; padded row Y =
+    y + top goes to phase a = Y mod 2, row Y // 2, and likewise the columns. Positions no input
+    value reaches (the padding, an odd side's shorter phase) are not written: they keep the
+    zeros the buffer was made with, as every sample writes the same positions."""
+    c, h, w = xs.shape
+    first, second = left % 2, 1 - left % 2  # the phases of columns 0, 2, … and 1, 3, …
+    v1, v2 = left // 2, (left + 1) // 2  # where those columns start in their phase
+    n1, n2 = (w + 1) // 2, w // 2
     for ch in range(c):
-        for y in range(hp):
-            a, u = y % 2, y // 2
+        for y in range(h):
+            a, u = (y + top) % 2, (y + top) // 2
             at = ((ch * 4 + a * 2) * hq + u) * wq
-            split_row(xs[ch, y], ph[at:at + half + wp % 2], ph[at + hq * wq:at + hq * wq + half])
+            o1, o2 = at + first * hq * wq + v1, at + second * hq * wq + v2
+            split_row(xs[ch, y], ph[o1:o1 + n1], ph[o2:o2 + n2])
 
 
 @njit(cache=True, nogil=True)
@@ -89,11 +94,11 @@ def tap_offsets(c, kh, kw, hq, wq):
 
 
 @njit(cache=True, nogil=True)
-def _forward_part(xp, w2, b, out, relu, s0, s1):
+def _forward_part(xp, w2, b, out, relu, top, left, s0, s1):
     """Samples s0..s1 of ``phases_packed_forward``: the sample's phases, one product into a
     (F × panels·16) accumulator at pitch Wq, then bias (and ReLU, as ``np.maximum``) on the way
     out."""
-    c, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
+    c, hp, wp = xp.shape[1], xp.shape[2] + 2 * top, xp.shape[3] + 2 * left
     nf, oh, ow = out.shape[1], out.shape[2], out.shape[3]
     kh, kw = 3, w2.shape[1] // (3 * c)
     hq, wq = (hp + 1) // 2, (wp + 1) // 2
@@ -104,7 +109,7 @@ def _forward_part(xp, w2, b, out, relu, s0, s1):
     acc = np.empty((nf, panels * PANEL), xp.dtype)
     zero = np.zeros(1, out.dtype)[0]
     for s in range(s0, s1):
-        split_phases(xp[s], ph, hq, wq)
+        split_phases(xp[s], ph, hq, wq, top, left)
         gemm_at(np.int64(w2.ctypes.data), w2.shape[1], nf, w2.shape[1],
                 np.int64(ph.ctypes.data), PANEL, panels, offs, np.int64(acc.ctypes.data),
                 panels * PANEL, False)
@@ -120,15 +125,18 @@ def _forward_part(xp, w2, b, out, relu, s0, s1):
     keep_alive(acc)
 
 
-def phases_packed_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray,
-                          relu: bool = False) -> np.ndarray:
-    """conv(xp) + b at stride 2 (then max(·, 0) when ``relu``) of an already padded float32
-    batch, for 3×3 filters (``packed_phases``)."""
-    n, c, hp, wp = xp.shape
-    nf = w.shape[0]
-    xp = np.ascontiguousarray(xp)
-    out = np.empty((n, nf, (hp - 3) // 2 + 1, (wp - 3) // 2 + 1), np.float32)
+def phases_packed_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, relu: bool = False,
+                          pad: tuple = (0, 0)) -> np.ndarray:
+    """conv(x zero-padded by ``pad``) + b at stride 2 (then max(·, 0) when ``relu``) of a
+    float32 batch, for 3×3 filters (``packed_phases``). The padding is never copied: the phases
+    are made from x with their zeros in place (the layers hand x over unpadded, as to
+    Winograd: ``conv.pad_free_route``)."""
+    n, c, h, wd = x.shape
+    nf, (top, left) = w.shape[0], (int(pad[0]), int(pad[1]))
+    x = np.ascontiguousarray(x)
+    out = np.empty((n, nf, (h + 2 * top - 3) // 2 + 1, (wd + 2 * left - 3) // 2 + 1),
+                   np.float32)
     w2 = np.ascontiguousarray(w.reshape(nf, -1), dtype=np.float32)
     b = np.ascontiguousarray(b, dtype=np.float32)
-    split_rows(lambda s0, s1: _forward_part(xp, w2, b, out, bool(relu), s0, s1), n)
+    split_rows(lambda s0, s1: _forward_part(x, w2, b, out, bool(relu), top, left, s0, s1), n)
     return out

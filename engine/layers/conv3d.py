@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerloom.engine.kernels.conv import (conv_backward, conv_forward, conv_input_grad,
-                                           conv_transpose_grads)
+from layerloom.engine.kernels.conv import conv_backward, conv_forward, conv_input_grad
+from layerloom.engine.kernels.conv_transposed import conv_transpose_grads
 from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_param_shapes,
                                                conv_params, window_out)
 from layerloom.engine.registry import register

@@ -12,7 +12,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from layerloom.engine.kernels.conv import conv_input_grad, conv_transpose_grads, pad_sides
+from layerloom.engine.kernels.conv import conv_input_grad, pad_sides
+from layerloom.engine.kernels.conv_transposed import conv_transpose_grads
 from layerloom.engine.layers.image_ops import (channels_in_groups, check_groups, conv_param_shapes,
                                                conv_params, image_shape, signal_shape)
 from layerloom.engine.registry import register

@@ -29,18 +29,21 @@ def _data(n, c, hp, wp, nf, seed=0):
     return xp, w, rng.standard_normal(nf).astype(np.float32)
 
 
-@pytest.mark.parametrize("hp,wp", [(6, 6), (7, 9), (5, 4), (3, 3)])
-def test_phases_split_as_numpy_slices_them(hp, wp):
-    x = np.random.default_rng(1).standard_normal((3, hp, wp)).astype(np.float32)
-    hq, wq = (hp + 1) // 2, (wp + 1) // 2
-    ph = np.full(3 * 4 * hq * wq, -7.0, np.float32)
-    cpp.split_phases(x, ph, hq, wq)
+@pytest.mark.parametrize("h,w", [(6, 6), (7, 9), (5, 4), (3, 3)])
+@pytest.mark.parametrize("top,left", [(0, 0), (1, 1), (2, 1), (1, 2)])
+def test_phases_split_as_numpy_slices_the_padded_copy(h, w, top, left):
+    """Every value of the zero-padded copy's phases where numpy's slices put it, the padding's
+    zeros included (the buffer's own: nothing writes them)."""
+    x = np.random.default_rng(1).standard_normal((3, h, w)).astype(np.float32)
+    xp = np.pad(x, ((0, 0), (top, top), (left, left)))
+    hq, wq = (h + 2 * top + 1) // 2, (w + 2 * left + 1) // 2
+    ph = np.zeros(3 * 4 * hq * wq, np.float32)
+    cpp.split_phases(x, ph, hq, wq, top, left)
     planes = ph.reshape(3, 2, 2, hq, wq)
     for a in (0, 1):
         for b in (0, 1):
-            want = x[:, a::2, b::2]
-            got = planes[:, a, b, :want.shape[1], :want.shape[2]]
-            assert np.array_equal(got, want)
+            want = xp[:, a::2, b::2]
+            assert np.array_equal(planes[:, a, b, :want.shape[1], :want.shape[2]], want)
 
 
 @pytest.mark.parametrize("n,c,hp,wp,nf", FAMILY)
@@ -53,6 +56,14 @@ def test_family_matches_the_reference(n, c, hp, wp, nf, relu):
     want = np.maximum(want, 0) if relu else want
     assert y.dtype == np.float32 and y.flags.c_contiguous and y.shape == want.shape
     np.testing.assert_allclose(y, want, **TOL)
+
+
+@pytest.mark.parametrize("pad", [(1, 1), (2, 1), (0, 2)])
+def test_the_padding_read_in_place_is_the_padded_copy(pad):
+    xp, w, b = _data(3, 5, 15, 12, 7)
+    y = cpp.phases_packed_forward(xp, w, b, True, pad)
+    padded = conv.pad_sides(xp, pad[0], pad[0], pad[1], pad[1])
+    assert np.array_equal(y, cpp.phases_packed_forward(padded, w, b, True))
 
 
 def test_relu_keeps_nan_and_the_bias_reaches_every_output():
@@ -111,9 +122,10 @@ def test_conv_forward_takes_it_where_kn2row_was_chosen(monkeypatch):
     assert calls == [w.shape]
 
 
-def test_the_conv2d_layer_gives_its_values():
-    """Conv2D 3×3 / 2, padding 1, 16 → 32 on 32×32 (the layer pads, the route reads the
-    padded batch), alone and as the fused Conv2D+ReLU's forward."""
+def test_the_conv2d_layer_hands_it_the_input_unpadded():
+    """Conv2D 3×3 / 2, padding 1, 16 → 32 on 32×32: the pad-free route (no padded copy in the
+    forward), its values this file's; the backward pads then and gives the reference's
+    gradients."""
     layer = registry.get("Conv2D")
     a = {name: attr.default for name, attr in layer.attrs.items()}
     a.update(out_channels=32, kernel_size=[3, 3], stride=[2, 2], padding=[1, 1])
@@ -121,9 +133,16 @@ def test_the_conv2d_layer_gives_its_values():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 16, 32, 32)).astype(np.float32)
     p = {k: v.astype(np.float32) for k, v in layer.init(a, [x.shape], rng).items()}
-    y = layer.forward(a, p, Ctx(False, None, (False,)), x)
-    want = cpp.phases_packed_forward(conv.pad_sides(x, 1, 1, 1, 1), p["weight"], p["bias"])
-    assert np.array_equal(y, want)
-    fused = conv.conv_forward(conv.pad_sides(x, 1, 1, 1, 1), p["weight"], p["bias"], (2, 2),
-                              relu=True)
-    assert np.array_equal(fused, np.maximum(y, 0))
+    assert conv.pad_free_route(x.shape, p["weight"].shape, np.float32, (1, 1), (2, 2)) == "packed"
+    ctx = Ctx(True, None, (True,))
+    y = layer.forward(a, p, ctx, x)
+    assert np.array_equal(y, cpp.phases_packed_forward(x, p["weight"], p["bias"], pad=(1, 1)))
+    assert ctx.saved[0][0].shape == x.shape  # kept unpadded
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    (dx,), grads = layer.backward(a, p, ctx, dy)
+    xp, w64 = conv.pad_sides(x, 1, 1, 1, 1).astype(np.float64), p["weight"].astype(np.float64)
+    np.testing.assert_allclose(dx, conv.grouped_input_grad_reference(
+        dy.astype(np.float64), w64, 34, 34, (2, 2), (1, 1), 1)[:, :, 1:33, 1:33], **TOL)
+    np.testing.assert_allclose(grads["weight"], conv.grouped_weight_grad_reference(
+        xp, dy.astype(np.float64), 3, 3, (2, 2), (1, 1), 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grads["bias"], dy.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-4)
