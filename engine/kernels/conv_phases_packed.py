@@ -11,18 +11,21 @@ accumulating the 9·C products of a 6 × 16 tile in registers. ``conv_kn2row`` r
 as nine BLAS products of depth C per band of rows (each packing its operands, each reading and
 writing the accumulator), which at C = 16-64 ran well below the tile kernel's speed.
 
-The phases are split one input row at a time into both of its phases in one loop
-(``split_row``: the even and odd values as one interleaved group, which LLVM vectorises with
-shuffles); a loop per phase (``conv_kn2row._phases``, whose stride is a variable) became
-gathers: a 64 × 32 × 34 × 34 batch 1.38 → 0.87 ms on one core.
+The phases are made from the unpadded input, the padding's zeros never written
+(``split_phases``: the layers hand x over as to Winograd, ``conv.pad_free_route``'s "packed"),
+one input row at a time into both of its phases in one loop (``split_row``: the even and odd
+values as one interleaved group, which LLVM vectorises with shuffles); a loop per phase
+(``conv_kn2row._phases``, whose stride is a variable) became gathers: a 64 × 32 × 34 × 34
+batch 1.38 → 0.87 ms on one core. The padded copy the layer made before took 1.3 ms of a
+64 × 32 × 32 × 32 batch.
 
-The kernel alone against ``conv_kn2row`` (batch 64, bias, forward, one core / two, the same
+The kernel alone against ``conv_kn2row``'s (batch 64, bias, forward, one core / two, the same
 padded input each call): 16 → 32 on 32×32 3.34 → 2.65 / 2.55 → 1.41 ms, 32 → 32 6.46 → 5.41 /
-3.41 → 2.83, 32 → 64 10.8 → 9.6 / 6.9 → 5.3, 64 → 64 on 16×16 even / 3.33 → 2.94; through the
-layer less (``packed_phases``), and in the networks that have such a layer (the stride-2 3×3
-CNN's first, the bottleneck ResNet's) within the runs' noise. The sums run in (c, i, j) order with
-one rounding each (``packed``): the results differ from the BLAS's in the last bits and do not
-depend on the threads (a sample is whole on one core).
+3.41 → 2.83, 32 → 64 10.8 → 9.6 / 6.9 → 5.3; through the layer ``packed_phases`` has the
+figures. The bottleneck ResNet's inference (its 32 → 32 layer) 1.03-1.04× faster on two cores,
+A/B in one process. The sums run in (c, i, j) order with one rounding each (``packed``): the
+results differ from the BLAS's in the last bits and do not depend on the threads (a sample is
+whole on one core).
 """
 from __future__ import annotations
 
@@ -33,16 +36,20 @@ from layerloom.engine.kernels.packed import PANEL, gemm_at, keep_alive
 from layerloom.engine.threads import split_rows
 
 
-MAX_CHANNELS = 32
+MAX_CHANNELS = 64
 
 
 def packed_phases(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups: int) -> bool:
     """True for the convolutions this file runs: float32 3×3 filters at stride 2 from at most
-    ``MAX_CHANNELS`` channels, undilated and ungrouped (where ``conv_kn2row`` was chosen over
-    im2col's route). Through the Conv2D layer (its padding copy included, a new input each call,
-    A/B in one process, batch 64, two cores / one) against kn2row: 16 → 32 on 32×32 1.19×,
-    32 → 32 1.09× / 1.09×, 32 → 64 0.99× / 1.08×; 64 → 64 on 16×16 0.98× on two cores: left
-    to kn2row."""
+    ``MAX_CHANNELS`` channels, undilated and ungrouped, where ``conv_kn2row`` was chosen over
+    im2col's route (16×16-and-up outputs, or few channel pairs). Through the Conv2D layer in
+    inference (no padded copy here; a new input each call, A/B in one process, batch 64, two
+    cores / one) against the padded kn2row: 16 → 32 on 32×32 1.86× / 1.35×, 32 → 32 1.56× /
+    1.29×, 32 → 64 1.20× / 1.21×, 48 → 64 1.08× / 1.21×, 64 → 64 1.12-1.16× / 1.10×, 64 → 128
+    1.13× / 1.07×; in training even (0.98-1.01×: the backward makes the padded copy). Where
+    im2col runs (8×8 outputs of many channel pairs) this lost, as the phases' pitch wastes a
+    fifth to a third of the products there: 64 → 128 on 16×16 0.85×, 128 → 128 on 8×8 0.75×,
+    256 → 256 0.62× (two cores); 64 → 64 on 16×16 even."""
     return (np.dtype(dtype) == np.float32 and tuple(w_shape[2:]) == (3, 3)
             and w_shape[1] <= MAX_CHANNELS and tuple(stride) == (2, 2)
             and tuple(dilation) == (1, 1) and groups == 1)
