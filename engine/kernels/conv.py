@@ -7,7 +7,7 @@ products of ``conv_gemm_strided``, and so do float32 stride-1 ones with 5×5 or 
 over many filters. float32 ones with ≥ 16 channels in and out, 5×5-and-up at stride 1 on maps
 of ≥ 256 outputs and stride-2 ones, run ``conv_kn2row`` instead (a product per tap on the input
 or its phases in place, no im2col; ``prefers_kn2row`` has the measured rule; its 3×3 forwards
-at stride 2 run ``conv_phases_packed``, one tile-kernel product), except float32 5×5 ones at
+from ≤ 64 channels run ``conv_phases_packed``, one tile-kernel product), except float32 5×5 ones at
 stride 1 with ≥ 16 channels in and out on maps of ≥ 4×4: those run Winograd's
 F(4×4, 5×5) (``conv_winograd5``, 2.5-3.5× the product kernel's speed; ``conv_winograd5_batch``).
 ``conv_input_grad`` alone is also ConvTranspose2d's forward.

@@ -101,22 +101,21 @@ def tap_offsets(c, kh, kw, hq, wq):
 
 
 @njit(cache=True, nogil=True)
-def _forward_part(xp, w2, b, out, relu, top, left, s0, s1):
+def _forward_part(x, w2, b, out, relu, top, left, s0, s1):
     """Samples s0..s1 of ``phases_packed_forward``: the sample's phases, one product into a
     (F × panels·16) accumulator at pitch Wq, then bias (and ReLU, as ``np.maximum``) on the way
     out."""
-    c, hp, wp = xp.shape[1], xp.shape[2] + 2 * top, xp.shape[3] + 2 * left
+    c, hp, wp = x.shape[1], x.shape[2] + 2 * top, x.shape[3] + 2 * left
     nf, oh, ow = out.shape[1], out.shape[2], out.shape[3]
-    kh, kw = 3, w2.shape[1] // (3 * c)
     hq, wq = (hp + 1) // 2, (wp + 1) // 2
     panels = -(-((oh - 1) * wq + ow) // PANEL)
     # the last panel reads up to 15 positions past the last output: room for it after the planes
-    ph = np.zeros(c * 4 * hq * wq + 2 * PANEL, xp.dtype)
-    offs = tap_offsets(c, kh, kw, hq, wq)
-    acc = np.empty((nf, panels * PANEL), xp.dtype)
+    ph = np.zeros(c * 4 * hq * wq + 2 * PANEL, x.dtype)
+    offs = tap_offsets(c, 3, 3, hq, wq)
+    acc = np.empty((nf, panels * PANEL), x.dtype)
     zero = np.zeros(1, out.dtype)[0]
     for s in range(s0, s1):
-        split_phases(xp[s], ph, hq, wq, top, left)
+        split_phases(x[s], ph, hq, wq, top, left)
         gemm_at(np.int64(w2.ctypes.data), w2.shape[1], nf, w2.shape[1],
                 np.int64(ph.ctypes.data), PANEL, panels, offs, np.int64(acc.ctypes.data),
                 panels * PANEL, False)
