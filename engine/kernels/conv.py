@@ -229,8 +229,7 @@ def pad_free_route(x_shape: tuple, w_shape: tuple, dtype, pad: tuple, stride: tu
               zip(x_shape[2:], pad, w_shape[2:], stride)]
     if _winograd5(w_shape, stride, dilation, groups, dtype, out_hw):
         return "winograd5"
-    if _kn2row(w_shape, stride, dilation, groups, dtype, out_hw) and \
-            packed_phases(w_shape, dtype, stride, dilation, groups):
+    if _packed_phases(w_shape, stride, dilation, groups, dtype, out_hw):
         return "packed"
     return "phases" if polyphase(w_shape, dtype, stride, dilation, groups, out_hw,
                                    x_shape[0]) else ""
@@ -294,6 +293,13 @@ def _kn2row(w_shape: tuple, stride: tuple, dilation: tuple, groups: int, dtype, 
     return prefers_kn2row(w_shape, groups, stride, dilation, dtype, *out_hw, backward)
 
 
+def _packed_phases(w_shape: tuple, stride: tuple, dilation: tuple, groups: int, dtype,
+                   out_hw) -> bool:
+    """kn2row's 3×3 stride-2 forwards that ``conv_phases_packed`` runs instead."""
+    return _kn2row(w_shape, stride, dilation, groups, dtype, out_hw) and \
+        packed_phases(w_shape, dtype, stride, dilation, groups)
+
+
 def _winograd5(w_shape: tuple, stride: tuple, dilation: tuple, groups: int, dtype,
                out_hw) -> bool:
     return tuple(stride) == (1, 1) and _plain(dilation, groups) and \
@@ -313,9 +319,9 @@ def conv_forward(xp, w, b, stride: tuple, dilation: tuple = (1, 1), groups: int 
         return winograd5_image(xp, filter_transform5(w), b, relu)
     if polyphase(w.shape, xp.dtype, stride, dilation, groups, out_hw, len(xp)):
         return polyphase_forward(xp, w, b, relu)
+    if _packed_phases(w.shape, stride, dilation, groups, xp.dtype, out_hw):
+        return phases_packed_forward(xp, w, b, relu)
     if _kn2row(w.shape, stride, dilation, groups, xp.dtype, out_hw):
-        if packed_phases(w.shape, xp.dtype, stride, dilation, groups):  # 3×3 at stride 2
-            return phases_packed_forward(xp, w, b, relu)
         return kn2row_forward(xp, w, b, stride, relu)
     gemm = _strided_gemm(w.shape, stride, groups, xp.dtype, out_hw) and not (
         tuple(stride) == (1, 1) and _plain(dilation, groups)

@@ -24,7 +24,8 @@ input's size), and everything above runs on them at pitch Wq = ⌈Wp / 2⌉.
 
 Samples are split over the cores (``engine.threads.split_rows``); the weight gradient is summed
 over fixed runs of samples (``PARTS``) in order, so it does not depend on the thread count.
-Self-contained on purpose: numba's cache only notices edits to a kernel's own file.
+Stride 2's columns split with ``conv_phases_packed.split_row`` (an edit there recompiles this:
+``kernels.cache_stamp``).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from layerloom.engine.kernels.blas import NO_TRANS, TRANS, gemm
+from layerloom.engine.kernels.conv_phases_packed import split_row
 from layerloom.engine.kernels.packed import keep_alive
 from layerloom.engine.threads import split_rows
 
@@ -80,13 +82,17 @@ def prefers_kn2row(w_shape: tuple, groups: int, stride: tuple, dilation: tuple, 
 def _phases(xs, ph, back):
     """ph[c, a, b, u, v] = xs[c, u·sh + a, v·sw + b] (sh, sw from ph's shape): a sample's stride
     phases, each read with unit steps (tap (i, j) reads phase (i mod sh, j mod sw) from
-    (r + i // sh, q + j // sw)). With ``back`` the reverse, xs[...] = ph[...], and zeros left in
-    ph: the next sample's input-gradient products add onto it."""
+    (r + i // sh, q + j // sw)); two columns' phases in one loop (``split_row``: a loop per
+    phase, its stride a variable, became gathers). With ``back`` the reverse, xs[...] =
+    ph[...], and zeros left in ph: the next sample's input-gradient products add onto it."""
     c, sh, sw = ph.shape[0], ph.shape[1], ph.shape[2]
     hp, wp = xs.shape[1], xs.shape[2]
     for ch in range(c):
         for y in range(hp):
             a, u, line = y % sh, y // sh, xs[ch, y]
+            if sw == 2 and not back:  # both columns' phases in one loop, not two gathers
+                split_row(line, ph[ch, a, 0, u], ph[ch, a, 1, u, :wp // 2])
+                continue
             for b in range(sw):
                 dst = ph[ch, a, b, u]
                 if back:

@@ -14,10 +14,10 @@ writing the accumulator), which at C = 16-64 ran well below the tile kernel's sp
 The phases are made from the unpadded input, the padding's zeros never written
 (``split_phases``: the layers hand x over as to Winograd, ``conv.pad_free_route``'s "packed"),
 one input row at a time into both of its phases in one loop (``split_row``: the even and odd
-values as one interleaved group, which LLVM vectorises with shuffles); a loop per phase
-(``conv_kn2row._phases``, whose stride is a variable) became gathers: a 64 × 32 × 34 × 34
-batch 1.38 → 0.87 ms on one core. The padded copy the layer made before took 1.3 ms of a
-64 × 32 × 32 × 32 batch.
+values as one interleaved group, which LLVM vectorises with shuffles; ``conv_kn2row._phases``
+splits its stride-2 columns with it too): a loop per phase, its stride a variable, became
+gathers, a 64 × 32 × 34 × 34 batch 1.38 → 0.87 ms on one core. The padded copy the layer made
+before took 1.3 ms of a 64 × 32 × 32 × 32 batch.
 
 The kernel alone against ``conv_kn2row``'s (batch 64, bias, forward, one core / two, the same
 padded input each call): 16 → 32 on 32×32 3.34 → 2.65 / 2.55 → 1.41 ms, 32 → 32 6.46 → 5.41 /

@@ -8,11 +8,11 @@ inference), far from the ~110 the tile kernel reaches. Read in place, a sample's
 a map apart (4 KB on 32×32), every B row of a tile in the same cache set: no faster. So each
 sample's pixels are first copied into panels of 16 (``packed.pack``; at stride 2 the stride's
 pixels are taken first, ``_taken``), then one ``gemm_packed`` over the panels writes the
-sample's output rows in place. The bias is a row of ones under the pixels and a column of W: its fused
-multiply-add by 1 rounds as the sum's ``+ b`` (the same bits as the product then the bias),
-and no pass of its own. The ReLU (as ``np.maximum``) is one pass over the sample's output while
-it is in cache. Each output is the sum over the channels in order, one rounding a step,
-whatever the split of the batch over the cores. The weight gradient contracts over the pixels,
+sample's output rows in place. The bias is a row of ones under the pixels and a column of W:
+its fused multiply-add by 1 rounds as the sum's ``+ b`` (the same bits as the product then the
+bias), and no pass of its own. The ReLU (as ``np.maximum``) is one pass over the sample's
+output while it is in cache. Each output is the sum over the channels in order, one rounding a
+step, whatever the split of the batch over the cores. The weight gradient contracts over the pixels,
 the contiguous axis of both operands: the one of fewer channels is transposed into panels
 (``_columns``), the other read in place, over fixed runs of samples (``WEIGHT_PARTS``).
 
