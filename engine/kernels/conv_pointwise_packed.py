@@ -29,30 +29,24 @@ from layerloom.engine.threads import split_rows
 
 WEIGHT_PARTS = 8  # fixed runs of samples whose weight gradients are summed apart, in order
 MIN_OUTPUTS = 16  # a sample's output pixels: one panel (fewer would leave it mostly empty)
+MAX_OUTPUTS = 64  # from 8×8 maps on, the BLAS's products (``packed_pointwise``)
 
 
 def packed_pointwise(w_shape: tuple, groups: int, dtype, stride: tuple, out_hw) -> bool:
     """True when ``packed_forward`` runs this 1×1 convolution's forward (before the BLAS's
-    products in ``conv_pointwise``, which keep the rest of their rule): float32 at stride 1
-    with ≥ 128 filters, or ≥ 32 filters from ≤ 64 channels onto ≥ 256 outputs. Measured at
-    batch 64 against the routes before, one core / two: on 32×32 maps 16 → 64 1.78× / 1.90×,
-    32 → 64 1.58× / 1.57×, 32 → 32 1.37× / 1.47×, 64 → 32 1.25× / 1.20×; 16 → 32 on 64×64
-    1.84× / 1.50×, 32 → 64 on 28×28 1.33× / 1.47×; on 16×16 64 → 64 1.09× / 1.14×, 64 → 128
-    1.21× / 1.31×, 128 → 128 1.07× / 1.11×; 128 → 512 on 8×8 1.22× / 1.20×, 64 → 256 1.23× /
-    1.36×, 256 → 256 1.16× / 1.11×, 512 → 256 on 4×4 1.24× / 1.23×. The gather's copy is C
-    floats a pixel against F·C multiply-adds, so few filters from many channels lost (128 → 32
-    on 16×16 0.92× / 0.97×, 96 → 48 on 20×20 0.90× / 0.85×, 128 → 64 1.01× / 0.87×), as did
-    64 filters on small maps (8×8 0.84× / 0.84×, 14×14 0.92× / 0.84×). Stride 2 stays with
-    the BLAS: alone, ≥ 128 filters gained (64 → 128 onto 16×16 1.24× / 1.42×, 256 → 512 onto
-    4×4 1.16× / 1.12×), but in the bottleneck ResNet the same layer's forward took 3.7-10 ms
-    from run to run where the BLAS's took ~5: copying the stride's pixels ran 0.5-2.5 ms by
-    where the input lay against the copy's buffer (numpy's strided copy too), which the gather
-    into panels felt more."""
+    products in ``conv_pointwise``): float32 at stride 1 with ≥ 128 filters onto maps of 16 to
+    63 outputs (4×4 to 7×7), where a sample's BLAS product is only a few columns wide. Measured
+    at batch 64 on an AVX2 VM against the BLAS's product a sample (bias and ReLU in its pass),
+    one core / two: 256 → 512 on 4×4 1.18× / 1.12×, 512 → 512 1.27× / 1.27×, 256 → 256 1.15× /
+    1.18×, 256 → 1024 1.23× / 1.29×. On larger maps the BLAS's product won (``conv_pointwise.
+    _wide``; on the AVX-512 VMs this kernel had won 1.1-1.9× there against the products with
+    whole-batch bias and ReLU passes before them). Stride 2 stays with the BLAS: in the
+    bottleneck ResNet the forward's copy of the stride's pixels ran 0.5-2.5 ms by where the
+    input lay against the copy's buffer, which the gather into panels felt more."""
     nf, c, kh, kw = w_shape
     outputs = out_hw[0] * out_hw[1]
     return (np.dtype(dtype) == np.float32 and (kh, kw) == (1, 1) and groups == 1
-            and tuple(stride) == (1, 1) and outputs >= MIN_OUTPUTS
-            and (nf >= 128 or (c <= 64 and nf >= 32 and outputs >= 256)))
+            and tuple(stride) == (1, 1) and MIN_OUTPUTS <= outputs < MAX_OUTPUTS and nf >= 128)
 
 
 def packed_input_grad_wins(w_shape: tuple, dtype, outputs: int) -> bool:

@@ -127,3 +127,52 @@ def test_a_convolution_without_bias_skips_its_sums_not_its_gradients(case):
     with_bias = conv.conv_backward(xp, wt, dy, stride, need_db=True)
     without = conv.conv_backward(xp, wt, dy, stride, need_db=False)
     assert all(np.array_equal(a, b) for a, b in zip(with_bias[:2], without[:2]))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (3, 1)])
+def test_the_bias_and_relu_in_the_products_pass_are_numpys_bits(dtype, stride):
+    """``forward_part`` adds the bias and clips in its pass over each sample: the same bits as
+    numpy's stacked product, ``+ b``, then ``np.maximum(·, 0)`` (NaN kept), on 1 and 2 cores."""
+    rng, xp, wt, b = _data(5, 7, 9, 11, 6, 0, dtype)
+    xp[1, 2, 0, 4] = np.nan  # a position every stride takes
+    ref = np.matmul(wt.reshape(6, 7), np.ascontiguousarray(
+        xp[:, :, ::stride[0], ::stride[1]]).reshape(5, 7, -1)) + b[:, None]
+    before = get_threads()
+    try:
+        for threads in (1, 2):
+            set_threads(threads)
+            with engine_threads(False):
+                plain = pointwise_forward(xp, wt, b, stride)
+                clipped = pointwise_forward(xp, wt, b, stride, relu=True)
+            assert np.array_equal(plain.reshape(ref.shape), ref, equal_nan=True)
+            assert np.array_equal(clipped.reshape(ref.shape), np.maximum(ref, 0),
+                                  equal_nan=True)
+    finally:
+        set_threads(before)
+    assert np.isnan(clipped).any() and (clipped == 0).any()
+
+
+@pytest.mark.parametrize("w_shape,out_hw,dtype,blas", [
+    ((64, 32, 1, 1), (32, 32), np.float32, True),  # a bottleneck's widening 1×1: ``_wide``
+    ((32, 64, 1, 1), (16, 16), np.float32, True),  # ... narrowing
+    ((256, 256, 1, 1), (8, 8), np.float32, True),  # many weights from 8×8 on
+    ((64, 32, 1, 1), (32, 32), np.float64, False),  # float64 keeps the rule above
+    ((64, 32, 1, 1), (4, 4), np.float32, True),  # the rule above (tiny maps)
+    ((512, 256, 1, 1), (4, 4), np.float32, False)])  # the packed kernel's
+def test_float32_forwards_onto_wide_maps_take_the_blas_product_a_sample(monkeypatch, w_shape,
+                                                                        out_hw, dtype, blas):
+    from layerloom.engine.kernels import conv_pointwise
+
+    calls, real = [], conv_pointwise.forward_part
+    monkeypatch.setattr(conv_pointwise, "forward_part",
+                        lambda *args: calls.append(args[0].shape) or real(*args))
+    rng = np.random.default_rng(2)
+    xp = rng.standard_normal((2, w_shape[1], *out_hw)).astype(dtype)
+    wt = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    y = conv.conv_forward(xp, wt, b, (1, 1), relu=True)
+    assert bool(calls) == blas
+    want = np.maximum(conv.grouped_forward_reference(
+        *(a.astype(np.float64) for a in (xp, wt, b)), (1, 1), (1, 1), 1), 0)
+    np.testing.assert_allclose(y, want, **TOL[dtype])

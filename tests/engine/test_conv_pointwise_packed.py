@@ -111,14 +111,15 @@ def test_results_do_not_depend_on_the_thread_count():
 
 
 @pytest.mark.parametrize("w_shape,out_hw,stride,packed", [
-    ((64, 32, 1, 1), (32, 32), (1, 1), True),  # a bottleneck's widening 1×1
-    ((32, 64, 1, 1), (32, 32), (1, 1), True),  # ... its narrowing one
-    ((256, 256, 1, 1), (8, 8), (1, 1), True),  # many filters on a small map
-    ((64, 64, 1, 1), (8, 8), (1, 1), False),  # 64 filters on a small map: the BLAS's
-    ((32, 128, 1, 1), (16, 16), (1, 1), False),  # few filters from many channels
-    ((128, 64, 1, 1), (16, 16), (2, 2), False),  # stride 2: the BLAS's
+    ((512, 256, 1, 1), (4, 4), (1, 1), True),  # many filters on a 4×4 map
+    ((256, 256, 1, 1), (7, 7), (1, 1), True),
+    ((128, 512, 1, 1), (4, 4), (1, 1), True),  # ... from more channels
+    ((256, 256, 1, 1), (8, 8), (1, 1), False),  # from 8×8 on: the BLAS's (``_wide``)
+    ((64, 32, 1, 1), (32, 32), (1, 1), False),  # a bottleneck's widening 1×1
+    ((64, 64, 1, 1), (4, 4), (1, 1), False),  # 64 filters on a small map: the BLAS's
+    ((256, 128, 1, 1), (4, 4), (2, 2), False),  # stride 2: the BLAS's
     ((512, 256, 1, 1), (2, 2), (1, 1), False),  # < 16 outputs
-    ((64, 32, 3, 3), (32, 32), (1, 1), False)])
+    ((256, 256, 3, 3), (4, 4), (1, 1), False)])
 def test_the_forward_takes_the_packed_route_where_its_rule_says(monkeypatch, w_shape, out_hw,
                                                                 stride, packed):
     assert packed_pointwise(w_shape, 1, np.float32, stride, out_hw) == packed
