@@ -136,13 +136,15 @@ class Executor:
             outs = replay(step.attrs, step_params(step, params), self.ctxs[step.node_id])
             if outs is not None:
                 return {m.node_id: y for m, y in zip(step.members, outs)}
-        xs = [values[r] if r is not None else None for r in step.inputs]
-        out = {}
-        with np.errstate(all="ignore"):
+        out, prev = {}, None  # a member reads the one before it, and any other input (a
+        with np.errstate(all="ignore"):  # residual Add's shortcut) from ``values``
             for m in step.members:
+                xs = [out[prev] if r is not None and r[0] == prev else
+                      (values[r] if r is not None else None) for r in m.inputs]
                 p = step_params(m, params)
-                xs = [m.layer.forward(m.attrs, p, Ctx(False, None, m.needs_input_grad), *xs)]
-                out[m.node_id] = xs[0]
+                out[m.node_id] = m.layer.forward(m.attrs, p, Ctx(False, None, m.needs_input_grad),
+                                                 *xs)
+                prev = m.node_id
         return out
 
     def _raise_first_nonfinite_forward(self, params: dict) -> None:

@@ -216,6 +216,17 @@ class ConvBatchNorm(Layer):
         conv, bn, relu, biased, ck, bk = a
         if ctx.training or not bn.track_running_stats:
             return ConvBatchNorm._unfolded(a, p, ctx, x)
+        folded = ConvBatchNorm.folded(a, p, x.dtype)
+        z = conv_run(biased, folded, Ctx(False, ctx.rng, (False,)), x, folded["weight"],
+                     conv.padding, conv.stride, conv.dilation, relu)
+        ctx.save(None, x)
+        return z
+
+    @staticmethod
+    def folded(a, p, dtype) -> dict:
+        """The convolution's weight and bias with the normalisation's running statistics (and
+        its affine) folded in: W·γ/σ, (b − μ)·γ/σ + β, computed in float64."""
+        conv, bn, _, _, ck, bk = a
         scale = 1.0 / np.sqrt(p[bk["running_var"]].astype(np.float64) + bn.eps)
         shift = -p[bk["running_mean"]].astype(np.float64) * scale
         if bn.affine:
@@ -223,12 +234,8 @@ class ConvBatchNorm(Layer):
             shift = shift * p[bk["weight"]] + p[bk["bias"]]
         if conv.bias:
             shift = shift + p[ck["bias"]] * scale
-        w = (p[ck["weight"]] * scale[:, None, None, None]).astype(x.dtype)
-        folded = {"weight": w, "bias": shift.astype(x.dtype)}
-        z = conv_run(biased, folded, Ctx(False, ctx.rng, (False,)), x, w, conv.padding,
-                     conv.stride, conv.dilation, relu)
-        ctx.save(None, x)
-        return z
+        w = (p[ck["weight"]] * scale[:, None, None, None]).astype(dtype)
+        return {"weight": w, "bias": shift.astype(dtype)}
 
     @staticmethod
     def _unfolded(a, p, ctx, x):

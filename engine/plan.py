@@ -25,6 +25,7 @@ from layerloom.engine.flatten import flatten
 from layerloom.engine.fusion import (AddReLU, BatchNormReLU, ConvBatchNorm, ConvReLU,
                                      ConvReluMaxPool, DenseChain, conv_bn_attrs, conv_pool_attrs,
                                      dense_chain_attrs)
+from layerloom.engine.fusion_residual import ConvBatchNormAddReLU
 from layerloom.engine.kernels import aligned
 from layerloom.engine.shapes import DEFAULT_BATCH, ShapeReport, infer_shapes
 from layerloom.engine.spec import AttrValues, Layer, LayerloomError
@@ -240,6 +241,27 @@ def _conv_bn(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | Non
                   full_names=True)
 
 
+def _conv_bn_add(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | None:
+    """Conv2D → BatchNorm2d → Add of two same-shape tensors → ReLU: a residual block's end
+    (``fusion_residual``), the Add's other input (the shortcut) the step's second."""
+    bn = _next(plan, head, by_id, keep) if head.layer.type_id == "Conv2D" else None
+    if bn is None or bn.layer.type_id != "BatchNorm2d":
+        return None
+    add = _next(plan, bn, by_id, keep)
+    if add is None or add.layer.type_id != "Add" or None in add.in_shapes \
+            or add.in_shapes[0] != add.in_shapes[1]:
+        return None
+    relu = _next(plan, add, by_id, keep)
+    if relu is None or relu.layer.type_id != "ReLU" or relu.node_id in keep:
+        return None
+    port = 1 if add.inputs[0] == (bn.node_id, bn.outputs[0]) else 0  # the shortcut's
+    step = _fused(ConvBatchNormAddReLU, conv_bn_attrs(head, bn, False), (head, bn, add, relu),
+                  full_names=True)
+    return replace(step, inputs=head.inputs + (add.inputs[port],),
+                   in_shapes=head.in_shapes + (add.in_shapes[port],),
+                   needs_input_grad=head.needs_input_grad + (add.needs_input_grad[port],))
+
+
 def _relu_tail(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | None:
     """BatchNorm → ReLU, or an Add of two same-shape tensors → ReLU (a residual block's end)."""
     norms = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
@@ -266,16 +288,21 @@ def _fused(layer, attrs, members: tuple, full_names: bool = False) -> Step:
                    trainable=any(m.trainable for m in members))
 
 
+PATTERNS = (_conv_chain, _dense_chain, _conv_bn_add, _conv_bn, _relu_tail)
+
+
 def fused_steps(plan: Plan, keep: frozenset) -> tuple:
     """``plan.steps`` with every fusable chain replaced by one step at the chain's last position
-    (the chain's only outside inputs are the head's, which come earlier)."""
+    (the chain's outside inputs, the head's and a residual Add's other one, come earlier)."""
     by_id = {s.node_id: s for s in plan.steps}
     at_tail, inner = {}, set()
     for s in plan.steps:
         if s.node_id in inner:
             continue
-        group = (_conv_chain(plan, s, by_id, keep) or _dense_chain(plan, s, by_id, keep)
-                 or _conv_bn(plan, s, by_id, keep) or _relu_tail(plan, s, by_id, keep))
+        # the first pattern whose members are all free: a residual Add's two branches may both
+        # lead to it, and the first one met takes it
+        group = next((g for g in (f(plan, s, by_id, keep) for f in PATTERNS)
+                      if g is not None and inner.isdisjoint(m.node_id for m in g.members)), None)
         if group is not None:
             at_tail[group.node_id] = group
             inner.update(m.node_id for m in group.members)

@@ -101,11 +101,13 @@ def _taken_buffer(xp: np.ndarray, stride: tuple) -> np.ndarray:
 
 
 def pointwise_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple,
-                      relu: bool = False) -> np.ndarray:
-    """conv(xp) + b for a 1×1 ``w`` (F, C, 1, 1), then max(·, 0) as ``np.maximum`` if ``relu``.
-    ``xp`` C-contiguous. Through the packed kernel where its rule holds."""
+                      relu: bool = False, residual: np.ndarray | None = None) -> np.ndarray:
+    """conv(xp) + b [+ residual] for a 1×1 ``w`` (F, C, 1, 1), then max(·, 0) as ``np.maximum``
+    if ``relu``. ``xp`` C-contiguous. Through the packed kernel where its rule holds, except with
+    a ``residual`` (the output's shape), which the BLAS's route adds in its pass
+    (``blas_forward`` says where that route runs anyway)."""
     out_hw = [(p - 1) // s + 1 for p, s in zip(xp.shape[2:], stride)]
-    if packed_pointwise(w.shape, 1, np.result_type(xp, w), stride, out_hw):
+    if residual is None and packed_pointwise(w.shape, 1, np.result_type(xp, w), stride, out_hw):
         return packed_forward(xp, w, b, stride, relu)
     xp = np.ascontiguousarray(xp)
     n, c = xp.shape[:2]
@@ -113,24 +115,35 @@ def pointwise_forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tupl
     y = np.empty((n, len(w), out_hw[0] * out_hw[1]), dtype)
     x, w2 = xp.astype(dtype, copy=False), np.ascontiguousarray(w.reshape(len(w), c), dtype)
     b = np.ascontiguousarray(b, dtype)
+    r = (np.zeros((0, 0, 0), dtype) if residual is None
+         else np.ascontiguousarray(residual, dtype).reshape(y.shape))
     sh, sw, relu = int(stride[0]), int(stride[1]), bool(relu)
-    split_rows(lambda lo, hi: forward_part(x, w2, b, sh, sw, y, relu, lo, hi), n)
+    split_rows(lambda lo, hi: forward_part(x, w2, b, sh, sw, y, relu, lo, hi, r), n)
     return y.reshape(n, len(w), *out_hw)
 
 
+def blas_forward(w_shape: tuple, groups: int, dtype, stride: tuple, out_hw) -> bool:
+    """True when ``conv_forward`` runs this convolution's forward as ``pointwise_forward``'s
+    BLAS products (where a residual can join their pass)."""
+    return (pointwise(w_shape, groups, out_hw, dtype=dtype, stride=stride)
+            and not packed_pointwise(w_shape, groups, dtype, stride, out_hw))
+
+
 @njit(cache=True, nogil=True)
-def forward_part(xp, w2, b, sh, sw, y, relu, s0, s1):
-    """y[s] = w2 · xp[s] at the stride's positions, + b, then ``np.maximum(·, 0)`` if ``relu``,
-    for s0 ≤ s < s1: one BLAS product a sample (the bits of numpy's stacked ``matmul``), the
-    bias and the ReLU in one pass over the sample's output while it is in cache (as whole-batch
-    numpy passes they read and wrote it from memory twice: the bottleneck ResNet's 32 → 16 on
-    32×32 with its ReLU, one core / two, 2.8 → 1.9 / 1.7 → 1.1 ms)."""
+def forward_part(xp, w2, b, sh, sw, y, relu, s0, s1, r):
+    """y[s] = w2 · xp[s] at the stride's positions, + b, [+ r[s] when r has samples,] then
+    ``np.maximum(·, 0)`` if ``relu``, for s0 ≤ s < s1: one BLAS product a sample (the bits of
+    numpy's stacked ``matmul``), the bias, the residual and the ReLU in one pass over the
+    sample's output while it is in cache (as whole-batch numpy passes they read and wrote it
+    from memory twice: the bottleneck ResNet's 32 → 16 on 32×32 with its ReLU, one core / two,
+    2.8 → 1.9 / 1.7 → 1.1 ms). Each addition rounds as the unfused layers' do."""
     c = xp.shape[1]
     nf, hw = y.shape[1], y.shape[2]
     strided = sh != 1 or sw != 1
     xs = np.empty((c if strided else 0, hw), xp.dtype)
     double = xp.itemsize == 8
     zero = xp.dtype.type(0)
+    add = len(r) > 0
     for s in range(s0, s1):
         if strided:
             _taken(xp[s], sh, sw, xs)
@@ -139,8 +152,11 @@ def forward_part(xp, w2, b, sh, sw, y, relu, s0, s1):
              hw, double)
         for f in range(nf):
             row, bias = y[s, f], b[f]
+            res = r[s, f] if add else row
             for i in range(hw):
                 v = row[i] + bias
+                if add:
+                    v = v + res[i]
                 row[i] = v if not relu or v > zero or v != v else zero  # np.maximum's
     keep_alive(xs)  # read by the BLAS through its address
 

@@ -1,5 +1,6 @@
 """ResNet-style graphs run fused (Conv2D → BatchNorm2d → ReLU, folded into one convolution in
-inference; BatchNorm → ReLU; residual Add → ReLU) exactly as unfused: every node's output, the
+inference; BatchNorm → ReLU; Conv2D → BatchNorm2d → residual Add → ReLU, a 1×1's shortcut added
+in its products' pass; residual Add → ReLU) exactly as unfused: every node's output, the
 loss, every gradient and the running statistics, in float64 and float32, training and inference;
 and the BatchNorm / ReLU kernels equal their numpy twins.
 """
@@ -16,7 +17,7 @@ from layerloom.engine.network import Network
 
 from .graph_cases import add_after
 
-FUSED = {"Conv2D+BatchNorm2d", "BatchNorm+ReLU", "Add+ReLU"}
+FUSED = {"Conv2D+BatchNorm2d", "BatchNorm+ReLU", "Conv2D+BatchNorm2d+Add+ReLU"}
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
 
 
@@ -154,7 +155,7 @@ def test_add_relu_fuses_only_same_shapes_and_a_single_reader():
     g.add_node(Node("peek", "ReLU", {}))  # a second reader of the Add: it must stay visible
     g.connect(("add", "y"), ("peek", "x"))
     net = Network(g, seed=0)
-    assert fused_types(net) == FUSED - {"Add+ReLU"}
+    assert fused_types(net) == FUSED - {"Conv2D+BatchNorm2d+Add+ReLU"}  # nor the whole end
     bcast = Graph()
     add_after(bcast, None, "x", "Input", {"shape": [2, 3, 3]})
     add_after(bcast, None, "b", "Input", {"shape": [2, 1, 1]})
@@ -198,3 +199,44 @@ def test_relu_kernels_equal_their_twins(dtype):
     np.testing.assert_array_equal(add_relu(a, b), add_relu_reference(a, b))
     out = add_relu(a, b)
     np.testing.assert_array_equal(relu_mask_grad(b, out), relu_mask_grad_reference(b, out))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("size,c", [((9, 8), 6), ((4, 5), 32)])  # 72 outputs (wide), 20
+def test_a_1x1_blocks_end_adds_the_shortcut_in_its_products_pass(monkeypatch, dtype, size, c):
+    """In inference a 1×1 Conv2D → BatchNorm2d → Add → ReLU on the BLAS's route is one call of
+    ``pointwise_forward`` with the shortcut (no Add + ReLU pass): bit for bit the folded
+    convolution, then the Add and the ReLU as nodes of their own; the unfused nodes to rounding
+    (the folding's); its backward replays the unfolded pair."""
+    from layerloom.engine import fusion_residual
+
+    calls, real = [], fusion_residual.pointwise_forward
+    monkeypatch.setattr(fusion_residual, "pointwise_forward",
+                        lambda *a, **k: calls.append(k["residual"].shape) or real(*a, **k))
+    g = resnet(c=c, kernel=1, size=size)
+    fused, plain = Network(g, seed=1, dtype=dtype), Network(g, seed=1, dtype=dtype, fuse=False)
+    assert "Conv2D+BatchNorm2d+Add+ReLU" in fused_types(fused)
+    for net in (fused, plain):
+        net.forward(feeds(g), training=True)
+    calls.clear()
+    a_out, b_out = fused.forward(feeds(g, seed=7)), plain.forward(feeds(g, seed=7))
+    assert calls == [(5, c, *size)]
+    assert np.array_equal(a_out["relu2"], fused.forward(feeds(g, seed=7), keep={"add"})["relu2"])
+    a_out = fused.forward(feeds(g, seed=7))
+    for node_id in g.nodes:  # the members (the Add's too) replayed through the unfused layers
+        np.testing.assert_allclose(a_out[node_id], b_out[node_id], **TOL[dtype], err_msg=node_id)
+    a_grads, b_grads = fused.backward(), plain.backward()
+    for key in b_grads:
+        np.testing.assert_allclose(a_grads[key], b_grads[key], **TOL[dtype], err_msg=key)
+
+
+def test_a_kept_node_leaves_the_residual_add_its_own_step():
+    """Asking for the block's BatchNorm keeps it visible: the Add → ReLU runs as Add+ReLU, and
+    the values are the same (to the folding's rounding: the kept BatchNorm runs on its own)."""
+    g = resnet()
+    net = Network(g, seed=2)
+    schedule = net.executor.plan.schedule({"bn2"})
+    types = {s.layer.type_id for s in schedule if s.members}
+    assert "Add+ReLU" in types and "Conv2D+BatchNorm2d+Add+ReLU" not in types
+    kept = net.forward(feeds(g), keep={"bn2"})["relu2"]
+    np.testing.assert_allclose(kept, net.forward(feeds(g))["relu2"], **TOL[np.float32])
