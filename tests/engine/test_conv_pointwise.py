@@ -132,8 +132,9 @@ def test_a_convolution_without_bias_skips_its_sums_not_its_gradients(case):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("stride", [(1, 1), (2, 2), (3, 1)])
 def test_the_bias_and_relu_in_the_products_pass_are_numpys_bits(dtype, stride):
-    """``forward_part`` adds the bias and clips in its pass over each sample: the same bits as
-    numpy's stacked product, ``+ b``, then ``np.maximum(·, 0)`` (NaN kept), on 1 and 2 cores."""
+    """``forward_part`` adds the bias (and a residual) and clips in its pass over each sample:
+    the same bits as numpy's stacked product, ``+ b`` (``+ r``), then ``np.maximum(·, 0)`` (NaN
+    kept), on 1 and 2 cores."""
     rng, xp, wt, b = _data(5, 7, 9, 11, 6, 0, dtype)
     xp[1, 2, 0, 4] = np.nan  # a position every stride takes
     ref = np.matmul(wt.reshape(6, 7), np.ascontiguousarray(
@@ -151,6 +152,9 @@ def test_the_bias_and_relu_in_the_products_pass_are_numpys_bits(dtype, stride):
     finally:
         set_threads(before)
     assert np.isnan(clipped).any() and (clipped == 0).any()
+    r = rng.standard_normal(plain.shape).astype(dtype)  # a residual block's shortcut
+    summed = pointwise_forward(xp, wt, b, stride, relu=True, residual=r)
+    assert np.array_equal(summed, np.maximum(plain + r, 0), equal_nan=True)
 
 
 @pytest.mark.parametrize("w_shape,out_hw,dtype,blas", [
