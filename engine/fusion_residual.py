@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from layerloom.engine.fusion import ConvBatchNorm
+from layerloom.engine.kernels.conv import out_size
 from layerloom.engine.kernels.conv_pointwise import blas_forward, pointwise_forward
 from layerloom.engine.kernels.relu import add_relu, relu_mask_grad
 from layerloom.engine.layers.conv import conv_run
@@ -25,7 +26,7 @@ def _blas_route(conv, x_shape: tuple, w_shape: tuple, dtype) -> bool:
     """The folded convolution runs as ``pointwise_forward``'s BLAS products (no padding)."""
     if tuple(conv.padding) != (0, 0) or conv.groups != 1:
         return False
-    out_hw = [(n - 1) // s + 1 for n, s in zip(x_shape[2:], conv.stride)]
+    out_hw = [out_size(n, 1, s) for n, s in zip(x_shape[2:], conv.stride)]
     return blas_forward(w_shape, 1, dtype, tuple(conv.stride), out_hw)
 
 

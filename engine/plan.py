@@ -234,9 +234,8 @@ def _conv_bn(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | Non
         return _fused(ConvReLU, head.attrs, (head, bn))
     if bn.layer.type_id != "BatchNorm2d":
         return None
-    relu = _next(plan, bn, by_id, keep)
-    relu = relu if relu is not None and relu.node_id not in keep else None
-    members = (head, bn, relu) if relu is not None and relu.layer.type_id == "ReLU" else (head, bn)
+    relu = _relu_after(plan, bn, by_id, keep)
+    members = (head, bn, relu) if relu is not None else (head, bn)
     return _fused(ConvBatchNorm, conv_bn_attrs(head, bn, len(members) == 3), members,
                   full_names=True)
 
@@ -248,11 +247,8 @@ def _conv_bn_add(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step |
     if bn is None or bn.layer.type_id != "BatchNorm2d":
         return None
     add = _next(plan, bn, by_id, keep)
-    if add is None or add.layer.type_id != "Add" or None in add.in_shapes \
-            or add.in_shapes[0] != add.in_shapes[1]:
-        return None
-    relu = _next(plan, add, by_id, keep)
-    if relu is None or relu.layer.type_id != "ReLU" or relu.node_id in keep:
+    relu = _relu_after(plan, add, by_id, keep) if _same_shape_add(add) else None
+    if relu is None:
         return None
     port = 1 if add.inputs[0] == (bn.node_id, bn.outputs[0]) else 0  # the shortcut's
     step = _fused(ConvBatchNormAddReLU, conv_bn_attrs(head, bn, False), (head, bn, add, relu),
@@ -266,13 +262,24 @@ def _relu_tail(plan: Plan, head: Step, by_id: dict, keep: frozenset) -> Step | N
     """BatchNorm → ReLU, or an Add of two same-shape tensors → ReLU (a residual block's end)."""
     norms = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
     t = head.layer.type_id
-    if t not in norms and not (t == "Add" and None not in head.in_shapes
-                               and head.in_shapes[0] == head.in_shapes[1]):
-        return None
-    relu = _next(plan, head, by_id, keep)
-    if relu is None or relu.layer.type_id != "ReLU" or relu.node_id in keep:
+    relu = _relu_after(plan, head, by_id, keep) if t in norms or _same_shape_add(head) else None
+    if relu is None:
         return None
     return _fused(BatchNormReLU if t in norms else AddReLU, head.attrs, (head, relu))
+
+
+def _same_shape_add(step: Step | None) -> bool:
+    """An Add of two tensors of one shape (no broadcasting): what the fused ReLU tails take."""
+    return step is not None and step.layer.type_id == "Add" and None not in step.in_shapes \
+        and step.in_shapes[0] == step.in_shapes[1]
+
+
+def _relu_after(plan: Plan, step: Step, by_id: dict, keep: frozenset) -> Step | None:
+    """The ReLU that alone reads ``step``'s output, when the chain may continue into it and it
+    is not a node asked for."""
+    relu = _next(plan, step, by_id, keep)
+    ok = relu is not None and relu.layer.type_id == "ReLU" and relu.node_id not in keep
+    return relu if ok else None
 
 
 def _fused(layer, attrs, members: tuple, full_names: bool = False) -> Step:

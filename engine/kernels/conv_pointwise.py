@@ -64,8 +64,7 @@ def _wide(w_shape: tuple, groups: int, dtype, stride: tuple, out_hw) -> bool:
     128 → 128 1.3× / 1.3-1.6×, 64 → 256 on 8×8 1.2× / 1.27×, 512 → 128 1.1-1.16× / 1.16×,
     256 → 256 1.07-1.14× / 1.05-1.1×, 128 → 512 1.1× / 0.96-1.16×. On 4×4 maps the packed
     kernel keeps its lead (``packed_pointwise``)."""
-    nf, c, kh, kw = w_shape
-    return (np.dtype(dtype) == np.float32 and (kh, kw) == (1, 1) and groups == 1
+    return (np.dtype(dtype) == np.float32 and tuple(w_shape[2:]) == (1, 1) and groups == 1
             and tuple(stride) == (1, 1) and out_hw[0] * out_hw[1] >= MIN_WIDE_OUTPUTS)
 
 

@@ -43,10 +43,10 @@ def packed_pointwise(w_shape: tuple, groups: int, dtype, stride: tuple, out_hw) 
     whole-batch bias and ReLU passes before them). Stride 2 stays with the BLAS: in the
     bottleneck ResNet the forward's copy of the stride's pixels ran 0.5-2.5 ms by where the
     input lay against the copy's buffer, which the gather into panels felt more."""
-    nf, c, kh, kw = w_shape
     outputs = out_hw[0] * out_hw[1]
-    return (np.dtype(dtype) == np.float32 and (kh, kw) == (1, 1) and groups == 1
-            and tuple(stride) == (1, 1) and MIN_OUTPUTS <= outputs < MAX_OUTPUTS and nf >= 128)
+    return (np.dtype(dtype) == np.float32 and tuple(w_shape[2:]) == (1, 1) and groups == 1
+            and tuple(stride) == (1, 1) and MIN_OUTPUTS <= outputs < MAX_OUTPUTS
+            and w_shape[0] >= 128)
 
 
 def packed_input_grad_wins(w_shape: tuple, dtype, outputs: int) -> bool:

@@ -110,11 +110,12 @@ def _divides(shape: tuple, outs: tuple) -> bool:
 
 def _avg(ctx, x, outs):
     ctx.save(x.shape, outs)
-    if all(o == 1 for o in outs):  # a global average (a ResNet's head): one BLAS product,
-        size = int(np.prod(x.shape[2:]))  # where numpy's mean ran a row at a time (0.68 →
-        x2 = np.ascontiguousarray(x).reshape(-1, size)  # 0.06 ms for 64 × 256 × 8 × 8)
-        y = np.matmul(x2, np.ones(size, x.dtype)) / x.dtype.type(size)
-        return y.reshape(*x.shape[:2], *outs)
+    if all(o == 1 for o in outs):
+        # a global average (a ResNet's head) as one BLAS product: numpy's mean over the spatial
+        # axes ran a row at a time (0.68 → 0.06 ms for 64 × 256 × 8 × 8)
+        size = int(np.prod(x.shape[2:]))
+        y = np.ascontiguousarray(x).reshape(-1, size) @ np.ones(size, x.dtype)
+        return (y / x.dtype.type(size)).reshape(*x.shape[:2], *outs)
     if _divides(x.shape, outs):  # equal windows: a reshape and a mean
         split = [v for o, n in zip(outs, x.shape[2:]) for v in (o, n // o)]
         return x.reshape(*x.shape[:2], *split).mean(axis=tuple(range(3, 2 + 2 * len(outs), 2)))
