@@ -15,6 +15,7 @@ from layerloom.engine.kernels.conv_winograd import (_K2, _K4, _K5, _K8, COMPACT_
                                                     _points, _views, phase_plane,
                                                     rows_from_plane, rows_into_plane)
 from layerloom.engine.kernels.conv_winograd_plan import unpool_part
+from layerloom.engine.kernels.point_products import on_tiles, panel_buffer, product
 from layerloom.engine.threads import split_rows
 
 
@@ -188,15 +189,21 @@ def _input_adjoint(dv, ph, pw, s0, s1, m, th, tw, rows, dx):
 
 @njit(cache=True, nogil=True)
 def _chunk_backward(x, u, dy, g0, s0, s1, m, th, tw, ph, pw, du, db, dx, need_dx, rbuf, vbuf,
-                    mbuf):
+                    mbuf, ut, vbufs):
     """``winograd_backward`` for the samples s0:s1 (their output gradient dy[g0:g0 + s1 - s0]):
-    du = Σ_tiles dM · Vᵀ, dx from Uᵀ · dM."""
+    du = Σ_tiles dM · Vᵀ, dx from Uᵀ · dM; on the tile kernel where ``ut`` holds the Uᵀ
+    (``point_products``; ``vbufs`` the panels of Vᵀ and dM)."""
     c = x.shape[1]
     pos, nf = u.shape[0], u.shape[1]
     rows, v, dm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th, tw)
     _grad_transform(dy, g0, g0 + s1 - s0, m, th, tw, rows, dm, db)
     _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v)
     for p in range(pos):
+        if ut.size:
+            product(dm[p], v[p].T, du[p], vbufs[0])
+            if need_dx:
+                product(ut[p], dm[p], v[p], vbufs[1])
+            continue
         np.dot(dm[p], v[p].T, du[p])
         if need_dx:
             np.dot(u[p].T, dm[p], v[p])
@@ -216,6 +223,9 @@ def backward_part(x, u, dy, arg, wp, geo, du, db, dx, need_dx, c0, c1):
     c, pos, nf = x.shape[1], u.shape[0], u.shape[1]
     rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), x.dtype)
     vbuf, mbuf = np.empty(pos * c * tcd, x.dtype), np.empty(pos * nf * tcd, x.dtype)
+    on = on_tiles(c, nf, x.itemsize)
+    ut = np.ascontiguousarray(u.transpose(0, 2, 1)) if on else u[:0]
+    vbufs = (panel_buffer(tcd, c, on), panel_buffer(nf, tcd, on))
     pooled = arg.size > 0
     most = np.max(bounds[1:] - bounds[:-1]) if pooled else 0
     dz = np.empty((most, nf, x.shape[2] + 2 * ph - 2, x.shape[3] + 2 * pw - 2), x.dtype)
@@ -224,10 +234,10 @@ def backward_part(x, u, dy, arg, wp, geo, du, db, dx, need_dx, c0, c1):
         if pooled:
             unpool_part(dy, arg, wp, dz, s0, s1)
             _chunk_backward(x, u, dz, 0, s0, s1, m, th, tw, ph, pw, du[ci], db[ci], dx, need_dx,
-                            rbuf, vbuf, mbuf)
+                            rbuf, vbuf, mbuf, ut, vbufs)
         else:
             _chunk_backward(x, u, dy, s0, s0, s1, m, th, tw, ph, pw, du[ci], db[ci], dx,
-                            need_dx, rbuf, vbuf, mbuf)
+                            need_dx, rbuf, vbuf, mbuf, ut, vbufs)
 
 
 _NO_ARG = np.empty((0, 0, 0, 0), np.int32)

@@ -1,0 +1,50 @@
+"""The Winograd kernels' per-point products on ``packed``'s tile kernel where the channels are few.
+
+F(4×4, 3×3) turns a convolution into a² = 36 products a chunk, M[p] = U[p] · V[p] (F × C times
+C × tiles), and its backward into dU[p] = dM[p] · V[p]ᵀ and dV[p] = U[p]ᵀ · dM[p]. With 16-64
+channels these are thin products (16 × 16 times 16 × 455 for a 16 → 16 convolution on 32×32
+maps), which OpenBLAS (numba's ``np.dot``) ran at 21-28 GFLOP/s on an AVX2 EPYC: its per-call
+set-up and its packing for large matrices dominated. The tile kernel packs the right-hand side
+into 16-column panels (``packed.pack``, any strides: the transposed V of the weight gradient
+too) and runs 6 × 16 register tiles over it. A chunk's 36 points, one core, batch-64 chunk sizes
+(``conv_winograd._geometry``), OpenBLAS → tile kernel, backward (both products) / forward:
+16 → 16 603 → 356 / 298 → 164 µs, 16 → 32 673 → 401 / 289 → 190, 32 → 32 812 → 576 / 401 → 279,
+32 → 64 1395 → 959 / 605 → 427; from 64 → 64 on OpenBLAS won (1758 vs 2335 / 904 vs 908,
+128 → 128 5281 vs 8058), hence ``MAX_PAIRS``. float32 only: float64 keeps the BLAS.
+Results differ from OpenBLAS's in the last bits (each sum in order over k, one fused
+multiply-add a step: the same for any split over the cores).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from layerloom.engine.kernels.packed import gemm_packed, pack, panels_shape
+
+MAX_PAIRS = 2048  # C·F up to which the tile kernel runs a point's products (32 → 64 channels)
+
+
+@njit(inline="always")
+def on_tiles(c: int, nf: int, itemsize: int) -> bool:
+    """True when the points' products of a C → F convolution run on the tile kernel."""
+    return itemsize == 4 and c * nf <= MAX_PAIRS
+
+
+@njit(cache=True)
+def panel_buffer(k: int, n: int, on: bool) -> np.ndarray:
+    """Scratch for ``product``'s panels of any K' × N' operand with K' ≤ k and N' ≤ n (the
+    panels of a K × N operand hold ⌈N/16⌉·16·K floats); empty when ``on`` is False."""
+    if not on:
+        return np.empty(0, np.float32)
+    p = panels_shape(k, n)
+    return np.empty(p[0] * p[1] * p[2], np.float32)
+
+
+@njit(inline="always")
+def product(a, b, c, buf):
+    """c = a · b through the tile kernel: b (K × N, any strides) packed into ``buf`` first
+    (``panel_buffer`` sized), a and c float32 with contiguous rows."""
+    p = panels_shape(b.shape[0], b.shape[1])
+    panels = buf[:p[0] * p[1] * p[2]].reshape(p)
+    pack(b, panels)
+    gemm_packed(a, panels, c, False)
