@@ -44,7 +44,7 @@ import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can
 from numba import njit
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
-from layerloom.engine.kernels.point_products import on_tiles, panel_buffer, product
+from layerloom.engine.kernels.point_products import on_tiles, product_rows
 from layerloom.engine.threads import split_rows
 
 # The transforms' coefficients as float32: numba types an integer literal times a float32 value
@@ -308,17 +308,17 @@ def _views(rbuf, vbuf, mbuf, m, c, nf, pos, rows_of_tiles, tw):
 
 @njit(cache=True, nogil=True)
 def _chunk_forward(x, u, b, s0, s1, m, th, tw, ph, pw, pitch, out, relu, rbuf, vbuf, mbuf,
-                   pbuf):
+                   tiles):
     """``winograd_forward_flat`` for the samples s0:s1: transforms, a² products (on the tile
-    kernel where ``pbuf`` holds its panels: ``point_products``), transforms (then the ReLU,
-    while the chunk's output is still in cache)."""
+    kernel where ``tiles``: ``point_products``), transforms (then the ReLU, while the chunk's
+    output is still in cache)."""
     _, c, h, w = x.shape
     pos, nf = u.shape[0], u.shape[1]
     rows, v, mm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th, tw)
     _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v)
     for p in range(pos):
-        if pbuf.size:
-            product(u[p], v[p], mm[p], pbuf)
+        if tiles:
+            product_rows(u[p], v[p], mm[p])
         else:
             np.dot(u[p], v[p], mm[p])
     _output_transform(mm, b, s0, s1, m, th, tw, h + 2 * ph - 2, w + 2 * pw - 2, pitch, rows, out)
@@ -349,10 +349,10 @@ def forward_part(x, u, b, pitch, geo, out, relu, c0, c1):
     c, pos, nf = x.shape[1], u.shape[0], u.shape[1]
     rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), x.dtype)
     vbuf, mbuf = np.empty(pos * c * tcd, x.dtype), np.empty(pos * nf * tcd, x.dtype)
-    pbuf = panel_buffer(c, tcd, on_tiles(c, nf, x.itemsize))
+    tiles = on_tiles(c, nf, x.itemsize)
     for ci in range(c0, c1):
         _chunk_forward(x, u, b, bounds[ci], bounds[ci + 1], m, th, tw, ph, pw, pitch, out, relu,
-                       rbuf, vbuf, mbuf, pbuf)
+                       rbuf, vbuf, mbuf, tiles)
 
 
 def winograd_forward_flat(x, u, b, pitch, ph=0, pw=0, relu=False):

@@ -39,7 +39,7 @@ from numba import njit
 from layerloom.engine.kernels.conv_flat import chunk_bounds
 from layerloom.engine.kernels.conv_winograd import (_K2, _K4, _K5, _K8, phase_plane,
                                                     rows_into_plane)
-from layerloom.engine.kernels.point_products import on_tiles, panel_buffer, product
+from layerloom.engine.kernels.point_products import on_tiles, product_rows
 from layerloom.engine.kernels.winograd_filters import filters_grad, transform_filters
 from layerloom.engine.threads import split_rows
 
@@ -256,7 +256,7 @@ def forward_part(x, ph, pw, u, b, geo, out, relu, c0, c1):
     orows = np.empty((A, nf, M * tcd), x.dtype)
     vbuf, mbuf = np.empty(8 * c * tcd, x.dtype), np.empty(8 * nf * tcd, x.dtype)
     pts = np.empty((M, tcd + 1), x.dtype)
-    pbuf = panel_buffer(c, tcd, on_tiles(c, nf, x.itemsize))  # (point_products)
+    tiles = on_tiles(c, nf, x.itemsize)  # the points' products on the tile kernel
     for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         k = (s1 - s0) * th * (tw + 1)
@@ -265,8 +265,8 @@ def forward_part(x, ph, pw, u, b, geo, out, relu, c0, c1):
         for r in range(A):
             input_row(rows, r, k, pts, v8)
             for j in range(A):
-                if pbuf.size:
-                    product(u[r * A + j], v8[j], mm8[j], pbuf)
+                if tiles:
+                    product_rows(u[r * A + j], v8[j], mm8[j])
                 else:
                     np.dot(u[r * A + j], v8[j], mm8[j])
             _output_row(mm8, r, k, orows)

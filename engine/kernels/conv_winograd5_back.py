@@ -17,7 +17,8 @@ from layerloom.engine.kernels.conv_winograd5 import (_E, _H, _K2, _K4, _K5, _K8,
                                                      _K425, _K525, _Q, A, M, geometry,
                                                      input_columns, input_row)
 from layerloom.engine.kernels.conv_winograd_back import _bias_grad
-from layerloom.engine.kernels.point_products import on_tiles, panel_buffer, product
+from layerloom.engine.kernels.point_products import (on_tiles, panel_buffer, product,
+                                                      product_rows)
 from layerloom.engine.threads import split_rows
 
 
@@ -170,7 +171,7 @@ def backward_part(x, ph, pw, u, dy, geo, du, db, dx, need_dx, c0, c1):
     dplane = phase_plane(th, tw, x)
     on = on_tiles(c, nf, x.itemsize)  # the points' products on the tile kernel (point_products)
     ut = np.ascontiguousarray(u.transpose(0, 2, 1)) if on else u[:0]
-    vbufs = (panel_buffer(tcd, c, on), panel_buffer(nf, tcd, on))
+    vt = panel_buffer(tcd, c, on)
     for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         k = (s1 - s0) * th * (tw + 1)
@@ -182,9 +183,9 @@ def backward_part(x, ph, pw, u, dy, geo, du, db, dx, need_dx, c0, c1):
             input_row(rows, r, k, pts, v8)
             for j in range(A):
                 if on:
-                    product(dm8[j], v8[j].T, du[ci, r * A + j], vbufs[0])
+                    product(dm8[j], v8[j].T, du[ci, r * A + j], vt)
                     if need_dx:
-                        product(ut[r * A + j], dm8[j], v8[j], vbufs[1])
+                        product_rows(ut[r * A + j], dm8[j], v8[j])
                     continue
                 np.dot(dm8[j], v8[j].T, du[ci, r * A + j])
                 if need_dx:

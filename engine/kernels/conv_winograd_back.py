@@ -15,7 +15,8 @@ from layerloom.engine.kernels.conv_winograd import (_K2, _K4, _K5, _K8, COMPACT_
                                                     _points, _views, phase_plane,
                                                     rows_from_plane, rows_into_plane)
 from layerloom.engine.kernels.conv_winograd_plan import unpool_part
-from layerloom.engine.kernels.point_products import on_tiles, panel_buffer, product
+from layerloom.engine.kernels.point_products import (on_tiles, panel_buffer, product,
+                                                      product_rows)
 from layerloom.engine.threads import split_rows
 
 
@@ -189,10 +190,10 @@ def _input_adjoint(dv, ph, pw, s0, s1, m, th, tw, rows, dx):
 
 @njit(cache=True, nogil=True)
 def _chunk_backward(x, u, dy, g0, s0, s1, m, th, tw, ph, pw, du, db, dx, need_dx, rbuf, vbuf,
-                    mbuf, ut, vbufs):
+                    mbuf, ut, vt):
     """``winograd_backward`` for the samples s0:s1 (their output gradient dy[g0:g0 + s1 - s0]):
     du = Σ_tiles dM · Vᵀ, dx from Uᵀ · dM; on the tile kernel where ``ut`` holds the Uᵀ
-    (``point_products``; ``vbufs`` the panels of Vᵀ and dM)."""
+    (``point_products``; ``vt`` the panels of Vᵀ)."""
     c = x.shape[1]
     pos, nf = u.shape[0], u.shape[1]
     rows, v, dm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th, tw)
@@ -200,9 +201,9 @@ def _chunk_backward(x, u, dy, g0, s0, s1, m, th, tw, ph, pw, du, db, dx, need_dx
     _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v)
     for p in range(pos):
         if ut.size:
-            product(dm[p], v[p].T, du[p], vbufs[0])
+            product(dm[p], v[p].T, du[p], vt)
             if need_dx:
-                product(ut[p], dm[p], v[p], vbufs[1])
+                product_rows(ut[p], dm[p], v[p])
             continue
         np.dot(dm[p], v[p].T, du[p])
         if need_dx:
@@ -225,7 +226,7 @@ def backward_part(x, u, dy, arg, wp, geo, du, db, dx, need_dx, c0, c1):
     vbuf, mbuf = np.empty(pos * c * tcd, x.dtype), np.empty(pos * nf * tcd, x.dtype)
     on = on_tiles(c, nf, x.itemsize)
     ut = np.ascontiguousarray(u.transpose(0, 2, 1)) if on else u[:0]
-    vbufs = (panel_buffer(tcd, c, on), panel_buffer(nf, tcd, on))
+    vt = panel_buffer(tcd, c, on)
     pooled = arg.size > 0
     most = np.max(bounds[1:] - bounds[:-1]) if pooled else 0
     dz = np.empty((most, nf, x.shape[2] + 2 * ph - 2, x.shape[3] + 2 * pw - 2), x.dtype)
@@ -234,10 +235,10 @@ def backward_part(x, u, dy, arg, wp, geo, du, db, dx, need_dx, c0, c1):
         if pooled:
             unpool_part(dy, arg, wp, dz, s0, s1)
             _chunk_backward(x, u, dz, 0, s0, s1, m, th, tw, ph, pw, du[ci], db[ci], dx, need_dx,
-                            rbuf, vbuf, mbuf, ut, vbufs)
+                            rbuf, vbuf, mbuf, ut, vt)
         else:
             _chunk_backward(x, u, dy, s0, s0, s1, m, th, tw, ph, pw, du[ci], db[ci], dx,
-                            need_dx, rbuf, vbuf, mbuf, ut, vbufs)
+                            need_dx, rbuf, vbuf, mbuf, ut, vt)
 
 
 _NO_ARG = np.empty((0, 0, 0, 0), np.int32)

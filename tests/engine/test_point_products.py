@@ -8,7 +8,8 @@ import pytest
 from numba import njit
 
 from layerloom.engine.kernels import conv
-from layerloom.engine.kernels.point_products import MAX_PAIRS, on_tiles, panel_buffer, product
+from layerloom.engine.kernels.point_products import (MAX_PAIRS, on_tiles, panel_buffer, product,
+                                                     product_rows)
 
 from .test_split_kernels import at_threads
 
@@ -32,6 +33,26 @@ def test_the_product_equals_numpy_s(m, k, n, transpose_b):
     _run(a, b, transpose_b, out)
     want = a.astype(np.float64) @ (b.T if transpose_b else b).astype(np.float64)
     assert np.abs(out - want).max() <= 1e-5 * np.sqrt(k) * max(np.abs(want).max(), 1.0)
+
+
+@njit(cache=True)
+def _both(a, b, out_packed, out_rows):
+    product(a, b, out_packed, panel_buffer(b.shape[0], b.shape[1], True))
+    product_rows(a, b, out_rows)
+
+
+@pytest.mark.parametrize("m,k,n,pitch", [(16, 16, 455, 455), (32, 16, 48, 64), (6, 32, 7, 40),
+                                         (17, 3, 33, 33)])
+def test_rows_read_in_place_give_the_packed_product_s_bits(m, k, n, pitch):
+    """``product_rows`` reads b's rows where they lie (a row stride wider than the row, a last
+    panel of 1-15 columns packed apart, or none): the same sums as ``product``'s, in order."""
+    rng = np.random.default_rng(n + pitch)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, pitch)).astype(np.float32)[:, :n]
+    got, want = np.full((m, n), np.nan, np.float32), np.full((m, n), np.nan, np.float32)
+    _both(a, b, want, got)
+    assert np.array_equal(got, want)
+    assert np.abs(got - a.astype(np.float64) @ b).max() <= 1e-5 * np.sqrt(k) * np.abs(want).max()
 
 
 def test_few_channels_in_float32_take_the_tile_kernel():
