@@ -1,20 +1,19 @@
-"""The Winograd kernels' per-point products on ``packed``'s tile kernel where the channels are few.
+"""The Winograd kernels' per-point products on ``packed``'s tile kernel (float32, chunked routes).
 
 F(4×4, 3×3) turns a convolution into a² = 36 products a chunk, M[p] = U[p] · V[p] (F × C times
-C × tiles), and its backward into dU[p] = dM[p] · V[p]ᵀ and dV[p] = U[p]ᵀ · dM[p]. With 16-64
-channels these are thin products (16 × 16 times 16 × 455 for a 16 → 16 convolution on 32×32
-maps), which OpenBLAS (numba's ``np.dot``) ran at 21-28 GFLOP/s on an AVX2 EPYC: its per-call
-set-up and its packing for large matrices dominated. The tile kernel packs the right-hand side
-into 16-column panels (``packed.pack``, any strides: the transposed V of the weight gradient
-too) and runs 6 × 16 register tiles over it. A chunk's 36 points, one core, batch-64 chunk sizes
-(``conv_winograd._geometry``), OpenBLAS → tile kernel, backward (both products) / forward:
-16 → 16 603 → 356 / 298 → 164 µs, 16 → 32 673 → 401 / 289 → 190, 32 → 32 812 → 576 / 401 → 279,
-32 → 64 1395 → 959 / 605 → 427; from 64 → 64 on OpenBLAS won (1758 vs 2335 / 904 vs 908,
-128 → 128 5281 vs 8058), hence ``MAX_PAIRS``. Where the right-hand side's rows are contiguous
-(V of the forward, dM of the input gradient) the tile kernel reads them in place
-(``product_rows``: 16 → 16 forward 169 → 141 µs); V's transpose is packed. float32 only:
-float64 keeps the BLAS.
-Results differ from OpenBLAS's in the last bits (each sum in order over k, one fused
+C × tiles), and its backward into dU[p] = dM[p] · V[p]ᵀ and dV[p] = U[p]ᵀ · dM[p] (F(4×4, 5×5):
+64). These are short products (16 × 16 times 16 × 455 for a 16 → 16 convolution on 32×32 maps,
+K = C of the forward only 16-128 deep), which OpenBLAS (numba's ``np.dot``) ran at 21-28 GFLOP/s
+on an AVX2 EPYC for 16 channels: its per-call set-up and packing dominated. The tile kernel runs
+6 × 16 register tiles; a right-hand side with contiguous rows (V of the forward, dM of the input
+gradient) it reads in place (``product_rows``), V's transpose (the weight gradient's) is packed
+into 16-column panels first (``product``, ``packed.pack``). A chunk's three products (backward
+and forward), one core, batch-64 chunk sizes (``conv_winograd._geometry``), OpenBLAS held to one
+thread as the engine holds it → tile kernel: 1.4-1.8× faster from 16 → 16 up to 64 → 64 (3.6 →
+2.5 ms) and 16 → 256, 1.1-1.3× up to 128 → 256 (24.0 → 22.1 ms), even at 256 → 256 (45.4 vs
+46.3 ms), where ``conv_winograd_batch``'s whole-batch products take over: ``MAX_PAIRS``. The
+forward product alone, read in place against packed: 16 → 16 169 → 141 µs. float64 keeps the
+BLAS. Results differ from OpenBLAS's in the last bits (each sum in order over k, one fused
 multiply-add a step: the same for any split over the cores).
 """
 from __future__ import annotations
@@ -25,7 +24,7 @@ from numba import njit
 from layerloom.engine.kernels.packed import (PACKED_ROWS, PANEL, gemm_at, gemm_packed, keep_alive,
                                             pack, panels_shape)
 
-MAX_PAIRS = 2048  # C·F up to which the tile kernel runs a point's products (32 → 64 channels)
+MAX_PAIRS = 1 << 15  # C·F up to which the tile kernel runs a point's products (128 → 256)
 
 
 @njit(inline="always")

@@ -56,8 +56,9 @@ def test_rows_read_in_place_give_the_packed_product_s_bits(m, k, n, pitch):
 
 
 def test_few_channels_in_float32_take_the_tile_kernel():
-    assert on_tiles(16, 16, 4) and on_tiles(32, 64, 4) and on_tiles(1, MAX_PAIRS, 4)
-    assert not on_tiles(64, 64, 4) and not on_tiles(16, 16, 8)
+    assert on_tiles(16, 16, 4) and on_tiles(64, 64, 4) and on_tiles(128, 256, 4)
+    assert not on_tiles(256, 256, 4) and not on_tiles(MAX_PAIRS + 1, 1, 4)
+    assert not on_tiles(16, 16, 8)
     assert panel_buffer(16, 40, False).size == 0 and panel_buffer(16, 40, True).size == 16 * 48
 
 
