@@ -125,7 +125,7 @@ def conv2d_backward(xp, w, dy, sh: int, sw: int, need_dx: bool) -> tuple:
     if m:
         dxp, du, db = winograd_image_grads(xp, filter_transform(w, m), dy, need_dx)
         return (dxp if need_dx else None), weight_grad(du, m), db
-    if sh == 1 and sw == 1 and prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3]):
+    if sh == 1 and sw == 1 and prefers_gemm_backward(w.shape, dy.shape[2] * dy.shape[3], xp.dtype):
         dxp, dw, db = gemm_backward_flat(xp, w, dy, need_dx)
     elif sh == 1 and sw == 1:
         dxp, dw, db = backward_flat(xp, w, dy, need_dx)

@@ -35,9 +35,17 @@ def wide(w_shape: tuple) -> bool:
     return c * kh * kw >= MIN_TAPS and nf >= MIN_FILTERS
 
 
-def prefers_gemm_backward(w_shape: tuple, out_positions: int) -> bool:
+def prefers_gemm_backward(w_shape: tuple, out_positions: int, dtype=None) -> bool:
     """Whether the matrix-product backward beats the direct one: a wide convolution over maps
-    of at most 32×32 positions (the range measured)."""
+    of at most 32×32 positions (the range measured). Given ``dtype``, float32 2-D kernels of 3×3
+    and up stay on the direct kernels' chunked backward, whose products run on the packed tile
+    kernel (``conv_taps_packed``); these products ran at OpenBLAS's speed for short ones. At
+    batch 64, one core, direct vs here: no input gradient (a stem) 3 → 32 on 32×32 5.95 vs 6.27
+    ms, 3 → 64 11.5 vs 13.5; with it 3 → 32 12.6 vs 13.8, 8 → 32 14.7 vs 18.3, 4 → 32 on 28×28
+    11.2 vs 14.8, 12 → 64 on 16×16 16.6 vs 19.6; 3 → 32 on 16×16 even (2.59 vs 2.56). Conv1d's
+    1 × K kernels and the fused max-pool's backward (no ``dtype``) keep the rule above."""
+    if dtype is not None and np.dtype(dtype) == np.float32 and min(w_shape[2:]) >= 3:
+        return False
     return wide(w_shape) and out_positions <= 1024
 
 

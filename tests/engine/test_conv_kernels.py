@@ -100,6 +100,27 @@ def test_the_matrix_product_backward_matches_the_twins(dtype, xs, ws):
     assert no_dx.size == 0 and np.array_equal(dw_again, dw)
 
 
+@pytest.mark.parametrize("dtype,products", [(np.float32, False), (np.float64, True)])
+def test_a_few_channel_3x3_backward_in_float32_stays_on_the_tile_kernel(monkeypatch, dtype,
+                                                                        products):
+    """An RGB stem's 3 → 32 3×3 backward: float32 runs the direct kernels' chunked backward
+    (its products on the packed tile kernel), float64 the matrix products; both the gradients."""
+    calls = []
+    real = conv.gemm_backward_flat
+    monkeypatch.setattr(conv, "gemm_backward_flat",
+                        lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(7)
+    xp = rng.standard_normal((3, 3, 14, 14)).astype(dtype)
+    w = rng.standard_normal((32, 3, 3, 3)).astype(dtype)
+    dy = rng.standard_normal((3, 32, 12, 12)).astype(dtype)
+    dxp, dw, db = conv.conv_backward(xp, w, dy, (1, 1))
+    assert bool(calls) == products
+    tol = TOL[dtype] if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, conv.conv2d_weight_grad_reference(xp, dy, 3, 3, 1, 1), **tol)
+    np.testing.assert_allclose(dxp, conv.conv2d_input_grad_reference(dy, w, 14, 14, 1, 1), **tol)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), **tol)
+
+
 # Strided convolutions the matrix products take: plain, grouped and dilated, a 1-row one.
 STRIDED = [((2, 3, 9, 8), 8, (3, 3), (2, 2), (1, 1), 1), ((3, 4, 11, 10), 8, (3, 2), (2, 3),
                                                           (2, 1), 2),
