@@ -44,7 +44,7 @@ import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can
 from numba import njit
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
-from layerloom.engine.kernels.point_products import on_tiles, product_rows
+from layerloom.engine.kernels.point_products import on_tiles, point_product
 from layerloom.engine.threads import split_rows
 
 # The transforms' coefficients as float32: numba types an integer literal times a float32 value
@@ -317,10 +317,7 @@ def _chunk_forward(x, u, b, s0, s1, m, th, tw, ph, pw, pitch, out, relu, rbuf, v
     rows, v, mm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th, tw)
     _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v)
     for p in range(pos):
-        if tiles:
-            product_rows(u[p], v[p], mm[p])
-        else:
-            np.dot(u[p], v[p], mm[p])
+        point_product(u[p], v[p], mm[p], tiles)
     _output_transform(mm, b, s0, s1, m, th, tw, h + 2 * ph - 2, w + 2 * pw - 2, pitch, rows, out)
     if relu:
         _relu_in_place(out, s0, s1)

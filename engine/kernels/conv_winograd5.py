@@ -39,7 +39,7 @@ from numba import njit
 from layerloom.engine.kernels.conv_flat import chunk_bounds
 from layerloom.engine.kernels.conv_winograd import (_K2, _K4, _K5, _K8, phase_plane,
                                                     rows_into_plane)
-from layerloom.engine.kernels.point_products import on_tiles, product_rows
+from layerloom.engine.kernels.point_products import on_tiles, point_product
 from layerloom.engine.kernels.winograd_filters import filters_grad, transform_filters
 from layerloom.engine.threads import split_rows
 
@@ -265,10 +265,7 @@ def forward_part(x, ph, pw, u, b, geo, out, relu, c0, c1):
         for r in range(A):
             input_row(rows, r, k, pts, v8)
             for j in range(A):
-                if tiles:
-                    product_rows(u[r * A + j], v8[j], mm8[j])
-                else:
-                    np.dot(u[r * A + j], v8[j], mm8[j])
+                point_product(u[r * A + j], v8[j], mm8[j], tiles)
             _output_row(mm8, r, k, orows)
         _output_columns(b, s0, s1, th, tw, out, relu, orows)
 

@@ -17,8 +17,7 @@ from layerloom.engine.kernels.conv_winograd5 import (_E, _H, _K2, _K4, _K5, _K8,
                                                      _K425, _K525, _Q, A, M, geometry,
                                                      input_columns, input_row)
 from layerloom.engine.kernels.conv_winograd_back import _bias_grad
-from layerloom.engine.kernels.point_products import (on_tiles, panel_buffer, product,
-                                                      product_rows)
+from layerloom.engine.kernels.point_products import panel_buffer, point_grads, transposed_points
 from layerloom.engine.threads import split_rows
 
 
@@ -155,9 +154,9 @@ def _adjoint_columns(s0, s1, th, tw, ph, pw, drows, dplane, dx):
 
 
 @njit(cache=True, nogil=True)
-def backward_part(x, ph, pw, u, dy, geo, du, db, dx, need_dx, c0, c1):
+def backward_part(x, ph, pw, u, ut, dy, geo, du, db, dx, need_dx, c0, c1):
     """Chunks c0..c1 of ``winograd5_backward``, serially: chunk ci's dU into du[ci], its bias
-    gradient into db[ci], on buffers allocated once."""
+    gradient into db[ci], on buffers allocated once; ``ut``: ``transposed_points(u)``."""
     bounds, th, tw, tcd = geo
     c, nf = x.shape[1], u.shape[1]
     plane = phase_plane(th, tw, x)
@@ -169,9 +168,7 @@ def backward_part(x, ph, pw, u, dy, geo, du, db, dx, need_dx, c0, c1):
     tmp = np.zeros((A, tcd + 1), x.dtype)
     drows = np.empty((A, c if need_dx else 0, M * tcd + M), x.dtype)
     dplane = phase_plane(th, tw, x)
-    on = on_tiles(c, nf, x.itemsize)  # the points' products on the tile kernel (point_products)
-    ut = np.ascontiguousarray(u.transpose(0, 2, 1)) if on else u[:0]
-    vt = panel_buffer(tcd, c, on)
+    vt = panel_buffer(tcd, c, ut.size > 0)  # the points' products (point_products)
     for ci in range(c0, c1):
         s0, s1 = bounds[ci], bounds[ci + 1]
         k = (s1 - s0) * th * (tw + 1)
@@ -182,14 +179,7 @@ def backward_part(x, ph, pw, u, dy, geo, du, db, dx, need_dx, c0, c1):
             _grad_row(orows, r, k, dm8)
             input_row(rows, r, k, pts, v8)
             for j in range(A):
-                if on:
-                    product(dm8[j], v8[j].T, du[ci, r * A + j], vt)
-                    if need_dx:
-                        product_rows(ut[r * A + j], dm8[j], v8[j])
-                    continue
-                np.dot(dm8[j], v8[j].T, du[ci, r * A + j])
-                if need_dx:
-                    np.dot(u[r * A + j].T, dm8[j], v8[j])
+                point_grads(dm8[j], v8[j], u, ut, r * A + j, du[ci, r * A + j], vt, need_dx)
             if need_dx:
                 _adjoint_row(v8, r, k, tmp, drows)
         if need_dx:
@@ -211,6 +201,7 @@ def winograd5_backward(x: np.ndarray, u: np.ndarray, dy: np.ndarray, need_dx: bo
     db = np.zeros((k, nf), np.float64)
     dx = np.empty((n if need_dx else 0, *x.shape[1:]), x.dtype)
     need = bool(need_dx)
-    split_rows(lambda c0, c1: backward_part(x, ph, pw, u, dy, geo, du, db, dx, need, c0, c1),
-               k)
+    ut = transposed_points(u)
+    split_rows(lambda c0, c1: backward_part(x, ph, pw, u, ut, dy, geo, du, db, dx, need, c0,
+                                            c1), k)
     return dx, du, np.add.reduce(db, axis=0, initial=0).astype(x.dtype)

@@ -15,8 +15,7 @@ from layerloom.engine.kernels.conv_winograd import (_K2, _K4, _K5, _K8, COMPACT_
                                                     _points, _views, phase_plane,
                                                     rows_from_plane, rows_into_plane)
 from layerloom.engine.kernels.conv_winograd_plan import unpool_part
-from layerloom.engine.kernels.point_products import (on_tiles, panel_buffer, product,
-                                                      product_rows)
+from layerloom.engine.kernels.point_products import panel_buffer, point_grads, transposed_points
 from layerloom.engine.threads import split_rows
 
 
@@ -200,33 +199,24 @@ def _chunk_backward(x, u, dy, g0, s0, s1, m, th, tw, ph, pw, du, db, dx, need_dx
     _grad_transform(dy, g0, g0 + s1 - s0, m, th, tw, rows, dm, db)
     _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v)
     for p in range(pos):
-        if ut.size:
-            product(dm[p], v[p].T, du[p], vt)
-            if need_dx:
-                product_rows(ut[p], dm[p], v[p])
-            continue
-        np.dot(dm[p], v[p].T, du[p])
-        if need_dx:
-            np.dot(u[p].T, dm[p], v[p])
+        point_grads(dm[p], v[p], u, ut, p, du[p], vt, need_dx)
     if need_dx:
         _input_adjoint(v, ph, pw, s0, s1, m, th, tw, rows, dx)
 
 
 @njit(cache=True, nogil=True)
-def backward_part(x, u, dy, arg, wp, geo, du, db, dx, need_dx, c0, c1):
+def backward_part(x, u, ut, dy, arg, wp, geo, du, db, dx, need_dx, c0, c1):
     """Chunks c0..c1 of ``winograd_backward``, serially: chunk ci's dU into du[ci], its bias
     gradient into db[ci] (buffers as in ``forward_part``). With a non-empty ``arg`` dy is a
     fused ReLU + max-pool's gradient, un-pooled a chunk at a time into a buffer that stays in
     cache (the whole batch's, zeroed and filled first, ran from memory: 2 of a VGG-style
-    step's 57 ms on two cores)."""
+    step's 57 ms on two cores). ``ut``: ``point_products.transposed_points(u)``."""
     bounds, th, tw, tcd, ph, pw = geo
     m = M
     c, pos, nf = x.shape[1], u.shape[0], u.shape[1]
     rbuf = np.empty((m + 2) * max(c, nf) * (m * tcd + m), x.dtype)
     vbuf, mbuf = np.empty(pos * c * tcd, x.dtype), np.empty(pos * nf * tcd, x.dtype)
-    on = on_tiles(c, nf, x.itemsize)
-    ut = np.ascontiguousarray(u.transpose(0, 2, 1)) if on else u[:0]
-    vt = panel_buffer(tcd, c, on)
+    vt = panel_buffer(tcd, c, ut.size > 0)
     pooled = arg.size > 0
     most = np.max(bounds[1:] - bounds[:-1]) if pooled else 0
     dz = np.empty((most, nf, x.shape[2] + 2 * ph - 2, x.shape[3] + 2 * pw - 2), x.dtype)
@@ -259,6 +249,7 @@ def winograd_backward(x, u, dy, need_dx: bool, ph=0, pw=0, arg=_NO_ARG, wp=0) ->
     db = np.zeros((k, nf), x.dtype)
     dx = np.empty((n if need_dx else 0, c, h, w), x.dtype)
     need = bool(need_dx)
-    split_rows(lambda c0, c1: backward_part(x, u, dy, arg, int(wp), geo, du, db, dx, need, c0,
-                                            c1), k)
+    ut = transposed_points(u)
+    split_rows(lambda c0, c1: backward_part(x, u, ut, dy, arg, int(wp), geo, du, db, dx, need,
+                                            c0, c1), k)
     return dx, du, np.add.reduce(db, axis=0, initial=0)
