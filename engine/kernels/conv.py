@@ -54,6 +54,7 @@ from layerloom.engine.kernels.conv_gemm_strided import (SMALL_MAP, gemm_backward
                                                         gemm_input_grad_strided,
                                                         prefers_gemm_strided)
 from layerloom.engine.kernels.conv_kn2row import kn2row_backward, kn2row_forward, prefers_kn2row
+from layerloom.engine.kernels.conv_phases_back import phases_packed_backward
 from layerloom.engine.kernels.conv_phases_packed import packed_phases, phases_packed_forward
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
 from layerloom.engine.kernels.conv_polyphase import (phases_backward, phases_forward, polyphase,
@@ -221,8 +222,8 @@ def pad_free_route(x_shape: tuple, w_shape: tuple, dtype, pad: tuple, stride: tu
     ``pad`` would run Winograd, the phases' Winograd (``conv_polyphase``), F(4×4, 5×5) or the
     3×3 stride-2 phases' product (``conv_phases_packed``), "" otherwise: the layers then hand x
     over unpadded (``conv_forward_unpadded``: Winograd reads the padding in place, the phases
-    are padded as made) and the backward takes the forward's transform (or, "packed", pads
-    then: inference makes no padded copy, 1.3 ms of a 64 × 32 × 32 × 32 batch on one core)."""
+    are padded as made) and the backward takes the forward's transform (or, "packed", the
+    phases' products again: ``conv_phases_back``)."""
     if winograd_pad_free(x_shape, w_shape, dtype, pad, stride, dilation, groups):
         return "winograd"
     out_hw = [out_size(s + 2 * p, k, st) for s, p, k, st in
@@ -256,10 +257,8 @@ def conv_backward_unpadded(kept: tuple, w_shape: tuple, dy, pad: tuple, route: s
     """(d x (unpadded) or None, d weight, d bias) of ``conv_forward_unpadded``."""
     if route == "phases":
         return phases_backward(kept, w_shape, dy, pad, x_shape[2:], need_dx)
-    if route == "packed":  # the strided backward of the padded copy, made now
-        x, w = kept
-        return conv_backward(pad_sides(x, pad[0], pad[0], pad[1], pad[1]), w, dy, (2, 2),
-                             need_dx=need_dx, pad=pad)
+    if route == "packed":  # the phases' products again, no padded copy
+        return phases_packed_backward(*kept, dy, pad, need_dx)
     if route == "winograd5":
         x, u = kept
         dx, du, db = winograd5_image_grads(x, u, dy, need_dx, pad)

@@ -124,8 +124,8 @@ def test_conv_forward_takes_it_where_kn2row_was_chosen(monkeypatch):
 
 def test_the_conv2d_layer_hands_it_the_input_unpadded():
     """Conv2D 3×3 / 2, padding 1, 16 → 32 on 32×32: the pad-free route (no padded copy in the
-    forward), its values this file's; the backward pads then and gives the reference's
-    gradients."""
+    forward), its values this file's; the backward (``conv_phases_back``) gives the
+    reference's gradients."""
     layer = registry.get("Conv2D")
     a = {name: attr.default for name, attr in layer.attrs.items()}
     a.update(out_channels=32, kernel_size=[3, 3], stride=[2, 2], padding=[1, 1])

@@ -24,7 +24,7 @@ SPECS = ["tests/engine/test_conv_taps_packed.py", "tests/engine/test_packed.py",
          "tests/engine/test_conv_kn2row.py", "tests/engine/test_recurrent_loop.py",
          "tests/engine/test_winograd_filters.py", "tests/engine/test_conv_winograd_tile.py",
          "tests/engine/test_conv_phases_packed.py", "tests/engine/test_conv_pointwise.py",
-         "tests/engine/test_point_products.py"]
+         "tests/engine/test_point_products.py", "tests/engine/test_conv_phases_back.py"]
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="MALLOC_PERTURB_ is glibc's")

@@ -1,0 +1,179 @@
+"""The backward of ``conv_phases_packed``'s 3×3 stride-2 convolutions on the packed tile kernel,
+reading the input's phases and the output gradient in place (implicit GEMMs, no im2col).
+
+In the forward's flat layout (``split_phases``: plane (c, a, b) of x's phase (a, b), rows Wq
+apart; output (r, q) at r·Wq + q, the column Wq − 1 ≥ OW a gap), tap (c, i, j) of output
+position P reads the phases at P + off(c, i, j) (``tap_offsets``). Hence, with dZ the output
+gradient in that layout (zeros in the gap column, ``_flat_grad``):
+
+- the weight gradient dW[f, c, i, j] = Σ_P dZ[f, P] · X[off(c, i, j) + P]: for each tap (i, j)
+  one product Xᵢⱼ (C × L) · dZᵀ, Xᵢⱼ's rows the C channels' planes at one stride (``gemm_at``'s
+  lda), dZᵀ packed once a sample; a row of ones beside them gives the bias gradient;
+- the input gradient of phase (a, b), dX_ab[c, P] = Σ_{i≡a, j≡b} Σ_f W[f, c, i, j] ·
+  dZ[f, P − off(i, j)]: one product Wᵀ_ab (C × taps·F) · D (taps·F × positions), D's rows dZ's
+  rows shifted back, read in place from a buffer with zeros before and after each row. The
+  four phases' gradients are then put back in x's places without the padding
+  (``_merge_row``).
+
+Before this the layer padded x and ran im2col's products (``conv_gemm_strided``), whose
+gathers and scatters of 9·C-row matrices took a third of the backward (32 → 64 on 32×32, b64).
+The partial weight gradients are summed over fixed runs of samples (``PARTS``), then in order:
+the results do not depend on the thread count.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from layerloom.engine.kernels.conv_phases_packed import split_phases, tap_offsets
+from layerloom.engine.kernels.packed import (PACKED_ROWS, PANEL, gemm_at, keep_alive, pack,
+                                            panels_shape)
+from layerloom.engine.threads import split_rows
+
+PARTS = 8  # the weight gradient's partial sums, each over a fixed run of samples
+PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+@njit(cache=True, nogil=True)
+def _flat_grad(dy, s, dz, front, pitch, wq):
+    """dz[f, front + r·Wq + q] = dy[s, f, r, q]; the gap columns and the margins stay zero (the
+    buffer was made zeroed and only these places are ever written)."""
+    nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
+    for f in range(nf):
+        for r in range(oh):
+            o = f * pitch + front + r * wq
+            for q in range(ow):
+                dz[o + q] = dy[s, f, r, q]
+
+
+@njit(cache=True, nogil=True)
+def _merge(grads, rows, top, left, wq, dx, s):
+    """dx[s, c, y, x] = the gradient of padded input (y + top, x + left), from its phase's
+    plane in ``grads`` (phase (a, b) at grads[2a + b], from its row rows[a, 0]):
+    ``split_phases``'s inverse, each row one loop over both of its phases, written out here (a
+    call of a compiled function a row, with views for arguments, took 2.4 ms for 32 channels
+    of 32×32 at b64; this 0.5)."""
+    c, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
+    half, odd_w = w // 2, w % 2
+    v1, v2 = left // 2, (left + 1) // 2
+    for ch in range(c):
+        for y in range(h):
+            a, u = (y + top) % 2, (y + top) // 2
+            pe, po = 2 * a + left % 2, 2 * a + 1 - left % 2
+            e0, o0 = (u - rows[a, 0]) * wq + v1, (u - rows[a, 0]) * wq + v2
+            for t in range(half):
+                dx[s, ch, y, 2 * t] = grads[pe, ch, e0 + t]
+                dx[s, ch, y, 2 * t + 1] = grads[po, ch, o0 + t]
+            if odd_w:
+                dx[s, ch, y, 2 * half] = grads[pe, ch, e0 + half]
+
+
+@njit(cache=True, nogil=True)
+def _phase_weights(w):
+    """Wᵀ of each phase (a, b): (C × taps·F) with column t·F + f = w[f, c, i, j] for its taps
+    t = (i, j) with i ≡ a, j ≡ b (mod 2) in order; and their (i // 2, j // 2)."""
+    nf, c = w.shape[0], w.shape[1]
+    wt = np.zeros((4, c, 4 * nf), w.dtype)
+    shifts = np.zeros((4, 4, 2), np.int64)
+    counts = np.zeros(4, np.int64)
+    for p in range(4):
+        a, b = p // 2, p % 2
+        t = 0
+        for i in range(a, 3, 2):
+            for j in range(b, 3, 2):
+                shifts[p, t, 0], shifts[p, t, 1] = i // 2, j // 2
+                for ch in range(c):
+                    for f in range(nf):
+                        wt[p, ch, t * nf + f] = w[f, ch, i, j]
+                t += 1
+        counts[p] = t
+    return wt, shifts, counts
+
+
+@njit(cache=True, nogil=True)
+def _part(x, w, dy, top, left, need_dx, dwt, dx, s0, s1):
+    """Samples s0..s1 into the partial dWᵀ ``dwt`` ((9·C + 1) × F padded to panels: tap-major
+    rows (i, j, c), the bias's last) and their input gradients into dx."""
+    n, c, h, wd = x.shape
+    nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
+    hq, wq = (h + 2 * top + 1) // 2, (wd + 2 * left + 1) // 2
+    plane = hq * wq
+    length = (oh - 1) * wq + ow  # the output positions, the gap columns between rows included
+    front = wq + 1  # the most a tap reaches back: the input gradient's shifted rows
+    pitch = front + hq * wq + 2 * PANEL
+    ph = np.zeros(c * 4 * plane + 2 * PANEL, x.dtype)
+    dz = np.zeros(nf * pitch, x.dtype)
+    bz = np.empty(panels_shape(length, nf), x.dtype)
+    ones = np.ones(length, x.dtype)
+    width = dwt.shape[1]
+    offs = tap_offsets(c, 3, 3, hq, wq)
+    wt, shifts, counts = _phase_weights(w)
+    rows = np.empty((2, 2), np.int64)  # phase row a's first and past-the-last row x has
+    for a in range(2):
+        rows[a, 0] = (top + (a - top) % 2) // 2
+        rows[a, 1] = max(rows[a, 0], (h - 1 + top - (h - 1 + top - a) % 2) // 2 + 1)
+    npan = -(-plane // PANEL)
+    grads = np.empty((4, c, npan * PANEL), x.dtype)
+    boffs = np.empty((4, 4 * nf), np.int64)
+    for p in range(4):
+        for t in range(counts[p]):
+            back = shifts[p, t, 0] * wq + shifts[p, t, 1]
+            for f in range(nf):
+                boffs[p, t * nf + f] = f * pitch + front - back
+    ph_at, dwt_at, bz_at = np.int64(ph.ctypes.data), np.int64(dwt.ctypes.data), \
+        np.int64(bz.ctypes.data)
+    for s in range(s0, s1):
+        split_phases(x[s], ph, hq, wq, top, left)
+        _flat_grad(dy, s, dz, front, pitch, wq)
+        pack(dz.reshape((nf, pitch))[:, front:front + length].T, bz)
+        for i in range(3):
+            for j in range(3):
+                tap = i * 3 + j
+                gemm_at(ph_at + 4 * offs[tap], 4 * plane, c, length, bz_at, length * PANEL,
+                        width // PANEL, PACKED_ROWS, dwt_at + 4 * tap * c * width, width, True)
+        gemm_at(np.int64(ones.ctypes.data), length, 1, length, bz_at, length * PANEL,
+                width // PANEL, PACKED_ROWS, dwt_at + 4 * 9 * c * width, width, True)
+        if not need_dx:
+            continue
+        for p in range(4):  # only the phase rows x has (not the padding's)
+            k, first = counts[p] * nf, rows[p // 2, 0] * wq
+            panels = -(-(rows[p // 2, 1] - rows[p // 2, 0]) * wq // PANEL)
+            gemm_at(np.int64(wt[p].ctypes.data), 4 * nf, c, k, np.int64(dz.ctypes.data) + 4 * first,
+                    PANEL, panels, boffs[p, :k], np.int64(grads[p].ctypes.data), npan * PANEL,
+                    False)
+        _merge(grads, rows, top, left, wq, dx, s)
+    keep_alive(ph)  # read and written by the tile kernel through their addresses
+    keep_alive(dz)
+    keep_alive(bz)
+    keep_alive(ones)
+    keep_alive(wt)
+    keep_alive(grads)
+    keep_alive(dwt)
+
+
+@njit(cache=True, nogil=True)
+def _parts(x, w, dy, top, left, need_dx, dwts, dx, p0, p1):
+    n, parts = len(x), len(dwts)
+    for pi in range(p0, p1):
+        _part(x, w, dy, top, left, need_dx, dwts[pi], dx, (pi * n) // parts,
+              ((pi + 1) * n) // parts)
+
+
+def phases_packed_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, pad: tuple,
+                           need_dx: bool) -> tuple:
+    """(d x (unpadded) or None, d weight, d bias) of ``phases_packed_forward(x, w, b, pad=pad)``
+    for float32 x (C-contiguous) and 3×3 filters."""
+    n, c, h, wd = x.shape
+    nf = w.shape[0]
+    top, left = int(pad[0]), int(pad[1])
+    parts = min(n, PARTS)
+    width = -(-nf // PANEL) * PANEL
+    dwts = np.zeros((parts, 9 * c + 1, width), np.float32)
+    need = bool(need_dx)
+    dx = np.empty((n if need else 0, c, h, wd), np.float32)
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    dy = np.ascontiguousarray(dy, dtype=np.float32)
+    split_rows(lambda p0, p1: _parts(x, w, dy, top, left, need, dwts, dx, p0, p1), parts)
+    total = np.add.reduce(dwts, axis=0, initial=0)
+    dw = np.ascontiguousarray(total[:9 * c, :nf].reshape(3, 3, c, nf).transpose(3, 2, 0, 1))
+    return (dx if need else None), dw, np.ascontiguousarray(total[9 * c, :nf])

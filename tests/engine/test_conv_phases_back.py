@@ -1,0 +1,98 @@
+"""The backward of float32 3×3 stride-2 convolutions over the input's phases on the packed tile
+kernel (``kernels.conv_phases_back``): input, weight and bias gradients equal to the float64
+reference over even and odd sides, paddings that start the columns on either phase, channel and
+filter counts that fill no tile or panel evenly, one channel, maps of one output; the weight
+gradient the same with and without the input gradient; the same bits on one core and two; the
+Conv2D layer's backward on the pad-free "packed" route runs it."""
+import numpy as np
+import pytest
+
+from layerloom.engine import registry
+from layerloom.engine.kernels import conv
+from layerloom.engine.kernels import conv_phases_back as cpb
+from layerloom.engine.spec import AttrValues, Ctx
+from layerloom.engine.threads import engine_threads, get_threads, set_threads
+
+TOL = dict(rtol=2e-5, atol=2e-5)
+
+# (batch, channels, H, W, filters, padding): even sides; odd sides (the shorter phases); a
+# padding of 2 rows and 1 column, of none, of 2 columns; one channel; filters past a 6-row
+# tile and a 16-wide panel; a map of one output
+FAMILY = [(3, 16, 32, 32, 32, (1, 1)), (2, 5, 15, 17, 7, (1, 1)), (2, 7, 9, 12, 13, (2, 1)),
+          (2, 33, 11, 11, 20, (0, 0)), (3, 1, 8, 7, 17, (1, 0)), (2, 4, 6, 9, 5, (0, 2)),
+          (1, 3, 3, 3, 2, (0, 0))]
+
+
+def _data(n, c, h, w, nf, pad, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((nf, c, 3, 3)).astype(np.float32)
+    oh, ow = (h + 2 * pad[0] - 3) // 2 + 1, (w + 2 * pad[1] - 3) // 2 + 1
+    return x, wt, rng.standard_normal((n, nf, oh, ow)).astype(np.float32)
+
+
+def _reference(x, w, dy, pad):
+    """The float64 gradients of the padded convolution, the padding's part of dx dropped."""
+    (n, c, h, wd), (top, left) = x.shape, pad
+    xp = np.pad(x, ((0, 0), (0, 0), (top, top), (left, left))).astype(np.float64)
+    dy64, w64 = dy.astype(np.float64), w.astype(np.float64)
+    dxp = conv.grouped_input_grad_reference(dy64, w64, *xp.shape[2:], (2, 2), (1, 1), 1)
+    dw = conv.grouped_weight_grad_reference(xp, dy64, 3, 3, (2, 2), (1, 1), 1)
+    return dxp[:, :, top:top + h, left:left + wd], dw, dy64.sum(axis=(0, 2, 3))
+
+
+@pytest.mark.parametrize("n,c,h,w,nf,pad", FAMILY)
+def test_family_matches_the_reference(n, c, h, w, nf, pad):
+    x, wt, dy = _data(n, c, h, w, nf, pad)
+    dx, dw, db = cpb.phases_packed_backward(x, wt, dy, pad, True)
+    want_dx, want_dw, want_db = _reference(x, wt, dy, pad)
+    assert dx.dtype == dw.dtype == db.dtype == np.float32
+    assert dx.shape == x.shape and dx.flags.c_contiguous and dw.shape == wt.shape
+    np.testing.assert_allclose(dx, want_dx, **TOL)
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, want_db, rtol=1e-5, atol=1e-4)
+    none, dw2, db2 = cpb.phases_packed_backward(x, wt, dy, pad, False)
+    assert none is None and np.array_equal(dw2, dw) and np.array_equal(db2, db)
+
+
+def test_one_core_and_two_give_the_same_bits():
+    x, wt, dy = _data(11, 16, 18, 18, 24, (1, 1))
+    before = get_threads()
+    try:
+        outs = []
+        for t in (1, 2):
+            set_threads(t)
+            with engine_threads():
+                outs.append(cpb.phases_packed_backward(x, wt, dy, (1, 1), True))
+    finally:
+        set_threads(before)
+    for one, two in zip(*outs):
+        assert np.array_equal(one, two)
+
+
+def test_the_conv2d_layer_backward_runs_it(monkeypatch):
+    """Conv2D 3×3 / 2, padding 1, 16 → 32 on 32×32 (the "packed" route): its backward is this
+    file's, no padded copy made, its values the reference's."""
+    calls, real = [], cpb.phases_packed_backward
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(conv, "phases_packed_backward", spy)
+    monkeypatch.setattr(conv, "pad_sides", lambda *a: pytest.fail("a padded copy was made"))
+    layer = registry.get("Conv2D")
+    a = {name: attr.default for name, attr in layer.attrs.items()}
+    a.update(out_channels=32, kernel_size=[3, 3], stride=[2, 2], padding=[1, 1])
+    a = AttrValues(a)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 16, 32, 32)).astype(np.float32)
+    p = {k: v.astype(np.float32) for k, v in layer.init(a, [x.shape], rng).items()}
+    ctx = Ctx(True, None, (True,))
+    y = layer.forward(a, p, ctx, x)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    (dx,), grads = layer.backward(a, p, ctx, dy)
+    assert calls == [x.shape]
+    want_dx, want_dw, want_db = _reference(x, p["weight"], dy, (1, 1))
+    np.testing.assert_allclose(dx, want_dx, **TOL)
+    np.testing.assert_allclose(grads["weight"], want_dw, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grads["bias"], want_db, rtol=1e-5, atol=1e-4)
