@@ -60,19 +60,25 @@ M, A = 4, 8  # output tile, input tile
 _H, _Q, _E = np.float32(0.5), np.float32(0.25), np.float32(0.125)
 _K125, _K25, _K425, _K525 = np.float32(1.25), np.float32(2.5), np.float32(4.25), np.float32(5.25)
 MIN_CHANNELS = 16
-STEM_OUTPUTS = 32 * 32  # outputs a map from which a stem of 3-15 channels in takes it too
+STEM_OUTPUTS = 32 * 32  # outputs a map from which a stem of 4-15 channels in takes it too
+STEM_CHANNELS = 4  # fewer: the direct kernels (``winograd5``)
 SMALLEST_MAP = 4  # output side (see ``winograd5``)
 CHUNK_TILES = 256  # tiles a chunk (at least one sample): the per-point products' width
 
 
 def winograd5(w_shape: tuple, dtype, oh: int, ow: int) -> bool:
     """True when F(4×4, 5×5) runs this stride-1 convolution and its backward: float32 5×5
-    filters, ≥ 16 of them, from ≥ 16 channels or, on maps of ≥ 32×32, from ≥ 3. Measured at
+    filters, ≥ 16 of them, from ≥ 16 channels or, on maps of ≥ 32×32, from ≥ 4. Measured at
     batch 64 on one core against the kernels it replaces, forward + backward with the input
     gradient: 32 → 32 on 32×32 131 → 41 ms, 64 → 64 on 16×16 132 → 39 ms, 128 → 128 on 8×8
     160 → 48 ms; a 3 → 32 stem on 32×32 (weight gradient only) 19.8 → 10.7 ms, 8 → 32 47.6 →
     16.5 ms, but 3 → 32 on 16×16 3.2 → 3.5 ms and 1 → 32 on 28×28 5.2 → 7.4 ms (the output
-    transform costs as much as the few products it saves).
+    transform costs as much as the few products it saves). Since the direct kernels' products
+    run on the packed tile kernel (``conv_taps_packed``), RGB stems are theirs again: forward +
+    weight gradient, b64 on 32×32 (2026-12-06), one core / two, 3 → 32 19.8 → 13.9 / 12.6 →
+    8.2 ms, 3 → 16 10.9 → 6.4 / 5.4 → 3.6, 3 → 64 29.5 → 24.1, on 64×64 61.2 → 49.5 / 32.5 →
+    26.3 (with the input gradient too, 3 → 32 18.7 → 16.7); from 4 channels Winograd keeps them
+    (4 → 32 with the input gradient 19.2 vs 20.9, 6 → 32 21.4 vs 29.3, 8 → 32 18.3 vs 26.8).
 
     Maps of 4-7 outputs (a 5×5 layer after three pools of a 32×32 image) leave much of each
     8×8 tile to the padding, but im2col, which ran them before, multiplies every tap too, the
@@ -85,7 +91,7 @@ def winograd5(w_shape: tuple, dtype, oh: int, ow: int) -> bool:
     if np.dtype(dtype) != np.float32 or (kh, kw) != (5, 5) or nf < MIN_CHANNELS \
             or min(oh, ow) < SMALLEST_MAP:
         return False
-    return c >= MIN_CHANNELS or (c >= 3 and oh * ow >= STEM_OUTPUTS)
+    return c >= MIN_CHANNELS or (c >= STEM_CHANNELS and oh * ow >= STEM_OUTPUTS)
 
 
 def filter_transform(w: np.ndarray) -> np.ndarray:

@@ -42,6 +42,8 @@ def filter_transform(w: np.ndarray, m: int) -> np.ndarray:
 
 
 MIN_CHANNELS = 16
+FEW_CHANNELS = 8  # channels in or filters from which maps of ≥ FEW_MAP outputs a side take it
+FEW_MAP = 16  # (8-15 filters from ≥ 16 channels; 8-15 channels in: maps of ≥ 2·FEW_MAP)
 
 
 def winograd_tile(w_shape: tuple, dtype, oh: int, ow: int) -> int:
@@ -53,9 +55,18 @@ def winograd_tile(w_shape: tuple, dtype, oh: int, ow: int) -> int:
     (``conv_winograd_tile``), where F(4×4, 3×3)'s 2×2 tiles spent 44 % of the products past the
     map: forward + backward with the input gradient through the layer's route, batch 64, one
     core / two: 16 → 16 1.17 → 0.55 ms, 64 → 64 6.86 → 3.19 / 3.49 → 1.80, 128 → 128 22.6 →
-    12.6 / 11.8 → 5.8, 256 → 256 73.0 → 41.4 / 38.4 → 21.5."""
+    12.6 / 11.8 → 5.8, 256 → 256 73.0 → 41.4 / 38.4 → 21.5.
+
+    Fewer channels (2026-12-06, forward + backward with the input gradient, b64, one core /
+    two, against the direct kernels on the packed tile kernel): 8 → 16 on 32×32 9.1 → 7.6 ms,
+    8 → 32 17.3 → 13.3, 12 → 32 25.3 → 16.3, 8 → 8 5.1 vs 5.3 / 3.5 → 2.8, 16 → 8 on 16×16
+    2.5 → 2.2 / 2.0 → 1.5; but 8 → 16 on 16×16 even (2.5 vs 2.3 / 1.5 vs 1.6), on 8×8 0.8 vs
+    0.9, and from 3-6 channels the direct kernels won (3 → 32 9.0 vs 11.3, 6 → 16 7.2 vs 7.6)."""
     nf, c, kh, kw = w_shape
-    if dtype != np.float32 or (kh, kw) != (3, 3) or min(nf, c) < MIN_CHANNELS or min(oh, ow) < 4:
+    if dtype != np.float32 or (kh, kw) != (3, 3) or min(nf, c) < FEW_CHANNELS or min(oh, ow) < 4:
+        return 0
+    side = min(oh, ow)
+    if (c < MIN_CHANNELS and side < 2 * FEW_MAP) or (nf < MIN_CHANNELS and side < FEW_MAP):
         return 0
     return 6 if (oh, ow) == (6, 6) else 4
 

@@ -2,15 +2,13 @@
 kernel (``kernels.conv_phases_back``): input, weight and bias gradients equal to the float64
 reference over even and odd sides, paddings that start the columns on either phase, channel and
 filter counts that fill no tile or panel evenly, one channel, maps of one output; the weight
-gradient the same with and without the input gradient; the same bits on one core and two; the
-Conv2D layer's backward on the pad-free "packed" route runs it."""
+gradient the same with and without the input gradient; the same bits on one core and two
+(``test_conv_phases_packed`` checks that the Conv2D layer's backward runs it)."""
 import numpy as np
 import pytest
 
-from layerloom.engine import registry
 from layerloom.engine.kernels import conv
 from layerloom.engine.kernels import conv_phases_back as cpb
-from layerloom.engine.spec import AttrValues, Ctx
 from layerloom.engine.threads import engine_threads, get_threads, set_threads
 
 TOL = dict(rtol=2e-5, atol=2e-5)
@@ -68,31 +66,3 @@ def test_one_core_and_two_give_the_same_bits():
         set_threads(before)
     for one, two in zip(*outs):
         assert np.array_equal(one, two)
-
-
-def test_the_conv2d_layer_backward_runs_it(monkeypatch):
-    """Conv2D 3×3 / 2, padding 1, 16 → 32 on 32×32 (the "packed" route): its backward is this
-    file's, no padded copy made, its values the reference's."""
-    calls, real = [], cpb.phases_packed_backward
-
-    def spy(*args, **kwargs):
-        calls.append(args[0].shape)
-        return real(*args, **kwargs)
-    monkeypatch.setattr(conv, "phases_packed_backward", spy)
-    monkeypatch.setattr(conv, "pad_sides", lambda *a: pytest.fail("a padded copy was made"))
-    layer = registry.get("Conv2D")
-    a = {name: attr.default for name, attr in layer.attrs.items()}
-    a.update(out_channels=32, kernel_size=[3, 3], stride=[2, 2], padding=[1, 1])
-    a = AttrValues(a)
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((2, 16, 32, 32)).astype(np.float32)
-    p = {k: v.astype(np.float32) for k, v in layer.init(a, [x.shape], rng).items()}
-    ctx = Ctx(True, None, (True,))
-    y = layer.forward(a, p, ctx, x)
-    dy = rng.standard_normal(y.shape).astype(np.float32)
-    (dx,), grads = layer.backward(a, p, ctx, dy)
-    assert calls == [x.shape]
-    want_dx, want_dw, want_db = _reference(x, p["weight"], dy, (1, 1))
-    np.testing.assert_allclose(dx, want_dx, **TOL)
-    np.testing.assert_allclose(grads["weight"], want_dw, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(grads["bias"], want_db, rtol=1e-5, atol=1e-4)

@@ -122,10 +122,18 @@ def test_conv_forward_takes_it_where_kn2row_was_chosen(monkeypatch):
     assert calls == [w.shape]
 
 
-def test_the_conv2d_layer_hands_it_the_input_unpadded():
+def test_the_conv2d_layer_hands_it_the_input_unpadded(monkeypatch):
     """Conv2D 3×3 / 2, padding 1, 16 → 32 on 32×32: the pad-free route (no padded copy in the
-    forward), its values this file's; the backward (``conv_phases_back``) gives the
-    reference's gradients."""
+    forward or the backward), its values this file's; the backward runs ``conv_phases_back``
+    and gives the reference's gradients."""
+    calls, real = [], conv.phases_packed_backward
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(conv, "phases_packed_backward", spy)
+    padded = conv.pad_sides
+    monkeypatch.setattr(conv, "pad_sides", lambda *a: pytest.fail("a padded copy was made"))
     layer = registry.get("Conv2D")
     a = {name: attr.default for name, attr in layer.attrs.items()}
     a.update(out_channels=32, kernel_size=[3, 3], stride=[2, 2], padding=[1, 1])
@@ -140,7 +148,8 @@ def test_the_conv2d_layer_hands_it_the_input_unpadded():
     assert ctx.saved[0][0].shape == x.shape  # kept unpadded
     dy = rng.standard_normal(y.shape).astype(np.float32)
     (dx,), grads = layer.backward(a, p, ctx, dy)
-    xp, w64 = conv.pad_sides(x, 1, 1, 1, 1).astype(np.float64), p["weight"].astype(np.float64)
+    assert calls == [x.shape]
+    xp, w64 = padded(x, 1, 1, 1, 1).astype(np.float64), p["weight"].astype(np.float64)
     np.testing.assert_allclose(dx, conv.grouped_input_grad_reference(
         dy.astype(np.float64), w64, 34, 34, (2, 2), (1, 1), 1)[:, :, 1:33, 1:33], **TOL)
     np.testing.assert_allclose(grads["weight"], conv.grouped_weight_grad_reference(

@@ -147,6 +147,13 @@ def test_the_rule_keeps_float64_and_small_convolutions_off_winograd():
     assert not plan.winograd_tile((32, 32, 3, 3), np.float64, 16, 16)
     assert not plan.winograd_tile((32, 32, 5, 5), np.float32, 16, 16)
     assert not plan.winograd_tile((6, 3, 3, 3), np.float32, 28, 28)
+    # 8-15 channels in on maps of ≥ 32×32 outputs; 8-15 filters on ≥ 16×16; RGB stems never
+    assert plan.winograd_tile((16, 8, 3, 3), np.float32, 32, 32)
+    assert not plan.winograd_tile((16, 8, 3, 3), np.float32, 16, 16)
+    assert plan.winograd_tile((8, 16, 3, 3), np.float32, 16, 16)
+    assert not plan.winograd_tile((8, 16, 3, 3), np.float32, 8, 8)
+    assert not plan.winograd_tile((32, 3, 3, 3), np.float32, 32, 32)
+    assert not plan.winograd_tile((32, 6, 3, 3), np.float32, 64, 64)
 
 
 def _convnet() -> Graph:

@@ -127,7 +127,8 @@ def test_the_rule():
     assert w5.winograd5((32, 32, 5, 5), np.float32, 7, 16)  # small maps: im2col did every tap
     assert w5.winograd5((256, 256, 5, 5), np.float32, 4, 4)
     assert not w5.winograd5((32, 32, 5, 5), np.float32, 3, 16)  # 3×3 maps and smaller: im2col
-    assert w5.winograd5((32, 3, 5, 5), np.float32, 32, 32)  # an RGB stem on a large map
+    assert w5.winograd5((32, 4, 5, 5), np.float32, 32, 32)  # a 4-channel stem on a large map
+    assert not w5.winograd5((32, 3, 5, 5), np.float32, 32, 32)  # RGB: the direct kernels
     assert not w5.winograd5((32, 3, 5, 5), np.float32, 16, 16)  # on a small one
     assert not w5.winograd5((32, 1, 5, 5), np.float32, 28, 28)  # one channel
     assert not w5.winograd5((16, 6, 5, 5), np.float32, 10, 10)  # LeNet-5's conv2
