@@ -11,12 +11,17 @@ gradient in that layout (zeros in the gap column, ``_flat_grad``):
   lda), dZᵀ packed once a sample; a row of ones beside them gives the bias gradient;
 - the input gradient of phase (a, b), dX_ab[c, P] = Σ_{i≡a, j≡b} Σ_f W[f, c, i, j] ·
   dZ[f, P − off(i, j)]: one product Wᵀ_ab (C × taps·F) · D (taps·F × positions), D's rows dZ's
-  rows shifted back, read in place from a buffer with zeros before and after each row. The
-  four phases' gradients are then put back in x's places without the padding
-  (``_merge_row``).
+  rows shifted back, read in place from a buffer with zeros before and after each row, over
+  the phase rows x has (not the padding's). The four phases' gradients are then put back in
+  x's places (``_merge``).
 
 Before this the layer padded x and ran im2col's products (``conv_gemm_strided``), whose
-gathers and scatters of 9·C-row matrices took a third of the backward (32 → 64 on 32×32, b64).
+gathers and scatters of 9·C-row matrices took a third of the backward. Batch 64, alternating in
+one process, one core / two: 32 → 64 on 32×32 23.8 → 20.6 / 17.2 → 15.6 ms, 16 → 32 8.3 → 6.3 /
+6.1 → 4.6, 48 → 64 34.5 → 29.5 / 18.2 → 15.0, 64 → 128 74.4 → 73.1 / 39.0 → 37.3. Onto the
+smaller maps im2col runs (``conv_phases_packed.packed_phases`` leaves them there) the phases'
+padding row and gap column cost more than im2col's copies: 64 → 128 on 16×16 0.87×, 128 → 256
+on 8×8 0.57×.
 The partial weight gradients are summed over fixed runs of samples (``PARTS``), then in order:
 the results do not depend on the thread count.
 """
@@ -31,7 +36,6 @@ from layerloom.engine.kernels.packed import (PACKED_ROWS, PANEL, gemm_at, keep_a
 from layerloom.engine.threads import split_rows
 
 PARTS = 8  # the weight gradient's partial sums, each over a fixed run of samples
-PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
 @njit(cache=True, nogil=True)
@@ -153,6 +157,7 @@ def _part(x, w, dy, top, left, need_dx, dwt, dx, s0, s1):
 
 @njit(cache=True, nogil=True)
 def _parts(x, w, dy, top, left, need_dx, dwts, dx, p0, p1):
+    """Partials p0..p1: partial pi over its fixed run of samples into dwts[pi]."""
     n, parts = len(x), len(dwts)
     for pi in range(p0, p1):
         _part(x, w, dy, top, left, need_dx, dwts[pi], dx, (pi * n) // parts,

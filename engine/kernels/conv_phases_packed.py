@@ -18,8 +18,9 @@ interleaved group, which LLVM vectorises with shuffles; ``split_row``, the same 
 views, splits ``conv_kn2row._phases``'s stride-2 columns): a loop per phase, its stride a
 variable, became gathers, a 64 × 32 × 34 × 34 batch 1.38 → 0.87 ms on one core; that loop
 written out here rather than a call of ``split_row`` a row (then not inlined: three array
-arguments and their reference counts a row), 1.55 → 0.54 ms for 64 × 32 × 32 × 32. The padded copy the layer made before
-took 1.3 ms of a 64 × 32 × 32 × 32 batch. ``conv_phases_back`` runs the backward.
+arguments and their reference counts a row), 1.55 → 0.54 ms for 64 × 32 × 32 × 32. The
+padded copy the layer made before took 1.3 ms of a 64 × 32 × 32 × 32 batch.
+``conv_phases_back`` runs the backward.
 
 The kernel alone against ``conv_kn2row``'s (batch 64, bias, forward, one core / two, the same
 padded input each call): 16 → 32 on 32×32 3.34 → 2.65 / 2.55 → 1.41 ms, 32 → 32 6.46 → 5.41 /
