@@ -9,7 +9,8 @@ import pytest
 
 from layerloom.engine.kernels import conv
 from layerloom.engine.kernels import conv_phases_back as cpb
-from layerloom.engine.threads import engine_threads, get_threads, set_threads
+
+from .test_split_kernels import at_threads
 
 TOL = dict(rtol=2e-5, atol=2e-5)
 
@@ -55,14 +56,7 @@ def test_family_matches_the_reference(n, c, h, w, nf, pad):
 
 def test_one_core_and_two_give_the_same_bits():
     x, wt, dy = _data(11, 16, 18, 18, 24, (1, 1))
-    before = get_threads()
-    try:
-        outs = []
-        for t in (1, 2):
-            set_threads(t)
-            with engine_threads():
-                outs.append(cpb.phases_packed_backward(x, wt, dy, (1, 1), True))
-    finally:
-        set_threads(before)
+    outs = [at_threads(t, lambda: cpb.phases_packed_backward(x, wt, dy, (1, 1), True))
+            for t in (1, 2)]
     for one, two in zip(*outs):
         assert np.array_equal(one, two)
