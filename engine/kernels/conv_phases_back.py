@@ -95,9 +95,11 @@ def _phase_weights(w):
 
 
 @njit(cache=True, nogil=True)
-def _part(x, w, dy, top, left, need_dx, dwt, dx, s0, s1):
-    """Samples s0..s1 into the partial dWᵀ ``dwt`` ((9·C + 1) × F padded to panels: tap-major
-    rows (i, j, c), the bias's last) and their input gradients into dx."""
+def _parts(x, wt, shifts, counts, dy, top, left, need_dx, dwts, dx, p0, p1):
+    """Partials p0..p1 of ``phases_packed_backward``, serially: partial pi's fixed run of
+    samples into its dWᵀ ``dwts[pi]`` ((9·C + 1) × F padded to panels: tap-major rows (i, j, c),
+    the bias's last) and their input gradients into dx; the buffers and the layout's offsets
+    made once for all of them. ``wt``, ``shifts``, ``counts``: ``_phase_weights``."""
     n, c, h, wd = x.shape
     nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
     hq, wq = (h + 2 * top + 1) // 2, (wd + 2 * left + 1) // 2
@@ -109,9 +111,8 @@ def _part(x, w, dy, top, left, need_dx, dwt, dx, s0, s1):
     dz = np.zeros(nf * pitch, x.dtype)
     bz = np.empty(panels_shape(length, nf), x.dtype)
     ones = np.ones(length, x.dtype)
-    width = dwt.shape[1]
+    width, parts = dwts.shape[2], len(dwts)
     offs = tap_offsets(c, 3, 3, hq, wq)
-    wt, shifts, counts = _phase_weights(w)
     rows = np.empty((2, 2), np.int64)  # phase row a's first and past-the-last row x has
     for a in range(2):
         rows[a, 0] = (top + (a - top) % 2) // 2
@@ -124,44 +125,34 @@ def _part(x, w, dy, top, left, need_dx, dwt, dx, s0, s1):
             back = shifts[p, t, 0] * wq + shifts[p, t, 1]
             for f in range(nf):
                 boffs[p, t * nf + f] = f * pitch + front - back
-    ph_at, dwt_at, bz_at = np.int64(ph.ctypes.data), np.int64(dwt.ctypes.data), \
-        np.int64(bz.ctypes.data)
-    for s in range(s0, s1):
-        split_phases(x[s], ph, hq, wq, top, left)
-        _flat_grad(dy, s, dz, front, pitch, wq)
-        pack(dz.reshape((nf, pitch))[:, front:front + length].T, bz)
-        for i in range(3):
-            for j in range(3):
-                tap = i * 3 + j
+    ph_at, bz_at = np.int64(ph.ctypes.data), np.int64(bz.ctypes.data)
+    for pi in range(p0, p1):
+        dwt_at = np.int64(dwts[pi].ctypes.data)
+        for s in range((pi * n) // parts, ((pi + 1) * n) // parts):
+            split_phases(x[s], ph, hq, wq, top, left)
+            _flat_grad(dy, s, dz, front, pitch, wq)
+            pack(dz.reshape((nf, pitch))[:, front:front + length].T, bz)
+            for tap in range(9):  # (i, j) = divmod(tap, 3): its C channels' rows one product
                 gemm_at(ph_at + 4 * offs[tap], 4 * plane, c, length, bz_at, length * PANEL,
                         width // PANEL, PACKED_ROWS, dwt_at + 4 * tap * c * width, width, True)
-        gemm_at(np.int64(ones.ctypes.data), length, 1, length, bz_at, length * PANEL,
-                width // PANEL, PACKED_ROWS, dwt_at + 4 * 9 * c * width, width, True)
-        if not need_dx:
-            continue
-        for p in range(4):  # only the phase rows x has (not the padding's)
-            k, first = counts[p] * nf, rows[p // 2, 0] * wq
-            panels = -(-(rows[p // 2, 1] - rows[p // 2, 0]) * wq // PANEL)
-            gemm_at(np.int64(wt[p].ctypes.data), 4 * nf, c, k, np.int64(dz.ctypes.data) + 4 * first,
-                    PANEL, panels, boffs[p, :k], np.int64(grads[p].ctypes.data), npan * PANEL,
-                    False)
-        _merge(grads, rows, top, left, wq, dx, s)
+            gemm_at(np.int64(ones.ctypes.data), length, 1, length, bz_at, length * PANEL,
+                    width // PANEL, PACKED_ROWS, dwt_at + 4 * 9 * c * width, width, True)
+            if not need_dx:
+                continue
+            for p in range(4):  # only the phase rows x has (not the padding's)
+                k, first = counts[p] * nf, rows[p // 2, 0] * wq
+                panels = -(-(rows[p // 2, 1] - rows[p // 2, 0]) * wq // PANEL)
+                gemm_at(np.int64(wt[p].ctypes.data), 4 * nf, c, k,
+                        np.int64(dz.ctypes.data) + 4 * first, PANEL, panels, boffs[p, :k],
+                        np.int64(grads[p].ctypes.data), npan * PANEL, False)
+            _merge(grads, rows, top, left, wq, dx, s)
     keep_alive(ph)  # read and written by the tile kernel through their addresses
     keep_alive(dz)
     keep_alive(bz)
     keep_alive(ones)
     keep_alive(wt)
     keep_alive(grads)
-    keep_alive(dwt)
-
-
-@njit(cache=True, nogil=True)
-def _parts(x, w, dy, top, left, need_dx, dwts, dx, p0, p1):
-    """Partials p0..p1: partial pi over its fixed run of samples into dwts[pi]."""
-    n, parts = len(x), len(dwts)
-    for pi in range(p0, p1):
-        _part(x, w, dy, top, left, need_dx, dwts[pi], dx, (pi * n) // parts,
-              ((pi + 1) * n) // parts)
+    keep_alive(dwts)
 
 
 def phases_packed_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, pad: tuple,
@@ -176,9 +167,10 @@ def phases_packed_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, pad: tu
     dwts = np.zeros((parts, 9 * c + 1, width), np.float32)
     need = bool(need_dx)
     dx = np.empty((n if need else 0, c, h, wd), np.float32)
-    w = np.ascontiguousarray(w, dtype=np.float32)
+    wt, shifts, counts = _phase_weights(np.ascontiguousarray(w, dtype=np.float32))
     dy = np.ascontiguousarray(dy, dtype=np.float32)
-    split_rows(lambda p0, p1: _parts(x, w, dy, top, left, need, dwts, dx, p0, p1), parts)
+    split_rows(lambda p0, p1: _parts(x, wt, shifts, counts, dy, top, left, need, dwts, dx, p0,
+                                     p1), parts)
     total = np.add.reduce(dwts, axis=0, initial=0)
     dw = np.ascontiguousarray(total[:9 * c, :nf].reshape(3, 3, c, nf).transpose(3, 2, 0, 1))
     return (dx if need else None), dw, np.ascontiguousarray(total[9 * c, :nf])
