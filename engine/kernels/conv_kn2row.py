@@ -24,7 +24,7 @@ input's size), and everything above runs on them at pitch Wq = ⌈Wp / 2⌉.
 
 Samples are split over the cores (``engine.threads.split_rows``); the weight gradient is summed
 over fixed runs of samples (``PARTS``) in order, so it does not depend on the thread count.
-Stride 2's columns split with ``conv_phases_packed.split_row`` (an edit there recompiles this:
+Stride 2's columns split with ``phase_planes.split_row`` (an edit there recompiles this:
 ``kernels.cache_stamp``).
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 from layerloom.engine.kernels.blas import NO_TRANS, TRANS, gemm
-from layerloom.engine.kernels.conv_phases_packed import split_row
+from layerloom.engine.kernels.phase_planes import split_row
 from layerloom.engine.kernels.packed import keep_alive
 from layerloom.engine.threads import split_rows
 

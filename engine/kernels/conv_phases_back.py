@@ -1,4 +1,4 @@
-"""The backward of ``conv_phases_packed``'s 3×3 stride-2 convolutions on the packed tile kernel,
+"""The backward of ``conv_phases_packed``'s stride-2 convolutions on the packed tile kernel,
 reading the input's phases and the output gradient in place (implicit GEMMs, no im2col).
 
 In the forward's flat layout (``split_phases``: plane (c, a, b) of x's phase (a, b), rows Wq
@@ -13,7 +13,7 @@ gradient in that layout (zeros in the gap column, ``_flat_grad``):
   dZ[f, P − off(i, j)]: one product Wᵀ_ab (C × taps·F) · D (taps·F × positions), D's rows dZ's
   rows shifted back, read in place from a buffer with zeros before and after each row, over
   the phase rows x has (not the padding's). The four phases' gradients are then put back in
-  x's places (``_merge``).
+  x's places (``phase_planes.merge_phases``).
 
 Before this the layer padded x and ran im2col's products (``conv_gemm_strided``), whose
 gathers and scatters of 9·C-row matrices took a third of the backward. Batch 64, alternating in
@@ -30,9 +30,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from layerloom.engine.kernels.conv_phases_packed import split_phases, tap_offsets
+from layerloom.engine.kernels.conv_phases_packed import tap_offsets
 from layerloom.engine.kernels.packed import (PACKED_ROWS, PANEL, gemm_at, keep_alive, pack,
                                             panels_shape)
+from layerloom.engine.kernels.phase_planes import covered, merge_phases, split_phases
 from layerloom.engine.threads import split_rows
 
 PARTS = 8  # the weight gradient's partial sums, each over a fixed run of samples
@@ -51,40 +52,19 @@ def _flat_grad(dy, s, dz, front, pitch, wq):
 
 
 @njit(cache=True, nogil=True)
-def _merge(grads, rows, top, left, wq, dx, s):
-    """dx[s, c, y, x] = the gradient of padded input (y + top, x + left), from its phase's
-    plane in ``grads`` (phase (a, b) at grads[2a + b], from its row rows[a, 0]):
-    ``split_phases``'s inverse, each row one loop over both of its phases, written out here (a
-    call of a compiled function a row, with views for arguments, took 2.4 ms for 32 channels
-    of 32×32 at b64; this 0.5)."""
-    c, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
-    half, odd_w = w // 2, w % 2
-    v1, v2 = left // 2, (left + 1) // 2
-    for ch in range(c):
-        for y in range(h):
-            a, u = (y + top) % 2, (y + top) // 2
-            pe, po = 2 * a + left % 2, 2 * a + 1 - left % 2
-            e0, o0 = (u - rows[a, 0]) * wq + v1, (u - rows[a, 0]) * wq + v2
-            for t in range(half):
-                dx[s, ch, y, 2 * t] = grads[pe, ch, e0 + t]
-                dx[s, ch, y, 2 * t + 1] = grads[po, ch, o0 + t]
-            if odd_w:
-                dx[s, ch, y, 2 * half] = grads[pe, ch, e0 + half]
-
-
-@njit(cache=True, nogil=True)
 def _phase_weights(w):
     """Wᵀ of each phase (a, b): (C × taps·F) with column t·F + f = w[f, c, i, j] for its taps
     t = (i, j) with i ≡ a, j ≡ b (mod 2) in order; and their (i // 2, j // 2)."""
-    nf, c = w.shape[0], w.shape[1]
-    wt = np.zeros((4, c, 4 * nf), w.dtype)
-    shifts = np.zeros((4, 4, 2), np.int64)
+    nf, c, kh, kw = w.shape
+    most = ((kh + 1) // 2) * ((kw + 1) // 2)  # phase (0, 0)'s taps, the most a phase has
+    wt = np.zeros((4, c, most * nf), w.dtype)
+    shifts = np.zeros((4, most, 2), np.int64)
     counts = np.zeros(4, np.int64)
     for p in range(4):
         a, b = p // 2, p % 2
         t = 0
-        for i in range(a, 3, 2):
-            for j in range(b, 3, 2):
+        for i in range(a, kh, 2):
+            for j in range(b, kw, 2):
                 shifts[p, t, 0], shifts[p, t, 1] = i // 2, j // 2
                 for ch in range(c):
                     for f in range(nf):
@@ -95,9 +75,9 @@ def _phase_weights(w):
 
 
 @njit(cache=True, nogil=True)
-def _parts(x, wt, shifts, counts, dy, top, left, need_dx, dwts, dx, p0, p1):
+def _parts(x, wt, shifts, counts, dy, top, left, kh, kw, need_dx, dwts, dx, p0, p1):
     """Partials p0..p1 of ``phases_packed_backward``, serially: partial pi's fixed run of
-    samples into its dWᵀ ``dwts[pi]`` ((9·C + 1) × F padded to panels: tap-major rows (i, j, c),
+    samples into its dWᵀ ``dwts[pi]`` ((K²·C + 1) × F padded to panels: tap-major rows (i, j, c),
     the bias's last) and their input gradients into dx; the buffers and the layout's offsets
     made once for all of them. ``wt``, ``shifts``, ``counts``: ``_phase_weights``."""
     n, c, h, wd = x.shape
@@ -105,21 +85,20 @@ def _parts(x, wt, shifts, counts, dy, top, left, need_dx, dwts, dx, p0, p1):
     hq, wq = (h + 2 * top + 1) // 2, (wd + 2 * left + 1) // 2
     plane = hq * wq
     length = (oh - 1) * wq + ow  # the output positions, the gap columns between rows included
-    front = wq + 1  # the most a tap reaches back: the input gradient's shifted rows
+    front = (kh - 1) // 2 * wq + (kw - 1) // 2  # the most a tap reaches back (dx's rows)
     pitch = front + hq * wq + 2 * PANEL
     ph = np.zeros(c * 4 * plane + 2 * PANEL, x.dtype)
     dz = np.zeros(nf * pitch, x.dtype)
     bz = np.empty(panels_shape(length, nf), x.dtype)
     ones = np.ones(length, x.dtype)
     width, parts = dwts.shape[2], len(dwts)
-    offs = tap_offsets(c, 3, 3, hq, wq)
+    offs = tap_offsets(c, kh, kw, hq, wq)
     rows = np.empty((2, 2), np.int64)  # phase row a's first and past-the-last row x has
     for a in range(2):
-        rows[a, 0] = (top + (a - top) % 2) // 2
-        rows[a, 1] = max(rows[a, 0], (h - 1 + top - (h - 1 + top - a) % 2) // 2 + 1)
+        rows[a, 0], rows[a, 1] = covered(h, top, a)
     npan = -(-plane // PANEL)
     grads = np.empty((4, c, npan * PANEL), x.dtype)
-    boffs = np.empty((4, 4 * nf), np.int64)
+    boffs = np.empty((4, wt.shape[2]), np.int64)
     for p in range(4):
         for t in range(counts[p]):
             back = shifts[p, t, 0] * wq + shifts[p, t, 1]
@@ -129,23 +108,24 @@ def _parts(x, wt, shifts, counts, dy, top, left, need_dx, dwts, dx, p0, p1):
     for pi in range(p0, p1):
         dwt_at = np.int64(dwts[pi].ctypes.data)
         for s in range((pi * n) // parts, ((pi + 1) * n) // parts):
-            split_phases(x[s], ph, hq, wq, top, left)
+            split_phases(x[s], ph, 4 * plane, plane, hq, wq, top, left, False)
             _flat_grad(dy, s, dz, front, pitch, wq)
             pack(dz.reshape((nf, pitch))[:, front:front + length].T, bz)
-            for tap in range(9):  # (i, j) = divmod(tap, 3): its C channels' rows one product
+            for tap in range(kh * kw):  # (i, j) = divmod(tap, kw): C channels' rows one product
                 gemm_at(ph_at + 4 * offs[tap], 4 * plane, c, length, bz_at, length * PANEL,
                         width // PANEL, PACKED_ROWS, dwt_at + 4 * tap * c * width, width, True)
             gemm_at(np.int64(ones.ctypes.data), length, 1, length, bz_at, length * PANEL,
-                    width // PANEL, PACKED_ROWS, dwt_at + 4 * 9 * c * width, width, True)
+                    width // PANEL, PACKED_ROWS, dwt_at + 4 * kh * kw * c * width, width, True)
             if not need_dx:
                 continue
             for p in range(4):  # only the phase rows x has (not the padding's)
                 k, first = counts[p] * nf, rows[p // 2, 0] * wq
                 panels = -(-(rows[p // 2, 1] - rows[p // 2, 0]) * wq // PANEL)
-                gemm_at(np.int64(wt[p].ctypes.data), 4 * nf, c, k,
+                gemm_at(np.int64(wt[p].ctypes.data), wt.shape[2], c, k,
                         np.int64(dz.ctypes.data) + 4 * first, PANEL, panels, boffs[p, :k],
                         np.int64(grads[p].ctypes.data), npan * PANEL, False)
-            _merge(grads, rows, top, left, wq, dx, s)
+            merge_phases(grads.ravel(), dx[s], npan * PANEL, c * npan * PANEL, rows[0, 0],
+                         rows[1, 0], wq, top, left)
     keep_alive(ph)  # read and written by the tile kernel through their addresses
     keep_alive(dz)
     keep_alive(bz)
@@ -158,19 +138,21 @@ def _parts(x, wt, shifts, counts, dy, top, left, need_dx, dwts, dx, p0, p1):
 def phases_packed_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, pad: tuple,
                            need_dx: bool) -> tuple:
     """(d x (unpadded) or None, d weight, d bias) of ``phases_packed_forward(x, w, b, pad=pad)``
-    for float32 x (C-contiguous) and 3×3 filters."""
+    for float32 x (C-contiguous) and K × K filters (3×3 and, few channel pairs, 5×5)."""
     n, c, h, wd = x.shape
-    nf = w.shape[0]
+    nf, kh, kw = w.shape[0], w.shape[2], w.shape[3]
     top, left = int(pad[0]), int(pad[1])
     parts = min(n, PARTS)
     width = -(-nf // PANEL) * PANEL
-    dwts = np.zeros((parts, 9 * c + 1, width), np.float32)
+    taps = kh * kw
+    dwts = np.zeros((parts, taps * c + 1, width), np.float32)
     need = bool(need_dx)
     dx = np.empty((n if need else 0, c, h, wd), np.float32)
     wt, shifts, counts = _phase_weights(np.ascontiguousarray(w, dtype=np.float32))
     dy = np.ascontiguousarray(dy, dtype=np.float32)
-    split_rows(lambda p0, p1: _parts(x, wt, shifts, counts, dy, top, left, need, dwts, dx, p0,
-                                     p1), parts)
+    split_rows(lambda p0, p1: _parts(x, wt, shifts, counts, dy, top, left, kh, kw, need, dwts,
+                                     dx, p0, p1), parts)
     total = np.add.reduce(dwts, axis=0, initial=0)
-    dw = np.ascontiguousarray(total[:9 * c, :nf].reshape(3, 3, c, nf).transpose(3, 2, 0, 1))
-    return (dx if need else None), dw, np.ascontiguousarray(total[9 * c, :nf])
+    dw = total[:taps * c, :nf].reshape(kh, kw, c, nf).transpose(3, 2, 0, 1)
+    db = np.ascontiguousarray(total[taps * c, :nf])
+    return (dx if need else None), np.ascontiguousarray(dw), db

@@ -1,5 +1,6 @@
-"""float32 3×3 convolutions at stride 2, forward: one product per sample on the packed tile
-kernel, reading the input's four phases in place (an implicit GEMM, K = 9·C).
+"""float32 convolutions at stride 2 (3×3; 5×5 of few channel pairs), forward: one product per
+sample on the packed tile kernel, reading the input's four phases in place (an implicit GEMM,
+K = 9·C for 3×3 filters).
 
 Output (r, q) of a stride-2 convolution reads padded input (2r + i, 2q + j). Split into its
 phases x_ab[u, v] = x[2u + a, 2v + b] (each Hq × Wq, flat), tap (i, j) of output (r, q) is
@@ -12,15 +13,11 @@ as nine BLAS products of depth C per band of rows (each packing its operands, ea
 writing the accumulator), which at C = 16-64 ran well below the tile kernel's speed.
 
 The phases are made from the unpadded input, the padding's zeros never written
-(``split_phases``: the layers hand x over as to Winograd, ``conv.pad_free_route``'s "packed"),
-one input row at a time into both of its phases in one loop (the even and odd values as one
-interleaved group, which LLVM vectorises with shuffles; ``split_row``, the same loop over
-views, splits ``conv_kn2row._phases``'s stride-2 columns): a loop per phase, its stride a
-variable, became gathers, a 64 × 32 × 34 × 34 batch 1.38 → 0.87 ms on one core; that loop
-written out here rather than a call of ``split_row`` a row (then not inlined: three array
-arguments and their reference counts a row), 1.55 → 0.54 ms for 64 × 32 × 32 × 32. The
-padded copy the layer made before took 1.3 ms of a 64 × 32 × 32 × 32 batch.
-``conv_phases_back`` runs the backward.
+(``phase_planes.split_phases``: the layers hand x over as to Winograd, ``conv.pad_free_route``'s
+"packed"); the padded copy the layer made before took 1.3 ms of a 64 × 32 × 32 × 32 batch.
+The kernels take any K × K filter at stride 2 (the taps of phase (a, b) are those with i ≡ a,
+j ≡ b); ``packed_phases`` gives them 3×3 ones, ``packed_phases5`` the 5×5 ones of few channel
+pairs or small maps. ``conv_phases_back`` runs the backward.
 
 The kernel alone against ``conv_kn2row``'s (batch 64, bias, forward, one core / two, the same
 padded input each call): 16 → 32 on 32×32 3.34 → 2.65 / 2.55 → 1.41 ms, 32 → 32 6.46 → 5.41 /
@@ -36,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from layerloom.engine.kernels.packed import PANEL, gemm_at, keep_alive
+from layerloom.engine.kernels.phase_planes import split_phases
 from layerloom.engine.threads import split_rows
 
 
@@ -58,40 +56,26 @@ def packed_phases(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups:
             and tuple(dilation) == (1, 1) and groups == 1)
 
 
-@njit(inline="always")
-def split_row(line, even, odd):
-    """even[t] = line[2t], odd[t] = line[2t + 1] for t < len(odd); the last value of an odd
-    length to even[len(odd)]. Inlined: called a row, as a compiled function of its own with
-    three array arguments it cost ``conv_kn2row._phases`` 1.67 → 1.23 ms (64 × 32 × 34²)."""
-    half = len(odd)
-    for t in range(half):
-        even[t] = line[2 * t]
-        odd[t] = line[2 * t + 1]
-    if len(line) > 2 * half:
-        even[half] = line[2 * half]
+SMALL_WORK = 1 << 16  # C·F·OH·OW up to which 5×5 stride-2 convolutions of ≤ 32 filters run here
 
 
-@njit(cache=True, nogil=True)
-def split_phases(xs, ph, hq, wq, top, left):
-    """The flat phases of one sample xs (C, H, W) zero-padded by ``top`` rows and ``left``
-    columns: plane (c, a, b) at ((4c + 2a + b)·Hq)·Wq of ``ph``, row u at u·Wq; padded row Y =
-    y + top goes to phase a = Y mod 2, row Y // 2, and likewise the columns. Positions no input
-    value reaches (the padding, an odd side's shorter phase) are not written: they keep the
-    zeros the buffer was made with, as every sample writes the same positions."""
-    c, h, w = xs.shape
-    first, second = left % 2, 1 - left % 2  # the phases of columns 0, 2, … and 1, 3, …
-    v1, v2 = left // 2, (left + 1) // 2  # where those columns start in their phase
-    half = w // 2
-    for ch in range(c):
-        for y in range(h):
-            a, u = (y + top) % 2, (y + top) // 2
-            at = ((ch * 4 + a * 2) * hq + u) * wq
-            o1, o2 = at + first * hq * wq + v1, at + second * hq * wq + v2
-            for t in range(half):
-                ph[o1 + t] = xs[ch, y, 2 * t]
-                ph[o2 + t] = xs[ch, y, 2 * t + 1]
-            if w > 2 * half:
-                ph[o1 + half] = xs[ch, y, 2 * half]
+def packed_phases5(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups: int,
+                   out_hw) -> bool:
+    """True for the 5×5 stride-2 convolutions this file runs rather than the phases' Winograd
+    (``conv_polyphase``) or im2col: float32, plain, at most 32 filters and C·F·OH·OW ≤
+    ``SMALL_WORK`` (few channel pairs, or small maps), where the Winograd's transforms and
+    im2col's copies cost more than the products they serve. Forward + backward with the input
+    gradient, batch 64, against the route before, one core / two (ms): 8 → 16 on 32×32 inputs
+    7.5 → 6.1 / 5.3 → 4.1, 16 → 16 14.2 → 11.7 / 7.4 → 6.0, 8 → 16 on 16×16 2.8 → 1.8 / 2.2 →
+    1.0, 16 → 32 6.6 → 5.9 / 3.5 → 3.0, 32 → 32 12.1 → 11.3 / 6.5 → 5.9, 16 → 16 on 8×8 1.5 →
+    1.2 / 1.2 → 0.9; RGB stems (no input gradient) 3 → 16 on 32×32 2.7 → 1.9 / 1.5 → 1.0,
+    3 → 32 4.0 → 3.6 / 2.1 → 1.9. Even at the bounds (8 → 32 on 32×32 11.0 vs 10.8, 16 → 32
+    on 8×8 2.1 vs 2.0); past them the Winograd won: 16 → 32 on 32×32 20.4 vs 18.6, 16 → 64 on
+    16×16 10.9 vs 9.2, 32 → 64 21.5 vs 16.2."""
+    nf, c = w_shape[0], w_shape[1]
+    return (np.dtype(dtype) == np.float32 and tuple(w_shape[2:]) == (5, 5)
+            and tuple(stride) == (2, 2) and tuple(dilation) == (1, 1) and groups == 1
+            and nf <= 32 and c * nf * out_hw[0] * out_hw[1] <= SMALL_WORK)
 
 
 @njit(cache=True, nogil=True)
@@ -109,7 +93,7 @@ def tap_offsets(c, kh, kw, hq, wq):
 
 
 @njit(cache=True, nogil=True)
-def _forward_part(x, w2, b, out, relu, top, left, s0, s1):
+def _forward_part(x, w2, b, out, relu, top, left, kh, kw, s0, s1):
     """Samples s0..s1 of ``phases_packed_forward``: the sample's phases, one product into a
     (F × panels·16) accumulator at pitch Wq, then bias (and ReLU, as ``np.maximum``) on the way
     out."""
@@ -119,11 +103,11 @@ def _forward_part(x, w2, b, out, relu, top, left, s0, s1):
     panels = -(-((oh - 1) * wq + ow) // PANEL)
     # the last panel reads up to 15 positions past the last output: room for it after the planes
     ph = np.zeros(c * 4 * hq * wq + 2 * PANEL, x.dtype)
-    offs = tap_offsets(c, 3, 3, hq, wq)
+    offs = tap_offsets(c, kh, kw, hq, wq)
     acc = np.empty((nf, panels * PANEL), x.dtype)
     zero = np.zeros(1, out.dtype)[0]
     for s in range(s0, s1):
-        split_phases(x[s], ph, hq, wq, top, left)
+        split_phases(x[s], ph, 4 * hq * wq, hq * wq, hq, wq, top, left, False)
         gemm_at(np.int64(w2.ctypes.data), w2.shape[1], nf, w2.shape[1],
                 np.int64(ph.ctypes.data), PANEL, panels, offs, np.int64(acc.ctypes.data),
                 panels * PANEL, False)
@@ -142,15 +126,17 @@ def _forward_part(x, w2, b, out, relu, top, left, s0, s1):
 def phases_packed_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, relu: bool = False,
                           pad: tuple = (0, 0)) -> np.ndarray:
     """conv(x zero-padded by ``pad``) + b at stride 2 (then max(·, 0) when ``relu``) of a
-    float32 batch, for 3×3 filters (``packed_phases``). The padding is never copied: the phases
-    are made from x with their zeros in place (the layers hand x over unpadded, as to
-    Winograd: ``conv.pad_free_route``)."""
+    float32 batch, for K × K filters (``packed_phases``, ``packed_phases5``). The padding is
+    never copied: the phases are made from x with their zeros in place (the layers hand x over
+    unpadded, as to Winograd: ``conv.pad_free_route``)."""
     n, c, h, wd = x.shape
-    nf, (top, left) = w.shape[0], (int(pad[0]), int(pad[1]))
+    nf, kh, kw = w.shape[0], w.shape[2], w.shape[3]
+    top, left = int(pad[0]), int(pad[1])
     x = np.ascontiguousarray(x)
-    out = np.empty((n, nf, (h + 2 * top - 3) // 2 + 1, (wd + 2 * left - 3) // 2 + 1),
+    out = np.empty((n, nf, (h + 2 * top - kh) // 2 + 1, (wd + 2 * left - kw) // 2 + 1),
                    np.float32)
     w2 = np.ascontiguousarray(w.reshape(nf, -1), dtype=np.float32)
     b = np.ascontiguousarray(b, dtype=np.float32)
-    split_rows(lambda s0, s1: _forward_part(x, w2, b, out, bool(relu), top, left, s0, s1), n)
+    split_rows(lambda s0, s1: _forward_part(x, w2, b, out, bool(relu), top, left, kh, kw, s0,
+                                                  s1), n)
     return out

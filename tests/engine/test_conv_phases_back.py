@@ -1,9 +1,9 @@
-"""The backward of float32 3×3 stride-2 convolutions over the input's phases on the packed tile
-kernel (``kernels.conv_phases_back``): input, weight and bias gradients equal to the float64
-reference over even and odd sides, paddings that start the columns on either phase, channel and
-filter counts that fill no tile or panel evenly, one channel, maps of one output; the weight
-gradient the same with and without the input gradient; the same bits on one core and two
-(``test_conv_phases_packed`` checks that the Conv2D layer's backward runs it)."""
+"""The backward of float32 stride-2 convolutions (3×3, 5×5, 7×7) over the input's phases on the
+packed tile kernel (``kernels.conv_phases_back``): input, weight and bias gradients equal to the
+float64 reference over even and odd sides, paddings that start the columns on either phase,
+channel and filter counts that fill no tile or panel evenly, one channel, maps of one output;
+the weight gradient the same with and without the input gradient; the same bits on one core and
+two (``test_conv_phases_packed`` checks that the Conv2D layer's backward runs it)."""
 import numpy as np
 import pytest
 
@@ -16,17 +16,21 @@ TOL = dict(rtol=2e-5, atol=2e-5)
 
 # (batch, channels, H, W, filters, padding): even sides; odd sides (the shorter phases); a
 # padding of 2 rows and 1 column, of none, of 2 columns; one channel; filters past a 6-row
-# tile and a 16-wide panel; a map of one output
-FAMILY = [(3, 16, 32, 32, 32, (1, 1)), (2, 5, 15, 17, 7, (1, 1)), (2, 7, 9, 12, 13, (2, 1)),
-          (2, 33, 11, 11, 20, (0, 0)), (3, 1, 8, 7, 17, (1, 0)), (2, 4, 6, 9, 5, (0, 2)),
-          (1, 3, 3, 3, 2, (0, 0))]
+# tile and a 16-wide panel; a map of one output; then 5×5 filters (an RGB stem, odd sides,
+# paddings 2/1/0, one output) and 7×7 ones
+FAMILY = [(3, 16, 32, 32, 32, (1, 1), 3), (2, 5, 15, 17, 7, (1, 1), 3),
+          (2, 7, 9, 12, 13, (2, 1), 3), (2, 33, 11, 11, 20, (0, 0), 3),
+          (3, 1, 8, 7, 17, (1, 0), 3), (2, 4, 6, 9, 5, (0, 2), 3), (1, 3, 3, 3, 2, (0, 0), 3),
+          (2, 3, 32, 32, 16, (2, 2), 5), (2, 8, 17, 15, 13, (2, 1), 5),
+          (3, 16, 16, 16, 32, (2, 2), 5), (2, 5, 9, 11, 7, (0, 0), 5), (1, 2, 5, 5, 3, (0, 0), 5),
+          (2, 6, 15, 14, 9, (3, 3), 7)]
 
 
-def _data(n, c, h, w, nf, pad, seed=0):
+def _data(n, c, h, w, nf, pad, k=3, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-    wt = rng.standard_normal((nf, c, 3, 3)).astype(np.float32)
-    oh, ow = (h + 2 * pad[0] - 3) // 2 + 1, (w + 2 * pad[1] - 3) // 2 + 1
+    wt = rng.standard_normal((nf, c, k, k)).astype(np.float32)
+    oh, ow = (h + 2 * pad[0] - k) // 2 + 1, (w + 2 * pad[1] - k) // 2 + 1
     return x, wt, rng.standard_normal((n, nf, oh, ow)).astype(np.float32)
 
 
@@ -36,13 +40,14 @@ def _reference(x, w, dy, pad):
     xp = np.pad(x, ((0, 0), (0, 0), (top, top), (left, left))).astype(np.float64)
     dy64, w64 = dy.astype(np.float64), w.astype(np.float64)
     dxp = conv.grouped_input_grad_reference(dy64, w64, *xp.shape[2:], (2, 2), (1, 1), 1)
-    dw = conv.grouped_weight_grad_reference(xp, dy64, 3, 3, (2, 2), (1, 1), 1)
+    k = w.shape[2]
+    dw = conv.grouped_weight_grad_reference(xp, dy64, k, k, (2, 2), (1, 1), 1)
     return dxp[:, :, top:top + h, left:left + wd], dw, dy64.sum(axis=(0, 2, 3))
 
 
-@pytest.mark.parametrize("n,c,h,w,nf,pad", FAMILY)
-def test_family_matches_the_reference(n, c, h, w, nf, pad):
-    x, wt, dy = _data(n, c, h, w, nf, pad)
+@pytest.mark.parametrize("n,c,h,w,nf,pad,k", FAMILY)
+def test_family_matches_the_reference(n, c, h, w, nf, pad, k):
+    x, wt, dy = _data(n, c, h, w, nf, pad, k)
     dx, dw, db = cpb.phases_packed_backward(x, wt, dy, pad, True)
     want_dx, want_dw, want_db = _reference(x, wt, dy, pad)
     assert dx.dtype == dw.dtype == db.dtype == np.float32

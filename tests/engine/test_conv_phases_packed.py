@@ -1,9 +1,12 @@
-"""float32 3×3 convolutions at stride 2 on the packed tile kernel over the input's phases
-(``kernels.conv_phases_packed``): the phases split as numpy's slices split them, the forward
+"""float32 convolutions at stride 2 on the packed tile kernel over the input's phases
+(``kernels.conv_phases_packed``; ``test_phase_planes`` checks the phases' split): the forward
 equal to the float64 reference over odd and even sides, channel and filter counts that fill no
-tile or panel evenly, maps of one partial panel, with the bias and the ReLU (NaN kept); the
-same bits on one core and two; ``conv_forward`` takes it where ``conv_kn2row`` was chosen,
-and the Conv2D layer, plain and fused with its ReLU, gives its values."""
+tile or panel evenly, maps of one partial panel, 3×3, 5×5 and 7×7 filters, with the bias and the
+ReLU (NaN kept); the same bits on one core and two; ``conv_forward`` takes it where
+``conv_kn2row`` was chosen and for 5×5 ones of few channel pairs (``packed_phases5``), and the
+Conv2D layer gives its values, the input handed over unpadded."""
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -22,40 +25,24 @@ FAMILY = [(3, 16, 34, 34, 32), (2, 5, 17, 19, 7), (2, 1, 9, 12, 13), (1, 17, 6, 
           (2, 33, 11, 11, 20)]
 
 
-def _data(n, c, hp, wp, nf, seed=0):
+def _data(n, c, hp, wp, nf, seed=0, k=3):
     rng = np.random.default_rng(seed)
     xp = rng.standard_normal((n, c, hp, wp)).astype(np.float32)
-    w = rng.standard_normal((nf, c, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((nf, c, k, k)).astype(np.float32)
     return xp, w, rng.standard_normal(nf).astype(np.float32)
 
 
-@pytest.mark.parametrize("h,w", [(6, 6), (7, 9), (5, 4), (3, 3)])
-@pytest.mark.parametrize("top,left", [(0, 0), (1, 1), (2, 1), (1, 2)])
-def test_phases_split_as_numpy_slices_the_padded_copy(h, w, top, left):
-    """Every value of the zero-padded copy's phases where numpy's slices put it, the padding's
-    zeros included (the buffer's own: nothing writes them)."""
-    x = np.random.default_rng(1).standard_normal((3, h, w)).astype(np.float32)
-    xp = np.pad(x, ((0, 0), (top, top), (left, left)))
-    hq, wq = (h + 2 * top + 1) // 2, (w + 2 * left + 1) // 2
-    ph = np.zeros(3 * 4 * hq * wq, np.float32)
-    cpp.split_phases(x, ph, hq, wq, top, left)
-    planes = ph.reshape(3, 2, 2, hq, wq)
-    for a in (0, 1):
-        for b in (0, 1):
-            want = xp[:, a::2, b::2]
-            assert np.array_equal(planes[:, a, b, :want.shape[1], :want.shape[2]], want)
-
-
-@pytest.mark.parametrize("n,c,hp,wp,nf", FAMILY)
+@pytest.mark.parametrize("n,c,hp,wp,nf,k", [(*shape, k) for shape in FAMILY for k in (3, 5, 7)
+                                             if min(shape[2:4]) >= k])
 @pytest.mark.parametrize("relu", [False, True])
-def test_family_matches_the_reference(n, c, hp, wp, nf, relu):
-    xp, w, b = _data(n, c, hp, wp, nf)
+def test_family_matches_the_reference(n, c, hp, wp, nf, k, relu):
+    xp, w, b = _data(n, c, hp, wp, nf, k=k)
     y = cpp.phases_packed_forward(xp, w, b, relu)
     want = conv.grouped_forward_reference(*(a.astype(np.float64) for a in (xp, w, b)), (2, 2),
                                           (1, 1), 1)
     want = np.maximum(want, 0) if relu else want
     assert y.dtype == np.float32 and y.flags.c_contiguous and y.shape == want.shape
-    np.testing.assert_allclose(y, want, **TOL)
+    np.testing.assert_allclose(y, want, rtol=2e-5, atol=2e-5 * k * k / 9)  # sums of C·k² terms
 
 
 @pytest.mark.parametrize("pad", [(1, 1), (2, 1), (0, 2)])
@@ -154,4 +141,53 @@ def test_the_conv2d_layer_hands_it_the_input_unpadded(monkeypatch):
         dy.astype(np.float64), w64, 34, 34, (2, 2), (1, 1), 1)[:, :, 1:33, 1:33], **TOL)
     np.testing.assert_allclose(grads["weight"], conv.grouped_weight_grad_reference(
         xp, dy.astype(np.float64), 3, 3, (2, 2), (1, 1), 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grads["bias"], dy.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-4)
+
+
+def test_5x5_ones_of_few_channel_pairs_from_the_rule():
+    take = partial(cpp.packed_phases5, dtype=np.float32, stride=(2, 2), dilation=(1, 1), groups=1)
+    assert take((16, 8, 5, 5), out_hw=(16, 16)) and take((16, 16, 5, 5), out_hw=(16, 16))
+    assert take((32, 32, 5, 5), out_hw=(8, 8)) and take((32, 3, 5, 5), out_hw=(16, 16))
+    assert not take((32, 16, 5, 5), out_hw=(16, 16))  # C·F·OH·OW past SMALL_WORK
+    assert not take((64, 8, 5, 5), out_hw=(8, 8))  # more than 32 filters
+    assert not take((16, 8, 3, 3), out_hw=(16, 16)) and not take((16, 8, 7, 7), out_hw=(8, 8))
+    assert not cpp.packed_phases5((16, 8, 5, 5), np.float64, (2, 2), (1, 1), 1, (8, 8))
+    assert not cpp.packed_phases5((16, 8, 5, 5), np.float32, (1, 1), (1, 1), 1, (8, 8))
+    assert not cpp.packed_phases5((16, 8, 5, 5), np.float32, (2, 2), (2, 2), 1, (8, 8))
+    assert not cpp.packed_phases5((16, 8, 5, 5), np.float32, (2, 2), (1, 1), 2, (8, 8))
+
+
+@pytest.mark.parametrize("c,nf,side,pad", [(8, 16, 16, 2), (3, 32, 32, 2), (16, 16, 15, 1)])
+def test_the_conv2d_layer_runs_5x5_ones_of_few_channel_pairs_here(monkeypatch, c, nf, side, pad):
+    """Conv2D 5×5 / 2 of few channel pairs: the pad-free "packed" route (not the phases'
+    Winograd), forward and backward (``conv_phases_back``), no padded copy; gradients the
+    reference's; ``conv_forward`` of the padded input takes the same kernel."""
+    calls, real = [], conv.phases_packed_backward
+    monkeypatch.setattr(conv, "phases_packed_backward",
+                        lambda *a: calls.append(a[0].shape) or real(*a))
+    padded = conv.pad_sides
+    monkeypatch.setattr(conv, "pad_sides", lambda *a: pytest.fail("a padded copy was made"))
+    layer = registry.get("Conv2D")
+    a = {name: attr.default for name, attr in layer.attrs.items()}
+    a.update(out_channels=nf, kernel_size=[5, 5], stride=[2, 2], padding=[pad, pad])
+    a = AttrValues(a)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, c, side, side)).astype(np.float32)
+    p = {k: v.astype(np.float32) for k, v in layer.init(a, [x.shape], rng).items()}
+    assert conv.pad_free_route(x.shape, p["weight"].shape, np.float32, (pad, pad),
+                               (2, 2)) == "packed"
+    ctx = Ctx(True, None, (True,))
+    y = layer.forward(a, p, ctx, x)
+    assert np.array_equal(y, cpp.phases_packed_forward(x, p["weight"], p["bias"],
+                                                       pad=(pad, pad)))
+    xp = padded(x, pad, pad, pad, pad)
+    assert np.array_equal(conv.conv_forward(xp, p["weight"], p["bias"], (2, 2)), y)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    (dx,), grads = layer.backward(a, p, ctx, dy)
+    assert calls == [x.shape]
+    w64, dy64, hp = p["weight"].astype(np.float64), dy.astype(np.float64), side + 2 * pad
+    np.testing.assert_allclose(dx, conv.grouped_input_grad_reference(
+        dy64, w64, hp, hp, (2, 2), (1, 1), 1)[:, :, pad:pad + side, pad:pad + side], **TOL)
+    np.testing.assert_allclose(grads["weight"], conv.grouped_weight_grad_reference(
+        xp.astype(np.float64), dy64, 5, 5, (2, 2), (1, 1), 1), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(grads["bias"], dy.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-4)

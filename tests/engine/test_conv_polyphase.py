@@ -41,14 +41,14 @@ def test_entry_points_equal_the_float64_references(n, c, f, h, w, pad):
     x32, w32, b32 = (a.astype(np.float32) for a in (xp, wt, b))
     want = conv.conv2d_forward_reference(xp, wt, b, 2, 2)
     assert pp.polyphase(wt.shape, np.float32, (2, 2), (1, 1), 1, want.shape[2:])
-    y = conv.conv_forward(x32, w32, b32, (2, 2))
+    y = pp.polyphase_forward(x32, w32, b32)  # (conv_forward takes few filters elsewhere)
     assert y.dtype == np.float32 and y.shape == want.shape and y.flags.c_contiguous
     tol = 2e-6 * np.sqrt(25 * c) + 1e-6
     assert _rel(y, want) < tol
-    relu = conv.conv_forward(x32, w32, b32, (2, 2), relu=True)
+    relu = pp.polyphase_forward(x32, w32, b32, relu=True)
     assert np.array_equal(relu, np.maximum(y, 0))
     dy = rng.standard_normal(want.shape)
-    dxp, dw, db = conv.conv_backward(x32, w32, dy.astype(np.float32), (2, 2))
+    dxp, dw, db = pp.polyphase_backward(x32, w32, dy.astype(np.float32), True)
     assert dxp.shape == xp.shape and dw.shape == wt.shape and db.shape == b.shape
     assert dxp.dtype == dw.dtype == db.dtype == np.float32
     positions = n * want[0, 0].size
@@ -57,7 +57,7 @@ def test_entry_points_equal_the_float64_references(n, c, f, h, w, pad):
     assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 5, 5, 2, 2)) < \
         2e-6 * np.sqrt(positions) + 1e-6
     assert _rel(db, dy.sum(axis=(0, 2, 3))) < 1e-5
-    no_dx, dw2, db2 = conv.conv_backward(x32, w32, dy.astype(np.float32), (2, 2), need_dx=False)
+    no_dx, dw2, db2 = pp.polyphase_backward(x32, w32, dy.astype(np.float32), False)
     assert no_dx is None and np.array_equal(dw2, dw) and np.array_equal(db2, db)
 
 
@@ -90,16 +90,17 @@ def test_phases_pad_as_they_are_made_and_merge_back_unpadded(h, w, pad):
 
 
 def _strided_layers() -> Graph:
-    """A 5×5 stride-2 Conv2D + ReLU, a plain one (padding 1), one before a BatchNorm."""
+    """A 5×5 stride-2 Conv2D + ReLU, a plain one (padding 1), one before a BatchNorm; 40
+    filters (32 or fewer onto maps this small run ``conv_phases_packed.packed_phases5``)."""
     g = Graph()
     add = partial(add_after, g)
 
     def conv5(c: int, p: int = 2) -> dict:
         return {"out_channels": c, "kernel_size": [5, 5], "stride": [2, 2], "padding": [p, p]}
     prev = add(None, "image", "Input", {"shape": [8, 64, 61]})  # c3: 8×8 outputs
-    prev = add(add(prev, "c1", "Conv2D", conv5(16)), "r1", "ReLU")  # Conv2D+ReLU
-    prev = add(prev, "c2", "Conv2D", conv5(16, 1))
-    prev = add(add(add(prev, "c3", "Conv2D", conv5(16)), "bn", "BatchNorm2d"), "r3", "ReLU")
+    prev = add(add(prev, "c1", "Conv2D", conv5(40)), "r1", "ReLU")  # Conv2D+ReLU
+    prev = add(prev, "c2", "Conv2D", conv5(40, 1))
+    prev = add(add(add(prev, "c3", "Conv2D", conv5(40)), "bn", "BatchNorm2d"), "r3", "ReLU")
     return classifier_head(g, prev)
 
 
@@ -167,11 +168,11 @@ def test_the_rule():
 def _strided_convnet() -> Graph:
     g = Graph()
     add = partial(add_after, g)
-    conv5 = {"out_channels": 16, "kernel_size": [5, 5], "stride": [2, 2], "padding": [4, 4]}
+    conv5 = {"out_channels": 40, "kernel_size": [5, 5], "stride": [2, 2], "padding": [4, 4]}
     prev = add(None, "image", "Input", {"shape": [3, 12, 12]})
     prev = add(add(prev, "c0", "Conv2D", {"out_channels": 8, "kernel_size": [3, 3],
                                           "padding": [1, 1]}), "r0", "ReLU")
-    prev = add(add(prev, "c1", "Conv2D", conv5), "r1", "ReLU")  # 8 → 16 on 8×8 outputs (padding 4)
+    prev = add(add(prev, "c1", "Conv2D", conv5), "r1", "ReLU")  # 8 → 40 on 8×8 outputs (padding 4)
     return classifier_head(g, prev)
 
 

@@ -189,7 +189,7 @@ def test_a_5x5_stride_2_conv_of_256_channels_on_8x8_maps_takes_the_phases_whole(
     assert conv.pad_free_route((2, 128, 8, 8), (256, 128, 5, 5), np.float32, (2, 2),
                                (2, 2)) == "phases"
     assert conv.pad_free_route((2, 16, 8, 8), (32, 16, 5, 5), np.float32, (2, 2),
-                               (2, 2)) == ""  # 16 channels: im2col (even)
+                               (2, 2)) == "packed"  # few channel pairs: conv_phases_packed
     assert conv.pad_free_route((2, 128, 12, 12), (256, 128, 5, 5), np.float32, (2, 2),
                                (2, 2)) == ""  # 6×6 outputs, C·F = 2^15: im2col
     _through_the_route(calls, rng, x, wt, b, 2, 2, "phases")
