@@ -7,7 +7,7 @@ products of ``conv_gemm_strided``, and so do float32 stride-1 ones with 5×5 or 
 over many filters. float32 ones with ≥ 16 channels in and out, 5×5-and-up at stride 1 on maps
 of ≥ 256 outputs and stride-2 ones, run ``conv_kn2row`` instead (a product per tap on the input
 or its phases in place, no im2col; ``prefers_kn2row`` has the measured rule; its 3×3 forwards
-from ≤ 64 channels, and 5×5 stride-2 ones of few channel pairs, run ``conv_phases_packed``, one
+from ≤ 64 channels, and stride-2 ones of few channel pairs, run ``conv_phases_packed``, one
 tile-kernel product), except float32 5×5 ones at stride 1 with ≥ 16 channels in and out on maps
 of ≥ 4×4: those run Winograd's
 F(4×4, 5×5) (``conv_winograd5``, 2.5-3.5× the product kernel's speed; ``conv_winograd5_batch``).
@@ -56,7 +56,7 @@ from layerloom.engine.kernels.conv_gemm_strided import (SMALL_MAP, gemm_backward
                                                         prefers_gemm_strided)
 from layerloom.engine.kernels.conv_kn2row import kn2row_backward, kn2row_forward, prefers_kn2row
 from layerloom.engine.kernels.conv_phases_back import phases_packed_backward
-from layerloom.engine.kernels.conv_phases_packed import (packed_phases, packed_phases5,
+from layerloom.engine.kernels.conv_phases_packed import (few_pairs, packed_phases,
                                                          phases_packed_forward)
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
 from layerloom.engine.kernels.conv_polyphase import (phases_backward, phases_forward, polyphase,
@@ -296,11 +296,11 @@ def _kn2row(w_shape: tuple, stride: tuple, dilation: tuple, groups: int, dtype, 
 
 def _packed_phases(w_shape: tuple, stride: tuple, dilation: tuple, groups: int, dtype,
                    out_hw) -> bool:
-    """kn2row's 3×3 stride-2 forwards that ``conv_phases_packed`` runs instead, and its 5×5
-    stride-2 ones (``packed_phases5``)."""
+    """kn2row's 3×3 stride-2 forwards that ``conv_phases_packed`` runs instead, and its
+    stride-2 ones of few channel pairs (``few_pairs``)."""
     return (_kn2row(w_shape, stride, dilation, groups, dtype, out_hw)
             and packed_phases(w_shape, dtype, stride, dilation, groups)) or \
-        packed_phases5(w_shape, dtype, stride, dilation, groups, out_hw)
+        few_pairs(w_shape, dtype, stride, dilation, groups, out_hw)
 
 
 def _winograd5(w_shape: tuple, stride: tuple, dilation: tuple, groups: int, dtype,

@@ -16,7 +16,7 @@ The phases are made from the unpadded input, the padding's zeros never written
 (``phase_planes.split_phases``: the layers hand x over as to Winograd, ``conv.pad_free_route``'s
 "packed"); the padded copy the layer made before took 1.3 ms of a 64 × 32 × 32 × 32 batch.
 The kernels take any K × K filter at stride 2 (the taps of phase (a, b) are those with i ≡ a,
-j ≡ b); ``packed_phases`` gives them 3×3 ones, ``packed_phases5`` the 5×5 ones of few channel
+j ≡ b); ``packed_phases`` gives them 3×3 ones, ``few_pairs`` 3×3 and 5×5 ones of few channel
 pairs or small maps. ``conv_phases_back`` runs the backward.
 
 The kernel alone against ``conv_kn2row``'s (batch 64, bias, forward, one core / two, the same
@@ -57,25 +57,37 @@ def packed_phases(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups:
 
 
 SMALL_WORK = 1 << 16  # C·F·OH·OW up to which 5×5 stride-2 convolutions of ≤ 32 filters run here
+FEW_CHANNELS = 16  # 3×3 stride-2 ones from fewer channels than this, onto ≥ 8×8 outputs
 
 
-def packed_phases5(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups: int,
-                   out_hw) -> bool:
-    """True for the 5×5 stride-2 convolutions this file runs rather than the phases' Winograd
-    (``conv_polyphase``) or im2col: float32, plain, at most 32 filters and C·F·OH·OW ≤
-    ``SMALL_WORK`` (few channel pairs, or small maps), where the Winograd's transforms and
-    im2col's copies cost more than the products they serve. Forward + backward with the input
-    gradient, batch 64, against the route before, one core / two (ms): 8 → 16 on 32×32 inputs
-    7.5 → 6.1 / 5.3 → 4.1, 16 → 16 14.2 → 11.7 / 7.4 → 6.0, 8 → 16 on 16×16 2.8 → 1.8 / 2.2 →
-    1.0, 16 → 32 6.6 → 5.9 / 3.5 → 3.0, 32 → 32 12.1 → 11.3 / 6.5 → 5.9, 16 → 16 on 8×8 1.5 →
-    1.2 / 1.2 → 0.9; RGB stems (no input gradient) 3 → 16 on 32×32 2.7 → 1.9 / 1.5 → 1.0,
-    3 → 32 4.0 → 3.6 / 2.1 → 1.9. Even at the bounds (8 → 32 on 32×32 11.0 vs 10.8, 16 → 32
-    on 8×8 2.1 vs 2.0); past them the Winograd won: 16 → 32 on 32×32 20.4 vs 18.6, 16 → 64 on
-    16×16 10.9 vs 9.2, 32 → 64 21.5 vs 16.2."""
+def few_pairs(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups: int,
+              out_hw) -> bool:
+    """True for the stride-2 convolutions of few channel pairs this file runs too (float32,
+    plain), where the phases' Winograd (``conv_polyphase``), im2col or the direct strided
+    kernels cost more in copies and transforms than the products they serve. Forward +
+    backward with the input gradient, batch 64, against the route before, one core / two (ms):
+
+    - 5×5 with ≤ 32 filters and C·F·OH·OW ≤ ``SMALL_WORK``: 8 → 16 on 32×32 inputs 7.5 → 6.1 /
+      5.3 → 4.1, 16 → 16 14.2 → 11.7 / 7.4 → 6.0, 8 → 16 on 16×16 2.8 → 1.8 / 2.2 → 1.0, 16 →
+      32 6.6 → 5.9 / 3.5 → 3.0, 32 → 32 12.1 → 11.3 / 6.5 → 5.9, 16 → 16 on 8×8 1.5 → 1.2 / 1.2
+      → 0.9; RGB stems (no input gradient) 3 → 16 on 32×32 2.7 → 1.9 / 1.5 → 1.0, 3 → 32 4.0 →
+      3.6 / 2.1 → 1.9. Even at the bounds (8 → 32 on 32×32 11.0 vs 10.8, 16 → 32 on 8×8 2.1 vs
+      2.0); past them the Winograd won: 16 → 32 on 32×32 20.4 vs 18.6, 16 → 64 on 16×16 10.9
+      vs 9.2, 32 → 64 21.5 vs 16.2.
+    - 3×3 from fewer than ``FEW_CHANNELS`` channels onto ≥ 8×8 outputs (from 16 ``conv_kn2row``'s
+      rule and ``packed_phases`` take them): 4 → 16 on 32×32 2.7 → 2.0 / 1.5 → 1.0, 8 → 16
+      4.8 → 3.3 / 3.7 → 2.5, 8 → 32 9.7 → 7.7 / 4.9 → 3.8, 8 → 16 on 16×16 1.9 → 1.6 / 1.0 →
+      0.8, 12 → 24 2.1 → 1.8 / 1.2 → 1.0; RGB stems 3 → 16 on 32×32 1.5 → 1.2 / 0.75 → 0.61,
+      3 → 32 on 64×64 8.3 → 7.9, 3 → 32 on 32×32 even (3.0 / 1.1). Onto 4×4 outputs im2col won
+      (16 → 32 on 8×8 1.05 vs 0.81)."""
     nf, c = w_shape[0], w_shape[1]
-    return (np.dtype(dtype) == np.float32 and tuple(w_shape[2:]) == (5, 5)
-            and tuple(stride) == (2, 2) and tuple(dilation) == (1, 1) and groups == 1
-            and nf <= 32 and c * nf * out_hw[0] * out_hw[1] <= SMALL_WORK)
+    if not (np.dtype(dtype) == np.float32 and tuple(stride) == (2, 2)
+            and tuple(dilation) == (1, 1) and groups == 1):
+        return False
+    if tuple(w_shape[2:]) == (3, 3):
+        return c < FEW_CHANNELS and min(out_hw) >= 8
+    return (tuple(w_shape[2:]) == (5, 5) and nf <= 32
+            and c * nf * out_hw[0] * out_hw[1] <= SMALL_WORK)
 
 
 @njit(cache=True, nogil=True)
@@ -126,7 +138,7 @@ def _forward_part(x, w2, b, out, relu, top, left, kh, kw, s0, s1):
 def phases_packed_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, relu: bool = False,
                           pad: tuple = (0, 0)) -> np.ndarray:
     """conv(x zero-padded by ``pad``) + b at stride 2 (then max(·, 0) when ``relu``) of a
-    float32 batch, for K × K filters (``packed_phases``, ``packed_phases5``). The padding is
+    float32 batch, for K × K filters (``packed_phases``, ``few_pairs``). The padding is
     never copied: the phases are made from x with their zeros in place (the layers hand x over
     unpadded, as to Winograd: ``conv.pad_free_route``)."""
     n, c, h, wd = x.shape

@@ -3,7 +3,7 @@
 equal to the float64 reference over odd and even sides, channel and filter counts that fill no
 tile or panel evenly, maps of one partial panel, 3×3, 5×5 and 7×7 filters, with the bias and the
 ReLU (NaN kept); the same bits on one core and two; ``conv_forward`` takes it where
-``conv_kn2row`` was chosen and for 5×5 ones of few channel pairs (``packed_phases5``), and the
+``conv_kn2row`` was chosen and for 3×3 and 5×5 ones of few channel pairs (``few_pairs``), and the
 Conv2D layer gives its values, the input handed over unpadded."""
 from functools import partial
 
@@ -144,24 +144,30 @@ def test_the_conv2d_layer_hands_it_the_input_unpadded(monkeypatch):
     np.testing.assert_allclose(grads["bias"], dy.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-4)
 
 
-def test_5x5_ones_of_few_channel_pairs_from_the_rule():
-    take = partial(cpp.packed_phases5, dtype=np.float32, stride=(2, 2), dilation=(1, 1), groups=1)
+def test_few_channel_pairs_from_the_rule():
+    take = partial(cpp.few_pairs, dtype=np.float32, stride=(2, 2), dilation=(1, 1), groups=1)
     assert take((16, 8, 5, 5), out_hw=(16, 16)) and take((16, 16, 5, 5), out_hw=(16, 16))
     assert take((32, 32, 5, 5), out_hw=(8, 8)) and take((32, 3, 5, 5), out_hw=(16, 16))
     assert not take((32, 16, 5, 5), out_hw=(16, 16))  # C·F·OH·OW past SMALL_WORK
     assert not take((64, 8, 5, 5), out_hw=(8, 8))  # more than 32 filters
-    assert not take((16, 8, 3, 3), out_hw=(16, 16)) and not take((16, 8, 7, 7), out_hw=(8, 8))
-    assert not cpp.packed_phases5((16, 8, 5, 5), np.float64, (2, 2), (1, 1), 1, (8, 8))
-    assert not cpp.packed_phases5((16, 8, 5, 5), np.float32, (1, 1), (1, 1), 1, (8, 8))
-    assert not cpp.packed_phases5((16, 8, 5, 5), np.float32, (2, 2), (2, 2), 1, (8, 8))
-    assert not cpp.packed_phases5((16, 8, 5, 5), np.float32, (2, 2), (1, 1), 2, (8, 8))
+    assert take((16, 8, 3, 3), out_hw=(16, 16)) and take((64, 15, 3, 3), out_hw=(8, 8))
+    assert take((32, 3, 3, 3), out_hw=(32, 32))  # an RGB stem
+    assert not take((32, 16, 3, 3), out_hw=(16, 16))  # from 16 channels: packed_phases's rule
+    assert not take((32, 8, 3, 3), out_hw=(4, 4)) and not take((16, 8, 7, 7), out_hw=(8, 8))
+    assert not cpp.few_pairs((16, 8, 5, 5), np.float64, (2, 2), (1, 1), 1, (8, 8))
+    assert not cpp.few_pairs((16, 8, 3, 3), np.float32, (1, 1), (1, 1), 1, (8, 8))
+    assert not cpp.few_pairs((16, 8, 5, 5), np.float32, (2, 2), (2, 2), 1, (8, 8))
+    assert not cpp.few_pairs((16, 8, 3, 3), np.float32, (2, 2), (1, 1), 2, (8, 8))
 
 
-@pytest.mark.parametrize("c,nf,side,pad", [(8, 16, 16, 2), (3, 32, 32, 2), (16, 16, 15, 1)])
-def test_the_conv2d_layer_runs_5x5_ones_of_few_channel_pairs_here(monkeypatch, c, nf, side, pad):
-    """Conv2D 5×5 / 2 of few channel pairs: the pad-free "packed" route (not the phases'
-    Winograd), forward and backward (``conv_phases_back``), no padded copy; gradients the
-    reference's; ``conv_forward`` of the padded input takes the same kernel."""
+@pytest.mark.parametrize("c,nf,side,pad,k", [(8, 16, 16, 2, 5), (3, 32, 32, 2, 5),
+                                             (16, 16, 15, 1, 5), (3, 16, 32, 1, 3),
+                                             (8, 12, 17, 1, 3)])
+def test_the_conv2d_layer_runs_few_channel_pairs_here(monkeypatch, c, nf, side, pad, k):
+    """Conv2D 5×5 / 2 and 3×3 / 2 of few channel pairs: the pad-free "packed" route (not the
+    phases' Winograd, im2col or the direct strided kernels), forward and backward
+    (``conv_phases_back``), no padded copy; gradients the reference's; ``conv_forward`` of the
+    padded input takes the same kernel."""
     calls, real = [], conv.phases_packed_backward
     monkeypatch.setattr(conv, "phases_packed_backward",
                         lambda *a: calls.append(a[0].shape) or real(*a))
@@ -169,7 +175,7 @@ def test_the_conv2d_layer_runs_5x5_ones_of_few_channel_pairs_here(monkeypatch, c
     monkeypatch.setattr(conv, "pad_sides", lambda *a: pytest.fail("a padded copy was made"))
     layer = registry.get("Conv2D")
     a = {name: attr.default for name, attr in layer.attrs.items()}
-    a.update(out_channels=nf, kernel_size=[5, 5], stride=[2, 2], padding=[pad, pad])
+    a.update(out_channels=nf, kernel_size=[k, k], stride=[2, 2], padding=[pad, pad])
     a = AttrValues(a)
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, c, side, side)).astype(np.float32)
@@ -189,5 +195,5 @@ def test_the_conv2d_layer_runs_5x5_ones_of_few_channel_pairs_here(monkeypatch, c
     np.testing.assert_allclose(dx, conv.grouped_input_grad_reference(
         dy64, w64, hp, hp, (2, 2), (1, 1), 1)[:, :, pad:pad + side, pad:pad + side], **TOL)
     np.testing.assert_allclose(grads["weight"], conv.grouped_weight_grad_reference(
-        xp.astype(np.float64), dy64, 5, 5, (2, 2), (1, 1), 1), rtol=1e-4, atol=1e-4)
+        xp.astype(np.float64), dy64, k, k, (2, 2), (1, 1), 1), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(grads["bias"], dy.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-4)

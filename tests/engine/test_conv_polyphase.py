@@ -91,7 +91,7 @@ def test_phases_pad_as_they_are_made_and_merge_back_unpadded(h, w, pad):
 
 def _strided_layers() -> Graph:
     """A 5×5 stride-2 Conv2D + ReLU, a plain one (padding 1), one before a BatchNorm; 40
-    filters (32 or fewer onto maps this small run ``conv_phases_packed.packed_phases5``)."""
+    filters (32 or fewer onto maps this small run ``conv_phases_packed.few_pairs``)."""
     g = Graph()
     add = partial(add_after, g)
 
