@@ -179,7 +179,7 @@ def test_the_conv2d_layer_runs_few_channel_pairs_here(monkeypatch, c, nf, side, 
     a = AttrValues(a)
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, c, side, side)).astype(np.float32)
-    p = {k: v.astype(np.float32) for k, v in layer.init(a, [x.shape], rng).items()}
+    p = {name: v.astype(np.float32) for name, v in layer.init(a, [x.shape], rng).items()}
     assert conv.pad_free_route(x.shape, p["weight"].shape, np.float32, (pad, pad),
                                (2, 2)) == "packed"
     ctx = Ctx(True, None, (True,))

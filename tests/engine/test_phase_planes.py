@@ -11,6 +11,19 @@ SIDES = [(6, 6), (7, 9), (5, 4), (3, 3), (1, 2)]
 PADS = [(0, 0), (1, 1), (2, 1), (1, 2), (3, 0)]
 
 
+def every_layout(test):
+    """``test`` over the sides, the paddings and both layouts."""
+    for name, values in (("h,w", SIDES), ("top,left", PADS), ("channel_major", [True, False])):
+        test = pytest.mark.parametrize(name, values)(test)
+    return test
+
+
+def _sample(c, h, w, top, left, seed):
+    """(a sample (C, H, W), Hq, Wq)."""
+    x = np.random.default_rng(seed).standard_normal((c, h, w)).astype(np.float32)
+    return x, (h + 2 * top + 1) // 2, (w + 2 * left + 1) // 2
+
+
 def _layout(c, hq, wq, channel_major):
     """(cs, ps, and the view of a flat buffer as (C, 2, 2, Hq, Wq))."""
     plane = hq * wq
@@ -19,14 +32,11 @@ def _layout(c, hq, wq, channel_major):
         flat, (c, 2, 2, hq, wq), tuple(4 * v for v in (cs, 2 * ps, ps, wq, 1)))
 
 
-@pytest.mark.parametrize("h,w", SIDES)
-@pytest.mark.parametrize("top,left", PADS)
-@pytest.mark.parametrize("channel_major", [True, False])
+@every_layout
 def test_the_split_is_numpy_slices_of_the_padded_copy(h, w, top, left, channel_major):
     c = 3
-    x = np.random.default_rng(1).standard_normal((c, h, w)).astype(np.float32)
+    x, hq, wq = _sample(c, h, w, top, left, 1)
     xp = np.pad(x, ((0, 0), (top, top), (left, left)))
-    hq, wq = (h + 2 * top + 1) // 2, (w + 2 * left + 1) // 2
     cs, ps, planes = _layout(c, hq, wq, channel_major)
     kept = np.full(c * 4 * hq * wq, np.nan, np.float32)  # margins left alone: stay NaN
     zeroed = kept.copy()
@@ -45,13 +55,10 @@ def test_the_split_is_numpy_slices_of_the_padded_copy(h, w, top, left, channel_m
             assert np.isnan(planes(kept)[:, a, b]).sum() == c * (hq * wq - inside[0].size)
 
 
-@pytest.mark.parametrize("h,w", SIDES)
-@pytest.mark.parametrize("top,left", PADS)
-@pytest.mark.parametrize("channel_major", [True, False])
+@every_layout
 def test_the_merge_inverts_the_split_from_its_first_rows(h, w, top, left, channel_major):
     c = 2
-    x = np.random.default_rng(2).standard_normal((c, h, w)).astype(np.float32)
-    hq, wq = (h + 2 * top + 1) // 2, (w + 2 * left + 1) // 2
+    x, hq, wq = _sample(c, h, w, top, left, 2)
     cs, ps, _ = _layout(c, hq, wq, channel_major)
     flat = np.zeros(c * 4 * hq * wq, np.float32)
     pl.split_phases(x, flat, cs, ps, hq, wq, top, left, True)
