@@ -222,7 +222,7 @@ def pad_free_route(x_shape: tuple, w_shape: tuple, dtype, pad: tuple, stride: tu
                    dilation: tuple = (1, 1), groups: int = 1) -> str:
     """"winograd", "phases", "winograd5" or "packed" when ``conv_forward`` of x zero-padded by
     ``pad`` would run Winograd, the phases' Winograd (``conv_polyphase``), F(4×4, 5×5) or the
-    3×3 stride-2 phases' product (``conv_phases_packed``), "" otherwise: the layers then hand x
+    stride-2 phases' product (``conv_phases_packed``), "" otherwise: the layers then hand x
     over unpadded (``conv_forward_unpadded``: Winograd reads the padding in place, the phases
     are padded as made) and the backward takes the forward's transform (or, "packed", the
     phases' products again: ``conv_phases_back``)."""

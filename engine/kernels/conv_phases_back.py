@@ -33,7 +33,8 @@ from numba import njit
 from layerloom.engine.kernels.conv_phases_packed import tap_offsets
 from layerloom.engine.kernels.packed import (PACKED_ROWS, PANEL, gemm_at, keep_alive, pack,
                                             panels_shape)
-from layerloom.engine.kernels.phase_planes import covered, merge_phases, split_phases
+from layerloom.engine.kernels.phase_planes import (covered, merge_phases, phase_sides,
+                                                   split_phases)
 from layerloom.engine.threads import split_rows
 
 PARTS = 8  # the weight gradient's partial sums, each over a fixed run of samples
@@ -82,7 +83,7 @@ def _parts(x, wt, shifts, counts, dy, top, left, kh, kw, need_dx, dwts, dx, p0, 
     made once for all of them. ``wt``, ``shifts``, ``counts``: ``_phase_weights``."""
     n, c, h, wd = x.shape
     nf, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
-    hq, wq = (h + 2 * top + 1) // 2, (wd + 2 * left + 1) // 2
+    hq, wq = phase_sides(h, wd, top, left)
     plane = hq * wq
     length = (oh - 1) * wq + ow  # the output positions, the gap columns between rows included
     front = (kh - 1) // 2 * wq + (kw - 1) // 2  # the most a tap reaches back (dx's rows)

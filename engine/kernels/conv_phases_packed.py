@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 from layerloom.engine.kernels.packed import PANEL, gemm_at, keep_alive
-from layerloom.engine.kernels.phase_planes import split_phases
+from layerloom.engine.kernels.phase_planes import phase_sides, split_phases
 from layerloom.engine.threads import split_rows
 
 
@@ -109,9 +109,8 @@ def _forward_part(x, w2, b, out, relu, top, left, kh, kw, s0, s1):
     """Samples s0..s1 of ``phases_packed_forward``: the sample's phases, one product into a
     (F × panels·16) accumulator at pitch Wq, then bias (and ReLU, as ``np.maximum``) on the way
     out."""
-    c, hp, wp = x.shape[1], x.shape[2] + 2 * top, x.shape[3] + 2 * left
-    nf, oh, ow = out.shape[1], out.shape[2], out.shape[3]
-    hq, wq = (hp + 1) // 2, (wp + 1) // 2
+    c, nf, oh, ow = x.shape[1], out.shape[1], out.shape[2], out.shape[3]
+    hq, wq = phase_sides(x.shape[2], x.shape[3], top, left)
     panels = -(-((oh - 1) * wq + ow) // PANEL)
     # the last panel reads up to 15 positions past the last output: room for it after the planes
     ph = np.zeros(c * 4 * hq * wq + 2 * PANEL, x.dtype)

@@ -33,6 +33,13 @@ def split_row(line, even, odd):
 
 
 @njit(cache=True, nogil=True)
+def phase_sides(h, w, top, left):
+    """(Hq, Wq): the rows and columns of each phase of an H × W map zero-padded by ``top`` rows
+    and ``left`` columns on either side (the even phases take the odd side's extra one)."""
+    return (h + 2 * top + 1) // 2, (w + 2 * left + 1) // 2
+
+
+@njit(cache=True, nogil=True)
 def covered(size, pad, a):
     """(first, past-the-last) row of phase ``a`` that an input row of ``size`` reaches when
     padded by ``pad`` in front (the same for columns)."""
