@@ -31,10 +31,17 @@ IDLE_US = 400.0  # a worker spins this long after a part before it sleeps
 # then polls with sleeps, so that it does not hold the core the worker waits for.
 MIN_WAIT_US = 50.0
 DELAY_US = 3.5  # the worker's wait after its flag moves: the caller's way into its kernel
-# A worker that ends its part LATE_US after the caller's (and later than the caller's part took)
-# had no core: when most calls are late, every part runs on the caller for BACKOFF_S before the
-# workers are tried again. Beside three busy processes on two cores, two threads waiting for each
-# other at every kernel trained a 4-block GPT at 98-149 ms a step, one thread at 68-82.
+# A worker that took more than LATE_US to start its part, or spent more than that and over a
+# quarter of its part off its core (the part's wall time less its thread's CPU time: descheduled,
+# or waiting for the GIL; a ResNet's 20-40 ms parts spent 0.3-4 ms so), had no core: when most
+# calls are late, every part runs on the caller for BACKOFF_S before the workers are tried again.
+# Beside three busy processes on two cores, two threads waiting for each other at every kernel
+# trained a 4-block GPT at 98-149 ms a step, one thread at 68-82. A worker part that merely ends
+# after the caller's is not late: Adam's and the finite check's parts are runs of whole arrays,
+# as unequal as the arrays. Judged by when the parts ended (until 2026-12-06), a conv layer's
+# 590 k-element weight on the worker beside a BatchNorm's 512 on the caller came out late twice
+# a step, and the back-off ran every kernel of that training loop on one core (23 ms a step, 14.5
+# now).
 LATE_US = 200.0
 BACKOFF_S = 0.25
 
@@ -44,6 +51,7 @@ class _Worker:
         self.flags, self.seq, self._mine = np.zeros(3, np.int64), 0, mine
         self.job: tuple | None = None
         self.outcome: tuple = (None, None)  # (result, exception)
+        self.posted, self.lag_us = 0.0, 0.0  # when the last part came; how late it ran (µs)
         self.asleep = False
         self.wake = threading.Condition()
         self.idle, self.delay, self.per_us = units
@@ -67,22 +75,28 @@ class _Worker:
             if not mine:  # the caller ran it: it came while this thread had no core
                 continue
             fn, lo, hi = self.job
+            start, cpu = time.perf_counter(), time.thread_time()
             try:
                 self.outcome = (fn(lo, hi), None)
             except BaseException as e:  # noqa: BLE001 - raised again on the caller's thread
                 self.outcome = (None, e)
+            wall = time.perf_counter() - start
+            off_core = wall - (time.thread_time() - cpu)
+            self.lag_us = max(start - self.posted, off_core if off_core > wall / 4 else 0) * 1e6
             done = seen  # stored inside the next wait, without the GIL
 
     def post(self, fn: Callable, lo: int, hi: int) -> None:
-        self.job, self.seq = (fn, lo, hi), self.seq + 1
+        self.job, self.seq, self.posted = (fn, lo, hi), self.seq + 1, time.perf_counter()
         self.flags[POSTED] = self.seq
         if self.asleep:
             with self.wake:
                 self.wake.notify()
 
     def join(self, wait_us: float) -> object:
-        """The part's result: run here if the worker has not claimed it yet, else waited for."""
+        """The part's result: run here if the worker has not claimed it yet (``lag_us`` then the
+        time it had), else waited for."""
         if try_claim(self.flags, self.seq):
+            self.lag_us = (time.perf_counter() - self.posted) * 1e6
             fn, lo, hi = self.job
             self.flags[DONE] = self.seq
             return fn(lo, hi)
@@ -133,22 +147,24 @@ class SpinPool:
                 first = fn(*parts[0])
             except BaseException as e:  # noqa: BLE001 - after every part has ended
                 error = e
-            ended = time.perf_counter()
-            mine_us, results = (ended - t) * 1e6, [first]
+            mine_us, results = (time.perf_counter() - t) * 1e6, [first]
             for worker in self._workers[:len(parts) - 1]:
                 try:
                     results.append(worker.join(mine_us))
                 except BaseException as e:  # noqa: BLE001
                     error = error or e
-            self._note_lateness((time.perf_counter() - ended) * 1e6, mine_us)
+            self._note_lateness(max(w.lag_us for w in self._workers[:len(parts) - 1]))
             if error is not None:
                 raise error
             return results
         finally:
             self._busy.release()
 
-    def _note_lateness(self, waited_us: float, mine_us: float) -> None:
-        late = waited_us > max(LATE_US, mine_us)
+    def _note_lateness(self, lag_us: float) -> None:
+        """``lag_us``: the latest of the workers' starts after their parts were posted, or of
+        their times off their cores during the parts where that was over a quarter of a part,
+        whichever is more (``LATE_US``)."""
+        late = lag_us > LATE_US
         self._late = 0.75 * self._late + (0.25 if late else 0.0)
         if self._late > 0.5:  # about three late calls in a row
             self._late, self._alone_until = 0.0, time.perf_counter() + BACKOFF_S

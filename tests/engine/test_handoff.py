@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from layerloom.engine import handoff
-from layerloom.engine.kernels.spin import try_claim, wait_done, worker_wait
+from layerloom.engine.kernels.spin import pause_loop, try_claim, wait_done, worker_wait
 from layerloom.engine.threads import ROW_THREADS, engine_threads, run_row_parts, set_threads
 
 
@@ -164,10 +164,12 @@ def test_when_the_workers_keep_coming_late_the_parts_run_on_the_caller_for_a_whi
     def part(lo, hi):
         names.append(threading.current_thread().name)
         if (lo > 0) == slow["workers"]:  # the slow side: the workers' parts, later the caller's
-            time.sleep(0.003)
+            time.sleep(0.003)  # a worker asleep in its part: 3 ms off its core
+        elif lo == 0:
+            time.sleep(0.001)  # time for the worker to claim its part
         return lo
 
-    for _ in range(3):  # each worker part ends ~3 ms after the caller's: late
+    for _ in range(3):  # each worker spends ~3 ms of its part off its core: late
         pool.try_run(part, [(0, 1), (1, 2)])
     names.clear()
     for _ in range(10):
@@ -179,6 +181,34 @@ def test_when_the_workers_keep_coming_late_the_parts_run_on_the_caller_for_a_whi
     for _ in range(20):
         pool.try_run(part, [(0, 1), (1, 2)])
     assert any(n != me for n in names)  # the workers are tried again
+
+
+def test_a_worker_busy_on_its_core_past_the_callers_part_is_not_late(monkeypatch):
+    """Adam's and the finite check's parts are runs of whole arrays, as unequal as the arrays: a
+    worker's part that runs on its core but ends long after the caller's is not a worker without
+    a core (judged by the parts' ends, a conv layer's weight beside a BatchNorm's put every
+    kernel of a training loop on one core)."""
+    monkeypatch.setattr(handoff, "LATE_US", 2000.0)
+    monkeypatch.setattr(handoff, "BACKOFF_S", 5.0)
+    pool = handoff.SpinPool("test-spin")
+    me, names = threading.current_thread().name, []
+
+    def part(lo, hi):
+        names.append(threading.current_thread().name)
+        if lo == 0:
+            time.sleep(0.001)  # time for the worker to claim its part
+        else:
+            end = time.thread_time() + 0.012  # 12 ms of work on the worker's own core,
+            while time.thread_time() < end:  # mostly without the GIL (as a kernel's)
+                pause_loop(2000)
+        return lo
+
+    for _ in range(4):  # each ends ~11 ms after the caller's part
+        assert pool.try_run(part, [(0, 1), (1, 2)]) == [0, 1]
+    names.clear()
+    for _ in range(5):
+        pool.try_run(part, [(0, 1), (1, 2)])
+    assert any(n != me for n in names)  # no back-off: the worker still takes parts
 
 
 def test_in_turn_runs_every_part_before_it_raises():
