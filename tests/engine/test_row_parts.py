@@ -176,3 +176,34 @@ def test_matmul_adds_the_bias_in_each_row_part_as_after_the_product(dtype):
     np.testing.assert_array_equal(got[2], plain[2] + bias)
     np.testing.assert_allclose(got[1], a.astype(np.float64) @ b.T.astype(np.float64) + bias,
                                rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_head_of_few_outputs_is_one_plain_product_on_any_cores(dtype, monkeypatch):
+    """X · Wᵀ onto fewer than ``FEW_OUTPUTS`` columns (a classifier's head after a large
+    flatten) runs as one plain product: the transposed arrangement and a split over the rows
+    both ran slower there (64 × 32768 → 10: 1.23 and, on two cores, 1.28 ms against 1.10)."""
+    from layerloom.engine.kernels import dense
+
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((64, 4096)).astype(dtype), rng.standard_normal((10, 4096))
+    w = w.astype(dtype)
+    assert not dense.transposed(x, w.T)  # a weight of 40 k elements, but 10 columns
+    assert dense.transposed(x, np.zeros((64, 4096), dtype).T)  # 64 columns: transposed
+    split = []
+    monkeypatch.setattr(dense, "run_row_parts", lambda fn, parts: split.append(parts) or
+                        [fn(*part) for part in parts])
+    got = {}
+    try:
+        for cores in (1, 2):
+            threads.set_threads(cores)
+            with engine_threads(blas=False):
+                got[cores] = dense.matmul(x, w.T)
+                wide = dense.matmul(x, rng.standard_normal((4096, 64)).astype(dtype))
+    finally:
+        threads.set_threads(threads.default_threads())
+    assert split == [[(0, 32), (32, 64)]]  # only the 64-column product, on two cores
+    assert wide.shape == (64, 64)
+    np.testing.assert_array_equal(got[2], got[1])
+    tol = 1e-3 if dtype == np.float32 else 1e-10  # sums of 4096 terms of size ~1
+    np.testing.assert_allclose(got[1], x @ w.T, rtol=tol, atol=tol)
