@@ -36,20 +36,40 @@ def run_gui(path: str | None, qt_args: list[str] | None = None) -> int:
     start_early(path if path is not None else paths.DEFAULT_GRAPH)
     from PySide6.QtWidgets import QApplication
 
+    from layerloom.gui import gc_guard
     from layerloom.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0], *(qt_args or [])])
     app.setApplicationName("Layerloom")
     app.setOrganizationName("Layerloom")
-    window = MainWindow()
-    window.show()
-    if window.offer_recovery():  # a graph a crash left unsaved wins over the one asked for
-        return app.exec()
-    if path is not None:
-        window.open_path(path, ask=False)
-    elif paths.DEFAULT_GRAPH.exists():
-        window.open_path(paths.DEFAULT_GRAPH, ask=False)
-    return app.exec()
+    # The engine's own threads run Python at any time (the hand-over's workers look at their
+    # flag every second, a loader thread fills its queue), and a collection they happen to start
+    # would run Qt's destructors off this thread (gui.gc_guard): for the app's whole life,
+    # garbage is collected here.
+    with gc_guard.hold():
+        window = MainWindow()
+        window.show()
+        if not window.offer_recovery():  # a graph a crash left unsaved wins over the one asked
+            if path is not None:
+                window.open_path(path, ask=False)
+            elif paths.DEFAULT_GRAPH.exists():
+                window.open_path(paths.DEFAULT_GRAPH, ask=False)
+        code = app.exec()
+        end(window)
+    return code
+
+
+def end(window) -> None:
+    """The window's end on this thread, before the interpreter's: the loop can end without the
+    window's close (``app.exit``, as the installed app's smoke test does), and a window left to
+    the interpreter's teardown is destroyed in whatever order it frees things, its threads
+    still running (a segfault once, after training had ended)."""
+    import shiboken6
+
+    if shiboken6.isValid(window):
+        if window.isVisible():  # not closed: join its threads; a recovery file stays
+            window.shutdown()
+        shiboken6.delete(window)
 
 
 if __name__ == "__main__":

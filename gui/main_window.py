@@ -270,11 +270,17 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if self.maybe_save():
-            self.training.shutdown()
-            self.runs.shutdown()
-            self.explain.shutdown()
-            self.save_layout()
+            self.shutdown()
             self.autosave.discard()  # saved or discarded: only a crash leaves a recovery file
             event.accept()
         else:
             event.ignore()
+
+    def shutdown(self) -> None:
+        """End and join what runs beside the UI (a training run, a sweep, explain pictures) and
+        keep the layout: the window's close, or the app's end without one (``gui.main``), where
+        an unsaved graph keeps its recovery file."""
+        self.training.shutdown()
+        self.runs.shutdown()
+        self.explain.shutdown()
+        self.save_layout()

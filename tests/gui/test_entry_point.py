@@ -1,16 +1,20 @@
 """`layerloom [FILE]` opens the window on FILE; subcommands never import Qt."""
+import gc
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
+from shiboken6 import isValid
 
 import layerloom.gui.main
+from layerloom.gui import gc_guard
 from layerloom.gui.main_window import MainWindow
 
 ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "samples" / "mlp_spirals.json"
 
 
 def test_a_subcommand_goes_to_the_cli_before_qt_is_imported(tmp_path):
@@ -33,10 +37,43 @@ def test_layerloom_file_opens_the_window_on_that_file(qtbot, tmp_path, monkeypat
                                  "edges": [{"from": ["x", "y"], "to": ["fc", "x"]}]}))
     QSettings.setDefaultFormat(QSettings.IniFormat)
     QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path))
-    monkeypatch.setattr(QApplication, "exec", lambda *a: 0)  # return instead of running the loop
+    seen = []
+
+    def loop(*_):  # what the running app shows, then return instead of running the loop
+        (window,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)
+                     and isValid(w) and w.document.path == graph]
+        seen.append((window, window.isVisible(), set(window.document.graph.nodes),
+                     window.windowTitle(), gc_guard.holding(), gc.isenabled()))
+        return 0
+    monkeypatch.setattr(QApplication, "exec", loop)
     assert layerloom.gui.main.main([str(graph)]) == 0
-    (window,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)
-                 and w.document.path == graph]
-    qtbot.addWidget(window)
-    assert window.isVisible() and set(window.document.graph.nodes) == {"x", "fc"}
-    assert window.windowTitle().startswith("net.json")
+    ((window, visible, nodes, title, held, collecting),) = seen
+    assert visible and nodes == {"x", "fc"} and title.startswith("net.json")
+    # while the app runs, garbage is collected on the UI thread only; at its end the window is
+    # gone before the interpreter's teardown, and collection is back as it was
+    assert held and not collecting
+    assert not isValid(window) and not gc_guard.holding() and gc.isenabled()
+
+
+def test_an_app_ended_without_the_windows_close_stops_its_run_first(qtbot, tmp_path,
+                                                                     monkeypatch):
+    """``app.exit`` (the installed app's smoke test) ends the loop with the window still open
+    and a run perhaps still going: its thread is stopped and joined before the window goes."""
+    QSettings.setDefaultFormat(QSettings.IniFormat)
+    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path))
+    seen = []
+
+    def loop(*_):
+        (window,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)
+                     and isValid(w) and w.document.path == SAMPLE]
+        window.training.training_panel.epochs.setValue(1000)
+        controller = window.training.controller
+        with qtbot.waitSignal(controller.steps, timeout=600_000):
+            qtbot.mouseClick(window.training.training_panel.train_button, Qt.LeftButton)
+        seen.append((controller, controller.thread))
+        return 0
+    monkeypatch.setattr(QApplication, "exec", loop)
+    assert layerloom.gui.main.main([str(SAMPLE)]) == 0
+    ((controller, thread),) = seen
+    assert thread is not None  # it was running when the loop ended
+    assert controller.state == "idle" and controller.thread is None and not isValid(thread)
