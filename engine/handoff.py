@@ -25,7 +25,11 @@ import numpy as np
 
 from layerloom.engine.kernels.spin import DONE, POSTED, pause_loop, try_claim, wait_done, worker_wait
 
-IDLE_US = 400.0  # a worker spins this long after a part before it sleeps
+# A worker spins this long after a part before it sleeps. Waking one that sleeps took 50-570 µs
+# on these VMs (the host halts an idle vCPU), as long as a LeNet convolution's half: a LeNet-5
+# step's kernels come 50-700 µs apart (the optimizer, the next batch between steps), and at 400
+# µs a third of its calls found the worker asleep.
+IDLE_US = 2000.0
 # The caller spins for a worker about as long as its own part took (parts are equal), at least
 # MIN_WAIT_US; a worker later than that has lost its core (a loaded machine), and the caller
 # then polls with sleeps, so that it does not hold the core the worker waits for.
@@ -34,16 +38,23 @@ DELAY_US = 3.5  # the worker's wait after its flag moves: the caller's way into 
 # A worker that took more than LATE_US to start its part, or spent more than that and over a
 # quarter of its part off its core (the part's wall time less its thread's CPU time: descheduled,
 # or waiting for the GIL; a ResNet's 20-40 ms parts spent 0.3-4 ms so), had no core: when most
-# calls are late, every part runs on the caller for BACKOFF_S before the workers are tried again.
+# calls are late, every part runs on the caller for a while before the workers are tried again.
 # Beside three busy processes on two cores, two threads waiting for each other at every kernel
 # trained a 4-block GPT at 98-149 ms a step, one thread at 68-82. A worker part that merely ends
 # after the caller's is not late: Adam's and the finite check's parts are runs of whole arrays,
 # as unequal as the arrays. Judged by when the parts ended (until 2026-12-06), a conv layer's
 # 590 k-element weight on the worker beside a BatchNorm's 512 on the caller came out late twice
 # a step, and the back-off ran every kernel of that training loop on one core (23 ms a step, 14.5
-# now).
-LATE_US = 200.0
-BACKOFF_S = 0.25
+# now). A worker asleep when its part came is allowed WAKE_US more for its start: waking took
+# 50-570 µs on a quiet VM (the host halts an idle vCPU), and judged without it a LeNet-5 at two
+# threads spent 18 % of its calls in back-off there, every back-off leaving the workers asleep
+# for the next calls to find; on a loaded machine waking takes milliseconds.
+LATE_US, WAKE_US = 200.0, 600.0
+# The while: BACKOFF_MIN_S, twice the last one when the workers come late again within
+# PERSIST_S of its end (the load goes on), up to BACKOFF_MAX_S. A fixed quarter of a second
+# (until 2026-12-07) made a quiet machine's hiccup, three late calls in a row a few times a
+# minute, cost a LeNet-5 at two threads ~60 steps on one core each time.
+BACKOFF_MIN_S, BACKOFF_MAX_S, PERSIST_S = 0.02, 0.5, 1.0
 
 
 class _Worker:
@@ -51,8 +62,10 @@ class _Worker:
         self.flags, self.seq, self._mine = np.zeros(3, np.int64), 0, mine
         self.job: tuple | None = None
         self.outcome: tuple = (None, None)  # (result, exception)
-        self.posted, self.lag_us = 0.0, 0.0  # when the last part came; how late it ran (µs)
-        self.asleep = False
+        # when the last part came; how long after that it started, and its time off its core
+        # where that was over a quarter of it (µs)
+        self.posted, self.start_us, self.off_us = 0.0, 0.0, 0.0
+        self.asleep = self.woken = False  # sleeping now; sleeping when the last part came
         self.wake = threading.Condition()
         self.idle, self.delay, self.per_us = units
         threading.Thread(target=self._loop, name=name, daemon=True).start()
@@ -83,21 +96,28 @@ class _Worker:
             wall = time.perf_counter() - start  # a part shorter than LATE_US cannot be late
             # off its core: no second read of the thread's clock then (a system call, ~1 µs)
             off_core = wall - (time.thread_time() - cpu) if wall * 1e6 > LATE_US else 0.0
-            self.lag_us = max(start - self.posted, off_core if off_core > wall / 4 else 0) * 1e6
+            self.start_us = (start - self.posted) * 1e6
+            self.off_us = off_core * 1e6 if off_core > wall / 4 else 0.0
             done = seen  # stored inside the next wait, without the GIL
+
+    def lag_us(self) -> float:
+        """How late the last part ran: its start after it was posted, less WAKE_US when the
+        worker was asleep then, or its time off its core, whichever is more."""
+        return max(self.start_us - (WAKE_US if self.woken else 0.0), self.off_us)
 
     def post(self, fn: Callable, lo: int, hi: int) -> None:
         self.job, self.seq, self.posted = (fn, lo, hi), self.seq + 1, time.perf_counter()
         self.flags[POSTED] = self.seq
-        if self.asleep:
+        self.woken = self.asleep
+        if self.woken:
             with self.wake:
                 self.wake.notify()
 
     def join(self, wait_us: float) -> object:
-        """The part's result: run here if the worker has not claimed it yet (``lag_us`` then the
+        """The part's result: run here if the worker has not claimed it yet (``start_us`` then the
         time it had), else waited for."""
         if try_claim(self.flags, self.seq):
-            self.lag_us = (time.perf_counter() - self.posted) * 1e6
+            self.start_us, self.off_us = (time.perf_counter() - self.posted) * 1e6, 0.0
             fn, lo, hi = self.job
             self.flags[DONE] = self.seq
             return fn(lo, hi)
@@ -122,6 +142,7 @@ class SpinPool:
         self._units: tuple[int, int, float] | None = None
         self._mine = threading.local()
         self._late, self._alone_until = 0.0, 0.0  # a moving share of late calls; back-off end
+        self._backoff = BACKOFF_MIN_S  # the last back-off's length (s)
 
     def _pause_units(self) -> tuple[int, int, float]:
         pause_loop(10)  # compiled (or loaded) before it is timed
@@ -154,7 +175,7 @@ class SpinPool:
                     results.append(worker.join(mine_us))
                 except BaseException as e:  # noqa: BLE001
                     error = error or e
-            self._note_lateness(max(w.lag_us for w in self._workers[:len(parts) - 1]))
+            self._note_lateness(max(w.lag_us() for w in self._workers[:len(parts) - 1]))
             if error is not None:
                 raise error
             return results
@@ -162,13 +183,14 @@ class SpinPool:
             self._busy.release()
 
     def _note_lateness(self, lag_us: float) -> None:
-        """``lag_us``: the latest of the workers' starts after their parts were posted, or of
-        their times off their cores during the parts where that was over a quarter of a part,
-        whichever is more (``LATE_US``)."""
+        """``lag_us``: the latest of the workers' (``_Worker.lag_us``); late over ``LATE_US``."""
         late = lag_us > LATE_US
         self._late = 0.75 * self._late + (0.25 if late else 0.0)
         if self._late > 0.5:  # about three late calls in a row
-            self._late, self._alone_until = 0.0, time.perf_counter() + BACKOFF_S
+            now = time.perf_counter()
+            again = now - self._alone_until < PERSIST_S
+            self._backoff = min(2 * self._backoff, BACKOFF_MAX_S) if again else BACKOFF_MIN_S
+            self._late, self._alone_until = 0.0, now + self._backoff
 
 
 def in_turn(fn: Callable[[int, int], object], parts: list) -> list:

@@ -157,7 +157,7 @@ def test_a_forked_child_starts_its_own_workers(two_cores):
 
 def test_when_the_workers_keep_coming_late_the_parts_run_on_the_caller_for_a_while(monkeypatch):
     monkeypatch.setattr(handoff, "LATE_US", 100.0)
-    monkeypatch.setattr(handoff, "BACKOFF_S", 1.0)
+    monkeypatch.setattr(handoff, "BACKOFF_MIN_S", 1.0)
     pool = handoff.SpinPool("test-spin")
     me, names, slow = threading.current_thread().name, [], {"workers": True}
 
@@ -189,7 +189,7 @@ def test_a_worker_busy_on_its_core_past_the_callers_part_is_not_late(monkeypatch
     a core (judged by the parts' ends, a conv layer's weight beside a BatchNorm's put every
     kernel of a training loop on one core)."""
     monkeypatch.setattr(handoff, "LATE_US", 2000.0)
-    monkeypatch.setattr(handoff, "BACKOFF_S", 5.0)
+    monkeypatch.setattr(handoff, "BACKOFF_MIN_S", 5.0)
     pool = handoff.SpinPool("test-spin")
     me, names = threading.current_thread().name, []
 
@@ -209,6 +209,71 @@ def test_a_worker_busy_on_its_core_past_the_callers_part_is_not_late(monkeypatch
     for _ in range(5):
         pool.try_run(part, [(0, 1), (1, 2)])
     assert any(n != me for n in names)  # no back-off: the worker still takes parts
+
+
+def _asleep(worker) -> None:
+    for _ in range(400):  # it spins IDLE_US, then sleeps on its condition
+        if worker.asleep:
+            return
+        time.sleep(0.005)
+    raise AssertionError("the worker did not fall asleep")
+
+
+def test_a_worker_asleep_when_its_part_came_is_allowed_its_wake_up(monkeypatch):
+    """Waking a sleeping worker took up to ~0.6 ms on a quiet VM: judged like a spinning
+    worker's start, that made LeNet-5's calls after each step's gap late, and back-offs ran its
+    kernels on one core on a machine that had both free."""
+    monkeypatch.setattr(handoff, "IDLE_US", 1.0)  # asleep right after every part
+    monkeypatch.setattr(handoff, "BACKOFF_MIN_S", 5.0)
+    monkeypatch.setattr(handoff, "WAKE_US", 5000.0)
+    pool = handoff.SpinPool("test-spin")
+
+    def part(lo, hi):
+        if lo == 0:
+            time.sleep(0.002)
+        return lo
+
+    pool.try_run(part, [(0, 1), (1, 2)])
+    worker = pool._workers[0]
+
+    def late_calls() -> None:
+        for _ in range(5):
+            _asleep(worker)
+            with worker.wake:  # it cannot wake before the caller ran both parts: 2 ms late
+                assert pool.try_run(part, [(0, 1), (1, 2)]) == [0, 1]
+
+    late_calls()
+    assert time.perf_counter() >= pool._alone_until  # no back-off
+    monkeypatch.setattr(handoff, "WAKE_US", 0.0)
+    late_calls()
+    assert time.perf_counter() < pool._alone_until  # the same lateness without the allowance
+
+
+def test_a_back_off_doubles_while_the_workers_stay_late_and_starts_short_again(monkeypatch):
+    """A hiccup of a quiet machine (three late calls in a row) costs a short back-off; a load
+    that goes on, longer and longer ones up to BACKOFF_MAX_S."""
+    monkeypatch.setattr(handoff, "LATE_US", 100.0)
+    monkeypatch.setattr(handoff, "BACKOFF_MIN_S", 0.05)
+    monkeypatch.setattr(handoff, "BACKOFF_MAX_S", 0.15)
+    monkeypatch.setattr(handoff, "PERSIST_S", 30.0)
+    pool = handoff.SpinPool("test-spin")
+
+    def part(lo, hi):
+        time.sleep(0.003 if lo else 0.001)  # a worker asleep in its part: 3 ms off its core
+        return lo
+
+    def back_off() -> float:
+        while time.perf_counter() < pool._alone_until:  # the last one ends first
+            time.sleep(0.01)
+        for _ in range(10):
+            pool.try_run(part, [(0, 1), (1, 2)])
+            if time.perf_counter() < pool._alone_until:
+                return pool._backoff
+        raise AssertionError("no back-off after ten late calls")
+
+    assert [back_off() for _ in range(4)] == [0.05, 0.1, 0.15, 0.15]
+    monkeypatch.setattr(handoff, "PERSIST_S", 0.0)  # the load went away meanwhile
+    assert back_off() == 0.05
 
 
 def test_in_turn_runs_every_part_before_it_raises():
