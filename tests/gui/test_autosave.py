@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QApplication, QMessageBox
+from shiboken6 import isValid
 
 import layerloom.gui.main
 from layerloom.engine import paths
@@ -153,16 +154,19 @@ def test_an_untitled_recovery_opens_as_an_unsaved_untitled_graph(qtbot, settings
     assert window.close() and not orphan.exists()
 
 
-def _start(settings, monkeypatch) -> MainWindow:
-    """``layerloom`` with no file, its window built on the test's private settings."""
+def _start(settings, monkeypatch, during) -> None:
+    """``layerloom`` with no file, its window built on the test's private settings; ``during``
+    gets the window while the app runs (the app deletes it at its end)."""
     import layerloom.gui.main_window
 
+    def loop(*_):
+        (window,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)
+                     and isValid(w) and w.settings is settings]
+        during(window)
+        return 0
     monkeypatch.setattr(layerloom.gui.main_window, "MainWindow", lambda: MainWindow(settings))
-    monkeypatch.setattr(QApplication, "exec", lambda *a: 0)  # return instead of running the loop
+    monkeypatch.setattr(QApplication, "exec", loop)  # the checks instead of the loop
     assert layerloom.gui.main.main([]) == 0
-    (window,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)
-                 and w.settings is settings]
-    return window
 
 
 def test_corrupt_recovery_files_are_moved_aside_and_named_in_the_status_bar(
@@ -173,14 +177,18 @@ def test_corrupt_recovery_files_are_moved_aside_and_named_in_the_status_bar(
     broken.write_text('{"format": "layerloom-graph", "nodes": [')
     bare.write_text(json.dumps({"format": "layerloom-graph", "version": 1, "nodes": []}))
     os.utime(bare, (1e9, 1e9))  # older: the notice names the newest
-    window = _start(settings, monkeypatch)
-    qtbot.addWidget(window)
-    assert not dialogs.shown and window.document.path == paths.DEFAULT_GRAPH
-    assert sorted(f.name for f in folder.iterdir()) == [
-        "net-12345678.json.corrupt", "old-87654321.json.corrupt"]
-    bar = window.statusBar()  # shown after the sample's own "Opened" notice, not under it
-    qtbot.waitUntil(lambda: "net-12345678.json" in bar.currentMessage())
-    assert "not valid JSON" in bar.currentMessage() and "(and 1 more)" in bar.currentMessage()
+    seen = []
+
+    def during(window):
+        assert not dialogs.shown and window.document.path == paths.DEFAULT_GRAPH
+        assert sorted(f.name for f in folder.iterdir()) == [
+            "net-12345678.json.corrupt", "old-87654321.json.corrupt"]
+        bar = window.statusBar()  # shown after the sample's own "Opened" notice, not under it
+        qtbot.waitUntil(lambda: "net-12345678.json" in bar.currentMessage())
+        assert "not valid JSON" in bar.currentMessage() and "(and 1 more)" in bar.currentMessage()
+        seen.append(window)
+    _start(settings, monkeypatch, during)
+    assert len(seen) == 1
 
 
 def test_the_recovered_graph_wins_over_the_sample_at_start(qtbot, settings, tmp_path,
@@ -188,12 +196,16 @@ def test_the_recovered_graph_wins_over_the_sample_at_start(qtbot, settings, tmp_
     original = tmp_path / "mine.json"
     orphan = _orphan(settings, original)
     dialogs.answer = QMessageBox.Yes
-    window = _start(settings, monkeypatch)
-    qtbot.addWidget(window)
-    assert window.document.path == original  # not the LeNet-5 sample
-    assert set(window.document.graph.nodes) == {"image", "fc"} and window.document.dirty
-    dialogs.answer = QMessageBox.Discard
-    assert window.close() and not orphan.exists()
+    seen = []
+
+    def during(window):
+        assert window.document.path == original  # not the LeNet-5 sample
+        assert set(window.document.graph.nodes) == {"image", "fc"} and window.document.dirty
+        dialogs.answer = QMessageBox.Discard
+        assert window.close() and not orphan.exists()
+        seen.append(window)
+    _start(settings, monkeypatch, during)
+    assert len(seen) == 1
 
 
 def test_trained_weights_saved_nowhere_survive_a_crash_and_come_back(qtbot, window, settings,

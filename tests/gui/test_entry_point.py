@@ -29,6 +29,12 @@ def test_a_subcommand_goes_to_the_cli_before_qt_is_imported(tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "NO-QT 0", out.stdout + out.stderr
 
 
+def opened(before) -> list:
+    """The main windows open now that are not in ``before`` (earlier tests' may live on)."""
+    return [w for w in QApplication.topLevelWidgets()
+            if isinstance(w, MainWindow) and isValid(w) and w not in before]
+
+
 def test_layerloom_file_opens_the_window_on_that_file(qtbot, tmp_path, monkeypatch):
     graph = tmp_path / "net.json"
     graph.write_text(json.dumps({"format": "layerloom-graph", "version": 1,
@@ -40,12 +46,12 @@ def test_layerloom_file_opens_the_window_on_that_file(qtbot, tmp_path, monkeypat
     seen = []
 
     def loop(*_):  # what the running app shows, then return instead of running the loop
-        (window,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)
-                     and isValid(w) and w.document.path == graph]
+        (window,) = opened(before)
         seen.append((window, window.isVisible(), set(window.document.graph.nodes),
                      window.windowTitle(), gc_guard.holding(), gc.isenabled()))
         return 0
     monkeypatch.setattr(QApplication, "exec", loop)
+    before = opened(set())
     assert layerloom.gui.main.main([str(graph)]) == 0
     ((window, visible, nodes, title, held, collecting),) = seen
     assert visible and nodes == {"x", "fc"} and title.startswith("net.json")
@@ -64,8 +70,7 @@ def test_an_app_ended_without_the_windows_close_stops_its_run_first(qtbot, tmp_p
     seen = []
 
     def loop(*_):
-        (window,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)
-                     and isValid(w) and w.document.path == SAMPLE]
+        (window,) = opened(before)
         window.training.training_panel.epochs.setValue(1000)
         controller = window.training.controller
         with qtbot.waitSignal(controller.steps, timeout=600_000):
@@ -73,6 +78,7 @@ def test_an_app_ended_without_the_windows_close_stops_its_run_first(qtbot, tmp_p
         seen.append((controller, controller.thread))
         return 0
     monkeypatch.setattr(QApplication, "exec", loop)
+    before = opened(set())
     assert layerloom.gui.main.main([str(SAMPLE)]) == 0
     ((controller, thread),) = seen
     assert thread is not None  # it was running when the loop ended
