@@ -34,7 +34,12 @@ IDLE_US = 2000.0
 # MIN_WAIT_US; a worker later than that has lost its core (a loaded machine), and the caller
 # then polls with sleeps, so that it does not hold the core the worker waits for.
 MIN_WAIT_US = 50.0
-DELAY_US = 3.5  # the worker's wait after its flag moves: the caller's way into its kernel
+# The worker's wait after its flag moves: the caller's way into its kernel. A worker that asks
+# for the GIL before the caller has let it go sleeps on it, and waking took ~50 µs here: at 3.5
+# µs LeNet-5's parts started 55-66 µs after they were posted; at 10 its steps at two threads ran
+# 3-5 % faster (in-process A/B: 21 of 30 and 25 of 40 windows), a Transformer block's, a
+# char-LSTM's and a ResNet stage's as before.
+DELAY_US = 10.0
 # A worker that took more than LATE_US to start its part, or spent more than that and over a
 # quarter of its part off its core (the part's wall time less its thread's CPU time: descheduled,
 # or waiting for the GIL; a ResNet's 20-40 ms parts spent 0.3-4 ms so), had no core: when most
