@@ -63,7 +63,7 @@ def end(window) -> None:
     """The window's end on this thread, before the interpreter's: the loop can end without the
     window's close (``app.exit``, as the installed app's smoke test does), and a window left to
     the interpreter's teardown is destroyed in whatever order it frees things, its threads
-    still running (a segfault once, after training had ended)."""
+    still running (the smoke test once ended in a segfault there, after training had ended)."""
     import shiboken6
 
     if shiboken6.isValid(window):
