@@ -10,7 +10,9 @@ stopped for good.
 So while any worker thread of ours runs, automatic collection is off and a UI-thread timer
 collects the way the collector itself would (the oldest generation whose count crossed its
 threshold). pyqtgraph's ``GarbageCollector`` does the same for the whole process lifetime; this
-one is scoped to the threads, so a script that imports the GUI keeps its normal collector.
+one is scoped to holds, so a script that imports the GUI keeps its normal collector. The
+``layerloom`` app holds one for its whole life (``gui.main``): the engine's own threads (the
+hand-over's workers, a loader) run Python at any time, not only while a worker thread runs.
 """
 from __future__ import annotations
 
