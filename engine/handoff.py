@@ -50,10 +50,10 @@ DELAY_US = 10.0
 # as unequal as the arrays. Judged by when the parts ended (until 2026-12-06), a conv layer's
 # 590 k-element weight on the worker beside a BatchNorm's 512 on the caller came out late twice
 # a step, and the back-off ran every kernel of that training loop on one core (23 ms a step, 14.5
-# now). A worker asleep when its part came is allowed WAKE_US more for its start: waking took
-# 50-570 µs on a quiet VM (the host halts an idle vCPU), and judged without it a LeNet-5 at two
-# threads spent 18 % of its calls in back-off there, every back-off leaving the workers asleep
-# for the next calls to find; on a loaded machine waking takes milliseconds.
+# now). A worker asleep when its part came is allowed WAKE_US more for its start (its wake-up,
+# IDLE_US above): judged without it, a LeNet-5 at two threads spent 18 % of its calls in back-off
+# on a quiet VM, every back-off leaving the workers asleep for the next calls to find; on a
+# loaded machine waking takes milliseconds.
 LATE_US, WAKE_US = 200.0, 600.0
 # The while: BACKOFF_MIN_S, twice the last one when the workers come late again within
 # PERSIST_S of its end (the load goes on), up to BACKOFF_MAX_S. A fixed quarter of a second

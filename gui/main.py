@@ -42,10 +42,7 @@ def run_gui(path: str | None, qt_args: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *(qt_args or [])])
     app.setApplicationName("Layerloom")
     app.setOrganizationName("Layerloom")
-    # The engine's own threads run Python at any time (the hand-over's workers look at their
-    # flag every second, a loader thread fills its queue), and a collection they happen to start
-    # would run Qt's destructors off this thread (gui.gc_guard): for the app's whole life,
-    # garbage is collected here.
+    # garbage collected on this thread for the app's whole life (gui.gc_guard says why)
     with gc_guard.hold():
         window = MainWindow()
         window.show()

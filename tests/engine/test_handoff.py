@@ -60,15 +60,20 @@ def test_a_failing_worker_part_raises_after_every_part_ended():
     assert pool.try_run(lambda lo, hi: hi - lo, [(0, 4), (4, 9)]) == [4, 5]
 
 
+def _asleep(worker) -> None:
+    for _ in range(400):  # it spins IDLE_US, then sleeps on its condition
+        if worker.asleep:
+            return
+        time.sleep(0.005)
+    raise AssertionError("the worker did not fall asleep")
+
+
 def test_a_worker_asleep_after_its_idle_spin_wakes_for_the_next_part(monkeypatch):
     monkeypatch.setattr(handoff, "IDLE_US", 1.0)
     pool = handoff.SpinPool("test-spin")
     assert pool.try_run(lambda lo, hi: lo, [(0, 1), (1, 2)]) == [0, 1]
     worker = pool._workers[0]
-    for _ in range(200):  # it spins ~1 µs, then sleeps on its condition
-        if worker.asleep:
-            break
-        time.sleep(0.005)
+    _asleep(worker)
     assert worker.asleep
     assert pool.try_run(lambda lo, hi: hi, [(0, 1), (1, 2)]) == [1, 2]
 
@@ -121,10 +126,7 @@ def test_a_part_the_worker_cannot_take_runs_on_the_caller(monkeypatch):
     pool = handoff.SpinPool("test-spin")
     pool.try_run(lambda lo, hi: lo, [(0, 1), (1, 2)])
     worker = pool._workers[0]
-    for _ in range(200):
-        if worker.asleep:
-            break
-        time.sleep(0.005)
+    _asleep(worker)
     names = []
 
     def part(lo, hi):
@@ -209,14 +211,6 @@ def test_a_worker_busy_on_its_core_past_the_callers_part_is_not_late(monkeypatch
     for _ in range(5):
         pool.try_run(part, [(0, 1), (1, 2)])
     assert any(n != me for n in names)  # no back-off: the worker still takes parts
-
-
-def _asleep(worker) -> None:
-    for _ in range(400):  # it spins IDLE_US, then sleeps on its condition
-        if worker.asleep:
-            return
-        time.sleep(0.005)
-    raise AssertionError("the worker did not fall asleep")
 
 
 def test_a_worker_asleep_when_its_part_came_is_allowed_its_wake_up(monkeypatch):
