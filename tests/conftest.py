@@ -14,3 +14,33 @@ _HOME = Path(tempfile.mkdtemp(prefix="layerloom-tests-"))
 os.environ["XDG_CONFIG_HOME"] = str(_HOME / "config")
 os.environ["XDG_DATA_HOME"] = str(_HOME / "data")
 os.environ["LAYERLOOM_CACHE_DIR"] = str(_HOME / "cache")  # decoded images (engine.data.cache)
+
+from tests import kernel_order  # noqa: E402 (after the cache folder is set: the helper reads it)
+
+_ORDER = os.environ.get("LAYERLOOM_KERNEL_ORDER", "")
+_state: dict = {}
+
+
+def pytest_sessionstart(session):
+    """A cold cache's compiling shared with the spare core (``tests/kernel_order.py``)."""
+    if _ORDER == "record":
+        hook = kernel_order.Recorder()
+    elif _ORDER != "off" and (kernels := kernel_order.read()):
+        claims = tempfile.mkdtemp(prefix="compile-claims-", dir=_HOME)
+        hook = kernel_order.Claims(kernels, claims)
+        _state["helpers"] = [p for p in [kernel_order.start(kernels, claims)] if p is not None]
+    else:
+        return
+    hook.install()
+    _state["hook"] = hook
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from layerloom.engine.parallel_compile import end_all
+
+    end_all(_state.pop("helpers", []))
+    hook = _state.pop("hook", None)
+    if hook is not None:
+        hook.uninstall()
+        if isinstance(hook, kernel_order.Recorder):
+            hook.write()
