@@ -64,7 +64,8 @@ def start(kernels: list, claims: str, nice: int = 10) -> subprocess.Popen | None
 class _TopLevel:
     """A wrapper of numba's ``Dispatcher.compile`` for the calls from Python (a kernel with no
     compiled version in memory for its argument types: compiled, or loaded from the cache) that
-    hands each engine kernel's to ``around`` (a kernel's callees, compiled inside it, are not)."""
+    hands those of engine kernels to ``around`` (a kernel's callees, compiled inside it, are not
+    calls from Python)."""
 
     def __init__(self) -> None:
         self._local = threading.local()
