@@ -95,6 +95,12 @@ def _one(text: str) -> tuple:
     return getattr(types, m.group(0)), text[m.end():]
 
 
+def is_kernel_list(value) -> bool:
+    """True for a census as files and pipes carry it: [[kernel, argument types], ...] of str."""
+    return isinstance(value, list) and all(
+        isinstance(k, list) and len(k) == 2 and all(isinstance(s, str) for s in k) for k in value)
+
+
 def dispatcher(name: str):
     """The numba dispatcher ``module.function`` of the engine, or None."""
     module, _, func = name.rpartition(".")
@@ -358,10 +364,7 @@ def _main(argv: list[str]) -> int:
     opts = dict(zip(argv[1::2], argv[2::2]))
     parent = int(argv[0]) if argv[:1] and argv[0].isdigit() else None
     listed = json.loads(sys.stdin.read() or "[]")
-    ok = isinstance(listed, list) and all(
-        isinstance(k, list) and len(k) == 2 and all(isinstance(s, str) for s in k)
-        for k in listed)
-    return compile_all(listed if ok else [], parent, opts.get("--claims"))
+    return compile_all(listed if is_kernel_list(listed) else [], parent, opts.get("--claims"))
 
 
 if __name__ == "__main__":

@@ -197,9 +197,9 @@ def _read(path: Path | None) -> dict:
         data = json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
     except (OSError, ValueError):
         return {}
-    ok = lambda v: isinstance(v, list) and all(  # noqa: E731
-        isinstance(k, list) and len(k) == 2 and all(isinstance(s, str) for s in k) for k in v)
-    return {k: v for k, v in data.items() if isinstance(k, str) and ok(v)} \
+    from layerloom.engine.parallel_compile import is_kernel_list
+
+    return {k: v for k, v in data.items() if isinstance(k, str) and is_kernel_list(v)} \
         if isinstance(data, dict) else {}
 
 

@@ -28,7 +28,7 @@ def pytest_sessionstart(session):
     elif _ORDER != "off" and (kernels := kernel_order.read()):
         claims = tempfile.mkdtemp(prefix="compile-claims-", dir=_HOME)
         hook = kernel_order.Claims(kernels, claims)
-        _state["helpers"] = [p for p in [kernel_order.start(kernels, claims)] if p is not None]
+        _state["helpers"] = kernel_order.start(kernels, claims)
     else:
         return
     hook.install()

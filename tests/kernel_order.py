@@ -36,29 +36,28 @@ def read(path: Path = ORDER) -> list:
         listed = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    ok = isinstance(listed, list) and all(
-        isinstance(k, list) and len(k) == 2 and all(isinstance(s, str) for s in k)
-        for k in listed)
-    return listed if ok else []
+    from layerloom.engine.parallel_compile import is_kernel_list
+
+    return listed if is_kernel_list(listed) else []
 
 
-def start(kernels: list, claims: str, nice: int = 10) -> subprocess.Popen | None:
+def start(kernels: list, claims: str, nice: int = 10) -> list[subprocess.Popen]:
     """One helper compiling ``kernels`` in order, each claimed in ``claims`` first (``Claims``),
     at a lower priority (the tests keep their cores first); it ends when done or when this
     process has (``parallel_compile.end_all`` ends it sooner)."""
     from layerloom.engine.parallel_compile import _spawn
 
     if not kernels:
-        return None
+        return []
     try:
         proc = _spawn(kernels, claims)
     except OSError:
-        return None
+        return []
     try:
         os.setpriority(os.PRIO_PROCESS, proc.pid, nice)
     except OSError:
         pass
-    return proc
+    return [proc]
 
 
 class _TopLevel:
@@ -79,10 +78,10 @@ class _TopLevel:
 
         def compile(d, sig):  # noqa: ANN001 (numba's own signature)
             depth = getattr(hook._local, "depth", 0)
-            name = _name(d)
+            name = None if depth else _name(d)
             hook._local.depth = depth + 1
             try:
-                if depth or name is None:
+                if name is None:
                     return original(d, sig)
                 return hook.around(d, name, sig, original)
             finally:
