@@ -47,7 +47,8 @@ def _pool_arg(rng, n, nf, ph, pw, wp) -> np.ndarray:
     return np.where(rng.random((n, nf, ph, pw)) < 0.3, -1, r * wp + q).astype(np.int32)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32])  # the engine's Winograd is float32 only: its
+# float64 variants, compiled for this test alone, were 50 s of a fresh cache's compiling
 @pytest.mark.parametrize("n,c,f,h,w", [(1, 16, 16, 11, 13), (9, 17, 20, 18, 16)])
 def test_winograd_splits_give_the_one_part_result(monkeypatch, dtype, n, c, f, h, w):
     rng = np.random.default_rng(3)

@@ -1,8 +1,10 @@
 """GUI test fixtures: a main window with private settings, and modal dialogs that never block."""
+import gc
 import threading
+from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 from PySide6.QtWidgets import QMessageBox
 
 
@@ -22,6 +24,31 @@ class Dialogs:
         return QMessageBox.Ok
 
 
+GUI = Path(__file__).resolve().parent
+_frozen: list[bool] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Windows pytest-qt closed at a GUI test's end (``deleteLater``) deleted once the test has
+    let go of them, not at the next event loop: no loop runs between tests, so they piled up and
+    the first wait of a later test deleted them all (a window trained after the 114 of
+    ``test_inspector`` waited 24-54 s on their deletion, 4-5 s alone). Python's garbage first:
+    a window deleted while a cycle of Python objects still held parts of it crashed a later test
+    (a painter's restore in a scene, 4 runs in 4; the hook applies to every item, hence the
+    path). What outlives the first GUI test's start is frozen out of the collections, which
+    otherwise took 0.15 s a test."""
+    gui = GUI in item.path.parents
+    if gui and not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen.append(True)
+    yield
+    if gui and QCoreApplication.instance() is not None:
+        gc.collect()
+        QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+
+
 @pytest.fixture(autouse=True)
 def dialogs(monkeypatch):
     d = Dialogs()
@@ -36,8 +63,6 @@ def dialogs(monkeypatch):
     # an earlier test left in a reference cycle while the list still names it (one full-suite
     # run here crashed in this loop, in Qt, after the file-limit tests). Collecting first cost
     # ~0.25 s a test.
-    import gc
-
     from PySide6.QtWidgets import QApplication
     from shiboken6 import isValid
 

@@ -22,11 +22,27 @@ def type_into(widget, text):
     QTest.keyClick(widget, Qt.Key_Return)
 
 
+@pytest.fixture
+def inspector(qtbot):
+    """The inspector on a document of its own: a form per layer type needs no window (a whole
+    window for each of the registry's ~110 types was 0.5 s of setup each); the selection's way
+    to the inspector is the window's, tested below through ``select``."""
+    from layerloom.gui.document import Document
+    from layerloom.gui.inspector import Inspector
+
+    widget = Inspector(Document())
+    qtbot.addWidget(widget)
+    widget.resize(420, 700)
+    widget.show()
+    return widget
+
+
 @pytest.mark.parametrize("type_id", sorted(LAYERS))
-def test_the_form_has_one_native_editor_per_attribute_with_its_limits(window, type_id):
-    node_id = window.document.add_node(type_id, (0, 0))
-    select(window, node_id)
-    editors = window.inspector.editors
+def test_the_form_has_one_native_editor_per_attribute_with_its_limits(inspector, type_id):
+    node_id = inspector.document.add_node(type_id, (0, 0))
+    inspector.show_nodes([node_id])
+    assert inspector.node_id == node_id
+    editors = inspector.editors
     cls = LAYERS[type_id]
     assert list(editors) == list(cls.attrs)
     for name, attr in cls.attrs.items():
