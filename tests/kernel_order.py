@@ -13,9 +13,11 @@ depends on it: a kernel missing from the list (new, renamed, new argument types)
 test that calls it, as before; ``tests/test_kernel_order.py`` fails when a listed kernel has
 left the engine.
 
-``LAYERLOOM_KERNEL_ORDER=record`` writes the list anew from a whole run (any cache: it notes the
-calls from Python that found no compiled version in memory, top level only, since a kernel's
-callees compile with it); ``LAYERLOOM_KERNEL_ORDER=off`` starts no helper and claims nothing.
+``LAYERLOOM_KERNEL_ORDER=record`` writes the list anew from a whole run in one process (``-n
+0``; any cache: it notes the calls from Python that found no compiled version in memory, top
+level only, since a kernel's callees compile with it); ``LAYERLOOM_KERNEL_ORDER=off`` starts no
+helper and claims nothing. On two xdist workers the controller starts the helper and both
+workers claim in its folder, so a kernel compiles once in the three processes.
 """
 from __future__ import annotations
 
@@ -43,8 +45,10 @@ def read(path: Path = ORDER) -> list:
 
 def start(kernels: list, claims: str, nice: int = 10) -> list[subprocess.Popen]:
     """One helper compiling ``kernels`` in order, each claimed in ``claims`` first (``Claims``),
-    at a lower priority (the tests keep their cores first); it ends when done or when this
-    process has (``parallel_compile.end_all`` ends it sooner)."""
+    on time no test wants (Linux's SCHED_IDLE: a test's thread that wakes takes the core at
+    once; at ``nice`` 10 a thread-timing test's worker found it there and backed off, on two
+    xdist workers with the helper still compiling), else at a lower priority; it ends when
+    done or when this process has (``parallel_compile.end_all`` ends it sooner)."""
     from layerloom.engine.parallel_compile import _spawn
 
     if not kernels:
@@ -54,9 +58,12 @@ def start(kernels: list, claims: str, nice: int = 10) -> list[subprocess.Popen]:
     except OSError:
         return []
     try:
-        os.setpriority(os.PRIO_PROCESS, proc.pid, nice)
-    except OSError:
-        pass
+        os.sched_setscheduler(proc.pid, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        try:
+            os.setpriority(os.PRIO_PROCESS, proc.pid, nice)
+        except OSError:
+            pass
     return [proc]
 
 

@@ -6,12 +6,13 @@ import sys
 import threading
 import time
 
+import pytest
 from numba import types
 
 from layerloom.engine import parallel_compile as pc
 from tests import kernel_order
 
-RECORD = "rebuild it: LAYERLOOM_KERNEL_ORDER=record python -m pytest"
+RECORD = "rebuild it: LAYERLOOM_KERNEL_ORDER=record python -m pytest -n 0"
 
 
 def test_every_listed_kernel_is_an_engine_kernel_the_helper_can_compile():
@@ -65,3 +66,13 @@ def test_a_helper_that_has_gone_is_not_waited_for(tmp_path):
     t = time.monotonic()
     hook.around(None, name, sig, lambda d, s: None)
     assert time.monotonic() - t < 30
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's SCHED_IDLE")
+def test_the_helper_compiles_on_time_no_test_wants(tmp_path):
+    helpers = kernel_order.start(kernel_order.read()[:1], str(tmp_path))
+    try:
+        assert len(helpers) == 1
+        assert os.sched_getscheduler(helpers[0].pid) == os.SCHED_IDLE
+    finally:
+        pc.end_all(helpers)

@@ -14,6 +14,8 @@ from layerloom.engine import handoff
 from layerloom.engine.kernels.spin import pause_loop, try_claim, wait_done, worker_wait
 from layerloom.engine.threads import ROW_THREADS, engine_threads, run_row_parts, set_threads
 
+pytestmark = pytest.mark.solo  # a worker thread's timing on a core of its own (tests/solo.py)
+
 
 @pytest.fixture
 def two_cores():
