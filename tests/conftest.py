@@ -30,10 +30,13 @@ def pytest_sessionstart(session):
     pytest-xdist (the suite runs on two workers) the controller starts the helper and names the
     claims folder its workers share, so that no kernel compiles twice in the three processes."""
     worker = hasattr(session.config, "workerinput")  # an xdist worker (not a pytest it started)
-    if not worker and session.config.getoption("numprocesses", None):
+    controller = not worker and bool(session.config.getoption("numprocesses", None))
+    if worker:
+        _state["locks"] = os.environ.get(solo.FOLDER)
+    elif controller:
         os.environ[solo.FOLDER] = tempfile.mkdtemp(prefix="locks-", dir=_HOME)
     if _ORDER == "record":
-        if worker or session.config.getoption("numprocesses", None):
+        if worker or controller:
             raise pytest.UsageError("LAYERLOOM_KERNEL_ORDER=record needs one process: add -n 0")
         hook = kernel_order.Recorder()
     elif _ORDER != "off" and (kernels := kernel_order.read()):
@@ -52,7 +55,7 @@ def pytest_sessionstart(session):
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
     """Under xdist, a ``solo`` test runs alone (``tests/solo.py``)."""
-    folder = os.environ.get(solo.FOLDER) if hasattr(item.config, "workerinput") else None
+    folder = _state.get("locks")
     if not folder:
         yield
         return

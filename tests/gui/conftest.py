@@ -25,7 +25,6 @@ class Dialogs:
 
 
 GUI = Path(__file__).resolve().parent
-_frozen: list[bool] = []
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -39,10 +38,9 @@ def pytest_runtest_protocol(item, nextitem):
     path). What outlives the first GUI test's start is frozen out of the collections, which
     otherwise took 0.15 s a test."""
     gui = GUI in item.path.parents
-    if gui and not _frozen:
+    if gui and not gc.get_freeze_count():
         gc.collect()
         gc.freeze()
-        _frozen.append(True)
     yield
     if gui and QCoreApplication.instance() is not None:
         gc.collect()
