@@ -93,11 +93,16 @@ def layerloom_step(model: str, n: int, infer: bool) -> Callable[[], None]:
     rng = np.random.default_rng(0)
     src = conv_models if model in conv_models.GRAPHS else models
     batches = [src.batch(model, n, models.sized_seq(model, SEQ), rng) for _ in range(4)]
-    net = Network(GRAPHS[model](loss=not infer), seed=0)
+    return graph_step(GRAPHS[model](loss=not infer), batches, infer)
+
+
+def graph_step(graph, batches: list, infer: bool) -> Callable[[], None]:
+    """One Adam step (or an inference call) of ``graph`` a call, over ``batches`` in turn."""
+    net = Network(graph, seed=0)
     opt, i = Adam(1e-3), [0]
 
     def step():
-        x, y = batches[i[0] % 4]
+        x, y = batches[i[0] % len(batches)]
         i[0] += 1
         if infer:
             net.forward({"image": x})
@@ -109,21 +114,26 @@ def layerloom_step(model: str, n: int, infer: bool) -> Callable[[], None]:
 
 
 def torch_step(model: str, n: int, infer: bool) -> Callable[[], None]:
-    import torch
-    import torch.nn.functional as F
-
     rng = np.random.default_rng(0)
     src = conv_models if model in conv_models.GRAPHS else models
     seq = models.sized_seq(model, SEQ)
-    batches = [tuple(torch.from_numpy(a) for a in src.batch(model, n, seq, rng))
-               for _ in range(4)]
+    batches = [src.batch(model, n, seq, rng) for _ in range(4)]
     net = models.sized_torch(model) if model in models.SIZED else src.torch_model(model, SEQ)
+    return module_step(net, batches, infer)
+
+
+def module_step(net, batches: list, infer: bool) -> Callable[[], None]:
+    """``graph_step``'s twin: PyTorch's Adam step (or inference call) of the module ``net``."""
+    import torch
+    import torch.nn.functional as F
+
+    batches = [tuple(torch.from_numpy(a) for a in b) for b in batches]
     opt, i = torch.optim.Adam(net.parameters(), 1e-3), [0]
     if infer:
         net.eval()
 
     def step():
-        x, y = batches[i[0] % 4]
+        x, y = batches[i[0] % len(batches)]
         i[0] += 1
         if infer:
             with torch.inference_mode():

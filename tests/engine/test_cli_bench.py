@@ -128,3 +128,19 @@ def test_the_layer_sweep_times_one_convolution_on_both_sides():
 
     ours, theirs = bench_conv_layers.compare(5, 1, 16, 16, 4, 2, 0.01)
     assert ours > 0 and theirs > 0
+
+
+def test_family_probes_build_the_same_convnet_on_both_sides():
+    """bench_family's specs: the Graph and the PyTorch module read the same layers (their Dense
+    sizes come from ``_flat_size``, which a wrong map side would break on PyTorch's side)."""
+    torch = pytest.importorskip("torch")
+    from layerloom.engine.network import Network
+    from tests.benchmarks import bench_family
+
+    for name, spec in bench_family.CONVNETS.items():
+        net = Network(bench_family.convnet_graph(spec), seed=0)
+        ours = [tuple(v.shape) for k, v in sorted(net.params.items())]
+        module = bench_family.convnet_torch(spec)
+        theirs = [tuple(p.shape) for p in module.parameters()]
+        assert sorted(ours) == sorted(theirs), name
+        assert module(torch.zeros(2, 3, 32, 32)).shape == (2, 10), name

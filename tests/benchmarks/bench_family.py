@@ -1,0 +1,148 @@
+"""Issue 15's families at shapes the rows (bench_train.py) do not time: Layerloom against PyTorch.
+
+Issue 15 checks its targets "on models of this kind that are not in your benchmark". This runs
+such models, one each of what a person grows a row into: convnets (3×32×32, b64) that mix
+stride-1 and stride-2 3×3 convolutions, 5×5 stride-2 ones of few channels, wider VGG stages,
+LeNet-like 5×5 stages; char-LSTMs and pre-norm GPTs at other widths, lengths and batches. Each
+model is written once as a spec and built twice (a Layerloom Graph through the public API, the
+same PyTorch module), then timed by bench_train's interleaved windows.
+
+    python tests/benchmarks/bench_family.py --threads 1|2 [--probes allconv,lstm_h384] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
+
+import bench_train  # noqa: E402
+import conv_models  # noqa: E402
+import models  # noqa: E402
+
+from layerloom.engine.graph import Graph  # noqa: E402
+from layerloom.engine.threads import set_threads  # noqa: E402
+
+# convnets: layers "KxK/S:C" (a K×K convolution at stride S onto C channels, padding K // 2,
+# then a ReLU) or "pool" (2×2 max pool); Flatten → Dense 10 after them. Target: 1.5×
+CONVNETS = {
+    "allconv": "3x3/1:32 3x3/2:64 3x3/1:64 3x3/2:128 3x3/1:128",
+    "s2_5x5_few": "5x5/2:16 5x5/2:32 5x5/2:64",
+    "vgg_wide": "3x3/1:64 pool 3x3/1:128 pool 3x3/1:256 pool",
+    "lenet_cifar": "5x5/1:16 pool 5x5/1:32 pool 5x5/1:64 pool",
+    "s2_3x3_wide": "3x3/2:64 3x3/2:128 3x3/2:256",
+}
+# sequence models: (kind, blocks, d or h, heads, seq), batch (models.SIZED's form). Target 1.0×
+SEQUENCES = {
+    "lstm_h384_s128_b16": (("lstm", None, 384, 0, 128), 16),
+    "lstm_h256_s32_b64": (("lstm", None, 256, 0, 32), 64),
+    "lstm_h512_s128_b8": (("lstm", None, 512, 0, 128), 8),
+    "gpt3_d192_s192_b8": (("gpt", 3, 192, 6, 192), 8),
+    "gpt5_d256_s64_b16": (("gpt", 5, 256, 8, 64), 16),
+    "gpt2_d128_s128_b32": (("gpt", 2, 128, 8, 128), 32),
+}
+PROBES = [*CONVNETS, *SEQUENCES]
+
+
+def _layers(spec: str) -> list[tuple]:
+    """("conv", k, stride, channels) or ("pool",) for each word of a CONVNETS spec."""
+    out = []
+    for word in spec.split():
+        if word == "pool":
+            out.append(("pool",))
+            continue
+        kernel, rest = word.split("/")
+        stride, channels = rest.split(":")
+        out.append(("conv", int(kernel.split("x")[0]), int(stride), int(channels)))
+    return out
+
+
+def _flat_size(spec: str) -> int:
+    c, side = conv_models.SHAPE[0], conv_models.SHAPE[1]
+    for layer in _layers(spec):
+        if layer[0] == "pool":
+            side //= 2
+        else:
+            _, k, s, c = layer
+            side = (side + 2 * (k // 2) - k) // s + 1
+    return c * side * side
+
+
+def convnet_graph(spec: str) -> Graph:
+    add = conv_models._add
+    g = Graph()
+    prev = add(g, None, "image", "Input", {"shape": list(conv_models.SHAPE)})
+    for i, layer in enumerate(_layers(spec)):
+        if layer[0] == "pool":
+            prev = add(g, prev, f"pool{i}", "MaxPool2D", {"kernel_size": [2, 2]})
+            continue
+        _, k, s, c = layer
+        prev = add(g, prev, f"conv{i}", "Conv2D", conv_models._conv(c, k, s))
+        prev = add(g, prev, f"relu{i}", "ReLU")
+    prev = add(g, add(g, prev, "flatten", "Flatten"), "fc", "Dense", {"out_features": 10})
+    add(g, None, "label", "Label", {"kind": "class index", "shape": []})
+    add(g, prev, "loss", "CrossEntropyLoss", port="input")
+    g.connect(("label", "y"), ("loss", "target"))
+    return g
+
+
+def convnet_torch(spec: str):
+    from torch import nn
+
+    layers, c_in = [], conv_models.SHAPE[0]
+    for layer in _layers(spec):
+        if layer[0] == "pool":
+            layers.append(nn.MaxPool2d(2))
+            continue
+        _, k, s, c = layer
+        layers += [nn.Conv2d(c_in, c, k, stride=s, padding=k // 2), nn.ReLU()]
+        c_in = c
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(_flat_size(spec), 10))
+
+
+def steps(name: str) -> tuple:
+    """(Layerloom step, PyTorch step, target) of a probe, on the same four batches."""
+    rng = np.random.default_rng(0)
+    if name in CONVNETS:
+        batches = [conv_models.batch(name, 64, 0, rng) for _ in range(4)]
+        spec = CONVNETS[name]
+        return (bench_train.graph_step(convnet_graph(spec), batches, False),
+                bench_train.module_step(convnet_torch(spec), batches, False), 1.5)
+    sized, n = SEQUENCES[name]
+    models.SIZED[name] = sized  # models' builders read their shapes from there
+    batches = [models.batch(name, n, sized[4], rng) for _ in range(4)]
+    return (bench_train.graph_step(models.sized_graph(name), batches, False),
+            bench_train.module_step(models.sized_torch(name), batches, False), 1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, choices=(1, 2), default=2)
+    p.add_argument("--probes", default=",".join(PROBES), help=f"subset of {', '.join(PROBES)}")
+    p.add_argument("--quick", action="store_true", help="short windows: a smoke run, not a figure")
+    args = p.parse_args(argv)
+    unknown = set(args.probes.split(",")) - set(PROBES)
+    if unknown:
+        p.error(f"unknown probe {sorted(unknown)[0]!r}: choose from {', '.join(PROBES)}")
+    set_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    windows, seconds = (2, 0.05) if args.quick else (6, 0.5)
+    print(f"threads {args.threads}\n\n| probe | Layerloom ms | PyTorch ms | ratio | target |\n"
+          "|---|---|---|---|---|")
+    for name in args.probes.split(","):
+        ll, pt, target = steps(name)
+        ll_t, pt_t = bench_train.compare(ll, pt, windows, seconds)
+        a, b = statistics.median(ll_t) * 1e3, statistics.median(pt_t) * 1e3
+        mark = "met" if b / a >= target else "NOT met"
+        print(f"| {name} | {a:.1f} | {b:.1f} | {b / a:.2f}× | ≥ {target:g}× {mark} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
