@@ -84,17 +84,25 @@ def torch_epoch(splits, seed: int) -> float:
 
 def compare(runs: int = 3) -> tuple[list, list]:
     """(Layerloom seconds, PyTorch seconds) per epoch, ``runs`` each, interleaved A B B A."""
+    import torch
+
     splits = torch_data()
     ll, pt = [], []
+    # numba's OpenMP pool starting (Layerloom's first epoch) sets the process's OpenMP threads
+    # to NUMBA_NUM_THREADS, which PyTorch reads: at "1 thread" its epochs ran on two until each
+    # was given its count again (bench_train's compare does the same)
+    threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "runs.db")
         layerloom_epoch(db)  # warm: numba's cache, the data's first read
+        torch.set_num_threads(threads)
         torch_epoch(splits, 0)
         for r in range(runs):
             for who in ((0, 1) if r % 2 == 0 else (1, 0)):
                 if who == 0:
                     ll.append(layerloom_epoch(db))
                 else:
+                    torch.set_num_threads(threads)
                     pt.append(torch_epoch(splits, r))
                 print(f"    epoch {'layerloom' if who == 0 else 'torch'}: "
                       f"{(ll if who == 0 else pt)[-1]:.1f} s", flush=True)

@@ -144,3 +144,30 @@ def test_family_probes_build_the_same_convnet_on_both_sides():
         theirs = [tuple(p.shape) for p in module.parameters()]
         assert sorted(ours) == sorted(theirs), name
         assert module(torch.zeros(2, 3, 32, 32)).shape == (2, 10), name
+
+
+def test_epoch_comparison_gives_pytorch_its_thread_count_back(monkeypatch):
+    """Layerloom's first epoch starts numba's OpenMP pool, which set PyTorch's threads to two:
+    bench_epoch's "1 thread" PyTorch epochs ran on two until each got its count back."""
+    torch = pytest.importorskip("torch")
+    from tests.benchmarks import bench_epoch
+
+    seen = []
+
+    def layerloom_epoch(db):
+        torch.set_num_threads(2)  # what the pool's start does
+        return 1.0
+
+    def torch_epoch(splits, seed):
+        seen.append(torch.get_num_threads())
+        return 2.0
+    monkeypatch.setattr(bench_epoch, "torch_data", lambda: None)
+    monkeypatch.setattr(bench_epoch, "layerloom_epoch", layerloom_epoch)
+    monkeypatch.setattr(bench_epoch, "torch_epoch", torch_epoch)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert bench_epoch.compare(2) == ([1.0, 1.0], [2.0, 2.0])
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 1, 1]
