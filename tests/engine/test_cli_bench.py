@@ -139,7 +139,7 @@ def test_family_probes_build_the_same_convnet_on_both_sides():
 
     for name, spec in bench_family.CONVNETS.items():
         net = Network(bench_family.convnet_graph(spec), seed=0)
-        ours = [tuple(v.shape) for k, v in sorted(net.params.items())]
+        ours = [tuple(v.shape) for v in net.params.values()]
         module = bench_family.convnet_torch(spec)
         theirs = [tuple(p.shape) for p in module.parameters()]
         assert sorted(ours) == sorted(theirs), name
