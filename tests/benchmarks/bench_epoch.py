@@ -92,18 +92,20 @@ def compare(runs: int = 3) -> tuple[list, list]:
     # to NUMBA_NUM_THREADS, which PyTorch reads: at "1 thread" its epochs ran on two until each
     # was given its count again (bench_train's compare does the same)
     threads = torch.get_num_threads()
+
+    def theirs(seed: int) -> float:
+        torch.set_num_threads(threads)
+        return torch_epoch(splits, seed)
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "runs.db")
         layerloom_epoch(db)  # warm: numba's cache, the data's first read
-        torch.set_num_threads(threads)
-        torch_epoch(splits, 0)
+        theirs(0)
         for r in range(runs):
             for who in ((0, 1) if r % 2 == 0 else (1, 0)):
                 if who == 0:
                     ll.append(layerloom_epoch(db))
                 else:
-                    torch.set_num_threads(threads)
-                    pt.append(torch_epoch(splits, r))
+                    pt.append(theirs(r))
                 print(f"    epoch {'layerloom' if who == 0 else 'torch'}: "
                       f"{(ll if who == 0 else pt)[-1]:.1f} s", flush=True)
     return ll, pt

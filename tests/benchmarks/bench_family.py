@@ -83,11 +83,8 @@ def convnet_graph(spec: str) -> Graph:
         _, k, s, c = layer
         prev = add(g, prev, f"conv{i}", "Conv2D", conv_models._conv(c, k, s))
         prev = add(g, prev, f"relu{i}", "ReLU")
-    prev = add(g, add(g, prev, "flatten", "Flatten"), "fc", "Dense", {"out_features": 10})
-    add(g, None, "label", "Label", {"kind": "class index", "shape": []})
-    add(g, prev, "loss", "CrossEntropyLoss", port="input")
-    g.connect(("label", "y"), ("loss", "target"))
-    return g
+    add(g, add(g, prev, "flatten", "Flatten"), "fc", "Dense", {"out_features": 10})
+    return models._with_loss(g, "fc", [])
 
 
 def convnet_torch(spec: str):
@@ -113,10 +110,9 @@ def steps(name: str) -> tuple:
         return (bench_train.graph_step(convnet_graph(spec), batches, False),
                 bench_train.module_step(convnet_torch(spec), batches, False), 1.5)
     sized, n = SEQUENCES[name]
-    models.SIZED[name] = sized  # models' builders read their shapes from there
     batches = [models.batch(name, n, sized[4], rng) for _ in range(4)]
-    return (bench_train.graph_step(models.sized_graph(name), batches, False),
-            bench_train.module_step(models.sized_torch(name), batches, False), 1.0)
+    return (bench_train.graph_step(models.sized_graph(name, sized), batches, False),
+            bench_train.module_step(models.sized_torch(name, sized), batches, False), 1.0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -225,8 +225,9 @@ def _gpt_block(g: Graph, x: str, b: int, d: int, heads: int) -> str:
     return p + "add2"
 
 
-def sized_graph(name: str) -> Graph:
-    kind, blocks, d, heads, seq = SIZED[name]
+def sized_graph(name: str, spec: tuple | None = None) -> Graph:
+    """The model ``name`` of SIZED, or of the (kind, blocks, d, heads, seq) ``spec`` given."""
+    kind, blocks, d, heads, seq = spec or SIZED[name]
     g = Graph()
     if kind == "lstm":
         _chain(g, [("image", "Input", {"shape": [seq], "dtype": "int64"}),
@@ -246,11 +247,12 @@ def sized_graph(name: str) -> Graph:
     return _with_loss(g, "logits", [seq])
 
 
-def sized_torch(name: str):
+def sized_torch(name: str, spec: tuple | None = None):
+    """``sized_graph``'s PyTorch twin."""
     import torch
     from torch import nn
 
-    kind, blocks, d, heads, seq = SIZED[name]
+    kind, blocks, d, heads, seq = spec or SIZED[name]
     if kind == "lstm":
         class CharLSTM(nn.Module):
             def __init__(self):
