@@ -58,6 +58,7 @@ from layerloom.engine.kernels.conv_kn2row import kn2row_backward, kn2row_forward
 from layerloom.engine.kernels.conv_phases_back import phases_packed_backward
 from layerloom.engine.kernels.conv_phases_packed import (few_pairs, packed_phases,
                                                          phases_packed_forward)
+from layerloom.engine.kernels.conv_taps_grad import prefers_taps_grad, taps_grad
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
 from layerloom.engine.kernels.conv_polyphase import (phases_backward, phases_forward, polyphase,
                                                      polyphase_backward, polyphase_forward)
@@ -373,6 +374,8 @@ def conv_backward(xp, w, dy, stride: tuple, dilation: tuple = (1, 1), groups: in
 
     if pointwise(w.shape, groups, dy.shape[2:], backward=True):
         return cut(*pointwise_backward(xp, w, dy, stride, need_dx, need_db))
+    if prefers_taps_grad(w.shape, xp.dtype, stride, dilation, groups, need_dx):  # a stem's
+        return (None, *taps_grad(xp, dy, w.shape[2], w.shape[3], stride))
     if _winograd5(w.shape, stride, dilation, groups, xp.dtype, dy.shape[2:]):
         dxp, du, db = winograd5_image_grads(xp, filter_transform5(w), dy, need_dx)
         return cut(dxp, weight_grad5(du), db)
