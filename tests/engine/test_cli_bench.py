@@ -146,6 +146,50 @@ def test_family_probes_build_the_same_convnet_on_both_sides():
         assert module(torch.zeros(2, 3, 32, 32)).shape == (2, 10), name
 
 
+def test_family_processes_report_each_probes_median_ratio(tmp_path, capsys):
+    """``bench_family --processes``: the issue's measure (medians over fresh processes), each
+    process's ratio kept beside it."""
+    pytest.importorskip("torch")
+    from tests.benchmarks import bench_family
+
+    out = tmp_path / "family.json"
+    assert bench_family.main(["--quick", "--threads", "1", "--probes", "s2_5x5_few",
+                              "--processes", "2", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    (probe,) = result["probes"]
+    assert result["processes"] == 2 and len(probe["ratios"]) == 2
+    assert probe["ratio"] == pytest.approx(sum(probe["ratios"]) / 2)
+    assert probe["met"] == (probe["ratio"] >= 1.5) and probe["layerloom"] > 0
+    assert "| s2_5x5_few |" in capsys.readouterr().out
+
+
+def test_family_combine_takes_the_median_of_each_figure():
+    from tests.benchmarks import bench_family
+
+    def one(ratio, ll, pt):
+        return {"threads": 1, "quick": False, "probes": [
+            {"probe": "allconv", "layerloom": ll, "torch": pt, "ratio": ratio, "target": 1.5,
+             "met": ratio >= 1.5}]}
+    merged = bench_family.combine([one(1.4, 10, 14), one(1.6, 12, 19), one(1.55, 11, 17)])
+    (probe,) = merged["probes"]
+    assert probe["ratio"] == 1.55 and probe["met"] and probe["ratios"] == [1.4, 1.6, 1.55]
+    assert probe["layerloom"] == 11 and probe["torch"] == 17 and merged["processes"] == 3
+    assert "| allconv | 11.0 | 17.0 | 1.55× (1.40, 1.60, 1.55) | ≥ 1.5× met |" == \
+        bench_family._line(probe)
+
+
+def test_a_failing_family_process_ends_the_run_with_one_line(monkeypatch):
+    import subprocess
+
+    from tests.benchmarks import bench_family
+
+    monkeypatch.setattr(subprocess, "run",
+                        lambda cmd, **kw: subprocess.CompletedProcess(cmd, 3))
+    with pytest.raises(SystemExit) as stop:
+        bench_family.main(["--quick", "--probes", "allconv", "--processes", "2"])
+    assert str(stop.value) == "error: probe process 1 of 2 exited with code 3"
+
+
 def test_epoch_comparison_gives_pytorch_its_thread_count_back(monkeypatch):
     """Layerloom's first epoch starts numba's OpenMP pool, which set PyTorch's threads to two:
     bench_epoch's "1 thread" PyTorch epochs ran on two until each got its count back."""
