@@ -33,6 +33,10 @@ from layerloom.engine.threads import split_rows
 MAX_CHANNELS, MIN_SIDE = 128, 8  # input channels; output sides (but see ``polyphase``)
 BATCH_PRODUCT = 1 << 17  # C·F from which maps of 4-7 outputs take the whole batch's phases
 PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+SMALL_PLANE = 100  # phase values a plane up to which ``phases`` zeroes the whole batch first:
+# the 6×6 planes of 8×8 maps padded by 2 are 56 % margins (b64, one core: 32 channels 0.53 →
+# 0.25 ms), 16×16 maps' 10×10 ones 36 % (16 channels 0.67 → 0.42, 64 channels 2.0 → 1.4);
+# 32×32 maps' 18×18 ones were even (2.5 vs 2.6)
 
 
 def polyphase(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups: int,
@@ -64,11 +68,11 @@ def polyphase(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups: int
 
 
 @njit(cache=True, nogil=True)
-def _split(x, x4, top, left, s0, s1):
-    """Samples s0..s1 of ``phases``: phase k's channels at k·C, margins zeroed."""
+def _split(x, x4, top, left, margins, s0, s1):
+    """Samples s0..s1 of ``phases``: phase k's channels at k·C, margins zeroed if ``margins``."""
     c, (hh, wh) = x.shape[1], x4.shape[2:]
     for s in range(s0, s1):
-        split_phases(x[s], x4[s].ravel(), hh * wh, c * hh * wh, hh, wh, top, left, True)
+        split_phases(x[s], x4[s].ravel(), hh * wh, c * hh * wh, hh, wh, top, left, margins)
 
 
 @njit(cache=True, nogil=True)
@@ -90,9 +94,11 @@ def phases(x: np.ndarray, pad: tuple = (0, 0)) -> np.ndarray:
     1.15 ms for 64 × 32 × 32 × 32 at padding 2 on one core, 16 × 16 maps even at 0.85)."""
     n, c, h, w = x.shape
     hh, wh = phase_sides(h, w, pad[0], pad[1])
-    x4 = np.empty((n, 4 * c, hh, wh), x.dtype)
+    small = hh * wh <= SMALL_PLANE  # made zeroed: margins row by row cost more than the memset
+    x4 = (np.zeros if small else np.empty)((n, 4 * c, hh, wh), x.dtype)
     x = np.ascontiguousarray(x)
-    split_rows(lambda s0, s1: _split(x, x4, int(pad[0]), int(pad[1]), s0, s1), n)
+    margins = not small
+    split_rows(lambda s0, s1: _split(x, x4, int(pad[0]), int(pad[1]), margins, s0, s1), n)
     return x4
 
 
@@ -107,12 +113,29 @@ def merge_phases(dx4: np.ndarray, h: int, w: int, pad: tuple = (0, 0)) -> np.nda
     return dx
 
 
+@njit(cache=True, nogil=True)
+def _spread_taps(w, w4, back):
+    """w4[f, k·C + c, i // 2, j // 2] = w[f, c, i, j], k = 2·(i mod 2) + j mod 2 (PHASES' order);
+    with ``back`` the reverse, w from w4. numpy's four strided slice copies (3 values a row)
+    took 1.7 ms for 128 × 64 filters a forward and 1.0 back, each step."""
+    nf, c, kh, kw = w.shape
+    for f in range(nf):
+        for ch in range(c):
+            for i in range(kh):
+                for j in range(kw):
+                    k = 2 * (i % 2) + j % 2
+                    if back:
+                        w[f, ch, i, j] = w4[f, k * c + ch, i // 2, j // 2]
+                    else:
+                        w4[f, k * c + ch, i // 2, j // 2] = w[f, ch, i, j]
+
+
 def phase_weights(w: np.ndarray) -> np.ndarray:
     """(F, 4·C, 3, 3): the filters padded to 6×6 with zeros, split as the input (``phases``)."""
     nf, c = w.shape[:2]
-    w6 = np.zeros((nf, c, 6, 6), w.dtype)
-    w6[:, :, :5, :5] = w
-    return np.ascontiguousarray(np.concatenate([w6[:, :, a::2, b::2] for a, b in PHASES], axis=1))
+    w4 = np.zeros((nf, 4 * c, 3, 3), w.dtype)
+    _spread_taps(np.ascontiguousarray(w), w4, False)
+    return w4
 
 
 def polyphase_forward(xp, w, b, relu: bool = False) -> np.ndarray:
@@ -144,9 +167,6 @@ def phases_backward(kept: tuple, w_shape: tuple, dy, pad: tuple, hw: tuple,
     x4, u = kept
     dx4, du, db = winograd_image_grads(x4, u, dy, need_dx)
     dw4 = weight_grad(du, M)
-    nf, c = w_shape[:2]
-    dw6 = np.empty((nf, c, 6, 6), dw4.dtype)
-    for k, (a, b) in enumerate(PHASES):
-        dw6[:, :, a::2, b::2] = dw4[:, k * c:(k + 1) * c]
-    dw = np.ascontiguousarray(dw6[:, :, :5, :5])
+    dw = np.empty(w_shape, dw4.dtype)  # the padded taps' gradients dropped
+    _spread_taps(dw, np.ascontiguousarray(dw4), True)
     return (merge_phases(dx4, *hw, pad) if need_dx else None), dw, db

@@ -89,6 +89,18 @@ def test_phases_pad_as_they_are_made_and_merge_back_unpadded(h, w, pad):
     assert np.array_equal(pp.merge_phases(x4, h, w, pad), x)
 
 
+@pytest.mark.parametrize("plane", [0, 10 ** 6])
+def test_small_planes_zeroed_first_equal_the_margins_written(monkeypatch, plane):
+    """``phases`` zeroes the batch first for small planes (``SMALL_PLANE``) and writes the
+    margins' zeros row by row for larger ones: the same values either way, garbage nowhere."""
+    x = np.random.default_rng(4).standard_normal((3, 5, 9, 12)).astype(np.float32)
+    want = pp.phases(x, (2, 1))
+    monkeypatch.setattr(pp, "SMALL_PLANE", plane)
+    for _ in range(3):  # fresh buffers that may reuse the last one's memory
+        np.testing.assert_array_equal(pp.phases(x, (2, 1)), want)
+        np.full(want.shape, np.nan, np.float32)
+
+
 def _strided_layers() -> Graph:
     """A 5×5 stride-2 Conv2D + ReLU, a plain one (padding 1), one before a BatchNorm; 40
     filters (32 or fewer onto maps this small run ``conv_phases_packed.few_pairs``)."""
