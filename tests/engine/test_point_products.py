@@ -9,7 +9,7 @@ from numba import njit
 
 from layerloom.engine.kernels import conv
 from layerloom.engine.kernels.point_products import (MAX_PAIRS, on_tiles, panel_buffer, product,
-                                                     product_rows)
+                                                     product_rows, transposed_points)
 
 from .test_split_kernels import at_threads
 
@@ -87,3 +87,14 @@ def test_a_few_channel_winograd_convolution_equals_the_reference(c, f, side):
     y, dx, dw, _ = one
     for got, want in ((y, want_y), (dx, want_dx), (dw, want_dw)):
         assert np.abs(got - want).max() <= 3e-5 * max(np.abs(want).max(), 1.0)
+
+
+@pytest.mark.parametrize("shape", [(36, 128, 256), (36, 13, 21), (64, 16, 8), (36, 3, 5)])
+def test_the_transposed_points_are_each_points_transpose(shape):
+    """Whole 8 × 8 blocks and the edges' partial ones; over the cores, the same at one and two."""
+    u = np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
+    for threads in (1, 2):
+        ut = at_threads(threads, lambda: transposed_points(u))
+        assert ut.flags.c_contiguous
+        np.testing.assert_array_equal(ut, u.transpose(0, 2, 1))
+    assert transposed_points(u.astype(np.float64)).size == 0  # float64 keeps the BLAS
