@@ -1,5 +1,5 @@
-"""The weight gradient of a float32 3×3 convolution from few channels at stride 1 or 2 (a
-network's stem, 3 → 32 on 32×32), as products of dY with the input's taps packed position by
+"""The weight gradient of a float32 3×3 convolution from few channels (5×5 from one) at stride
+1 or 2 (a network's stem, 3 → 32 on 32×32), as products of dY with the input's taps packed position by
 position, when no input gradient is wanted (a stem's input is the data).
 
 ``conv_flat_back`` takes dWᵀ (taps × filters) = X · dZᵀ with X's taps read in place: the kw taps
@@ -29,8 +29,9 @@ last bits (another order of the same sums).
 Batch 64, one core, against the kernels before (stride 1: the row layout's; stride 2: the
 phases'): 3 → 32 on 32×32 4.6 → 2.7 ms, 3 → 64 9.1 → 4.5, 3 → 16 2.6 → 1.8, 1 → 32 on 28×28
 2.9 → 0.95, 5 → 32 6.0 → 4.2; at stride 2 3 → 32 1.9 → 1.3, 3 → 64 2.4 → 1.5 (3 → 16 even).
-From 6 channels up, or 5×5 filters (im2col's products), they did not win: 8 → 32 7.1 vs 6.9,
-16 → 32 12.8 vs 7.0, 3 → 16 5×5 4.7 vs 3.7 ms.
+5×5 from one channel (MNIST's stems) on 28×28: 1 → 32 3.9 → 2.5, 1 → 64 7.8 → 4.4, 1 → 16
+1.9 vs 1.9; at stride 2 1 → 32 1.5 → 0.7. From 6 channels up, or 5×5 from 3 (im2col's
+products), they did not win: 8 → 32 7.1 vs 6.9, 16 → 32 12.8 vs 7.0, 3 → 16 5×5 4.7 vs 3.7 ms.
 """
 from __future__ import annotations
 
@@ -50,11 +51,11 @@ MIN_FILTERS = 16  # fewer leave most of the panels' products to few rows
 def prefers_taps_grad(w_shape: tuple, dtype, stride: tuple, dilation: tuple, groups: int,
                       need_dx: bool) -> bool:
     """True when this runs a convolution's backward: float32, stride 1 or 2, no dilation or
-    groups, no input gradient wanted (a stem's), 3×3 filters from ≤ 5 channels onto ≥ 16
-    filters."""
+    groups, no input gradient wanted (a stem's), 3×3 filters from ≤ 5 channels or 5×5 ones
+    from one (≤ ``MAX_TAPS`` taps) onto ≥ 16 filters."""
     nf, c, kh, kw = w_shape
     return (not need_dx and np.dtype(dtype) == np.float32 and tuple(stride) in ((1, 1), (2, 2))
-            and tuple(dilation) == (1, 1) and groups == 1 and (kh, kw) == (3, 3)
+            and tuple(dilation) == (1, 1) and groups == 1 and kh == kw and kh in (3, 5)
             and c * kh * kw <= MAX_TAPS and nf >= MIN_FILTERS)
 
 

@@ -25,16 +25,20 @@ def _case(n: int, c: int, nf: int, h: int, w: int, seed: int = 0) -> tuple:
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("n,c,nf,h,w", [(3, 3, 16, 32, 32), (5, 1, 20, 7, 9), (9, 5, 33, 13, 40),
-                                        (70, 2, 16, 5, 4), (2, 3, 64, 300, 3)])
-def test_the_weight_gradient_equals_the_twin(n, c, nf, h, w, stride):
-    """The maps are the padded input's (h + 2) × (w + 2) at ``stride``."""
-    xp, dy = _case(n, c, nf, h, w, seed=n)
-    dy = np.ascontiguousarray(dy[:, :, :(h - 1) // stride + 1, :(w - 1) // stride + 1])
-    dw, db = taps_grad(xp, dy, 3, 3, (stride, stride))
-    want_dw, want_db = taps_grad_reference(xp.astype(np.float64), dy.astype(np.float64), 3, 3,
+@pytest.mark.parametrize("n,c,nf,h,w,k", [(3, 3, 16, 32, 32, 3), (5, 1, 20, 7, 9, 3),
+                                          (9, 5, 33, 13, 40, 3), (70, 2, 16, 5, 4, 3),
+                                          (2, 3, 64, 300, 3, 3), (4, 1, 32, 28, 28, 5),
+                                          (3, 1, 17, 9, 6, 5)])
+def test_the_weight_gradient_equals_the_twin(n, c, nf, h, w, k, stride):
+    """The maps are the padded input's (h + k − 1) × (w + k − 1) at ``stride``."""
+    rng = np.random.default_rng(n)
+    xp = rng.standard_normal((n, c, h + k - 1, w + k - 1)).astype(np.float32)
+    dy = rng.standard_normal((n, nf, (h - 1) // stride + 1, (w - 1) // stride + 1))
+    dy = dy.astype(np.float32)
+    dw, db = taps_grad(xp, dy, k, k, (stride, stride))
+    want_dw, want_db = taps_grad_reference(xp.astype(np.float64), dy.astype(np.float64), k, k,
                                            (stride, stride))
-    assert dw.shape == (nf, c, 3, 3) and db.shape == (nf,) and dw.dtype == np.float32
+    assert dw.shape == (nf, c, k, k) and db.shape == (nf,) and dw.dtype == np.float32
     scale = np.abs(want_dw).max()
     np.testing.assert_allclose(dw, want_dw, rtol=1e-5, atol=2e-6 * scale)
     np.testing.assert_allclose(db, want_db, rtol=1e-5, atol=2e-6 * np.abs(want_db).max())
@@ -96,7 +100,9 @@ def test_a_stride_2_stem_on_the_phases_route_takes_it(monkeypatch):
     ((16, 5, 3, 3), np.float32, (1, 1), False, True),
     ((16, 6, 3, 3), np.float32, (1, 1), False, False),  # 54 taps: the row layout's products
     ((8, 3, 3, 3), np.float32, (1, 1), False, False),  # few filters
-    ((32, 3, 5, 5), np.float32, (1, 1), False, False),  # 5×5: im2col's products won
+    ((32, 3, 5, 5), np.float32, (1, 1), False, False),  # 5×5 from 3: im2col's products won
+    ((32, 1, 5, 5), np.float32, (2, 2), False, True),  # from one channel: here
+    ((32, 1, 7, 7), np.float32, (1, 1), False, False),
     ((32, 3, 3, 3), np.float32, (2, 2), False, True),
     ((32, 3, 3, 3), np.float32, (3, 3), False, False),
     ((32, 3, 3, 3), np.float32, (1, 1), True, False),
