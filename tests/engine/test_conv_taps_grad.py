@@ -1,5 +1,5 @@
 """A stem's weight gradient as products with its packed taps (``conv_taps_grad``): it equals the
-float64 twin at strides 1 and 2 over maps of one block and of several (rows that do not fill a
+float64 twin at strides 1 and 2, 3×3 and 5×5, over maps of one block and of several (rows that do not fill a
 block, a last block cut short), over batches of several chunks; it is what ``conv_backward``
 and the stride-2 phases' backward return for a float32 stem that wants no input gradient (and
 only then); its results do not depend on the threads;
