@@ -82,6 +82,37 @@ def pair_scratch(ph, pw, wp, dtype):
     return np.empty(nv, dtype), np.empty(nv, np.int32)
 
 
+QUAD_ROWS = 16  # pooled columns (a multiple of) from which ``_quad_winners`` runs a map
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _quad_winners(a, wp, out, arg):
+    """``pair_winners`` after a ReLU for maps of a multiple of ``QUAD_ROWS`` pooled columns:
+    each window's four values compared in row-major order (a later one wins only if it ``beats`` the best so
+    far: the first maximum, NaN kept), every step a select. Whole rows of 16 windows vectorise;
+    a row of fewer, or its remainder, runs the selects as branches that random values mispredict
+    (2-3× slower than the pairs below at 8 or 14 windows a row): on 32×32 maps, batch 64, one
+    core, 6.3 → 1.5 ms for 32 channels with ReLU, where the pairs' horizontal step mispredicted.
+    Without the ReLU (a plain MaxPool2D) LLVM left the same loop scalar, branching: 9.5 ms
+    against the pairs' 5.5, so that one keeps the pairs."""
+    ph, pw = out.shape
+    zero = np.zeros(1, a.dtype)[0]
+    step, across, diagonal = np.int32(1), np.int32(wp), np.int32(wp + 1)
+    for r in range(ph):
+        base = 2 * r * wp
+        top, low = a[base:base + 2 * pw], a[base + wp:base + wp + 2 * pw]
+        o, g = out[r], arg[r]
+        for q in range(pw):
+            best, k = top[2 * q], np.int32(0)
+            v = top[2 * q + 1]
+            best, k = (v, step) if beats(v, best) else (best, k)
+            v = low[2 * q]
+            best, k = (v, across) if beats(v, best) else (best, k)
+            v = low[2 * q + 1]
+            best, k = (v, diagonal) if beats(v, best) else (best, k)
+            relu_pool_store(o, g, q, best, np.int32(base + 2 * q) + k, zero)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def pair_winners(a, wp, out, arg, relu, vv, vk):
     """2×2 / 2 max-pool of one flat map ``a`` (row pitch wp) into out, arg (PH × PW; arg the
@@ -96,6 +127,9 @@ def pair_winners(a, wp, out, arg, relu, vv, vk):
     ph, pw = out.shape
     nv = len(vv)
     if nv == 0:
+        return
+    if relu and pw % QUAD_ROWS == 0:
+        _quad_winners(a, wp, out, arg)
         return
     top, low = a[:nv], a[wp:wp + nv]
     low_row, top_row = np.int32(1), np.int32(0)
