@@ -58,6 +58,7 @@ from layerloom.engine.kernels.conv_kn2row import kn2row_backward, kn2row_forward
 from layerloom.engine.kernels.conv_phases_back import phases_packed_backward
 from layerloom.engine.kernels.conv_phases_packed import (few_pairs, packed_phases,
                                                          phases_packed_forward)
+from layerloom.engine.kernels.conv_rows import pad_sides
 from layerloom.engine.kernels.conv_taps_grad import prefers_taps_grad, taps_grad
 from layerloom.engine.kernels.conv_strided import backward_strided, forward_strided
 from layerloom.engine.kernels.conv_polyphase import (phases_backward, phases_forward, polyphase,
@@ -260,6 +261,9 @@ def conv_backward_unpadded(kept: tuple, w_shape: tuple, dy, pad: tuple, route: s
     """(d x (unpadded) or None, d weight, d bias) of ``conv_forward_unpadded``."""
     if route == "phases":
         return phases_backward(kept, w_shape, dy, pad, x_shape[2:], need_dx)
+    if route == "packed" and prefers_taps_grad(w_shape, dy.dtype, (2, 2), (1, 1), 1, need_dx):
+        return (None, *taps_grad(pad_sides(kept[0], pad[0], pad[0], pad[1], pad[1]), dy,
+                                 *w_shape[2:], (2, 2)))  # a stem's: x padded, it is small
     if route == "packed":  # the phases' products again, no padded copy
         return phases_packed_backward(*kept, dy, pad, need_dx)
     if route == "winograd5":
@@ -274,16 +278,6 @@ def conv_backward_unpadded(kept: tuple, w_shape: tuple, dy, pad: tuple, route: s
 # ------------------------------------------------------------- any stride, dilation and groups
 def _plain(dilation: tuple, groups: int) -> bool:
     return groups == 1 and tuple(dilation) == (1, 1)
-
-
-def pad_sides(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
-    """A C-contiguous zero-padded copy (or ``x`` itself, contiguous, when nothing is added)."""
-    if top == bottom == left == right == 0:
-        return np.ascontiguousarray(x)
-    n, c, h, w = x.shape
-    out = np.zeros((n, c, h + top + bottom, w + left + right), x.dtype)
-    out[:, :, top:top + h, left:left + w] = x
-    return out
 
 
 def _strided_gemm(w_shape: tuple, stride: tuple, groups: int, dtype, out_hw: tuple) -> bool:

@@ -31,7 +31,6 @@ import numpy as np
 from numba import njit
 
 from layerloom.engine.kernels.conv_phases_packed import tap_offsets
-from layerloom.engine.kernels.conv_taps_grad import prefers_taps_grad, taps_grad
 from layerloom.engine.kernels.packed import (PACKED_ROWS, PANEL, gemm_at, keep_alive, pack,
                                             panels_shape)
 from layerloom.engine.kernels.phase_planes import (covered, merge_phases, phase_sides,
@@ -144,9 +143,6 @@ def phases_packed_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, pad: tu
     n, c, h, wd = x.shape
     nf, kh, kw = w.shape[0], w.shape[2], w.shape[3]
     top, left = int(pad[0]), int(pad[1])
-    if prefers_taps_grad(w.shape, x.dtype, (2, 2), (1, 1), 1, need_dx):  # a stem's: 3 → 32 on
-        # 32×32 at b64, one core, 1.9 → 1.3 ms, 3 → 64 2.4 → 1.5 (3 → 16 even)
-        return (None, *taps_grad(x, dy, kh, kw, (2, 2), (top, left)))
     parts = min(n, PARTS)
     width = -(-nf // PANEL) * PANEL
     taps = kh * kw

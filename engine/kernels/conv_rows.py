@@ -1,10 +1,21 @@
 """Copies between a batch of maps (N, C, H, W) and the chunk layouts of the strided convolutions'
 products (``conv_gemm_strided``): a chunk's output rows, and its input gradient made in a padded
-scratch. Plain loops; the values are copied, never computed.
+scratch; and a batch zero-padded. Plain loops; the values are copied, never computed.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
+
+
+def pad_sides(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """A C-contiguous zero-padded copy (or ``x`` itself, contiguous, when nothing is added)."""
+    if top == bottom == left == right == 0:
+        return np.ascontiguousarray(x)
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, h + top + bottom, w + left + right), x.dtype)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
 
 
 @njit(cache=True, nogil=True)

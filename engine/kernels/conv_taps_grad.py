@@ -1,6 +1,6 @@
-"""The weight gradient of a float32 3×3 convolution from few channels (5×5 from one) at stride
-1 or 2 (a network's stem, 3 → 32 on 32×32), as products of dY with the input's taps packed position by
-position, when no input gradient is wanted (a stem's input is the data).
+"""The weight gradient of a float32 3×3 convolution from few channels (5×5 from one) at stride 1
+or 2 (a network's stem, 3 → 32 on 32×32), as products of dY with the input's taps packed
+position by position, when no input gradient is wanted (a stem's input is the data).
 
 ``conv_flat_back`` takes dWᵀ (taps × filters) = X · dZᵀ with X's taps read in place: the kw taps
 of an input row are a tile of kw rows one float apart, so a 3×3 filter's product runs in tiles
@@ -10,11 +10,13 @@ beside 1.6 ms of copies: 5.6 ms of a 3 → 32 stem's backward at batch 64 on one
 PyTorch took 4.0.
 
 Here the product is turned around (stride-2 stems too, whose phases' products of
-``conv_phases_back`` had 3 × 3 taps from 3 channels to fill tiles with): dW (filters × taps) = dY · Xᵀ, dY's rows as they are (a
-sample's map of one filter is contiguous, so no copy), the filters in tiles of 5-6 rows, and
-Xᵀ packed into 16-wide panels a block of output rows at a time: panel row u holds the 16 taps
-of position u, then a column of ones whose product is the bias gradient, then zeros. A block
-of ``BLOCK`` positions keeps its panels in L1 while every tile of filters passes over them.
+``conv_phases_back`` had 3 × 3 taps from 3 channels to fill tiles with: ``conv`` pads their x,
+small, for these): dW (filters × taps) = dY · Xᵀ, dY's rows as they are (a sample's map of one
+filter is contiguous, so no copy), the filters in tiles of 5-6 rows, and Xᵀ packed into 16-wide
+panels a block of output rows at a time: panel row u holds the 16 taps of position u, then a
+column of ones whose product is the bias gradient, then zeros. A block of ``BLOCK`` positions
+keeps its panels in L1 while every tile of filters passes over them.
+
 Masking dY by a fused ReLU's output here, block by block into a scratch, saved nothing over
 ``relu.relu_mask_grad``'s pass before it (3 → 32 on 32×32, b64, one core: 4.9 vs 4.6 ms): both
 read dY and the output from memory once. Nor did a stem fused with ReLU + max-pool gain enough
@@ -119,15 +121,9 @@ def taps_grad_part(xp, dy, kh, kw, sh, sw, bounds, parts, c0, c1):
     keep_alive(parts)
 
 
-def taps_grad(xp: np.ndarray, dy: np.ndarray, kh: int, kw: int, stride: tuple = (1, 1),
-              pad: tuple = (0, 0)) -> tuple:
-    """(dW, db) of the convolution at ``stride`` of the float32 ``xp`` zero-padded by ``pad``
-    (``taps_grad_reference``); a stem's input is small, its padded copy cheap."""
-    if tuple(pad) != (0, 0):
-        (top, left), (h, w) = pad, xp.shape[2:]
-        padded = np.zeros(xp.shape[:2] + (h + 2 * top, w + 2 * left), np.float32)
-        padded[:, :, top:top + h, left:left + w] = xp
-        xp = padded
+def taps_grad(xp: np.ndarray, dy: np.ndarray, kh: int, kw: int, stride: tuple = (1, 1)) -> tuple:
+    """(dW, db) of the convolution at ``stride`` of the padded float32 ``xp``
+    (``taps_grad_reference``)."""
     xp, dy = np.ascontiguousarray(xp), np.ascontiguousarray(dy, dtype=np.float32)
     n, c = xp.shape[:2]
     nf = dy.shape[1]

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
 
 import bench_train  # noqa: E402
+from bench_processes import check_choices, fresh_processes  # noqa: E402
 import conv_models  # noqa: E402
 import models  # noqa: E402
 
@@ -162,19 +161,10 @@ def combine(results: list[dict]) -> dict:
 def run_processes(args: argparse.Namespace) -> dict:
     """``run``'s probes in ``args.processes`` fresh processes, one after the other, combined:
     PyTorch's speed differs between processes by up to ~30 % here (one process is one draw)."""
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.processes):
-            out = Path(tmp) / f"process{i}.json"
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--threads", str(args.threads),
-                   "--probes", args.probes, "--json", str(out)] + (["--quick"] if args.quick else [])
-            print(f"process {i + 1} of {args.processes}", flush=True)
-            code = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
-            if code != 0:
-                raise SystemExit(f"error: probe process {i + 1} of {args.processes} exited with "
-                                 f"code {code}")
-            results.append(json.loads(out.read_text(encoding="utf-8")))
-    return combine(results)
+    return combine(fresh_processes(
+        lambda out: [sys.executable, str(Path(__file__).resolve()), "--threads",
+                     str(args.threads), "--probes", args.probes, "--json", str(out)]
+        + (["--quick"] if args.quick else []), args.processes, "probe", quiet=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,11 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="run the probes in this many fresh processes; report median ratios")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = p.parse_args(argv)
-    unknown = set(args.probes.split(",")) - set(PROBES)
-    if unknown:
-        p.error(f"unknown probe {sorted(unknown)[0]!r}: choose from {', '.join(PROBES)}")
-    if args.processes < 1:
-        p.error("--processes must be at least 1")
+    check_choices(p, args.probes, PROBES, "probe", args.processes)
     print(f"threads {args.threads}\n\n| probe | Layerloom ms | PyTorch ms | ratio | target |\n"
           "|---|---|---|---|---|", flush=True)
     if args.processes > 1:

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -30,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 import conv_models  # noqa: E402  (issue 15's convnet rows)
+from bench_processes import check_choices, fresh_processes  # noqa: E402
 import models  # noqa: E402  (the benchmark's own module, found through the path above)
 
 from layerloom.engine.network import Network  # noqa: E402
@@ -281,11 +280,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--conv-memory", type=int, metavar="STEPS", default=0,
                    help="peak RSS training the ResNet-style row for STEPS steps, against PyTorch")
     args = p.parse_args(argv)
-    unknown = set(args.rows.split(",")) - set(ROWS)
-    if unknown:
-        p.error(f"unknown row {sorted(unknown)[0]!r}: choose from {', '.join(ROWS)}")
-    if args.processes < 1:
-        p.error("--processes must be at least 1")
+    check_choices(p, args.rows, ROWS, "row", args.processes)
     return args
 
 
@@ -313,19 +308,11 @@ def combine(results: list[dict]) -> dict:
 
 def run_processes(args: argparse.Namespace) -> dict:
     """``run``'s rows in ``args.processes`` fresh processes, one after the other, combined."""
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.processes):
-            out = Path(tmp) / f"process{i}.json"
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--threads", str(args.threads),
-                   "--rows", args.rows, "--windows", str(args.windows), "--json", str(out)]
-            print(f"process {i + 1} of {args.processes}", flush=True)
-            code = subprocess.run(cmd + (["--quick"] if args.quick else [])).returncode
-            if code != 0:
-                raise SystemExit(f"error: benchmark process {i + 1} of {args.processes} exited "
-                                 f"with code {code} (its output is above)")
-            results.append(json.loads(out.read_text()))
-    return combine(results)
+    return combine(fresh_processes(
+        lambda out: [sys.executable, str(Path(__file__).resolve()), "--threads",
+                     str(args.threads), "--rows", args.rows, "--windows", str(args.windows),
+                     "--json", str(out)] + (["--quick"] if args.quick else []),
+        args.processes, "benchmark"))
 
 
 def run_rows(args: argparse.Namespace) -> dict:

@@ -1,7 +1,7 @@
 """A stem's weight gradient as products with its packed taps (``conv_taps_grad``): it equals the
 float64 twin at strides 1 and 2, 3×3 and 5×5, over maps of one block and of several (rows that do not fill a
 block, a last block cut short), over batches of several chunks; it is what ``conv_backward``
-and the stride-2 phases' backward return for a float32 stem that wants no input gradient (and
+and the stride-2 phases' route return for a float32 stem that wants no input gradient (and
 only then); its results do not depend on the threads;
 and a network whose first convolution runs it trains as the float64 one does."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from layerloom.engine.graph import Graph, Node
-from layerloom.engine.kernels import conv, conv_phases_back, conv_taps_grad
+from layerloom.engine.kernels import conv, conv_taps_grad
 from layerloom.engine.kernels.conv_taps_grad import (prefers_taps_grad, taps_grad,
                                                      taps_grad_reference)
 from layerloom.engine.network import Network
@@ -82,8 +82,8 @@ def test_a_stride_2_stem_on_the_phases_route_takes_it(monkeypatch):
     y, kept = conv.conv_forward_unpadded(x, w, np.zeros(32, np.float32), (1, 1), "packed")
     dy = rng.standard_normal(y.shape).astype(np.float32)
     calls = []
-    real = conv_phases_back.taps_grad
-    monkeypatch.setattr(conv_phases_back, "taps_grad", lambda *a: calls.append(a) or real(*a))
+    real = conv.taps_grad
+    monkeypatch.setattr(conv, "taps_grad", lambda *a: calls.append(a) or real(*a))
     dx, dw, db = conv.conv_backward_unpadded(kept, w.shape, dy, (1, 1), "packed", x.shape, False)
     assert dx is None and len(calls) == 1
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))).astype(np.float64)
