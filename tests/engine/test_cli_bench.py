@@ -1,6 +1,7 @@
 """``layerloom bench``: runs the PyTorch comparison, or says how to install PyTorch."""
 import json
 
+import numpy as np
 import pytest
 
 from layerloom.engine import cli, cli_bench
@@ -141,9 +142,17 @@ def test_family_probes_build_the_same_convnet_on_both_sides():
         net = Network(bench_family.convnet_graph(spec), seed=0)
         ours = [tuple(v.shape) for v in net.params.values()]
         module = bench_family.convnet_torch(spec)
-        theirs = [tuple(p.shape) for p in module.parameters()]
+        theirs = [tuple(v.shape) for k, v in module.state_dict().items()  # BatchNorm's
+                  if not k.endswith("num_batches_tracked")]  # running statistics too
         assert sorted(ours) == sorted(theirs), name
-        assert module(torch.zeros(2, 3, 32, 32)).shape == (2, 10), name
+        shape = bench_family.parse(spec).shape
+        assert module(torch.zeros(2, *shape)).shape == (2, 10), name
+        x = np.zeros((2, *shape), np.float32)
+        out = net.forward({"image": x, "label": np.zeros(2, np.int64)}, keep=["fc"])
+        assert out["fc"].shape == (2, 10), name
+    assert bench_family.parse("in:1x28x28 b:128 3x3/2:16bn 5x5/1:8v gap") == bench_family.Convnet(
+        (1, 28, 28), 128, (("conv", 3, 2, 16, True, True), ("conv", 5, 1, 8, False, False),
+                           ("gap",)))
 
 
 def test_family_processes_report_each_probes_median_ratio(tmp_path, capsys):
