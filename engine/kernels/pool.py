@@ -113,6 +113,43 @@ def _quad_winners(a, wp, out, arg):
             relu_pool_store(o, g, q, best, np.int32(base + 2 * q) + k, zero)
 
 
+COMPACT_PAIRS = 16  # a pooled row's values (2·PW) from which ``_compact_winners`` runs a map
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _compact_winners(a, wp, out, arg, relu, vv, vk):
+    """``pair_winners`` for rows of ≥ ``COMPACT_PAIRS`` / 2 windows: the vertical pairs of each
+    pooled row's two rows only (a loop of 2·PW that vectorises), kept side by side with each
+    winner's flat index, then every horizontal pair of the map in one flat loop of selects. The
+    pairs' per-row horizontal loop of PW windows ran scalar and branching, and random values
+    mispredicted; batch 64, one core: a plain 2×2 max-pool of 32 channels on 32×32 maps 5.9 →
+    1.5 ms, 64 on 16×16 4.1 → 1.4, 32 on 28×28 5.2 → 3.0, 16 on 24×24 1.5 → 0.35 (rows of 8
+    values, 8×8 maps, kept the pairs: 3.3 against 3.7). The same winners: a tie between the
+    two columns' winners goes to the upper one, then the left (the smaller flat index)."""
+    ph, pw = out.shape
+    w2 = 2 * pw
+    for r in range(ph):
+        base = 2 * r * wp
+        top, low = a[base:base + w2], a[base + wp:base + wp + w2]
+        xs, ks = vv[r * w2:(r + 1) * w2], vk[r * w2:(r + 1) * w2]
+        for k in range(w2):
+            lower = beats(low[k], top[k])
+            xs[k] = low[k] if lower else top[k]
+            ks[k] = np.int32(base + wp + k) if lower else np.int32(base + k)
+    o, g = out.reshape(ph * pw), arg.reshape(ph * pw)
+    zero = np.zeros(1, a.dtype)[0]
+    for i in range(ph * pw):
+        x, y, kx, ky = vv[2 * i], vv[2 * i + 1], vk[2 * i], vk[2 * i + 1]
+        tie = (x == y) | ((x != x) & (y != y))
+        second = beats(y, x) | (tie & (ky < kx))
+        best = y if second else x
+        where = ky if second else kx
+        if relu:
+            relu_pool_store(o, g, i, best, where, zero)
+        else:
+            o[i], g[i] = best, where
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def pair_winners(a, wp, out, arg, relu, vv, vk):
     """2×2 / 2 max-pool of one flat map ``a`` (row pitch wp) into out, arg (PH × PW; arg the
@@ -130,6 +167,9 @@ def pair_winners(a, wp, out, arg, relu, vv, vk):
         return
     if relu and pw % QUAD_ROWS == 0:
         _quad_winners(a, wp, out, arg)
+        return
+    if 2 * pw >= COMPACT_PAIRS:
+        _compact_winners(a, wp, out, arg, relu, vv, vk)
         return
     top, low = a[:nv], a[wp:wp + nv]
     low_row, top_row = np.int32(1), np.int32(0)

@@ -89,12 +89,12 @@ def first_winners(acc: np.ndarray, wp: int, ph: int, pw: int) -> tuple:
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("oh,ow,wp",
                          [(28, 28, 32), (10, 10, 14), (9, 11, 13), (7, 6, 6), (11, 9, 9),
-                          (8, 32, 34), (5, 65, 66)])
+                          (8, 32, 34), (5, 65, 66), (16, 16, 16), (6, 25, 25)])
 def test_two_by_two_pool_of_flat_maps_keeps_the_first_nan_or_maximum(dtype, oh, ow, wp):
     """Small integers and NaNs, even and odd row pitches, maps with an odd edge the pool drops:
     ties go where the row-major scan sends them (the vertical pairs first must not change
-    that, nor each window's four in turn on rows of 16 and 32 windows), a NaN is never pooled
-    away."""
+    that, nor each window's four in turn on rows of 16 and 32 windows, nor the compact pairs'
+    flat pass on rows of 8-15), a NaN is never pooled away."""
     rng = np.random.default_rng(oh * wp)
     nf, size = 5, (oh - 1) * wp + ow
     acc = rng.integers(-2, 3, (nf + 1, size + 3)).astype(dtype)

@@ -92,11 +92,13 @@ def test_max_pool_ties_go_to_the_first_maximum_and_nan_is_never_hidden():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("h,w", [(8, 8), (9, 7), (5, 12), (2, 3), (6, 32), (5, 65)])
+@pytest.mark.parametrize("h,w", [(8, 8), (9, 7), (5, 12), (2, 3), (6, 32), (5, 65), (7, 16),
+                                 (4, 29), (10, 20)])
 def test_two_by_two_max_pool_keeps_the_twins_winners_among_ties_and_nans(dtype, h, w):
-    """The 2×2 / 2 path (vertical pairs first; also on rows of 16 and 32 windows, which only the
-    fused ReLU + pool runs otherwise) on small integers, where most windows tie, and NaNs: the
-    same values and winners as the row-major scan of the numpy twin."""
+    """The 2×2 / 2 paths (rows of < 8 windows: vertical pairs over the map first; of ≥ 8: each
+    pooled row's pairs side by side, then one flat pass; with or without an odd edge the pool
+    drops) on small integers, where most windows tie, and NaNs: the same values and winners as
+    the row-major scan of the numpy twin."""
     rng = np.random.default_rng(h * w)
     xp = rng.integers(-2, 3, (3, 4, h, w)).astype(dtype)
     xp[rng.random(xp.shape) < 0.05] = np.nan
