@@ -68,6 +68,15 @@ def beats(u, v):
 
 
 @njit(cache=True, nogil=True)
+def right_wins(x, y, kx, ky):
+    """A window's right column winner y takes it from the left one's x: y ``beats`` x, or ties
+    it (NaN with NaN too) from a row above: the row-major first (kx, ky: their rows, or their
+    flat indices)."""
+    tie = (x == y) | ((x != x) & (y != y))
+    return beats(y, x) | (tie & (ky < kx))
+
+
+@njit(cache=True, nogil=True)
 def relu_pool_store(o, g, q, best, where, zero):
     """o[q] = a window's winner after ReLU (NaN kept); g[q] = its index, -1 where ReLU clips."""
     keep = best > 0
@@ -94,7 +103,7 @@ def _quad_winners(a, wp, out, arg):
     (2-3× slower than the pairs below at 8 or 14 windows a row): on 32×32 maps, batch 64, one
     core, 6.3 → 1.5 ms for 32 channels with ReLU, where the pairs' horizontal step mispredicted.
     Without the ReLU (a plain MaxPool2D) LLVM left the same loop scalar, branching: 9.5 ms
-    against the pairs' 5.5, so that one keeps the pairs."""
+    against the pairs' 5.5; that one runs ``_compact_winners``."""
     ph, pw = out.shape
     zero = np.zeros(1, a.dtype)[0]
     step, across, diagonal = np.int32(1), np.int32(wp), np.int32(wp + 1)
@@ -140,8 +149,7 @@ def _compact_winners(a, wp, out, arg, relu, vv, vk):
     zero = np.zeros(1, a.dtype)[0]
     for i in range(ph * pw):
         x, y, kx, ky = vv[2 * i], vv[2 * i + 1], vk[2 * i], vk[2 * i + 1]
-        tie = (x == y) | ((x != x) & (y != y))
-        second = beats(y, x) | (tie & (ky < kx))
+        second = right_wins(x, y, kx, ky)
         best = y if second else x
         where = ky if second else kx
         if relu:
@@ -154,6 +162,8 @@ def _compact_winners(a, wp, out, arg, relu, vv, vk):
 def pair_winners(a, wp, out, arg, relu, vv, vk):
     """2×2 / 2 max-pool of one flat map ``a`` (row pitch wp) into out, arg (PH × PW; arg the
     flat index r·wp + q of each winner), after a ReLU when ``relu`` (``relu_pool_store``).
+    Rows of 16k windows after a ReLU run ``_quad_winners``, other rows of ≥ 8 windows
+    ``_compact_winners``; shorter ones (8×8 maps and smaller) the pairs here:
 
     Each vertical pair's winner (u, u + wp) first, over the whole map in one loop of
     unit-stride loads that vectorises, then per pooled row each horizontal pair of those. Ties
@@ -183,8 +193,7 @@ def pair_winners(a, wp, out, arg, relu, vv, vk):
         xs, ks = vv[base:base + 2 * pw], vk[base:base + 2 * pw]
         for q in range(pw):
             x, y, kx, ky = xs[2 * q], xs[2 * q + 1], ks[2 * q], ks[2 * q + 1]
-            tie = (x == y) | ((x != x) & (y != y))
-            second = beats(y, x) | (tie & (ky < kx))
+            second = right_wins(x, y, kx, ky)
             best = y if second else x
             where = base + 2 * q + (ky * wp + 1 if second else kx * wp)
             if relu:

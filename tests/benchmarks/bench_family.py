@@ -81,6 +81,7 @@ class Convnet:
 
 
 def parse(spec: str) -> Convnet:
+    """The words of a CONVNETS spec as a ``Convnet`` (the grammar above CONVNETS)."""
     shape, batch, layers = conv_models.SHAPE, 64, []
     for word in spec.split():
         if word in ("pool", "avg", "gap"):
