@@ -134,7 +134,8 @@ def _compact_winners(a, wp, out, arg, relu, vv, vk):
     mispredicted; batch 64, one core: a plain 2×2 max-pool of 32 channels on 32×32 maps 5.9 →
     1.5 ms, 64 on 16×16 4.1 → 1.4, 32 on 28×28 5.2 → 3.0, 16 on 24×24 1.5 → 0.35 (rows of 8
     values, 8×8 maps, kept the pairs: 3.3 against 3.7). The same winners: a tie between the
-    two columns' winners goes to the upper one, then the left (the smaller flat index)."""
+    two columns' winners goes to the upper one, then the left (the smaller flat index). The
+    pairs' scratch (``pair_scratch``: (2·PH − 2)·WP + 2·PW ≥ PH·2·PW, as WP ≥ 2·PW) holds it."""
     ph, pw = out.shape
     w2 = 2 * pw
     for r in range(ph):
