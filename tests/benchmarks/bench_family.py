@@ -26,7 +26,7 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
 
 import bench_train  # noqa: E402
-from bench_processes import check_choices, fresh_processes  # noqa: E402
+from bench_processes import check_choices, fresh_processes, median_ratio  # noqa: E402
 import conv_models  # noqa: E402
 import models  # noqa: E402
 
@@ -199,12 +199,9 @@ def combine(results: list[dict]) -> dict:
     out = {**results[0], "processes": len(results), "probes": []}
     for i, first in enumerate(results[0]["probes"]):
         per = [r["probes"][i] for r in results]
-        ratios = [p["ratio"] for p in per]
-        merged = {**first, "ratio": statistics.median(ratios), "ratios": ratios,
-                  "layerloom": statistics.median(p["layerloom"] for p in per),
-                  "torch": statistics.median(p["torch"] for p in per)}
-        merged["met"] = merged["ratio"] >= merged["target"]
-        out["probes"].append(merged)
+        out["probes"].append({**median_ratio(first, per),
+                              "layerloom": statistics.median(p["layerloom"] for p in per),
+                              "torch": statistics.median(p["torch"] for p in per)})
     return out
 
 

@@ -1,11 +1,12 @@
 """What the benchmark scripts (``bench_train.py``, ``bench_family.py``) share: their names'
-checks, and runs of themselves in fresh processes (PyTorch's speed differs between processes by
-up to ~30 % on these VMs: one process's ratio is one draw).
+checks, runs of themselves in fresh processes (PyTorch's speed differs between processes by up
+to ~30 % on these VMs: one process's ratio is one draw) and the median of those ratios.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import tempfile
 from pathlib import Path
@@ -42,3 +43,12 @@ def fresh_processes(argv_for: Callable[[Path], list], n: int, noun: str,
                                  + ("" if quiet else " (its output is above)"))
             results.append(json.loads(out.read_text()))
     return results
+
+
+def median_ratio(item: dict, per: list[dict]) -> dict:
+    """``item`` (a row or probe of the first process) with every process's ratio ("ratios"),
+    their median ("ratio", the issue's measure) and whether that meets its "target"."""
+    ratios = [p["ratio"] for p in per]
+    merged = {**item, "ratio": statistics.median(ratios), "ratios": ratios}
+    merged["met"] = merged["ratio"] >= merged["target"]
+    return merged

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 import conv_models  # noqa: E402  (issue 15's convnet rows)
-from bench_processes import check_choices, fresh_processes  # noqa: E402
+from bench_processes import check_choices, fresh_processes, median_ratio  # noqa: E402
 import models  # noqa: E402  (the benchmark's own module, found through the path above)
 
 from layerloom.engine.network import Network  # noqa: E402
@@ -293,11 +293,9 @@ def combine(results: list[dict]) -> dict:
            "rows": []}
     for i, row in enumerate(first["rows"]):
         per = [r["rows"][i] for r in results]
-        ratios = [p["ratio"] for p in per]
-        merged = {**row, "ratio": statistics.median(ratios), "ratios": ratios,
+        merged = {**median_ratio(row, per),
                   "layerloom": stats([p["layerloom"]["median"] for p in per]),
                   "torch": stats([p["torch"]["median"] for p in per])}
-        merged["met"] = merged["ratio"] >= merged["target"]
         if "peak_share" in row:
             merged["peak_share"] = statistics.median(p["peak_share"] for p in per)
         out["rows"].append(merged)
