@@ -20,7 +20,7 @@ import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so threadpoolctl can
 from numba import njit
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
-from layerloom.engine.kernels.conv_rows import crop, from_rows, to_rows
+from layerloom.engine.kernels.conv_rows import crop, eight_at_stride2, from_rows, to_rows
 from layerloom.engine.kernels.conv_winograd_batch import MIN_PRODUCT
 from layerloom.engine.kernels.packed import gemm_packed, pack, panels_shape
 from layerloom.engine.threads import split_rows
@@ -157,7 +157,10 @@ def _im2col(xp, s0, s1, c0, c1, kh, kw, sh, sw, dh, dw, oh, ow, cols, back):
     one per tap): tap (i, j) then reads phase ((i·dh) mod sh, (j·dw) mod sw) from row
     r + ⌊i·dh / sh⌋, column q + ⌊j·dw / sw⌋, OW contiguous values per output row. Each sum
     adds the same terms in the same order as a direct gather would (``_gather``, which narrow
-    maps take)."""
+    maps take; 8-wide ones at stride 2 copy their rows in ``conv_rows.eight_at_stride2``)."""
+    if ow == 8 and sw == 2 and not back:
+        eight_at_stride2(xp, s0, s1, c0, c1, kh, kw, sh, dh, dw, oh, cols)
+        return
     if ow < GATHER_BELOW:
         _gather(xp, s0, s1, c0, c1, kh, kw, sh, sw, dh, dw, oh, ow, cols, back)
         return

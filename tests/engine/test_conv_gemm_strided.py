@@ -219,6 +219,27 @@ def test_gather_equals_the_runs_bit_for_bit(stride, dilation):
     assert not np.count_nonzero(back_runs[0]) and not np.count_nonzero(back_runs[:, 0])
 
 
+@pytest.mark.parametrize("kh,kw,sh,dh,dw", [(3, 3, 2, 1, 1), (5, 5, 2, 1, 1), (3, 2, 1, 2, 2),
+                                           (1, 4, 3, 1, 1)])
+def test_eight_wide_rows_at_stride_2_equal_the_gather(kh, kw, sh, dh, dw):
+    """Outputs 8 columns wide at column stride 2 take ``conv_rows.eight_at_stride2`` in
+    ``_im2col``'s forward: the same matrix as the offset table's gather, for a chunk inside a
+    larger batch and a channel range inside the map's."""
+    from layerloom.engine.kernels.conv_gemm_strided import _gather, _im2col
+
+    rng = np.random.default_rng(5)
+    wp = 2 * 7 + dw * (kw - 1) + 1 + 1  # an odd column past the last window, never read
+    hp = 11 + dh * (kh - 1)
+    oh = (hp - dh * (kh - 1) - 1) // sh + 1
+    xp = rng.standard_normal((4, 5, hp, wp)).astype(np.float32)
+    args = (1, 3, 1, 4, kh, kw, sh, 2, dh, dw, oh, 8)
+    eight, gathered = (np.full((3 * kh * kw, 2 * oh * 8), np.nan, np.float32) for _ in range(2))
+    _im2col(xp, *args, eight, False)
+    _gather(xp, *args, gathered, False)
+    np.testing.assert_array_equal(eight, gathered)
+    assert not np.isnan(eight).any()
+
+
 def test_float32_chunk_products_run_on_the_tile_kernel():
     """float32's products are ``kernels.packed``'s (F × taps · taps × positions, dWᵀ = cols ·
     dZᵀ accumulated in place with db as a row of ones, Wᵀ · dZ): a one-chunk batch (16×16
