@@ -55,6 +55,13 @@ CONVNETS = {
     "bn_plain": "3x3/1:32bn 3x3/1:32bn pool 3x3/1:64bn 3x3/1:64bn pool 3x3/1:128bn gap",
     "bn_s2": "3x3/1:32bn 3x3/2:64bn 3x3/1:64bn 3x3/2:128bn 3x3/1:128bn gap",
     "img64_b32": "in:3x64x64 b:32 3x3/2:32 3x3/1:64 pool 3x3/2:128 3x3/1:128 gap",
+    # (2026-12-07, thirty-third session) the corners: 5×5 up to 256 channels, 16-channel stages,
+    # two 256-channel layers, four 32-channel layers at full size, a 5×5 stem before 3×3 stages
+    "wide_5x5": "5x5/1:64 pool 5x5/1:128 pool 5x5/1:256 pool",
+    "thin_16": "3x3/1:16 3x3/1:16 pool 3x3/1:32 3x3/1:32 pool",
+    "vgg_256": "3x3/1:64 pool 3x3/1:128 pool 3x3/1:256 3x3/1:256 pool 3x3/1:256 pool",
+    "flat_32": "3x3/1:32 3x3/1:32 3x3/1:32 3x3/1:32 pool",
+    "mixed_gap": "5x5/1:32 pool 3x3/1:64 3x3/1:64 pool 3x3/1:128 gap",
 }
 # sequence models: (kind, blocks, d or h, heads, seq), batch (models.SIZED's form). Target 1.0×
 SEQUENCES = {
@@ -67,6 +74,12 @@ SEQUENCES = {
     "gpt2_d192_s100_b16": (("gpt", 2, 192, 6, 100), 16),  # (2026-12-07) a length of no 2ᵏ
     "gpt3_d256_s64_b32": (("gpt", 3, 256, 4, 64), 32),
     "lstm_h300_s50_b32": (("lstm", None, 300, 0, 50), 32),
+    # (2026-12-07, thirty-third session) the corners: 6 blocks at d256 and s256, 2 blocks at
+    # d256 s256, 6 small blocks, an LSTM of h512 at b64
+    "gpt6_d256_s256_b8": (("gpt", 6, 256, 8, 256), 8),
+    "gpt2_d256_s256_b16": (("gpt", 2, 256, 4, 256), 16),
+    "gpt6_d128_s64_b16": (("gpt", 6, 128, 4, 64), 16),
+    "lstm_h512_s32_b64": (("lstm", None, 512, 0, 32), 64),
 }
 PROBES = [*CONVNETS, *SEQUENCES]
 
