@@ -1,6 +1,7 @@
 """Copies between a batch of maps (N, C, H, W) and the chunk layouts of the strided convolutions'
-products (``conv_gemm_strided``): a chunk's output rows, and its input gradient made in a padded
-scratch; and a batch zero-padded. Plain loops; the values are copied, never computed.
+products (``conv_gemm_strided``): a chunk's output rows, its input gradient made in a padded
+scratch, and the im2col of its 8-wide rows at stride 2; and a batch zero-padded. Plain loops;
+the values are copied, never computed.
 """
 from __future__ import annotations
 
@@ -56,10 +57,11 @@ def crop(dxp, ph, pw, dx, s0):
 @njit(cache=True, nogil=True)
 def eight_at_stride2(xp, s0, s1, c0, c1, kh, kw, sh, dh, dw, oh, cols):
     """im2col (``conv_gemm_strided._im2col``'s layout) of a chunk whose outputs are 8 columns
-    wide at column stride 2 (a 16×16 map's 3×3 or 5×5 stride-2 convolution): each tap's output
-    row is 8 values read every other column, a loop of fixed length LLVM turns into vector
-    shuffles; ``_gather``'s table of offsets read them one by one (64 → 128 channels on 16×16,
-    a 16-sample chunk, one core: 105 → 58 µs; its col2im and 4-wide rows gained nothing)."""
+    wide at column stride 2 (a 16×16 map's 3×3 stride-2 convolution): each tap's output row is
+    8 values read every other column, a loop of fixed length LLVM turns into vector shuffles;
+    ``_gather``'s table of offsets read them one by one (64 → 128 channels on 16×16, a
+    16-sample chunk, one core: 105 → 58 µs). col2im's adds written this way ran no faster (109
+    vs 115 µs) and 4-wide rows (8×8 maps) gained little (173 → 159): they keep the gather."""
     m = oh * 8
     for ch in range(c0, c1):
         for i in range(kh):
