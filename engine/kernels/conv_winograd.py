@@ -53,10 +53,16 @@ from layerloom.engine.threads import split_rows
 _K2, _K4, _K5, _K8 = np.float32(2), np.float32(4), np.float32(5), np.float32(8)
 M = 4  # the kernels' output tile: F(4×4, 3×3) (the numpy twin and the filter side take 2 too)
 TILE_ELEMENTS = 1 << 19  # tiles × (C + F) × a² floats per chunk: ~2 MB of V and M, in L2/L3
-CHUNK_TILES = 224  # or up to this many tiles a chunk, if more: with many channels 2^19 elements
-# were ~56 tiles (128 → 128), too narrow for the per-point products; forward + backward, b64,
-# one core: 128 → 128 on 16×16 maps 95.7 → 66.3 ms, 128 → 256 on 8×8 61.3 → 42.8 ms, 64 → 64
-# on 16×16 23.4 → 22.5 ms; 32 → 32 on 32×32 (2^19 is already 227 tiles) best as it was
+CHUNK_TILES = 112  # or about this many tiles a chunk (whole samples), if more: with many
+# channels 2^19 elements were ~56 tiles (128 → 128), too narrow for the per-point products (b64,
+# one core, forward + backward: 128 → 128 on 16×16 maps 95.7 → 66.3 ms at up to 224 tiles). At
+# 224, V, M and the rows of 128 → 64 (a 5×5 stride-2 layer's phases) made ~9 MB a chunk, past
+# what the cache held on this VM (reads from 16 MB on: ~7 GB/s, 40 below 8 MB), and the
+# products ran at ~30 GFLOP/s against ~80 in cache; at ~112 (rounded to whole samples) 50
+# (2026-12-07, paired runs, b64, forward / backward, one core and two): 32 → 64 5×5 stride 2
+# on 32×32 1.15 / 1.16× and 1.25 / 1.24×, 64 → 64 on 32×32 1.11 / 1.04× and 1.30 / 1.30×, on
+# 16×16 1.03 / 1.05× and 1.15 / 1.14×; 128 → 128 on 16×16 even on one core, 1.07× on two.
+# Rounded down, 32×32 maps' 72 tiles a sample made chunks of one sample (0.6-0.9×).
 COMPACT_TW = 3  # tile rows of at most this many tiles (maps of ≤ 12 columns): see the docstring
 
 
@@ -283,16 +289,18 @@ def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
 
 def _geometry(x, u, m: int, per_chunk: int, ph: int, pw: int) -> tuple:
     """(chunk bounds, th, tw, tiles of the largest chunk, ph, pw) of x zero-padded by (ph, pw):
-    near-equal chunks of up to ``per_chunk`` elements or ``CHUNK_TILES`` tiles, whichever is
-    more; each part sizes its buffers by the largest chunk (``_views``). Plain Python, as
-    ``chunk_bounds`` is (its docstring says why)."""
+    near-equal chunks of up to ``per_chunk`` elements or, if more, of about ``CHUNK_TILES``
+    tiles (the nearest whole number of samples); each part sizes its buffers by the largest
+    chunk (``_views``). Plain Python, as ``chunk_bounds`` is (its docstring says why)."""
     n, c, h, w = x.shape
     pos, nf = u.shape[0], u.shape[1]
     th, tw = (h + 2 * ph - 2 + m - 1) // m, (w + 2 * pw - 2 + m - 1) // m
-    per_chunk = max(per_chunk, CHUNK_TILES * (c + nf) * pos)
-    bounds = chunk_bounds(n, per_chunk, th * (tw + 1) * (c + nf) * pos)
+    tiles = th * (tw + 1)
+    size = tiles * (c + nf) * pos
+    samples = max(1, (2 * CHUNK_TILES + tiles) // (2 * tiles))
+    bounds = chunk_bounds(n, max(per_chunk, samples * size), size)
     most = int(np.diff(bounds).max())
-    return bounds, th, tw, most * th * (tw + 1), int(ph), int(pw)
+    return bounds, th, tw, most * tiles, int(ph), int(pw)
 
 
 @njit(cache=True, nogil=True)
