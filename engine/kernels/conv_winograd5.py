@@ -63,7 +63,12 @@ MIN_CHANNELS = 16
 STEM_OUTPUTS = 32 * 32  # outputs a map from which a stem of 4-15 channels in takes it too
 STEM_CHANNELS = 4  # fewer: the direct kernels (``winograd5``)
 SMALLEST_MAP = 4  # output side (see ``winograd5``)
-CHUNK_TILES = 256  # tiles a chunk (at least one sample): the per-point products' width
+CHUNK_TILES = 160  # tiles a chunk (at least one sample): the per-point products' width. At 256
+# (3 samples of 32×32 maps, 11 of 16×16) V and M of 64 → 64 made ~7 MB a chunk; at 160 (2 and 8
+# samples), paired runs, b64, one core / two, forward and backward (2026-12-07): 32 → 32 on
+# 32×32 1.08 / 1.06× and 1.10 / 1.07×, 64 → 64 on 16×16 1.08 / 1.06× and 1.07 / 1.06×, 128 →
+# 128 on 16×16 1.03 / 1.04× and 1.08 / 0.98×, 16 → 32 on 32×32 1.09 / 1.03× and 1.14 / 1.08×;
+# at 112 (one sample of 32×32 maps) 0.74-0.93×
 
 
 def winograd5(w_shape: tuple, dtype, oh: int, ow: int) -> bool:
