@@ -260,7 +260,7 @@ def conv_backward_unpadded(kept: tuple, w_shape: tuple, dy, pad: tuple, route: s
                            x_shape: tuple, need_dx: bool) -> tuple:
     """(d x (unpadded) or None, d weight, d bias) of ``conv_forward_unpadded``."""
     if route == "phases":
-        return phases_backward(kept, w_shape, dy, pad, x_shape[2:], need_dx)
+        return phases_backward(kept, w_shape, dy, x_shape[2:], need_dx)
     if route == "packed" and prefers_taps_grad(w_shape, dy.dtype, (2, 2), (1, 1), 1, need_dx):
         return (None, *taps_grad(pad_sides(kept[0], pad[0], pad[0], pad[1], pad[1]), dy,
                                  *w_shape[2:], (2, 2)))  # a stem's: x padded, it is small

@@ -5,11 +5,14 @@ its phases x_ab[u, v] = x[2u + a, 2v + b] and the filter, padded to 6×6 with ze
 g_ab[u, v] = g[2u + a, 2v + b] (3×3 each): the convolution is then Σ_ab conv(x_ab, g_ab), a stride-1
 3×3 convolution over 4·C channels, which ``conv_winograd`` runs with 36 multiplications per 16
 outputs and channel pair: 9·C per output where the direct sum takes 25·C (the zero taps cost 11
-of the 36). The phases are one copy of the input, padded as they are made (``phases``: the
-layers hand x over unpadded); the backward runs the stride-1 backward on them and puts the input
-gradient back in x's places (``merge_phases``), the weight gradient's taps back in the filter's
-(its padded row and column dropped). The forward keeps the phases and the filters' transform
-for the backward (``phases_forward``), which made both again before.
+of the 36). The phases are one copy of the input (``phases``: the layers hand x over unpadded),
+x's own where its sides and padding are even, Winograd then reading their zero margin in place
+(``_kept``; fwd + bwd, b64, one core, paired: 32 → 64 onto 4×4 1.19×, 16 → 32 and 32 → 64 onto
+8×8 and 16×16 1.05-1.09×), else padded as they are made; the backward runs the stride-1
+backward on them and puts the input gradient back in x's places (``merge_phases``), the weight
+gradient's taps back in the filter's (its padded row and column dropped). The forward keeps
+the phases and the filters' transform for the backward (``phases_forward``), which made both
+again before.
 
 Measured on one core, batch 64, against ``conv_kn2row`` / ``conv_gemm_strided``, which ran these
 before: 32 → 64 on 32×32 forward 19.6 → 18.1 ms, backward 49.1 → ~36 ms; 64 → 128 on 16×16
@@ -94,10 +97,11 @@ def phases(x: np.ndarray, pad: tuple = (0, 0)) -> np.ndarray:
     1.15 ms for 64 × 32 × 32 × 32 at padding 2 on one core, 16 × 16 maps even at 0.85)."""
     n, c, h, w = x.shape
     hh, wh = phase_sides(h, w, pad[0], pad[1])
-    small = hh * wh <= SMALL_PLANE  # made zeroed: margins row by row cost more than the memset
-    x4 = (np.zeros if small else np.empty)((n, 4 * c, hh, wh), x.dtype)
+    whole = tuple(pad) == (0, 0) and h % 2 == 0 and w % 2 == 0  # no margins to zero
+    small = hh * wh <= SMALL_PLANE and not whole  # made zeroed: margins row by row cost more
+    x4 = (np.zeros if small else np.empty)((n, 4 * c, hh, wh), x.dtype)  # than the memset
     x = np.ascontiguousarray(x)
-    margins = not small
+    margins = not (small or whole)
     split_rows(lambda s0, s1: _split(x, x4, int(pad[0]), int(pad[1]), margins, s0, s1), n)
     return x4
 
@@ -146,27 +150,36 @@ def polyphase_forward(xp, w, b, relu: bool = False) -> np.ndarray:
 def phases_forward(x, w, b, pad: tuple, relu: bool = False) -> tuple:
     """(conv(x zero-padded by ``pad``) + b at stride 2 [then max(·, 0)], what
     ``phases_backward`` takes: the phases and the filters' transform, made once a step)."""
-    x4, u = kept = _kept(x, w, pad)
-    return winograd_image(x4, u, b, relu=relu), kept
+    x4, u, inner, _ = kept = _kept(x, w, pad)
+    return winograd_image(x4, u, b, inner, relu), kept
 
 
 def _kept(x, w, pad: tuple) -> tuple:
-    """(the phases of x padded by ``pad``, the phase filters' Winograd transform)."""
-    return phases(x, pad), filter_transform(phase_weights(w), M)
+    """(the phases, the phase filters' Winograd transform, the padding Winograd reads around
+    the phases in place, the padding the phases were split with). With even sides and even
+    padding the phases are x's own, unpadded: x padded by 2 splits into x's phases with one
+    zero row and column around each, which Winograd reads in place as padding (and onto 4×4
+    outputs its input transform, a product over the 16 values of a 4×4 phase instead of the
+    36 of a 6×6 one, and the input gradient's adjoint leave it out)."""
+    h, w_ = x.shape[2:]
+    if h % 2 == 0 and w_ % 2 == 0 and pad[0] % 2 == 0 and pad[1] % 2 == 0:
+        inner, split = (pad[0] // 2, pad[1] // 2), (0, 0)
+    else:
+        inner, split = (0, 0), tuple(pad)
+    return phases(x, split), filter_transform(phase_weights(w), M), inner, split
 
 
 def polyphase_backward(xp, w, dy, need_dx: bool) -> tuple:
     """(d padded input or None, d weight, d bias) of ``polyphase_forward``."""
-    return phases_backward(_kept(xp, w, (0, 0)), w.shape, dy, (0, 0), xp.shape[2:], need_dx)
+    return phases_backward(_kept(xp, w, (0, 0)), w.shape, dy, xp.shape[2:], need_dx)
 
 
-def phases_backward(kept: tuple, w_shape: tuple, dy, pad: tuple, hw: tuple,
-                    need_dx: bool) -> tuple:
+def phases_backward(kept: tuple, w_shape: tuple, dy, hw: tuple, need_dx: bool) -> tuple:
     """(d x (of ``hw``, unpadded) or None, d weight, d bias) of ``phases_forward`` from what it
-    kept."""
-    x4, u = kept
-    dx4, du, db = winograd_image_grads(x4, u, dy, need_dx)
+    kept (the forward's padding in it, as the phases' and Winograd's)."""
+    x4, u, inner, split = kept
+    dx4, du, db = winograd_image_grads(x4, u, dy, need_dx, inner)
     dw4 = weight_grad(du, M)
     dw = np.empty(w_shape, dw4.dtype)  # the padded taps' gradients dropped
     _spread_taps(dw, np.ascontiguousarray(dw4), True)
-    return (merge_phases(dx4, *hw, pad) if need_dx else None), dw, db
+    return (merge_phases(dx4, *hw, split) if need_dx else None), dw, db

@@ -61,6 +61,30 @@ def test_entry_points_equal_the_float64_references(n, c, f, h, w, pad):
     assert no_dx is None and np.array_equal(dw2, dw) and np.array_equal(db2, db)
 
 
+@pytest.mark.parametrize("n,c,f,h,w,pad", [(3, 32, 64, 8, 8, 2), (2, 32, 64, 16, 16, 2),
+                                         (2, 16, 24, 17, 16, 2), (2, 8, 16, 16, 16, 1)])
+def test_the_layers_entry_points_equal_the_float64_references(n, c, f, h, w, pad):
+    """``phases_forward`` / ``phases_backward`` take x unpadded with the padding: with even
+    sides and padding the phases are x's own (the padding read in place around them, onto 4×4
+    outputs left out of the one-tile transforms' products), otherwise x padded as split."""
+    rng, xp, wt, b = _data(n, c, f, h, w, pad, seed=4)
+    x32 = np.ascontiguousarray(xp[:, :, pad:pad + h, pad:pad + w]).astype(np.float32)
+    w32, b32 = wt.astype(np.float32), b.astype(np.float32)
+    want = conv.conv2d_forward_reference(xp, wt, b, 2, 2)
+    y, kept = pp.phases_forward(x32, w32, b32, (pad, pad), relu=True)
+    own = h % 2 == w % 2 == pad % 2 == 0
+    assert kept[0].shape[2:] == ((h // 2, w // 2) if own else pp.phase_sides(h, w, pad, pad))
+    assert _rel(y, np.maximum(want, 0)) < 2e-6 * np.sqrt(25 * c) + 1e-6
+    dy = rng.standard_normal(want.shape) * (want > 0)
+    dx, dw, db = pp.phases_backward(kept, wt.shape, dy.astype(np.float32), (h, w), True)
+    dxp = conv.conv2d_input_grad_reference(dy, wt, *xp.shape[2:], 2, 2)
+    assert dx.shape == (n, c, h, w)
+    assert _rel(dx, dxp[:, :, pad:pad + h, pad:pad + w]) < 2e-6 * np.sqrt(25 * f) + 1e-6
+    assert _rel(dw, conv.conv2d_weight_grad_reference(xp, dy, 5, 5, 2, 2)) < \
+        2e-6 * np.sqrt(n * want[0, 0].size) + 1e-6
+    assert _rel(db, dy.sum(axis=(0, 2, 3))) < 1e-5
+
+
 @pytest.mark.parametrize("hp,wp", [(20, 20), (17, 23)])
 def test_phases_split_and_merge_exactly(hp, wp):
     x = np.random.default_rng(1).standard_normal((3, 5, hp, wp)).astype(np.float32)
