@@ -10,7 +10,8 @@ samples (``conv_flat.chunk_bounds``: the shapes alone fix them, so results do no
 threads) go through all steps in cache,
 one contiguous run of chunks per core (``engine.threads.split_rows``, not numba's ``prange``:
 its OpenMP workers spin after a kernel and take the core from the engine's row workers, and a
-parfor costs seconds to compile) with the BLAS on one thread; per-chunk dU are summed in order.
+parfor costs seconds to compile) with the BLAS on one thread; the chunks' dU are summed in order
+(a partial per fixed run of chunks: ``point_products.du_parts``).
 
 The transforms are written out (``_bt4``, ``_at4`` and the backward's: the non-zero entries),
 first along the columns, a loop over a whole sample's tile rows per row of the tiles (the

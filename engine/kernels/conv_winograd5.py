@@ -105,7 +105,7 @@ def filter_transform(w: np.ndarray) -> np.ndarray:
 
 
 def weight_grad(du: np.ndarray) -> np.ndarray:
-    """dW (F, C, 5, 5) = Gᵀ dU G from the per-chunk dU (chunks, 64, F, C), summed in order."""
+    """dW (F, C, 5, 5) = Gᵀ dU G from the partial dU (parts, 64, F, C), summed in order."""
     return filters_grad(du, KRON, 5, 5)
 
 

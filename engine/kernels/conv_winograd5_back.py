@@ -17,7 +17,8 @@ from layerloom.engine.kernels.conv_winograd5 import (_E, _H, _K2, _K4, _K5, _K8,
                                                      _K425, _K525, _Q, A, M, geometry,
                                                      input_columns, input_row)
 from layerloom.engine.kernels.conv_winograd_back import _bias_grad
-from layerloom.engine.kernels.point_products import panel_buffer, point_grads, transposed_points
+from layerloom.engine.kernels.point_products import (du_parts, panel_buffer, point_grads,
+                                                     transposed_points)
 from layerloom.engine.threads import split_rows
 
 
@@ -154,9 +155,10 @@ def _adjoint_columns(s0, s1, th, tw, ph, pw, drows, dplane, dx):
 
 
 @njit(cache=True, nogil=True)
-def backward_part(x, ph, pw, u, ut, dy, geo, du, db, dx, need_dx, c0, c1):
-    """Chunks c0..c1 of ``winograd5_backward``, serially: chunk ci's dU into du[ci], its bias
-    gradient into db[ci], on buffers allocated once; ``ut``: ``transposed_points(u)``."""
+def backward_part(x, ph, pw, u, ut, dy, geo, parts, du, db, dx, need_dx, q0, q1):
+    """The runs of chunks q0..q1 of ``winograd5_backward`` (``point_products.du_parts``),
+    serially: run q's dU summed into du[q], chunk ci's bias gradient into db[ci], on buffers
+    allocated once; ``ut``: ``transposed_points(u)``."""
     bounds, th, tw, tcd = geo
     c, nf = x.shape[1], u.shape[1]
     plane = phase_plane(th, tw, x)
@@ -169,8 +171,12 @@ def backward_part(x, ph, pw, u, ut, dy, geo, du, db, dx, need_dx, c0, c1):
     drows = np.empty((A, c if need_dx else 0, M * tcd + M), x.dtype)
     dplane = phase_plane(th, tw, x)
     vt = panel_buffer(tcd, c, ut.size > 0)  # the points' products (point_products)
-    for ci in range(c0, c1):
+    for ci in range(parts[q0], parts[q1]):
         s0, s1 = bounds[ci], bounds[ci + 1]
+        q = q0
+        while parts[q + 1] <= ci:
+            q += 1
+        acc = ci > parts[q]
         k = (s1 - s0) * th * (tw + 1)
         v8, dm8 = vbuf[:8 * c * k].reshape((8, c, k)), mbuf[:8 * nf * k].reshape((8, nf, k))
         _grad_columns(dy, s0, s1, th, tw, yplane, orows, db[ci])
@@ -179,7 +185,8 @@ def backward_part(x, ph, pw, u, ut, dy, geo, du, db, dx, need_dx, c0, c1):
             _grad_row(orows, r, k, dm8)
             input_row(rows, r, k, pts, v8)
             for j in range(A):
-                point_grads(dm8[j], v8[j], u, ut, r * A + j, du[ci, r * A + j], vt, need_dx)
+                point_grads(dm8[j], v8[j], u, ut, r * A + j, du[q, r * A + j], vt, need_dx,
+                            acc)
             if need_dx:
                 _adjoint_row(v8, r, k, tmp, drows)
         if need_dx:
@@ -188,7 +195,7 @@ def backward_part(x, ph, pw, u, ut, dy, geo, du, db, dx, need_dx, c0, c1):
 
 def winograd5_backward(x: np.ndarray, u: np.ndarray, dy: np.ndarray, need_dx: bool,
                        pad: tuple = (0, 0)) -> tuple:
-    """(d x (without ``pad``) or empty, dU per chunk (chunks, 64, F, C), d bias) of
+    """(d x (without ``pad``) or empty, dU per run of chunks (runs, 64, F, C), d bias) of
     ``winograd5_forward`` of x zero-padded by ``pad``; ``conv_winograd5.weight_grad`` turns the
     dU into the filters' gradient. The per-chunk bias gradients are summed in chunk order from
     zero."""
@@ -197,11 +204,12 @@ def winograd5_backward(x: np.ndarray, u: np.ndarray, dy: np.ndarray, need_dx: bo
     nf, (ph, pw) = u.shape[1], (int(pad[0]), int(pad[1]))
     geo = geometry(x, nf, pad)
     k = len(geo[0]) - 1
-    du = np.empty((k, 64, nf, c), x.dtype)
+    parts = du_parts(k)
+    du = np.empty((len(parts) - 1, 64, nf, c), x.dtype)
     db = np.zeros((k, nf), np.float64)
     dx = np.empty((n if need_dx else 0, *x.shape[1:]), x.dtype)
     need = bool(need_dx)
     ut = transposed_points(u)
-    split_rows(lambda c0, c1: backward_part(x, ph, pw, u, ut, dy, geo, du, db, dx, need, c0,
-                                            c1), k)
+    split_rows(lambda q0, q1: backward_part(x, ph, pw, u, ut, dy, geo, parts, du, db, dx, need,
+                                            q0, q1), len(parts) - 1)
     return dx, du, np.add.reduce(db, axis=0, initial=0).astype(x.dtype)

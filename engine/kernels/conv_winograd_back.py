@@ -15,7 +15,8 @@ from layerloom.engine.kernels.conv_winograd import (_K2, _K4, _K5, _K8, COMPACT_
                                                     _points, _views, phase_plane,
                                                     rows_from_plane, rows_into_plane)
 from layerloom.engine.kernels.conv_winograd_plan import unpool_part
-from layerloom.engine.kernels.point_products import panel_buffer, point_grads, transposed_points
+from layerloom.engine.kernels.point_products import (du_parts, panel_buffer, point_grads,
+                                                     transposed_points)
 from layerloom.engine.threads import split_rows
 
 
@@ -189,25 +190,26 @@ def _input_adjoint(dv, ph, pw, s0, s1, m, th, tw, rows, dx):
 
 @njit(cache=True, nogil=True)
 def _chunk_backward(x, u, dy, g0, s0, s1, m, th, tw, ph, pw, du, db, dx, need_dx, rbuf, vbuf,
-                    mbuf, ut, vt):
+                    mbuf, ut, vt, accumulate):
     """``winograd_backward`` for the samples s0:s1 (their output gradient dy[g0:g0 + s1 - s0]):
-    du = Σ_tiles dM · Vᵀ, dx from Uᵀ · dM; on the tile kernel where ``ut`` holds the Uᵀ
-    (``point_products``; ``vt`` the panels of Vᵀ)."""
+    du = Σ_tiles dM · Vᵀ (added to du with ``accumulate``), dx from Uᵀ · dM; on the tile kernel
+    where ``ut`` holds the Uᵀ (``point_products``; ``vt`` the panels of Vᵀ)."""
     c = x.shape[1]
     pos, nf = u.shape[0], u.shape[1]
     rows, v, dm = _views(rbuf, vbuf, mbuf, m, c, nf, pos, (s1 - s0) * th, tw)
     _grad_transform(dy, g0, g0 + s1 - s0, m, th, tw, rows, dm, db)
     _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v)
     for p in range(pos):
-        point_grads(dm[p], v[p], u, ut, p, du[p], vt, need_dx)
+        point_grads(dm[p], v[p], u, ut, p, du[p], vt, need_dx, accumulate)
     if need_dx:
         _input_adjoint(v, ph, pw, s0, s1, m, th, tw, rows, dx)
 
 
 @njit(cache=True, nogil=True)
-def backward_part(x, u, ut, dy, arg, wp, geo, du, db, dx, need_dx, c0, c1):
-    """Chunks c0..c1 of ``winograd_backward``, serially: chunk ci's dU into du[ci], its bias
-    gradient into db[ci] (buffers as in ``forward_part``). With a non-empty ``arg`` dy is a
+def backward_part(x, u, ut, dy, arg, wp, geo, parts, du, db, dx, need_dx, q0, q1):
+    """The runs of chunks q0..q1 of ``winograd_backward`` (``point_products.du_parts``),
+    serially: run q's dU summed into du[q], chunk ci's bias gradient into db[ci] (buffers as in
+    ``forward_part``). With a non-empty ``arg`` dy is a
     fused ReLU + max-pool's gradient, un-pooled a chunk at a time into a buffer that stays in
     cache (the whole batch's, zeroed and filled first, ran from memory: 2 of a VGG-style
     step's 57 ms on two cores). ``ut``: ``point_products.transposed_points(u)``."""
@@ -220,22 +222,23 @@ def backward_part(x, u, ut, dy, arg, wp, geo, du, db, dx, need_dx, c0, c1):
     pooled = arg.size > 0
     most = np.max(bounds[1:] - bounds[:-1]) if pooled else 0
     dz = np.empty((most, nf, x.shape[2] + 2 * ph - 2, x.shape[3] + 2 * pw - 2), x.dtype)
-    for ci in range(c0, c1):
-        s0, s1 = bounds[ci], bounds[ci + 1]
-        if pooled:
-            unpool_part(dy, arg, wp, dz, s0, s1)
-            _chunk_backward(x, u, dz, 0, s0, s1, m, th, tw, ph, pw, du[ci], db[ci], dx, need_dx,
-                            rbuf, vbuf, mbuf, ut, vt)
-        else:
-            _chunk_backward(x, u, dy, s0, s0, s1, m, th, tw, ph, pw, du[ci], db[ci], dx,
-                            need_dx, rbuf, vbuf, mbuf, ut, vt)
+    for q in range(q0, q1):
+        for ci in range(parts[q], parts[q + 1]):
+            s0, s1, acc = bounds[ci], bounds[ci + 1], ci > parts[q]
+            if pooled:
+                unpool_part(dy, arg, wp, dz, s0, s1)
+                _chunk_backward(x, u, dz, 0, s0, s1, m, th, tw, ph, pw, du[q], db[ci], dx,
+                                need_dx, rbuf, vbuf, mbuf, ut, vt, acc)
+            else:
+                _chunk_backward(x, u, dy, s0, s0, s1, m, th, tw, ph, pw, du[q], db[ci], dx,
+                                need_dx, rbuf, vbuf, mbuf, ut, vt, acc)
 
 
 _NO_ARG = np.empty((0, 0, 0, 0), np.int32)
 
 
 def winograd_backward(x, u, dy, need_dx: bool, ph=0, pw=0, arg=_NO_ARG, wp=0) -> tuple:
-    """(d input (the unpadded x's) or empty, dU per chunk (chunks, a², F, C), d bias) of
+    """(d input (the unpadded x's) or empty, dU per run of chunks (runs, a², F, C), d bias) of
     ``winograd_forward_flat``; ``conv_winograd_plan.weight_grad`` turns the dU into the
     filters' gradient. The per-chunk bias gradients are summed in chunk order from zero.
     With ``arg`` (the fused ReLU + max-pool's winners, flat at pitch ``wp``) dy is the pooled
@@ -245,11 +248,12 @@ def winograd_backward(x, u, dy, need_dx: bool, ph=0, pw=0, arg=_NO_ARG, wp=0) ->
     pos, nf = u.shape[0], u.shape[1]
     geo = _geometry(x, u, M, TILE_ELEMENTS, ph, pw)
     k = len(geo[0]) - 1
-    du = np.empty((k, pos, nf, c), x.dtype)
+    parts = du_parts(k)
+    du = np.empty((len(parts) - 1, pos, nf, c), x.dtype)
     db = np.zeros((k, nf), x.dtype)
     dx = np.empty((n if need_dx else 0, c, h, w), x.dtype)
     need = bool(need_dx)
     ut = transposed_points(u)
-    split_rows(lambda c0, c1: backward_part(x, u, ut, dy, arg, int(wp), geo, du, db, dx, need,
-                                            c0, c1), k)
+    split_rows(lambda q0, q1: backward_part(x, u, ut, dy, arg, int(wp), geo, parts, du, db, dx,
+                                            need, q0, q1), len(parts) - 1)
     return dx, du, np.add.reduce(db, axis=0, initial=0)

@@ -77,7 +77,7 @@ def tile_of(u: np.ndarray) -> int:
 
 
 def weight_grad(du: np.ndarray, m: int) -> np.ndarray:
-    """dW (F, C, 3, 3) = Gᵀ dU G from ``winograd_backward``'s per-chunk dU (summed in order)."""
+    """dW (F, C, 3, 3) = Gᵀ dU G from ``winograd_backward``'s partial dU (summed in order)."""
     return filters_grad(du, KRON[m], 3, 3)
 
 

@@ -74,7 +74,7 @@ def transform_filters(w: np.ndarray, kron: np.ndarray) -> np.ndarray:
 
 
 def filters_grad(du: np.ndarray, kron: np.ndarray, kh: int, kw: int) -> np.ndarray:
-    """dW (F, C, kh, kw) from the per-chunk dU (chunks, a², F, C), summed in chunk order."""
+    """dW (F, C, kh, kw) from the partial dU (parts, a², F, C), summed in order."""
     chunks, pos, nf, c = du.shape
     du2 = np.ascontiguousarray(du).reshape(chunks, pos, nf * c)
     k = np.ascontiguousarray(kron, dtype=du.dtype)

@@ -11,7 +11,7 @@ import pytest
 from layerloom.engine.graph import Graph
 from layerloom.engine.kernels import conv, conv_winograd as wg, conv_winograd_plan as plan
 from layerloom.engine.kernels import conv_winograd_back as wgb
-from layerloom.engine.kernels import conv_winograd_batch as wb
+from layerloom.engine.kernels import conv_winograd_batch as wb, point_products as pp
 from layerloom.engine.kernels.conv_gemm import flat_to_image
 from layerloom.engine.kernels.conv_reference import winograd_reference
 from layerloom.engine.network import Network
@@ -260,6 +260,28 @@ def test_chunks_hold_the_nearest_whole_number_of_samples_to_chunk_tiles():
     u = np.zeros((36, 64, 64), np.float32)
     bounds, th, tw, _, _, _ = wg._geometry(x, u, wg.M, wg.TILE_ELEMENTS, 1, 1)
     assert th * (tw + 1) == 72 and set(np.diff(bounds)) == {2}
+
+
+def test_the_weight_gradient_sums_fixed_runs_of_chunks_whatever_the_threads(monkeypatch):
+    """12 chunks' dU in at most DU_PARTS partials (fixed runs of chunks, the cores taking whole
+    runs): the same bits at one and two threads, and the per-chunk dU's sum to rounding."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((64, 16, 32, 32)).astype(np.float32)
+    u = plan.filter_transform((rng.standard_normal((16, 16, 3, 3)) / 12).astype(np.float32), 4)
+    dy = rng.standard_normal((64, 16, 32, 32)).astype(np.float32)
+    chunks = len(wg._geometry(x, u, wg.M, wg.TILE_ELEMENTS, 1, 1)[0]) - 1
+
+    def run():
+        return wgb.winograd_backward(x, u, dy, True, 1, 1)
+    one, two = at_threads(1, run), at_threads(2, run)
+    assert chunks > pp.DU_PARTS and one[1].shape[0] == pp.DU_PARTS
+    for a, b in zip(one, two):
+        assert np.array_equal(a, b)
+    monkeypatch.setattr(pp, "DU_PARTS", chunks)  # one dU a chunk, as before the runs
+    per_chunk = run()
+    assert per_chunk[1].shape[0] == chunks and np.array_equal(per_chunk[0], one[0])
+    want = plan.weight_grad(per_chunk[1], 4)
+    assert _rel(plan.weight_grad(one[1], 4), want) < 1e-5
 
 
 @pytest.mark.parametrize("pool,pad", [((2, 2, 2, 2), 1), ((3, 3, 2, 2), 0), ((2, 2, 1, 1), 1)])
