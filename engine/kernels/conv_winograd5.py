@@ -68,7 +68,7 @@ CHUNK_TILES = 160  # tiles a chunk (at least one sample): the per-point products
 # samples), paired runs, b64, one core / two, forward and backward (2026-12-07): 32 → 32 on
 # 32×32 1.08 / 1.06× and 1.10 / 1.07×, 64 → 64 on 16×16 1.08 / 1.06× and 1.07 / 1.06×, 128 →
 # 128 on 16×16 1.03 / 1.04× and 1.08 / 0.98×, 16 → 32 on 32×32 1.09 / 1.03× and 1.14 / 1.08×;
-# at 112 (one sample of 32×32 maps) 0.74-0.93×
+# at 112 (one sample of 32×32 maps) mostly slower, 0.74-1.02×
 
 
 def winograd5(w_shape: tuple, dtype, oh: int, ow: int) -> bool:
