@@ -35,7 +35,7 @@ def du_parts(chunks: int) -> np.ndarray:
     One dU a chunk made 75 MB of them for 128 → 128 on 32×32 maps at batch 64 (32 chunks), 19
     in eight runs; ``weight_grad`` summed twelve dU of 128 → 128 in 4.8-6.9 ms, eight in 3.3
     (one core). The backwards' time stayed within this VM's noise (paired, b64, one core / two:
-    0.96-1.07×, 128 → 128 on 32×32 1.03 / 1.34×)."""
+    0.90-1.07×, 128 → 128 on 32×32 1.03 / 1.34×)."""
     parts = max(1, min(DU_PARTS, chunks))
     return (np.arange(parts + 1, dtype=np.int64) * chunks) // parts
 
