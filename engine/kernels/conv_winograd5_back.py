@@ -171,26 +171,23 @@ def backward_part(x, ph, pw, u, ut, dy, geo, parts, du, db, dx, need_dx, q0, q1)
     drows = np.empty((A, c if need_dx else 0, M * tcd + M), x.dtype)
     dplane = phase_plane(th, tw, x)
     vt = panel_buffer(tcd, c, ut.size > 0)  # the points' products (point_products)
-    for ci in range(parts[q0], parts[q1]):
-        s0, s1 = bounds[ci], bounds[ci + 1]
-        q = q0
-        while parts[q + 1] <= ci:
-            q += 1
-        acc = ci > parts[q]
-        k = (s1 - s0) * th * (tw + 1)
-        v8, dm8 = vbuf[:8 * c * k].reshape((8, c, k)), mbuf[:8 * nf * k].reshape((8, nf, k))
-        _grad_columns(dy, s0, s1, th, tw, yplane, orows, db[ci])
-        input_columns(x, ph, pw, s0, s1, th, tw, plane, rows)
-        for r in range(A):  # one row of the 8×8 points at a time, in cache
-            _grad_row(orows, r, k, dm8)
-            input_row(rows, r, k, pts, v8)
-            for j in range(A):
-                point_grads(dm8[j], v8[j], u, ut, r * A + j, du[q, r * A + j], vt, need_dx,
-                            acc)
+    for q in range(q0, q1):
+        for ci in range(parts[q], parts[q + 1]):
+            s0, s1, acc = bounds[ci], bounds[ci + 1], ci > parts[q]
+            k = (s1 - s0) * th * (tw + 1)
+            v8, dm8 = vbuf[:8 * c * k].reshape((8, c, k)), mbuf[:8 * nf * k].reshape((8, nf, k))
+            _grad_columns(dy, s0, s1, th, tw, yplane, orows, db[ci])
+            input_columns(x, ph, pw, s0, s1, th, tw, plane, rows)
+            for r in range(A):  # one row of the 8×8 points at a time, in cache
+                _grad_row(orows, r, k, dm8)
+                input_row(rows, r, k, pts, v8)
+                for j in range(A):
+                    point_grads(dm8[j], v8[j], u, ut, r * A + j, du[q, r * A + j], vt, need_dx,
+                                acc)
+                if need_dx:
+                    _adjoint_row(v8, r, k, tmp, drows)
             if need_dx:
-                _adjoint_row(v8, r, k, tmp, drows)
-        if need_dx:
-            _adjoint_columns(s0, s1, th, tw, ph, pw, drows, dplane, dx)
+                _adjoint_columns(s0, s1, th, tw, ph, pw, drows, dplane, dx)
 
 
 def winograd5_backward(x: np.ndarray, u: np.ndarray, dy: np.ndarray, need_dx: bool,
