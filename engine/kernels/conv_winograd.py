@@ -46,12 +46,10 @@ from numba import njit
 
 from layerloom.engine.kernels.conv_flat import chunk_bounds
 from layerloom.engine.kernels.point_products import on_tiles, point_product
+from layerloom.engine.kernels.winograd_rows import (_K2, _K4, _K5, _K8, COMPACT_TW, _at4, _bt4,
+                                                   input_rows, output_rows)
 from layerloom.engine.threads import split_rows
 
-# The transforms' coefficients as float32: numba types an integer literal times a float32 value
-# as float64, and those sums ran at half the vector width with a conversion each way (the input
-# transform's pass along the rows 0.059 -> 0.033 ms a chunk of two 32-channel 32×32 samples).
-_K2, _K4, _K5, _K8 = np.float32(2), np.float32(4), np.float32(5), np.float32(8)
 M = 4  # the kernels' output tile: F(4×4, 3×3) (the numpy twin and the filter side take 2 too)
 TILE_ELEMENTS = 1 << 19  # tiles × (C + F) × a² floats per chunk: ~2 MB of V and M, in L2/L3
 CHUNK_TILES = 112  # or about this many tiles a chunk (whole samples), if more: with many
@@ -64,22 +62,6 @@ CHUNK_TILES = 112  # or about this many tiles a chunk (whole samples), if more: 
 # on 32×32 1.15 / 1.16× and 1.25 / 1.24×, 64 → 64 on 32×32 1.11 / 1.04× and 1.30 / 1.30×, on
 # 16×16 1.03 / 1.05× and 1.15 / 1.14×; 128 → 128 on 16×16 even on one core, 1.07× on two.
 # Rounded down, 32×32 maps' 72 tiles a sample made chunks of one sample (0.6-0.9×).
-COMPACT_TW = 3  # tile rows of at most this many tiles (maps of ≤ 12 columns): see the docstring
-
-
-# ------------------------------------------------------------------------- the 1-D transforms
-@njit(inline="always")
-def _bt4(d0, d1, d2, d3, d4, d5):
-    """Bᵀ d of F(4, 3)."""
-    return (_K4 * d0 - _K5 * d2 + d4, -_K4 * (d1 + d2) + d3 + d4, _K4 * (d1 - d2) - d3 + d4,
-            _K2 * (d3 - d1) - d2 + d4, _K2 * (d1 - d3) - d2 + d4, _K4 * d1 - _K5 * d3 + d5)
-
-
-@njit(inline="always")
-def _at4(m0, m1, m2, m3, m4, m5):
-    """Aᵀ m of F(4, 3)."""
-    s12, d12, s34, d34 = m1 + m2, m1 - m2, m3 + m4, m3 - m4
-    return m0 + s12 + s34, d12 + _K2 * d34, s12 + _K4 * s34, d12 + _K8 * d34 + m5
 
 
 @njit(inline="always")
@@ -188,12 +170,7 @@ def _input_transform(x, ph, pw, s0, s1, m, th, tw, rows, v):
             line = rows[r, ch]
             o0, o1, o2, o3, o4, o5 = _points(v, p, ch)
             if tw <= COMPACT_TW:  # no spare tiles in V: tile (row, k) at row·tw + k
-                for row in range((s1 - s0) * th):
-                    for k in range(tw):
-                        j, q = row * seg + 4 * k, row * tw + k
-                        t0, t1, t2, t3, t4, t5 = _bt4(line[j], line[j + 1], line[j + 2],
-                                                      line[j + 3], line[j + 4], line[j + 5])
-                        o0[q], o1[q], o2[q], o3[q], o4[q], o5[q] = t0, t1, t2, t3, t4, t5
+                input_rows(line, o0, o1, o2, o3, o4, o5, (s1 - s0) * th, tw)
                 continue
             for k in range(tcd + 1):
                 d0[k], d1[k], d2[k], d3[k] = line[4 * k], line[4 * k + 1], line[4 * k + 2], \
@@ -253,11 +230,7 @@ def _output_transform(mm, b, s0, s1, m, th, tw, oh, ow, wp, rows, out):
             line = rows[r, f]
             i0, i1, i2, i3, i4, i5 = _points(mm, p, f)
             if tw <= COMPACT_TW:  # M without spare tiles (``_input_transform``)
-                for row in range((s1 - s0) * th):
-                    for k in range(tw):
-                        q, x = row * tw + k, row * seg + 4 * k
-                        y0, y1, y2, y3 = _at4(i0[q], i1[q], i2[q], i3[q], i4[q], i5[q])
-                        line[x], line[x + 1], line[x + 2], line[x + 3] = y0, y1, y2, y3
+                output_rows(i0, i1, i2, i3, i4, i5, line, (s1 - s0) * th, tw)
                 continue
             for k in range(tcd):
                 y0, y1, y2, y3 = _at4(i0[k], i1[k], i2[k], i3[k], i4[k], i5[k])

@@ -10,29 +10,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from layerloom.engine.kernels.conv_winograd import (_K2, _K4, _K5, _K8, COMPACT_TW, M,
-                                                    TILE_ELEMENTS, _geometry, _input_transform,
-                                                    _points, _views, phase_plane,
-                                                    rows_from_plane, rows_into_plane)
+from layerloom.engine.kernels.conv_winograd import (M, TILE_ELEMENTS, _geometry,
+                                                    _input_transform, _points, _views,
+                                                    phase_plane, rows_from_plane,
+                                                    rows_into_plane)
 from layerloom.engine.kernels.conv_winograd_plan import unpool_part
 from layerloom.engine.kernels.point_products import (du_parts, panel_buffer, point_grads,
                                                      transposed_points)
+from layerloom.engine.kernels.winograd_rows import (_K2, _K4, _K5, _K8, COMPACT_TW, _a4, _b4,
+                                                   adjoint_rows, grad_rows)
 from layerloom.engine.threads import split_rows
-
-
-@njit(inline="always")
-def _a4(y0, y1, y2, y3):
-    """A y of F(4, 3) (the output transform's adjoint)."""
-    return (y0, y0 + y1 + y2 + y3, y0 - y1 + y2 - y3, y0 + _K2 * y1 + _K4 * y2 + _K8 * y3,
-            y0 - _K2 * y1 + _K4 * y2 - _K8 * y3, y3)
-
-
-@njit(inline="always")
-def _b4(v0, v1, v2, v3, v4, v5):
-    """B v of F(4, 3) (the input transform's adjoint)."""
-    return (_K4 * v0, _K4 * (v2 - v1 + v5) + _K2 * (v4 - v3),
-            -_K5 * v0 - _K4 * (v1 + v2) - v3 - v4, v1 - v2 + _K2 * (v3 - v4) - _K5 * v5,
-            v0 + v1 + v2 + v3 + v4, v5)
 
 
 @njit(cache=True, nogil=True)
@@ -96,35 +83,12 @@ def _grad_transform(dy, s0, s1, m, th, tw, rows, dm, db):
             line = rows[r, f]
             o0, o1, o2, o3, o4, o5 = _points(dm, p, f)
             if tw <= COMPACT_TW:  # no spare tiles in dM (``conv_winograd``)
-                for row in range((s1 - s0) * th):
-                    for k in range(tw):
-                        x, q = row * seg + 4 * k, row * tw + k
-                        t0, t1, t2, t3, t4, t5 = _a4(line[x], line[x + 1], line[x + 2],
-                                                     line[x + 3])
-                        o0[q], o1[q], o2[q], o3[q], o4[q], o5[q] = t0, t1, t2, t3, t4, t5
+                grad_rows(line, o0, o1, o2, o3, o4, o5, (s1 - s0) * th, tw)
                 continue
             for k in range(tcd):
                 x = 4 * k
                 t0, t1, t2, t3, t4, t5 = _a4(line[x], line[x + 1], line[x + 2], line[x + 3])
                 o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = t0, t1, t2, t3, t4, t5
-
-
-@njit(inline="always")
-def _adjoint_rows(line, v0, v1, v2, v3, v4, v5, rows_of_tiles, tw, seg):
-    """``_input_adjoint``'s pass along the rows where dV has no spare tiles: each tile row's
-    last tile hands its last two columns to the spare tile's place, as the long loop does."""
-    for row in range(rows_of_tiles):
-        x, q = row * seg, row * tw
-        t0, t1, t2, t3, u4, u5 = _b4(v0[q], v1[q], v2[q], v3[q], v4[q], v5[q])
-        line[x], line[x + 1], line[x + 2], line[x + 3] = t0, t1, t2, t3
-        for k in range(1, tw):
-            t0, t1, t2, t3, t4, t5 = _b4(v0[q + k], v1[q + k], v2[q + k], v3[q + k], v4[q + k],
-                                         v5[q + k])
-            x += 4
-            line[x], line[x + 1], line[x + 2], line[x + 3] = t0 + u4, t1 + u5, t2, t3
-            u4, u5 = t4, t5
-        line[x + 4], line[x + 5] = u4, u5
-        line[x + 6], line[x + 7] = 0.0, 0.0  # the rest of the segment, read by the next pass
 
 
 @njit(cache=True, nogil=True)
@@ -148,7 +112,7 @@ def _input_adjoint(dv, ph, pw, s0, s1, m, th, tw, rows, dx):
             line = rows[r, ch]
             v0, v1, v2, v3, v4, v5 = _points(dv, p, ch)
             if tw <= COMPACT_TW:
-                _adjoint_rows(line, v0, v1, v2, v3, v4, v5, (s1 - s0) * th, tw, seg)
+                adjoint_rows(line, v0, v1, v2, v3, v4, v5, (s1 - s0) * th, tw)
                 continue
             t0, t1, t2, t3, t4, t5 = _b4(v0[0], v1[0], v2[0], v3[0], v4[0], v5[0])
             line[0], line[1], line[2], line[3] = t0, t1, t2, t3

@@ -36,14 +36,15 @@ def _family(count: int, seed: int = 15) -> list:
     rng = np.random.default_rng(seed)
     cases = [(1, 1, 1, 3, 3, 0), (9, 96, 96, 8, 8, 1), (2, 16, 32, 40, 40, 1), (3, 17, 5, 3, 40, 2),
              (1, 3, 64, 32, 32, 1), (5, 64, 16, 7, 9, 0), (2, 32, 32, 6, 6, 2),
-             (3, 24, 40, 13, 16, 1)]  # four tile columns: the narrowest with spare tiles
+             (3, 24, 40, 13, 16, 1),  # four tile columns: the narrowest with spare tiles
+             (4, 24, 16, 4, 4, 1), (3, 20, 12, 12, 10, 1)]  # rows of one and three tiles
     while len(cases) < count:
         cases.append((int(rng.integers(1, 10)), int(rng.integers(1, 97)), int(rng.integers(1, 97)),
                       int(rng.integers(3, 41)), int(rng.integers(3, 41)), int(rng.integers(0, 3))))
     return cases
 
 
-CASES = _family(25)
+CASES = _family(27)
 
 
 def _data(n, c, f, h, w, pad, seed=0):
