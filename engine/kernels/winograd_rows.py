@@ -6,10 +6,10 @@ most ``COMPACT_TW`` tiles (maps of ≤ 12 columns), V and M keep no spare tile c
 (``conv_winograd`` says why), and the pass along the rows is a loop over the tile rows with a
 loop over each row's tiles inside. Here that inner loop's length is known when the kernel is
 compiled: one body (``_input_rows`` …), inlined at three call sites with 1, 2 and 3 tiles, which
-LLVM unrolls. With the length known only at run time the pass ran 1.3-2.1× slower (the input
-transform's, chunks of 16 samples, one core: 256 channels on 8×8 maps 0.42 → 0.31 ms, 128 on
-12×12 0.68 → 0.39, 128 on 16×16 phases of 8×8 0.30 → 0.18); the same sums in the same order,
-so the same values bit for bit.
+LLVM unrolls. With the length known only at run time the passes ran 1.3-2.1× slower (paired in
+one process, chunks of 16 samples, one core; the input transform's: 256 channels on 8×8 maps
+0.54 → 0.35 ms, 128 on 8×8 0.29 → 0.18, 128 on 12×12 0.67 → 0.39; the adjoint's 0.64 → 0.46,
+0.33 → 0.23, 0.70 → 0.41); the same sums in the same order, so the same values bit for bit.
 """
 from __future__ import annotations
 
