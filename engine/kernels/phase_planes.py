@@ -48,13 +48,48 @@ def covered(size, pad, a):
     return first // 2, (last // 2 + 1 if last >= first else first // 2)
 
 
+@njit(inline="always")
+def _split_whole(xs, ph, cs, ps, half):
+    """``split_phases`` of an even map without padding (x's own phases: every place written,
+    no margin): row y's even and odd values to its two phases' row y // 2."""
+    c, h = xs.shape[0], xs.shape[1]
+    for ch in range(c):
+        for y in range(h):
+            at, row = ch * cs + 2 * (y % 2) * ps + (y // 2) * half, xs[ch, y]
+            for t in range(half):
+                ph[at + t] = row[2 * t]
+                ph[at + ps + t] = row[2 * t + 1]
+
+
+@njit(inline="always")
+def _merge_whole(src, dxs, cs, ps, half):
+    """``merge_phases`` into an even map without padding: ``_split_whole``'s inverse."""
+    c, h = dxs.shape[0], dxs.shape[1]
+    for ch in range(c):
+        for y in range(h):
+            at, row = ch * cs + 2 * (y % 2) * ps + (y // 2) * half, dxs[ch, y]
+            for t in range(half):
+                row[2 * t] = src[at + t]
+                row[2 * t + 1] = src[at + ps + t]
+
+
 @njit(cache=True, nogil=True)
 def split_phases(xs, ph, cs, ps, hq, wq, top, left, margins):
     """The phases of one sample xs (C, H, W) into the flat ``ph``: padded row Y = y + top to
     phase a = Y mod 2, row Y // 2, and likewise the columns. With ``margins`` the places no
     input value reaches (the padding, an odd side's shorter phase) are written zeros too;
-    without, they are left as they are (a buffer made zeroed and reused keeps them zero)."""
+    without, they are left as they are (a buffer made zeroed and reused keeps them zero).
+    An even map without padding takes ``_split_whole``, its rows of 8 and 16 values with the
+    width compiled in."""
     c, h, w = xs.shape
+    if top == 0 and left == 0 and h % 2 == 0 and w % 2 == 0:
+        if w == 8:
+            _split_whole(xs, ph, cs, ps, 4)
+        elif w == 16:
+            _split_whole(xs, ph, cs, ps, 8)
+        else:
+            _split_whole(xs, ph, cs, ps, w // 2)
+        return
     first, second = left % 2, 1 - left % 2  # the phases of columns 0, 2, … and 1, 3, …
     v1, v2 = left // 2, (left + 1) // 2  # where those columns start in their phase
     half = w // 2
@@ -89,8 +124,17 @@ def merge_phases(src, dxs, cs, ps, r0, r1, wq, top, left):
     """dxs[c, y, x] = the gradient of padded input (y + top, x + left), value (c, p, u, v) of
     the phases' gradient at c·cs + p·ps + (u − r)·Wq + v in the flat ``src``, r = ``r0`` for
     phase rows a = 0, ``r1`` for a = 1 (a buffer may start at the first row x has):
-    ``split_phases``'s inverse, each row one loop over both of its phases."""
+    ``split_phases``'s inverse, each row one loop over both of its phases (``_merge_whole``
+    where ``split_phases`` took ``_split_whole``)."""
     c, h, w = dxs.shape
+    if top == 0 and left == 0 and r0 == 0 and r1 == 0 and h % 2 == 0 and w % 2 == 0:
+        if w == 8:
+            _merge_whole(src, dxs, cs, ps, 4)
+        elif w == 16:
+            _merge_whole(src, dxs, cs, ps, 8)
+        else:
+            _merge_whole(src, dxs, cs, ps, w // 2)
+        return
     half, odd_w = w // 2, w % 2
     v1, v2 = left // 2, (left + 1) // 2
     for ch in range(c):

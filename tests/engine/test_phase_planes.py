@@ -7,7 +7,7 @@ import pytest
 
 from layerloom.engine.kernels import phase_planes as pl
 
-SIDES = [(6, 6), (7, 9), (5, 4), (3, 3), (1, 2)]
+SIDES = [(6, 6), (7, 9), (5, 4), (3, 3), (1, 2), (8, 8), (4, 16)]  # 8, 16: widths compiled in
 PADS = [(0, 0), (1, 1), (2, 1), (1, 2), (3, 0)]
 
 
