@@ -49,25 +49,25 @@ def covered(size, pad, a):
 
 
 @njit(inline="always")
-def _split_whole(xs, ph, cs, ps, half):
+def _split_whole(xs, ph, cs, ps, wq, half):
     """``split_phases`` of an even map without padding (x's own phases: every place written,
-    no margin): row y's even and odd values to its two phases' row y // 2."""
+    no margin): row y's ``half`` even and odd values to its two phases' row y // 2."""
     c, h = xs.shape[0], xs.shape[1]
     for ch in range(c):
         for y in range(h):
-            at, row = ch * cs + 2 * (y % 2) * ps + (y // 2) * half, xs[ch, y]
+            at, row = ch * cs + 2 * (y % 2) * ps + (y // 2) * wq, xs[ch, y]
             for t in range(half):
                 ph[at + t] = row[2 * t]
                 ph[at + ps + t] = row[2 * t + 1]
 
 
 @njit(inline="always")
-def _merge_whole(src, dxs, cs, ps, half):
+def _merge_whole(src, dxs, cs, ps, wq, half):
     """``merge_phases`` into an even map without padding: ``_split_whole``'s inverse."""
     c, h = dxs.shape[0], dxs.shape[1]
     for ch in range(c):
         for y in range(h):
-            at, row = ch * cs + 2 * (y % 2) * ps + (y // 2) * half, dxs[ch, y]
+            at, row = ch * cs + 2 * (y % 2) * ps + (y // 2) * wq, dxs[ch, y]
             for t in range(half):
                 row[2 * t] = src[at + t]
                 row[2 * t + 1] = src[at + ps + t]
@@ -84,11 +84,11 @@ def split_phases(xs, ph, cs, ps, hq, wq, top, left, margins):
     c, h, w = xs.shape
     if top == 0 and left == 0 and h % 2 == 0 and w % 2 == 0:
         if w == 8:
-            _split_whole(xs, ph, cs, ps, 4)
+            _split_whole(xs, ph, cs, ps, wq, 4)
         elif w == 16:
-            _split_whole(xs, ph, cs, ps, 8)
+            _split_whole(xs, ph, cs, ps, wq, 8)
         else:
-            _split_whole(xs, ph, cs, ps, w // 2)
+            _split_whole(xs, ph, cs, ps, wq, w // 2)
         return
     first, second = left % 2, 1 - left % 2  # the phases of columns 0, 2, … and 1, 3, …
     v1, v2 = left // 2, (left + 1) // 2  # where those columns start in their phase
@@ -129,11 +129,11 @@ def merge_phases(src, dxs, cs, ps, r0, r1, wq, top, left):
     c, h, w = dxs.shape
     if top == 0 and left == 0 and r0 == 0 and r1 == 0 and h % 2 == 0 and w % 2 == 0:
         if w == 8:
-            _merge_whole(src, dxs, cs, ps, 4)
+            _merge_whole(src, dxs, cs, ps, wq, 4)
         elif w == 16:
-            _merge_whole(src, dxs, cs, ps, 8)
+            _merge_whole(src, dxs, cs, ps, wq, 8)
         else:
-            _merge_whole(src, dxs, cs, ps, w // 2)
+            _merge_whole(src, dxs, cs, ps, wq, w // 2)
         return
     half, odd_w = w // 2, w % 2
     v1, v2 = left // 2, (left + 1) // 2
