@@ -21,7 +21,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from layerloom.engine.kernels.packed import PANEL, gemm_at, gemm_packed, pack, panels_shape
+from layerloom.engine.kernels.blas import NO_TRANS, TRANS, gemm
+from layerloom.engine.kernels.packed import (PANEL, gemm_at, gemm_packed, keep_alive, pack,
+                                            panels_shape)
 from layerloom.engine.threads import split_rows
 
 MAX_PAIRS = 1 << 15  # C·F up to which the tile kernel runs a point's products (128 → 256)
@@ -139,8 +141,12 @@ def point_grads(dm, v, u, ut, q, du, vt, need_dx, accumulate):
         if need_dx:
             product_rows(ut[q], dm, v)
     else:
-        if accumulate:
-            du += np.dot(dm, v.T)
+        if accumulate:  # in the BLAS's own pass (β = 1): no product array a point to add
+            gemm(NO_TRANS, TRANS, du.shape[0], du.shape[1], dm.shape[1], dm.ctypes.data,
+                 dm.strides[0] // dm.itemsize, v.ctypes.data, v.strides[0] // v.itemsize, 1,
+                 du.ctypes.data, du.strides[0] // du.itemsize, du.itemsize == 8)
+            keep_alive(dm)
+            keep_alive(v)
         else:
             np.dot(dm, v.T, du)
         if need_dx:

@@ -8,8 +8,9 @@ import pytest
 from numba import njit
 
 from layerloom.engine.kernels import conv
-from layerloom.engine.kernels.point_products import (MAX_PAIRS, on_tiles, panel_buffer, product,
-                                                     product_rows, transposed_points)
+from layerloom.engine.kernels.point_products import (MAX_PAIRS, on_tiles, panel_buffer,
+                                                     point_grads, product, product_rows,
+                                                     transposed_points)
 
 from .test_split_kernels import at_threads
 
@@ -98,3 +99,27 @@ def test_the_transposed_points_are_each_points_transpose(shape):
         assert ut.flags.c_contiguous
         np.testing.assert_array_equal(ut, u.transpose(0, 2, 1))
     assert transposed_points(u.astype(np.float64)).size == 0  # float64 keeps the BLAS
+
+
+@njit(cache=True)
+def _grads(dm, v, u, ut, du, vt, accumulate):
+    """``point_grads`` of point 0 as the chunked backwards call it, without the input gradient."""
+    point_grads(dm, v, u, ut, 0, du, vt, False, accumulate)
+
+
+@pytest.mark.parametrize("tiles", [True, False])
+def test_a_point_s_weight_gradient_adds_to_its_partial_on_either_route(tiles):
+    """du += dm · vᵀ with ``accumulate`` (a run's later chunks, ``du_parts``), du = dm · vᵀ
+    without, on the tile kernel and on the BLAS (empty Uᵀ), for rows read from larger buffers."""
+    rng = np.random.default_rng(5)
+    dm = rng.standard_normal((40, 90)).astype(np.float32)[:, :70]
+    v = rng.standard_normal((30, 80)).astype(np.float32)[:, :70]
+    u = np.zeros((1, 40, 30), np.float32)
+    ut = transposed_points(u) if tiles else np.empty((0, 30, 40), np.float32)
+    vt = panel_buffer(70, 30, tiles)
+    start = rng.standard_normal((40, 30)).astype(np.float32)
+    prod = dm.astype(np.float64) @ v.T.astype(np.float64)
+    for accumulate, want in ((True, start + prod), (False, prod)):
+        du = start.copy()
+        _grads(dm, v, u, ut, du, vt, accumulate)
+        assert np.abs(du - want).max() <= 1e-5 * np.abs(want).max()
