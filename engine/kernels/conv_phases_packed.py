@@ -8,7 +8,7 @@ phase (i mod 2, j mod 2) at (r + i // 2, q + j // 2): in a flat output layout of
 (``conv_gemm``'s, Wq − OW columns thrown away) every tap (c, i, j) is one contiguous row read
 at a fixed offset from the output's position, so the whole forward is W (F × 9·C) times those
 rows, which ``packed.gemm_at`` takes as B rows at offsets (no im2col matrix, no packing pass),
-accumulating the 9·C products of a 6 × 16 tile in registers. ``conv_kn2row`` ran the same sum
+accumulating the 9·C products of a register tile (``packed``). ``conv_kn2row`` ran the same sum
 as nine BLAS products of depth C per band of rows (each packing its operands, each reading and
 writing the accumulator), which at C = 16-64 ran well below the tile kernel's speed.
 

@@ -1,13 +1,21 @@
 """The float32 product against a packed weight (``kernels.packed``): the recurrent layers' steps
-and ``dense.matmul``'s products with small weights. It equals the float64 product for every row count (tiles of 1-6 rows), every width (whole and
-part panels) and every inner size, accumulating or not; it leaves the columns beyond the output's
-alone; a row's result does not depend on the rows beside it (the batch split over cores gives
-the same bits); integer-valued operands give the exact product; a NaN stays in its row."""
+and ``dense.matmul``'s products with small weights. It equals the float64 product for every row
+count (tiles of 1-6 rows on AVX2, 1-12 on AVX-512), every width (whole and part panels, pairs of
+panels and a last one alone) and every inner size, accumulating or not; it leaves the columns
+beyond the output's alone; a row's result does not depend on the rows beside it (the batch split
+over cores gives the same bits), nor on the vector width the CPU has; integer-valued operands
+give the exact product; a NaN stays in its row."""
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from layerloom.engine.kernels import packed as packed_module
 from layerloom.engine.kernels.packed import PANEL, gemm_packed, packed, panels_shape
 
 
@@ -18,7 +26,7 @@ def _operands(m, k, n, seed=0):
             rng.standard_normal((m, n), dtype=np.float32))
 
 
-@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 6, 7, 12, 13, 16, 32, 37])
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 6, 7, 9, 11, 12, 13, 16, 24, 32, 37])
 @pytest.mark.parametrize("k,n", [(1, 16), (7, 5), (64, 40), (256, 1024), (100, 33)])
 @pytest.mark.parametrize("accumulate", [False, True])
 def test_the_product_is_the_float64_product(m, k, n, accumulate):
@@ -110,3 +118,31 @@ def test_dense_products_the_rule_takes_run_through_the_packed_weight(monkeypatch
     monkeypatch.setattr(dense, "gemm_parts", lambda m, macs: [(0, 7), (7, 150), (150, m)])
     np.testing.assert_array_equal(dense.matmul(a, w.T, bias), got)
     assert sorted(calls[1:]) == [7, 143, 150]  # the parts run side by side
+
+
+_AVX2_CHILD = """
+import json, sys
+import numpy as np
+from layerloom.engine.kernels import packed
+a, b, c = (np.asarray(v, np.float32) for v in json.load(sys.stdin))
+packed.gemm_packed(a, packed.packed(b), c, True)
+print(json.dumps({"lanes": packed.LANES, "c": c.view(np.uint32).tolist()}))
+"""
+
+
+@pytest.mark.skipif(packed_module.LANES == 8, reason="the host has no AVX-512: its tile is AVX2's")
+def test_the_avx512_tile_gives_the_avx2_tiles_bits():
+    """On a CPU with AVX-512 the tile spans two panels in 16-float registers; numba told to
+    compile for AVX2 (a child process: the features are read once) runs the 8-float tile. Each
+    element is the same k-ordered chain of fused multiply-adds either way: the same bits."""
+    a, b, c = _operands(37, 70, 72, seed=5)
+    here = c.copy()
+    gemm_packed(a, packed(b), here, True)
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell",
+               NUMBA_CPU_FEATURES="+avx,+avx2,+fma,+f16c,+sse4.2,+popcnt,+bmi,+bmi2,+lzcnt")
+    out = subprocess.run([sys.executable, "-c", _AVX2_CHILD], env=env, capture_output=True,
+                         text=True, timeout=600,
+                         input=json.dumps([a.tolist(), b.tolist(), c.tolist()]), check=True)
+    child = json.loads(out.stdout)
+    assert child["lanes"] == 8 and packed_module.LANES == 16
+    np.testing.assert_array_equal(np.asarray(child["c"], np.uint32).view(np.float32), here)
