@@ -15,6 +15,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from layerloom.engine.kernels.vector_width import wide_vectors
 from layerloom.engine.threads import split_rows
 
 CHUNK = 1 << 14  # elements per chunk
@@ -128,6 +129,8 @@ def gelu_forward(x: np.ndarray, tanh: bool) -> np.ndarray:
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def gelu_backward_chunks(x, dy, tanh, out, c0, c1):
+    wide_vectors()  # 16 lanes on AVX-512: 3.6 → 2.75 ms for 2 M floats, one core (the
+    # forward, bound by its division, stayed at 1.6)
     lo, hi = c0 * CHUNK, c1 * CHUNK
     xs, ds, os_ = x[lo:hi], dy[lo:hi], out[lo:hi]  # slices: see gelu_forward_chunks
     if x.itemsize == 4 and not tanh:
