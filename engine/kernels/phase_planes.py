@@ -49,28 +49,33 @@ def covered(size, pad, a):
 
 
 @njit(inline="always")
-def _split_whole(xs, ph, cs, ps, wq, half):
-    """``split_phases`` of an even map without padding (x's own phases: every place written,
-    no margin): row y's ``half`` even and odd values to its two phases' row y // 2."""
+def _whole_body(flat, xs, cs, ps, wq, half, to_phases):
+    """Row y's ``half`` even and odd values of an even map without padding (x's own phases:
+    every place written, no margin) to or from its two phases' row y // 2 in ``flat``
+    (``to_phases``: a literal at each call, so the branch folds away)."""
     c, h = xs.shape[0], xs.shape[1]
     for ch in range(c):
         for y in range(h):
             at, row = ch * cs + 2 * (y % 2) * ps + (y // 2) * wq, xs[ch, y]
             for t in range(half):
-                ph[at + t] = row[2 * t]
-                ph[at + ps + t] = row[2 * t + 1]
+                if to_phases:
+                    flat[at + t] = row[2 * t]
+                    flat[at + ps + t] = row[2 * t + 1]
+                else:
+                    row[2 * t] = flat[at + t]
+                    row[2 * t + 1] = flat[at + ps + t]
 
 
 @njit(inline="always")
-def _merge_whole(src, dxs, cs, ps, wq, half):
-    """``merge_phases`` into an even map without padding: ``_split_whole``'s inverse."""
-    c, h = dxs.shape[0], dxs.shape[1]
-    for ch in range(c):
-        for y in range(h):
-            at, row = ch * cs + 2 * (y % 2) * ps + (y // 2) * wq, dxs[ch, y]
-            for t in range(half):
-                row[2 * t] = src[at + t]
-                row[2 * t + 1] = src[at + ps + t]
+def _whole(flat, xs, cs, ps, wq, to_phases):
+    """``_whole_body`` with rows of 8 and 16 values compiled in (LLVM unrolls them)."""
+    w = xs.shape[2]
+    if w == 8:
+        _whole_body(flat, xs, cs, ps, wq, 4, to_phases)
+    elif w == 16:
+        _whole_body(flat, xs, cs, ps, wq, 8, to_phases)
+    else:
+        _whole_body(flat, xs, cs, ps, wq, w // 2, to_phases)
 
 
 @njit(cache=True, nogil=True)
@@ -79,16 +84,11 @@ def split_phases(xs, ph, cs, ps, hq, wq, top, left, margins):
     phase a = Y mod 2, row Y // 2, and likewise the columns. With ``margins`` the places no
     input value reaches (the padding, an odd side's shorter phase) are written zeros too;
     without, they are left as they are (a buffer made zeroed and reused keeps them zero).
-    An even map without padding takes ``_split_whole``, its rows of 8 and 16 values with the
-    width compiled in."""
+    An even map without padding takes ``_whole``, its rows of 8 and 16 values with the width
+    compiled in."""
     c, h, w = xs.shape
     if top == 0 and left == 0 and h % 2 == 0 and w % 2 == 0:
-        if w == 8:
-            _split_whole(xs, ph, cs, ps, wq, 4)
-        elif w == 16:
-            _split_whole(xs, ph, cs, ps, wq, 8)
-        else:
-            _split_whole(xs, ph, cs, ps, wq, w // 2)
+        _whole(ph, xs, cs, ps, wq, True)
         return
     first, second = left % 2, 1 - left % 2  # the phases of columns 0, 2, … and 1, 3, …
     v1, v2 = left // 2, (left + 1) // 2  # where those columns start in their phase
@@ -124,16 +124,11 @@ def merge_phases(src, dxs, cs, ps, r0, r1, wq, top, left):
     """dxs[c, y, x] = the gradient of padded input (y + top, x + left), value (c, p, u, v) of
     the phases' gradient at c·cs + p·ps + (u − r)·Wq + v in the flat ``src``, r = ``r0`` for
     phase rows a = 0, ``r1`` for a = 1 (a buffer may start at the first row x has):
-    ``split_phases``'s inverse, each row one loop over both of its phases (``_merge_whole``
-    where ``split_phases`` took ``_split_whole``)."""
+    ``split_phases``'s inverse, each row one loop over both of its phases (``_whole`` the other
+    way where ``split_phases`` took it)."""
     c, h, w = dxs.shape
     if top == 0 and left == 0 and r0 == 0 and r1 == 0 and h % 2 == 0 and w % 2 == 0:
-        if w == 8:
-            _merge_whole(src, dxs, cs, ps, wq, 4)
-        elif w == 16:
-            _merge_whole(src, dxs, cs, ps, wq, 8)
-        else:
-            _merge_whole(src, dxs, cs, ps, wq, w // 2)
+        _whole(src, dxs, cs, ps, wq, False)
         return
     half, odd_w = w // 2, w % 2
     v1, v2 = left // 2, (left + 1) // 2

@@ -20,14 +20,14 @@ def _body(x, dy, out):
         out[i] = dy[i] * d
 
 
-@njit(error_model="numpy")  # not cached: the tests read the compiled code
+_body_jit = njit(error_model="numpy", inline="always")(_body)
+_narrow = njit(error_model="numpy")(_body)  # not cached: the tests read the compiled code
+
+
+@njit(error_model="numpy")
 def _wide(x, dy, out):
     wide_vectors()
     _body_jit(x, dy, out)
-
-
-_body_jit = njit(error_model="numpy", inline="always")(_body)
-_narrow = njit(error_model="numpy")(_body)
 
 
 def _inputs(n=5000):
